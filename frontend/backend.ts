@@ -1,0 +1,2 @@
+// keras.backend: session state.
+export { clearSession } from './layers/layer.js';

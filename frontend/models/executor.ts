@@ -1,0 +1,80 @@
+// Running models: trace a model into one graph per (batch size, mode) and execute it on the reference interpreter.
+import type { Graph } from '../../ir/graph.js';
+import { interpret } from '../../ir/interpreter.js';
+import type { TypedArray } from '../../ir/types.js';
+import { Trace, withTrace } from '../engine.js';
+import * as ops from '../ops.js';
+import { Tensor, type Variable } from '../tensor.js';
+import type { Model, ModelInput } from './model.js';
+
+export interface PredictOptions {
+  /** Samples per call (Keras default 32). */
+  batchSize?: number;
+  verbose?: number | 'auto';
+}
+
+export interface TracedModel {
+  readonly graph: Graph;
+  /** The variables behind the graph's params, in param order. */
+  readonly variables: Variable[];
+}
+
+/** Traces model(inputs) at a fixed batch size into a graph: inputs by model input name, outputs by output name. */
+export function traceModel(model: Model, batchSize: number, training = false): TracedModel {
+  const tr = new Trace();
+  for (const v of model.weights) tr.paramOf(v);
+  const outputs = withTrace(tr, () => {
+    const ins = model.inputSpecs.map((s) => tr.input(s.name, s.dtype, s.shape.map((d, i) => (i === 0 ? batchSize : d ?? 1))));
+    const out = model.call(ins.length === 1 ? ins[0]! : ins, { training }) as Tensor | Tensor[];
+    return Array.isArray(out) ? out : [out];
+  });
+  const graph = tr.finish(training ? 'forward_train' : 'predict', outputs.map((t, i) => ({ name: model.outputNames[i]!, node: tr.nodeOf(t) })));
+  return { graph, variables: tr.variables };
+}
+
+const cache = new WeakMap<Model, Map<string, TracedModel>>();
+
+/** The traced graph of a model for a batch size, cached until the model's layers change. */
+export function tracedFor(model: Model, batchSize: number, training = false): TracedModel {
+  let m = cache.get(model);
+  if (!m) cache.set(model, (m = new Map()));
+  const key = `${batchSize}|${training}|${model.layers.length}`;
+  let t = m.get(key);
+  if (!t) m.set(key, (t = traceModel(model, batchSize, training)));
+  return t;
+}
+
+/** Runs a traced graph on concrete input tensors with the variables' current values. */
+export function runTraced(t: TracedModel, inputs: readonly Tensor[], extra: Record<string, TypedArray> = {}): Tensor[] {
+  const bind: Record<string, TypedArray> = { ...extra };
+  t.graph.inputs.forEach((n, i) => {
+    const name = String(n.attrs['name']);
+    if (!(name in bind)) bind[name] = inputs[i]!.data;
+  });
+  const params: Record<string, TypedArray> = {};
+  for (const v of t.variables) params[v.path] = v.data;
+  const res = interpret(t.graph, bind, params);
+  return [...res.outputs.values()].map((v) => new Tensor(v.type.dtype, v.type.shape, v.data));
+}
+
+/** Slices rows [start, end) of a tensor along the batch axis. */
+export function sliceBatch(t: Tensor, start: number, end: number): Tensor {
+  const row = t.size / t.shape[0]!;
+  return new Tensor(t.dtype, [end - start, ...t.shape.slice(1)], t.data.slice(start * row, end * row));
+}
+
+/** model.predict: batches through the traced inference graph; the last partial batch gets its own graph. */
+export function predict(model: Model, x: ModelInput, options: PredictOptions = {}): Tensor | Tensor[] {
+  const inputs = model.normalizeInputs(x);
+  const n = inputs[0]!.shape[0]!;
+  for (const t of inputs) if (t.shape[0] !== n) throw new Error(`predict: inputs have different numbers of samples (${inputs.map((i) => i.shape[0]).join(', ')})`);
+  const bs = Math.max(1, Math.min(options.batchSize ?? 32, n));
+  const parts: Tensor[][] = [];
+  for (let s = 0; s < n; s += bs) {
+    const e = Math.min(n, s + bs);
+    const traced = tracedFor(model, e - s);
+    parts.push(runTraced(traced, inputs.map((t) => sliceBatch(t, s, e))));
+  }
+  const outs = model.outputNames.map((_, i) => (parts.length === 1 ? parts[0]![i]! : ops.concatenate(parts.map((p) => p[i]!), 0)));
+  return model.multiOutput ? outs : outs[0]!;
+}

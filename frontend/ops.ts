@@ -1,0 +1,517 @@
+// keras.ops: NumPy-style tensor functions composed from graph-IR primitives (broadcasting, dtype promotion).
+import { broadcastShapes } from '../ir/ops.js';
+import { type DType, type Shape, type TypedArray, allocate, dtypeOfTyped, formatShape, isFloat, normAxis, sizeOf, toTyped } from '../ir/types.js';
+import { apply, currentTrace } from './engine.js';
+import { type NestedArray, Tensor } from './tensor.js';
+
+export type TensorLike = Tensor | NestedArray | TypedArray;
+export type Axis = number | readonly number[] | null | undefined;
+
+function flatten(v: NestedArray, shape: number[], out: number[], depth: number): void {
+  if (Array.isArray(v)) {
+    if (shape.length === depth) shape.push(v.length);
+    else if (shape[depth] !== v.length) throw new Error(`array is ragged: expected ${shape[depth]} elements at depth ${depth}, got ${v.length}`);
+    for (const x of v) flatten(x, shape, out, depth + 1);
+  } else {
+    if (depth !== shape.length) throw new Error('array is ragged: mixes scalars and lists at one depth');
+    if (typeof v !== 'number' && typeof v !== 'boolean') throw new Error(`array elements must be numbers or booleans, got ${typeof v}`);
+    out.push(Number(v));
+  }
+}
+
+/**
+ * Creates a tensor. The dtype is inferred like Keras (all integers -> int32, booleans -> bool, else float32;
+ * typed arrays keep theirs) unless given.
+ * @example keras.ops.array([[1, 2, 3], [4, 5, 6]]) // int32, shape [2, 3]
+ */
+export function array(values: TensorLike, dtype?: DType): Tensor {
+  if (values instanceof Tensor) return dtype && dtype !== values.dtype ? cast(values, dtype) : values;
+  if (ArrayBuffer.isView(values)) {
+    const d = dtypeOfTyped(values);
+    const t = new Tensor(d, [values.length], values.slice());
+    return dtype && dtype !== d ? cast(t, dtype) : t;
+  }
+  const shape: number[] = [], flat: number[] = [];
+  flatten(values, shape, flat, 0);
+  const allBool = flat.length > 0 && isAllBool(values);
+  const inferred: DType = allBool ? 'bool' : flat.every(Number.isInteger) ? 'int32' : 'float32';
+  const d = dtype ?? inferred;
+  return new Tensor(d, shape, toTyped(d, flat));
+}
+
+function isAllBool(v: NestedArray): boolean {
+  return Array.isArray(v) ? v.every(isAllBool) : typeof v === 'boolean';
+}
+
+/** Converts numbers and arrays to tensors; a JS number next to a tensor takes that tensor's dtype (weak typing). */
+export function convertToTensor(x: TensorLike, like?: DType): Tensor {
+  if (x instanceof Tensor) return x;
+  if (typeof x === 'number' && like) return full([], x, like);
+  return array(x);
+}
+
+const RANK: Record<DType, number> = { bool: 0, int32: 1, float16: 2, bfloat16: 2, float32: 3 };
+
+/** Keras result_type for two dtypes: bool < int32 < float32. */
+export function resultType(a: DType, b: DType): DType {
+  return RANK[a] >= RANK[b] ? a : b;
+}
+
+export function cast(x: TensorLike, dtype: DType): Tensor {
+  const t = convertToTensor(x);
+  return t.dtype === dtype ? t : apply('cast', [t], { dtype });
+}
+
+export function shape(x: TensorLike): number[] {
+  return [...convertToTensor(x).shape];
+}
+
+export function ndim(x: TensorLike): number {
+  return convertToTensor(x).shape.length;
+}
+
+export function size(x: TensorLike): number {
+  return sizeOf(convertToTensor(x).shape);
+}
+
+export function full(shape: Shape, value: number, dtype: DType = 'float32'): Tensor {
+  const n = sizeOf(shape);
+  return new Tensor(dtype, shape, allocate(dtype, n).fill(dtype === 'bool' ? (value ? 1 : 0) : value));
+}
+
+export function zeros(shape: Shape, dtype: DType = 'float32'): Tensor {
+  return full(shape, 0, dtype);
+}
+
+export function ones(shape: Shape, dtype: DType = 'float32'): Tensor {
+  return full(shape, 1, dtype);
+}
+
+export function zerosLike(x: TensorLike, dtype?: DType): Tensor {
+  const t = convertToTensor(x);
+  return zeros(t.shape, dtype ?? t.dtype);
+}
+
+export function onesLike(x: TensorLike, dtype?: DType): Tensor {
+  const t = convertToTensor(x);
+  return ones(t.shape, dtype ?? t.dtype);
+}
+
+/** int32 (or given dtype) values start, start+step, ... below stop. */
+export function arange(start: number, stop?: number, step = 1, dtype?: DType): Tensor {
+  if (stop === undefined) [start, stop] = [0, start];
+  const n = Math.max(0, Math.ceil((stop - start) / step));
+  const vals = Array.from({ length: n }, (_, i) => start + i * step);
+  return array(vals, dtype ?? (vals.every(Number.isInteger) && Number.isInteger(step) ? 'int32' : 'float32'));
+}
+
+/** Broadcasts x to shape by NumPy rules. */
+export function broadcastTo(x: TensorLike, shape: Shape): Tensor {
+  const t = convertToTensor(x);
+  if (t.shape.length === shape.length && t.shape.every((d, i) => d === shape[i])) return t;
+  return apply('broadcast', [t], { shape: [...shape] });
+}
+
+/** Brings operands to a common dtype (weak JS numbers) and a common broadcast shape. */
+function binaryOperands(a: TensorLike, b: TensorLike, name: string): [Tensor, Tensor] {
+  let x = a instanceof Tensor ? a : undefined, y = b instanceof Tensor ? b : undefined;
+  if (!x && !y) { x = convertToTensor(a); y = convertToTensor(b); }
+  x ??= convertToTensor(a, typeof a === 'number' && !Number.isInteger(a) && !isFloat(y!.dtype) ? 'float32' : y!.dtype);
+  y ??= convertToTensor(b, typeof b === 'number' && !Number.isInteger(b) && !isFloat(x.dtype) ? 'float32' : x.dtype);
+  const dt = resultType(x.dtype, y.dtype);
+  x = cast(x, dt);
+  y = cast(y, dt);
+  const s = broadcastShapes(x.shape, y.shape);
+  if (!s) throw new Error(`${name}: shapes ${formatShape(x.shape)} and ${formatShape(y.shape)} do not broadcast`);
+  return [broadcastTo(x, s), broadcastTo(y, s)];
+}
+
+function binary(op: 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'max' | 'min', name: string) {
+  return (a: TensorLike, b: TensorLike): Tensor => {
+    const [x, y] = binaryOperands(a, b, name);
+    return apply(op, [x, y]);
+  };
+}
+
+function compare(op: 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge', name: string) {
+  return (a: TensorLike, b: TensorLike): Tensor => {
+    const [x, y] = binaryOperands(a, b, name);
+    return apply(op, [x, y]);
+  };
+}
+
+export const add = binary('add', 'add');
+export const subtract = binary('sub', 'subtract');
+export const multiply = binary('mul', 'multiply');
+export const maximum = binary('max', 'maximum');
+export const minimum = binary('min', 'minimum');
+export const equal = compare('eq', 'equal');
+export const notEqual = compare('ne', 'notEqual');
+export const less = compare('lt', 'less');
+export const lessEqual = compare('le', 'lessEqual');
+export const greater = compare('gt', 'greater');
+export const greaterEqual = compare('ge', 'greaterEqual');
+
+/** True division: integer operands give float32, as in Keras. */
+export function divide(a: TensorLike, b: TensorLike): Tensor {
+  let [x, y] = binaryOperands(a, b, 'divide');
+  if (!isFloat(x.dtype)) [x, y] = [cast(x, 'float32'), cast(y, 'float32')];
+  return apply('div', [x, y]);
+}
+
+export const trueDivide = divide;
+
+export function power(a: TensorLike, b: TensorLike): Tensor {
+  const [x, y] = binaryOperands(a, b, 'power');
+  return apply('pow', [x, y]);
+}
+
+export function logicalAnd(a: TensorLike, b: TensorLike): Tensor {
+  const [x, y] = binaryOperands(cast(a, 'bool'), cast(b, 'bool'), 'logicalAnd');
+  return apply('and', [x, y]);
+}
+
+export function logicalOr(a: TensorLike, b: TensorLike): Tensor {
+  const [x, y] = binaryOperands(cast(a, 'bool'), cast(b, 'bool'), 'logicalOr');
+  return apply('or', [x, y]);
+}
+
+export function logicalNot(x: TensorLike): Tensor {
+  return apply('not', [cast(x, 'bool')]);
+}
+
+function floatUnary(op: 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'tanh' | 'erf' | 'sin' | 'cos' | 'recip') {
+  return (x: TensorLike): Tensor => {
+    const t = convertToTensor(x);
+    return apply(op, [isFloat(t.dtype) ? t : cast(t, 'float32')]);
+  };
+}
+
+export const exp = floatUnary('exp');
+export const log = floatUnary('log');
+export const sqrt = floatUnary('sqrt');
+export const rsqrt = floatUnary('rsqrt');
+export const tanh = floatUnary('tanh');
+export const erf = floatUnary('erf');
+export const sin = floatUnary('sin');
+export const cos = floatUnary('cos');
+export const reciprocal = floatUnary('recip');
+
+export function negative(x: TensorLike): Tensor {
+  return apply('neg', [convertToTensor(x)]);
+}
+
+export function abs(x: TensorLike): Tensor {
+  return apply('abs', [convertToTensor(x)]);
+}
+
+export function sign(x: TensorLike): Tensor {
+  return apply('sign', [convertToTensor(x)]);
+}
+
+export function floor(x: TensorLike): Tensor {
+  return apply('floor', [convertToTensor(x)]);
+}
+
+export function ceil(x: TensorLike): Tensor {
+  return apply('ceil', [convertToTensor(x)]);
+}
+
+export function round(x: TensorLike): Tensor {
+  return apply('round', [convertToTensor(x)]);
+}
+
+export function square(x: TensorLike): Tensor {
+  const t = convertToTensor(x);
+  return multiply(t, t);
+}
+
+export function log1p(x: TensorLike): Tensor {
+  return log(add(x, 1));
+}
+
+export function expm1(x: TensorLike): Tensor {
+  return subtract(exp(x), 1);
+}
+
+/** Chooses x where condition holds, else y (broadcasting all three). */
+export function where(condition: TensorLike, x: TensorLike, y: TensorLike): Tensor {
+  const c = cast(condition, 'bool');
+  const [a, b] = binaryOperands(x, y, 'where');
+  const s = broadcastShapes(c.shape, a.shape);
+  if (!s) throw new Error(`where: condition ${formatShape(c.shape)} does not broadcast with ${formatShape(a.shape)}`);
+  return apply('select', [broadcastTo(c, s), broadcastTo(a, s), broadcastTo(b, s)]);
+}
+
+export function clip(x: TensorLike, min: number, max: number): Tensor {
+  return minimum(maximum(x, min), max);
+}
+
+function axesOf(axis: Axis, rank: number): number[] {
+  if (axis === null || axis === undefined) return Array.from({ length: rank }, (_, i) => i);
+  const list = typeof axis === 'number' ? [axis] : [...axis];
+  return [...new Set(list.map((a) => normAxis(a, rank)))].sort((a, b) => a - b);
+}
+
+export interface ReduceOptions {
+  /** Axis or axes to reduce; all when omitted. */
+  axis?: Axis;
+  keepdims?: boolean;
+}
+
+function reducer(op: 'reduce_sum' | 'reduce_max' | 'reduce_min' | 'reduce_prod') {
+  return (x: TensorLike, opts: ReduceOptions | number = {}): Tensor => {
+    const o = typeof opts === 'number' ? { axis: opts } : opts;
+    let t = convertToTensor(x);
+    if (t.dtype === 'bool') t = cast(t, 'int32');
+    return apply(op, [t], { axes: axesOf(o.axis, t.rank), keepdims: o.keepdims ?? false });
+  };
+}
+
+export const sum = reducer('reduce_sum');
+export const max = reducer('reduce_max');
+export const min = reducer('reduce_min');
+export const prod = reducer('reduce_prod');
+export const amax = max;
+export const amin = min;
+
+/** Arithmetic mean; integer inputs give float32 as in Keras. */
+export function mean(x: TensorLike, opts: ReduceOptions | number = {}): Tensor {
+  const o = typeof opts === 'number' ? { axis: opts } : opts;
+  let t = convertToTensor(x);
+  if (!isFloat(t.dtype)) t = cast(t, 'float32');
+  const axes = axesOf(o.axis, t.rank);
+  const n = axes.reduce((acc, a) => acc * t.shape[a]!, 1);
+  return divide(sum(t, { axis: axes, keepdims: o.keepdims ?? false }), n);
+}
+
+/** Population variance over axes. */
+export function variance(x: TensorLike, opts: ReduceOptions | number = {}): Tensor {
+  const o = typeof opts === 'number' ? { axis: opts } : opts;
+  const t = convertToTensor(x);
+  const m = mean(t, { axis: o.axis, keepdims: true });
+  return mean(square(subtract(t, m)), o);
+}
+
+export const var_ = variance;
+
+export function std(x: TensorLike, opts: ReduceOptions | number = {}): Tensor {
+  return sqrt(variance(x, opts));
+}
+
+function argReducer(op: 'argmax' | 'argmin') {
+  return (x: TensorLike, axis: number | null = null, keepdims = false): Tensor => {
+    let t = convertToTensor(x);
+    if (axis === null) {
+      t = reshape(t, [-1]);
+      axis = 0;
+    }
+    return apply(op, [t], { axis: normAxis(axis, t.rank), keepdims });
+  };
+}
+
+export const argmax = argReducer('argmax');
+export const argmin = argReducer('argmin');
+
+/** Reshape; one dimension may be -1 (inferred). */
+export function reshape(x: TensorLike, newShape: readonly number[]): Tensor {
+  const t = convertToTensor(x);
+  const known = newShape.filter((d) => d !== -1).reduce((a, b) => a * b, 1);
+  const unknown = newShape.filter((d) => d === -1).length;
+  if (unknown > 1) throw new Error(`reshape: only one dimension may be -1, got ${formatShape(newShape)}`);
+  const shape = newShape.map((d) => (d === -1 ? (known === 0 ? 0 : t.size / known) : d));
+  if (unknown && (known === 0 || t.size % known !== 0)) throw new Error(`reshape: cannot reshape ${formatShape(t.shape)} (${t.size} elements) to ${formatShape(newShape)}`);
+  if (shape.length === t.rank && shape.every((d, i) => d === t.shape[i])) return t;
+  return apply('reshape', [t], { shape });
+}
+
+/** Permutes axes; reverses them when `axes` is omitted. */
+export function transpose(x: TensorLike, axes?: readonly number[]): Tensor {
+  const t = convertToTensor(x);
+  const perm = axes ? axes.map((a) => normAxis(a, t.rank)) : Array.from({ length: t.rank }, (_, i) => t.rank - 1 - i);
+  if (perm.every((p, i) => p === i)) return t;
+  return apply('transpose', [t], { perm });
+}
+
+export function expandDims(x: TensorLike, axis: number): Tensor {
+  const t = convertToTensor(x);
+  const a = normAxis(axis, t.rank + 1);
+  return reshape(t, [...t.shape.slice(0, a), 1, ...t.shape.slice(a)]);
+}
+
+export function squeeze(x: TensorLike, axis?: number | number[]): Tensor {
+  const t = convertToTensor(x);
+  const axes = axis === undefined ? t.shape.flatMap((d, i) => (d === 1 ? [i] : [])) : axesOf(axis, t.rank);
+  for (const a of axes) if (t.shape[a] !== 1) throw new Error(`squeeze: axis ${a} has size ${t.shape[a]}, not 1`);
+  return reshape(t, t.shape.filter((_, i) => !axes.includes(i)));
+}
+
+/** Matrix product with NumPy semantics: 1-D operands are promoted, batch dimensions broadcast. */
+export function matmul(a: TensorLike, b: TensorLike): Tensor {
+  let x = convertToTensor(a), y = convertToTensor(b);
+  const dt = resultType(x.dtype, y.dtype) === 'bool' ? 'int32' : resultType(x.dtype, y.dtype);
+  x = cast(x, dt);
+  y = cast(y, dt);
+  if (x.rank === 0 || y.rank === 0) throw new Error('matmul: operands must not be scalars (use multiply)');
+  const xv = x.rank === 1, yv = y.rank === 1;
+  if (xv) x = reshape(x, [1, x.shape[0]!]);
+  if (yv) y = reshape(y, [y.shape[0]!, 1]);
+  if (x.shape[x.rank - 1] !== y.shape[y.rank - 2]) {
+    throw new Error(`matmul: inner dimensions do not match: ${formatShape(convertToTensor(a).shape)} @ ${formatShape(convertToTensor(b).shape)}`);
+  }
+  const batch = broadcastShapes(x.shape.slice(0, -2), y.shape.slice(0, -2));
+  if (!batch) throw new Error(`matmul: batch dimensions ${formatShape(x.shape)} and ${formatShape(y.shape)} do not broadcast`);
+  x = broadcastTo(x, [...batch, ...x.shape.slice(-2)]);
+  y = broadcastTo(y, [...batch, ...y.shape.slice(-2)]);
+  let out = apply('matmul', [x, y]);
+  if (xv || yv) out = reshape(out, [...batch, ...(xv ? [] : [x.shape[x.rank - 2]!]), ...(yv ? [] : [y.shape[y.rank - 1]!])]);
+  return out;
+}
+
+export const dot = matmul;
+
+/** Joins tensors along an existing axis. */
+export function concatenate(xs: readonly TensorLike[], axis = -1): Tensor {
+  if (xs.length === 0) throw new Error('concatenate: needs at least one tensor');
+  const ts = xs.map((x) => convertToTensor(x));
+  const dt = ts.map((t) => t.dtype).reduce(resultType);
+  const a = normAxis(axis, ts[0]!.rank);
+  if (ts.length === 1) return cast(ts[0]!, dt);
+  return apply('concat', ts.map((t) => cast(t, dt)), { axis: a });
+}
+
+export function stack(xs: readonly TensorLike[], axis = 0): Tensor {
+  const ts = xs.map((x) => convertToTensor(x));
+  const a = normAxis(axis, ts[0]!.rank + 1);
+  return concatenate(ts.map((t) => expandDims(t, a)), a);
+}
+
+/** Static slice: start indices and sizes per axis (Keras ops.slice). */
+export function slice(x: TensorLike, startIndices: readonly number[], shape_: readonly number[]): Tensor {
+  const t = convertToTensor(x);
+  return apply('slice', [t], {
+    start: [...startIndices], end: startIndices.map((s, i) => s + shape_[i]!), step: t.shape.map(() => 1),
+  });
+}
+
+/** Strided slice over [start, end) with step per axis (for x[a:b:c]). */
+export function stridedSlice(x: TensorLike, start: readonly number[], end: readonly number[], step?: readonly number[]): Tensor {
+  const t = convertToTensor(x);
+  return apply('slice', [t], { start: [...start], end: [...end], step: step ? [...step] : t.shape.map(() => 1) });
+}
+
+export function pad(x: TensorLike, padWidth: readonly (readonly [number, number])[], constantValue = 0): Tensor {
+  const t = convertToTensor(x);
+  return apply('pad', [t], { padding: padWidth.map((p) => [p[0], p[1]]), value: constantValue });
+}
+
+/** Gathers slices along axis at integer indices (NumPy take). Indices are clamped into range. */
+export function take(x: TensorLike, indices: TensorLike, axis = 0): Tensor {
+  const t = convertToTensor(x);
+  return apply('gather', [t, cast(indices, 'int32')], { axis: normAxis(axis, t.rank) });
+}
+
+/** One-hot encoding of integer labels along a new last axis (float32). */
+export function oneHot(x: TensorLike, numClasses: number, dtype: DType = 'float32'): Tensor {
+  const labels = cast(x, 'int32');
+  const shapeOut = [...labels.shape, numClasses];
+  const iota = iotaTensor(shapeOut, shapeOut.length - 1);
+  return cast(equal(broadcastTo(expandDims(labels, -1), shapeOut), iota), dtype);
+}
+
+/** int32 index along axis at every position of shape. */
+export function iotaTensor(shape_: Shape, axis: number): Tensor {
+  const tr = currentTrace();
+  if (tr) {
+    const n = tr.builder.iota(shape_, axis);
+    return new Tensor('int32', shape_, undefined, n);
+  }
+  const strides = sizeOf(shape_.slice(axis + 1)), dim = shape_[axis]!;
+  const out = new Int32Array(sizeOf(shape_));
+  for (let i = 0; i < out.length; i++) out[i] = Math.floor(i / strides) % dim;
+  return new Tensor('int32', shape_, out);
+}
+
+/** Numerically stable log(sum(exp(x))) over axes. */
+export function logsumexp(x: TensorLike, opts: ReduceOptions | number = {}): Tensor {
+  const o = typeof opts === 'number' ? { axis: opts } : opts;
+  const t = convertToTensor(x);
+  const m = max(t, { axis: o.axis, keepdims: true });
+  const s = log(sum(exp(subtract(t, m)), { axis: o.axis, keepdims: true }));
+  const r = add(s, m);
+  return o.keepdims ? r : squeeze(r, axesOf(o.axis, t.rank));
+}
+
+// Activations as ops (keras.ops.relu, ...): defined here once, keras.activations re-exports them.
+
+export function relu(x: TensorLike): Tensor {
+  return maximum(x, 0);
+}
+
+export function relu6(x: TensorLike): Tensor {
+  return clip(x, 0, 6);
+}
+
+/** 1 / (1 + exp(-x)) computed from exp(-|x|), finite with finite gradients for every input. */
+export function sigmoid(x: TensorLike): Tensor {
+  const t = convertToTensor(x);
+  const e = exp(negative(abs(t)));
+  const r = reciprocal(add(e, 1));
+  return where(greaterEqual(t, 0), r, multiply(e, r));
+}
+
+export function softmax(x: TensorLike, axis = -1): Tensor {
+  const t = convertToTensor(x);
+  const e = exp(subtract(t, max(t, { axis, keepdims: true })));
+  return divide(e, sum(e, { axis, keepdims: true }));
+}
+
+export function logSoftmax(x: TensorLike, axis = -1): Tensor {
+  const t = convertToTensor(x);
+  const shifted = subtract(t, max(t, { axis, keepdims: true }));
+  return subtract(shifted, log(sum(exp(shifted), { axis, keepdims: true })));
+}
+
+/** log(1 + exp(x)) stable: max(x, 0) + log1p(exp(-|x|)). */
+export function softplus(x: TensorLike): Tensor {
+  const t = convertToTensor(x);
+  return add(relu(t), log1p(exp(negative(abs(t)))));
+}
+
+export function softsign(x: TensorLike): Tensor {
+  return divide(x, add(abs(x), 1));
+}
+
+export function silu(x: TensorLike): Tensor {
+  return multiply(x, sigmoid(x));
+}
+
+export const swish = silu;
+
+export function elu(x: TensorLike, alpha = 1): Tensor {
+  const t = convertToTensor(x);
+  return where(greater(t, 0), t, multiply(expm1(minimum(t, 0)), alpha));
+}
+
+export function selu(x: TensorLike): Tensor {
+  return multiply(elu(x, 1.6732632423543772), 1.0507009873554805);
+}
+
+export function leakyRelu(x: TensorLike, negativeSlope = 0.2): Tensor {
+  const t = convertToTensor(x);
+  return where(greaterEqual(t, 0), t, multiply(t, negativeSlope));
+}
+
+/** GELU: exact (erf) by default, tanh approximation when approximate. */
+export function gelu(x: TensorLike, approximate = false): Tensor {
+  const t = convertToTensor(x);
+  if (approximate) {
+    const inner = multiply(add(t, multiply(power(t, 3), 0.044715)), Math.sqrt(2 / Math.PI));
+    return multiply(multiply(t, 0.5), add(tanh(inner), 1));
+  }
+  return multiply(multiply(t, 0.5), add(erf(divide(t, Math.SQRT2)), 1));
+}
+
+export function hardSigmoid(x: TensorLike): Tensor {
+  return clip(add(divide(x, 6), 0.5), 0, 1);
+}

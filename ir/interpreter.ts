@@ -1,0 +1,396 @@
+// Reference interpreter: runs any graph on typed arrays with exact float32 semantics. The oracle for every target.
+import { type Graph, type Node, nodeName, topoSort } from './graph.js';
+import type { Attrs, Op } from './ops.js';
+import { philoxUniform } from './philox.js';
+import { type Shape, type TensorType, type TypedArray, allocate, formatType, sizeOf, stridesOf } from './types.js';
+
+export interface Value {
+  readonly type: TensorType;
+  readonly data: TypedArray;
+}
+
+const f = Math.fround;
+
+/** Round half to even, as NumPy and Keras do. */
+function roundEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+function erf(x: number): number {
+  // float64 series / continued fraction accurate far beyond float32 (Abramowitz-Stegun 7.1.26 is not enough)
+  const ax = Math.abs(x);
+  if (ax < 2.5) {
+    let term = ax, sum = ax;
+    for (let n = 1; n < 80; n++) {
+      term *= -ax * ax / n;
+      const add = term / (2 * n + 1);
+      sum += add;
+      if (Math.abs(add) < 1e-17 * Math.abs(sum)) break;
+    }
+    return Math.sign(x) * sum * 2 / Math.sqrt(Math.PI);
+  }
+  if (ax > 6) return Math.sign(x);
+  // erfc by continued fraction (Lentz), good for ax >= 2.5
+  let fr = ax, c = ax, d = 0;
+  for (let n = 1; n < 200; n++) {
+    const an = n / 2;
+    d = ax + an * d; d = 1 / d;
+    c = ax + an / c;
+    const delta = c * d;
+    fr *= delta;
+    if (Math.abs(delta - 1) < 1e-16) break;
+  }
+  const erfc = Math.exp(-ax * ax) / Math.sqrt(Math.PI) / fr;
+  return Math.sign(x) * (1 - erfc);
+}
+
+type Un = (x: number) => number;
+const FLOAT_UNARY: Partial<Record<Op, Un>> = {
+  neg: (x) => -x, abs: Math.abs, sign: (x) => (Number.isNaN(x) ? NaN : x > 0 ? 1 : x < 0 ? -1 : 0),
+  exp: Math.exp, log: Math.log, sqrt: Math.sqrt, rsqrt: (x) => 1 / Math.sqrt(x), tanh: Math.tanh, erf,
+  sin: Math.sin, cos: Math.cos, floor: Math.floor, ceil: Math.ceil, round: roundEven, recip: (x) => 1 / x,
+};
+
+type Bin = (a: number, b: number) => number;
+const FLOAT_BINARY: Partial<Record<Op, Bin>> = {
+  add: (a, b) => a + b, sub: (a, b) => a - b, mul: (a, b) => a * b, div: (a, b) => a / b, pow: Math.pow,
+  max: Math.max, min: Math.min,
+};
+const INT_BINARY: Partial<Record<Op, Bin>> = {
+  add: (a, b) => (a + b) | 0, sub: (a, b) => (a - b) | 0, mul: Math.imul,
+  div: (a, b) => (b === 0 ? 0 : Math.trunc(a / b) | 0), pow: (a, b) => (b < 0 ? 0 : Math.pow(a, b) | 0),
+  max: Math.max, min: Math.min,
+};
+const COMPARE: Partial<Record<Op, (a: number, b: number) => boolean>> = {
+  eq: (a, b) => a === b, ne: (a, b) => a !== b, lt: (a, b) => a < b, le: (a, b) => a <= b, gt: (a, b) => a > b, ge: (a, b) => a >= b,
+  and: (a, b) => a !== 0 && b !== 0, or: (a, b) => a !== 0 || b !== 0,
+};
+
+/** out[i] = src[base + Σ idx_d · strides_d] over the multi-index of outShape (a strided view). */
+function gatherStrided(src: TypedArray, out: TypedArray, outShape: Shape, strides: readonly number[], base: number): void {
+  const r = outShape.length, n = out.length;
+  if (n === 0) return;
+  const idx = new Array<number>(r).fill(0);
+  let off = base;
+  for (let i = 0; i < n; i++) {
+    out[i] = src[off]!;
+    for (let d = r - 1; d >= 0; d--) {
+      idx[d]!++;
+      off += strides[d]!;
+      if (idx[d]! < outShape[d]!) break;
+      off -= strides[d]! * outShape[d]!;
+      idx[d] = 0;
+    }
+  }
+}
+
+/** Visits every multi-index of shape in row-major order with its flat position. */
+function forEachIndex(shape: Shape, fn: (idx: readonly number[], flat: number) => void): void {
+  const n = sizeOf(shape), r = shape.length;
+  const idx = new Array<number>(r).fill(0);
+  for (let i = 0; i < n; i++) {
+    fn(idx, i);
+    for (let d = r - 1; d >= 0; d--) {
+      if (++idx[d]! < shape[d]!) break;
+      idx[d] = 0;
+    }
+  }
+}
+
+function reduce(op: Op, x: Value, attrs: Attrs, type: TensorType): TypedArray {
+  const axes = attrs['axes'] as number[];
+  const inShape = x.type.shape;
+  const outStrides = stridesOf(inShape.map((d, i) => (axes.includes(i) ? 1 : d)));
+  const out = allocate(type.dtype, sizeOf(type.shape));
+  const init = op === 'reduce_sum' ? 0 : op === 'reduce_prod' ? 1 : op === 'reduce_max' ? -Infinity : Infinity;
+  out.fill(type.dtype === 'int32' && !Number.isFinite(init) ? (init > 0 ? 2147483647 : -2147483648) : init);
+  const isInt = x.type.dtype === 'int32';
+  const comb: Bin = op === 'reduce_sum' ? (isInt ? INT_BINARY.add! : FLOAT_BINARY.add!)
+    : op === 'reduce_prod' ? (isInt ? INT_BINARY.mul! : FLOAT_BINARY.mul!)
+      : op === 'reduce_max' ? Math.max : Math.min;
+  forEachIndex(inShape, (idx, flat) => {
+    let o = 0;
+    for (let d = 0; d < idx.length; d++) if (!axes.includes(d)) o += idx[d]! * outStrides[d]!;
+    out[o] = comb(out[o]!, x.data[flat]!); // stored into float32 storage: rounded after every step
+  });
+  return out;
+}
+
+function argReduce(op: Op, x: Value, attrs: Attrs, type: TensorType): TypedArray {
+  const axis = attrs['axis'] as number;
+  const shape = x.type.shape, n = shape[axis]!;
+  const inner = sizeOf(shape.slice(axis + 1)), outer = sizeOf(shape.slice(0, axis));
+  const out = allocate('int32', sizeOf(type.shape));
+  const better = op === 'argmax' ? (a: number, b: number) => a > b : (a: number, b: number) => a < b;
+  for (let o = 0; o < outer; o++) {
+    for (let i = 0; i < inner; i++) {
+      let best = 0, bv = x.data[o * n * inner + i]!;
+      for (let k = 1; k < n && !Number.isNaN(bv); k++) {
+        const v = x.data[(o * n + k) * inner + i]!;
+        if (better(v, bv) || Number.isNaN(v)) { best = k; bv = v; }
+      }
+      out[o * inner + i] = best;
+    }
+  }
+  return out;
+}
+
+function matmul(a: Value, b: Value, type: TensorType): TypedArray {
+  const as = a.type.shape, r = as.length;
+  const m = as[r - 2]!, k = as[r - 1]!, n = b.type.shape[r - 1]!;
+  const batch = sizeOf(as.slice(0, r - 2));
+  const out = allocate(type.dtype, batch * m * n);
+  const isInt = type.dtype === 'int32';
+  for (let t = 0; t < batch; t++) {
+    const ao = t * m * k, bo = t * k * n, oo = t * m * n;
+    for (let i = 0; i < m; i++) {
+      for (let p = 0; p < k; p++) {
+        const av = a.data[ao + i * k + p]!;
+        const row = bo + p * n, orow = oo + i * n;
+        if (isInt) for (let j = 0; j < n; j++) out[orow + j] = (out[orow + j]! + Math.imul(av, b.data[row + j]!)) | 0;
+        else for (let j = 0; j < n; j++) out[orow + j] = out[orow + j]! + f(av * b.data[row + j]!);
+      }
+    }
+  }
+  return out;
+}
+
+/** Window position -> input coordinate of a (possibly lhs-dilated, padded) input, or -1 when it lands in a hole or padding. */
+function windowCoord(o: number, w: number, stride: number, lo: number, dil: number, ldil: number, n: number): number {
+  const p = o * stride + w * dil - lo;
+  if (p < 0 || p % ldil !== 0) return -1;
+  const q = p / ldil;
+  return q < n ? q : -1;
+}
+
+function conv(x: Value, k: Value, attrs: Attrs, type: TensorType): TypedArray {
+  const xs = x.type.shape, ks = k.type.shape, os = type.shape;
+  const nsp = xs.length - 2;
+  const strides = attrs['strides'] as number[], dil = attrs['dilation'] as number[], ldil = attrs['lhsDilation'] as number[];
+  const pad = attrs['padding'] as [number, number][];
+  const groups = attrs['groups'] as number;
+  const cin = ks[nsp]!, cout = ks[nsp + 1]!, coutG = cout / groups;
+  const xStr = stridesOf(xs), kStr = stridesOf(ks);
+  const win = ks.slice(0, nsp);
+  const out = new Float32Array(sizeOf(os));
+  forEachIndex(os, (oi, flat) => {
+    const nb = oi[0]!, co = oi[nsp + 1]!, g = Math.floor(co / coutG);
+    let acc = 0;
+    forEachIndex(win, (wi) => {
+      let xo = nb * xStr[0]!, ko = co;
+      for (let d = 0; d < nsp; d++) {
+        const c = windowCoord(oi[d + 1]!, wi[d]!, strides[d]!, pad[d]![0], dil[d]!, ldil[d]!, xs[d + 1]!);
+        if (c < 0) return;
+        xo += c * xStr[d + 1]!;
+        ko += wi[d]! * kStr[d]!;
+      }
+      for (let ci = 0; ci < cin; ci++) acc = f(acc + f(x.data[xo + g * cin + ci]! * k.data[ko + ci * kStr[nsp]!]!));
+    });
+    out[flat] = acc;
+  });
+  return out;
+}
+
+function reduceWindow(x: Value, attrs: Attrs, type: TensorType): TypedArray {
+  const xs = x.type.shape, nsp = xs.length - 2;
+  const win = attrs['window'] as number[], strides = attrs['strides'] as number[];
+  const pad = attrs['padding'] as [number, number][];
+  const isMax = attrs['kind'] === 'max';
+  const xStr = stridesOf(xs);
+  const out = allocate(type.dtype, sizeOf(type.shape));
+  forEachIndex(type.shape, (oi, flat) => {
+    let acc = isMax ? -Infinity : 0;
+    forEachIndex(win, (wi) => {
+      let xo = oi[0]! * xStr[0]! + oi[nsp + 1]!;
+      for (let d = 0; d < nsp; d++) {
+        const c = windowCoord(oi[d + 1]!, wi[d]!, strides[d]!, pad[d]![0], 1, 1, xs[d + 1]!);
+        if (c < 0) return; // padding: -inf for max, 0 for sum
+        xo += c * xStr[d + 1]!;
+      }
+      acc = isMax ? Math.max(acc, x.data[xo]!) : f(acc + x.data[xo]!);
+    });
+    out[flat] = acc;
+  });
+  return out;
+}
+
+function constData(n: Pick<Node, 'type' | 'attrs'>): TypedArray {
+  const vals = n.attrs['value'] as number[];
+  const out = allocate(n.type.dtype, sizeOf(n.type.shape));
+  if (vals.length === 1) out.fill(vals[0]!);
+  else out.set(vals);
+  return out;
+}
+
+/** Evaluates one op on concrete operands. `node` supplies op, result type and attributes. */
+export function evalOp(node: Pick<Node, 'op' | 'type' | 'attrs'>, src: readonly Value[]): TypedArray {
+  const { op, type, attrs } = node;
+  const n = sizeOf(type.shape);
+  const x = src[0]!;
+  switch (op) {
+    case 'input': case 'param':
+      throw new Error(`${op} '${String(attrs['name'])}' has no value bound`);
+    case 'const':
+      return constData(node);
+    case 'iota': {
+      const out = allocate('int32', n);
+      const axis = attrs['axis'] as number;
+      forEachIndex(type.shape, (idx, flat) => { out[flat] = idx[axis]!; });
+      return out;
+    }
+    case 'neg': case 'abs': case 'sign': case 'exp': case 'log': case 'sqrt': case 'rsqrt': case 'tanh': case 'erf':
+    case 'sin': case 'cos': case 'floor': case 'ceil': case 'round': case 'recip': {
+      const fn = FLOAT_UNARY[op]!;
+      const out = allocate(type.dtype, n);
+      if (type.dtype === 'int32') for (let i = 0; i < n; i++) out[i] = fn(x.data[i]!) | 0;
+      else for (let i = 0; i < n; i++) out[i] = fn(x.data[i]!);
+      return out;
+    }
+    case 'not': {
+      const out = allocate('bool', n);
+      for (let i = 0; i < n; i++) out[i] = x.data[i] ? 0 : 1;
+      return out;
+    }
+    case 'cast': {
+      const out = allocate(type.dtype, n);
+      for (let i = 0; i < n; i++) {
+        const v = x.data[i]!;
+        out[i] = type.dtype === 'bool' ? (v !== 0 ? 1 : 0) : type.dtype === 'int32' ? (Number.isNaN(v) ? 0 : Math.max(-2147483648, Math.min(2147483647, Math.trunc(v)))) : v;
+      }
+      return out;
+    }
+    case 'add': case 'sub': case 'mul': case 'div': case 'pow': case 'max': case 'min': {
+      const fn = (x.type.dtype === 'int32' ? INT_BINARY : FLOAT_BINARY)[op]!;
+      const out = allocate(type.dtype, n), a = x.data, b = src[1]!.data;
+      for (let i = 0; i < n; i++) out[i] = fn(a[i]!, b[i]!);
+      return out;
+    }
+    case 'eq': case 'ne': case 'lt': case 'le': case 'gt': case 'ge': case 'and': case 'or': {
+      const fn = COMPARE[op]!;
+      const out = allocate('bool', n), a = x.data, b = src[1]!.data;
+      for (let i = 0; i < n; i++) out[i] = fn(a[i]!, b[i]!) ? 1 : 0;
+      return out;
+    }
+    case 'select': {
+      const out = allocate(type.dtype, n), c = x.data, a = src[1]!.data, b = src[2]!.data;
+      for (let i = 0; i < n; i++) out[i] = c[i] ? a[i]! : b[i]!;
+      return out;
+    }
+    case 'reduce_sum': case 'reduce_max': case 'reduce_min': case 'reduce_prod':
+      return reduce(op, x, attrs, type);
+    case 'argmax': case 'argmin':
+      return argReduce(op, x, attrs, type);
+    case 'reshape':
+      return x.data.slice();
+    case 'transpose': {
+      const perm = attrs['perm'] as number[];
+      const st = stridesOf(x.type.shape);
+      const out = allocate(type.dtype, n);
+      gatherStrided(x.data, out, type.shape, perm.map((p) => st[p]!), 0);
+      return out;
+    }
+    case 'broadcast': {
+      const st = stridesOf(x.type.shape), off = type.shape.length - x.type.shape.length;
+      const strides = type.shape.map((_, i) => (i < off || x.type.shape[i - off] === 1 ? 0 : st[i - off]!));
+      const out = allocate(type.dtype, n);
+      gatherStrided(x.data, out, type.shape, strides, 0);
+      return out;
+    }
+    case 'slice': {
+      const start = attrs['start'] as number[], step = attrs['step'] as number[];
+      const st = stridesOf(x.type.shape);
+      const out = allocate(type.dtype, n);
+      gatherStrided(x.data, out, type.shape, st.map((s, i) => s * step[i]!), start.reduce((acc, s, i) => acc + s * st[i]!, 0));
+      return out;
+    }
+    case 'pad': {
+      const p = attrs['padding'] as [number, number][];
+      const out = allocate(type.dtype, n).fill(attrs['value'] as number);
+      const ost = stridesOf(type.shape);
+      forEachIndex(x.type.shape, (idx, flat) => {
+        let o = 0;
+        for (let d = 0; d < idx.length; d++) o += (idx[d]! + p[d]![0]) * ost[d]!;
+        out[o] = x.data[flat]!;
+      });
+      return out;
+    }
+    case 'concat': {
+      const axis = attrs['axis'] as number;
+      const out = allocate(type.dtype, n);
+      const outer = sizeOf(type.shape.slice(0, axis)), inner = sizeOf(type.shape.slice(axis + 1));
+      const rowLen = type.shape[axis]! * inner;
+      let at = 0;
+      for (const s of src) {
+        const len = s.type.shape[axis]! * inner;
+        for (let o = 0; o < outer; o++) out.set(s.data.subarray(o * len, (o + 1) * len), o * rowLen + at);
+        at += len;
+      }
+      return out;
+    }
+    case 'gather': {
+      // indices are clamped into range, as XLA does, so every target agrees and none reads out of bounds
+      const axis = attrs['axis'] as number, idx = src[1]!;
+      const dim = x.type.shape[axis]!;
+      const outer = sizeOf(x.type.shape.slice(0, axis)), inner = sizeOf(x.type.shape.slice(axis + 1));
+      const m = idx.data.length;
+      const out = allocate(type.dtype, n);
+      for (let o = 0; o < outer; o++) {
+        for (let j = 0; j < m; j++) {
+          const k = Math.max(0, Math.min(dim - 1, idx.data[j]!));
+          out.set(x.data.subarray((o * dim + k) * inner, (o * dim + k + 1) * inner), (o * m + j) * inner);
+        }
+      }
+      return out;
+    }
+    case 'matmul':
+      return matmul(x, src[1]!, type);
+    case 'conv':
+      return conv(x, src[1]!, attrs, type);
+    case 'reduce_window':
+      return reduceWindow(x, attrs, type);
+    case 'random_uniform':
+      return philoxUniform(n, attrs['seed'] as number, x.data[0]!);
+    default: {
+      const never: never = op;
+      throw new Error(`interpreter: unknown op ${String(never)}`);
+    }
+  }
+}
+
+export interface RunResult {
+  /** Output values by output name, in the graph's order. */
+  readonly outputs: Map<string, Value>;
+  /** New parameter values by parameter name (the in-place updates). */
+  readonly updates: Map<string, Value>;
+}
+
+export type Bindings = ReadonlyMap<string, TypedArray> | Readonly<Record<string, TypedArray>>;
+
+function lookup(b: Bindings, name: string): TypedArray | undefined {
+  return b instanceof Map ? b.get(name) : (b as Record<string, TypedArray>)[name];
+}
+
+/** Runs a graph: inputs and params bound by name. Throws a clear error for a missing or ill-typed binding. */
+export function interpret(g: Graph, inputs: Bindings, params: Bindings = new Map()): RunResult {
+  const values = new Map<Node, Value>();
+  for (const [kind, nodes, bind] of [['input', g.inputs, inputs], ['param', g.params, params]] as const) {
+    for (const n of nodes) {
+      const name = nodeName(n);
+      const data = lookup(bind, name);
+      if (!data) throw new Error(`${g.name}: no value given for ${kind} '${name}' (${formatType(n.type)})`);
+      if (data.length !== sizeOf(n.type.shape) || allocate(n.type.dtype, 0).constructor !== data.constructor) {
+        throw new Error(`${g.name}: ${kind} '${name}' expects ${formatType(n.type)}, got ${data.constructor.name} of ${data.length} elements`);
+      }
+      values.set(n, { type: n.type, data });
+    }
+  }
+  for (const n of topoSort(g)) {
+    if (values.has(n)) continue;
+    values.set(n, { type: n.type, data: evalOp(n, n.src.map((s) => values.get(s)!)) });
+  }
+  return {
+    outputs: new Map(g.outputs.map((o) => [o.name, values.get(o.node)!])),
+    updates: new Map(g.updates.map((u) => [nodeName(u.param), values.get(u.value)!])),
+  };
+}

@@ -1,0 +1,305 @@
+// The closed set of graph-IR primitives, their groups, and per-op shape/dtype inference.
+import {
+  type DType, type Shape, type TensorType, formatShape, formatType, isDType, isFloat, shapesEqual, sizeOf,
+} from './types.js';
+
+export const LEAF_OPS = ['input', 'param', 'const', 'iota'] as const;
+export const UNARY_OPS = [
+  'neg', 'abs', 'sign', 'exp', 'log', 'sqrt', 'rsqrt', 'tanh', 'erf', 'sin', 'cos',
+  'floor', 'ceil', 'round', 'recip', 'not',
+] as const;
+export const BINARY_OPS = ['add', 'sub', 'mul', 'div', 'pow', 'max', 'min'] as const;
+export const COMPARE_OPS = ['eq', 'ne', 'lt', 'le', 'gt', 'ge'] as const;
+export const LOGICAL_OPS = ['and', 'or'] as const;
+export const REDUCE_OPS = ['reduce_sum', 'reduce_max', 'reduce_min', 'reduce_prod'] as const;
+export const ARG_OPS = ['argmax', 'argmin'] as const;
+export const MOVEMENT_OPS = ['reshape', 'transpose', 'broadcast', 'slice', 'pad', 'concat', 'gather'] as const;
+export const OTHER_OPS = ['cast', 'select', 'matmul', 'conv', 'reduce_window', 'random_uniform'] as const;
+
+export type LeafOp = (typeof LEAF_OPS)[number];
+export type UnaryOp = (typeof UNARY_OPS)[number];
+export type BinaryOp = (typeof BINARY_OPS)[number];
+export type CompareOp = (typeof COMPARE_OPS)[number];
+export type LogicalOp = (typeof LOGICAL_OPS)[number];
+export type ReduceOp = (typeof REDUCE_OPS)[number];
+export type ArgOp = (typeof ARG_OPS)[number];
+export type MovementOp = (typeof MOVEMENT_OPS)[number];
+export type Op = LeafOp | UnaryOp | BinaryOp | CompareOp | LogicalOp | ReduceOp | ArgOp | MovementOp
+  | (typeof OTHER_OPS)[number];
+
+export const ALL_OPS: readonly Op[] = [
+  ...LEAF_OPS, ...UNARY_OPS, ...BINARY_OPS, ...COMPARE_OPS, ...LOGICAL_OPS, ...REDUCE_OPS, ...ARG_OPS,
+  ...MOVEMENT_OPS, ...OTHER_OPS,
+];
+
+/** Named op groups: passes ask "is it elementwise?" instead of listing ops. */
+export const GroupOp = {
+  Leaf: new Set<Op>(LEAF_OPS),
+  Unary: new Set<Op>([...UNARY_OPS, 'cast']),
+  Binary: new Set<Op>([...BINARY_OPS, ...COMPARE_OPS, ...LOGICAL_OPS]),
+  Elementwise: new Set<Op>([...UNARY_OPS, 'cast', ...BINARY_OPS, ...COMPARE_OPS, ...LOGICAL_OPS, 'select']),
+  Reduce: new Set<Op>([...REDUCE_OPS, ...ARG_OPS]),
+  Movement: new Set<Op>(MOVEMENT_OPS),
+};
+
+export function isOp(s: string): s is Op {
+  return (ALL_OPS as readonly string[]).includes(s);
+}
+
+export type AttrValue = number | boolean | string | readonly AttrValue[];
+export type Attrs = Readonly<Record<string, AttrValue>>;
+
+/** Kinds of window for reduce_window. */
+export type WindowKind = 'max' | 'sum';
+
+/** Thrown when an op is given operands or attributes it does not accept. */
+export class ShapeError extends Error {
+  override name = 'ShapeError';
+}
+
+function fail(op: string, msg: string): never {
+  throw new ShapeError(`${op}: ${msg}`);
+}
+
+function ints(op: string, attrs: Attrs, key: string): number[] {
+  const v = attrs[key];
+  if (!Array.isArray(v) || !v.every((x) => Number.isInteger(x))) fail(op, `attribute '${key}' must be a list of integers`);
+  return v as number[];
+}
+
+function int(op: string, attrs: Attrs, key: string): number {
+  const v = attrs[key];
+  if (!Number.isInteger(v)) fail(op, `attribute '${key}' must be an integer`);
+  return v as number;
+}
+
+function pairs(op: string, attrs: Attrs, key: string, n: number): [number, number][] {
+  const v = attrs[key];
+  if (!Array.isArray(v) || v.length !== n || !v.every((p) => Array.isArray(p) && p.length === 2 && p.every(Number.isInteger))) {
+    fail(op, `attribute '${key}' must be ${n} [low, high] pairs`);
+  }
+  return v as [number, number][];
+}
+
+function count(op: string, srcs: readonly TensorType[], n: number): void {
+  if (srcs.length !== n) fail(op, `expects ${n} operand(s), got ${srcs.length}`);
+}
+
+function checkAxes(op: string, axes: number[], rank: number): void {
+  const seen = new Set<number>();
+  for (const a of axes) {
+    if (a < 0 || a >= rank) fail(op, `axis ${a} is out of range for rank ${rank}`);
+    if (seen.has(a)) fail(op, `axis ${a} is repeated`);
+    seen.add(a);
+  }
+}
+
+function dtypeAttr(op: string, attrs: Attrs): DType {
+  const d = attrs['dtype'];
+  if (!isDType(d)) fail(op, `attribute 'dtype' must be a dtype, got ${String(d)}`);
+  return d;
+}
+
+/** Output spatial size of a window of size k (dilated by d) sliding with stride s over n (dilated by ld) padded by lo/hi. */
+export function windowOut(n: number, k: number, s: number, lo: number, hi: number, d = 1, ld = 1): number {
+  const nIn = (n - 1) * ld + 1 + lo + hi;
+  const kEff = (k - 1) * d + 1;
+  return nIn < kEff ? 0 : Math.floor((nIn - kEff) / s) + 1;
+}
+
+/**
+ * Infers the result type of a non-leaf op from its operand types and attributes,
+ * throwing a ShapeError that names the op and the problem when they are not accepted.
+ */
+export function inferType(op: Op, srcs: readonly TensorType[], attrs: Attrs): TensorType {
+  const s0 = srcs[0]!;
+  switch (op) {
+    case 'input': case 'param': case 'const': case 'iota':
+      return fail(op, 'is a leaf; its type is given, not inferred');
+    case 'neg': case 'abs': case 'sign': case 'floor': case 'ceil': case 'round':
+      count(op, srcs, 1);
+      if (s0.dtype === 'bool') fail(op, 'does not accept bool');
+      return s0;
+    case 'exp': case 'log': case 'sqrt': case 'rsqrt': case 'tanh': case 'erf': case 'sin': case 'cos': case 'recip':
+      count(op, srcs, 1);
+      if (!isFloat(s0.dtype)) fail(op, `expects a float operand, got ${formatType(s0)}`);
+      return s0;
+    case 'not':
+      count(op, srcs, 1);
+      if (s0.dtype !== 'bool') fail(op, `expects bool, got ${formatType(s0)}`);
+      return s0;
+    case 'cast':
+      count(op, srcs, 1);
+      return { dtype: dtypeAttr(op, attrs), shape: s0.shape };
+    case 'add': case 'sub': case 'mul': case 'div': case 'pow': case 'max': case 'min':
+    case 'eq': case 'ne': case 'lt': case 'le': case 'gt': case 'ge': case 'and': case 'or': {
+      count(op, srcs, 2);
+      const s1 = srcs[1]!;
+      if (!shapesEqual(s0.shape, s1.shape) || s0.dtype !== s1.dtype) {
+        fail(op, `operands must have the same type (broadcast explicitly), got ${formatType(s0)} and ${formatType(s1)}`);
+      }
+      if ((op === 'and' || op === 'or') !== (s0.dtype === 'bool')) fail(op, `does not accept ${s0.dtype}`);
+      if (s0.dtype === 'bool' && !['and', 'or', 'eq', 'ne'].includes(op)) fail(op, 'does not accept bool');
+      const cmp = op === 'eq' || op === 'ne' || op === 'lt' || op === 'le' || op === 'gt' || op === 'ge';
+      return cmp ? { dtype: 'bool', shape: s0.shape } : s0;
+    }
+    case 'select': {
+      count(op, srcs, 3);
+      const [c, a, b] = srcs as [TensorType, TensorType, TensorType];
+      if (c.dtype !== 'bool') fail(op, `condition must be bool, got ${formatType(c)}`);
+      if (!shapesEqual(c.shape, a.shape) || !shapesEqual(a.shape, b.shape) || a.dtype !== b.dtype) {
+        fail(op, `operands must have one shape and the branches one dtype, got ${srcs.map(formatType).join(', ')}`);
+      }
+      return a;
+    }
+    case 'reduce_sum': case 'reduce_max': case 'reduce_min': case 'reduce_prod': {
+      count(op, srcs, 1);
+      if (s0.dtype === 'bool') fail(op, 'does not accept bool');
+      const axes = ints(op, attrs, 'axes');
+      checkAxes(op, axes, s0.shape.length);
+      const keep = attrs['keepdims'] === true;
+      const shape = keep ? s0.shape.map((d, i) => (axes.includes(i) ? 1 : d))
+        : s0.shape.filter((_, i) => !axes.includes(i));
+      if ((op === 'reduce_max' || op === 'reduce_min') && axes.some((a) => s0.shape[a] === 0)) {
+        fail(op, 'cannot reduce an empty axis (no identity)');
+      }
+      return { dtype: s0.dtype, shape };
+    }
+    case 'argmax': case 'argmin': {
+      count(op, srcs, 1);
+      const axis = int(op, attrs, 'axis');
+      checkAxes(op, [axis], s0.shape.length);
+      if (s0.shape[axis] === 0) fail(op, 'cannot take the arg of an empty axis');
+      const keep = attrs['keepdims'] === true;
+      return { dtype: 'int32', shape: keep ? s0.shape.map((d, i) => (i === axis ? 1 : d)) : s0.shape.filter((_, i) => i !== axis) };
+    }
+    case 'reshape': {
+      count(op, srcs, 1);
+      const shape = ints(op, attrs, 'shape');
+      if (shape.some((d) => d < 0)) fail(op, `target shape ${formatShape(shape)} has a negative dimension`);
+      if (sizeOf(shape) !== sizeOf(s0.shape)) fail(op, `cannot reshape ${formatType(s0)} (${sizeOf(s0.shape)} elements) to ${formatShape(shape)}`);
+      return { dtype: s0.dtype, shape };
+    }
+    case 'transpose': {
+      count(op, srcs, 1);
+      const perm = ints(op, attrs, 'perm');
+      if (perm.length !== s0.shape.length) fail(op, `perm ${formatShape(perm)} does not match rank ${s0.shape.length}`);
+      checkAxes(op, perm, perm.length);
+      return { dtype: s0.dtype, shape: perm.map((p) => s0.shape[p]!) };
+    }
+    case 'broadcast': {
+      count(op, srcs, 1);
+      const shape = ints(op, attrs, 'shape');
+      const off = shape.length - s0.shape.length;
+      if (off < 0) fail(op, `cannot broadcast ${formatType(s0)} to the lower rank ${formatShape(shape)}`);
+      s0.shape.forEach((d, i) => {
+        if (d !== 1 && d !== shape[i + off]) fail(op, `cannot broadcast ${formatType(s0)} to ${formatShape(shape)}`);
+      });
+      return { dtype: s0.dtype, shape };
+    }
+    case 'slice': {
+      count(op, srcs, 1);
+      const r = s0.shape.length;
+      const start = ints(op, attrs, 'start'), end = ints(op, attrs, 'end'), step = ints(op, attrs, 'step');
+      if (start.length !== r || end.length !== r || step.length !== r) fail(op, `start/end/step must each have ${r} entries`);
+      const shape = s0.shape.map((d, i) => {
+        const [a, b, st] = [start[i]!, end[i]!, step[i]!];
+        if (st <= 0 || a < 0 || b > d || a > b) fail(op, `slice ${a}:${b}:${st} is out of range for dimension ${i} of size ${d}`);
+        return Math.ceil((b - a) / st);
+      });
+      return { dtype: s0.dtype, shape };
+    }
+    case 'pad': {
+      count(op, srcs, 1);
+      const p = pairs(op, attrs, 'padding', s0.shape.length);
+      if (typeof attrs['value'] !== 'number') fail(op, "attribute 'value' must be a number");
+      const shape = s0.shape.map((d, i) => {
+        const n = d + p[i]![0] + p[i]![1];
+        if (p[i]![0] < 0 || p[i]![1] < 0) fail(op, 'padding must be non-negative (use slice to crop)');
+        return n;
+      });
+      return { dtype: s0.dtype, shape };
+    }
+    case 'concat': {
+      if (srcs.length < 1) fail(op, 'expects at least one operand');
+      const axis = int(op, attrs, 'axis');
+      checkAxes(op, [axis], s0.shape.length);
+      let n = 0;
+      for (const s of srcs) {
+        const same = s.dtype === s0.dtype && s.shape.length === s0.shape.length && s.shape.every((d, i) => i === axis || d === s0.shape[i]);
+        if (!same) fail(op, `operands must agree except on axis ${axis}, got ${srcs.map(formatType).join(', ')}`);
+        n += s.shape[axis]!;
+      }
+      return { dtype: s0.dtype, shape: s0.shape.map((d, i) => (i === axis ? n : d)) };
+    }
+    case 'gather': {
+      count(op, srcs, 2);
+      const idx = srcs[1]!;
+      const axis = int(op, attrs, 'axis');
+      checkAxes(op, [axis], s0.shape.length);
+      if (idx.dtype !== 'int32') fail(op, `indices must be int32, got ${formatType(idx)}`);
+      return { dtype: s0.dtype, shape: [...s0.shape.slice(0, axis), ...idx.shape, ...s0.shape.slice(axis + 1)] };
+    }
+    case 'matmul': {
+      count(op, srcs, 2);
+      const [a, b] = [s0.shape, srcs[1]!.shape];
+      if (s0.dtype !== srcs[1]!.dtype || s0.dtype === 'bool') fail(op, `operands must share a numeric dtype, got ${formatType(s0)} and ${formatType(srcs[1]!)}`);
+      if (a.length < 2 || a.length !== b.length) fail(op, `operands must have the same rank >= 2, got ${formatType(s0)} and ${formatType(srcs[1]!)}`);
+      const r = a.length;
+      if (!shapesEqual(a.slice(0, r - 2), b.slice(0, r - 2))) fail(op, `batch dimensions differ: ${formatType(s0)} and ${formatType(srcs[1]!)}`);
+      if (a[r - 1] !== b[r - 2]) fail(op, `contraction dimensions differ: ${formatType(s0)} @ ${formatType(srcs[1]!)} (${a[r - 1]} vs ${b[r - 2]})`);
+      return { dtype: s0.dtype, shape: [...a.slice(0, r - 1), b[r - 1]!] };
+    }
+    case 'conv': {
+      // input [N, ...spatial, C], kernel [...window, C/groups, O] -> [N, ...out, O]
+      count(op, srcs, 2);
+      const k = srcs[1]!;
+      const nsp = s0.shape.length - 2;
+      if (nsp < 1 || k.shape.length !== nsp + 2) fail(op, `expects input [N, ...spatial, C] and kernel [...window, Cin, Cout], got ${formatType(s0)} and ${formatType(k)}`);
+      if (s0.dtype !== 'float32' || k.dtype !== 'float32') fail(op, 'expects float32 operands');
+      const strides = ints(op, attrs, 'strides'), dil = ints(op, attrs, 'dilation'), ldil = ints(op, attrs, 'lhsDilation');
+      const pad = pairs(op, attrs, 'padding', nsp);
+      const groups = int(op, attrs, 'groups');
+      if (strides.length !== nsp || dil.length !== nsp || ldil.length !== nsp) fail(op, `strides/dilation/lhsDilation need ${nsp} entries`);
+      const c = s0.shape[nsp + 1]!, cin = k.shape[nsp]!, cout = k.shape[nsp + 1]!;
+      if (groups < 1 || c !== cin * groups || cout % groups !== 0) fail(op, `input channels ${c} do not match kernel ${formatType(k)} with ${groups} group(s)`);
+      const out = s0.shape.slice(1, nsp + 1).map((n, i) => windowOut(n, k.shape[i]!, strides[i]!, pad[i]![0], pad[i]![1], dil[i], ldil[i]));
+      return { dtype: 'float32', shape: [s0.shape[0]!, ...out, cout] };
+    }
+    case 'reduce_window': {
+      // input [N, ...spatial, C]; window over the spatial axes only
+      count(op, srcs, 1);
+      const nsp = s0.shape.length - 2;
+      if (nsp < 1) fail(op, `expects input [N, ...spatial, C], got ${formatType(s0)}`);
+      if (attrs['kind'] !== 'max' && attrs['kind'] !== 'sum') fail(op, "attribute 'kind' must be 'max' or 'sum'");
+      const win = ints(op, attrs, 'window'), strides = ints(op, attrs, 'strides');
+      const pad = pairs(op, attrs, 'padding', nsp);
+      if (win.length !== nsp || strides.length !== nsp) fail(op, `window/strides need ${nsp} entries`);
+      const out = s0.shape.slice(1, nsp + 1).map((n, i) => windowOut(n, win[i]!, strides[i]!, pad[i]![0], pad[i]![1]));
+      return { dtype: s0.dtype, shape: [s0.shape[0]!, ...out, s0.shape[nsp + 1]!] };
+    }
+    case 'random_uniform': {
+      // counter-based: operand is the int32 scalar counter (e.g. the training step); the seed is an attribute
+      count(op, srcs, 1);
+      if (s0.dtype !== 'int32' || s0.shape.length !== 0) fail(op, `counter must be an int32 scalar, got ${formatType(s0)}`);
+      int(op, attrs, 'seed');
+      return { dtype: 'float32', shape: ints(op, attrs, 'shape') };
+    }
+    default: {
+      const never: never = op;
+      return fail(String(never), 'unknown op');
+    }
+  }
+}
+
+/** Broadcast result shape of two shapes by NumPy rules, or undefined when they do not broadcast. */
+export function broadcastShapes(a: Shape, b: Shape): number[] | undefined {
+  const r = Math.max(a.length, b.length);
+  const out: number[] = [];
+  for (let i = 0; i < r; i++) {
+    const x = a[a.length - r + i] ?? 1, y = b[b.length - r + i] ?? 1;
+    if (x !== y && x !== 1 && y !== 1) return undefined;
+    out.push(x === 1 ? y : x);
+  }
+  return out;
+}
