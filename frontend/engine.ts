@@ -16,7 +16,7 @@ export interface TapeEntry {
 
 /** Anything listening to eager ops (gradient tapes). */
 export interface OpRecorder {
-  record(e: TapeEntry): void;
+  recordOp(e: TapeEntry): void;
 }
 
 /**
@@ -110,7 +110,7 @@ export function apply(op: Op, src: readonly Tensor[], attrs: Attrs = {}): Tensor
   const type = inferType(op, src.map((s) => ({ dtype: s.dtype, shape: s.shape })), attrs);
   const data = evalOp({ op, type, attrs }, src.map((s) => ({ type: { dtype: s.dtype, shape: s.shape }, data: s.data })));
   const out = new Tensor(type.dtype, type.shape, data);
-  for (const r of recorders) r.record({ op, attrs, src, out });
+  for (const r of recorders) r.recordOp({ op, attrs, src, out });
   return out;
 }
 

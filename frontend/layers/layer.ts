@@ -1,6 +1,7 @@
 // The Layer base: config -> build (weights from the input shape) -> call (ops only); callable, with or without `new`.
 import type { DType, Shape } from '../../ir/types.js';
 import { Trace, withTrace } from '../engine.js';
+import { CallableObject } from '../callable.js';
 import * as initializers from '../initializers.js';
 import { type TensorLike, convertToTensor } from '../ops.js';
 import { type SymbolicShape, Tensor, Variable, formatKerasShape } from '../tensor.js';
@@ -72,19 +73,6 @@ export function snakeCase(s: string): string {
 /** Resets the name counters (tests, and Keras's clear_session). */
 export function clearSession(): void {
   nameCounts.clear();
-}
-
-type AnyFn = (...args: never[]) => unknown;
-
-/** Base whose instances are functions calling `this.__call__`, so `layer(x)` works. */
-class CallableObject {
-  constructor() {
-    const fn = ((...args: unknown[]) => (fn as unknown as { __call__: AnyFn }).__call__(...(args as never[]))) as unknown as Record<string, unknown>;
-    delete fn['name'];
-    delete fn['length'];
-    Object.setPrototypeOf(fn, new.target.prototype);
-    return fn as unknown as CallableObject;
-  }
 }
 
 export type LayerInput = TensorLike | KerasTensor | readonly (TensorLike | KerasTensor)[] | Readonly<Record<string, TensorLike>>;
@@ -270,9 +258,4 @@ export function isShapeList(s: SymbolicShape | SymbolicShape[] | readonly Symbol
   return s.length > 0 && Array.isArray(s[0]);
 }
 
-/** Wraps a class so it can be constructed with or without `new` (keras.layers.Dense(64) and new Dense(64)). */
-export function callableClass<C extends abstract new (...args: never[]) => unknown>(cls: C): C & ((...args: ConstructorParameters<C>) => InstanceType<C>) {
-  return new Proxy(cls, {
-    apply: (target, _this, args) => Reflect.construct(target as unknown as new (...a: unknown[]) => unknown, args),
-  }) as C & ((...args: ConstructorParameters<C>) => InstanceType<C>);
-}
+export { callableClass } from '../callable.js';

@@ -8,6 +8,9 @@ import {
 import { InputLayer } from '../layers/core.js';
 import { type PredictOptions, predict } from './executor.js';
 import { type SummaryRow, summary } from './summary.js';
+import {
+  type CompileOptions, type Compiled, type EvaluateOptions, type FitOptions, History, compileModel, evaluateModel, fitModel,
+} from './training.js';
 
 /** One model input as the compiler and executors see it. */
 export interface InputSpec {
@@ -101,6 +104,31 @@ export abstract class Model<Out extends Tensor | Tensor[] = Tensor | Tensor[]> e
 
   /** Rows of the summary table: each layer with its output shape and, for functional models, its inbound tensors. */
   abstract summaryRows(): SummaryRow[];
+
+  /** What compile() resolved (optimizer, per-output losses and metrics); undefined until compiled. */
+  compiled: Compiled | undefined;
+
+  /**
+   * Configures training, as Keras.
+   * @example model.compile({ optimizer: 'adam', loss: 'sparse_categorical_crossentropy', metrics: ['accuracy'] })
+   */
+  compile(options: CompileOptions): void {
+    this.compiled = compileModel(this, options);
+  }
+
+  get optimizer() {
+    return this.compiled?.optimizer;
+  }
+
+  /** Trains for a number of epochs; returns the History of per-epoch losses and metrics. */
+  fit(x: ModelInput, y: ModelInput, options: FitOptions = {}): History {
+    return fitModel(this, this.compiled, x, y, options);
+  }
+
+  /** Loss and metrics on data: [loss, ...metrics], or a record with { returnDict: true }. */
+  evaluate(x: ModelInput, y: ModelInput, options: EvaluateOptions = {}): number[] | Record<string, number> {
+    return evaluateModel(this, this.compiled, x, y, options);
+  }
 
   /** Runs inference in batches on the reference interpreter (or a compiled backend, once selected). */
   predict(x: ModelInput, options: PredictOptions = {}): Out {

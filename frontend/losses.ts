@@ -1,0 +1,205 @@
+// keras.losses: loss classes and Keras string names; callable like layers: lossFn(yTrue, yPred).
+import { type TensorLike, convertToTensor } from './ops.js';
+import * as ops from './ops.js';
+import { CallableObject, callableClass } from './callable.js';
+import type { Tensor } from './tensor.js';
+
+/** Keras's fuzz factor for probabilities (backend.epsilon()). */
+export const EPSILON = 1e-7;
+
+export type Reduction = 'sum_over_batch_size' | 'sum' | 'mean' | 'none';
+
+export interface LossOptions {
+  reduction?: Reduction;
+  name?: string;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
+export interface Loss {
+  (yTrue: TensorLike, yPred: TensorLike): Tensor;
+}
+
+/** A loss: per-sample values from `call`, then the reduction (mean over all samples by default). */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
+export abstract class Loss extends CallableObject {
+  readonly reduction: Reduction;
+  readonly name: string;
+
+  constructor(name: string, options: LossOptions = {}) {
+    super();
+    this.reduction = options.reduction ?? 'sum_over_batch_size';
+    this.name = options.name ?? name;
+  }
+
+  /** Per-sample losses (the last axis reduced). */
+  abstract call(yTrue: Tensor, yPred: Tensor): Tensor;
+
+  /** dtype the targets are cast to ('int32' for sparse labels). */
+  get targetDtype(): 'float32' | 'int32' {
+    return 'float32';
+  }
+
+  __call__(yTrue: TensorLike, yPred: TensorLike): Tensor {
+    const p = convertToTensor(yPred);
+    const t = ops.cast(convertToTensor(yTrue), this.targetDtype);
+    const per = this.call(t, ops.cast(p, 'float32'));
+    if (this.reduction === 'none') return per;
+    const total = ops.sum(per);
+    return this.reduction === 'sum' ? total : ops.divide(total, Math.max(1, per.size));
+  }
+
+  getConfig(): Record<string, unknown> {
+    return { name: this.name, reduction: this.reduction };
+  }
+}
+
+function checkShapes(name: string, yTrue: Tensor, yPred: Tensor): void {
+  const ok = yTrue.shape.length === yPred.shape.length && yTrue.shape.every((d, i) => d === yPred.shape[i] || d === 1 || yPred.shape[i] === 1);
+  if (!ok) throw new Error(`${name}: y_true shape [${yTrue.shape}] does not match y_pred shape [${yPred.shape}]`);
+}
+
+export class MeanSquaredErrorLoss extends Loss {
+  constructor(options: LossOptions = {}) { super('mean_squared_error', options); }
+  call(yTrue: Tensor, yPred: Tensor): Tensor {
+    checkShapes(this.name, yTrue, yPred);
+    return ops.mean(ops.square(ops.subtract(yPred, yTrue)), { axis: -1 });
+  }
+}
+
+export class MeanAbsoluteErrorLoss extends Loss {
+  constructor(options: LossOptions = {}) { super('mean_absolute_error', options); }
+  call(yTrue: Tensor, yPred: Tensor): Tensor {
+    checkShapes(this.name, yTrue, yPred);
+    return ops.mean(ops.abs(ops.subtract(yPred, yTrue)), { axis: -1 });
+  }
+}
+
+export interface HuberOptions extends LossOptions {
+  delta?: number;
+}
+
+/** 0.5 e^2 for |e| <= delta, delta (|e| - 0.5 delta) beyond; mean over the last axis. */
+export class HuberLoss extends Loss {
+  readonly delta: number;
+  constructor(options: HuberOptions = {}) {
+    super('huber_loss', options);
+    this.delta = options.delta ?? 1;
+  }
+  call(yTrue: Tensor, yPred: Tensor): Tensor {
+    checkShapes(this.name, yTrue, yPred);
+    const err = ops.abs(ops.subtract(yPred, yTrue));
+    const quad = ops.minimum(err, this.delta);
+    const lin = ops.subtract(err, quad);
+    return ops.mean(ops.add(ops.multiply(ops.square(quad), 0.5), ops.multiply(lin, this.delta)), { axis: -1 });
+  }
+}
+
+export interface CrossentropyOptions extends LossOptions {
+  /** Whether yPred holds logits rather than probabilities. */
+  fromLogits?: boolean;
+  /** Class axis (categorical losses). */
+  axis?: number;
+}
+
+export class BinaryCrossentropyLoss extends Loss {
+  readonly fromLogits: boolean;
+  constructor(options: CrossentropyOptions = {}) {
+    super('binary_crossentropy', options);
+    this.fromLogits = options.fromLogits ?? false;
+  }
+  call(yTrue: Tensor, yPred: Tensor): Tensor {
+    checkShapes(this.name, yTrue, yPred);
+    let bce: Tensor;
+    if (this.fromLogits) {
+      // max(x, 0) - x z + log(1 + exp(-|x|))
+      bce = ops.add(ops.subtract(ops.relu(yPred), ops.multiply(yPred, yTrue)), ops.log1p(ops.exp(ops.negative(ops.abs(yPred)))));
+    } else {
+      const p = ops.clip(yPred, EPSILON, 1 - EPSILON);
+      const pos = ops.multiply(yTrue, ops.log(p));
+      const neg = ops.multiply(ops.subtract(1, yTrue), ops.log(ops.subtract(1, p)));
+      bce = ops.negative(ops.add(pos, neg));
+    }
+    return ops.mean(bce, { axis: -1 });
+  }
+}
+
+export class CategoricalCrossentropyLoss extends Loss {
+  readonly fromLogits: boolean;
+  readonly axis: number;
+  constructor(options: CrossentropyOptions = {}) {
+    super('categorical_crossentropy', options);
+    this.fromLogits = options.fromLogits ?? false;
+    this.axis = options.axis ?? -1;
+  }
+  call(yTrue: Tensor, yPred: Tensor): Tensor {
+    checkShapes(this.name, yTrue, yPred);
+    return ops.negative(ops.sum(ops.multiply(yTrue, logProbs(yPred, this.fromLogits, this.axis)), { axis: this.axis }));
+  }
+}
+
+/** log-probabilities: log_softmax of logits, or log of probabilities renormalized and clipped as Keras does. */
+function logProbs(yPred: Tensor, fromLogits: boolean, axis: number): Tensor {
+  if (fromLogits) return ops.logSoftmax(yPred, axis);
+  const p = ops.divide(yPred, ops.sum(yPred, { axis, keepdims: true }));
+  return ops.log(ops.clip(p, EPSILON, 1 - EPSILON));
+}
+
+/** Cross-entropy with integer class labels (shape [batch] or [batch, 1]). */
+export class SparseCategoricalCrossentropyLoss extends Loss {
+  readonly fromLogits: boolean;
+  constructor(options: CrossentropyOptions = {}) {
+    super('sparse_categorical_crossentropy', options);
+    this.fromLogits = options.fromLogits ?? false;
+  }
+  override get targetDtype(): 'int32' {
+    return 'int32';
+  }
+  call(yTrue: Tensor, yPred: Tensor): Tensor {
+    let labels = yTrue;
+    if (labels.rank === yPred.rank && labels.shape[labels.rank - 1] === 1) labels = ops.squeeze(labels, -1);
+    if (labels.rank !== yPred.rank - 1 || labels.shape.some((d, i) => d !== yPred.shape[i])) {
+      throw new Error(`${this.name}: labels of shape [${yTrue.shape}] do not match predictions of shape [${yPred.shape}] (expected [${yPred.shape.slice(0, -1)}])`);
+    }
+    const oneHot = ops.oneHot(labels, yPred.shape[yPred.rank - 1]!);
+    return ops.negative(ops.sum(ops.multiply(oneHot, logProbs(yPred, this.fromLogits, -1)), { axis: -1 }));
+  }
+}
+
+const BY_NAME: Record<string, () => Loss> = {
+  mse: () => new MeanSquaredErrorLoss(), mean_squared_error: () => new MeanSquaredErrorLoss(),
+  mae: () => new MeanAbsoluteErrorLoss(), mean_absolute_error: () => new MeanAbsoluteErrorLoss(),
+  huber: () => new HuberLoss(), huber_loss: () => new HuberLoss(),
+  binary_crossentropy: () => new BinaryCrossentropyLoss(),
+  categorical_crossentropy: () => new CategoricalCrossentropyLoss(),
+  sparse_categorical_crossentropy: () => new SparseCategoricalCrossentropyLoss(),
+};
+
+export type LossIdentifier = string | Loss | ((yTrue: Tensor, yPred: Tensor) => Tensor);
+
+/** Resolves a Keras loss name, a Loss, or a function returning per-sample losses. */
+export function get(id: LossIdentifier): Loss {
+  if (id instanceof Loss) return id;
+  if (typeof id === 'function') {
+    const fn = id;
+    return new (class extends Loss {
+      call(t: Tensor, p: Tensor): Tensor { return fn(t, p); }
+    })(fn.name || 'custom_loss');
+  }
+  const f = BY_NAME[id];
+  if (!f) throw new Error(`unknown loss '${id}'; known: ${Object.keys(BY_NAME).join(', ')}`);
+  return f();
+}
+
+// Keras names, constructible with or without `new`.
+export const MeanSquaredError = callableClass(MeanSquaredErrorLoss);
+export type MeanSquaredError = MeanSquaredErrorLoss;
+export const MeanAbsoluteError = callableClass(MeanAbsoluteErrorLoss);
+export type MeanAbsoluteError = MeanAbsoluteErrorLoss;
+export const Huber = callableClass(HuberLoss);
+export type Huber = HuberLoss;
+export const BinaryCrossentropy = callableClass(BinaryCrossentropyLoss);
+export type BinaryCrossentropy = BinaryCrossentropyLoss;
+export const CategoricalCrossentropy = callableClass(CategoricalCrossentropyLoss);
+export type CategoricalCrossentropy = CategoricalCrossentropyLoss;
+export const SparseCategoricalCrossentropy = callableClass(SparseCategoricalCrossentropyLoss);
+export type SparseCategoricalCrossentropy = SparseCategoricalCrossentropyLoss;

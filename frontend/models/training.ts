@@ -1,0 +1,300 @@
+// compile / fit / evaluate: the training step traced as one graph (forward, loss, backward, optimizer update).
+import type { Graph } from '../../ir/graph.js';
+import { interpret } from '../../ir/interpreter.js';
+import type { TypedArray } from '../../ir/types.js';
+import { gradients } from '../../passes/autodiff.js';
+import { Trace, globalRng, noRecord, withTrace } from '../engine.js';
+import * as losses from '../losses.js';
+import * as metrics from '../metrics.js';
+import { type TensorLike, convertToTensor } from '../ops.js';
+import * as ops from '../ops.js';
+import * as optimizers from '../optimizers.js';
+import { Tensor, type Variable } from '../tensor.js';
+import { runTraced, sliceBatch, tracedFor } from './executor.js';
+import type { Model, ModelInput } from './model.js';
+import { Progbar } from './progbar.js';
+
+type PerOutput<T> = T | readonly T[] | Readonly<Record<string, T>>;
+
+export interface CompileOptions {
+  optimizer?: optimizers.OptimizerIdentifier;
+  /** One loss for every output, a list in output order, or a record by output name. */
+  loss: PerOutput<losses.LossIdentifier>;
+  /** Metrics for every output, or per output (list of lists, or record by output name). */
+  metrics?: readonly metrics.MetricIdentifier[] | readonly (readonly metrics.MetricIdentifier[])[] | Readonly<Record<string, readonly metrics.MetricIdentifier[]>>;
+  /** Weights of the per-output losses in the total loss. */
+  lossWeights?: readonly number[] | Readonly<Record<string, number>>;
+}
+
+/** What compile resolved: per output, its loss, weight and metrics. */
+export interface Compiled {
+  readonly optimizer: optimizers.Optimizer;
+  readonly losses: losses.Loss[];
+  readonly lossWeights: number[];
+  readonly metricIds: metrics.MetricIdentifier[][];
+}
+
+function perOutput<T>(model: Model, value: PerOutput<T> | undefined, what: string, fill: (i: number) => T): T[] {
+  const names = model.outputNames;
+  if (value === undefined) return names.map((_, i) => fill(i));
+  if (Array.isArray(value)) {
+    if (value.length !== names.length) throw new Error(`compile: ${what} has ${value.length} entries for ${names.length} outputs (${names.join(', ')})`);
+    return [...value] as T[];
+  }
+  if (typeof value === 'object' && value !== null && !(value instanceof losses.Loss) && !(value instanceof metrics.Metric)) {
+    const rec = value as Record<string, T>;
+    for (const k of Object.keys(rec)) if (!names.includes(k)) throw new Error(`compile: ${what} names '${k}', which is not an output (${names.join(', ')})`);
+    return names.map((n, i) => (n in rec ? rec[n]! : fill(i)));
+  }
+  return names.map(() => value as T);
+}
+
+export function compileModel(model: Model, options: CompileOptions): Compiled {
+  if (!options || options.loss === undefined) throw new Error(`Model '${model.name}': compile needs a loss`);
+  const lossIds = perOutput(model, options.loss, 'loss', () => { throw new Error('compile: a loss is needed for every output'); });
+  const ls = lossIds.map((l) => losses.get(l));
+  const weights = perOutput(model, options.lossWeights as PerOutput<number> | undefined, 'lossWeights', () => 1);
+  const m = options.metrics;
+  let metricIds: metrics.MetricIdentifier[][];
+  if (m === undefined) metricIds = model.outputNames.map(() => []);
+  else if (Array.isArray(m) && m.every((x) => Array.isArray(x))) metricIds = perOutput(model, m as metrics.MetricIdentifier[][], 'metrics', () => []);
+  else if (Array.isArray(m)) metricIds = model.outputNames.map(() => [...m] as metrics.MetricIdentifier[]);
+  else metricIds = perOutput(model, m as Record<string, metrics.MetricIdentifier[]>, 'metrics', () => []);
+  return { optimizer: optimizers.get(options.optimizer ?? 'rmsprop'), losses: ls, lossWeights: weights, metricIds };
+}
+
+/** The per-output metric objects with Keras's log names (prefixed by the output name for several outputs). */
+function makeMetrics(model: Model, c: Compiled): { name: string; output: number; metric: metrics.Metric }[] {
+  const multi = model.outputNames.length > 1;
+  return c.metricIds.flatMap((ids, i) => ids.map((id) => {
+    const metric = metrics.get(id, c.losses[i], model.outputShapes[i]);
+    const base = typeof id === 'string' ? id : metric.name;
+    return { name: multi ? `${model.outputNames[i]}_${base}` : base, output: i, metric };
+  }));
+}
+
+/** Targets in output order, cast to each loss's dtype. */
+function normalizeTargets(model: Model, y: ModelInput, c: Compiled): Tensor[] {
+  const names = model.outputNames;
+  let list: TensorLike[];
+  if (y instanceof Tensor || ArrayBuffer.isView(y) || !Array.isArray(y) && typeof y !== 'object') list = [y as TensorLike];
+  else if (Array.isArray(y)) list = names.length > 1 && y.length === names.length && !y.every((e) => typeof e === 'number') ? [...y] as TensorLike[] : [y as TensorLike];
+  else list = names.map((n) => {
+    const rec = y as Record<string, TensorLike>;
+    if (!(n in rec)) throw new Error(`Model '${model.name}': missing targets for output '${n}'`);
+    return rec[n]!;
+  });
+  if (list.length !== names.length) throw new Error(`Model '${model.name}' has ${names.length} output(s) (${names.join(', ')}), got ${list.length} target array(s)`);
+  return list.map((t, i) => ops.cast(convertToTensor(t), c.losses[i]!.targetDtype));
+}
+
+/** The training step of one batch shape: its graph and the variables bound to its params, in order. */
+export interface TrainStep {
+  readonly graph: Graph;
+  readonly variables: Variable[];
+}
+
+/**
+ * Traces forward + loss + backward + optimizer update into one graph. Inputs: the model inputs, one
+ * "target/<output>" per output and "rng_counter" (if random ops are used); params: weights then optimizer
+ * state; outputs: "loss", per-output losses and "pred/<output>"; every param updated in place.
+ */
+export function traceTrainStep(model: Model, c: Compiled, inputShapes: number[][], targetShapes: number[][]): TrainStep {
+  const tr = new Trace();
+  const trainable = model.trainableWeights;
+  c.optimizer.build(trainable);
+  for (const v of [...model.weights, ...c.optimizer.variables]) tr.paramOf(v);
+  const names = model.outputNames;
+  const { total, perLoss, preds, grads } = withTrace(tr, () => {
+    const ins = model.inputSpecs.map((s, i) => tr.input(s.name, s.dtype, inputShapes[i]!));
+    const targets = names.map((n, i) => tr.input(`target/${n}`, c.losses[i]!.targetDtype, targetShapes[i]!));
+    const out = model.call(ins.length === 1 ? ins[0]! : ins, { training: true }) as Tensor | Tensor[];
+    const preds = Array.isArray(out) ? out : [out];
+    const perLoss = preds.map((p, i) => c.losses[i]!(targets[i]!, p));
+    const total = perLoss.reduce((acc: Tensor | undefined, l, i) => {
+      const w = c.lossWeights[i] === 1 ? l : ops.multiply(l, c.lossWeights[i]!);
+      return acc ? ops.add(acc, w) : w;
+    }, undefined)!;
+    const gNodes = gradients(tr.builder, tr.nodeOf(total), trainable.map((v) => tr.paramOf(v)));
+    const grads = gNodes.map((n) => new Tensor(n.type.dtype, n.type.shape, undefined, n));
+    return { total, perLoss, preds, grads };
+  });
+  const updates = withTrace(tr, () => c.optimizer.updates(grads, trainable));
+  const outputs = [{ name: 'loss', node: tr.nodeOf(total) }];
+  if (names.length > 1) names.forEach((n, i) => outputs.push({ name: `${n}_loss`, node: tr.nodeOf(perLoss[i]!) }));
+  names.forEach((n, i) => outputs.push({ name: `pred/${n}`, node: tr.nodeOf(preds[i]!) }));
+  const graph = tr.finish('train_step', outputs, updates.map(([v, t]) => ({ param: tr.paramOf(v), value: tr.nodeOf(t) })));
+  return { graph, variables: tr.variables };
+}
+
+/** Runs one training step on concrete data and writes the updated values back into the variables. */
+export function runTrainStep(step: TrainStep, model: Model, inputs: Tensor[], targets: Tensor[], counter: number): Map<string, Tensor> {
+  const bind: Record<string, TypedArray> = { rng_counter: Int32Array.of(counter) };
+  model.inputSpecs.forEach((s, i) => { bind[s.name] = inputs[i]!.data; });
+  model.outputNames.forEach((n, i) => { bind[`target/${n}`] = targets[i]!.data; });
+  const params: Record<string, TypedArray> = {};
+  for (const v of step.variables) params[v.path] = v.data;
+  const res = interpret(step.graph, bind, params);
+  for (const v of step.variables) {
+    const u = res.updates.get(v.path);
+    if (u) v.assign(u.data);
+  }
+  return new Map([...res.outputs].map(([k, v]) => [k, new Tensor(v.type.dtype, v.type.shape, v.data)]));
+}
+
+export interface FitOptions {
+  epochs?: number;
+  batchSize?: number;
+  /** Fraction of the samples (taken from the end, before shuffling) held out for validation. */
+  validationSplit?: number;
+  validationData?: readonly [ModelInput, ModelInput];
+  shuffle?: boolean;
+  /** 0 silent, 1 progress bar, 2 one line per epoch ('auto' = 1). */
+  verbose?: 0 | 1 | 2 | 'auto';
+  /** Where progress lines go (default: process.stdout). */
+  print?: (text: string) => void;
+}
+
+/** What fit returns: per-epoch logs by metric name, as Keras's History. */
+export class History {
+  readonly history: Record<string, number[]> = {};
+  readonly epoch: number[] = [];
+  constructor(readonly params: { epochs: number; steps: number; verbose: number }) {}
+}
+
+function takeRows(t: Tensor, rows: ArrayLike<number>): Tensor {
+  const width = t.size / t.shape[0]!;
+  const out = new (t.data.constructor as new (n: number) => TypedArray)(rows.length * width);
+  for (let i = 0; i < rows.length; i++) out.set(t.data.subarray(rows[i]! * width, (rows[i]! + 1) * width), i * width);
+  return new Tensor(t.dtype, [rows.length, ...t.shape.slice(1)], out);
+}
+
+function samples(ts: readonly Tensor[], what: string): number {
+  const n = ts[0]!.shape[0]!;
+  for (const t of ts) if (t.shape[0] !== n) throw new Error(`${what}: all arrays need the same number of samples, got ${ts.map((x) => x.shape[0]).join(', ')}`);
+  return n;
+}
+
+function requireCompiled(model: Model, c: Compiled | undefined): Compiled {
+  if (!c) throw new Error(`Model '${model.name}' must be compiled before training or evaluation: call model.compile({ optimizer, loss })`);
+  return c;
+}
+
+/** model.fit: epochs of shuffled batches through the traced training step, with Keras-style progress. */
+export function fitModel(model: Model, c: Compiled | undefined, x: ModelInput, y: ModelInput, options: FitOptions = {}): History {
+  const comp = requireCompiled(model, c);
+  let inputs = model.normalizeInputs(x);
+  let targets = normalizeTargets(model, y, comp);
+  let n = samples([...inputs, ...targets], 'fit');
+  let val: [Tensor[], Tensor[]] | undefined;
+  if (options.validationData) {
+    val = [model.normalizeInputs(options.validationData[0]), normalizeTargets(model, options.validationData[1], comp)];
+  } else if (options.validationSplit) {
+    const split = options.validationSplit;
+    if (!(split > 0 && split < 1)) throw new Error(`fit: validationSplit must be in (0, 1), got ${split}`);
+    const nTrain = Math.floor(n * (1 - split));
+    const cut = (ts: Tensor[]) => [ts.map((t) => sliceBatch(t, 0, nTrain)), ts.map((t) => sliceBatch(t, nTrain, n))] as const;
+    const [ti, vi] = cut(inputs), [tt, vt] = cut(targets);
+    val = [vi, vt];
+    inputs = ti;
+    targets = tt;
+    n = nTrain;
+  }
+  if (n === 0) throw new Error('fit: no training samples');
+  const epochs = options.epochs ?? 1, bs = Math.min(options.batchSize ?? 32, n);
+  const steps = Math.ceil(n / bs);
+  const verbose = options.verbose === 'auto' || options.verbose === undefined ? 1 : options.verbose;
+  const history = new History({ epochs, steps, verbose });
+  const ms = makeMetrics(model, comp);
+  const stepCache = new Map<number, TrainStep>();
+  const stepFor = (b: number): TrainStep => {
+    let s = stepCache.get(b);
+    if (!s) {
+      s = traceTrainStep(model, comp, inputs.map((t) => [b, ...t.shape.slice(1)]), targets.map((t) => [b, ...t.shape.slice(1)]));
+      stepCache.set(b, s);
+    }
+    return s;
+  };
+  for (let epoch = 0; epoch < epochs; epoch++) {
+    const bar = new Progbar(steps, verbose, options.print, `Epoch ${epoch + 1}/${epochs}`);
+    const order = Int32Array.from({ length: n }, (_, i) => i);
+    if (options.shuffle ?? true) {
+      const u = globalRng.uniform(n);
+      for (let i = n - 1; i > 0; i--) {
+        const j = Math.floor(u[i]! * (i + 1));
+        [order[i], order[j]] = [order[j]!, order[i]!];
+      }
+    }
+    const lossMean = new metrics.Mean('loss');
+    const perOutLoss = model.outputNames.map((o) => new metrics.Mean(`${o}_loss`));
+    for (const m of ms) m.metric.resetState();
+    for (let s = 0; s < steps; s++) {
+      const rows = order.subarray(s * bs, Math.min(n, (s + 1) * bs));
+      const bi = inputs.map((t) => takeRows(t, rows)), bt = targets.map((t) => takeRows(t, rows));
+      const out = runTrainStep(stepFor(rows.length), model, bi, bt, comp.optimizer.iterations.data[0]!);
+      lossMean.add(out.get('loss')!.item(), rows.length);
+      if (model.outputNames.length > 1) perOutLoss.forEach((m, i) => m.add(out.get(`${model.outputNames[i]}_loss`)!.item(), rows.length));
+      for (const m of ms) m.metric.updateState(bt[m.output]!, out.get(`pred/${model.outputNames[m.output]}`)!);
+      bar.update(s + 1, logsOf(lossMean, perOutLoss, ms));
+    }
+    const logs = logsOf(lossMean, perOutLoss, ms);
+    if (val) {
+      const v = evaluateModel(model, comp, val[0], val[1], { batchSize: bs, verbose: 0, returnDict: true }) as Record<string, number>;
+      for (const [k, value] of Object.entries(v)) logs[`val_${k}`] = value;
+    }
+    bar.finish(logs);
+    history.epoch.push(epoch);
+    for (const [k, v] of Object.entries(logs)) (history.history[k] ??= []).push(v);
+  }
+  return history;
+}
+
+function logsOf(loss: metrics.Mean, perOut: metrics.Mean[], ms: { name: string; metric: metrics.Metric }[]): Record<string, number> {
+  const logs: Record<string, number> = { loss: loss.result().item() };
+  if (perOut.length > 1) for (const m of perOut) logs[m.name] = m.result().item();
+  for (const m of ms) logs[m.name] = m.metric.result().item();
+  return logs;
+}
+
+export interface EvaluateOptions {
+  batchSize?: number;
+  verbose?: 0 | 1 | 2 | 'auto';
+  /** Return a record by metric name instead of [loss, ...metrics]. */
+  returnDict?: boolean;
+  print?: (text: string) => void;
+}
+
+/** model.evaluate: loss and metrics over batches of the inference graph. */
+export function evaluateModel(model: Model, c: Compiled | undefined, x: ModelInput | Tensor[], y: ModelInput | Tensor[], options: EvaluateOptions = {}): number[] | Record<string, number> {
+  const comp = requireCompiled(model, c);
+  const inputs = Array.isArray(x) && x.every((t) => t instanceof Tensor) && x.length === model.inputSpecs.length ? x as Tensor[] : model.normalizeInputs(x as ModelInput);
+  const targets = Array.isArray(y) && y.every((t) => t instanceof Tensor) && y.length === model.outputNames.length ? y as Tensor[] : normalizeTargets(model, y as ModelInput, comp);
+  const n = samples([...inputs, ...targets], 'evaluate');
+  const bs = Math.max(1, Math.min(options.batchSize ?? 32, n));
+  const ms = makeMetrics(model, comp);
+  const names = model.outputNames;
+  const lossMean = new metrics.Mean('loss');
+  const perOut = names.map((o) => new metrics.Mean(`${o}_loss`));
+  const steps = Math.ceil(n / bs);
+  const verbose = options.verbose === 'auto' || options.verbose === undefined ? 1 : options.verbose;
+  const bar = new Progbar(steps, verbose, options.print);
+  noRecord(() => {
+    for (let s = 0; s < steps; s++) {
+      const a = s * bs, e = Math.min(n, a + bs);
+      const bt = targets.map((t) => sliceBatch(t, a, e));
+      const preds = runTraced(tracedFor(model, e - a), inputs.map((t) => sliceBatch(t, a, e)));
+      let total = 0;
+      preds.forEach((p, i) => {
+        const l = comp.losses[i]!(bt[i]!, p).item();
+        perOut[i]!.add(l, e - a);
+        total += comp.lossWeights[i]! * l;
+      });
+      lossMean.add(total, e - a);
+      for (const m of ms) m.metric.updateState(bt[m.output]!, preds[m.output]!);
+      bar.update(s + 1, logsOf(lossMean, perOut, ms));
+    }
+  });
+  const logs = logsOf(lossMean, perOut, ms);
+  bar.finish(logs);
+  return options.returnDict ? logs : Object.values(logs);
+}

@@ -1,0 +1,217 @@
+// keras.optimizers: SGD, Adam, AdamW, RMSprop with Keras 3's exact update formulas, as ops (eager or traced).
+import { callableClass } from './callable.js';
+import { noRecord } from './engine.js';
+import * as ops from './ops.js';
+import { type Tensor, Variable } from './tensor.js';
+
+export interface OptimizerOptions {
+  learningRate?: number;
+  name?: string;
+  /** Decoupled weight decay (AdamW); 0 disables it. */
+  weightDecay?: number;
+}
+
+/**
+ * An optimizer: slot variables per weight plus an iteration counter. `updates` computes new values
+ * with ops only, so the same code runs eagerly (applyGradients) and inside a traced training step.
+ */
+export abstract class Optimizer {
+  learningRate: number;
+  readonly name: string;
+  readonly weightDecay: number;
+  readonly iterations: Variable;
+  private readonly slotMap = new Map<Variable, Variable[]>();
+
+  constructor(defaultName: string, options: OptimizerOptions = {}) {
+    this.learningRate = options.learningRate ?? 0.001;
+    this.name = options.name ?? defaultName;
+    this.weightDecay = options.weightDecay ?? 0;
+    this.iterations = new Variable('iteration', 'int32', [], new Int32Array(1), false, `${this.name}/iteration`);
+  }
+
+  /** Names of the slots each weight gets (e.g. momentum, velocity). */
+  protected abstract get slotNames(): string[];
+
+  /** New value of one weight and of its slots, from its gradient; lr and step (1-based) are float scalars. */
+  protected abstract updateStep(grad: Tensor, v: Tensor, slots: Tensor[], lr: Tensor, step: Tensor): [Tensor, Tensor[]];
+
+  /** Creates slot variables for the given weights (once per weight). */
+  build(vars: readonly Variable[]): void {
+    for (const v of vars) {
+      if (this.slotMap.has(v)) continue;
+      const base = v.path.replace(/\//g, '_');
+      this.slotMap.set(v, this.slotNames.map((s) => new Variable(`${base}_${s}`, v.dtype, v.shape, new Float32Array(v.size), false, `${this.name}/${base}_${s}`)));
+    }
+  }
+
+  /** All optimizer state: the iteration counter, then each weight's slots. */
+  get variables(): Variable[] {
+    return [this.iterations, ...[...this.slotMap.values()].flat()];
+  }
+
+  /** New values for every weight, slot and the counter, as [variable, value] pairs (values eager or traced). */
+  updates(grads: readonly Tensor[], vars: readonly Variable[]): [Variable, Tensor][] {
+    if (grads.length !== vars.length) throw new Error(`${this.name}: ${grads.length} gradients for ${vars.length} variables`);
+    this.build(vars);
+    const step = ops.cast(ops.add(this.iterations, 1), 'float32');
+    const lr = ops.full([], this.learningRate);
+    const out: [Variable, Tensor][] = [];
+    vars.forEach((v, i) => {
+      const g = grads[i]!;
+      if (g.shape.length !== v.shape.length || g.shape.some((d, j) => d !== v.shape[j])) {
+        throw new Error(`${this.name}: gradient of shape [${g.shape}] for variable '${v.path}' of shape [${v.shape}]`);
+      }
+      let value: Tensor = v;
+      // decoupled weight decay, applied before the update as Keras does
+      if (this.weightDecay) value = ops.subtract(value, ops.multiply(value, ops.multiply(lr, this.weightDecay)));
+      const slots = this.slotMap.get(v)!;
+      const [nv, ns] = this.updateStep(ops.cast(g, v.dtype), value, slots, lr, step);
+      out.push([v, nv]);
+      slots.forEach((s, j) => out.push([s, ns[j]!]));
+    });
+    out.push([this.iterations, ops.add(this.iterations, 1)]);
+    return out;
+  }
+
+  /** Applies (gradient, variable) pairs eagerly, as Keras's optimizer.apply_gradients. */
+  applyGradients(pairs: Iterable<readonly [Tensor, Variable]>): void {
+    const list = [...pairs];
+    noRecord(() => {
+      const ups = this.updates(list.map((p) => p[0]), list.map((p) => p[1]));
+      for (const [v, t] of ups) v.assign(t);
+    });
+  }
+
+  getConfig(): Record<string, unknown> {
+    return { name: this.name, learningRate: this.learningRate, weightDecay: this.weightDecay };
+  }
+}
+
+export interface SGDOptions extends OptimizerOptions {
+  momentum?: number;
+  nesterov?: boolean;
+}
+
+/** SGD: v = momentum v - lr g; w += v (nesterov: w += momentum v - lr g). */
+export class SGDOptimizer extends Optimizer {
+  readonly momentum: number;
+  readonly nesterov: boolean;
+  constructor(options: SGDOptions = {}) {
+    super('SGD', { learningRate: 0.01, ...options });
+    this.momentum = options.momentum ?? 0;
+    this.nesterov = options.nesterov ?? false;
+    if (this.momentum < 0 || this.momentum > 1) throw new Error(`SGD: momentum must be in [0, 1], got ${this.momentum}`);
+  }
+  protected get slotNames(): string[] {
+    return this.momentum ? ['momentum'] : [];
+  }
+  protected updateStep(g: Tensor, v: Tensor, slots: Tensor[], lr: Tensor): [Tensor, Tensor[]] {
+    if (!this.momentum) return [ops.subtract(v, ops.multiply(g, lr)), []];
+    const m = ops.subtract(ops.multiply(slots[0]!, this.momentum), ops.multiply(g, lr));
+    const delta = this.nesterov ? ops.subtract(ops.multiply(m, this.momentum), ops.multiply(g, lr)) : m;
+    return [ops.add(v, delta), [m]];
+  }
+}
+
+export interface AdamOptions extends OptimizerOptions {
+  beta1?: number;
+  beta2?: number;
+  epsilon?: number;
+}
+
+/** Adam with Keras 3's bias correction: alpha = lr sqrt(1 - b2^t) / (1 - b1^t); w -= alpha m / (sqrt(v) + eps). */
+export class AdamOptimizer extends Optimizer {
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly epsilon: number;
+  constructor(options: AdamOptions = {}, defaultName = 'adam') {
+    super(defaultName, options);
+    this.beta1 = options.beta1 ?? 0.9;
+    this.beta2 = options.beta2 ?? 0.999;
+    this.epsilon = options.epsilon ?? 1e-7;
+  }
+  protected get slotNames(): string[] {
+    return ['momentum', 'velocity'];
+  }
+  protected updateStep(g: Tensor, v: Tensor, [m0, v0]: Tensor[], lr: Tensor, step: Tensor): [Tensor, Tensor[]] {
+    const b1p = ops.power(ops.full([], this.beta1), step), b2p = ops.power(ops.full([], this.beta2), step);
+    const alpha = ops.divide(ops.multiply(lr, ops.sqrt(ops.subtract(1, b2p))), ops.subtract(1, b1p));
+    const m = ops.add(m0!, ops.multiply(ops.subtract(g, m0!), 1 - this.beta1));
+    const vel = ops.add(v0!, ops.multiply(ops.subtract(ops.square(g), v0!), 1 - this.beta2));
+    const nv = ops.subtract(v, ops.divide(ops.multiply(m, alpha), ops.add(ops.sqrt(vel), this.epsilon)));
+    return [nv, [m, vel]];
+  }
+  override getConfig(): Record<string, unknown> {
+    return { ...super.getConfig(), beta1: this.beta1, beta2: this.beta2, epsilon: this.epsilon };
+  }
+}
+
+/** Adam with decoupled weight decay (default 0.004, as Keras). */
+export class AdamWOptimizer extends AdamOptimizer {
+  constructor(options: AdamOptions = {}) {
+    super({ weightDecay: 0.004, ...options }, 'adamw');
+  }
+}
+
+export interface RMSpropOptions extends OptimizerOptions {
+  rho?: number;
+  momentum?: number;
+  epsilon?: number;
+  centered?: boolean;
+}
+
+/** RMSprop as Keras 3: velocity = rho v + (1 - rho) g^2; w -= lr g / sqrt(velocity + eps) (with optional momentum, centering). */
+export class RMSpropOptimizer extends Optimizer {
+  readonly rho: number;
+  readonly momentum: number;
+  readonly epsilon: number;
+  readonly centered: boolean;
+  constructor(options: RMSpropOptions = {}) {
+    super('rmsprop', options);
+    this.rho = options.rho ?? 0.9;
+    this.momentum = options.momentum ?? 0;
+    this.epsilon = options.epsilon ?? 1e-7;
+    this.centered = options.centered ?? false;
+  }
+  protected get slotNames(): string[] {
+    return ['velocity', ...(this.momentum ? ['momentum'] : []), ...(this.centered ? ['average_gradient'] : [])];
+  }
+  protected updateStep(g: Tensor, v: Tensor, slots: Tensor[], lr: Tensor): [Tensor, Tensor[]] {
+    const vel = ops.add(ops.multiply(slots[0]!, this.rho), ops.multiply(ops.square(g), 1 - this.rho));
+    const newSlots = [vel];
+    let denom = ops.add(vel, this.epsilon);
+    if (this.centered) {
+      const avg = ops.add(ops.multiply(slots[slots.length - 1]!, this.rho), ops.multiply(g, 1 - this.rho));
+      denom = ops.add(ops.subtract(vel, ops.square(avg)), this.epsilon);
+      newSlots.push(avg);
+    }
+    const inc = ops.divide(ops.multiply(g, lr), ops.sqrt(denom));
+    if (!this.momentum) return [ops.subtract(v, inc), newSlots];
+    const mom = ops.add(ops.multiply(slots[1]!, this.momentum), inc);
+    return [ops.subtract(v, mom), [vel, mom, ...newSlots.slice(1)]];
+  }
+}
+
+const BY_NAME: Record<string, () => Optimizer> = {
+  sgd: () => new SGDOptimizer(), adam: () => new AdamOptimizer(), adamw: () => new AdamWOptimizer(), rmsprop: () => new RMSpropOptimizer(),
+};
+
+export type OptimizerIdentifier = string | Optimizer;
+
+export function get(id: OptimizerIdentifier): Optimizer {
+  if (id instanceof Optimizer) return id;
+  const f = BY_NAME[id.toLowerCase()];
+  if (!f) throw new Error(`unknown optimizer '${id}'; known: ${Object.keys(BY_NAME).join(', ')}`);
+  return f();
+}
+
+
+// Keras names, constructible with or without `new`.
+export const SGD = callableClass(SGDOptimizer);
+export type SGD = SGDOptimizer;
+export const Adam = callableClass(AdamOptimizer);
+export type Adam = AdamOptimizer;
+export const AdamW = callableClass(AdamWOptimizer);
+export type AdamW = AdamWOptimizer;
+export const RMSprop = callableClass(RMSpropOptimizer);
+export type RMSprop = RMSpropOptimizer;
