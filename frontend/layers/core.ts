@@ -82,6 +82,10 @@ export class Dense extends Layer {
   }
 
   override computeOutputShape(inputShape: SymbolicShape): SymbolicShape {
+    const last = inputShape[inputShape.length - 1];
+    if (this.kernel && last !== this.kernel.shape[0]) {
+      throw new Error(`expected input with last dimension ${this.kernel.shape[0]}, got shape ${formatKerasShape(inputShape)}`);
+    }
     return [...inputShape.slice(0, -1), this.units];
   }
 

@@ -1,0 +1,133 @@
+// The compiler API (`kiln/compiler`): load a model file and compile a keras model for a target.
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { displayPath, errorLocation, importModelFile, typeCheck } from './cli/loader.js';
+import { traceModel } from './frontend/models/executor.js';
+import { Model } from './frontend/models/model.js';
+import { printGraph } from './ir/printer.js';
+
+export const TARGETS = ['wasm', 'llvm', 'cuda'] as const;
+export type Target = (typeof TARGETS)[number];
+export const EMITS = ['ir'] as const;
+export type Emit = (typeof EMITS)[number];
+
+export interface KilnErrorOptions {
+  /** `model.ts:3:5` (or `model.ts:`) when the problem is at a place in a user file. */
+  where?: string;
+  /** One `file:line:col message` line per problem, for errors that are a list (type errors). */
+  diagnostics?: string[];
+  cause?: unknown;
+}
+
+/** A user-facing error: the CLI prints `format()` and no stack trace (unless KILN_DEBUG=1). */
+export class KilnError extends Error {
+  override name = 'KilnError';
+  readonly where: string | undefined;
+  readonly diagnostics: string[];
+
+  constructor(message: string, options: KilnErrorOptions = {}) {
+    super(message, { cause: options.cause });
+    this.where = options.where;
+    this.diagnostics = options.diagnostics ?? [];
+  }
+
+  /** The lines to show: the diagnostics, or `where message`, or `kiln: message`. */
+  format(): string {
+    if (this.diagnostics.length) return this.diagnostics.join('\n');
+    return this.where ? `${this.where} ${this.message}` : `kiln: ${this.message}`;
+  }
+}
+
+export interface CompileOptions {
+  /** Code generator (default 'wasm'). */
+  target?: Target;
+  /** Directory for the artifacts. */
+  outDir?: string;
+  /** Also compile the training step. */
+  train?: boolean;
+  /** Stop at a stage and return its text instead of writing artifacts: 'ir' is the traced graph. */
+  emit?: Emit;
+  /** Batch size to trace the model at (default 1). */
+  batchSize?: number;
+}
+
+export interface CompileResult {
+  target: Target;
+  /** The printed graph, with `emit: 'ir'`. */
+  ir?: string;
+  /** Paths of the artifacts written. */
+  files: string[];
+}
+
+/** Validates compile options (strings from the command line included) and fills in defaults. */
+export function checkCompileOptions(options: { target?: string; emit?: string; batchSize?: number }): { target: Target; emit?: Emit; batchSize: number } {
+  const target = options.target ?? 'wasm';
+  if (!(TARGETS as readonly string[]).includes(target)) throw new KilnError(`unknown target '${target}'; targets are ${TARGETS.join(', ')}`);
+  if (options.emit !== undefined && !(EMITS as readonly string[]).includes(options.emit)) {
+    throw new KilnError(`cannot emit '${options.emit}'; choose one of ${EMITS.join(', ')}`);
+  }
+  const batchSize = options.batchSize ?? 1;
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new KilnError(`batch size must be a positive integer, got ${batchSize}`);
+  return { target: target as Target, emit: options.emit as Emit | undefined, batchSize };
+}
+
+/**
+ * Compiles a built keras model for a target, or with `emit` returns an intermediate stage as text.
+ * @example const { ir } = await compile(model, { emit: 'ir' });
+ */
+export async function compile(model: Model, options: CompileOptions = {}): Promise<CompileResult> {
+  const { target, emit, batchSize } = checkCompileOptions(options);
+  if (!(model instanceof Model)) throw new KilnError(`compile expects a keras Model, got ${describe(model)}`);
+  if (emit === 'ir') {
+    let graph;
+    try {
+      graph = traceModel(model, batchSize, options.train ?? false).graph;
+    } catch (err) {
+      throw new KilnError(`cannot trace model '${model.name}': ${errorText(err)}`, { cause: err });
+    }
+    return { target, ir: printGraph(graph), files: [] };
+  }
+  if (!options.outDir) throw new KilnError('compile needs an output directory (outDir)');
+  throw new KilnError(`target '${target}' is not implemented yet`);
+}
+
+/**
+ * Loads a model file: type-checks it, runs it, and returns its default export, which must be a built keras Model.
+ * Every problem is a KilnError located in the file where possible.
+ */
+export async function loadModelFile(file: string): Promise<Model> {
+  const abs = path.resolve(file);
+  const shown = displayPath(abs);
+  if (!existsSync(abs)) throw new KilnError(`cannot find model file ${shown}`);
+  if (!/\.m?ts$/.test(abs)) throw new KilnError(`${shown}: a model file must be TypeScript (.ts or .mts)`);
+  const diagnostics = typeCheck(abs);
+  if (diagnostics.length) throw new KilnError(`${diagnostics.length} type error(s) in ${shown}`, { diagnostics });
+  let mod: Record<string, unknown>;
+  try {
+    mod = await importModelFile(abs);
+  } catch (err) {
+    throw new KilnError(errorText(err), { where: errorLocation(err, abs) ?? `${shown}:`, cause: err });
+  }
+  const model = mod['default'];
+  const hint = 'a model file must `export default` a built keras model (keras.Sequential or keras.Model)';
+  if (!('default' in mod)) throw new KilnError(`${shown} has no default export; ${hint}`);
+  if (!(model instanceof Model)) throw new KilnError(`${shown}: the default export is ${describe(model)}, not a keras model; ${hint}`);
+  if (!model.built) {
+    throw new KilnError(`${shown}: model '${model.name}' is not built: give its first layer an inputShape, start it with keras.Input, or call model.build(shape)`);
+  }
+  return model;
+}
+
+/** One line for an error thrown by user code: JavaScript's own errors keep their name. */
+function errorText(err: unknown): string {
+  if (!(err instanceof Error)) return `uncaught ${String(err)}`;
+  const builtin = ['TypeError', 'ReferenceError', 'RangeError', 'SyntaxError', 'EvalError', 'URIError'].includes(err.name);
+  return (builtin ? `${err.name}: ${err.message}` : err.message).replace(/\s*\n\s*/g, ' ');
+}
+
+function describe(v: unknown): string {
+  if (v === null || v === undefined) return String(v);
+  if (typeof v === 'function' && 'className' in v && 'name' in v) return `a ${String(v.className)} layer '${String(v.name)}'`;
+  if (typeof v === 'object' || typeof v === 'function') return `a ${v.constructor?.name ?? typeof v}`;
+  return `a ${typeof v} (${String(v)})`;
+}

@@ -1,0 +1,119 @@
+// canonicalize: algebraic simplification and constant folding as rewrite rules, run to a fixed point.
+import type { Builder, Graph, Node } from '../ir/graph.js';
+import { evalOp } from '../ir/interpreter.js';
+import { GroupOp } from '../ir/ops.js';
+import { shapesEqual, sizeOf } from '../ir/types.js';
+import { type RewriteRule, rewriteToFixedPoint } from './rewrite.js';
+
+/** The uniform value of a constant (also through broadcasts), or undefined. */
+export function splatValue(n: Node): number | undefined {
+  if (n.op === 'broadcast') return splatValue(n.src[0]!);
+  if (n.op === 'const') {
+    const v = n.attrs['value'] as number[];
+    return v.length === 1 ? v[0] : undefined;
+  }
+  return undefined;
+}
+
+// -0 and +0 both count as zero: the sign of a zero sum is not observable through any kiln op but division
+const isSplat = (n: Node, v: number) => splatValue(n) === v;
+
+/** Largest constant (in elements) that folding may create. */
+const FOLD_LIMIT = 4096;
+
+export const RULES: RewriteRule[] = [
+  { op: 'mul', doc: 'x*1 -> x, 1*x -> x', rewrite: (n) => (isSplat(n.src[1]!, 1) ? n.src[0] : isSplat(n.src[0]!, 1) ? n.src[1] : undefined) },
+  { op: 'add', doc: 'x+0 -> x, 0+x -> x', rewrite: (n) => (isSplat(n.src[1]!, 0) ? n.src[0] : isSplat(n.src[0]!, 0) ? n.src[1] : undefined) },
+  { op: 'sub', doc: 'x-0 -> x', rewrite: (n) => (isSplat(n.src[1]!, 0) ? n.src[0] : undefined) },
+  { op: 'div', doc: 'x/1 -> x', rewrite: (n) => (isSplat(n.src[1]!, 1) ? n.src[0] : undefined) },
+  { op: 'neg', doc: '-(-x) -> x', rewrite: (n) => (n.src[0]!.op === 'neg' ? n.src[0]!.src[0] : undefined) },
+  { op: 'not', doc: '!!x -> x', rewrite: (n) => (n.src[0]!.op === 'not' ? n.src[0]!.src[0] : undefined) },
+  { op: 'select', doc: 'select(c, x, x) -> x', rewrite: (n) => (n.src[1] === n.src[2] ? n.src[1] : undefined) },
+  { op: 'cast', doc: 'cast(x: T) to T -> x', rewrite: (n) => (n.src[0]!.type.dtype === n.type.dtype ? n.src[0] : undefined) },
+  { op: 'reshape', doc: 'reshape(x) to its own shape -> x', rewrite: (n) => (shapesEqual(n.src[0]!.type.shape, n.type.shape) ? n.src[0] : undefined) },
+  { op: 'reshape', doc: 'reshape(reshape(x)) -> reshape(x)', rewrite: (n, b) => (n.src[0]!.op === 'reshape' ? b.emit('reshape', [n.src[0]!.src[0]!], n.attrs) : undefined) },
+  { op: 'transpose', doc: 'transpose(x, identity) -> x', rewrite: (n) => ((n.attrs['perm'] as number[]).every((p, i) => p === i) ? n.src[0] : undefined) },
+  {
+    op: 'transpose', doc: 'transpose(transpose(x, p), q) -> transpose(x, p[q])',
+    rewrite: (n, b) => {
+      if (n.src[0]!.op !== 'transpose') return undefined;
+      const p = n.src[0]!.attrs['perm'] as number[], q = n.attrs['perm'] as number[];
+      return b.emit('transpose', [n.src[0]!.src[0]!], { perm: q.map((i) => p[i]!) });
+    },
+  },
+  { op: 'broadcast', doc: 'broadcast(x) to its own shape -> x', rewrite: (n) => (shapesEqual(n.src[0]!.type.shape, n.type.shape) ? n.src[0] : undefined) },
+  { op: 'broadcast', doc: 'broadcast(broadcast(x)) -> broadcast(x)', rewrite: (n, b) => (n.src[0]!.op === 'broadcast' ? b.emit('broadcast', [n.src[0]!.src[0]!], n.attrs) : undefined) },
+  {
+    op: 'broadcast', doc: 'broadcast(splat const c) -> splat const c of the larger shape',
+    rewrite: (n, b) => {
+      const v = splatValue(n.src[0]!);
+      return v === undefined ? undefined : b.constant(v, n.type.dtype, n.type.shape);
+    },
+  },
+  {
+    op: 'reshape', doc: 'reshape(splat const c) -> splat const c',
+    rewrite: (n, b) => {
+      const v = splatValue(n.src[0]!);
+      return v === undefined ? undefined : b.constant(v, n.type.dtype, n.type.shape);
+    },
+  },
+  {
+    op: 'reduce_sum', doc: 'sum(onehot(labels) * x, last axis) -> gather(flat x, labels + row * classes)',
+    rewrite: (n, b) => oneHotSum(n, b),
+  },
+  {
+    op: [...GroupOp.Elementwise, ...GroupOp.Reduce, ...GroupOp.Movement],
+    doc: 'op(constants) -> constant (folded by the interpreter; splats stay splats)',
+    rewrite: (n, b) => {
+      if (n.src.length === 0 || !n.src.every((s) => s.op === 'const')) return undefined;
+      const allSplat = n.src.every((s) => (s.attrs['value'] as number[]).length === 1);
+      if (allSplat && GroupOp.Elementwise.has(n.op)) {
+        const scalar = evalOp({ op: n.op, type: { dtype: n.type.dtype, shape: [] }, attrs: n.attrs },
+          n.src.map((s) => ({ type: { dtype: s.type.dtype, shape: [] }, data: constData(s, 1) })));
+        return b.constant(scalar[0]!, n.type.dtype, n.type.shape);
+      }
+      if (sizeOf(n.type.shape) > FOLD_LIMIT) return undefined;
+      const data = evalOp(n, n.src.map((s) => ({ type: s.type, data: constData(s, sizeOf(s.type.shape)) })));
+      return b.constant(data, n.type.dtype, n.type.shape);
+    },
+  },
+];
+
+function constData(n: Node, size: number) {
+  const v = n.attrs['value'] as number[];
+  return evalOp({ op: 'const', type: { dtype: n.type.dtype, shape: [size] }, attrs: { value: v.length === 1 ? v : v.slice(0, size) } }, []);
+}
+
+/** Matches sum(cast(eq(broadcast(labels[.., 1]), iota(last))) * x, last axis) in either operand order. */
+function oneHotSum(n: Node, b: Builder): Node | undefined {
+  const axes = n.attrs['axes'] as number[];
+  const x0 = n.src[0]!, rank = x0.type.shape.length;
+  if (n.attrs['keepdims'] === true || axes.length !== 1 || axes[0] !== rank - 1 || x0.op !== 'mul' || rank < 1) return undefined;
+  const isOneHot = (m: Node): Node | undefined => {
+    if (m.op !== 'cast' || m.src[0]!.op !== 'eq') return undefined;
+    const [l, r] = m.src[0]!.src as [Node, Node];
+    const [bc, io] = l.op === 'iota' ? [r, l] : [l, r];
+    if (io.op !== 'iota' || io.attrs['axis'] !== rank - 1 || bc.op !== 'broadcast') return undefined;
+    const labels = bc.src[0]!;
+    const ls = labels.type.shape;
+    if (ls.length !== rank || ls[rank - 1] !== 1 || labels.type.dtype !== 'int32') return undefined;
+    return labels;
+  };
+  for (const [oh, x] of [[x0.src[0]!, x0.src[1]!], [x0.src[1]!, x0.src[0]!]] as const) {
+    const labels = isOneHot(oh);
+    if (!labels) continue;
+    const classes = x.type.shape[rank - 1]!, rows = sizeOf(x.type.shape.slice(0, -1));
+    const flatLabels = b.emit('reshape', [labels], { shape: [rows] });
+    const rowStart = b.emit('mul', [b.iota([rows], 0), b.constant(classes, 'int32', [rows])]);
+    // labels outside [0, classes) select nothing in the one-hot form: keep that by gathering a zero
+    const inRange = b.emit('and', [b.emit('ge', [flatLabels, b.constant(0, 'int32', [rows])]), b.emit('lt', [flatLabels, b.constant(classes, 'int32', [rows])])]);
+    const picked = b.emit('gather', [b.emit('reshape', [x], { shape: [rows * classes] }), b.emit('add', [rowStart, flatLabels])], { axis: 0 });
+    const safe = b.emit('select', [inRange, picked, b.constant(0, x.type.dtype, [rows])]);
+    return b.emit('reshape', [safe], { shape: [...n.type.shape] });
+  }
+  return undefined;
+}
+
+export function canonicalize(g: Graph): Graph {
+  return rewriteToFixedPoint(g, RULES);
+}

@@ -1,0 +1,157 @@
+// The `kiln` command end to end: runs the built dist/cli/main.js on model files inside and outside the repository.
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const cli = path.join(root, 'dist', 'cli', 'main.js');
+const { version } = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string };
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function kiln(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [cli, ...args], { cwd: root, env: { ...process.env, ...env } }, (err, stdout, stderr) => {
+      resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+/** Non-empty lines of a stream. */
+const lines = (s: string) => s.split('\n').filter((l) => l.trim() !== '');
+
+const models: Record<string, string> = {
+  good: `import * as keras from 'kiln';
+import type { compile } from 'kiln/compiler';
+await Promise.resolve();
+export const where: string = import.meta.url;
+export const api: typeof compile | undefined = undefined;
+const inputs = keras.Input({ shape: [3] });
+export default keras.Model({ inputs, outputs: keras.layers.Dense(2)(inputs) });
+`,
+  typeError: `import * as keras from 'kiln';
+
+const model = keras.Sequential([keras.layers.Dense('ten', { inputShape: [4] })]);
+export default model;
+`,
+  shapeError: `import * as keras from 'kiln';
+
+const a = keras.Input({ shape: [3] });
+const b = keras.Input({ shape: [4] });
+const x = keras.layers.Add()([a, b]);
+export default keras.Model({ inputs: [a, b], outputs: x });
+`,
+  noDefault: `import * as keras from 'kiln';
+export const model = keras.Sequential([keras.layers.Dense(3, { inputShape: [4] })]);
+`,
+  notModel: `import * as keras from 'kiln';
+export default keras.layers.Dense(3);
+`,
+};
+
+mkdirSync(path.join(root, 'tests', '.tmp'), { recursive: true });
+const inside = mkdtempSync(path.join(root, 'tests', '.tmp', 'cli-'));
+const outside = mkdtempSync(path.join(os.tmpdir(), 'kiln-cli-'));
+afterAll(() => {
+  rmSync(inside, { recursive: true, force: true });
+  rmSync(outside, { recursive: true, force: true });
+});
+
+/** Writes a model as `<dir>/<case>/model.ts` and returns its path. */
+function modelFile(dir: string, name: string): string {
+  mkdirSync(path.join(dir, name), { recursive: true });
+  const file = path.join(dir, name, 'model.ts');
+  writeFileSync(file, models[name]!);
+  return file;
+}
+
+describe.concurrent('kiln', () => {
+  it('prints help and version', async () => {
+    const help = await kiln(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/Usage: kiln/);
+    expect(help.stdout).toMatch(/compile/);
+    const sub = await kiln(['compile', '--help']);
+    expect(sub.stdout).toMatch(/--target/);
+    expect(sub.stdout).toMatch(/--emit/);
+    const v = await kiln(['--version']);
+    expect(v.code).toBe(0);
+    expect(v.stdout.trim()).toBe(version);
+  });
+
+  it('prints the traced graph of a seed model with --emit ir', async () => {
+    const r = await kiln(['compile', 'examples/seed/sequential.ts', '--emit', 'ir', '--batch-size', '4']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/= input \{name=.*f32\[4,784\]/);
+    expect(r.stdout).toMatch(/= matmul /);
+  });
+
+  it('refuses targets that are not implemented, in one line, writing nothing', async () => {
+    const out = path.join(outside, 'artifacts');
+    const r = await kiln(['compile', 'examples/seed/sequential.ts', '--target', 'wasm', '-o', out]);
+    expect(r.code).not.toBe(0);
+    expect(lines(r.stderr)).toEqual(["kiln: target 'wasm' is not implemented yet"]);
+    expect(existsSync(out)).toBe(false);
+    const bad = await kiln(['compile', 'examples/seed/sequential.ts', '--target', 'tpu']);
+    expect(bad.code).not.toBe(0);
+    expect(lines(bad.stderr)).toEqual(["kiln: unknown target 'tpu'; targets are wasm, llvm, cuda"]);
+  });
+
+  for (const [where, dir] of [['inside the repository', inside], ['outside the repository', outside]] as const) {
+    describe(where, () => {
+      it('loads a model that imports kiln (top-level await, import.meta, kiln/compiler types)', async () => {
+        const r = await kiln(['compile', modelFile(dir, 'good'), '--emit', 'ir']);
+        expect(r.stderr).toBe('');
+        expect(r.code).toBe(0);
+        expect(r.stdout).toMatch(/= matmul /);
+      });
+
+      it('reports a type error as one located line', async () => {
+        const r = await kiln(['compile', modelFile(dir, 'typeError'), '--emit', 'ir']);
+        expect(r.code).toBe(1);
+        expect(lines(r.stderr)).toHaveLength(1);
+        expect(r.stderr.trim()).toMatch(/^.*model\.ts:3:\d+ .+/);
+        expect(r.stderr).toMatch(/not assignable to parameter of type 'number'/);
+      });
+
+      it('reports a shape error as one line located in the model file', async () => {
+        const r = await kiln(['compile', modelFile(dir, 'shapeError'), '--emit', 'ir']);
+        expect(r.code).toBe(1);
+        expect(lines(r.stderr)).toHaveLength(1);
+        expect(r.stderr.trim()).toMatch(/^.*shapeError[/\\]model\.ts:5:\d+ .*matching shapes.*\(None, 3\) and \(None, 4\)/);
+      });
+
+      it('reports a missing default export', async () => {
+        const r = await kiln(['compile', modelFile(dir, 'noDefault'), '--emit', 'ir']);
+        expect(r.code).toBe(1);
+        expect(lines(r.stderr)).toHaveLength(1);
+        expect(r.stderr).toMatch(/noDefault[/\\]model\.ts has no default export/);
+      });
+
+      it('reports a default export that is not a model', async () => {
+        const r = await kiln(['compile', modelFile(dir, 'notModel'), '--emit', 'ir']);
+        expect(r.code).toBe(1);
+        expect(lines(r.stderr)).toHaveLength(1);
+        expect(r.stderr).toMatch(/notModel[/\\]model\.ts: the default export is a Dense layer 'dense', not a keras model/);
+      });
+    });
+  }
+
+  it('shows the stack trace with KILN_DEBUG=1', async () => {
+    mkdirSync(path.join(outside, 'debug'), { recursive: true });
+    const file = path.join(outside, 'debug', 'model.ts');
+    writeFileSync(file, models['shapeError']!);
+    const r = await kiln(['compile', file, '--emit', 'ir'], { KILN_DEBUG: '1' });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/model\.ts:5:\d+ /);
+    expect(r.stderr).toMatch(/\n\s+at /);
+  });
+});
