@@ -83,7 +83,7 @@ export class Builder {
       throw new ShapeError(`const: ${vals.length} values do not fill shape [${shape.join(',')}]`);
     }
     const canon = dtype === 'float32' ? vals.map(Math.fround) : dtype === 'bool' ? vals.map((v) => (v ? 1 : 0)) : vals.map(Math.trunc);
-    const uniform = canon.every((v) => Object.is(v, canon[0]));
+    const uniform = canon.length > 0 && canon.every((v) => Object.is(v, canon[0]));
     return this.make('const', { dtype, shape }, [], { value: uniform ? [canon[0]!] : canon });
   }
 

@@ -54,12 +54,23 @@ const FLOAT_UNARY: Partial<Record<Op, Un>> = {
 
 type Bin = (a: number, b: number) => number;
 const FLOAT_BINARY: Partial<Record<Op, Bin>> = {
-  add: (a, b) => a + b, sub: (a, b) => a - b, mul: (a, b) => a * b, div: (a, b) => a / b, pow: Math.pow,
+  add: (a, b) => a + b, sub: (a, b) => a - b, mul: (a, b) => a * b, div: (a, b) => a / b,
+  // C pow (IEEE 754): 1^y = 1 even for NaN y, and (-1)^±inf = 1, where JS Math.pow gives NaN
+  pow: (a, b) => (a === 1 || (a === -1 && Math.abs(b) === Infinity) ? 1 : Math.pow(a, b)),
   max: Math.max, min: Math.min,
 };
+
+/** Integer power by squaring with wrapping multiplies (Math.pow loses the low bits past 2^53). */
+function intPow(a: number, b: number): number {
+  if (b < 0) return 0;
+  let r = 1;
+  for (; b > 0; b >>>= 1, a = Math.imul(a, a)) if (b & 1) r = Math.imul(r, a);
+  return r;
+}
+
 const INT_BINARY: Partial<Record<Op, Bin>> = {
   add: (a, b) => (a + b) | 0, sub: (a, b) => (a - b) | 0, mul: Math.imul,
-  div: (a, b) => (b === 0 ? 0 : Math.trunc(a / b) | 0), pow: (a, b) => (b < 0 ? 0 : Math.pow(a, b) | 0),
+  div: (a, b) => (b === 0 ? 0 : Math.trunc(a / b) | 0), pow: intPow,
   max: Math.max, min: Math.min,
 };
 const COMPARE: Partial<Record<Op, (a: number, b: number) => boolean>> = {
@@ -196,19 +207,19 @@ function reduceWindow(x: Value, attrs: Attrs, type: TensorType): TypedArray {
   const xs = x.type.shape, nsp = xs.length - 2;
   const win = attrs['window'] as number[], strides = attrs['strides'] as number[];
   const pad = attrs['padding'] as [number, number][];
-  const isMax = attrs['kind'] === 'max';
+  const isMax = attrs['kind'] === 'max', isInt = type.dtype === 'int32';
   const xStr = stridesOf(xs);
   const out = allocate(type.dtype, sizeOf(type.shape));
   forEachIndex(type.shape, (oi, flat) => {
-    let acc = isMax ? -Infinity : 0;
+    let acc = isMax ? (isInt ? -2147483648 : -Infinity) : 0;
     forEachIndex(win, (wi) => {
       let xo = oi[0]! * xStr[0]! + oi[nsp + 1]!;
       for (let d = 0; d < nsp; d++) {
         const c = windowCoord(oi[d + 1]!, wi[d]!, strides[d]!, pad[d]![0], 1, 1, xs[d + 1]!);
-        if (c < 0) return; // padding: -inf for max, 0 for sum
+        if (c < 0) return; // padding: the lowest value for max, 0 for sum
         xo += c * xStr[d + 1]!;
       }
-      acc = isMax ? Math.max(acc, x.data[xo]!) : f(acc + x.data[xo]!);
+      acc = isMax ? Math.max(acc, x.data[xo]!) : isInt ? (acc + x.data[xo]!) | 0 : f(acc + x.data[xo]!);
     });
     out[flat] = acc;
   });

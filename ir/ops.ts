@@ -73,6 +73,10 @@ function int(op: string, attrs: Attrs, key: string): number {
   return v as number;
 }
 
+function atLeast(op: string, key: string, xs: readonly number[], min: number): void {
+  if (xs.some((x) => x < min)) fail(op, `attribute '${key}' entries must be >= ${min}, got ${formatShape(xs)}`);
+}
+
 function pairs(op: string, attrs: Attrs, key: string, n: number): [number, number][] {
   const v = attrs[key];
   if (!Array.isArray(v) || v.length !== n || !v.every((p) => Array.isArray(p) && p.length === 2 && p.every(Number.isInteger))) {
@@ -102,7 +106,7 @@ function dtypeAttr(op: string, attrs: Attrs): DType {
 
 /** Output spatial size of a window of size k (dilated by d) sliding with stride s over n (dilated by ld) padded by lo/hi. */
 export function windowOut(n: number, k: number, s: number, lo: number, hi: number, d = 1, ld = 1): number {
-  const nIn = (n - 1) * ld + 1 + lo + hi;
+  const nIn = (n === 0 ? 0 : (n - 1) * ld + 1) + lo + hi;
   const kEff = (k - 1) * d + 1;
   return nIn < kEff ? 0 : Math.floor((nIn - kEff) / s) + 1;
 }
@@ -138,7 +142,7 @@ export function inferType(op: Op, srcs: readonly TensorType[], attrs: Attrs): Te
       if (!shapesEqual(s0.shape, s1.shape) || s0.dtype !== s1.dtype) {
         fail(op, `operands must have the same type (broadcast explicitly), got ${formatType(s0)} and ${formatType(s1)}`);
       }
-      if ((op === 'and' || op === 'or') !== (s0.dtype === 'bool')) fail(op, `does not accept ${s0.dtype}`);
+      if ((op === 'and' || op === 'or') && s0.dtype !== 'bool') fail(op, `does not accept ${s0.dtype}`);
       if (s0.dtype === 'bool' && !['and', 'or', 'eq', 'ne'].includes(op)) fail(op, 'does not accept bool');
       const cmp = op === 'eq' || op === 'ne' || op === 'lt' || op === 'le' || op === 'gt' || op === 'ge';
       return cmp ? { dtype: 'bool', shape: s0.shape } : s0;
@@ -190,6 +194,7 @@ export function inferType(op: Op, srcs: readonly TensorType[], attrs: Attrs): Te
     case 'broadcast': {
       count(op, srcs, 1);
       const shape = ints(op, attrs, 'shape');
+      atLeast(op, 'shape', shape, 0);
       const off = shape.length - s0.shape.length;
       if (off < 0) fail(op, `cannot broadcast ${formatType(s0)} to the lower rank ${formatShape(shape)}`);
       s0.shape.forEach((d, i) => {
@@ -261,6 +266,7 @@ export function inferType(op: Op, srcs: readonly TensorType[], attrs: Attrs): Te
       const pad = pairs(op, attrs, 'padding', nsp);
       const groups = int(op, attrs, 'groups');
       if (strides.length !== nsp || dil.length !== nsp || ldil.length !== nsp) fail(op, `strides/dilation/lhsDilation need ${nsp} entries`);
+      atLeast(op, 'strides', strides, 1); atLeast(op, 'dilation', dil, 1); atLeast(op, 'lhsDilation', ldil, 1);
       const c = s0.shape[nsp + 1]!, cin = k.shape[nsp]!, cout = k.shape[nsp + 1]!;
       if (groups < 1 || c !== cin * groups || cout % groups !== 0) fail(op, `input channels ${c} do not match kernel ${formatType(k)} with ${groups} group(s)`);
       const out = s0.shape.slice(1, nsp + 1).map((n, i) => windowOut(n, k.shape[i]!, strides[i]!, pad[i]![0], pad[i]![1], dil[i], ldil[i]));
@@ -271,10 +277,12 @@ export function inferType(op: Op, srcs: readonly TensorType[], attrs: Attrs): Te
       count(op, srcs, 1);
       const nsp = s0.shape.length - 2;
       if (nsp < 1) fail(op, `expects input [N, ...spatial, C], got ${formatType(s0)}`);
+      if (s0.dtype === 'bool') fail(op, 'does not accept bool');
       if (attrs['kind'] !== 'max' && attrs['kind'] !== 'sum') fail(op, "attribute 'kind' must be 'max' or 'sum'");
       const win = ints(op, attrs, 'window'), strides = ints(op, attrs, 'strides');
       const pad = pairs(op, attrs, 'padding', nsp);
       if (win.length !== nsp || strides.length !== nsp) fail(op, `window/strides need ${nsp} entries`);
+      atLeast(op, 'window', win, 1); atLeast(op, 'strides', strides, 1);
       const out = s0.shape.slice(1, nsp + 1).map((n, i) => windowOut(n, win[i]!, strides[i]!, pad[i]![0], pad[i]![1]));
       return { dtype: s0.dtype, shape: [s0.shape[0]!, ...out, s0.shape[nsp + 1]!] };
     }
@@ -283,7 +291,9 @@ export function inferType(op: Op, srcs: readonly TensorType[], attrs: Attrs): Te
       count(op, srcs, 1);
       if (s0.dtype !== 'int32' || s0.shape.length !== 0) fail(op, `counter must be an int32 scalar, got ${formatType(s0)}`);
       int(op, attrs, 'seed');
-      return { dtype: 'float32', shape: ints(op, attrs, 'shape') };
+      const shape = ints(op, attrs, 'shape');
+      atLeast(op, 'shape', shape, 0);
+      return { dtype: 'float32', shape };
     }
     default: {
       const never: never = op;

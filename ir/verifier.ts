@@ -18,6 +18,7 @@ export function verifyProblems(g: Graph): string[] {
   const check = (n: Node): void => {
     const where = `%${n.id} ${n.op}`;
     if (!GroupOp.Leaf.has(n.op) && n.src.length === 0 && n.op !== 'concat') problems.push(`${where}: has no operands`);
+    if (GroupOp.Leaf.has(n.op) && n.src.length) problems.push(`${where}: a leaf takes no operands`);
     if (!isDType(n.type.dtype) || n.type.shape.some((d) => !Number.isInteger(d) || d < 0)) {
       problems.push(`${where}: bad type ${JSON.stringify(n.type)}`);
       return;
