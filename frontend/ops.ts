@@ -20,7 +20,7 @@ function flatten(v: NestedArray, shape: number[], out: number[], depth: number):
 }
 
 /**
- * Creates a tensor. The dtype is inferred like Keras (all integers -> int32, booleans -> bool, else float32;
+ * Creates a tensor. The dtype is inferred like Keras (all int32-range integers -> int32, booleans -> bool, else float32;
  * typed arrays keep theirs) unless given.
  * @example keras.ops.array([[1, 2, 3], [4, 5, 6]]) // int32, shape [2, 3]
  */
@@ -34,7 +34,9 @@ export function array(values: TensorLike, dtype?: DType): Tensor {
   const shape: number[] = [], flat: number[] = [];
   flatten(values, shape, flat, 0);
   const allBool = flat.length > 0 && isAllBool(values);
-  const inferred: DType = allBool ? 'bool' : flat.every(Number.isInteger) ? 'int32' : 'float32';
+  // integers outside int32 (1e30) and empty lists are float32, as in Keras
+  const isInt32 = (v: number): boolean => Number.isInteger(v) && v >= -2147483648 && v <= 2147483647;
+  const inferred: DType = allBool ? 'bool' : flat.length > 0 && flat.every(isInt32) ? 'int32' : 'float32';
   const d = dtype ?? inferred;
   return new Tensor(d, shape, toTyped(d, flat));
 }
@@ -502,8 +504,8 @@ export function leakyRelu(x: TensorLike, negativeSlope = 0.2): Tensor {
   return where(greaterEqual(t, 0), t, multiply(t, negativeSlope));
 }
 
-/** GELU: exact (erf) by default, tanh approximation when approximate. */
-export function gelu(x: TensorLike, approximate = false): Tensor {
+/** GELU: the tanh approximation by default as in keras.ops.gelu (keras.activations.gelu defaults to exact). */
+export function gelu(x: TensorLike, approximate = true): Tensor {
   const t = convertToTensor(x);
   if (approximate) {
     const inner = multiply(add(t, multiply(power(t, 3), 0.044715)), Math.sqrt(2 / Math.PI));

@@ -116,48 +116,141 @@ export function formatKerasShape(shape: SymbolicShape): string {
   return `(${dims.join(', ')}${dims.length === 1 ? ',' : ''})`;
 }
 
-/** Formats one float32 value with the fewest digits that round-trip (at most 8 after the point), NumPy style. */
+// NumPy's default print options: 75 columns, arrays above 1000 elements summarized to 3 items at each edge,
+// at most 8 digits after the point.
+const LINE_WIDTH = 75;
+const THRESHOLD = 1000;
+const EDGE_ITEMS = 3;
+const PRECISION = 8;
+
+/** x.toFixed / x.toExponential, but ties round to even as in NumPy (JS rounds them away from zero). */
+function roundEven(x: number, digits: number, how: 'toFixed' | 'toExponential'): string {
+  const s = x[how](digits);
+  const extra = Math.min(100, digits + 40) - digits;
+  const exact = x[how](digits + extra); // exact for float32 values
+  const mant = exact.replace(/e.*$/, '');
+  if (!/^50*$/.test(mant.slice(-extra))) return s;
+  const kept = mant.slice(0, -extra).replace(/\.$/, '');
+  return Number(kept[kept.length - 1]) % 2 === 0 ? kept + exact.slice(mant.length) : s;
+}
+
+/** The fewest significant digits that round-trip a float32 value, positional ('0.1', '-0', '100'). */
 function shortFloat(x: number): string {
-  if (Number.isNaN(x)) return 'nan';
-  if (!Number.isFinite(x)) return x > 0 ? 'inf' : '-inf';
-  for (let p = 1; p <= 9; p++) {
-    const s = x.toPrecision(p);
+  if (Object.is(x, -0)) return '-0';
+  for (let p = 0; p < 9; p++) {
+    const s = roundEven(x, p, 'toExponential');
     if (Math.fround(Number(s)) === x) return String(Number(s));
   }
   return String(x);
 }
 
-function formatElements(data: TypedArray, dtype: DType): string[] {
-  const vals = Array.from(data);
-  if (dtype === 'bool') return vals.map((v) => (v ? 'True' : 'False'));
-  if (dtype === 'int32') return vals.map(String);
-  const finite = vals.filter((v) => Number.isFinite(v) && v !== 0).map(Math.abs);
-  const sci = finite.length > 0 && (Math.max(...finite) >= 1e8 || Math.min(...finite) < 1e-4 || Math.max(...finite) / Math.min(...finite) >= 1e3 && Math.min(...finite) < 1e-3);
-  if (sci) {
-    const digits = Math.min(8, Math.max(...vals.map((v) => (Number.isFinite(v) ? shortFloat(v).replace(/^-|\.|e.*$/g, '').replace(/^0+/, '').length - 1 : 0))));
-    return vals.map((v) => (Number.isFinite(v) ? v.toExponential(Math.max(digits, 0)).replace(/e([+-])(\d)$/, 'e$10$2') : shortFloat(v)));
-  }
-  const strs = vals.map(shortFloat);
-  const decimals = Math.max(0, ...strs.map((s) => (s.includes('.') ? s.length - s.indexOf('.') - 1 : 0)));
-  return vals.map((v, i) => {
-    if (!Number.isFinite(v)) return strs[i]!;
-    return decimals === 0 ? `${strs[i]}.` : v.toFixed(Math.min(decimals, 8)).replace(/0+$/, (z) => ' '.repeat(z.length));
-  });
+function special(x: number): string {
+  return Number.isNaN(x) ? 'nan' : x > 0 ? 'inf' : '-inf';
 }
 
-/** NumPy-style text of an array: [[1. 2.]\n [3. 4.]] with right-aligned columns. */
-export function formatArray(data: TypedArray, shape: Shape, dtype: DType): string {
-  const els = formatElements(data, dtype);
-  if (shape.length === 0) return els[0]!.trimEnd();
-  const width = Math.max(0, ...els.map((s) => s.length));
-  const build = (dim: number, off: number, indent: string): string => {
-    const n = shape[dim]!;
-    const stride = sizeOf(shape.slice(dim + 1));
-    if (dim === shape.length - 1) {
-      return `[${Array.from({ length: n }, (_, i) => els[off + i]!.padStart(width)).join(' ')}]`;
+/** Digits after the point of the shortest round-trip scientific form, at most PRECISION. */
+function sciDigits(x: number): number {
+  for (let p = 0; p < PRECISION; p++) if (Math.fround(Number(roundEven(x, p, 'toExponential'))) === x) return p;
+  return PRECISION;
+}
+
+/** 1.5e-05 style; `point` keeps the point of a bare mantissa as NumPy arrays do (1.e-05), scalars drop it (1e-05). */
+function sci(x: number, digits: number, point: boolean): string {
+  const [m, e] = roundEven(x, digits, 'toExponential').split('e') as [string, string];
+  return `${Object.is(x, -0) ? '-' : ''}${m}${digits === 0 && point ? '.' : ''}e${e[0]}${e.slice(1).padStart(2, '0')}`;
+}
+
+/** Positional form with at most PRECISION digits after the point, without trailing zeros. */
+function positional(x: number): string {
+  const s = shortFloat(x);
+  return s.includes('.') && s.length - s.indexOf('.') - 1 > PRECISION ? String(Number(roundEven(x, PRECISION, 'toFixed'))) : s;
+}
+
+/** A 0-d value as NumPy prints the scalar: 2.5, 3.0, 1e-05, True. */
+function formatScalar(x: number, dtype: DType): string {
+  if (dtype === 'bool') return x ? 'True' : 'False';
+  if (dtype === 'int32') return String(x);
+  if (!Number.isFinite(x)) return special(x);
+  const a = Math.abs(x);
+  if (a === 0 || (a >= 1e-4 && a < 1e6)) {
+    const s = shortFloat(x);
+    return s.includes('.') ? s : `${s}.0`;
+  }
+  return sci(x, sciDigits(x), false);
+}
+
+/** NumPy's element formatter for the values shown: one width for all, floats in one notation and precision. */
+function elementFormatter(vals: readonly number[], dtype: DType): (x: number) => string {
+  let body: (x: number) => string;
+  if (dtype === 'bool') body = (x) => (x ? ' True' : 'False');
+  else if (dtype === 'int32') body = String;
+  else {
+    let lo = Infinity, hi = 0;
+    for (const v of vals) if (Number.isFinite(v) && v !== 0) { lo = Math.min(lo, Math.abs(v)); hi = Math.max(hi, Math.abs(v)); }
+    // NumPy >= 2.2 compares in float32 and switches float32 to scientific from 1e6 (10 ** finfo.precision)
+    if (hi > 0 && (hi >= 1e6 || lo < Math.fround(1e-4) || Math.fround(hi / lo) > 1e3)) {
+      const digits = vals.reduce((d, v) => (Number.isFinite(v) ? Math.max(d, sciDigits(v)) : d), 0);
+      body = (x) => (Number.isFinite(x) ? sci(x, digits, true) : special(x));
+    } else {
+      const frac = (s: string): string => (s.includes('.') ? s.slice(s.indexOf('.') + 1) : '');
+      const decimals = vals.reduce((d, v) => (Number.isFinite(v) ? Math.max(d, frac(positional(v)).length) : d), 0);
+      body = (x) => {
+        if (!Number.isFinite(x)) return special(x);
+        const s = positional(x), f = frac(s);
+        return `${f ? s.slice(0, -f.length - 1) : s}.${f.padEnd(decimals)}`;
+      };
     }
-    const sep = `\n${'\n'.repeat(shape.length - dim - 2)}${indent} `;
-    return `[${Array.from({ length: n }, (_, i) => build(dim + 1, off + i * stride, indent + ' ')).join(sep)}]`;
+  }
+  const width = vals.reduce((w, v) => Math.max(w, body(v).length), 0);
+  return (x) => body(x).padStart(width);
+}
+
+/** Indices shown along an axis of length n: all, or the edges when summarizing. */
+function shownIndices(n: number, summarize: boolean): number[] {
+  if (!summarize || n <= 2 * EDGE_ITEMS) return Array.from({ length: n }, (_, i) => i);
+  return [...Array.from({ length: EDGE_ITEMS }, (_, i) => i), ...Array.from({ length: EDGE_ITEMS }, (_, i) => n - EDGE_ITEMS + i)];
+}
+
+/**
+ * NumPy-style text of an array (numpy's array_str): [[1. 2.]\n [3. 4.]], columns right-aligned,
+ * rows wrapped at 75 characters, arrays over 1000 elements summarized with '...'.
+ */
+export function formatArray(data: TypedArray, shape: Shape, dtype: DType): string {
+  if (shape.length === 0) return formatScalar(data[0]!, dtype);
+  if (data.length === 0) return '[]';
+  const summarize = sizeOf(shape) > THRESHOLD;
+  const strides = shape.map((_, i) => sizeOf(shape.slice(i + 1)));
+  // the format is chosen from the values that are shown
+  const shown: number[] = [];
+  const collect = (dim: number, off: number): void => {
+    for (const i of shownIndices(shape[dim]!, summarize)) {
+      if (dim === shape.length - 1) shown.push(data[off + i]!);
+      else collect(dim + 1, off + i * strides[dim]!);
+    }
   };
-  return build(0, 0, '');
+  collect(0, 0);
+  const fmt = elementFormatter(shown, dtype);
+  // a port of numpy's _formatArray: `hanging` prefixes continuation lines, `width` shrinks by one per nesting level
+  const recurse = (dim: number, off: number, hanging: string, width: number): string => {
+    const n = shape[dim]!;
+    const idx = shownIndices(n, summarize);
+    const parts: string[] = idx.map((i) => (dim === shape.length - 1 ? fmt(data[off + i]!) : recurse(dim + 1, off + i * strides[dim]!, `${hanging} `, width - 1)));
+    if (idx.length < n) parts.splice(EDGE_ITEMS, 0, '...');
+    let s = '';
+    if (dim === shape.length - 1) {
+      let line = hanging;
+      parts.forEach((word, i) => {
+        if (line.length + word.length > width - 1 && line.length > hanging.length) {
+          s += `${line.trimEnd()}\n`;
+          line = hanging;
+        }
+        line += i < parts.length - 1 ? `${word} ` : word;
+      });
+      s += line;
+    } else {
+      s = parts.map((p) => hanging + p).join('\n'.repeat(shape.length - dim - 1));
+    }
+    return `[${s.slice(hanging.length)}]`;
+  };
+  return recurse(0, 0, ' ', LINE_WIDTH);
 }

@@ -224,8 +224,9 @@ export abstract class Layer<Out extends Tensor | Tensor[] = Tensor> extends Call
 
   /** `layer(x)`: records a functional node for KerasTensors, computes for tensors. */
   __call__(inputs: LayerInput, options: CallOptions = {}): KerasTensor | KerasTensor[] | Tensor | Tensor[] {
-    const list = Array.isArray(inputs);
-    if (!list && typeof inputs === 'object' && !(inputs instanceof Tensor) && !(inputs instanceof KerasTensor) && !ArrayBuffer.isView(inputs)) {
+    // a nested array of numbers is one input (layer([[1, 2]])), any other array a list of inputs
+    const list = Array.isArray(inputs) && !isNumericArray(inputs);
+    if (!list && !Array.isArray(inputs) && typeof inputs === 'object' && !(inputs instanceof Tensor) && !(inputs instanceof KerasTensor) && !ArrayBuffer.isView(inputs)) {
       throw new LayerError(`Layer '${this.name}' (${this.className}): inputs given by name are only accepted by models`);
     }
     const flat = (list ? inputs : [inputs]) as (TensorLike | KerasTensor)[];
@@ -251,6 +252,10 @@ export abstract class Layer<Out extends Tensor | Tensor[] = Tensor> extends Call
     this.calls.push(call);
     return listOut ? outputs : outputs[0]!;
   }
+}
+
+function isNumericArray(v: unknown): boolean {
+  return Array.isArray(v) && v.every((e) => typeof e === 'number' || typeof e === 'boolean' || isNumericArray(e));
 }
 
 /** Tells a list of shapes from one shape. */

@@ -1,6 +1,6 @@
 // Model: a layer of layers, with predict/summary; Functional: a DAG of layer calls from keras.Input to outputs.
 import type { DType } from '../../ir/types.js';
-import { type TensorLike, convertToTensor } from '../ops.js';
+import { type TensorLike, cast, convertToTensor } from '../ops.js';
 import { type SymbolicShape, Tensor, formatKerasShape } from '../tensor.js';
 import {
   type AnyLayer, type CallOptions, KerasTensor, Layer, LayerError, type LayerCall, type LayerInput, type LayerOptions, uniqueName,
@@ -85,8 +85,8 @@ export abstract class Model<Out extends Tensor | Tensor[] = Tensor | Tensor[]> e
       throw new LayerError(`Model '${this.name}' expects ${specs.length} input(s) (${specs.map((s) => s.name).join(', ')}), got ${list.length}`);
     }
     return list.map((v, i) => {
-      const t = convertToTensor(v);
       const s = specs[i]!;
+      const t = cast(convertToTensor(v), s.dtype); // Keras casts inputs to the input's dtype
       const ok = t.shape.length === s.shape.length && s.shape.every((d, j) => d === null || d === t.shape[j]);
       if (!ok) throw new LayerError(`Model '${this.name}': input '${s.name}' expects shape ${formatKerasShape(s.shape)}, got ${formatKerasShape(t.shape)}`);
       return t;
