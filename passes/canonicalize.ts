@@ -1,5 +1,5 @@
 // canonicalize: algebraic simplification and constant folding as rewrite rules, run to a fixed point.
-import type { Builder, Graph, Node } from '../ir/graph.js';
+import type { Graph, Node } from '../ir/graph.js';
 import { evalOp } from '../ir/interpreter.js';
 import { GroupOp } from '../ir/ops.js';
 import { shapesEqual, sizeOf } from '../ir/types.js';
@@ -58,10 +58,6 @@ export const RULES: RewriteRule[] = [
     },
   },
   {
-    op: 'reduce_sum', doc: 'sum(onehot(labels) * x, last axis) -> gather(flat x, labels + row * classes)',
-    rewrite: (n, b) => oneHotSum(n, b),
-  },
-  {
     op: [...GroupOp.Elementwise, ...GroupOp.Reduce, ...GroupOp.Movement],
     doc: 'op(constants) -> constant (folded by the interpreter; splats stay splats)',
     rewrite: (n, b) => {
@@ -82,36 +78,6 @@ export const RULES: RewriteRule[] = [
 function constData(n: Node, size: number) {
   const v = n.attrs['value'] as number[];
   return evalOp({ op: 'const', type: { dtype: n.type.dtype, shape: [size] }, attrs: { value: v.length === 1 ? v : v.slice(0, size) } }, []);
-}
-
-/** Matches sum(cast(eq(broadcast(labels[.., 1]), iota(last))) * x, last axis) in either operand order. */
-function oneHotSum(n: Node, b: Builder): Node | undefined {
-  const axes = n.attrs['axes'] as number[];
-  const x0 = n.src[0]!, rank = x0.type.shape.length;
-  if (n.attrs['keepdims'] === true || axes.length !== 1 || axes[0] !== rank - 1 || x0.op !== 'mul' || rank < 1) return undefined;
-  const isOneHot = (m: Node): Node | undefined => {
-    if (m.op !== 'cast' || m.src[0]!.op !== 'eq') return undefined;
-    const [l, r] = m.src[0]!.src as [Node, Node];
-    const [bc, io] = l.op === 'iota' ? [r, l] : [l, r];
-    if (io.op !== 'iota' || io.attrs['axis'] !== rank - 1 || bc.op !== 'broadcast') return undefined;
-    const labels = bc.src[0]!;
-    const ls = labels.type.shape;
-    if (ls.length !== rank || ls[rank - 1] !== 1 || labels.type.dtype !== 'int32') return undefined;
-    return labels;
-  };
-  for (const [oh, x] of [[x0.src[0]!, x0.src[1]!], [x0.src[1]!, x0.src[0]!]] as const) {
-    const labels = isOneHot(oh);
-    if (!labels) continue;
-    const classes = x.type.shape[rank - 1]!, rows = sizeOf(x.type.shape.slice(0, -1));
-    const flatLabels = b.emit('reshape', [labels], { shape: [rows] });
-    const rowStart = b.emit('mul', [b.iota([rows], 0), b.constant(classes, 'int32', [rows])]);
-    // labels outside [0, classes) select nothing in the one-hot form: keep that by gathering a zero
-    const inRange = b.emit('and', [b.emit('ge', [flatLabels, b.constant(0, 'int32', [rows])]), b.emit('lt', [flatLabels, b.constant(classes, 'int32', [rows])])]);
-    const picked = b.emit('gather', [b.emit('reshape', [x], { shape: [rows * classes] }), b.emit('add', [rowStart, flatLabels])], { axis: 0 });
-    const safe = b.emit('select', [inRange, picked, b.constant(0, x.type.dtype, [rows])]);
-    return b.emit('reshape', [safe], { shape: [...n.type.shape] });
-  }
-  return undefined;
 }
 
 export function canonicalize(g: Graph): Graph {

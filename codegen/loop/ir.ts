@@ -1,0 +1,111 @@
+// Loop IR shared by every target: buffers, loop nests with axis kinds, scalar expressions, loads and stores.
+import type { BinaryOp, CompareOp, LogicalOp, UnaryOp } from '../../ir/ops.js';
+import type { DType } from '../../ir/types.js';
+
+/** Scalar types of loop-IR expressions (bool is 0/1 in one byte when stored). */
+export type Scalar = 'f32' | 'i32' | 'bool';
+
+export const SCALAR_OF: Record<'float32' | 'int32' | 'bool', Scalar> = { float32: 'f32', int32: 'i32', bool: 'bool' };
+
+export function scalarOf(d: DType): Scalar {
+  if (d === 'float32' || d === 'int32' || d === 'bool') return SCALAR_OF[d];
+  throw new Error(`loop IR: dtype ${d} is not supported`);
+}
+
+export type Expr =
+  | { readonly k: 'const'; readonly t: Scalar; readonly v: number }
+  /** a loop index or a local scalar */
+  | { readonly k: 'var'; readonly t: Scalar; readonly name: string }
+  /** element `idx` of a buffer or local array */
+  | { readonly k: 'load'; readonly t: Scalar; readonly buf: string; readonly idx: Expr }
+  | { readonly k: 'unary'; readonly t: Scalar; readonly op: UnaryOp; readonly a: Expr }
+  | { readonly k: 'cast'; readonly t: Scalar; readonly a: Expr }
+  | { readonly k: 'binary'; readonly t: Scalar; readonly op: BinaryOp | CompareOp | LogicalOp | 'mod' | 'idiv'; readonly a: Expr; readonly b: Expr }
+  /** both branches are evaluated (as wasm and LLVM select): loads in either must be in bounds */
+  | { readonly k: 'select'; readonly t: Scalar; readonly c: Expr; readonly a: Expr; readonly b: Expr }
+  /** Philox uniform float in [0, 1) for element `index` under (seed, counter) — the random_uniform primitive */
+  | { readonly k: 'philox'; readonly t: 'f32'; readonly seed: number; readonly counter: Expr; readonly index: Expr };
+
+/** How a loop's iterations are executed; chosen by the scheduler, rendered by each target. */
+export type AxisKind = 'serial' | 'parallel' | 'vector' | 'unroll' | 'block' | 'thread';
+
+export type Stmt =
+  | { readonly k: 'for'; readonly v: string; readonly extent: number; readonly kind: AxisKind; readonly body: readonly Stmt[] }
+  /** a local scalar, mutable with assign */
+  | { readonly k: 'decl'; readonly name: string; readonly t: Scalar; readonly init: Expr }
+  | { readonly k: 'assign'; readonly name: string; readonly value: Expr }
+  /** a small local array (a row cached in registers / stack, or a shared-memory tile on GPU) */
+  | { readonly k: 'local'; readonly name: string; readonly t: Scalar; readonly size: number; readonly scope: 'register' | 'shared' }
+  | { readonly k: 'store'; readonly buf: string; readonly idx: Expr; readonly value: Expr };
+
+export type BufferKind = 'input' | 'param' | 'output' | 'temp' | 'const';
+
+export interface Buffer {
+  readonly name: string;
+  readonly dtype: DType;
+  readonly size: number;
+  readonly kind: BufferKind;
+  /** const buffers: their values (one value = splat) */
+  readonly data?: readonly number[];
+}
+
+/** One kernel: one or more loop nests run in order; `ops` lists the graph ops it fused. */
+export interface Kernel {
+  readonly name: string;
+  readonly ops: readonly string[];
+  readonly body: readonly Stmt[];
+}
+
+/** A whole lowered function: buffers, kernels in execution order, and where the graph's values live. */
+export interface Program {
+  readonly name: string;
+  readonly buffers: readonly Buffer[];
+  readonly kernels: readonly Kernel[];
+  /** graph input name -> buffer */
+  readonly inputs: readonly { readonly name: string; readonly buffer: string }[];
+  readonly params: readonly { readonly name: string; readonly buffer: string }[];
+  readonly outputs: readonly { readonly name: string; readonly buffer: string }[];
+  /** param name -> buffer holding its new value (the param's own buffer when updated in place) */
+  readonly updates: readonly { readonly name: string; readonly buffer: string }[];
+}
+
+// Expression constructors (the lowering and the scheduler build loop IR only through these).
+export const E = {
+  f32: (v: number): Expr => ({ k: 'const', t: 'f32', v: Math.fround(v) }),
+  i32: (v: number): Expr => ({ k: 'const', t: 'i32', v: v | 0 }),
+  bool: (v: boolean): Expr => ({ k: 'const', t: 'bool', v: v ? 1 : 0 }),
+  c: (t: Scalar, v: number): Expr => ({ k: 'const', t, v: t === 'f32' ? Math.fround(v) : t === 'bool' ? (v ? 1 : 0) : v | 0 }),
+  v: (name: string, t: Scalar = 'i32'): Expr => ({ k: 'var', t, name }),
+  load: (buf: string, idx: Expr, t: Scalar): Expr => ({ k: 'load', t, buf, idx }),
+  unary: (op: UnaryOp, a: Expr): Expr => ({ k: 'unary', t: a.t, op, a }),
+  cast: (t: Scalar, a: Expr): Expr => (a.t === t ? a : { k: 'cast', t, a }),
+  select: (c: Expr, a: Expr, b: Expr): Expr => ({ k: 'select', t: a.t, c, a, b }),
+  binary: (op: BinaryOp | CompareOp | LogicalOp | 'mod' | 'idiv', a: Expr, b: Expr): Expr => {
+    const cmp = ['eq', 'ne', 'lt', 'le', 'gt', 'ge'].includes(op);
+    return { k: 'binary', t: cmp ? 'bool' : a.t, op, a, b };
+  },
+  /** i32 index arithmetic with constant folding, so affine indices stay small */
+  add: (a: Expr, b: Expr): Expr => {
+    if (a.k === 'const' && a.v === 0) return b;
+    if (b.k === 'const' && b.v === 0) return a;
+    if (a.k === 'const' && b.k === 'const') return E.i32(a.v + b.v);
+    return { k: 'binary', t: 'i32', op: 'add', a, b };
+  },
+  mul: (a: Expr, b: Expr): Expr => {
+    if (a.k === 'const' && a.v === 1) return b;
+    if (b.k === 'const' && b.v === 1) return a;
+    if ((a.k === 'const' && a.v === 0) || (b.k === 'const' && b.v === 0)) return E.i32(0);
+    if (a.k === 'const' && b.k === 'const') return E.i32(Math.imul(a.v, b.v));
+    return { k: 'binary', t: 'i32', op: 'mul', a, b };
+  },
+  idiv: (a: Expr, d: number): Expr => (d === 1 ? a : a.k === 'const' ? E.i32(Math.floor(a.v / d)) : { k: 'binary', t: 'i32', op: 'idiv', a, b: E.i32(d) }),
+  mod: (a: Expr, d: number): Expr => (d === 1 ? E.i32(0) : a.k === 'const' ? E.i32(((a.v % d) + d) % d) : { k: 'binary', t: 'i32', op: 'mod', a, b: E.i32(d) }),
+};
+
+export const S = {
+  for: (v: string, extent: number, body: Stmt[], kind: AxisKind = 'serial'): Stmt => ({ k: 'for', v, extent, kind, body }),
+  decl: (name: string, t: Scalar, init: Expr): Stmt => ({ k: 'decl', name, t, init }),
+  assign: (name: string, value: Expr): Stmt => ({ k: 'assign', name, value }),
+  local: (name: string, t: Scalar, size: number, scope: 'register' | 'shared' = 'register'): Stmt => ({ k: 'local', name, t, size, scope }),
+  store: (buf: string, idx: Expr, value: Expr): Stmt => ({ k: 'store', buf, idx, value }),
+};

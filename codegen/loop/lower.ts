@@ -1,0 +1,507 @@
+// Lowering: a fusion plan becomes a loop-IR program (one function per kernel, one loop nest per planned nest).
+import { type Node, nodeName } from '../../ir/graph.js';
+import { GroupOp } from '../../ir/ops.js';
+import { type Shape, sizeOf, stridesOf } from '../../ir/types.js';
+import { type FusionPlan, type NestPlan, isContraction, isStored } from '../../passes/fuse.js';
+import { type Buffer, E, type Expr, type Kernel, type Program, S, type Scalar, type Stmt, scalarOf } from './ir.js';
+
+/** Stable text of an index expression, for memo keys and pattern matching. */
+function ek(e: Expr): string {
+  switch (e.k) {
+    case 'const': return `${e.t}${e.v}`;
+    case 'var': return e.name;
+    case 'load': return `${e.buf}[${ek(e.idx)}]`;
+    case 'unary': return `${e.op}(${ek(e.a)})`;
+    case 'cast': return `${e.t}(${ek(e.a)})`;
+    case 'binary': return `(${ek(e.a)} ${e.op} ${ek(e.b)})`;
+    case 'select': return `sel(${ek(e.c)},${ek(e.a)},${ek(e.b)})`;
+    case 'philox': return `philox(${e.seed},${ek(e.counter)},${ek(e.index)})`;
+  }
+}
+
+function idxKey(idx: readonly Expr[]): string {
+  return idx.map(ek).join(',');
+}
+
+/** Row-major linear index of a multi-index. */
+export function linear(idx: readonly Expr[], shape: Shape): Expr {
+  const st = stridesOf(shape);
+  let acc: Expr = E.i32(0);
+  idx.forEach((e, d) => { if (shape[d] !== 1) acc = E.add(acc, E.mul(e, E.i32(st[d]!))); });
+  return acc;
+}
+
+const imin = (a: Expr, b: Expr) => E.binary('min', a, b);
+const imax = (a: Expr, b: Expr) => E.binary('max', a, b);
+const clampIdx = (e: Expr, n: number) => (e.k === 'const' ? E.i32(Math.max(0, Math.min(n - 1, e.v))) : imax(imin(e, E.i32(n - 1)), E.i32(0)));
+const and = (a: Expr | undefined, b: Expr) => (a ? E.binary('and', a, b) : b);
+
+/** A block being emitted: its statements and the values already computed in it (visible to nested blocks). */
+class Scope {
+  readonly stmts: Stmt[] = [];
+  readonly memo = new Map<string, Expr>();
+  constructor(readonly parent?: Scope) {}
+  lookup(key: string): Expr | undefined {
+    return this.memo.get(key) ?? this.parent?.lookup(key);
+  }
+}
+
+interface Binding {
+  readonly pattern: string;
+  readonly value: (idx: readonly Expr[]) => Expr;
+}
+
+/** Emits one nest. Values of the nest's own contractions and roots are bound to variables at fixed index patterns. */
+class NestEmitter {
+  private scope: Scope;
+  private readonly bound = new Map<Node, Binding>();
+  private readonly roots: Set<Node>;
+  private readonly outerVars: Expr[] = [];
+  private readonly innerVars: Expr[] = [];
+  private readonly outerDims: number[];
+  private readonly innerDims: number[];
+
+  constructor(private readonly plan: NestPlan, private readonly names: { next(prefix: string): string },
+    private readonly bufOf: (n: Node) => string, private readonly constBuf: (n: Node) => string | undefined,
+    private readonly isMaterialized: (n: Node) => boolean) {
+    this.scope = new Scope();
+    this.roots = new Set(plan.roots);
+    const { full, axes } = plan.key;
+    this.outerDims = full.map((_, i) => i).filter((i) => !axes.includes(i));
+    this.innerDims = [...axes];
+  }
+
+  private fresh(prefix: string): string {
+    return this.names.next(prefix);
+  }
+
+  private emit(s: Stmt): void {
+    this.scope.stmts.push(s);
+  }
+
+  /** Runs body in a nested scope and returns its statements. */
+  private nested(body: () => void): Stmt[] {
+    const saved = this.scope;
+    this.scope = new Scope(saved);
+    try {
+      body();
+      return this.scope.stmts;
+    } finally {
+      this.scope = saved;
+    }
+  }
+
+  /** Nested loops over extents; body receives the index variables. */
+  private loops(extents: readonly number[], prefix: string, body: (vars: Expr[]) => void): void {
+    const names = extents.map(() => this.fresh(prefix));
+    const vars = names.map((n) => E.v(n));
+    let stmts = this.nested(() => body(vars));
+    for (let d = extents.length - 1; d >= 0; d--) stmts = [S.for(names[d]!, extents[d]!, stmts)];
+    for (const s of stmts) this.emit(s);
+  }
+
+  /** Value `e` in a fresh local scalar (so later uses share it). */
+  private let(e: Expr, prefix = 't'): Expr {
+    if (e.k === 'const' || e.k === 'var') return e;
+    const name = this.fresh(prefix);
+    this.emit(S.decl(name, e.t, e));
+    return E.v(name, e.t);
+  }
+
+  private fullIndex(outer: readonly Expr[], inner: readonly Expr[]): Expr[] {
+    const idx: Expr[] = new Array(this.plan.key.full.length);
+    this.outerDims.forEach((d, i) => { idx[d] = outer[i]!; });
+    this.innerDims.forEach((d, i) => { idx[d] = inner[i]!; });
+    return idx;
+  }
+
+  /** Index of a value of reduced shape (keepdims or not) at the current outer position. */
+  private outerIndex(shape: Shape): Expr[] {
+    const full = this.plan.key.full;
+    if (shape.length === full.length) return full.map((_, d) => (this.innerDims.includes(d) ? E.i32(0) : this.outerVars[this.outerDims.indexOf(d)]!));
+    return [...this.outerVars];
+  }
+
+  private bind(n: Node, idx: readonly Expr[], value: (idx: readonly Expr[]) => Expr): void {
+    this.bound.set(n, { pattern: idxKey(idx), value });
+  }
+
+  /** Scalar expression of node n at multi-index idx, inlining everything not materialized. */
+  exprAt(n: Node, idx: readonly Expr[]): Expr {
+    const b = this.bound.get(n);
+    const key = idxKey(idx);
+    if (b && b.pattern === key) return b.value(idx);
+    const memoKey = `${n.id}@${key}`;
+    const hit = this.scope.lookup(memoKey);
+    if (hit) return hit;
+    const t = scalarOf(n.type.dtype);
+    let e: Expr;
+    if (n.op === 'input' || n.op === 'param' || (this.isMaterialized(n) && !this.roots.has(n))) {
+      e = this.let(E.load(this.bufOf(n), linear(idx, n.type.shape), t), 'v');
+    } else if (n.op === 'const') {
+      const cb = this.constBuf(n);
+      e = cb ? this.let(E.load(cb, linear(idx, n.type.shape), t), 'v') : E.c(t, (n.attrs['value'] as number[])[0]!);
+    } else if (n.op === 'iota') {
+      e = idx[n.attrs['axis'] as number]!;
+    } else if (isContraction(n)) {
+      throw new Error(`lower: %${n.id} ${n.op} is needed at [${key}] but is neither materialized nor bound there`);
+    } else {
+      e = this.let(this.injective(n, idx, t));
+    }
+    this.scope.memo.set(memoKey, e);
+    return e;
+  }
+
+  private injective(n: Node, idx: readonly Expr[], t: Scalar): Expr {
+    const src = n.src, a = n.attrs;
+    const at = (i: number, ix: readonly Expr[] = idx) => this.exprAt(src[i]!, ix);
+    switch (n.op) {
+      case 'neg': case 'abs': case 'sign': case 'exp': case 'log': case 'sqrt': case 'rsqrt': case 'tanh': case 'erf':
+      case 'sin': case 'cos': case 'floor': case 'ceil': case 'round': case 'recip': case 'not':
+        return E.unary(n.op, at(0));
+      case 'cast':
+        return E.cast(t, at(0));
+      case 'add': case 'sub': case 'mul': case 'div': case 'pow': case 'max': case 'min':
+      case 'eq': case 'ne': case 'lt': case 'le': case 'gt': case 'ge': case 'and': case 'or':
+        return E.binary(n.op, at(0), at(1));
+      case 'select':
+        return E.select(at(0), at(1), at(2));
+      case 'reshape': {
+        const ss = src[0]!.type.shape, os = n.type.shape;
+        const sq = (s: Shape) => s.filter((d) => d !== 1);
+        if (sq(ss).length === sq(os).length && sq(ss).every((d, i) => d === sq(os)[i])) {
+          // only unit dimensions added or removed: map the non-unit indices across
+          const nonUnit = os.flatMap((d, i) => (d !== 1 ? [idx[i]!] : []));
+          let j = 0;
+          return at(0, ss.map((d) => (d === 1 ? E.i32(0) : nonUnit[j++]!)));
+        }
+        const lin = linear(idx, os), st = stridesOf(ss);
+        return at(0, ss.map((d, i) => E.mod(E.idiv(lin, st[i]!), d)));
+      }
+      case 'transpose': {
+        const perm = a['perm'] as number[];
+        const sidx: Expr[] = new Array(perm.length);
+        perm.forEach((p, i) => { sidx[p] = idx[i]!; });
+        return at(0, sidx);
+      }
+      case 'broadcast': {
+        const ss = src[0]!.type.shape, off = n.type.shape.length - ss.length;
+        return at(0, ss.map((d, i) => (d === 1 ? E.i32(0) : idx[i + off]!)));
+      }
+      case 'slice': {
+        const start = a['start'] as number[], step = a['step'] as number[];
+        return at(0, idx.map((e, i) => E.add(E.mul(e, E.i32(step[i]!)), E.i32(start[i]!))));
+      }
+      case 'pad': {
+        const p = a['padding'] as [number, number][], ss = src[0]!.type.shape;
+        let inb: Expr | undefined;
+        const sidx = idx.map((e, i) => {
+          const j = E.add(e, E.i32(-p[i]![0]));
+          if (p[i]![0] > 0) inb = and(inb, E.binary('ge', j, E.i32(0)));
+          if (p[i]![1] > 0) inb = and(inb, E.binary('lt', j, E.i32(ss[i]!)));
+          return p[i]![0] > 0 || p[i]![1] > 0 ? clampIdx(j, ss[i]!) : j;
+        });
+        if (ss.some((d) => d === 0)) return E.c(t, a['value'] as number);
+        const v = at(0, sidx);
+        return inb ? E.select(inb, v, E.c(t, a['value'] as number)) : v;
+      }
+      case 'concat': {
+        const axis = a['axis'] as number;
+        let off = 0;
+        const parts = src.map((s, i) => {
+          const len = s.type.shape[axis]!;
+          const part = { i, off, len };
+          off += len;
+          return part;
+        }).filter((p) => p.len > 0);
+        let e: Expr | undefined;
+        for (let j = parts.length - 1; j >= 0; j--) {
+          const { i, off: o, len } = parts[j]!;
+          const local = clampIdx(E.add(idx[axis]!, E.i32(-o)), len);
+          const v = at(i, idx.map((x, d) => (d === axis ? local : x)));
+          e = e === undefined ? v : E.select(E.binary('lt', idx[axis]!, E.i32(o + len)), v, e);
+        }
+        return e!;
+      }
+      case 'gather': {
+        const axis = a['axis'] as number, ir = src[1]!.type.shape.length, dim = src[0]!.type.shape[axis]!;
+        const g = clampIdx(this.exprAt(src[1]!, idx.slice(axis, axis + ir)), dim);
+        return at(0, [...idx.slice(0, axis), g, ...idx.slice(axis + ir)]);
+      }
+      case 'random_uniform':
+        return { k: 'philox', t: 'f32', seed: a['seed'] as number, counter: this.exprAt(src[0]!, []), index: linear(idx, n.type.shape) };
+      default:
+        throw new Error(`lower: ${n.op} is not an injective op`);
+    }
+  }
+
+  /** Emits the loops of a contraction at index idx into the current scope; returns its value. */
+  contraction(n: Node, idx: readonly Expr[]): Expr {
+    const t = scalarOf(n.type.dtype);
+    const acc = this.fresh('acc');
+    const accV = E.v(acc, t);
+    const x = n.src[0]!;
+    switch (n.op) {
+      case 'reduce_sum': case 'reduce_prod': case 'reduce_max': case 'reduce_min': {
+        const axes = n.attrs['axes'] as number[], xs = x.type.shape, keep = n.attrs['keepdims'] === true;
+        const init = n.op === 'reduce_sum' ? 0 : n.op === 'reduce_prod' ? 1 : n.op === 'reduce_max' ? -Infinity : Infinity;
+        this.emit(S.decl(acc, t, E.c(t, t === 'i32' && !Number.isFinite(init) ? (init > 0 ? 2147483647 : -2147483648) : init)));
+        const kept = xs.map((_, d) => d).filter((d) => !axes.includes(d));
+        this.loops(axes.map((d) => xs[d]!), 'k', (ks) => {
+          const full = xs.map((_, d) => (axes.includes(d) ? ks[axes.indexOf(d)]! : idx[keep ? d : kept.indexOf(d)]!));
+          const v = this.exprAt(x, full);
+          const op = ({ reduce_sum: 'add', reduce_prod: 'mul', reduce_max: 'max', reduce_min: 'min' } as const)[n.op as 'reduce_sum'];
+          this.emit(S.assign(acc, E.binary(op, accV, v)));
+        });
+        return accV;
+      }
+      case 'argmax': case 'argmin': {
+        const axis = n.attrs['axis'] as number, xs = x.type.shape, keep = n.attrs['keepdims'] === true;
+        const kept = xs.map((_, d) => d).filter((d) => d !== axis);
+        const at = (k: Expr) => xs.map((_, d) => (d === axis ? k : idx[keep ? d : kept.indexOf(d)]!));
+        const xt = scalarOf(x.type.dtype);
+        const best = this.fresh('best');
+        this.emit(S.decl(best, xt, this.exprAt(x, at(E.i32(0)))));
+        this.emit(S.decl(acc, 'i32', E.i32(0)));
+        this.loops([xs[axis]!], 'k', ([k]) => {
+          const v = this.exprAt(x, at(k!));
+          const bv = E.v(best, xt);
+          const better = E.binary(n.op === 'argmax' ? 'gt' : 'lt', v, bv);
+          const cond = xt === 'f32' ? E.binary('and', E.binary('eq', bv, bv), E.binary('or', better, E.binary('ne', v, v))) : better;
+          const c = this.let(cond, 'c');
+          this.emit(S.assign(best, E.select(c, v, bv)));
+          this.emit(S.assign(acc, E.select(c, k!, E.v(acc))));
+        });
+        return E.v(acc);
+      }
+      case 'matmul': {
+        const [a, b] = n.src as [Node, Node];
+        const r = a.type.shape.length, batch = idx.slice(0, r - 2);
+        this.emit(S.decl(acc, t, E.c(t, 0)));
+        this.loops([a.type.shape[r - 1]!], 'k', ([k]) => {
+          const av = this.exprAt(a, [...batch, idx[r - 2]!, k!]), bv = this.exprAt(b, [...batch, k!, idx[r - 1]!]);
+          this.emit(S.assign(acc, E.binary('add', accV, E.binary('mul', av, bv))));
+        });
+        return accV;
+      }
+      case 'conv': case 'reduce_window': {
+        const isConv = n.op === 'conv';
+        const xs = x.type.shape, nsp = xs.length - 2;
+        const strides = n.attrs['strides'] as number[], pad = n.attrs['padding'] as [number, number][];
+        const dil = isConv ? n.attrs['dilation'] as number[] : xs.map(() => 1);
+        const ldil = isConv ? n.attrs['lhsDilation'] as number[] : xs.map(() => 1);
+        const k = n.src[1];
+        const win = isConv ? k!.type.shape.slice(0, nsp) : n.attrs['window'] as number[];
+        const isMax = n.attrs['kind'] === 'max';
+        this.emit(S.decl(acc, t, E.c(t, isMax ? (t === 'i32' ? -2147483648 : -Infinity) : 0)));
+        const cin = isConv ? k!.type.shape[nsp]! : 1, coutG = isConv ? k!.type.shape[nsp + 1]! / (n.attrs['groups'] as number) : 1;
+        const extents = isConv ? [...win, cin] : win;
+        this.loops(extents, 'k', (ks) => {
+          let inb: Expr | undefined;
+          const coords = win.map((_, d) => {
+            const p = E.add(E.add(E.mul(idx[d + 1]!, E.i32(strides[d]!)), E.mul(ks[d]!, E.i32(dil[d]!))), E.i32(-pad[d]![0]));
+            const pv = this.let(p, 'p');
+            inb = and(inb, E.binary('ge', pv, E.i32(0)));
+            let q = pv;
+            if (ldil[d]! > 1) {
+              inb = and(inb, E.binary('eq', E.mod(pv, ldil[d]!), E.i32(0)));
+              q = E.idiv(pv, ldil[d]!);
+            }
+            inb = and(inb, E.binary('lt', q, E.i32(xs[d + 1]!)));
+            return clampIdx(q, xs[d + 1]!);
+          });
+          const cond = this.let(inb!, 'c');
+          const chan = isConv ? E.add(E.mul(E.idiv(idx[nsp + 1]!, coutG), E.i32(cin)), ks[nsp]!) : idx[nsp + 1]!;
+          const xv = this.exprAt(x, [idx[0]!, ...coords, chan]);
+          let next: Expr;
+          if (isConv) next = E.binary('add', accV, E.binary('mul', xv, this.exprAt(k!, [...ks.slice(0, nsp), ks[nsp]!, idx[nsp + 1]!])));
+          else next = isMax ? E.binary('max', accV, xv) : E.binary('add', accV, xv);
+          this.emit(S.assign(acc, E.select(cond, next, accV)));
+        });
+        return accV;
+      }
+      default:
+        throw new Error(`lower: ${n.op} is not a contraction`);
+    }
+  }
+
+  /** The whole nest: outer loops, stages, then stores of the roots. */
+  lower(): Stmt[] {
+    const { full } = this.plan.key;
+    const outerExt = this.outerDims.map((d) => full[d]!), innerExt = this.innerDims.map((d) => full[d]!);
+    const hasInner = innerExt.length > 0;
+    const isF = (s: Shape) => hasInner && s.length === full.length && s.every((d, i) => d === full[i]);
+    const body = () => {
+      for (const st of this.plan.stages) {
+        const rowReduce = hasInner && st.op.startsWith('reduce_') && st.op !== 'reduce_window' && isF(st.src[0]!.type.shape)
+          && (st.attrs['axes'] as number[]).join() === this.innerDims.join();
+        if (rowReduce) {
+          const acc = this.fresh('acc'), t = scalarOf(st.type.dtype);
+          const init = st.op === 'reduce_sum' ? 0 : st.op === 'reduce_prod' ? 1 : st.op === 'reduce_max' ? -Infinity : Infinity;
+          this.emit(S.decl(acc, t, E.c(t, t === 'i32' && !Number.isFinite(init) ? (init > 0 ? 2147483647 : -2147483648) : init)));
+          const op = ({ reduce_sum: 'add', reduce_prod: 'mul', reduce_max: 'max', reduce_min: 'min' } as const)[st.op as 'reduce_sum'];
+          this.loops(innerExt, 'r', (rs) => {
+            this.innerVars.splice(0, this.innerVars.length, ...rs);
+            this.emit(S.assign(acc, E.binary(op, E.v(acc, t), this.exprAt(st.src[0]!, this.fullIndex(this.outerVars, rs)))));
+          });
+          this.bind(st, this.outerIndex(st.type.shape), () => E.v(acc, t));
+        } else if (isF(st.type.shape)) {
+          // a full-shape contraction (e.g. the matmul under a softmax): cache the row in a local array
+          const local = this.fresh('row'), t = scalarOf(st.type.dtype), n = sizeOf(innerExt);
+          this.emit(S.local(local, t, n));
+          this.loops(innerExt, 'r', (rs) => {
+            this.innerVars.splice(0, this.innerVars.length, ...rs);
+            this.emit(S.store(local, linear(rs, innerExt), this.contraction(st, this.fullIndex(this.outerVars, rs))));
+          });
+          this.bindRow(st, local, innerExt, t);
+        } else {
+          const idx = this.outerIndex(st.type.shape);
+          const v = this.contraction(st, idx);
+          this.bind(st, idx, () => v);
+        }
+      }
+      const fRoots = this.plan.roots.filter((r) => isF(r.type.shape));
+      const oRoots = this.plan.roots.filter((r) => !isF(r.type.shape));
+      if (fRoots.length) {
+        this.loops(innerExt, 'r', (rs) => {
+          this.innerVars.splice(0, this.innerVars.length, ...rs);
+          const idx = this.fullIndex(this.outerVars, rs);
+          for (const r of fRoots) {
+            const v = this.let(this.exprAt(r, idx), 'y');
+            this.emit(S.store(this.bufOf(r), linear(idx, r.type.shape), v));
+            this.bind(r, idx, () => v);
+          }
+        });
+        for (const r of fRoots) this.bound.delete(r);
+      }
+      for (const r of oRoots) {
+        const idx = hasInner ? this.outerIndex(r.type.shape) : this.outerVars;
+        const v = this.let(this.exprAt(r, idx), 'y');
+        this.emit(S.store(this.bufOf(r), linear(idx, r.type.shape), v));
+        this.bind(r, idx, () => v);
+      }
+    };
+    const stmts = this.nested(() => {
+      if (outerExt.length === 0) { body(); return; }
+      this.loops(outerExt, 'o', (os) => {
+        this.outerVars.splice(0, this.outerVars.length, ...os);
+        body();
+      });
+    });
+    return stmts;
+  }
+
+  /** Binds a cached row: any later inner loop reads it at its own inner index. */
+  private bindRow(n: Node, local: string, innerExt: number[], t: Scalar): void {
+    const self = this;
+    this.bound.set(n, {
+      get pattern() { return idxKey(self.fullIndex(self.outerVars, self.innerVars)); },
+      value: () => E.load(local, linear(self.innerVars, innerExt), t),
+    });
+  }
+}
+
+export interface LowerOptions {
+  /** Program name (entry point). */
+  name: string;
+}
+
+function sanitize(s: string): string {
+  return s.replace(/[^A-Za-z0-9_]/g, '_');
+}
+
+/** Lowers a fusion plan to a loop-IR program. Update values are written in place into their param when safe. */
+export function lower(plan: FusionPlan, options: LowerOptions): Program {
+  const g = plan.graph;
+  const buffers: Buffer[] = [];
+  const bufName = new Map<Node, string>();
+  const used = new Set<string>();
+  const unique = (base: string) => {
+    let name = base, i = 1;
+    while (used.has(name)) name = `${base}_${i++}`;
+    used.add(name);
+    return name;
+  };
+  const add = (n: Node, base: string, kind: Buffer['kind'], data?: number[]): string => {
+    const name = unique(base);
+    buffers.push({ name, dtype: n.type.dtype, size: sizeOf(n.type.shape), kind, ...(data ? { data } : {}) });
+    bufName.set(n, name);
+    return name;
+  };
+  for (const n of g.inputs) add(n, `in_${sanitize(nodeName(n))}`, 'input');
+  for (const n of g.params) add(n, `p_${sanitize(nodeName(n))}`, 'param');
+  const outputsOf = new Map<Node, string>();
+  for (const o of g.outputs) if (!outputsOf.has(o.node)) outputsOf.set(o.node, o.name);
+  // in-place updates: the nest writing the new value may write the param's buffer when nothing reads the old value later
+  const inPlace = inPlaceUpdates(plan);
+  for (const [value, param] of inPlace) bufName.set(value, bufName.get(param)!);
+  for (const n of [...plan.materialized].sort((a, b) => a.id - b.id)) {
+    if (bufName.has(n)) continue;
+    const out = outputsOf.get(n);
+    add(n, out !== undefined ? `out_${sanitize(out)}` : `tmp_${n.id}`, out !== undefined ? 'output' : 'temp');
+  }
+  const constBuf = (n: Node): string | undefined => {
+    const v = n.attrs['value'] as number[];
+    if (v.length === 1) return undefined;
+    return bufName.get(n) ?? add(n, `cst_${n.id}`, 'const', v);
+  };
+  let counter = 0;
+  const names = { next: (prefix: string) => `${prefix}${counter++}` };
+  const kernels: Kernel[] = plan.kernels.map((k) => {
+    counter = 0;
+    const body = k.nests.flatMap((nest) => new NestEmitter(nest, names, (n) => {
+      const b = bufName.get(n);
+      if (!b) throw new Error(`lower: %${n.id} ${n.op} has no buffer`);
+      return b;
+    }, constBuf, (n) => isStored(n, plan.materialized)).lower());
+    return { name: k.name, ops: k.ops, body };
+  });
+  return {
+    name: options.name,
+    buffers,
+    kernels,
+    inputs: g.inputs.map((n) => ({ name: nodeName(n), buffer: bufName.get(n)! })),
+    params: g.params.map((n) => ({ name: nodeName(n), buffer: bufName.get(n)! })),
+    outputs: g.outputs.map((o) => ({ name: o.name, buffer: bufName.get(o.node)! })),
+    updates: g.updates.map((u) => ({ name: nodeName(u.param), buffer: bufName.get(u.value)! })),
+  };
+}
+
+/**
+ * Update values that can be stored straight into their param: computed by a plain elementwise nest of the
+ * param's shape that reads the param only elementwise, with no other nest in the same or a later kernel reading it.
+ */
+function inPlaceUpdates(plan: FusionPlan): Map<Node, Node> {
+  const out = new Map<Node, Node>();
+  const kernelOf = new Map<NestPlan, number>();
+  plan.kernels.forEach((k, i) => k.nests.forEach((n) => kernelOf.set(n, i)));
+  const nests = plan.kernels.flatMap((k) => k.nests);
+  for (const u of plan.graph.updates) {
+    if (!plan.materialized.has(u.value) || GroupOp.Leaf.has(u.value.op)) continue;
+    if (plan.graph.outputs.some((o) => o.node === u.value)) continue;
+    const writer = nests.find((n) => n.roots.includes(u.value));
+    if (!writer || writer.key.axes.length || writer.key.full.join() !== u.param.type.shape.join()) continue;
+    const readsParam = (n: NestPlan) => [...n.nodes].some((x) => x.src.includes(u.param));
+    // the writer may read the param only elementwise, and none of its contraction stages may read it
+    const safeInWriter = [...writer.nodes].every((x) => !x.src.includes(u.param) || GroupOp.Elementwise.has(x.op))
+      && writer.stages.every((st) => !reaches(st, u.param, plan.materialized));
+    const laterReaders = nests.filter((n) => n !== writer && kernelOf.get(n)! >= kernelOf.get(writer)! && readsParam(n));
+    const otherRoots = plan.graph.updates.filter((v) => v.value === u.value).length > 1;
+    if (safeInWriter && !laterReaders.length && !otherRoots) out.set(u.value, u.param);
+  }
+  return out;
+}
+
+/** Whether `target` is read by n through non-materialized nodes. */
+function reaches(n: Node, target: Node, mat: Set<Node>): boolean {
+  const seen = new Set<Node>();
+  const stack = [...n.src];
+  while (stack.length) {
+    const x = stack.pop()!;
+    if (x === target) return true;
+    if (seen.has(x) || mat.has(x)) continue;
+    seen.add(x);
+    stack.push(...x.src);
+  }
+  return false;
+}

@@ -1,0 +1,318 @@
+// Loop-IR verifier: names, scopes, scalar types, static index bounds and program bindings; returns every problem.
+import { BINARY_OPS, COMPARE_OPS, LOGICAL_OPS, UNARY_OPS } from '../../ir/ops.js';
+import type { DType } from '../../ir/types.js';
+import type { Buffer, BufferKind, Expr, Kernel, Program, Scalar, Stmt } from './ir.js';
+import { printExpr, printStmtHead } from './printer.js';
+
+const SCALARS: ReadonlySet<string> = new Set(['f32', 'i32', 'bool']);
+const ELEM: Partial<Record<DType, Scalar>> = { float32: 'f32', int32: 'i32', bool: 'bool' };
+const BUFFER_KINDS: ReadonlySet<string> = new Set(['input', 'param', 'output', 'temp', 'const']);
+const AXIS_KINDS: ReadonlySet<string> = new Set(['serial', 'parallel', 'vector', 'unroll', 'block', 'thread']);
+const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const INT_MIN = -2147483648, INT_MAX = 2147483647;
+
+const UNARY: ReadonlySet<string> = new Set(UNARY_OPS);
+const FLOAT_ONLY: ReadonlySet<string> = new Set(['exp', 'log', 'sqrt', 'rsqrt', 'tanh', 'erf', 'sin', 'cos', 'recip']);
+const ARITH: ReadonlySet<string> = new Set(BINARY_OPS);
+const COMPARE: ReadonlySet<string> = new Set(COMPARE_OPS);
+const ORDERED: ReadonlySet<string> = new Set(['lt', 'le', 'gt', 'ge']);
+const LOGICAL: ReadonlySet<string> = new Set(LOGICAL_OPS);
+
+type Sym =
+  | { readonly kind: 'loop'; readonly extent: number }
+  | { readonly kind: 'decl'; readonly t: Scalar }
+  | { readonly kind: 'local'; readonly t: Scalar; readonly size: number };
+
+/** Value range of an i32 index expression; `exact` when both ends are reached by some iteration. */
+interface Range { readonly lo: number; readonly hi: number; readonly exact: boolean; readonly vars: ReadonlySet<string> }
+
+const euclidMod = (a: number, d: number): number => ((a % d) + d) % d;
+
+/**
+ * Interval of an affine-ish index over the enclosing loops (loop variables only; decls are unknown).
+ * Exact when every loop variable occurs once: the extremes of a sum, product, floor division or max/min
+ * of independent ranges are then reached at a corner of the iteration box.
+ */
+function rangeOf(e: Expr, lookup: (name: string) => Sym | undefined): Range | undefined {
+  let r: Range | undefined;
+  if (e.k === 'const' && e.t === 'i32') r = { lo: e.v, hi: e.v, exact: true, vars: new Set() };
+  else if (e.k === 'var') {
+    const s = lookup(e.name);
+    if (s?.kind === 'loop') r = { lo: 0, hi: s.extent - 1, exact: true, vars: new Set([e.name]) };
+  } else if (e.k === 'binary' && e.t === 'i32') {
+    const a = rangeOf(e.a, lookup), b = rangeOf(e.b, lookup);
+    if (!a || !b) return undefined;
+    const vars = new Set([...a.vars, ...b.vars]);
+    const exact = a.exact && b.exact && vars.size === a.vars.size + b.vars.size;
+    const d = b.lo === b.hi ? b.lo : 0;
+    switch (e.op) {
+      case 'add': r = { lo: a.lo + b.lo, hi: a.hi + b.hi, exact, vars }; break;
+      case 'sub': r = { lo: a.lo - b.hi, hi: a.hi - b.lo, exact, vars }; break;
+      case 'mul': {
+        const c = [a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi];
+        r = { lo: Math.min(...c), hi: Math.max(...c), exact, vars };
+        break;
+      }
+      case 'max': r = { lo: Math.max(a.lo, b.lo), hi: Math.max(a.hi, b.hi), exact, vars }; break;
+      case 'min': r = { lo: Math.min(a.lo, b.lo), hi: Math.min(a.hi, b.hi), exact, vars }; break;
+      case 'idiv':
+        if (d > 0) r = { lo: Math.floor(a.lo / d), hi: Math.floor(a.hi / d), exact: a.exact, vars };
+        break;
+      case 'mod':
+        if (d > 0) {
+          r = Math.floor(a.lo / d) === Math.floor(a.hi / d)
+            ? { lo: euclidMod(a.lo, d), hi: euclidMod(a.hi, d), exact: a.exact, vars }
+            : { lo: 0, hi: d - 1, exact: false, vars };
+        }
+        break;
+      default:
+    }
+  }
+  // past int32 the target wraps: no static claim
+  return r && r.lo >= INT_MIN && r.hi <= INT_MAX ? r : undefined;
+}
+
+/** Problems of one kernel against the program's buffers (empty when well formed). */
+export function verifyKernel(k: Kernel, buffers: readonly Buffer[]): string[] {
+  const problems: string[] = [];
+  const bufs = new Map(buffers.map((b) => [b.name, b]));
+  const scopes: Map<string, Sym>[] = [new Map()];
+  let where = `kernel ${k.name}`;
+  const bad = (msg: string): void => { problems.push(`${where}: ${msg}`); };
+
+  const lookup = (name: string): Sym | undefined => {
+    for (let i = scopes.length - 1; i >= 0; i--) {
+      const s = scopes[i]!.get(name);
+      if (s) return s;
+    }
+    return undefined;
+  };
+  const declare = (name: string, sym: Sym, what: string): void => {
+    if (!IDENT.test(name)) bad(`${what} name ${JSON.stringify(name)} is not an identifier`);
+    if (lookup(name)) bad(`${what} '${name}' shadows a variable or local array of the same name in scope`);
+    else if (bufs.has(name)) bad(`${what} '${name}' has the name of a buffer`);
+    scopes[scopes.length - 1]!.set(name, sym);
+  };
+  /** The element type, size and kind of what a load or store names, or undefined (reported) when nothing. */
+  const array = (name: string, verb: string): { t: Scalar | undefined; size: number; kind: BufferKind | 'local' } | undefined => {
+    const s = lookup(name);
+    if (s?.kind === 'local') return { t: s.t, size: s.size, kind: 'local' };
+    if (s) {
+      bad(`${verb} '${name}', a scalar variable, not a buffer or local array`);
+      return undefined;
+    }
+    const b = bufs.get(name);
+    if (!b) {
+      bad(`${verb} '${name}', which is neither a declared buffer nor a local array in scope`);
+      return undefined;
+    }
+    return { t: ELEM[b.dtype], size: b.size, kind: b.kind };
+  };
+  const checkIndex = (what: string, idx: Expr, size: number): void => {
+    expr(idx);
+    if (idx.t !== 'i32') bad(`${what}: index ${printExpr(idx)} is ${idx.t}, not i32`);
+    const r = rangeOf(idx, lookup);
+    if (!r) return;
+    // an exact range is reached; an inexact one is a superset, so only wholly out of range is sure
+    const out = r.exact ? r.lo < 0 || r.hi >= size : r.hi < 0 || r.lo >= size;
+    if (out) bad(`${what}: index ${printExpr(idx)} ranges over [${r.lo}, ${r.hi}], out of bounds for size ${size}`);
+  };
+
+  function expr(e: Expr): void {
+    const at = (msg: string): void => bad(`${printExpr(e)}: ${msg}`);
+    if (!SCALARS.has(e.t)) at(`has no scalar type (t = ${JSON.stringify(e.t)})`);
+    switch (e.k) {
+      case 'const':
+        if (e.t === 'f32' && !Number.isNaN(e.v) && Math.fround(e.v) !== e.v) at(`f32 constant ${e.v} is not a float32 value`);
+        if (e.t === 'i32' && !(Number.isInteger(e.v) && e.v >= INT_MIN && e.v <= INT_MAX)) at(`i32 constant ${e.v} is not an int32`);
+        if (e.t === 'bool' && e.v !== 0 && e.v !== 1) at(`bool constant ${e.v} is not 0 or 1`);
+        return;
+      case 'var': {
+        // the messages name the variable: no expression prefix
+        const s = lookup(e.name);
+        if (!s) return bad(`variable '${e.name}' is not declared (by an enclosing loop or an earlier decl)`);
+        if (s.kind === 'local') return bad(`'${e.name}' is a local array, not a scalar (load from it)`);
+        const t = s.kind === 'loop' ? 'i32' : s.t;
+        if (e.t !== t) bad(`variable '${e.name}' is used as ${e.t} but declared ${t}`);
+        return;
+      }
+      case 'load': {
+        const a = array(e.buf, 'loads from');
+        checkIndex(`load ${e.buf}`, e.idx, a?.size ?? Infinity);
+        if (a?.t && e.t !== a.t) at(`load is typed ${e.t}, but '${e.buf}' holds ${a.t}`);
+        return;
+      }
+      case 'unary': {
+        expr(e.a);
+        if (!UNARY.has(e.op)) return at(`unknown unary op '${e.op}'`);
+        if (e.t !== e.a.t) at(`${e.op} of ${e.a.t} is typed ${e.t}`);
+        const need = e.op === 'not' ? 'bool' : FLOAT_ONLY.has(e.op) ? 'f32' : undefined;
+        if (need && e.a.t !== need) at(`${e.op} needs a ${need} operand, got ${e.a.t}`);
+        if (!need && e.a.t === 'bool') at(`${e.op} does not accept bool`);
+        return;
+      }
+      case 'cast':
+        expr(e.a);
+        return;
+      case 'binary': {
+        expr(e.a);
+        expr(e.b);
+        const { op } = e, ta = e.a.t, tb = e.b.t;
+        const known = ARITH.has(op) || COMPARE.has(op) || LOGICAL.has(op) || op === 'mod' || op === 'idiv';
+        if (!known) return at(`unknown binary op '${op}'`);
+        if (ta !== tb) return at(`operands of ${op} have different types ${ta} and ${tb}`);
+        const result: Scalar = COMPARE.has(op) || LOGICAL.has(op) ? 'bool' : ta;
+        if (e.t !== result) at(`${op} of ${ta} gives ${result}, but is typed ${e.t}`);
+        if (LOGICAL.has(op) && ta !== 'bool') at(`${op} needs bool operands, got ${ta}`);
+        if ((ARITH.has(op) || ORDERED.has(op)) && ta === 'bool') at(`${op} does not accept bool`);
+        if (op === 'mod' || op === 'idiv') {
+          if (ta !== 'i32') at(`${op} needs i32 operands, got ${ta}`);
+          // floor division and the non-negative remainder agree (a = b*(a//b) + a%b) only for b > 0
+          if (e.b.k === 'const' && e.b.v <= 0) at(`${op} by ${e.b.v}: a constant divisor must be positive`);
+        }
+        return;
+      }
+      case 'select':
+        expr(e.c);
+        expr(e.a);
+        expr(e.b);
+        if (e.c.t !== 'bool') at(`select condition is ${e.c.t}, not bool`);
+        if (e.a.t !== e.b.t) at(`select branches have different types ${e.a.t} and ${e.b.t}`);
+        else if (e.t !== e.a.t) at(`select of ${e.a.t} is typed ${e.t}`);
+        return;
+      case 'philox':
+        expr(e.counter);
+        expr(e.index);
+        if ((e.t as Scalar) !== 'f32') at(`philox gives f32, but is typed ${String(e.t)}`);
+        if (!Number.isInteger(e.seed)) at(`philox seed ${e.seed} is not an integer`);
+        if (e.counter.t !== 'i32') at(`philox counter is ${e.counter.t}, not i32`);
+        if (e.index.t !== 'i32') at(`philox index is ${e.index.t}, not i32`);
+        return;
+      default: {
+        const never: never = e;
+        at(`unknown expression kind ${JSON.stringify((never as { k: unknown }).k)}`);
+      }
+    }
+  }
+
+  function stmt(s: Stmt): void {
+    where = `kernel ${k.name}: ${printStmtHead(s)}`;
+    switch (s.k) {
+      case 'for':
+        if (!Number.isInteger(s.extent) || s.extent <= 0) bad(`loop extent ${s.extent} is not a positive integer`);
+        if (!AXIS_KINDS.has(s.kind)) bad(`unknown loop kind '${s.kind}'`);
+        scopes.push(new Map());
+        declare(s.v, { kind: 'loop', extent: s.extent }, 'loop variable');
+        block(s.body);
+        scopes.pop();
+        return;
+      case 'decl':
+        expr(s.init); // the new name is not in scope in its own initializer
+        if (!SCALARS.has(s.t)) bad(`decl type ${JSON.stringify(s.t)} is not a scalar type`);
+        else if (s.init.t !== s.t) bad(`decl '${s.name}' is ${s.t}, but its initializer is ${s.init.t}`);
+        declare(s.name, { kind: 'decl', t: s.t }, 'decl');
+        return;
+      case 'assign': {
+        expr(s.value);
+        const sym = lookup(s.name);
+        if (!sym) return bad(`assigns to '${s.name}', which is not declared`);
+        if (sym.kind !== 'decl') return bad(`assigns to '${s.name}', a ${sym.kind === 'loop' ? 'loop variable' : 'local array'}; only decls are assignable`);
+        if (s.value.t !== sym.t) bad(`assigns ${s.value.t} to '${s.name}', declared ${sym.t}`);
+        return;
+      }
+      case 'local':
+        if (!SCALARS.has(s.t)) bad(`local array type ${JSON.stringify(s.t)} is not a scalar type`);
+        if (!Number.isInteger(s.size) || s.size <= 0) bad(`local array size ${s.size} is not a positive integer`);
+        if (s.scope !== 'register' && s.scope !== 'shared') bad(`unknown local array scope '${String(s.scope)}'`);
+        declare(s.name, { kind: 'local', t: s.t, size: s.size }, 'local array');
+        return;
+      case 'store': {
+        const a = array(s.buf, 'stores into');
+        if (a && (a.kind === 'input' || a.kind === 'const')) bad(`stores into ${a.kind} buffer '${s.buf}' (read-only)`);
+        checkIndex(`store ${s.buf}`, s.idx, a?.size ?? Infinity);
+        expr(s.value);
+        if (a?.t && s.value.t !== a.t) bad(`stores ${s.value.t} into '${s.buf}', which holds ${a.t}`);
+        return;
+      }
+      default: {
+        const never: never = s;
+        bad(`unknown statement kind ${JSON.stringify((never as { k: unknown }).k)}`);
+      }
+    }
+  }
+
+  function block(body: readonly Stmt[]): void {
+    const outer = where;
+    for (const s of body) {
+      stmt(s);
+      where = outer;
+    }
+  }
+
+  if (!IDENT.test(k.name)) bad(`kernel name is not an identifier`);
+  block(k.body);
+  return problems;
+}
+
+function checkBuffer(b: Buffer, bad: (msg: string) => void): void {
+  const at = (msg: string): void => bad(`buffer ${b.name}: ${msg}`);
+  if (!IDENT.test(b.name)) at(`name ${JSON.stringify(b.name)} is not an identifier`);
+  if (!ELEM[b.dtype]) at(`dtype ${b.dtype} is not supported by loop IR (float32, int32, bool)`);
+  if (!Number.isInteger(b.size) || b.size < 0) at(`size ${b.size} is not a non-negative integer`);
+  if (!BUFFER_KINDS.has(b.kind)) at(`unknown kind '${b.kind}'`);
+  if (b.kind === 'const') {
+    if (!b.data) at('a const buffer needs data');
+    else if (b.data.length !== 1 && b.data.length !== b.size) at(`data has ${b.data.length} values, not 1 (a splat) or ${b.size}`);
+  } else if (b.data) at(`only const buffers carry data, this one is ${b.kind}`);
+}
+
+/** Problems of a whole program: buffers, bindings, then every kernel (empty when well formed). */
+export function verifyProgram(p: Program): string[] {
+  const problems: string[] = [];
+  const bad = (msg: string): void => { problems.push(`program @${p.name}: ${msg}`); };
+  const bufs = new Map<string, Buffer>();
+  for (const b of p.buffers) {
+    if (bufs.has(b.name)) bad(`buffer ${b.name} is declared twice`);
+    bufs.set(b.name, b);
+    checkBuffer(b, bad);
+  }
+
+  const paramBuffer = new Map<string, string>();
+  const bindings = [['input', p.inputs], ['param', p.params], ['output', p.outputs], ['update', p.updates]] as const;
+  for (const [what, list] of bindings) {
+    const names = new Set<string>();
+    const bound = new Map<string, string>();
+    for (const e of list) {
+      const at = (msg: string): void => bad(`${what} ${JSON.stringify(e.name)} -> ${e.buffer}: ${msg}`);
+      if (names.has(e.name)) at(`${what} name is listed twice`);
+      names.add(e.name);
+      const b = bufs.get(e.buffer);
+      if (!b) { at(`buffer ${e.buffer} is not declared`); continue; }
+      if (what === 'input' || what === 'param') {
+        if (b.kind !== what) at(`buffer ${b.name} is a ${b.kind} buffer, not ${what}`);
+        const other = bound.get(b.name);
+        if (other !== undefined) at(`buffer ${b.name} is already bound to ${what} ${JSON.stringify(other)}`);
+        bound.set(b.name, e.name);
+        if (what === 'param') paramBuffer.set(e.name, b.name);
+      } else if (what === 'output') {
+        if (b.kind !== 'output') at(`buffer ${b.name} is a ${b.kind} buffer, not output`);
+      } else {
+        const own = paramBuffer.get(e.name);
+        if (own === undefined) at(`no param is named ${JSON.stringify(e.name)}`);
+        if (b.kind === 'input' || b.kind === 'const') at(`buffer ${b.name} is a read-only ${b.kind} buffer`);
+        if (b.kind === 'param' && own !== undefined && own !== b.name) at(`buffer ${b.name} belongs to another param (in-place updates use the param's own buffer ${own})`);
+      }
+    }
+    if (what === 'input' || what === 'param') {
+      for (const b of p.buffers) if (b.kind === what && !bound.has(b.name)) bad(`${what} buffer ${b.name} is not bound to any ${what}`);
+    }
+  }
+
+  const kernelNames = new Set<string>();
+  for (const k of p.kernels) {
+    if (kernelNames.has(k.name)) bad(`kernel ${k.name} is declared twice`);
+    kernelNames.add(k.name);
+    problems.push(...verifyKernel(k, p.buffers));
+  }
+  return problems;
+}

@@ -1,0 +1,323 @@
+// fuse: decides which values are materialized and groups the rest into loop nests and kernels.
+//
+// Every non-leaf node is either materialized (written to a buffer) or inlined into the nests that use it.
+// A nest iterates an outer space O; "row" nests (softmax, layer norm, cross-entropy) also have an inner
+// space I over the reduced axes A of a full shape F, with row reductions as stages. Contractions (matmul,
+// conv, windows, reductions) whose value is needed at the nest's own index are computed in the nest
+// (matmul epilogues, the optimizer update fused with its gradient's contraction). Nests run in order;
+// independent nests at the same ALAP level form one kernel (horizontal fusion).
+import { type Graph, type Node, topoSort } from '../ir/graph.js';
+import { GroupOp, type Op } from '../ir/ops.js';
+import { type Shape, shapesEqual } from '../ir/types.js';
+
+/** Ops that need a loop of their own (they cannot be computed as one expression at an index). */
+export const CONTRACTIONS = new Set<Op>(['matmul', 'conv', 'reduce_window', 'reduce_sum', 'reduce_max', 'reduce_min', 'reduce_prod', 'argmax', 'argmin']);
+
+export function isContraction(n: Node): boolean {
+  return CONTRACTIONS.has(n.op);
+}
+
+/** Iteration structure of a nest: full shape F and the axes A reduced by its row stages (empty: plain nest). */
+export interface NestKey {
+  readonly full: Shape;
+  readonly axes: readonly number[];
+}
+
+export interface NestPlan {
+  readonly key: NestKey;
+  /** Materialized values this nest writes, in topological order. */
+  readonly roots: Node[];
+  /** Contractions computed inside the nest (row reductions, epilogue contractions, row caches), topological order. */
+  readonly stages: Node[];
+  /** Every node the nest computes (stages, roots and inlined injective ops). */
+  readonly nodes: Set<Node>;
+}
+
+export interface KernelPlan {
+  readonly name: string;
+  readonly nests: NestPlan[];
+  readonly ops: string[];
+}
+
+export interface FusionPlan {
+  readonly graph: Graph;
+  readonly materialized: Set<Node>;
+  readonly kernels: KernelPlan[];
+}
+
+function keyOf(k: NestKey): string {
+  return `${k.full.join(',')}|${k.axes.join(',')}`;
+}
+
+/** Shape of a row reduction's output relative to F: dims in A dropped or kept as 1. */
+function isReducedShape(s: Shape, key: NestKey): boolean {
+  const kept = key.full.filter((_, i) => !key.axes.includes(i));
+  const keepdims = key.full.map((d, i) => (key.axes.includes(i) ? 1 : d));
+  return shapesEqual(s, kept) || shapesEqual(s, keepdims);
+}
+
+function stripMovement(n: Node): Node {
+  let x = n;
+  while (GroupOp.Movement.has(x.op) && x.op !== 'concat' && x.op !== 'gather' && x.op !== 'pad') x = x.src[0]!;
+  return x;
+}
+
+/**
+ * Scalar values computed without loops (e.g. the optimizer step count) are recomputed by every nest that
+ * uses them instead of being read back, so they create no dependency between nests.
+ */
+export function isTiny(n: Node): boolean {
+  let t = tinyMemo.get(n);
+  if (t === undefined) {
+    t = n.type.shape.every((d) => d === 1) && !isContraction(n) && n.src.every((s) => GroupOp.Leaf.has(s.op) || isTiny(s));
+    tinyMemo.set(n, t);
+  }
+  return t;
+}
+const tinyMemo = new WeakMap<Node, boolean>();
+
+/** Whether traversal stops at x: it is materialized and read back (not a recomputed tiny value). */
+export function isStored(x: Node, mat: Set<Node>): boolean {
+  return mat.has(x) && !isTiny(x);
+}
+
+/** Non-leaf, non-materialized nodes reachable from n (n included), not descending into materialized nodes. */
+function cone(n: Node, mat: Set<Node>, stopAtContractions: boolean): Node[] {
+  const out: Node[] = [];
+  const seen = new Set<Node>();
+  const stack = [n];
+  while (stack.length) {
+    const x = stack.pop()!;
+    if (seen.has(x) || GroupOp.Leaf.has(x.op)) continue;
+    seen.add(x);
+    if (x !== n && isStored(x, mat)) continue;
+    out.push(x);
+    if (stopAtContractions && x !== n && isContraction(x)) continue;
+    for (const s of x.src) stack.push(s);
+  }
+  return out;
+}
+
+/** The nest structure a root asks for: a row nest if a row reduction sits at its top level, else its own shape. */
+function rootKey(root: Node, mat: Set<Node>): NestKey {
+  for (const x of cone(root, mat, true)) {
+    if (x === root && !isContraction(x)) continue;
+    if (!x.op.startsWith('reduce_') || x.op === 'reduce_window') continue;
+    const full = x.src[0]!.type.shape, axes = x.attrs['axes'] as number[];
+    const key = { full, axes };
+    if (x !== root && (shapesEqual(root.type.shape, full) || isReducedShape(root.type.shape, key))) return key;
+  }
+  return { full: root.type.shape, axes: [] };
+}
+
+/**
+ * Plans the stages of one nest for its roots, or returns the node that must be materialized first
+ * (a contraction that cannot be computed at the nest's index).
+ */
+function planNest(key: NestKey, roots: Node[], mat: Set<Node>, order: Map<Node, number>): NestPlan | Node {
+  const stages = new Set<Node>();
+  const nodes = new Set<Node>();
+  const hasInner = key.axes.length > 0;
+  const visit = (n: Node, level: 'outer' | 'inner' | 'operand'): Node | undefined => {
+    const stack: [Node, 'outer' | 'inner' | 'operand'][] = [[n, level]];
+    const seen = new Set<string>();
+    while (stack.length) {
+      const [x, lv] = stack.pop()!;
+      // other roots of this nest are materialized too: they are read at the same index after being computed
+      if (GroupOp.Leaf.has(x.op) || (isStored(x, mat) && x !== n)) continue;
+      const tag = `${x.id}|${lv}`;
+      if (seen.has(tag)) continue;
+      seen.add(tag);
+      nodes.add(x);
+      if (!isContraction(x)) {
+        for (const s of x.src) stack.push([s, lv]);
+        continue;
+      }
+      if (lv === 'operand') return x; // a contraction inside another contraction's loop must be materialized
+      const rowReduce = hasInner && x.op.startsWith('reduce_') && x.op !== 'reduce_window'
+        && shapesEqual(x.src[0]!.type.shape, key.full) && shapesEqual(x.attrs['axes'] as number[], key.axes);
+      if (rowReduce) {
+        stages.add(x);
+        stack.push([x.src[0]!, 'inner']);
+        continue;
+      }
+      const atOuter = hasInner ? isReducedShape(x.type.shape, key) : shapesEqual(x.type.shape, key.full);
+      // row caches hold matmul/conv/window values; a reduction of another row structure gets its own nest
+      const atInner = hasInner && shapesEqual(x.type.shape, key.full) && (x.op === 'matmul' || x.op === 'conv' || x.op === 'reduce_window');
+      if (atOuter || (lv === 'inner' && atInner)) {
+        stages.add(x);
+        for (const s of x.src) {
+          const core = stripMovement(s);
+          // operands are read inside the contraction's own loop: they must not hide another contraction
+          if (!GroupOp.Leaf.has(core.op) && !mat.has(core) && cone(core, mat, false).some(isContraction)) return core;
+          stack.push([s, 'operand']);
+        }
+        continue;
+      }
+      return x;
+    }
+    return undefined;
+  };
+  for (const r of roots) {
+    const lv = hasInner && shapesEqual(r.type.shape, key.full) ? 'inner' : 'outer';
+    const need = visit(r, lv);
+    if (need) return need;
+  }
+  const byOrder = (a: Node, b: Node) => order.get(a)! - order.get(b)!;
+  return { key, roots: [...roots].sort(byOrder), stages: [...stages].sort(byOrder), nodes };
+}
+
+/** A reshape that only adds or removes unit dimensions (it keeps every element's position in its row). */
+function isUnitReshape(x: Node): boolean {
+  const sq = (s: Shape) => s.filter((d) => d !== 1);
+  return x.op === 'reshape' && shapesEqual(sq(x.src[0]!.type.shape), sq(x.type.shape));
+}
+
+/** How root r reads materialized q: not at all, only elementwise at r's own index, or otherwise. */
+function readsAt(r: Node, q: Node, mat: Set<Node>, key: NestKey): 'none' | 'elementwise' | 'other' {
+  let how: 'none' | 'elementwise' | 'other' = 'none';
+  const seen = new Set<Node>();
+  const walk = (x: Node, direct: boolean): void => {
+    if (seen.has(x) || how === 'other') return;
+    seen.add(x);
+    // a row reduction of the nest reads its operand at the row's own (outer, inner) index
+    const rowReduce = key.axes.length > 0 && x.op.startsWith('reduce_') && x.op !== 'reduce_window'
+      && shapesEqual(x.src[0]!.type.shape, key.full) && shapesEqual(x.attrs['axes'] as number[], key.axes);
+    const ew = direct && (GroupOp.Elementwise.has(x.op) || rowReduce || (x === r && !isContraction(x)) || isUnitReshape(x)
+      || (x.op === 'broadcast' && isReducedShape(x.src[0]!.type.shape, key) && shapesEqual(x.type.shape, key.full)));
+    for (const s of x.src) {
+      if (s === q) how = ew ? (how === 'none' ? 'elementwise' : how) : 'other';
+      else if (!isStored(s, mat) && !GroupOp.Leaf.has(s.op)) walk(s, ew);
+    }
+  };
+  walk(r, true);
+  return how;
+}
+
+/** For each materialized value, every materialized value it depends on (transitively). */
+function materializedUpstream(mat: Set<Node>): Map<Node, Set<Node>> {
+  const direct = new Map<Node, Node[]>();
+  for (const m of mat) {
+    const front = new Set<Node>();
+    for (const x of cone(m, mat, false)) for (const s of x.src) if (s !== m && isStored(s, mat)) front.add(s);
+    direct.set(m, [...front]);
+  }
+  const memo = new Map<Node, Set<Node>>();
+  const up = (m: Node): Set<Node> => {
+    let r = memo.get(m);
+    if (r) return r;
+    r = new Set<Node>();
+    memo.set(m, r);
+    for (const d of direct.get(m)!) {
+      r.add(d);
+      for (const x of up(d)) r.add(x);
+    }
+    return r;
+  };
+  for (const m of mat) up(m);
+  return memo;
+}
+
+/** Plans fusion for a graph: materialization to a fixed point, nests, then kernels by ALAP level. */
+export function fuse(g: Graph): FusionPlan {
+  const order = new Map<Node, number>();
+  const topo = topoSort(g);
+  topo.forEach((n, i) => order.set(n, i));
+  const mat = new Set<Node>();
+  for (const o of g.outputs) if (!GroupOp.Leaf.has(o.node.op)) mat.add(o.node);
+  for (const u of g.updates) if (!GroupOp.Leaf.has(u.value.op)) mat.add(u.value);
+  let nests: NestPlan[] = [];
+  for (let round = 0; round < 1000; round++) {
+    nests = [];
+    let retry: Node | undefined;
+    // group roots by nest key, merging roots that share a computed contraction or use each other,
+    // unless the root depends on the group through a value computed outside it (that would be a cycle)
+    const upstream = materializedUpstream(mat);
+    const groups: { key: NestKey; roots: Node[] }[] = [];
+    for (const r of [...mat].sort((a, b) => order.get(a)! - order.get(b)!)) {
+      const key = rootKey(r, mat);
+      const rc = new Set(cone(r, mat, false).filter(isContraction));
+      // a plain root of a row nest's outer shape may join that row nest
+      const fits = (gk: NestKey) => keyOf(gk) === keyOf(key) || (key.axes.length === 0 && gk.axes.length > 0 && isReducedShape(r.type.shape, gk));
+      const target = groups.find((gr) => fits(gr.key)
+        && ![...upstream.get(r)!].some((x) => !gr.roots.includes(x) && gr.roots.some((q) => upstream.get(x)!.has(q)))
+        && gr.roots.every((q) => readsAt(r, q, mat, gr.key) !== 'other')
+        && gr.roots.some((q) => readsAt(r, q, mat, gr.key) === 'elementwise' || cone(q, mat, false).some((c) => isContraction(c) && rc.has(c))));
+      if (process.env['KILN_DEBUG_FUSE']) {
+        for (const gr of groups) {
+          if (!fits(gr.key)) continue;
+          const cyc = [...upstream.get(r)!].filter((x) => !gr.roots.includes(x) && gr.roots.some((q) => upstream.get(x)!.has(q)));
+          console.error(`  %${r.id} vs ${gr.roots.map((q) => `%${q.id}`)}: cycle via ${cyc.map((x) => `%${x.id}`)} reads ${gr.roots.map((q) => readsAt(r, q, mat, gr.key))}`);
+        }
+      }
+      if (target) target.roots.push(r);
+      else groups.push({ key, roots: [r] });
+    }
+    for (const gr of groups) {
+      const p = planNest(gr.key, gr.roots, mat, order);
+      if ('key' in p) nests.push(p);
+      else {
+        retry = p;
+        if (process.env['KILN_DEBUG_FUSE']) console.error(`fuse: nest ${keyOf(gr.key)} of ${gr.roots.map((r) => `%${r.id}`)} needs %${p.id}`);
+        break;
+      }
+    }
+    if (!retry) {
+      // a contraction computed by two nests is computed once instead
+      const owners = new Map<Node, number>();
+      for (const n of nests) for (const s of n.stages) owners.set(s, (owners.get(s) ?? 0) + 1);
+      retry = [...owners].find(([s, c]) => c > 1 && !mat.has(s))?.[0];
+    }
+    if (!retry) break;
+    if (mat.has(retry)) throw new Error(`fuse: cannot place %${retry.id} ${retry.op} in any loop nest`);
+    if (process.env['KILN_DEBUG_FUSE']) console.error(`fuse: materialize %${retry.id} ${retry.op} [${retry.type.shape}]`);
+    mat.add(retry);
+  }
+  return { graph: g, materialized: mat, kernels: formKernels(nests, mat) };
+}
+
+/** Horizontal fusion: each nest gets its ALAP level; nests of one level form one kernel. */
+function formKernels(nests: NestPlan[], mat: Set<Node>): KernelPlan[] {
+  const writer = new Map<Node, NestPlan>();
+  for (const n of nests) for (const r of n.roots) writer.set(r, n);
+  const deps = new Map<NestPlan, Set<NestPlan>>();
+  for (const n of nests) {
+    const d = new Set<NestPlan>();
+    for (const x of n.nodes) for (const s of x.src) {
+      const w = isStored(s, mat) ? writer.get(s) : undefined;
+      if (w && w !== n) d.add(w);
+    }
+    deps.set(n, d);
+  }
+  // ASAP depth first, then push every nest as late as its consumers allow
+  const depth = new Map<NestPlan, number>();
+  const onStack = new Set<NestPlan>();
+  const asap = (n: NestPlan): number => {
+    if (depth.has(n)) return depth.get(n)!;
+    if (onStack.has(n)) {
+      const desc = (m: NestPlan) => m.roots.map((r) => `%${r.id} ${r.op}`).join(' ');
+      throw new Error(`fuse: nests depend on each other (${[...onStack].map(desc).join(' | ')})`);
+    }
+    onStack.add(n);
+    const v = 1 + Math.max(-1, ...[...deps.get(n)!].map(asap));
+    depth.set(n, v);
+    onStack.delete(n);
+    return v;
+  };
+  nests.forEach(asap);
+  const last = Math.max(0, ...depth.values());
+  const level = new Map<NestPlan, number>();
+  for (const n of [...nests].sort((a, b) => depth.get(b)! - depth.get(a)!)) {
+    const consumers = nests.filter((m) => deps.get(m)!.has(n));
+    level.set(n, consumers.length ? Math.min(...consumers.map((m) => level.get(m)!)) - 1 : last);
+  }
+  const kernels: KernelPlan[] = [];
+  for (let l = 0; l <= last; l++) {
+    const ns = nests.filter((n) => level.get(n) === l);
+    if (!ns.length) continue;
+    const ops = [...new Set(ns.flatMap((n) => [...n.nodes].map((x) => x.op)))];
+    const main = ops.filter((o) => CONTRACTIONS.has(o as Op));
+    kernels.push({ name: `k${kernels.length}_${(main.length ? main : ops).slice(0, 3).join('_')}`, nests: ns, ops });
+  }
+  return kernels;
+}
