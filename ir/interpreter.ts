@@ -53,15 +53,19 @@ const FLOAT_UNARY: Partial<Record<Op, Un>> = {
 };
 
 type Bin = (a: number, b: number) => number;
+
+/** C pow (IEEE 754): 1^y = 1 even for NaN y, and (-1)^±inf = 1, where JS Math.pow gives NaN. */
+export function cPow(a: number, b: number): number {
+  return a === 1 || (a === -1 && Math.abs(b) === Infinity) ? 1 : Math.pow(a, b);
+}
 const FLOAT_BINARY: Partial<Record<Op, Bin>> = {
   add: (a, b) => a + b, sub: (a, b) => a - b, mul: (a, b) => a * b, div: (a, b) => a / b,
-  // C pow (IEEE 754): 1^y = 1 even for NaN y, and (-1)^±inf = 1, where JS Math.pow gives NaN
-  pow: (a, b) => (a === 1 || (a === -1 && Math.abs(b) === Infinity) ? 1 : Math.pow(a, b)),
+  pow: cPow,
   max: Math.max, min: Math.min,
 };
 
 /** Integer power by squaring with wrapping multiplies (Math.pow loses the low bits past 2^53). */
-function intPow(a: number, b: number): number {
+export function intPow(a: number, b: number): number {
   if (b < 0) return 0;
   let r = 1;
   for (; b > 0; b >>>= 1, a = Math.imul(a, a)) if (b & 1) r = Math.imul(r, a);

@@ -1,0 +1,156 @@
+// Math written in wasm: exp, log, tanh, erf (computed in f64, rounded once to f32) and the Philox RNG.
+import { Locals, type Ref, WasmModule } from './module.js';
+
+/** i64 constant (binaryen takes a bigint). */
+function i64c(w: WasmModule, v: bigint): number {
+  return (w.ops.i64.const as unknown as (x: bigint) => number)(v);
+}
+
+const LN2_HI = 6.93147180369123816490e-1, LN2_LO = 1.90821492927058770002e-10;
+
+/** Adds $exp64, $log64, $expf, $logf, $tanhf, $erff, $philox to the module. */
+export function addMath(w: WasmModule): void {
+  const m = w.ops;
+  const f64 = (v: number) => w.f64(v);
+  const i64 = (v: bigint) => i64c(w, v);
+  // exp64(x): x = k ln2 + r, |r| <= ln2/2; exp(r) by Taylor to r^13; scale by 2^k through the exponent bits
+  {
+    const L = new Locals(['f64']);
+    const x = 0, k = L.get('k', 'f64'), r = L.get('r', 'f64'), p = L.get('p', 'f64');
+    const X = () => w.get(x, 'f64'), K = () => w.get(k, 'f64'), R = () => w.get(r, 'f64');
+    let poly: Ref = f64(1 / 6227020800);
+    for (let n = 12; n >= 0; n--) {
+      let fact = 1;
+      for (let i = 2; i <= n; i++) fact *= i;
+      poly = m.f64.add(m.f64.mul(poly as number, R() as number), f64(1 / fact) as number) as Ref;
+    }
+    const scale = (e: Ref) => m.f64.reinterpret(m.i64.shl(m.i64.extend_s(m.i32.add(m.i32.trunc_s.f64(e as number), m.i32.const(1023))), i64(52n))) as Ref;
+    const half = m.f64.mul(K() as number, f64(0.5) as number) as Ref;
+    const kh = L.get('kh', 'f64');
+    const body = w.block([
+      w.if(m.f64.ne(X() as number, X() as number) as Ref, w.ret(X())),
+      w.if(m.f64.gt(X() as number, f64(709.78) as number) as Ref, w.ret(f64(Infinity))),
+      w.if(m.f64.lt(X() as number, f64(-745.2) as number) as Ref, w.ret(f64(0))),
+      w.set(k, m.f64.nearest(m.f64.mul(X() as number, f64(Math.LOG2E) as number)) as Ref),
+      w.set(r, m.f64.sub(m.f64.sub(X() as number, m.f64.mul(K() as number, f64(LN2_HI) as number)), m.f64.mul(K() as number, f64(LN2_LO) as number)) as Ref),
+      w.set(p, poly),
+      // 2^k split in two factors so k down to -1075 stays representable
+      w.set(kh, m.f64.floor(half as number) as Ref),
+      w.ret(m.f64.mul(m.f64.mul(w.get(p, 'f64') as number, scale(w.get(kh, 'f64')) as number), scale(m.f64.sub(K() as number, w.get(kh, 'f64') as number) as Ref) as number) as Ref),
+    ]);
+    w.addFunction('exp64', ['f64'], 'f64', L, body);
+  }
+  // log64(x): x = 2^e m, m in [sqrt(1/2), sqrt(2)); log m = 2 atanh(f), f = (m-1)/(m+1), odd series to f^25
+  {
+    const L = new Locals(['f64']);
+    const x = 0, bits = L.get('bits', 'i64'), e = L.get('e', 'f64'), mm = L.get('m', 'f64'), f = L.get('f', 'f64'), f2 = L.get('f2', 'f64');
+    const X = () => w.get(x, 'f64');
+    let series: Ref = f64(1 / 25);
+    for (let n = 23; n >= 1; n -= 2) series = m.f64.add(m.f64.mul(series as number, w.get(f2, 'f64') as number), f64(1 / n) as number) as Ref;
+    const body = w.block([
+      w.if(m.f64.ne(X() as number, X() as number) as Ref, w.ret(X())),
+      w.if(m.f64.lt(X() as number, f64(0) as number) as Ref, w.ret(f64(NaN))),
+      w.if(m.f64.eq(X() as number, f64(0) as number) as Ref, w.ret(f64(-Infinity))),
+      w.if(m.f64.eq(X() as number, f64(Infinity) as number) as Ref, w.ret(X())),
+      w.set(bits, m.i64.reinterpret(X() as number) as Ref),
+      w.set(e, m.f64.convert_s.i64(m.i64.sub(m.i64.shr_u(w.get(bits, 'i64') as number, i64(52n)), i64(1023n))) as Ref),
+      w.set(mm, m.f64.reinterpret(m.i64.or(m.i64.and(w.get(bits, 'i64') as number, i64(0x000fffffffffffffn)), i64(0x3ff0000000000000n))) as Ref),
+      w.if(m.f64.gt(w.get(mm, 'f64') as number, f64(Math.SQRT2) as number) as Ref, w.block([
+        w.set(mm, m.f64.mul(w.get(mm, 'f64') as number, f64(0.5) as number) as Ref),
+        w.set(e, m.f64.add(w.get(e, 'f64') as number, f64(1) as number) as Ref),
+      ])),
+      w.set(f, m.f64.div(m.f64.sub(w.get(mm, 'f64') as number, f64(1) as number), m.f64.add(w.get(mm, 'f64') as number, f64(1) as number)) as Ref),
+      w.set(f2, m.f64.mul(w.get(f, 'f64') as number, w.get(f, 'f64') as number) as Ref),
+      w.ret(m.f64.add(m.f64.mul(w.get(e, 'f64') as number, f64(Math.LN2) as number), m.f64.mul(m.f64.mul(f64(2) as number, w.get(f, 'f64') as number), series as number)) as Ref),
+    ]);
+    w.addFunction('log64', ['f64'], 'f64', L, body);
+  }
+  const f32fn = (name: string, inner: (x: Ref, L: Locals) => Ref) => {
+    const L = new Locals(['f32']);
+    w.addFunction(name, ['f32'], 'f32', L, m.f32.demote(inner(m.f64.promote(w.get(0, 'f32') as number) as Ref, L) as number) as Ref);
+  };
+  f32fn('expf', (x) => w.call('exp64', [x], 'f64'));
+  f32fn('logf', (x) => w.call('log64', [x], 'f64'));
+  // tanh: sign(x) (1 - 2 / (exp(2|x|) + 1)); x itself when |x| < 1e-8 (and for NaN, ±0)
+  f32fn('tanhf', (x, L) => {
+    const xv = L.get('x', 'f64'), t = L.get('t', 'f64');
+    const X = () => w.get(xv, 'f64');
+    return w.valueBlock([
+      w.set(xv, x),
+      w.if(m.i32.eqz(m.f64.ge(m.f64.abs(X() as number), f64(1e-8) as number)) as Ref, w.ret(m.f32.demote(X() as number) as Ref)),
+      w.set(t, w.call('exp64', [m.f64.mul(f64(2) as number, m.f64.abs(X() as number)) as Ref], 'f64')),
+      m.f64.copysign(m.f64.sub(f64(1) as number, m.f64.div(f64(2) as number, m.f64.add(w.get(t, 'f64') as number, f64(1) as number))), X() as number) as Ref,
+    ], 'f64');
+  });
+  // erf: Maclaurin series below 2.5, continued fraction for erfc above, ±1 beyond 6
+  f32fn('erff', (x, L) => {
+    const xv = L.get('x', 'f64'), ax = L.get('ax', 'f64'), term = L.get('term', 'f64'), sum = L.get('sum', 'f64'), n = L.get('n', 'f64');
+    const cf = L.get('cf', 'f64'), i = L.get('i', 'i32');
+    const AX = () => w.get(ax, 'f64');
+    const g = (v: number) => w.get(v, 'f64');
+    const series = w.block([
+      w.set(term, AX()), w.set(sum, AX()), w.set(n, f64(1)),
+      w.loop('erfs', w.block([
+        w.set(term, m.f64.div(m.f64.mul(g(term) as number, m.f64.neg(m.f64.mul(AX() as number, AX() as number))), g(n) as number) as Ref),
+        w.set(sum, m.f64.add(g(sum) as number, m.f64.div(g(term) as number, m.f64.add(m.f64.mul(f64(2) as number, g(n) as number), f64(1) as number))) as Ref),
+        w.set(n, m.f64.add(g(n) as number, f64(1) as number) as Ref),
+        w.brIf('erfs', m.f64.lt(g(n) as number, f64(60) as number) as Ref),
+      ])),
+      w.ret(m.f32.demote(m.f64.copysign(m.f64.mul(g(sum) as number, f64(2 / Math.sqrt(Math.PI)) as number), g(xv) as number)) as Ref),
+    ]);
+    // erfc(a) = exp(-a^2)/sqrt(pi) / (a + (1/2)/(a + 1/(a + (3/2)/(a + ...)))) evaluated backwards
+    const contFrac = w.block([
+      w.set(cf, AX()), w.set(i, w.i32(60)),
+      w.loop('erfc', w.block([
+        w.set(cf, m.f64.add(AX() as number, m.f64.div(m.f64.mul(m.f64.convert_s.i32(w.get(i, 'i32') as number), f64(0.5) as number), g(cf) as number)) as Ref),
+        w.set(i, m.i32.sub(w.get(i, 'i32') as number, m.i32.const(1)) as Ref),
+        w.brIf('erfc', m.i32.gt_s(w.get(i, 'i32') as number, m.i32.const(0)) as Ref),
+      ])),
+      w.ret(m.f32.demote(m.f64.copysign(m.f64.sub(f64(1) as number, m.f64.div(m.f64.div(w.call('exp64', [m.f64.neg(m.f64.mul(AX() as number, AX() as number)) as Ref], 'f64') as number, f64(Math.sqrt(Math.PI)) as number), g(cf) as number)), g(xv) as number)) as Ref),
+    ]);
+    return w.valueBlock([
+      w.set(xv, x),
+      w.set(ax, m.f64.abs(g(xv) as number) as Ref),
+      w.if(m.f64.ne(g(xv) as number, g(xv) as number) as Ref, w.ret(m.f32.demote(g(xv) as number) as Ref)),
+      w.if(m.f64.gt(AX() as number, f64(6) as number) as Ref, w.ret(m.f32.demote(m.f64.copysign(f64(1) as number, g(xv) as number)) as Ref)),
+      w.if(m.f64.lt(AX() as number, f64(2.5) as number) as Ref, series, contFrac),
+      f64(0),
+    ], 'f64');
+  });
+  addPhilox(w);
+}
+
+/** $philox(seed, counter, index) -> f32: Philox-4x32-10 word index%4 of block (index/4, counter, 0, 0) keyed (seed, 0). */
+function addPhilox(w: WasmModule): void {
+  const m = w.ops;
+  const i64 = (v: bigint) => i64c(w, v);
+  const L = new Locals(['i32', 'i32', 'i32']);
+  const [seed, counter, index] = [0, 1, 2];
+  const c = [L.get('c0', 'i32'), L.get('c1', 'i32'), L.get('c2', 'i32'), L.get('c3', 'i32')];
+  const k0 = L.get('k0', 'i32'), k1 = L.get('k1', 'i32'), p0 = L.get('p0', 'i64'), p1 = L.get('p1', 'i64'), r = L.get('r', 'i32'), word = L.get('w', 'i32');
+  const g = (i: number) => w.get(i, 'i32') as number;
+  const u64 = (v: number) => m.i64.extend_u(v);
+  const round = w.block([
+    w.set(p0, m.i64.mul(u64(m.i32.const(0xd2511f53 | 0)), u64(g(c[0]!))) as Ref),
+    w.set(p1, m.i64.mul(u64(m.i32.const(0xcd9e8d57 | 0)), u64(g(c[2]!))) as Ref),
+    w.set(c[0]!, m.i32.xor(m.i32.xor(m.i32.wrap(m.i64.shr_u(w.get(p1, 'i64') as number, i64(32n))), g(c[1]!)), g(k0)) as Ref),
+    w.set(c[2]!, m.i32.xor(m.i32.xor(m.i32.wrap(m.i64.shr_u(w.get(p0, 'i64') as number, i64(32n))), g(c[3]!)), g(k1)) as Ref),
+    w.set(c[1]!, m.i32.wrap(w.get(p1, 'i64') as number) as Ref),
+    w.set(c[3]!, m.i32.wrap(w.get(p0, 'i64') as number) as Ref),
+    w.set(k0, m.i32.add(g(k0), m.i32.const(0x9e3779b9 | 0)) as Ref),
+    w.set(k1, m.i32.add(g(k1), m.i32.const(0xbb67ae85 | 0)) as Ref),
+  ]);
+  const body = w.block([
+    w.set(c[0]!, m.i32.shr_u(g(index), m.i32.const(2)) as Ref),
+    w.set(c[1]!, w.get(counter, 'i32')),
+    w.set(c[2]!, w.i32(0)), w.set(c[3]!, w.i32(0)),
+    w.set(k0, w.get(seed, 'i32')), w.set(k1, w.i32(0)),
+    w.forLoop(r, 10, [round]),
+    // word index % 4 of the block
+    w.set(word, w.select(m.i32.eqz(m.i32.and(g(index), m.i32.const(3))) as Ref, w.get(c[0]!, 'i32'),
+      w.select(m.i32.eq(m.i32.and(g(index), m.i32.const(3)), m.i32.const(1)) as Ref, w.get(c[1]!, 'i32'),
+        w.select(m.i32.eq(m.i32.and(g(index), m.i32.const(3)), m.i32.const(2)) as Ref, w.get(c[2]!, 'i32'), w.get(c[3]!, 'i32'))))),
+    w.ret(m.f32.mul(m.f32.convert_u.i32(m.i32.shr_u(g(word), m.i32.const(8))), m.f32.const(5.9604644775390625e-8)) as Ref),
+  ]);
+  w.addFunction('philox', ['i32', 'i32', 'i32'], 'f32', L, body);
+}

@@ -1,0 +1,138 @@
+// A thin typed wrapper over binaryen: opaque expression refs, one method per node, memory details hidden.
+import binaryen from 'binaryen';
+
+export type Ref = number & { readonly __ref: unique symbol };
+export type ValType = 'i32' | 'i64' | 'f32' | 'f64' | 'v128';
+
+const TYPES: Record<ValType, binaryen.Type> = {
+  i32: binaryen.i32, i64: binaryen.i64, f32: binaryen.f32, f64: binaryen.f64, v128: binaryen.v128,
+};
+
+/** Locals of one function being built: parameters first, then variables added on demand. */
+export class Locals {
+  private readonly vars: ValType[] = [];
+  private readonly byName = new Map<string, number>();
+  constructor(readonly params: readonly ValType[] = []) {}
+
+  /** Index of a named local, created with the given type on first use. */
+  get(name: string, t: ValType): number {
+    let i = this.byName.get(name);
+    if (i === undefined) {
+      i = this.params.length + this.vars.length;
+      this.vars.push(t);
+      this.byName.set(name, i);
+    }
+    return i;
+  }
+
+  /** A fresh unnamed local. */
+  temp(t: ValType): number {
+    return this.get(`$tmp${this.params.length + this.vars.length}`, t);
+  }
+
+  get varTypes(): binaryen.Type[] {
+    return this.vars.map((t) => TYPES[t]);
+  }
+}
+
+/** The binaryen module with the node constructors the renderer uses. */
+export class WasmModule {
+  readonly m: binaryen.Module;
+  private labels = 0;
+
+  constructor() {
+    this.m = new binaryen.Module();
+    this.m.setFeatures(binaryen.Features.MVP | binaryen.Features.SIMD128 | binaryen.Features.NontrappingFPToInt
+      | binaryen.Features.SignExt | binaryen.Features.BulkMemory | binaryen.Features.Multivalue);
+  }
+
+  label(prefix: string): string {
+    return `${prefix}${this.labels++}`;
+  }
+
+  // constants
+  i32(v: number): Ref { return this.m.i32.const(v | 0) as Ref; }
+  f32(v: number): Ref { return this.m.f32.const(v) as Ref; }
+  f64(v: number): Ref { return this.m.f64.const(v) as Ref; }
+
+  // locals
+  get(i: number, t: ValType): Ref { return this.m.local.get(i, TYPES[t]) as Ref; }
+  set(i: number, v: Ref): Ref { return this.m.local.set(i, v) as Ref; }
+  tee(i: number, v: Ref, t: ValType): Ref { return this.m.local.tee(i, v, TYPES[t]) as Ref; }
+
+  // memory: byte address = ptr + offset
+  load(t: 'f32' | 'i32' | 'u8' | 'v128', offset: number, ptr: Ref): Ref {
+    switch (t) {
+      case 'f32': return this.m.f32.load(offset, 4, ptr) as Ref;
+      case 'i32': return this.m.i32.load(offset, 4, ptr) as Ref;
+      case 'u8': return this.m.i32.load8_u(offset, 1, ptr) as Ref;
+      case 'v128': return this.m.v128.load(offset, 4, ptr) as Ref;
+    }
+  }
+  store(t: 'f32' | 'i32' | 'u8' | 'v128', offset: number, ptr: Ref, v: Ref): Ref {
+    switch (t) {
+      case 'f32': return this.m.f32.store(offset, 4, ptr, v) as Ref;
+      case 'i32': return this.m.i32.store(offset, 4, ptr, v) as Ref;
+      case 'u8': return this.m.i32.store8(offset, 1, ptr, v) as Ref;
+      case 'v128': return this.m.v128.store(offset, 4, ptr, v) as Ref;
+    }
+  }
+
+  // control
+  block(stmts: Ref[], label?: string): Ref { return this.m.block(label ?? null, stmts, binaryen.none) as Ref; }
+  valueBlock(stmts: Ref[], t: ValType): Ref { return this.m.block(null, stmts, TYPES[t]) as Ref; }
+  loop(label: string, body: Ref): Ref { return this.m.loop(label, body) as Ref; }
+  brIf(label: string, cond: Ref): Ref { return this.m.br(label, cond) as Ref; }
+  if(cond: Ref, then: Ref, otherwise?: Ref): Ref { return this.m.if(cond, then, otherwise) as Ref; }
+  select(c: Ref, a: Ref, b: Ref): Ref { return this.m.select(c, a, b) as Ref; }
+  call(name: string, args: Ref[], result: ValType | 'none'): Ref {
+    return this.m.call(name, args, result === 'none' ? binaryen.none : TYPES[result]) as Ref;
+  }
+  ret(v?: Ref): Ref { return this.m.return(v) as Ref; }
+  drop(v: Ref): Ref { return this.m.drop(v) as Ref; }
+  nop(): Ref { return this.m.nop() as Ref; }
+
+  /** for (v = 0; v < extent; v++) body — as a do-while, extent >= 1. */
+  forLoop(v: number, extent: number, body: Ref[]): Ref {
+    const l = this.label('L');
+    const next = this.set(v, this.m.i32.add(this.get(v, 'i32'), this.i32(1)) as Ref);
+    return this.block([
+      this.set(v, this.i32(0)),
+      this.loop(l, this.block([...body, next, this.brIf(l, this.m.i32.lt_s(this.get(v, 'i32'), this.i32(extent)) as Ref)])),
+    ]);
+  }
+
+  addFunction(name: string, params: readonly ValType[], result: ValType | 'none', locals: Locals, body: Ref): void {
+    this.m.addFunction(name, binaryen.createType(params.map((t) => TYPES[t])), result === 'none' ? binaryen.none : TYPES[result], locals.varTypes, body);
+  }
+
+  importFunction(name: string, module: string, base: string, params: readonly ValType[], result: ValType): void {
+    this.m.addFunctionImport(name, module, base, binaryen.createType(params.map((t) => TYPES[t])), TYPES[result]);
+  }
+
+  exportFunction(name: string): void {
+    this.m.addFunctionExport(name, name);
+  }
+
+  /** One memory of `pages` 64 KiB pages, exported as "memory", with data segments. */
+  memory(pages: number, segments: { offset: number; data: Uint8Array }[]): void {
+    this.m.setMemory(pages, pages, 'memory', segments.map((s) => ({ offset: this.i32(s.offset), data: s.data, passive: false })));
+  }
+
+  /** Validates, optimizes (-O3) and emits the binary. Throws with binaryen's message when invalid. */
+  finish(optimize = true): Uint8Array {
+    if (!this.m.validate()) throw new Error('wasm: binaryen rejected the generated module');
+    if (optimize) {
+      binaryen.setOptimizeLevel(3);
+      binaryen.setShrinkLevel(0);
+      this.m.optimize();
+    }
+    const bin = this.m.emitBinary();
+    this.m.dispose();
+    return bin;
+  }
+
+  get ops(): binaryen.Module {
+    return this.m;
+  }
+}

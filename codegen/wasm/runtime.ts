@@ -1,0 +1,70 @@
+// Host side of a compiled wasm program: instantiate once, copy inputs/params in, run, read outputs/updates out.
+import { cPow, intPow } from '../../ir/interpreter.js';
+import type { TypedArray } from '../../ir/types.js';
+import type { Program } from '../loop/ir.js';
+import type { WasmArtifact } from './render.js';
+
+/** The functions a kiln wasm module imports (module "math"). */
+export const WASM_IMPORTS = {
+  math: { sin: Math.sin, cos: Math.cos, pow: cPow, ipow: intPow },
+};
+
+export type Bindings = Readonly<Record<string, TypedArray>> | ReadonlyMap<string, TypedArray>;
+
+function get(b: Bindings, name: string): TypedArray | undefined {
+  return b instanceof Map ? b.get(name) : (b as Record<string, TypedArray>)[name];
+}
+
+/** A compiled program ready to run in this process. */
+export class WasmRunner {
+  private readonly instance: WebAssembly.Instance;
+  private readonly memory: WebAssembly.Memory;
+  private readonly runFn: () => void;
+  private readonly sizes: Map<string, { offset: number; size: number; dtype: string }>;
+
+  constructor(readonly program: Program, readonly artifact: WasmArtifact) {
+    const mod = new WebAssembly.Module(artifact.binary as BufferSource);
+    this.instance = new WebAssembly.Instance(mod, WASM_IMPORTS);
+    this.memory = this.instance.exports['memory'] as WebAssembly.Memory;
+    this.runFn = this.instance.exports['run'] as () => void;
+    this.sizes = new Map(program.buffers.map((b) => [b.name, { offset: artifact.layout.offsets[b.name]!, size: b.size, dtype: b.dtype }]));
+  }
+
+  /** A typed view of one buffer in linear memory (valid until the next run). */
+  view(buffer: string): TypedArray {
+    const b = this.sizes.get(buffer)!;
+    const buf = this.memory.buffer;
+    if (b.dtype === 'float32') return new Float32Array(buf, b.offset, b.size);
+    if (b.dtype === 'int32') return new Int32Array(buf, b.offset, b.size);
+    return new Uint8Array(buf, b.offset, b.size);
+  }
+
+  /** Writes named inputs and params into memory (only what is given). */
+  write(kind: 'inputs' | 'params', values: Bindings): void {
+    for (const { name, buffer } of this.program[kind]) {
+      const v = get(values, name);
+      if (!v) continue;
+      const view = this.view(buffer);
+      if (v.length !== view.length) throw new Error(`wasm: ${kind.slice(0, -1)} '${name}' needs ${view.length} elements, got ${v.length}`);
+      view.set(v);
+    }
+  }
+
+  /** Runs once with the given inputs and params; returns copies of outputs and updated params. */
+  run(inputs: Bindings, params: Bindings): { outputs: Map<string, TypedArray>; updates: Map<string, TypedArray> } {
+    for (const { name } of this.program.inputs) if (!get(inputs, name)) throw new Error(`wasm: no value for input '${name}'`);
+    for (const { name } of this.program.params) if (!get(params, name)) throw new Error(`wasm: no value for param '${name}'`);
+    this.write('inputs', inputs);
+    this.write('params', params);
+    this.runFn();
+    return {
+      outputs: new Map(this.program.outputs.map((o) => [o.name, this.view(o.buffer).slice()])),
+      updates: new Map(this.program.updates.map((u) => [u.name, this.view(u.buffer).slice()])),
+    };
+  }
+
+  /** Calls the compiled function with whatever is in memory (for benchmarks and resident state). */
+  runRaw(): void {
+    this.runFn();
+  }
+}
