@@ -11,6 +11,7 @@ export * as initializers from './initializers.js';
 export * as layers from './layers/index.js';
 export * as backend from './backend.js';
 export * as utils from './utils.js';
+export * as config from './config.js';
 export * as losses from './losses.js';
 export * as metrics from './metrics.js';
 export * as optimizers from './optimizers.js';

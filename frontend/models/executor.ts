@@ -1,16 +1,19 @@
 // Running models: trace a model into one graph per (batch size, mode) and execute it on the reference interpreter.
 import type { Graph } from '../../ir/graph.js';
-import { interpret } from '../../ir/interpreter.js';
 import type { TypedArray } from '../../ir/types.js';
 import { Trace, withTrace } from '../engine.js';
 import * as ops from '../ops.js';
 import { Tensor, type Variable } from '../tensor.js';
+import type { Backend } from '../config.js';
 import type { Model, ModelInput } from './model.js';
+import { runnerFor } from './runner.js';
 
 export interface PredictOptions {
   /** Samples per call (Keras default 32). */
   batchSize?: number;
   verbose?: number | 'auto';
+  /** Where to run (default: keras.config.backend(), initially compiled wasm). */
+  backend?: Backend;
 }
 
 export interface TracedModel {
@@ -45,7 +48,7 @@ export function tracedFor(model: Model, batchSize: number, training = false): Tr
 }
 
 /** Runs a traced graph on concrete input tensors with the variables' current values. */
-export function runTraced(t: TracedModel, inputs: readonly Tensor[], extra: Record<string, TypedArray> = {}): Tensor[] {
+export function runTraced(t: TracedModel, inputs: readonly Tensor[], extra: Record<string, TypedArray> = {}, backend?: Backend): Tensor[] {
   const bind: Record<string, TypedArray> = { ...extra };
   t.graph.inputs.forEach((n, i) => {
     const name = String(n.attrs['name']);
@@ -53,8 +56,8 @@ export function runTraced(t: TracedModel, inputs: readonly Tensor[], extra: Reco
   });
   const params: Record<string, TypedArray> = {};
   for (const v of t.variables) params[v.path] = v.data;
-  const res = interpret(t.graph, bind, params);
-  return [...res.outputs.values()].map((v) => new Tensor(v.type.dtype, v.type.shape, v.data));
+  const res = runnerFor(t.graph, backend).run(bind, params);
+  return t.graph.outputs.map((o) => new Tensor(o.node.type.dtype, o.node.type.shape, res.outputs.get(o.name)!));
 }
 
 /** Slices rows [start, end) of a tensor along the batch axis. */
@@ -73,7 +76,7 @@ export function predict(model: Model, x: ModelInput, options: PredictOptions = {
   for (let s = 0; s < n; s += bs) {
     const e = Math.min(n, s + bs);
     const traced = tracedFor(model, e - s);
-    parts.push(runTraced(traced, inputs.map((t) => sliceBatch(t, s, e))));
+    parts.push(runTraced(traced, inputs.map((t) => sliceBatch(t, s, e)), {}, options.backend));
   }
   const outs = model.outputNames.map((_, i) => (parts.length === 1 ? parts[0]![i]! : ops.concatenate(parts.map((p) => p[i]!), 0)));
   return model.multiOutput ? outs : outs[0]!;

@@ -1,6 +1,5 @@
 // compile / fit / evaluate: the training step traced as one graph (forward, loss, backward, optimizer update).
 import type { Graph } from '../../ir/graph.js';
-import { interpret } from '../../ir/interpreter.js';
 import type { TypedArray } from '../../ir/types.js';
 import { gradients } from '../../passes/autodiff.js';
 import { Trace, globalRng, noRecord, withTrace } from '../engine.js';
@@ -13,6 +12,8 @@ import { Tensor, type Variable } from '../tensor.js';
 import { runTraced, sliceBatch, tracedFor } from './executor.js';
 import type { Model, ModelInput } from './model.js';
 import { Progbar } from './progbar.js';
+import type { Backend } from '../config.js';
+import { runnerFor } from './runner.js';
 
 type PerOutput<T> = T | readonly T[] | Readonly<Record<string, T>>;
 
@@ -128,18 +129,18 @@ export function traceTrainStep(model: Model, c: Compiled, inputShapes: number[][
 }
 
 /** Runs one training step on concrete data and writes the updated values back into the variables. */
-export function runTrainStep(step: TrainStep, model: Model, inputs: Tensor[], targets: Tensor[], counter: number): Map<string, Tensor> {
+export function runTrainStep(step: TrainStep, model: Model, inputs: Tensor[], targets: Tensor[], counter: number, backend?: Backend): Map<string, Tensor> {
   const bind: Record<string, TypedArray> = { rng_counter: Int32Array.of(counter) };
   model.inputSpecs.forEach((s, i) => { bind[s.name] = inputs[i]!.data; });
   model.outputNames.forEach((n, i) => { bind[`target/${n}`] = targets[i]!.data; });
   const params: Record<string, TypedArray> = {};
   for (const v of step.variables) params[v.path] = v.data;
-  const res = interpret(step.graph, bind, params);
+  const res = runnerFor(step.graph, backend).run(bind, params);
   for (const v of step.variables) {
     const u = res.updates.get(v.path);
-    if (u) v.assign(u.data);
+    if (u) v.assign(u);
   }
-  return new Map([...res.outputs].map(([k, v]) => [k, new Tensor(v.type.dtype, v.type.shape, v.data)]));
+  return new Map(step.graph.outputs.map((o) => [o.name, new Tensor(o.node.type.dtype, o.node.type.shape, res.outputs.get(o.name)!)]));
 }
 
 export interface FitOptions {
@@ -153,6 +154,8 @@ export interface FitOptions {
   verbose?: 0 | 1 | 2 | 'auto';
   /** Where progress lines go (default: process.stdout). */
   print?: (text: string) => void;
+  /** Where to run (default: keras.config.backend(), initially compiled wasm). */
+  backend?: Backend;
 }
 
 /** What fit returns: per-epoch logs by metric name, as Keras's History. */
@@ -231,7 +234,7 @@ export function fitModel(model: Model, c: Compiled | undefined, x: ModelInput, y
     for (let s = 0; s < steps; s++) {
       const rows = order.subarray(s * bs, Math.min(n, (s + 1) * bs));
       const bi = inputs.map((t) => takeRows(t, rows)), bt = targets.map((t) => takeRows(t, rows));
-      const out = runTrainStep(stepFor(rows.length), model, bi, bt, comp.optimizer.iterations.data[0]!);
+      const out = runTrainStep(stepFor(rows.length), model, bi, bt, comp.optimizer.iterations.data[0]!, options.backend);
       lossMean.add(out.get('loss')!.item(), rows.length);
       if (model.outputNames.length > 1) perOutLoss.forEach((m, i) => m.add(out.get(`${model.outputNames[i]}_loss`)!.item(), rows.length));
       for (const m of ms) m.metric.updateState(bt[m.output]!, out.get(`pred/${model.outputNames[m.output]}`)!);
@@ -239,7 +242,7 @@ export function fitModel(model: Model, c: Compiled | undefined, x: ModelInput, y
     }
     const logs = logsOf(lossMean, perOutLoss, ms);
     if (val) {
-      const v = evaluateModel(model, comp, val[0], val[1], { batchSize: bs, verbose: 0, returnDict: true }) as Record<string, number>;
+      const v = evaluateModel(model, comp, val[0], val[1], { batchSize: bs, verbose: 0, returnDict: true, backend: options.backend }) as Record<string, number>;
       for (const [k, value] of Object.entries(v)) logs[`val_${k}`] = value;
     }
     bar.finish(logs);
@@ -262,6 +265,7 @@ export interface EvaluateOptions {
   /** Return a record by metric name instead of [loss, ...metrics]. */
   returnDict?: boolean;
   print?: (text: string) => void;
+  backend?: Backend;
 }
 
 /** model.evaluate: loss and metrics over batches of the inference graph. */
@@ -282,7 +286,7 @@ export function evaluateModel(model: Model, c: Compiled | undefined, x: ModelInp
     for (let s = 0; s < steps; s++) {
       const a = s * bs, e = Math.min(n, a + bs);
       const bt = targets.map((t) => sliceBatch(t, a, e));
-      const preds = runTraced(tracedFor(model, e - a), inputs.map((t) => sliceBatch(t, a, e)));
+      const preds = runTraced(tracedFor(model, e - a), inputs.map((t) => sliceBatch(t, a, e)), {}, options.backend);
       let total = 0;
       preds.forEach((p, i) => {
         const l = comp.losses[i]!(bt[i]!, p).item();
