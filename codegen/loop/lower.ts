@@ -328,6 +328,14 @@ class NestEmitter {
   /** The whole nest: outer loops, stages, then stores of the roots. */
   lower(): Stmt[] {
     const { full } = this.plan.key;
+    // a plain nest whose contractions are all full-shape matmuls runs row by row over the last axis, so each
+    // matmul row is accumulated in i-k-j order (contiguous, vectorizable) in a row cache
+    const matmulRows = this.innerDims.length === 0 && full.length >= 1 && this.plan.stages.length > 0
+      && this.plan.stages.every((st) => st.op === 'matmul' && st.type.shape.join() === full.join());
+    if (matmulRows) {
+      this.outerDims.pop();
+      this.innerDims.push(full.length - 1);
+    }
     const outerExt = this.outerDims.map((d) => full[d]!), innerExt = this.innerDims.map((d) => full[d]!);
     const hasInner = innerExt.length > 0;
     const isF = (s: Shape) => hasInner && s.length === full.length && s.every((d, i) => d === full[i]);
@@ -349,10 +357,13 @@ class NestEmitter {
           // a full-shape contraction (e.g. the matmul under a softmax): cache the row in a local array
           const local = this.fresh('row'), t = scalarOf(st.type.dtype), n = sizeOf(innerExt);
           this.emit(S.local(local, t, n));
-          this.loops(innerExt, 'r', (rs) => {
-            this.innerVars.splice(0, this.innerVars.length, ...rs);
-            this.emit(S.store(local, linear(rs, innerExt), this.contraction(st, this.fullIndex(this.outerVars, rs))));
-          });
+          if (st.op === 'matmul') this.matmulRow(st, local, innerExt, t);
+          else {
+            this.loops(innerExt, 'r', (rs) => {
+              this.innerVars.splice(0, this.innerVars.length, ...rs);
+              this.emit(S.store(local, linear(rs, innerExt), this.contraction(st, this.fullIndex(this.outerVars, rs))));
+            });
+          }
           this.bindRow(st, local, innerExt, t);
         } else {
           const idx = this.outerIndex(st.type.shape);
@@ -389,6 +400,22 @@ class NestEmitter {
       });
     });
     return stmts;
+  }
+
+  /** A row of a matmul in i-k-j order: row = 0; for k: row[j] += A[i, k] * B[k, j] (same sums, same order). */
+  private matmulRow(st: Node, local: string, innerExt: number[], t: Scalar): void {
+    const [a, b] = st.src as [Node, Node];
+    const r = a.type.shape.length;
+    this.loops(innerExt, 'r', (rs) => this.emit(S.store(local, linear(rs, innerExt), E.c(t, 0))));
+    this.loops([a.type.shape[r - 1]!], 'k', ([k]) => {
+      this.loops(innerExt, 'r', (rs) => {
+        const idx = this.fullIndex(this.outerVars, rs);
+        const batch = idx.slice(0, r - 2);
+        const prod = E.binary('mul', this.exprAt(a, [...batch, idx[r - 2]!, k!]), this.exprAt(b, [...batch, k!, idx[r - 1]!]));
+        const cur = E.load(local, linear(rs, innerExt), t);
+        this.emit(S.store(local, linear(rs, innerExt), E.binary('add', cur, prod)));
+      });
+    });
   }
 
   /** Binds a cached row: any later inner loop reads it at its own inner index. */

@@ -40,12 +40,12 @@ export function packBuffer(b: Buffer, values: readonly number[] | ArrayLike<numb
 }
 
 class KernelRenderer {
-  private readonly locals = new Locals();
-  private readonly types = new Map<string, Scalar>();
+  readonly locals = new Locals();
+  readonly types = new Map<string, Scalar>();
   private readonly localArrays = new Map<string, { offset: number; t: Scalar }>();
   private scratchTop: number;
 
-  constructor(private readonly w: WasmModule, private readonly offsets: Record<string, number>,
+  constructor(readonly w: WasmModule, private readonly offsets: Record<string, number>,
     private readonly bufTypes: Map<string, Scalar>, scratchBase: number) {
     this.scratchTop = scratchBase;
   }
@@ -54,14 +54,14 @@ class KernelRenderer {
     return this.scratchTop;
   }
 
-  private local(name: string): number {
+  local(name: string): number {
     const t = this.types.get(name);
     if (!t) throw new Error(`wasm: variable ${name} used before its declaration`);
     return this.locals.get(name, valType(t));
   }
 
   /** Address expression and static offset of element idx of a buffer or local array. */
-  private address(buf: string, idx: Expr): { ptr: Ref; offset: number; t: Scalar } {
+  address(buf: string, idx: Expr): { ptr: Ref; offset: number; t: Scalar } {
     const la = this.localArrays.get(buf);
     const base = la ? la.offset : this.offsets[buf];
     const t = la ? la.t : this.bufTypes.get(buf);
@@ -219,6 +219,10 @@ class KernelRenderer {
       case 'for': {
         this.types.set(s.v, 'i32');
         const v = this.locals.get(s.v, 'i32');
+        if (s.kind === 'vector' && s.extent >= 4) {
+          const vec = new VectorLoop(this, s.v, v).render(s.body, s.extent);
+          if (vec) return vec;
+        }
         return w.forLoop(v, s.extent, this.stmts(s.body));
       }
       case 'decl':
@@ -299,4 +303,163 @@ function localBytes(stmts: readonly Stmt[]): number {
     else if (s.k === 'for') n += localBytes(s.body);
   }
   return n;
+}
+
+/** Thrown while rendering a vector loop body that has no f32x4 form; the loop is rendered scalar instead. */
+class NotVectorizable extends Error {}
+
+type VRef = { ref: Ref; vec: boolean };
+
+/**
+ * A loop marked `vector` rendered four lanes at a time with f32x4, then a scalar tail. Values that depend on
+ * the loop variable are v128; loads and stores must be contiguous (coefficient 1) or invariant in it.
+ */
+class VectorLoop {
+  private readonly vecLocals = new Map<string, number>();
+
+  constructor(private readonly k: KernelRenderer, private readonly v: string, private readonly vIndex: number) {}
+
+  /** Coefficient of the loop variable in an affine i32 index (undefined when not affine in it). */
+  private coef(e: Expr): number | undefined {
+    switch (e.k) {
+      case 'const': return 0;
+      case 'var': return e.name === this.v ? 1 : this.vecLocals.has(e.name) ? undefined : 0;
+      case 'binary': {
+        const a = this.coef(e.a), b = this.coef(e.b);
+        if (a === undefined || b === undefined) return undefined;
+        if (e.op === 'add') return a + b;
+        if (e.op === 'sub') return a - b;
+        if (e.op === 'mul') {
+          if (a === 0 && b === 0) return 0;
+          if (a === 0 && e.a.k === 'const') return e.a.v * b;
+          if (b === 0 && e.b.k === 'const') return e.b.v * a;
+          return undefined;
+        }
+        return a === 0 && b === 0 ? 0 : undefined;
+      }
+      default:
+        return this.uses(e) ? undefined : 0;
+    }
+  }
+
+  private uses(e: Expr): boolean {
+    switch (e.k) {
+      case 'var': return e.name === this.v || this.vecLocals.has(e.name);
+      case 'const': return false;
+      case 'load': return this.uses(e.idx);
+      case 'unary': case 'cast': return this.uses(e.a);
+      case 'binary': return this.uses(e.a) || this.uses(e.b);
+      case 'select': return this.uses(e.c) || this.uses(e.a) || this.uses(e.b);
+      case 'philox': return this.uses(e.counter) || this.uses(e.index);
+    }
+  }
+
+  private splat(x: VRef, t: Scalar): Ref {
+    const m = this.k.w.ops;
+    if (x.vec) return x.ref;
+    return (t === 'f32' ? m.f32x4.splat(x.ref as number) : m.i32x4.splat(x.ref as number)) as Ref;
+  }
+
+  private expr(e: Expr): VRef {
+    const k = this.k, w = k.w, m = w.ops;
+    if (!this.uses(e)) return { ref: k.expr(e), vec: false };
+    const n = (r: Ref) => r as number;
+    switch (e.k) {
+      case 'var': {
+        const l = this.vecLocals.get(e.name);
+        if (l === undefined) throw new NotVectorizable();
+        return { ref: w.get(l, 'v128'), vec: true };
+      }
+      case 'load': {
+        if (e.t !== 'f32' || this.coef(e.idx) !== 1) throw new NotVectorizable();
+        const a = k.address(e.buf, e.idx);
+        return { ref: w.load('v128', a.offset, a.ptr), vec: true };
+      }
+      case 'unary': {
+        if (e.t !== 'f32') throw new NotVectorizable();
+        const a = n(this.splat(this.expr(e.a), 'f32'));
+        const ops: Record<string, (x: number) => number> = {
+          neg: (x) => m.f32x4.neg(x), abs: (x) => m.f32x4.abs(x), sqrt: (x) => m.f32x4.sqrt(x),
+          floor: (x) => m.f32x4.floor(x), ceil: (x) => m.f32x4.ceil(x), round: (x) => m.f32x4.nearest(x),
+        };
+        const f = ops[e.op];
+        if (!f) throw new NotVectorizable();
+        return { ref: f(a) as Ref, vec: true };
+      }
+      case 'cast': {
+        // bool mask -> 0.0 / 1.0
+        if (e.t !== 'f32' || e.a.t !== 'bool') throw new NotVectorizable();
+        return { ref: m.v128.and(n(this.splat(this.expr(e.a), 'bool')), m.f32x4.splat(m.f32.const(1))) as Ref, vec: true };
+      }
+      case 'binary': {
+        if (e.a.t !== 'f32' && !(e.a.t === 'bool' && (e.op === 'and' || e.op === 'or'))) throw new NotVectorizable();
+        const a = n(this.splat(this.expr(e.a), e.a.t)), b = n(this.splat(this.expr(e.b), e.b.t));
+        const ops: Record<string, (x: number, y: number) => number> = {
+          add: (x, y) => m.f32x4.add(x, y), sub: (x, y) => m.f32x4.sub(x, y), mul: (x, y) => m.f32x4.mul(x, y),
+          div: (x, y) => m.f32x4.div(x, y), max: (x, y) => m.f32x4.max(x, y), min: (x, y) => m.f32x4.min(x, y),
+          eq: (x, y) => m.f32x4.eq(x, y), ne: (x, y) => m.f32x4.ne(x, y), lt: (x, y) => m.f32x4.lt(x, y),
+          le: (x, y) => m.f32x4.le(x, y), gt: (x, y) => m.f32x4.gt(x, y), ge: (x, y) => m.f32x4.ge(x, y),
+          and: (x, y) => m.v128.and(x, y), or: (x, y) => m.v128.or(x, y),
+        };
+        const f = ops[e.op];
+        if (!f) throw new NotVectorizable();
+        return { ref: f(a, b) as Ref, vec: true };
+      }
+      case 'select': {
+        if (e.t !== 'f32') throw new NotVectorizable();
+        const c = this.expr(e.c);
+        const mask = c.vec ? c.ref : m.i32x4.splat(m.i32.sub(m.i32.const(0), n(c.ref))) as Ref; // 0/1 -> 0/-1
+        return { ref: m.v128.bitselect(n(this.splat(this.expr(e.a), 'f32')), n(this.splat(this.expr(e.b), 'f32')), n(mask)) as Ref, vec: true };
+      }
+      default:
+        throw new NotVectorizable();
+    }
+  }
+
+  private body(stmts: readonly Stmt[]): Ref[] {
+    const k = this.k, w = k.w;
+    return stmts.map((s) => {
+      switch (s.k) {
+        case 'decl': {
+          const x = this.expr(s.init);
+          k.types.set(s.name, s.t);
+          if (!x.vec) return w.set(k.locals.get(s.name, valType(s.t)), x.ref);
+          const l = k.locals.get(`${s.name}$v`, 'v128');
+          this.vecLocals.set(s.name, l);
+          return w.set(l, x.ref);
+        }
+        case 'store': {
+          const b = k.address(s.buf, s.idx);
+          if (b.t !== 'f32' || this.coef(s.idx) !== 1) throw new NotVectorizable();
+          return w.store('v128', b.offset, b.ptr, this.splat(this.expr(s.value), 'f32'));
+        }
+        default:
+          throw new NotVectorizable();
+      }
+    });
+  }
+
+  /** The whole loop, or undefined when its body has no vector form. */
+  render(stmts: readonly Stmt[], extent: number): Ref | undefined {
+    const k = this.k, w = k.w, m = w.ops;
+    let vecBody: Ref[];
+    try {
+      vecBody = this.body(stmts);
+    } catch (e) {
+      if (e instanceof NotVectorizable) return undefined;
+      throw e;
+    }
+    this.vecLocals.clear();
+    const main = Math.floor(extent / 4) * 4;
+    const v = this.vIndex;
+    const lv = w.label('V'), lt = w.label('T');
+    const step = (by: number) => w.set(v, m.i32.add(w.get(v, 'i32') as number, m.i32.const(by)) as Ref);
+    const parts: Ref[] = [w.set(v, w.i32(0)),
+      w.loop(lv, w.block([...vecBody, step(4), w.brIf(lv, m.i32.lt_s(w.get(v, 'i32') as number, m.i32.const(main)) as Ref)]))];
+    if (main < extent) {
+      const tail = k.stmts(stmts);
+      parts.push(w.loop(lt, w.block([...tail, step(1), w.brIf(lt, m.i32.lt_s(w.get(v, 'i32') as number, m.i32.const(extent)) as Ref)])));
+    }
+    return w.block(parts);
+  }
 }
