@@ -19,6 +19,10 @@ function ek(e: Expr): string {
   }
 }
 
+function unitZero(idx: readonly Expr[], shape: Shape): Expr[] {
+  return idx.map((e, d) => (shape[d] === 1 ? E.i32(0) : e));
+}
+
 function idxKey(idx: readonly Expr[]): string {
   return idx.map(ek).join(',');
 }
@@ -123,11 +127,13 @@ class NestEmitter {
   }
 
   private bind(n: Node, idx: readonly Expr[], value: (idx: readonly Expr[]) => Expr): void {
-    this.bound.set(n, { pattern: idxKey(idx), value });
+    this.bound.set(n, { pattern: idxKey(unitZero(idx, n.type.shape)), value });
   }
 
   /** Scalar expression of node n at multi-index idx, inlining everything not materialized. */
-  exprAt(n: Node, idx: readonly Expr[]): Expr {
+  exprAt(n: Node, rawIdx: readonly Expr[]): Expr {
+    // the index along a unit dimension is always 0, whatever expression reached it
+    const idx = unitZero(rawIdx, n.type.shape);
     const b = this.bound.get(n);
     const key = idxKey(idx);
     if (b && b.pattern === key) return b.value(idx);
@@ -422,7 +428,7 @@ class NestEmitter {
   private bindRow(n: Node, local: string, innerExt: number[], t: Scalar): void {
     const self = this;
     this.bound.set(n, {
-      get pattern() { return idxKey(self.fullIndex(self.outerVars, self.innerVars)); },
+      get pattern() { return idxKey(unitZero(self.fullIndex(self.outerVars, self.innerVars), n.type.shape)); },
       value: () => E.load(local, linear(self.innerVars, innerExt), t),
     });
   }
