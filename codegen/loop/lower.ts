@@ -2,7 +2,7 @@
 import { type Node, nodeName } from '../../ir/graph.js';
 import { GroupOp } from '../../ir/ops.js';
 import { type Shape, sizeOf, stridesOf } from '../../ir/types.js';
-import { type FusionPlan, type NestPlan, isContraction, isStored } from '../../passes/fuse.js';
+import { type FusionPlan, type NestPlan, isContraction, isStored, isTiny } from '../../passes/fuse.js';
 import { type Buffer, E, type Expr, type Kernel, type Program, S, type Scalar, type Stmt, scalarOf } from './ir.js';
 
 /** Stable text of an index expression, for memo keys and pattern matching. */
@@ -58,6 +58,8 @@ interface Binding {
 /** Emits one nest. Values of the nest's own contractions and roots are bound to variables at fixed index patterns. */
 class NestEmitter {
   private scope: Scope;
+  /** The nest's outermost scope (before its loops), where loop-invariant scalars go. */
+  private top: Scope | undefined;
   private readonly bound = new Map<Node, Binding>();
   private readonly roots: Set<Node>;
   private readonly outerVars: Expr[] = [];
@@ -132,6 +134,16 @@ class NestEmitter {
 
   /** Scalar expression of node n at multi-index idx, inlining everything not materialized. */
   exprAt(n: Node, rawIdx: readonly Expr[]): Expr {
+    // scalars computed from leaves alone (e.g. the optimizer's bias correction) are hoisted out of every loop
+    if (this.top && this.scope !== this.top && isTiny(n)) {
+      const saved = this.scope;
+      this.scope = this.top;
+      try {
+        return this.exprAt(n, rawIdx);
+      } finally {
+        this.scope = saved;
+      }
+    }
     // the index along a unit dimension is always 0, whatever expression reached it
     const idx = unitZero(rawIdx, n.type.shape);
     const b = this.bound.get(n);
@@ -399,6 +411,7 @@ class NestEmitter {
       }
     };
     const stmts = this.nested(() => {
+      this.top = this.scope;
       if (outerExt.length === 0) { body(); return; }
       this.loops(outerExt, 'o', (os) => {
         this.outerVars.splice(0, this.outerVars.length, ...os);

@@ -247,52 +247,88 @@ class KernelRenderer {
   }
 }
 
+/** One entry point of a module: its exported function runs the program. */
+export interface WasmEntry {
+  readonly name: string;
+  readonly program: Program;
+  readonly memory: MemoryPlan;
+}
+
+export interface WasmModuleArtifact {
+  readonly binary: Uint8Array;
+  readonly memoryBytes: number;
+  /** entry name -> byte offset of each of its buffers (params are shared by every entry) */
+  readonly offsets: Record<string, Record<string, number>>;
+}
+
 /**
- * Renders a program. Memory: [64, arena) temps and outputs at their planned offsets, then scratch for
- * local arrays, constants, params and inputs, each 64-byte aligned.
+ * Renders entry points into one module. Memory: the arena at 64 (every entry's temps and outputs at their
+ * planned offsets; entries never run at once, so they share it), then scratch for local arrays, then each
+ * entry's constants and inputs, and the params, shared by name across entries; all 64-byte aligned.
+ * `embed` gives param values to store in the module as data (weights that need no file).
  */
-export function renderWasm(p: Program, mem: MemoryPlan, options: { optimize?: boolean } = {}): WasmArtifact {
+export function renderWasmModule(entries: readonly WasmEntry[], options: { optimize?: boolean; embed?: ReadonlyMap<string, ArrayLike<number>> } = {}): WasmModuleArtifact {
   const w = new WasmModule();
   w.importFunction('sin', 'math', 'sin', ['f64'], 'f64');
   w.importFunction('cos', 'math', 'cos', ['f64'], 'f64');
   w.importFunction('pow', 'math', 'pow', ['f64', 'f64'], 'f64');
   w.importFunction('ipow', 'math', 'ipow', ['i32', 'i32'], 'i32');
   addMath(w);
-  const offsets: Record<string, number> = {};
   const arenaOffset = ALIGN;
-  for (const [b, off] of mem.offsets) offsets[b] = arenaOffset + off;
-  let top = align(arenaOffset + mem.arenaBytes);
-  const bufTypes = new Map(p.buffers.map((b) => [b.name, scalarOfBuffer(b)]));
-  // kernels first: they tell how much scratch the local arrays need (each kernel reuses the same scratch)
-  const scratchBase = top;
-  let scratchEnd = scratchBase;
-  const kernelRenderers = p.kernels.map((k) => {
-    const r = new KernelRenderer(w, offsets, bufTypes, scratchBase);
-    return { k, r, body: () => r.stmts(k.body) };
-  });
-  // offsets of everything else must be known before rendering loads: place them after a scratch estimate
-  const scratchNeed = Math.max(0, ...p.kernels.map((k) => localBytes(k.body)));
-  top = align(scratchBase + scratchNeed);
+  const arenaBytes = Math.max(0, ...entries.map((e) => e.memory.arenaBytes));
+  const scratchBase = align(arenaOffset + arenaBytes);
+  const scratchNeed = Math.max(0, ...entries.flatMap((e) => e.program.kernels.map((k) => localBytes(k.body))));
+  let top = align(scratchBase + scratchNeed);
   const segments: { offset: number; data: Uint8Array }[] = [];
-  for (const kind of ['const', 'param', 'input'] as const) {
-    for (const b of p.buffers.filter((x) => x.kind === kind)) {
-      offsets[b.name] = top;
-      if (kind === 'const') segments.push({ offset: top, data: packBuffer(b, b.data ?? [0]) });
-      top = align(top + Math.max(1, bytesOf(b)));
+  const paramOffsets = new Map<string, { offset: number; bytes: number }>();
+  const offsets: Record<string, Record<string, number>> = {};
+  for (const e of entries) {
+    const o: Record<string, number> = {};
+    for (const [b, off] of e.memory.offsets) o[b] = arenaOffset + off;
+    for (const b of e.program.buffers) {
+      if (b.kind === 'param') {
+        const name = e.program.params.find((x) => x.buffer === b.name)!.name;
+        let place = paramOffsets.get(name);
+        if (!place) {
+          place = { offset: top, bytes: bytesOf(b) };
+          paramOffsets.set(name, place);
+          const init = options.embed?.get(name);
+          if (init) segments.push({ offset: top, data: packBuffer(b, init) });
+          top = align(top + Math.max(1, bytesOf(b)));
+        } else if (place.bytes !== bytesOf(b)) {
+          throw new Error(`wasm: param '${name}' has different sizes in different entries`);
+        }
+        o[b.name] = place.offset;
+      } else if (b.kind === 'const' || b.kind === 'input') {
+        o[b.name] = top;
+        if (b.kind === 'const') segments.push({ offset: top, data: packBuffer(b, b.data ?? [0]) });
+        top = align(top + Math.max(1, bytesOf(b)));
+      }
     }
+    for (const b of e.program.buffers) if (o[b.name] === undefined) throw new Error(`wasm: buffer ${b.name} was not placed`);
+    offsets[e.name] = o;
   }
-  for (const b of p.buffers) if (offsets[b.name] === undefined) throw new Error(`wasm: buffer ${b.name} was not placed`);
   const pages = Math.max(1, Math.ceil(top / 65536));
   w.memory(pages, segments); // before any load or store refers to it
-  for (const { k, r, body } of kernelRenderers) {
-    r.finish(k.name, body());
-    scratchEnd = Math.max(scratchEnd, r.scratchEnd);
+  for (const e of entries) {
+    const bufTypes = new Map(e.program.buffers.map((b) => [b.name, scalarOfBuffer(b)]));
+    const names = e.program.kernels.map((k) => `${e.name}_${k.name}`);
+    e.program.kernels.forEach((k, i) => {
+      const r = new KernelRenderer(w, offsets[e.name]!, bufTypes, scratchBase);
+      r.finish(names[i]!, r.stmts(k.body));
+      if (r.scratchEnd > scratchBase + scratchNeed) throw new Error('wasm: scratch estimate too small');
+    });
+    w.addFunction(e.name, [], 'none', new Locals(), w.block(names.map((n) => w.call(n, [], 'none'))));
+    w.exportFunction(e.name);
   }
-  if (scratchEnd > scratchBase + scratchNeed) throw new Error('wasm: scratch estimate too small');
-  w.addFunction('run', [], 'none', new Locals(), w.block(p.kernels.map((k) => w.call(k.name, [], 'none'))));
-  w.exportFunction('run');
   const binary = w.finish(options.optimize ?? true);
-  return { binary, layout: { memoryBytes: pages * 65536, arenaOffset, arenaBytes: mem.arenaBytes, offsets } };
+  return { binary, memoryBytes: pages * 65536, offsets };
+}
+
+/** Renders one program as a module whose exported `run` executes it. */
+export function renderWasm(p: Program, mem: MemoryPlan, options: { optimize?: boolean } = {}): WasmArtifact {
+  const m = renderWasmModule([{ name: 'run', program: p, memory: mem }], options);
+  return { binary: m.binary, layout: { memoryBytes: m.memoryBytes, arenaOffset: ALIGN, arenaBytes: mem.arenaBytes, offsets: m.offsets['run']! } };
 }
 
 /** Bytes of local arrays one kernel declares (each at its own scratch offset). */

@@ -1,8 +1,13 @@
 // Host side of a compiled wasm program: instantiate once, copy inputs/params in, run, read outputs/updates out.
+import v8 from 'node:v8';
 import { cPow, intPow } from '../../ir/interpreter.js';
 import type { TypedArray } from '../../ir/types.js';
 import type { Program } from '../loop/ir.js';
 import type { WasmArtifact } from './render.js';
+
+// In-process modules run thousands of times: compile them with the optimizing tier at once instead of
+// starting in V8's baseline compiler (Liftoff), which is several times slower until tier-up.
+v8.setFlagsFromString('--no-liftoff');
 
 /** The functions a kiln wasm module imports (module "math"). */
 export const WASM_IMPORTS = {
