@@ -4,7 +4,11 @@ import path from 'node:path';
 import { displayPath, errorLocation, importModelFile, typeCheck } from './cli/loader.js';
 import { traceModel } from './frontend/models/executor.js';
 import { Model } from './frontend/models/model.js';
+import { traceTrainStep } from './frontend/models/training.js';
+import type { Graph } from './ir/graph.js';
 import { printGraph } from './ir/printer.js';
+import { type TargetEntry, compileWasm } from './codegen/wasm/target.js';
+import { PASS_NAMES, irAfter } from './passes/pipeline.js';
 
 export const TARGETS = ['wasm', 'llvm', 'cuda'] as const;
 export type Target = (typeof TARGETS)[number];
@@ -49,6 +53,8 @@ export interface CompileOptions {
   emit?: Emit;
   /** Batch size to trace the model at (default 1). */
   batchSize?: number;
+  /** Put the weights inside the artifact (wasm: in model.wasm) so it needs no weights file. */
+  embedWeights?: boolean;
 }
 
 export interface CompileResult {
@@ -60,15 +66,48 @@ export interface CompileResult {
 }
 
 /** Validates compile options (strings from the command line included) and fills in defaults. */
-export function checkCompileOptions(options: { target?: string; emit?: string; batchSize?: number }): { target: Target; emit?: Emit; batchSize: number } {
+export function checkCompileOptions(options: { target?: string; emit?: string; batchSize?: number; dumpAfter?: string }): { target: Target; emit?: Emit; batchSize: number; dumpAfter?: string } {
   const target = options.target ?? 'wasm';
   if (!(TARGETS as readonly string[]).includes(target)) throw new KilnError(`unknown target '${target}'; targets are ${TARGETS.join(', ')}`);
   if (options.emit !== undefined && !(EMITS as readonly string[]).includes(options.emit)) {
     throw new KilnError(`cannot emit '${options.emit}'; choose one of ${EMITS.join(', ')}`);
   }
+  if (options.dumpAfter !== undefined && !PASS_NAMES.includes(options.dumpAfter)) {
+    throw new KilnError(`unknown pass '${options.dumpAfter}'; passes are ${PASS_NAMES.join(', ')}`);
+  }
+  if (options.dumpAfter !== undefined && options.emit !== undefined) throw new KilnError('choose one of --emit and --dump-after');
   const batchSize = options.batchSize ?? 1;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new KilnError(`batch size must be a positive integer, got ${batchSize}`);
-  return { target: target as Target, emit: options.emit as Emit | undefined, batchSize };
+  return { target: target as Target, emit: options.emit as Emit | undefined, batchSize, dumpAfter: options.dumpAfter };
+}
+
+/**
+ * The IR of a model after one pass of the pipeline (see PASS_NAMES): the graph's text after a graph pass, the
+ * fusion plan after fuse, loop IR after lower and schedule, the memory plan after memplan. Traces the inference
+ * entry point, or with `train` the whole training step, which needs `model.compile(...)` first.
+ * @example process.stdout.write(dumpAfter(model, 'fuse', { batchSize: 32 }));
+ */
+export function dumpAfter(model: Model, pass: string, options: { train?: boolean; batchSize?: number } = {}): string {
+  const { batchSize } = checkCompileOptions({ dumpAfter: pass, batchSize: options.batchSize });
+  if (!(model instanceof Model)) throw new KilnError(`dumpAfter expects a keras Model, got ${describe(model)}`);
+  let graph: Graph;
+  try {
+    graph = options.train ? trainStepGraph(model, batchSize) : traceModel(model, batchSize).graph;
+  } catch (err) {
+    if (err instanceof KilnError) throw err;
+    throw new KilnError(`cannot trace model '${model.name}': ${errorText(err)}`, { cause: err });
+  }
+  return irAfter(graph, pass);
+}
+
+/** The training step at a batch size: targets shaped like the outputs, without the class axis for sparse labels. */
+function trainStepGraph(model: Model, batchSize: number): Graph {
+  const c = model.compiled;
+  if (!c) throw new KilnError(`model '${model.name}' is not compiled: the training step needs model.compile({ optimizer, loss }) in the model file`);
+  const batched = (shape: readonly (number | null)[]) => shape.map((d, i) => (i === 0 ? batchSize : d ?? 1));
+  const inputs = model.inputSpecs.map((s) => batched(s.shape));
+  const targets = model.outputShapes.map((s, i) => (c.losses[i]!.targetDtype === 'int32' ? batched(s).slice(0, -1) : batched(s)));
+  return traceTrainStep(model, c, inputs, targets).graph;
 }
 
 /**
@@ -88,7 +127,25 @@ export async function compile(model: Model, options: CompileOptions = {}): Promi
     return { target, ir: printGraph(graph), files: [] };
   }
   if (!options.outDir) throw new KilnError('compile needs an output directory (outDir)');
-  throw new KilnError(`target '${target}' is not implemented yet`);
+  if (target !== 'wasm') throw new KilnError(`target '${target}' is not implemented yet`);
+  const entries: TargetEntry[] = [];
+  try {
+    entries.push({ name: 'predict', graph: traceModel(model, batchSize).graph, batchSize });
+    if (options.train) entries.push({ name: 'trainStep', graph: trainStepGraph(model, batchSize), batchSize });
+  } catch (err) {
+    if (err instanceof KilnError) throw err;
+    throw new KilnError(`cannot trace model '${model.name}': ${errorText(err)}`, { cause: err });
+  }
+  const vars = [...model.weights, ...(options.train ? model.compiled!.optimizer.variables : [])];
+  const files = compileWasm({
+    outDir: options.outDir,
+    entries,
+    weights: vars.map((v) => ({ name: v.path, dtype: v.dtype, shape: v.shape, data: v.data })),
+    inputs: model.inputSpecs.map((s) => ({ name: s.name, shape: [...s.shape], dtype: s.dtype })),
+    outputs: model.outputNames.map((name, i) => ({ name, shape: [...model.outputShapes[i]!], dtype: 'float32' })),
+    embedWeights: options.embedWeights,
+  });
+  return { target, files };
 }
 
 /**

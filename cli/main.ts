@@ -3,15 +3,18 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { EMITS, KilnError, TARGETS, checkCompileOptions, compile, loadModelFile } from '../compiler.js';
+import { EMITS, KilnError, TARGETS, checkCompileOptions, compile, dumpAfter, loadModelFile } from '../compiler.js';
+import { PASS_NAMES } from '../passes/pipeline.js';
 import { packageRoot } from './loader.js';
 
 interface CompileFlags {
   target: string;
   out?: string;
   train?: boolean;
+  embedWeights?: boolean;
   emit?: string;
   batchSize: number;
+  dumpAfter?: string;
 }
 
 const { version } = JSON.parse(readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string };
@@ -27,14 +30,20 @@ program.command('compile')
   .option('-t, --target <target>', `code generator: ${TARGETS.join(', ')}`, 'wasm')
   .option('-o, --out <dir>', 'output directory (default: build/<model file name>)')
   .option('--train', 'also compile the training step')
+  .option('--embed-weights', 'store the weights inside the artifact (no weights file needed at run time)')
   .option('--emit <stage>', `print a stage instead of writing artifacts, one of: ${EMITS.join(', ')} (ir: the traced graph)`)
   .option('--batch-size <n>', 'batch size to trace the model at', positiveInt, 1)
+  .option('--dump-after <pass>', `print the IR after a pass instead of writing artifacts (with --train, of the training step), one of: ${PASS_NAMES.join(', ')}`)
   .action(async (file: string, flags: CompileFlags) => {
     // bad flags fail before the model file is loaded
-    const { target, emit, batchSize } = checkCompileOptions(flags);
+    const { target, emit, batchSize, dumpAfter: pass } = checkCompileOptions(flags);
     const model = await loadModelFile(file);
+    if (pass !== undefined) {
+      process.stdout.write(dumpAfter(model, pass, { train: flags.train ?? false, batchSize }));
+      return;
+    }
     const outDir = flags.out ?? path.join('build', path.basename(file).replace(/\.m?ts$/, ''));
-    const result = await compile(model, { target, emit, batchSize, outDir, train: flags.train ?? false });
+    const result = await compile(model, { target, emit, batchSize, outDir, train: flags.train ?? false, embedWeights: flags.embedWeights ?? false });
     if (result.ir !== undefined) process.stdout.write(result.ir);
     for (const f of result.files) console.log(f);
   });
