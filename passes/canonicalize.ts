@@ -1,7 +1,7 @@
 // canonicalize: algebraic simplification and constant folding as rewrite rules, run to a fixed point.
 import type { Graph, Node } from '../ir/graph.js';
 import { evalOp } from '../ir/interpreter.js';
-import { GroupOp } from '../ir/ops.js';
+import { GroupOp, REDUCE_OPS } from '../ir/ops.js';
 import { shapesEqual, sizeOf } from '../ir/types.js';
 import { type RewriteRule, rewriteToFixedPoint } from './rewrite.js';
 
@@ -55,6 +55,15 @@ export const RULES: RewriteRule[] = [
     rewrite: (n, b) => {
       const v = splatValue(n.src[0]!);
       return v === undefined ? undefined : b.constant(v, n.type.dtype, n.type.shape);
+    },
+  },
+  {
+    // one normal form, so equal reductions merge; lowering then accumulates in the interpreter's row-major order
+    op: REDUCE_OPS, doc: 'reduce(x, axes) -> reduce(x, sorted axes)',
+    rewrite: (n, b) => {
+      const axes = n.attrs['axes'] as number[];
+      if (axes.every((a, i) => i === 0 || axes[i - 1]! < a)) return undefined;
+      return b.emit(n.op, n.src, { ...n.attrs, axes: [...axes].sort((x, y) => x - y) });
     },
   },
   {

@@ -1,5 +1,5 @@
 // The compiler pipeline: the ordered, named list of passes from a traced graph to a scheduled, memory-planned program.
-import type { Graph } from '../ir/graph.js';
+import { type Graph, type Node, topoSort } from '../ir/graph.js';
 import { printGraph } from '../ir/printer.js';
 import { verify } from '../ir/verifier.js';
 import type { Program } from '../codegen/loop/ir.js';
@@ -40,31 +40,68 @@ export interface Compiled {
   readonly memory: MemoryPlan;
 }
 
-/** One line per kernel with the ops it fused and, per nest, what it writes. */
+/**
+ * One line per kernel with the ops it fused and, per nest, what it writes. Values are numbered as printGraph
+ * numbers them, so the plan reads against the graph's text.
+ */
 export function describePlan(plan: FusionPlan): string {
-  return plan.kernels.map((k) => `${k.name}: ${k.nests.length} nest(s) [${k.ops.join(', ')}] writes ${k.nests.flatMap((n) => n.roots.map((r) => `%${r.id}`)).join(', ')}`).join('\n') + '\n';
+  const num = new Map<Node, number>(topoSort(plan.graph).map((n, i) => [n, i]));
+  return plan.kernels.map((k) => `${k.name}: ${k.nests.length} nest(s) [${k.ops.join(', ')}] writes ${k.nests.flatMap((n) => n.roots.map((r) => `%${num.get(r)}`)).join(', ')}`).join('\n') + '\n';
 }
 
-export function runPipeline(input: Graph, options: PipelineOptions = {}): Compiled {
-  if (options.dumpAfter && !PASS_NAMES.includes(options.dumpAfter)) {
-    throw new Error(`unknown pass '${options.dumpAfter}'; passes: ${PASS_NAMES.join(', ')}`);
-  }
-  const dump = (name: string, text: () => string) => {
-    if (options.dumpAfter === name) (options.dump ?? ((t) => process.stdout.write(t)))(text());
-  };
+/** The arena size, then each placed buffer's offset. */
+export function describeMemory(memory: MemoryPlan): string {
+  return `arena ${memory.arenaBytes} bytes (unshared ${memory.unsharedBytes})\n${[...memory.offsets].map(([b, o]) => `  ${b} @ ${o}`).join('\n')}\n`;
+}
+
+/** Throws a one-line error naming the passes when `name` is not one of them. */
+export function checkPassName(name: string): void {
+  if (!PASS_NAMES.includes(name)) throw new Error(`unknown pass '${name}'; passes are ${PASS_NAMES.join(', ')}`);
+}
+
+/** What one pass left: its name and its IR as text (printed only when asked for). */
+interface PassResult {
+  readonly name: string;
+  readonly text: () => string;
+}
+
+/** Runs the passes in order, pausing after each one with its IR; the return value is the compiled whole. */
+function* passes(input: Graph, options: PipelineOptions): Generator<PassResult, Compiled> {
   let g = input;
   for (const p of GRAPH_PASSES) {
-    g = p.run(g);
-    if (options.verifyEach) verify(g);
-    dump(p.name, () => printGraph(g));
+    const h = p.run(g);
+    if (options.verifyEach) verify(h);
+    yield { name: p.name, text: () => printGraph(h) };
+    g = h;
   }
   const plan = fuse(g);
-  dump('fuse', () => describePlan(plan));
+  yield { name: 'fuse', text: () => describePlan(plan) };
   const lowered = lower(plan, { name: g.name });
-  dump('lower', () => printProgram(lowered));
+  yield { name: 'lower', text: () => printProgram(lowered) };
   const program = schedule(lowered, options.caps ?? DEFAULT_CAPS);
-  dump('schedule', () => printProgram(program));
+  yield { name: 'schedule', text: () => printProgram(program) };
   const memory = planMemory(program);
-  dump('memplan', () => `arena ${memory.arenaBytes} bytes (unshared ${memory.unsharedBytes})\n${[...memory.offsets].map(([b, o]) => `  ${b} @ ${o}`).join('\n')}\n`);
+  yield { name: 'memplan', text: () => describeMemory(memory) };
   return { graph: g, plan, program, memory };
+}
+
+/** Runs every pass; with `dumpAfter`, hands the IR after that pass to `dump` (stdout by default). */
+export function runPipeline(input: Graph, options: PipelineOptions = {}): Compiled {
+  if (options.dumpAfter !== undefined) checkPassName(options.dumpAfter);
+  const run = passes(input, options);
+  for (;;) {
+    const step = run.next();
+    if (step.done) return step.value;
+    if (step.value.name === options.dumpAfter) (options.dump ?? ((t) => process.stdout.write(t)))(step.value.text());
+  }
+}
+
+/**
+ * The IR after one pass, as `kiln compile --dump-after <pass>` prints it. Only the passes up to that one run,
+ * so a later pass that fails on this graph does not hide the IR asked for.
+ */
+export function irAfter(input: Graph, pass: string, options: Pick<PipelineOptions, 'caps' | 'verifyEach'> = {}): string {
+  checkPassName(pass);
+  for (const step of passes(input, options)) if (step.name === pass) return step.text();
+  throw new Error(`pipeline: pass '${pass}' did not run`);
 }

@@ -155,3 +155,57 @@ describe.concurrent('kiln', () => {
     expect(r.stderr).toMatch(/\n\s+at /);
   });
 });
+
+describe.concurrent('kiln compile --dump-after', () => {
+  const passes = 'canonicalize, cse, dce, fuse, lower, schedule, memplan';
+
+  it('lists the passes in --help', async () => {
+    const r = await kiln(['compile', '--help']);
+    expect(r.stdout.replace(/\s+/g, ' ')).toContain(`--dump-after <pass>`);
+    expect(r.stdout.replace(/\s+/g, ' ')).toContain(passes);
+  });
+
+  it('prints the graph after a graph pass, the plan after fuse, loop IR after schedule, the arena after memplan', async () => {
+    const [graph, plan, loops, memory] = await Promise.all(['dce', 'fuse', 'schedule', 'memplan'].map((p) =>
+      kiln(['compile', 'examples/seed/sequential.ts', '--dump-after', p, '--batch-size', '2'])));
+    for (const r of [graph, plan, loops, memory]) {
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+    }
+    expect(graph.stdout).toMatch(/^graph @predict \{\n {2}%0 = input \{name="input_layer"\} : f32\[2,784\]\n/);
+    expect(graph.stdout).toMatch(/= reduce_max %\d+ \{axes=\[1\], keepdims=true\} : f32\[2,1\]/);
+    expect(lines(plan.stdout)).toHaveLength(2);
+    expect(lines(plan.stdout)[0]).toMatch(/^k0_matmul: 1 nest\(s\) \[.*matmul.*\] writes %\d+$/);
+    expect(loops.stdout).toMatch(/^program @predict\n/);
+    expect(loops.stdout).toMatch(/\nkernel k1_\w+ {2}# ops: .*reduce_max/);
+    expect(loops.stdout).toMatch(/ vector \{/);
+    expect(memory.stdout).toMatch(/^arena \d+ bytes \(unshared \d+\)\n {2}\w+ @ 0\n/);
+  });
+
+  it('prints the training step with --train (the model file calls model.compile)', async () => {
+    const r = await kiln(['compile', 'examples/seed/losses.ts', '--train', '--dump-after', 'fuse', '--batch-size', '4']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(lines(r.stdout).length).toBeGreaterThanOrEqual(2);
+    expect(lines(r.stdout).length).toBeLessThanOrEqual(6);
+    expect(r.stdout).toMatch(/random_uniform/); // dropout in training mode
+  });
+
+  it('refuses an unknown pass in one line listing the passes, before loading the model', async () => {
+    const r = await kiln(['compile', 'examples/seed/no_such_model.ts', '--dump-after', 'fusion']);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(lines(r.stderr)).toEqual([`kiln: unknown pass 'fusion'; passes are ${passes}`]);
+  });
+
+  it('refuses --train on a model that was never compiled, and --emit with --dump-after', async () => {
+    const [train, both] = await Promise.all([
+      kiln(['compile', 'examples/seed/sequential.ts', '--train', '--dump-after', 'fuse']),
+      kiln(['compile', 'examples/seed/sequential.ts', '--emit', 'ir', '--dump-after', 'fuse']),
+    ]);
+    expect(train.code).toBe(1);
+    expect(lines(train.stderr)).toEqual(["kiln: model 'sequential' is not compiled: the training step needs model.compile({ optimizer, loss }) in the model file"]);
+    expect(both.code).toBe(1);
+    expect(lines(both.stderr)).toEqual(['kiln: choose one of --emit and --dump-after']);
+  });
+});
