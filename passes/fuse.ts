@@ -118,27 +118,31 @@ function planNest(key: NestKey, roots: Node[], mat: Set<Node>, order: Map<Node, 
   const stages = new Set<Node>();
   const nodes = new Set<Node>();
   const hasInner = key.axes.length > 0;
+  // `aligned`: the value is read at the nest's own index (only elementwise ops, unit reshapes and row
+  // broadcasts on the way); a contraction can be computed in the nest only where it is read aligned
   const visit = (n: Node, level: 'outer' | 'inner' | 'operand'): Node | undefined => {
-    const stack: [Node, 'outer' | 'inner' | 'operand'][] = [[n, level]];
+    const stack: [Node, 'outer' | 'inner' | 'operand', boolean][] = [[n, level, true]];
     const seen = new Set<string>();
     while (stack.length) {
-      const [x, lv] = stack.pop()!;
+      const [x, lv, aligned] = stack.pop()!;
       // other roots of this nest are materialized too: they are read at the same index after being computed
       if (GroupOp.Leaf.has(x.op) || (isStored(x, mat) && x !== n)) continue;
-      const tag = `${x.id}|${lv}`;
+      const tag = `${x.id}|${lv}|${aligned}`;
       if (seen.has(tag)) continue;
       seen.add(tag);
       nodes.add(x);
       if (!isContraction(x)) {
-        for (const s of x.src) stack.push([s, lv]);
+        const keeps = aligned && (GroupOp.Elementwise.has(x.op) || isUnitReshape(x)
+          || (x.op === 'broadcast' && hasInner && isReducedShape(x.src[0]!.type.shape, key) && shapesEqual(x.type.shape, key.full)));
+        for (const s of x.src) stack.push([s, lv, keeps]);
         continue;
       }
-      if (lv === 'operand') return x; // a contraction inside another contraction's loop must be materialized
+      if (lv === 'operand' || !aligned) return x; // computed elsewhere: inside another loop, or at other indices
       const rowReduce = hasInner && x.op.startsWith('reduce_') && x.op !== 'reduce_window'
         && shapesEqual(x.src[0]!.type.shape, key.full) && shapesEqual(x.attrs['axes'] as number[], key.axes);
       if (rowReduce) {
         stages.add(x);
-        stack.push([x.src[0]!, 'inner']);
+        stack.push([x.src[0]!, 'inner', true]);
         continue;
       }
       const atOuter = hasInner ? isReducedShape(x.type.shape, key) : shapesEqual(x.type.shape, key.full);
@@ -150,7 +154,7 @@ function planNest(key: NestKey, roots: Node[], mat: Set<Node>, order: Map<Node, 
           const core = stripMovement(s);
           // operands are read inside the contraction's own loop: they must not hide another contraction
           if (!GroupOp.Leaf.has(core.op) && !mat.has(core) && cone(core, mat, false).some(isContraction)) return core;
-          stack.push([s, 'operand']);
+          stack.push([s, 'operand', false]);
         }
         continue;
       }
@@ -183,7 +187,7 @@ function readsAt(r: Node, q: Node, mat: Set<Node>, key: NestKey): 'none' | 'elem
     // a row reduction of the nest reads its operand at the row's own (outer, inner) index
     const rowReduce = key.axes.length > 0 && x.op.startsWith('reduce_') && x.op !== 'reduce_window'
       && shapesEqual(x.src[0]!.type.shape, key.full) && shapesEqual(x.attrs['axes'] as number[], key.axes);
-    const ew = direct && (GroupOp.Elementwise.has(x.op) || rowReduce || (x === r && !isContraction(x)) || isUnitReshape(x)
+    const ew = direct && (GroupOp.Elementwise.has(x.op) || rowReduce || isUnitReshape(x)
       || (x.op === 'broadcast' && isReducedShape(x.src[0]!.type.shape, key) && shapesEqual(x.type.shape, key.full)));
     for (const s of x.src) {
       if (s === q) how = ew ? (how === 'none' ? 'elementwise' : how) : 'other';

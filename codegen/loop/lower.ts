@@ -261,7 +261,8 @@ class NestEmitter {
     const x = n.src[0]!;
     switch (n.op) {
       case 'reduce_sum': case 'reduce_prod': case 'reduce_max': case 'reduce_min': {
-        const axes = n.attrs['axes'] as number[], xs = x.type.shape, keep = n.attrs['keepdims'] === true;
+        // reduced axes in increasing order: the interpreter's row-major summation order
+        const axes = [...(n.attrs['axes'] as number[])].sort((a, b) => a - b), xs = x.type.shape, keep = n.attrs['keepdims'] === true;
         const init = n.op === 'reduce_sum' ? 0 : n.op === 'reduce_prod' ? 1 : n.op === 'reduce_max' ? -Infinity : Infinity;
         this.emit(S.decl(acc, t, E.c(t, t === 'i32' && !Number.isFinite(init) ? (init > 0 ? 2147483647 : -2147483648) : init)));
         const kept = xs.map((_, d) => d).filter((d) => !axes.includes(d));
@@ -493,6 +494,7 @@ export function lower(plan: FusionPlan, options: LowerOptions): Program {
   };
   let counter = 0;
   const names = { next: (prefix: string) => `${prefix}${counter++}` };
+  const outputBuf = new Map<Node, string>();
   const kernels: Kernel[] = plan.kernels.map((k) => {
     counter = 0;
     const body = k.nests.flatMap((nest) => new NestEmitter(nest, names, (n) => {
@@ -502,13 +504,33 @@ export function lower(plan: FusionPlan, options: LowerOptions): Program {
     }, constBuf, (n) => isStored(n, plan.materialized)).lower());
     return { name: k.name, ops: k.ops, body };
   });
+  // outputs that are leaves (an input, a param, a constant) are copied into output buffers by a first kernel,
+  // before any in-place update can change a param
+  const copies: Stmt[] = [];
+  for (const o of g.outputs) {
+    if (!GroupOp.Leaf.has(o.node.op) || outputBuf.has(o.node)) continue;
+    const n = o.node, size = sizeOf(n.type.shape), t = scalarOf(n.type.dtype);
+    const src = n.op === 'const' ? constBuf(n) : bufName.get(n);
+    const out = unique(`out_${sanitize(o.name)}`);
+    buffers.push({ name: out, dtype: n.type.dtype, size, kind: 'output' });
+    outputBuf.set(n, out);
+    if (size === 0) continue;
+    const i = E.v('i0');
+    const st = stridesOf(n.type.shape);
+    const value = src ? E.load(src, i, t)
+      : n.op === 'iota' ? E.mod(E.idiv(i, st[n.attrs['axis'] as number]!), n.type.shape[n.attrs['axis'] as number]!)
+        : E.c(t, (n.attrs['value'] as number[])[0]!);
+    copies.push(S.for('i0', size, [S.store(out, i, value)]));
+  }
+  if (copies.length) kernels.unshift({ name: 'k_copy', ops: ['copy'], body: copies });
+  const outBuffer = (n: Node) => outputBuf.get(n) ?? bufName.get(n)!;
   return {
     name: options.name,
     buffers,
     kernels,
     inputs: g.inputs.map((n) => ({ name: nodeName(n), buffer: bufName.get(n)! })),
     params: g.params.map((n) => ({ name: nodeName(n), buffer: bufName.get(n)! })),
-    outputs: g.outputs.map((o) => ({ name: o.name, buffer: bufName.get(o.node)! })),
+    outputs: g.outputs.map((o) => ({ name: o.name, buffer: outBuffer(o.node) })),
     updates: g.updates.map((u) => ({ name: nodeName(u.param), buffer: bufName.get(u.value)! })),
   };
 }

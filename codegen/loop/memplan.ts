@@ -51,7 +51,9 @@ export function planMemory(p: Program): MemoryPlan {
     for (const b of [...loads, ...stores]) last.set(b, i);
   });
   const end = p.kernels.length;
-  const live = (b: Buffer): [number, number] => [first.get(b.name) ?? 0, b.kind === 'output' ? end : last.get(b.name) ?? 0];
+  // outputs and new param values are read by the caller after the last kernel
+  const keep = new Set(p.updates.map((u) => u.buffer));
+  const live = (b: Buffer): [number, number] => [first.get(b.name) ?? 0, b.kind === 'output' || keep.has(b.name) ? end : last.get(b.name) ?? 0];
   const order = [...placed].sort((a, b) => bytesOf(b) - bytesOf(a) || a.name.localeCompare(b.name));
   const spots: { name: string; off: number; bytes: number; live: [number, number] }[] = [];
   const offsets = new Map<string, number>();

@@ -210,33 +210,17 @@ describe('loop IR equals the graph interpreter on a conv net built in graph IR',
   }
 });
 
-/**
- * Seeds of randomGraph that fail today, with the error they must still give (a fixed one must leave this list).
- * The kind has a minimal graph in "known fuse/lower bugs" below (where the other bugs found are too):
- * - leaf: an output that canonicalizes to an input or a param (x*1, x+0, ...) is bound to that leaf's own
- *   buffer (lower.ts), which verifyProgram refuses
- * (Seeds 5, 10, 15, 20, 25, 32, 43, 68 and 87 failed on unit dimensions until lower.ts commit 7918673.)
- */
-const LEAF = /is a (input|param) buffer, not output/;
-const KNOWN_RANDOM_FAILURES: ReadonlyMap<number, RegExp> = new Map([31, 40, 73, 89].map((s) => [s, LEAF] as const));
-
 describe('loop IR equals the graph interpreter on seeded random graphs', () => {
   const seeds = Array.from({ length: 100 }, (_, i) => i);
   it.each(seeds)('random graph %i', (seed) => {
     const rg = randomGraph(seed);
     const [inputs, ps] = randomBindings(rg.graph, seed);
-    const known = KNOWN_RANDOM_FAILURES.get(seed);
     let diffs: string[];
     try {
       diffs = runBoth(rg.graph, Object.fromEntries(inputs), Object.fromEntries(ps)).diffs;
     } catch (err) {
-      if (known) {
-        expect((err as Error).message).toMatch(known);
-        return;
-      }
       throw new Error(`random graph ${seed} (steps: ${rg.steps.join(', ')}): ${(err as Error).message}`);
     }
-    if (known) throw new Error(`random graph ${seed} passes now: remove it from KNOWN_RANDOM_FAILURES`);
     expect(diffs, `random graph ${seed} (steps: ${rg.steps.join(', ')})`).toEqual([]);
   });
 });
@@ -326,31 +310,31 @@ describe('unit dimensions (regressions: lower.ts matched index patterns as text 
   });
 });
 
-describe('known fuse/lower bugs (minimal graphs; each it.fails until fixed)', () => {
-  it.fails('index: transpose(a @ b) of square matrices (fuse.ts: the matmul is bound at [o0, o1], read at [o1, o0])', () => {
+describe('regressions: minimal graphs of fuse/lower bugs found by the random graphs', () => {
+  it('index: transpose(a @ b) of square matrices (fuse.ts: the matmul is bound at [o0, o1], read at [o1, o0])', () => {
     expect(checkText(MIN.transposedMatmul)).toEqual([]);
   });
-  it.fails('index: a pooled [1, 6, 3, 3] map with its last two axes swapped (fuse.ts: reduce_window read at [0, o1, o3, o2])', () => {
+  it('index: a pooled [1, 6, 3, 3] map with its last two axes swapped (fuse.ts: reduce_window read at [0, o1, o3, o2])', () => {
     expect(checkText(MIN.transposedPool)).toEqual([]);
   });
-  it.fails('index: gather of a column sum (fuse.ts: the reduction is bound at the nest index, read at the gathered one)', () => {
+  it('index: gather of a column sum (fuse.ts: the reduction is bound at the nest index, read at the gathered one)', () => {
     expect(checkText(MIN.gatheredReduction)).toEqual([]);
   });
-  it.fails('index: pad(slice(row sums)) (fuse.ts: the reduction is read at a shifted index)', () => {
+  it('index: pad(slice(row sums)) (fuse.ts: the reduction is read at a shifted index)', () => {
     expect(checkText(MIN.shiftedReduction)).toEqual([]);
   });
-  it.fails('index: the kernel gradient of a 3x3 conv on 3 channels (fuse.ts: transpose [1, 2, 0, 3] of a [3, 3, 3, 4] conv)', () => {
+  it('index: the kernel gradient of a 3x3 conv on 3 channels (fuse.ts: transpose [1, 2, 0, 3] of a [3, 3, 3, 4] conv)', () => {
     const g = convNet(true, 3);
     const [inputs, ps] = randomBindings(g, 5);
     expect(runBoth(g, Object.fromEntries(inputs), Object.fromEntries(ps)).diffs).toEqual([]);
   });
-  it.fails('leaf: an output that is a graph input (lower.ts binds it to the input buffer; verifyProgram refuses)', () => {
+  it('leaf: an output that is a graph input (lower.ts binds it to the input buffer; verifyProgram refuses)', () => {
     expect(checkText(MIN.inputOutput)).toEqual([]);
   });
-  it.fails('leaf: an output that is a constant (lower.ts: a splat has no buffer, a full constant only a const one)', () => {
+  it('leaf: an output that is a constant (lower.ts: a splat has no buffer, a full constant only a const one)', () => {
     expect(checkText(MIN.constOutput)).toEqual([]);
   });
-  it.fails('unsorted reduction axes lowered without canonicalize accumulate in another order than the interpreter', () => {
+  it('unsorted reduction axes lowered without canonicalize accumulate in another order than the interpreter', () => {
     // canonicalize sorts the axes, so the pipeline is exact; lower itself loops over the axes in attribute order
     const g = parseGraph(MIN.unsortedAxes);
     const [inputs] = randomBindings(g, 46);
