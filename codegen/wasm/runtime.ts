@@ -5,9 +5,17 @@ import type { TypedArray } from '../../ir/types.js';
 import type { Program } from '../loop/ir.js';
 import type { WasmArtifact } from './render.js';
 
-// In-process modules run thousands of times: compile them with the optimizing tier at once instead of
-// starting in V8's baseline compiler (Liftoff), which is several times slower until tier-up.
-v8.setFlagsFromString('--no-liftoff');
+let optimizingTier = false;
+
+/**
+ * In-process modules run thousands of times: compile them with the optimizing tier at once instead of
+ * starting in V8's baseline compiler (Liftoff), several times slower until tier-up. Set on the first runner
+ * only, so a process that just compiles (the CLI, with binaryen's own large module) keeps fast start-up.
+ */
+function useOptimizingTier(): void {
+  if (!optimizingTier) v8.setFlagsFromString('--no-liftoff');
+  optimizingTier = true;
+}
 
 /** The functions a kiln wasm module imports (module "math"). */
 export const WASM_IMPORTS = {
@@ -28,6 +36,7 @@ export class WasmRunner {
   private readonly sizes: Map<string, { offset: number; size: number; dtype: string }>;
 
   constructor(readonly program: Program, readonly artifact: WasmArtifact) {
+    useOptimizingTier();
     const mod = new WebAssembly.Module(artifact.binary as BufferSource);
     this.instance = new WebAssembly.Instance(mod, WASM_IMPORTS);
     this.memory = this.instance.exports['memory'] as WebAssembly.Memory;
