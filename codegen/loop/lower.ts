@@ -347,6 +347,8 @@ class NestEmitter {
   /** The whole nest: outer loops, stages, then stores of the roots. */
   lower(): Stmt[] {
     const { full } = this.plan.key;
+    const blocked = this.blockedMatmul();
+    if (blocked) return blocked;
     // a plain nest whose contractions are all full-shape matmuls runs row by row over the last axis, so each
     // matmul row is accumulated in i-k-j order (contiguous, vectorizable) in a row cache
     const matmulRows = this.innerDims.length === 0 && full.length >= 1 && this.plan.stages.length > 0
@@ -420,6 +422,70 @@ class NestEmitter {
       });
     });
     return stmts;
+  }
+
+  /**
+   * A plain nest computing one full-shape matmul (plus its epilogue) as a register-blocked micro-kernel: an
+   * MR x NR tile of accumulators in a register array (MR rows unrolled, NR columns as vector lanes), the
+   * NR values of B's row k loaded once per k and reused by every row. Each output is still the sum over k in
+   * ascending order, so results are unchanged. Undefined when the nest has another shape.
+   */
+  private blockedMatmul(): Stmt[] | undefined {
+    const { full, axes } = this.plan.key;
+    const mm = this.plan.stages[0];
+    if (axes.length || this.plan.stages.length !== 1 || mm?.op !== 'matmul' || full.length < 2) return undefined;
+    if (mm.type.shape.join() !== full.join() || mm.type.dtype !== 'float32') return undefined;
+    if (this.plan.roots.some((r) => r.type.shape.join() !== full.join())) return undefined;
+    const r = full.length, M = full[r - 2]!, N = full[r - 1]!;
+    const [a, b] = mm.src as [Node, Node];
+    const K = a.type.shape[r - 1]!;
+    if (N % 4 !== 0 || K < 1) return undefined;
+    const MR = M % 4 === 0 ? 4 : M % 2 === 0 ? 2 : 1, NR = N % 8 === 0 ? 8 : 4;
+    return this.nested(() => {
+      this.top = this.scope;
+      this.loops([...full.slice(0, r - 2), M / MR, N / NR], 'o', (os) => {
+        const batch = os.slice(0, r - 2), it = os[r - 2]!, jt = os[r - 1]!;
+        const acc = this.fresh('acc'), bv = this.fresh('b');
+        this.emit(S.local(acc, 'f32', MR * NR));
+        this.emit(S.local(bv, 'f32', NR));
+        const tile = (body: (ri: Expr, ci: Expr) => void) => this.unrolled(MR, 'm', (ri) => this.vectorLoop(NR, (ci) => body(ri, ci)));
+        tile((ri, ci) => this.emit(S.store(acc, E.add(E.mul(ri, E.i32(NR)), ci), E.f32(0))));
+        this.loops([K], 'k', ([k]) => {
+          this.vectorLoop(NR, (ci) => this.emit(S.store(bv, ci, this.exprAt(b, [...batch, k!, E.add(E.mul(jt, E.i32(NR)), ci)]))));
+          this.unrolled(MR, 'm', (ri) => {
+            const av = this.exprAt(a, [...batch, E.add(E.mul(it, E.i32(MR)), ri), k!]);
+            this.vectorLoop(NR, (ci) => {
+              const at = E.add(E.mul(ri, E.i32(NR)), ci);
+              this.emit(S.store(acc, at, E.binary('add', E.load(acc, at, 'f32'), E.binary('mul', av, E.load(bv, ci, 'f32')))));
+            });
+          });
+        });
+        tile((ri, ci) => {
+          const idx = [...batch, E.add(E.mul(it, E.i32(MR)), ri), E.add(E.mul(jt, E.i32(NR)), ci)];
+          const v = this.let(E.load(acc, E.add(E.mul(ri, E.i32(NR)), ci), 'f32'), 'v');
+          this.bind(mm, idx, () => v);
+          for (const root of this.plan.roots) {
+            const y = this.let(this.exprAt(root, idx), 'y');
+            this.emit(S.store(this.bufOf(root), linear(idx, root.type.shape), y));
+            this.bind(root, idx, () => y);
+          }
+          for (const root of this.plan.roots) this.bound.delete(root);
+          this.bound.delete(mm);
+        });
+      });
+    });
+  }
+
+  /** A loop every target unrolls (its index is a constant in each copy). */
+  private unrolled(extent: number, prefix: string, body: (v: Expr) => void): void {
+    const name = this.fresh(prefix);
+    for (const st of [S.for(name, extent, this.nested(() => body(E.v(name))), 'unroll')]) this.emit(st);
+  }
+
+  /** A loop over vector lanes. */
+  private vectorLoop(extent: number, body: (v: Expr) => void): void {
+    const name = this.fresh('c');
+    for (const st of [S.for(name, extent, this.nested(() => body(E.v(name))), 'vector')]) this.emit(st);
   }
 
   /** A row of a matmul in i-k-j order: row = 0; for k: row[j] += A[i, k] * B[k, j] (same sums, same order). */

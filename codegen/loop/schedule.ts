@@ -52,6 +52,7 @@ function annotate(stmts: readonly Stmt[], caps: TargetCaps, depth: number): Stmt
     if (s.k !== 'for') return s;
     const body = annotate(s.body, caps, depth + 1);
     let kind: AxisKind = s.kind;
+    if (kind !== 'serial') return { ...s, body }; // lowering already chose (unroll, vector lanes of a micro-kernel)
     if (depth === 0 && caps.threads > 1 && s.extent >= 2 && work([s]) >= caps.parallelGrain) kind = 'parallel';
     else if (caps.vectorWidth > 1 && s.extent >= caps.vectorWidth && vectorizable({ ...s, body })) kind = 'vector';
     return { ...s, kind, body };

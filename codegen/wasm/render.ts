@@ -43,6 +43,10 @@ class KernelRenderer {
   readonly locals = new Locals();
   readonly types = new Map<string, Scalar>();
   private readonly localArrays = new Map<string, { offset: number; t: Scalar }>();
+  /** Loop variables of unrolled copies: their constant value. */
+  readonly consts = new Map<string, number>();
+  /** Register arrays kept in wasm locals: one v128 per 4 elements, or one f32 per element. */
+  readonly promoted = new Map<string, { vec: boolean; locals: number[] }>();
   private scratchTop: number;
 
   constructor(readonly w: WasmModule, private readonly offsets: Record<string, number>,
@@ -73,15 +77,93 @@ class KernelRenderer {
     return { ptr: (size === 1 ? i : m.i32.shl(i as number, m.i32.const(2))) as Ref, offset: base, t };
   }
 
+  /** The value of an i32 index expression when every variable in it is an unrolled constant. */
+  fold(e: Expr): number | undefined {
+    switch (e.k) {
+      case 'const': return e.v;
+      case 'var': return this.consts.get(e.name);
+      case 'binary': {
+        const a = this.fold(e.a), b = this.fold(e.b);
+        if (a === undefined || b === undefined) return undefined;
+        switch (e.op) {
+          case 'add': return (a + b) | 0;
+          case 'sub': return (a - b) | 0;
+          case 'mul': return Math.imul(a, b);
+          case 'idiv': return Math.floor(a / b);
+          case 'mod': return ((a % b) + b) % b;
+          default: return undefined;
+        }
+      }
+      default: return undefined;
+    }
+  }
+
+  /**
+   * Register arrays whose every access sits in unrolled loops or short vector loops get wasm locals instead
+   * of scratch memory (a micro-kernel's accumulator tile).
+   */
+  promote(body: readonly Stmt[]): void {
+    const arrays = new Map<string, { size: number; ok: boolean; vec: boolean }>();
+    const unrolled = new Set<string>();
+    const vectors = new Set<string>();
+    const vars = (e: Expr, out: string[] = []): string[] => {
+      if (e.k === 'var') out.push(e.name);
+      else if (e.k === 'binary') { vars(e.a, out); vars(e.b, out); }
+      else if (e.k === 'load' || e.k === 'unary' || e.k === 'cast') vars(e.k === 'load' ? e.idx : e.a, out);
+      else if (e.k === 'select') { vars(e.c, out); vars(e.a, out); vars(e.b, out); }
+      return out;
+    };
+    const access = (buf: string, idx: Expr) => {
+      const a = arrays.get(buf);
+      if (!a) return;
+      const vs = vars(idx);
+      if (!vs.every((v) => unrolled.has(v) || vectors.has(v))) a.ok = false;
+      if (vs.some((v) => vectors.has(v))) a.vec = true;
+    };
+    const expr = (e: Expr): void => {
+      if (e.k === 'load') { access(e.buf, e.idx); expr(e.idx); }
+      else if (e.k === 'unary' || e.k === 'cast') expr(e.a);
+      else if (e.k === 'binary') { expr(e.a); expr(e.b); }
+      else if (e.k === 'select') { expr(e.c); expr(e.a); expr(e.b); }
+    };
+    const walk = (ss: readonly Stmt[]): void => {
+      for (const st of ss) {
+        if (st.k === 'local' && st.scope === 'register' && st.t === 'f32' && st.size <= 64) arrays.set(st.name, { size: st.size, ok: true, vec: false });
+        else if (st.k === 'for') {
+          const set = st.kind === 'unroll' ? unrolled : st.kind === 'vector' && st.extent <= 64 && st.extent % 4 === 0 ? vectors : undefined;
+          set?.add(st.v);
+          walk(st.body);
+          set?.delete(st.v);
+        } else if (st.k === 'store') { access(st.buf, st.idx); expr(st.idx); expr(st.value); }
+        else if (st.k === 'decl') expr(st.init);
+        else if (st.k === 'assign') expr(st.value);
+      }
+    };
+    walk(body);
+    for (const [name, a] of arrays) {
+      if (!a.ok) continue;
+      const vec = a.vec && a.size % 4 === 0;
+      const locals = Array.from({ length: vec ? a.size / 4 : a.size }, (_, i) => this.locals.get(`${name}$${i}`, vec ? 'v128' : 'f32'));
+      this.promoted.set(name, { vec, locals });
+    }
+  }
+
   expr(e: Expr): Ref {
     const w = this.w, m = w.ops;
     const n = (r: Ref) => r as number;
     switch (e.k) {
       case 'const':
         return e.t === 'f32' ? w.f32(e.v) : w.i32(e.v);
-      case 'var':
-        return w.get(this.local(e.name), valType(e.t));
+      case 'var': {
+        const c = this.consts.get(e.name);
+        return c !== undefined ? w.i32(c) : w.get(this.local(e.name), valType(e.t));
+      }
       case 'load': {
+        const p = this.promoted.get(e.buf);
+        if (p) {
+          const i = this.fold(e.idx)!;
+          return p.vec ? m.f32x4.extract_lane(n(w.get(p.locals[i >> 2]!, 'v128')), i & 3) as Ref : w.get(p.locals[i]!, 'f32');
+        }
         const a = this.address(e.buf, e.idx);
         return w.load(memType(a.t), a.offset, a.ptr);
       }
@@ -218,6 +300,15 @@ class KernelRenderer {
     switch (s.k) {
       case 'for': {
         this.types.set(s.v, 'i32');
+        if (s.kind === 'unroll') {
+          const copies: Ref[] = [];
+          for (let i = 0; i < s.extent; i++) {
+            this.consts.set(s.v, i);
+            copies.push(...this.stmts(s.body));
+          }
+          this.consts.delete(s.v);
+          return w.block(copies);
+        }
         const v = this.locals.get(s.v, 'i32');
         if (s.kind === 'vector' && s.extent >= 4) {
           const vec = new VectorLoop(this, s.v, v).render(s.body, s.extent);
@@ -231,11 +322,19 @@ class KernelRenderer {
       case 'assign':
         return w.set(this.local(s.name), this.expr(s.value));
       case 'local': {
+        if (this.promoted.has(s.name)) return w.nop();
         this.localArrays.set(s.name, { offset: this.scratchTop, t: s.t });
         this.scratchTop = align(this.scratchTop + s.size * elemBytes(s.t));
         return w.nop();
       }
       case 'store': {
+        const p = this.promoted.get(s.buf);
+        if (p) {
+          const i = this.fold(s.idx)!;
+          if (!p.vec) return w.set(p.locals[i]!, this.expr(s.value));
+          const l = p.locals[i >> 2]!;
+          return w.set(l, w.ops.f32x4.replace_lane(w.get(l, 'v128') as number, i & 3, this.expr(s.value) as number) as Ref);
+        }
         const a = this.address(s.buf, s.idx);
         return w.store(memType(a.t), a.offset, a.ptr, this.expr(s.value));
       }
@@ -315,6 +414,7 @@ export function renderWasmModule(entries: readonly WasmEntry[], options: { optim
     const names = e.program.kernels.map((k) => `${e.name}_${k.name}`);
     e.program.kernels.forEach((k, i) => {
       const r = new KernelRenderer(w, offsets[e.name]!, bufTypes, scratchBase);
+      r.promote(k.body);
       r.finish(names[i]!, r.stmts(k.body));
       if (r.scratchEnd > scratchBase + scratchNeed) throw new Error('wasm: scratch estimate too small');
     });
@@ -408,6 +508,8 @@ class VectorLoop {
       }
       case 'load': {
         if (e.t !== 'f32' || this.coef(e.idx) !== 1) throw new NotVectorizable();
+        const p = k.promoted.get(e.buf);
+        if (p) return { ref: w.get(this.lanes(p, e.idx), 'v128'), vec: true };
         const a = k.address(e.buf, e.idx);
         return { ref: w.load('v128', a.offset, a.ptr), vec: true };
       }
@@ -465,8 +567,11 @@ class VectorLoop {
           return w.set(l, x.ref);
         }
         case 'store': {
+          if (this.coef(s.idx) !== 1) throw new NotVectorizable();
+          const p = k.promoted.get(s.buf);
+          if (p) return w.set(this.lanes(p, s.idx), this.splat(this.expr(s.value), 'f32'));
           const b = k.address(s.buf, s.idx);
-          if (b.t !== 'f32' || this.coef(s.idx) !== 1) throw new NotVectorizable();
+          if (b.t !== 'f32') throw new NotVectorizable();
           return w.store('v128', b.offset, b.ptr, this.splat(this.expr(s.value), 'f32'));
         }
         default:
@@ -475,9 +580,53 @@ class VectorLoop {
     });
   }
 
+  /** The v128 local holding lanes idx..idx+3 of a promoted register array (idx constant in an unrolled copy). */
+  private lanes(p: { vec: boolean; locals: number[] }, idx: Expr): number {
+    const i = this.k.fold(idx);
+    if (!p.vec || i === undefined || i % 4 !== 0) throw new Error('wasm: register array accessed off its lane groups');
+    return p.locals[i / 4]!;
+  }
+
+  private touchesPromoted(stmts: readonly Stmt[]): boolean {
+    const inExpr = (e: Expr): boolean => {
+      switch (e.k) {
+        case 'load': return this.k.promoted.has(e.buf) || inExpr(e.idx);
+        case 'unary': case 'cast': return inExpr(e.a);
+        case 'binary': return inExpr(e.a) || inExpr(e.b);
+        case 'select': return inExpr(e.c) || inExpr(e.a) || inExpr(e.b);
+        default: return false;
+      }
+    };
+    return stmts.some((s) => (s.k === 'store' && (this.k.promoted.has(s.buf) || inExpr(s.value)))
+      || (s.k === 'decl' && inExpr(s.init)) || (s.k === 'assign' && inExpr(s.value)));
+  }
+
   /** The whole loop, or undefined when its body has no vector form. */
   render(stmts: readonly Stmt[], extent: number): Ref | undefined {
     const k = this.k, w = k.w, m = w.ops;
+    if (this.touchesPromoted(stmts)) {
+      // a lane loop over a register tile: unrolled, so every access names its v128 local
+      const copies: Ref[] = [];
+      try {
+        for (let base = 0; base < extent; base += 4) {
+          k.consts.set(this.v, base);
+          copies.push(...this.body(stmts));
+          this.vecLocals.clear();
+        }
+      } catch (e) {
+        if (!(e instanceof NotVectorizable)) throw e;
+        // no vector form: unroll lane by lane, each copy reading its register by a constant index
+        copies.length = 0;
+        for (let i = 0; i < extent; i++) {
+          k.consts.set(this.v, i);
+          copies.push(...k.stmts(stmts));
+        }
+      } finally {
+        k.consts.delete(this.v);
+        this.vecLocals.clear();
+      }
+      return w.block(copies);
+    }
     let vecBody: Ref[];
     try {
       vecBody = this.body(stmts);
