@@ -1,6 +1,7 @@
 // Renders a loop-IR program to a WebAssembly module through binaryen (one function per kernel, `run` calls them).
 import type { Buffer, Expr, Program, Scalar, Stmt } from '../loop/ir.js';
-import { type MemoryPlan, bytesOf } from '../loop/memplan.js';
+import { ALIGN, type Entry, align, layoutModule } from '../loop/layout.js';
+import type { MemoryPlan } from '../loop/memplan.js';
 import { addMath } from './math.js';
 import { Locals, type Ref, type ValType, WasmModule } from './module.js';
 
@@ -18,25 +19,12 @@ export interface WasmArtifact {
   readonly layout: WasmLayout;
 }
 
-const ALIGN = 64;
-const align = (n: number) => Math.ceil(n / ALIGN) * ALIGN;
 const valType = (t: Scalar): ValType => (t === 'f32' ? 'f32' : 'i32');
 const memType = (t: Scalar): 'f32' | 'i32' | 'u8' => (t === 'f32' ? 'f32' : t === 'i32' ? 'i32' : 'u8');
 const elemBytes = (t: Scalar) => (t === 'bool' ? 1 : 4);
 
 function scalarOfBuffer(b: Buffer): Scalar {
   return b.dtype === 'float32' ? 'f32' : b.dtype === 'int32' ? 'i32' : 'bool';
-}
-
-/** Packs buffer values as little-endian bytes of the buffer's dtype. */
-export function packBuffer(b: Buffer, values: readonly number[] | ArrayLike<number>): Uint8Array {
-  const n = b.size;
-  const splat = values.length === 1 && n > 1;
-  if (b.dtype === 'bool') return Uint8Array.from({ length: n }, (_, i) => (values[splat ? 0 : i] ? 1 : 0));
-  const arr = b.dtype === 'float32' ? new Float32Array(n) : new Int32Array(n);
-  if (splat) arr.fill(values[0]!);
-  else arr.set(values as ArrayLike<number>);
-  return new Uint8Array(arr.buffer);
 }
 
 class KernelRenderer {
@@ -346,12 +334,7 @@ class KernelRenderer {
   }
 }
 
-/** One entry point of a module: its exported function runs the program. */
-export interface WasmEntry {
-  readonly name: string;
-  readonly program: Program;
-  readonly memory: MemoryPlan;
-}
+export type WasmEntry = Entry;
 
 export interface WasmModuleArtifact {
   readonly binary: Uint8Array;
@@ -360,12 +343,7 @@ export interface WasmModuleArtifact {
   readonly offsets: Record<string, Record<string, number>>;
 }
 
-/**
- * Renders entry points into one module. Memory: the arena at 64 (every entry's temps and outputs at their
- * planned offsets; entries never run at once, so they share it), then scratch for local arrays, then each
- * entry's constants and inputs, and the params, shared by name across entries; all 64-byte aligned.
- * `embed` gives param values to store in the module as data (weights that need no file).
- */
+/** Renders entry points into one module over the shared memory layout; each entry is an exported function. */
 export function renderWasmModule(entries: readonly WasmEntry[], options: { optimize?: boolean; embed?: ReadonlyMap<string, ArrayLike<number>> } = {}): WasmModuleArtifact {
   const w = new WasmModule();
   w.importFunction('sin', 'math', 'sin', ['f64'], 'f64');
@@ -373,40 +351,10 @@ export function renderWasmModule(entries: readonly WasmEntry[], options: { optim
   w.importFunction('pow', 'math', 'pow', ['f64', 'f64'], 'f64');
   w.importFunction('ipow', 'math', 'ipow', ['i32', 'i32'], 'i32');
   addMath(w);
-  const arenaOffset = ALIGN;
-  const arenaBytes = Math.max(0, ...entries.map((e) => e.memory.arenaBytes));
-  const scratchBase = align(arenaOffset + arenaBytes);
-  const scratchNeed = Math.max(0, ...entries.flatMap((e) => e.program.kernels.map((k) => localBytes(k.body))));
-  let top = align(scratchBase + scratchNeed);
-  const segments: { offset: number; data: Uint8Array }[] = [];
-  const paramOffsets = new Map<string, { offset: number; bytes: number }>();
-  const offsets: Record<string, Record<string, number>> = {};
-  for (const e of entries) {
-    const o: Record<string, number> = {};
-    for (const [b, off] of e.memory.offsets) o[b] = arenaOffset + off;
-    for (const b of e.program.buffers) {
-      if (b.kind === 'param') {
-        const name = e.program.params.find((x) => x.buffer === b.name)!.name;
-        let place = paramOffsets.get(name);
-        if (!place) {
-          place = { offset: top, bytes: bytesOf(b) };
-          paramOffsets.set(name, place);
-          const init = options.embed?.get(name);
-          if (init) segments.push({ offset: top, data: packBuffer(b, init) });
-          top = align(top + Math.max(1, bytesOf(b)));
-        } else if (place.bytes !== bytesOf(b)) {
-          throw new Error(`wasm: param '${name}' has different sizes in different entries`);
-        }
-        o[b.name] = place.offset;
-      } else if (b.kind === 'const' || b.kind === 'input') {
-        o[b.name] = top;
-        if (b.kind === 'const') segments.push({ offset: top, data: packBuffer(b, b.data ?? [0]) });
-        top = align(top + Math.max(1, bytesOf(b)));
-      }
-    }
-    for (const b of e.program.buffers) if (o[b.name] === undefined) throw new Error(`wasm: buffer ${b.name} was not placed`);
-    offsets[e.name] = o;
-  }
+  const layout = layoutModule(entries, options.embed);
+  const { offsets, scratchBase } = layout;
+  const top = layout.memoryBytes;
+  const segments = layout.segments;
   const pages = Math.max(1, Math.ceil(top / 65536));
   w.memory(pages, segments); // before any load or store refers to it
   for (const e of entries) {
@@ -416,7 +364,7 @@ export function renderWasmModule(entries: readonly WasmEntry[], options: { optim
       const r = new KernelRenderer(w, offsets[e.name]!, bufTypes, scratchBase);
       r.promote(k.body);
       r.finish(names[i]!, r.stmts(k.body));
-      if (r.scratchEnd > scratchBase + scratchNeed) throw new Error('wasm: scratch estimate too small');
+      if (r.scratchEnd > scratchBase + layout.scratchBytes) throw new Error('wasm: scratch estimate too small');
     });
     w.addFunction(e.name, [], 'none', new Locals(), w.block(names.map((n) => w.call(n, [], 'none'))));
     w.exportFunction(e.name);
@@ -429,16 +377,6 @@ export function renderWasmModule(entries: readonly WasmEntry[], options: { optim
 export function renderWasm(p: Program, mem: MemoryPlan, options: { optimize?: boolean } = {}): WasmArtifact {
   const m = renderWasmModule([{ name: 'run', program: p, memory: mem }], options);
   return { binary: m.binary, layout: { memoryBytes: m.memoryBytes, arenaOffset: ALIGN, arenaBytes: mem.arenaBytes, offsets: m.offsets['run']! } };
-}
-
-/** Bytes of local arrays one kernel declares (each at its own scratch offset). */
-function localBytes(stmts: readonly Stmt[]): number {
-  let n = 0;
-  for (const s of stmts) {
-    if (s.k === 'local') n += align(s.size * elemBytes(s.t));
-    else if (s.k === 'for') n += localBytes(s.body);
-  }
-  return n;
 }
 
 /** Thrown while rendering a vector loop body that has no f32x4 form; the loop is rendered scalar instead. */
