@@ -8,6 +8,7 @@ import { traceTrainStep } from './frontend/models/training.js';
 import type { Graph } from './ir/graph.js';
 import { printGraph } from './ir/printer.js';
 import { type TargetEntry, compileWasm } from './codegen/wasm/target.js';
+import { compileLlvm } from './codegen/llvm/target.js';
 import { PASS_NAMES, irAfter } from './passes/pipeline.js';
 
 export const TARGETS = ['wasm', 'llvm', 'cuda'] as const;
@@ -55,6 +56,8 @@ export interface CompileOptions {
   batchSize?: number;
   /** Put the weights inside the artifact (wasm: in model.wasm) so it needs no weights file. */
   embedWeights?: boolean;
+  /** llvm: the CPU to compile for (opt/llc -mcpu; default the host's x86-64 level). */
+  cpu?: string;
 }
 
 export interface CompileResult {
@@ -127,7 +130,7 @@ export async function compile(model: Model, options: CompileOptions = {}): Promi
     return { target, ir: printGraph(graph), files: [] };
   }
   if (!options.outDir) throw new KilnError('compile needs an output directory (outDir)');
-  if (target !== 'wasm') throw new KilnError(`target '${target}' is not implemented yet`);
+  if (target === 'cuda') throw new KilnError(`target '${target}' is not implemented yet`);
   const entries: TargetEntry[] = [];
   try {
     entries.push({ name: 'predict', graph: traceModel(model, batchSize).graph, batchSize });
@@ -137,14 +140,22 @@ export async function compile(model: Model, options: CompileOptions = {}): Promi
     throw new KilnError(`cannot trace model '${model.name}': ${errorText(err)}`, { cause: err });
   }
   const vars = [...model.weights, ...(options.train ? model.compiled!.optimizer.variables : [])];
-  const files = compileWasm({
-    outDir: options.outDir,
-    entries,
-    weights: vars.map((v) => ({ name: v.path, dtype: v.dtype, shape: v.shape, data: v.data })),
-    inputs: model.inputSpecs.map((s) => ({ name: s.name, shape: [...s.shape], dtype: s.dtype })),
-    outputs: model.outputNames.map((name, i) => ({ name, shape: [...model.outputShapes[i]!], dtype: 'float32' })),
-    embedWeights: options.embedWeights,
-  });
+  const weights = vars.map((v) => ({ name: v.path, dtype: v.dtype, shape: v.shape, data: v.data }));
+  let files: string[];
+  try {
+    files = target === 'llvm'
+      ? compileLlvm({ outDir: options.outDir, entries, weights, embedWeights: options.embedWeights, cpu: options.cpu })
+      : compileWasm({
+        outDir: options.outDir,
+        entries,
+        weights,
+        inputs: model.inputSpecs.map((s) => ({ name: s.name, shape: [...s.shape], dtype: s.dtype })),
+        outputs: model.outputNames.map((name, i) => ({ name, shape: [...model.outputShapes[i]!], dtype: 'float32' })),
+        embedWeights: options.embedWeights,
+      });
+  } catch (err) {
+    throw new KilnError(errorText(err), { cause: err });
+  }
   return { target, files };
 }
 

@@ -1,0 +1,328 @@
+// Renders loop-IR programs to an LLVM module through llvm-bindings: one function per kernel over one memory block.
+import { createRequire } from 'node:module';
+import type { Expr, Scalar, Stmt } from '../loop/ir.js';
+import type { Entry, Layout } from '../loop/layout.js';
+
+// llvm-bindings is a native addon (built against LLVM 14 at install); loaded on first use so that the rest of
+// kiln works where it could not be built
+type LLVM = typeof import('llvm-bindings');
+let llvmModule: LLVM | undefined;
+export function llvm(): LLVM {
+  if (!llvmModule) {
+    try {
+      llvmModule = createRequire(import.meta.url)('llvm-bindings') as LLVM;
+    } catch (e) {
+      throw new Error(`the llvm target needs the npm package llvm-bindings built against LLVM 14 (npm install with nodedir=/usr in .npmrc): ${(e as Error).message}`);
+    }
+  }
+  return llvmModule;
+}
+
+type V = import('llvm-bindings').Value;
+type T = import('llvm-bindings').Type;
+type Fn = import('llvm-bindings').Function;
+type BB = import('llvm-bindings').BasicBlock;
+
+/** Builds one function per kernel; variables live in allocas that opt's mem2reg/SROA promote to registers. */
+class KernelBuilder {
+  private readonly vars = new Map<string, { ptr: V; t: Scalar }>();
+  private readonly arrays = new Map<string, { ptr: V; t: Scalar; size: number }>();
+  private readonly entryBlock: BB;
+
+  constructor(private readonly g: LlvmModule, private readonly fn: Fn, private readonly offsets: Record<string, number>,
+    private readonly bufTypes: Map<string, Scalar>) {
+    const L = llvm();
+    this.entryBlock = L.BasicBlock.Create(g.ctx, 'entry', fn);
+    g.b.SetInsertPoint(this.entryBlock);
+  }
+
+  private get b() { return this.g.b; }
+
+  /** An alloca in the entry block (where mem2reg finds it). */
+  private alloca(t: T, n?: number): V {
+    const L = llvm();
+    const here = this.b.GetInsertBlock();
+    const saved = here;
+    const first = this.entryBlock.getFirstNonPHI?.();
+    if (first) this.b.SetInsertPoint(first);
+    else this.b.SetInsertPoint(this.entryBlock);
+    const a = n === undefined ? this.b.CreateAlloca(t) : this.b.CreateAlloca(L.ArrayType.get(t, n));
+    if (saved) this.b.SetInsertPoint(saved);
+    return a;
+  }
+
+  private scalarType(t: Scalar): T {
+    return t === 'f32' ? this.b.getFloatTy() : t === 'i32' ? this.b.getInt32Ty() : this.b.getInt1Ty();
+  }
+
+  /** In memory, bool is one byte. */
+  private memType(t: Scalar): T {
+    return t === 'bool' ? this.b.getInt8Ty() : this.scalarType(t);
+  }
+
+  private pointer(buf: string, idx: Expr): { ptr: V; t: Scalar } {
+    const L = llvm();
+    const arr = this.arrays.get(buf);
+    if (arr) {
+      const p = this.b.CreateInBoundsGEP(L.ArrayType.get(this.memType(arr.t), arr.size), arr.ptr, [this.b.getInt32(0), this.expr(idx)]);
+      return { ptr: p, t: arr.t };
+    }
+    const t = this.bufTypes.get(buf), off = this.offsets[buf];
+    if (!t || off === undefined) throw new Error(`llvm: unknown buffer ${buf}`);
+    const width = t === 'bool' ? 1 : 4;
+    const byte = this.b.CreateAdd(this.b.CreateMul(this.b.CreateSExt(this.expr(idx), this.b.getInt64Ty()), this.b.getInt64(width)), this.b.getInt64(off));
+    const p = this.b.CreateInBoundsGEP(this.b.getInt8Ty(), this.fn.getArg(0), [byte]);
+    return { ptr: this.b.CreateBitCast(p, L.PointerType.get(this.memType(t), 0)), t };
+  }
+
+  private load(buf: string, idx: Expr): V {
+    const { ptr, t } = this.pointer(buf, idx);
+    const v = this.b.CreateLoad(this.memType(t), ptr);
+    return t === 'bool' ? this.b.CreateICmpNE(v, this.b.getInt8(0)) : v;
+  }
+
+  private intrinsic(id: number, args: V[], t: T = this.b.getFloatTy()): V {
+    return this.b.CreateCall(llvm().Intrinsic.getDeclaration(this.g.mod, id, [t]), args);
+  }
+
+  expr(e: Expr): V {
+    const L = llvm(), b = this.b;
+    switch (e.k) {
+      case 'const':
+        if (e.t === 'f32') return Number.isNaN(e.v) ? L.ConstantFP.getNaN(b.getFloatTy()) : L.ConstantFP.get(b.getFloatTy(), e.v);
+        return e.t === 'i32' ? b.getInt32(e.v) : (e.v ? b.getTrue() : b.getFalse());
+      case 'var': {
+        const v = this.vars.get(e.name);
+        if (!v) throw new Error(`llvm: variable ${e.name} used before its declaration`);
+        return b.CreateLoad(this.scalarType(v.t), v.ptr);
+      }
+      case 'load':
+        return this.load(e.buf, e.idx);
+      case 'cast': {
+        const a = this.expr(e.a), from = e.a.t;
+        if (e.t === 'f32') return from === 'f32' ? a : from === 'i32' ? b.CreateSIToFP(a, b.getFloatTy()) : b.CreateUIToFP(a, b.getFloatTy());
+        if (e.t === 'i32') {
+          if (from === 'f32') return b.CreateCall(L.Intrinsic.getDeclaration(this.g.mod, L.Intrinsic.fptosi_sat, [b.getInt32Ty(), b.getFloatTy()]), [a]);
+          return from === 'i32' ? a : b.CreateZExt(a, b.getInt32Ty());
+        }
+        return from === 'f32' ? b.CreateFCmpUNE(a, L.ConstantFP.get(b.getFloatTy(), 0)) : from === 'i32' ? b.CreateICmpNE(a, b.getInt32(0)) : a;
+      }
+      case 'unary':
+        return this.unary(e.op, e.a);
+      case 'binary':
+        return this.binary(e.op, e.a, e.b);
+      case 'select':
+        return b.CreateSelect(this.expr(e.c), this.expr(e.a), this.expr(e.b));
+      case 'philox':
+        return b.CreateCall(this.g.extern('kiln_philox_uniform', b.getFloatTy(), [b.getInt32Ty(), b.getInt32Ty(), b.getInt32Ty()]),
+          [b.getInt32(e.seed | 0), this.expr(e.counter), this.expr(e.index)]);
+    }
+  }
+
+  private unary(op: string, x: Expr): V {
+    const L = llvm(), b = this.b, I = L.Intrinsic;
+    const a = this.expr(x);
+    if (x.t === 'bool') return b.CreateXor(a, b.getTrue());
+    if (x.t === 'i32') {
+      const zero = b.getInt32(0);
+      switch (op) {
+        case 'neg': return b.CreateSub(zero, a);
+        case 'abs': return b.CreateSelect(b.CreateICmpSLT(a, zero), b.CreateSub(zero, a), a);
+        case 'sign': return b.CreateSub(b.CreateZExt(b.CreateICmpSGT(a, zero), b.getInt32Ty()), b.CreateZExt(b.CreateICmpSLT(a, zero), b.getInt32Ty()));
+        case 'floor': case 'ceil': case 'round': return a;
+        default: throw new Error(`llvm: ${op} on i32`);
+      }
+    }
+    const f = b.getFloatTy(), one = L.ConstantFP.get(f, 1), zero = L.ConstantFP.get(f, 0);
+    const libm = (name: string) => b.CreateCall(this.g.extern(name, f, [f]), [a]);
+    switch (op) {
+      case 'neg': return b.CreateFNeg(a);
+      case 'abs': return this.intrinsic(I.fabs, [a]);
+      case 'sqrt': return this.intrinsic(I.sqrt, [a]);
+      case 'floor': return this.intrinsic(I.floor, [a]);
+      case 'ceil': return this.intrinsic(I.ceil, [a]);
+      case 'round': return this.intrinsic(I.rint, [a]); // round half to even in the default rounding mode
+      case 'recip': return b.CreateFPTrunc(b.CreateFDiv(L.ConstantFP.get(b.getDoubleTy(), 1), b.CreateFPExt(a, b.getDoubleTy())), f);
+      case 'rsqrt': return b.CreateFPTrunc(b.CreateFDiv(L.ConstantFP.get(b.getDoubleTy(), 1), this.intrinsic(I.sqrt, [b.CreateFPExt(a, b.getDoubleTy())], b.getDoubleTy())), f);
+      case 'exp': return libm('expf');
+      case 'log': return libm('logf');
+      case 'tanh': return libm('tanhf');
+      case 'erf': return libm('erff');
+      case 'sin': return libm('sinf');
+      case 'cos': return libm('cosf');
+      case 'sign': return b.CreateSelect(b.CreateFCmpOGT(a, zero), one, b.CreateSelect(b.CreateFCmpOLT(a, zero), L.ConstantFP.get(f, -1),
+        b.CreateSelect(b.CreateFCmpUNE(a, a), a, zero)));
+      default: throw new Error(`llvm: unary ${op}`);
+    }
+  }
+
+  private binary(op: string, x: Expr, y: Expr): V {
+    const b = this.b;
+    const a = this.expr(x), c = this.expr(y);
+    if (x.t === 'f32') {
+      switch (op) {
+        case 'add': return b.CreateFAdd(a, c);
+        case 'sub': return b.CreateFSub(a, c);
+        case 'mul': return b.CreateFMul(a, c);
+        case 'div': return b.CreateFDiv(a, c);
+        // NaN-propagating max/min as compares and selects (llvm.maximum has no x86 lowering in LLVM 14)
+        case 'max': return b.CreateSelect(b.CreateFCmpOGT(a, c), a, b.CreateSelect(b.CreateFCmpUNE(a, a), a, c));
+        case 'min': return b.CreateSelect(b.CreateFCmpOLT(a, c), a, b.CreateSelect(b.CreateFCmpUNE(a, a), a, c));
+        case 'pow': return b.CreateCall(this.g.extern('powf', b.getFloatTy(), [b.getFloatTy(), b.getFloatTy()]), [a, c]);
+        case 'eq': return b.CreateFCmpOEQ(a, c);
+        case 'ne': return b.CreateFCmpUNE(a, c);
+        case 'lt': return b.CreateFCmpOLT(a, c);
+        case 'le': return b.CreateFCmpOLE(a, c);
+        case 'gt': return b.CreateFCmpOGT(a, c);
+        case 'ge': return b.CreateFCmpOGE(a, c);
+        default: throw new Error(`llvm: f32 ${op}`);
+      }
+    }
+    const zero = b.getInt32(0);
+    switch (op) {
+      case 'add': return b.CreateAdd(a, c);
+      case 'sub': return b.CreateSub(a, c);
+      case 'mul': return b.CreateMul(a, c);
+      case 'and': return b.CreateAnd(a, c);
+      case 'or': return b.CreateOr(a, c);
+      case 'eq': return b.CreateICmpEQ(a, c);
+      case 'ne': return b.CreateICmpNE(a, c);
+      case 'lt': return b.CreateICmpSLT(a, c);
+      case 'le': return b.CreateICmpSLE(a, c);
+      case 'gt': return b.CreateICmpSGT(a, c);
+      case 'ge': return b.CreateICmpSGE(a, c);
+      case 'max': return b.CreateSelect(b.CreateICmpSGT(a, c), a, c);
+      case 'min': return b.CreateSelect(b.CreateICmpSLT(a, c), a, c);
+      case 'pow': return b.CreateCall(this.g.extern('kiln_ipow', b.getInt32Ty(), [b.getInt32Ty(), b.getInt32Ty()]), [a, c]);
+      case 'div': {
+        // C truncation; 0 for a zero divisor, INT_MIN / -1 = INT_MIN (no traps)
+        const z = b.CreateICmpEQ(c, zero);
+        const ovf = b.CreateAnd(b.CreateICmpEQ(a, b.getInt32(-2147483648)), b.CreateICmpEQ(c, b.getInt32(-1)));
+        const safe = b.CreateSelect(b.CreateOr(z, ovf), b.getInt32(1), c);
+        const q = b.CreateSelect(ovf, a, b.CreateSDiv(a, safe));
+        return b.CreateSelect(z, zero, q);
+      }
+      case 'idiv': {
+        const q = b.CreateSDiv(a, c);
+        const adjust = b.CreateAnd(b.CreateICmpSLT(a, zero), b.CreateICmpNE(b.CreateSRem(a, c), zero));
+        return b.CreateSub(q, b.CreateZExt(adjust, b.getInt32Ty()));
+      }
+      case 'mod': {
+        const r = b.CreateSRem(a, c);
+        return b.CreateAdd(r, b.CreateSelect(b.CreateICmpSLT(r, zero), c, zero));
+      }
+      default: throw new Error(`llvm: i32 ${op}`);
+    }
+  }
+
+  stmts(ss: readonly Stmt[]): void {
+    for (const s of ss) this.stmt(s);
+  }
+
+  private stmt(s: Stmt): void {
+    const L = llvm(), b = this.b;
+    switch (s.k) {
+      case 'for': {
+        // do-while: every extent is at least 1
+        const ptr = this.alloca(b.getInt32Ty());
+        this.vars.set(s.v, { ptr, t: 'i32' });
+        b.CreateStore(b.getInt32(0), ptr);
+        const body = L.BasicBlock.Create(this.g.ctx, `${s.v}.body`, this.fn);
+        const exit = L.BasicBlock.Create(this.g.ctx, `${s.v}.exit`, this.fn);
+        b.CreateBr(body);
+        b.SetInsertPoint(body);
+        this.stmts(s.body);
+        const next = b.CreateAdd(b.CreateLoad(b.getInt32Ty(), ptr), b.getInt32(1));
+        b.CreateStore(next, ptr);
+        b.CreateCondBr(b.CreateICmpSLT(next, b.getInt32(s.extent)), body, exit);
+        b.SetInsertPoint(exit);
+        return;
+      }
+      case 'decl': {
+        const ptr = this.alloca(this.scalarType(s.t));
+        this.vars.set(s.name, { ptr, t: s.t });
+        b.CreateStore(this.expr(s.init), ptr);
+        return;
+      }
+      case 'assign': {
+        const v = this.vars.get(s.name)!;
+        b.CreateStore(this.expr(s.value), v.ptr);
+        return;
+      }
+      case 'local':
+        this.arrays.set(s.name, { ptr: this.alloca(this.memType(s.t), s.size), t: s.t, size: s.size });
+        return;
+      case 'store': {
+        const { ptr, t } = this.pointer(s.buf, s.idx);
+        const v = this.expr(s.value);
+        b.CreateStore(t === 'bool' ? b.CreateZExt(v, b.getInt8Ty()) : v, ptr);
+      }
+    }
+  }
+
+  finish(): void {
+    this.b.CreateRetVoid();
+  }
+}
+
+/** The LLVM module being built, with external declarations made once. */
+class LlvmModule {
+  readonly ctx: import('llvm-bindings').LLVMContext;
+  readonly mod: import('llvm-bindings').Module;
+  readonly b: import('llvm-bindings').IRBuilder;
+  private readonly externs = new Map<string, Fn>();
+
+  constructor(name: string) {
+    const L = llvm();
+    this.ctx = new L.LLVMContext();
+    this.mod = new L.Module(name, this.ctx);
+    this.b = new L.IRBuilder(this.ctx);
+  }
+
+  extern(name: string, ret: T, params: T[]): Fn {
+    let f = this.externs.get(name);
+    if (!f) {
+      const L = llvm();
+      f = L.Function.Create(L.FunctionType.get(ret, params, false), L.Function.LinkageTypes.ExternalLinkage, name, this.mod);
+      this.externs.set(name, f);
+    }
+    return f;
+  }
+
+  function(name: string, internal: boolean): Fn {
+    const L = llvm();
+    const ty = L.FunctionType.get(this.b.getVoidTy(), [this.b.getInt8PtrTy()], false);
+    return L.Function.Create(ty, internal ? L.Function.LinkageTypes.InternalLinkage : L.Function.LinkageTypes.ExternalLinkage, name, this.mod);
+  }
+}
+
+function scalarOfDtype(d: string): Scalar {
+  return d === 'float32' ? 'f32' : d === 'int32' ? 'i32' : 'bool';
+}
+
+/**
+ * Renders every entry as `void kiln_<entry>(unsigned char *mem)` over the shared layout (local arrays become
+ * allocas, not scratch memory). Returns the module as text (verified) for opt-14.
+ */
+export function renderLlvm(entries: readonly Entry[], layout: Layout, name: string): string {
+  const L = llvm();
+  const g = new LlvmModule(name);
+  for (const e of entries) {
+    const bufTypes = new Map(e.program.buffers.map((b) => [b.name, scalarOfDtype(b.dtype)]));
+    const kernels = e.program.kernels.map((k) => {
+      const fn = g.function(`${e.name}_${k.name}`, true);
+      const kb = new KernelBuilder(g, fn, layout.offsets[e.name]!, bufTypes);
+      kb.stmts(k.body);
+      kb.finish();
+      return fn;
+    });
+    const entry = g.function(`kiln_${e.name}`, false);
+    g.b.SetInsertPoint(L.BasicBlock.Create(g.ctx, 'entry', entry));
+    for (const k of kernels) g.b.CreateCall(k, [entry.getArg(0)]);
+    g.b.CreateRetVoid();
+  }
+  // verifyModule returns true when the module is broken
+  if (L.verifyModule(g.mod)) throw new Error('llvm: the generated module does not verify');
+  return g.mod.print();
+}
+

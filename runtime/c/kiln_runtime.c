@@ -1,0 +1,940 @@
+/* kiln C runtime: model init and entry calls, safetensors weights, .npy I/O, a pthreads pool (libc, libm, pthreads only). */
+#define _POSIX_C_SOURCE 200809L
+#include "kiln_runtime.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---------------------------------------------------------------- errors */
+
+static char err_msg[1024];
+
+const char *kiln_error(void) { return err_msg; }
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+static int fail(int code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err_msg, sizeof err_msg, fmt, ap);
+  va_end(ap);
+  return code;
+}
+
+int kiln_dtype_size(kiln_dtype dtype) { return dtype == KILN_BOOL ? 1 : 4; }
+
+const char *kiln_dtype_name(kiln_dtype dtype) {
+  switch (dtype) {
+    case KILN_F32: return "float32";
+    case KILN_I32: return "int32";
+    case KILN_BOOL: return "bool";
+  }
+  return "?";
+}
+
+static const char *st_code(kiln_dtype d) { return d == KILN_F32 ? "F32" : d == KILN_I32 ? "I32" : "BOOL"; }
+
+/* "[784, 64]" into buf */
+static const char *shape_str(char *buf, size_t cap, int rank, const long *shape) {
+  size_t n = 0;
+  int i;
+  n += (size_t)snprintf(buf + n, cap - n, "[");
+  for (i = 0; i < rank && n < cap; i++) n += (size_t)snprintf(buf + n, cap - n, i ? ", %ld" : "%ld", shape[i]);
+  if (n < cap) snprintf(buf + n, cap - n, "]");
+  return buf;
+}
+
+/* ------------------------------------------------------ model description */
+
+static int check_tensor(const kiln_model_desc *m, const kiln_tensor *t, const char *what) {
+  long count = 1;
+  int i;
+  if (!t->name) return fail(KILN_ERR_ARG, "model description: a %s has no name", what);
+  if (t->dtype != KILN_F32 && t->dtype != KILN_I32 && t->dtype != KILN_BOOL)
+    return fail(KILN_ERR_ARG, "model description: %s '%s' has an unknown dtype %d", what, t->name, (int)t->dtype);
+  if (t->rank < 0 || t->rank > 8) return fail(KILN_ERR_ARG, "model description: %s '%s' has rank %d", what, t->name, t->rank);
+  for (i = 0; i < t->rank; i++) {
+    if (t->shape[i] < 0 || (t->shape[i] > 0 && count > LONG_MAX / t->shape[i]))
+      return fail(KILN_ERR_ARG, "model description: %s '%s' has a bad shape", what, t->name);
+    count *= t->shape[i];
+  }
+  if (count != t->size)
+    return fail(KILN_ERR_ARG, "model description: %s '%s' has size %ld but its shape has %ld elements", what, t->name, t->size, count);
+  if (t->offset < 0 || t->size > (m->memory_bytes - t->offset) / kiln_dtype_size(t->dtype))
+    return fail(KILN_ERR_ARG, "model description: %s '%s' at offset %ld lies outside the %ld bytes of memory", what, t->name, t->offset, m->memory_bytes);
+  return KILN_OK;
+}
+
+static int in_memory(const kiln_model_desc *m, long offset, long bytes) {
+  return offset >= 0 && bytes >= 0 && offset <= m->memory_bytes && bytes <= m->memory_bytes - offset;
+}
+
+static int check_desc(const kiln_model_desc *m) {
+  int i, j, rc;
+  if (!m) return fail(KILN_ERR_ARG, "model description is NULL");
+  if (m->memory_bytes <= 0 || m->arena_bytes < 0 || m->arena_bytes > m->memory_bytes)
+    return fail(KILN_ERR_ARG, "model description: memory of %ld bytes with an arena of %ld bytes", m->memory_bytes, m->arena_bytes);
+  if (m->n_params < 0 || m->n_entries < 0 || m->n_segments < 0 || (m->n_params && !m->params) ||
+      (m->n_entries && !m->entries) || (m->n_segments && !m->segments))
+    return fail(KILN_ERR_ARG, "model description: bad params, entries or segments");
+  for (i = 0; i < m->n_params; i++)
+    if ((rc = check_tensor(m, &m->params[i], "param"))) return rc;
+  for (i = 0; i < m->n_segments; i++) {
+    const kiln_segment *s = &m->segments[i];
+    if (!in_memory(m, s->offset, s->bytes) || (s->bytes && !s->data))
+      return fail(KILN_ERR_ARG, "model description: segment %d (%ld bytes at %ld) lies outside memory", i, s->bytes, s->offset);
+  }
+  for (i = 0; i < m->n_entries; i++) {
+    const kiln_entry *e = &m->entries[i];
+    if (!e->name || !e->run) return fail(KILN_ERR_ARG, "model description: entry %d has no name or function", i);
+    if (e->n_inputs < 0 || e->n_outputs < 0 || e->n_copies < 0 || (e->n_inputs && !e->inputs) ||
+        (e->n_outputs && !e->outputs) || (e->n_copies && !e->copies) || e->batch_size < 0)
+      return fail(KILN_ERR_ARG, "model description: entry '%s' has bad inputs, outputs or copies", e->name);
+    for (j = 0; j < e->n_inputs; j++)
+      if ((rc = check_tensor(m, &e->inputs[j], "input"))) return rc;
+    for (j = 0; j < e->n_outputs; j++)
+      if ((rc = check_tensor(m, &e->outputs[j], "output"))) return rc;
+    for (j = 0; j < e->n_copies; j++) {
+      const kiln_copy *c = &e->copies[j];
+      if (!in_memory(m, c->from, c->bytes) || !in_memory(m, c->to, c->bytes))
+        return fail(KILN_ERR_ARG, "model description: copy %d of entry '%s' lies outside memory", j, e->name);
+    }
+  }
+  return KILN_OK;
+}
+
+/* ---------------------------------------------- safetensors header (JSON) */
+
+typedef struct {
+  char *name;  /* decoded in place inside the header buffer */
+  char *dtype;
+  int rank;
+  long shape[8];
+  unsigned long long begin, end;
+} st_entry;
+
+typedef struct {
+  char *s, *start, *end;
+  const char *err;
+  st_entry *t;
+  int n, cap;
+} jparser;
+
+static void jws(jparser *p) {
+  while (p->s < p->end && (*p->s == ' ' || *p->s == '\t' || *p->s == '\n' || *p->s == '\r')) p->s++;
+}
+
+static int jerr(jparser *p, const char *msg) {
+  if (!p->err) p->err = msg;
+  return 0;
+}
+
+static int jexpect(jparser *p, char c) {
+  jws(p);
+  if (p->s >= p->end || *p->s != c) {
+    static char msg[32];
+    snprintf(msg, sizeof msg, "expected '%c'", c);
+    return jerr(p, msg);
+  }
+  p->s++;
+  return 1;
+}
+
+static int hexval(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+static int jhex4(jparser *p, unsigned *v) {
+  int i;
+  *v = 0;
+  if (p->end - p->s < 4) return jerr(p, "truncated \\u escape");
+  for (i = 0; i < 4; i++) {
+    int h = hexval(p->s[i]);
+    if (h < 0) return jerr(p, "bad \\u escape");
+    *v = *v * 16 + (unsigned)h;
+  }
+  p->s += 4;
+  return 1;
+}
+
+/* Parses a string, decoding it in place (the decoded bytes never outrun the source); *out is NUL-terminated. */
+static int jstring(jparser *p, char **out) {
+  char *w;
+  jws(p);
+  if (p->s >= p->end || *p->s != '"') return jerr(p, "expected a string");
+  w = ++p->s;
+  *out = w;
+  for (;;) {
+    unsigned char c;
+    if (p->s >= p->end) return jerr(p, "unterminated string");
+    c = (unsigned char)*p->s++;
+    if (c == '"') break;
+    if (c < 0x20) return jerr(p, "control character in string");
+    if (c != '\\') { *w++ = (char)c; continue; }
+    if (p->s >= p->end) return jerr(p, "unterminated string");
+    c = (unsigned char)*p->s++;
+    switch (c) {
+      case '"': case '\\': case '/': *w++ = (char)c; break;
+      case 'b': *w++ = '\b'; break;
+      case 'f': *w++ = '\f'; break;
+      case 'n': *w++ = '\n'; break;
+      case 'r': *w++ = '\r'; break;
+      case 't': *w++ = '\t'; break;
+      case 'u': {
+        unsigned cp, lo;
+        if (!jhex4(p, &cp)) return 0;
+        if (cp >= 0xD800 && cp < 0xDC00) {
+          if (p->end - p->s < 2 || p->s[0] != '\\' || p->s[1] != 'u') return jerr(p, "unpaired surrogate");
+          p->s += 2;
+          if (!jhex4(p, &lo)) return 0;
+          if (lo < 0xDC00 || lo >= 0xE000) return jerr(p, "unpaired surrogate");
+          cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+        } else if (cp >= 0xDC00 && cp < 0xE000) {
+          return jerr(p, "unpaired surrogate");
+        }
+        if (cp == 0) return jerr(p, "NUL character in string");
+        if (cp < 0x80) *w++ = (char)cp;
+        else if (cp < 0x800) { *w++ = (char)(0xC0 | (cp >> 6)); *w++ = (char)(0x80 | (cp & 0x3F)); }
+        else if (cp < 0x10000) {
+          *w++ = (char)(0xE0 | (cp >> 12)); *w++ = (char)(0x80 | ((cp >> 6) & 0x3F)); *w++ = (char)(0x80 | (cp & 0x3F));
+        } else {
+          *w++ = (char)(0xF0 | (cp >> 18)); *w++ = (char)(0x80 | ((cp >> 12) & 0x3F));
+          *w++ = (char)(0x80 | ((cp >> 6) & 0x3F)); *w++ = (char)(0x80 | (cp & 0x3F));
+        }
+        break;
+      }
+      default: return jerr(p, "bad escape in string");
+    }
+  }
+  *w = '\0'; /* w < p->s: the closing quote, already consumed, is at or after w */
+  return 1;
+}
+
+/* A non-negative integer below 2^53. */
+static int juint(jparser *p, unsigned long long *v) {
+  jws(p);
+  if (p->s >= p->end || *p->s < '0' || *p->s > '9') return jerr(p, "expected a non-negative integer");
+  *v = 0;
+  while (p->s < p->end && *p->s >= '0' && *p->s <= '9') {
+    *v = *v * 10 + (unsigned long long)(*p->s++ - '0');
+    if (*v > (1ULL << 53)) return jerr(p, "integer too large");
+  }
+  if (p->s < p->end && (*p->s == '.' || *p->s == 'e' || *p->s == 'E')) return jerr(p, "expected an integer");
+  return 1;
+}
+
+static int jskip(jparser *p, int depth) {
+  char *dummy;
+  if (depth > 64) return jerr(p, "nested too deeply");
+  jws(p);
+  if (p->s >= p->end) return jerr(p, "expected a value");
+  switch (*p->s) {
+    case '"': return jstring(p, &dummy);
+    case '{':
+      p->s++;
+      jws(p);
+      if (p->s < p->end && *p->s == '}') { p->s++; return 1; }
+      for (;;) {
+        if (!jstring(p, &dummy) || !jexpect(p, ':') || !jskip(p, depth + 1)) return 0;
+        jws(p);
+        if (p->s < p->end && *p->s == ',') { p->s++; continue; }
+        return jexpect(p, '}');
+      }
+    case '[':
+      p->s++;
+      jws(p);
+      if (p->s < p->end && *p->s == ']') { p->s++; return 1; }
+      for (;;) {
+        if (!jskip(p, depth + 1)) return 0;
+        jws(p);
+        if (p->s < p->end && *p->s == ',') { p->s++; continue; }
+        return jexpect(p, ']');
+      }
+    default: {
+      static const char *const words[] = {"true", "false", "null"};
+      int i;
+      for (i = 0; i < 3; i++) {
+        size_t n = strlen(words[i]);
+        if ((size_t)(p->end - p->s) >= n && memcmp(p->s, words[i], n) == 0) { p->s += n; return 1; }
+      }
+      if (*p->s == '-' || (*p->s >= '0' && *p->s <= '9')) {
+        if (*p->s == '-') p->s++;
+        if (p->s >= p->end || *p->s < '0' || *p->s > '9') return jerr(p, "bad number");
+        while (p->s < p->end && ((*p->s >= '0' && *p->s <= '9') || *p->s == '.' || *p->s == 'e' || *p->s == 'E' || *p->s == '+' || *p->s == '-')) p->s++;
+        return 1;
+      }
+      return jerr(p, "expected a value");
+    }
+  }
+}
+
+/* [a, b, ...] of non-negative integers, at most max of them */
+static int juint_array(jparser *p, unsigned long long *v, int max, int *count) {
+  *count = 0;
+  if (!jexpect(p, '[')) return 0;
+  jws(p);
+  if (p->s < p->end && *p->s == ']') { p->s++; return 1; }
+  for (;;) {
+    if (*count == max) return jerr(p, max == 8 ? "shape has more than 8 dimensions" : "too many values in an array");
+    if (!juint(p, &v[(*count)++])) return 0;
+    jws(p);
+    if (p->s < p->end && *p->s == ',') { p->s++; continue; }
+    return jexpect(p, ']');
+  }
+}
+
+static int jtensor(jparser *p, st_entry *t) {
+  int have_dtype = 0, have_shape = 0, have_offsets = 0, i, n;
+  unsigned long long v[8];
+  if (!jexpect(p, '{')) return 0;
+  jws(p);
+  if (p->s < p->end && *p->s == '}') return jerr(p, "tensor entry is empty");
+  for (;;) {
+    char *key;
+    if (!jstring(p, &key) || !jexpect(p, ':')) return 0;
+    if (strcmp(key, "dtype") == 0) {
+      if (!jstring(p, &t->dtype)) return 0;
+      have_dtype = 1;
+    } else if (strcmp(key, "shape") == 0) {
+      if (!juint_array(p, v, 8, &n)) return 0;
+      for (i = 0; i < n; i++) {
+        if (v[i] > (unsigned long long)LONG_MAX) return jerr(p, "dimension too large");
+        t->shape[i] = (long)v[i];
+      }
+      t->rank = n;
+      have_shape = 1;
+    } else if (strcmp(key, "data_offsets") == 0) {
+      if (!juint_array(p, v, 2, &n)) return 0;
+      if (n != 2) return jerr(p, "data_offsets must have two values");
+      t->begin = v[0];
+      t->end = v[1];
+      have_offsets = 1;
+    } else if (!jskip(p, 1)) {
+      return 0;
+    }
+    jws(p);
+    if (p->s < p->end && *p->s == ',') { p->s++; continue; }
+    if (!jexpect(p, '}')) return 0;
+    break;
+  }
+  if (!have_dtype || !have_shape || !have_offsets) return jerr(p, "tensor entry needs dtype, shape and data_offsets");
+  return 1;
+}
+
+static int jheader(jparser *p) {
+  if (!jexpect(p, '{')) return 0;
+  jws(p);
+  if (p->s < p->end && *p->s == '}') {
+    p->s++;
+  } else {
+    for (;;) {
+      char *key;
+      if (!jstring(p, &key) || !jexpect(p, ':')) return 0;
+      if (strcmp(key, "__metadata__") == 0) {
+        if (!jskip(p, 1)) return 0;
+      } else {
+        st_entry *t;
+        if (p->n == p->cap) {
+          int cap = p->cap ? 2 * p->cap : 16;
+          st_entry *grown = (st_entry *)realloc(p->t, (size_t)cap * sizeof *grown);
+          if (!grown) return jerr(p, "out of memory");
+          p->t = grown;
+          p->cap = cap;
+        }
+        t = &p->t[p->n++];
+        memset(t, 0, sizeof *t);
+        t->name = key;
+        if (!jtensor(p, t)) return 0;
+      }
+      jws(p);
+      if (p->s < p->end && *p->s == ',') { p->s++; continue; }
+      if (!jexpect(p, '}')) return 0;
+      break;
+    }
+  }
+  jws(p);
+  if (p->s != p->end) return jerr(p, "unexpected text after the header object");
+  return 1;
+}
+
+/* ----------------------------------------------------------- weights load */
+
+static int load_weights(const kiln_model_desc *m, unsigned char *mem, const char *path) {
+  FILE *f = fopen(path, "rb");
+  unsigned char len8[8];
+  unsigned long long hlen = 0, data_bytes;
+  long file_bytes;
+  char *head = NULL;
+  jparser p;
+  int i, j, rc = KILN_OK;
+  char s1[160], s2[160];
+
+  memset(&p, 0, sizeof p);
+  if (!f) return fail(KILN_ERR_IO, "%s: cannot open weights: %s", path, strerror(errno));
+  if (fseek(f, 0, SEEK_END) != 0 || (file_bytes = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
+    rc = fail(KILN_ERR_IO, "%s: cannot read weights: %s", path, strerror(errno));
+    goto done;
+  }
+  if (file_bytes < 8 || fread(len8, 1, 8, f) != 8) {
+    rc = fail(KILN_ERR_FORMAT, "%s: file is shorter than its 8-byte header length (%ld bytes)", path, file_bytes);
+    goto done;
+  }
+  for (i = 7; i >= 0; i--) hlen = (hlen << 8) | len8[i];
+  if (hlen > (unsigned long long)(file_bytes - 8)) {
+    rc = fail(KILN_ERR_FORMAT, "%s: header of %llu bytes runs past the end of the file (%ld bytes)", path, hlen, file_bytes);
+    goto done;
+  }
+  if (hlen > 100000000ULL) {
+    rc = fail(KILN_ERR_FORMAT, "%s: header of %llu bytes is larger than 100 MB", path, hlen);
+    goto done;
+  }
+  data_bytes = (unsigned long long)file_bytes - 8 - hlen;
+  head = (char *)malloc((size_t)hlen + 1);
+  if (!head) { rc = fail(KILN_ERR_NOMEM, "%s: out of memory for a %llu-byte header", path, hlen); goto done; }
+  if (fread(head, 1, (size_t)hlen, f) != (size_t)hlen) {
+    rc = fail(KILN_ERR_IO, "%s: cannot read the header", path);
+    goto done;
+  }
+  head[hlen] = '\0';
+  p.s = p.start = head;
+  p.end = head + hlen;
+  if (!jheader(&p)) {
+    rc = fail(KILN_ERR_FORMAT, "%s: malformed header JSON at byte %ld: %s", path, (long)(p.s - p.start), p.err ? p.err : "?");
+    goto done;
+  }
+  for (i = 0; i < p.n; i++) {
+    for (j = 0; j < i; j++)
+      if (strcmp(p.t[i].name, p.t[j].name) == 0) {
+        rc = fail(KILN_ERR_FORMAT, "%s: tensor '%s' appears twice in the header", path, p.t[i].name);
+        goto done;
+      }
+    if (p.t[i].begin > p.t[i].end || p.t[i].end > data_bytes) {
+      rc = fail(KILN_ERR_FORMAT, "%s: tensor '%s' has data offsets [%llu, %llu] outside the data section of %llu bytes",
+                path, p.t[i].name, p.t[i].begin, p.t[i].end, data_bytes);
+      goto done;
+    }
+  }
+  for (i = 0; i < m->n_params; i++) {
+    const kiln_tensor *w = &m->params[i];
+    const st_entry *t = NULL;
+    unsigned long long need = (unsigned long long)w->size * (unsigned long long)kiln_dtype_size(w->dtype);
+    int same = 1;
+    for (j = 0; j < p.n && !t; j++)
+      if (strcmp(p.t[j].name, w->name) == 0) t = &p.t[j];
+    if (!t) { rc = fail(KILN_ERR_MISSING, "%s: no tensor '%s'", path, w->name); goto done; }
+    if (strcmp(t->dtype, "F32") && strcmp(t->dtype, "I32") && strcmp(t->dtype, "BOOL")) {
+      rc = fail(KILN_ERR_DTYPE, "%s: tensor '%s' has unsupported dtype %s, expected %s", path, w->name, t->dtype, st_code(w->dtype));
+      goto done;
+    }
+    if (strcmp(t->dtype, st_code(w->dtype)) != 0) {
+      rc = fail(KILN_ERR_DTYPE, "%s: tensor '%s' has dtype %s, expected %s", path, w->name, t->dtype, st_code(w->dtype));
+      goto done;
+    }
+    if (t->rank != w->rank) same = 0;
+    for (j = 0; j < t->rank && same; j++) same = t->shape[j] == w->shape[j];
+    if (!same) {
+      rc = fail(KILN_ERR_SHAPE, "%s: tensor '%s' has shape %s, expected %s", path, w->name,
+                shape_str(s1, sizeof s1, t->rank, t->shape), shape_str(s2, sizeof s2, w->rank, w->shape));
+      goto done;
+    }
+    if (t->end - t->begin != need) {
+      rc = fail(KILN_ERR_FORMAT, "%s: tensor '%s' has data offsets [%llu, %llu] (%llu bytes), but shape %s of %s needs %llu bytes",
+                path, w->name, t->begin, t->end, t->end - t->begin, shape_str(s1, sizeof s1, w->rank, w->shape), t->dtype, need);
+      goto done;
+    }
+    if (fseek(f, (long)(8 + hlen + t->begin), SEEK_SET) != 0 || fread(mem + w->offset, 1, (size_t)need, f) != (size_t)need) {
+      rc = fail(KILN_ERR_IO, "%s: cannot read tensor '%s'", path, w->name);
+      goto done;
+    }
+  }
+done:
+  free(p.t);
+  free(head);
+  fclose(f);
+  return rc;
+}
+
+int kiln_init(const kiln_model_desc *m, unsigned char *mem, const char *weights_path) {
+  int i, rc;
+  err_msg[0] = '\0';
+  if ((rc = check_desc(m))) return rc;
+  if (!mem) return fail(KILN_ERR_ARG, "kiln_init: memory is NULL");
+  if ((uintptr_t)mem % 64 != 0) return fail(KILN_ERR_ARG, "kiln_init: memory must be 64-byte aligned");
+  if (!weights_path && !m->weights_embedded && m->n_params > 0)
+    return fail(KILN_ERR_ARG, "kiln_init: the weights are not embedded; a weights file is needed");
+  memset(mem, 0, (size_t)m->memory_bytes);
+  for (i = 0; i < m->n_segments; i++)
+    if (m->segments[i].bytes) memcpy(mem + m->segments[i].offset, m->segments[i].data, (size_t)m->segments[i].bytes);
+  return weights_path ? load_weights(m, mem, weights_path) : KILN_OK;
+}
+
+/* ------------------------------------------------------------------- run */
+
+const kiln_entry *kiln_find_entry(const kiln_model_desc *m, const char *name) {
+  int i;
+  if (!m || !name) return NULL;
+  for (i = 0; i < m->n_entries; i++)
+    if (strcmp(m->entries[i].name, name) == 0) return &m->entries[i];
+  return NULL;
+}
+
+int kiln_run_entry(const kiln_entry *e, unsigned char *mem, const void *const *inputs, void *const *outputs) {
+  int i;
+  if (!e || !mem) return fail(KILN_ERR_ARG, "kiln_run: entry or memory is NULL");
+  if (inputs)
+    for (i = 0; i < e->n_inputs; i++)
+      if (inputs[i]) memcpy(mem + e->inputs[i].offset, inputs[i], (size_t)e->inputs[i].size * (size_t)kiln_dtype_size(e->inputs[i].dtype));
+  e->run(mem);
+  for (i = 0; i < e->n_copies; i++) memmove(mem + e->copies[i].to, mem + e->copies[i].from, (size_t)e->copies[i].bytes);
+  if (outputs)
+    for (i = 0; i < e->n_outputs; i++)
+      if (outputs[i]) memcpy(outputs[i], mem + e->outputs[i].offset, (size_t)e->outputs[i].size * (size_t)kiln_dtype_size(e->outputs[i].dtype));
+  return KILN_OK;
+}
+
+int kiln_run(const kiln_model_desc *m, unsigned char *mem, const char *entry, const void *const *inputs, void *const *outputs) {
+  const kiln_entry *e = kiln_find_entry(m, entry);
+  if (!e) return fail(KILN_ERR_MISSING, "no entry point '%s'%s", entry ? entry : "(null)",
+                      entry && strcmp(entry, "trainStep") == 0 ? " (compile with --train)" : "");
+  return kiln_run_entry(e, mem, inputs, outputs);
+}
+
+/* ----------------------------------------------------------- weights save */
+
+typedef struct { char *s; size_t n, cap; int oom; } sbuf;
+
+static void sb_put(sbuf *b, const char *s, size_t n) {
+  if (b->oom) return;
+  if (b->n + n + 1 > b->cap) {
+    size_t cap = b->cap ? b->cap : 256;
+    char *grown;
+    while (b->n + n + 1 > cap) cap *= 2;
+    grown = (char *)realloc(b->s, cap);
+    if (!grown) { b->oom = 1; return; }
+    b->s = grown;
+    b->cap = cap;
+  }
+  memcpy(b->s + b->n, s, n);
+  b->n += n;
+  b->s[b->n] = '\0';
+}
+
+static void sb_str(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
+
+/* A JSON string as JavaScript's JSON.stringify writes it. */
+static void sb_json(sbuf *b, const char *s) {
+  char esc[8];
+  sb_put(b, "\"", 1);
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"') sb_str(b, "\\\"");
+    else if (c == '\\') sb_str(b, "\\\\");
+    else if (c == '\b') sb_str(b, "\\b");
+    else if (c == '\f') sb_str(b, "\\f");
+    else if (c == '\n') sb_str(b, "\\n");
+    else if (c == '\r') sb_str(b, "\\r");
+    else if (c == '\t') sb_str(b, "\\t");
+    else if (c < 0x20) { snprintf(esc, sizeof esc, "\\u%04x", c); sb_str(b, esc); }
+    else sb_put(b, (const char *)&c, 1);
+  }
+  sb_put(b, "\"", 1);
+}
+
+int kiln_save_weights(const kiln_model_desc *m, const unsigned char *mem, const char *path) {
+  sbuf b = {NULL, 0, 0, 0};
+  char num[64], *tmp;
+  unsigned char len8[8];
+  unsigned long long at = 0;
+  FILE *f;
+  int i, j, rc = KILN_OK;
+  if ((rc = check_desc(m))) return rc;
+  if (!mem || !path) return fail(KILN_ERR_ARG, "kiln_save_weights: memory or path is NULL");
+  sb_str(&b, "{\"__metadata__\":{\"format\":\"kiln\"}");
+  for (i = 0; i < m->n_params; i++) {
+    const kiln_tensor *w = &m->params[i];
+    unsigned long long bytes = (unsigned long long)w->size * (unsigned long long)kiln_dtype_size(w->dtype);
+    sb_str(&b, ",");
+    sb_json(&b, w->name);
+    sb_str(&b, ":{\"dtype\":\"");
+    sb_str(&b, st_code(w->dtype));
+    sb_str(&b, "\",\"shape\":[");
+    for (j = 0; j < w->rank; j++) {
+      snprintf(num, sizeof num, j ? ",%ld" : "%ld", w->shape[j]);
+      sb_str(&b, num);
+    }
+    snprintf(num, sizeof num, "],\"data_offsets\":[%llu,%llu]}", at, at + bytes);
+    sb_str(&b, num);
+    at += bytes;
+  }
+  sb_str(&b, "}");
+  while ((b.n + 8) % 8 != 0) sb_str(&b, " "); /* data starts 8-byte aligned */
+  if (b.oom) { free(b.s); return fail(KILN_ERR_NOMEM, "%s: out of memory for the header", path); }
+  for (i = 0; i < 8; i++) len8[i] = (unsigned char)(((unsigned long long)b.n >> (8 * i)) & 0xFF);
+
+  tmp = (char *)malloc(strlen(path) + 5);
+  if (!tmp) { free(b.s); return fail(KILN_ERR_NOMEM, "%s: out of memory", path); }
+  sprintf(tmp, "%s.tmp", path);
+  f = fopen(tmp, "wb");
+  if (!f) {
+    rc = fail(KILN_ERR_IO, "%s: cannot write weights: %s", tmp, strerror(errno));
+  } else {
+    int ok = fwrite(len8, 1, 8, f) == 8 && fwrite(b.s, 1, b.n, f) == b.n;
+    for (i = 0; ok && i < m->n_params; i++) {
+      const kiln_tensor *w = &m->params[i];
+      size_t bytes = (size_t)w->size * (size_t)kiln_dtype_size(w->dtype);
+      ok = fwrite(mem + w->offset, 1, bytes, f) == bytes;
+    }
+    if (fclose(f) != 0) ok = 0;
+    if (!ok) rc = fail(KILN_ERR_IO, "%s: cannot write weights: %s", tmp, strerror(errno));
+    else if (rename(tmp, path) != 0) rc = fail(KILN_ERR_IO, "%s: cannot write weights: %s", path, strerror(errno));
+    if (rc) remove(tmp);
+  }
+  free(tmp);
+  free(b.s);
+  return rc;
+}
+
+/* ------------------------------------------------------------------ .npy */
+
+/* Parses the Python dict literal of a .npy header: {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), } */
+typedef struct { const char *s, *end; } pyparser;
+
+static void pws(pyparser *p) {
+  while (p->s < p->end && (*p->s == ' ' || *p->s == '\t' || *p->s == '\n' || *p->s == '\r')) p->s++;
+}
+
+static int pstr(pyparser *p, char *out, size_t cap) {
+  char q;
+  size_t n = 0;
+  pws(p);
+  if (p->s >= p->end || (*p->s != '\'' && *p->s != '"')) return 0;
+  q = *p->s++;
+  while (p->s < p->end && *p->s != q) {
+    if (n + 1 >= cap) return 0;
+    out[n++] = *p->s++;
+  }
+  if (p->s >= p->end) return 0;
+  p->s++;
+  out[n] = '\0';
+  return 1;
+}
+
+static int pchar(pyparser *p, char c) {
+  pws(p);
+  if (p->s < p->end && *p->s == c) { p->s++; return 1; }
+  return 0;
+}
+
+static int npy_header(const char *path, const char *h, size_t n, char *descr, int *fortran, int *rank, long shape[8]) {
+  pyparser p;
+  int have = 0;
+  p.s = h;
+  p.end = h + n;
+  if (!pchar(&p, '{')) return fail(KILN_ERR_FORMAT, "%s: .npy header is not a dict", path);
+  for (;;) {
+    char key[32];
+    if (pchar(&p, '}')) break;
+    if (!pstr(&p, key, sizeof key) || !pchar(&p, ':')) return fail(KILN_ERR_FORMAT, "%s: malformed .npy header", path);
+    if (strcmp(key, "descr") == 0) {
+      if (!pstr(&p, descr, 16)) return fail(KILN_ERR_FORMAT, "%s: .npy descr is not a simple dtype string (structured arrays are not supported)", path);
+      have |= 1;
+    } else if (strcmp(key, "fortran_order") == 0) {
+      pws(&p);
+      if (p.end - p.s >= 4 && memcmp(p.s, "True", 4) == 0) { *fortran = 1; p.s += 4; }
+      else if (p.end - p.s >= 5 && memcmp(p.s, "False", 5) == 0) { *fortran = 0; p.s += 5; }
+      else return fail(KILN_ERR_FORMAT, "%s: malformed fortran_order in .npy header", path);
+      have |= 2;
+    } else if (strcmp(key, "shape") == 0) {
+      *rank = 0;
+      if (!pchar(&p, '(')) return fail(KILN_ERR_FORMAT, "%s: malformed shape in .npy header", path);
+      for (;;) {
+        long v = 0;
+        if (pchar(&p, ')')) break;
+        pws(&p);
+        if (p.s >= p.end || *p.s < '0' || *p.s > '9') return fail(KILN_ERR_FORMAT, "%s: malformed shape in .npy header", path);
+        while (p.s < p.end && *p.s >= '0' && *p.s <= '9') {
+          if (v > (LONG_MAX - 9) / 10) return fail(KILN_ERR_FORMAT, "%s: dimension too large in .npy header", path);
+          v = v * 10 + (*p.s++ - '0');
+        }
+        if (p.s < p.end && *p.s == 'L') p.s++; /* Python 2 longs */
+        if (*rank == 8) return fail(KILN_ERR_SHAPE, "%s: arrays of more than 8 dimensions are not supported", path);
+        shape[(*rank)++] = v;
+        if (!pchar(&p, ',')) {
+          if (pchar(&p, ')')) break;
+          return fail(KILN_ERR_FORMAT, "%s: malformed shape in .npy header", path);
+        }
+      }
+      have |= 4;
+    } else {
+      return fail(KILN_ERR_FORMAT, "%s: unexpected key '%s' in .npy header", path, key);
+    }
+    if (!pchar(&p, ',')) {
+      if (pchar(&p, '}')) break;
+      return fail(KILN_ERR_FORMAT, "%s: malformed .npy header", path);
+    }
+  }
+  if (have != 7) return fail(KILN_ERR_FORMAT, "%s: .npy header lacks descr, fortran_order or shape", path);
+  return KILN_OK;
+}
+
+int kiln_npy_read(const char *path, kiln_dtype *dtype, int *rank, long shape[8], void **data) {
+  FILE *f;
+  unsigned char pre[12];
+  unsigned long hlen;
+  long file_bytes, count = 1, big = 0;
+  char *h = NULL, descr[16];
+  int fortran = 0, src_size, rc, i;
+  long k;
+  kiln_dtype dt;
+  unsigned char *raw = NULL;
+
+  if (!path || !dtype || !rank || !shape || !data) return fail(KILN_ERR_ARG, "kiln_npy_read: NULL argument");
+  *data = NULL;
+  f = fopen(path, "rb");
+  if (!f) return fail(KILN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+  if (fseek(f, 0, SEEK_END) != 0 || (file_bytes = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
+    rc = fail(KILN_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
+    goto done;
+  }
+  if (fread(pre, 1, 10, f) != 10 || memcmp(pre, "\x93NUMPY", 6) != 0) {
+    rc = fail(KILN_ERR_FORMAT, "%s: not a .npy file", path);
+    goto done;
+  }
+  if (pre[6] == 1) {
+    hlen = (unsigned long)pre[8] | ((unsigned long)pre[9] << 8);
+  } else if (pre[6] == 2 || pre[6] == 3) {
+    if (fread(pre + 10, 1, 2, f) != 2) { rc = fail(KILN_ERR_FORMAT, "%s: truncated .npy header", path); goto done; }
+    hlen = (unsigned long)pre[8] | ((unsigned long)pre[9] << 8) | ((unsigned long)pre[10] << 16) | ((unsigned long)pre[11] << 24);
+  } else {
+    rc = fail(KILN_ERR_FORMAT, "%s: unsupported .npy version %d.%d", path, pre[6], pre[7]);
+    goto done;
+  }
+  if (hlen > 1000000UL || (long)hlen > file_bytes) { rc = fail(KILN_ERR_FORMAT, "%s: truncated .npy header", path); goto done; }
+  h = (char *)malloc(hlen + 1);
+  if (!h) { rc = fail(KILN_ERR_NOMEM, "%s: out of memory", path); goto done; }
+  if (fread(h, 1, hlen, f) != hlen) { rc = fail(KILN_ERR_FORMAT, "%s: truncated .npy header", path); goto done; }
+  h[hlen] = '\0';
+  if ((rc = npy_header(path, h, hlen, descr, &fortran, rank, shape))) goto done;
+
+  if (strcmp(descr, "<f4") == 0) { dt = KILN_F32; src_size = 4; }
+  else if (strcmp(descr, "<i4") == 0) { dt = KILN_I32; src_size = 4; }
+  else if (strcmp(descr, "|b1") == 0) { dt = KILN_BOOL; src_size = 1; }
+  else if (strcmp(descr, "<f8") == 0) { dt = KILN_F32; src_size = 8; }
+  else if (strcmp(descr, "<i8") == 0) { dt = KILN_I32; src_size = 8; }
+  else {
+    rc = fail(KILN_ERR_DTYPE, "%s: unsupported dtype '%s' (kiln reads <f4, <i4, |b1, <f8, <i8)", path, descr);
+    goto done;
+  }
+  for (i = 0; i < *rank; i++) {
+    if (shape[i] > 1) big++;
+    if (shape[i] > 0 && count > LONG_MAX / 8 / shape[i]) { rc = fail(KILN_ERR_FORMAT, "%s: array too large", path); goto done; }
+    count *= shape[i];
+  }
+  if (fortran && big > 1) {
+    rc = fail(KILN_ERR_FORMAT, "%s: Fortran-order arrays are not supported; save a C-order array (np.ascontiguousarray)", path);
+    goto done;
+  }
+  if (file_bytes - ftell(f) < count * src_size) {
+    rc = fail(KILN_ERR_FORMAT, "%s: data is truncated: shape needs %ld bytes, the file has %ld", path, count * src_size, file_bytes - ftell(f));
+    goto done;
+  }
+  raw = (unsigned char *)malloc((size_t)(count ? count : 1) * (size_t)src_size);
+  if (!raw) { rc = fail(KILN_ERR_NOMEM, "%s: out of memory", path); goto done; }
+  if (fread(raw, (size_t)src_size, (size_t)count, f) != (size_t)count) {
+    rc = fail(KILN_ERR_IO, "%s: cannot read the data", path);
+    goto done;
+  }
+  if (src_size == 8) { /* convert in place, front to back (the destination never overtakes the source) */
+    for (k = 0; k < count; k++) {
+      if (dt == KILN_F32) {
+        double d;
+        float v;
+        memcpy(&d, raw + 8 * (size_t)k, 8);
+        v = (float)d;
+        memcpy(raw + 4 * (size_t)k, &v, 4);
+      } else {
+        int64_t d;
+        int32_t v;
+        memcpy(&d, raw + 8 * (size_t)k, 8);
+        if (d < INT32_MIN || d > INT32_MAX) {
+          rc = fail(KILN_ERR_DTYPE, "%s: int64 value %lld at index %ld does not fit int32", path, (long long)d, k);
+          goto done;
+        }
+        v = (int32_t)d;
+        memcpy(raw + 4 * (size_t)k, &v, 4);
+      }
+    }
+  } else if (dt == KILN_BOOL) {
+    for (k = 0; k < count; k++) raw[k] = raw[k] != 0;
+  }
+  *dtype = dt;
+  *data = raw;
+  raw = NULL;
+  rc = KILN_OK;
+done:
+  free(raw);
+  free(h);
+  fclose(f);
+  return rc;
+}
+
+int kiln_npy_write(const char *path, kiln_dtype dtype, int rank, const long *shape, const void *data) {
+  char h[512];
+  int n, i, pad;
+  long count = 1;
+  FILE *f;
+  size_t bytes;
+  if (!path || (rank && !shape) || rank < 0 || rank > 8) return fail(KILN_ERR_ARG, "kiln_npy_write: bad arguments");
+  n = snprintf(h, sizeof h, "{'descr': '%s', 'fortran_order': False, 'shape': (",
+               dtype == KILN_F32 ? "<f4" : dtype == KILN_I32 ? "<i4" : "|b1");
+  for (i = 0; i < rank; i++) {
+    n += snprintf(h + n, sizeof h - (size_t)n, i ? ", %ld" : "%ld", shape[i]);
+    count *= shape[i];
+  }
+  n += snprintf(h + n, sizeof h - (size_t)n, "%s), }", rank == 1 ? "," : "");
+  if (rank > 0) { /* NumPy leaves room for the first dimension to grow to 21 digits */
+    char first[32];
+    int grow = 21 - snprintf(first, sizeof first, "%ld", shape[0]);
+    for (i = 0; i < grow; i++) h[n++] = ' ';
+  }
+  pad = 64 - (10 + n + 1) % 64; /* as NumPy: the data starts 64-byte aligned */
+  for (i = 0; i < pad; i++) h[n++] = ' ';
+  h[n++] = '\n';
+  if (count && !data) return fail(KILN_ERR_ARG, "kiln_npy_write: data is NULL");
+  f = fopen(path, "wb");
+  if (!f) return fail(KILN_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+  bytes = (size_t)count * (size_t)kiln_dtype_size(dtype);
+  {
+    unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, 0, 0};
+    int ok;
+    pre[8] = (unsigned char)(n & 0xFF);
+    pre[9] = (unsigned char)(n >> 8);
+    ok = fwrite(pre, 1, 10, f) == 10 && fwrite(h, 1, (size_t)n, f) == (size_t)n && (!bytes || fwrite(data, 1, bytes, f) == bytes);
+    if (fclose(f) != 0) ok = 0;
+    if (!ok) return fail(KILN_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+  }
+  return KILN_OK;
+}
+
+/* ---------------------------------------------------------- thread pool */
+
+typedef struct {
+  pthread_mutex_t mu, call_mu;
+  pthread_cond_t wake, done;
+  int threads;           /* including the calling thread */
+  unsigned long gen;     /* job generation; bumped (under mu) to start a job */
+  int pending;           /* workers still running the current job */
+  void (*fn)(long, long, void *);
+  void *ctx;
+  long n;
+} kiln_pool;
+
+static kiln_pool pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER, 1, 0, 0, NULL, NULL, 0};
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+static __thread int in_pool; /* set on workers, and on the caller while it runs its chunk */
+
+#define SPIN 20000
+
+static void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+static void run_chunk(int t) {
+  long q = pool.n / pool.threads, r = pool.n % pool.threads;
+  long begin = t * q + (t < r ? t : r), end = begin + q + (t < r);
+  if (begin < end) pool.fn(begin, end, pool.ctx);
+}
+
+static void *worker(void *arg) {
+  int t = (int)(intptr_t)arg, i;
+  unsigned long seen = 0;
+  in_pool = 1;
+  for (;;) {
+    for (i = 0; i < SPIN && __atomic_load_n(&pool.gen, __ATOMIC_ACQUIRE) == seen; i++) cpu_relax();
+    if (__atomic_load_n(&pool.gen, __ATOMIC_ACQUIRE) == seen) {
+      pthread_mutex_lock(&pool.mu);
+      while (pool.gen == seen) pthread_cond_wait(&pool.wake, &pool.mu);
+      pthread_mutex_unlock(&pool.mu);
+    }
+    seen = __atomic_load_n(&pool.gen, __ATOMIC_ACQUIRE);
+    run_chunk(t);
+    if (__atomic_sub_fetch(&pool.pending, 1, __ATOMIC_ACQ_REL) == 0) {
+      pthread_mutex_lock(&pool.mu);
+      pthread_cond_signal(&pool.done);
+      pthread_mutex_unlock(&pool.mu);
+    }
+  }
+  return NULL;
+}
+
+static void pool_start(void) {
+  const char *env = getenv("KILN_NUM_THREADS");
+  long n = 0;
+  int i;
+  if (env && *env) {
+    char *end;
+    n = strtol(env, &end, 10);
+    if (*end != '\0' || n < 1) n = 0;
+  }
+  if (n == 0) n = sysconf(_SC_NPROCESSORS_ONLN);
+  if (n < 1) n = 1;
+  if (n > 256) n = 256;
+  pool.threads = (int)n;
+  for (i = 1; i < pool.threads; i++) {
+    pthread_t th;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&th, &attr, worker, (void *)(intptr_t)i) != 0) {
+      pool.threads = i; /* run with the threads we got */
+      pthread_attr_destroy(&attr);
+      break;
+    }
+    pthread_attr_destroy(&attr);
+  }
+}
+
+int kiln_num_threads(void) {
+  pthread_once(&pool_once, pool_start);
+  return pool.threads;
+}
+
+void kiln_parallel_for(long n, void (*fn)(long begin, long end, void *ctx), void *ctx) {
+  int i;
+  if (n <= 0) return;
+  if (in_pool || n == 1 || kiln_num_threads() == 1 || pthread_mutex_trylock(&pool.call_mu) != 0) {
+    fn(0, n, ctx);
+    return;
+  }
+  pool.fn = fn;
+  pool.ctx = ctx;
+  pool.n = n;
+  __atomic_store_n(&pool.pending, pool.threads - 1, __ATOMIC_RELEASE);
+  pthread_mutex_lock(&pool.mu);
+  __atomic_store_n(&pool.gen, pool.gen + 1, __ATOMIC_RELEASE);
+  pthread_cond_broadcast(&pool.wake);
+  pthread_mutex_unlock(&pool.mu);
+  in_pool = 1;
+  run_chunk(0);
+  in_pool = 0;
+  for (i = 0; i < SPIN && __atomic_load_n(&pool.pending, __ATOMIC_ACQUIRE) != 0; i++) cpu_relax();
+  if (__atomic_load_n(&pool.pending, __ATOMIC_ACQUIRE) != 0) {
+    pthread_mutex_lock(&pool.mu);
+    while (__atomic_load_n(&pool.pending, __ATOMIC_ACQUIRE) != 0) pthread_cond_wait(&pool.done, &pool.mu);
+    pthread_mutex_unlock(&pool.mu);
+  }
+  pthread_mutex_unlock(&pool.call_mu);
+}

@@ -1,0 +1,87 @@
+/* kiln C runtime: the interface between generated model code (model.o, model_desc.c) and its host programs. */
+#ifndef KILN_RUNTIME_H
+#define KILN_RUNTIME_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { KILN_F32 = 0, KILN_I32 = 1, KILN_BOOL = 2 } kiln_dtype;
+
+/* offset: byte offset in the model memory; size: elements */
+typedef struct { const char *name; kiln_dtype dtype; int rank; long shape[8]; long offset; long size; } kiln_tensor;
+
+/* after an entry runs: memmove(mem+to, mem+from, bytes) (update values not written in place) */
+typedef struct { long from, to, bytes; } kiln_copy;
+
+typedef struct {
+  const char *name;
+  void (*run)(unsigned char *mem);
+  int n_inputs; const kiln_tensor *inputs;
+  int n_outputs; const kiln_tensor *outputs;
+  int n_copies; const kiln_copy *copies;
+  int batch_size;
+} kiln_entry;
+
+/* constant bytes to copy into memory at init */
+typedef struct { long offset; long bytes; const unsigned char *data; } kiln_segment;
+
+typedef struct {
+  long memory_bytes; long arena_bytes;
+  int n_params; const kiln_tensor *params;     /* weights then optimizer state, Keras names like "dense/kernel" */
+  int n_entries; const kiln_entry *entries;    /* "predict", and "trainStep" when compiled with --train */
+  int n_segments; const kiln_segment *segments; /* constants (and the weights with --embed-weights) */
+  int weights_embedded;
+} kiln_model_desc;
+
+/* Status codes: every int-returning function returns KILN_OK (0) or one of these; kiln_error() says why. */
+enum {
+  KILN_OK = 0,
+  KILN_ERR_IO = 1,       /* a file could not be opened, read or written */
+  KILN_ERR_FORMAT = 2,   /* a file is malformed or truncated (safetensors, .npy) */
+  KILN_ERR_DTYPE = 3,    /* a tensor has the wrong or an unsupported dtype */
+  KILN_ERR_SHAPE = 4,    /* a tensor has the wrong shape */
+  KILN_ERR_MISSING = 5,  /* a weight or an entry point is missing */
+  KILN_ERR_ARG = 6,      /* a bad argument (NULL, misaligned memory, inconsistent model description) */
+  KILN_ERR_NOMEM = 7     /* malloc failed (never on the inference path) */
+};
+
+/* The message of the last error (one line, no newline); "" if none. Not thread-safe. */
+const char *kiln_error(void);
+
+/* Bytes per element (4, 4, 1) and the Keras/NumPy name ("float32", "int32", "bool"). */
+int kiln_dtype_size(kiln_dtype dtype);
+const char *kiln_dtype_name(kiln_dtype dtype);
+
+/* Checks the description, zeroes mem, copies the segments in, then, if weights_path is non-NULL, loads every
+   param from that safetensors file (extra tensors in the file are ignored). weights_path may be NULL only when
+   the weights are embedded. mem: memory_bytes bytes, 64-byte aligned. */
+int kiln_init(const kiln_model_desc *m, unsigned char *mem, const char *weights_path);
+
+/* The entry point named `name`, or NULL. */
+const kiln_entry *kiln_find_entry(const kiln_model_desc *m, const char *name);
+
+/* Copies inputs[i] (entry->inputs[i].size elements each; a NULL pointer leaves that input's memory as it is)
+   into mem, runs the entry, applies its copies, and copies the outputs out (outputs or outputs[i] may be NULL). */
+int kiln_run(const kiln_model_desc *m, unsigned char *mem, const char *entry, const void *const *inputs, void *const *outputs);
+int kiln_run_entry(const kiln_entry *e, unsigned char *mem, const void *const *inputs, void *const *outputs);
+
+/* Writes every param as safetensors (Keras names, in order, metadata {"format":"kiln"}), like runtime/safetensors.ts. */
+int kiln_save_weights(const kiln_model_desc *m, const unsigned char *mem, const char *path);
+
+/* .npy: reads '<f4', '<i4', '|b1', and '<f8' / '<i8' converted to float32 / int32; C order only.
+   *data is malloc'ed (free it with free()); rank <= 8. */
+int kiln_npy_read(const char *path, kiln_dtype *dtype, int *rank, long shape[8], void **data);
+int kiln_npy_write(const char *path, kiln_dtype dtype, int rank, const long *shape, const void *data);
+
+/* Calls fn over [0, n) split into contiguous chunks, one per thread of a pthreads pool (KILN_NUM_THREADS,
+   default all online cores; the calling thread takes the first chunk). Returns when every chunk is done.
+   Nested calls, or calls while another thread uses the pool, run serially on the calling thread. */
+void kiln_parallel_for(long n, void (*fn)(long begin, long end, void *ctx), void *ctx);
+int kiln_num_threads(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
