@@ -7,7 +7,8 @@ import { Model } from './frontend/models/model.js';
 import { traceTrainStep } from './frontend/models/training.js';
 import type { Graph } from './ir/graph.js';
 import { printGraph } from './ir/printer.js';
-import { type TargetEntry, compileWasm } from './codegen/wasm/target.js';
+import type { TargetEntry } from './codegen/entry.js';
+import { compileWasm } from './codegen/wasm/target.js';
 import { compileLlvm } from './codegen/llvm/target.js';
 import { PASS_NAMES, irAfter } from './passes/pipeline.js';
 

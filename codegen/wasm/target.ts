@@ -1,7 +1,7 @@
 // The wasm target: compiles entry graphs into one module and writes every artifact of DESIGN.md.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Graph } from '../../ir/graph.js';
+import type { TargetEntry } from '../entry.js';
 import { printGraph } from '../../ir/printer.js';
 import { type NamedTensor, writeSafetensors } from '../../runtime/safetensors.js';
 import { printProgram } from '../loop/printer.js';
@@ -12,12 +12,6 @@ import { renderWasmModule } from './render.js';
 
 /** wasm SIMD128: four f32 lanes, one thread. */
 export const WASM_CAPS: TargetCaps = { ...DEFAULT_CAPS, vectorWidth: 4, threads: 1 };
-
-export interface TargetEntry {
-  readonly name: 'predict' | 'trainStep';
-  readonly graph: Graph;
-  readonly batchSize: number;
-}
 
 export interface TargetOptions {
   readonly outDir: string;

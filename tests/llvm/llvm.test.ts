@@ -1,0 +1,90 @@
+// The llvm target against the reference interpreter: model_main on .npy inputs, model_train, a C program on model.h.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { Graph } from '../../ir/graph.js';
+import { interpret } from '../../ir/interpreter.js';
+import type { TypedArray } from '../../ir/types.js';
+import { compileLlvm } from '../../codegen/llvm/target.js';
+import * as keras from '../../frontend/index.js';
+import { traceModel } from '../../frontend/models/executor.js';
+import { compileModel, traceTrainStep } from '../../frontend/models/training.js';
+import { readNpy, writeNpy } from '../../runtime/npy.js';
+import { type Data, modelInputs } from '../passes/differential.js';
+import { randomBindings, randomGraph } from '../passes/random_graphs.js';
+
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'kiln-llvm-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+let n = 0;
+
+/** Compiles one graph as the predict entry, runs model_main on its inputs, returns outputs by name. */
+function runLlvm(g: Graph, inputs: Data, params: Data, train?: { graph: Graph }): { outputs: Map<string, TypedArray>; dir: string } {
+  const dir = path.join(tmp, `m${n++}`);
+  const weights = g.params.map((p) => ({ name: String(p.attrs['name']), dtype: p.type.dtype, shape: p.type.shape, data: params[String(p.attrs['name'])]! }));
+  compileLlvm({ outDir: dir, entries: [{ name: 'predict', graph: g, batchSize: 1 }, ...(train ? [{ name: 'trainStep' as const, graph: train.graph, batchSize: 1 }] : [])], weights });
+  const files = g.inputs.map((node, i) => {
+    const f = path.join(dir, `in${i}.npy`);
+    writeFileSync(f, writeNpy(node.type.dtype, node.type.shape, inputs[String(node.attrs['name'])]!));
+    return f;
+  });
+  execFileSync(path.join(dir, 'model_main'), ['--out', path.join(dir, 'out'), ...files], { cwd: tmp });
+  const outputs = new Map(g.outputs.map((o) => [o.name, readNpy(new Uint8Array(readFileSync(path.join(dir, 'out', `${o.name.replace(/\//g, '_')}.npy`)))).data]));
+  return { outputs, dir };
+}
+
+function compare(g: Graph, inputs: Data, params: Data): string[] {
+  const { outputs } = runLlvm(g, inputs, params);
+  const ref = interpret(g, inputs, params);
+  const bad: string[] = [];
+  for (const [k, v] of ref.outputs) {
+    const got = outputs.get(k)!;
+    for (let i = 0; i < v.data.length; i++) {
+      const w = v.data[i]!, h = got[i]!;
+      const ok = Number.isNaN(w) ? Number.isNaN(h) : w === h || Math.abs(w - h) <= 1e-6 + 1e-5 * Math.abs(w);
+      if (!ok && bad.length < 4) bad.push(`${k}[${i}]: llvm ${h}, interpreter ${w}`);
+    }
+  }
+  return bad;
+}
+
+const params = (vars: readonly keras.Variable[]): Data => Object.fromEntries(vars.map((v) => [v.path, v.data]));
+
+describe('llvm target', () => {
+  it('the seed MLP: model_main equals the interpreter', () => {
+    const model = keras.Sequential([
+      keras.layers.Dense(64, { activation: 'relu', inputShape: [784] }),
+      keras.layers.Dropout(0.2),
+      keras.layers.Dense(10, { activation: 'softmax' }),
+    ]);
+    for (const b of [1, 8]) {
+      const t = traceModel(model, b);
+      expect(compare(t.graph, modelInputs(t.graph, b), params(t.variables))).toEqual([]);
+    }
+  });
+
+  it('the title/body model (two inputs, two outputs)', () => {
+    const title = keras.Input({ shape: [100], name: 'title' }), body = keras.Input({ shape: [500], name: 'body' });
+    const x = keras.layers.concatenate([keras.layers.Dense(64, { activation: 'relu' })(title), keras.layers.Dense(64, { activation: 'relu' })(body)]);
+    const model = keras.Model({ inputs: [title, body], outputs: [keras.layers.Dense(1, { activation: 'sigmoid', name: 'priority' })(x), keras.layers.Dense(4, { activation: 'softmax', name: 'department' })(x)] });
+    const t = traceModel(model, 3);
+    expect(compare(t.graph, modelInputs(t.graph, 3), params(t.variables))).toEqual([]);
+  });
+
+  it('the Adam training step as the predict entry (all outputs and updates through outputs)', () => {
+    const model = keras.Sequential([keras.layers.Dense(16, { activation: 'relu', inputShape: [20] }), keras.layers.Dropout(0.5), keras.layers.Dense(5, { activation: 'softmax' })]);
+    const c = compileModel(model, { optimizer: 'adam', loss: 'sparse_categorical_crossentropy' });
+    const step = traceTrainStep(model, c, [[4, 20]], [[4]]);
+    // expose every update as an output so model_main writes it
+    const g: Graph = { ...step.graph, outputs: [...step.graph.outputs, ...step.graph.updates.map((u) => ({ name: `new/${String(u.param.attrs['name'])}`, node: u.value }))], updates: [] };
+    expect(compare(g, modelInputs(g, 4), params(step.variables))).toEqual([]);
+  });
+
+  it.each(Array.from({ length: 12 }, (_, i) => i * 7 + 3))('random graph %i', (seed) => {
+    const rg = randomGraph(seed);
+    const [inputs, ps] = randomBindings(rg.graph, seed);
+    const g: Graph = { ...rg.graph, outputs: [...rg.graph.outputs, ...rg.graph.updates.map((u) => ({ name: `new/${String(u.param.attrs['name'])}`, node: u.value }))], updates: [] };
+    expect(compare(g, Object.fromEntries(inputs), Object.fromEntries(ps)), rg.steps.join(', ')).toEqual([]);
+  });
+});
