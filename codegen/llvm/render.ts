@@ -158,6 +158,11 @@ class KernelBuilder {
 
   private binary(op: string, x: Expr, y: Expr): V {
     const b = this.b;
+    // a*b + c as llvm.fmuladd: one rounding where the CPU has FMA (the accumulation of every contraction)
+    if (op === 'add' && x.t === 'f32') {
+      const [m, other] = y.k === 'binary' && y.op === 'mul' ? [y, x] : x.k === 'binary' && x.op === 'mul' ? [x, y] : [undefined, undefined];
+      if (m && other) return this.intrinsic(llvm().Intrinsic.fmuladd, [this.expr(m.a), this.expr(m.b), this.expr(other)]);
+    }
     const a = this.expr(x), c = this.expr(y);
     if (x.t === 'f32') {
       switch (op) {
