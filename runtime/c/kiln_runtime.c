@@ -833,6 +833,7 @@ typedef struct {
   pthread_mutex_t mu, call_mu;
   pthread_cond_t wake, done;
   int threads;           /* including the calling thread */
+  int spin;              /* busy-wait iterations before sleeping (0 when threads outnumber cores) */
   unsigned long gen;     /* job generation; bumped (under mu) to start a job */
   int pending;           /* workers still running the current job */
   void (*fn)(long, long, void *);
@@ -840,11 +841,9 @@ typedef struct {
   long n;
 } kiln_pool;
 
-static kiln_pool pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER, 1, 0, 0, NULL, NULL, 0};
+static kiln_pool pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER, 1, 0, 0, 0, NULL, NULL, 0};
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 static __thread int in_pool; /* set on workers, and on the caller while it runs its chunk */
-
-#define SPIN 20000
 
 static void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -863,7 +862,7 @@ static void *worker(void *arg) {
   unsigned long seen = 0;
   in_pool = 1;
   for (;;) {
-    for (i = 0; i < SPIN && __atomic_load_n(&pool.gen, __ATOMIC_ACQUIRE) == seen; i++) cpu_relax();
+    for (i = 0; i < pool.spin && __atomic_load_n(&pool.gen, __ATOMIC_ACQUIRE) == seen; i++) cpu_relax();
     if (__atomic_load_n(&pool.gen, __ATOMIC_ACQUIRE) == seen) {
       pthread_mutex_lock(&pool.mu);
       while (pool.gen == seen) pthread_cond_wait(&pool.wake, &pool.mu);
@@ -882,17 +881,18 @@ static void *worker(void *arg) {
 
 static void pool_start(void) {
   const char *env = getenv("KILN_NUM_THREADS");
-  long n = 0;
+  long n = 0, cores = sysconf(_SC_NPROCESSORS_ONLN);
   int i;
   if (env && *env) {
     char *end;
     n = strtol(env, &end, 10);
     if (*end != '\0' || n < 1) n = 0;
   }
-  if (n == 0) n = sysconf(_SC_NPROCESSORS_ONLN);
+  if (n == 0) n = cores;
   if (n < 1) n = 1;
   if (n > 256) n = 256;
   pool.threads = (int)n;
+  pool.spin = n <= cores ? 4000 : 0; /* spinning threads would starve each other on fewer cores */
   for (i = 1; i < pool.threads; i++) {
     pthread_t th;
     pthread_attr_t attr;
@@ -930,7 +930,7 @@ void kiln_parallel_for(long n, void (*fn)(long begin, long end, void *ctx), void
   in_pool = 1;
   run_chunk(0);
   in_pool = 0;
-  for (i = 0; i < SPIN && __atomic_load_n(&pool.pending, __ATOMIC_ACQUIRE) != 0; i++) cpu_relax();
+  for (i = 0; i < pool.spin && __atomic_load_n(&pool.pending, __ATOMIC_ACQUIRE) != 0; i++) cpu_relax();
   if (__atomic_load_n(&pool.pending, __ATOMIC_ACQUIRE) != 0) {
     pthread_mutex_lock(&pool.mu);
     while (__atomic_load_n(&pool.pending, __ATOMIC_ACQUIRE) != 0) pthread_cond_wait(&pool.done, &pool.mu);

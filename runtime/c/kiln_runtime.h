@@ -2,6 +2,8 @@
 #ifndef KILN_RUNTIME_H
 #define KILN_RUNTIME_H
 
+#include <stddef.h> /* NULL and size_t, for generated tables and callers */
+
 #ifdef __cplusplus
 extern "C" {
 #endif

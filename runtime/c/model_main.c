@@ -1,0 +1,167 @@
+/* model_main: runs a compiled kiln model's predict entry on .npy inputs and writes one .npy per output. */
+#define _POSIX_C_SOURCE 200809L
+#include "model.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+extern const kiln_model_desc kiln_model;
+
+/* the model memory: static, so the inference path never calls malloc */
+static unsigned char memory[KILN_MEMORY_BYTES] __attribute__((aligned(64)));
+
+static const char *usage =
+    "usage: model_main [--bench N] [--out DIR] [--weights PATH] a.npy b.npy ...\n"
+    "  inputs as .npy in manifest order; writes <output name>.npy per output into DIR (default .)\n"
+    "  --bench N      run N calls after a warm-up and print the median microseconds per call\n"
+    "  --weights PATH safetensors weights (default: weights.safetensors next to this executable)\n";
+
+static void die(const char *msg) {
+  fprintf(stderr, "model_main: %s\n", msg);
+  exit(1);
+}
+
+static char *shape_str(char *buf, size_t cap, int rank, const long *shape) {
+  size_t n = (size_t)snprintf(buf, cap, "[");
+  int i;
+  for (i = 0; i < rank && n < cap; i++) n += (size_t)snprintf(buf + n, cap - n, i ? ", %ld" : "%ld", shape[i]);
+  if (n < cap) snprintf(buf + n, cap - n, "]");
+  return buf;
+}
+
+/* weights.safetensors in the directory of this executable */
+static char *default_weights(const char *argv0) {
+  static char path[4096];
+  ssize_t n = readlink("/proc/self/exe", path, sizeof path - 32);
+  char *slash;
+  if (n > 0) path[n] = '\0';
+  else snprintf(path, sizeof path - 32, "%s", argv0);
+  slash = strrchr(path, '/');
+  if (slash) strcpy(slash + 1, "weights.safetensors");
+  else strcpy(path, "weights.safetensors");
+  return path;
+}
+
+static double now_us(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec * 1e6 + (double)t.tv_nsec / 1e3;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static long parse_count(const char *flag, const char *s) {
+  char *end, msg[256];
+  long v = s ? strtol(s, &end, 10) : 0;
+  if (!s || *end != '\0' || v < 1) {
+    snprintf(msg, sizeof msg, "%s needs a positive integer", flag);
+    die(msg);
+  }
+  return v;
+}
+
+int main(int argc, char **argv) {
+  const kiln_entry *e = kiln_find_entry(&kiln_model, "predict");
+  const char *out_dir = ".", *weights = NULL, *files[64];
+  const void *inputs[64];
+  void *outputs[64];
+  long bench = 0;
+  int n_files = 0, i, j;
+  char msg[1024], s1[160], s2[160];
+
+  for (i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--bench") == 0) bench = parse_count("--bench", i + 1 < argc ? argv[++i] : NULL);
+    else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc) out_dir = argv[++i];
+    else if (strcmp(argv[i], "--weights") == 0 && i + 1 < argc) weights = argv[++i];
+    else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) { fputs(usage, stdout); return 0; }
+    else if (argv[i][0] == '-' && argv[i][1] == '-') {
+      snprintf(msg, sizeof msg, "unknown or incomplete option %s (see --help)", argv[i]);
+      die(msg);
+    } else if (n_files < 64) files[n_files++] = argv[i];
+    else die("too many input files");
+  }
+  if (!e) die("this model has no predict entry");
+  if (e->n_inputs > 64 || e->n_outputs > 64) die("this model has more than 64 inputs or outputs");
+  if (n_files != e->n_inputs) {
+    size_t n = (size_t)snprintf(msg, sizeof msg, "predict takes %d input .npy file(s) in this order:", e->n_inputs);
+    for (j = 0; j < e->n_inputs && n < sizeof msg; j++) n += (size_t)snprintf(msg + n, sizeof msg - n, "%s %s", j ? "," : "", e->inputs[j].name);
+    if (n < sizeof msg) snprintf(msg + n, sizeof msg - n, "; got %d", n_files);
+    die(msg);
+  }
+  if (!weights && !kiln_model.weights_embedded) weights = default_weights(argv[0]);
+  if (kiln_init(&kiln_model, memory, weights) != KILN_OK) die(kiln_error());
+
+  for (i = 0; i < e->n_inputs; i++) {
+    const kiln_tensor *t = &e->inputs[i];
+    kiln_dtype dt;
+    int rank, same;
+    long shape[8];
+    void *data;
+    if (kiln_npy_read(files[i], &dt, &rank, shape, &data) != KILN_OK) die(kiln_error());
+    if (dt != t->dtype) {
+      snprintf(msg, sizeof msg, "%s: dtype %s, but input '%s' is %s", files[i], kiln_dtype_name(dt), t->name, kiln_dtype_name(t->dtype));
+      die(msg);
+    }
+    same = rank == t->rank;
+    for (j = 0; j < rank && same; j++) same = shape[j] == t->shape[j];
+    if (!same) {
+      int batch_only = rank == t->rank && rank > 0;
+      for (j = 1; j < rank && batch_only; j++) batch_only = shape[j] == t->shape[j];
+      if (batch_only)
+        snprintf(msg, sizeof msg, "%s: batch dimension is %ld, but this model was compiled for batch size %d (input '%s' has shape %s)",
+                 files[i], shape[0], e->batch_size, t->name, shape_str(s1, sizeof s1, t->rank, t->shape));
+      else
+        snprintf(msg, sizeof msg, "%s: shape %s, but input '%s' has shape %s", files[i], shape_str(s1, sizeof s1, rank, shape), t->name,
+                 shape_str(s2, sizeof s2, t->rank, t->shape));
+      die(msg);
+    }
+    inputs[i] = data;
+  }
+  for (i = 0; i < e->n_outputs; i++) {
+    outputs[i] = malloc((size_t)(e->outputs[i].size ? e->outputs[i].size : 1) * (size_t)kiln_dtype_size(e->outputs[i].dtype));
+    if (!outputs[i]) die("out of memory");
+  }
+
+  if (bench) {
+    long warm = bench / 10 > 3 ? bench / 10 : 3, k;
+    double *times = (double *)malloc((size_t)bench * sizeof *times);
+    if (!times) die("out of memory");
+    for (k = 0; k < warm; k++) kiln_run_entry(e, memory, inputs, outputs);
+    for (k = 0; k < bench; k++) {
+      double t0 = now_us();
+      kiln_run_entry(e, memory, inputs, outputs);
+      times[k] = now_us() - t0;
+    }
+    qsort(times, (size_t)bench, sizeof *times, cmp_double);
+    printf("median %.2f us\n", bench % 2 ? times[bench / 2] : (times[bench / 2 - 1] + times[bench / 2]) / 2);
+    free(times);
+  } else if (kiln_run_entry(e, memory, inputs, outputs) != KILN_OK) {
+    die(kiln_error());
+  }
+
+  if (mkdir(out_dir, 0777) != 0 && errno != EEXIST) {
+    snprintf(msg, sizeof msg, "%s: cannot create directory: %s", out_dir, strerror(errno));
+    die(msg);
+  }
+  for (i = 0; i < e->n_outputs; i++) {
+    const kiln_tensor *t = &e->outputs[i];
+    char path[4096], *name;
+    int n = snprintf(path, sizeof path, "%s/", out_dir);
+    if (n < 0 || (size_t)n >= sizeof path - 8) die("output directory path is too long");
+    name = path + n;
+    if (!t->name[0] || strcmp(t->name, ".") == 0 || strcmp(t->name, "..") == 0) snprintf(name, sizeof path - (size_t)n, "output_%d.npy", i);
+    else snprintf(name, sizeof path - (size_t)n, "%s.npy", t->name);
+    for (; *name; name++)
+      if (*name == '/') *name = '_';
+    if (kiln_npy_write(path, t->dtype, t->rank, t->shape, outputs[i]) != KILN_OK) die(kiln_error());
+  }
+  return 0;
+}

@@ -1,0 +1,320 @@
+/* model_train: trains a kiln model compiled with --train on .npy data (epochs, shuffling, Keras-style progress) and saves its weights. */
+#define _POSIX_C_SOURCE 200809L
+#include "model.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+extern const kiln_model_desc kiln_model;
+
+static unsigned char memory[KILN_MEMORY_BYTES] __attribute__((aligned(64)));
+
+static const char *usage =
+    "usage: model_train [--epochs E] [--batch-size B] [--validation-split F] [--out weights.safetensors]\n"
+    "                   [--weights PATH] [--seed S] [--bench N] x.npy y.npy\n"
+    "  data files in the trainStep's order: the model inputs, then one target per output\n"
+    "  --batch-size B        must equal the batch size the model was compiled with\n"
+    "  --validation-split F  hold out the last fraction F of the rows; reports val_accuracy after each epoch\n"
+    "  --out PATH            where to write the trained weights (default weights.safetensors)\n"
+    "  --weights PATH        initial weights (default: weights.safetensors next to this executable)\n"
+    "  --bench N             time N train steps after a warm-up, print the median, and exit\n";
+
+static void die(const char *msg) {
+  fprintf(stderr, "model_train: %s\n", msg);
+  exit(1);
+}
+
+static char *shape_str(char *buf, size_t cap, int rank, const long *shape) {
+  size_t n = (size_t)snprintf(buf, cap, "[");
+  int i;
+  for (i = 0; i < rank && n < cap; i++) n += (size_t)snprintf(buf + n, cap - n, i ? ", %ld" : "%ld", shape[i]);
+  if (n < cap) snprintf(buf + n, cap - n, "]");
+  return buf;
+}
+
+static char *default_weights(const char *argv0) {
+  static char path[4096];
+  ssize_t n = readlink("/proc/self/exe", path, sizeof path - 32);
+  char *slash;
+  if (n > 0) path[n] = '\0';
+  else snprintf(path, sizeof path - 32, "%s", argv0);
+  slash = strrchr(path, '/');
+  if (slash) strcpy(slash + 1, "weights.safetensors");
+  else strcpy(path, "weights.safetensors");
+  return path;
+}
+
+static double now_us(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec * 1e6 + (double)t.tv_nsec / 1e3;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static long parse_long(const char *flag, const char *s, long min) {
+  char *end, msg[256];
+  long v = s ? strtol(s, &end, 10) : 0;
+  if (!s || *end != '\0' || v < min) {
+    snprintf(msg, sizeof msg, "%s needs an integer of at least %ld", flag, min);
+    die(msg);
+  }
+  return v;
+}
+
+static uint64_t rng_state;
+
+static uint64_t xorshift(void) {
+  rng_state ^= rng_state << 13;
+  rng_state ^= rng_state >> 7;
+  rng_state ^= rng_state << 17;
+  return rng_state;
+}
+
+static double value_at(kiln_dtype dt, const void *p, long i) {
+  if (dt == KILN_F32) return ((const float *)p)[i];
+  if (dt == KILN_I32) return ((const int32_t *)p)[i];
+  return ((const unsigned char *)p)[i];
+}
+
+static long argmax(kiln_dtype dt, const void *p, long at, long n) {
+  long best = 0, i;
+  for (i = 1; i < n; i++)
+    if (value_at(dt, p, at + i) > value_at(dt, p, at + best)) best = i;
+  return best;
+}
+
+/* "4ms/step" as Keras 2 writes it */
+static void per_step(char *buf, size_t cap, double us) {
+  if (us >= 1e6) snprintf(buf, cap, "%.0fs/step", us / 1e6);
+  else if (us >= 1e3) snprintf(buf, cap, "%.0fms/step", us / 1e3);
+  else snprintf(buf, cap, "%.0fus/step", us);
+}
+
+typedef struct {
+  const kiln_tensor *t; /* the trainStep input it feeds */
+  kiln_dtype dtype;
+  long rows, row_elems, row_bytes;
+  unsigned char *data;
+  unsigned char *batch; /* one batch, gathered */
+} dataset;
+
+int main(int argc, char **argv) {
+  const kiln_entry *e = kiln_find_entry(&kiln_model, "trainStep"), *pe = kiln_find_entry(&kiln_model, "predict");
+  const char *out = "weights.safetensors", *weights = NULL, *files[64];
+  const void *inputs[64];
+  void *outputs[64];
+  dataset d[64];
+  long epochs = 1, batch = 0, bench = 0, seed = 1, rows = 0, n_train, n_val, steps, *perm, k, step, iteration = 0;
+  double split = 0;
+  int n_files = 0, n_data = 0, rng_input = -1, loss_output = -1, i, j;
+  int32_t counter = 0;
+  float *loss = NULL;
+  char msg[1024], s1[160];
+
+  for (i = 1; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (strcmp(a, "--epochs") == 0) { epochs = parse_long(a, v, 0); i++; }
+    else if (strcmp(a, "--batch-size") == 0) { batch = parse_long(a, v, 1); i++; }
+    else if (strcmp(a, "--seed") == 0) { seed = parse_long(a, v, 0); i++; }
+    else if (strcmp(a, "--bench") == 0) { bench = parse_long(a, v, 1); i++; }
+    else if (strcmp(a, "--out") == 0 && v) { out = v; i++; }
+    else if (strcmp(a, "--weights") == 0 && v) { weights = v; i++; }
+    else if (strcmp(a, "--validation-split") == 0) {
+      char *end;
+      split = v ? strtod(v, &end) : -1;
+      if (!v || *end != '\0' || !(split >= 0 && split < 1)) die("--validation-split needs a number in [0, 1)");
+      i++;
+    } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) { fputs(usage, stdout); return 0; }
+    else if (a[0] == '-' && a[1] == '-') {
+      snprintf(msg, sizeof msg, "unknown or incomplete option %s (see --help)", a);
+      die(msg);
+    } else if (n_files < 64) files[n_files++] = a;
+    else die("too many data files");
+  }
+  if (!e) die("this model has no trainStep entry; compile it with --train");
+  if (e->n_inputs > 64 || e->n_outputs > 64) die("the trainStep has more than 64 inputs or outputs");
+  if (batch && batch != e->batch_size) {
+    snprintf(msg, sizeof msg, "the trainStep was compiled for batch size %d, not %ld; recompile with --batch-size %ld", e->batch_size, batch, batch);
+    die(msg);
+  }
+  batch = e->batch_size;
+  for (i = 0; i < e->n_inputs; i++) {
+    if (strcmp(e->inputs[i].name, "rng_counter") == 0) {
+      if (e->inputs[i].dtype != KILN_I32 || e->inputs[i].size != 1) die("input rng_counter must be an int32 scalar");
+      rng_input = i;
+    } else {
+      d[n_data++].t = &e->inputs[i];
+    }
+  }
+  for (i = 0; i < e->n_outputs && loss_output < 0; i++)
+    if (strcmp(e->outputs[i].name, "loss") == 0 && e->outputs[i].dtype == KILN_F32) loss_output = i;
+  if (n_files != n_data) {
+    size_t n = (size_t)snprintf(msg, sizeof msg, "trainStep takes %d data .npy file(s) in this order (inputs, then targets):", n_data);
+    for (j = 0; j < n_data && n < sizeof msg; j++) n += (size_t)snprintf(msg + n, sizeof msg - n, "%s %s", j ? "," : "", d[j].t->name);
+    if (n < sizeof msg) snprintf(msg + n, sizeof msg - n, "; got %d", n_files);
+    die(msg);
+  }
+  if (batch < 1) die("the trainStep has no batch size");
+  if (!weights && !kiln_model.weights_embedded) weights = default_weights(argv[0]);
+  if (kiln_init(&kiln_model, memory, weights) != KILN_OK) die(kiln_error());
+
+  /* load the data: every file has the same number of rows; a row has the size of one batch row of its input */
+  for (i = 0; i < n_data; i++) {
+    dataset *s = &d[i];
+    int rank;
+    long shape[8], elems = 1;
+    void *data;
+    if (kiln_npy_read(files[i], &s->dtype, &rank, shape, &data) != KILN_OK) die(kiln_error());
+    s->data = (unsigned char *)data;
+    if (s->dtype != s->t->dtype) {
+      snprintf(msg, sizeof msg, "%s: dtype %s, but '%s' is %s", files[i], kiln_dtype_name(s->dtype), s->t->name, kiln_dtype_name(s->t->dtype));
+      die(msg);
+    }
+    if (rank < 1 || s->t->rank < 1 || s->t->shape[0] != batch) {
+      snprintf(msg, sizeof msg, "%s: '%s' (shape %s) has no batch dimension", files[i], s->t->name, shape_str(s1, sizeof s1, s->t->rank, s->t->shape));
+      die(msg);
+    }
+    for (j = 1; j < rank; j++) elems *= shape[j];
+    s->rows = shape[0];
+    s->row_elems = s->t->size / batch;
+    s->row_bytes = s->row_elems * kiln_dtype_size(s->dtype);
+    if (elems != s->row_elems) {
+      char s2[160];
+      snprintf(msg, sizeof msg, "%s: shape %s does not fit '%s' of shape %s (one row must have %ld values)", files[i],
+               shape_str(s1, sizeof s1, rank, shape), s->t->name, shape_str(s2, sizeof s2, s->t->rank, s->t->shape), s->row_elems);
+      die(msg);
+    }
+    if (i > 0 && s->rows != rows) {
+      snprintf(msg, sizeof msg, "%s has %ld rows, but %s has %ld", files[i], s->rows, files[0], rows);
+      die(msg);
+    }
+    rows = s->rows;
+    s->batch = (unsigned char *)malloc((size_t)(s->t->size ? s->t->size : 1) * (size_t)kiln_dtype_size(s->dtype));
+    if (!s->batch) die("out of memory");
+  }
+  n_train = (long)ceil((double)rows * (1.0 - split)); /* as Keras: the last rows are held out */
+  if (n_train > rows) n_train = rows;
+  n_val = rows - n_train;
+  steps = n_train / batch;
+  if (steps < 1) {
+    snprintf(msg, sizeof msg, "%ld training rows are fewer than one batch of %ld", n_train, batch);
+    die(msg);
+  }
+  for (i = 0, j = 0; i < e->n_inputs; i++) inputs[i] = i == rng_input ? (const void *)&counter : (const void *)d[j++].batch;
+  for (i = 0; i < e->n_outputs; i++) outputs[i] = NULL;
+  if (loss_output >= 0) {
+    loss = (float *)malloc((size_t)(e->outputs[loss_output].size ? e->outputs[loss_output].size : 1) * sizeof *loss);
+    if (!loss) die("out of memory");
+    outputs[loss_output] = loss;
+  }
+  perm = (long *)malloc((size_t)n_train * sizeof *perm);
+  if (!perm) die("out of memory");
+  for (k = 0; k < n_train; k++) perm[k] = k;
+  rng_state = 0x9E3779B97F4A7C15ULL ^ (uint64_t)seed;
+
+  if (bench) {
+    long warm = bench / 10 > 3 ? bench / 10 : 3;
+    double *times = (double *)malloc((size_t)bench * sizeof *times);
+    if (!times) die("out of memory");
+    for (k = 0; k < warm + bench; k++) {
+      double t0;
+      long b = k % steps;
+      for (i = 0; i < n_data; i++) memcpy(d[i].batch, d[i].data + b * batch * d[i].row_bytes, (size_t)(batch * d[i].row_bytes));
+      counter = (int32_t)k;
+      t0 = now_us();
+      kiln_run_entry(e, memory, inputs, outputs);
+      if (k >= warm) times[k - warm] = now_us() - t0;
+    }
+    qsort(times, (size_t)bench, sizeof *times, cmp_double);
+    printf("median %.2f us\n", bench % 2 ? times[bench / 2] : (times[bench / 2 - 1] + times[bench / 2]) / 2);
+    return 0;
+  }
+
+  for (k = 0; k < epochs; k++) {
+    double t0 = now_us(), loss_sum = 0, us;
+    char ps[32];
+    printf("Epoch %ld/%ld\n", k + 1, epochs);
+    fflush(stdout);
+    for (step = n_train - 1; step > 0; step--) { /* Fisher-Yates */
+      long r = (long)(xorshift() % (uint64_t)(step + 1)), tmp = perm[step];
+      perm[step] = perm[r];
+      perm[r] = tmp;
+    }
+    for (step = 0; step < steps; step++) {
+      long b;
+      for (i = 0; i < n_data; i++)
+        for (b = 0; b < batch; b++)
+          memcpy(d[i].batch + b * d[i].row_bytes, d[i].data + perm[step * batch + b] * d[i].row_bytes, (size_t)d[i].row_bytes);
+      counter = (int32_t)iteration++;
+      if (kiln_run_entry(e, memory, inputs, outputs) != KILN_OK) die(kiln_error());
+      if (loss) {
+        double sum = 0;
+        long n = e->outputs[loss_output].size;
+        for (b = 0; b < n; b++) sum += loss[b];
+        loss_sum += n ? sum / (double)n : 0;
+      }
+    }
+    us = now_us() - t0;
+    per_step(ps, sizeof ps, us / (double)steps);
+    printf("%ld/%ld - %.0fs - %s", steps, steps, us / 1e6, ps);
+    if (loss) printf(" - loss: %.4f", loss_sum / (double)steps);
+
+    if (n_val > 0) {
+      /* predict over the held-out rows, batch by batch; the last batch is padded with zeros */
+      long pb = pe ? pe->batch_size : 0, classes, correct = 0, r;
+      const kiln_tensor *o;
+      const dataset *labels;
+      void *pin[64], *pout[64];
+      if (!pe || pe->n_inputs > n_data - 1 || pe->n_outputs < 1 || pb < 1) die("validation needs a predict entry with batch size");
+      o = &pe->outputs[0];
+      labels = &d[pe->n_inputs];
+      classes = o->size / pb;
+      for (i = 0; i < pe->n_inputs; i++) {
+        if (pe->inputs[i].dtype != d[i].dtype || pe->inputs[i].size / pb != d[i].row_elems) die("predict inputs do not match the trainStep inputs");
+        pin[i] = calloc((size_t)pe->inputs[i].size, (size_t)kiln_dtype_size(pe->inputs[i].dtype));
+        if (!pin[i]) die("out of memory");
+      }
+      for (i = 0; i < pe->n_outputs; i++) pout[i] = NULL;
+      pout[0] = malloc((size_t)(o->size ? o->size : 1) * (size_t)kiln_dtype_size(o->dtype));
+      if (!pout[0]) die("out of memory");
+      if (!(labels->row_elems == 1 || labels->row_elems == classes)) die("cannot compare the first output with its targets for val_accuracy");
+      for (r = n_train; r < rows; r += pb) {
+        long n = rows - r < pb ? rows - r : pb, b;
+        for (i = 0; i < pe->n_inputs; i++) {
+          memset(pin[i], 0, (size_t)pe->inputs[i].size * (size_t)kiln_dtype_size(pe->inputs[i].dtype));
+          memcpy(pin[i], d[i].data + r * d[i].row_bytes, (size_t)(n * d[i].row_bytes));
+        }
+        if (kiln_run_entry(pe, memory, (const void *const *)pin, pout) != KILN_OK) die(kiln_error());
+        for (b = 0; b < n; b++) {
+          long row = r + b, pred, want;
+          if (classes == 1) { /* one sigmoid unit: threshold at 0.5 */
+            pred = value_at(o->dtype, pout[0], b) > 0.5;
+            want = value_at(labels->dtype, labels->data, row) > 0.5;
+          } else {
+            pred = argmax(o->dtype, pout[0], b * classes, classes);
+            want = labels->row_elems == 1 ? (long)floor(value_at(labels->dtype, labels->data, row) + 0.5)
+                                          : argmax(labels->dtype, labels->data, row * classes, classes);
+          }
+          correct += pred == want;
+        }
+      }
+      printf(" - val_accuracy: %.4f", (double)correct / (double)n_val);
+      for (i = 0; i < pe->n_inputs; i++) free(pin[i]);
+      free(pout[0]);
+    }
+    printf("\n");
+    fflush(stdout);
+  }
+  if (kiln_save_weights(&kiln_model, memory, out) != KILN_OK) die(kiln_error());
+  printf("Saved trained weights to %s\n", out);
+  return 0;
+}

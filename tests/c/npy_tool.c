@@ -1,0 +1,27 @@
+/* Test harness: reads a .npy with kiln_npy_read, prints its dtype, shape and values, and writes it back with kiln_npy_write. */
+#include "kiln_runtime.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+int main(int argc, char **argv) {
+  kiln_dtype dt;
+  int rank, i;
+  long shape[8], n = 1, k;
+  void *data;
+  if (argc != 3) { fprintf(stderr, "usage: npy_tool in.npy out.npy\n"); return 2; }
+  if (kiln_npy_read(argv[1], &dt, &rank, shape, &data) != KILN_OK) { fprintf(stderr, "npy_tool: %s\n", kiln_error()); return 1; }
+  printf("%s [", kiln_dtype_name(dt));
+  for (i = 0; i < rank; i++) { printf(i ? ", %ld" : "%ld", shape[i]); n *= shape[i]; }
+  printf("]");
+  for (k = 0; k < n; k++) {
+    if (dt == KILN_F32) printf(" %g", ((float *)data)[k]);
+    else if (dt == KILN_I32) printf(" %d", ((int32_t *)data)[k]);
+    else printf(" %d", ((unsigned char *)data)[k]);
+  }
+  printf("\n");
+  if (kiln_npy_write(argv[2], dt, rank, shape, data) != KILN_OK) { fprintf(stderr, "npy_tool: %s\n", kiln_error()); return 1; }
+  free(data);
+  return 0;
+}

@@ -1,0 +1,385 @@
+// The C runtime (runtime/c) with a hand-written fake model: .npy I/O, safetensors load/save, the thread pool, model_main, model_train.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type NamedTensor, readSafetensors, writeSafetensors } from '../../runtime/safetensors.js';
+
+const root = path.resolve(import.meta.dirname, '../..');
+const rt = path.join(root, 'runtime/c');
+const tc = path.join(root, 'tests/c');
+const CFLAGS = ['-O2', '-std=c99', '-Wall', '-Wextra', '-Werror', '-pthread'];
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'kiln-c-'));
+const bin = path.join(tmp, 'bin');
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+interface Result { code: number | null; signal: string | null; out: string; err: string }
+
+function sh(cmd: string, args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): Result {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', cwd: opts.cwd ?? tmp, env: { ...process.env, ...opts.env } });
+  return { code: r.status, signal: r.signal, out: r.stdout, err: r.stderr };
+}
+
+function gcc(args: string[], extra: string[] = []): void {
+  const link = args.includes('-c') ? [] : ['-lm'];
+  const r = sh('gcc', [...CFLAGS, ...extra, '-I', tc, '-I', rt, ...args, ...link]);
+  if (r.code !== 0) throw new Error(`gcc ${args.join(' ')}\n${r.err}`);
+}
+
+/** A program's clear failure: exit 1, no signal, one line on stderr matching `re`. */
+function expectFailure(r: Result, re: RegExp): void {
+  expect(r.signal).toBeNull();
+  expect(r.code).toBe(1);
+  expect(r.err.trim().split('\n')).toHaveLength(1);
+  expect(r.err).toMatch(re);
+}
+
+// ---- .npy bytes, written by hand as NumPy writes them (format 1.0, header padded to 64 bytes)
+
+function npyHeader(descr: string, shape: readonly number[], fortran = false): string {
+  let h = `{'descr': '${descr}', 'fortran_order': ${fortran ? 'True' : 'False'}, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
+  if (shape.length > 0) h += ' '.repeat(21 - String(shape[0]).length);
+  return h + ' '.repeat(64 - ((10 + h.length + 1) % 64)) + '\n';
+}
+
+function npy(descr: string, shape: readonly number[], data: ArrayBufferView, fortran = false, version = 1): Uint8Array {
+  const h = new TextEncoder().encode(npyHeader(descr, shape, fortran));
+  const pre = version === 1 ? [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, h.length & 0xff, h.length >> 8] : [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 2, 0, h.length & 0xff, h.length >> 8, 0, 0];
+  const body = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  const out = new Uint8Array(pre.length + h.length + body.length);
+  out.set(pre, 0);
+  out.set(h, pre.length);
+  out.set(body, pre.length + h.length);
+  return out;
+}
+
+/** A .npy file with the given header text (to build broken files). */
+function rawNpy(header: string): Uint8Array {
+  const h = new TextEncoder().encode(header);
+  const out = new Uint8Array(10 + h.length + 64);
+  out.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, h.length & 0xff, h.length >> 8], 0);
+  out.set(h, 10);
+  return out;
+}
+
+/** A small .npy parser: '<f4', '<i4', '|b1', C order. */
+function parseNpy(bytes: Uint8Array): { descr: string; shape: number[]; data: Float32Array | Int32Array | Uint8Array } {
+  expect(Array.from(bytes.subarray(0, 6))).toEqual([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]);
+  expect(bytes[6]).toBe(1);
+  const n = bytes[8]! | (bytes[9]! << 8);
+  const h = new TextDecoder().decode(bytes.subarray(10, 10 + n));
+  expect((10 + n) % 64).toBe(0);
+  expect(h.endsWith('\n')).toBe(true);
+  const descr = /'descr': '([^']+)'/.exec(h)![1]!;
+  expect(h).toContain("'fortran_order': False");
+  const shape = /'shape': \(([^)]*)\)/.exec(h)![1]!.split(',').map((s) => s.trim()).filter((s) => s).map(Number);
+  const raw = bytes.slice(10 + n);
+  const data = descr === '<f4' ? new Float32Array(raw.buffer) : descr === '<i4' ? new Int32Array(raw.buffer) : new Uint8Array(raw.buffer);
+  expect(data.length).toBe(shape.reduce((a, b) => a * b, 1));
+  return { descr, shape, data };
+}
+
+function close(a: ArrayLike<number>, b: ArrayLike<number>): void {
+  expect(a.length).toBe(b.length);
+  for (let i = 0; i < a.length; i++) expect(Math.abs(a[i]! - b[i]!)).toBeLessThanOrEqual(1e-6);
+}
+
+// ---- the fake model (tests/c/fake_model.c): predict y = 2x + w, pos = #(x > 0) + flags; trainStep learns w
+
+const W = Float32Array.of(0.5, -0.5, 0.25);
+const weights = (w: Float32Array = W): NamedTensor[] => [
+  { name: 'fake/w', dtype: 'float32', shape: [3], data: w },
+  { name: 'fake/flags', dtype: 'bool', shape: [2], data: Uint8Array.of(1, 0) },
+  { name: 'optimizer/iterations', dtype: 'int32', shape: [], data: Int32Array.of(0) },
+  { name: 'fake/last_rng', dtype: 'int32', shape: [], data: Int32Array.of(0) },
+];
+const X = Float32Array.of(1, -2, 3, 0.5, 0, -1);
+const expectedY = (w: Float32Array): number[] => Array.from(X, (v, i) => 2 * v + w[i % 3]!);
+
+/** Safetensors bytes with a header written by hand (to build broken files). */
+function rawSafetensors(header: string, data: Uint8Array, declaredLength?: number): Uint8Array {
+  const h = new TextEncoder().encode(header);
+  const out = new Uint8Array(8 + h.length + data.length);
+  new DataView(out.buffer).setBigUint64(0, BigInt(declaredLength ?? h.length), true);
+  out.set(h, 8);
+  out.set(data, 8 + h.length);
+  return out;
+}
+
+let sanitized = false;
+
+beforeAll(() => {
+  mkdirSync(path.join(bin, 'embedded'), { recursive: true });
+  gcc(['-c', path.join(tc, 'fake_model.c'), '-o', path.join(bin, 'model.o')]);
+  gcc(['-c', '-DFAKE_EMBED', path.join(tc, 'fake_model.c'), '-o', path.join(bin, 'model_embedded.o')]);
+  const runtime = path.join(rt, 'kiln_runtime.c');
+  gcc([path.join(rt, 'model_main.c'), runtime, path.join(bin, 'model.o'), '-o', path.join(bin, 'model_main')]);
+  gcc([path.join(rt, 'model_train.c'), runtime, path.join(bin, 'model.o'), '-o', path.join(bin, 'model_train')]);
+  gcc([path.join(rt, 'model_main.c'), runtime, path.join(bin, 'model_embedded.o'), '-o', path.join(bin, 'embedded', 'model_main')]);
+  gcc([path.join(tc, 'npy_tool.c'), runtime, '-o', path.join(bin, 'npy_tool')]);
+  gcc([path.join(tc, 'pool_test.c'), runtime, '-o', path.join(bin, 'pool_test')]);
+  const initTool = [path.join(tc, 'init_tool.c'), path.join(tc, 'fake_model.c'), runtime, '-o', path.join(bin, 'init_tool')];
+  try {
+    gcc(initTool, ['-g', '-fsanitize=address,undefined', '-fno-sanitize-recover=all']);
+    sanitized = true;
+  } catch {
+    gcc(initTool);
+  }
+  writeFileSync(path.join(bin, 'weights.safetensors'), writeSafetensors(weights(), { format: 'kiln' }));
+  writeFileSync(path.join(tmp, 'x.npy'), npy('<f4', [2, 3], X));
+});
+
+describe('C runtime: .npy', () => {
+  const roundTrip = (file: string, bytes: Uint8Array): Result => {
+    writeFileSync(path.join(tmp, file), bytes);
+    return sh(path.join(bin, 'npy_tool'), [file, `back-${file}`]);
+  };
+
+  it('reads and writes NumPy-format files byte for byte', () => {
+    const f4 = npy('<f4', [2, 3], X);
+    // the exact header NumPy 2 writes for a (2, 3) float32 array
+    expect(Array.from(f4.subarray(0, 10))).toEqual([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, 118, 0]);
+    expect(new TextDecoder().decode(f4.subarray(10, 128))).toBe(`{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }${' '.repeat(58)}\n`);
+    const cases: [string, Uint8Array, string][] = [
+      ['f4.npy', f4, 'float32 [2, 3] 1 -2 3 0.5 0 -1'],
+      ['i4.npy', npy('<i4', [5], Int32Array.of(1, -2, 3, 2147483647, -2147483648)), 'int32 [5] 1 -2 3 2147483647 -2147483648'],
+      ['b1.npy', npy('|b1', [2, 2], Uint8Array.of(1, 0, 0, 1)), 'bool [2, 2] 1 0 0 1'],
+      ['scalar.npy', npy('<f4', [], Float32Array.of(1.5)), 'float32 [] 1.5'],
+      ['empty.npy', npy('<i4', [0, 3], new Int32Array(0)), 'int32 [0, 3]'],
+      ['rank3.npy', npy('<f4', [1, 2, 1], Float32Array.of(7, 8)), 'float32 [1, 2, 1] 7 8'],
+    ];
+    for (const [file, bytes, printed] of cases) {
+      const r = roundTrip(file, bytes);
+      expect(r.err).toBe('');
+      expect(r.out.trim()).toBe(printed);
+      expect(readFileSync(path.join(tmp, `back-${file}`))).toEqual(Buffer.from(bytes));
+    }
+  });
+
+  it('converts <f8 and <i8, reads format 2.0 and 1-D Fortran order', () => {
+    const cases: [string, Uint8Array, Uint8Array][] = [
+      ['f8.npy', npy('<f8', [2, 3], Float64Array.from(X)), npy('<f4', [2, 3], X)],
+      ['i8.npy', npy('<i8', [3], BigInt64Array.of(-5n, 0n, 2147483647n)), npy('<i4', [3], Int32Array.of(-5, 0, 2147483647))],
+      ['v2.npy', npy('<f4', [2, 3], X, false, 2), npy('<f4', [2, 3], X)],
+      ['f1d.npy', npy('<f4', [3], Float32Array.of(1, 2, 3), true), npy('<f4', [3], Float32Array.of(1, 2, 3))],
+    ];
+    for (const [file, bytes, want] of cases) {
+      const r = roundTrip(file, bytes);
+      expect(r.code).toBe(0);
+      expect(readFileSync(path.join(tmp, `back-${file}`))).toEqual(Buffer.from(want));
+      expect(parseNpy(new Uint8Array(readFileSync(path.join(tmp, `back-${file}`)))).descr).toBe(parseNpy(want).descr);
+    }
+  });
+
+  it('rejects Fortran order, other dtypes and truncated files with a clear message', () => {
+    const good = npy('<f4', [2, 3], X);
+    const cases: [string, Uint8Array, RegExp][] = [
+      ['fortran.npy', npy('<f4', [2, 3], X, true), /fortran\.npy: Fortran-order arrays are not supported/],
+      ['big.npy', npy('>f4', [2, 3], X), /big\.npy: unsupported dtype '>f4'/],
+      ['u8.npy', npy('|u1', [2], Uint8Array.of(1, 2)), /unsupported dtype '\|u1'/],
+      ['short.npy', good.subarray(0, good.length - 1), /short\.npy: data is truncated/],
+      ['head.npy', good.subarray(0, 40), /head\.npy: truncated \.npy header/],
+      ['magic.npy', new TextEncoder().encode('hello world, not numpy'), /magic\.npy: not a \.npy file/],
+      ['wide.npy', npy('<i8', [1], BigInt64Array.of(1n << 40n)), /does not fit int32/],
+      ['structured.npy', rawNpy("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (1,), }\n"), /structured\.npy: \.npy descr is not a simple dtype string/],
+      ['nokey.npy', rawNpy("{'descr': '<f4', 'shape': (1,), }\n"), /nokey\.npy: \.npy header lacks descr, fortran_order or shape/],
+      ['rank9.npy', rawNpy("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1, 1, 1, 1, 1, 1, 1, 1), }\n"), /more than 8 dimensions/],
+    ];
+    for (const [file, bytes, re] of cases) {
+      const r = roundTrip(file, bytes);
+      expect(r.code, file).toBe(1);
+      expect(r.err, file).toMatch(re);
+    }
+  });
+});
+
+describe('C runtime: model_main', () => {
+  it('writes one .npy per output, named after the output, equal to the model', () => {
+    const elsewhere = mkdtempSync(path.join(tmp, 'cwd-'));
+    writeFileSync(path.join(elsewhere, 'x.npy'), npy('<f4', [2, 3], X));
+    // weights.safetensors is found next to the executable, not in the working directory
+    const r = sh(path.join(bin, 'model_main'), ['x.npy', '--out', 'out'], { cwd: elsewhere });
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    const y = parseNpy(new Uint8Array(readFileSync(path.join(elsewhere, 'out', 'out_y.npy'))));
+    expect(y.descr).toBe('<f4');
+    expect(y.shape).toEqual([2, 3]);
+    close(y.data, expectedY(W));
+    const pos = parseNpy(new Uint8Array(readFileSync(path.join(elsewhere, 'out', 'pos.npy'))));
+    expect(pos.descr).toBe('<i4');
+    expect(Array.from(pos.data)).toEqual([3, 1]);
+
+    // --weights, and float64 inputs converted to float32
+    const w2 = Float32Array.of(10, 20, 30);
+    writeFileSync(path.join(elsewhere, 'w2.safetensors'), writeSafetensors(weights(w2)));
+    writeFileSync(path.join(elsewhere, 'x64.npy'), npy('<f8', [2, 3], Float64Array.from(X)));
+    expect(sh(path.join(bin, 'model_main'), ['--weights', 'w2.safetensors', '--out', 'out2', 'x64.npy'], { cwd: elsewhere }).code).toBe(0);
+    close(parseNpy(new Uint8Array(readFileSync(path.join(elsewhere, 'out2', 'out_y.npy')))).data, expectedY(w2));
+  });
+
+  it('runs with embedded weights and no weights file', () => {
+    const out = path.join(tmp, 'out-embedded');
+    const r = sh(path.join(bin, 'embedded', 'model_main'), ['--out', out, 'x.npy']);
+    expect(r.err).toBe('');
+    close(parseNpy(new Uint8Array(readFileSync(path.join(out, 'out_y.npy')))).data, expectedY(W));
+  });
+
+  it('--bench N prints the median microseconds per call', () => {
+    const r = sh(path.join(bin, 'model_main'), ['--bench', '200', 'x.npy', '--out', path.join(tmp, 'out-bench')]);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^median \d+\.\d+ us\n$/);
+  });
+
+  it('fails with one clear line on bad inputs', () => {
+    const write = (f: string, b: Uint8Array): string => {
+      writeFileSync(path.join(tmp, f), b);
+      return f;
+    };
+    const main = (...args: string[]): Result => sh(path.join(bin, 'model_main'), args);
+    expectFailure(main(write('xi.npy', npy('<i4', [2, 3], Int32Array.from(X)))), /xi\.npy: dtype int32, but input 'x' is float32/);
+    expectFailure(main(write('xb.npy', npy('<f4', [5, 3], new Float32Array(15)))), /xb\.npy: batch dimension is 5, but this model was compiled for batch size 2/);
+    expectFailure(main(write('xs.npy', npy('<f4', [2, 4], new Float32Array(8)))), /xs\.npy: shape \[2, 4\], but input 'x' has shape \[2, 3\]/);
+    expectFailure(main(write('xf.npy', npy('<f4', [2, 3], X, true))), /Fortran-order/);
+    expectFailure(main('x.npy', 'x.npy'), /predict takes 1 input \.npy file\(s\) in this order: x; got 2/);
+    expectFailure(main(), /predict takes 1 input/);
+    expectFailure(main('missing.npy'), /missing\.npy: cannot open/);
+    expectFailure(main('--frobnicate', 'x.npy'), /unknown or incomplete option --frobnicate/);
+    expectFailure(main('--bench', 'many', 'x.npy'), /--bench needs a positive integer/);
+    expectFailure(main('--weights', 'nowhere.safetensors', 'x.npy'), /nowhere\.safetensors: cannot open weights/);
+  });
+});
+
+describe('C runtime: safetensors', () => {
+  const good = (): Uint8Array => writeSafetensors(weights(), { format: 'kiln' });
+  const data = (): Uint8Array => { const g = good(); return g.subarray(g.length - 22); };
+  const header = (w: string): string => `{"fake/w":${w},"fake/flags":{"dtype":"BOOL","shape":[2],"data_offsets":[12,14]},"optimizer/iterations":{"dtype":"I32","shape":[],"data_offsets":[14,18]},"fake/last_rng":{"dtype":"I32","shape":[],"data_offsets":[18,22]}}`;
+
+  it('rejects broken or mismatched weight files, each with a clear message and exit 1', () => {
+    const g = good();
+    const lying = g.slice();
+    new DataView(lying.buffer).setBigUint64(0, BigInt(g.length), true);
+    const withW = (w: NamedTensor): Uint8Array => writeSafetensors([w, ...weights().slice(1)]);
+    const cases: [string, Uint8Array, RegExp][] = [
+      ['truncated', g.subarray(0, 5), /truncated\.st: file is shorter than its 8-byte header length/],
+      ['header-past-end', lying, /header-past-end\.st: header of \d+ bytes runs past the end of the file/],
+      ['wrong-shape', withW({ name: 'fake/w', dtype: 'float32', shape: [4], data: new Float32Array(4) }), /wrong-shape\.st: tensor 'fake\/w' has shape \[4\], expected \[3\]/],
+      ['wrong-rank', withW({ name: 'fake/w', dtype: 'float32', shape: [1, 3], data: new Float32Array(3) }), /tensor 'fake\/w' has shape \[1, 3\], expected \[3\]/],
+      ['wrong-dtype', withW({ name: 'fake/w', dtype: 'int32', shape: [3], data: new Int32Array(3) }), /wrong-dtype\.st: tensor 'fake\/w' has dtype I32, expected F32/],
+      ['f16', rawSafetensors(header('{"dtype":"F16","shape":[3],"data_offsets":[0,6]}'), data()), /tensor 'fake\/w' has unsupported dtype F16, expected F32/],
+      ['offsets-out-of-range', rawSafetensors(header('{"dtype":"F32","shape":[3],"data_offsets":[0,4096]}'), data()), /offsets-out-of-range\.st: tensor 'fake\/w' has data offsets \[0, 4096\] outside the data section of 22 bytes/],
+      ['offsets-reversed', rawSafetensors(header('{"dtype":"F32","shape":[3],"data_offsets":[12,0]}'), data()), /data offsets \[12, 0\] outside the data section/],
+      ['offsets-wrong-size', rawSafetensors(header('{"dtype":"F32","shape":[3],"data_offsets":[0,8]}'), data()), /tensor 'fake\/w' has data offsets \[0, 8\] \(8 bytes\), but shape \[3\] of F32 needs 12 bytes/],
+      ['cut-data', g.subarray(0, g.length - 3), /tensor 'fake\/last_rng' has data offsets \[18, 22\] outside the data section of 19 bytes/],
+      ['missing', writeSafetensors(weights().slice(0, 3)), /missing\.st: no tensor 'fake\/last_rng'/],
+      ['bad-json', rawSafetensors('{"fake/w": {"dtype": "F32", "shape": [3', new Uint8Array(0)), /bad-json\.st: malformed header JSON at byte \d+/],
+      ['not-object', rawSafetensors('[1, 2, 3]', new Uint8Array(0)), /malformed header JSON at byte 0: expected '\{'/],
+      ['negative', rawSafetensors(header('{"dtype":"F32","shape":[-3],"data_offsets":[0,12]}'), data()), /malformed header JSON.*non-negative integer/],
+      ['fraction', rawSafetensors(header('{"dtype":"F32","shape":[3.5],"data_offsets":[0,12]}'), data()), /malformed header JSON.*expected an integer/],
+      ['rank9', rawSafetensors(header('{"dtype":"F32","shape":[1,1,1,1,1,1,1,1,3],"data_offsets":[0,12]}'), data()), /more than 8 dimensions/],
+      ['trailing', rawSafetensors(`${header('{"dtype":"F32","shape":[3],"data_offsets":[0,12]}')} x`, data()), /unexpected text after the header object/],
+      ['duplicate', rawSafetensors(header('{"dtype":"F32","shape":[3],"data_offsets":[0,12]}').replace('{"fake/w"', '{"fake/last_rng":{"dtype":"I32","shape":[],"data_offsets":[18,22]},"fake/w"'), data()), /tensor 'fake\/last_rng' appears twice/],
+      ['no-dtype', rawSafetensors(header('{"shape":[3],"data_offsets":[0,12]}'), data()), /tensor entry needs dtype, shape and data_offsets/],
+      ['deep', rawSafetensors(`{"__metadata__":${'['.repeat(100)}${']'.repeat(100)}}`, new Uint8Array(0)), /nested too deeply/],
+    ];
+    for (const [name, bytes, re] of cases) {
+      writeFileSync(path.join(tmp, `${name}.st`), bytes);
+      const r = sh(path.join(bin, 'model_main'), ['--weights', `${name}.st`, 'x.npy', '--out', path.join(tmp, 'out-bad')]);
+      expect(r.code, name).toBe(1);
+      expect(r.signal, name).toBeNull();
+      expect(r.err, name).toMatch(re);
+      expect(r.err.trim().split('\n'), name).toHaveLength(1);
+    }
+    // escapes, metadata of any shape and key order are fine; extra tensors are ignored
+    const fine = rawSafetensors(`{"__metadata__":{"a":[1,{"b":null}],"c":true}, ${header('{"shape":[3],"data_offsets":[0,12],"dtype":"F\\u0033\\u0032"}').slice(1, -1)},"extra\\n\\"tensor\\"":{"dtype":"F16","shape":[1],"data_offsets":[0,2]}}`, data());
+    writeFileSync(path.join(tmp, 'fine.st'), fine);
+    const r = sh(path.join(bin, 'model_main'), ['--weights', 'fine.st', 'x.npy', '--out', path.join(tmp, 'out-fine')]);
+    expect(r.err).toBe('');
+    close(parseNpy(new Uint8Array(readFileSync(path.join(tmp, 'out-fine', 'out_y.npy')))).data, expectedY(W));
+  });
+
+  it('rejects every prefix of a weights file and survives corrupted headers', () => {
+    writeFileSync(path.join(tmp, 'good.st'), good());
+    const prefixes = sh(path.join(bin, 'init_tool'), ['prefixes', 'good.st', path.join(tmp, 'prefix.st')]);
+    expect(prefixes.err).toBe('');
+    expect(prefixes.out).toMatch(/^ok \d+ prefixes rejected/);
+    const fuzz = sh(path.join(bin, 'init_tool'), ['fuzz', 'good.st', path.join(tmp, 'fuzz.st')]);
+    expect(fuzz.err).toBe('');
+    expect(fuzz.out).toMatch(/^ok \d+ of 3000 accepted/);
+    if (!sanitized) console.warn('init_tool was built without -fsanitize=address,undefined');
+  });
+
+  it('kiln_save_weights writes what runtime/safetensors.ts writes and reads', () => {
+    const r = sh(path.join(bin, 'init_tool'), ['save', path.join(bin, 'weights.safetensors'), 'saved.st']);
+    expect(r.err).toBe('');
+    const saved = new Uint8Array(readFileSync(path.join(tmp, 'saved.st')));
+    expect(Buffer.from(saved)).toEqual(Buffer.from(writeSafetensors(weights(), { format: 'kiln' })));
+    const back = readSafetensors(saved);
+    expect(back.metadata).toEqual({ format: 'kiln' });
+    expect(back.tensors.map((t) => [t.name, t.dtype, t.shape])).toEqual(weights().map((t) => [t.name, t.dtype, t.shape]));
+    back.tensors.forEach((t, i) => expect(Array.from(t.data)).toEqual(Array.from(weights()[i]!.data)));
+  });
+});
+
+describe('C runtime: kiln_parallel_for', () => {
+  it('covers every index exactly once with 1, 2 and 3 threads, repeatedly and nested', () => {
+    for (const t of ['1', '2', '3']) {
+      const r = sh(path.join(bin, 'pool_test'), [], { env: { KILN_NUM_THREADS: t } });
+      expect(r.err).toBe('');
+      expect(r.out.trim()).toBe(`ok threads=${t}`);
+    }
+  });
+});
+
+describe('C runtime: model_train', () => {
+  // 20 rows; the label's column of x is 0.5, so y = 2x + w predicts the label once w is small
+  const labels = Int32Array.from({ length: 20 }, (_, i) => (i * 7) % 3);
+  const x = Float32Array.from({ length: 60 }, (_, i) => (labels[Math.floor(i / 3)] === i % 3 ? 0.5 : 0));
+
+  it('runs epochs with Keras-style progress and val_accuracy, and writes trained weights', () => {
+    const dir = mkdtempSync(path.join(tmp, 'train-'));
+    writeFileSync(path.join(dir, 'x.npy'), npy('<f4', [20, 3], x));
+    writeFileSync(path.join(dir, 'y.npy'), npy('<i8', [20], BigInt64Array.from(labels, BigInt)));
+    const r = sh(path.join(bin, 'model_train'), ['--epochs', '3', '--batch-size', '2', '--validation-split', '0.25', '--out', 'trained.safetensors', 'x.npy', 'y.npy'], { cwd: dir });
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    const lines = r.out.trim().split('\n');
+    expect(lines).toHaveLength(7);
+    const losses: number[] = [];
+    for (let e = 0; e < 3; e++) {
+      expect(lines[2 * e]).toBe(`Epoch ${e + 1}/3`);
+      // 15 training rows (Keras: the last 25% held out) at batch 2: 7 steps, the partial batch dropped
+      const m = /^7\/7 - \d+s - \d+(us|ms|s)\/step - loss: (\d+\.\d{4}) - val_accuracy: (\d\.\d{4})$/.exec(lines[2 * e + 1]!);
+      expect(m, lines[2 * e + 1]).not.toBeNull();
+      losses.push(Number(m![2]));
+      expect(m![3]).toBe('1.0000');
+    }
+    expect(losses[1]!).toBeLessThan(losses[0]!);
+    expect(losses[2]!).toBeLessThanOrEqual(losses[1]!);
+    expect(lines[6]).toBe('Saved trained weights to trained.safetensors');
+
+    const trained = new Map(readSafetensors(new Uint8Array(readFileSync(path.join(dir, 'trained.safetensors')))).tensors.map((t) => [t.name, t.data]));
+    expect(Array.from(trained.get('optimizer/iterations')!)).toEqual([21]);
+    expect(Array.from(trained.get('fake/last_rng')!)).toEqual([20]); // rng_counter = the iteration number
+    expect(Array.from(trained.get('fake/flags')!)).toEqual([1, 0]);
+    for (const v of trained.get('fake/w')!) expect(Math.abs(v)).toBeLessThan(0.05);
+  });
+
+  it('--bench N prints the median; clear errors', () => {
+    const dir = mkdtempSync(path.join(tmp, 'train-'));
+    writeFileSync(path.join(dir, 'x.npy'), npy('<f4', [20, 3], x));
+    writeFileSync(path.join(dir, 'y.npy'), npy('<i4', [20], labels));
+    writeFileSync(path.join(dir, 'yf.npy'), npy('<f4', [20, 3], x));
+    writeFileSync(path.join(dir, 'y5.npy'), npy('<i4', [5], labels.subarray(0, 5)));
+    const train = (...args: string[]): Result => sh(path.join(bin, 'model_train'), args, { cwd: dir });
+    const b = train('--bench', '50', 'x.npy', 'y.npy');
+    expect(b.code).toBe(0);
+    expect(b.out).toMatch(/^median \d+\.\d+ us\n$/);
+    expectFailure(train('--batch-size', '4', 'x.npy', 'y.npy'), /compiled for batch size 2, not 4; recompile with --batch-size 4/);
+    expectFailure(train('x.npy'), /trainStep takes 2 data \.npy file\(s\) in this order \(inputs, then targets\): x, target\/out\/y; got 1/);
+    expectFailure(train('x.npy', 'yf.npy'), /yf\.npy: dtype float32, but 'target\/out\/y' is int32/);
+    expectFailure(train('x.npy', 'y5.npy'), /y5\.npy has 5 rows, but x\.npy has 20/);
+    expectFailure(train('--validation-split', '1.5', 'x.npy', 'y.npy'), /--validation-split needs a number in \[0, 1\)/);
+    expectFailure(train('--validation-split', '0.99', 'x.npy', 'y.npy'), /1 training rows are fewer than one batch of 2/);
+  });
+});
