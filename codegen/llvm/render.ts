@@ -30,13 +30,14 @@ class KernelBuilder {
   private readonly entryBlock: BB;
 
   constructor(private readonly g: LlvmModule, private readonly fn: Fn, private readonly offsets: Record<string, number>,
-    private readonly bufTypes: Map<string, Scalar>) {
+    private readonly bufTypes: Map<string, Scalar>, private readonly memArg = 0) {
     const L = llvm();
     this.entryBlock = L.BasicBlock.Create(g.ctx, 'entry', fn);
     g.b.SetInsertPoint(this.entryBlock);
   }
 
   private get b() { return this.g.b; }
+
 
   /** An alloca in the entry block (where mem2reg finds it). */
   private alloca(t: T, n?: number): V {
@@ -71,7 +72,7 @@ class KernelBuilder {
     if (!t || off === undefined) throw new Error(`llvm: unknown buffer ${buf}`);
     const width = t === 'bool' ? 1 : 4;
     const byte = this.b.CreateAdd(this.b.CreateMul(this.b.CreateSExt(this.expr(idx), this.b.getInt64Ty()), this.b.getInt64(width)), this.b.getInt64(off));
-    const p = this.b.CreateInBoundsGEP(this.b.getInt8Ty(), this.fn.getArg(0), [byte]);
+    const p = this.b.CreateInBoundsGEP(this.b.getInt8Ty(), this.fn.getArg(this.memArg), [byte]);
     return { ptr: this.b.CreateBitCast(p, L.PointerType.get(this.memType(t), 0)), t };
   }
 
@@ -265,9 +266,69 @@ class KernelBuilder {
     }
   }
 
+  /** The body of an outlined parallel loop: `for v in [begin, end)` with begin/end the first two (i64) arguments. */
+  chunk(loop: Extract<Stmt, { k: 'for' }>): void {
+    const L = llvm(), b = this.b;
+    const ptr = this.alloca(b.getInt32Ty());
+    this.vars.set(loop.v, { ptr, t: 'i32' });
+    const end = b.CreateTrunc(this.fn.getArg(1), b.getInt32Ty());
+    b.CreateStore(b.CreateTrunc(this.fn.getArg(0), b.getInt32Ty()), ptr);
+    const head = L.BasicBlock.Create(this.g.ctx, `${loop.v}.head`, this.fn);
+    const body = L.BasicBlock.Create(this.g.ctx, `${loop.v}.body`, this.fn);
+    const exit = L.BasicBlock.Create(this.g.ctx, `${loop.v}.exit`, this.fn);
+    b.CreateBr(head);
+    b.SetInsertPoint(head);
+    b.CreateCondBr(b.CreateICmpSLT(b.CreateLoad(b.getInt32Ty(), ptr), end), body, exit);
+    b.SetInsertPoint(body);
+    this.stmts(loop.body);
+    b.CreateStore(b.CreateAdd(b.CreateLoad(b.getInt32Ty(), ptr), b.getInt32(1)), ptr);
+    b.CreateBr(head);
+    b.SetInsertPoint(exit);
+  }
+
+  /** Runs `fn(begin, end, mem)` over [0, n) on the runtime's thread pool. */
+  callParallel(n: number, fn: Fn): void {
+    const b = this.b, L = llvm();
+    const chunkTy = L.FunctionType.get(b.getVoidTy(), [b.getInt64Ty(), b.getInt64Ty(), b.getInt8PtrTy()], false);
+    const pool = this.g.extern('kiln_parallel_for', b.getVoidTy(), [b.getInt64Ty(), L.PointerType.get(chunkTy, 0), b.getInt8PtrTy()]);
+    b.CreateCall(pool, [b.getInt64(n), fn, this.fn.getArg(this.memArg)]);
+  }
+
   finish(): void {
     this.b.CreateRetVoid();
   }
+}
+
+/** Variables an expression or statement list reads that it does not declare itself. */
+function freeVars(stmts: readonly Stmt[], out = new Set<string>(), bound = new Set<string>()): Set<string> {
+  const expr = (e: Expr): void => {
+    switch (e.k) {
+      case 'var': if (!bound.has(e.name)) out.add(e.name); return;
+      case 'load': expr(e.idx); return;
+      case 'unary': case 'cast': expr(e.a); return;
+      case 'binary': expr(e.a); expr(e.b); return;
+      case 'select': expr(e.c); expr(e.a); expr(e.b); return;
+      case 'philox': expr(e.counter); expr(e.index); return;
+      default:
+    }
+  };
+  for (const s of stmts) {
+    if (s.k === 'for') { const inner = new Set(bound).add(s.v); freeVars(s.body, out, inner); }
+    else if (s.k === 'decl') { expr(s.init); bound.add(s.name); }
+    else if (s.k === 'assign') { expr(s.value); if (!bound.has(s.name)) out.add(s.name); }
+    else if (s.k === 'store') { expr(s.idx); expr(s.value); }
+    else if (s.k === 'local') bound.add(s.name);
+  }
+  return out;
+}
+
+/** Names assigned anywhere in the statements. */
+function assigned(stmts: readonly Stmt[], out = new Set<string>()): Set<string> {
+  for (const s of stmts) {
+    if (s.k === 'assign') out.add(s.name);
+    else if (s.k === 'for') assigned(s.body, out);
+  }
+  return out;
 }
 
 /** The LLVM module being built, with external declarations made once. */
@@ -294,6 +355,13 @@ class LlvmModule {
     return f;
   }
 
+  /** void name(i64 begin, i64 end, i8* mem): one chunk of a parallel loop. */
+  chunkFunction(name: string): Fn {
+    const L = llvm();
+    const ty = L.FunctionType.get(this.b.getVoidTy(), [this.b.getInt64Ty(), this.b.getInt64Ty(), this.b.getInt8PtrTy()], false);
+    return L.Function.Create(ty, L.Function.LinkageTypes.InternalLinkage, name, this.mod);
+  }
+
   function(name: string, internal: boolean): Fn {
     const L = llvm();
     const ty = L.FunctionType.get(this.b.getVoidTy(), [this.b.getInt8PtrTy()], false);
@@ -317,7 +385,28 @@ export function renderLlvm(entries: readonly Entry[], layout: Layout, name: stri
     const kernels = e.program.kernels.map((k) => {
       const fn = g.function(`${e.name}_${k.name}`, true);
       const kb = new KernelBuilder(g, fn, layout.offsets[e.name]!, bufTypes);
-      kb.stmts(k.body);
+      // a top-level parallel loop is outlined into a chunk function for the thread pool; the values it reads
+      // from before it must be top-level decls never assigned (recomputed in each chunk)
+      const changed = assigned(k.body);
+      const pure: Stmt[] = [];
+      k.body.forEach((st, i) => {
+        const pureSoFar = new Set(pure.map((p) => (p as { name: string }).name));
+        if (st.k === 'decl' && !changed.has(st.name) && [...freeVars([st])].every((v) => pureSoFar.has(v))) pure.push(st);
+        const free = st.k === 'for' && st.kind === 'parallel' ? freeVars(st.body, new Set(), new Set([st.v])) : undefined;
+        const pureNames = new Set(pure.map((p) => (p as { name: string }).name));
+        if (st.k !== 'for' || !free || ![...free].every((v) => pureNames.has(v))) {
+          kb.stmts([st]);
+          return;
+        }
+        const here = g.b.GetInsertBlock()!;
+        const chunk = g.chunkFunction(`${e.name}_${k.name}_par${i}`);
+        const cb = new KernelBuilder(g, chunk, layout.offsets[e.name]!, bufTypes, 2);
+        cb.stmts(pure);
+        cb.chunk(st);
+        cb.finish();
+        g.b.SetInsertPoint(here);
+        kb.callParallel(st.extent, chunk);
+      });
       kb.finish();
       return fn;
     });

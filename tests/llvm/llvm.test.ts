@@ -21,22 +21,22 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 let n = 0;
 
 /** Compiles one graph as the predict entry, runs model_main on its inputs, returns outputs by name. */
-function runLlvm(g: Graph, inputs: Data, params: Data, train?: { graph: Graph }): { outputs: Map<string, TypedArray>; dir: string } {
+function runLlvm(g: Graph, inputs: Data, params: Data, threads = 1): { outputs: Map<string, TypedArray>; dir: string } {
   const dir = path.join(tmp, `m${n++}`);
   const weights = g.params.map((p) => ({ name: String(p.attrs['name']), dtype: p.type.dtype, shape: p.type.shape, data: params[String(p.attrs['name'])]! }));
-  compileLlvm({ outDir: dir, entries: [{ name: 'predict', graph: g, batchSize: 1 }, ...(train ? [{ name: 'trainStep' as const, graph: train.graph, batchSize: 1 }] : [])], weights });
+  compileLlvm({ outDir: dir, entries: [{ name: 'predict', graph: g, batchSize: 1 }], weights, threads });
   const files = g.inputs.map((node, i) => {
     const f = path.join(dir, `in${i}.npy`);
     writeFileSync(f, writeNpy(node.type.dtype, node.type.shape, inputs[String(node.attrs['name'])]!));
     return f;
   });
-  execFileSync(path.join(dir, 'model_main'), ['--out', path.join(dir, 'out'), ...files], { cwd: tmp });
+  execFileSync(path.join(dir, 'model_main'), ['--out', path.join(dir, 'out'), ...files], { cwd: tmp, env: { ...process.env, KILN_NUM_THREADS: String(threads) } });
   const outputs = new Map(g.outputs.map((o) => [o.name, readNpy(new Uint8Array(readFileSync(path.join(dir, 'out', `${o.name.replace(/\//g, '_')}.npy`)))).data]));
   return { outputs, dir };
 }
 
-function compare(g: Graph, inputs: Data, params: Data): string[] {
-  const { outputs } = runLlvm(g, inputs, params);
+function compare(g: Graph, inputs: Data, params: Data, threads = 1): string[] {
+  const { outputs } = runLlvm(g, inputs, params, threads);
   const ref = interpret(g, inputs, params);
   const bad: string[] = [];
   for (const [k, v] of ref.outputs) {
@@ -63,6 +63,16 @@ describe('llvm target', () => {
       const t = traceModel(model, b);
       expect(compare(t.graph, modelInputs(t.graph, b), params(t.variables))).toEqual([]);
     }
+  });
+
+  it('parallel outer loops on the thread pool (3 threads) give the same results', () => {
+    const model = keras.Sequential([keras.layers.Dense(64, { activation: 'relu', inputShape: [784] }), keras.layers.Dense(10, { activation: 'softmax' })]);
+    const t = traceModel(model, 64);
+    expect(compare(t.graph, modelInputs(t.graph, 2), params(t.variables), 3)).toEqual([]);
+    const c = compileModel(model, { optimizer: 'adam', loss: 'sparse_categorical_crossentropy' });
+    const step = traceTrainStep(model, c, [[32, 784]], [[32]]);
+    const g: Graph = { ...step.graph, outputs: [...step.graph.outputs, ...step.graph.updates.map((u) => ({ name: `new/${String(u.param.attrs['name'])}`, node: u.value }))], updates: [] };
+    expect(compare(g, modelInputs(g, 4), params(step.variables), 3)).toEqual([]);
   });
 
   it('the title/body model (two inputs, two outputs)', () => {
