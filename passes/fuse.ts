@@ -247,13 +247,6 @@ export function fuse(g: Graph): FusionPlan {
         && ![...upstream.get(r)!].some((x) => !gr.roots.includes(x) && gr.roots.some((q) => upstream.get(x)!.has(q)))
         && gr.roots.every((q) => readsAt(r, q, mat, gr.key) !== 'other')
         && gr.roots.some((q) => readsAt(r, q, mat, gr.key) === 'elementwise' || cone(q, mat, false).some((c) => isContraction(c) && rc.has(c))));
-      if (process.env['KILN_DEBUG_FUSE']) {
-        for (const gr of groups) {
-          if (!fits(gr.key)) continue;
-          const cyc = [...upstream.get(r)!].filter((x) => !gr.roots.includes(x) && gr.roots.some((q) => upstream.get(x)!.has(q)));
-          console.error(`  %${r.id} vs ${gr.roots.map((q) => `%${q.id}`)}: cycle via ${cyc.map((x) => `%${x.id}`)} reads ${gr.roots.map((q) => readsAt(r, q, mat, gr.key))}`);
-        }
-      }
       if (target) target.roots.push(r);
       else groups.push({ key, roots: [r] });
     }
@@ -262,7 +255,6 @@ export function fuse(g: Graph): FusionPlan {
       if ('key' in p) nests.push(p);
       else {
         retry = p;
-        if (process.env['KILN_DEBUG_FUSE']) console.error(`fuse: nest ${keyOf(gr.key)} of ${gr.roots.map((r) => `%${r.id}`)} needs %${p.id}`);
         break;
       }
     }
@@ -274,7 +266,6 @@ export function fuse(g: Graph): FusionPlan {
     }
     if (!retry) break;
     if (mat.has(retry)) throw new Error(`fuse: cannot place %${retry.id} ${retry.op} in any loop nest`);
-    if (process.env['KILN_DEBUG_FUSE']) console.error(`fuse: materialize %${retry.id} ${retry.op} [${retry.type.shape}]`);
     mat.add(retry);
   }
   return { graph: g, materialized: mat, kernels: formKernels(nests, mat) };

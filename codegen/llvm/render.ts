@@ -268,21 +268,20 @@ class KernelBuilder {
 
   /** The body of an outlined parallel loop: `for v in [begin, end)` with begin/end the first two (i64) arguments. */
   chunk(loop: Extract<Stmt, { k: 'for' }>): void {
+    // a do-while over the chunk like every other loop (the pool never hands out empty chunks)
     const L = llvm(), b = this.b;
     const ptr = this.alloca(b.getInt32Ty());
     this.vars.set(loop.v, { ptr, t: 'i32' });
     const end = b.CreateTrunc(this.fn.getArg(1), b.getInt32Ty());
     b.CreateStore(b.CreateTrunc(this.fn.getArg(0), b.getInt32Ty()), ptr);
-    const head = L.BasicBlock.Create(this.g.ctx, `${loop.v}.head`, this.fn);
     const body = L.BasicBlock.Create(this.g.ctx, `${loop.v}.body`, this.fn);
     const exit = L.BasicBlock.Create(this.g.ctx, `${loop.v}.exit`, this.fn);
-    b.CreateBr(head);
-    b.SetInsertPoint(head);
-    b.CreateCondBr(b.CreateICmpSLT(b.CreateLoad(b.getInt32Ty(), ptr), end), body, exit);
+    b.CreateBr(body);
     b.SetInsertPoint(body);
     this.stmts(loop.body);
-    b.CreateStore(b.CreateAdd(b.CreateLoad(b.getInt32Ty(), ptr), b.getInt32(1)), ptr);
-    b.CreateBr(head);
+    const next = b.CreateAdd(b.CreateLoad(b.getInt32Ty(), ptr), b.getInt32(1));
+    b.CreateStore(next, ptr);
+    b.CreateCondBr(b.CreateICmpSLT(next, end), body, exit);
     b.SetInsertPoint(exit);
   }
 
