@@ -91,6 +91,12 @@ export class Variable extends Tensor {
     this.trainable = trainable;
   }
 
+  /** @internal Takes ownership of a fresh array of this variable's dtype and size (no copy). */
+  _adopt(data: TypedArray): void {
+    if (data.length !== this.size || data.constructor !== this.data.constructor) throw new Error(`variable '${this.path}': cannot adopt ${data.length} ${data.constructor.name} values`);
+    this._value = data;
+  }
+
   /** Replaces the value in place (same shape; cast to this variable's dtype). */
   assign(value: Tensor | TypedArray): void {
     const data = value instanceof Tensor ? value.data : value;

@@ -53,14 +53,21 @@ export class WasmRunner {
     return new Uint8Array(buf, b.offset, b.size);
   }
 
-  /** Writes named inputs and params into memory (only what is given). */
+  /**
+   * Arrays whose values memory already holds, by param name: the updated values this runner returned last
+   * time (in-place updates leave them in memory), so passing them back skips the copy in.
+   */
+  private readonly resident = new Map<string, TypedArray>();
+
+  /** Writes named inputs and params into memory (only what is given, and no param memory already holds). */
   write(kind: 'inputs' | 'params', values: Bindings): void {
     for (const { name, buffer } of this.program[kind]) {
       const v = get(values, name);
-      if (!v) continue;
+      if (!v || (kind === 'params' && this.resident.get(name) === v)) continue;
       const view = this.view(buffer);
       if (v.length !== view.length) throw new Error(`wasm: ${kind.slice(0, -1)} '${name}' needs ${view.length} elements, got ${v.length}`);
       view.set(v);
+      if (kind === 'params') this.resident.delete(name);
     }
   }
 
@@ -71,10 +78,16 @@ export class WasmRunner {
     this.write('inputs', inputs);
     this.write('params', params);
     this.runFn();
-    return {
-      outputs: new Map(this.program.outputs.map((o) => [o.name, this.view(o.buffer).slice()])),
-      updates: new Map(this.program.updates.map((u) => [u.name, this.view(u.buffer).slice()])),
-    };
+    const updates = new Map<string, TypedArray>();
+    for (const u of this.program.updates) {
+      const value = this.view(u.buffer).slice();
+      const param = this.program.params.find((p) => p.name === u.name)!;
+      // a new value computed outside its param's buffer is copied there, so memory holds it for the next call
+      if (param.buffer !== u.buffer) this.view(param.buffer).set(value);
+      this.resident.set(u.name, value);
+      updates.set(u.name, value);
+    }
+    return { outputs: new Map(this.program.outputs.map((o) => [o.name, this.view(o.buffer).slice()])), updates };
   }
 
   /** Calls the compiled function with whatever is in memory (for benchmarks and resident state). */

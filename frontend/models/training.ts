@@ -136,9 +136,11 @@ export function runTrainStep(step: TrainStep, model: Model, inputs: Tensor[], ta
   const params: Record<string, TypedArray> = {};
   for (const v of step.variables) params[v.path] = v.data;
   const res = runnerFor(step.graph, backend).run(bind, params);
+  // the runner's update arrays are fresh: the variables take them over (a runner that sees them again knows
+  // its memory already holds them)
   for (const v of step.variables) {
     const u = res.updates.get(v.path);
-    if (u) v.assign(u);
+    if (u) v._adopt(u);
   }
   return new Map(step.graph.outputs.map((o) => [o.name, new Tensor(o.node.type.dtype, o.node.type.shape, res.outputs.get(o.name)!)]));
 }
