@@ -124,8 +124,9 @@ export async function compile(model: Model, options: CompileOptions = {}): Promi
   if (emit === 'ir') {
     let graph;
     try {
-      graph = traceModel(model, batchSize, options.train ?? false).graph;
+      graph = options.train ? trainStepGraph(model, batchSize) : traceModel(model, batchSize).graph;
     } catch (err) {
+      if (err instanceof KilnError) throw err;
       throw new KilnError(`cannot trace model '${model.name}': ${errorText(err)}`, { cause: err });
     }
     return { target, ir: printGraph(graph), files: [] };
@@ -142,18 +143,15 @@ export async function compile(model: Model, options: CompileOptions = {}): Promi
   }
   const vars = [...model.weights, ...(options.train ? model.compiled!.optimizer.variables : [])];
   const weights = vars.map((v) => ({ name: v.path, dtype: v.dtype, shape: v.shape, data: v.data }));
+  const io = {
+    inputs: model.inputSpecs.map((s) => ({ name: s.name, shape: [...s.shape], dtype: s.dtype })),
+    outputs: model.outputNames.map((name, i) => ({ name, shape: [...model.outputShapes[i]!], dtype: entries[0]!.graph.outputs[i]!.node.type.dtype })),
+  };
   let files: string[];
   try {
     files = target === 'llvm'
-      ? compileLlvm({ outDir: options.outDir, entries, weights, embedWeights: options.embedWeights, cpu: options.cpu })
-      : compileWasm({
-        outDir: options.outDir,
-        entries,
-        weights,
-        inputs: model.inputSpecs.map((s) => ({ name: s.name, shape: [...s.shape], dtype: s.dtype })),
-        outputs: model.outputNames.map((name, i) => ({ name, shape: [...model.outputShapes[i]!], dtype: 'float32' })),
-        embedWeights: options.embedWeights,
-      });
+      ? compileLlvm({ outDir: options.outDir, entries, weights, ...io, embedWeights: options.embedWeights, cpu: options.cpu })
+      : compileWasm({ outDir: options.outDir, entries, weights, ...io, embedWeights: options.embedWeights });
   } catch (err) {
     throw new KilnError(errorText(err), { cause: err });
   }

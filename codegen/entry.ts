@@ -6,3 +6,10 @@ export interface TargetEntry {
   readonly graph: Graph;
   readonly batchSize: number;
 }
+
+/** A model input or output as manifests list it (null: the batch dimension). */
+export interface IoSpec {
+  readonly name: string;
+  readonly shape: readonly (number | null)[];
+  readonly dtype: string;
+}

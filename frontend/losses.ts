@@ -41,7 +41,10 @@ export abstract class Loss extends CallableObject {
 
   __call__(yTrue: TensorLike, yPred: TensorLike): Tensor {
     const p = convertToTensor(yPred);
-    const t = ops.cast(convertToTensor(yTrue), this.targetDtype);
+    let t = ops.cast(convertToTensor(yTrue), this.targetDtype);
+    // as Keras: targets [n] against predictions [n, 1] (or the reverse) get the missing unit axis
+    if (this.targetDtype === 'float32' && t.rank === p.rank - 1 && p.shape[p.rank - 1] === 1) t = ops.expandDims(t, -1);
+    else if (this.targetDtype === 'float32' && t.rank === p.rank + 1 && t.shape[t.rank - 1] === 1) t = ops.squeeze(t, -1);
     const per = this.call(t, ops.cast(p, 'float32'));
     if (this.reduction === 'none') return per;
     const total = ops.sum(per);
@@ -160,7 +163,12 @@ export class SparseCategoricalCrossentropyLoss extends Loss {
     if (labels.rank !== yPred.rank - 1 || labels.shape.some((d, i) => d !== yPred.shape[i])) {
       throw new Error(`${this.name}: labels of shape [${yTrue.shape}] do not match predictions of shape [${yPred.shape}] (expected [${yPred.shape.slice(0, -1)}])`);
     }
-    const oneHot = ops.oneHot(labels, yPred.shape[yPred.rank - 1]!);
+    const classes = yPred.shape[yPred.rank - 1]!;
+    if (!labels.isSymbolic) {
+      const bad = Array.from(labels.data).find((l) => l < 0 || l >= classes);
+      if (bad !== undefined) throw new Error(`${this.name}: label ${bad} is outside [0, ${classes}) for predictions of shape [${yPred.shape}]`);
+    }
+    const oneHot = ops.oneHot(labels, classes);
     return ops.negative(ops.sum(ops.multiply(oneHot, logProbs(yPred, this.fromLogits, -1)), { axis: -1 }));
   }
 }

@@ -407,10 +407,13 @@ export function pad(x: TensorLike, padWidth: readonly (readonly [number, number]
   return apply('pad', [t], { padding: padWidth.map((p) => [p[0], p[1]]), value: constantValue });
 }
 
-/** Gathers slices along axis at integer indices (NumPy take). Indices are clamped into range. */
+/** Gathers slices along axis at integer indices (NumPy take): negative indices count from the end. */
 export function take(x: TensorLike, indices: TensorLike, axis = 0): Tensor {
   const t = convertToTensor(x);
-  return apply('gather', [t, cast(indices, 'int32')], { axis: normAxis(axis, t.rank) });
+  const a = normAxis(axis, t.rank);
+  const idx = cast(indices, 'int32');
+  const wrapped = where(less(idx, 0), add(idx, t.shape[a]!), idx);
+  return apply('gather', [t, wrapped], { axis: a });
 }
 
 /** One-hot encoding of integer labels along a new last axis (float32). */

@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { TargetEntry } from '../entry.js';
+import type { IoSpec, TargetEntry } from '../entry.js';
 import { printGraph } from '../../ir/printer.js';
 import { type NamedTensor, writeSafetensors } from '../../runtime/safetensors.js';
 import { type Layout, layoutModule } from '../loop/layout.js';
@@ -39,6 +39,9 @@ export interface LlvmTargetOptions {
   readonly outDir: string;
   readonly entries: readonly TargetEntry[];
   readonly weights: readonly NamedTensor[];
+  /** The model's inputs and outputs for the manifest (the entries' graphs give the traced shapes). */
+  readonly inputs?: readonly IoSpec[];
+  readonly outputs?: readonly IoSpec[];
   readonly embedWeights?: boolean;
   /** opt/llc -mcpu (default: the host's x86-64 level) */
   readonly cpu?: string;
@@ -139,6 +142,8 @@ export function compileLlvm(o: LlvmTargetOptions): string[] {
   const manifest = {
     target: 'llvm',
     cpu,
+    inputs: o.inputs ?? o.entries[0]!.graph.inputs.map((n) => ({ name: String(n.attrs['name']), shape: n.type.shape, dtype: n.type.dtype })),
+    outputs: o.outputs ?? o.entries[0]!.graph.outputs.map((x) => ({ name: x.name, shape: x.node.type.shape, dtype: x.node.type.dtype })),
     params: o.weights.map((w) => ({ name: w.name, shape: w.shape, dtype: w.dtype })),
     arenaBytes: layout.arenaBytes,
     memoryBytes: layout.memoryBytes,

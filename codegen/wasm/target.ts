@@ -1,7 +1,7 @@
 // The wasm target: compiles entry graphs into one module and writes every artifact of DESIGN.md.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { TargetEntry } from '../entry.js';
+import type { IoSpec, TargetEntry } from '../entry.js';
 import { printGraph } from '../../ir/printer.js';
 import { type NamedTensor, writeSafetensors } from '../../runtime/safetensors.js';
 import { printProgram } from '../loop/printer.js';
@@ -18,8 +18,8 @@ export interface TargetOptions {
   readonly entries: readonly TargetEntry[];
   /** Initial values of every param (weights, then optimizer state), by Keras name. */
   readonly weights: readonly NamedTensor[];
-  readonly inputs: readonly { name: string; shape: readonly (number | null)[]; dtype: string }[];
-  readonly outputs: readonly { name: string; shape: readonly (number | null)[]; dtype: string }[];
+  readonly inputs: readonly IoSpec[];
+  readonly outputs: readonly IoSpec[];
   /** Store the weights inside model.wasm (the loader then needs no weights file). */
   readonly embedWeights?: boolean;
 }

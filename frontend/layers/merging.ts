@@ -65,9 +65,12 @@ export interface ConcatenateOptions extends LayerOptions {
 export class Concatenate extends Layer {
   readonly axis: number;
 
-  constructor(options: ConcatenateOptions = {}) {
-    super(options);
-    this.axis = options.axis ?? -1;
+  /** Concatenate(axis?, options?): Keras's leading positional argument is the axis. */
+  constructor(axisOrOptions: number | ConcatenateOptions = {}, options: ConcatenateOptions = {}) {
+    const opts = typeof axisOrOptions === 'number' ? { ...options, axis: axisOrOptions } : axisOrOptions;
+    super(opts);
+    this.axis = opts.axis ?? -1;
+    if (!Number.isInteger(this.axis)) throw new Error(`Concatenate: axis must be an integer, got ${this.axis}`);
     this.built = true;
   }
 

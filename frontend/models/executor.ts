@@ -1,4 +1,4 @@
-// Running models: trace a model into one graph per (batch size, mode) and execute it on the reference interpreter.
+// Running models: trace a model into one graph per (batch size, mode) and run it on the selected backend.
 import type { Graph } from '../../ir/graph.js';
 import type { TypedArray } from '../../ir/types.js';
 import { Trace, withTrace } from '../engine.js';
@@ -41,7 +41,7 @@ const cache = new WeakMap<Model, Map<string, TracedModel>>();
 export function tracedFor(model: Model, batchSize: number, training = false): TracedModel {
   let m = cache.get(model);
   if (!m) cache.set(model, (m = new Map()));
-  const key = `${batchSize}|${training}|${model.layers.length}`;
+  const key = `${batchSize}|${training}|${model.structureVersion}`;
   let t = m.get(key);
   if (!t) m.set(key, (t = traceModel(model, batchSize, training)));
   return t;
@@ -70,6 +70,7 @@ export function sliceBatch(t: Tensor, start: number, end: number): Tensor {
 export function predict(model: Model, x: ModelInput, options: PredictOptions = {}): Tensor | Tensor[] {
   const inputs = model.normalizeInputs(x);
   const n = inputs[0]!.shape[0]!;
+  if (n === 0) throw new Error(`predict: model '${model.name}' was given no samples (a batch dimension of 0)`);
   for (const t of inputs) if (t.shape[0] !== n) throw new Error(`predict: inputs have different numbers of samples (${inputs.map((i) => i.shape[0]).join(', ')})`);
   const bs = Math.max(1, Math.min(options.batchSize ?? 32, n));
   const parts: Tensor[][] = [];

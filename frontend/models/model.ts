@@ -36,6 +36,9 @@ export abstract class Model<Out extends Tensor | Tensor[] = Tensor | Tensor[]> e
   /** Output shapes in order, with null batch. */
   abstract get outputShapes(): SymbolicShape[];
 
+  /** Bumped whenever the model's structure changes (Sequential add/pop/build), so cached traces are dropped. */
+  structureVersion = 0;
+
   /** Whether the model returns a list (several outputs). */
   get multiOutput(): boolean {
     return this.outputNames.length > 1;
@@ -73,7 +76,11 @@ export abstract class Model<Out extends Tensor | Tensor[] = Tensor | Tensor[]> e
     const specs = this.inputSpecs;
     let list: TensorLike[];
     if (x instanceof Tensor || ArrayBuffer.isView(x) || typeof x === 'number') list = [x as TensorLike];
-    else if (Array.isArray(x)) list = specs.length > 1 && x.length === specs.length && !x.every((e) => typeof e === 'number') ? [...x] as TensorLike[] : [x as TensorLike];
+    else if (Array.isArray(x)) {
+      // a list of tensors (or typed arrays) is one entry per input; a nested list of numbers is one input
+      const perInput = x.every((e) => e instanceof Tensor || ArrayBuffer.isView(e)) || (specs.length > 1 && x.length === specs.length && !x.every((e) => typeof e === 'number'));
+      list = perInput ? [...x] as TensorLike[] : [x as TensorLike];
+    }
     else {
       const rec = x as Record<string, TensorLike>;
       list = specs.map((s) => {
@@ -192,6 +199,8 @@ export class Functional<Out extends Tensor | Tensor[] = Tensor | Tensor[]> exten
     this.nodes = order;
     const layers: AnyLayer[] = ins.map((k) => k.history!.layer);
     for (const c of order) if (!layers.includes(c.layer)) layers.push(c.layer);
+    const dup = layers.find((l, i) => layers.findIndex((m) => m.name === l.name) !== i);
+    if (dup) throw new LayerError(`keras.Model: two different layers are named '${dup.name}'; layer names must be unique in a model`);
     this.layerList = layers;
     this.built = true;
   }
@@ -204,8 +213,14 @@ export class Functional<Out extends Tensor | Tensor[] = Tensor | Tensor[]> exten
     return this.inputs.map((k) => ({ name: k.name, shape: k.shape, dtype: k.dtype }));
   }
 
+  /** Output names in order: the producing layers' names, made unique (a layer may produce several outputs). */
   get outputNames(): string[] {
-    return this.outputs.map((k) => k.name);
+    const seen = new Map<string, number>();
+    return this.outputs.map((k) => {
+      const n = seen.get(k.name) ?? 0;
+      seen.set(k.name, n + 1);
+      return n === 0 ? k.name : `${k.name}_${n}`;
+    });
   }
 
   get outputShapes(): SymbolicShape[] {

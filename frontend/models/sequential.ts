@@ -36,6 +36,7 @@ export class Sequential extends Model<Tensor> {
     }
     if (typeof layer !== 'function' || !('__call__' in layer)) throw new LayerError(`Sequential '${this.name}': add() expects a layer, got ${String(layer)}`);
     if (this.stack.includes(layer)) throw new LayerError(`Sequential '${this.name}': layer '${layer.name}' is already in the model`);
+    if (this.stack.some((l) => l.name === layer.name)) throw new LayerError(`Sequential '${this.name}': another layer is already named '${layer.name}'; layer names must be unique in a model`);
     this.stack.push(layer);
     if (!this.inputLayer && this.stack.length === 1 && layer.batchInputShape) {
       this.inputLayer = new InputLayer({ shape: layer.batchInputShape.slice(1), batchSize: layer.batchInputShape[0] ?? undefined });
@@ -59,6 +60,7 @@ export class Sequential extends Model<Tensor> {
     }
     this.shapes = shapes;
     this.built = true;
+    this.structureVersion++;
   }
 
   get layers(): AnyLayer[] {

@@ -58,7 +58,7 @@ export function compileModel(model: Model, options: CompileOptions): Compiled {
   const m = options.metrics;
   let metricIds: metrics.MetricIdentifier[][];
   if (m === undefined) metricIds = model.outputNames.map(() => []);
-  else if (Array.isArray(m) && m.every((x) => Array.isArray(x))) metricIds = perOutput(model, m as metrics.MetricIdentifier[][], 'metrics', () => []);
+  else if (Array.isArray(m) && m.length > 0 && m.every((x) => Array.isArray(x))) metricIds = perOutput(model, m as metrics.MetricIdentifier[][], 'metrics', () => []);
   else if (Array.isArray(m)) metricIds = model.outputNames.map(() => [...m] as metrics.MetricIdentifier[]);
   else metricIds = perOutput(model, m as Record<string, metrics.MetricIdentifier[]>, 'metrics', () => []);
   return { optimizer: optimizers.get(options.optimizer ?? 'rmsprop'), losses: ls, lossWeights: weights, metricIds };
@@ -79,7 +79,10 @@ function normalizeTargets(model: Model, y: ModelInput, c: Compiled): Tensor[] {
   const names = model.outputNames;
   let list: TensorLike[];
   if (y instanceof Tensor || ArrayBuffer.isView(y) || !Array.isArray(y) && typeof y !== 'object') list = [y as TensorLike];
-  else if (Array.isArray(y)) list = names.length > 1 && y.length === names.length && !y.every((e) => typeof e === 'number') ? [...y] as TensorLike[] : [y as TensorLike];
+  else if (Array.isArray(y)) {
+    const perOutput = y.every((e) => e instanceof Tensor || ArrayBuffer.isView(e)) || (names.length > 1 && y.length === names.length && !y.every((e) => typeof e === 'number'));
+    list = perOutput ? [...y] as TensorLike[] : [y as TensorLike];
+  }
   else list = names.map((n) => {
     const rec = y as Record<string, TensorLike>;
     if (!(n in rec)) throw new Error(`Model '${model.name}': missing targets for output '${n}'`);
@@ -206,7 +209,12 @@ export function fitModel(model: Model, c: Compiled | undefined, x: ModelInput, y
     n = nTrain;
   }
   if (n === 0) throw new Error('fit: no training samples');
-  const epochs = options.epochs ?? 1, bs = Math.min(options.batchSize ?? 32, n);
+  const epochs = options.epochs ?? 1;
+  if (!Number.isInteger(epochs) || epochs < 0) throw new Error(`fit: epochs must be a non-negative integer, got ${epochs}`);
+  if (options.batchSize !== undefined && (!Number.isInteger(options.batchSize) || options.batchSize < 1)) {
+    throw new Error(`fit: batchSize must be a positive integer, got ${options.batchSize}`);
+  }
+  const bs = Math.min(options.batchSize ?? 32, n);
   const steps = Math.ceil(n / bs);
   const verbose = options.verbose === 'auto' || options.verbose === undefined ? 1 : options.verbose;
   const history = new History({ epochs, steps, verbose });
@@ -244,7 +252,7 @@ export function fitModel(model: Model, c: Compiled | undefined, x: ModelInput, y
     }
     const logs = logsOf(lossMean, perOutLoss, ms);
     if (val) {
-      const v = evaluateModel(model, comp, val[0], val[1], { batchSize: bs, verbose: 0, returnDict: true, backend: options.backend }) as Record<string, number>;
+      const v = evaluateNormalized(model, comp, val[0], val[1], { batchSize: bs, verbose: 0, returnDict: true, backend: options.backend }) as Record<string, number>;
       for (const [k, value] of Object.entries(v)) logs[`val_${k}`] = value;
     }
     bar.finish(logs);
@@ -271,10 +279,16 @@ export interface EvaluateOptions {
 }
 
 /** model.evaluate: loss and metrics over batches of the inference graph. */
-export function evaluateModel(model: Model, c: Compiled | undefined, x: ModelInput | Tensor[], y: ModelInput | Tensor[], options: EvaluateOptions = {}): number[] | Record<string, number> {
+export function evaluateModel(model: Model, c: Compiled | undefined, x: ModelInput, y: ModelInput, options: EvaluateOptions = {}): number[] | Record<string, number> {
   const comp = requireCompiled(model, c);
-  const inputs = Array.isArray(x) && x.every((t) => t instanceof Tensor) && x.length === model.inputSpecs.length ? x as Tensor[] : model.normalizeInputs(x as ModelInput);
-  const targets = Array.isArray(y) && y.every((t) => t instanceof Tensor) && y.length === model.outputNames.length ? y as Tensor[] : normalizeTargets(model, y as ModelInput, comp);
+  return evaluateNormalized(model, comp, model.normalizeInputs(x), normalizeTargets(model, y, comp), options);
+}
+
+/** evaluate on inputs and targets already checked and cast (fit's validation data). */
+function evaluateNormalized(model: Model, comp: Compiled, inputs: Tensor[], targets: Tensor[], options: EvaluateOptions): number[] | Record<string, number> {
+  if (options.batchSize !== undefined && (!Number.isInteger(options.batchSize) || options.batchSize < 1)) {
+    throw new Error(`evaluate: batchSize must be a positive integer, got ${options.batchSize}`);
+  }
   const n = samples([...inputs, ...targets], 'evaluate');
   const bs = Math.max(1, Math.min(options.batchSize ?? 32, n));
   const ms = makeMetrics(model, comp);

@@ -1,0 +1,63 @@
+// Regressions found in review: model structure changes, shared outputs, argument checks, Keras conveniences.
+import { describe, expect, it } from 'vitest';
+import * as keras from '../../frontend/index.js';
+
+keras.config.setBackend('interpreter');
+
+describe('models', () => {
+  it('predict follows pop() and add() (no stale traced graph)', () => {
+    const m = keras.Sequential([keras.layers.Dense(3, { inputShape: [2] }), keras.layers.Dense(4)]);
+    const x = keras.ops.ones([1, 2]);
+    expect((m.predict(x) as keras.Tensor).shape).toEqual([1, 4]);
+    m.pop();
+    m.add(keras.layers.Dense(5));
+    expect((m.predict(x) as keras.Tensor).shape).toEqual([1, 5]);
+  });
+
+  it('a layer producing two outputs gets two output names and trains', () => {
+    const a = keras.Input({ shape: [3] }), b = keras.Input({ shape: [3] });
+    const d = keras.layers.Dense(2);
+    const m = keras.Model({ inputs: [a, b], outputs: [d(a), d(b)] });
+    expect(new Set(m.outputNames).size).toBe(2);
+    m.compile({ optimizer: 'sgd', loss: 'mse' });
+    const h = m.fit([keras.ops.ones([4, 3]), keras.ops.zeros([4, 3])], [keras.ops.ones([4, 2]), keras.ops.zeros([4, 2])], { verbose: 0 });
+    expect(h.history['loss']).toHaveLength(1);
+  });
+
+  it('predict([x]) on a one-input model and evaluate with lists of tensors', () => {
+    const m = keras.Sequential([keras.layers.Dense(2, { inputShape: [3] })]);
+    const x = keras.ops.array([[1, 2, 3]]);
+    expect((m.predict([x]) as keras.Tensor).shape).toEqual([1, 2]);
+    m.compile({ optimizer: 'sgd', loss: 'mse', metrics: [] });
+    const [loss] = m.evaluate([x], [keras.ops.zeros([1, 2])], { verbose: 0 }) as number[];
+    expect(Number.isFinite(loss)).toBe(true);
+  });
+
+  it('rejects bad fit arguments and duplicate layer names with clear errors', () => {
+    const m = keras.Sequential([keras.layers.Dense(1, { inputShape: [1] })]);
+    m.compile({ optimizer: 'sgd', loss: 'mse' });
+    expect(() => m.fit(keras.ops.ones([2, 1]), keras.ops.ones([2, 1]), { batchSize: 0, verbose: 0 })).toThrow(/batchSize must be a positive integer/);
+    expect(() => m.predict(keras.ops.zeros([0, 1]))).toThrow(/no samples/);
+    expect(() => keras.Sequential([keras.layers.Dense(1, { name: 'd', inputShape: [1] }), keras.layers.Dense(1, { name: 'd' })])).toThrow(/already named 'd'/);
+  });
+
+  it('regression targets [n] against predictions [n, 1], as Keras', () => {
+    const loss = keras.losses.MeanSquaredError()(keras.ops.array([1, 2], 'float32'), keras.ops.array([[1], [4]], 'float32'));
+    expect(loss.item()).toBeCloseTo(2, 6);
+  });
+
+  it('sparse labels out of range are an error, not a zero loss', () => {
+    expect(() => keras.losses.SparseCategoricalCrossentropy()(keras.ops.array([0, 7]), keras.ops.softmax(keras.ops.ones([2, 3])))).toThrow(/label 7 is outside \[0, 3\)/);
+  });
+});
+
+describe('ops and layers', () => {
+  it('take counts negative indices from the end', () => {
+    expect(keras.ops.take(keras.ops.array([1, 2, 3]), keras.ops.array([-1, 0])).toArray()).toEqual([3, 1]);
+  });
+
+  it('Concatenate takes its axis as the leading positional argument', () => {
+    const out = keras.layers.Concatenate(0)([keras.ops.ones([1, 2]), keras.ops.zeros([1, 2])]);
+    expect(out.shape).toEqual([2, 2]);
+  });
+});
