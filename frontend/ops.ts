@@ -102,6 +102,7 @@ export function onesLike(x: TensorLike, dtype?: DType): Tensor {
 /** int32 (or given dtype) values start, start+step, ... below stop. */
 export function arange(start: number, stop?: number, step = 1, dtype?: DType): Tensor {
   if (stop === undefined) [start, stop] = [0, start];
+  if (step === 0 || !Number.isFinite(step)) throw new Error(`arange: step must be a non-zero number, got ${step}`);
   const n = Math.max(0, Math.ceil((stop - start) / step));
   const vals = Array.from({ length: n }, (_, i) => start + i * step);
   return array(vals, dtype ?? (vals.every(Number.isInteger) && Number.isInteger(step) ? 'int32' : 'float32'));
@@ -383,6 +384,7 @@ export function concatenate(xs: readonly TensorLike[], axis = -1): Tensor {
 }
 
 export function stack(xs: readonly TensorLike[], axis = 0): Tensor {
+  if (xs.length === 0) throw new Error('stack: needs at least one tensor');
   const ts = xs.map((x) => convertToTensor(x));
   const a = normAxis(axis, ts[0]!.rank + 1);
   return concatenate(ts.map((t) => expandDims(t, a)), a);
@@ -441,7 +443,9 @@ export function iotaTensor(shape_: Shape, axis: number): Tensor {
 export function logsumexp(x: TensorLike, opts: ReduceOptions | number = {}): Tensor {
   const o = typeof opts === 'number' ? { axis: opts } : opts;
   const t = convertToTensor(x);
-  const m = max(t, { axis: o.axis, keepdims: true });
+  const mx = max(t, { axis: o.axis, keepdims: true });
+  // an all -inf row has max -inf: shift by 0 instead so the result is -inf, not NaN
+  const m = where(equal(abs(mx), Infinity), zerosLike(mx), mx);
   const s = log(sum(exp(subtract(t, m)), { axis: o.axis, keepdims: true }));
   const r = add(s, m);
   return o.keepdims ? r : squeeze(r, axesOf(o.axis, t.rank));

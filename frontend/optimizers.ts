@@ -1,4 +1,5 @@
 // keras.optimizers: SGD, Adam, AdamW, RMSprop with Keras 3's exact update formulas, as ops (eager or traced).
+import { allocate } from '../ir/types.js';
 import { callableClass } from './callable.js';
 import { noRecord } from './engine.js';
 import * as ops from './ops.js';
@@ -40,7 +41,7 @@ export abstract class Optimizer {
     for (const v of vars) {
       if (this.slotMap.has(v)) continue;
       const base = v.path.replace(/\//g, '_');
-      this.slotMap.set(v, this.slotNames.map((s) => new Variable(`${base}_${s}`, v.dtype, v.shape, new Float32Array(v.size), false, `${this.name}/${base}_${s}`)));
+      this.slotMap.set(v, this.slotNames.map((s) => new Variable(`${base}_${s}`, v.dtype, v.shape, allocate(v.dtype, v.size), false, `${this.name}/${base}_${s}`)));
     }
   }
 

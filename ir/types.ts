@@ -2,9 +2,6 @@
 
 export type DType = 'float32' | 'int32' | 'bool' | 'float16' | 'bfloat16';
 
-/** dtypes the interpreter and the targets compute with; float16/bfloat16 are reserved names only. */
-export const COMPUTE_DTYPES: readonly DType[] = ['float32', 'int32', 'bool'];
-
 export type Shape = readonly number[];
 
 export interface TensorType {
