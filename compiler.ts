@@ -59,6 +59,8 @@ export interface CompileOptions {
   embedWeights?: boolean;
   /** llvm: the CPU to compile for (opt/llc -mcpu; default the host's x86-64 level). */
   cpu?: string;
+  /** llvm: cross-compile model.o for this target triple (aarch64-linux-gnu, thumbv7em-none-eabihf, ...). */
+  triple?: string;
 }
 
 export interface CompileResult {
@@ -150,7 +152,7 @@ export async function compile(model: Model, options: CompileOptions = {}): Promi
   let files: string[];
   try {
     files = target === 'llvm'
-      ? compileLlvm({ outDir: options.outDir, entries, weights, ...io, embedWeights: options.embedWeights, cpu: options.cpu })
+      ? compileLlvm({ outDir: options.outDir, entries, weights, ...io, embedWeights: options.embedWeights, cpu: options.cpu, triple: options.triple })
       : compileWasm({ outDir: options.outDir, entries, weights, ...io, embedWeights: options.embedWeights });
   } catch (err) {
     throw new KilnError(errorText(err), { cause: err });

@@ -13,6 +13,7 @@ interface CompileFlags {
   train?: boolean;
   embedWeights?: boolean;
   cpu?: string;
+  triple?: string;
   emit?: string;
   batchSize: number;
   dumpAfter?: string;
@@ -32,6 +33,7 @@ program.command('compile')
   .option('-o, --out <dir>', 'output directory (default: build/<model file name>)')
   .option('--train', 'also compile the training step')
   .option('--cpu <cpu>', 'llvm: CPU to compile for (default: the host x86-64 level, e.g. x86-64-v4)')
+  .option('--triple <triple>', 'llvm: cross-compile model.o for a target triple, e.g. aarch64-linux-gnu, thumbv7em-none-eabihf')
   .option('--embed-weights', 'store the weights inside the artifact (no weights file needed at run time)')
   .option('--emit <stage>', `print a stage instead of writing artifacts, one of: ${EMITS.join(', ')} (ir: the traced graph)`)
   .option('--batch-size <n>', 'batch size to trace the model at', positiveInt, 1)
@@ -45,7 +47,7 @@ program.command('compile')
       return;
     }
     const outDir = flags.out ?? path.join('build', path.basename(file).replace(/\.m?ts$/, ''));
-    const result = await compile(model, { target, emit, batchSize, outDir, train: flags.train ?? false, embedWeights: flags.embedWeights ?? false, cpu: flags.cpu });
+    const result = await compile(model, { target, emit, batchSize, outDir, train: flags.train ?? false, embedWeights: flags.embedWeights ?? false, cpu: flags.cpu, triple: flags.triple });
     if (result.ir !== undefined) process.stdout.write(result.ir);
     for (const f of result.files) console.log(f);
   });

@@ -47,6 +47,11 @@ export interface LlvmTargetOptions {
   readonly cpu?: string;
   /** Parallelize outer loops on the runtime's thread pool (default 1: serial). */
   readonly threads?: number;
+  /**
+   * Cross-compile model.o for another target triple (e.g. aarch64-linux-gnu, thumbv7em-none-eabihf): writes
+   * the object, model.h, model_desc.c and the runtime sources to build with that target's C compiler; no executables.
+   */
+  readonly triple?: string;
 }
 
 const DTYPE: Record<string, string> = { float32: 'KILN_F32', int32: 'KILN_I32', bool: 'KILN_BOOL' };
@@ -125,14 +130,19 @@ export function compileLlvm(o: LlvmTargetOptions): string[] {
   const layout = layoutModule(entries, o.embedWeights ? new Map(o.weights.map((w) => [w.name, w.data])) : undefined);
   const dir = o.outDir;
   mkdirSync(dir, { recursive: true });
-  const cpu = o.cpu ?? hostCpu();
+  const cpu = o.cpu ?? (o.triple ? undefined : hostCpu());
+  const machine = [...(o.triple ? [`-mtriple=${o.triple}`] : []), ...(cpu ? [`-mcpu=${cpu}`] : [])];
   writeFileSync(path.join(dir, 'model.ll'), renderLlvm(entries, layout, 'model'));
-  sh('opt-14', ['-O3', `-mcpu=${cpu}`, 'model.ll', '-o', 'model.bc'], dir);
-  sh('llc-14', ['-O3', `-mcpu=${cpu}`, '-relocation-model=pic', '-filetype=obj', 'model.bc', '-o', 'model.o'], dir);
+  sh('opt-14', ['-O3', ...machine, 'model.ll', '-o', 'model.bc'], dir);
+  sh('llc-14', ['-O3', ...machine, '-relocation-model=pic', '-filetype=obj', 'model.bc', '-o', 'model.o'], dir);
   writeFileSync(path.join(dir, 'model.h'), headerSource(o, layout));
   writeFileSync(path.join(dir, 'model_desc.c'), descSource(o, compiled, layout));
   const rt = runtimeDir();
   for (const f of ['kiln_runtime.h', 'kiln_runtime.c', 'kiln_math.c', 'model_main.c', 'model_train.c']) copyFileSync(path.join(rt, f), path.join(dir, f));
+  if (o.triple) {
+    writeFileSync(path.join(dir, 'weights.safetensors'), writeSafetensors(o.weights, { format: 'kiln' }));
+    return ['model.o', 'model.h', 'model_desc.c', 'kiln_runtime.h', 'kiln_runtime.c', 'kiln_math.c', 'weights.safetensors'].map((f) => path.join(dir, f));
+  }
   const cc = ['-O2', '-std=c99', '-pthread'];
   for (const f of ['model_desc', 'kiln_runtime', 'kiln_math']) sh('gcc', [...cc, '-c', `${f}.c`, '-o', `${f}.o`], dir);
   sh('ar', ['rcs', 'libmodel.a', 'model.o', 'model_desc.o', 'kiln_runtime.o', 'kiln_math.o'], dir);
@@ -141,7 +151,7 @@ export function compileLlvm(o: LlvmTargetOptions): string[] {
   if (hasTrain) sh('gcc', [...cc, 'model_train.c', 'libmodel.a', '-lm', '-o', 'model_train'], dir);
   const manifest = {
     target: 'llvm',
-    cpu,
+    cpu: cpu ?? null,
     inputs: o.inputs ?? o.entries[0]!.graph.inputs.map((n) => ({ name: String(n.attrs['name']), shape: n.type.shape, dtype: n.type.dtype })),
     outputs: o.outputs ?? o.entries[0]!.graph.outputs.map((x) => ({ name: x.name, shape: x.node.type.shape, dtype: x.node.type.dtype })),
     params: o.weights.map((w) => ({ name: w.name, shape: w.shape, dtype: w.dtype })),

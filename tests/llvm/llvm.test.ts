@@ -169,3 +169,37 @@ describe('model_train', () => {
     expect(accuracy).toBeGreaterThanOrEqual(0.9);
   });
 });
+
+describe('llvm cross-compilation and embedded weights', () => {
+  const root = path.resolve(import.meta.dirname, '../..');
+
+  it.each([['aarch64-linux-gnu', 183, 2], ['thumbv7em-none-eabihf', 40, 1]] as const)('--triple %s builds an ELF object for that machine', (triple, machine, elfClass) => {
+    const dir = path.join(tmp, `triple-${triple}`);
+    execFileSync(process.execPath, [path.join(root, 'dist/cli/main.js'), 'compile', 'examples/seed/sequential.ts', '--target', 'llvm', '--triple', triple, '--embed-weights', '-o', dir], { cwd: root });
+    const elf = readFileSync(path.join(dir, 'model.o'));
+    expect(elf.subarray(0, 4).toString('latin1')).toBe('\x7fELF');
+    expect(elf[4]).toBe(elfClass); // 1: 32-bit, 2: 64-bit
+    expect(elf.readUInt16LE(18)).toBe(machine); // e_machine: 183 AArch64, 40 ARM
+    expect(readFileSync(path.join(dir, 'model_desc.c'), 'utf8')).toMatch(/segment0\[\]/); // weights inside the object's tables
+  });
+
+  it('--embed-weights: model_main needs no weights file', () => {
+    const dir = path.join(tmp, 'embedded');
+    execFileSync(process.execPath, [path.join(root, 'dist/cli/main.js'), 'compile', 'examples/seed/sequential.ts', '--target', 'llvm', '--embed-weights', '-o', dir], { cwd: root });
+    const weights = readSafetensors(new Uint8Array(readFileSync(path.join(dir, 'weights.safetensors')))).tensors;
+    rmSync(path.join(dir, 'weights.safetensors'));
+    const x = Float32Array.from({ length: 784 }, (_, i) => Math.fround(Math.cos(i)));
+    writeFileSync(path.join(dir, 'x.npy'), writeNpy('float32', [1, 784], x));
+    execFileSync(path.join(dir, 'model_main'), ['--out', 'out', 'x.npy'], { cwd: dir });
+    const manifest = JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8'));
+    const y = readNpy(new Uint8Array(readFileSync(path.join(dir, 'out', `${manifest.outputs[0].name}.npy`)))).data;
+    const model = keras.Sequential([
+      keras.layers.Dense(64, { activation: 'relu', inputShape: [784] }),
+      keras.layers.Dropout(0.2),
+      keras.layers.Dense(10, { activation: 'softmax' }),
+    ]);
+    model.setWeights(model.weights.map((w, i) => new keras.Tensor('float32', w.shape, weights[i]!.data as Float32Array)));
+    const want = model.predict(new keras.Tensor('float32', [1, 784], x), { backend: 'interpreter' }) as keras.Tensor;
+    Array.from(y).forEach((v, i) => expect(Math.abs(v - want.data[i]!)).toBeLessThanOrEqual(1e-6 + 1e-5 * Math.abs(want.data[i]!)));
+  });
+});
