@@ -138,7 +138,7 @@ export function compileLlvm(o: LlvmTargetOptions): string[] {
   writeFileSync(path.join(dir, 'model.h'), headerSource(o, layout));
   writeFileSync(path.join(dir, 'model_desc.c'), descSource(o, compiled, layout));
   const rt = runtimeDir();
-  for (const f of ['kiln_runtime.h', 'kiln_runtime.c', 'kiln_math.c', 'model_main.c', 'model_train.c']) copyFileSync(path.join(rt, f), path.join(dir, f));
+  for (const f of ['kiln_runtime.h', 'kiln_runtime.c', 'kiln_math.c', 'kiln_cli.h', 'model_main.c', 'model_train.c']) copyFileSync(path.join(rt, f), path.join(dir, f));
   if (o.triple) {
     writeFileSync(path.join(dir, 'weights.safetensors'), writeSafetensors(o.weights, { format: 'kiln' }));
     return ['model.o', 'model.h', 'model_desc.c', 'kiln_runtime.h', 'kiln_runtime.c', 'kiln_math.c', 'weights.safetensors'].map((f) => path.join(dir, f));

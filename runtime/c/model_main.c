@@ -1,6 +1,7 @@
 /* model_main: runs a compiled kiln model's predict entry on .npy inputs and writes one .npy per output. */
 #define _POSIX_C_SOURCE 200809L
 #include "model.h"
+#include "kiln_cli.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -21,54 +22,8 @@ static const char *usage =
     "  --bench N      run N calls after a warm-up and print the median microseconds per call\n"
     "  --weights PATH safetensors weights (default: weights.safetensors next to this executable)\n";
 
-static void die(const char *msg) {
-  fprintf(stderr, "model_main: %s\n", msg);
-  exit(1);
-}
-
-static char *shape_str(char *buf, size_t cap, int rank, const long *shape) {
-  size_t n = (size_t)snprintf(buf, cap, "[");
-  int i;
-  for (i = 0; i < rank && n < cap; i++) n += (size_t)snprintf(buf + n, cap - n, i ? ", %ld" : "%ld", shape[i]);
-  if (n < cap) snprintf(buf + n, cap - n, "]");
-  return buf;
-}
-
-/* weights.safetensors in the directory of this executable */
-static char *default_weights(const char *argv0) {
-  static char path[4096];
-  ssize_t n = readlink("/proc/self/exe", path, sizeof path - 32);
-  char *slash;
-  if (n > 0) path[n] = '\0';
-  else snprintf(path, sizeof path - 32, "%s", argv0);
-  slash = strrchr(path, '/');
-  if (slash) strcpy(slash + 1, "weights.safetensors");
-  else strcpy(path, "weights.safetensors");
-  return path;
-}
-
-static double now_us(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec * 1e6 + (double)t.tv_nsec / 1e3;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
-static long parse_count(const char *flag, const char *s) {
-  char *end, msg[256];
-  long v = s ? strtol(s, &end, 10) : 0;
-  if (!s || *end != '\0' || v < 1) {
-    snprintf(msg, sizeof msg, "%s needs a positive integer", flag);
-    die(msg);
-  }
-  return v;
-}
-
 int main(int argc, char **argv) {
+  kiln_prog = "model_main";
   const kiln_entry *e = kiln_find_entry(&kiln_model, "predict");
   const char *out_dir = ".", *weights = NULL, *files[64];
   const void *inputs[64];
@@ -78,7 +33,7 @@ int main(int argc, char **argv) {
   char msg[1024], s1[160], s2[160];
 
   for (i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--bench") == 0) bench = parse_count("--bench", i + 1 < argc ? argv[++i] : NULL);
+    if (strcmp(argv[i], "--bench") == 0) bench = parse_long("--bench", i + 1 < argc ? argv[++i] : NULL, 1);
     else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc) out_dir = argv[++i];
     else if (strcmp(argv[i], "--weights") == 0 && i + 1 < argc) weights = argv[++i];
     else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) { fputs(usage, stdout); return 0; }

@@ -1,6 +1,7 @@
 /* model_train: trains a kiln model compiled with --train on .npy data (epochs, shuffling, Keras-style progress) and saves its weights. */
 #define _POSIX_C_SOURCE 200809L
 #include "model.h"
+#include "kiln_cli.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -23,52 +24,6 @@ static const char *usage =
     "  --out PATH            where to write the trained weights (default weights.safetensors)\n"
     "  --weights PATH        initial weights (default: weights.safetensors next to this executable)\n"
     "  --bench N             time N train steps after a warm-up, print the median, and exit\n";
-
-static void die(const char *msg) {
-  fprintf(stderr, "model_train: %s\n", msg);
-  exit(1);
-}
-
-static char *shape_str(char *buf, size_t cap, int rank, const long *shape) {
-  size_t n = (size_t)snprintf(buf, cap, "[");
-  int i;
-  for (i = 0; i < rank && n < cap; i++) n += (size_t)snprintf(buf + n, cap - n, i ? ", %ld" : "%ld", shape[i]);
-  if (n < cap) snprintf(buf + n, cap - n, "]");
-  return buf;
-}
-
-static char *default_weights(const char *argv0) {
-  static char path[4096];
-  ssize_t n = readlink("/proc/self/exe", path, sizeof path - 32);
-  char *slash;
-  if (n > 0) path[n] = '\0';
-  else snprintf(path, sizeof path - 32, "%s", argv0);
-  slash = strrchr(path, '/');
-  if (slash) strcpy(slash + 1, "weights.safetensors");
-  else strcpy(path, "weights.safetensors");
-  return path;
-}
-
-static double now_us(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec * 1e6 + (double)t.tv_nsec / 1e3;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
-static long parse_long(const char *flag, const char *s, long min) {
-  char *end, msg[256];
-  long v = s ? strtol(s, &end, 10) : 0;
-  if (!s || *end != '\0' || v < min) {
-    snprintf(msg, sizeof msg, "%s needs an integer of at least %ld", flag, min);
-    die(msg);
-  }
-  return v;
-}
 
 static uint64_t rng_state;
 
@@ -108,6 +63,7 @@ typedef struct {
 } dataset;
 
 int main(int argc, char **argv) {
+  kiln_prog = "model_train";
   const kiln_entry *e = kiln_find_entry(&kiln_model, "trainStep"), *pe = kiln_find_entry(&kiln_model, "predict");
   const char *out = "weights.safetensors", *weights = NULL, *files[64];
   const void *inputs[64];

@@ -245,7 +245,7 @@ describe('C runtime: model_main', () => {
     expectFailure(main(), /predict takes 1 input/);
     expectFailure(main('missing.npy'), /missing\.npy: cannot open/);
     expectFailure(main('--frobnicate', 'x.npy'), /unknown or incomplete option --frobnicate/);
-    expectFailure(main('--bench', 'many', 'x.npy'), /--bench needs a positive integer/);
+    expectFailure(main('--bench', 'many', 'x.npy'), /--bench needs an integer of at least 1/);
     expectFailure(main('--weights', 'nowhere.safetensors', 'x.npy'), /nowhere\.safetensors: cannot open weights/);
   });
 });

@@ -1,0 +1,60 @@
+/* Helpers shared by model_main and model_train: errors, shapes, the default weights path, timing. */
+#ifndef KILN_CLI_H
+#define KILN_CLI_H
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* the program name for messages; each program sets it first thing in main */
+static const char *kiln_prog = "kiln";
+
+static void die(const char *msg) {
+  fprintf(stderr, "%s: %s\n", kiln_prog, msg);
+  exit(1);
+}
+
+static char *shape_str(char *buf, size_t cap, int rank, const long *shape) {
+  size_t n = (size_t)snprintf(buf, cap, "[");
+  int i;
+  for (i = 0; i < rank && n < cap; i++) n += (size_t)snprintf(buf + n, cap - n, i ? ", %ld" : "%ld", shape[i]);
+  if (n < cap) snprintf(buf + n, cap - n, "]");
+  return buf;
+}
+
+/* weights.safetensors in the directory of this executable */
+static char *default_weights(const char *argv0) {
+  static char path[4096];
+  ssize_t n = readlink("/proc/self/exe", path, sizeof path - 32);
+  char *slash;
+  if (n > 0) path[n] = '\0';
+  else snprintf(path, sizeof path - 32, "%s", argv0);
+  slash = strrchr(path, '/');
+  if (slash) strcpy(slash + 1, "weights.safetensors");
+  else strcpy(path, "weights.safetensors");
+  return path;
+}
+
+static double now_us(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec * 1e6 + (double)t.tv_nsec / 1e3;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static long parse_long(const char *flag, const char *s, long min) {
+  char *end, msg[256];
+  long v = s ? strtol(s, &end, 10) : 0;
+  if (!s || *end != '\0' || v < min) {
+    snprintf(msg, sizeof msg, "%s needs an integer of at least %ld", flag, min);
+    die(msg);
+  }
+  return v;
+}
+
+#endif
