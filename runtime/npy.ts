@@ -31,7 +31,8 @@ export function readNpy(bytes: Uint8Array): { dtype: DType; shape: number[]; dat
   const dtype = (Object.entries(DESCR).find(([, d]) => d === descr)?.[0]) as DType | undefined;
   if (!dtype) throw new Error(`npy: dtype ${descr} is not supported`);
   const n = shape.reduce((a, b) => a * b, 1);
-  const raw = bytes.slice(start + hlen, start + hlen + n * (dtype === 'bool' ? 1 : 4));
+  // a copy (a Node Buffer's slice is a view of a larger pool)
+  const raw = Uint8Array.prototype.slice.call(bytes, start + hlen, start + hlen + n * (dtype === 'bool' ? 1 : 4));
   const data = dtype === 'float32' ? new Float32Array(raw.buffer) : dtype === 'int32' ? new Int32Array(raw.buffer) : new Uint8Array(raw.buffer);
   if (data.length !== n) throw new Error('npy: file is truncated');
   return { dtype, shape, data };

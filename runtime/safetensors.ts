@@ -53,7 +53,8 @@ export function readSafetensors(bytes: Uint8Array): { tensors: NamedTensor[]; me
     if (!(a >= 0 && b >= a && base + b <= bytes.length) || b - a !== count * width) {
       throw new Error(`safetensors: '${name}' has data offsets [${a}, ${b}] that do not fit its shape [${h.shape}] or the file`);
     }
-    const raw = bytes.slice(base + a, base + b);
+    // a copy (a Node Buffer's slice is a view of a larger pool)
+    const raw = Uint8Array.prototype.slice.call(bytes, base + a, base + b);
     const data = dtype === 'float32' ? new Float32Array(raw.buffer) : dtype === 'int32' ? new Int32Array(raw.buffer) : new Uint8Array(raw.buffer);
     tensors.push({ name, dtype, shape: h.shape, data });
   }

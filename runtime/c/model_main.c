@@ -24,6 +24,7 @@ static const char *usage =
 
 int main(int argc, char **argv) {
   kiln_prog = "model_main";
+  kiln_flush_denormals();
   const kiln_entry *e = kiln_find_entry(&kiln_model, "predict");
   const char *out_dir = ".", *weights = NULL, *files[64];
   const void *inputs[64];

@@ -64,6 +64,7 @@ typedef struct {
 
 int main(int argc, char **argv) {
   kiln_prog = "model_train";
+  kiln_flush_denormals();
   const kiln_entry *e = kiln_find_entry(&kiln_model, "trainStep"), *pe = kiln_find_entry(&kiln_model, "predict");
   const char *out = "weights.safetensors", *weights = NULL, *files[64];
   const void *inputs[64];
