@@ -142,7 +142,7 @@ export abstract class Layer<Out extends Tensor | Tensor[] = Tensor> extends Call
   /** Adds a weight; Keras names it "<layer>/<name>". */
   addWeight(name: string, shape: Shape, initializer: initializers.InitializerIdentifier = 'glorot_uniform', trainable = true): Variable {
     const init = initializers.get(initializer);
-    const v = new Variable(name, this.dtype, shape, init(shape, this.dtype), trainable && this.trainable, `${this.name}/${name}`);
+    const v = new Variable(name, this.dtype, shape, init(shape, this.dtype), trainable, `${this.name}/${name}`);
     this.ownWeights.push(v);
     return v;
   }

@@ -61,3 +61,13 @@ describe('ops and layers', () => {
     expect(out.shape).toEqual([2, 2]);
   });
 });
+
+describe('trainable', () => {
+  it('a layer built frozen can be unfrozen', () => {
+    const d = keras.layers.Dense(2, { trainable: false, inputShape: [3] });
+    const m = keras.Sequential([d]);
+    expect(m.trainableWeights).toHaveLength(0);
+    d.trainable = true;
+    expect(m.trainableWeights.map((w) => w.path)).toEqual([d.kernel.path, d.bias!.path]);
+  });
+});
