@@ -524,3 +524,87 @@ export function gelu(x: TensorLike, approximate = true): Tensor {
 export function hardSigmoid(x: TensorLike): Tensor {
   return clip(add(divide(x, 6), 0.5), 0, 1);
 }
+
+// Convolution and pooling (channels_last), as keras.ops.conv / max_pool / average_pool.
+
+export type PaddingMode = 'valid' | 'same';
+
+/** A number or one entry per spatial axis, checked to be positive integers. */
+export function spatialTuple(v: number | readonly number[], n: number, what: string): number[] {
+  const t = typeof v === 'number' ? Array<number>(n).fill(v) : [...v];
+  if (t.length !== n || !t.every((x) => Number.isInteger(x) && x > 0)) {
+    throw new Error(`${what} must be a positive integer or ${n} of them, got ${JSON.stringify(v)}`);
+  }
+  return t;
+}
+
+/**
+ * [lo, hi] padding per spatial axis: none for 'valid'; for 'same' TensorFlow's arithmetic,
+ * total = max((ceil(n/s) - 1)*s + (k-1)*d + 1 - n, 0), lo = floor(total/2) (the odd one goes at the end).
+ */
+export function windowPadding(spatial: readonly number[], window: readonly number[], strides: readonly number[],
+  dilation: readonly number[], padding: PaddingMode): [number, number][] {
+  if (padding !== 'valid' && padding !== 'same') throw new Error(`padding must be 'valid' or 'same', got '${String(padding)}'`);
+  return spatial.map((n, i) => {
+    if (padding === 'valid') return [0, 0];
+    const s = strides[i]!, kEff = (window[i]! - 1) * dilation[i]! + 1;
+    const total = Math.max((Math.ceil(n / s) - 1) * s + kEff - n, 0);
+    return [Math.floor(total / 2), total - Math.floor(total / 2)];
+  });
+}
+
+function channelsLast(dataFormat: string, name: string): void {
+  if (dataFormat !== 'channels_last') throw new Error(`${name}: only dataFormat 'channels_last' is supported, got '${dataFormat}'`);
+}
+
+/**
+ * N-D convolution of inputs [N, ...spatial, C] with kernel [...window, C/groups, O] (groups = C / kernel's in-channels).
+ * @example keras.ops.conv(x, kernel, 1, 'same')
+ */
+export function conv(inputs: TensorLike, kernel: TensorLike, strides: number | readonly number[] = 1, padding: PaddingMode = 'valid',
+  dataFormat = 'channels_last', dilationRate: number | readonly number[] = 1): Tensor {
+  channelsLast(dataFormat, 'conv');
+  const x = cast(inputs, 'float32'), k = cast(kernel, 'float32');
+  const nsp = x.rank - 2;
+  if (nsp < 1 || k.rank !== x.rank) throw new Error(`conv: expects inputs [N, ...spatial, C] and a kernel of the same rank, got ${formatShape(x.shape)} and ${formatShape(k.shape)}`);
+  const c = x.shape[nsp + 1]!, cin = k.shape[nsp]!;
+  if (cin === 0 || c % cin !== 0) throw new Error(`conv: input channels ${c} are not a multiple of the kernel's ${cin}`);
+  const s = spatialTuple(strides, nsp, 'conv: strides'), d = spatialTuple(dilationRate, nsp, 'conv: dilationRate');
+  return apply('conv', [x, k], {
+    strides: s, dilation: d, lhsDilation: s.map(() => 1), groups: c / cin,
+    padding: windowPadding(x.shape.slice(1, nsp + 1), k.shape.slice(0, nsp), s, d, padding),
+  });
+}
+
+function pool(kind: 'max' | 'avg', inputs: TensorLike, poolSize: number | readonly number[], strides: number | readonly number[] | null | undefined,
+  padding: PaddingMode, dataFormat: string): Tensor {
+  const name = kind === 'max' ? 'maxPool' : 'averagePool';
+  channelsLast(dataFormat, name);
+  const x = convertToTensor(inputs);
+  const nsp = x.rank - 2;
+  if (nsp < 1) throw new Error(`${name}: expects inputs [N, ...spatial, C], got ${formatShape(x.shape)}`);
+  const window = spatialTuple(poolSize, nsp, `${name}: poolSize`);
+  const st = spatialTuple(strides ?? window, nsp, `${name}: strides`);
+  const spatial = x.shape.slice(1, nsp + 1);
+  const pads = windowPadding(spatial, window, st, window.map(() => 1), padding);
+  const attrs = { window, strides: st, padding: pads };
+  if (kind === 'max') return apply('reduce_window', [x], { kind: 'max', ...attrs });
+  const t = isFloat(x.dtype) ? x : cast(x, 'float32');
+  const sums = apply('reduce_window', [t], { kind: 'sum', ...attrs });
+  if (pads.every(([lo, hi]) => lo === 0 && hi === 0)) return divide(sums, window.reduce((a, b) => a * b, 1));
+  // 'same': divide by the number of real (unpadded) elements in each window, as Keras/TF do; a constant
+  const counts = apply('reduce_window', [ones([1, ...spatial, 1], t.dtype)], { kind: 'sum', ...attrs });
+  return divide(sums, counts);
+}
+
+/** Max pooling over the spatial axes of [N, ...spatial, C]; strides default to poolSize. */
+export function maxPool(inputs: TensorLike, poolSize: number | readonly number[], strides: number | readonly number[] | null = null,
+  padding: PaddingMode = 'valid', dataFormat = 'channels_last'): Tensor {
+  return pool('max', inputs, poolSize, strides, padding, dataFormat);
+}
+
+/** Average pooling over the spatial axes of [N, ...spatial, C]; with 'same' padded positions are not counted. */
+export function averagePool(inputs: TensorLike, poolSize: number | readonly number[], strides: number | readonly number[] | null = null,
+  padding: PaddingMode = 'valid', dataFormat = 'channels_last'): Tensor {
+  return pool('avg', inputs, poolSize, strides, padding, dataFormat);
+}

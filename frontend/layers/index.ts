@@ -1,12 +1,18 @@
 // keras.layers: every layer class, constructible with or without `new`.
+import * as conv from './conv.js';
 import * as core from './core.js';
 import { callableClass } from './layer.js';
 import * as merging from './merging.js';
+import * as normalization from './normalization.js';
+import * as pooling from './pooling.js';
 
 export { Layer, KerasTensor, LayerError } from './layer.js';
 export type { CallOptions, LayerOptions } from './layer.js';
 export type { DenseOptions, DropoutOptions, InputOptions } from './core.js';
 export type { ConcatenateOptions } from './merging.js';
+export type { ConvOptions } from './conv.js';
+export type { PoolingOptions, GlobalPoolingOptions } from './pooling.js';
+export type { BatchNormalizationOptions, LayerNormalizationOptions } from './normalization.js';
 export { Input } from './core.js';
 export { concatenate, add, subtract, multiply, average, maximum, minimum } from './merging.js';
 
@@ -23,3 +29,20 @@ export const Average = callableClass(merging.Average);
 export const Maximum = callableClass(merging.Maximum);
 export const Minimum = callableClass(merging.Minimum);
 export const Concatenate = callableClass(merging.Concatenate);
+export const Conv1D = callableClass(conv.Conv1D);
+export const Conv2D = callableClass(conv.Conv2D);
+export const Conv3D = callableClass(conv.Conv3D);
+export const MaxPooling1D = callableClass(pooling.MaxPooling1D);
+export const MaxPooling2D = callableClass(pooling.MaxPooling2D);
+export const MaxPooling3D = callableClass(pooling.MaxPooling3D);
+export const AveragePooling1D = callableClass(pooling.AveragePooling1D);
+export const AveragePooling2D = callableClass(pooling.AveragePooling2D);
+export const AveragePooling3D = callableClass(pooling.AveragePooling3D);
+export const GlobalAveragePooling1D = callableClass(pooling.GlobalAveragePooling1D);
+export const GlobalAveragePooling2D = callableClass(pooling.GlobalAveragePooling2D);
+export const GlobalAveragePooling3D = callableClass(pooling.GlobalAveragePooling3D);
+export const GlobalMaxPooling1D = callableClass(pooling.GlobalMaxPooling1D);
+export const GlobalMaxPooling2D = callableClass(pooling.GlobalMaxPooling2D);
+export const GlobalMaxPooling3D = callableClass(pooling.GlobalMaxPooling3D);
+export const BatchNormalization = callableClass(normalization.BatchNormalization);
+export const LayerNormalization = callableClass(normalization.LayerNormalization);

@@ -1,0 +1,189 @@
+// Normalization layers: BatchNormalization (batch statistics while training, moving ones at inference) and LayerNormalization.
+import { normAxis } from '../../ir/types.js';
+import { currentTrace, noRecord } from '../engine.js';
+import type { InitializerIdentifier } from '../initializers.js';
+import * as ops from '../ops.js';
+import { type SymbolicShape, type Tensor, type Variable, formatKerasShape } from '../tensor.js';
+import { type CallOptions, Layer, type LayerOptions } from './layer.js';
+
+/** Axes as a sorted list of non-negative indices for a rank, each with a known size. */
+function resolveAxes(axis: number | readonly number[], shape: SymbolicShape): number[] {
+  const axes = [...new Set((typeof axis === 'number' ? [axis] : axis).map((a) => normAxis(a, shape.length)))].sort((a, b) => a - b);
+  for (const a of axes) {
+    if (shape[a] === null || shape[a] === undefined) throw new Error(`axis ${a} of input shape ${formatKerasShape(shape)} must be known`);
+  }
+  return axes;
+}
+
+/** Reshapes a parameter over `axes` so it broadcasts against an input of `rank` ([1, C, 1] style). */
+function broadcastable(p: Tensor, axes: readonly number[], shape: readonly number[]): Tensor {
+  return ops.reshape(p, shape.map((d, i) => (axes.includes(i) ? d : 1)));
+}
+
+export interface BatchNormalizationOptions extends LayerOptions {
+  /** The features axis (normalized per entry of it); -1 = channels_last. */
+  axis?: number;
+  /** Moving-average momentum: moving = moving * momentum + batch * (1 - momentum). */
+  momentum?: number;
+  /** Added to the variance before the square root. */
+  epsilon?: number;
+  /** Add the learned offset beta. */
+  center?: boolean;
+  /** Multiply by the learned scale gamma. */
+  scale?: boolean;
+  betaInitializer?: InitializerIdentifier;
+  gammaInitializer?: InitializerIdentifier;
+  movingMeanInitializer?: InitializerIdentifier;
+  movingVarianceInitializer?: InitializerIdentifier;
+}
+
+/**
+ * Normalizes each feature with the batch's mean and variance while training (training: true) and with the
+ * moving statistics otherwise; weights in Keras order gamma, beta, moving_mean, moving_variance.
+ * The moving statistics are updated by eager training-mode calls (model(x, { training: true }), custom loops);
+ * a traced training step (fit) uses batch statistics but does not update them.
+ * @example keras.layers.BatchNormalization()
+ */
+export class BatchNormalization extends Layer {
+  readonly axis: number;
+  readonly momentum: number;
+  readonly epsilon: number;
+  readonly center: boolean;
+  readonly scale: boolean;
+  gamma: Variable | undefined;
+  beta: Variable | undefined;
+  movingMean!: Variable;
+  movingVariance!: Variable;
+  private axes: number[] = [];
+  private readonly options: BatchNormalizationOptions;
+
+  constructor(options: BatchNormalizationOptions = {}) {
+    super(options);
+    this.axis = options.axis ?? -1;
+    this.momentum = options.momentum ?? 0.99;
+    this.epsilon = options.epsilon ?? 1e-3;
+    if (!Number.isInteger(this.axis)) throw new Error(`BatchNormalization: axis must be an integer, got ${this.axis}`);
+    if (!(this.epsilon > 0)) throw new Error(`BatchNormalization: epsilon must be positive, got ${this.epsilon}`);
+    this.center = options.center ?? true;
+    this.scale = options.scale ?? true;
+    this.options = options;
+  }
+
+  override build(inputShape: SymbolicShape): void {
+    this.axes = resolveAxes(this.axis, inputShape);
+    const shape = [inputShape[this.axes[0]!] as number];
+    const o = this.options;
+    if (this.scale) this.gamma = this.addWeight('gamma', shape, o.gammaInitializer ?? 'ones');
+    if (this.center) this.beta = this.addWeight('beta', shape, o.betaInitializer ?? 'zeros');
+    this.movingMean = this.addWeight('moving_mean', shape, o.movingMeanInitializer ?? 'zeros', false);
+    this.movingVariance = this.addWeight('moving_variance', shape, o.movingVarianceInitializer ?? 'ones', false);
+    this.built = true;
+  }
+
+  override computeOutputShape(inputShape: SymbolicShape): SymbolicShape {
+    return inputShape;
+  }
+
+  call(inputs: Tensor, options: CallOptions): Tensor {
+    const axes = this.axes.length ? this.axes : resolveAxes(this.axis, inputs.shape);
+    const shape = inputs.shape;
+    if (shape[axes[0]!] !== this.movingMean.shape[0]) {
+      throw new Error(`expected ${this.movingMean.shape[0]} features on axis ${axes[0]}, got shape ${formatKerasShape(shape)}`);
+    }
+    const x = ops.cast(inputs, 'float32');
+    let mean: Tensor, variance: Tensor;
+    if (options.training && this.trainable) {
+      const reduce = shape.map((_, i) => i).filter((i) => !axes.includes(i));
+      mean = ops.mean(x, { axis: reduce, keepdims: true });
+      variance = ops.mean(ops.square(ops.subtract(x, mean)), { axis: reduce, keepdims: true });
+      if (!currentTrace()) this.updateMoving(ops.reshape(mean, [-1]), ops.reshape(variance, [-1]));
+    } else {
+      mean = broadcastable(this.movingMean, axes, shape);
+      variance = broadcastable(this.movingVariance, axes, shape);
+    }
+    let y = ops.multiply(ops.subtract(x, mean), ops.rsqrt(ops.add(variance, this.epsilon)));
+    if (this.gamma) y = ops.multiply(y, broadcastable(this.gamma, axes, shape));
+    if (this.beta) y = ops.add(y, broadcastable(this.beta, axes, shape));
+    return y;
+  }
+
+  /** moving = moving * momentum + batch * (1 - momentum), as Keras 3 (biased batch variance), outside any tape. */
+  private updateMoving(mean: Tensor, variance: Tensor): void {
+    noRecord(() => {
+      const m = this.momentum;
+      this.movingMean.assign(ops.add(ops.multiply(this.movingMean, m), ops.multiply(mean, 1 - m)));
+      this.movingVariance.assign(ops.add(ops.multiply(this.movingVariance, m), ops.multiply(variance, 1 - m)));
+    });
+  }
+
+  override getConfig(): Record<string, unknown> {
+    return { ...super.getConfig(), axis: this.axis, momentum: this.momentum, epsilon: this.epsilon, center: this.center, scale: this.scale };
+  }
+}
+
+export interface LayerNormalizationOptions extends LayerOptions {
+  /** Axis or axes normalized together (each sample separately); -1 = the last. */
+  axis?: number | readonly number[];
+  /** Added to the variance before the square root. */
+  epsilon?: number;
+  /** Add the learned offset beta. */
+  center?: boolean;
+  /** Multiply by the learned scale gamma. */
+  scale?: boolean;
+  betaInitializer?: InitializerIdentifier;
+  gammaInitializer?: InitializerIdentifier;
+}
+
+/**
+ * Normalizes each sample over `axis` to zero mean and unit variance, then scales by gamma and shifts by beta
+ * (both shaped like the normalized axes); weights gamma, beta.
+ * @example keras.layers.LayerNormalization({ epsilon: 1e-6 })
+ */
+export class LayerNormalization extends Layer {
+  readonly axis: number | readonly number[];
+  readonly epsilon: number;
+  readonly center: boolean;
+  readonly scale: boolean;
+  gamma: Variable | undefined;
+  beta: Variable | undefined;
+  private axes: number[] = [];
+  private readonly options: LayerNormalizationOptions;
+
+  constructor(options: LayerNormalizationOptions = {}) {
+    super(options);
+    this.axis = options.axis ?? -1;
+    this.epsilon = options.epsilon ?? 1e-3;
+    if (!(this.epsilon > 0)) throw new Error(`LayerNormalization: epsilon must be positive, got ${this.epsilon}`);
+    this.center = options.center ?? true;
+    this.scale = options.scale ?? true;
+    this.options = options;
+  }
+
+  override build(inputShape: SymbolicShape): void {
+    this.axes = resolveAxes(this.axis, inputShape);
+    const shape = this.axes.map((a) => inputShape[a] as number);
+    if (this.scale) this.gamma = this.addWeight('gamma', shape, this.options.gammaInitializer ?? 'ones');
+    if (this.center) this.beta = this.addWeight('beta', shape, this.options.betaInitializer ?? 'zeros');
+    this.built = true;
+  }
+
+  override computeOutputShape(inputShape: SymbolicShape): SymbolicShape {
+    return inputShape;
+  }
+
+  call(inputs: Tensor): Tensor {
+    const axes = this.axes.length ? this.axes : resolveAxes(this.axis, inputs.shape);
+    const x = ops.cast(inputs, 'float32');
+    const mean = ops.mean(x, { axis: axes, keepdims: true });
+    const centered = ops.subtract(x, mean);
+    const variance = ops.mean(ops.square(centered), { axis: axes, keepdims: true });
+    let y = ops.multiply(centered, ops.rsqrt(ops.add(variance, this.epsilon)));
+    if (this.gamma) y = ops.multiply(y, broadcastable(this.gamma, axes, x.shape));
+    if (this.beta) y = ops.add(y, broadcastable(this.beta, axes, x.shape));
+    return y;
+  }
+
+  override getConfig(): Record<string, unknown> {
+    return { ...super.getConfig(), axis: this.axis, epsilon: this.epsilon, center: this.center, scale: this.scale };
+  }
+}
