@@ -10,13 +10,11 @@ import { DEFAULT_CAPS, type TargetCaps, schedule } from '../codegen/loop/schedul
 import { canonicalize } from './canonicalize.js';
 import { cse } from './cse.js';
 import { dce } from './dce.js';
-import { im2colPass } from './im2col.js';
 import { type FusionPlan, fuse } from './fuse.js';
 
 /** Graph-to-graph passes, in order. (Autodiff and the optimizer update run while tracing the training step.) */
 export const GRAPH_PASSES: readonly { name: string; description: string; run: (g: Graph) => Graph }[] = [
   { name: 'canonicalize', description: 'algebraic rewrite rules and constant folding to a fixed point', run: canonicalize },
-  { name: 'im2col', description: 'convolutions as window slices and one matmul (the micro-kernel runs them)', run: im2colPass },
   { name: 'cse', description: 'merge structurally equal nodes', run: cse },
   { name: 'dce', description: 'drop values no output or update uses', run: dce },
 ];
