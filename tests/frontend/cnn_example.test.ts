@@ -1,24 +1,8 @@
 // examples/seed/cnn.ts, imported from the build (it imports 'kiln' by package name): shapes, parameters, a predict.
-import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type * as keras from '../../frontend/index.js';
+import { ensureBuilt } from '../built.js';
 
-const root = path.resolve(import.meta.dirname, '../..');
-
-/** Builds dist/ unless it is newer than every frontend and example source (npm test builds it first). */
-function ensureBuilt(): void {
-  const built = path.join(root, 'dist/frontend/index.js');
-  const sources = ['frontend', 'frontend/layers', 'frontend/models', 'examples/seed'].flatMap((d) =>
-    readdirSync(path.join(root, d)).filter((f) => f.endsWith('.ts')).map((f) => path.join(root, d, f)));
-  if (existsSync(built) && sources.every((s) => statSync(s).mtimeMs <= statSync(built).mtimeMs)) return;
-  try {
-    execFileSync(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', path.join(root, 'tsconfig.json')], { stdio: 'inherit' });
-  } catch {
-    // tsc still emits when other files have type errors; the import below fails if the example did not build
-  }
-}
 
 beforeAll(ensureBuilt, 120_000);
 

@@ -1,25 +1,9 @@
 // The seed examples in examples/seed/, imported from the build (they import 'kiln' by package name).
-import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import path from 'node:path';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { type TensorData, copyWeights, expectClose, tf, toTf, uniform } from './helpers.js';
 import { activationArguments, activationLayers, functionalMlp, type ModelCase, seedMlp, titleBody } from './seed_models.js';
+import { ensureBuilt } from '../built.js';
 
-const root = path.resolve(import.meta.dirname, '../..');
-
-/** Builds dist/ unless it is newer than every frontend and example source (npm test builds it first). */
-function ensureBuilt(): void {
-  const built = path.join(root, 'dist/frontend/index.js');
-  const sources = ['frontend', 'frontend/layers', 'frontend/models', 'examples/seed'].flatMap((d) =>
-    readdirSync(path.join(root, d)).filter((f) => f.endsWith('.ts')).map((f) => path.join(root, d, f)));
-  if (existsSync(built) && sources.every((s) => statSync(s).mtimeMs <= statSync(built).mtimeMs)) return;
-  try {
-    execFileSync(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', path.join(root, 'tsconfig.json')], { stdio: 'inherit' });
-  } catch {
-    // tsc still emits when other files have type errors; the imports below fail if the examples did not build
-  }
-}
 
 /** Imports a built example, returning its module and what it printed. */
 async function run(name: string): Promise<{ mod: Record<string, unknown>; lines: string[] }> {

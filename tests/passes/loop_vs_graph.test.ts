@@ -1,8 +1,5 @@
 // Differential testing: the loop program (fuse, lower, schedule) run by the loop interpreter equals the graph interpreter,
 // on every seed example model and a few more (inference and training steps), and on seeded random graphs.
-import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import path from 'node:path';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { runProgram } from '../../codegen/loop/interpreter.js';
 import { lower } from '../../codegen/loop/lower.js';
@@ -17,8 +14,8 @@ import { gradients } from '../../passes/autodiff.js';
 import { fuse } from '../../passes/fuse.js';
 import { type Data, differences, modelInputs, runBoth } from './differential.js';
 import { randomBindings, randomGraph } from './random_graphs.js';
+import { ensureBuilt } from '../built.js';
 
-const root = path.resolve(import.meta.dirname, '../..');
 
 /** The frontend entry points a model needs; the seed examples come from dist/, the extra models from the sources. */
 interface Api {
@@ -29,19 +26,6 @@ interface Api {
 }
 const sourceApi: Api = { keras, traceModel, compileModel, traceTrainStep };
 let distApi: Api;
-
-/** Builds dist/ unless it is newer than every frontend and example source (npm test builds it first). */
-function ensureBuilt(): void {
-  const built = path.join(root, 'dist/frontend/index.js');
-  const sources = ['frontend', 'frontend/layers', 'frontend/models', 'examples/seed'].flatMap((d) =>
-    readdirSync(path.join(root, d)).filter((f) => f.endsWith('.ts')).map((f) => path.join(root, d, f)));
-  if (existsSync(built) && sources.every((s) => statSync(s).mtimeMs <= statSync(built).mtimeMs)) return;
-  try {
-    execFileSync(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', path.join(root, 'tsconfig.json')], { stdio: 'inherit' });
-  } catch {
-    // tsc still emits when other files have type errors; the imports below fail if the examples did not build
-  }
-}
 
 /** Imports a built seed example quietly (they print, and custom_loop would train for KILN_EPOCHS epochs). */
 async function example(name: string): Promise<Record<string, unknown>> {
