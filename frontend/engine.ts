@@ -27,6 +27,8 @@ export class Trace {
   readonly builder = new Builder();
   private readonly varNodes = new Map<Variable, Node>();
   private counterNode: Node | undefined;
+  /** New values of non-trainable state (BatchNormalization's moving statistics) computed by a traced step. */
+  readonly stateUpdates = new Map<Variable, Tensor>();
 
   /** Declares a variable as a parameter up front, fixing the parameter order. */
   paramOf(v: Variable): Node {
@@ -52,6 +54,12 @@ export class Trace {
   rngCounter(): Node {
     this.counterNode ??= this.builder.input('rng_counter', { dtype: 'int32', shape: [] });
     return this.counterNode;
+  }
+
+  /** Records that a traced step sets variable v to value (applied as an in-place update of the step's graph). */
+  update(v: Variable, value: Tensor): void {
+    this.paramOf(v);
+    this.stateUpdates.set(v, value);
   }
 
   get variables(): Variable[] {

@@ -40,8 +40,8 @@ export interface BatchNormalizationOptions extends LayerOptions {
 /**
  * Normalizes each feature with the batch's mean and variance while training (training: true) and with the
  * moving statistics otherwise; weights in Keras order gamma, beta, moving_mean, moving_variance.
- * The moving statistics are updated by eager training-mode calls (model(x, { training: true }), custom loops);
- * a traced training step (fit) uses batch statistics but does not update them.
+ * The moving statistics are updated by training-mode calls: eager ones (custom loops) assign them at once, and
+ * the traced training step of fit updates them in place with the weights.
  * @example keras.layers.BatchNormalization()
  */
 export class BatchNormalization extends Layer {
@@ -96,7 +96,7 @@ export class BatchNormalization extends Layer {
       const reduce = shape.map((_, i) => i).filter((i) => !axes.includes(i));
       mean = ops.mean(x, { axis: reduce, keepdims: true });
       variance = ops.mean(ops.square(ops.subtract(x, mean)), { axis: reduce, keepdims: true });
-      if (!currentTrace()) this.updateMoving(ops.reshape(mean, [-1]), ops.reshape(variance, [-1]));
+      this.updateMoving(ops.reshape(mean, [-1]), ops.reshape(variance, [-1]));
     } else {
       mean = broadcastable(this.movingMean, axes, shape);
       variance = broadcastable(this.movingVariance, axes, shape);
@@ -107,12 +107,22 @@ export class BatchNormalization extends Layer {
     return y;
   }
 
-  /** moving = moving * momentum + batch * (1 - momentum), as Keras 3 (biased batch variance), outside any tape. */
+  /**
+   * moving = moving * momentum + batch * (1 - momentum), as Keras 3 (biased batch variance): assigned at once in an
+   * eager call (outside any tape), an in-place update of the training step while tracing (fit).
+   */
   private updateMoving(mean: Tensor, variance: Tensor): void {
+    const m = this.momentum;
+    const blend = (moving: Variable, batch: Tensor) => ops.add(ops.multiply(moving, m), ops.multiply(batch, 1 - m));
+    const tr = currentTrace();
+    if (tr) {
+      tr.update(this.movingMean, blend(this.movingMean, mean));
+      tr.update(this.movingVariance, blend(this.movingVariance, variance));
+      return;
+    }
     noRecord(() => {
-      const m = this.momentum;
-      this.movingMean.assign(ops.add(ops.multiply(this.movingMean, m), ops.multiply(mean, 1 - m)));
-      this.movingVariance.assign(ops.add(ops.multiply(this.movingVariance, m), ops.multiply(variance, 1 - m)));
+      this.movingMean.assign(blend(this.movingMean, mean));
+      this.movingVariance.assign(blend(this.movingVariance, variance));
     });
   }
 

@@ -124,6 +124,8 @@ export function traceTrainStep(model: Model, c: Compiled, inputShapes: number[][
     return { total, perLoss, preds, grads };
   });
   const updates = withTrace(tr, () => c.optimizer.updates(grads, trainable));
+  // state the forward pass updates (BatchNormalization's moving statistics), unless the optimizer owns it
+  for (const [v, t] of tr.stateUpdates) if (!updates.some(([u]) => u === v)) updates.push([v, t]);
   const outputs = [{ name: 'loss', node: tr.nodeOf(total) }];
   if (names.length > 1) names.forEach((n, i) => outputs.push({ name: `${n}_loss`, node: tr.nodeOf(perLoss[i]!) }));
   names.forEach((n, i) => outputs.push({ name: `pred/${n}`, node: tr.nodeOf(preds[i]!) }));
