@@ -1,5 +1,8 @@
 // An entry point every target compiles: the traced graph of predict or of the training step.
 import type { Graph } from '../ir/graph.js';
+import { printGraph } from '../ir/printer.js';
+import type { Program } from './loop/ir.js';
+import { printProgram } from './loop/printer.js';
 
 export interface TargetEntry {
   readonly name: 'predict' | 'trainStep';
@@ -12,4 +15,45 @@ export interface IoSpec {
   readonly name: string;
   readonly shape: readonly (number | null)[];
   readonly dtype: string;
+}
+
+/** What a target compiled for one entry, as the manifest and model.ir report it. */
+export interface CompiledEntry {
+  readonly e: TargetEntry;
+  readonly c: { readonly graph: Graph; readonly program: Program; readonly memory: { readonly arenaBytes: number } };
+}
+
+function graphIo(g: Graph): { inputs: IoSpec[]; outputs: IoSpec[] } {
+  return {
+    inputs: g.inputs.map((n) => ({ name: String(n.attrs['name']), shape: n.type.shape, dtype: n.type.dtype })),
+    outputs: g.outputs.map((x) => ({ name: x.name, shape: x.node.type.shape, dtype: x.node.type.dtype })),
+  };
+}
+
+/**
+ * manifest.json of every target: the model's inputs and outputs (from the model, else the first entry's graph),
+ * params in Keras order, arena and memory sizes, and per entry its traced tensors and kernels with the ops they fused.
+ */
+export function manifestOf(target: string, compiled: readonly CompiledEntry[], params: readonly { name: string; shape: readonly number[]; dtype: string }[],
+  sizes: { arenaBytes: number; memoryBytes: number }, io?: { inputs?: readonly IoSpec[]; outputs?: readonly IoSpec[] }, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  const first = graphIo(compiled[0]!.e.graph);
+  return {
+    target,
+    ...extra,
+    inputs: io?.inputs ?? first.inputs,
+    outputs: io?.outputs ?? first.outputs,
+    params: params.map((w) => ({ name: w.name, shape: w.shape, dtype: w.dtype })),
+    ...sizes,
+    entries: Object.fromEntries(compiled.map(({ e, c }) => [e.name, {
+      batchSize: e.batchSize,
+      arenaBytes: c.memory.arenaBytes,
+      ...graphIo(e.graph),
+      kernels: c.program.kernels.map((k) => ({ name: k.name, ops: k.ops })),
+    }])),
+  };
+}
+
+/** model.ir: each entry's final graph and its loop IR. */
+export function irText(compiled: readonly CompiledEntry[]): string {
+  return compiled.map(({ e, c }) => `// entry ${e.name}\n${printGraph(c.graph)}\n${printProgram(c.program)}`).join('\n');
 }

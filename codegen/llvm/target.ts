@@ -4,11 +4,9 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { IoSpec, TargetEntry } from '../entry.js';
-import { printGraph } from '../../ir/printer.js';
+import { type IoSpec, type TargetEntry, irText, manifestOf } from '../entry.js';
 import { type NamedTensor, writeSafetensors } from '../../runtime/safetensors.js';
 import { type Layout, layoutModule } from '../loop/layout.js';
-import { printProgram } from '../loop/printer.js';
 import { DEFAULT_CAPS, type TargetCaps } from '../loop/schedule.js';
 import { entryLayout } from '../wasm/artifacts.js';
 import { runPipeline } from '../../passes/pipeline.js';
@@ -149,24 +147,10 @@ export function compileLlvm(o: LlvmTargetOptions): string[] {
   sh('gcc', [...cc, 'model_main.c', 'libmodel.a', '-lm', '-o', 'model_main'], dir);
   const hasTrain = o.entries.some((e) => e.name === 'trainStep');
   if (hasTrain) sh('gcc', [...cc, 'model_train.c', 'libmodel.a', '-lm', '-o', 'model_train'], dir);
-  const manifest = {
-    target: 'llvm',
-    cpu: cpu ?? null,
-    inputs: o.inputs ?? o.entries[0]!.graph.inputs.map((n) => ({ name: String(n.attrs['name']), shape: n.type.shape, dtype: n.type.dtype })),
-    outputs: o.outputs ?? o.entries[0]!.graph.outputs.map((x) => ({ name: x.name, shape: x.node.type.shape, dtype: x.node.type.dtype })),
-    params: o.weights.map((w) => ({ name: w.name, shape: w.shape, dtype: w.dtype })),
-    arenaBytes: layout.arenaBytes,
-    memoryBytes: layout.memoryBytes,
-    entries: Object.fromEntries(compiled.map(({ e, c }) => [e.name, {
-      batchSize: e.batchSize,
-      inputs: e.graph.inputs.map((n) => ({ name: String(n.attrs['name']), shape: n.type.shape, dtype: n.type.dtype })),
-      outputs: e.graph.outputs.map((x) => ({ name: x.name, shape: x.node.type.shape, dtype: x.node.type.dtype })),
-      kernels: c.program.kernels.map((k) => ({ name: k.name, ops: k.ops })),
-    }])),
-  };
+  const manifest = manifestOf('llvm', compiled, o.weights, { arenaBytes: layout.arenaBytes, memoryBytes: layout.memoryBytes }, o, { cpu: cpu ?? null });
   writeFileSync(path.join(dir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
   writeFileSync(path.join(dir, 'weights.safetensors'), writeSafetensors(o.weights, { format: 'kiln' }));
-  writeFileSync(path.join(dir, 'model.ir'), compiled.map(({ e, c }) => `// entry ${e.name}\n${printGraph(c.graph)}\n${printProgram(c.program)}`).join('\n'));
+  writeFileSync(path.join(dir, 'model.ir'), irText(compiled));
   const files = ['model.o', 'libmodel.a', 'model.h', 'kiln_runtime.h', 'model_main', ...(hasTrain ? ['model_train'] : []), 'manifest.json', 'weights.safetensors', 'model.ir'];
   return files.map((f) => path.join(dir, f));
 }

@@ -1,5 +1,4 @@
 // Files of `kiln compile --target wasm`: model.wasm, model.mjs (loader for Node and browsers), model.d.ts.
-import type { WasmModuleArtifact } from './render.js';
 import type { Program } from '../loop/ir.js';
 
 /** Where one entry's named values live in memory, as the loader needs it. */

@@ -1,10 +1,8 @@
 // The wasm target: compiles entry graphs into one module and writes every artifact of DESIGN.md.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { IoSpec, TargetEntry } from '../entry.js';
-import { printGraph } from '../../ir/printer.js';
+import { type IoSpec, type TargetEntry, irText, manifestOf } from '../entry.js';
 import { type NamedTensor, writeSafetensors } from '../../runtime/safetensors.js';
-import { printProgram } from '../loop/printer.js';
 import { DEFAULT_CAPS, type TargetCaps } from '../loop/schedule.js';
 import { runPipeline } from '../../passes/pipeline.js';
 import { entryLayout, loaderSource, typesSource } from './artifacts.js';
@@ -30,21 +28,9 @@ export function compileWasm(o: TargetOptions): string[] {
     embed: o.embedWeights ? new Map(o.weights.map((w) => [w.name, w.data])) : undefined,
   });
   const layouts = Object.fromEntries(compiled.map(({ e, c }) => [e.name, entryLayout(c.program, module.offsets[e.name]!)]));
-  const manifest = {
-    target: 'wasm',
-    inputs: o.inputs,
-    outputs: o.outputs,
-    params: o.weights.map((w) => ({ name: w.name, shape: w.shape, dtype: w.dtype })),
-    arenaBytes: Math.max(...compiled.map(({ c }) => c.memory.arenaBytes)),
-    memoryBytes: module.memoryBytes,
-    entries: Object.fromEntries(compiled.map(({ e, c }) => [e.name, {
-      batchSize: e.batchSize,
-      arenaBytes: c.memory.arenaBytes,
-      inputs: c.program.inputs.map((i) => i.name),
-      outputs: c.program.outputs.map((x) => x.name),
-      kernels: c.program.kernels.map((k) => ({ name: k.name, ops: k.ops })),
-    }])),
-  };
+  const manifest = manifestOf('wasm', compiled, o.weights, {
+    arenaBytes: Math.max(...compiled.map(({ c }) => c.memory.arenaBytes)), memoryBytes: module.memoryBytes,
+  }, o);
   mkdirSync(o.outDir, { recursive: true });
   const files: [string, string | Uint8Array][] = [
     ['model.wasm', module.binary],
@@ -52,7 +38,7 @@ export function compileWasm(o: TargetOptions): string[] {
     ['model.d.ts', typesSource(o.entries.some((e) => e.name === 'trainStep'))],
     ['manifest.json', `${JSON.stringify(manifest, null, 2)}\n`],
     ['weights.safetensors', writeSafetensors(o.weights, { format: 'kiln' })],
-    ['model.ir', compiled.map(({ e, c }) => `// entry ${e.name}\n${printGraph(c.graph)}\n${printProgram(c.program)}`).join('\n')],
+    ['model.ir', irText(compiled)],
   ];
   return files.map(([name, data]) => {
     const p = path.join(o.outDir, name);

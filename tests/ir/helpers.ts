@@ -11,17 +11,9 @@ export const bool = (...shape: number[]): TensorType => ({ dtype: 'bool', shape 
 
 export const INT_MIN = -2147483648, INT_MAX = 2147483647;
 
-/** Deterministic generator of floats in [0, 1) (mulberry32). */
-export function rng(seed = 1): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from '../passes/random_graphs.js';
+
+export { rng };
 
 /** n float32-representable values uniform in [lo, hi). */
 export function uniform(n: number, seed = 1, lo = -1, hi = 1): number[] {

@@ -3,7 +3,7 @@ import { Builder, type Graph, type NamedNode, type Node, type Update } from '../
 import { type Attrs, type Op, ShapeError, broadcastShapes } from '../../ir/ops.js';
 import { type Shape, type TensorType, type TypedArray, sizeOf, toTyped } from '../../ir/types.js';
 
-/** Deterministic generator of floats in [0, 1) (mulberry32; the same as tests/ir/helpers.ts, which needs vitest). */
+/** Deterministic generator of floats in [0, 1) (mulberry32; tests/ir/helpers.ts re-exports it). */
 export function rng(seed = 1): () => number {
   let s = seed >>> 0;
   return () => {
