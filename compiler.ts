@@ -8,12 +8,15 @@ import { traceTrainStep } from './frontend/models/training.js';
 import type { Graph } from './ir/graph.js';
 import { printGraph } from './ir/printer.js';
 import type { TargetEntry } from './codegen/entry.js';
-import { compileWasm } from './codegen/wasm/target.js';
-import { compileLlvm } from './codegen/llvm/target.js';
+import { WASM_CAPS, compileWasm } from './codegen/wasm/target.js';
+import { LLVM_CAPS, compileLlvm } from './codegen/llvm/target.js';
+import { CUDA_CAPS, type TargetCaps } from './codegen/loop/schedule.js';
 import { PASS_NAMES, irAfter } from './passes/pipeline.js';
 
 export const TARGETS = ['wasm', 'llvm', 'cuda'] as const;
 export type Target = (typeof TARGETS)[number];
+/** What each target's schedule is chosen for. */
+const TARGET_CAPS: Record<Target, TargetCaps> = { wasm: WASM_CAPS, llvm: LLVM_CAPS, cuda: CUDA_CAPS };
 export const EMITS = ['ir'] as const;
 export type Emit = (typeof EMITS)[number];
 
@@ -89,12 +92,13 @@ export function checkCompileOptions(options: { target?: string; emit?: string; b
 
 /**
  * The IR of a model after one pass of the pipeline (see PASS_NAMES): the graph's text after a graph pass, the
- * fusion plan after fuse, loop IR after lower and schedule, the memory plan after memplan. Traces the inference
+ * fusion plan after fuse, loop IR after lower and schedule (for `target`, default wasm), the memory plan after
+ * memplan. Traces the inference
  * entry point, or with `train` the whole training step, which needs `model.compile(...)` first.
  * @example process.stdout.write(dumpAfter(model, 'fuse', { batchSize: 32 }));
  */
-export function dumpAfter(model: Model, pass: string, options: { train?: boolean; batchSize?: number } = {}): string {
-  const { batchSize } = checkCompileOptions({ dumpAfter: pass, batchSize: options.batchSize });
+export function dumpAfter(model: Model, pass: string, options: { train?: boolean; batchSize?: number; target?: Target } = {}): string {
+  const { batchSize, target } = checkCompileOptions({ dumpAfter: pass, batchSize: options.batchSize, target: options.target });
   if (!(model instanceof Model)) throw new KilnError(`dumpAfter expects a keras Model, got ${describe(model)}`);
   let graph: Graph;
   try {
@@ -103,7 +107,7 @@ export function dumpAfter(model: Model, pass: string, options: { train?: boolean
     if (err instanceof KilnError) throw err;
     throw new KilnError(`cannot trace model '${model.name}': ${errorText(err)}`, { cause: err });
   }
-  return irAfter(graph, pass);
+  return irAfter(graph, pass, { caps: TARGET_CAPS[target] });
 }
 
 /** The training step at a batch size: targets shaped like the outputs, without the class axis for sparse labels. */

@@ -43,7 +43,7 @@ program.command('compile')
     const { target, emit, batchSize, dumpAfter: pass } = checkCompileOptions(flags);
     const model = await loadModelFile(file);
     if (pass !== undefined) {
-      process.stdout.write(dumpAfter(model, pass, { train: flags.train ?? false, batchSize }));
+      process.stdout.write(dumpAfter(model, pass, { train: flags.train ?? false, batchSize, target }));
       return;
     }
     const outDir = flags.out ?? path.join('build', path.basename(file).replace(/\.m?ts$/, ''));

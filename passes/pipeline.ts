@@ -76,7 +76,7 @@ function* passes(input: Graph, options: PipelineOptions): Generator<PassResult, 
   }
   const plan = fuse(g);
   yield { name: 'fuse', text: () => describePlan(plan) };
-  const lowered = lower(plan, { name: g.name, vectorWidth: options.caps?.vectorWidth });
+  const lowered = lower(plan, { name: g.name, vectorWidth: options.caps?.vectorWidth, gpu: options.caps?.gpu });
   yield { name: 'lower', text: () => printProgram(lowered) };
   const program = schedule(lowered, options.caps ?? DEFAULT_CAPS);
   yield { name: 'schedule', text: () => printProgram(program) };

@@ -182,6 +182,20 @@ describe.concurrent('kiln compile --dump-after', () => {
     expect(memory.stdout).toMatch(/^arena \d+ bytes \(unshared \d+\)\n {2}\w+ @ 0\n/);
   });
 
+  it('prints the schedule chosen for the --target: 16-lane tiles for llvm, blocks, threads and shared tiles for cuda', async () => {
+    const [llvm, cuda] = await Promise.all(['llvm', 'cuda'].map((t) =>
+      kiln(['compile', 'examples/seed/sequential.ts', '--target', t, '--dump-after', 'schedule', '--batch-size', '64'])));
+    for (const r of [llvm, cuda]) {
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+    }
+    expect(llvm.stdout).toMatch(/local acc\d+: f32\[64\] register/); // a 4 x 16 accumulator tile
+    expect(cuda.stdout).toMatch(/^ {2}for g\d+ in 0\.\.\d+ block \{$/m);
+    expect(cuda.stdout).toMatch(/ thread \{$/m);
+    expect(cuda.stdout).toMatch(/local As\d+: f32\[\d+\] shared/);
+    expect(cuda.stdout).not.toMatch(/ vector \{/);
+  });
+
   it('prints the training step with --train (the model file calls model.compile)', async () => {
     const r = await kiln(['compile', 'examples/seed/losses.ts', '--train', '--dump-after', 'fuse', '--batch-size', '4']);
     expect(r.stderr).toBe('');

@@ -1,5 +1,6 @@
 // Renders loop-IR programs to an LLVM module through llvm-bindings: one function per kernel over one memory block.
 import { createRequire } from 'node:module';
+import { independentIterations, pureDecls } from '../loop/analysis.js';
 import type { Expr, Scalar, Stmt } from '../loop/ir.js';
 import type { Entry, Layout } from '../loop/layout.js';
 
@@ -229,6 +230,7 @@ class KernelBuilder {
     const L = llvm(), b = this.b;
     switch (s.k) {
       case 'for': {
+        if (s.kind === 'block' || s.kind === 'thread') throw new Error(`loop ${s.v} is a GPU ${s.kind} axis: this renderer takes CPU schedules`);
         // do-while: every extent is at least 1
         const ptr = this.alloca(b.getInt32Ty());
         this.vars.set(s.v, { ptr, t: 'i32' });
@@ -298,38 +300,6 @@ class KernelBuilder {
   }
 }
 
-/** Variables an expression or statement list reads that it does not declare itself. */
-function freeVars(stmts: readonly Stmt[], out = new Set<string>(), bound = new Set<string>()): Set<string> {
-  const expr = (e: Expr): void => {
-    switch (e.k) {
-      case 'var': if (!bound.has(e.name)) out.add(e.name); return;
-      case 'load': expr(e.idx); return;
-      case 'unary': case 'cast': expr(e.a); return;
-      case 'binary': expr(e.a); expr(e.b); return;
-      case 'select': expr(e.c); expr(e.a); expr(e.b); return;
-      case 'philox': expr(e.counter); expr(e.index); return;
-      default:
-    }
-  };
-  for (const s of stmts) {
-    if (s.k === 'for') { const inner = new Set(bound).add(s.v); freeVars(s.body, out, inner); }
-    else if (s.k === 'decl') { expr(s.init); bound.add(s.name); }
-    else if (s.k === 'assign') { expr(s.value); if (!bound.has(s.name)) out.add(s.name); }
-    else if (s.k === 'store') { expr(s.idx); expr(s.value); }
-    else if (s.k === 'local') bound.add(s.name);
-  }
-  return out;
-}
-
-/** Names assigned anywhere in the statements. */
-function assigned(stmts: readonly Stmt[], out = new Set<string>()): Set<string> {
-  for (const s of stmts) {
-    if (s.k === 'assign') out.add(s.name);
-    else if (s.k === 'for') assigned(s.body, out);
-  }
-  return out;
-}
-
 /** The LLVM module being built, with external declarations made once. */
 class LlvmModule {
   readonly ctx: import('llvm-bindings').LLVMContext;
@@ -385,22 +355,19 @@ export function renderLlvm(entries: readonly Entry[], layout: Layout, name: stri
       const fn = g.function(`${e.name}_${k.name}`, true);
       const kb = new KernelBuilder(g, fn, layout.offsets[e.name]!, bufTypes);
       // a top-level parallel loop is outlined into a chunk function for the thread pool; the values it reads
-      // from before it must be top-level decls never assigned (recomputed in each chunk)
-      const changed = assigned(k.body);
-      const pure: Stmt[] = [];
+      // from before it are top-level decls never assigned (recomputed in each chunk)
+      const pure = pureDecls(k.body), topLocals = new Set(k.body.flatMap((s) => (s.k === 'local' ? [s.name] : [])));
+      const before: Stmt[] = [];
       k.body.forEach((st, i) => {
-        const pureSoFar = new Set(pure.map((p) => (p as { name: string }).name));
-        if (st.k === 'decl' && !changed.has(st.name) && [...freeVars([st])].every((v) => pureSoFar.has(v))) pure.push(st);
-        const free = st.k === 'for' && st.kind === 'parallel' ? freeVars(st.body, new Set(), new Set([st.v])) : undefined;
-        const pureNames = new Set(pure.map((p) => (p as { name: string }).name));
-        if (st.k !== 'for' || !free || ![...free].every((v) => pureNames.has(v))) {
+        if (st.k === 'decl' && pure.has(st.name)) before.push(st);
+        if (st.k !== 'for' || st.kind !== 'parallel' || !independentIterations(st, pure, topLocals)) {
           kb.stmts([st]);
           return;
         }
         const here = g.b.GetInsertBlock()!;
         const chunk = g.chunkFunction(`${e.name}_${k.name}_par${i}`);
         const cb = new KernelBuilder(g, chunk, layout.offsets[e.name]!, bufTypes, 2);
-        cb.stmts(pure);
+        cb.stmts(before);
         cb.chunk(st);
         cb.finish();
         g.b.SetInsertPoint(here);

@@ -118,11 +118,16 @@ function sh(cmd: string, args: string[], cwd: string): void {
   }
 }
 
+/**
+ * What the llvm target schedules for: AVX-512's 16 lanes. With threads > 1, outer loops run on the runtime's
+ * pool (KILN_NUM_THREADS threads at run time); off by default, as LLVM 14 vectorizes the outlined loop chunks
+ * worse (measured 2-6x slower on one thread).
+ */
+export const LLVM_CAPS: TargetCaps = { ...DEFAULT_CAPS, vectorWidth: 16, threads: 1 };
+
 /** Compiles the entries and writes/builds every artifact; returns the files. */
 export function compileLlvm(o: LlvmTargetOptions): string[] {
-  // with threads > 1, outer loops run on the runtime's pool (KILN_NUM_THREADS threads at run time). Off by
-  // default: LLVM 14 vectorizes the outlined loop chunks worse (measured 2-6x slower on one thread)
-  const caps: TargetCaps = { ...DEFAULT_CAPS, vectorWidth: 16, threads: o.threads ?? 1 };
+  const caps: TargetCaps = { ...LLVM_CAPS, threads: o.threads ?? 1 };
   const compiled = o.entries.map((e) => ({ e, c: runPipeline(e.graph, { caps }) }));
   const entries = compiled.map(({ e, c }) => ({ name: e.name, program: c.program, memory: c.memory }));
   const layout = layoutModule(entries, o.embedWeights ? new Map(o.weights.map((w) => [w.name, w.data])) : undefined);

@@ -88,14 +88,38 @@ function binaryFn(op: Extract<Expr, { k: 'binary' }>['op'], t: Scalar): Fn2 {
   }
 }
 
-type Sym = { readonly kind: 'scalar'; readonly slot: number } | { readonly kind: 'local'; readonly slot: number; readonly t: Scalar; readonly size: number };
+/** A local array declared in a GPU block outside its thread loops has one copy per thread (`copies` of them). */
+type Sym = { readonly kind: 'scalar'; readonly slot: number } | { readonly kind: 'local'; readonly slot: number; readonly t: Scalar; readonly size: number; readonly copies: number };
+
+export interface RunOptions {
+  /**
+   * Run parallel, GPU block and GPU thread loops from their last iteration to their first. Their iterations
+   * must not depend on each other, so results must not change: a race detector for schedules.
+   */
+  reverse?: boolean;
+}
+
+/** Largest extent of the thread loops in a GPU block's body (1 when it has none). */
+function blockThreads(body: readonly Stmt[]): number {
+  let n = 1;
+  for (const s of body) if (s.k === 'for') n = Math.max(n, s.kind === 'thread' ? s.extent : blockThreads(s.body));
+  return n;
+}
 
 /** Compiles a (verified) kernel into one closure over the program's storage; locals and scalars live in the closure. */
-function compileKernel(k: Kernel, storage: ReadonlyMap<string, TypedArray>): Run {
+function compileKernel(k: Kernel, storage: ReadonlyMap<string, TypedArray>, options: RunOptions = {}): Run {
   const env: number[] = [];
   const locals: TypedArray[] = [];
   const scopes: Map<string, Sym>[] = [new Map()];
   let slots = 0;
+  /** threads of the GPU block being compiled (0 outside blocks), and the slot of the thread loop's variable */
+  let threads = 0, threadSlot = -1;
+  /** Offset of the current thread's copy of a local array (0 for one shared by all). */
+  const copyOffset = (s: Extract<Sym, { kind: 'local' }>): Num => {
+    if (s.copies === 1) return () => 0;
+    const slot = threadSlot, size = s.size;
+    return () => env[slot]! * size;
+  };
 
   const lookup = (name: string): Sym | undefined => {
     for (let i = scopes.length - 1; i >= 0; i--) {
@@ -125,11 +149,11 @@ function compileKernel(k: Kernel, storage: ReadonlyMap<string, TypedArray>): Run
     const idx = expr(e.idx);
     const vars = visible();
     if (s?.kind === 'local') {
-      const { slot, size } = s;
+      const { slot, size } = s, off = copyOffset(s);
       return () => {
         const i = idx();
         if (!(i >= 0 && i < size)) throw outOfBounds('load', e.idx, e.buf, i, size, vars);
-        return locals[slot]![i]!;
+        return locals[slot]![i + off()]!;
       };
     }
     const data = storage.get(e.buf)!, n = data.length;
@@ -201,8 +225,20 @@ function compileKernel(k: Kernel, storage: ReadonlyMap<string, TypedArray>): Run
         scopes.push(new Map());
         const slot = slots++;
         scopes[scopes.length - 1]!.set(s.v, { kind: 'scalar', slot });
+        const saved = [threads, threadSlot];
+        if (s.kind === 'block') threads = Math.max(threads, blockThreads(s.body));
+        if (s.kind === 'thread') threadSlot = slot;
         const body = block(s.body), n = s.extent;
+        [threads, threadSlot] = saved as [number, number];
         scopes.pop();
+        if (options.reverse && (s.kind === 'parallel' || s.kind === 'block' || s.kind === 'thread')) {
+          return () => {
+            for (let i = n - 1; i >= 0; i--) {
+              env[slot] = i;
+              body();
+            }
+          };
+        }
         return () => {
           for (let i = 0; i < n; i++) {
             env[slot] = i;
@@ -221,19 +257,20 @@ function compileKernel(k: Kernel, storage: ReadonlyMap<string, TypedArray>): Run
       }
       case 'local': {
         const slot = locals.length, dtype = DTYPE[s.t], size = s.size;
+        const copies = s.scope === 'register' && threads > 0 && threadSlot < 0 ? threads : 1;
         locals.push(allocate(dtype, 0));
-        scopes[scopes.length - 1]!.set(s.name, { kind: 'local', slot, t: s.t, size });
-        return () => { locals[slot] = allocate(dtype, size); }; // fresh and zeroed each time it is reached
+        scopes[scopes.length - 1]!.set(s.name, { kind: 'local', slot, t: s.t, size, copies });
+        return () => { locals[slot] = allocate(dtype, size * copies); }; // fresh and zeroed each time it is reached
       }
       case 'store': {
         const sym = lookup(s.buf);
         const idx = expr(s.idx), value = expr(s.value), vars = visible();
         if (sym?.kind === 'local') {
-          const { slot, size } = sym;
+          const { slot, size } = sym, off = copyOffset(sym);
           return () => {
             const i = idx();
             if (!(i >= 0 && i < size)) throw outOfBounds('store', s.idx, s.buf, i, size, vars);
-            locals[slot]![i] = value();
+            locals[slot]![i + off()] = value();
           };
         }
         const data = storage.get(s.buf)!, n = data.length;
@@ -274,10 +311,11 @@ function lookup(b: Bindings, name: string): TypedArray | undefined {
 
 /**
  * Runs a program: allocates every buffer (consts filled, the rest zeroed), binds inputs by graph name and
- * copies of params, runs the kernels in order with every loop serial, and returns outputs and param updates.
+ * copies of params, runs the kernels in order with every loop serial (a GPU block's thread loops one after the
+ * other, as barriers order them), and returns outputs and param updates.
  * Throws when the program does not verify, a binding is missing or ill-typed, or a load or store is out of bounds.
  */
-export function runProgram(p: Program, inputs: Bindings, params: Bindings): LoopRunResult {
+export function runProgram(p: Program, inputs: Bindings, params: Bindings, options: RunOptions = {}): LoopRunResult {
   const problems = verifyProgram(p);
   if (problems.length) throw new Error(`loop program @${p.name} is malformed:\n  ${problems.join('\n  ')}`);
   const storage = new Map<string, TypedArray>();
@@ -294,7 +332,7 @@ export function runProgram(p: Program, inputs: Bindings, params: Bindings): Loop
       storage.set(buffer, kind === 'param' ? data.slice() : data); // inputs are never stored into (verified)
     }
   }
-  for (const run of p.kernels.map((k) => compileKernel(k, storage))) run();
+  for (const run of p.kernels.map((k) => compileKernel(k, storage, options))) run();
   return {
     outputs: new Map(p.outputs.map((o) => [o.name, storage.get(o.buffer)!])),
     updates: new Map(p.updates.map((u) => [u.name, storage.get(u.buffer)!])),

@@ -1,5 +1,7 @@
-// schedule: chooses loop kinds (parallel, vector, serial) and splits from a cost model of extents and work.
-import type { AxisKind, Expr, Kernel, Program, Stmt } from './ir.js';
+// schedule: chooses loop kinds (parallel, vector, serial) from a cost model of extents and work; on a GPU, grids (gpu.ts).
+import { independentIterations, pureDecls, usesVar, work } from './analysis.js';
+import { type GpuCaps, H100, gridKernel } from './gpu.js';
+import type { AxisKind, Kernel, Program, Stmt } from './ir.js';
 
 /** What a target offers the scheduler. */
 export interface TargetCaps {
@@ -9,28 +11,14 @@ export interface TargetCaps {
   readonly threads: number;
   /** Minimum scalar operations a parallel loop must carry to be worth a thread hand-off. */
   readonly parallelGrain: number;
+  /** A GPU: nests become grids of thread blocks (vectorWidth and threads are then unused). */
+  readonly gpu?: GpuCaps;
 }
 
 export const DEFAULT_CAPS: TargetCaps = { vectorWidth: 4, threads: 1, parallelGrain: 1 << 15 };
 
-/** Scalar operations executed by one run of the statements (loop extents times body sizes). */
-export function work(stmts: readonly Stmt[]): number {
-  let w = 0;
-  for (const s of stmts) w += s.k === 'for' ? s.extent * Math.max(1, work(s.body)) : 1;
-  return w;
-}
-
-function usesVar(e: Expr, v: string): boolean {
-  switch (e.k) {
-    case 'var': return e.name === v;
-    case 'const': return false;
-    case 'load': return usesVar(e.idx, v);
-    case 'unary': case 'cast': return usesVar(e.a, v);
-    case 'binary': return usesVar(e.a, v) || usesVar(e.b, v);
-    case 'select': return usesVar(e.c, v) || usesVar(e.a, v) || usesVar(e.b, v);
-    case 'philox': return usesVar(e.counter, v) || usesVar(e.index, v);
-  }
-}
+/** The CUDA target's GPU (H100/H200 class). */
+export const CUDA_CAPS: TargetCaps = { vectorWidth: 1, threads: 1, parallelGrain: 1 << 15, gpu: H100 };
 
 /**
  * An innermost loop is vectorizable when its body is straight-line scalar code whose only loop-carried
@@ -48,12 +36,14 @@ function vectorizable(loop: Extract<Stmt, { k: 'for' }>): boolean {
 }
 
 function annotate(stmts: readonly Stmt[], caps: TargetCaps, depth: number): Stmt[] {
+  const pure = depth === 0 ? pureDecls(stmts) : new Map();
+  const topLocals = new Set(stmts.flatMap((s) => (s.k === 'local' ? [s.name] : [])));
   return stmts.map((s) => {
     if (s.k !== 'for') return s;
     const body = annotate(s.body, caps, depth + 1);
     let kind: AxisKind = s.kind;
     if (kind !== 'serial') return { ...s, body }; // lowering already chose (unroll, vector lanes of a micro-kernel)
-    if (depth === 0 && caps.threads > 1 && s.extent >= 2 && work([s]) >= caps.parallelGrain) kind = 'parallel';
+    if (depth === 0 && caps.threads > 1 && s.extent >= 2 && work([s]) >= caps.parallelGrain && independentIterations(s, pure, topLocals)) kind = 'parallel';
     else if (caps.vectorWidth > 1 && s.extent >= caps.vectorWidth && vectorizable({ ...s, body })) kind = 'vector';
     return { ...s, kind, body };
   });
@@ -61,6 +51,7 @@ function annotate(stmts: readonly Stmt[], caps: TargetCaps, depth: number): Stmt
 
 /** Schedules every kernel of a program for a target. */
 export function schedule(p: Program, caps: TargetCaps = DEFAULT_CAPS): Program {
-  const kernels: Kernel[] = p.kernels.map((k) => ({ ...k, body: annotate(k.body, caps, 0) }));
+  const gpu = caps.gpu;
+  const kernels: Kernel[] = p.kernels.map((k) => (gpu ? gridKernel(k, gpu) : { ...k, body: annotate(k.body, caps, 0) }));
   return { ...p, kernels };
 }

@@ -21,7 +21,10 @@ const LOGICAL: ReadonlySet<string> = new Set(LOGICAL_OPS);
 type Sym =
   | { readonly kind: 'loop'; readonly extent: number }
   | { readonly kind: 'decl'; readonly t: Scalar }
-  | { readonly kind: 'local'; readonly t: Scalar; readonly size: number };
+  | { readonly kind: 'local'; readonly t: Scalar; readonly size: number; readonly perThread?: boolean };
+
+/** Threads per GPU block and static shared memory per block (CUDA's limits). */
+const MAX_BLOCK_THREADS = 1024, MAX_SHARED_BYTES = 48 * 1024;
 
 /** Value range of an i32 index expression; `exact` when both ends are reached by some iteration. */
 interface Range { readonly lo: number; readonly hi: number; readonly exact: boolean; readonly vars: ReadonlySet<string> }
@@ -94,8 +97,12 @@ export function verifyKernel(k: Kernel, buffers: readonly Buffer[]): string[] {
     scopes[scopes.length - 1]!.set(name, sym);
   };
   /** The element type, size and kind of what a load or store names, or undefined (reported) when nothing. */
+  /** Where in a GPU grid the statement being checked is: outside any block, in a block, in a thread loop. */
+  let gpu: 'none' | 'block' | 'thread' = 'none';
+  let sharedBytes = 0;
   const array = (name: string, verb: string): { t: Scalar | undefined; size: number; kind: BufferKind | 'local' } | undefined => {
     const s = lookup(name);
+    if (s?.kind === 'local' && s.perThread && gpu !== 'thread') bad(`${verb} '${name}', private to each thread, outside a thread loop`);
     if (s?.kind === 'local') return { t: s.t, size: s.size, kind: 'local' };
     if (s) {
       bad(`${verb} '${name}', a scalar variable, not a buffer or local array`);
@@ -198,14 +205,29 @@ export function verifyKernel(k: Kernel, buffers: readonly Buffer[]): string[] {
   function stmt(s: Stmt): void {
     where = `kernel ${k.name}: ${printStmtHead(s)}`;
     switch (s.k) {
-      case 'for':
+      case 'for': {
         if (!Number.isInteger(s.extent) || s.extent <= 0) bad(`loop extent ${s.extent} is not a positive integer`);
         if (!AXIS_KINDS.has(s.kind)) bad(`unknown loop kind '${s.kind}'`);
+        const saved = [gpu, loopDepth] as const;
+        if (s.kind === 'block') {
+          if (loopDepth !== blockDepth) bad('a block loop must be at the top of the kernel or directly in block loops');
+          blockDepth++;
+          if (gpu === 'none') sharedBytes = 0; // counted per launch
+          gpu = 'block';
+        } else if (s.kind === 'thread') {
+          if (gpu !== 'block') bad(gpu === 'thread' ? 'a thread loop inside a thread loop (threads are one axis)' : 'a thread loop outside any block loop');
+          if (s.extent > MAX_BLOCK_THREADS) bad(`${s.extent} threads per block, more than ${MAX_BLOCK_THREADS}`);
+          gpu = 'thread';
+        } else if (gpu !== 'none' && (s.kind === 'parallel' || s.kind === 'vector')) bad(`a ${s.kind} loop inside a GPU block`);
+        loopDepth++;
         scopes.push(new Map());
         declare(s.v, { kind: 'loop', extent: s.extent }, 'loop variable');
         block(s.body);
         scopes.pop();
+        if (s.kind === 'block') blockDepth--;
+        [gpu, loopDepth] = saved;
         return;
+      }
       case 'decl':
         expr(s.init); // the new name is not in scope in its own initializer
         if (!SCALARS.has(s.t)) bad(`decl type ${JSON.stringify(s.t)} is not a scalar type`);
@@ -224,10 +246,16 @@ export function verifyKernel(k: Kernel, buffers: readonly Buffer[]): string[] {
         if (!SCALARS.has(s.t)) bad(`local array type ${JSON.stringify(s.t)} is not a scalar type`);
         if (!Number.isInteger(s.size) || s.size <= 0) bad(`local array size ${s.size} is not a positive integer`);
         if (s.scope !== 'register' && s.scope !== 'shared') bad(`unknown local array scope '${String(s.scope)}'`);
-        declare(s.name, { kind: 'local', t: s.t, size: s.size }, 'local array');
+        if (s.scope === 'shared') {
+          if (gpu !== 'block') bad('a shared local array must be declared in a GPU block, outside its thread loops');
+          sharedBytes += 4 * s.size;
+          if (sharedBytes > MAX_SHARED_BYTES) bad(`shared local arrays of the block take ${sharedBytes} bytes, more than ${MAX_SHARED_BYTES}`);
+        }
+        declare(s.name, { kind: 'local', t: s.t, size: s.size, perThread: gpu === 'block' && s.scope === 'register' }, 'local array');
         return;
       case 'store': {
         const a = array(s.buf, 'stores into');
+        if (gpu === 'block' && a && a.kind !== 'local') bad(`stores into buffer '${s.buf}' in a GPU block outside its thread loops`);
         if (a && (a.kind === 'input' || a.kind === 'const')) bad(`stores into ${a.kind} buffer '${s.buf}' (read-only)`);
         checkIndex(`store ${s.buf}`, s.idx, a?.size ?? Infinity);
         expr(s.value);
@@ -250,6 +278,10 @@ export function verifyKernel(k: Kernel, buffers: readonly Buffer[]): string[] {
   }
 
   if (!IDENT.test(k.name)) bad(`kernel name is not an identifier`);
+  let loopDepth = 0, blockDepth = 0;
+  if (k.body.some((s) => s.k === 'for' && s.kind === 'block') && !k.body.every((s) => s.k === 'for' && s.kind === 'block')) {
+    bad('a kernel with GPU block loops must have nothing else at its top level (each block nest is one launch)');
+  }
   block(k.body);
   return problems;
 }

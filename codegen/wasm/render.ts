@@ -287,6 +287,7 @@ class KernelRenderer {
     const w = this.w;
     switch (s.k) {
       case 'for': {
+        if (s.kind === 'block' || s.kind === 'thread') throw new Error(`loop ${s.v} is a GPU ${s.kind} axis: this renderer takes CPU schedules`);
         this.types.set(s.v, 'i32');
         if (s.kind === 'unroll') {
           const copies: Ref[] = [];

@@ -1,9 +1,10 @@
 // Golden files of the seed MLP's compiled forms: the graph after the graph passes, the fusion plan, the scheduled
-// loop IR, for inference and the Adam training step. Regenerate with `npm run golden` and review the diff.
+// loop IR (as wasm and as CUDA schedule it), for inference and the Adam training step. Regenerate with `npm run golden` and review the diff.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { printProgram } from '../../codegen/loop/printer.js';
+import { CUDA_CAPS } from '../../codegen/loop/schedule.js';
 import * as keras from '../../frontend/index.js';
 import { traceModel } from '../../frontend/models/executor.js';
 import { compileModel, traceTrainStep } from '../../frontend/models/training.js';
@@ -35,10 +36,11 @@ const ENTRIES: Record<string, () => Graph> = {
   },
 };
 
-/** The three texts of one entry point, by file suffix. */
+/** The texts of one entry point, by file suffix: graph, plan and loop IR as wasm schedules it, and as CUDA does. */
 function texts(entry: () => Graph): Record<string, string> {
   const c = runPipeline(entry(), { verifyEach: true });
-  return { 'graph.txt': printGraph(c.graph), 'plan.txt': describePlan(c.plan), 'loop.txt': printProgram(c.program) };
+  const gpu = runPipeline(entry(), { caps: CUDA_CAPS }).program;
+  return { 'graph.txt': printGraph(c.graph), 'plan.txt': describePlan(c.plan), 'loop.txt': printProgram(c.program), 'cuda.loop.txt': printProgram(gpu) };
 }
 
 describe('golden files (npm run golden rewrites them)', () => {

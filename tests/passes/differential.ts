@@ -3,6 +3,7 @@ import { type LoopRunResult, runProgram } from '../../codegen/loop/interpreter.j
 import type { Graph } from '../../ir/graph.js';
 import { type RunResult, interpret } from '../../ir/interpreter.js';
 import { type TypedArray, sizeOf, toTyped } from '../../ir/types.js';
+import type { TargetCaps } from '../../codegen/loop/schedule.js';
 import { type Compiled, runPipeline } from '../../passes/pipeline.js';
 import { rng } from './random_graphs.js';
 
@@ -37,12 +38,17 @@ export interface Differential {
   readonly diffs: string[];
 }
 
-/** Compiles g (verifying after every graph pass), runs both interpreters on the same data, and diffs them. */
-export function runBoth(g: Graph, inputs: Data, params: Data, atol = 0): Differential {
-  const compiled = runPipeline(g, { verifyEach: true });
+/**
+ * Compiles g for `caps` (verifying after every graph pass), runs both interpreters on the same data, and diffs
+ * them. A GPU schedule is also run with its block and thread loops reversed, which must not change a bit.
+ */
+export function runBoth(g: Graph, inputs: Data, params: Data, caps?: TargetCaps, atol = 0): Differential {
+  const compiled = runPipeline(g, { verifyEach: true, caps });
   const ref = interpret(g, inputs, params);
   const got = runProgram(compiled.program, inputs, params);
-  return { compiled, ref, got, diffs: differences(ref, got, atol) };
+  const diffs = differences(ref, got, atol);
+  if (caps?.gpu) diffs.push(...differences(ref, runProgram(compiled.program, inputs, params, { reverse: true }), atol).map((d) => `reversed: ${d}`));
+  return { compiled, ref, got, diffs };
 }
 
 /**

@@ -11,6 +11,7 @@ import { interpret } from '../../ir/interpreter.js';
 import type { Attrs, Op } from '../../ir/ops.js';
 import { parseGraph } from '../../ir/parser.js';
 import { gradients } from '../../passes/autodiff.js';
+import { CUDA_CAPS, type TargetCaps } from '../../codegen/loop/schedule.js';
 import { fuse } from '../../passes/fuse.js';
 import { type Data, differences, modelInputs, runBoth } from './differential.js';
 import { randomBindings, randomGraph } from './random_graphs.js';
@@ -119,13 +120,16 @@ function inputShapes(model: keras.Model): number[][] {
   return model.inputSpecs.map((s) => s.shape.map((d, i) => (i === 0 ? BATCH : d ?? 1)));
 }
 
-describe('loop IR equals the graph interpreter on the seed models', () => {
+/** Each test runs for the CPU schedule (as wasm's) and the GPU one (blocks, threads, shared memory; run both ways). */
+const SCHEDULES: readonly [string, TargetCaps | undefined][] = [['CPU schedule', undefined], ['GPU schedule', CUDA_CAPS]];
+
+describe.each(SCHEDULES)('loop IR equals the graph interpreter on the seed models (%s)', (_, caps) => {
   for (const c of MODELS) {
     describe(c.name, () => {
       it('inference', async () => {
         const api = c.api(), model = await c.build();
         const t = api.traceModel(model, BATCH);
-        const { diffs, compiled } = runBoth(t.graph, modelInputs(t.graph, 1), params(t.variables));
+        const { diffs, compiled } = runBoth(t.graph, modelInputs(t.graph, 1), params(t.variables), caps);
         expect(diffs).toEqual([]);
         expect(compiled.plan.kernels.length).toBeGreaterThan(0);
       });
@@ -143,7 +147,7 @@ describe('loop IR equals the graph interpreter on the seed models', () => {
           const inputs = modelInputs(step.graph, 2);
           let ps = params(step.variables);
           for (let k = 0; k < 2; k++) {
-            const { diffs, ref } = runBoth(step.graph, inputs, ps);
+            const { diffs, ref } = runBoth(step.graph, inputs, ps, caps);
             expect(diffs, `step ${k + 1}`).toEqual([]);
             expect(ref.updates.size).toBe(step.graph.updates.length);
             // the next step starts from the reference's updated parameters (nonzero optimizer state)
@@ -182,26 +186,26 @@ function convNet(train: boolean, channels = 2): Graph {
   return b.finish('conv_net_train', [{ name: 'loss', node: loss }, { name: 'probs', node: probs }], updates);
 }
 
-describe('loop IR equals the graph interpreter on a conv net built in graph IR', () => {
+describe.each(SCHEDULES)('loop IR equals the graph interpreter on a conv net built in graph IR (%s)', (_, caps) => {
   for (const train of [false, true]) {
     it(train ? 'training step (autodiff through conv, pooling, matmul, softmax)' : 'inference', () => {
       const g = convNet(train);
       const [inputs, ps] = randomBindings(g, 5);
-      const { diffs, ref } = runBoth(g, Object.fromEntries(inputs), Object.fromEntries(ps));
+      const { diffs, ref } = runBoth(g, Object.fromEntries(inputs), Object.fromEntries(ps), caps);
       expect(diffs).toEqual([]);
       expect(ref.updates.size).toBe(train ? 4 : 0);
     });
   }
 });
 
-describe('loop IR equals the graph interpreter on seeded random graphs', () => {
+describe.each(SCHEDULES)('loop IR equals the graph interpreter on seeded random graphs (%s)', (_, caps) => {
   const seeds = Array.from({ length: 100 }, (_, i) => i);
   it.each(seeds)('random graph %i', (seed) => {
     const rg = randomGraph(seed);
     const [inputs, ps] = randomBindings(rg.graph, seed);
     let diffs: string[];
     try {
-      diffs = runBoth(rg.graph, Object.fromEntries(inputs), Object.fromEntries(ps)).diffs;
+      diffs = runBoth(rg.graph, Object.fromEntries(inputs), Object.fromEntries(ps), caps).diffs;
     } catch (err) {
       throw new Error(`random graph ${seed} (steps: ${rg.steps.join(', ')}): ${(err as Error).message}`);
     }
@@ -264,10 +268,11 @@ const MIN = {
 }`,
 };
 
+/** Differences for a graph's text, under both schedules. */
 function checkText(text: string): string[] {
   const g = parseGraph(text);
   const [inputs, ps] = randomBindings(g, 3);
-  return runBoth(g, Object.fromEntries(inputs), Object.fromEntries(ps)).diffs;
+  return SCHEDULES.flatMap(([name, caps]) => runBoth(g, Object.fromEntries(inputs), Object.fromEntries(ps), caps).diffs.map((d) => `${name}: ${d}`));
 }
 
 describe('unit dimensions (regressions: lower.ts matched index patterns as text until commit 7918673)', () => {

@@ -1,0 +1,99 @@
+// Facts about loop-IR statements that the scheduler and the renderers share: variable uses, work, free variables.
+import type { Expr, Stmt } from './ir.js';
+
+/** Whether expression e reads variable v. */
+export function usesVar(e: Expr, v: string): boolean {
+  switch (e.k) {
+    case 'var': return e.name === v;
+    case 'const': return false;
+    case 'load': return usesVar(e.idx, v);
+    case 'unary': case 'cast': return usesVar(e.a, v);
+    case 'binary': return usesVar(e.a, v) || usesVar(e.b, v);
+    case 'select': return usesVar(e.c, v) || usesVar(e.a, v) || usesVar(e.b, v);
+    case 'philox': return usesVar(e.counter, v) || usesVar(e.index, v);
+  }
+}
+
+/** Scalar operations executed by one run of the statements (loop extents times body sizes). */
+export function work(stmts: readonly Stmt[]): number {
+  let w = 0;
+  for (const s of stmts) w += s.k === 'for' ? s.extent * Math.max(1, work(s.body)) : 1;
+  return w;
+}
+
+/** Scalar variables the statements read or assign without declaring them (loop variables and decls of outer scopes). */
+export function freeVars(stmts: readonly Stmt[], out = new Set<string>(), bound = new Set<string>()): Set<string> {
+  const expr = (e: Expr): void => {
+    switch (e.k) {
+      case 'var': if (!bound.has(e.name)) out.add(e.name); return;
+      case 'load': expr(e.idx); return;
+      case 'unary': case 'cast': expr(e.a); return;
+      case 'binary': expr(e.a); expr(e.b); return;
+      case 'select': expr(e.c); expr(e.a); expr(e.b); return;
+      case 'philox': expr(e.counter); expr(e.index); return;
+      default:
+    }
+  };
+  for (const s of stmts) {
+    if (s.k === 'for') freeVars(s.body, out, new Set(bound).add(s.v));
+    else if (s.k === 'decl') { expr(s.init); bound.add(s.name); }
+    else if (s.k === 'assign') { expr(s.value); if (!bound.has(s.name)) out.add(s.name); }
+    else if (s.k === 'store') { expr(s.idx); expr(s.value); }
+    else if (s.k === 'local') bound.add(s.name);
+  }
+  return out;
+}
+
+/** Names assigned anywhere in the statements. */
+export function assigned(stmts: readonly Stmt[], out = new Set<string>()): Set<string> {
+  for (const s of stmts) {
+    if (s.k === 'assign') out.add(s.name);
+    else if (s.k === 'for') assigned(s.body, out);
+  }
+  return out;
+}
+
+/** Names of the buffers and local arrays the statements load from or store into. */
+function arrays(stmts: readonly Stmt[], out = new Set<string>()): Set<string> {
+  const expr = (e: Expr): void => {
+    switch (e.k) {
+      case 'load': out.add(e.buf); expr(e.idx); return;
+      case 'unary': case 'cast': expr(e.a); return;
+      case 'binary': expr(e.a); expr(e.b); return;
+      case 'select': expr(e.c); expr(e.a); expr(e.b); return;
+      case 'philox': expr(e.counter); expr(e.index); return;
+      default:
+    }
+  };
+  for (const s of stmts) {
+    if (s.k === 'store') { out.add(s.buf); expr(s.idx); expr(s.value); }
+    else if (s.k === 'decl') expr(s.init);
+    else if (s.k === 'assign') expr(s.value);
+    else if (s.k === 'for') arrays(s.body, out);
+  }
+  return out;
+}
+
+/**
+ * Top-level decls of a kernel body whose value is final where declared (never assigned, computed only from
+ * such decls and loads): a copy of them may run anywhere after, e.g. in each chunk of a parallel loop.
+ */
+export function pureDecls(body: readonly Stmt[]): Map<string, Stmt> {
+  const changed = assigned(body);
+  const pure = new Map<string, Stmt>();
+  for (const st of body) {
+    if (st.k === 'decl' && !changed.has(st.name) && [...freeVars([st])].every((v) => pure.has(v))) pure.set(st.name, st);
+  }
+  return pure;
+}
+
+/**
+ * Whether the iterations of a top-level loop are independent, so they may run in any order or at once: the
+ * body assigns no outer variable, reads only `pure` outer variables, and touches no local array of an outer scope.
+ * (Stores into buffers are independent because lowering writes one element per outer index.)
+ */
+export function independentIterations(loop: Extract<Stmt, { k: 'for' }>, pure: ReadonlyMap<string, Stmt>, outerLocals: ReadonlySet<string>): boolean {
+  const free = freeVars(loop.body, new Set(), new Set([loop.v]));
+  if (![...free].every((v) => pure.has(v))) return false;
+  return ![...arrays(loop.body)].some((b) => outerLocals.has(b));
+}

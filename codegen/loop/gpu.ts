@@ -1,0 +1,208 @@
+// GPU scheduling: every kernel's loop nests become grids of thread blocks, from a cost model of shapes.
+//
+// Semantics of the GPU axes in loop IR (the interpreter runs them in order, the CUDA renderer launches them):
+// - `block` loops form the grid. They sit at the top of a kernel, each top-level block nest one launch, launches
+//   in order. Block iterations are independent.
+// - A `thread` loop inside a block runs its iterations on the block's threads (threadIdx.x). Sibling thread
+//   loops of one block are separated by a barrier (__syncthreads), so a thread loop may read what an earlier one
+//   wrote to shared memory; iterations of one thread loop must not depend on each other.
+// - `shared` local arrays are declared in a block, outside thread loops: one per block. A `register` local array
+//   declared in a block outside thread loops is private to each thread and keeps its values from one thread loop
+//   to the next (as a thread's registers do across barriers).
+import { type Expr, E, type Kernel, S, type Stmt } from './ir.js';
+import { independentIterations, pureDecls, work } from './analysis.js';
+
+/** What a GPU offers the scheduler (per streaming multiprocessor unless said otherwise). */
+export interface GpuCaps {
+  readonly sms: number;
+  readonly warp: number;
+  /** warp schedulers: warps issuing per cycle */
+  readonly schedulers: number;
+  /** cycles before a dependent instruction may issue (a warp alone issues at most once per `latency`) */
+  readonly latency: number;
+  readonly maxThreadsPerBlock: number;
+  readonly maxThreadsPerSm: number;
+  readonly maxBlocksPerSm: number;
+  /** static shared memory per block */
+  readonly sharedPerBlock: number;
+  readonly sharedPerSm: number;
+  /** bytes per cycle per SM from L2 */
+  readonly l2BytesPerCycle: number;
+}
+
+/** NVIDIA H100 SXM (sm_90); the H200 has the same SMs. */
+export const H100: GpuCaps = {
+  sms: 132, warp: 32, schedulers: 4, latency: 4, maxThreadsPerBlock: 1024, maxThreadsPerSm: 2048, maxBlocksPerSm: 32,
+  sharedPerBlock: 48 * 1024, sharedPerSm: 228 * 1024, l2BytesPerCycle: 64,
+};
+
+/**
+ * Cycles for a launch of `blocks` blocks of `threads` threads, each thread issuing `perThread` instructions:
+ * blocks run in waves of what fits on the SMs at once, and a wave takes as long as its busiest SM issues, or
+ * the latency-bound time of one warp when too few warps share an SM to hide it.
+ */
+export function launchCycles(blocks: number, threads: number, perThread: number, sharedBytes: number, g: GpuCaps): number {
+  const warps = Math.ceil(threads / g.warp);
+  const resident = Math.max(1, Math.min(g.maxBlocksPerSm, Math.floor(g.maxThreadsPerSm / (warps * g.warp)),
+    sharedBytes > 0 ? Math.floor(g.sharedPerSm / sharedBytes) : Infinity));
+  const waves = Math.ceil(blocks / (g.sms * resident));
+  const warpsPerSm = Math.min(resident, Math.ceil(blocks / g.sms)) * warps;
+  return waves * perThread * Math.max(g.latency, warpsPerSm / g.schedulers);
+}
+
+const divisors = (n: number, max: number): number[] => {
+  const out: number[] = [];
+  for (let d = 1; d <= Math.min(n, max); d++) if (n % d === 0) out.push(d);
+  return out;
+};
+
+/**
+ * A matmul's tiles: a block computes bm x bn outputs, staging bm x bk of A and bk x bn of B in shared memory per
+ * step over K; each of its (bm/tm)*(bn/tn) threads accumulates a tm x tn register tile.
+ */
+export interface MatmulTiles {
+  readonly bm: number;
+  readonly bn: number;
+  readonly bk: number;
+  readonly tm: number;
+  readonly tn: number;
+}
+
+export const tileThreads = (t: MatmulTiles): number => (t.bm / t.tm) * (t.bn / t.tn);
+
+/** Estimated cycles of a tiled [batch] M x K @ K x N matmul. */
+export function matmulCycles(M: number, N: number, K: number, batch: number, t: MatmulTiles, g: GpuCaps): number {
+  const T = tileThreads(t);
+  const loads = Math.ceil((t.bm * t.bk) / T) + Math.ceil((t.bk * t.bn) / T);
+  // per step: global loads into shared (with address arithmetic), shared reads (an SM reads 32 floats of shared
+  // memory per cycle but issues 4 x 32 FMAs: a shared read costs 4 FMA slots), FMAs, two barriers
+  const perStep = 4 * loads + 4 * t.bk * (t.tm + t.tn) + t.bk * t.tm * t.tn + 16;
+  const perThread = (K / t.bk) * perStep + 2 * t.tm * t.tn;
+  const blocks = batch * (M / t.bm) * (N / t.bn);
+  const shared = 4 * t.bk * (t.bm + t.bn);
+  const compute = launchCycles(blocks, T, perThread, shared, g);
+  const l2 = (blocks * (K / t.bk) * shared) / (g.sms * g.l2BytesPerCycle);
+  return Math.max(compute, l2);
+}
+
+/** The cheapest tiles by the cost model (every tile divides its extent, so no thread needs a bounds guard). */
+export function matmulTiles(M: number, N: number, K: number, batch: number, g: GpuCaps = H100): MatmulTiles {
+  let best: MatmulTiles | undefined, bestCost = Infinity;
+  for (const bm of divisors(M, 128)) for (const bn of divisors(N, 128)) {
+    for (const tm of divisors(bm, 8)) for (const tn of divisors(bn, 8)) {
+      const T = (bm / tm) * (bn / tn);
+      if (T > g.maxThreadsPerBlock || tm * tn > 64) continue;
+      for (const bk of divisors(K, 32)) {
+        if (4 * bk * (bm + bn) > g.sharedPerBlock) continue;
+        const t = { bm, bn, bk, tm, tn };
+        const c = matmulCycles(M, N, K, batch, t, g);
+        if (c < bestCost) { best = t; bestCost = c; }
+      }
+    }
+  }
+  return best!;
+}
+
+/** Threads per block for `points` independent iterations of `perThread` work: a divisor of points, so none is idle. */
+export function gridThreads(points: number, perThread: number, g: GpuCaps = H100): number {
+  let best = 1, bestKey: number[] = [Infinity];
+  for (const d of divisors(points, g.maxThreadsPerBlock)) {
+    const blocks = points / d;
+    // cheapest first; then the most SMs busy; then the larger block
+    const key = [launchCycles(blocks, d, perThread, 0, g), -Math.min(blocks, g.sms), -d];
+    const lt = key.findIndex((v, i) => v !== bestKey[i]);
+    if (lt >= 0 && key[lt]! < bestKey[lt]!) { best = d; bestKey = key; }
+  }
+  return best;
+}
+
+type For = Extract<Stmt, { k: 'for' }>;
+
+/** The perfectly nested loops at the top of a nest whose iterations are all independent. */
+function parallelChain(loop: For, pure: ReadonlyMap<string, Stmt>): For[] {
+  const chain = [loop];
+  const visible = new Map(pure); // the chain's own variables are visible to the loops inside it
+  for (;;) {
+    const last = chain[chain.length - 1]!;
+    visible.set(last.v, last);
+    const inner = last.body[0];
+    if (last.body.length !== 1 || inner?.k !== 'for' || inner.kind === 'unroll') return chain;
+    if (!independentIterations(inner, visible, new Set())) return chain;
+    chain.push(inner);
+  }
+}
+
+/**
+ * Maps one kernel onto the GPU. Each top-level loop nest with independent iterations becomes a launch: its
+ * perfectly nested outer loops are flattened and split into blocks x threads, and the loop-invariant decls it
+ * reads are recomputed by each thread. Other top-level code (a whole-tensor reduction, a row cached outside
+ * every loop) runs as a launch of one thread, in order. Nests lowered for the GPU already (top-level block loops)
+ * are kept.
+ */
+export function gridKernel(k: Kernel, g: GpuCaps = H100): Kernel {
+  const pure = pureDecls(k.body);
+  const topLocals = new Set(k.body.flatMap((s) => (s.k === 'local' ? [s.name] : [])));
+  const launches: Stmt[] = [];
+  let counter = 0;
+  const fresh = (p: string) => `${p}_${counter++}`;
+  const withDecls = (stmts: Stmt[]) => [...[...pure.values()].filter((d) => readsName(stmts, (d as { name: string }).name, pure)), ...stmts];
+  let serial: Stmt[] = [];
+  const flush = () => {
+    if (serial.length) launches.push(S.for(fresh('g'), 1, [S.for(fresh('t'), 1, withDecls(serial), 'thread')], 'block'));
+    serial = [];
+  };
+  for (const st of k.body) {
+    if (st.k === 'decl' && pure.has(st.name)) continue;
+    if (st.k === 'for' && st.kind === 'block') { flush(); launches.push(st); continue; }
+    if (st.k !== 'for' || !independentIterations(st, pure, topLocals)) { serial.push(st); continue; }
+    flush();
+    const chain = parallelChain(st, pure);
+    const points = chain.reduce((a, l) => a * l.extent, 1);
+    const inner = chain[chain.length - 1]!.body;
+    const T = gridThreads(points, Math.max(1, work(inner)), g);
+    const gv = fresh('g'), tv = fresh('t');
+    const flat = E.add(E.mul(E.v(gv), E.i32(T)), E.v(tv));
+    // the chain's variables, decoded from the flat index (outermost varies slowest)
+    const decode: Stmt[] = [];
+    let stride = points;
+    for (const l of chain) {
+      stride /= l.extent;
+      decode.push(S.decl(l.v, 'i32', E.mod(E.idiv(flat, stride), l.extent)));
+    }
+    launches.push(S.for(gv, points / T, [S.for(tv, T, withDecls([...decode, ...inner]), 'thread')], 'block'));
+  }
+  flush();
+  return { ...k, body: launches };
+}
+
+/** Whether the statements read `name`, directly or through a pure decl they read. */
+function readsName(stmts: readonly Stmt[], name: string, pure: ReadonlyMap<string, Stmt>): boolean {
+  const seen = new Set<string>();
+  const visitExpr = (e: Expr): boolean => {
+    switch (e.k) {
+      case 'var': {
+        if (e.name === name) return true;
+        const d = pure.get(e.name);
+        if (!d || seen.has(e.name)) return false;
+        seen.add(e.name);
+        return visitExpr((d as { init: Expr }).init);
+      }
+      case 'const': return false;
+      case 'load': return visitExpr(e.idx);
+      case 'unary': case 'cast': return visitExpr(e.a);
+      case 'binary': return visitExpr(e.a) || visitExpr(e.b);
+      case 'select': return visitExpr(e.c) || visitExpr(e.a) || visitExpr(e.b);
+      case 'philox': return visitExpr(e.counter) || visitExpr(e.index);
+    }
+  };
+  const visit = (s: Stmt): boolean => {
+    switch (s.k) {
+      case 'for': return s.body.some(visit);
+      case 'decl': return visitExpr(s.init);
+      case 'assign': return visitExpr(s.value);
+      case 'store': return visitExpr(s.idx) || visitExpr(s.value);
+      case 'local': return false;
+    }
+  };
+  return stmts.some(visit);
+}
