@@ -1,6 +1,6 @@
 // keras.ops: NumPy-style tensor functions composed from graph-IR primitives (broadcasting, dtype promotion).
 import { broadcastShapes } from '../ir/ops.js';
-import { type DType, type Shape, type TypedArray, allocate, dtypeOfTyped, formatShape, isFloat, normAxis, sizeOf, toTyped } from '../ir/types.js';
+import { type DType, type Shape, type TypedArray, allocate, dtypeOfTyped, isDType, formatShape, isFloat, normAxis, sizeOf, toTyped } from '../ir/types.js';
 import { apply, currentTrace } from './engine.js';
 import { type NestedArray, Tensor } from './tensor.js';
 
@@ -25,6 +25,7 @@ function flatten(v: NestedArray, shape: number[], out: number[], depth: number):
  * @example keras.ops.array([[1, 2, 3], [4, 5, 6]]) // int32, shape [2, 3]
  */
 export function array(values: TensorLike, dtype?: DType): Tensor {
+  if (dtype !== undefined && !isDType(dtype)) throw new TypeError(`ops.array: dtype must be a dtype name such as 'float32', got ${JSON.stringify(dtype)} (the dtype is the second argument, as in keras.ops.array(x, 'float32'))`);
   if (values instanceof Tensor) return dtype && dtype !== values.dtype ? cast(values, dtype) : values;
   if (ArrayBuffer.isView(values)) {
     const d = dtypeOfTyped(values);

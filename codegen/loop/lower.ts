@@ -306,36 +306,14 @@ class NestEmitter {
         return accV;
       }
       case 'conv': case 'reduce_window': {
-        const isConv = n.op === 'conv';
-        const xs = x.type.shape, nsp = xs.length - 2;
-        const strides = n.attrs['strides'] as number[], pad = n.attrs['padding'] as [number, number][];
-        const dil = isConv ? n.attrs['dilation'] as number[] : xs.map(() => 1);
-        const ldil = isConv ? n.attrs['lhsDilation'] as number[] : xs.map(() => 1);
-        const k = n.src[1];
-        const win = isConv ? k!.type.shape.slice(0, nsp) : n.attrs['window'] as number[];
+        const isConv = n.op === 'conv', k = n.src[1];
         const isMax = n.attrs['kind'] === 'max';
         this.emit(S.decl(acc, t, E.c(t, isMax ? (t === 'i32' ? -2147483648 : -Infinity) : 0)));
-        const cin = isConv ? k!.type.shape[nsp]! : 1, coutG = isConv ? k!.type.shape[nsp + 1]! / (n.attrs['groups'] as number) : 1;
-        const extents = isConv ? [...win, cin] : win;
-        this.loops(extents, 'k', (ks) => {
-          let inb: Expr | undefined;
-          const coords = win.map((_, d) => {
-            const p = E.add(E.add(E.mul(idx[d + 1]!, E.i32(strides[d]!)), E.mul(ks[d]!, E.i32(dil[d]!))), E.i32(-pad[d]![0]));
-            const pv = this.let(p, 'p');
-            inb = and(inb, E.binary('ge', pv, E.i32(0)));
-            let q = pv;
-            if (ldil[d]! > 1) {
-              inb = and(inb, E.binary('eq', E.mod(pv, ldil[d]!), E.i32(0)));
-              q = E.idiv(pv, ldil[d]!);
-            }
-            inb = and(inb, E.binary('lt', q, E.i32(xs[d + 1]!)));
-            return clampIdx(q, xs[d + 1]!);
-          });
-          const cond = this.let(inb!, 'c');
-          const chan = isConv ? E.add(E.mul(E.idiv(idx[nsp + 1]!, coutG), E.i32(cin)), ks[nsp]!) : idx[nsp + 1]!;
-          const xv = this.exprAt(x, [idx[0]!, ...coords, chan]);
+        this.loops(windowExtents(n), 'k', (ks) => {
+          const [cond, at] = this.windowTap(n, idx, ks);
+          const xv = this.exprAt(x, at);
           let next: Expr;
-          if (isConv) next = E.binary('add', accV, E.binary('mul', xv, this.exprAt(k!, [...ks.slice(0, nsp), ks[nsp]!, idx[nsp + 1]!])));
+          if (isConv) next = E.binary('add', accV, E.binary('mul', xv, this.exprAt(k!, [...ks, idx[idx.length - 1]!])));
           else next = isMax ? E.binary('max', accV, xv) : E.binary('add', accV, xv);
           this.emit(S.assign(acc, E.select(cond, next, accV)));
         });
@@ -346,10 +324,87 @@ class NestEmitter {
     }
   }
 
+  /**
+   * One tap of a conv or pooling window: whether the output at idx reads the input at window position ks (the
+   * last of ks is the input channel of a conv), and the input index it reads (clamped in bounds when not).
+   */
+  private windowTap(n: Node, idx: readonly Expr[], ks: readonly Expr[]): [Expr, Expr[]] {
+    const isConv = n.op === 'conv', xs = n.src[0]!.type.shape, nsp = xs.length - 2;
+    const strides = n.attrs['strides'] as number[], pad = n.attrs['padding'] as [number, number][];
+    const dil = isConv ? n.attrs['dilation'] as number[] : xs.map(() => 1);
+    const ldil = isConv ? n.attrs['lhsDilation'] as number[] : xs.map(() => 1);
+    let inb: Expr | undefined;
+    const coords = strides.map((_, d) => {
+      const p = E.add(E.add(E.mul(idx[d + 1]!, E.i32(strides[d]!)), E.mul(ks[d]!, E.i32(dil[d]!))), E.i32(-pad[d]![0]));
+      const pv = this.let(p, 'p');
+      inb = and(inb, E.binary('ge', pv, E.i32(0)));
+      let q = pv;
+      if (ldil[d]! > 1) {
+        inb = and(inb, E.binary('eq', E.mod(pv, ldil[d]!), E.i32(0)));
+        q = E.idiv(pv, ldil[d]!);
+      }
+      inb = and(inb, E.binary('lt', q, E.i32(xs[d + 1]!)));
+      return clampIdx(q, xs[d + 1]!);
+    });
+    const cin = isConv ? n.src[1]!.type.shape[nsp]! : 1, coutG = isConv ? n.src[1]!.type.shape[nsp + 1]! / (n.attrs['groups'] as number) : 1;
+    const chan = isConv ? E.add(E.mul(E.idiv(idx[nsp + 1]!, coutG), E.i32(cin)), ks[nsp]!) : idx[nsp + 1]!;
+    return [this.let(inb!, 'c'), [idx[0]!, ...coords, chan]];
+  }
+
+  /**
+   * A convolution nest as a register-blocked micro-kernel, like the matmul's: a tile of MR outputs along the last
+   * spatial axis by NR output channels accumulates in a local array; per window tap and input channel, NR kernel
+   * values are loaded once and reused by the MR positions. Sums run over the window in the generic nest's order
+   * (taps outside the input skipped), so results are unchanged. Undefined when the nest has another shape.
+   */
+  private blockedConv(): Stmt[] | undefined {
+    const { full, axes } = this.plan.key;
+    const cv = this.plan.stages[0];
+    if (axes.length || this.plan.stages.length !== 1 || cv?.op !== 'conv' || cv.type.dtype !== 'float32') return undefined;
+    if (cv.type.shape.join() !== full.join() || this.plan.roots.some((r) => r.type.shape.join() !== full.join())) return undefined;
+    const r = full.length, W = full[r - 2]!, CO = full[r - 1]!;
+    const coutG = CO / (cv.attrs['groups'] as number);
+    const V = this.vectorWidth;
+    const MR = [4, 2, 1].find((m) => W % m === 0)!;
+    const NR = [2 * V, V, 8, 4].find((w) => coutG % w === 0 && MR * w <= 64);
+    if (NR === undefined) return undefined;
+    const [x, k] = cv.src as [Node, Node];
+    return this.nested(() => {
+      this.top = this.scope;
+      this.loops([...full.slice(0, r - 2), W / MR, CO / NR], 'o', (os) => {
+        const outer = os.slice(0, r - 2), wt = os[r - 2]!, ct = os[r - 1]!;
+        const at = (ri: Expr, ci: Expr) => [...outer, E.add(E.mul(wt, E.i32(MR)), ri), E.add(E.mul(ct, E.i32(NR)), ci)];
+        const acc = this.fresh('acc'), bv = this.fresh('b');
+        this.emit(S.local(acc, 'f32', MR * NR));
+        this.emit(S.local(bv, 'f32', NR));
+        const tileAt = (ri: Expr, ci: Expr) => E.add(E.mul(ri, E.i32(NR)), ci);
+        const tile = (body: (ri: Expr, ci: Expr) => void) => this.unrolled(MR, 'm', (ri) => this.vectorLoop(NR, (ci) => body(ri, ci)));
+        tile((ri, ci) => this.emit(S.store(acc, tileAt(ri, ci), E.f32(0))));
+        this.loops(windowExtents(cv), 'k', (ks) => {
+          this.vectorLoop(NR, (ci) => this.emit(S.store(bv, ci, this.exprAt(k, [...ks, E.add(E.mul(ct, E.i32(NR)), ci)]))));
+          this.unrolled(MR, 'm', (ri) => {
+            // the tap is the same for every channel of the tile (its first channel stands for them: one group)
+            const [cond, xi] = this.windowTap(cv, at(ri, E.i32(0)), ks);
+            const xv = this.exprAt(x, xi);
+            this.vectorLoop(NR, (ci) => {
+              const cur = E.load(acc, tileAt(ri, ci), 'f32');
+              this.emit(S.store(acc, tileAt(ri, ci), E.select(cond, E.binary('add', cur, E.binary('mul', xv, E.load(bv, ci, 'f32'))), cur)));
+            });
+          });
+        });
+        tile((ri, ci) => {
+          const idx = at(ri, ci);
+          const v = this.let(E.load(acc, tileAt(ri, ci), 'f32'), 'v');
+          this.epilogue(cv, idx, v);
+        });
+      });
+    });
+  }
+
   /** The whole nest: outer loops, stages, then stores of the roots. */
   lower(): Stmt[] {
     const { full } = this.plan.key;
-    const blocked = this.gpu ? this.gpuMatmul(this.gpu) : this.blockedMatmul();
+    const blocked = this.gpu ? this.gpuMatmul(this.gpu) : this.blockedMatmul() ?? this.blockedConv();
     if (blocked) return blocked;
     // a plain nest whose contractions are all full-shape matmuls runs row by row over the last axis, so each
     // matmul row is accumulated in i-k-j order (contiguous, vectorizable) in a row cache
@@ -464,14 +519,7 @@ class NestEmitter {
         tile((ri, ci) => {
           const idx = [...batch, E.add(E.mul(it, E.i32(MR)), ri), E.add(E.mul(jt, E.i32(NR)), ci)];
           const v = this.let(E.load(acc, E.add(E.mul(ri, E.i32(NR)), ci), 'f32'), 'v');
-          this.bind(mm, idx, () => v);
-          for (const root of this.plan.roots) {
-            const y = this.let(this.exprAt(root, idx), 'y');
-            this.emit(S.store(this.bufOf(root), linear(idx, root.type.shape), y));
-            this.bind(root, idx, () => y);
-          }
-          for (const root of this.plan.roots) this.bound.delete(root);
-          this.bound.delete(mm);
+          this.epilogue(mm, idx, v);
         });
       });
     });
@@ -546,17 +594,22 @@ class NestEmitter {
         tile((ri, ci) => {
           const idx = [...batch, E.add(E.add(row0, ty), ri), E.add(E.add(col0, txo), ci)];
           const v = this.let(E.load(acc, tileAt(ri, ci), 'f32'), 'v');
-          this.bind(mm, idx, () => v);
-          for (const root of this.plan.roots) {
-            const y = this.let(this.exprAt(root, idx), 'y');
-            this.emit(S.store(this.bufOf(root), linear(idx, root.type.shape), y));
-            this.bind(root, idx, () => y);
-          }
-          for (const root of this.plan.roots) this.bound.delete(root);
-          this.bound.delete(mm);
+          this.epilogue(mm, idx, v);
         });
       });
     }, 'block'));
+  }
+
+  /** Stores every root of the nest at idx, where its contraction st has the value v. */
+  private epilogue(st: Node, idx: readonly Expr[], v: Expr): void {
+    this.bind(st, idx, () => v);
+    for (const root of this.plan.roots) {
+      const y = this.let(this.exprAt(root, idx), 'y');
+      this.emit(S.store(this.bufOf(root), linear(idx, root.type.shape), y));
+      this.bind(root, idx, () => y);
+    }
+    for (const root of this.plan.roots) this.bound.delete(root);
+    this.bound.delete(st);
   }
 
   /** A loop every target unrolls (its index is a constant in each copy). */
@@ -595,6 +648,13 @@ class NestEmitter {
       value: () => E.load(local, linear(self.innerVars, innerExt), t),
     });
   }
+}
+
+/** Loop extents over a conv's window and input channels, or a pooling window. */
+function windowExtents(n: Node): number[] {
+  if (n.op !== 'conv') return n.attrs['window'] as number[];
+  const ks = n.src[1]!.type.shape;
+  return ks.slice(0, ks.length - 1);
 }
 
 /** Whether n is a transpose that swaps the last two axes (a matrix read column by column). */

@@ -92,6 +92,22 @@ describe('llvm target', () => {
     expect(compare(g, modelInputs(g, 4), params(step.variables))).toEqual([]);
   });
 
+  it('a CNN (register-blocked conv micro-kernels): inference and the Adam training step', () => {
+    const model = keras.Sequential([
+      keras.layers.Conv2D(8, 3, { activation: 'relu', padding: 'same', inputShape: [12, 12, 2] }),
+      keras.layers.MaxPooling2D(2),
+      keras.layers.Conv2D(16, 3, { activation: 'relu', strides: 2 }),
+      keras.layers.Flatten(),
+      keras.layers.Dense(10, { activation: 'softmax' }),
+    ]);
+    const t = traceModel(model, 2);
+    expect(compare(t.graph, modelInputs(t.graph, 2), params(t.variables))).toEqual([]);
+    const c = compileModel(model, { optimizer: 'adam', loss: 'sparse_categorical_crossentropy' });
+    const step = traceTrainStep(model, c, [[3, 12, 12, 2]], [[3]]);
+    const g: Graph = { ...step.graph, outputs: [...step.graph.outputs, ...step.graph.updates.map((u) => ({ name: `new/${String(u.param.attrs['name'])}`, node: u.value }))], updates: [] };
+    expect(compare(g, modelInputs(g, 5), params(step.variables))).toEqual([]);
+  });
+
   it.each(Array.from({ length: 12 }, (_, i) => i * 7 + 3))('random graph %i', (seed) => {
     const rg = randomGraph(seed);
     const [inputs, ps] = randomBindings(rg.graph, seed);

@@ -317,6 +317,11 @@ describe('regressions: minimal graphs of fuse/lower bugs found by the random gra
     const [inputs, ps] = randomBindings(g, 5);
     expect(runBoth(g, Object.fromEntries(inputs), Object.fromEntries(ps)).diffs).toEqual([]);
   });
+  it('index: a conv with two tiles of output channels (lower.ts blockedConv read input channels at twice the tile offset)', () => {
+    const model = keras.Sequential([keras.layers.Conv2D(16, 3, { strides: 2, inputShape: [6, 6, 8] })]);
+    const t = traceModel(model, 1);
+    expect(runBoth(t.graph, modelInputs(t.graph, 1), params(t.variables)).diffs).toEqual([]);
+  });
   it('leaf: an output that is a graph input (lower.ts binds it to the input buffer; verifyProgram refuses)', () => {
     expect(checkText(MIN.inputOutput)).toEqual([]);
   });

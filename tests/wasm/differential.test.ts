@@ -51,6 +51,13 @@ const MODELS: [string, () => keras.Model][] = [
     const y = keras.layers.Dense(3, { activation: 'gelu' })(keras.layers.Activation('elu')(h));
     return keras.Model({ inputs: [a, b], outputs: keras.layers.Dense(2, { activation: 'softmax' })(keras.layers.Reshape([3])(y)) });
   }],
+  ['seed CNN (register-blocked conv micro-kernels)', () => keras.Sequential([
+    keras.layers.Conv2D(8, 3, { activation: 'relu', padding: 'same', inputShape: [12, 12, 2] }),
+    keras.layers.MaxPooling2D(2),
+    keras.layers.Conv2D(16, 3, { activation: 'relu', strides: 2 }),
+    keras.layers.Flatten(),
+    keras.layers.Dense(10, { activation: 'softmax' }),
+  ])],
 ];
 
 describe('wasm equals the interpreter on models', () => {
