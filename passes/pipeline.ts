@@ -7,6 +7,7 @@ import { lower } from '../codegen/loop/lower.js';
 import { type MemoryPlan, planMemory } from '../codegen/loop/memplan.js';
 import { printProgram } from '../codegen/loop/printer.js';
 import { DEFAULT_CAPS, type TargetCaps, schedule } from '../codegen/loop/schedule.js';
+import { simplify } from '../codegen/loop/simplify.js';
 import { canonicalize } from './canonicalize.js';
 import { cse } from './cse.js';
 import { dce } from './dce.js';
@@ -19,8 +20,8 @@ export const GRAPH_PASSES: readonly { name: string; description: string; run: (g
   { name: 'dce', description: 'drop values no output or update uses', run: dce },
 ];
 
-/** Passes after the graph ones: fusion, lowering to loop IR, scheduling, memory planning. */
-export const LOOP_PASSES = ['fuse', 'lower', 'schedule', 'memplan'] as const;
+/** Passes after the graph ones: fusion, lowering to loop IR, index simplification, scheduling, memory planning. */
+export const LOOP_PASSES = ['fuse', 'lower', 'simplify', 'schedule', 'memplan'] as const;
 
 export const PASS_NAMES: readonly string[] = [...GRAPH_PASSES.map((p) => p.name), ...LOOP_PASSES];
 
@@ -78,7 +79,9 @@ function* passes(input: Graph, options: PipelineOptions): Generator<PassResult, 
   yield { name: 'fuse', text: () => describePlan(plan) };
   const lowered = lower(plan, { name: g.name, vectorWidth: options.caps?.vectorWidth, gpu: options.caps?.gpu });
   yield { name: 'lower', text: () => printProgram(lowered) };
-  const program = schedule(lowered, options.caps ?? DEFAULT_CAPS);
+  const simplified = simplify(lowered);
+  yield { name: 'simplify', text: () => printProgram(simplified) };
+  const program = schedule(simplified, options.caps ?? DEFAULT_CAPS);
   yield { name: 'schedule', text: () => printProgram(program) };
   const memory = planMemory(program);
   yield { name: 'memplan', text: () => describeMemory(memory) };

@@ -157,7 +157,7 @@ describe.concurrent('kiln', () => {
 });
 
 describe.concurrent('kiln compile --dump-after', () => {
-  const passes = 'canonicalize, cse, dce, fuse, lower, schedule, memplan';
+  const passes = 'canonicalize, cse, dce, fuse, lower, simplify, schedule, memplan';
 
   it('lists the passes in --help', async () => {
     const r = await kiln(['compile', '--help']);

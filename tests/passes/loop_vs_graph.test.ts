@@ -1,4 +1,4 @@
-// Differential testing: the loop program (fuse, lower, schedule) run by the loop interpreter equals the graph interpreter,
+// Differential testing: the loop program (fuse, lower, simplify, schedule) run by the loop interpreter equals the graph interpreter,
 // on every seed example model and a few more (inference and training steps), and on seeded random graphs.
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { runProgram } from '../../codegen/loop/interpreter.js';

@@ -1,0 +1,98 @@
+// simplify: index arithmetic rewritten by exact integer identities over loop ranges. Checked on the reshape index
+// of a pooling gradient (before/after text) and on seeded random index expressions evaluated at every point.
+import { describe, expect, it } from 'vitest';
+import { runProgram } from '../../codegen/loop/interpreter.js';
+import { E, type Expr, type Program, S, type Stmt } from '../../codegen/loop/ir.js';
+import { printExpr } from '../../codegen/loop/printer.js';
+import { simplify } from '../../codegen/loop/simplify.js';
+import { rng } from '../passes/random_graphs.js';
+
+/** A program storing `e` at every point of loops over `extents` (variables v0, v1, ...). */
+function program(extents: number[], e: Expr): Program {
+  const size = extents.reduce((a, b) => a * b, 1);
+  let at: Expr = E.i32(0);
+  extents.forEach((n, d) => { at = E.add(E.mul(at, E.i32(n)), E.v(`v${d}`)); });
+  let body: Stmt[] = [S.store('y', at, e)];
+  for (let d = extents.length - 1; d >= 0; d--) body = [S.for(`v${d}`, extents[d]!, body)];
+  return {
+    name: 'p', buffers: [{ name: 'y', dtype: 'int32', size, kind: 'output' }],
+    kernels: [{ name: 'k0', ops: [], body }], inputs: [], params: [], outputs: [{ name: 'y', buffer: 'y' }], updates: [],
+  };
+}
+
+/** The simplified form of e inside loops over extents. */
+function simplified(extents: number[], e: Expr): Expr {
+  let s = simplify(program(extents, e)).kernels[0]!.body[0]!;
+  while (s.k === 'for') s = s.body[0]!;
+  return (s as Extract<Stmt, { k: 'store' }>).value;
+}
+
+const { v, i32, add, mul, idiv, mod } = E;
+
+describe('simplify', () => {
+  it('splits a flattened NHWC index back into its coordinates', () => {
+    // (o0*6272 + o1*224 + o2*8 + o3) // 6272 % 64, // 224 % 28, // 8 % 28, % 8 over [64, 28, 28, 8]
+    const flat = add(add(add(mul(v('v0'), i32(6272)), mul(v('v1'), i32(224))), mul(v('v2'), i32(8))), v('v3'));
+    const ext = [64, 28, 28, 8];
+    expect(printExpr(simplified(ext, mod(idiv(flat, 6272), 64)))).toBe('v0');
+    expect(printExpr(simplified(ext, mod(idiv(flat, 224), 28)))).toBe('v1');
+    expect(printExpr(simplified(ext, mod(idiv(flat, 8), 28)))).toBe('v2');
+    expect(printExpr(simplified(ext, mod(flat, 8)))).toBe('v3');
+  });
+  it('divides by a common factor first: the 2x2 pooling window of a row', () => {
+    // (v1*112 + v2*8 + v3) // 224 with v2*8 + v3 < 112 is v1 // 2
+    expect(printExpr(simplified([28, 14, 8], idiv(add(add(mul(v('v0'), i32(112)), mul(v('v1'), i32(8))), v('v2')), 224)))).toBe('v0 // 2');
+    expect(printExpr(simplified([28, 8], idiv(add(mul(v('v0'), i32(8)), v('v1')), 16)))).toBe('v0 // 2');
+    expect(printExpr(simplified([28, 8], mod(add(mul(v('v0'), i32(8)), v('v1')), 16)))).toBe('v0 % 2 * 8 + v1');
+  });
+  it('keeps what the ranges do not decide', () => {
+    expect(printExpr(simplified([10], idiv(v('v0'), 3)))).toBe('v0 // 3');
+    expect(printExpr(simplified([10, 4], mod(add(mul(v('v0'), i32(4)), v('v1')), 6)))).toBe('(v0 * 4 + v1) % 6');
+  });
+  it('drops boolean units', () => {
+    const c = E.binary('lt', v('v0'), i32(3));
+    expect(printExpr(simplified([5], E.select(E.binary('and', c, E.bool(true)), i32(1), i32(0))))).toBe('select(v0 < 3, 1, 0)');
+    expect(printExpr(simplified([5], E.select(E.binary('or', E.bool(false), c), i32(1), i32(0))))).toBe('select(v0 < 3, 1, 0)');
+  });
+
+  it('gives the same value at every point on 600 seeded random index expressions', () => {
+    const r = rng(11);
+    const int = (lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
+    for (let n = 0; n < 600; n++) {
+      const extents = Array.from({ length: int(1, 3) }, () => int(1, 12));
+      const gen = (depth: number): Expr => {
+        if (depth === 0 || r() < 0.25) return r() < 0.7 ? v(`v${int(0, extents.length - 1)}`) : i32(int(-5, 40));
+        const a = gen(depth - 1);
+        switch (int(0, 6)) {
+          case 0: return E.binary('add', a, gen(depth - 1));
+          case 1: return E.binary('sub', a, gen(depth - 1));
+          case 2: return E.binary('mul', a, i32(int(-3, 20)));
+          case 3: return E.binary('idiv', a, i32(int(1, 30)));
+          case 4: return E.binary('mod', a, i32(int(1, 30)));
+          case 5: return E.binary('min', a, i32(int(-5, 60)));
+          default: return E.binary('max', a, gen(depth - 1));
+        }
+      };
+      // half of them: flattened indices (strides near the extents' products) split by nearby divisors
+      const flatIndex = (): Expr => {
+        let stride = 1, acc: Expr = i32(int(0, 2) === 0 ? int(-3, 3) : 0);
+        const strides: number[] = [];
+        for (let d = extents.length - 1; d >= 0; d--) {
+          const s = Math.max(1, stride + (r() < 0.3 ? int(-1, 1) : 0));
+          strides.push(s);
+          acc = add(acc, mul(v(`v${d}`), i32(s)));
+          stride *= extents[d]! * (r() < 0.2 ? 2 : 1);
+        }
+        const pick = () => Math.max(1, strides[int(0, strides.length - 1)]! * int(1, 3) + (r() < 0.3 ? int(-1, 1) : 0));
+        let x = acc;
+        for (let k = int(1, 3); k > 0; k--) x = r() < 0.5 ? idiv(x, pick()) : mod(x, pick());
+        return x;
+      };
+      const e = n % 2 ? flatIndex() : gen(4);
+      const p = program(extents, e);
+      const want = runProgram(p, {}, {}).outputs.get('y')!;
+      const got = runProgram(simplify(p), {}, {}).outputs.get('y')!;
+      expect([...got], `${printExpr(e)} over [${extents}] -> ${printExpr(simplified(extents, e))}`).toEqual([...want]);
+    }
+  });
+});
