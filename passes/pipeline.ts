@@ -77,7 +77,7 @@ function* passes(input: Graph, options: PipelineOptions): Generator<PassResult, 
   }
   const plan = fuse(g);
   yield { name: 'fuse', text: () => describePlan(plan) };
-  const lowered = lower(plan, { name: g.name, vectorWidth: options.caps?.vectorWidth, gpu: options.caps?.gpu });
+  const lowered = lower(plan, { name: g.name, caps: options.caps });
   yield { name: 'lower', text: () => printProgram(lowered) };
   const simplified = simplify(lowered);
   yield { name: 'simplify', text: () => printProgram(simplified) };

@@ -189,7 +189,7 @@ describe.concurrent('kiln compile --dump-after', () => {
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
     }
-    expect(llvm.stdout).toMatch(/local acc\d+: f32\[64\] register/); // a 4 x 16 accumulator tile
+    expect(llvm.stdout).toMatch(/local acc\d+: f32\[256\] register/); // a 4 x 64 accumulator tile
     expect(cuda.stdout).toMatch(/^ {2}for g\d+ in 0\.\.\d+ block \{$/m);
     expect(cuda.stdout).toMatch(/ thread \{$/m);
     expect(cuda.stdout).toMatch(/local As\d+: f32\[\d+\] shared/);

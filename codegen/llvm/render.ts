@@ -26,7 +26,8 @@ type BB = import('llvm-bindings').BasicBlock;
 
 /** Builds one function per kernel; variables live in allocas that opt's mem2reg/SROA promote to registers. */
 class KernelBuilder {
-  private readonly vars = new Map<string, { ptr: V; t: Scalar }>();
+  /** scalars in allocas; the index of an unrolled copy is a constant */
+  private readonly vars = new Map<string, { ptr: V; t: Scalar } | { value: number }>();
   private readonly arrays = new Map<string, { ptr: V; t: Scalar; size: number }>();
   private readonly entryBlock: BB;
 
@@ -96,6 +97,7 @@ class KernelBuilder {
       case 'var': {
         const v = this.vars.get(e.name);
         if (!v) throw new Error(`llvm: variable ${e.name} used before its declaration`);
+        if ('value' in v) return b.getInt32(v.value);
         return b.CreateLoad(this.scalarType(v.t), v.ptr);
       }
       case 'load':
@@ -226,11 +228,35 @@ class KernelBuilder {
     for (const s of ss) this.stmt(s);
   }
 
+  /** Whether the statements load from or store into a local array. */
+  private touchesLocal(stmts: readonly Stmt[]): boolean {
+    const inExpr = (e: Expr): boolean => {
+      switch (e.k) {
+        case 'load': return this.arrays.has(e.buf) || inExpr(e.idx);
+        case 'unary': case 'cast': return inExpr(e.a);
+        case 'binary': return inExpr(e.a) || inExpr(e.b);
+        case 'select': return inExpr(e.c) || inExpr(e.a) || inExpr(e.b);
+        default: return false;
+      }
+    };
+    return stmts.some((s) => (s.k === 'store' ? this.arrays.has(s.buf) || inExpr(s.value) : s.k === 'decl' ? inExpr(s.init)
+      : s.k === 'assign' ? inExpr(s.value) : s.k === 'for' && this.touchesLocal(s.body)));
+  }
+
   private stmt(s: Stmt): void {
     const L = llvm(), b = this.b;
     switch (s.k) {
       case 'for': {
         if (s.kind === 'block' || s.kind === 'thread') throw new Error(`loop ${s.v} is a GPU ${s.kind} axis: this renderer takes CPU schedules`);
+        // a micro-kernel's rows and lanes are unrolled here, so its register tile has constant indices (SROA keeps
+        // it in registers and the SLP vectorizer forms vectors); LLVM's own unroller gives up on large tiles
+        if (s.kind === 'unroll' || (s.kind === 'vector' && s.extent <= 64 && this.touchesLocal(s.body))) {
+          for (let i = 0; i < s.extent; i++) {
+            this.vars.set(s.v, { value: i });
+            this.stmts(s.body);
+          }
+          return;
+        }
         // do-while: every extent is at least 1
         const ptr = this.alloca(b.getInt32Ty());
         this.vars.set(s.v, { ptr, t: 'i32' });
@@ -253,7 +279,7 @@ class KernelBuilder {
         return;
       }
       case 'assign': {
-        const v = this.vars.get(s.name)!;
+        const v = this.vars.get(s.name) as { ptr: V };
         b.CreateStore(this.expr(s.value), v.ptr);
         return;
       }

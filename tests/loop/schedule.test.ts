@@ -1,10 +1,12 @@
-// GPU scheduling: matmul tiles from the cost model, grids for every other nest, the verifier's GPU rules, and the
-// interpreter's barrier and per-thread semantics (with reversed block/thread order as a race detector).
+// Scheduling: GPU matmul tiles from the cost model, grids for every other nest, the verifier's GPU rules, the
+// interpreter's barrier and per-thread semantics (with reversed block/thread order as a race detector); CPU
+// register tiles and packed panels.
 import { describe, expect, it } from 'vitest';
 import { H100, gridThreads, matmulCycles, matmulTiles, tileThreads } from '../../codegen/loop/gpu.js';
 import { runProgram } from '../../codegen/loop/interpreter.js';
 import { type Buffer, E, type Kernel, type Program, S, type Stmt } from '../../codegen/loop/ir.js';
-import { CUDA_CAPS, DEFAULT_CAPS, schedule } from '../../codegen/loop/schedule.js';
+import { CUDA_CAPS, DEFAULT_CAPS, registerTile, schedule } from '../../codegen/loop/schedule.js';
+import { LLVM_CAPS } from '../../codegen/llvm/target.js';
 import { verifyProgram } from '../../codegen/loop/verifier.js';
 import { renderWasmModule } from '../../codegen/wasm/render.js';
 import * as keras from '../../frontend/index.js';
@@ -12,7 +14,8 @@ import { traceModel } from '../../frontend/models/executor.js';
 import { compileModel, traceTrainStep } from '../../frontend/models/training.js';
 import { parseGraph } from '../../ir/parser.js';
 import { runPipeline } from '../../passes/pipeline.js';
-import { rng } from '../passes/random_graphs.js';
+import { runBoth } from '../passes/differential.js';
+import { randomBindings, rng } from '../passes/random_graphs.js';
 
 const { v, load } = E;
 const buf = (name: string, size: number, kind: Buffer['kind']): Buffer => ({ name, dtype: 'float32', size, kind });
@@ -179,5 +182,38 @@ describe('CPU schedules', () => {
   it('the wasm renderer refuses a GPU schedule with a message naming the loop', () => {
     const p = runPipeline(traceModel(seedMlp(), 2).graph, { caps: CUDA_CAPS });
     expect(() => renderWasmModule([{ name: 'predict', program: p.program, memory: p.memory }])).toThrow(/GPU block axis: this renderer takes CPU schedules/);
+  });
+});
+
+describe('CPU register tiles and packed panels', () => {
+  it('the cost model picks 4 x 64 tiles for AVX-512 and 4 x 8 for wasm, always dividing the extents', () => {
+    expect(registerTile(1024, 1024, LLVM_CAPS)).toEqual({ mr: 4, nr: 64 });
+    expect(registerTile(256, 64, DEFAULT_CAPS)).toEqual({ mr: 4, nr: 8 });
+    const r = rng(5);
+    for (let k = 0; k < 200; k++) {
+      const rows = 1 + Math.floor(r() * 300), cols = 4 * (1 + Math.floor(r() * 40));
+      for (const caps of [DEFAULT_CAPS, LLVM_CAPS]) {
+        const t = registerTile(rows, cols, caps)!;
+        expect([rows % t.mr, cols % t.nr]).toEqual([0, 0]);
+        expect(t.mr * Math.ceil(t.nr / caps.vectorWidth) + Math.ceil(t.nr / caps.vectorWidth) + 2).toBeLessThanOrEqual(caps.vectorRegisters);
+      }
+    }
+  });
+  it('B is packed into panels when several row tiles read them, with results equal to the interpreter', () => {
+    const g = parseGraph(`graph @mm {
+  %0 = input {name="a"} : f32[32,24]
+  %1 = input {name="b"} : f32[24,192]
+  %2 = matmul %0, %1 : f32[32,192]
+  %3 = input {name="c"} : f32[192]
+  %4 = broadcast %3 {shape=[32, 192]} : f32[32,192]
+  %5 = add %2, %4 : f32[32,192]
+  output "y" = %5
+}`);
+    const [inputs] = randomBindings(g, 9);
+    for (const caps of [DEFAULT_CAPS, LLVM_CAPS]) {
+      const { diffs, compiled } = runBoth(g, Object.fromEntries(inputs), {}, caps);
+      expect(diffs).toEqual([]);
+      expect(compiled.program.buffers.some((b) => b.name.startsWith('pack_') && b.size === 24 * 192)).toBe(true);
+    }
   });
 });
