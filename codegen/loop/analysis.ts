@@ -97,3 +97,9 @@ export function independentIterations(loop: Extract<Stmt, { k: 'for' }>, pure: R
   if (![...free].every((v) => pure.has(v))) return false;
   return ![...arrays(loop.body)].some((b) => outerLocals.has(b));
 }
+
+/** Whether cost key a is less than b, comparing element by element (cost models rank candidates by such keys). */
+export function lexLess(a: readonly number[], b: readonly number[]): boolean {
+  const i = a.findIndex((v, j) => v !== b[j]);
+  return i >= 0 && a[i]! < b[i]!;
+}

@@ -10,7 +10,7 @@
 //   declared in a block outside thread loops is private to each thread and keeps its values from one thread loop
 //   to the next (as a thread's registers do across barriers).
 import { type Expr, E, type Kernel, S, type Stmt } from './ir.js';
-import { independentIterations, pureDecls, work } from './analysis.js';
+import { independentIterations, lexLess, pureDecls, work } from './analysis.js';
 
 /** What a GPU offers the scheduler (per streaming multiprocessor unless said otherwise). */
 export interface GpuCaps {
@@ -110,8 +110,7 @@ export function gridThreads(points: number, perThread: number, g: GpuCaps = H100
     const blocks = points / d;
     // cheapest first; then the most SMs busy; then the larger block
     const key = [launchCycles(blocks, d, perThread, 0, g), -Math.min(blocks, g.sms), -d];
-    const lt = key.findIndex((v, i) => v !== bestKey[i]);
-    if (lt >= 0 && key[lt]! < bestKey[lt]!) { best = d; bestKey = key; }
+    if (lexLess(key, bestKey)) { best = d; bestKey = key; }
   }
   return best;
 }

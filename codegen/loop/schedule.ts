@@ -1,5 +1,5 @@
 // schedule: chooses loop kinds (parallel, vector, serial) from a cost model of extents and work; on a GPU, grids (gpu.ts).
-import { independentIterations, pureDecls, usesVar, work } from './analysis.js';
+import { independentIterations, lexLess, pureDecls, usesVar, work } from './analysis.js';
 import { type GpuCaps, H100, gridKernel } from './gpu.js';
 import type { AxisKind, Kernel, Program, Stmt } from './ir.js';
 
@@ -45,8 +45,7 @@ export function registerTile(rows: number, cols: number, caps: TargetCaps): { mr
       const fmas = acc, loads = mr + vecs;
       const cycles = Math.max((fmas * (caps.fma ? 1 : 2)) / 2, loads / 2, 4);
       const key = [cycles / fmas, loads / fmas, -mr];
-      const i = key.findIndex((k, j) => k !== bestKey[j]);
-      if (i >= 0 && key[i]! < bestKey[i]!) { best = { mr, nr }; bestKey = key; }
+      if (lexLess(key, bestKey)) { best = { mr, nr }; bestKey = key; }
     }
   }
   return best;
