@@ -63,6 +63,21 @@ class KernelBuilder {
     return t === 'bool' ? this.b.getInt8Ty() : this.scalarType(t);
   }
 
+  /**
+   * A buffer index in i64: its sums and products are computed at 64 bits (indices fit: the verifier bounds them),
+   * so neighbouring accesses differ by a constant that LLVM can see (with i32 arithmetic sign-extended it cannot
+   * rule out a wrap, and the SLP vectorizer leaves a micro-kernel in a parallel chunk scalar).
+   */
+  private index64(e: Expr): V {
+    const b = this.b;
+    if (e.k === 'const') return b.getInt64(e.v);
+    if (e.k === 'binary' && e.t === 'i32' && (e.op === 'add' || e.op === 'sub' || e.op === 'mul')) {
+      const x = this.index64(e.a), y = this.index64(e.b);
+      return e.op === 'add' ? b.CreateAdd(x, y) : e.op === 'sub' ? b.CreateSub(x, y) : b.CreateMul(x, y);
+    }
+    return b.CreateSExt(this.expr(e), b.getInt64Ty());
+  }
+
   private pointer(buf: string, idx: Expr): { ptr: V; t: Scalar } {
     const L = llvm();
     const arr = this.arrays.get(buf);
@@ -73,7 +88,7 @@ class KernelBuilder {
     const t = this.bufTypes.get(buf), off = this.offsets[buf];
     if (!t || off === undefined) throw new Error(`llvm: unknown buffer ${buf}`);
     const width = t === 'bool' ? 1 : 4;
-    const byte = this.b.CreateAdd(this.b.CreateMul(this.b.CreateSExt(this.expr(idx), this.b.getInt64Ty()), this.b.getInt64(width)), this.b.getInt64(off));
+    const byte = this.b.CreateAdd(this.b.CreateMul(this.index64(idx), this.b.getInt64(width)), this.b.getInt64(off));
     const p = this.b.CreateInBoundsGEP(this.b.getInt8Ty(), this.fn.getArg(this.memArg), [byte]);
     return { ptr: this.b.CreateBitCast(p, L.PointerType.get(this.memType(t), 0)), t };
   }

@@ -2,6 +2,7 @@
 // libmodel.a, model_main and (with --train) model_train; model.h is the C API.
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type IoSpec, type TargetEntry, irText, manifestOf } from '../entry.js';
@@ -43,7 +44,7 @@ export interface LlvmTargetOptions {
   readonly embedWeights?: boolean;
   /** opt/llc -mcpu (default: the host's x86-64 level) */
   readonly cpu?: string;
-  /** Parallelize outer loops on the runtime's thread pool (default 1: serial). */
+  /** Outer loops run in parallel when > 1, on the runtime's pool (default: the host's cores; 1 with --triple). */
   readonly threads?: number;
   /**
    * Cross-compile model.o for another target triple (e.g. aarch64-linux-gnu, thumbv7em-none-eabihf): writes
@@ -120,15 +121,16 @@ function sh(cmd: string, args: string[], cwd: string): void {
 
 /**
  * What the llvm target schedules for: AVX-512's 16 lanes, and micro-kernel tiles within 22 of its 32 registers
- * (measured: tiles of 24 accumulators, 6 x 64 or 8 x 48, run 8x slower than 4 x 64, LLVM 14 spilling them). With threads > 1, outer loops run on the runtime's
- * pool (KILN_NUM_THREADS threads at run time); off by default, as LLVM 14 vectorizes the outlined loop chunks
- * worse (measured 2-6x slower on one thread).
+ * (measured: tiles of 24 accumulators, 6 x 64 or 8 x 48, run 8x slower than 4 x 64, LLVM 14 spilling them).
+ * compileLlvm sets the threads.
  */
 export const LLVM_CAPS: TargetCaps = { ...DEFAULT_CAPS, vectorWidth: 16, vectorRegisters: 22, fma: true, threads: 1 };
 
 /** Compiles the entries and writes/builds every artifact; returns the files. */
 export function compileLlvm(o: LlvmTargetOptions): string[] {
-  const caps: TargetCaps = { ...LLVM_CAPS, threads: o.threads ?? 1 };
+  // parallel loops for the host's cores (the pool takes KILN_NUM_THREADS at run time); none in a cross-compiled
+  // object, which may run where there are no threads
+  const caps: TargetCaps = { ...LLVM_CAPS, threads: o.threads ?? (o.triple ? 1 : os.availableParallelism()) };
   const compiled = o.entries.map((e) => ({ e, c: runPipeline(e.graph, { caps }) }));
   const entries = compiled.map(({ e, c }) => ({ name: e.name, program: c.program, memory: c.memory }));
   const layout = layoutModule(entries, o.embedWeights ? new Map(o.weights.map((w) => [w.name, w.data])) : undefined);

@@ -76,13 +76,15 @@ function arrays(stmts: readonly Stmt[], out = new Set<string>()): Set<string> {
 
 /**
  * Top-level decls of a kernel body whose value is final where declared (never assigned, computed only from
- * such decls and loads): a copy of them may run anywhere after, e.g. in each chunk of a parallel loop.
+ * such decls and loads of buffers): a copy of them may run anywhere after, e.g. in each chunk of a parallel loop.
  */
 export function pureDecls(body: readonly Stmt[]): Map<string, Stmt> {
   const changed = assigned(body);
+  const locals = new Set(body.flatMap((s) => (s.k === 'local' ? [s.name] : [])));
   const pure = new Map<string, Stmt>();
   for (const st of body) {
-    if (st.k === 'decl' && !changed.has(st.name) && [...freeVars([st])].every((v) => pure.has(v))) pure.set(st.name, st);
+    if (st.k !== 'decl' || changed.has(st.name) || ![...freeVars([st])].every((v) => pure.has(v))) continue;
+    if (![...arrays([st])].some((a) => locals.has(a))) pure.set(st.name, st);
   }
   return pure;
 }

@@ -102,10 +102,11 @@ class NestEmitter {
 
   /** Nested loops over extents; body receives the index variables. */
   private loops(extents: readonly number[], prefix: string, body: (vars: Expr[]) => void, kind: AxisKind = 'serial'): void {
-    const names = extents.map(() => this.fresh(prefix));
-    const vars = names.map((n) => E.v(n));
+    // a serial loop of one iteration is not emitted: its index is 0 (so the next loop can be the outer one)
+    const names = extents.map((n) => (n === 1 && kind === 'serial' ? undefined : this.fresh(prefix)));
+    const vars = names.map((n) => (n === undefined ? E.i32(0) : E.v(n)));
     let stmts = this.nested(() => body(vars));
-    for (let d = extents.length - 1; d >= 0; d--) stmts = [S.for(names[d]!, extents[d]!, stmts, kind)];
+    for (let d = extents.length - 1; d >= 0; d--) if (names[d] !== undefined) stmts = [S.for(names[d]!, extents[d]!, stmts, kind)];
     for (const s of stmts) this.emit(s);
   }
 

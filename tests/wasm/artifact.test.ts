@@ -1,6 +1,8 @@
-// `kiln compile --target wasm` artifacts: loaded from another directory in Node, equal to the interpreter.
+// `kiln compile --target wasm` artifacts: loaded from another directory in Node and over HTTP as in a browser,
+// equal to the interpreter.
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -86,5 +88,47 @@ console.log(JSON.stringify({ y: Array.from(y), loss: Array.from(loss), kernel: A
     const t = traceModel(model, 1);
     const ref = interpret(t.graph, { [String(t.graph.inputs[0]!.attrs['name'])]: one }, Object.fromEntries(t.variables.map((v) => [v.path, v.data])));
     close(got['y']!, ref.outputs.get(t.graph.outputs[0]!.name)!.data);
+  });
+
+  it('loads over HTTP as in a browser: the module streamed by WebAssembly.instantiateStreaming, the weights fetched', async () => {
+    const out = path.join(tmp, 'http');
+    await run(process.execPath, [path.join(root, 'dist/cli/main.js'), 'compile', 'examples/seed/sequential.ts', '-o', out], { cwd: root });
+    const served: string[] = [];
+    const types: Record<string, string> = { '.wasm': 'application/wasm', '.safetensors': 'application/octet-stream' };
+    const server = http.createServer((req, res) => {
+      const file = path.join(out, path.basename(req.url ?? ''));
+      served.push(path.basename(file));
+      if (!existsSync(file)) { res.writeHead(404).end(); return; }
+      res.writeHead(200, { 'Content-Type': types[path.extname(file)] ?? 'text/plain' }).end(readFileSync(file));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+      const one = Array.from(x.subarray(0, 784));
+      const body = (options: string) => `
+const streamed = WebAssembly.instantiateStreaming;
+let streams = 0;
+WebAssembly.instantiateStreaming = (...a) => { streams++; return streamed(...a); };
+const m = await load(${options});
+const [y] = m.predict([Float32Array.from(${JSON.stringify(one)})]);
+console.log(JSON.stringify({ y: Array.from(y), streams: [streams] }));`;
+      const elsewhere = mkdtempSync(path.join(tmp, 'user-'));
+      const script = (name: string, options: string) => {
+        const f = path.join(elsewhere, name);
+        writeFileSync(f, `import { load } from ${JSON.stringify(new URL(`file://${out}/model.mjs`).href)};\n${body(options)}`);
+        return f;
+      };
+      const overHttp = JSON.parse((await run(process.execPath, [script('http.mjs', `{ wasm: new URL('${base}/model.wasm'), weights: new URL('${base}/weights.safetensors') }`)], { cwd: elsewhere })).stdout);
+      const fromFile = JSON.parse((await run(process.execPath, [script('file.mjs', '')], { cwd: elsewhere })).stdout);
+      expect(served.sort()).toEqual(['model.wasm', 'weights.safetensors']);
+      expect(overHttp.streams).toEqual([1]);
+      expect(fromFile.streams).toEqual([0]);
+      expect(overHttp.y).toEqual(fromFile.y);
+      // a server without the wasm MIME type: streaming compilation refuses it, with the browser's error
+      const bad = JSON.stringify(`${base}/model.mjs`);
+      await expect(run(process.execPath, [script('bad.mjs', `{ wasm: new URL(${bad}), weights: new URL('${base}/weights.safetensors') }`)], { cwd: elsewhere })).rejects.toThrow(/MIME|mime|Content-Type|application\/wasm/);
+    } finally {
+      server.close();
+    }
   });
 });
