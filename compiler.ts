@@ -10,6 +10,7 @@ import { printGraph } from './ir/printer.js';
 import type { TargetEntry } from './codegen/entry.js';
 import { WASM_CAPS, compileWasm } from './codegen/wasm/target.js';
 import { LLVM_CAPS, compileLlvm } from './codegen/llvm/target.js';
+import { compileCuda } from './codegen/cuda/target.js';
 import { CUDA_CAPS, type TargetCaps } from './codegen/loop/schedule.js';
 import { PASS_NAMES, irAfter } from './passes/pipeline.js';
 
@@ -138,7 +139,6 @@ export async function compile(model: Model, options: CompileOptions = {}): Promi
     return { target, ir: printGraph(graph), files: [] };
   }
   if (!options.outDir) throw new KilnError('compile needs an output directory (outDir)');
-  if (target === 'cuda') throw new KilnError(`target '${target}' is not implemented yet`);
   const entries: TargetEntry[] = [];
   try {
     entries.push({ name: 'predict', graph: traceModel(model, batchSize).graph, batchSize });
@@ -155,9 +155,9 @@ export async function compile(model: Model, options: CompileOptions = {}): Promi
   };
   let files: string[];
   try {
-    files = target === 'llvm'
-      ? compileLlvm({ outDir: options.outDir, entries, weights, ...io, embedWeights: options.embedWeights, cpu: options.cpu, triple: options.triple })
-      : compileWasm({ outDir: options.outDir, entries, weights, ...io, embedWeights: options.embedWeights });
+    const common = { outDir: options.outDir, entries, weights, ...io, embedWeights: options.embedWeights };
+    files = target === 'llvm' ? compileLlvm({ ...common, cpu: options.cpu, triple: options.triple })
+      : target === 'cuda' ? compileCuda(common) : compileWasm(common);
   } catch (err) {
     throw new KilnError(errorText(err), { cause: err });
   }

@@ -4,9 +4,12 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { readNpy, writeNpy } from '../runtime/npy.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
+const execFileP = promisify(execFile);
 const cli = path.join(root, 'dist', 'cli', 'main.js');
 const { version } = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string };
 
@@ -94,12 +97,23 @@ describe.concurrent('kiln', () => {
     expect(r.stdout).toMatch(/= matmul /);
   });
 
-  it('refuses targets that are not implemented, in one line, writing nothing', async () => {
-    const out = path.join(outside, 'artifacts');
-    const r = await kiln(['compile', 'examples/seed/sequential.ts', '--target', 'cuda', '-o', out]);
-    expect(r.code).not.toBe(0);
-    expect(lines(r.stderr)).toEqual(["kiln: target 'cuda' is not implemented yet"]);
-    expect(existsSync(out)).toBe(false);
+  it('compiles for --target cuda: model.cu, a Makefile, and the CPU build of its kernels (model_main_emu) that runs', async () => {
+    const out = path.join(outside, 'cuda');
+    const r = await kiln(['compile', 'examples/seed/sequential.ts', '--target', 'cuda', '--batch-size', '2', '-o', out]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    for (const f of ['model.cu', 'model.h', 'kiln_cuda.h', 'Makefile', 'model_main_emu', 'manifest.json', 'weights.safetensors']) expect(existsSync(path.join(out, f)), f).toBe(true);
+    expect(JSON.parse(readFileSync(path.join(out, 'manifest.json'), 'utf8'))).toMatchObject({ target: 'cuda', arch: 'sm_90' });
+    const x = path.join(out, 'x.npy');
+    writeFileSync(x, writeNpy('float32', [2, 784], new Float32Array(2 * 784).fill(0.5)));
+    const run = await execFileP(path.join(out, 'model_main_emu'), [x, '--out', path.join(out, 'y')]).then(() => 0, () => 1);
+    expect(run).toBe(0);
+    const y = readNpy(new Uint8Array(readFileSync(path.join(out, 'y', 'dense_1.npy'))));
+    expect(y.shape).toEqual([2, 10]);
+    expect(Math.abs([...y.data].slice(0, 10).reduce((a, b) => a + b, 0) - 1)).toBeLessThan(1e-5); // a softmax row
+  });
+
+  it('refuses an unknown target in one line', async () => {
     const bad = await kiln(['compile', 'examples/seed/sequential.ts', '--target', 'tpu']);
     expect(bad.code).not.toBe(0);
     expect(lines(bad.stderr)).toEqual(["kiln: unknown target 'tpu'; targets are wasm, llvm, cuda"]);

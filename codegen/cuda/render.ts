@@ -1,0 +1,235 @@
+// Renders GPU-scheduled loop-IR programs to CUDA C++ (model.cu): one __global__ function per launch (a top-level
+// block nest), thread loops on threadIdx.x with a barrier after each, shared and per-thread arrays, and one host
+// entry point per program that replays its launches as a CUDA graph. kiln_cuda.h gives the macros; with
+// KILN_CUDA_EMULATE the same file builds for the CPU (blocks and thread loops in order), so it is tested here.
+import type { Expr, Kernel, Scalar, Stmt } from '../loop/ir.js';
+import type { Entry, Layout } from '../loop/layout.js';
+import { formatF32 } from '../loop/printer.js';
+
+const C_TYPE: Record<Scalar, string> = { f32: 'float', i32: 'int', bool: 'int' };
+const MEM_TYPE: Record<string, string> = { float32: 'float', int32: 'int', bool: 'unsigned char' };
+
+type For = Extract<Stmt, { k: 'for' }>;
+
+function constant(e: Extract<Expr, { k: 'const' }>): string {
+  if (e.t !== 'f32') return e.v === -2147483648 ? '(-2147483647 - 1)' : String(e.v);
+  if (Number.isNaN(e.v)) return 'NAN';
+  if (!Number.isFinite(e.v)) return e.v > 0 ? 'INFINITY' : '(-INFINITY)';
+  const s = formatF32(e.v);
+  return `${s.startsWith('-') ? `(${s}f)` : `${s}f`}`;
+}
+
+const F32_UNARY: Record<string, string> = {
+  abs: 'fabsf', sqrt: 'sqrtf', floor: 'floorf', ceil: 'ceilf', round: 'rintf', recip: 'kiln_recip', rsqrt: 'kiln_rsqrt',
+  exp: 'expf', log: 'logf', tanh: 'tanhf', erf: 'erff', sin: 'sinf', cos: 'cosf', sign: 'kiln_sign',
+};
+const CMP: Record<string, string> = { eq: '==', ne: '!=', lt: '<', le: '<=', gt: '>', ge: '>=' };
+
+/** Largest extent of the thread loops in a block body (1 when none). */
+function blockThreads(body: readonly Stmt[]): number {
+  let n = 1;
+  for (const s of body) if (s.k === 'for') n = Math.max(n, s.kind === 'thread' ? s.extent : blockThreads(s.body));
+  return n;
+}
+
+/** Renders the statements of one launch. */
+class LaunchWriter {
+  private readonly out: string[] = [];
+  /** block-level register arrays: one per thread */
+  private readonly perThread = new Set<string>();
+  /** memory type of each buffer referenced */
+  readonly used = new Set<string>();
+
+  constructor(private readonly types: ReadonlyMap<string, string>, private readonly threads: number) {}
+
+  private line(indent: string, s: string): void {
+    this.out.push(indent + s);
+  }
+
+  expr(e: Expr): string {
+    switch (e.k) {
+      case 'const': return constant(e);
+      case 'var': return e.name;
+      case 'load': {
+        const at = `${this.array(e.buf)}[${this.expr(e.idx)}]`;
+        return this.types.get(e.buf) === 'bool' ? `((int)${at})` : at;
+      }
+      case 'cast': {
+        const a = this.expr(e.a), from = e.a.t;
+        if (e.t === from) return a;
+        if (e.t === 'f32') return `((float)${a})`;
+        if (e.t === 'i32') return from === 'f32' ? `kiln_f2i(${a})` : a;
+        return from === 'f32' ? `(${a} != 0.f)` : `(${a} != 0)`;
+      }
+      case 'unary': {
+        const a = this.expr(e.a);
+        if (e.a.t === 'bool') return `(!${a})`;
+        if (e.op === 'neg') return `(-${a})`;
+        if (e.a.t === 'i32') {
+          if (e.op === 'abs') return `(${a} < 0 ? -${a} : ${a})`;
+          if (e.op === 'sign') return `((${a} > 0) - (${a} < 0))`;
+          return a; // floor, ceil, round of an integer
+        }
+        const f = F32_UNARY[e.op];
+        if (!f) throw new Error(`cuda: unary ${e.op}`);
+        return `${f}(${a})`;
+      }
+      case 'binary': {
+        const a = this.expr(e.a), b = this.expr(e.b), f = e.a.t === 'f32';
+        if (CMP[e.op]) return `(${a} ${CMP[e.op]} ${b})`;
+        switch (e.op) {
+          case 'add': return `(${a} + ${b})`;
+          case 'sub': return `(${a} - ${b})`;
+          case 'mul': return `(${a} * ${b})`;
+          case 'div': return f ? `(${a} / ${b})` : `kiln_div(${a}, ${b})`;
+          case 'idiv': return `kiln_idiv(${a}, ${b})`;
+          case 'mod': return `kiln_mod(${a}, ${b})`;
+          case 'max': return f ? `kiln_fmax(${a}, ${b})` : `(${a} > ${b} ? ${a} : ${b})`;
+          case 'min': return f ? `kiln_fmin(${a}, ${b})` : `(${a} < ${b} ? ${a} : ${b})`;
+          case 'pow': return f ? `powf(${a}, ${b})` : `kiln_ipow(${a}, ${b})`;
+          case 'and': return `(${a} && ${b})`;
+          case 'or': return `(${a} || ${b})`;
+          default: throw new Error(`cuda: binary ${e.op}`);
+        }
+      }
+      case 'select': return `(${this.expr(e.c)} ? ${this.expr(e.a)} : ${this.expr(e.b)})`;
+      case 'philox': return `kiln_philox(${e.seed | 0}, ${this.expr(e.counter)}, ${this.expr(e.index)})`;
+    }
+  }
+
+  private array(name: string): string {
+    if (this.perThread.has(name)) return `KILN_MINE(${name})`;
+    if (this.types.has(name)) this.used.add(name);
+    return name;
+  }
+
+  stmts(body: readonly Stmt[], indent: string, inThread: boolean): void {
+    for (const s of body) {
+      switch (s.k) {
+        case 'for':
+          if (s.kind === 'thread') {
+            this.line(indent, `KILN_THREADS(${s.v}, ${s.extent}) {`);
+            this.stmts(s.body, `${indent}  `, true);
+            this.line(indent, '}');
+            this.line(indent, 'KILN_BARRIER();');
+          } else {
+            if (s.kind === 'unroll') this.line(indent, '#pragma unroll');
+            this.line(indent, `for (int ${s.v} = 0; ${s.v} < ${s.extent}; ++${s.v}) {`);
+            this.stmts(s.body, `${indent}  `, inThread);
+            this.line(indent, '}');
+          }
+          break;
+        case 'decl': this.line(indent, `${C_TYPE[s.t]} ${s.name} = ${this.expr(s.init)};`); break;
+        case 'assign': this.line(indent, `${s.name} = ${this.expr(s.value)};`); break;
+        case 'local': {
+          const t = C_TYPE[s.t];
+          if (s.scope === 'shared') this.line(indent, `KILN_SHARED(${t}, ${s.name}, ${s.size});`);
+          else if (!inThread) {
+            this.perThread.add(s.name);
+            this.line(indent, `KILN_PER_THREAD(${t}, ${s.name}, ${s.size}, ${this.threads});`);
+          } else this.line(indent, `${t} ${s.name}[${s.size}];`);
+          break;
+        }
+        case 'store': {
+          const v = this.expr(s.value);
+          this.line(indent, `${this.array(s.buf)}[${this.expr(s.idx)}] = ${this.types.get(s.buf) === 'bool' ? `(unsigned char)(${v})` : v};`);
+          break;
+        }
+      }
+    }
+  }
+
+  text(): string {
+    return this.out.join('\n');
+  }
+}
+
+/** One launch: a top-level block nest of a kernel. */
+interface Launch {
+  readonly name: string;
+  readonly grid: number;
+  readonly threads: number;
+  readonly source: string;
+}
+
+function renderLaunch(name: string, nest: For, types: ReadonlyMap<string, string>, offsets: Record<string, number>): Launch {
+  // the nest's block loops (directly nested) decode one flat block index, the outermost varying slowest
+  const blocks: For[] = [nest];
+  for (let s = nest; s.body.length === 1 && s.body[0]!.k === 'for' && s.body[0]!.kind === 'block';) blocks.push(s = s.body[0] as For);
+  const body = blocks[blocks.length - 1]!.body;
+  const grid = blocks.reduce((a, b) => a * b.extent, 1);
+  const threads = blockThreads(body);
+  const w = new LaunchWriter(types, threads);
+  w.stmts(body, '  ', false);
+  const decode: string[] = [];
+  let stride = grid;
+  for (const b of blocks) {
+    stride /= b.extent;
+    decode.push(`  const int ${b.v} = KILN_BLOCK_ID / ${stride} % ${b.extent};`);
+  }
+  const ptrs = [...w.used].sort().map((b) => `  ${MEM_TYPE[types.get(b)!]} *const ${b} = (${MEM_TYPE[types.get(b)!]} *)(mem + ${offsets[b]});`);
+  const source = [`KILN_KERNEL(${name}) {`, ...ptrs, ...decode, w.text(), '}'].join('\n');
+  return { name, grid, threads, source };
+}
+
+/**
+ * model.cu for every entry over the shared memory layout: the kernels, then per entry `kiln_<entry>(mem)`, which
+ * copies the memory block to the device, replays the entry's launches (captured once as a CUDA graph) and copies
+ * it back.
+ */
+export function renderCuda(entries: readonly Entry[], layout: Layout, name: string): string {
+  const parts = [`// Generated by kiln: CUDA kernels and host entry points of model ${name}.`, '#include "model.h"', '#include "kiln_cuda.h"', ''];
+  const runs: string[] = [];
+  for (const e of entries) {
+    const types = new Map(e.program.buffers.map((b) => [b.name, b.dtype]));
+    const launches = e.program.kernels.flatMap((k: Kernel) => k.body.map((nest, i) => {
+      if (nest.k !== 'for' || nest.kind !== 'block') throw new Error(`cuda: kernel ${k.name} is not scheduled for a GPU (a top-level ${nest.k} that is not a block loop)`);
+      return renderLaunch(`${e.name}_${k.name}_${i}`, nest, types, layout.offsets[e.name]!);
+    }));
+    parts.push(...launches.map((l) => `${l.source}\n`));
+    runs.push(`static void kiln_run_${e.name}(unsigned char *mem, kiln_stream_t stream) {
+${launches.map((l) => `  KILN_LAUNCH(${l.name}, ${l.grid}, ${l.threads}, stream, mem);`).join('\n')}
+}
+
+extern "C" void kiln_${e.name}(unsigned char *mem) {
+  static kiln_graph_t graph;
+  kiln_call(mem, kiln_run_${e.name}, &graph);
+}
+`);
+  }
+  parts.push(`#ifndef KILN_CUDA_EMULATE
+typedef cudaStream_t kiln_stream_t;
+typedef cudaGraphExec_t kiln_graph_t;
+/* The memory block on the device, then each call: block in, the entry's launches (captured once, replayed as a
+   CUDA graph), block out. */
+static void kiln_call(unsigned char *host, void (*run)(unsigned char *, kiln_stream_t), kiln_graph_t *exec) {
+  static unsigned char *dev;
+  static cudaStream_t stream;
+  if (!dev) {
+    KILN_CHECK(cudaMalloc(&dev, KILN_MEMORY_BYTES));
+    KILN_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  }
+  if (!*exec) {
+    cudaGraph_t g;
+    KILN_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+    run(dev, stream);
+    KILN_CHECK(cudaStreamEndCapture(stream, &g));
+    KILN_CHECK(cudaGraphInstantiate(exec, g, 0));
+    KILN_CHECK(cudaGraphDestroy(g));
+  }
+  KILN_CHECK(cudaMemcpyAsync(dev, host, KILN_MEMORY_BYTES, cudaMemcpyHostToDevice, stream));
+  KILN_CHECK(cudaGraphLaunch(*exec, stream));
+  KILN_CHECK(cudaMemcpyAsync(host, dev, KILN_MEMORY_BYTES, cudaMemcpyDeviceToHost, stream));
+  KILN_CHECK(cudaStreamSynchronize(stream));
+}
+#else
+typedef int kiln_stream_t;
+typedef int kiln_graph_t;
+static void kiln_call(unsigned char *host, void (*run)(unsigned char *, kiln_stream_t), kiln_graph_t *exec) {
+  (void)exec;
+  run(host, 0);
+}
+#endif
+`, ...runs);
+  return parts.join('\n');
+}

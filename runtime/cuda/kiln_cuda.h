@@ -1,0 +1,72 @@
+/* kiln's CUDA support for generated model.cu: launch and thread macros, and scalar helpers with the reference
+ * interpreter's semantics. With KILN_CUDA_EMULATE the same source builds as C++ for the CPU: blocks run one after
+ * another, a block's thread loops one after the other (the order its barriers impose), each thread with its own
+ * copy of the block's per-thread arrays. */
+#ifndef KILN_CUDA_H
+#define KILN_CUDA_H
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#ifndef KILN_CUDA_EMULATE
+#include <cuda_runtime.h>
+#define KILN_HD __host__ __device__ inline
+#define KILN_KERNEL(name) __global__ void name(unsigned char *mem)
+#define KILN_BLOCK_ID ((int)blockIdx.x)
+#define KILN_SHARED(type, name, size) __shared__ type name[size]
+/* a thread loop: iteration t runs on thread t; a barrier after it */
+#define KILN_THREADS(t, n) for (int t = (int)threadIdx.x, t##_once = 1; t##_once && t < (n); t##_once = 0)
+#define KILN_BARRIER() __syncthreads()
+/* an array private to each thread of a block, alive across its thread loops */
+#define KILN_PER_THREAD(type, name, size, threads) type name[size]
+#define KILN_MINE(name) name
+#define KILN_CHECK(call) do { cudaError_t kiln_e_ = (call); if (kiln_e_ != cudaSuccess) { \
+    fprintf(stderr, "kiln: %s failed: %s\n", #call, cudaGetErrorString(kiln_e_)); exit(1); } } while (0)
+#define KILN_LAUNCH(kernel, grid, threads, stream, mem) kernel<<<(grid), (threads), 0, (stream)>>>(mem)
+#else
+#define KILN_HD static inline
+#define KILN_KERNEL(name) static void name(unsigned char *mem, int kiln_block_)
+#define KILN_BLOCK_ID kiln_block_
+#define KILN_SHARED(type, name, size) static type name[size]
+#define KILN_THREADS(t, n) for (int t = 0; t < (n) && ((kiln_tid_ = t), 1); ++t)
+#define KILN_BARRIER() ((void)0)
+#define KILN_PER_THREAD(type, name, size, threads) static type name[threads][size]
+#define KILN_MINE(name) name[kiln_tid_]
+#define KILN_LAUNCH(kernel, grid, threads, stream, mem) do { for (int b_ = 0; b_ < (grid); ++b_) kernel((mem), b_); } while (0)
+static int kiln_tid_;
+#endif
+
+/* floor division and the non-negative remainder (divisor > 0), C division with 0 for a zero divisor */
+KILN_HD int kiln_idiv(int a, int b) { int q = a / b; return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q; }
+KILN_HD int kiln_mod(int a, int b) { int r = a % b; return r < 0 ? r + (b < 0 ? -b : b) : r; }
+KILN_HD int kiln_div(int a, int b) { return b == 0 ? 0 : (a == INT32_MIN && b == -1) ? a : a / b; }
+KILN_HD int kiln_ipow(int a, int b) {
+  if (b < 0) return 0;
+  uint32_t r = 1, x = (uint32_t)a;
+  for (uint32_t e = (uint32_t)b; e; e >>= 1) { if (e & 1) r *= x; x *= x; }
+  return (int)r;
+}
+/* NaN-propagating max and min (fmaxf drops NaN) */
+KILN_HD float kiln_fmax(float a, float b) { return a > b ? a : (a != a ? a : b); }
+KILN_HD float kiln_fmin(float a, float b) { return a < b ? a : (a != a ? a : b); }
+KILN_HD float kiln_sign(float a) { return a > 0.f ? 1.f : a < 0.f ? -1.f : (a != a ? a : 0.f); }
+/* float to int32 saturating, NaN to 0 */
+KILN_HD int kiln_f2i(float a) { return a != a ? 0 : a >= 2147483648.f ? INT32_MAX : a < -2147483648.f ? INT32_MIN : (int)a; }
+/* correctly rounded 1/x and 1/sqrt(x) (through double) */
+KILN_HD float kiln_recip(float a) { return (float)(1.0 / (double)a); }
+KILN_HD float kiln_rsqrt(float a) { return (float)(1.0 / sqrt((double)a)); }
+
+/* Uniform float in [0, 1): word index%4 of Philox-4x32-10 block (index/4, counter, 0, 0) keyed (seed, 0). */
+KILN_HD float kiln_philox(int32_t seed, int32_t counter, int32_t index) {
+  uint32_t c0 = (uint32_t)index >> 2, c1 = (uint32_t)counter, c2 = 0, c3 = 0, k0 = (uint32_t)seed, k1 = 0;
+  for (int r = 0; r < 10; r++) {
+    uint64_t p0 = (uint64_t)0xd2511f53u * c0, p1 = (uint64_t)0xcd9e8d57u * c2;
+    uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
+    c1 = (uint32_t)p1; c3 = (uint32_t)p0; c0 = n0; c2 = n2;
+    k0 += 0x9e3779b9u; k1 += 0xbb67ae85u;
+  }
+  uint32_t w = ((uint32_t)index & 3) == 0 ? c0 : ((uint32_t)index & 3) == 1 ? c1 : ((uint32_t)index & 3) == 2 ? c2 : c3;
+  return (float)(w >> 8) * 5.9604644775390625e-8f;
+}
+#endif
