@@ -365,7 +365,7 @@ class NestEmitter {
     if (axes.length || this.plan.stages.length !== 1 || cv?.op !== 'conv' || cv.type.dtype !== 'float32') return undefined;
     if (cv.type.shape.join() !== full.join() || this.plan.roots.some((r) => r.type.shape.join() !== full.join())) return undefined;
     const r = full.length, W = full[r - 2]!, CO = full[r - 1]!;
-    const reg = registerTile(W, CO / (cv.attrs['groups'] as number), this.caps);
+    const reg = registerTile(W, CO / (cv.attrs['groups'] as number), this.caps, this.plan.nodes.size);
     if (!reg) return undefined;
     const { mr: MR, nr: NR } = reg;
     const [x, k] = cv.src as [Node, Node];
@@ -489,7 +489,7 @@ class NestEmitter {
    */
   private blockedMatmul(): Stmt[] | undefined {
     const m = this.matmulNest();
-    const reg = m && registerTile(m.M, m.N, this.caps);
+    const reg = m && registerTile(m.M, m.N, this.caps, this.plan.nodes.size);
     if (!m || !reg) return undefined;
     const { mm, a, b, M, N, K } = m, { mr: MR, nr: NR } = reg;
     const full = this.plan.key.full, r = full.length;

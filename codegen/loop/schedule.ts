@@ -11,6 +11,11 @@ export interface TargetCaps {
   readonly vectorRegisters: number;
   /** Whether multiply-add is one instruction (wasm SIMD128 has none: a multiply and an add). */
   readonly fma: boolean;
+  /**
+   * Most scalar operations a micro-kernel's epilogue may unroll to (tile elements x fused ops), where the renderer
+   * unrolls tiles to scalars (llvm: past it, LLVM 14's instruction selection takes minutes on one kernel).
+   */
+  readonly tileCode?: number;
   /** Worker threads (1: no parallel loops). */
   readonly threads: number;
   /** Minimum scalar operations a parallel loop must carry to be worth a thread hand-off. */
@@ -31,9 +36,9 @@ export const CUDA_CAPS: TargetCaps = { ...DEFAULT_CAPS, vectorWidth: 1, gpu: H10
  * multiply-adds (two issue ports), the loads (two ports), and the latency of one accumulator's add chain
  * (4 cycles), which needs enough independent accumulators to hide; among tiles of equal speed, the one with the
  * fewest loads per multiply-add, then more rows. Tiles must divide the extents and fit the registers (with B's
- * vectors and a broadcast). Measured (1024³ with AVX-512, B packed): 4 x 64 at 80% of peak, 4 x 32 75%, 4 x 16 50%.
+ * vectors and a broadcast), and the epilogue's unrolled code within the target's budget. Measured (1024³ with AVX-512, B packed): 4 x 64 at 80% of peak, 4 x 32 75%, 4 x 16 50%.
  */
-export function registerTile(rows: number, cols: number, caps: TargetCaps): { mr: number; nr: number } | undefined {
+export function registerTile(rows: number, cols: number, caps: TargetCaps, epilogueOps = 1): { mr: number; nr: number } | undefined {
   const V = caps.vectorWidth;
   let best: { mr: number; nr: number } | undefined, bestKey = [Infinity];
   for (const mr of [8, 6, 4, 3, 2, 1]) {
@@ -41,7 +46,7 @@ export function registerTile(rows: number, cols: number, caps: TargetCaps): { mr
     for (const nr of [...new Set([4 * V, 3 * V, 2 * V, V, 8, 4])]) {
       if (cols % nr || nr % Math.min(V, 4)) continue;
       const vecs = Math.ceil(nr / V), acc = mr * vecs;
-      if (acc + vecs + 2 > caps.vectorRegisters) continue;
+      if (acc + vecs + 2 > caps.vectorRegisters || mr * nr * epilogueOps > (caps.tileCode ?? Infinity)) continue;
       const fmas = acc, loads = mr + vecs;
       const cycles = Math.max((fmas * (caps.fma ? 1 : 2)) / 2, loads / 2, 4);
       const key = [cycles / fmas, loads / fmas, -mr];
