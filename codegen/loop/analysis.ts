@@ -1,17 +1,21 @@
 // Facts about loop-IR statements that the scheduler and the renderers share: variable uses, work, free variables.
 import type { Expr, Stmt } from './ir.js';
 
+/** The direct subexpressions of e. */
+export function operands(e: Expr): Expr[] {
+  switch (e.k) {
+    case 'load': return [e.idx];
+    case 'unary': case 'cast': return [e.a];
+    case 'binary': return [e.a, e.b];
+    case 'select': return [e.c, e.a, e.b];
+    case 'philox': return [e.counter, e.index];
+    default: return [];
+  }
+}
+
 /** Whether expression e reads variable v. */
 export function usesVar(e: Expr, v: string): boolean {
-  switch (e.k) {
-    case 'var': return e.name === v;
-    case 'const': return false;
-    case 'load': return usesVar(e.idx, v);
-    case 'unary': case 'cast': return usesVar(e.a, v);
-    case 'binary': return usesVar(e.a, v) || usesVar(e.b, v);
-    case 'select': return usesVar(e.c, v) || usesVar(e.a, v) || usesVar(e.b, v);
-    case 'philox': return usesVar(e.counter, v) || usesVar(e.index, v);
-  }
+  return e.k === 'var' ? e.name === v : operands(e).some((x) => usesVar(x, v));
 }
 
 /** Scalar operations executed by one run of the statements (loop extents times body sizes). */
@@ -24,15 +28,8 @@ export function work(stmts: readonly Stmt[]): number {
 /** Scalar variables the statements read or assign without declaring them (loop variables and decls of outer scopes). */
 export function freeVars(stmts: readonly Stmt[], out = new Set<string>(), bound = new Set<string>()): Set<string> {
   const expr = (e: Expr): void => {
-    switch (e.k) {
-      case 'var': if (!bound.has(e.name)) out.add(e.name); return;
-      case 'load': expr(e.idx); return;
-      case 'unary': case 'cast': expr(e.a); return;
-      case 'binary': expr(e.a); expr(e.b); return;
-      case 'select': expr(e.c); expr(e.a); expr(e.b); return;
-      case 'philox': expr(e.counter); expr(e.index); return;
-      default:
-    }
+    if (e.k === 'var' && !bound.has(e.name)) out.add(e.name);
+    operands(e).forEach(expr);
   };
   for (const s of stmts) {
     if (s.k === 'for') freeVars(s.body, out, new Set(bound).add(s.v));
@@ -56,14 +53,8 @@ export function assigned(stmts: readonly Stmt[], out = new Set<string>()): Set<s
 /** Names of the buffers and local arrays the statements load from or store into. */
 function arrays(stmts: readonly Stmt[], out = new Set<string>()): Set<string> {
   const expr = (e: Expr): void => {
-    switch (e.k) {
-      case 'load': out.add(e.buf); expr(e.idx); return;
-      case 'unary': case 'cast': expr(e.a); return;
-      case 'binary': expr(e.a); expr(e.b); return;
-      case 'select': expr(e.c); expr(e.a); expr(e.b); return;
-      case 'philox': expr(e.counter); expr(e.index); return;
-      default:
-    }
+    if (e.k === 'load') out.add(e.buf);
+    operands(e).forEach(expr);
   };
   for (const s of stmts) {
     if (s.k === 'store') { out.add(s.buf); expr(s.idx); expr(s.value); }

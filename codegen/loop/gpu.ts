@@ -10,7 +10,7 @@
 //   declared in a block outside thread loops is private to each thread and keeps its values from one thread loop
 //   to the next (as a thread's registers do across barriers).
 import { type Expr, E, type Kernel, S, type Stmt } from './ir.js';
-import { independentIterations, lexLess, pureDecls, work } from './analysis.js';
+import { independentIterations, lexLess, operands, pureDecls, work } from './analysis.js';
 
 /** What a GPU offers the scheduler (per streaming multiprocessor unless said otherwise). */
 export interface GpuCaps {
@@ -178,21 +178,12 @@ export function gridKernel(k: Kernel, g: GpuCaps = H100): Kernel {
 function readsName(stmts: readonly Stmt[], name: string, pure: ReadonlyMap<string, Stmt>): boolean {
   const seen = new Set<string>();
   const visitExpr = (e: Expr): boolean => {
-    switch (e.k) {
-      case 'var': {
-        if (e.name === name) return true;
-        const d = pure.get(e.name);
-        if (!d || seen.has(e.name)) return false;
-        seen.add(e.name);
-        return visitExpr((d as { init: Expr }).init);
-      }
-      case 'const': return false;
-      case 'load': return visitExpr(e.idx);
-      case 'unary': case 'cast': return visitExpr(e.a);
-      case 'binary': return visitExpr(e.a) || visitExpr(e.b);
-      case 'select': return visitExpr(e.c) || visitExpr(e.a) || visitExpr(e.b);
-      case 'philox': return visitExpr(e.counter) || visitExpr(e.index);
-    }
+    if (e.k !== 'var') return operands(e).some(visitExpr);
+    if (e.name === name) return true;
+    const d = pure.get(e.name);
+    if (!d || seen.has(e.name)) return false;
+    seen.add(e.name);
+    return visitExpr((d as { init: Expr }).init);
   };
   const visit = (s: Stmt): boolean => {
     switch (s.k) {

@@ -2,7 +2,7 @@
 // the same source built for the CPU (KILN_CUDA_EMULATE: blocks and thread loops in order, per-thread arrays) run
 // on .npy inputs against the reference interpreter.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -11,10 +11,9 @@ import * as keras from '../../frontend/index.js';
 import { traceModel } from '../../frontend/models/executor.js';
 import { compileModel, traceTrainStep } from '../../frontend/models/training.js';
 import type { Graph } from '../../ir/graph.js';
-import { interpret } from '../../ir/interpreter.js';
 import type { TypedArray } from '../../ir/types.js';
-import { readNpy, writeNpy } from '../../runtime/npy.js';
 import { type Data, modelInputs } from '../passes/differential.js';
+import { outputDiffs, runMain, weightsOf, withUpdates } from '../native.js';
 import { randomBindings, randomGraph } from '../passes/random_graphs.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'kiln-cuda-'));
@@ -32,36 +31,15 @@ const hasNvcc = (() => {
 /** Compiles g as the predict entry, runs model_main_emu on its inputs, returns outputs by name. */
 function runEmu(g: Graph, inputs: Data, params: Data, nvcc = false): { outputs: Map<string, TypedArray>; dir: string } {
   const dir = path.join(tmp, `m${n++}`);
-  const weights = g.params.map((p) => ({ name: String(p.attrs['name']), dtype: p.type.dtype, shape: p.type.shape, data: params[String(p.attrs['name'])]! }));
-  compileCuda({ outDir: dir, entries: [{ name: 'predict', graph: g, batchSize: 1 }], weights, nvcc });
-  const files = g.inputs.map((node, i) => {
-    const f = path.join(dir, `in${i}.npy`);
-    writeFileSync(f, writeNpy(node.type.dtype, node.type.shape, inputs[String(node.attrs['name'])]!));
-    return f;
-  });
-  execFileSync(path.join(dir, 'model_main_emu'), ['--out', path.join(dir, 'out'), ...files], { cwd: tmp });
-  const outputs = new Map(g.outputs.map((o) => [o.name, readNpy(new Uint8Array(readFileSync(path.join(dir, 'out', `${o.name.replace(/\//g, '_')}.npy`)))).data]));
-  return { outputs, dir };
+  compileCuda({ outDir: dir, entries: [{ name: 'predict', graph: g, batchSize: 1 }], weights: weightsOf(g, params), nvcc });
+  return { outputs: runMain(path.join(dir, 'model_main_emu'), dir, g, inputs), dir };
 }
 
 function compare(g: Graph, inputs: Data, params: Data, nvcc = false): string[] {
-  const { outputs } = runEmu(g, inputs, params, nvcc);
-  const ref = interpret(g, inputs, params);
-  const bad: string[] = [];
-  for (const [k, v] of ref.outputs) {
-    const got = outputs.get(k)!;
-    for (let i = 0; i < v.data.length; i++) {
-      const w = v.data[i]!, h = got[i]!;
-      const ok = Number.isNaN(w) ? Number.isNaN(h) : w === h || Math.abs(w - h) <= 1e-6 + 1e-5 * Math.abs(w);
-      if (!ok && bad.length < 4) bad.push(`${k}[${i}]: cuda (emulated) ${h}, interpreter ${w}`);
-    }
-  }
-  return bad;
+  return outputDiffs(g, inputs, params, runEmu(g, inputs, params, nvcc).outputs, 'cuda (emulated)');
 }
 
 const params = (vars: readonly keras.Variable[]): Data => Object.fromEntries(vars.map((v) => [v.path, v.data]));
-/** A training step with its updates exposed as outputs, so model_main writes them. */
-const withUpdates = (g: Graph): Graph => ({ ...g, outputs: [...g.outputs, ...g.updates.map((u) => ({ name: `new/${String(u.param.attrs['name'])}`, node: u.value }))], updates: [] });
 
 describe('cuda target', () => {
   it('the seed MLP and its Adam training step: the emulated kernels equal the interpreter; nvcc compiles model.cu', () => {

@@ -5,7 +5,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Graph } from '../../ir/graph.js';
-import { interpret } from '../../ir/interpreter.js';
 import type { TypedArray } from '../../ir/types.js';
 import { compileLlvm } from '../../codegen/llvm/target.js';
 import * as keras from '../../frontend/index.js';
@@ -14,6 +13,7 @@ import { compileModel, traceTrainStep } from '../../frontend/models/training.js'
 import { readNpy, writeNpy } from '../../runtime/npy.js';
 import { readSafetensors } from '../../runtime/safetensors.js';
 import { type Data, modelInputs } from '../passes/differential.js';
+import { outputDiffs, runMain, weightsOf, withUpdates } from '../native.js';
 import { randomBindings, randomGraph } from '../passes/random_graphs.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'kiln-llvm-'));
@@ -23,31 +23,12 @@ let n = 0;
 /** Compiles one graph as the predict entry, runs model_main on its inputs, returns outputs by name. */
 function runLlvm(g: Graph, inputs: Data, params: Data, threads = 1): { outputs: Map<string, TypedArray>; dir: string } {
   const dir = path.join(tmp, `m${n++}`);
-  const weights = g.params.map((p) => ({ name: String(p.attrs['name']), dtype: p.type.dtype, shape: p.type.shape, data: params[String(p.attrs['name'])]! }));
-  compileLlvm({ outDir: dir, entries: [{ name: 'predict', graph: g, batchSize: 1 }], weights, threads });
-  const files = g.inputs.map((node, i) => {
-    const f = path.join(dir, `in${i}.npy`);
-    writeFileSync(f, writeNpy(node.type.dtype, node.type.shape, inputs[String(node.attrs['name'])]!));
-    return f;
-  });
-  execFileSync(path.join(dir, 'model_main'), ['--out', path.join(dir, 'out'), ...files], { cwd: tmp, env: { ...process.env, KILN_NUM_THREADS: String(threads) } });
-  const outputs = new Map(g.outputs.map((o) => [o.name, readNpy(new Uint8Array(readFileSync(path.join(dir, 'out', `${o.name.replace(/\//g, '_')}.npy`)))).data]));
-  return { outputs, dir };
+  compileLlvm({ outDir: dir, entries: [{ name: 'predict', graph: g, batchSize: 1 }], weights: weightsOf(g, params), threads });
+  return { outputs: runMain(path.join(dir, 'model_main'), dir, g, inputs, { KILN_NUM_THREADS: String(threads) }), dir };
 }
 
 function compare(g: Graph, inputs: Data, params: Data, threads = 1): string[] {
-  const { outputs } = runLlvm(g, inputs, params, threads);
-  const ref = interpret(g, inputs, params);
-  const bad: string[] = [];
-  for (const [k, v] of ref.outputs) {
-    const got = outputs.get(k)!;
-    for (let i = 0; i < v.data.length; i++) {
-      const w = v.data[i]!, h = got[i]!;
-      const ok = Number.isNaN(w) ? Number.isNaN(h) : w === h || Math.abs(w - h) <= 1e-6 + 1e-5 * Math.abs(w);
-      if (!ok && bad.length < 4) bad.push(`${k}[${i}]: llvm ${h}, interpreter ${w}`);
-    }
-  }
-  return bad;
+  return outputDiffs(g, inputs, params, runLlvm(g, inputs, params, threads).outputs, 'llvm');
 }
 
 const params = (vars: readonly keras.Variable[]): Data => Object.fromEntries(vars.map((v) => [v.path, v.data]));
@@ -71,7 +52,7 @@ describe('llvm target', () => {
     expect(compare(t.graph, modelInputs(t.graph, 2), params(t.variables), 3)).toEqual([]);
     const c = compileModel(model, { optimizer: 'adam', loss: 'sparse_categorical_crossentropy' });
     const step = traceTrainStep(model, c, [[32, 784]], [[32]]);
-    const g: Graph = { ...step.graph, outputs: [...step.graph.outputs, ...step.graph.updates.map((u) => ({ name: `new/${String(u.param.attrs['name'])}`, node: u.value }))], updates: [] };
+    const g = withUpdates(step.graph);
     expect(compare(g, modelInputs(g, 4), params(step.variables), 3)).toEqual([]);
   });
 
@@ -88,7 +69,7 @@ describe('llvm target', () => {
     const c = compileModel(model, { optimizer: 'adam', loss: 'sparse_categorical_crossentropy' });
     const step = traceTrainStep(model, c, [[4, 20]], [[4]]);
     // expose every update as an output so model_main writes it
-    const g: Graph = { ...step.graph, outputs: [...step.graph.outputs, ...step.graph.updates.map((u) => ({ name: `new/${String(u.param.attrs['name'])}`, node: u.value }))], updates: [] };
+    const g = withUpdates(step.graph);
     expect(compare(g, modelInputs(g, 4), params(step.variables))).toEqual([]);
   });
 
@@ -104,14 +85,14 @@ describe('llvm target', () => {
     expect(compare(t.graph, modelInputs(t.graph, 2), params(t.variables))).toEqual([]);
     const c = compileModel(model, { optimizer: 'adam', loss: 'sparse_categorical_crossentropy' });
     const step = traceTrainStep(model, c, [[3, 12, 12, 2]], [[3]]);
-    const g: Graph = { ...step.graph, outputs: [...step.graph.outputs, ...step.graph.updates.map((u) => ({ name: `new/${String(u.param.attrs['name'])}`, node: u.value }))], updates: [] };
+    const g = withUpdates(step.graph);
     expect(compare(g, modelInputs(g, 5), params(step.variables))).toEqual([]);
   });
 
   it.each(Array.from({ length: 12 }, (_, i) => i * 7 + 3))('random graph %i', (seed) => {
     const rg = randomGraph(seed);
     const [inputs, ps] = randomBindings(rg.graph, seed);
-    const g: Graph = { ...rg.graph, outputs: [...rg.graph.outputs, ...rg.graph.updates.map((u) => ({ name: `new/${String(u.param.attrs['name'])}`, node: u.value }))], updates: [] };
+    const g = withUpdates(rg.graph);
     expect(compare(g, Object.fromEntries(inputs), Object.fromEntries(ps)), rg.steps.join(', ')).toEqual([]);
   });
 });

@@ -1,0 +1,46 @@
+// Helpers for the native targets' tests (llvm, cuda): run a built model_main on a graph's inputs, compare with
+// the reference interpreter.
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Graph } from '../ir/graph.js';
+import { interpret } from '../ir/interpreter.js';
+import type { TypedArray } from '../ir/types.js';
+import { readNpy, writeNpy } from '../runtime/npy.js';
+import type { Data } from './passes/differential.js';
+
+/** Weights of g's params from a name -> data map, as the targets' compile functions take them. */
+export function weightsOf(g: Graph, params: Data): { name: string; dtype: 'float32' | 'int32' | 'bool'; shape: readonly number[]; data: TypedArray }[] {
+  return g.params.map((p) => ({ name: String(p.attrs['name']), dtype: p.type.dtype as 'float32', shape: p.type.shape, data: params[String(p.attrs['name'])]! }));
+}
+
+/** Writes g's inputs as .npy in dir, runs `exe --out dir/out in0.npy ...`, reads back one .npy per output. */
+export function runMain(exe: string, dir: string, g: Graph, inputs: Data, env: NodeJS.ProcessEnv = {}): Map<string, TypedArray> {
+  const files = g.inputs.map((node, i) => {
+    const f = path.join(dir, `in${i}.npy`);
+    writeFileSync(f, writeNpy(node.type.dtype, node.type.shape, inputs[String(node.attrs['name'])]!));
+    return f;
+  });
+  execFileSync(exe, ['--out', path.join(dir, 'out'), ...files], { cwd: dir, env: { ...process.env, ...env } });
+  return new Map(g.outputs.map((o) => [o.name, readNpy(new Uint8Array(readFileSync(path.join(dir, 'out', `${o.name.replace(/\//g, '_')}.npy`)))).data]));
+}
+
+/** Outputs outside rtol 1e-5 + atol 1e-6 of the interpreter's (NaN must match NaN), at most 4 lines. */
+export function outputDiffs(g: Graph, inputs: Data, params: Data, outputs: ReadonlyMap<string, TypedArray>, label: string): string[] {
+  const ref = interpret(g, inputs, params);
+  const bad: string[] = [];
+  for (const [k, v] of ref.outputs) {
+    const got = outputs.get(k)!;
+    for (let i = 0; i < v.data.length; i++) {
+      const w = v.data[i]!, h = got[i]!;
+      const ok = Number.isNaN(w) ? Number.isNaN(h) : w === h || Math.abs(w - h) <= 1e-6 + 1e-5 * Math.abs(w);
+      if (!ok && bad.length < 4) bad.push(`${k}[${i}]: ${label} ${h}, interpreter ${w}`);
+    }
+  }
+  return bad;
+}
+
+/** g with every update also an output `new/<param>` (model_main writes outputs only). */
+export function withUpdates(g: Graph): Graph {
+  return { ...g, outputs: [...g.outputs, ...g.updates.map((u) => ({ name: `new/${String(u.param.attrs['name'])}`, node: u.value }))], updates: [] };
+}
