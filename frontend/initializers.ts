@@ -63,10 +63,37 @@ export const heNormal = (): Initializer => varianceScaling(2, 'fan_in', 'truncat
 export const lecunUniform = (): Initializer => varianceScaling(1, 'fan_in', 'uniform');
 export const lecunNormal = (): Initializer => varianceScaling(1, 'fan_in', 'truncated_normal');
 
+/**
+ * Keras Orthogonal: a normal matrix of [prod(shape[:-1]), shape[-1]] made orthogonal (Q of its QR decomposition,
+ * by Gram-Schmidt on the columns of the taller orientation, signs as Keras's q * sign(diag(r))), times gain.
+ */
+export function orthogonal(gain = 1): Initializer {
+  return (shape, dtype) => {
+    const cols = shape.length ? shape[shape.length - 1]! : 1, rows = Math.max(1, sizeOf(shape) / Math.max(1, cols));
+    const [n, m] = rows < cols ? [cols, rows] : [rows, cols]; // orthonormal columns of an n x m matrix, n >= m
+    const z = Array.from(globalRng.normal(n * m));
+    const q: number[][] = [];
+    for (let j = 0; j < m; j++) {
+      const v = Array.from({ length: n }, (_, i) => z[i * m + j]!);
+      for (const u of q) {
+        const d = u.reduce((a, ui, i) => a + ui * v[i]!, 0);
+        for (let i = 0; i < n; i++) v[i]! -= d * u[i]!;
+      }
+      const norm = Math.sqrt(v.reduce((a, x) => a + x * x, 0)) || 1;
+      q.push(v.map((x) => x / norm));
+    }
+    // q[j] is column j of Q (n x m); the result is Q, or its transpose when the shape is wide
+    const out = new Array<number>(rows * cols);
+    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[r * cols + c] = gain * (rows < cols ? q[r]![c]! : q[c]![r]!);
+    return toTyped(dtype, out);
+  };
+}
+
 const BY_NAME: Record<string, () => Initializer> = {
   zeros: () => zeros, ones: () => ones, glorot_uniform: glorotUniform, glorot_normal: glorotNormal,
   he_uniform: heUniform, he_normal: heNormal, lecun_uniform: lecunUniform, lecun_normal: lecunNormal,
   random_uniform: () => randomUniform(), random_normal: () => randomNormal(), truncated_normal: () => truncatedNormal(),
+  orthogonal: () => orthogonal(),
 };
 
 export function get(id: InitializerIdentifier): Initializer {

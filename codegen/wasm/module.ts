@@ -25,9 +25,31 @@ export class Locals {
     return i;
   }
 
-  /** A fresh unnamed local. */
+  private readonly free = new Map<ValType, number[]>();
+  private readonly held: [ValType, number][] = [];
+
+  /** An unnamed local for one expression's intermediate value, reused once that expression is complete. */
   temp(t: ValType): number {
-    return this.get(`$tmp${this.params.length + this.vars.length}`, t);
+    const i = this.free.get(t)?.pop() ?? this.get(`$tmp${this.params.length + this.vars.length}`, t);
+    this.held.push([t, i]);
+    return i;
+  }
+
+  /**
+   * Renders one expression: the temps it takes are free again after it. Its code runs to completion before any
+   * code rendered after it, and temps taken before it stay held, so no live temp is ever shared.
+   */
+  scoped<R>(render: () => R): R {
+    const mark = this.held.length;
+    try {
+      return render();
+    } finally {
+      for (const [t, i] of this.held.splice(mark)) {
+        const list = this.free.get(t) ?? [];
+        list.push(i);
+        this.free.set(t, list);
+      }
+    }
   }
 
   get varTypes(): binaryen.Type[] {
@@ -36,9 +58,13 @@ export class Locals {
 }
 
 /** The binaryen module with the node constructors the renderer uses. */
+/** Functions with more locals are not optimized by binaryen (see finish). */
+const MAX_OPTIMIZED_LOCALS = 1500;
+
 export class WasmModule {
   readonly m: binaryen.Module;
   private labels = 0;
+  private readonly functions: { name: string; locals: number }[] = [];
 
   constructor() {
     this.m = new binaryen.Module();
@@ -104,6 +130,7 @@ export class WasmModule {
 
   addFunction(name: string, params: readonly ValType[], result: ValType | 'none', locals: Locals, body: Ref): void {
     this.m.addFunction(name, binaryen.createType(params.map((t) => TYPES[t])), result === 'none' ? binaryen.none : TYPES[result], locals.varTypes, body);
+    this.functions.push({ name, locals: locals.varTypes.length });
   }
 
   importFunction(name: string, module: string, base: string, params: readonly ValType[], result: ValType): void {
@@ -119,13 +146,18 @@ export class WasmModule {
     this.m.setMemory(pages, pages, 'memory', segments.map((s) => ({ offset: this.i32(s.offset), data: s.data, passive: false })));
   }
 
-  /** Validates, optimizes (-O3) and emits the binary. Throws with binaryen's message when invalid. */
+  /**
+   * Validates, optimizes (-O3) and emits the binary. Throws with binaryen's message when invalid. A function with
+   * more than MAX_OPTIMIZED_LOCALS locals is left to V8's optimizing compiler: binaryen's local passes grow
+   * quadratically with them (a 4,000-line LSTM gradient kernel took longer than 10 minutes).
+   */
   finish(optimize = true): Uint8Array {
     if (!this.m.validate()) throw new Error('wasm: binaryen rejected the generated module');
     if (optimize) {
       binaryen.setOptimizeLevel(3);
       binaryen.setShrinkLevel(0);
-      this.m.optimize();
+      if (this.functions.every((f) => f.locals <= MAX_OPTIMIZED_LOCALS)) this.m.optimize();
+      else for (const f of this.functions) if (f.locals <= MAX_OPTIMIZED_LOCALS) this.m.optimizeFunction(f.name);
     }
     const bin = this.m.emitBinary();
     this.m.dispose();

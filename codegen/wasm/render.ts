@@ -137,6 +137,10 @@ class KernelRenderer {
   }
 
   expr(e: Expr): Ref {
+    return this.locals.scoped(() => this.exprUnscoped(e));
+  }
+
+  private exprUnscoped(e: Expr): Ref {
     const w = this.w, m = w.ops;
     const n = (r: Ref) => r as number;
     switch (e.k) {

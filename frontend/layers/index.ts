@@ -5,6 +5,7 @@ import { callableClass } from './layer.js';
 import * as merging from './merging.js';
 import * as normalization from './normalization.js';
 import * as pooling from './pooling.js';
+import * as recurrent from './recurrent.js';
 
 export { Layer, KerasTensor, LayerError } from './layer.js';
 export type { CallOptions, LayerOptions } from './layer.js';
@@ -13,11 +14,16 @@ export type { ConcatenateOptions } from './merging.js';
 export type { ConvOptions } from './conv.js';
 export type { PoolingOptions, GlobalPoolingOptions } from './pooling.js';
 export type { BatchNormalizationOptions, LayerNormalizationOptions } from './normalization.js';
+export type { EmbeddingOptions, GRUOptions, LSTMOptions, RNNOptions } from './recurrent.js';
 export { Input } from './core.js';
 export { concatenate, add, subtract, multiply, average, maximum, minimum } from './merging.js';
 
 export const InputLayer = callableClass(core.InputLayer);
 export const Dense = callableClass(core.Dense);
+export const Embedding = callableClass(recurrent.Embedding);
+export const SimpleRNN = callableClass(recurrent.SimpleRNN);
+export const LSTM = callableClass(recurrent.LSTM);
+export const GRU = callableClass(recurrent.GRU);
 export const Activation = callableClass(core.Activation);
 export const Flatten = callableClass(core.Flatten);
 export const Reshape = callableClass(core.Reshape);

@@ -104,6 +104,17 @@ const MODELS: ModelCase[] = [
     ]),
     losses: ['mse'],
   },
+  {
+    name: 'Embedding, LSTM and GRU over a sequence (unrolled steps)',
+    api: () => sourceApi,
+    build: () => keras.Sequential([
+      keras.layers.Embedding(7, 3, { inputShape: [4] }),
+      keras.layers.LSTM(4, { returnSequences: true }),
+      keras.layers.GRU(3),
+      keras.layers.Dense(2, { activation: 'softmax' }),
+    ]),
+    losses: [SPARSE],
+  },
 ];
 
 const BATCH = 3;

@@ -1,0 +1,263 @@
+// Embedding and the recurrent layers SimpleRNN, LSTM and GRU (Keras 3 formulas and weight layouts). A sequence of
+// known length is unrolled into the graph: one step per timestep, the input projections of all steps in one matmul.
+import * as activations from '../activations.js';
+import type { Initializer, InitializerIdentifier } from '../initializers.js';
+import * as ops from '../ops.js';
+import { type SymbolicShape, type Tensor, type Variable, formatKerasShape } from '../tensor.js';
+import { Layer, type LayerOptions } from './layer.js';
+
+export interface EmbeddingOptions extends LayerOptions {
+  /** Initializer of the [inputDim, outputDim] table (Keras: uniform in [-0.05, 0.05]). */
+  embeddingsInitializer?: InitializerIdentifier;
+}
+
+/** Turns integer indices into rows of a learned table: output shape = input shape + [outputDim]. */
+export class Embedding extends Layer {
+  embeddings!: Variable;
+
+  constructor(readonly inputDim: number, readonly outputDim: number, private readonly options: EmbeddingOptions = {}) {
+    super(options);
+    for (const [what, v] of [['inputDim', inputDim], ['outputDim', outputDim]] as const) {
+      if (!Number.isInteger(v) || v <= 0) throw new Error(`Embedding: ${what} must be a positive integer, got ${v}`);
+    }
+  }
+
+  override build(): void {
+    this.embeddings = this.addWeight('embeddings', [this.inputDim, this.outputDim], this.options.embeddingsInitializer ?? 'random_uniform');
+    this.built = true;
+  }
+
+  override computeOutputShape(inputShape: SymbolicShape): SymbolicShape {
+    return [...inputShape, this.outputDim];
+  }
+
+  /** Indices are cast to int32 (as Keras does); an index outside [0, inputDim) reads the nearest row. */
+  call(inputs: Tensor): Tensor {
+    return ops.take(this.embeddings, inputs.dtype === 'int32' ? inputs : ops.cast(inputs, 'int32'), 0);
+  }
+
+  override getConfig(): Record<string, unknown> {
+    return { ...super.getConfig(), inputDim: this.inputDim, outputDim: this.outputDim };
+  }
+}
+
+export interface RNNOptions extends LayerOptions {
+  /** Output activation (tanh). */
+  activation?: activations.ActivationIdentifier;
+  useBias?: boolean;
+  kernelInitializer?: InitializerIdentifier;
+  /** Initializer of the recurrent kernel (orthogonal). */
+  recurrentInitializer?: InitializerIdentifier;
+  biasInitializer?: InitializerIdentifier;
+  /** Return the output of every step ([batch, time, units]) instead of the last one ([batch, units]). */
+  returnSequences?: boolean;
+  /** Process the sequence from its last step to its first (returned sequences are in that order, as Keras's). */
+  goBackwards?: boolean;
+}
+
+export interface GatedOptions extends RNNOptions {
+  /** Activation of the gates (sigmoid). */
+  recurrentActivation?: activations.ActivationIdentifier;
+}
+
+export interface LSTMOptions extends GatedOptions {
+  /** Initialize the forget gate's bias to ones (Keras's unit_forget_bias, default true). */
+  unitForgetBias?: boolean;
+}
+
+export interface GRUOptions extends GatedOptions {
+  /** Apply the reset gate after the recurrent matmul (Keras 3 default true: separate input and recurrent biases). */
+  resetAfter?: boolean;
+}
+
+/** Columns [k*units, (k+1)*units) of a [batch, g*units] matrix. */
+function gate(z: Tensor, k: number, units: number): Tensor {
+  return ops.slice(z, [0, k * units], [z.shape[0]!, units]);
+}
+
+/** A recurrent layer over [batch, time, features]: the cell's step applied along time from zero states. */
+abstract class RecurrentBase extends Layer {
+  readonly activation: activations.ActivationFn;
+  readonly useBias: boolean;
+  readonly returnSequences: boolean;
+  readonly goBackwards: boolean;
+  kernel!: Variable;
+  recurrentKernel!: Variable;
+  bias: Variable | undefined;
+
+  constructor(readonly units: number, protected readonly options: RNNOptions, private readonly gates: number) {
+    super(options);
+    if (!Number.isInteger(units) || units <= 0) throw new Error(`${new.target.name}: units must be a positive integer, got ${units}`);
+    this.activation = activations.get(options.activation ?? 'tanh');
+    this.useBias = options.useBias ?? true;
+    this.returnSequences = options.returnSequences ?? false;
+    this.goBackwards = options.goBackwards ?? false;
+  }
+
+  protected biasShape(): number[] {
+    return [this.gates * this.units];
+  }
+
+  protected biasInitializer(): InitializerIdentifier {
+    return this.options.biasInitializer ?? 'zeros';
+  }
+
+  override build(inputShape: SymbolicShape): void {
+    const features = inputShape[2];
+    if (inputShape.length !== 3 || features === null || features === undefined) {
+      throw new Error(`expects [batch, time, features] with known features, got ${formatKerasShape(inputShape)}`);
+    }
+    this.kernel = this.addWeight('kernel', [features, this.gates * this.units], this.options.kernelInitializer ?? 'glorot_uniform');
+    this.recurrentKernel = this.addWeight('recurrent_kernel', [this.units, this.gates * this.units], this.options.recurrentInitializer ?? 'orthogonal');
+    if (this.useBias) this.bias = this.addWeight('bias', this.biasShape(), this.biasInitializer());
+    this.built = true;
+  }
+
+  override computeOutputShape(inputShape: SymbolicShape): SymbolicShape {
+    if (inputShape.length !== 3) throw new Error(`expects [batch, time, features], got ${formatKerasShape(inputShape)}`);
+    return this.returnSequences ? [inputShape[0]!, inputShape[1]!, this.units] : [inputShape[0]!, this.units];
+  }
+
+  /** The input projection of every step: x @ kernel (+ the input bias), [batch, time, gates*units]. */
+  protected project(x: Tensor): Tensor {
+    const xw = ops.matmul(x, this.kernel);
+    return this.bias && this.bias.shape.length === 1 ? ops.add(xw, this.bias) : xw;
+  }
+
+  /** One step: the projected input of this step and the states, to the output and the next states. */
+  protected abstract step(xw: Tensor, states: Tensor[]): [Tensor, Tensor[]];
+
+  protected abstract stateCount(): number;
+
+  call(inputs: Tensor): Tensor {
+    const [batch, time, features] = inputs.shape as [number, number, number];
+    if (inputs.shape.length !== 3 || features !== this.kernel.shape[0]) {
+      throw new Error(`expects [batch, time, ${this.kernel.shape[0]}], got ${formatKerasShape(inputs.shape)}`);
+    }
+    if (time === 0) throw new Error('needs a sequence of at least one step');
+    const xw = this.project(inputs);
+    const width = xw.shape[2]!;
+    let states = Array.from({ length: this.stateCount() }, () => ops.zeros([batch, this.units]));
+    const outputs: Tensor[] = [];
+    for (let i = 0; i < time; i++) {
+      const t = this.goBackwards ? time - 1 - i : i;
+      const [h, next] = this.step(ops.reshape(ops.slice(xw, [0, t, 0], [batch, 1, width]), [batch, width]), states);
+      outputs.push(h);
+      states = next;
+    }
+    return this.returnSequences ? ops.stack(outputs, 1) : outputs[outputs.length - 1]!;
+  }
+
+  override getConfig(): Record<string, unknown> {
+    return {
+      ...super.getConfig(), units: this.units, activation: activations.serialize(this.activation), useBias: this.useBias,
+      returnSequences: this.returnSequences, goBackwards: this.goBackwards,
+    };
+  }
+}
+
+/** Fully connected recurrence: h = activation(x @ kernel + h @ recurrent_kernel + bias). */
+export class SimpleRNN extends RecurrentBase {
+  constructor(units: number, options: RNNOptions = {}) {
+    super(units, options, 1);
+  }
+
+  protected stateCount(): number {
+    return 1;
+  }
+
+  protected step(xw: Tensor, [h]: Tensor[]): [Tensor, Tensor[]] {
+    const y = this.activation(ops.add(xw, ops.matmul(h!, this.recurrentKernel)));
+    return [y, [y]];
+  }
+}
+
+/**
+ * Long short-term memory; gates in Keras's order i, f, c, o over kernel [features, 4*units]:
+ * c = f*c + i*activation(z_c), h = o*activation(c), the gates through recurrentActivation.
+ */
+export class LSTM extends RecurrentBase {
+  readonly recurrentActivation: activations.ActivationFn;
+
+  constructor(units: number, options: LSTMOptions = {}) {
+    super(units, options, 4);
+    this.recurrentActivation = activations.get(options.recurrentActivation ?? 'sigmoid');
+  }
+
+  protected override biasInitializer(): InitializerIdentifier {
+    const o = this.options as LSTMOptions;
+    if (o.biasInitializer || o.unitForgetBias === false) return super.biasInitializer();
+    // zeros, except ones for the forget gate
+    const u = this.units;
+    const init: Initializer = (shape) => Float32Array.from({ length: shape[0]! }, (_, i) => (i >= u && i < 2 * u ? 1 : 0));
+    return init;
+  }
+
+  protected stateCount(): number {
+    return 2;
+  }
+
+  protected step(xw: Tensor, [h, c]: Tensor[]): [Tensor, Tensor[]] {
+    const z = ops.add(xw, ops.matmul(h!, this.recurrentKernel)), u = this.units, sig = this.recurrentActivation;
+    const i = sig(gate(z, 0, u)), f = sig(gate(z, 1, u)), o = sig(gate(z, 3, u));
+    const cNext = ops.add(ops.multiply(f, c!), ops.multiply(i, this.activation(gate(z, 2, u))));
+    const hNext = ops.multiply(o, this.activation(cNext));
+    return [hNext, [hNext, cNext]];
+  }
+
+  override getConfig(): Record<string, unknown> {
+    return { ...super.getConfig(), recurrentActivation: activations.serialize(this.recurrentActivation) };
+  }
+}
+
+/**
+ * Gated recurrent unit; gates in Keras's order z, r, h over kernel [features, 3*units]. With resetAfter (Keras 3's
+ * default) the bias is [2, 3*units] (input and recurrent rows) and hh = activation(x_h + r * (h @ U_h + b_h));
+ * without it hh = activation(x_h + (r * h) @ U_h). h = z*h + (1 - z)*hh.
+ */
+export class GRU extends RecurrentBase {
+  readonly recurrentActivation: activations.ActivationFn;
+  readonly resetAfter: boolean;
+
+  constructor(units: number, options: GRUOptions = {}) {
+    super(units, options, 3);
+    this.recurrentActivation = activations.get(options.recurrentActivation ?? 'sigmoid');
+    this.resetAfter = options.resetAfter ?? true;
+  }
+
+  protected override biasShape(): number[] {
+    return this.resetAfter ? [2, 3 * this.units] : [3 * this.units];
+  }
+
+  protected override project(x: Tensor): Tensor {
+    const xw = super.project(x);
+    return this.bias && this.resetAfter ? ops.add(xw, ops.slice(this.bias, [0, 0], [1, 3 * this.units])) : xw;
+  }
+
+  protected stateCount(): number {
+    return 1;
+  }
+
+  protected step(xw: Tensor, [h]: Tensor[]): [Tensor, Tensor[]] {
+    const u = this.units, sig = this.recurrentActivation, U = this.recurrentKernel;
+    const recurrentGates = (m: Tensor) => (this.bias && this.resetAfter ? ops.add(m, ops.slice(this.bias, [1, 0], [1, 3 * u])) : m);
+    let z: Tensor, r: Tensor, hh: Tensor;
+    if (this.resetAfter) {
+      const hu = recurrentGates(ops.matmul(h!, U));
+      z = sig(ops.add(gate(xw, 0, u), gate(hu, 0, u)));
+      r = sig(ops.add(gate(xw, 1, u), gate(hu, 1, u)));
+      hh = this.activation(ops.add(gate(xw, 2, u), ops.multiply(r, gate(hu, 2, u))));
+    } else {
+      const hu = ops.matmul(h!, ops.slice(U, [0, 0], [u, 2 * u]));
+      z = sig(ops.add(gate(xw, 0, u), gate(hu, 0, u)));
+      r = sig(ops.add(gate(xw, 1, u), gate(hu, 1, u)));
+      hh = this.activation(ops.add(gate(xw, 2, u), ops.matmul(ops.multiply(r, h!), ops.slice(U, [0, 2 * u], [u, u]))));
+    }
+    const hNext = ops.add(ops.multiply(z, h!), ops.multiply(ops.subtract(1, z), hh));
+    return [hNext, [hNext]];
+  }
+
+  override getConfig(): Record<string, unknown> {
+    return { ...super.getConfig(), recurrentActivation: activations.serialize(this.recurrentActivation), resetAfter: this.resetAfter };
+  }
+}
