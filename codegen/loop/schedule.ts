@@ -36,7 +36,8 @@ export const CUDA_CAPS: TargetCaps = { ...DEFAULT_CAPS, vectorWidth: 1, gpu: H10
  * multiply-adds (two issue ports), the loads (two ports), and the latency of one accumulator's add chain
  * (4 cycles), which needs enough independent accumulators to hide; among tiles of equal speed, the one with the
  * fewest loads per multiply-add, then more rows. Tiles must divide the extents and fit the registers (with B's
- * vectors and a broadcast), and the epilogue's unrolled code within the target's budget. Measured (1024³ with AVX-512, B packed): 4 x 64 at 80% of peak, 4 x 32 75%, 4 x 16 50%.
+ * vectors and a broadcast), and the epilogue's unrolled code within the target's budget. Measured (1024³ with
+ * AVX-512, B packed): 4 x 64 at 80% of peak, 4 x 32 75%, 4 x 16 50%.
  */
 export function registerTile(rows: number, cols: number, caps: TargetCaps, epilogueOps = 1): { mr: number; nr: number } | undefined {
   const V = caps.vectorWidth;
