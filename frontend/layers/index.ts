@@ -6,6 +6,7 @@ import * as merging from './merging.js';
 import * as normalization from './normalization.js';
 import * as pooling from './pooling.js';
 import * as recurrent from './recurrent.js';
+import * as attention from './attention.js';
 
 export { Layer, KerasTensor, LayerError } from './layer.js';
 export type { CallOptions, LayerOptions } from './layer.js';
@@ -15,6 +16,7 @@ export type { ConvOptions } from './conv.js';
 export type { PoolingOptions, GlobalPoolingOptions } from './pooling.js';
 export type { BatchNormalizationOptions, LayerNormalizationOptions } from './normalization.js';
 export type { EmbeddingOptions, GRUOptions, LSTMOptions, RNNOptions } from './recurrent.js';
+export type { AttentionOptions, MultiHeadAttentionOptions } from './attention.js';
 export { Input } from './core.js';
 export { concatenate, add, subtract, multiply, average, maximum, minimum } from './merging.js';
 
@@ -24,6 +26,8 @@ export const Embedding = callableClass(recurrent.Embedding);
 export const SimpleRNN = callableClass(recurrent.SimpleRNN);
 export const LSTM = callableClass(recurrent.LSTM);
 export const GRU = callableClass(recurrent.GRU);
+export const Attention = callableClass(attention.Attention);
+export const MultiHeadAttention = callableClass(attention.MultiHeadAttention);
 export const Activation = callableClass(core.Activation);
 export const Flatten = callableClass(core.Flatten);
 export const Reshape = callableClass(core.Reshape);

@@ -115,6 +115,17 @@ const MODELS: ModelCase[] = [
     ]),
     losses: [SPARSE],
   },
+  {
+    name: 'a Transformer encoder block: MultiHeadAttention, residual, LayerNormalization, feed-forward',
+    api: () => sourceApi,
+    build: () => {
+      const x = keras.Input({ shape: [4, 6] });
+      const h = keras.layers.LayerNormalization()(keras.layers.Add()([x, keras.layers.MultiHeadAttention({ numHeads: 2, keyDim: 3 })([x, x])]));
+      const ff = keras.layers.Dense(6)(keras.layers.Dense(8, { activation: 'relu' })(h));
+      return keras.Model({ inputs: x, outputs: keras.layers.Dense(3, { activation: 'softmax' })(keras.layers.Flatten()(keras.layers.Add()([h, ff]))) });
+    },
+    losses: [SPARSE],
+  },
 ];
 
 const BATCH = 3;

@@ -1,0 +1,137 @@
+// Attention layers: Attention (Luong dot-product) and MultiHeadAttention (Keras 3 weight layout), on matmul and softmax.
+import * as ops from '../ops.js';
+import { type SymbolicShape, type Tensor, type Variable, formatKerasShape } from '../tensor.js';
+import { Layer, type LayerOptions } from './layer.js';
+import type { InitializerIdentifier } from '../initializers.js';
+
+/** [query, value] or [query, value, key]: the key defaults to the value. */
+function qvk<T>(inputs: T | readonly T[], layer: string): [T, T, T] {
+  if (!Array.isArray(inputs) || inputs.length < 2 || inputs.length > 3) throw new Error(`${layer} takes a list [query, value] or [query, value, key]`);
+  const [q, v, k] = inputs as T[];
+  return [q!, v!, k ?? v!];
+}
+
+export interface AttentionOptions extends LayerOptions {
+  /** Multiply the scores by a learned scalar `scale` (initialized to 1). */
+  useScale?: boolean;
+}
+
+/** Dot-product attention: softmax(query @ key^T [* scale]) @ value, over [batch, time, dim] tensors. */
+export class Attention extends Layer {
+  readonly useScale: boolean;
+  scale: Variable | undefined;
+
+  constructor(options: AttentionOptions = {}) {
+    super(options);
+    this.useScale = options.useScale ?? false;
+  }
+
+  override build(): void {
+    if (this.useScale) this.scale = this.addWeight('scale', [], 'ones');
+    this.built = true;
+  }
+
+  override computeOutputShape(inputShape: SymbolicShape[]): SymbolicShape {
+    const [q, v] = qvk(inputShape, 'Attention');
+    return [...q.slice(0, -1), v[v.length - 1]!];
+  }
+
+  call(inputs: Tensor[]): Tensor {
+    const [q, v, k] = qvk(inputs, 'Attention');
+    if (q.shape.length !== 3 || k.shape.length !== 3 || v.shape.length !== 3 || q.shape[2] !== k.shape[2] || k.shape[1] !== v.shape[1]) {
+      throw new Error(`needs query [b, tq, d], value [b, tv, dv], key [b, tv, d]; got ${[q, v, k].map((t) => formatKerasShape(t.shape)).join(', ')}`);
+    }
+    let scores = ops.matmul(q, ops.transpose(k, [0, 2, 1]));
+    if (this.scale) scores = ops.multiply(scores, this.scale);
+    return ops.matmul(ops.softmax(scores, -1), v);
+  }
+
+  override getConfig(): Record<string, unknown> {
+    return { ...super.getConfig(), useScale: this.useScale };
+  }
+}
+
+export interface MultiHeadAttentionOptions extends LayerOptions {
+  numHeads: number;
+  /** Size of each head's query and key projections. */
+  keyDim: number;
+  /** Size of each head's value projection (default keyDim). */
+  valueDim?: number;
+  useBias?: boolean;
+  /** Last dimension of the output (default the query's). */
+  outputShape?: number;
+  kernelInitializer?: InitializerIdentifier;
+  biasInitializer?: InitializerIdentifier;
+}
+
+/**
+ * Multi-head attention as Keras 3's: per head, softmax(q k^T / sqrt(keyDim)) v over projections q, k, v, then the
+ * heads projected back. Weights in Keras's order and shapes: query/key/value kernel [dim, heads, keyDim|valueDim]
+ * and bias [heads, keyDim|valueDim], attention_output kernel [heads, valueDim, out] and bias [out].
+ */
+export class MultiHeadAttention extends Layer {
+  readonly numHeads: number;
+  readonly keyDim: number;
+  readonly valueDim: number;
+  readonly useBias: boolean;
+  private readonly w: Record<'query' | 'key' | 'value' | 'attention_output', { kernel: Variable; bias?: Variable }> = {} as never;
+
+  constructor(private readonly options: MultiHeadAttentionOptions) {
+    super(options);
+    if (!options || !Number.isInteger(options.numHeads) || options.numHeads <= 0) throw new Error('MultiHeadAttention: numHeads must be a positive integer');
+    if (!Number.isInteger(options.keyDim) || options.keyDim <= 0) throw new Error('MultiHeadAttention: keyDim must be a positive integer');
+    this.numHeads = options.numHeads;
+    this.keyDim = options.keyDim;
+    this.valueDim = options.valueDim ?? options.keyDim;
+    this.useBias = options.useBias ?? true;
+  }
+
+  override build(inputShape: SymbolicShape[]): void {
+    const dims = qvk(inputShape, 'MultiHeadAttention').map((s) => s[s.length - 1]);
+    if (dims.some((d) => d === null || d === undefined)) throw new Error(`needs known last dimensions, got ${inputShape.map(formatKerasShape).join(', ')}`);
+    const [dq, dv, dk] = dims as number[];
+    const H = this.numHeads, out = this.options.outputShape ?? dq!;
+    const dense = (name: 'query' | 'key' | 'value' | 'attention_output', kernel: number[], bias: number[]) => {
+      this.w[name] = {
+        kernel: this.addWeight(`${name}/kernel`, kernel, this.options.kernelInitializer ?? 'glorot_uniform'),
+        ...(this.useBias ? { bias: this.addWeight(`${name}/bias`, bias, this.options.biasInitializer ?? 'zeros') } : {}),
+      };
+    };
+    dense('query', [dq!, H, this.keyDim], [H, this.keyDim]);
+    dense('key', [dk!, H, this.keyDim], [H, this.keyDim]);
+    dense('value', [dv!, H, this.valueDim], [H, this.valueDim]);
+    dense('attention_output', [H, this.valueDim, out], [out]);
+    this.built = true;
+  }
+
+  override computeOutputShape(inputShape: SymbolicShape[]): SymbolicShape {
+    const [q] = qvk(inputShape, 'MultiHeadAttention');
+    return [...q.slice(0, -1), this.options.outputShape ?? q[q.length - 1]!];
+  }
+
+  /** x [b, t, d] projected per head: [b, heads, t, size]. */
+  private heads(x: Tensor, name: 'query' | 'key' | 'value', size: number): Tensor {
+    const [b, t, d] = x.shape as [number, number, number];
+    const { kernel, bias } = this.w[name];
+    let y = ops.matmul(x, ops.reshape(kernel, [d, this.numHeads * size]));
+    if (bias) y = ops.add(y, ops.reshape(bias, [this.numHeads * size]));
+    return ops.transpose(ops.reshape(y, [b, t, this.numHeads, size]), [0, 2, 1, 3]);
+  }
+
+  call(inputs: Tensor[]): Tensor {
+    const [query, value, key] = qvk(inputs, 'MultiHeadAttention');
+    for (const t of [query, value, key]) if (t.shape.length !== 3) throw new Error(`expects [batch, time, dim] inputs, got ${formatKerasShape(t.shape)}`);
+    const [b, tq] = query.shape as [number, number];
+    const q = ops.multiply(this.heads(query, 'query', this.keyDim), 1 / Math.sqrt(this.keyDim));
+    const k = this.heads(key, 'key', this.keyDim), v = this.heads(value, 'value', this.valueDim);
+    const weights = ops.softmax(ops.matmul(q, ops.transpose(k, [0, 1, 3, 2])), -1); // [b, heads, tq, tk]
+    const ctx = ops.reshape(ops.transpose(ops.matmul(weights, v), [0, 2, 1, 3]), [b, tq, this.numHeads * this.valueDim]);
+    const { kernel, bias } = this.w.attention_output;
+    const y = ops.matmul(ctx, ops.reshape(kernel, [this.numHeads * this.valueDim, kernel.shape[2]!]));
+    return bias ? ops.add(y, bias) : y;
+  }
+
+  override getConfig(): Record<string, unknown> {
+    return { ...super.getConfig(), numHeads: this.numHeads, keyDim: this.keyDim, valueDim: this.valueDim, useBias: this.useBias };
+  }
+}
