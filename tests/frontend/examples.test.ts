@@ -70,3 +70,21 @@ describe.each([
     g.forEach((t, i) => expectClose(t, w[i]!));
   });
 });
+
+describe('examples/seed/sequence and transformer (循环层, 注意力层)', () => {
+  it.each([
+    // embedding; LSTM kernel, recurrent kernel, bias (4 gates); GRU with reset_after's two bias rows (3 gates); head
+    ['sequence', 1000 * 32 + (32 * 128 + 32 * 128 + 128) + (32 * 48 + 16 * 48 + 2 * 48) + (16 * 4 + 4), [20], 4],
+    // attention: query, key, value [32, 4, 8] + [4, 8], output [4, 8, 32] + [32]; two layer norms; feed-forward; head
+    ['transformer', 3 * (32 * 4 * 8 + 4 * 8) + (4 * 8 * 32 + 32) + 2 * (32 + 32) + (32 * 64 + 64) + (64 * 32 + 32) + (32 * 3 + 3), [16, 32], 3],
+  ] as [string, number, number[], number][])('%s: has the Keras parameter count and predicts distributions', async (file, params, shape, classes) => {
+    const model = (await run(file)).mod['default'] as BuiltModel;
+    expect(model.countParams()).toBe(params);
+    const x = file === 'sequence'
+      ? [0, 1].map((r) => Array.from({ length: 20 }, (_, i) => ((r * 20 + i) * 37) % 1000)) // word ids
+      : uniform([2, ...shape], 3).toArray();
+    const y = model.predict(x) as TensorData;
+    expect(y.shape).toEqual([2, classes]);
+    for (let r = 0; r < 2; r++) expect(Math.abs([...y.data.slice(r * classes, (r + 1) * classes)].reduce((a, b) => a + b, 0) - 1)).toBeLessThan(1e-5);
+  });
+});
