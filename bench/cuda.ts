@@ -13,7 +13,7 @@ import { compileCuda } from '../codegen/cuda/target.js';
 import * as keras from '../frontend/index.js';
 import { traceModel } from '../frontend/models/executor.js';
 import { compileModel, traceTrainStep } from '../frontend/models/training.js';
-import type { Graph } from '../ir/graph.js';
+import { type Graph, updatesAsOutputs } from '../ir/graph.js';
 import { interpret } from '../ir/interpreter.js';
 import { writeNpy } from '../runtime/npy.js';
 
@@ -39,7 +39,7 @@ const c = compileModel(model, { optimizer: 'adam', loss: 'sparse_categorical_cro
 const step = traceTrainStep(model, c, [[32, 784]], [[32]]);
 cases.push({
   name: 'train_b32',
-  graph: { ...step.graph, outputs: [...step.graph.outputs, ...step.graph.updates.map((u) => ({ name: `new/${String(u.param.attrs['name'])}`, node: u.value }))], updates: [] },
+  graph: updatesAsOutputs(step.graph),
   params: Object.fromEntries(step.variables.map((v) => [v.path, v.data as Float32Array])),
 });
 

@@ -111,6 +111,11 @@ export class Builder {
   }
 }
 
+/** g with every update made an output `new/<param>` instead (for executables that write outputs only). */
+export function updatesAsOutputs(g: Graph): Graph {
+  return { ...g, outputs: [...g.outputs, ...g.updates.map((u) => ({ name: `new/${nodeName(u.param)}`, node: u.value }))], updates: [] };
+}
+
 /** All nodes reachable from the graph's outputs, updates, inputs and params, sources before users. */
 export function topoSort(g: Graph): Node[] {
   const seen = new Set<Node>();

@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Graph } from '../ir/graph.js';
+import { type Graph, updatesAsOutputs } from '../ir/graph.js';
 import { interpret } from '../ir/interpreter.js';
 import type { TypedArray } from '../ir/types.js';
 import { readNpy, writeNpy } from '../runtime/npy.js';
@@ -41,6 +41,4 @@ export function outputDiffs(g: Graph, inputs: Data, params: Data, outputs: Reado
 }
 
 /** g with every update also an output `new/<param>` (model_main writes outputs only). */
-export function withUpdates(g: Graph): Graph {
-  return { ...g, outputs: [...g.outputs, ...g.updates.map((u) => ({ name: `new/${String(u.param.attrs['name'])}`, node: u.value }))], updates: [] };
-}
+export const withUpdates = updatesAsOutputs;

@@ -2,6 +2,7 @@
 // block nest), thread loops on threadIdx.x with a barrier after each, shared and per-thread arrays, and one host
 // entry point per program that replays its launches as a CUDA graph. kiln_cuda.h gives the macros; with
 // KILN_CUDA_EMULATE the same file builds for the CPU (blocks and thread loops in order), so it is tested here.
+import { blockThreads } from '../loop/analysis.js';
 import type { Expr, Kernel, Scalar, Stmt } from '../loop/ir.js';
 import type { Entry, Layout } from '../loop/layout.js';
 import { formatF32 } from '../loop/printer.js';
@@ -24,13 +25,6 @@ const F32_UNARY: Record<string, string> = {
   exp: 'expf', log: 'logf', tanh: 'tanhf', erf: 'erff', sin: 'sinf', cos: 'cosf', sign: 'kiln_sign',
 };
 const CMP: Record<string, string> = { eq: '==', ne: '!=', lt: '<', le: '<=', gt: '>', ge: '>=' };
-
-/** Largest extent of the thread loops in a block body (1 when none). */
-function blockThreads(body: readonly Stmt[]): number {
-  let n = 1;
-  for (const s of body) if (s.k === 'for') n = Math.max(n, s.kind === 'thread' ? s.extent : blockThreads(s.body));
-  return n;
-}
 
 /** Renders the statements of one launch. */
 class LaunchWriter {

@@ -19,7 +19,8 @@ export interface CudaTargetOptions extends NativeTargetOptions {
   readonly nvcc?: boolean;
 }
 
-function hasNvcc(): boolean {
+/** Whether nvcc is on the PATH. */
+export function hasNvcc(): boolean {
   try {
     execFileSync('nvcc', ['--version'], { stdio: 'ignore' });
     return true;

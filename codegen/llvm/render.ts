@@ -272,19 +272,7 @@ class KernelBuilder {
           }
           return;
         }
-        // do-while: every extent is at least 1
-        const ptr = this.alloca(b.getInt32Ty());
-        this.vars.set(s.v, { ptr, t: 'i32' });
-        b.CreateStore(b.getInt32(0), ptr);
-        const body = L.BasicBlock.Create(this.g.ctx, `${s.v}.body`, this.fn);
-        const exit = L.BasicBlock.Create(this.g.ctx, `${s.v}.exit`, this.fn);
-        b.CreateBr(body);
-        b.SetInsertPoint(body);
-        this.stmts(s.body);
-        const next = b.CreateAdd(b.CreateLoad(b.getInt32Ty(), ptr), b.getInt32(1));
-        b.CreateStore(next, ptr);
-        b.CreateCondBr(b.CreateICmpSLT(next, b.getInt32(s.extent)), body, exit);
-        b.SetInsertPoint(exit);
+        this.doWhile(s, b.getInt32(0), b.getInt32(s.extent)); // every extent is at least 1
         return;
       }
       case 'decl': {
@@ -309,14 +297,12 @@ class KernelBuilder {
     }
   }
 
-  /** The body of an outlined parallel loop: `for v in [begin, end)` with begin/end the first two (i64) arguments. */
-  chunk(loop: Extract<Stmt, { k: 'for' }>): void {
-    // a do-while over the chunk like every other loop (the pool never hands out empty chunks)
+  /** `for v in [begin, end)` as a do-while (the range is never empty), the index in an alloca. */
+  private doWhile(loop: Extract<Stmt, { k: 'for' }>, begin: V, end: V): void {
     const L = llvm(), b = this.b;
     const ptr = this.alloca(b.getInt32Ty());
     this.vars.set(loop.v, { ptr, t: 'i32' });
-    const end = b.CreateTrunc(this.fn.getArg(1), b.getInt32Ty());
-    b.CreateStore(b.CreateTrunc(this.fn.getArg(0), b.getInt32Ty()), ptr);
+    b.CreateStore(begin, ptr);
     const body = L.BasicBlock.Create(this.g.ctx, `${loop.v}.body`, this.fn);
     const exit = L.BasicBlock.Create(this.g.ctx, `${loop.v}.exit`, this.fn);
     b.CreateBr(body);
@@ -326,6 +312,12 @@ class KernelBuilder {
     b.CreateStore(next, ptr);
     b.CreateCondBr(b.CreateICmpSLT(next, end), body, exit);
     b.SetInsertPoint(exit);
+  }
+
+  /** The body of an outlined parallel loop: its range is the first two (i64) arguments (never empty). */
+  chunk(loop: Extract<Stmt, { k: 'for' }>): void {
+    const b = this.b;
+    this.doWhile(loop, b.CreateTrunc(this.fn.getArg(0), b.getInt32Ty()), b.CreateTrunc(this.fn.getArg(1), b.getInt32Ty()));
   }
 
   /** Runs `fn(begin, end, mem)` over [0, n) on the runtime's thread pool. */

@@ -96,3 +96,10 @@ export function lexLess(a: readonly number[], b: readonly number[]): boolean {
   const i = a.findIndex((v, j) => v !== b[j]);
   return i >= 0 && a[i]! < b[i]!;
 }
+
+/** Largest extent of the thread loops in a GPU block's body (1 when it has none): the block's thread count. */
+export function blockThreads(body: readonly Stmt[]): number {
+  let n = 1;
+  for (const s of body) if (s.k === 'for') n = Math.max(n, s.kind === 'thread' ? s.extent : blockThreads(s.body));
+  return n;
+}

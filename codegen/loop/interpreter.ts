@@ -4,6 +4,7 @@ import type { Attrs, Op } from '../../ir/ops.js';
 import { philox4x32 } from '../../ir/philox.js';
 import { type DType, type TypedArray, allocate, formatType, toTyped } from '../../ir/types.js';
 import type { Buffer, Expr, Kernel, Program, Scalar, Stmt } from './ir.js';
+import { blockThreads } from './analysis.js';
 import { printExpr } from './printer.js';
 import { verifyProgram } from './verifier.js';
 
@@ -99,13 +100,6 @@ export interface RunOptions {
   reverse?: boolean;
 }
 
-/** Largest extent of the thread loops in a GPU block's body (1 when it has none). */
-function blockThreads(body: readonly Stmt[]): number {
-  let n = 1;
-  for (const s of body) if (s.k === 'for') n = Math.max(n, s.kind === 'thread' ? s.extent : blockThreads(s.body));
-  return n;
-}
-
 /** Compiles a (verified) kernel into one closure over the program's storage; locals and scalars live in the closure. */
 function compileKernel(k: Kernel, storage: ReadonlyMap<string, TypedArray>, options: RunOptions = {}): Run {
   const env: number[] = [];
@@ -114,12 +108,9 @@ function compileKernel(k: Kernel, storage: ReadonlyMap<string, TypedArray>, opti
   let slots = 0;
   /** threads of the GPU block being compiled (0 outside blocks), and the slot of the thread loop's variable */
   let threads = 0, threadSlot = -1;
-  /** Offset of the current thread's copy of a local array (0 for one shared by all). */
-  const copyOffset = (s: Extract<Sym, { kind: 'local' }>): Num => {
-    if (s.copies === 1) return () => 0;
-    const slot = threadSlot, size = s.size;
-    return () => env[slot]! * size;
-  };
+  /** The slot of the thread index where a local array has one copy per thread (-1 for one shared by all). */
+  const copySlot = (s: Extract<Sym, { kind: 'local' }>): number => (s.copies > 1 ? threadSlot : -1);
+
 
   const lookup = (name: string): Sym | undefined => {
     for (let i = scopes.length - 1; i >= 0; i--) {
@@ -149,11 +140,11 @@ function compileKernel(k: Kernel, storage: ReadonlyMap<string, TypedArray>, opti
     const idx = expr(e.idx);
     const vars = visible();
     if (s?.kind === 'local') {
-      const { slot, size } = s, off = copyOffset(s);
+      const { slot, size } = s, tid = copySlot(s);
       return () => {
         const i = idx();
         if (!(i >= 0 && i < size)) throw outOfBounds('load', e.idx, e.buf, i, size, vars);
-        return locals[slot]![i + off()]!;
+        return locals[slot]![tid < 0 ? i : i + env[tid]! * size]!;
       };
     }
     const data = storage.get(e.buf)!, n = data.length;
@@ -266,11 +257,11 @@ function compileKernel(k: Kernel, storage: ReadonlyMap<string, TypedArray>, opti
         const sym = lookup(s.buf);
         const idx = expr(s.idx), value = expr(s.value), vars = visible();
         if (sym?.kind === 'local') {
-          const { slot, size } = sym, off = copyOffset(sym);
+          const { slot, size } = sym, tid = copySlot(sym);
           return () => {
             const i = idx();
             if (!(i >= 0 && i < size)) throw outOfBounds('store', s.idx, s.buf, i, size, vars);
-            locals[slot]![i + off()] = value();
+            locals[slot]![tid < 0 ? i : i + env[tid]! * size] = value();
           };
         }
         const data = storage.get(s.buf)!, n = data.length;

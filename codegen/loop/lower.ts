@@ -574,8 +574,7 @@ class NestEmitter {
         // the last threads store its last element again, with the same value
         const stage = (local: string, src: Node, rows: number, cols: number, at: (i: Expr, j: Expr) => Expr, dst: (i: Expr, j: Expr) => Expr) =>
           threads((t) => this.loops([Math.ceil((rows * cols) / T)], 'r', ([rr]) => {
-            const e = this.let(E.binary('min', E.add(E.mul(rr!, E.i32(T)), t), E.i32(rows * cols - 1)), 'e');
-            const down = swapsLastTwo(src);
+            const e = this.let(E.binary('min', E.add(E.mul(rr!, E.i32(T)), t), E.i32(rows * cols - 1)), 'e'), down = swapsLastTwo(src);
             const i = this.let(down ? E.mod(e, rows) : E.idiv(e, cols), 'i'), j = this.let(down ? E.idiv(e, rows) : E.mod(e, cols), 'j');
             this.emit(S.store(local, dst(i, j), at(i, j)));
           }));

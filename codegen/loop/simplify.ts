@@ -15,11 +15,19 @@ interface Affine { readonly terms: readonly { readonly atom: Expr; readonly c: n
 
 const INT_MIN = -2147483648, INT_MAX = 2147483647;
 
+const keys = new WeakMap<Expr, string>();
+/** The text of an atom, printed once per expression object (atoms are compared by it). */
+function keyOf(e: Expr): string {
+  let k = keys.get(e);
+  if (k === undefined) keys.set(e, (k = printExpr(e)));
+  return k;
+}
+
 function addAffine(a: Affine, b: Affine, scale = 1): Affine {
   const terms = a.terms.map((t) => ({ ...t }));
   for (const t of b.terms) {
-    const key = printExpr(t.atom);
-    const same = terms.find((u) => printExpr(u.atom) === key);
+    const key = keyOf(t.atom);
+    const same = terms.find((u) => keyOf(u.atom) === key);
     if (same) same.c += scale * t.c;
     else terms.push({ atom: t.atom, c: scale * t.c });
   }

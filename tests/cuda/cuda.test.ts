@@ -1,12 +1,11 @@
 // The cuda target: model.cu built with nvcc for sm_90 (where nvcc is installed: a compile check, no GPU here), and
 // the same source built for the CPU (KILN_CUDA_EMULATE: blocks and thread loops in order, per-thread arrays) run
 // on .npy inputs against the reference interpreter.
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { compileCuda } from '../../codegen/cuda/target.js';
+import { compileCuda, hasNvcc } from '../../codegen/cuda/target.js';
 import * as keras from '../../frontend/index.js';
 import { traceModel } from '../../frontend/models/executor.js';
 import { compileModel, traceTrainStep } from '../../frontend/models/training.js';
@@ -19,14 +18,7 @@ import { randomBindings, randomGraph } from '../passes/random_graphs.js';
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'kiln-cuda-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 let n = 0;
-const hasNvcc = (() => {
-  try {
-    execFileSync('nvcc', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
+const withNvcc = hasNvcc();
 
 /** Compiles g as the predict entry, runs model_main_emu on its inputs, returns outputs by name. */
 function runEmu(g: Graph, inputs: Data, params: Data, nvcc = false): { outputs: Map<string, TypedArray>; dir: string } {
@@ -49,7 +41,7 @@ describe('cuda target', () => {
       keras.layers.Dense(10, { activation: 'softmax' }),
     ]);
     const t = traceModel(model, 8);
-    expect(compare(t.graph, modelInputs(t.graph, 8), params(t.variables), hasNvcc)).toEqual([]);
+    expect(compare(t.graph, modelInputs(t.graph, 8), params(t.variables), withNvcc)).toEqual([]);
     const c = compileModel(model, { optimizer: 'adam', loss: 'sparse_categorical_crossentropy' });
     const step = traceTrainStep(model, c, [[16, 784]], [[16]]);
     const g = withUpdates(step.graph);
@@ -59,7 +51,7 @@ describe('cuda target', () => {
     expect(cu).toMatch(/KILN_SHARED\(float, As\d+, \d+\)/);
     expect(cu).toMatch(/KILN_BARRIER\(\);/);
     expect(cu).toMatch(/cudaGraphLaunch/);
-    if (hasNvcc) expect(existsSync(path.join(tmp, `m0`, 'model_main'))).toBe(true);
+    if (withNvcc) expect(existsSync(path.join(tmp, `m0`, 'model_main'))).toBe(true);
   });
 
   it('a CNN: inference and the SGD training step (conv as direct loops on the GPU grid)', () => {
