@@ -68,7 +68,7 @@ export function compileCuda(o: CudaTargetOptions): string[] {
   mkdirSync(dir, { recursive: true });
   const hasTrain = o.entries.some((e) => e.name === 'trainStep');
   writeFileSync(path.join(dir, 'model.cu'), renderCuda(entries, layout, 'model'));
-  writeFileSync(path.join(dir, 'model.h'), headerSource(o, layout));
+  writeFileSync(path.join(dir, 'model.h'), headerSource(o, layout, ['/* the device keeps a copy of the memory block: call this after changing params in it on the host */', 'void kiln_cuda_resync(void);']));
   writeFileSync(path.join(dir, 'model_desc.c'), descSource(o, compiled, layout));
   writeFileSync(path.join(dir, 'Makefile'), makefile(arch, hasTrain));
   for (const f of ['kiln_runtime.h', 'kiln_runtime.c', 'kiln_math.c', 'kiln_cli.h', 'model_main.c', 'model_train.c']) copyFileSync(path.join(runtimeDir('c'), f), path.join(dir, f));
