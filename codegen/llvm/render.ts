@@ -1,8 +1,12 @@
 // Renders loop-IR programs to an LLVM module through llvm-bindings: one function per kernel over one memory block.
+import { rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { independentIterations, pureDecls } from '../loop/analysis.js';
 import type { Expr, Scalar, Stmt } from '../loop/ir.js';
 import type { Entry, Layout } from '../loop/layout.js';
+import { type Lane, helper, internalize, vectorHelpers } from './vector.js';
 
 // llvm-bindings is a native addon (built against LLVM 14 at install); loaded on first use so that the rest of
 // kiln works where it could not be built
@@ -27,7 +31,9 @@ type BB = import('llvm-bindings').BasicBlock;
 /** Builds one function per kernel; variables live in allocas that opt's mem2reg/SROA promote to registers. */
 class KernelBuilder {
   /** scalars in allocas; the index of an unrolled copy is a constant */
-  private readonly vars = new Map<string, { ptr: V; t: Scalar } | { value: number }>();
+  private readonly vars = new Map<string, { ptr: V; t: Scalar } | { value: number } | { ssa: V }>();
+  /** While a vector loop renders as one vector of `w` lanes: its variable, and the decls that hold vectors. */
+  private lanes?: { v: string; w: number; vec: Set<string> };
   private readonly arrays = new Map<string, { ptr: V; t: Scalar; size: number }>();
   private readonly entryBlock: BB;
 
@@ -94,13 +100,140 @@ class KernelBuilder {
   }
 
   private load(buf: string, idx: Expr): V {
+    if (this.varying(idx)) {
+      if (this.coef(idx) === 1) {
+        const { ptr, t } = this.atLaneZero(() => this.pointer(buf, idx));
+        return this.callVector(`load_${t}`, [ptr]);
+      }
+      const { ptr, t } = this.pointer(buf, { k: 'const', t: 'i32', v: 0 });
+      return this.callVector(`gather_${t}`, [ptr, this.expr(idx)]);
+    }
     const { ptr, t } = this.pointer(buf, idx);
     const v = this.b.CreateLoad(this.memType(t), ptr);
     return t === 'bool' ? this.b.CreateICmpNE(v, this.b.getInt8(0)) : v;
   }
 
-  private intrinsic(id: number, args: V[], t: T = this.b.getFloatTy()): V {
-    return this.b.CreateCall(llvm().Intrinsic.getDeclaration(this.g.mod, id, [t]), args);
+  /** An intrinsic over `t`, or over vectors of it when `vec`. */
+  private intrinsic(id: number, args: V[], t: Lane = 'f32', vec = false): V {
+    const type = vec ? this.vecType(t) : t === 'f64' ? this.b.getDoubleTy() : this.scalarType(t);
+    return this.b.CreateCall(llvm().Intrinsic.getDeclaration(this.g.mod, id, [type]), args);
+  }
+
+  // ---- vector loops: one vector of W lanes, values that do not depend on the loop variable stay scalar ----
+
+  /** Whether e depends on the lane (the vector loop's variable, or a decl holding a vector). */
+  private varying(e: Expr): boolean {
+    const l = this.lanes;
+    if (!l) return false;
+    switch (e.k) {
+      case 'const': return false;
+      case 'var': return e.name === l.v || l.vec.has(e.name);
+      case 'load': return this.varying(e.idx);
+      case 'unary': case 'cast': return this.varying(e.a);
+      case 'binary': return this.varying(e.a) || this.varying(e.b);
+      case 'select': return this.varying(e.c) || this.varying(e.a) || this.varying(e.b);
+      case 'philox': return this.varying(e.counter) || this.varying(e.index);
+    }
+  }
+
+  /** Coefficient of the lane in an index affine in it (undefined otherwise). */
+  private coef(e: Expr): number | undefined {
+    if (!this.varying(e)) return 0;
+    if (e.k === 'var') return e.name === this.lanes!.v ? 1 : undefined;
+    if (e.k !== 'binary') return undefined;
+    const a = this.coef(e.a), c = this.coef(e.b);
+    if (a === undefined || c === undefined) return undefined;
+    if (e.op === 'add') return a + c;
+    if (e.op === 'sub') return a - c;
+    if (e.op !== 'mul') return undefined;
+    return a === 0 && e.a.k === 'const' ? e.a.v * c : c === 0 && e.b.k === 'const' ? e.b.v * a : undefined;
+  }
+
+  /** f() with the lane variable at 0 (the scalar address of lane 0 of a contiguous access). */
+  private atLaneZero<R>(f: () => R): R {
+    const l = this.lanes!;
+    this.lanes = undefined;
+    const saved = this.vars.get(l.v);
+    this.vars.set(l.v, { value: 0 });
+    try {
+      return f();
+    } finally {
+      if (saved) this.vars.set(l.v, saved);
+      else this.vars.delete(l.v);
+      this.lanes = l;
+    }
+  }
+
+  private callVector(name: string, args: V[]): V {
+    return this.b.CreateCall(this.g.vectorHelper(name, this.lanes!.w), args);
+  }
+
+  private vecType(t: Lane): T {
+    return this.g.vectorHelper(`splat_${t}`, this.lanes!.w).getReturnType();
+  }
+
+  /** x as a vector: scalars are splat when `vec`. */
+  private lift(x: V, t: Lane, vec: boolean): V {
+    return vec && !this.isVector(x) ? this.callVector(`splat_${t}`, [x]) : x;
+  }
+
+  private isVector(x: V): boolean {
+    return x.getType().getTypeID() === llvm().Type.TypeID.FixedVectorTyID;
+  }
+
+  /** Whether a vector loop's body has a form in W lanes: decls and stores, contiguous stores of varying values. */
+  private vectorizable(body: readonly Stmt[], v: string): boolean {
+    const vec = new Set<string>(), l = this.lanes;
+    this.lanes = { v, w: 0, vec };
+    try {
+      return body.every((s) => {
+        if (s.k === 'decl') {
+          if (this.varying(s.init)) vec.add(s.name);
+          return this.gathersOk(s.init);
+        }
+        if (s.k !== 'store' || !this.gathersOk(s.value)) return false;
+        if (!this.varying(s.idx) && !this.varying(s.value)) return true;
+        return this.coef(s.idx) === 1;
+      });
+    } finally {
+      this.lanes = l;
+    }
+  }
+
+  /** No gather from a local array (the register tiles SROA keeps in registers). */
+  private gathersOk(e: Expr): boolean {
+    switch (e.k) {
+      case 'load': return (!this.arrays.has(e.buf) || this.coef(e.idx) !== undefined && [0, 1].includes(this.coef(e.idx)!)) && this.gathersOk(e.idx);
+      case 'unary': case 'cast': return this.gathersOk(e.a);
+      case 'binary': return this.gathersOk(e.a) && this.gathersOk(e.b);
+      case 'select': return this.gathersOk(e.c) && this.gathersOk(e.a) && this.gathersOk(e.b);
+      case 'philox': return this.gathersOk(e.counter) && this.gathersOk(e.index);
+      default: return true;
+    }
+  }
+
+  /** The loop as one vector of its extent's lanes (straight-line: its decls are SSA values). */
+  private vectorLoop(s: Extract<Stmt, { k: 'for' }>): void {
+    const outer = this.lanes;
+    this.lanes = { v: s.v, w: s.extent, vec: new Set() };
+    const b = this.b;
+    for (const st of s.body) {
+      if (st.k === 'decl') {
+        if (this.varying(st.init)) this.lanes.vec.add(st.name);
+        this.vars.set(st.name, { ssa: this.expr(st.init) });
+      } else if (st.k === 'store') {
+        const value = this.expr(st.value);
+        if (!this.varying(st.idx) && !this.varying(st.value)) {
+          const { ptr, t } = this.pointer(st.buf, st.idx);
+          b.CreateStore(t === 'bool' ? b.CreateZExt(value, b.getInt8Ty()) : value, ptr);
+          continue;
+        }
+        const { ptr, t } = this.atLaneZero(() => this.pointer(st.buf, st.idx));
+        b.CreateCall(this.g.vectorHelper(`store_${t}`, s.extent), [ptr, this.lift(value, t, true)]);
+      }
+    }
+    for (const st of s.body) if (st.k === 'decl') this.vars.delete(st.name);
+    this.lanes = outer;
   }
 
   expr(e: Expr): V {
@@ -110,79 +243,98 @@ class KernelBuilder {
         if (e.t === 'f32') return Number.isNaN(e.v) ? L.ConstantFP.getNaN(b.getFloatTy()) : L.ConstantFP.get(b.getFloatTy(), e.v);
         return e.t === 'i32' ? b.getInt32(e.v) : (e.v ? b.getTrue() : b.getFalse());
       case 'var': {
+        if (e.name === this.lanes?.v) return this.callVector('iota', []);
         const v = this.vars.get(e.name);
         if (!v) throw new Error(`llvm: variable ${e.name} used before its declaration`);
         if ('value' in v) return b.getInt32(v.value);
+        if ('ssa' in v) return v.ssa;
         return b.CreateLoad(this.scalarType(v.t), v.ptr);
       }
       case 'load':
         return this.load(e.buf, e.idx);
       case 'cast': {
-        const a = this.expr(e.a), from = e.a.t;
-        if (e.t === 'f32') return from === 'f32' ? a : from === 'i32' ? b.CreateSIToFP(a, b.getFloatTy()) : b.CreateUIToFP(a, b.getFloatTy());
+        const vec = this.varying(e.a), a = this.expr(e.a), from = e.a.t;
+        const to = (t: Scalar) => (vec ? this.vecType(t) : this.scalarType(t));
+        if (e.t === 'f32') return from === 'f32' ? a : from === 'i32' ? b.CreateSIToFP(a, to('f32')) : b.CreateUIToFP(a, to('f32'));
         if (e.t === 'i32') {
-          if (from === 'f32') return b.CreateCall(L.Intrinsic.getDeclaration(this.g.mod, L.Intrinsic.fptosi_sat, [b.getInt32Ty(), b.getFloatTy()]), [a]);
-          return from === 'i32' ? a : b.CreateZExt(a, b.getInt32Ty());
+          if (from === 'f32') return b.CreateCall(L.Intrinsic.getDeclaration(this.g.mod, L.Intrinsic.fptosi_sat, [to('i32'), to('f32')]), [a]);
+          return from === 'i32' ? a : b.CreateZExt(a, to('i32'));
         }
-        return from === 'f32' ? b.CreateFCmpUNE(a, L.ConstantFP.get(b.getFloatTy(), 0)) : from === 'i32' ? b.CreateICmpNE(a, b.getInt32(0)) : a;
+        return from === 'f32' ? b.CreateFCmpUNE(a, this.lift(L.ConstantFP.get(b.getFloatTy(), 0), 'f32', vec))
+          : from === 'i32' ? b.CreateICmpNE(a, this.lift(b.getInt32(0), 'i32', vec)) : a;
       }
       case 'unary':
         return this.unary(e.op, e.a);
       case 'binary':
         return this.binary(e.op, e.a, e.b);
-      case 'select':
-        return b.CreateSelect(this.expr(e.c), this.expr(e.a), this.expr(e.b));
-      case 'philox':
-        return b.CreateCall(this.g.extern('kiln_philox_uniform', b.getFloatTy(), [b.getInt32Ty(), b.getInt32Ty(), b.getInt32Ty()]),
-          [b.getInt32(e.seed | 0), this.expr(e.counter), this.expr(e.index)]);
+      case 'select': {
+        const vec = this.varying(e);
+        return b.CreateSelect(this.expr(e.c), this.lift(this.expr(e.a), e.t, vec), this.lift(this.expr(e.b), e.t, vec));
+      }
+      case 'philox': {
+        const args = [b.getInt32(e.seed | 0), this.expr(e.counter), this.expr(e.index)];
+        if (!this.varying(e)) return b.CreateCall(this.g.extern('kiln_philox_uniform', b.getFloatTy(), [b.getInt32Ty(), b.getInt32Ty(), b.getInt32Ty()]), args);
+        return this.callVector('philox', [args[0]!, this.lift(args[1]!, 'i32', true), this.lift(args[2]!, 'i32', true)]);
+      }
     }
   }
 
   private unary(op: string, x: Expr): V {
     const L = llvm(), b = this.b, I = L.Intrinsic;
-    const a = this.expr(x);
-    if (x.t === 'bool') return b.CreateXor(a, b.getTrue());
+    const a = this.expr(x), vec = this.varying(x);
+    if (x.t === 'bool') return b.CreateXor(a, this.lift(b.getTrue(), 'bool', vec));
     if (x.t === 'i32') {
-      const zero = b.getInt32(0);
+      const zero = this.lift(b.getInt32(0), 'i32', vec);
       switch (op) {
         case 'neg': return b.CreateSub(zero, a);
         case 'abs': return b.CreateSelect(b.CreateICmpSLT(a, zero), b.CreateSub(zero, a), a);
-        case 'sign': return b.CreateSub(b.CreateZExt(b.CreateICmpSGT(a, zero), b.getInt32Ty()), b.CreateZExt(b.CreateICmpSLT(a, zero), b.getInt32Ty()));
+        case 'sign': {
+          const i = vec ? this.vecType('i32') : b.getInt32Ty();
+          return b.CreateSub(b.CreateZExt(b.CreateICmpSGT(a, zero), i), b.CreateZExt(b.CreateICmpSLT(a, zero), i));
+        }
         case 'floor': case 'ceil': case 'round': return a;
         default: throw new Error(`llvm: ${op} on i32`);
       }
     }
-    const f = b.getFloatTy(), one = L.ConstantFP.get(f, 1), zero = L.ConstantFP.get(f, 0);
-    const libm = (name: string) => b.CreateCall(this.g.extern(name, f, [f]), [a]);
+    const f = b.getFloatTy(), fc = (c: number) => this.lift(L.ConstantFP.get(f, c), 'f32', vec);
+    const one = fc(1), zero = fc(0);
+    const libm = (name: string) => (vec ? this.callVector(name, [a]) : b.CreateCall(this.g.extern(name, f, [f]), [a]));
+    // 1/x and 1/sqrt(x) correctly rounded, through double
+    const viaDouble = (g: (d: V) => V) => {
+      const d = vec ? this.vecType('f64') : b.getDoubleTy();
+      return b.CreateFPTrunc(b.CreateFDiv(this.lift(L.ConstantFP.get(b.getDoubleTy(), 1), 'f64', vec), g(b.CreateFPExt(a, d))), vec ? this.vecType('f32') : f);
+    };
     switch (op) {
       case 'neg': return b.CreateFNeg(a);
-      case 'abs': return this.intrinsic(I.fabs, [a]);
-      case 'sqrt': return this.intrinsic(I.sqrt, [a]);
-      case 'floor': return this.intrinsic(I.floor, [a]);
-      case 'ceil': return this.intrinsic(I.ceil, [a]);
-      case 'round': return this.intrinsic(I.rint, [a]); // round half to even in the default rounding mode
-      case 'recip': return b.CreateFPTrunc(b.CreateFDiv(L.ConstantFP.get(b.getDoubleTy(), 1), b.CreateFPExt(a, b.getDoubleTy())), f);
-      case 'rsqrt': return b.CreateFPTrunc(b.CreateFDiv(L.ConstantFP.get(b.getDoubleTy(), 1), this.intrinsic(I.sqrt, [b.CreateFPExt(a, b.getDoubleTy())], b.getDoubleTy())), f);
+      case 'abs': return this.intrinsic(I.fabs, [a], 'f32', vec);
+      case 'sqrt': return this.intrinsic(I.sqrt, [a], 'f32', vec);
+      case 'floor': return this.intrinsic(I.floor, [a], 'f32', vec);
+      case 'ceil': return this.intrinsic(I.ceil, [a], 'f32', vec);
+      case 'round': return this.intrinsic(I.rint, [a], 'f32', vec); // round half to even in the default rounding mode
+      case 'recip': return viaDouble((d) => d);
+      case 'rsqrt': return viaDouble((d) => this.intrinsic(I.sqrt, [d], 'f64', vec));
       case 'exp': return libm('expf');
       case 'log': return libm('logf');
       case 'tanh': return libm('tanhf');
       case 'erf': return libm('erff');
       case 'sin': return libm('sinf');
       case 'cos': return libm('cosf');
-      case 'sign': return b.CreateSelect(b.CreateFCmpOGT(a, zero), one, b.CreateSelect(b.CreateFCmpOLT(a, zero), L.ConstantFP.get(f, -1),
+      case 'sign': return b.CreateSelect(b.CreateFCmpOGT(a, zero), one, b.CreateSelect(b.CreateFCmpOLT(a, zero), fc(-1),
         b.CreateSelect(b.CreateFCmpUNE(a, a), a, zero)));
       default: throw new Error(`llvm: unary ${op}`);
     }
   }
 
   private binary(op: string, x: Expr, y: Expr): V {
-    const b = this.b;
+    const b = this.b, vec = this.varying(x) || this.varying(y);
     // a*b + c as llvm.fmuladd: one rounding where the CPU has FMA (the accumulation of every contraction)
     if (op === 'add' && x.t === 'f32') {
       const [m, other] = y.k === 'binary' && y.op === 'mul' ? [y, x] : x.k === 'binary' && x.op === 'mul' ? [x, y] : [undefined, undefined];
-      if (m && other) return this.intrinsic(llvm().Intrinsic.fmuladd, [this.expr(m.a), this.expr(m.b), this.expr(other)]);
+      if (m && other) return this.intrinsic(llvm().Intrinsic.fmuladd, [m.a, m.b, other].map((e) => this.lift(this.expr(e), 'f32', vec)), 'f32', vec);
     }
-    const a = this.expr(x), c = this.expr(y);
+    const a = this.lift(this.expr(x), x.t, vec), c = this.lift(this.expr(y), y.t, vec);
+    const map2 = (name: string, t: Scalar) => (vec ? this.callVector(name, [a, c])
+      : b.CreateCall(this.g.extern(name, this.scalarType(t), [this.scalarType(t), this.scalarType(t)]), [a, c]));
     if (x.t === 'f32') {
       switch (op) {
         case 'add': return b.CreateFAdd(a, c);
@@ -192,7 +344,7 @@ class KernelBuilder {
         // NaN-propagating max/min as compares and selects (llvm.maximum has no x86 lowering in LLVM 14)
         case 'max': return b.CreateSelect(b.CreateFCmpOGT(a, c), a, b.CreateSelect(b.CreateFCmpUNE(a, a), a, c));
         case 'min': return b.CreateSelect(b.CreateFCmpOLT(a, c), a, b.CreateSelect(b.CreateFCmpUNE(a, a), a, c));
-        case 'pow': return b.CreateCall(this.g.extern('powf', b.getFloatTy(), [b.getFloatTy(), b.getFloatTy()]), [a, c]);
+        case 'pow': return map2('powf', 'f32');
         case 'eq': return b.CreateFCmpOEQ(a, c);
         case 'ne': return b.CreateFCmpUNE(a, c);
         case 'lt': return b.CreateFCmpOLT(a, c);
@@ -202,7 +354,8 @@ class KernelBuilder {
         default: throw new Error(`llvm: f32 ${op}`);
       }
     }
-    const zero = b.getInt32(0);
+    const int = (v: number) => this.lift(b.getInt32(v), 'i32', vec);
+    const zero = int(0);
     switch (op) {
       case 'add': return b.CreateAdd(a, c);
       case 'sub': return b.CreateSub(a, c);
@@ -217,19 +370,19 @@ class KernelBuilder {
       case 'ge': return b.CreateICmpSGE(a, c);
       case 'max': return b.CreateSelect(b.CreateICmpSGT(a, c), a, c);
       case 'min': return b.CreateSelect(b.CreateICmpSLT(a, c), a, c);
-      case 'pow': return b.CreateCall(this.g.extern('kiln_ipow', b.getInt32Ty(), [b.getInt32Ty(), b.getInt32Ty()]), [a, c]);
+      case 'pow': return map2('kiln_ipow', 'i32');
       case 'div': {
         // C truncation; 0 for a zero divisor, INT_MIN / -1 = INT_MIN (no traps)
         const z = b.CreateICmpEQ(c, zero);
-        const ovf = b.CreateAnd(b.CreateICmpEQ(a, b.getInt32(-2147483648)), b.CreateICmpEQ(c, b.getInt32(-1)));
-        const safe = b.CreateSelect(b.CreateOr(z, ovf), b.getInt32(1), c);
+        const ovf = b.CreateAnd(b.CreateICmpEQ(a, int(-2147483648)), b.CreateICmpEQ(c, int(-1)));
+        const safe = b.CreateSelect(b.CreateOr(z, ovf), int(1), c);
         const q = b.CreateSelect(ovf, a, b.CreateSDiv(a, safe));
         return b.CreateSelect(z, zero, q);
       }
       case 'idiv': {
         const q = b.CreateSDiv(a, c);
         const adjust = b.CreateAnd(b.CreateICmpSLT(a, zero), b.CreateICmpNE(b.CreateSRem(a, c), zero));
-        return b.CreateSub(q, b.CreateZExt(adjust, b.getInt32Ty()));
+        return b.CreateSub(q, b.CreateZExt(adjust, vec ? this.vecType('i32') : b.getInt32Ty()));
       }
       case 'mod': {
         const r = b.CreateSRem(a, c);
@@ -263,6 +416,10 @@ class KernelBuilder {
     switch (s.k) {
       case 'for': {
         if (s.kind === 'block' || s.kind === 'thread') throw new Error(`loop ${s.v} is a GPU ${s.kind} axis: this renderer takes CPU schedules`);
+        if (s.kind === 'vector' && s.extent >= 2 && s.extent <= 128 && !this.lanes && this.vectorizable(s.body, s.v)) {
+          this.vectorLoop(s);
+          return;
+        }
         // a micro-kernel's rows and lanes are unrolled here, so its register tile has constant indices (SROA keeps
         // it in registers and the SLP vectorizer forms vectors); LLVM's own unroller gives up on large tiles
         if (s.kind === 'unroll' || (s.kind === 'vector' && s.extent <= 64 && this.touchesLocal(s.body))) {
@@ -347,8 +504,29 @@ class LlvmModule {
     this.b = new L.IRBuilder(this.ctx);
   }
 
+  private readonly linked = new Set<number>();
+
+  /** A vector helper for w lanes (see vector.ts); the helpers for w are parsed and linked on first use. */
+  vectorHelper(name: string, w: number): Fn {
+    const L = llvm();
+    if (!this.linked.has(w)) {
+      const file = path.join(tmpdir(), `kiln-vector-${process.pid}-${w}.ll`);
+      writeFileSync(file, vectorHelpers(w));
+      try {
+        const helpers = L.parseIRFile(file, new L.SMDiagnostic(), this.ctx);
+        if (!helpers || L.Linker.linkModules(this.mod, helpers)) throw new Error(`llvm: cannot link the vector helpers for ${w} lanes`);
+      } finally {
+        rmSync(file, { force: true });
+      }
+      this.linked.add(w);
+    }
+    const f = this.mod.getFunction(helper(name, w));
+    if (!f) throw new Error(`llvm: no vector helper ${helper(name, w)}`);
+    return f;
+  }
+
   extern(name: string, ret: T, params: T[]): Fn {
-    let f = this.externs.get(name);
+    let f = this.externs.get(name) ?? this.mod.getFunction(name) ?? undefined;
     if (!f) {
       const L = llvm();
       f = L.Function.Create(L.FunctionType.get(ret, params, false), L.Function.LinkageTypes.ExternalLinkage, name, this.mod);
@@ -416,6 +594,6 @@ export function renderLlvm(entries: readonly Entry[], layout: Layout, name: stri
   }
   // verifyModule returns true when the module is broken
   if (L.verifyModule(g.mod)) throw new Error('llvm: the generated module does not verify');
-  return g.mod.print();
+  return internalize(g.mod.print());
 }
 

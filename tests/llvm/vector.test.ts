@@ -1,0 +1,75 @@
+// The llvm renderer's vector loops (one <W x T> value per loop, helpers from codegen/llvm/vector.ts) against the
+// reference interpreter: every elementwise op, cast and compare, Philox, contiguous, invariant and gathered loads,
+// on special values (NaN, infinities, -0, saturating casts, division by zero; no denormals: model_main sets
+// FTZ/DAZ), at several lane counts.
+import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { compileLlvm } from '../../codegen/llvm/target.js';
+import { Builder, type Graph, type NamedNode } from '../../ir/graph.js';
+import { outputDiffs, runMain, weightsOf } from '../native.js';
+import type { Data } from '../passes/differential.js';
+
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'kiln-llvm-vector-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const SPECIAL = [NaN, Infinity, -Infinity, -0, 0, 0.5, -0.5, 1.5, 2.5, -2.5, 3e38, -3e38, 7, -7, 1e10, -1e10, 0.1];
+const INT_SPECIAL = [0, 1, -1, 7, -7, 3, -3, 2147483647, -2147483648, 100, -100, 2, 31];
+
+/** Every elementwise op of the graph IR on [rows, w] operands, as one output each. */
+function elementwise(rows: number, w: number): { g: Graph; inputs: Data } {
+  const b = new Builder(), shape = [rows, w], n = rows * w;
+  const x = b.input('x', { dtype: 'float32', shape }), y = b.input('y', { dtype: 'float32', shape });
+  const a = b.input('a', { dtype: 'int32', shape }), c = b.input('c', { dtype: 'int32', shape });
+  const xt = b.input('xt', { dtype: 'float32', shape: [w, rows] });
+  const bias = b.input('bias', { dtype: 'float32', shape: [w] }), col = b.input('col', { dtype: 'float32', shape: [rows, 1] });
+  const step = b.input('step', { dtype: 'int32', shape: [] });
+  const outs: NamedNode[] = [];
+  const out = (name: string, node: ReturnType<Builder['emit']>) => outs.push({ name, node });
+  for (const op of ['neg', 'abs', 'sign', 'exp', 'log', 'sqrt', 'rsqrt', 'tanh', 'erf', 'sin', 'cos', 'floor', 'ceil', 'round', 'recip'] as const) out(op, b.emit(op, [x]));
+  for (const op of ['add', 'sub', 'mul', 'div', 'pow', 'max', 'min'] as const) {
+    out(`f_${op}`, b.emit(op, [x, y]));
+    out(`i_${op}`, b.emit(op, [a, c]));
+  }
+  for (const op of ['neg', 'abs', 'sign'] as const) out(`i_${op}`, b.emit(op, [a]));
+  for (const op of ['eq', 'ne', 'lt', 'le', 'gt', 'ge'] as const) {
+    out(`f_${op}`, b.emit(op, [x, y]));
+    out(`i_${op}`, b.emit(op, [a, c]));
+  }
+  const lt = b.emit('lt', [x, y]), ge = b.emit('ge', [a, c]);
+  out('and', b.emit('and', [lt, ge]));
+  out('or', b.emit('or', [lt, ge]));
+  out('not', b.emit('not', [lt]));
+  out('select', b.emit('select', [lt, x, y]));
+  out('select_i', b.emit('select', [ge, a, c]));
+  for (const [from, to] of [[x, 'int32'], [a, 'float32'], [lt, 'float32'], [lt, 'int32'], [x, 'bool'], [a, 'bool']] as const) {
+    out(`cast_${from.attrs['name'] ?? 'cmp'}_${to}`, b.emit('cast', [from], { dtype: to }));
+  }
+  out('bias', b.emit('add', [x, b.emit('broadcast', [bias], { shape })])); // contiguous in the lane
+  out('col', b.emit('mul', [x, b.emit('broadcast', [col], { shape })])); // invariant in the lane
+  out('transposed', b.emit('mul', [y, b.emit('transpose', [xt], { perm: [1, 0] })])); // a gather
+  out('dropout', b.emit('random_uniform', [step], { seed: 1234, shape }));
+  const g = b.finish('vector', outs);
+  const f = (k: number) => Float32Array.from({ length: n }, (_, i) => (i % 3 === k ? SPECIAL[(i * 7 + k) % SPECIAL.length]! : Math.sin(i * 1.7 + k) * 4));
+  const ints = (k: number) => Int32Array.from({ length: n }, (_, i) => INT_SPECIAL[(i * 5 + k * 3) % INT_SPECIAL.length]!);
+  const inputs: Data = {
+    x: f(0), y: f(1), a: ints(0), c: ints(1), xt: f(2),
+    bias: Float32Array.from({ length: w }, (_, i) => i / 3), col: Float32Array.from({ length: rows }, (_, i) => -i - 0.5), step: Int32Array.of(5),
+  };
+  return { g, inputs };
+}
+
+describe('llvm vector loops', () => {
+  it.each([[3, 40], [2, 16], [4, 24], [1, 128]])('every elementwise op on [%i, %i] equals the interpreter', (rows, w) => {
+    const { g, inputs } = elementwise(rows, w);
+    const dir = path.join(tmp, `e${rows}x${w}`);
+    compileLlvm({ outDir: dir, entries: [{ name: 'predict', graph: g, batchSize: 1 }], weights: weightsOf(g, {}), threads: 1 });
+    // the loops were rendered as vectors of w lanes, helpers inlined away
+    const ir = readFileSync(path.join(dir, 'model.ll'), 'utf8');
+    expect(ir).toContain(`<${w} x float>`);
+    expect(ir).toContain(`@kiln_v${w}_philox`);
+    if (rows === 1) expect(ir).not.toMatch(/\.body:/); // no loop left: every kernel is one vector
+    expect(outputDiffs(g, inputs, {}, runMain(path.join(dir, 'model_main'), dir, g, inputs), 'llvm')).toEqual([]);
+  });
+});
