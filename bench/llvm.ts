@@ -251,7 +251,7 @@ function breakdown(dir: string, exeName: 'model_main' | 'model_train', entry: st
   const whole = t(path.join(dir, exeName));
   const none = t(buildVariant(dir, exeName, 'none', withOnly(undefined)));
   const kernels = calls.map((c, j) => ({ kernel: c.k.replace(new RegExp(`^${entry}_`), ''), us: t(buildVariant(dir, exeName, `k${j}`, withOnly(c.i))).us }));
-  const noinline = t(buildVariant(dir, exeName, 'noinline', ll.replace(/^(define internal [^{\n]*?)\s*\{$/gm, '$1 noinline {')));
+  const noinline = t(buildVariant(dir, exeName, 'noinline', ll.replace(/^(define internal (?![^@\n]*@kiln_v\d+_)[^{\n]*?)\s*\{$/gm, '$1 noinline {')));
   return { whole, none, kernels, noinline };
 }
 

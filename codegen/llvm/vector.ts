@@ -4,7 +4,7 @@
 // they are `alwaysinline`, and opt leaves plain vector code where they were called. (They are external here,
 // as the linker skips unreferenced internal functions; `internalize` makes them internal in the printed module.)
 
-const LIBM_UNARY = ['expf', 'logf', 'tanhf', 'erff', 'sinf', 'cosf'] as const;
+const LIBM_UNARY = ['erff', 'sinf', 'cosf'] as const;
 
 /** IR element type and memory type of each scalar kind ('f64': the double a correctly rounded recip goes through). */
 const ELEM = { f32: ['float', 'float'], i32: ['i32', 'i32'], bool: ['i1', 'i8'], f64: ['double', 'double'] } as const;
@@ -47,6 +47,7 @@ ${widen.replace('ret %v', `ret ${vt(m)} %v`)}`));
   %v${i} = insertelement ${vt(e)} ${i ? `%v${i - 1}` : 'undef'}, ${e} %y${i}, i32 ${i}`)}
   ret ${vt(e)} %v${w - 1}`);
   for (const f of LIBM_UNARY) out.push(map(f, 'float', 1), `declare float @${f}(float)\n`);
+  out.push(...vectorMath(w));
   out.push(map('powf', 'float', 2), 'declare float @powf(float, float)\n', map('kiln_ipow', 'i32', 2), 'declare i32 @kiln_ipow(i32, i32)\n');
   out.push(philox(w, vt, splat, fn));
   return out.join('\n');
@@ -101,3 +102,104 @@ function philox(w: number, vt: (e: string) => string, splat: (e: string, c: numb
 
 /** The module text with the vector helpers internal, so opt drops them once inlined. */
 export const internalize = (ir: string): string => ir.replace(/^define ([^@\n]*@kiln_v\d+_)/gm, 'define internal $1');
+
+/** Straight-line IR text over <W x float> / <W x i32> values, one SSA name per operation. */
+class Lines {
+  readonly out: string[] = [];
+  private n = 0;
+  constructor(readonly w: number) {}
+  get f(): string { return `<${this.w} x float>`; }
+  get i(): string { return `<${this.w} x i32>`; }
+  get b(): string { return `<${this.w} x i1>`; }
+  /** a splat constant; floats written as the double of their float32 value (LLVM's hex form) */
+  fc(v: number): string { return `<${Array.from({ length: this.w }, () => `float ${floatHex(v)}`).join(', ')}>`; }
+  ic(v: number): string { return `<${Array.from({ length: this.w }, () => `i32 ${v | 0}`).join(', ')}>`; }
+  op(text: string): string {
+    const name = `%t${this.n++}`;
+    this.out.push(`  ${name} = ${text}`);
+    return name;
+  }
+  bin(op: string, t: string, a: string, b: string): string { return this.op(`${op} ${t} ${a}, ${b}`); }
+  fma(a: string, b: string, c: string): string { return this.op(`call ${this.f} @llvm.fmuladd.v${this.w}f32(${this.f} ${a}, ${this.f} ${b}, ${this.f} ${c})`); }
+  call(fn: string, ...args: string[]): string { return this.op(`call ${this.f} @llvm.${fn}.v${this.w}f32(${args.map((a) => `${this.f} ${a}`).join(', ')})`); }
+  cmp(pred: string, a: string, b: string): string { return this.op(`fcmp ${pred} ${this.f} ${a}, ${b}`); }
+  sel(c: string, a: string, b: string, t = this.f): string { return this.op(`select ${this.b} ${c}, ${t} ${a}, ${t} ${b}`); }
+  cast(op: string, from: string, a: string, to: string): string { return this.op(`${op} ${from} ${a} to ${to}`); }
+  /** a polynomial in x, coefficients from the highest power down, by Horner's rule with fused multiply-adds */
+  poly(x: string, cs: readonly number[]): string {
+    let acc = this.fc(cs[0]!);
+    for (const c of cs.slice(1)) acc = this.fma(acc, x, this.fc(c));
+    return acc;
+  }
+}
+
+function floatHex(v: number): string {
+  if (Number.isNaN(v)) return '0x7FF8000000000000';
+  const b = new DataView(new ArrayBuffer(8));
+  b.setFloat64(0, Math.fround(v));
+  return `0x${b.getBigUint64(0).toString(16).toUpperCase().padStart(16, '0')}`;
+}
+
+/** exp(x) on W lanes: x = k ln2 + r (Cody-Waite), a degree-7 polynomial on r, 2^k in two factors (k down to -252). */
+function expBody(L: Lines, x: string): string {
+  const k = L.call('rint', L.bin('fmul', L.f, x, L.fc(Math.LOG2E)));
+  const r = L.fma(k, L.fc(2.12194440e-4), L.fma(k, L.fc(-0.693359375), x));
+  const p = L.fma(L.poly(r, [1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1]),
+    L.bin('fmul', L.f, r, r), L.bin('fadd', L.f, r, L.fc(1)));
+  const ki = L.cast('fptosi', L.f, L.call('maxnum', k, L.fc(-252)), L.i);
+  const half = L.bin('ashr', L.i, ki, L.ic(1));
+  const scale = (e: string) => L.cast('bitcast', L.i, L.bin('shl', L.i, L.bin('add', L.i, e, L.ic(127)), L.ic(23)), L.f);
+  const y = L.bin('fmul', L.f, L.bin('fmul', L.f, p, scale(half)), scale(L.bin('sub', L.i, ki, half)));
+  // overflow, underflow and NaN
+  const big = L.sel(L.cmp('ogt', x, L.fc(88.72283935546875)), L.fc(Infinity), y);
+  const small = L.sel(L.cmp('olt', x, L.fc(-104)), L.fc(0), big);
+  return L.sel(L.cmp('uno', x, x), x, small);
+}
+
+/** log(x) on W lanes: x = 2^e m, m in [sqrt(1/2), sqrt(2)), a degree-9 polynomial on m - 1 (Cephes logf). */
+function logBody(L: Lines, x: string): string {
+  // subnormal inputs scaled by 2^23 first
+  const sub = L.cmp('olt', x, L.fc(1.1754943508222875e-38));
+  const xs = L.sel(sub, L.bin('fmul', L.f, x, L.fc(8388608)), x);
+  const bits = L.cast('bitcast', L.f, xs, L.i);
+  const e0 = L.bin('sub', L.i, L.bin('lshr', L.i, bits, L.ic(23)), L.ic(126));
+  const e1 = L.sel(sub, L.bin('sub', L.i, e0, L.ic(23)), e0, L.i);
+  const m0 = L.cast('bitcast', L.i, L.bin('or', L.i, L.bin('and', L.i, bits, L.ic(0x007fffff)), L.ic(0x3f000000)), L.f); // [0.5, 1)
+  const lo = L.cmp('olt', m0, L.fc(Math.SQRT1_2));
+  const e = L.cast('sitofp', L.i, L.sel(lo, L.bin('sub', L.i, e1, L.ic(1)), e1, L.i), L.f);
+  const m = L.bin('fsub', L.f, L.sel(lo, L.bin('fadd', L.f, m0, m0), m0), L.fc(1));
+  const z = L.bin('fmul', L.f, m, m);
+  const p = L.bin('fmul', L.f, L.bin('fmul', L.f, L.poly(m, [7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1,
+    1.4249322787e-1, -1.6668057665e-1, 2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1]), m), z);
+  const y = L.fma(z, L.fc(-0.5), L.fma(e, L.fc(-2.12194440e-4), p));
+  const r = L.fma(e, L.fc(0.693359375), L.bin('fadd', L.f, m, y));
+  // log 0 = -inf, log of a negative = NaN, log inf = inf, NaN stays
+  const zero = L.sel(L.cmp('oeq', x, L.fc(0)), L.fc(-Infinity), r);
+  const neg = L.sel(L.cmp('olt', x, L.fc(0)), L.fc(NaN), zero);
+  const inf = L.sel(L.cmp('oeq', x, L.fc(Infinity)), x, neg);
+  return L.sel(L.cmp('uno', x, x), x, inf);
+}
+
+/** tanh(x) on W lanes: x + x^3 P(x^2) below 0.625 (Cephes tanhf), else sign(x) (1 - 2 / (exp(2|x|) + 1)). */
+function tanhBody(L: Lines, x: string): string {
+  const a = L.call('fabs', x);
+  const z = L.bin('fmul', L.f, x, x);
+  const small = L.fma(L.bin('fmul', L.f, x, z), L.poly(z, [-5.70498872745e-3, 2.06390887954e-2, -5.37397155531e-2, 1.33314422036e-1, -3.33332819422e-1]), x);
+  const t = expBody(L, L.bin('fmul', L.f, a, L.fc(2)));
+  const large = L.call('copysign', L.bin('fsub', L.f, L.fc(1), L.bin('fdiv', L.f, L.fc(2), L.bin('fadd', L.f, t, L.fc(1)))), x);
+  return L.sel(L.cmp('olt', a, L.fc(0.625)), small, L.sel(L.cmp('uno', x, x), x, large));
+}
+
+/** expf, logf, tanhf on W lanes, within a few ulp of the correctly rounded result (tests/llvm/vector.test.ts). */
+function vectorMath(w: number): string[] {
+  const f = `<${w} x float>`;
+  const decls = ['fmuladd(3)', 'rint(1)', 'fabs(1)', 'copysign(2)', 'maxnum(2)'].map((d) => {
+    const [name, n] = [d.slice(0, d.indexOf('(')), Number(d.slice(d.indexOf('(') + 1, -1))];
+    return `declare ${f} @llvm.${name}.v${w}f32(${Array.from({ length: n }, () => f).join(', ')})\n`;
+  });
+  return [...decls, ...([['expf', expBody], ['logf', logBody], ['tanhf', tanhBody]] as const).map(([name, body]) => {
+    const L = new Lines(w);
+    const r = body(L, '%x');
+    return `define ${f} @${helper(name, w)}(${f} %x) alwaysinline {\n${L.out.join('\n')}\n  ret ${f} ${r}\n}\n`;
+  })];
+}

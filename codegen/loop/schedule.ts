@@ -11,10 +11,7 @@ export interface TargetCaps {
   readonly vectorRegisters: number;
   /** Whether multiply-add is one instruction (wasm SIMD128 has none: a multiply and an add). */
   readonly fma: boolean;
-  /**
-   * Most scalar operations a micro-kernel's epilogue may unroll to (tile elements x fused ops), where the renderer
-   * unrolls tiles to scalars (llvm: past it, LLVM 14's instruction selection takes minutes on one kernel).
-   */
+  /** Most vector operations a micro-kernel's epilogue may unroll to (tile vectors x fused ops). */
   readonly tileCode?: number;
   /** Worker threads (1: no parallel loops). */
   readonly threads: number;
@@ -47,7 +44,7 @@ export function registerTile(rows: number, cols: number, caps: TargetCaps, epilo
     for (const nr of [...new Set([4 * V, 3 * V, 2 * V, V, 8, 4])]) {
       if (cols % nr || nr % Math.min(V, 4)) continue;
       const vecs = Math.ceil(nr / V), acc = mr * vecs;
-      if (acc + vecs + 2 > caps.vectorRegisters || mr * nr * epilogueOps > (caps.tileCode ?? Infinity)) continue;
+      if (acc + vecs + 2 > caps.vectorRegisters || mr * vecs * epilogueOps > (caps.tileCode ?? Infinity)) continue;
       const fmas = acc, loads = mr + vecs;
       const cycles = Math.max((fmas * (caps.fma ? 1 : 2)) / 2, loads / 2, 4);
       const key = [cycles / fmas, loads / fmas, -mr];
@@ -81,7 +78,7 @@ function annotate(stmts: readonly Stmt[], caps: TargetCaps, depth: number): Stmt
     let kind: AxisKind = s.kind;
     if (kind !== 'serial') return { ...s, body }; // lowering already chose (unroll, vector lanes of a micro-kernel)
     if (depth === 0 && caps.threads > 1 && s.extent >= 2 && work([s]) >= caps.parallelGrain && independentIterations(s, pure, topLocals)) kind = 'parallel';
-    else if (caps.vectorWidth > 1 && s.extent >= caps.vectorWidth && vectorizable({ ...s, body })) kind = 'vector';
+    else if (caps.vectorWidth > 1 && s.extent >= Math.min(caps.vectorWidth, 4) && vectorizable({ ...s, body })) kind = 'vector';
     return { ...s, kind, body };
   });
 }

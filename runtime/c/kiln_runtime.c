@@ -489,12 +489,32 @@ const kiln_entry *kiln_find_entry(const kiln_model_desc *m, const char *name) {
   return NULL;
 }
 
+/* Large copies (a batch of inputs) in 64 KiB blocks on the thread pool. */
+typedef struct { unsigned char *dst; const unsigned char *src; size_t bytes; } copy_job;
+#define COPY_BLOCK 65536L
+
+static void copy_blocks(long begin, long end, void *ctx) {
+  const copy_job *j = (const copy_job *)ctx;
+  size_t from = (size_t)begin * COPY_BLOCK, to = (size_t)end * COPY_BLOCK;
+  memcpy(j->dst + from, j->src + from, (to < j->bytes ? to : j->bytes) - from);
+}
+
+static void copy_in(unsigned char *dst, const void *src, size_t bytes) {
+  copy_job j;
+  if (bytes < 4 * COPY_BLOCK) {
+    memcpy(dst, src, bytes);
+    return;
+  }
+  j.dst = dst; j.src = (const unsigned char *)src; j.bytes = bytes;
+  kiln_parallel_for((long)((bytes + COPY_BLOCK - 1) / COPY_BLOCK), copy_blocks, &j);
+}
+
 int kiln_run_entry(const kiln_entry *e, unsigned char *mem, const void *const *inputs, void *const *outputs) {
   int i;
   if (!e || !mem) return fail(KILN_ERR_ARG, "kiln_run: entry or memory is NULL");
   if (inputs)
     for (i = 0; i < e->n_inputs; i++)
-      if (inputs[i]) memcpy(mem + e->inputs[i].offset, inputs[i], (size_t)e->inputs[i].size * (size_t)kiln_dtype_size(e->inputs[i].dtype));
+      if (inputs[i]) copy_in(mem + e->inputs[i].offset, inputs[i], (size_t)e->inputs[i].size * (size_t)kiln_dtype_size(e->inputs[i].dtype));
   e->run(mem);
   for (i = 0; i < e->n_copies; i++) memmove(mem + e->copies[i].to, mem + e->copies[i].from, (size_t)e->copies[i].bytes);
   if (outputs)

@@ -73,3 +73,46 @@ describe('llvm vector loops', () => {
     expect(outputDiffs(g, inputs, {}, runMain(path.join(dir, 'model_main'), dir, g, inputs), 'llvm')).toEqual([]);
   });
 });
+
+/** Distance in float32 units in the last place (same-sign finite values; 0 when both are the same). */
+function ulps(a: number, b: number): number {
+  if (Object.is(a, b) || (Number.isNaN(a) && Number.isNaN(b))) return 0;
+  if (!Number.isFinite(a) || !Number.isFinite(b) || Math.sign(a) !== Math.sign(b)) return Infinity;
+  const i = new Int32Array(new Float32Array([a, b]).buffer);
+  return Math.abs(i[0]! - i[1]!);
+}
+
+describe('llvm vector exp, log, tanh', () => {
+  it('are within 3 ulp of float64 references over 32,768 inputs from 1e-30 to 1e30 (and the special values)', () => {
+    const rows = 512, w = 64, n = rows * w;
+    const x = Float32Array.from({ length: n }, (_, i) => {
+      if (i < SPECIAL.length) return SPECIAL[i]!;
+      const mag = 10 ** (-30 + (60 * (i >> 1)) / (n / 2)); // log-spaced, both signs
+      return i & 1 ? -mag : mag;
+    });
+    const dense = Float32Array.from({ length: n }, (_, i) => -110 + (200 * i) / n); // exp's whole range, tanh's bend
+    const b = new Builder();
+    const xs = b.input('x', { dtype: 'float32', shape: [rows, w] }), ds = b.input('d', { dtype: 'float32', shape: [rows, w] });
+    const ops = ['exp', 'log', 'tanh'] as const;
+    const g = b.finish('math', ops.flatMap((op) => [{ name: `${op}_x`, node: b.emit(op, [xs]) }, { name: `${op}_d`, node: b.emit(op, [ds]) }]));
+    const dir = path.join(tmp, 'math');
+    compileLlvm({ outDir: dir, entries: [{ name: 'predict', graph: g, batchSize: 1 }], weights: [], threads: 1 });
+    expect(readFileSync(path.join(dir, 'model.ll'), 'utf8')).toMatch(/llvm\.fmuladd\.v64f32/);
+    const out = runMain(path.join(dir, 'model_main'), dir, g, { x, d: dense });
+    const ref = { exp: Math.exp, log: Math.log, tanh: Math.tanh };
+    const TINY = 1.1754943508222875e-38; // model_main flushes subnormals (FTZ/DAZ)
+    for (const op of ops) {
+      for (const [name, input] of [['x', x], ['d', dense]] as const) {
+        const got = out.get(`${op}_${name}`)!;
+        let worst = 0, at = -1;
+        for (let i = 0; i < n; i++) {
+          const v = Math.abs(input[i]!) < TINY ? 0 : input[i]!;
+          const want = Math.fround(ref[op](v));
+          const e = Math.abs(want) < TINY ? (Math.abs(got[i]!) < TINY ? 0 : Infinity) : ulps(got[i]!, want);
+          if (e > worst) { worst = e; at = i; }
+        }
+        expect(worst, `${op}(${input[at]}) = ${got[at]}, want ${Math.fround(ref[op](input[at]!))}`).toBeLessThanOrEqual(3);
+      }
+    }
+  });
+});
