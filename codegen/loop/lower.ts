@@ -417,8 +417,14 @@ class NestEmitter {
     const outerExt = this.outerDims.map((d) => full[d]!), innerExt = this.innerDims.map((d) => full[d]!);
     const hasInner = innerExt.length > 0;
     const isF = (s: Shape) => hasInner && s.length === full.length && s.every((d, i) => d === full[i]);
+    // R rows at a time for the matmuls that read nothing the nest computes: their row caches are accumulated
+    // together (R independent add chains per k instead of one), then the rest runs row by row
+    const early = this.caps.gpu ? [] : this.earlyMatmuls().filter((st) => isF(st.type.shape));
+    const R = early.length ? this.rowBlock(outerExt, innerExt, early.length) : 1;
+    const blockedRows = new Set(R > 1 ? early : []);
     const body = () => {
       for (const st of this.plan.stages) {
+        if (blockedRows.has(st)) continue;
         const rowReduce = hasInner && st.op.startsWith('reduce_') && st.op !== 'reduce_window' && isF(st.src[0]!.type.shape)
           && (st.attrs['axes'] as number[]).join() === this.innerDims.join();
         if (rowReduce) {
@@ -473,12 +479,43 @@ class NestEmitter {
     const stmts = this.nested(() => {
       this.top = this.scope;
       if (outerExt.length === 0) { body(); return; }
+      if (R > 1) {
+        const last = outerExt.length - 1, n = sizeOf(innerExt);
+        this.loops([...outerExt.slice(0, last), outerExt[last]! / R], 'o', (os) => {
+          const rowAt = (m: Expr) => [...os.slice(0, last), E.add(E.mul(os[last]!, E.i32(R)), m)];
+          const caches = [...blockedRows].map((st) => {
+            const local = this.fresh('rows'), t = scalarOf(st.type.dtype);
+            this.emit(S.local(local, t, R * n));
+            return { st, local, t };
+          });
+          for (const { st, local, t } of caches) this.matmulRows(st, local, innerExt, t, R, rowAt);
+          // unrolled: the rows stay in registers (every index into them a constant)
+          this.unrolled(R, 'q', (q) => {
+            this.outerVars.splice(0, this.outerVars.length, ...rowAt(q));
+            for (const { st, local, t } of caches) this.bindRow(st, local, innerExt, t, E.mul(q, E.i32(n)));
+            body();
+          });
+        });
+        return;
+      }
       this.loops(outerExt, 'o', (os) => {
         this.outerVars.splice(0, this.outerVars.length, ...os);
         body();
       });
     });
     return stmts;
+  }
+
+  /** The nest's matmul stages whose operands it does not compute (they can run before everything else). */
+  private earlyMatmuls(): Node[] {
+    const computed = (n: Node): boolean => this.plan.stages.includes(n) || (this.plan.nodes.has(n) && n.src.some(computed));
+    return this.plan.stages.filter((st) => st.op === 'matmul' && !st.src.some(computed));
+  }
+
+  /** Rows per block of a row-cached nest: R rows' vectors (8 rows at most, 16 registers in all) dividing the last outer extent. */
+  private rowBlock(outerExt: readonly number[], innerExt: readonly number[], matmuls: number): number {
+    const vecs = Math.ceil(sizeOf(innerExt) / this.caps.vectorWidth) * matmuls;
+    return [8, 4, 2].find((r) => outerExt[outerExt.length - 1]! % r === 0 && r * vecs <= 16) ?? 1;
   }
 
   /**
@@ -630,6 +667,25 @@ class NestEmitter {
     for (const st of [S.for(name, extent, this.nested(() => body(E.v(name))), 'vector')]) this.emit(st);
   }
 
+  /** R rows of a matmul in i-k-j order, row m of the block at rowAt(m): as matmulRow, the rows interleaved per k. */
+  private matmulRows(st: Node, local: string, innerExt: number[], t: Scalar, R: number, rowAt: (m: Expr) => Expr[]): void {
+    const [a, b] = st.src as [Node, Node];
+    const r = a.type.shape.length, n = sizeOf(innerExt);
+    const at = (m: Expr, rs: Expr[]) => E.add(E.mul(m, E.i32(n)), linear(rs, innerExt));
+    this.unrolled(R, 'm', (m) => this.loops(innerExt, 'r', (rs) => this.emit(S.store(local, at(m, rs), E.c(t, 0)))));
+    this.loops([a.type.shape[r - 1]!], 'k', ([k]) => {
+      this.unrolled(R, 'm', (m) => {
+        this.outerVars.splice(0, this.outerVars.length, ...rowAt(m));
+        this.loops(innerExt, 'r', (rs) => {
+          const idx = this.fullIndex(this.outerVars, rs);
+          const batch = idx.slice(0, r - 2);
+          const prod = E.binary('mul', this.exprAt(a, [...batch, idx[r - 2]!, k!]), this.exprAt(b, [...batch, k!, idx[r - 1]!]));
+          this.emit(S.store(local, at(m, rs), E.binary('add', E.load(local, at(m, rs), t), prod)));
+        });
+      });
+    });
+  }
+
   /** A row of a matmul in i-k-j order: row = 0; for k: row[j] += A[i, k] * B[k, j] (same sums, same order). */
   private matmulRow(st: Node, local: string, innerExt: number[], t: Scalar): void {
     const [a, b] = st.src as [Node, Node];
@@ -647,11 +703,11 @@ class NestEmitter {
   }
 
   /** Binds a cached row: any later inner loop reads it at its own inner index. */
-  private bindRow(n: Node, local: string, innerExt: number[], t: Scalar): void {
+  private bindRow(n: Node, local: string, innerExt: number[], t: Scalar, base: Expr = E.i32(0)): void {
     const self = this;
     this.bound.set(n, {
       get pattern() { return idxKey(unitZero(self.fullIndex(self.outerVars, self.innerVars), n.type.shape)); },
-      value: () => E.load(local, linear(self.innerVars, innerExt), t),
+      value: () => E.load(local, E.add(base, linear(self.innerVars, innerExt)), t),
     });
   }
 }
