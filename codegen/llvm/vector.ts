@@ -25,13 +25,13 @@ export function vectorHelpers(w: number): string {
   %b = shufflevector ${vt(e)} %a, ${vt(e)} undef, ${vt('i32')} zeroinitializer
   ret ${vt(e)} %b`));
     if (k === 'f64') continue;
-    const widen = e === m ? '  ret %v' : `  %c = icmp ne ${vt(m)} %v, zeroinitializer\n  ret ${vt(e)} %c`;
+    const align = m === 'i8' ? 1 : 4;
     out.push(fn(vt(e), `load_${k}`, `${m}* %p`, `  %q = bitcast ${m}* %p to ${vt(m)}*
-  %v = load ${vt(m)}, ${vt(m)}* %q, align ${m === 'i8' ? 1 : 4}
-${widen.replace('ret %v', `ret ${vt(m)} %v`)}`));
+  %v = load ${vt(m)}, ${vt(m)}* %q, align ${align}
+${e === m ? `  ret ${vt(m)} %v` : `  %c = icmp ne ${vt(m)} %v, zeroinitializer\n  ret ${vt(e)} %c`}`));
     const narrow = e === m ? '' : `  %v = zext ${vt(e)} %x to ${vt(m)}\n`;
     out.push(fn('void', `store_${k}`, `${m}* %p, ${vt(e)} %x`, `${narrow}  %q = bitcast ${m}* %p to ${vt(m)}*
-  store ${vt(m)} ${e === m ? '%x' : '%v'}, ${vt(m)}* %q, align ${m === 'i8' ? 1 : 4}
+  store ${vt(m)} ${e === m ? '%x' : '%v'}, ${vt(m)}* %q, align ${align}
   ret void`));
     out.push(fn(vt(e), `gather_${k}`, `${m}* %p, ${vt('i32')} %i`, `${lanes((i) => `  %i${i} = extractelement ${vt('i32')} %i, i32 ${i}
   %p${i} = getelementptr inbounds ${m}, ${m}* %p, i32 %i${i}
