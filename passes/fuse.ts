@@ -223,6 +223,30 @@ function materializedUpstream(mat: Set<Node>): Map<Node, Set<Node>> {
   return memo;
 }
 
+/** Most ops one inlined value may expand to, counting a shared operand once per use (seed models stay under 250). */
+export const MAX_INLINED_OPS = 256;
+
+/**
+ * Inlining recomputes a value at each use, so a chain of shared values (an unrolled LSTM's gradient) expands
+ * exponentially: where a value's expansion passes MAX_INLINED_OPS, its largest inlined operands are
+ * materialized instead (read back once computed).
+ */
+function boundInlining(topo: readonly Node[], mat: Set<Node>): void {
+  const size = new Map<Node, number>();
+  const use = (x: Node) => (GroupOp.Leaf.has(x.op) ? 0 : mat.has(x) || isContraction(x) ? 1 : size.get(x)!);
+  for (const n of topo) {
+    if (GroupOp.Leaf.has(n.op)) continue;
+    let s = 1 + n.src.reduce((a, x) => a + use(x), 0);
+    while (s > MAX_INLINED_OPS) {
+      const big = n.src.filter((x) => use(x) > 1 && !isTiny(x)).sort((a, b) => use(b) - use(a))[0];
+      if (!big) break;
+      s -= use(big) - 1;
+      mat.add(big);
+    }
+    size.set(n, s);
+  }
+}
+
 /** Plans fusion for a graph: materialization to a fixed point, nests, then kernels by ALAP level. */
 export function fuse(g: Graph): FusionPlan {
   const order = new Map<Node, number>();
@@ -231,9 +255,9 @@ export function fuse(g: Graph): FusionPlan {
   const mat = new Set<Node>();
   for (const o of g.outputs) if (!GroupOp.Leaf.has(o.node.op)) mat.add(o.node);
   for (const u of g.updates) if (!GroupOp.Leaf.has(u.value.op)) mat.add(u.value);
-  let nests: NestPlan[] = [];
-  for (let round = 0; round < 1000; round++) {
-    nests = [];
+  boundInlining(topo, mat);
+  for (let round = 0; round < 10_000; round++) {
+    const nests: NestPlan[] = [];
     let retry: Node | undefined;
     // group roots by nest key, merging roots that share a computed contraction or use each other,
     // unless the root depends on the group through a value computed outside it (that would be a cycle)
@@ -265,11 +289,11 @@ export function fuse(g: Graph): FusionPlan {
       for (const n of nests) for (const s of n.stages) owners.set(s, (owners.get(s) ?? 0) + 1);
       retry = [...owners].find(([s, c]) => c > 1 && !mat.has(s))?.[0];
     }
-    if (!retry) break;
+    if (!retry) return { graph: g, materialized: mat, kernels: formKernels(nests, mat) };
     if (mat.has(retry)) throw new Error(`fuse: cannot place %${retry.id} ${retry.op} in any loop nest`);
     mat.add(retry);
   }
-  return { graph: g, materialized: mat, kernels: formKernels(nests, mat) };
+  throw new Error('fuse: no fixed point of materialization after 10,000 rounds');
 }
 
 /** Horizontal fusion: each nest gets its ALAP level; nests of one level form one kernel. */

@@ -14,14 +14,14 @@ export function weightsOf(g: Graph, params: Data): { name: string; dtype: 'float
   return g.params.map((p) => ({ name: String(p.attrs['name']), dtype: p.type.dtype as 'float32', shape: p.type.shape, data: params[String(p.attrs['name'])]! }));
 }
 
-/** Writes g's inputs as .npy in dir, runs `exe --out dir/out in0.npy ...`, reads back one .npy per output. */
-export function runMain(exe: string, dir: string, g: Graph, inputs: Data, env: NodeJS.ProcessEnv = {}): Map<string, TypedArray> {
+/** Writes g's inputs as .npy in dir, runs `exe --entry entry --out dir/out in0.npy ...`, reads back one .npy per output. */
+export function runMain(exe: string, dir: string, g: Graph, inputs: Data, env: NodeJS.ProcessEnv = {}, entry = 'predict'): Map<string, TypedArray> {
   const files = g.inputs.map((node, i) => {
     const f = path.join(dir, `in${i}.npy`);
     writeFileSync(f, writeNpy(node.type.dtype, node.type.shape, inputs[String(node.attrs['name'])]!));
     return f;
   });
-  execFileSync(exe, ['--out', path.join(dir, 'out'), ...files], { cwd: dir, env: { ...process.env, ...env } });
+  execFileSync(exe, ['--entry', entry, '--out', path.join(dir, 'out'), ...files], { cwd: dir, env: { ...process.env, ...env } });
   return new Map(g.outputs.map((o) => [o.name, readNpy(new Uint8Array(readFileSync(path.join(dir, 'out', `${o.name.replace(/\//g, '_')}.npy`)))).data]));
 }
 

@@ -3,7 +3,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { independentIterations, pureDecls } from '../loop/analysis.js';
+import { independentIterations, pureDecls, work } from '../loop/analysis.js';
 import type { Expr, Scalar, Stmt } from '../loop/ir.js';
 import type { Entry, Layout } from '../loop/layout.js';
 import { type Lane, helper, internalize, vectorHelpers } from './vector.js';
@@ -27,6 +27,9 @@ type V = import('llvm-bindings').Value;
 type T = import('llvm-bindings').Type;
 type Fn = import('llvm-bindings').Function;
 type BB = import('llvm-bindings').BasicBlock;
+
+/** Most statements a lane loop over a register array that has no vector form is unrolled to (else it stays a loop). */
+const MAX_UNROLLED = 4096;
 
 /** Builds one function per kernel; variables live in allocas that opt's mem2reg/SROA promote to registers. */
 class KernelBuilder {
@@ -100,13 +103,9 @@ class KernelBuilder {
   }
 
   private load(buf: string, idx: Expr): V {
-    if (this.varying(idx)) {
-      if (this.coef(idx) === 1) {
-        const { ptr, t } = this.atLaneZero(() => this.pointer(buf, idx));
-        return this.callVector(`load_${t}`, [ptr]);
-      }
-      const { ptr, t } = this.pointer(buf, { k: 'const', t: 'i32', v: 0 });
-      return this.callVector(`gather_${t}`, [ptr, this.expr(idx)]);
+    if (this.varying(idx)) { // contiguous (vectorizable checked)
+      const { ptr, t } = this.atLaneZero(() => this.pointer(buf, idx));
+      return this.callVector(`load_${t}`, [ptr]);
     }
     const { ptr, t } = this.pointer(buf, idx);
     const v = this.b.CreateLoad(this.memType(t), ptr);
@@ -189,9 +188,9 @@ class KernelBuilder {
       return body.every((s) => {
         if (s.k === 'decl') {
           if (this.varying(s.init)) vec.add(s.name);
-          return this.gathersOk(s.init);
+          return this.contiguous(s.init);
         }
-        if (s.k !== 'store' || !this.gathersOk(s.value)) return false;
+        if (s.k !== 'store' || !this.contiguous(s.value)) return false;
         if (!this.varying(s.idx) && !this.varying(s.value)) return true;
         return this.coef(s.idx) === 1;
       });
@@ -200,14 +199,17 @@ class KernelBuilder {
     }
   }
 
-  /** No gather from a local array (the register tiles SROA keeps in registers). */
-  private gathersOk(e: Expr): boolean {
+  /**
+   * Every load contiguous or invariant in the lane: a gather is W scalar loads and inserts, slower and far larger
+   * than the scalar loop (an unrolled LSTM's gradient had thousands of them at 128 lanes).
+   */
+  private contiguous(e: Expr): boolean {
     switch (e.k) {
-      case 'load': return (!this.arrays.has(e.buf) || this.coef(e.idx) !== undefined && [0, 1].includes(this.coef(e.idx)!)) && this.gathersOk(e.idx);
-      case 'unary': case 'cast': return this.gathersOk(e.a);
-      case 'binary': return this.gathersOk(e.a) && this.gathersOk(e.b);
-      case 'select': return this.gathersOk(e.c) && this.gathersOk(e.a) && this.gathersOk(e.b);
-      case 'philox': return this.gathersOk(e.counter) && this.gathersOk(e.index);
+      case 'load': return [0, 1].includes(this.coef(e.idx)!) && this.contiguous(e.idx);
+      case 'unary': case 'cast': return this.contiguous(e.a);
+      case 'binary': return this.contiguous(e.a) && this.contiguous(e.b);
+      case 'select': return this.contiguous(e.c) && this.contiguous(e.a) && this.contiguous(e.b);
+      case 'philox': return this.contiguous(e.counter) && this.contiguous(e.index);
       default: return true;
     }
   }
@@ -422,7 +424,7 @@ class KernelBuilder {
         }
         // a micro-kernel's rows and lanes are unrolled here, so its register tile has constant indices (SROA keeps
         // it in registers and the SLP vectorizer forms vectors); LLVM's own unroller gives up on large tiles
-        if (s.kind === 'unroll' || (s.kind === 'vector' && s.extent <= 64 && this.touchesLocal(s.body))) {
+        if (s.kind === 'unroll' || (s.kind === 'vector' && work([s]) <= MAX_UNROLLED && this.touchesLocal(s.body))) {
           for (let i = 0; i < s.extent; i++) {
             this.vars.set(s.v, { value: i });
             this.stmts(s.body);

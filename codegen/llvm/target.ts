@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { irText, manifestOf } from '../entry.js';
-import { type NativeTargetOptions, descSource, headerSource, runtimeDir, sh } from '../native.js';
+import { type NativeTargetOptions, compileCached, descSource, headerSource, runtimeDir, sh } from '../native.js';
 import { writeSafetensors } from '../../runtime/safetensors.js';
 import { layoutModule } from '../loop/layout.js';
 import { DEFAULT_CAPS, type TargetCaps } from '../loop/schedule.js';
@@ -67,11 +67,12 @@ export function compileLlvm(o: LlvmTargetOptions): string[] {
     return ['model.o', 'model.h', 'model_desc.c', 'kiln_runtime.h', 'kiln_runtime.c', 'kiln_math.c', 'weights.safetensors'].map((f) => path.join(dir, f));
   }
   const cc = ['-O2', '-std=c99', '-pthread'];
-  for (const f of ['model_desc', 'kiln_runtime', 'kiln_math']) sh('llvm', 'gcc', [...cc, '-c', `${f}.c`, '-o', `${f}.o`], dir);
-  sh('llvm', 'ar', ['rcs', 'libmodel.a', 'model.o', 'model_desc.o', 'kiln_runtime.o', 'kiln_math.o'], dir);
-  sh('llvm', 'gcc', [...cc, 'model_main.c', 'libmodel.a', '-lm', '-o', 'model_main'], dir);
+  sh('llvm', 'gcc', [...cc, '-c', 'model_desc.c', '-o', 'model_desc.o'], dir);
   const hasTrain = o.entries.some((e) => e.name === 'trainStep');
-  if (hasTrain) sh('llvm', 'gcc', [...cc, 'model_train.c', 'libmodel.a', '-lm', '-o', 'model_train'], dir);
+  const mains = ['model_main', ...(hasTrain ? ['model_train'] : [])];
+  for (const f of ['kiln_runtime', 'kiln_math', ...mains]) compileCached('llvm', cc, path.join(dir, `${f}.c`), path.join(dir, `${f}.o`));
+  sh('llvm', 'ar', ['rcs', 'libmodel.a', 'model.o', 'model_desc.o', 'kiln_runtime.o', 'kiln_math.o'], dir);
+  for (const m of mains) sh('llvm', 'gcc', [...cc, `${m}.o`, 'libmodel.a', '-lm', '-o', m], dir);
   const manifest = manifestOf('llvm', compiled, o.weights, { arenaBytes: layout.arenaBytes, memoryBytes: layout.memoryBytes }, o, { cpu: cpu ?? null });
   writeFileSync(path.join(dir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
   writeFileSync(path.join(dir, 'weights.safetensors'), writeSafetensors(o.weights, { format: 'kiln' }));

@@ -1,5 +1,5 @@
 // LLVM IR text of the helpers a vector loop of W lanes calls: splats, lane indices, unaligned contiguous loads
-// and stores, gathers, libm functions lane by lane, and Philox-4x32-10 on W lanes. llvm-bindings 14 cannot build
+// and stores, libm functions lane by lane, and Philox-4x32-10 on W lanes. llvm-bindings 14 cannot build
 // vector types or insert, extract and shuffle lanes, so these are parsed from text and linked into the module;
 // they are `alwaysinline`, and opt leaves plain vector code where they were called. (They are external here,
 // as the linker skips unreferenced internal functions; `internalize` makes them internal in the printed module.)
@@ -33,11 +33,6 @@ ${e === m ? `  ret ${vt(m)} %v` : `  %c = icmp ne ${vt(m)} %v, zeroinitializer\n
     out.push(fn('void', `store_${k}`, `${m}* %p, ${vt(e)} %x`, `${narrow}  %q = bitcast ${m}* %p to ${vt(m)}*
   store ${vt(m)} ${e === m ? '%x' : '%v'}, ${vt(m)}* %q, align ${align}
   ret void`));
-    out.push(fn(vt(e), `gather_${k}`, `${m}* %p, ${vt('i32')} %i`, `${lanes((i) => `  %i${i} = extractelement ${vt('i32')} %i, i32 ${i}
-  %p${i} = getelementptr inbounds ${m}, ${m}* %p, i32 %i${i}
-  %l${i} = load ${m}, ${m}* %p${i}${e === m ? '' : `\n  %x${i} = icmp ne i8 %l${i}, 0`}
-  %v${i} = insertelement ${vt(e)} ${i ? `%v${i - 1}` : 'undef'}, ${e} ${e === m ? `%l${i}` : `%x${i}`}, i32 ${i}`)}
-  ret ${vt(e)} %v${w - 1}`));
   }
   out.push(fn(vt('i32'), 'iota', '', `  ret ${vt('i32')} <${Array.from({ length: w }, (_, i) => `i32 ${i}`).join(', ')}>`));
   // libm lane by lane

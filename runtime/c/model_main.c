@@ -1,4 +1,4 @@
-/* model_main: runs a compiled kiln model's predict entry on .npy inputs and writes one .npy per output. */
+/* model_main: runs a compiled kiln model's predict entry (or another, --entry) on .npy inputs and writes one .npy per output. */
 #define _POSIX_C_SOURCE 200809L
 #include "model.h"
 #include "kiln_cli.h"
@@ -17,16 +17,17 @@ extern const kiln_model_desc kiln_model;
 static unsigned char memory[KILN_MEMORY_BYTES] __attribute__((aligned(64)));
 
 static const char *usage =
-    "usage: model_main [--bench N] [--out DIR] [--weights PATH] a.npy b.npy ...\n"
+    "usage: model_main [--bench N] [--out DIR] [--weights PATH] [--entry NAME] a.npy b.npy ...\n"
     "  inputs as .npy in manifest order; writes <output name>.npy per output into DIR (default .)\n"
     "  --bench N      run N calls after a warm-up and print the median microseconds per call\n"
-    "  --weights PATH safetensors weights (default: weights.safetensors next to this executable)\n";
+    "  --weights PATH safetensors weights (default: weights.safetensors next to this executable)\n"
+    "  --entry NAME   the entry point to run (default predict; trainStep with --train)\n";
 
 int main(int argc, char **argv) {
   kiln_prog = "model_main";
   kiln_flush_denormals();
-  const kiln_entry *e = kiln_find_entry(&kiln_model, "predict");
-  const char *out_dir = ".", *weights = NULL, *files[64];
+  const kiln_entry *e;
+  const char *out_dir = ".", *weights = NULL, *entry = "predict", *files[64];
   const void *inputs[64];
   void *outputs[64];
   long bench = 0;
@@ -37,6 +38,7 @@ int main(int argc, char **argv) {
     if (strcmp(argv[i], "--bench") == 0) bench = parse_long("--bench", i + 1 < argc ? argv[++i] : NULL, 1);
     else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc) out_dir = argv[++i];
     else if (strcmp(argv[i], "--weights") == 0 && i + 1 < argc) weights = argv[++i];
+    else if (strcmp(argv[i], "--entry") == 0 && i + 1 < argc) entry = argv[++i];
     else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) { fputs(usage, stdout); return 0; }
     else if (argv[i][0] == '-' && argv[i][1] == '-') {
       snprintf(msg, sizeof msg, "unknown or incomplete option %s (see --help)", argv[i]);
@@ -44,10 +46,13 @@ int main(int argc, char **argv) {
     } else if (n_files < 64) files[n_files++] = argv[i];
     else die("too many input files");
   }
-  if (!e) die("this model has no predict entry");
+  if (!(e = kiln_find_entry(&kiln_model, entry))) {
+    snprintf(msg, sizeof msg, "this model has no entry '%s'%s", entry, strcmp(entry, "trainStep") == 0 ? " (compile with --train)" : "");
+    die(msg);
+  }
   if (e->n_inputs > 64 || e->n_outputs > 64) die("this model has more than 64 inputs or outputs");
   if (n_files != e->n_inputs) {
-    size_t n = (size_t)snprintf(msg, sizeof msg, "predict takes %d input .npy file(s) in this order:", e->n_inputs);
+    size_t n = (size_t)snprintf(msg, sizeof msg, "%s takes %d input .npy file(s) in this order:", entry, e->n_inputs);
     for (j = 0; j < e->n_inputs && n < sizeof msg; j++) n += (size_t)snprintf(msg + n, sizeof msg - n, "%s %s", j ? "," : "", e->inputs[j].name);
     if (n < sizeof msg) snprintf(msg + n, sizeof msg - n, "; got %d", n_files);
     die(msg);
