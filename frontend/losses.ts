@@ -180,6 +180,10 @@ const BY_NAME: Record<string, () => Loss> = {
   binary_crossentropy: () => new BinaryCrossentropyLoss(),
   categorical_crossentropy: () => new CategoricalCrossentropyLoss(),
   sparse_categorical_crossentropy: () => new SparseCategoricalCrossentropyLoss(),
+  // class names, as keras.losses.get accepts them
+  MeanSquaredError: () => new MeanSquaredErrorLoss(), MeanAbsoluteError: () => new MeanAbsoluteErrorLoss(), Huber: () => new HuberLoss(),
+  BinaryCrossentropy: () => new BinaryCrossentropyLoss(), CategoricalCrossentropy: () => new CategoricalCrossentropyLoss(),
+  SparseCategoricalCrossentropy: () => new SparseCategoricalCrossentropyLoss(),
 };
 
 export type LossIdentifier = string | Loss | ((yTrue: Tensor, yPred: Tensor) => Tensor);

@@ -1,7 +1,8 @@
 // Attention layers: Attention (Luong dot-product) and MultiHeadAttention (Keras 3 weight layout), on matmul and softmax.
 import * as ops from '../ops.js';
-import { type SymbolicShape, type Tensor, type Variable, formatKerasShape } from '../tensor.js';
-import { Layer, type LayerOptions } from './layer.js';
+import type { TensorLike } from '../ops.js';
+import { type SymbolicShape, Tensor as TensorClass, type Tensor, type Variable, formatKerasShape } from '../tensor.js';
+import { type CallOptions, KerasTensor, Layer, type LayerOptions } from './layer.js';
 import type { InitializerIdentifier } from '../initializers.js';
 
 /** [query, value] or [query, value, key]: the key defaults to the value. */
@@ -131,7 +132,21 @@ export class MultiHeadAttention extends Layer {
     return bias ? ops.add(y, bias) : y;
   }
 
+  /** Keras's call `mha(query, value[, key][, options])`, as well as `mha([query, value, key])`. */
+  override __call__(...args: unknown[]): ReturnType<Layer['__call__']> {
+    const isTensor = (x: unknown) => x instanceof KerasTensor || x instanceof TensorClass;
+    const n = args.findIndex((x, i) => i > 0 && !isTensor(x));
+    const tensors = n < 0 ? args : args.slice(0, n);
+    if (tensors.length < 2) return super.__call__(args[0] as never, args[1] as never);
+    return super.__call__(tensors as never, (n < 0 ? undefined : args[n]) as never);
+  }
+
   override getConfig(): Record<string, unknown> {
     return { ...super.getConfig(), numHeads: this.numHeads, keyDim: this.keyDim, valueDim: this.valueDim, useBias: this.useBias };
   }
+}
+
+export interface MultiHeadAttention {
+  (query: KerasTensor, value: KerasTensor, key?: KerasTensor, options?: CallOptions): KerasTensor;
+  (query: TensorLike, value: TensorLike, key?: TensorLike, options?: CallOptions): Tensor;
 }

@@ -112,15 +112,25 @@ export abstract class Model<Out extends Tensor | Tensor[] = Tensor | Tensor[]> e
   /** Rows of the summary table: each layer with its output shape and, for functional models, its inbound tensors. */
   abstract summaryRows(): SummaryRow[];
 
-  /** What compile() resolved (optimizer, per-output losses and metrics); undefined until compiled. */
-  compiled: Compiled | undefined;
+  private compileOptions: CompileOptions | undefined;
+  private resolved: Compiled | undefined;
+
+  /**
+   * What compile() resolved (optimizer, per-output losses and metrics); undefined until compiled, and for a
+   * Sequential model without an input shape until its first data builds it (as Keras).
+   */
+  get compiled(): Compiled | undefined {
+    if (!this.resolved && this.compileOptions && this.built) this.resolved = compileModel(this, this.compileOptions);
+    return this.resolved;
+  }
 
   /**
    * Configures training, as Keras.
    * @example model.compile({ optimizer: 'adam', loss: 'sparse_categorical_crossentropy', metrics: ['accuracy'] })
    */
   compile(options: CompileOptions): void {
-    this.compiled = compileModel(this, options);
+    this.compileOptions = options;
+    this.resolved = this.built ? compileModel(this, options) : undefined;
   }
 
   get optimizer() {
@@ -129,11 +139,13 @@ export abstract class Model<Out extends Tensor | Tensor[] = Tensor | Tensor[]> e
 
   /** Trains for a number of epochs; returns the History of per-epoch losses and metrics. */
   fit(x: ModelInput, y: ModelInput, options: FitOptions = {}): History {
+    if (!this.built) this.normalizeInputs(x); // builds a Sequential model from its first data
     return fitModel(this, this.compiled, x, y, options);
   }
 
   /** Loss and metrics on data: [loss, ...metrics], or a record with { returnDict: true }. */
   evaluate(x: ModelInput, y: ModelInput, options: EvaluateOptions = {}): number[] | Record<string, number> {
+    if (!this.built) this.normalizeInputs(x);
     return evaluateModel(this, this.compiled, x, y, options);
   }
 

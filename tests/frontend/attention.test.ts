@@ -82,3 +82,17 @@ describe('a Transformer encoder block (MultiHeadAttention, residuals, LayerNorma
     expect(loss[loss.length - 1]!).toBeLessThan(loss[0]! * 0.8);
   });
 });
+
+describe('MultiHeadAttention called as in Keras', () => {
+  it('mha(query, value[, key]) equals mha([query, value, key]), concrete and symbolic', () => {
+    const mha = keras.layers.MultiHeadAttention({ numHeads: 2, keyDim: 3 });
+    const t = (shape: number[], k: number) => new keras.Tensor('float32', shape, Float32Array.from({ length: shape.reduce((a, b) => a * b) }, (_, i) => Math.sin(i * 0.3 + k)));
+    const q = t([2, 4, 6], 0), v = t([2, 5, 6], 1), k = t([2, 5, 6], 2);
+    expect(Array.from(mha(q, v).data)).toEqual(Array.from(mha([q, v]).data));
+    expect(Array.from(mha(q, v, k, { training: false }).data)).toEqual(Array.from(mha([q, v, k]).data));
+    expect(Array.from(mha(q, v, k).data)).not.toEqual(Array.from(mha(q, v).data));
+    const qi = keras.Input({ shape: [4, 6] }), vi = keras.Input({ shape: [5, 6] });
+    const model = keras.Model({ inputs: [qi, vi], outputs: mha(qi, vi) });
+    expect(Array.from((model.predict([q, v], { verbose: 0 }) as keras.Tensor).data)).toEqual(Array.from(mha([q, v]).data));
+  });
+});

@@ -71,3 +71,37 @@ describe('trainable', () => {
     expect(m.trainableWeights.map((w) => w.path)).toEqual([d.kernel.path, d.bias!.path]);
   });
 });
+
+describe('a Sequential model without an input shape (the seed\'s activation snippet)', () => {
+  const build = (inputShape?: number[]) => keras.Sequential([
+    keras.layers.Dense(16, { activation: 'relu', ...(inputShape ? { inputShape } : {}) }),
+    keras.layers.Dense(3, { activation: 'softmax' }),
+  ]);
+  const x = new keras.Tensor('float32', [12, 5], Float32Array.from({ length: 60 }, (_, i) => Math.sin(i * 0.7)));
+  const y = new keras.Tensor('int32', [12], Int32Array.from({ length: 12 }, (_, i) => i % 3));
+
+  it('compiles before it is built; fit builds it from the data and trains as the same model built up front', () => {
+    keras.utils.setRandomSeed(3);
+    const lazy = build();
+    lazy.compile({ optimizer: 'adam', loss: 'sparse_categorical_crossentropy', metrics: ['accuracy'] });
+    expect(lazy.built).toBe(false);
+    const h1 = lazy.fit(x, y, { epochs: 3, batchSize: 4, verbose: 0 });
+    expect(lazy.built).toBe(true);
+    keras.utils.setRandomSeed(3);
+    const eager = build([5]);
+    eager.compile({ optimizer: 'adam', loss: 'sparse_categorical_crossentropy', metrics: ['accuracy'] });
+    const h2 = eager.fit(x, y, { epochs: 3, batchSize: 4, verbose: 0 });
+    expect(h1.history['loss']).toEqual(h2.history['loss']);
+    expect(lazy.evaluate(x, y, { verbose: 0 })).toEqual(eager.evaluate(x, y, { verbose: 0 }));
+  });
+});
+
+describe('losses by name', () => {
+  it('accepts the Keras function names and class names alike, and names the known ones otherwise', () => {
+    const yTrue = new keras.Tensor('float32', [2, 2], Float32Array.of(0, 1, 1, 0)), yPred = new keras.Tensor('float32', [2, 2], Float32Array.of(0.2, 0.7, 0.6, 0.1));
+    for (const [fn, cls] of [['mse', 'MeanSquaredError'], ['mae', 'MeanAbsoluteError'], ['huber', 'Huber'], ['binary_crossentropy', 'BinaryCrossentropy'], ['categorical_crossentropy', 'CategoricalCrossentropy']]) {
+      expect(keras.losses.get(cls!)(yTrue, yPred).item(), cls).toBeCloseTo(keras.losses.get(fn!)(yTrue, yPred).item(), 7);
+    }
+    expect(() => keras.losses.get('MeanSquaredErrorr')).toThrow(/unknown loss 'MeanSquaredErrorr'; known: .*MeanSquaredError/);
+  });
+});
