@@ -3,7 +3,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { independentIterations, pureDecls, work } from '../loop/analysis.js';
+import { independentIterations, pureDecls, usesVar, work } from '../loop/analysis.js';
 import type { Expr, Scalar, Stmt } from '../loop/ir.js';
 import type { Entry, Layout } from '../loop/layout.js';
 import { type Lane, helper, internalize, vectorHelpers } from './vector.js';
@@ -214,6 +214,39 @@ class KernelBuilder {
     }
   }
 
+  /**
+   * An innermost loop of decls ending in `acc = acc op value` (acc declared outside, read nowhere else): the
+   * reduction of a softmax or a norm, whose lanes' values can be computed as one vector.
+   */
+  private reduction(s: Extract<Stmt, { k: 'for' }>): Extract<Stmt, { k: 'assign' }> | undefined {
+    const last = s.body[s.body.length - 1];
+    if (last?.k !== 'assign' || last.value.k !== 'binary' || !['add', 'mul', 'max', 'min'].includes(last.value.op)) return undefined;
+    const { a, b } = last.value, acc = last.name;
+    if (a.k !== 'var' || a.name !== acc || usesVar(b, acc) || !s.body.slice(0, -1).every((st) => st.k === 'decl' && !usesVar(st.init, acc))) return undefined;
+    return this.vectorizable([...s.body.slice(0, -1), { k: 'decl', name: `${s.v}$lane`, t: b.t, init: b }], s.v) ? last : undefined;
+  }
+
+  /** A reduction loop: every lane's value as one vector, then folded into the accumulator lane by lane, in order. */
+  private vectorFold(s: Extract<Stmt, { k: 'for' }>, fold: Extract<Stmt, { k: 'assign' }>): void {
+    const value = (fold.value as Extract<Expr, { k: 'binary' }>).b;
+    this.lanes = { v: s.v, w: s.extent, vec: new Set() };
+    for (const st of s.body.slice(0, -1)) {
+      if (st.k !== 'decl') continue;
+      if (this.varying(st.init)) this.lanes.vec.add(st.name);
+      this.vars.set(st.name, { ssa: this.expr(st.init) });
+    }
+    const lanes = this.lift(this.expr(value), value.t as Lane, true);
+    const extract = this.g.vectorHelper(`extract_${value.t}`, s.extent);
+    this.lanes = undefined;
+    for (const st of s.body) if (st.k === 'decl') this.vars.delete(st.name);
+    const lane = `${s.v}$lane`, op = (fold.value as Extract<Expr, { k: 'binary' }>).op;
+    for (let i = 0; i < s.extent; i++) {
+      this.vars.set(lane, { ssa: this.b.CreateCall(extract, [lanes, this.b.getInt32(i)]) });
+      this.stmt({ k: 'assign', name: fold.name, value: { k: 'binary', op, t: fold.value.t, a: { k: 'var', name: fold.name, t: value.t }, b: { k: 'var', name: lane, t: value.t } } as Expr });
+    }
+    this.vars.delete(lane);
+  }
+
   /** The loop as one vector of its extent's lanes (straight-line: its decls are SSA values). */
   private vectorLoop(s: Extract<Stmt, { k: 'for' }>): void {
     const outer = this.lanes;
@@ -418,9 +451,10 @@ class KernelBuilder {
     switch (s.k) {
       case 'for': {
         if (s.kind === 'block' || s.kind === 'thread') throw new Error(`loop ${s.v} is a GPU ${s.kind} axis: this renderer takes CPU schedules`);
-        if (s.kind === 'vector' && s.extent >= 2 && s.extent <= 128 && !this.lanes && this.vectorizable(s.body, s.v)) {
-          this.vectorLoop(s);
-          return;
+        if (s.extent >= 2 && s.extent <= 128 && !this.lanes) {
+          if (s.kind === 'vector' && this.vectorizable(s.body, s.v)) return this.vectorLoop(s);
+          const fold = s.kind === 'serial' ? this.reduction(s) : undefined;
+          if (fold) return this.vectorFold(s, fold);
         }
         // a micro-kernel's rows and lanes are unrolled here, so its register tile has constant indices (SROA keeps
         // it in registers and the SLP vectorizer forms vectors); LLVM's own unroller gives up on large tiles

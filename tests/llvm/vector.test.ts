@@ -117,3 +117,30 @@ describe('llvm vector exp, log, tanh', () => {
     }
   });
 });
+
+describe('llvm row reductions', () => {
+  it('compute their lanes as one vector and fold them in order: softmax, sums, products, max and min rows equal the interpreter', () => {
+    const b = new Builder(), rows = 6, w = 10;
+    const x = b.input('x', { dtype: 'float32', shape: [rows, w] }), a = b.input('a', { dtype: 'int32', shape: [rows, w] });
+    const reduce = (op: 'reduce_sum' | 'reduce_max' | 'reduce_min' | 'reduce_prod', v: ReturnType<Builder['emit']>) => b.emit(op, [v], { axes: [1], keepdims: true });
+    const m = reduce('reduce_max', x);
+    const e = b.emit('exp', [b.emit('sub', [x, b.emit('broadcast', [m], { shape: [rows, w] })])]);
+    const softmax = b.emit('div', [e, b.emit('broadcast', [reduce('reduce_sum', e)], { shape: [rows, w] })]);
+    const g = b.finish('rows', [
+      { name: 'softmax', node: softmax },
+      { name: 'min', node: reduce('reduce_min', b.emit('mul', [x, x])) },
+      { name: 'prod', node: reduce('reduce_prod', b.emit('tanh', [x])) },
+      { name: 'isum', node: reduce('reduce_sum', a) },
+      { name: 'imax', node: reduce('reduce_max', a) },
+    ]);
+    const n = rows * w;
+    const inputs: Data = {
+      x: Float32Array.from({ length: n }, (_, i) => (i === 13 ? NaN : i === 27 ? -Infinity : i === 41 ? -0 : Math.sin(i * 1.3) * 5)),
+      a: Int32Array.from({ length: n }, (_, i) => INT_SPECIAL[i % INT_SPECIAL.length]!),
+    };
+    const dir = path.join(tmp, 'rows');
+    compileLlvm({ outDir: dir, entries: [{ name: 'predict', graph: g, batchSize: 1 }], weights: [], threads: 1 });
+    expect(readFileSync(path.join(dir, 'model.ll'), 'utf8')).toMatch(/extractelement <10 x float>/);
+    expect(outputDiffs(g, inputs, {}, runMain(path.join(dir, 'model_main'), dir, g, inputs), 'llvm')).toEqual([]);
+  });
+});
