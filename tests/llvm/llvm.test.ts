@@ -14,7 +14,6 @@ import { readNpy, writeNpy } from '../../runtime/npy.js';
 import { readSafetensors } from '../../runtime/safetensors.js';
 import { type Data, modelInputs } from '../passes/differential.js';
 import { outputDiffs, runMain, weightsOf, withUpdates } from '../native.js';
-import { randomBindings, randomGraph } from '../passes/random_graphs.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'kiln-llvm-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -89,12 +88,6 @@ describe('llvm target', () => {
     expect(compare(g, modelInputs(g, 5), params(step.variables))).toEqual([]);
   });
 
-  it.each(Array.from({ length: 12 }, (_, i) => i * 7 + 3))('random graph %i', (seed) => {
-    const rg = randomGraph(seed);
-    const [inputs, ps] = randomBindings(rg.graph, seed);
-    const g = withUpdates(rg.graph);
-    expect(compare(g, Object.fromEntries(inputs), Object.fromEntries(ps)), rg.steps.join(', ')).toEqual([]);
-  });
 });
 
 describe('llvm artifacts', () => {
