@@ -230,11 +230,7 @@ class KernelBuilder {
   private vectorFold(s: Extract<Stmt, { k: 'for' }>, fold: Extract<Stmt, { k: 'assign' }>): void {
     const value = (fold.value as Extract<Expr, { k: 'binary' }>).b;
     this.lanes = { v: s.v, w: s.extent, vec: new Set() };
-    for (const st of s.body.slice(0, -1)) {
-      if (st.k !== 'decl') continue;
-      if (this.varying(st.init)) this.lanes.vec.add(st.name);
-      this.vars.set(st.name, { ssa: this.expr(st.init) });
-    }
+    for (const st of s.body.slice(0, -1)) if (st.k === 'decl') this.laneDecl(st);
     const lanes = this.lift(this.expr(value), value.t as Lane, true);
     const extract = this.g.vectorHelper(`extract_${value.t}`, s.extent);
     this.lanes = undefined;
@@ -247,16 +243,20 @@ class KernelBuilder {
     this.vars.delete(lane);
   }
 
+  /** A decl of a lane loop as an SSA value: a vector where it depends on the lane. */
+  private laneDecl(st: Extract<Stmt, { k: 'decl' }>): void {
+    if (this.varying(st.init)) this.lanes!.vec.add(st.name);
+    this.vars.set(st.name, { ssa: this.expr(st.init) });
+  }
+
   /** The loop as one vector of its extent's lanes (straight-line: its decls are SSA values). */
   private vectorLoop(s: Extract<Stmt, { k: 'for' }>): void {
     const outer = this.lanes;
     this.lanes = { v: s.v, w: s.extent, vec: new Set() };
     const b = this.b;
     for (const st of s.body) {
-      if (st.k === 'decl') {
-        if (this.varying(st.init)) this.lanes.vec.add(st.name);
-        this.vars.set(st.name, { ssa: this.expr(st.init) });
-      } else if (st.k === 'store') {
+      if (st.k === 'decl') this.laneDecl(st);
+      else if (st.k === 'store') {
         const value = this.expr(st.value);
         if (!this.varying(st.idx) && !this.varying(st.value)) {
           const { ptr, t } = this.pointer(st.buf, st.idx);
