@@ -6,7 +6,9 @@ import path from 'node:path';
 import { type Graph, updatesAsOutputs } from '../ir/graph.js';
 import { interpret } from '../ir/interpreter.js';
 import type { TypedArray } from '../ir/types.js';
+import * as keras from '../frontend/index.js';
 import { readNpy, writeNpy } from '../runtime/npy.js';
+import { type NamedTensor, readSafetensors } from '../runtime/safetensors.js';
 import type { Data } from './passes/differential.js';
 
 /** Weights of g's params from a name -> data map, as the targets' compile functions take them. */
@@ -42,3 +44,32 @@ export function outputDiffs(g: Graph, inputs: Data, params: Data, outputs: Reado
 
 /** g with every update also an output `new/<param>` (model_main writes outputs only). */
 export const withUpdates = updatesAsOutputs;
+
+const root = path.resolve(import.meta.dirname, '..');
+
+/**
+ * `kiln compile examples/seed/losses.ts --target T --train --batch-size 32 -o dir` (the seed MLP with Adam), and
+ * 8,000 bundled digits written there as x.npy and y.npy; returns the 2,000 held-out ones.
+ */
+export function seedMlpTrainer(target: 'llvm' | 'cuda', dir: string): { xTest: keras.Tensor; yTest: keras.Tensor } {
+  execFileSync(process.execPath, [path.join(root, 'dist/cli/main.js'), 'compile', 'examples/seed/losses.ts', '--target', target, '--train', '--batch-size', '32', '-o', dir], { cwd: root });
+  const [[xTrain, yTrain], [xTest, yTest]] = keras.datasets.mnist.loadData({ trainCount: 8000 });
+  writeFileSync(path.join(dir, 'x.npy'), writeNpy('float32', [8000, 784], xTrain.data));
+  writeFileSync(path.join(dir, 'y.npy'), writeNpy('int32', [8000], yTrain.data));
+  return { xTest, yTest };
+}
+
+/** The tensors of a safetensors file. */
+export const readTensors = (file: string): NamedTensor[] => readSafetensors(new Uint8Array(readFileSync(file))).tensors;
+
+/** Accuracy of the seed MLP with trained weights (Keras order) on held-out digits. */
+export function seedMlpAccuracy(trained: readonly NamedTensor[], xTest: keras.Tensor, yTest: keras.Tensor): number {
+  const model = keras.Sequential([
+    keras.layers.Dense(64, { activation: 'relu', inputShape: [784] }),
+    keras.layers.Dropout(0.2),
+    keras.layers.Dense(10, { activation: 'softmax' }),
+  ]);
+  model.setWeights(model.weights.map((w, i) => new keras.Tensor('float32', w.shape, trained[i]!.data as Float32Array)));
+  const pred = keras.ops.argmax(model.predict(keras.ops.reshape(xTest, [-1, 784]), { batchSize: 500 }) as keras.Tensor, -1);
+  return keras.ops.sum(keras.ops.cast(keras.ops.equal(pred, yTest), 'int32')).item() / yTest.shape[0]!;
+}

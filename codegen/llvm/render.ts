@@ -251,7 +251,6 @@ class KernelBuilder {
 
   /** The loop as one vector of its extent's lanes (straight-line: its decls are SSA values). */
   private vectorLoop(s: Extract<Stmt, { k: 'for' }>): void {
-    const outer = this.lanes;
     this.lanes = { v: s.v, w: s.extent, vec: new Set() };
     const b = this.b;
     for (const st of s.body) {
@@ -268,7 +267,7 @@ class KernelBuilder {
       }
     }
     for (const st of s.body) if (st.k === 'decl') this.vars.delete(st.name);
-    this.lanes = outer;
+    this.lanes = undefined;
   }
 
   expr(e: Expr): V {
@@ -447,7 +446,7 @@ class KernelBuilder {
   }
 
   private stmt(s: Stmt): void {
-    const L = llvm(), b = this.b;
+    const b = this.b;
     switch (s.k) {
       case 'for': {
         if (s.kind === 'block' || s.kind === 'thread') throw new Error(`loop ${s.v} is a GPU ${s.kind} axis: this renderer takes CPU schedules`);

@@ -1,10 +1,8 @@
 // The llvm target: LLVM IR through opt-14 and llc-14 into model.o, linked with the C runtime into
 // libmodel.a, model_main and (with --train) model_train; model.h is the C API.
-import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { irText, manifestOf } from '../entry.js';
 import { type NativeTargetOptions, compileCached, descSource, headerSource, runtimeDir, sh } from '../native.js';
 import { writeSafetensors } from '../../runtime/safetensors.js';

@@ -15,7 +15,6 @@ export const helper = (name: string, w: number): string => `kiln_v${w}_${name}`;
 
 export function vectorHelpers(w: number): string {
   const vt = (e: string) => `<${w} x ${e}>`;
-  const splat = (e: string, c: number | string) => `<${Array.from({ length: w }, () => `${e} ${c}`).join(', ')}>`;
   const lanes = (f: (i: number) => string) => Array.from({ length: w }, (_, i) => f(i)).join('\n');
   const fn = (ret: string, name: string, params: string, body: string) =>
     `define ${ret} @${helper(name, w)}(${params}) alwaysinline {\n${body}\n}\n`;
@@ -45,59 +44,28 @@ ${e === m ? `  ret ${vt(m)} %v` : `  %c = icmp ne ${vt(m)} %v, zeroinitializer\n
   for (const f of LIBM_UNARY) out.push(map(f, 'float', 1), `declare float @${f}(float)\n`);
   out.push(...vectorMath(w));
   out.push(map('powf', 'float', 2), 'declare float @powf(float, float)\n', map('kiln_ipow', 'i32', 2), 'declare i32 @kiln_ipow(i32, i32)\n');
-  out.push(philox(w, vt, splat, fn));
   return out.join('\n');
-}
-
-/** Philox-4x32-10 as kiln_math.c's kiln_philox_uniform, on W lanes: word index%4 of block (index/4, counter, 0, 0). */
-function philox(w: number, vt: (e: string) => string, splat: (e: string, c: number | string) => string,
-  fn: (ret: string, name: string, params: string, body: string) => string): string {
-  const i32 = vt('i32'), i64 = vt('i64');
-  const body: string[] = [
-    `  %seed.a = insertelement ${i32} undef, i32 %seed, i32 0`,
-    `  %seed.v = shufflevector ${i32} %seed.a, ${i32} undef, ${i32} zeroinitializer`,
-    `  %c0.0 = lshr ${i32} %index, ${splat('i32', 2)}`,
-  ];
-  let c0 = '%c0.0', c1 = '%counter', c2 = 'zeroinitializer', c3 = 'zeroinitializer';
-  for (let r = 0; r < 10; r++) {
-    const k0 = (Math.imul(r, 0x9e3779b9) | 0), k1 = (Math.imul(r, 0xbb67ae85) | 0);
-    body.push(
-      `  %k0.${r} = add ${i32} %seed.v, ${splat('i32', k0)}`,
-      `  %w0.${r} = zext ${i32} ${c0} to ${i64}`,
-      `  %w2.${r} = zext ${i32} ${c2} to ${i64}`,
-      `  %p0.${r} = mul ${i64} %w0.${r}, ${splat('i64', 0xd2511f53)}`,
-      `  %p1.${r} = mul ${i64} %w2.${r}, ${splat('i64', 0xcd9e8d57)}`,
-      `  %h0.${r} = lshr ${i64} %p0.${r}, ${splat('i64', 32)}`,
-      `  %h1.${r} = lshr ${i64} %p1.${r}, ${splat('i64', 32)}`,
-      `  %t0.${r} = trunc ${i64} %h0.${r} to ${i32}`,
-      `  %t1.${r} = trunc ${i64} %h1.${r} to ${i32}`,
-      `  %x0.${r} = xor ${i32} %t1.${r}, ${c1}`,
-      `  %n0.${r} = xor ${i32} %x0.${r}, %k0.${r}`,
-      `  %x2.${r} = xor ${i32} %t0.${r}, ${c3}`,
-      `  %n2.${r} = xor ${i32} %x2.${r}, ${splat('i32', k1)}`,
-      `  %c1.${r} = trunc ${i64} %p1.${r} to ${i32}`,
-      `  %c3.${r} = trunc ${i64} %p0.${r} to ${i32}`,
-    );
-    c0 = `%n0.${r}`; c2 = `%n2.${r}`; c1 = `%c1.${r}`; c3 = `%c3.${r}`;
-  }
-  body.push(
-    `  %j = and ${i32} %index, ${splat('i32', 3)}`,
-    `  %is1 = icmp eq ${i32} %j, ${splat('i32', 1)}`,
-    `  %is2 = icmp eq ${i32} %j, ${splat('i32', 2)}`,
-    `  %is3 = icmp eq ${i32} %j, ${splat('i32', 3)}`,
-    `  %s3 = select ${vt('i1')} %is3, ${i32} ${c3}, ${i32} ${c0}`,
-    `  %s2 = select ${vt('i1')} %is2, ${i32} ${c2}, ${i32} %s3`,
-    `  %s1 = select ${vt('i1')} %is1, ${i32} ${c1}, ${i32} %s2`,
-    `  %b = lshr ${i32} %s1, ${splat('i32', 8)}`,
-    `  %f = uitofp ${i32} %b to ${vt('float')}`,
-    `  %u = fmul ${vt('float')} %f, ${splat('float', '0x3E70000000000000')}`,
-    `  ret ${vt('float')} %u`,
-  );
-  return fn(vt('float'), 'philox', `i32 %seed, ${i32} %counter, ${i32} %index`, body.join('\n'));
 }
 
 /** The module text with the vector helpers internal, so opt drops them once inlined. */
 export const internalize = (ir: string): string => ir.replace(/^define ([^@\n]*@kiln_v\d+_)/gm, 'define internal $1');
+
+/** Philox-4x32-10 as kiln_math.c's kiln_philox_uniform, on W lanes: word index%4 of block (index/4, counter, 0, 0). */
+function philoxBody(L: Lines): string {
+  const { i, l } = L;
+  const seed = L.op(`shufflevector ${i} ${L.op(`insertelement ${i} undef, i32 %seed, i32 0`)}, ${i} undef, ${i} zeroinitializer`);
+  let c0 = L.bin('lshr', i, '%index', L.ic(2)), c1 = '%counter', c2 = 'zeroinitializer', c3 = 'zeroinitializer';
+  const hi = (p: string) => L.cast('trunc', l, L.bin('lshr', l, p, L.lc(32)), i);
+  for (let r = 0; r < 10; r++) {
+    const p0 = L.bin('mul', l, L.cast('zext', i, c0, l), L.lc(0xd2511f53)), p1 = L.bin('mul', l, L.cast('zext', i, c2, l), L.lc(0xcd9e8d57));
+    const n0 = L.bin('xor', i, L.bin('xor', i, hi(p1), c1), L.bin('add', i, seed, L.ic(Math.imul(r, 0x9e3779b9))));
+    const n2 = L.bin('xor', i, L.bin('xor', i, hi(p0), c3), L.ic(Math.imul(r, 0xbb67ae85)));
+    [c0, c1, c2, c3] = [n0, L.cast('trunc', l, p1, i), n2, L.cast('trunc', l, p0, i)];
+  }
+  const j = L.bin('and', i, '%index', L.ic(3)), is = (k: number) => L.op(`icmp eq ${i} ${j}, ${L.ic(k)}`);
+  const word = L.sel(is(1), c1, L.sel(is(2), c2, L.sel(is(3), c3, c0, i), i), i);
+  return L.bin('fmul', L.f, L.cast('uitofp', i, L.bin('lshr', i, word, L.ic(8)), L.f), L.fc(5.9604644775390625e-8));
+}
 
 /** Straight-line IR text over <W x float> / <W x i32> values, one SSA name per operation. */
 class Lines {
@@ -107,9 +75,11 @@ class Lines {
   get f(): string { return `<${this.w} x float>`; }
   get i(): string { return `<${this.w} x i32>`; }
   get b(): string { return `<${this.w} x i1>`; }
+  get l(): string { return `<${this.w} x i64>`; }
   /** a splat constant; floats written as the double of their float32 value (LLVM's hex form) */
   fc(v: number): string { return `<${Array.from({ length: this.w }, () => `float ${floatHex(v)}`).join(', ')}>`; }
   ic(v: number): string { return `<${Array.from({ length: this.w }, () => `i32 ${v | 0}`).join(', ')}>`; }
+  lc(v: number): string { return `<${Array.from({ length: this.w }, () => `i64 ${v}`).join(', ')}>`; }
   op(text: string): string {
     const name = `%t${this.n++}`;
     this.out.push(`  ${name} = ${text}`);
@@ -186,16 +156,18 @@ function tanhBody(L: Lines, x: string): string {
   return L.sel(L.cmp('olt', a, L.fc(0.625)), small, L.sel(L.cmp('uno', x, x), x, large));
 }
 
-/** expf, logf, tanhf on W lanes, within a few ulp of the correctly rounded result (tests/llvm/vector.test.ts). */
+/** expf, logf, tanhf on W lanes (within a few ulp of the correctly rounded result: tests/llvm/vector.test.ts), and Philox. */
 function vectorMath(w: number): string[] {
   const f = `<${w} x float>`;
   const decls = ['fmuladd(3)', 'rint(1)', 'fabs(1)', 'copysign(2)', 'maxnum(2)'].map((d) => {
     const [name, n] = [d.slice(0, d.indexOf('(')), Number(d.slice(d.indexOf('(') + 1, -1))];
     return `declare ${f} @llvm.${name}.v${w}f32(${Array.from({ length: n }, () => f).join(', ')})\n`;
   });
-  return [...decls, ...([['expf', expBody], ['logf', logBody], ['tanhf', tanhBody]] as const).map(([name, body]) => {
+  const define = (name: string, params: string, body: (L: Lines) => string) => {
     const L = new Lines(w);
-    const r = body(L, '%x');
-    return `define ${f} @${helper(name, w)}(${f} %x) alwaysinline {\n${L.out.join('\n')}\n  ret ${f} ${r}\n}\n`;
-  })];
+    const r = body(L);
+    return `define ${f} @${helper(name, w)}(${params}) alwaysinline {\n${L.out.join('\n')}\n  ret ${f} ${r}\n}\n`;
+  };
+  return [...decls, ...([['expf', expBody], ['logf', logBody], ['tanhf', tanhBody]] as const).map(([name, body]) => define(name, `${f} %x`, (L) => body(L, '%x'))),
+    define('philox', `i32 %seed, <${w} x i32> %counter, <${w} x i32> %index`, philoxBody)];
 }

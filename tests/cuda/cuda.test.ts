@@ -2,7 +2,7 @@
 // the same source built for the CPU (KILN_CUDA_EMULATE: blocks and thread loops in order, per-thread arrays) run
 // on .npy inputs against the reference interpreter.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -12,10 +12,8 @@ import { traceModel } from '../../frontend/models/executor.js';
 import { compileModel, traceTrainStep } from '../../frontend/models/training.js';
 import type { Graph } from '../../ir/graph.js';
 import type { TypedArray } from '../../ir/types.js';
-import { readSafetensors } from '../../runtime/safetensors.js';
-import { writeNpy } from '../../runtime/npy.js';
 import { type Data, modelInputs } from '../passes/differential.js';
-import { outputDiffs, runMain, weightsOf, withUpdates } from '../native.js';
+import { outputDiffs, readTensors, runMain, seedMlpAccuracy, seedMlpTrainer, weightsOf, withUpdates } from '../native.js';
 import { randomBindings, randomGraph } from '../passes/random_graphs.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'kiln-cuda-'));
@@ -79,31 +77,19 @@ describe('cuda target', () => {
 });
 
 describe('cuda model_train (emulated device memory)', () => {
-  const root = path.resolve(import.meta.dirname, '../..');
-
   it('predict and trainStep share the device copy: only inputs go in, outputs and updated params come out', () => {
     const dir = path.join(tmp, 'train');
-    execFileSync(process.execPath, [path.join(root, 'dist/cli/main.js'), 'compile', 'examples/seed/losses.ts', '--target', 'cuda', '--train', '--batch-size', '32', '-o', dir], { cwd: root });
+    const { xTest, yTest } = seedMlpTrainer('cuda', dir);
     expect(readFileSync(path.join(dir, 'model.cu'), 'utf8')).toMatch(/KILN_COPY\(mem, \d+, \d+, \d+, stream\)/);
-    const [[xTrain, yTrain], [xTest, yTest]] = keras.datasets.mnist.loadData({ trainCount: 8000 });
-    writeFileSync(path.join(dir, 'x.npy'), writeNpy('float32', [8000, 784], xTrain.data));
-    writeFileSync(path.join(dir, 'y.npy'), writeNpy('int32', [8000], yTrain.data));
     const log = execFileSync(path.join(dir, 'model_train_emu'), ['--epochs', '2', '--batch-size', '32', '--validation-split', '0.2', '--out', 'trained.safetensors', 'x.npy', 'y.npy'], { cwd: dir }).toString();
     // validation runs the predict entry on the device copy the trainStep entry updated
     const val = [...log.matchAll(/val_accuracy: ([\d.]+)/g)].map((m) => Number(m[1]));
     expect(val).toHaveLength(2);
     expect(val[1]).toBeGreaterThanOrEqual(0.88);
     // the host copy (saved by the runtime) holds the trained weights too
-    const trained = readSafetensors(new Uint8Array(readFileSync(path.join(dir, 'trained.safetensors')))).tensors;
+    const trained = readTensors(path.join(dir, 'trained.safetensors'));
     // Adam's step count is copied over its param on the device each step: 2 epochs of 6,400 rows in 32s
     expect(Array.from(trained.find((t) => t.name === 'adam/iteration')!.data)).toEqual([400]);
-    const model = keras.Sequential([
-      keras.layers.Dense(64, { activation: 'relu', inputShape: [784] }),
-      keras.layers.Dropout(0.2),
-      keras.layers.Dense(10, { activation: 'softmax' }),
-    ]);
-    model.setWeights(model.weights.map((w, i) => new keras.Tensor('float32', w.shape, trained[i]!.data as Float32Array)));
-    const pred = keras.ops.argmax(model.predict(keras.ops.reshape(xTest, [-1, 784]), { batchSize: 500 }) as keras.Tensor, -1);
-    expect(keras.ops.sum(keras.ops.cast(keras.ops.equal(pred, yTest), 'int32')).item() / 2000).toBeGreaterThanOrEqual(0.88);
+    expect(seedMlpAccuracy(trained, xTest, yTest)).toBeGreaterThanOrEqual(0.88);
   });
 });

@@ -13,7 +13,7 @@ import { compileModel, traceTrainStep } from '../../frontend/models/training.js'
 import { readNpy, writeNpy } from '../../runtime/npy.js';
 import { readSafetensors } from '../../runtime/safetensors.js';
 import { type Data, modelInputs } from '../passes/differential.js';
-import { outputDiffs, runMain, weightsOf, withUpdates } from '../native.js';
+import { outputDiffs, readTensors, runMain, seedMlpAccuracy, seedMlpTrainer, weightsOf, withUpdates } from '../native.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'kiln-llvm-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -137,25 +137,12 @@ function readSafetensorsFile(file: string): Map<string, Float32Array> {
 }
 
 describe('model_train', () => {
-  const root = path.resolve(import.meta.dirname, '../..');
-
   it('trains the seed MLP on 8,000 bundled digits to at least 90% held-out accuracy (5 epochs, batch 32, Adam)', () => {
     const dir = path.join(tmp, 'train');
-    execFileSync(process.execPath, [path.join(root, 'dist/cli/main.js'), 'compile', 'examples/seed/losses.ts', '--target', 'llvm', '--train', '--batch-size', '32', '-o', dir], { cwd: root });
-    const [[xTrain, yTrain], [xTest, yTest]] = keras.datasets.mnist.loadData({ trainCount: 8000 });
-    writeFileSync(path.join(dir, 'x.npy'), writeNpy('float32', [8000, 784], xTrain.data));
-    writeFileSync(path.join(dir, 'y.npy'), writeNpy('int32', [8000], yTrain.data));
+    const { xTest, yTest } = seedMlpTrainer('llvm', dir);
     const log = execFileSync(path.join(dir, 'model_train'), ['--epochs', '5', '--batch-size', '32', '--out', 'trained.safetensors', 'x.npy', 'y.npy'], { cwd: dir }).toString();
     expect(log).toMatch(/Epoch 5\/5/);
-    const trained = readSafetensors(new Uint8Array(readFileSync(path.join(dir, 'trained.safetensors')))).tensors;
-    const model = keras.Sequential([
-      keras.layers.Dense(64, { activation: 'relu', inputShape: [784] }),
-      keras.layers.Dropout(0.2),
-      keras.layers.Dense(10, { activation: 'softmax' }),
-    ]);
-    model.setWeights(model.weights.map((w, i) => new keras.Tensor('float32', w.shape, trained[i]!.data as Float32Array)));
-    const pred = keras.ops.argmax(model.predict(keras.ops.reshape(xTest, [-1, 784]), { batchSize: 500 }) as keras.Tensor, -1);
-    const accuracy = keras.ops.sum(keras.ops.cast(keras.ops.equal(pred, yTest), 'int32')).item() / 2000;
+    const accuracy = seedMlpAccuracy(readTensors(path.join(dir, 'trained.safetensors')), xTest, yTest);
     expect(accuracy).toBeGreaterThanOrEqual(0.9);
   });
 });
