@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* ---------------------------------------------------------------- errors */
@@ -111,7 +112,16 @@ static int check_desc(const kiln_model_desc *m) {
   return KILN_OK;
 }
 
+/* fopen opens a directory for reading; its "size" is not a file's */
+static int is_dir(FILE *f) {
+  struct stat st;
+  return fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 /* ---------------------------------------------- safetensors header (JSON) */
+
+/* The header as the reference parser (huggingface/safetensors) reads it: a JSON object of tensor entries
+   {"dtype", "shape", "data_offsets"} and at most one "__metadata__" object of strings. */
 
 typedef struct {
   char *name;  /* decoded in place inside the header buffer */
@@ -124,6 +134,7 @@ typedef struct {
 typedef struct {
   char *s, *start, *end;
   const char *err;
+  const char *tensor; /* the entry being parsed, for messages */
   st_entry *t;
   int n, cap;
 } jparser;
@@ -221,12 +232,16 @@ static int jstring(jparser *p, char **out) {
   return 1;
 }
 
-/* A non-negative integer below 2^53. */
+static int jdigit(const jparser *p) { return p->s < p->end && *p->s >= '0' && *p->s <= '9'; }
+
+/* A non-negative integer below 2^53 written as JSON writes one (no sign, leading zero, fraction or exponent):
+   what the reference parser reads into a usize. */
 static int juint(jparser *p, unsigned long long *v) {
   jws(p);
-  if (p->s >= p->end || *p->s < '0' || *p->s > '9') return jerr(p, "expected a non-negative integer");
+  if (!jdigit(p)) return jerr(p, "expected a non-negative integer");
+  if (*p->s == '0' && p->end - p->s > 1 && p->s[1] >= '0' && p->s[1] <= '9') return jerr(p, "integer with a leading zero");
   *v = 0;
-  while (p->s < p->end && *p->s >= '0' && *p->s <= '9') {
+  while (jdigit(p)) {
     *v = *v * 10 + (unsigned long long)(*p->s++ - '0');
     if (*v > (1ULL << 53)) return jerr(p, "integer too large");
   }
@@ -234,6 +249,27 @@ static int juint(jparser *p, unsigned long long *v) {
   return 1;
 }
 
+/* -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
+static int jnumber(jparser *p) {
+  if (p->s < p->end && *p->s == '-') p->s++;
+  if (!jdigit(p)) return jerr(p, "bad number");
+  if (*p->s++ != '0')
+    while (jdigit(p)) p->s++;
+  if (p->s < p->end && *p->s == '.') {
+    p->s++;
+    if (!jdigit(p)) return jerr(p, "bad number");
+    while (jdigit(p)) p->s++;
+  }
+  if (p->s < p->end && (*p->s == 'e' || *p->s == 'E')) {
+    p->s++;
+    if (p->s < p->end && (*p->s == '+' || *p->s == '-')) p->s++;
+    if (!jdigit(p)) return jerr(p, "bad number");
+    while (jdigit(p)) p->s++;
+  }
+  return 1;
+}
+
+/* Any JSON value (a tensor entry's other keys, which the reference parser ignores). */
 static int jskip(jparser *p, int depth) {
   char *dummy;
   if (depth > 64) return jerr(p, "nested too deeply");
@@ -268,12 +304,7 @@ static int jskip(jparser *p, int depth) {
         size_t n = strlen(words[i]);
         if ((size_t)(p->end - p->s) >= n && memcmp(p->s, words[i], n) == 0) { p->s += n; return 1; }
       }
-      if (*p->s == '-' || (*p->s >= '0' && *p->s <= '9')) {
-        if (*p->s == '-') p->s++;
-        if (p->s >= p->end || *p->s < '0' || *p->s > '9') return jerr(p, "bad number");
-        while (p->s < p->end && ((*p->s >= '0' && *p->s <= '9') || *p->s == '.' || *p->s == 'e' || *p->s == 'E' || *p->s == '+' || *p->s == '-')) p->s++;
-        return 1;
-      }
+      if (*p->s == '-' || (*p->s >= '0' && *p->s <= '9')) return jnumber(p);
       return jerr(p, "expected a value");
     }
   }
@@ -304,22 +335,21 @@ static int jtensor(jparser *p, st_entry *t) {
     char *key;
     if (!jstring(p, &key) || !jexpect(p, ':')) return 0;
     if (strcmp(key, "dtype") == 0) {
+      if (have_dtype++) return jerr(p, "duplicate key \"dtype\"");
+      jws(p);
+      if (p->s >= p->end || *p->s != '"') return jerr(p, "dtype must be a string");
       if (!jstring(p, &t->dtype)) return 0;
-      have_dtype = 1;
     } else if (strcmp(key, "shape") == 0) {
+      if (have_shape++) return jerr(p, "duplicate key \"shape\"");
       if (!juint_array(p, v, 8, &n)) return 0;
-      for (i = 0; i < n; i++) {
-        if (v[i] > (unsigned long long)LONG_MAX) return jerr(p, "dimension too large");
-        t->shape[i] = (long)v[i];
-      }
+      for (i = 0; i < n; i++) t->shape[i] = (long)v[i]; /* below 2^53 */
       t->rank = n;
-      have_shape = 1;
     } else if (strcmp(key, "data_offsets") == 0) {
+      if (have_offsets++) return jerr(p, "duplicate key \"data_offsets\"");
       if (!juint_array(p, v, 2, &n)) return 0;
       if (n != 2) return jerr(p, "data_offsets must have two values");
       t->begin = v[0];
       t->end = v[1];
-      have_offsets = 1;
     } else if (!jskip(p, 1)) {
       return 0;
     }
@@ -332,7 +362,27 @@ static int jtensor(jparser *p, st_entry *t) {
   return 1;
 }
 
+/* "__metadata__": an object of strings (the reference parser reads a map of strings) */
+static int jmetadata(jparser *p) {
+  char *s;
+  jws(p);
+  if (p->s >= p->end || *p->s != '{') return jerr(p, "__metadata__ must be an object of strings");
+  p->s++;
+  jws(p);
+  if (p->s < p->end && *p->s == '}') { p->s++; return 1; }
+  for (;;) {
+    if (!jstring(p, &s) || !jexpect(p, ':')) return 0;
+    jws(p);
+    if (p->s >= p->end || *p->s != '"') return jerr(p, "__metadata__ values must be strings");
+    if (!jstring(p, &s)) return 0;
+    jws(p);
+    if (p->s < p->end && *p->s == ',') { p->s++; continue; }
+    return jexpect(p, '}');
+  }
+}
+
 static int jheader(jparser *p) {
+  int have_metadata = 0;
   if (!jexpect(p, '{')) return 0;
   jws(p);
   if (p->s < p->end && *p->s == '}') {
@@ -342,12 +392,13 @@ static int jheader(jparser *p) {
       char *key;
       if (!jstring(p, &key) || !jexpect(p, ':')) return 0;
       if (strcmp(key, "__metadata__") == 0) {
-        if (!jskip(p, 1)) return 0;
+        if (have_metadata++) return jerr(p, "duplicate key \"__metadata__\"");
+        if (!jmetadata(p)) return 0;
       } else {
         st_entry *t;
         if (p->n == p->cap) {
           int cap = p->cap ? 2 * p->cap : 16;
-          st_entry *grown = (st_entry *)realloc(p->t, (size_t)cap * sizeof *grown);
+          st_entry *grown = p->cap < INT_MAX / 2 ? (st_entry *)realloc(p->t, (size_t)cap * sizeof *grown) : NULL;
           if (!grown) return jerr(p, "out of memory");
           p->t = grown;
           p->cap = cap;
@@ -355,7 +406,9 @@ static int jheader(jparser *p) {
         t = &p->t[p->n++];
         memset(t, 0, sizeof *t);
         t->name = key;
+        p->tensor = key;
         if (!jtensor(p, t)) return 0;
+        p->tensor = NULL;
       }
       jws(p);
       if (p->s < p->end && *p->s == ',') { p->s++; continue; }
@@ -370,18 +423,84 @@ static int jheader(jparser *p) {
 
 /* ----------------------------------------------------------- weights load */
 
+/* The dtypes of the reference parser and their bits per element. */
+static const struct { const char *name; int bits; } st_dtypes[] = {
+    {"BOOL", 8}, {"U8", 8}, {"I8", 8}, {"F8_E5M2", 8}, {"F8_E4M3", 8}, {"F8_E8M0", 8}, {"I16", 16}, {"U16", 16},
+    {"F16", 16}, {"BF16", 16}, {"I32", 32}, {"U32", 32}, {"F32", 32}, {"F64", 64}, {"I64", 64}, {"U64", 64},
+    {"C64", 64}, {"F4", 4}, {"F6_E2M3", 6}, {"F6_E3M2", 6}};
+
+static int st_bits(const char *dtype) {
+  size_t i;
+  for (i = 0; i < sizeof st_dtypes / sizeof st_dtypes[0]; i++)
+    if (strcmp(dtype, st_dtypes[i].name) == 0) return st_dtypes[i].bits;
+  return 0;
+}
+
+/* Index of the first byte that does not continue valid UTF-8 (overlong forms, surrogates and code points past
+   U+10FFFF are invalid), or n. */
+static size_t utf8_valid(const unsigned char *s, size_t n) {
+  size_t i = 0, k, need;
+  while (i < n) {
+    unsigned long c = s[i], cp, min;
+    if (c < 0x80) { i++; continue; }
+    if (c >= 0xC2 && c <= 0xDF) { need = 1; cp = c & 0x1F; min = 0x80; }
+    else if (c >= 0xE0 && c <= 0xEF) { need = 2; cp = c & 0x0F; min = 0x800; }
+    else if (c >= 0xF0 && c <= 0xF4) { need = 3; cp = c & 0x07; min = 0x10000; }
+    else return i;
+    if (n - i <= need) return i;
+    for (k = 1; k <= need; k++) {
+      if ((s[i + k] & 0xC0) != 0x80) return i;
+      cp = (cp << 6) | (s[i + k] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return i;
+    i += need + 1;
+  }
+  return n;
+}
+
+/* A name from a file for a one-line message: control characters escaped, long names cut. */
+static const char *shown(char *buf, size_t cap, const char *s) {
+  size_t n = 0;
+  for (; *s && n + 8 < cap; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c < 0x20 || c == 0x7F) n += (size_t)snprintf(buf + n, cap - n, "\\x%02x", c);
+    else buf[n++] = (char)c;
+  }
+  if (*s) memcpy(buf + n, "...", 4);
+  else buf[n] = '\0';
+  return buf;
+}
+
+static int by_name(const void *a, const void *b) { return strcmp((*(const st_entry *const *)a)->name, (*(const st_entry *const *)b)->name); }
+
+static int by_offsets(const void *a, const void *b) {
+  const st_entry *x = *(const st_entry *const *)a, *y = *(const st_entry *const *)b;
+  if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+  return x->end < y->end ? -1 : x->end > y->end;
+}
+
+/* Loads every param from a safetensors file checked as strictly as the reference parser checks it (the header
+   length, valid UTF-8 JSON, known dtypes, each tensor's bytes = its elements x its dtype size, offsets contiguous
+   from 0 and covering the data exactly, no duplicate names), then each param's dtype and shape against the
+   model. Tensors the model has no param for (an optimizer's state) are checked and ignored. */
 static int load_weights(const kiln_model_desc *m, unsigned char *mem, const char *path) {
   FILE *f = fopen(path, "rb");
   unsigned char len8[8];
-  unsigned long long hlen = 0, data_bytes;
+  unsigned long long hlen = 0, data_bytes, at;
   long file_bytes;
-  char *head = NULL;
+  char *head = NULL, nm[200], s1[160], s2[160];
+  st_entry **idx = NULL;
+  const st_entry **found = NULL;
   jparser p;
+  size_t valid;
   int i, j, rc = KILN_OK;
-  char s1[160], s2[160];
 
   memset(&p, 0, sizeof p);
   if (!f) return fail(KILN_ERR_IO, "%s: cannot open weights: %s", path, strerror(errno));
+  if (is_dir(f)) {
+    rc = fail(KILN_ERR_IO, "%s: cannot read weights: it is a directory", path);
+    goto done;
+  }
   if (fseek(f, 0, SEEK_END) != 0 || (file_bytes = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
     rc = fail(KILN_ERR_IO, "%s: cannot read weights: %s", path, strerror(errno));
     goto done;
@@ -407,58 +526,113 @@ static int load_weights(const kiln_model_desc *m, unsigned char *mem, const char
     goto done;
   }
   head[hlen] = '\0';
+  if ((valid = utf8_valid((const unsigned char *)head, (size_t)hlen)) != (size_t)hlen) {
+    rc = fail(KILN_ERR_FORMAT, "%s: header is not valid UTF-8 (byte %lu)", path, (unsigned long)valid);
+    goto done;
+  }
   p.s = p.start = head;
   p.end = head + hlen;
   if (!jheader(&p)) {
-    rc = fail(KILN_ERR_FORMAT, "%s: malformed header JSON at byte %ld: %s", path, (long)(p.s - p.start), p.err ? p.err : "?");
+    if (p.tensor)
+      rc = fail(KILN_ERR_FORMAT, "%s: tensor '%s': malformed header JSON at byte %ld: %s", path, shown(nm, sizeof nm, p.tensor),
+                (long)(p.s - p.start), p.err ? p.err : "?");
+    else
+      rc = fail(KILN_ERR_FORMAT, "%s: malformed header JSON at byte %ld: %s", path, (long)(p.s - p.start), p.err ? p.err : "?");
     goto done;
   }
+  if ((p.n && !(idx = (st_entry **)malloc((size_t)p.n * sizeof *idx))) ||
+      (m->n_params && !(found = (const st_entry **)malloc((size_t)m->n_params * sizeof *found)))) {
+    rc = fail(KILN_ERR_NOMEM, "%s: out of memory for %d tensors", path, p.n);
+    goto done;
+  }
+
+  /* each tensor on its own: a known dtype, offsets inside the data, as many bytes as its shape needs */
   for (i = 0; i < p.n; i++) {
-    for (j = 0; j < i; j++)
-      if (strcmp(p.t[i].name, p.t[j].name) == 0) {
-        rc = fail(KILN_ERR_FORMAT, "%s: tensor '%s' appears twice in the header", path, p.t[i].name);
+    st_entry *t = &p.t[i];
+    unsigned long long elems = 1, bits = (unsigned long long)st_bits(t->dtype);
+    idx[i] = t;
+    if (!bits) {
+      rc = fail(KILN_ERR_DTYPE, "%s: tensor '%s' has unknown dtype '%s'", path, shown(nm, sizeof nm, t->name), shown(s1, sizeof s1, t->dtype));
+      goto done;
+    }
+    if (t->begin > t->end || t->end > data_bytes) {
+      rc = fail(KILN_ERR_FORMAT, "%s: tensor '%s' has data offsets [%llu, %llu] outside the data section of %llu bytes",
+                path, shown(nm, sizeof nm, t->name), t->begin, t->end, data_bytes);
+      goto done;
+    }
+    for (j = 0; j < t->rank; j++) {
+      if (t->shape[j] && elems > ULLONG_MAX / 64 / (unsigned long long)t->shape[j]) {
+        rc = fail(KILN_ERR_FORMAT, "%s: tensor '%s' has shape %s: too many elements", path, shown(nm, sizeof nm, t->name),
+                  shape_str(s1, sizeof s1, t->rank, t->shape));
         goto done;
       }
-    if (p.t[i].begin > p.t[i].end || p.t[i].end > data_bytes) {
-      rc = fail(KILN_ERR_FORMAT, "%s: tensor '%s' has data offsets [%llu, %llu] outside the data section of %llu bytes",
-                path, p.t[i].name, p.t[i].begin, p.t[i].end, data_bytes);
+      elems *= (unsigned long long)t->shape[j];
+    }
+    if (elems * bits % 8 != 0) {
+      rc = fail(KILN_ERR_FORMAT, "%s: tensor '%s' of shape %s and dtype %s does not fill whole bytes", path,
+                shown(nm, sizeof nm, t->name), shape_str(s1, sizeof s1, t->rank, t->shape), t->dtype);
+      goto done;
+    }
+    if (t->end - t->begin != elems * bits / 8) {
+      rc = fail(KILN_ERR_FORMAT, "%s: tensor '%s' has data offsets [%llu, %llu] (%llu bytes), but shape %s of %s needs %llu bytes",
+                path, shown(nm, sizeof nm, t->name), t->begin, t->end, t->end - t->begin, shape_str(s1, sizeof s1, t->rank, t->shape),
+                t->dtype, elems * bits / 8);
       goto done;
     }
   }
-  for (i = 0; i < m->n_params; i++) {
-    const kiln_tensor *w = &m->params[i];
-    const st_entry *t = NULL;
-    unsigned long long need = (unsigned long long)w->size * (unsigned long long)kiln_dtype_size(w->dtype);
-    int same = 1;
-    for (j = 0; j < p.n && !t; j++)
-      if (strcmp(p.t[j].name, w->name) == 0) t = &p.t[j];
-    if (!t) { rc = fail(KILN_ERR_MISSING, "%s: no tensor '%s'", path, w->name); goto done; }
-    if (strcmp(t->dtype, "F32") && strcmp(t->dtype, "I32") && strcmp(t->dtype, "BOOL")) {
-      rc = fail(KILN_ERR_DTYPE, "%s: tensor '%s' has unsupported dtype %s, expected %s", path, w->name, t->dtype, st_code(w->dtype));
+  /* names unique; each param's tensor found by binary search (a header may hold millions of entries) */
+  if (p.n) qsort(idx, (size_t)p.n, sizeof *idx, by_name);
+  for (i = 1; i < p.n; i++)
+    if (strcmp(idx[i]->name, idx[i - 1]->name) == 0) {
+      rc = fail(KILN_ERR_FORMAT, "%s: tensor '%s' appears twice in the header", path, shown(nm, sizeof nm, idx[i]->name));
       goto done;
     }
+  for (i = 0; i < m->n_params; i++) {
+    st_entry key, *kp = &key, **hit;
+    key.name = (char *)m->params[i].name;
+    hit = p.n ? (st_entry **)bsearch(&kp, idx, (size_t)p.n, sizeof *idx, by_name) : NULL;
+    found[i] = hit ? *hit : NULL;
+  }
+  /* the data section: tensors back to back from byte 0 to its end, without gaps, overlaps or trailing bytes */
+  if (p.n) qsort(idx, (size_t)p.n, sizeof *idx, by_offsets);
+  for (i = 0, at = 0; i < p.n; at = idx[i++]->end)
+    if (idx[i]->begin != at) {
+      rc = fail(KILN_ERR_FORMAT, "%s: tensor '%s' has data offsets [%llu, %llu], but the tensors before it end at byte %llu "
+                "(offsets must be contiguous from 0, without gaps or overlaps)", path, shown(nm, sizeof nm, idx[i]->name),
+                idx[i]->begin, idx[i]->end, at);
+      goto done;
+    }
+  if (at != data_bytes) {
+    rc = fail(KILN_ERR_FORMAT, "%s: the data section has %llu bytes, but the tensors cover only %llu (no bytes may follow them)",
+              path, data_bytes, at);
+    goto done;
+  }
+
+  for (i = 0; i < m->n_params; i++) {
+    const kiln_tensor *w = &m->params[i];
+    const st_entry *t = found[i];
+    size_t need = (size_t)w->size * (size_t)kiln_dtype_size(w->dtype);
+    int same = 1;
+    if (!t) { rc = fail(KILN_ERR_MISSING, "%s: no tensor '%s'", path, shown(nm, sizeof nm, w->name)); goto done; }
     if (strcmp(t->dtype, st_code(w->dtype)) != 0) {
-      rc = fail(KILN_ERR_DTYPE, "%s: tensor '%s' has dtype %s, expected %s", path, w->name, t->dtype, st_code(w->dtype));
+      rc = fail(KILN_ERR_DTYPE, "%s: tensor '%s' has dtype %s, expected %s", path, shown(nm, sizeof nm, w->name), t->dtype, st_code(w->dtype));
       goto done;
     }
     if (t->rank != w->rank) same = 0;
     for (j = 0; j < t->rank && same; j++) same = t->shape[j] == w->shape[j];
     if (!same) {
-      rc = fail(KILN_ERR_SHAPE, "%s: tensor '%s' has shape %s, expected %s", path, w->name,
+      rc = fail(KILN_ERR_SHAPE, "%s: tensor '%s' has shape %s, expected %s", path, shown(nm, sizeof nm, w->name),
                 shape_str(s1, sizeof s1, t->rank, t->shape), shape_str(s2, sizeof s2, w->rank, w->shape));
       goto done;
     }
-    if (t->end - t->begin != need) {
-      rc = fail(KILN_ERR_FORMAT, "%s: tensor '%s' has data offsets [%llu, %llu] (%llu bytes), but shape %s of %s needs %llu bytes",
-                path, w->name, t->begin, t->end, t->end - t->begin, shape_str(s1, sizeof s1, w->rank, w->shape), t->dtype, need);
-      goto done;
-    }
-    if (fseek(f, (long)(8 + hlen + t->begin), SEEK_SET) != 0 || fread(mem + w->offset, 1, (size_t)need, f) != (size_t)need) {
-      rc = fail(KILN_ERR_IO, "%s: cannot read tensor '%s'", path, w->name);
+    if (fseek(f, (long)(8 + hlen + t->begin), SEEK_SET) != 0 || fread(mem + w->offset, 1, need, f) != need) {
+      rc = fail(KILN_ERR_IO, "%s: cannot read tensor '%s'", path, shown(nm, sizeof nm, w->name));
       goto done;
     }
   }
 done:
+  free(found);
+  free(idx);
   free(p.t);
   free(head);
   fclose(f);
@@ -530,6 +704,54 @@ int kiln_run(const kiln_model_desc *m, unsigned char *mem, const char *entry, co
   return kiln_run_entry(e, mem, inputs, outputs);
 }
 
+/* ------------------------------------------------------ atomic file output */
+
+/* An output file is written to PATH.<pid>.tmp beside PATH and renamed over it only once complete, so a failure
+   (a full disk, a directory in the way) leaves no partial file and whatever PATH held before. An existing PATH
+   that is not a regular file (/dev/stdout, a pipe) is written in place: a rename would replace the device. */
+typedef struct { FILE *f; const char *path; char *tmp; int err; } wfile;
+
+static int wopen(wfile *w, const char *path, const char *what) {
+  struct stat st;
+  w->f = NULL;
+  w->path = path;
+  w->tmp = NULL;
+  w->err = 0;
+  if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+    if (S_ISDIR(st.st_mode)) return fail(KILN_ERR_IO, "%s: cannot write %s: it is a directory", path, what);
+    if (!(w->f = fopen(path, "wb"))) return fail(KILN_ERR_IO, "%s: cannot write %s: %s", path, what, strerror(errno));
+    return KILN_OK;
+  }
+  if (!(w->tmp = (char *)malloc(strlen(path) + 32))) return fail(KILN_ERR_NOMEM, "%s: out of memory", path);
+  sprintf(w->tmp, "%s.%ld.tmp", path, (long)getpid());
+  if (!(w->f = fopen(w->tmp, "wb"))) {
+    int e = errno;
+    free(w->tmp);
+    return fail(KILN_ERR_IO, "%s: cannot write %s: %s", path, what, strerror(e));
+  }
+  return KILN_OK;
+}
+
+static void wput(wfile *w, const void *data, size_t n) {
+  if (!w->err && n && fwrite(data, 1, n, w->f) != n) w->err = errno ? errno : EIO;
+}
+
+/* Closes w and puts the file in place (with durable: on disk first, as a trained weights file must survive a
+   crash), or removes the temporary file; one message on failure. */
+static int wclose(wfile *w, const char *what, int durable) {
+  int rc = KILN_OK;
+  if (!w->err && fflush(w->f) != 0) w->err = errno ? errno : EIO;
+  if (!w->err && durable && w->tmp && fsync(fileno(w->f)) != 0) w->err = errno;
+  if (fclose(w->f) != 0 && !w->err) w->err = errno ? errno : EIO;
+  if (!w->err && w->tmp && rename(w->tmp, w->path) != 0) w->err = errno;
+  if (w->err) {
+    rc = fail(KILN_ERR_IO, "%s: cannot write %s: %s", w->path, what, strerror(w->err));
+    if (w->tmp) remove(w->tmp);
+  }
+  free(w->tmp);
+  return rc;
+}
+
 /* ----------------------------------------------------------- weights save */
 
 typedef struct { char *s; size_t n, cap; int oom; } sbuf;
@@ -573,10 +795,10 @@ static void sb_json(sbuf *b, const char *s) {
 
 int kiln_save_weights(const kiln_model_desc *m, const unsigned char *mem, const char *path) {
   sbuf b = {NULL, 0, 0, 0};
-  char num[64], *tmp;
+  char num[64];
   unsigned char len8[8];
   unsigned long long at = 0;
-  FILE *f;
+  wfile out;
   int i, j, rc = KILN_OK;
   if ((rc = check_desc(m))) return rc;
   if (!mem || !path) return fail(KILN_ERR_ARG, "kiln_save_weights: memory or path is NULL");
@@ -602,27 +824,13 @@ int kiln_save_weights(const kiln_model_desc *m, const unsigned char *mem, const 
   if (b.oom) { free(b.s); return fail(KILN_ERR_NOMEM, "%s: out of memory for the header", path); }
   for (i = 0; i < 8; i++) len8[i] = (unsigned char)(((unsigned long long)b.n >> (8 * i)) & 0xFF);
 
-  tmp = (char *)malloc(strlen(path) + 5);
-  if (!tmp) { free(b.s); return fail(KILN_ERR_NOMEM, "%s: out of memory", path); }
-  sprintf(tmp, "%s.tmp", path);
-  f = fopen(tmp, "wb");
-  if (!f) {
-    rc = fail(KILN_ERR_IO, "%s: cannot write weights: %s", tmp, strerror(errno));
-  } else {
-    int ok = fwrite(len8, 1, 8, f) == 8 && fwrite(b.s, 1, b.n, f) == b.n;
-    for (i = 0; ok && i < m->n_params; i++) {
-      const kiln_tensor *w = &m->params[i];
-      size_t bytes = (size_t)w->size * (size_t)kiln_dtype_size(w->dtype);
-      ok = fwrite(mem + w->offset, 1, bytes, f) == bytes;
-    }
-    if (fclose(f) != 0) ok = 0;
-    if (!ok) rc = fail(KILN_ERR_IO, "%s: cannot write weights: %s", tmp, strerror(errno));
-    else if (rename(tmp, path) != 0) rc = fail(KILN_ERR_IO, "%s: cannot write weights: %s", path, strerror(errno));
-    if (rc) remove(tmp);
-  }
-  free(tmp);
+  if ((rc = wopen(&out, path, "weights"))) { free(b.s); return rc; }
+  wput(&out, len8, 8);
+  wput(&out, b.s, b.n);
+  for (i = 0; i < m->n_params; i++)
+    wput(&out, mem + m->params[i].offset, (size_t)m->params[i].size * (size_t)kiln_dtype_size(m->params[i].dtype));
   free(b.s);
-  return rc;
+  return wclose(&out, "weights", 1);
 }
 
 /* ------------------------------------------------------------------ .npy */
@@ -666,6 +874,8 @@ static int npy_header(const char *path, const char *h, size_t n, char *descr, in
     char key[32];
     if (pchar(&p, '}')) break;
     if (!pstr(&p, key, sizeof key) || !pchar(&p, ':')) return fail(KILN_ERR_FORMAT, "%s: malformed .npy header", path);
+    if ((strcmp(key, "descr") == 0 && (have & 1)) || (strcmp(key, "fortran_order") == 0 && (have & 2)) || (strcmp(key, "shape") == 0 && (have & 4)))
+      return fail(KILN_ERR_FORMAT, "%s: key '%s' appears twice in the .npy header", path, key);
     if (strcmp(key, "descr") == 0) {
       if (!pstr(&p, descr, 16)) return fail(KILN_ERR_FORMAT, "%s: .npy descr is not a simple dtype string (structured arrays are not supported)", path);
       have |= 1;
@@ -705,6 +915,8 @@ static int npy_header(const char *path, const char *h, size_t n, char *descr, in
     }
   }
   if (have != 7) return fail(KILN_ERR_FORMAT, "%s: .npy header lacks descr, fortran_order or shape", path);
+  pws(&p);
+  if (p.s != p.end) return fail(KILN_ERR_FORMAT, "%s: unexpected text after the .npy header dict", path);
   return KILN_OK;
 }
 
@@ -713,7 +925,7 @@ int kiln_npy_read(const char *path, kiln_dtype *dtype, int *rank, long shape[8],
   unsigned char pre[12];
   unsigned long hlen;
   long file_bytes, count = 1, big = 0;
-  char *h = NULL, descr[16];
+  char *h = NULL, descr[16], s1[160];
   int fortran = 0, src_size, rc, i;
   long k;
   kiln_dtype dt;
@@ -723,6 +935,10 @@ int kiln_npy_read(const char *path, kiln_dtype *dtype, int *rank, long shape[8],
   *data = NULL;
   f = fopen(path, "rb");
   if (!f) return fail(KILN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+  if (is_dir(f)) {
+    rc = fail(KILN_ERR_IO, "%s: cannot read: it is a directory", path);
+    goto done;
+  }
   if (fseek(f, 0, SEEK_END) != 0 || (file_bytes = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
     rc = fail(KILN_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
     goto done;
@@ -731,14 +947,15 @@ int kiln_npy_read(const char *path, kiln_dtype *dtype, int *rank, long shape[8],
     rc = fail(KILN_ERR_FORMAT, "%s: not a .npy file", path);
     goto done;
   }
-  if (pre[6] == 1) {
-    hlen = (unsigned long)pre[8] | ((unsigned long)pre[9] << 8);
-  } else if (pre[6] == 2 || pre[6] == 3) {
-    if (fread(pre + 10, 1, 2, f) != 2) { rc = fail(KILN_ERR_FORMAT, "%s: truncated .npy header", path); goto done; }
-    hlen = (unsigned long)pre[8] | ((unsigned long)pre[9] << 8) | ((unsigned long)pre[10] << 16) | ((unsigned long)pre[11] << 24);
-  } else {
+  if (pre[7] != 0 || pre[6] < 1 || pre[6] > 3) {
     rc = fail(KILN_ERR_FORMAT, "%s: unsupported .npy version %d.%d", path, pre[6], pre[7]);
     goto done;
+  }
+  if (pre[6] == 1) {
+    hlen = (unsigned long)pre[8] | ((unsigned long)pre[9] << 8);
+  } else {
+    if (fread(pre + 10, 1, 2, f) != 2) { rc = fail(KILN_ERR_FORMAT, "%s: truncated .npy header", path); goto done; }
+    hlen = (unsigned long)pre[8] | ((unsigned long)pre[9] << 8) | ((unsigned long)pre[10] << 16) | ((unsigned long)pre[11] << 24);
   }
   if (hlen > 1000000UL || (long)hlen > file_bytes) { rc = fail(KILN_ERR_FORMAT, "%s: truncated .npy header", path); goto done; }
   h = (char *)malloc(hlen + 1);
@@ -765,8 +982,10 @@ int kiln_npy_read(const char *path, kiln_dtype *dtype, int *rank, long shape[8],
     rc = fail(KILN_ERR_FORMAT, "%s: Fortran-order arrays are not supported; save a C-order array (np.ascontiguousarray)", path);
     goto done;
   }
-  if (file_bytes - ftell(f) < count * src_size) {
-    rc = fail(KILN_ERR_FORMAT, "%s: data is truncated: shape needs %ld bytes, the file has %ld", path, count * src_size, file_bytes - ftell(f));
+  if (file_bytes - ftell(f) != count * src_size) {
+    rc = fail(KILN_ERR_FORMAT, "%s: data is %s: shape %s of %s needs %ld bytes, the file has %ld", path,
+              file_bytes - ftell(f) < count * src_size ? "truncated" : "followed by extra bytes", shape_str(s1, sizeof s1, *rank, shape),
+              descr, count * src_size, file_bytes - ftell(f));
     goto done;
   }
   raw = (unsigned char *)malloc((size_t)(count ? count : 1) * (size_t)src_size);
@@ -811,14 +1030,15 @@ done:
 
 int kiln_npy_write(const char *path, kiln_dtype dtype, int rank, const long *shape, const void *data) {
   char h[512];
-  int n, i, pad;
+  unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, 0, 0};
+  int n, i, pad, rc;
   long count = 1;
-  FILE *f;
-  size_t bytes;
+  wfile out;
   if (!path || (rank && !shape) || rank < 0 || rank > 8) return fail(KILN_ERR_ARG, "kiln_npy_write: bad arguments");
   n = snprintf(h, sizeof h, "{'descr': '%s', 'fortran_order': False, 'shape': (",
                dtype == KILN_F32 ? "<f4" : dtype == KILN_I32 ? "<i4" : "|b1");
   for (i = 0; i < rank; i++) {
+    if (shape[i] < 0) return fail(KILN_ERR_ARG, "kiln_npy_write: negative dimension");
     n += snprintf(h + n, sizeof h - (size_t)n, i ? ", %ld" : "%ld", shape[i]);
     count *= shape[i];
   }
@@ -832,19 +1052,13 @@ int kiln_npy_write(const char *path, kiln_dtype dtype, int rank, const long *sha
   for (i = 0; i < pad; i++) h[n++] = ' ';
   h[n++] = '\n';
   if (count && !data) return fail(KILN_ERR_ARG, "kiln_npy_write: data is NULL");
-  f = fopen(path, "wb");
-  if (!f) return fail(KILN_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
-  bytes = (size_t)count * (size_t)kiln_dtype_size(dtype);
-  {
-    unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, 0, 0};
-    int ok;
-    pre[8] = (unsigned char)(n & 0xFF);
-    pre[9] = (unsigned char)(n >> 8);
-    ok = fwrite(pre, 1, 10, f) == 10 && fwrite(h, 1, (size_t)n, f) == (size_t)n && (!bytes || fwrite(data, 1, bytes, f) == bytes);
-    if (fclose(f) != 0) ok = 0;
-    if (!ok) return fail(KILN_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
-  }
-  return KILN_OK;
+  if ((rc = wopen(&out, path, ".npy"))) return rc;
+  pre[8] = (unsigned char)(n & 0xFF);
+  pre[9] = (unsigned char)(n >> 8);
+  wput(&out, pre, 10);
+  wput(&out, h, (size_t)n);
+  wput(&out, data, (size_t)count * (size_t)kiln_dtype_size(dtype));
+  return wclose(&out, ".npy", 0);
 }
 
 /* ---------------------------------------------------------- thread pool */

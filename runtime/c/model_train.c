@@ -62,6 +62,37 @@ typedef struct {
   unsigned char *batch; /* one batch, gathered */
 } dataset;
 
+static const char *nonfinite(float v) { return v != v ? "nan" : v > 0 ? "inf" : "-inf"; }
+
+/* Values Keras would refuse or train to NaN on: non-finite floats, and sparse labels outside [0, classes) (an
+   int32 "target/<output>" is the sparse categorical crossentropy's; the trainStep's "pred/<output>" gives the
+   classes). One-hot encoding an out-of-range label gives a zero row, a silent loss of 0. */
+static void check_data(const kiln_entry *e, const dataset *s, const char *file) {
+  long n = s->rows * s->row_elems, k, classes = 0;
+  char msg[1024];
+  int i;
+  if (s->dtype == KILN_F32) {
+    for (k = 0; k < n; k++)
+      if (!isfinite(((const float *)s->data)[k])) {
+        snprintf(msg, sizeof msg, "%s: value %s at row %ld; training data must be finite", file, nonfinite(((const float *)s->data)[k]), k / s->row_elems);
+        die(msg);
+      }
+  }
+  if (s->dtype != KILN_I32 || strncmp(s->t->name, "target/", 7) != 0) return;
+  for (i = 0; i < e->n_outputs; i++) {
+    const kiln_tensor *o = &e->outputs[i];
+    if (strncmp(o->name, "pred/", 5) == 0 && strcmp(o->name + 5, s->t->name + 7) == 0 && o->rank == s->t->rank + 1) classes = o->shape[o->rank - 1];
+  }
+  for (k = 0; k < n && classes > 0; k++) {
+    int32_t v = ((const int32_t *)s->data)[k];
+    if (v < 0 || v >= classes) {
+      snprintf(msg, sizeof msg, "%s: label %ld at row %ld is outside [0, %ld) (output '%s' has %ld classes)", file, (long)v, k / s->row_elems, classes,
+               s->t->name + 7, classes);
+      die(msg);
+    }
+  }
+}
+
 int main(int argc, char **argv) {
   kiln_prog = "model_train";
   kiln_flush_denormals();
@@ -155,6 +186,7 @@ int main(int argc, char **argv) {
       die(msg);
     }
     rows = s->rows;
+    check_data(e, s, files[i]);
     s->batch = (unsigned char *)malloc((size_t)(s->t->size ? s->t->size : 1) * (size_t)kiln_dtype_size(s->dtype));
     if (!s->batch) die("out of memory");
   }
@@ -217,6 +249,11 @@ int main(int argc, char **argv) {
         double sum = 0;
         long n = e->outputs[loss_output].size;
         for (b = 0; b < n; b++) sum += loss[b];
+        if (!isfinite(sum)) { /* as Keras's TerminateOnNaN; the weights file stays as it was */
+          snprintf(msg, sizeof msg, "epoch %ld, batch %ld: invalid loss %s, terminating training; %s was not written", k + 1, step + 1,
+                   nonfinite((float)sum), out);
+          die(msg);
+        }
         loss_sum += n ? sum / (double)n : 0;
       }
     }
@@ -270,6 +307,14 @@ int main(int argc, char **argv) {
     }
     printf("\n");
     fflush(stdout);
+  }
+  for (i = 0; i < kiln_model.n_params; i++) { /* a NaN that reached the weights without reaching the loss */
+    const kiln_tensor *w = &kiln_model.params[i];
+    for (k = 0; w->dtype == KILN_F32 && k < w->size; k++)
+      if (!isfinite(((const float *)(memory + w->offset))[k])) {
+        snprintf(msg, sizeof msg, "trained weight '%s' holds %s; %s was not written", w->name, nonfinite(((const float *)(memory + w->offset))[k]), out);
+        die(msg);
+      }
   }
   if (kiln_save_weights(&kiln_model, memory, out) != KILN_OK) die(kiln_error());
   printf("Saved trained weights to %s\n", out);

@@ -5,7 +5,7 @@
 #include <string.h>
 
 /* memory layout (bytes): arena 64..191, inputs 256.., params 448.., the constant `two` at 704 */
-enum { Y = 64, POS = 128, LOSS = 64, W_NEW = 128, X = 256, LABELS = 320, RNG = 384, W = 448, ITERS = 512, LAST_RNG = 576, FLAGS = 640, TWO = 704 };
+enum { Y = 64, POS = 128, LOSS = 64, PRED = 96, W_NEW = 128, X = 256, LABELS = 320, RNG = 384, W = 448, ITERS = 512, LAST_RNG = 576, FLAGS = 640, TWO = 704 };
 #define B 2
 #define C 3
 
@@ -24,14 +24,16 @@ void fake_predict(unsigned char *mem) {
   }
 }
 
-/* loss = mean((two*x + w - onehot(label))^2); w_new = w - 0.5 * dloss/dw (copied onto w afterwards);
+/* pred = two*x + w; loss = mean((pred - onehot(label))^2); w_new = w - 0.5 * dloss/dw (copied onto w afterwards);
    iterations += 1 and last_rng = rng_counter in place */
 void fake_train_step(unsigned char *mem) {
   float grad[C] = {0, 0, 0}, loss = 0;
   int b, j;
   for (b = 0; b < B; b++)
     for (j = 0; j < C; j++) {
-      float r = F(TWO)[0] * F(X)[b * C + j] + F(W)[j] - (I(LABELS)[b] == j ? 1.0f : 0.0f);
+      float r;
+      F(PRED)[b * C + j] = F(TWO)[0] * F(X)[b * C + j] + F(W)[j];
+      r = F(PRED)[b * C + j] - (I(LABELS)[b] == j ? 1.0f : 0.0f);
       loss += r * r;
       grad[j] += 2 * r / (B * C);
     }
@@ -54,11 +56,11 @@ static const kiln_tensor train_inputs[] = {
     {"target/out/y", KILN_I32, 1, {B}, LABELS, B},
     {"rng_counter", KILN_I32, 0, {0}, RNG, 1},
 };
-static const kiln_tensor train_outputs[] = {{"loss", KILN_F32, 0, {0}, LOSS, 1}};
+static const kiln_tensor train_outputs[] = {{"loss", KILN_F32, 0, {0}, LOSS, 1}, {"pred/out/y", KILN_F32, 2, {B, C}, PRED, B * C}};
 static const kiln_copy train_copies[] = {{W_NEW, W, C * 4}};
 static const kiln_entry entries[] = {
     {"predict", fake_predict, 1, predict_inputs, 2, predict_outputs, 0, NULL, B},
-    {"trainStep", fake_train_step, 3, train_inputs, 1, train_outputs, 1, train_copies, B},
+    {"trainStep", fake_train_step, 3, train_inputs, 2, train_outputs, 1, train_copies, B},
 };
 
 static const float two = 2.0f;

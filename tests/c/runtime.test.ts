@@ -1,6 +1,7 @@
-// The C runtime (runtime/c) with a hand-written fake model: .npy I/O, safetensors load/save, the thread pool, model_main, model_train.
+// The C runtime (runtime/c) with a hand-written fake model: .npy I/O, safetensors load/save, the thread pool, model_main,
+// model_train; every program built with ASan and UBSan, hostile files included, and any sanitizer report fails.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,22 +10,27 @@ import { type NamedTensor, readSafetensors, writeSafetensors } from '../../runti
 const root = path.resolve(import.meta.dirname, '../..');
 const rt = path.join(root, 'runtime/c');
 const tc = path.join(root, 'tests/c');
-const CFLAGS = ['-O2', '-std=c99', '-Wall', '-Wextra', '-Werror', '-pthread'];
+const CFLAGS = ['-O2', '-g', '-std=c99', '-Wall', '-Wextra', '-Werror', '-pthread', '-fsanitize=address,undefined', '-fno-sanitize-recover=all'];
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'kiln-c-'));
 const bin = path.join(tmp, 'bin');
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 interface Result { code: number | null; signal: string | null; out: string; err: string }
 
+/** Runs a program; a sanitizer report (ASan, LSan, UBSan) anywhere in its stderr fails the test. */
 function sh(cmd: string, args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): Result {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', cwd: opts.cwd ?? tmp, env: { ...process.env, ...opts.env } });
+  // model_main and model_train keep their buffers until they exit, which LeakSanitizer would report; the library
+  // calls themselves are leak-checked through npy_tool and init_tool
+  const lsan = /model_(main|train)$/.test(cmd) ? { ASAN_OPTIONS: 'detect_leaks=0' } : {};
+  const r = spawnSync(cmd, args, { encoding: 'utf8', cwd: opts.cwd ?? tmp, env: { ...process.env, ...lsan, ...opts.env } });
+  if (/Sanitizer|runtime error:/.test(r.stderr)) throw new Error(`${path.basename(cmd)} ${args.join(' ')}: sanitizer report\n${r.stderr}`);
   return { code: r.status, signal: r.signal, out: r.stdout, err: r.stderr };
 }
 
-function gcc(args: string[], extra: string[] = []): void {
+function gcc(args: string[]): void {
   const link = args.includes('-c') ? [] : ['-lm'];
-  const r = sh('gcc', [...CFLAGS, ...extra, '-I', tc, '-I', rt, ...args, ...link]);
-  if (r.code !== 0) throw new Error(`gcc ${args.join(' ')}\n${r.err}`);
+  const r = spawnSync('gcc', [...CFLAGS, '-I', tc, '-I', rt, ...args, ...link], { encoding: 'utf8', cwd: tmp });
+  if (r.status !== 0) throw new Error(`gcc ${args.join(' ')}\n${r.stderr}`);
 }
 
 /** A program's clear failure: exit 1, no signal, one line on stderr matching `re`. */
@@ -97,9 +103,9 @@ const weights = (w: Float32Array = W): NamedTensor[] => [
 const X = Float32Array.of(1, -2, 3, 0.5, 0, -1);
 const expectedY = (w: Float32Array): number[] => Array.from(X, (v, i) => 2 * v + w[i % 3]!);
 
-/** Safetensors bytes with a header written by hand (to build broken files). */
-function rawSafetensors(header: string, data: Uint8Array, declaredLength?: number): Uint8Array {
-  const h = new TextEncoder().encode(header);
+/** Safetensors bytes with a header written by hand (to build broken files), its bytes optionally edited. */
+function rawSafetensors(header: string, data: Uint8Array, declaredLength?: number, edit = (h: Uint8Array): Uint8Array => h): Uint8Array {
+  const h = edit(new TextEncoder().encode(header));
   const out = new Uint8Array(8 + h.length + data.length);
   new DataView(out.buffer).setBigUint64(0, BigInt(declaredLength ?? h.length), true);
   out.set(h, 8);
@@ -107,25 +113,18 @@ function rawSafetensors(header: string, data: Uint8Array, declaredLength?: numbe
   return out;
 }
 
-let sanitized = false;
-
 beforeAll(() => {
   mkdirSync(path.join(bin, 'embedded'), { recursive: true });
   gcc(['-c', path.join(tc, 'fake_model.c'), '-o', path.join(bin, 'model.o')]);
   gcc(['-c', '-DFAKE_EMBED', path.join(tc, 'fake_model.c'), '-o', path.join(bin, 'model_embedded.o')]);
-  const runtime = path.join(rt, 'kiln_runtime.c');
+  const runtime = path.join(bin, 'kiln_runtime.o');
+  gcc(['-c', path.join(rt, 'kiln_runtime.c'), '-o', runtime]);
   gcc([path.join(rt, 'model_main.c'), runtime, path.join(bin, 'model.o'), '-o', path.join(bin, 'model_main')]);
   gcc([path.join(rt, 'model_train.c'), runtime, path.join(bin, 'model.o'), '-o', path.join(bin, 'model_train')]);
   gcc([path.join(rt, 'model_main.c'), runtime, path.join(bin, 'model_embedded.o'), '-o', path.join(bin, 'embedded', 'model_main')]);
   gcc([path.join(tc, 'npy_tool.c'), runtime, '-o', path.join(bin, 'npy_tool')]);
   gcc([path.join(tc, 'pool_test.c'), runtime, '-o', path.join(bin, 'pool_test')]);
-  const initTool = [path.join(tc, 'init_tool.c'), path.join(tc, 'fake_model.c'), runtime, '-o', path.join(bin, 'init_tool')];
-  try {
-    gcc(initTool, ['-g', '-fsanitize=address,undefined', '-fno-sanitize-recover=all']);
-    sanitized = true;
-  } catch {
-    gcc(initTool);
-  }
+  gcc([path.join(tc, 'init_tool.c'), path.join(bin, 'model.o'), runtime, '-o', path.join(bin, 'init_tool')]);
   writeFileSync(path.join(bin, 'weights.safetensors'), writeSafetensors(weights(), { format: 'kiln' }));
   writeFileSync(path.join(tmp, 'x.npy'), npy('<f4', [2, 3], X));
 });
@@ -172,13 +171,32 @@ describe('C runtime: .npy', () => {
     }
   });
 
-  it('rejects Fortran order, other dtypes and truncated files with a clear message', () => {
+  it('rejects hostile .npy files (header, dtype, shape, data size, Fortran order) with one line, exit 1', () => {
     const good = npy('<f4', [2, 3], X);
+    const version = (major: number, minor: number): Uint8Array => { const b = good.slice(); b[6] = major; b[7] = minor; return b; };
+    const longHeader = good.slice();
+    longHeader[8] = 0xff;
+    longHeader[9] = 0xff;
+    const header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }";
     const cases: [string, Uint8Array, RegExp][] = [
+      ['empty.npy', new Uint8Array(0), /empty\.npy: not a \.npy file/],
+      ['v1.1.npy', version(1, 1), /v1\.1\.npy: unsupported \.npy version 1\.1/],
+      ['v4.npy', version(4, 0), /v4\.npy: unsupported \.npy version 4\.0/],
+      ['long-header.npy', longHeader, /long-header\.npy: truncated \.npy header/],
+      ['twice.npy', rawNpy("{'descr': '<f4', 'fortran_order': False, 'descr': '<i4', 'shape': (1,), }\n"), /twice\.npy: key 'descr' appears twice in the \.npy header/],
+      ['after.npy', rawNpy(`${header} x\n`), /after\.npy: unexpected text after the \.npy header dict/],
+      ['unknown-key.npy', rawNpy("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), 'x': 1}\n"), /unknown-key\.npy: unexpected key 'x' in \.npy header/],
+      ['negative.npy', rawNpy("{'descr': '<f4', 'fortran_order': False, 'shape': (-1,), }\n"), /negative\.npy: malformed shape in \.npy header/],
+      ['fraction.npy', rawNpy("{'descr': '<f4', 'fortran_order': False, 'shape': (1.5,), }\n"), /fraction\.npy: malformed shape in \.npy header/],
+      ['huge-dim.npy', rawNpy("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,), }\n"), /huge-dim\.npy: dimension too large in \.npy header/],
+      ['huge.npy', rawNpy("{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296), }\n"), /huge\.npy: array too large/],
+      ['fortran-int.npy', rawNpy("{'descr': '<f4', 'fortran_order': 0, 'shape': (1,), }\n"), /fortran-int\.npy: malformed fortran_order in \.npy header/],
+      ['not-dict.npy', rawNpy('[1, 2]\n'), /not-dict\.npy: \.npy header is not a dict/],
+      ['extra-data.npy', npy('<f4', [2, 3], Float32Array.of(...X, 7)), /extra-data\.npy: data is followed by extra bytes: shape \[2, 3\] of <f4 needs 24 bytes, the file has 28/],
       ['fortran.npy', npy('<f4', [2, 3], X, true), /fortran\.npy: Fortran-order arrays are not supported/],
       ['big.npy', npy('>f4', [2, 3], X), /big\.npy: unsupported dtype '>f4'/],
       ['u8.npy', npy('|u1', [2], Uint8Array.of(1, 2)), /unsupported dtype '\|u1'/],
-      ['short.npy', good.subarray(0, good.length - 1), /short\.npy: data is truncated/],
+      ['short.npy', good.subarray(0, good.length - 1), /short\.npy: data is truncated: shape \[2, 3\] of <f4 needs 24 bytes, the file has 23/],
       ['head.npy', good.subarray(0, 40), /head\.npy: truncated \.npy header/],
       ['magic.npy', new TextEncoder().encode('hello world, not numpy'), /magic\.npy: not a \.npy file/],
       ['wide.npy', npy('<i8', [1], BigInt64Array.of(1n << 40n)), /does not fit int32/],
@@ -189,8 +207,12 @@ describe('C runtime: .npy', () => {
     for (const [file, bytes, re] of cases) {
       const r = roundTrip(file, bytes);
       expect(r.code, file).toBe(1);
+      expect(r.signal, file).toBeNull();
       expect(r.err, file).toMatch(re);
+      expect(r.err.trim().split('\n'), file).toHaveLength(1);
     }
+    mkdirSync(path.join(tmp, 'dir.npy'), { recursive: true });
+    expectFailure(sh(path.join(bin, 'npy_tool'), ['dir.npy', 'back.npy']), /dir\.npy: cannot read: it is a directory/);
   });
 });
 
@@ -252,50 +274,100 @@ describe('C runtime: model_main', () => {
 
 describe('C runtime: safetensors', () => {
   const good = (): Uint8Array => writeSafetensors(weights(), { format: 'kiln' });
-  const data = (): Uint8Array => { const g = good(); return g.subarray(g.length - 22); };
-  const header = (w: string): string => `{"fake/w":${w},"fake/flags":{"dtype":"BOOL","shape":[2],"data_offsets":[12,14]},"optimizer/iterations":{"dtype":"I32","shape":[],"data_offsets":[14,18]},"fake/last_rng":{"dtype":"I32","shape":[],"data_offsets":[18,22]}}`;
+  const data = (extra = 0): Uint8Array => { const g = good(); const d = new Uint8Array(22 + extra); d.set(g.subarray(g.length - 22)); return d; };
+  /** The fake weights' header with fake/w's entry replaced, the others at offset `shift` + their usual place. */
+  const header = (w: string, shift = 0, more = ''): string =>
+    `{"fake/w":${w},"fake/flags":{"dtype":"BOOL","shape":[2],"data_offsets":[${12 + shift},${14 + shift}]},"optimizer/iterations":{"dtype":"I32","shape":[],"data_offsets":[${14 + shift},${18 + shift}]},"fake/last_rng":{"dtype":"I32","shape":[],"data_offsets":[${18 + shift},${22 + shift}]}${more}}`;
+  const W12 = '{"dtype":"F32","shape":[3],"data_offsets":[0,12]}';
+  const withW = (w: NamedTensor): Uint8Array => writeSafetensors([w, ...weights().slice(1)]);
+  const run = (name: string, bytes: Uint8Array): Result => {
+    writeFileSync(path.join(tmp, `${name}.st`), bytes);
+    return sh(path.join(bin, 'model_main'), ['--weights', `${name}.st`, 'x.npy', '--out', path.join(tmp, 'out-st')]);
+  };
 
-  it('rejects broken or mismatched weight files, each with a clear message and exit 1', () => {
+  it('rejects hostile weight files, each with one line naming the file and the tensor, exit 1, no crash', () => {
     const g = good();
-    const lying = g.slice();
-    new DataView(lying.buffer).setBigUint64(0, BigInt(g.length), true);
-    const withW = (w: NamedTensor): Uint8Array => writeSafetensors([w, ...weights().slice(1)]);
+    const lying = (n: bigint): Uint8Array => { const b = g.slice(); new DataView(b.buffer).setBigUint64(0, n, true); return b; };
+    const deep = `{"dtype":"F32","x":${'['.repeat(100)}${']'.repeat(100)},"shape":[3],"data_offsets":[0,12]}`;
     const cases: [string, Uint8Array, RegExp][] = [
+      // the 8-byte length and the header's bytes
+      ['empty', new Uint8Array(0), /empty\.st: file is shorter than its 8-byte header length \(0 bytes\)/],
       ['truncated', g.subarray(0, 5), /truncated\.st: file is shorter than its 8-byte header length/],
-      ['header-past-end', lying, /header-past-end\.st: header of \d+ bytes runs past the end of the file/],
+      ['header-past-end', lying(BigInt(g.length)), /header-past-end\.st: header of \d+ bytes runs past the end of the file/],
+      ['huge-length', lying(0xffffffffffffffffn), /huge-length\.st: header of 18446744073709551615 bytes runs past the end of the file/],
+      ['not-utf8', rawSafetensors(header(W12).replace('fake/w', 'fake/\u00ff'), data(), undefined, (h) => h.map((b, i) => (b === 0xc3 && h[i + 1] === 0xbf ? 0xff : b))), /not-utf8\.st: header is not valid UTF-8 \(byte 7\)/],
+      ['bad-json', rawSafetensors('{"fake/w": {"dtype": "F32", "shape": [3', new Uint8Array(0)), /bad-json\.st: tensor 'fake\/w': malformed header JSON at byte 39: expected '\]'/],
+      ['not-object', rawSafetensors('[1, 2, 3]', new Uint8Array(0)), /not-object\.st: malformed header JSON at byte 0: expected '\{'/],
+      ['trailing-text', rawSafetensors(`${header(W12)} x`, data()), /trailing-text\.st: malformed header JSON at byte \d+: unexpected text after the header object/],
+      // __metadata__: one object of strings
+      ['metadata-number', rawSafetensors(header(W12, 0, ',"__metadata__":{"format":1}'), data()), /metadata-number\.st: malformed header JSON at byte \d+: __metadata__ values must be strings/],
+      ['metadata-array', rawSafetensors(header(W12, 0, ',"__metadata__":["a"]'), data()), /__metadata__ must be an object of strings/],
+      ['metadata-twice', rawSafetensors(header(W12, 0, ',"__metadata__":{},"__metadata__":{}'), data()), /duplicate key "__metadata__"/],
+      // one tensor entry
+      ['negative', rawSafetensors(header('{"dtype":"F32","shape":[-3],"data_offsets":[0,12]}'), data()), /negative\.st: tensor 'fake\/w': malformed header JSON at byte \d+: expected a non-negative integer/],
+      ['fraction', rawSafetensors(header('{"dtype":"F32","shape":[3.5],"data_offsets":[0,12]}'), data()), /fraction\.st: tensor 'fake\/w': malformed header JSON at byte \d+: expected an integer/],
+      ['float-integer', rawSafetensors(header('{"dtype":"F32","shape":[3.0],"data_offsets":[0,12]}'), data()), /tensor 'fake\/w': .*expected an integer/],
+      ['exponent', rawSafetensors(header('{"dtype":"F32","shape":[3e0],"data_offsets":[0,12]}'), data()), /tensor 'fake\/w': .*expected an integer/],
+      ['leading-zero', rawSafetensors(header('{"dtype":"F32","shape":[03],"data_offsets":[0,12]}'), data()), /tensor 'fake\/w': .*integer with a leading zero/],
+      ['string-dim', rawSafetensors(header('{"dtype":"F32","shape":["3"],"data_offsets":[0,12]}'), data()), /tensor 'fake\/w': .*expected a non-negative integer/],
+      ['huge-dim', rawSafetensors(header('{"dtype":"F32","shape":[9007199254740993],"data_offsets":[0,12]}'), data()), /tensor 'fake\/w': .*integer too large/],
+      ['rank9', rawSafetensors(header('{"dtype":"F32","shape":[1,1,1,1,1,1,1,1,3],"data_offsets":[0,12]}'), data()), /tensor 'fake\/w': .*shape has more than 8 dimensions/],
+      ['dtype-number', rawSafetensors(header('{"dtype":32,"shape":[3],"data_offsets":[0,12]}'), data()), /tensor 'fake\/w': .*dtype must be a string/],
+      ['dtype-twice', rawSafetensors(header('{"dtype":"F32","dtype":"F32","shape":[3],"data_offsets":[0,12]}'), data()), /tensor 'fake\/w': .*duplicate key "dtype"/],
+      ['no-dtype', rawSafetensors(header('{"shape":[3],"data_offsets":[0,12]}'), data()), /tensor 'fake\/w': .*tensor entry needs dtype, shape and data_offsets/],
+      ['three-offsets', rawSafetensors(header('{"dtype":"F32","shape":[3],"data_offsets":[0,12,12]}'), data()), /tensor 'fake\/w': .*too many values in an array/],
+      ['one-offset', rawSafetensors(header('{"dtype":"F32","shape":[3],"data_offsets":[12]}'), data()), /tensor 'fake\/w': .*data_offsets must have two values/],
+      ['deep', rawSafetensors(header(deep), data()), /tensor 'fake\/w': .*nested too deeply/],
+      // each tensor's dtype, size and offsets
+      ['unknown-dtype', rawSafetensors(header('{"dtype":"F17","shape":[3],"data_offsets":[0,12]}'), data()), /unknown-dtype\.st: tensor 'fake\/w' has unknown dtype 'F17'/],
+      ['lowercase-dtype', rawSafetensors(header('{"dtype":"f32","shape":[3],"data_offsets":[0,12]}'), data()), /tensor 'fake\/w' has unknown dtype 'f32'/],
+      ['offsets-out-of-range', rawSafetensors(header('{"dtype":"F32","shape":[3],"data_offsets":[0,4096]}'), data()), /offsets-out-of-range\.st: tensor 'fake\/w' has data offsets \[0, 4096\] outside the data section of 22 bytes/],
+      ['offsets-reversed', rawSafetensors(header('{"dtype":"F32","shape":[3],"data_offsets":[12,0]}'), data()), /tensor 'fake\/w' has data offsets \[12, 0\] outside the data section/],
+      ['offsets-wrong-size', rawSafetensors(header('{"dtype":"F32","shape":[3],"data_offsets":[0,8]}'), data()), /tensor 'fake\/w' has data offsets \[0, 8\] \(8 bytes\), but shape \[3\] of F32 needs 12 bytes/],
+      ['too-many-elements', rawSafetensors(header('{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,12]}'), data()), /tensor 'fake\/w' has shape \[4294967296, 4294967296\]: too many elements/],
+      ['half-byte', rawSafetensors(header(W12, 0, ',"nibbles":{"dtype":"F4","shape":[3],"data_offsets":[22,22]}'), data()), /tensor 'nibbles' of shape \[3\] and dtype F4 does not fill whole bytes/],
+      ['cut-data', g.subarray(0, g.length - 3), /tensor 'fake\/last_rng' has data offsets \[18, 22\] outside the data section of 19 bytes/],
+      // the data section as a whole: contiguous from 0, no overlaps, gaps or trailing bytes, unique names
+      ['gap', rawSafetensors(header(W12, 1), data(1)), /gap\.st: tensor 'fake\/flags' has data offsets \[13, 15\], but the tensors before it end at byte 12 \(offsets must be contiguous from 0/],
+      ['not-from-0', rawSafetensors(header('{"dtype":"F32","shape":[3],"data_offsets":[1,13]}', 1), data(1)), /not-from-0\.st: tensor 'fake\/w' has data offsets \[1, 13\], but the tensors before it end at byte 0/],
+      ['overlap', rawSafetensors(header(W12, 0, ',"extra":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}'), data()), /overlap\.st: tensor 'extra' has data offsets \[8, 12\], but the tensors before it end at byte 12/],
+      ['trailing-bytes', rawSafetensors(header(W12), data(5)), /trailing-bytes\.st: the data section has 27 bytes, but the tensors cover only 22/],
+      ['duplicate', rawSafetensors(header(W12).replace('{"fake/w"', '{"fake/last_rng":{"dtype":"I32","shape":[],"data_offsets":[18,22]},"fake/w"'), data()), /duplicate\.st: tensor 'fake\/last_rng' appears twice in the header/],
+      ['control-name', rawSafetensors(header(W12, 0, ',"a\\nb":{"dtype":"Q8","shape":[],"data_offsets":[22,22]}'), data()), /control-name\.st: tensor 'a\\x0ab' has unknown dtype 'Q8'/],
+      // against the model's params
+      ['missing', writeSafetensors(weights().slice(0, 3)), /missing\.st: no tensor 'fake\/last_rng'/],
       ['wrong-shape', withW({ name: 'fake/w', dtype: 'float32', shape: [4], data: new Float32Array(4) }), /wrong-shape\.st: tensor 'fake\/w' has shape \[4\], expected \[3\]/],
       ['wrong-rank', withW({ name: 'fake/w', dtype: 'float32', shape: [1, 3], data: new Float32Array(3) }), /tensor 'fake\/w' has shape \[1, 3\], expected \[3\]/],
       ['wrong-dtype', withW({ name: 'fake/w', dtype: 'int32', shape: [3], data: new Int32Array(3) }), /wrong-dtype\.st: tensor 'fake\/w' has dtype I32, expected F32/],
-      ['f16', rawSafetensors(header('{"dtype":"F16","shape":[3],"data_offsets":[0,6]}'), data()), /tensor 'fake\/w' has unsupported dtype F16, expected F32/],
-      ['offsets-out-of-range', rawSafetensors(header('{"dtype":"F32","shape":[3],"data_offsets":[0,4096]}'), data()), /offsets-out-of-range\.st: tensor 'fake\/w' has data offsets \[0, 4096\] outside the data section of 22 bytes/],
-      ['offsets-reversed', rawSafetensors(header('{"dtype":"F32","shape":[3],"data_offsets":[12,0]}'), data()), /data offsets \[12, 0\] outside the data section/],
-      ['offsets-wrong-size', rawSafetensors(header('{"dtype":"F32","shape":[3],"data_offsets":[0,8]}'), data()), /tensor 'fake\/w' has data offsets \[0, 8\] \(8 bytes\), but shape \[3\] of F32 needs 12 bytes/],
-      ['cut-data', g.subarray(0, g.length - 3), /tensor 'fake\/last_rng' has data offsets \[18, 22\] outside the data section of 19 bytes/],
-      ['missing', writeSafetensors(weights().slice(0, 3)), /missing\.st: no tensor 'fake\/last_rng'/],
-      ['bad-json', rawSafetensors('{"fake/w": {"dtype": "F32", "shape": [3', new Uint8Array(0)), /bad-json\.st: malformed header JSON at byte \d+/],
-      ['not-object', rawSafetensors('[1, 2, 3]', new Uint8Array(0)), /malformed header JSON at byte 0: expected '\{'/],
-      ['negative', rawSafetensors(header('{"dtype":"F32","shape":[-3],"data_offsets":[0,12]}'), data()), /malformed header JSON.*non-negative integer/],
-      ['fraction', rawSafetensors(header('{"dtype":"F32","shape":[3.5],"data_offsets":[0,12]}'), data()), /malformed header JSON.*expected an integer/],
-      ['rank9', rawSafetensors(header('{"dtype":"F32","shape":[1,1,1,1,1,1,1,1,3],"data_offsets":[0,12]}'), data()), /more than 8 dimensions/],
-      ['trailing', rawSafetensors(`${header('{"dtype":"F32","shape":[3],"data_offsets":[0,12]}')} x`, data()), /unexpected text after the header object/],
-      ['duplicate', rawSafetensors(header('{"dtype":"F32","shape":[3],"data_offsets":[0,12]}').replace('{"fake/w"', '{"fake/last_rng":{"dtype":"I32","shape":[],"data_offsets":[18,22]},"fake/w"'), data()), /tensor 'fake\/last_rng' appears twice/],
-      ['no-dtype', rawSafetensors(header('{"shape":[3],"data_offsets":[0,12]}'), data()), /tensor entry needs dtype, shape and data_offsets/],
-      ['deep', rawSafetensors(`{"__metadata__":${'['.repeat(100)}${']'.repeat(100)}}`, new Uint8Array(0)), /nested too deeply/],
+      ['f16', rawSafetensors(header('{"dtype":"F16","shape":[3],"data_offsets":[0,6]}', -6), data().subarray(6)), /f16\.st: tensor 'fake\/w' has dtype F16, expected F32/],
     ];
     for (const [name, bytes, re] of cases) {
-      writeFileSync(path.join(tmp, `${name}.st`), bytes);
-      const r = sh(path.join(bin, 'model_main'), ['--weights', `${name}.st`, 'x.npy', '--out', path.join(tmp, 'out-bad')]);
+      const r = run(name, bytes);
       expect(r.code, name).toBe(1);
       expect(r.signal, name).toBeNull();
       expect(r.err, name).toMatch(re);
       expect(r.err.trim().split('\n'), name).toHaveLength(1);
     }
-    // escapes, metadata of any shape and key order are fine; extra tensors are ignored
-    const fine = rawSafetensors(`{"__metadata__":{"a":[1,{"b":null}],"c":true}, ${header('{"shape":[3],"data_offsets":[0,12],"dtype":"F\\u0033\\u0032"}').slice(1, -1)},"extra\\n\\"tensor\\"":{"dtype":"F16","shape":[1],"data_offsets":[0,2]}}`, data());
-    writeFileSync(path.join(tmp, 'fine.st'), fine);
-    const r = sh(path.join(bin, 'model_main'), ['--weights', 'fine.st', 'x.npy', '--out', path.join(tmp, 'out-fine')]);
-    expect(r.err).toBe('');
-    close(parseNpy(new Uint8Array(readFileSync(path.join(tmp, 'out-fine', 'out_y.npy')))).data, expectedY(W));
+  });
+
+  it('rejects a header over 100 MB and a directory as weights', () => {
+    const big = path.join(tmp, 'big-header.st');
+    const len = new Uint8Array(8);
+    new DataView(len.buffer).setBigUint64(0, 150_000_000n, true);
+    writeFileSync(big, len);
+    truncateSync(big, 150_000_100); // sparse: no 150 MB written
+    expectFailure(sh(path.join(bin, 'model_main'), ['--weights', big, 'x.npy', '--out', path.join(tmp, 'out-st')]), /big-header\.st: header of 150000000 bytes is larger than 100 MB/);
+    rmSync(big);
+    const dir = mkdtempSync(path.join(tmp, 'dir-'));
+    expectFailure(sh(path.join(bin, 'model_main'), ['--weights', dir, 'x.npy', '--out', path.join(tmp, 'out-st')]), new RegExp(`${path.basename(dir)}: cannot read weights: it is a directory`));
+  });
+
+  it('reads what the reference parser accepts: any key order, escapes, metadata strings, extra tensors (ignored)', () => {
+    // extra tensors of other dtypes (an optimizer's state, empty ones sharing an offset) are checked, then ignored
+    const extra = ',"extra\\n\\"tensor\\"":{"dtype":"F16","shape":[1],"data_offsets":[22,24]},"empty":{"dtype":"F4","shape":[0,2],"data_offsets":[24,24]},"e2":{"dtype":"C64","shape":[0],"data_offsets":[24,24]}';
+    const fine = rawSafetensors(`{"__metadata__":{"format":"pt","a\\u00e9":""}, ${header('{"shape":[3],"data_offsets":[0,12],"unknown":[1,{"b":null}],"dtype":"F\\u0033\\u0032"}', 0, extra).slice(1, -1)}}   `, data(2));
+    expect(run('fine', fine).err).toBe('');
+    close(parseNpy(new Uint8Array(readFileSync(path.join(tmp, 'out-st', 'out_y.npy')))).data, expectedY(W));
   });
 
   it('rejects every prefix of a weights file and survives corrupted headers', () => {
@@ -306,7 +378,6 @@ describe('C runtime: safetensors', () => {
     const fuzz = sh(path.join(bin, 'init_tool'), ['fuzz', 'good.st', path.join(tmp, 'fuzz.st')]);
     expect(fuzz.err).toBe('');
     expect(fuzz.out).toMatch(/^ok \d+ of 3000 accepted/);
-    if (!sanitized) console.warn('init_tool was built without -fsanitize=address,undefined');
   });
 
   it('kiln_save_weights writes what runtime/safetensors.ts writes and reads', () => {
@@ -381,5 +452,120 @@ describe('C runtime: model_train', () => {
     expectFailure(train('x.npy', 'y5.npy'), /y5\.npy has 5 rows, but x\.npy has 20/);
     expectFailure(train('--validation-split', '1.5', 'x.npy', 'y.npy'), /--validation-split needs a number in \[0, 1\)/);
     expectFailure(train('--validation-split', '0.99', 'x.npy', 'y.npy'), /1 training rows are fewer than one batch of 2/);
+  });
+});
+
+describe('C runtime: model_train on bad data', () => {
+  const labels = Int32Array.from({ length: 20 }, (_, i) => (i * 7) % 3);
+  const x = Float32Array.from({ length: 60 }, (_, i) => (labels[Math.floor(i / 3)] === i % 3 ? 0.5 : 0));
+
+  it('stops with one line on labels outside [0, classes), non-finite data and a non-finite loss; the weights file stays as it was', () => {
+    const dir = mkdtempSync(path.join(tmp, 'train-bad-'));
+    const file = (name: string, bytes: Uint8Array): string => { writeFileSync(path.join(dir, name), bytes); return name; };
+    const train = (...args: string[]): Result => sh(path.join(bin, 'model_train'), ['--out', 'trained.safetensors', ...args], { cwd: dir });
+    expect(train(file('x.npy', npy('<f4', [20, 3], x)), file('y.npy', npy('<i4', [20], labels))).code).toBe(0);
+    const before = readFileSync(path.join(dir, 'trained.safetensors'));
+    const edit = <T extends Float32Array | Int32Array>(a: T, i: number, v: number): T => { const b = a.slice() as T; b[i] = v; return b; };
+    const cases: [string[], RegExp][] = [
+      // Keras raises on these; one-hot encoding them gave a zero row and a loss of 0
+      [['x.npy', file('y3.npy', npy('<i4', [20], edit(labels, 7, 3)))], /y3\.npy: label 3 at row 7 is outside \[0, 3\) \(output 'out\/y' has 3 classes\)/],
+      [['x.npy', file('yneg.npy', npy('<i8', [20], BigInt64Array.from(edit(labels, 12, -1), BigInt)))], /yneg\.npy: label -1 at row 12 is outside \[0, 3\)/],
+      [[file('xnan.npy', npy('<f4', [20, 3], edit(x, 4 * 3 + 1, NaN))), 'y.npy'], /xnan\.npy: value nan at row 4; training data must be finite/],
+      [[file('xinf.npy', npy('<f8', [20, 3], Float64Array.from(edit(x, 9 * 3, -Infinity)))), 'y.npy'], /xinf\.npy: value -inf at row 9; training data must be finite/],
+      // as Keras's TerminateOnNaN: NaN weights make the first loss NaN; finite inputs too large for float32 make it inf
+      [['--weights', file('wnan.safetensors', writeSafetensors(weights(Float32Array.of(0.5, NaN, 0.25)))), 'x.npy', 'y.npy'],
+        /epoch 1, batch 1: invalid loss nan, terminating training; trained\.safetensors was not written/],
+      [['--epochs', '2', file('xbig.npy', npy('<f4', [20, 3], x.map((v) => v * 6e38))), 'y.npy'], /epoch 1, batch 1: invalid loss inf, terminating training/],
+    ];
+    for (const [args, re] of cases) {
+      expectFailure(train(...args), re);
+      expect(readFileSync(path.join(dir, 'trained.safetensors')), args.join(' ')).toEqual(before);
+    }
+  });
+});
+
+describe('C runtime: outputs are written whole or not at all', () => {
+  const temporaries = (dir: string): string[] => readdirSync(dir).filter((f) => f.endsWith('.tmp'));
+  /** cmd under a file size limit of 0 blocks, standing for a full disk: writes to files fail with EFBIG. */
+  const full = (cmd: string, args: string[], cwd: string): Result =>
+    sh('sh', ['-c', `trap '' XFSZ; ulimit -f 0; exec "$0" "$@"`, cmd, ...args], { cwd, env: { ASAN_OPTIONS: 'detect_leaks=0' } });
+  const w2 = Float32Array.of(10, 20, 30);
+  /** cmd as an unprivileged user (nobody, when the tests run as root, who may write anywhere) */
+  const asUser = (cmd: string, args: string[], cwd: string): Result => {
+    const user = process.getuid?.() === 0 ? ['--reuid=65534', '--regid=65534', '--clear-groups', '--', cmd] : [];
+    return sh(user.length ? 'setpriv' : cmd, [...user, ...args], { cwd, env: { ASAN_OPTIONS: 'detect_leaks=0' } });
+  };
+
+  it('model_main: a failed write leaves no partial or temporary file, and what the output held before', () => {
+    const dir = mkdtempSync(path.join(tmp, 'atomic-'));
+    const out = (f: string): string => path.join(dir, 'out', f);
+    writeFileSync(path.join(dir, 'x.npy'), npy('<f4', [2, 3], X));
+    writeFileSync(path.join(dir, 'w2.safetensors'), writeSafetensors(weights(w2)));
+    expect(sh(path.join(bin, 'model_main'), ['--out', 'out', 'x.npy'], { cwd: dir }).code).toBe(0);
+    const y = readFileSync(out('out_y.npy')), pos = readFileSync(out('pos.npy'));
+
+    expectFailure(full(path.join(bin, 'model_main'), ['--weights', 'w2.safetensors', '--out', 'out', 'x.npy'], dir), /out\/out_y\.npy: cannot write \.npy: File too large/);
+    expect(readFileSync(out('out_y.npy'))).toEqual(y);
+    expect(readFileSync(out('pos.npy'))).toEqual(pos);
+    expect(temporaries(path.join(dir, 'out'))).toEqual([]);
+
+    // a directory in the way of the second output: the first replaced whole, the directory left alone
+    rmSync(out('pos.npy'));
+    mkdirSync(out('pos.npy'));
+    expectFailure(sh(path.join(bin, 'model_main'), ['--weights', 'w2.safetensors', '--out', 'out', 'x.npy'], { cwd: dir }), /out\/pos\.npy: cannot write \.npy: it is a directory/);
+    close(parseNpy(new Uint8Array(readFileSync(out('out_y.npy')))).data, expectedY(w2));
+    expect(statSync(out('pos.npy')).isDirectory()).toBe(true);
+    expect(temporaries(path.join(dir, 'out'))).toEqual([]);
+  });
+
+  it('model_train: a failed weights write leaves the previous file whole; devices are written in place', () => {
+    const dir = mkdtempSync(path.join(tmp, 'atomic-'));
+    const labels = Int32Array.from({ length: 20 }, (_, i) => i % 3);
+    writeFileSync(path.join(dir, 'x.npy'), npy('<f4', [20, 3], new Float32Array(60)));
+    writeFileSync(path.join(dir, 'y.npy'), npy('<i4', [20], labels));
+    const args = ['--out', 'trained.safetensors', 'x.npy', 'y.npy'];
+    expect(sh(path.join(bin, 'model_train'), args, { cwd: dir }).code).toBe(0);
+    const before = readFileSync(path.join(dir, 'trained.safetensors'));
+    expectFailure(full(path.join(bin, 'model_train'), ['--epochs', '3', ...args], dir), /trained\.safetensors: cannot write weights: File too large/);
+    expect(readFileSync(path.join(dir, 'trained.safetensors'))).toEqual(before);
+    expect(temporaries(dir)).toEqual([]);
+    expectFailure(sh(path.join(bin, 'model_train'), ['--out', 'nowhere/trained.safetensors', 'x.npy', 'y.npy'], { cwd: dir }), /nowhere\/trained\.safetensors: cannot write weights: No such file or directory/);
+    // a pipe is written in place, not replaced by a renamed file
+    const fifo = path.join(dir, 'pipe');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    const piped = sh('sh', ['-c', 'cat pipe > piped & "$0" "$@"; s=$?; wait; exit $s', path.join(bin, 'model_train'), '--out', 'pipe', 'x.npy', 'y.npy'],
+      { cwd: dir, env: { ASAN_OPTIONS: 'detect_leaks=0' } });
+    expect(piped.err).toBe('');
+    expect(statSync(fifo).isFIFO()).toBe(true);
+    expect(readFileSync(path.join(dir, 'piped'))).toEqual(before);
+    if (existsSync('/dev/full')) { // run as nobody: root could create /dev/full.<pid>.tmp and rename it over the device
+      chmodSync(tmp, 0o755);
+      chmodSync(dir, 0o755);
+      expectFailure(asUser(path.join(bin, 'model_train'), ['--out', '/dev/full', 'x.npy', 'y.npy'], dir), /\/dev\/full: cannot write weights: No space left on device/);
+      expect(statSync('/dev/full').isCharacterDevice()).toBe(true);
+    }
+  });
+
+  it('a read-only output directory: one line, the old outputs untouched', () => {
+    const dir = mkdtempSync(path.join(tmp, 'readonly-'));
+    chmodSync(tmp, 0o755);
+    chmodSync(dir, 0o755);
+    writeFileSync(path.join(dir, 'x.npy'), npy('<f4', [2, 3], X));
+    expect(sh(path.join(bin, 'model_main'), ['--out', 'out', 'x.npy'], { cwd: dir }).code).toBe(0);
+    const y = readFileSync(path.join(dir, 'out', 'out_y.npy'));
+    chmodSync(path.join(dir, 'out'), 0o555);
+    expectFailure(asUser(path.join(bin, 'model_main'), ['--out', 'out', 'x.npy'], dir), /out\/out_y\.npy: cannot write \.npy: Permission denied/);
+    expect(readFileSync(path.join(dir, 'out', 'out_y.npy'))).toEqual(y);
+    expect(temporaries(path.join(dir, 'out'))).toEqual([]);
+  });
+});
+
+describe('C runtime: sanitizers', () => {
+  it('ASan and UBSan are on in these builds, and sh() fails a test on their reports', () => {
+    // no argument: a heap overflow; one argument: a signed overflow (argc keeps the compiler from seeing either)
+    writeFileSync(path.join(tmp, 'bad.c'), '#include <limits.h>\n#include <stdlib.h>\nint main(int argc, char **argv) {\n  char *p = malloc(4);\n  (void)argv;\n  if (argc > 1) { int x = INT_MAX - 1; x += argc; free(p); return x & 1; }\n  p[3 + argc] = 1;\n  free(p);\n  return 0;\n}\n');
+    gcc([path.join(tmp, 'bad.c'), '-o', path.join(bin, 'bad')]);
+    expect(() => sh(path.join(bin, 'bad'), [])).toThrow(/heap-buffer-overflow|insufficient space for an object/);
+    expect(() => sh(path.join(bin, 'bad'), ['1'])).toThrow(/runtime error: signed integer overflow/);
   });
 });
