@@ -234,6 +234,7 @@ static void kiln_call(unsigned char *host, void (*run)(unsigned char *, kiln_str
   static unsigned char *dev;
   static cudaStream_t stream;
   if (!dev) {
+    kiln_cuda_require_device();
     KILN_CHECK(cudaMalloc(&dev, KILN_MEMORY_BYTES));
     KILN_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   }

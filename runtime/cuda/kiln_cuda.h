@@ -24,6 +24,27 @@
 #define KILN_CHECK(call) do { cudaError_t kiln_e_ = (call); if (kiln_e_ != cudaSuccess) { \
     fprintf(stderr, "kiln: %s failed: %s\n", #call, cudaGetErrorString(kiln_e_)); exit(1); } } while (0)
 #define KILN_LAUNCH(kernel, grid, threads, stream, mem) kernel<<<(grid), (threads), 0, (stream)>>>(mem)
+/* Exits with one line where no GPU can run the kernels, before the first allocation would fail with "cudaMalloc
+   failed: CUDA driver version is insufficient for CUDA runtime version" (what a machine without a driver says). */
+static void kiln_cuda_require_device(void) {
+  int driver = 0, runtime = 0, n = 0;
+  cudaDriverGetVersion(&driver); /* 0: no driver installed */
+  cudaRuntimeGetVersion(&runtime);
+  cudaError_t e = cudaGetDeviceCount(&n);
+  if (driver == 0 || e == cudaErrorNoDevice || (e == cudaSuccess && n == 0)) {
+    fputs("kiln: no CUDA device (or driver) found\n", stderr);
+    exit(1);
+  }
+  if (e == cudaErrorInsufficientDriver) {
+    fprintf(stderr, "kiln: the CUDA driver (%d.%d) is older than the CUDA runtime this program was built with (%d.%d)\n",
+            driver / 1000, driver % 1000 / 10, runtime / 1000, runtime % 1000 / 10);
+    exit(1);
+  }
+  if (e != cudaSuccess) {
+    fprintf(stderr, "kiln: cudaGetDeviceCount failed: %s\n", cudaGetErrorString(e));
+    exit(1);
+  }
+}
 #else
 #define KILN_HD static inline
 #define KILN_KERNEL(name) static void name(unsigned char *mem, int kiln_block_)

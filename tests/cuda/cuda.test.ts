@@ -1,8 +1,8 @@
 // The cuda target: model.cu built with nvcc for sm_90 (where nvcc is installed: a compile check, no GPU here), and
 // the same source built for the CPU (KILN_CUDA_EMULATE: blocks and thread loops in order, per-thread arrays) run
 // on .npy inputs against the reference interpreter.
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -12,6 +12,7 @@ import { traceModel } from '../../frontend/models/executor.js';
 import { compileModel, traceTrainStep } from '../../frontend/models/training.js';
 import type { Graph } from '../../ir/graph.js';
 import type { TypedArray } from '../../ir/types.js';
+import { writeNpy } from '../../runtime/npy.js';
 import { type Data, modelInputs } from '../passes/differential.js';
 import { outputDiffs, readTensors, runMain, seedMlpAccuracy, seedMlpTrainer, weightsOf, withUpdates } from '../native.js';
 import { randomBindings, randomGraph } from '../passes/random_graphs.js';
@@ -91,5 +92,24 @@ describe('cuda model_train (emulated device memory)', () => {
     // Adam's step count is copied over its param on the device each step: 2 epochs of 6,400 rows in 32s
     expect(Array.from(trained.find((t) => t.name === 'adam/iteration')!.data)).toEqual([400]);
     expect(seedMlpAccuracy(trained, xTest, yTest)).toBeGreaterThanOrEqual(0.88);
+  });
+});
+
+describe('cuda executables on a machine without a GPU', () => {
+  it('model_main built by nvcc says so in one line and exits 1', (ctx) => {
+    if (!withNvcc) return ctx.skip('nvcc is not installed');
+    if (existsSync('/dev/nvidiactl')) return ctx.skip('this machine has an NVIDIA driver');
+    const model = keras.Sequential([keras.layers.Dense(2, { inputShape: [3] })]);
+    const t = traceModel(model, 1);
+    const dir = path.join(tmp, 'nogpu');
+    compileCuda({ outDir: dir, entries: [{ name: 'predict', graph: t.graph, batchSize: 1 }], weights: weightsOf(t.graph, params(t.variables)), nvcc: true });
+    writeFileSync(path.join(dir, 'x.npy'), writeNpy('float32', [1, 3], Float32Array.of(1, 2, 3)));
+    const r = spawnSync(path.join(dir, 'model_main'), ['--out', 'out', 'x.npy'], { cwd: dir, encoding: 'utf8' });
+    expect(r.signal).toBeNull();
+    expect(r.stderr).toBe('kiln: no CUDA device (or driver) found\n');
+    expect(r.status).toBe(1);
+    expect(existsSync(path.join(dir, 'out'))).toBe(false);
+    // the same model built for the CPU runs
+    expect(spawnSync(path.join(dir, 'model_main_emu'), ['--out', 'out', 'x.npy'], { cwd: dir, encoding: 'utf8' }).status).toBe(0);
   });
 });
