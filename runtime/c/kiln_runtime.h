@@ -56,8 +56,9 @@ int kiln_dtype_size(kiln_dtype dtype);
 const char *kiln_dtype_name(kiln_dtype dtype);
 
 /* Checks the description, zeroes mem, copies the segments in, then, if weights_path is non-NULL, loads every
-   param from that safetensors file (extra tensors in the file are ignored). weights_path may be NULL only when
-   the weights are embedded. mem: memory_bytes bytes, 64-byte aligned. */
+   param from that safetensors file, checked as strictly as the reference parser checks it, each param's dtype and
+   shape against the model (other tensors in the file, checked the same way, are ignored). weights_path may be
+   NULL only when the weights are embedded. mem: memory_bytes bytes, 64-byte aligned. */
 int kiln_init(const kiln_model_desc *m, unsigned char *mem, const char *weights_path);
 
 /* The entry point named `name`, or NULL. */
@@ -68,10 +69,13 @@ const kiln_entry *kiln_find_entry(const kiln_model_desc *m, const char *name);
 int kiln_run(const kiln_model_desc *m, unsigned char *mem, const char *entry, const void *const *inputs, void *const *outputs);
 int kiln_run_entry(const kiln_entry *e, unsigned char *mem, const void *const *inputs, void *const *outputs);
 
-/* Writes every param as safetensors (Keras names, in order, metadata {"format":"kiln"}), like runtime/safetensors.ts. */
+/* Writes every param as safetensors (Keras names, in order, metadata {"format":"kiln"}), like runtime/safetensors.ts.
+   Output files (here and kiln_npy_write) go to PATH.<pid>.tmp, renamed over PATH once complete: a failure leaves
+   PATH as it was and no partial file. A device or pipe (/dev/stdout) is written in place. */
 int kiln_save_weights(const kiln_model_desc *m, const unsigned char *mem, const char *path);
 
-/* .npy: reads '<f4', '<i4', '|b1', and '<f8' / '<i8' converted to float32 / int32; C order only.
+/* .npy: reads '<f4', '<i4', '|b1', and '<f8' / '<i8' converted to float32 / int32; C order (Fortran
+   order only where at most one dimension exceeds 1); a NumPy header and exactly the data its shape needs.
    *data is malloc'ed (free it with free()); rank <= 8. */
 int kiln_npy_read(const char *path, kiln_dtype *dtype, int *rank, long shape[8], void **data);
 int kiln_npy_write(const char *path, kiln_dtype dtype, int rank, const long *shape, const void *data);
