@@ -1,9 +1,10 @@
 // The Layer base: config -> build (weights from the input shape) -> call (ops only); callable, with or without `new`.
-import type { DType, Shape } from '../../ir/types.js';
+import { type DType, type Shape, isDType } from '../../ir/types.js';
 import { Trace, withTrace } from '../engine.js';
 import { CallableObject } from '../callable.js';
 import * as initializers from '../initializers.js';
 import { type TensorLike, convertToTensor } from '../ops.js';
+import { type OptionNames, checkOptions } from '../options.js';
 import { type SymbolicShape, Tensor, Variable, formatKerasShape } from '../tensor.js';
 
 export interface LayerOptions {
@@ -23,6 +24,9 @@ export interface CallOptions {
   /** Training mode: dropout active, batch statistics used. */
   training?: boolean;
 }
+
+const LAYER_OPTIONS = { name: true, inputShape: true, batchSize: true, dtype: true, trainable: true } satisfies OptionNames<LayerOptions>;
+const CALL_OPTIONS = { training: true } satisfies OptionNames<CallOptions>;
 
 /** One application of a layer in a functional graph. */
 export interface LayerCall {
@@ -104,13 +108,23 @@ export abstract class Layer<Out extends Tensor | Tensor[] = Tensor> extends Call
   /** Functional-graph applications of this layer (one per call on KerasTensors). */
   readonly calls: LayerCall[] = [];
 
+  /** Names of the options a layer class takes beyond LayerOptions'; any other key is an error. */
+  static readonly optionNames: Readonly<Record<string, true>> = {};
+
   constructor(options: LayerOptions = {}) {
     super();
     this.className = new.target.name.replace(/^_+/, '');
+    checkOptions(options, { ...LAYER_OPTIONS, ...(new.target as unknown as typeof Layer).optionNames }, this.describe(options?.name));
+    if (options.dtype !== undefined && !isDType(options.dtype)) throw new Error(`${this.describe(options.name)}: unknown dtype ${JSON.stringify(options.dtype)}`);
     this.name = options.name ?? uniqueName(snakeCase(this.className));
     this.trainable = options.trainable ?? true;
     this.dtype = options.dtype ?? 'float32';
     this.batchInputShape = options.inputShape ? [options.batchSize ?? null, ...options.inputShape] : undefined;
+  }
+
+  /** "Dense 'dense_1'" (before the layer has its name, "Dense"): how errors name the layer. */
+  private describe(name = this.name): string {
+    return name === undefined ? this.className : `${this.className} '${name}'`;
   }
 
   /** Creates the layer's weights for an input shape (batch dimension included). */
@@ -224,6 +238,7 @@ export abstract class Layer<Out extends Tensor | Tensor[] = Tensor> extends Call
 
   /** `layer(x)`: records a functional node for KerasTensors, computes for tensors. */
   __call__(inputs: LayerInput, options: CallOptions = {}): KerasTensor | KerasTensor[] | Tensor | Tensor[] {
+    this.checkCallOptions(options);
     // a nested array of numbers is one input (layer([[1, 2]])), any other array a list of inputs
     const list = Array.isArray(inputs) && !isNumericArray(inputs);
     if (!list && !Array.isArray(inputs) && typeof inputs === 'object' && !(inputs instanceof Tensor) && !(inputs instanceof KerasTensor) && !ArrayBuffer.isView(inputs)) {
@@ -237,6 +252,11 @@ export abstract class Layer<Out extends Tensor | Tensor[] = Tensor> extends Call
     const tensors = flat.map((x) => convertToTensor(x as TensorLike));
     this.maybeBuild(tensors.map((t) => t.shape), list);
     return this.wrap('failed', () => this.call(list ? tensors : tensors[0]!, options));
+  }
+
+  /** Call options are `{ training }`; masks and other Keras call options are errors. */
+  protected checkCallOptions(options: CallOptions | undefined): void {
+    checkOptions(options, CALL_OPTIONS, `${this.describe()} call`);
   }
 
   private symbolicCall(inputs: KerasTensor[], list: boolean, options: CallOptions): KerasTensor | KerasTensor[] {
