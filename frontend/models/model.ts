@@ -149,7 +149,13 @@ export abstract class Model<Out extends Tensor | Tensor[] = Tensor | Tensor[]> e
     return fitModel(this, this.compiled, x, y, options);
   }
 
-  /** Loss and metrics on data: [loss, ...metrics], or a record with { returnDict: true }. */
+  /**
+   * Loss and metrics on data: [loss, ...metrics], or with { returnDict: true } (Keras's return_dict) a record by name.
+   * @example const [loss, acc] = model.evaluate(x, y); const { loss } = model.evaluate(x, y, { returnDict: true });
+   */
+  evaluate(x: ModelInput, y: ModelInput, options: EvaluateOptions & { returnDict: true }): Record<string, number>;
+  evaluate(x: ModelInput, y: ModelInput, options?: EvaluateOptions & { returnDict?: false }): number[];
+  evaluate(x: ModelInput, y: ModelInput, options?: EvaluateOptions): number[] | Record<string, number>;
   evaluate(x: ModelInput, y: ModelInput, options: EvaluateOptions = {}): number[] | Record<string, number> {
     if (!this.built) this.normalizeInputs(x);
     return evaluateModel(this, this.compiled, x, y, options);
