@@ -2,6 +2,7 @@
 import { type DType, type Shape, isDType } from '../../ir/types.js';
 import { Trace, withTrace } from '../engine.js';
 import { CallableObject } from '../callable.js';
+import * as activations from '../activations.js';
 import * as initializers from '../initializers.js';
 import { type TensorLike, convertToTensor } from '../ops.js';
 import { type OptionNames, checkOptions } from '../options.js';
@@ -116,6 +117,16 @@ export abstract class Layer<Out extends Tensor | Tensor[] = Tensor> extends Call
     this.className = new.target.name.replace(/^_+/, '');
     checkOptions(options, { ...LAYER_OPTIONS, ...(new.target as unknown as typeof Layer).optionNames }, this.describe(options?.name));
     if (options.dtype !== undefined && !isDType(options.dtype)) throw new Error(`${this.describe(options.name)}: unknown dtype ${JSON.stringify(options.dtype)}`);
+    // named activations and initializers are resolved now, as Keras does, so the error names the layer and option
+    for (const [k, v] of Object.entries(options)) {
+      if (typeof v !== 'string' || !(k.endsWith('Initializer') || k === 'activation' || k === 'recurrentActivation')) continue;
+      try {
+        if (k.endsWith('Initializer')) initializers.get(v);
+        else activations.get(v as activations.ActivationIdentifier);
+      } catch (e) {
+        throw new Error(`${this.describe(options.name)}: option '${k}': ${(e as Error).message}`);
+      }
+    }
     this.name = options.name ?? uniqueName(snakeCase(this.className));
     this.trainable = options.trainable ?? true;
     this.dtype = options.dtype ?? 'float32';

@@ -229,6 +229,9 @@ export function fitModel(model: Model, c: Compiled | undefined, x: ModelInput, y
   let targets = normalizeTargets(model, y, comp, 'fit');
   let n = samples([...inputs, ...targets], 'fit');
   let val: [Tensor[], Tensor[]] | undefined;
+  if (options.validationData !== undefined && !(Array.isArray(options.validationData) && options.validationData.length === 2)) {
+    throw new Error(`fit: validationData must be [x, y], got ${ops.describe(options.validationData)}`);
+  }
   if (options.validationData) {
     val = [model.normalizeInputs(options.validationData[0]), normalizeTargets(model, options.validationData[1], comp, 'fit: validationData')];
   } else if (options.validationSplit) {

@@ -252,6 +252,9 @@ describe('options', () => {
     expect(oneLine(() => keras.optimizers.Adam(untyped({ beta_1: 0.8 })))).toMatch(/^optimizers.Adam: unknown option 'beta_1' \(did you mean 'beta1'\?\)/);
     expect(oneLine(() => keras.optimizers.SGD(untyped({ learningRate: 'fast' })))).toBe('optimizers.SGD: learningRate must be a non-negative number, got fast');
     expect(oneLine(() => L.Dense(2, 'relu' as never))).toBe('Dense: options must be an object, got the string "relu"');
+    expect(oneLine(() => L.Dense(2, { activation: 'rleu' }))).toMatch(/^Dense: option 'activation': unknown activation 'rleu'; known: /);
+    expect(oneLine(() => L.LSTM(2, { name: 'l', recurrentInitializer: 'orthogonl' }))).toMatch(/^LSTM 'l': option 'recurrentInitializer': unknown initializer 'orthogonl'; known: /);
+    expect(oneLine(() => m.fit(x, y, untyped({ verbose: 0, validationData: x })))).toMatch(/^fit: validationData must be \[x, y\], got a Tensor$/);
   });
 
   it('BinaryCrossentropy takes its axis (not ignored): the mean over axis 0 of the per-element losses', () => {
