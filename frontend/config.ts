@@ -1,5 +1,5 @@
 // keras.config: process-wide settings (the execution backend of predict / fit / evaluate).
-import { show } from './ops.js';
+import { show } from './errors.js';
 export type Backend = 'wasm' | 'interpreter';
 
 /** Every backend, for errors and option checks. */

@@ -3,6 +3,7 @@ import { broadcastShapes } from '../ir/ops.js';
 import { type DType, type Shape, type TypedArray, allocate, dtypeOfTyped, isDType, formatShape, isFloat, normAxis, sizeOf, toTyped } from '../ir/types.js';
 import { apply, currentTrace } from './engine.js';
 import { type NestedArray, Tensor } from './tensor.js';
+import { describe, show } from './errors.js';
 
 export type TensorLike = Tensor | NestedArray | TypedArray;
 export type Axis = number | readonly number[] | null | undefined;
@@ -43,20 +44,6 @@ export function array(values: TensorLike, dtype?: DType): Tensor {
   const inferred: DType = allBool ? 'bool' : flat.length > 0 && flat.every(isInt32) ? 'int32' : 'float32';
   const d = dtype ?? inferred;
   return new Tensor(d, shape, toTyped(d, flat));
-}
-
-/** A value as errors quote it: numbers as JS prints them (NaN, 1.5), anything else as JSON. */
-export function show(v: unknown): string {
-  return typeof v === 'number' || v === undefined ? String(v) : JSON.stringify(v) ?? String(v);
-}
-
-/** A short description of a value for errors: its type, and the value when it is short. */
-export function describe(v: unknown): string {
-  if (v === null || v === undefined) return String(v);
-  if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 20 ? `${v.slice(0, 20)}...` : v)}`;
-  if (typeof v === 'function') return 'a function';
-  if (typeof v === 'object') return v.constructor?.name && v.constructor !== Object ? `a ${v.constructor.name}` : 'an object';
-  return `${typeof v} ${String(v)}`;
 }
 
 function isAllBool(v: NestedArray): boolean {

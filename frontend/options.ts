@@ -1,5 +1,5 @@
 // Options objects as users pass them: an unknown key, or a Keras option kiln does not implement, is an error.
-import { describe } from './ops.js';
+import { describe } from './errors.js';
 
 /**
  * Keras options kiln does not implement, with the Keras default: passing the default is what kiln does anyway

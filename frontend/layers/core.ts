@@ -4,7 +4,7 @@ import * as activations from '../activations.js';
 import { apply, globalRng, rngCounter } from '../engine.js';
 import type { InitializerIdentifier } from '../initializers.js';
 import * as ops from '../ops.js';
-import { show } from '../ops.js';
+import { show } from '../errors.js';
 import { type SymbolicShape, type Tensor, type Variable, formatKerasShape } from '../tensor.js';
 import { type CallOptions, KerasTensor, Layer, type LayerOptions, uniqueName } from './layer.js';
 import { type OptionNames, checkOptions } from '../options.js';

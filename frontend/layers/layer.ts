@@ -6,6 +6,7 @@ import * as activations from '../activations.js';
 import * as initializers from '../initializers.js';
 import { type TensorLike, convertToTensor } from '../ops.js';
 import { type OptionNames, checkOptions } from '../options.js';
+import { show } from '../errors.js';
 import { type SymbolicShape, Tensor, Variable, formatKerasShape } from '../tensor.js';
 
 export interface LayerOptions {
@@ -28,6 +29,23 @@ export interface CallOptions {
 
 const LAYER_OPTIONS = { name: true, inputShape: true, batchSize: true, dtype: true, trainable: true } satisfies OptionNames<LayerOptions>;
 const CALL_OPTIONS = { training: true } satisfies OptionNames<CallOptions>;
+
+/**
+ * Checks the dtype, and resolves named activations and initializers now (as Keras does), so that a misspelt name is
+ * an error naming the layer and the option rather than one at build time.
+ */
+function checkNames(options: LayerOptions, where: string): void {
+  if (options.dtype !== undefined && !isDType(options.dtype)) throw new Error(`${where}: unknown dtype ${show(options.dtype)}`);
+  for (const [k, v] of Object.entries(options)) {
+    if (typeof v !== 'string' || !(k.endsWith('Initializer') || k === 'activation' || k === 'recurrentActivation')) continue;
+    try {
+      if (k.endsWith('Initializer')) initializers.get(v);
+      else activations.get(v as activations.ActivationIdentifier);
+    } catch (e) {
+      throw new Error(`${where}: option '${k}': ${(e as Error).message}`);
+    }
+  }
+}
 
 /** One application of a layer in a functional graph. */
 export interface LayerCall {
@@ -116,17 +134,7 @@ export abstract class Layer<Out extends Tensor | Tensor[] = Tensor> extends Call
     super();
     this.className = new.target.name.replace(/^_+/, '');
     checkOptions(options, { ...LAYER_OPTIONS, ...(new.target as unknown as typeof Layer).optionNames }, this.describe(options?.name));
-    if (options.dtype !== undefined && !isDType(options.dtype)) throw new Error(`${this.describe(options.name)}: unknown dtype ${JSON.stringify(options.dtype)}`);
-    // named activations and initializers are resolved now, as Keras does, so the error names the layer and option
-    for (const [k, v] of Object.entries(options)) {
-      if (typeof v !== 'string' || !(k.endsWith('Initializer') || k === 'activation' || k === 'recurrentActivation')) continue;
-      try {
-        if (k.endsWith('Initializer')) initializers.get(v);
-        else activations.get(v as activations.ActivationIdentifier);
-      } catch (e) {
-        throw new Error(`${this.describe(options.name)}: option '${k}': ${(e as Error).message}`);
-      }
-    }
+    checkNames(options, this.describe(options.name));
     this.name = options.name ?? uniqueName(snakeCase(this.className));
     this.trainable = options.trainable ?? true;
     this.dtype = options.dtype ?? 'float32';

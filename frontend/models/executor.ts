@@ -3,7 +3,7 @@ import type { Graph } from '../../ir/graph.js';
 import type { TypedArray } from '../../ir/types.js';
 import { Trace, withTrace } from '../engine.js';
 import * as ops from '../ops.js';
-import { show } from '../ops.js';
+import { show } from '../errors.js';
 import { Tensor, type Variable } from '../tensor.js';
 import { type Backend, checkBackend } from '../config.js';
 import { type OptionNames, checkOptions } from '../options.js';

@@ -1,6 +1,7 @@
 // Model: a layer of layers, with predict/summary; Functional: a DAG of layer calls from keras.Input to outputs.
 import type { DType } from '../../ir/types.js';
-import { type TensorLike, cast, describe } from '../ops.js';
+import { type TensorLike, cast } from '../ops.js';
+import { describe } from '../errors.js';
 import { type SymbolicShape, Tensor, formatKerasShape } from '../tensor.js';
 import {
   type AnyLayer, type CallOptions, KerasTensor, Layer, LayerError, type LayerCall, type LayerInput, type LayerOptions, uniqueName,

@@ -4,7 +4,7 @@ import { type AnyLayer, type CallOptions, KerasTensor, LayerError, uniqueName } 
 import type { SymbolicShape, Tensor } from '../tensor.js';
 import { type InputSpec, Model } from './model.js';
 import type { SummaryRow } from './summary.js';
-import { describe } from '../ops.js';
+import { describe } from '../errors.js';
 import { type OptionNames, checkOptions } from '../options.js';
 
 export interface SequentialOptions {

@@ -15,6 +15,7 @@ import { LayerError } from '../layers/layer.js';
 import { Progbar } from './progbar.js';
 import type { Backend } from '../config.js';
 import { type OptionNames, checkOptions } from '../options.js';
+import { describe } from '../errors.js';
 import { runnerFor } from './runner.js';
 
 type PerOutput<T> = T | readonly T[] | Readonly<Record<string, T>>;
@@ -95,7 +96,7 @@ function makeMetrics(model: Model, c: Compiled): { name: string; output: number;
 function normalizeTargets(model: Model, y: ModelInput, c: Compiled, what: string): Tensor[] {
   const names = model.outputNames;
   let list: TensorLike[];
-  if (y === undefined || y === null || typeof y === 'string' || typeof y === 'function') throw new Error(`${what}: model '${model.name}' needs targets (a tensor, a typed array, nested arrays of numbers, a list or a record by output name), got ${ops.describe(y)}`);
+  if (y === undefined || y === null || typeof y === 'string' || typeof y === 'function') throw new Error(`${what}: model '${model.name}' needs targets (a tensor, a typed array, nested arrays of numbers, a list or a record by output name), got ${describe(y)}`);
   if (y instanceof Tensor || ArrayBuffer.isView(y) || !Array.isArray(y) && typeof y !== 'object') list = [y as TensorLike];
   else if (Array.isArray(y)) {
     const perOutput = y.every((e) => e instanceof Tensor || ArrayBuffer.isView(e)) || (names.length > 1 && y.length === names.length && !y.every((e) => typeof e === 'number'));
@@ -230,7 +231,7 @@ export function fitModel(model: Model, c: Compiled | undefined, x: ModelInput, y
   let n = samples([...inputs, ...targets], 'fit');
   let val: [Tensor[], Tensor[]] | undefined;
   if (options.validationData !== undefined && !(Array.isArray(options.validationData) && options.validationData.length === 2)) {
-    throw new Error(`fit: validationData must be [x, y], got ${ops.describe(options.validationData)}`);
+    throw new Error(`fit: validationData must be [x, y], got ${describe(options.validationData)}`);
   }
   if (options.validationData) {
     val = [model.normalizeInputs(options.validationData[0]), normalizeTargets(model, options.validationData[1], comp, 'fit: validationData')];
