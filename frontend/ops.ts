@@ -129,6 +129,7 @@ export function arange(start: number, stop?: number, step = 1, dtype?: DType): T
 
 /** Broadcasts x to shape by NumPy rules. */
 export function broadcastTo(x: TensorLike, shape: Shape): Tensor {
+  checkShape(shape, 'broadcastTo');
   const t = convertToTensor(x);
   if (t.shape.length === shape.length && t.shape.every((d, i) => d === shape[i])) return t;
   return apply('broadcast', [t], { shape: [...shape] });

@@ -106,6 +106,7 @@ describe('shapes', () => {
     ['Tensor', () => new keras.Tensor('float32', [0.5], new Float32Array(0)), 'Tensor: shape [0.5] must be a list of non-negative integers'],
     ['reshape', () => ops.reshape(ops.ones([5]), [2.5, 2]), 'reshape: new shape [2.5,2] has an invalid dimension 2.5 (dimensions are non-negative integers, or one -1)'],
     ['reshape -2', () => ops.reshape(ops.ones([4]), [-2, -2]), 'reshape: new shape [-2,-2] has an invalid dimension -2 (dimensions are non-negative integers, or one -1)'],
+    ['broadcastTo', () => ops.broadcastTo(ops.ones([1]), [2, 0.5]), 'broadcastTo: shape [2,0.5] has an invalid dimension 0.5 (dimensions are non-negative integers)'],
     ['Reshape', () => L.Reshape([1.5, 2]), 'Reshape: targetShape must be a list of non-negative integers (one may be -1), got [1.5,2]'],
     ['Input', () => keras.Input({ shape: [2.5] }), 'keras.Input: shape (2.5,) has an invalid dimension 2.5'],
   ])('%s', (_, fn, message) => {
