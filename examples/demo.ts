@@ -16,6 +16,6 @@ model.compile({ optimizer: 'adam', loss: 'sparse_categorical_crossentropy', metr
 const t0 = Date.now();
 model.fit(x, yTrain, { epochs: 5, batchSize: 32, validationSplit: 0.1 });
 const seconds = (Date.now() - t0) / 1000;
-const [loss, accuracy] = model.evaluate(xt, yTest, { verbose: 0 }) as number[];
+const [loss, accuracy] = model.evaluate(xt, yTest, { verbose: 0 });
 console.log(`\ntrained in ${seconds.toFixed(1)} s on the ${keras.config.backend()} backend`);
 console.log(`held-out accuracy on ${xTest.shape[0]} digits: ${(accuracy! * 100).toFixed(2)}% (loss ${loss!.toFixed(4)})`);

@@ -3,6 +3,10 @@ import { type TensorLike, convertToTensor } from './ops.js';
 import * as ops from './ops.js';
 import { CallableObject, callableClass } from './callable.js';
 import type { Tensor } from './tensor.js';
+import { type OptionNames, checkOptions } from './options.js';
+
+const REDUCTIONS = ['sum_over_batch_size', 'sum', 'mean', 'none'];
+const LOSS_OPTIONS = { reduction: true, name: true } satisfies OptionNames<LossOptions>;
 
 /** Keras's fuzz factor for probabilities (backend.epsilon()). */
 export const EPSILON = 1e-7;
@@ -24,9 +28,14 @@ export interface Loss {
 export abstract class Loss extends CallableObject {
   readonly reduction: Reduction;
   readonly name: string;
+  /** Names of the options a loss class takes beyond LossOptions'; any other key is an error. */
+  static readonly optionNames: Readonly<Record<string, true>> = {};
 
   constructor(name: string, options: LossOptions = {}) {
     super();
+    const where = `losses.${new.target.name.replace(/Loss$/, '')}`;
+    checkOptions(options, { ...LOSS_OPTIONS, ...(new.target as unknown as typeof Loss).optionNames }, where);
+    if (options.reduction !== undefined && !REDUCTIONS.includes(options.reduction)) throw new Error(`${where}: reduction must be one of ${REDUCTIONS.join(', ')}, got ${JSON.stringify(options.reduction)}`);
     this.reduction = options.reduction ?? 'sum_over_batch_size';
     this.name = options.name ?? name;
   }
@@ -39,9 +48,14 @@ export abstract class Loss extends CallableObject {
     return 'float32';
   }
 
+  /** Checks concrete targets before they are cast (sparse labels must be class ids). */
+  protected checkTargets(_yTrue: Tensor, _yPred: Tensor): void {}
+
   __call__(yTrue: TensorLike, yPred: TensorLike): Tensor {
     const p = convertToTensor(yPred);
-    let t = ops.cast(convertToTensor(yTrue), this.targetDtype);
+    const t0 = convertToTensor(yTrue);
+    this.checkTargets(t0, p);
+    let t = ops.cast(t0, this.targetDtype);
     // as Keras: targets [n] against predictions [n, 1] (or the reverse) get the missing unit axis
     if (this.targetDtype === 'float32' && t.rank === p.rank - 1 && p.shape[p.rank - 1] === 1) t = ops.expandDims(t, -1);
     else if (this.targetDtype === 'float32' && t.rank === p.rank + 1 && t.shape[t.rank - 1] === 1) t = ops.squeeze(t, -1);
@@ -83,6 +97,7 @@ export interface HuberOptions extends LossOptions {
 
 /** 0.5 e^2 for |e| <= delta, delta (|e| - 0.5 delta) beyond; mean over the last axis. */
 export class HuberLoss extends Loss {
+  static override readonly optionNames = { delta: true } satisfies OptionNames<HuberOptions, LossOptions>;
   readonly delta: number;
   constructor(options: HuberOptions = {}) {
     super('huber_loss', options);
@@ -97,18 +112,26 @@ export class HuberLoss extends Loss {
   }
 }
 
-export interface CrossentropyOptions extends LossOptions {
+export interface SparseCrossentropyOptions extends LossOptions {
   /** Whether yPred holds logits rather than probabilities. */
   fromLogits?: boolean;
-  /** Class axis (categorical losses). */
+}
+
+export interface CrossentropyOptions extends SparseCrossentropyOptions {
+  /** Axis the loss reduces (the class axis of the categorical loss); -1 = the last. */
   axis?: number;
 }
 
+const CROSSENTROPY_OPTIONS = { fromLogits: true, axis: true } satisfies OptionNames<CrossentropyOptions, LossOptions>;
+
 export class BinaryCrossentropyLoss extends Loss {
+  static override readonly optionNames = CROSSENTROPY_OPTIONS;
   readonly fromLogits: boolean;
+  readonly axis: number;
   constructor(options: CrossentropyOptions = {}) {
     super('binary_crossentropy', options);
     this.fromLogits = options.fromLogits ?? false;
+    this.axis = options.axis ?? -1;
   }
   call(yTrue: Tensor, yPred: Tensor): Tensor {
     checkShapes(this.name, yTrue, yPred);
@@ -122,11 +145,12 @@ export class BinaryCrossentropyLoss extends Loss {
       const neg = ops.multiply(ops.subtract(1, yTrue), ops.log(ops.subtract(1, p)));
       bce = ops.negative(ops.add(pos, neg));
     }
-    return ops.mean(bce, { axis: -1 });
+    return ops.mean(bce, { axis: this.axis });
   }
 }
 
 export class CategoricalCrossentropyLoss extends Loss {
+  static override readonly optionNames = CROSSENTROPY_OPTIONS;
   readonly fromLogits: boolean;
   readonly axis: number;
   constructor(options: CrossentropyOptions = {}) {
@@ -149,13 +173,31 @@ function logProbs(yPred: Tensor, fromLogits: boolean, axis: number): Tensor {
 
 /** Cross-entropy with integer class labels (shape [batch] or [batch, 1]). */
 export class SparseCategoricalCrossentropyLoss extends Loss {
+  static override readonly optionNames = { fromLogits: true } satisfies OptionNames<SparseCrossentropyOptions, LossOptions>;
   readonly fromLogits: boolean;
-  constructor(options: CrossentropyOptions = {}) {
+  constructor(options: SparseCrossentropyOptions = {}) {
     super('sparse_categorical_crossentropy', options);
     this.fromLogits = options.fromLogits ?? false;
   }
   override get targetDtype(): 'int32' {
     return 'int32';
+  }
+
+  /**
+   * Throws unless every (concrete) label is an integer class id in [0, classes), naming the first bad label's row,
+   * as Keras raises; out-of-range labels would otherwise give a zero one-hot row and train on nothing.
+   */
+  checkLabels(labels: Tensor, classes: number, what: string): void {
+    if (labels.isSymbolic) return;
+    const d = labels.data, perRow = labels.rank && labels.shape[0] ? labels.size / labels.shape[0] : 1;
+    for (let i = 0; i < d.length; i++) {
+      const l = d[i]!;
+      if (!(Number.isInteger(l) && l >= 0 && l < classes)) throw new Error(`${what}: label ${l} at row ${Math.floor(i / perRow)} is not a class id in [0, ${classes})`);
+    }
+  }
+
+  protected override checkTargets(yTrue: Tensor, yPred: Tensor): void {
+    if (yPred.rank > 0) this.checkLabels(yTrue, yPred.shape[yPred.rank - 1]!, this.name);
   }
   call(yTrue: Tensor, yPred: Tensor): Tensor {
     let labels = yTrue;
@@ -164,10 +206,6 @@ export class SparseCategoricalCrossentropyLoss extends Loss {
       throw new Error(`${this.name}: labels of shape [${yTrue.shape}] do not match predictions of shape [${yPred.shape}] (expected [${yPred.shape.slice(0, -1)}])`);
     }
     const classes = yPred.shape[yPred.rank - 1]!;
-    if (!labels.isSymbolic) {
-      const bad = Array.from(labels.data).find((l) => l < 0 || l >= classes);
-      if (bad !== undefined) throw new Error(`${this.name}: label ${bad} is outside [0, ${classes}) for predictions of shape [${yPred.shape}]`);
-    }
     const oneHot = ops.oneHot(labels, classes);
     return ops.negative(ops.sum(ops.multiply(oneHot, logProbs(yPred, this.fromLogits, -1)), { axis: -1 }));
   }

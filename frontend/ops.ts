@@ -3,6 +3,7 @@ import { broadcastShapes } from '../ir/ops.js';
 import { type DType, type Shape, type TypedArray, allocate, dtypeOfTyped, isDType, formatShape, isFloat, normAxis, sizeOf, toTyped } from '../ir/types.js';
 import { apply, currentTrace } from './engine.js';
 import { type NestedArray, Tensor } from './tensor.js';
+import { describe, show } from './errors.js';
 
 export type TensorLike = Tensor | NestedArray | TypedArray;
 export type Axis = number | readonly number[] | null | undefined;
@@ -14,7 +15,7 @@ function flatten(v: NestedArray, shape: number[], out: number[], depth: number):
     for (const x of v) flatten(x, shape, out, depth + 1);
   } else {
     if (depth !== shape.length) throw new Error('array is ragged: mixes scalars and lists at one depth');
-    if (typeof v !== 'number' && typeof v !== 'boolean') throw new Error(`array elements must be numbers or booleans, got ${typeof v}`);
+    if (typeof v !== 'number' && typeof v !== 'boolean') throw new TypeError(`ops.array: elements must be numbers or booleans, got ${describe(v)}`);
     out.push(Number(v));
   }
 }
@@ -26,6 +27,9 @@ function flatten(v: NestedArray, shape: number[], out: number[], depth: number):
  */
 export function array(values: TensorLike, dtype?: DType): Tensor {
   if (dtype !== undefined && !isDType(dtype)) throw new TypeError(`ops.array: dtype must be a dtype name such as 'float32', got ${JSON.stringify(dtype)} (the dtype is the second argument, as in keras.ops.array(x, 'float32'))`);
+  if (typeof values !== 'number' && typeof values !== 'boolean' && !Array.isArray(values) && !ArrayBuffer.isView(values) && !(values instanceof Tensor)) {
+    throw new TypeError(`ops.array: expected a tensor, a typed array, a number or nested arrays of numbers, got ${describe(values)}`);
+  }
   if (values instanceof Tensor) return dtype && dtype !== values.dtype ? cast(values, dtype) : values;
   if (ArrayBuffer.isView(values)) {
     const d = dtypeOfTyped(values);
@@ -77,17 +81,31 @@ export function size(x: TensorLike): number {
   return sizeOf(convertToTensor(x).shape);
 }
 
-export function full(shape: Shape, value: number, dtype: DType = 'float32'): Tensor {
+/** Checks a shape argument: a list of non-negative integers (`what` names the function in the error). */
+export function checkShape(shape: unknown, what: string): asserts shape is Shape {
+  if (!Array.isArray(shape)) throw new TypeError(`${what}: shape must be a list of dimensions, got ${show(shape)}`);
+  const bad = shape.find((d) => !Number.isSafeInteger(d) || d < 0);
+  if (bad !== undefined) throw new RangeError(`${what}: shape ${formatShape(shape)} has an invalid dimension ${show(bad)} (dimensions are non-negative integers)`);
+}
+
+function checkDType(dtype: unknown, what: string): asserts dtype is DType {
+  if (!isDType(dtype)) throw new TypeError(`${what}: dtype must be a dtype name such as 'float32', got ${show(dtype)}`);
+}
+
+export function full(shape: Shape, value: number, dtype: DType = 'float32', what = 'ops.full'): Tensor {
+  checkShape(shape, what);
+  checkDType(dtype, what);
+  if (typeof value !== 'number' && typeof value !== 'boolean') throw new TypeError(`${what}: the fill value must be a number, got ${show(value)}`);
   const n = sizeOf(shape);
   return new Tensor(dtype, shape, allocate(dtype, n).fill(dtype === 'bool' ? (value ? 1 : 0) : value));
 }
 
 export function zeros(shape: Shape, dtype: DType = 'float32'): Tensor {
-  return full(shape, 0, dtype);
+  return full(shape, 0, dtype, 'ops.zeros');
 }
 
 export function ones(shape: Shape, dtype: DType = 'float32'): Tensor {
-  return full(shape, 1, dtype);
+  return full(shape, 1, dtype, 'ops.ones');
 }
 
 export function zerosLike(x: TensorLike, dtype?: DType): Tensor {
@@ -111,6 +129,7 @@ export function arange(start: number, stop?: number, step = 1, dtype?: DType): T
 
 /** Broadcasts x to shape by NumPy rules. */
 export function broadcastTo(x: TensorLike, shape: Shape): Tensor {
+  checkShape(shape, 'broadcastTo');
   const t = convertToTensor(x);
   if (t.shape.length === shape.length && t.shape.every((d, i) => d === shape[i])) return t;
   return apply('broadcast', [t], { shape: [...shape] });
@@ -320,6 +339,9 @@ export const argmin = argReducer('argmin');
 /** Reshape; one dimension may be -1 (inferred). */
 export function reshape(x: TensorLike, newShape: readonly number[]): Tensor {
   const t = convertToTensor(x);
+  if (!Array.isArray(newShape)) throw new TypeError(`reshape: the new shape must be a list of dimensions, got ${describe(newShape)}`);
+  const bad = newShape.find((d) => !Number.isSafeInteger(d) || d < -1);
+  if (bad !== undefined) throw new RangeError(`reshape: new shape ${formatShape(newShape)} has an invalid dimension ${bad} (dimensions are non-negative integers, or one -1)`);
   const known = newShape.filter((d) => d !== -1).reduce((a, b) => a * b, 1);
   const unknown = newShape.filter((d) => d === -1).length;
   if (unknown > 1) throw new Error(`reshape: only one dimension may be -1, got ${formatShape(newShape)}`);
@@ -554,6 +576,20 @@ export function windowPadding(spatial: readonly number[], window: readonly numbe
   });
 }
 
+/**
+ * Throws when a window is larger than its input under 'valid' padding (the output would be empty), as Keras
+ * raises; `what` names the window ("kernel size"), unknown (null) sizes are not checked.
+ */
+export function checkWindowFits(spatial: readonly (number | null)[], window: readonly number[], dilation: readonly number[], padding: string, what: string): void {
+  if (padding !== 'valid') return;
+  spatial.forEach((n, i) => {
+    const k = (window[i]! - 1) * dilation[i]! + 1;
+    if (n !== null && n < k) {
+      throw new Error(`${what} ${window[i]}${k !== window[i] ? ` (${k} dilated)` : ''} is larger than the input's size ${n} on spatial axis ${i + 1} with padding 'valid': the output would be empty`);
+    }
+  });
+}
+
 function channelsLast(dataFormat: string, name: string): void {
   if (dataFormat !== 'channels_last') throw new Error(`${name}: only dataFormat 'channels_last' is supported, got '${dataFormat}'`);
 }
@@ -571,6 +607,7 @@ export function conv(inputs: TensorLike, kernel: TensorLike, strides: number | r
   const c = x.shape[nsp + 1]!, cin = k.shape[nsp]!;
   if (cin === 0 || c % cin !== 0) throw new Error(`conv: input channels ${c} are not a multiple of the kernel's ${cin}`);
   const s = spatialTuple(strides, nsp, 'conv: strides'), d = spatialTuple(dilationRate, nsp, 'conv: dilationRate');
+  checkWindowFits(x.shape.slice(1, nsp + 1), k.shape.slice(0, nsp), d, padding, 'conv: kernel size');
   return apply('conv', [x, k], {
     strides: s, dilation: d, lhsDilation: s.map(() => 1), groups: c / cin,
     padding: windowPadding(x.shape.slice(1, nsp + 1), k.shape.slice(0, nsp), s, d, padding),
@@ -587,6 +624,7 @@ function pool(kind: 'max' | 'avg', inputs: TensorLike, poolSize: number | readon
   const window = spatialTuple(poolSize, nsp, `${name}: poolSize`);
   const st = spatialTuple(strides ?? window, nsp, `${name}: strides`);
   const spatial = x.shape.slice(1, nsp + 1);
+  checkWindowFits(spatial, window, window.map(() => 1), padding, `${name}: pool size`);
   const pads = windowPadding(spatial, window, st, window.map(() => 1), padding);
   const attrs = { window, strides: st, padding: pads };
   if (kind === 'max') return apply('reduce_window', [x], { kind: 'max', ...attrs });

@@ -4,6 +4,9 @@ import { callableClass } from './callable.js';
 import { noRecord } from './engine.js';
 import * as ops from './ops.js';
 import { type Tensor, Variable } from './tensor.js';
+import { type OptionNames, checkOptions } from './options.js';
+
+const OPTIMIZER_OPTIONS = { learningRate: true, name: true, weightDecay: true } satisfies OptionNames<OptimizerOptions>;
 
 export interface OptimizerOptions {
   learningRate?: number;
@@ -22,8 +25,15 @@ export abstract class Optimizer {
   readonly weightDecay: number;
   readonly iterations: Variable;
   private readonly slotMap = new Map<Variable, Variable[]>();
+  /** Names of the options an optimizer class takes beyond OptimizerOptions'; any other key is an error. */
+  static readonly optionNames: Readonly<Record<string, true>> = {};
 
   constructor(defaultName: string, options: OptimizerOptions = {}) {
+    checkOptions(options, { ...OPTIMIZER_OPTIONS, ...(new.target as unknown as typeof Optimizer).optionNames }, `optimizers.${new.target.name.replace(/Optimizer$/, '')}`);
+    for (const k of ['learningRate', 'weightDecay'] as const) {
+      const v = options[k];
+      if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v) && v >= 0)) throw new Error(`optimizers.${new.target.name.replace(/Optimizer$/, '')}: ${k} must be a non-negative number, got ${String(v)}`);
+    }
     this.learningRate = options.learningRate ?? 0.001;
     this.name = options.name ?? defaultName;
     this.weightDecay = options.weightDecay ?? 0;
@@ -95,6 +105,7 @@ export interface SGDOptions extends OptimizerOptions {
 
 /** SGD: v = momentum v - lr g; w += v (nesterov: w += momentum v - lr g). */
 export class SGDOptimizer extends Optimizer {
+  static override readonly optionNames = { momentum: true, nesterov: true } satisfies OptionNames<SGDOptions, OptimizerOptions>;
   readonly momentum: number;
   readonly nesterov: boolean;
   constructor(options: SGDOptions = {}) {
@@ -122,6 +133,7 @@ export interface AdamOptions extends OptimizerOptions {
 
 /** Adam with Keras 3's bias correction: alpha = lr sqrt(1 - b2^t) / (1 - b1^t); w -= alpha m / (sqrt(v) + eps). */
 export class AdamOptimizer extends Optimizer {
+  static override readonly optionNames = { beta1: true, beta2: true, epsilon: true } satisfies OptionNames<AdamOptions, OptimizerOptions>;
   readonly beta1: number;
   readonly beta2: number;
   readonly epsilon: number;
@@ -163,6 +175,7 @@ export interface RMSpropOptions extends OptimizerOptions {
 
 /** RMSprop as Keras 3: velocity = rho v + (1 - rho) g^2; w -= lr g / sqrt(velocity + eps) (with optional momentum, centering). */
 export class RMSpropOptimizer extends Optimizer {
+  static override readonly optionNames = { rho: true, momentum: true, epsilon: true, centered: true } satisfies OptionNames<RMSpropOptions, OptimizerOptions>;
   readonly rho: number;
   readonly momentum: number;
   readonly epsilon: number;

@@ -1,6 +1,6 @@
 // Tensors of the frontend: concrete (typed data), traced (a graph node), variables, and Keras symbolic tensors.
 import type { Node } from '../ir/graph.js';
-import { type DType, type Shape, type TypedArray, formatShape, sizeOf } from '../ir/types.js';
+import { type DType, type Shape, type TypedArray, formatShape, isDType, sizeOf } from '../ir/types.js';
 
 export type NestedArray = number | boolean | NestedArray[];
 
@@ -17,6 +17,10 @@ export class Tensor {
   readonly _node: Node | undefined;
 
   constructor(dtype: DType, shape: Shape, data?: TypedArray, node?: Node) {
+    if (!isDType(dtype)) throw new TypeError(`Tensor: unknown dtype ${JSON.stringify(dtype) ?? String(dtype)}`);
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+      throw new RangeError(`Tensor: shape ${Array.isArray(shape) ? formatShape(shape) : String(shape)} must be a list of non-negative integers`);
+    }
     this.dtype = dtype;
     this.shape = [...shape];
     this._value = data;

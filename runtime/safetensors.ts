@@ -35,28 +35,115 @@ export function writeSafetensors(tensors: readonly NamedTensor[], metadata: Reco
   return out;
 }
 
-/** Parses safetensors bytes with strict bounds checks; tensors come back in file order. */
-export function readSafetensors(bytes: Uint8Array): { tensors: NamedTensor[]; metadata: Record<string, string> } {
-  if (bytes.length < 8) throw new Error('safetensors: file is shorter than its 8-byte header length');
-  const n = Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
-  if (n > bytes.length - 8) throw new Error(`safetensors: header of ${n} bytes runs past the end of the file`);
-  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n))) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
-  const base = 8 + n;
-  const tensors: NamedTensor[] = [];
-  for (const [name, h] of Object.entries(header)) {
-    if (name === '__metadata__') continue;
-    const dtype = FROM_CODE[h.dtype];
-    if (!dtype) throw new Error(`safetensors: '${name}' has unsupported dtype ${h.dtype}`);
-    const [a, b] = h.data_offsets;
-    const count = h.shape.reduce((x, y) => x * y, 1);
-    const width = dtype === 'bool' ? 1 : 4;
-    if (!(a >= 0 && b >= a && base + b <= bytes.length) || b - a !== count * width) {
-      throw new Error(`safetensors: '${name}' has data offsets [${a}, ${b}] that do not fit its shape [${h.shape}] or the file`);
+/** Every dtype of the format (the reference parser's), of which kiln reads F32, I32 and BOOL. */
+const SAFETENSORS_DTYPES = ['BOOL', 'U8', 'I8', 'F8_E5M2', 'F8_E4M3', 'F8_E8M0', 'F4', 'F6_E2M3', 'F6_E3M2', 'I16', 'U16', 'F16', 'BF16', 'I32', 'U32', 'F32', 'F64', 'I64', 'U64', 'C64'];
+/** The reference parser's limit on the header's length. */
+const MAX_HEADER = 100_000_000;
+
+/** What a reader expects of one tensor (a manifest's param). */
+export interface TensorSpec {
+  readonly name: string;
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+}
+
+const isIndex = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+const show = (v: unknown): string => (typeof v === 'number' ? String(v) : JSON.stringify(v) ?? String(v));
+
+/** The first key that one JSON object of valid JSON text holds twice (JSON.parse silently keeps the last). */
+export function duplicateKey(text: string): string | undefined {
+  const objects: (Set<string> | null)[] = [];
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (c === '{') objects.push(new Set());
+    else if (c === '[') objects.push(null);
+    else if (c === '}' || c === ']') objects.pop();
+    else if (c === '"') {
+      let j = i + 1;
+      while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      let k = j + 1;
+      while (' \t\n\r'.includes(text[k]!)) k++;
+      if (text[k] === ':') {
+        const key = JSON.parse(text.slice(i, j + 1)) as string, keys = objects[objects.length - 1]!;
+        if (keys.has(key)) return key;
+        keys.add(key);
+      }
+      i = j;
     }
-    // a copy (a Node Buffer's slice is a view of a larger pool)
-    const raw = Uint8Array.prototype.slice.call(bytes, base + a, base + b);
-    const data = dtype === 'float32' ? new Float32Array(raw.buffer) : dtype === 'int32' ? new Int32Array(raw.buffer) : new Uint8Array(raw.buffer);
-    tensors.push({ name, dtype, shape: h.shape, data });
   }
-  return { tensors, metadata: (header['__metadata__'] as unknown as Record<string, string>) ?? {} };
+  return undefined;
+}
+
+/**
+ * Parses safetensors bytes as the reference parser (huggingface/safetensors) does, and more strictly: the header
+ * a JSON object of at most 100 MB without repeated keys, string-valued __metadata__, each tensor { dtype, shape,
+ * data_offsets } with a known dtype and non-negative integer dimensions, offsets covering the data exactly in order
+ * from 0 (no gaps, overlaps or trailing bytes), byte sizes = dtype size x product(shape). With `expected` every
+ * listed tensor must be there with that dtype and shape. Tensors come back in file order; errors are one line
+ * naming the tensor.
+ */
+export function readSafetensors(bytes: Uint8Array, expected?: readonly TensorSpec[]): { tensors: NamedTensor[]; metadata: Record<string, string> } {
+  const fail = (what: string): never => { throw new Error(`safetensors: ${what}`); };
+  if (bytes.length < 8) fail(`file of ${bytes.length} bytes is shorter than its 8-byte header length`);
+  const n64 = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
+  if (n64 > BigInt(MAX_HEADER)) fail(`header length ${n64} is over the format's limit of ${MAX_HEADER} bytes`);
+  const n = Number(n64);
+  if (n > bytes.length - 8) fail(`header of ${n} bytes runs past the end of the file (${bytes.length} bytes)`);
+  let text = '', header: unknown;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n));
+  } catch {
+    fail('header is not UTF-8 text');
+  }
+  try {
+    header = JSON.parse(text);
+  } catch (e) {
+    fail(`header is not JSON: ${(e as Error).message.split('\n')[0]}`);
+  }
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) return fail(`header is not a JSON object but ${show(header)}`);
+  const dup = duplicateKey(text);
+  if (dup !== undefined) fail(`header has the key ${show(dup)} twice`);
+  const fields = header as Record<string, unknown>;
+  const metadata = (fields['__metadata__'] ?? {}) as Record<string, unknown>;
+  if (typeof metadata !== 'object' || Array.isArray(metadata) || Object.values(metadata).some((v) => typeof v !== 'string')) fail('__metadata__ must map names to strings');
+  const entries: { name: string; code: string; dtype: DType; shape: number[]; begin: number; end: number }[] = [];
+  for (const [name, h] of Object.entries(fields)) {
+    if (name === '__metadata__') continue;
+    const bad = (what: string): never => fail(`tensor ${show(name)} ${what}`);
+    if (typeof h !== 'object' || h === null || Array.isArray(h)) return bad(`is ${show(h)}, not { dtype, shape, data_offsets }`);
+    const info = h as Record<string, unknown>;
+    for (const k of Object.keys(info)) if (!['dtype', 'shape', 'data_offsets'].includes(k)) bad(`has an unknown field ${show(k)}`);
+    const code = info['dtype'], shape = info['shape'], off = info['data_offsets'];
+    if (typeof code !== 'string' || !SAFETENSORS_DTYPES.includes(code)) return bad(`has an unknown dtype ${show(code)}`);
+    const dtype = FROM_CODE[code] ?? bad(`has dtype ${code}, which kiln does not read (F32, I32, BOOL)`);
+    if (!Array.isArray(shape) || !shape.every(isIndex)) return bad(`has an invalid shape ${show(shape)}: dimensions are non-negative integers`);
+    if (!Array.isArray(off) || off.length !== 2 || !off.every(isIndex)) return bad(`has invalid data_offsets ${show(off)}: [begin, end], non-negative integers`);
+    entries.push({ name, code, dtype, shape, begin: off[0], end: off[1] });
+  }
+  const size = bytes.length - 8 - n;
+  entries.sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let at = 0;
+  for (const e of entries) {
+    const bad = (what: string): never => fail(`tensor ${show(e.name)} ${what}`);
+    if (e.end < e.begin) bad(`has data_offsets [${e.begin}, ${e.end}] that end before they begin`);
+    if (e.end > size) bad(`has data_offsets [${e.begin}, ${e.end}] past the end of the data (${size} bytes)`);
+    if (e.begin !== at) bad(`has data_offsets [${e.begin}, ${e.end}] but ${at === 0 ? 'the data begins at 0' : `the tensor before it ends at ${at}`}: tensors cover the data in order, without gaps or overlaps`);
+    const want = e.shape.reduce((a, d) => a * d, 1) * (e.dtype === 'bool' ? 1 : 4);
+    if (want !== e.end - e.begin) bad(`has ${e.end - e.begin} bytes of data, but ${e.code} of shape [${e.shape}] takes ${want}`);
+    at = e.end;
+  }
+  if (at !== size) fail(`${size - at} bytes of data follow the last tensor`);
+  for (const p of expected ?? []) {
+    const e = entries.find((x) => x.name === p.name) ?? fail(`has no tensor ${show(p.name)}`);
+    if (e.dtype !== p.dtype) fail(`tensor ${show(p.name)} is ${e.code}, the model expects ${CODES[p.dtype] ?? p.dtype}`);
+    if (e.shape.length !== p.shape.length || e.shape.some((d, i) => d !== p.shape[i])) fail(`tensor ${show(p.name)} has shape [${e.shape}], the model expects [${p.shape}]`);
+  }
+  const base = 8 + n;
+  const tensors = entries.map((e): NamedTensor => {
+    // a copy (a Node Buffer's slice is a view of a larger pool), aligned for the typed array
+    const raw = Uint8Array.prototype.slice.call(bytes, base + e.begin, base + e.end);
+    const data = e.dtype === 'float32' ? new Float32Array(raw.buffer) : e.dtype === 'int32' ? new Int32Array(raw.buffer) : new Uint8Array(raw.buffer);
+    return { name: e.name, dtype: e.dtype, shape: e.shape, data };
+  });
+  return { tensors, metadata: metadata as Record<string, string> };
 }

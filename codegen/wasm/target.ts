@@ -35,7 +35,7 @@ export function compileWasm(o: TargetOptions): string[] {
   const files: [string, string | Uint8Array][] = [
     ['model.wasm', module.binary],
     ['model.mjs', loaderSource(layouts, manifest, o.embedWeights ?? false)],
-    ['model.d.ts', typesSource(o.entries.some((e) => e.name === 'trainStep'))],
+    ['model.d.mts', typesSource(o.entries.some((e) => e.name === 'trainStep'))],
     ['manifest.json', `${JSON.stringify(manifest, null, 2)}\n`],
     ['weights.safetensors', writeSafetensors(o.weights, { format: 'kiln' })],
     ['model.ir', irText(compiled)],

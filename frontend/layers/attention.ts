@@ -4,6 +4,7 @@ import type { TensorLike } from '../ops.js';
 import { type SymbolicShape, Tensor as TensorClass, type Tensor, type Variable, formatKerasShape } from '../tensor.js';
 import { type CallOptions, KerasTensor, Layer, type LayerOptions } from './layer.js';
 import type { InitializerIdentifier } from '../initializers.js';
+import type { OptionNames } from '../options.js';
 
 /** [query, value] or [query, value, key]: the key defaults to the value. */
 function qvk<T>(inputs: T | readonly T[], layer: string): [T, T, T] {
@@ -19,6 +20,7 @@ export interface AttentionOptions extends LayerOptions {
 
 /** Dot-product attention: softmax(query @ key^T [* scale]) @ value, over [batch, time, dim] tensors. */
 export class Attention extends Layer {
+  static override readonly optionNames = { useScale: true } satisfies OptionNames<AttentionOptions, LayerOptions>;
   readonly useScale: boolean;
   scale: Variable | undefined;
 
@@ -71,6 +73,9 @@ export interface MultiHeadAttentionOptions extends LayerOptions {
  * and bias [heads, keyDim|valueDim], attention_output kernel [heads, valueDim, out] and bias [out].
  */
 export class MultiHeadAttention extends Layer {
+  static override readonly optionNames = {
+    numHeads: true, keyDim: true, valueDim: true, useBias: true, outputShape: true, kernelInitializer: true, biasInitializer: true,
+  } satisfies OptionNames<MultiHeadAttentionOptions, LayerOptions>;
   readonly numHeads: number;
   readonly keyDim: number;
   readonly valueDim: number;

@@ -5,6 +5,7 @@ import * as ops from '../ops.js';
 import { windowOut } from '../../ir/ops.js';
 import { type SymbolicShape, type Tensor, type Variable, formatKerasShape } from '../tensor.js';
 import { Layer, type LayerOptions, uniqueName } from './layer.js';
+import type { OptionNames } from '../options.js';
 
 /** Keras's default layer name for a class: Conv2D -> conv2d, MaxPooling2D -> max_pooling2d. */
 export function kerasLayerName(className: string): string {
@@ -30,6 +31,9 @@ export interface ConvOptions extends LayerOptions {
 
 /** N-D convolution: activation(conv(inputs, kernel) + bias), kernel [...kernelSize, inChannels / groups, filters]. */
 export abstract class BaseConv extends Layer {
+  static override readonly optionNames = {
+    strides: true, padding: true, dataFormat: true, dilationRate: true, groups: true, activation: true, useBias: true, kernelInitializer: true, biasInitializer: true,
+  } satisfies OptionNames<ConvOptions, LayerOptions>;
   readonly rank: number;
   readonly filters: number;
   readonly kernelSize: number[];
@@ -77,6 +81,7 @@ export abstract class BaseConv extends Layer {
       throw new Error(`expects inputs of rank ${this.rank + 2} ([batch, ...spatial, channels]) with known channels, got ${formatKerasShape(inputShape)}`);
     }
     if (c % this.groups !== 0) throw new Error(`input channels (${c}) must be divisible by groups (${this.groups})`);
+    ops.checkWindowFits(inputShape.slice(1, -1), this.kernelSize, this.dilationRate, this.padding, 'kernel size');
     this.kernel = this.addWeight('kernel', [...this.kernelSize, c / this.groups, this.filters], this.options.kernelInitializer ?? 'glorot_uniform');
     if (this.useBias) this.bias = this.addWeight('bias', [this.filters], this.options.biasInitializer ?? 'zeros');
     this.built = true;
@@ -91,6 +96,7 @@ export abstract class BaseConv extends Layer {
   override computeOutputShape(inputShape: SymbolicShape): SymbolicShape {
     if (inputShape.length !== this.rank + 2) throw new Error(`expects inputs of rank ${this.rank + 2}, got ${formatKerasShape(inputShape)}`);
     const spatial = inputShape.slice(1, -1);
+    ops.checkWindowFits(spatial, this.kernelSize, this.dilationRate, this.padding, 'kernel size');
     const out = spatial.map((n, i) => {
       if (n === null) return null;
       const [lo, hi] = this.pads(spatial.map((m) => m ?? 1))[i]!;

@@ -4,8 +4,10 @@ import * as activations from '../activations.js';
 import { apply, globalRng, rngCounter } from '../engine.js';
 import type { InitializerIdentifier } from '../initializers.js';
 import * as ops from '../ops.js';
+import { show } from '../errors.js';
 import { type SymbolicShape, type Tensor, type Variable, formatKerasShape } from '../tensor.js';
 import { type CallOptions, KerasTensor, Layer, type LayerOptions, uniqueName } from './layer.js';
+import { type OptionNames, checkOptions } from '../options.js';
 
 export interface InputOptions {
   /** Shape of one sample, without the batch dimension. */
@@ -22,6 +24,10 @@ export class InputLayer extends Layer {
 
   constructor(options: InputOptions) {
     if (!options || !Array.isArray(options.shape)) throw new Error('keras.Input needs { shape: [...] }, the shape of one sample');
+    checkOptions(options, { shape: true, batchSize: true, name: true, dtype: true } satisfies OptionNames<InputOptions>, 'keras.Input');
+    if (options.batchSize !== undefined && options.batchSize !== null && (!Number.isInteger(options.batchSize) || options.batchSize < 1)) {
+      throw new Error(`keras.Input: batchSize must be a positive integer, got ${options.batchSize}`);
+    }
     for (const d of options.shape) {
       if (d !== null && (!Number.isInteger(d) || d < 0)) throw new Error(`keras.Input: shape ${formatKerasShape(options.shape)} has an invalid dimension ${d}`);
     }
@@ -55,6 +61,7 @@ export interface DenseOptions extends LayerOptions {
 
 /** Densely connected layer: activation(dot(input, kernel) + bias), kernel [in, units]. */
 export class Dense extends Layer {
+  static override readonly optionNames = { activation: true, useBias: true, kernelInitializer: true, biasInitializer: true } satisfies OptionNames<DenseOptions, LayerOptions>;
   readonly units: number;
   readonly activation: activations.ActivationFn;
   readonly useBias: boolean;
@@ -150,6 +157,9 @@ export class Reshape extends Layer {
 
   constructor(targetShape: readonly number[], options: LayerOptions = {}) {
     super(options);
+    if (!Array.isArray(targetShape) || !targetShape.every((d) => Number.isSafeInteger(d) && d >= -1)) {
+      throw new Error(`Reshape: targetShape must be a list of non-negative integers (one may be -1), got ${show(targetShape)}`);
+    }
     if (targetShape.filter((d) => d === -1).length > 1) throw new Error('Reshape: at most one dimension may be -1');
     this.targetShape = [...targetShape];
     this.built = true;
@@ -187,6 +197,7 @@ export interface DropoutOptions extends LayerOptions {
  * The mask comes from Philox keyed by the layer's seed and the step counter, so every target draws the same one.
  */
 export class Dropout extends Layer {
+  static override readonly optionNames = { seed: true } satisfies OptionNames<DropoutOptions, LayerOptions>;
   readonly rate: number;
   readonly seed: number;
   private step = 0;

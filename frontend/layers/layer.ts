@@ -1,9 +1,12 @@
 // The Layer base: config -> build (weights from the input shape) -> call (ops only); callable, with or without `new`.
-import type { DType, Shape } from '../../ir/types.js';
+import { type DType, type Shape, isDType } from '../../ir/types.js';
 import { Trace, withTrace } from '../engine.js';
 import { CallableObject } from '../callable.js';
+import * as activations from '../activations.js';
 import * as initializers from '../initializers.js';
 import { type TensorLike, convertToTensor } from '../ops.js';
+import { type OptionNames, checkOptions } from '../options.js';
+import { show } from '../errors.js';
 import { type SymbolicShape, Tensor, Variable, formatKerasShape } from '../tensor.js';
 
 export interface LayerOptions {
@@ -22,6 +25,26 @@ export interface LayerOptions {
 export interface CallOptions {
   /** Training mode: dropout active, batch statistics used. */
   training?: boolean;
+}
+
+const LAYER_OPTIONS = { name: true, inputShape: true, batchSize: true, dtype: true, trainable: true } satisfies OptionNames<LayerOptions>;
+const CALL_OPTIONS = { training: true } satisfies OptionNames<CallOptions>;
+
+/**
+ * Checks the dtype, and resolves named activations and initializers now (as Keras does), so that a misspelt name is
+ * an error naming the layer and the option rather than one at build time.
+ */
+function checkNames(options: LayerOptions, where: string): void {
+  if (options.dtype !== undefined && !isDType(options.dtype)) throw new Error(`${where}: unknown dtype ${show(options.dtype)}`);
+  for (const [k, v] of Object.entries(options)) {
+    if (typeof v !== 'string' || !(k.endsWith('Initializer') || k === 'activation' || k === 'recurrentActivation')) continue;
+    try {
+      if (k.endsWith('Initializer')) initializers.get(v);
+      else activations.get(v as activations.ActivationIdentifier);
+    } catch (e) {
+      throw new Error(`${where}: option '${k}': ${(e as Error).message}`);
+    }
+  }
 }
 
 /** One application of a layer in a functional graph. */
@@ -104,13 +127,23 @@ export abstract class Layer<Out extends Tensor | Tensor[] = Tensor> extends Call
   /** Functional-graph applications of this layer (one per call on KerasTensors). */
   readonly calls: LayerCall[] = [];
 
+  /** Names of the options a layer class takes beyond LayerOptions'; any other key is an error. */
+  static readonly optionNames: Readonly<Record<string, true>> = {};
+
   constructor(options: LayerOptions = {}) {
     super();
     this.className = new.target.name.replace(/^_+/, '');
+    checkOptions(options, { ...LAYER_OPTIONS, ...(new.target as unknown as typeof Layer).optionNames }, this.describe(options?.name));
+    checkNames(options, this.describe(options.name));
     this.name = options.name ?? uniqueName(snakeCase(this.className));
     this.trainable = options.trainable ?? true;
     this.dtype = options.dtype ?? 'float32';
     this.batchInputShape = options.inputShape ? [options.batchSize ?? null, ...options.inputShape] : undefined;
+  }
+
+  /** "Dense 'dense_1'" (before the layer has its name, "Dense"): how errors name the layer. */
+  private describe(name = this.name): string {
+    return name === undefined ? this.className : `${this.className} '${name}'`;
   }
 
   /** Creates the layer's weights for an input shape (batch dimension included). */
@@ -224,6 +257,7 @@ export abstract class Layer<Out extends Tensor | Tensor[] = Tensor> extends Call
 
   /** `layer(x)`: records a functional node for KerasTensors, computes for tensors. */
   __call__(inputs: LayerInput, options: CallOptions = {}): KerasTensor | KerasTensor[] | Tensor | Tensor[] {
+    this.checkCallOptions(options);
     // a nested array of numbers is one input (layer([[1, 2]])), any other array a list of inputs
     const list = Array.isArray(inputs) && !isNumericArray(inputs);
     if (!list && !Array.isArray(inputs) && typeof inputs === 'object' && !(inputs instanceof Tensor) && !(inputs instanceof KerasTensor) && !ArrayBuffer.isView(inputs)) {
@@ -237,6 +271,11 @@ export abstract class Layer<Out extends Tensor | Tensor[] = Tensor> extends Call
     const tensors = flat.map((x) => convertToTensor(x as TensorLike));
     this.maybeBuild(tensors.map((t) => t.shape), list);
     return this.wrap('failed', () => this.call(list ? tensors : tensors[0]!, options));
+  }
+
+  /** Call options are `{ training }`; masks and other Keras call options are errors. */
+  protected checkCallOptions(options: CallOptions | undefined): void {
+    checkOptions(options, CALL_OPTIONS, `${this.describe()} call`);
   }
 
   private symbolicCall(inputs: KerasTensor[], list: boolean, options: CallOptions): KerasTensor | KerasTensor[] {

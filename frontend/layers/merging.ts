@@ -2,6 +2,7 @@
 import * as ops from '../ops.js';
 import { type SymbolicShape, type Tensor, formatKerasShape } from '../tensor.js';
 import { KerasTensor, Layer, type LayerOptions } from './layer.js';
+import type { OptionNames } from '../options.js';
 
 /** Elementwise merge of a list of same-shaped inputs. */
 abstract class Merge extends Layer {
@@ -63,6 +64,7 @@ export interface ConcatenateOptions extends LayerOptions {
 
 /** Concatenates a list of inputs along `axis` (default last). */
 export class Concatenate extends Layer {
+  static override readonly optionNames = { axis: true } satisfies OptionNames<ConcatenateOptions, LayerOptions>;
   readonly axis: number;
 
   /** Concatenate(axis?, options?): Keras's leading positional argument is the axis. */

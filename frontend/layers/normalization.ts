@@ -5,6 +5,7 @@ import type { InitializerIdentifier } from '../initializers.js';
 import * as ops from '../ops.js';
 import { type SymbolicShape, type Tensor, type Variable, formatKerasShape } from '../tensor.js';
 import { type CallOptions, Layer, type LayerOptions } from './layer.js';
+import type { OptionNames } from '../options.js';
 
 /** Axes as a sorted list of non-negative indices for a rank, each with a known size. */
 function resolveAxes(axis: number | readonly number[], shape: SymbolicShape): number[] {
@@ -45,6 +46,10 @@ export interface BatchNormalizationOptions extends LayerOptions {
  * @example keras.layers.BatchNormalization()
  */
 export class BatchNormalization extends Layer {
+  static override readonly optionNames = {
+    axis: true, momentum: true, epsilon: true, center: true, scale: true,
+    betaInitializer: true, gammaInitializer: true, movingMeanInitializer: true, movingVarianceInitializer: true,
+  } satisfies OptionNames<BatchNormalizationOptions, LayerOptions>;
   readonly axis: number;
   readonly momentum: number;
   readonly epsilon: number;
@@ -150,6 +155,9 @@ export interface LayerNormalizationOptions extends LayerOptions {
  * @example keras.layers.LayerNormalization({ epsilon: 1e-6 })
  */
 export class LayerNormalization extends Layer {
+  static override readonly optionNames = {
+    axis: true, epsilon: true, center: true, scale: true, betaInitializer: true, gammaInitializer: true,
+  } satisfies OptionNames<LayerNormalizationOptions, LayerOptions>;
   readonly axis: number | readonly number[];
   readonly epsilon: number;
   readonly center: boolean;

@@ -4,6 +4,7 @@ import { windowOut } from '../../ir/ops.js';
 import { type SymbolicShape, type Tensor, formatKerasShape } from '../tensor.js';
 import { kerasLayerName } from './conv.js';
 import { Layer, type LayerOptions, uniqueName } from './layer.js';
+import type { OptionNames } from '../options.js';
 
 export interface PoolingOptions extends LayerOptions {
   /** Stride of the window along each spatial axis; defaults to poolSize. */
@@ -16,6 +17,7 @@ export interface PoolingOptions extends LayerOptions {
 
 /** Windowed max or average over the spatial axes of [batch, ...spatial, channels]. */
 export abstract class BasePooling extends Layer {
+  static override readonly optionNames = { strides: true, padding: true, dataFormat: true } satisfies OptionNames<PoolingOptions, LayerOptions>;
   readonly rank: number;
   readonly kind: 'max' | 'avg';
   readonly poolSize: number[];
@@ -40,6 +42,7 @@ export abstract class BasePooling extends Layer {
   override computeOutputShape(inputShape: SymbolicShape): SymbolicShape {
     if (inputShape.length !== this.rank + 2) throw new Error(`expects inputs of rank ${this.rank + 2}, got ${formatKerasShape(inputShape)}`);
     const spatial = inputShape.slice(1, -1);
+    ops.checkWindowFits(spatial, this.poolSize, this.poolSize.map(() => 1), this.padding, 'pool size');
     const pads = ops.windowPadding(spatial.map((n) => n ?? 1), this.poolSize, this.strides, this.poolSize.map(() => 1), this.padding);
     const out = spatial.map((n, i) => (n === null ? null : windowOut(n, this.poolSize[i]!, this.strides[i]!, pads[i]![0], pads[i]![1])));
     return [inputShape[0] ?? null, ...out, inputShape[inputShape.length - 1] ?? null];
@@ -47,6 +50,7 @@ export abstract class BasePooling extends Layer {
 
   call(inputs: Tensor): Tensor {
     if (inputs.rank !== this.rank + 2) throw new Error(`expects inputs of rank ${this.rank + 2}, got shape ${formatKerasShape(inputs.shape)}`);
+    ops.checkWindowFits(inputs.shape.slice(1, -1), this.poolSize, this.poolSize.map(() => 1), this.padding, 'pool size');
     return this.kind === 'max'
       ? ops.maxPool(inputs, this.poolSize, this.strides, this.padding)
       : ops.averagePool(inputs, this.poolSize, this.strides, this.padding);
@@ -96,6 +100,7 @@ export interface GlobalPoolingOptions extends LayerOptions {
 
 /** Mean or max over all spatial axes of [batch, ...spatial, channels]. */
 export abstract class BaseGlobalPooling extends Layer {
+  static override readonly optionNames = { keepdims: true, dataFormat: true } satisfies OptionNames<GlobalPoolingOptions, LayerOptions>;
   readonly rank: number;
   readonly kind: 'max' | 'avg';
   readonly keepdims: boolean;

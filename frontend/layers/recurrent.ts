@@ -5,6 +5,7 @@ import type { Initializer, InitializerIdentifier } from '../initializers.js';
 import * as ops from '../ops.js';
 import { type SymbolicShape, type Tensor, type Variable, formatKerasShape } from '../tensor.js';
 import { Layer, type LayerOptions } from './layer.js';
+import type { OptionNames } from '../options.js';
 
 export interface EmbeddingOptions extends LayerOptions {
   /** Initializer of the [inputDim, outputDim] table (Keras: uniform in [-0.05, 0.05]). */
@@ -13,6 +14,7 @@ export interface EmbeddingOptions extends LayerOptions {
 
 /** Turns integer indices into rows of a learned table: output shape = input shape + [outputDim]. */
 export class Embedding extends Layer {
+  static override readonly optionNames = { embeddingsInitializer: true } satisfies OptionNames<EmbeddingOptions, LayerOptions>;
   embeddings!: Variable;
 
   constructor(readonly inputDim: number, readonly outputDim: number, private readonly options: EmbeddingOptions = {}) {
@@ -69,6 +71,10 @@ export interface GRUOptions extends GatedOptions {
   /** Apply the reset gate after the recurrent matmul (Keras 3 default true: separate input and recurrent biases). */
   resetAfter?: boolean;
 }
+
+const RNN_OPTIONS = {
+  activation: true, useBias: true, kernelInitializer: true, recurrentInitializer: true, biasInitializer: true, returnSequences: true, goBackwards: true,
+} satisfies OptionNames<RNNOptions, LayerOptions>;
 
 /** Columns [k*units, (k+1)*units) of a [batch, g*units] matrix. */
 function gate(z: Tensor, k: number, units: number): Tensor {
@@ -158,6 +164,7 @@ abstract class RecurrentBase extends Layer {
 
 /** Fully connected recurrence: h = activation(x @ kernel + h @ recurrent_kernel + bias). */
 export class SimpleRNN extends RecurrentBase {
+  static override readonly optionNames = RNN_OPTIONS;
   constructor(units: number, options: RNNOptions = {}) {
     super(units, options, 1);
   }
@@ -177,6 +184,7 @@ export class SimpleRNN extends RecurrentBase {
  * c = f*c + i*activation(z_c), h = o*activation(c), the gates through recurrentActivation.
  */
 export class LSTM extends RecurrentBase {
+  static override readonly optionNames = { ...RNN_OPTIONS, recurrentActivation: true, unitForgetBias: true } satisfies OptionNames<LSTMOptions, LayerOptions>;
   readonly recurrentActivation: activations.ActivationFn;
 
   constructor(units: number, options: LSTMOptions = {}) {
@@ -216,6 +224,7 @@ export class LSTM extends RecurrentBase {
  * without it hh = activation(x_h + (r * h) @ U_h). h = z*h + (1 - z)*hh.
  */
 export class GRU extends RecurrentBase {
+  static override readonly optionNames = { ...RNN_OPTIONS, recurrentActivation: true, resetAfter: true } satisfies OptionNames<GRUOptions, LayerOptions>;
   readonly recurrentActivation: activations.ActivationFn;
   readonly resetAfter: boolean;
 

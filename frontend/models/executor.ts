@@ -3,17 +3,32 @@ import type { Graph } from '../../ir/graph.js';
 import type { TypedArray } from '../../ir/types.js';
 import { Trace, withTrace } from '../engine.js';
 import * as ops from '../ops.js';
+import { show } from '../errors.js';
 import { Tensor, type Variable } from '../tensor.js';
-import type { Backend } from '../config.js';
+import { type Backend, checkBackend } from '../config.js';
+import { type OptionNames, checkOptions } from '../options.js';
+import { Progbar } from './progbar.js';
 import type { Model, ModelInput } from './model.js';
 import { runnerFor } from './runner.js';
 
 export interface PredictOptions {
   /** Samples per call (Keras default 32). */
   batchSize?: number;
-  verbose?: number | 'auto';
+  /** 0 silent (the default, unlike Keras), 1 progress bar, 2 one line ('auto' = 1). */
+  verbose?: 0 | 1 | 2 | 'auto';
+  /** Where progress lines go (default: process.stdout). */
+  print?: (text: string) => void;
   /** Where to run (default: keras.config.backend(), initially compiled wasm). */
   backend?: Backend;
+}
+
+/** Checks verbose, batchSize and backend, shared by fit, evaluate and predict. */
+export function checkRunOptions(o: { verbose?: unknown; batchSize?: unknown; backend?: unknown }, what: string): void {
+  if (o.batchSize !== undefined && (!Number.isSafeInteger(o.batchSize) || (o.batchSize as number) < 1)) {
+    throw new Error(`${what}: batchSize must be a positive integer, got ${show(o.batchSize)}`);
+  }
+  if (o.verbose !== undefined && ![0, 1, 2, 'auto'].includes(o.verbose as number)) throw new Error(`${what}: verbose must be 0, 1, 2 or 'auto', got ${show(o.verbose)}`);
+  if (o.backend !== undefined) checkBackend(o.backend, what);
 }
 
 export interface TracedModel {
@@ -68,17 +83,23 @@ export function sliceBatch(t: Tensor, start: number, end: number): Tensor {
 
 /** model.predict: batches through the traced inference graph; the last partial batch gets its own graph. */
 export function predict(model: Model, x: ModelInput, options: PredictOptions = {}): Tensor | Tensor[] {
+  checkOptions(options, { batchSize: true, verbose: true, print: true, backend: true } satisfies OptionNames<PredictOptions>, 'predict');
+  checkRunOptions(options, 'predict');
   const inputs = model.normalizeInputs(x);
   const n = inputs[0]!.shape[0]!;
   if (n === 0) throw new Error(`predict: model '${model.name}' was given no samples (a batch dimension of 0)`);
   for (const t of inputs) if (t.shape[0] !== n) throw new Error(`predict: inputs have different numbers of samples (${inputs.map((i) => i.shape[0]).join(', ')})`);
-  const bs = Math.max(1, Math.min(options.batchSize ?? 32, n));
+  const bs = Math.min(options.batchSize ?? 32, n);
+  const steps = Math.ceil(n / bs);
+  const bar = new Progbar(steps, options.verbose === 'auto' ? 1 : options.verbose ?? 0, options.print);
   const parts: Tensor[][] = [];
   for (let s = 0; s < n; s += bs) {
     const e = Math.min(n, s + bs);
     const traced = tracedFor(model, e - s);
     parts.push(runTraced(traced, inputs.map((t) => sliceBatch(t, s, e)), {}, options.backend));
+    bar.update(parts.length, {});
   }
+  bar.finish({});
   const outs = model.outputNames.map((_, i) => (parts.length === 1 ? parts[0]![i]! : ops.concatenate(parts.map((p) => p[i]!), 0)));
   return model.multiOutput ? outs : outs[0]!;
 }

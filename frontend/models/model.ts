@@ -1,15 +1,17 @@
 // Model: a layer of layers, with predict/summary; Functional: a DAG of layer calls from keras.Input to outputs.
 import type { DType } from '../../ir/types.js';
-import { type TensorLike, cast, convertToTensor } from '../ops.js';
+import { type TensorLike, cast } from '../ops.js';
+import { describe } from '../errors.js';
 import { type SymbolicShape, Tensor, formatKerasShape } from '../tensor.js';
 import {
   type AnyLayer, type CallOptions, KerasTensor, Layer, LayerError, type LayerCall, type LayerInput, type LayerOptions, uniqueName,
 } from '../layers/layer.js';
 import { InputLayer } from '../layers/core.js';
 import { type PredictOptions, predict } from './executor.js';
+import { type OptionNames, checkOptions } from '../options.js';
 import { type SummaryRow, summary } from './summary.js';
 import {
-  type CompileOptions, type Compiled, type EvaluateOptions, type FitOptions, History, compileModel, evaluateModel, fitModel,
+  type CompileOptions, type Compiled, type EvaluateOptions, type FitOptions, History, checkCompileOptions, compileModel, evaluateModel, fitModel, tensorArg,
 } from './training.js';
 
 /** One model input as the compiler and executors see it. */
@@ -68,13 +70,16 @@ export abstract class Model<Out extends Tensor | Tensor[] = Tensor | Tensor[]> e
     if (typeof x === 'object' && !(x instanceof Tensor) && !ArrayBuffer.isView(x) && !Array.isArray(x)) {
       throw new LayerError(`Model '${this.name}': inputs by name need a built model`);
     }
-    return convertToTensor(x as TensorLike);
+    return tensorArg(x as TensorLike, `Model '${this.name}': input`);
   }
 
   /** Orders model inputs given as one tensor, a list, or a record by name; checks shapes. */
   normalizeInputs(x: ModelInput): Tensor[] {
     const specs = this.inputSpecs;
     let list: TensorLike[];
+    if (!isPlainObject(x) && !(x instanceof Tensor) && !ArrayBuffer.isView(x) && !Array.isArray(x) && typeof x !== 'number') {
+      throw new LayerError(`Model '${this.name}': inputs must be a tensor, a typed array or nested arrays of numbers, a list of them (one per input) or a record by input name; got ${describe(x)}`);
+    }
     if (x instanceof Tensor || ArrayBuffer.isView(x) || typeof x === 'number') list = [x as TensorLike];
     else if (Array.isArray(x)) {
       // a list of tensors (or typed arrays) is one entry per input; a nested list of numbers is one input
@@ -93,7 +98,7 @@ export abstract class Model<Out extends Tensor | Tensor[] = Tensor | Tensor[]> e
     }
     return list.map((v, i) => {
       const s = specs[i]!;
-      const t = cast(convertToTensor(v), s.dtype); // Keras casts inputs to the input's dtype
+      const t = cast(tensorArg(v, `Model '${this.name}': input '${s.name}'`), s.dtype); // Keras casts inputs to the input's dtype
       const ok = t.shape.length === s.shape.length && s.shape.every((d, j) => d === null || d === t.shape[j]);
       if (!ok) throw new LayerError(`Model '${this.name}': input '${s.name}' expects shape ${formatKerasShape(s.shape)}, got ${formatKerasShape(t.shape)}`);
       return t;
@@ -102,6 +107,7 @@ export abstract class Model<Out extends Tensor | Tensor[] = Tensor | Tensor[]> e
 
   /** `model(x)`: symbolic on KerasTensors (nesting a model as a layer), else computes on the given inputs. */
   override __call__(inputs: LayerInput, options?: CallOptions): KerasTensor | KerasTensor[] | Tensor | Tensor[] {
+    this.checkCallOptions(options);
     if (inputs instanceof KerasTensor || (Array.isArray(inputs) && inputs.length > 0 && inputs.every((x) => x instanceof KerasTensor))) {
       return super.__call__(inputs, options);
     }
@@ -129,6 +135,7 @@ export abstract class Model<Out extends Tensor | Tensor[] = Tensor | Tensor[]> e
    * @example model.compile({ optimizer: 'adam', loss: 'sparse_categorical_crossentropy', metrics: ['accuracy'] })
    */
   compile(options: CompileOptions): void {
+    checkCompileOptions(this, options);
     this.compileOptions = options;
     this.resolved = this.built ? compileModel(this, options) : undefined;
   }
@@ -143,7 +150,13 @@ export abstract class Model<Out extends Tensor | Tensor[] = Tensor | Tensor[]> e
     return fitModel(this, this.compiled, x, y, options);
   }
 
-  /** Loss and metrics on data: [loss, ...metrics], or a record with { returnDict: true }. */
+  /**
+   * Loss and metrics on data: [loss, ...metrics], or with { returnDict: true } (Keras's return_dict) a record by name.
+   * @example const [loss, acc] = model.evaluate(x, y); const { loss } = model.evaluate(x, y, { returnDict: true });
+   */
+  evaluate(x: ModelInput, y: ModelInput, options: EvaluateOptions & { returnDict: true }): Record<string, number>;
+  evaluate(x: ModelInput, y: ModelInput, options?: EvaluateOptions & { returnDict?: false }): number[];
+  evaluate(x: ModelInput, y: ModelInput, options?: EvaluateOptions): number[] | Record<string, number>;
   evaluate(x: ModelInput, y: ModelInput, options: EvaluateOptions = {}): number[] | Record<string, number> {
     if (!this.built) this.normalizeInputs(x);
     return evaluateModel(this, this.compiled, x, y, options);
@@ -158,6 +171,10 @@ export abstract class Model<Out extends Tensor | Tensor[] = Tensor | Tensor[]> e
   summary(printFn: (line: string) => void = console.log): void {
     for (const line of summary(this).split('\n')) printFn(line);
   }
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && (Object.getPrototypeOf(v) === Object.prototype || Object.getPrototypeOf(v) === null);
 }
 
 function dedupe<T>(xs: T[]): T[] {
@@ -181,6 +198,8 @@ export class Functional<Out extends Tensor | Tensor[] = Tensor | Tensor[]> exten
   private readonly layerList: AnyLayer[];
 
   constructor(args: FunctionalArgs<KerasTensor | readonly KerasTensor[]>, options: LayerOptions = {}) {
+    if (!args || typeof args !== 'object') throw new LayerError('keras.Model needs { inputs, outputs }');
+    checkOptions(args, { inputs: true, outputs: true, name: true } satisfies OptionNames<FunctionalArgs<KerasTensor>>, 'keras.Model');
     super({ ...options, name: args.name ?? options.name ?? uniqueName('functional') });
     const ins = args.inputs instanceof KerasTensor ? [args.inputs] : Array.isArray(args.inputs) ? [...args.inputs] : Object.values(args.inputs);
     const outs = Array.isArray(args.outputs) ? [...args.outputs] : [args.outputs as KerasTensor];

@@ -5,7 +5,7 @@ import type { TypedArray } from '../../ir/types.js';
 import { renderWasm } from '../../codegen/wasm/render.js';
 import { WasmRunner } from '../../codegen/wasm/runtime.js';
 import { runPipeline } from '../../passes/pipeline.js';
-import { type Backend, backend as defaultBackend } from '../config.js';
+import { type Backend, checkBackend, backend as defaultBackend } from '../config.js';
 
 export type Values = Record<string, TypedArray>;
 
@@ -30,6 +30,7 @@ function interpreterRunner(g: Graph): Runner {
 
 /** The runner of a graph on a backend, built on first use and cached with the graph. */
 export function runnerFor(g: Graph, b: Backend = defaultBackend()): Runner {
+  checkBackend(b, 'backend');
   const cache = b === 'wasm' ? wasmRunners : interpreterRunners;
   let r = cache.get(g);
   if (!r) {

@@ -4,6 +4,8 @@ import { type AnyLayer, type CallOptions, KerasTensor, LayerError, uniqueName } 
 import type { SymbolicShape, Tensor } from '../tensor.js';
 import { type InputSpec, Model } from './model.js';
 import type { SummaryRow } from './summary.js';
+import { describe } from '../errors.js';
+import { type OptionNames, checkOptions } from '../options.js';
 
 export interface SequentialOptions {
   name?: string;
@@ -21,6 +23,8 @@ export class Sequential extends Model<Tensor> {
   private shapes: SymbolicShape[] = [];
 
   constructor(layers: readonly (AnyLayer | KerasTensor)[] = [], options: SequentialOptions = {}) {
+    checkOptions(options, { name: true, trainable: true } satisfies OptionNames<SequentialOptions>, 'Sequential');
+    if (!Array.isArray(layers)) throw new LayerError(`Sequential: expects a list of layers, got ${describe(layers)}`);
     super({ name: options.name ?? uniqueName('sequential'), trainable: options.trainable });
     for (const l of layers) this.add(l);
   }

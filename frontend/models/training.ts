@@ -9,10 +9,13 @@ import { type TensorLike, convertToTensor } from '../ops.js';
 import * as ops from '../ops.js';
 import * as optimizers from '../optimizers.js';
 import { Tensor, type Variable } from '../tensor.js';
-import { runTraced, sliceBatch, tracedFor } from './executor.js';
+import { checkRunOptions, runTraced, sliceBatch, tracedFor } from './executor.js';
 import type { Model, ModelInput } from './model.js';
+import { LayerError } from '../layers/layer.js';
 import { Progbar } from './progbar.js';
 import type { Backend } from '../config.js';
+import { type OptionNames, checkOptions } from '../options.js';
+import { describe } from '../errors.js';
 import { runnerFor } from './runner.js';
 
 type PerOutput<T> = T | readonly T[] | Readonly<Record<string, T>>;
@@ -35,6 +38,15 @@ export interface Compiled {
   readonly metricIds: metrics.MetricIdentifier[][];
 }
 
+/** Converts one input or target array, the error naming what it is for. */
+export function tensorArg(v: TensorLike, what: string): Tensor {
+  try {
+    return convertToTensor(v);
+  } catch (e) {
+    throw new LayerError(`${what}: ${(e as Error).message.replace(/^ops\.array: /, '')}`);
+  }
+}
+
 function perOutput<T>(model: Model, value: PerOutput<T> | undefined, what: string, fill: (i: number) => T): T[] {
   const names = model.outputNames;
   if (value === undefined) return names.map((_, i) => fill(i));
@@ -48,6 +60,12 @@ function perOutput<T>(model: Model, value: PerOutput<T> | undefined, what: strin
     return names.map((n, i) => (n in rec ? rec[n]! : fill(i)));
   }
   return names.map(() => value as T);
+}
+
+/** Checks compile's options when it is called (they are resolved once the model is built). */
+export function checkCompileOptions(model: Model, options: CompileOptions): void {
+  checkOptions(options, { optimizer: true, loss: true, metrics: true, lossWeights: true } satisfies OptionNames<CompileOptions>, `Model '${model.name}': compile`);
+  if (!options || options.loss === undefined) throw new Error(`Model '${model.name}': compile needs a loss`);
 }
 
 export function compileModel(model: Model, options: CompileOptions): Compiled {
@@ -74,10 +92,11 @@ function makeMetrics(model: Model, c: Compiled): { name: string; output: number;
   }));
 }
 
-/** Targets in output order, cast to each loss's dtype. */
-function normalizeTargets(model: Model, y: ModelInput, c: Compiled): Tensor[] {
+/** Targets in output order, cast to each loss's dtype; sparse labels checked against the output's classes. */
+function normalizeTargets(model: Model, y: ModelInput, c: Compiled, what: string): Tensor[] {
   const names = model.outputNames;
   let list: TensorLike[];
+  if (y === undefined || y === null || typeof y === 'string' || typeof y === 'function') throw new Error(`${what}: model '${model.name}' needs targets (a tensor, a typed array, nested arrays of numbers, a list or a record by output name), got ${describe(y)}`);
   if (y instanceof Tensor || ArrayBuffer.isView(y) || !Array.isArray(y) && typeof y !== 'object') list = [y as TensorLike];
   else if (Array.isArray(y)) {
     const perOutput = y.every((e) => e instanceof Tensor || ArrayBuffer.isView(e)) || (names.length > 1 && y.length === names.length && !y.every((e) => typeof e === 'number'));
@@ -89,7 +108,13 @@ function normalizeTargets(model: Model, y: ModelInput, c: Compiled): Tensor[] {
     return rec[n]!;
   });
   if (list.length !== names.length) throw new Error(`Model '${model.name}' has ${names.length} output(s) (${names.join(', ')}), got ${list.length} target array(s)`);
-  return list.map((t, i) => ops.cast(convertToTensor(t), c.losses[i]!.targetDtype));
+  return list.map((t, i) => {
+    const target = tensorArg(t, `${what}: targets of output '${names[i]}'`), loss = c.losses[i]!, classes = model.outputShapes[i]!.at(-1);
+    if (loss instanceof losses.SparseCategoricalCrossentropyLoss && typeof classes === 'number') {
+      loss.checkLabels(target, classes, `${what}: targets of output '${names[i]}' (${loss.name})`);
+    }
+    return ops.cast(target, loss.targetDtype);
+  });
 }
 
 /** The training step of one batch shape: its graph and the variables bound to its params, in order. */
@@ -185,6 +210,12 @@ function samples(ts: readonly Tensor[], what: string): number {
   return n;
 }
 
+const FIT_OPTIONS = {
+  epochs: true, batchSize: true, validationSplit: true, validationData: true, shuffle: true, verbose: true, print: true, backend: true,
+} satisfies OptionNames<FitOptions>;
+
+const EVALUATE_OPTIONS = { batchSize: true, verbose: true, returnDict: true, print: true, backend: true } satisfies OptionNames<EvaluateOptions>;
+
 function requireCompiled(model: Model, c: Compiled | undefined): Compiled {
   if (!c) throw new Error(`Model '${model.name}' must be compiled before training or evaluation: call model.compile({ optimizer, loss })`);
   return c;
@@ -192,13 +223,18 @@ function requireCompiled(model: Model, c: Compiled | undefined): Compiled {
 
 /** model.fit: epochs of shuffled batches through the traced training step, with Keras-style progress. */
 export function fitModel(model: Model, c: Compiled | undefined, x: ModelInput, y: ModelInput, options: FitOptions = {}): History {
+  checkOptions(options, FIT_OPTIONS, 'fit');
+  checkRunOptions(options, 'fit');
   const comp = requireCompiled(model, c);
   let inputs = model.normalizeInputs(x);
-  let targets = normalizeTargets(model, y, comp);
+  let targets = normalizeTargets(model, y, comp, 'fit');
   let n = samples([...inputs, ...targets], 'fit');
   let val: [Tensor[], Tensor[]] | undefined;
+  if (options.validationData !== undefined && !(Array.isArray(options.validationData) && options.validationData.length === 2)) {
+    throw new Error(`fit: validationData must be [x, y], got ${describe(options.validationData)}`);
+  }
   if (options.validationData) {
-    val = [model.normalizeInputs(options.validationData[0]), normalizeTargets(model, options.validationData[1], comp)];
+    val = [model.normalizeInputs(options.validationData[0]), normalizeTargets(model, options.validationData[1], comp, 'fit: validationData')];
   } else if (options.validationSplit) {
     const split = options.validationSplit;
     if (!(split > 0 && split < 1)) throw new Error(`fit: validationSplit must be in (0, 1), got ${split}`);
@@ -213,9 +249,6 @@ export function fitModel(model: Model, c: Compiled | undefined, x: ModelInput, y
   if (n === 0) throw new Error('fit: no training samples');
   const epochs = options.epochs ?? 1;
   if (!Number.isInteger(epochs) || epochs < 0) throw new Error(`fit: epochs must be a non-negative integer, got ${epochs}`);
-  if (options.batchSize !== undefined && (!Number.isInteger(options.batchSize) || options.batchSize < 1)) {
-    throw new Error(`fit: batchSize must be a positive integer, got ${options.batchSize}`);
-  }
   const bs = Math.min(options.batchSize ?? 32, n);
   const steps = Math.ceil(n / bs);
   const verbose = options.verbose === 'auto' || options.verbose === undefined ? 1 : options.verbose;
@@ -282,15 +315,14 @@ export interface EvaluateOptions {
 
 /** model.evaluate: loss and metrics over batches of the inference graph. */
 export function evaluateModel(model: Model, c: Compiled | undefined, x: ModelInput, y: ModelInput, options: EvaluateOptions = {}): number[] | Record<string, number> {
+  checkOptions(options, EVALUATE_OPTIONS, 'evaluate');
+  checkRunOptions(options, 'evaluate');
   const comp = requireCompiled(model, c);
-  return evaluateNormalized(model, comp, model.normalizeInputs(x), normalizeTargets(model, y, comp), options);
+  return evaluateNormalized(model, comp, model.normalizeInputs(x), normalizeTargets(model, y, comp, 'evaluate'), options);
 }
 
 /** evaluate on inputs and targets already checked and cast (fit's validation data). */
 function evaluateNormalized(model: Model, comp: Compiled, inputs: Tensor[], targets: Tensor[], options: EvaluateOptions): number[] | Record<string, number> {
-  if (options.batchSize !== undefined && (!Number.isInteger(options.batchSize) || options.batchSize < 1)) {
-    throw new Error(`evaluate: batchSize must be a positive integer, got ${options.batchSize}`);
-  }
   const n = samples([...inputs, ...targets], 'evaluate');
   const bs = Math.max(1, Math.min(options.batchSize ?? 32, n));
   const ms = makeMetrics(model, comp);

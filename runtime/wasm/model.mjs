@@ -1,0 +1,206 @@
+// kiln's wasm loader, copied into every wasm artifact as model.mjs with the layout and manifest filled in.
+// Loads model.wasm in Node or a browser: const m = await load(); const [y] = m.predict([x]);
+const LAYOUT = /* kiln:LAYOUT */ {};
+const MANIFEST = /* kiln:MANIFEST */ { params: [] };
+const EMBEDDED = /* kiln:EMBEDDED */ false;
+const imports = { math: {
+  sin: Math.sin, cos: Math.cos,
+  pow: (a, b) => (a === 1 || (a === -1 && Math.abs(b) === Infinity) ? 1 : Math.pow(a, b)),
+  ipow: (a, b) => { if (b < 0) return 0; let r = 1; for (; b > 0; b >>= 1) { if (b & 1) r = Math.imul(r, a); a = Math.imul(a, a); } return r; },
+} };
+const ARRAYS = { float32: Float32Array, int32: Int32Array, bool: Uint8Array };
+
+async function bytesOf(url) {
+  if (url.protocol === 'file:') {
+    const fs = await import('node:fs/promises');
+    try {
+      return new Uint8Array(await fs.readFile(url));
+    } catch (e) {
+      throw new Error(`kiln: cannot read ${url.href}: ${e.message}`);
+    }
+  }
+  let r;
+  try {
+    r = await fetch(url);
+  } catch (e) {
+    throw new Error(`kiln: cannot fetch ${url.href}: ${e.message}`);
+  }
+  if (!r.ok) throw new Error(`kiln: cannot fetch ${url.href}: HTTP ${r.status}`);
+  return new Uint8Array(await r.arrayBuffer());
+}
+
+// Safetensors as the reference parser (huggingface/safetensors) reads it: an 8-byte little-endian header length, a
+// JSON object header, then the tensors' bytes, which the data_offsets cover exactly, in order from 0, without
+// gaps or overlaps. Every problem is one Error line naming the tensor.
+
+/** Every dtype of the format, and the three kiln reads with their element sizes. */
+const SAFETENSORS_DTYPES = ['BOOL', 'U8', 'I8', 'F8_E5M2', 'F8_E4M3', 'F8_E8M0', 'F4', 'F6_E2M3', 'F6_E3M2', 'I16', 'U16', 'F16', 'BF16', 'I32', 'U32', 'F32', 'F64', 'I64', 'U64', 'C64'];
+const KILN_DTYPES = { F32: ['float32', 4], I32: ['int32', 4], BOOL: ['bool', 1] };
+const CODES = { float32: 'F32', int32: 'I32', bool: 'BOOL' };
+/** The reference parser's limit on the header's length. */
+const MAX_HEADER = 100000000;
+
+/** The first key that one JSON object of valid JSON text holds twice (JSON.parse keeps only the last). */
+function duplicateKey(text) {
+  const objects = [];
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '{') objects.push(new Set());
+    else if (c === '[') objects.push(null);
+    else if (c === '}' || c === ']') objects.pop();
+    else if (c === '"') {
+      let j = i + 1;
+      while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      let k = j + 1;
+      while (' \t\n\r'.includes(text[k])) k++;
+      if (text[k] === ':') {
+        const key = JSON.parse(text.slice(i, j + 1)), keys = objects[objects.length - 1];
+        if (keys.has(key)) return key;
+        keys.add(key);
+      }
+      i = j;
+    }
+  }
+  return undefined;
+}
+
+const isIndex = (v) => Number.isSafeInteger(v) && v >= 0;
+const show = (v) => (typeof v === 'number' ? String(v) : JSON.stringify(v) ?? String(v));
+
+/**
+ * Parses safetensors bytes strictly; `where` names the file in errors. Returns the tensors in file order as
+ * { name, dtype, shape, bytes } (bytes a view of the input) and the string metadata.
+ */
+export function readSafetensors(file, where = 'weights') {
+  const fail = (what) => { throw new Error(`kiln: ${where}: ${what}`); };
+  if (!(file instanceof Uint8Array)) fail(`expected the bytes of a safetensors file (a Uint8Array), got ${typeof file}`);
+  if (file.length < 8) fail(`file of ${file.length} bytes is shorter than its 8-byte header length`);
+  const n64 = new DataView(file.buffer, file.byteOffset, 8).getBigUint64(0, true);
+  if (n64 > BigInt(MAX_HEADER)) fail(`header length ${n64} is over the format's limit of ${MAX_HEADER} bytes`);
+  const n = Number(n64);
+  if (n > file.length - 8) fail(`header of ${n} bytes runs past the end of the file (${file.length} bytes)`);
+  let text, header;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(file.subarray(8, 8 + n));
+  } catch {
+    fail('header is not UTF-8 text');
+  }
+  try {
+    header = JSON.parse(text);
+  } catch (e) {
+    fail(`header is not JSON: ${e.message.split('\n')[0]}`);
+  }
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) fail(`header is not a JSON object but ${show(header)}`);
+  const dup = duplicateKey(text);
+  if (dup !== undefined) fail(`header has the key ${show(dup)} twice`);
+  const metadata = header.__metadata__ ?? {};
+  if (typeof metadata !== 'object' || Array.isArray(metadata) || Object.values(metadata).some((v) => typeof v !== 'string')) {
+    fail('__metadata__ must map names to strings');
+  }
+  const entries = [];
+  for (const [name, h] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    const bad = (what) => fail(`tensor ${show(name)} ${what}`);
+    if (typeof h !== 'object' || h === null || Array.isArray(h)) bad(`is ${show(h)}, not { dtype, shape, data_offsets }`);
+    for (const k of Object.keys(h)) if (!['dtype', 'shape', 'data_offsets'].includes(k)) bad(`has an unknown field ${show(k)}`);
+    if (!SAFETENSORS_DTYPES.includes(h.dtype)) bad(`has an unknown dtype ${show(h.dtype)}`);
+    if (!KILN_DTYPES[h.dtype]) bad(`has dtype ${h.dtype}, which kiln does not read (F32, I32, BOOL)`);
+    if (!Array.isArray(h.shape) || !h.shape.every(isIndex)) bad(`has an invalid shape ${show(h.shape)}: dimensions are non-negative integers`);
+    const off = h.data_offsets;
+    if (!Array.isArray(off) || off.length !== 2 || !off.every(isIndex)) bad(`has invalid data_offsets ${show(off)}: [begin, end], non-negative integers`);
+    entries.push({ name, code: h.dtype, shape: h.shape, begin: off[0], end: off[1] });
+  }
+  const size = file.length - 8 - n;
+  entries.sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let at = 0;
+  for (const e of entries) {
+    const bad = (what) => fail(`tensor ${show(e.name)} ${what}`);
+    if (e.end < e.begin) bad(`has data_offsets [${e.begin}, ${e.end}] that end before they begin`);
+    if (e.end > size) bad(`has data_offsets [${e.begin}, ${e.end}] past the end of the data (${size} bytes)`);
+    if (e.begin !== at) bad(`has data_offsets [${e.begin}, ${e.end}] but ${at === 0 ? 'the data begins at 0' : `the tensor before it ends at ${at}`}: tensors cover the data in order, without gaps or overlaps`);
+    const want = e.shape.reduce((a, d) => a * d, 1) * KILN_DTYPES[e.code][1];
+    if (want !== e.end - e.begin) bad(`has ${e.end - e.begin} bytes of data, but ${e.code} of shape [${e.shape}] takes ${want}`);
+    at = e.end;
+  }
+  if (at !== size) fail(`${size - at} bytes of data follow the last tensor`);
+  const base = 8 + n;
+  return {
+    tensors: entries.map((e) => ({ name: e.name, dtype: KILN_DTYPES[e.code][0], shape: e.shape, bytes: file.subarray(base + e.begin, base + e.end) })),
+    metadata,
+  };
+}
+
+/** The tensors the model's params need, by name, each checked against the manifest's dtype and shape. */
+export function paramTensors(file, params, where = 'weights') {
+  const byName = new Map(readSafetensors(file, where).tensors.map((t) => [t.name, t]));
+  return new Map(params.map((p) => {
+    const t = byName.get(p.name);
+    if (!t) throw new Error(`kiln: ${where}: has no tensor ${show(p.name)}`);
+    if (t.dtype !== p.dtype) throw new Error(`kiln: ${where}: tensor ${show(p.name)} is ${CODES[t.dtype]}, the model expects ${CODES[p.dtype]}`);
+    if (t.shape.length !== p.shape.length || t.shape.some((d, i) => d !== p.shape[i])) {
+      throw new Error(`kiln: ${where}: tensor ${show(p.name)} has shape [${t.shape}], the model expects [${p.shape}]`);
+    }
+    return [p.name, t.bytes];
+  }));
+}
+
+/** Compiles and instantiates the module: streamed where the server sends application/wasm, else from its bytes. */
+async function instantiate(url) {
+  if (url.protocol !== 'file:' && typeof WebAssembly.instantiateStreaming === 'function') {
+    try {
+      return (await WebAssembly.instantiateStreaming(fetch(url), imports)).instance;
+    } catch (e) {
+      // a wrong MIME type (or a failed request) rejects with a TypeError; compile errors are no better from bytes
+      if (!(e instanceof TypeError)) throw new Error(`kiln: ${url.href}: ${e.message}`);
+    }
+  }
+  try {
+    return (await WebAssembly.instantiate(await bytesOf(url), imports)).instance;
+  } catch (e) {
+    throw e.message.startsWith('kiln: ') ? e : new Error(`kiln: ${url.href}: ${e.message}`);
+  }
+}
+
+const OPTIONS = ['wasm', 'weights'];
+
+/** Instantiates the module. options.wasm / options.weights: URLs (or weights bytes) to load instead of the defaults. */
+export async function load(options = {}) {
+  for (const k of Object.keys(options)) if (!OPTIONS.includes(k)) throw new Error(`kiln: load: unknown option '${k}'; options: ${OPTIONS.join(', ')}`);
+  const url = (v, what) => {
+    if (v instanceof URL) return v;
+    throw new Error(`kiln: load: ${what} must be a URL${what === 'weights' ? ' or a Uint8Array' : ''}, got ${show(v)}`);
+  };
+  const instance = await instantiate(options.wasm === undefined ? new URL('./model.wasm', import.meta.url) : url(options.wasm, 'wasm'));
+  const memory = instance.exports.memory;
+  const u8 = () => new Uint8Array(memory.buffer);
+  const view = (p) => new ARRAYS[p.dtype](memory.buffer, p.offset, p.size);
+  // params live at one place for every entry; trainStep's include the optimizer state
+  const params = [...new Map(Object.values(LAYOUT).flatMap((L) => L.params).map((p) => [p.name, p])).values()];
+  if (!EMBEDDED || options.weights !== undefined) {
+    const w = options.weights;
+    const source = w instanceof Uint8Array ? w : w === undefined ? new URL('./weights.safetensors', import.meta.url) : url(w, 'weights');
+    const bytes = source instanceof Uint8Array ? source : await bytesOf(source);
+    const shapes = new Map(MANIFEST.params.map((p) => [p.name, p.shape]));
+    const tensors = paramTensors(bytes, params.map((p) => ({ name: p.name, dtype: p.dtype, shape: shapes.get(p.name) })), source instanceof URL ? source.href : 'weights');
+    for (const p of params) u8().set(tensors.get(p.name), p.offset);
+  }
+  const call = (entry, inputs) => {
+    const L = LAYOUT[entry];
+    if (!Array.isArray(inputs) || inputs.length !== L.inputs.length) throw new Error(`kiln: ${entry} takes ${L.inputs.length} input array(s): ${L.inputs.map((i) => i.name).join(', ')}`);
+    L.inputs.forEach((p, i) => {
+      if (inputs[i]?.length !== p.size) throw new Error(`kiln: input ${p.name} needs ${p.size} values, got ${inputs[i]?.length ?? show(inputs[i])}`);
+      view(p).set(inputs[i]);
+    });
+    instance.exports[entry]();
+    for (const c of L.copies) u8().copyWithin(c.to, c.from, c.from + c.bytes);
+    return L.outputs.map((p) => view(p).slice());
+  };
+  const model = {
+    manifest: MANIFEST,
+    predict: (inputs) => call('predict', inputs),
+    /** Current parameter values by name (weights, and optimizer state when compiled with --train). */
+    getWeights: () => new Map(params.map((p) => [p.name, view(p).slice()])),
+  };
+  if (LAYOUT.trainStep) model.trainStep = (inputs) => call('trainStep', inputs);
+  return model;
+}

@@ -1,0 +1,270 @@
+// Bad input to the Keras API gets a clear one-line error naming what is wrong: labels, shapes, batch sizes,
+// backends, windows larger than their input, and unknown or unimplemented options.
+import { beforeEach, describe, expect, it } from 'vitest';
+import * as keras from '../../frontend/index.js';
+
+keras.config.setBackend('interpreter');
+beforeEach(() => keras.backend.clearSession());
+
+const L = keras.layers, ops = keras.ops;
+// options a user's untyped model file could pass (the types would refuse them)
+const untyped = <T>(o: Record<string, unknown>): T => o as T;
+
+/** Every error here is one line. */
+function oneLine(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (e) {
+    const message = (e as Error).message;
+    expect(message).not.toContain('\n');
+    return message;
+  }
+  throw new Error('expected an error');
+}
+
+function classifier(): keras.Sequential {
+  keras.utils.setRandomSeed(1);
+  const m = keras.Sequential([L.Dense(3, { activation: 'softmax', inputShape: [2] })]);
+  m.compile({ optimizer: 'sgd', loss: 'sparse_categorical_crossentropy', metrics: ['accuracy'] });
+  return m;
+}
+
+describe('sparse labels outside [0, classes)', () => {
+  const x = keras.ops.array([[1, 2], [3, 4], [5, 6], [7, 8]], 'float32');
+
+  it('fit raises naming the row, before training anything', () => {
+    const m = classifier();
+    const before = m.getWeights().map((w) => Array.from(w.data));
+    expect(oneLine(() => m.fit(x, ops.array([0, 1, 7, 2]), { verbose: 0 })))
+      .toBe("fit: targets of output 'dense' (sparse_categorical_crossentropy): label 7 at row 2 is not a class id in [0, 3)");
+    expect(oneLine(() => m.fit(x, ops.array([[0], [1], [2], [-1]]), { verbose: 0 }))).toMatch(/label -1 at row 3 is not a class id in \[0, 3\)$/);
+    expect(oneLine(() => m.fit(x, ops.array([0, 1.5, 2, 0]), { verbose: 0 }))).toMatch(/label 1.5 at row 1 is not a class id/);
+    expect(oneLine(() => m.fit(x, ops.array([0, 1, NaN, 0]), { verbose: 0 }))).toMatch(/label NaN at row 2 is not a class id/);
+    expect(oneLine(() => m.fit(x, ops.array([0, 1, 2, 0]), { verbose: 0, validationData: [x, ops.array([0, 3, 0, 0])] })))
+      .toMatch(/^fit: validationData: targets of output 'dense' .*label 3 at row 1/);
+    // rows counted over the whole array, not within a batch
+    expect(oneLine(() => m.fit(x, ops.array([0, 1, 2, 3]), { verbose: 0, batchSize: 2 }))).toMatch(/label 3 at row 3/);
+    expect(m.getWeights().map((w) => Array.from(w.data))).toEqual(before);
+    expect(m.optimizer!.iterations.data[0]).toBe(0);
+  });
+
+  it('evaluate and a custom loop loss raise naming the row; labels in range still train', () => {
+    const m = classifier();
+    expect(oneLine(() => m.evaluate(x, ops.array([0, 1, 2, 5]), { verbose: 0, batchSize: 2 }))).toMatch(/^evaluate: .*label 5 at row 3 is not a class id in \[0, 3\)$/);
+    const lossFn = keras.losses.SparseCategoricalCrossentropy();
+    const tape = keras.backend.GradientTape();
+    expect(oneLine(() => tape.record(() => lossFn(ops.array([2, 9, 0, 1]), m(x, { training: true }) as keras.Tensor))))
+      .toBe('sparse_categorical_crossentropy: label 9 at row 1 is not a class id in [0, 3)');
+    const h = m.fit(x, ops.array([0, 1, 2, 0]), { verbose: 0, epochs: 2 });
+    expect(h.history['loss']!.every(Number.isFinite)).toBe(true);
+  });
+});
+
+describe('predict, fit and evaluate arguments', () => {
+  const m = classifier();
+  const x = ops.ones([4, 2]);
+
+  it.each([1.5, 0, -1, NaN, '2'])('batchSize %s is an error', (bs) => {
+    expect(oneLine(() => m.predict(x, untyped({ batchSize: bs })))).toBe(`predict: batchSize must be a positive integer, got ${typeof bs === 'string' ? '"2"' : bs}`);
+    expect(oneLine(() => m.fit(x, ops.array([0, 1, 2, 0]), untyped({ batchSize: bs, verbose: 0 })))).toMatch(/^fit: batchSize must be a positive integer/);
+    expect(oneLine(() => m.evaluate(x, ops.array([0, 1, 2, 0]), untyped({ batchSize: bs, verbose: 0 })))).toMatch(/^evaluate: batchSize must be a positive integer/);
+  });
+
+  it.each([
+    [undefined, /got undefined$/], [null, /got null$/], ['abc', /got the string "abc"$/], [new Map(), /got a Map$/],
+  ])('inputs %s are an error naming the model', (bad, got) => {
+    expect(oneLine(() => m.predict(bad as never))).toMatch(/^Model 'sequential': inputs must be a tensor, a typed array or nested arrays of numbers/);
+    expect(oneLine(() => m.predict(bad as never))).toMatch(got);
+    expect(oneLine(() => m.fit(bad as never, ops.array([0, 1, 2, 0]), { verbose: 0 }))).toMatch(got);
+  });
+
+  it('strings inside arrays, and missing targets', () => {
+    expect(oneLine(() => m.predict([['a', 'b']] as never))).toBe(`Model 'sequential': input 'input_layer': elements must be numbers or booleans, got the string "a"`);
+    expect(oneLine(() => m.fit(x, undefined as never, { verbose: 0 }))).toMatch(/^fit: model 'sequential' needs targets .*got undefined$/);
+    expect(oneLine(() => m.evaluate(x, 'y' as never, { verbose: 0 }))).toMatch(/^evaluate: model 'sequential' needs targets .*got the string "y"$/);
+  });
+
+  it('verbose is implemented (a progress line per call with verbose 2) or an error', () => {
+    const lines: string[] = [];
+    const y = m.predict(x, { batchSize: 2, verbose: 2, print: (t) => lines.push(t) });
+    expect(y.shape).toEqual([4, 3]);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^2\/2 - \d+s - \d+[mu]s\/step\n$/);
+    m.predict(x, { batchSize: 2, print: (t) => lines.push(t) });
+    expect(lines).toHaveLength(1); // silent by default
+    expect(oneLine(() => m.predict(x, untyped({ verbose: 3 })))).toBe("predict: verbose must be 0, 1, 2 or 'auto', got 3");
+  });
+});
+
+describe('shapes', () => {
+  it.each([
+    ['zeros', () => ops.zeros([1.5, 2]), 'ops.zeros: shape [1.5,2] has an invalid dimension 1.5 (dimensions are non-negative integers)'],
+    ['ones', () => ops.ones([2, -1]), 'ops.ones: shape [2,-1] has an invalid dimension -1 (dimensions are non-negative integers)'],
+    ['full', () => ops.full([NaN], 1), 'ops.full: shape [NaN] has an invalid dimension NaN (dimensions are non-negative integers)'],
+    ['full dtype', () => ops.full([2], 1, 'float64' as never), `ops.full: dtype must be a dtype name such as 'float32', got "float64"`],
+    ['array', () => ops.array(undefined as never), 'ops.array: expected a tensor, a typed array, a number or nested arrays of numbers, got undefined'],
+    ['Tensor', () => new keras.Tensor('float32', [0.5], new Float32Array(0)), 'Tensor: shape [0.5] must be a list of non-negative integers'],
+    ['reshape', () => ops.reshape(ops.ones([5]), [2.5, 2]), 'reshape: new shape [2.5,2] has an invalid dimension 2.5 (dimensions are non-negative integers, or one -1)'],
+    ['reshape -2', () => ops.reshape(ops.ones([4]), [-2, -2]), 'reshape: new shape [-2,-2] has an invalid dimension -2 (dimensions are non-negative integers, or one -1)'],
+    ['broadcastTo', () => ops.broadcastTo(ops.ones([1]), [2, 0.5]), 'broadcastTo: shape [2,0.5] has an invalid dimension 0.5 (dimensions are non-negative integers)'],
+    ['Reshape', () => L.Reshape([1.5, 2]), 'Reshape: targetShape must be a list of non-negative integers (one may be -1), got [1.5,2]'],
+    ['Input', () => keras.Input({ shape: [2.5] }), 'keras.Input: shape (2.5,) has an invalid dimension 2.5'],
+  ])('%s', (_, fn, message) => {
+    expect(oneLine(fn)).toBe(message);
+  });
+
+  it('valid shapes still work: zeros([0, 2]) is empty, reshape infers -1', () => {
+    expect(ops.zeros([0, 2]).size).toBe(0);
+    expect(ops.reshape(ops.arange(6), [-1, 3]).toArray()).toEqual([[0, 1, 2], [3, 4, 5]]);
+  });
+});
+
+describe('backends', () => {
+  it('an unknown backend is an error listing the backends, wherever it can be chosen', () => {
+    const m = classifier();
+    const x = ops.ones([2, 2]), y = ops.array([0, 1]);
+    const listed = /unknown backend "bogus"; backends: 'wasm', 'interpreter'$/;
+    expect(oneLine(() => keras.config.setBackend('bogus' as never))).toMatch(/^keras.config.setBackend: /);
+    expect(oneLine(() => keras.config.setBackend('bogus' as never))).toMatch(listed);
+    expect(keras.config.backend()).toBe('interpreter');
+    expect(oneLine(() => m.predict(x, { backend: 'bogus' as never }))).toMatch(/^predict: /);
+    expect(oneLine(() => m.predict(x, { backend: 'bogus' as never }))).toMatch(listed);
+    expect(oneLine(() => m.fit(x, y, { backend: 'bogus' as never, verbose: 0 }))).toMatch(listed);
+    expect(oneLine(() => m.evaluate(x, y, { backend: 'bogus' as never, verbose: 0 }))).toMatch(listed);
+  });
+});
+
+describe('a window larger than its input with padding valid is an error at build time, naming the layer', () => {
+  it.each([
+    ['Conv1D', () => L.Conv1D(2, 4), [3, 1], "Layer 'conv1d' (Conv1D) could not be built: kernel size 4 is larger than the input's size 3 on spatial axis 1"],
+    ['Conv1D dilated', () => L.Conv1D(2, 3, { dilationRate: 2 }), [4, 1], "Layer 'conv1d' (Conv1D) could not be built: kernel size 3 (5 dilated) is larger than the input's size 4 on spatial axis 1"],
+    ['Conv2D', () => L.Conv2D(4, 5), [5, 3, 1], "Layer 'conv2d' (Conv2D) could not be built: kernel size 5 is larger than the input's size 3 on spatial axis 2"],
+    ['Conv3D', () => L.Conv3D(1, [1, 1, 2]), [2, 2, 1, 1], "Layer 'conv3d' (Conv3D) could not be built: kernel size 2 is larger than the input's size 1 on spatial axis 3"],
+    ['MaxPooling1D', () => L.MaxPooling1D(3), [2, 1], "Layer 'max_pooling1d' (MaxPooling1D) failed: pool size 3 is larger than the input's size 2 on spatial axis 1"],
+    ['MaxPooling2D', () => L.MaxPooling2D(4), [3, 3, 1], "Layer 'max_pooling2d' (MaxPooling2D) failed: pool size 4 is larger than the input's size 3 on spatial axis 1"],
+    ['AveragePooling2D', () => L.AveragePooling2D([1, 2]), [3, 1, 1], "Layer 'average_pooling2d' (AveragePooling2D) failed: pool size 2 is larger than the input's size 1 on spatial axis 2"],
+    ['AveragePooling3D', () => L.AveragePooling3D(2), [2, 2, 1, 4], "Layer 'average_pooling3d' (AveragePooling3D) failed: pool size 2 is larger than the input's size 1 on spatial axis 3"],
+  ] as const)('%s', (_, layer, shape, message) => {
+    const suffix = " with padding 'valid': the output would be empty";
+    expect(oneLine(() => keras.Sequential([keras.Input({ shape: [...shape] }), layer()]))).toBe(message + suffix);
+    keras.backend.clearSession();
+    // called eagerly on a tensor, and on a model input of unknown size once the data comes
+    expect(oneLine(() => layer()(ops.ones([1, ...shape])))).toBe(message + suffix);
+    keras.backend.clearSession();
+    const lazy = keras.Sequential([keras.Input({ shape: shape.map(() => null).slice(0, -1).concat([shape.at(-1)!]) }), layer()]);
+    expect(oneLine(() => lazy.predict(ops.ones([1, ...shape])))).toContain(`${suffix.slice(1)}`);
+  });
+
+  it("'same' padding, and a window the size of its input, are fine: a full-size kernel is one dot product", () => {
+    const x = ops.reshape(ops.arange(6, undefined, 1, 'float32'), [1, 2, 3, 1]);
+    expect(L.Conv2D(1, 5, { padding: 'same' })(x).shape).toEqual([1, 2, 3, 1]);
+    const conv = L.Conv2D(1, [2, 3], { useBias: false });
+    const y = conv(x);
+    const k = Array.from(conv.kernel.data);
+    expect(y.shape).toEqual([1, 1, 1, 1]);
+    expect(y.item()).toBeCloseTo(k.reduce((s, w, i) => s + w * i, 0), 5);
+  });
+});
+
+describe('options', () => {
+  /** Every layer class with its leading positional arguments; the options object last. */
+  const layers: Record<string, (o: object) => unknown> = {
+    InputLayer: (o) => L.InputLayer({ shape: [2], ...o }),
+    Dense: (o) => L.Dense(2, o), Embedding: (o) => L.Embedding(5, 2, o), SimpleRNN: (o) => L.SimpleRNN(2, o), LSTM: (o) => L.LSTM(2, o), GRU: (o) => L.GRU(2, o),
+    Attention: (o) => L.Attention(o), MultiHeadAttention: (o) => L.MultiHeadAttention({ numHeads: 1, keyDim: 2, ...o }),
+    Activation: (o) => L.Activation('relu', o), Flatten: (o) => L.Flatten(o), Reshape: (o) => L.Reshape([2], o), Dropout: (o) => L.Dropout(0.5, o),
+    Add: (o) => L.Add(o), Subtract: (o) => L.Subtract(o), Multiply: (o) => L.Multiply(o), Average: (o) => L.Average(o), Maximum: (o) => L.Maximum(o),
+    Minimum: (o) => L.Minimum(o), Concatenate: (o) => L.Concatenate(-1, o),
+    Conv1D: (o) => L.Conv1D(1, 1, o), Conv2D: (o) => L.Conv2D(1, 1, o), Conv3D: (o) => L.Conv3D(1, 1, o),
+    MaxPooling1D: (o) => L.MaxPooling1D(2, o), MaxPooling2D: (o) => L.MaxPooling2D(2, o), MaxPooling3D: (o) => L.MaxPooling3D(2, o),
+    AveragePooling1D: (o) => L.AveragePooling1D(2, o), AveragePooling2D: (o) => L.AveragePooling2D(2, o), AveragePooling3D: (o) => L.AveragePooling3D(2, o),
+    GlobalAveragePooling1D: (o) => L.GlobalAveragePooling1D(o), GlobalAveragePooling2D: (o) => L.GlobalAveragePooling2D(o),
+    GlobalAveragePooling3D: (o) => L.GlobalAveragePooling3D(o), GlobalMaxPooling1D: (o) => L.GlobalMaxPooling1D(o),
+    GlobalMaxPooling2D: (o) => L.GlobalMaxPooling2D(o), GlobalMaxPooling3D: (o) => L.GlobalMaxPooling3D(o),
+    BatchNormalization: (o) => L.BatchNormalization(o), LayerNormalization: (o) => L.LayerNormalization(o),
+  };
+
+  it('the table has every layer class of keras.layers, and no other', () => {
+    const classes = Object.entries(L).filter(([, v]) => typeof v === 'function' && v.prototype instanceof L.Layer).map(([k]) => k);
+    expect(Object.keys(layers).sort()).toEqual(classes.sort());
+  });
+
+  it.each(Object.keys(layers))('%s: an unknown key is an error naming the layer and the key; its own options are accepted', (name) => {
+    const where = name === 'InputLayer' ? 'keras.Input' : name;
+    expect(oneLine(() => layers[name]!({ fooBar: 1 }))).toMatch(new RegExp(`^${where}( '\\w+')?: unknown option 'fooBar'; options: .*name`));
+    // keras.Input takes `shape`, every layer `inputShape`
+    const [named, hint] = name === 'InputLayer' ? [where, ''] : [`${where} 'mine'`, " \\(did you mean 'inputShape'\\?\\)"];
+    expect(oneLine(() => layers[name]!({ name: 'mine', input_shape: [2] }))).toMatch(new RegExp(`^${named}: unknown option 'input_shape'${hint}`));
+    expect(() => layers[name]!({ name: `${name}_ok` })).not.toThrow();
+  });
+
+  it.each([
+    ['LSTM', () => L.LSTM(2, untyped({ returnState: true })), "LSTM: option 'returnState' is not supported by kiln (it accepts only the Keras default, false)"],
+    ['GRU', () => L.GRU(2, untyped({ name: 'g', dropout: 0.2 })), "GRU 'g': option 'dropout' is not supported by kiln (it accepts only the Keras default, 0)"],
+    ['SimpleRNN', () => L.SimpleRNN(2, untyped({ recurrent_dropout: 0.1 })), "SimpleRNN: option 'recurrent_dropout' is not supported by kiln (it accepts only the Keras default, 0)"],
+    ['LSTM stateful', () => L.LSTM(2, untyped({ stateful: true })), "LSTM: option 'stateful' is not supported by kiln (it accepts only the Keras default, false)"],
+    ['Embedding', () => L.Embedding(5, 2, untyped({ maskZero: true })), "Embedding: option 'maskZero' is not supported by kiln (it accepts only the Keras default, false)"],
+    ['MultiHeadAttention', () => L.MultiHeadAttention(untyped({ numHeads: 1, keyDim: 2, dropout: 0.1 })), "MultiHeadAttention: option 'dropout' is not supported by kiln (it accepts only the Keras default, 0)"],
+    ['Dense regularizer', () => L.Dense(2, untyped({ kernelRegularizer: 'l2' })), "Dense: option 'kernelRegularizer' is not supported by kiln (it accepts only the Keras default, null)"],
+    ['Adam', () => keras.optimizers.Adam(untyped({ amsgrad: true })), "optimizers.Adam: option 'amsgrad' is not supported by kiln (it accepts only the Keras default, false)"],
+    ['SGD', () => keras.optimizers.SGD(untyped({ clipnorm: 1 })), "optimizers.SGD: option 'clipnorm' is not supported by kiln (it accepts only the Keras default, null)"],
+    ['loss', () => keras.losses.CategoricalCrossentropy(untyped({ labelSmoothing: 0.1 })), "losses.CategoricalCrossentropy: option 'labelSmoothing' is not supported by kiln (it accepts only the Keras default, 0)"],
+  ])('a Keras option kiln does not implement: %s', (_, fn, message) => {
+    expect(oneLine(fn)).toBe(message);
+  });
+
+  it('Keras options at their defaults are what kiln does: accepted, with the same result', () => {
+    const x = keras.ops.reshape(keras.ops.arange(12, undefined, 1, 'float32'), [1, 4, 3]);
+    keras.utils.setRandomSeed(5);
+    const plain = L.LSTM(2)(x);
+    keras.utils.setRandomSeed(5);
+    const keras3 = L.LSTM(2, untyped({ returnState: false, dropout: 0, recurrentDropout: 0, stateful: false, unroll: false }))(x);
+    expect(Array.from(keras3.data)).toEqual(Array.from(plain.data));
+  });
+
+  it('call options: masks and attention scores are errors, training is accepted', () => {
+    const q = ops.ones([1, 2, 2]);
+    const mha = L.MultiHeadAttention({ numHeads: 1, keyDim: 2 });
+    expect(oneLine(() => mha(q, q, untyped({ attentionMask: ops.ones([1, 2, 2]) }))))
+      .toBe("MultiHeadAttention 'multi_head_attention' call: option 'attentionMask' is not supported by kiln (it accepts only the Keras default, null)");
+    expect(oneLine(() => mha(q, q, untyped({ returnAttentionScores: true })))).toMatch(/option 'returnAttentionScores' is not supported/);
+    expect(oneLine(() => L.Attention()([q, q], untyped({ useCausalMask: true })))).toMatch(/^Attention 'attention' call: option 'useCausalMask' is not supported/);
+    expect(oneLine(() => L.Dense(2)(q, untyped({ mask: ops.ones([1, 2]) })))).toMatch(/^Dense 'dense' call: option 'mask' is not supported/);
+    expect(oneLine(() => L.Dense(2)(q, untyped({ trainig: true })))).toMatch(/^Dense 'dense_1' call: unknown option 'trainig'; options: training$/);
+    expect(mha(q, q, { training: true }).shape).toEqual([1, 2, 2]);
+  });
+
+  it('compile, fit, evaluate, predict, keras.Model, Sequential, losses and optimizers', () => {
+    const m = classifier();
+    const x = ops.ones([2, 2]), y = ops.array([0, 1]);
+    expect(oneLine(() => m.compile(untyped({ loss: 'mse', runEagerly: true })))).toBe("Model 'sequential': compile: option 'runEagerly' is not supported by kiln (it accepts only the Keras default, false)");
+    expect(oneLine(() => m.compile(untyped({ loss: 'mse', loss_weights: [1] })))).toMatch(/unknown option 'loss_weights' \(did you mean 'lossWeights'\?\); options: optimizer, loss, metrics, lossWeights$/);
+    expect(oneLine(() => m.fit(x, y, untyped({ verbose: 0, callbacks: [{}] })))).toBe("fit: option 'callbacks' is not supported by kiln (it accepts only the Keras default, null)");
+    expect(oneLine(() => m.fit(x, y, untyped({ verbose: 0, epoch: 3 })))).toMatch(/^fit: unknown option 'epoch'; options: epochs, /);
+    expect(oneLine(() => m.fit(x, y, untyped({ verbose: 0, sampleWeight: [1, 2] })))).toMatch(/^fit: option 'sampleWeight' is not supported/);
+    expect(oneLine(() => m.evaluate(x, y, untyped({ verbose: 0, return_dict: true })))).toMatch(/^evaluate: unknown option 'return_dict' \(did you mean 'returnDict'\?\)/);
+    expect(oneLine(() => m.predict(x, untyped({ steps: 1 })))).toMatch(/^predict: option 'steps' is not supported/);
+    expect(oneLine(() => m.predict(x, untyped({ batch_size: 1 })))).toMatch(/^predict: unknown option 'batch_size' \(did you mean 'batchSize'\?\); options: batchSize, verbose, print, backend$/);
+    const inputs = keras.Input({ shape: [2] });
+    expect(oneLine(() => keras.Model(untyped({ inputs, outputs: L.Dense(1)(inputs), trainable: false })))).toMatch(/^keras.Model: unknown option 'trainable'; options: inputs, outputs, name$/);
+    expect(oneLine(() => keras.Sequential([], untyped({ inputShape: [2] })))).toMatch(/^Sequential: unknown option 'inputShape'; options: name, trainable$/);
+    expect(oneLine(() => keras.losses.SparseCategoricalCrossentropy(untyped({ axis: 0 })))).toMatch(/^losses.SparseCategoricalCrossentropy: unknown option 'axis'; options: reduction, name, fromLogits$/);
+    expect(oneLine(() => keras.losses.MeanSquaredError(untyped({ reduction: 'avg' })))).toMatch(/^losses.MeanSquaredError: reduction must be one of /);
+    expect(oneLine(() => keras.optimizers.Adam(untyped({ beta_1: 0.8 })))).toMatch(/^optimizers.Adam: unknown option 'beta_1' \(did you mean 'beta1'\?\)/);
+    expect(oneLine(() => keras.optimizers.SGD(untyped({ learningRate: 'fast' })))).toBe('optimizers.SGD: learningRate must be a non-negative number, got fast');
+    expect(oneLine(() => L.Dense(2, 'relu' as never))).toBe('Dense: options must be an object, got the string "relu"');
+    expect(oneLine(() => L.Dense(2, { activation: 'rleu' }))).toMatch(/^Dense: option 'activation': unknown activation 'rleu'; known: /);
+    expect(oneLine(() => L.LSTM(2, { name: 'l', recurrentInitializer: 'orthogonl' }))).toMatch(/^LSTM 'l': option 'recurrentInitializer': unknown initializer 'orthogonl'; known: /);
+    expect(oneLine(() => m.fit(x, y, untyped({ verbose: 0, validationData: x })))).toMatch(/^fit: validationData must be \[x, y\], got a Tensor$/);
+  });
+
+  it('BinaryCrossentropy takes its axis (not ignored): the mean over axis 0 of the per-element losses', () => {
+    const yTrue = ops.array([[1, 0, 1], [0, 0, 1]], 'float32'), yPred = ops.array([[0.9, 0.2, 0.6], [0.3, 0.1, 0.8]], 'float32');
+    const bce = (t: number, p: number) => -(t * Math.log(p) + (1 - t) * Math.log(1 - p));
+    const t = yTrue.toArray() as number[][], p = yPred.toArray() as number[][];
+    const perColumn = [0, 1, 2].map((j) => (bce(t[0]![j]!, p[0]![j]!) + bce(t[1]![j]!, p[1]![j]!)) / 2);
+    const got = keras.losses.BinaryCrossentropy({ axis: 0, reduction: 'none' })(yTrue, yPred);
+    expect(got.shape).toEqual([3]);
+    Array.from(got.data).forEach((v, j) => expect(v).toBeCloseTo(perColumn[j]!, 5));
+  });
+});
