@@ -2,7 +2,7 @@
 import type { Graph, Node } from '../ir/graph.js';
 import { evalOp } from '../ir/interpreter.js';
 import { GroupOp, REDUCE_OPS } from '../ir/ops.js';
-import { shapesEqual, sizeOf } from '../ir/types.js';
+import { isFloat, shapesEqual, sizeOf } from '../ir/types.js';
 import { type RewriteRule, rewriteToFixedPoint } from './rewrite.js';
 
 /** The uniform value of a constant (also through broadcasts), or undefined. */
@@ -15,16 +15,28 @@ export function splatValue(n: Node): number | undefined {
   return undefined;
 }
 
-// -0 and +0 both count as zero: the sign of a zero sum is not observable through any kiln op but division
 const isSplat = (n: Node, v: number) => splatValue(n) === v;
+
+/**
+ * Whether n is a splat zero that leaves every x unchanged under x+n (sub: x-n). In IEEE 754 the additive
+ * identity is -0, not +0: -0 + +0 = +0, so x+0 -> x would give -0 where the sum is +0 (and x-(-0) is x+0).
+ * The sign shows in outputs and through division, recip, rsqrt and pow. Integers have one zero.
+ */
+const isAdditiveIdentity = (n: Node, sub: boolean): boolean => {
+  const v = splatValue(n);
+  return v === 0 && (!isFloat(n.type.dtype) || Object.is(v, sub ? 0 : -0));
+};
 
 /** Largest constant (in elements) that folding may create. */
 const FOLD_LIMIT = 4096;
 
 export const RULES: RewriteRule[] = [
   { op: 'mul', doc: 'x*1 -> x, 1*x -> x', rewrite: (n) => (isSplat(n.src[1]!, 1) ? n.src[0] : isSplat(n.src[0]!, 1) ? n.src[1] : undefined) },
-  { op: 'add', doc: 'x+0 -> x, 0+x -> x', rewrite: (n) => (isSplat(n.src[1]!, 0) ? n.src[0] : isSplat(n.src[0]!, 0) ? n.src[1] : undefined) },
-  { op: 'sub', doc: 'x-0 -> x', rewrite: (n) => (isSplat(n.src[1]!, 0) ? n.src[0] : undefined) },
+  {
+    op: 'add', doc: 'x+(-0) -> x, (-0)+x -> x (x+0 -> x on integers only)',
+    rewrite: (n) => (isAdditiveIdentity(n.src[1]!, false) ? n.src[0] : isAdditiveIdentity(n.src[0]!, false) ? n.src[1] : undefined),
+  },
+  { op: 'sub', doc: 'x-0 -> x (x-(-0) -> x on integers only)', rewrite: (n) => (isAdditiveIdentity(n.src[1]!, true) ? n.src[0] : undefined) },
   { op: 'div', doc: 'x/1 -> x', rewrite: (n) => (isSplat(n.src[1]!, 1) ? n.src[0] : undefined) },
   { op: 'neg', doc: '-(-x) -> x', rewrite: (n) => (n.src[0]!.op === 'neg' ? n.src[0]!.src[0] : undefined) },
   { op: 'not', doc: '!!x -> x', rewrite: (n) => (n.src[0]!.op === 'not' ? n.src[0]!.src[0] : undefined) },

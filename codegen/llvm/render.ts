@@ -359,6 +359,22 @@ class KernelBuilder {
     }
   }
 
+  /**
+   * NaN-propagating max/min with -0 < +0 (IEEE 754-2019 maximum and minimum, as the interpreter's Math.max and
+   * wasm's f32.max) as compares and selects: llvm.maximum has no x86 lowering in LLVM 14. A tie picks the second
+   * operand, which is right unless it is the zero that loses (max(+0, -0) is +0, min(-0, +0) is -0): then equal
+   * operands are combined bitwise (and for max, or for min). A constant goes second, so relu is two selects.
+   */
+  private minMax(op: 'max' | 'min', x: Expr, y: Expr, a: V, c: V, vec: boolean): V {
+    const b = this.b, max = op === 'max';
+    if (x.k === 'const' && y.k !== 'const') [x, y, a, c] = [y, x, c, a];
+    const pick = b.CreateSelect(max ? b.CreateFCmpOGT(a, c) : b.CreateFCmpOLT(a, c), a, b.CreateSelect(b.CreateFCmpUNE(a, a), a, c));
+    if (y.k === 'const' && !Object.is(y.v, max ? -0 : 0)) return pick;
+    const i = vec ? this.vecType('i32') : b.getInt32Ty(), bits = (v: V) => b.CreateBitCast(v, i);
+    const tie = b.CreateBitCast(max ? b.CreateAnd(bits(a), bits(c)) : b.CreateOr(bits(a), bits(c)), vec ? this.vecType('f32') : b.getFloatTy());
+    return b.CreateSelect(b.CreateFCmpOEQ(a, c), tie, pick);
+  }
+
   private binary(op: string, x: Expr, y: Expr): V {
     const b = this.b, vec = this.varying(x) || this.varying(y);
     // a*b + c as llvm.fmuladd: one rounding where the CPU has FMA (the accumulation of every contraction)
@@ -375,9 +391,7 @@ class KernelBuilder {
         case 'sub': return b.CreateFSub(a, c);
         case 'mul': return b.CreateFMul(a, c);
         case 'div': return b.CreateFDiv(a, c);
-        // NaN-propagating max/min as compares and selects (llvm.maximum has no x86 lowering in LLVM 14)
-        case 'max': return b.CreateSelect(b.CreateFCmpOGT(a, c), a, b.CreateSelect(b.CreateFCmpUNE(a, a), a, c));
-        case 'min': return b.CreateSelect(b.CreateFCmpOLT(a, c), a, b.CreateSelect(b.CreateFCmpUNE(a, a), a, c));
+        case 'max': case 'min': return this.minMax(op, x, y, a, c, vec);
         case 'pow': return map2('powf', 'f32');
         case 'eq': return b.CreateFCmpOEQ(a, c);
         case 'ne': return b.CreateFCmpUNE(a, c);

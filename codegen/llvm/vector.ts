@@ -146,11 +146,14 @@ function logBody(L: Lines, x: string): string {
   return L.sel(L.cmp('uno', x, x), x, inf);
 }
 
-/** tanh(x) on W lanes: x + x^3 P(x^2) below 0.625 (Cephes tanhf), else sign(x) (1 - 2 / (exp(2|x|) + 1)). */
+/**
+ * tanh(x) on W lanes: x + x^3 P(x^2) below 0.625 (Cephes tanhf), else sign(x) (1 - 2 / (exp(2|x|) + 1)). The small
+ * form takes x's sign again: for x = -0, x^3 P(0) is +0 (P(0) < 0) and -0 + +0 would be +0.
+ */
 function tanhBody(L: Lines, x: string): string {
   const a = L.call('fabs', x);
   const z = L.bin('fmul', L.f, x, x);
-  const small = L.fma(L.bin('fmul', L.f, x, z), L.poly(z, [-5.70498872745e-3, 2.06390887954e-2, -5.37397155531e-2, 1.33314422036e-1, -3.33332819422e-1]), x);
+  const small = L.call('copysign', L.fma(L.bin('fmul', L.f, x, z), L.poly(z, [-5.70498872745e-3, 2.06390887954e-2, -5.37397155531e-2, 1.33314422036e-1, -3.33332819422e-1]), x), x);
   const t = expBody(L, L.bin('fmul', L.f, a, L.fc(2)));
   const large = L.call('copysign', L.bin('fsub', L.f, L.fc(1), L.bin('fdiv', L.f, L.fc(2), L.bin('fadd', L.f, t, L.fc(1)))), x);
   return L.sel(L.cmp('olt', a, L.fc(0.625)), small, L.sel(L.cmp('uno', x, x), x, large));

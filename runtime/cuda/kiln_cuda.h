@@ -68,9 +68,10 @@ KILN_HD int kiln_ipow(int a, int b) {
   for (uint32_t e = (uint32_t)b; e; e >>= 1) { if (e & 1) r *= x; x *= x; }
   return (int)r;
 }
-/* NaN-propagating max and min (fmaxf drops NaN) */
-KILN_HD float kiln_fmax(float a, float b) { return a > b ? a : (a != a ? a : b); }
-KILN_HD float kiln_fmin(float a, float b) { return a < b ? a : (a != a ? a : b); }
+/* NaN-propagating max and min with -0 < +0, as IEEE 754-2019 maximum/minimum and the interpreter (fmaxf drops
+   NaN; a tie would pick b, and max(+0, -0) must be +0): equal operands keep the sign both agree on */
+KILN_HD float kiln_fmax(float a, float b) { return a > b ? a : a == b ? (signbit(a) ? b : a) : (a != a ? a : b); }
+KILN_HD float kiln_fmin(float a, float b) { return a < b ? a : a == b ? (signbit(a) ? a : b) : (a != a ? a : b); }
 KILN_HD float kiln_sign(float a) { return a > 0.f ? 1.f : a < 0.f ? -1.f : (a != a ? a : 0.f); }
 /* float to int32 saturating, NaN to 0 */
 KILN_HD int kiln_f2i(float a) { return a != a ? 0 : a >= 2147483648.f ? INT32_MAX : a < -2147483648.f ? INT32_MIN : (int)a; }

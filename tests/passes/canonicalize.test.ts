@@ -58,7 +58,8 @@ const CASES: Record<string, { before: string; after: string }> = {
         output "c" = %2
       }`,
   },
-  'x+0 -> x, 0+x -> x': {
+  'x+(-0) -> x, (-0)+x -> x (x+0 -> x on integers only)': {
+    // a float x + (+0) stays: (-0) + (+0) is +0
     before: `
       graph @g {
         %0 = input {name="x"} : i32[4]
@@ -68,35 +69,58 @@ const CASES: Record<string, { before: string; after: string }> = {
         %4 = input {name="y"} : f32[]
         %5 = const {value=[-0]} : f32[]
         %6 = add %4, %5 : f32[]
+        %7 = add %5, %6 : f32[]
+        %8 = const {value=[0]} : f32[]
+        %9 = add %4, %8 : f32[]
+        %10 = add %8, %4 : f32[]
         output "a" = %3
-        output "b" = %6
+        output "b" = %7
+        output "c" = %9
+        output "d" = %10
       }`,
     after: `
       graph @g {
         %0 = input {name="x"} : i32[4]
         %1 = input {name="y"} : f32[]
+        %2 = const {value=[0]} : f32[]
+        %3 = add %1, %2 : f32[]
+        %4 = add %2, %1 : f32[]
         output "a" = %0
         output "b" = %1
+        output "c" = %3
+        output "d" = %4
       }`,
   },
-  'x-0 -> x': {
-    // 0 - x is a negation, not x: it stays
+  'x-0 -> x (x-(-0) -> x on integers only)': {
+    // 0 - x is a negation, not x: it stays; so does a float x - (-0), which is x + 0
     before: `
       graph @g {
         %0 = input {name="x"} : f32[3]
         %1 = const {value=[0]} : f32[3]
         %2 = sub %0, %1 : f32[3]
         %3 = sub %1, %0 : f32[3]
+        %4 = const {value=[-0]} : f32[3]
+        %5 = sub %0, %4 : f32[3]
+        %6 = input {name="i"} : i32[3]
+        %7 = const {value=[0]} : i32[3]
+        %8 = sub %6, %7 : i32[3]
         output "a" = %2
         output "b" = %3
+        output "c" = %5
+        output "d" = %8
       }`,
     after: `
       graph @g {
         %0 = input {name="x"} : f32[3]
-        %1 = const {value=[0]} : f32[3]
-        %2 = sub %1, %0 : f32[3]
+        %1 = input {name="i"} : i32[3]
+        %2 = const {value=[0]} : f32[3]
+        %3 = sub %2, %0 : f32[3]
+        %4 = const {value=[-0]} : f32[3]
+        %5 = sub %0, %4 : f32[3]
         output "a" = %0
-        output "b" = %2
+        output "b" = %3
+        output "c" = %5
+        output "d" = %1
       }`,
   },
   'x/1 -> x': {
@@ -408,18 +432,29 @@ describe('canonicalize: one before/after case per rewrite rule', () => {
     });
   }
 
-  it('treats -0 and +0 alike in x+0 -> x (the sign of a zero sum is lost, as in XLA and TVM)', () => {
-    // IEEE gives (-0) + 0 = +0, while the rewritten graph returns x = -0; only division by it can tell
+  it('keeps the sign of a zero sum: x+0, 0+x and x-(-0) of x = -0 are +0 (IEEE 754, NumPy), x+(-0) and x-0 are x', () => {
     const g = parseGraph(ir(`
       graph @g {
-        %0 = input {name="x"} : f32[1]
-        %1 = const {value=[0]} : f32[1]
-        %2 = add %0, %1 : f32[1]
-        output "y" = %2
+        %0 = input {name="x"} : f32[4]
+        %1 = const {value=[0]} : f32[4]
+        %2 = const {value=[-0]} : f32[4]
+        %3 = add %0, %1 : f32[4]
+        %4 = add %1, %0 : f32[4]
+        %5 = sub %0, %2 : f32[4]
+        %6 = add %0, %2 : f32[4]
+        %7 = sub %0, %1 : f32[4]
+        output "a" = %3
+        output "b" = %4
+        output "c" = %5
+        output "d" = %6
+        output "e" = %7
       }`));
-    const x = { x: Float32Array.of(-0) };
-    expect(Object.is(interpret(g, x).outputs.get('y')!.data[0], 0)).toBe(true);
-    expect(Object.is(interpret(canonicalize(g), x).outputs.get('y')!.data[0], -0)).toBe(true);
+    const x = { x: Float32Array.of(-0, 0, -1.5, NaN) };
+    const want = { a: [0, 0, -1.5, NaN], b: [0, 0, -1.5, NaN], c: [0, 0, -1.5, NaN], d: [-0, 0, -1.5, NaN], e: [-0, 0, -1.5, NaN] };
+    for (const h of [g, canonicalize(g)]) {
+      const got = Object.fromEntries([...interpret(h, x).outputs].map(([k, v]) => [k, [...v.data]]));
+      expect(got).toEqual(want); // toEqual tells -0 from +0
+    }
   });
 });
 
@@ -439,7 +474,7 @@ describe('canonicalize runs its rules to a fixed point', () => {
         %9 = reshape %8 {shape=[6]} : f32[6]
         %10 = reshape %9 {shape=[3, 2]} : f32[3,2]
         %11 = transpose %10 {perm=[1, 0]} : f32[2,3]
-        %12 = const {value=[0]} : f32[2,3]
+        %12 = const {value=[-0]} : f32[2,3]
         %13 = add %11, %12 : f32[2,3]
         %14 = cast %13 {dtype="float32"} : f32[2,3]
         %15 = exp %14 : f32[2,3]
