@@ -2,6 +2,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { displayPath, errorLocation, importModelFile, typeCheck } from './cli/loader.js';
+import { buildDirAtomically } from './cli/outdir.js';
 import { traceModel } from './frontend/models/executor.js';
 import { Model } from './frontend/models/model.js';
 import { traceTrainStep } from './frontend/models/training.js';
@@ -51,7 +52,7 @@ export class KilnError extends Error {
 export interface CompileOptions {
   /** Code generator (default 'wasm'). */
   target?: Target;
-  /** Directory for the artifacts. */
+  /** Directory for the artifacts, replaced whole when the compile succeeds and left as it was when it fails. */
   outDir?: string;
   /** Also compile the training step. */
   train?: boolean;
@@ -155,9 +156,11 @@ export async function compile(model: Model, options: CompileOptions = {}): Promi
   };
   let files: string[];
   try {
-    const common = { outDir: options.outDir, entries, weights, ...io, embedWeights: options.embedWeights };
-    files = target === 'llvm' ? compileLlvm({ ...common, cpu: options.cpu, triple: options.triple })
-      : target === 'cuda' ? compileCuda(common) : compileWasm(common);
+    files = buildDirAtomically(options.outDir, (outDir) => {
+      const common = { outDir, entries, weights, ...io, embedWeights: options.embedWeights };
+      return target === 'llvm' ? compileLlvm({ ...common, cpu: options.cpu, triple: options.triple })
+        : target === 'cuda' ? compileCuda(common) : compileWasm(common);
+    });
   } catch (err) {
     throw new KilnError(errorText(err), { cause: err });
   }
