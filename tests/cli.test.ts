@@ -77,7 +77,11 @@ function modelFile(dir: string, name: string): string {
   return file;
 }
 
-describe.concurrent('kiln', () => {
+// each test runs several kiln processes, and the suites run many at once: on a small shared machine that takes
+// longer than vitest's default
+const slow = { timeout: 300_000 };
+
+describe.concurrent('kiln', slow, () => {
   it('prints help and version', async () => {
     const help = await kiln(['--help']);
     expect(help.code).toBe(0);
@@ -172,7 +176,7 @@ describe.concurrent('kiln', () => {
   });
 });
 
-describe.concurrent('kiln compile --dump-after', () => {
+describe.concurrent('kiln compile --dump-after', slow, () => {
   const passes = 'canonicalize, cse, dce, fuse, lower, simplify, schedule, memplan';
 
   it('lists the passes in --help', async () => {
@@ -293,8 +297,7 @@ function snapshot(dir: string): Record<string, string> {
     .map((e) => { const p = path.join(e.parentPath, e.name); return [path.relative(dir, p), readFileSync(p, 'base64')]; }));
 }
 
-// many kiln processes at once on a small machine: more time than the default
-describe.concurrent('kiln compile: model files run in a child process', { timeout: 300_000 }, () => {
+describe.concurrent('kiln compile: model files run in a child process', slow, () => {
   it('reports a model file that calls process.exit in one line and writes nothing', async () => {
     const out = path.join(outside, 'exits', 'out');
     const r = await kiln(['compile', hostileFile('exits'), '-o', out]);
@@ -348,7 +351,7 @@ describe.concurrent('kiln compile: model files run in a child process', { timeou
   });
 });
 
-describe.concurrent('kiln compile: the output directory is replaced whole or not at all', { timeout: 300_000 }, () => {
+describe.concurrent('kiln compile: the output directory is replaced whole or not at all', slow, () => {
   it('leaves the previous output as it was, and nothing beside it, when a compile fails', async () => {
     const dir = mkdtempSync(path.join(outside, 'fail-'));
     const out = path.join(dir, 'model');
