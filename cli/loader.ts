@@ -1,5 +1,5 @@
 // Model-file loading: type-check with ts-morph, run with tsx (resolving `kiln` to this package), locate errors in the file.
-import { register } from 'node:module';
+import { createRequire, register } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Project, ts } from 'ts-morph';
@@ -23,7 +23,7 @@ export function typeCheck(file: string): string[] {
       skipLibCheck: true,
       noEmit: true,
       types: ['node'],
-      typeRoots: [path.join(packageRoot, 'node_modules', '@types')],
+      typeRoots: [typesDir()],
       paths: { kiln: [path.join(dist, 'frontend', 'index.d.ts')], 'kiln/compiler': [path.join(dist, 'compiler.d.ts')] },
     },
   });
@@ -40,6 +40,15 @@ export function typeCheck(file: string): string[] {
       const { line, column } = sf.getLineAndColumnAtPos(d.getStart() ?? 0);
       return `${displayPath(sf.getFilePath())}:${line}:${column} ${text}`;
     });
+}
+
+/** The @types folder holding @types/node (a dependency of kiln): kiln's own, or the installing project's where npm hoisted it. */
+function typesDir(): string {
+  try {
+    return path.dirname(path.dirname(createRequire(path.join(packageRoot, 'package.json')).resolve('@types/node/package.json')));
+  } catch {
+    return path.join(packageRoot, 'node_modules', '@types');
+  }
 }
 
 let hooksInstalled = false;
