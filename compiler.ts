@@ -125,7 +125,9 @@ export async function compile(model: Model, options: CompileOptions = {}): Promi
 
 /**
  * Loads a model file: type-checks it, runs it, and returns its default export, which must be a built keras Model.
- * Every problem is a KilnError located in the file where possible.
+ * Every problem is a KilnError located in the file where possible. `onRun` is called when the type check has passed,
+ * just before the file runs. This runs the file in this process: the `kiln` command runs it in a child process
+ * (cli/child.ts) to bound its time and keep its output apart.
  */
 export async function loadModelFile(file: string, options: { onRun?: () => void } = {}): Promise<Model> {
   const abs = path.resolve(file);
