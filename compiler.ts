@@ -1,7 +1,9 @@
 // The compiler API (`kiln/compiler`): load a model file and compile a keras model for a target.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { displayPath, errorLocation, importModelFile, typeCheck } from './cli/loader.js';
+import { type Emit, KilnError, type Target, checkCompileOptions, displayPath } from './cli/common.js';
+import { errorLocation, importModelFile, typeCheck } from './cli/loader.js';
+import { buildDirAtomically } from './cli/outdir.js';
 import { traceModel } from './frontend/models/executor.js';
 import { Model } from './frontend/models/model.js';
 import { traceTrainStep } from './frontend/models/training.js';
@@ -12,46 +14,17 @@ import { WASM_CAPS, compileWasm } from './codegen/wasm/target.js';
 import { LLVM_CAPS, compileLlvm } from './codegen/llvm/target.js';
 import { compileCuda } from './codegen/cuda/target.js';
 import { CUDA_CAPS, type TargetCaps } from './codegen/loop/schedule.js';
-import { PASS_NAMES, irAfter } from './passes/pipeline.js';
+import { irAfter } from './passes/pipeline.js';
 
-export const TARGETS = ['wasm', 'llvm', 'cuda'] as const;
-export type Target = (typeof TARGETS)[number];
+export { EMITS, type Emit, KilnError, type KilnErrorOptions, TARGETS, type Target, checkCompileOptions, errorReport } from './cli/common.js';
+
 /** What each target's schedule is chosen for. */
 const TARGET_CAPS: Record<Target, TargetCaps> = { wasm: WASM_CAPS, llvm: LLVM_CAPS, cuda: CUDA_CAPS };
-export const EMITS = ['ir'] as const;
-export type Emit = (typeof EMITS)[number];
-
-export interface KilnErrorOptions {
-  /** `model.ts:3:5` (or `model.ts:`) when the problem is at a place in a user file. */
-  where?: string;
-  /** One `file:line:col message` line per problem, for errors that are a list (type errors). */
-  diagnostics?: string[];
-  cause?: unknown;
-}
-
-/** A user-facing error: the CLI prints `format()` and no stack trace (unless KILN_DEBUG=1). */
-export class KilnError extends Error {
-  override name = 'KilnError';
-  readonly where: string | undefined;
-  readonly diagnostics: string[];
-
-  constructor(message: string, options: KilnErrorOptions = {}) {
-    super(message, { cause: options.cause });
-    this.where = options.where;
-    this.diagnostics = options.diagnostics ?? [];
-  }
-
-  /** The lines to show: the diagnostics, or `where message`, or `kiln: message`. */
-  format(): string {
-    if (this.diagnostics.length) return this.diagnostics.join('\n');
-    return this.where ? `${this.where} ${this.message}` : `kiln: ${this.message}`;
-  }
-}
 
 export interface CompileOptions {
   /** Code generator (default 'wasm'). */
   target?: Target;
-  /** Directory for the artifacts. */
+  /** Directory for the artifacts, replaced whole when the compile succeeds and left as it was when it fails. */
   outDir?: string;
   /** Also compile the training step. */
   train?: boolean;
@@ -73,22 +46,6 @@ export interface CompileResult {
   ir?: string;
   /** Paths of the artifacts written. */
   files: string[];
-}
-
-/** Validates compile options (strings from the command line included) and fills in defaults. */
-export function checkCompileOptions(options: { target?: string; emit?: string; batchSize?: number; dumpAfter?: string }): { target: Target; emit?: Emit; batchSize: number; dumpAfter?: string } {
-  const target = options.target ?? 'wasm';
-  if (!(TARGETS as readonly string[]).includes(target)) throw new KilnError(`unknown target '${target}'; targets are ${TARGETS.join(', ')}`);
-  if (options.emit !== undefined && !(EMITS as readonly string[]).includes(options.emit)) {
-    throw new KilnError(`cannot emit '${options.emit}'; choose one of ${EMITS.join(', ')}`);
-  }
-  if (options.dumpAfter !== undefined && !PASS_NAMES.includes(options.dumpAfter)) {
-    throw new KilnError(`unknown pass '${options.dumpAfter}'; passes are ${PASS_NAMES.join(', ')}`);
-  }
-  if (options.dumpAfter !== undefined && options.emit !== undefined) throw new KilnError('choose one of --emit and --dump-after');
-  const batchSize = options.batchSize ?? 1;
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new KilnError(`batch size must be a positive integer, got ${batchSize}`);
-  return { target: target as Target, emit: options.emit as Emit | undefined, batchSize, dumpAfter: options.dumpAfter };
 }
 
 /**
@@ -155,9 +112,11 @@ export async function compile(model: Model, options: CompileOptions = {}): Promi
   };
   let files: string[];
   try {
-    const common = { outDir: options.outDir, entries, weights, ...io, embedWeights: options.embedWeights };
-    files = target === 'llvm' ? compileLlvm({ ...common, cpu: options.cpu, triple: options.triple })
-      : target === 'cuda' ? compileCuda(common) : compileWasm(common);
+    files = buildDirAtomically(options.outDir, (outDir) => {
+      const common = { outDir, entries, weights, ...io, embedWeights: options.embedWeights };
+      return target === 'llvm' ? compileLlvm({ ...common, cpu: options.cpu, triple: options.triple })
+        : target === 'cuda' ? compileCuda(common) : compileWasm(common);
+    });
   } catch (err) {
     throw new KilnError(errorText(err), { cause: err });
   }
@@ -166,20 +125,28 @@ export async function compile(model: Model, options: CompileOptions = {}): Promi
 
 /**
  * Loads a model file: type-checks it, runs it, and returns its default export, which must be a built keras Model.
- * Every problem is a KilnError located in the file where possible.
+ * Every problem is a KilnError located in the file where possible. `onRun` is called when the type check has passed,
+ * just before the file runs. This runs the file in this process: the `kiln` command runs it in a child process
+ * (cli/child.ts) to bound its time and keep its output apart.
  */
-export async function loadModelFile(file: string): Promise<Model> {
+export async function loadModelFile(file: string, options: { onRun?: () => void } = {}): Promise<Model> {
   const abs = path.resolve(file);
   const shown = displayPath(abs);
   if (!existsSync(abs)) throw new KilnError(`cannot find model file ${shown}`);
   if (!/\.m?ts$/.test(abs)) throw new KilnError(`${shown}: a model file must be TypeScript (.ts or .mts)`);
   const diagnostics = typeCheck(abs);
   if (diagnostics.length) throw new KilnError(`${diagnostics.length} type error(s) in ${shown}`, { diagnostics });
+  options.onRun?.();
   let mod: Record<string, unknown>;
+  // errors thrown deep in kiln (fit traces the training step) need the whole stack to reach the model file's frame
+  const stackTraceLimit = Error.stackTraceLimit;
+  Error.stackTraceLimit = Infinity;
   try {
     mod = await importModelFile(abs);
   } catch (err) {
-    throw new KilnError(errorText(err), { where: errorLocation(err, abs) ?? `${shown}:`, cause: err });
+    throw modelFileError(err, abs);
+  } finally {
+    Error.stackTraceLimit = stackTraceLimit;
   }
   const model = mod['default'];
   const hint = 'a model file must `export default` a built keras model (keras.Sequential or keras.Model)';
@@ -189,6 +156,11 @@ export async function loadModelFile(file: string): Promise<Model> {
     throw new KilnError(`${shown}: model '${model.name}' is not built: give its first layer an inputShape, start it with keras.Input, or call model.build(shape)`);
   }
   return model;
+}
+
+/** A KilnError for an error thrown while a model file (absolute path) runs, located at its innermost frame in the file. */
+export function modelFileError(err: unknown, file: string): KilnError {
+  return new KilnError(errorText(err), { where: errorLocation(err, file) ?? `${displayPath(file)}:`, cause: err });
 }
 
 /** One line for an error thrown by user code: JavaScript's own errors keep their name. */

@@ -1,27 +1,10 @@
 // Model-file loading: type-check with ts-morph, run with tsx (resolving `kiln` to this package), locate errors in the file.
-import { existsSync } from 'node:fs';
-import { register } from 'node:module';
+import { createRequire, register } from 'node:module';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { Project, ts } from 'ts-morph';
 import { register as registerTsx } from 'tsx/esm/api';
-
-/** The folder holding kiln's package.json (this file runs from dist/cli/ or cli/). */
-export const packageRoot = findPackageRoot(path.dirname(fileURLToPath(import.meta.url)));
-
-function findPackageRoot(dir: string): string {
-  while (!existsSync(path.join(dir, 'package.json'))) {
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error(`kiln: no package.json above ${fileURLToPath(import.meta.url)}`);
-    dir = up;
-  }
-  return dir;
-}
-
-/** How a user file is shown in messages: relative to the working directory. */
-export function displayPath(file: string): string {
-  return path.relative(process.cwd(), file) || file;
-}
+import { displayPath, packageRoot } from './common.js';
 
 /**
  * Type-checks a model file (absolute path) and returns one `file:line:col message` line per error.
@@ -40,7 +23,7 @@ export function typeCheck(file: string): string[] {
       skipLibCheck: true,
       noEmit: true,
       types: ['node'],
-      typeRoots: [path.join(packageRoot, 'node_modules', '@types')],
+      typeRoots: [typesDir()],
       paths: { kiln: [path.join(dist, 'frontend', 'index.d.ts')], 'kiln/compiler': [path.join(dist, 'compiler.d.ts')] },
     },
   });
@@ -57,6 +40,15 @@ export function typeCheck(file: string): string[] {
       const { line, column } = sf.getLineAndColumnAtPos(d.getStart() ?? 0);
       return `${displayPath(sf.getFilePath())}:${line}:${column} ${text}`;
     });
+}
+
+/** The @types folder holding @types/node (a dependency of kiln): kiln's own, or the installing project's where npm hoisted it. */
+function typesDir(): string {
+  try {
+    return path.dirname(path.dirname(createRequire(path.join(packageRoot, 'package.json')).resolve('@types/node/package.json')));
+  } catch {
+    return path.join(packageRoot, 'node_modules', '@types');
+  }
 }
 
 let hooksInstalled = false;

@@ -1,11 +1,13 @@
 #!/usr/bin/env node
-// The `kiln` command: `kiln compile model.ts --target wasm -o build/model`.
+// The `kiln` command: `kiln compile model.ts --target wasm -o build/model`. The model file runs, and is compiled, in a
+// child process (cli/child.ts) under a time limit, so that no model file can hang, exit or print its way into the output.
+import { fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { EMITS, KilnError, TARGETS, checkCompileOptions, compile, dumpAfter, loadModelFile } from '../compiler.js';
+import { EMITS, TARGETS, checkCompileOptions, displayPath, errorReport, packageRoot } from './common.js';
+import type { Job, Message } from './child.js';
 import { PASS_NAMES } from '../passes/pipeline.js';
-import { packageRoot } from './loader.js';
 
 interface CompileFlags {
   target: string;
@@ -17,6 +19,7 @@ interface CompileFlags {
   emit?: string;
   batchSize: number;
   dumpAfter?: string;
+  timeout: number;
 }
 
 const { version } = JSON.parse(readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string };
@@ -30,7 +33,7 @@ program.command('compile')
   .description('compile a model file (a .ts file that `export default`s a built keras model)')
   .argument('<model>', 'the model file')
   .option('-t, --target <target>', `code generator: ${TARGETS.join(', ')}`, 'wasm')
-  .option('-o, --out <dir>', 'output directory (default: build/<model file name>)')
+  .option('-o, --out <dir>', 'output directory, replaced whole when the compile succeeds (default: build/<model file name>)')
   .option('--train', 'also compile the training step')
   .option('--cpu <cpu>', 'llvm: CPU to compile for (default: the host x86-64 level, e.g. x86-64-v4)')
   .option('--triple <triple>', 'llvm: cross-compile model.o for a target triple, e.g. aarch64-linux-gnu, thumbv7em-none-eabihf')
@@ -38,24 +41,77 @@ program.command('compile')
   .option('--emit <stage>', `print a stage instead of writing artifacts, one of: ${EMITS.join(', ')} (ir: the traced graph)`)
   .option('--batch-size <n>', 'batch size to trace the model at', positiveInt, 1)
   .option('--dump-after <pass>', `print the IR after a pass instead of writing artifacts (with --train, of the training step), one of: ${PASS_NAMES.join(', ')}`)
+  .option('--timeout <seconds>', 'stop a model file (and its compile) that runs longer than this; 0: no limit', nonNegative, 120)
   .action(async (file: string, flags: CompileFlags) => {
     // bad flags fail before the model file is loaded
-    const { target, emit, batchSize, dumpAfter: pass } = checkCompileOptions(flags);
-    const model = await loadModelFile(file);
-    if (pass !== undefined) {
-      process.stdout.write(dumpAfter(model, pass, { train: flags.train ?? false, batchSize, target }));
-      return;
-    }
-    const outDir = flags.out ?? path.join('build', path.basename(file).replace(/\.m?ts$/, ''));
-    const result = await compile(model, { target, emit, batchSize, outDir, train: flags.train ?? false, embedWeights: flags.embedWeights ?? false, cpu: flags.cpu, triple: flags.triple });
-    if (result.ir !== undefined) process.stdout.write(result.ir);
-    for (const f of result.files) console.log(f);
+    const { target, emit, batchSize, dumpAfter } = checkCompileOptions(flags);
+    const job: Job = {
+      file, target, emit, batchSize, dumpAfter, out: flags.out, train: flags.train ?? false,
+      embedWeights: flags.embedWeights ?? false, cpu: flags.cpu, triple: flags.triple,
+    };
+    process.exitCode = await runChild(job, flags.timeout);
   });
 
 function positiveInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
   return n;
+}
+
+function nonNegative(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a number of seconds');
+  return n;
+}
+
+/** Runs the job in cli/child.ts, copies its outcome to stdout/stderr and returns the exit code. */
+function runChild(job: Job, timeout: number): Promise<number> {
+  const shown = displayPath(path.resolve(job.file));
+  // the child's stdout is this process's stderr: whatever the model file prints stays out of the output
+  const child = fork(new URL('./child.js', import.meta.url), [JSON.stringify(job)], { stdio: [0, 2, 2, 'ipc'] });
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(signal, () => {
+      child.kill('SIGKILL');
+      process.kill(process.pid, signal);
+    });
+  }
+  let phase: 'start' | 'run' | 'loaded' = 'start', timedOut = false;
+  const timer = timeout > 0 ? setTimeout(() => {
+    timedOut = true;
+    child.kill('SIGKILL');
+  }, timeout * 1000) : undefined;
+  let ended = false;
+  return new Promise((resolve) => {
+    child.on('message', (m: Message) => {
+      if (m.type !== 'end') {
+        phase = m.type;
+        return;
+      }
+      ended = true;
+      if ('error' in m) console.error(m.error);
+      else process.stdout.write(m.stdout);
+    });
+    // 'close', not 'exit': it comes after the last message
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (ended) return resolve(code ?? 1);
+      if (timedOut) {
+        console.error(phase === 'loaded'
+          ? `kiln: compiling ${shown} did not finish within ${timeout} s (--timeout sets the limit)`
+          : `${shown}: did not finish within ${timeout} s (an endless loop or a promise that never settles?)`);
+      } else if (phase === 'run') {
+        console.error(signal ? `${shown}: the process was killed by ${signal} while the model file ran` : `${shown} called process.exit(${code}) while loading`);
+      } else {
+        console.error(`kiln: internal error: the compile process ${signal ? `was killed by ${signal}` : `exited with code ${code}`}`);
+      }
+      resolve(1);
+    });
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      console.error(errorReport(err, debug));
+      resolve(1);
+    });
+  });
 }
 
 // `kiln ... | head` closes stdout early: stop quietly
@@ -68,12 +124,5 @@ try {
   await program.parseAsync();
 } catch (err) {
   process.exitCode = 1;
-  if (err instanceof KilnError) {
-    console.error(err.format());
-    if (debug) console.error(err.cause instanceof Error ? err.cause.stack : err.stack);
-  } else if (debug) {
-    console.error(err);
-  } else {
-    console.error(`kiln: internal error: ${err instanceof Error ? err.message : String(err)} (KILN_DEBUG=1 shows the stack trace)`);
-  }
+  console.error(errorReport(err, debug));
 }

@@ -1,11 +1,13 @@
 // The `kiln` command end to end: runs the built dist/cli/main.js on model files inside and outside the repository.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { parseGraph } from '../ir/parser.js';
+import { printGraph } from '../ir/printer.js';
 import { readNpy, writeNpy } from '../runtime/npy.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -75,7 +77,11 @@ function modelFile(dir: string, name: string): string {
   return file;
 }
 
-describe.concurrent('kiln', () => {
+// each test runs several kiln processes, and the suites run many at once: on a small shared machine that takes
+// longer than vitest's default
+const slow = { timeout: 300_000 };
+
+describe.concurrent('kiln', slow, () => {
   it('prints help and version', async () => {
     const help = await kiln(['--help']);
     expect(help.code).toBe(0);
@@ -170,7 +176,7 @@ describe.concurrent('kiln', () => {
   });
 });
 
-describe.concurrent('kiln compile --dump-after', () => {
+describe.concurrent('kiln compile --dump-after', slow, () => {
   const passes = 'canonicalize, cse, dce, fuse, lower, simplify, schedule, memplan';
 
   it('lists the passes in --help', async () => {
@@ -235,5 +241,186 @@ describe.concurrent('kiln compile --dump-after', () => {
     expect(lines(train.stderr)).toEqual(["kiln: model 'sequential' is not compiled: the training step needs model.compile({ optimizer, loss }) in the model file"]);
     expect(both.code).toBe(1);
     expect(lines(both.stderr)).toEqual(['kiln: choose one of --emit and --dump-after']);
+  });
+});
+
+/** Model files that misbehave while they run; each writes `<dir>/<case>/model.ts`. */
+const hostile: Record<string, string> = {
+  exits: `import * as keras from 'kiln';
+process.exit(3);
+export default keras.Sequential([keras.layers.Dense(2, { inputShape: [3] })]);
+`,
+  neverSettles: `import * as keras from 'kiln';
+await new Promise(() => {});
+export default keras.Sequential([keras.layers.Dense(2, { inputShape: [3] })]);
+`,
+  loops: `import * as keras from 'kiln';
+for (;;) { /* spin */ }
+export default keras.Sequential([keras.layers.Dense(2, { inputShape: [3] })]);
+`,
+  waitsWithTimer: `import * as keras from 'kiln';
+setInterval(() => {}, 1000);
+await new Promise(() => {});
+export default keras.Sequential([keras.layers.Dense(2, { inputShape: [3] })]);
+`,
+  badFit: `import * as keras from 'kiln';
+
+const model = keras.Sequential([keras.layers.Dense(2, { inputShape: [3] })]);
+model.compile({ optimizer: 'sgd', loss: 'mse' });
+const x = keras.ops.zeros([4, 3]);
+const y = keras.ops.zeros([4, 5]);
+model.fit(x, y, { epochs: 1, batchSize: 2 });
+export default model;
+`,
+  chatty: `import * as keras from 'kiln';
+
+console.log('hello from the model file');
+process.stdout.write('a raw write\\n');
+const model = keras.Sequential([keras.layers.Dense(2, { inputShape: [3] })]);
+model.summary();
+model.compile({ optimizer: 'sgd', loss: 'mse' });
+model.fit(keras.ops.zeros([4, 3]), keras.ops.zeros([4, 2]), { epochs: 2, batchSize: 2 });
+export default model;
+`,
+};
+
+function hostileFile(name: string): string {
+  mkdirSync(path.join(outside, name), { recursive: true });
+  const file = path.join(outside, name, 'model.ts');
+  writeFileSync(file, hostile[name]!);
+  return file;
+}
+
+/** Every file under a directory (relative path → contents), for comparing an output before and after. */
+function snapshot(dir: string): Record<string, string> {
+  return Object.fromEntries(readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile())
+    .map((e) => { const p = path.join(e.parentPath, e.name); return [path.relative(dir, p), readFileSync(p, 'base64')]; }));
+}
+
+describe.concurrent('kiln compile: model files run in a child process', slow, () => {
+  it('reports a model file that calls process.exit in one line and writes nothing', async () => {
+    const out = path.join(outside, 'exits', 'out');
+    const r = await kiln(['compile', hostileFile('exits'), '-o', out]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(lines(r.stderr)).toEqual([`${path.relative(root, path.join(outside, 'exits', 'model.ts'))} called process.exit(3) while loading`]);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('reports a top-level await that can never settle in one line and writes nothing', async () => {
+    const out = path.join(outside, 'neverSettles', 'out');
+    const r = await kiln(['compile', hostileFile('neverSettles'), '-o', out]);
+    expect(r.code).toBe(1);
+    expect(lines(r.stderr)).toHaveLength(1);
+    expect(r.stderr).toMatch(/neverSettles[/\\]model\.ts: its top-level await never settles/);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('stops an endless loop, or a wait that a timer keeps alive, after --timeout seconds', async () => {
+    const [loops, waits] = await Promise.all(['loops', 'waitsWithTimer'].map((name) =>
+      kiln(['compile', hostileFile(name), '--timeout', '1', '-o', path.join(outside, name, 'out')])));
+    for (const [name, r] of [['loops', loops!], ['waitsWithTimer', waits!]] as const) {
+      expect(r.code).toBe(1);
+      expect(lines(r.stderr)).toEqual([`${path.relative(root, path.join(outside, name, 'model.ts'))}: did not finish within 1 s (an endless loop or a promise that never settles?)`]);
+      expect(existsSync(path.join(outside, name, 'out'))).toBe(false);
+    }
+  });
+
+  it('refuses a --timeout that is not a number of seconds', async () => {
+    const r = await kiln(['compile', 'examples/seed/sequential.ts', '--timeout', 'soon']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/--timeout <seconds>.*expected a number of seconds/);
+  });
+
+  it('locates an error thrown inside fit at the model file line that called fit', async () => {
+    const r = await kiln(['compile', hostileFile('badFit'), '--emit', 'ir']);
+    expect(r.code).toBe(1);
+    expect(lines(r.stderr).at(-1)).toMatch(/^.*badFit[/\\]model\.ts:7:\d+ mean_squared_error: y_true shape \[2,5\] does not match y_pred shape \[2,2\]$/);
+  });
+
+  it('prints only the IR on stdout with --emit ir and --dump-after: the model file output goes to stderr', async () => {
+    const file = hostileFile('chatty');
+    const [emit, dump] = await Promise.all([kiln(['compile', file, '--emit', 'ir']), kiln(['compile', file, '--dump-after', 'dce'])]);
+    for (const r of [emit, dump]) {
+      expect(r.code).toBe(0);
+      expect(printGraph(parseGraph(r.stdout))).toBe(r.stdout); // the parser reads nothing but graph text
+      expect(r.stdout).toMatch(/= matmul /);
+      expect(r.stderr).toMatch(/^hello from the model file\na raw write\nModel: "sequential"/);
+      expect(r.stderr).toMatch(/Epoch 2\/2/);
+    }
+  });
+});
+
+describe.concurrent('kiln compile: the output directory is replaced whole or not at all', slow, () => {
+  it('leaves the previous output as it was, and nothing beside it, when a compile fails', async () => {
+    const dir = mkdtempSync(path.join(outside, 'fail-'));
+    const out = path.join(dir, 'model');
+    expect((await kiln(['compile', 'examples/seed/sequential.ts', '-o', out])).code).toBe(0);
+    const before = snapshot(out);
+    const r = await kiln(['compile', 'examples/seed/sequential.ts', '--target', 'llvm', '--cpu', 'bogus', '--batch-size', '2', '-o', out]);
+    expect(r.code).toBe(1);
+    expect(lines(r.stderr)).toHaveLength(1);
+    expect(r.stderr).toMatch(/^kiln: llvm: (opt|llc)-14 failed: .*bogus/);
+    expect(snapshot(out)).toEqual(before);
+    expect(readdirSync(dir)).toEqual(['model']);
+  });
+
+  it('creates nothing, not even the parent folders, when a compile into a new path fails', async () => {
+    const dir = mkdtempSync(path.join(outside, 'fresh-'));
+    const r = await kiln(['compile', 'examples/seed/sequential.ts', '--target', 'llvm', '--cpu', 'bogus', '-o', path.join(dir, 'a', 'b', 'model')]);
+    expect(r.code).toBe(1);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('gives one line for an output directory that cannot be written (under /proc, a file, a folder of other files)', async () => {
+    const dir = mkdtempSync(path.join(outside, 'bad-'));
+    writeFileSync(path.join(dir, 'file'), 'x');
+    mkdirSync(path.join(dir, 'mine'));
+    writeFileSync(path.join(dir, 'mine', 'notes.txt'), 'keep me');
+    const [proc, deep, file, mine] = await Promise.all([path.join('/proc', 'kiln-x'), path.join('/proc', 'kiln-x', 'y'), path.join(dir, 'file'), path.join(dir, 'mine')]
+      .map((o) => kiln(['compile', 'examples/seed/sequential.ts', '-o', o])));
+    expect(lines(proc!.stderr)).toEqual(['kiln: cannot write /proc/kiln-x: no such file or directory']);
+    expect(lines(deep!.stderr)).toEqual(['kiln: cannot write /proc/kiln-x/y: no such file or directory']);
+    expect(lines(file!.stderr)).toEqual([`kiln: cannot write ${path.join(dir, 'file')}: it exists and is not a directory`]);
+    expect(lines(mine!.stderr)).toEqual([`kiln: will not replace ${path.join(dir, 'mine')}: it is not empty and holds no kiln output (manifest.json or model.o); choose another -o or empty it`]);
+    for (const r of [proc, deep, file, mine]) expect(r!.code).toBe(1);
+    expect(readdirSync(dir).sort()).toEqual(['file', 'mine']);
+    expect(readdirSync(path.join(dir, 'mine'))).toEqual(['notes.txt']);
+  });
+
+  it('lets two compiles into one directory finish with one complete output, and removes builds left by killed compiles', async () => {
+    const dir = mkdtempSync(path.join(outside, 'race-'));
+    const out = path.join(dir, 'model');
+    const stale = path.join(dir, '.model.kiln-999999999-0123456789ab');
+    mkdirSync(stale);
+    writeFileSync(path.join(stale, 'model.wasm'), 'partial');
+    const runs = await Promise.all([2, 3].map((b) => kiln(['compile', 'examples/seed/sequential.ts', '--batch-size', String(b), '-o', out])));
+    for (const r of runs) expect(r.code).toBe(0);
+    expect(readdirSync(dir)).toEqual(['model']);
+    expect(readdirSync(out)).toEqual(expect.arrayContaining(['manifest.json', 'model.ir', 'model.mjs', 'model.wasm', 'weights.safetensors']));
+    const { entries } = JSON.parse(readFileSync(path.join(out, 'manifest.json'), 'utf8')) as { entries: Record<string, { batchSize: number }> };
+    const batch = entries['predict']!.batchSize;
+    expect([2, 3]).toContain(batch);
+    expect(readFileSync(path.join(out, 'model.ir'), 'utf8')).toContain(`: f32[${batch},784]`);
+    // the loader of this output runs its own model.wasm at its batch size
+    const { load } = (await import(pathToFileURL(path.join(out, 'model.mjs')).href)) as { load: () => Promise<{ predict: (x: Float32Array[]) => Float32Array[] }> };
+    const m = await load();
+    const [y] = m.predict([new Float32Array(batch * 784).fill(0.5)]);
+    expect(y).toHaveLength(batch * 10);
+  });
+});
+
+describe('the kiln package', () => {
+  it('ships what an installed kiln needs: the built CLI, the C and CUDA runtime sources, and @types/node for model files', async () => {
+    // what `npm install <tarball>` gets; checked without packing (--ignore-scripts skips the prepack build)
+    const { stdout } = await execFileP('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root });
+    const files = new Set((JSON.parse(stdout) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path));
+    const runtime = (sub: string) => readdirSync(path.join(root, 'runtime', sub)).map((f) => `runtime/${sub}/${f}`);
+    for (const f of ['package.json', 'dist/cli/main.js', 'dist/cli/child.js', 'dist/compiler.js', 'dist/frontend/index.d.ts', ...runtime('c'), ...runtime('cuda')]) {
+      expect(files.has(f), f).toBe(true);
+    }
+    // cli/loader.ts type-checks model files against @types/node, and runs them with tsx: both must install with kiln
+    const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+    expect(Object.keys(pkg.dependencies)).toEqual(expect.arrayContaining(['@types/node', 'ts-morph', 'tsx']));
   });
 });

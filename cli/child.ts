@@ -1,0 +1,77 @@
+// The process `kiln compile` runs a model file in: it loads and compiles the model and reports to cli/main.ts,
+// which enforces the timeout and explains a process that ends early. The model file's stdout is the CLI's stderr.
+import path from 'node:path';
+import { type Emit, KilnError, type Target, errorReport } from './common.js';
+import { errorLocation } from './loader.js';
+import { compile, dumpAfter, loadModelFile, modelFileError } from '../compiler.js';
+
+/** What to do, from the command line (checked by main.ts). */
+export interface Job {
+  file: string;
+  target: Target;
+  emit?: Emit;
+  dumpAfter?: string;
+  batchSize: number;
+  out?: string;
+  train: boolean;
+  embedWeights: boolean;
+  cpu?: string;
+  triple?: string;
+}
+
+/** To the parent: the model file starts running, it has loaded, and the outcome (text for stdout, or an error's lines). */
+export type Message = { type: 'run' } | { type: 'loaded' } | { type: 'end'; stdout: string } | { type: 'end'; error: string };
+
+if (!process.send) {
+  console.error('kiln: cli/child.js runs under the kiln command (kiln compile ...)');
+  process.exit(2);
+}
+const job = JSON.parse(process.argv[2]!) as Job;
+const file = path.resolve(job.file);
+const debug = process.env['KILN_DEBUG'] === '1';
+let running = false, ended = false;
+
+/** Sends the outcome and exits once it is sent (the model file may leave timers that would keep this process alive). */
+function end(outcome: { stdout: string } | { error: string }): void {
+  if (ended) return;
+  ended = true;
+  process.send!({ type: 'end', ...outcome } satisfies Message, () => process.exit('error' in outcome ? 1 : 0));
+}
+
+function fail(err: unknown): void {
+  // an error from the model file's own callbacks, or from kiln code they call, is located in the model file
+  const located = !(err instanceof KilnError) && (running || errorLocation(err, file) !== undefined);
+  end({ error: errorReport(located ? modelFileError(err, file) : err, debug) });
+}
+
+// the IPC channel alone must not keep this process alive: when nothing else does while the model file runs, its
+// top-level await waits on a promise that nothing can settle any more
+process.channel?.unref();
+process.on('beforeExit', () => {
+  if (running) {
+    running = false;
+    end({ error: `${path.relative(process.cwd(), file) || file}: its top-level await never settles (it waits on a promise that nothing resolves)` });
+  }
+});
+process.on('uncaughtException', fail);
+
+try {
+  const model = await loadModelFile(file, {
+    onRun: () => {
+      running = true;
+      process.send!({ type: 'run' } satisfies Message);
+    },
+  });
+  running = false;
+  process.send!({ type: 'loaded' } satisfies Message);
+  if (job.dumpAfter !== undefined) {
+    end({ stdout: dumpAfter(model, job.dumpAfter, { train: job.train, batchSize: job.batchSize, target: job.target }) });
+  } else {
+    const outDir = job.out ?? path.join('build', path.basename(file).replace(/\.m?ts$/, ''));
+    const { emit, target, batchSize, train, embedWeights, cpu, triple } = job;
+    const result = await compile(model, { target, emit, batchSize, outDir, train, embedWeights, cpu, triple });
+    end({ stdout: (result.ir ?? '') + result.files.map((f) => `${f}\n`).join('') });
+  }
+} catch (err) {
+  fail(err);
+}

@@ -1,0 +1,78 @@
+// What the `kiln` command and the compiler API share: targets, option checks, user-facing errors and paths. No heavy
+// imports here: the command parses its flags with this alone and leaves the compiler to its child process.
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PASS_NAMES } from '../passes/pipeline.js';
+
+export const TARGETS = ['wasm', 'llvm', 'cuda'] as const;
+export type Target = (typeof TARGETS)[number];
+export const EMITS = ['ir'] as const;
+export type Emit = (typeof EMITS)[number];
+
+export interface KilnErrorOptions {
+  /** `model.ts:3:5` (or `model.ts:`) when the problem is at a place in a user file. */
+  where?: string;
+  /** One `file:line:col message` line per problem, for errors that are a list (type errors). */
+  diagnostics?: string[];
+  cause?: unknown;
+}
+
+/** A user-facing error: the CLI prints `format()` and no stack trace (unless KILN_DEBUG=1). */
+export class KilnError extends Error {
+  override name = 'KilnError';
+  readonly where: string | undefined;
+  readonly diagnostics: string[];
+
+  constructor(message: string, options: KilnErrorOptions = {}) {
+    super(message, { cause: options.cause });
+    this.where = options.where;
+    this.diagnostics = options.diagnostics ?? [];
+  }
+
+  /** The lines to show: the diagnostics, or `where message`, or `kiln: message`. */
+  format(): string {
+    if (this.diagnostics.length) return this.diagnostics.join('\n');
+    return this.where ? `${this.where} ${this.message}` : `kiln: ${this.message}`;
+  }
+}
+
+/** What the `kiln` command prints for an error: a KilnError's lines, or one line for a bug in kiln; with `debug`, the stack too. */
+export function errorReport(err: unknown, debug = false): string {
+  if (err instanceof KilnError) return debug ? `${err.format()}\n${err.cause instanceof Error ? err.cause.stack : err.stack}` : err.format();
+  if (debug) return err instanceof Error ? err.stack ?? String(err) : String(err);
+  return `kiln: internal error: ${err instanceof Error ? err.message : String(err)} (KILN_DEBUG=1 shows the stack trace)`;
+}
+
+/** Validates compile options (strings from the command line included) and fills in defaults. */
+export function checkCompileOptions(options: { target?: string; emit?: string; batchSize?: number; dumpAfter?: string }): { target: Target; emit?: Emit; batchSize: number; dumpAfter?: string } {
+  const target = options.target ?? 'wasm';
+  if (!(TARGETS as readonly string[]).includes(target)) throw new KilnError(`unknown target '${target}'; targets are ${TARGETS.join(', ')}`);
+  if (options.emit !== undefined && !(EMITS as readonly string[]).includes(options.emit)) {
+    throw new KilnError(`cannot emit '${options.emit}'; choose one of ${EMITS.join(', ')}`);
+  }
+  if (options.dumpAfter !== undefined && !PASS_NAMES.includes(options.dumpAfter)) {
+    throw new KilnError(`unknown pass '${options.dumpAfter}'; passes are ${PASS_NAMES.join(', ')}`);
+  }
+  if (options.dumpAfter !== undefined && options.emit !== undefined) throw new KilnError('choose one of --emit and --dump-after');
+  const batchSize = options.batchSize ?? 1;
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new KilnError(`batch size must be a positive integer, got ${batchSize}`);
+  return { target: target as Target, emit: options.emit as Emit | undefined, batchSize, dumpAfter: options.dumpAfter };
+}
+
+/** The folder holding kiln's package.json (this file runs from dist/cli/ or cli/). */
+export const packageRoot = findPackageRoot(path.dirname(fileURLToPath(import.meta.url)));
+
+function findPackageRoot(dir: string): string {
+  while (!existsSync(path.join(dir, 'package.json'))) {
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error(`kiln: no package.json above ${fileURLToPath(import.meta.url)}`);
+    dir = up;
+  }
+  return dir;
+}
+
+/** How a user file is shown in messages: relative to the working directory. */
+export function displayPath(file: string): string {
+  return path.relative(process.cwd(), file) || file;
+}
