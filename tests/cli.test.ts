@@ -411,12 +411,12 @@ describe.concurrent('kiln compile: the output directory is replaced whole or not
 });
 
 describe('the kiln package', () => {
-  it('ships what an installed kiln needs: the built CLI, the C and CUDA runtime sources, and @types/node for model files', async () => {
+  it('ships what an installed kiln needs: the built CLI, the C, CUDA and wasm runtime sources, and @types/node for model files', async () => {
     // what `npm install <tarball>` gets; checked without packing (--ignore-scripts skips the prepack build)
     const { stdout } = await execFileP('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root });
     const files = new Set((JSON.parse(stdout) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path));
     const runtime = (sub: string) => readdirSync(path.join(root, 'runtime', sub)).map((f) => `runtime/${sub}/${f}`);
-    for (const f of ['package.json', 'dist/cli/main.js', 'dist/cli/child.js', 'dist/compiler.js', 'dist/frontend/index.d.ts', ...runtime('c'), ...runtime('cuda')]) {
+    for (const f of ['package.json', 'dist/cli/main.js', 'dist/cli/child.js', 'dist/compiler.js', 'dist/frontend/index.d.ts', ...runtime('c'), ...runtime('cuda'), ...runtime('wasm')]) {
       expect(files.has(f), f).toBe(true);
     }
     // cli/loader.ts type-checks model files against @types/node, and runs them with tsx: both must install with kiln
