@@ -61,8 +61,18 @@ export function compileCached(target: string, cc: readonly string[], src: string
 
 const DTYPE: Record<string, string> = { float32: 'KILN_F32', int32: 'KILN_I32', bool: 'KILN_BOOL' };
 
-function cString(s: string): string {
-  return JSON.stringify(s);
+/**
+ * s as a C string literal of its UTF-8 bytes: printable ASCII as is but for `"`, `\` and `?`, every other byte as a
+ * three-digit octal escape (JSON escaping left `??-` and `??/`, trigraphs that gcc -std=c99 turns into `~` and `\`;
+ * a three-digit escape cannot run into the next character as a hex escape can).
+ */
+export function cString(s: string): string {
+  if (s.includes('\0')) throw new Error(`kiln: the name ${JSON.stringify(s)} contains a NUL character, which a C string cannot hold`);
+  let out = '"';
+  for (const byte of Buffer.from(s, 'utf8')) {
+    out += byte >= 0x20 && byte < 0x7f && byte !== 0x22 && byte !== 0x5c && byte !== 0x3f ? String.fromCharCode(byte) : `\\${byte.toString(8).padStart(3, '0')}`;
+  }
+  return `${out}"`;
 }
 
 function cBytes(data: Uint8Array): string {
@@ -79,6 +89,7 @@ export function descSource(o: NativeTargetOptions, compiled: readonly { e: Targe
   const array = (decl: string, items: string[]) => (items.length ? `static const ${decl}[] = {\n  ${items.join(',\n  ')}\n};` : '');
   const entryRows: string[] = [];
   for (const { e, c } of compiled) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(e.name)) throw new Error(`kiln: entry name ${JSON.stringify(e.name)} is not a C identifier`);
     const L = entryLayout(c.program, layout.offsets[e.name]!);
     const shapeOf = (nodes: readonly { attrs: Record<string, unknown>; type: { shape: readonly number[] } }[], name: string) =>
       nodes.find((n) => n.attrs['name'] === name)?.type.shape ?? [];
