@@ -40,6 +40,11 @@ export function sh(target: string, cmd: string, args: string[], cwd: string): vo
   }
 }
 
+/** The object cache: KILN_CACHE_DIR, else one per user in the temp directory. */
+export function objectCacheDir(): string {
+  return path.resolve(process.env['KILN_CACHE_DIR'] || path.join(tmpdir(), `kiln-objects-${process.getuid?.() ?? os.userInfo().username}`));
+}
+
 /**
  * `gcc flags -c src -o out` through a cache of objects keyed by the source, the headers beside it and the flags
  * (the runtime's objects are the same for every model: compiling them was a quarter of `kiln compile`).
@@ -48,12 +53,13 @@ export function compileCached(target: string, cc: readonly string[], src: string
   const dir = path.dirname(src);
   const hash = createHash('sha256').update(JSON.stringify(cc)).update(readFileSync(src));
   for (const h of readdirSync(dir).filter((f) => f.endsWith('.h')).sort()) hash.update(h).update(readFileSync(path.join(dir, h)));
-  const cache = path.join(tmpdir(), `kiln-objects-${os.userInfo().uid}`);
+  const cache = objectCacheDir();
   const hit = path.join(cache, `${hash.digest('hex').slice(0, 32)}.o`);
   if (!existsSync(hit)) {
     mkdirSync(cache, { recursive: true });
     const tmp = `${hit}.${process.pid}.tmp`;
-    sh(target, 'gcc', [...cc, '-c', src, '-o', tmp], dir);
+    // gcc runs in dir: the source by its name there (a path relative to our cwd, as `-o build/model` gives, is not)
+    sh(target, 'gcc', [...cc, '-c', path.basename(src), '-o', tmp], dir);
     renameSync(tmp, hit); // atomic: concurrent compiles never see half an object
   }
   copyFileSync(hit, out);
