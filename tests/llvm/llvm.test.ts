@@ -55,6 +55,19 @@ describe('llvm target', () => {
     expect(compare(g, modelInputs(g, 4), params(step.variables), 3)).toEqual([]);
   });
 
+  it('under taskset -c 0 and -c 0,1 (the pool sized by the affinity mask, KILN_NUM_THREADS unset) the training step equals the interpreter', () => {
+    const model = keras.Sequential([keras.layers.Dense(64, { activation: 'relu', inputShape: [784] }), keras.layers.Dense(10, { activation: 'softmax' })]);
+    const c = compileModel(model, { optimizer: 'adam', loss: 'sparse_categorical_crossentropy' });
+    const step = traceTrainStep(model, c, [[32, 784]], [[32]]);
+    const g = withUpdates(step.graph), inputs = modelInputs(g, 4), ps = params(step.variables);
+    const dir = path.join(tmp, 'taskset');
+    compileLlvm({ outDir: dir, entries: [{ name: 'predict', graph: g, batchSize: 32 }], weights: weightsOf(g, ps), threads: 2 });
+    for (const cpus of ['0', '0,1']) {
+      const outputs = runMain(path.join(dir, 'model_main'), dir, g, inputs, { KILN_NUM_THREADS: undefined }, 'predict', ['taskset', '-c', cpus]);
+      expect(outputDiffs(g, inputs, ps, outputs, `llvm on CPUs ${cpus}`)).toEqual([]);
+    }
+  });
+
   it('the title/body model (two inputs, two outputs)', () => {
     const title = keras.Input({ shape: [100], name: 'title' }), body = keras.Input({ shape: [500], name: 'body' });
     const x = keras.layers.concatenate([keras.layers.Dense(64, { activation: 'relu' })(title), keras.layers.Dense(64, { activation: 'relu' })(body)]);
