@@ -40,6 +40,11 @@ export function sh(target: string, cmd: string, args: string[], cwd: string): vo
   }
 }
 
+/** The object cache: KILN_CACHE_DIR, else one per user in the temp directory. */
+export function objectCacheDir(): string {
+  return path.resolve(process.env['KILN_CACHE_DIR'] || path.join(tmpdir(), `kiln-objects-${process.getuid?.() ?? os.userInfo().username}`));
+}
+
 /**
  * `gcc flags -c src -o out` through a cache of objects keyed by the source, the headers beside it and the flags
  * (the runtime's objects are the same for every model: compiling them was a quarter of `kiln compile`).
@@ -48,12 +53,13 @@ export function compileCached(target: string, cc: readonly string[], src: string
   const dir = path.dirname(src);
   const hash = createHash('sha256').update(JSON.stringify(cc)).update(readFileSync(src));
   for (const h of readdirSync(dir).filter((f) => f.endsWith('.h')).sort()) hash.update(h).update(readFileSync(path.join(dir, h)));
-  const cache = path.join(tmpdir(), `kiln-objects-${os.userInfo().uid}`);
+  const cache = objectCacheDir();
   const hit = path.join(cache, `${hash.digest('hex').slice(0, 32)}.o`);
   if (!existsSync(hit)) {
     mkdirSync(cache, { recursive: true });
     const tmp = `${hit}.${process.pid}.tmp`;
-    sh(target, 'gcc', [...cc, '-c', src, '-o', tmp], dir);
+    // gcc runs in dir: the source by its name there (a path relative to our cwd, as `-o build/model` gives, is not)
+    sh(target, 'gcc', [...cc, '-c', path.basename(src), '-o', tmp], dir);
     renameSync(tmp, hit); // atomic: concurrent compiles never see half an object
   }
   copyFileSync(hit, out);
@@ -61,8 +67,18 @@ export function compileCached(target: string, cc: readonly string[], src: string
 
 const DTYPE: Record<string, string> = { float32: 'KILN_F32', int32: 'KILN_I32', bool: 'KILN_BOOL' };
 
-function cString(s: string): string {
-  return JSON.stringify(s);
+/**
+ * s as a C string literal of its UTF-8 bytes: printable ASCII as is but for `"`, `\` and `?`, every other byte as a
+ * three-digit octal escape (JSON escaping left `??-` and `??/`, trigraphs that gcc -std=c99 turns into `~` and `\`;
+ * a three-digit escape cannot run into the next character as a hex escape can).
+ */
+export function cString(s: string): string {
+  if (s.includes('\0')) throw new Error(`kiln: the name ${JSON.stringify(s)} contains a NUL character, which a C string cannot hold`);
+  let out = '"';
+  for (const byte of Buffer.from(s, 'utf8')) {
+    out += byte >= 0x20 && byte < 0x7f && byte !== 0x22 && byte !== 0x5c && byte !== 0x3f ? String.fromCharCode(byte) : `\\${byte.toString(8).padStart(3, '0')}`;
+  }
+  return `${out}"`;
 }
 
 function cBytes(data: Uint8Array): string {
@@ -79,6 +95,7 @@ export function descSource(o: NativeTargetOptions, compiled: readonly { e: Targe
   const array = (decl: string, items: string[]) => (items.length ? `static const ${decl}[] = {\n  ${items.join(',\n  ')}\n};` : '');
   const entryRows: string[] = [];
   for (const { e, c } of compiled) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(e.name)) throw new Error(`kiln: entry name ${JSON.stringify(e.name)} is not a C identifier`);
     const L = entryLayout(c.program, layout.offsets[e.name]!);
     const shapeOf = (nodes: readonly { attrs: Record<string, unknown>; type: { shape: readonly number[] } }[], name: string) =>
       nodes.find((n) => n.attrs['name'] === name)?.type.shape ?? [];

@@ -1,6 +1,6 @@
 // The `kiln` command end to end: runs the built dist/cli/main.js on model files inside and outside the repository.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -9,6 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parseGraph } from '../ir/parser.js';
 import { printGraph } from '../ir/printer.js';
 import { readNpy, writeNpy } from '../runtime/npy.js';
+import { readSafetensors } from '../runtime/safetensors.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const execFileP = promisify(execFile);
@@ -21,9 +22,12 @@ interface Run {
   stderr: string;
 }
 
-function kiln(args: string[], env: Record<string, string> = {}): Promise<Run> {
+/** An empty object cache for one run: a warm cache must never hide how a first compile goes. */
+const freshCache = () => mkdtempSync(path.join(outside, 'cache-'));
+
+function kiln(args: string[], env: Record<string, string | undefined> = {}, cwd = root, command = [process.execPath, cli]): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [cli, ...args], { cwd: root, env: { ...process.env, ...env } }, (err, stdout, stderr) => {
+    execFile(command[0]!, [...command.slice(1), ...args], { cwd, env: { ...process.env, KILN_CACHE_DIR: freshCache(), ...env } }, (err, stdout, stderr) => {
       resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr });
     });
   });
@@ -117,6 +121,38 @@ describe.concurrent('kiln', slow, () => {
     const y = readNpy(new Uint8Array(readFileSync(path.join(out, 'y', 'dense_1.npy'))));
     expect(y.shape).toEqual([2, 10]);
     expect(Math.abs([...y.data].slice(0, 10).reduce((a, b) => a + b, 0) - 1)).toBeLessThan(1e-5); // a softmax row
+  });
+
+  it("runs the README's `npx kiln compile model.ts --target llvm -o build/model` in a new project with an empty object cache", async () => {
+    // a project of its own: kiln in its node_modules, the model file and the output relative to its directory
+    const project = mkdtempSync(path.join(outside, 'project-'));
+    mkdirSync(path.join(project, 'node_modules', '.bin'), { recursive: true });
+    symlinkSync(root, path.join(project, 'node_modules', 'kiln'));
+    symlinkSync(path.join('..', 'kiln', 'dist', 'cli', 'main.js'), path.join(project, 'node_modules', '.bin', 'kiln'));
+    writeFileSync(path.join(project, 'model.ts'), models['good']!);
+    const cache = path.join(project, 'cache');
+    const npx = path.join(path.dirname(process.execPath), 'npx');
+    // as a user's shell runs it: without the npm settings of the npm that started these tests (undefined: unset)
+    const npmEnv = Object.fromEntries(Object.keys(process.env).filter((k) => /^npm_/i.test(k)).map((k) => [k, undefined]));
+    const r = await kiln(['kiln', 'compile', 'model.ts', '--target', 'llvm', '-o', 'build/model'], { ...npmEnv, KILN_CACHE_DIR: cache }, project, [npx]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(readdirSync(cache).filter((f) => f.endsWith('.o')).length).toBeGreaterThanOrEqual(3); // the runtime was compiled, not found
+    // model_main equals x W + b with the artifact's weights
+    const out = path.join(project, 'build', 'model');
+    const x = Float32Array.of(1, -2, 0.5);
+    writeFileSync(path.join(out, 'x.npy'), writeNpy('float32', [1, 3], x));
+    await execFileP(path.join(out, 'model_main'), ['--out', 'y', 'x.npy'], { cwd: out });
+    const manifest = JSON.parse(readFileSync(path.join(out, 'manifest.json'), 'utf8')) as { outputs: { name: string }[] };
+    const y = readNpy(new Uint8Array(readFileSync(path.join(out, 'y', `${manifest.outputs[0]!.name}.npy`))));
+    const [w, b] = readSafetensors(new Uint8Array(readFileSync(path.join(out, 'weights.safetensors')))).tensors.map((t) => t.data);
+    expect(y.shape).toEqual([1, 2]);
+    for (let i = 0; i < 1; i++) {
+      for (let j = 0; j < 2; j++) {
+        const want = b![j]! + [0, 1, 2].reduce((acc, k) => acc + x[i * 3 + k]! * w![k * 2 + j]!, 0);
+        expect(Math.abs(y.data[i * 2 + j]! - want)).toBeLessThanOrEqual(1e-5);
+      }
+    }
   });
 
   it('refuses an unknown target in one line', async () => {

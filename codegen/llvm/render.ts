@@ -27,6 +27,30 @@ type V = import('llvm-bindings').Value;
 type T = import('llvm-bindings').Type;
 type Fn = import('llvm-bindings').Function;
 type BB = import('llvm-bindings').BasicBlock;
+type IRBuilder = import('llvm-bindings').IRBuilder;
+
+/**
+ * Every constant the renderer emits, made here and nowhere else. IRBuilder.getInt64 reads its number as an
+ * unsigned 32-bit value (an index offset of -4 became 4294967292, 16 GiB past the memory block) and getInt32 wraps
+ * silently, so integers go through ConstantInt.get(type, v, signed), which reads an int64; floats are rounded to
+ * float32 once, NaN made explicitly.
+ */
+export function constants(b: IRBuilder) {
+  const L = llvm();
+  const int = (t: import('llvm-bindings').IntegerType, bits: number, v: number): V => {
+    // an i32 constant wraps as in the loop IR (x | 0); an index must be exact
+    if (!Number.isSafeInteger(v) || (bits < 64 && (v < -(2 ** (bits - 1)) || v >= 2 ** bits))) throw new Error(`llvm: ${v} is not an i${bits} constant`);
+    return L.ConstantInt.get(t, v, true);
+  };
+  return {
+    i64: (v: number) => int(b.getInt64Ty(), 64, v),
+    i32: (v: number) => int(b.getInt32Ty(), 32, v),
+    i8: (v: number) => int(b.getInt8Ty(), 8, v),
+    bool: (v: number | boolean) => (v ? b.getTrue() : b.getFalse()),
+    f32: (v: number) => (Number.isNaN(v) ? L.ConstantFP.getNaN(b.getFloatTy()) : L.ConstantFP.get(b.getFloatTy(), Math.fround(v))),
+    f64: (v: number) => (Number.isNaN(v) ? L.ConstantFP.getNaN(b.getDoubleTy()) : L.ConstantFP.get(b.getDoubleTy(), v)),
+  };
+}
 
 /** Most statements a lane loop over a register array that has no vector form is unrolled to (else it stays a loop). */
 const MAX_UNROLLED = 4096;
@@ -48,6 +72,7 @@ class KernelBuilder {
   }
 
   private get b() { return this.g.b; }
+  private get k() { return this.g.k; }
 
 
   /** An alloca in the entry block (where mem2reg finds it). */
@@ -79,7 +104,7 @@ class KernelBuilder {
    */
   private index64(e: Expr): V {
     const b = this.b;
-    if (e.k === 'const') return b.getInt64(e.v);
+    if (e.k === 'const') return this.k.i64(e.v);
     if (e.k === 'binary' && e.t === 'i32' && (e.op === 'add' || e.op === 'sub' || e.op === 'mul')) {
       const x = this.index64(e.a), y = this.index64(e.b);
       return e.op === 'add' ? b.CreateAdd(x, y) : e.op === 'sub' ? b.CreateSub(x, y) : b.CreateMul(x, y);
@@ -91,13 +116,13 @@ class KernelBuilder {
     const L = llvm();
     const arr = this.arrays.get(buf);
     if (arr) {
-      const p = this.b.CreateInBoundsGEP(L.ArrayType.get(this.memType(arr.t), arr.size), arr.ptr, [this.b.getInt32(0), this.expr(idx)]);
+      const p = this.b.CreateInBoundsGEP(L.ArrayType.get(this.memType(arr.t), arr.size), arr.ptr, [this.k.i32(0), this.expr(idx)]);
       return { ptr: p, t: arr.t };
     }
     const t = this.bufTypes.get(buf), off = this.offsets[buf];
     if (!t || off === undefined) throw new Error(`llvm: unknown buffer ${buf}`);
     const width = t === 'bool' ? 1 : 4;
-    const byte = this.b.CreateAdd(this.b.CreateMul(this.index64(idx), this.b.getInt64(width)), this.b.getInt64(off));
+    const byte = this.b.CreateAdd(this.b.CreateMul(this.index64(idx), this.k.i64(width)), this.k.i64(off));
     const p = this.b.CreateInBoundsGEP(this.b.getInt8Ty(), this.fn.getArg(this.memArg), [byte]);
     return { ptr: this.b.CreateBitCast(p, L.PointerType.get(this.memType(t), 0)), t };
   }
@@ -109,7 +134,7 @@ class KernelBuilder {
     }
     const { ptr, t } = this.pointer(buf, idx);
     const v = this.b.CreateLoad(this.memType(t), ptr);
-    return t === 'bool' ? this.b.CreateICmpNE(v, this.b.getInt8(0)) : v;
+    return t === 'bool' ? this.b.CreateICmpNE(v, this.k.i8(0)) : v;
   }
 
   /** An intrinsic over `t`, or over vectors of it when `vec`. */
@@ -237,7 +262,7 @@ class KernelBuilder {
     for (const st of s.body) if (st.k === 'decl') this.vars.delete(st.name);
     const lane = `${s.v}$lane`, op = (fold.value as Extract<Expr, { k: 'binary' }>).op;
     for (let i = 0; i < s.extent; i++) {
-      this.vars.set(lane, { ssa: this.b.CreateCall(extract, [lanes, this.b.getInt32(i)]) });
+      this.vars.set(lane, { ssa: this.b.CreateCall(extract, [lanes, this.k.i32(i)]) });
       this.stmt({ k: 'assign', name: fold.name, value: { k: 'binary', op, t: fold.value.t, a: { k: 'var', name: fold.name, t: value.t }, b: { k: 'var', name: lane, t: value.t } } as Expr });
     }
     this.vars.delete(lane);
@@ -274,13 +299,12 @@ class KernelBuilder {
     const L = llvm(), b = this.b;
     switch (e.k) {
       case 'const':
-        if (e.t === 'f32') return Number.isNaN(e.v) ? L.ConstantFP.getNaN(b.getFloatTy()) : L.ConstantFP.get(b.getFloatTy(), e.v);
-        return e.t === 'i32' ? b.getInt32(e.v) : (e.v ? b.getTrue() : b.getFalse());
+        return e.t === 'f32' ? this.k.f32(e.v) : e.t === 'i32' ? this.k.i32(e.v) : this.k.bool(e.v);
       case 'var': {
         if (e.name === this.lanes?.v) return this.callVector('iota', []);
         const v = this.vars.get(e.name);
         if (!v) throw new Error(`llvm: variable ${e.name} used before its declaration`);
-        if ('value' in v) return b.getInt32(v.value);
+        if ('value' in v) return this.k.i32(v.value);
         if ('ssa' in v) return v.ssa;
         return b.CreateLoad(this.scalarType(v.t), v.ptr);
       }
@@ -294,8 +318,8 @@ class KernelBuilder {
           if (from === 'f32') return b.CreateCall(L.Intrinsic.getDeclaration(this.g.mod, L.Intrinsic.fptosi_sat, [to('i32'), to('f32')]), [a]);
           return from === 'i32' ? a : b.CreateZExt(a, to('i32'));
         }
-        return from === 'f32' ? b.CreateFCmpUNE(a, this.lift(L.ConstantFP.get(b.getFloatTy(), 0), 'f32', vec))
-          : from === 'i32' ? b.CreateICmpNE(a, this.lift(b.getInt32(0), 'i32', vec)) : a;
+        return from === 'f32' ? b.CreateFCmpUNE(a, this.lift(this.k.f32(0), 'f32', vec))
+          : from === 'i32' ? b.CreateICmpNE(a, this.lift(this.k.i32(0), 'i32', vec)) : a;
       }
       case 'unary':
         return this.unary(e.op, e.a);
@@ -306,7 +330,7 @@ class KernelBuilder {
         return b.CreateSelect(this.expr(e.c), this.lift(this.expr(e.a), e.t, vec), this.lift(this.expr(e.b), e.t, vec));
       }
       case 'philox': {
-        const args = [b.getInt32(e.seed | 0), this.expr(e.counter), this.expr(e.index)];
+        const args = [this.k.i32(e.seed | 0), this.expr(e.counter), this.expr(e.index)];
         if (!this.varying(e)) return b.CreateCall(this.g.extern('kiln_philox_uniform', b.getFloatTy(), [b.getInt32Ty(), b.getInt32Ty(), b.getInt32Ty()]), args);
         return this.callVector('philox', [args[0]!, this.lift(args[1]!, 'i32', true), this.lift(args[2]!, 'i32', true)]);
       }
@@ -316,9 +340,9 @@ class KernelBuilder {
   private unary(op: string, x: Expr): V {
     const L = llvm(), b = this.b, I = L.Intrinsic;
     const a = this.expr(x), vec = this.varying(x);
-    if (x.t === 'bool') return b.CreateXor(a, this.lift(b.getTrue(), 'bool', vec));
+    if (x.t === 'bool') return b.CreateXor(a, this.lift(this.k.bool(true), 'bool', vec));
     if (x.t === 'i32') {
-      const zero = this.lift(b.getInt32(0), 'i32', vec);
+      const zero = this.lift(this.k.i32(0), 'i32', vec);
       switch (op) {
         case 'neg': return b.CreateSub(zero, a);
         case 'abs': return b.CreateSelect(b.CreateICmpSLT(a, zero), b.CreateSub(zero, a), a);
@@ -330,13 +354,13 @@ class KernelBuilder {
         default: throw new Error(`llvm: ${op} on i32`);
       }
     }
-    const f = b.getFloatTy(), fc = (c: number) => this.lift(L.ConstantFP.get(f, c), 'f32', vec);
+    const f = b.getFloatTy(), fc = (c: number) => this.lift(this.k.f32(c), 'f32', vec);
     const one = fc(1), zero = fc(0);
     const libm = (name: string) => (vec ? this.callVector(name, [a]) : b.CreateCall(this.g.extern(name, f, [f]), [a]));
     // 1/x and 1/sqrt(x) correctly rounded, through double
     const viaDouble = (g: (d: V) => V) => {
       const d = vec ? this.vecType('f64') : b.getDoubleTy();
-      return b.CreateFPTrunc(b.CreateFDiv(this.lift(L.ConstantFP.get(b.getDoubleTy(), 1), 'f64', vec), g(b.CreateFPExt(a, d))), vec ? this.vecType('f32') : f);
+      return b.CreateFPTrunc(b.CreateFDiv(this.lift(this.k.f64(1), 'f64', vec), g(b.CreateFPExt(a, d))), vec ? this.vecType('f32') : f);
     };
     switch (op) {
       case 'neg': return b.CreateFNeg(a);
@@ -402,7 +426,7 @@ class KernelBuilder {
         default: throw new Error(`llvm: f32 ${op}`);
       }
     }
-    const int = (v: number) => this.lift(b.getInt32(v), 'i32', vec);
+    const int = (v: number) => this.lift(this.k.i32(v), 'i32', vec);
     const zero = int(0);
     switch (op) {
       case 'add': return b.CreateAdd(a, c);
@@ -478,7 +502,7 @@ class KernelBuilder {
           }
           return;
         }
-        this.doWhile(s, b.getInt32(0), b.getInt32(s.extent)); // every extent is at least 1
+        this.doWhile(s, this.k.i32(0), this.k.i32(s.extent)); // every extent is at least 1
         return;
       }
       case 'decl': {
@@ -514,7 +538,7 @@ class KernelBuilder {
     b.CreateBr(body);
     b.SetInsertPoint(body);
     this.stmts(loop.body);
-    const next = b.CreateAdd(b.CreateLoad(b.getInt32Ty(), ptr), b.getInt32(1));
+    const next = b.CreateAdd(b.CreateLoad(b.getInt32Ty(), ptr), this.k.i32(1));
     b.CreateStore(next, ptr);
     b.CreateCondBr(b.CreateICmpSLT(next, end), body, exit);
     b.SetInsertPoint(exit);
@@ -531,7 +555,7 @@ class KernelBuilder {
     const b = this.b, L = llvm();
     const chunkTy = L.FunctionType.get(b.getVoidTy(), [b.getInt64Ty(), b.getInt64Ty(), b.getInt8PtrTy()], false);
     const pool = this.g.extern('kiln_parallel_for', b.getVoidTy(), [b.getInt64Ty(), L.PointerType.get(chunkTy, 0), b.getInt8PtrTy()]);
-    b.CreateCall(pool, [b.getInt64(n), fn, this.fn.getArg(this.memArg)]);
+    b.CreateCall(pool, [this.k.i64(n), fn, this.fn.getArg(this.memArg)]);
   }
 
   finish(): void {
@@ -544,6 +568,7 @@ class LlvmModule {
   readonly ctx: import('llvm-bindings').LLVMContext;
   readonly mod: import('llvm-bindings').Module;
   readonly b: import('llvm-bindings').IRBuilder;
+  readonly k: ReturnType<typeof constants>;
   private readonly externs = new Map<string, Fn>();
 
   constructor(name: string) {
@@ -551,6 +576,7 @@ class LlvmModule {
     this.ctx = new L.LLVMContext();
     this.mod = new L.Module(name, this.ctx);
     this.b = new L.IRBuilder(this.ctx);
+    this.k = constants(this.b);
   }
 
   private readonly linked = new Set<number>();

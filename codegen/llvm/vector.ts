@@ -79,7 +79,10 @@ class Lines {
   /** a splat constant; floats written as the double of their float32 value (LLVM's hex form) */
   fc(v: number): string { return `<${Array.from({ length: this.w }, () => `float ${floatHex(v)}`).join(', ')}>`; }
   ic(v: number): string { return `<${Array.from({ length: this.w }, () => `i32 ${v | 0}`).join(', ')}>`; }
-  lc(v: number): string { return `<${Array.from({ length: this.w }, () => `i64 ${v}`).join(', ')}>`; }
+  lc(v: number): string {
+    if (!Number.isSafeInteger(v)) throw new Error(`llvm: ${v} is not an i64 constant`); // `${v}` would not print it exactly
+    return `<${Array.from({ length: this.w }, () => `i64 ${v}`).join(', ')}>`;
+  }
   op(text: string): string {
     const name = `%t${this.n++}`;
     this.out.push(`  ${name} = ${text}`);

@@ -1,5 +1,8 @@
 /* kiln C runtime: model init and entry calls, safetensors weights, .npy I/O, a pthreads pool (libc, libm, pthreads only). */
 #define _POSIX_C_SOURCE 200809L
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
+#endif
 #include "kiln_runtime.h"
 
 #include <errno.h>
@@ -1063,11 +1066,13 @@ int kiln_npy_write(const char *path, kiln_dtype dtype, int rank, const long *sha
 
 /* ---------------------------------------------------------- thread pool */
 
+#include <sched.h>
+
 typedef struct {
   pthread_mutex_t mu, call_mu;
   pthread_cond_t wake, done;
   int threads;           /* including the calling thread */
-  int spin;              /* busy-wait iterations before sleeping (0 when threads outnumber cores) */
+  int spin;              /* busy-wait rounds before sleeping (0 when threads outnumber the CPUs we may use) */
   unsigned long gen;     /* job generation; bumped (under mu) to start a job */
   int pending;           /* workers still running the current job */
   void (*fn)(long, long, void *);
@@ -1085,6 +1090,117 @@ static void cpu_relax(void) {
 #endif
 }
 
+/* One spin round; every 64th gives the CPU to another runnable thread (one of ours or another process's, when
+   the machine is busier than it looks) instead of watching it not run. */
+static void spin_round(int i) {
+  cpu_relax();
+  if ((i & 63) == 63) sched_yield();
+}
+
+/* The number in a cgroup file ("max": -1), and in *b the second one when b is given; *a unchanged if unreadable. */
+static void read_quota(const char *path, long *a, long *b) {
+  char buf[64];
+  size_t n;
+  FILE *f = fopen(path, "r");
+  if (!f) return;
+  n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  if (strncmp(buf, "max", 3) == 0) {
+    *a = -1;
+    if (b) sscanf(buf + 3, "%ld", b);
+  } else if (b) {
+    sscanf(buf, "%ld %ld", a, b);
+  } else {
+    sscanf(buf, "%ld", a);
+  }
+}
+
+/* The tightest CPU quota, in CPUs rounded up, of cgroup directory dir and its ancestors down to its first base
+   bytes (the mount point); 0 when none is set. v2: cpu.max "quota period"; v1: cpu.cfs_quota_us, cpu.cfs_period_us. */
+static long quota_up(char *dir, size_t base, int v2) {
+  long best = 0;
+  for (;;) {
+    char file[4300];
+    char *slash;
+    long quota = -1, period = 0;
+    if (v2) {
+      snprintf(file, sizeof file, "%s/cpu.max", dir);
+      read_quota(file, &quota, &period);
+    } else {
+      snprintf(file, sizeof file, "%s/cpu.cfs_quota_us", dir);
+      read_quota(file, &quota, NULL);
+      snprintf(file, sizeof file, "%s/cpu.cfs_period_us", dir);
+      read_quota(file, &period, NULL);
+    }
+    if (quota > 0 && period > 0) {
+      long cpus = (quota + period - 1) / period;
+      if (best == 0 || cpus < best) best = cpus;
+    }
+    slash = strrchr(dir + base, '/');
+    if (!slash) return best;
+    *slash = '\0';
+  }
+}
+
+/* Whether a comma-separated list of cgroup v1 controllers names `cpu`. */
+static int names_cpu(const char *list) {
+  for (;;) {
+    size_t n = strcspn(list, ",");
+    if (n == 3 && strncmp(list, "cpu", 3) == 0) return 1;
+    if (list[n] == '\0') return 0;
+    list += n + 1;
+  }
+}
+
+/* The CPUs the cgroup quotas of this process allow, 0 when there is none. Paths are read below root ("" but in
+   tests). A container sees its own cgroup as the mount's root, where the walk up ends. */
+static long cgroup_cpus(const char *root) {
+  static const char *const v1_mounts[] = {"cpu", "cpu,cpuacct", "cpuacct,cpu"};
+  char line[4096], dir[4200];
+  long best = 0;
+  FILE *f;
+  snprintf(dir, sizeof dir, "%s/proc/self/cgroup", root);
+  f = fopen(dir, "r");
+  if (!f) return 0;
+  while (fgets(line, sizeof line, f)) { /* id:controllers:path; v2 is 0::path */
+    char *ctrl = strchr(line, ':'), *cg = ctrl ? strchr(ctrl + 1, ':') : NULL;
+    size_t m;
+    if (!cg) continue;
+    *cg++ = '\0';
+    ctrl++;
+    cg[strcspn(cg, "\n")] = '\0';
+    for (m = 0; m < 3; m++) {
+      long cpus;
+      int base;
+      if (*ctrl == '\0') base = snprintf(dir, sizeof dir, "%s/sys/fs/cgroup", root);
+      else if (names_cpu(ctrl)) base = snprintf(dir, sizeof dir, "%s/sys/fs/cgroup/%s", root, v1_mounts[m]);
+      else break;
+      if (base < 0 || (size_t)base + strlen(cg) >= sizeof dir) break;
+      strcat(dir, strcmp(cg, "/") == 0 ? "" : cg);
+      cpus = quota_up(dir, (size_t)base, *ctrl == '\0');
+      if (cpus > 0 && (best == 0 || cpus < best)) best = cpus;
+      if (*ctrl == '\0') break;
+    }
+  }
+  fclose(f);
+  return best;
+}
+
+/* The CPUs this process may use: its affinity mask (taskset, cpusets) capped by its cgroup CPU quota, as OpenMP
+   runtimes and Go count them (a pool of every online core, spinning on the one CPU taskset left it, ran the seed
+   MLP 14x slower). */
+static long usable_cpus(void) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN), q;
+#ifdef __linux__
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) n = CPU_COUNT(&set);
+#endif
+  q = cgroup_cpus("");
+  if (q > 0 && q < n) n = q;
+  return n < 1 ? 1 : n;
+}
+
 static void run_chunk(int t) {
   long q = pool.n / pool.threads, r = pool.n % pool.threads;
   long begin = t * q + (t < r ? t : r), end = begin + q + (t < r);
@@ -1096,7 +1212,7 @@ static void *worker(void *arg) {
   unsigned long seen = 0;
   in_pool = 1;
   for (;;) {
-    for (i = 0; i < pool.spin && __atomic_load_n(&pool.gen, __ATOMIC_ACQUIRE) == seen; i++) cpu_relax();
+    for (i = 0; i < pool.spin && __atomic_load_n(&pool.gen, __ATOMIC_ACQUIRE) == seen; i++) spin_round(i);
     if (__atomic_load_n(&pool.gen, __ATOMIC_ACQUIRE) == seen) {
       pthread_mutex_lock(&pool.mu);
       while (pool.gen == seen) pthread_cond_wait(&pool.wake, &pool.mu);
@@ -1115,7 +1231,7 @@ static void *worker(void *arg) {
 
 static void pool_start(void) {
   const char *env = getenv("KILN_NUM_THREADS");
-  long n = 0, cores = sysconf(_SC_NPROCESSORS_ONLN);
+  long n = 0, cores = usable_cpus();
   int i;
   if (env && *env) {
     char *end;
@@ -1126,7 +1242,7 @@ static void pool_start(void) {
   if (n < 1) n = 1;
   if (n > 256) n = 256;
   pool.threads = (int)n;
-  pool.spin = n <= cores ? 4000 : 0; /* spinning threads would starve each other on fewer cores */
+  pool.spin = n <= cores ? 4000 : 0; /* spinning threads would starve each other on fewer CPUs */
   for (i = 1; i < pool.threads; i++) {
     pthread_t th;
     pthread_attr_t attr;
@@ -1164,7 +1280,7 @@ void kiln_parallel_for(long n, void (*fn)(long begin, long end, void *ctx), void
   in_pool = 1;
   run_chunk(0);
   in_pool = 0;
-  for (i = 0; i < pool.spin && __atomic_load_n(&pool.pending, __ATOMIC_ACQUIRE) != 0; i++) cpu_relax();
+  for (i = 0; i < pool.spin && __atomic_load_n(&pool.pending, __ATOMIC_ACQUIRE) != 0; i++) spin_round(i);
   if (__atomic_load_n(&pool.pending, __ATOMIC_ACQUIRE) != 0) {
     pthread_mutex_lock(&pool.mu);
     while (__atomic_load_n(&pool.pending, __ATOMIC_ACQUIRE) != 0) pthread_cond_wait(&pool.done, &pool.mu);

@@ -80,8 +80,9 @@ int kiln_save_weights(const kiln_model_desc *m, const unsigned char *mem, const 
 int kiln_npy_read(const char *path, kiln_dtype *dtype, int *rank, long shape[8], void **data);
 int kiln_npy_write(const char *path, kiln_dtype dtype, int rank, const long *shape, const void *data);
 
-/* Calls fn over [0, n) split into contiguous chunks, one per thread of a pthreads pool (KILN_NUM_THREADS,
-   default all online cores; the calling thread takes the first chunk). Returns when every chunk is done.
+/* Calls fn over [0, n) split into contiguous chunks, one per thread of a pthreads pool (KILN_NUM_THREADS, default
+   the CPUs this process may use: its affinity mask capped by its cgroup CPU quota; the calling thread takes the
+   first chunk). Returns when every chunk is done.
    Nested calls, or calls while another thread uses the pool, run serially on the calling thread. */
 void kiln_parallel_for(long n, void (*fn)(long begin, long end, void *ctx), void *ctx);
 int kiln_num_threads(void);

@@ -125,6 +125,7 @@ beforeAll(() => {
   gcc([path.join(tc, 'npy_tool.c'), runtime, '-o', path.join(bin, 'npy_tool')]);
   gcc([path.join(tc, 'pool_test.c'), runtime, '-o', path.join(bin, 'pool_test')]);
   gcc([path.join(tc, 'init_tool.c'), path.join(bin, 'model.o'), runtime, '-o', path.join(bin, 'init_tool')]);
+  gcc([path.join(tc, 'cpus_test.c'), '-o', path.join(bin, 'cpus_test')]);
   writeFileSync(path.join(bin, 'weights.safetensors'), writeSafetensors(weights(), { format: 'kiln' }));
   writeFileSync(path.join(tmp, 'x.npy'), npy('<f4', [2, 3], X));
 });
@@ -399,6 +400,58 @@ describe('C runtime: kiln_parallel_for', () => {
       expect(r.err).toBe('');
       expect(r.out.trim()).toBe(`ok threads=${t}`);
     }
+  });
+
+  // without KILN_NUM_THREADS (undefined: unset), the pool has one thread per CPU the affinity mask allows
+  const unset = { KILN_NUM_THREADS: undefined } as unknown as Record<string, string>;
+  it.each([['0', 1], ['0,1', 2]])('takes one thread per CPU of the affinity mask: taskset -c %s gives %i', (cpus, threads) => {
+    const r = sh('taskset', ['-c', cpus, path.join(bin, 'pool_test')], { env: unset });
+    expect(r.err).toBe('');
+    expect(r.out.trim()).toBe(`ok threads=${threads}`);
+  });
+
+  it('KILN_NUM_THREADS overrides the mask: 3 threads on one CPU (no spinning) cover every index once', () => {
+    const r = sh('taskset', ['-c', '0', path.join(bin, 'pool_test')], { env: { KILN_NUM_THREADS: '3' } });
+    expect(r.err).toBe('');
+    expect(r.out.trim()).toBe('ok threads=3');
+  });
+
+  /** The CPUs the runtime's cgroup reader finds in a fake tree: file path -> content, below a fresh root. */
+  const quota = (files: Record<string, string>): number => {
+    const root = mkdtempSync(path.join(tmp, 'cgroup-'));
+    for (const [f, text] of Object.entries(files)) {
+      mkdirSync(path.dirname(path.join(root, f)), { recursive: true });
+      writeFileSync(path.join(root, f), text);
+    }
+    const r = sh(path.join(bin, 'cpus_test'), [root]);
+    expect(r.err).toBe('');
+    return Number(r.out.trim());
+  };
+
+  it('caps the threads at the cgroup CPU quota, rounded up, the tightest along the path (v1, v2, both, in a container)', () => {
+    // cgroup v2: the parent's 1.5 CPUs bind; the leaf has none
+    expect(quota({ 'proc/self/cgroup': '0::/user.slice/app\n', 'sys/fs/cgroup/user.slice/cpu.max': '150000 100000\n', 'sys/fs/cgroup/user.slice/app/cpu.max': 'max 100000\n' })).toBe(2);
+    // v2 in a container: its own cgroup is the mount's root
+    expect(quota({ 'proc/self/cgroup': '0::/\n', 'sys/fs/cgroup/cpu.max': '300000 100000\n' })).toBe(3);
+    // v1, cpu and cpuacct mounted together
+    expect(quota({
+      'proc/self/cgroup': '5:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc\n3:cpuset:/docker/abc\n',
+      'sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_quota_us': '50000\n', 'sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_period_us': '100000\n',
+    })).toBe(1);
+    // v1 in a container without a cgroup namespace: the host's path, the container's cgroup at the mount's root
+    expect(quota({
+      'proc/self/cgroup': '4:cpuacct,cpu:/docker/abc\n',
+      'sys/fs/cgroup/cpu/cpu.cfs_quota_us': '400000\n', 'sys/fs/cgroup/cpu/cpu.cfs_period_us': '100000\n',
+    })).toBe(4);
+    // v1 and v2 side by side (hybrid): the tighter one
+    expect(quota({
+      'proc/self/cgroup': '2:cpu:/a\n0::/b\n',
+      'sys/fs/cgroup/cpu/a/cpu.cfs_quota_us': '250000\n', 'sys/fs/cgroup/cpu/a/cpu.cfs_period_us': '100000\n',
+      'sys/fs/cgroup/b/cpu.max': '600000 100000\n',
+    })).toBe(3);
+    // no quota: -1 (v1), max (v2), no files, a cpuset-only line
+    expect(quota({ 'proc/self/cgroup': '3:cpuset:/x\n1:cpu:/\n0::/y\n', 'sys/fs/cgroup/cpu/cpu.cfs_quota_us': '-1\n', 'sys/fs/cgroup/cpu/cpu.cfs_period_us': '100000\n', 'sys/fs/cgroup/y/cpu.max': 'max 100000\n' })).toBe(0);
+    expect(quota({})).toBe(0);
   });
 });
 

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Graph } from '../../ir/graph.js';
+import { Builder, type Graph } from '../../ir/graph.js';
 import type { TypedArray } from '../../ir/types.js';
 import { compileLlvm } from '../../codegen/llvm/target.js';
 import * as keras from '../../frontend/index.js';
@@ -55,6 +55,19 @@ describe('llvm target', () => {
     expect(compare(g, modelInputs(g, 4), params(step.variables), 3)).toEqual([]);
   });
 
+  it('under taskset -c 0 and -c 0,1 (the pool sized by the affinity mask, KILN_NUM_THREADS unset) the training step equals the interpreter', () => {
+    const model = keras.Sequential([keras.layers.Dense(64, { activation: 'relu', inputShape: [784] }), keras.layers.Dense(10, { activation: 'softmax' })]);
+    const c = compileModel(model, { optimizer: 'adam', loss: 'sparse_categorical_crossentropy' });
+    const step = traceTrainStep(model, c, [[32, 784]], [[32]]);
+    const g = withUpdates(step.graph), inputs = modelInputs(g, 4), ps = params(step.variables);
+    const dir = path.join(tmp, 'taskset');
+    compileLlvm({ outDir: dir, entries: [{ name: 'predict', graph: g, batchSize: 32 }], weights: weightsOf(g, ps), threads: 2 });
+    for (const cpus of ['0', '0,1']) {
+      const outputs = runMain(path.join(dir, 'model_main'), dir, g, inputs, { KILN_NUM_THREADS: undefined }, 'predict', ['taskset', '-c', cpus]);
+      expect(outputDiffs(g, inputs, ps, outputs, `llvm on CPUs ${cpus}`)).toEqual([]);
+    }
+  });
+
   it('the title/body model (two inputs, two outputs)', () => {
     const title = keras.Input({ shape: [100], name: 'title' }), body = keras.Input({ shape: [500], name: 'body' });
     const x = keras.layers.concatenate([keras.layers.Dense(64, { activation: 'relu' })(title), keras.layers.Dense(64, { activation: 'relu' })(body)]);
@@ -88,6 +101,22 @@ describe('llvm target', () => {
     expect(compare(g, modelInputs(g, 5), params(step.variables))).toEqual([]);
   });
 
+});
+
+describe('names in C source', () => {
+  it('weights, inputs and outputs named with trigraphs, comment ends, quotes, backslashes, newlines and non-ASCII are found by name', () => {
+    // decoys: what the trigraphs ??- and ??/ would turn the first two names into
+    const names = ['q??-/kernel', 'q~/kernel', 'x??/', 'x\\', 'a*/b', '/* c */', 'say "hi"', 'back\\slash', 'new\nline', 'ünï€😀', 'tab\there?', "it's ??= ??' ??!"];
+    const b = new Builder();
+    const x = b.input('x??/"in"', { dtype: 'float32', shape: [3] });
+    const outs = names.map((name, i) => ({ name: i ? `o${i}` : 'out??-"\n*/', node: b.emit('mul', [x, b.param(name, { dtype: 'float32', shape: [3] })]) }));
+    const g = b.finish('names', outs);
+    const ps: Data = Object.fromEntries(names.map((name, i) => [name, Float32Array.of(i + 1, -(i + 2), (i + 3) / 4)]));
+    const inputs: Data = { 'x??/"in"': Float32Array.of(1.5, 2, -3) };
+    const { outputs, dir } = runLlvm(g, inputs, ps);
+    expect(outputDiffs(g, inputs, ps, outputs, 'llvm')).toEqual([]);
+    expect(readFileSync(path.join(dir, 'model_desc.c'), 'utf8')).not.toMatch(/\?\?/);
+  });
 });
 
 describe('llvm artifacts', () => {
