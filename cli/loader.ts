@@ -18,6 +18,20 @@ function findPackageRoot(dir: string): string {
   return dir;
 }
 
+/**
+ * The node_modules/@types folder holding @types/node, looked up from dir as Node resolves packages: kiln installed in
+ * a project has its dependencies hoisted beside it, not in its own node_modules.
+ */
+function findNodeTypes(dir: string): string | undefined {
+  for (;;) {
+    const types = path.join(dir, 'node_modules', '@types');
+    if (existsSync(path.join(types, 'node', 'package.json'))) return types;
+    const up = path.dirname(dir);
+    if (up === dir) return undefined;
+    dir = up;
+  }
+}
+
 /** How a user file is shown in messages: relative to the working directory. */
 export function displayPath(file: string): string {
   return path.relative(process.cwd(), file) || file;
@@ -29,6 +43,7 @@ export function displayPath(file: string): string {
  */
 export function typeCheck(file: string): string[] {
   const dist = path.join(packageRoot, 'dist');
+  const nodeTypes = findNodeTypes(packageRoot) ?? findNodeTypes(path.dirname(file));
   const project = new Project({
     skipAddingFilesFromTsConfig: true,
     compilerOptions: {
@@ -39,8 +54,8 @@ export function typeCheck(file: string): string[] {
       strict: true,
       skipLibCheck: true,
       noEmit: true,
-      types: ['node'],
-      typeRoots: [path.join(packageRoot, 'node_modules', '@types')],
+      types: nodeTypes ? ['node'] : [],
+      typeRoots: nodeTypes ? [nodeTypes] : [],
       paths: { kiln: [path.join(dist, 'frontend', 'index.d.ts')], 'kiln/compiler': [path.join(dist, 'compiler.d.ts')] },
     },
   });
