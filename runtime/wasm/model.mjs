@@ -31,7 +31,8 @@ async function bytesOf(url) {
 
 // Safetensors as the reference parser (huggingface/safetensors) reads it: an 8-byte little-endian header length, a
 // JSON object header, then the tensors' bytes, which the data_offsets cover exactly, in order from 0, without
-// gaps or overlaps. Every problem is one Error line naming the tensor.
+// gaps or overlaps; a tensor entry's fields other than dtype, shape and data_offsets are ignored, as there. Every
+// problem is one Error line naming the tensor.
 
 /** Every dtype of the format, and the three kiln reads with their element sizes. */
 const SAFETENSORS_DTYPES = ['BOOL', 'U8', 'I8', 'F8_E5M2', 'F8_E4M3', 'F8_E8M0', 'F4', 'F6_E2M3', 'F6_E3M2', 'I16', 'U16', 'F16', 'BF16', 'I32', 'U32', 'F32', 'F64', 'I64', 'U64', 'C64'];
@@ -102,7 +103,6 @@ export function readSafetensors(file, where = 'weights') {
     if (name === '__metadata__') continue;
     const bad = (what) => fail(`tensor ${show(name)} ${what}`);
     if (typeof h !== 'object' || h === null || Array.isArray(h)) bad(`is ${show(h)}, not { dtype, shape, data_offsets }`);
-    for (const k of Object.keys(h)) if (!['dtype', 'shape', 'data_offsets'].includes(k)) bad(`has an unknown field ${show(k)}`);
     if (!SAFETENSORS_DTYPES.includes(h.dtype)) bad(`has an unknown dtype ${show(h.dtype)}`);
     if (!KILN_DTYPES[h.dtype]) bad(`has dtype ${h.dtype}, which kiln does not read (F32, I32, BOOL)`);
     if (!Array.isArray(h.shape) || !h.shape.every(isIndex)) bad(`has an invalid shape ${show(h.shape)}: dimensions are non-negative integers`);
