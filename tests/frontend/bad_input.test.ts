@@ -94,6 +94,17 @@ describe('predict, fit and evaluate arguments', () => {
     expect(lines).toHaveLength(1); // silent by default
     expect(oneLine(() => m.predict(x, untyped({ verbose: 3 })))).toBe("predict: verbose must be 0, 1, 2 or 'auto', got 3");
   });
+
+  it('option values of the wrong type are errors, not a TypeError from inside or a truthy string taken for true', () => {
+    const y = ops.array([0, 1, 2, 0]);
+    expect(oneLine(() => m.predict(x, untyped({ verbose: 1, print: 'log' })))).toBe('predict: print must be a function of one line of text, got "log"');
+    expect(oneLine(() => m.fit(x, y, untyped({ verbose: 1, print: 3 })))).toBe('fit: print must be a function of one line of text, got 3');
+    expect(oneLine(() => m.evaluate(x, y, untyped({ print: {} })))).toBe('evaluate: print must be a function of one line of text, got {}');
+    expect(oneLine(() => m.fit(x, y, untyped({ verbose: 0, shuffle: 'no' })))).toBe('fit: shuffle must be true or false, got "no"');
+    expect(oneLine(() => m.fit(x, y, untyped({ verbose: 0, validationSplit: '0.5' })))).toBe('fit: validationSplit must be a number in (0, 1), got "0.5"');
+    expect(oneLine(() => m.evaluate(x, y, untyped({ verbose: 0, returnDict: 'yes' })))).toBe('evaluate: returnDict must be true or false, got "yes"');
+    expect(m.evaluate(x, y, { verbose: 0, returnDict: false })).toHaveLength(2);
+  });
 });
 
 describe('shapes', () => {
