@@ -165,6 +165,7 @@ const OPTIONS = ['wasm', 'weights'];
 
 /** Instantiates the module. options.wasm / options.weights: URLs (or weights bytes) to load instead of the defaults. */
 export async function load(options = {}) {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) throw new Error(`kiln: load: options must be an object, got ${show(options)}`);
   for (const k of Object.keys(options)) if (!OPTIONS.includes(k)) throw new Error(`kiln: load: unknown option '${k}'; options: ${OPTIONS.join(', ')}`);
   const url = (v, what) => {
     if (v instanceof URL) return v;
@@ -189,6 +190,9 @@ export async function load(options = {}) {
     if (!Array.isArray(inputs) || inputs.length !== L.inputs.length) throw new Error(`kiln: ${entry} takes ${L.inputs.length} input array(s): ${L.inputs.map((i) => i.name).join(', ')}`);
     L.inputs.forEach((p, i) => {
       if (inputs[i]?.length !== p.size) throw new Error(`kiln: input ${p.name} needs ${p.size} values, got ${inputs[i]?.length ?? show(inputs[i])}`);
+      // a typed array holds numbers; a plain array's strings or objects would be stored as NaN
+      const bad = ArrayBuffer.isView(inputs[i]) ? -1 : Array.prototype.findIndex.call(inputs[i], (v) => typeof v !== 'number' && typeof v !== 'boolean');
+      if (bad >= 0) throw new Error(`kiln: input ${p.name}: value ${bad} is ${show(inputs[i][bad])}, not a number`);
       view(p).set(inputs[i]);
     });
     instance.exports[entry]();
