@@ -269,6 +269,19 @@ describe('options', () => {
     expect(oneLine(() => m.fit(x, y, untyped({ verbose: 0, validationData: x })))).toMatch(/^fit: validationData must be \[x, y\], got a Tensor$/);
   });
 
+  it('reductions: a misspelt option is an error, not a reduction over every axis', () => {
+    const x = ops.array([[1, 2, 3], [4, 5, 6]], 'float32');
+    const cases: [string, () => unknown][] = [
+      ['sum', () => ops.sum(x, untyped({ axes: 0 }))], ['max', () => ops.max(x, untyped({ axes: 0 }))], ['min', () => ops.min(x, untyped({ axes: 0 }))],
+      ['prod', () => ops.prod(x, untyped({ axes: 0 }))], ['mean', () => ops.mean(x, untyped({ axes: 0 }))], ['variance', () => ops.variance(x, untyped({ axes: 0 }))],
+      ['std', () => ops.std(x, untyped({ axes: 0 }))], ['logsumexp', () => ops.logsumexp(x, untyped({ axes: 0 }))],
+    ];
+    for (const [name, fn] of cases) expect(oneLine(fn)).toBe(`ops.${name}: unknown option 'axes'; options: axis, keepdims`);
+    expect(oneLine(() => ops.mean(x, untyped({ axis: 1, keep_dims: true })))).toBe("ops.mean: unknown option 'keep_dims'; options: axis, keepdims");
+    expect(Array.from(ops.sum(x, { axis: 0, keepdims: true }).data)).toEqual([5, 7, 9]);
+    expect(Array.from(ops.mean(x, 1).data)).toEqual([2, 5]);
+  });
+
   it('BinaryCrossentropy takes its axis (not ignored): the mean over axis 0 of the per-element losses', () => {
     const yTrue = ops.array([[1, 0, 1], [0, 0, 1]], 'float32'), yPred = ops.array([[0.9, 0.2, 0.6], [0.3, 0.1, 0.8]], 'float32');
     const bce = (t: number, p: number) => -(t * Math.log(p) + (1 - t) * Math.log(1 - p));
