@@ -269,6 +269,19 @@ describe('options', () => {
     expect(oneLine(() => m.fit(x, y, untyped({ verbose: 0, validationData: x })))).toMatch(/^fit: validationData must be \[x, y\], got a Tensor$/);
   });
 
+  it('applyGradients takes [gradient, variable] pairs: anything else is one line naming the pair', () => {
+    const m = classifier();
+    const [kernel, bias] = m.trainableWeights as [keras.Variable, keras.Variable];
+    const opt = keras.optimizers.SGD({ learningRate: 0.5 });
+    expect(oneLine(() => opt.applyGradients(untyped(5)))).toBe('SGD: applyGradients takes a list of [gradient, variable] pairs, got number 5');
+    expect(oneLine(() => opt.applyGradients(untyped([[1, 2]])))).toBe('SGD: applyGradients: pair 0 is not [gradient, variable]: its second element is number 2');
+    expect(oneLine(() => opt.applyGradients(untyped([[ops.onesLike(kernel), kernel], bias])))).toBe('SGD: applyGradients: pair 1 is not [gradient, variable]: it is a Variable');
+    expect(oneLine(() => opt.applyGradients(untyped([[undefined, bias]])))).toBe("SGD: applyGradients: no gradient for variable 'dense/bias' (pair 0)");
+    expect(Array.from(bias.data)).toEqual([0, 0, 0]);
+    opt.applyGradients(untyped([[[1, 2, 4], bias]])); // nested arrays convert, as Keras converts
+    expect(Array.from(bias.data)).toEqual([-0.5, -1, -2]);
+  });
+
   it('reductions: a misspelt option is an error, not a reduction over every axis', () => {
     const x = ops.array([[1, 2, 3], [4, 5, 6]], 'float32');
     const cases: [string, () => unknown][] = [
