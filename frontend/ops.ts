@@ -4,6 +4,7 @@ import { type DType, type Shape, type TypedArray, allocate, dtypeOfTyped, isDTyp
 import { apply, currentTrace } from './engine.js';
 import { type NestedArray, Tensor } from './tensor.js';
 import { describe, show } from './errors.js';
+import { type OptionNames, checkOptions } from './options.js';
 
 export type TensorLike = Tensor | NestedArray | TypedArray;
 export type Axis = number | readonly number[] | null | undefined;
@@ -282,25 +283,34 @@ export interface ReduceOptions {
   keepdims?: boolean;
 }
 
-function reducer(op: 'reduce_sum' | 'reduce_max' | 'reduce_min' | 'reduce_prod') {
+const REDUCE_OPTIONS = { axis: true, keepdims: true } satisfies OptionNames<ReduceOptions>;
+
+/** A reduction's options (an axis alone, or { axis, keepdims }); any other key is an error, not a sum over all axes. */
+function reduceOptions(opts: ReduceOptions | number, what: string): ReduceOptions {
+  if (typeof opts === 'number') return { axis: opts };
+  checkOptions(opts, REDUCE_OPTIONS, what);
+  return opts;
+}
+
+function reducer(op: 'reduce_sum' | 'reduce_max' | 'reduce_min' | 'reduce_prod', what: string) {
   return (x: TensorLike, opts: ReduceOptions | number = {}): Tensor => {
-    const o = typeof opts === 'number' ? { axis: opts } : opts;
+    const o = reduceOptions(opts, what);
     let t = convertToTensor(x);
     if (t.dtype === 'bool') t = cast(t, 'int32');
     return apply(op, [t], { axes: axesOf(o.axis, t.rank), keepdims: o.keepdims ?? false });
   };
 }
 
-export const sum = reducer('reduce_sum');
-export const max = reducer('reduce_max');
-export const min = reducer('reduce_min');
-export const prod = reducer('reduce_prod');
+export const sum = reducer('reduce_sum', 'ops.sum');
+export const max = reducer('reduce_max', 'ops.max');
+export const min = reducer('reduce_min', 'ops.min');
+export const prod = reducer('reduce_prod', 'ops.prod');
 export const amax = max;
 export const amin = min;
 
 /** Arithmetic mean; integer inputs give float32 as in Keras. */
 export function mean(x: TensorLike, opts: ReduceOptions | number = {}): Tensor {
-  const o = typeof opts === 'number' ? { axis: opts } : opts;
+  const o = reduceOptions(opts, 'ops.mean');
   let t = convertToTensor(x);
   if (!isFloat(t.dtype)) t = cast(t, 'float32');
   const axes = axesOf(o.axis, t.rank);
@@ -310,7 +320,7 @@ export function mean(x: TensorLike, opts: ReduceOptions | number = {}): Tensor {
 
 /** Population variance over axes. */
 export function variance(x: TensorLike, opts: ReduceOptions | number = {}): Tensor {
-  const o = typeof opts === 'number' ? { axis: opts } : opts;
+  const o = reduceOptions(opts, 'ops.variance');
   const t = convertToTensor(x);
   const m = mean(t, { axis: o.axis, keepdims: true });
   return mean(square(subtract(t, m)), o);
@@ -319,7 +329,7 @@ export function variance(x: TensorLike, opts: ReduceOptions | number = {}): Tens
 export const var_ = variance;
 
 export function std(x: TensorLike, opts: ReduceOptions | number = {}): Tensor {
-  return sqrt(variance(x, opts));
+  return sqrt(variance(x, reduceOptions(opts, 'ops.std')));
 }
 
 function argReducer(op: 'argmax' | 'argmin') {
@@ -464,7 +474,7 @@ export function iotaTensor(shape_: Shape, axis: number): Tensor {
 
 /** Numerically stable log(sum(exp(x))) over axes. */
 export function logsumexp(x: TensorLike, opts: ReduceOptions | number = {}): Tensor {
-  const o = typeof opts === 'number' ? { axis: opts } : opts;
+  const o = reduceOptions(opts, 'ops.logsumexp');
   const t = convertToTensor(x);
   const mx = max(t, { axis: o.axis, keepdims: true });
   // an all -inf row has max -inf: shift by 0 instead so the result is -inf, not NaN

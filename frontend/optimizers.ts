@@ -5,6 +5,7 @@ import { noRecord } from './engine.js';
 import * as ops from './ops.js';
 import { type Tensor, Variable } from './tensor.js';
 import { type OptionNames, checkOptions } from './options.js';
+import { describe } from './errors.js';
 
 const OPTIMIZER_OPTIONS = { learningRate: true, name: true, weightDecay: true } satisfies OptionNames<OptimizerOptions>;
 
@@ -86,7 +87,14 @@ export abstract class Optimizer {
 
   /** Applies (gradient, variable) pairs eagerly, as Keras's optimizer.apply_gradients. */
   applyGradients(pairs: Iterable<readonly [Tensor, Variable]>): void {
-    const list = [...pairs];
+    const where = `${this.name}: applyGradients`;
+    if (typeof (pairs as Partial<Iterable<unknown>>)?.[Symbol.iterator] !== 'function') throw new Error(`${where} takes a list of [gradient, variable] pairs, got ${describe(pairs)}`);
+    const list = [...pairs].map((p, i): [Tensor, Variable] => {
+      const v = Array.isArray(p) && p.length === 2 ? p[1] : undefined;
+      if (!(v instanceof Variable)) throw new Error(`${where}: pair ${i} is not [gradient, variable]: ${Array.isArray(p) ? `its second element is ${describe(p[1])}` : `it is ${describe(p)}`}`);
+      if (p[0] === undefined || p[0] === null) throw new Error(`${where}: no gradient for variable '${v.path}' (pair ${i})`);
+      return [ops.convertToTensor(p[0]), v];
+    });
     noRecord(() => {
       const ups = this.updates(list.map((p) => p[0]), list.map((p) => p[1]));
       for (const [v, t] of ups) v.assign(t);

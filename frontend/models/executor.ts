@@ -22,12 +22,13 @@ export interface PredictOptions {
   backend?: Backend;
 }
 
-/** Checks verbose, batchSize and backend, shared by fit, evaluate and predict. */
-export function checkRunOptions(o: { verbose?: unknown; batchSize?: unknown; backend?: unknown }, what: string): void {
+/** Checks verbose, batchSize, print and backend, shared by fit, evaluate and predict. */
+export function checkRunOptions(o: { verbose?: unknown; batchSize?: unknown; print?: unknown; backend?: unknown }, what: string): void {
   if (o.batchSize !== undefined && (!Number.isSafeInteger(o.batchSize) || (o.batchSize as number) < 1)) {
     throw new Error(`${what}: batchSize must be a positive integer, got ${show(o.batchSize)}`);
   }
   if (o.verbose !== undefined && ![0, 1, 2, 'auto'].includes(o.verbose as number)) throw new Error(`${what}: verbose must be 0, 1, 2 or 'auto', got ${show(o.verbose)}`);
+  if (o.print !== undefined && typeof o.print !== 'function') throw new Error(`${what}: print must be a function of one line of text, got ${show(o.print)}`);
   if (o.backend !== undefined) checkBackend(o.backend, what);
 }
 

@@ -15,7 +15,7 @@ import { LayerError } from '../layers/layer.js';
 import { Progbar } from './progbar.js';
 import type { Backend } from '../config.js';
 import { type OptionNames, checkOptions } from '../options.js';
-import { describe } from '../errors.js';
+import { describe, show } from '../errors.js';
 import { runnerFor } from './runner.js';
 
 type PerOutput<T> = T | readonly T[] | Readonly<Record<string, T>>;
@@ -216,6 +216,11 @@ const FIT_OPTIONS = {
 
 const EVALUATE_OPTIONS = { batchSize: true, verbose: true, returnDict: true, print: true, backend: true } satisfies OptionNames<EvaluateOptions>;
 
+/** A boolean option is true, false or not given ('yes' or 1 would be taken for true). */
+function checkBoolean(v: unknown, what: string): void {
+  if (v !== undefined && typeof v !== 'boolean') throw new Error(`${what} must be true or false, got ${show(v)}`);
+}
+
 function requireCompiled(model: Model, c: Compiled | undefined): Compiled {
   if (!c) throw new Error(`Model '${model.name}' must be compiled before training or evaluation: call model.compile({ optimizer, loss })`);
   return c;
@@ -225,6 +230,7 @@ function requireCompiled(model: Model, c: Compiled | undefined): Compiled {
 export function fitModel(model: Model, c: Compiled | undefined, x: ModelInput, y: ModelInput, options: FitOptions = {}): History {
   checkOptions(options, FIT_OPTIONS, 'fit');
   checkRunOptions(options, 'fit');
+  checkBoolean(options.shuffle, 'fit: shuffle');
   const comp = requireCompiled(model, c);
   let inputs = model.normalizeInputs(x);
   let targets = normalizeTargets(model, y, comp, 'fit');
@@ -237,7 +243,7 @@ export function fitModel(model: Model, c: Compiled | undefined, x: ModelInput, y
     val = [model.normalizeInputs(options.validationData[0]), normalizeTargets(model, options.validationData[1], comp, 'fit: validationData')];
   } else if (options.validationSplit) {
     const split = options.validationSplit;
-    if (!(split > 0 && split < 1)) throw new Error(`fit: validationSplit must be in (0, 1), got ${split}`);
+    if (!(typeof split === 'number' && split > 0 && split < 1)) throw new Error(`fit: validationSplit must be a number in (0, 1), got ${show(split)}`);
     const nTrain = Math.floor(n * (1 - split));
     const cut = (ts: Tensor[]) => [ts.map((t) => sliceBatch(t, 0, nTrain)), ts.map((t) => sliceBatch(t, nTrain, n))] as const;
     const [ti, vi] = cut(inputs), [tt, vt] = cut(targets);
@@ -317,6 +323,7 @@ export interface EvaluateOptions {
 export function evaluateModel(model: Model, c: Compiled | undefined, x: ModelInput, y: ModelInput, options: EvaluateOptions = {}): number[] | Record<string, number> {
   checkOptions(options, EVALUATE_OPTIONS, 'evaluate');
   checkRunOptions(options, 'evaluate');
+  checkBoolean(options.returnDict, 'evaluate: returnDict');
   const comp = requireCompiled(model, c);
   return evaluateNormalized(model, comp, model.normalizeInputs(x), normalizeTargets(model, y, comp, 'evaluate'), options);
 }

@@ -1,6 +1,8 @@
 /* Helpers shared by model_main and model_train: errors, shapes, the default weights path, timing. */
 #ifndef KILN_CLI_H
 #define KILN_CLI_H
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,14 +60,21 @@ static int cmp_double(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-static long parse_long(const char *flag, const char *s, long min) {
+/* An integer option in [min, max]; out of range (strtol saturates at LONG_MAX) is an error, not LONG_MAX. */
+static long parse_long(const char *flag, const char *s, long min, long max) {
   char *end, msg[256];
-  long v = s ? strtol(s, &end, 10) : 0;
-  if (!s || *end != '\0' || v < min) {
-    snprintf(msg, sizeof msg, "%s needs an integer of at least %ld", flag, min);
+  long v;
+  errno = 0;
+  v = s ? strtol(s, &end, 10) : 0;
+  if (!s || *end != '\0' || errno == ERANGE || v < min || v > max) {
+    if (max == LONG_MAX) snprintf(msg, sizeof msg, "%s needs an integer of at least %ld", flag, min);
+    else snprintf(msg, sizeof msg, "%s needs an integer from %ld to %ld", flag, min, max);
     die(msg);
   }
   return v;
 }
+
+/* --bench N keeps N timings: far below the size at which N * sizeof(double) would wrap */
+#define KILN_MAX_BENCH 1000000000L
 
 #endif

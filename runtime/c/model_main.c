@@ -35,7 +35,7 @@ int main(int argc, char **argv) {
   char msg[1024], s1[160], s2[160];
 
   for (i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--bench") == 0) bench = parse_long("--bench", i + 1 < argc ? argv[++i] : NULL, 1);
+    if (strcmp(argv[i], "--bench") == 0) bench = parse_long("--bench", i + 1 < argc ? argv[++i] : NULL, 1, KILN_MAX_BENCH);
     else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc) out_dir = argv[++i];
     else if (strcmp(argv[i], "--weights") == 0 && i + 1 < argc) weights = argv[++i];
     else if (strcmp(argv[i], "--entry") == 0 && i + 1 < argc) entry = argv[++i];

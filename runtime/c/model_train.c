@@ -110,10 +110,10 @@ int main(int argc, char **argv) {
 
   for (i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (strcmp(a, "--epochs") == 0) { epochs = parse_long(a, v, 0); i++; }
-    else if (strcmp(a, "--batch-size") == 0) { batch = parse_long(a, v, 1); i++; }
-    else if (strcmp(a, "--seed") == 0) { seed = parse_long(a, v, 0); i++; }
-    else if (strcmp(a, "--bench") == 0) { bench = parse_long(a, v, 1); i++; }
+    if (strcmp(a, "--epochs") == 0) { epochs = parse_long(a, v, 0, LONG_MAX); i++; }
+    else if (strcmp(a, "--batch-size") == 0) { batch = parse_long(a, v, 1, LONG_MAX); i++; }
+    else if (strcmp(a, "--seed") == 0) { seed = parse_long(a, v, 0, LONG_MAX); i++; }
+    else if (strcmp(a, "--bench") == 0) { bench = parse_long(a, v, 1, KILN_MAX_BENCH); i++; }
     else if (strcmp(a, "--out") == 0 && v) { out = v; i++; }
     else if (strcmp(a, "--weights") == 0 && v) { weights = v; i++; }
     else if (strcmp(a, "--validation-split") == 0) {

@@ -31,7 +31,8 @@ async function bytesOf(url) {
 
 // Safetensors as the reference parser (huggingface/safetensors) reads it: an 8-byte little-endian header length, a
 // JSON object header, then the tensors' bytes, which the data_offsets cover exactly, in order from 0, without
-// gaps or overlaps. Every problem is one Error line naming the tensor.
+// gaps or overlaps; a tensor entry's fields other than dtype, shape and data_offsets are ignored, as there. Every
+// problem is one Error line naming the tensor.
 
 /** Every dtype of the format, and the three kiln reads with their element sizes. */
 const SAFETENSORS_DTYPES = ['BOOL', 'U8', 'I8', 'F8_E5M2', 'F8_E4M3', 'F8_E8M0', 'F4', 'F6_E2M3', 'F6_E3M2', 'I16', 'U16', 'F16', 'BF16', 'I32', 'U32', 'F32', 'F64', 'I64', 'U64', 'C64'];
@@ -102,7 +103,6 @@ export function readSafetensors(file, where = 'weights') {
     if (name === '__metadata__') continue;
     const bad = (what) => fail(`tensor ${show(name)} ${what}`);
     if (typeof h !== 'object' || h === null || Array.isArray(h)) bad(`is ${show(h)}, not { dtype, shape, data_offsets }`);
-    for (const k of Object.keys(h)) if (!['dtype', 'shape', 'data_offsets'].includes(k)) bad(`has an unknown field ${show(k)}`);
     if (!SAFETENSORS_DTYPES.includes(h.dtype)) bad(`has an unknown dtype ${show(h.dtype)}`);
     if (!KILN_DTYPES[h.dtype]) bad(`has dtype ${h.dtype}, which kiln does not read (F32, I32, BOOL)`);
     if (!Array.isArray(h.shape) || !h.shape.every(isIndex)) bad(`has an invalid shape ${show(h.shape)}: dimensions are non-negative integers`);
@@ -165,6 +165,7 @@ const OPTIONS = ['wasm', 'weights'];
 
 /** Instantiates the module. options.wasm / options.weights: URLs (or weights bytes) to load instead of the defaults. */
 export async function load(options = {}) {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) throw new Error(`kiln: load: options must be an object, got ${show(options)}`);
   for (const k of Object.keys(options)) if (!OPTIONS.includes(k)) throw new Error(`kiln: load: unknown option '${k}'; options: ${OPTIONS.join(', ')}`);
   const url = (v, what) => {
     if (v instanceof URL) return v;
@@ -189,6 +190,9 @@ export async function load(options = {}) {
     if (!Array.isArray(inputs) || inputs.length !== L.inputs.length) throw new Error(`kiln: ${entry} takes ${L.inputs.length} input array(s): ${L.inputs.map((i) => i.name).join(', ')}`);
     L.inputs.forEach((p, i) => {
       if (inputs[i]?.length !== p.size) throw new Error(`kiln: input ${p.name} needs ${p.size} values, got ${inputs[i]?.length ?? show(inputs[i])}`);
+      // a typed array holds numbers; a plain array's strings or objects would be stored as NaN
+      const bad = ArrayBuffer.isView(inputs[i]) ? -1 : Array.prototype.findIndex.call(inputs[i], (v) => typeof v !== 'number' && typeof v !== 'boolean');
+      if (bad >= 0) throw new Error(`kiln: input ${p.name}: value ${bad} is ${show(inputs[i][bad])}, not a number`);
       view(p).set(inputs[i]);
     });
     instance.exports[entry]();

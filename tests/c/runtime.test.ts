@@ -268,7 +268,10 @@ describe('C runtime: model_main', () => {
     expectFailure(main(), /predict takes 1 input/);
     expectFailure(main('missing.npy'), /missing\.npy: cannot open/);
     expectFailure(main('--frobnicate', 'x.npy'), /unknown or incomplete option --frobnicate/);
-    expectFailure(main('--bench', 'many', 'x.npy'), /--bench needs an integer of at least 1/);
+    expectFailure(main('--bench', 'many', 'x.npy'), /--bench needs an integer from 1 to 1000000000/);
+    // past LONG_MAX (strtol saturates), and past the count whose timings' size wraps to a small malloc
+    expectFailure(main('--bench', '99999999999999999999', 'x.npy'), /--bench needs an integer from 1 to 1000000000/);
+    expectFailure(main('--bench', '2305843009213693953', 'x.npy'), /--bench needs an integer from 1 to 1000000000/);
     expectFailure(main('--weights', 'nowhere.safetensors', 'x.npy'), /nowhere\.safetensors: cannot open weights/);
   });
 });
@@ -505,6 +508,8 @@ describe('C runtime: model_train', () => {
     expectFailure(train('x.npy', 'y5.npy'), /y5\.npy has 5 rows, but x\.npy has 20/);
     expectFailure(train('--validation-split', '1.5', 'x.npy', 'y.npy'), /--validation-split needs a number in \[0, 1\)/);
     expectFailure(train('--validation-split', '0.99', 'x.npy', 'y.npy'), /1 training rows are fewer than one batch of 2/);
+    expectFailure(train('--epochs', '99999999999999999999', 'x.npy', 'y.npy'), /--epochs needs an integer of at least 0/);
+    expectFailure(train('--bench', '2305843009213693953', 'x.npy', 'y.npy'), /--bench needs an integer from 1 to 1000000000/);
   });
 });
 

@@ -94,6 +94,17 @@ describe('predict, fit and evaluate arguments', () => {
     expect(lines).toHaveLength(1); // silent by default
     expect(oneLine(() => m.predict(x, untyped({ verbose: 3 })))).toBe("predict: verbose must be 0, 1, 2 or 'auto', got 3");
   });
+
+  it('option values of the wrong type are errors, not a TypeError from inside or a truthy string taken for true', () => {
+    const y = ops.array([0, 1, 2, 0]);
+    expect(oneLine(() => m.predict(x, untyped({ verbose: 1, print: 'log' })))).toBe('predict: print must be a function of one line of text, got "log"');
+    expect(oneLine(() => m.fit(x, y, untyped({ verbose: 1, print: 3 })))).toBe('fit: print must be a function of one line of text, got 3');
+    expect(oneLine(() => m.evaluate(x, y, untyped({ print: {} })))).toBe('evaluate: print must be a function of one line of text, got {}');
+    expect(oneLine(() => m.fit(x, y, untyped({ verbose: 0, shuffle: 'no' })))).toBe('fit: shuffle must be true or false, got "no"');
+    expect(oneLine(() => m.fit(x, y, untyped({ verbose: 0, validationSplit: '0.5' })))).toBe('fit: validationSplit must be a number in (0, 1), got "0.5"');
+    expect(oneLine(() => m.evaluate(x, y, untyped({ verbose: 0, returnDict: 'yes' })))).toBe('evaluate: returnDict must be true or false, got "yes"');
+    expect(m.evaluate(x, y, { verbose: 0, returnDict: false })).toHaveLength(2);
+  });
 });
 
 describe('shapes', () => {
@@ -256,6 +267,32 @@ describe('options', () => {
     expect(oneLine(() => L.Dense(2, { activation: 'rleu' }))).toMatch(/^Dense: option 'activation': unknown activation 'rleu'; known: /);
     expect(oneLine(() => L.LSTM(2, { name: 'l', recurrentInitializer: 'orthogonl' }))).toMatch(/^LSTM 'l': option 'recurrentInitializer': unknown initializer 'orthogonl'; known: /);
     expect(oneLine(() => m.fit(x, y, untyped({ verbose: 0, validationData: x })))).toMatch(/^fit: validationData must be \[x, y\], got a Tensor$/);
+  });
+
+  it('applyGradients takes [gradient, variable] pairs: anything else is one line naming the pair', () => {
+    const m = classifier();
+    const [kernel, bias] = m.trainableWeights as [keras.Variable, keras.Variable];
+    const opt = keras.optimizers.SGD({ learningRate: 0.5 });
+    expect(oneLine(() => opt.applyGradients(untyped(5)))).toBe('SGD: applyGradients takes a list of [gradient, variable] pairs, got number 5');
+    expect(oneLine(() => opt.applyGradients(untyped([[1, 2]])))).toBe('SGD: applyGradients: pair 0 is not [gradient, variable]: its second element is number 2');
+    expect(oneLine(() => opt.applyGradients(untyped([[ops.onesLike(kernel), kernel], bias])))).toBe('SGD: applyGradients: pair 1 is not [gradient, variable]: it is a Variable');
+    expect(oneLine(() => opt.applyGradients(untyped([[undefined, bias]])))).toBe("SGD: applyGradients: no gradient for variable 'dense/bias' (pair 0)");
+    expect(Array.from(bias.data)).toEqual([0, 0, 0]);
+    opt.applyGradients(untyped([[[1, 2, 4], bias]])); // nested arrays convert, as Keras converts
+    expect(Array.from(bias.data)).toEqual([-0.5, -1, -2]);
+  });
+
+  it('reductions: a misspelt option is an error, not a reduction over every axis', () => {
+    const x = ops.array([[1, 2, 3], [4, 5, 6]], 'float32');
+    const cases: [string, () => unknown][] = [
+      ['sum', () => ops.sum(x, untyped({ axes: 0 }))], ['max', () => ops.max(x, untyped({ axes: 0 }))], ['min', () => ops.min(x, untyped({ axes: 0 }))],
+      ['prod', () => ops.prod(x, untyped({ axes: 0 }))], ['mean', () => ops.mean(x, untyped({ axes: 0 }))], ['variance', () => ops.variance(x, untyped({ axes: 0 }))],
+      ['std', () => ops.std(x, untyped({ axes: 0 }))], ['logsumexp', () => ops.logsumexp(x, untyped({ axes: 0 }))],
+    ];
+    for (const [name, fn] of cases) expect(oneLine(fn)).toBe(`ops.${name}: unknown option 'axes'; options: axis, keepdims`);
+    expect(oneLine(() => ops.mean(x, untyped({ axis: 1, keep_dims: true })))).toBe("ops.mean: unknown option 'keep_dims'; options: axis, keepdims");
+    expect(Array.from(ops.sum(x, { axis: 0, keepdims: true }).data)).toEqual([5, 7, 9]);
+    expect(Array.from(ops.mean(x, 1).data)).toEqual([2, 5]);
   });
 
   it('BinaryCrossentropy takes its axis (not ignored): the mean over axis 0 of the per-element losses', () => {

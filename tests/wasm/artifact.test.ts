@@ -171,9 +171,15 @@ console.log(JSON.stringify({ y: Array.from(y), streams }));`;
     await expect(load({ weights: longer })).rejects.toThrow(/^kiln: weights: 1 bytes of data follow the last tensor$/);
     await expect(load({ weights: 'weights.safetensors' })).rejects.toThrow(/^kiln: load: weights must be a URL or a Uint8Array, got "weights.safetensors"$/);
     await expect(load({ weight: bytes })).rejects.toThrow(/^kiln: load: unknown option 'weight'; options: wasm, weights$/);
+    await expect(load(null as never)).rejects.toThrow(/^kiln: load: options must be an object, got null$/);
+    await expect(load('weights.safetensors' as never)).rejects.toThrow(/^kiln: load: options must be an object, got "weights.safetensors"$/);
     await expect(load({ weights: pathToFileURL(path.join(out, 'nothing.safetensors')) })).rejects.toThrow(/^kiln: cannot read file:.*nothing.safetensors: ENOENT/);
     const m = await load({ weights: bytes });
     expect(m.predict([new Float32Array(784)])[0]!.length).toBe(10);
+    // plain arrays: numbers (and booleans) only, not NaN where a string or a hole was
+    expect(() => m.predict([Array.from({ length: 784 }, (_, i) => (i === 5 ? 'x' : 0)) as never])).toThrow(/^kiln: input input_layer: value 5 is "x", not a number$/);
+    expect(() => m.predict([new Array(784) as never])).toThrow(/^kiln: input input_layer: value 0 is undefined, not a number$/);
+    expect(m.predict([new Array(784).fill(0) as never])[0]).toEqual(m.predict([new Float32Array(784)])[0]);
   });
 
   it('model.d.mts types model.mjs for TypeScript: a strict consumer type-checks with tsc, a misuse does not', async () => {
