@@ -38,14 +38,14 @@ const flags = new Command('fuzz')
   .option('--schedule <schedule>', `loop only: ${Object.keys(SCHEDULES).join(', ')} (default: each)`)
   .option('--out <dir>', 'folder for reproducers', 'fuzz-out')
   .option('--per-module <n>', 'graphs per compiled module (wasm, llvm, cuda-emu)', count(1), 20)
-  .option('--timeout <s>', 'limit on one native run, and on the worker staying silent', count(1), 120)
+  .option('--timeout <s>', 'limit on one native run (the worker may stay silent for this and 60 s more: a hang in the compiler or in wasm code)', count(1), 60)
   .option('--shrink-seconds <s>', 'time to shrink one failure (0: do not shrink)', count(0), 120)
   .parse()
   .opts<Flags>();
 
 const fail = (msg: string): never => {
   console.error(`fuzz: ${msg}`);
-  process.exit(2);
+  process.exit(1);
 };
 if (!(TARGETS as readonly string[]).includes(flags.target)) fail(`unknown target '${flags.target}'; targets are ${TARGETS.join(', ')}`);
 if (flags.schedule !== undefined && flags.target !== 'loop') fail('--schedule is for --target loop only');
@@ -75,6 +75,7 @@ function record(b: Batch, seed: number, f: Failure, file?: string): void {
 }
 
 let child: ChildProcess | undefined;
+const silence = settings.timeoutMs + 60_000;
 
 /** Runs one batch in the worker; resolves with why the worker stopped answering, or undefined when it finished. */
 function runBatch(b: Batch): Promise<{ results: boolean; why?: string }> {
@@ -94,7 +95,7 @@ function runBatch(b: Batch): Promise<{ results: boolean; why?: string }> {
     };
     const arm = () => {
       clearTimeout(timer);
-      timer = setTimeout(() => finish(`no answer for ${flags.timeout} s (a hang in the compiler or in wasm code)`), settings.timeoutMs);
+      timer = setTimeout(() => finish(`no answer from the worker for ${silence / 1000} s (the compiler or the code it made hangs)`), silence);
     };
     const onMessage = (r: Report) => {
       arm();

@@ -81,7 +81,7 @@ function edit(g: Graph, e: Edit): Graph | undefined {
 
 /** The edits to try on a graph, biggest cuts first. */
 function* edits(g: Graph): Generator<Edit> {
-  const used = new Set(topoSort({ ...g, inputs: [], params: [] }));
+  const used = new Set([...topoSort({ ...g, inputs: [], params: [] }), ...g.updates.map((u) => u.param)]);
   const unused = [...g.inputs, ...g.params].filter((n) => !used.has(n));
   if (unused.length) yield { drop: new Set(unused) };
   for (let i = 0; i < g.outputs.length; i++) yield { dropOutput: i };

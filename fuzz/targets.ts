@@ -72,8 +72,9 @@ export type Outcome = Failure | undefined;
 /** The failure without the numbers that change as a graph shrinks: shrinking keeps this the same. */
 export function signature(f: Failure): string {
   if (f.kind !== 'ice' && f.kind !== 'crash') return f.kind;
-  const line = f.message.split('\n')[0]!;
-  return `${f.kind}: ${line.replace(/%\d+ \w+/g, '%N').replace(/\[[^\]]*\]/g, '[..]').replace(/@?\w*\d+\w*/g, 'N')}`;
+  // the message and its first detail (the verifier's first problem)
+  const lines = f.message.split('\n').slice(0, 2).join(' ');
+  return `${f.kind}: ${lines.replace(/%\d+ \w+/g, '%N').replace(/\[[^\]]*\]/g, '[..]').replace(/@?\w*\d+\w*/g, 'N')}`;
 }
 
 const firstLines = (e: unknown, n = 3) => ((e as Error)?.message ?? String(e)).trim().split('\n').slice(0, n).join('\n');
@@ -261,6 +262,8 @@ export interface RunOptions {
   readonly workDir: string;
   /** Limit on one native executable's run. */
   readonly timeoutMs: number;
+  /** Called at the start and before each graph run again alone (the worker tells its parent it does not hang). */
+  readonly alive?: () => void;
 }
 
 /**
@@ -268,8 +271,12 @@ export interface RunOptions {
  * or a case fails in it, the case is run again alone, and that run decides.
  */
 export function runCases(target: Target, cases: readonly Case[], o: RunOptions): Outcome[] {
+  o.alive?.();
   if (target === 'loop') return cases.map((c) => runLoop(c, SCHEDULES[o.schedule ?? 'wasm']));
-  const module = (cs: readonly Case[]) => (target === 'wasm' ? runWasmModule(cs) : runNativeModule(target, cs, o.workDir, o.timeoutMs));
+  const module = (cs: readonly Case[]) => {
+    if (cs.length === 1) o.alive?.(); // each graph run again alone
+    return target === 'wasm' ? runWasmModule(cs) : runNativeModule(target, cs, o.workDir, o.timeoutMs);
+  };
   const all = module(cases);
   if (cases.length === 1) return Array.isArray(all) ? all : [all];
   const outcomes = cases.map((c, i): Outcome => {

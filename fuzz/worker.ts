@@ -59,7 +59,7 @@ function main(): void {
   const workDir = mkdtempSync(path.join(os.tmpdir(), 'kiln-fuzz-'));
   process.on('exit', () => rmSync(workDir, { recursive: true, force: true }));
   const send = (r: Report) => process.send!(r);
-  const run = { workDir, timeoutMs: s.timeoutMs };
+  const run = { workDir, timeoutMs: s.timeoutMs, alive: () => send({ type: 'alive' }) };
   process.on('message', (batch: Batch) => {
     const cases = batch.seeds.map((seed) => fuzzCase(seed, s.updates));
     const outcomes = runCases(s.target, cases, { ...run, schedule: batch.schedule });
@@ -75,7 +75,6 @@ function main(): void {
       const sig = signature(f);
       let last = f;
       const fails = (g: Graph) => {
-        send({ type: 'alive' });
         const o = runCases(s.target, [makeCase(c.seed, g)], { ...run, schedule: batch.schedule })[0];
         if (o && signature(o) === sig) last = o;
         return o !== undefined && signature(o) === sig;
