@@ -266,7 +266,10 @@ export function randomGraph(seed: number, options: RandomGraphOptions = {}): Ran
       const x = some(), s = x.type.shape;
       const i = asInt(x);
       const j = r() < 0.5 ? asInt(pick(pool.filter((p) => p.type.shape.join() === s.join()))) : b.constant(int(-3, 3), 'int32', s);
-      let k = r() < 0.3 ? e(pick(['neg', 'abs', 'sign'] as Op[]), [i]) : e(pick(BINARY), [i, j]);
+      let k = r() < 0.3 ? e(pick(['neg', 'abs', 'sign', 'floor', 'round'] as Op[]), [i]) : e(pick(BINARY), [i, j]);
+      // an integer matmul (i @ i^T), or integer pooling
+      if (r() < 0.15 && s.length >= 2) k = e('matmul', [k, e('transpose', [k], { perm: [...s.keys()].map((a) => (a < s.length - 2 ? a : 2 * s.length - 3 - a)) })]);
+      else if (r() < 0.1 && s.length >= 3) k = e('reduce_window', [k], { kind: pick(['max', 'sum']), window: s.slice(1, -1).map(() => int(1, 2)), strides: s.slice(1, -1).map(() => int(1, 2)), padding: s.slice(1, -1).map(() => [int(0, 1), int(0, 1)]) });
       if (r() < 0.3) k = e('select', [e(pick(COMPARE), [i, j]), k, j]);
       if (r() < 0.4 && s.length) {
         const axes = shuffle([...s.keys()]).slice(0, int(1, s.length));

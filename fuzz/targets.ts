@@ -266,9 +266,12 @@ export interface RunOptions {
   readonly alive?: () => void;
 }
 
+/** The schedule each compiled target's pipeline runs with. */
+const TARGET_CAPS: Record<Exclude<Target, 'loop'>, TargetCaps> = { wasm: WASM_CAPS, llvm: { ...LLVM_CAPS, threads: 2 }, 'cuda-emu': CUDA_CAPS };
+
 /**
- * Each case's outcome. wasm, llvm and cuda-emu put every case in one module; when the module fails as a whole,
- * or a case fails in it, the case is run again alone, and that run decides.
+ * Each case's outcome. wasm, llvm and cuda-emu put every case the pipeline compiles into one module; when the
+ * module fails as a whole, or a case fails in it, the case is run again alone, and that run decides.
  */
 export function runCases(target: Target, cases: readonly Case[], o: RunOptions): Outcome[] {
   o.alive?.();
@@ -277,17 +280,28 @@ export function runCases(target: Target, cases: readonly Case[], o: RunOptions):
     if (cs.length === 1) o.alive?.(); // each graph run again alone
     return target === 'wasm' ? runWasmModule(cs) : runNativeModule(target, cs, o.workDir, o.timeoutMs);
   };
-  const all = module(cases);
-  if (cases.length === 1) return Array.isArray(all) ? all : [all];
-  const outcomes = cases.map((c, i): Outcome => {
-    const inModule = Array.isArray(all) ? all[i] : all;
-    if (!inModule) return undefined;
-    const alone = module([c]);
-    return Array.isArray(alone) ? alone[0] : alone;
+  // internal compiler errors first, one graph at a time: one would fail the whole module
+  const outcomes = cases.map((c): Outcome => {
+    try {
+      runPipeline(c.graph, { caps: TARGET_CAPS[target] });
+      return undefined;
+    } catch (e) {
+      return ice(e);
+    }
+  });
+  const rest = cases.filter((_, i) => !outcomes[i]);
+  if (!rest.length) return outcomes;
+  const all = module(rest);
+  const inModule = rest.map((_, i) => (Array.isArray(all) ? all[i] : all));
+  const alone = rest.map((c, i) => {
+    if (!inModule[i] || rest.length === 1) return inModule[i];
+    const a = module([c]);
+    return Array.isArray(a) ? a[0] : a;
   });
   // wrong in the module but right alone: the graphs disturb each other (a stray write, shared memory)
-  const seeds = `seeds ${cases.map((c) => c.seed).join(', ')}`;
-  if (!Array.isArray(all) && !outcomes.some(Boolean)) outcomes[0] = { kind: 'batch-only', message: `${all.message} (module of ${seeds})` };
-  if (Array.isArray(all)) all.forEach((x, i) => { if (x && !outcomes[i]) outcomes[i] = { kind: 'batch-only', message: `${x.message} (module of ${seeds})` }; });
+  const seeds = `seeds ${rest.map((c) => c.seed).join(', ')}`;
+  if (!Array.isArray(all) && !alone.some(Boolean)) alone[0] = { kind: 'batch-only', message: `${all.message} (module of ${seeds})` };
+  inModule.forEach((x, i) => { if (x && !alone[i]) alone[i] = { kind: 'batch-only', message: `${x.message} (module of ${seeds})` }; });
+  rest.forEach((c, i) => { outcomes[cases.indexOf(c)] = alone[i]; });
   return outcomes;
 }
