@@ -71,6 +71,9 @@ export type Outcome = Failure | undefined;
 
 /** The failure without the numbers that change as a graph shrinks: shrinking keeps this the same. */
 export function signature(f: Failure): string {
+  // a mismatch in the same output or param (and a race as a race)
+  const m = /^(output|param) (.+?)(?:\[\d+\])?: (.*?) -?\w/.exec(f.message);
+  if (f.kind === 'mismatch' && m) return `mismatch in ${m[1]} ${m[2]}${m[3]!.includes('reversed') ? ' (reversed)' : ''}`;
   if (f.kind !== 'ice' && f.kind !== 'crash') return f.kind;
   // the message and its first detail (the verifier's first problem)
   const lines = f.message.split('\n').slice(0, 2).join(' ');
@@ -301,7 +304,7 @@ export function runCases(target: Target, cases: readonly Case[], o: RunOptions):
   // wrong in the module but right alone: the graphs disturb each other (a stray write, shared memory)
   const seeds = `seeds ${rest.map((c) => c.seed).join(', ')}`;
   if (!Array.isArray(all) && !alone.some(Boolean)) alone[0] = { kind: 'batch-only', message: `${all.message} (module of ${seeds})` };
-  inModule.forEach((x, i) => { if (x && !alone[i]) alone[i] = { kind: 'batch-only', message: `${x.message} (module of ${seeds})` }; });
+  if (Array.isArray(all)) all.forEach((x, i) => { if (x && !alone[i]) alone[i] = { kind: 'batch-only', message: `${x.message} (module of ${seeds})` }; });
   rest.forEach((c, i) => { outcomes[cases.indexOf(c)] = alone[i]; });
   return outcomes;
 }
