@@ -96,6 +96,8 @@ export function close(want: number, have: number): boolean {
   return Number.isNaN(want) ? Number.isNaN(have) : want === have || Math.abs(want - have) <= 1e-6 + 1e-5 * Math.abs(want);
 }
 
+const num = (v: number) => (Object.is(v, -0) ? '-0' : String(v));
+
 /** Elements that differ (exactly by Object.is, or by `close`), at most two per tensor and six in all. */
 function differences(checks: [string, ArrayLike<number>, ArrayLike<number> | undefined][], exact: boolean, label: string): string[] {
   const out: string[] = [];
@@ -104,7 +106,7 @@ function differences(checks: [string, ArrayLike<number>, ArrayLike<number> | und
     let bad = 0;
     for (let i = 0; i < want.length; i++) {
       if (exact ? Object.is(want[i], have[i]) : close(want[i]!, have[i]!)) continue;
-      if (bad++ < 2) out.push(`${what}[${i}]: ${label} ${have[i]}, interpreter ${want[i]}`);
+      if (bad++ < 2) out.push(`${what}[${i}]: ${label} ${num(have[i]!)}, interpreter ${num(want[i]!)}`);
     }
     if (bad > 2) out.push(`${what}: ${bad} of ${want.length} elements differ`);
   }

@@ -3,6 +3,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { type Graph, topoSort } from '../ir/graph.js';
 import { reproText } from './repro.js';
 import { shrink } from './shrink.js';
@@ -88,4 +89,5 @@ function main(): void {
   });
 }
 
-if (process.send) main();
+// run as the worker (main.ts imports this file for the reproducer helpers too)
+if (process.send && import.meta.url === pathToFileURL(process.argv[1]!).href) main();
