@@ -42,9 +42,9 @@ function fuzz(target: string, count: number, offset: number): void {
 }
 
 describe('fuzzing new seeds (the range is printed: npm run fuzz -- --target T --seeds A..B --updates runs it again)', () => {
-  it('the loop interpreter under each schedule', () => fuzz('loop', 150, 0), 300_000);
-  it('wasm', () => fuzz('wasm', 40, 150), 300_000);
-  it('llvm', () => fuzz('llvm', 40, 190), 300_000);
+  it('the loop interpreter under each schedule', () => fuzz('loop', 300, 0), 300_000);
+  it('wasm', () => fuzz('wasm', 40, 300), 300_000);
+  it('llvm', () => fuzz('llvm', 40, 340), 300_000);
 });
 
 describe('the shrinker', () => {
