@@ -37,7 +37,7 @@ const flags = new Command('fuzz')
   .option('--updates', 'params updated in place by the target (otherwise every update is an output)')
   .option('--schedule <schedule>', `loop only: ${Object.keys(SCHEDULES).join(', ')} (default: each)`)
   .option('--out <dir>', 'folder for reproducers', 'fuzz-out')
-  .option('--per-module <n>', 'graphs per compiled module (wasm, llvm, cuda-emu)', count(1), 20)
+  .option('--per-module <n>', 'graphs per batch: per compiled module on wasm, llvm and cuda-emu', count(1), 20)
   .option('--timeout <s>', 'limit on one native run (the worker may stay silent for this and 60 s more: a hang in the compiler or in wasm code)', count(1), 60)
   .option('--shrink-seconds <s>', 'time to shrink one failure (0: do not shrink)', count(0), 120)
   .parse()
@@ -57,7 +57,7 @@ const schedules: (Schedule | undefined)[] = target !== 'loop' ? [undefined] : fl
 
 const [first, end] = flags.seeds;
 const queue: Batch[] = [];
-const per = target === 'loop' ? 20 : flags.perModule;
+const per = flags.perModule;
 for (let s = first; s < end; s += per) {
   const seeds = Array.from({ length: Math.min(per, end - s) }, (_, i) => s + i);
   for (const schedule of schedules) queue.push({ schedule, seeds });
@@ -139,6 +139,6 @@ while (queue.length) {
 }
 child?.disconnect();
 const secs = (Date.now() - t0) / 1000;
-console.log(`${(secs).toFixed(1)} s, ${(graphs / secs).toFixed(1)} graphs/s`);
+console.log(`${secs.toFixed(1)} s, ${(graphs / secs).toFixed(1)} graphs/s`);
 console.log(progress());
 process.exitCode = mismatches + crashes > 0 ? 1 : 0;
