@@ -10,6 +10,7 @@ import * as keras from '../frontend/index.js';
 import { readNpy, writeNpy } from '../runtime/npy.js';
 import { type NamedTensor, readSafetensors } from '../runtime/safetensors.js';
 import type { Data } from './passes/differential.js';
+import { close } from '../fuzz/targets.js';
 
 /** Weights of g's params from a name -> data map, as the targets' compile functions take them. */
 export function weightsOf(g: Graph, params: Data): { name: string; dtype: 'float32' | 'int32' | 'bool'; shape: readonly number[]; data: TypedArray }[] {
@@ -39,8 +40,7 @@ export function outputDiffs(g: Graph, inputs: Data, params: Data, outputs: Reado
     const got = outputs.get(k)!;
     for (let i = 0; i < v.data.length; i++) {
       const w = v.data[i]!, h = got[i]!;
-      const ok = Number.isNaN(w) ? Number.isNaN(h) : w === h || Math.abs(w - h) <= 1e-6 + 1e-5 * Math.abs(w);
-      if (!ok && bad.length < 4) bad.push(`${k}[${i}]: ${label} ${h}, interpreter ${w}`);
+      if (!close(w, h) && bad.length < 4) bad.push(`${k}[${i}]: ${label} ${h}, interpreter ${w}`);
     }
   }
   return bad;

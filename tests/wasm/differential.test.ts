@@ -10,6 +10,7 @@ import { traceModel } from '../../frontend/models/executor.js';
 import { compileModel, traceTrainStep } from '../../frontend/models/training.js';
 import { type Data, modelInputs } from '../passes/differential.js';
 import { randomBindings, randomGraph } from '../passes/random_graphs.js';
+import { close } from '../../fuzz/targets.js';
 
 /** Runs g on wasm and on the interpreter; lists elements outside rtol 1e-5 + atol 1e-6 (NaN must match NaN). */
 function compare(g: Graph, inputs: Data, params: Data): string[] {
@@ -20,8 +21,7 @@ function compare(g: Graph, inputs: Data, params: Data): string[] {
   const check = (what: string, want: ArrayLike<number>, have: ArrayLike<number>) => {
     for (let i = 0; i < want.length; i++) {
       const w = want[i]!, h = have[i]!;
-      const ok = Number.isNaN(w) ? Number.isNaN(h) : w === h || Math.abs(w - h) <= 1e-6 + 1e-5 * Math.abs(w);
-      if (!ok && bad.length < 4) bad.push(`${what}[${i}]: wasm ${h}, interpreter ${w}`);
+      if (!close(w, h) && bad.length < 4) bad.push(`${what}[${i}]: wasm ${h}, interpreter ${w}`);
     }
   };
   for (const [k, v] of ref.outputs) check(`output ${k}`, v.data, got.outputs.get(k)!);

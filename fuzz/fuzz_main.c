@@ -1,0 +1,47 @@
+/* fuzz_main: the fuzzer's host program for a native module: runs the named entries in order, each on
+   <entry>/in<i>.npy, writing <entry>/out<i>.npy, then saves every param (updated in place) to params.safetensors. */
+#define _POSIX_C_SOURCE 200809L
+#include "model.h"
+#include "kiln_cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+extern const kiln_model_desc kiln_model;
+
+static unsigned char memory[KILN_MEMORY_BYTES] __attribute__((aligned(64)));
+
+int main(int argc, char **argv) {
+  char path[4096];
+  int a, i;
+  kiln_prog = "fuzz_main";
+  kiln_flush_denormals(); /* as model_main does */
+  if (kiln_init(&kiln_model, memory, "weights.safetensors") != KILN_OK) die(kiln_error());
+  for (a = 1; a < argc; a++) {
+    const kiln_entry *e = kiln_find_entry(&kiln_model, argv[a]);
+    void *in[64], *out[64];
+    if (!e) die("no such entry");
+    if (e->n_inputs > 64 || e->n_outputs > 64) die("more than 64 inputs or outputs");
+    for (i = 0; i < e->n_inputs; i++) {
+      kiln_dtype dt;
+      int rank;
+      long shape[8];
+      snprintf(path, sizeof path, "%s/in%d.npy", argv[a], i);
+      if (kiln_npy_read(path, &dt, &rank, shape, &in[i]) != KILN_OK) die(kiln_error());
+    }
+    for (i = 0; i < e->n_outputs; i++) {
+      out[i] = malloc((size_t)(e->outputs[i].size ? e->outputs[i].size : 1) * (size_t)kiln_dtype_size(e->outputs[i].dtype));
+      if (!out[i]) die("out of memory");
+    }
+    if (kiln_run_entry(e, memory, (const void *const *)in, out) != KILN_OK) die(kiln_error());
+    for (i = 0; i < e->n_outputs; i++) {
+      const kiln_tensor *t = &e->outputs[i];
+      snprintf(path, sizeof path, "%s/out%d.npy", argv[a], i);
+      if (kiln_npy_write(path, t->dtype, t->rank, t->shape, out[i]) != KILN_OK) die(kiln_error());
+      free(out[i]);
+    }
+    for (i = 0; i < e->n_inputs; i++) free(in[i]);
+  }
+  if (kiln_save_weights(&kiln_model, memory, "params.safetensors") != KILN_OK) die(kiln_error());
+  return 0;
+}

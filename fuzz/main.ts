@@ -1,0 +1,144 @@
+// `npm run fuzz -- --target wasm|llvm|cuda-emu|loop --seeds A..B [--updates] [--schedule S]`: seeded random graphs
+// against the graph interpreter; failures shrunk to .ir reproducers. A worker process does the work (worker.ts).
+import { type ChildProcess, fork } from 'node:child_process';
+import { Command, InvalidArgumentError } from 'commander';
+import { type Batch, type Report, type Settings, writeRepro } from './worker.js';
+import { type Failure, SCHEDULES, type Schedule, TARGETS, type Target, fuzzCase } from './targets.js';
+
+interface Flags {
+  target: string;
+  seeds: [number, number];
+  updates?: boolean;
+  schedule?: string;
+  out: string;
+  perModule: number;
+  timeout: number;
+  shrinkSeconds: number;
+}
+
+function seedRange(v: string): [number, number] {
+  const m = /^(\d+)\.\.(\d+)$/.exec(v);
+  if (!m || Number(m[1]) >= Number(m[2])) throw new InvalidArgumentError('expected A..B with A < B (seeds A to B-1)');
+  return [Number(m[1]), Number(m[2])];
+}
+
+function count(min: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer >= ${min}`);
+    return n;
+  };
+}
+
+const flags = new Command('fuzz')
+  .description('run seeded random graphs on a target against the graph interpreter; shrink failures to .ir reproducers')
+  .requiredOption('--target <target>', `${TARGETS.join(', ')} (loop: the loop-IR interpreter under a schedule)`)
+  .requiredOption('--seeds <A..B>', 'the seeds A to B-1', seedRange)
+  .option('--updates', 'params updated in place by the target (otherwise every update is an output)')
+  .option('--schedule <schedule>', `loop only: ${Object.keys(SCHEDULES).join(', ')} (default: each)`)
+  .option('--out <dir>', 'folder for reproducers', 'fuzz-out')
+  .option('--per-module <n>', 'graphs per batch: per compiled module on wasm, llvm and cuda-emu', count(1), 20)
+  .option('--timeout <s>', 'limit on one native run (the worker may stay silent for this and 60 s more: a hang in the compiler or in wasm code)', count(1), 60)
+  .option('--shrink-seconds <s>', 'time to shrink one failure (0: do not shrink)', count(0), 120)
+  .parse()
+  .opts<Flags>();
+
+const fail = (msg: string): never => {
+  console.error(`fuzz: ${msg}`);
+  process.exit(1);
+};
+if (!(TARGETS as readonly string[]).includes(flags.target)) fail(`unknown target '${flags.target}'; targets are ${TARGETS.join(', ')}`);
+if (flags.schedule !== undefined && flags.target !== 'loop') fail('--schedule is for --target loop only');
+if (flags.schedule !== undefined && !(flags.schedule in SCHEDULES)) fail(`unknown schedule '${flags.schedule}'; schedules are ${Object.keys(SCHEDULES).join(', ')}`);
+
+const target = flags.target as Target;
+const settings: Settings = { target, updates: flags.updates ?? false, out: flags.out, timeoutMs: flags.timeout * 1000, shrinkMs: flags.shrinkSeconds * 1000 };
+const schedules: (Schedule | undefined)[] = target !== 'loop' ? [undefined] : flags.schedule ? [flags.schedule as Schedule] : Object.keys(SCHEDULES) as Schedule[];
+
+const [first, end] = flags.seeds;
+const queue: Batch[] = [];
+const per = flags.perModule;
+for (let s = first; s < end; s += per) {
+  const seeds = Array.from({ length: Math.min(per, end - s) }, (_, i) => s + i);
+  for (const schedule of schedules) queue.push({ schedule, seeds });
+}
+
+let graphs = 0, mismatches = 0, crashes = 0, lastPrint = Date.now();
+const t0 = Date.now();
+const where = (b: Batch) => `${target}${b.schedule ? ` (${b.schedule} schedule)` : ''}`;
+const progress = () => `${graphs} graphs, ${mismatches} mismatches, ${crashes} crashes`;
+
+function record(b: Batch, seed: number, f: Failure, file?: string): void {
+  if (f.kind === 'mismatch' || f.kind === 'batch-only') mismatches++;
+  else crashes++;
+  console.log(`seed ${seed} on ${where(b)}: ${f.kind}: ${f.message.split('\n').join(' | ')}${file ? `\n  reproducer: ${file}` : ''}`);
+}
+
+let child: ChildProcess | undefined;
+const silence = settings.timeoutMs + 60_000;
+
+/** Runs one batch in the worker; resolves with why the worker stopped answering, or undefined when it finished. */
+function runBatch(b: Batch): Promise<{ results: boolean; why?: string }> {
+  child ??= fork(new URL('./worker.js', import.meta.url), [JSON.stringify(settings)], { stdio: 'inherit' });
+  const c = child;
+  return new Promise((resolve) => {
+    let results = false, timer: NodeJS.Timeout;
+    const finish = (why?: string) => {
+      clearTimeout(timer);
+      c.off('message', onMessage);
+      c.off('exit', onExit);
+      if (why) {
+        c.kill('SIGKILL');
+        child = undefined;
+      }
+      resolve({ results, why });
+    };
+    const arm = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => finish(`no answer from the worker for ${silence / 1000} s (the compiler or the code it made hangs)`), silence);
+    };
+    const onMessage = (r: Report) => {
+      arm();
+      if (r.type === 'results') {
+        results = true;
+        graphs += r.results.length;
+        for (const x of r.results) if (x.failure) record(b, x.seed, x.failure, x.file);
+      } else if (r.type === 'shrunk') {
+        console.log(`  seed ${r.seed}: shrunk from ${r.from} to ${r.to} nodes: ${r.file}`);
+      } else if (r.type === 'done') finish();
+    };
+    const onExit = (code: number | null, signal: string | null) => finish(`the worker died (${signal ?? `exit ${code}`})`);
+    c.on('message', onMessage);
+    c.on('exit', onExit);
+    arm();
+    c.send(b);
+  });
+}
+
+console.log(`fuzz: ${target}${settings.updates ? ' with in-place updates' : ''}, seeds ${first}..${end}${target === 'loop' ? `, schedules ${schedules.join(', ')}` : ''}`);
+while (queue.length) {
+  const b = queue.shift()!;
+  const { results, why } = await runBatch(b);
+  if (why && !results) {
+    if (b.seeds.length > 1) {
+      // find which graph of the batch hangs or kills the worker
+      queue.unshift(...b.seeds.map((seed) => ({ schedule: b.schedule, seeds: [seed] })));
+    } else {
+      graphs++;
+      const f: Failure = { kind: why.startsWith('no answer') ? 'timeout' : 'crash', message: why };
+      record(b, b.seeds[0]!, f, writeRepro(settings, b.seeds[0]!, b.schedule, fuzzCase(b.seeds[0]!, settings.updates).graph, f));
+    }
+  } else if (why) {
+    console.log(`  shrinking stopped: ${why}`);
+  }
+  if (Date.now() - lastPrint > 10_000) {
+    lastPrint = Date.now();
+    const s = (Date.now() - t0) / 1000;
+    console.log(`[${s.toFixed(0)} s] ${progress()} (${(graphs / s).toFixed(1)} graphs/s)`);
+  }
+}
+child?.disconnect();
+const secs = (Date.now() - t0) / 1000;
+console.log(`${secs.toFixed(1)} s, ${(graphs / secs).toFixed(1)} graphs/s`);
+console.log(progress());
+process.exitCode = mismatches + crashes > 0 ? 1 : 0;

@@ -1,0 +1,312 @@
+// Runs graphs on a target (the loop interpreter under a schedule, wasm, llvm, emulated cuda), many per compiled
+// module, and compares every output and param with the graph interpreter.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import v8 from 'node:v8';
+import { compileCuda } from '../codegen/cuda/target.js';
+import type { TargetEntry } from '../codegen/entry.js';
+import { LLVM_CAPS, compileLlvm } from '../codegen/llvm/target.js';
+import { runProgram } from '../codegen/loop/interpreter.js';
+import { CUDA_CAPS, DEFAULT_CAPS, type TargetCaps } from '../codegen/loop/schedule.js';
+import { entryLayout } from '../codegen/wasm/artifacts.js';
+import { renderWasmModule } from '../codegen/wasm/render.js';
+import { WASM_IMPORTS } from '../codegen/wasm/runtime.js';
+import { WASM_CAPS } from '../codegen/wasm/target.js';
+import { Builder, type Graph, type Node, nodeName, topoSort, updatesAsOutputs } from '../ir/graph.js';
+import { type RunResult, interpret } from '../ir/interpreter.js';
+import type { TypedArray } from '../ir/types.js';
+import { runPipeline } from '../passes/pipeline.js';
+import { readNpy, writeNpy } from '../runtime/npy.js';
+import { readSafetensors } from '../runtime/safetensors.js';
+import { randomBindings, randomGraph } from './random_graphs.js';
+
+export const TARGETS = ['loop', 'wasm', 'llvm', 'cuda-emu'] as const;
+export type Target = (typeof TARGETS)[number];
+
+/**
+ * The schedules the loop interpreter runs programs under. llvm's takes two threads and a small parallel grain, so
+ * that small graphs get parallel loops too (run again in reverse, as a race detector); plain is scalar code.
+ */
+export const SCHEDULES = {
+  wasm: WASM_CAPS,
+  llvm: { ...LLVM_CAPS, threads: 2, parallelGrain: 64 },
+  cuda: CUDA_CAPS,
+  plain: { ...DEFAULT_CAPS, vectorWidth: 1 },
+} satisfies Record<string, TargetCaps>;
+export type Schedule = keyof typeof SCHEDULES;
+
+export type Data = Record<string, TypedArray>;
+
+/** One graph to run: its seed (which also seeds its input data), the graph and that data. */
+export interface Case {
+  readonly seed: number;
+  readonly graph: Graph;
+  readonly inputs: Data;
+  readonly params: Data;
+}
+
+export function makeCase(seed: number, graph: Graph, dataSeed = seed): Case {
+  const [inputs, params] = randomBindings(graph, dataSeed);
+  return { seed, graph, inputs: Object.fromEntries(inputs), params: Object.fromEntries(params) };
+}
+
+/** The fuzzer's graph of a seed: the extended generator's, its updates in place or (without `updates`) outputs. */
+export function fuzzCase(seed: number, updates: boolean): Case {
+  const g = randomGraph(seed, { extended: true }).graph;
+  return makeCase(seed, updates ? g : updatesAsOutputs(g));
+}
+
+/**
+ * Why a graph failed. ice: the compiler threw (or the loop program it made does not verify or reads out of
+ * bounds); crash: the native executable exited non-zero or died on a signal, or wasm trapped; batch-only: wrong
+ * only next to other graphs in one module (alone it is right).
+ */
+export interface Failure {
+  readonly kind: 'mismatch' | 'ice' | 'crash' | 'timeout' | 'batch-only';
+  readonly message: string;
+}
+export type Outcome = Failure | undefined;
+
+/** The failure without the numbers that change as a graph shrinks: shrinking keeps this the same. */
+export function signature(f: Failure): string {
+  // a mismatch in the same output or param (and a race as a race)
+  const m = /^(output|param) (.+?)(?:\[\d+\])?: (.*?) -?\w/.exec(f.message);
+  if (f.kind === 'mismatch' && m) return `mismatch in ${m[1]} ${m[2]}${m[3]!.includes('reversed') ? ' (reversed)' : ''}`;
+  if (f.kind !== 'ice' && f.kind !== 'crash') return f.kind;
+  // the message and its first detail (the verifier's first problem)
+  const lines = f.message.split('\n').slice(0, 2).join(' ');
+  return `${f.kind}: ${lines.replace(/%\d+ \w+/g, '%N').replace(/\[[^\]]*\]/g, '[..]').replace(/@?\w*\d+\w*/g, 'N')}`;
+}
+
+const firstLines = (e: unknown, n = 3) => ((e as Error)?.message ?? String(e)).trim().split('\n').slice(0, n).join('\n');
+
+/** An exception from the compiler; a JS error (TypeError, RangeError) with where it was thrown. */
+function ice(e: unknown): Failure {
+  const at = e instanceof Error && e.constructor !== Error ? /\((?:file:\/\/)?.*?([\w-]+\/[\w-]+\.[jt]s):\d+/.exec(e.stack ?? '')?.[1] : undefined;
+  return { kind: 'ice', message: `${at ? `${e instanceof Error ? e.name : ''} in ${at}: ` : ''}${firstLines(e)}` };
+}
+
+/**
+ * Where a target approximates (vector exp/log/tanh within 3 ulp on wasm and llvm, denormals flushed on native),
+ * values within rtol 1e-5 + atol 1e-6 agree, as the targets' own tests compare them; NaN must match NaN.
+ */
+export function close(want: number, have: number): boolean {
+  return Number.isNaN(want) ? Number.isNaN(have) : want === have || Math.abs(want - have) <= 1e-6 + 1e-5 * Math.abs(want);
+}
+
+const num = (v: number) => (Object.is(v, -0) ? '-0' : String(v));
+
+/** Elements that differ (exactly by Object.is, or by `close`), at most two per tensor and six in all. */
+function differences(checks: [string, ArrayLike<number>, ArrayLike<number> | undefined][], exact: boolean, label: string): string[] {
+  const out: string[] = [];
+  for (const [what, want, have] of checks) {
+    if (!have || have.length !== want.length) { out.push(`${what}: ${have ? `${have.length} elements` : 'missing'}, want ${want.length}`); continue; }
+    let bad = 0;
+    for (let i = 0; i < want.length; i++) {
+      if (exact ? Object.is(want[i], have[i]) : close(want[i]!, have[i]!)) continue;
+      if (bad++ < 2) out.push(`${what}[${i}]: ${label} ${num(have[i]!)}, interpreter ${num(want[i]!)}`);
+    }
+    if (bad > 2) out.push(`${what}: ${bad} of ${want.length} elements differ`);
+  }
+  return out.slice(0, 6);
+}
+
+/** Outputs and params after the call; params not updated must keep their values. */
+interface Got {
+  readonly outputs: ReadonlyMap<string, TypedArray>;
+  readonly params: ReadonlyMap<string, TypedArray>;
+}
+
+function compare(c: Case, ref: RunResult, got: Got, exact: boolean, label: string): Outcome {
+  const checks: [string, ArrayLike<number>, ArrayLike<number> | undefined][] = [
+    ...[...ref.outputs].map(([k, v]): [string, TypedArray, TypedArray | undefined] => [`output ${k}`, v.data, got.outputs.get(k)]),
+    ...[...got.params.keys()].map((k): [string, TypedArray, TypedArray | undefined] => [`param ${k}`, ref.updates.get(k)?.data ?? c.params[k]!, got.params.get(k)]),
+  ];
+  const d = differences(checks, exact, label);
+  return d.length ? { kind: 'mismatch', message: d.join('; ') } : undefined;
+}
+
+function reference(c: Case): RunResult {
+  return interpret(c.graph, c.inputs, c.params);
+}
+
+/** The loop program under a schedule, exactly; a parallel or GPU schedule also with those loops run in reverse. */
+function runLoop(c: Case, caps: TargetCaps): Outcome {
+  let program;
+  try {
+    program = runPipeline(c.graph, { verifyEach: true, caps }).program;
+  } catch (e) {
+    return ice(e);
+  }
+  const ref = reference(c);
+  for (const reverse of caps.gpu || caps.threads > 1 ? [false, true] : [false]) {
+    let got;
+    try {
+      got = runProgram(program, c.inputs, c.params, { reverse });
+    } catch (e) {
+      return ice(e);
+    }
+    const o = compare(c, ref, { outputs: got.outputs, params: got.updates }, true, reverse ? 'loop (reversed)' : 'loop');
+    if (o) return o;
+  }
+  return undefined;
+}
+
+/** g with its params renamed `s<seed>/<name>`: graphs of one module share params by name. */
+function renamed(c: Case): { name: string; graph: Graph; params: Data } {
+  const prefix = `s${c.seed}/`, b = new Builder(), map = new Map<Node, Node>();
+  for (const n of c.graph.inputs) map.set(n, b.leaf(n));
+  for (const n of c.graph.params) map.set(n, b.param(prefix + nodeName(n), n.type));
+  for (const n of topoSort(c.graph)) if (!map.has(n)) map.set(n, n.src.length ? b.emit(n.op, n.src.map((x) => map.get(x)!), n.attrs) : b.leaf(n));
+  const graph = b.finish(c.graph.name, c.graph.outputs.map((o) => ({ name: o.name, node: map.get(o.node)! })),
+    c.graph.updates.map((u) => ({ param: map.get(u.param)!, value: map.get(u.value)! })));
+  return { name: `g${c.seed}`, graph, params: Object.fromEntries(Object.entries(c.params).map(([k, v]) => [prefix + k, v])) };
+}
+
+/** Per-case params of a module's saved params: the prefix taken off again. */
+function unprefixed(c: Case, all: ReadonlyMap<string, TypedArray>): Map<string, TypedArray> {
+  return new Map(Object.keys(c.params).map((k) => [k, all.get(`s${c.seed}/${k}`)!]));
+}
+
+let optimizingTier = false;
+
+/** One wasm module of every case's entry, run in this process as the generated loader runs it. */
+function runWasmModule(cases: readonly Case[]): Outcome[] | Failure {
+  if (!optimizingTier) v8.setFlagsFromString('--no-liftoff'); // as WasmRunner: compile optimized at once
+  optimizingTier = true;
+  const named = cases.map(renamed);
+  let mod, instance;
+  const programs: ReturnType<typeof runPipeline>[] = [];
+  try {
+    for (const n of named) programs.push(runPipeline(n.graph, { caps: WASM_CAPS }));
+    mod = renderWasmModule(named.map((n, i) => ({ name: n.name, program: programs[i]!.program, memory: programs[i]!.memory })));
+    instance = new WebAssembly.Instance(new WebAssembly.Module(mod.binary as BufferSource), WASM_IMPORTS);
+  } catch (e) {
+    return ice(e);
+  }
+  const memory = instance.exports['memory'] as WebAssembly.Memory;
+  const arrays = { float32: Float32Array, int32: Int32Array, bool: Uint8Array } as Record<string, new (b: ArrayBuffer, o: number, n: number) => TypedArray>;
+  const view = (p: { offset: number; size: number; dtype: string }) => new arrays[p.dtype]!(memory.buffer, p.offset, p.size);
+  const layouts = named.map((n, i) => entryLayout(programs[i]!.program, mod.offsets[n.name]!));
+  layouts.forEach((l, i) => { for (const p of l.params) view(p).set(named[i]!.params[p.name]!); });
+  const outs = cases.map((c, i): Map<string, TypedArray> | Failure => {
+    const l = layouts[i]!;
+    l.inputs.forEach((p) => view(p).set(c.inputs[p.name]!));
+    try {
+      (instance.exports[named[i]!.name] as () => void)();
+    } catch (e) {
+      return { kind: 'crash', message: `wasm: ${firstLines(e, 1)}` };
+    }
+    const u8 = new Uint8Array(memory.buffer);
+    for (const cp of l.copies) u8.copyWithin(cp.to, cp.from, cp.from + cp.bytes);
+    return new Map(l.outputs.map((p) => [p.name, view(p).slice()]));
+  });
+  const params = new Map(layouts.flatMap((l) => l.params.map((p) => [p.name, view(p).slice()] as const)));
+  return cases.map((c, i) => {
+    const o = outs[i]!;
+    return o instanceof Map ? compare(c, reference(c), { outputs: o, params: unprefixed(c, params) }, false, 'wasm') : o;
+  });
+}
+
+/** fuzz_main.c, beside this file in the sources or two levels up from dist/fuzz. */
+function harnessSource(): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const found = [here, path.resolve(here, '../../fuzz')].map((d) => path.join(d, 'fuzz_main.c')).find(existsSync);
+  if (!found) throw new Error('fuzz: cannot find fuzz_main.c');
+  return found;
+}
+
+function run(cmd: string, args: string[], cwd: string, timeoutMs: number): Failure | undefined {
+  try {
+    execFileSync(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs, env: { ...process.env, KILN_NUM_THREADS: '2' } });
+    return undefined;
+  } catch (e) {
+    const err = e as { code?: string; signal?: string; status?: number; stderr?: Buffer };
+    if (err.code === 'ETIMEDOUT') return { kind: 'timeout', message: `${path.basename(cmd)} ran longer than ${timeoutMs / 1000} s` };
+    const why = err.signal ? `killed by ${err.signal}` : `exit ${err.status}: ${err.stderr?.toString().trim().split('\n')[0] ?? ''}`;
+    return { kind: 'crash', message: `${path.basename(cmd)} ${why}` };
+  }
+}
+
+/** One native module (llvm, or cuda built for the CPU) of every case's entry, run by fuzz_main. */
+function runNativeModule(target: 'llvm' | 'cuda-emu', cases: readonly Case[], dir: string, timeoutMs: number): Outcome[] | Failure {
+  rmSync(dir, { recursive: true, force: true });
+  const named = cases.map(renamed);
+  // model_main --entry takes any entry name; the type lists the CLI's two
+  const entries = named.map((n) => ({ name: n.name as TargetEntry['name'], graph: n.graph, batchSize: 1 }));
+  const weights = named.flatMap((n) => n.graph.params.map((p) => ({ name: nodeName(p), dtype: p.type.dtype as 'float32', shape: p.type.shape, data: n.params[nodeName(p)]! })));
+  try {
+    if (target === 'llvm') compileLlvm({ outDir: dir, threads: 2, entries, weights });
+    else compileCuda({ outDir: dir, entries, weights, nvcc: false });
+    const objects = target === 'llvm' ? ['libmodel.a'] : ['model_emu.o', 'model_desc.o', 'kiln_runtime.o', 'kiln_math.o', '-lstdc++'];
+    execFileSync('gcc', ['-O2', '-std=c99', '-pthread', '-I', '.', harnessSource(), ...objects, '-lm', '-o', 'fuzz_main'], { cwd: dir, stdio: 'pipe' });
+  } catch (e) {
+    const err = e as { stderr?: Buffer };
+    return ice(err.stderr?.length ? err.stderr.toString() : e);
+  }
+  cases.forEach((c, i) => {
+    const d = path.join(dir, named[i]!.name);
+    mkdirSync(d);
+    c.graph.inputs.forEach((n, k) => writeFileSync(path.join(d, `in${k}.npy`), writeNpy(n.type.dtype, n.type.shape, c.inputs[nodeName(n)]!)));
+  });
+  const failed = run(path.join(dir, 'fuzz_main'), named.map((n) => n.name), dir, timeoutMs);
+  if (failed) return failed;
+  const params = new Map(readSafetensors(new Uint8Array(readFileSync(path.join(dir, 'params.safetensors')))).tensors.map((t) => [t.name, t.data]));
+  return cases.map((c, i) => {
+    const outputs = new Map(c.graph.outputs.map((o, k) => [o.name, readNpy(new Uint8Array(readFileSync(path.join(dir, named[i]!.name, `out${k}.npy`)))).data]));
+    return compare(c, reference(c), { outputs, params: unprefixed(c, params) }, false, target);
+  });
+}
+
+export interface RunOptions {
+  /** The loop interpreter's schedule (loop target only). */
+  readonly schedule?: Schedule;
+  /** A folder for native modules. */
+  readonly workDir: string;
+  /** Limit on one native executable's run. */
+  readonly timeoutMs: number;
+  /** Called at the start and before each graph run again alone (the worker tells its parent it does not hang). */
+  readonly alive?: () => void;
+}
+
+/** The schedule each compiled target's pipeline runs with. */
+const TARGET_CAPS: Record<Exclude<Target, 'loop'>, TargetCaps> = { wasm: WASM_CAPS, llvm: { ...LLVM_CAPS, threads: 2 }, 'cuda-emu': CUDA_CAPS };
+
+/**
+ * Each case's outcome. wasm, llvm and cuda-emu put every case the pipeline compiles into one module; when the
+ * module fails as a whole, or a case fails in it, the case is run again alone, and that run decides.
+ */
+export function runCases(target: Target, cases: readonly Case[], o: RunOptions): Outcome[] {
+  o.alive?.();
+  if (target === 'loop') return cases.map((c) => runLoop(c, SCHEDULES[o.schedule ?? 'wasm']));
+  const module = (cs: readonly Case[]) => {
+    if (cs.length === 1) o.alive?.(); // each graph run again alone
+    return target === 'wasm' ? runWasmModule(cs) : runNativeModule(target, cs, o.workDir, o.timeoutMs);
+  };
+  // internal compiler errors first, one graph at a time: one would fail the whole module
+  const outcomes = cases.map((c): Outcome => {
+    try {
+      runPipeline(c.graph, { caps: TARGET_CAPS[target] });
+      return undefined;
+    } catch (e) {
+      return ice(e);
+    }
+  });
+  const rest = cases.filter((_, i) => !outcomes[i]);
+  if (!rest.length) return outcomes;
+  const all = module(rest);
+  const inModule = rest.map((_, i) => (Array.isArray(all) ? all[i] : all));
+  const alone = rest.map((c, i) => {
+    if (!inModule[i] || rest.length === 1) return inModule[i];
+    const a = module([c]);
+    return Array.isArray(a) ? a[0] : a;
+  });
+  // wrong in the module but right alone: the graphs disturb each other (a stray write, shared memory)
+  const seeds = `seeds ${rest.map((c) => c.seed).join(', ')}`;
+  if (!Array.isArray(all) && !alone.some(Boolean)) alone[0] = { kind: 'batch-only', message: `${all.message} (module of ${seeds})` };
+  if (Array.isArray(all)) all.forEach((x, i) => { if (x && !alone[i]) alone[i] = { kind: 'batch-only', message: `${x.message} (module of ${seeds})` }; });
+  rest.forEach((c, i) => { outcomes[cases.indexOf(c)] = alone[i]; });
+  return outcomes;
+}

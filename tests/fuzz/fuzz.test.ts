@@ -1,0 +1,70 @@
+// The fuzzer in CI: new seeds every run (a range of its own per commit, or per day outside git) through
+// `npm run fuzz` on the loop interpreter under each schedule, and fewer on wasm and llvm; plus its shrinker.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseRepro, reproText } from '../../fuzz/repro.js';
+import { randomGraph } from '../../fuzz/random_graphs.js';
+import { graphSize, shrink } from '../../fuzz/shrink.js';
+import { type Graph, topoSort } from '../../ir/graph.js';
+import { printGraph } from '../../ir/printer.js';
+import { ensureBuilt, root } from '../built.js';
+
+const out = mkdtempSync(path.join(os.tmpdir(), 'kiln-fuzz-test-'));
+afterAll(() => rmSync(out, { recursive: true, force: true }));
+beforeAll(() => ensureBuilt(), 120_000);
+
+/** The first seed of this run: from the commit, past the fixed seeds (0-199) the other tests use. */
+function firstSeed(): number {
+  let key: string;
+  try {
+    key = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+  } catch {
+    key = new Date().toISOString().slice(0, 10);
+  }
+  return 1000 + (parseInt(createHash('sha256').update(key).digest('hex').slice(0, 8), 16) % 1_000_000_000);
+}
+
+const first = firstSeed();
+
+/** `npm run fuzz -- --target T --seeds A..B --updates` (from dist/); on a failure, its output and reproducers. */
+function fuzz(target: string, count: number, offset: number): void {
+  const seeds = `${first + offset}..${first + offset + count}`, dir = path.join(out, target);
+  console.log(`fuzz: --target ${target} --seeds ${seeds} --updates`);
+  const r = spawnSync(process.execPath, [path.join(root, 'dist/fuzz/main.js'), '--target', target, '--seeds', seeds, '--updates',
+    '--out', dir, '--shrink-seconds', '20'], { cwd: root, encoding: 'utf8' });
+  const graphs = target === 'loop' ? 4 * count : count;
+  const repros = existsSync(dir) ? readdirSync(dir).map((f) => readFileSync(path.join(dir, f), 'utf8')).join('\n') : '';
+  expect(r.status === 0 ? r.stdout.trim().split('\n').at(-1) : `${r.stdout}${r.stderr}\n${repros}`).toBe(`${graphs} graphs, 0 mismatches, 0 crashes`);
+}
+
+describe('fuzzing new seeds (the range is printed: npm run fuzz -- --target T --seeds A..B --updates runs it again)', () => {
+  it('the loop interpreter under each schedule', () => fuzz('loop', 300, 0), 300_000);
+  it('wasm', () => fuzz('wasm', 40, 300), 300_000);
+  it('llvm', () => fuzz('llvm', 40, 340), 300_000);
+});
+
+describe('the shrinker', () => {
+  it('keeps what the failure needs: an exp of an int32 cast in a random graph', () => {
+    // the extended generator's seeds with such a node; the predicate stands for a compiler bug
+    const has = (g: Graph) => topoSort(g).some((n) => n.op === 'exp' && n.src[0]!.op === 'cast');
+    const seed = Array.from({ length: 500 }, (_, i) => i).find((s) => has(randomGraph(s, { extended: true }).graph))!;
+    const g = randomGraph(seed, { extended: true }).graph;
+    const small = shrink(g, has, Date.now() + 60_000);
+    expect(has(small)).toBe(true);
+    expect(graphSize(small)).toBeLessThan(graphSize(g));
+    // exp(cast(x)) of one input of one element, one output
+    expect(printGraph(small).replace(/name="\w+"/, 'name="x"')).toMatch(/^graph @\S+ \{\n {2}%0 = input \{name="x"\} : \w+\[(1(,1)*)?\]\n {2}%1 = cast %0 \{dtype="float32"\} : f32\[(1(,1)*)?\]\n {2}%2 = exp %1 : f32\[(1(,1)*)?\]\n {2}output "\S+" = %2\n\}\n$/);
+  });
+
+  it('a reproducer reads back as the same graph and data seed', () => {
+    const g = randomGraph(7, { extended: true }).graph;
+    const text = reproText(g, { command: 'npm run fuzz -- --target loop --seeds 7..8', failure: { kind: 'ice', message: 'a\nb' }, dataSeed: 7 });
+    const back = parseRepro(text);
+    expect(printGraph(back.graph)).toBe(printGraph(g));
+    expect(back.dataSeed).toBe(7);
+  });
+});
