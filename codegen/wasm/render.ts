@@ -77,8 +77,8 @@ class KernelRenderer {
           case 'add': return (a + b) | 0;
           case 'sub': return (a - b) | 0;
           case 'mul': return Math.imul(a, b);
-          case 'idiv': return Math.floor(a / b);
-          case 'mod': return ((a % b) + b) % b;
+          case 'idiv': return b === 0 ? 0 : Math.floor(a / b) | 0;
+          case 'mod': return b === 0 ? 0 : ((a % b) + Math.abs(b)) % Math.abs(b);
           default: return undefined;
         }
       }
@@ -258,26 +258,28 @@ class KernelRenderer {
       case 'max': return withAB(w.select(m.i32.gt_s(A(), B()) as Ref, w.get(ta, 'i32'), w.get(tb, 'i32')));
       case 'min': return withAB(w.select(m.i32.lt_s(A(), B()) as Ref, w.get(ta, 'i32'), w.get(tb, 'i32')));
       case 'pow': return w.call('ipow', [a, b], 'i32');
-      case 'div': {
-        // C-style truncation; 0 for a zero divisor and INT_MIN / -1 = INT_MIN (no traps)
-        const zero = m.i32.eqz(B());
-        const ovf = m.i32.and(m.i32.eq(A(), n(w.i32(-2147483648))), m.i32.eq(B(), n(w.i32(-1))));
-        const safe = w.select(m.i32.or(zero, ovf) as Ref, w.i32(1), w.get(tb, 'i32'));
-        return withAB(w.select(zero as Ref, w.i32(0), m.i32.div_s(A(), n(safe)) as Ref));
-      }
-      case 'idiv': {
-        // floor division by a positive constant
-        if (y.k === 'const' && x.k !== 'const') {
-          const q = m.i32.div_s(A(), B());
-          const adjust = m.i32.and(m.i32.lt_s(A(), n(w.i32(0))), m.i32.ne(m.i32.rem_s(A(), B()), n(w.i32(0))));
-          return withAB(m.i32.sub(q, adjust) as Ref);
-        }
-        return withAB(m.i32.div_s(A(), B()) as Ref);
+      case 'div': case 'idiv': {
+        // as the interpreters: C truncation (div) or floor (idiv), 0 for a zero divisor, INT_MIN / -1 = INT_MIN
+        // (never a trap). Every use builds its own nodes: a binaryen expression must not sit twice in the tree.
+        const I = (v: number) => n(w.i32(v));
+        const d = y.k === 'const' ? y.v : undefined;
+        if (d === 0) return w.i32(0);
+        if (d === -1) return m.i32.sub(I(0), n(a)) as Ref;
+        const safe = () => (d !== undefined ? B() : n(w.select(m.i32.le_u(m.i32.add(B(), I(1)), I(1)) as Ref, w.i32(1), w.get(tb, 'i32')))); // 1 when B is 0 or -1
+        let q = m.i32.div_s(A(), safe());
+        if (op === 'idiv') q = m.i32.sub(q, m.i32.and(m.i32.ne(m.i32.rem_s(A(), safe()), I(0)), m.i32.lt_s(m.i32.xor(A(), B()), I(0))));
+        if (d !== undefined) return withAB(q as Ref);
+        return withAB(w.select(m.i32.eq(B(), I(-1)) as Ref, m.i32.sub(I(0), A()) as Ref, w.select(m.i32.eqz(B()) as Ref, w.i32(0), q as Ref)));
       }
       case 'mod': {
-        const r = m.i32.rem_s(A(), B());
+        // as the loop interpreter: in [0, |b|), 0 for a zero divisor (rem_s traps only on zero)
+        const I = (v: number) => n(w.i32(v));
+        if (y.k === 'const' && y.v === 0) return w.i32(0);
+        const safe = y.k === 'const' ? B() : n(w.select(m.i32.eqz(B()) as Ref, w.i32(1), w.get(tb, 'i32')));
         const t = this.locals.temp('i32');
-        return withAB(w.valueBlock([w.set(t, r as Ref), m.i32.add(n(w.get(t, 'i32')), n(w.select(m.i32.lt_s(n(w.get(t, 'i32')), n(w.i32(0))) as Ref, w.get(tb, 'i32'), w.i32(0)))) as Ref], 'i32'));
+        const r = () => n(w.get(t, 'i32'));
+        const absB = y.k === 'const' ? I(Math.abs(y.v) | 0) : n(w.select(m.i32.lt_s(B(), I(0)) as Ref, m.i32.sub(I(0), B()) as Ref, w.get(tb, 'i32')));
+        return withAB(w.valueBlock([w.set(t, m.i32.rem_s(A(), safe) as Ref), m.i32.add(r(), n(w.select(m.i32.lt_s(r(), I(0)) as Ref, absB as Ref, w.i32(0)))) as Ref], 'i32'));
       }
       default: throw new Error(`wasm: i32 ${op}`);
     }
@@ -436,6 +438,7 @@ class VectorLoop {
   private splat(x: VRef, t: Scalar): Ref {
     const m = this.k.w.ops;
     if (x.vec) return x.ref;
+    if (t === 'bool') return m.i32x4.splat(m.i32.sub(m.i32.const(0), x.ref as number)) as Ref; // 0/1 -> the lane mask 0/-1
     return (t === 'f32' ? m.f32x4.splat(x.ref as number) : m.i32x4.splat(x.ref as number)) as Ref;
   }
 
@@ -488,8 +491,7 @@ class VectorLoop {
       }
       case 'select': {
         if (e.t !== 'f32') throw new NotVectorizable();
-        const c = this.expr(e.c);
-        const mask = c.vec ? c.ref : m.i32x4.splat(m.i32.sub(m.i32.const(0), n(c.ref))) as Ref; // 0/1 -> 0/-1
+        const mask = this.splat(this.expr(e.c), 'bool');
         return { ref: m.v128.bitselect(n(this.splat(this.expr(e.a), 'f32')), n(this.splat(this.expr(e.b), 'f32')), n(mask)) as Ref, vec: true };
       }
       default:
