@@ -6,6 +6,9 @@ import { parseGraph } from '../../ir/parser.js';
 import { runPipeline } from '../../passes/pipeline.js';
 import { renderWasm } from '../../codegen/wasm/render.js';
 import { WasmRunner } from '../../codegen/wasm/runtime.js';
+import { E, type Expr, type Program, type Stmt, S } from '../../codegen/loop/ir.js';
+import { runProgram } from '../../codegen/loop/interpreter.js';
+import { planMemory } from '../../codegen/loop/memplan.js';
 
 const INT_MIN = -2147483648, INT_MAX = 2147483647;
 const EDGES = [0, -1, 1, INT_MIN, INT_MAX, 2, -2, 7, -7, INT_MIN + 1];
@@ -114,4 +117,34 @@ describe('wasm int32 and bool ops against the interpreter', () => {
       expect(mismatches(text, [0, 1, -2, NaN, -0].flatMap((s) => data.map((d) => ({ ...d, s: Float32Array.of(s) }))))).toEqual([]);
     });
   }
+
+  it('loop-IR floor division and modulo (index arithmetic) by variables of every sign and positive constants, against the loop interpreter', () => {
+    const [as2, bs2] = pairs(EDGES), n = as2.length;
+    const raw = (op: 'idiv' | 'mod', a: Expr, b: Expr): Expr => ({ k: 'binary', t: 'i32', op, a, b }); // E.idiv folds
+    const a = E.load('a', E.v('i'), 'i32'), b = E.load('b', E.v('i'), 'i32');
+    const outs: [string, Expr][] = [['idiv', raw('idiv', a, b)], ['mod', raw('mod', a, b)]];
+    for (const [j, d] of EDGES.entries()) {
+      // a constant divisor is positive (the verifier's rule)
+      if (d > 0) outs.push([`idiv_by${j}`, raw('idiv', a, E.i32(d))], [`mod_by${j}`, raw('mod', a, E.i32(d))]);
+      outs.push([`idiv_of${j}`, raw('idiv', E.i32(d), b)], [`mod_of${j}`, raw('mod', E.i32(d), b)]);
+    }
+    const body: Stmt[] = [S.for('i', n, outs.map(([o, e]) => S.store(o, E.v('i'), e)))];
+    const p: Program = {
+      name: 'divmod',
+      buffers: [{ name: 'a', dtype: 'int32', size: n, kind: 'input' }, { name: 'b', dtype: 'int32', size: n, kind: 'input' },
+        ...outs.map(([o]) => ({ name: o, dtype: 'int32' as const, size: n, kind: 'output' as const }))],
+      kernels: [{ name: 'k', ops: [], body }],
+      inputs: [{ name: 'a', buffer: 'a' }, { name: 'b', buffer: 'b' }], params: [],
+      outputs: outs.map(([o]) => ({ name: o, buffer: o })), updates: [],
+    };
+    const inputs = { a: Int32Array.from(as2), b: Int32Array.from(bs2) };
+    const got = new WasmRunner(p, renderWasm(p, planMemory(p))).run(inputs, {}).outputs;
+    const want = runProgram(p, inputs, {}).outputs;
+    const bad: string[] = [];
+    for (const [o] of outs) {
+      const w = want.get(o)!, h = got.get(o)!;
+      for (let i = 0; i < n; i++) if (w[i] !== h[i]) bad.push(`${o} (a=${as2[i]} b=${bs2[i]}): wasm ${h[i]}, loop interpreter ${w[i]}`);
+    }
+    expect(bad).toEqual([]);
+  });
 });
