@@ -243,6 +243,7 @@ export function inferType(op: Op, srcs: readonly TensorType[], attrs: Attrs): Te
       const axis = int(op, attrs, 'axis');
       checkAxes(op, [axis], s0.shape.length);
       if (idx.dtype !== 'int32') fail(op, `indices must be int32, got ${formatType(idx)}`);
+      if (s0.shape[axis] === 0 && sizeOf(idx.shape) > 0) fail(op, `cannot gather from the empty axis ${axis} of ${formatType(s0)}`);
       return { dtype: s0.dtype, shape: [...s0.shape.slice(0, axis), ...idx.shape, ...s0.shape.slice(axis + 1)] };
     }
     case 'matmul': {

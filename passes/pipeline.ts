@@ -11,11 +11,13 @@ import { simplify } from '../codegen/loop/simplify.js';
 import { canonicalize } from './canonicalize.js';
 import { cse } from './cse.js';
 import { dce } from './dce.js';
+import { removeEmpty } from './empty.js';
 import { type FusionPlan, fuse } from './fuse.js';
 
 /** Graph-to-graph passes, in order. (Autodiff and the optimizer update run while tracing the training step.) */
 export const GRAPH_PASSES: readonly { name: string; description: string; run: (g: Graph) => Graph }[] = [
   { name: 'canonicalize', description: 'algebraic rewrite rules and constant folding to a fixed point', run: canonicalize },
+  { name: 'empty', description: 'replace computations on empty tensors by the constants they equal', run: removeEmpty },
   { name: 'cse', description: 'merge structurally equal nodes', run: cse },
   { name: 'dce', description: 'drop values no output or update uses', run: dce },
 ];

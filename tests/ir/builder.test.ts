@@ -58,6 +58,7 @@ describe('Builder rejects bad ops with a ShapeError naming the op', () => {
     ['concat', [], { axis: 0 }, /at least one operand/],
     ['gather', [f32(3, 4), f32(2)], { axis: 0 }, /indices must be int32, got f32\[2\]/],
     ['gather', [f32(3, 4), i32(2)], { axis: 2 }, /axis 2 is out of range/],
+    ['gather', [f32(1, 0), i32()], { axis: 1 }, /cannot gather from the empty axis 1 of f32\[1,0\]/],
     ['reduce_sum', [f32(2, 3)], { axes: [2] }, /axis 2 is out of range for rank 2/],
     ['reduce_sum', [f32(2, 3)], { axes: [-1] }, /axis -1 is out of range/],
     ['reduce_prod', [f32(2, 3)], { axes: [1, 1] }, /axis 1 is repeated/],

@@ -76,6 +76,17 @@ describe('llvm target', () => {
     expect(compare(t.graph, modelInputs(t.graph, 3), params(t.variables))).toEqual([]);
   });
 
+  it('empty tensors: model_main reads a (0, 3) .npy and an empty weight, writes a (0, 3) output and the products over no row (1)', () => {
+    const b = new Builder();
+    const x = b.input('x', { dtype: 'float32', shape: [0, 3] }), w = b.param('w', { dtype: 'float32', shape: [0, 3] });
+    const s = b.emit('reduce_prod', [b.emit('mul', [x, w])], { axes: [0], keepdims: false });
+    const g = b.finish('empty', [{ name: 'y', node: b.emit('add', [x, w]) }, { name: 's', node: b.emit('neg', [s]) }]);
+    const { outputs, dir } = runLlvm(g, { x: new Float32Array(0) }, { w: new Float32Array(0) });
+    expect(readNpy(new Uint8Array(readFileSync(path.join(dir, 'out', 'y.npy')))).shape).toEqual([0, 3]);
+    expect([...outputs.get('s')!]).toEqual([-1, -1, -1]);
+    expect(outputDiffs(g, { x: new Float32Array(0) }, { w: new Float32Array(0) }, outputs, 'llvm')).toEqual([]);
+  });
+
   it('the Adam training step as the predict entry (all outputs and updates through outputs)', () => {
     const model = keras.Sequential([keras.layers.Dense(16, { activation: 'relu', inputShape: [20] }), keras.layers.Dropout(0.5), keras.layers.Dense(5, { activation: 'softmax' })]);
     const c = compileModel(model, { optimizer: 'adam', loss: 'sparse_categorical_crossentropy' });

@@ -24,7 +24,7 @@ const HEADS: Record<string, RegExp> = {
 
 describe('pipeline', () => {
   it('names its passes in order', () => {
-    expect(PASS_NAMES).toEqual(['canonicalize', 'cse', 'dce', 'fuse', 'lower', 'simplify', 'schedule', 'memplan']);
+    expect(PASS_NAMES).toEqual(['canonicalize', 'empty', 'cse', 'dce', 'fuse', 'lower', 'simplify', 'schedule', 'memplan']);
   });
 
   it('dumps the IR after each pass once, and irAfter gives the same text', () => {
@@ -42,7 +42,7 @@ describe('pipeline', () => {
   });
 
   it('refuses an unknown pass naming the passes', () => {
-    const msg = "unknown pass 'fusion'; passes are canonicalize, cse, dce, fuse, lower, simplify, schedule, memplan";
+    const msg = "unknown pass 'fusion'; passes are canonicalize, empty, cse, dce, fuse, lower, simplify, schedule, memplan";
     expect(() => runPipeline(SOFTMAX, { dumpAfter: 'fusion', dump: () => {} })).toThrow(msg);
     expect(() => irAfter(SOFTMAX, 'fusion')).toThrow(msg);
   });

@@ -1,0 +1,46 @@
+// empty: removes computations on empty tensors (a zero-size dimension), so no kernel has a loop of extent 0.
+import { type Graph, type Node, rebuild } from '../ir/graph.js';
+import { sizeOf } from '../ir/types.js';
+
+const isEmpty = (n: Node) => sizeOf(n.type.shape) === 0;
+
+/**
+ * What a value that is not empty but reads an empty operand equals, as the interpreter computes it: a reduction
+ * over no element is its identity, a matmul or conv with nothing to contract or only padding under its windows
+ * is 0, a pooling window over padding only is its lowest value (max) or 0 (sum), a padded empty value is the pad
+ * value. The value, or undefined for an op whose result cannot be both non-empty and read an empty operand.
+ */
+function emptyResult(n: Node): number | undefined {
+  const int = n.type.dtype === 'int32';
+  switch (n.op) {
+    case 'reduce_sum': case 'matmul': case 'conv': return 0;
+    case 'reduce_prod': return 1;
+    case 'reduce_max': return int ? -2147483648 : -Infinity;
+    case 'reduce_min': return int ? 2147483647 : Infinity;
+    case 'reduce_window': return n.attrs['kind'] === 'max' ? (int ? -2147483648 : -Infinity) : 0;
+    case 'pad': return n.attrs['value'] as number;
+    default: return undefined;
+  }
+}
+
+/**
+ * Every empty value other than an input or param becomes an empty constant; a non-empty value computed from an
+ * empty operand becomes the constant it equals, and a concat drops its empty operands. Afterwards empty values
+ * are read by nothing but outputs and updates.
+ */
+export function removeEmpty(g: Graph): Graph {
+  const h = rebuild(g, (b, n, src) => {
+    if (n.src.length === 0) return undefined;
+    if (isEmpty(n)) return b.constant([], n.type.dtype, n.type.shape);
+    if (!src.some(isEmpty)) return undefined;
+    if (n.op === 'concat') {
+      const kept = src.filter((s) => !isEmpty(s));
+      return kept.length === 1 ? kept[0] : b.emit('concat', kept, n.attrs);
+    }
+    const v = emptyResult(n);
+    if (v === undefined) throw new Error(`empty: %${n.id} ${n.op} is not empty but reads an empty operand`);
+    return b.constant(v, n.type.dtype, n.type.shape);
+  });
+  // an empty param has nothing to update
+  return { ...h, updates: h.updates.filter((u) => !isEmpty(u.param)) };
+}
