@@ -10,6 +10,7 @@ import { traceModel } from '../../frontend/models/executor.js';
 import { compileModel, traceTrainStep } from '../../frontend/models/training.js';
 import { type Data, modelInputs } from '../passes/differential.js';
 import { randomBindings, randomGraph } from '../passes/random_graphs.js';
+import { UPDATE_GRAPHS, updateCase } from '../passes/update_graphs.js';
 
 /** Runs g on wasm and on the interpreter; lists elements outside rtol 1e-5 + atol 1e-6 (NaN must match NaN). */
 function compare(g: Graph, inputs: Data, params: Data): string[] {
@@ -84,5 +85,12 @@ describe('wasm equals the interpreter on seeded random graphs', () => {
     const rg = randomGraph(seed);
     const [inputs, ps] = randomBindings(rg.graph, seed);
     expect(compare(rg.graph, Object.fromEntries(inputs), Object.fromEntries(ps)), rg.steps.join(', ')).toEqual([]);
+  });
+});
+
+describe('wasm in-place updates (issue 11: a nest overwrote param elements before reading them)', () => {
+  it.each(Object.keys(UPDATE_GRAPHS))('%s', (name) => {
+    const { g, inputs, params: ps } = updateCase(name);
+    expect(compare(g, inputs, ps)).toEqual([]);
   });
 });
