@@ -458,6 +458,8 @@ class NestEmitter {
       const fRoots = this.plan.roots.filter((r) => isF(r.type.shape));
       const oRoots = this.plan.roots.filter((r) => !isF(r.type.shape));
       if (fRoots.length) {
+        // a root that is also a row reduction (a stage) keeps its stage binding after the row, for outer roots
+        const stageBindings = fRoots.map((r) => [r, this.bound.get(r)] as const);
         this.loops(innerExt, 'r', (rs) => {
           this.innerVars.splice(0, this.innerVars.length, ...rs);
           const idx = this.fullIndex(this.outerVars, rs);
@@ -467,7 +469,10 @@ class NestEmitter {
             this.bind(r, idx, () => v);
           }
         });
-        for (const r of fRoots) this.bound.delete(r);
+        for (const [r, b] of stageBindings) {
+          if (b) this.bound.set(r, b);
+          else this.bound.delete(r);
+        }
       }
       for (const r of oRoots) {
         const idx = hasInner ? this.outerIndex(r.type.shape) : this.outerVars;
