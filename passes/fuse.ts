@@ -56,6 +56,19 @@ function isReducedShape(s: Shape, key: NestKey): boolean {
   return shapesEqual(s, kept) || shapesEqual(s, keepdims);
 }
 
+/**
+ * A broadcast of a row reduction's value over its rows: element [outer, inner] reads the value at [outer]. A
+ * broadcast aligns trailing axes, so a value without the reduced axes is read at the outer index only when the
+ * reduced axes lead ([3] broadcast to [3, 3] is read at the inner index of a row over axis 1).
+ */
+function isRowBroadcast(x: Node, key: NestKey): boolean {
+  if (x.op !== 'broadcast' || !key.axes.length || !shapesEqual(x.type.shape, key.full)) return false;
+  const ss = x.src[0]!.type.shape, off = key.full.length - ss.length;
+  if (!isReducedShape(ss, key)) return false;
+  const outer = key.full.map((_, i) => i).filter((i) => !key.axes.includes(i));
+  return ss.every((d, i) => d === 1 || (off === 0 ? !key.axes.includes(i) : outer[i] === i + off));
+}
+
 function stripMovement(n: Node): Node {
   let x = n;
   while (GroupOp.Movement.has(x.op) && x.op !== 'concat' && x.op !== 'gather' && x.op !== 'pad') x = x.src[0]!;
@@ -98,14 +111,23 @@ function cone(n: Node, mat: Set<Node>, stopAtContractions: boolean): Node[] {
   return out;
 }
 
-/** The nest structure a root asks for: a row nest if a row reduction sits at its top level, else its own shape. */
+/** Whether x reduces rows of key's structure: its operand is of the full shape, reduced over exactly key's axes. */
+function isRowReduce(x: Node, key: NestKey): boolean {
+  return key.axes.length > 0 && x.op.startsWith('reduce_') && x.op !== 'reduce_window'
+    && shapesEqual(x.src[0]!.type.shape, key.full) && shapesEqual(x.attrs['axes'] as number[], key.axes);
+}
+
+/**
+ * The nest structure a root asks for: a row nest if a row reduction sits at its top level, else its own shape.
+ * A contraction root reads its operands inside its own loop, so it takes a row structure found among them only
+ * when it is itself a reduction of those rows (a shape that merely matches, e.g. through unit axes, is no reason).
+ */
 function rootKey(root: Node, mat: Set<Node>): NestKey {
   for (const x of cone(root, mat, true)) {
-    if (x === root && !isContraction(x)) continue;
-    if (!x.op.startsWith('reduce_') || x.op === 'reduce_window') continue;
+    if (x === root || !x.op.startsWith('reduce_') || x.op === 'reduce_window') continue;
     const full = x.src[0]!.type.shape, axes = x.attrs['axes'] as number[];
     const key = { full, axes };
-    if (x !== root && (shapesEqual(root.type.shape, full) || isReducedShape(root.type.shape, key))) return key;
+    if (isContraction(root) ? isRowReduce(root, key) : shapesEqual(root.type.shape, full) || isReducedShape(root.type.shape, key)) return key;
   }
   return { full: root.type.shape, axes: [] };
 }
@@ -133,14 +155,12 @@ function planNest(key: NestKey, roots: Node[], mat: Set<Node>, order: Map<Node, 
       nodes.add(x);
       if (!isContraction(x)) {
         const keeps = aligned && (GroupOp.Elementwise.has(x.op) || isUnitReshape(x)
-          || (x.op === 'broadcast' && hasInner && isReducedShape(x.src[0]!.type.shape, key) && shapesEqual(x.type.shape, key.full)));
+          || isRowBroadcast(x, key));
         for (const s of x.src) stack.push([s, lv, keeps]);
         continue;
       }
       if (lv === 'operand' || !aligned) return x; // computed elsewhere: inside another loop, or at other indices
-      const rowReduce = hasInner && x.op.startsWith('reduce_') && x.op !== 'reduce_window'
-        && shapesEqual(x.src[0]!.type.shape, key.full) && shapesEqual(x.attrs['axes'] as number[], key.axes);
-      if (rowReduce) {
+      if (isRowReduce(x, key)) {
         stages.add(x);
         stack.push([x.src[0]!, 'inner', true]);
         continue;
@@ -181,15 +201,14 @@ function isUnitReshape(x: Node): boolean {
 /** How root r reads materialized q: not at all, only elementwise at r's own index, or otherwise. */
 function readsAt(r: Node, q: Node, mat: Set<Node>, key: NestKey): 'none' | 'elementwise' | 'other' {
   let how: 'none' | 'elementwise' | 'other' = 'none';
-  const seen = new Set<Node>();
+  // a value reached both directly and through a movement reads q both ways: seen per (value, directness)
+  const seen = new Set<string>();
   const walk = (x: Node, direct: boolean): void => {
-    if (seen.has(x) || how === 'other') return;
-    seen.add(x);
+    const tag = `${x.id}|${direct}`;
+    if (seen.has(tag) || how === 'other') return;
+    seen.add(tag);
     // a row reduction of the nest reads its operand at the row's own (outer, inner) index
-    const rowReduce = key.axes.length > 0 && x.op.startsWith('reduce_') && x.op !== 'reduce_window'
-      && shapesEqual(x.src[0]!.type.shape, key.full) && shapesEqual(x.attrs['axes'] as number[], key.axes);
-    const ew = direct && (GroupOp.Elementwise.has(x.op) || rowReduce || isUnitReshape(x)
-      || (x.op === 'broadcast' && isReducedShape(x.src[0]!.type.shape, key) && shapesEqual(x.type.shape, key.full)));
+    const ew = direct && (GroupOp.Elementwise.has(x.op) || isRowReduce(x, key) || isUnitReshape(x) || isRowBroadcast(x, key));
     for (const s of x.src) {
       if (s === q) how = ew ? (how === 'none' ? 'elementwise' : how) : 'other';
       else if (!isStored(s, mat) && !GroupOp.Leaf.has(s.op)) walk(s, ew);
@@ -199,28 +218,45 @@ function readsAt(r: Node, q: Node, mat: Set<Node>, key: NestKey): 'none' | 'elem
   return how;
 }
 
-/** For each materialized value, every materialized value it depends on (transitively). */
-function materializedUpstream(mat: Set<Node>): Map<Node, Set<Node>> {
+/** For each materialized value, the materialized values its nest reads (its cone's stored operands). */
+function materializedFront(mat: Set<Node>): Map<Node, Node[]> {
   const direct = new Map<Node, Node[]>();
   for (const m of mat) {
     const front = new Set<Node>();
     for (const x of cone(m, mat, false)) for (const s of x.src) if (s !== m && isStored(s, mat)) front.add(s);
     direct.set(m, [...front]);
   }
-  const memo = new Map<Node, Set<Node>>();
-  const up = (m: Node): Set<Node> => {
-    let r = memo.get(m);
-    if (r) return r;
-    r = new Set<Node>();
-    memo.set(m, r);
-    for (const d of direct.get(m)!) {
-      r.add(d);
-      for (const x of up(d)) r.add(x);
-    }
-    return r;
-  };
-  for (const m of mat) up(m);
-  return memo;
+  return direct;
+}
+
+interface Group {
+  readonly key: NestKey;
+  readonly roots: Node[];
+}
+
+/**
+ * Whether adding root r to group gr would make nests depend on each other: r reads a value x outside gr whose
+ * nest depends, through the values every root of each nest on the way reads, on a root of gr.
+ */
+function closesCycle(r: Node, gr: Group, front: Map<Node, Node[]>, groupOf: Map<Node, Group>): boolean {
+  const seen = new Set<Group>();
+  const stack = front.get(r)!.filter((x) => !gr.roots.includes(x));
+  while (stack.length) {
+    const x = stack.pop()!;
+    if (gr.roots.includes(x)) return true;
+    const h = groupOf.get(x)!;
+    if (seen.has(h)) continue;
+    seen.add(h);
+    for (const y of h.roots) stack.push(...front.get(y)!);
+  }
+  return false;
+}
+
+/** Nests that depend on each other (a fault of grouping, undone by giving their roots nests of their own). */
+class NestCycle extends Error {
+  constructor(readonly nests: NestPlan[]) {
+    super(`fuse: nests depend on each other (${nests.map((m) => m.roots.map((r) => `%${r.id} ${r.op}`).join(' ')).join(' | ')})`);
+  }
 }
 
 /** Most ops one inlined value may expand to, counting a shared operand once per use (seed models stay under 250). */
@@ -256,24 +292,36 @@ export function fuse(g: Graph): FusionPlan {
   for (const o of g.outputs) if (!GroupOp.Leaf.has(o.node.op)) mat.add(o.node);
   for (const u of g.updates) if (!GroupOp.Leaf.has(u.value.op)) mat.add(u.value);
   boundInlining(topo, mat);
+  // roots that could not be placed in the nest they were grouped into: each gets a plain nest of its own shape,
+  // where any root can be computed (its contractions at the nest's index, operands hiding more materialized)
+  const alone = new Set<Node>();
   for (let round = 0; round < 10_000; round++) {
     const nests: NestPlan[] = [];
     let retry: Node | undefined;
     // group roots by nest key, merging roots that share a computed contraction or use each other,
     // unless the root depends on the group through a value computed outside it (that would be a cycle)
-    const upstream = materializedUpstream(mat);
-    const groups: { key: NestKey; roots: Node[] }[] = [];
+    const front = materializedFront(mat);
+    const groups: Group[] = [];
+    const groupOf = new Map<Node, Group>();
+    const add = (r: Node, gr: Group) => {
+      if (!groups.includes(gr)) groups.push(gr);
+      gr.roots.push(r);
+      groupOf.set(r, gr);
+    };
     for (const r of [...mat].sort((a, b) => order.get(a)! - order.get(b)!)) {
+      if (alone.has(r)) {
+        add(r, { key: { full: r.type.shape, axes: [] }, roots: [] });
+        continue;
+      }
       const key = rootKey(r, mat);
       const rc = new Set(cone(r, mat, false).filter(isContraction));
       // a plain root of a row nest's outer shape may join that row nest
       const fits = (gk: NestKey) => keyOf(gk) === keyOf(key) || (key.axes.length === 0 && gk.axes.length > 0 && isReducedShape(r.type.shape, gk));
-      const target = groups.find((gr) => fits(gr.key)
-        && ![...upstream.get(r)!].some((x) => !gr.roots.includes(x) && gr.roots.some((q) => upstream.get(x)!.has(q)))
+      const target = groups.find((gr) => fits(gr.key) && !gr.roots.some((q) => alone.has(q))
         && gr.roots.every((q) => readsAt(r, q, mat, gr.key) !== 'other')
-        && gr.roots.some((q) => readsAt(r, q, mat, gr.key) === 'elementwise' || cone(q, mat, false).some((c) => isContraction(c) && rc.has(c))));
-      if (target) target.roots.push(r);
-      else groups.push({ key, roots: [r] });
+        && gr.roots.some((q) => readsAt(r, q, mat, gr.key) === 'elementwise' || cone(q, mat, false).some((c) => isContraction(c) && rc.has(c)))
+        && !closesCycle(r, gr, front, groupOf));
+      add(r, target ?? { key, roots: [] });
     }
     for (const gr of groups) {
       const p = planNest(gr.key, gr.roots, mat, order);
@@ -289,9 +337,20 @@ export function fuse(g: Graph): FusionPlan {
       for (const n of nests) for (const s of n.stages) owners.set(s, (owners.get(s) ?? 0) + 1);
       retry = [...owners].find(([s, c]) => c > 1 && !mat.has(s))?.[0];
     }
-    if (!retry) return { graph: g, materialized: mat, kernels: formKernels(nests, mat) };
-    if (mat.has(retry)) throw new Error(`fuse: cannot place %${retry.id} ${retry.op} in any loop nest`);
-    mat.add(retry);
+    if (!retry) {
+      try {
+        return { graph: g, materialized: mat, kernels: formKernels(nests, mat) };
+      } catch (err) {
+        if (!(err instanceof NestCycle)) throw err;
+        const roots = err.nests.flatMap((n) => n.roots);
+        if (roots.every((r) => alone.has(r))) throw err;
+        for (const r of roots) alone.add(r);
+        continue;
+      }
+    }
+    if (alone.has(retry)) throw new Error(`fuse: cannot place %${retry.id} ${retry.op} in any loop nest`);
+    if (mat.has(retry)) alone.add(retry);
+    else mat.add(retry);
   }
   throw new Error('fuse: no fixed point of materialization after 10,000 rounds');
 }
@@ -314,10 +373,7 @@ function formKernels(nests: NestPlan[], mat: Set<Node>): KernelPlan[] {
   const onStack = new Set<NestPlan>();
   const asap = (n: NestPlan): number => {
     if (depth.has(n)) return depth.get(n)!;
-    if (onStack.has(n)) {
-      const desc = (m: NestPlan) => m.roots.map((r) => `%${r.id} ${r.op}`).join(' ');
-      throw new Error(`fuse: nests depend on each other (${[...onStack].map(desc).join(' | ')})`);
-    }
+    if (onStack.has(n)) throw new NestCycle([...onStack]);
     onStack.add(n);
     const v = 1 + Math.max(-1, ...[...deps.get(n)!].map(asap));
     depth.set(n, v);

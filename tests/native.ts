@@ -1,7 +1,7 @@
 // Helpers for the native targets' tests (llvm, cuda): run a built model_main on a graph's inputs, compare with
 // the reference interpreter.
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { type Graph, updatesAsOutputs } from '../ir/graph.js';
 import { interpret } from '../ir/interpreter.js';
@@ -43,6 +43,47 @@ export function outputDiffs(g: Graph, inputs: Data, params: Data, outputs: Reado
       if (!close(w, h) && bad.length < 4) bad.push(`${k}[${i}]: ${label} ${h}, interpreter ${w}`);
     }
   }
+  return bad;
+}
+
+/** Links tests/c/update_main.c with `objects` (files in dir) and `libs` into dir/update_main. */
+export function buildUpdateMain(dir: string, objects: string[], libs: string[] = []): void {
+  // copied next to the artifact's model.h: "model.h" is looked up first beside the source (tests/c has a fake one)
+  copyFileSync(path.join(root, 'tests/c/update_main.c'), path.join(dir, 'update_main.c'));
+  execFileSync('gcc', ['-O2', '-std=c99', '-pthread', 'update_main.c', ...objects, ...libs, '-lm', '-o', 'update_main'], { cwd: dir });
+}
+
+/**
+ * Runs one entry of the native artifact in dir once through dir/update_main (buildUpdateMain): the outputs, and
+ * every param's value afterwards (in-place updates and copies applied, as the C runtime leaves them).
+ */
+export function runWithUpdates(dir: string, entry: string, g: Graph, inputs: Data): { outputs: Map<string, TypedArray>; params: Map<string, TypedArray> } {
+  const files = g.inputs.map((node, i) => {
+    const f = path.join(dir, `in${i}.npy`);
+    writeFileSync(f, writeNpy(node.type.dtype, node.type.shape, inputs[String(node.attrs['name'])]!));
+    return f;
+  });
+  execFileSync(path.join(dir, 'update_main'), [entry, 'new.safetensors', ...files], { cwd: dir });
+  return {
+    outputs: new Map(g.outputs.map((o, i) => [o.name, readNpy(new Uint8Array(readFileSync(path.join(dir, `out${i}.npy`)))).data])),
+    params: new Map(readTensors(path.join(dir, 'new.safetensors')).map((t) => [t.name, t.data])),
+  };
+}
+
+/** As outputDiffs, for the outputs and the updated params of a run with in-place updates. */
+export function updateDiffs(g: Graph, inputs: Data, params: Data, got: ReturnType<typeof runWithUpdates>, label: string): string[] {
+  const ref = interpret(g, inputs, params);
+  const bad: string[] = [];
+  const check = (what: string, want: ArrayLike<number>, have: ArrayLike<number> | undefined) => {
+    if (!have || have.length !== want.length) { bad.push(`${what}: ${have?.length ?? 'no'} elements, want ${want.length}`); return; }
+    for (let i = 0; i < want.length; i++) {
+      const w = want[i]!, h = have[i]!;
+      const ok = Number.isNaN(w) ? Number.isNaN(h) : w === h || Math.abs(w - h) <= 1e-6 + 1e-5 * Math.abs(w);
+      if (!ok && bad.length < 4) bad.push(`${what}[${i}]: ${label} ${h}, interpreter ${w}`);
+    }
+  };
+  for (const [k, v] of ref.outputs) check(`output ${k}`, v.data, got.outputs.get(k));
+  for (const [k, v] of ref.updates) check(`update ${k}`, v.data, got.params.get(k));
   return bad;
 }
 

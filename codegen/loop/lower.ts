@@ -458,6 +458,8 @@ class NestEmitter {
       const fRoots = this.plan.roots.filter((r) => isF(r.type.shape));
       const oRoots = this.plan.roots.filter((r) => !isF(r.type.shape));
       if (fRoots.length) {
+        // a root that is also a row reduction (a stage) keeps its stage binding after the row, for outer roots
+        const stageBindings = fRoots.map((r) => [r, this.bound.get(r)] as const);
         this.loops(innerExt, 'r', (rs) => {
           this.innerVars.splice(0, this.innerVars.length, ...rs);
           const idx = this.fullIndex(this.outerVars, rs);
@@ -467,7 +469,10 @@ class NestEmitter {
             this.bind(r, idx, () => v);
           }
         });
-        for (const r of fRoots) this.bound.delete(r);
+        for (const [r, b] of stageBindings) {
+          if (b) this.bound.set(r, b);
+          else this.bound.delete(r);
+        }
       }
       for (const r of oRoots) {
         const idx = hasInner ? this.outerIndex(r.type.shape) : this.outerVars;
@@ -789,23 +794,32 @@ export function lower(plan: FusionPlan, options: LowerOptions): Program {
     return { name: k.name, ops: k.ops, body };
   });
   // outputs that are leaves (an input, a param, a constant) are copied into output buffers by a first kernel,
-  // before any in-place update can change a param
+  // before any in-place update can change a param; so are the new values of params that are leaves other than the
+  // param itself (another param, which may be updated too, or a read-only input or constant)
   const copies: Stmt[] = [];
-  for (const o of g.outputs) {
-    if (!GroupOp.Leaf.has(o.node.op) || outputBuf.has(o.node)) continue;
-    const n = o.node, size = sizeOf(n.type.shape), t = scalarOf(n.type.dtype);
+  const copyLeaf = (n: Node, base: string, kind: Buffer['kind']): string => {
+    const size = sizeOf(n.type.shape), t = scalarOf(n.type.dtype);
     const src = n.op === 'const' ? constBuf(n) : bufName.get(n);
-    const out = unique(`out_${sanitize(o.name)}`);
-    buffers.push({ name: out, dtype: n.type.dtype, size, kind: 'output' });
-    outputBuf.set(n, out);
-    if (size === 0) continue;
+    const out = unique(base);
+    buffers.push({ name: out, dtype: n.type.dtype, size, kind });
+    if (size === 0) return out;
     const i = E.v('i0');
     const st = stridesOf(n.type.shape);
     const value = src ? E.load(src, i, t)
       : n.op === 'iota' ? E.mod(E.idiv(i, st[n.attrs['axis'] as number]!), n.type.shape[n.attrs['axis'] as number]!)
         : E.c(t, (n.attrs['value'] as number[])[0]!);
     copies.push(S.for('i0', size, [S.store(out, i, value)]));
+    return out;
+  };
+  for (const o of g.outputs) {
+    if (GroupOp.Leaf.has(o.node.op) && !outputBuf.has(o.node)) outputBuf.set(o.node, copyLeaf(o.node, `out_${sanitize(o.name)}`, 'output'));
   }
+  const updateBuf = g.updates.map((u) => {
+    if (!GroupOp.Leaf.has(u.value.op) || u.value === u.param) return bufName.get(u.value)!;
+    let b = outputBuf.get(u.value);
+    if (b === undefined) outputBuf.set(u.value, b = copyLeaf(u.value, `new_${sanitize(nodeName(u.param))}`, 'temp'));
+    return b;
+  });
   if (copies.length) kernels.unshift({ name: 'k_copy', ops: ['copy'], body: copies });
   const outBuffer = (n: Node) => outputBuf.get(n) ?? bufName.get(n)!;
   return {
@@ -815,13 +829,17 @@ export function lower(plan: FusionPlan, options: LowerOptions): Program {
     inputs: g.inputs.map((n) => ({ name: nodeName(n), buffer: bufName.get(n)! })),
     params: g.params.map((n) => ({ name: nodeName(n), buffer: bufName.get(n)! })),
     outputs: g.outputs.map((o) => ({ name: o.name, buffer: outBuffer(o.node) })),
-    updates: g.updates.map((u) => ({ name: nodeName(u.param), buffer: bufName.get(u.value)! })),
+    updates: g.updates.map((u, i) => ({ name: nodeName(u.param), buffer: updateBuf[i]! })),
   };
 }
 
 /**
- * Update values that can be stored straight into their param: computed by a plain elementwise nest of the
- * param's shape that reads the param only elementwise, with no other nest in the same or a later kernel reading it.
+ * Update values that can be stored straight into their param: computed by a plain nest of the param's shape
+ * whose every read of the param is at exactly the element it writes (through elementwise ops and reshapes,
+ * which keep the row-major position), read by no other nest in the same or a later kernel. A read anywhere
+ * else (a transpose, slice, gather, reduction or contraction of the param) would see elements the nest has
+ * already overwritten, and on a GPU race with their writers: such values get a buffer of their own, copied
+ * over the param after the call.
  */
 function inPlaceUpdates(plan: FusionPlan): Map<Node, Node> {
   const out = new Map<Node, Node>();
@@ -834,9 +852,13 @@ function inPlaceUpdates(plan: FusionPlan): Map<Node, Node> {
     const writer = nests.find((n) => n.roots.includes(u.value));
     if (!writer || writer.key.axes.length || writer.key.full.join() !== u.param.type.shape.join()) continue;
     const readsParam = (n: NestPlan) => [...n.nodes].some((x) => x.src.includes(u.param));
-    // the writer may read the param only elementwise, and none of its contraction stages may read it
-    const safeInWriter = [...writer.nodes].every((x) => !x.src.includes(u.param) || GroupOp.Elementwise.has(x.op))
-      && writer.stages.every((st) => !reaches(st, u.param, plan.materialized));
+    // roots are computed and stored one after the other at each element: a root stored before the update
+    // value may read the param's element too, one stored after it may not read the param at all
+    const at = writer.roots.indexOf(u.value);
+    const safeInWriter = writer.roots.every((r, i) => {
+      const how = paramReads(r, u.param, plan.materialized);
+      return how === 'none' || (how === 'aligned' && i <= at);
+    });
     const laterReaders = nests.filter((n) => n !== writer && kernelOf.get(n)! >= kernelOf.get(writer)! && readsParam(n));
     const otherRoots = plan.graph.updates.filter((v) => v.value === u.value).length > 1;
     if (safeInWriter && !laterReaders.length && !otherRoots) out.set(u.value, u.param);
@@ -844,16 +866,25 @@ function inPlaceUpdates(plan: FusionPlan): Map<Node, Node> {
   return out;
 }
 
-/** Whether `target` is read by n through non-materialized nodes. */
-function reaches(n: Node, target: Node, mat: Set<Node>): boolean {
-  const seen = new Set<Node>();
-  const stack = [...n.src];
+/**
+ * How root r reads param p through the values it computes: not at all, only at r's own row-major position
+ * (elementwise ops of r's shape and reshapes keep it), or elsewhere.
+ */
+function paramReads(r: Node, p: Node, mat: Set<Node>): 'none' | 'aligned' | 'other' {
+  let how: 'none' | 'aligned' | 'other' = 'none';
+  const seen = new Set<string>();
+  const stack: [Node, boolean][] = [[r, sizeOf(r.type.shape) === sizeOf(p.type.shape)]];
   while (stack.length) {
-    const x = stack.pop()!;
-    if (x === target) return true;
-    if (seen.has(x) || mat.has(x)) continue;
-    seen.add(x);
-    stack.push(...x.src);
+    const [x, aligned] = stack.pop()!;
+    if (x === p) {
+      if (!aligned) return 'other';
+      how = 'aligned';
+      continue;
+    }
+    if (GroupOp.Leaf.has(x.op) || (x !== r && isStored(x, mat)) || seen.has(`${x.id}|${aligned}`)) continue;
+    seen.add(`${x.id}|${aligned}`);
+    const keeps = aligned && (GroupOp.Elementwise.has(x.op) || x.op === 'reshape');
+    for (const s of x.src) stack.push([s, keeps]);
   }
-  return false;
+  return how;
 }

@@ -14,7 +14,8 @@ import type { Graph } from '../../ir/graph.js';
 import type { TypedArray } from '../../ir/types.js';
 import { writeNpy } from '../../runtime/npy.js';
 import { type Data, modelInputs } from '../passes/differential.js';
-import { outputDiffs, readTensors, runMain, seedMlpAccuracy, seedMlpTrainer, weightsOf, withUpdates } from '../native.js';
+import { buildUpdateMain, outputDiffs, readTensors, runMain, runWithUpdates, seedMlpAccuracy, seedMlpTrainer, updateDiffs, weightsOf, withUpdates } from '../native.js';
+import { UPDATE_GRAPHS, updateCase } from '../passes/update_graphs.js';
 import { randomBindings, randomGraph } from '../passes/random_graphs.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'kiln-cuda-'));
@@ -74,6 +75,17 @@ describe('cuda target', () => {
     const rg = randomGraph(seed);
     const [inputs, ps] = randomBindings(rg.graph, seed);
     expect(compare(withUpdates(rg.graph), Object.fromEntries(inputs), Object.fromEntries(ps)), rg.steps.join(', ')).toEqual([]);
+  });
+});
+
+describe('cuda in-place updates (issue 11: a grid overwrote param elements other threads still read)', () => {
+  it('graphs reading the param they update through transposes, gathers, slices, reshapes and reductions (emulated)', () => {
+    // one module, an entry per graph; each run starts from the weights file and saves every param afterwards
+    const cases = Object.keys(UPDATE_GRAPHS).map((name) => ({ name, ...updateCase(name) }));
+    const dir = path.join(tmp, 'updates');
+    compileCuda({ outDir: dir, entries: cases.map((c) => ({ name: c.name, graph: c.g, batchSize: 1 })), weights: cases.flatMap((c) => weightsOf(c.g, c.params)), nvcc: false });
+    buildUpdateMain(dir, ['model_emu.o', 'model_desc.o', 'kiln_runtime.o', 'kiln_math.o'], ['-lstdc++']);
+    for (const c of cases) expect(updateDiffs(c.g, c.inputs, c.params, runWithUpdates(dir, c.name, c.g, c.inputs), 'cuda (emulated)'), c.name).toEqual([]);
   });
 });
 

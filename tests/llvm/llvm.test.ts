@@ -13,7 +13,8 @@ import { compileModel, traceTrainStep } from '../../frontend/models/training.js'
 import { readNpy, writeNpy } from '../../runtime/npy.js';
 import { readSafetensors } from '../../runtime/safetensors.js';
 import { type Data, modelInputs } from '../passes/differential.js';
-import { outputDiffs, readTensors, runMain, seedMlpAccuracy, seedMlpTrainer, weightsOf, withUpdates } from '../native.js';
+import { buildUpdateMain, outputDiffs, readTensors, runMain, runWithUpdates, seedMlpAccuracy, seedMlpTrainer, updateDiffs, weightsOf, withUpdates } from '../native.js';
+import { UPDATE_GRAPHS, updateCase } from '../passes/update_graphs.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'kiln-llvm-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -127,6 +128,17 @@ describe('names in C source', () => {
     const { outputs, dir } = runLlvm(g, inputs, ps);
     expect(outputDiffs(g, inputs, ps, outputs, 'llvm')).toEqual([]);
     expect(readFileSync(path.join(dir, 'model_desc.c'), 'utf8')).not.toMatch(/\?\?/);
+  });
+});
+
+describe('llvm in-place updates (issue 11: a nest overwrote param elements before reading them)', () => {
+  it('graphs reading the param they update through transposes, gathers, slices, reshapes and reductions', () => {
+    // one module, an entry per graph; each run starts from the weights file and saves every param afterwards
+    const cases = Object.keys(UPDATE_GRAPHS).map((name) => ({ name, ...updateCase(name) }));
+    const dir = path.join(tmp, 'updates');
+    compileLlvm({ outDir: dir, entries: cases.map((c) => ({ name: c.name, graph: c.g, batchSize: 1 })), weights: cases.flatMap((c) => weightsOf(c.g, c.params)), threads: 1 });
+    buildUpdateMain(dir, ['libmodel.a']);
+    for (const c of cases) expect(updateDiffs(c.g, c.inputs, c.params, runWithUpdates(dir, c.name, c.g, c.inputs), 'llvm'), c.name).toEqual([]);
   });
 });
 

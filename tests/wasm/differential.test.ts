@@ -11,6 +11,7 @@ import { compileModel, traceTrainStep } from '../../frontend/models/training.js'
 import { type Data, modelInputs } from '../passes/differential.js';
 import { randomBindings, randomGraph } from '../passes/random_graphs.js';
 import { close } from '../../fuzz/targets.js';
+import { UPDATE_GRAPHS, updateCase } from '../passes/update_graphs.js';
 
 /** Runs g on wasm and on the interpreter; lists elements outside rtol 1e-5 + atol 1e-6 (NaN must match NaN). */
 function compare(g: Graph, inputs: Data, params: Data): string[] {
@@ -84,5 +85,43 @@ describe('wasm equals the interpreter on seeded random graphs', () => {
     const rg = randomGraph(seed);
     const [inputs, ps] = randomBindings(rg.graph, seed);
     expect(compare(rg.graph, Object.fromEntries(inputs), Object.fromEntries(ps)), rg.steps.join(', ')).toEqual([]);
+  });
+});
+
+describe('wasm in-place updates (issue 11: a nest overwrote param elements before reading them)', () => {
+  it.each(Object.keys(UPDATE_GRAPHS))('%s', (name) => {
+    const { g, inputs, params: ps } = updateCase(name);
+    expect(compare(g, inputs, ps)).toEqual([]);
+  });
+});
+
+describe('Keras models fusion could not place (issue 11), through predict and fit on wasm', () => {
+  const close = (a: ArrayLike<number>, b: ArrayLike<number>) => Array.from(b).every((y, i) => Math.abs(a[i]! - y) <= 1e-5 + 1e-4 * Math.abs(y));
+  it('Dense softmax → Reshape([1, 5]) → GlobalMaxPooling1D: predict', () => {
+    const model = keras.Sequential([keras.layers.Dense(5, { activation: 'softmax', inputShape: [4] }), keras.layers.Reshape([1, 5]), keras.layers.GlobalMaxPooling1D()]);
+    const x = keras.ops.array([[0.5, -1, 2, 0.25], [1, 1, -1, 0]]);
+    for (const batchSize of [1, 2]) {
+      const got = model.predict(x, { batchSize, backend: 'wasm' }) as keras.Tensor;
+      expect(close(got.data, (model.predict(x, { batchSize, backend: 'interpreter' }) as keras.Tensor).data)).toBe(true);
+    }
+  });
+  it('Conv2D → BatchNormalization → MaxPooling2D → GlobalAveragePooling2D → Dense softmax: fit at batch 1', () => {
+    const input = keras.Input({ shape: [5, 5, 1] });
+    let h = keras.layers.Conv2D(4, 3)(input);
+    h = keras.layers.BatchNormalization()(h);
+    h = keras.layers.MaxPooling2D(2)(h);
+    h = keras.layers.GlobalAveragePooling2D()(h);
+    const model = keras.Model({ inputs: input, outputs: keras.layers.Dense(2, { activation: 'softmax' })(h) });
+    const x = new keras.Tensor('float32', [3, 5, 5, 1], Float32Array.from({ length: 75 }, (_, i) => Math.sin(i)));
+    const y = keras.ops.array([0, 1, 1]);
+    const w0 = model.getWeights();
+    const after = (['wasm', 'interpreter'] as const).map((backend) => {
+      model.setWeights(w0);
+      model.compile({ optimizer: 'adam', loss: 'sparse_categorical_crossentropy' });
+      model.fit(x, y, { batchSize: 1, epochs: 1, shuffle: false, verbose: 0, backend });
+      return model.getWeights();
+    });
+    expect(after[1]!.some((w, i) => !close(w.data, w0[i]!.data))).toBe(true);
+    after[0]!.forEach((w, i) => expect(close(w.data, after[1]![i]!.data), model.weights[i]!.path).toBe(true));
   });
 });
