@@ -88,7 +88,7 @@ export interface KilnLoadOptions {
 }
 /** Instantiates model.wasm and loads its weights. */
 export function load(options?: KilnLoadOptions): Promise<KilnModel>;
-/** Parses a safetensors file strictly; \`where\` names it in errors. */
+/** Parses a safetensors file strictly; \`where\` names it in errors. Tensors of dtypes other than F32, I32 and BOOL are checked and left out. */
 export function readSafetensors(file: Uint8Array, where?: string): {
   tensors: { name: string; dtype: KilnDType; shape: number[]; bytes: Uint8Array }[];
   metadata: Record<string, string>;
