@@ -269,6 +269,32 @@ describe('options', () => {
     expect(oneLine(() => m.fit(x, y, untyped({ verbose: 0, validationData: x })))).toMatch(/^fit: validationData must be \[x, y\], got a Tensor$/);
   });
 
+  it('metrics: a misspelt name is an error in compile naming it and listing the known ones; unknown constructor options are errors', () => {
+    const m = classifier();
+    const known = 'known: accuracy, acc, sparse_categorical_accuracy, categorical_accuracy, binary_accuracy, mae, mean_absolute_error, mse, mean_squared_error';
+    expect(oneLine(() => m.compile({ loss: 'sparse_categorical_crossentropy', metrics: ['accuracy', 'acc2'] }))).toBe(`Model 'sequential': compile: unknown metric 'acc2'; ${known}`);
+    expect(oneLine(() => m.compile({ loss: 'sparse_categorical_crossentropy', metrics: { dense: ['acc2'] } }))).toBe(`Model 'sequential': compile: unknown metric 'acc2'; ${known}`);
+    expect(oneLine(() => m.compile({ loss: 'sparse_categorical_crossentropy', metrics: [['mae', 'msee']] }))).toMatch(/^Model 'sequential': compile: unknown metric 'msee'; known: /);
+    expect(oneLine(() => m.compile(untyped({ loss: 'sparse_categorical_crossentropy', metrics: [5] })))).toBe("Model 'sequential': compile: a metric is a name or a keras.metrics object, got number 5");
+    expect(oneLine(() => m.compile(untyped({ loss: 'sparse_categorical_crossentropy', metrics: 'accuracy' })))).toMatch(/^Model 'sequential': compile: metrics must be a list, .*got the string "accuracy"$/);
+    // the compile that failed left the earlier one in place: fit still reports its accuracy
+    const h = m.fit(ops.ones([2, 2]), ops.array([0, 1]), { verbose: 0 });
+    expect(Object.keys(h.history)).toEqual(['loss', 'accuracy']);
+
+    expect(oneLine(() => keras.metrics.Accuracy(untyped({ foo: 1 })))).toBe("metrics.Accuracy: unknown option 'foo'; options: name, dtype");
+    expect(oneLine(() => keras.metrics.BinaryAccuracy(untyped({ treshold: 0.7 })))).toBe("metrics.BinaryAccuracy: unknown option 'treshold'; options: name, dtype, threshold");
+    expect(oneLine(() => keras.metrics.Mean(untyped(5)))).toBe('metrics.Mean: options must be an object, got number 5');
+    expect(oneLine(() => keras.metrics.MeanSquaredError(untyped({ name: 7 })))).toBe('metrics.MeanSquaredError: name must be a non-empty string, got number 7');
+    expect(oneLine(() => keras.metrics.SparseCategoricalAccuracy(untyped({ dtype: 'float64' })))).toBe("metrics.SparseCategoricalAccuracy: dtype must be 'float32' (kiln's metrics accumulate in float32), got the string \"float64\"");
+    expect(oneLine(() => keras.metrics.BinaryAccuracy({ threshold: untyped('high') }))).toBe('metrics.BinaryAccuracy: threshold must be a finite number, got the string "high"');
+    // the name as Keras's first positional argument, or in the options; threshold used
+    expect(keras.metrics.Accuracy('exact').name).toBe('exact');
+    expect(keras.metrics.CategoricalAccuracy({ name: 'cat', dtype: 'float32' }).name).toBe('cat');
+    const b = keras.metrics.BinaryAccuracy({ threshold: 0.7 });
+    b.updateState(ops.array([[1], [1], [0]], 'float32'), ops.array([[0.8], [0.6], [0.2]], 'float32'));
+    expect(b.result().data[0]).toBeCloseTo(2 / 3, 6); // 0.6 is under 0.7: one of three wrong
+  });
+
   it('applyGradients takes [gradient, variable] pairs: anything else is one line naming the pair', () => {
     const m = classifier();
     const [kernel, bias] = m.trainableWeights as [keras.Variable, keras.Variable];
