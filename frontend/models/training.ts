@@ -65,7 +65,8 @@ function perOutput<T>(model: Model, value: PerOutput<T> | undefined, what: strin
 /** Checks compile's options when it is called (they are resolved once the model is built). */
 export function checkCompileOptions(model: Model, options: CompileOptions): void {
   const where = `Model '${model.name}': compile`;
-  checkOptions(options, { optimizer: true, loss: true, metrics: true, lossWeights: true } satisfies OptionNames<CompileOptions>, where);
+  checkOptions(options, { optimizer: true, loss: true, metrics: true, lossWeights: true } satisfies OptionNames<CompileOptions>, where,
+    { weightedMetrics: null, runEagerly: false, stepsPerExecution: 1, jitCompile: 'auto', autoScaleLoss: true });
   if (!options || options.loss === undefined) throw new Error(`${where} needs a loss`);
   // metrics are resolved when fit runs: a misspelt name is an error now, not then
   const m: unknown = options.metrics;
@@ -239,7 +240,10 @@ function requireCompiled(model: Model, c: Compiled | undefined): Compiled {
 
 /** model.fit: epochs of shuffled batches through the traced training step, with Keras-style progress. */
 export function fitModel(model: Model, c: Compiled | undefined, x: ModelInput, y: ModelInput, options: FitOptions = {}): History {
-  checkOptions(options, FIT_OPTIONS, 'fit');
+  checkOptions(options, FIT_OPTIONS, 'fit', {
+    callbacks: null, classWeight: null, sampleWeight: null, initialEpoch: 0, stepsPerEpoch: null, validationSteps: null, validationBatchSize: null,
+    validationFreq: 1,
+  });
   checkRunOptions(options, 'fit');
   checkBoolean(options.shuffle, 'fit: shuffle');
   const comp = requireCompiled(model, c);
@@ -332,7 +336,7 @@ export interface EvaluateOptions {
 
 /** model.evaluate: loss and metrics over batches of the inference graph. */
 export function evaluateModel(model: Model, c: Compiled | undefined, x: ModelInput, y: ModelInput, options: EvaluateOptions = {}): number[] | Record<string, number> {
-  checkOptions(options, EVALUATE_OPTIONS, 'evaluate');
+  checkOptions(options, EVALUATE_OPTIONS, 'evaluate', { sampleWeight: null, steps: null, callbacks: null });
   checkRunOptions(options, 'evaluate');
   checkBoolean(options.returnDict, 'evaluate: returnDict');
   const comp = requireCompiled(model, c);
