@@ -1,7 +1,7 @@
 // The compiler API (`kiln/compiler`): load a model file and compile a keras model for a target.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { type Emit, KilnError, type Target, checkCompileOptions, displayPath } from './cli/common.js';
+import { type Emit, KilnError, type Target, checkCompileOptions, displayPath, unprefixed } from './cli/common.js';
 import { errorLocation, importModelFile, typeCheck } from './cli/loader.js';
 import { buildDirAtomically } from './cli/outdir.js';
 import { traceModel } from './frontend/models/executor.js';
@@ -167,7 +167,7 @@ export function modelFileError(err: unknown, file: string): KilnError {
 function errorText(err: unknown): string {
   if (!(err instanceof Error)) return `uncaught ${String(err)}`;
   const builtin = ['TypeError', 'ReferenceError', 'RangeError', 'SyntaxError', 'EvalError', 'URIError'].includes(err.name);
-  return (builtin ? `${err.name}: ${err.message}` : err.message).replace(/\s*\n\s*/g, ' ');
+  return (builtin ? `${err.name}: ${err.message}` : unprefixed(err.message)).replace(/\s*\n\s*/g, ' ');
 }
 
 function describe(v: unknown): string {

@@ -25,7 +25,7 @@ export class KilnError extends Error {
   readonly diagnostics: string[];
 
   constructor(message: string, options: KilnErrorOptions = {}) {
-    super(message, { cause: options.cause });
+    super(unprefixed(message), { cause: options.cause });
     this.where = options.where;
     this.diagnostics = options.diagnostics ?? [];
   }
@@ -41,7 +41,12 @@ export class KilnError extends Error {
 export function errorReport(err: unknown, debug = false): string {
   if (err instanceof KilnError) return debug ? `${err.format()}\n${err.cause instanceof Error ? err.cause.stack : err.stack}` : err.format();
   if (debug) return err instanceof Error ? err.stack ?? String(err) : String(err);
-  return `kiln: internal error: ${err instanceof Error ? err.message : String(err)} (KILN_DEBUG=1 shows the stack trace)`;
+  return `kiln: internal error: ${unprefixed(err instanceof Error ? err.message : String(err))} (KILN_DEBUG=1 shows the stack trace)`;
+}
+
+/** A message without the `kiln: ` that the wasm loader's errors (and older ones) start with: the CLI adds its own. */
+export function unprefixed(message: string): string {
+  return message.replace(/^(kiln: )+/, '');
 }
 
 /** Validates compile options (strings from the command line included) and fills in defaults. */
@@ -66,7 +71,7 @@ export const packageRoot = findPackageRoot(path.dirname(fileURLToPath(import.met
 function findPackageRoot(dir: string): string {
   while (!existsSync(path.join(dir, 'package.json'))) {
     const up = path.dirname(dir);
-    if (up === dir) throw new Error(`kiln: no package.json above ${fileURLToPath(import.meta.url)}`);
+    if (up === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`);
     dir = up;
   }
   return dir;

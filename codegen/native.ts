@@ -28,7 +28,7 @@ export function runtimeDir(sub: 'c' | 'cuda' = 'c'): string {
     const d = path.resolve(here, up, sub);
     if (existsSync(path.join(d, sub === 'c' ? 'kiln_runtime.c' : 'kiln_cuda.h'))) return d;
   }
-  throw new Error(`kiln: cannot find the runtime sources (runtime/${sub})`);
+  throw new Error(`cannot find the runtime sources (runtime/${sub})`);
 }
 
 export function sh(target: string, cmd: string, args: string[], cwd: string): void {
@@ -73,7 +73,7 @@ const DTYPE: Record<string, string> = { float32: 'KILN_F32', int32: 'KILN_I32', 
  * a three-digit escape cannot run into the next character as a hex escape can).
  */
 export function cString(s: string): string {
-  if (s.includes('\0')) throw new Error(`kiln: the name ${JSON.stringify(s)} contains a NUL character, which a C string cannot hold`);
+  if (s.includes('\0')) throw new Error(`the name ${JSON.stringify(s)} contains a NUL character, which a C string cannot hold`);
   let out = '"';
   for (const byte of Buffer.from(s, 'utf8')) {
     out += byte >= 0x20 && byte < 0x7f && byte !== 0x22 && byte !== 0x5c && byte !== 0x3f ? String.fromCharCode(byte) : `\\${byte.toString(8).padStart(3, '0')}`;
@@ -95,7 +95,7 @@ export function descSource(o: NativeTargetOptions, compiled: readonly { e: Targe
   const array = (decl: string, items: string[]) => (items.length ? `static const ${decl}[] = {\n  ${items.join(',\n  ')}\n};` : '');
   const entryRows: string[] = [];
   for (const { e, c } of compiled) {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(e.name)) throw new Error(`kiln: entry name ${JSON.stringify(e.name)} is not a C identifier`);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(e.name)) throw new Error(`entry name ${JSON.stringify(e.name)} is not a C identifier`);
     const L = entryLayout(c.program, layout.offsets[e.name]!);
     const shapeOf = (nodes: readonly { attrs: Record<string, unknown>; type: { shape: readonly number[] } }[], name: string) =>
       nodes.find((n) => n.attrs['name'] === name)?.type.shape ?? [];

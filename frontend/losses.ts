@@ -3,7 +3,7 @@ import { type TensorLike, convertToTensor } from './ops.js';
 import * as ops from './ops.js';
 import { CallableObject, callableClass } from './callable.js';
 import type { Tensor } from './tensor.js';
-import { type OptionNames, checkOptions } from './options.js';
+import { type NotImplemented, type OptionNames, checkOptions } from './options.js';
 
 const REDUCTIONS = ['sum_over_batch_size', 'sum', 'mean', 'none'];
 const LOSS_OPTIONS = { reduction: true, name: true } satisfies OptionNames<LossOptions>;
@@ -30,11 +30,14 @@ export abstract class Loss extends CallableObject {
   readonly name: string;
   /** Names of the options a loss class takes beyond LossOptions'; any other key is an error. */
   static readonly optionNames: Readonly<Record<string, true>> = {};
+  /** The options of the Keras class that kiln does not implement, with their Keras defaults (see options.ts). */
+  static readonly notImplemented: NotImplemented = {};
 
   constructor(name: string, options: LossOptions = {}) {
     super();
     const where = `losses.${new.target.name.replace(/Loss$/, '')}`;
-    checkOptions(options, { ...LOSS_OPTIONS, ...(new.target as unknown as typeof Loss).optionNames }, where);
+    const cls = new.target as unknown as typeof Loss;
+    checkOptions(options, { ...LOSS_OPTIONS, ...cls.optionNames }, where, { dtype: null, ...cls.notImplemented });
     if (options.reduction !== undefined && !REDUCTIONS.includes(options.reduction)) throw new Error(`${where}: reduction must be one of ${REDUCTIONS.join(', ')}, got ${JSON.stringify(options.reduction)}`);
     this.reduction = options.reduction ?? 'sum_over_batch_size';
     this.name = options.name ?? name;
@@ -126,6 +129,7 @@ const CROSSENTROPY_OPTIONS = { fromLogits: true, axis: true } satisfies OptionNa
 
 export class BinaryCrossentropyLoss extends Loss {
   static override readonly optionNames = CROSSENTROPY_OPTIONS;
+  static override readonly notImplemented = { labelSmoothing: 0 };
   readonly fromLogits: boolean;
   readonly axis: number;
   constructor(options: CrossentropyOptions = {}) {
@@ -151,6 +155,7 @@ export class BinaryCrossentropyLoss extends Loss {
 
 export class CategoricalCrossentropyLoss extends Loss {
   static override readonly optionNames = CROSSENTROPY_OPTIONS;
+  static override readonly notImplemented = { labelSmoothing: 0 };
   readonly fromLogits: boolean;
   readonly axis: number;
   constructor(options: CrossentropyOptions = {}) {
@@ -174,6 +179,7 @@ function logProbs(yPred: Tensor, fromLogits: boolean, axis: number): Tensor {
 /** Cross-entropy with integer class labels (shape [batch] or [batch, 1]). */
 export class SparseCategoricalCrossentropyLoss extends Loss {
   static override readonly optionNames = { fromLogits: true } satisfies OptionNames<SparseCrossentropyOptions, LossOptions>;
+  static override readonly notImplemented = { ignoreClass: null, axis: -1 };
   readonly fromLogits: boolean;
   constructor(options: SparseCrossentropyOptions = {}) {
     super('sparse_categorical_crossentropy', options);

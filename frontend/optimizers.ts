@@ -4,10 +4,15 @@ import { callableClass } from './callable.js';
 import { noRecord } from './engine.js';
 import * as ops from './ops.js';
 import { type Tensor, Variable } from './tensor.js';
-import { type OptionNames, checkOptions } from './options.js';
+import { type NotImplemented, type OptionNames, checkOptions } from './options.js';
 import { describe } from './errors.js';
 
 const OPTIMIZER_OPTIONS = { learningRate: true, name: true, weightDecay: true } satisfies OptionNames<OptimizerOptions>;
+/** Keras's options of every optimizer that kiln does not implement. */
+const OPTIMIZER_NOT_IMPLEMENTED: NotImplemented = {
+  clipnorm: null, clipvalue: null, globalClipnorm: null, useEma: false, emaMomentum: 0.99, emaOverwriteFrequency: null, lossScaleFactor: null,
+  gradientAccumulationSteps: null,
+};
 
 export interface OptimizerOptions {
   learningRate?: number;
@@ -28,9 +33,12 @@ export abstract class Optimizer {
   private readonly slotMap = new Map<Variable, Variable[]>();
   /** Names of the options an optimizer class takes beyond OptimizerOptions'; any other key is an error. */
   static readonly optionNames: Readonly<Record<string, true>> = {};
+  /** The options of the Keras class that kiln does not implement, with their Keras defaults (see options.ts). */
+  static readonly notImplemented: NotImplemented = {};
 
   constructor(defaultName: string, options: OptimizerOptions = {}) {
-    checkOptions(options, { ...OPTIMIZER_OPTIONS, ...(new.target as unknown as typeof Optimizer).optionNames }, `optimizers.${new.target.name.replace(/Optimizer$/, '')}`);
+    const cls = new.target as unknown as typeof Optimizer;
+    checkOptions(options, { ...OPTIMIZER_OPTIONS, ...cls.optionNames }, `optimizers.${new.target.name.replace(/Optimizer$/, '')}`, { ...OPTIMIZER_NOT_IMPLEMENTED, ...cls.notImplemented });
     for (const k of ['learningRate', 'weightDecay'] as const) {
       const v = options[k];
       if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v) && v >= 0)) throw new Error(`optimizers.${new.target.name.replace(/Optimizer$/, '')}: ${k} must be a non-negative number, got ${String(v)}`);
@@ -142,6 +150,7 @@ export interface AdamOptions extends OptimizerOptions {
 /** Adam with Keras 3's bias correction: alpha = lr sqrt(1 - b2^t) / (1 - b1^t); w -= alpha m / (sqrt(v) + eps). */
 export class AdamOptimizer extends Optimizer {
   static override readonly optionNames = { beta1: true, beta2: true, epsilon: true } satisfies OptionNames<AdamOptions, OptimizerOptions>;
+  static override readonly notImplemented = { amsgrad: false };
   readonly beta1: number;
   readonly beta2: number;
   readonly epsilon: number;

@@ -63,6 +63,10 @@ export const model = keras.Sequential([keras.layers.Dense(3, { inputShape: [4] }
   notModel: `import * as keras from 'kiln';
 export default keras.layers.Dense(3);
 `,
+  nulName: `import * as keras from 'kiln';
+const inputs = keras.Input({ shape: [3] });
+export default keras.Model({ inputs, outputs: keras.layers.Dense(2, { name: 'a\\0b' })(inputs) });
+`,
 };
 
 mkdirSync(path.join(root, 'tests', '.tmp'), { recursive: true });
@@ -159,6 +163,12 @@ describe.concurrent('kiln', slow, () => {
     const bad = await kiln(['compile', 'examples/seed/sequential.ts', '--target', 'tpu']);
     expect(bad.code).not.toBe(0);
     expect(lines(bad.stderr)).toEqual(["kiln: unknown target 'tpu'; targets are wasm, llvm, cuda"]);
+  });
+
+  it('prints an error of the code generator with one kiln: prefix', async () => {
+    const r = await kiln(['compile', modelFile(outside, 'nulName'), '--target', 'llvm', '-o', path.join(outside, 'nulName', 'out')]);
+    expect(r.code).toBe(1);
+    expect(lines(r.stderr)).toEqual(['kiln: the name "a\\u0000b" contains a NUL character, which a C string cannot hold']);
   });
 
   for (const [where, dir] of [['inside the repository', inside], ['outside the repository', outside]] as const) {

@@ -34,7 +34,7 @@ function loaderTemplate(): string {
     const f = path.resolve(here, up, 'model.mjs');
     if (existsSync(f)) return readFileSync(f, 'utf8');
   }
-  throw new Error('kiln: cannot find the wasm loader (runtime/wasm/model.mjs)');
+  throw new Error('cannot find the wasm loader (runtime/wasm/model.mjs)');
 }
 
 /** The loader module (runtime/wasm/model.mjs) with this artifact's memory layout and manifest filled in. */
@@ -42,7 +42,7 @@ export function loaderSource(layouts: Record<string, EntryLayout>, manifest: unk
   let src = loaderTemplate();
   const fill = (marker: string, value: unknown) => {
     const at = src.search(new RegExp(`/\\* kiln:${marker} \\*/ [^;]*;`));
-    if (at < 0) throw new Error(`kiln: the wasm loader has no ${marker} to fill in`);
+    if (at < 0) throw new Error(`the wasm loader has no ${marker} to fill in`);
     src = `${src.slice(0, at)}${JSON.stringify(value)};${src.slice(src.indexOf(';', at) + 1)}`;
   };
   fill('LAYOUT', layouts);
@@ -88,7 +88,7 @@ export interface KilnLoadOptions {
 }
 /** Instantiates model.wasm and loads its weights. */
 export function load(options?: KilnLoadOptions): Promise<KilnModel>;
-/** Parses a safetensors file strictly; \`where\` names it in errors. */
+/** Parses a safetensors file strictly; \`where\` names it in errors. Tensors of dtypes other than F32, I32 and BOOL are checked and left out. */
 export function readSafetensors(file: Uint8Array, where?: string): {
   tensors: { name: string; dtype: KilnDType; shape: number[]; bytes: Uint8Array }[];
   metadata: Record<string, string>;

@@ -4,7 +4,7 @@ import type { TensorLike } from '../ops.js';
 import { type SymbolicShape, Tensor as TensorClass, type Tensor, type Variable, formatKerasShape } from '../tensor.js';
 import { type CallOptions, KerasTensor, Layer, type LayerOptions } from './layer.js';
 import type { InitializerIdentifier } from '../initializers.js';
-import type { OptionNames } from '../options.js';
+import { type OptionNames, regularizers } from '../options.js';
 
 /** [query, value] or [query, value, key]: the key defaults to the value. */
 function qvk<T>(inputs: T | readonly T[], layer: string): [T, T, T] {
@@ -21,6 +21,8 @@ export interface AttentionOptions extends LayerOptions {
 /** Dot-product attention: softmax(query @ key^T [* scale]) @ value, over [batch, time, dim] tensors. */
 export class Attention extends Layer {
   static override readonly optionNames = { useScale: true } satisfies OptionNames<AttentionOptions, LayerOptions>;
+  static override readonly notImplemented = { scoreMode: 'dot', dropout: 0, seed: null };
+  static override readonly callNotImplemented = { mask: null, returnAttentionScores: false, useCausalMask: false };
   readonly useScale: boolean;
   scale: Variable | undefined;
 
@@ -76,6 +78,12 @@ export class MultiHeadAttention extends Layer {
   static override readonly optionNames = {
     numHeads: true, keyDim: true, valueDim: true, useBias: true, outputShape: true, kernelInitializer: true, biasInitializer: true,
   } satisfies OptionNames<MultiHeadAttentionOptions, LayerOptions>;
+  static override readonly notImplemented = {
+    ...regularizers('kernel', 'bias'), dropout: 0, attentionAxes: null, slidingWindow: null, flashAttention: null, useGate: false, seed: null,
+  };
+  static override readonly callNotImplemented = {
+    queryMask: null, valueMask: null, keyMask: null, attentionMask: null, returnAttentionScores: false, useCausalMask: false,
+  };
   readonly numHeads: number;
   readonly keyDim: number;
   readonly valueDim: number;

@@ -5,7 +5,7 @@ import * as ops from '../ops.js';
 import { windowOut } from '../../ir/ops.js';
 import { type SymbolicShape, type Tensor, type Variable, formatKerasShape } from '../tensor.js';
 import { Layer, type LayerOptions, uniqueName } from './layer.js';
-import type { OptionNames } from '../options.js';
+import { type OptionNames, regularizers } from '../options.js';
 
 /** Keras's default layer name for a class: Conv2D -> conv2d, MaxPooling2D -> max_pooling2d. */
 export function kerasLayerName(className: string): string {
@@ -34,6 +34,7 @@ export abstract class BaseConv extends Layer {
   static override readonly optionNames = {
     strides: true, padding: true, dataFormat: true, dilationRate: true, groups: true, activation: true, useBias: true, kernelInitializer: true, biasInitializer: true,
   } satisfies OptionNames<ConvOptions, LayerOptions>;
+  static override readonly notImplemented = { ...regularizers('kernel', 'bias'), loraRank: null, loraAlpha: null };
   readonly rank: number;
   readonly filters: number;
   readonly kernelSize: number[];

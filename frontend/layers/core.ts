@@ -7,7 +7,7 @@ import * as ops from '../ops.js';
 import { show } from '../errors.js';
 import { type SymbolicShape, type Tensor, type Variable, formatKerasShape } from '../tensor.js';
 import { type CallOptions, KerasTensor, Layer, type LayerOptions, uniqueName } from './layer.js';
-import { type OptionNames, checkOptions } from '../options.js';
+import { type OptionNames, checkOptions, regularizers } from '../options.js';
 
 export interface InputOptions {
   /** Shape of one sample, without the batch dimension. */
@@ -24,7 +24,8 @@ export class InputLayer extends Layer {
 
   constructor(options: InputOptions) {
     if (!options || !Array.isArray(options.shape)) throw new Error('keras.Input needs { shape: [...] }, the shape of one sample');
-    checkOptions(options, { shape: true, batchSize: true, name: true, dtype: true } satisfies OptionNames<InputOptions>, 'keras.Input');
+    checkOptions(options, { shape: true, batchSize: true, name: true, dtype: true } satisfies OptionNames<InputOptions>, 'keras.Input',
+      { sparse: null, batchShape: null, tensor: null, optional: false });
     if (options.batchSize !== undefined && options.batchSize !== null && (!Number.isInteger(options.batchSize) || options.batchSize < 1)) {
       throw new Error(`keras.Input: batchSize must be a positive integer, got ${options.batchSize}`);
     }
@@ -62,6 +63,7 @@ export interface DenseOptions extends LayerOptions {
 /** Densely connected layer: activation(dot(input, kernel) + bias), kernel [in, units]. */
 export class Dense extends Layer {
   static override readonly optionNames = { activation: true, useBias: true, kernelInitializer: true, biasInitializer: true } satisfies OptionNames<DenseOptions, LayerOptions>;
+  static override readonly notImplemented = { ...regularizers('kernel', 'bias'), loraRank: null, loraAlpha: null, quantizationConfig: null };
   readonly units: number;
   readonly activation: activations.ActivationFn;
   readonly useBias: boolean;
@@ -136,6 +138,7 @@ export class Activation extends Layer {
 
 /** Flattens all but the batch dimension. */
 export class Flatten extends Layer {
+  static override readonly notImplemented = { dataFormat: null };
   constructor(options: LayerOptions = {}) {
     super(options);
     this.built = true;
@@ -198,6 +201,7 @@ export interface DropoutOptions extends LayerOptions {
  */
 export class Dropout extends Layer {
   static override readonly optionNames = { seed: true } satisfies OptionNames<DropoutOptions, LayerOptions>;
+  static override readonly notImplemented = { noiseShape: null };
   readonly rate: number;
   readonly seed: number;
   private step = 0;

@@ -5,7 +5,7 @@ import { CallableObject } from '../callable.js';
 import * as activations from '../activations.js';
 import * as initializers from '../initializers.js';
 import { type TensorLike, convertToTensor } from '../ops.js';
-import { type OptionNames, checkOptions } from '../options.js';
+import { type NotImplemented, type OptionNames, checkOptions } from '../options.js';
 import { show } from '../errors.js';
 import { type SymbolicShape, Tensor, Variable, formatKerasShape } from '../tensor.js';
 
@@ -29,6 +29,8 @@ export interface CallOptions {
 
 const LAYER_OPTIONS = { name: true, inputShape: true, batchSize: true, dtype: true, trainable: true } satisfies OptionNames<LayerOptions>;
 const CALL_OPTIONS = { training: true } satisfies OptionNames<CallOptions>;
+/** Keras's options of every layer that kiln does not implement. */
+const LAYER_NOT_IMPLEMENTED: NotImplemented = { activityRegularizer: null, autocast: true, inputDim: null };
 
 /**
  * Checks the dtype, and resolves named activations and initializers now (as Keras does), so that a misspelt name is
@@ -129,11 +131,16 @@ export abstract class Layer<Out extends Tensor | Tensor[] = Tensor> extends Call
 
   /** Names of the options a layer class takes beyond LayerOptions'; any other key is an error. */
   static readonly optionNames: Readonly<Record<string, true>> = {};
+  /** The options of the Keras class that kiln does not implement, with their Keras defaults (see options.ts). */
+  static readonly notImplemented: NotImplemented = {};
+  /** The same for the options of its call (Keras's `mask`, `initial_state`, ... where its call takes them). */
+  static readonly callNotImplemented: NotImplemented = {};
 
   constructor(options: LayerOptions = {}) {
     super();
     this.className = new.target.name.replace(/^_+/, '');
-    checkOptions(options, { ...LAYER_OPTIONS, ...(new.target as unknown as typeof Layer).optionNames }, this.describe(options?.name));
+    const cls = new.target as unknown as typeof Layer;
+    checkOptions(options, { ...LAYER_OPTIONS, ...cls.optionNames }, this.describe(options?.name), { ...LAYER_NOT_IMPLEMENTED, ...cls.notImplemented });
     checkNames(options, this.describe(options.name));
     this.name = options.name ?? uniqueName(snakeCase(this.className));
     this.trainable = options.trainable ?? true;
@@ -275,7 +282,7 @@ export abstract class Layer<Out extends Tensor | Tensor[] = Tensor> extends Call
 
   /** Call options are `{ training }`; masks and other Keras call options are errors. */
   protected checkCallOptions(options: CallOptions | undefined): void {
-    checkOptions(options, CALL_OPTIONS, `${this.describe()} call`);
+    checkOptions(options, CALL_OPTIONS, `${this.describe()} call`, (this.constructor as typeof Layer).callNotImplemented);
   }
 
   private symbolicCall(inputs: KerasTensor[], list: boolean, options: CallOptions): KerasTensor | KerasTensor[] {

@@ -5,7 +5,7 @@ import type { InitializerIdentifier } from '../initializers.js';
 import * as ops from '../ops.js';
 import { type SymbolicShape, type Tensor, type Variable, formatKerasShape } from '../tensor.js';
 import { type CallOptions, Layer, type LayerOptions } from './layer.js';
-import type { OptionNames } from '../options.js';
+import { type OptionNames, regularizers } from '../options.js';
 
 /** Axes as a sorted list of non-negative indices for a rank, each with a known size. */
 function resolveAxes(axis: number | readonly number[], shape: SymbolicShape): number[] {
@@ -50,6 +50,8 @@ export class BatchNormalization extends Layer {
     axis: true, momentum: true, epsilon: true, center: true, scale: true,
     betaInitializer: true, gammaInitializer: true, movingMeanInitializer: true, movingVarianceInitializer: true,
   } satisfies OptionNames<BatchNormalizationOptions, LayerOptions>;
+  static override readonly notImplemented = { ...regularizers('beta', 'gamma'), renorm: false, renormClipping: null, renormMomentum: 0.99, synchronized: false };
+  static override readonly callNotImplemented = { mask: null };
   readonly axis: number;
   readonly momentum: number;
   readonly epsilon: number;
@@ -158,6 +160,7 @@ export class LayerNormalization extends Layer {
   static override readonly optionNames = {
     axis: true, epsilon: true, center: true, scale: true, betaInitializer: true, gammaInitializer: true,
   } satisfies OptionNames<LayerNormalizationOptions, LayerOptions>;
+  static override readonly notImplemented = { ...regularizers('beta', 'gamma'), rmsScaling: false };
   readonly axis: number | readonly number[];
   readonly epsilon: number;
   readonly center: boolean;

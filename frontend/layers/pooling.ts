@@ -134,6 +134,7 @@ export abstract class BaseGlobalPooling extends Layer {
 }
 
 export class GlobalAveragePooling1D extends BaseGlobalPooling {
+  static override readonly callNotImplemented = { mask: null };
   constructor(options: GlobalPoolingOptions = {}) { super(1, 'avg', options); }
 }
 

@@ -5,7 +5,7 @@ import type { Initializer, InitializerIdentifier } from '../initializers.js';
 import * as ops from '../ops.js';
 import { type SymbolicShape, type Tensor, type Variable, formatKerasShape } from '../tensor.js';
 import { Layer, type LayerOptions } from './layer.js';
-import type { OptionNames } from '../options.js';
+import { type OptionNames, regularizers } from '../options.js';
 
 export interface EmbeddingOptions extends LayerOptions {
   /** Initializer of the [inputDim, outputDim] table (Keras: uniform in [-0.05, 0.05]). */
@@ -15,6 +15,9 @@ export interface EmbeddingOptions extends LayerOptions {
 /** Turns integer indices into rows of a learned table: output shape = input shape + [outputDim]. */
 export class Embedding extends Layer {
   static override readonly optionNames = { embeddingsInitializer: true } satisfies OptionNames<EmbeddingOptions, LayerOptions>;
+  static override readonly notImplemented = {
+    ...regularizers('embeddings'), maskZero: false, weights: null, loraRank: null, loraAlpha: null, quantizationConfig: null, inputLength: null,
+  };
   embeddings!: Variable;
 
   constructor(readonly inputDim: number, readonly outputDim: number, private readonly options: EmbeddingOptions = {}) {
@@ -83,6 +86,10 @@ function gate(z: Tensor, k: number, units: number): Tensor {
 
 /** A recurrent layer over [batch, time, features]: the cell's step applied along time from zero states. */
 abstract class RecurrentBase extends Layer {
+  static override readonly notImplemented = {
+    ...regularizers('kernel', 'recurrent', 'bias'), dropout: 0, recurrentDropout: 0, returnState: false, stateful: false, unroll: false, seed: null,
+  };
+  static override readonly callNotImplemented = { initialState: null, mask: null };
   readonly activation: activations.ActivationFn;
   readonly useBias: boolean;
   readonly returnSequences: boolean;
@@ -185,6 +192,7 @@ export class SimpleRNN extends RecurrentBase {
  */
 export class LSTM extends RecurrentBase {
   static override readonly optionNames = { ...RNN_OPTIONS, recurrentActivation: true, unitForgetBias: true } satisfies OptionNames<LSTMOptions, LayerOptions>;
+  static override readonly notImplemented = { ...RecurrentBase.notImplemented, useCudnn: 'auto' };
   readonly recurrentActivation: activations.ActivationFn;
 
   constructor(units: number, options: LSTMOptions = {}) {
@@ -225,6 +233,7 @@ export class LSTM extends RecurrentBase {
  */
 export class GRU extends RecurrentBase {
   static override readonly optionNames = { ...RNN_OPTIONS, recurrentActivation: true, resetAfter: true } satisfies OptionNames<GRUOptions, LayerOptions>;
+  static override readonly notImplemented = { ...RecurrentBase.notImplemented, useCudnn: 'auto' };
   readonly recurrentActivation: activations.ActivationFn;
   readonly resetAfter: boolean;
 

@@ -84,7 +84,7 @@ export function sliceBatch(t: Tensor, start: number, end: number): Tensor {
 
 /** model.predict: batches through the traced inference graph; the last partial batch gets its own graph. */
 export function predict(model: Model, x: ModelInput, options: PredictOptions = {}): Tensor | Tensor[] {
-  checkOptions(options, { batchSize: true, verbose: true, print: true, backend: true } satisfies OptionNames<PredictOptions>, 'predict');
+  checkOptions(options, { batchSize: true, verbose: true, print: true, backend: true } satisfies OptionNames<PredictOptions>, 'predict', { steps: null, callbacks: null });
   checkRunOptions(options, 'predict');
   const inputs = model.normalizeInputs(x);
   const n = inputs[0]!.shape[0]!;

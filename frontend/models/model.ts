@@ -26,6 +26,7 @@ export type ModelInput = TensorLike | readonly TensorLike[] | Readonly<Record<st
 
 /** A model: layers plus training and inference APIs. Subclasses define the graph. */
 export abstract class Model<Out extends Tensor | Tensor[] = Tensor | Tensor[]> extends Layer<Out> {
+  static override readonly callNotImplemented = { mask: null };
   /** Layers in Keras order. */
   abstract get layers(): AnyLayer[];
 

@@ -64,8 +64,20 @@ function perOutput<T>(model: Model, value: PerOutput<T> | undefined, what: strin
 
 /** Checks compile's options when it is called (they are resolved once the model is built). */
 export function checkCompileOptions(model: Model, options: CompileOptions): void {
-  checkOptions(options, { optimizer: true, loss: true, metrics: true, lossWeights: true } satisfies OptionNames<CompileOptions>, `Model '${model.name}': compile`);
-  if (!options || options.loss === undefined) throw new Error(`Model '${model.name}': compile needs a loss`);
+  const where = `Model '${model.name}': compile`;
+  checkOptions(options, { optimizer: true, loss: true, metrics: true, lossWeights: true } satisfies OptionNames<CompileOptions>, where,
+    { weightedMetrics: null, runEagerly: false, stepsPerExecution: 1, jitCompile: 'auto', autoScaleLoss: true });
+  if (!options || options.loss === undefined) throw new Error(`${where} needs a loss`);
+  // metrics are resolved when fit runs: a misspelt name is an error now, not then
+  const m: unknown = options.metrics;
+  if (m === undefined) return;
+  const lists = Array.isArray(m) ? (m.length > 0 && m.every((x) => Array.isArray(x)) ? m : [m]) : typeof m === 'object' && m !== null && !(m instanceof metrics.Metric) ? Object.values(m) : undefined;
+  const shape = 'metrics must be a list, a list per output or a record by output name of lists';
+  if (!lists) throw new TypeError(`${where}: ${shape}, got ${describe(m)}`);
+  for (const list of lists as unknown[]) {
+    if (!Array.isArray(list)) throw new TypeError(`${where}: ${shape}, got ${describe(list)} in it`);
+    for (const id of list) metrics.checkMetric(id, where);
+  }
 }
 
 export function compileModel(model: Model, options: CompileOptions): Compiled {
@@ -228,7 +240,10 @@ function requireCompiled(model: Model, c: Compiled | undefined): Compiled {
 
 /** model.fit: epochs of shuffled batches through the traced training step, with Keras-style progress. */
 export function fitModel(model: Model, c: Compiled | undefined, x: ModelInput, y: ModelInput, options: FitOptions = {}): History {
-  checkOptions(options, FIT_OPTIONS, 'fit');
+  checkOptions(options, FIT_OPTIONS, 'fit', {
+    callbacks: null, classWeight: null, sampleWeight: null, initialEpoch: 0, stepsPerEpoch: null, validationSteps: null, validationBatchSize: null,
+    validationFreq: 1,
+  });
   checkRunOptions(options, 'fit');
   checkBoolean(options.shuffle, 'fit: shuffle');
   const comp = requireCompiled(model, c);
@@ -321,7 +336,7 @@ export interface EvaluateOptions {
 
 /** model.evaluate: loss and metrics over batches of the inference graph. */
 export function evaluateModel(model: Model, c: Compiled | undefined, x: ModelInput, y: ModelInput, options: EvaluateOptions = {}): number[] | Record<string, number> {
-  checkOptions(options, EVALUATE_OPTIONS, 'evaluate');
+  checkOptions(options, EVALUATE_OPTIONS, 'evaluate', { sampleWeight: null, steps: null, callbacks: null });
   checkRunOptions(options, 'evaluate');
   checkBoolean(options.returnDict, 'evaluate: returnDict');
   const comp = requireCompiled(model, c);

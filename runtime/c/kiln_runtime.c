@@ -709,27 +709,38 @@ int kiln_run(const kiln_model_desc *m, unsigned char *mem, const char *entry, co
 
 /* ------------------------------------------------------ atomic file output */
 
-/* An output file is written to PATH.<pid>.tmp beside PATH and renamed over it only once complete, so a failure
-   (a full disk, a directory in the way) leaves no partial file and whatever PATH held before. An existing PATH
-   that is not a regular file (/dev/stdout, a pipe) is written in place: a rename would replace the device. */
-typedef struct { FILE *f; const char *path; char *tmp; int err; } wfile;
+/* An output file is written to DEST.<pid>.tmp beside DEST and renamed over it only once complete, so a failure
+   (a full disk, a directory in the way) leaves no partial file and whatever DEST held before. DEST is the path, or
+   for a symbolic link the file it points to: the link stays a link and its target gets the new contents. An existing
+   DEST that is not a regular file (/dev/stdout, a pipe) is written in place: a rename would replace the device.
+   wopen, wput, wfinish write the temporary file; wcommit renames it into place, wdiscard removes it. */
+typedef struct { FILE *f; const char *path; char *dest, *tmp; int err; } wfile;
 
 static int wopen(wfile *w, const char *path, const char *what) {
   struct stat st;
-  w->f = NULL;
+  memset(w, 0, sizeof *w);
   w->path = path;
-  w->tmp = NULL;
-  w->err = 0;
-  if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+  if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode) && !(w->dest = realpath(path, NULL)))
+    return fail(KILN_ERR_IO, "%s: cannot write %s: it is a symbolic link that does not resolve (%s)", path, what, strerror(errno));
+  if (stat(w->dest ? w->dest : path, &st) == 0 && !S_ISREG(st.st_mode)) {
+    free(w->dest);
+    w->dest = NULL;
     if (S_ISDIR(st.st_mode)) return fail(KILN_ERR_IO, "%s: cannot write %s: it is a directory", path, what);
     if (!(w->f = fopen(path, "wb"))) return fail(KILN_ERR_IO, "%s: cannot write %s: %s", path, what, strerror(errno));
     return KILN_OK;
   }
-  if (!(w->tmp = (char *)malloc(strlen(path) + 32))) return fail(KILN_ERR_NOMEM, "%s: out of memory", path);
-  sprintf(w->tmp, "%s.%ld.tmp", path, (long)getpid());
+  if (!w->dest && !(w->dest = strdup(path))) return fail(KILN_ERR_NOMEM, "%s: out of memory", path);
+  if (!(w->tmp = (char *)malloc(strlen(w->dest) + 32))) {
+    free(w->dest);
+    w->dest = NULL;
+    return fail(KILN_ERR_NOMEM, "%s: out of memory", path);
+  }
+  sprintf(w->tmp, "%s.%ld.tmp", w->dest, (long)getpid());
   if (!(w->f = fopen(w->tmp, "wb"))) {
     int e = errno;
     free(w->tmp);
+    free(w->dest);
+    w->tmp = w->dest = NULL;
     return fail(KILN_ERR_IO, "%s: cannot write %s: %s", path, what, strerror(e));
   }
   return KILN_OK;
@@ -739,20 +750,43 @@ static void wput(wfile *w, const void *data, size_t n) {
   if (!w->err && n && fwrite(data, 1, n, w->f) != n) w->err = errno ? errno : EIO;
 }
 
-/* Closes w and puts the file in place (with durable: on disk first, as a trained weights file must survive a
-   crash), or removes the temporary file; one message on failure. */
-static int wclose(wfile *w, const char *what, int durable) {
-  int rc = KILN_OK;
+/* Removes the temporary file, if any. */
+static void wdiscard(wfile *w) {
+  if (w->f) fclose(w->f);
+  if (w->tmp) remove(w->tmp);
+  free(w->tmp);
+  free(w->dest);
+  memset(w, 0, sizeof *w);
+}
+
+/* Closes the file (with durable: on disk first, as a trained weights file must survive a crash); on failure
+   removes the temporary file, with one message. */
+static int wfinish(wfile *w, const char *what, int durable) {
   if (!w->err && fflush(w->f) != 0) w->err = errno ? errno : EIO;
   if (!w->err && durable && w->tmp && fsync(fileno(w->f)) != 0) w->err = errno;
   if (fclose(w->f) != 0 && !w->err) w->err = errno ? errno : EIO;
-  if (!w->err && w->tmp && rename(w->tmp, w->path) != 0) w->err = errno;
-  if (w->err) {
-    rc = fail(KILN_ERR_IO, "%s: cannot write %s: %s", w->path, what, strerror(w->err));
-    if (w->tmp) remove(w->tmp);
+  w->f = NULL;
+  if (!w->err) return KILN_OK;
+  fail(KILN_ERR_IO, "%s: cannot write %s: %s", w->path, what, strerror(w->err));
+  wdiscard(w);
+  return KILN_ERR_IO;
+}
+
+/* Renames a finished temporary file into place. */
+static int wcommit(wfile *w, const char *what) {
+  int rc = KILN_OK;
+  if (w->tmp && rename(w->tmp, w->dest) != 0) rc = fail(KILN_ERR_IO, "%s: cannot write %s: %s", w->path, what, strerror(errno));
+  else { /* in place now: nothing to remove */
+    free(w->tmp);
+    w->tmp = NULL;
   }
-  free(w->tmp);
+  wdiscard(w);
   return rc;
+}
+
+static int wclose(wfile *w, const char *what, int durable) {
+  int rc = wfinish(w, what, durable);
+  return rc ? rc : wcommit(w, what);
 }
 
 /* ----------------------------------------------------------- weights save */
@@ -1031,37 +1065,64 @@ done:
   return rc;
 }
 
-int kiln_npy_write(const char *path, kiln_dtype dtype, int rank, const long *shape, const void *data) {
+/* Writes one .npy to the temporary file of w (opened here). */
+static int npy_put(wfile *w, const kiln_npy_file *o) {
   char h[512];
   unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, 0, 0};
   int n, i, pad, rc;
   long count = 1;
-  wfile out;
-  if (!path || (rank && !shape) || rank < 0 || rank > 8) return fail(KILN_ERR_ARG, "kiln_npy_write: bad arguments");
+  if (!o->path || (o->rank && !o->shape) || o->rank < 0 || o->rank > 8) return fail(KILN_ERR_ARG, "kiln_npy_write: bad arguments");
   n = snprintf(h, sizeof h, "{'descr': '%s', 'fortran_order': False, 'shape': (",
-               dtype == KILN_F32 ? "<f4" : dtype == KILN_I32 ? "<i4" : "|b1");
-  for (i = 0; i < rank; i++) {
-    if (shape[i] < 0) return fail(KILN_ERR_ARG, "kiln_npy_write: negative dimension");
-    n += snprintf(h + n, sizeof h - (size_t)n, i ? ", %ld" : "%ld", shape[i]);
-    count *= shape[i];
+               o->dtype == KILN_F32 ? "<f4" : o->dtype == KILN_I32 ? "<i4" : "|b1");
+  for (i = 0; i < o->rank; i++) {
+    if (o->shape[i] < 0) return fail(KILN_ERR_ARG, "kiln_npy_write: negative dimension");
+    n += snprintf(h + n, sizeof h - (size_t)n, i ? ", %ld" : "%ld", o->shape[i]);
+    count *= o->shape[i];
   }
-  n += snprintf(h + n, sizeof h - (size_t)n, "%s), }", rank == 1 ? "," : "");
-  if (rank > 0) { /* NumPy leaves room for the first dimension to grow to 21 digits */
+  n += snprintf(h + n, sizeof h - (size_t)n, "%s), }", o->rank == 1 ? "," : "");
+  if (o->rank > 0) { /* NumPy leaves room for the first dimension to grow to 21 digits */
     char first[32];
-    int grow = 21 - snprintf(first, sizeof first, "%ld", shape[0]);
+    int grow = 21 - snprintf(first, sizeof first, "%ld", o->shape[0]);
     for (i = 0; i < grow; i++) h[n++] = ' ';
   }
   pad = 64 - (10 + n + 1) % 64; /* as NumPy: the data starts 64-byte aligned */
   for (i = 0; i < pad; i++) h[n++] = ' ';
   h[n++] = '\n';
-  if (count && !data) return fail(KILN_ERR_ARG, "kiln_npy_write: data is NULL");
-  if ((rc = wopen(&out, path, ".npy"))) return rc;
+  if (count && !o->data) return fail(KILN_ERR_ARG, "kiln_npy_write: data is NULL");
+  if ((rc = wopen(w, o->path, ".npy"))) return rc;
   pre[8] = (unsigned char)(n & 0xFF);
   pre[9] = (unsigned char)(n >> 8);
-  wput(&out, pre, 10);
-  wput(&out, h, (size_t)n);
-  wput(&out, data, (size_t)count * (size_t)kiln_dtype_size(dtype));
-  return wclose(&out, ".npy", 0);
+  wput(w, pre, 10);
+  wput(w, h, (size_t)n);
+  wput(w, o->data, (size_t)count * (size_t)kiln_dtype_size(o->dtype));
+  return wfinish(w, ".npy", 0);
+}
+
+int kiln_npy_write_all(int n, const kiln_npy_file *files) {
+  wfile *w;
+  int i, j, rc = KILN_OK;
+  if (n < 0 || (n && !files)) return fail(KILN_ERR_ARG, "kiln_npy_write_all: bad arguments");
+  for (i = 0; i < n; i++)
+    for (j = 0; j < i; j++)
+      if (files[i].path && files[j].path && strcmp(files[i].path, files[j].path) == 0)
+        return fail(KILN_ERR_ARG, "%s: two outputs would be written to this one file", files[i].path);
+  if (!(w = (wfile *)calloc(n ? (size_t)n : 1, sizeof *w))) return fail(KILN_ERR_NOMEM, "out of memory");
+  /* every file complete beside its destination before any is renamed: a failure leaves every old output as it was */
+  for (i = 0; i < n && !rc; i++) rc = npy_put(&w[i], &files[i]);
+  for (i = 0; i < n && !rc; i++) rc = wcommit(&w[i], ".npy");
+  for (; i < n; i++) wdiscard(&w[i]);
+  free(w);
+  return rc;
+}
+
+int kiln_npy_write(const char *path, kiln_dtype dtype, int rank, const long *shape, const void *data) {
+  kiln_npy_file f;
+  f.path = path;
+  f.dtype = dtype;
+  f.rank = rank;
+  f.shape = shape;
+  f.data = data;
+  return kiln_npy_write_all(1, &f);
 }
 
 /* ---------------------------------------------------------- thread pool */

@@ -70,8 +70,9 @@ int kiln_run(const kiln_model_desc *m, unsigned char *mem, const char *entry, co
 int kiln_run_entry(const kiln_entry *e, unsigned char *mem, const void *const *inputs, void *const *outputs);
 
 /* Writes every param as safetensors (Keras names, in order, metadata {"format":"kiln"}), like runtime/safetensors.ts.
-   Output files (here and kiln_npy_write) go to PATH.<pid>.tmp, renamed over PATH once complete: a failure leaves
-   PATH as it was and no partial file. A device or pipe (/dev/stdout) is written in place. */
+   Output files (here and the .npy writers) go to PATH.<pid>.tmp, renamed over PATH once complete: a failure leaves
+   PATH as it was and no partial file. A symbolic link is written through: its target is replaced, the link stays.
+   A device or pipe (/dev/stdout) is written in place. */
 int kiln_save_weights(const kiln_model_desc *m, const unsigned char *mem, const char *path);
 
 /* .npy: reads '<f4', '<i4', '|b1', and '<f8' / '<i8' converted to float32 / int32; C order (Fortran
@@ -79,6 +80,11 @@ int kiln_save_weights(const kiln_model_desc *m, const unsigned char *mem, const 
    *data is malloc'ed (free it with free()); rank <= 8. */
 int kiln_npy_read(const char *path, kiln_dtype *dtype, int *rank, long shape[8], void **data);
 int kiln_npy_write(const char *path, kiln_dtype dtype, int rank, const long *shape, const void *data);
+
+/* Writes n .npy files all or none: each is written whole to its temporary file before any is renamed into place,
+   so a failure while writing (a full disk, a directory in the way) leaves every earlier file as it was. */
+typedef struct { const char *path; kiln_dtype dtype; int rank; const long *shape; const void *data; } kiln_npy_file;
+int kiln_npy_write_all(int n, const kiln_npy_file *files);
 
 /* Calls fn over [0, n) split into contiguous chunks, one per thread of a pthreads pool (KILN_NUM_THREADS, default
    the CPUs this process may use: its affinity mask capped by its cgroup CPU quota; the calling thread takes the

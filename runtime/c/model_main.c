@@ -15,6 +15,9 @@ extern const kiln_model_desc kiln_model;
 
 /* the model memory: static, so the inference path never calls malloc */
 static unsigned char memory[KILN_MEMORY_BYTES] __attribute__((aligned(64)));
+/* the output files */
+static char paths[64][4096];
+static kiln_npy_file outs[64];
 
 static const char *usage =
     "usage: model_main [--bench N] [--out DIR] [--weights PATH] [--entry NAME] a.npy b.npy ...\n"
@@ -112,17 +115,23 @@ int main(int argc, char **argv) {
     snprintf(msg, sizeof msg, "%s: cannot create directory: %s", out_dir, strerror(errno));
     die(msg);
   }
+  /* all outputs written before any replaces its old file: a failure leaves every old output as it was */
   for (i = 0; i < e->n_outputs; i++) {
     const kiln_tensor *t = &e->outputs[i];
-    char path[4096], *name;
-    int n = snprintf(path, sizeof path, "%s/", out_dir);
-    if (n < 0 || (size_t)n >= sizeof path - 8) die("output directory path is too long");
-    name = path + n;
-    if (!t->name[0] || strcmp(t->name, ".") == 0 || strcmp(t->name, "..") == 0) snprintf(name, sizeof path - (size_t)n, "output_%d.npy", i);
-    else snprintf(name, sizeof path - (size_t)n, "%s.npy", t->name);
+    char *name;
+    int n = snprintf(paths[i], sizeof paths[i], "%s/", out_dir);
+    if (n < 0 || (size_t)n >= sizeof paths[i] - 8) die("output directory path is too long");
+    name = paths[i] + n;
+    if (!t->name[0] || strcmp(t->name, ".") == 0 || strcmp(t->name, "..") == 0) snprintf(name, sizeof paths[i] - (size_t)n, "output_%d.npy", i);
+    else snprintf(name, sizeof paths[i] - (size_t)n, "%s.npy", t->name);
     for (; *name; name++)
       if (*name == '/') *name = '_';
-    if (kiln_npy_write(path, t->dtype, t->rank, t->shape, outputs[i]) != KILN_OK) die(kiln_error());
+    outs[i].path = paths[i];
+    outs[i].dtype = t->dtype;
+    outs[i].rank = t->rank;
+    outs[i].shape = t->shape;
+    outs[i].data = outputs[i];
   }
+  if (kiln_npy_write_all(e->n_outputs, outs) != KILN_OK) die(kiln_error());
   return 0;
 }

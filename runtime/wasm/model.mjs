@@ -34,9 +34,12 @@ async function bytesOf(url) {
 // gaps or overlaps; a tensor entry's fields other than dtype, shape and data_offsets are ignored, as there. Every
 // problem is one Error line naming the tensor.
 
-/** Every dtype of the format, and the three kiln reads with their element sizes. */
-const SAFETENSORS_DTYPES = ['BOOL', 'U8', 'I8', 'F8_E5M2', 'F8_E4M3', 'F8_E8M0', 'F4', 'F6_E2M3', 'F6_E3M2', 'I16', 'U16', 'F16', 'BF16', 'I32', 'U32', 'F32', 'F64', 'I64', 'U64', 'C64'];
-const KILN_DTYPES = { F32: ['float32', 4], I32: ['int32', 4], BOOL: ['bool', 1] };
+/** Every dtype of the format with its bits per element, and the three kiln reads. */
+const SAFETENSORS_BITS = {
+  BOOL: 8, U8: 8, I8: 8, F8_E5M2: 8, F8_E4M3: 8, F8_E8M0: 8, F4: 4, F6_E2M3: 6, F6_E3M2: 6, I16: 16, U16: 16, F16: 16, BF16: 16,
+  I32: 32, U32: 32, F32: 32, F64: 64, I64: 64, U64: 64, C64: 64,
+};
+const KILN_DTYPES = { F32: 'float32', I32: 'int32', BOOL: 'bool' };
 const CODES = { float32: 'F32', int32: 'I32', bool: 'BOOL' };
 /** The reference parser's limit on the header's length. */
 const MAX_HEADER = 100000000;
@@ -65,14 +68,64 @@ function duplicateKey(text) {
   return undefined;
 }
 
+/**
+ * The numbers of each tensor's shape and data_offsets as the JSON text writes them, by tensor name: JSON.parse
+ * reads `1.0`, `1e0` and `-0` as integers, which the reference parser (serde, into usize) refuses.
+ */
+function indexTexts(text) {
+  const out = new Map();
+  const keys = []; // the key each open object or array is the value of
+  let key;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '{' || c === '[') {
+      keys.push(key);
+      key = undefined;
+    } else if (c === '}' || c === ']') {
+      keys.pop();
+    } else if (c === '"') {
+      let j = i + 1;
+      while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      let k = j + 1;
+      while (' \t\n\r'.includes(text[k])) k++;
+      if (text[k] === ':') key = JSON.parse(text.slice(i, j + 1));
+      i = j;
+    } else if (c === '-' || (c >= '0' && c <= '9')) {
+      NUMBER.lastIndex = i;
+      const token = NUMBER.exec(text)[0];
+      const [, name, field] = keys;
+      if (keys.length === 3 && name !== undefined && (field === 'shape' || field === 'data_offsets')) {
+        const fields = out.get(name) ?? {};
+        out.set(name, fields);
+        (fields[field] ??= []).push(token);
+      }
+      i += token.length - 1;
+    }
+  }
+  return out;
+}
+
+const NUMBER = /-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?/y;
+/** A number as JSON writes a non-negative integer: no sign, fraction or exponent. */
+const plainIndex = (token) => /^(0|[1-9][0-9]*)$/.test(token);
 const isIndex = (v) => Number.isSafeInteger(v) && v >= 0;
 const show = (v) => (typeof v === 'number' ? String(v) : JSON.stringify(v) ?? String(v));
 
 /**
- * Parses safetensors bytes strictly; `where` names the file in errors. Returns the tensors in file order as
- * { name, dtype, shape, bytes } (bytes a view of the input) and the string metadata.
+ * Parses safetensors bytes strictly; `where` names the file in errors. Returns the tensors of the dtypes kiln reads
+ * in file order as { name, dtype, shape, bytes } (bytes a view of the input; tensors of other dtypes are checked and
+ * ignored) and the string metadata.
  */
 export function readSafetensors(file, where = 'weights') {
+  const { entries, metadata, base } = parse(file, where);
+  return {
+    tensors: entries.filter((e) => KILN_DTYPES[e.code]).map((e) => ({ name: e.name, dtype: KILN_DTYPES[e.code], shape: e.shape, bytes: file.subarray(base + e.begin, base + e.end) })),
+    metadata,
+  };
+}
+
+/** Every tensor of a safetensors file as { name, code, shape, begin, end } in file order, the metadata, and where the data begins. */
+function parse(file, where) {
   const fail = (what) => { throw new Error(`kiln: ${where}: ${what}`); };
   if (!(file instanceof Uint8Array)) fail(`expected the bytes of a safetensors file (a Uint8Array), got ${typeof file}`);
   if (file.length < 8) fail(`file of ${file.length} bytes is shorter than its 8-byte header length`);
@@ -99,15 +152,20 @@ export function readSafetensors(file, where = 'weights') {
     fail('__metadata__ must map names to strings');
   }
   const entries = [];
+  const texts = indexTexts(text);
   for (const [name, h] of Object.entries(header)) {
     if (name === '__metadata__') continue;
     const bad = (what) => fail(`tensor ${show(name)} ${what}`);
     if (typeof h !== 'object' || h === null || Array.isArray(h)) bad(`is ${show(h)}, not { dtype, shape, data_offsets }`);
-    if (!SAFETENSORS_DTYPES.includes(h.dtype)) bad(`has an unknown dtype ${show(h.dtype)}`);
-    if (!KILN_DTYPES[h.dtype]) bad(`has dtype ${h.dtype}, which kiln does not read (F32, I32, BOOL)`);
+    if (typeof h.dtype !== 'string' || !Object.hasOwn(SAFETENSORS_BITS, h.dtype)) bad(`has an unknown dtype ${show(h.dtype)}`);
+    const raw = texts.get(name) ?? {};
     if (!Array.isArray(h.shape) || !h.shape.every(isIndex)) bad(`has an invalid shape ${show(h.shape)}: dimensions are non-negative integers`);
+    const shapeText = raw.shape?.find((t) => !plainIndex(t));
+    if (shapeText !== undefined) bad(`has an invalid shape: ${shapeText} is not written as a non-negative integer`);
     const off = h.data_offsets;
     if (!Array.isArray(off) || off.length !== 2 || !off.every(isIndex)) bad(`has invalid data_offsets ${show(off)}: [begin, end], non-negative integers`);
+    const offText = raw.data_offsets?.find((t) => !plainIndex(t));
+    if (offText !== undefined) bad(`has invalid data_offsets: ${offText} is not written as a non-negative integer`);
     entries.push({ name, code: h.dtype, shape: h.shape, begin: off[0], end: off[1] });
   }
   const size = file.length - 8 - n;
@@ -118,29 +176,27 @@ export function readSafetensors(file, where = 'weights') {
     if (e.end < e.begin) bad(`has data_offsets [${e.begin}, ${e.end}] that end before they begin`);
     if (e.end > size) bad(`has data_offsets [${e.begin}, ${e.end}] past the end of the data (${size} bytes)`);
     if (e.begin !== at) bad(`has data_offsets [${e.begin}, ${e.end}] but ${at === 0 ? 'the data begins at 0' : `the tensor before it ends at ${at}`}: tensors cover the data in order, without gaps or overlaps`);
-    const want = e.shape.reduce((a, d) => a * d, 1) * KILN_DTYPES[e.code][1];
-    if (want !== e.end - e.begin) bad(`has ${e.end - e.begin} bytes of data, but ${e.code} of shape [${e.shape}] takes ${want}`);
+    const bits = e.shape.reduce((a, d) => a * d, 1) * SAFETENSORS_BITS[e.code];
+    if (bits % 8 !== 0) bad(`of dtype ${e.code} and shape [${e.shape}] does not fill whole bytes`);
+    if (bits / 8 !== e.end - e.begin) bad(`has ${e.end - e.begin} bytes of data, but ${e.code} of shape [${e.shape}] takes ${bits / 8}`);
     at = e.end;
   }
   if (at !== size) fail(`${size - at} bytes of data follow the last tensor`);
-  const base = 8 + n;
-  return {
-    tensors: entries.map((e) => ({ name: e.name, dtype: KILN_DTYPES[e.code][0], shape: e.shape, bytes: file.subarray(base + e.begin, base + e.end) })),
-    metadata,
-  };
+  return { entries, metadata, base: 8 + n };
 }
 
 /** The tensors the model's params need, by name, each checked against the manifest's dtype and shape. */
 export function paramTensors(file, params, where = 'weights') {
-  const byName = new Map(readSafetensors(file, where).tensors.map((t) => [t.name, t]));
+  const { entries, base } = parse(file, where);
+  const byName = new Map(entries.map((e) => [e.name, e]));
   return new Map(params.map((p) => {
-    const t = byName.get(p.name);
-    if (!t) throw new Error(`kiln: ${where}: has no tensor ${show(p.name)}`);
-    if (t.dtype !== p.dtype) throw new Error(`kiln: ${where}: tensor ${show(p.name)} is ${CODES[t.dtype]}, the model expects ${CODES[p.dtype]}`);
-    if (t.shape.length !== p.shape.length || t.shape.some((d, i) => d !== p.shape[i])) {
-      throw new Error(`kiln: ${where}: tensor ${show(p.name)} has shape [${t.shape}], the model expects [${p.shape}]`);
+    const e = byName.get(p.name);
+    if (!e) throw new Error(`kiln: ${where}: has no tensor ${show(p.name)}`);
+    if (e.code !== CODES[p.dtype]) throw new Error(`kiln: ${where}: tensor ${show(p.name)} is ${e.code}, the model expects ${CODES[p.dtype]}`);
+    if (e.shape.length !== p.shape.length || e.shape.some((d, i) => d !== p.shape[i])) {
+      throw new Error(`kiln: ${where}: tensor ${show(p.name)} has shape [${e.shape}], the model expects [${p.shape}]`);
     }
-    return [p.name, t.bytes];
+    return [p.name, file.subarray(base + e.begin, base + e.end)];
   }));
 }
 

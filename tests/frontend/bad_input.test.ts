@@ -209,6 +209,97 @@ describe('options', () => {
     expect(() => layers[name]!({ name: `${name}_ok` })).not.toThrow();
   });
 
+  // Keras 3.15's keyword arguments of each layer class beyond those of every layer (the Keras signatures; kiln takes
+  // the leading ones, units or filters, positionally), those popped from **kwargs (input_length, rms_scaling, lora_*)
+  // included, and the options of each call beyond its inputs
+  const KERAS_BASE = ['activity_regularizer', 'trainable', 'dtype', 'autocast', 'name', 'input_dim', 'input_shape'];
+  const rnn = ['activation', 'use_bias', 'kernel_initializer', 'recurrent_initializer', 'bias_initializer', 'kernel_regularizer', 'recurrent_regularizer', 'bias_regularizer',
+    'kernel_constraint', 'recurrent_constraint', 'bias_constraint', 'dropout', 'recurrent_dropout', 'return_sequences', 'return_state', 'go_backwards', 'stateful', 'unroll', 'seed'];
+  const conv = ['strides', 'padding', 'data_format', 'dilation_rate', 'groups', 'activation', 'use_bias', 'kernel_initializer', 'bias_initializer', 'kernel_regularizer',
+    'bias_regularizer', 'kernel_constraint', 'bias_constraint', 'lora_rank', 'lora_alpha'];
+  const pool = ['strides', 'padding', 'data_format'], globalPool = ['data_format', 'keepdims'];
+  const KERAS: Record<string, [string[], string[]]> = {
+    Dense: [['activation', 'use_bias', 'kernel_initializer', 'bias_initializer', 'kernel_regularizer', 'bias_regularizer', 'kernel_constraint', 'bias_constraint',
+      'lora_rank', 'lora_alpha', 'quantization_config'], []],
+    Embedding: [['embeddings_initializer', 'embeddings_regularizer', 'embeddings_constraint', 'mask_zero', 'weights', 'lora_rank', 'lora_alpha', 'quantization_config', 'input_length'], []],
+    SimpleRNN: [rnn, ['initial_state', 'mask']], LSTM: [[...rnn, 'recurrent_activation', 'unit_forget_bias', 'use_cudnn'], ['initial_state', 'mask']],
+    GRU: [[...rnn, 'recurrent_activation', 'reset_after', 'use_cudnn'], ['initial_state', 'mask']],
+    Attention: [['use_scale', 'score_mode', 'dropout', 'seed'], ['mask', 'return_attention_scores', 'use_causal_mask']],
+    MultiHeadAttention: [['num_heads', 'key_dim', 'value_dim', 'dropout', 'use_bias', 'output_shape', 'attention_axes', 'sliding_window', 'flash_attention', 'kernel_initializer',
+      'bias_initializer', 'kernel_regularizer', 'bias_regularizer', 'kernel_constraint', 'bias_constraint', 'use_gate', 'seed'],
+    ['query_mask', 'value_mask', 'key_mask', 'attention_mask', 'return_attention_scores', 'use_causal_mask']],
+    Activation: [[], []], Flatten: [['data_format'], []], Reshape: [[], []], Dropout: [['noise_shape', 'seed'], []],
+    Add: [[], []], Subtract: [[], []], Multiply: [[], []], Average: [[], []], Maximum: [[], []], Minimum: [[], []], Concatenate: [['axis'], []],
+    Conv1D: [conv, []], Conv2D: [conv, []], Conv3D: [conv, []],
+    MaxPooling1D: [pool, []], MaxPooling2D: [pool, []], MaxPooling3D: [pool, []], AveragePooling1D: [pool, []], AveragePooling2D: [pool, []], AveragePooling3D: [pool, []],
+    GlobalAveragePooling1D: [globalPool, ['mask']], GlobalAveragePooling2D: [globalPool, []], GlobalAveragePooling3D: [globalPool, []],
+    GlobalMaxPooling1D: [globalPool, []], GlobalMaxPooling2D: [globalPool, []], GlobalMaxPooling3D: [globalPool, []],
+    BatchNormalization: [['axis', 'momentum', 'epsilon', 'center', 'scale', 'beta_initializer', 'gamma_initializer', 'moving_mean_initializer', 'moving_variance_initializer',
+      'beta_regularizer', 'gamma_regularizer', 'beta_constraint', 'gamma_constraint', 'renorm', 'renorm_clipping', 'renorm_momentum', 'synchronized'], ['mask']],
+    LayerNormalization: [['axis', 'epsilon', 'center', 'scale', 'beta_initializer', 'gamma_initializer', 'beta_regularizer', 'gamma_regularizer', 'beta_constraint',
+      'gamma_constraint', 'rms_scaling'], []],
+  };
+  const camel = (k: string) => k.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+  const messageOf = (fn: () => unknown): string => { try { fn(); return ''; } catch (e) { return (e as Error).message; } };
+
+  it.each(Object.keys(KERAS))('%s takes the options its Keras class has (implemented, or an error saying not supported), and no other', (name) => {
+    const own = new Set([...KERAS_BASE, ...KERAS[name]![0]].map(camel));
+    for (const k of own) expect(messageOf(() => layers[name]!({ [k]: { not: 'a default' } })), k).not.toMatch(/unknown option/);
+    const others = new Set(Object.values(KERAS).flatMap(([o]) => o.map(camel)).filter((k) => !own.has(k)));
+    for (const k of others) expect(messageOf(() => layers[name]!({ [k]: false })), k).toMatch(new RegExp(`^${name}( '\\w+')?: unknown option '${k}'`));
+  });
+
+  it('call options: those of the Keras call are not supported (masks, initial states), the others unknown', () => {
+    const seq = ops.ones([1, 2, 2]);
+    const calls: Record<string, (o: object) => unknown> = {
+      Dense: (o) => L.Dense(2)(seq, o), Dropout: (o) => L.Dropout(0.5)(seq, o), LSTM: (o) => L.LSTM(2)(seq, o), GRU: (o) => L.GRU(2)(seq, o),
+      SimpleRNN: (o) => L.SimpleRNN(2)(seq, o), Attention: (o) => L.Attention()([seq, seq], o),
+      MultiHeadAttention: (o) => L.MultiHeadAttention({ numHeads: 1, keyDim: 2 })(seq, seq, o), BatchNormalization: (o) => L.BatchNormalization()(seq, o),
+      GlobalAveragePooling1D: (o) => L.GlobalAveragePooling1D()(seq, o), GlobalMaxPooling1D: (o) => L.GlobalMaxPooling1D()(seq, o),
+      LayerNormalization: (o) => L.LayerNormalization()(seq, o), Flatten: (o) => L.Flatten()(seq, o),
+    };
+    const all = new Set(Object.values(KERAS).flatMap(([, c]) => c.map(camel)));
+    for (const [name, call] of Object.entries(calls)) {
+      const own = KERAS[name]![1].map(camel);
+      for (const k of own) expect(messageOf(() => call({ [k]: ops.ones([1, 2]) })), `${name} ${k}`).toMatch(new RegExp(`^${name} '\\w+' call: option '${k}' is not supported by kiln`));
+      for (const k of [...all].filter((x) => !own.includes(x))) expect(messageOf(() => call({ [k]: false })), `${name} ${k}`).toMatch(new RegExp(`^${name} '\\w+' call: unknown option '${k}'; options: training$`));
+      expect(() => call({ training: false })).not.toThrow();
+    }
+    const m = classifier();
+    expect(oneLine(() => m(ops.ones([1, 2]), untyped({ mask: ops.ones([1, 2]) })))).toMatch(/^Sequential 'sequential' call: option 'mask' is not supported by kiln/);
+    expect(oneLine(() => m(ops.ones([1, 2]), untyped({ queryMask: 1 })))).toMatch(/^Sequential 'sequential' call: unknown option 'queryMask'/);
+  });
+
+  it('keras.Input, optimizers, losses, compile, fit, evaluate and predict: the options of their Keras counterparts only', () => {
+    const m = classifier();
+    const x = ops.ones([2, 2]), y = ops.array([0, 1]);
+    const cases: [() => unknown, string][] = [
+      [() => L.Dense(4, untyped({ returnState: false })), "Dense: unknown option 'returnState'"], // Keras's Dense has none: it raises
+      [() => L.Dense(4, untyped({ activityConstraint: null })), "Dense: unknown option 'activityConstraint'"], // no Keras layer has one
+      [() => keras.Input(untyped({ shape: [2], sparse: true })), "keras.Input: option 'sparse' is not supported"],
+      [() => keras.Input(untyped({ shape: [2], returnState: false })), "keras.Input: unknown option 'returnState'"],
+      [() => keras.optimizers.SGD(untyped({ amsgrad: false })), "optimizers.SGD: unknown option 'amsgrad'"],
+      [() => keras.optimizers.RMSprop(untyped({ useEma: true })), "optimizers.RMSprop: option 'useEma' is not supported"],
+      [() => keras.optimizers.AdamW(untyped({ amsgrad: true })), "optimizers.AdamW: option 'amsgrad' is not supported"],
+      [() => keras.losses.MeanSquaredError(untyped({ labelSmoothing: 0 })), "losses.MeanSquaredError: unknown option 'labelSmoothing'"],
+      [() => keras.losses.CategoricalCrossentropy(untyped({ ignoreClass: null })), "losses.CategoricalCrossentropy: unknown option 'ignoreClass'"],
+      [() => keras.losses.SparseCategoricalCrossentropy(untyped({ ignoreClass: 0 })), "losses.SparseCategoricalCrossentropy: option 'ignoreClass' is not supported"],
+      [() => keras.losses.Huber(untyped({ dtype: 'float16' })), "losses.Huber: option 'dtype' is not supported"],
+      [() => m.compile(untyped({ loss: 'mse', callbacks: [] })), "Model 'sequential': compile: unknown option 'callbacks'"],
+      [() => m.compile(untyped({ loss: 'mse', autoScaleLoss: false })), "Model 'sequential': compile: option 'autoScaleLoss' is not supported"],
+      [() => m.fit(x, y, untyped({ verbose: 0, runEagerly: true })), "fit: unknown option 'runEagerly'"],
+      [() => m.fit(x, y, untyped({ verbose: 0, steps: 1 })), "fit: unknown option 'steps'"],
+      [() => m.evaluate(x, y, untyped({ verbose: 0, classWeight: {} })), "evaluate: unknown option 'classWeight'"],
+      [() => m.evaluate(x, y, untyped({ verbose: 0, steps: 1 })), "evaluate: option 'steps' is not supported"],
+      [() => m.predict(x, untyped({ sampleWeight: [1, 1] })), "predict: unknown option 'sampleWeight'"],
+    ];
+    for (const [fn, start] of cases) expect(oneLine(fn).startsWith(start), `${oneLine(fn)} / ${start}`).toBe(true);
+    // their Keras options at the Keras defaults are accepted
+    expect(() => keras.optimizers.Adam(untyped({ amsgrad: false, clipnorm: null, useEma: false }))).not.toThrow();
+    expect(() => keras.losses.SparseCategoricalCrossentropy(untyped({ ignoreClass: null, axis: -1 }))).not.toThrow();
+    expect(() => L.LSTM(2, untyped({ useCudnn: 'auto', seed: null }))).not.toThrow();
+  });
+
   it.each([
     ['LSTM', () => L.LSTM(2, untyped({ returnState: true })), "LSTM: option 'returnState' is not supported by kiln (it accepts only the Keras default, false)"],
     ['GRU', () => L.GRU(2, untyped({ name: 'g', dropout: 0.2 })), "GRU 'g': option 'dropout' is not supported by kiln (it accepts only the Keras default, 0)"],
@@ -240,7 +331,7 @@ describe('options', () => {
       .toBe("MultiHeadAttention 'multi_head_attention' call: option 'attentionMask' is not supported by kiln (it accepts only the Keras default, null)");
     expect(oneLine(() => mha(q, q, untyped({ returnAttentionScores: true })))).toMatch(/option 'returnAttentionScores' is not supported/);
     expect(oneLine(() => L.Attention()([q, q], untyped({ useCausalMask: true })))).toMatch(/^Attention 'attention' call: option 'useCausalMask' is not supported/);
-    expect(oneLine(() => L.Dense(2)(q, untyped({ mask: ops.ones([1, 2]) })))).toMatch(/^Dense 'dense' call: option 'mask' is not supported/);
+    expect(oneLine(() => L.Dense(2)(q, untyped({ mask: ops.ones([1, 2]) })))).toMatch(/^Dense 'dense' call: unknown option 'mask'; options: training$/); // Keras's Dense.call has no mask
     expect(oneLine(() => L.Dense(2)(q, untyped({ trainig: true })))).toMatch(/^Dense 'dense_1' call: unknown option 'trainig'; options: training$/);
     expect(mha(q, q, { training: true }).shape).toEqual([1, 2, 2]);
   });
@@ -259,7 +350,8 @@ describe('options', () => {
     const inputs = keras.Input({ shape: [2] });
     expect(oneLine(() => keras.Model(untyped({ inputs, outputs: L.Dense(1)(inputs), trainable: false })))).toMatch(/^keras.Model: unknown option 'trainable'; options: inputs, outputs, name$/);
     expect(oneLine(() => keras.Sequential([], untyped({ inputShape: [2] })))).toMatch(/^Sequential: unknown option 'inputShape'; options: name, trainable$/);
-    expect(oneLine(() => keras.losses.SparseCategoricalCrossentropy(untyped({ axis: 0 })))).toMatch(/^losses.SparseCategoricalCrossentropy: unknown option 'axis'; options: reduction, name, fromLogits$/);
+    expect(oneLine(() => keras.losses.SparseCategoricalCrossentropy(untyped({ axis: 0 })))).toBe("losses.SparseCategoricalCrossentropy: option 'axis' is not supported by kiln (it accepts only the Keras default, -1)");
+    expect(oneLine(() => keras.losses.SparseCategoricalCrossentropy(untyped({ axes: 0 })))).toMatch(/^losses.SparseCategoricalCrossentropy: unknown option 'axes'; options: reduction, name, fromLogits$/);
     expect(oneLine(() => keras.losses.MeanSquaredError(untyped({ reduction: 'avg' })))).toMatch(/^losses.MeanSquaredError: reduction must be one of /);
     expect(oneLine(() => keras.optimizers.Adam(untyped({ beta_1: 0.8 })))).toMatch(/^optimizers.Adam: unknown option 'beta_1' \(did you mean 'beta1'\?\)/);
     expect(oneLine(() => keras.optimizers.SGD(untyped({ learningRate: 'fast' })))).toBe('optimizers.SGD: learningRate must be a non-negative number, got fast');
@@ -267,6 +359,32 @@ describe('options', () => {
     expect(oneLine(() => L.Dense(2, { activation: 'rleu' }))).toMatch(/^Dense: option 'activation': unknown activation 'rleu'; known: /);
     expect(oneLine(() => L.LSTM(2, { name: 'l', recurrentInitializer: 'orthogonl' }))).toMatch(/^LSTM 'l': option 'recurrentInitializer': unknown initializer 'orthogonl'; known: /);
     expect(oneLine(() => m.fit(x, y, untyped({ verbose: 0, validationData: x })))).toMatch(/^fit: validationData must be \[x, y\], got a Tensor$/);
+  });
+
+  it('metrics: a misspelt name is an error in compile naming it and listing the known ones; unknown constructor options are errors', () => {
+    const m = classifier();
+    const known = 'known: accuracy, acc, sparse_categorical_accuracy, categorical_accuracy, binary_accuracy, mae, mean_absolute_error, mse, mean_squared_error';
+    expect(oneLine(() => m.compile({ loss: 'sparse_categorical_crossentropy', metrics: ['accuracy', 'acc2'] }))).toBe(`Model 'sequential': compile: unknown metric 'acc2'; ${known}`);
+    expect(oneLine(() => m.compile({ loss: 'sparse_categorical_crossentropy', metrics: { dense: ['acc2'] } }))).toBe(`Model 'sequential': compile: unknown metric 'acc2'; ${known}`);
+    expect(oneLine(() => m.compile({ loss: 'sparse_categorical_crossentropy', metrics: [['mae', 'msee']] }))).toMatch(/^Model 'sequential': compile: unknown metric 'msee'; known: /);
+    expect(oneLine(() => m.compile(untyped({ loss: 'sparse_categorical_crossentropy', metrics: [5] })))).toBe("Model 'sequential': compile: a metric is a name or a keras.metrics object, got number 5");
+    expect(oneLine(() => m.compile(untyped({ loss: 'sparse_categorical_crossentropy', metrics: 'accuracy' })))).toMatch(/^Model 'sequential': compile: metrics must be a list, .*got the string "accuracy"$/);
+    // the compile that failed left the earlier one in place: fit still reports its accuracy
+    const h = m.fit(ops.ones([2, 2]), ops.array([0, 1]), { verbose: 0 });
+    expect(Object.keys(h.history)).toEqual(['loss', 'accuracy']);
+
+    expect(oneLine(() => keras.metrics.Accuracy(untyped({ foo: 1 })))).toBe("metrics.Accuracy: unknown option 'foo'; options: name, dtype");
+    expect(oneLine(() => keras.metrics.BinaryAccuracy(untyped({ treshold: 0.7 })))).toBe("metrics.BinaryAccuracy: unknown option 'treshold'; options: name, dtype, threshold");
+    expect(oneLine(() => keras.metrics.Mean(untyped(5)))).toBe('metrics.Mean: options must be an object, got number 5');
+    expect(oneLine(() => keras.metrics.MeanSquaredError(untyped({ name: 7 })))).toBe('metrics.MeanSquaredError: name must be a non-empty string, got number 7');
+    expect(oneLine(() => keras.metrics.SparseCategoricalAccuracy(untyped({ dtype: 'float64' })))).toBe("metrics.SparseCategoricalAccuracy: dtype must be 'float32' (kiln's metrics accumulate in float32), got the string \"float64\"");
+    expect(oneLine(() => keras.metrics.BinaryAccuracy({ threshold: untyped('high') }))).toBe('metrics.BinaryAccuracy: threshold must be a finite number, got the string "high"');
+    // the name as Keras's first positional argument, or in the options; threshold used
+    expect(keras.metrics.Accuracy('exact').name).toBe('exact');
+    expect(keras.metrics.CategoricalAccuracy({ name: 'cat', dtype: 'float32' }).name).toBe('cat');
+    const b = keras.metrics.BinaryAccuracy({ threshold: 0.7 });
+    b.updateState(ops.array([[1], [1], [0]], 'float32'), ops.array([[0.8], [0.6], [0.2]], 'float32'));
+    expect(b.result().data[0]).toBeCloseTo(2 / 3, 6); // 0.6 is under 0.7: one of three wrong
   });
 
   it('applyGradients takes [gradient, variable] pairs: anything else is one line naming the pair', () => {

@@ -60,12 +60,21 @@ const hostile: [string, Uint8Array, string][] = [
   ['an entry that is not an object', file({ w: 5 }), 'tensor "w" is 5, not { dtype, shape, data_offsets }'],
   ['an unknown dtype', file({ w: { ...f32([1], 0, 4), dtype: 'X99' } }, 4), 'tensor "w" has an unknown dtype "X99"'],
   ['a dtype that is not a string', file({ w: { ...f32([1], 0, 4), dtype: 7 } }, 4), 'tensor "w" has an unknown dtype 7'],
-  ['a dtype kiln does not read', file({ w: { ...f32([2], 0, 4), dtype: 'F16' } }, 4), 'tensor "w" has dtype F16, which kiln does not read (F32, I32, BOOL)'],
+  ['an F16 tensor of the wrong size (checked with 16 bits)', file({ w: { ...f32([3], 0, 4), dtype: 'F16' } }, 4), 'tensor "w" has 4 bytes of data, but F16 of shape [3] takes 6'],
+  ['an I64 tensor of the wrong size (checked with 64 bits)', file({ w: { ...f32([1], 0, 4), dtype: 'I64' } }, 4), 'tensor "w" has 4 bytes of data, but I64 of shape [1] takes 8'],
+  ['F4 elements that do not fill whole bytes', file({ w: { ...f32([3], 0, 2), dtype: 'F4' } }, 2), 'tensor "w" of dtype F4 and shape [3] does not fill whole bytes'],
+  ['F6 elements that do not fill whole bytes', file({ w: { ...f32([2], 0, 2), dtype: 'F6_E2M3' } }, 2), 'tensor "w" of dtype F6_E2M3 and shape [2] does not fill whole bytes'],
   ['a negative dimension', file({ w: f32([-1, 2], 0, 8) }, 8), 'tensor "w" has an invalid shape [-1,2]: dimensions are non-negative integers'],
   ['a fractional dimension', file({ w: f32([1.5, 2], 0, 12) }, 12), 'tensor "w" has an invalid shape [1.5,2]: dimensions are non-negative integers'],
   ['a dimension as a string', file({ w: f32(['2'] as never, 0, 8) }, 8), 'tensor "w" has an invalid shape ["2"]: dimensions are non-negative integers'],
   ['no shape', file({ w: { dtype: 'F32', data_offsets: [0, 4] } }, 4), 'tensor "w" has an invalid shape undefined: dimensions are non-negative integers'],
   ['three offsets', file({ w: { dtype: 'F32', shape: [1], data_offsets: [0, 4, 8] } }, 8), 'tensor "w" has invalid data_offsets [0,4,8]: [begin, end], non-negative integers'],
+  ['a dimension written 1.0', file('{"w":{"dtype":"F32","shape":[1.0],"data_offsets":[0,4]}}', 4), 'tensor "w" has an invalid shape: 1.0 is not written as a non-negative integer'],
+  ['a dimension written 1e0', file('{"w":{"dtype":"F32","shape":[2, 1e0],"data_offsets":[0,8]}}', 8), 'tensor "w" has an invalid shape: 1e0 is not written as a non-negative integer'],
+  ['a dimension written -0', file('{"w":{"dtype":"F32","shape":[-0],"data_offsets":[0,0]}}'), 'tensor "w" has an invalid shape: -0 is not written as a non-negative integer'],
+  ['an offset written 4.0', file('{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4.0]}}', 4), 'tensor "w" has invalid data_offsets: 4.0 is not written as a non-negative integer'],
+  ['an offset written 0E5', file('{"w":{"dtype":"F32","shape":[1],"data_offsets":[0E5,4]}}', 4), 'tensor "w" has invalid data_offsets: 0E5 is not written as a non-negative integer'],
+  ['an offset written -0', file('{"w":{"dtype":"F32","shape":[1],"data_offsets":[-0,4]}}', 4), 'tensor "w" has invalid data_offsets: -0 is not written as a non-negative integer'],
   ['a negative offset', file({ w: f32([1], -4, 0) }, 4), 'tensor "w" has invalid data_offsets [-4,0]: [begin, end], non-negative integers'],
   ['a fractional offset', file({ w: f32([1], 0, 4.5) }, 4), 'tensor "w" has invalid data_offsets [0,4.5]: [begin, end], non-negative integers'],
   ['offsets that end before they begin', file({ w: f32([1], 4, 0) }, 4), 'tensor "w" has data_offsets [4, 0] that end before they begin'],
@@ -92,6 +101,11 @@ describe('hostile safetensors files are rejected by both readers, in one line na
     ['a dtype that differs from the manifest', [{ name: 'b', dtype: 'float32', shape: [] }], 'tensor "b" is I32, the model expects F32'],
     ['a shape that differs from the manifest (same size)', [{ name: 'w', dtype: 'float32', shape: [1, 2] }], 'tensor "w" has shape [2,1], the model expects [1,2]'],
   ] as [string, TensorSpec[], string][])('%s', (_, expected, message) => expectRejected(good, message, expected));
+
+  it('a param in a dtype kiln does not read (F16) is refused by name', () => {
+    const bytes = file({ w: { dtype: 'F16', shape: [2], data_offsets: [0, 4] } }, 4);
+    expectRejected(bytes, 'tensor "w" is F16, the model expects F32', [{ name: 'w', dtype: 'float32', shape: [2] }]);
+  });
 });
 
 describe('valid files', () => {
@@ -121,6 +135,33 @@ describe('valid files', () => {
     }
     const out = readSafetensors(file({ b: f32([1], 4, 8), a: f32([1], 0, 4) }, new Uint8Array(new Float32Array([1, 2]).buffer)));
     expect(out.tensors.map((t) => [t.name, t.data[0]])).toEqual([['a', 1], ['b', 2]]); // file order
+  });
+
+  it('tensors of every other dtype of the format (an F16 copy, an I64 counter, F4 ...) are checked with their bits and ignored', () => {
+    // bytes of 3 elements ([3]) or, for the sub-byte dtypes, of 4 ([4]); w (F32), the param, after them all
+    const others: [string, number[], number][] = [['U8', [3], 3], ['I8', [3], 3], ['F8_E5M2', [3], 3], ['F8_E4M3', [3], 3], ['F8_E8M0', [3], 3],
+      ['I16', [3], 6], ['U16', [3], 6], ['F16', [3], 6], ['BF16', [3], 6], ['U32', [3], 12], ['F64', [3], 24], ['I64', [3], 24], ['U64', [3], 24],
+      ['C64', [3], 24], ['F4', [4], 2], ['F6_E2M3', [4], 3], ['F6_E3M2', [4], 3]];
+    const header: Record<string, unknown> = {};
+    let at = 0;
+    for (const [code, shape, bytes] of others) {
+      header[`x_${code}`] = { dtype: code, shape, data_offsets: [at, at + bytes] };
+      at += bytes;
+    }
+    header['w'] = f32([2], at, at + 8);
+    const data = new Uint8Array(at + 8);
+    data.set(new Uint8Array(Float32Array.of(1.5, -2).buffer), at);
+    const bytes = file(header, data);
+    const w: TensorSpec[] = [{ name: 'w', dtype: 'float32', shape: [2] }];
+    expect(readSafetensors(bytes, w).tensors.map((t) => [t.name, t.dtype, Array.from(t.data)])).toEqual([['w', 'float32', [1.5, -2]]]);
+    expect(loaderRead(bytes).tensors.map((t) => t.name)).toEqual(['w']);
+    expect(Array.from(new Float32Array(loaderParams(bytes, w).get('w')!.slice().buffer))).toEqual([1.5, -2]);
+  });
+
+  it('integers written plainly, also inside fields the readers ignore (1.0 there is not an error)', () => {
+    const bytes = file('{"w":{"dtype":"F32","shape":[ 2 ,1 ],"data_offsets":[0, 8],"extra":{"shape":[1.0],"data_offsets":[-0,1e0]}},"__metadata__":{"n":"1.0"}}', 8);
+    expect(readSafetensors(bytes).tensors.map((t) => t.shape)).toEqual([[2, 1]]);
+    expect(loaderRead(bytes).tensors.map((t) => t.shape)).toEqual([[2, 1]]);
   });
 
   it('damaged copies of a valid file: both readers agree, and every rejection is a one-line Error', () => {
