@@ -20,7 +20,7 @@ function failures(text: string): string[] {
   const c = makeCase(dataSeed, graph, dataSeed);
   return WHERE.flatMap(([target, schedule]) => {
     const [o] = runCases(target, [c], { schedule, workDir: work, timeoutMs: 60_000 });
-    return o ? [`${target}${schedule ? ` (${schedule} schedule)` : ''}: ${o.kind}: ${o.message}`] : [];
+    return o && o.kind !== 'fma-approx' ? [`${target}${schedule ? ` (${schedule} schedule)` : ''}: ${o.kind}: ${o.message}`] : [];
   });
 }
 
