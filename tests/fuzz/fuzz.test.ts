@@ -51,9 +51,9 @@ function fuzz(target: string, count: number, offset: number): void {
 }
 
 describe('fuzzing new seeds (each command is printed; a failure prints the command for each seed and its shrunk reproducer)', () => {
-  it('the loop interpreter under each schedule', () => fuzz('loop', 300, 0), 300_000);
-  it('wasm', () => fuzz('wasm', 40, 300), 300_000);
-  it('llvm', () => fuzz('llvm', 40, 340), 300_000);
+  it('the loop interpreter under each schedule', () => fuzz('loop', 800, 0), 300_000);
+  it('wasm', () => fuzz('wasm', 100, 800), 300_000);
+  it('llvm', () => fuzz('llvm', 80, 900), 300_000);
 });
 
 describe('the shrinker', () => {
