@@ -401,8 +401,9 @@ class KernelBuilder {
 
   private binary(op: string, x: Expr, y: Expr): V {
     const b = this.b, vec = this.varying(x) || this.varying(y);
-    // a*b + c as llvm.fmuladd: one rounding where the CPU has FMA (the accumulation of every contraction)
-    if (op === 'add' && x.t === 'f32') {
+    // a*b + c as llvm.fmuladd: one rounding where the CPU has FMA (the accumulation of every contraction);
+    // without contraction, fmul and fadd round each as the interpreter does
+    if (op === 'add' && x.t === 'f32' && this.g.contract) {
       const [m, other] = y.k === 'binary' && y.op === 'mul' ? [y, x] : x.k === 'binary' && x.op === 'mul' ? [x, y] : [undefined, undefined];
       if (m && other) return this.intrinsic(llvm().Intrinsic.fmuladd, [m.a, m.b, other].map((e) => this.lift(this.expr(e), 'f32', vec)), 'f32', vec);
     }
@@ -571,7 +572,7 @@ class LlvmModule {
   readonly k: ReturnType<typeof constants>;
   private readonly externs = new Map<string, Fn>();
 
-  constructor(name: string) {
+  constructor(name: string, readonly contract: boolean) {
     const L = llvm();
     this.ctx = new L.LLVMContext();
     this.mod = new L.Module(name, this.ctx);
@@ -630,11 +631,12 @@ function scalarOfDtype(d: string): Scalar {
 
 /**
  * Renders every entry as `void kiln_<entry>(unsigned char *mem)` over the shared layout (local arrays become
- * allocas, not scratch memory). Returns the module as text (verified) for opt-14.
+ * allocas, not scratch memory). Returns the module as text (verified) for opt-14. contract: a*b + c as one
+ * llvm.fmuladd (see LlvmTargetOptions.contract).
  */
-export function renderLlvm(entries: readonly Entry[], layout: Layout, name: string): string {
+export function renderLlvm(entries: readonly Entry[], layout: Layout, name: string, contract = true): string {
   const L = llvm();
-  const g = new LlvmModule(name);
+  const g = new LlvmModule(name, contract);
   for (const e of entries) {
     const bufTypes = new Map(e.program.buffers.map((b) => [b.name, scalarOfDtype(b.dtype)]));
     const kernels = e.program.kernels.map((k) => {

@@ -32,6 +32,11 @@ export interface LlvmTargetOptions extends NativeTargetOptions {
    * the object, model.h, model_desc.c and the runtime sources to build with that target's C compiler; no executables.
    */
   readonly triple?: string;
+  /**
+   * a*b + c as one llvm.fmuladd (default true: fused where the CPU has FMA); false renders fmul and fadd, rounded
+   * each as the graph interpreter rounds them (the fuzzer tells FMA's approximation from a miscompile this way).
+   */
+  readonly contract?: boolean;
 }
 
 /**
@@ -53,7 +58,7 @@ export function compileLlvm(o: LlvmTargetOptions): string[] {
   mkdirSync(dir, { recursive: true });
   const cpu = o.cpu ?? (o.triple ? undefined : hostCpu());
   const machine = [...(o.triple ? [`-mtriple=${o.triple}`] : []), ...(cpu ? [`-mcpu=${cpu}`] : [])];
-  writeFileSync(path.join(dir, 'model.ll'), renderLlvm(entries, layout, 'model'));
+  writeFileSync(path.join(dir, 'model.ll'), renderLlvm(entries, layout, 'model', o.contract ?? true));
   sh('llvm', 'opt-14', ['-O3', ...machine, 'model.ll', '-o', 'model.bc'], dir);
   sh('llvm', 'llc-14', ['-O3', ...machine, '-relocation-model=pic', '-filetype=obj', 'model.bc', '-o', 'model.o'], dir);
   writeFileSync(path.join(dir, 'model.h'), headerSource(o, layout));
