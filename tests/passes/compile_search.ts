@@ -36,7 +36,8 @@ export function unitGraph(seed: number): Graph {
   const bcast = (x: Node, s: Shape) => (x.type.shape.join() === s.join() ? x : e('broadcast', [x], { shape: s }));
   const floats = (x: Node) => x.type.dtype === 'float32';
   const pool: Node[] = [b.input(`x${inputs++}`, { dtype: 'float32', shape: shape(int(1, 4)) })];
-  const w = r() < 0.6 ? b.param('w', { dtype: 'float32', shape: shape(int(1, 3)) }) : undefined;
+  // w of two non-unit axes half the time: a transposed read of it then reads other elements than it writes
+  const w = r() < 0.6 ? b.param('w', { dtype: 'float32', shape: r() < 0.5 ? [int(2, 3), int(2, 3)] : shape(int(1, 3)) }) : undefined;
   if (w) pool.push(w);
   const some = () => pool[Math.max(0, pool.length - 1 - Math.floor(Math.abs(r() - r()) * pool.length))]!;
   /** x brought to shape s: squeezed/expanded by a reshape when sizes match, else reduced to a scalar and broadcast. */
@@ -123,7 +124,8 @@ export function unitGraph(seed: number): Graph {
   for (let i = int(4, 12); i > 0; i--) {
     try {
       const n = pick(steps)();
-      if (floats(n)) pool.push(n);
+      // gathers multiply ranks: values past a few thousand elements are left out (the interpreters are slow on them)
+      if (floats(n) && sizeOf(n.type.shape) <= 2048 && n.type.shape.length <= 6) pool.push(n);
     } catch (err) {
       if (!(err instanceof ShapeError)) throw err;
     }
@@ -134,7 +136,7 @@ export function unitGraph(seed: number): Graph {
   if (w) {
     // w - 0.1 g, g often read from w itself at other elements (transposed, reversed, reduced)
     const s = w.type.shape;
-    const g = r() < 0.4 ? fit(e('exp', [e('transpose', [w], { perm: [...s.keys()].reverse() })]), s) : fit(pick([...computed, w]), s);
+    const g = r() < 0.4 ? fit(e('transpose', [e('exp', [w])], { perm: [...s.keys()].reverse() }), s) : fit(pick([...computed, w]), s);
     updates.push({ param: w, value: e('sub', [w, e('mul', [b.constant(0.1, 'float32', s), g])]) });
   }
   return b.finish(`unit_${seed}`, [...new Set(outs)].map((node, i) => ({ name: `y${i}`, node })), updates);
@@ -201,8 +203,9 @@ export function kerasModel(seed: number): { model: keras.Model; text: string; in
       },
     },
   ];
-  const rank = pick([1, 2, 3, 3]);
-  const input = Array.from({ length: rank }, () => (rank === 3 ? pick([1, 2, 3, 4, 5]) : dim()));
+  const cnn = r() < 0.4;
+  const rank = cnn ? 3 : pick([1, 2, 3, 3]);
+  const input = cnn ? [int(3, 6), int(3, 6), int(1, 2)] : Array.from({ length: rank }, () => (rank === 3 ? pick([1, 2, 3, 4, 5]) : dim()));
   const inp = keras.Input({ shape: input });
   let t = inp;
   const texts = [`Input([${input}])`];
@@ -217,8 +220,12 @@ export function kerasModel(seed: number): { model: keras.Model; text: string; in
       return false;
     }
   };
-  for (let i = int(2, 6); i > 0; i--) {
-    const m = pick(makers).make(t.shape.slice(1) as number[]);
+  // a small CNN (conv, maybe normalized and pooled, then global pooling or flatten), or any layers that fit
+  const byName = (name: string) => makers.find((m) => m.name === name)!;
+  const plan = cnn ? ['Conv2D', ...(r() < 0.6 ? ['BatchNormalization'] : []), ...(r() < 0.6 ? ['Pooling2D'] : []), pick(['GlobalPooling', 'Flatten'])]
+    : Array.from({ length: int(2, 6) }, () => pick(makers).name);
+  for (const name of plan) {
+    const m = byName(name).make(t.shape.slice(1) as number[]);
     if (m) add(m.layer, m.text);
   }
   if (t.shape.length > 2) add(L.Flatten(), 'Flatten');
@@ -294,15 +301,17 @@ function main(): void {
   const seen = new Map<string, number>();
   const counts = { keras: 0, kerasFailed: 0, graphs: 0, graphsFailed: 0 };
   const report = (what: string, problems: string[], repro: () => string) => {
-    for (const p of problems) {
+    const fresh = problems.filter((p) => {
       const c = classOf(p);
       seen.set(c, (seen.get(c) ?? 0) + 1);
-      if (seen.get(c) === 1 || verbose) console.log(`\n${what}: ${p}\n${repro()}`);
-    }
+      return seen.get(c) === 1;
+    });
+    if (fresh.length || (verbose && problems.length)) console.log(`\n${what}:\n  ${problems.join('\n  ')}\n${repro()}`);
   };
   const r = rng(SEED);
   for (let i = 0; Date.now() < end; i++) {
     const seed = SEED * 1_000_003 + i;
+    if (args.includes('--trace')) process.stderr.write(`${seed} `);
     if (r() < KERAS_SHARE) {
       const { text, problems } = checkKeras(seed);
       counts.keras++;
