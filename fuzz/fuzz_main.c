@@ -27,7 +27,7 @@ int main(int argc, char **argv) {
     for (i = 0; i < e->n_inputs; i++) {
       kiln_dtype dt;
       int rank;
-      long shape[8];
+      long shape[KILN_MAX_RANK];
       snprintf(path, sizeof path, "%s/in%d.npy", argv[a], i);
       if (kiln_npy_read(path, &dt, &rank, shape, &in[i]) != KILN_OK) die(kiln_error());
     }

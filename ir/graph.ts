@@ -2,6 +2,9 @@
 import { type Attrs, type AttrValue, type Op, ShapeError, inferType } from './ops.js';
 import { type DType, type Shape, type TensorType, formatType, sizeOf } from './types.js';
 
+/** The most dimensions a value may have: NumPy's limit before 2.0, and the C runtime's (KILN_MAX_RANK). */
+export const MAX_RANK = 32;
+
 /** One SSA value: an op applied to source values. Structurally equal nodes of one builder are the same object. */
 export interface Node {
   readonly id: number;
@@ -51,6 +54,7 @@ export class Builder {
   readonly params: Node[] = [];
 
   private make(op: Op, type: TensorType, src: readonly Node[], attrs: Attrs): Node {
+    if (type.shape.length > MAX_RANK) throw new ShapeError(`${op}: rank ${type.shape.length} is more than the ${MAX_RANK} dimensions kiln supports`);
     const keys = Object.keys(attrs).sort();
     const key = `${op}|${formatType(type)}|${src.map((s) => s.id).join(',')}|${keys.map((k) => `${k}=${attrKey(attrs[k]!)}`).join(';')}`;
     const hit = this.interned.get(key);

@@ -64,7 +64,7 @@ static int check_tensor(const kiln_model_desc *m, const kiln_tensor *t, const ch
   if (!t->name) return fail(KILN_ERR_ARG, "model description: a %s has no name", what);
   if (t->dtype != KILN_F32 && t->dtype != KILN_I32 && t->dtype != KILN_BOOL)
     return fail(KILN_ERR_ARG, "model description: %s '%s' has an unknown dtype %d", what, t->name, (int)t->dtype);
-  if (t->rank < 0 || t->rank > 8) return fail(KILN_ERR_ARG, "model description: %s '%s' has rank %d", what, t->name, t->rank);
+  if (t->rank < 0 || t->rank > KILN_MAX_RANK) return fail(KILN_ERR_ARG, "model description: %s '%s' has rank %d", what, t->name, t->rank);
   for (i = 0; i < t->rank; i++) {
     if (t->shape[i] < 0 || (t->shape[i] > 0 && count > LONG_MAX / t->shape[i]))
       return fail(KILN_ERR_ARG, "model description: %s '%s' has a bad shape", what, t->name);
@@ -130,7 +130,7 @@ typedef struct {
   char *name;  /* decoded in place inside the header buffer */
   char *dtype;
   int rank;
-  long shape[8];
+  long shape[KILN_MAX_RANK];
   unsigned long long begin, end;
 } st_entry;
 
@@ -320,7 +320,7 @@ static int juint_array(jparser *p, unsigned long long *v, int max, int *count) {
   jws(p);
   if (p->s < p->end && *p->s == ']') { p->s++; return 1; }
   for (;;) {
-    if (*count == max) return jerr(p, max == 8 ? "shape has more than 8 dimensions" : "too many values in an array");
+    if (*count == max) return jerr(p, max == KILN_MAX_RANK ? "shape has too many dimensions" : "too many values in an array");
     if (!juint(p, &v[(*count)++])) return 0;
     jws(p);
     if (p->s < p->end && *p->s == ',') { p->s++; continue; }
@@ -330,7 +330,7 @@ static int juint_array(jparser *p, unsigned long long *v, int max, int *count) {
 
 static int jtensor(jparser *p, st_entry *t) {
   int have_dtype = 0, have_shape = 0, have_offsets = 0, i, n;
-  unsigned long long v[8];
+  unsigned long long v[KILN_MAX_RANK];
   if (!jexpect(p, '{')) return 0;
   jws(p);
   if (p->s < p->end && *p->s == '}') return jerr(p, "tensor entry is empty");
@@ -344,7 +344,7 @@ static int jtensor(jparser *p, st_entry *t) {
       if (!jstring(p, &t->dtype)) return 0;
     } else if (strcmp(key, "shape") == 0) {
       if (have_shape++) return jerr(p, "duplicate key \"shape\"");
-      if (!juint_array(p, v, 8, &n)) return 0;
+      if (!juint_array(p, v, KILN_MAX_RANK, &n)) return 0;
       for (i = 0; i < n; i++) t->shape[i] = (long)v[i]; /* below 2^53 */
       t->rank = n;
     } else if (strcmp(key, "data_offsets") == 0) {
@@ -901,7 +901,7 @@ static int pchar(pyparser *p, char c) {
   return 0;
 }
 
-static int npy_header(const char *path, const char *h, size_t n, char *descr, int *fortran, int *rank, long shape[8]) {
+static int npy_header(const char *path, const char *h, size_t n, char *descr, int *fortran, int *rank, long shape[KILN_MAX_RANK]) {
   pyparser p;
   int have = 0;
   p.s = h;
@@ -935,7 +935,7 @@ static int npy_header(const char *path, const char *h, size_t n, char *descr, in
           v = v * 10 + (*p.s++ - '0');
         }
         if (p.s < p.end && *p.s == 'L') p.s++; /* Python 2 longs */
-        if (*rank == 8) return fail(KILN_ERR_SHAPE, "%s: arrays of more than 8 dimensions are not supported", path);
+        if (*rank == KILN_MAX_RANK) return fail(KILN_ERR_SHAPE, "%s: arrays of more than %d dimensions are not supported", path, KILN_MAX_RANK);
         shape[(*rank)++] = v;
         if (!pchar(&p, ',')) {
           if (pchar(&p, ')')) break;
@@ -957,7 +957,7 @@ static int npy_header(const char *path, const char *h, size_t n, char *descr, in
   return KILN_OK;
 }
 
-int kiln_npy_read(const char *path, kiln_dtype *dtype, int *rank, long shape[8], void **data) {
+int kiln_npy_read(const char *path, kiln_dtype *dtype, int *rank, long shape[KILN_MAX_RANK], void **data) {
   FILE *f;
   unsigned char pre[12];
   unsigned long hlen;
@@ -1067,11 +1067,11 @@ done:
 
 /* Writes one .npy to the temporary file of w (opened here). */
 static int npy_put(wfile *w, const kiln_npy_file *o) {
-  char h[512];
+  char h[1024]; /* 32 dimensions of up to 19 digits fit */
   unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, 0, 0};
   int n, i, pad, rc;
   long count = 1;
-  if (!o->path || (o->rank && !o->shape) || o->rank < 0 || o->rank > 8) return fail(KILN_ERR_ARG, "kiln_npy_write: bad arguments");
+  if (!o->path || (o->rank && !o->shape) || o->rank < 0 || o->rank > KILN_MAX_RANK) return fail(KILN_ERR_ARG, "kiln_npy_write: bad arguments");
   n = snprintf(h, sizeof h, "{'descr': '%s', 'fortran_order': False, 'shape': (",
                o->dtype == KILN_F32 ? "<f4" : o->dtype == KILN_I32 ? "<i4" : "|b1");
   for (i = 0; i < o->rank; i++) {

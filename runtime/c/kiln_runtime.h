@@ -11,7 +11,9 @@ extern "C" {
 typedef enum { KILN_F32 = 0, KILN_I32 = 1, KILN_BOOL = 2 } kiln_dtype;
 
 /* offset: byte offset in the model memory; size: elements */
-typedef struct { const char *name; kiln_dtype dtype; int rank; long shape[8]; long offset; long size; } kiln_tensor;
+/* the most dimensions a tensor may have (as the graph IR's MAX_RANK) */
+#define KILN_MAX_RANK 32
+typedef struct { const char *name; kiln_dtype dtype; int rank; long shape[KILN_MAX_RANK]; long offset; long size; } kiln_tensor;
 
 /* after an entry runs: memmove(mem+to, mem+from, bytes) (update values not written in place) */
 typedef struct { long from, to, bytes; } kiln_copy;
@@ -77,8 +79,8 @@ int kiln_save_weights(const kiln_model_desc *m, const unsigned char *mem, const 
 
 /* .npy: reads '<f4', '<i4', '|b1', and '<f8' / '<i8' converted to float32 / int32; C order (Fortran
    order only where at most one dimension exceeds 1); a NumPy header and exactly the data its shape needs.
-   *data is malloc'ed (free it with free()); rank <= 8. */
-int kiln_npy_read(const char *path, kiln_dtype *dtype, int *rank, long shape[8], void **data);
+   *data is malloc'ed (free it with free()); rank <= KILN_MAX_RANK. */
+int kiln_npy_read(const char *path, kiln_dtype *dtype, int *rank, long shape[KILN_MAX_RANK], void **data);
 int kiln_npy_write(const char *path, kiln_dtype dtype, int rank, const long *shape, const void *data);
 
 /* Writes n .npy files all or none: each is written whole to its temporary file before any is renamed into place,

@@ -67,7 +67,7 @@ int main(int argc, char **argv) {
     const kiln_tensor *t = &e->inputs[i];
     kiln_dtype dt;
     int rank, same;
-    long shape[8];
+    long shape[KILN_MAX_RANK];
     void *data;
     if (kiln_npy_read(files[i], &dt, &rank, shape, &data) != KILN_OK) die(kiln_error());
     if (dt != t->dtype) {

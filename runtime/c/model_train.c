@@ -159,7 +159,7 @@ int main(int argc, char **argv) {
   for (i = 0; i < n_data; i++) {
     dataset *s = &d[i];
     int rank;
-    long shape[8], elems = 1;
+    long shape[KILN_MAX_RANK], elems = 1;
     void *data;
     if (kiln_npy_read(files[i], &s->dtype, &rank, shape, &data) != KILN_OK) die(kiln_error());
     s->data = (unsigned char *)data;

@@ -9,7 +9,7 @@
 int main(int argc, char **argv) {
   kiln_dtype dt;
   int rank, i, rc;
-  long shape[8], n = 1, k;
+  long shape[KILN_MAX_RANK], n = 1, k;
   void *data;
   kiln_npy_file outs[8];
   if (argc < 3 || argc > 10) { fprintf(stderr, "usage: npy_tool in.npy out.npy [more.npy ...]\n"); return 2; }

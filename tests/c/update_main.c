@@ -18,7 +18,7 @@ int main(int argc, char **argv) {
   for (i = 3; i < argc; i++) {
     kiln_dtype dt;
     int rank;
-    long shape[8];
+    long shape[KILN_MAX_RANK];
     void *data;
     if (kiln_npy_read(argv[i], &dt, &rank, shape, &data) != KILN_OK) goto fail;
     in[i - 3] = data;

@@ -110,6 +110,14 @@ describe('Builder rejects bad ops with a ShapeError naming the op', () => {
 });
 
 describe('Builder', () => {
+  it('rejects a value of more than 32 dimensions (the C runtime\'s KILN_MAX_RANK) and accepts 32', () => {
+    const b = new Builder();
+    const x = b.input('x', { dtype: 'float32', shape: Array(32).fill(1) });
+    expect(() => b.emit('reshape', [x], { shape: Array(33).fill(1) })).toThrow(/reshape: rank 33 is more than the 32 dimensions kiln supports/);
+    expect(() => b.input('y', { dtype: 'float32', shape: Array(33).fill(1) })).toThrow(ShapeError);
+    expect(b.emit('neg', [x]).type.shape).toHaveLength(32);
+  });
+
   it('infers result types', () => {
     const b = new Builder();
     const x = b.input('x', f32(2, 3, 4)), k = b.input('k', f32(3, 3, 4, 6));
