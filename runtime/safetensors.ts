@@ -167,7 +167,7 @@ export function readSafetensors(bytes: Uint8Array, expected?: readonly TensorSpe
     if (!Array.isArray(off) || off.length !== 2 || !off.every(isIndex)) return bad(`has invalid data_offsets ${show(off)}: [begin, end], non-negative integers`);
     const offText = raw['data_offsets']?.find((t) => !plainIndex(t));
     if (offText !== undefined) bad(`has invalid data_offsets: ${offText} is not written as a non-negative integer`);
-    entries.push({ name, code, dtype: FROM_CODE[code], shape, begin: off[0], end: off[1] });
+    entries.push({ name, code, dtype: FROM_CODE[code], shape, begin: off[0]!, end: off[1]! });
   }
   const size = bytes.length - 8 - n;
   entries.sort((a, b) => a.begin - b.begin || a.end - b.end);
