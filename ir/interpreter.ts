@@ -1,8 +1,10 @@
 // Reference interpreter: runs any graph on typed arrays with exact float32 semantics. The oracle for every target.
 import { type Graph, type Node, nodeName, topoSort } from './graph.js';
-import type { Attrs, Op } from './ops.js';
+import { type Attrs, type Op, REDUCE_BINARY, REDUCE_KIND, type ReduceOp, type WindowKind } from './ops.js';
 import { philoxUniform } from './philox.js';
-import { type Shape, type TensorType, type TypedArray, allocate, formatType, sizeOf, stridesOf } from './types.js';
+import {
+  INT32_MAX, INT32_MIN, type Shape, type TensorType, type TypedArray, allocate, formatType, identityOf, sizeOf, stridesOf,
+} from './types.js';
 
 export interface Value {
   readonly type: TensorType;
@@ -113,17 +115,13 @@ function forEachIndex(shape: Shape, fn: (idx: readonly number[], flat: number) =
   }
 }
 
-function reduce(op: Op, x: Value, attrs: Attrs, type: TensorType): TypedArray {
+function reduce(op: ReduceOp, x: Value, attrs: Attrs, type: TensorType): TypedArray {
   const axes = attrs['axes'] as number[];
   const inShape = x.type.shape;
   const outStrides = stridesOf(inShape.map((d, i) => (axes.includes(i) ? 1 : d)));
   const out = allocate(type.dtype, sizeOf(type.shape));
-  const init = op === 'reduce_sum' ? 0 : op === 'reduce_prod' ? 1 : op === 'reduce_max' ? -Infinity : Infinity;
-  out.fill(type.dtype === 'int32' && !Number.isFinite(init) ? (init > 0 ? 2147483647 : -2147483648) : init);
-  const isInt = x.type.dtype === 'int32';
-  const comb: Bin = op === 'reduce_sum' ? (isInt ? INT_BINARY.add! : FLOAT_BINARY.add!)
-    : op === 'reduce_prod' ? (isInt ? INT_BINARY.mul! : FLOAT_BINARY.mul!)
-      : op === 'reduce_max' ? Math.max : Math.min;
+  out.fill(identityOf(REDUCE_KIND[op], type.dtype));
+  const comb = (x.type.dtype === 'int32' ? INT_BINARY : FLOAT_BINARY)[REDUCE_BINARY[REDUCE_KIND[op]]]!;
   forEachIndex(inShape, (idx, flat) => {
     let o = 0;
     for (let d = 0; d < idx.length; d++) if (!axes.includes(d)) o += idx[d]! * outStrides[d]!;
@@ -211,11 +209,11 @@ function reduceWindow(x: Value, attrs: Attrs, type: TensorType): TypedArray {
   const xs = x.type.shape, nsp = xs.length - 2;
   const win = attrs['window'] as number[], strides = attrs['strides'] as number[];
   const pad = attrs['padding'] as [number, number][];
-  const isMax = attrs['kind'] === 'max', isInt = type.dtype === 'int32';
+  const kind = attrs['kind'] as WindowKind, isInt = type.dtype === 'int32';
   const xStr = stridesOf(xs);
   const out = allocate(type.dtype, sizeOf(type.shape));
   forEachIndex(type.shape, (oi, flat) => {
-    let acc = isMax ? (isInt ? -2147483648 : -Infinity) : 0;
+    let acc = identityOf(kind, type.dtype);
     forEachIndex(win, (wi) => {
       let xo = oi[0]! * xStr[0]! + oi[nsp + 1]!;
       for (let d = 0; d < nsp; d++) {
@@ -223,7 +221,7 @@ function reduceWindow(x: Value, attrs: Attrs, type: TensorType): TypedArray {
         if (c < 0) return; // padding: the lowest value for max, 0 for sum
         xo += c * xStr[d + 1]!;
       }
-      acc = isMax ? Math.max(acc, x.data[xo]!) : isInt ? (acc + x.data[xo]!) | 0 : f(acc + x.data[xo]!);
+      acc = kind === 'max' ? Math.max(acc, x.data[xo]!) : isInt ? (acc + x.data[xo]!) | 0 : f(acc + x.data[xo]!);
     });
     out[flat] = acc;
   });
@@ -271,7 +269,7 @@ export function evalOp(node: Pick<Node, 'op' | 'type' | 'attrs'>, src: readonly 
       const out = allocate(type.dtype, n);
       for (let i = 0; i < n; i++) {
         const v = x.data[i]!;
-        out[i] = type.dtype === 'bool' ? (v !== 0 ? 1 : 0) : type.dtype === 'int32' ? (Number.isNaN(v) ? 0 : Math.max(-2147483648, Math.min(2147483647, Math.trunc(v)))) : v;
+        out[i] = type.dtype === 'bool' ? (v !== 0 ? 1 : 0) : type.dtype === 'int32' ? (Number.isNaN(v) ? 0 : Math.max(INT32_MIN, Math.min(INT32_MAX, Math.trunc(v)))) : v;
       }
       return out;
     }

@@ -1,6 +1,6 @@
 // The closed set of graph-IR primitives, their groups, and per-op shape/dtype inference.
 import {
-  type DType, type Shape, type TensorType, formatShape, formatType, isDType, isFloat, shapesEqual, sizeOf,
+  type DType, type ReduceKind, type Shape, type TensorType, formatShape, formatType, isDType, isFloat, shapesEqual, sizeOf,
 } from './types.js';
 
 export const LEAF_OPS = ['input', 'param', 'const', 'iota'] as const;
@@ -31,6 +31,16 @@ export const ALL_OPS: readonly Op[] = [
   ...LEAF_OPS, ...UNARY_OPS, ...BINARY_OPS, ...COMPARE_OPS, ...LOGICAL_OPS, ...REDUCE_OPS, ...ARG_OPS,
   ...MOVEMENT_OPS, ...OTHER_OPS,
 ];
+
+/** The kind of each reduction: its identity is `identityOf(kind, dtype)` (ir/types.ts). */
+export const REDUCE_KIND: Readonly<Record<ReduceOp, ReduceKind>> = {
+  reduce_sum: 'sum', reduce_prod: 'prod', reduce_max: 'max', reduce_min: 'min',
+};
+
+/** The binary op a reduction of each kind folds its elements with. */
+export const REDUCE_BINARY: Readonly<Record<ReduceKind, 'add' | 'mul' | 'max' | 'min'>> = {
+  sum: 'add', prod: 'mul', max: 'max', min: 'min',
+};
 
 /** Named op groups: passes ask "is it elementwise?" instead of listing ops. */
 export const GroupOp = {

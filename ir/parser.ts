@@ -1,7 +1,7 @@
 // Parser for the graph text format written by printer.ts; errors name the line.
 import { Builder, type Graph, type NamedNode, type Node, type Update } from './graph.js';
 import { type AttrValue, isOp } from './ops.js';
-import { DTYPE_FROM_SHORT, type TensorType } from './types.js';
+import { type TensorType, dtypeFromShort } from './types.js';
 
 export class ParseError extends Error {
   override name = 'ParseError';
@@ -66,7 +66,7 @@ class AttrReader {
 
 function parseType(s: string): TensorType {
   const m = /^(\w+)\[([\d,]*)\]$/.exec(s.trim());
-  const dtype = m && DTYPE_FROM_SHORT[m[1]!];
+  const dtype = m && dtypeFromShort(m[1]!);
   if (!m || !dtype) throw new ParseError(`bad type '${s}'`);
   return { dtype, shape: m[2] ? m[2].split(',').map(Number) : [] };
 }

@@ -11,16 +11,91 @@ export interface TensorType {
 
 export type TypedArray = Float32Array | Int32Array | Uint8Array;
 
-/** Short dtype names used by the IR text format. */
-export const DTYPE_SHORT: Record<DType, string> = {
-  float32: 'f32', int32: 'i32', bool: 'bool', float16: 'f16', bfloat16: 'bf16',
+/** Reductions by how they combine elements; reduce_window's kinds are 'max' and 'sum'. */
+export type ReduceKind = 'sum' | 'prod' | 'max' | 'min';
+
+/** Names of a dtype's stored element in the targets, the C runtime and the file formats. */
+export interface DTypeNames {
+  /** C (and CUDA) storage type. */
+  readonly c: string;
+  /** LLVM IR storage type (bool is a byte in memory, i1 in registers). */
+  readonly llvm: string;
+  /** wasm memory access type. */
+  readonly wasm: 'f32' | 'i32' | 'u8';
+  /** kiln_dtype enumerator of the C runtime (runtime/c/kiln_runtime.h). */
+  readonly runtime: string;
+  /** NumPy .npy descr. */
+  readonly npy: string;
+  /** safetensors dtype code. */
+  readonly safetensors: string;
+}
+
+/** Every fact about one dtype, in one place. */
+export interface DTypeInfo {
+  /** Name in the IR text format. */
+  readonly short: string;
+  /** Bytes of one stored element (bool is one byte holding 0 or 1). */
+  readonly bytes: number;
+  readonly isFloat: boolean;
+  /** Loop-IR scalar type (codegen/loop/ir.ts's Scalar); undefined for a dtype reserved but not computed with yet. */
+  readonly scalar: 'f32' | 'i32' | 'bool' | undefined;
+  /** Target and format names; undefined where the dtype is not computed with yet. */
+  readonly names: DTypeNames | undefined;
+  /**
+   * The value of a reduction over no element, which every reduction starts from: 0 for sum (+0, as NumPy's empty
+   * sum; so a float sum of only -0 is +0), 1 for prod, the lowest value for max and the highest for min (±inf on
+   * floats; INT_MIN and INT_MAX on int32, which has no infinity; false and true on bool).
+   */
+  readonly identity: Readonly<Record<ReduceKind, number>>;
+}
+
+export const INT32_MIN = -2147483648;
+export const INT32_MAX = 2147483647;
+
+const FLOAT_IDENTITY = { sum: 0, prod: 1, max: -Infinity, min: Infinity } as const;
+
+/** The dtype table. */
+export const DTYPES: Readonly<Record<DType, DTypeInfo>> = {
+  float32: {
+    short: 'f32', bytes: 4, isFloat: true, scalar: 'f32', identity: FLOAT_IDENTITY,
+    names: { c: 'float', llvm: 'float', wasm: 'f32', runtime: 'KILN_F32', npy: '<f4', safetensors: 'F32' },
+  },
+  int32: {
+    short: 'i32', bytes: 4, isFloat: false, scalar: 'i32', identity: { sum: 0, prod: 1, max: INT32_MIN, min: INT32_MAX },
+    names: { c: 'int', llvm: 'i32', wasm: 'i32', runtime: 'KILN_I32', npy: '<i4', safetensors: 'I32' },
+  },
+  bool: {
+    short: 'bool', bytes: 1, isFloat: false, scalar: 'bool', identity: { sum: 0, prod: 1, max: 0, min: 1 },
+    names: { c: 'unsigned char', llvm: 'i8', wasm: 'u8', runtime: 'KILN_BOOL', npy: '|b1', safetensors: 'BOOL' },
+  },
+  float16: { short: 'f16', bytes: 2, isFloat: true, scalar: undefined, names: undefined, identity: FLOAT_IDENTITY },
+  bfloat16: { short: 'bf16', bytes: 2, isFloat: true, scalar: undefined, names: undefined, identity: FLOAT_IDENTITY },
 };
-export const DTYPE_FROM_SHORT: Record<string, DType> = Object.fromEntries(
-  Object.entries(DTYPE_SHORT).map(([k, v]) => [v, k as DType]),
-);
+
+/** Bytes of one stored element of a dtype. */
+export function bytesOf(dtype: DType): number {
+  return DTYPES[dtype].bytes;
+}
+
+/** The value a reduction of `kind` over no element of `dtype` gives (its starting value). */
+export function identityOf(kind: ReduceKind, dtype: DType): number {
+  return DTYPES[dtype].identity[kind];
+}
+
+/** Short dtype names used by the IR text format. */
+export const DTYPE_SHORT: Record<DType, string> = Object.fromEntries(
+  Object.entries(DTYPES).map(([k, v]) => [k, v.short]),
+) as Record<DType, string>;
+const FROM_SHORT = new Map(Object.entries(DTYPES).map(([k, v]) => [v.short, k as DType]));
+
+/** The dtype of a short name of the IR text format, or undefined. */
+export function dtypeFromShort(short: string): DType | undefined {
+  return FROM_SHORT.get(short);
+}
 
 export function isDType(s: unknown): s is DType {
-  return typeof s === 'string' && s in DTYPE_SHORT;
+  // own keys only: 'toString' and 'constructor' are in every object
+  return typeof s === 'string' && Object.hasOwn(DTYPES, s);
 }
 
 export function sizeOf(shape: Shape): number {
@@ -83,7 +158,7 @@ export function dtypeOfTyped(a: TypedArray): DType {
 }
 
 export function isFloat(dtype: DType): boolean {
-  return dtype === 'float32' || dtype === 'float16' || dtype === 'bfloat16';
+  return DTYPES[dtype].isFloat;
 }
 
 /** Normalizes a possibly negative axis against a rank, throwing a clear message when out of range. */

@@ -1,6 +1,7 @@
 // empty: removes computations on empty tensors (a zero-size dimension), so no kernel has a loop of extent 0.
 import { type Graph, type Node, rebuild } from '../ir/graph.js';
-import { sizeOf } from '../ir/types.js';
+import { REDUCE_KIND, type WindowKind } from '../ir/ops.js';
+import { identityOf, sizeOf } from '../ir/types.js';
 
 const isEmpty = (n: Node) => sizeOf(n.type.shape) === 0;
 
@@ -11,13 +12,10 @@ const isEmpty = (n: Node) => sizeOf(n.type.shape) === 0;
  * value. The value, or undefined for an op whose result cannot be both non-empty and read an empty operand.
  */
 function emptyResult(n: Node): number | undefined {
-  const int = n.type.dtype === 'int32';
   switch (n.op) {
-    case 'reduce_sum': case 'matmul': case 'conv': return 0;
-    case 'reduce_prod': return 1;
-    case 'reduce_max': return int ? -2147483648 : -Infinity;
-    case 'reduce_min': return int ? 2147483647 : Infinity;
-    case 'reduce_window': return n.attrs['kind'] === 'max' ? (int ? -2147483648 : -Infinity) : 0;
+    case 'matmul': case 'conv': return 0;
+    case 'reduce_sum': case 'reduce_prod': case 'reduce_max': case 'reduce_min': return identityOf(REDUCE_KIND[n.op], n.type.dtype);
+    case 'reduce_window': return identityOf(n.attrs['kind'] as WindowKind, n.type.dtype);
     case 'pad': return n.attrs['value'] as number;
     default: return undefined;
   }
