@@ -56,6 +56,11 @@ export function isOp(s: string): s is Op {
   return (ALL_OPS as readonly string[]).includes(s);
 }
 
+/** Whether op is one of reduce_sum, reduce_max, reduce_min, reduce_prod (not reduce_window, not argmax/argmin). */
+export function isReduceOp(op: Op): op is ReduceOp {
+  return (REDUCE_OPS as readonly Op[]).includes(op);
+}
+
 export type AttrValue = number | boolean | string | readonly AttrValue[];
 export type Attrs = Readonly<Record<string, AttrValue>>;
 

@@ -73,7 +73,7 @@ export const DTYPES: Readonly<Record<DType, DTypeInfo>> = {
 };
 
 /** Bytes of one stored element of a dtype. */
-export function bytesOf(dtype: DType): number {
+export function dtypeBytes(dtype: DType): number {
   return DTYPES[dtype].bytes;
 }
 

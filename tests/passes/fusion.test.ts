@@ -9,11 +9,11 @@ import { Trace, withTrace } from '../../frontend/engine.js';
 import { traceModel } from '../../frontend/models/executor.js';
 import { compileModel, traceTrainStep } from '../../frontend/models/training.js';
 import type { Tensor } from '../../frontend/tensor.js';
-import { type Graph, topoSort } from '../../ir/graph.js';
+import { Builder, type Graph, topoSort } from '../../ir/graph.js';
 import { interpret } from '../../ir/interpreter.js';
-import { GroupOp } from '../../ir/ops.js';
+import { GroupOp, type Op, REDUCE_OPS } from '../../ir/ops.js';
 import type { DType } from '../../ir/types.js';
-import { MAX_INLINED_OPS } from '../../passes/fuse.js';
+import { MAX_INLINED_OPS, isRowReduce } from '../../passes/fuse.js';
 import { type Compiled, GRAPH_PASSES, runPipeline } from '../../passes/pipeline.js';
 import { differences } from './differential.js';
 import { randomBindings } from './random_graphs.js';
@@ -196,6 +196,26 @@ describe('row patterns written with keras.ops fuse into one kernel', () => {
     const model = keras.Model({ inputs, outputs: new LayerNorm()(inputs) });
     const t = traceModel(model, 8);
     expect(compile(t.graph).plan.kernels.length).toBe(1);
+  });
+});
+
+describe('isRowReduce', () => {
+  it('holds for a reduction of the full shape over exactly the nest\'s axes, and nothing else', () => {
+    const b = new Builder();
+    const x = b.input('x', { dtype: 'float32', shape: [2, 3, 4] });
+    const key = { full: [2, 3, 4], axes: [1, 2] };
+    const red = (op: Op, axes: number[], keepdims = false) => b.emit(op, [x], { axes, keepdims });
+    for (const op of REDUCE_OPS) {
+      expect(isRowReduce(red(op, [1, 2]), key), op).toBe(true);
+      expect(isRowReduce(red(op, [1, 2], true), key), `${op} keepdims`).toBe(true);
+    }
+    expect(isRowReduce(red('reduce_sum', [2]), key)).toBe(false);
+    expect(isRowReduce(red('reduce_sum', [0, 1, 2]), key)).toBe(false);
+    expect(isRowReduce(red('reduce_sum', [1, 2]), { full: [2, 3, 4], axes: [] })).toBe(false);
+    expect(isRowReduce(red('reduce_sum', [1]), { full: [2, 12], axes: [1] })).toBe(false);
+    expect(isRowReduce(b.emit('argmax', [x], { axis: 2 }), { full: [2, 3, 4], axes: [2] })).toBe(false);
+    const win = b.emit('reduce_window', [x], { kind: 'max', window: [2], strides: [1], padding: [[0, 0]] });
+    expect(isRowReduce(win, { full: [2, 3, 4], axes: [1] })).toBe(false);
   });
 });
 
