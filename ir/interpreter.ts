@@ -1,6 +1,6 @@
 // Reference interpreter: runs any graph on typed arrays with exact float32 semantics. The oracle for every target.
 import { type Graph, type Node, nodeName, topoSort } from './graph.js';
-import { type Attrs, type Op, REDUCE_BINARY, REDUCE_KIND, type ReduceOp, type WindowKind } from './ops.js';
+import { type Op, REDUCE_BINARY, REDUCE_KIND, type ReduceOp, attrsOf } from './ops.js';
 import { philoxUniform } from './philox.js';
 import {
   INT32_MAX, INT32_MIN, type Shape, type TensorType, type TypedArray, allocate, formatType, identityOf, sizeOf, stridesOf,
@@ -115,8 +115,8 @@ function forEachIndex(shape: Shape, fn: (idx: readonly number[], flat: number) =
   }
 }
 
-function reduce(op: ReduceOp, x: Value, attrs: Attrs, type: TensorType): TypedArray {
-  const axes = attrs['axes'] as number[];
+function reduce(node: Pick<Node, 'op' | 'attrs'>, op: ReduceOp, x: Value, type: TensorType): TypedArray {
+  const { axes } = attrsOf(node, op);
   const inShape = x.type.shape;
   const outStrides = stridesOf(inShape.map((d, i) => (axes.includes(i) ? 1 : d)));
   const out = allocate(type.dtype, sizeOf(type.shape));
@@ -130,8 +130,8 @@ function reduce(op: ReduceOp, x: Value, attrs: Attrs, type: TensorType): TypedAr
   return out;
 }
 
-function argReduce(op: Op, x: Value, attrs: Attrs, type: TensorType): TypedArray {
-  const axis = attrs['axis'] as number;
+function argReduce(node: Pick<Node, 'op' | 'attrs'>, op: 'argmax' | 'argmin', x: Value, type: TensorType): TypedArray {
+  const { axis } = attrsOf(node, op);
   const shape = x.type.shape, n = shape[axis]!;
   const inner = sizeOf(shape.slice(axis + 1)), outer = sizeOf(shape.slice(0, axis));
   const out = allocate('int32', sizeOf(type.shape));
@@ -177,12 +177,10 @@ function windowCoord(o: number, w: number, stride: number, lo: number, dil: numb
   return q < n ? q : -1;
 }
 
-function conv(x: Value, k: Value, attrs: Attrs, type: TensorType): TypedArray {
+function conv(node: Pick<Node, 'op' | 'attrs'>, x: Value, k: Value, type: TensorType): TypedArray {
   const xs = x.type.shape, ks = k.type.shape, os = type.shape;
   const nsp = xs.length - 2;
-  const strides = attrs['strides'] as number[], dil = attrs['dilation'] as number[], ldil = attrs['lhsDilation'] as number[];
-  const pad = attrs['padding'] as [number, number][];
-  const groups = attrs['groups'] as number;
+  const { strides, dilation: dil, lhsDilation: ldil, padding: pad, groups } = attrsOf(node, 'conv');
   const cin = ks[nsp]!, cout = ks[nsp + 1]!, coutG = cout / groups;
   const xStr = stridesOf(xs), kStr = stridesOf(ks);
   const win = ks.slice(0, nsp);
@@ -205,11 +203,10 @@ function conv(x: Value, k: Value, attrs: Attrs, type: TensorType): TypedArray {
   return out;
 }
 
-function reduceWindow(x: Value, attrs: Attrs, type: TensorType): TypedArray {
+function reduceWindow(node: Pick<Node, 'op' | 'attrs'>, x: Value, type: TensorType): TypedArray {
   const xs = x.type.shape, nsp = xs.length - 2;
-  const win = attrs['window'] as number[], strides = attrs['strides'] as number[];
-  const pad = attrs['padding'] as [number, number][];
-  const kind = attrs['kind'] as WindowKind, isInt = type.dtype === 'int32';
+  const { kind, window: win, strides, padding: pad } = attrsOf(node, 'reduce_window');
+  const isInt = type.dtype === 'int32';
   const xStr = stridesOf(xs);
   const out = allocate(type.dtype, sizeOf(type.shape));
   forEachIndex(type.shape, (oi, flat) => {
@@ -228,8 +225,8 @@ function reduceWindow(x: Value, attrs: Attrs, type: TensorType): TypedArray {
   return out;
 }
 
-function constData(n: Pick<Node, 'type' | 'attrs'>): TypedArray {
-  const vals = n.attrs['value'] as number[];
+function constData(n: Pick<Node, 'op' | 'type' | 'attrs'>): TypedArray {
+  const vals = attrsOf(n, 'const').value;
   const out = allocate(n.type.dtype, sizeOf(n.type.shape));
   if (vals.length === 1) out.fill(vals[0]!);
   else out.set(vals);
@@ -238,17 +235,17 @@ function constData(n: Pick<Node, 'type' | 'attrs'>): TypedArray {
 
 /** Evaluates one op on concrete operands. `node` supplies op, result type and attributes. */
 export function evalOp(node: Pick<Node, 'op' | 'type' | 'attrs'>, src: readonly Value[]): TypedArray {
-  const { op, type, attrs } = node;
+  const { op, type } = node;
   const n = sizeOf(type.shape);
   const x = src[0]!;
   switch (op) {
     case 'input': case 'param':
-      throw new Error(`${op} '${String(attrs['name'])}' has no value bound`);
+      throw new Error(`${op} '${attrsOf(node, op).name}' has no value bound`);
     case 'const':
       return constData(node);
     case 'iota': {
       const out = allocate('int32', n);
-      const axis = attrs['axis'] as number;
+      const { axis } = attrsOf(node, op);
       forEachIndex(type.shape, (idx, flat) => { out[flat] = idx[axis]!; });
       return out;
     }
@@ -291,13 +288,13 @@ export function evalOp(node: Pick<Node, 'op' | 'type' | 'attrs'>, src: readonly 
       return out;
     }
     case 'reduce_sum': case 'reduce_max': case 'reduce_min': case 'reduce_prod':
-      return reduce(op, x, attrs, type);
+      return reduce(node, op, x, type);
     case 'argmax': case 'argmin':
-      return argReduce(op, x, attrs, type);
+      return argReduce(node, op, x, type);
     case 'reshape':
       return x.data.slice();
     case 'transpose': {
-      const perm = attrs['perm'] as number[];
+      const { perm } = attrsOf(node, op);
       const st = stridesOf(x.type.shape);
       const out = allocate(type.dtype, n);
       gatherStrided(x.data, out, type.shape, perm.map((p) => st[p]!), 0);
@@ -311,15 +308,15 @@ export function evalOp(node: Pick<Node, 'op' | 'type' | 'attrs'>, src: readonly 
       return out;
     }
     case 'slice': {
-      const start = attrs['start'] as number[], step = attrs['step'] as number[];
+      const { start, step } = attrsOf(node, op);
       const st = stridesOf(x.type.shape);
       const out = allocate(type.dtype, n);
       gatherStrided(x.data, out, type.shape, st.map((s, i) => s * step[i]!), start.reduce((acc, s, i) => acc + s * st[i]!, 0));
       return out;
     }
     case 'pad': {
-      const p = attrs['padding'] as [number, number][];
-      const out = allocate(type.dtype, n).fill(attrs['value'] as number);
+      const { padding: p, value } = attrsOf(node, op);
+      const out = allocate(type.dtype, n).fill(value);
       const ost = stridesOf(type.shape);
       forEachIndex(x.type.shape, (idx, flat) => {
         let o = 0;
@@ -329,7 +326,7 @@ export function evalOp(node: Pick<Node, 'op' | 'type' | 'attrs'>, src: readonly 
       return out;
     }
     case 'concat': {
-      const axis = attrs['axis'] as number;
+      const { axis } = attrsOf(node, op);
       const out = allocate(type.dtype, n);
       const outer = sizeOf(type.shape.slice(0, axis)), inner = sizeOf(type.shape.slice(axis + 1));
       const rowLen = type.shape[axis]! * inner;
@@ -343,7 +340,7 @@ export function evalOp(node: Pick<Node, 'op' | 'type' | 'attrs'>, src: readonly 
     }
     case 'gather': {
       // indices are clamped into range, as XLA does, so every target agrees and none reads out of bounds
-      const axis = attrs['axis'] as number, idx = src[1]!;
+      const { axis } = attrsOf(node, op), idx = src[1]!;
       const dim = x.type.shape[axis]!;
       const outer = sizeOf(x.type.shape.slice(0, axis)), inner = sizeOf(x.type.shape.slice(axis + 1));
       const m = idx.data.length;
@@ -359,11 +356,11 @@ export function evalOp(node: Pick<Node, 'op' | 'type' | 'attrs'>, src: readonly 
     case 'matmul':
       return matmul(x, src[1]!, type);
     case 'conv':
-      return conv(x, src[1]!, attrs, type);
+      return conv(node, x, src[1]!, type);
     case 'reduce_window':
-      return reduceWindow(x, attrs, type);
+      return reduceWindow(node, x, type);
     case 'random_uniform':
-      return philoxUniform(n, attrs['seed'] as number, x.data[0]!);
+      return philoxUniform(n, attrsOf(node, op).seed, x.data[0]!);
     default: {
       const never: never = op;
       throw new Error(`interpreter: unknown op ${String(never)}`);

@@ -76,47 +76,119 @@ function fail(op: string, msg: string): never {
   throw new ShapeError(`${op}: ${msg}`);
 }
 
-function ints(op: string, attrs: Attrs, key: string): number[] {
-  const v = attrs[key];
-  if (!Array.isArray(v) || !v.every((x) => Number.isInteger(x))) fail(op, `attribute '${key}' must be a list of integers`);
-  return v as number[];
+/** The value an attribute of each kind holds. */
+interface AttrKindType {
+  int: number;
+  ints: readonly number[];
+  number: number;
+  numbers: readonly number[];
+  bool: boolean;
+  string: string;
+  dtype: DType;
+  pairs: readonly (readonly [number, number])[];
+  windowKind: WindowKind;
+}
+type AttrKind = keyof AttrKindType;
+/** An attribute's kind; with a trailing '?' it may be absent. */
+type AttrSpec = AttrKind | `${AttrKind}?`;
+
+const isInt = (v: unknown): boolean => Number.isInteger(v);
+const isIntPair = (p: unknown): boolean => Array.isArray(p) && p.length === 2 && p.every(isInt);
+/** Per kind: the test a value must pass, and what the error says it must be. */
+const KINDS: Record<AttrKind, readonly [(v: AttrValue) => boolean, string]> = {
+  int: [isInt, 'an integer'],
+  ints: [(v) => Array.isArray(v) && v.every(isInt), 'a list of integers'],
+  number: [(v) => typeof v === 'number', 'a number'],
+  numbers: [(v) => Array.isArray(v) && v.every((x) => typeof x === 'number'), 'a list of numbers'],
+  bool: [(v) => typeof v === 'boolean', 'true or false'],
+  string: [(v) => typeof v === 'string', 'a string'],
+  dtype: [isDType, 'a dtype'],
+  pairs: [(v) => Array.isArray(v) && v.every(isIntPair), 'a list of [low, high] integer pairs'],
+  windowKind: [(v) => v === 'max' || v === 'sum', "'max' or 'sum'"],
+};
+
+const REDUCE_ATTRS = { axes: 'ints', keepdims: 'bool?' } as const;
+const ARG_ATTRS = { axis: 'int', keepdims: 'bool?' } as const;
+
+/** The attributes of each op, by kind; an op not listed takes none. */
+export const OP_ATTRS = {
+  input: { name: 'string' }, param: { name: 'string' }, const: { value: 'numbers' }, iota: { axis: 'int' },
+  cast: { dtype: 'dtype' },
+  reduce_sum: REDUCE_ATTRS, reduce_max: REDUCE_ATTRS, reduce_min: REDUCE_ATTRS, reduce_prod: REDUCE_ATTRS,
+  argmax: ARG_ATTRS, argmin: ARG_ATTRS,
+  reshape: { shape: 'ints' }, transpose: { perm: 'ints' }, broadcast: { shape: 'ints' },
+  slice: { start: 'ints', end: 'ints', step: 'ints' },
+  pad: { padding: 'pairs', value: 'number' },
+  concat: { axis: 'int' }, gather: { axis: 'int' },
+  conv: { strides: 'ints', dilation: 'ints', lhsDilation: 'ints', padding: 'pairs', groups: 'int' },
+  reduce_window: { kind: 'windowKind', window: 'ints', strides: 'ints', padding: 'pairs' },
+  random_uniform: { seed: 'int', shape: 'ints' },
+} as const satisfies { readonly [O in Op]?: Readonly<Record<string, AttrSpec>> };
+
+/** Ops that take attributes. */
+export type AttrOp = keyof typeof OP_ATTRS;
+type SpecType<S> = S extends `${infer K extends AttrKind}?` ? AttrKindType[K] | undefined : S extends AttrKind ? AttrKindType[S] : never;
+/** The typed attributes of op O (of every op in O when it is a union). */
+export type OpAttrs<O extends AttrOp> = { readonly [K in keyof (typeof OP_ATTRS)[O]]: SpecType<(typeof OP_ATTRS)[O][K]> };
+
+const show = (v: AttrValue): string => (typeof v === 'string' ? v : typeof v === 'number' ? String(v) : JSON.stringify(v));
+
+/** Attribute objects already checked, with their op: nodes are immutable, so each is checked once. */
+const checked = new WeakMap<Attrs, Op>();
+
+/**
+ * Checks every attribute of op against its kind, and that op takes no other, throwing a ShapeError that names
+ * the op and the attribute.
+ */
+export function checkAttrs(op: Op, attrs: Attrs): void {
+  if (checked.get(attrs) === op) return;
+  const specs: Readonly<Record<string, AttrSpec>> = (OP_ATTRS as Partial<Record<Op, Readonly<Record<string, AttrSpec>>>>)[op] ?? {};
+  for (const key of Object.keys(attrs)) {
+    if (!Object.hasOwn(specs, key)) {
+      const known = Object.keys(specs);
+      fail(op, `unknown attribute '${key}' (${known.length ? `it takes ${known.join(', ')}` : 'it takes none'})`);
+    }
+  }
+  for (const [key, spec] of Object.entries(specs)) {
+    const optional = spec.endsWith('?'), [test, what] = KINDS[(optional ? spec.slice(0, -1) : spec) as AttrKind];
+    const v = attrs[key];
+    if (v === undefined ? !optional : !test(v)) fail(op, `attribute '${key}' must be ${what}, got ${v === undefined ? 'none' : show(v)}`);
+  }
+  checked.set(attrs, op);
 }
 
-function int(op: string, attrs: Attrs, key: string): number {
-  const v = attrs[key];
-  if (!Number.isInteger(v)) fail(op, `attribute '${key}' must be an integer`);
-  return v as number;
+/**
+ * The attributes of node n, which must be an `op` node (or one of the ops of a group, e.g. REDUCE_OPS), typed and
+ * checked: a missing or wrong-typed attribute is a ShapeError naming the op and the attribute (nodes built outside
+ * the Builder are checked here, not at creation).
+ */
+export function attrsOf<O extends AttrOp>(n: { readonly op: Op; readonly attrs: Attrs }, op: O | readonly O[]): OpAttrs<O> {
+  const ops: readonly Op[] = typeof op === 'string' ? [op] : op;
+  if (!ops.includes(n.op)) throw new ShapeError(`${n.op}: read as a ${ops.join(' or ')} node`);
+  checkAttrs(n.op, n.attrs);
+  return n.attrs as OpAttrs<O>;
 }
 
 function atLeast(op: string, key: string, xs: readonly number[], min: number): void {
   if (xs.some((x) => x < min)) fail(op, `attribute '${key}' entries must be >= ${min}, got ${formatShape(xs)}`);
 }
 
-function pairs(op: string, attrs: Attrs, key: string, n: number): [number, number][] {
-  const v = attrs[key];
-  if (!Array.isArray(v) || v.length !== n || !v.every((p) => Array.isArray(p) && p.length === 2 && p.every(Number.isInteger))) {
-    fail(op, `attribute '${key}' must be ${n} [low, high] pairs`);
-  }
-  return v as [number, number][];
+/** Checks that a 'pairs' attribute has one pair per spatial axis. */
+function pairCount(op: string, key: string, v: readonly unknown[], n: number): void {
+  if (v.length !== n) fail(op, `attribute '${key}' must be ${n} [low, high] pairs`);
 }
 
 function count(op: string, srcs: readonly TensorType[], n: number): void {
   if (srcs.length !== n) fail(op, `expects ${n} operand(s), got ${srcs.length}`);
 }
 
-function checkAxes(op: string, axes: number[], rank: number): void {
+function checkAxes(op: string, axes: readonly number[], rank: number): void {
   const seen = new Set<number>();
   for (const a of axes) {
     if (a < 0 || a >= rank) fail(op, `axis ${a} is out of range for rank ${rank}`);
     if (seen.has(a)) fail(op, `axis ${a} is repeated`);
     seen.add(a);
   }
-}
-
-function dtypeAttr(op: string, attrs: Attrs): DType {
-  const d = attrs['dtype'];
-  if (!isDType(d)) fail(op, `attribute 'dtype' must be a dtype, got ${String(d)}`);
-  return d;
 }
 
 /** Output spatial size of a window of size k (dilated by d) sliding with stride s over n (dilated by ld) padded by lo/hi. */
@@ -132,6 +204,9 @@ export function windowOut(n: number, k: number, s: number, lo: number, hi: numbe
  */
 export function inferType(op: Op, srcs: readonly TensorType[], attrs: Attrs): TensorType {
   const s0 = srcs[0]!;
+  if (GroupOp.Leaf.has(op)) fail(op, 'is a leaf; its type is given, not inferred');
+  checkAttrs(op, attrs);
+  const node = { op, attrs };
   switch (op) {
     case 'input': case 'param': case 'const': case 'iota':
       return fail(op, 'is a leaf; its type is given, not inferred');
@@ -149,7 +224,7 @@ export function inferType(op: Op, srcs: readonly TensorType[], attrs: Attrs): Te
       return s0;
     case 'cast':
       count(op, srcs, 1);
-      return { dtype: dtypeAttr(op, attrs), shape: s0.shape };
+      return { dtype: attrsOf(node, op).dtype, shape: s0.shape };
     case 'add': case 'sub': case 'mul': case 'div': case 'pow': case 'max': case 'min':
     case 'eq': case 'ne': case 'lt': case 'le': case 'gt': case 'ge': case 'and': case 'or': {
       count(op, srcs, 2);
@@ -174,9 +249,8 @@ export function inferType(op: Op, srcs: readonly TensorType[], attrs: Attrs): Te
     case 'reduce_sum': case 'reduce_max': case 'reduce_min': case 'reduce_prod': {
       count(op, srcs, 1);
       if (s0.dtype === 'bool') fail(op, 'does not accept bool');
-      const axes = ints(op, attrs, 'axes');
+      const { axes, keepdims: keep } = attrsOf(node, op);
       checkAxes(op, axes, s0.shape.length);
-      const keep = attrs['keepdims'] === true;
       const shape = keep ? s0.shape.map((d, i) => (axes.includes(i) ? 1 : d))
         : s0.shape.filter((_, i) => !axes.includes(i));
       if ((op === 'reduce_max' || op === 'reduce_min') && axes.some((a) => s0.shape[a] === 0)) {
@@ -186,29 +260,28 @@ export function inferType(op: Op, srcs: readonly TensorType[], attrs: Attrs): Te
     }
     case 'argmax': case 'argmin': {
       count(op, srcs, 1);
-      const axis = int(op, attrs, 'axis');
+      const { axis, keepdims: keep } = attrsOf(node, op);
       checkAxes(op, [axis], s0.shape.length);
       if (s0.shape[axis] === 0) fail(op, 'cannot take the arg of an empty axis');
-      const keep = attrs['keepdims'] === true;
       return { dtype: 'int32', shape: keep ? s0.shape.map((d, i) => (i === axis ? 1 : d)) : s0.shape.filter((_, i) => i !== axis) };
     }
     case 'reshape': {
       count(op, srcs, 1);
-      const shape = ints(op, attrs, 'shape');
+      const { shape } = attrsOf(node, op);
       if (shape.some((d) => d < 0)) fail(op, `target shape ${formatShape(shape)} has a negative dimension`);
       if (sizeOf(shape) !== sizeOf(s0.shape)) fail(op, `cannot reshape ${formatType(s0)} (${sizeOf(s0.shape)} elements) to ${formatShape(shape)}`);
       return { dtype: s0.dtype, shape };
     }
     case 'transpose': {
       count(op, srcs, 1);
-      const perm = ints(op, attrs, 'perm');
+      const { perm } = attrsOf(node, op);
       if (perm.length !== s0.shape.length) fail(op, `perm ${formatShape(perm)} does not match rank ${s0.shape.length}`);
       checkAxes(op, perm, perm.length);
       return { dtype: s0.dtype, shape: perm.map((p) => s0.shape[p]!) };
     }
     case 'broadcast': {
       count(op, srcs, 1);
-      const shape = ints(op, attrs, 'shape');
+      const { shape } = attrsOf(node, op);
       atLeast(op, 'shape', shape, 0);
       const off = shape.length - s0.shape.length;
       if (off < 0) fail(op, `cannot broadcast ${formatType(s0)} to the lower rank ${formatShape(shape)}`);
@@ -220,7 +293,7 @@ export function inferType(op: Op, srcs: readonly TensorType[], attrs: Attrs): Te
     case 'slice': {
       count(op, srcs, 1);
       const r = s0.shape.length;
-      const start = ints(op, attrs, 'start'), end = ints(op, attrs, 'end'), step = ints(op, attrs, 'step');
+      const { start, end, step } = attrsOf(node, op);
       if (start.length !== r || end.length !== r || step.length !== r) fail(op, `start/end/step must each have ${r} entries`);
       const shape = s0.shape.map((d, i) => {
         const [a, b, st] = [start[i]!, end[i]!, step[i]!];
@@ -231,8 +304,8 @@ export function inferType(op: Op, srcs: readonly TensorType[], attrs: Attrs): Te
     }
     case 'pad': {
       count(op, srcs, 1);
-      const p = pairs(op, attrs, 'padding', s0.shape.length);
-      if (typeof attrs['value'] !== 'number') fail(op, "attribute 'value' must be a number");
+      const p = attrsOf(node, op).padding;
+      pairCount(op, 'padding', p, s0.shape.length);
       const shape = s0.shape.map((d, i) => {
         const n = d + p[i]![0] + p[i]![1];
         if (p[i]![0] < 0 || p[i]![1] < 0) fail(op, 'padding must be non-negative (use slice to crop)');
@@ -242,7 +315,7 @@ export function inferType(op: Op, srcs: readonly TensorType[], attrs: Attrs): Te
     }
     case 'concat': {
       if (srcs.length < 1) fail(op, 'expects at least one operand');
-      const axis = int(op, attrs, 'axis');
+      const { axis } = attrsOf(node, op);
       checkAxes(op, [axis], s0.shape.length);
       let n = 0;
       for (const s of srcs) {
@@ -255,7 +328,7 @@ export function inferType(op: Op, srcs: readonly TensorType[], attrs: Attrs): Te
     case 'gather': {
       count(op, srcs, 2);
       const idx = srcs[1]!;
-      const axis = int(op, attrs, 'axis');
+      const { axis } = attrsOf(node, op);
       checkAxes(op, [axis], s0.shape.length);
       if (idx.dtype !== 'int32') fail(op, `indices must be int32, got ${formatType(idx)}`);
       if (s0.shape[axis] === 0 && sizeOf(idx.shape) > 0) fail(op, `cannot gather from the empty axis ${axis} of ${formatType(s0)}`);
@@ -278,9 +351,8 @@ export function inferType(op: Op, srcs: readonly TensorType[], attrs: Attrs): Te
       const nsp = s0.shape.length - 2;
       if (nsp < 1 || k.shape.length !== nsp + 2) fail(op, `expects input [N, ...spatial, C] and kernel [...window, Cin, Cout], got ${formatType(s0)} and ${formatType(k)}`);
       if (s0.dtype !== 'float32' || k.dtype !== 'float32') fail(op, 'expects float32 operands');
-      const strides = ints(op, attrs, 'strides'), dil = ints(op, attrs, 'dilation'), ldil = ints(op, attrs, 'lhsDilation');
-      const pad = pairs(op, attrs, 'padding', nsp);
-      const groups = int(op, attrs, 'groups');
+      const { strides, dilation: dil, lhsDilation: ldil, padding: pad, groups } = attrsOf(node, op);
+      pairCount(op, 'padding', pad, nsp);
       if (strides.length !== nsp || dil.length !== nsp || ldil.length !== nsp) fail(op, `strides/dilation/lhsDilation need ${nsp} entries`);
       atLeast(op, 'strides', strides, 1); atLeast(op, 'dilation', dil, 1); atLeast(op, 'lhsDilation', ldil, 1);
       const c = s0.shape[nsp + 1]!, cin = k.shape[nsp]!, cout = k.shape[nsp + 1]!;
@@ -294,9 +366,8 @@ export function inferType(op: Op, srcs: readonly TensorType[], attrs: Attrs): Te
       const nsp = s0.shape.length - 2;
       if (nsp < 1) fail(op, `expects input [N, ...spatial, C], got ${formatType(s0)}`);
       if (s0.dtype === 'bool') fail(op, 'does not accept bool');
-      if (attrs['kind'] !== 'max' && attrs['kind'] !== 'sum') fail(op, "attribute 'kind' must be 'max' or 'sum'");
-      const win = ints(op, attrs, 'window'), strides = ints(op, attrs, 'strides');
-      const pad = pairs(op, attrs, 'padding', nsp);
+      const { window: win, strides, padding: pad } = attrsOf(node, op);
+      pairCount(op, 'padding', pad, nsp);
       if (win.length !== nsp || strides.length !== nsp) fail(op, `window/strides need ${nsp} entries`);
       atLeast(op, 'window', win, 1); atLeast(op, 'strides', strides, 1);
       const out = s0.shape.slice(1, nsp + 1).map((n, i) => windowOut(n, win[i]!, strides[i]!, pad[i]![0], pad[i]![1]));
@@ -306,8 +377,7 @@ export function inferType(op: Op, srcs: readonly TensorType[], attrs: Attrs): Te
       // counter-based: operand is the int32 scalar counter (e.g. the training step); the seed is an attribute
       count(op, srcs, 1);
       if (s0.dtype !== 'int32' || s0.shape.length !== 0) fail(op, `counter must be an int32 scalar, got ${formatType(s0)}`);
-      int(op, attrs, 'seed');
-      const shape = ints(op, attrs, 'shape');
+      const { shape } = attrsOf(node, op);
       atLeast(op, 'shape', shape, 0);
       return { dtype: 'float32', shape };
     }

@@ -1,6 +1,6 @@
 // Parser for the graph text format written by printer.ts; errors name the line.
 import { Builder, type Graph, type NamedNode, type Node, type Update } from './graph.js';
-import { type AttrValue, isOp } from './ops.js';
+import { type AttrValue, GroupOp, attrsOf, isOp } from './ops.js';
 import { type TensorType, dtypeFromShort } from './types.js';
 
 export class ParseError extends Error {
@@ -102,12 +102,16 @@ export function parseGraph(text: string): Graph {
       if (!isOp(op)) throw new ParseError(`unknown op '${op}'`);
       const src = srcText.trim() ? srcText.split(',').map(ref) : [];
       const attrs = attrText ? new AttrReader(attrText + '}').attrs() : {};
+      // a splat constant may be written with its one value: value=c for value=[c]
+      if (op === 'const' && typeof attrs['value'] === 'number') attrs['value'] = [attrs['value']];
       const type = parseType(typeText);
+      const leaf = { op, attrs };
+      if (GroupOp.Leaf.has(op) && src.length) throw new ParseError(`${op} is a leaf and takes no operands`);
       let node: Node;
-      if (op === 'input') node = b.input(String(attrs['name']), type);
-      else if (op === 'param') node = b.param(String(attrs['name']), type);
-      else if (op === 'const') node = b.constant(attrs['value'] as number[], type.dtype, type.shape);
-      else if (op === 'iota') node = b.iota(type.shape, attrs['axis'] as number);
+      if (op === 'input') node = b.input(attrsOf(leaf, op).name, type);
+      else if (op === 'param') node = b.param(attrsOf(leaf, op).name, type);
+      else if (op === 'const') node = b.constant(attrsOf(leaf, op).value, type.dtype, type.shape);
+      else if (op === 'iota') node = b.iota(type.shape, attrsOf(leaf, op).axis);
       else node = b.emit(op, src, attrs);
       const got = `${node.type.dtype}[${node.type.shape.join(',')}]`, want = `${type.dtype}[${type.shape.join(',')}]`;
       if (got !== want) throw new ParseError(`${op} has type ${got}, but the text says ${want}`);

@@ -1,6 +1,6 @@
 // Verifier: per-op rules over a whole graph, run after every pass in tests.
-import type { Graph, Node } from './graph.js';
-import { GroupOp, inferType } from './ops.js';
+import { type Graph, type Node, nodeName } from './graph.js';
+import { GroupOp, attrsOf, checkAttrs, inferType } from './ops.js';
 import { formatType, isDType, sizeOf, typesEqual } from './types.js';
 
 export class VerifyError extends Error {
@@ -23,19 +23,27 @@ export function verifyProblems(g: Graph): string[] {
       problems.push(`${where}: bad type ${JSON.stringify(n.type)}`);
       return;
     }
+    if (GroupOp.Leaf.has(n.op)) {
+      // a leaf's attributes are not checked by type inference: check their kinds here, then what they say
+      try {
+        checkAttrs(n.op, n.attrs);
+      } catch (e) {
+        problems.push(`${where}: ${(e as Error).message}`);
+        return;
+      }
+    }
     switch (n.op) {
       case 'input': case 'param':
-        if (typeof n.attrs['name'] !== 'string') problems.push(`${where}: needs a string name`);
-        if (!declared.has(n)) problems.push(`${where} '${String(n.attrs['name'])}': used but not declared in the graph's ${n.op}s`);
+        if (!declared.has(n)) problems.push(`${where} '${nodeName(n)}': used but not declared in the graph's ${n.op}s`);
         return;
       case 'const': {
-        const v = n.attrs['value'];
-        if (!Array.isArray(v) || (v.length !== 1 && v.length !== sizeOf(n.type.shape))) problems.push(`${where}: value does not fill ${formatType(n.type)}`);
+        const v = attrsOf(n, n.op).value;
+        if (v.length !== 1 && v.length !== sizeOf(n.type.shape)) problems.push(`${where}: value does not fill ${formatType(n.type)}`);
         return;
       }
       case 'iota': {
-        const a = n.attrs['axis'];
-        if (typeof a !== 'number' || a < 0 || a >= n.type.shape.length || n.type.dtype !== 'int32') problems.push(`${where}: bad axis or dtype`);
+        const a = attrsOf(n, n.op).axis;
+        if (a < 0 || a >= n.type.shape.length || n.type.dtype !== 'int32') problems.push(`${where}: bad axis or dtype`);
         return;
       }
       default:
@@ -78,14 +86,14 @@ export function verifyProblems(g: Graph): string[] {
   };
   for (const n of g.inputs) if (n.op !== 'input') problems.push(`inputs: %${n.id} is a ${n.op}, not an input`);
   for (const n of g.params) if (n.op !== 'param') problems.push(`params: %${n.id} is a ${n.op}, not a param`);
-  names('input', g.inputs.map((n) => String(n.attrs['name'])));
-  names('param', g.params.map((n) => String(n.attrs['name'])));
+  names('input', g.inputs.map((n) => nodeName(n)));
+  names('param', g.params.map((n) => nodeName(n)));
   names('output', g.outputs.map((o) => o.name));
   for (const u of g.updates) {
     if (!g.params.includes(u.param)) problems.push(`update: %${u.param.id} is not one of the graph's params`);
-    else if (!typesEqual(u.param.type, u.value.type)) problems.push(`update of '${String(u.param.attrs['name'])}': value ${formatType(u.value.type)} does not match ${formatType(u.param.type)}`);
+    else if (!typesEqual(u.param.type, u.value.type)) problems.push(`update of '${nodeName(u.param)}': value ${formatType(u.value.type)} does not match ${formatType(u.param.type)}`);
   }
-  names('update', g.updates.map((u) => String(u.param.attrs['name'])));
+  names('update', g.updates.map((u) => nodeName(u.param)));
   for (const r of [...g.inputs, ...g.params, ...g.outputs.map((o) => o.node), ...g.updates.map((u) => u.value)]) visit(r);
   return problems;
 }

@@ -1,7 +1,7 @@
 // Reverse-mode autodiff: one backward rule per primitive and one reverse topological walk.
 import { Builder, type Graph, type Node, nodeName, topoSort } from '../ir/graph.js';
-import type { Attrs, Op } from '../ir/ops.js';
-import { type Shape, isFloat, sizeOf } from '../ir/types.js';
+import { type Attrs, type Op, REDUCE_OPS, attrsOf } from '../ir/ops.js';
+import { type Shape, identityOf, isFloat, sizeOf } from '../ir/types.js';
 
 /** Builder helpers used by the rules: scalars broadcast to a node's shape, and common compositions. */
 class G {
@@ -27,16 +27,16 @@ class G {
     const r = a.type.shape.length;
     return this.transpose(a, [...Array(r - 2).keys(), r - 1, r - 2]);
   }
-  sumTo(a: Node, axes: number[], shape: Shape): Node {
+  sumTo(a: Node, axes: readonly number[], shape: Shape): Node {
     return this.reshape(axes.length ? this.e('reduce_sum', [a], { axes, keepdims: false }) : a, shape);
   }
   /** Broadcasts a reduced value (keepdims=false over `axes`) back to `shape`. */
-  unreduce(g: Node, axes: number[], shape: Shape): Node {
+  unreduce(g: Node, axes: readonly number[], shape: Shape): Node {
     const kept = shape.map((d, i) => (axes.includes(i) ? 1 : d));
     return this.e('broadcast', [this.reshape(g, kept)], { shape: [...shape] });
   }
   /** Places g (the result of a strided slice) back into a zero tensor of `shape` (the transpose of slice). */
-  unslice(g: Node, start: number[], step: number[], shape: Shape): Node {
+  unslice(g: Node, start: readonly number[], step: readonly number[], shape: Shape): Node {
     let x = g;
     for (let d = 0; d < shape.length; d++) {
       const s = step[d]!, m = x.type.shape[d]!;
@@ -116,7 +116,7 @@ const RULES: Record<Op, Rule> = {
   reduce_min: (g, n, dy) => [extremumGrad(g, n, dy)],
   reshape: (g, n, dy) => [g.reshape(dy, n.src[0]!.type.shape)],
   transpose: (g, n, dy) => {
-    const perm = n.attrs['perm'] as number[];
+    const { perm } = attrsOf(n, 'transpose');
     const inv = perm.map((_, i) => perm.indexOf(i));
     return [g.transpose(dy, inv)];
   },
@@ -125,14 +125,17 @@ const RULES: Record<Op, Rule> = {
     const axes = os.flatMap((d, i) => (i < off || (xs[i - off] === 1 && d !== 1) ? [i] : []));
     return [g.sumTo(dy, axes, xs)];
   },
-  slice: (g, n, dy) => [g.unslice(dy, n.attrs['start'] as number[], n.attrs['step'] as number[], n.src[0]!.type.shape)],
+  slice: (g, n, dy) => {
+    const { start, step } = attrsOf(n, 'slice');
+    return [g.unslice(dy, start, step, n.src[0]!.type.shape)];
+  },
   pad: (g, n, dy) => {
-    const p = n.attrs['padding'] as [number, number][];
+    const p = attrsOf(n, 'pad').padding;
     const xs = n.src[0]!.type.shape;
     return [g.e('slice', [dy], { start: p.map((q) => q[0]), end: xs.map((d, i) => p[i]![0] + d), step: xs.map(() => 1) })];
   },
   concat: (g, n, dy) => {
-    const axis = n.attrs['axis'] as number;
+    const { axis } = attrsOf(n, 'concat');
     let at = 0;
     return n.src.map((s) => {
       const start = dy.type.shape.map((_, i) => (i === axis ? at : 0));
@@ -144,15 +147,15 @@ const RULES: Record<Op, Rule> = {
   gather: (g, n, dy) => [gatherGrad(g, n, dy), undefined],
   matmul: (g, n, dy) => [g.e('matmul', [dy, g.mT(n.src[1]!)]), g.e('matmul', [g.mT(n.src[0]!), dy])],
   conv: (g, n, dy) => convGrads(g, n, dy),
-  reduce_window: (g, n, dy) => [n.attrs['kind'] === 'sum' ? sumWindowGrad(g, n, dy) : maxWindowGrad(g, n, dy)],
+  reduce_window: (g, n, dy) => [attrsOf(n, 'reduce_window').kind === 'sum' ? sumWindowGrad(g, n, dy) : maxWindowGrad(g, n, dy)],
 };
 
-function axesOf(n: Node): number[] {
-  return n.attrs['axes'] as number[];
+function axesOf(n: Node): readonly number[] {
+  return attrsOf(n, REDUCE_OPS).axes;
 }
 
 function extremumGrad(g: G, n: Node, dy: Node): Node {
-  const x = n.src[0]!, axes = axesOf(n), keep = n.attrs['keepdims'] === true;
+  const x = n.src[0]!, { axes, keepdims: keep } = attrsOf(n, REDUCE_OPS);
   const y = keep ? g.e('broadcast', [n], { shape: [...x.type.shape] }) : g.unreduce(n, axes, x.type.shape);
   const mask = g.e('cast', [g.e('eq', [x, y])], { dtype: x.type.dtype });
   const count = g.unreduce(g.e('reduce_sum', [mask], { axes, keepdims: false }), axes, x.type.shape);
@@ -163,7 +166,7 @@ function extremumGrad(g: G, n: Node, dy: Node): Node {
 /** d gather(x, idx) / dx: a scatter-add, written as one-hot(idx)^T @ dy. */
 function gatherGrad(g: G, n: Node, dy: Node): Node {
   const [x, idx] = n.src as [Node, Node];
-  const axis = n.attrs['axis'] as number, xs = x.type.shape;
+  const { axis } = attrsOf(n, 'gather'), xs = x.type.shape;
   const P = sizeOf(xs.slice(0, axis)), D = xs[axis]!, Q = sizeOf(xs.slice(axis + 1)), M = sizeOf(idx.type.shape);
   const flatIdx = g.reshape(idx, [M]);
   // clamp as the forward op does, so out-of-range indices send their gradient where they read from
@@ -194,9 +197,9 @@ function sliceChannels(g: G, x: Node, from: number, to: number): Node {
  */
 function convGrads(g: G, n: Node, dy: Node): [Node, Node] {
   const [x, k] = n.src as [Node, Node];
-  const groups = n.attrs['groups'] as number;
+  const a = attrsOf(n, 'conv'), { groups } = a;
   const nsp = x.type.shape.length - 2;
-  if ((n.attrs['lhsDilation'] as number[]).some((d) => d !== 1)) throw new Error('autodiff: conv with lhsDilation has no gradient rule (it is itself a gradient)');
+  if (a.lhsDilation.some((d) => d !== 1)) throw new Error('autodiff: conv with lhsDilation has no gradient rule (it is itself a gradient)');
   if (groups > 1) {
     const cin = k.type.shape[nsp]!, coutG = k.type.shape[nsp + 1]! / groups;
     const dxs: Node[] = [], dks: Node[] = [];
@@ -209,8 +212,7 @@ function convGrads(g: G, n: Node, dy: Node): [Node, Node] {
     }
     return [g.e('concat', dxs, { axis: nsp + 1 }), g.e('concat', dks, { axis: nsp + 1 })];
   }
-  const strides = n.attrs['strides'] as number[], dil = n.attrs['dilation'] as number[];
-  const pad = n.attrs['padding'] as [number, number][];
+  const { strides, dilation: dil, padding: pad } = a;
   const xs = x.type.shape, ks = k.type.shape, ys = dy.type.shape;
   const spatial = [...Array(nsp).keys()];
   // dx = conv(dy dilated by the strides, kernel flipped with in/out channels swapped)
@@ -238,21 +240,19 @@ function convGrads(g: G, n: Node, dy: Node): [Node, Node] {
 /** Sum pooling is a depthwise convolution with a ones kernel; its gradient is that convolution's. */
 function sumWindowGrad(g: G, n: Node, dy: Node): Node {
   const x = n.src[0]!, nsp = x.type.shape.length - 2, c = x.type.shape[nsp + 1]!;
-  const win = n.attrs['window'] as number[];
+  const { window: win, strides, padding } = attrsOf(n, 'reduce_window');
   const ones = g.b.constant(1, x.type.dtype, [...win, 1, c]);
-  const asConv = g.e('conv', [x, ones], {
-    strides: n.attrs['strides']!, padding: n.attrs['padding']!, dilation: win.map(() => 1), lhsDilation: win.map(() => 1), groups: c,
-  });
+  const asConv = g.e('conv', [x, ones], { strides, padding, dilation: win.map(() => 1), lhsDilation: win.map(() => 1), groups: c });
   return convGrads(g, asConv, dy)[0];
 }
 
 /** Max pooling: each output's gradient goes to the first position in its window that holds the maximum. */
 function maxWindowGrad(g: G, n: Node, dy: Node): Node {
   const x = n.src[0]!, nsp = x.type.shape.length - 2;
-  const win = n.attrs['window'] as number[], strides = n.attrs['strides'] as number[];
-  const pad = n.attrs['padding'] as [number, number][];
-  const fullPad: [number, number][] = [[0, 0], ...pad, [0, 0]];
-  const xp = g.e('pad', [x], { padding: fullPad, value: -Infinity });
+  const { window: win, strides, padding: pad } = attrsOf(n, 'reduce_window');
+  const fullPad: (readonly [number, number])[] = [[0, 0], ...pad, [0, 0]];
+  // padding holds max's identity (the lowest value), so it is never the maximum
+  const xp = g.e('pad', [x], { padding: fullPad, value: identityOf('max', x.type.dtype) });
   const ps = xp.type.shape, ys = n.type.shape;
   let taken: Node = g.e('broadcast', [g.b.constant(0, 'bool')], { shape: [...ys] });
   let acc: Node | undefined;

@@ -1,7 +1,7 @@
 // canonicalize: algebraic simplification and constant folding as rewrite rules, run to a fixed point.
 import type { Graph, Node } from '../ir/graph.js';
 import { evalOp } from '../ir/interpreter.js';
-import { GroupOp, REDUCE_OPS } from '../ir/ops.js';
+import { GroupOp, REDUCE_OPS, attrsOf } from '../ir/ops.js';
 import { isFloat, shapesEqual, sizeOf } from '../ir/types.js';
 import { type RewriteRule, rewriteToFixedPoint } from './rewrite.js';
 
@@ -9,7 +9,7 @@ import { type RewriteRule, rewriteToFixedPoint } from './rewrite.js';
 export function splatValue(n: Node): number | undefined {
   if (n.op === 'broadcast') return splatValue(n.src[0]!);
   if (n.op === 'const') {
-    const v = n.attrs['value'] as number[];
+    const v = attrsOf(n, n.op).value;
     return v.length === 1 ? v[0] : undefined;
   }
   return undefined;
@@ -44,12 +44,12 @@ export const RULES: RewriteRule[] = [
   { op: 'cast', doc: 'cast(x: T) to T -> x', rewrite: (n) => (n.src[0]!.type.dtype === n.type.dtype ? n.src[0] : undefined) },
   { op: 'reshape', doc: 'reshape(x) to its own shape -> x', rewrite: (n) => (shapesEqual(n.src[0]!.type.shape, n.type.shape) ? n.src[0] : undefined) },
   { op: 'reshape', doc: 'reshape(reshape(x)) -> reshape(x)', rewrite: (n, b) => (n.src[0]!.op === 'reshape' ? b.emit('reshape', [n.src[0]!.src[0]!], n.attrs) : undefined) },
-  { op: 'transpose', doc: 'transpose(x, identity) -> x', rewrite: (n) => ((n.attrs['perm'] as number[]).every((p, i) => p === i) ? n.src[0] : undefined) },
+  { op: 'transpose', doc: 'transpose(x, identity) -> x', rewrite: (n) => (attrsOf(n, 'transpose').perm.every((p, i) => p === i) ? n.src[0] : undefined) },
   {
     op: 'transpose', doc: 'transpose(transpose(x, p), q) -> transpose(x, p[q])',
     rewrite: (n, b) => {
       if (n.src[0]!.op !== 'transpose') return undefined;
-      const p = n.src[0]!.attrs['perm'] as number[], q = n.attrs['perm'] as number[];
+      const p = attrsOf(n.src[0]!, 'transpose').perm, q = attrsOf(n, 'transpose').perm;
       return b.emit('transpose', [n.src[0]!.src[0]!], { perm: q.map((i) => p[i]!) });
     },
   },
@@ -73,7 +73,7 @@ export const RULES: RewriteRule[] = [
     // one normal form, so equal reductions merge; lowering then accumulates in the interpreter's row-major order
     op: REDUCE_OPS, doc: 'reduce(x, axes) -> reduce(x, sorted axes)',
     rewrite: (n, b) => {
-      const axes = n.attrs['axes'] as number[];
+      const { axes } = attrsOf(n, REDUCE_OPS);
       if (axes.every((a, i) => i === 0 || axes[i - 1]! < a)) return undefined;
       return b.emit(n.op, n.src, { ...n.attrs, axes: [...axes].sort((x, y) => x - y) });
     },
@@ -83,7 +83,7 @@ export const RULES: RewriteRule[] = [
     doc: 'op(constants) -> constant (folded by the interpreter; splats stay splats)',
     rewrite: (n, b) => {
       if (n.src.length === 0 || !n.src.every((s) => s.op === 'const')) return undefined;
-      const allSplat = n.src.every((s) => (s.attrs['value'] as number[]).length === 1);
+      const allSplat = n.src.every((s) => attrsOf(s, 'const').value.length === 1);
       if (allSplat && GroupOp.Elementwise.has(n.op)) {
         const scalar = evalOp({ op: n.op, type: { dtype: n.type.dtype, shape: [] }, attrs: n.attrs },
           n.src.map((s) => ({ type: { dtype: s.type.dtype, shape: [] }, data: constData(s, 1) })));
@@ -97,7 +97,7 @@ export const RULES: RewriteRule[] = [
 ];
 
 function constData(n: Node, size: number) {
-  const v = n.attrs['value'] as number[];
+  const v = attrsOf(n, 'const').value;
   return evalOp({ op: 'const', type: { dtype: n.type.dtype, shape: [size] }, attrs: { value: v.length === 1 ? v : v.slice(0, size) } }, []);
 }
 

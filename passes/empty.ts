@@ -1,6 +1,6 @@
 // empty: removes computations on empty tensors (a zero-size dimension), so no kernel has a loop of extent 0.
 import { type Graph, type Node, rebuild } from '../ir/graph.js';
-import { REDUCE_KIND, type WindowKind } from '../ir/ops.js';
+import { REDUCE_KIND, attrsOf } from '../ir/ops.js';
 import { identityOf, sizeOf } from '../ir/types.js';
 
 const isEmpty = (n: Node) => sizeOf(n.type.shape) === 0;
@@ -15,8 +15,8 @@ function emptyResult(n: Node): number | undefined {
   switch (n.op) {
     case 'matmul': case 'conv': return 0;
     case 'reduce_sum': case 'reduce_prod': case 'reduce_max': case 'reduce_min': return identityOf(REDUCE_KIND[n.op], n.type.dtype);
-    case 'reduce_window': return identityOf(n.attrs['kind'] as WindowKind, n.type.dtype);
-    case 'pad': return n.attrs['value'] as number;
+    case 'reduce_window': return identityOf(attrsOf(n, n.op).kind, n.type.dtype);
+    case 'pad': return attrsOf(n, n.op).value;
     default: return undefined;
   }
 }

@@ -7,7 +7,7 @@
 // (matmul epilogues, the optimizer update fused with its gradient's contraction). Nests run in order;
 // independent nests at the same ALAP level form one kernel (horizontal fusion).
 import { type Graph, type Node, topoSort } from '../ir/graph.js';
-import { GroupOp, type Op, isReduceOp } from '../ir/ops.js';
+import { GroupOp, type Op, attrsOf, isReduceOp } from '../ir/ops.js';
 import { type Shape, shapesEqual } from '../ir/types.js';
 
 /** Ops that need a loop of their own (they cannot be computed as one expression at an index). */
@@ -118,7 +118,7 @@ function cone(n: Node, mat: Set<Node>, stopAtContractions: boolean): Node[] {
  */
 export function isRowReduce(x: Node, key: NestKey): boolean {
   return key.axes.length > 0 && isReduceOp(x.op)
-    && shapesEqual(x.src[0]!.type.shape, key.full) && shapesEqual(x.attrs['axes'] as number[], key.axes);
+    && shapesEqual(x.src[0]!.type.shape, key.full) && shapesEqual(attrsOf(x, x.op).axes, key.axes);
 }
 
 /**
@@ -129,7 +129,7 @@ export function isRowReduce(x: Node, key: NestKey): boolean {
 function rootKey(root: Node, mat: Set<Node>): NestKey {
   for (const x of cone(root, mat, true)) {
     if (x === root || !isReduceOp(x.op)) continue;
-    const full = x.src[0]!.type.shape, axes = x.attrs['axes'] as number[];
+    const full = x.src[0]!.type.shape, { axes } = attrsOf(x, x.op);
     const key = { full, axes };
     if (isContraction(root) ? isRowReduce(root, key) : shapesEqual(root.type.shape, full) || isReducedShape(root.type.shape, key)) return key;
   }

@@ -1,5 +1,5 @@
 // Running models: trace a model into one graph per (batch size, mode) and run it on the selected backend.
-import type { Graph } from '../../ir/graph.js';
+import { type Graph, nodeName } from '../../ir/graph.js';
 import type { TypedArray } from '../../ir/types.js';
 import { Trace, withTrace } from '../engine.js';
 import * as ops from '../ops.js';
@@ -67,7 +67,7 @@ export function tracedFor(model: Model, batchSize: number, training = false): Tr
 export function runTraced(t: TracedModel, inputs: readonly Tensor[], extra: Record<string, TypedArray> = {}, backend?: Backend): Tensor[] {
   const bind: Record<string, TypedArray> = { ...extra };
   t.graph.inputs.forEach((n, i) => {
-    const name = String(n.attrs['name']);
+    const name = nodeName(n);
     if (!(name in bind)) bind[name] = inputs[i]!.data;
   });
   const params: Record<string, TypedArray> = {};

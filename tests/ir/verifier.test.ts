@@ -50,7 +50,7 @@ describe('verifier', () => {
     ['a const that does not fill its type', () => graph([], [node('const', f32(3), [], { value: [1, 2] })]), /const: value does not fill f32\[3\]/],
     ['an iota with a bad axis', () => graph([], [node('iota', i32(3), [], { axis: 1 })]), /iota: bad axis or dtype/],
     ['a float iota', () => graph([], [node('iota', f32(3), [], { axis: 0 })]), /iota: bad axis or dtype/],
-    ['an input without a string name', () => { const x = inp(3); return graph([x], [x]); }, /input: needs a string name/],
+    ['an input without a string name', () => { const x = inp(3); return graph([x], [x]); }, /input: attribute 'name' must be a string, got 3/],
     ['an undeclared input', () => graph([], [node('neg', f32(2), [inp('ghost')])]), /input 'ghost': used but not declared in the graph's inputs/],
     ['an undeclared param', () => graph([], [node('neg', f32(2), [par('w')])]), /param 'w': used but not declared in the graph's params/],
     ['a non-input among the inputs', () => graph([node('const', f32(2), [], { value: [0] })], []), /inputs: %\d+ is a const, not an input/],
