@@ -378,7 +378,8 @@ export interface RunResult {
 export type Bindings = ReadonlyMap<string, TypedArray> | Readonly<Record<string, TypedArray>>;
 
 function lookup(b: Bindings, name: string): TypedArray | undefined {
-  return b instanceof Map ? b.get(name) : (b as Record<string, TypedArray>)[name];
+  // own keys only: a value may be named 'constructor' or 'toString'
+  return b instanceof Map ? b.get(name) : Object.hasOwn(b, name) ? (b as Record<string, TypedArray>)[name] : undefined;
 }
 
 /** Runs a graph: inputs and params bound by name. Throws a clear error for a missing or ill-typed binding. */

@@ -68,7 +68,7 @@ export function runTraced(t: TracedModel, inputs: readonly Tensor[], extra: Reco
   const bind: Record<string, TypedArray> = { ...extra };
   t.graph.inputs.forEach((n, i) => {
     const name = nodeName(n);
-    if (!(name in bind)) bind[name] = inputs[i]!.data;
+    if (!Object.hasOwn(bind, name)) bind[name] = inputs[i]!.data; // own keys: an input may be named 'constructor'
   });
   const params: Record<string, TypedArray> = {};
   for (const v of t.variables) params[v.path] = v.data;

@@ -5,6 +5,16 @@ import * as keras from '../../frontend/index.js';
 keras.config.setBackend('interpreter');
 
 describe('models', () => {
+  it('inputs may be named like Object.prototype members (constructor, toString)', () => {
+    const x = keras.ops.array([[1, 2], [-3, 0.5]]);
+    const predict = (name: string) => {
+      const inputs = keras.Input({ shape: [2], name });
+      const m = keras.Model({ inputs, outputs: keras.layers.Dense(1, { kernelInitializer: 'ones', biasInitializer: 'ones' })(inputs) });
+      return Array.from((m.predict(x) as keras.Tensor).data);
+    };
+    for (const name of ['constructor', 'toString', 'x']) expect(predict(name), name).toEqual([4, -1.5]);
+  });
+
   it('predict follows pop() and add() (no stale traced graph)', () => {
     const m = keras.Sequential([keras.layers.Dense(3, { inputShape: [2] }), keras.layers.Dense(4)]);
     const x = keras.ops.ones([1, 2]);

@@ -528,4 +528,12 @@ describe('random_uniform and interpret', () => {
     expect(() => interpret(g, { x: new Int32Array(2) }, { w: new Float32Array(2) })).toThrow(/input 'x' expects f32\[2\], got Int32Array of 2 elements/);
     expect(() => interpret(g, { x: new Float32Array(2) }, { w: new Float32Array(3) })).toThrow(/param 'w' expects f32\[2\], got Float32Array of 3 elements/);
   });
+
+  it('binds by own keys only: a missing input named constructor is missing, not Object', () => {
+    const b = new Builder();
+    const x = b.input('constructor', f32(2));
+    const g = b.finish('g', [{ name: 'y', node: b.emit('neg', [x]) }]);
+    expect(() => interpret(g, {})).toThrow(/^g: no value given for input 'constructor' \(f32\[2\]\)$/);
+    expectClose(interpret(g, { constructor: Float32Array.from([1, -2]) }).outputs.get('y')!.data, [-1, 2]);
+  });
 });
