@@ -9,7 +9,6 @@ import { printProgram } from '../codegen/loop/printer.js';
 import { DEFAULT_CAPS, type TargetCaps, schedule } from '../codegen/loop/schedule.js';
 import { simplify } from '../codegen/loop/simplify.js';
 import { canonicalize } from './canonicalize.js';
-import { cse } from './cse.js';
 import { dce } from './dce.js';
 import { removeEmpty } from './empty.js';
 import { type FusionPlan, fuse } from './fuse.js';
@@ -18,8 +17,7 @@ import { type FusionPlan, fuse } from './fuse.js';
 export const GRAPH_PASSES: readonly { name: string; description: string; run: (g: Graph) => Graph }[] = [
   { name: 'canonicalize', description: 'algebraic rewrite rules and constant folding to a fixed point', run: canonicalize },
   { name: 'empty', description: 'replace computations on empty tensors by the constants they equal', run: removeEmpty },
-  { name: 'cse', description: 'merge structurally equal nodes', run: cse },
-  { name: 'dce', description: 'drop values no output or update uses', run: dce },
+  { name: 'dce', description: 'drop values no output or update uses, merge structurally equal ones', run: dce },
 ];
 
 /** Passes after the graph ones: fusion, lowering to loop IR, index simplification, scheduling, memory planning. */

@@ -223,7 +223,7 @@ describe.concurrent('kiln', slow, () => {
 });
 
 describe.concurrent('kiln compile --dump-after', slow, () => {
-  const passes = 'canonicalize, empty, cse, dce, fuse, lower, simplify, schedule, memplan';
+  const passes = 'canonicalize, empty, dce, fuse, lower, simplify, schedule, memplan';
 
   it('lists the passes in --help', async () => {
     const r = await kiln(['compile', '--help']);
