@@ -1,6 +1,6 @@
 // keras.ops: NumPy-style tensor functions composed from graph-IR primitives (broadcasting, dtype promotion).
 import { broadcastShapes } from '../ir/ops.js';
-import { type DType, type Shape, type TypedArray, allocate, dtypeOfTyped, isDType, formatShape, isFloat, normAxis, sizeOf, toTyped } from '../ir/types.js';
+import { type DType, INT32_MAX, INT32_MIN, type Shape, type TypedArray, allocate, dtypeOfTyped, isDType, formatShape, isFloat, normAxis, sizeOf, toTyped } from '../ir/types.js';
 import { apply, currentTrace } from './engine.js';
 import { type NestedArray, Tensor } from './tensor.js';
 import { describe, show } from './errors.js';
@@ -41,7 +41,7 @@ export function array(values: TensorLike, dtype?: DType): Tensor {
   flatten(values, shape, flat, 0);
   const allBool = flat.length > 0 && isAllBool(values);
   // integers outside int32 (1e30) and empty lists are float32, as in Keras
-  const isInt32 = (v: number): boolean => Number.isInteger(v) && v >= -2147483648 && v <= 2147483647;
+  const isInt32 = (v: number): boolean => Number.isInteger(v) && v >= INT32_MIN && v <= INT32_MAX;
   const inferred: DType = allBool ? 'bool' : flat.length > 0 && flat.every(isInt32) ? 'int32' : 'float32';
   const d = dtype ?? inferred;
   return new Tensor(d, shape, toTyped(d, flat));
