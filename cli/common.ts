@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PASS_NAMES } from '../passes/pipeline.js';
+import { PASS_NAMES } from '../driver/pipeline.js';
 
 export const TARGETS = ['wasm', 'llvm', 'cuda'] as const;
 export type Target = (typeof TARGETS)[number];

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import type { IoSpec, TargetEntry } from './entry.js';
 import type { Layout } from './loop/layout.js';
 import type { NamedTensor } from '../runtime/safetensors.js';
-import type { Compiled } from '../passes/pipeline.js';
+import type { Compiled } from '../driver/pipeline.js';
 import { entryLayout } from './wasm/artifacts.js';
 
 export interface NativeTargetOptions {

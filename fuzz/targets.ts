@@ -17,7 +17,7 @@ import { WASM_CAPS } from '../codegen/wasm/target.js';
 import { Builder, type Graph, type Node, nodeName, topoSort, updatesAsOutputs } from '../ir/graph.js';
 import { type RunResult, interpret } from '../ir/interpreter.js';
 import type { TypedArray } from '../ir/types.js';
-import { runPipeline } from '../passes/pipeline.js';
+import { runPipeline } from '../driver/pipeline.js';
 import { readNpy, writeNpy } from '../runtime/npy.js';
 import { readSafetensors } from '../runtime/safetensors.js';
 import { randomBindings, randomGraph } from './random_graphs.js';

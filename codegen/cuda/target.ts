@@ -9,7 +9,7 @@ import { type NativeTargetOptions, descSource, headerSource, runtimeDir, sh } fr
 import { layoutModule } from '../loop/layout.js';
 import { CUDA_CAPS } from '../loop/schedule.js';
 import { writeSafetensors } from '../../runtime/safetensors.js';
-import { runPipeline } from '../../passes/pipeline.js';
+import { runPipeline } from '../../driver/pipeline.js';
 import { renderCuda } from './render.js';
 
 export interface CudaTargetOptions extends NativeTargetOptions {

@@ -8,7 +8,7 @@ import { type NativeTargetOptions, compileCached, descSource, headerSource, runt
 import { writeSafetensors } from '../../runtime/safetensors.js';
 import { layoutModule } from '../loop/layout.js';
 import { DEFAULT_CAPS, type TargetCaps } from '../loop/schedule.js';
-import { runPipeline } from '../../passes/pipeline.js';
+import { runPipeline } from '../../driver/pipeline.js';
 import { renderLlvm } from './render.js';
 
 /** An explicit CPU for opt/llc: LLVM 14 does not know the newest cores, so name the x86-64 level the host reaches. */

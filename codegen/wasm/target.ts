@@ -4,7 +4,7 @@ import path from 'node:path';
 import { type IoSpec, type TargetEntry, irText, manifestOf } from '../entry.js';
 import { type NamedTensor, writeSafetensors } from '../../runtime/safetensors.js';
 import { DEFAULT_CAPS, type TargetCaps } from '../loop/schedule.js';
-import { runPipeline } from '../../passes/pipeline.js';
+import { runPipeline } from '../../driver/pipeline.js';
 import { entryLayout, loaderSource, typesSource } from './artifacts.js';
 import { renderWasmModule } from './render.js';
 

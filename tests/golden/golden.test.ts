@@ -10,7 +10,7 @@ import { traceModel } from '../../frontend/models/executor.js';
 import { compileModel, traceTrainStep } from '../../frontend/models/training.js';
 import type { Graph } from '../../ir/graph.js';
 import { printGraph } from '../../ir/printer.js';
-import { describePlan, runPipeline } from '../../passes/pipeline.js';
+import { describePlan, runPipeline } from '../../driver/pipeline.js';
 
 const dir = import.meta.dirname;
 const update = process.env['UPDATE_GOLDEN'] === '1';

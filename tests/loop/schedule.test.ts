@@ -13,7 +13,7 @@ import * as keras from '../../frontend/index.js';
 import { traceModel } from '../../frontend/models/executor.js';
 import { compileModel, traceTrainStep } from '../../frontend/models/training.js';
 import { parseGraph } from '../../ir/parser.js';
-import { runPipeline } from '../../passes/pipeline.js';
+import { runPipeline } from '../../driver/pipeline.js';
 import { runBoth } from '../passes/differential.js';
 import { randomBindings, rng } from '../passes/random_graphs.js';
 

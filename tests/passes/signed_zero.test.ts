@@ -15,7 +15,7 @@ import type { Graph } from '../../ir/graph.js';
 import type { TypedArray } from '../../ir/types.js';
 import { interpret } from '../../ir/interpreter.js';
 import { parseGraph } from '../../ir/parser.js';
-import { runPipeline } from '../../passes/pipeline.js';
+import { runPipeline } from '../../driver/pipeline.js';
 import { runMain } from '../native.js';
 import { type Data, differences, runBoth } from './differential.js';
 import { randomBindings, randomGraph } from './random_graphs.js';
