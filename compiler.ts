@@ -9,7 +9,7 @@ import { Model } from './frontend/models/model.js';
 import { traceTrainStep } from './frontend/models/training.js';
 import type { Graph } from './ir/graph.js';
 import { printGraph } from './ir/printer.js';
-import type { TargetEntry } from './codegen/entry.js';
+import type { TargetEntry } from './codegen/artifacts.js';
 import { WASM_CAPS, compileWasm } from './codegen/wasm/target.js';
 import { LLVM_CAPS, compileLlvm } from './codegen/llvm/target.js';
 import { compileCuda } from './codegen/cuda/target.js';

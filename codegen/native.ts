@@ -5,11 +5,10 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameS
 import os, { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { IoSpec, TargetEntry } from './entry.js';
+import { type IoSpec, type TargetEntry, entryLayout } from './artifacts.js';
 import type { Layout } from './loop/layout.js';
 import type { NamedTensor } from '../runtime/safetensors.js';
 import type { Compiled } from '../driver/pipeline.js';
-import { entryLayout } from './wasm/artifacts.js';
 
 export interface NativeTargetOptions {
   readonly outDir: string;

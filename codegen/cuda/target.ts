@@ -4,7 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { irText, manifestOf } from '../entry.js';
+import { irText, manifestOf } from '../artifacts.js';
 import { type NativeTargetOptions, descSource, headerSource, runtimeDir, sh } from '../native.js';
 import { layoutModule } from '../loop/layout.js';
 import { CUDA_CAPS } from '../loop/schedule.js';

@@ -3,7 +3,7 @@
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { irText, manifestOf } from '../entry.js';
+import { irText, manifestOf } from '../artifacts.js';
 import { type NativeTargetOptions, compileCached, descSource, headerSource, runtimeDir, sh } from '../native.js';
 import { writeSafetensors } from '../../runtime/safetensors.js';
 import { layoutModule } from '../loop/layout.js';

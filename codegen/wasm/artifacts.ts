@@ -1,31 +1,8 @@
-// Files of `kiln compile --target wasm`: model.wasm, model.mjs (loader for Node and browsers), model.d.mts.
+// The wasm target's own files: model.mjs (the loader for Node and browsers, runtime/wasm/model.mjs filled in) and model.d.mts.
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Program } from '../loop/ir.js';
-
-/** Where one entry's named values live in memory, as the loader needs it. */
-export interface EntryLayout {
-  readonly inputs: { name: string; offset: number; size: number; dtype: string }[];
-  readonly outputs: { name: string; offset: number; size: number; dtype: string }[];
-  readonly params: { name: string; offset: number; size: number; dtype: string }[];
-  /** new values not written in place: copied into their param after the call */
-  readonly copies: { name: string; from: number; to: number; bytes: number }[];
-}
-
-export function entryLayout(program: Program, offsets: Record<string, number>): EntryLayout {
-  const buf = (name: string) => program.buffers.find((b) => b.name === name)!;
-  const place = (xs: readonly { name: string; buffer: string }[]) => xs.map((x) => ({
-    name: x.name, offset: offsets[x.buffer]!, size: buf(x.buffer).size, dtype: buf(x.buffer).dtype,
-  }));
-  const params = place(program.params);
-  const copies = program.updates.flatMap((u) => {
-    const p = params.find((x) => x.name === u.name)!;
-    const from = offsets[u.buffer]!;
-    return from === p.offset ? [] : [{ name: u.name, from, to: p.offset, bytes: p.size * (p.dtype === 'bool' ? 1 : 4) }];
-  });
-  return { inputs: place(program.inputs), outputs: place(program.outputs), params, copies };
-}
+import type { EntryLayout } from '../artifacts.js';
 
 /** runtime/wasm/model.mjs, from the sources or from dist/. */
 function loaderTemplate(): string {

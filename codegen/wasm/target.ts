@@ -1,11 +1,11 @@
 // The wasm target: compiles entry graphs into one module and writes every artifact of DESIGN.md.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { type IoSpec, type TargetEntry, irText, manifestOf } from '../entry.js';
+import { type IoSpec, type TargetEntry, entryLayout, irText, manifestOf } from '../artifacts.js';
 import { type NamedTensor, writeSafetensors } from '../../runtime/safetensors.js';
 import { DEFAULT_CAPS, type TargetCaps } from '../loop/schedule.js';
 import { runPipeline } from '../../driver/pipeline.js';
-import { entryLayout, loaderSource, typesSource } from './artifacts.js';
+import { loaderSource, typesSource } from './artifacts.js';
 import { renderWasmModule } from './render.js';
 
 /** wasm SIMD128: four f32 lanes, one thread. */
