@@ -1,4 +1,4 @@
-// Model-file loading: type-check with ts-morph, run with tsx (resolving `kiln` to this package), locate errors in the file.
+// Model-file loading: type-check with ts-morph, run with tsx (resolving `kiln` to this package); imported on first use only.
 import { createRequire, register } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -80,19 +80,4 @@ export async function resolve(specifier, context, next) {
 export async function importModelFile(file: string): Promise<Record<string, unknown>> {
   installHooks();
   return (await import(pathToFileURL(file).href)) as Record<string, unknown>;
-}
-
-/** `file:line:col` of the first stack frame of `err` inside `file` (tsx's source maps give .ts positions). */
-export function errorLocation(err: unknown, file: string): string | undefined {
-  const stack = err instanceof Error ? err.stack ?? '' : '';
-  const names = [file, pathToFileURL(file).href];
-  for (const frame of stack.split('\n')) {
-    if (!frame.trimStart().startsWith('at ')) continue;
-    for (const name of names) {
-      const i = frame.indexOf(`${name}:`);
-      const m = i < 0 ? null : /^:(\d+):(\d+)/.exec(frame.slice(i + name.length));
-      if (m) return `${displayPath(file)}:${m[1]}:${m[2]}`;
-    }
-  }
-  return undefined;
 }
