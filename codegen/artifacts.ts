@@ -1,4 +1,7 @@
 // What every target writes the same way: its entry points, manifest.json, model.ir, and where each entry's named values live.
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Graph } from '../ir/graph.js';
 import { printGraph } from '../ir/printer.js';
 import type { Program } from './loop/ir.js';
@@ -80,4 +83,15 @@ export function entryLayout(program: Program, offsets: Record<string, number>): 
     return from === p.offset ? [] : [{ name: u.name, from, to: p.offset, bytes: p.size * (p.dtype === 'bool' ? 1 : 4) }];
   });
   return { inputs: place(program.inputs), outputs: place(program.outputs), params, copies };
+}
+
+/** A folder of the runtime sources artifacts copy (runtime/c, runtime/cuda, runtime/wasm), from the sources or from dist/. */
+export function runtimeDir(sub: 'c' | 'cuda' | 'wasm'): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const marker = { c: 'kiln_runtime.c', cuda: 'kiln_cuda.h', wasm: 'model.mjs' }[sub];
+  for (const up of ['../runtime', '../../runtime']) {
+    const d = path.resolve(here, up, sub);
+    if (existsSync(path.join(d, marker))) return d;
+  }
+  throw new Error(`cannot find the runtime sources (runtime/${sub})`);
 }
