@@ -54,8 +54,9 @@ function typesDir(): string {
 let hooksInstalled = false;
 
 /**
- * Installs tsx and one resolve hook (once per process): `kiln` and `kiln/compiler` map to the modules next to this
- * file, so the model shares this process's frontend (one Model class, one trace state); user `.ts` files load as ES modules.
+ * Installs tsx and the resolve hook of hooks.ts (once per process): `kiln` and `kiln/compiler` map to the modules
+ * beside this file, so the model shares this process's frontend (one Model class, one trace state); user `.ts` files
+ * load as ES modules.
  * tsx is registered globally, not with tsImport: tsImport's namespace query would give the model its own copy of kiln.
  */
 function installHooks(): void {
@@ -66,14 +67,7 @@ function installHooks(): void {
     kiln: new URL('../frontend/index.js', import.meta.url).href,
     'kiln/compiler': new URL('../compiler.js', import.meta.url).href,
   };
-  const hook = `const aliases = ${JSON.stringify(aliases)};
-export async function resolve(specifier, context, next) {
-  if (Object.hasOwn(aliases, specifier)) return { url: aliases[specifier], format: 'module', shortCircuit: true };
-  const r = await next(specifier, context);
-  const u = new URL(r.url);
-  return u.protocol === 'file:' && u.pathname.endsWith('.ts') && !u.pathname.includes('/node_modules/') ? { ...r, format: 'module' } : r;
-}`;
-  register(`data:text/javascript,${encodeURIComponent(hook)}`);
+  register(new URL('./hooks.js', import.meta.url), { data: aliases });
 }
 
 /** Runs a model file (absolute path) and returns its module namespace. */
