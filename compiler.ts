@@ -11,8 +11,8 @@ import { printGraph } from './ir/printer.js';
 import type { TargetEntry } from './codegen/artifacts.js';
 import { WASM_CAPS, compileWasm } from './codegen/wasm/target.js';
 import { LLVM_CAPS, compileLlvm } from './codegen/llvm/target.js';
-import { compileCuda } from './codegen/cuda/target.js';
-import { CUDA_CAPS, type TargetCaps } from './codegen/loop/schedule.js';
+import { CUDA_CAPS, compileCuda } from './codegen/cuda/target.js';
+import type { TargetCaps } from './codegen/loop/schedule.js';
 import { irAfter } from './driver/pipeline.js';
 
 export { EMITS, type Emit, KilnError, type KilnErrorOptions, TARGETS, type Target, checkCompileOptions, errorReport } from './cli/common.js';

@@ -5,11 +5,11 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
-import { compileCuda } from '../codegen/cuda/target.js';
+import { CUDA_CAPS, compileCuda } from '../codegen/cuda/target.js';
 import { type TargetEntry, entryLayout } from '../codegen/artifacts.js';
 import { LLVM_CAPS, compileLlvm } from '../codegen/llvm/target.js';
 import { runProgram } from '../codegen/loop/interpreter.js';
-import { CUDA_CAPS, DEFAULT_CAPS, type TargetCaps } from '../codegen/loop/schedule.js';
+import { DEFAULT_CAPS, type TargetCaps } from '../codegen/loop/schedule.js';
 import { renderWasmModule } from '../codegen/wasm/render.js';
 import { WASM_IMPORTS } from '../codegen/wasm/runtime.js';
 import { WASM_CAPS } from '../codegen/wasm/target.js';

@@ -7,10 +7,14 @@ import path from 'node:path';
 import { irText, manifestOf, runtimeDir } from '../artifacts.js';
 import { type NativeTargetOptions, descSource, headerSource, sh } from '../native.js';
 import { layoutModule } from '../loop/layout.js';
-import { CUDA_CAPS } from '../loop/schedule.js';
+import { H100 } from '../loop/gpu.js';
+import { DEFAULT_CAPS, type TargetCaps } from '../loop/schedule.js';
 import { writeSafetensors } from '../../runtime/safetensors.js';
 import { runPipeline } from '../../driver/pipeline.js';
 import { renderCuda } from './render.js';
+
+/** What the cuda target schedules for: an H100/H200-class GPU (nests become grids of thread blocks). */
+export const CUDA_CAPS: TargetCaps = { ...DEFAULT_CAPS, vectorWidth: 1, gpu: H100 };
 
 export interface CudaTargetOptions extends NativeTargetOptions {
   /** nvcc -arch (default sm_90: H100 and H200) */
