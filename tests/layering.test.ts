@@ -80,25 +80,31 @@ describe('layering', () => {
   it('importing kiln or kiln/compiler loads neither ts-morph nor tsx', () => {
     ensureBuilt();
     expect(firstHeavyLoad(['dist/frontend/index.js', 'dist/compiler.js'])).toBe('');
-    // and the check can fail: the model-file loader does load them
-    expect(firstHeavyLoad(['dist/cli/loader.js'])).toMatch(/^loaded .*node_modules\/(ts-morph|tsx)\//);
+    // and both checks can fail: the model-file loader does load them
+    expect(firstHeavyLoad(['dist/cli/loader.js'])).toMatch(/^loaded .*node_modules\/(ts-morph|tsx)\/.* from file:/);
+    expect(firstHeavyLoad(['dist/cli/loader.js'], false)).toMatch(/^loaded .*node_modules\/(ts-morph|@ts-morph|tsx|typescript)\/.* from require\(\)$/);
   });
 });
 
+const HEAVY = String.raw`/\/node_modules\/(ts-morph|@ts-morph|tsx|typescript)\//`;
+
 /**
- * Imports the built modules in a child process whose resolve hook fails any import that lands in ts-morph, tsx or
- * typescript (which ts-morph loads); returns the hook's message, or '' when none of them was loaded.
+ * Imports the built modules in a child process whose resolve hook (unless `hook` is false) fails any ES import that
+ * lands in ts-morph, tsx or typescript (which ts-morph loads), then looks for them among the CommonJS modules loaded
+ * (a require() bypasses the hook); returns what was loaded, or '' when none of them was.
  */
-function firstHeavyLoad(modules: string[]): string {
-  const hook = `export async function resolve(specifier, context, next) {
+function firstHeavyLoad(modules: string[], hook = true): string {
+  const resolve = `export async function resolve(specifier, context, next) {
   const r = await next(specifier, context);
-  if (/\\/node_modules\\/(ts-morph|@ts-morph|tsx|typescript)\\//.test(r.url)) throw new Error('loaded ' + r.url + ' from ' + context.parentURL);
+  if (${HEAVY}.test(r.url)) throw new Error('loaded ' + r.url + ' from ' + context.parentURL);
   return r;
 }`;
   const script = [
-    "import { register } from 'node:module';",
-    `register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hook)}));`,
+    "import { createRequire, register } from 'node:module';",
+    ...(hook ? [`register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(resolve)}));`] : []),
     ...modules.map((m) => `await import(${JSON.stringify(path.join(root, m))});`),
+    `const cjs = Object.keys(createRequire(import.meta.url).cache).find((f) => ${HEAVY}.test(f));`,
+    "if (cjs) throw new Error('loaded ' + cjs + ' from require()');",
   ].join('\n');
   try {
     execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
