@@ -1,20 +1,19 @@
 // The compiler API (`kiln/compiler`): load a model file and compile a keras model for a target.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { type Emit, KilnError, type Target, checkCompileOptions, displayPath, unprefixed } from './cli/common.js';
-import { errorLocation, importModelFile, typeCheck } from './cli/loader.js';
+import { type Emit, KilnError, type Target, checkCompileOptions, displayPath, errorLocation, unprefixed } from './cli/common.js';
 import { buildDirAtomically } from './cli/outdir.js';
 import { traceModel } from './frontend/models/executor.js';
 import { Model } from './frontend/models/model.js';
 import { traceTrainStep } from './frontend/models/training.js';
 import type { Graph } from './ir/graph.js';
 import { printGraph } from './ir/printer.js';
-import type { TargetEntry } from './codegen/entry.js';
+import type { TargetEntry } from './codegen/artifacts.js';
 import { WASM_CAPS, compileWasm } from './codegen/wasm/target.js';
 import { LLVM_CAPS, compileLlvm } from './codegen/llvm/target.js';
-import { compileCuda } from './codegen/cuda/target.js';
-import { CUDA_CAPS, type TargetCaps } from './codegen/loop/schedule.js';
-import { irAfter } from './passes/pipeline.js';
+import { CUDA_CAPS, compileCuda } from './codegen/cuda/target.js';
+import type { TargetCaps } from './codegen/loop/schedule.js';
+import { irAfter } from './driver/pipeline.js';
 
 export { EMITS, type Emit, KilnError, type KilnErrorOptions, TARGETS, type Target, checkCompileOptions, errorReport } from './cli/common.js';
 
@@ -134,6 +133,8 @@ export async function loadModelFile(file: string, options: { onRun?: () => void 
   const shown = displayPath(abs);
   if (!existsSync(abs)) throw new KilnError(`cannot find model file ${shown}`);
   if (!/\.m?ts$/.test(abs)) throw new KilnError(`${shown}: a model file must be TypeScript (.ts or .mts)`);
+  // ts-morph and tsx load here, not when kiln/compiler is imported: compiling a model needs neither
+  const { importModelFile, typeCheck } = await import('./cli/loader.js');
   const diagnostics = typeCheck(abs);
   if (diagnostics.length) throw new KilnError(`${diagnostics.length} type error(s) in ${shown}`, { diagnostics });
   options.onRun?.();

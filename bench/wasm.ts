@@ -19,7 +19,7 @@ import { runTrainStep, traceTrainStep } from '../frontend/models/training.js';
 import { runnerFor } from '../frontend/models/runner.js';
 import { WasmRunner } from '../codegen/wasm/runtime.js';
 import { renderWasm } from '../codegen/wasm/render.js';
-import { runPipeline } from '../passes/pipeline.js';
+import { runPipeline } from '../driver/pipeline.js';
 import type { Graph } from '../ir/graph.js';
 import type { TypedArray } from '../ir/types.js';
 

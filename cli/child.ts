@@ -1,8 +1,7 @@
 // The process `kiln compile` runs a model file in: it loads and compiles the model and reports to cli/main.ts,
 // which enforces the timeout and explains a process that ends early. The model file's stdout is the CLI's stderr.
 import path from 'node:path';
-import { type Emit, KilnError, type Target, errorReport } from './common.js';
-import { errorLocation } from './loader.js';
+import { type Emit, KilnError, type Target, errorLocation, errorReport } from './common.js';
 import { compile, dumpAfter, loadModelFile, modelFileError } from '../compiler.js';
 
 /** What to do, from the command line (checked by main.ts). */

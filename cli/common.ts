@@ -2,8 +2,8 @@
 // imports here: the command parses its flags with this alone and leaves the compiler to its child process.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { PASS_NAMES } from '../passes/pipeline.js';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { PASS_NAMES } from '../driver/pipeline.js';
 
 export const TARGETS = ['wasm', 'llvm', 'cuda'] as const;
 export type Target = (typeof TARGETS)[number];
@@ -80,4 +80,19 @@ function findPackageRoot(dir: string): string {
 /** How a user file is shown in messages: relative to the working directory. */
 export function displayPath(file: string): string {
   return path.relative(process.cwd(), file) || file;
+}
+
+/** `file:line:col` of the first stack frame of `err` inside `file` (tsx's source maps give .ts positions). */
+export function errorLocation(err: unknown, file: string): string | undefined {
+  const stack = err instanceof Error ? err.stack ?? '' : '';
+  const names = [file, pathToFileURL(file).href];
+  for (const frame of stack.split('\n')) {
+    if (!frame.trimStart().startsWith('at ')) continue;
+    for (const name of names) {
+      const i = frame.indexOf(`${name}:`);
+      const m = i < 0 ? null : /^:(\d+):(\d+)/.exec(frame.slice(i + name.length));
+      if (m) return `${displayPath(file)}:${m[1]}:${m[2]}`;
+    }
+  }
+  return undefined;
 }

@@ -1,4 +1,4 @@
-// Model-file loading: type-check with ts-morph, run with tsx (resolving `kiln` to this package), locate errors in the file.
+// Model-file loading: type-check with ts-morph, run with tsx (resolving `kiln` to this package); imported on first use only.
 import { createRequire, register } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -54,8 +54,9 @@ function typesDir(): string {
 let hooksInstalled = false;
 
 /**
- * Installs tsx and one resolve hook (once per process): `kiln` and `kiln/compiler` map to the modules next to this
- * file, so the model shares this process's frontend (one Model class, one trace state); user `.ts` files load as ES modules.
+ * Installs tsx and the resolve hook of hooks.ts (once per process): `kiln` and `kiln/compiler` map to the modules
+ * beside this file, so the model shares this process's frontend (one Model class, one trace state); user `.ts` files
+ * load as ES modules.
  * tsx is registered globally, not with tsImport: tsImport's namespace query would give the model its own copy of kiln.
  */
 function installHooks(): void {
@@ -66,33 +67,11 @@ function installHooks(): void {
     kiln: new URL('../frontend/index.js', import.meta.url).href,
     'kiln/compiler': new URL('../compiler.js', import.meta.url).href,
   };
-  const hook = `const aliases = ${JSON.stringify(aliases)};
-export async function resolve(specifier, context, next) {
-  if (Object.hasOwn(aliases, specifier)) return { url: aliases[specifier], format: 'module', shortCircuit: true };
-  const r = await next(specifier, context);
-  const u = new URL(r.url);
-  return u.protocol === 'file:' && u.pathname.endsWith('.ts') && !u.pathname.includes('/node_modules/') ? { ...r, format: 'module' } : r;
-}`;
-  register(`data:text/javascript,${encodeURIComponent(hook)}`);
+  register(new URL('./hooks.js', import.meta.url), { data: aliases });
 }
 
 /** Runs a model file (absolute path) and returns its module namespace. */
 export async function importModelFile(file: string): Promise<Record<string, unknown>> {
   installHooks();
   return (await import(pathToFileURL(file).href)) as Record<string, unknown>;
-}
-
-/** `file:line:col` of the first stack frame of `err` inside `file` (tsx's source maps give .ts positions). */
-export function errorLocation(err: unknown, file: string): string | undefined {
-  const stack = err instanceof Error ? err.stack ?? '' : '';
-  const names = [file, pathToFileURL(file).href];
-  for (const frame of stack.split('\n')) {
-    if (!frame.trimStart().startsWith('at ')) continue;
-    for (const name of names) {
-      const i = frame.indexOf(`${name}:`);
-      const m = i < 0 ? null : /^:(\d+):(\d+)/.exec(frame.slice(i + name.length));
-      if (m) return `${displayPath(file)}:${m[1]}:${m[2]}`;
-    }
-  }
-  return undefined;
 }

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { EMITS, TARGETS, checkCompileOptions, displayPath, errorReport, packageRoot } from './common.js';
 import type { Job, Message } from './child.js';
-import { PASS_NAMES } from '../passes/pipeline.js';
+import { PASS_NAMES } from '../driver/pipeline.js';
 
 interface CompileFlags {
   target: string;

@@ -4,12 +4,10 @@ import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import type { IoSpec, TargetEntry } from './entry.js';
+import { type IoSpec, type TargetEntry, entryLayout } from './artifacts.js';
 import type { Layout } from './loop/layout.js';
 import type { NamedTensor } from '../runtime/safetensors.js';
-import type { Compiled } from '../passes/pipeline.js';
-import { entryLayout } from './wasm/artifacts.js';
+import type { Compiled } from '../driver/pipeline.js';
 
 export interface NativeTargetOptions {
   readonly outDir: string;
@@ -19,16 +17,6 @@ export interface NativeTargetOptions {
   readonly inputs?: readonly IoSpec[];
   readonly outputs?: readonly IoSpec[];
   readonly embedWeights?: boolean;
-}
-
-/** Where runtime sources live (runtime/c, runtime/cuda), from the sources or from dist/. */
-export function runtimeDir(sub: 'c' | 'cuda' = 'c'): string {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  for (const up of ['../runtime', '../../runtime']) {
-    const d = path.resolve(here, up, sub);
-    if (existsSync(path.join(d, sub === 'c' ? 'kiln_runtime.c' : 'kiln_cuda.h'))) return d;
-  }
-  throw new Error(`cannot find the runtime sources (runtime/${sub})`);
 }
 
 export function sh(target: string, cmd: string, args: string[], cwd: string): void {

@@ -116,7 +116,7 @@ describe.concurrent('kiln', slow, () => {
     const r = await kiln(['compile', 'examples/seed/sequential.ts', '--target', 'cuda', '--batch-size', '2', '-o', out]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    for (const f of ['model.cu', 'model.h', 'kiln_cuda.h', 'Makefile', 'model_main_emu', 'manifest.json', 'weights.safetensors']) expect(existsSync(path.join(out, f)), f).toBe(true);
+    for (const f of ['model.cu', 'model.h', 'kiln_cuda.h', 'kiln_cuda_host.h', 'Makefile', 'model_main_emu', 'manifest.json', 'weights.safetensors']) expect(existsSync(path.join(out, f)), f).toBe(true);
     expect(JSON.parse(readFileSync(path.join(out, 'manifest.json'), 'utf8'))).toMatchObject({ target: 'cuda', arch: 'sm_90' });
     const x = path.join(out, 'x.npy');
     writeFileSync(x, writeNpy('float32', [2, 784], new Float32Array(2 * 784).fill(0.5)));

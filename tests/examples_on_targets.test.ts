@@ -12,7 +12,7 @@ import type { traceModel } from '../frontend/models/executor.js';
 import type { traceTrainStep } from '../frontend/models/training.js';
 import { type Graph, updatesAsOutputs } from '../ir/graph.js';
 import type { TypedArray } from '../ir/types.js';
-import { runPipeline } from '../passes/pipeline.js';
+import { runPipeline } from '../driver/pipeline.js';
 import { ensureBuilt, root } from './built.js';
 import { outputDiffs, runMain, weightsOf } from './native.js';
 import { type Data, modelInputs } from './passes/differential.js';

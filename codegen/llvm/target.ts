@@ -3,12 +3,12 @@
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { irText, manifestOf } from '../entry.js';
-import { type NativeTargetOptions, compileCached, descSource, headerSource, runtimeDir, sh } from '../native.js';
+import { irText, manifestOf, runtimeDir } from '../artifacts.js';
+import { type NativeTargetOptions, compileCached, descSource, headerSource, sh } from '../native.js';
 import { writeSafetensors } from '../../runtime/safetensors.js';
 import { layoutModule } from '../loop/layout.js';
 import { DEFAULT_CAPS, type TargetCaps } from '../loop/schedule.js';
-import { runPipeline } from '../../passes/pipeline.js';
+import { runPipeline } from '../../driver/pipeline.js';
 import { renderLlvm } from './render.js';
 
 /** An explicit CPU for opt/llc: LLVM 14 does not know the newest cores, so name the x86-64 level the host reaches. */
@@ -63,7 +63,7 @@ export function compileLlvm(o: LlvmTargetOptions): string[] {
   sh('llvm', 'llc-14', ['-O3', ...machine, '-relocation-model=pic', '-filetype=obj', 'model.bc', '-o', 'model.o'], dir);
   writeFileSync(path.join(dir, 'model.h'), headerSource(o, layout));
   writeFileSync(path.join(dir, 'model_desc.c'), descSource(o, compiled, layout));
-  const rt = runtimeDir();
+  const rt = runtimeDir('c');
   for (const f of ['kiln_runtime.h', 'kiln_runtime.c', 'kiln_math.c', 'kiln_cli.h', 'model_main.c', 'model_train.c']) copyFileSync(path.join(rt, f), path.join(dir, f));
   if (o.triple) {
     writeFileSync(path.join(dir, 'weights.safetensors'), writeSafetensors(o.weights, { format: 'kiln' }));

@@ -1,6 +1,6 @@
 // schedule: chooses loop kinds (parallel, vector, serial) from a cost model of extents and work; on a GPU, grids (gpu.ts).
 import { independentIterations, lexLess, pureDecls, usesVar, work } from './analysis.js';
-import { type GpuCaps, H100, gridKernel } from './gpu.js';
+import { type GpuCaps, gridKernel } from './gpu.js';
 import type { AxisKind, Kernel, Program, Stmt } from './ir.js';
 
 /** What a target offers the scheduler. */
@@ -23,9 +23,6 @@ export interface TargetCaps {
 
 // 14 of the 16 xmm registers: V8 keeps one as scratch on x86-64 (measured: 4 x 8 tiles run faster than 4 x 16 or 8 x 8)
 export const DEFAULT_CAPS: TargetCaps = { vectorWidth: 4, vectorRegisters: 14, fma: false, threads: 1, parallelGrain: 1 << 15 };
-
-/** The CUDA target's GPU (H100/H200 class). */
-export const CUDA_CAPS: TargetCaps = { ...DEFAULT_CAPS, vectorWidth: 1, gpu: H100 };
 
 /**
  * The register tile of a matmul or conv micro-kernel: mr rows (each an A value broadcast per step) by nr columns

@@ -4,7 +4,7 @@ import { interpret } from '../../ir/interpreter.js';
 import type { TypedArray } from '../../ir/types.js';
 import { renderWasm } from '../../codegen/wasm/render.js';
 import { WasmRunner } from '../../codegen/wasm/runtime.js';
-import { runPipeline } from '../../passes/pipeline.js';
+import { runPipeline } from '../../driver/pipeline.js';
 import { type Backend, checkBackend, backend as defaultBackend } from '../config.js';
 
 export type Values = Record<string, TypedArray>;

@@ -4,13 +4,13 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { printProgram } from '../../codegen/loop/printer.js';
-import { CUDA_CAPS } from '../../codegen/loop/schedule.js';
+import { CUDA_CAPS } from '../../codegen/cuda/target.js';
 import * as keras from '../../frontend/index.js';
 import { traceModel } from '../../frontend/models/executor.js';
 import { compileModel, traceTrainStep } from '../../frontend/models/training.js';
 import type { Graph } from '../../ir/graph.js';
 import { printGraph } from '../../ir/printer.js';
-import { describePlan, runPipeline } from '../../passes/pipeline.js';
+import { describePlan, runPipeline } from '../../driver/pipeline.js';
 
 const dir = import.meta.dirname;
 const update = process.env['UPDATE_GOLDEN'] === '1';

@@ -5,7 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { H100, gridThreads, matmulCycles, matmulTiles, tileThreads } from '../../codegen/loop/gpu.js';
 import { runProgram } from '../../codegen/loop/interpreter.js';
 import { type Buffer, E, type Kernel, type Program, S, type Stmt } from '../../codegen/loop/ir.js';
-import { CUDA_CAPS, DEFAULT_CAPS, registerTile, schedule } from '../../codegen/loop/schedule.js';
+import { DEFAULT_CAPS, registerTile, schedule } from '../../codegen/loop/schedule.js';
+import { CUDA_CAPS } from '../../codegen/cuda/target.js';
 import { LLVM_CAPS } from '../../codegen/llvm/target.js';
 import { verifyProgram } from '../../codegen/loop/verifier.js';
 import { renderWasmModule } from '../../codegen/wasm/render.js';
@@ -13,7 +14,7 @@ import * as keras from '../../frontend/index.js';
 import { traceModel } from '../../frontend/models/executor.js';
 import { compileModel, traceTrainStep } from '../../frontend/models/training.js';
 import { parseGraph } from '../../ir/parser.js';
-import { runPipeline } from '../../passes/pipeline.js';
+import { runPipeline } from '../../driver/pipeline.js';
 import { runBoth } from '../passes/differential.js';
 import { randomBindings, rng } from '../passes/random_graphs.js';
 

@@ -8,7 +8,7 @@ import { printGraph } from '../../ir/printer.js';
 import { verify } from '../../ir/verifier.js';
 import { RULES, canonicalize } from '../../passes/canonicalize.js';
 import { dce } from '../../passes/dce.js';
-import { GRAPH_PASSES } from '../../passes/pipeline.js';
+import { GRAPH_PASSES } from '../../driver/pipeline.js';
 import { rewriteToFixedPoint } from '../../passes/rewrite.js';
 import { randomBindings, randomGraph } from './random_graphs.js';
 

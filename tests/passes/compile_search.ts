@@ -4,7 +4,8 @@
 //   npx tsx tests/passes/compile_search.ts [--seconds 120] [--seed 1] [--keras-share 0.3] [--verbose]
 // Prints each distinct failure once (its first reproducer) and the counts; exits 1 when anything failed.
 import { LLVM_CAPS } from '../../codegen/llvm/target.js';
-import { CUDA_CAPS, type TargetCaps } from '../../codegen/loop/schedule.js';
+import { CUDA_CAPS } from '../../codegen/cuda/target.js';
+import type { TargetCaps } from '../../codegen/loop/schedule.js';
 import { WASM_CAPS } from '../../codegen/wasm/target.js';
 import * as keras from '../../frontend/index.js';
 import { Builder, type Graph, type Node, type Update } from '../../ir/graph.js';

@@ -4,7 +4,7 @@ import type { Graph } from '../../ir/graph.js';
 import { type RunResult, interpret } from '../../ir/interpreter.js';
 import { type TypedArray, sizeOf, toTyped } from '../../ir/types.js';
 import type { TargetCaps } from '../../codegen/loop/schedule.js';
-import { type Compiled, runPipeline } from '../../passes/pipeline.js';
+import { type Compiled, runPipeline } from '../../driver/pipeline.js';
 import { rng } from './random_graphs.js';
 
 export type Data = Record<string, TypedArray>;

@@ -14,7 +14,7 @@ import { interpret } from '../../ir/interpreter.js';
 import { GroupOp, type Op, REDUCE_OPS } from '../../ir/ops.js';
 import type { DType } from '../../ir/types.js';
 import { MAX_INLINED_OPS, isRowReduce } from '../../passes/fuse.js';
-import { type Compiled, GRAPH_PASSES, runPipeline } from '../../passes/pipeline.js';
+import { type Compiled, GRAPH_PASSES, runPipeline } from '../../driver/pipeline.js';
 import { differences } from './differential.js';
 import { randomBindings } from './random_graphs.js';
 

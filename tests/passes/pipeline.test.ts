@@ -1,7 +1,7 @@
 // The pipeline's named passes: dump-after every pass, unknown names, and irAfter stopping at the pass asked for.
 import { describe, expect, it } from 'vitest';
 import { parseGraph } from '../../ir/parser.js';
-import { PASS_NAMES, describePlan, irAfter, runPipeline } from '../../passes/pipeline.js';
+import { PASS_NAMES, describePlan, irAfter, runPipeline } from '../../driver/pipeline.js';
 
 const SOFTMAX = parseGraph(`graph @softmax {
   %0 = input {name="x"} : f32[4,8]

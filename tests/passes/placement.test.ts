@@ -3,7 +3,8 @@
 // graph interpreter.
 import { describe, expect, it } from 'vitest';
 import { LLVM_CAPS } from '../../codegen/llvm/target.js';
-import { CUDA_CAPS, type TargetCaps } from '../../codegen/loop/schedule.js';
+import { CUDA_CAPS } from '../../codegen/cuda/target.js';
+import type { TargetCaps } from '../../codegen/loop/schedule.js';
 import { WASM_CAPS } from '../../codegen/wasm/target.js';
 import * as keras from '../../frontend/index.js';
 import { traceModel } from '../../frontend/models/executor.js';

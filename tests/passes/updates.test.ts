@@ -2,7 +2,8 @@
 // own buffer only where it reads the param at exactly the element it writes (issue 11).
 import { describe, expect, it } from 'vitest';
 import { LLVM_CAPS } from '../../codegen/llvm/target.js';
-import { CUDA_CAPS, type TargetCaps } from '../../codegen/loop/schedule.js';
+import { CUDA_CAPS } from '../../codegen/cuda/target.js';
+import type { TargetCaps } from '../../codegen/loop/schedule.js';
 import { WASM_CAPS } from '../../codegen/wasm/target.js';
 import { runBoth } from './differential.js';
 import { IN_PLACE, UPDATE_GRAPHS, updateCase } from './update_graphs.js';

@@ -4,7 +4,7 @@ import type { Graph } from '../../ir/graph.js';
 import { interpret } from '../../ir/interpreter.js';
 import { renderWasm } from '../../codegen/wasm/render.js';
 import { WasmRunner } from '../../codegen/wasm/runtime.js';
-import { runPipeline } from '../../passes/pipeline.js';
+import { runPipeline } from '../../driver/pipeline.js';
 import * as keras from '../../frontend/index.js';
 import { traceModel } from '../../frontend/models/executor.js';
 import { compileModel, traceTrainStep } from '../../frontend/models/training.js';

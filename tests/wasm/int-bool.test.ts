@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { TypedArray } from '../../ir/types.js';
 import { interpret } from '../../ir/interpreter.js';
 import { parseGraph } from '../../ir/parser.js';
-import { runPipeline } from '../../passes/pipeline.js';
+import { runPipeline } from '../../driver/pipeline.js';
 import { renderWasm } from '../../codegen/wasm/render.js';
 import { WasmRunner } from '../../codegen/wasm/runtime.js';
 import { E, type Expr, type Program, type Stmt, S } from '../../codegen/loop/ir.js';

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { Builder } from '../../ir/graph.js';
 import type { UnaryOp } from '../../ir/ops.js';
-import { runPipeline } from '../../passes/pipeline.js';
+import { runPipeline } from '../../driver/pipeline.js';
 import { renderWasm } from '../../codegen/wasm/render.js';
 import { WasmRunner } from '../../codegen/wasm/runtime.js';
 

@@ -1,4 +1,4 @@
-// The compiler pipeline: the ordered, named list of passes from a traced graph to a scheduled, memory-planned program.
+// The compiler pipeline: the ordered, named list of stages from a traced graph (graph passes) to scheduled, memory-planned loop IR.
 import { type Graph, type Node, topoSort } from '../ir/graph.js';
 import { printGraph } from '../ir/printer.js';
 import { verify } from '../ir/verifier.js';
@@ -8,10 +8,10 @@ import { type MemoryPlan, planMemory } from '../codegen/loop/memplan.js';
 import { printProgram } from '../codegen/loop/printer.js';
 import { DEFAULT_CAPS, type TargetCaps, schedule } from '../codegen/loop/schedule.js';
 import { simplify } from '../codegen/loop/simplify.js';
-import { canonicalize } from './canonicalize.js';
-import { dce } from './dce.js';
-import { removeEmpty } from './empty.js';
-import { type FusionPlan, fuse } from './fuse.js';
+import { canonicalize } from '../passes/canonicalize.js';
+import { dce } from '../passes/dce.js';
+import { removeEmpty } from '../passes/empty.js';
+import { type FusionPlan, fuse } from '../passes/fuse.js';
 
 /** Graph-to-graph passes, in order. (Autodiff and the optimizer update run while tracing the training step.) */
 export const GRAPH_PASSES: readonly { name: string; description: string; run: (g: Graph) => Graph }[] = [

@@ -1,9 +1,13 @@
-// An entry point every target compiles: the traced graph of predict or of the training step.
+// What every target writes the same way: its entry points, manifest.json, model.ir, and where each entry's named values live.
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Graph } from '../ir/graph.js';
 import { printGraph } from '../ir/printer.js';
 import type { Program } from './loop/ir.js';
 import { printProgram } from './loop/printer.js';
 
+/** An entry point every target compiles: the traced graph of predict or of the training step. */
 export interface TargetEntry {
   readonly name: 'predict' | 'trainStep';
   readonly graph: Graph;
@@ -56,4 +60,38 @@ export function manifestOf(target: string, compiled: readonly CompiledEntry[], p
 /** model.ir: each entry's final graph and its loop IR. */
 export function irText(compiled: readonly CompiledEntry[]): string {
   return compiled.map(({ e, c }) => `// entry ${e.name}\n${printGraph(c.graph)}\n${printProgram(c.program)}`).join('\n');
+}
+
+/** Where one entry's named values live in memory, as the wasm loader and the native runtime's tables need it. */
+export interface EntryLayout {
+  readonly inputs: { name: string; offset: number; size: number; dtype: string }[];
+  readonly outputs: { name: string; offset: number; size: number; dtype: string }[];
+  readonly params: { name: string; offset: number; size: number; dtype: string }[];
+  /** new values not written in place: copied into their param after the call */
+  readonly copies: { name: string; from: number; to: number; bytes: number }[];
+}
+
+export function entryLayout(program: Program, offsets: Record<string, number>): EntryLayout {
+  const buf = (name: string) => program.buffers.find((b) => b.name === name)!;
+  const place = (xs: readonly { name: string; buffer: string }[]) => xs.map((x) => ({
+    name: x.name, offset: offsets[x.buffer]!, size: buf(x.buffer).size, dtype: buf(x.buffer).dtype,
+  }));
+  const params = place(program.params);
+  const copies = program.updates.flatMap((u) => {
+    const p = params.find((x) => x.name === u.name)!;
+    const from = offsets[u.buffer]!;
+    return from === p.offset ? [] : [{ name: u.name, from, to: p.offset, bytes: p.size * (p.dtype === 'bool' ? 1 : 4) }];
+  });
+  return { inputs: place(program.inputs), outputs: place(program.outputs), params, copies };
+}
+
+/** A folder of the runtime sources artifacts copy (runtime/c, runtime/cuda, runtime/wasm), from the sources or from dist/. */
+export function runtimeDir(sub: 'c' | 'cuda' | 'wasm'): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const marker = { c: 'kiln_runtime.c', cuda: 'kiln_cuda.h', wasm: 'model.mjs' }[sub];
+  for (const up of ['../runtime', '../../runtime']) {
+    const d = path.resolve(here, up, sub);
+    if (existsSync(path.join(d, marker))) return d;
+  }
+  throw new Error(`cannot find the runtime sources (runtime/${sub})`);
 }

@@ -1,0 +1,42 @@
+// kiln's wasm loader types, copied into every wasm artifact as model.d.mts (without trainStep when it has no training step).
+export type KilnArray = Float32Array | Int32Array | Uint8Array;
+export type KilnDType = 'float32' | 'int32' | 'bool';
+export interface KilnTensorSpec {
+  name: string;
+  /** null: the batch axis, any number of rows */
+  shape: (number | null)[];
+  dtype: KilnDType;
+}
+export interface KilnManifest {
+  target: 'wasm';
+  inputs: KilnTensorSpec[];
+  outputs: KilnTensorSpec[];
+  params: { name: string; shape: number[]; dtype: KilnDType }[];
+  arenaBytes: number;
+  memoryBytes: number;
+  entries: Record<string, { batchSize: number; arenaBytes: number; kernels: { name: string; ops: string[] }[] }>;
+}
+export interface KilnModel {
+  readonly manifest: KilnManifest;
+  /** Runs inference: inputs in manifest order (typed arrays of the traced batch), outputs in manifest order. */
+  predict(inputs: readonly ArrayLike<number>[]): KilnArray[];
+  /** One training step: inputs, then one target per output, then the int32 rng counter if the model uses dropout; returns loss first. */
+  trainStep(inputs: readonly ArrayLike<number>[]): KilnArray[];
+  /** Current parameter values by name (weights, and optimizer state when compiled with --train). */
+  getWeights(): Map<string, KilnArray>;
+}
+export interface KilnLoadOptions {
+  /** Where model.wasm is (default: beside model.mjs). */
+  wasm?: URL;
+  /** Where weights.safetensors is (default: beside model.mjs), or its bytes. */
+  weights?: URL | Uint8Array;
+}
+/** Instantiates model.wasm and loads its weights. */
+export function load(options?: KilnLoadOptions): Promise<KilnModel>;
+/** Parses a safetensors file strictly; `where` names it in errors. Tensors of dtypes other than F32, I32 and BOOL are checked and left out. */
+export function readSafetensors(file: Uint8Array, where?: string): {
+  tensors: { name: string; dtype: KilnDType; shape: number[]; bytes: Uint8Array }[];
+  metadata: Record<string, string>;
+};
+/** The bytes of each param's tensor, checked against its dtype and shape. */
+export function paramTensors(file: Uint8Array, params: readonly { name: string; dtype: KilnDType; shape: readonly number[] }[], where?: string): Map<string, Uint8Array>;
