@@ -6,6 +6,8 @@ import path from 'node:path';
 import { independentIterations, pureDecls, usesVar, work } from '../loop/analysis.js';
 import type { Expr, Scalar, Stmt } from '../loop/ir.js';
 import type { Entry, Layout } from '../loop/layout.js';
+import { legalize } from '../loop/legalize.js';
+import { printExpr } from '../loop/printer.js';
 import { type Lane, helper, internalize, vectorHelpers } from './vector.js';
 
 // llvm-bindings is a native addon (built against LLVM 14 at install); loaded on first use so that the rest of
@@ -240,32 +242,61 @@ class KernelBuilder {
   }
 
   /**
-   * An innermost loop of decls ending in `acc = acc op value` (acc declared outside, read nowhere else): the
-   * reduction of a softmax or a norm, whose lanes' values can be computed as one vector.
+   * An innermost loop of decls ending in `acc = f(acc, ...)` (acc declared outside, read by no decl): the reduction of
+   * a softmax or a norm. The parts of f that do not read acc but vary with the lane (the values folded in) can be
+   * computed for every lane as one vector; f itself then runs lane by lane, in order. Returns f with those parts as
+   * lane variables `v$lane<j>`, and the parts.
    */
-  private reduction(s: Extract<Stmt, { k: 'for' }>): Extract<Stmt, { k: 'assign' }> | undefined {
-    const last = s.body[s.body.length - 1];
-    if (last?.k !== 'assign' || last.value.k !== 'binary' || !['add', 'mul', 'max', 'min'].includes(last.value.op)) return undefined;
-    const { a, b } = last.value, acc = last.name;
-    if (a.k !== 'var' || a.name !== acc || usesVar(b, acc) || !s.body.slice(0, -1).every((st) => st.k === 'decl' && !usesVar(st.init, acc))) return undefined;
-    return this.vectorizable([...s.body.slice(0, -1), { k: 'decl', name: `${s.v}$lane`, t: b.t, init: b }], s.v) ? last : undefined;
+  private reduction(s: Extract<Stmt, { k: 'for' }>): { fold: Extract<Stmt, { k: 'assign' }>; parts: Expr[] } | undefined {
+    const last = s.body[s.body.length - 1], decls = s.body.slice(0, -1);
+    if (last?.k !== 'assign' || !usesVar(last.value, last.name)) return undefined;
+    const acc = last.name;
+    if (!decls.every((st) => st.k === 'decl' && !usesVar(st.init, acc))) return undefined;
+    const vec = new Set<string>(), saved = this.lanes;
+    this.lanes = { v: s.v, w: 0, vec };
+    const parts: Expr[] = [], keys = new Map<string, number>();
+    let value: Expr;
+    try {
+      for (const st of decls) if (st.k === 'decl' && this.varying(st.init)) vec.add(st.name);
+      const split = (e: Expr): Expr => {
+        if (!usesVar(e, acc)) {
+          if (!this.varying(e)) return e;
+          const key = printExpr(e);
+          let j = keys.get(key);
+          if (j === undefined) keys.set(key, (j = parts.push(e) - 1));
+          return { k: 'var', t: e.t, name: `${s.v}$lane${j}` };
+        }
+        switch (e.k) {
+          case 'load': return { ...e, idx: split(e.idx) };
+          case 'unary': case 'cast': return { ...e, a: split(e.a) };
+          case 'binary': return { ...e, a: split(e.a), b: split(e.b) };
+          case 'select': return { ...e, c: split(e.c), a: split(e.a), b: split(e.b) };
+          case 'philox': return { ...e, counter: split(e.counter), index: split(e.index) };
+          default: return e;
+        }
+      };
+      value = split(last.value);
+    } finally {
+      this.lanes = saved;
+    }
+    if (!parts.length) return undefined;
+    const lanes = parts.map((p, j): Stmt => ({ k: 'decl', name: `${s.v}$lane${j}`, t: p.t, init: p }));
+    return this.vectorizable([...decls, ...lanes], s.v) ? { fold: { ...last, value }, parts } : undefined;
   }
 
-  /** A reduction loop: every lane's value as one vector, then folded into the accumulator lane by lane, in order. */
-  private vectorFold(s: Extract<Stmt, { k: 'for' }>, fold: Extract<Stmt, { k: 'assign' }>): void {
-    const value = (fold.value as Extract<Expr, { k: 'binary' }>).b;
+  /** A reduction loop: the values it folds in as vectors of every lane, then the fold lane by lane, in order. */
+  private vectorFold(s: Extract<Stmt, { k: 'for' }>, fold: Extract<Stmt, { k: 'assign' }>, parts: readonly Expr[]): void {
     this.lanes = { v: s.v, w: s.extent, vec: new Set() };
     for (const st of s.body.slice(0, -1)) if (st.k === 'decl') this.laneDecl(st);
-    const lanes = this.lift(this.expr(value), value.t as Lane, true);
-    const extract = this.g.vectorHelper(`extract_${value.t}`, s.extent);
+    const vectors = parts.map((p) => this.lift(this.expr(p), p.t, true));
     this.lanes = undefined;
     for (const st of s.body) if (st.k === 'decl') this.vars.delete(st.name);
-    const lane = `${s.v}$lane`, op = (fold.value as Extract<Expr, { k: 'binary' }>).op;
+    const extract = parts.map((p) => this.g.vectorHelper(`extract_${p.t}`, s.extent));
     for (let i = 0; i < s.extent; i++) {
-      this.vars.set(lane, { ssa: this.b.CreateCall(extract, [lanes, this.k.i32(i)]) });
-      this.stmt({ k: 'assign', name: fold.name, value: { k: 'binary', op, t: fold.value.t, a: { k: 'var', name: fold.name, t: value.t }, b: { k: 'var', name: lane, t: value.t } } as Expr });
+      parts.forEach((_, j) => this.vars.set(`${s.v}$lane${j}`, { ssa: this.b.CreateCall(extract[j]!, [vectors[j]!, this.k.i32(i)]) }));
+      this.stmt(fold);
     }
-    this.vars.delete(lane);
+    parts.forEach((_, j) => this.vars.delete(`${s.v}$lane${j}`));
   }
 
   /** A decl of a lane loop as an SSA value: a vector where it depends on the lane. */
@@ -491,8 +522,8 @@ class KernelBuilder {
         if (s.kind === 'block' || s.kind === 'thread') throw new Error(`loop ${s.v} is a GPU ${s.kind} axis: this renderer takes CPU schedules`);
         if (s.extent >= 2 && s.extent <= 128 && !this.lanes) {
           if (s.kind === 'vector' && this.vectorizable(s.body, s.v)) return this.vectorLoop(s);
-          const fold = s.kind === 'serial' ? this.reduction(s) : undefined;
-          if (fold) return this.vectorFold(s, fold);
+          const r = s.kind === 'serial' ? this.reduction(s) : undefined;
+          if (r) return this.vectorFold(s, r.fold, r.parts);
         }
         // a micro-kernel's rows and lanes are unrolled here, so its register tile has constant indices (SROA keeps
         // it in registers and the SLP vectorizer forms vectors); LLVM's own unroller gives up on large tiles
@@ -638,8 +669,9 @@ export function renderLlvm(entries: readonly Entry[], layout: Layout, name: stri
   const L = llvm();
   const g = new LlvmModule(name, contract);
   for (const e of entries) {
-    const bufTypes = new Map(e.program.buffers.map((b) => [b.name, scalarOfDtype(b.dtype)]));
-    const kernels = e.program.kernels.map((k) => {
+    const program = legalize(e.program, { ieeeMinMax: false });
+    const bufTypes = new Map(program.buffers.map((b) => [b.name, scalarOfDtype(b.dtype)]));
+    const kernels = program.kernels.map((k) => {
       const fn = g.function(`${e.name}_${k.name}`, true);
       const kb = new KernelBuilder(g, fn, layout.offsets[e.name]!, bufTypes);
       // a top-level parallel loop is outlined into a chunk function for the thread pool; the values it reads

@@ -33,7 +33,7 @@ ${e === m ? `  ret ${vt(m)} %v` : `  %c = icmp ne ${vt(m)} %v, zeroinitializer\n
   store ${vt(m)} ${e === m ? '%x' : '%v'}, ${vt(m)}* %q, align ${align}
   ret void`));
   }
-  for (const e of ['float', 'i32']) out.push(fn(e, `extract_${e === 'float' ? 'f32' : 'i32'}`, `${vt(e)} %v, i32 %i`, `  %x = extractelement ${vt(e)} %v, i32 %i\n  ret ${e} %x`));
+  for (const [k, e] of [['f32', 'float'], ['i32', 'i32'], ['bool', 'i1']] as const) out.push(fn(e, `extract_${k}`, `${vt(e)} %v, i32 %i`, `  %x = extractelement ${vt(e!)} %v, i32 %i\n  ret ${e} %x`));
   out.push(fn(vt('i32'), 'iota', '', `  ret ${vt('i32')} <${Array.from({ length: w }, (_, i) => `i32 ${i}`).join(', ')}>`));
   // libm lane by lane
   const map = (name: string, e: string, arity: number) => fn(vt(e), name, Array.from({ length: arity }, (_, j) => `${vt(e)} %a${j}`).join(', '),

@@ -1,6 +1,7 @@
 // Renders a loop-IR program to a WebAssembly module through binaryen (one function per kernel, `run` calls them).
 import type { Buffer, Expr, Program, Scalar, Stmt } from '../loop/ir.js';
 import { ALIGN, type Entry, align, layoutModule } from '../loop/layout.js';
+import { legalize } from '../loop/legalize.js';
 import type { MemoryPlan } from '../loop/memplan.js';
 import { addMath } from './math.js';
 import { Locals, type Ref, type ValType, WasmModule } from './module.js';
@@ -365,9 +366,10 @@ export function renderWasmModule(entries: readonly WasmEntry[], options: { optim
   const pages = Math.max(1, Math.ceil(top / 65536));
   w.memory(pages, segments); // before any load or store refers to it
   for (const e of entries) {
-    const bufTypes = new Map(e.program.buffers.map((b) => [b.name, scalarOfBuffer(b)]));
-    const names = e.program.kernels.map((k) => `${e.name}_${k.name}`);
-    e.program.kernels.forEach((k, i) => {
+    const program = legalize(e.program, { ieeeMinMax: true }); // f32.max and f32.min are IEEE 754-2019's
+    const bufTypes = new Map(program.buffers.map((b) => [b.name, scalarOfBuffer(b)]));
+    const names = program.kernels.map((k) => `${e.name}_${k.name}`);
+    program.kernels.forEach((k, i) => {
       const r = new KernelRenderer(w, offsets[e.name]!, bufTypes, scratchBase);
       r.promote(k.body);
       r.finish(names[i]!, r.stmts(k.body));
