@@ -232,3 +232,40 @@ export function legalize(p: Program, o: LegalizeOptions): Program {
   const names = new Set(p.buffers.map((b) => b.name));
   return { ...p, kernels: p.kernels.map((k) => legalizeKernel(k, o, names)) };
 }
+
+/** The unary and binary ops left after legalize, by operand type. */
+interface UnaryOf { f32: F32Unary; i32: I32Unary; bool: 'not' }
+interface BinaryOf { f32: F32BinaryNoMinMax; i32: I32Binary; bool: BoolBinary }
+
+/**
+ * A renderer's op table: what each primitive op is on the target (U for unary ops, B binary, C casts). Exhaustive by
+ * type, so an op without an entry does not compile; f32 max/min only where the target has IEEE instructions.
+ */
+export interface OpTable<U, B, C = U> {
+  readonly unary: { readonly [T in Scalar]: Readonly<Record<UnaryOf[T], U>> };
+  readonly binary: { readonly [T in Scalar]: Readonly<Record<BinaryOf[T], B>> & (T extends 'f32' ? Partial<Record<'max' | 'min', B>> : unknown) };
+  readonly cast: Readonly<Record<Cast, C>>;
+}
+
+const missing = (what: string): Error => new Error(`internal error: ${what} has no op-table entry (legalize rewrites it)`);
+
+/** The table's entry for a unary op on an operand of type t. */
+export function unaryOp<U>(table: OpTable<U, unknown, unknown>, op: UnaryOp, t: Scalar): U {
+  const f = (table.unary[t] as Partial<Record<string, U>>)[op];
+  if (!f) throw missing(`unary ${op} of ${t}`);
+  return f;
+}
+
+/** The table's entry for a binary op on operands of type t. */
+export function binaryOp<B>(table: OpTable<unknown, B, unknown>, op: Binary['op'], t: Scalar): B {
+  const f = (table.binary[t] as Partial<Record<string, B>>)[op];
+  if (!f) throw missing(`binary ${op} of ${t}`);
+  return f;
+}
+
+/** The table's entry for a cast between two different types. */
+export function castOp<C>(table: OpTable<unknown, unknown, C>, from: Scalar, to: Scalar): C {
+  const f = (table.cast as Partial<Record<string, C>>)[`${from}>${to}`];
+  if (!f) throw missing(`cast ${from} to ${to}`);
+  return f;
+}
