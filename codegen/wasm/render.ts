@@ -1,7 +1,7 @@
 // Renders a loop-IR program to a WebAssembly module through binaryen (one function per kernel, `run` calls them).
 import type { Buffer, Expr, Program, Scalar, Stmt } from '../loop/ir.js';
 import { ALIGN, type Entry, align, layoutModule } from '../loop/layout.js';
-import { legalize } from '../loop/legalize.js';
+import { type OpTable, binaryOp, castOp, legalize, unaryOp } from '../loop/legalize.js';
 import type { MemoryPlan } from '../loop/memplan.js';
 import { addMath } from './math.js';
 import { Locals, type Ref, type ValType, WasmModule } from './module.js';
@@ -27,6 +27,54 @@ const elemBytes = (t: Scalar) => (t === 'bool' ? 1 : 4);
 function scalarOfBuffer(b: Buffer): Scalar {
   return b.dtype === 'float32' ? 'f32' : b.dtype === 'int32' ? 'i32' : 'bool';
 }
+
+type Op1 = (w: WasmModule, a: Ref) => Ref;
+type Op2 = (w: WasmModule, a: Ref, b: Ref) => Ref;
+const n = (r: Ref) => r as number;
+/** A binaryen node constructor as a table entry. */
+const op1 = (f: (m: WasmModule['ops'], a: number) => number): Op1 => (w, a) => f(w.ops, n(a)) as Ref;
+const op2 = (f: (m: WasmModule['ops'], a: number, b: number) => number): Op2 => (w, a, b) => f(w.ops, n(a), n(b)) as Ref;
+/** f32 -> f64, f, then rounded once to f32 */
+const viaF64 = (f: (w: WasmModule, d: number) => number): Op1 => (w, a) => w.ops.f32.demote(f(w, w.ops.f64.promote(n(a)))) as Ref;
+
+/** Every primitive op as wasm; math wasm lacks is in math.ts (exp, log, tanh, erf) or imported (sin, cos, pow, ipow). */
+const SCALAR: OpTable<Op1, Op2> = {
+  unary: {
+    f32: {
+      neg: op1((m, a) => m.f32.neg(a)), abs: op1((m, a) => m.f32.abs(a)), sqrt: op1((m, a) => m.f32.sqrt(a)),
+      floor: op1((m, a) => m.f32.floor(a)), ceil: op1((m, a) => m.f32.ceil(a)), round: op1((m, a) => m.f32.nearest(a)),
+      // 1/x and 1/sqrt(x) correctly rounded, through f64
+      recip: viaF64((w, d) => w.ops.f64.div(w.ops.f64.const(1), d)), rsqrt: viaF64((w, d) => w.ops.f64.div(w.ops.f64.const(1), w.ops.f64.sqrt(d))),
+      exp: (w, a) => w.call('expf', [a], 'f32'), log: (w, a) => w.call('logf', [a], 'f32'),
+      tanh: (w, a) => w.call('tanhf', [a], 'f32'), erf: (w, a) => w.call('erff', [a], 'f32'),
+      sin: viaF64((w, d) => n(w.call('sin', [d as Ref], 'f64'))), cos: viaF64((w, d) => n(w.call('cos', [d as Ref], 'f64'))),
+    },
+    i32: { neg: op1((m, a) => m.i32.sub(m.i32.const(0), a)) },
+    bool: { not: op1((m, a) => m.i32.eqz(a)) },
+  },
+  binary: {
+    f32: {
+      add: op2((m, a, b) => m.f32.add(a, b)), sub: op2((m, a, b) => m.f32.sub(a, b)), mul: op2((m, a, b) => m.f32.mul(a, b)),
+      div: op2((m, a, b) => m.f32.div(a, b)), max: op2((m, a, b) => m.f32.max(a, b)), min: op2((m, a, b) => m.f32.min(a, b)),
+      pow: (w, a, b) => w.ops.f32.demote(n(w.call('pow', [w.ops.f64.promote(n(a)) as Ref, w.ops.f64.promote(n(b)) as Ref], 'f64'))) as Ref,
+      eq: op2((m, a, b) => m.f32.eq(a, b)), ne: op2((m, a, b) => m.f32.ne(a, b)), lt: op2((m, a, b) => m.f32.lt(a, b)),
+      le: op2((m, a, b) => m.f32.le(a, b)), gt: op2((m, a, b) => m.f32.gt(a, b)), ge: op2((m, a, b) => m.f32.ge(a, b)),
+    },
+    i32: {
+      add: op2((m, a, b) => m.i32.add(a, b)), sub: op2((m, a, b) => m.i32.sub(a, b)), mul: op2((m, a, b) => m.i32.mul(a, b)),
+      div: op2((m, a, b) => m.i32.div_s(a, b)), pow: (w, a, b) => w.call('ipow', [a, b], 'i32'),
+      eq: op2((m, a, b) => m.i32.eq(a, b)), ne: op2((m, a, b) => m.i32.ne(a, b)), lt: op2((m, a, b) => m.i32.lt_s(a, b)),
+      le: op2((m, a, b) => m.i32.le_s(a, b)), gt: op2((m, a, b) => m.i32.gt_s(a, b)), ge: op2((m, a, b) => m.i32.ge_s(a, b)),
+    },
+    // bool is 0 or 1 in an i32
+    bool: { and: op2((m, a, b) => m.i32.and(a, b)), or: op2((m, a, b) => m.i32.or(a, b)), eq: op2((m, a, b) => m.i32.eq(a, b)), ne: op2((m, a, b) => m.i32.ne(a, b)) },
+  },
+  cast: {
+    'f32>i32': op1((m, a) => m.i32.trunc_s_sat.f32(a)), 'f32>bool': op1((m, a) => m.f32.ne(a, m.f32.const(0))),
+    'i32>f32': op1((m, a) => m.f32.convert_s.i32(a)), 'i32>bool': op1((m, a) => m.i32.ne(a, m.i32.const(0))),
+    'bool>f32': op1((m, a) => m.f32.convert_u.i32(a)), 'bool>i32': (_, a) => a,
+  },
+};
 
 class KernelRenderer {
   readonly locals = new Locals();
@@ -160,129 +208,16 @@ class KernelRenderer {
         const a = this.address(e.buf, e.idx);
         return w.load(memType(a.t), a.offset, a.ptr);
       }
-      case 'cast': {
-        const a = this.expr(e.a), from = e.a.t;
-        if (e.t === 'f32') return (from === 'f32' ? a : from === 'i32' ? m.f32.convert_s.i32(n(a)) : m.f32.convert_u.i32(n(a))) as Ref;
-        if (e.t === 'i32') return (from === 'f32' ? m.i32.trunc_s_sat.f32(n(a)) : a) as Ref;
-        return (from === 'f32' ? m.f32.ne(n(a), n(w.f32(0))) : from === 'i32' ? m.i32.ne(n(a), n(w.i32(0))) : a) as Ref;
-      }
+      case 'cast':
+        return castOp(SCALAR, e.a.t, e.t)(w, this.expr(e.a));
       case 'unary':
-        return this.unary(e.op, e.a);
+        return unaryOp(SCALAR, e.op, e.a.t)(w, this.expr(e.a));
       case 'binary':
-        return this.binary(e.op, e.a, e.b);
+        return binaryOp(SCALAR, e.op, e.a.t)(w, this.expr(e.a), this.expr(e.b));
       case 'select':
         return w.select(this.expr(e.c), this.expr(e.a), this.expr(e.b));
       case 'philox':
         return w.call('philox', [w.i32(e.seed), this.expr(e.counter), this.expr(e.index)], 'f32');
-    }
-  }
-
-  private unary(op: string, x: Expr): Ref {
-    const w = this.w, m = w.ops;
-    const a = this.expr(x);
-    const n = (r: Ref) => r as number;
-    if (x.t === 'bool') return m.i32.eqz(n(a)) as Ref; // not
-    if (x.t === 'i32') {
-      const t = this.locals.temp('i32');
-      const v = () => n(w.get(t, 'i32'));
-      switch (op) {
-        case 'neg': return m.i32.sub(n(w.i32(0)), n(a)) as Ref;
-        case 'abs': return w.valueBlock([w.set(t, a), w.select(m.i32.lt_s(v(), n(w.i32(0))) as Ref, m.i32.sub(n(w.i32(0)), v()) as Ref, w.get(t, 'i32'))], 'i32');
-        case 'sign': return w.valueBlock([w.set(t, a), m.i32.sub(m.i32.gt_s(v(), n(w.i32(0))), m.i32.lt_s(v(), n(w.i32(0)))) as Ref], 'i32');
-        case 'floor': case 'ceil': case 'round': return a;
-        default: throw new Error(`wasm: ${op} on i32`);
-      }
-    }
-    const f64 = (fn: (v: number) => number) => m.f32.demote(fn(m.f64.promote(n(a)))) as Ref;
-    switch (op) {
-      case 'neg': return m.f32.neg(n(a)) as Ref;
-      case 'abs': return m.f32.abs(n(a)) as Ref;
-      case 'sqrt': return m.f32.sqrt(n(a)) as Ref;
-      case 'floor': return m.f32.floor(n(a)) as Ref;
-      case 'ceil': return m.f32.ceil(n(a)) as Ref;
-      case 'round': return m.f32.nearest(n(a)) as Ref;
-      case 'recip': return f64((v) => m.f64.div(m.f64.const(1), v));
-      case 'rsqrt': return f64((v) => m.f64.div(m.f64.const(1), m.f64.sqrt(v)));
-      case 'exp': return w.call('expf', [a], 'f32');
-      case 'log': return w.call('logf', [a], 'f32');
-      case 'tanh': return w.call('tanhf', [a], 'f32');
-      case 'erf': return w.call('erff', [a], 'f32');
-      case 'sin': return f64((v) => n(w.call('sin', [v as Ref], 'f64')));
-      case 'cos': return f64((v) => n(w.call('cos', [v as Ref], 'f64')));
-      case 'sign': {
-        const t = this.locals.temp('f32');
-        const v = () => n(w.get(t, 'f32'));
-        return w.valueBlock([w.set(t, a), w.select(m.f32.gt(v(), n(w.f32(0))) as Ref, w.f32(1),
-          w.select(m.f32.lt(v(), n(w.f32(0))) as Ref, w.f32(-1), w.select(m.f32.ne(v(), v()) as Ref, w.get(t, 'f32'), w.f32(0))))], 'f32');
-      }
-      default: throw new Error(`wasm: unary ${op}`);
-    }
-  }
-
-  private binary(op: string, x: Expr, y: Expr): Ref {
-    const w = this.w, m = w.ops;
-    const a = this.expr(x), b = this.expr(y);
-    const n = (r: Ref) => r as number;
-    if (x.t === 'f32') {
-      switch (op) {
-        case 'add': return m.f32.add(n(a), n(b)) as Ref;
-        case 'sub': return m.f32.sub(n(a), n(b)) as Ref;
-        case 'mul': return m.f32.mul(n(a), n(b)) as Ref;
-        case 'div': return m.f32.div(n(a), n(b)) as Ref;
-        case 'max': return m.f32.max(n(a), n(b)) as Ref;
-        case 'min': return m.f32.min(n(a), n(b)) as Ref;
-        case 'pow': return m.f32.demote(n(w.call('pow', [m.f64.promote(n(a)) as Ref, m.f64.promote(n(b)) as Ref], 'f64'))) as Ref;
-        case 'eq': return m.f32.eq(n(a), n(b)) as Ref;
-        case 'ne': return m.f32.ne(n(a), n(b)) as Ref;
-        case 'lt': return m.f32.lt(n(a), n(b)) as Ref;
-        case 'le': return m.f32.le(n(a), n(b)) as Ref;
-        case 'gt': return m.f32.gt(n(a), n(b)) as Ref;
-        case 'ge': return m.f32.ge(n(a), n(b)) as Ref;
-        default: throw new Error(`wasm: f32 ${op}`);
-      }
-    }
-    const ta = this.locals.temp('i32'), tb = this.locals.temp('i32');
-    const A = () => n(w.get(ta, 'i32')), B = () => n(w.get(tb, 'i32'));
-    const withAB = (r: Ref) => w.valueBlock([w.set(ta, a), w.set(tb, b), r], 'i32');
-    switch (op) {
-      case 'add': return m.i32.add(n(a), n(b)) as Ref;
-      case 'sub': return m.i32.sub(n(a), n(b)) as Ref;
-      case 'mul': return m.i32.mul(n(a), n(b)) as Ref;
-      case 'and': return m.i32.and(n(a), n(b)) as Ref;
-      case 'or': return m.i32.or(n(a), n(b)) as Ref;
-      case 'eq': return m.i32.eq(n(a), n(b)) as Ref;
-      case 'ne': return m.i32.ne(n(a), n(b)) as Ref;
-      case 'lt': return m.i32.lt_s(n(a), n(b)) as Ref;
-      case 'le': return m.i32.le_s(n(a), n(b)) as Ref;
-      case 'gt': return m.i32.gt_s(n(a), n(b)) as Ref;
-      case 'ge': return m.i32.ge_s(n(a), n(b)) as Ref;
-      case 'max': return withAB(w.select(m.i32.gt_s(A(), B()) as Ref, w.get(ta, 'i32'), w.get(tb, 'i32')));
-      case 'min': return withAB(w.select(m.i32.lt_s(A(), B()) as Ref, w.get(ta, 'i32'), w.get(tb, 'i32')));
-      case 'pow': return w.call('ipow', [a, b], 'i32');
-      case 'div': case 'idiv': {
-        // as the interpreters: C truncation (div) or floor (idiv), 0 for a zero divisor, INT_MIN / -1 = INT_MIN
-        // (never a trap). Every use builds its own nodes: a binaryen expression must not sit twice in the tree.
-        const I = (v: number) => n(w.i32(v));
-        const d = y.k === 'const' ? y.v : undefined;
-        if (d === 0) return w.i32(0);
-        if (d === -1) return m.i32.sub(I(0), n(a)) as Ref;
-        const safe = () => (d !== undefined ? B() : n(w.select(m.i32.le_u(m.i32.add(B(), I(1)), I(1)) as Ref, w.i32(1), w.get(tb, 'i32')))); // 1 when B is 0 or -1
-        let q = m.i32.div_s(A(), safe());
-        if (op === 'idiv') q = m.i32.sub(q, m.i32.and(m.i32.ne(m.i32.rem_s(A(), safe()), I(0)), m.i32.lt_s(m.i32.xor(A(), B()), I(0))));
-        if (d !== undefined) return withAB(q as Ref);
-        return withAB(w.select(m.i32.eq(B(), I(-1)) as Ref, m.i32.sub(I(0), A()) as Ref, w.select(m.i32.eqz(B()) as Ref, w.i32(0), q as Ref)));
-      }
-      case 'mod': {
-        // as the loop interpreter: in [0, |b|), 0 for a zero divisor (rem_s traps only on zero)
-        const I = (v: number) => n(w.i32(v));
-        if (y.k === 'const' && y.v === 0) return w.i32(0);
-        const safe = y.k === 'const' ? B() : n(w.select(m.i32.eqz(B()) as Ref, w.i32(1), w.get(tb, 'i32')));
-        const t = this.locals.temp('i32');
-        const r = () => n(w.get(t, 'i32'));
-        const absB = y.k === 'const' ? I(Math.abs(y.v) | 0) : n(w.select(m.i32.lt_s(B(), I(0)) as Ref, m.i32.sub(I(0), B()) as Ref, w.get(tb, 'i32')));
-        return withAB(w.valueBlock([w.set(t, m.i32.rem_s(A(), safe) as Ref), m.i32.add(r(), n(w.select(m.i32.lt_s(r(), I(0)) as Ref, absB as Ref, w.i32(0)))) as Ref], 'i32'));
-      }
-      default: throw new Error(`wasm: i32 ${op}`);
     }
   }
 
