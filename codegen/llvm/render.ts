@@ -3,11 +3,12 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { freeVars, independentIterations, pureDecls, usesVar, work } from '../loop/analysis.js';
+import { freeVars, independentIterations, pureDecls, usesVar } from '../loop/analysis.js';
 import type { Expr, Scalar, Stmt } from '../loop/ir.js';
 import type { Entry, Layout } from '../loop/layout.js';
 import { type OpTable, binaryOp, castOp, legalize, unaryOp } from '../loop/legalize.js';
 import { printExpr } from '../loop/printer.js';
+import { LLVM_VECTORS, canVectorize, fitVectorLoops } from '../loop/vectorize.js';
 import { type Lane, helper, internalize, vectorHelpers } from './vector.js';
 
 // llvm-bindings is a native addon (built against LLVM 14 at install); loaded on first use so that the rest of
@@ -112,9 +113,6 @@ const OPS: OpTable<U, B> = {
   },
 };
 
-/** Most statements a lane loop over a register array that has no vector form is unrolled to (else it stays a loop). */
-const MAX_UNROLLED = 4096;
-
 /** Builds one function per kernel; variables live in allocas that opt's mem2reg/SROA promote to registers. */
 class KernelBuilder {
   /** scalars in allocas; the index of an unrolled copy is a constant */
@@ -188,8 +186,8 @@ class KernelBuilder {
   }
 
   private load(buf: string, idx: Expr): V {
-    if (this.varying(idx)) { // contiguous (vectorizable checked)
-      const { ptr, t } = this.atLaneZero(() => this.pointer(buf, idx));
+    if (this.varying(idx)) {
+      const at = this.contiguous(idx), { ptr, t } = this.atLaneZero(() => this.pointer(buf, at));
       return this.callVector(`load_${t}`, [ptr]);
     }
     const { ptr, t } = this.pointer(buf, idx);
@@ -259,40 +257,6 @@ class KernelBuilder {
     return x.getType().getTypeID() === llvm().Type.TypeID.FixedVectorTyID;
   }
 
-  /** Whether a vector loop's body has a form in W lanes: decls and stores, contiguous stores of varying values. */
-  private vectorizable(body: readonly Stmt[], v: string): boolean {
-    const vec = new Set<string>(), l = this.lanes;
-    this.lanes = { v, w: 0, vec };
-    try {
-      return body.every((s) => {
-        if (s.k === 'decl') {
-          if (this.varying(s.init)) vec.add(s.name);
-          return this.contiguous(s.init);
-        }
-        if (s.k !== 'store' || !this.contiguous(s.value)) return false;
-        if (!this.varying(s.idx) && !this.varying(s.value)) return true;
-        return this.coef(s.idx) === 1;
-      });
-    } finally {
-      this.lanes = l;
-    }
-  }
-
-  /**
-   * Every load contiguous or invariant in the lane: a gather is W scalar loads and inserts, slower and far larger
-   * than the scalar loop (an unrolled LSTM's gradient had thousands of them at 128 lanes).
-   */
-  private contiguous(e: Expr): boolean {
-    switch (e.k) {
-      case 'load': return [0, 1].includes(this.coef(e.idx)!) && this.contiguous(e.idx);
-      case 'unary': case 'cast': return this.contiguous(e.a);
-      case 'binary': return this.contiguous(e.a) && this.contiguous(e.b);
-      case 'select': return this.contiguous(e.c) && this.contiguous(e.a) && this.contiguous(e.b);
-      case 'philox': return this.contiguous(e.counter) && this.contiguous(e.index);
-      default: return true;
-    }
-  }
-
   /**
    * An innermost loop of decls ending in `acc = f(acc, ...)` (acc declared outside, read by no decl): the reduction of
    * a softmax or a norm. The parts of f that do not read acc but vary with the lane (the values folded in) can be
@@ -336,7 +300,8 @@ class KernelBuilder {
     const inLoop = new Set(decls.map((st) => (st as Extract<Stmt, { k: 'decl' }>).name));
     if (!parts.length || [...freeVars([{ k: 'assign', name: acc, value }])].some((n) => inLoop.has(n))) return undefined;
     const lanes = parts.map((p, j): Stmt => ({ k: 'decl', name: `${s.v}$lane${j}`, t: p.t, init: p }));
-    return this.vectorizable([...decls, ...lanes], s.v) ? { fold: { ...last, value }, parts } : undefined;
+    const loop: Stmt = { k: 'for', v: s.v, extent: s.extent, kind: 'vector', body: [...decls, ...lanes] };
+    return canVectorize(loop as Extract<Stmt, { k: 'for' }>, { vector: LLVM_VECTORS }) ? { fold: { ...last, value }, parts } : undefined;
   }
 
   /** A reduction loop: the values it folds in as vectors of every lane, then the fold lane by lane, in order. */
@@ -363,22 +328,22 @@ class KernelBuilder {
   /** The loop as one vector of its extent's lanes (straight-line: its decls are SSA values). */
   private vectorLoop(s: Extract<Stmt, { k: 'for' }>): void {
     this.lanes = { v: s.v, w: s.extent, vec: new Set() };
-    const b = this.b;
     for (const st of s.body) {
       if (st.k === 'decl') this.laneDecl(st);
       else if (st.k === 'store') {
-        const value = this.expr(st.value);
-        if (!this.varying(st.idx) && !this.varying(st.value)) {
-          const { ptr, t } = this.pointer(st.buf, st.idx);
-          b.CreateStore(t === 'bool' ? b.CreateZExt(value, b.getInt8Ty()) : value, ptr);
-          continue;
-        }
-        const { ptr, t } = this.atLaneZero(() => this.pointer(st.buf, st.idx));
-        b.CreateCall(this.g.vectorHelper(`store_${t}`, s.extent), [ptr, this.lift(value, t, true)]);
-      }
+        const value = this.lift(this.expr(st.value), st.value.t, true);
+        const at = this.contiguous(st.idx), { ptr, t } = this.atLaneZero(() => this.pointer(st.buf, at));
+        this.b.CreateCall(this.g.vectorHelper(`store_${t}`, s.extent), [ptr, value]);
+      } else throw new Error(`llvm: internal error: a ${st.k} in vector loop ${s.v} (canVectorize admits decls and stores)`);
     }
     for (const st of s.body) if (st.k === 'decl') this.vars.delete(st.name);
     this.lanes = undefined;
+  }
+
+  /** A lane's index, which canVectorize made contiguous: lane i at element idx(0) + i. */
+  private contiguous(idx: Expr): Expr {
+    if (this.coef(idx) !== 1) throw new Error(`llvm: internal error: index ${printExpr(idx)} of vector loop ${this.lanes!.v} is not contiguous`);
+    return idx;
   }
 
   expr(e: Expr): V {
@@ -444,34 +409,18 @@ class KernelBuilder {
     for (const s of ss) this.stmt(s);
   }
 
-  /** Whether the statements load from or store into a local array. */
-  private touchesLocal(stmts: readonly Stmt[]): boolean {
-    const inExpr = (e: Expr): boolean => {
-      switch (e.k) {
-        case 'load': return this.arrays.has(e.buf) || inExpr(e.idx);
-        case 'unary': case 'cast': return inExpr(e.a);
-        case 'binary': return inExpr(e.a) || inExpr(e.b);
-        case 'select': return inExpr(e.c) || inExpr(e.a) || inExpr(e.b);
-        default: return false;
-      }
-    };
-    return stmts.some((s) => (s.k === 'store' ? this.arrays.has(s.buf) || inExpr(s.value) : s.k === 'decl' ? inExpr(s.init)
-      : s.k === 'assign' ? inExpr(s.value) : s.k === 'for' && this.touchesLocal(s.body)));
-  }
-
   private stmt(s: Stmt): void {
     const b = this.b;
     switch (s.k) {
       case 'for': {
         if (s.kind === 'block' || s.kind === 'thread') throw new Error(`loop ${s.v} is a GPU ${s.kind} axis: this renderer takes CPU schedules`);
-        if (s.extent >= 2 && s.extent <= 128 && !this.lanes) {
-          if (s.kind === 'vector' && this.vectorizable(s.body, s.v)) return this.vectorLoop(s);
-          const r = s.kind === 'serial' ? this.reduction(s) : undefined;
-          if (r) return this.vectorFold(s, r.fold, r.parts);
-        }
-        // a micro-kernel's rows and lanes are unrolled here, so its register tile has constant indices (SROA keeps
-        // it in registers and the SLP vectorizer forms vectors); LLVM's own unroller gives up on large tiles
-        if (s.kind === 'unroll' || (s.kind === 'vector' && work([s]) <= MAX_UNROLLED && this.touchesLocal(s.body))) {
+        if (s.kind === 'vector') return this.vectorLoop(s); // canVectorize decided (fitVectorLoops)
+        const r = s.kind === 'serial' ? this.reduction(s) : undefined;
+        if (r) return this.vectorFold(s, r.fold, r.parts);
+        // a micro-kernel's rows (and lanes with no vector form) are unrolled here, so its register tile has constant
+        // indices (SROA keeps it in registers and the SLP vectorizer forms vectors); LLVM's own unroller gives up on
+        // large tiles
+        if (s.kind === 'unroll') {
           for (let i = 0; i < s.extent; i++) {
             this.vars.set(s.v, { value: i });
             this.stmts(s.body);
@@ -613,7 +562,7 @@ export function renderLlvm(entries: readonly Entry[], layout: Layout, name: stri
   const L = llvm();
   const g = new LlvmModule(name, contract);
   for (const e of entries) {
-    const program = legalize(e.program, { ieeeMinMax: false });
+    const program = legalize(fitVectorLoops(e.program, { vector: LLVM_VECTORS }), LLVM_VECTORS.legal);
     const bufTypes = new Map(program.buffers.map((b) => [b.name, scalarOfDtype(b.dtype)]));
     const kernels = program.kernels.map((k) => {
       const fn = g.function(`${e.name}_${k.name}`, true);

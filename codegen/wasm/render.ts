@@ -3,6 +3,8 @@ import type { Buffer, Expr, Program, Scalar, Stmt } from '../loop/ir.js';
 import { ALIGN, type Entry, align, layoutModule } from '../loop/layout.js';
 import { type OpTable, binaryOp, castOp, legalize, unaryOp } from '../loop/legalize.js';
 import type { MemoryPlan } from '../loop/memplan.js';
+import { printExpr } from '../loop/printer.js';
+import { F32X4_BINARY, F32X4_UNARY, SIMD128, fitVectorLoops } from '../loop/vectorize.js';
 import { addMath } from './math.js';
 import { Locals, type Ref, type ValType, WasmModule } from './module.js';
 
@@ -241,10 +243,7 @@ class KernelRenderer {
           return w.block(copies);
         }
         const v = this.locals.get(s.v, 'i32');
-        if (s.kind === 'vector' && s.extent >= 4) {
-          const vec = new VectorLoop(this, s.v, v).render(s.body, s.extent);
-          if (vec) return vec;
-        }
+        if (s.kind === 'vector') return new VectorLoop(this, s.v, v).render(s.body, s.extent); // canVectorize decided (fitVectorLoops)
         return w.forLoop(v, s.extent, this.stmts(s.body));
       }
       case 'decl':
@@ -301,7 +300,7 @@ export function renderWasmModule(entries: readonly WasmEntry[], options: { optim
   const pages = Math.max(1, Math.ceil(top / 65536));
   w.memory(pages, segments); // before any load or store refers to it
   for (const e of entries) {
-    const program = legalize(e.program, { ieeeMinMax: true }); // f32.max and f32.min are IEEE 754-2019's
+    const program = legalize(fitVectorLoops(e.program, { vector: SIMD128 }), SIMD128.legal);
     const bufTypes = new Map(program.buffers.map((b) => [b.name, scalarOfBuffer(b)]));
     const names = program.kernels.map((k) => `${e.name}_${k.name}`);
     program.kernels.forEach((k, i) => {
@@ -323,41 +322,55 @@ export function renderWasm(p: Program, mem: MemoryPlan, options: { optimize?: bo
   return { binary: m.binary, layout: { memoryBytes: m.memoryBytes, arenaOffset: ALIGN, arenaBytes: mem.arenaBytes, offsets: m.offsets['run']! } };
 }
 
-/** Thrown while rendering a vector loop body that has no f32x4 form; the loop is rendered scalar instead. */
-class NotVectorizable extends Error {}
-
 type VRef = { ref: Ref; vec: boolean };
+type M = WasmModule['ops'];
+
+/** The f32x4 form of every op SIMD128 vector loops compute (see vectorize.ts); bool lanes are 0/-1 masks. */
+const F32X4: { unary: Record<(typeof F32X4_UNARY)[number], (m: M, a: number) => number>; binary: Record<(typeof F32X4_BINARY)[number], (m: M, a: number, b: number) => number> } = {
+  unary: {
+    neg: (m, a) => m.f32x4.neg(a), abs: (m, a) => m.f32x4.abs(a), sqrt: (m, a) => m.f32x4.sqrt(a),
+    floor: (m, a) => m.f32x4.floor(a), ceil: (m, a) => m.f32x4.ceil(a), round: (m, a) => m.f32x4.nearest(a),
+  },
+  binary: {
+    add: (m, a, b) => m.f32x4.add(a, b), sub: (m, a, b) => m.f32x4.sub(a, b), mul: (m, a, b) => m.f32x4.mul(a, b),
+    div: (m, a, b) => m.f32x4.div(a, b), max: (m, a, b) => m.f32x4.max(a, b), min: (m, a, b) => m.f32x4.min(a, b),
+    eq: (m, a, b) => m.f32x4.eq(a, b), ne: (m, a, b) => m.f32x4.ne(a, b), lt: (m, a, b) => m.f32x4.lt(a, b),
+    le: (m, a, b) => m.f32x4.le(a, b), gt: (m, a, b) => m.f32x4.gt(a, b), ge: (m, a, b) => m.f32x4.ge(a, b),
+  },
+};
+const MASK: Record<'and' | 'or', (m: M, a: number, b: number) => number> = { and: (m, a, b) => m.v128.and(a, b), or: (m, a, b) => m.v128.or(a, b) };
 
 /**
- * A loop marked `vector` rendered four lanes at a time with f32x4, then a scalar tail. Values that depend on
- * the loop variable are v128; loads and stores must be contiguous (coefficient 1) or invariant in it.
+ * A loop marked `vector` rendered four lanes at a time with f32x4, then a scalar tail. Values that depend on the loop
+ * variable are v128; canVectorize made every load and store contiguous (coefficient 1) or invariant in it.
  */
 class VectorLoop {
   private readonly vecLocals = new Map<string, number>();
 
   constructor(private readonly k: KernelRenderer, private readonly v: string, private readonly vIndex: number) {}
 
+  /** canVectorize admitted what this loop cannot render. */
+  private unrenderable(what: string): Error {
+    return new Error(`wasm: internal error: vector loop ${this.v} has ${what}, which has no f32x4 form`);
+  }
+
   /** Coefficient of the loop variable in an affine i32 index (undefined when not affine in it). */
   private coef(e: Expr): number | undefined {
-    switch (e.k) {
-      case 'const': return 0;
-      case 'var': return e.name === this.v ? 1 : this.vecLocals.has(e.name) ? undefined : 0;
-      case 'binary': {
-        const a = this.coef(e.a), b = this.coef(e.b);
-        if (a === undefined || b === undefined) return undefined;
-        if (e.op === 'add') return a + b;
-        if (e.op === 'sub') return a - b;
-        if (e.op === 'mul') {
-          if (a === 0 && b === 0) return 0;
-          if (a === 0 && e.a.k === 'const') return e.a.v * b;
-          if (b === 0 && e.b.k === 'const') return e.b.v * a;
-          return undefined;
-        }
-        return a === 0 && b === 0 ? 0 : undefined;
-      }
-      default:
-        return this.uses(e) ? undefined : 0;
-    }
+    if (!this.uses(e)) return 0;
+    if (e.k === 'var') return e.name === this.v ? 1 : undefined;
+    if (e.k !== 'binary') return undefined;
+    const a = this.coef(e.a), b = this.coef(e.b);
+    if (a === undefined || b === undefined) return undefined;
+    if (e.op === 'add') return a + b;
+    if (e.op === 'sub') return a - b;
+    if (e.op !== 'mul') return undefined;
+    return a === 0 && e.a.k === 'const' ? e.a.v * b : b === 0 && e.b.k === 'const' ? e.b.v * a : undefined;
+  }
+
+  /** The index of lane 0's element, lane i's being at + i. */
+  private contiguous(idx: Expr): Expr {
+    if (this.coef(idx) !== 1) throw this.unrenderable(`index ${printExpr(idx)}, not contiguous,`);
+    return idx;
   }
 
   private uses(e: Expr): boolean {
@@ -383,56 +396,43 @@ class VectorLoop {
     const k = this.k, w = k.w, m = w.ops;
     if (!this.uses(e)) return { ref: k.expr(e), vec: false };
     const n = (r: Ref) => r as number;
+    const vec = (r: number): VRef => ({ ref: r as Ref, vec: true });
     switch (e.k) {
       case 'var': {
         const l = this.vecLocals.get(e.name);
-        if (l === undefined) throw new NotVectorizable();
+        if (l === undefined) throw this.unrenderable('its lane index as a value');
         return { ref: w.get(l, 'v128'), vec: true };
       }
       case 'load': {
-        if (e.t !== 'f32' || this.coef(e.idx) !== 1) throw new NotVectorizable();
+        if (e.t !== 'f32') throw this.unrenderable(`a ${e.t} load`);
         const p = k.promoted.get(e.buf);
-        if (p) return { ref: w.get(this.lanes(p, e.idx), 'v128'), vec: true };
-        const a = k.address(e.buf, e.idx);
+        if (p) return { ref: w.get(this.lanes(p, this.contiguous(e.idx)), 'v128'), vec: true };
+        const a = k.address(e.buf, this.contiguous(e.idx));
         return { ref: w.load('v128', a.offset, a.ptr), vec: true };
       }
       case 'unary': {
-        if (e.t !== 'f32') throw new NotVectorizable();
-        const a = n(this.splat(this.expr(e.a), 'f32'));
-        const ops: Record<string, (x: number) => number> = {
-          neg: (x) => m.f32x4.neg(x), abs: (x) => m.f32x4.abs(x), sqrt: (x) => m.f32x4.sqrt(x),
-          floor: (x) => m.f32x4.floor(x), ceil: (x) => m.f32x4.ceil(x), round: (x) => m.f32x4.nearest(x),
-        };
-        const f = ops[e.op];
-        if (!f) throw new NotVectorizable();
-        return { ref: f(a) as Ref, vec: true };
+        const f = e.t === 'f32' ? (F32X4.unary as Partial<Record<string, (m: M, a: number) => number>>)[e.op] : undefined;
+        if (!f) throw this.unrenderable(`${e.op} of ${e.t}`);
+        return vec(f(m, n(this.splat(this.expr(e.a), 'f32'))));
       }
       case 'cast': {
         // bool mask -> 0.0 / 1.0
-        if (e.t !== 'f32' || e.a.t !== 'bool') throw new NotVectorizable();
-        return { ref: m.v128.and(n(this.splat(this.expr(e.a), 'bool')), m.f32x4.splat(m.f32.const(1))) as Ref, vec: true };
+        if (e.t !== 'f32' || e.a.t !== 'bool') throw this.unrenderable(`a cast from ${e.a.t} to ${e.t}`);
+        return vec(m.v128.and(n(this.splat(this.expr(e.a), 'bool')), m.f32x4.splat(m.f32.const(1))));
       }
       case 'binary': {
-        if (e.a.t !== 'f32' && !(e.a.t === 'bool' && (e.op === 'and' || e.op === 'or'))) throw new NotVectorizable();
-        const a = n(this.splat(this.expr(e.a), e.a.t)), b = n(this.splat(this.expr(e.b), e.b.t));
-        const ops: Record<string, (x: number, y: number) => number> = {
-          add: (x, y) => m.f32x4.add(x, y), sub: (x, y) => m.f32x4.sub(x, y), mul: (x, y) => m.f32x4.mul(x, y),
-          div: (x, y) => m.f32x4.div(x, y), max: (x, y) => m.f32x4.max(x, y), min: (x, y) => m.f32x4.min(x, y),
-          eq: (x, y) => m.f32x4.eq(x, y), ne: (x, y) => m.f32x4.ne(x, y), lt: (x, y) => m.f32x4.lt(x, y),
-          le: (x, y) => m.f32x4.le(x, y), gt: (x, y) => m.f32x4.gt(x, y), ge: (x, y) => m.f32x4.ge(x, y),
-          and: (x, y) => m.v128.and(x, y), or: (x, y) => m.v128.or(x, y),
-        };
-        const f = ops[e.op];
-        if (!f) throw new NotVectorizable();
-        return { ref: f(a, b) as Ref, vec: true };
+        const table = e.a.t === 'f32' ? F32X4.binary : e.a.t === 'bool' ? MASK : {};
+        const f = (table as Partial<Record<string, (m: M, a: number, b: number) => number>>)[e.op];
+        if (!f) throw this.unrenderable(`${e.op} of ${e.a.t}`);
+        return vec(f(m, n(this.splat(this.expr(e.a), e.a.t)), n(this.splat(this.expr(e.b), e.b.t))));
       }
       case 'select': {
-        if (e.t !== 'f32') throw new NotVectorizable();
+        if (e.t !== 'f32') throw this.unrenderable(`a select of ${e.t}`);
         const mask = this.splat(this.expr(e.c), 'bool');
-        return { ref: m.v128.bitselect(n(this.splat(this.expr(e.a), 'f32')), n(this.splat(this.expr(e.b), 'f32')), n(mask)) as Ref, vec: true };
+        return vec(m.v128.bitselect(n(this.splat(this.expr(e.a), 'f32')), n(this.splat(this.expr(e.b), 'f32')), n(mask)));
       }
       default:
-        throw new NotVectorizable();
+        throw this.unrenderable(e.k);
     }
   }
 
@@ -449,15 +449,14 @@ class VectorLoop {
           return w.set(l, x.ref);
         }
         case 'store': {
-          if (this.coef(s.idx) !== 1) throw new NotVectorizable();
           const p = k.promoted.get(s.buf);
-          if (p) return w.set(this.lanes(p, s.idx), this.splat(this.expr(s.value), 'f32'));
-          const b = k.address(s.buf, s.idx);
-          if (b.t !== 'f32') throw new NotVectorizable();
+          if (p) return w.set(this.lanes(p, this.contiguous(s.idx)), this.splat(this.expr(s.value), 'f32'));
+          const b = k.address(s.buf, this.contiguous(s.idx));
+          if (b.t !== 'f32') throw this.unrenderable(`a store into ${b.t} buffer ${s.buf}`);
           return w.store('v128', b.offset, b.ptr, this.splat(this.expr(s.value), 'f32'));
         }
         default:
-          throw new NotVectorizable();
+          throw this.unrenderable(`a ${s.k} statement`);
       }
     });
   }
@@ -483,8 +482,8 @@ class VectorLoop {
       || (s.k === 'decl' && inExpr(s.init)) || (s.k === 'assign' && inExpr(s.value)));
   }
 
-  /** The whole loop, or undefined when its body has no vector form. */
-  render(stmts: readonly Stmt[], extent: number): Ref | undefined {
+  /** The whole loop as vector code. */
+  render(stmts: readonly Stmt[], extent: number): Ref {
     const k = this.k, w = k.w, m = w.ops;
     if (this.touchesPromoted(stmts)) {
       // a lane loop over a register tile: unrolled, so every access names its v128 local
@@ -495,27 +494,13 @@ class VectorLoop {
           copies.push(...this.body(stmts));
           this.vecLocals.clear();
         }
-      } catch (e) {
-        if (!(e instanceof NotVectorizable)) throw e;
-        // no vector form: unroll lane by lane, each copy reading its register by a constant index
-        copies.length = 0;
-        for (let i = 0; i < extent; i++) {
-          k.consts.set(this.v, i);
-          copies.push(...k.stmts(stmts));
-        }
       } finally {
         k.consts.delete(this.v);
         this.vecLocals.clear();
       }
       return w.block(copies);
     }
-    let vecBody: Ref[];
-    try {
-      vecBody = this.body(stmts);
-    } catch (e) {
-      if (e instanceof NotVectorizable) return undefined;
-      throw e;
-    }
+    const vecBody = this.body(stmts);
     this.vecLocals.clear();
     const main = Math.floor(extent / 4) * 4;
     const v = this.vIndex;

@@ -4,12 +4,13 @@ import path from 'node:path';
 import { type IoSpec, type TargetEntry, irText, manifestOf } from '../entry.js';
 import { type NamedTensor, writeSafetensors } from '../../runtime/safetensors.js';
 import { DEFAULT_CAPS, type TargetCaps } from '../loop/schedule.js';
+import { SIMD128 } from '../loop/vectorize.js';
 import { runPipeline } from '../../passes/pipeline.js';
 import { entryLayout, loaderSource, typesSource } from './artifacts.js';
 import { renderWasmModule } from './render.js';
 
 /** wasm SIMD128: four f32 lanes, one thread. */
-export const WASM_CAPS: TargetCaps = { ...DEFAULT_CAPS, vectorWidth: 4, threads: 1 };
+export const WASM_CAPS: TargetCaps = { ...DEFAULT_CAPS, vectorWidth: 4, threads: 1, vector: SIMD128 };
 
 export interface TargetOptions {
   readonly outDir: string;
