@@ -9,7 +9,7 @@ import type { Entry, Layout } from '../loop/layout.js';
 import { type OpTable, binaryOp, castOp, legalize, unaryOp } from '../loop/legalize.js';
 import { printExpr } from '../loop/printer.js';
 import { LLVM_VECTORS, canVectorize, fitVectorLoops } from '../loop/vectorize.js';
-import { type Lane, helper, internalize, vectorHelpers } from './vector.js';
+import { type Lane, helper, internalize, laneByLane, vectorHelpers } from './vector.js';
 
 // llvm-bindings is a native addon (built against LLVM 14 at install); loaded on first use so that the rest of
 // kiln works where it could not be built
@@ -387,7 +387,7 @@ class KernelBuilder {
       type,
       c: (t, v) => this.lift(t === 'f32' ? this.k.f32(v) : t === 'f64' ? this.k.f64(v) : t === 'i32' ? this.k.i32(v) : this.k.bool(v), t, vec),
       intrinsic: (id, args, ...types) => b.CreateCall(llvm().Intrinsic.getDeclaration(this.g.mod, id, types.map(type)), args),
-      call: (name, args, t) => (vec ? this.callVector(name, args) : b.CreateCall(this.g.extern(name, this.scalarType(t), args.map(() => this.scalarType(t))), args)),
+      call: (name, args, t) => (vec ? b.CreateCall(this.g.vectorCall(name, this.lanes!.w, args.length, t), args) : b.CreateCall(this.g.extern(name, this.scalarType(t), args.map(() => this.scalarType(t))), args)),
     };
   }
 
@@ -506,23 +506,36 @@ class LlvmModule {
 
   private readonly linked = new Set<number>();
 
+  /** Parses IR text and links it into the module. */
+  private link(text: string, what: string): void {
+    const L = llvm(), file = path.join(tmpdir(), `kiln-vector-${process.pid}-${this.linkedFiles++}.ll`);
+    writeFileSync(file, text);
+    try {
+      const helpers = L.parseIRFile(file, new L.SMDiagnostic(), this.ctx);
+      if (!helpers || L.Linker.linkModules(this.mod, helpers)) throw new Error(`llvm: cannot link ${what}`);
+    } finally {
+      rmSync(file, { force: true });
+    }
+  }
+
+  private linkedFiles = 0;
+
   /** A vector helper for w lanes (see vector.ts); the helpers for w are parsed and linked on first use. */
   vectorHelper(name: string, w: number): Fn {
-    const L = llvm();
     if (!this.linked.has(w)) {
-      const file = path.join(tmpdir(), `kiln-vector-${process.pid}-${w}.ll`);
-      writeFileSync(file, vectorHelpers(w));
-      try {
-        const helpers = L.parseIRFile(file, new L.SMDiagnostic(), this.ctx);
-        if (!helpers || L.Linker.linkModules(this.mod, helpers)) throw new Error(`llvm: cannot link the vector helpers for ${w} lanes`);
-      } finally {
-        rmSync(file, { force: true });
-      }
+      this.link(vectorHelpers(w), `the vector helpers for ${w} lanes`);
       this.linked.add(w);
     }
     const f = this.mod.getFunction(helper(name, w));
     if (!f) throw new Error(`llvm: no vector helper ${helper(name, w)}`);
     return f;
+  }
+
+  /** A function of libm or the C runtime on w lanes of t: its vector helper, else one calling it lane by lane. */
+  vectorCall(name: string, w: number, arity: number, t: Scalar): Fn {
+    this.vectorHelper('iota', w);
+    if (!this.mod.getFunction(helper(name, w))) this.link(laneByLane(name, w, arity, t === 'f32' ? 'float' : 'i32'), `${name} on ${w} lanes`);
+    return this.vectorHelper(name, w);
   }
 
   extern(name: string, ret: T, params: T[]): Fn {

@@ -114,6 +114,15 @@ export class WasmModule {
   call(name: string, args: Ref[], result: ValType | 'none'): Ref {
     return this.m.call(name, args, result === 'none' ? binaryen.none : TYPES[result]) as Ref;
   }
+  /** A call of the host's function `name` of module "math" (imported on first use; the runtime provides it). */
+  callMath(name: string, args: Ref[], params: readonly ValType[], result: ValType): Ref {
+    if (!this.imported.has(name)) {
+      this.importFunction(name, 'math', name, params, result);
+      this.imported.add(name);
+    }
+    return this.call(name, args, result);
+  }
+  private readonly imported = new Set<string>();
   ret(v?: Ref): Ref { return this.m.return(v) as Ref; }
   drop(v: Ref): Ref { return this.m.drop(v) as Ref; }
   nop(): Ref { return this.m.nop() as Ref; }

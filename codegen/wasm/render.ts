@@ -39,7 +39,7 @@ const op2 = (f: (m: WasmModule['ops'], a: number, b: number) => number): Op2 => 
 /** f32 -> f64, f, then rounded once to f32 */
 const viaF64 = (f: (w: WasmModule, d: number) => number): Op1 => (w, a) => w.ops.f32.demote(f(w, w.ops.f64.promote(n(a)))) as Ref;
 
-/** Every primitive op as wasm; math wasm lacks is in math.ts (exp, log, tanh, erf) or imported (sin, cos, pow, ipow). */
+/** Every primitive op as wasm; math wasm lacks is in math.ts (exp, log, tanh, erf) or the host's (imported on first use). */
 const SCALAR: OpTable<Op1, Op2> = {
   unary: {
     f32: {
@@ -49,7 +49,7 @@ const SCALAR: OpTable<Op1, Op2> = {
       recip: viaF64((w, d) => w.ops.f64.div(w.ops.f64.const(1), d)), rsqrt: viaF64((w, d) => w.ops.f64.div(w.ops.f64.const(1), w.ops.f64.sqrt(d))),
       exp: (w, a) => w.call('expf', [a], 'f32'), log: (w, a) => w.call('logf', [a], 'f32'),
       tanh: (w, a) => w.call('tanhf', [a], 'f32'), erf: (w, a) => w.call('erff', [a], 'f32'),
-      sin: viaF64((w, d) => n(w.call('sin', [d as Ref], 'f64'))), cos: viaF64((w, d) => n(w.call('cos', [d as Ref], 'f64'))),
+      sin: viaF64((w, d) => n(w.callMath('sin', [d as Ref], ['f64'], 'f64'))), cos: viaF64((w, d) => n(w.callMath('cos', [d as Ref], ['f64'], 'f64'))),
     },
     i32: { neg: op1((m, a) => m.i32.sub(m.i32.const(0), a)) },
     bool: { not: op1((m, a) => m.i32.eqz(a)) },
@@ -58,13 +58,13 @@ const SCALAR: OpTable<Op1, Op2> = {
     f32: {
       add: op2((m, a, b) => m.f32.add(a, b)), sub: op2((m, a, b) => m.f32.sub(a, b)), mul: op2((m, a, b) => m.f32.mul(a, b)),
       div: op2((m, a, b) => m.f32.div(a, b)), max: op2((m, a, b) => m.f32.max(a, b)), min: op2((m, a, b) => m.f32.min(a, b)),
-      pow: (w, a, b) => w.ops.f32.demote(n(w.call('pow', [w.ops.f64.promote(n(a)) as Ref, w.ops.f64.promote(n(b)) as Ref], 'f64'))) as Ref,
+      pow: (w, a, b) => w.ops.f32.demote(n(w.callMath('pow', [w.ops.f64.promote(n(a)) as Ref, w.ops.f64.promote(n(b)) as Ref], ['f64', 'f64'], 'f64'))) as Ref,
       eq: op2((m, a, b) => m.f32.eq(a, b)), ne: op2((m, a, b) => m.f32.ne(a, b)), lt: op2((m, a, b) => m.f32.lt(a, b)),
       le: op2((m, a, b) => m.f32.le(a, b)), gt: op2((m, a, b) => m.f32.gt(a, b)), ge: op2((m, a, b) => m.f32.ge(a, b)),
     },
     i32: {
       add: op2((m, a, b) => m.i32.add(a, b)), sub: op2((m, a, b) => m.i32.sub(a, b)), mul: op2((m, a, b) => m.i32.mul(a, b)),
-      div: op2((m, a, b) => m.i32.div_s(a, b)), pow: (w, a, b) => w.call('ipow', [a, b], 'i32'),
+      div: op2((m, a, b) => m.i32.div_s(a, b)), pow: (w, a, b) => w.callMath('ipow', [a, b], ['i32', 'i32'], 'i32'),
       eq: op2((m, a, b) => m.i32.eq(a, b)), ne: op2((m, a, b) => m.i32.ne(a, b)), lt: op2((m, a, b) => m.i32.lt_s(a, b)),
       le: op2((m, a, b) => m.i32.le_s(a, b)), gt: op2((m, a, b) => m.i32.gt_s(a, b)), ge: op2((m, a, b) => m.i32.ge_s(a, b)),
     },
@@ -288,10 +288,6 @@ export interface WasmModuleArtifact {
 /** Renders entry points into one module over the shared memory layout; each entry is an exported function. */
 export function renderWasmModule(entries: readonly WasmEntry[], options: { optimize?: boolean; embed?: ReadonlyMap<string, ArrayLike<number>> } = {}): WasmModuleArtifact {
   const w = new WasmModule();
-  w.importFunction('sin', 'math', 'sin', ['f64'], 'f64');
-  w.importFunction('cos', 'math', 'cos', ['f64'], 'f64');
-  w.importFunction('pow', 'math', 'pow', ['f64', 'f64'], 'f64');
-  w.importFunction('ipow', 'math', 'ipow', ['i32', 'i32'], 'i32');
   addMath(w);
   const layout = layoutModule(entries, options.embed);
   const { offsets, scratchBase } = layout;
