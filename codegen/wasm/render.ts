@@ -128,8 +128,6 @@ class KernelRenderer {
           case 'add': return (a + b) | 0;
           case 'sub': return (a - b) | 0;
           case 'mul': return Math.imul(a, b);
-          case 'idiv': return b === 0 ? 0 : Math.floor(a / b) | 0;
-          case 'mod': return b === 0 ? 0 : ((a % b) + Math.abs(b)) % Math.abs(b);
           default: return undefined;
         }
       }
@@ -188,12 +186,7 @@ class KernelRenderer {
   }
 
   expr(e: Expr): Ref {
-    return this.locals.scoped(() => this.exprUnscoped(e));
-  }
-
-  private exprUnscoped(e: Expr): Ref {
     const w = this.w, m = w.ops;
-    const n = (r: Ref) => r as number;
     switch (e.k) {
       case 'const':
         return e.t === 'f32' ? w.f32(e.v) : w.i32(e.v);
