@@ -575,7 +575,10 @@ export function renderLlvm(entries: readonly Entry[], layout: Layout, name: stri
   const L = llvm();
   const g = new LlvmModule(name, contract);
   for (const e of entries) {
-    const program = legalize(fitVectorLoops(e.program, { vector: LLVM_VECTORS }), LLVM_VECTORS.legal);
+    // a lane loop with no vector form over a local array is unrolled, up to 4096 statements (SROA then keeps the
+    // array in registers, and the SLP vectorizer forms vectors)
+    const fitted = fitVectorLoops(e.program, { vector: LLVM_VECTORS }, { maxWork: 4096 });
+    const program = legalize(fitted, LLVM_VECTORS.legal);
     const bufTypes = new Map(program.buffers.map((b) => [b.name, scalarOfDtype(b.dtype)]));
     const kernels = program.kernels.map((k) => {
       const fn = g.function(`${e.name}_${k.name}`, true);

@@ -1,6 +1,6 @@
 // vectorize: whether a loop runs as vector code on a target, decided once above the renderers (a pure function of
 // the loop and the target's caps); renderers render every `vector` loop as vectors without checking again.
-import { work } from './analysis.js';
+import { operands, work } from './analysis.js';
 import type { Expr, Program, Stmt } from './ir.js';
 import { type LegalizeOptions, legalizeStmts } from './legalize.js';
 
@@ -109,41 +109,39 @@ export function canVectorize(loop: For, caps: { readonly vector?: VectorCaps }):
   return new Lanes(legal.v, v.values).body(legal.body);
 }
 
-/** Most statements a lane loop over a register array is unrolled to when it cannot be vector code. */
-const MAX_UNROLLED = 4096;
+/** Whether the statements load from or store into one of the arrays. */
+function touches(ss: readonly Stmt[], arrays: ReadonlySet<string>): boolean {
+  const inExpr = (e: Expr): boolean => (e.k === 'load' && arrays.has(e.buf)) || operands(e).some(inExpr);
+  return ss.some((s) => (s.k === 'store' ? arrays.has(s.buf) || inExpr(s.idx) || inExpr(s.value) : s.k === 'decl' ? inExpr(s.init)
+    : s.k === 'assign' ? inExpr(s.value) : s.k === 'for' && touches(s.body, arrays)));
+}
 
-/** Whether the statements load from or store into a local array. */
-function touchesLocal(ss: readonly Stmt[], locals: ReadonlySet<string>): boolean {
-  const inExpr = (e: Expr): boolean => {
-    switch (e.k) {
-      case 'load': return locals.has(e.buf) || inExpr(e.idx);
-      case 'unary': case 'cast': return inExpr(e.a);
-      case 'binary': return inExpr(e.a) || inExpr(e.b);
-      case 'select': return inExpr(e.c) || inExpr(e.a) || inExpr(e.b);
-      case 'philox': return inExpr(e.counter) || inExpr(e.index);
-      default: return false;
-    }
-  };
-  return ss.some((s) => (s.k === 'store' ? locals.has(s.buf) || inExpr(s.idx) || inExpr(s.value) : s.k === 'decl' ? inExpr(s.init)
-    : s.k === 'assign' ? inExpr(s.value) : s.k === 'for' && touchesLocal(s.body, locals)));
+/** Which lane loops with no vector form a target unrolls (their register arrays' elements then have constant indices). */
+export interface Unrolling {
+  /** A kernel's register arrays the target keeps in registers (default: every local array). */
+  readonly registers?: (body: readonly Stmt[]) => ReadonlySet<string>;
+  /** Most statements the unrolled loop may have (default: no limit). */
+  readonly maxWork?: number;
 }
 
 /**
  * The program with every `vector` loop the target cannot render as vectors made unrolled where it reads or writes a
- * register array and is small (each lane's registers then have constant indices), else serial. Lowering marks the
- * lane loops of its micro-kernels `vector` without asking canVectorize (until they are schedule transforms that do);
- * this is where that decision is completed, once, for every CPU target.
+ * register array the target keeps in registers, else serial. Lowering marks the lane loops of its micro-kernels
+ * `vector` without asking canVectorize (until they are schedule transforms that do); this is where that decision is
+ * completed, once, for every CPU target, as the renderers made it (wasm: over the arrays it keeps in locals; LLVM: over
+ * any local array, SROA then keeping it in registers, up to 4096 statements).
  */
-export function fitVectorLoops(p: Program, caps: { readonly vector?: VectorCaps }): Program {
-  const fit = (ss: readonly Stmt[], locals: ReadonlySet<string>): Stmt[] => {
+export function fitVectorLoops(p: Program, caps: { readonly vector?: VectorCaps }, unrolling: Unrolling = {}): Program {
+  const fit = (ss: readonly Stmt[], arrays: ReadonlySet<string> | undefined, locals: ReadonlySet<string>): Stmt[] => {
     const inScope = new Set(locals);
     return ss.map((s) => {
-      if (s.k === 'local') inScope.add(s.name);
+      if (s.k === 'local' && (!arrays || arrays.has(s.name))) inScope.add(s.name);
       if (s.k !== 'for') return s;
-      const loop = { ...s, body: fit(s.body, inScope) };
+      const loop = { ...s, body: fit(s.body, arrays, inScope) };
       if (s.kind !== 'vector' || canVectorize(loop, caps)) return loop;
-      return { ...loop, kind: work([loop]) <= MAX_UNROLLED && touchesLocal(loop.body, inScope) ? 'unroll' : 'serial' };
+      const small = work([loop]) <= (unrolling.maxWork ?? Infinity);
+      return { ...loop, kind: small && touches(loop.body, inScope) ? 'unroll' : 'serial' };
     });
   };
-  return { ...p, kernels: p.kernels.map((k) => ({ ...k, body: fit(k.body, new Set()) })) };
+  return { ...p, kernels: p.kernels.map((k) => ({ ...k, body: fit(k.body, unrolling.registers?.(k.body), new Set()) })) };
 }

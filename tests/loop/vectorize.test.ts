@@ -53,18 +53,20 @@ describe('fitVectorLoops', () => {
     return out;
   };
 
-  it('keeps vector loops the target renders, unrolls small ones over register arrays, makes the rest serial', () => {
+  it('keeps vector loops the target renders, unrolls small ones over arrays it keeps in registers, makes the rest serial', () => {
     const p = program([
       S.for('j', 2, [
-        S.local('acc', 'f32', 16),
+        S.local('acc', 'f32', 16), S.local('big', 'f32', 80),
         S.for('i', 16, [S.store('acc', i, E.unary('exp', x(i)))], 'vector'), // over a register array: unrolled on wasm
         S.for('c', 16, [S.store('y', E.v('c'), E.unary('exp', E.load('acc', E.v('c'), 'f32')))], 'vector'),
+        S.for('b', 16, [S.store('y', E.v('b'), E.unary('exp', E.load('big', E.v('b'), 'f32')))], 'vector'), // not kept in wasm locals
         S.for('d', 16, [S.store('y', E.add(E.v('d'), E.i32(16)), E.unary('exp', x(E.v('d'))))], 'vector'), // serial on wasm
         S.for('e', 16, [S.store('y', E.add(E.v('e'), E.i32(32)), E.unary('neg', x(E.v('e'))))], 'vector'), // vector everywhere
       ]),
     ]);
-    expect(kinds(fitVectorLoops(p, { vector: LLVM_VECTORS }))).toEqual(['j:serial', 'i:vector', 'c:vector', 'd:vector', 'e:vector']);
-    expect(kinds(fitVectorLoops(p, { vector: SIMD128 }))).toEqual(['j:serial', 'i:unroll', 'c:unroll', 'd:serial', 'e:vector']);
-    expect(kinds(fitVectorLoops(p, {}))).toEqual(['j:serial', 'i:unroll', 'c:unroll', 'd:serial', 'e:serial']);
+    expect(kinds(fitVectorLoops(p, { vector: LLVM_VECTORS }, { maxWork: 4096 }))).toEqual(['j:serial', 'i:vector', 'c:vector', 'b:vector', 'd:vector', 'e:vector']);
+    expect(kinds(fitVectorLoops(p, { vector: SIMD128 }, { registers: () => new Set(['acc']) }))).toEqual(['j:serial', 'i:unroll', 'c:unroll', 'b:serial', 'd:serial', 'e:vector']);
+    expect(kinds(fitVectorLoops(p, {}))).toEqual(['j:serial', 'i:unroll', 'c:unroll', 'b:unroll', 'd:serial', 'e:serial']);
+    expect(kinds(fitVectorLoops(p, {}, { maxWork: 15 }))).toEqual(['j:serial', 'i:serial', 'c:serial', 'b:serial', 'd:serial', 'e:serial']);
   });
 });
