@@ -5,6 +5,7 @@
 import { blockThreads } from '../loop/analysis.js';
 import type { Expr, Kernel, Scalar, Stmt } from '../loop/ir.js';
 import type { Entry, Layout } from '../loop/layout.js';
+import { type OpTable, binaryOp, castOp, legalize, unaryOp } from '../loop/legalize.js';
 import { formatF32 } from '../loop/printer.js';
 
 const C_TYPE: Record<Scalar, string> = { f32: 'float', i32: 'int', bool: 'int' };
@@ -13,18 +14,45 @@ const MEM_TYPE: Record<string, string> = { float32: 'float', int32: 'int', bool:
 type For = Extract<Stmt, { k: 'for' }>;
 
 function constant(e: Extract<Expr, { k: 'const' }>): string {
-  if (e.t !== 'f32') return e.v === -2147483648 ? '(-2147483647 - 1)' : String(e.v);
+  if (e.t !== 'f32') return e.v === -2147483648 ? '(-2147483647 - 1)' : e.v < 0 ? `(${e.v})` : String(e.v);
   if (Number.isNaN(e.v)) return 'NAN';
   if (!Number.isFinite(e.v)) return e.v > 0 ? 'INFINITY' : '(-INFINITY)';
   const s = formatF32(e.v);
   return `${s.startsWith('-') ? `(${s}f)` : `${s}f`}`;
 }
 
-const F32_UNARY: Record<string, string> = {
-  abs: 'fabsf', sqrt: 'sqrtf', floor: 'floorf', ceil: 'ceilf', round: 'rintf', recip: 'kiln_recip', rsqrt: 'kiln_rsqrt',
-  exp: 'expf', log: 'logf', tanh: 'tanhf', erf: 'erff', sin: 'sinf', cos: 'cosf', sign: 'kiln_sign',
+type Fn1 = (a: string) => string;
+type Fn2 = (a: string, b: string) => string;
+const call = (f: string): Fn1 => (a) => `${f}(${a})`;
+const infix = (op: string): Fn2 => (a, b) => `(${a} ${op} ${b})`;
+
+/** Every primitive op as C (kiln_cuda.h has the helpers); int arithmetic wraps (nvcc; -fwrapv for the emulation). */
+const OPS: OpTable<Fn1, Fn2> = {
+  unary: {
+    f32: {
+      neg: (a) => `(-${a})`, abs: call('fabsf'), sqrt: call('sqrtf'), floor: call('floorf'), ceil: call('ceilf'), round: call('rintf'),
+      recip: call('kiln_recip'), rsqrt: call('kiln_rsqrt'), exp: call('expf'), log: call('logf'), tanh: call('tanhf'), erf: call('erff'),
+      sin: call('sinf'), cos: call('cosf'),
+    },
+    i32: { neg: (a) => `(-${a})` },
+    bool: { not: (a) => `(!${a})` },
+  },
+  binary: {
+    f32: {
+      add: infix('+'), sub: infix('-'), mul: infix('*'), div: infix('/'), pow: (a, b) => `powf(${a}, ${b})`,
+      eq: infix('=='), ne: infix('!='), lt: infix('<'), le: infix('<='), gt: infix('>'), ge: infix('>='),
+    },
+    i32: {
+      add: infix('+'), sub: infix('-'), mul: infix('*'), div: infix('/'), pow: (a, b) => `kiln_ipow(${a}, ${b})`,
+      eq: infix('=='), ne: infix('!='), lt: infix('<'), le: infix('<='), gt: infix('>'), ge: infix('>='),
+    },
+    bool: { and: infix('&&'), or: infix('||'), eq: infix('=='), ne: infix('!=') },
+  },
+  cast: {
+    'f32>i32': call('kiln_f2i'), 'f32>bool': (a) => `(${a} != 0.f)`, 'i32>f32': (a) => `((float)${a})`, 'i32>bool': (a) => `(${a} != 0)`,
+    'bool>f32': (a) => `((float)${a})`, 'bool>i32': (a) => a,
+  },
 };
-const CMP: Record<string, string> = { eq: '==', ne: '!=', lt: '<', le: '<=', gt: '>', ge: '>=' };
 
 /** Renders the statements of one launch. */
 class LaunchWriter {
@@ -48,44 +76,9 @@ class LaunchWriter {
         const at = `${this.array(e.buf)}[${this.expr(e.idx)}]`;
         return this.types.get(e.buf) === 'bool' ? `((int)${at})` : at;
       }
-      case 'cast': {
-        const a = this.expr(e.a), from = e.a.t;
-        if (e.t === from) return a;
-        if (e.t === 'f32') return `((float)${a})`;
-        if (e.t === 'i32') return from === 'f32' ? `kiln_f2i(${a})` : a;
-        return from === 'f32' ? `(${a} != 0.f)` : `(${a} != 0)`;
-      }
-      case 'unary': {
-        const a = this.expr(e.a);
-        if (e.a.t === 'bool') return `(!${a})`;
-        if (e.op === 'neg') return `(-${a})`;
-        if (e.a.t === 'i32') {
-          if (e.op === 'abs') return `(${a} < 0 ? -${a} : ${a})`;
-          if (e.op === 'sign') return `((${a} > 0) - (${a} < 0))`;
-          return a; // floor, ceil, round of an integer
-        }
-        const f = F32_UNARY[e.op];
-        if (!f) throw new Error(`cuda: unary ${e.op}`);
-        return `${f}(${a})`;
-      }
-      case 'binary': {
-        const a = this.expr(e.a), b = this.expr(e.b), f = e.a.t === 'f32';
-        if (CMP[e.op]) return `(${a} ${CMP[e.op]} ${b})`;
-        switch (e.op) {
-          case 'add': return `(${a} + ${b})`;
-          case 'sub': return `(${a} - ${b})`;
-          case 'mul': return `(${a} * ${b})`;
-          case 'div': return f ? `(${a} / ${b})` : `kiln_div(${a}, ${b})`;
-          case 'idiv': return `kiln_idiv(${a}, ${b})`;
-          case 'mod': return `kiln_mod(${a}, ${b})`;
-          case 'max': return f ? `kiln_fmax(${a}, ${b})` : `(${a} > ${b} ? ${a} : ${b})`;
-          case 'min': return f ? `kiln_fmin(${a}, ${b})` : `(${a} < ${b} ? ${a} : ${b})`;
-          case 'pow': return f ? `powf(${a}, ${b})` : `kiln_ipow(${a}, ${b})`;
-          case 'and': return `(${a} && ${b})`;
-          case 'or': return `(${a} || ${b})`;
-          default: throw new Error(`cuda: binary ${e.op}`);
-        }
-      }
+      case 'cast': return castOp(OPS, e.a.t, e.t)(this.expr(e.a));
+      case 'unary': return unaryOp(OPS, e.op, e.a.t)(this.expr(e.a));
+      case 'binary': return binaryOp(OPS, e.op, e.a.t)(this.expr(e.a), this.expr(e.b));
       case 'select': return `(${this.expr(e.c)} ? ${this.expr(e.a)} : ${this.expr(e.b)})`;
       case 'philox': return `kiln_philox(${e.seed | 0}, ${this.expr(e.counter)}, ${this.expr(e.index)})`;
     }
@@ -193,8 +186,9 @@ export function renderCuda(entries: readonly Entry[], layout: Layout, name: stri
   const parts = [`// Generated by kiln: CUDA kernels and host entry points of model ${name}.`, '#include <string.h>', '#include "model.h"', '#include "kiln_cuda.h"', ''];
   const runs: string[] = [];
   for (const e of entries) {
-    const types = new Map(e.program.buffers.map((b) => [b.name, b.dtype]));
-    const launches = e.program.kernels.flatMap((k: Kernel) => k.body.map((nest, i) => {
+    const program = legalize(e.program, { ieeeMinMax: false });
+    const types = new Map(program.buffers.map((b) => [b.name, b.dtype]));
+    const launches = program.kernels.flatMap((k: Kernel) => k.body.map((nest, i) => {
       if (nest.k !== 'for' || nest.kind !== 'block') throw new Error(`cuda: kernel ${k.name} is not scheduled for a GPU (a top-level ${nest.k} that is not a block loop)`);
       return renderLaunch(`${e.name}_${k.name}_${i}`, nest, types, layout.offsets[e.name]!);
     }));

@@ -3,10 +3,13 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { independentIterations, pureDecls, usesVar, work } from '../loop/analysis.js';
+import { freeVars, independentIterations, pureDecls, usesVar } from '../loop/analysis.js';
 import type { Expr, Scalar, Stmt } from '../loop/ir.js';
 import type { Entry, Layout } from '../loop/layout.js';
-import { type Lane, helper, internalize, vectorHelpers } from './vector.js';
+import { type OpTable, binaryOp, castOp, legalize, unaryOp } from '../loop/legalize.js';
+import { printExpr } from '../loop/printer.js';
+import { LLVM_VECTORS, canVectorize, fitVectorLoops } from '../loop/vectorize.js';
+import { type Lane, helper, internalize, laneByLane, vectorHelpers } from './vector.js';
 
 // llvm-bindings is a native addon (built against LLVM 14 at install); loaded on first use so that the rest of
 // kiln works where it could not be built
@@ -52,8 +55,63 @@ export function constants(b: IRBuilder) {
   };
 }
 
-/** Most statements a lane loop over a register array that has no vector form is unrolled to (else it stays a loop). */
-const MAX_UNROLLED = 4096;
+/** What an op-table entry builds with, for one value: a scalar, or a vector of the loop's lanes. */
+interface Emit {
+  readonly b: IRBuilder;
+  /** the type t, or the vector of it */
+  type(t: Lane): T;
+  /** the constant v of type t (splat over the lanes) */
+  c(t: Lane, v: number): V;
+  /** an LLVM intrinsic overloaded on the types (vectors of them) */
+  intrinsic(id: number, args: V[], ...types: Lane[]): V;
+  /** a function of libm or the C runtime over t; on vectors its vector helper (vector.ts) */
+  call(name: string, args: V[], t: Scalar): V;
+}
+type U = (x: Emit, a: V) => V;
+type B = (x: Emit, a: V, b: V) => V;
+const I = () => llvm().Intrinsic;
+const intrinsic = (id: () => number): U => (x, a) => x.intrinsic(id(), [a], 'f32');
+const libm = (name: string): U => (x, a) => x.call(name, [a], 'f32');
+/** 1/x and 1/sqrt(x) correctly rounded, through double */
+const viaDouble = (f: (x: Emit, d: V) => V): U => (x, a) => x.b.CreateFPTrunc(x.b.CreateFDiv(x.c('f64', 1), f(x, x.b.CreateFPExt(a, x.type('f64')))), x.type('f32'));
+
+/** Every primitive op as LLVM IR. */
+const OPS: OpTable<U, B> = {
+  unary: {
+    f32: {
+      neg: (x, a) => x.b.CreateFNeg(a), abs: intrinsic(() => I().fabs), sqrt: intrinsic(() => I().sqrt),
+      floor: intrinsic(() => I().floor), ceil: intrinsic(() => I().ceil),
+      round: intrinsic(() => I().rint), // round half to even in the default rounding mode
+      recip: viaDouble((_, d) => d), rsqrt: viaDouble((x, d) => x.intrinsic(I().sqrt, [d], 'f64')),
+      exp: libm('expf'), log: libm('logf'), tanh: libm('tanhf'), erf: libm('erff'), sin: libm('sinf'), cos: libm('cosf'),
+    },
+    i32: { neg: (x, a) => x.b.CreateSub(x.c('i32', 0), a) },
+    bool: { not: (x, a) => x.b.CreateXor(a, x.c('bool', 1)) },
+  },
+  binary: {
+    f32: {
+      add: (x, a, b) => x.b.CreateFAdd(a, b), sub: (x, a, b) => x.b.CreateFSub(a, b), mul: (x, a, b) => x.b.CreateFMul(a, b),
+      div: (x, a, b) => x.b.CreateFDiv(a, b), pow: (x, a, b) => x.call('powf', [a, b], 'f32'),
+      eq: (x, a, b) => x.b.CreateFCmpOEQ(a, b), ne: (x, a, b) => x.b.CreateFCmpUNE(a, b), lt: (x, a, b) => x.b.CreateFCmpOLT(a, b),
+      le: (x, a, b) => x.b.CreateFCmpOLE(a, b), gt: (x, a, b) => x.b.CreateFCmpOGT(a, b), ge: (x, a, b) => x.b.CreateFCmpOGE(a, b),
+    },
+    i32: {
+      add: (x, a, b) => x.b.CreateAdd(a, b), sub: (x, a, b) => x.b.CreateSub(a, b), mul: (x, a, b) => x.b.CreateMul(a, b),
+      div: (x, a, b) => x.b.CreateSDiv(a, b), pow: (x, a, b) => x.call('kiln_ipow', [a, b], 'i32'),
+      eq: (x, a, b) => x.b.CreateICmpEQ(a, b), ne: (x, a, b) => x.b.CreateICmpNE(a, b), lt: (x, a, b) => x.b.CreateICmpSLT(a, b),
+      le: (x, a, b) => x.b.CreateICmpSLE(a, b), gt: (x, a, b) => x.b.CreateICmpSGT(a, b), ge: (x, a, b) => x.b.CreateICmpSGE(a, b),
+    },
+    bool: {
+      and: (x, a, b) => x.b.CreateAnd(a, b), or: (x, a, b) => x.b.CreateOr(a, b),
+      eq: (x, a, b) => x.b.CreateICmpEQ(a, b), ne: (x, a, b) => x.b.CreateICmpNE(a, b),
+    },
+  },
+  cast: {
+    'f32>i32': (x, a) => x.intrinsic(I().fptosi_sat, [a], 'i32', 'f32'), 'f32>bool': (x, a) => x.b.CreateFCmpUNE(a, x.c('f32', 0)),
+    'i32>f32': (x, a) => x.b.CreateSIToFP(a, x.type('f32')), 'i32>bool': (x, a) => x.b.CreateICmpNE(a, x.c('i32', 0)),
+    'bool>f32': (x, a) => x.b.CreateUIToFP(a, x.type('f32')), 'bool>i32': (x, a) => x.b.CreateZExt(a, x.type('i32')),
+  },
+};
 
 /** Builds one function per kernel; variables live in allocas that opt's mem2reg/SROA promote to registers. */
 class KernelBuilder {
@@ -128,19 +186,13 @@ class KernelBuilder {
   }
 
   private load(buf: string, idx: Expr): V {
-    if (this.varying(idx)) { // contiguous (vectorizable checked)
-      const { ptr, t } = this.atLaneZero(() => this.pointer(buf, idx));
+    if (this.varying(idx)) {
+      const at = this.contiguous(idx), { ptr, t } = this.atLaneZero(() => this.pointer(buf, at));
       return this.callVector(`load_${t}`, [ptr]);
     }
     const { ptr, t } = this.pointer(buf, idx);
     const v = this.b.CreateLoad(this.memType(t), ptr);
     return t === 'bool' ? this.b.CreateICmpNE(v, this.k.i8(0)) : v;
-  }
-
-  /** An intrinsic over `t`, or over vectors of it when `vec`. */
-  private intrinsic(id: number, args: V[], t: Lane = 'f32', vec = false): V {
-    const type = vec ? this.vecType(t) : t === 'f64' ? this.b.getDoubleTy() : this.scalarType(t);
-    return this.b.CreateCall(llvm().Intrinsic.getDeclaration(this.g.mod, id, [type]), args);
   }
 
   // ---- vector loops: one vector of W lanes, values that do not depend on the loop variable stay scalar ----
@@ -205,67 +257,66 @@ class KernelBuilder {
     return x.getType().getTypeID() === llvm().Type.TypeID.FixedVectorTyID;
   }
 
-  /** Whether a vector loop's body has a form in W lanes: decls and stores, contiguous stores of varying values. */
-  private vectorizable(body: readonly Stmt[], v: string): boolean {
-    const vec = new Set<string>(), l = this.lanes;
-    this.lanes = { v, w: 0, vec };
+  /**
+   * An innermost loop of decls ending in `acc = f(acc, ...)` (acc declared outside, read by no decl): the reduction of
+   * a softmax or a norm. The parts of f that do not read acc but vary with the lane (the values folded in) can be
+   * computed for every lane as one vector; f itself then runs lane by lane, in order. Returns f with those parts as
+   * lane variables `v$lane<j>`, and the parts.
+   */
+  private reduction(s: Extract<Stmt, { k: 'for' }>): { fold: Extract<Stmt, { k: 'assign' }>; parts: Expr[] } | undefined {
+    const last = s.body[s.body.length - 1], decls = s.body.slice(0, -1);
+    if (last?.k !== 'assign' || !usesVar(last.value, last.name)) return undefined;
+    const acc = last.name;
+    if (!decls.every((st) => st.k === 'decl' && !usesVar(st.init, acc))) return undefined;
+    const vec = new Set<string>(), saved = this.lanes;
+    this.lanes = { v: s.v, w: 0, vec };
+    const parts: Expr[] = [], keys = new Map<string, number>();
+    let value: Expr;
     try {
-      return body.every((s) => {
-        if (s.k === 'decl') {
-          if (this.varying(s.init)) vec.add(s.name);
-          return this.contiguous(s.init);
+      for (const st of decls) if (st.k === 'decl' && this.varying(st.init)) vec.add(st.name);
+      const split = (e: Expr): Expr => {
+        if (!usesVar(e, acc)) {
+          if (!this.varying(e)) return e;
+          const key = printExpr(e);
+          let j = keys.get(key);
+          if (j === undefined) keys.set(key, (j = parts.push(e) - 1));
+          return { k: 'var', t: e.t, name: `${s.v}$lane${j}` };
         }
-        if (s.k !== 'store' || !this.contiguous(s.value)) return false;
-        if (!this.varying(s.idx) && !this.varying(s.value)) return true;
-        return this.coef(s.idx) === 1;
-      });
+        switch (e.k) {
+          case 'load': return { ...e, idx: split(e.idx) };
+          case 'unary': case 'cast': return { ...e, a: split(e.a) };
+          case 'binary': return { ...e, a: split(e.a), b: split(e.b) };
+          case 'select': return { ...e, c: split(e.c), a: split(e.a), b: split(e.b) };
+          case 'philox': return { ...e, counter: split(e.counter), index: split(e.index) };
+          default: return e;
+        }
+      };
+      value = split(last.value);
     } finally {
-      this.lanes = l;
+      this.lanes = saved;
     }
+    // the fold reads acc, the lanes' parts and values from outside the loop only: a decl of the loop in it (a padding
+    // mask) would keep it scalar code that LLVM contracts
+    const inLoop = new Set(decls.map((st) => (st as Extract<Stmt, { k: 'decl' }>).name));
+    if (!parts.length || [...freeVars([{ k: 'assign', name: acc, value }])].some((n) => inLoop.has(n))) return undefined;
+    const lanes = parts.map((p, j): Stmt => ({ k: 'decl', name: `${s.v}$lane${j}`, t: p.t, init: p }));
+    const loop: Stmt = { k: 'for', v: s.v, extent: s.extent, kind: 'vector', body: [...decls, ...lanes] };
+    return canVectorize(loop as Extract<Stmt, { k: 'for' }>, { vector: LLVM_VECTORS }) ? { fold: { ...last, value }, parts } : undefined;
   }
 
-  /**
-   * Every load contiguous or invariant in the lane: a gather is W scalar loads and inserts, slower and far larger
-   * than the scalar loop (an unrolled LSTM's gradient had thousands of them at 128 lanes).
-   */
-  private contiguous(e: Expr): boolean {
-    switch (e.k) {
-      case 'load': return [0, 1].includes(this.coef(e.idx)!) && this.contiguous(e.idx);
-      case 'unary': case 'cast': return this.contiguous(e.a);
-      case 'binary': return this.contiguous(e.a) && this.contiguous(e.b);
-      case 'select': return this.contiguous(e.c) && this.contiguous(e.a) && this.contiguous(e.b);
-      case 'philox': return this.contiguous(e.counter) && this.contiguous(e.index);
-      default: return true;
-    }
-  }
-
-  /**
-   * An innermost loop of decls ending in `acc = acc op value` (acc declared outside, read nowhere else): the
-   * reduction of a softmax or a norm, whose lanes' values can be computed as one vector.
-   */
-  private reduction(s: Extract<Stmt, { k: 'for' }>): Extract<Stmt, { k: 'assign' }> | undefined {
-    const last = s.body[s.body.length - 1];
-    if (last?.k !== 'assign' || last.value.k !== 'binary' || !['add', 'mul', 'max', 'min'].includes(last.value.op)) return undefined;
-    const { a, b } = last.value, acc = last.name;
-    if (a.k !== 'var' || a.name !== acc || usesVar(b, acc) || !s.body.slice(0, -1).every((st) => st.k === 'decl' && !usesVar(st.init, acc))) return undefined;
-    return this.vectorizable([...s.body.slice(0, -1), { k: 'decl', name: `${s.v}$lane`, t: b.t, init: b }], s.v) ? last : undefined;
-  }
-
-  /** A reduction loop: every lane's value as one vector, then folded into the accumulator lane by lane, in order. */
-  private vectorFold(s: Extract<Stmt, { k: 'for' }>, fold: Extract<Stmt, { k: 'assign' }>): void {
-    const value = (fold.value as Extract<Expr, { k: 'binary' }>).b;
+  /** A reduction loop: the values it folds in as vectors of every lane, then the fold lane by lane, in order. */
+  private vectorFold(s: Extract<Stmt, { k: 'for' }>, fold: Extract<Stmt, { k: 'assign' }>, parts: readonly Expr[]): void {
     this.lanes = { v: s.v, w: s.extent, vec: new Set() };
     for (const st of s.body.slice(0, -1)) if (st.k === 'decl') this.laneDecl(st);
-    const lanes = this.lift(this.expr(value), value.t as Lane, true);
-    const extract = this.g.vectorHelper(`extract_${value.t}`, s.extent);
+    const vectors = parts.map((p) => this.lift(this.expr(p), p.t, true));
     this.lanes = undefined;
     for (const st of s.body) if (st.k === 'decl') this.vars.delete(st.name);
-    const lane = `${s.v}$lane`, op = (fold.value as Extract<Expr, { k: 'binary' }>).op;
+    const extract = parts.map((p) => this.g.vectorHelper(`extract_${p.t}`, s.extent));
     for (let i = 0; i < s.extent; i++) {
-      this.vars.set(lane, { ssa: this.b.CreateCall(extract, [lanes, this.k.i32(i)]) });
-      this.stmt({ k: 'assign', name: fold.name, value: { k: 'binary', op, t: fold.value.t, a: { k: 'var', name: fold.name, t: value.t }, b: { k: 'var', name: lane, t: value.t } } as Expr });
+      parts.forEach((_, j) => this.vars.set(`${s.v}$lane${j}`, { ssa: this.b.CreateCall(extract[j]!, [vectors[j]!, this.k.i32(i)]) }));
+      this.stmt(fold);
     }
-    this.vars.delete(lane);
+    parts.forEach((_, j) => this.vars.delete(`${s.v}$lane${j}`));
   }
 
   /** A decl of a lane loop as an SSA value: a vector where it depends on the lane. */
@@ -277,26 +328,26 @@ class KernelBuilder {
   /** The loop as one vector of its extent's lanes (straight-line: its decls are SSA values). */
   private vectorLoop(s: Extract<Stmt, { k: 'for' }>): void {
     this.lanes = { v: s.v, w: s.extent, vec: new Set() };
-    const b = this.b;
     for (const st of s.body) {
       if (st.k === 'decl') this.laneDecl(st);
       else if (st.k === 'store') {
-        const value = this.expr(st.value);
-        if (!this.varying(st.idx) && !this.varying(st.value)) {
-          const { ptr, t } = this.pointer(st.buf, st.idx);
-          b.CreateStore(t === 'bool' ? b.CreateZExt(value, b.getInt8Ty()) : value, ptr);
-          continue;
-        }
-        const { ptr, t } = this.atLaneZero(() => this.pointer(st.buf, st.idx));
-        b.CreateCall(this.g.vectorHelper(`store_${t}`, s.extent), [ptr, this.lift(value, t, true)]);
-      }
+        const value = this.lift(this.expr(st.value), st.value.t, true);
+        const at = this.contiguous(st.idx), { ptr, t } = this.atLaneZero(() => this.pointer(st.buf, at));
+        this.b.CreateCall(this.g.vectorHelper(`store_${t}`, s.extent), [ptr, value]);
+      } else throw new Error(`llvm: internal error: a ${st.k} in vector loop ${s.v} (canVectorize admits decls and stores)`);
     }
     for (const st of s.body) if (st.k === 'decl') this.vars.delete(st.name);
     this.lanes = undefined;
   }
 
+  /** A lane's index, which canVectorize made contiguous: lane i at element idx(0) + i. */
+  private contiguous(idx: Expr): Expr {
+    if (this.coef(idx) !== 1) throw new Error(`llvm: internal error: index ${printExpr(idx)} of vector loop ${this.lanes!.v} is not contiguous`);
+    return idx;
+  }
+
   expr(e: Expr): V {
-    const L = llvm(), b = this.b;
+    const b = this.b;
     switch (e.k) {
       case 'const':
         return e.t === 'f32' ? this.k.f32(e.v) : e.t === 'i32' ? this.k.i32(e.v) : this.k.bool(e.v);
@@ -310,21 +361,12 @@ class KernelBuilder {
       }
       case 'load':
         return this.load(e.buf, e.idx);
-      case 'cast': {
-        const vec = this.varying(e.a), a = this.expr(e.a), from = e.a.t;
-        const to = (t: Scalar) => (vec ? this.vecType(t) : this.scalarType(t));
-        if (e.t === 'f32') return from === 'f32' ? a : from === 'i32' ? b.CreateSIToFP(a, to('f32')) : b.CreateUIToFP(a, to('f32'));
-        if (e.t === 'i32') {
-          if (from === 'f32') return b.CreateCall(L.Intrinsic.getDeclaration(this.g.mod, L.Intrinsic.fptosi_sat, [to('i32'), to('f32')]), [a]);
-          return from === 'i32' ? a : b.CreateZExt(a, to('i32'));
-        }
-        return from === 'f32' ? b.CreateFCmpUNE(a, this.lift(this.k.f32(0), 'f32', vec))
-          : from === 'i32' ? b.CreateICmpNE(a, this.lift(this.k.i32(0), 'i32', vec)) : a;
-      }
+      case 'cast':
+        return castOp(OPS, e.a.t, e.t)(this.emit(this.varying(e.a)), this.expr(e.a));
       case 'unary':
-        return this.unary(e.op, e.a);
+        return unaryOp(OPS, e.op, e.a.t)(this.emit(this.varying(e.a)), this.expr(e.a));
       case 'binary':
-        return this.binary(e.op, e.a, e.b);
+        return this.binary(e);
       case 'select': {
         const vec = this.varying(e);
         return b.CreateSelect(this.expr(e.c), this.lift(this.expr(e.a), e.t, vec), this.lift(this.expr(e.b), e.t, vec));
@@ -337,151 +379,34 @@ class KernelBuilder {
     }
   }
 
-  private unary(op: string, x: Expr): V {
-    const L = llvm(), b = this.b, I = L.Intrinsic;
-    const a = this.expr(x), vec = this.varying(x);
-    if (x.t === 'bool') return b.CreateXor(a, this.lift(this.k.bool(true), 'bool', vec));
-    if (x.t === 'i32') {
-      const zero = this.lift(this.k.i32(0), 'i32', vec);
-      switch (op) {
-        case 'neg': return b.CreateSub(zero, a);
-        case 'abs': return b.CreateSelect(b.CreateICmpSLT(a, zero), b.CreateSub(zero, a), a);
-        case 'sign': {
-          const i = vec ? this.vecType('i32') : b.getInt32Ty();
-          return b.CreateSub(b.CreateZExt(b.CreateICmpSGT(a, zero), i), b.CreateZExt(b.CreateICmpSLT(a, zero), i));
-        }
-        case 'floor': case 'ceil': case 'round': return a;
-        default: throw new Error(`llvm: ${op} on i32`);
-      }
-    }
-    const f = b.getFloatTy(), fc = (c: number) => this.lift(this.k.f32(c), 'f32', vec);
-    const one = fc(1), zero = fc(0);
-    const libm = (name: string) => (vec ? this.callVector(name, [a]) : b.CreateCall(this.g.extern(name, f, [f]), [a]));
-    // 1/x and 1/sqrt(x) correctly rounded, through double
-    const viaDouble = (g: (d: V) => V) => {
-      const d = vec ? this.vecType('f64') : b.getDoubleTy();
-      return b.CreateFPTrunc(b.CreateFDiv(this.lift(this.k.f64(1), 'f64', vec), g(b.CreateFPExt(a, d))), vec ? this.vecType('f32') : f);
+  /** What the op table builds with for a value that is a vector of the loop's lanes (vec) or a scalar. */
+  private emit(vec: boolean): Emit {
+    const b = this.b, type = (t: Lane): T => (vec ? this.vecType(t) : t === 'f64' ? b.getDoubleTy() : this.scalarType(t));
+    return {
+      b,
+      type,
+      c: (t, v) => this.lift(t === 'f32' ? this.k.f32(v) : t === 'f64' ? this.k.f64(v) : t === 'i32' ? this.k.i32(v) : this.k.bool(v), t, vec),
+      intrinsic: (id, args, ...types) => b.CreateCall(llvm().Intrinsic.getDeclaration(this.g.mod, id, types.map(type)), args),
+      call: (name, args, t) => (vec ? b.CreateCall(this.g.vectorCall(name, this.lanes!.w, args.length, t), args) : b.CreateCall(this.g.extern(name, this.scalarType(t), args.map(() => this.scalarType(t))), args)),
     };
-    switch (op) {
-      case 'neg': return b.CreateFNeg(a);
-      case 'abs': return this.intrinsic(I.fabs, [a], 'f32', vec);
-      case 'sqrt': return this.intrinsic(I.sqrt, [a], 'f32', vec);
-      case 'floor': return this.intrinsic(I.floor, [a], 'f32', vec);
-      case 'ceil': return this.intrinsic(I.ceil, [a], 'f32', vec);
-      case 'round': return this.intrinsic(I.rint, [a], 'f32', vec); // round half to even in the default rounding mode
-      case 'recip': return viaDouble((d) => d);
-      case 'rsqrt': return viaDouble((d) => this.intrinsic(I.sqrt, [d], 'f64', vec));
-      case 'exp': return libm('expf');
-      case 'log': return libm('logf');
-      case 'tanh': return libm('tanhf');
-      case 'erf': return libm('erff');
-      case 'sin': return libm('sinf');
-      case 'cos': return libm('cosf');
-      case 'sign': return b.CreateSelect(b.CreateFCmpOGT(a, zero), one, b.CreateSelect(b.CreateFCmpOLT(a, zero), fc(-1),
-        b.CreateSelect(b.CreateFCmpUNE(a, a), a, zero)));
-      default: throw new Error(`llvm: unary ${op}`);
-    }
   }
 
-  /**
-   * NaN-propagating max/min with -0 < +0 (IEEE 754-2019 maximum and minimum, as the interpreter's Math.max and
-   * wasm's f32.max) as compares and selects: llvm.maximum has no x86 lowering in LLVM 14. A tie picks the second
-   * operand, which is right unless it is the zero that loses (max(+0, -0) is +0, min(-0, +0) is -0): then equal
-   * operands are combined bitwise (and for max, or for min). A constant goes second, so relu is two selects.
-   */
-  private minMax(op: 'max' | 'min', x: Expr, y: Expr, a: V, c: V, vec: boolean): V {
-    const b = this.b, max = op === 'max';
-    if (x.k === 'const' && y.k !== 'const') [x, y, a, c] = [y, x, c, a];
-    const pick = b.CreateSelect(max ? b.CreateFCmpOGT(a, c) : b.CreateFCmpOLT(a, c), a, b.CreateSelect(b.CreateFCmpUNE(a, a), a, c));
-    if (y.k === 'const' && !Object.is(y.v, max ? -0 : 0)) return pick;
-    const i = vec ? this.vecType('i32') : b.getInt32Ty(), bits = (v: V) => b.CreateBitCast(v, i);
-    const tie = b.CreateBitCast(max ? b.CreateAnd(bits(a), bits(c)) : b.CreateOr(bits(a), bits(c)), vec ? this.vecType('f32') : b.getFloatTy());
-    return b.CreateSelect(b.CreateFCmpOEQ(a, c), tie, pick);
-  }
-
-  private binary(op: string, x: Expr, y: Expr): V {
-    const b = this.b, vec = this.varying(x) || this.varying(y);
-    // a*b + c as llvm.fmuladd: one rounding where the CPU has FMA (the accumulation of every contraction);
-    // without contraction, fmul and fadd round each as the interpreter does
-    if (op === 'add' && x.t === 'f32' && this.g.contract) {
+  private binary(e: Extract<Expr, { k: 'binary' }>): V {
+    const vec = this.varying(e.a) || this.varying(e.b);
+    // a*b + c as llvm.fmuladd: one rounding where the CPU has FMA (the accumulation of every contraction); without
+    // contraction, fmul and fadd round each as the interpreter does. Instruction selection, not semantics: the
+    // fuzzer tells FMA's approximation from a miscompile by compiling again without it.
+    if (e.op === 'add' && e.t === 'f32' && this.g.contract) {
+      const { a: x, b: y } = e;
       const [m, other] = y.k === 'binary' && y.op === 'mul' ? [y, x] : x.k === 'binary' && x.op === 'mul' ? [x, y] : [undefined, undefined];
-      if (m && other) return this.intrinsic(llvm().Intrinsic.fmuladd, [m.a, m.b, other].map((e) => this.lift(this.expr(e), 'f32', vec)), 'f32', vec);
+      if (m && other) return this.emit(vec).intrinsic(I().fmuladd, [m.a, m.b, other].map((o) => this.lift(this.expr(o), 'f32', vec)), 'f32');
     }
-    const a = this.lift(this.expr(x), x.t, vec), c = this.lift(this.expr(y), y.t, vec);
-    const map2 = (name: string, t: Scalar) => (vec ? this.callVector(name, [a, c])
-      : b.CreateCall(this.g.extern(name, this.scalarType(t), [this.scalarType(t), this.scalarType(t)]), [a, c]));
-    if (x.t === 'f32') {
-      switch (op) {
-        case 'add': return b.CreateFAdd(a, c);
-        case 'sub': return b.CreateFSub(a, c);
-        case 'mul': return b.CreateFMul(a, c);
-        case 'div': return b.CreateFDiv(a, c);
-        case 'max': case 'min': return this.minMax(op, x, y, a, c, vec);
-        case 'pow': return map2('powf', 'f32');
-        case 'eq': return b.CreateFCmpOEQ(a, c);
-        case 'ne': return b.CreateFCmpUNE(a, c);
-        case 'lt': return b.CreateFCmpOLT(a, c);
-        case 'le': return b.CreateFCmpOLE(a, c);
-        case 'gt': return b.CreateFCmpOGT(a, c);
-        case 'ge': return b.CreateFCmpOGE(a, c);
-        default: throw new Error(`llvm: f32 ${op}`);
-      }
-    }
-    const int = (v: number) => this.lift(this.k.i32(v), 'i32', vec);
-    const zero = int(0);
-    switch (op) {
-      case 'add': return b.CreateAdd(a, c);
-      case 'sub': return b.CreateSub(a, c);
-      case 'mul': return b.CreateMul(a, c);
-      case 'and': return b.CreateAnd(a, c);
-      case 'or': return b.CreateOr(a, c);
-      case 'eq': return b.CreateICmpEQ(a, c);
-      case 'ne': return b.CreateICmpNE(a, c);
-      case 'lt': return b.CreateICmpSLT(a, c);
-      case 'le': return b.CreateICmpSLE(a, c);
-      case 'gt': return b.CreateICmpSGT(a, c);
-      case 'ge': return b.CreateICmpSGE(a, c);
-      case 'max': return b.CreateSelect(b.CreateICmpSGT(a, c), a, c);
-      case 'min': return b.CreateSelect(b.CreateICmpSLT(a, c), a, c);
-      case 'pow': return map2('kiln_ipow', 'i32');
-      case 'div': {
-        // C truncation; 0 for a zero divisor, INT_MIN / -1 = INT_MIN (no traps)
-        const z = b.CreateICmpEQ(c, zero);
-        const ovf = b.CreateAnd(b.CreateICmpEQ(a, int(-2147483648)), b.CreateICmpEQ(c, int(-1)));
-        const safe = b.CreateSelect(b.CreateOr(z, ovf), int(1), c);
-        const q = b.CreateSelect(ovf, a, b.CreateSDiv(a, safe));
-        return b.CreateSelect(z, zero, q);
-      }
-      case 'idiv': {
-        const q = b.CreateSDiv(a, c);
-        const adjust = b.CreateAnd(b.CreateICmpSLT(a, zero), b.CreateICmpNE(b.CreateSRem(a, c), zero));
-        return b.CreateSub(q, b.CreateZExt(adjust, vec ? this.vecType('i32') : b.getInt32Ty()));
-      }
-      case 'mod': {
-        const r = b.CreateSRem(a, c);
-        return b.CreateAdd(r, b.CreateSelect(b.CreateICmpSLT(r, zero), c, zero));
-      }
-      default: throw new Error(`llvm: i32 ${op}`);
-    }
+    const a = this.lift(this.expr(e.a), e.a.t, vec), c = this.lift(this.expr(e.b), e.b.t, vec);
+    return binaryOp(OPS, e.op, e.a.t)(this.emit(vec), a, c);
   }
 
   stmts(ss: readonly Stmt[]): void {
     for (const s of ss) this.stmt(s);
-  }
-
-  /** Whether the statements load from or store into a local array. */
-  private touchesLocal(stmts: readonly Stmt[]): boolean {
-    const inExpr = (e: Expr): boolean => {
-      switch (e.k) {
-        case 'load': return this.arrays.has(e.buf) || inExpr(e.idx);
-        case 'unary': case 'cast': return inExpr(e.a);
-        case 'binary': return inExpr(e.a) || inExpr(e.b);
-        case 'select': return inExpr(e.c) || inExpr(e.a) || inExpr(e.b);
-        default: return false;
-      }
-    };
-    return stmts.some((s) => (s.k === 'store' ? this.arrays.has(s.buf) || inExpr(s.value) : s.k === 'decl' ? inExpr(s.init)
-      : s.k === 'assign' ? inExpr(s.value) : s.k === 'for' && this.touchesLocal(s.body)));
   }
 
   private stmt(s: Stmt): void {
@@ -489,14 +414,13 @@ class KernelBuilder {
     switch (s.k) {
       case 'for': {
         if (s.kind === 'block' || s.kind === 'thread') throw new Error(`loop ${s.v} is a GPU ${s.kind} axis: this renderer takes CPU schedules`);
-        if (s.extent >= 2 && s.extent <= 128 && !this.lanes) {
-          if (s.kind === 'vector' && this.vectorizable(s.body, s.v)) return this.vectorLoop(s);
-          const fold = s.kind === 'serial' ? this.reduction(s) : undefined;
-          if (fold) return this.vectorFold(s, fold);
-        }
-        // a micro-kernel's rows and lanes are unrolled here, so its register tile has constant indices (SROA keeps
-        // it in registers and the SLP vectorizer forms vectors); LLVM's own unroller gives up on large tiles
-        if (s.kind === 'unroll' || (s.kind === 'vector' && work([s]) <= MAX_UNROLLED && this.touchesLocal(s.body))) {
+        if (s.kind === 'vector') return this.vectorLoop(s); // canVectorize decided (fitVectorLoops)
+        const r = s.kind === 'serial' ? this.reduction(s) : undefined;
+        if (r) return this.vectorFold(s, r.fold, r.parts);
+        // a micro-kernel's rows (and lanes with no vector form) are unrolled here, so its register tile has constant
+        // indices (SROA keeps it in registers and the SLP vectorizer forms vectors); LLVM's own unroller gives up on
+        // large tiles
+        if (s.kind === 'unroll') {
           for (let i = 0; i < s.extent; i++) {
             this.vars.set(s.v, { value: i });
             this.stmts(s.body);
@@ -582,23 +506,36 @@ class LlvmModule {
 
   private readonly linked = new Set<number>();
 
+  /** Parses IR text and links it into the module. */
+  private link(text: string, what: string): void {
+    const L = llvm(), file = path.join(tmpdir(), `kiln-vector-${process.pid}-${this.linkedFiles++}.ll`);
+    writeFileSync(file, text);
+    try {
+      const helpers = L.parseIRFile(file, new L.SMDiagnostic(), this.ctx);
+      if (!helpers || L.Linker.linkModules(this.mod, helpers)) throw new Error(`llvm: cannot link ${what}`);
+    } finally {
+      rmSync(file, { force: true });
+    }
+  }
+
+  private linkedFiles = 0;
+
   /** A vector helper for w lanes (see vector.ts); the helpers for w are parsed and linked on first use. */
   vectorHelper(name: string, w: number): Fn {
-    const L = llvm();
     if (!this.linked.has(w)) {
-      const file = path.join(tmpdir(), `kiln-vector-${process.pid}-${w}.ll`);
-      writeFileSync(file, vectorHelpers(w));
-      try {
-        const helpers = L.parseIRFile(file, new L.SMDiagnostic(), this.ctx);
-        if (!helpers || L.Linker.linkModules(this.mod, helpers)) throw new Error(`llvm: cannot link the vector helpers for ${w} lanes`);
-      } finally {
-        rmSync(file, { force: true });
-      }
+      this.link(vectorHelpers(w), `the vector helpers for ${w} lanes`);
       this.linked.add(w);
     }
     const f = this.mod.getFunction(helper(name, w));
     if (!f) throw new Error(`llvm: no vector helper ${helper(name, w)}`);
     return f;
+  }
+
+  /** A function of libm or the C runtime on w lanes of t: its vector helper, else one calling it lane by lane. */
+  vectorCall(name: string, w: number, arity: number, t: Scalar): Fn {
+    this.vectorHelper('iota', w);
+    if (!this.mod.getFunction(helper(name, w))) this.link(laneByLane(name, w, arity, t === 'f32' ? 'float' : 'i32'), `${name} on ${w} lanes`);
+    return this.vectorHelper(name, w);
   }
 
   extern(name: string, ret: T, params: T[]): Fn {
@@ -638,8 +575,12 @@ export function renderLlvm(entries: readonly Entry[], layout: Layout, name: stri
   const L = llvm();
   const g = new LlvmModule(name, contract);
   for (const e of entries) {
-    const bufTypes = new Map(e.program.buffers.map((b) => [b.name, scalarOfDtype(b.dtype)]));
-    const kernels = e.program.kernels.map((k) => {
+    // a lane loop with no vector form over a local array is unrolled, up to 4096 statements (SROA then keeps the
+    // array in registers, and the SLP vectorizer forms vectors)
+    const fitted = fitVectorLoops(e.program, { vector: LLVM_VECTORS }, { maxWork: 4096 });
+    const program = legalize(fitted, LLVM_VECTORS.legal);
+    const bufTypes = new Map(program.buffers.map((b) => [b.name, scalarOfDtype(b.dtype)]));
+    const kernels = program.kernels.map((k) => {
       const fn = g.function(`${e.name}_${k.name}`, true);
       const kb = new KernelBuilder(g, fn, layout.offsets[e.name]!, bufTypes);
       // a top-level parallel loop is outlined into a chunk function for the thread pool; the values it reads

@@ -1,10 +1,8 @@
-// LLVM IR text of the helpers a vector loop of W lanes calls: splats, lane indices, unaligned contiguous loads
-// and stores, libm functions lane by lane, and Philox-4x32-10 on W lanes. llvm-bindings 14 cannot build
-// vector types or insert, extract and shuffle lanes, so these are parsed from text and linked into the module;
+// LLVM IR text of the helpers a vector loop of W lanes calls: splats, lane indices, unaligned contiguous loads and
+// stores, exp, log, tanh and Philox-4x32-10 on W lanes, and any libm or runtime function lane by lane. llvm-bindings
+// 14 cannot build vector types or insert, extract and shuffle lanes, so these are parsed from text and linked in;
 // they are `alwaysinline`, and opt leaves plain vector code where they were called. (They are external here,
 // as the linker skips unreferenced internal functions; `internalize` makes them internal in the printed module.)
-
-const LIBM_UNARY = ['erff', 'sinf', 'cosf'] as const;
 
 /** IR element type and memory type of each scalar kind ('f64': the double a correctly rounded recip goes through). */
 const ELEM = { f32: ['float', 'float'], i32: ['i32', 'i32'], bool: ['i1', 'i8'], f64: ['double', 'double'] } as const;
@@ -15,7 +13,6 @@ export const helper = (name: string, w: number): string => `kiln_v${w}_${name}`;
 
 export function vectorHelpers(w: number): string {
   const vt = (e: string) => `<${w} x ${e}>`;
-  const lanes = (f: (i: number) => string) => Array.from({ length: w }, (_, i) => f(i)).join('\n');
   const fn = (ret: string, name: string, params: string, body: string) =>
     `define ${ret} @${helper(name, w)}(${params}) alwaysinline {\n${body}\n}\n`;
   const out: string[] = [];
@@ -33,18 +30,20 @@ ${e === m ? `  ret ${vt(m)} %v` : `  %c = icmp ne ${vt(m)} %v, zeroinitializer\n
   store ${vt(m)} ${e === m ? '%x' : '%v'}, ${vt(m)}* %q, align ${align}
   ret void`));
   }
-  for (const e of ['float', 'i32']) out.push(fn(e, `extract_${e === 'float' ? 'f32' : 'i32'}`, `${vt(e)} %v, i32 %i`, `  %x = extractelement ${vt(e)} %v, i32 %i\n  ret ${e} %x`));
+  for (const [k, e] of [['f32', 'float'], ['i32', 'i32'], ['bool', 'i1']] as const) out.push(fn(e, `extract_${k}`, `${vt(e)} %v, i32 %i`, `  %x = extractelement ${vt(e)} %v, i32 %i\n  ret ${e} %x`));
   out.push(fn(vt('i32'), 'iota', '', `  ret ${vt('i32')} <${Array.from({ length: w }, (_, i) => `i32 ${i}`).join(', ')}>`));
-  // libm lane by lane
-  const map = (name: string, e: string, arity: number) => fn(vt(e), name, Array.from({ length: arity }, (_, j) => `${vt(e)} %a${j}`).join(', '),
-    `${lanes((i) => `${Array.from({ length: arity }, (_, j) => `  %x${j}_${i} = extractelement ${vt(e)} %a${j}, i32 ${i}`).join('\n')}
-  %y${i} = call ${e} @${name}(${Array.from({ length: arity }, (_, j) => `${e} %x${j}_${i}`).join(', ')})
-  %v${i} = insertelement ${vt(e)} ${i ? `%v${i - 1}` : 'undef'}, ${e} %y${i}, i32 ${i}`)}
-  ret ${vt(e)} %v${w - 1}`);
-  for (const f of LIBM_UNARY) out.push(map(f, 'float', 1), `declare float @${f}(float)\n`);
   out.push(...vectorMath(w));
-  out.push(map('powf', 'float', 2), 'declare float @powf(float, float)\n', map('kiln_ipow', 'i32', 2), 'declare i32 @kiln_ipow(i32, i32)\n');
   return out.join('\n');
+}
+
+/** A helper applying the scalar function `name` (arity operands of e) to each of W lanes, with its declaration. */
+export function laneByLane(name: string, w: number, arity: number, e: 'float' | 'i32'): string {
+  const vt = `<${w} x ${e}>`, args = Array.from({ length: arity }, (_, j) => j);
+  const lanes = Array.from({ length: w }, (_, i) => `${args.map((j) => `  %x${j}_${i} = extractelement ${vt} %a${j}, i32 ${i}`).join('\n')}
+  %y${i} = call ${e} @${name}(${args.map((j) => `${e} %x${j}_${i}`).join(', ')})
+  %v${i} = insertelement ${vt} ${i ? `%v${i - 1}` : 'undef'}, ${e} %y${i}, i32 ${i}`).join('\n');
+  return `define ${vt} @${helper(name, w)}(${args.map((j) => `${vt} %a${j}`).join(', ')}) alwaysinline {\n${lanes}\n  ret ${vt} %v${w - 1}\n}\n
+declare ${e} @${name}(${args.map(() => e).join(', ')})\n`;
 }
 
 /** The module text with the vector helpers internal, so opt drops them once inlined. */

@@ -2,6 +2,7 @@
 import { independentIterations, lexLess, pureDecls, usesVar, work } from './analysis.js';
 import { type GpuCaps, gridKernel } from './gpu.js';
 import type { AxisKind, Kernel, Program, Stmt } from './ir.js';
+import { SIMD128, type VectorCaps } from './vectorize.js';
 
 /** What a target offers the scheduler. */
 export interface TargetCaps {
@@ -19,10 +20,12 @@ export interface TargetCaps {
   readonly parallelGrain: number;
   /** A GPU: nests become grids of thread blocks (vectorWidth and threads are then unused). */
   readonly gpu?: GpuCaps;
+  /** What the target renders as vector loops (vectorize.ts); none without. */
+  readonly vector?: VectorCaps;
 }
 
 // 14 of the 16 xmm registers: V8 keeps one as scratch on x86-64 (measured: 4 x 8 tiles run faster than 4 x 16 or 8 x 8)
-export const DEFAULT_CAPS: TargetCaps = { vectorWidth: 4, vectorRegisters: 14, fma: false, threads: 1, parallelGrain: 1 << 15 };
+export const DEFAULT_CAPS: TargetCaps = { vectorWidth: 4, vectorRegisters: 14, fma: false, threads: 1, parallelGrain: 1 << 15, vector: SIMD128 };
 
 /**
  * The register tile of a matmul or conv micro-kernel: mr rows (each an A value broadcast per step) by nr columns

@@ -25,42 +25,15 @@ export class Locals {
     return i;
   }
 
-  private readonly free = new Map<ValType, number[]>();
-  private readonly held: [ValType, number][] = [];
-
-  /** An unnamed local for one expression's intermediate value, reused once that expression is complete. */
-  temp(t: ValType): number {
-    const i = this.free.get(t)?.pop() ?? this.get(`$tmp${this.params.length + this.vars.length}`, t);
-    this.held.push([t, i]);
-    return i;
-  }
-
-  /**
-   * Renders one expression: the temps it takes are free again after it. Its code runs to completion before any
-   * code rendered after it, and temps taken before it stay held, so no live temp is ever shared.
-   */
-  scoped<R>(render: () => R): R {
-    const mark = this.held.length;
-    try {
-      return render();
-    } finally {
-      for (const [t, i] of this.held.splice(mark)) {
-        const list = this.free.get(t) ?? [];
-        list.push(i);
-        this.free.set(t, list);
-      }
-    }
-  }
-
   get varTypes(): binaryen.Type[] {
     return this.vars.map((t) => TYPES[t]);
   }
 }
 
-/** The binaryen module with the node constructors the renderer uses. */
 /** Functions with more locals are not optimized by binaryen (see finish). */
 const MAX_OPTIMIZED_LOCALS = 1500;
 
+/** The binaryen module with the node constructors the renderer uses. */
 export class WasmModule {
   readonly m: binaryen.Module;
   private labels = 0;
@@ -114,6 +87,15 @@ export class WasmModule {
   call(name: string, args: Ref[], result: ValType | 'none'): Ref {
     return this.m.call(name, args, result === 'none' ? binaryen.none : TYPES[result]) as Ref;
   }
+  /** A call of the host's function `name` of module "math" (imported on first use; the runtime provides it). */
+  callMath(name: string, args: Ref[], params: readonly ValType[], result: ValType): Ref {
+    if (!this.imported.has(name)) {
+      this.importFunction(name, 'math', name, params, result);
+      this.imported.add(name);
+    }
+    return this.call(name, args, result);
+  }
+  private readonly imported = new Set<string>();
   ret(v?: Ref): Ref { return this.m.return(v) as Ref; }
   drop(v: Ref): Ref { return this.m.drop(v) as Ref; }
   nop(): Ref { return this.m.nop() as Ref; }

@@ -1,7 +1,10 @@
 // Renders a loop-IR program to a WebAssembly module through binaryen (one function per kernel, `run` calls them).
 import type { Buffer, Expr, Program, Scalar, Stmt } from '../loop/ir.js';
 import { ALIGN, type Entry, align, layoutModule } from '../loop/layout.js';
+import { type OpTable, binaryOp, castOp, legalize, unaryOp } from '../loop/legalize.js';
 import type { MemoryPlan } from '../loop/memplan.js';
+import { printExpr } from '../loop/printer.js';
+import { F32X4_BINARY, F32X4_UNARY, SIMD128, fitVectorLoops } from '../loop/vectorize.js';
 import { addMath } from './math.js';
 import { Locals, type Ref, type ValType, WasmModule } from './module.js';
 
@@ -25,6 +28,99 @@ const elemBytes = (t: Scalar) => (t === 'bool' ? 1 : 4);
 
 function scalarOfBuffer(b: Buffer): Scalar {
   return b.dtype === 'float32' ? 'f32' : b.dtype === 'int32' ? 'i32' : 'bool';
+}
+
+type Op1 = (w: WasmModule, a: Ref) => Ref;
+type Op2 = (w: WasmModule, a: Ref, b: Ref) => Ref;
+const n = (r: Ref) => r as number;
+/** A binaryen node constructor as a table entry. */
+const op1 = (f: (m: WasmModule['ops'], a: number) => number): Op1 => (w, a) => f(w.ops, n(a)) as Ref;
+const op2 = (f: (m: WasmModule['ops'], a: number, b: number) => number): Op2 => (w, a, b) => f(w.ops, n(a), n(b)) as Ref;
+/** f32 -> f64, f, then rounded once to f32 */
+const viaF64 = (f: (w: WasmModule, d: number) => number): Op1 => (w, a) => w.ops.f32.demote(f(w, w.ops.f64.promote(n(a)))) as Ref;
+
+/** Every primitive op as wasm; math wasm lacks is in math.ts (exp, log, tanh, erf) or the host's (imported on first use). */
+const SCALAR: OpTable<Op1, Op2> = {
+  unary: {
+    f32: {
+      neg: op1((m, a) => m.f32.neg(a)), abs: op1((m, a) => m.f32.abs(a)), sqrt: op1((m, a) => m.f32.sqrt(a)),
+      floor: op1((m, a) => m.f32.floor(a)), ceil: op1((m, a) => m.f32.ceil(a)), round: op1((m, a) => m.f32.nearest(a)),
+      // 1/x and 1/sqrt(x) correctly rounded, through f64
+      recip: viaF64((w, d) => w.ops.f64.div(w.ops.f64.const(1), d)), rsqrt: viaF64((w, d) => w.ops.f64.div(w.ops.f64.const(1), w.ops.f64.sqrt(d))),
+      exp: (w, a) => w.call('expf', [a], 'f32'), log: (w, a) => w.call('logf', [a], 'f32'),
+      tanh: (w, a) => w.call('tanhf', [a], 'f32'), erf: (w, a) => w.call('erff', [a], 'f32'),
+      sin: viaF64((w, d) => n(w.callMath('sin', [d as Ref], ['f64'], 'f64'))), cos: viaF64((w, d) => n(w.callMath('cos', [d as Ref], ['f64'], 'f64'))),
+    },
+    i32: { neg: op1((m, a) => m.i32.sub(m.i32.const(0), a)) },
+    bool: { not: op1((m, a) => m.i32.eqz(a)) },
+  },
+  binary: {
+    f32: {
+      add: op2((m, a, b) => m.f32.add(a, b)), sub: op2((m, a, b) => m.f32.sub(a, b)), mul: op2((m, a, b) => m.f32.mul(a, b)),
+      div: op2((m, a, b) => m.f32.div(a, b)), max: op2((m, a, b) => m.f32.max(a, b)), min: op2((m, a, b) => m.f32.min(a, b)),
+      pow: (w, a, b) => w.ops.f32.demote(n(w.callMath('pow', [w.ops.f64.promote(n(a)) as Ref, w.ops.f64.promote(n(b)) as Ref], ['f64', 'f64'], 'f64'))) as Ref,
+      eq: op2((m, a, b) => m.f32.eq(a, b)), ne: op2((m, a, b) => m.f32.ne(a, b)), lt: op2((m, a, b) => m.f32.lt(a, b)),
+      le: op2((m, a, b) => m.f32.le(a, b)), gt: op2((m, a, b) => m.f32.gt(a, b)), ge: op2((m, a, b) => m.f32.ge(a, b)),
+    },
+    i32: {
+      add: op2((m, a, b) => m.i32.add(a, b)), sub: op2((m, a, b) => m.i32.sub(a, b)), mul: op2((m, a, b) => m.i32.mul(a, b)),
+      div: op2((m, a, b) => m.i32.div_s(a, b)), pow: (w, a, b) => w.callMath('ipow', [a, b], ['i32', 'i32'], 'i32'),
+      eq: op2((m, a, b) => m.i32.eq(a, b)), ne: op2((m, a, b) => m.i32.ne(a, b)), lt: op2((m, a, b) => m.i32.lt_s(a, b)),
+      le: op2((m, a, b) => m.i32.le_s(a, b)), gt: op2((m, a, b) => m.i32.gt_s(a, b)), ge: op2((m, a, b) => m.i32.ge_s(a, b)),
+    },
+    // bool is 0 or 1 in an i32
+    bool: { and: op2((m, a, b) => m.i32.and(a, b)), or: op2((m, a, b) => m.i32.or(a, b)), eq: op2((m, a, b) => m.i32.eq(a, b)), ne: op2((m, a, b) => m.i32.ne(a, b)) },
+  },
+  cast: {
+    'f32>i32': op1((m, a) => m.i32.trunc_s_sat.f32(a)), 'f32>bool': op1((m, a) => m.f32.ne(a, m.f32.const(0))),
+    'i32>f32': op1((m, a) => m.f32.convert_s.i32(a)), 'i32>bool': op1((m, a) => m.i32.ne(a, m.i32.const(0))),
+    'bool>f32': op1((m, a) => m.f32.convert_u.i32(a)), 'bool>i32': (_, a) => a,
+  },
+};
+
+/**
+ * f32 register arrays of up to 64 elements whose every access sits in unrolled loops or short vector loops: they get
+ * wasm locals instead of scratch memory (a micro-kernel's accumulator tile), v128 ones where a vector loop reads them.
+ */
+function promotable(body: readonly Stmt[]): Map<string, { size: number; vec: boolean }> {
+  const arrays = new Map<string, { size: number; ok: boolean; vec: boolean }>();
+  const unrolled = new Set<string>();
+  const vectors = new Set<string>();
+  const vars = (e: Expr, out: string[] = []): string[] => {
+    if (e.k === 'var') out.push(e.name);
+    else if (e.k === 'binary') { vars(e.a, out); vars(e.b, out); }
+    else if (e.k === 'load' || e.k === 'unary' || e.k === 'cast') vars(e.k === 'load' ? e.idx : e.a, out);
+    else if (e.k === 'select') { vars(e.c, out); vars(e.a, out); vars(e.b, out); }
+    return out;
+  };
+  const access = (buf: string, idx: Expr) => {
+    const a = arrays.get(buf);
+    if (!a) return;
+    const vs = vars(idx);
+    if (!vs.every((v) => unrolled.has(v) || vectors.has(v))) a.ok = false;
+    if (vs.some((v) => vectors.has(v))) a.vec = true;
+  };
+  const expr = (e: Expr): void => {
+    if (e.k === 'load') { access(e.buf, e.idx); expr(e.idx); }
+    else if (e.k === 'unary' || e.k === 'cast') expr(e.a);
+    else if (e.k === 'binary') { expr(e.a); expr(e.b); }
+    else if (e.k === 'select') { expr(e.c); expr(e.a); expr(e.b); }
+  };
+  const walk = (ss: readonly Stmt[]): void => {
+    for (const st of ss) {
+      if (st.k === 'local' && st.scope === 'register' && st.t === 'f32' && st.size <= 64) arrays.set(st.name, { size: st.size, ok: true, vec: false });
+      else if (st.k === 'for') {
+        const set = st.kind === 'unroll' ? unrolled : st.kind === 'vector' && st.extent <= 64 && st.extent % 4 === 0 ? vectors : undefined;
+        set?.add(st.v);
+        walk(st.body);
+        set?.delete(st.v);
+      } else if (st.k === 'store') { access(st.buf, st.idx); expr(st.idx); expr(st.value); }
+      else if (st.k === 'decl') expr(st.init);
+      else if (st.k === 'assign') expr(st.value);
+    }
+  };
+  walk(body);
+  return new Map([...arrays].filter(([, a]) => a.ok).map(([name, a]) => [name, { size: a.size, vec: a.vec && a.size % 4 === 0 }]));
 }
 
 class KernelRenderer {
@@ -77,8 +173,6 @@ class KernelRenderer {
           case 'add': return (a + b) | 0;
           case 'sub': return (a - b) | 0;
           case 'mul': return Math.imul(a, b);
-          case 'idiv': return b === 0 ? 0 : Math.floor(a / b) | 0;
-          case 'mod': return b === 0 ? 0 : ((a % b) + Math.abs(b)) % Math.abs(b);
           default: return undefined;
         }
       }
@@ -86,63 +180,16 @@ class KernelRenderer {
     }
   }
 
-  /**
-   * Register arrays whose every access sits in unrolled loops or short vector loops get wasm locals instead
-   * of scratch memory (a micro-kernel's accumulator tile).
-   */
+  /** The register arrays kept in wasm locals (promotable). */
   promote(body: readonly Stmt[]): void {
-    const arrays = new Map<string, { size: number; ok: boolean; vec: boolean }>();
-    const unrolled = new Set<string>();
-    const vectors = new Set<string>();
-    const vars = (e: Expr, out: string[] = []): string[] => {
-      if (e.k === 'var') out.push(e.name);
-      else if (e.k === 'binary') { vars(e.a, out); vars(e.b, out); }
-      else if (e.k === 'load' || e.k === 'unary' || e.k === 'cast') vars(e.k === 'load' ? e.idx : e.a, out);
-      else if (e.k === 'select') { vars(e.c, out); vars(e.a, out); vars(e.b, out); }
-      return out;
-    };
-    const access = (buf: string, idx: Expr) => {
-      const a = arrays.get(buf);
-      if (!a) return;
-      const vs = vars(idx);
-      if (!vs.every((v) => unrolled.has(v) || vectors.has(v))) a.ok = false;
-      if (vs.some((v) => vectors.has(v))) a.vec = true;
-    };
-    const expr = (e: Expr): void => {
-      if (e.k === 'load') { access(e.buf, e.idx); expr(e.idx); }
-      else if (e.k === 'unary' || e.k === 'cast') expr(e.a);
-      else if (e.k === 'binary') { expr(e.a); expr(e.b); }
-      else if (e.k === 'select') { expr(e.c); expr(e.a); expr(e.b); }
-    };
-    const walk = (ss: readonly Stmt[]): void => {
-      for (const st of ss) {
-        if (st.k === 'local' && st.scope === 'register' && st.t === 'f32' && st.size <= 64) arrays.set(st.name, { size: st.size, ok: true, vec: false });
-        else if (st.k === 'for') {
-          const set = st.kind === 'unroll' ? unrolled : st.kind === 'vector' && st.extent <= 64 && st.extent % 4 === 0 ? vectors : undefined;
-          set?.add(st.v);
-          walk(st.body);
-          set?.delete(st.v);
-        } else if (st.k === 'store') { access(st.buf, st.idx); expr(st.idx); expr(st.value); }
-        else if (st.k === 'decl') expr(st.init);
-        else if (st.k === 'assign') expr(st.value);
-      }
-    };
-    walk(body);
-    for (const [name, a] of arrays) {
-      if (!a.ok) continue;
-      const vec = a.vec && a.size % 4 === 0;
-      const locals = Array.from({ length: vec ? a.size / 4 : a.size }, (_, i) => this.locals.get(`${name}$${i}`, vec ? 'v128' : 'f32'));
+    for (const [name, { size, vec }] of promotable(body)) {
+      const locals = Array.from({ length: vec ? size / 4 : size }, (_, i) => this.locals.get(`${name}$${i}`, vec ? 'v128' : 'f32'));
       this.promoted.set(name, { vec, locals });
     }
   }
 
   expr(e: Expr): Ref {
-    return this.locals.scoped(() => this.exprUnscoped(e));
-  }
-
-  private exprUnscoped(e: Expr): Ref {
     const w = this.w, m = w.ops;
-    const n = (r: Ref) => r as number;
     switch (e.k) {
       case 'const':
         return e.t === 'f32' ? w.f32(e.v) : w.i32(e.v);
@@ -159,129 +206,16 @@ class KernelRenderer {
         const a = this.address(e.buf, e.idx);
         return w.load(memType(a.t), a.offset, a.ptr);
       }
-      case 'cast': {
-        const a = this.expr(e.a), from = e.a.t;
-        if (e.t === 'f32') return (from === 'f32' ? a : from === 'i32' ? m.f32.convert_s.i32(n(a)) : m.f32.convert_u.i32(n(a))) as Ref;
-        if (e.t === 'i32') return (from === 'f32' ? m.i32.trunc_s_sat.f32(n(a)) : a) as Ref;
-        return (from === 'f32' ? m.f32.ne(n(a), n(w.f32(0))) : from === 'i32' ? m.i32.ne(n(a), n(w.i32(0))) : a) as Ref;
-      }
+      case 'cast':
+        return castOp(SCALAR, e.a.t, e.t)(w, this.expr(e.a));
       case 'unary':
-        return this.unary(e.op, e.a);
+        return unaryOp(SCALAR, e.op, e.a.t)(w, this.expr(e.a));
       case 'binary':
-        return this.binary(e.op, e.a, e.b);
+        return binaryOp(SCALAR, e.op, e.a.t)(w, this.expr(e.a), this.expr(e.b));
       case 'select':
         return w.select(this.expr(e.c), this.expr(e.a), this.expr(e.b));
       case 'philox':
         return w.call('philox', [w.i32(e.seed), this.expr(e.counter), this.expr(e.index)], 'f32');
-    }
-  }
-
-  private unary(op: string, x: Expr): Ref {
-    const w = this.w, m = w.ops;
-    const a = this.expr(x);
-    const n = (r: Ref) => r as number;
-    if (x.t === 'bool') return m.i32.eqz(n(a)) as Ref; // not
-    if (x.t === 'i32') {
-      const t = this.locals.temp('i32');
-      const v = () => n(w.get(t, 'i32'));
-      switch (op) {
-        case 'neg': return m.i32.sub(n(w.i32(0)), n(a)) as Ref;
-        case 'abs': return w.valueBlock([w.set(t, a), w.select(m.i32.lt_s(v(), n(w.i32(0))) as Ref, m.i32.sub(n(w.i32(0)), v()) as Ref, w.get(t, 'i32'))], 'i32');
-        case 'sign': return w.valueBlock([w.set(t, a), m.i32.sub(m.i32.gt_s(v(), n(w.i32(0))), m.i32.lt_s(v(), n(w.i32(0)))) as Ref], 'i32');
-        case 'floor': case 'ceil': case 'round': return a;
-        default: throw new Error(`wasm: ${op} on i32`);
-      }
-    }
-    const f64 = (fn: (v: number) => number) => m.f32.demote(fn(m.f64.promote(n(a)))) as Ref;
-    switch (op) {
-      case 'neg': return m.f32.neg(n(a)) as Ref;
-      case 'abs': return m.f32.abs(n(a)) as Ref;
-      case 'sqrt': return m.f32.sqrt(n(a)) as Ref;
-      case 'floor': return m.f32.floor(n(a)) as Ref;
-      case 'ceil': return m.f32.ceil(n(a)) as Ref;
-      case 'round': return m.f32.nearest(n(a)) as Ref;
-      case 'recip': return f64((v) => m.f64.div(m.f64.const(1), v));
-      case 'rsqrt': return f64((v) => m.f64.div(m.f64.const(1), m.f64.sqrt(v)));
-      case 'exp': return w.call('expf', [a], 'f32');
-      case 'log': return w.call('logf', [a], 'f32');
-      case 'tanh': return w.call('tanhf', [a], 'f32');
-      case 'erf': return w.call('erff', [a], 'f32');
-      case 'sin': return f64((v) => n(w.call('sin', [v as Ref], 'f64')));
-      case 'cos': return f64((v) => n(w.call('cos', [v as Ref], 'f64')));
-      case 'sign': {
-        const t = this.locals.temp('f32');
-        const v = () => n(w.get(t, 'f32'));
-        return w.valueBlock([w.set(t, a), w.select(m.f32.gt(v(), n(w.f32(0))) as Ref, w.f32(1),
-          w.select(m.f32.lt(v(), n(w.f32(0))) as Ref, w.f32(-1), w.select(m.f32.ne(v(), v()) as Ref, w.get(t, 'f32'), w.f32(0))))], 'f32');
-      }
-      default: throw new Error(`wasm: unary ${op}`);
-    }
-  }
-
-  private binary(op: string, x: Expr, y: Expr): Ref {
-    const w = this.w, m = w.ops;
-    const a = this.expr(x), b = this.expr(y);
-    const n = (r: Ref) => r as number;
-    if (x.t === 'f32') {
-      switch (op) {
-        case 'add': return m.f32.add(n(a), n(b)) as Ref;
-        case 'sub': return m.f32.sub(n(a), n(b)) as Ref;
-        case 'mul': return m.f32.mul(n(a), n(b)) as Ref;
-        case 'div': return m.f32.div(n(a), n(b)) as Ref;
-        case 'max': return m.f32.max(n(a), n(b)) as Ref;
-        case 'min': return m.f32.min(n(a), n(b)) as Ref;
-        case 'pow': return m.f32.demote(n(w.call('pow', [m.f64.promote(n(a)) as Ref, m.f64.promote(n(b)) as Ref], 'f64'))) as Ref;
-        case 'eq': return m.f32.eq(n(a), n(b)) as Ref;
-        case 'ne': return m.f32.ne(n(a), n(b)) as Ref;
-        case 'lt': return m.f32.lt(n(a), n(b)) as Ref;
-        case 'le': return m.f32.le(n(a), n(b)) as Ref;
-        case 'gt': return m.f32.gt(n(a), n(b)) as Ref;
-        case 'ge': return m.f32.ge(n(a), n(b)) as Ref;
-        default: throw new Error(`wasm: f32 ${op}`);
-      }
-    }
-    const ta = this.locals.temp('i32'), tb = this.locals.temp('i32');
-    const A = () => n(w.get(ta, 'i32')), B = () => n(w.get(tb, 'i32'));
-    const withAB = (r: Ref) => w.valueBlock([w.set(ta, a), w.set(tb, b), r], 'i32');
-    switch (op) {
-      case 'add': return m.i32.add(n(a), n(b)) as Ref;
-      case 'sub': return m.i32.sub(n(a), n(b)) as Ref;
-      case 'mul': return m.i32.mul(n(a), n(b)) as Ref;
-      case 'and': return m.i32.and(n(a), n(b)) as Ref;
-      case 'or': return m.i32.or(n(a), n(b)) as Ref;
-      case 'eq': return m.i32.eq(n(a), n(b)) as Ref;
-      case 'ne': return m.i32.ne(n(a), n(b)) as Ref;
-      case 'lt': return m.i32.lt_s(n(a), n(b)) as Ref;
-      case 'le': return m.i32.le_s(n(a), n(b)) as Ref;
-      case 'gt': return m.i32.gt_s(n(a), n(b)) as Ref;
-      case 'ge': return m.i32.ge_s(n(a), n(b)) as Ref;
-      case 'max': return withAB(w.select(m.i32.gt_s(A(), B()) as Ref, w.get(ta, 'i32'), w.get(tb, 'i32')));
-      case 'min': return withAB(w.select(m.i32.lt_s(A(), B()) as Ref, w.get(ta, 'i32'), w.get(tb, 'i32')));
-      case 'pow': return w.call('ipow', [a, b], 'i32');
-      case 'div': case 'idiv': {
-        // as the interpreters: C truncation (div) or floor (idiv), 0 for a zero divisor, INT_MIN / -1 = INT_MIN
-        // (never a trap). Every use builds its own nodes: a binaryen expression must not sit twice in the tree.
-        const I = (v: number) => n(w.i32(v));
-        const d = y.k === 'const' ? y.v : undefined;
-        if (d === 0) return w.i32(0);
-        if (d === -1) return m.i32.sub(I(0), n(a)) as Ref;
-        const safe = () => (d !== undefined ? B() : n(w.select(m.i32.le_u(m.i32.add(B(), I(1)), I(1)) as Ref, w.i32(1), w.get(tb, 'i32')))); // 1 when B is 0 or -1
-        let q = m.i32.div_s(A(), safe());
-        if (op === 'idiv') q = m.i32.sub(q, m.i32.and(m.i32.ne(m.i32.rem_s(A(), safe()), I(0)), m.i32.lt_s(m.i32.xor(A(), B()), I(0))));
-        if (d !== undefined) return withAB(q as Ref);
-        return withAB(w.select(m.i32.eq(B(), I(-1)) as Ref, m.i32.sub(I(0), A()) as Ref, w.select(m.i32.eqz(B()) as Ref, w.i32(0), q as Ref)));
-      }
-      case 'mod': {
-        // as the loop interpreter: in [0, |b|), 0 for a zero divisor (rem_s traps only on zero)
-        const I = (v: number) => n(w.i32(v));
-        if (y.k === 'const' && y.v === 0) return w.i32(0);
-        const safe = y.k === 'const' ? B() : n(w.select(m.i32.eqz(B()) as Ref, w.i32(1), w.get(tb, 'i32')));
-        const t = this.locals.temp('i32');
-        const r = () => n(w.get(t, 'i32'));
-        const absB = y.k === 'const' ? I(Math.abs(y.v) | 0) : n(w.select(m.i32.lt_s(B(), I(0)) as Ref, m.i32.sub(I(0), B()) as Ref, w.get(tb, 'i32')));
-        return withAB(w.valueBlock([w.set(t, m.i32.rem_s(A(), safe) as Ref), m.i32.add(r(), n(w.select(m.i32.lt_s(r(), I(0)) as Ref, absB as Ref, w.i32(0)))) as Ref], 'i32'));
-      }
-      default: throw new Error(`wasm: i32 ${op}`);
     }
   }
 
@@ -305,10 +239,7 @@ class KernelRenderer {
           return w.block(copies);
         }
         const v = this.locals.get(s.v, 'i32');
-        if (s.kind === 'vector' && s.extent >= 4) {
-          const vec = new VectorLoop(this, s.v, v).render(s.body, s.extent);
-          if (vec) return vec;
-        }
+        if (s.kind === 'vector') return new VectorLoop(this, s.v, v).render(s.body, s.extent); // canVectorize decided (fitVectorLoops)
         return w.forLoop(v, s.extent, this.stmts(s.body));
       }
       case 'decl':
@@ -353,10 +284,6 @@ export interface WasmModuleArtifact {
 /** Renders entry points into one module over the shared memory layout; each entry is an exported function. */
 export function renderWasmModule(entries: readonly WasmEntry[], options: { optimize?: boolean; embed?: ReadonlyMap<string, ArrayLike<number>> } = {}): WasmModuleArtifact {
   const w = new WasmModule();
-  w.importFunction('sin', 'math', 'sin', ['f64'], 'f64');
-  w.importFunction('cos', 'math', 'cos', ['f64'], 'f64');
-  w.importFunction('pow', 'math', 'pow', ['f64', 'f64'], 'f64');
-  w.importFunction('ipow', 'math', 'ipow', ['i32', 'i32'], 'i32');
   addMath(w);
   const layout = layoutModule(entries, options.embed);
   const { offsets, scratchBase } = layout;
@@ -365,9 +292,12 @@ export function renderWasmModule(entries: readonly WasmEntry[], options: { optim
   const pages = Math.max(1, Math.ceil(top / 65536));
   w.memory(pages, segments); // before any load or store refers to it
   for (const e of entries) {
-    const bufTypes = new Map(e.program.buffers.map((b) => [b.name, scalarOfBuffer(b)]));
-    const names = e.program.kernels.map((k) => `${e.name}_${k.name}`);
-    e.program.kernels.forEach((k, i) => {
+    // a lane loop with no f32x4 form over a register array kept in locals is unrolled (each lane's element then a local)
+    const fitted = fitVectorLoops(e.program, { vector: SIMD128 }, { registers: (body) => new Set(promotable(body).keys()) });
+    const program = legalize(fitted, SIMD128.legal);
+    const bufTypes = new Map(program.buffers.map((b) => [b.name, scalarOfBuffer(b)]));
+    const names = program.kernels.map((k) => `${e.name}_${k.name}`);
+    program.kernels.forEach((k, i) => {
       const r = new KernelRenderer(w, offsets[e.name]!, bufTypes, scratchBase);
       r.promote(k.body);
       r.finish(names[i]!, r.stmts(k.body));
@@ -386,41 +316,55 @@ export function renderWasm(p: Program, mem: MemoryPlan, options: { optimize?: bo
   return { binary: m.binary, layout: { memoryBytes: m.memoryBytes, arenaOffset: ALIGN, arenaBytes: mem.arenaBytes, offsets: m.offsets['run']! } };
 }
 
-/** Thrown while rendering a vector loop body that has no f32x4 form; the loop is rendered scalar instead. */
-class NotVectorizable extends Error {}
-
 type VRef = { ref: Ref; vec: boolean };
+type M = WasmModule['ops'];
+
+/** The f32x4 form of every op SIMD128 vector loops compute (see vectorize.ts); bool lanes are 0/-1 masks. */
+const F32X4: { unary: Record<(typeof F32X4_UNARY)[number], (m: M, a: number) => number>; binary: Record<(typeof F32X4_BINARY)[number], (m: M, a: number, b: number) => number> } = {
+  unary: {
+    neg: (m, a) => m.f32x4.neg(a), abs: (m, a) => m.f32x4.abs(a), sqrt: (m, a) => m.f32x4.sqrt(a),
+    floor: (m, a) => m.f32x4.floor(a), ceil: (m, a) => m.f32x4.ceil(a), round: (m, a) => m.f32x4.nearest(a),
+  },
+  binary: {
+    add: (m, a, b) => m.f32x4.add(a, b), sub: (m, a, b) => m.f32x4.sub(a, b), mul: (m, a, b) => m.f32x4.mul(a, b),
+    div: (m, a, b) => m.f32x4.div(a, b), max: (m, a, b) => m.f32x4.max(a, b), min: (m, a, b) => m.f32x4.min(a, b),
+    eq: (m, a, b) => m.f32x4.eq(a, b), ne: (m, a, b) => m.f32x4.ne(a, b), lt: (m, a, b) => m.f32x4.lt(a, b),
+    le: (m, a, b) => m.f32x4.le(a, b), gt: (m, a, b) => m.f32x4.gt(a, b), ge: (m, a, b) => m.f32x4.ge(a, b),
+  },
+};
+const MASK: Record<'and' | 'or', (m: M, a: number, b: number) => number> = { and: (m, a, b) => m.v128.and(a, b), or: (m, a, b) => m.v128.or(a, b) };
 
 /**
- * A loop marked `vector` rendered four lanes at a time with f32x4, then a scalar tail. Values that depend on
- * the loop variable are v128; loads and stores must be contiguous (coefficient 1) or invariant in it.
+ * A loop marked `vector` rendered four lanes at a time with f32x4, then a scalar tail. Values that depend on the loop
+ * variable are v128; canVectorize made every load and store contiguous (coefficient 1) or invariant in it.
  */
 class VectorLoop {
   private readonly vecLocals = new Map<string, number>();
 
   constructor(private readonly k: KernelRenderer, private readonly v: string, private readonly vIndex: number) {}
 
+  /** canVectorize admitted what this loop cannot render. */
+  private unrenderable(what: string): Error {
+    return new Error(`wasm: internal error: vector loop ${this.v} has ${what}, which has no f32x4 form`);
+  }
+
   /** Coefficient of the loop variable in an affine i32 index (undefined when not affine in it). */
   private coef(e: Expr): number | undefined {
-    switch (e.k) {
-      case 'const': return 0;
-      case 'var': return e.name === this.v ? 1 : this.vecLocals.has(e.name) ? undefined : 0;
-      case 'binary': {
-        const a = this.coef(e.a), b = this.coef(e.b);
-        if (a === undefined || b === undefined) return undefined;
-        if (e.op === 'add') return a + b;
-        if (e.op === 'sub') return a - b;
-        if (e.op === 'mul') {
-          if (a === 0 && b === 0) return 0;
-          if (a === 0 && e.a.k === 'const') return e.a.v * b;
-          if (b === 0 && e.b.k === 'const') return e.b.v * a;
-          return undefined;
-        }
-        return a === 0 && b === 0 ? 0 : undefined;
-      }
-      default:
-        return this.uses(e) ? undefined : 0;
-    }
+    if (!this.uses(e)) return 0;
+    if (e.k === 'var') return e.name === this.v ? 1 : undefined;
+    if (e.k !== 'binary') return undefined;
+    const a = this.coef(e.a), b = this.coef(e.b);
+    if (a === undefined || b === undefined) return undefined;
+    if (e.op === 'add') return a + b;
+    if (e.op === 'sub') return a - b;
+    if (e.op !== 'mul') return undefined;
+    return a === 0 && e.a.k === 'const' ? e.a.v * b : b === 0 && e.b.k === 'const' ? e.b.v * a : undefined;
+  }
+
+  /** The index of lane 0's element, lane i's being at + i. */
+  private contiguous(idx: Expr): Expr {
+    if (this.coef(idx) !== 1) throw this.unrenderable(`index ${printExpr(idx)}, not contiguous,`);
+    return idx;
   }
 
   private uses(e: Expr): boolean {
@@ -446,56 +390,43 @@ class VectorLoop {
     const k = this.k, w = k.w, m = w.ops;
     if (!this.uses(e)) return { ref: k.expr(e), vec: false };
     const n = (r: Ref) => r as number;
+    const vec = (r: number): VRef => ({ ref: r as Ref, vec: true });
     switch (e.k) {
       case 'var': {
         const l = this.vecLocals.get(e.name);
-        if (l === undefined) throw new NotVectorizable();
+        if (l === undefined) throw this.unrenderable('its lane index as a value');
         return { ref: w.get(l, 'v128'), vec: true };
       }
       case 'load': {
-        if (e.t !== 'f32' || this.coef(e.idx) !== 1) throw new NotVectorizable();
+        if (e.t !== 'f32') throw this.unrenderable(`a ${e.t} load`);
         const p = k.promoted.get(e.buf);
-        if (p) return { ref: w.get(this.lanes(p, e.idx), 'v128'), vec: true };
-        const a = k.address(e.buf, e.idx);
+        if (p) return { ref: w.get(this.lanes(p, this.contiguous(e.idx)), 'v128'), vec: true };
+        const a = k.address(e.buf, this.contiguous(e.idx));
         return { ref: w.load('v128', a.offset, a.ptr), vec: true };
       }
       case 'unary': {
-        if (e.t !== 'f32') throw new NotVectorizable();
-        const a = n(this.splat(this.expr(e.a), 'f32'));
-        const ops: Record<string, (x: number) => number> = {
-          neg: (x) => m.f32x4.neg(x), abs: (x) => m.f32x4.abs(x), sqrt: (x) => m.f32x4.sqrt(x),
-          floor: (x) => m.f32x4.floor(x), ceil: (x) => m.f32x4.ceil(x), round: (x) => m.f32x4.nearest(x),
-        };
-        const f = ops[e.op];
-        if (!f) throw new NotVectorizable();
-        return { ref: f(a) as Ref, vec: true };
+        const f = e.t === 'f32' ? (F32X4.unary as Partial<Record<string, (m: M, a: number) => number>>)[e.op] : undefined;
+        if (!f) throw this.unrenderable(`${e.op} of ${e.t}`);
+        return vec(f(m, n(this.splat(this.expr(e.a), 'f32'))));
       }
       case 'cast': {
         // bool mask -> 0.0 / 1.0
-        if (e.t !== 'f32' || e.a.t !== 'bool') throw new NotVectorizable();
-        return { ref: m.v128.and(n(this.splat(this.expr(e.a), 'bool')), m.f32x4.splat(m.f32.const(1))) as Ref, vec: true };
+        if (e.t !== 'f32' || e.a.t !== 'bool') throw this.unrenderable(`a cast from ${e.a.t} to ${e.t}`);
+        return vec(m.v128.and(n(this.splat(this.expr(e.a), 'bool')), m.f32x4.splat(m.f32.const(1))));
       }
       case 'binary': {
-        if (e.a.t !== 'f32' && !(e.a.t === 'bool' && (e.op === 'and' || e.op === 'or'))) throw new NotVectorizable();
-        const a = n(this.splat(this.expr(e.a), e.a.t)), b = n(this.splat(this.expr(e.b), e.b.t));
-        const ops: Record<string, (x: number, y: number) => number> = {
-          add: (x, y) => m.f32x4.add(x, y), sub: (x, y) => m.f32x4.sub(x, y), mul: (x, y) => m.f32x4.mul(x, y),
-          div: (x, y) => m.f32x4.div(x, y), max: (x, y) => m.f32x4.max(x, y), min: (x, y) => m.f32x4.min(x, y),
-          eq: (x, y) => m.f32x4.eq(x, y), ne: (x, y) => m.f32x4.ne(x, y), lt: (x, y) => m.f32x4.lt(x, y),
-          le: (x, y) => m.f32x4.le(x, y), gt: (x, y) => m.f32x4.gt(x, y), ge: (x, y) => m.f32x4.ge(x, y),
-          and: (x, y) => m.v128.and(x, y), or: (x, y) => m.v128.or(x, y),
-        };
-        const f = ops[e.op];
-        if (!f) throw new NotVectorizable();
-        return { ref: f(a, b) as Ref, vec: true };
+        const table = e.a.t === 'f32' ? F32X4.binary : e.a.t === 'bool' ? MASK : {};
+        const f = (table as Partial<Record<string, (m: M, a: number, b: number) => number>>)[e.op];
+        if (!f) throw this.unrenderable(`${e.op} of ${e.a.t}`);
+        return vec(f(m, n(this.splat(this.expr(e.a), e.a.t)), n(this.splat(this.expr(e.b), e.b.t))));
       }
       case 'select': {
-        if (e.t !== 'f32') throw new NotVectorizable();
+        if (e.t !== 'f32') throw this.unrenderable(`a select of ${e.t}`);
         const mask = this.splat(this.expr(e.c), 'bool');
-        return { ref: m.v128.bitselect(n(this.splat(this.expr(e.a), 'f32')), n(this.splat(this.expr(e.b), 'f32')), n(mask)) as Ref, vec: true };
+        return vec(m.v128.bitselect(n(this.splat(this.expr(e.a), 'f32')), n(this.splat(this.expr(e.b), 'f32')), n(mask)));
       }
       default:
-        throw new NotVectorizable();
+        throw this.unrenderable(e.k);
     }
   }
 
@@ -512,15 +443,14 @@ class VectorLoop {
           return w.set(l, x.ref);
         }
         case 'store': {
-          if (this.coef(s.idx) !== 1) throw new NotVectorizable();
           const p = k.promoted.get(s.buf);
-          if (p) return w.set(this.lanes(p, s.idx), this.splat(this.expr(s.value), 'f32'));
-          const b = k.address(s.buf, s.idx);
-          if (b.t !== 'f32') throw new NotVectorizable();
+          if (p) return w.set(this.lanes(p, this.contiguous(s.idx)), this.splat(this.expr(s.value), 'f32'));
+          const b = k.address(s.buf, this.contiguous(s.idx));
+          if (b.t !== 'f32') throw this.unrenderable(`a store into ${b.t} buffer ${s.buf}`);
           return w.store('v128', b.offset, b.ptr, this.splat(this.expr(s.value), 'f32'));
         }
         default:
-          throw new NotVectorizable();
+          throw this.unrenderable(`a ${s.k} statement`);
       }
     });
   }
@@ -546,8 +476,8 @@ class VectorLoop {
       || (s.k === 'decl' && inExpr(s.init)) || (s.k === 'assign' && inExpr(s.value)));
   }
 
-  /** The whole loop, or undefined when its body has no vector form. */
-  render(stmts: readonly Stmt[], extent: number): Ref | undefined {
+  /** The whole loop as vector code. */
+  render(stmts: readonly Stmt[], extent: number): Ref {
     const k = this.k, w = k.w, m = w.ops;
     if (this.touchesPromoted(stmts)) {
       // a lane loop over a register tile: unrolled, so every access names its v128 local
@@ -558,27 +488,13 @@ class VectorLoop {
           copies.push(...this.body(stmts));
           this.vecLocals.clear();
         }
-      } catch (e) {
-        if (!(e instanceof NotVectorizable)) throw e;
-        // no vector form: unroll lane by lane, each copy reading its register by a constant index
-        copies.length = 0;
-        for (let i = 0; i < extent; i++) {
-          k.consts.set(this.v, i);
-          copies.push(...k.stmts(stmts));
-        }
       } finally {
         k.consts.delete(this.v);
         this.vecLocals.clear();
       }
       return w.block(copies);
     }
-    let vecBody: Ref[];
-    try {
-      vecBody = this.body(stmts);
-    } catch (e) {
-      if (e instanceof NotVectorizable) return undefined;
-      throw e;
-    }
+    const vecBody = this.body(stmts);
     this.vecLocals.clear();
     const main = Math.floor(extent / 4) * 4;
     const v = this.vIndex;
