@@ -1,5 +1,5 @@
 // keras.ops: NumPy-style tensor functions composed from graph-IR primitives (broadcasting, dtype promotion).
-import { broadcastShapes } from '../ir/ops.js';
+import { type FloatUnaryOp, broadcastShapes } from '../ir/ops.js';
 import { type DType, INT32_MAX, INT32_MIN, type Shape, type TypedArray, allocate, dtypeOfTyped, isDType, formatShape, isFloat, normAxis, sizeOf, toTyped } from '../ir/types.js';
 import { apply, currentTrace } from './engine.js';
 import { type NestedArray, Tensor } from './tensor.js';
@@ -204,7 +204,7 @@ export function logicalNot(x: TensorLike): Tensor {
   return apply('not', [cast(x, 'bool')]);
 }
 
-function floatUnary(op: 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'tanh' | 'erf' | 'sin' | 'cos' | 'recip') {
+function floatUnary(op: FloatUnaryOp) {
   return (x: TensorLike): Tensor => {
     const t = convertToTensor(x);
     return apply(op, [isFloat(t.dtype) ? t : cast(t, 'float32')]);
@@ -250,9 +250,8 @@ export function square(x: TensorLike): Tensor {
   return multiply(t, t);
 }
 
-export function log1p(x: TensorLike): Tensor {
-  return log(add(x, 1));
-}
+/** log(1 + x), accurate for x near 0 (where 1 + x rounds away x's low bits). */
+export const log1p = floatUnary('log1p');
 
 export function expm1(x: TensorLike): Tensor {
   return subtract(exp(x), 1);

@@ -1,6 +1,6 @@
 // Reference interpreter: runs any graph on typed arrays with exact float32 semantics. The oracle for every target.
 import { type Graph, type Node, nodeName, topoSort } from './graph.js';
-import { type Op, REDUCE_BINARY, REDUCE_KIND, type ReduceOp, attrsOf } from './ops.js';
+import { type Op, REDUCE_BINARY, REDUCE_KIND, type ReduceOp, type UnaryOp, attrsOf } from './ops.js';
 import { philoxUniform } from './philox.js';
 import {
   INT32_MAX, INT32_MIN, type Shape, type TensorType, type TypedArray, allocate, formatType, identityOf, sizeOf, stridesOf,
@@ -48,9 +48,9 @@ function erf(x: number): number {
 }
 
 type Un = (x: number) => number;
-const FLOAT_UNARY: Partial<Record<Op, Un>> = {
+const FLOAT_UNARY: Record<Exclude<UnaryOp, 'not'>, Un> = {
   neg: (x) => -x, abs: Math.abs, sign: (x) => (Number.isNaN(x) ? NaN : x > 0 ? 1 : x < 0 ? -1 : 0),
-  exp: Math.exp, log: Math.log, sqrt: Math.sqrt, rsqrt: (x) => 1 / Math.sqrt(x), tanh: Math.tanh, erf,
+  exp: Math.exp, log: Math.log, log1p: Math.log1p, sqrt: Math.sqrt, rsqrt: (x) => 1 / Math.sqrt(x), tanh: Math.tanh, erf,
   sin: Math.sin, cos: Math.cos, floor: Math.floor, ceil: Math.ceil, round: roundEven, recip: (x) => 1 / x,
 };
 
@@ -249,7 +249,7 @@ export function evalOp(node: Pick<Node, 'op' | 'type' | 'attrs'>, src: readonly 
       forEachIndex(type.shape, (idx, flat) => { out[flat] = idx[axis]!; });
       return out;
     }
-    case 'neg': case 'abs': case 'sign': case 'exp': case 'log': case 'sqrt': case 'rsqrt': case 'tanh': case 'erf':
+    case 'neg': case 'abs': case 'sign': case 'exp': case 'log': case 'log1p': case 'sqrt': case 'rsqrt': case 'tanh': case 'erf':
     case 'sin': case 'cos': case 'floor': case 'ceil': case 'round': case 'recip': {
       const fn = FLOAT_UNARY[op]!;
       const out = allocate(type.dtype, n);

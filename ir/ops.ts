@@ -4,10 +4,9 @@ import {
 } from './types.js';
 
 export const LEAF_OPS = ['input', 'param', 'const', 'iota'] as const;
-export const UNARY_OPS = [
-  'neg', 'abs', 'sign', 'exp', 'log', 'sqrt', 'rsqrt', 'tanh', 'erf', 'sin', 'cos',
-  'floor', 'ceil', 'round', 'recip', 'not',
-] as const;
+/** Unary ops defined on floats only (an int operand is a type error; the frontend casts ints to float32 first). */
+export const FLOAT_UNARY_OPS = ['exp', 'log', 'log1p', 'sqrt', 'rsqrt', 'tanh', 'erf', 'sin', 'cos', 'recip'] as const;
+export const UNARY_OPS = ['neg', 'abs', 'sign', 'floor', 'ceil', 'round', 'not', ...FLOAT_UNARY_OPS] as const;
 export const BINARY_OPS = ['add', 'sub', 'mul', 'div', 'pow', 'max', 'min'] as const;
 export const COMPARE_OPS = ['eq', 'ne', 'lt', 'le', 'gt', 'ge'] as const;
 export const LOGICAL_OPS = ['and', 'or'] as const;
@@ -18,6 +17,11 @@ export const OTHER_OPS = ['cast', 'select', 'matmul', 'conv', 'reduce_window', '
 
 export type LeafOp = (typeof LEAF_OPS)[number];
 export type UnaryOp = (typeof UNARY_OPS)[number];
+export type FloatUnaryOp = (typeof FLOAT_UNARY_OPS)[number];
+
+const UNARY_SET: ReadonlySet<string> = new Set(UNARY_OPS);
+/** Whether op is one of the elementwise unary primitives (which loop IR keeps as they are). */
+export const isUnaryOp = (op: string): op is UnaryOp => UNARY_SET.has(op);
 export type BinaryOp = (typeof BINARY_OPS)[number];
 export type CompareOp = (typeof COMPARE_OPS)[number];
 export type LogicalOp = (typeof LOGICAL_OPS)[number];
@@ -214,7 +218,7 @@ export function inferType(op: Op, srcs: readonly TensorType[], attrs: Attrs): Te
       count(op, srcs, 1);
       if (s0.dtype === 'bool') fail(op, 'does not accept bool');
       return s0;
-    case 'exp': case 'log': case 'sqrt': case 'rsqrt': case 'tanh': case 'erf': case 'sin': case 'cos': case 'recip':
+    case 'exp': case 'log': case 'log1p': case 'sqrt': case 'rsqrt': case 'tanh': case 'erf': case 'sin': case 'cos': case 'recip':
       count(op, srcs, 1);
       if (!isFloat(s0.dtype)) fail(op, `expects a float operand, got ${formatType(s0)}`);
       return s0;

@@ -73,6 +73,7 @@ const RULES: Record<Op, Rule> = {
   abs: (g, n, dy) => [g.mul(dy, g.e('sign', [n.src[0]!]))],
   exp: (g, n, dy) => [g.mul(dy, n)], // d exp(x) = exp(x)
   log: (g, n, dy) => [g.div(dy, n.src[0]!)],
+  log1p: (g, n, dy) => [g.div(dy, g.add(g.full(1, n), n.src[0]!))], // d log(1 + x) = 1 / (1 + x)
   sqrt: (g, n, dy) => [g.div(dy, g.mul(g.full(2, n), n))], // d sqrt(x) = 1 / (2 sqrt(x))
   rsqrt: (g, n, dy) => [g.mul(dy, g.mul(g.full(-0.5, n), g.div(n, n.src[0]!)))], // d x^-1/2 = -1/2 x^-3/2
   tanh: (g, n, dy) => [g.mul(dy, g.sub(g.full(1, n), g.mul(n, n)))],

@@ -31,7 +31,7 @@ const OPS: OpTable<Fn1, Fn2> = {
   unary: {
     f32: {
       neg: (a) => `(-${a})`, abs: call('fabsf'), sqrt: call('sqrtf'), floor: call('floorf'), ceil: call('ceilf'), round: call('rintf'),
-      recip: call('kiln_recip'), rsqrt: call('kiln_rsqrt'), exp: call('expf'), log: call('logf'), tanh: call('tanhf'), erf: call('erff'),
+      recip: call('kiln_recip'), rsqrt: call('kiln_rsqrt'), exp: call('expf'), log: call('logf'), log1p: call('log1pf'), tanh: call('tanhf'), erf: call('erff'),
       sin: call('sinf'), cos: call('cosf'),
     },
     i32: { neg: (a) => `(-${a})` },

@@ -83,7 +83,7 @@ const OPS: OpTable<U, B> = {
       floor: intrinsic(() => I().floor), ceil: intrinsic(() => I().ceil),
       round: intrinsic(() => I().rint), // round half to even in the default rounding mode
       recip: viaDouble((_, d) => d), rsqrt: viaDouble((x, d) => x.intrinsic(I().sqrt, [d], 'f64')),
-      exp: libm('expf'), log: libm('logf'), tanh: libm('tanhf'), erf: libm('erff'), sin: libm('sinf'), cos: libm('cosf'),
+      exp: libm('expf'), log: libm('logf'), log1p: libm('log1pf'), tanh: libm('tanhf'), erf: libm('erff'), sin: libm('sinf'), cos: libm('cosf'),
     },
     i32: { neg: (x, a) => x.b.CreateSub(x.c('i32', 0), a) },
     bool: { not: (x, a) => x.b.CreateXor(a, x.c('bool', 1)) },

@@ -1,6 +1,6 @@
 // Lowering: a fusion plan becomes a loop-IR program (one function per kernel, one loop nest per planned nest).
 import { type Node, nodeName } from '../../ir/graph.js';
-import { GroupOp } from '../../ir/ops.js';
+import { GroupOp, isUnaryOp } from '../../ir/ops.js';
 import { type Shape, sizeOf, stridesOf } from '../../ir/types.js';
 import { type FusionPlan, type NestPlan, isContraction, isStored, isTiny } from '../../passes/fuse.js';
 import { type GpuCaps, matmulTiles } from './gpu.js';
@@ -177,10 +177,8 @@ class NestEmitter {
   private injective(n: Node, idx: readonly Expr[], t: Scalar): Expr {
     const src = n.src, a = n.attrs;
     const at = (i: number, ix: readonly Expr[] = idx) => this.exprAt(src[i]!, ix);
+    if (isUnaryOp(n.op)) return E.unary(n.op, at(0));
     switch (n.op) {
-      case 'neg': case 'abs': case 'sign': case 'exp': case 'log': case 'sqrt': case 'rsqrt': case 'tanh': case 'erf':
-      case 'sin': case 'cos': case 'floor': case 'ceil': case 'round': case 'recip': case 'not':
-        return E.unary(n.op, at(0));
       case 'cast':
         return E.cast(t, at(0));
       case 'add': case 'sub': case 'mul': case 'div': case 'pow': case 'max': case 'min':

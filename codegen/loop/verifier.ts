@@ -1,5 +1,5 @@
 // Loop-IR verifier: names, scopes, scalar types, static index bounds and program bindings; returns every problem.
-import { BINARY_OPS, COMPARE_OPS, LOGICAL_OPS, UNARY_OPS } from '../../ir/ops.js';
+import { BINARY_OPS, COMPARE_OPS, FLOAT_UNARY_OPS, LOGICAL_OPS, UNARY_OPS } from '../../ir/ops.js';
 import type { DType } from '../../ir/types.js';
 import type { Buffer, BufferKind, Expr, Kernel, Program, Scalar, Stmt } from './ir.js';
 import { printExpr, printStmtHead } from './printer.js';
@@ -12,7 +12,7 @@ const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const INT_MIN = -2147483648, INT_MAX = 2147483647;
 
 const UNARY: ReadonlySet<string> = new Set(UNARY_OPS);
-const FLOAT_ONLY: ReadonlySet<string> = new Set(['exp', 'log', 'sqrt', 'rsqrt', 'tanh', 'erf', 'sin', 'cos', 'recip']);
+const FLOAT_ONLY: ReadonlySet<string> = new Set(FLOAT_UNARY_OPS);
 const ARITH: ReadonlySet<string> = new Set(BINARY_OPS);
 const COMPARE: ReadonlySet<string> = new Set(COMPARE_OPS);
 const ORDERED: ReadonlySet<string> = new Set(['lt', 'le', 'gt', 'ge']);

@@ -48,6 +48,7 @@ const SCALAR: OpTable<Op1, Op2> = {
       // 1/x and 1/sqrt(x) correctly rounded, through f64
       recip: viaF64((w, d) => w.ops.f64.div(w.ops.f64.const(1), d)), rsqrt: viaF64((w, d) => w.ops.f64.div(w.ops.f64.const(1), w.ops.f64.sqrt(d))),
       exp: (w, a) => w.call('expf', [a], 'f32'), log: (w, a) => w.call('logf', [a], 'f32'),
+      log1p: viaF64((w, d) => n(w.callMath('log1p', [d as Ref], ['f64'], 'f64'))),
       tanh: (w, a) => w.call('tanhf', [a], 'f32'), erf: (w, a) => w.call('erff', [a], 'f32'),
       sin: viaF64((w, d) => n(w.callMath('sin', [d as Ref], ['f64'], 'f64'))), cos: viaF64((w, d) => n(w.callMath('cos', [d as Ref], ['f64'], 'f64'))),
     },

@@ -17,9 +17,14 @@ function useOptimizingTier(): void {
   optimizingTier = true;
 }
 
-/** The functions a kiln wasm module imports (module "math"). */
+const MATH_FNS = Object.fromEntries(Object.getOwnPropertyNames(Math).flatMap((k) => {
+  const f: unknown = Math[k as keyof Math];
+  return typeof f === 'function' ? [[k, f]] : [];
+}));
+
+/** The functions a kiln wasm module imports (module "math"): JS Math's by name (a module imports those its ops call), C pow, integer pow. */
 export const WASM_IMPORTS = {
-  math: { sin: Math.sin, cos: Math.cos, pow: cPow, ipow: intPow },
+  math: { ...MATH_FNS, pow: cPow, ipow: intPow },
 };
 
 export type Bindings = Readonly<Record<string, TypedArray>> | ReadonlyMap<string, TypedArray>;

@@ -119,7 +119,7 @@ export const OP_GRAPHS: Record<Op, (b: Builder) => Graph> = {
     b.constant(-7, 'int32', [3]), b.constant([1, 0, 1], 'bool', [3]), b.constant(NaN, 'float32', [2]),
     b.constant(-Infinity), b.constant([], 'float32', [0, 3]), b.constant([2147483647, -2147483648], 'int32', [2])),
   iota: (b) => fin(b, b.iota([2, 3, 4], 1), b.iota([5], 0)),
-  neg: unary('neg'), abs: unary('abs'), sign: unary('sign'), exp: unary('exp'), log: unary('log'),
+  neg: unary('neg'), abs: unary('abs'), sign: unary('sign'), exp: unary('exp'), log: unary('log'), log1p: unary('log1p'),
   sqrt: unary('sqrt'), rsqrt: unary('rsqrt'), tanh: unary('tanh'), erf: unary('erf'), sin: unary('sin'),
   cos: unary('cos'), floor: unary('floor'), ceil: unary('ceil'), round: unary('round'), recip: unary('recip'),
   not: (b) => fin(b, b.emit('not', [b.input('p', bool(4))])),

@@ -23,7 +23,7 @@ const e = (b: Builder, op: Op, src: Node[], attrs: Attrs = {}) => b.emit(op, src
 
 const CASES: Case[] = [
   ...(['neg', 'abs', 'exp', 'tanh', 'erf', 'sin', 'cos'] as Op[]).map((op): Case => [op, [[2, 3]], (b, [x]) => e(b, op, [x!])]),
-  ...(['log', 'sqrt', 'rsqrt', 'recip'] as Op[]).map((op): Case => [op, [[2, 3]], (b, [x]) => e(b, op, [x!]), { positive: true }]),
+  ...(['log', 'log1p', 'sqrt', 'rsqrt', 'recip'] as Op[]).map((op): Case => [op, [[2, 3]], (b, [x]) => e(b, op, [x!]), { positive: true }]),
   ...(['add', 'sub', 'mul', 'div', 'max', 'min'] as Op[]).map((op): Case => [op, [[3, 2], [3, 2]], (b, [x, y]) => e(b, op, [x!, y!])]),
   ['pow', [[2, 3], [2, 3]], (b, [x, y]) => e(b, 'pow', [x!, y!]), { positive: true }],
   ['select', [[2, 3], [2, 3], [2, 3]], (b, [c, x, y]) => e(b, 'select', [e(b, 'gt', [c!, x!]), x!, y!])],
