@@ -69,37 +69,96 @@ export interface Program {
   readonly updates: readonly { readonly name: string; readonly buffer: string }[];
 }
 
+// Interning: structurally equal expressions are one object (as tinygrad's UOp cache and ir/graph.ts's builder), so
+// identity is structure: memo tables and CSE key on the object, and a rewrite that changes nothing returns its input.
+// The table holds weak references, so expressions no longer used by any program are collected with their entries.
+
+const ids = new WeakMap<Expr, number>();
+let nextId = 0;
+/** A number naming e's identity in intern keys (assigned on first use, also to expressions built by literal). */
+function idOf(e: Expr): number {
+  let id = ids.get(e);
+  if (id === undefined) ids.set(e, (id = ++nextId));
+  return id;
+}
+
+const table = new Map<string, WeakRef<Expr>>();
+let sweepAt = 1 << 16;
+
+/** Constant values compare as Object.is: -0 and 0 are distinct, NaN equals NaN. */
+const numKey = (v: number): string => (Object.is(v, -0) ? '-0' : String(v));
+
+/** The intern key of e: kind, type, op and the identities of its children (variable-length text last). */
+function keyOf(e: Expr): string {
+  switch (e.k) {
+    case 'const': return `c${e.t}|${numKey(e.v)}`;
+    case 'var': return `v${e.t}|${e.name}`;
+    case 'load': return `l${e.t}|${idOf(e.idx)}|${e.buf}`;
+    case 'unary': return `u${e.t}|${idOf(e.a)}|${e.op}`;
+    case 'cast': return `t${e.t}|${idOf(e.a)}`;
+    case 'binary': return `b${e.t}|${idOf(e.a)}|${idOf(e.b)}|${e.op}`;
+    case 'select': return `s${e.t}|${idOf(e.c)}|${idOf(e.a)}|${idOf(e.b)}`;
+    case 'philox': return `p${e.t}|${idOf(e.counter)}|${idOf(e.index)}|${numKey(e.seed)}`;
+  }
+}
+
+/** Drops the entries of collected expressions once the table has doubled since the last sweep. */
+function sweep(): void {
+  for (const [k, r] of table) if (r.deref() === undefined) table.delete(k);
+  sweepAt = Math.max(1 << 16, 2 * table.size);
+}
+
+/**
+ * The one expression structurally equal to e: an earlier one, or e itself from now on. Every E.* constructor goes
+ * through it; an expression built by literal may be passed through it too (one that is not stays correct, only unshared).
+ */
+export function intern(e: Expr): Expr {
+  const key = keyOf(e);
+  const hit = table.get(key)?.deref();
+  if (hit !== undefined) return hit;
+  if (table.size >= sweepAt) sweep();
+  table.set(key, new WeakRef(e));
+  return e;
+}
+
+/** Live entries of the intern table (for tests and memory figures). */
+export function internedCount(): number {
+  sweep();
+  return table.size;
+}
+
 // Expression constructors (the lowering and the scheduler build loop IR only through these).
 export const E = {
-  f32: (v: number): Expr => ({ k: 'const', t: 'f32', v: Math.fround(v) }),
-  i32: (v: number): Expr => ({ k: 'const', t: 'i32', v: v | 0 }),
-  bool: (v: boolean): Expr => ({ k: 'const', t: 'bool', v: v ? 1 : 0 }),
-  c: (t: Scalar, v: number): Expr => ({ k: 'const', t, v: t === 'f32' ? Math.fround(v) : t === 'bool' ? (v ? 1 : 0) : v | 0 }),
-  v: (name: string, t: Scalar = 'i32'): Expr => ({ k: 'var', t, name }),
-  load: (buf: string, idx: Expr, t: Scalar): Expr => ({ k: 'load', t, buf, idx }),
-  unary: (op: UnaryOp, a: Expr): Expr => ({ k: 'unary', t: a.t, op, a }),
-  cast: (t: Scalar, a: Expr): Expr => (a.t === t ? a : { k: 'cast', t, a }),
-  select: (c: Expr, a: Expr, b: Expr): Expr => ({ k: 'select', t: a.t, c, a, b }),
+  f32: (v: number): Expr => intern({ k: 'const', t: 'f32', v: Math.fround(v) }),
+  i32: (v: number): Expr => intern({ k: 'const', t: 'i32', v: v | 0 }),
+  bool: (v: boolean): Expr => intern({ k: 'const', t: 'bool', v: v ? 1 : 0 }),
+  c: (t: Scalar, v: number): Expr => intern({ k: 'const', t, v: t === 'f32' ? Math.fround(v) : t === 'bool' ? (v ? 1 : 0) : v | 0 }),
+  v: (name: string, t: Scalar = 'i32'): Expr => intern({ k: 'var', t, name }),
+  load: (buf: string, idx: Expr, t: Scalar): Expr => intern({ k: 'load', t, buf, idx }),
+  unary: (op: UnaryOp, a: Expr): Expr => intern({ k: 'unary', t: a.t, op, a }),
+  cast: (t: Scalar, a: Expr): Expr => (a.t === t ? a : intern({ k: 'cast', t, a })),
+  select: (c: Expr, a: Expr, b: Expr): Expr => intern({ k: 'select', t: a.t, c, a, b }),
   binary: (op: BinaryOp | CompareOp | LogicalOp | 'mod' | 'idiv', a: Expr, b: Expr): Expr => {
     const cmp = ['eq', 'ne', 'lt', 'le', 'gt', 'ge'].includes(op);
-    return { k: 'binary', t: cmp ? 'bool' : a.t, op, a, b };
+    return intern({ k: 'binary', t: cmp ? 'bool' : a.t, op, a, b });
   },
+  philox: (seed: number, counter: Expr, index: Expr): Expr => intern({ k: 'philox', t: 'f32', seed, counter, index }),
   /** i32 index arithmetic with constant folding, so affine indices stay small */
   add: (a: Expr, b: Expr): Expr => {
     if (a.k === 'const' && a.v === 0) return b;
     if (b.k === 'const' && b.v === 0) return a;
     if (a.k === 'const' && b.k === 'const') return E.i32(a.v + b.v);
-    return { k: 'binary', t: 'i32', op: 'add', a, b };
+    return intern({ k: 'binary', t: 'i32', op: 'add', a, b });
   },
   mul: (a: Expr, b: Expr): Expr => {
     if (a.k === 'const' && a.v === 1) return b;
     if (b.k === 'const' && b.v === 1) return a;
     if ((a.k === 'const' && a.v === 0) || (b.k === 'const' && b.v === 0)) return E.i32(0);
     if (a.k === 'const' && b.k === 'const') return E.i32(Math.imul(a.v, b.v));
-    return { k: 'binary', t: 'i32', op: 'mul', a, b };
+    return intern({ k: 'binary', t: 'i32', op: 'mul', a, b });
   },
-  idiv: (a: Expr, d: number): Expr => (d === 1 ? a : a.k === 'const' ? E.i32(Math.floor(a.v / d)) : { k: 'binary', t: 'i32', op: 'idiv', a, b: E.i32(d) }),
-  mod: (a: Expr, d: number): Expr => (d === 1 ? E.i32(0) : a.k === 'const' ? E.i32(((a.v % d) + d) % d) : { k: 'binary', t: 'i32', op: 'mod', a, b: E.i32(d) }),
+  idiv: (a: Expr, d: number): Expr => (d === 1 ? a : a.k === 'const' ? E.i32(Math.floor(a.v / d)) : intern({ k: 'binary', t: 'i32', op: 'idiv', a, b: E.i32(d) })),
+  mod: (a: Expr, d: number): Expr => (d === 1 ? E.i32(0) : a.k === 'const' ? E.i32(((a.v % d) + d) % d) : intern({ k: 'binary', t: 'i32', op: 'mod', a, b: E.i32(d) })),
 };
 
 export const S = {
