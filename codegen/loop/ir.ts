@@ -127,6 +127,8 @@ export function internedCount(): number {
   return table.size;
 }
 
+const COMPARISONS: ReadonlySet<string> = new Set(['eq', 'ne', 'lt', 'le', 'gt', 'ge']);
+
 // Expression constructors (the lowering and the scheduler build loop IR only through these).
 export const E = {
   f32: (v: number): Expr => intern({ k: 'const', t: 'f32', v: Math.fround(v) }),
@@ -139,8 +141,7 @@ export const E = {
   cast: (t: Scalar, a: Expr): Expr => (a.t === t ? a : intern({ k: 'cast', t, a })),
   select: (c: Expr, a: Expr, b: Expr): Expr => intern({ k: 'select', t: a.t, c, a, b }),
   binary: (op: BinaryOp | CompareOp | LogicalOp | 'mod' | 'idiv', a: Expr, b: Expr): Expr => {
-    const cmp = ['eq', 'ne', 'lt', 'le', 'gt', 'ge'].includes(op);
-    return intern({ k: 'binary', t: cmp ? 'bool' : a.t, op, a, b });
+    return intern({ k: 'binary', t: COMPARISONS.has(op) ? 'bool' : a.t, op, a, b });
   },
   philox: (seed: number, counter: Expr, index: Expr): Expr => intern({ k: 'philox', t: 'f32', seed, counter, index }),
   /** i32 index arithmetic with constant folding, so affine indices stay small */
