@@ -1,10 +1,12 @@
 // `node --expose-gc dist/bench/loop-compile.js [--reps N] MODEL...`: milliseconds and heap of the loop-IR stages
 // (fuse, lower, simplify, schedule, memplan, then verify and print) for each model's predict and training step under
-// every target's caps. The traced graphs are built once; only the pipeline from the graph on is timed.
+// every target's caps. The traced graphs are built once; only the pipeline from the graph on is timed. Heap is
+// measured after a full GC once each model is done, with the loop-IR intern table's live entries where it has one.
 import { loadModelFile } from '../compiler.js';
 import { traceModel } from '../frontend/models/executor.js';
 import { traceTrainStep } from '../frontend/models/training.js';
 import type { Graph } from '../ir/graph.js';
+import * as loopIr from '../codegen/loop/ir.js';
 import { printProgram } from '../codegen/loop/printer.js';
 import { CUDA_CAPS, type TargetCaps } from '../codegen/loop/schedule.js';
 import { verifyProgram } from '../codegen/loop/verifier.js';
@@ -54,10 +56,12 @@ for (const file of files) {
   run(); // warm-up (JIT)
   const times: number[] = [];
   for (let r = 0; r < reps; r++) times.push(run());
+  await new Promise((resolve) => setImmediate(resolve)); // WeakRefs made in a task hold their targets until it ends
   gc();
   const heap = process.memoryUsage().heapUsed / 2 ** 20;
+  const interned = (loopIr as { internedCount?: () => number }).internedCount?.();
   const ms = median(times);
   total += ms;
-  log(`${file.padEnd(32)} ${ms.toFixed(1).padStart(8)} ms  (min ${Math.min(...times).toFixed(1)})  heap ${heap.toFixed(1)} MiB`);
+  log(`${file.padEnd(32)} ${ms.toFixed(1).padStart(8)} ms  (min ${Math.min(...times).toFixed(1)})  heap ${heap.toFixed(1)} MiB${interned === undefined ? '' : `  interned ${interned}`}`);
 }
 log(`${'total'.padEnd(32)} ${total.toFixed(1).padStart(8)} ms`);
