@@ -25,10 +25,7 @@ export function freeVars(stmts: readonly Stmt[], out = new Set<string>(), bound 
 
 /** Names assigned anywhere in the statements. */
 export function assigned(stmts: readonly Stmt[], out = new Set<string>()): Set<string> {
-  for (const s of stmts) {
-    if (s.k === 'assign') out.add(s.name);
-    else if (s.k === 'for') assigned(s.body, out);
-  }
+  walkStmts(stmts, (s) => { if (s.k === 'assign') out.add(s.name); });
   return out;
 }
 
@@ -76,6 +73,10 @@ export function lexLess(a: readonly number[], b: readonly number[]): boolean {
 /** Largest extent of the thread loops in a GPU block's body (1 when it has none): the block's thread count. */
 export function blockThreads(body: readonly Stmt[]): number {
   let n = 1;
-  for (const s of body) if (s.k === 'for') n = Math.max(n, s.kind === 'thread' ? s.extent : blockThreads(s.body));
+  walkStmts(body, (s) => {
+    if (s.k !== 'for' || s.kind !== 'thread') return;
+    n = Math.max(n, s.extent);
+    return false;
+  });
   return n;
 }
