@@ -71,40 +71,91 @@ export interface Program {
 
 // Interning: structurally equal expressions are one object (as tinygrad's UOp cache and ir/graph.ts's builder), so
 // identity is structure: memo tables and CSE key on the object, and a rewrite that changes nothing returns its input.
-// The table holds weak references, so expressions no longer used by any program are collected with their entries.
+// A hash of kind, type, op, names and child identities finds the candidates; the table holds weak references, so
+// expressions no longer used by any program are collected, and their entries swept.
 
 const ids = new WeakMap<Expr, number>();
 let nextId = 0;
-/** A number naming e's identity in intern keys (assigned on first use, also to expressions built by literal). */
+/** A number naming e's identity (assigned on first use, also to expressions built by literal). */
 function idOf(e: Expr): number {
   let id = ids.get(e);
   if (id === undefined) ids.set(e, (id = ++nextId));
   return id;
 }
 
-const table = new Map<string, WeakRef<Expr>>();
-let sweepAt = 1 << 16;
+/** Small numbers for the strings in expressions (ops, variable and buffer names); renumbered by each sweep. */
+let strings = new Map<string, number>();
+function stringId(s: string): number {
+  let id = strings.get(s);
+  if (id === undefined) strings.set(s, (id = strings.size + 1));
+  return id;
+}
 
-/** Constant values compare as Object.is: -0 and 0 are distinct, NaN equals NaN. */
-const numKey = (v: number): string => (Object.is(v, -0) ? '-0' : String(v));
+const mix = (h: number, x: number): number => {
+  h = Math.imul(h ^ x, 0x5bd1e995);
+  return h ^ (h >>> 15);
+};
+const f64 = new Float64Array(1), words = new Int32Array(f64.buffer);
+/** The hash of a constant's value: its bits (so -0 and 0 differ), one for every NaN (NaN is NaN). */
+function valueHash(v: number): number {
+  if (v !== v) return 0x7ff80000;
+  f64[0] = v;
+  return mix(words[0]!, words[1]!);
+}
+const typeHash = (t: Scalar): number => (t === 'f32' ? 1 : t === 'i32' ? 2 : 3);
 
-/** The intern key of e: kind, type, op and the identities of its children (variable-length text last). */
-function keyOf(e: Expr): string {
+function hashOf(e: Expr): number {
+  const t = typeHash(e.t);
   switch (e.k) {
-    case 'const': return `c${e.t}|${numKey(e.v)}`;
-    case 'var': return `v${e.t}|${e.name}`;
-    case 'load': return `l${e.t}|${idOf(e.idx)}|${e.buf}`;
-    case 'unary': return `u${e.t}|${idOf(e.a)}|${e.op}`;
-    case 'cast': return `t${e.t}|${idOf(e.a)}`;
-    case 'binary': return `b${e.t}|${idOf(e.a)}|${idOf(e.b)}|${e.op}`;
-    case 'select': return `s${e.t}|${idOf(e.c)}|${idOf(e.a)}|${idOf(e.b)}`;
-    case 'philox': return `p${e.t}|${idOf(e.counter)}|${idOf(e.index)}|${numKey(e.seed)}`;
+    case 'const': return mix(mix(1, t), valueHash(e.v));
+    case 'var': return mix(mix(2, t), stringId(e.name));
+    case 'load': return mix(mix(mix(3, t), stringId(e.buf)), idOf(e.idx));
+    case 'unary': return mix(mix(mix(4, t), stringId(e.op)), idOf(e.a));
+    case 'cast': return mix(mix(5, t), idOf(e.a));
+    case 'binary': return mix(mix(mix(mix(6, t), stringId(e.op)), idOf(e.a)), idOf(e.b));
+    case 'select': return mix(mix(mix(mix(7, t), idOf(e.c)), idOf(e.a)), idOf(e.b));
+    case 'philox': return mix(mix(mix(mix(8, t), valueHash(e.seed)), idOf(e.counter)), idOf(e.index));
   }
 }
 
-/** Drops the entries of collected expressions once the table has doubled since the last sweep. */
+/** Whether x and e are structurally equal, their children being compared by identity (constants as Object.is). */
+function same(x: Expr, e: Expr): boolean {
+  if (x.k !== e.k || x.t !== e.t) return false;
+  switch (e.k) {
+    case 'const': return Object.is((x as typeof e).v, e.v);
+    case 'var': return (x as typeof e).name === e.name;
+    case 'load': return (x as typeof e).buf === e.buf && (x as typeof e).idx === e.idx;
+    case 'unary': return (x as typeof e).op === e.op && (x as typeof e).a === e.a;
+    case 'cast': return (x as typeof e).a === e.a;
+    case 'binary': { const y = x as typeof e; return y.op === e.op && y.a === e.a && y.b === e.b; }
+    case 'select': { const y = x as typeof e; return y.c === e.c && y.a === e.a && y.b === e.b; }
+    case 'philox': { const y = x as typeof e; return Object.is(y.seed, e.seed) && y.counter === e.counter && y.index === e.index; }
+  }
+}
+
+type Slot = WeakRef<Expr> | WeakRef<Expr>[];
+let table = new Map<number, Slot>();
+let sweepAt = 1 << 16;
+
+function insert(h: number, ref: WeakRef<Expr>): void {
+  const slot = table.get(h);
+  if (slot === undefined || (!Array.isArray(slot) && slot.deref() === undefined)) table.set(h, ref);
+  else if (Array.isArray(slot)) slot.push(ref);
+  else table.set(h, [slot, ref]);
+}
+
+/** Rebuilds the table from its live expressions once it has doubled since the last sweep (string ids renumbered). */
 function sweep(): void {
-  for (const [k, r] of table) if (r.deref() === undefined) table.delete(k);
+  const live: Expr[] = [];
+  for (const slot of table.values()) {
+    for (const r of Array.isArray(slot) ? slot : [slot]) {
+      const e = r.deref();
+      if (e !== undefined) live.push(e);
+    }
+  }
+  table = new Map();
+  strings = new Map();
+  for (const e of live) insert(hashOf(e), new WeakRef(e));
   sweepAt = Math.max(1 << 16, 2 * table.size);
 }
 
@@ -113,18 +164,33 @@ function sweep(): void {
  * through it; an expression built by literal may be passed through it too (one that is not stays correct, only unshared).
  */
 export function intern(e: Expr): Expr {
-  const key = keyOf(e);
-  const hit = table.get(key)?.deref();
-  if (hit !== undefined) return hit;
-  if (table.size >= sweepAt) sweep();
-  table.set(key, new WeakRef(e));
+  const h = hashOf(e);
+  const slot = table.get(h);
+  if (slot !== undefined) {
+    if (!Array.isArray(slot)) {
+      const x = slot.deref();
+      if (x !== undefined && same(x, e)) return x;
+    } else {
+      for (const r of slot) {
+        const x = r.deref();
+        if (x !== undefined && same(x, e)) return x;
+      }
+    }
+  }
+  if (table.size < sweepAt) insert(h, new WeakRef(e));
+  else {
+    sweep();
+    insert(hashOf(e), new WeakRef(e)); // the sweep renumbered the strings
+  }
   return e;
 }
 
-/** Live entries of the intern table (for tests and memory figures). */
+/** Live expressions in the intern table (for tests and memory figures). */
 export function internedCount(): number {
   sweep();
-  return table.size;
+  let n = 0;
+  for (const slot of table.values()) n += Array.isArray(slot) ? slot.length : 1;
+  return n;
 }
 
 const COMPARISONS: ReadonlySet<string> = new Set(['eq', 'ne', 'lt', 'le', 'gt', 'ge']);

@@ -1,7 +1,7 @@
 // The one traversal of loop IR and interned expressions: structural equality is identity, rewrites that change
 // nothing return their input, and every walk reaches every kind of expression.
 import { describe, expect, it } from 'vitest';
-import { E, type Expr, S, type Stmt, intern } from '../../codegen/loop/ir.js';
+import { E, type Expr, S, type Stmt, intern, internedCount } from '../../codegen/loop/ir.js';
 import { printExpr, printStmts } from '../../codegen/loop/printer.js';
 import { ExprMutator, children, forEachExpr, mapExpr, mapStmts, someExpr, usesVar, walkStmts } from '../../codegen/loop/visit.js';
 
@@ -38,6 +38,15 @@ describe('interning', () => {
     expect(f32(0.1)).toBe(f32(Math.fround(0.1)));
     expect(f32(Infinity)).not.toBe(f32(-Infinity));
     expect(E.binary('mul', v('x', 'f32'), f32(-0))).not.toBe(E.binary('mul', v('x', 'f32'), f32(0)));
+  });
+
+  it('keeps identity through hash collisions and table sweeps (200,000 live expressions)', () => {
+    // 2e5 hashes of 32 bits collide a few times, and the table is swept (rebuilt) three times on the way
+    const made = Array.from({ length: 200000 }, (_, i) => (i % 2 ? f32(i * 0.37) : E.load(`b${i % 97}`, v(`i${i % 1013}`), 'f32')));
+    expect(new Set(made).size).toBe(new Set(made.map((e) => printExpr(e))).size);
+    made.forEach((e, i) => { if (e !== (i % 2 ? f32(i * 0.37) : E.load(`b${i % 97}`, v(`i${i % 1013}`), 'f32'))) throw new Error(`expression ${i} was interned twice`); });
+    expect(internedCount()).toBeGreaterThanOrEqual(new Set(made).size);
+    expect(f32(0.37)).toBe(made[1]);
   });
 
   it('adopts an expression built by literal, or gives back the one already interned', () => {
