@@ -1,6 +1,7 @@
 // The one range analysis of loop IR: the interval of an i32 index expression over the variables around it, and
 // whether both ends are reached. The verifier checks index bounds with it; simplify proves digit splits with it.
 import type { Expr } from './ir.js';
+import { forEachExpr } from './visit.js';
 
 /** Values an i32 expression takes; `exact` when some iteration reaches lo and some reaches hi. */
 export interface Range {
@@ -88,9 +89,12 @@ function selectRange(e: Extract<Expr, { k: 'select' }>, env: RangeEnv): Range | 
   const a = t.empty ? undefined : rangeOf(e.a, t.env);
   const b = f.empty ? undefined : rangeOf(e.b, f.env);
   if ((!a && !t.empty) || (!b && !f.empty)) return undefined;
-  if (!a) return { ...b!, exact: b!.exact && f.exact };
-  if (!b) return { ...a, exact: a.exact && t.exact };
-  return { lo: Math.min(a.lo, b.lo), hi: Math.max(a.hi, b.hi), exact: a.exact && b.exact && t.exact && f.exact, vars: union(a.vars, b.vars) };
+  // the value depends on the condition's variables too: `select(i < 3, 9, 5) + i` never reaches 9 + max(i)
+  const vars = new Set<string>();
+  forEachExpr(e.c, (x) => { if (x.k === 'var') vars.add(x.name); });
+  if (!a) return { ...b!, exact: b!.exact && f.exact, vars: union(b!.vars, vars) };
+  if (!b) return { ...a, exact: a.exact && t.exact, vars: union(a.vars, vars) };
+  return { lo: Math.min(a.lo, b.lo), hi: Math.max(a.hi, b.hi), exact: a.exact && b.exact && t.exact && f.exact, vars: union(union(a.vars, b.vars), vars) };
 }
 
 /**

@@ -67,6 +67,7 @@ describe('rangeOf', () => {
       [[10], mod(v('v0'), 4)],
       [[10], E.select(cmp('ne', v('v0'), i32(3)), v('v0'), i32(0))],
       [[6], E.select(cmp('eq', v('v0'), i32(2)), i32(100), v('v0'))],
+      [[10], add(E.select(cmp('lt', v('v0'), i32(3)), i32(9), i32(5)), v('v0'))], // 9 + 9 is never reached
       [[5, 5], E.select(E.binary('and', cmp('ge', v('v0'), i32(1)), cmp('lt', v('v1'), i32(2))), add(v('v0'), v('v1')), i32(-3))],
     ] as [number[], Expr][]) {
       const r = rangeOf(e, envOf(extents))!;
@@ -104,7 +105,7 @@ describe('rangeOf', () => {
       const gen = (depth: number): Expr => {
         if (depth === 0 || r() < 0.2) return leaf();
         const a = gen(depth - 1);
-        switch (int(0, 8)) {
+        switch (int(0, 9)) {
           case 0: return add(a, gen(depth - 1));
           case 1: return E.binary('sub', a, gen(depth - 1));
           case 2: return E.binary('mul', a, r() < 0.7 ? i32(int(-4, 9)) : gen(depth - 1));
@@ -113,7 +114,12 @@ describe('rangeOf', () => {
           case 5: return min(a, gen(depth - 1));
           case 6: return max(a, gen(depth - 1));
           case 7: return max(min(a, i32(int(0, 30))), i32(0));
-          default: return E.select(cond(), a, gen(depth - 1));
+          case 8: return E.select(cond(), a, gen(depth - 1));
+          default: {
+            // a select on a variable, added to that variable (exact only if the condition's variable is counted)
+            const x = v(`v${int(0, extents.length - 1)}`);
+            return add(E.select(cmp((['lt', 'ge', 'eq'] as const)[int(0, 2)]!, x, i32(int(-1, 8))), a, leaf()), x);
+          }
         }
       };
       const e = gen(4);
