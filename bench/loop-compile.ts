@@ -1,4 +1,4 @@
-// `node --expose-gc dist/bench/loop-compile.js [--reps N] MODEL...`: milliseconds and heap of the loop-IR stages
+// `node --expose-gc --single-threaded dist/bench/loop-compile.js [--reps N] MODEL...`: CPU milliseconds and heap of the loop-IR stages
 // (fuse, lower, simplify, schedule, memplan, then verify and print) for each model's predict and training step under
 // every target's caps. The traced graphs are built once; only the pipeline from the graph on is timed. Heap is
 // measured after a full GC once each model is done, with the loop-IR intern table's live entries where it has one.
@@ -42,8 +42,9 @@ for (const file of files) {
     });
     graphs.push(traceTrainStep(model, c, inputs, targets).graph);
   }
+  /** CPU milliseconds of this process over one run (steadier than wall time on a shared machine) */
   const run = (): number => {
-    const t0 = performance.now();
+    const t0 = process.cpuUsage();
     for (const g of graphs) {
       for (const [, caps] of CAPS) {
         const { program } = runPipeline(g, { caps });
@@ -51,7 +52,8 @@ for (const file of files) {
         printProgram(program);
       }
     }
-    return performance.now() - t0;
+    const t = process.cpuUsage(t0);
+    return (t.user + t.system) / 1000;
   };
   run(); // warm-up (JIT)
   const times: number[] = [];
@@ -62,6 +64,6 @@ for (const file of files) {
   const interned = (loopIr as { internedCount?: () => number }).internedCount?.();
   const ms = median(times);
   total += ms;
-  log(`${file.padEnd(32)} ${ms.toFixed(1).padStart(8)} ms  (min ${Math.min(...times).toFixed(1)})  heap ${heap.toFixed(1)} MiB${interned === undefined ? '' : `  interned ${interned}`}`);
+  log(`${file.padEnd(32)} ${ms.toFixed(1).padStart(8)} ms cpu (min ${Math.min(...times).toFixed(1)})  heap ${heap.toFixed(1)} MiB${interned === undefined ? '' : `  interned ${interned}`}`);
 }
 log(`${'total'.padEnd(32)} ${total.toFixed(1).padStart(8)} ms`);
