@@ -76,7 +76,14 @@ export interface Program {
 
 const ids = new WeakMap<Expr, number>();
 let nextId = 0;
-/** A number naming e's identity (assigned on first use, also to expressions built by literal). */
+/**
+ * A number naming e's identity (assigned on first use, also to expressions built by literal; never reused), so
+ * interned expressions, equal exactly when structurally equal, can key text or numeric tables: `ids.join(',')`.
+ */
+export function exprId(e: Expr): number {
+  return idOf(e);
+}
+
 function idOf(e: Expr): number {
   let id = ids.get(e);
   if (id === undefined) ids.set(e, (id = ++nextId));

@@ -1,7 +1,7 @@
 // The one traversal of loop IR and interned expressions: structural equality is identity, rewrites that change
 // nothing return their input, and every walk reaches every kind of expression.
 import { describe, expect, it } from 'vitest';
-import { E, type Expr, S, type Stmt, intern, internedCount } from '../../codegen/loop/ir.js';
+import { E, type Expr, S, type Stmt, exprId, intern, internedCount } from '../../codegen/loop/ir.js';
 import { printExpr, printStmts } from '../../codegen/loop/printer.js';
 import { ExprMutator, children, forEachExpr, mapExpr, mapStmts, someExpr, usesVar, walkStmts } from '../../codegen/loop/visit.js';
 
@@ -47,6 +47,12 @@ describe('interning', () => {
     made.forEach((e, i) => { if (e !== (i % 2 ? f32(i * 0.37) : E.load(`b${i % 97}`, v(`i${i % 1013}`), 'f32'))) throw new Error(`expression ${i} was interned twice`); });
     expect(internedCount()).toBeGreaterThanOrEqual(new Set(made).size);
     expect(f32(0.37)).toBe(made[1]);
+  });
+
+  it('numbers expressions by identity, so structurally equal ones share a number', () => {
+    expect(exprId(add(v('i'), i32(2)))).toBe(exprId(add(v('i'), i32(2))));
+    expect(exprId(add(v('i'), i32(2)))).not.toBe(exprId(add(v('i'), i32(3))));
+    expect(exprId(f32(-0))).not.toBe(exprId(f32(0)));
   });
 
   it('adopts an expression built by literal, or gives back the one already interned', () => {
