@@ -1,22 +1,9 @@
 // Facts about loop-IR statements that the scheduler and the renderers share: variable uses, work, free variables.
-import type { Expr, Stmt } from './ir.js';
+import type { Stmt } from './ir.js';
+import { forEachExpr, stmtExprs, walkStmts } from './visit.js';
 
-/** The direct subexpressions of e. */
-export function operands(e: Expr): Expr[] {
-  switch (e.k) {
-    case 'load': return [e.idx];
-    case 'unary': case 'cast': return [e.a];
-    case 'binary': return [e.a, e.b];
-    case 'select': return [e.c, e.a, e.b];
-    case 'philox': return [e.counter, e.index];
-    default: return [];
-  }
-}
-
-/** Whether expression e reads variable v. */
-export function usesVar(e: Expr, v: string): boolean {
-  return e.k === 'var' ? e.name === v : operands(e).some((x) => usesVar(x, v));
-}
+// the expression helpers moved to visit.ts; kept here under their old names for existing imports
+export { children as operands, usesVar } from './visit.js';
 
 /** Scalar operations executed by one run of the statements (loop extents times body sizes). */
 export function work(stmts: readonly Stmt[]): number {
@@ -27,41 +14,27 @@ export function work(stmts: readonly Stmt[]): number {
 
 /** Scalar variables the statements read or assign without declaring them (loop variables and decls of outer scopes). */
 export function freeVars(stmts: readonly Stmt[], out = new Set<string>(), bound = new Set<string>()): Set<string> {
-  const expr = (e: Expr): void => {
-    if (e.k === 'var' && !bound.has(e.name)) out.add(e.name);
-    operands(e).forEach(expr);
-  };
   for (const s of stmts) {
-    if (s.k === 'for') freeVars(s.body, out, new Set(bound).add(s.v));
-    else if (s.k === 'decl') { expr(s.init); bound.add(s.name); }
-    else if (s.k === 'assign') { expr(s.value); if (!bound.has(s.name)) out.add(s.name); }
-    else if (s.k === 'store') { expr(s.idx); expr(s.value); }
-    else if (s.k === 'local') bound.add(s.name);
+    if (s.k === 'for') { freeVars(s.body, out, new Set(bound).add(s.v)); continue; }
+    for (const e of stmtExprs(s)) forEachExpr(e, (x) => { if (x.k === 'var' && !bound.has(x.name)) out.add(x.name); });
+    if (s.k === 'decl' || s.k === 'local') bound.add(s.name);
+    else if (s.k === 'assign' && !bound.has(s.name)) out.add(s.name);
   }
   return out;
 }
 
 /** Names assigned anywhere in the statements. */
 export function assigned(stmts: readonly Stmt[], out = new Set<string>()): Set<string> {
-  for (const s of stmts) {
-    if (s.k === 'assign') out.add(s.name);
-    else if (s.k === 'for') assigned(s.body, out);
-  }
+  walkStmts(stmts, (s) => { if (s.k === 'assign') out.add(s.name); });
   return out;
 }
 
 /** Names of the buffers and local arrays the statements load from or store into. */
 function arrays(stmts: readonly Stmt[], out = new Set<string>()): Set<string> {
-  const expr = (e: Expr): void => {
-    if (e.k === 'load') out.add(e.buf);
-    operands(e).forEach(expr);
-  };
-  for (const s of stmts) {
-    if (s.k === 'store') { out.add(s.buf); expr(s.idx); expr(s.value); }
-    else if (s.k === 'decl') expr(s.init);
-    else if (s.k === 'assign') expr(s.value);
-    else if (s.k === 'for') arrays(s.body, out);
-  }
+  walkStmts(stmts, (s) => {
+    if (s.k === 'store') out.add(s.buf);
+    for (const e of stmtExprs(s)) forEachExpr(e, (x) => { if (x.k === 'load') out.add(x.buf); });
+  });
   return out;
 }
 
@@ -100,6 +73,10 @@ export function lexLess(a: readonly number[], b: readonly number[]): boolean {
 /** Largest extent of the thread loops in a GPU block's body (1 when it has none): the block's thread count. */
 export function blockThreads(body: readonly Stmt[]): number {
   let n = 1;
-  for (const s of body) if (s.k === 'for') n = Math.max(n, s.kind === 'thread' ? s.extent : blockThreads(s.body));
+  walkStmts(body, (s) => {
+    if (s.k !== 'for' || s.kind !== 'thread') return;
+    n = Math.max(n, s.extent);
+    return false;
+  });
   return n;
 }

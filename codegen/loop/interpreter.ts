@@ -6,6 +6,7 @@ import { type DType, type TypedArray, allocate, formatType, toTyped } from '../.
 import type { Buffer, Expr, Kernel, Program, Scalar, Stmt } from './ir.js';
 import { blockThreads } from './analysis.js';
 import { printExpr } from './printer.js';
+import { type LoopSym, SymbolTable } from './scope.js';
 import { verifyProgram } from './verifier.js';
 
 export interface LoopRunResult {
@@ -90,7 +91,7 @@ function binaryFn(op: Extract<Expr, { k: 'binary' }>['op'], t: Scalar): Fn2 {
 }
 
 /** A local array declared in a GPU block outside its thread loops has one copy per thread (`copies` of them). */
-type Sym = { readonly kind: 'scalar'; readonly slot: number } | { readonly kind: 'local'; readonly slot: number; readonly t: Scalar; readonly size: number; readonly copies: number };
+type Sym = LoopSym & { readonly slot: number; readonly copies: number };
 
 export interface RunOptions {
   /**
@@ -104,32 +105,21 @@ export interface RunOptions {
 function compileKernel(k: Kernel, storage: ReadonlyMap<string, TypedArray>, options: RunOptions = {}): Run {
   const env: number[] = [];
   const locals: TypedArray[] = [];
-  const scopes: Map<string, Sym>[] = [new Map()];
+  const syms = new SymbolTable<{ readonly slot: number; readonly copies: number }>();
   let slots = 0;
   /** threads of the GPU block being compiled (0 outside blocks), and the slot of the thread loop's variable */
   let threads = 0, threadSlot = -1;
   /** The slot of the thread index where a local array has one copy per thread (-1 for one shared by all). */
-  const copySlot = (s: Extract<Sym, { kind: 'local' }>): number => (s.copies > 1 ? threadSlot : -1);
+  const copySlot = (s: Sym): number => (s.copies > 1 ? threadSlot : -1);
 
-
-  const lookup = (name: string): Sym | undefined => {
-    for (let i = scopes.length - 1; i >= 0; i--) {
-      const s = scopes[i]!.get(name);
-      if (s) return s;
-    }
-    return undefined;
-  };
+  const lookup = (name: string): Sym | undefined => syms.lookup(name);
   const scalarSlot = (name: string): number => {
     const s = lookup(name);
-    if (s?.kind !== 'scalar') throw new Error(`kernel ${k.name}: '${name}' is not a scalar in scope`);
+    if (!s || s.kind === 'local') throw new Error(`kernel ${k.name}: '${name}' is not a scalar in scope`);
     return s.slot;
   };
   /** Names and slots of the scalars visible here, for error messages. */
-  const visible = (): [string, number][] => {
-    const seen = new Map<string, number>();
-    for (const sc of scopes) for (const [n, s] of sc) if (s.kind === 'scalar') seen.set(n, s.slot);
-    return [...seen];
-  };
+  const visible = (): [string, number][] => syms.visible().flatMap(([n, s]): [string, number][] => (s.kind === 'local' ? [] : [[n, s.slot]]));
   const outOfBounds = (what: string, e: Expr, buf: string, i: number, size: number, vars: [string, number][]): Error => {
     const at = vars.length ? ` at ${vars.map(([n, s]) => `${n}=${env[s]}`).join(', ')}` : '';
     return new Error(`kernel ${k.name}: ${what} ${buf}[${printExpr(e)}]: index ${i} is out of bounds for ${buf} of size ${size}${at}`);
@@ -213,15 +203,16 @@ function compileKernel(k: Kernel, storage: ReadonlyMap<string, TypedArray>, opti
   function stmt(s: Stmt): Run {
     switch (s.k) {
       case 'for': {
-        scopes.push(new Map());
         const slot = slots++;
-        scopes[scopes.length - 1]!.set(s.v, { kind: 'scalar', slot });
         const saved = [threads, threadSlot];
-        if (s.kind === 'block') threads = Math.max(threads, blockThreads(s.body));
-        if (s.kind === 'thread') threadSlot = slot;
-        const body = block(s.body), n = s.extent;
+        const body = syms.within(() => {
+          syms.declare(s.v, { kind: 'loop', t: 'i32', extent: s.extent, axis: s.kind, slot, copies: 1 });
+          if (s.kind === 'block') threads = Math.max(threads, blockThreads(s.body));
+          if (s.kind === 'thread') threadSlot = slot;
+          return block(s.body);
+        });
+        const n = s.extent;
         [threads, threadSlot] = saved as [number, number];
-        scopes.pop();
         if (options.reverse && (s.kind === 'parallel' || s.kind === 'block' || s.kind === 'thread')) {
           return () => {
             for (let i = n - 1; i >= 0; i--) {
@@ -239,7 +230,7 @@ function compileKernel(k: Kernel, storage: ReadonlyMap<string, TypedArray>, opti
       }
       case 'decl': {
         const init = expr(s.init), slot = slots++;
-        scopes[scopes.length - 1]!.set(s.name, { kind: 'scalar', slot });
+        syms.declare(s.name, { kind: 'decl', t: s.t, slot, copies: 1 });
         return () => { env[slot] = init(); };
       }
       case 'assign': {
@@ -250,7 +241,7 @@ function compileKernel(k: Kernel, storage: ReadonlyMap<string, TypedArray>, opti
         const slot = locals.length, dtype = DTYPE[s.t], size = s.size;
         const copies = s.scope === 'register' && threads > 0 && threadSlot < 0 ? threads : 1;
         locals.push(allocate(dtype, 0));
-        scopes[scopes.length - 1]!.set(s.name, { kind: 'local', slot, t: s.t, size, copies });
+        syms.declare(s.name, { kind: 'local', t: s.t, size, scope: s.scope, slot, copies });
         return () => { locals[slot] = allocate(dtype, size * copies); }; // fresh and zeroed each time it is reached
       }
       case 'store': {

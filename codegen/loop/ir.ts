@@ -69,37 +69,170 @@ export interface Program {
   readonly updates: readonly { readonly name: string; readonly buffer: string }[];
 }
 
+// Interning: structurally equal expressions are one object (as tinygrad's UOp cache and ir/graph.ts's builder), so
+// identity is structure: memo tables and CSE key on the object, and a rewrite that changes nothing returns its input.
+// A hash of kind, type, op, names and child identities finds the candidates; the table holds weak references, so
+// expressions no longer used by any program are collected, and their entries swept.
+
+const ids = new WeakMap<Expr, number>();
+let nextId = 0;
+/**
+ * A number naming e's identity (assigned on first use, also to expressions built by literal; never reused), so
+ * interned expressions, equal exactly when structurally equal, can key text or numeric tables: `ids.join(',')`.
+ */
+export function exprId(e: Expr): number {
+  return idOf(e);
+}
+
+function idOf(e: Expr): number {
+  let id = ids.get(e);
+  if (id === undefined) ids.set(e, (id = ++nextId));
+  return id;
+}
+
+/** Small numbers for the strings in expressions (ops, variable and buffer names); renumbered by each sweep. */
+let strings = new Map<string, number>();
+function stringId(s: string): number {
+  let id = strings.get(s);
+  if (id === undefined) strings.set(s, (id = strings.size + 1));
+  return id;
+}
+
+const mix = (h: number, x: number): number => {
+  h = Math.imul(h ^ x, 0x5bd1e995);
+  return h ^ (h >>> 15);
+};
+const f64 = new Float64Array(1), words = new Int32Array(f64.buffer);
+/** The hash of a constant's value: its bits (so -0 and 0 differ), one for every NaN (NaN is NaN). */
+function valueHash(v: number): number {
+  if (v !== v) return 0x7ff80000;
+  f64[0] = v;
+  return mix(words[0]!, words[1]!);
+}
+const typeHash = (t: Scalar): number => (t === 'f32' ? 1 : t === 'i32' ? 2 : 3);
+
+function hashOf(e: Expr): number {
+  const t = typeHash(e.t);
+  switch (e.k) {
+    case 'const': return mix(mix(1, t), valueHash(e.v));
+    case 'var': return mix(mix(2, t), stringId(e.name));
+    case 'load': return mix(mix(mix(3, t), stringId(e.buf)), idOf(e.idx));
+    case 'unary': return mix(mix(mix(4, t), stringId(e.op)), idOf(e.a));
+    case 'cast': return mix(mix(5, t), idOf(e.a));
+    case 'binary': return mix(mix(mix(mix(6, t), stringId(e.op)), idOf(e.a)), idOf(e.b));
+    case 'select': return mix(mix(mix(mix(7, t), idOf(e.c)), idOf(e.a)), idOf(e.b));
+    case 'philox': return mix(mix(mix(mix(8, t), valueHash(e.seed)), idOf(e.counter)), idOf(e.index));
+  }
+}
+
+/** Whether x and e are structurally equal, their children being compared by identity (constants as Object.is). */
+function same(x: Expr, e: Expr): boolean {
+  if (x.k !== e.k || x.t !== e.t) return false;
+  switch (e.k) {
+    case 'const': return Object.is((x as typeof e).v, e.v);
+    case 'var': return (x as typeof e).name === e.name;
+    case 'load': return (x as typeof e).buf === e.buf && (x as typeof e).idx === e.idx;
+    case 'unary': return (x as typeof e).op === e.op && (x as typeof e).a === e.a;
+    case 'cast': return (x as typeof e).a === e.a;
+    case 'binary': { const y = x as typeof e; return y.op === e.op && y.a === e.a && y.b === e.b; }
+    case 'select': { const y = x as typeof e; return y.c === e.c && y.a === e.a && y.b === e.b; }
+    case 'philox': { const y = x as typeof e; return Object.is(y.seed, e.seed) && y.counter === e.counter && y.index === e.index; }
+  }
+}
+
+type Slot = WeakRef<Expr> | WeakRef<Expr>[];
+let table = new Map<number, Slot>();
+let sweepAt = 1 << 16;
+
+function insert(h: number, ref: WeakRef<Expr>): void {
+  const slot = table.get(h);
+  if (slot === undefined || (!Array.isArray(slot) && slot.deref() === undefined)) table.set(h, ref);
+  else if (Array.isArray(slot)) slot.push(ref);
+  else table.set(h, [slot, ref]);
+}
+
+/** Rebuilds the table from its live expressions once it has doubled since the last sweep (string ids renumbered). */
+function sweep(): void {
+  const live: Expr[] = [];
+  for (const slot of table.values()) {
+    for (const r of Array.isArray(slot) ? slot : [slot]) {
+      const e = r.deref();
+      if (e !== undefined) live.push(e);
+    }
+  }
+  table = new Map();
+  strings = new Map();
+  for (const e of live) insert(hashOf(e), new WeakRef(e));
+  sweepAt = Math.max(1 << 16, 2 * table.size);
+}
+
+/**
+ * The one expression structurally equal to e: an earlier one, or e itself from now on. Every E.* constructor goes
+ * through it; an expression built by literal may be passed through it too (one that is not stays correct, only unshared).
+ */
+export function intern(e: Expr): Expr {
+  const h = hashOf(e);
+  const slot = table.get(h);
+  if (slot !== undefined) {
+    if (!Array.isArray(slot)) {
+      const x = slot.deref();
+      if (x !== undefined && same(x, e)) return x;
+    } else {
+      for (const r of slot) {
+        const x = r.deref();
+        if (x !== undefined && same(x, e)) return x;
+      }
+    }
+  }
+  if (table.size < sweepAt) insert(h, new WeakRef(e));
+  else {
+    sweep();
+    insert(hashOf(e), new WeakRef(e)); // the sweep renumbered the strings
+  }
+  return e;
+}
+
+/** Live expressions in the intern table (for tests and memory figures). */
+export function internedCount(): number {
+  sweep();
+  let n = 0;
+  for (const slot of table.values()) n += Array.isArray(slot) ? slot.length : 1;
+  return n;
+}
+
+const COMPARISONS: ReadonlySet<string> = new Set(['eq', 'ne', 'lt', 'le', 'gt', 'ge']);
+
 // Expression constructors (the lowering and the scheduler build loop IR only through these).
 export const E = {
-  f32: (v: number): Expr => ({ k: 'const', t: 'f32', v: Math.fround(v) }),
-  i32: (v: number): Expr => ({ k: 'const', t: 'i32', v: v | 0 }),
-  bool: (v: boolean): Expr => ({ k: 'const', t: 'bool', v: v ? 1 : 0 }),
-  c: (t: Scalar, v: number): Expr => ({ k: 'const', t, v: t === 'f32' ? Math.fround(v) : t === 'bool' ? (v ? 1 : 0) : v | 0 }),
-  v: (name: string, t: Scalar = 'i32'): Expr => ({ k: 'var', t, name }),
-  load: (buf: string, idx: Expr, t: Scalar): Expr => ({ k: 'load', t, buf, idx }),
-  unary: (op: UnaryOp, a: Expr): Expr => ({ k: 'unary', t: a.t, op, a }),
-  cast: (t: Scalar, a: Expr): Expr => (a.t === t ? a : { k: 'cast', t, a }),
-  select: (c: Expr, a: Expr, b: Expr): Expr => ({ k: 'select', t: a.t, c, a, b }),
+  f32: (v: number): Expr => intern({ k: 'const', t: 'f32', v: Math.fround(v) }),
+  i32: (v: number): Expr => intern({ k: 'const', t: 'i32', v: v | 0 }),
+  bool: (v: boolean): Expr => intern({ k: 'const', t: 'bool', v: v ? 1 : 0 }),
+  c: (t: Scalar, v: number): Expr => intern({ k: 'const', t, v: t === 'f32' ? Math.fround(v) : t === 'bool' ? (v ? 1 : 0) : v | 0 }),
+  v: (name: string, t: Scalar = 'i32'): Expr => intern({ k: 'var', t, name }),
+  load: (buf: string, idx: Expr, t: Scalar): Expr => intern({ k: 'load', t, buf, idx }),
+  unary: (op: UnaryOp, a: Expr): Expr => intern({ k: 'unary', t: a.t, op, a }),
+  cast: (t: Scalar, a: Expr): Expr => (a.t === t ? a : intern({ k: 'cast', t, a })),
+  select: (c: Expr, a: Expr, b: Expr): Expr => intern({ k: 'select', t: a.t, c, a, b }),
   binary: (op: BinaryOp | CompareOp | LogicalOp | 'mod' | 'idiv', a: Expr, b: Expr): Expr => {
-    const cmp = ['eq', 'ne', 'lt', 'le', 'gt', 'ge'].includes(op);
-    return { k: 'binary', t: cmp ? 'bool' : a.t, op, a, b };
+    return intern({ k: 'binary', t: COMPARISONS.has(op) ? 'bool' : a.t, op, a, b });
   },
+  philox: (seed: number, counter: Expr, index: Expr): Expr => intern({ k: 'philox', t: 'f32', seed, counter, index }),
   /** i32 index arithmetic with constant folding, so affine indices stay small */
   add: (a: Expr, b: Expr): Expr => {
     if (a.k === 'const' && a.v === 0) return b;
     if (b.k === 'const' && b.v === 0) return a;
     if (a.k === 'const' && b.k === 'const') return E.i32(a.v + b.v);
-    return { k: 'binary', t: 'i32', op: 'add', a, b };
+    return intern({ k: 'binary', t: 'i32', op: 'add', a, b });
   },
   mul: (a: Expr, b: Expr): Expr => {
     if (a.k === 'const' && a.v === 1) return b;
     if (b.k === 'const' && b.v === 1) return a;
     if ((a.k === 'const' && a.v === 0) || (b.k === 'const' && b.v === 0)) return E.i32(0);
     if (a.k === 'const' && b.k === 'const') return E.i32(Math.imul(a.v, b.v));
-    return { k: 'binary', t: 'i32', op: 'mul', a, b };
+    return intern({ k: 'binary', t: 'i32', op: 'mul', a, b });
   },
-  idiv: (a: Expr, d: number): Expr => (d === 1 ? a : a.k === 'const' ? E.i32(Math.floor(a.v / d)) : { k: 'binary', t: 'i32', op: 'idiv', a, b: E.i32(d) }),
-  mod: (a: Expr, d: number): Expr => (d === 1 ? E.i32(0) : a.k === 'const' ? E.i32(((a.v % d) + d) % d) : { k: 'binary', t: 'i32', op: 'mod', a, b: E.i32(d) }),
+  idiv: (a: Expr, d: number): Expr => (d === 1 ? a : a.k === 'const' ? E.i32(Math.floor(a.v / d)) : intern({ k: 'binary', t: 'i32', op: 'idiv', a, b: E.i32(d) })),
+  mod: (a: Expr, d: number): Expr => (d === 1 ? E.i32(0) : a.k === 'const' ? E.i32(((a.v % d) + d) % d) : intern({ k: 'binary', t: 'i32', op: 'mod', a, b: E.i32(d) })),
 };
 
 export const S = {

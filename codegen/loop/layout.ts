@@ -1,6 +1,7 @@
 // One linear memory for all entry points of a compiled model, shared by the wasm and LLVM targets.
 import type { Buffer, Program, Stmt } from './ir.js';
 import { type MemoryPlan, bytesOf } from './memplan.js';
+import { walkStmts } from './visit.js';
 
 export const ALIGN = 64;
 export const align = (n: number): number => Math.ceil(n / ALIGN) * ALIGN;
@@ -47,10 +48,7 @@ export function packBuffer(b: Buffer, values: readonly number[] | ArrayLike<numb
 /** Bytes of local arrays one kernel declares (each at its own scratch offset). */
 export function localBytes(stmts: readonly Stmt[]): number {
   let n = 0;
-  for (const s of stmts) {
-    if (s.k === 'local') n += align(s.size * (s.t === 'bool' ? 1 : 4));
-    else if (s.k === 'for') n += localBytes(s.body);
-  }
+  walkStmts(stmts, (s) => { if (s.k === 'local') n += align(s.size * (s.t === 'bool' ? 1 : 4)); });
   return n;
 }
 

@@ -1,6 +1,7 @@
 // memplan: liveness-based placement of temporaries and outputs in one aligned arena.
 import { sizeOf } from '../../ir/types.js';
-import type { Buffer, Expr, Program, Stmt } from './ir.js';
+import type { Buffer, Program, Stmt } from './ir.js';
+import { forEachExpr, stmtExprs, walkStmts } from './visit.js';
 
 export const ALIGN = 64;
 
@@ -16,25 +17,12 @@ export function bytesOf(b: Buffer): number {
   return b.size * (b.dtype === 'bool' ? 1 : 4);
 }
 
-function visitExpr(e: Expr, loads: Set<string>): void {
-  switch (e.k) {
-    case 'load': loads.add(e.buf); visitExpr(e.idx, loads); return;
-    case 'unary': case 'cast': visitExpr(e.a, loads); return;
-    case 'binary': visitExpr(e.a, loads); visitExpr(e.b, loads); return;
-    case 'select': visitExpr(e.c, loads); visitExpr(e.a, loads); visitExpr(e.b, loads); return;
-    case 'philox': visitExpr(e.counter, loads); visitExpr(e.index, loads); return;
-    default:
-  }
-}
-
 /** Buffers each statement list loads and stores. */
 export function accesses(stmts: readonly Stmt[], loads = new Set<string>(), stores = new Set<string>()): { loads: Set<string>; stores: Set<string> } {
-  for (const s of stmts) {
-    if (s.k === 'for') accesses(s.body, loads, stores);
-    else if (s.k === 'decl') visitExpr(s.init, loads);
-    else if (s.k === 'assign') visitExpr(s.value, loads);
-    else if (s.k === 'store') { stores.add(s.buf); visitExpr(s.idx, loads); visitExpr(s.value, loads); }
-  }
+  walkStmts(stmts, (s) => {
+    if (s.k === 'store') stores.add(s.buf);
+    for (const e of stmtExprs(s)) forEachExpr(e, (x) => { if (x.k === 'load') loads.add(x.buf); });
+  });
   return { loads, stores };
 }
 

@@ -1,4 +1,4 @@
-// simplify: integer index arithmetic in normal form, using the ranges of loop variables. Reshapes and layout changes
+// simplify: integer index arithmetic in normal form, using the ranges of loop variables (range.ts). Reshapes and layout changes
 // lower to linear indices split again by floor division and remainder; where the ranges prove a term cannot carry
 // into the next digit, `(o0*6272 + o1*224 + o2*8 + o3) // 6272 % 64` becomes `o0`. Exact integer identities only:
 //   (k*d + r) // d -> k + r // d        (k*d + r) % d -> r % d
@@ -7,27 +7,19 @@
 // and the boolean units: and(x, true) -> x, or(x, false) -> x.
 import { assigned } from './analysis.js';
 import { E, type Expr, type Kernel, type Program, type Stmt } from './ir.js';
-import { printExpr } from './printer.js';
+import { type Range, type RangeEnv, type VarRange, rangeOf } from './range.js';
+import { type LoopSym, SymbolTable } from './scope.js';
+import { ExprMutator, type For } from './visit.js';
 
-interface Range { readonly lo: number; readonly hi: number }
 /** Σ c·atom + c0, atoms being maximal non-affine subexpressions (kept in order of appearance). */
 interface Affine { readonly terms: readonly { readonly atom: Expr; readonly c: number }[]; readonly c0: number }
 
 const INT_MIN = -2147483648, INT_MAX = 2147483647;
 
-const keys = new WeakMap<Expr, string>();
-/** The text of an atom, printed once per expression object (atoms are compared by it). */
-function keyOf(e: Expr): string {
-  let k = keys.get(e);
-  if (k === undefined) keys.set(e, (k = printExpr(e)));
-  return k;
-}
-
 function addAffine(a: Affine, b: Affine, scale = 1): Affine {
   const terms = a.terms.map((t) => ({ ...t }));
   for (const t of b.terms) {
-    const key = keyOf(t.atom);
-    const same = terms.find((u) => keyOf(u.atom) === key);
+    const same = terms.find((u) => u.atom === t.atom); // interned: the same atom is the same object
     if (same) same.c += scale * t.c;
     else terms.push({ atom: t.atom, c: scale * t.c });
   }
@@ -63,54 +55,41 @@ function build(a: Affine): Expr {
 class Overflow extends Error {}
 
 /** Simplifies the i32 index arithmetic of one kernel, knowing the ranges of loop variables and never-assigned decls. */
-class KernelSimplifier {
-  private readonly scopes: Map<string, Range>[] = [new Map()];
-  private readonly memo = new WeakMap<Expr, Expr>();
+class KernelSimplifier extends ExprMutator {
+  /** loop variables, and decls with the range of their value where never assigned */
+  private readonly syms = new SymbolTable<{ readonly range?: VarRange }>();
+  /** simplified expressions by scope: valid in nested scopes, which bind only new names */
+  private readonly memos: Map<Expr, Expr>[] = [new Map()];
+  private readonly env: RangeEnv = (name) => {
+    const s = this.syms.lookup(name);
+    return s?.kind === 'loop' ? { lo: 0, hi: s.extent - 1, exact: true } : s?.kind === 'decl' ? s.range : undefined;
+  };
 
-  constructor(private readonly assigned: ReadonlySet<string>) {}
-
-  private rangeOfVar(name: string): Range | undefined {
-    for (let i = this.scopes.length - 1; i >= 0; i--) {
-      const r = this.scopes[i]!.get(name);
-      if (r) return r;
-    }
-    return undefined;
+  constructor(private readonly assigned: ReadonlySet<string>) {
+    super();
   }
 
   private range(e: Expr): Range | undefined {
-    let r: Range | undefined;
-    switch (e.k) {
-      case 'const': r = e.t === 'i32' ? { lo: e.v, hi: e.v } : undefined; break;
-      case 'var': r = e.t === 'i32' ? this.rangeOfVar(e.name) : undefined; break;
-      case 'binary': {
-        if (e.t !== 'i32') return undefined;
-        const a = this.range(e.a), b = this.range(e.b);
-        if (!a || !b) return undefined;
-        const d = b.lo === b.hi ? b.lo : 0;
-        switch (e.op) {
-          case 'add': r = { lo: a.lo + b.lo, hi: a.hi + b.hi }; break;
-          case 'sub': r = { lo: a.lo - b.hi, hi: a.hi - b.lo }; break;
-          case 'mul': {
-            const c = [a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi];
-            r = { lo: Math.min(...c), hi: Math.max(...c) };
-            break;
-          }
-          case 'min': r = { lo: Math.min(a.lo, b.lo), hi: Math.min(a.hi, b.hi) }; break;
-          case 'max': r = { lo: Math.max(a.lo, b.lo), hi: Math.max(a.hi, b.hi) }; break;
-          case 'idiv': if (d > 0) r = { lo: Math.floor(a.lo / d), hi: Math.floor(a.hi / d) }; break;
-          case 'mod':
-            if (d > 0) r = Math.floor(a.lo / d) === Math.floor(a.hi / d) ? { lo: a.lo - Math.floor(a.lo / d) * d, hi: a.hi - Math.floor(a.lo / d) * d } : { lo: 0, hi: d - 1 };
-            break;
-          default:
-        }
-        break;
-      }
-      default:
-    }
-    return r && r.lo >= INT_MIN && r.hi <= INT_MAX ? r : undefined;
+    return rangeOf(e, this.env);
   }
 
-  private affineRange(a: Affine): Range | undefined {
+  /** Runs f in a new scope (of names and of memoized expressions). */
+  private scoped<R>(f: () => R): R {
+    this.memos.push(new Map());
+    try {
+      return this.syms.within(f);
+    } finally {
+      this.memos.pop();
+    }
+  }
+
+  private declare(name: string, sym: LoopSym & { readonly range?: VarRange }): void {
+    // a name bound again (ill-formed, but simplify runs before verification) makes outer results stale
+    if (this.syms.lookup(name)) for (const m of this.memos) m.clear();
+    this.syms.declare(name, sym);
+  }
+
+  private affineRange(a: Affine): { lo: number; hi: number } | undefined {
     let lo = a.c0, hi = a.c0;
     for (const t of a.terms) {
       const r = this.range(t.atom);
@@ -146,70 +125,55 @@ class KernelSimplifier {
     return build(addAffine(whole, { terms: [{ atom: E.idiv(build(rest), d), c: 1 }], c0: 0 }));
   }
 
-  /** e simplified (variable names are unique in a kernel, so one expression object simplifies one way). */
-  expr(e: Expr): Expr {
-    let out = this.memo.get(e);
-    if (!out) {
-      try {
-        out = this.simplified(e);
-      } catch (err) {
-        if (!(err instanceof Overflow)) throw err;
-        out = e; // a coefficient past int32: the target wraps, keep the expression as written
-      }
-      this.memo.set(e, out);
+  /** e simplified, children first (names are bound once in a kernel, so one expression simplifies one way). */
+  override expr(e: Expr): Expr {
+    for (let i = this.memos.length - 1; i >= 0; i--) {
+      const hit = this.memos[i]!.get(e);
+      if (hit) return hit;
     }
+    const out = this.visit(e);
+    this.memos[this.memos.length - 1]!.set(e, out);
     return out;
   }
 
-  private simplified(e: Expr): Expr {
-    switch (e.k) {
-      case 'const': case 'var': return e;
-      case 'load': return { ...e, idx: this.expr(e.idx) };
-      case 'unary': return { ...e, a: this.expr(e.a) };
-      case 'cast': return { ...e, a: this.expr(e.a) };
-      case 'select': return { ...e, c: this.expr(e.c), a: this.expr(e.a), b: this.expr(e.b) };
-      case 'philox': return { ...e, counter: this.expr(e.counter), index: this.expr(e.index) };
-      case 'binary': {
-        const a = this.expr(e.a), b = this.expr(e.b);
-        if (e.t === 'i32' && (e.op === 'idiv' || e.op === 'mod') && b.k === 'const' && b.v > 0) return this.divMod(e.op, a, b.v);
-        if (e.t === 'i32' && (e.op === 'add' || e.op === 'sub' || e.op === 'mul')) return build(affine({ ...e, a, b }));
-        // and(x, true) -> x, and(x, false) -> false, or(x, false) -> x, or(x, true) -> true (both sides)
-        if (e.op === 'and' || e.op === 'or') {
-          const unit = e.op === 'and' ? 1 : 0;
-          for (const [c, x] of [[a, b], [b, a]] as const) if (c.k === 'const') return c.v === unit ? x : c;
-        }
-        return { ...e, a, b };
-      }
+  protected override visit(e: Expr): Expr {
+    try {
+      return super.visit(e);
+    } catch (err) {
+      if (!(err instanceof Overflow)) throw err;
+      return e; // a coefficient past int32: the target wraps, keep the expression as written
     }
   }
 
-  stmts(body: readonly Stmt[]): Stmt[] {
-    this.scopes.push(new Map());
-    try {
-      return body.map((s): Stmt => {
-        switch (s.k) {
-          case 'for': {
-            this.scopes.push(new Map([[s.v, { lo: 0, hi: s.extent - 1 }]]));
-            try {
-              return { ...s, body: this.stmts(s.body) };
-            } finally {
-              this.scopes.pop();
-            }
-          }
-          case 'decl': {
-            const init = this.expr(s.init);
-            const r = s.t === 'i32' && !this.assigned.has(s.name) ? this.range(init) : undefined;
-            if (r) this.scopes[this.scopes.length - 1]!.set(s.name, r);
-            return { ...s, init };
-          }
-          case 'assign': return { ...s, value: this.expr(s.value) };
-          case 'store': return { ...s, idx: this.expr(s.idx), value: this.expr(s.value) };
-          case 'local': return s;
-        }
-      });
-    } finally {
-      this.scopes.pop();
+  protected override rewrite(e: Expr): Expr {
+    if (e.k !== 'binary') return e;
+    const { a, b } = e;
+    if (e.t === 'i32' && (e.op === 'idiv' || e.op === 'mod') && b.k === 'const' && b.v > 0) return this.divMod(e.op, a, b.v);
+    if (e.t === 'i32' && (e.op === 'add' || e.op === 'sub' || e.op === 'mul')) return build(affine(e));
+    // and(x, true) -> x, and(x, false) -> false, or(x, false) -> x, or(x, true) -> true (both sides)
+    if (e.op === 'and' || e.op === 'or') {
+      const unit = e.op === 'and' ? 1 : 0;
+      for (const [c, x] of [[a, b], [b, a]] as const) if (c.k === 'const') return c.v === unit ? x : c;
     }
+    return e;
+  }
+
+  override stmts(body: readonly Stmt[]): readonly Stmt[] {
+    return this.scoped(() => super.stmts(body));
+  }
+
+  protected override loop(s: For): Stmt | readonly Stmt[] {
+    return this.scoped(() => {
+      this.declare(s.v, { kind: 'loop', t: 'i32', extent: s.extent, axis: s.kind });
+      return super.loop(s);
+    });
+  }
+
+  protected override decl(s: Extract<Stmt, { k: 'decl' }>): Stmt | readonly Stmt[] {
+    const init = this.expr(s.init);
+    const r = s.t === 'i32' && !this.assigned.has(s.name) ? this.range(init) : undefined;
+    this.declare(s.name, { kind: 'decl', t: s.t, range: r && { lo: r.lo, hi: r.hi, exact: false } });
+    return init === s.init ? s : { ...s, init };
   }
 }
 

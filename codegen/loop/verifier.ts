@@ -3,6 +3,8 @@ import { BINARY_OPS, COMPARE_OPS, FLOAT_UNARY_OPS, LOGICAL_OPS, UNARY_OPS } from
 import type { DType } from '../../ir/types.js';
 import type { Buffer, BufferKind, Expr, Kernel, Program, Scalar, Stmt } from './ir.js';
 import { printExpr, printStmtHead } from './printer.js';
+import { type RangeEnv, rangeOf } from './range.js';
+import { type LoopSym, SymbolTable } from './scope.js';
 
 const SCALARS: ReadonlySet<string> = new Set(['f32', 'i32', 'bool']);
 const ELEM: Partial<Record<DType, Scalar>> = { float32: 'f32', int32: 'i32', bool: 'bool' };
@@ -18,83 +20,31 @@ const COMPARE: ReadonlySet<string> = new Set(COMPARE_OPS);
 const ORDERED: ReadonlySet<string> = new Set(['lt', 'le', 'gt', 'ge']);
 const LOGICAL: ReadonlySet<string> = new Set(LOGICAL_OPS);
 
-type Sym =
-  | { readonly kind: 'loop'; readonly extent: number }
-  | { readonly kind: 'decl'; readonly t: Scalar }
-  | { readonly kind: 'local'; readonly t: Scalar; readonly size: number; readonly perThread?: boolean };
+/** A local array declared in a GPU block outside its thread loops is private to each thread. */
+type Sym = LoopSym & { readonly perThread?: boolean };
 
 /** Threads per GPU block and static shared memory per block (CUDA's limits). */
 const MAX_BLOCK_THREADS = 1024, MAX_SHARED_BYTES = 48 * 1024;
-
-/** Value range of an i32 index expression; `exact` when both ends are reached by some iteration. */
-interface Range { readonly lo: number; readonly hi: number; readonly exact: boolean; readonly vars: ReadonlySet<string> }
-
-const euclidMod = (a: number, d: number): number => ((a % d) + d) % d;
-
-/**
- * Interval of an affine-ish index over the enclosing loops (loop variables only; decls are unknown).
- * Exact when every loop variable occurs once: the extremes of a sum, product, floor division or max/min
- * of independent ranges are then reached at a corner of the iteration box.
- */
-function rangeOf(e: Expr, lookup: (name: string) => Sym | undefined): Range | undefined {
-  let r: Range | undefined;
-  if (e.k === 'const' && e.t === 'i32') r = { lo: e.v, hi: e.v, exact: true, vars: new Set() };
-  else if (e.k === 'var') {
-    const s = lookup(e.name);
-    if (s?.kind === 'loop') r = { lo: 0, hi: s.extent - 1, exact: true, vars: new Set([e.name]) };
-  } else if (e.k === 'binary' && e.t === 'i32') {
-    const a = rangeOf(e.a, lookup), b = rangeOf(e.b, lookup);
-    if (!a || !b) return undefined;
-    const vars = new Set([...a.vars, ...b.vars]);
-    const exact = a.exact && b.exact && vars.size === a.vars.size + b.vars.size;
-    const d = b.lo === b.hi ? b.lo : 0;
-    switch (e.op) {
-      case 'add': r = { lo: a.lo + b.lo, hi: a.hi + b.hi, exact, vars }; break;
-      case 'sub': r = { lo: a.lo - b.hi, hi: a.hi - b.lo, exact, vars }; break;
-      case 'mul': {
-        const c = [a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi];
-        r = { lo: Math.min(...c), hi: Math.max(...c), exact, vars };
-        break;
-      }
-      case 'max': r = { lo: Math.max(a.lo, b.lo), hi: Math.max(a.hi, b.hi), exact, vars }; break;
-      case 'min': r = { lo: Math.min(a.lo, b.lo), hi: Math.min(a.hi, b.hi), exact, vars }; break;
-      case 'idiv':
-        if (d > 0) r = { lo: Math.floor(a.lo / d), hi: Math.floor(a.hi / d), exact: a.exact, vars };
-        break;
-      case 'mod':
-        if (d > 0) {
-          r = Math.floor(a.lo / d) === Math.floor(a.hi / d)
-            ? { lo: euclidMod(a.lo, d), hi: euclidMod(a.hi, d), exact: a.exact, vars }
-            : { lo: 0, hi: d - 1, exact: false, vars };
-        }
-        break;
-      default:
-    }
-  }
-  // past int32 the target wraps: no static claim
-  return r && r.lo >= INT_MIN && r.hi <= INT_MAX ? r : undefined;
-}
 
 /** Problems of one kernel against the program's buffers (empty when well formed). */
 export function verifyKernel(k: Kernel, buffers: readonly Buffer[]): string[] {
   const problems: string[] = [];
   const bufs = new Map(buffers.map((b) => [b.name, b]));
-  const scopes: Map<string, Sym>[] = [new Map()];
+  const syms = new SymbolTable<{ readonly perThread?: boolean }>();
   let where = `kernel ${k.name}`;
   const bad = (msg: string): void => { problems.push(`${where}: ${msg}`); };
 
-  const lookup = (name: string): Sym | undefined => {
-    for (let i = scopes.length - 1; i >= 0; i--) {
-      const s = scopes[i]!.get(name);
-      if (s) return s;
-    }
-    return undefined;
-  };
+  const lookup = (name: string): Sym | undefined => syms.lookup(name);
   const declare = (name: string, sym: Sym, what: string): void => {
     if (!IDENT.test(name)) bad(`${what} name ${JSON.stringify(name)} is not an identifier`);
     if (lookup(name)) bad(`${what} '${name}' shadows a variable or local array of the same name in scope`);
     else if (bufs.has(name)) bad(`${what} '${name}' has the name of a buffer`);
-    scopes[scopes.length - 1]!.set(name, sym);
+    syms.declare(name, sym);
+  };
+  /** Index bounds are checked over the loop variables (a decl's value is not followed). */
+  const loops: RangeEnv = (name) => {
+    const s = lookup(name);
+    return s?.kind === 'loop' ? { lo: 0, hi: s.extent - 1, exact: true } : undefined;
   };
   /** The element type, size and kind of what a load or store names, or undefined (reported) when nothing. */
   /** Where in a GPU grid the statement being checked is: outside any block, in a block, in a thread loop. */
@@ -118,7 +68,7 @@ export function verifyKernel(k: Kernel, buffers: readonly Buffer[]): string[] {
   const checkIndex = (what: string, idx: Expr, size: number): void => {
     expr(idx);
     if (idx.t !== 'i32') bad(`${what}: index ${printExpr(idx)} is ${idx.t}, not i32`);
-    const r = rangeOf(idx, lookup);
+    const r = rangeOf(idx, loops);
     if (!r) return;
     // an exact range is reached; an inexact one is a superset, so only wholly out of range is sure
     const out = r.exact ? r.lo < 0 || r.hi >= size : r.hi < 0 || r.lo >= size;
@@ -220,10 +170,10 @@ export function verifyKernel(k: Kernel, buffers: readonly Buffer[]): string[] {
           gpu = 'thread';
         } else if (gpu !== 'none' && (s.kind === 'parallel' || s.kind === 'vector')) bad(`a ${s.kind} loop inside a GPU block`);
         loopDepth++;
-        scopes.push(new Map());
-        declare(s.v, { kind: 'loop', extent: s.extent }, 'loop variable');
-        block(s.body);
-        scopes.pop();
+        syms.within(() => {
+          declare(s.v, { kind: 'loop', t: 'i32', extent: s.extent, axis: s.kind }, 'loop variable');
+          block(s.body);
+        });
         if (s.kind === 'block') blockDepth--;
         [gpu, loopDepth] = saved;
         return;
@@ -251,7 +201,7 @@ export function verifyKernel(k: Kernel, buffers: readonly Buffer[]): string[] {
           sharedBytes += 4 * s.size;
           if (sharedBytes > MAX_SHARED_BYTES) bad(`shared local arrays of the block take ${sharedBytes} bytes, more than ${MAX_SHARED_BYTES}`);
         }
-        declare(s.name, { kind: 'local', t: s.t, size: s.size, perThread: gpu === 'block' && s.scope === 'register' }, 'local array');
+        declare(s.name, { kind: 'local', t: s.t, size: s.size, scope: s.scope, perThread: gpu === 'block' && s.scope === 'register' }, 'local array');
         return;
       case 'store': {
         const a = array(s.buf, 'stores into');

@@ -131,7 +131,7 @@ describe('loop interpreter', () => {
   it.each([[0, 0], [7, 5], [123456, -1], [-5, 2147483647]])('philox(seed %i, counter %i) matches philoxUniform element by element', (seed, counter) => {
     const n = 11, off = 6;
     const p = program([buf('c', 'int32', 1, 'input'), buf('y', 'float32', n, 'output')], [kernel('k0_random', [
-      S.for('i0', n, [S.store('y', i('i0'), { k: 'philox', t: 'f32', seed, counter: load('c', E.i32(0), 'i32'), index: E.add(i('i0'), E.i32(off)) })]),
+      S.for('i0', n, [S.store('y', i('i0'), E.philox(seed, load('c', E.i32(0), 'i32'), E.add(i('i0'), E.i32(off))))]),
     ])]);
     const y = runProgram(p, { c: new Int32Array([counter]) }, {}).outputs.get('y')!;
     expectSame(y, philoxUniform(n + off, seed, counter).subarray(off));
@@ -302,7 +302,7 @@ describe('loop printer', () => {
     expect(printExpr(E.binary('mod', E.binary('idiv', p, q), E.i32(3)))).toBe('p // q % 3');
     expect(printExpr(E.binary('idiv', p, E.binary('mod', q, E.i32(3))))).toBe('p // (q % 3)');
     expect(printExpr(E.select(E.binary('ge', a, E.f32(0)), E.unary('neg', a), E.binary('pow', a, E.f32(-2))))).toBe('select(a >= 0.0, neg(a), pow(a, -2.0))');
-    expect(printExpr({ k: 'philox', t: 'f32', seed: 42, counter: p, index: E.add(q, E.i32(1)) })).toBe('philox(42, p, q + 1)');
+    expect(printExpr(E.philox(42, p, E.add(q, E.i32(1))))).toBe('philox(42, p, q + 1)');
   });
 
   it('writes f32 constants as the shortest float32 round-trip, always marked as float', () => {

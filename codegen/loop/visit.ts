@@ -1,0 +1,201 @@
+// The one traversal of loop IR: children of an expression, bottom-up rebuild, predicates, statement walks, a mutator.
+import { type Expr, type Stmt, intern } from './ir.js';
+
+export type For = Extract<Stmt, { k: 'for' }>;
+
+/** The direct subexpressions of e, in order (index; operands; condition, then branches; counter, index). */
+export function children(e: Expr): readonly Expr[] {
+  switch (e.k) {
+    case 'const': case 'var': return [];
+    case 'load': return [e.idx];
+    case 'unary': case 'cast': return [e.a];
+    case 'binary': return [e.a, e.b];
+    case 'select': return [e.c, e.a, e.b];
+    case 'philox': return [e.counter, e.index];
+  }
+}
+
+/** e with its children mapped by f: e itself when f changes none, else the interned expression (type and op kept). */
+export function mapChildren(e: Expr, f: (c: Expr) => Expr): Expr {
+  switch (e.k) {
+    case 'const': case 'var': return e;
+    case 'load': {
+      const idx = f(e.idx);
+      return idx === e.idx ? e : intern({ ...e, idx });
+    }
+    case 'unary': case 'cast': {
+      const a = f(e.a);
+      return a === e.a ? e : intern({ ...e, a });
+    }
+    case 'binary': {
+      const a = f(e.a), b = f(e.b);
+      return a === e.a && b === e.b ? e : intern({ ...e, a, b });
+    }
+    case 'select': {
+      const c = f(e.c), a = f(e.a), b = f(e.b);
+      return c === e.c && a === e.a && b === e.b ? e : intern({ ...e, c, a, b });
+    }
+    case 'philox': {
+      const counter = f(e.counter), index = f(e.index);
+      return counter === e.counter && index === e.index ? e : intern({ ...e, counter, index });
+    }
+  }
+}
+
+/**
+ * Rebuilds e bottom-up: each subexpression, its children already mapped, is replaced by f of it. Returns e itself
+ * when f changes nothing. Each distinct subexpression is mapped once (f must depend only on the expression).
+ */
+export function mapExpr(e: Expr, f: (e: Expr) => Expr, memo = new Map<Expr, Expr>()): Expr {
+  const go = (x: Expr): Expr => {
+    let out = memo.get(x);
+    if (out === undefined) memo.set(x, (out = f(mapChildren(x, go))));
+    return out;
+  };
+  return go(e);
+}
+
+/** Whether pred holds for e or any subexpression (pre-order; stops at the first that does). */
+export function someExpr(e: Expr, pred: (e: Expr) => boolean): boolean {
+  if (pred(e)) return true;
+  switch (e.k) {
+    case 'const': case 'var': return false;
+    case 'load': return someExpr(e.idx, pred);
+    case 'unary': case 'cast': return someExpr(e.a, pred);
+    case 'binary': return someExpr(e.a, pred) || someExpr(e.b, pred);
+    case 'select': return someExpr(e.c, pred) || someExpr(e.a, pred) || someExpr(e.b, pred);
+    case 'philox': return someExpr(e.counter, pred) || someExpr(e.index, pred);
+  }
+}
+
+/** Calls f on e and every subexpression, pre-order, once per occurrence. */
+export function forEachExpr(e: Expr, f: (e: Expr) => void): void {
+  someExpr(e, (x) => { f(x); return false; });
+}
+
+/** Whether expression e reads variable v. */
+export function usesVar(e: Expr, v: string): boolean {
+  return someExpr(e, (x) => x.k === 'var' && x.name === v);
+}
+
+/** The expressions a statement holds directly (not those of a loop's body). */
+export function stmtExprs(s: Stmt): readonly Expr[] {
+  switch (s.k) {
+    case 'for': case 'local': return [];
+    case 'decl': return [s.init];
+    case 'assign': return [s.value];
+    case 'store': return [s.idx, s.value];
+  }
+}
+
+/** s with its own expressions mapped by f (not those of a loop's body): s itself when f changes none. */
+export function mapStmtExprs(s: Stmt, f: (e: Expr) => Expr): Stmt {
+  switch (s.k) {
+    case 'for': case 'local': return s;
+    case 'decl': {
+      const init = f(s.init);
+      return init === s.init ? s : { ...s, init };
+    }
+    case 'assign': {
+      const value = f(s.value);
+      return value === s.value ? s : { ...s, value };
+    }
+    case 'store': {
+      const idx = f(s.idx), value = f(s.value);
+      return idx === s.idx && value === s.value ? s : { ...s, idx, value };
+    }
+  }
+}
+
+/**
+ * Calls f on every statement, pre-order, with the loops around it (outermost first); f returning false skips
+ * a loop's body.
+ */
+export function walkStmts(body: readonly Stmt[], f: (s: Stmt, loops: readonly For[]) => boolean | void, loops: For[] = []): void {
+  for (const s of body) {
+    if (f(s, loops) === false || s.k !== 'for') continue;
+    loops.push(s);
+    walkStmts(s.body, f, loops);
+    loops.pop();
+  }
+}
+
+/** Calls f on every expression held by the statements, at any depth (each occurrence, pre-order). */
+export function forEachStmtExpr(body: readonly Stmt[], f: (e: Expr) => void): void {
+  walkStmts(body, (s) => { for (const e of stmtExprs(s)) forEachExpr(e, f); });
+}
+
+/**
+ * Rebuilds statements bottom-up: a loop's body first, then f of the statement, which may return it, another one,
+ * or a list spliced in its place. Returns `body` itself when nothing changed.
+ */
+export function mapStmts(body: readonly Stmt[], f: (s: Stmt) => Stmt | readonly Stmt[]): readonly Stmt[] {
+  let out: Stmt[] | undefined;
+  body.forEach((s, i) => {
+    let t: Stmt | readonly Stmt[] = s;
+    if (s.k === 'for') {
+      const inner = mapStmts(s.body, f);
+      t = inner === s.body ? s : { ...s, body: inner };
+    }
+    t = f(t as Stmt);
+    if (t !== s && !out) out = body.slice(0, i);
+    if (out) Array.isArray(t) ? out.push(...(t as readonly Stmt[])) : out.push(t as Stmt);
+  });
+  return out ?? body;
+}
+
+/**
+ * A rewriter of loop IR in the manner of TVM's StmtExprMutator: `rewrite` sees each expression with its children
+ * already rewritten, and the statement hooks see each statement with its expressions and body still as they are.
+ * Expressions are memoized by identity (interned: by structure); a mutator whose rewrite depends on the scope it
+ * is in clears `memo` when the scope changes. Everything left unchanged is returned as the same object.
+ */
+export class ExprMutator {
+  protected readonly memo = new Map<Expr, Expr>();
+
+  /** One expression whose children are rewritten already; identity by default. */
+  protected rewrite(e: Expr): Expr {
+    return e;
+  }
+
+  /** e rewritten bottom-up. */
+  expr(e: Expr): Expr {
+    let out = this.memo.get(e);
+    if (out === undefined) this.memo.set(e, (out = this.visit(e)));
+    return out;
+  }
+
+  /** e rewritten, not memoized: children first, then `rewrite`. */
+  protected visit(e: Expr): Expr {
+    return this.rewrite(mapChildren(e, (c) => this.expr(c)));
+  }
+
+  /** A statement list rewritten (the same array when nothing changed). */
+  stmts(body: readonly Stmt[]): readonly Stmt[] {
+    let out: Stmt[] | undefined;
+    body.forEach((s, i) => {
+      const t = this.stmt(s);
+      if (t !== s && !out) out = body.slice(0, i);
+      if (out) Array.isArray(t) ? out.push(...(t as readonly Stmt[])) : out.push(t as Stmt);
+    });
+    return out ?? body;
+  }
+
+  /** One statement rewritten: by default its expressions and, for a loop, its body. */
+  stmt(s: Stmt): Stmt | readonly Stmt[] {
+    switch (s.k) {
+      case 'for': return this.loop(s);
+      case 'decl': return this.decl(s);
+      default: return mapStmtExprs(s, (e) => this.expr(e));
+    }
+  }
+
+  protected loop(s: For): Stmt | readonly Stmt[] {
+    const body = this.stmts(s.body);
+    return body === s.body ? s : { ...s, body };
+  }
+
+  protected decl(s: Extract<Stmt, { k: 'decl' }>): Stmt | readonly Stmt[] {
+    return mapStmtExprs(s, (e) => this.expr(e));
+  }
+}
