@@ -8,11 +8,12 @@ import { traceTrainStep } from '../frontend/models/training.js';
 import type { Graph } from '../ir/graph.js';
 import * as loopIr from '../codegen/loop/ir.js';
 import { printProgram } from '../codegen/loop/printer.js';
-import { CUDA_CAPS, type TargetCaps } from '../codegen/loop/schedule.js';
+import type { TargetCaps } from '../codegen/loop/schedule.js';
+import { CUDA_CAPS } from '../codegen/cuda/target.js';
 import { verifyProgram } from '../codegen/loop/verifier.js';
 import { LLVM_CAPS } from '../codegen/llvm/target.js';
 import { WASM_CAPS } from '../codegen/wasm/target.js';
-import { runPipeline } from '../passes/pipeline.js';
+import { runPipeline } from '../driver/pipeline.js';
 
 const args = process.argv.slice(2);
 let reps = 5;
