@@ -1,0 +1,43 @@
+// Loop kinds: unroll, parallel, bindBlocks / bindThreads mark serial loops (vectorize is in vectorize.ts). Each
+// checks that the loop's iterations may run as the kind says: parallel and GPU iterations independent.
+import { independentIterations, pureDecls } from '../analysis.js';
+import type { AxisKind, Stmt } from '../ir.js';
+import { type For, findLoop } from './loops.js';
+import { type KernelView, primitive } from './primitive.js';
+
+export interface LoopsArgs {
+  readonly loops: readonly string[];
+}
+
+/** Sets the kind of each named loop. */
+export function setKinds(body: readonly Stmt[], kinds: ReadonlyMap<string, AxisKind>): Stmt[] {
+  return body.map((s) => (s.k !== 'for' ? s : { ...s, kind: kinds.get(s.v) ?? s.kind, body: setKinds(s.body, kinds) }));
+}
+
+/** A primitive that marks serial loops as `kind` when `legal` says why not for none of them. */
+export function kindPrimitive(name: string, kind: AxisKind, legal: (k: KernelView, l: For) => string | undefined) {
+  return primitive<LoopsArgs>({
+    name,
+    check: (k, a) => {
+      for (const v of a.loops) {
+        const l = findLoop(k.body, v);
+        if (!l) return `no loop '${v}' in the kernel`;
+        if (l.kind !== 'serial') return `loop '${v}' is ${l.kind} already`;
+        const why = legal(k, l);
+        if (why) return `loop '${v}': ${why}`;
+      }
+      return undefined;
+    },
+    apply: (k, a) => ({ body: setKinds(k.body, new Map(a.loops.map((v) => [v, kind]))) }),
+  });
+}
+
+/** Whether a top-level loop's iterations are independent (decls it reads are pure, no outer local array). */
+function independent(k: KernelView, l: For): string | undefined {
+  if (!k.body.includes(l)) return 'not a top-level loop of the kernel';
+  const topLocals = new Set(k.body.flatMap((s) => (s.k === 'local' ? [s.name] : [])));
+  return independentIterations(l, pureDecls(k.body), topLocals) ? undefined : 'its iterations share state';
+}
+
+export const unroll = kindPrimitive('unroll', 'unroll', () => undefined);
+export const parallel = kindPrimitive('parallel', 'parallel', independent);

@@ -1,0 +1,43 @@
+// unroll, vectorize, parallel and the cleanup steps: legal kinds verify and keep results (parallel loops also run
+// in reverse); illegal ones are refused with the reason.
+import { describe, expect, it } from 'vitest';
+import { E, S } from '../../../codegen/loop/ir.js';
+import { dropUnitLoops, parallel, simplifyIndices, split, unroll, vectorize } from '../../../codegen/loop/schedules/index.js';
+import { expectSame, f32, load, matmulProgram, program, sched, text, v } from './helpers.js';
+
+describe('loop kinds', () => {
+  it('parallel rows, unrolled k, vector columns of an elementwise nest', () => {
+    const body = [S.for('i', 4, [S.for('k', 2, [S.for('j', 8, [S.store('y', E.add(E.mul(v('i'), E.i32(16)), E.add(E.mul(v('k'), E.i32(8)), v('j'))),
+      E.unary('exp', load('x', E.add(E.mul(v('i'), E.i32(16)), E.add(E.mul(v('k'), E.i32(8)), v('j'))), 'f32')))])])])];
+    const p = program([f32('x', 64, 'input'), f32('y', 64, 'output')], body), s = sched(p);
+    s.apply(parallel, { loops: ['i'] });
+    s.apply(unroll, { loops: ['k'] });
+    s.apply(vectorize, { loops: ['j'] });
+    expect(text(s)).toMatch(/for i in 0..4 parallel \{\n {4}for k in 0..2 unroll \{\n {6}for j in 0..8 vector/);
+    expectSame(p, s.program);
+  });
+  it('refuses a vector loop that holds a loop or carries an accumulator, and a parallel loop that shares one', () => {
+    const s = sched(matmulProgram(4, 8, 3));
+    expect(s.check(vectorize, { loops: ['j'] })).toMatch(/loop 'j': its body holds a loop/);
+    expect(s.check(vectorize, { loops: ['k'] })).toMatch(/loop 'k': it assigns 'acc', declared outside it/);
+    expect(s.check(parallel, { loops: ['j'] })).toMatch(/not a top-level loop/);
+    const sum = sched(program([f32('x', 8, 'input'), f32('y', 1, 'output')], [S.decl('s', 'f32', E.f32(0)),
+      S.for('i', 8, [S.assign('s', E.binary('add', v('s', 'f32'), load('x', v('i'), 'f32')))]), S.store('y', E.i32(0), v('s', 'f32'))]));
+    expect(sum.check(parallel, { loops: ['i'] })).toMatch(/its iterations share state/);
+    expect(sum.check(vectorize, { loops: ['i'] })).toMatch(/assigns 's'/);
+    s.apply(unroll, { loops: ['k'] });
+    expect(s.check(unroll, { loops: ['k'] })).toMatch(/loop 'k' is unroll already/);
+  });
+});
+
+describe('cleanup', () => {
+  it('drops serial loops of one iteration and simplifies the indices they leave', () => {
+    const p = matmulProgram(4, 6, 3), s = sched(p);
+    s.apply(split, { loop: 'i', factor: 4, outer: 'io', inner: 'ii' });
+    s.apply(dropUnitLoops, {});
+    expect(text(s)).not.toContain('for io');
+    s.apply(simplifyIndices, {});
+    expect(text(s)).toContain('a[ii * 3 + k]');
+    expectSame(p, s.program);
+  });
+});
