@@ -155,9 +155,17 @@ async function cases(seeds: number): Promise<[string, () => Graph][]> {
   return out;
 }
 
-/** Renames loop variables, decls and local arrays by order of appearance in each kernel. */
+/**
+ * Renames loop variables, decls and local arrays by order of appearance in each kernel, and sorts the buffer list
+ * (memplan places buffers by size and name, so their order in the program does not matter).
+ */
 export function normalize(text: string): string {
-  return text.split(/\n(?=kernel )/).map((k) => {
+  const [head, ...kernels] = text.split(/\n(?=kernel )/);
+  const lines = (head ?? '').split('\n');
+  const buffers = lines.filter((l) => l.startsWith('  buffer ')).sort();
+  let b = 0;
+  const sorted = lines.map((l) => (l.startsWith('  buffer ') ? buffers[b++]! : l)).join('\n');
+  return [sorted, ...kernels].map((k) => {
     const names = new Map<string, string>();
     for (const m of k.matchAll(/(?:for|decl|local) ([A-Za-z_][A-Za-z0-9_]*)/g)) if (!names.has(m[1]!)) names.set(m[1]!, `_${names.size}`);
     return k.replace(/\b[A-Za-z_][A-Za-z0-9_]*\b/g, (w) => names.get(w) ?? w);

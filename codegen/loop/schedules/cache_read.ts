@@ -1,7 +1,7 @@
 // cacheRead: a value computed inside loop `inner` that does not depend on the loop `outer` around it is computed
 // once per iteration of `inner` into a local array, in a loop placed before `outer`, and read from the array inside
 // (TVM cache_read + compute_at): the B row of a matmul micro-kernel, loaded once per k and reused by every row.
-import { E, S, type Stmt } from '../ir.js';
+import { E, type Expr, S, type Stmt } from '../ir.js';
 import { accesses, loopOf, readsOf, replaceLoop, replaceParent, substStmts, varsOf } from './loops.js';
 import { leadingLocals } from './cache_write.js';
 import { primitive } from './primitive.js';
@@ -20,8 +20,11 @@ export interface CacheReadArgs {
   readonly at: string;
 }
 
-/** The decls of inner's body that compute `value` (it included), in order, or why they cannot move. */
-function movedDecls(outerBody: readonly Stmt[], outerVar: string, innerBody: readonly Stmt[], value: string): Stmt[] | string {
+/**
+ * The decls of inner's body that compute `value` (it included), in order, or why they cannot move; `shared`: those
+ * the rest of the body reads too (they stay, and the new loop computes them again).
+ */
+function movedDecls(outerBody: readonly Stmt[], outerVar: string, innerBody: readonly Stmt[], value: string): { moved: Stmt[]; shared: Set<string> } | string {
   const decls = new Map(innerBody.flatMap((s) => (s.k === 'decl' ? [[s.name, s] as const] : [])));
   if (!decls.has(value)) return `'${value}' is not a decl directly in the inner loop's body`;
   const need = new Set<string>();
@@ -41,10 +44,11 @@ function movedDecls(outerBody: readonly Stmt[], outerVar: string, innerBody: rea
     const bad = [...readsOf([s])].find((x) => x === outerVar || assigned.has(x) || written.has(x) || outerDecls.has(x));
     if (bad) return `'${(s as { name: string }).name}' depends on '${bad}', which changes in loop '${outerVar}'`;
   }
-  const rest = innerBody.filter((s) => !moved.includes(s));
-  const used = [...need].find((n) => n !== value && readsOf(rest).has(n));
-  if (used) return `'${used}' is also used by the rest of the inner loop`;
-  return moved;
+  const reads = readsOf(innerBody.filter((s) => !moved.includes(s)));
+  // decls the rest reads as well stay there too (computed once more in the new loop)
+  const shared = new Set([...need].filter((n) => n !== value && reads.has(n)));
+  for (const n of [...shared]) for (const v of varsOf((decls.get(n) as Extract<Stmt, { k: 'decl' }>).init)) if (need.has(v)) shared.add(v);
+  return { moved, shared };
 }
 
 export const cacheRead = primitive<CacheReadArgs>({
@@ -60,11 +64,21 @@ export const cacheRead = primitive<CacheReadArgs>({
   apply: (k, a) => {
     const outer = loopOf(k.body, a.outer);
     const inner = outer.body.find((s) => s.k === 'for' && s.v === a.inner) as Extract<Stmt, { k: 'for' }>;
-    const moved = movedDecls(outer.body, outer.v, inner.body, a.value) as Stmt[];
+    const { moved, shared } = movedDecls(outer.body, outer.v, inner.body, a.value) as Exclude<ReturnType<typeof movedDecls>, string>;
     const t = (moved.find((s) => s.k === 'decl' && s.name === a.value) as Extract<Stmt, { k: 'decl' }>).t;
-    const fillLoop = S.for(a.fill, inner.extent, [...substStmts(moved, new Map([[inner.v, E.v(a.fill)]])), S.store(a.local, E.v(a.fill), E.v(a.value, t))]);
+    // the new loop's copies of shared decls get names of their own
+    const rename = new Map<string, Expr>([[inner.v, E.v(a.fill)]]);
+    const copies = moved.map((s) => {
+      const d = s as Extract<Stmt, { k: 'decl' }>;
+      const x = substStmts([d], rename)[0] as Extract<Stmt, { k: 'decl' }>;
+      if (!shared.has(d.name)) return x;
+      const name = k.fresh(d.name.replace(/\d+$/, ''));
+      rename.set(d.name, E.v(name, d.t));
+      return { ...x, name };
+    });
+    const fillLoop = S.for(a.fill, inner.extent, [...copies, S.store(a.local, E.v(a.fill), E.v(a.value, t))]);
     const cell = E.load(a.local, E.v(inner.v), t);
-    const innerBody = inner.body.filter((s) => !moved.includes(s)).map((s) => substStmts([s], new Map([[a.value, cell]]))[0]!);
+    const innerBody = inner.body.filter((s) => !moved.includes(s) || shared.has((s as { name: string }).name)).map((s) => substStmts([s], new Map([[a.value, cell]]))[0]!);
     let body = replaceLoop(k.body, a.inner, (l) => [{ ...l, body: innerBody }]);
     body = replaceParent(body, a.outer, (ss) => {
       const i = ss.findIndex((s) => s.k === 'for' && s.v === a.outer);

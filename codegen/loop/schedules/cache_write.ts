@@ -75,8 +75,18 @@ export const cacheWrite = primitive<CacheWriteArgs>({
     const updating = assignsToStores(after.slice(0, last + 1), a.acc, store, cell);
     let rest = after.slice(last + 1);
     let reads: Stmt[] = [];
-    if (a.read === 'inline') rest = replaceVar(rest, a.acc, cell);
-    else {
+    if (a.read === 'inline') {
+      // a store of the value itself stores a scalar read from the cell (as lowering stores values it declared),
+      // and later statements read that scalar
+      let read: Expr = cell;
+      rest = rest.flatMap((st) => {
+        const x = replaceVar([st], a.acc, read)[0]!;
+        if (st.k !== 'store' || st.value.k !== 'var' || st.value.name !== a.acc || read !== cell) return [x];
+        const y = k.fresh('y');
+        read = E.v(y, t);
+        return [S.decl(y, t, cell), { ...st, value: read }];
+      });
+    } else {
       reads = [S.decl(a.read.decl, t, cell)];
       rest = replaceVar(rest, a.acc, E.v(a.read.decl, t));
     }

@@ -1,8 +1,8 @@
 // Cleanup steps after the recipes: serial loops of one iteration go (their variable is 0), and index arithmetic
 // is simplified again (splits leave `(o*4 + m)*K + k`).
-import { E, type Stmt } from '../ir.js';
+import { E, type Expr, type Stmt } from '../ir.js';
 import { simplify } from '../simplify.js';
-import { substStmts } from './loops.js';
+import { mapExpr, substStmts } from './loops.js';
 import { primitive } from './primitive.js';
 
 function drop(body: readonly Stmt[]): Stmt[] {
@@ -30,4 +30,49 @@ export const simplifyIndices = primitive<Record<string, never>>({
     const p = simplify({ name: 'k', buffers: k.buffers, kernels: [{ name: 'k', ops: [], body: k.body }], inputs: [], params: [], outputs: [], updates: [] });
     return { body: [...p.kernels[0]!.body] };
   },
+});
+
+/** Every declared name becomes its prefix (letters) and a counter in print order, as lowering numbers names. */
+function renumbered(body: readonly Stmt[]): Stmt[] {
+  let n = 0;
+  const scopes: Map<string, string>[] = [new Map()];
+  const lookup = (name: string) => {
+    for (let i = scopes.length - 1; i >= 0; i--) {
+      const r = scopes[i]!.get(name);
+      if (r !== undefined) return r;
+    }
+    return name;
+  };
+  const declare = (name: string) => {
+    const fresh = `${name.replace(/\d+$/, '')}${n++}`;
+    scopes[scopes.length - 1]!.set(name, fresh);
+    return fresh;
+  };
+  const ex = (e: Expr): Expr => mapExpr(e, (x) => (x.k === 'var' ? { ...x, name: lookup(x.name) } : x.k === 'load' ? { ...x, buf: lookup(x.buf) } : x));
+  const visit = (ss: readonly Stmt[]): Stmt[] => ss.map((s): Stmt => {
+    switch (s.k) {
+      case 'for': {
+        scopes.push(new Map());
+        const v = declare(s.v);
+        const inner = visit(s.body);
+        scopes.pop();
+        return { ...s, v, body: inner };
+      }
+      case 'decl': {
+        const init = ex(s.init);
+        return { ...s, name: declare(s.name), init };
+      }
+      case 'local': return { ...s, name: declare(s.name) };
+      case 'assign': return { ...s, name: lookup(s.name), value: ex(s.value) };
+      case 'store': return { ...s, buf: lookup(s.buf), idx: ex(s.idx), value: ex(s.value) };
+    }
+  });
+  return visit(body);
+}
+
+/** Renames the kernel's loop variables, decls and local arrays in print order (prefix + counter). */
+export const renumber = primitive<Record<string, never>>({
+  name: 'renumber',
+  check: () => undefined,
+  apply: (k) => ({ body: renumbered(k.body) }),
 });

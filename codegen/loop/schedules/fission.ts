@@ -12,6 +12,8 @@ export interface FissionArgs {
   readonly at: readonly number[];
   /** the loop variables of the later parts' loops (one per index in `at`) */
   readonly names: readonly string[];
+  /** a new variable for the first part's loop (default: it keeps its own) */
+  readonly first?: string;
 }
 
 function parts(l: For, at: readonly number[]): Stmt[][] {
@@ -53,7 +55,9 @@ export const fission = primitive<FissionArgs>({
     return fissionProblem(l, a.at);
   },
   apply: (k, a) => ({
-    body: replaceLoop(k.body, a.loop, (l) => parts(l, a.at).map((p, i) => (i === 0 ? { ...l, body: p }
-      : { ...l, v: a.names[i - 1]!, body: substStmts(p, new Map([[l.v, E.v(a.names[i - 1]!)]])) }))),
+    body: replaceLoop(k.body, a.loop, (l) => parts(l, a.at).map((p, i) => {
+      const v = i === 0 ? a.first ?? l.v : a.names[i - 1]!;
+      return { ...l, v, body: v === l.v ? p : substStmts(p, new Map([[l.v, E.v(v)]])) };
+    })),
   }),
 });

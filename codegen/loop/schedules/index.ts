@@ -25,6 +25,10 @@
 import type { Program } from '../ir.js';
 import type { TargetCaps } from '../schedule.js';
 import { Schedule, type Trace } from './primitive.js';
+import { dropUnitLoops, renumber, simplifyIndices } from './cleanup.js';
+import { cpuMatmul } from './cpu_matmul.js';
+import { rowCaches } from './row_caches.js';
+import { schedule as legacySchedule } from '../schedule.js';
 
 export { Schedule, type Primitive, type Trace, type KernelView, primitive } from './primitive.js';
 export { ScheduleError } from './loops.js';
@@ -33,12 +37,13 @@ export { reorder } from './reorder.js';
 export { tile } from './tile.js';
 export { fission } from './fission.js';
 export { cacheWrite, accumulateInto } from './cache_write.js';
+export { liftLocal } from './lift_local.js';
 export { cacheRead } from './cache_read.js';
 export { hoist } from './hoist.js';
 export { pack } from './pack.js';
 export { unroll, parallel } from './kinds.js';
 export { vectorize, vectorLegal } from './vectorize.js';
-export { dropUnitLoops, simplifyIndices } from './cleanup.js';
+export { dropUnitLoops, renumber, simplifyIndices } from './cleanup.js';
 
 /** A schedule recipe: applies primitives to the nests of a kernel it fits (and leaves the others alone). */
 export interface Recipe {
@@ -46,21 +51,44 @@ export interface Recipe {
   readonly run: (s: Schedule, caps: TargetCaps) => void;
 }
 
+/** Unit loops dropped and indices simplified after the recipes (the copy kernel has no unit loops to drop). */
+const cleanup: Recipe = {
+  name: 'cleanup',
+  run: (s) => {
+    if (s.program.kernels[s.kernel]!.ops.join() === 'copy') return;
+    // names in print order where a recipe made new ones (lowering's names are kept elsewhere)
+    const scheduled = s.applied.length > 0;
+    s.try(dropUnitLoops, {});
+    s.apply(simplifyIndices, {});
+    if (scheduled) s.apply(renumber, {});
+  },
+};
+
+/** Transitional: the CPU kinds and GPU grids of schedule.ts, applied as one step. */
+const legacy: Recipe = {
+  name: 'legacy',
+  run: (s, caps) => {
+    const k = s.program.kernels[s.kernel]!;
+    const out = legacySchedule({ ...s.program, kernels: [k] }, caps);
+    s.replace([...out.kernels[0]!.body]);
+  },
+};
+
 /** The recipes for a target, in the order they run on each kernel. */
 export function recipesFor(caps: TargetCaps): readonly Recipe[] {
-  void caps;
-  return [];
+  return caps.gpu ? [rowCaches, cleanup, legacy] : [cpuMatmul, rowCaches, cleanup, legacy];
 }
 
 /** Schedules every kernel of a program for a target; trace sees the program after every primitive application. */
 export function schedule(p: Program, caps: TargetCaps, trace?: Trace): Program {
   let program = p;
   for (let k = 0; k < program.kernels.length; k++) {
+    const s = new Schedule(program, k, trace);
     for (const r of recipesFor(caps)) {
-      const s = new Schedule(program, k, trace, r.name);
+      s.recipe = r.name;
       r.run(s, caps);
-      program = s.program;
     }
+    program = s.program;
   }
   return program;
 }

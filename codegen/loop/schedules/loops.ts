@@ -102,18 +102,22 @@ export function substStmts(stmts: readonly Stmt[], m: ReadonlyMap<string, Expr>)
   });
 }
 
+/** Expression rewrite applied bottom-up (f sees rewritten operands). */
+export function mapExpr(e: Expr, f: (e: Expr) => Expr): Expr {
+  const ex = (x: Expr) => mapExpr(x, f);
+  switch (e.k) {
+    case 'const': case 'var': return f(e);
+    case 'load': return f({ ...e, idx: ex(e.idx) });
+    case 'unary': case 'cast': return f({ ...e, a: ex(e.a) });
+    case 'binary': return f({ ...e, a: ex(e.a), b: ex(e.b) });
+    case 'select': return f({ ...e, c: ex(e.c), a: ex(e.a), b: ex(e.b) });
+    case 'philox': return f({ ...e, counter: ex(e.counter), index: ex(e.index) });
+  }
+}
+
 /** Expression rewrite applied bottom-up to every expression of the statements (f sees rewritten operands). */
 export function mapStmtExprs(stmts: readonly Stmt[], f: (e: Expr) => Expr): Stmt[] {
-  const ex = (e: Expr): Expr => {
-    switch (e.k) {
-      case 'const': case 'var': return f(e);
-      case 'load': return f({ ...e, idx: ex(e.idx) });
-      case 'unary': case 'cast': return f({ ...e, a: ex(e.a) });
-      case 'binary': return f({ ...e, a: ex(e.a), b: ex(e.b) });
-      case 'select': return f({ ...e, c: ex(e.c), a: ex(e.a), b: ex(e.b) });
-      case 'philox': return f({ ...e, counter: ex(e.counter), index: ex(e.index) });
-    }
-  };
+  const ex = (e: Expr): Expr => mapExpr(e, f);
   return stmts.map((s): Stmt => {
     switch (s.k) {
       case 'for': return { ...s, body: mapStmtExprs(s.body, f) };

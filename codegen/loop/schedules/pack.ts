@@ -1,6 +1,6 @@
 // pack: the values a cache-fill loop computes (a B row of a matmul micro-kernel, per panel and step k) are
 // computed once for the whole nest into a temp buffer laid out in the order they are read (BLIS packed panels),
-// by a nest placed before the kernel's loop nest; the fill loop then copies from the buffer. Values are unchanged;
+// by a nest placed before the kernel's loop nest (and the scalars hoisted before it); the fill loop then copies from the buffer. Values are unchanged;
 // reads become contiguous.
 import { E, type Expr, S, type Stmt, type Buffer } from '../ir.js';
 import { type For, findLoop, readsOf, substStmts } from './loops.js';
@@ -67,7 +67,10 @@ export const pack = primitive<PackArgs>({
     for (let i = loops.length - 1; i >= 0; i--) nest = [S.for(a.names[i]!, loops[i]!.extent, nest)];
     const copy = { ...fill, body: [S.store(last.buf, last.idx, E.load(a.buffer, linear(loops.map((l) => E.v(l.v))), t))] };
     const swap = (ss: readonly Stmt[]): Stmt[] => ss.map((s) => (s === fill ? copy : s.k === 'for' ? { ...s, body: swap(s.body) } : s));
-    const i = k.body.indexOf(top);
+    // before the nest's loop-invariant scalars too (the decls right before its loop), unless it reads them
+    const reads = readsOf(nest);
+    let i = k.body.indexOf(top);
+    while (i > 0 && k.body[i - 1]!.k === 'decl' && !reads.has((k.body[i - 1] as { name: string }).name)) i--;
     const dtype = t === 'f32' ? 'float32' : t === 'i32' ? 'int32' : 'bool';
     const buffer: Buffer = { name: a.buffer, dtype, size, kind: 'temp' };
     return { body: [...k.body.slice(0, i), ...nest, ...swap(k.body.slice(i))], buffers: [...k.buffers, buffer] };

@@ -35,7 +35,10 @@ export class Schedule {
   private used: Set<string>;
   private readonly next: (prefix: string) => string;
 
-  constructor(public program: Program, readonly kernel: number, private readonly trace?: Trace, readonly recipe = '') {
+  /** The primitives applied so far, by name. */
+  readonly applied: string[] = [];
+
+  constructor(public program: Program, readonly kernel: number, private readonly trace?: Trace, public recipe = '') {
     const k = program.kernels[kernel];
     if (!k) throw new Error(`schedule: no kernel ${kernel}`);
     this.used = declaredNames(k.body, new Set(program.buffers.map((b) => b.name)));
@@ -54,6 +57,14 @@ export class Schedule {
     return this.next(prefix);
   }
 
+  /** A buffer name: base itself when unused, else base_1, base_2, ... */
+  freshBuffer(base: string): string {
+    let name = base, i = 1;
+    while (this.used.has(name)) name = `${base}_${i++}`;
+    this.used.add(name);
+    return name;
+  }
+
   private view(): KernelView {
     return { body: this.body, buffers: this.program.buffers, fresh: (p) => this.fresh(p) };
   }
@@ -69,7 +80,37 @@ export class Schedule {
     if (why !== undefined) throw new ScheduleError(`schedule ${this.recipe ? `${this.recipe}: ` : ''}${p.name} on kernel ${this.name}: ${why}`);
     const out = p.apply(this.view(), args);
     this.replace(out.body, out.buffers);
-    this.trace?.(p.name, this.program);
+    this.applied.push(p.name);
+    if (this.pending) this.pending.push([p.name, this.program]);
+    else this.trace?.(p.name, this.program);
+  }
+
+  /** Steps of the attempt under way, reported when it succeeds. */
+  private pending: [string, Program][] | undefined;
+
+  /**
+   * Runs f (applying primitives) as one step: when a primitive in it does not apply, the kernel is left as it
+   * was and nothing is reported. Whether f ran through.
+   */
+  attempt(f: () => void): boolean {
+    const saved = { program: this.program, applied: this.applied.length, pending: this.pending };
+    this.pending = [];
+    try {
+      f();
+    } catch (err) {
+      if (!(err instanceof ScheduleError)) throw err;
+      this.program = saved.program;
+      this.applied.length = saved.applied;
+      this.pending = saved.pending;
+      return false;
+    }
+    const done = this.pending;
+    this.pending = saved.pending;
+    for (const [name, program] of done) {
+      if (this.pending) this.pending.push([name, program]);
+      else this.trace?.(name, program);
+    }
+    return true;
   }
 
   /** Applies p when it applies; whether it did. */

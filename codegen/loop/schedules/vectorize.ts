@@ -8,7 +8,8 @@ import type { For } from './loops.js';
 
 /**
  * Why loop l cannot be vector lanes, or undefined: its body must be straight-line scalar code with no loop-carried
- * state (no assign to a variable declared outside it), own no local array, and store at indices that use it.
+ * state (no assign to a variable declared outside it), own no local array, and store at indices that use it
+ * (unless it has one lane).
  */
 export function vectorLegal(l: For, caps?: TargetCaps): string | undefined {
   void caps;
@@ -17,7 +18,7 @@ export function vectorLegal(l: For, caps?: TargetCaps): string | undefined {
     if (s.k === 'for' || s.k === 'local') return `its body holds a ${s.k === 'for' ? 'loop' : 'local array'}`;
     if (s.k === 'decl') declared.add(s.name);
     if (s.k === 'assign' && !declared.has(s.name)) return `it assigns '${s.name}', declared outside it`;
-    if (s.k === 'store' && !usesVar(s.idx, l.v)) return `every lane would store to one element of '${s.buf}'`;
+    if (s.k === 'store' && l.extent > 1 && !usesVar(s.idx, l.v)) return `every lane would store to one element of '${s.buf}'`;
   }
   return undefined;
 }

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { E, S } from '../../../codegen/loop/ir.js';
 import {
-  type Schedule, accumulateInto, cacheRead, cacheWrite, dropUnitLoops, fission, hoist, pack, reorder, simplifyIndices, split, tile, unroll, vectorize,
+  Schedule, accumulateInto, cacheRead, cacheWrite, dropUnitLoops, fission, hoist, liftLocal, pack, reorder, simplifyIndices, split, tile, unroll, vectorize,
 } from '../../../codegen/loop/schedules/index.js';
 import { expectSame, f32, load, matmulProgram, program, sched, text, v } from './helpers.js';
 
@@ -92,5 +92,48 @@ describe('cacheRead, hoist and pack', () => {
       S.store('y', v('i'), load('L', E.i32(1), 'f32'))])];
     const s = sched(program([f32('y', 4, 'output')], body));
     expect(s.check(pack, { fill: 'f', over: ['i'], buffer: 'P', names: ['a', 'b'] })).toMatch(/reads? 'y', which the nest writes/);
+  });
+});
+
+describe('liftLocal, shared decls in cacheRead, and atomic attempts', () => {
+  it('liftLocal gives each iteration its own slice of one array outside the loop', () => {
+    const body = [S.for('q', 3, [S.local('R', 'f32', 2), S.for('r', 2, [S.store('R', v('r'), load('x', E.add(E.mul(v('q'), E.i32(2)), v('r')), 'f32'))]),
+      S.for('r2', 2, [S.store('y', E.add(E.mul(v('q'), E.i32(2)), v('r2')), E.binary('mul', load('R', v('r2'), 'f32'), E.f32(2)))])])];
+    const p = program([f32('x', 6, 'input'), f32('y', 6, 'output')], body), s = sched(p);
+    s.apply(liftLocal, { local: 'R', loop: 'q', place: 'before', name: 'RR' });
+    expect(text(s)).toMatch(/\n {2}local RR: f32\[6\] register\n {2}for q in 0..3 \{\n {4}for r in 0..2 \{\n {6}RR\[q \* 2 \+ r\] = /);
+    expectSame(p, s.program);
+    expect(s.check(liftLocal, { local: 'R', loop: 'q', place: 'before' })).toMatch(/not declared directly/);
+  });
+  it('cacheRead computes again a decl the rest of the loop shares with the cached value', () => {
+    // va and vb both read t = k*2 (as a gather index would be shared)
+    const [i, j, k] = [v('i'), v('j'), v('k')];
+    const body = [S.for('i', 4, [S.for('j', 4, [S.decl('acc', 'f32', E.f32(0)), S.for('k', 3, [
+      S.decl('t', 'i32', E.mul(k, E.i32(2))),
+      S.decl('va', 'f32', load('a', E.add(E.mul(i, E.i32(6)), v('t')), 'f32')),
+      S.decl('vb', 'f32', load('b', E.add(E.mul(v('t'), E.i32(4)), j), 'f32')),
+      S.assign('acc', E.binary('add', v('acc', 'f32'), E.binary('mul', v('va', 'f32'), v('vb', 'f32'))))]),
+    S.store('out', E.add(E.mul(i, E.i32(4)), j), v('acc', 'f32'))])])];
+    const p = program([f32('a', 24, 'input'), f32('b', 24, 'input'), f32('out', 16, 'output')], body), s = sched(p);
+    s.apply(cacheWrite, { acc: 'acc', loops: ['i', 'j'], local: 'A', read: 'inline', place: 'before' });
+    s.apply(fission, { loop: 'j', at: [1, 2], names: ['j1', 'j2'] });
+    s.apply(fission, { loop: 'i', at: [1, 2], names: ['i1', 'i2'] });
+    s.apply(reorder, { loops: ['k', 'i1', 'j1'] });
+    s.apply(cacheRead, { outer: 'i1', inner: 'j1', value: 'vb', local: 'B', fill: 'f', at: 'k' });
+    expect(text(s)).toMatch(/for f in 0..4 \{\n\s+decl t\d+: i32 = k \* 2\n\s+decl vb: f32 = b\[t\d+ \* 4 \+ f\]/);
+    expect(text(s)).toContain('decl t: i32 = k * 2');
+    expectSame(p, s.program);
+  });
+  it('an attempt that fails part way leaves the kernel as it was and reports no step', () => {
+    const p = matmulProgram(4, 6, 3), seen: string[] = [];
+    const s = new Schedule(p, 0, (name) => seen.push(name));
+    expect(s.attempt(() => {
+      s.apply(split, { loop: 'i', factor: 2, outer: 'io', inner: 'ii' });
+      s.apply(split, { loop: 'j', factor: 4, outer: 'jo', inner: 'ji' });
+    })).toBe(false);
+    expect(s.program).toBe(p);
+    expect(seen).toEqual([]);
+    expect(s.attempt(() => s.apply(split, { loop: 'i', factor: 2, outer: 'io', inner: 'ii' }))).toBe(true);
+    expect(seen).toEqual(['split']);
   });
 });
