@@ -4,7 +4,7 @@ import { GroupOp } from '../../ir/ops.js';
 import { type Shape, sizeOf, stridesOf } from '../../ir/types.js';
 import { type FusionPlan, type NestPlan, isContraction, isStored, isTiny } from '../../passes/fuse.js';
 import { type GpuCaps, matmulTiles } from './gpu.js';
-import { DEFAULT_CAPS, type TargetCaps, registerTile } from './schedule.js';
+import { DEFAULT_CAPS, type TargetCaps } from './schedule.js';
 import { type AxisKind, type Buffer, E, type Expr, type Kernel, type Program, S, type Scalar, type Stmt, scalarOf } from './ir.js';
 
 /** Stable text of an index expression, for memo keys and pattern matching. */
@@ -355,62 +355,14 @@ class NestEmitter {
   }
 
   /**
-   * A convolution nest as a register-blocked micro-kernel, like the matmul's: a tile of MR outputs along the last
-   * spatial axis by NR output channels accumulates in a local array; per window tap and input channel, NR kernel
-   * values are loaded once and reused by the MR positions. Sums run over the window in the generic nest's order
-   * (taps outside the input skipped), so results are unchanged. Undefined when the nest has another shape.
-   */
-  private blockedConv(): Stmt[] | undefined {
-    const { full, axes } = this.plan.key;
-    const cv = this.plan.stages[0];
-    if (axes.length || this.plan.stages.length !== 1 || cv?.op !== 'conv' || cv.type.dtype !== 'float32') return undefined;
-    if (cv.type.shape.join() !== full.join() || this.plan.roots.some((r) => r.type.shape.join() !== full.join())) return undefined;
-    const r = full.length, W = full[r - 2]!, CO = full[r - 1]!;
-    const reg = registerTile(W, CO / (cv.attrs['groups'] as number), this.caps, this.plan.nodes.size);
-    if (!reg) return undefined;
-    const { mr: MR, nr: NR } = reg;
-    const [x, k] = cv.src as [Node, Node];
-    return this.nested(() => {
-      this.top = this.scope;
-      this.loops([...full.slice(0, r - 2), W / MR, CO / NR], 'o', (os) => {
-        const outer = os.slice(0, r - 2), wt = os[r - 2]!, ct = os[r - 1]!;
-        const at = (ri: Expr, ci: Expr) => [...outer, E.add(E.mul(wt, E.i32(MR)), ri), E.add(E.mul(ct, E.i32(NR)), ci)];
-        const acc = this.fresh('acc'), bv = this.fresh('b');
-        this.emit(S.local(acc, 'f32', MR * NR));
-        this.emit(S.local(bv, 'f32', NR));
-        const tileAt = (ri: Expr, ci: Expr) => E.add(E.mul(ri, E.i32(NR)), ci);
-        const tile = (body: (ri: Expr, ci: Expr) => void) => this.unrolled(MR, 'm', (ri) => this.vectorLoop(NR, (ci) => body(ri, ci)));
-        tile((ri, ci) => this.emit(S.store(acc, tileAt(ri, ci), E.f32(0))));
-        this.loops(windowExtents(cv), 'k', (ks) => {
-          this.vectorLoop(NR, (ci) => this.emit(S.store(bv, ci, this.exprAt(k, [...ks, E.add(E.mul(ct, E.i32(NR)), ci)]))));
-          this.unrolled(MR, 'm', (ri) => {
-            // the tap is the same for every channel of the tile (its first channel stands for them: one group)
-            const [cond, xi] = this.windowTap(cv, at(ri, E.i32(0)), ks);
-            const xv = this.exprAt(x, xi);
-            this.vectorLoop(NR, (ci) => {
-              const cur = E.load(acc, tileAt(ri, ci), 'f32');
-              this.emit(S.store(acc, tileAt(ri, ci), E.select(cond, E.binary('add', cur, E.binary('mul', xv, E.load(bv, ci, 'f32'))), cur)));
-            });
-          });
-        });
-        tile((ri, ci) => {
-          const idx = at(ri, ci);
-          const v = this.let(E.load(acc, tileAt(ri, ci), 'f32'), 'v');
-          this.epilogue(cv, idx, v);
-        });
-      });
-    });
-  }
-
-  /**
    * The whole nest: outer loops (one per dimension, unit extents included, so schedules can tile them), stages,
    * then stores of the roots. A contraction of the nest's full shape is computed at each element
    * (`acc = 0; for k { acc += ... }`) or, in a nest with inner axes, into a row cache; schedules reorder them.
    */
   lower(): Stmt[] {
     const { full } = this.plan.key;
-    // transitional: the conv micro-kernel and the GPU matmul are still chosen here (their recipes come next)
-    const blocked = this.caps.gpu ? this.gpuMatmul(this.caps.gpu) : this.blockedConv();
+    // transitional: the GPU matmul is still chosen here (its recipe comes next)
+    const blocked = this.caps.gpu ? this.gpuMatmul(this.caps.gpu) : undefined;
     if (blocked) return blocked;
     const outerExt = this.outerDims.map((d) => full[d]!), innerExt = this.innerDims.map((d) => full[d]!);
     const hasInner = innerExt.length > 0;
@@ -572,11 +524,7 @@ class NestEmitter {
     for (const st of [S.for(name, extent, this.nested(() => body(E.v(name))), 'unroll')]) this.emit(st);
   }
 
-  /** A loop over vector lanes. */
-  private vectorLoop(extent: number, body: (v: Expr) => void): void {
-    const name = this.fresh('c');
-    for (const st of [S.for(name, extent, this.nested(() => body(E.v(name))), 'vector')]) this.emit(st);
-  }
+
 
   /** Binds a cached row: any later inner loop reads it at its own inner index. */
   private bindRow(n: Node, local: string, innerExt: number[], t: Scalar, base: Expr = E.i32(0)): void {

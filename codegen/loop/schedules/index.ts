@@ -26,6 +26,7 @@ import type { Program } from '../ir.js';
 import type { TargetCaps } from '../schedule.js';
 import { Schedule, type Trace } from './primitive.js';
 import { dropUnitLoops, renumber, simplifyIndices } from './cleanup.js';
+import { cpuConv } from './cpu_conv.js';
 import { cpuMatmul } from './cpu_matmul.js';
 import { rowCaches } from './row_caches.js';
 import { schedule as legacySchedule } from '../schedule.js';
@@ -76,7 +77,7 @@ const legacy: Recipe = {
 
 /** The recipes for a target, in the order they run on each kernel. */
 export function recipesFor(caps: TargetCaps): readonly Recipe[] {
-  return caps.gpu ? [rowCaches, cleanup, legacy] : [cpuMatmul, rowCaches, cleanup, legacy];
+  return caps.gpu ? [rowCaches, cleanup, legacy] : [cpuMatmul, cpuConv, rowCaches, cleanup, legacy];
 }
 
 /** Schedules every kernel of a program for a target; trace sees the program after every primitive application. */

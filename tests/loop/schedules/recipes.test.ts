@@ -79,12 +79,31 @@ describe('CPU matmul: register tiles and packed panels', () => {
   it('tiles, caches, packs and vectorizes, every step exact', () => {
     const g = parseGraph(MM);
     const { steps, program } = checkedSchedule(g, plain(g), DEFAULT_CAPS);
-    expect(steps.slice(0, 9)).toEqual(['tile', 'cacheWrite', 'fission', 'fission', 'reorder', 'cacheRead', 'hoist', 'pack', 'unroll']);
+    expect(steps.slice(0, 10)).toEqual(['tile', 'cacheWrite', 'fission', 'fission', 'reorder', 'cacheRead', 'simplify', 'hoist', 'pack', 'unroll']);
     expect(program.buffers.some((b) => b.name.startsWith('pack_') && b.size === 24 * 192)).toBe(true);
     const loops = [...walk(program.kernels[0]!.body)].filter((s) => s.k === 'for');
     // wasm's 4 x 8 register tile: rows unrolled, columns in vector lanes
     expect(new Set(loops.filter((l) => l.kind === 'unroll').map((l) => l.extent))).toEqual(new Set([4]));
     expect(new Set(loops.filter((l) => l.kind === 'vector').map((l) => l.extent))).toEqual(new Set([8]));
+  });
+});
+
+describe('CPU conv micro-kernel', () => {
+  it.each([1, 2])('groups %i: taps hoisted out of the channel lanes, every step exact', (groups) => {
+    const g = parseGraph(`graph @conv {
+  %0 = input {name="x"} : f32[2,6,8,4]
+  %1 = input {name="k"} : f32[3,3,${4 / groups},16]
+  %2 = conv %0, %1 {dilation=[1, 1], groups=${groups}, lhsDilation=[1, 1], padding=[[1, 1], [1, 1]], strides=[1, 1]} : f32[2,6,8,16]
+  %3 = max %2, %2 : f32[2,6,8,16]
+  output "y" = %3
+}`);
+    for (const caps of [DEFAULT_CAPS, LLVM_CAPS]) {
+      const { steps, program } = checkedSchedule(g, plain(g), caps);
+      expect(steps).toContain('cacheRead');
+      // per tap: the input read once per row of the tile, outside the vector lanes
+      const lanes = [...walk(program.kernels[0]!.body)].filter((s): s is Extract<Stmt, { k: 'for' }> => s.k === 'for' && s.kind === 'vector');
+      expect(lanes.every((l) => !l.body.some((s) => s.k === 'decl' && s.init.k === 'load' && s.init.buf === 'in_x'))).toBe(true);
+    }
   });
 });
 
