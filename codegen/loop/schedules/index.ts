@@ -27,9 +27,10 @@ import type { TargetCaps } from '../schedule.js';
 import { Schedule, type Trace } from './primitive.js';
 import { dropUnitLoops, renumber, simplifyIndices } from './cleanup.js';
 import { cpuConv } from './cpu_conv.js';
+import { cpuKinds } from './cpu_kinds.js';
 import { cpuMatmul } from './cpu_matmul.js';
 import { rowCaches } from './row_caches.js';
-import { schedule as legacySchedule } from '../schedule.js';
+import { gridKernel } from '../gpu.js';
 
 export { Schedule, type Primitive, type Trace, type KernelView, primitive } from './primitive.js';
 export { ScheduleError } from './loops.js';
@@ -65,19 +66,15 @@ const cleanup: Recipe = {
   },
 };
 
-/** Transitional: the CPU kinds and GPU grids of schedule.ts, applied as one step. */
+/** Transitional: the GPU grids of gpu.ts, applied as one step. */
 const legacy: Recipe = {
   name: 'legacy',
-  run: (s, caps) => {
-    const k = s.program.kernels[s.kernel]!;
-    const out = legacySchedule({ ...s.program, kernels: [k] }, caps);
-    s.replace([...out.kernels[0]!.body]);
-  },
+  run: (s, caps) => s.replace([...gridKernel(s.program.kernels[s.kernel]!, caps.gpu).body]),
 };
 
 /** The recipes for a target, in the order they run on each kernel. */
 export function recipesFor(caps: TargetCaps): readonly Recipe[] {
-  return caps.gpu ? [rowCaches, cleanup, legacy] : [cpuMatmul, cpuConv, rowCaches, cleanup, legacy];
+  return caps.gpu ? [rowCaches, cleanup, legacy] : [cpuMatmul, cpuConv, rowCaches, cleanup, cpuKinds];
 }
 
 /** Schedules every kernel of a program for a target; trace sees the program after every primitive application. */

@@ -2,7 +2,10 @@
 // in reverse); illegal ones are refused with the reason.
 import { describe, expect, it } from 'vitest';
 import { E, S } from '../../../codegen/loop/ir.js';
-import { dropUnitLoops, parallel, simplifyIndices, split, unroll, vectorize } from '../../../codegen/loop/schedules/index.js';
+import { DEFAULT_CAPS } from '../../../codegen/loop/schedule.js';
+import { dropUnitLoops, parallel, schedule, simplifyIndices, split, unroll, vectorize } from '../../../codegen/loop/schedules/index.js';
+import { parseGraph } from '../../../ir/parser.js';
+import { runPipeline } from '../../../passes/pipeline.js';
 import { expectSame, f32, load, matmulProgram, program, sched, text, v } from './helpers.js';
 
 describe('loop kinds', () => {
@@ -39,5 +42,27 @@ describe('cleanup', () => {
     s.apply(simplifyIndices, {});
     expect(text(s)).toContain('a[ii * 3 + k]');
     expectSame(p, s.program);
+  });
+});
+
+describe('the CPU kinds recipe', () => {
+  it('makes a row-wise nest parallel and its rows vector lanes, but not a whole-tensor reduction', () => {
+    const caps = { ...DEFAULT_CAPS, threads: 2, parallelGrain: 1 };
+    const steps: string[] = [];
+    const rows = parseGraph(`graph @rows {
+  %0 = input {name="x"} : f32[64,32]
+  %1 = exp %0 : f32[64,32]
+  output "y" = %1
+}`);
+    const p = schedule(runPipeline(rows, {}).program, caps, (name) => steps.push(name));
+    expect(steps).toEqual(['simplify', 'parallel']);
+    expect(p.kernels[0]!.body[0]).toMatchObject({ k: 'for', kind: 'parallel', body: [{ k: 'for', kind: 'vector' }] });
+    const all = parseGraph(`graph @sum {
+  %0 = input {name="x"} : f32[64,32]
+  %1 = reduce_sum %0 {axes=[0, 1], keepdims=false} : f32[]
+  output "y" = %1
+}`);
+    const q = runPipeline(all, { caps }).program;
+    expect(JSON.stringify(q.kernels)).not.toContain('"parallel"');
   });
 });
