@@ -47,6 +47,12 @@ export { unroll, parallel } from './kinds.js';
 export { vectorize, vectorLegal } from './vectorize.js';
 export { dropUnitLoops, renumber, simplifyIndices } from './cleanup.js';
 
+/** The names of the schedule steps (every primitive), as `--dump-after schedule:<name>` takes them. */
+export const SCHEDULE_STEPS: readonly string[] = [
+  'split', 'reorder', 'tile', 'fission', 'cacheWrite', 'accumulateInto', 'liftLocal', 'cacheRead', 'hoist', 'pack',
+  'unroll', 'vectorize', 'parallel', 'bindBlocks', 'bindThreads', 'dropUnitLoops', 'simplify', 'renumber',
+];
+
 /** A schedule recipe: applies primitives to the nests of a kernel it fits (and leaves the others alone). */
 export interface Recipe {
   readonly name: string;

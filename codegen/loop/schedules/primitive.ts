@@ -22,8 +22,8 @@ export interface Primitive<A> {
   readonly apply: (k: KernelView, args: A) => { body: Stmt[]; buffers?: Buffer[] };
 }
 
-/** Called after every primitive application (and cleanup step) with the step's name and the whole program. */
-export type Trace = (name: string, program: Program) => void;
+/** Called after every primitive application with its name, the whole program, and where it applied. */
+export type Trace = (name: string, program: Program, at: { readonly kernel: number; readonly recipe: string }) => void;
 
 /** Builds a primitive (so the type of its arguments is inferred). */
 export function primitive<A>(p: Primitive<A>): Primitive<A> {
@@ -81,12 +81,12 @@ export class Schedule {
     const out = p.apply(this.view(), args);
     this.replace(out.body, out.buffers);
     this.applied.push(p.name);
-    if (this.pending) this.pending.push([p.name, this.program]);
-    else this.trace?.(p.name, this.program);
+    if (this.pending) this.pending.push([p.name, this.program, this.recipe]);
+    else this.trace?.(p.name, this.program, { kernel: this.kernel, recipe: this.recipe });
   }
 
   /** Steps of the attempt under way, reported when it succeeds. */
-  private pending: [string, Program][] | undefined;
+  private pending: [string, Program, string][] | undefined;
 
   /**
    * Runs f (applying primitives) as one step: when a primitive in it does not apply, the kernel is left as it
@@ -106,9 +106,9 @@ export class Schedule {
     }
     const done = this.pending;
     this.pending = saved.pending;
-    for (const [name, program] of done) {
-      if (this.pending) this.pending.push([name, program]);
-      else this.trace?.(name, program);
+    for (const [name, program, recipe] of done) {
+      if (this.pending) this.pending.push([name, program, recipe]);
+      else this.trace?.(name, program, { kernel: this.kernel, recipe });
     }
     return true;
   }
