@@ -265,7 +265,7 @@ describe.concurrent('kiln compile --dump-after', slow, () => {
 
   it('prints the kernel after each schedule transform by name: schedule:tile, schedule:pack, schedule:vectorize', async () => {
     // wasm's 4 x 8 tiles: 16 row tiles read each panel of B, so B is packed
-    const [tile, pack, vectorize, none] = await Promise.all(['tile', 'pack', 'vectorize', 'bindThreads'].map((p) =>
+    const [tile, pack, vectorize, none] = await Promise.all(['tile', 'pack', 'vectorize', 'bind'].map((p) =>
       kiln(['compile', 'examples/seed/sequential.ts', '--dump-after', `schedule:${p}`, '--batch-size', '64'])));
     for (const r of [tile, pack, vectorize, none]) {
       expect(r.stderr).toBe('');
@@ -276,7 +276,7 @@ describe.concurrent('kiln compile --dump-after', slow, () => {
     expect(pack.stdout).toMatch(/\n {8}pack_k0_matmul\[\(p\d+ \* 784 \+ p\d+\) \* 8 \+ c\d+\] = /);
     expect(vectorize.stdout).toMatch(/^# vectorize \(cpu-matmul\)\n/);
     expect(vectorize.stdout).toMatch(/ vector \{/);
-    expect(none.stdout).toMatch(/^# bindThreads: not applied to this program \(steps applied: tile, .*\)\n$/);
+    expect(none.stdout).toMatch(/^# bind: not applied to this program \(steps applied: tile, .*\)\n$/);
   });
 
   it('refuses an unknown schedule step in one line listing every pass and step', async () => {

@@ -59,7 +59,7 @@ describe('pipeline', () => {
     for (const t of dumped) expect(t).toMatch(/^# tile \(cpu-matmul\)\nkernel k0_matmul {2}# ops: matmul\n/);
     expect(dumped[1]).toMatch(/\n {2}for o\d+ in 0..\d+ \{\n {4}for o\d+ in 0..\d+ \{\n {6}for m\d+ in 0..\d+ \{\n {8}for c\d+ in 0..\d+ \{\n {10}decl acc/);
     expect(irAfter(g, 'schedule:tile')).toBe(dumped.join('\n'));
-    expect(irAfter(g, 'schedule:bindThreads')).toMatch(/^# bindThreads: not applied to this program \(steps applied: tile, cacheWrite, .*\)\n$/);
+    expect(irAfter(g, 'schedule:bind')).toMatch(/^# bind: not applied to this program \(steps applied: tile, cacheWrite, .*\)\n$/);
   });
 
   it('refuses an unknown pass naming the passes', () => {

@@ -6,8 +6,8 @@
 //
 // A PRIMITIVE (primitive.ts: `Primitive<A>`) is one transform of one kernel:
 //   - `name`: the stage name `--dump-after schedule:<name>` shows (split, reorder, tile, fission, cacheWrite,
-//     accumulateInto, cacheRead, hoist, pack, unroll, vectorize, parallel, bindBlocks, bindThreads, dropUnitLoops,
-//     simplify);
+//     accumulateInto, liftLocal, cacheRead, hoist, pack, unroll, vectorize, parallel, fuse, launch, sinkDecls, bind
+//     (GPU blocks and threads), dropUnitLoops, simplify, renumber);
 //   - `check(kernel, args)`: why it does not apply (one line), or undefined. Legality lives here: a primitive
 //     refuses rather than change a result (reorder keeps a reduction's loops in order, fission needs disjoint
 //     iterations, vectorize calls vectorLegal, parallel needs independent iterations);
@@ -29,8 +29,8 @@ import { dropUnitLoops, renumber, simplifyIndices } from './cleanup.js';
 import { cpuConv } from './cpu_conv.js';
 import { cpuKinds } from './cpu_kinds.js';
 import { cpuMatmul } from './cpu_matmul.js';
+import { gpuGrid } from './gpu_grid.js';
 import { rowCaches } from './row_caches.js';
-import { gridKernel } from '../gpu.js';
 
 export { Schedule, type Primitive, type Trace, type KernelView, primitive } from './primitive.js';
 export { ScheduleError } from './loops.js';
@@ -43,14 +43,16 @@ export { liftLocal } from './lift_local.js';
 export { cacheRead } from './cache_read.js';
 export { hoist } from './hoist.js';
 export { pack } from './pack.js';
-export { unroll, parallel } from './kinds.js';
+export { unroll, parallel, bind } from './kinds.js';
+export { fuse } from './fuse.js';
+export { launch, sinkDecls } from './launch.js';
 export { vectorize, vectorLegal } from './vectorize.js';
 export { dropUnitLoops, renumber, simplifyIndices } from './cleanup.js';
 
 /** The names of the schedule steps (every primitive), as `--dump-after schedule:<name>` takes them. */
 export const SCHEDULE_STEPS: readonly string[] = [
   'split', 'reorder', 'tile', 'fission', 'cacheWrite', 'accumulateInto', 'liftLocal', 'cacheRead', 'hoist', 'pack',
-  'unroll', 'vectorize', 'parallel', 'bindBlocks', 'bindThreads', 'dropUnitLoops', 'simplify', 'renumber',
+  'unroll', 'vectorize', 'parallel', 'fuse', 'launch', 'sinkDecls', 'bind', 'dropUnitLoops', 'simplify', 'renumber',
 ];
 
 /** A schedule recipe: applies primitives to the nests of a kernel it fits (and leaves the others alone). */
@@ -72,15 +74,9 @@ const cleanup: Recipe = {
   },
 };
 
-/** Transitional: the GPU grids of gpu.ts, applied as one step. */
-const legacy: Recipe = {
-  name: 'legacy',
-  run: (s, caps) => s.replace([...gridKernel(s.program.kernels[s.kernel]!, caps.gpu).body]),
-};
-
 /** The recipes for a target, in the order they run on each kernel. */
 export function recipesFor(caps: TargetCaps): readonly Recipe[] {
-  return caps.gpu ? [rowCaches, cleanup, legacy] : [cpuMatmul, cpuConv, rowCaches, cleanup, cpuKinds];
+  return caps.gpu ? [rowCaches, cleanup, gpuGrid] : [cpuMatmul, cpuConv, rowCaches, cleanup, cpuKinds];
 }
 
 /** Schedules every kernel of a program for a target; trace sees the program after every primitive application. */

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { E, S } from '../../../codegen/loop/ir.js';
 import { DEFAULT_CAPS } from '../../../codegen/loop/schedule.js';
-import { dropUnitLoops, parallel, schedule, simplifyIndices, split, unroll, vectorize } from '../../../codegen/loop/schedules/index.js';
+import { bind, dropUnitLoops, fuse, launch, parallel, schedule, simplifyIndices, sinkDecls, split, unroll, vectorize } from '../../../codegen/loop/schedules/index.js';
 import { parseGraph } from '../../../ir/parser.js';
 import { runPipeline } from '../../../passes/pipeline.js';
 import { expectSame, f32, load, matmulProgram, program, sched, text, v } from './helpers.js';
@@ -64,5 +64,31 @@ describe('the CPU kinds recipe', () => {
 }`);
     const q = runPipeline(all, { caps }).program;
     expect(JSON.stringify(q.kernels)).not.toContain('"parallel"');
+  });
+});
+
+describe('GPU launches: fuse, launch, sinkDecls, bind', () => {
+  it('a nest fused, split into blocks x threads, the invariant decl computed by each thread; a scalar store as one thread', () => {
+    const body = [S.decl('s', 'f32', load('x', E.i32(0), 'f32')),
+      S.for('i', 4, [S.for('j', 6, [S.store('y', E.add(E.mul(v('i'), E.i32(6)), v('j')), E.binary('mul', load('x', E.add(E.mul(v('i'), E.i32(6)), v('j')), 'f32'), v('s', 'f32')))])]),
+      S.store('z', E.i32(0), v('s', 'f32'))];
+    const p = program([f32('x', 24, 'input'), f32('y', 24, 'output'), f32('z', 1, 'output')], body), s = sched(p);
+    s.apply(launch, { stmts: [2], block: 'g1', thread: 't1' });
+    s.apply(fuse, { loops: ['i', 'j'], name: 'f' });
+    expect(text(s)).toMatch(/for f in 0..24 \{\n {4}decl i: i32 = f \/\/ 6 % 4\n {4}decl j: i32 = f % 6\n/);
+    s.apply(split, { loop: 'f', factor: 8, outer: 'g0', inner: 't0' });
+    expect(s.check(bind, { blocks: ['g0', 'g1'], threads: ['t0', 't1'] })).toBeUndefined();
+    s.apply(sinkDecls, { loops: ['t0', 't1'] });
+    s.apply(bind, { blocks: ['g0', 'g1'], threads: ['t0', 't1'] });
+    expect(text(s)).toMatch(/^kernel k0\n {2}for g0 in 0..3 block \{\n {4}for t0 in 0..8 thread \{\n {6}decl s: f32 = x\[0\]\n/);
+    expectSame(p, s.program);
+  });
+  it('bind refuses a thread loop outside a block and a grid whose iterations share an accumulator', () => {
+    const s = sched(program([f32('x', 8, 'input'), f32('y', 1, 'output')], [S.decl('a', 'f32', E.f32(0)),
+      S.for('i', 8, [S.for('t', 1, [S.assign('a', E.binary('add', v('a', 'f32'), load('x', v('i'), 'f32')))])]), S.store('y', E.i32(0), v('a', 'f32'))]));
+    expect(s.check(bind, { blocks: [], threads: ['t'] })).toMatch(/loop 't' is not directly in a block loop/);
+    expect(s.check(bind, { blocks: ['i'], threads: ['t'] })).toMatch(/loop 'i': its iterations share state/);
+    expect(s.check(fuse, { loops: ['t', 'i'] })).toMatch(/not perfectly nested|not one perfect nest/);
+    expect(s.check(launch, { stmts: [0, 2], block: 'g', thread: 'u' })).toMatch(/statement 1 between them is not a pure decl/);
   });
 });
