@@ -40,8 +40,9 @@ export const cpuConv: Recipe = {
   name: 'cpu-conv',
   run: (s: Schedule, caps: TargetCaps) => {
     if (caps.gpu) return;
+    const locals = localArrays(s.body);
     for (const top of s.body.filter((x): x is For => x.k === 'for')) {
-      const n = findLoop(s.body, top.v) && contractionNest(top, localArrays(s.body), convOperands);
+      const n = findLoop(s.body, top.v) && contractionNest(top, locals, convOperands);
       if (!n || n.chain.length < 3) continue;
       const w = n.chain[n.chain.length - 2]!, co = n.chain[n.chain.length - 1]!;
       const g = groupSize(n.r.step, n.b, co.v, co.extent);

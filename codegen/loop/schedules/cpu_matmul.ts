@@ -12,8 +12,9 @@ export const cpuMatmul: Recipe = {
   name: 'cpu-matmul',
   run: (s: Schedule, caps: TargetCaps) => {
     if (caps.gpu) return;
+    const locals = localArrays(s.body);
     for (const top of s.body.filter((x): x is For => x.k === 'for')) {
-      const n = findLoop(s.body, top.v) && contractionNest(top, localArrays(s.body), matmulOperands);
+      const n = findLoop(s.body, top.v) && contractionNest(top, locals, matmulOperands);
       if (!n) continue;
       const M = n.chain[n.chain.length - 2]!.extent, N = n.chain[n.chain.length - 1]!.extent;
       const reg = registerTile(M, N, caps, n.epilogue);

@@ -61,16 +61,18 @@ export interface Recipe {
   readonly run: (s: Schedule, caps: TargetCaps) => void;
 }
 
-/** Unit loops dropped and indices simplified after the recipes (the copy kernel has no unit loops to drop). */
+/** Unit loops dropped, then indices simplified and names renumbered where a recipe ran (the copy kernel has none). */
 const cleanup: Recipe = {
   name: 'cleanup',
   run: (s) => {
     if (s.program.kernels[s.kernel]!.ops.join() === 'copy') return;
     // names in print order where a recipe made new ones (lowering's names are kept elsewhere)
     const scheduled = s.applied.length > 0;
+    // (lowering's unit loops leave no index to fold: their variables are unused)
     s.try(dropUnitLoops, {});
+    if (!scheduled) return;
     s.apply(simplifyIndices, {});
-    if (scheduled) s.apply(renumber, {});
+    s.apply(renumber, {});
   },
 };
 
