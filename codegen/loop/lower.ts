@@ -4,7 +4,7 @@ import { GroupOp } from '../../ir/ops.js';
 import { type Shape, sizeOf, stridesOf } from '../../ir/types.js';
 import { type FusionPlan, type NestPlan, isContraction, isStored, isTiny } from '../../passes/fuse.js';
 import { type GpuCaps, matmulTiles } from './gpu.js';
-import { DEFAULT_CAPS, type TargetCaps } from './schedule.js';
+import type { TargetCaps } from './schedule.js';
 import { type AxisKind, type Buffer, E, type Expr, type Kernel, type Program, S, type Scalar, type Stmt, scalarOf } from './ir.js';
 
 /** Stable text of an index expression, for memo keys and pattern matching. */
@@ -71,7 +71,7 @@ class NestEmitter {
 
   constructor(private readonly plan: NestPlan, private readonly names: { next(prefix: string): string },
     private readonly bufOf: (n: Node) => string, private readonly constBuf: (n: Node) => string | undefined,
-    private readonly isMaterialized: (n: Node) => boolean, private readonly caps: TargetCaps) {
+    private readonly isMaterialized: (n: Node) => boolean, private readonly gpu: GpuCaps | undefined) {
     this.scope = new Scope();
     this.roots = new Set(plan.roots);
     const { full, axes } = plan.key;
@@ -362,7 +362,7 @@ class NestEmitter {
   lower(): Stmt[] {
     const { full } = this.plan.key;
     // transitional: the GPU matmul is still chosen here (its recipe comes next)
-    const blocked = this.caps.gpu ? this.gpuMatmul(this.caps.gpu) : undefined;
+    const blocked = this.gpu ? this.gpuMatmul(this.gpu) : undefined;
     if (blocked) return blocked;
     const outerExt = this.outerDims.map((d) => full[d]!), innerExt = this.innerDims.map((d) => full[d]!);
     const hasInner = innerExt.length > 0;
@@ -553,7 +553,10 @@ function swapsLastTwo(n: Node): boolean {
 export interface LowerOptions {
   /** Program name (entry point). */
   name: string;
-  /** What the target offers (vector width and registers size the micro-kernels' tiles; a GPU gets grids). */
+  /**
+   * Transitional, until the GPU matmul is a recipe in schedules/: with a GPU, a matmul nest is lowered into shared-
+   * memory tiles here. Every other target decision is made by schedules/ on the plain nests.
+   */
   caps?: TargetCaps;
 }
 
@@ -605,7 +608,7 @@ export function lower(plan: FusionPlan, options: LowerOptions): Program {
       const b = bufName.get(n);
       if (!b) throw new Error(`lower: %${n.id} ${n.op} has no buffer`);
       return b;
-    }, constBuf, (n) => isStored(n, plan.materialized), options.caps ?? DEFAULT_CAPS).lower());
+    }, constBuf, (n) => isStored(n, plan.materialized), options.caps?.gpu).lower());
     return { name: k.name, ops: k.ops, body };
   });
   // outputs that are leaves (an input, a param, a constant) are copied into output buffers by a first kernel,
