@@ -5,8 +5,9 @@ import { verify } from '../ir/verifier.js';
 import type { Program } from '../codegen/loop/ir.js';
 import { lower } from '../codegen/loop/lower.js';
 import { type MemoryPlan, planMemory } from '../codegen/loop/memplan.js';
-import { printProgram } from '../codegen/loop/printer.js';
-import { DEFAULT_CAPS, type TargetCaps, schedule } from '../codegen/loop/schedule.js';
+import { printKernel, printProgram } from '../codegen/loop/printer.js';
+import { DEFAULT_CAPS, type TargetCaps } from '../codegen/loop/schedule.js';
+import { SCHEDULE_STEPS, schedule } from '../codegen/loop/schedules/index.js';
 import { simplify } from '../codegen/loop/simplify.js';
 import { canonicalize } from '../passes/canonicalize.js';
 import { dce } from '../passes/dce.js';
@@ -20,10 +21,12 @@ export const GRAPH_PASSES: readonly { name: string; description: string; run: (g
   { name: 'dce', description: 'drop values no output or update uses, merge structurally equal ones', run: dce },
 ];
 
-/** Passes after the graph ones: fusion, lowering to loop IR, index simplification, scheduling, memory planning. */
-export const LOOP_PASSES = ['fuse', 'lower', 'simplify', 'schedule', 'memplan'] as const;
-
-export const PASS_NAMES: readonly string[] = [...GRAPH_PASSES.map((p) => p.name), ...LOOP_PASSES];
+/**
+ * After the graph passes: fusion, lowering to loop IR, index simplification, scheduling (each schedule primitive a
+ * stage too: `schedule:<name>` shows the kernel after each application of it), memory planning.
+ */
+export const PASS_NAMES: readonly string[] = [...GRAPH_PASSES.map((p) => p.name), 'fuse', 'lower', 'simplify',
+  ...SCHEDULE_STEPS.map((s) => `schedule:${s}`), 'schedule', 'memplan'];
 
 export interface PipelineOptions {
   caps?: TargetCaps;
@@ -81,7 +84,11 @@ function* passes(input: Graph, options: PipelineOptions): Generator<PassResult, 
   yield { name: 'lower', text: () => printProgram(lowered) };
   const simplified = simplify(lowered);
   yield { name: 'simplify', text: () => printProgram(simplified) };
-  const program = schedule(simplified, options.caps ?? DEFAULT_CAPS);
+  const steps: PassResult[] = [];
+  const program = schedule(simplified, options.caps ?? DEFAULT_CAPS, (name, p, at) => steps.push({
+    name: `schedule:${name}`, text: () => `# ${name} (${at.recipe})\n${printKernel(p.kernels[at.kernel]!)}`,
+  }));
+  yield* steps;
   yield { name: 'schedule', text: () => printProgram(program) };
   const memory = planMemory(program);
   yield { name: 'memplan', text: () => describeMemory(memory) };
@@ -101,10 +108,21 @@ export function runPipeline(input: Graph, options: PipelineOptions = {}): Compil
 
 /**
  * The IR after one pass, as `kiln compile --dump-after <pass>` prints it. Only the passes up to that one run,
- * so a later pass that fails on this graph does not hide the IR asked for.
+ * so a later pass that fails on this graph does not hide the IR asked for. A schedule step gives the kernel after
+ * each of its applications, or one comment line saying it was not applied.
  */
 export function irAfter(input: Graph, pass: string, options: Pick<PipelineOptions, 'caps' | 'verifyEach'> = {}): string {
   checkPassName(pass);
-  for (const step of passes(input, options)) if (step.name === pass) return step.text();
+  // a schedule step: every application of it, in order
+  const texts: string[] = [], applied = new Set<string>();
+  for (const step of passes(input, options)) {
+    if (step.name === pass && !pass.startsWith('schedule:')) return step.text();
+    if (step.name === pass) texts.push(step.text());
+    else if (step.name.startsWith('schedule:')) applied.add(step.name);
+    if (step.name === 'schedule' && pass.startsWith('schedule:')) {
+      if (texts.length) return texts.join('\n');
+      return `# ${pass.slice(9)}: not applied to this program (steps applied: ${[...applied].map((a) => a.slice(9)).join(', ') || 'none'})\n`;
+    }
+  }
   throw new Error(`pipeline: pass '${pass}' did not run`);
 }

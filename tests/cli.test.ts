@@ -6,6 +6,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { SCHEDULE_STEPS } from '../codegen/loop/schedules/index.js';
 import { parseGraph } from '../ir/parser.js';
 import { printGraph } from '../ir/printer.js';
 import { readNpy, writeNpy } from '../runtime/npy.js';
@@ -223,7 +224,7 @@ describe.concurrent('kiln', slow, () => {
 });
 
 describe.concurrent('kiln compile --dump-after', slow, () => {
-  const passes = 'canonicalize, empty, dce, fuse, lower, simplify, schedule, memplan';
+  const passes = `canonicalize, empty, dce, fuse, lower, simplify, ${SCHEDULE_STEPS.map((s) => `schedule:${s}`).join(', ')}, schedule, memplan`;
 
   it('lists the passes in --help', async () => {
     const r = await kiln(['compile', '--help']);
@@ -260,6 +261,28 @@ describe.concurrent('kiln compile --dump-after', slow, () => {
     expect(cuda.stdout).toMatch(/ thread \{$/m);
     expect(cuda.stdout).toMatch(/local As\d+: f32\[\d+\] shared/);
     expect(cuda.stdout).not.toMatch(/ vector \{/);
+  });
+
+  it('prints the kernel after each schedule transform by name: schedule:tile, schedule:pack, schedule:vectorize', async () => {
+    // wasm's 4 x 8 tiles: 16 row tiles read each panel of B, so B is packed
+    const [tile, pack, vectorize, none] = await Promise.all(['tile', 'pack', 'vectorize', 'bind'].map((p) =>
+      kiln(['compile', 'examples/seed/sequential.ts', '--dump-after', `schedule:${p}`, '--batch-size', '64'])));
+    for (const r of [tile, pack, vectorize, none]) {
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+    }
+    expect(tile.stdout).toMatch(/^# tile \(cpu-matmul\)\nkernel k0_matmul {2}# ops: .*matmul/);
+    expect(pack.stdout).toMatch(/^# pack \(cpu-matmul\)\n/);
+    expect(pack.stdout).toMatch(/\n {8}pack_k0_matmul\[\(p\d+ \* 784 \+ p\d+\) \* 8 \+ c\d+\] = /);
+    expect(vectorize.stdout).toMatch(/^# vectorize \(cpu-matmul\)\n/);
+    expect(vectorize.stdout).toMatch(/ vector \{/);
+    expect(none.stdout).toMatch(/^# bind: not applied to this program \(steps applied: tile, .*\)\n$/);
+  });
+
+  it('refuses an unknown schedule step in one line listing every pass and step', async () => {
+    const r = await kiln(['compile', 'examples/seed/sequential.ts', '--dump-after', 'schedule:tiles']);
+    expect(r.code).toBe(1);
+    expect(lines(r.stderr)).toEqual([`kiln: unknown pass 'schedule:tiles'; passes are ${passes}`]);
   });
 
   it('prints the training step with --train (the model file calls model.compile)', async () => {

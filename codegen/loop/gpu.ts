@@ -1,4 +1,4 @@
-// GPU scheduling: every kernel's loop nests become grids of thread blocks, from a cost model of shapes.
+// The GPU's caps and cost models (launches, matmul tiles, threads per block) the GPU recipes use (schedules/gpu_*.ts).
 //
 // Semantics of the GPU axes in loop IR (the interpreter runs them in order, the CUDA renderer launches them):
 // - `block` loops form the grid. They sit at the top of a kernel, each top-level block nest one launch, launches
@@ -9,8 +9,8 @@
 // - `shared` local arrays are declared in a block, outside thread loops: one per block. A `register` local array
 //   declared in a block outside thread loops is private to each thread and keeps its values from one thread loop
 //   to the next (as a thread's registers do across barriers).
-import { type Expr, E, type Kernel, S, type Stmt } from './ir.js';
-import { independentIterations, lexLess, operands, pureDecls, work } from './analysis.js';
+import type { Stmt } from './ir.js';
+import { independentIterations, lexLess } from './analysis.js';
 
 /** What a GPU offers the scheduler (per streaming multiprocessor unless said otherwise). */
 export interface GpuCaps {
@@ -118,7 +118,7 @@ export function gridThreads(points: number, perThread: number, g: GpuCaps = H100
 type For = Extract<Stmt, { k: 'for' }>;
 
 /** The perfectly nested loops at the top of a nest whose iterations are all independent. */
-function parallelChain(loop: For, pure: ReadonlyMap<string, Stmt>): For[] {
+export function parallelChain(loop: For, pure: ReadonlyMap<string, Stmt>): For[] {
   const chain = [loop];
   const visible = new Map(pure); // the chain's own variables are visible to the loops inside it
   for (;;) {
@@ -129,70 +129,4 @@ function parallelChain(loop: For, pure: ReadonlyMap<string, Stmt>): For[] {
     if (!independentIterations(inner, visible, new Set())) return chain;
     chain.push(inner);
   }
-}
-
-/**
- * Maps one kernel onto the GPU. Each top-level loop nest with independent iterations becomes a launch: its
- * perfectly nested outer loops are flattened and split into blocks x threads, and the loop-invariant decls it
- * reads are recomputed by each thread. Other top-level code (a whole-tensor reduction, a row cached outside
- * every loop) runs as a launch of one thread, in order. Nests lowered for the GPU already (top-level block loops)
- * are kept.
- */
-export function gridKernel(k: Kernel, g: GpuCaps = H100): Kernel {
-  const pure = pureDecls(k.body);
-  const topLocals = new Set(k.body.flatMap((s) => (s.k === 'local' ? [s.name] : [])));
-  const launches: Stmt[] = [];
-  let counter = 0;
-  const fresh = (p: string) => `${p}_${counter++}`;
-  const withDecls = (stmts: Stmt[]) => [...[...pure.values()].filter((d) => readsName(stmts, (d as { name: string }).name, pure)), ...stmts];
-  let serial: Stmt[] = [];
-  const flush = () => {
-    if (serial.length) launches.push(S.for(fresh('g'), 1, [S.for(fresh('t'), 1, withDecls(serial), 'thread')], 'block'));
-    serial = [];
-  };
-  for (const st of k.body) {
-    if (st.k === 'decl' && pure.has(st.name)) continue;
-    if (st.k === 'for' && st.kind === 'block') { flush(); launches.push(st); continue; }
-    if (st.k !== 'for' || !independentIterations(st, pure, topLocals)) { serial.push(st); continue; }
-    flush();
-    const chain = parallelChain(st, pure);
-    const points = chain.reduce((a, l) => a * l.extent, 1);
-    const inner = chain[chain.length - 1]!.body;
-    const T = gridThreads(points, Math.max(1, work(inner)), g);
-    const gv = fresh('g'), tv = fresh('t');
-    const flat = E.add(E.mul(E.v(gv), E.i32(T)), E.v(tv));
-    // the chain's variables, decoded from the flat index (outermost varies slowest)
-    const decode: Stmt[] = [];
-    let stride = points;
-    for (const l of chain) {
-      stride /= l.extent;
-      decode.push(S.decl(l.v, 'i32', E.mod(E.idiv(flat, stride), l.extent)));
-    }
-    launches.push(S.for(gv, points / T, [S.for(tv, T, withDecls([...decode, ...inner]), 'thread')], 'block'));
-  }
-  flush();
-  return { ...k, body: launches };
-}
-
-/** Whether the statements read `name`, directly or through a pure decl they read. */
-function readsName(stmts: readonly Stmt[], name: string, pure: ReadonlyMap<string, Stmt>): boolean {
-  const seen = new Set<string>();
-  const visitExpr = (e: Expr): boolean => {
-    if (e.k !== 'var') return operands(e).some(visitExpr);
-    if (e.name === name) return true;
-    const d = pure.get(e.name);
-    if (!d || seen.has(e.name)) return false;
-    seen.add(e.name);
-    return visitExpr((d as { init: Expr }).init);
-  };
-  const visit = (s: Stmt): boolean => {
-    switch (s.k) {
-      case 'for': return s.body.some(visit);
-      case 'decl': return visitExpr(s.init);
-      case 'assign': return visitExpr(s.value);
-      case 'store': return visitExpr(s.idx) || visitExpr(s.value);
-      case 'local': return false;
-    }
-  };
-  return stmts.some(visit);
 }

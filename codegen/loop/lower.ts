@@ -4,7 +4,7 @@ import { GroupOp, isUnaryOp } from '../../ir/ops.js';
 import { type Shape, sizeOf, stridesOf } from '../../ir/types.js';
 import { type FusionPlan, type NestPlan, isContraction, isStored, isTiny } from '../../passes/fuse.js';
 import { type GpuCaps, matmulTiles } from './gpu.js';
-import { DEFAULT_CAPS, type TargetCaps, registerTile } from './schedule.js';
+import type { TargetCaps } from './schedule.js';
 import { type AxisKind, type Buffer, E, type Expr, type Kernel, type Program, S, type Scalar, type Stmt, scalarOf } from './ir.js';
 
 /** Stable text of an index expression, for memo keys and pattern matching. */
@@ -71,8 +71,7 @@ class NestEmitter {
 
   constructor(private readonly plan: NestPlan, private readonly names: { next(prefix: string): string },
     private readonly bufOf: (n: Node) => string, private readonly constBuf: (n: Node) => string | undefined,
-    private readonly isMaterialized: (n: Node) => boolean, private readonly caps: TargetCaps,
-    private readonly scratch: (size: number) => string) {
+    private readonly isMaterialized: (n: Node) => boolean, private readonly gpu: GpuCaps | undefined) {
     this.scope = new Scope();
     this.roots = new Set(plan.roots);
     const { full, axes } = plan.key;
@@ -101,10 +100,12 @@ class NestEmitter {
   }
 
   /** Nested loops over extents; body receives the index variables. */
-  private loops(extents: readonly number[], prefix: string, body: (vars: Expr[]) => void, kind: AxisKind = 'serial'): void {
-    // a serial loop of one iteration is not emitted: its index is 0 (so the next loop can be the outer one)
-    const names = extents.map((n) => (n === 1 && kind === 'serial' ? undefined : this.fresh(prefix)));
-    const vars = names.map((n) => (n === undefined ? E.i32(0) : E.v(n)));
+  private loops(extents: readonly number[], prefix: string, body: (vars: Expr[]) => void, kind: AxisKind = 'serial', keepUnit = false): void {
+    // a serial loop of one iteration is not emitted (its index is 0), except a nest's outer loops: schedules
+    // find the nest's dimensions by them and drop the unit ones after (cleanup.ts)
+    const names = extents.map((n) => (n === 1 && kind === 'serial' && !keepUnit ? undefined : this.fresh(prefix)));
+    // the index of a unit loop is 0 either way (its variable unused), so index arithmetic folds as without it
+    const vars = names.map((n, d) => (n === undefined || (keepUnit && extents[d] === 1) ? E.i32(0) : E.v(n)));
     let stmts = this.nested(() => body(vars));
     for (let d = extents.length - 1; d >= 0; d--) if (names[d] !== undefined) stmts = [S.for(names[d]!, extents[d]!, stmts, kind)];
     for (const s of stmts) this.emit(s);
@@ -352,77 +353,20 @@ class NestEmitter {
   }
 
   /**
-   * A convolution nest as a register-blocked micro-kernel, like the matmul's: a tile of MR outputs along the last
-   * spatial axis by NR output channels accumulates in a local array; per window tap and input channel, NR kernel
-   * values are loaded once and reused by the MR positions. Sums run over the window in the generic nest's order
-   * (taps outside the input skipped), so results are unchanged. Undefined when the nest has another shape.
+   * The whole nest: outer loops (one per dimension, unit extents included, so schedules can tile them), stages,
+   * then stores of the roots. A contraction of the nest's full shape is computed at each element
+   * (`acc = 0; for k { acc += ... }`) or, in a nest with inner axes, into a row cache; schedules reorder them.
    */
-  private blockedConv(): Stmt[] | undefined {
-    const { full, axes } = this.plan.key;
-    const cv = this.plan.stages[0];
-    if (axes.length || this.plan.stages.length !== 1 || cv?.op !== 'conv' || cv.type.dtype !== 'float32') return undefined;
-    if (cv.type.shape.join() !== full.join() || this.plan.roots.some((r) => r.type.shape.join() !== full.join())) return undefined;
-    const r = full.length, W = full[r - 2]!, CO = full[r - 1]!;
-    const reg = registerTile(W, CO / (cv.attrs['groups'] as number), this.caps, this.plan.nodes.size);
-    if (!reg) return undefined;
-    const { mr: MR, nr: NR } = reg;
-    const [x, k] = cv.src as [Node, Node];
-    return this.nested(() => {
-      this.top = this.scope;
-      this.loops([...full.slice(0, r - 2), W / MR, CO / NR], 'o', (os) => {
-        const outer = os.slice(0, r - 2), wt = os[r - 2]!, ct = os[r - 1]!;
-        const at = (ri: Expr, ci: Expr) => [...outer, E.add(E.mul(wt, E.i32(MR)), ri), E.add(E.mul(ct, E.i32(NR)), ci)];
-        const acc = this.fresh('acc'), bv = this.fresh('b');
-        this.emit(S.local(acc, 'f32', MR * NR));
-        this.emit(S.local(bv, 'f32', NR));
-        const tileAt = (ri: Expr, ci: Expr) => E.add(E.mul(ri, E.i32(NR)), ci);
-        const tile = (body: (ri: Expr, ci: Expr) => void) => this.unrolled(MR, 'm', (ri) => this.vectorLoop(NR, (ci) => body(ri, ci)));
-        tile((ri, ci) => this.emit(S.store(acc, tileAt(ri, ci), E.f32(0))));
-        this.loops(windowExtents(cv), 'k', (ks) => {
-          this.vectorLoop(NR, (ci) => this.emit(S.store(bv, ci, this.exprAt(k, [...ks, E.add(E.mul(ct, E.i32(NR)), ci)]))));
-          this.unrolled(MR, 'm', (ri) => {
-            // the tap is the same for every channel of the tile (its first channel stands for them: one group)
-            const [cond, xi] = this.windowTap(cv, at(ri, E.i32(0)), ks);
-            const xv = this.exprAt(x, xi);
-            this.vectorLoop(NR, (ci) => {
-              const cur = E.load(acc, tileAt(ri, ci), 'f32');
-              this.emit(S.store(acc, tileAt(ri, ci), E.select(cond, E.binary('add', cur, E.binary('mul', xv, E.load(bv, ci, 'f32'))), cur)));
-            });
-          });
-        });
-        tile((ri, ci) => {
-          const idx = at(ri, ci);
-          const v = this.let(E.load(acc, tileAt(ri, ci), 'f32'), 'v');
-          this.epilogue(cv, idx, v);
-        });
-      });
-    });
-  }
-
-  /** The whole nest: outer loops, stages, then stores of the roots. */
   lower(): Stmt[] {
     const { full } = this.plan.key;
-    const blocked = this.caps.gpu ? this.gpuMatmul(this.caps.gpu) : this.blockedMatmul() ?? this.blockedConv();
+    // transitional: the GPU matmul is still chosen here (its recipe comes next)
+    const blocked = this.gpu ? this.gpuMatmul(this.gpu) : undefined;
     if (blocked) return blocked;
-    // a plain nest whose contractions are all full-shape matmuls runs row by row over the last axis, so each
-    // matmul row is accumulated in i-k-j order (contiguous, vectorizable) in a row cache
-    const matmulRows = this.innerDims.length === 0 && full.length >= 1 && this.plan.stages.length > 0
-      && this.plan.stages.every((st) => st.op === 'matmul' && st.type.shape.join() === full.join());
-    if (matmulRows) {
-      this.outerDims.pop();
-      this.innerDims.push(full.length - 1);
-    }
     const outerExt = this.outerDims.map((d) => full[d]!), innerExt = this.innerDims.map((d) => full[d]!);
     const hasInner = innerExt.length > 0;
     const isF = (s: Shape) => hasInner && s.length === full.length && s.every((d, i) => d === full[i]);
-    // R rows at a time for the matmuls that read nothing the nest computes: their row caches are accumulated
-    // together (R independent add chains per k instead of one), then the rest runs row by row
-    const early = this.caps.gpu ? [] : this.earlyMatmuls().filter((st) => isF(st.type.shape));
-    const R = early.length ? this.rowBlock(outerExt, innerExt, early.length) : 1;
-    const blockedRows = new Set(R > 1 ? early : []);
     const body = () => {
       for (const st of this.plan.stages) {
-        if (blockedRows.has(st)) continue;
         const rowReduce = hasInner && st.op.startsWith('reduce_') && st.op !== 'reduce_window' && isF(st.src[0]!.type.shape)
           && (st.attrs['axes'] as number[]).join() === this.innerDims.join();
         if (rowReduce) {
@@ -439,13 +383,10 @@ class NestEmitter {
           // a full-shape contraction (e.g. the matmul under a softmax): cache the row in a local array
           const local = this.fresh('row'), t = scalarOf(st.type.dtype), n = sizeOf(innerExt);
           this.emit(S.local(local, t, n));
-          if (st.op === 'matmul') this.matmulRow(st, local, innerExt, t);
-          else {
-            this.loops(innerExt, 'r', (rs) => {
-              this.innerVars.splice(0, this.innerVars.length, ...rs);
-              this.emit(S.store(local, linear(rs, innerExt), this.contraction(st, this.fullIndex(this.outerVars, rs))));
-            });
-          }
+          this.loops(innerExt, 'r', (rs) => {
+            this.innerVars.splice(0, this.innerVars.length, ...rs);
+            this.emit(S.store(local, linear(rs, innerExt), this.contraction(st, this.fullIndex(this.outerVars, rs))));
+          });
           this.bindRow(st, local, innerExt, t);
         } else {
           const idx = this.outerIndex(st.type.shape);
@@ -479,96 +420,13 @@ class NestEmitter {
         this.bind(r, idx, () => v);
       }
     };
-    const stmts = this.nested(() => {
+    return this.nested(() => {
       this.top = this.scope;
       if (outerExt.length === 0) { body(); return; }
-      if (R > 1) {
-        const last = outerExt.length - 1, n = sizeOf(innerExt);
-        this.loops([...outerExt.slice(0, last), outerExt[last]! / R], 'o', (os) => {
-          const rowAt = (m: Expr) => [...os.slice(0, last), E.add(E.mul(os[last]!, E.i32(R)), m)];
-          const caches = [...blockedRows].map((st) => {
-            const local = this.fresh('rows'), t = scalarOf(st.type.dtype);
-            this.emit(S.local(local, t, R * n));
-            return { st, local, t };
-          });
-          for (const { st, local, t } of caches) this.matmulRows(st, local, innerExt, t, R, rowAt);
-          // unrolled: the rows stay in registers (every index into them a constant)
-          this.unrolled(R, 'q', (q) => {
-            this.outerVars.splice(0, this.outerVars.length, ...rowAt(q));
-            for (const { st, local, t } of caches) this.bindRow(st, local, innerExt, t, E.mul(q, E.i32(n)));
-            body();
-          });
-        });
-        return;
-      }
       this.loops(outerExt, 'o', (os) => {
         this.outerVars.splice(0, this.outerVars.length, ...os);
         body();
-      });
-    });
-    return stmts;
-  }
-
-  /** The nest's matmul stages whose operands it does not compute (they can run before everything else). */
-  private earlyMatmuls(): Node[] {
-    const computed = (n: Node): boolean => this.plan.stages.includes(n) || (this.plan.nodes.has(n) && n.src.some(computed));
-    return this.plan.stages.filter((st) => st.op === 'matmul' && !st.src.some(computed));
-  }
-
-  /** Rows per block of a row-cached nest: R rows' vectors (8 rows at most, 16 registers in all) dividing the last outer extent. */
-  private rowBlock(outerExt: readonly number[], innerExt: readonly number[], matmuls: number): number {
-    const vecs = Math.ceil(sizeOf(innerExt) / this.caps.vectorWidth) * matmuls;
-    return [8, 4, 2].find((r) => outerExt[outerExt.length - 1]! % r === 0 && r * vecs <= 16) ?? 1;
-  }
-
-  /**
-   * A plain nest computing one full-shape matmul (plus its epilogue) as a register-blocked micro-kernel: an
-   * MR x NR tile of accumulators in a register array (MR rows unrolled, NR columns as vector lanes), the
-   * NR values of B's row k loaded once per k and reused by every row. Each output is still the sum over k in
-   * ascending order, so results are unchanged. Undefined when the nest has another shape.
-   */
-  private blockedMatmul(): Stmt[] | undefined {
-    const m = this.matmulNest();
-    const reg = m && registerTile(m.M, m.N, this.caps, this.plan.nodes.size);
-    if (!m || !reg) return undefined;
-    const { mm, a, b, M, N, K } = m, { mr: MR, nr: NR } = reg;
-    const full = this.plan.key.full, r = full.length;
-    // B in panels of NR columns, each contiguous down K, when the panels are read by several row tiles (measured
-    // on 1024³ with AVX-512: 3.1x faster than reading B's rows 4 KiB apart)
-    const pack = r === 2 && N > NR && M / MR >= 4;
-    return this.nested(() => {
-      this.top = this.scope;
-      const bp = pack ? this.scratch(K * N) : undefined;
-      if (bp) {
-        this.loops([N / NR, K], 'p', ([jt, k]) => this.vectorLoop(NR, (ci) =>
-          this.emit(S.store(bp, E.add(E.mul(E.add(E.mul(jt!, E.i32(K)), k!), E.i32(NR)), ci), this.exprAt(b, [k!, E.add(E.mul(jt!, E.i32(NR)), ci)])))));
-      }
-      // column panels outside, row tiles inside: a panel stays in cache while every row tile reads it
-      this.loops([...full.slice(0, r - 2), N / NR, M / MR], 'o', (os) => {
-        const batch = os.slice(0, r - 2), jt = os[r - 2]!, it = os[r - 1]!;
-        const acc = this.fresh('acc'), bv = this.fresh('b');
-        this.emit(S.local(acc, 'f32', MR * NR));
-        this.emit(S.local(bv, 'f32', NR));
-        const tile = (body: (ri: Expr, ci: Expr) => void) => this.unrolled(MR, 'm', (ri) => this.vectorLoop(NR, (ci) => body(ri, ci)));
-        tile((ri, ci) => this.emit(S.store(acc, E.add(E.mul(ri, E.i32(NR)), ci), E.f32(0))));
-        this.loops([K], 'k', ([k]) => {
-          this.vectorLoop(NR, (ci) => this.emit(S.store(bv, ci, bp
-            ? E.load(bp, E.add(E.mul(E.add(E.mul(jt, E.i32(K)), k!), E.i32(NR)), ci), 'f32')
-            : this.exprAt(b, [...batch, k!, E.add(E.mul(jt, E.i32(NR)), ci)]))));
-          this.unrolled(MR, 'm', (ri) => {
-            const av = this.exprAt(a, [...batch, E.add(E.mul(it, E.i32(MR)), ri), k!]);
-            this.vectorLoop(NR, (ci) => {
-              const at = E.add(E.mul(ri, E.i32(NR)), ci);
-              this.emit(S.store(acc, at, E.binary('add', E.load(acc, at, 'f32'), E.binary('mul', av, E.load(bv, ci, 'f32')))));
-            });
-          });
-        });
-        tile((ri, ci) => {
-          const idx = [...batch, E.add(E.mul(it, E.i32(MR)), ri), E.add(E.mul(jt, E.i32(NR)), ci)];
-          const v = this.let(E.load(acc, E.add(E.mul(ri, E.i32(NR)), ci), 'f32'), 'v');
-          this.epilogue(mm, idx, v);
-        });
-      });
+      }, 'serial', true);
     });
   }
 
@@ -664,46 +522,7 @@ class NestEmitter {
     for (const st of [S.for(name, extent, this.nested(() => body(E.v(name))), 'unroll')]) this.emit(st);
   }
 
-  /** A loop over vector lanes. */
-  private vectorLoop(extent: number, body: (v: Expr) => void): void {
-    const name = this.fresh('c');
-    for (const st of [S.for(name, extent, this.nested(() => body(E.v(name))), 'vector')]) this.emit(st);
-  }
 
-  /** R rows of a matmul in i-k-j order, row m of the block at rowAt(m): as matmulRow, the rows interleaved per k. */
-  private matmulRows(st: Node, local: string, innerExt: number[], t: Scalar, R: number, rowAt: (m: Expr) => Expr[]): void {
-    const [a, b] = st.src as [Node, Node];
-    const r = a.type.shape.length, n = sizeOf(innerExt);
-    const at = (m: Expr, rs: Expr[]) => E.add(E.mul(m, E.i32(n)), linear(rs, innerExt));
-    this.unrolled(R, 'm', (m) => this.loops(innerExt, 'r', (rs) => this.emit(S.store(local, at(m, rs), E.c(t, 0)))));
-    this.loops([a.type.shape[r - 1]!], 'k', ([k]) => {
-      this.unrolled(R, 'm', (m) => {
-        this.outerVars.splice(0, this.outerVars.length, ...rowAt(m));
-        this.loops(innerExt, 'r', (rs) => {
-          const idx = this.fullIndex(this.outerVars, rs);
-          const batch = idx.slice(0, r - 2);
-          const prod = E.binary('mul', this.exprAt(a, [...batch, idx[r - 2]!, k!]), this.exprAt(b, [...batch, k!, idx[r - 1]!]));
-          this.emit(S.store(local, at(m, rs), E.binary('add', E.load(local, at(m, rs), t), prod)));
-        });
-      });
-    });
-  }
-
-  /** A row of a matmul in i-k-j order: row = 0; for k: row[j] += A[i, k] * B[k, j] (same sums, same order). */
-  private matmulRow(st: Node, local: string, innerExt: number[], t: Scalar): void {
-    const [a, b] = st.src as [Node, Node];
-    const r = a.type.shape.length;
-    this.loops(innerExt, 'r', (rs) => this.emit(S.store(local, linear(rs, innerExt), E.c(t, 0))));
-    this.loops([a.type.shape[r - 1]!], 'k', ([k]) => {
-      this.loops(innerExt, 'r', (rs) => {
-        const idx = this.fullIndex(this.outerVars, rs);
-        const batch = idx.slice(0, r - 2);
-        const prod = E.binary('mul', this.exprAt(a, [...batch, idx[r - 2]!, k!]), this.exprAt(b, [...batch, k!, idx[r - 1]!]));
-        const cur = E.load(local, linear(rs, innerExt), t);
-        this.emit(S.store(local, linear(rs, innerExt), E.binary('add', cur, prod)));
-      });
-    });
-  }
 
   /** Binds a cached row: any later inner loop reads it at its own inner index. */
   private bindRow(n: Node, local: string, innerExt: number[], t: Scalar, base: Expr = E.i32(0)): void {
@@ -732,7 +551,10 @@ function swapsLastTwo(n: Node): boolean {
 export interface LowerOptions {
   /** Program name (entry point). */
   name: string;
-  /** What the target offers (vector width and registers size the micro-kernels' tiles; a GPU gets grids). */
+  /**
+   * Transitional, until the GPU matmul is a recipe in schedules/: with a GPU, a matmul nest is lowered into shared-
+   * memory tiles here. Every other target decision is made by schedules/ on the plain nests.
+   */
   caps?: TargetCaps;
 }
 
@@ -784,11 +606,7 @@ export function lower(plan: FusionPlan, options: LowerOptions): Program {
       const b = bufName.get(n);
       if (!b) throw new Error(`lower: %${n.id} ${n.op} has no buffer`);
       return b;
-    }, constBuf, (n) => isStored(n, plan.materialized), options.caps ?? DEFAULT_CAPS, (size) => {
-      const name = unique(`pack_${k.name}`);
-      buffers.push({ name, dtype: 'float32', size, kind: 'temp' });
-      return name;
-    }).lower());
+    }, constBuf, (n) => isStored(n, plan.materialized), options.caps?.gpu).lower());
     return { name: k.name, ops: k.ops, body };
   });
   // outputs that are leaves (an input, a param, a constant) are copied into output buffers by a first kernel,

@@ -1,7 +1,7 @@
-// schedule: chooses loop kinds (parallel, vector, serial) from a cost model of extents and work; on a GPU, grids (gpu.ts).
-import { independentIterations, lexLess, pureDecls, usesVar, work } from './analysis.js';
-import { type GpuCaps, gridKernel } from './gpu.js';
-import type { AxisKind, Kernel, Program, Stmt } from './ir.js';
+// What a target offers the scheduler (TargetCaps), the default caps, and the CPU register-tile cost model.
+// The schedules themselves are recipes of loop-IR transforms in schedules/.
+import { lexLess } from './analysis.js';
+import type { GpuCaps } from './gpu.js';
 import { SIMD128, type VectorCaps } from './vectorize.js';
 
 /** What a target offers the scheduler. */
@@ -52,40 +52,4 @@ export function registerTile(rows: number, cols: number, caps: TargetCaps, epilo
     }
   }
   return best;
-}
-
-/**
- * An innermost loop is vectorizable when its body is straight-line scalar code whose only loop-carried
- * state is none (no assign to a variable declared outside it) and it owns no local arrays.
- */
-function vectorizable(loop: Extract<Stmt, { k: 'for' }>): boolean {
-  const declared = new Set<string>();
-  for (const s of loop.body) {
-    if (s.k === 'for' || s.k === 'local') return false;
-    if (s.k === 'decl') declared.add(s.name);
-    if (s.k === 'assign' && !declared.has(s.name)) return false;
-    if (s.k === 'store' && !usesVar(s.idx, loop.v)) return false; // every lane would store to one element
-  }
-  return true;
-}
-
-function annotate(stmts: readonly Stmt[], caps: TargetCaps, depth: number): Stmt[] {
-  const pure = depth === 0 ? pureDecls(stmts) : new Map();
-  const topLocals = new Set(stmts.flatMap((s) => (s.k === 'local' ? [s.name] : [])));
-  return stmts.map((s) => {
-    if (s.k !== 'for') return s;
-    const body = annotate(s.body, caps, depth + 1);
-    let kind: AxisKind = s.kind;
-    if (kind !== 'serial') return { ...s, body }; // lowering already chose (unroll, vector lanes of a micro-kernel)
-    if (depth === 0 && caps.threads > 1 && s.extent >= 2 && work([s]) >= caps.parallelGrain && independentIterations(s, pure, topLocals)) kind = 'parallel';
-    else if (caps.vectorWidth > 1 && s.extent >= Math.min(caps.vectorWidth, 4) && vectorizable({ ...s, body })) kind = 'vector';
-    return { ...s, kind, body };
-  });
-}
-
-/** Schedules every kernel of a program for a target. */
-export function schedule(p: Program, caps: TargetCaps = DEFAULT_CAPS): Program {
-  const gpu = caps.gpu;
-  const kernels: Kernel[] = p.kernels.map((k) => (gpu ? gridKernel(k, gpu) : { ...k, body: annotate(k.body, caps, 0) }));
-  return { ...p, kernels };
 }

@@ -1,6 +1,7 @@
 // The pipeline's named passes: dump-after every pass, unknown names, and irAfter stopping at the pass asked for.
 import { describe, expect, it } from 'vitest';
 import { parseGraph } from '../../ir/parser.js';
+import { SCHEDULE_STEPS } from '../../codegen/loop/schedules/index.js';
 import { PASS_NAMES, describePlan, irAfter, runPipeline } from '../../driver/pipeline.js';
 
 const SOFTMAX = parseGraph(`graph @softmax {
@@ -23,12 +24,13 @@ const HEADS: Record<string, RegExp> = {
 };
 
 describe('pipeline', () => {
-  it('names its passes in order', () => {
-    expect(PASS_NAMES).toEqual(['canonicalize', 'empty', 'dce', 'fuse', 'lower', 'simplify', 'schedule', 'memplan']);
+  it('names its passes in order, each schedule primitive a stage between simplify and schedule', () => {
+    expect(PASS_NAMES.filter((p) => !p.startsWith('schedule:'))).toEqual(['canonicalize', 'empty', 'dce', 'fuse', 'lower', 'simplify', 'schedule', 'memplan']);
+    expect(PASS_NAMES.slice(PASS_NAMES.indexOf('simplify') + 1, PASS_NAMES.indexOf('schedule'))).toEqual(SCHEDULE_STEPS.map((s) => `schedule:${s}`));
   });
 
   it('dumps the IR after each pass once, and irAfter gives the same text', () => {
-    for (const pass of PASS_NAMES) {
+    for (const pass of PASS_NAMES.filter((p) => !p.startsWith('schedule:'))) {
       const dumped: string[] = [];
       const c = runPipeline(SOFTMAX, { dumpAfter: pass, dump: (t) => dumped.push(t) });
       expect(dumped, pass).toHaveLength(1);
@@ -41,8 +43,27 @@ describe('pipeline', () => {
     expect(irAfter(SOFTMAX, 'schedule')).toMatch(/ vector \{/);
   });
 
+  it('dumps the kernel after every application of a schedule step, and says when a step was not applied', () => {
+    const g = parseGraph(`graph @mm {
+      %0 = input {name="a"} : f32[8,4]
+      %1 = input {name="b"} : f32[4,16]
+      %2 = matmul %0, %1 : f32[8,16]
+      %3 = input {name="c"} : f32[8,4]
+      %4 = matmul %3, %1 : f32[8,16]
+      output "y" = %2
+      output "z" = %4
+    }`);
+    const dumped: string[] = [];
+    runPipeline(g, { dumpAfter: 'schedule:tile', dump: (t) => dumped.push(t) });
+    expect(dumped).toHaveLength(2);
+    for (const t of dumped) expect(t).toMatch(/^# tile \(cpu-matmul\)\nkernel k0_matmul {2}# ops: matmul\n/);
+    expect(dumped[1]).toMatch(/\n {2}for o\d+ in 0..\d+ \{\n {4}for o\d+ in 0..\d+ \{\n {6}for m\d+ in 0..\d+ \{\n {8}for c\d+ in 0..\d+ \{\n {10}decl acc/);
+    expect(irAfter(g, 'schedule:tile')).toBe(dumped.join('\n'));
+    expect(irAfter(g, 'schedule:bind')).toMatch(/^# bind: not applied to this program \(steps applied: tile, cacheWrite, .*\)\n$/);
+  });
+
   it('refuses an unknown pass naming the passes', () => {
-    const msg = "unknown pass 'fusion'; passes are canonicalize, empty, dce, fuse, lower, simplify, schedule, memplan";
+    const msg = `unknown pass 'fusion'; passes are canonicalize, empty, dce, fuse, lower, simplify, ${SCHEDULE_STEPS.map((s) => `schedule:${s}`).join(', ')}, schedule, memplan`;
     expect(() => runPipeline(SOFTMAX, { dumpAfter: 'fusion', dump: () => {} })).toThrow(msg);
     expect(() => irAfter(SOFTMAX, 'fusion')).toThrow(msg);
   });

@@ -1,0 +1,60 @@
+// Recipe: every kernel on a GPU as launches of thread blocks. Each top-level loop nest with independent iterations
+// becomes a launch: its perfectly nested outer loops are fused and split into blocks x threads (gridThreads: a
+// divisor of the iterations, so no thread idles), and the loop-invariant decls it reads are computed by each
+// thread. Other top-level code (a whole-tensor reduction, a row cached outside every loop) runs as a launch of one
+// thread, in order. Launches a recipe made already (top-level block loops) are kept.
+import { independentIterations, pureDecls, work } from '../analysis.js';
+import { gridThreads, parallelChain } from '../gpu.js';
+import type { TargetCaps } from '../schedule.js';
+import type { Recipe } from './index.js';
+import { bind } from './kinds.js';
+import { fuse } from './fuse.js';
+import { launch, sinkDecls } from './launch.js';
+import type { For } from './loops.js';
+import type { Schedule } from './primitive.js';
+import { split } from './split.js';
+
+type Launch = { kind: 'serial'; stmts: number[] } | { kind: 'nest'; chain: For[] };
+
+export const gpuGrid: Recipe = {
+  name: 'gpu-grid',
+  run: (s: Schedule, caps: TargetCaps) => {
+    const g = caps.gpu;
+    if (!g) return;
+    const body = s.body, pure = pureDecls(body);
+    const topLocals = new Set(body.flatMap((x) => (x.k === 'local' ? [x.name] : [])));
+    const launches: Launch[] = [];
+    let serial: number[] = [];
+    const flush = () => {
+      if (serial.length) launches.push({ kind: 'serial', stmts: serial });
+      serial = [];
+    };
+    body.forEach((st, i) => {
+      if (st.k === 'decl' && pure.has(st.name)) return;
+      if (st.k === 'for' && st.kind === 'block') return flush();
+      if (st.k !== 'for' || !independentIterations(st, pure, topLocals)) { serial.push(i); return; }
+      flush();
+      launches.push({ kind: 'nest', chain: parallelChain(st, pure) });
+    });
+    flush();
+    if (!launches.length) return;
+    // names in launch order (g_0, t_1, g_2, ...), as the grid numbers its axes
+    let n = 0;
+    const names = launches.map(() => [`g_${n++}`, `t_${n++}`] as const);
+    // one-thread launches from the last (their statements' positions stay valid), then the nests
+    for (let i = launches.length - 1; i >= 0; i--) {
+      const l = launches[i]!;
+      if (l.kind === 'serial') s.apply(launch, { stmts: l.stmts, block: names[i]![0], thread: names[i]![1] });
+    }
+    launches.forEach((l, i) => {
+      if (l.kind !== 'nest') return;
+      const [gv, tv] = names[i]!, f = s.fresh('f');
+      const points = l.chain.reduce((a, x) => a * x.extent, 1);
+      const T = gridThreads(points, Math.max(1, work(l.chain[l.chain.length - 1]!.body)), g);
+      s.apply(fuse, { loops: l.chain.map((x) => x.v), name: f });
+      s.apply(split, { loop: f, factor: T, outer: gv, inner: tv });
+    });
+    s.apply(sinkDecls, { loops: names.map(([, t]) => t) });
+    s.apply(bind, { blocks: names.map(([b]) => b), threads: names.map(([, t]) => t) });
+  },
+};

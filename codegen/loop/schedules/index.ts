@@ -1,0 +1,96 @@
+// Schedules: loop-IR → loop-IR transforms (primitives) composed into per-target recipes, and the driver.
+//
+// Lowering (lower.ts) emits plain loop nests: one loop per dimension of a nest (serial, unit extents included),
+// a contraction as `acc = init; for k { acc = f(acc, ...) }`, no tiling and no target decision. Scheduling turns
+// them into what a target runs fast, as a sequence of named primitives, in the spirit of Halide and TVM.
+//
+// A PRIMITIVE (primitive.ts: `Primitive<A>`) is one transform of one kernel:
+//   - `name`: the stage name `--dump-after schedule:<name>` shows (split, reorder, tile, fission, cacheWrite,
+//     accumulateInto, liftLocal, cacheRead, hoist, pack, unroll, vectorize, parallel, fuse, launch, sinkDecls, bind
+//     (GPU blocks and threads), dropUnitLoops, simplify, renumber);
+//   - `check(kernel, args)`: why it does not apply (one line), or undefined. Legality lives here: a primitive
+//     refuses rather than change a result (reorder keeps a reduction's loops in order, fission needs disjoint
+//     iterations, vectorize calls vectorLegal, parallel needs independent iterations);
+//   - `apply(kernel, args)`: the new body (and buffers, for pack), called only after check passed.
+// Loops are named by their variable (unique in a kernel); new loops and arrays get names from `Schedule.fresh`.
+// Every primitive keeps results bit for bit (it never reassociates arithmetic): tests/loop/schedules/ checks each
+// one's output with the loop-IR verifier and against the loop-IR interpreter on the unscheduled program.
+//
+// A RECIPE (one file per recipe here: `Recipe`) looks at the kernel's nests and applies primitives to those it
+// fits, through a `Schedule` (primitive.ts): `s.apply(split, { loop, factor, outer, inner })` checks, applies,
+// and reports the step to the trace. To add one: write `myrecipe.ts` exporting a `Recipe` (`name`, `run(s, caps)`
+// doing nothing where the recipe does not fit), and add it to the list `recipesFor(caps)` returns below, in the
+// order it must run. `schedule(program, caps, trace)` runs the recipes on every kernel; `trace(name, program)`
+// is called after every primitive application, which is how `kiln compile --dump-after schedule:<name>` works.
+import type { Program } from '../ir.js';
+import type { TargetCaps } from '../schedule.js';
+import { Schedule, type Trace } from './primitive.js';
+import { dropUnitLoops, renumber, simplifyIndices } from './cleanup.js';
+import { cpuConv } from './cpu_conv.js';
+import { cpuKinds } from './cpu_kinds.js';
+import { cpuMatmul } from './cpu_matmul.js';
+import { gpuGrid } from './gpu_grid.js';
+import { rowCaches } from './row_caches.js';
+
+export { Schedule, type Primitive, type Trace, type KernelView, primitive } from './primitive.js';
+export { ScheduleError } from './loops.js';
+export { split } from './split.js';
+export { reorder } from './reorder.js';
+export { tile } from './tile.js';
+export { fission } from './fission.js';
+export { cacheWrite, accumulateInto } from './cache_write.js';
+export { liftLocal } from './lift_local.js';
+export { cacheRead } from './cache_read.js';
+export { hoist } from './hoist.js';
+export { pack } from './pack.js';
+export { unroll, parallel, bind } from './kinds.js';
+export { fuse } from './fuse.js';
+export { launch, sinkDecls } from './launch.js';
+export { vectorize, vectorLegal } from './vectorize.js';
+export { dropUnitLoops, renumber, simplifyIndices } from './cleanup.js';
+
+/** The names of the schedule steps (every primitive), as `--dump-after schedule:<name>` takes them. */
+export const SCHEDULE_STEPS: readonly string[] = [
+  'split', 'reorder', 'tile', 'fission', 'cacheWrite', 'accumulateInto', 'liftLocal', 'cacheRead', 'hoist', 'pack',
+  'unroll', 'vectorize', 'parallel', 'fuse', 'launch', 'sinkDecls', 'bind', 'dropUnitLoops', 'simplify', 'renumber',
+];
+
+/** A schedule recipe: applies primitives to the nests of a kernel it fits (and leaves the others alone). */
+export interface Recipe {
+  readonly name: string;
+  readonly run: (s: Schedule, caps: TargetCaps) => void;
+}
+
+/** Unit loops dropped, then indices simplified and names renumbered where a recipe ran (the copy kernel has none). */
+const cleanup: Recipe = {
+  name: 'cleanup',
+  run: (s) => {
+    if (s.program.kernels[s.kernel]!.ops.join() === 'copy') return;
+    // names in print order where a recipe made new ones (lowering's names are kept elsewhere)
+    const scheduled = s.applied.length > 0;
+    // (lowering's unit loops leave no index to fold: their variables are unused)
+    s.try(dropUnitLoops, {});
+    if (!scheduled) return;
+    s.apply(simplifyIndices, {});
+    s.apply(renumber, {});
+  },
+};
+
+/** The recipes for a target, in the order they run on each kernel. */
+export function recipesFor(caps: TargetCaps): readonly Recipe[] {
+  return caps.gpu ? [rowCaches, cleanup, gpuGrid] : [cpuMatmul, cpuConv, rowCaches, cleanup, cpuKinds];
+}
+
+/** Schedules every kernel of a program for a target; trace sees the program after every primitive application. */
+export function schedule(p: Program, caps: TargetCaps, trace?: Trace): Program {
+  let program = p;
+  for (let k = 0; k < program.kernels.length; k++) {
+    const s = new Schedule(program, k, trace);
+    for (const r of recipesFor(caps)) {
+      s.recipe = r.name;
+      r.run(s, caps);
+    }
+    program = s.program;
+  }
+  return program;
+}

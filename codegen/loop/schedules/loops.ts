@@ -1,0 +1,308 @@
+// Helpers the schedule primitives share: finding and replacing loops by name, substituting variables, affine
+// index forms and the access sets that legality checks compare.
+import { operands } from '../analysis.js';
+import { E, type Expr, type Stmt } from '../ir.js';
+import { printExpr } from '../printer.js';
+
+export type For = Extract<Stmt, { k: 'for' }>;
+
+/** Why a primitive does not apply (the schedule driver reports it with the primitive's name). */
+export class ScheduleError extends Error {}
+
+export function fail(msg: string): never {
+  throw new ScheduleError(msg);
+}
+
+/** The loop named v (loop variables are unique within a kernel), or undefined. */
+export function findLoop(body: readonly Stmt[], v: string): For | undefined {
+  for (const s of body) {
+    if (s.k !== 'for') continue;
+    if (s.v === v) return s;
+    const inner = findLoop(s.body, v);
+    if (inner) return inner;
+  }
+  return undefined;
+}
+
+export function loopOf(body: readonly Stmt[], v: string): For {
+  return findLoop(body, v) ?? fail(`no loop '${v}' in the kernel`);
+}
+
+/** The statement list that directly holds loop v (the kernel body or a loop's body), or undefined. */
+export function parentBody(body: readonly Stmt[], v: string): readonly Stmt[] | undefined {
+  for (const s of body) {
+    if (s.k !== 'for') continue;
+    if (s.v === v) return body;
+    const p = parentBody(s.body, v);
+    if (p) return p;
+  }
+  return undefined;
+}
+
+/** The body with loop v replaced by the statements f returns (every other statement kept as the same object). */
+export function replaceLoop(body: readonly Stmt[], v: string, f: (loop: For) => Stmt[]): Stmt[] {
+  let found = false;
+  const walk = (stmts: readonly Stmt[]): Stmt[] => stmts.flatMap((s) => {
+    if (s.k !== 'for' || found) return [s];
+    if (s.v === v) {
+      found = true;
+      return f(s);
+    }
+    const inner = walk(s.body);
+    return [inner.every((x, i) => x === s.body[i]) && inner.length === s.body.length ? s : { ...s, body: inner }];
+  });
+  const out = walk(body);
+  if (!found) fail(`no loop '${v}' in the kernel`);
+  return out;
+}
+
+/** Replaces the body of the statement list holding loop v (the kernel body itself when v is top-level). */
+export function replaceParent(body: readonly Stmt[], v: string, f: (stmts: readonly Stmt[]) => Stmt[]): Stmt[] {
+  if (body.some((s) => s.k === 'for' && s.v === v)) return f(body);
+  for (const s of body) {
+    if (s.k === 'for' && findLoop(s.body, v)) return body.map((x) => (x === s ? { ...s, body: replaceParent(s.body, v, f) } : x));
+  }
+  return fail(`no loop '${v}' in the kernel`);
+}
+
+/** The perfectly nested chain of loops from `outer` down to `inner` (each body exactly the next loop). */
+export function chain(body: readonly Stmt[], outer: string, inner: string): For[] {
+  const out = [loopOf(body, outer)];
+  while (out[out.length - 1]!.v !== inner) {
+    const last = out[out.length - 1]!, next = last.body[0];
+    if (last.body.length !== 1 || next?.k !== 'for') fail(`loops '${outer}' to '${inner}' are not perfectly nested (loop '${last.v}' holds more than one loop)`);
+    out.push(next);
+  }
+  return out;
+}
+
+/** e with variables replaced. */
+export function substExpr(e: Expr, m: ReadonlyMap<string, Expr>): Expr {
+  switch (e.k) {
+    case 'const': return e;
+    case 'var': return m.get(e.name) ?? e;
+    case 'load': return { ...e, idx: substExpr(e.idx, m) };
+    case 'unary': case 'cast': return { ...e, a: substExpr(e.a, m) };
+    case 'binary': return { ...e, a: substExpr(e.a, m), b: substExpr(e.b, m) };
+    case 'select': return { ...e, c: substExpr(e.c, m), a: substExpr(e.a, m), b: substExpr(e.b, m) };
+    case 'philox': return { ...e, counter: substExpr(e.counter, m), index: substExpr(e.index, m) };
+  }
+}
+
+/** Statements with variables replaced in every expression (names declared inside are not renamed). */
+export function substStmts(stmts: readonly Stmt[], m: ReadonlyMap<string, Expr>): Stmt[] {
+  return stmts.map((s): Stmt => {
+    switch (s.k) {
+      case 'for': return { ...s, body: substStmts(s.body, m) };
+      case 'decl': return { ...s, init: substExpr(s.init, m) };
+      case 'assign': return { ...s, value: substExpr(s.value, m) };
+      case 'store': return { ...s, idx: substExpr(s.idx, m), value: substExpr(s.value, m) };
+      case 'local': return s;
+    }
+  });
+}
+
+/** Expression rewrite applied bottom-up (f sees rewritten operands). */
+export function mapExpr(e: Expr, f: (e: Expr) => Expr): Expr {
+  const ex = (x: Expr) => mapExpr(x, f);
+  switch (e.k) {
+    case 'const': case 'var': return f(e);
+    case 'load': return f({ ...e, idx: ex(e.idx) });
+    case 'unary': case 'cast': return f({ ...e, a: ex(e.a) });
+    case 'binary': return f({ ...e, a: ex(e.a), b: ex(e.b) });
+    case 'select': return f({ ...e, c: ex(e.c), a: ex(e.a), b: ex(e.b) });
+    case 'philox': return f({ ...e, counter: ex(e.counter), index: ex(e.index) });
+  }
+}
+
+/** Expression rewrite applied bottom-up to every expression of the statements (f sees rewritten operands). */
+export function mapStmtExprs(stmts: readonly Stmt[], f: (e: Expr) => Expr): Stmt[] {
+  const ex = (e: Expr): Expr => mapExpr(e, f);
+  return stmts.map((s): Stmt => {
+    switch (s.k) {
+      case 'for': return { ...s, body: mapStmtExprs(s.body, f) };
+      case 'decl': return { ...s, init: ex(s.init) };
+      case 'assign': return { ...s, value: ex(s.value) };
+      case 'store': return { ...s, idx: ex(s.idx), value: ex(s.value) };
+      case 'local': return s;
+    }
+  });
+}
+
+/** Every name declared in the statements (loop variables, decls, local arrays). */
+export function declaredNames(stmts: readonly Stmt[], out = new Set<string>()): Set<string> {
+  for (const s of stmts) {
+    if (s.k === 'for') { out.add(s.v); declaredNames(s.body, out); }
+    else if (s.k === 'decl' || s.k === 'local') out.add(s.name);
+  }
+  return out;
+}
+
+/** Variables an expression reads. */
+export function varsOf(e: Expr, out = new Set<string>()): Set<string> {
+  if (e.k === 'var') out.add(e.name);
+  for (const x of operands(e)) varsOf(x, out);
+  return out;
+}
+
+/** Expressions a statement evaluates itself (not those of a loop's body). */
+export function ownExprs(s: Stmt): Expr[] {
+  switch (s.k) {
+    case 'decl': return [s.init];
+    case 'assign': return [s.value];
+    case 'store': return [s.idx, s.value];
+    default: return [];
+  }
+}
+
+/** Names a statement list reads from outside itself (free variables, and arrays loaded or stored). */
+export function readsOf(stmts: readonly Stmt[]): Set<string> {
+  const out = new Set<string>();
+  const bound = new Set<string>();
+  const visit = (ss: readonly Stmt[]): void => {
+    for (const s of ss) {
+      for (const e of ownExprs(s)) {
+        for (const v of varsOf(e)) if (!bound.has(v)) out.add(v);
+        arraysIn(e, out);
+      }
+      if (s.k === 'store' || s.k === 'assign') out.add(s.k === 'store' ? s.buf : s.name);
+      if (s.k === 'for') { bound.add(s.v); visit(s.body); }
+      if (s.k === 'decl' || s.k === 'local') bound.add(s.name);
+    }
+  };
+  visit(stmts);
+  return out;
+}
+
+function arraysIn(e: Expr, out: Set<string>): void {
+  if (e.k === 'load') out.add(e.buf);
+  for (const x of operands(e)) arraysIn(x, out);
+}
+
+/** One load or store of an array, with the loops around it inside the statements examined (their extents). */
+export interface Access {
+  readonly array: string;
+  readonly idx: Expr;
+  readonly write: boolean;
+  /** loop variables bound inside the examined statements that enclose the access, with their extents */
+  readonly inner: ReadonlyMap<string, number>;
+}
+
+/** Every load and store of arrays in the statements (arrays declared inside them excluded), and scalar assigns. */
+export function accesses(stmts: readonly Stmt[]): { arrays: Access[]; assigned: Set<string>; declared: Set<string> } {
+  const arrays: Access[] = [];
+  const assigned = new Set<string>();
+  const declared = new Set<string>();
+  const visit = (ss: readonly Stmt[], inner: ReadonlyMap<string, number>): void => {
+    for (const s of ss) {
+      const loads = (e: Expr): void => {
+        if (e.k === 'load') arrays.push({ array: e.buf, idx: e.idx, write: false, inner });
+        operands(e).forEach(loads);
+      };
+      ownExprs(s).forEach(loads);
+      if (s.k === 'store') arrays.push({ array: s.buf, idx: s.idx, write: true, inner });
+      else if (s.k === 'assign') assigned.add(s.name);
+      else if (s.k === 'decl' || s.k === 'local') declared.add(s.name);
+      else if (s.k === 'for') visit(s.body, new Map([...inner, [s.v, s.extent]]));
+    }
+  };
+  visit(stmts, new Map());
+  return { arrays: arrays.filter((a) => !declared.has(a.array)), assigned, declared };
+}
+
+/** Σ coef·var + c of an i32 index, or undefined when it is not affine in variables. */
+export interface Affine { readonly terms: ReadonlyMap<string, number>; readonly c: number }
+
+export function affineOf(e: Expr): Affine | undefined {
+  if (e.t !== 'i32') return undefined;
+  if (e.k === 'const') return { terms: new Map(), c: e.v };
+  if (e.k === 'var') return { terms: new Map([[e.name, 1]]), c: 0 };
+  if (e.k !== 'binary') return undefined;
+  const a = affineOf(e.a), b = affineOf(e.b);
+  if (!a || !b) return undefined;
+  const comb = (x: Affine, y: Affine, s: number): Affine => {
+    const terms = new Map(x.terms);
+    for (const [v, c] of y.terms) terms.set(v, (terms.get(v) ?? 0) + s * c);
+    for (const [v, c] of terms) if (c === 0) terms.delete(v);
+    return { terms, c: x.c + s * y.c };
+  };
+  const scale = (x: Affine, k: number): Affine => ({ terms: new Map(k === 0 ? [] : [...x.terms].map(([v, c]) => [v, c * k])), c: x.c * k });
+  if (e.op === 'add') return comb(a, b, 1);
+  if (e.op === 'sub') return comb(a, b, -1);
+  if (e.op === 'mul' && !a.terms.size) return scale(b, a.c);
+  if (e.op === 'mul' && !b.terms.size) return scale(a, b.c);
+  return undefined;
+}
+
+/**
+ * Whether two iterations of the loops `distinct` (variable -> extent) that differ in any of them always access
+ * different elements through index `idx`, whatever the values of the loops in `free` (variable -> extent: loops
+ * inside the examined statements, which may differ too), every other variable being fixed. Proved on the affine
+ * form by a mixed-radix argument: sorted by |coefficient|, each term's coefficient exceeds the span of the smaller
+ * ones (all moving terms: the index is injective), or each distinct term's exceeds the span of every free term
+ * and of the smaller distinct ones. `inside`: decls of the examined statements (an index using one is unproved).
+ */
+export function separates(idx: Expr, distinct: ReadonlyMap<string, number>, free: ReadonlyMap<string, number>, inside: ReadonlySet<string> = new Set()): boolean {
+  const moves = [...distinct].filter(([, n]) => n > 1);
+  if (!moves.length) return true;
+  const a = affineOf(idx);
+  // a decl of the examined statements varies in ways the form does not show
+  if (!a || moves.some(([v]) => !a.terms.has(v)) || [...a.terms.keys()].some((v) => inside.has(v))) return false;
+  const extent = (v: string) => distinct.get(v) ?? free.get(v) ?? 1;
+  const terms = [...a.terms].filter(([v]) => extent(v) > 1).map(([v, c]) => ({ v, c: Math.abs(c), span: Math.abs(c) * (extent(v) - 1), d: distinct.has(v) }))
+    .sort((x, y) => x.c - y.c);
+  const radix = (ts: typeof terms, below: number) => ts.every((t) => {
+    const ok = t.c > below;
+    below += t.span;
+    return ok;
+  });
+  const freeSpan = terms.filter((t) => !t.d).reduce((s, t) => s + t.span, 0);
+  return radix(terms, 0) || radix(terms.filter((t) => t.d), freeSpan);
+}
+
+/**
+ * Whether iterations of loop v (extent n) touch disjoint elements through the accesses (of one array): each index
+ * is s*v + (loops inside, per access) + one fixed part, with the same s and fixed part for all, and the inner parts
+ * of all accesses span less than |s|. Decls of the examined statements (`inside`) in an index leave it unproved.
+ */
+export function disjointIterations(acc: readonly Access[], v: string, n: number, inside: ReadonlySet<string>): boolean {
+  if (n === 1) return true;
+  let s: number | undefined, fixed: string | undefined;
+  let lo = Infinity, hi = -Infinity;
+  for (const a of acc) {
+    const f = affineOf(a.idx);
+    if (!f || [...f.terms.keys()].some((x) => inside.has(x))) return false;
+    const c = f.terms.get(v) ?? 0;
+    const outer = [...f.terms].filter(([x]) => x !== v && !a.inner.has(x)).sort(([x], [y]) => (x < y ? -1 : 1));
+    const fx = `${f.c}|${outer.map(([x, k]) => `${x}*${k}`).join('+')}`;
+    if (c === 0 || (s !== undefined && c !== s) || (fixed !== undefined && fx !== fixed)) return false;
+    s = c;
+    fixed = fx;
+    let l = 0, h = 0;
+    for (const [x, k] of f.terms) {
+      const e = a.inner.get(x);
+      if (e === undefined) continue;
+      l += Math.min(0, k * (e - 1));
+      h += Math.max(0, k * (e - 1));
+    }
+    lo = Math.min(lo, l);
+    hi = Math.max(hi, h);
+  }
+  return s === undefined || hi - lo < Math.abs(s);
+}
+
+/** Text of an expression, to compare index expressions. */
+export const key = (e: Expr): string => printExpr(e);
+
+/** A fresh-name source for a kernel: prefix + counter, skipping every name in use. */
+export function namer(used: Set<string>): (prefix: string) => string {
+  let n = 0;
+  return (prefix: string) => {
+    let name: string;
+    do name = `${prefix}${n++}`; while (used.has(name));
+    used.add(name);
+    return name;
+  };
+}
+
+export const i32 = E.i32;

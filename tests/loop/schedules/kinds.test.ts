@@ -1,0 +1,94 @@
+// unroll, vectorize, parallel and the cleanup steps: legal kinds verify and keep results (parallel loops also run
+// in reverse); illegal ones are refused with the reason.
+import { describe, expect, it } from 'vitest';
+import { E, S } from '../../../codegen/loop/ir.js';
+import { DEFAULT_CAPS } from '../../../codegen/loop/schedule.js';
+import { bind, dropUnitLoops, fuse, launch, parallel, schedule, simplifyIndices, sinkDecls, split, unroll, vectorize } from '../../../codegen/loop/schedules/index.js';
+import { parseGraph } from '../../../ir/parser.js';
+import { runPipeline } from '../../../driver/pipeline.js';
+import { expectSame, f32, load, matmulProgram, program, sched, text, v } from './helpers.js';
+
+describe('loop kinds', () => {
+  it('parallel rows, unrolled k, vector columns of an elementwise nest', () => {
+    const body = [S.for('i', 4, [S.for('k', 2, [S.for('j', 8, [S.store('y', E.add(E.mul(v('i'), E.i32(16)), E.add(E.mul(v('k'), E.i32(8)), v('j'))),
+      E.unary('exp', load('x', E.add(E.mul(v('i'), E.i32(16)), E.add(E.mul(v('k'), E.i32(8)), v('j'))), 'f32')))])])])];
+    const p = program([f32('x', 64, 'input'), f32('y', 64, 'output')], body), s = sched(p);
+    s.apply(parallel, { loops: ['i'] });
+    s.apply(unroll, { loops: ['k'] });
+    s.apply(vectorize, { loops: ['j'] });
+    expect(text(s)).toMatch(/for i in 0..4 parallel \{\n {4}for k in 0..2 unroll \{\n {6}for j in 0..8 vector/);
+    expectSame(p, s.program);
+  });
+  it('refuses a vector loop that holds a loop or carries an accumulator, and a parallel loop that shares one', () => {
+    const s = sched(matmulProgram(4, 8, 3));
+    expect(s.check(vectorize, { loops: ['j'] })).toMatch(/loop 'j': its body holds a loop/);
+    expect(s.check(vectorize, { loops: ['k'] })).toMatch(/loop 'k': it assigns 'acc', declared outside it/);
+    expect(s.check(parallel, { loops: ['j'] })).toMatch(/not a top-level loop/);
+    const sum = sched(program([f32('x', 8, 'input'), f32('y', 1, 'output')], [S.decl('s', 'f32', E.f32(0)),
+      S.for('i', 8, [S.assign('s', E.binary('add', v('s', 'f32'), load('x', v('i'), 'f32')))]), S.store('y', E.i32(0), v('s', 'f32'))]));
+    expect(sum.check(parallel, { loops: ['i'] })).toMatch(/its iterations share state/);
+    expect(sum.check(vectorize, { loops: ['i'] })).toMatch(/assigns 's'/);
+    s.apply(unroll, { loops: ['k'] });
+    expect(s.check(unroll, { loops: ['k'] })).toMatch(/loop 'k' is unroll already/);
+  });
+});
+
+describe('cleanup', () => {
+  it('drops serial loops of one iteration and simplifies the indices they leave', () => {
+    const p = matmulProgram(4, 6, 3), s = sched(p);
+    s.apply(split, { loop: 'i', factor: 4, outer: 'io', inner: 'ii' });
+    s.apply(dropUnitLoops, {});
+    expect(text(s)).not.toContain('for io');
+    s.apply(simplifyIndices, {});
+    expect(text(s)).toContain('a[ii * 3 + k]');
+    expectSame(p, s.program);
+  });
+});
+
+describe('the CPU kinds recipe', () => {
+  it('makes a row-wise nest parallel and its rows vector lanes, but not a whole-tensor reduction', () => {
+    const caps = { ...DEFAULT_CAPS, threads: 2, parallelGrain: 1 };
+    const steps: string[] = [];
+    const rows = parseGraph(`graph @rows {
+  %0 = input {name="x"} : f32[64,32]
+  %1 = exp %0 : f32[64,32]
+  output "y" = %1
+}`);
+    const p = schedule(runPipeline(rows, {}).program, caps, (name) => steps.push(name));
+    expect(steps).toEqual(['parallel']); // cleanup's simplify runs only on kernels a recipe changed
+    expect(p.kernels[0]!.body[0]).toMatchObject({ k: 'for', kind: 'parallel', body: [{ k: 'for', kind: 'vector' }] });
+    const all = parseGraph(`graph @sum {
+  %0 = input {name="x"} : f32[64,32]
+  %1 = reduce_sum %0 {axes=[0, 1], keepdims=false} : f32[]
+  output "y" = %1
+}`);
+    const q = runPipeline(all, { caps }).program;
+    expect(JSON.stringify(q.kernels)).not.toContain('"parallel"');
+  });
+});
+
+describe('GPU launches: fuse, launch, sinkDecls, bind', () => {
+  it('a nest fused, split into blocks x threads, the invariant decl computed by each thread; a scalar store as one thread', () => {
+    const body = [S.decl('s', 'f32', load('x', E.i32(0), 'f32')),
+      S.for('i', 4, [S.for('j', 6, [S.store('y', E.add(E.mul(v('i'), E.i32(6)), v('j')), E.binary('mul', load('x', E.add(E.mul(v('i'), E.i32(6)), v('j')), 'f32'), v('s', 'f32')))])]),
+      S.store('z', E.i32(0), v('s', 'f32'))];
+    const p = program([f32('x', 24, 'input'), f32('y', 24, 'output'), f32('z', 1, 'output')], body), s = sched(p);
+    s.apply(launch, { stmts: [2], block: 'g1', thread: 't1' });
+    s.apply(fuse, { loops: ['i', 'j'], name: 'f' });
+    expect(text(s)).toMatch(/for f in 0..24 \{\n {4}decl i: i32 = f \/\/ 6 % 4\n {4}decl j: i32 = f % 6\n/);
+    s.apply(split, { loop: 'f', factor: 8, outer: 'g0', inner: 't0' });
+    expect(s.check(bind, { blocks: ['g0', 'g1'], threads: ['t0', 't1'] })).toBeUndefined();
+    s.apply(sinkDecls, { loops: ['t0', 't1'] });
+    s.apply(bind, { blocks: ['g0', 'g1'], threads: ['t0', 't1'] });
+    expect(text(s)).toMatch(/^kernel k0\n {2}for g0 in 0..3 block \{\n {4}for t0 in 0..8 thread \{\n {6}decl s: f32 = x\[0\]\n/);
+    expectSame(p, s.program);
+  });
+  it('bind refuses a thread loop outside a block and a grid whose iterations share an accumulator', () => {
+    const s = sched(program([f32('x', 8, 'input'), f32('y', 1, 'output')], [S.decl('a', 'f32', E.f32(0)),
+      S.for('i', 8, [S.for('t', 1, [S.assign('a', E.binary('add', v('a', 'f32'), load('x', v('i'), 'f32')))])]), S.store('y', E.i32(0), v('a', 'f32'))]));
+    expect(s.check(bind, { blocks: [], threads: ['t'] })).toMatch(/loop 't' is not directly in a block loop/);
+    expect(s.check(bind, { blocks: ['i'], threads: ['t'] })).toMatch(/loop 'i': its iterations share state/);
+    expect(s.check(fuse, { loops: ['t', 'i'] })).toMatch(/not perfectly nested|not one perfect nest/);
+    expect(s.check(launch, { stmts: [0, 2], block: 'g', thread: 'u' })).toMatch(/statement 1 between them is not a pure decl/);
+  });
+});
