@@ -119,7 +119,12 @@ function compileKernel(k: Kernel, storage: ReadonlyMap<string, TypedArray>, opti
     return s.slot;
   };
   /** Names and slots of the scalars visible here, for error messages. */
-  const visible = (): [string, number][] => syms.visible().flatMap(([n, s]): [string, number][] => (s.kind === 'local' ? [] : [[n, s.slot]]));
+  let shown: readonly unknown[] = [], scalars: [string, number][] = [];
+  const visible = (): [string, number][] => {
+    const all = syms.visible();
+    if (all !== shown) [shown, scalars] = [all, all.flatMap(([n, s]): [string, number][] => (s.kind === 'local' ? [] : [[n, s.slot]]))];
+    return scalars;
+  };
   const outOfBounds = (what: string, e: Expr, buf: string, i: number, size: number, vars: [string, number][]): Error => {
     const at = vars.length ? ` at ${vars.map(([n, s]) => `${n}=${env[s]}`).join(', ')}` : '';
     return new Error(`kernel ${k.name}: ${what} ${buf}[${printExpr(e)}]: index ${i} is out of bounds for ${buf} of size ${size}${at}`);

@@ -90,7 +90,7 @@ function idOf(e: Expr): number {
   return id;
 }
 
-/** Small numbers for the strings in expressions (ops, variable and buffer names); renumbered by each sweep. */
+/** Small numbers for the names in expressions (variables, buffers); renumbered by each sweep. */
 let strings = new Map<string, number>();
 function stringId(s: string): number {
   let id = strings.get(s);
@@ -110,6 +110,8 @@ function valueHash(v: number): number {
   return mix(words[0]!, words[1]!);
 }
 const typeHash = (t: Scalar): number => (t === 'f32' ? 1 : t === 'i32' ? 2 : 3);
+/** Ops are few: their first two letters and length tell them apart (same() settles any tie). */
+const opHash = (op: string): number => op.charCodeAt(0) | (op.charCodeAt(1) << 8) | (op.length << 16);
 
 function hashOf(e: Expr): number {
   const t = typeHash(e.t);
@@ -117,9 +119,9 @@ function hashOf(e: Expr): number {
     case 'const': return mix(mix(1, t), valueHash(e.v));
     case 'var': return mix(mix(2, t), stringId(e.name));
     case 'load': return mix(mix(mix(3, t), stringId(e.buf)), idOf(e.idx));
-    case 'unary': return mix(mix(mix(4, t), stringId(e.op)), idOf(e.a));
+    case 'unary': return mix(mix(mix(4, t), opHash(e.op)), idOf(e.a));
     case 'cast': return mix(mix(5, t), idOf(e.a));
-    case 'binary': return mix(mix(mix(mix(6, t), stringId(e.op)), idOf(e.a)), idOf(e.b));
+    case 'binary': return mix(mix(mix(mix(6, t), opHash(e.op)), idOf(e.a)), idOf(e.b));
     case 'select': return mix(mix(mix(mix(7, t), idOf(e.c)), idOf(e.a)), idOf(e.b));
     case 'philox': return mix(mix(mix(mix(8, t), valueHash(e.seed)), idOf(e.counter)), idOf(e.index));
   }

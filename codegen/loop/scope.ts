@@ -13,14 +13,19 @@ export type LoopSym =
  */
 export class SymbolTable<X extends object = object> {
   private readonly frames: Map<string, LoopSym & X>[] = [new Map()];
+  /** bumped by every change, so `visible` is computed once per state */
+  private changes = 0;
+  private shown?: { readonly at: number; readonly list: readonly [string, LoopSym & X][] };
 
   /** Runs f in a new innermost scope. */
   within<R>(f: () => R): R {
     this.frames.push(new Map());
+    this.changes++;
     try {
       return f();
     } finally {
       this.frames.pop();
+      this.changes++;
     }
   }
 
@@ -32,6 +37,7 @@ export class SymbolTable<X extends object = object> {
   /** Binds a name in the innermost scope (over any binding of it there). */
   declare(name: string, sym: LoopSym & X): void {
     this.frames[this.frames.length - 1]!.set(name, sym);
+    this.changes++;
   }
 
   /** The innermost binding of a name. */
@@ -43,10 +49,16 @@ export class SymbolTable<X extends object = object> {
     return undefined;
   }
 
-  /** Every visible name with its innermost binding, in the order the names were first bound (outermost first). */
-  visible(): [string, LoopSym & X][] {
-    const seen = new Map<string, LoopSym & X>();
-    for (const f of this.frames) for (const [n, s] of f) seen.set(n, s);
-    return [...seen];
+  /**
+   * Every visible name with its innermost binding, in the order the names were first bound (outermost first).
+   * The same array until the table changes.
+   */
+  visible(): readonly [string, LoopSym & X][] {
+    if (this.shown?.at !== this.changes) {
+      const seen = new Map<string, LoopSym & X>();
+      for (const f of this.frames) for (const [n, s] of f) seen.set(n, s);
+      this.shown = { at: this.changes, list: [...seen] };
+    }
+    return this.shown.list;
   }
 }
