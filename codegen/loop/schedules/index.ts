@@ -22,6 +22,12 @@
 // doing nothing where the recipe does not fit), and add it to the list `recipesFor(caps)` returns below, in the
 // order it must run. `schedule(program, caps, trace)` runs the recipes on every kernel; `trace(name, program)`
 // is called after every primitive application, which is how `kiln compile --dump-after schedule:<name>` works.
+// Recipes: cpu_matmul.ts and cpu_conv.ts (register-blocked micro-kernels, micro_kernel.ts), row_caches.ts (i-k-j row
+// caches, R rows at a time), cpu_kinds.ts (parallel and vector loops), gpu_grid.ts (launches of blocks x threads).
+// Not yet here: the GPU matmul's shared-memory tiles, still lowered in lower.ts (LowerOptions.caps.gpu). A recipe
+// for it cannot tile the plain nest before gpu_grid binds the kernel's other nests (the verifier wants a kernel's
+// top level to be all launches or none, and shared arrays and per-thread registers exist only in bound loops); it
+// would retile the launch gpu_grid makes of the matmul nest (which then must keep its unit dimensions).
 import type { Program } from '../ir.js';
 import type { TargetCaps } from '../schedule.js';
 import { Schedule, type Trace } from './primitive.js';
