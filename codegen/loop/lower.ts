@@ -1,8 +1,8 @@
 // Lowering: a fusion plan becomes a loop-IR program (one function per kernel, one loop nest per planned nest).
 import { type Node, nodeName } from '../../ir/graph.js';
-import { GroupOp, isUnaryOp } from '../../ir/ops.js';
-import { type Shape, sizeOf, stridesOf } from '../../ir/types.js';
-import { type FusionPlan, type NestPlan, isContraction, isStored, isTiny } from '../../passes/fuse.js';
+import { GroupOp, REDUCE_BINARY, REDUCE_KIND, type ReduceOp, attrsOf, isUnaryOp } from '../../ir/ops.js';
+import { type Shape, identityOf, sizeOf, stridesOf } from '../../ir/types.js';
+import { type FusionPlan, type NestPlan, isContraction, isRowReduce, isStored, isTiny } from '../../passes/fuse.js';
 import { type GpuCaps, matmulTiles } from './gpu.js';
 import type { TargetCaps } from './schedule.js';
 import { type AxisKind, type Buffer, E, type Expr, type Kernel, type Program, S, type Scalar, type Stmt, scalarOf } from './ir.js';
@@ -163,9 +163,9 @@ class NestEmitter {
       e = this.let(E.load(this.bufOf(n), linear(idx, n.type.shape), t), 'v');
     } else if (n.op === 'const') {
       const cb = this.constBuf(n);
-      e = cb ? this.let(E.load(cb, linear(idx, n.type.shape), t), 'v') : E.c(t, (n.attrs['value'] as number[])[0]!);
+      e = cb ? this.let(E.load(cb, linear(idx, n.type.shape), t), 'v') : E.c(t, attrsOf(n, 'const').value[0]!);
     } else if (n.op === 'iota') {
-      e = idx[n.attrs['axis'] as number]!;
+      e = idx[attrsOf(n, 'iota').axis]!;
     } else if (isContraction(n)) {
       throw new Error(`lower: %${n.id} ${n.op} is needed at [${key}] but is neither materialized nor bound there`);
     } else {
@@ -176,7 +176,7 @@ class NestEmitter {
   }
 
   private injective(n: Node, idx: readonly Expr[], t: Scalar): Expr {
-    const src = n.src, a = n.attrs;
+    const src = n.src;
     const at = (i: number, ix: readonly Expr[] = idx) => this.exprAt(src[i]!, ix);
     if (isUnaryOp(n.op)) return E.unary(n.op, at(0));
     switch (n.op) {
@@ -200,7 +200,7 @@ class NestEmitter {
         return at(0, ss.map((d, i) => E.mod(E.idiv(lin, st[i]!), d)));
       }
       case 'transpose': {
-        const perm = a['perm'] as number[];
+        const { perm } = attrsOf(n, 'transpose');
         const sidx: Expr[] = new Array(perm.length);
         perm.forEach((p, i) => { sidx[p] = idx[i]!; });
         return at(0, sidx);
@@ -210,11 +210,11 @@ class NestEmitter {
         return at(0, ss.map((d, i) => (d === 1 ? E.i32(0) : idx[i + off]!)));
       }
       case 'slice': {
-        const start = a['start'] as number[], step = a['step'] as number[];
+        const { start, step } = attrsOf(n, 'slice');
         return at(0, idx.map((e, i) => E.add(E.mul(e, E.i32(step[i]!)), E.i32(start[i]!))));
       }
       case 'pad': {
-        const p = a['padding'] as [number, number][], ss = src[0]!.type.shape;
+        const { padding: p, value } = attrsOf(n, 'pad'), ss = src[0]!.type.shape;
         let inb: Expr | undefined;
         const sidx = idx.map((e, i) => {
           const j = E.add(e, E.i32(-p[i]![0]));
@@ -222,12 +222,12 @@ class NestEmitter {
           if (p[i]![1] > 0) inb = and(inb, E.binary('lt', j, E.i32(ss[i]!)));
           return p[i]![0] > 0 || p[i]![1] > 0 ? clampIdx(j, ss[i]!) : j;
         });
-        if (ss.some((d) => d === 0)) return E.c(t, a['value'] as number);
+        if (ss.some((d) => d === 0)) return E.c(t, value);
         const v = at(0, sidx);
-        return inb ? E.select(inb, v, E.c(t, a['value'] as number)) : v;
+        return inb ? E.select(inb, v, E.c(t, value)) : v;
       }
       case 'concat': {
-        const axis = a['axis'] as number;
+        const { axis } = attrsOf(n, 'concat');
         let off = 0;
         const parts = src.map((s, i) => {
           const len = s.type.shape[axis]!;
@@ -245,12 +245,12 @@ class NestEmitter {
         return e!;
       }
       case 'gather': {
-        const axis = a['axis'] as number, ir = src[1]!.type.shape.length, dim = src[0]!.type.shape[axis]!;
+        const { axis } = attrsOf(n, 'gather'), ir = src[1]!.type.shape.length, dim = src[0]!.type.shape[axis]!;
         const g = clampIdx(this.exprAt(src[1]!, idx.slice(axis, axis + ir)), dim);
         return at(0, [...idx.slice(0, axis), g, ...idx.slice(axis + ir)]);
       }
       case 'random_uniform':
-        return { k: 'philox', t: 'f32', seed: a['seed'] as number, counter: this.exprAt(src[0]!, []), index: linear(idx, n.type.shape) };
+        return E.philox(attrsOf(n, 'random_uniform').seed, this.exprAt(src[0]!, []), linear(idx, n.type.shape));
       default:
         throw new Error(`lower: ${n.op} is not an injective op`);
     }
@@ -265,20 +265,19 @@ class NestEmitter {
     switch (n.op) {
       case 'reduce_sum': case 'reduce_prod': case 'reduce_max': case 'reduce_min': {
         // reduced axes in increasing order: the interpreter's row-major summation order
-        const axes = [...(n.attrs['axes'] as number[])].sort((a, b) => a - b), xs = x.type.shape, keep = n.attrs['keepdims'] === true;
-        const init = n.op === 'reduce_sum' ? 0 : n.op === 'reduce_prod' ? 1 : n.op === 'reduce_max' ? -Infinity : Infinity;
-        this.emit(S.decl(acc, t, E.c(t, t === 'i32' && !Number.isFinite(init) ? (init > 0 ? 2147483647 : -2147483648) : init)));
+        const { axes: raw, keepdims: keep } = attrsOf(n, n.op), kind = REDUCE_KIND[n.op];
+        const axes = [...raw].sort((a, b) => a - b), xs = x.type.shape;
+        this.emit(S.decl(acc, t, E.c(t, identityOf(kind, n.type.dtype))));
         const kept = xs.map((_, d) => d).filter((d) => !axes.includes(d));
         this.loops(axes.map((d) => xs[d]!), 'k', (ks) => {
           const full = xs.map((_, d) => (axes.includes(d) ? ks[axes.indexOf(d)]! : idx[keep ? d : kept.indexOf(d)]!));
           const v = this.exprAt(x, full);
-          const op = ({ reduce_sum: 'add', reduce_prod: 'mul', reduce_max: 'max', reduce_min: 'min' } as const)[n.op as 'reduce_sum'];
-          this.emit(S.assign(acc, E.binary(op, accV, v)));
+          this.emit(S.assign(acc, E.binary(REDUCE_BINARY[kind], accV, v)));
         });
         return accV;
       }
       case 'argmax': case 'argmin': {
-        const axis = n.attrs['axis'] as number, xs = x.type.shape, keep = n.attrs['keepdims'] === true;
+        const { axis, keepdims: keep } = attrsOf(n, n.op), xs = x.type.shape;
         const kept = xs.map((_, d) => d).filter((d) => d !== axis);
         const at = (k: Expr) => xs.map((_, d) => (d === axis ? k : idx[keep ? d : kept.indexOf(d)]!));
         const xt = scalarOf(x.type.dtype);
@@ -308,8 +307,8 @@ class NestEmitter {
       }
       case 'conv': case 'reduce_window': {
         const isConv = n.op === 'conv', k = n.src[1];
-        const isMax = n.attrs['kind'] === 'max';
-        this.emit(S.decl(acc, t, E.c(t, isMax ? (t === 'i32' ? -2147483648 : -Infinity) : 0)));
+        const isMax = n.op === 'reduce_window' && attrsOf(n, n.op).kind === 'max';
+        this.emit(S.decl(acc, t, E.c(t, identityOf(isMax ? 'max' : 'sum', n.type.dtype))));
         this.loops(windowExtents(n), 'k', (ks) => {
           const [cond, at] = this.windowTap(n, idx, ks);
           const xv = this.exprAt(x, at);
@@ -331,9 +330,10 @@ class NestEmitter {
    */
   private windowTap(n: Node, idx: readonly Expr[], ks: readonly Expr[]): [Expr, Expr[]] {
     const isConv = n.op === 'conv', xs = n.src[0]!.type.shape, nsp = xs.length - 2;
-    const strides = n.attrs['strides'] as number[], pad = n.attrs['padding'] as [number, number][];
-    const dil = isConv ? n.attrs['dilation'] as number[] : xs.map(() => 1);
-    const ldil = isConv ? n.attrs['lhsDilation'] as number[] : xs.map(() => 1);
+    const { strides, padding: pad } = attrsOf(n, ['conv', 'reduce_window']);
+    const conv = isConv ? attrsOf(n, 'conv') : undefined;
+    const dil = conv?.dilation ?? xs.map(() => 1);
+    const ldil = conv?.lhsDilation ?? xs.map(() => 1);
     let inb: Expr | undefined;
     const coords = strides.map((_, d) => {
       const p = E.add(E.add(E.mul(idx[d + 1]!, E.i32(strides[d]!)), E.mul(ks[d]!, E.i32(dil[d]!))), E.i32(-pad[d]![0]));
@@ -347,7 +347,7 @@ class NestEmitter {
       inb = and(inb, E.binary('lt', q, E.i32(xs[d + 1]!)));
       return clampIdx(q, xs[d + 1]!);
     });
-    const cin = isConv ? n.src[1]!.type.shape[nsp]! : 1, coutG = isConv ? n.src[1]!.type.shape[nsp + 1]! / (n.attrs['groups'] as number) : 1;
+    const cin = isConv ? n.src[1]!.type.shape[nsp]! : 1, coutG = conv ? n.src[1]!.type.shape[nsp + 1]! / conv.groups : 1;
     const chan = isConv ? E.add(E.mul(E.idiv(idx[nsp + 1]!, coutG), E.i32(cin)), ks[nsp]!) : idx[nsp + 1]!;
     return [this.let(inb!, 'c'), [idx[0]!, ...coords, chan]];
   }
@@ -367,13 +367,12 @@ class NestEmitter {
     const isF = (s: Shape) => hasInner && s.length === full.length && s.every((d, i) => d === full[i]);
     const body = () => {
       for (const st of this.plan.stages) {
-        const rowReduce = hasInner && st.op.startsWith('reduce_') && st.op !== 'reduce_window' && isF(st.src[0]!.type.shape)
-          && (st.attrs['axes'] as number[]).join() === this.innerDims.join();
+        const rowReduce = isRowReduce(st, { full, axes: this.innerDims });
         if (rowReduce) {
           const acc = this.fresh('acc'), t = scalarOf(st.type.dtype);
-          const init = st.op === 'reduce_sum' ? 0 : st.op === 'reduce_prod' ? 1 : st.op === 'reduce_max' ? -Infinity : Infinity;
-          this.emit(S.decl(acc, t, E.c(t, t === 'i32' && !Number.isFinite(init) ? (init > 0 ? 2147483647 : -2147483648) : init)));
-          const op = ({ reduce_sum: 'add', reduce_prod: 'mul', reduce_max: 'max', reduce_min: 'min' } as const)[st.op as 'reduce_sum'];
+          const kind = REDUCE_KIND[st.op as ReduceOp];
+          this.emit(S.decl(acc, t, E.c(t, identityOf(kind, st.type.dtype))));
+          const op = REDUCE_BINARY[kind];
           this.loops(innerExt, 'r', (rs) => {
             this.innerVars.splice(0, this.innerVars.length, ...rs);
             this.emit(S.assign(acc, E.binary(op, E.v(acc, t), this.exprAt(st.src[0]!, this.fullIndex(this.outerVars, rs)))));
@@ -535,15 +534,15 @@ class NestEmitter {
 }
 
 /** Loop extents over a conv's window and input channels, or a pooling window. */
-function windowExtents(n: Node): number[] {
-  if (n.op !== 'conv') return n.attrs['window'] as number[];
+function windowExtents(n: Node): readonly number[] {
+  if (n.op !== 'conv') return attrsOf(n, 'reduce_window').window;
   const ks = n.src[1]!.type.shape;
   return ks.slice(0, ks.length - 1);
 }
 
 /** Whether n is a transpose that swaps the last two axes (a matrix read column by column). */
 function swapsLastTwo(n: Node): boolean {
-  const perm = n.op === 'transpose' ? n.attrs['perm'] as number[] : undefined;
+  const perm = n.op === 'transpose' ? attrsOf(n, 'transpose').perm : undefined;
   const r = n.type.shape.length;
   return !!perm && perm[r - 1] === r - 2 && perm[r - 2] === r - 1;
 }
@@ -593,9 +592,9 @@ export function lower(plan: FusionPlan, options: LowerOptions): Program {
     add(n, out !== undefined ? `out_${sanitize(out)}` : `tmp_${n.id}`, out !== undefined ? 'output' : 'temp');
   }
   const constBuf = (n: Node): string | undefined => {
-    const v = n.attrs['value'] as number[];
+    const v = attrsOf(n, 'const').value;
     if (v.length === 1) return undefined;
-    return bufName.get(n) ?? add(n, `cst_${n.id}`, 'const', v);
+    return bufName.get(n) ?? add(n, `cst_${n.id}`, 'const', [...v]);
   };
   let counter = 0;
   const names = { next: (prefix: string) => `${prefix}${counter++}` };
@@ -622,8 +621,8 @@ export function lower(plan: FusionPlan, options: LowerOptions): Program {
     const i = E.v('i0');
     const st = stridesOf(n.type.shape);
     const value = src ? E.load(src, i, t)
-      : n.op === 'iota' ? E.mod(E.idiv(i, st[n.attrs['axis'] as number]!), n.type.shape[n.attrs['axis'] as number]!)
-        : E.c(t, (n.attrs['value'] as number[])[0]!);
+      : n.op === 'iota' ? E.mod(E.idiv(i, st[attrsOf(n, 'iota').axis]!), n.type.shape[attrsOf(n, 'iota').axis]!)
+        : E.c(t, attrsOf(n, 'const').value[0]!);
     copies.push(S.for('i0', size, [S.store(out, i, value)]));
     return out;
   };

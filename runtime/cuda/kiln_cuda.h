@@ -58,21 +58,13 @@ static void kiln_cuda_require_device(void) {
 static int kiln_tid_;
 #endif
 
-/* floor division and the non-negative remainder (divisor > 0), C division with 0 for a zero divisor */
-KILN_HD int kiln_idiv(int a, int b) { int q = a / b; return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q; }
-KILN_HD int kiln_mod(int a, int b) { int r = a % b; return r < 0 ? r + (b < 0 ? -b : b) : r; }
-KILN_HD int kiln_div(int a, int b) { return b == 0 ? 0 : (a == INT32_MIN && b == -1) ? a : a / b; }
+/* integer power (division, floor division, mod, sign, max and min are legalized into plain C: codegen/loop/legalize.ts) */
 KILN_HD int kiln_ipow(int a, int b) {
   if (b < 0) return 0;
   uint32_t r = 1, x = (uint32_t)a;
   for (uint32_t e = (uint32_t)b; e; e >>= 1) { if (e & 1) r *= x; x *= x; }
   return (int)r;
 }
-/* NaN-propagating max and min with -0 < +0, as IEEE 754-2019 maximum/minimum and the interpreter (fmaxf drops
-   NaN; a tie would pick b, and max(+0, -0) must be +0): equal operands keep the sign both agree on */
-KILN_HD float kiln_fmax(float a, float b) { return a > b ? a : a == b ? (signbit(a) ? b : a) : (a != a ? a : b); }
-KILN_HD float kiln_fmin(float a, float b) { return a < b ? a : a == b ? (signbit(a) ? a : b) : (a != a ? a : b); }
-KILN_HD float kiln_sign(float a) { return a > 0.f ? 1.f : a < 0.f ? -1.f : (a != a ? a : 0.f); }
 /* float to int32 saturating, NaN to 0 */
 KILN_HD int kiln_f2i(float a) { return a != a ? 0 : a >= 2147483648.f ? INT32_MAX : a < -2147483648.f ? INT32_MIN : (int)a; }
 /* correctly rounded 1/x and 1/sqrt(x) (through double) */
