@@ -5,28 +5,15 @@ import { type Shape, identityOf, sizeOf, stridesOf } from '../../ir/types.js';
 import { type FusionPlan, type NestPlan, isContraction, isRowReduce, isStored, isTiny } from '../../passes/fuse.js';
 import { type GpuCaps, matmulTiles } from './gpu.js';
 import type { TargetCaps } from './schedule.js';
-import { type AxisKind, type Buffer, E, type Expr, type Kernel, type Program, S, type Scalar, type Stmt, scalarOf } from './ir.js';
-
-/** Stable text of an index expression, for memo keys and pattern matching. */
-function ek(e: Expr): string {
-  switch (e.k) {
-    case 'const': return `${e.t}${e.v}`;
-    case 'var': return e.name;
-    case 'load': return `${e.buf}[${ek(e.idx)}]`;
-    case 'unary': return `${e.op}(${ek(e.a)})`;
-    case 'cast': return `${e.t}(${ek(e.a)})`;
-    case 'binary': return `(${ek(e.a)} ${e.op} ${ek(e.b)})`;
-    case 'select': return `sel(${ek(e.c)},${ek(e.a)},${ek(e.b)})`;
-    case 'philox': return `philox(${e.seed},${ek(e.counter)},${ek(e.index)})`;
-  }
-}
+import { type AxisKind, type Buffer, E, type Expr, type Kernel, type Program, S, type Scalar, type Stmt, exprId, scalarOf } from './ir.js';
 
 function unitZero(idx: readonly Expr[], shape: Shape): Expr[] {
   return idx.map((e, d) => (shape[d] === 1 ? E.i32(0) : e));
 }
 
+/** Key of a multi-index (interned expressions: equal exactly when structurally equal), for memos and patterns. */
 function idxKey(idx: readonly Expr[]): string {
-  return idx.map(ek).join(',');
+  return idx.map(exprId).join(',');
 }
 
 /** Row-major linear index of a multi-index. */
