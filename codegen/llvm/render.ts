@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freeVars, independentIterations, pureDecls, usesVar } from '../loop/analysis.js';
 import type { Expr, Scalar, Stmt } from '../loop/ir.js';
+import { someExpr } from '../loop/visit.js';
 import type { Entry, Layout } from '../loop/layout.js';
 import { type OpTable, binaryOp, castOp, legalize, unaryOp } from '../loop/legalize.js';
 import { printExpr } from '../loop/printer.js';
@@ -200,16 +201,7 @@ class KernelBuilder {
   /** Whether e depends on the lane (the vector loop's variable, or a decl holding a vector). */
   private varying(e: Expr): boolean {
     const l = this.lanes;
-    if (!l) return false;
-    switch (e.k) {
-      case 'const': return false;
-      case 'var': return e.name === l.v || l.vec.has(e.name);
-      case 'load': return this.varying(e.idx);
-      case 'unary': case 'cast': return this.varying(e.a);
-      case 'binary': return this.varying(e.a) || this.varying(e.b);
-      case 'select': return this.varying(e.c) || this.varying(e.a) || this.varying(e.b);
-      case 'philox': return this.varying(e.counter) || this.varying(e.index);
-    }
+    return !!l && someExpr(e, (x) => x.k === 'var' && (x.name === l.v || l.vec.has(x.name)));
   }
 
   /** Coefficient of the lane in an index affine in it (undefined otherwise). */

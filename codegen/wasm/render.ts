@@ -1,5 +1,6 @@
 // Renders a loop-IR program to a WebAssembly module through binaryen (one function per kernel, `run` calls them).
 import type { Buffer, Expr, Program, Scalar, Stmt } from '../loop/ir.js';
+import { someExpr } from '../loop/visit.js';
 import { ALIGN, type Entry, align, layoutModule } from '../loop/layout.js';
 import { type OpTable, binaryOp, castOp, legalize, unaryOp } from '../loop/legalize.js';
 import type { MemoryPlan } from '../loop/memplan.js';
@@ -369,15 +370,7 @@ class VectorLoop {
   }
 
   private uses(e: Expr): boolean {
-    switch (e.k) {
-      case 'var': return e.name === this.v || this.vecLocals.has(e.name);
-      case 'const': return false;
-      case 'load': return this.uses(e.idx);
-      case 'unary': case 'cast': return this.uses(e.a);
-      case 'binary': return this.uses(e.a) || this.uses(e.b);
-      case 'select': return this.uses(e.c) || this.uses(e.a) || this.uses(e.b);
-      case 'philox': return this.uses(e.counter) || this.uses(e.index);
-    }
+    return someExpr(e, (x) => x.k === 'var' && (x.name === this.v || this.vecLocals.has(x.name)));
   }
 
   private splat(x: VRef, t: Scalar): Ref {
@@ -464,15 +457,7 @@ class VectorLoop {
   }
 
   private touchesPromoted(stmts: readonly Stmt[]): boolean {
-    const inExpr = (e: Expr): boolean => {
-      switch (e.k) {
-        case 'load': return this.k.promoted.has(e.buf) || inExpr(e.idx);
-        case 'unary': case 'cast': return inExpr(e.a);
-        case 'binary': return inExpr(e.a) || inExpr(e.b);
-        case 'select': return inExpr(e.c) || inExpr(e.a) || inExpr(e.b);
-        default: return false;
-      }
-    };
+    const inExpr = (e: Expr): boolean => someExpr(e, (x) => x.k === 'load' && this.k.promoted.has(x.buf));
     return stmts.some((s) => (s.k === 'store' && (this.k.promoted.has(s.buf) || inExpr(s.value)))
       || (s.k === 'decl' && inExpr(s.init)) || (s.k === 'assign' && inExpr(s.value)));
   }
