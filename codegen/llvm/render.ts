@@ -9,7 +9,7 @@ import { someExpr } from '../loop/visit.js';
 import type { Entry, Layout } from '../loop/layout.js';
 import { type OpTable, binaryOp, castOp, legalize, unaryOp } from '../loop/legalize.js';
 import { printExpr } from '../loop/printer.js';
-import { LLVM_VECTORS, canVectorize, fitVectorLoops } from '../loop/vectorize.js';
+import { LLVM_VECTORS, canVectorize, fitVectorLoops, laneCoef } from '../loop/vectorize.js';
 import { type Lane, helper, internalize, laneByLane, vectorHelpers } from './vector.js';
 
 // llvm-bindings is a native addon (built against LLVM 14 at install); loaded on first use so that the rest of
@@ -206,15 +206,7 @@ class KernelBuilder {
 
   /** Coefficient of the lane in an index affine in it (undefined otherwise). */
   private coef(e: Expr): number | undefined {
-    if (!this.varying(e)) return 0;
-    if (e.k === 'var') return e.name === this.lanes!.v ? 1 : undefined;
-    if (e.k !== 'binary') return undefined;
-    const a = this.coef(e.a), c = this.coef(e.b);
-    if (a === undefined || c === undefined) return undefined;
-    if (e.op === 'add') return a + c;
-    if (e.op === 'sub') return a - c;
-    if (e.op !== 'mul') return undefined;
-    return a === 0 && e.a.k === 'const' ? e.a.v * c : c === 0 && e.b.k === 'const' ? e.b.v * a : undefined;
+    return laneCoef(e, this.lanes!.v, (x) => this.varying(x));
   }
 
   /** f() with the lane variable at 0 (the scalar address of lane 0 of a contiguous access). */

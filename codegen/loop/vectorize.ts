@@ -2,6 +2,7 @@
 // the loop and the target's caps); renderers render every `vector` loop as vectors without checking again.
 import { operands, work } from './analysis.js';
 import type { Expr, Program, Stmt } from './ir.js';
+import { someExpr } from './visit.js';
 import { type LegalizeOptions, legalizeStmts } from './legalize.js';
 
 type For = Extract<Stmt, { k: 'for' }>;
@@ -31,6 +32,22 @@ export const SIMD128: VectorCaps = { values: 'f32', minExtent: 4, maxExtent: Inf
 /** LLVM: every loop one vector of its extent's lanes. */
 export const LLVM_VECTORS: VectorCaps = { values: 'any', minExtent: 2, maxExtent: 128, legal: { ieeeMinMax: false } };
 
+/**
+ * The coefficient of loop variable v in an i32 index affine in it: 0 where varies(e) says e is the same in every
+ * lane, undefined where e is not affine in v (or varies through a decl). The renderers find contiguous accesses so.
+ */
+export function laneCoef(e: Expr, v: string, varies: (e: Expr) => boolean): number | undefined {
+  if (!varies(e)) return 0;
+  if (e.k === 'var') return e.name === v ? 1 : undefined;
+  if (e.k !== 'binary' || e.t !== 'i32') return undefined;
+  const a = laneCoef(e.a, v, varies), b = laneCoef(e.b, v, varies);
+  if (a === undefined || b === undefined) return undefined;
+  if (e.op === 'add') return a + b;
+  if (e.op === 'sub') return a - b;
+  if (e.op !== 'mul') return undefined;
+  return a === 0 && e.a.k === 'const' ? e.a.v * b : b === 0 && e.b.k === 'const' ? e.b.v * a : undefined;
+}
+
 /** The lanes of one loop: its variable, and the decls of its body that hold a value differing from lane to lane. */
 class Lanes {
   private readonly varying = new Set<string>();
@@ -39,28 +56,12 @@ class Lanes {
 
   /** Whether e differs from lane to lane (reads the loop variable or a varying decl). */
   varies(e: Expr): boolean {
-    switch (e.k) {
-      case 'const': return false;
-      case 'var': return e.name === this.v || this.varying.has(e.name);
-      case 'load': return this.varies(e.idx);
-      case 'unary': case 'cast': return this.varies(e.a);
-      case 'binary': return this.varies(e.a) || this.varies(e.b);
-      case 'select': return this.varies(e.c) || this.varies(e.a) || this.varies(e.b);
-      case 'philox': return this.varies(e.counter) || this.varies(e.index);
-    }
+    return someExpr(e, (x) => x.k === 'var' && (x.name === this.v || this.varying.has(x.name)));
   }
 
   /** The coefficient of the loop variable in an index affine in it (undefined otherwise, or through a varying decl). */
   coef(e: Expr): number | undefined {
-    if (!this.varies(e)) return 0;
-    if (e.k === 'var') return e.name === this.v ? 1 : undefined;
-    if (e.k !== 'binary' || e.t !== 'i32') return undefined;
-    const a = this.coef(e.a), b = this.coef(e.b);
-    if (a === undefined || b === undefined) return undefined;
-    if (e.op === 'add') return a + b;
-    if (e.op === 'sub') return a - b;
-    if (e.op !== 'mul') return undefined;
-    return a === 0 && e.a.k === 'const' ? e.a.v * b : b === 0 && e.b.k === 'const' ? e.b.v * a : undefined;
+    return laneCoef(e, this.v, (x) => this.varies(x));
   }
 
   /**

@@ -5,7 +5,7 @@ import { ALIGN, type Entry, align, layoutModule } from '../loop/layout.js';
 import { type OpTable, binaryOp, castOp, legalize, unaryOp } from '../loop/legalize.js';
 import type { MemoryPlan } from '../loop/memplan.js';
 import { printExpr } from '../loop/printer.js';
-import { F32X4_BINARY, F32X4_UNARY, SIMD128, fitVectorLoops } from '../loop/vectorize.js';
+import { F32X4_BINARY, F32X4_UNARY, SIMD128, fitVectorLoops, laneCoef } from '../loop/vectorize.js';
 import { addMath } from './math.js';
 import { Locals, type Ref, type ValType, WasmModule } from './module.js';
 
@@ -352,15 +352,7 @@ class VectorLoop {
 
   /** Coefficient of the loop variable in an affine i32 index (undefined when not affine in it). */
   private coef(e: Expr): number | undefined {
-    if (!this.uses(e)) return 0;
-    if (e.k === 'var') return e.name === this.v ? 1 : undefined;
-    if (e.k !== 'binary') return undefined;
-    const a = this.coef(e.a), b = this.coef(e.b);
-    if (a === undefined || b === undefined) return undefined;
-    if (e.op === 'add') return a + b;
-    if (e.op === 'sub') return a - b;
-    if (e.op !== 'mul') return undefined;
-    return a === 0 && e.a.k === 'const' ? e.a.v * b : b === 0 && e.b.k === 'const' ? e.b.v * a : undefined;
+    return laneCoef(e, this.v, (x) => this.uses(x));
   }
 
   /** The index of lane 0's element, lane i's being at + i. */
