@@ -35,12 +35,13 @@ export function objectCacheDir(): string {
 
 /**
  * `gcc flags -c src -o out` through a cache of objects keyed by the source, the headers beside it and the flags
- * (the runtime's objects are the same for every model: compiling them was a quarter of `kiln compile`).
+ * (the runtime's objects are the same for every model: compiling them was a quarter of `kiln compile`); kiln_core.c
+ * is hashed too: kiln_runtime.c includes it.
  */
 export function compileCached(target: string, cc: readonly string[], src: string, out: string): void {
   const dir = path.dirname(src);
   const hash = createHash('sha256').update(JSON.stringify(cc)).update(readFileSync(src));
-  for (const h of readdirSync(dir).filter((f) => f.endsWith('.h')).sort()) hash.update(h).update(readFileSync(path.join(dir, h)));
+  for (const h of readdirSync(dir).filter((f) => f.endsWith('.h') || f === 'kiln_core.c').sort()) hash.update(h).update(readFileSync(path.join(dir, h)));
   const cache = objectCacheDir();
   const hit = path.join(cache, `${hash.digest('hex').slice(0, 32)}.o`);
   if (!existsSync(hit)) {

@@ -1,4 +1,5 @@
-/* kiln C runtime: model init and entry calls, safetensors weights, .npy I/O, a pthreads pool (libc, libm, pthreads only). */
+/* kiln C runtime, hosted: the core (kiln_core.c, included) plus safetensors weights, .npy I/O, messages and a pthreads pool
+   (libc, libm, pthreads). */
 #define _POSIX_C_SOURCE 200809L
 #if defined(__linux__) && !defined(_GNU_SOURCE)
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
@@ -15,6 +16,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#define KILN_HOSTED
+#include "kiln_core.c"
 
 /* ---------------------------------------------------------------- errors */
 
@@ -33,16 +37,6 @@ static int fail(int code, const char *fmt, ...) {
   return code;
 }
 
-int kiln_dtype_size(kiln_dtype dtype) { return dtype == KILN_BOOL ? 1 : 4; }
-
-const char *kiln_dtype_name(kiln_dtype dtype) {
-  switch (dtype) {
-    case KILN_F32: return "float32";
-    case KILN_I32: return "int32";
-    case KILN_BOOL: return "bool";
-  }
-  return "?";
-}
 
 static const char *st_code(kiln_dtype d) { return d == KILN_F32 ? "F32" : d == KILN_I32 ? "I32" : "BOOL"; }
 
@@ -54,65 +48,6 @@ static const char *shape_str(char *buf, size_t cap, int rank, const long *shape)
   for (i = 0; i < rank && n < cap; i++) n += (size_t)snprintf(buf + n, cap - n, i ? ", %ld" : "%ld", shape[i]);
   if (n < cap) snprintf(buf + n, cap - n, "]");
   return buf;
-}
-
-/* ------------------------------------------------------ model description */
-
-static int check_tensor(const kiln_model_desc *m, const kiln_tensor *t, const char *what) {
-  long count = 1;
-  int i;
-  if (!t->name) return fail(KILN_ERR_ARG, "model description: a %s has no name", what);
-  if (t->dtype != KILN_F32 && t->dtype != KILN_I32 && t->dtype != KILN_BOOL)
-    return fail(KILN_ERR_ARG, "model description: %s '%s' has an unknown dtype %d", what, t->name, (int)t->dtype);
-  if (t->rank < 0 || t->rank > KILN_MAX_RANK) return fail(KILN_ERR_ARG, "model description: %s '%s' has rank %d", what, t->name, t->rank);
-  for (i = 0; i < t->rank; i++) {
-    if (t->shape[i] < 0 || (t->shape[i] > 0 && count > LONG_MAX / t->shape[i]))
-      return fail(KILN_ERR_ARG, "model description: %s '%s' has a bad shape", what, t->name);
-    count *= t->shape[i];
-  }
-  if (count != t->size)
-    return fail(KILN_ERR_ARG, "model description: %s '%s' has size %ld but its shape has %ld elements", what, t->name, t->size, count);
-  if (t->offset < 0 || t->size > (m->memory_bytes - t->offset) / kiln_dtype_size(t->dtype))
-    return fail(KILN_ERR_ARG, "model description: %s '%s' at offset %ld lies outside the %ld bytes of memory", what, t->name, t->offset, m->memory_bytes);
-  return KILN_OK;
-}
-
-static int in_memory(const kiln_model_desc *m, long offset, long bytes) {
-  return offset >= 0 && bytes >= 0 && offset <= m->memory_bytes && bytes <= m->memory_bytes - offset;
-}
-
-static int check_desc(const kiln_model_desc *m) {
-  int i, j, rc;
-  if (!m) return fail(KILN_ERR_ARG, "model description is NULL");
-  if (m->memory_bytes <= 0 || m->arena_bytes < 0 || m->arena_bytes > m->memory_bytes)
-    return fail(KILN_ERR_ARG, "model description: memory of %ld bytes with an arena of %ld bytes", m->memory_bytes, m->arena_bytes);
-  if (m->n_params < 0 || m->n_entries < 0 || m->n_segments < 0 || (m->n_params && !m->params) ||
-      (m->n_entries && !m->entries) || (m->n_segments && !m->segments))
-    return fail(KILN_ERR_ARG, "model description: bad params, entries or segments");
-  for (i = 0; i < m->n_params; i++)
-    if ((rc = check_tensor(m, &m->params[i], "param"))) return rc;
-  for (i = 0; i < m->n_segments; i++) {
-    const kiln_segment *s = &m->segments[i];
-    if (!in_memory(m, s->offset, s->bytes) || (s->bytes && !s->data))
-      return fail(KILN_ERR_ARG, "model description: segment %d (%ld bytes at %ld) lies outside memory", i, s->bytes, s->offset);
-  }
-  for (i = 0; i < m->n_entries; i++) {
-    const kiln_entry *e = &m->entries[i];
-    if (!e->name || !e->run) return fail(KILN_ERR_ARG, "model description: entry %d has no name or function", i);
-    if (e->n_inputs < 0 || e->n_outputs < 0 || e->n_copies < 0 || (e->n_inputs && !e->inputs) ||
-        (e->n_outputs && !e->outputs) || (e->n_copies && !e->copies) || e->batch_size < 0)
-      return fail(KILN_ERR_ARG, "model description: entry '%s' has bad inputs, outputs or copies", e->name);
-    for (j = 0; j < e->n_inputs; j++)
-      if ((rc = check_tensor(m, &e->inputs[j], "input"))) return rc;
-    for (j = 0; j < e->n_outputs; j++)
-      if ((rc = check_tensor(m, &e->outputs[j], "output"))) return rc;
-    for (j = 0; j < e->n_copies; j++) {
-      const kiln_copy *c = &e->copies[j];
-      if (!in_memory(m, c->from, c->bytes) || !in_memory(m, c->to, c->bytes))
-        return fail(KILN_ERR_ARG, "model description: copy %d of entry '%s' lies outside memory", j, e->name);
-    }
-  }
-  return KILN_OK;
 }
 
 /* fopen opens a directory for reading; its "size" is not a file's */
@@ -643,68 +578,10 @@ done:
 }
 
 int kiln_init(const kiln_model_desc *m, unsigned char *mem, const char *weights_path) {
-  int i, rc;
+  int rc;
   err_msg[0] = '\0';
-  if ((rc = check_desc(m))) return rc;
-  if (!mem) return fail(KILN_ERR_ARG, "kiln_init: memory is NULL");
-  if ((uintptr_t)mem % 64 != 0) return fail(KILN_ERR_ARG, "kiln_init: memory must be 64-byte aligned");
-  if (!weights_path && !m->weights_embedded && m->n_params > 0)
-    return fail(KILN_ERR_ARG, "kiln_init: the weights are not embedded; a weights file is needed");
-  memset(mem, 0, (size_t)m->memory_bytes);
-  for (i = 0; i < m->n_segments; i++)
-    if (m->segments[i].bytes) memcpy(mem + m->segments[i].offset, m->segments[i].data, (size_t)m->segments[i].bytes);
+  if ((rc = init_memory(m, mem, weights_path != NULL))) return rc;
   return weights_path ? load_weights(m, mem, weights_path) : KILN_OK;
-}
-
-/* ------------------------------------------------------------------- run */
-
-const kiln_entry *kiln_find_entry(const kiln_model_desc *m, const char *name) {
-  int i;
-  if (!m || !name) return NULL;
-  for (i = 0; i < m->n_entries; i++)
-    if (strcmp(m->entries[i].name, name) == 0) return &m->entries[i];
-  return NULL;
-}
-
-/* Large copies (a batch of inputs) in 64 KiB blocks on the thread pool. */
-typedef struct { unsigned char *dst; const unsigned char *src; size_t bytes; } copy_job;
-#define COPY_BLOCK 65536L
-
-static void copy_blocks(long begin, long end, void *ctx) {
-  const copy_job *j = (const copy_job *)ctx;
-  size_t from = (size_t)begin * COPY_BLOCK, to = (size_t)end * COPY_BLOCK;
-  memcpy(j->dst + from, j->src + from, (to < j->bytes ? to : j->bytes) - from);
-}
-
-static void copy_in(unsigned char *dst, const void *src, size_t bytes) {
-  copy_job j;
-  if (bytes < 4 * COPY_BLOCK) {
-    memcpy(dst, src, bytes);
-    return;
-  }
-  j.dst = dst; j.src = (const unsigned char *)src; j.bytes = bytes;
-  kiln_parallel_for((long)((bytes + COPY_BLOCK - 1) / COPY_BLOCK), copy_blocks, &j);
-}
-
-int kiln_run_entry(const kiln_entry *e, unsigned char *mem, const void *const *inputs, void *const *outputs) {
-  int i;
-  if (!e || !mem) return fail(KILN_ERR_ARG, "kiln_run: entry or memory is NULL");
-  if (inputs)
-    for (i = 0; i < e->n_inputs; i++)
-      if (inputs[i]) copy_in(mem + e->inputs[i].offset, inputs[i], (size_t)e->inputs[i].size * (size_t)kiln_dtype_size(e->inputs[i].dtype));
-  e->run(mem);
-  for (i = 0; i < e->n_copies; i++) memmove(mem + e->copies[i].to, mem + e->copies[i].from, (size_t)e->copies[i].bytes);
-  if (outputs)
-    for (i = 0; i < e->n_outputs; i++)
-      if (outputs[i]) memcpy(outputs[i], mem + e->outputs[i].offset, (size_t)e->outputs[i].size * (size_t)kiln_dtype_size(e->outputs[i].dtype));
-  return KILN_OK;
-}
-
-int kiln_run(const kiln_model_desc *m, unsigned char *mem, const char *entry, const void *const *inputs, void *const *outputs) {
-  const kiln_entry *e = kiln_find_entry(m, entry);
-  if (!e) return fail(KILN_ERR_MISSING, "no entry point '%s'%s", entry ? entry : "(null)",
-                      entry && strcmp(entry, "trainStep") == 0 ? " (compile with --train)" : "");
-  return kiln_run_entry(e, mem, inputs, outputs);
 }
 
 /* ------------------------------------------------------ atomic file output */
