@@ -124,7 +124,7 @@ class KernelBuilder {
   private readonly entryBlock: BB;
 
   constructor(private readonly g: LlvmModule, private readonly fn: Fn, private readonly offsets: Record<string, number>,
-    private readonly bufTypes: Map<string, Scalar>, private readonly memArg = 0) {
+    private readonly bufTypes: Map<string, Scalar>, private readonly memArg = 0, private readonly flash?: { base: V; offsets: Record<string, number> }) {
     const L = llvm();
     this.entryBlock = L.BasicBlock.Create(g.ctx, 'entry', fn);
     g.b.SetInsertPoint(this.entryBlock);
@@ -178,11 +178,13 @@ class KernelBuilder {
       const p = this.b.CreateInBoundsGEP(L.ArrayType.get(this.memType(arr.t), arr.size), arr.ptr, [this.k.i32(0), this.expr(idx)]);
       return { ptr: p, t: arr.t };
     }
-    const t = this.bufTypes.get(buf), off = this.offsets[buf];
+    // a buffer in the flash array (freestanding: params and constants) is read from there, else from mem
+    const inFlash = this.flash?.offsets[buf];
+    const t = this.bufTypes.get(buf), off = inFlash ?? this.offsets[buf];
     if (!t || off === undefined) throw new Error(`llvm: unknown buffer ${buf}`);
     const width = t === 'bool' ? 1 : 4;
     const byte = this.b.CreateAdd(this.b.CreateMul(this.index64(idx), this.k.i64(width)), this.k.i64(off));
-    const p = this.b.CreateInBoundsGEP(this.b.getInt8Ty(), this.fn.getArg(this.memArg), [byte]);
+    const p = this.b.CreateInBoundsGEP(this.b.getInt8Ty(), inFlash === undefined ? this.fn.getArg(this.memArg) : this.flash!.base, [byte]);
     return { ptr: this.b.CreateBitCast(p, L.PointerType.get(this.memType(t), 0)), t };
   }
 
@@ -550,14 +552,26 @@ function scalarOfDtype(d: string): Scalar {
   return d === 'float32' ? 'f32' : d === 'int32' ? 'i32' : 'bool';
 }
 
+/** Params and constants read in place from a const array (the freestanding runtime): see flash.ts. */
+export interface LlvmFlash {
+  readonly symbol: string;
+  readonly bytes: number;
+  /** entry name -> buffer name -> byte offset in the array */
+  readonly offsets: Record<string, Record<string, number>>;
+}
+
 /**
  * Renders every entry as `void kiln_<entry>(unsigned char *mem)` over the shared layout (local arrays become
  * allocas, not scratch memory). Returns the module as text (verified) for opt-14. contract: a*b + c as one
  * llvm.fmuladd (see LlvmTargetOptions.contract).
  */
-export function renderLlvm(entries: readonly Entry[], layout: Layout, name: string, contract = true): string {
+export function renderLlvm(entries: readonly Entry[], layout: Layout, name: string, contract = true, flash?: LlvmFlash): string {
   const L = llvm();
   const g = new LlvmModule(name, contract);
+  // the flash array, defined in model_desc.c: an i8* to its first byte
+  const flashBase = flash && g.b.CreateBitCast(new L.GlobalVariable(g.mod, L.ArrayType.get(g.b.getInt8Ty(), flash.bytes), true,
+    L.Function.LinkageTypes.ExternalLinkage, null, flash.symbol), g.b.getInt8PtrTy());
+  const flashOf = (e: string) => flashBase && { base: flashBase, offsets: flash.offsets[e]! };
   for (const e of entries) {
     // a lane loop with no vector form over a local array is unrolled, up to 4096 statements (SROA then keeps the
     // array in registers, and the SLP vectorizer forms vectors)
@@ -566,7 +580,7 @@ export function renderLlvm(entries: readonly Entry[], layout: Layout, name: stri
     const bufTypes = new Map(program.buffers.map((b) => [b.name, scalarOfDtype(b.dtype)]));
     const kernels = program.kernels.map((k) => {
       const fn = g.function(`${e.name}_${k.name}`, true);
-      const kb = new KernelBuilder(g, fn, layout.offsets[e.name]!, bufTypes);
+      const kb = new KernelBuilder(g, fn, layout.offsets[e.name]!, bufTypes, 0, flashOf(e.name));
       // a top-level parallel loop is outlined into a chunk function for the thread pool; the values it reads
       // from before it are top-level decls never assigned (recomputed in each chunk)
       const pure = pureDecls(k.body), topLocals = new Set(k.body.flatMap((s) => (s.k === 'local' ? [s.name] : [])));
@@ -579,7 +593,7 @@ export function renderLlvm(entries: readonly Entry[], layout: Layout, name: stri
         }
         const here = g.b.GetInsertBlock()!;
         const chunk = g.chunkFunction(`${e.name}_${k.name}_par${i}`);
-        const cb = new KernelBuilder(g, chunk, layout.offsets[e.name]!, bufTypes, 2);
+        const cb = new KernelBuilder(g, chunk, layout.offsets[e.name]!, bufTypes, 2, flashOf(e.name));
         cb.stmts(before);
         cb.chunk(st);
         cb.finish();

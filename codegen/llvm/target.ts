@@ -7,6 +7,9 @@ import { irText, manifestOf, runtimeDir } from '../artifacts.js';
 import { type NativeTargetOptions, compileCached, descSource, headerSource, sh } from '../native.js';
 import { writeSafetensors } from '../../runtime/safetensors.js';
 import { layoutModule } from '../loop/layout.js';
+import { elfSizes } from './elf.js';
+import { FLASH_SYMBOL, splitFlash } from './flash.js';
+import { firmwareSizes, writeFirmware } from './firmware.js';
 import { DEFAULT_CAPS, type TargetCaps } from '../loop/schedule.js';
 import { LLVM_VECTORS } from '../loop/vectorize.js';
 import { runPipeline } from '../../driver/pipeline.js';
@@ -38,7 +41,17 @@ export interface LlvmTargetOptions extends NativeTargetOptions {
    * each as the graph interpreter rounds them (the fuzzer tells FMA's approximation from a miscompile this way).
    */
   readonly contract?: boolean;
+  /**
+   * 'freestanding' (the default for a `*-none-*` triple): the runtime core alone (kiln_core.c: no threads, stdio,
+   * malloc or files; error codes, no messages), params and constants in a const array that the model code reads in
+   * place (flash on a microcontroller), memory = arena + inputs; inference only, weights embedded. 'hosted' (default
+   * otherwise): the whole runtime.
+   */
+  readonly runtime?: 'hosted' | 'freestanding';
 }
+
+/** Whether a target triple names no operating system (thumbv7em-none-eabihf): it gets the freestanding runtime. */
+export const bareMetal = (triple?: string): boolean => !!triple && triple.split('-').includes('none');
 
 /**
  * What the llvm target schedules for: AVX-512's 16 lanes, and micro-kernel tiles within 22 of its 32 registers
@@ -49,39 +62,71 @@ export const LLVM_CAPS: TargetCaps = { ...DEFAULT_CAPS, vectorWidth: 16, vectorR
 
 /** Compiles the entries and writes/builds every artifact; returns the files. */
 export function compileLlvm(o: LlvmTargetOptions): string[] {
+  const freestanding = (o.runtime ?? (bareMetal(o.triple) ? 'freestanding' : 'hosted')) === 'freestanding';
+  if (freestanding && !o.embedWeights) throw new Error('the freestanding runtime reads no files: its weights must be embedded (--embed-weights)');
+  if (freestanding && o.entries.some((e) => e.name !== 'predict')) throw new Error('the freestanding runtime runs inference only (no --train)');
   // parallel loops for the host's cores (the pool takes KILN_NUM_THREADS at run time); none in a cross-compiled
   // object, which may run where there are no threads
-  const caps: TargetCaps = { ...LLVM_CAPS, threads: o.threads ?? (o.triple ? 1 : os.availableParallelism()) };
+  const caps: TargetCaps = { ...LLVM_CAPS, threads: freestanding ? 1 : o.threads ?? (o.triple ? 1 : os.availableParallelism()) };
   const compiled = o.entries.map((e) => ({ e, c: runPipeline(e.graph, { caps }) }));
   const entries = compiled.map(({ e, c }) => ({ name: e.name, program: c.program, memory: c.memory }));
-  const layout = layoutModule(entries, o.embedWeights ? new Map(o.weights.map((w) => [w.name, w.data])) : undefined);
+  const values = new Map(o.weights.map((w) => [w.name, w.data]));
+  const full = layoutModule(entries, o.embedWeights && !freestanding ? values : undefined);
+  const split = freestanding ? splitFlash(entries, full, values) : undefined;
+  const layout = split?.ram ?? full;
+  const flash = split && { symbol: FLASH_SYMBOL, data: split.data };
   const dir = o.outDir;
   mkdirSync(dir, { recursive: true });
-  const cpu = o.cpu ?? (o.triple ? undefined : hostCpu());
+  // a Cortex-M4 by default for ARMv7E-M (LLVM's generic one has no FPU, which the hard-float ABI needs)
+  const cpu = o.cpu ?? (o.triple ? (o.triple.startsWith('thumbv7em') ? 'cortex-m4' : undefined) : hostCpu());
   const machine = [...(o.triple ? [`-mtriple=${o.triple}`] : []), ...(cpu ? [`-mcpu=${cpu}`] : [])];
-  writeFileSync(path.join(dir, 'model.ll'), renderLlvm(entries, layout, 'model', o.contract ?? true));
+  writeFileSync(path.join(dir, 'model.ll'), renderLlvm(entries, layout, 'model', o.contract ?? true,
+    split && { symbol: FLASH_SYMBOL, bytes: split.data.length, offsets: split.flash }));
   sh('llvm', 'opt-14', ['-O3', ...machine, 'model.ll', '-o', 'model.bc'], dir);
-  sh('llvm', 'llc-14', ['-O3', ...machine, '-relocation-model=pic', '-filetype=obj', 'model.bc', '-o', 'model.o'], dir);
-  writeFileSync(path.join(dir, 'model.h'), headerSource(o, layout));
-  writeFileSync(path.join(dir, 'model_desc.c'), descSource(o, compiled, layout));
+  // static code for a firmware image (no GOT); position-independent for libraries
+  sh('llvm', 'llc-14', ['-O3', ...machine, `-relocation-model=${freestanding ? 'static' : 'pic'}`, '-filetype=obj', 'model.bc', '-o', 'model.o'], dir);
+  const flashDecl = flash ? [`/* params and constants, read in place (flash): KILN_FLASH_BYTES bytes */\n#define KILN_FLASH_BYTES ${flash.data.length}L\nextern const unsigned char ${FLASH_SYMBOL}[];`] : [];
+  writeFileSync(path.join(dir, 'model.h'), headerSource(o, layout, flashDecl));
+  writeFileSync(path.join(dir, 'model_desc.c'), descSource(o, compiled, layout, flash));
   const rt = runtimeDir('c');
-  for (const f of ['kiln_runtime.h', 'kiln_runtime.c', 'kiln_math.c', 'kiln_cli.h', 'model_main.c', 'model_train.c']) copyFileSync(path.join(rt, f), path.join(dir, f));
-  if (o.triple) {
-    writeFileSync(path.join(dir, 'weights.safetensors'), writeSafetensors(o.weights, { format: 'kiln' }));
-    return ['model.o', 'model.h', 'model_desc.c', 'kiln_runtime.h', 'kiln_runtime.c', 'kiln_math.c', 'weights.safetensors'].map((f) => path.join(dir, f));
+  const sources = freestanding ? ['kiln_runtime.h', 'kiln_core.c', 'kiln_math.c']
+    : ['kiln_runtime.h', 'kiln_runtime.c', 'kiln_core.c', 'kiln_math.c', 'kiln_cli.h', 'model_main.c', 'model_train.c'];
+  for (const f of sources) copyFileSync(path.join(rt, f), path.join(dir, f));
+  const model = elfSizes(readFileSync(path.join(dir, 'model.o')), 'model.o');
+  const sizes: Record<string, unknown> = {
+    modelCodeBytes: model.code, weightBytes: o.weights.reduce((n, w) => n + w.data.length * (w.dtype === 'bool' ? 1 : 4), 0),
+    arenaBytes: layout.arenaBytes, memoryBytes: layout.memoryBytes, ...(flash ? { flashBytes: flash.data.length } : {}),
+    // what model.o needs beyond the runtime: libm's functions (expf, ...) the kernels call
+    libm: model.undefined.filter((f) => !f.startsWith('kiln_')),
+  };
+  const meta = { cpu: cpu ?? null, ...(o.triple ? { triple: o.triple } : {}), runtime: freestanding ? 'freestanding' : 'hosted', sizes };
+  const manifest = () => manifestOf('llvm', compiled, o.weights, { arenaBytes: layout.arenaBytes, memoryBytes: layout.memoryBytes }, o, meta);
+  if (o.triple || freestanding) {
+    const files = [...sources, 'model.o', 'model.h', 'model_desc.c', 'manifest.json'];
+    const fw = o.triple && writeFirmware(dir, o.triple, compiled[0]!.e);
+    if (fw) {
+      files.push('firmware');
+      const built = firmwareSizes(dir);
+      if (built) Object.assign(sizes, built);
+    }
+    if (!freestanding) {
+      writeFileSync(path.join(dir, 'weights.safetensors'), writeSafetensors(o.weights, { format: 'kiln' }));
+      files.push('weights.safetensors');
+    }
+    writeFileSync(path.join(dir, 'manifest.json'), `${JSON.stringify(manifest(), null, 2)}\n`);
+    return files.map((f) => path.join(dir, f));
   }
   const cc = ['-O2', '-std=c99', '-pthread'];
   sh('llvm', 'gcc', [...cc, '-c', 'model_desc.c', '-o', 'model_desc.o'], dir);
   const hasTrain = o.entries.some((e) => e.name === 'trainStep');
   const mains = ['model_main', ...(hasTrain ? ['model_train'] : [])];
   for (const f of ['kiln_runtime', 'kiln_math', ...mains]) compileCached('llvm', cc, path.join(dir, `${f}.c`), path.join(dir, `${f}.o`));
+  sizes['runtimeCodeBytes'] = ['kiln_runtime.o', 'kiln_math.o'].reduce((n, f) => n + elfSizes(readFileSync(path.join(dir, f)), f).code, 0);
   sh('llvm', 'ar', ['rcs', 'libmodel.a', 'model.o', 'model_desc.o', 'kiln_runtime.o', 'kiln_math.o'], dir);
   for (const m of mains) sh('llvm', 'gcc', [...cc, `${m}.o`, 'libmodel.a', '-lm', '-o', m], dir);
-  const manifest = manifestOf('llvm', compiled, o.weights, { arenaBytes: layout.arenaBytes, memoryBytes: layout.memoryBytes }, o, { cpu: cpu ?? null });
-  writeFileSync(path.join(dir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+  writeFileSync(path.join(dir, 'manifest.json'), `${JSON.stringify(manifest(), null, 2)}\n`);
   writeFileSync(path.join(dir, 'weights.safetensors'), writeSafetensors(o.weights, { format: 'kiln' }));
   writeFileSync(path.join(dir, 'model.ir'), irText(compiled));
   const files = ['model.o', 'libmodel.a', 'model.h', 'kiln_runtime.h', 'model_main', ...(hasTrain ? ['model_train'] : []), 'manifest.json', 'weights.safetensors', 'model.ir'];
   return files.map((f) => path.join(dir, f));
 }
-

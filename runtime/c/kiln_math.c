@@ -29,3 +29,38 @@ int32_t kiln_ipow(int32_t a, int32_t b) {
   }
   return (int32_t)r;
 }
+
+#ifdef KILN_FREESTANDING
+/* The freestanding runtime's minimal libm: the rounding and min/max functions LLVM calls on a core without the
+   instructions (ARMv7E-M), exact as C99 defines them (max(-0, +0) = +0, min = -0, as the interpreter). Transcendental
+   ops (expf, logf, tanhf, ...) come from the toolchain's libm where a model uses them (manifest.json: sizes.libm). */
+#include <string.h>
+
+static uint32_t fbits(float x) { uint32_t u; memcpy(&u, &x, 4); return u; }
+static float ffrom(uint32_t u) { float x; memcpy(&x, &u, 4); return x; }
+
+float rintf(float x) {
+  uint32_t sign = fbits(x) & 0x80000000u;
+  float a = ffrom(fbits(x) & 0x7fffffffu), r;
+  if (!(a < 8388608.0f)) return x; /* 2^23 and above are integers; NaN, inf */
+  r = (a + 8388608.0f) - 8388608.0f; /* rounds half to even in the default rounding mode */
+  return ffrom(fbits(r) | sign);   /* -0.3 -> -0 */
+}
+
+float floorf(float x) { float r = rintf(x); return r > x ? r - 1.0f : r; }
+float ceilf(float x) { float r = rintf(x); return r < x ? r + 1.0f : r; }
+
+float fmaxf(float x, float y) {
+  if (x != x) return y;
+  if (y != y) return x;
+  if (x == y) return ffrom(fbits(x) & fbits(y)); /* +0 unless both are -0 */
+  return x > y ? x : y;
+}
+
+float fminf(float x, float y) {
+  if (x != x) return y;
+  if (y != y) return x;
+  if (x == y) return ffrom(fbits(x) | fbits(y)); /* -0 if either is */
+  return x < y ? x : y;
+}
+#endif
