@@ -1,7 +1,7 @@
 // The compiler API (`kiln/compiler`): load a model file and compile a keras model for a target.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { type Emit, KilnError, type Target, checkCompileOptions, displayPath, errorLocation, unprefixed } from './cli/common.js';
+import { type Emit, KilnError, type Runtime, type Target, checkCompileOptions, checkRuntime, displayPath, errorLocation, unprefixed } from './cli/common.js';
 import { buildDirAtomically } from './cli/outdir.js';
 import { traceModel } from './frontend/models/executor.js';
 import { Model } from './frontend/models/model.js';
@@ -37,6 +37,11 @@ export interface CompileOptions {
   cpu?: string;
   /** llvm: cross-compile model.o for this target triple (aarch64-linux-gnu, thumbv7em-none-eabihf, ...). */
   triple?: string;
+  /**
+   * llvm: 'freestanding' for microcontrollers (no OS, threads, stdio, files or malloc; weights embedded as const data
+   * read in place from flash; inference only), the default for a `*-none-*` triple; 'hosted' otherwise.
+   */
+  runtime?: Runtime;
 }
 
 export interface CompileResult {
@@ -45,6 +50,8 @@ export interface CompileResult {
   ir?: string;
   /** Paths of the artifacts written. */
   files: string[];
+  /** llvm: code, weight, arena and memory bytes (and a firmware image's flash and RAM), as in manifest.json. */
+  sizes?: Record<string, unknown>;
 }
 
 /**
@@ -83,6 +90,7 @@ function trainStepGraph(model: Model, batchSize: number): Graph {
  */
 export async function compile(model: Model, options: CompileOptions = {}): Promise<CompileResult> {
   const { target, emit, batchSize } = checkCompileOptions(options);
+  const runtime = checkRuntime({ ...options, target });
   if (!(model instanceof Model)) throw new KilnError(`compile expects a keras Model, got ${describe(model)}`);
   if (emit === 'ir') {
     let graph;
@@ -113,13 +121,15 @@ export async function compile(model: Model, options: CompileOptions = {}): Promi
   try {
     files = buildDirAtomically(options.outDir, (outDir) => {
       const common = { outDir, entries, weights, ...io, embedWeights: options.embedWeights };
-      return target === 'llvm' ? compileLlvm({ ...common, cpu: options.cpu, triple: options.triple })
+      return target === 'llvm' ? compileLlvm({ ...common, cpu: options.cpu, triple: options.triple, runtime })
         : target === 'cuda' ? compileCuda(common) : compileWasm(common);
     });
   } catch (err) {
     throw new KilnError(errorText(err), { cause: err });
   }
-  return { target, files };
+  const manifest = files.find((f) => path.basename(f) === 'manifest.json');
+  const sizes = target === 'llvm' && manifest ? (JSON.parse(readFileSync(manifest, 'utf8')) as { sizes?: Record<string, unknown> }).sizes : undefined;
+  return { target, files, ...(sizes ? { sizes } : {}) };
 }
 
 /**

@@ -1,7 +1,7 @@
 // The process `kiln compile` runs a model file in: it loads and compiles the model and reports to cli/main.ts,
 // which enforces the timeout and explains a process that ends early. The model file's stdout is the CLI's stderr.
 import path from 'node:path';
-import { type Emit, KilnError, type Target, errorLocation, errorReport } from './common.js';
+import { type Emit, KilnError, type Runtime, type Target, errorLocation, errorReport, sizesLine } from './common.js';
 import { compile, dumpAfter, loadModelFile, modelFileError } from '../compiler.js';
 
 /** What to do, from the command line (checked by main.ts). */
@@ -16,6 +16,7 @@ export interface Job {
   embedWeights: boolean;
   cpu?: string;
   triple?: string;
+  runtime?: Runtime;
 }
 
 /** To the parent: the model file starts running, it has loaded, and the outcome (text for stdout, or an error's lines). */
@@ -67,9 +68,9 @@ try {
     end({ stdout: dumpAfter(model, job.dumpAfter, { train: job.train, batchSize: job.batchSize, target: job.target }) });
   } else {
     const outDir = job.out ?? path.join('build', path.basename(file).replace(/\.m?ts$/, ''));
-    const { emit, target, batchSize, train, embedWeights, cpu, triple } = job;
-    const result = await compile(model, { target, emit, batchSize, outDir, train, embedWeights, cpu, triple });
-    end({ stdout: (result.ir ?? '') + result.files.map((f) => `${f}\n`).join('') });
+    const { emit, target, batchSize, train, embedWeights, cpu, triple, runtime } = job;
+    const result = await compile(model, { target, emit, batchSize, outDir, train, embedWeights, cpu, triple, runtime });
+    end({ stdout: (result.ir ?? '') + result.files.map((f) => `${f}\n`).join('') + (result.sizes ? `${sizesLine(result.sizes)}\n` : '') });
   }
 } catch (err) {
   fail(err);

@@ -49,6 +49,36 @@ export function unprefixed(message: string): string {
   return message.replace(/^(kiln: )+/, '');
 }
 
+export const RUNTIMES = ['hosted', 'freestanding'] as const;
+export type Runtime = (typeof RUNTIMES)[number];
+
+/**
+ * The llvm target's runtime: freestanding for a triple without an operating system (`*-none-*`), else hosted; a
+ * value that contradicts the triple, --train or the missing --embed-weights is an error.
+ */
+export function checkRuntime(o: { target: string; runtime?: string; triple?: string; train?: boolean; embedWeights?: boolean }): Runtime | undefined {
+  const bare = o.triple !== undefined && o.triple.split('-').includes('none');
+  if (o.runtime === undefined && !bare) return undefined;
+  if (o.runtime !== undefined && !(RUNTIMES as readonly string[]).includes(o.runtime)) throw new KilnError(`unknown runtime '${o.runtime}'; runtimes are ${RUNTIMES.join(', ')}`);
+  if (o.target !== 'llvm') throw new KilnError(`--runtime${o.runtime === undefined ? ' freestanding (implied by --triple)' : ''} is for the llvm target, not ${o.target}`);
+  if (o.runtime === 'hosted' && bare) throw new KilnError(`triple '${o.triple}' has no operating system: it takes --runtime freestanding, not hosted`);
+  if (o.runtime === 'hosted') return 'hosted';
+  if (o.train) throw new KilnError(`the freestanding runtime${o.runtime === undefined ? ` (implied by --triple ${o.triple})` : ''} runs inference only: it cannot compile --train`);
+  if (!o.embedWeights) throw new KilnError(`the freestanding runtime${o.runtime === undefined ? ` (implied by --triple ${o.triple})` : ''} reads no files: it needs --embed-weights`);
+  return 'freestanding';
+}
+
+/** The one line `kiln compile` prints for an llvm artifact's sizes (manifest.json's `sizes`). */
+export function sizesLine(sizes: Record<string, unknown>): string {
+  const b = (key: string, label: string, from: Record<string, unknown> = sizes) =>
+    typeof from[key] === 'number' ? [`${label} ${(from[key] as number).toLocaleString('en-US')} B`] : [];
+  const fw = sizes['firmware'] as Record<string, unknown> | undefined;
+  const parts = [...b('modelCodeBytes', 'model code'), ...b('runtimeCodeBytes', 'runtime code'), ...b('codeFlashBytes', 'code flash without weights'),
+    ...b('weightBytes', 'weights'), ...b('arenaBytes', 'arena'), ...b('memoryBytes', 'memory')];
+  const image = fw ? `; firmware image: ${[...b('flashBytes', 'flash', fw), ...b('ramBytes', 'RAM', fw)].join(', ')}` : '';
+  return `sizes: ${parts.join(', ')}${image}`;
+}
+
 /** Validates compile options (strings from the command line included) and fills in defaults. */
 export function checkCompileOptions(options: { target?: string; emit?: string; batchSize?: number; dumpAfter?: string }): { target: Target; emit?: Emit; batchSize: number; dumpAfter?: string } {
   const target = options.target ?? 'wasm';

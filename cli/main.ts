@@ -5,7 +5,7 @@ import { fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { EMITS, TARGETS, checkCompileOptions, displayPath, errorReport, packageRoot } from './common.js';
+import { EMITS, RUNTIMES, TARGETS, checkCompileOptions, checkRuntime, displayPath, errorReport, packageRoot } from './common.js';
 import type { Job, Message } from './child.js';
 import { PASS_NAMES } from '../driver/pipeline.js';
 
@@ -16,6 +16,7 @@ interface CompileFlags {
   embedWeights?: boolean;
   cpu?: string;
   triple?: string;
+  runtime?: string;
   emit?: string;
   batchSize: number;
   dumpAfter?: string;
@@ -37,6 +38,7 @@ program.command('compile')
   .option('--train', 'also compile the training step')
   .option('--cpu <cpu>', 'llvm: CPU to compile for (default: the host x86-64 level, e.g. x86-64-v4)')
   .option('--triple <triple>', 'llvm: cross-compile model.o for a target triple, e.g. aarch64-linux-gnu, thumbv7em-none-eabihf')
+  .option('--runtime <runtime>', `llvm: the C runtime, one of: ${RUNTIMES.join(', ')} (freestanding: no OS, threads, files or malloc; weights in flash; the default for a *-none-* triple)`)
   .option('--embed-weights', 'store the weights inside the artifact (no weights file needed at run time)')
   .option('--emit <stage>', `print a stage instead of writing artifacts, one of: ${EMITS.join(', ')} (ir: the traced graph)`)
   .option('--batch-size <n>', 'batch size to trace the model at', positiveInt, 1)
@@ -45,9 +47,10 @@ program.command('compile')
   .action(async (file: string, flags: CompileFlags) => {
     // bad flags fail before the model file is loaded
     const { target, emit, batchSize, dumpAfter } = checkCompileOptions(flags);
+    const runtime = checkRuntime({ ...flags, target });
     const job: Job = {
       file, target, emit, batchSize, dumpAfter, out: flags.out, train: flags.train ?? false,
-      embedWeights: flags.embedWeights ?? false, cpu: flags.cpu, triple: flags.triple,
+      embedWeights: flags.embedWeights ?? false, cpu: flags.cpu, triple: flags.triple, runtime,
     };
     process.exitCode = await runChild(job, flags.timeout);
   });
