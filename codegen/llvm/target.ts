@@ -109,10 +109,9 @@ export function compileLlvm(o: LlvmTargetOptions): string[] {
       const built = firmwareSizes(dir);
       if (built) Object.assign(sizes, built);
     }
-    if (!freestanding) {
-      writeFileSync(path.join(dir, 'weights.safetensors'), writeSafetensors(o.weights, { format: 'kiln' }));
-      files.push('weights.safetensors');
-    }
+    // freestanding: the embedded weights as a file too, for tools that read them (the firmware does not)
+    writeFileSync(path.join(dir, 'weights.safetensors'), writeSafetensors(o.weights, { format: 'kiln' }));
+    files.push('weights.safetensors');
     writeFileSync(path.join(dir, 'manifest.json'), `${JSON.stringify(manifest(), null, 2)}\n`);
     return files.map((f) => path.join(dir, f));
   }
