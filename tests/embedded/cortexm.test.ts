@@ -1,6 +1,6 @@
 // The seed MLP as Cortex-M4 firmware (--triple thumbv7em-none-eabihf): built from the artifact with arm-none-eabi-gcc,
 // run on QEMU's mps2-an386 board; its classes and probabilities (semihosting) equal the interpreter's within 1e-5.
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -83,6 +83,19 @@ describe.skipIf(missing.length > 0)(`the seed MLP on a Cortex-M4 (mps2-an386 und
     const at = /^([0-9a-f]+) [TR] kiln_flash$/m.exec(nm); // rodata inside the flash .text section
     expect(at, 'kiln_flash is in the image').not.toBeNull();
     expect(parseInt(at![1]!, 16)).toBeLessThan(0x20000000);
+  });
+
+  it('kiln_math.c\'s freestanding rintf, floorf, ceilf, fmaxf, fminf equal newlib\'s on the M4', () => {
+    const fw = path.join(dir, 'firmware'), out = path.join(tmp, 'libm');
+    const cpu = ['-mcpu=cortex-m4', '-mthumb', '-mfloat-abi=hard', '-mfpu=fpv4-sp-d16'];
+    const renamed = ['rintf', 'floorf', 'ceilf', 'fmaxf', 'fminf'].map((f) => `-D${f}=kiln_t_${f}`);
+    execFileSync('mkdir', ['-p', out]);
+    execFileSync('arm-none-eabi-gcc', [...cpu, '-Os', '-std=c99', '-DKILN_FREESTANDING', ...renamed, '-c', path.join(root, 'runtime/c/kiln_math.c'), '-o', path.join(out, 'kiln_math.o')]);
+    execFileSync('arm-none-eabi-gcc', [...cpu, '-O2', '-std=c99', '-fno-builtin', '-T', path.join(fw, 'mps2-an386.ld'), '-nostartfiles', '--specs=rdimon.specs',
+      path.join(fw, 'startup.c'), path.join(root, 'tests/embedded/libm_test.c'), path.join(out, 'kiln_math.o'), '-lm', '-o', path.join(out, 'libm_test.elf')]);
+    const run = spawnSync('qemu-system-arm', ['-M', 'mps2-an386', '-nographic', '-semihosting-config', 'enable=on,target=native', '-kernel', 'libm_test.elf'],
+      { cwd: out, encoding: 'utf8', timeout: 60_000 });
+    expect(run.stdout).toBe('ok\n');
   });
 
   it('the runtime core and the model object need no stdio, malloc, threads, files or libm', () => {

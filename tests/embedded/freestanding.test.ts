@@ -73,6 +73,18 @@ describe('the freestanding runtime on the host', () => {
   }, 300_000);
 });
 
+/** -D flags that rename kiln_math.c's freestanding libm, so that a harness can compare it with the C library's. */
+const RENAMED = ['rintf', 'floorf', 'ceilf', 'fmaxf', 'fminf'].map((f) => `-D${f}=kiln_t_${f}`);
+
+it('kiln_math.c\'s freestanding rintf, floorf, ceilf, fmaxf, fminf equal the C library\'s on edge values (host)', () => {
+  const dir = path.join(tmp, 'libm');
+  execFileSync('mkdir', ['-p', dir]);
+  execFileSync('gcc', ['-std=c99', '-O2', '-DKILN_FREESTANDING', ...RENAMED, '-c', path.join(root, 'runtime/c/kiln_math.c'), '-o', 'kiln_math.o'], { cwd: dir });
+  execFileSync('gcc', ['-std=c99', '-O2', '-fno-builtin', path.join(root, 'tests/embedded/libm_test.c'), 'kiln_math.o', '-lm', '-o', 'libm_test'], { cwd: dir });
+  const r = spawnSync(path.join(dir, 'libm_test'), { encoding: 'utf8' });
+  expect(r.stdout).toBe('ok\n');
+});
+
 describe('kiln compile --runtime', () => {
   const kiln = (args: string[]) => spawnSync(process.execPath, [path.join(root, 'dist/cli/main.js'), 'compile', 'examples/seed/sequential.ts', ...args, '-o', path.join(tmp, 'cli')], { cwd: root, encoding: 'utf8' });
   beforeAll(() => ensureBuilt(), 300_000);
