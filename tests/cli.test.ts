@@ -1,6 +1,6 @@
 // The `kiln` command end to end: runs the built dist/cli/main.js on model files inside and outside the repository.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -484,7 +484,9 @@ describe('the kiln package', () => {
     // what `npm install <tarball>` gets; checked without packing (--ignore-scripts skips the prepack build)
     const { stdout } = await execFileP('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root });
     const files = new Set((JSON.parse(stdout) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path));
-    const runtime = (sub: string) => readdirSync(path.join(root, 'runtime', sub)).map((f) => `runtime/${sub}/${f}`);
+    // every file, in subfolders too (runtime/c/firmware)
+    const runtime = (sub: string) => readdirSync(path.join(root, 'runtime', sub), { recursive: true, encoding: 'utf8' })
+      .filter((f) => statSync(path.join(root, 'runtime', sub, f)).isFile()).map((f) => `runtime/${sub}/${f}`);
     for (const f of ['package.json', 'dist/cli/main.js', 'dist/cli/child.js', 'dist/compiler.js', 'dist/frontend/index.d.ts', ...runtime('c'), ...runtime('cuda'), ...runtime('wasm')]) {
       expect(files.has(f), f).toBe(true);
     }
