@@ -50,6 +50,11 @@ enum {
   KILN_ERR_NOMEM = 7     /* malloc failed (never on the inference path) */
 };
 
+/* Two builds: hosted (kiln_runtime.c, which includes kiln_core.c) has everything below; freestanding (kiln_core.c
+   alone, -DKILN_FREESTANDING: no stdio, malloc, threads or files) has kiln_error (the code's name, no message),
+   kiln_dtype_*, kiln_init (weights_path NULL: the weights are embedded), kiln_find_entry, kiln_run, kiln_run_entry,
+   and a serial kiln_parallel_for. */
+
 /* The message of the last error (one line, no newline); "" if none. Not thread-safe. */
 const char *kiln_error(void);
 
@@ -71,7 +76,7 @@ const kiln_entry *kiln_find_entry(const kiln_model_desc *m, const char *name);
 int kiln_run(const kiln_model_desc *m, unsigned char *mem, const char *entry, const void *const *inputs, void *const *outputs);
 int kiln_run_entry(const kiln_entry *e, unsigned char *mem, const void *const *inputs, void *const *outputs);
 
-/* Writes every param as safetensors (Keras names, in order, metadata {"format":"kiln"}), like runtime/safetensors.ts.
+/* Hosted only, from here to kiln_npy_write_all. Writes every param as safetensors (Keras names, in order, metadata {"format":"kiln"}), like runtime/safetensors.ts.
    Output files (here and the .npy writers) go to PATH.<pid>.tmp, renamed over PATH once complete: a failure leaves
    PATH as it was and no partial file. A symbolic link is written through: its target is replaced, the link stays.
    A device or pipe (/dev/stdout) is written in place. */
