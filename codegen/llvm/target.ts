@@ -96,8 +96,9 @@ export function compileLlvm(o: LlvmTargetOptions): string[] {
   const sizes: Record<string, unknown> = {
     modelCodeBytes: model.code, weightBytes: o.weights.reduce((n, w) => n + w.data.length * (w.dtype === 'bool' ? 1 : 4), 0),
     arenaBytes: layout.arenaBytes, memoryBytes: layout.memoryBytes, ...(flash ? { flashBytes: flash.data.length } : {}),
-    // what model.o needs beyond the runtime: libm's functions (expf, ...) the kernels call
-    libm: model.undefined.filter((f) => !f.startsWith('kiln_')),
+    // what model.o needs beyond the runtime: libm's functions (expf, ...) the kernels call (not the compiler's own
+    // helpers, __aeabi_*, or the GOT)
+    libm: model.undefined.filter((f) => !f.startsWith('kiln_') && !f.startsWith('_')),
   };
   const meta = { cpu: cpu ?? null, ...(o.triple ? { triple: o.triple } : {}), runtime: freestanding ? 'freestanding' : 'hosted', sizes };
   const manifest = () => manifestOf('llvm', compiled, o.weights, { arenaBytes: layout.arenaBytes, memoryBytes: layout.memoryBytes }, o, meta);
@@ -109,7 +110,7 @@ export function compileLlvm(o: LlvmTargetOptions): string[] {
       const built = firmwareSizes(dir);
       if (built) Object.assign(sizes, built);
     }
-    // freestanding: the embedded weights as a file too, for tools that read them (the firmware does not)
+    // the weights as a file: a hosted build loads it; a freestanding one has them embedded (for tools that read them)
     writeFileSync(path.join(dir, 'weights.safetensors'), writeSafetensors(o.weights, { format: 'kiln' }));
     files.push('weights.safetensors');
     writeFileSync(path.join(dir, 'manifest.json'), `${JSON.stringify(manifest(), null, 2)}\n`);
