@@ -64,7 +64,7 @@ export const LLVM_CAPS: TargetCaps = { ...DEFAULT_CAPS, vectorWidth: 16, vectorR
 export function compileLlvm(o: LlvmTargetOptions): string[] {
   const freestanding = (o.runtime ?? (bareMetal(o.triple) ? 'freestanding' : 'hosted')) === 'freestanding';
   if (freestanding && !o.embedWeights) throw new Error('the freestanding runtime reads no files: its weights must be embedded (--embed-weights)');
-  if (freestanding && o.entries.some((e) => e.name !== 'predict')) throw new Error('the freestanding runtime runs inference only (no --train)');
+  if (freestanding && o.entries.some((e) => e.name === 'trainStep')) throw new Error('the freestanding runtime runs inference only (no --train)');
   // parallel loops for the host's cores (the pool takes KILN_NUM_THREADS at run time); none in a cross-compiled
   // object, which may run where there are no threads
   const caps: TargetCaps = { ...LLVM_CAPS, threads: freestanding ? 1 : o.threads ?? (o.triple ? 1 : os.availableParallelism()) };
