@@ -124,6 +124,12 @@ int kiln_init(const kiln_model_desc *m, unsigned char *mem, const char *weights_
   return init_memory(m, mem, 0);
 }
 
+/* kiln_rows.c's error hook (kiln_runtime.h): the code only, as every freestanding error */
+int kiln_fail(int code, const char *msg) {
+  (void)msg;
+  return last_error = code;
+}
+
 /* no threads: every parallel loop runs on the calling thread */
 void kiln_parallel_for(long n, void (*fn)(long begin, long end, void *ctx), void *ctx) {
   if (n > 0) fn(0, n, ctx);
