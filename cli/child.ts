@@ -11,6 +11,7 @@ export interface Job {
   emit?: Emit;
   dumpAfter?: string;
   batchSize: number;
+  maxBatch: number;
   out?: string;
   train: boolean;
   embedWeights: boolean;
@@ -67,8 +68,8 @@ try {
     end({ stdout: dumpAfter(model, job.dumpAfter, { train: job.train, batchSize: job.batchSize, target: job.target }) });
   } else {
     const outDir = job.out ?? path.join('build', path.basename(file).replace(/\.m?ts$/, ''));
-    const { emit, target, batchSize, train, embedWeights, cpu, triple } = job;
-    const result = await compile(model, { target, emit, batchSize, outDir, train, embedWeights, cpu, triple });
+    const { emit, target, batchSize, maxBatch, train, embedWeights, cpu, triple } = job;
+    const result = await compile(model, { target, emit, batchSize, maxBatch, outDir, train, embedWeights, cpu, triple });
     end({ stdout: (result.ir ?? '') + result.files.map((f) => `${f}\n`).join('') });
   }
 } catch (err) {

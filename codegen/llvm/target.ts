@@ -65,17 +65,17 @@ export function compileLlvm(o: LlvmTargetOptions): string[] {
   writeFileSync(path.join(dir, 'model.h'), headerSource(o, layout));
   writeFileSync(path.join(dir, 'model_desc.c'), descSource(o, compiled, layout));
   const rt = runtimeDir('c');
-  for (const f of ['kiln_runtime.h', 'kiln_runtime.c', 'kiln_math.c', 'kiln_cli.h', 'model_main.c', 'model_train.c']) copyFileSync(path.join(rt, f), path.join(dir, f));
+  for (const f of ['kiln_runtime.h', 'kiln_runtime.c', 'kiln_rows.c', 'kiln_math.c', 'kiln_cli.h', 'model_main.c', 'model_train.c']) copyFileSync(path.join(rt, f), path.join(dir, f));
   if (o.triple) {
     writeFileSync(path.join(dir, 'weights.safetensors'), writeSafetensors(o.weights, { format: 'kiln' }));
-    return ['model.o', 'model.h', 'model_desc.c', 'kiln_runtime.h', 'kiln_runtime.c', 'kiln_math.c', 'weights.safetensors'].map((f) => path.join(dir, f));
+    return ['model.o', 'model.h', 'model_desc.c', 'kiln_runtime.h', 'kiln_runtime.c', 'kiln_rows.c', 'kiln_math.c', 'weights.safetensors'].map((f) => path.join(dir, f));
   }
   const cc = ['-O2', '-std=c99', '-pthread'];
   sh('llvm', 'gcc', [...cc, '-c', 'model_desc.c', '-o', 'model_desc.o'], dir);
   const hasTrain = o.entries.some((e) => e.name === 'trainStep');
   const mains = ['model_main', ...(hasTrain ? ['model_train'] : [])];
-  for (const f of ['kiln_runtime', 'kiln_math', ...mains]) compileCached('llvm', cc, path.join(dir, `${f}.c`), path.join(dir, `${f}.o`));
-  sh('llvm', 'ar', ['rcs', 'libmodel.a', 'model.o', 'model_desc.o', 'kiln_runtime.o', 'kiln_math.o'], dir);
+  for (const f of ['kiln_runtime', 'kiln_rows', 'kiln_math', ...mains]) compileCached('llvm', cc, path.join(dir, `${f}.c`), path.join(dir, `${f}.o`));
+  sh('llvm', 'ar', ['rcs', 'libmodel.a', 'model.o', 'model_desc.o', 'kiln_runtime.o', 'kiln_rows.o', 'kiln_math.o'], dir);
   for (const m of mains) sh('llvm', 'gcc', [...cc, `${m}.o`, 'libmodel.a', '-lm', '-o', m], dir);
   const manifest = manifestOf('llvm', compiled, o.weights, { arenaBytes: layout.arenaBytes, memoryBytes: layout.memoryBytes }, o, { cpu: cpu ?? null });
   writeFileSync(path.join(dir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);

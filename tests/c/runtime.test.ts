@@ -126,9 +126,11 @@ beforeAll(() => {
   gcc(['-c', '-DFAKE_EMBED', path.join(tc, 'fake_model.c'), '-o', path.join(bin, 'model_embedded.o')]);
   const runtime = path.join(bin, 'kiln_runtime.o');
   gcc(['-c', path.join(rt, 'kiln_runtime.c'), '-o', runtime]);
-  gcc([path.join(rt, 'model_main.c'), runtime, path.join(bin, 'model.o'), '-o', path.join(bin, 'model_main')]);
-  gcc([path.join(rt, 'model_train.c'), runtime, path.join(bin, 'model.o'), '-o', path.join(bin, 'model_train')]);
-  gcc([path.join(rt, 'model_main.c'), runtime, path.join(bin, 'model_embedded.o'), '-o', path.join(bin, 'embedded', 'model_main')]);
+  const rows = path.join(bin, 'kiln_rows.o');
+  gcc(['-c', path.join(rt, 'kiln_rows.c'), '-o', rows]);
+  gcc([path.join(rt, 'model_main.c'), runtime, rows, path.join(bin, 'model.o'), '-o', path.join(bin, 'model_main')]);
+  gcc([path.join(rt, 'model_train.c'), runtime, rows, path.join(bin, 'model.o'), '-o', path.join(bin, 'model_train')]);
+  gcc([path.join(rt, 'model_main.c'), runtime, rows, path.join(bin, 'model_embedded.o'), '-o', path.join(bin, 'embedded', 'model_main')]);
   gcc([path.join(tc, 'npy_tool.c'), runtime, '-o', path.join(bin, 'npy_tool')]);
   gcc([path.join(tc, 'pool_test.c'), runtime, '-o', path.join(bin, 'pool_test')]);
   gcc([path.join(tc, 'init_tool.c'), path.join(bin, 'model.o'), runtime, '-o', path.join(bin, 'init_tool')]);
