@@ -20,6 +20,11 @@ static char paths[64][4096];
 static kiln_npy_file outs[64];
 static long out_shapes[64][KILN_MAX_RANK];
 
+/* n rows through an entry whose rows are independent, in chunks; else its one compiled batch as it is */
+static int run(const kiln_entry *e, long n, const void *const *inputs, void *const *outputs) {
+  return e->fixed_rows ? kiln_run_entry(e, memory, inputs, outputs) : kiln_run_rows(&kiln_model, memory, e->name, n, inputs, outputs);
+}
+
 static const char *usage =
     "usage: model_main [--bench N] [--out DIR] [--weights PATH] [--entry NAME] a.npy b.npy ...\n"
     "  inputs as .npy in manifest order, any number of rows (one per sample); writes <output name>.npy per output into DIR (default .)\n"
@@ -76,15 +81,16 @@ int main(int argc, char **argv) {
       snprintf(msg, sizeof msg, "%s: dtype %s, but input '%s' is %s", files[i], kiln_dtype_name(dt), t->name, kiln_dtype_name(t->dtype));
       die(msg);
     }
-    if (i == 0) rows = e->fixed_rows || rank < 1 ? e->batch_size : shape[0];
-    same = rank == t->rank && (rank == 0 || shape[0] == rows);
+    /* fixed rows: exactly the compiled shapes */
+    if (i == 0) rows = e->fixed_rows || rank < 1 ? (t->rank ? t->shape[0] : 1) : shape[0];
+    same = rank == t->rank && (rank == 0 || shape[0] == (e->fixed_rows ? t->shape[0] : rows));
     for (j = 1; j < rank && same; j++) same = shape[j] == t->shape[j];
     if (!same) {
       int batch_only = rank == t->rank && rank > 0;
       for (j = 1; j < rank && batch_only; j++) batch_only = shape[j] == t->shape[j];
       if (batch_only && e->fixed_rows)
-        snprintf(msg, sizeof msg, "%s: batch dimension is %ld, but '%s' takes exactly %d rows: %s (input '%s' has shape %s)",
-                 files[i], shape[0], entry, e->batch_size, e->fixed_rows, t->name, shape_str(s1, sizeof s1, t->rank, t->shape));
+        snprintf(msg, sizeof msg, "%s: batch dimension is %ld, but '%s' takes exactly %ld rows: %s (input '%s' has shape %s)",
+                 files[i], shape[0], entry, t->shape[0], e->fixed_rows, t->name, shape_str(s1, sizeof s1, t->rank, t->shape));
       else if (batch_only)
         snprintf(msg, sizeof msg, "%s: %ld rows, but %s has %ld rows (every input has one row per sample)", files[i], shape[0], files[0], rows);
       else if (e->fixed_rows || t->rank < 1)
@@ -110,16 +116,16 @@ int main(int argc, char **argv) {
     long warm = bench / 10 > 3 ? bench / 10 : 3, k;
     double *times = (double *)malloc((size_t)bench * sizeof *times);
     if (!times) die("out of memory");
-    for (k = 0; k < warm; k++) kiln_run_rows(&kiln_model, memory, entry, rows, inputs, outputs);
+    for (k = 0; k < warm; k++) run(e, rows, inputs, outputs);
     for (k = 0; k < bench; k++) {
       double t0 = now_us();
-      kiln_run_rows(&kiln_model, memory, entry, rows, inputs, outputs);
+      run(e, rows, inputs, outputs);
       times[k] = now_us() - t0;
     }
     qsort(times, (size_t)bench, sizeof *times, cmp_double);
     printf("median %.2f us\n", bench % 2 ? times[bench / 2] : (times[bench / 2 - 1] + times[bench / 2]) / 2);
     free(times);
-  } else if (kiln_run_rows(&kiln_model, memory, entry, rows, inputs, outputs) != KILN_OK) {
+  } else if (run(e, rows, inputs, outputs) != KILN_OK) {
     die(kiln_error());
   }
 
