@@ -184,6 +184,53 @@ describe('any number of rows', () => {
   });
 });
 
+describe('two inputs and two outputs (the seed multi_io model)', () => {
+  const title = keras.Input({ shape: [100], name: 'title' });
+  const body = keras.Input({ shape: [500], name: 'body' });
+  const x = keras.layers.concatenate([keras.layers.Dense(64, { activation: 'relu' })(title), keras.layers.Dense(64, { activation: 'relu' })(body)]);
+  const model = keras.Model({
+    inputs: [title, body],
+    outputs: [keras.layers.Dense(1, { activation: 'sigmoid', name: 'priority' })(x), keras.layers.Dense(4, { activation: 'softmax', name: 'department' })(x)],
+  });
+  const N = 19, t = traceModel(model, N);
+  const xs = t.graph.inputs.map((node, k) => Float32Array.from({ length: node.type.shape[1]! * N }, (_, i) => Math.sin(i * (k + 1.5))));
+  const ref = [...interpret(t.graph, Object.fromEntries(t.graph.inputs.map((node, k) => [String(node.attrs['name']), xs[k]!])), new Map(t.variables.map((v) => [v.path, v.data]))).outputs.values()].map((o) => o.data);
+  const widths = [100, 500], outWidths = [1, 4];
+  // --max-batch 8: 1 row alone, 5 padded, 9 a chunk and a row, 19 two chunks and a padded 3
+  const ns = [1, 5, 9, 19];
+
+  it('wasm and llvm, --max-batch 8', slow, async () => {
+    const wasm = path.join(tmp, 'multi-wasm'), llvm = path.join(tmp, 'multi-llvm');
+    await compile(model, { target: 'wasm', outDir: wasm, maxBatch: 8 });
+    await compile(model, { target: 'llvm', outDir: llvm, maxBatch: 8 });
+    const m = await loadWasm(wasm);
+    for (const n of ns) {
+      const ins = xs.map((v, k) => v.subarray(0, n * widths[k]!));
+      const got = m.predict(ins);
+      got.forEach((y, k) => expect(diffs(ref[k]!, y, n, outWidths[k]!, `wasm ${model.outputNames[k]} n=${n}`)).toEqual([]));
+      const files = ins.map((v, k) => {
+        const f = path.join(llvm, `in${k}_${n}.npy`);
+        writeFileSync(f, writeNpy('float32', [n, widths[k]!], v));
+        return f;
+      });
+      execFileSync(path.join(llvm, 'model_main'), ['--out', path.join(llvm, `out${n}`), ...files]);
+      model.outputNames.forEach((name, k) => {
+        const y = readNpy(new Uint8Array(readFileSync(path.join(llvm, `out${n}`, `${name}.npy`))));
+        expect(y.shape).toEqual([n, outWidths[k]]);
+        expect(diffs(ref[k]!, y.data, n, outWidths[k]!, `llvm ${name} n=${n}`)).toEqual([]);
+      });
+    }
+    // rows must agree across inputs
+    const two = path.join(llvm, 'two.npy'), three = path.join(llvm, 'three.npy');
+    writeFileSync(two, writeNpy('float32', [2, 100], xs[0]!.subarray(0, 200)));
+    writeFileSync(three, writeNpy('float32', [3, 500], xs[1]!.subarray(0, 1500)));
+    const r = spawnSync(path.join(llvm, 'model_main'), ['--out', path.join(llvm, 'bad'), two, three], { encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe(`model_main: ${three}: 3 rows, but ${two} has 2 rows (every input has one row per sample)\n`);
+    expect(() => m.predict([xs[0]!.subarray(0, 200), xs[1]!.subarray(0, 1500)])).toThrow(/^kiln: input body has 3 rows, but input title has 2$/);
+  });
+});
+
 /** x as MAX rows of `row` values (zeros past its end), as runMain takes its inputs. */
 function padTo(x: Float32Array, row: number): Float32Array {
   const out = new Float32Array(MAX * row);
