@@ -14,6 +14,7 @@ import { LLVM_CAPS, compileLlvm } from './codegen/llvm/target.js';
 import { CUDA_CAPS, compileCuda } from './codegen/cuda/target.js';
 import type { TargetCaps } from './codegen/loop/schedule.js';
 import { irAfter } from './driver/pipeline.js';
+import { rowSeparability } from './passes/rows.js';
 
 export { EMITS, type Emit, KilnError, type KilnErrorOptions, TARGETS, type Target, checkCompileOptions, errorReport } from './cli/common.js';
 
@@ -29,8 +30,14 @@ export interface CompileOptions {
   train?: boolean;
   /** Stop at a stage and return its text instead of writing artifacts: 'ir' is the traced graph. */
   emit?: Emit;
-  /** Batch size to trace the model at (default 1). */
+  /** Batch size of the training step, and to trace the model at with `emit` (default 1). */
   batchSize?: number;
+  /**
+   * The most rows one predict call runs (default 256): predict is compiled at this batch and, when more than 1, at
+   * one row; the runtimes run any number of rows in chunks. A model whose rows are not independent (passes/rows.ts)
+   * is compiled at batchSize and takes exactly that many rows.
+   */
+  maxBatch?: number;
   /** Put the weights inside the artifact (wasm: in model.wasm) so it needs no weights file. */
   embedWeights?: boolean;
   /** llvm: the CPU to compile for (opt/llc -mcpu; default the host's x86-64 level). */
@@ -89,7 +96,7 @@ function trainStepGraph(model: Model, batchSize: number): Graph {
  * @example const { ir } = await compile(model, { emit: 'ir' });
  */
 export async function compile(model: Model, options: CompileOptions = {}): Promise<CompileResult> {
-  const { target, emit, batchSize } = checkCompileOptions(options);
+  const { target, emit, batchSize, maxBatch } = checkCompileOptions(options);
   const runtime = checkRuntime({ ...options, target });
   if (!(model instanceof Model)) throw new KilnError(`compile expects a keras Model, got ${describe(model)}`);
   if (emit === 'ir') {
@@ -105,7 +112,7 @@ export async function compile(model: Model, options: CompileOptions = {}): Promi
   if (!options.outDir) throw new KilnError('compile needs an output directory (outDir)');
   const entries: TargetEntry[] = [];
   try {
-    entries.push({ name: 'predict', graph: traceModel(model, batchSize).graph, batchSize });
+    entries.push(...predictEntries(model, batchSize, maxBatch));
     if (options.train) entries.push({ name: 'trainStep', graph: trainStepGraph(model, batchSize), batchSize });
   } catch (err) {
     if (err instanceof KilnError) throw err;
@@ -130,6 +137,18 @@ export async function compile(model: Model, options: CompileOptions = {}): Promi
   const manifest = files.find((f) => path.basename(f) === 'manifest.json');
   const sizes = target === 'llvm' && manifest ? (JSON.parse(readFileSync(manifest, 'utf8')) as { sizes?: Record<string, unknown> }).sizes : undefined;
   return { target, files, ...(sizes ? { sizes } : {}) };
+}
+
+/**
+ * predict at maxBatch and at one row when its rows are independent (analysed at batch 2 or more: at 1 a broadcast of
+ * the batch axis looks like any other), else at batchSize alone.
+ */
+function predictEntries(model: Model, batchSize: number, maxBatch: number): TargetEntry[] {
+  const probe = traceModel(model, Math.max(maxBatch, 2)).graph;
+  const rows = rowSeparability(probe);
+  if (!rows.separable) return [{ name: 'predict', graph: traceModel(model, batchSize).graph, batchSize, rows }];
+  if (maxBatch === 1) return [{ name: 'predict', graph: traceModel(model, 1).graph, batchSize: 1, rows }];
+  return [{ name: 'predict', graph: probe, batchSize: maxBatch, rows }, { name: 'predict_1', graph: traceModel(model, 1).graph, batchSize: 1, rows }];
 }
 
 /**

@@ -11,6 +11,7 @@ export interface Job {
   emit?: Emit;
   dumpAfter?: string;
   batchSize: number;
+  maxBatch: number;
   out?: string;
   train: boolean;
   embedWeights: boolean;
@@ -68,8 +69,8 @@ try {
     end({ stdout: dumpAfter(model, job.dumpAfter, { train: job.train, batchSize: job.batchSize, target: job.target }) });
   } else {
     const outDir = job.out ?? path.join('build', path.basename(file).replace(/\.m?ts$/, ''));
-    const { emit, target, batchSize, train, embedWeights, cpu, triple, runtime } = job;
-    const result = await compile(model, { target, emit, batchSize, outDir, train, embedWeights, cpu, triple, runtime });
+    const { emit, target, batchSize, maxBatch, train, embedWeights, cpu, triple, runtime } = job;
+    const result = await compile(model, { target, emit, batchSize, maxBatch, outDir, train, embedWeights, cpu, triple, runtime });
     end({ stdout: (result.ir ?? '') + result.files.map((f) => `${f}\n`).join('') + (result.sizes ? `${sizesLine(result.sizes)}\n` : '') });
   }
 } catch (err) {

@@ -79,8 +79,14 @@ export function sizesLine(sizes: Record<string, unknown>): string {
   return `sizes: ${parts.join(', ')}${image}`;
 }
 
+/** The most rows one predict call runs at once unless --max-batch says otherwise (the memory block is sized for it). */
+export function defaultMaxBatch(options: { triple?: string } = {}): number {
+  // a microcontroller's RAM holds one row's arena, not 256
+  return options.triple?.split('-').includes('none') ? 1 : 256;
+}
+
 /** Validates compile options (strings from the command line included) and fills in defaults. */
-export function checkCompileOptions(options: { target?: string; emit?: string; batchSize?: number; dumpAfter?: string }): { target: Target; emit?: Emit; batchSize: number; dumpAfter?: string } {
+export function checkCompileOptions(options: { target?: string; emit?: string; batchSize?: number; maxBatch?: number; triple?: string; dumpAfter?: string }): { target: Target; emit?: Emit; batchSize: number; maxBatch: number; dumpAfter?: string } {
   const target = options.target ?? 'wasm';
   if (!(TARGETS as readonly string[]).includes(target)) throw new KilnError(`unknown target '${target}'; targets are ${TARGETS.join(', ')}`);
   if (options.emit !== undefined && !(EMITS as readonly string[]).includes(options.emit)) {
@@ -92,7 +98,9 @@ export function checkCompileOptions(options: { target?: string; emit?: string; b
   if (options.dumpAfter !== undefined && options.emit !== undefined) throw new KilnError('choose one of --emit and --dump-after');
   const batchSize = options.batchSize ?? 1;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new KilnError(`batch size must be a positive integer, got ${batchSize}`);
-  return { target: target as Target, emit: options.emit as Emit | undefined, batchSize, dumpAfter: options.dumpAfter };
+  const maxBatch = options.maxBatch ?? defaultMaxBatch(options);
+  if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new KilnError(`max batch must be a positive integer, got ${maxBatch}`);
+  return { target: target as Target, emit: options.emit as Emit | undefined, batchSize, maxBatch, dumpAfter: options.dumpAfter };
 }
 
 /** The folder holding kiln's package.json (this file runs from dist/cli/ or cli/). */

@@ -19,6 +19,7 @@ interface CompileFlags {
   runtime?: string;
   emit?: string;
   batchSize: number;
+  maxBatch?: number;
   dumpAfter?: string;
   timeout: number;
 }
@@ -41,15 +42,16 @@ program.command('compile')
   .option('--runtime <runtime>', `llvm: the C runtime, one of: ${RUNTIMES.join(', ')} (freestanding: no OS, threads, files or malloc; weights in flash; the default for a *-none-* triple)`)
   .option('--embed-weights', 'store the weights inside the artifact (no weights file needed at run time)')
   .option('--emit <stage>', `print a stage instead of writing artifacts, one of: ${EMITS.join(', ')} (ir: the traced graph)`)
-  .option('--batch-size <n>', 'batch size to trace the model at', positiveInt, 1)
+  .option('--batch-size <n>', 'batch size of the training step (and to trace the model at for --emit and --dump-after)', positiveInt, 1)
+  .option('--max-batch <n>', 'the most rows one predict call runs at once; more run in chunks (default 256)', positiveInt)
   .option('--dump-after <pass>', `print the IR after a pass instead of writing artifacts (with --train, of the training step), one of: ${PASS_NAMES.join(', ')}`)
   .option('--timeout <seconds>', 'stop a model file (and its compile) that runs longer than this; 0: no limit', nonNegative, 120)
   .action(async (file: string, flags: CompileFlags) => {
     // bad flags fail before the model file is loaded
-    const { target, emit, batchSize, dumpAfter } = checkCompileOptions(flags);
+    const { target, emit, batchSize, maxBatch, dumpAfter } = checkCompileOptions(flags);
     const runtime = checkRuntime({ ...flags, target });
     const job: Job = {
-      file, target, emit, batchSize, dumpAfter, out: flags.out, train: flags.train ?? false,
+      file, target, emit, batchSize, maxBatch, dumpAfter, out: flags.out, train: flags.train ?? false,
       embedWeights: flags.embedWeights ?? false, cpu: flags.cpu, triple: flags.triple, runtime,
     };
     process.exitCode = await runChild(job, flags.timeout);

@@ -3,15 +3,30 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Graph } from '../ir/graph.js';
+import type { Separability } from '../passes/rows.js';
 import { printGraph } from '../ir/printer.js';
 import type { Program } from './loop/ir.js';
 import { printProgram } from './loop/printer.js';
 
-/** An entry point every target compiles: the traced graph of predict or of the training step. */
+/**
+ * An entry point every target compiles: the traced graph of predict (at the largest batch, and `predict_1` at one row,
+ * when its rows are independent) or of the training step.
+ */
 export interface TargetEntry {
-  readonly name: 'predict' | 'trainStep';
+  readonly name: 'predict' | 'predict_1' | 'trainStep';
   readonly graph: Graph;
   readonly batchSize: number;
+  /**
+   * Whether the runtimes may run any number of rows through this entry in chunks of batchSize (passes/rows.ts);
+   * absent: exactly batchSize rows, as a training step takes.
+   */
+  readonly rows?: Separability;
+}
+
+/** Why an entry takes exactly its batch size of rows, or undefined when it takes any number. */
+export function fixedRows(e: TargetEntry): string | undefined {
+  if (e.rows?.separable) return undefined;
+  return e.rows?.reason ?? (e.name === 'trainStep' ? 'a training step runs one batch' : 'compiled for one batch size');
 }
 
 /** A model input or output as manifests list it (null: the batch dimension). */
@@ -41,15 +56,21 @@ function graphIo(g: Graph): { inputs: IoSpec[]; outputs: IoSpec[] } {
 export function manifestOf(target: string, compiled: readonly CompiledEntry[], params: readonly { name: string; shape: readonly number[]; dtype: string }[],
   sizes: { arenaBytes: number; memoryBytes: number }, io?: { inputs?: readonly IoSpec[]; outputs?: readonly IoSpec[] }, extra: Record<string, unknown> = {}): Record<string, unknown> {
   const first = graphIo(compiled[0]!.e.graph);
+  // the batch axis stays null when predict takes any number of rows; else it is the one batch size predict takes
+  const predict = compiled.find(({ e }) => e.name === 'predict')?.e;
+  const fixed = predict && fixedRows(predict);
+  const batched = (xs: readonly IoSpec[]) => xs.map((x) => ({ ...x, shape: x.shape.map((d, i) => (i === 0 && fixed !== undefined ? predict!.batchSize : d)) }));
   return {
     target,
     ...extra,
-    inputs: io?.inputs ?? first.inputs,
-    outputs: io?.outputs ?? first.outputs,
+    inputs: batched(io?.inputs ?? first.inputs),
+    outputs: batched(io?.outputs ?? first.outputs),
+    ...(predict ? { maxBatch: fixed === undefined ? predict.batchSize : null, ...(fixed === undefined ? {} : { fixedRows: fixed }) } : {}),
     params: params.map((w) => ({ name: w.name, shape: w.shape, dtype: w.dtype })),
     ...sizes,
     entries: Object.fromEntries(compiled.map(({ e, c }) => [e.name, {
       batchSize: e.batchSize,
+      anyRows: fixedRows(e) === undefined,
       arenaBytes: c.memory.arenaBytes,
       ...graphIo(e.graph),
       kernels: c.program.kernels.map((k) => ({ name: k.name, ops: k.ops })),

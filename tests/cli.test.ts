@@ -463,7 +463,7 @@ describe.concurrent('kiln compile: the output directory is replaced whole or not
     const stale = path.join(dir, '.model.kiln-999999999-0123456789ab');
     mkdirSync(stale);
     writeFileSync(path.join(stale, 'model.wasm'), 'partial');
-    const runs = await Promise.all([2, 3].map((b) => kiln(['compile', 'examples/seed/sequential.ts', '--batch-size', String(b), '-o', out])));
+    const runs = await Promise.all([2, 3].map((b) => kiln(['compile', 'examples/seed/sequential.ts', '--max-batch', String(b), '-o', out])));
     for (const r of runs) expect(r.code).toBe(0);
     expect(readdirSync(dir)).toEqual(['model']);
     expect(readdirSync(out)).toEqual(expect.arrayContaining(['manifest.json', 'model.ir', 'model.mjs', 'model.wasm', 'weights.safetensors']));
@@ -471,11 +471,12 @@ describe.concurrent('kiln compile: the output directory is replaced whole or not
     const batch = entries['predict']!.batchSize;
     expect([2, 3]).toContain(batch);
     expect(readFileSync(path.join(out, 'model.ir'), 'utf8')).toContain(`: f32[${batch},784]`);
-    // the loader of this output runs its own model.wasm at its batch size
+    // the loader of this output runs its own model.wasm at its batch size (5 rows: a chunk and single rows, or a
+    // padded chunk)
     const { load } = (await import(pathToFileURL(path.join(out, 'model.mjs')).href)) as { load: () => Promise<{ predict: (x: Float32Array[]) => Float32Array[] }> };
     const m = await load();
-    const [y] = m.predict([new Float32Array(batch * 784).fill(0.5)]);
-    expect(y).toHaveLength(batch * 10);
+    const [y] = m.predict([new Float32Array(5 * 784).fill(0.5)]);
+    expect(y).toHaveLength(5 * 10);
   });
 });
 

@@ -58,7 +58,7 @@ export function compileCuda(o: CudaTargetOptions): string[] {
   writeFileSync(path.join(dir, 'model.h'), headerSource(o, layout, ['/* the device keeps a copy of the memory block: call this after changing params in it on the host */', 'void kiln_cuda_resync(void);']));
   writeFileSync(path.join(dir, 'model_desc.c'), descSource(o, compiled, layout));
   writeFileSync(path.join(dir, 'Makefile'), makefile(arch, hasTrain));
-  for (const f of ['kiln_runtime.h', 'kiln_runtime.c', 'kiln_core.c', 'kiln_math.c', 'kiln_cli.h', 'model_main.c', 'model_train.c']) copyFileSync(path.join(runtimeDir('c'), f), path.join(dir, f));
+  for (const f of ['kiln_runtime.h', 'kiln_runtime.c', 'kiln_core.c', 'kiln_rows.c', 'kiln_math.c', 'kiln_cli.h', 'model_main.c', 'model_train.c']) copyFileSync(path.join(runtimeDir('c'), f), path.join(dir, f));
   for (const f of ['kiln_cuda.h', 'kiln_cuda_host.h']) copyFileSync(path.join(runtimeDir('cuda'), f), path.join(dir, f));
   writeFileSync(path.join(dir, 'weights.safetensors'), writeSafetensors(o.weights, { format: 'kiln' }));
   writeFileSync(path.join(dir, 'model.ir'), irText(compiled));

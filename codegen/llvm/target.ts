@@ -89,8 +89,8 @@ export function compileLlvm(o: LlvmTargetOptions): string[] {
   writeFileSync(path.join(dir, 'model.h'), headerSource(o, layout, flashDecl));
   writeFileSync(path.join(dir, 'model_desc.c'), descSource(o, compiled, layout, flash));
   const rt = runtimeDir('c');
-  const sources = freestanding ? ['kiln_runtime.h', 'kiln_core.c', 'kiln_math.c']
-    : ['kiln_runtime.h', 'kiln_runtime.c', 'kiln_core.c', 'kiln_math.c', 'kiln_cli.h', 'model_main.c', 'model_train.c'];
+  const sources = freestanding ? ['kiln_runtime.h', 'kiln_core.c', 'kiln_rows.c', 'kiln_math.c']
+    : ['kiln_runtime.h', 'kiln_runtime.c', 'kiln_core.c', 'kiln_rows.c', 'kiln_math.c', 'kiln_cli.h', 'model_main.c', 'model_train.c'];
   for (const f of sources) copyFileSync(path.join(rt, f), path.join(dir, f));
   const model = elfSizes(readFileSync(path.join(dir, 'model.o')), 'model.o');
   const sizes: Record<string, unknown> = {
@@ -120,9 +120,9 @@ export function compileLlvm(o: LlvmTargetOptions): string[] {
   sh('llvm', 'gcc', [...cc, '-c', 'model_desc.c', '-o', 'model_desc.o'], dir);
   const hasTrain = o.entries.some((e) => e.name === 'trainStep');
   const mains = ['model_main', ...(hasTrain ? ['model_train'] : [])];
-  for (const f of ['kiln_runtime', 'kiln_math', ...mains]) compileCached('llvm', cc, path.join(dir, `${f}.c`), path.join(dir, `${f}.o`));
-  sizes['runtimeCodeBytes'] = ['kiln_runtime.o', 'kiln_math.o'].reduce((n, f) => n + elfSizes(readFileSync(path.join(dir, f)), f).code, 0);
-  sh('llvm', 'ar', ['rcs', 'libmodel.a', 'model.o', 'model_desc.o', 'kiln_runtime.o', 'kiln_math.o'], dir);
+  for (const f of ['kiln_runtime', 'kiln_rows', 'kiln_math', ...mains]) compileCached('llvm', cc, path.join(dir, `${f}.c`), path.join(dir, `${f}.o`));
+  sizes['runtimeCodeBytes'] = ['kiln_runtime.o', 'kiln_rows.o', 'kiln_math.o'].reduce((n, f) => n + elfSizes(readFileSync(path.join(dir, f)), f).code, 0);
+  sh('llvm', 'ar', ['rcs', 'libmodel.a', 'model.o', 'model_desc.o', 'kiln_runtime.o', 'kiln_rows.o', 'kiln_math.o'], dir);
   for (const m of mains) sh('llvm', 'gcc', [...cc, `${m}.o`, 'libmodel.a', '-lm', '-o', m], dir);
   writeFileSync(path.join(dir, 'manifest.json'), `${JSON.stringify(manifest(), null, 2)}\n`);
   writeFileSync(path.join(dir, 'weights.safetensors'), writeSafetensors(o.weights, { format: 'kiln' }));

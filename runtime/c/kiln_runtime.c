@@ -26,6 +26,11 @@ static char err_msg[1024];
 
 const char *kiln_error(void) { return err_msg; }
 
+int kiln_fail(int code, const char *msg) {
+  strncpy(err_msg, msg, sizeof err_msg - 1);
+  return code;
+}
+
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))
 #endif

@@ -25,6 +25,9 @@ typedef struct {
   int n_outputs; const kiln_tensor *outputs;
   int n_copies; const kiln_copy *copies;
   int batch_size;
+  /* NULL: the rows are independent, and kiln_run_rows runs any number of them in chunks of batch_size; else why
+     the entry takes exactly batch_size rows (a training step, or a model that mixes rows) */
+  const char *fixed_rows;
 } kiln_entry;
 
 /* constant bytes to copy into memory at init */
@@ -99,6 +102,21 @@ int kiln_npy_write_all(int n, const kiln_npy_file *files);
    Nested calls, or calls while another thread uses the pool, run serially on the calling thread. */
 void kiln_parallel_for(long n, void (*fn)(long begin, long end, void *ctx), void *ctx);
 int kiln_num_threads(void);
+
+/* ---- kiln_rows.c: any number of rows (freestanding: no stdio, malloc or threads) ---- */
+
+/* Runs `entry` on n rows: inputs[i] holds n rows of entry input i and outputs[i] (or NULL) receives n rows of
+   output i, each row as the compiled entry's tensor less its first (batch) axis. The rows run in chunks of the
+   entry's batch_size (KILN_MAX_BATCH in model.h); the r rows left over run one at a time (entry "<entry>_1") when
+   4r < batch_size, else as one chunk padded with zero rows, of which only the r valid output rows are copied out.
+   Exact, because the rows are independent (entry->fixed_rows is NULL); an entry with fixed rows takes n ==
+   batch_size only. n < 1 is KILN_ERR_ARG, a wrong n for fixed rows KILN_ERR_SHAPE, a missing entry KILN_ERR_MISSING. */
+int kiln_run_rows(const kiln_model_desc *m, unsigned char *mem, const char *entry, long n, const void *const *inputs, void *const *outputs);
+
+/* For kiln_rows.c: sets the message kiln_error() returns and returns code. */
+int kiln_fail(int code, const char *msg);
+
+/* ---- end kiln_rows.c ---- */
 
 #ifdef __cplusplus
 }

@@ -1,4 +1,4 @@
-/* model_main: runs a compiled kiln model's predict entry (or another, --entry) on .npy inputs and writes one .npy per output. */
+/* model_main: runs a compiled kiln model's predict entry (or another, --entry) on .npy inputs of any number of rows and writes one .npy per output. */
 #define _POSIX_C_SOURCE 200809L
 #include "model.h"
 #include "kiln_cli.h"
@@ -18,10 +18,16 @@ static unsigned char memory[KILN_MEMORY_BYTES] __attribute__((aligned(64)));
 /* the output files */
 static char paths[64][4096];
 static kiln_npy_file outs[64];
+static long out_shapes[64][KILN_MAX_RANK];
+
+/* n rows through an entry whose rows are independent, in chunks; else its one compiled batch as it is */
+static int run(const kiln_entry *e, long n, const void *const *inputs, void *const *outputs) {
+  return e->fixed_rows ? kiln_run_entry(e, memory, inputs, outputs) : kiln_run_rows(&kiln_model, memory, e->name, n, inputs, outputs);
+}
 
 static const char *usage =
     "usage: model_main [--bench N] [--out DIR] [--weights PATH] [--entry NAME] a.npy b.npy ...\n"
-    "  inputs as .npy in manifest order; writes <output name>.npy per output into DIR (default .)\n"
+    "  inputs as .npy in manifest order, any number of rows (one per sample); writes <output name>.npy per output into DIR (default .)\n"
     "  --bench N      run N calls after a warm-up and print the median microseconds per call\n"
     "  --weights PATH safetensors weights (default: weights.safetensors next to this executable)\n"
     "  --entry NAME   the entry point to run (default predict; trainStep with --train)\n";
@@ -33,7 +39,7 @@ int main(int argc, char **argv) {
   const char *out_dir = ".", *weights = NULL, *entry = "predict", *files[64];
   const void *inputs[64];
   void *outputs[64];
-  long bench = 0;
+  long bench = 0, rows = 0;
   int n_files = 0, i, j;
   char msg[1024], s1[160], s2[160];
 
@@ -63,6 +69,7 @@ int main(int argc, char **argv) {
   if (!weights && !kiln_model.weights_embedded) weights = default_weights(argv[0]);
   if (kiln_init(&kiln_model, memory, weights) != KILN_OK) die(kiln_error());
 
+  /* rows: the first input's batch dimension, which every input shares; an entry with fixed rows takes its batch size */
   for (i = 0; i < e->n_inputs; i++) {
     const kiln_tensor *t = &e->inputs[i];
     kiln_dtype dt;
@@ -74,23 +81,34 @@ int main(int argc, char **argv) {
       snprintf(msg, sizeof msg, "%s: dtype %s, but input '%s' is %s", files[i], kiln_dtype_name(dt), t->name, kiln_dtype_name(t->dtype));
       die(msg);
     }
-    same = rank == t->rank;
-    for (j = 0; j < rank && same; j++) same = shape[j] == t->shape[j];
+    /* fixed rows: exactly the compiled shapes */
+    if (i == 0) rows = e->fixed_rows || rank < 1 ? (t->rank ? t->shape[0] : 1) : shape[0];
+    same = rank == t->rank && (rank == 0 || shape[0] == (e->fixed_rows ? t->shape[0] : rows));
+    for (j = 1; j < rank && same; j++) same = shape[j] == t->shape[j];
     if (!same) {
       int batch_only = rank == t->rank && rank > 0;
       for (j = 1; j < rank && batch_only; j++) batch_only = shape[j] == t->shape[j];
-      if (batch_only)
-        snprintf(msg, sizeof msg, "%s: batch dimension is %ld, but this model was compiled for batch size %d (input '%s' has shape %s)",
-                 files[i], shape[0], e->batch_size, t->name, shape_str(s1, sizeof s1, t->rank, t->shape));
-      else
+      if (batch_only && e->fixed_rows)
+        snprintf(msg, sizeof msg, "%s: batch dimension is %ld, but '%s' takes exactly %ld rows: %s (input '%s' has shape %s)",
+                 files[i], shape[0], entry, t->shape[0], e->fixed_rows, t->name, shape_str(s1, sizeof s1, t->rank, t->shape));
+      else if (batch_only)
+        snprintf(msg, sizeof msg, "%s: %ld rows, but %s has %ld rows (every input has one row per sample)", files[i], shape[0], files[0], rows);
+      else if (e->fixed_rows || t->rank < 1)
         snprintf(msg, sizeof msg, "%s: shape %s, but input '%s' has shape %s", files[i], shape_str(s1, sizeof s1, rank, shape), t->name,
                  shape_str(s2, sizeof s2, t->rank, t->shape));
+      else
+        snprintf(msg, sizeof msg, "%s: shape %s, but input '%s' takes rows of shape %s", files[i], shape_str(s1, sizeof s1, rank, shape), t->name,
+                 shape_str(s2, sizeof s2, t->rank - 1, t->shape + 1));
       die(msg);
     }
     inputs[i] = data;
   }
   for (i = 0; i < e->n_outputs; i++) {
-    outputs[i] = malloc((size_t)(e->outputs[i].size ? e->outputs[i].size : 1) * (size_t)kiln_dtype_size(e->outputs[i].dtype));
+    const kiln_tensor *t = &e->outputs[i];
+    long elems = e->fixed_rows ? t->size : t->size / e->batch_size * rows;
+    memcpy(out_shapes[i], t->shape, sizeof out_shapes[i]);
+    if (!e->fixed_rows) out_shapes[i][0] = rows;
+    outputs[i] = malloc((size_t)(elems ? elems : 1) * (size_t)kiln_dtype_size(t->dtype));
     if (!outputs[i]) die("out of memory");
   }
 
@@ -98,16 +116,16 @@ int main(int argc, char **argv) {
     long warm = bench / 10 > 3 ? bench / 10 : 3, k;
     double *times = (double *)malloc((size_t)bench * sizeof *times);
     if (!times) die("out of memory");
-    for (k = 0; k < warm; k++) kiln_run_entry(e, memory, inputs, outputs);
+    for (k = 0; k < warm; k++) run(e, rows, inputs, outputs);
     for (k = 0; k < bench; k++) {
       double t0 = now_us();
-      kiln_run_entry(e, memory, inputs, outputs);
+      run(e, rows, inputs, outputs);
       times[k] = now_us() - t0;
     }
     qsort(times, (size_t)bench, sizeof *times, cmp_double);
     printf("median %.2f us\n", bench % 2 ? times[bench / 2] : (times[bench / 2 - 1] + times[bench / 2]) / 2);
     free(times);
-  } else if (kiln_run_entry(e, memory, inputs, outputs) != KILN_OK) {
+  } else if (run(e, rows, inputs, outputs) != KILN_OK) {
     die(kiln_error());
   }
 
@@ -129,7 +147,7 @@ int main(int argc, char **argv) {
     outs[i].path = paths[i];
     outs[i].dtype = t->dtype;
     outs[i].rank = t->rank;
-    outs[i].shape = t->shape;
+    outs[i].shape = out_shapes[i];
     outs[i].data = outputs[i];
   }
   if (kiln_npy_write_all(e->n_outputs, outs) != KILN_OK) die(kiln_error());

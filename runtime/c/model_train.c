@@ -198,6 +198,9 @@ int main(int argc, char **argv) {
     snprintf(msg, sizeof msg, "%ld training rows are fewer than one batch of %ld", n_train, batch);
     die(msg);
   }
+  if (n_train % batch) /* Keras trains them as a smaller last batch, which a trainStep compiled for one batch cannot */
+    fprintf(stderr, "model_train: %ld of the %ld training rows are left out of each epoch (a different %ld each epoch, "
+            "as the rows are shuffled): the trainStep runs whole batches of %ld\n", n_train % batch, n_train, n_train % batch, batch);
   for (i = 0, j = 0; i < e->n_inputs; i++) inputs[i] = i == rng_input ? (const void *)&counter : (const void *)d[j++].batch;
   for (i = 0; i < e->n_outputs; i++) outputs[i] = NULL;
   if (loss_output >= 0) {
@@ -263,8 +266,9 @@ int main(int argc, char **argv) {
     if (loss) printf(" - loss: %.4f", loss_sum / (double)steps);
 
     if (n_val > 0) {
-      /* predict over the held-out rows, batch by batch; the last batch is padded with zeros */
-      long pb = pe ? pe->batch_size : 0, classes, correct = 0, r;
+      /* predict over the held-out rows: all at once where its rows are independent (kiln_run_rows runs them in
+         chunks), else batch by batch with the last batch padded with zeros */
+      long pb = pe ? pe->batch_size : 0, classes, correct = 0, r, chunk;
       const kiln_tensor *o;
       const dataset *labels;
       void *pin[64], *pout[64];
@@ -272,22 +276,25 @@ int main(int argc, char **argv) {
       o = &pe->outputs[0];
       labels = &d[pe->n_inputs];
       classes = o->size / pb;
+      chunk = pe->fixed_rows ? pb : n_val;
       for (i = 0; i < pe->n_inputs; i++) {
         if (pe->inputs[i].dtype != d[i].dtype || pe->inputs[i].size / pb != d[i].row_elems) die("predict inputs do not match the trainStep inputs");
-        pin[i] = calloc((size_t)pe->inputs[i].size, (size_t)kiln_dtype_size(pe->inputs[i].dtype));
+        pin[i] = calloc((size_t)(chunk * d[i].row_elems), (size_t)kiln_dtype_size(pe->inputs[i].dtype));
         if (!pin[i]) die("out of memory");
       }
       for (i = 0; i < pe->n_outputs; i++) pout[i] = NULL;
-      pout[0] = malloc((size_t)(o->size ? o->size : 1) * (size_t)kiln_dtype_size(o->dtype));
+      pout[0] = malloc((size_t)(chunk * classes > 0 ? chunk * classes : 1) * (size_t)kiln_dtype_size(o->dtype));
       if (!pout[0]) die("out of memory");
       if (!(labels->row_elems == 1 || labels->row_elems == classes)) die("cannot compare the first output with its targets for val_accuracy");
-      for (r = n_train; r < rows; r += pb) {
-        long n = rows - r < pb ? rows - r : pb, b;
+      for (r = n_train; r < rows; r += chunk) {
+        long n = rows - r < chunk ? rows - r : chunk, b;
         for (i = 0; i < pe->n_inputs; i++) {
-          memset(pin[i], 0, (size_t)pe->inputs[i].size * (size_t)kiln_dtype_size(pe->inputs[i].dtype));
+          memset(pin[i], 0, (size_t)(chunk * d[i].row_bytes));
           memcpy(pin[i], d[i].data + r * d[i].row_bytes, (size_t)(n * d[i].row_bytes));
         }
-        if (kiln_run_entry(pe, memory, (const void *const *)pin, pout) != KILN_OK) die(kiln_error());
+        if ((pe->fixed_rows ? kiln_run_entry(pe, memory, (const void *const *)pin, pout)
+                            : kiln_run_rows(&kiln_model, memory, pe->name, n, (const void *const *)pin, pout)) != KILN_OK)
+          die(kiln_error());
         for (b = 0; b < n; b++) {
           long row = r + b, pred, want;
           if (classes == 1) { /* one sigmoid unit: threshold at 0.5 */

@@ -2,7 +2,9 @@
  * KILN_MEMORY_BYTES, and kiln_cuda.h): the device keeps its own copy of the memory block, copied in whole on the
  * first call (and after kiln_cuda_resync()); each call then moves only its entry's inputs in and its outputs and
  * updated values out, and replays the entry's launches, captured once as a CUDA graph. With KILN_CUDA_EMULATE the
- * same traffic runs on the CPU, a second block standing for device memory. */
+ * same traffic runs on the CPU, a second block standing for device memory. Any number of rows: kiln_run_rows
+ * (kiln_rows.c) calls the entry compiled for KILN_MAX_BATCH rows once per chunk, and "<entry>_1" once per row of a
+ * short tail, each a call as above (its own captured graph), so a chunk moves only its own inputs and outputs. */
 #ifndef KILN_CUDA_HOST_H
 #define KILN_CUDA_HOST_H
 #include <string.h>

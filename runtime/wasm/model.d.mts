@@ -12,13 +12,16 @@ export interface KilnManifest {
   inputs: KilnTensorSpec[];
   outputs: KilnTensorSpec[];
   params: { name: string; shape: number[]; dtype: KilnDType }[];
+  /** The rows predict runs at once (more run in chunks), or null when it takes exactly its batch size (fixedRows says why). */
+  maxBatch: number | null;
+  fixedRows?: string;
   arenaBytes: number;
   memoryBytes: number;
-  entries: Record<string, { batchSize: number; arenaBytes: number; kernels: { name: string; ops: string[] }[] }>;
+  entries: Record<string, { batchSize: number; anyRows: boolean; arenaBytes: number; kernels: { name: string; ops: string[] }[] }>;
 }
 export interface KilnModel {
   readonly manifest: KilnManifest;
-  /** Runs inference: inputs in manifest order (typed arrays of the traced batch), outputs in manifest order. */
+  /** Runs inference on any number of rows: inputs in manifest order (n rows each, row-major), outputs in manifest order (n rows each). */
   predict(inputs: readonly ArrayLike<number>[]): KilnArray[];
   /** One training step: inputs, then one target per output, then the int32 rng counter if the model uses dropout; returns loss first. */
   trainStep(inputs: readonly ArrayLike<number>[]): KilnArray[];

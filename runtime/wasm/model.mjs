@@ -242,23 +242,65 @@ export async function load(options = {}) {
     const tensors = paramTensors(bytes, params.map((p) => ({ name: p.name, dtype: p.dtype, shape: shapes.get(p.name) })), source instanceof URL ? source.href : 'weights');
     for (const p of params) u8().set(tensors.get(p.name), p.offset);
   }
-  const call = (entry, inputs) => {
+  const check = (entry, inputs) => {
     const L = LAYOUT[entry];
     if (!Array.isArray(inputs) || inputs.length !== L.inputs.length) throw new Error(`kiln: ${entry} takes ${L.inputs.length} input array(s): ${L.inputs.map((i) => i.name).join(', ')}`);
     L.inputs.forEach((p, i) => {
-      if (inputs[i]?.length !== p.size) throw new Error(`kiln: input ${p.name} needs ${p.size} values, got ${inputs[i]?.length ?? show(inputs[i])}`);
+      if (typeof inputs[i]?.length !== 'number') throw new Error(`kiln: input ${p.name} must be an array of numbers, got ${show(inputs[i])}`);
       // a typed array holds numbers; a plain array's strings or objects would be stored as NaN
       const bad = ArrayBuffer.isView(inputs[i]) ? -1 : Array.prototype.findIndex.call(inputs[i], (v) => typeof v !== 'number' && typeof v !== 'boolean');
       if (bad >= 0) throw new Error(`kiln: input ${p.name}: value ${bad} is ${show(inputs[i][bad])}, not a number`);
+    });
+    return L;
+  };
+  const call = (entry, inputs) => {
+    const L = check(entry, inputs);
+    L.inputs.forEach((p, i) => {
+      if (inputs[i].length !== p.size) throw new Error(`kiln: input ${p.name} needs ${p.size} values, got ${inputs[i].length}`);
       view(p).set(inputs[i]);
     });
     instance.exports[entry]();
     for (const c of L.copies) u8().copyWithin(c.to, c.from, c.from + c.bytes);
     return L.outputs.map((p) => view(p).slice());
   };
+  // Any number of rows n: chunks of the compiled batch b, then the r rows left one at a time (predict_1) when
+  // 4r < b, else as one chunk padded with zero rows; exact, because the rows are independent (as kiln_rows.c).
+  const rowsCall = (entry, inputs) => {
+    const L = check(entry, inputs), b = MANIFEST.entries[entry].batchSize;
+    if (MANIFEST.maxBatch === null) {
+      const have = inputs[0].length / (L.inputs[0].size / b);
+      if (inputs.every((x, i) => x.length === L.inputs[i].size)) return call(entry, inputs);
+      throw new Error(`kiln: ${entry} takes exactly ${b} rows, got ${Number.isInteger(have) ? have : `${inputs[0].length} values`}: its rows are not independent (${MANIFEST.fixedRows})`);
+    }
+    const rowSize = (p) => p.size / b;
+    const n = inputs[0].length / rowSize(L.inputs[0]);
+    L.inputs.forEach((p, i) => {
+      if (inputs[i].length % rowSize(p) !== 0) throw new Error(`kiln: input ${p.name} needs whole rows of ${rowSize(p)} values, got ${inputs[i].length}`);
+      if (inputs[i].length !== n * rowSize(p)) throw new Error(`kiln: input ${p.name} has ${inputs[i].length / rowSize(p)} rows, but input ${L.inputs[0].name} has ${n}`);
+    });
+    if (n < 1) throw new Error(`kiln: ${entry} needs at least one row, got 0`);
+    const outs = L.outputs.map((p) => new ARRAYS[p.dtype](n * rowSize(p)));
+    const run = (name, from, count) => {
+      const E = LAYOUT[name], eb = MANIFEST.entries[name].batchSize;
+      E.inputs.forEach((p, i) => {
+        const v = view(p), rs = p.size / eb, x = inputs[i];
+        const rows = ArrayBuffer.isView(x) ? x.subarray(from * rs, (from + count) * rs) : Array.prototype.slice.call(x, from * rs, (from + count) * rs);
+        v.set(rows);
+        v.fill(0, count * rs);
+      });
+      instance.exports[name]();
+      for (const c of E.copies) u8().copyWithin(c.to, c.from, c.from + c.bytes);
+      E.outputs.forEach((p, i) => { const rs = p.size / eb; outs[i].set(view(p).subarray(0, count * rs), from * rs); });
+    };
+    const full = Math.floor(n / b), r = n % b, one = b === 1 ? entry : `${entry}_1`;
+    for (let k = 0; k < full; k++) run(entry, k * b, b);
+    if (r && 4 * r < b && LAYOUT[one]) for (let k = 0; k < r; k++) run(one, full * b + k, 1);
+    else if (r) run(entry, full * b, r);
+    return outs;
+  };
   const model = {
     manifest: MANIFEST,
-    predict: (inputs) => call('predict', inputs),
+    predict: (inputs) => rowsCall('predict', inputs),
     /** Current parameter values by name (weights, and optimizer state when compiled with --train). */
     getWeights: () => new Map(params.map((p) => [p.name, view(p).slice()])),
   };

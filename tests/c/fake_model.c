@@ -59,8 +59,8 @@ static const kiln_tensor train_inputs[] = {
 static const kiln_tensor train_outputs[] = {{"loss", KILN_F32, 0, {0}, LOSS, 1}, {"pred/out/y", KILN_F32, 2, {B, C}, PRED, B * C}};
 static const kiln_copy train_copies[] = {{W_NEW, W, C * 4}};
 static const kiln_entry entries[] = {
-    {"predict", fake_predict, 1, predict_inputs, 2, predict_outputs, 0, NULL, B},
-    {"trainStep", fake_train_step, 3, train_inputs, 2, train_outputs, 1, train_copies, B},
+    {"predict", fake_predict, 1, predict_inputs, 2, predict_outputs, 0, NULL, B, "a fake model"},
+    {"trainStep", fake_train_step, 3, train_inputs, 2, train_outputs, 1, train_copies, B, "a training step"},
 };
 
 static const float two = 2.0f;

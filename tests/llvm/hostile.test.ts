@@ -35,7 +35,7 @@ function expectFailure(r: Result, re: RegExp): void {
 async function build(model: keras.Model, dir: string): Promise<void> {
   await compile(model, { target: 'llvm', train: true, batchSize: 4, outDir: dir });
   for (const m of ['model_main', 'model_train']) {
-    const r = spawnSync('gcc', [...SANITIZE, `${m}.c`, 'kiln_runtime.c', 'kiln_math.c', 'model_desc.c', 'model.o', '-lm', '-o', `${m}_san`], { cwd: dir, encoding: 'utf8' });
+    const r = spawnSync('gcc', [...SANITIZE, `${m}.c`, 'kiln_runtime.c', 'kiln_rows.c', 'kiln_math.c', 'model_desc.c', 'model.o', '-lm', '-o', `${m}_san`], { cwd: dir, encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`gcc ${m}_san: ${r.stderr}`);
   }
 }

@@ -152,7 +152,7 @@ describe('llvm artifacts', () => {
     expect(manifest.entries.predict.kernels.length).toBeLessThanOrEqual(2);
     const header = readFileSync(path.join(dir, 'model.h'), 'utf8');
     expect(header).toMatch(/#define KILN_ARENA_BYTES \d+L/);
-    // a user's C program: static memory, init from the weights file, one predict
+    // a user's C program: static memory, init from the weights file, predict on one row
     writeFileSync(path.join(dir, 'app.c'), `#include <stdio.h>
 #include "model.h"
 static unsigned char mem[KILN_MEMORY_BYTES] __attribute__((aligned(64)));
@@ -161,7 +161,7 @@ int main(void) {
   for (int i = 0; i < 784; i++) x[i] = (float)(i % 7) / 7.0f;
   if (kiln_init(&kiln_model, mem, "weights.safetensors") != 0) { fprintf(stderr, "%s\\n", kiln_error()); return 1; }
   const void *in[1] = {x}; void *out[1] = {y};
-  if (kiln_run(&kiln_model, mem, "predict", in, out) != 0) { fprintf(stderr, "%s\\n", kiln_error()); return 1; }
+  if (kiln_run_rows(&kiln_model, mem, "predict", 1, in, out) != 0) { fprintf(stderr, "%s\\n", kiln_error()); return 1; }
   for (int i = 0; i < 10; i++) printf("%.9g\\n", y[i]);
   return 0;
 }
