@@ -41,8 +41,8 @@ describe.skipIf(missing.length > 0)(`the seed models on aarch64 Linux (qemu-aarc
     }
     // the runtime's objects are the same for every model: built once
     mkdirSync(runtime, { recursive: true });
-    for (const f of ['kiln_runtime.h', 'kiln_runtime.c', 'kiln_core.c', 'kiln_math.c']) copyFileSync(path.join(root, 'runtime/c', f), path.join(runtime, f));
-    for (const f of ['kiln_runtime', 'kiln_math']) execFileSync('aarch64-linux-gnu-gcc', ['-O2', '-std=c99', '-pthread', '-c', `${f}.c`, '-o', `${f}.o`], { cwd: runtime });
+    for (const f of ['kiln_runtime.h', 'kiln_runtime.c', 'kiln_core.c', 'kiln_rows.c', 'kiln_math.c']) copyFileSync(path.join(root, 'runtime/c', f), path.join(runtime, f));
+    for (const f of ['kiln_runtime', 'kiln_rows', 'kiln_math']) execFileSync('aarch64-linux-gnu-gcc', ['-O2', '-std=c99', '-pthread', '-c', `${f}.c`, '-o', `${f}.o`], { cwd: runtime });
   }, 300_000);
 
   it.each(FILES)('examples/seed/%s.ts: model_main under qemu-aarch64 equals the interpreter', (file) => {
@@ -54,7 +54,7 @@ describe.skipIf(missing.length > 0)(`the seed models on aarch64 Linux (qemu-aarc
       const dir = path.join(tmp, name.replace(/\W+/g, '_'));
       compileLlvm({ outDir: dir, entries: [{ name: 'predict', graph: t.graph, batchSize: BATCH }], weights: weightsOf(t.graph, params), triple: 'aarch64-linux-gnu' });
       execFileSync('aarch64-linux-gnu-gcc', ['-O2', '-std=c99', '-pthread', 'model_main.c', 'model_desc.c', 'model.o',
-        path.join(runtime, 'kiln_runtime.o'), path.join(runtime, 'kiln_math.o'), '-lm', '-o', 'model_main'], { cwd: dir });
+        path.join(runtime, 'kiln_runtime.o'), path.join(runtime, 'kiln_rows.o'), path.join(runtime, 'kiln_math.o'), '-lm', '-o', 'model_main'], { cwd: dir });
       const inputs = modelInputs(t.graph, 11);
       const got = runMain(path.join(dir, 'model_main'), dir, t.graph, inputs, { KILN_NUM_THREADS: '2' }, 'predict', ['qemu-aarch64', '-L', SYSROOT]);
       expect(outputDiffs(t.graph, inputs, params, got, 'aarch64'), name).toEqual([]);
