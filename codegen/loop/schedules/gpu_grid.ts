@@ -7,7 +7,7 @@ import { independentIterations, pureDecls, work } from '../analysis.js';
 import { gridThreads, parallelChain } from '../gpu.js';
 import type { TargetCaps } from '../schedule.js';
 import type { Recipe } from './index.js';
-import { bind } from './kinds.js';
+import { bind } from './bind.js';
 import { fuse } from './fuse.js';
 import { launch, sinkDecls } from './launch.js';
 import type { For } from './loops.js';

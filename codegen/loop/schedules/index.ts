@@ -36,6 +36,7 @@ import { cpuConv } from './cpu_conv.js';
 import { cpuKinds } from './cpu_kinds.js';
 import { cpuMatmul } from './cpu_matmul.js';
 import { gpuGrid } from './gpu_grid.js';
+import { gpuMatmul } from './gpu_matmul.js';
 import { rowCaches } from './row_caches.js';
 
 export { Schedule, type Primitive, type Trace, type KernelView, primitive } from './primitive.js';
@@ -49,16 +50,24 @@ export { liftLocal } from './lift_local.js';
 export { cacheRead } from './cache_read.js';
 export { hoist } from './hoist.js';
 export { pack } from './pack.js';
-export { unroll, parallel, bind } from './kinds.js';
+export { unroll, parallel } from './kinds.js';
 export { fuse } from './fuse.js';
 export { launch, sinkDecls } from './launch.js';
 export { vectorize, vectorLegal } from './vectorize.js';
 export { dropUnitLoops, renumber, simplifyIndices } from './cleanup.js';
+export { bind, privatize } from './bind.js';
+export { addUnitLoop, expand, scaleDecl } from './gpu_loops.js';
+export { computeAt } from './compute_at.js';
+export { cacheShared, distribute } from './cache_shared.js';
+export { rfactor } from './rfactor.js';
+export { gpuGrid } from './gpu_grid.js';
+export { gpuMatmul, matmulNest, scheduleMatmul } from './gpu_matmul.js';
 
 /** The names of the schedule steps (every primitive), as `--dump-after schedule:<name>` takes them. */
 export const SCHEDULE_STEPS: readonly string[] = [
   'split', 'reorder', 'tile', 'fission', 'cacheWrite', 'accumulateInto', 'liftLocal', 'cacheRead', 'hoist', 'pack',
   'unroll', 'vectorize', 'parallel', 'fuse', 'launch', 'sinkDecls', 'bind', 'dropUnitLoops', 'simplify', 'renumber',
+  'addUnitLoop', 'expand', 'scaleDecl', 'computeAt', 'privatize', 'cacheShared', 'distribute', 'rfactor',
 ];
 
 /** A schedule recipe: applies primitives to the nests of a kernel it fits (and leaves the others alone). */
@@ -84,7 +93,7 @@ const cleanup: Recipe = {
 
 /** The recipes for a target, in the order they run on each kernel. */
 export function recipesFor(caps: TargetCaps): readonly Recipe[] {
-  return caps.gpu ? [rowCaches, cleanup, gpuGrid] : [cpuMatmul, cpuConv, rowCaches, cleanup, cpuKinds];
+  return caps.gpu ? [gpuMatmul, rowCaches, cleanup, gpuGrid] : [cpuMatmul, cpuConv, rowCaches, cleanup, cpuKinds];
 }
 
 /** Schedules every kernel of a program for a target; trace sees the program after every primitive application. */
