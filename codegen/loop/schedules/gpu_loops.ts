@@ -166,3 +166,38 @@ function findDecl(body: readonly Stmt[], name: string): Extract<Stmt, { k: 'decl
 }
 
 const assigns = (body: readonly Stmt[], name: string): boolean => body.some((s) => (s.k === 'assign' && s.name === name) || (s.k === 'for' && assigns(s.body, name)));
+
+export interface RenumberNestArgs {
+  /** a top-level loop: the nest a recipe rewrote */
+  readonly loop: string;
+  /** the number lowering gave the nest's first name */
+  readonly from: number;
+}
+
+const numbered = /^(.*?)(\d+)$/;
+const numberOf = (name: string) => Number(numbered.exec(name)?.[2] ?? NaN);
+
+/**
+ * renumberNest: lowering numbers a kernel's names with one counter as it emits them; after a recipe rewrote one
+ * nest, its names are numbered again in print order from `from` (prefix kept) and the names of the statements
+ * after it shifted to follow, so the kernel reads as if lowering had emitted the rewritten nest.
+ */
+export const renumberNest = primitive<RenumberNestArgs>({
+  name: 'renumberNest',
+  check: (k, a) => {
+    const at = k.body.findIndex((s) => s.k === 'for' && s.v === a.loop);
+    if (at < 0) return `no top-level loop '${a.loop}' in the kernel`;
+    if (!Number.isInteger(a.from) || a.from < 0) return `${a.from} is not a name number`;
+    const bad = declaredIn(k.body.slice(at)).find((n) => !numbered.test(n));
+    return bad === undefined ? undefined : `'${bad}' has no number`;
+  },
+  apply: (k, a) => {
+    const at = k.body.findIndex((s) => s.k === 'for' && s.v === a.loop);
+    const nest = declaredIn([k.body[at]!]), later = declaredIn(k.body.slice(at + 1));
+    const names = new Map<string, string>();
+    nest.forEach((n, i) => names.set(n, `${numbered.exec(n)![1]}${a.from + i}`));
+    const first = Math.min(...later.map(numberOf));
+    for (const n of later) names.set(n, `${numbered.exec(n)![1]}${numberOf(n) - first + a.from + nest.length}`);
+    return { body: [...k.body.slice(0, at), ...renamed(k.body.slice(at), names)] };
+  },
+});

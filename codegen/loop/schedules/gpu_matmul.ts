@@ -13,7 +13,8 @@ import { cacheWrite } from './cache_write.js';
 import { computeAt } from './compute_at.js';
 import { fission } from './fission.js';
 import { fuse } from './fuse.js';
-import { addUnitLoop, expand, scaleDecl } from './gpu_loops.js';
+import { dropUnitLoops, simplifyIndices } from './cleanup.js';
+import { addUnitLoop, expand, renumberNest, scaleDecl } from './gpu_loops.js';
 import { hoist } from './hoist.js';
 import type { Recipe } from './index.js';
 import { unroll } from './kinds.js';
@@ -134,6 +135,8 @@ export function scheduleMatmul(s: Schedule, top: string, g: GpuCaps, tiles?: Mat
   const root = s.body.find((x): x is For => x.k === 'for' && x.v === top)!;
   const m = matmulNest(root, new Set(pureDecls(s.body).keys()), localsOf(s.body))!;
   const { i, j, acc } = m;
+  // lowering's number of the nest's first name (its outermost loop's), for renumberNest at the end
+  const from = Number(/\d+$/.exec(top)?.[0] ?? 0);
   const M = i.extent, N = j.extent, K = m.K;
   const { bm, bn, bk, tm, tn } = tiles ?? matmulTiles(M, N, K, m.batch.reduce((n, l) => n * l.extent, 1), g);
   const T = (bm / tm) * (bn / tn);
@@ -206,6 +209,11 @@ export function scheduleMatmul(s: Schedule, top: string, g: GpuCaps, tiles?: Mat
   s.apply(expand, { loop: n2 });
   s.apply(hoist, { loop: m2 });
   s.apply(unroll, { loops: [mi, ni, m2, m3, n3] });
+  // cleanup's steps for this nest (cleanup renumbers only after other recipes), then lowering's names
+  s.try(dropUnitLoops, {});
+  s.apply(simplifyIndices, {});
+  const block = m.batch[0]?.v ?? gi;
+  if (s.check(renumberNest, { loop: block, from }) === undefined) s.apply(renumberNest, { loop: block, from });
 }
 
 /** The variables of the loops around decl name. */
@@ -250,9 +258,12 @@ export const gpuMatmul: Recipe = {
   run: (s: Schedule, caps: TargetCaps): void => {
     const g = caps.gpu;
     if (!g) return;
-    const pure = new Set(pureDecls(s.body).keys());
-    const locals = localsOf(s.body);
-    const tops = s.body.flatMap((x) => (x.k === 'for' && x.kind === 'serial' && matmulNest(x, pure, locals) ? [x.v] : []));
-    for (const top of tops) scheduleMatmul(s, top, g);
+    // one nest at a time, found again each time (a scheduled nest is a block loop; renumberNest renames the rest)
+    for (;;) {
+      const pure = new Set(pureDecls(s.body).keys()), locals = localsOf(s.body);
+      const top = s.body.find((x): x is For => x.k === 'for' && x.kind === 'serial' && !!matmulNest(x, pure, locals));
+      if (!top) return;
+      scheduleMatmul(s, top.v, g);
+    }
   },
 };

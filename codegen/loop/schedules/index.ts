@@ -56,7 +56,7 @@ export { launch, sinkDecls } from './launch.js';
 export { vectorize, vectorLegal } from './vectorize.js';
 export { dropUnitLoops, renumber, simplifyIndices } from './cleanup.js';
 export { bind, privatize } from './bind.js';
-export { addUnitLoop, expand, scaleDecl } from './gpu_loops.js';
+export { addUnitLoop, expand, renumberNest, scaleDecl } from './gpu_loops.js';
 export { computeAt } from './compute_at.js';
 export { cacheShared, distribute } from './cache_shared.js';
 export { rfactor } from './rfactor.js';
@@ -67,7 +67,7 @@ export { gpuMatmul, matmulNest, scheduleMatmul } from './gpu_matmul.js';
 export const SCHEDULE_STEPS: readonly string[] = [
   'split', 'reorder', 'tile', 'fission', 'cacheWrite', 'accumulateInto', 'liftLocal', 'cacheRead', 'hoist', 'pack',
   'unroll', 'vectorize', 'parallel', 'fuse', 'launch', 'sinkDecls', 'bind', 'dropUnitLoops', 'simplify', 'renumber',
-  'addUnitLoop', 'expand', 'scaleDecl', 'computeAt', 'privatize', 'cacheShared', 'distribute', 'rfactor',
+  'addUnitLoop', 'expand', 'scaleDecl', 'renumberNest', 'computeAt', 'privatize', 'cacheShared', 'distribute', 'rfactor',
 ];
 
 /** A schedule recipe: applies primitives to the nests of a kernel it fits (and leaves the others alone). */
@@ -81,8 +81,9 @@ const cleanup: Recipe = {
   name: 'cleanup',
   run: (s) => {
     if (s.program.kernels[s.kernel]!.ops.join() === 'copy') return;
-    // names in print order where a recipe made new ones (lowering's names are kept elsewhere)
-    const scheduled = s.applied.length > 0;
+    // names in print order where a recipe made new ones since names were last set as lowering's (renumberNest);
+    // lowering's names are kept elsewhere
+    const scheduled = s.applied.length > s.applied.lastIndexOf('renumberNest') + 1;
     // (lowering's unit loops leave no index to fold: their variables are unused)
     s.try(dropUnitLoops, {});
     if (!scheduled) return;
