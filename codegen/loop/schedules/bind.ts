@@ -8,7 +8,6 @@ import { Body, complete, digitOfExpr, rangeOf } from './iterations.js';
 import { independence } from './iterations.js';
 import { type For, affineOf, findLoop, key, mapStmtExprs, readsOf, varsOf } from './loops.js';
 import { setKinds } from './kinds.js';
-import { independentIterations, pureDecls } from '../analysis.js';
 import { primitive } from './primitive.js';
 
 export interface BindArgs {
@@ -96,12 +95,6 @@ function slicesProblem(kernel: readonly Stmt[], t: For, block: For): string | un
   return undefined;
 }
 
-/** Whether a top-level loop's iterations are independent by analysis.ts (as gpu_grid's launches are proven). */
-function topIndependent(body: readonly Stmt[], l: For): boolean {
-  const topLocals = new Set(body.flatMap((x) => (x.k === 'local' ? [x.name] : [])));
-  return body.includes(l) && independentIterations(l, pureDecls(body), topLocals);
-}
-
 /** Why loop v may not become a block loop (its outer loops blocks or becoming blocks), or undefined. */
 function blockProblem(body: readonly Stmt[], v: string, blocks: readonly string[]): string | undefined {
   const l = findLoop(body, v)!;
@@ -109,7 +102,7 @@ function blockProblem(body: readonly Stmt[], v: string, blocks: readonly string[
   const up = around.find((o) => o.kind !== 'block' && !blocks.includes(o.v));
   if (up) return `loop '${v}' is inside loop '${up.v}', not at the top of the kernel or in block loops`;
   const why = independence(l, around);
-  return why && !topIndependent(body, l) ? `loop '${v}': ${why}` : undefined;
+  return why ? `loop '${v}': ${why}` : undefined;
 }
 
 /** Why loop v may not become a thread loop of the kernel `body` (its blocks already marked), or undefined. */
@@ -122,11 +115,7 @@ function threadProblem(body: readonly Stmt[], v: string, threads: readonly strin
   const nested = up.find((o) => o.kind === 'thread' || threads.includes(o.v)) ?? [...loopsIn(l.body).values()].find((o) => o.kind === 'thread' || threads.includes(o.v));
   if (nested) return `loops '${v}' and '${nested.v}' nest (threads are one axis)`;
   const why = independence(l, up) ?? slicesProblem(body, l, block);
-  if (!why) return undefined;
-  // a launch gpu_grid made: the thread loop directly in a top-level block loop, iterations independent given it
-  const locals = new Set(block.body.flatMap((x) => (x.k === 'local' ? [x.name] : [])));
-  const simple = body.includes(block) && block.body.includes(l) && independentIterations(l, new Map([...pureDecls(body), [block.v, block]]), locals);
-  return simple ? undefined : `loop '${v}': ${why}`;
+  return why ? `loop '${v}': ${why}` : undefined;
 }
 
 /**

@@ -172,6 +172,8 @@ export interface RenumberNestArgs {
   readonly loop: string;
   /** the number lowering gave the nest's first name */
   readonly from: number;
+  /** new prefixes for some of the nest's names, by name (default: each keeps its own) */
+  readonly prefixes?: Readonly<Record<string, string>>;
 }
 
 const numbered = /^(.*?)(\d+)$/;
@@ -188,14 +190,14 @@ export const renumberNest = primitive<RenumberNestArgs>({
     const at = k.body.findIndex((s) => s.k === 'for' && s.v === a.loop);
     if (at < 0) return `no top-level loop '${a.loop}' in the kernel`;
     if (!Number.isInteger(a.from) || a.from < 0) return `${a.from} is not a name number`;
-    const bad = declaredIn(k.body.slice(at)).find((n) => !numbered.test(n));
-    return bad === undefined ? undefined : `'${bad}' has no number`;
+    const bad = declaredIn(k.body.slice(at)).find((n) => !numbered.test(n) || (a.prefixes && Object.hasOwn(a.prefixes, n) && !/^[A-Za-z_]+$/.test(a.prefixes[n]!)));
+    return bad === undefined ? undefined : `'${bad}' has no number, or a new prefix that is not letters`;
   },
   apply: (k, a) => {
     const at = k.body.findIndex((s) => s.k === 'for' && s.v === a.loop);
     const nest = declaredIn([k.body[at]!]), later = declaredIn(k.body.slice(at + 1));
     const names = new Map<string, string>();
-    nest.forEach((n, i) => names.set(n, `${numbered.exec(n)![1]}${a.from + i}`));
+    nest.forEach((n, i) => names.set(n, `${a.prefixes?.[n] ?? numbered.exec(n)![1]}${a.from + i}`));
     const first = Math.min(...later.map(numberOf));
     for (const n of later) names.set(n, `${numbered.exec(n)![1]}${numberOf(n) - first + a.from + nest.length}`);
     return { body: [...k.body.slice(0, at), ...renamed(k.body.slice(at), names)] };

@@ -213,7 +213,9 @@ export function scheduleMatmul(s: Schedule, top: string, g: GpuCaps, tiles?: Mat
   s.try(dropUnitLoops, {});
   s.apply(simplifyIndices, {});
   const block = m.batch[0]?.v ?? gi;
-  if (s.check(renumberNest, { loop: block, from }) === undefined) s.apply(renumberNest, { loop: block, from });
+  // the batch loops, now blocks too, named as the grid's
+  const args = { loop: block, from, prefixes: Object.fromEntries(m.batch.map((l) => [l.v, 'g'])) };
+  if (s.check(renumberNest, args) === undefined) s.apply(renumberNest, args);
 }
 
 /** The variables of the loops around decl name. */

@@ -10,14 +10,14 @@ import { simplify } from '../../../codegen/loop/simplify.js';
 import { verifyProgram } from '../../../codegen/loop/verifier.js';
 import type { Graph } from '../../../ir/graph.js';
 import { interpret } from '../../../ir/interpreter.js';
-import { runPipeline } from '../../../passes/pipeline.js';
+import { runPipeline } from '../../../driver/pipeline.js';
 import { differences } from '../../passes/differential.js';
 import { randomBindings } from '../../passes/random_graphs.js';
 
 /** The program the CUDA schedule gets today: the graph lowered for CUDA caps and simplified. */
 export function cudaLowered(g: Graph): Program {
   const plan = runPipeline(g, { caps: CUDA_CAPS }).plan;
-  return simplify(lower(plan, { name: g.name, caps: CUDA_CAPS }));
+  return simplify(lower(plan, { name: g.name }));
 }
 
 /** Loop variables, decls and local arrays renamed by order of appearance in each kernel (as fuzz/schedule_snapshot.ts compares). */

@@ -4,13 +4,15 @@
 import { describe, expect, it } from 'vitest';
 import { E, type Expr, type Program, S, type Stmt } from '../../../codegen/loop/ir.js';
 import { printProgram } from '../../../codegen/loop/printer.js';
-import { CUDA_CAPS } from '../../../codegen/loop/schedule.js';
+import { CUDA_CAPS } from '../../../codegen/cuda/target.js';
+import { matmulTiles } from '../../../codegen/loop/gpu.js';
+import { runPipeline } from '../../../driver/pipeline.js';
 import {
-  Schedule, bindBlocks, bindThreads, cacheShared, distribute, dropUnitLoops, gpuMatmul, scheduleMatmul, simplifyIndices,
+  Schedule, bind, cacheShared, distribute, gpuMatmul, scheduleMatmul,
 } from '../../../codegen/loop/schedules/index.js';
 import { parseGraph } from '../../../ir/parser.js';
 import { expectSame, f32, load, program, sched, text, v } from './helpers.js';
-import { cudaLowered, normalizeNames } from './gpu_helpers.js';
+import { expectMatchesGraph } from './gpu_helpers.js';
 
 const i32 = E.i32;
 const add = (...xs: Expr[]) => xs.reduce((a, b) => E.add(a, b));
@@ -77,25 +79,16 @@ function graphOf(sp: Spec): string {
   return `graph @mm {\n  ${lines.join('\n  ')}\n  output "y" = ${y}\n}`;
 }
 
-/** The GPU launches of a program's first kernel as text, names normalized. */
-function launches(p: Program): string {
-  const k = p.kernels[0]!;
-  const kernel = printProgram({ ...p, kernels: [{ ...k, body: k.body.filter((s) => s.k === 'for' && s.kind === 'block') }] }).split('\n\n')[1]!;
-  return normalizeNames(kernel.split('\n').slice(1).join('\n'));
-}
-
-/** The recipe on a plain program, then the cleanup the schedule driver runs after the recipes. */
+/** The recipe on a plain program (its steps as the schedule driver reports them). */
 function scheduled(p: Program, tiles?: Parameters<typeof scheduleMatmul>[3]): { s: Schedule; steps: string[] } {
   const steps: string[] = [];
   const s = new Schedule(p, 0, (name) => steps.push(name));
   if (tiles) scheduleMatmul(s, (p.kernels[0]!.body.find((x) => x.k === 'for') as { v: string }).v, CUDA_CAPS.gpu!, tiles);
   else gpuMatmul.run(s, CUDA_CAPS);
-  s.try(dropUnitLoops, {});
-  s.apply(simplifyIndices, {});
   return { s, steps };
 }
 
-describe('gpuMatmul reproduces lower.ts gpuMatmul', () => {
+describe('gpuMatmul', () => {
   const cases: [string, Spec][] = [
     ['the seed MLP\'s first layer: [2,784] x [784,64] + bias, relu', { M: 2, N: 64, K: 784, bias: true }],
     ['a batched matmul with B transposed: [3,8,16] x [3,32,16]^T', { batch: 3, M: 8, N: 32, K: 16, bT: true }],
@@ -105,8 +98,15 @@ describe('gpuMatmul reproduces lower.ts gpuMatmul', () => {
   for (const [name, sp] of cases) {
     it(name, () => {
       const plain = plainMatmul(sp), { s } = scheduled(plain);
-      expect(launches(s.program)).toBe(launches(cudaLowered(parseGraph(graphOf(sp)))));
+      // matmulTiles' tiles: blocks of bm x bn, A's and B's bk-deep tiles shared, tm x tn accumulators per thread
+      const { bm, bn, bk, tm, tn } = matmulTiles(sp.M, sp.N, sp.K, sp.batch ?? 1, CUDA_CAPS.gpu!);
+      const t = text(s);
+      expect(t).toMatch(new RegExp(`for g\\d+ in 0..${sp.M / bm} block \\{\\n\\s+for g\\d+ in 0..${sp.N / bn} block`));
+      expect(t).toMatch(new RegExp(`local As\\d+: f32\\[${bm * bk}\\] shared\\n\\s+local Bs\\d+: f32\\[${bk * bn}\\] shared\\n\\s+local acc\\d+: f32\\[${tm * tn}\\] register`));
       if (sp.M * sp.N * sp.K < 1 << 16) expectSame(plain, s.program);
+      // and through the whole CUDA pipeline, against the graph interpreter
+      const g = parseGraph(graphOf(sp));
+      if (sp.M * sp.N * sp.K < 1 << 16) expectMatchesGraph(g, runPipeline(g, { caps: CUDA_CAPS }).program);
     });
   }
   it('names each step, and each step verifies and keeps the results bit for bit', () => {
@@ -114,13 +114,12 @@ describe('gpuMatmul reproduces lower.ts gpuMatmul', () => {
     const steps: string[] = [];
     const s = new Schedule(plain, 0, (name, prog) => {
       steps.push(name);
-      // a launch is whole (and verifies) once its blocks and its threads are bound
-      if (name !== 'bindBlocks') expectSame(plain, prog);
+      expectSame(plain, prog);
     });
     scheduleMatmul(s, 'o1', CUDA_CAPS.gpu!, { bm: 4, bn: 8, bk: 4, tm: 2, tn: 4 });
     expect(steps).toEqual(['split', 'split', 'split', 'split', 'reorder', 'cacheWrite', 'fission', 'fission', 'fission', 'fission', 'reorder', 'split', 'reorder',
-      'fuse', 'fuse', 'fuse', 'hoist', 'bindBlocks', 'bindThreads', 'privatize', 'cacheShared', 'reorder', 'fuse', 'distribute', 'cacheShared', 'fuse', 'distribute',
-      'bindThreads', 'scaleDecl', 'scaleDecl', 'scaleDecl', 'scaleDecl', 'expand', 'hoist', 'unroll']);
+      'fuse', 'fuse', 'fuse', 'hoist', 'bind', 'privatize', 'cacheShared', 'reorder', 'fuse', 'distribute', 'cacheShared', 'fuse', 'distribute',
+      'bind', 'scaleDecl', 'scaleDecl', 'scaleDecl', 'scaleDecl', 'expand', 'hoist', 'unroll', 'simplify', 'renumberNest']);
     // 2 x 4 accumulators per thread, B's 4 values of a step loaded once for the thread's 2 rows
     expect(text(s)).toMatch(/local acc\d+: f32\[8\] register/);
     expect(text(s)).toMatch(/for kk\d+ in 0..4 \{\n(\s+decl v\d+: f32 = Bs\d+\[[^\n]+\]\n){4}\s+for m\d+ in 0..2 unroll \{\n\s+decl v\d+: f32 = As/);
@@ -147,8 +146,7 @@ describe('cacheShared and distribute', () => {
     S.store('y', add(mul(v('g'), 4), v('t')), v('acc', 'f32'))])])];
     const p = program([f32('x', 16, 'input'), f32('w', 4, 'input'), f32('y', 8, 'output')], body);
     const s = sched(p);
-    s.apply(bindBlocks, { loops: ['g'] });
-    s.apply(bindThreads, { loops: ['t'] });
+    s.apply(bind, { blocks: ['g'], threads: ['t'] });
     return { p, s };
   }
   it('refuse a value that depends on a loop other than the tile\'s, or a scope that is no block', () => {
@@ -161,8 +159,7 @@ describe('cacheShared and distribute', () => {
       S.store('y', add(mul(v('g'), 32), mul(v('k0'), 16), mul(v('t'), 4), v('kk')), v('v0', 'f32'))])])])])];
     const p = program([f32('x', 16, 'input'), f32('w', 4, 'input'), f32('y', 64, 'output')], body), t = sched(p);
     expect(t.check(cacheShared, { value: 'x0', at: 'k0', dims: [['kk']], local: 'X', scope: 'g', fill: ['f'] })).toMatch(/loop 'g' is not a block loop/);
-    t.apply(bindBlocks, { loops: ['g'] });
-    t.apply(bindThreads, { loops: ['t'] });
+    t.apply(bind, { blocks: ['g'], threads: ['t'] });
     expect(t.check(cacheShared, { value: 'v0', at: 'k0', dims: [['kk']], local: 'X', scope: 'g', fill: ['f'] })).toMatch(/'v0' depends on 't', which is not a dimension of the tile/);
     t.apply(cacheShared, { value: 'x0', at: 'k0', dims: [['kk']], local: 'X', scope: 'g', fill: ['f'] });
     expect(text(t)).toMatch(/local X: f32\[4\] shared\n {4}for k0 in 0..2 \{\n {6}for f in 0..4 \{\n {8}decl x\d+: f32 = x\[g \* 8 \+ k0 \* 4 \+ f\]\n {8}X\[f\] = x\d+/);
@@ -170,7 +167,7 @@ describe('cacheShared and distribute', () => {
     // the fill, shared among the block's threads (the last ones redo the last element), bound to them
     t.apply(distribute, { loop: 'f', threads: 3, outer: 'u', inner: 'r' });
     expect(text(t)).toContain('for u in 0..3 {\n        for r in 0..2 {\n          decl f: i32 = min(r * 3 + u, 3)');
-    t.apply(bindThreads, { loops: ['u'] });
+    t.apply(bind, { blocks: [], threads: ['u'] });
     expectSame(p, t.program);
   });
   it('distribute refuses a loop that reads what it writes; bindThreads a clamped share storing different values', () => {
@@ -180,7 +177,6 @@ describe('cacheShared and distribute', () => {
     const body: Stmt[] = [S.for('g', 1, [S.for('u', 3, [S.for('r', 2, [S.decl('e', 'i32', E.binary('min', add(mul(v('r'), 3), v('u')), i32(3))),
       S.store('y', v('e'), load('x', v('u'), 'f32'))])])])];
     const s = sched(program([f32('x', 3, 'input'), f32('y', 4, 'output')], body));
-    s.apply(bindBlocks, { loops: ['g'] });
-    expect(s.check(bindThreads, { loops: ['u'] })).toMatch(/cannot prove that its iterations touch different elements of 'y' \(index e\)/);
+    expect(s.check(bind, { blocks: ['g'], threads: ['u'] })).toMatch(/cannot prove that its iterations touch different elements of 'y' \(index e\)/);
   });
 });

@@ -1,10 +1,10 @@
-// The GPU primitives (fuse, addUnitLoop, expand, computeAt, bindBlocks, bindThreads, privatize): each verified and
+// The GPU primitives (fuse, addUnitLoop, expand, computeAt, bind, privatize): each verified and
 // bit-exact on the loop interpreter (which runs block and thread loops in reverse too: a race detector), and each
 // refusing, with its reason, where it would change a result.
 import { describe, expect, it } from 'vitest';
 import { E, S, type Stmt } from '../../../codegen/loop/ir.js';
 import {
-  addUnitLoop, bindBlocks, bindThreads, cacheWrite, computeAt, expand, fuse, privatize, split,
+  addUnitLoop, bind, cacheWrite, computeAt, expand, fuse, privatize, split,
 } from '../../../codegen/loop/schedules/index.js';
 import { expectSame, f32, load, program, sched, text, v } from './helpers.js';
 
@@ -23,25 +23,23 @@ function elementwise(): ReturnType<typeof program> {
 
 /** A grid of one launch: fuse i, j; split by 12 threads; the scalar computed in the launch; bind. */
 function launch(s: ReturnType<typeof sched>): void {
-  s.apply(fuse, { loops: ['i', 'j'], v: 'f' });
+  s.apply(fuse, { loops: ['i', 'j'], name: 'f' });
   s.apply(split, { loop: 'f', factor: 12, outer: 'g', inner: 't' });
   s.apply(computeAt, { decls: ['s'], loops: ['t'] });
-  s.apply(bindBlocks, { loops: ['g'] });
-  s.apply(bindThreads, { loops: ['t'] });
+  s.apply(bind, { blocks: ['g'], threads: ['t'] });
 }
 
 describe('fuse, split and bind: a grid of thread blocks', () => {
   it('decodes the old loop variables from the fused index, and runs bit for bit in both orders', () => {
     const p = elementwise(), s = sched(p);
-    s.apply(fuse, { loops: ['i', 'j'], v: 'f' });
+    s.apply(fuse, { loops: ['i', 'j'], name: 'f' });
     expect(text(s)).toContain('for f in 0..48 {\n    decl i: i32 = f // 8 % 6\n    decl j: i32 = f % 8');
     expectSame(p, s.program);
     s.apply(split, { loop: 'f', factor: 12, outer: 'g', inner: 't' });
     s.apply(computeAt, { decls: ['s'], loops: ['t'] });
     expect(text(s)).toMatch(/^ {2}for g in 0..4 \{\n {4}for t in 0..12 \{\n {6}decl s: f32 = w\[0\]\n {6}decl i: i32 = \(g \* 12 \+ t\) \/\/ 8 % 6/m);
     expectSame(p, s.program);
-    s.apply(bindBlocks, { loops: ['g'] });
-    s.apply(bindThreads, { loops: ['t'] });
+    s.apply(bind, { blocks: ['g'], threads: ['t'] });
     expect(text(s)).toMatch(/for g in 0..4 block \{\n {4}for t in 0..12 thread \{/);
     expectSame(p, s.program);
   });
@@ -55,24 +53,24 @@ describe('fuse, split and bind: a grid of thread blocks', () => {
   it('bindBlocks refuses iterations that write one element, accumulate, or share a scalar', () => {
     // y[i // 2] = x[i]: two iterations store one element (which value stays depends on the order)
     const pairs = program([f32('x', 8, 'input'), f32('y', 4, 'output')], [S.for('i', 8, [S.store('y', E.idiv(v('i'), 2), load('x', v('i'), 'f32'))])]);
-    expect(sched(pairs).check(bindBlocks, { loops: ['i'] })).toMatch(/loop 'i': cannot prove that its iterations touch different elements of 'y' \(index i \/\/ 2\)/);
+    expect(sched(pairs).check(bind, { blocks: ['i'], threads: [] })).toMatch(/loop 'i': cannot prove that its iterations touch different elements of 'y' \(index i \/\/ 2\)/);
     // y[0] += x[i]
     const sum = program([f32('x', 8, 'input'), f32('y', 1, 'output')], [S.for('i', 8, [S.store('y', i32(0), E.binary('add', load('y', i32(0), 'f32'), load('x', v('i'), 'f32')))])]);
-    expect(sched(sum).check(bindBlocks, { loops: ['i'] })).toMatch(/cannot prove that its iterations touch different elements of 'y'/);
+    expect(sched(sum).check(bind, { blocks: ['i'], threads: [] })).toMatch(/cannot prove that its iterations touch different elements of 'y'/);
     const acc = program([f32('x', 8, 'input'), f32('y', 1, 'output')], [S.decl('a', 'f32', E.f32(0)),
       S.for('i', 8, [S.assign('a', E.binary('add', v('a', 'f32'), load('x', v('i'), 'f32')))]), S.store('y', i32(0), v('a', 'f32'))]);
-    expect(sched(acc).check(bindBlocks, { loops: ['i'] })).toMatch(/it assigns 'a', declared outside it/);
+    expect(sched(acc).check(bind, { blocks: ['i'], threads: [] })).toMatch(/it assigns 'a', declared outside it/);
     // y[i] = y[i + 1]: each iteration reads what another writes
     const shift = program([f32('y', 9, 'output')], [S.for('i', 8, [S.store('y', v('i'), load('y', E.add(v('i'), i32(1)), 'f32'))])]);
-    expect(sched(shift).check(bindBlocks, { loops: ['i'] })).toMatch(/cannot prove .* 'y' \(index i \+ 1, i\)/);
-    expect(sched(elementwise()).check(bindBlocks, { loops: ['j'] })).toMatch(/loop 'j' is inside loop 'i', not at the top of the kernel or in block loops/);
+    expect(sched(shift).check(bind, { blocks: ['i'], threads: [] })).toMatch(/cannot prove .* 'y' \(index i \+ 1, i\)/);
+    expect(sched(elementwise()).check(bind, { blocks: ['j'], threads: [] })).toMatch(/loop 'j' is inside loop 'i', not at the top of the kernel or in block loops/);
   });
   it('a decoded index is injective only when its digits cover it', () => {
     // f // 8 % 3 drops the top of f in 0..48: the iterations f and f + 24 store one element
     const body = [S.for('f', 48, [S.decl('i', 'i32', E.mod(E.idiv(v('f'), 8), 3)), S.decl('j', 'i32', E.mod(v('f'), 8)),
       S.store('y', at2('i', 'j', 8), load('x', v('f'), 'f32'))])];
     const p = program([f32('x', 48, 'input'), f32('y', 24, 'output')], body);
-    expect(sched(p).check(bindBlocks, { loops: ['f'] })).toMatch(/cannot prove that its iterations touch different elements of 'y'/);
+    expect(sched(p).check(bind, { blocks: ['f'], threads: [] })).toMatch(/cannot prove that its iterations touch different elements of 'y'/);
   });
   it('bindThreads takes a loop with a register array of its own (a row cached per iteration)', () => {
     // y[i, :] = x[i, :] - max(x[i, :]) through a row cache declared in the loop (as a softmax nest lowers)
@@ -80,23 +78,19 @@ describe('fuse, split and bind: a grid of thread blocks', () => {
       S.decl('m', 'f32', E.f32(-Infinity)), S.for('r2', 4, [S.assign('m', E.binary('max', v('m', 'f32'), load('row', v('r2'), 'f32')))]),
       S.for('r3', 4, [S.store('y', add3(v('g'), v('i'), v('r3')), E.binary('sub', load('row', v('r3'), 'f32'), v('m', 'f32')))])])])];
     const p = program([f32('x', 24, 'input'), f32('y', 24, 'output')], body), s = sched(p);
-    s.apply(bindBlocks, { loops: ['g'] });
-    s.apply(bindThreads, { loops: ['i'] });
+    s.apply(bind, { blocks: ['g'], threads: ['i'] });
     expectSame(p, s.program);
   });
   it('bindThreads refuses a loop outside a block, nested threads, and too many threads', () => {
     const s = sched(elementwise());
-    expect(s.check(bindThreads, { loops: ['i'] })).toMatch(/loop 'i' is not inside a block loop/);
-    s.apply(bindBlocks, { loops: ['i'] });
-    expect(s.check(bindThreads, { loops: ['j'] })).toBeUndefined();
+    expect(s.check(bind, { blocks: [], threads: ['i'] })).toMatch(/loop 'i' is not inside a block loop/);
+    expect(s.check(bind, { blocks: ['i'], threads: ['j'] })).toBeUndefined();
     const t = sched(elementwise());
     t.apply(split, { loop: 'j', factor: 4, outer: 'j0', inner: 'j1' });
-    t.apply(bindBlocks, { loops: ['i'] });
-    expect(t.check(bindThreads, { loops: ['j0', 'j1'] })).toMatch(/loops 'j0' and 'j1' nest \(threads are one axis\)/);
+    expect(t.check(bind, { blocks: ['i'], threads: ['j0', 'j1'] })).toMatch(/loops 'j0' and 'j1' nest \(threads are one axis\)/);
     const big = sched(program([f32('x', 4096, 'input'), f32('y', 4096, 'output')], [S.for('g', 2, [S.for('t', 2048, [
       S.store('y', at2('g', 't', 2048), load('x', at2('g', 't', 2048), 'f32'))])])]));
-    big.apply(bindBlocks, { loops: ['g'] });
-    expect(big.check(bindThreads, { loops: ['t'] })).toMatch(/2048 iterations, more than 1024 threads/);
+    expect(big.check(bind, { blocks: ['g'], threads: ['t'] })).toMatch(/2048 iterations, more than 1024 threads/);
   });
 });
 
@@ -118,8 +112,7 @@ describe('addUnitLoop and computeAt: launches of one thread', () => {
     s.apply(computeAt, { decls: ['s'], loops: ['t0', 't1'] });
     expect(text(s)).not.toMatch(/^ {2}decl s/m);
     expect(text(s).match(/decl s: f32 = w\[0\]/g)).toHaveLength(2);
-    s.apply(bindBlocks, { loops: ['g0', 'g1'] });
-    s.apply(bindThreads, { loops: ['t0', 't1'] });
+    s.apply(bind, { blocks: ['g0', 'g1'], threads: ['t0', 't1'] });
     expectSame(p, s.program);
   });
   it('computeAt keeps a decl still read outside the loops, and renames the copies', () => {
@@ -168,9 +161,8 @@ describe('privatize: a register tile per thread', () => {
   it('the accumulator becomes a slice of a register array in the block, then one slice per thread', () => {
     const p = tiles(), s = sched(p);
     s.apply(cacheWrite, { acc: 'acc', loops: ['ti', 'm'], local: 'C', read: 'inline', place: 'before' });
-    s.apply(fuse, { loops: ['ti'], v: 't' });
-    s.apply(bindBlocks, { loops: ['g'] });
-    s.apply(bindThreads, { loops: ['t'] });
+    s.apply(fuse, { loops: ['ti'], name: 't' });
+    s.apply(bind, { blocks: ['g'], threads: ['t'] });
     expect(text(s)).toContain('local C: f32[8] register');
     expectSame(p, s.program);
     s.apply(privatize, { local: 'C' });
@@ -183,8 +175,7 @@ describe('privatize: a register tile per thread', () => {
     const body: Stmt[] = [S.for('g', 1, [S.local('C', 'f32', 8), S.for('t', 4, [S.for('m', 2, [S.store('C', E.add(E.mul(v('m'), i32(4)), v('t')), E.f32(1))])]),
       S.for('u', 4, [S.for('n', 2, [S.store('y', E.add(E.mul(v('u'), i32(2)), v('n')), load('C', E.add(E.mul(v('u'), i32(2)), v('n')), 'f32'))])])])];
     const s = sched(program([f32('y', 8, 'output')], body));
-    s.apply(bindBlocks, { loops: ['g'] });
-    expect(s.check(bindThreads, { loops: ['t'] })).toMatch(/its index m \* 4 \+ t into register array 'C' is not the thread's own slice/);
+    expect(s.check(bind, { blocks: ['g'], threads: ['t'] })).toMatch(/its index m \* 4 \+ t into register array 'C' is not the thread's own slice/);
     expect(s.check(privatize, { local: 'C' })).toMatch(/'C' is used outside the thread loops of its block/);
   });
 });

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { runProgram } from '../../../codegen/loop/interpreter.js';
 import { type Buffer, E, type Program, S, type Scalar, type Stmt } from '../../../codegen/loop/ir.js';
 import { verifyProgram } from '../../../codegen/loop/verifier.js';
-import { bindBlocks, reorder, rfactor, split } from '../../../codegen/loop/schedules/index.js';
+import { bind, reorder, rfactor, split } from '../../../codegen/loop/schedules/index.js';
 import type { TypedArray } from '../../../ir/types.js';
 import { rng } from '../../passes/random_graphs.js';
 import { load, program, sched, text, v } from './helpers.js';
@@ -70,7 +70,7 @@ describe('rfactor', () => {
     expect(s.check(reorder, { loops: ['ki', 'ko'] })).toMatch(/the nest assigns 'acc'/);
     s.apply(rfactor, { acc: 'acc', loop: 'ki', local: 'P', init: 'p', combine: 'c' });
     s.apply(reorder, { loops: ['ki', 'ko'] });
-    expect(s.check(bindBlocks, { loops: ['ki'] })).toBeUndefined();
+    expect(s.check(bind, { blocks: ['ki'], threads: [] })).toBeUndefined();
     const x = Int32Array.from({ length: 24 }, (_, i) => i * 7919 - 50000);
     expect(runProgram(s.program, { x }, {}).outputs.get('y')).toEqual(runProgram(p, { x }, {}).outputs.get('y'));
   });
