@@ -122,7 +122,7 @@ describe('gpuMatmul', () => {
       'bind', 'scaleDecl', 'scaleDecl', 'scaleDecl', 'scaleDecl', 'expand', 'hoist', 'unroll', 'simplify', 'renumberNest']);
     // 2 x 4 accumulators per thread, B's 4 values of a step loaded once for the thread's 2 rows
     expect(text(s)).toMatch(/local acc\d+: f32\[8\] register/);
-    expect(text(s)).toMatch(/for kk\d+ in 0..4 \{\n(\s+decl v\d+: f32 = Bs\d+\[[^\n]+\]\n){4}\s+for m\d+ in 0..2 unroll \{\n\s+decl v\d+: f32 = As/);
+    expect(text(s)).toMatch(/for kk\d+ in 0..4 \{\n(\s+decl b\d+: f32 = Bs\d+\[[^\n]+\]\n){4}\s+for m\d+ in 0..2 unroll \{\n\s+decl a\d+: f32 = As/);
   });
   it('leaves nests that are not a plain matmul alone', () => {
     // the accumulation goes to a row cache, not to a root
@@ -170,7 +170,7 @@ describe('cacheShared and distribute', () => {
     t.apply(bind, { blocks: [], threads: ['u'] });
     expectSame(p, t.program);
   });
-  it('distribute refuses a loop that reads what it writes; bindThreads a clamped share storing different values', () => {
+  it('distribute refuses a loop that reads what it writes; bind a clamped share storing different values', () => {
     const inc = program([f32('y', 4, 'param')], [S.for('i', 4, [S.store('y', v('i'), E.binary('add', load('y', v('i'), 'f32'), E.f32(1)))])]);
     expect(sched(inc).check(distribute, { loop: 'i', threads: 3, outer: 'u', inner: 'r' })).toMatch(/it reads 'y', which it writes/);
     // y[e] = x[u]: threads that redo element 3 store x[u] for their own u

@@ -48,9 +48,9 @@ describe('fuse, split and bind: a grid of thread blocks', () => {
     expect(s.check(fuse, { loops: ['j', 'i'] })).toMatch(/loops 'j' to 'i' are not perfectly nested/);
     expect(s.check(fuse, { loops: [] })).toMatch(/no loops to fuse/);
     launch(s);
-    expect(s.check(fuse, { loops: ['g', 't'] })).toMatch(/loop 'g' is block, not serial/);
+    expect(s.check(fuse, { loops: ['g', 't'] })).toMatch(/only serial loops fuse/);
   });
-  it('bindBlocks refuses iterations that write one element, accumulate, or share a scalar', () => {
+  it('bind refuses blocks whose iterations write one element, accumulate, or share a scalar', () => {
     // y[i // 2] = x[i]: two iterations store one element (which value stays depends on the order)
     const pairs = program([f32('x', 8, 'input'), f32('y', 4, 'output')], [S.for('i', 8, [S.store('y', E.idiv(v('i'), 2), load('x', v('i'), 'f32'))])]);
     expect(sched(pairs).check(bind, { blocks: ['i'], threads: [] })).toMatch(/loop 'i': cannot prove that its iterations touch different elements of 'y' \(index i \/\/ 2\)/);
@@ -72,7 +72,7 @@ describe('fuse, split and bind: a grid of thread blocks', () => {
     const p = program([f32('x', 48, 'input'), f32('y', 24, 'output')], body);
     expect(sched(p).check(bind, { blocks: ['f'], threads: [] })).toMatch(/cannot prove that its iterations touch different elements of 'y'/);
   });
-  it('bindThreads takes a loop with a register array of its own (a row cached per iteration)', () => {
+  it('bind takes a thread loop with a register array of its own (a row cached per iteration)', () => {
     // y[i, :] = x[i, :] - max(x[i, :]) through a row cache declared in the loop (as a softmax nest lowers)
     const body: Stmt[] = [S.for('g', 2, [S.for('i', 3, [S.local('row', 'f32', 4), S.for('r', 4, [S.store('row', v('r'), load('x', add3(v('g'), v('i'), v('r')), 'f32'))]),
       S.decl('m', 'f32', E.f32(-Infinity)), S.for('r2', 4, [S.assign('m', E.binary('max', v('m', 'f32'), load('row', v('r2'), 'f32')))]),
@@ -81,7 +81,7 @@ describe('fuse, split and bind: a grid of thread blocks', () => {
     s.apply(bind, { blocks: ['g'], threads: ['i'] });
     expectSame(p, s.program);
   });
-  it('bindThreads refuses a loop outside a block, nested threads, and too many threads', () => {
+  it('bind refuses a thread loop outside a block, nested threads, and too many threads', () => {
     const s = sched(elementwise());
     expect(s.check(bind, { blocks: [], threads: ['i'] })).toMatch(/loop 'i' is not inside a block loop/);
     expect(s.check(bind, { blocks: ['i'], threads: ['j'] })).toBeUndefined();
@@ -170,12 +170,13 @@ describe('privatize: a register tile per thread', () => {
     expect(text(s)).toContain('C[m] = C[m] + x[');
     expectSame(p, s.program);
   });
-  it('bindThreads and privatize refuse an index that is not the thread\'s own slice', () => {
+  it('bind and privatize refuse an index that is not the thread\'s own slice', () => {
     // C[m*4 + t]: thread t's elements interleave with the others'; each thread's private copy would not see them
     const body: Stmt[] = [S.for('g', 1, [S.local('C', 'f32', 8), S.for('t', 4, [S.for('m', 2, [S.store('C', E.add(E.mul(v('m'), i32(4)), v('t')), E.f32(1))])]),
       S.for('u', 4, [S.for('n', 2, [S.store('y', E.add(E.mul(v('u'), i32(2)), v('n')), load('C', E.add(E.mul(v('u'), i32(2)), v('n')), 'f32'))])])])];
     const s = sched(program([f32('y', 8, 'output')], body));
     expect(s.check(bind, { blocks: ['g'], threads: ['t'] })).toMatch(/its index m \* 4 \+ t into register array 'C' is not the thread's own slice/);
+    s.apply(bind, { blocks: ['g'], threads: ['u'] });
     expect(s.check(privatize, { local: 'C' })).toMatch(/'C' is used outside the thread loops of its block/);
   });
 });
