@@ -15,11 +15,14 @@ function drop(body: readonly Stmt[]): Stmt[] {
 
 const hasUnit = (body: readonly Stmt[]): boolean => body.some((s) => s.k === 'for' && ((s.extent === 1 && s.kind === 'serial') || hasUnit(s.body)));
 
-/** Removes serial loops of one iteration. */
-export const dropUnitLoops = primitive<Record<string, never>>({
+/** The top-level statements dropUnitLoops works in: all, or the top-level loop `loop` alone. */
+const within = (body: readonly Stmt[], loop: string | undefined) => (loop === undefined ? body : body.filter((s) => s.k === 'for' && s.v === loop));
+
+/** Removes serial loops of one iteration (inside top-level loop `loop` only, when given). */
+export const dropUnitLoops = primitive<{ readonly loop?: string }>({
   name: 'dropUnitLoops',
-  check: (k) => (hasUnit(k.body) ? undefined : 'no serial loop of one iteration'),
-  apply: (k) => ({ body: drop(k.body) }),
+  check: (k, a) => (hasUnit(within(k.body, a.loop)) ? undefined : `no serial loop of one iteration${a.loop === undefined ? '' : ` in top-level loop '${a.loop}'`}`),
+  apply: (k, a) => ({ body: a.loop === undefined ? drop(k.body) : k.body.flatMap((s) => (s.k === 'for' && s.v === a.loop ? drop([s]) : [s])) }),
 });
 
 /** Simplifies the kernel's index arithmetic (simplify.ts). */

@@ -210,9 +210,9 @@ export function scheduleMatmul(s: Schedule, top: string, g: GpuCaps, tiles?: Mat
   s.apply(hoist, { loop: m2 });
   s.apply(unroll, { loops: [mi, ni, m2, m3, n3] });
   // cleanup's steps for this nest (cleanup renumbers only after other recipes), then lowering's names
-  s.try(dropUnitLoops, {});
-  s.apply(simplifyIndices, {});
   const block = m.batch[0]?.v ?? gi;
+  s.try(dropUnitLoops, { loop: block });
+  s.apply(simplifyIndices, {});
   // the batch loops, now blocks too, named as the grid's
   const args = { loop: block, from, prefixes: Object.fromEntries(m.batch.map((l) => [l.v, 'g'])) };
   if (s.check(renumberNest, args) === undefined) s.apply(renumberNest, args);

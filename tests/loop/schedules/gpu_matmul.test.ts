@@ -8,11 +8,15 @@ import { CUDA_CAPS } from '../../../codegen/cuda/target.js';
 import { matmulTiles } from '../../../codegen/loop/gpu.js';
 import { runPipeline } from '../../../driver/pipeline.js';
 import {
-  Schedule, bind, cacheShared, distribute, gpuMatmul, scheduleMatmul,
+  Schedule, bind, cacheShared, distribute, gpuMatmul, schedule, scheduleMatmul,
 } from '../../../codegen/loop/schedules/index.js';
 import { parseGraph } from '../../../ir/parser.js';
 import { expectSame, f32, load, program, sched, text, v } from './helpers.js';
-import { expectMatchesGraph } from './gpu_helpers.js';
+import { cudaLowered, expectMatchesGraph } from './gpu_helpers.js';
+import * as keras from '../../../frontend/index.js';
+import { compileModel, traceTrainStep } from '../../../frontend/models/training.js';
+import type { Graph } from '../../../ir/graph.js';
+import { randomGraph } from '../../passes/random_graphs.js';
 
 const i32 = E.i32;
 const add = (...xs: Expr[]) => xs.reduce((a, b) => E.add(a, b));
@@ -179,4 +183,54 @@ describe('cacheShared and distribute', () => {
     const s = sched(program([f32('x', 3, 'input'), f32('y', 4, 'output')], body));
     expect(s.check(bind, { blocks: ['g'], threads: ['u'] })).toMatch(/cannot prove that its iterations touch different elements of 'y' \(index e\)/);
   });
+});
+
+/**
+ * A kernel's top level split where it turns from launches to other statements (the verifier wants a kernel's top
+ * level all launches or none; while gpuMatmul has bound a nest, gpu_grid has not yet bound the rest): the same
+ * statements in the same order, each part with the top-level pure decls it reads.
+ */
+function splitLaunches(p: Program): Program {
+  const kernels = p.kernels.flatMap((k) => {
+    const pure = k.body.filter((s): s is Extract<Stmt, { k: 'decl' }> => s.k === 'decl');
+    const isLaunch = (s: Stmt) => s.k === 'for' && s.kind === 'block';
+    if (!k.body.some(isLaunch)) return [k];
+    const parts: Stmt[][] = [];
+    for (const s of k.body) {
+      const last = parts[parts.length - 1];
+      if (last && isLaunch(last[0]!) === isLaunch(s)) last.push(s);
+      else parts.push([s]);
+    }
+    const texts = (ss: Stmt[]) => printProgram({ ...p, kernels: [{ ...k, body: ss }] });
+    return parts.map((part, i) => {
+      // a launch reads no top-level decl (computeAt moved them in); another part keeps the decls it mentions
+      const used = texts(part);
+      const decls = isLaunch(part[0]!) ? [] : pure.filter((d) => !part.includes(d) && new RegExp(`\\b${d.name}\\b`).test(used));
+      return { ...k, name: `${k.name}_${i}`, body: [...decls, ...part] };
+    });
+  });
+  return { ...p, kernels };
+}
+
+describe('gpuMatmul in the CUDA schedule', () => {
+  const graphs: [string, () => Graph][] = [['seed MLP Adam step (a kernel with a reduction before the matmul nest)', () => {
+    keras.backend.clearSession();
+    keras.utils.setRandomSeed(1234);
+    const m = keras.Sequential([keras.layers.Dense(64, { activation: 'relu', inputShape: [784] }), keras.layers.Dropout(0.2), keras.layers.Dense(10, { activation: 'softmax' })]);
+    return traceTrainStep(m, compileModel(m, { optimizer: 'adam', loss: 'sparse_categorical_crossentropy' }), [[2, 784]], [[2]]).graph;
+  }]];
+  for (const seed of [3, 8, 21]) graphs.push([`random graph ${seed}`, () => randomGraph(seed).graph]);
+  for (const [name, make] of graphs) {
+    it(`${name}: every step verifies and computes what the graph interpreter computes, bit for bit`, () => {
+      const g = make(), p = cudaLowered(g);
+      const steps: string[] = [];
+      const out = schedule(p, CUDA_CAPS, (step, prog, at) => {
+        if (at.recipe !== 'gpuMatmul') return;
+        steps.push(step);
+        expectMatchesGraph(g, splitLaunches(prog));
+      });
+      expectMatchesGraph(g, out);
+      if (name.startsWith('seed')) expect(steps.filter((x) => x === 'renumberNest')).toHaveLength(3);
+    });
+  }
 });
