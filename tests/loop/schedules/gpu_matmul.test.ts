@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { E, type Expr, type Program, S, type Stmt } from '../../../codegen/loop/ir.js';
 import { printProgram } from '../../../codegen/loop/printer.js';
+import { verifyProgram } from '../../../codegen/loop/verifier.js';
 import { CUDA_CAPS } from '../../../codegen/cuda/target.js';
 import { matmulTiles } from '../../../codegen/loop/gpu.js';
 import { runPipeline } from '../../../driver/pipeline.js';
@@ -213,24 +214,29 @@ function splitLaunches(p: Program): Program {
 }
 
 describe('gpuMatmul in the CUDA schedule', () => {
-  const graphs: [string, () => Graph][] = [['seed MLP Adam step (a kernel with a reduction before the matmul nest)', () => {
+  // each with the number of its matmul nests (as many as lower.ts tiled before the recipe)
+  const graphs: [string, number, () => Graph][] = [['seed MLP Adam step (a kernel with a reduction before the matmul nest)', 4, () => {
     keras.backend.clearSession();
     keras.utils.setRandomSeed(1234);
     const m = keras.Sequential([keras.layers.Dense(64, { activation: 'relu', inputShape: [784] }), keras.layers.Dropout(0.2), keras.layers.Dense(10, { activation: 'softmax' })]);
     return traceTrainStep(m, compileModel(m, { optimizer: 'adam', loss: 'sparse_categorical_crossentropy' }), [[2, 784]], [[2]]).graph;
   }]];
-  for (const seed of [3, 8, 21]) graphs.push([`random graph ${seed}`, () => randomGraph(seed).graph]);
-  for (const [name, make] of graphs) {
-    it(`${name}: every step verifies and computes what the graph interpreter computes, bit for bit`, () => {
+  // random graphs with matmul nests: one-row tiles, two matmul nests in a kernel, unit batch axes
+  for (const [seed, n] of [[6, 1], [11, 1], [113, 2]]) graphs.push([`random graph ${seed}`, n!, () => randomGraph(seed!).graph]);
+  for (const [seed, n] of [[52, 2], [58, 2]]) graphs.push([`extended random graph ${seed}`, n!, () => randomGraph(seed!, { extended: true }).graph]);
+  for (const [name, count, make] of graphs) {
+    it(`${name}: every step verifies, every scheduled nest computes what the graph interpreter computes`, () => {
       const g = make(), p = cudaLowered(g);
-      const steps: string[] = [];
+      let nests = 0;
       const out = schedule(p, CUDA_CAPS, (step, prog, at) => {
         if (at.recipe !== 'gpuMatmul') return;
-        steps.push(step);
-        expectMatchesGraph(g, splitLaunches(prog));
+        const split = splitLaunches(prog);
+        expect(verifyProgram(split), `after ${step}:\n${printProgram(split)}`).toEqual([]);
+        // the whole program on the interpreter once per nest (each step is run on a plain nest above)
+        if (step === 'renumberNest') { nests++; expectMatchesGraph(g, split); }
       });
+      expect(nests).toBe(count);
       expectMatchesGraph(g, out);
-      if (name.startsWith('seed')) expect(steps.filter((x) => x === 'renumberNest')).toHaveLength(3);
     });
   }
 });
