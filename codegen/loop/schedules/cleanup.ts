@@ -25,13 +25,16 @@ export const dropUnitLoops = primitive<{ readonly loop?: string }>({
   apply: (k, a) => ({ body: a.loop === undefined ? drop(k.body) : k.body.flatMap((s) => (s.k === 'for' && s.v === a.loop ? drop([s]) : [s])) }),
 });
 
-/** Simplifies the kernel's index arithmetic (simplify.ts). */
-export const simplifyIndices = primitive<Record<string, never>>({
+/** Simplifies the kernel's index arithmetic (simplify.ts), or that of top-level loop `loop` alone when given. */
+export const simplifyIndices = primitive<{ readonly loop?: string }>({
   name: 'simplify',
-  check: () => undefined,
-  apply: (k) => {
-    const p = simplify({ name: 'k', buffers: k.buffers, kernels: [{ name: 'k', ops: [], body: k.body }], inputs: [], params: [], outputs: [], updates: [] });
-    return { body: [...p.kernels[0]!.body] };
+  check: (k, a) => (a.loop === undefined || within(k.body, a.loop).length ? undefined : `no top-level loop '${a.loop}'`),
+  apply: (k, a) => {
+    const simplified = (body: readonly Stmt[]) => {
+      const p = simplify({ name: 'k', buffers: k.buffers, kernels: [{ name: 'k', ops: [], body }], inputs: [], params: [], outputs: [], updates: [] });
+      return [...p.kernels[0]!.body];
+    };
+    return { body: a.loop === undefined ? simplified(k.body) : k.body.flatMap((s) => (s.k === 'for' && s.v === a.loop ? simplified([s]) : [s])) };
   },
 });
 

@@ -167,39 +167,56 @@ function findDecl(body: readonly Stmt[], name: string): Extract<Stmt, { k: 'decl
 
 const assigns = (body: readonly Stmt[], name: string): boolean => body.some((s) => (s.k === 'assign' && s.name === name) || (s.k === 'for' && assigns(s.body, name)));
 
-export interface RenumberNestArgs {
-  /** a top-level loop: the nest a recipe rewrote */
-  readonly loop: string;
-  /** the number lowering gave the nest's first name */
-  readonly from: number;
-  /** new prefixes for some of the nest's names, by name (default: each keeps its own) */
-  readonly prefixes?: Readonly<Record<string, string>>;
+export interface RenumberNestsArgs {
+  /** top-level loops, in kernel order: the nests recipes rewrote, each with lowering's number of its first name */
+  readonly nests: readonly { readonly loop: string; readonly from: number; readonly prefixes?: Readonly<Record<string, string>> }[];
 }
 
 const numbered = /^(.*?)(\d+)$/;
-const numberOf = (name: string) => Number(numbered.exec(name)?.[2] ?? NaN);
+/** gpu_grid's launch names (g_0, t_1): they number launches, not lowering's names, and are kept */
+const launchName = /_\d+$/;
+const numberOf = (name: string) => Number(numbered.exec(name)![2]);
+const lowered = (stmts: readonly Stmt[]) => [...new Set(declaredIn(stmts))].filter((n) => !launchName.test(n));
 
 /**
- * renumberNest: lowering numbers a kernel's names with one counter as it emits them; after a recipe rewrote one
- * nest, its names are numbered again in print order from `from` (prefix kept) and the names of the statements
- * after it shifted to follow, so the kernel reads as if lowering had emitted the rewritten nest.
+ * renumberNests: lowering numbers a kernel's names with one counter as it emits them. After recipes rewrote some
+ * nests, each is numbered again in print order from where lowering began it (prefix kept, or the one given), and
+ * every other name moves up or down by what the rewritten nests before it gained or lost, so the kernel reads as
+ * if lowering had emitted the rewritten nests.
  */
-export const renumberNest = primitive<RenumberNestArgs>({
-  name: 'renumberNest',
+export const renumberNests = primitive<RenumberNestsArgs>({
+  name: 'renumberNests',
   check: (k, a) => {
-    const at = k.body.findIndex((s) => s.k === 'for' && s.v === a.loop);
-    if (at < 0) return `no top-level loop '${a.loop}' in the kernel`;
-    if (!Number.isInteger(a.from) || a.from < 0) return `${a.from} is not a name number`;
-    const bad = declaredIn(k.body.slice(at)).find((n) => !numbered.test(n) || (a.prefixes && Object.hasOwn(a.prefixes, n) && !/^[A-Za-z_]+$/.test(a.prefixes[n]!)));
-    return bad === undefined ? undefined : `'${bad}' has no number, or a new prefix that is not letters`;
+    let last = -1;
+    for (const n of a.nests) {
+      const at = k.body.findIndex((s) => s.k === 'for' && s.v === n.loop);
+      if (at <= last) return `no top-level loop '${n.loop}' after the nests before it`;
+      last = at;
+      if (!Number.isInteger(n.from) || n.from < 0) return `${n.from} is not a name number`;
+      const p = Object.entries(n.prefixes ?? {}).find(([, x]) => !/^[A-Za-z]+$/.test(x));
+      if (p) return `new prefix '${p[1]}' of '${p[0]}' is not letters`;
+    }
+    const bad = lowered(k.body).find((n) => !numbered.test(n));
+    return bad === undefined ? undefined : `'${bad}' has no number`;
   },
   apply: (k, a) => {
-    const at = k.body.findIndex((s) => s.k === 'for' && s.v === a.loop);
-    const nest = declaredIn([k.body[at]!]), later = declaredIn(k.body.slice(at + 1));
+    const nestAt = new Map(a.nests.map((n) => [k.body.findIndex((s) => s.k === 'for' && s.v === n.loop), n]));
+    // where lowering began each top-level statement's names: a nest's from, another statement's least number
+    const begins = k.body.map((s, i) => nestAt.get(i)?.from ?? Math.min(...lowered([s]).map(numberOf)));
     const names = new Map<string, string>();
-    nest.forEach((n, i) => names.set(n, `${a.prefixes?.[n] ?? numbered.exec(n)![1]}${a.from + i}`));
-    const first = Math.min(...later.map(numberOf));
-    for (const n of later) names.set(n, `${numbered.exec(n)![1]}${numberOf(n) - first + a.from + nest.length}`);
-    return { body: [...k.body.slice(0, at), ...renamed(k.body.slice(at), names)] };
+    let delta = 0;
+    k.body.forEach((s, i) => {
+      const n = nestAt.get(i);
+      const own = lowered([s]);
+      if (!n) {
+        for (const x of own) names.set(x, `${numbered.exec(x)![1]}${numberOf(x) + delta}`);
+        return;
+      }
+      own.forEach((x, j) => names.set(x, `${n.prefixes?.[x] ?? numbered.exec(x)![1]}${n.from + delta + j}`));
+      // lowering's plain nest ended where the next statement's names began
+      const next = Math.min(...begins.slice(i + 1).filter((b) => Number.isFinite(b)));
+      if (Number.isFinite(next)) delta += own.length - (next - n.from);
+    });
+    return { body: renamed(k.body, names) };
   },
 });

@@ -1,12 +1,12 @@
-// Recipe gpuMatmul: a plain matmul nest (`for batch.., i, j { acc = 0; for k { a; b; acc = acc + a*b }; epilogue;
-// stores }`, f32, every root of the nest's full shape) becomes what lower.ts gpuMatmul emitted: one block per
-// bm x bn tile of the output (matmulTiles' choice); per step of bk along K the block's threads stage A's and B's
-// tiles in shared memory (each thread a strided share, consecutive threads on consecutive elements), then each
-// thread adds the step into its tm x tn register tile; the epilogue stores the roots. Each output is still the
-// sum over k in ascending order. Other nests are left alone.
+// The GPU matmul's tiles, as primitives: a plain matmul nest (`for batch.., i, j { acc = 0; for k { a; b; acc = acc +
+// a*b }; epilogue; stores }`, f32, every root of the nest's full shape) becomes one block per bm x bn tile of the
+// output (matmulTiles' choice); per step of bk along K the block's threads stage A's and B's tiles in shared memory
+// (each thread a strided share, consecutive threads on consecutive elements), then each thread adds the step into
+// its tm x tn register tile; the epilogue stores the roots. Each output is still the sum over k in ascending order.
+// gpu_grid.ts runs it on each matmul nest of a kernel, in three parts around the one bind of the whole kernel (the
+// verifier wants a kernel's top level all launches or none): tileMatmul, then bind, finishMatmul and renameMatmul.
 import { type GpuCaps, type MatmulTiles, matmulTiles } from '../gpu.js';
 import type { Expr, Stmt } from '../ir.js';
-import type { TargetCaps } from '../schedule.js';
 import { bind, privatize } from './bind.js';
 import { cacheShared, distribute } from './cache_shared.js';
 import { cacheWrite } from './cache_write.js';
@@ -14,9 +14,8 @@ import { computeAt } from './compute_at.js';
 import { fission } from './fission.js';
 import { fuse } from './fuse.js';
 import { dropUnitLoops, simplifyIndices } from './cleanup.js';
-import { addUnitLoop, expand, renumberNest, scaleDecl } from './gpu_loops.js';
+import { addUnitLoop, expand, renumberNests, scaleDecl } from './gpu_loops.js';
 import { hoist } from './hoist.js';
-import type { Recipe } from './index.js';
 import { unroll } from './kinds.js';
 import { type For, affineOf, readsOf, varsOf } from './loops.js';
 import type { Schedule } from './primitive.js';
@@ -130,16 +129,32 @@ export function matmulNest(top: For, outside: ReadonlySet<string> = new Set(), l
   };
 }
 
-/** Schedules one matmul nest (the top-level loop named top) for the GPU, with matmulTiles' tiles unless given. */
-export function scheduleMatmul(s: Schedule, top: string, g: GpuCaps, tiles?: MatmulTiles): void {
+/** A matmul nest tiled up to its binding: the loops bind makes blocks and threads, and what finishMatmul needs. */
+export interface TiledMatmul {
+  readonly blocks: readonly string[];
+  readonly threads: readonly string[];
+  /** lowering's number of the nest's first name (its outermost loop's), for renumberNest */
+  readonly from: number;
+  readonly batch: readonly string[];
+  readonly tiles: MatmulTiles;
+  readonly names: Readonly<Record<'gi' | 'gj' | 'mi' | 'ni' | 'C' | 'n2' | 'n3' | 'm2' | 'm3' | 'ti2' | 'tj2' | 'ti3' | 'tj3' | 'k0' | 'kk' | 't2' | 'opA' | 'opB', string>>;
+  readonly aAlongK: boolean;
+  readonly bAlongK: boolean;
+}
+
+/**
+ * The steps before binding, on serial loops: blocks of bm x bn outputs, each thread's tm x tn accumulators in a
+ * register array indexed by thread, the steps of bk along K outside the thread loops (with matmulTiles' tiles
+ * unless given).
+ */
+export function tileMatmul(s: Schedule, top: string, g: GpuCaps, tiles?: MatmulTiles): TiledMatmul {
   const root = s.body.find((x): x is For => x.k === 'for' && x.v === top)!;
   const m = matmulNest(root, new Set(pureDecls(s.body).keys()), localsOf(s.body))!;
   const { i, j, acc } = m;
-  // lowering's number of the nest's first name (its outermost loop's), for renumberNest at the end
   const from = Number(/\d+$/.exec(top)?.[0] ?? 0);
   const M = i.extent, N = j.extent, K = m.K;
-  const { bm, bn, bk, tm, tn } = tiles ?? matmulTiles(M, N, K, m.batch.reduce((n, l) => n * l.extent, 1), g);
-  const T = (bm / tm) * (bn / tn);
+  const chosen = tiles ?? matmulTiles(M, N, K, m.batch.reduce((n, l) => n * l.extent, 1), g);
+  const { bm, bn, bk, tm, tn } = chosen;
   const f = (p: string) => s.fresh(p);
   const [gi, ii, ti, mi, gj, jj, tj, ni] = ['g', 'ii', 'ty', 'm', 'g', 'jj', 'tx', 'n'].map(f) as [string, string, string, string, string, string, string, string];
   // blocks of bm x bn outputs, each thread's tm x tn tile inside
@@ -181,27 +196,40 @@ export function scheduleMatmul(s: Schedule, top: string, g: GpuCaps, tiles?: Mat
   const prod = (update.value as { b: { a: { name: string }; b: { name: string } } }).b;
   const [opA, opB] = m.aFirst ? [prod.a.name, prod.b.name] : [prod.b.name, prod.a.name];
   s.apply(hoist, { loop: n2 });
-  s.apply(bind, { blocks: [...m.batch.map((l) => l.v), gi, gj], threads: [t1, t2, t3] });
+  return {
+    blocks: [...m.batch.map((l) => l.v), gi, gj], threads: [t1, t2, t3], from, batch: m.batch.map((l) => l.v), tiles: chosen,
+    names: { gi, gj, mi, ni, C, n2, n3, m2, m3, ti2, tj2, ti3, tj3, k0, kk, t2, opA, opB }, aAlongK: m.aAlongK, bAlongK: m.bAlongK,
+  };
+}
+
+/**
+ * The steps after binding: the accumulators one slice per thread; A's and B's tiles in shared memory, staged by all
+ * threads (coalesced: consecutive threads along memory); B's tn values of a step loaded once for the thread's rows.
+ */
+export function finishMatmul(s: Schedule, t: TiledMatmul): void {
+  const { gj, mi, ni, C, n2, n3, m2, m3, ti2, tj2, ti3, tj3, k0, kk, t2, opA, opB } = t.names;
+  const { bn, tm, tn } = t.tiles, T = (t.tiles.bm / tm) * (bn / tn);
+  const f = (p: string) => s.fresh(p);
   s.apply(privatize, { local: C });
   // A's and B's tiles in shared memory, staged by all threads (coalesced: consecutive threads along memory)
   // the variables the value still depends on (a unit tile dimension's are gone), and each row's first
   // (names as lowering gave them: i and j the tile's row and column, a and b the values read from the tiles)
   const stage = (value: string, dims: string[][], alongK: boolean, local: string, rowsFirst: boolean, read: string) => {
-    const [r0, r1, e, t, r] = [rowsFirst ? 'j' : 'i', rowsFirst ? 'i' : 'j', 'e', 't', 'r'].map(f) as [string, string, string, string, string];
+    const [r0, r1, e, w, r] = [rowsFirst ? 'j' : 'i', rowsFirst ? 'i' : 'j', 'e', 't', 'r'].map(f) as [string, string, string, string, string];
     const around = loopsAround(s.body, value), there = (v: string) => around.has(v) || declaredIn(s.body, v);
     s.apply(cacheShared, { value, at: k0, dims: dims.map((d) => d.filter(there)), local, scope: gj, fill: [r0, r1], read });
     const order = alongK ? [r1, r0] : [r0, r1];
     if (order[0] !== r0) s.apply(reorder, { loops: order });
     // the decoded row index before the column index, as lower.ts declared them
     s.apply(fuse, { loops: order, name: e, decls: rowsFirst ? [r1, r0] : [r0, r1], outerMod: false, elide: true });
-    s.apply(distribute, { loop: e, threads: T, outer: t, inner: r });
-    return t;
+    s.apply(distribute, { loop: e, threads: T, outer: w, inner: r });
+    return w;
   };
   // both tiles are stored k-major: As[kk*bm + i], Bs[kk*bn + j]
   // a thread's row and column: decoded decls, or (one column of threads) the thread index itself and 0
   const TX = bn / tn;
-  const tA = stage(opA, [[kk], [TX === 1 ? t2 : ti2, m2]], m.aAlongK, f('As'), true, 'a');
-  const tB = stage(opB, [[kk], [tj2, n2]], m.bAlongK, f('Bs'), false, 'b');
+  const tA = stage(opA, [[kk], [TX === 1 ? t2 : ti2, m2]], t.aAlongK, f('As'), true, 'a');
+  const tB = stage(opB, [[kk], [tj2, n2]], t.bAlongK, f('Bs'), false, 'b');
   s.apply(bind, { blocks: [], threads: [tA, tB] });
   // a thread's first row and column in the tile, computed once (ti*tm, tj*tn)
   for (const [d, by] of [[ti2, tm], [tj2, tn], [ti3, tm], [tj3, tn]] as const) if (by > 1 && declaredIn(s.body, d)) s.apply(scaleDecl, { decl: d, by });
@@ -209,13 +237,25 @@ export function scheduleMatmul(s: Schedule, top: string, g: GpuCaps, tiles?: Mat
   s.apply(expand, { loop: n2 });
   s.apply(hoist, { loop: m2 });
   s.apply(unroll, { loops: [mi, ni, m2, m3, n3] });
-  // cleanup's steps for this nest (cleanup renumbers only after other recipes), then lowering's names
-  const block = m.batch[0]?.v ?? gi;
-  s.try(dropUnitLoops, { loop: block });
-  s.apply(simplifyIndices, {});
+}
+
+/** After finishMatmul: each nest's unit loops dropped and indices simplified, then lowering's names for all. */
+export function renameMatmuls(s: Schedule, tiled: readonly TiledMatmul[]): void {
+  for (const t of tiled) {
+    s.try(dropUnitLoops, { loop: t.blocks[0]! });
+    s.apply(simplifyIndices, { loop: t.blocks[0]! });
+  }
   // the batch loops, now blocks too, named as the grid's
-  const args = { loop: block, from, prefixes: Object.fromEntries(m.batch.map((l) => [l.v, 'g'])) };
-  if (s.check(renumberNest, args) === undefined) s.apply(renumberNest, args);
+  const nests = tiled.map((t) => ({ loop: t.blocks[0]!, from: t.from, prefixes: Object.fromEntries(t.batch.map((v) => [v, 'g'])) }));
+  if (s.check(renumberNests, { nests }) === undefined) s.apply(renumberNests, { nests });
+}
+
+/** One matmul nest of a kernel that holds nothing else, scheduled for the GPU (gpu_grid runs the same steps). */
+export function scheduleMatmul(s: Schedule, top: string, g: GpuCaps, tiles?: MatmulTiles): void {
+  const t = tileMatmul(s, top, g, tiles);
+  s.apply(bind, { blocks: t.blocks, threads: t.threads });
+  finishMatmul(s, t);
+  renameMatmuls(s, [t]);
 }
 
 /** The variables of the loops around decl name. */
@@ -255,17 +295,8 @@ function findFor(body: readonly Stmt[], v: string): For {
   throw new Error(`gpuMatmul: no loop '${v}'`);
 }
 
-export const gpuMatmul: Recipe = {
-  name: 'gpuMatmul',
-  run: (s: Schedule, caps: TargetCaps): void => {
-    const g = caps.gpu;
-    if (!g) return;
-    // one nest at a time, found again each time (a scheduled nest is a block loop; renumberNest renames the rest)
-    for (;;) {
-      const pure = new Set(pureDecls(s.body).keys()), locals = localsOf(s.body);
-      const top = s.body.find((x): x is For => x.k === 'for' && x.kind === 'serial' && !!matmulNest(x, pure, locals));
-      if (!top) return;
-      scheduleMatmul(s, top.v, g);
-    }
-  },
-};
+/** The kernel's top-level loops that are plain matmul nests, which gpu_grid tiles (and row caches leave alone). */
+export function matmulTops(body: readonly Stmt[]): string[] {
+  const pure = new Set(pureDecls(body).keys()), locals = localsOf(body);
+  return body.flatMap((x) => (x.k === 'for' && x.kind === 'serial' && matmulNest(x, pure, locals) ? [x.v] : []));
+}

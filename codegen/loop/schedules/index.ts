@@ -24,10 +24,8 @@
 // is called after every primitive application, which is how `kiln compile --dump-after schedule:<name>` works.
 // Recipes: cpu_matmul.ts and cpu_conv.ts (register-blocked micro-kernels, micro_kernel.ts), row_caches.ts (i-k-j row
 // caches, R rows at a time), cpu_kinds.ts (parallel and vector loops), gpu_grid.ts (launches of blocks x threads).
-// Not yet here: the GPU matmul's shared-memory tiles, still lowered in lower.ts (LowerOptions.caps.gpu). A recipe
-// for it cannot tile the plain nest before gpu_grid binds the kernel's other nests (the verifier wants a kernel's
-// top level to be all launches or none, and shared arrays and per-thread registers exist only in bound loops); it
-// would retile the launch gpu_grid makes of the matmul nest (which then must keep its unit dimensions).
+// gpu_grid.ts also tiles matmul nests in shared memory (gpu_matmul.ts) around its bind; row caches and cleanup's
+// unit-loop dropping leave those nests to it.
 import type { Program } from '../ir.js';
 import type { TargetCaps } from '../schedule.js';
 import { Schedule, type Trace } from './primitive.js';
@@ -36,7 +34,7 @@ import { cpuConv } from './cpu_conv.js';
 import { cpuKinds } from './cpu_kinds.js';
 import { cpuMatmul } from './cpu_matmul.js';
 import { gpuGrid } from './gpu_grid.js';
-import { gpuMatmul } from './gpu_matmul.js';
+import { matmulTops } from './gpu_matmul.js';
 import { rowCaches } from './row_caches.js';
 
 export { Schedule, type Primitive, type Trace, type KernelView, primitive } from './primitive.js';
@@ -56,18 +54,18 @@ export { launch, sinkDecls } from './launch.js';
 export { vectorize, vectorLegal } from './vectorize.js';
 export { dropUnitLoops, renumber, simplifyIndices } from './cleanup.js';
 export { bind, privatize } from './bind.js';
-export { addUnitLoop, expand, renumberNest, scaleDecl } from './gpu_loops.js';
+export { addUnitLoop, expand, renumberNests, scaleDecl } from './gpu_loops.js';
 export { computeAt } from './compute_at.js';
 export { cacheShared, distribute } from './cache_shared.js';
 export { rfactor } from './rfactor.js';
 export { gpuGrid } from './gpu_grid.js';
-export { gpuMatmul, matmulNest, scheduleMatmul } from './gpu_matmul.js';
+export { finishMatmul, matmulNest, matmulTops, renameMatmuls, scheduleMatmul, tileMatmul } from './gpu_matmul.js';
 
 /** The names of the schedule steps (every primitive), as `--dump-after schedule:<name>` takes them. */
 export const SCHEDULE_STEPS: readonly string[] = [
   'split', 'reorder', 'tile', 'fission', 'cacheWrite', 'accumulateInto', 'liftLocal', 'cacheRead', 'hoist', 'pack',
   'unroll', 'vectorize', 'parallel', 'fuse', 'launch', 'sinkDecls', 'bind', 'dropUnitLoops', 'simplify', 'renumber',
-  'addUnitLoop', 'expand', 'scaleDecl', 'renumberNest', 'computeAt', 'privatize', 'cacheShared', 'distribute', 'rfactor',
+  'addUnitLoop', 'expand', 'scaleDecl', 'renumberNests', 'computeAt', 'privatize', 'cacheShared', 'distribute', 'rfactor',
 ];
 
 /** A schedule recipe: applies primitives to the nests of a kernel it fits (and leaves the others alone). */
@@ -79,13 +77,15 @@ export interface Recipe {
 /** Unit loops dropped, then indices simplified and names renumbered where a recipe ran (the copy kernel has none). */
 const cleanup: Recipe = {
   name: 'cleanup',
-  run: (s) => {
+  run: (s, caps) => {
     if (s.program.kernels[s.kernel]!.ops.join() === 'copy') return;
-    // names in print order where a recipe made new ones since names were last set as lowering's (renumberNest);
-    // lowering's names are kept elsewhere
-    const scheduled = s.applied.length > s.applied.lastIndexOf('renumberNest') + 1;
-    // (lowering's unit loops leave no index to fold: their variables are unused)
-    s.try(dropUnitLoops, {});
+    // names in print order where a recipe made new ones (lowering's names are kept elsewhere)
+    const scheduled = s.applied.length > 0;
+    // (lowering's unit loops leave no index to fold: their variables are unused); a matmul nest gpu_grid tiles
+    // keeps its unit loops (its dimensions) until then
+    const tiles = caps.gpu ? matmulTops(s.body) : [];
+    if (!tiles.length) s.try(dropUnitLoops, {});
+    else for (const x of s.body) if (x.k === 'for' && !tiles.includes(x.v)) s.try(dropUnitLoops, { loop: x.v });
     if (!scheduled) return;
     s.apply(simplifyIndices, {});
     s.apply(renumber, {});
@@ -94,7 +94,7 @@ const cleanup: Recipe = {
 
 /** The recipes for a target, in the order they run on each kernel. */
 export function recipesFor(caps: TargetCaps): readonly Recipe[] {
-  return caps.gpu ? [gpuMatmul, rowCaches, cleanup, gpuGrid] : [cpuMatmul, cpuConv, rowCaches, cleanup, cpuKinds];
+  return caps.gpu ? [rowCaches, cleanup, gpuGrid] : [cpuMatmul, cpuConv, rowCaches, cleanup, cpuKinds];
 }
 
 /** Schedules every kernel of a program for a target; trace sees the program after every primitive application. */

@@ -1,5 +1,5 @@
-// Recipe gpuMatmul, and cacheShared and distribute: on plain matmul nests (as plain lowering writes them) the recipe
-// gives what lower.ts gpuMatmul gives today for the same graph, up to names; every result verifies and runs bit
+// The GPU matmul tiles (gpu_matmul.ts, run by gpu_grid.ts), cacheShared and distribute: on plain matmul nests (as
+// lowering writes them) and on whole graphs in the CUDA schedule, every step verifies and runs bit
 // for bit as the plain nest does, in both loop orders of the interpreter.
 import { describe, expect, it } from 'vitest';
 import { E, type Expr, type Program, S, type Stmt } from '../../../codegen/loop/ir.js';
@@ -9,7 +9,7 @@ import { CUDA_CAPS } from '../../../codegen/cuda/target.js';
 import { matmulTiles } from '../../../codegen/loop/gpu.js';
 import { runPipeline } from '../../../driver/pipeline.js';
 import {
-  Schedule, bind, cacheShared, distribute, gpuMatmul, schedule, scheduleMatmul,
+  Schedule, bind, cacheShared, distribute, gpuGrid, matmulTops, schedule, scheduleMatmul,
 } from '../../../codegen/loop/schedules/index.js';
 import { parseGraph } from '../../../ir/parser.js';
 import { expectSame, f32, load, program, sched, text, v } from './helpers.js';
@@ -89,11 +89,11 @@ function scheduled(p: Program, tiles?: Parameters<typeof scheduleMatmul>[3]): { 
   const steps: string[] = [];
   const s = new Schedule(p, 0, (name) => steps.push(name));
   if (tiles) scheduleMatmul(s, (p.kernels[0]!.body.find((x) => x.k === 'for') as { v: string }).v, CUDA_CAPS.gpu!, tiles);
-  else gpuMatmul.run(s, CUDA_CAPS);
+  else gpuGrid.run(s, CUDA_CAPS);
   return { s, steps };
 }
 
-describe('gpuMatmul', () => {
+describe('matmul tiles', () => {
   const cases: [string, Spec][] = [
     ['the seed MLP\'s first layer: [2,784] x [784,64] + bias, relu', { M: 2, N: 64, K: 784, bias: true }],
     ['a batched matmul with B transposed: [3,8,16] x [3,32,16]^T', { batch: 3, M: 8, N: 32, K: 16, bT: true }],
@@ -124,7 +124,7 @@ describe('gpuMatmul', () => {
     scheduleMatmul(s, 'o1', CUDA_CAPS.gpu!, { bm: 4, bn: 8, bk: 4, tm: 2, tn: 4 });
     expect(steps).toEqual(['split', 'split', 'split', 'split', 'reorder', 'cacheWrite', 'fission', 'fission', 'fission', 'fission', 'reorder', 'split', 'reorder',
       'fuse', 'fuse', 'fuse', 'hoist', 'bind', 'privatize', 'cacheShared', 'reorder', 'fuse', 'distribute', 'cacheShared', 'fuse', 'distribute',
-      'bind', 'scaleDecl', 'scaleDecl', 'scaleDecl', 'scaleDecl', 'expand', 'hoist', 'unroll', 'simplify', 'renumberNest']);
+      'bind', 'scaleDecl', 'scaleDecl', 'scaleDecl', 'scaleDecl', 'expand', 'hoist', 'unroll', 'simplify', 'renumberNests']);
     // 2 x 4 accumulators per thread, B's 4 values of a step loaded once for the thread's 2 rows
     expect(text(s)).toMatch(/local acc\d+: f32\[8\] register/);
     expect(text(s)).toMatch(/for kk\d+ in 0..4 \{\n(\s+decl b\d+: f32 = Bs\d+\[[^\n]+\]\n){4}\s+for m\d+ in 0..2 unroll \{\n\s+decl a\d+: f32 = As/);
@@ -136,8 +136,7 @@ describe('gpuMatmul', () => {
       S.assign('acc', E.binary('add', v('acc', 'f32'), E.binary('mul', v('a', 'f32'), v('b', 'f32'))))]), S.store('row', add(mul(v('i'), 2), v('j')), v('acc', 'f32'))])]),
     S.for('r', 4, [S.store('y', v('r'), load('row', v('r'), 'f32'))])];
     const p = program([f32('x', 6, 'input'), f32('y', 4, 'output')], body), s = sched(p);
-    gpuMatmul.run(s, CUDA_CAPS);
-    expect(s.program).toBe(p);
+    expect(matmulTops(s.body)).toEqual([]);
   });
 });
 
@@ -186,34 +185,7 @@ describe('cacheShared and distribute', () => {
   });
 });
 
-/**
- * A kernel's top level split where it turns from launches to other statements (the verifier wants a kernel's top
- * level all launches or none; while gpuMatmul has bound a nest, gpu_grid has not yet bound the rest): the same
- * statements in the same order, each part with the top-level pure decls it reads.
- */
-function splitLaunches(p: Program): Program {
-  const kernels = p.kernels.flatMap((k) => {
-    const pure = k.body.filter((s): s is Extract<Stmt, { k: 'decl' }> => s.k === 'decl');
-    const isLaunch = (s: Stmt) => s.k === 'for' && s.kind === 'block';
-    if (!k.body.some(isLaunch)) return [k];
-    const parts: Stmt[][] = [];
-    for (const s of k.body) {
-      const last = parts[parts.length - 1];
-      if (last && isLaunch(last[0]!) === isLaunch(s)) last.push(s);
-      else parts.push([s]);
-    }
-    const texts = (ss: Stmt[]) => printProgram({ ...p, kernels: [{ ...k, body: ss }] });
-    return parts.map((part, i) => {
-      // a launch reads no top-level decl (computeAt moved them in); another part keeps the decls it mentions
-      const used = texts(part);
-      const decls = isLaunch(part[0]!) ? [] : pure.filter((d) => !part.includes(d) && new RegExp(`\\b${d.name}\\b`).test(used));
-      return { ...k, name: `${k.name}_${i}`, body: [...decls, ...part] };
-    });
-  });
-  return { ...p, kernels };
-}
-
-describe('gpuMatmul in the CUDA schedule', () => {
+describe('matmul tiles in the CUDA schedule', () => {
   // each with the number of its matmul nests (as many as lower.ts tiled before the recipe)
   const graphs: [string, number, () => Graph][] = [['seed MLP Adam step (a kernel with a reduction before the matmul nest)', 4, () => {
     keras.backend.clearSession();
@@ -229,11 +201,11 @@ describe('gpuMatmul in the CUDA schedule', () => {
       const g = make(), p = cudaLowered(g);
       let nests = 0;
       const out = schedule(p, CUDA_CAPS, (step, prog, at) => {
-        if (at.recipe !== 'gpuMatmul') return;
-        const split = splitLaunches(prog);
-        expect(verifyProgram(split), `after ${step}:\n${printProgram(split)}`).toEqual([]);
-        // the whole program on the interpreter once per nest (each step is run on a plain nest above)
-        if (step === 'renumberNest') { nests++; expectMatchesGraph(g, split); }
+        if (at.recipe !== 'gpu-grid') return;
+        expect(verifyProgram(prog), `after ${step}:\n${printProgram(prog)}`).toEqual([]);
+        // the whole program on the interpreter once the kernel's nests are tiled (each step runs on a plain nest above)
+        if (step === 'renumberNests') expectMatchesGraph(g, prog);
+        if (step === 'privatize') nests++;
       });
       expect(nests).toBe(count);
       expectMatchesGraph(g, out);
