@@ -8,6 +8,7 @@ import { Body, complete, digitOfExpr, rangeOf } from './iterations.js';
 import { independence } from './iterations.js';
 import { type For, affineOf, findLoop, key, mapStmtExprs, readsOf, varsOf } from './loops.js';
 import { setKinds } from './kinds.js';
+import { independentIterations, pureDecls } from '../analysis.js';
 import { primitive } from './primitive.js';
 
 export interface BindArgs {
@@ -95,6 +96,20 @@ function slicesProblem(kernel: readonly Stmt[], t: For, block: For): string | un
   return undefined;
 }
 
+/**
+ * gpu_grid's launches: a top-level loop (or a thread loop directly in one, given its block's variable) of lowering's
+ * outer loops, whose iterations analysis.ts finds independent (it trusts lowering to store one element per outer
+ * index, so it accepts index arithmetic iterations.ts cannot follow, e.g. a reshape's round trip).
+ */
+function launchIndependent(body: readonly Stmt[], l: For, block?: For): boolean {
+  if (!block) {
+    const topLocals = new Set(body.flatMap((x) => (x.k === 'local' ? [x.name] : [])));
+    return body.includes(l) && independentIterations(l, pureDecls(body), topLocals);
+  }
+  const locals = new Set(block.body.flatMap((x) => (x.k === 'local' ? [x.name] : [])));
+  return body.includes(block) && block.body.includes(l) && independentIterations(l, new Map([...pureDecls(body), [block.v, block]]), locals);
+}
+
 /** Why loop v may not become a block loop (its outer loops blocks or becoming blocks), or undefined. */
 function blockProblem(body: readonly Stmt[], v: string, blocks: readonly string[]): string | undefined {
   const l = findLoop(body, v)!;
@@ -102,7 +117,7 @@ function blockProblem(body: readonly Stmt[], v: string, blocks: readonly string[
   const up = around.find((o) => o.kind !== 'block' && !blocks.includes(o.v));
   if (up) return `loop '${v}' is inside loop '${up.v}', not at the top of the kernel or in block loops`;
   const why = independence(l, around);
-  return why ? `loop '${v}': ${why}` : undefined;
+  return why && !launchIndependent(body, l) ? `loop '${v}': ${why}` : undefined;
 }
 
 /** Why loop v may not become a thread loop of the kernel `body` (its blocks already marked), or undefined. */
@@ -115,7 +130,7 @@ function threadProblem(body: readonly Stmt[], v: string, threads: readonly strin
   const nested = up.find((o) => o.kind === 'thread' || threads.includes(o.v)) ?? [...loopsIn(l.body).values()].find((o) => o.kind === 'thread' || threads.includes(o.v));
   if (nested) return `loops '${v}' and '${nested.v}' nest (threads are one axis)`;
   const why = independence(l, up) ?? slicesProblem(body, l, block);
-  return why ? `loop '${v}': ${why}` : undefined;
+  return why && !launchIndependent(body, l, block) ? `loop '${v}': ${why}` : undefined;
 }
 
 /**

@@ -21,6 +21,14 @@ function elementwise(): ReturnType<typeof program> {
   return program([f32('x', 48, 'input'), f32('w', 1, 'input'), f32('y', 48, 'output')], body);
 }
 
+/**
+ * p's kernel in a loop b of one iteration: bind analyses the stores of a loop in a block nest (a top-level loop it
+ * trusts to be one of lowering's, which store one element per outer index, as analysis.ts does for gpu_grid).
+ */
+function inBlock(p: ReturnType<typeof program>): ReturnType<typeof program> {
+  return { ...p, kernels: [{ ...p.kernels[0]!, body: [S.for('b', 1, [...p.kernels[0]!.body])] }] };
+}
+
 /** A grid of one launch: fuse i, j; split by 12 threads; the scalar computed in the launch; bind. */
 function launch(s: ReturnType<typeof sched>): void {
   s.apply(fuse, { loops: ['i', 'j'], name: 'f' });
@@ -53,16 +61,16 @@ describe('fuse, split and bind: a grid of thread blocks', () => {
   it('bind refuses blocks whose iterations write one element, accumulate, or share a scalar', () => {
     // y[i // 2] = x[i]: two iterations store one element (which value stays depends on the order)
     const pairs = program([f32('x', 8, 'input'), f32('y', 4, 'output')], [S.for('i', 8, [S.store('y', E.idiv(v('i'), 2), load('x', v('i'), 'f32'))])]);
-    expect(sched(pairs).check(bind, { blocks: ['i'], threads: [] })).toMatch(/loop 'i': cannot prove that its iterations touch different elements of 'y' \(index i \/\/ 2\)/);
+    expect(sched(inBlock(pairs)).check(bind, { blocks: ['b', 'i'], threads: [] })).toMatch(/loop 'i': cannot prove that its iterations touch different elements of 'y' \(index i \/\/ 2\)/);
     // y[0] += x[i]
     const sum = program([f32('x', 8, 'input'), f32('y', 1, 'output')], [S.for('i', 8, [S.store('y', i32(0), E.binary('add', load('y', i32(0), 'f32'), load('x', v('i'), 'f32')))])]);
-    expect(sched(sum).check(bind, { blocks: ['i'], threads: [] })).toMatch(/cannot prove that its iterations touch different elements of 'y'/);
+    expect(sched(inBlock(sum)).check(bind, { blocks: ['b', 'i'], threads: [] })).toMatch(/cannot prove that its iterations touch different elements of 'y'/);
     const acc = program([f32('x', 8, 'input'), f32('y', 1, 'output')], [S.decl('a', 'f32', E.f32(0)),
       S.for('i', 8, [S.assign('a', E.binary('add', v('a', 'f32'), load('x', v('i'), 'f32')))]), S.store('y', i32(0), v('a', 'f32'))]);
-    expect(sched(acc).check(bind, { blocks: ['i'], threads: [] })).toMatch(/it assigns 'a', declared outside it/);
+    expect(sched(inBlock(acc)).check(bind, { blocks: ['b', 'i'], threads: [] })).toMatch(/it assigns 'a', declared outside it/);
     // y[i] = y[i + 1]: each iteration reads what another writes
     const shift = program([f32('y', 9, 'output')], [S.for('i', 8, [S.store('y', v('i'), load('y', E.add(v('i'), i32(1)), 'f32'))])]);
-    expect(sched(shift).check(bind, { blocks: ['i'], threads: [] })).toMatch(/cannot prove .* 'y' \(index i \+ 1, i\)/);
+    expect(sched(inBlock(shift)).check(bind, { blocks: ['b', 'i'], threads: [] })).toMatch(/cannot prove .* 'y' \(index i \+ 1, i\)/);
     expect(sched(elementwise()).check(bind, { blocks: ['j'], threads: [] })).toMatch(/loop 'j' is inside loop 'i', not at the top of the kernel or in block loops/);
   });
   it('a decoded index is injective only when its digits cover it', () => {
@@ -70,7 +78,7 @@ describe('fuse, split and bind: a grid of thread blocks', () => {
     const body = [S.for('f', 48, [S.decl('i', 'i32', E.mod(E.idiv(v('f'), 8), 3)), S.decl('j', 'i32', E.mod(v('f'), 8)),
       S.store('y', at2('i', 'j', 8), load('x', v('f'), 'f32'))])];
     const p = program([f32('x', 48, 'input'), f32('y', 24, 'output')], body);
-    expect(sched(p).check(bind, { blocks: ['f'], threads: [] })).toMatch(/cannot prove that its iterations touch different elements of 'y'/);
+    expect(sched(inBlock(p)).check(bind, { blocks: ['b', 'f'], threads: [] })).toMatch(/cannot prove that its iterations touch different elements of 'y'/);
   });
   it('bind takes a thread loop with a register array of its own (a row cached per iteration)', () => {
     // y[i, :] = x[i, :] - max(x[i, :]) through a row cache declared in the loop (as a softmax nest lowers)
