@@ -292,7 +292,7 @@ function findFor(body: readonly Stmt[], v: string): For {
       // not in this one
     }
   }
-  throw new Error(`gpuMatmul: no loop '${v}'`);
+  throw new Error(`gpu_matmul: no loop '${v}'`);
 }
 
 /** The kernel's top-level loops that are plain matmul nests, which gpu_grid tiles (and row caches leave alone). */

@@ -7,14 +7,16 @@
 // A PRIMITIVE (primitive.ts: `Primitive<A>`) is one transform of one kernel:
 //   - `name`: the stage name `--dump-after schedule:<name>` shows (split, reorder, tile, fission, cacheWrite,
 //     accumulateInto, liftLocal, cacheRead, hoist, pack, unroll, vectorize, parallel, fuse, launch, sinkDecls, bind
-//     (GPU blocks and threads), dropUnitLoops, simplify, renumber);
+//     (GPU blocks and threads), dropUnitLoops, simplify, renumber; for GPU tiles also addUnitLoop, expand, scaleDecl,
+//     renumberNests, computeAt, privatize, cacheShared, distribute, and rfactor, the one that reassociates);
 //   - `check(kernel, args)`: why it does not apply (one line), or undefined. Legality lives here: a primitive
 //     refuses rather than change a result (reorder keeps a reduction's loops in order, fission needs disjoint
 //     iterations, vectorize calls vectorLegal, parallel needs independent iterations);
 //   - `apply(kernel, args)`: the new body (and buffers, for pack), called only after check passed.
 // Loops are named by their variable (unique in a kernel); new loops and arrays get names from `Schedule.fresh`.
-// Every primitive keeps results bit for bit (it never reassociates arithmetic): tests/loop/schedules/ checks each
-// one's output with the loop-IR verifier and against the loop-IR interpreter on the unscheduled program.
+// Every primitive but rfactor keeps results bit for bit (it never reassociates arithmetic; no recipe uses rfactor
+// yet): tests/loop/schedules/ checks each one's output with the loop-IR verifier and against the loop-IR
+// interpreter on the unscheduled program.
 //
 // A RECIPE (one file per recipe here: `Recipe`) looks at the kernel's nests and applies primitives to those it
 // fits, through a `Schedule` (primitive.ts): `s.apply(split, { loop, factor, outer, inner })` checks, applies,
