@@ -3,34 +3,13 @@
 // decoded into digits (`f // S % E`, as fuse writes them) counts as its digits: `o1 = f % 8; o0 = f // 8 % 4`
 // stored at `o0*8 + o1` is injective in f, and f = g*T + t is injective in g and in t.
 import { operands } from '../analysis.js';
+import { loopEnv, rangeOf as rangeIn } from '../range.js';
 import { E, type Expr, type Stmt } from '../ir.js';
 import { type For, affineOf, key, separates, varsOf } from './loops.js';
 
-/** Inclusive range of an i32 expression over loop extents (variables absent from `extents` are unknown). */
+/** Inclusive range of an i32 expression over loop extents (variables absent from `extents` are unknown; range.ts). */
 export function rangeOf(e: Expr, extents: ReadonlyMap<string, number>): { lo: number; hi: number } | undefined {
-  if (e.t !== 'i32') return undefined;
-  if (e.k === 'const') return { lo: e.v, hi: e.v };
-  if (e.k === 'var') {
-    const n = extents.get(e.name);
-    return n === undefined ? undefined : { lo: 0, hi: n - 1 };
-  }
-  if (e.k !== 'binary') return undefined;
-  const a = rangeOf(e.a, extents), b = rangeOf(e.b, extents);
-  if (!a || !b) return undefined;
-  const d = b.lo === b.hi ? b.lo : 0;
-  switch (e.op) {
-    case 'add': return { lo: a.lo + b.lo, hi: a.hi + b.hi };
-    case 'sub': return { lo: a.lo - b.hi, hi: a.hi - b.lo };
-    case 'mul': {
-      const c = [a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi];
-      return { lo: Math.min(...c), hi: Math.max(...c) };
-    }
-    case 'min': return { lo: Math.min(a.lo, b.lo), hi: Math.min(a.hi, b.hi) };
-    case 'max': return { lo: Math.max(a.lo, b.lo), hi: Math.max(a.hi, b.hi) };
-    case 'idiv': return d > 0 ? { lo: Math.floor(a.lo / d), hi: Math.floor(a.hi / d) } : undefined;
-    case 'mod': return d > 0 ? (a.lo >= 0 && a.hi < d ? a : { lo: 0, hi: d - 1 }) : undefined;
-    default: return undefined;
-  }
+  return rangeIn(e, loopEnv(extents));
 }
 
 /** A digit of a flat index x: `x // s % e` (e undefined for a top digit `x // s`). */
