@@ -67,14 +67,42 @@ function closure(step: readonly Stmt[], name: string): Set<string> {
 }
 
 /**
+ * The value of an i32 index with loop variable v at 1 and every other at 0, through the step's decls (NaN where
+ * it is no integer arithmetic): its value at v = 0 subtracted, v's stride at the origin, also across the floor
+ * divisions and remainders of a reshape (`k // 8 * 256 + k % 8 * 32`), where affineOf gives up.
+ */
+function strideOf(idx: Expr, v: string, decls: ReadonlyMap<string, Expr>): number {
+  const at = (one: boolean) => {
+    const ev = (e: Expr): number => {
+      if (e.k === 'const') return e.v;
+      if (e.k === 'var') return decls.has(e.name) ? ev(decls.get(e.name)!) : e.name === v && one ? 1 : 0;
+      if (e.k !== 'binary' || e.t !== 'i32') return NaN;
+      const a = ev(e.a), b = ev(e.b);
+      switch (e.op) {
+        case 'add': return a + b;
+        case 'sub': return a - b;
+        case 'mul': return a * b;
+        case 'idiv': return Math.floor(a / b);
+        case 'mod': return ((a % b) + b) % b;
+        case 'min': return Math.min(a, b);
+        case 'max': return Math.max(a, b);
+        default: return NaN;
+      }
+    };
+    return ev(idx);
+  };
+  return at(true) - at(false);
+}
+
+/**
  * How a value's first load that moves along both k and the loop `other` compares their strides: < 0 when k's is
  * the smaller (the operand is contiguous along k), > 0 when other's is, 0 when no load says.
  */
 function strideOrder(step: readonly Stmt[], names: ReadonlySet<string>, k: string, other: string): number {
+  const decls = new Map(step.flatMap((s) => (s.k === 'decl' && s.t === 'i32' ? [[s.name, s.init] as const] : [])));
   for (const s of step) {
     if (s.k !== 'decl' || !names.has(s.name) || s.init.k !== 'load') continue;
-    const a = affineOf(s.init.idx);
-    const ck = Math.abs(a?.terms.get(k) ?? 0), co = Math.abs(a?.terms.get(other) ?? 0);
+    const ck = Math.abs(strideOf(s.init.idx, k, decls)), co = Math.abs(strideOf(s.init.idx, other, decls));
     if (ck && co) return ck - co;
   }
   return 0;
