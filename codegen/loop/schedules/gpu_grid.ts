@@ -25,7 +25,17 @@ export const gpuGrid: Recipe = {
     const g = caps.gpu;
     if (!g) return;
     // matmul nests tiled first (gpu_matmul.ts), up to the binding: their blocks and threads join the grid's bind
-    const tiled = matmulTops(s.body).map((top) => tileMatmul(s, top, g));
+    // (its steps are reported as gpu-matmul's)
+    const asMatmul = <T>(f: () => T): T => {
+      const recipe = s.recipe;
+      s.recipe = 'gpu-matmul';
+      try {
+        return f();
+      } finally {
+        s.recipe = recipe;
+      }
+    };
+    const tiled = asMatmul(() => matmulTops(s.body).map((top) => tileMatmul(s, top, g)));
     const mine = new Set(tiled.map((t) => t.blocks[0]!));
     const body = s.body, pure = pureDecls(body);
     const topLocals = new Set(body.flatMap((x) => (x.k === 'local' ? [x.name] : [])));
@@ -62,7 +72,9 @@ export const gpuGrid: Recipe = {
     });
     if (launches.length) s.apply(sinkDecls, { loops: names.map(([, t]) => t) });
     s.apply(bind, { blocks: [...names.map(([b]) => b), ...tiled.flatMap((t) => t.blocks)], threads: [...names.map(([, t]) => t), ...tiled.flatMap((t) => t.threads)] });
-    for (const t of tiled) finishMatmul(s, t);
-    if (tiled.length) renameMatmuls(s, tiled);
+    asMatmul(() => {
+      for (const t of tiled) finishMatmul(s, t);
+      if (tiled.length) renameMatmuls(s, tiled);
+    });
   },
 };

@@ -202,7 +202,7 @@ describe('matmul tiles in the CUDA schedule', () => {
       const g = make(), p = cudaLowered(g);
       let nests = 0;
       const out = schedule(p, CUDA_CAPS, (step, prog, at) => {
-        if (at.recipe !== 'gpu-grid') return;
+        if (at.recipe !== 'gpu-grid' && at.recipe !== 'gpu-matmul') return;
         expect(verifyProgram(prog), `after ${step}:\n${printProgram(prog)}`).toEqual([]);
         // the whole program on the interpreter once the kernel's nests are tiled (each step runs on a plain nest above)
         if (step === 'renumberNests') expectMatchesGraph(g, prog);
