@@ -129,6 +129,20 @@ describe('matmul tiles', () => {
     expect(text(s)).toMatch(/local acc\d+: f32\[8\] register/);
     expect(text(s)).toMatch(/for kk\d+ in 0..4 \{\n(\s+decl b\d+: f32 = Bs\d+\[[^\n]+\]\n){4}\s+for m\d+ in 0..2 unroll \{\n\s+decl a\d+: f32 = As/);
   });
+  it('stages an operand along its contiguous axis, also when a reshape\'s division and remainder compute its index', () => {
+    // A (32 x 16) read as A^T stored 16 x 32 through a reshape: in_a[k // 8 * 256 + k % 8 * 32 + i], contiguous in i
+    const [i, j, k] = [v('i'), v('j'), v('k')];
+    const aIdx = add(mul(E.idiv(k, 8), 256), mul(E.mod(k, 8), 32), i);
+    const body = [S.for('i', 32, [S.for('j', 32, [S.decl('acc', 'f32', E.f32(0)), S.for('k', 16, [
+      S.decl('va', 'f32', load('in_a', aIdx, 'f32')), S.decl('vb', 'f32', load('in_b', add(mul(k, 32), j), 'f32')),
+      S.assign('acc', E.binary('add', v('acc', 'f32'), E.binary('mul', v('va', 'f32'), v('vb', 'f32'))))]),
+    S.store('out_y', add(mul(i, 32), j), v('acc', 'f32'))])])];
+    const p = program([f32('in_a', 512, 'input'), f32('in_b', 512, 'input'), f32('out_y', 1024, 'output')], body);
+    const { s } = scheduled(p, { bm: 8, bn: 8, bk: 8, tm: 1, tn: 1 });
+    // consecutive threads on consecutive rows of the A tile (e % 8), as for a transposed operand
+    expect(text(s)).toMatch(/decl i\d+: i32 = e\d+ % 8\n\s+decl j\d+: i32 = e\d+ \/\/ 8\n\s+decl va\d+: f32 = in_a\[/);
+    expectSame(p, s.program);
+  });
   it('leaves nests that are not a plain matmul alone', () => {
     // the accumulation goes to a row cache, not to a root
     const body: Stmt[] = [S.local('row', 'f32', 4), S.for('i', 2, [S.for('j', 2, [S.decl('acc', 'f32', E.f32(0)), S.for('k', 3, [
