@@ -80,7 +80,7 @@ function* passes(input: Graph, options: PipelineOptions): Generator<PassResult, 
   }
   const plan = fuse(g);
   yield { name: 'fuse', text: () => describePlan(plan) };
-  const lowered = lower(plan, { name: g.name, caps: options.caps });
+  const lowered = lower(plan, { name: g.name });
   yield { name: 'lower', text: () => printProgram(lowered) };
   const simplified = simplify(lowered);
   yield { name: 'simplify', text: () => printProgram(simplified) };

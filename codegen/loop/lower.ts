@@ -3,8 +3,6 @@ import { type Node, nodeName } from '../../ir/graph.js';
 import { GroupOp, REDUCE_BINARY, REDUCE_KIND, type ReduceOp, attrsOf, isUnaryOp } from '../../ir/ops.js';
 import { type Shape, identityOf, sizeOf, stridesOf } from '../../ir/types.js';
 import { type FusionPlan, type NestPlan, isContraction, isRowReduce, isStored, isTiny } from '../../passes/fuse.js';
-import { type GpuCaps, matmulTiles } from './gpu.js';
-import type { TargetCaps } from './schedule.js';
 import { type AxisKind, type Buffer, E, type Expr, type Kernel, type Program, S, type Scalar, type Stmt, exprId, scalarOf } from './ir.js';
 
 function unitZero(idx: readonly Expr[], shape: Shape): Expr[] {
@@ -58,7 +56,7 @@ class NestEmitter {
 
   constructor(private readonly plan: NestPlan, private readonly names: { next(prefix: string): string },
     private readonly bufOf: (n: Node) => string, private readonly constBuf: (n: Node) => string | undefined,
-    private readonly isMaterialized: (n: Node) => boolean, private readonly gpu: GpuCaps | undefined) {
+    private readonly isMaterialized: (n: Node) => boolean) {
     this.scope = new Scope();
     this.roots = new Set(plan.roots);
     const { full, axes } = plan.key;
@@ -346,9 +344,6 @@ class NestEmitter {
    */
   lower(): Stmt[] {
     const { full } = this.plan.key;
-    // transitional: the GPU matmul is still chosen here (its recipe comes next)
-    const blocked = this.gpu ? this.gpuMatmul(this.gpu) : undefined;
-    if (blocked) return blocked;
     const outerExt = this.outerDims.map((d) => full[d]!), innerExt = this.innerDims.map((d) => full[d]!);
     const hasInner = innerExt.length > 0;
     const isF = (s: Shape) => hasInner && s.length === full.length && s.every((d, i) => d === full[i]);
@@ -416,100 +411,6 @@ class NestEmitter {
     });
   }
 
-  /** The matmul of a nest that is one full-shape matmul with elementwise epilogues: its operands and extents. */
-  private matmulNest(): { mm: Node; a: Node; b: Node; M: number; N: number; K: number } | undefined {
-    const { full, axes } = this.plan.key;
-    const mm = this.plan.stages[0];
-    if (axes.length || this.plan.stages.length !== 1 || mm?.op !== 'matmul' || full.length < 2) return undefined;
-    if (mm.type.shape.join() !== full.join() || mm.type.dtype !== 'float32') return undefined;
-    if (this.plan.roots.some((r) => r.type.shape.join() !== full.join())) return undefined;
-    const [a, b] = mm.src as [Node, Node];
-    const r = full.length;
-    return { mm, a, b, M: full[r - 2]!, N: full[r - 1]!, K: a.type.shape[r - 1]! };
-  }
-
-  /**
-   * A matmul nest on the GPU: one block per bm x bn tile of the output; per step of bk along K the block's threads
-   * stage A's and B's tiles in shared memory (each thread a strided share of the elements, coalesced along rows),
-   * then each thread adds the step into its tm x tn register tile; the epilogue stores the roots. Each output is
-   * the sum over k in ascending order, as the interpreter's.
-   */
-  private gpuMatmul(gpu: GpuCaps): Stmt[] | undefined {
-    const m = this.matmulNest();
-    if (!m) return undefined;
-    const { mm, a, b, M, N, K } = m;
-    const full = this.plan.key.full, r = full.length;
-    const batchExt = full.slice(0, r - 2);
-    const { bm, bn, bk, tm, tn } = matmulTiles(M, N, K, sizeOf(batchExt), gpu);
-    const T = (bm / tm) * (bn / tn), tx = bn / tn;
-    return this.nested(() => this.loops([...batchExt, M / bm, N / bn], 'g', (gs) => {
-      const batch = gs.slice(0, r - 2), row0 = E.mul(gs[r - 2]!, E.i32(bm)), col0 = E.mul(gs[r - 1]!, E.i32(bn));
-      const as = this.fresh('As'), bs = this.fresh('Bs'), acc = this.fresh('acc');
-      this.emit(S.local(as, 'f32', bk * bm, 'shared'));
-      this.emit(S.local(bs, 'f32', bk * bn, 'shared'));
-      this.emit(S.local(acc, 'f32', tm * tn));
-      const threads = (body: (t: Expr) => void) => this.loops([T], 't', ([t]) => body(t!), 'thread');
-      const tile = (body: (ri: Expr, ci: Expr) => void) => this.unrolled(tm, 'm', (ri) => this.unrolled(tn, 'n', (ci) => body(ri, ci)));
-      const tileAt = (ri: Expr, ci: Expr) => E.add(E.mul(ri, E.i32(tn)), ci);
-      threads(() => tile((ri, ci) => this.emit(S.store(acc, tileAt(ri, ci), E.f32(0)))));
-      this.loops([K / bk], 'k', ([k0]) => {
-        // stage a rows x cols tile: element e = r*T + t, consecutive threads on consecutive columns (down a column
-        // when the operand is a transposed matrix, so global reads stay coalesced); when T does not divide the tile,
-        // the last threads store its last element again, with the same value
-        const stage = (local: string, src: Node, rows: number, cols: number, at: (i: Expr, j: Expr) => Expr, dst: (i: Expr, j: Expr) => Expr) =>
-          threads((t) => this.loops([Math.ceil((rows * cols) / T)], 'r', ([rr]) => {
-            const e = this.let(E.binary('min', E.add(E.mul(rr!, E.i32(T)), t), E.i32(rows * cols - 1)), 'e'), down = swapsLastTwo(src);
-            const i = this.let(down ? E.mod(e, rows) : E.idiv(e, cols), 'i'), j = this.let(down ? E.idiv(e, rows) : E.mod(e, cols), 'j');
-            this.emit(S.store(local, dst(i, j), at(i, j)));
-          }));
-        const kAt = (kk: Expr) => E.add(E.mul(k0!, E.i32(bk)), kk);
-        stage(as, a, bm, bk, (i, kk) => this.exprAt(a, [...batch, E.add(row0, i), kAt(kk)]), (i, kk) => E.add(E.mul(kk, E.i32(bm)), i));
-        stage(bs, b, bk, bn, (kk, j) => this.exprAt(b, [...batch, kAt(kk), E.add(col0, j)]), (kk, j) => E.add(E.mul(kk, E.i32(bn)), j));
-        threads((t) => {
-          const ty = this.let(E.mul(E.idiv(t, tx), E.i32(tm)), 'ty'), txo = this.let(E.mul(E.mod(t, tx), E.i32(tn)), 'tx');
-          this.loops([bk], 'kk', ([kk]) => {
-            const bv = Array.from({ length: tn }, (_, n) => this.let(E.load(bs, E.add(E.add(E.mul(kk!, E.i32(bn)), txo), E.i32(n)), 'f32'), 'b'));
-            this.unrolled(tm, 'm', (ri) => {
-              const av = this.let(E.load(as, E.add(E.add(E.mul(kk!, E.i32(bm)), ty), ri), 'f32'), 'a');
-              bv.forEach((bx, n) => {
-                const at = E.add(E.mul(ri, E.i32(tn)), E.i32(n));
-                this.emit(S.store(acc, at, E.binary('add', E.load(acc, at, 'f32'), E.binary('mul', av, bx))));
-              });
-            });
-          });
-        });
-      });
-      threads((t) => {
-        const ty = this.let(E.mul(E.idiv(t, tx), E.i32(tm)), 'ty'), txo = this.let(E.mul(E.mod(t, tx), E.i32(tn)), 'tx');
-        tile((ri, ci) => {
-          const idx = [...batch, E.add(E.add(row0, ty), ri), E.add(E.add(col0, txo), ci)];
-          const v = this.let(E.load(acc, tileAt(ri, ci), 'f32'), 'v');
-          this.epilogue(mm, idx, v);
-        });
-      });
-    }, 'block'));
-  }
-
-  /** Stores every root of the nest at idx, where its contraction st has the value v. */
-  private epilogue(st: Node, idx: readonly Expr[], v: Expr): void {
-    this.bind(st, idx, () => v);
-    for (const root of this.plan.roots) {
-      const y = this.let(this.exprAt(root, idx), 'y');
-      this.emit(S.store(this.bufOf(root), linear(idx, root.type.shape), y));
-      this.bind(root, idx, () => y);
-    }
-    for (const root of this.plan.roots) this.bound.delete(root);
-    this.bound.delete(st);
-  }
-
-  /** A loop every target unrolls (its index is a constant in each copy). */
-  private unrolled(extent: number, prefix: string, body: (v: Expr) => void): void {
-    const name = this.fresh(prefix);
-    for (const st of [S.for(name, extent, this.nested(() => body(E.v(name))), 'unroll')]) this.emit(st);
-  }
-
-
-
   /** Binds a cached row: any later inner loop reads it at its own inner index. */
   private bindRow(n: Node, local: string, innerExt: number[], t: Scalar, base: Expr = E.i32(0)): void {
     const self = this;
@@ -527,21 +428,9 @@ function windowExtents(n: Node): readonly number[] {
   return ks.slice(0, ks.length - 1);
 }
 
-/** Whether n is a transpose that swaps the last two axes (a matrix read column by column). */
-function swapsLastTwo(n: Node): boolean {
-  const perm = n.op === 'transpose' ? attrsOf(n, 'transpose').perm : undefined;
-  const r = n.type.shape.length;
-  return !!perm && perm[r - 1] === r - 2 && perm[r - 2] === r - 1;
-}
-
 export interface LowerOptions {
   /** Program name (entry point). */
   name: string;
-  /**
-   * Transitional, until the GPU matmul is a recipe in schedules/: with a GPU, a matmul nest is lowered into shared-
-   * memory tiles here. Every other target decision is made by schedules/ on the plain nests.
-   */
-  caps?: TargetCaps;
 }
 
 function sanitize(s: string): string {
@@ -592,7 +481,7 @@ export function lower(plan: FusionPlan, options: LowerOptions): Program {
       const b = bufName.get(n);
       if (!b) throw new Error(`lower: %${n.id} ${n.op} has no buffer`);
       return b;
-    }, constBuf, (n) => isStored(n, plan.materialized), options.caps?.gpu).lower());
+    }, constBuf, (n) => isStored(n, plan.materialized)).lower());
     return { name: k.name, ops: k.ops, body };
   });
   // outputs that are leaves (an input, a param, a constant) are copied into output buffers by a first kernel,

@@ -15,20 +15,26 @@ function drop(body: readonly Stmt[]): Stmt[] {
 
 const hasUnit = (body: readonly Stmt[]): boolean => body.some((s) => s.k === 'for' && ((s.extent === 1 && s.kind === 'serial') || hasUnit(s.body)));
 
-/** Removes serial loops of one iteration. */
-export const dropUnitLoops = primitive<Record<string, never>>({
+/** The top-level statements dropUnitLoops works in: all, or the top-level loop `loop` alone. */
+const within = (body: readonly Stmt[], loop: string | undefined) => (loop === undefined ? body : body.filter((s) => s.k === 'for' && s.v === loop));
+
+/** Removes serial loops of one iteration (inside top-level loop `loop` only, when given). */
+export const dropUnitLoops = primitive<{ readonly loop?: string }>({
   name: 'dropUnitLoops',
-  check: (k) => (hasUnit(k.body) ? undefined : 'no serial loop of one iteration'),
-  apply: (k) => ({ body: drop(k.body) }),
+  check: (k, a) => (hasUnit(within(k.body, a.loop)) ? undefined : `no serial loop of one iteration${a.loop === undefined ? '' : ` in top-level loop '${a.loop}'`}`),
+  apply: (k, a) => ({ body: a.loop === undefined ? drop(k.body) : k.body.flatMap((s) => (s.k === 'for' && s.v === a.loop ? drop([s]) : [s])) }),
 });
 
-/** Simplifies the kernel's index arithmetic (simplify.ts). */
-export const simplifyIndices = primitive<Record<string, never>>({
+/** Simplifies the kernel's index arithmetic (simplify.ts), or that of top-level loop `loop` alone when given. */
+export const simplifyIndices = primitive<{ readonly loop?: string }>({
   name: 'simplify',
-  check: () => undefined,
-  apply: (k) => {
-    const p = simplify({ name: 'k', buffers: k.buffers, kernels: [{ name: 'k', ops: [], body: k.body }], inputs: [], params: [], outputs: [], updates: [] });
-    return { body: [...p.kernels[0]!.body] };
+  check: (k, a) => (a.loop === undefined || within(k.body, a.loop).length ? undefined : `no top-level loop '${a.loop}'`),
+  apply: (k, a) => {
+    const simplified = (body: readonly Stmt[]) => {
+      const p = simplify({ name: 'k', buffers: k.buffers, kernels: [{ name: 'k', ops: [], body }], inputs: [], params: [], outputs: [], updates: [] });
+      return [...p.kernels[0]!.body];
+    };
+    return { body: a.loop === undefined ? simplified(k.body) : k.body.flatMap((s) => (s.k === 'for' && s.v === a.loop ? simplified([s]) : [s])) };
   },
 });
 

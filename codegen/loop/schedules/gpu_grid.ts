@@ -2,12 +2,15 @@
 // becomes a launch: its perfectly nested outer loops are fused and split into blocks x threads (gridThreads: a
 // divisor of the iterations, so no thread idles), and the loop-invariant decls it reads are computed by each
 // thread. Other top-level code (a whole-tensor reduction, a row cached outside every loop) runs as a launch of one
-// thread, in order. Launches a recipe made already (top-level block loops) are kept.
+// thread, in order. Launches a recipe made already (top-level block loops) are kept. Matmul nests get shared-memory
+// tiles (gpu_matmul.ts): tiled before, bound with the launches (one bind: a kernel's top level is all launches or
+// none), staged in shared memory after.
 import { independentIterations, pureDecls, work } from '../analysis.js';
 import { gridThreads, parallelChain } from '../gpu.js';
 import type { TargetCaps } from '../schedule.js';
 import type { Recipe } from './index.js';
-import { bind } from './kinds.js';
+import { bind } from './bind.js';
+import { finishMatmul, matmulTops, renameMatmuls, tileMatmul } from './gpu_matmul.js';
 import { fuse } from './fuse.js';
 import { launch, sinkDecls } from './launch.js';
 import type { For } from './loops.js';
@@ -21,6 +24,19 @@ export const gpuGrid: Recipe = {
   run: (s: Schedule, caps: TargetCaps) => {
     const g = caps.gpu;
     if (!g) return;
+    // matmul nests tiled first (gpu_matmul.ts), up to the binding: their blocks and threads join the grid's bind
+    // (its steps are reported as gpu-matmul's)
+    const asMatmul = <T>(f: () => T): T => {
+      const recipe = s.recipe;
+      s.recipe = 'gpu-matmul';
+      try {
+        return f();
+      } finally {
+        s.recipe = recipe;
+      }
+    };
+    const tiled = asMatmul(() => matmulTops(s.body).map((top) => tileMatmul(s, top, g)));
+    const mine = new Set(tiled.map((t) => t.blocks[0]!));
     const body = s.body, pure = pureDecls(body);
     const topLocals = new Set(body.flatMap((x) => (x.k === 'local' ? [x.name] : [])));
     const launches: Launch[] = [];
@@ -31,13 +47,13 @@ export const gpuGrid: Recipe = {
     };
     body.forEach((st, i) => {
       if (st.k === 'decl' && pure.has(st.name)) return;
-      if (st.k === 'for' && st.kind === 'block') return flush();
+      if (st.k === 'for' && (st.kind === 'block' || mine.has(st.v))) return flush();
       if (st.k !== 'for' || !independentIterations(st, pure, topLocals)) { serial.push(i); return; }
       flush();
       launches.push({ kind: 'nest', chain: parallelChain(st, pure) });
     });
     flush();
-    if (!launches.length) return;
+    if (!launches.length && !tiled.length) return;
     // names in launch order (g_0, t_1, g_2, ...), as the grid numbers its axes
     let n = 0;
     const names = launches.map(() => [`g_${n++}`, `t_${n++}`] as const);
@@ -54,7 +70,11 @@ export const gpuGrid: Recipe = {
       s.apply(fuse, { loops: l.chain.map((x) => x.v), name: f });
       s.apply(split, { loop: f, factor: T, outer: gv, inner: tv });
     });
-    s.apply(sinkDecls, { loops: names.map(([, t]) => t) });
-    s.apply(bind, { blocks: names.map(([b]) => b), threads: names.map(([, t]) => t) });
+    if (launches.length) s.apply(sinkDecls, { loops: names.map(([, t]) => t) });
+    s.apply(bind, { blocks: [...names.map(([b]) => b), ...tiled.flatMap((t) => t.blocks)], threads: [...names.map(([, t]) => t), ...tiled.flatMap((t) => t.threads)] });
+    asMatmul(() => {
+      for (const t of tiled) finishMatmul(s, t);
+      if (tiled.length) renameMatmuls(s, tiled);
+    });
   },
 };

@@ -7,14 +7,16 @@
 // A PRIMITIVE (primitive.ts: `Primitive<A>`) is one transform of one kernel:
 //   - `name`: the stage name `--dump-after schedule:<name>` shows (split, reorder, tile, fission, cacheWrite,
 //     accumulateInto, liftLocal, cacheRead, hoist, pack, unroll, vectorize, parallel, fuse, launch, sinkDecls, bind
-//     (GPU blocks and threads), dropUnitLoops, simplify, renumber);
+//     (GPU blocks and threads), dropUnitLoops, simplify, renumber; for GPU tiles also addUnitLoop, expand, scaleDecl,
+//     renumberNests, computeAt, privatize, cacheShared, distribute, and rfactor, the one that reassociates);
 //   - `check(kernel, args)`: why it does not apply (one line), or undefined. Legality lives here: a primitive
 //     refuses rather than change a result (reorder keeps a reduction's loops in order, fission needs disjoint
 //     iterations, vectorize calls vectorLegal, parallel needs independent iterations);
 //   - `apply(kernel, args)`: the new body (and buffers, for pack), called only after check passed.
 // Loops are named by their variable (unique in a kernel); new loops and arrays get names from `Schedule.fresh`.
-// Every primitive keeps results bit for bit (it never reassociates arithmetic): tests/loop/schedules/ checks each
-// one's output with the loop-IR verifier and against the loop-IR interpreter on the unscheduled program.
+// Every primitive but rfactor keeps results bit for bit (it never reassociates arithmetic; no recipe uses rfactor
+// yet): tests/loop/schedules/ checks each one's output with the loop-IR verifier and against the loop-IR
+// interpreter on the unscheduled program.
 //
 // A RECIPE (one file per recipe here: `Recipe`) looks at the kernel's nests and applies primitives to those it
 // fits, through a `Schedule` (primitive.ts): `s.apply(split, { loop, factor, outer, inner })` checks, applies,
@@ -24,10 +26,8 @@
 // is called after every primitive application, which is how `kiln compile --dump-after schedule:<name>` works.
 // Recipes: cpu_matmul.ts and cpu_conv.ts (register-blocked micro-kernels, micro_kernel.ts), row_caches.ts (i-k-j row
 // caches, R rows at a time), cpu_kinds.ts (parallel and vector loops), gpu_grid.ts (launches of blocks x threads).
-// Not yet here: the GPU matmul's shared-memory tiles, still lowered in lower.ts (LowerOptions.caps.gpu). A recipe
-// for it cannot tile the plain nest before gpu_grid binds the kernel's other nests (the verifier wants a kernel's
-// top level to be all launches or none, and shared arrays and per-thread registers exist only in bound loops); it
-// would retile the launch gpu_grid makes of the matmul nest (which then must keep its unit dimensions).
+// gpu_grid.ts also tiles matmul nests in shared memory (gpu_matmul.ts) around its bind; row caches and cleanup's
+// unit-loop dropping leave those nests to it.
 import type { Program } from '../ir.js';
 import type { TargetCaps } from '../schedule.js';
 import { Schedule, type Trace } from './primitive.js';
@@ -36,6 +36,7 @@ import { cpuConv } from './cpu_conv.js';
 import { cpuKinds } from './cpu_kinds.js';
 import { cpuMatmul } from './cpu_matmul.js';
 import { gpuGrid } from './gpu_grid.js';
+import { matmulTops } from './gpu_matmul.js';
 import { rowCaches } from './row_caches.js';
 
 export { Schedule, type Primitive, type Trace, type KernelView, primitive } from './primitive.js';
@@ -49,16 +50,24 @@ export { liftLocal } from './lift_local.js';
 export { cacheRead } from './cache_read.js';
 export { hoist } from './hoist.js';
 export { pack } from './pack.js';
-export { unroll, parallel, bind } from './kinds.js';
+export { unroll, parallel } from './kinds.js';
 export { fuse } from './fuse.js';
 export { launch, sinkDecls } from './launch.js';
 export { vectorize, vectorLegal } from './vectorize.js';
 export { dropUnitLoops, renumber, simplifyIndices } from './cleanup.js';
+export { bind, privatize } from './bind.js';
+export { addUnitLoop, expand, renumberNests, scaleDecl } from './gpu_loops.js';
+export { computeAt } from './compute_at.js';
+export { cacheShared, distribute } from './cache_shared.js';
+export { rfactor } from './rfactor.js';
+export { gpuGrid } from './gpu_grid.js';
+export { finishMatmul, matmulNest, matmulTops, renameMatmuls, scheduleMatmul, tileMatmul } from './gpu_matmul.js';
 
 /** The names of the schedule steps (every primitive), as `--dump-after schedule:<name>` takes them. */
 export const SCHEDULE_STEPS: readonly string[] = [
   'split', 'reorder', 'tile', 'fission', 'cacheWrite', 'accumulateInto', 'liftLocal', 'cacheRead', 'hoist', 'pack',
   'unroll', 'vectorize', 'parallel', 'fuse', 'launch', 'sinkDecls', 'bind', 'dropUnitLoops', 'simplify', 'renumber',
+  'addUnitLoop', 'expand', 'scaleDecl', 'renumberNests', 'computeAt', 'privatize', 'cacheShared', 'distribute', 'rfactor',
 ];
 
 /** A schedule recipe: applies primitives to the nests of a kernel it fits (and leaves the others alone). */
@@ -70,12 +79,15 @@ export interface Recipe {
 /** Unit loops dropped, then indices simplified and names renumbered where a recipe ran (the copy kernel has none). */
 const cleanup: Recipe = {
   name: 'cleanup',
-  run: (s) => {
+  run: (s, caps) => {
     if (s.program.kernels[s.kernel]!.ops.join() === 'copy') return;
     // names in print order where a recipe made new ones (lowering's names are kept elsewhere)
     const scheduled = s.applied.length > 0;
-    // (lowering's unit loops leave no index to fold: their variables are unused)
-    s.try(dropUnitLoops, {});
+    // (lowering's unit loops leave no index to fold: their variables are unused); a matmul nest gpu_grid tiles
+    // keeps its unit loops (its dimensions) until then
+    const tiles = caps.gpu ? matmulTops(s.body) : [];
+    if (!tiles.length) s.try(dropUnitLoops, {});
+    else for (const x of s.body) if (x.k === 'for' && !tiles.includes(x.v)) s.try(dropUnitLoops, { loop: x.v });
     if (!scheduled) return;
     s.apply(simplifyIndices, {});
     s.apply(renumber, {});

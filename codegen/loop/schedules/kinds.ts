@@ -1,5 +1,5 @@
-// Loop kinds: unroll, parallel, and bind (GPU blocks and threads) mark serial loops (vectorize is in vectorize.ts).
-// Each checks that the loops' iterations may run as the kind says: parallel and GPU iterations independent.
+// Loop kinds: unroll and parallel mark serial loops (vectorize is in vectorize.ts, bind for GPUs in bind.ts).
+// Each checks that the loops' iterations may run as the kind says: parallel iterations independent.
 import { independentIterations, pureDecls } from '../analysis.js';
 import type { AxisKind, Stmt } from '../ir.js';
 import { type For, findLoop } from './loops.js';
@@ -41,39 +41,3 @@ function independent(k: KernelView, l: For): string | undefined {
 
 export const unroll = kindPrimitive('unroll', 'unroll', () => undefined);
 export const parallel = kindPrimitive('parallel', 'parallel', independent);
-
-export interface BindArgs {
-  /** top-level loops: the grid of each launch */
-  readonly blocks: readonly string[];
-  /** loops directly in a block loop (one of `blocks` or one already bound): its threads */
-  readonly threads: readonly string[];
-}
-
-/**
- * bind: loops become GPU block and thread axes (TVM bind to blockIdx.x / threadIdx.x), both in one step, as a
- * block's statements must sit in its thread loops. Block iterations must be independent, and so must a thread
- * loop's, given its block's variable.
- */
-export const bind = primitive<BindArgs>({
-  name: 'bind',
-  check: (k, a) => {
-    for (const v of [...a.blocks, ...a.threads]) {
-      const l = findLoop(k.body, v);
-      if (!l) return `no loop '${v}' in the kernel`;
-      if (l.kind !== 'serial') return `loop '${v}' is ${l.kind} already`;
-    }
-    for (const v of a.blocks) {
-      const why = independent(k, findLoop(k.body, v)!);
-      if (why) return `loop '${v}': ${why}`;
-    }
-    for (const v of a.threads) {
-      const l = findLoop(k.body, v)!;
-      const block = k.body.find((s): s is For => s.k === 'for' && s.body.includes(l));
-      if (!block || (block.kind !== 'block' && !a.blocks.includes(block.v))) return `loop '${v}' is not directly in a block loop`;
-      const locals = new Set(block.body.flatMap((s) => (s.k === 'local' ? [s.name] : [])));
-      if (!independentIterations(l, new Map([...pureDecls(k.body), [block.v, block]]), locals)) return `loop '${v}': its iterations share state`;
-    }
-    return undefined;
-  },
-  apply: (k, a) => ({ body: setKinds(k.body, new Map([...a.blocks.map((v) => [v, 'block'] as const), ...a.threads.map((v) => [v, 'thread'] as const)])) }),
-});

@@ -16,6 +16,7 @@ import { type Reduction, localArrays, matmulOperands, outerChain, reductionAt, r
 import type { Schedule } from './primitive.js';
 import { reorder } from './reorder.js';
 import { split } from './split.js';
+import { matmulTops } from './gpu_matmul.js';
 
 /** Rows per block: R rows' vectors (8 rows at most, 16 registers in all) dividing the rows. */
 export function rowBlock(rows: number, rowSize: number, matmuls: number, caps: TargetCaps): number {
@@ -149,7 +150,8 @@ function innerRows(s: Schedule, i: For | undefined, caps: TargetCaps): void {
 export const rowCaches: Recipe = {
   name: 'row-caches',
   run: (s: Schedule, caps: TargetCaps) => {
-    for (const top of s.body.filter((x): x is For => x.k === 'for')) {
+    const gpuTiles = caps.gpu ? matmulTops(s.body) : [];
+    for (const top of s.body.filter((x): x is For => x.k === 'for' && !gpuTiles.includes(x.v))) {
       if (!s.attempt(() => { if (!plainRows(s, top, caps)) throw new ScheduleError('not a plain nest of matmuls'); })) {
         const chain = outerChain(top);
         s.attempt(() => innerRows(s, chain[chain.length - 1]!, caps));

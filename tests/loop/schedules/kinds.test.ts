@@ -86,8 +86,8 @@ describe('GPU launches: fuse, launch, sinkDecls, bind', () => {
   it('bind refuses a thread loop outside a block and a grid whose iterations share an accumulator', () => {
     const s = sched(program([f32('x', 8, 'input'), f32('y', 1, 'output')], [S.decl('a', 'f32', E.f32(0)),
       S.for('i', 8, [S.for('t', 1, [S.assign('a', E.binary('add', v('a', 'f32'), load('x', v('i'), 'f32')))])]), S.store('y', E.i32(0), v('a', 'f32'))]));
-    expect(s.check(bind, { blocks: [], threads: ['t'] })).toMatch(/loop 't' is not directly in a block loop/);
-    expect(s.check(bind, { blocks: ['i'], threads: ['t'] })).toMatch(/loop 'i': its iterations share state/);
+    expect(s.check(bind, { blocks: [], threads: ['t'] })).toMatch(/loop 't' is not inside a block loop/);
+    expect(s.check(bind, { blocks: ['i'], threads: ['t'] })).toMatch(/loop 'i': it assigns 'a', declared outside it/);
     expect(s.check(fuse, { loops: ['t', 'i'] })).toMatch(/not perfectly nested|not one perfect nest/);
     expect(s.check(launch, { stmts: [0, 2], block: 'g', thread: 'u' })).toMatch(/statement 1 between them is not a pure decl/);
   });
