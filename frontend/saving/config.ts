@@ -93,9 +93,10 @@ function configValue(layer: AnyLayer, key: string, fallback: unknown): unknown {
   const k = camel(key);
   // the options object the constructor kept (most layers keep it, privately)
   const options = (Reflect.get(layer, 'options') ?? {}) as Record<string, unknown>;
-  let v = k in layer && typeof Reflect.get(layer, k) !== 'object' ? Reflect.get(layer, k) : options[k];
-  if (v === undefined && Array.isArray(Reflect.get(layer, k))) v = Reflect.get(layer, k);
-  if (key === 'rate' || key === 'seed') v = Reflect.get(layer, k);
+  const field: unknown = Reflect.get(layer, k);
+  // a field holds the resolved value (activation functions, tuples); methods and weights are not config
+  let v = typeof field === 'function' ? (/activation$/.test(key) ? field : undefined) : field instanceof Object && !Array.isArray(field) ? undefined : field;
+  if (v === undefined) v = options[k];
   if (v === undefined) v = fallback;
   if (typeof v === 'function') return activations.serialize(v as activations.ActivationFn);
   if (key.endsWith('_initializer')) return initializer(v);

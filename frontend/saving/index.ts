@@ -44,7 +44,7 @@ export async function saveWeights(model: Model, file: string): Promise<void> {
 
 /**
  * Loads weights written by Keras 3 or kiln into a built model: a `.weights.h5` file (by Keras's layer groups), or a
- * `.safetensors` file (by Keras weight path, as `saveWeights` and `model_train` write them).
+ * `.safetensors` file (by Keras weight path, as `saveWeights` and `model_train` write them; in order when no path matches).
  */
 export async function loadWeights(model: Model, file: string): Promise<void> {
   const ext = kind(file, 'a weights file', ['.weights.h5', '.h5', '.safetensors']);
@@ -52,8 +52,10 @@ export async function loadWeights(model: Model, file: string): Promise<void> {
   if (ext !== '.safetensors') return readWeightsH5(model, file);
   const { tensors } = readSafetensors(new Uint8Array(readFileSync(file)));
   const byName = new Map(tensors.map((t) => [t.name, t]));
-  const values = model.weights.map((w) => {
-    const t = byName.get(w.path);
+  // keyed by weight path; a file of another instance of the architecture (other layer names) loads in order
+  const inOrder = model.weights.every((w) => !byName.has(w.path)) && tensors.length === model.weights.length;
+  const values = model.weights.map((w, i) => {
+    const t = inOrder ? tensors[i] : byName.get(w.path);
     if (!t) throw new Error(`${file}: has no tensor '${w.path}' (it has ${[...byName.keys()].join(', ')})`);
     if (t.shape.length !== w.shape.length || t.shape.some((d, i) => d !== w.shape[i])) {
       throw new Error(`${file}: tensor '${w.path}' has shape ${formatKerasShape(t.shape)}, the model's weight is ${formatKerasShape(w.shape)}`);
