@@ -169,9 +169,11 @@ export function modelConfig(model: Model): Json {
   } else {
     throw new Error(`model '${model.name}' is a subclassed model; only Sequential and Functional models can be saved as .keras`);
   }
+  const functional = model instanceof Functional;
   return {
-    module: 'keras', class_name: model instanceof Sequential ? 'Sequential' : 'Functional', config, registered_name: null,
-    build_config: { input_shape: model.inputSpecs.length === 1 ? inputShape : model.inputSpecs.map((s) => [...s.shape]) }, compile_config: {},
+    module: functional ? 'keras.src.models.functional' : 'keras', class_name: functional ? 'Functional' : 'Sequential', config,
+    // as Keras writes them: a functional model is registered by name and records no build shape
+    registered_name: functional ? 'Functional' : null, build_config: { input_shape: functional ? null : inputShape }, compile_config: {},
   };
 }
 

@@ -52,7 +52,7 @@ type Json = Record<string, unknown>;
 function structure(config: Json): unknown {
   const c = config['config'] as Json;
   return {
-    top: Object.keys(config).sort(), model: Object.keys(c).sort(), classes: config['class_name'],
+    top: Object.keys(config).sort(), model: Object.keys(c).sort(), classes: [config['module'], config['class_name']],
     layers: (c['layers'] as Json[]).map((l) => ({
       keys: Object.keys(l).sort(), cls: l['class_name'], config: Object.keys(l['config'] as Json).sort(), build: l['build_config'],
       inbound: JSON.stringify(l['inbound_nodes'] ?? null).replace(/"kwargs":\{[^}]*\}/g, ''),
