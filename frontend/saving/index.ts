@@ -1,5 +1,5 @@
 // Saving and loading models and weights in Keras 3's formats: `.keras` (zip), `.weights.h5` and `.safetensors`.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { strFromU8, strToU8, unzipSync, zipSync } from 'fflate';
@@ -22,7 +22,8 @@ async function withTempFile<T>(fn: (file: string) => Promise<T>): Promise<T> {
   }
 }
 
-function kind(file: string, what: string, allowed: string[]): string {
+function kind(file: string, what: string, allowed: string[], reading = true): string {
+  if (reading && !existsSync(file)) throw new Error(`${file}: no such file`);
   const ext = allowed.find((e) => file.endsWith(e));
   if (!ext) throw new Error(`${file}: ${what} must end in ${allowed.join(' or ')}`);
   return ext;
@@ -30,7 +31,7 @@ function kind(file: string, what: string, allowed: string[]): string {
 
 /** Writes the weights: `.weights.h5` in Keras 3's HDF5 layout, or `.safetensors` keyed by Keras weight paths. */
 export async function saveWeights(model: Model, file: string): Promise<void> {
-  const ext = kind(file, 'a weights file', ['.weights.h5', '.safetensors']);
+  const ext = kind(file, 'a weights file', ['.weights.h5', '.safetensors'], false);
   if (ext === '.safetensors') {
     writeFileSync(file, writeSafetensors(model.weights.map((w) => ({ name: w.path, dtype: w.dtype, shape: [...w.shape], data: w.data }))));
     return;
@@ -67,7 +68,7 @@ export async function loadWeights(model: Model, file: string): Promise<void> {
 
 /** Saves a Sequential or Functional model as a Keras 3 `.keras` file: config.json, metadata.json and model.weights.h5 in a zip. */
 export async function saveModel(model: Model, file: string): Promise<void> {
-  kind(file, 'a model file', ['.keras']);
+  kind(file, 'a model file', ['.keras'], false);
   const config = JSON.stringify(modelConfig(model));
   const date = new Date().toISOString().replace(/T(\d+):(\d+):(\d+).*/, '@$1:$2:$3');
   const metadata = JSON.stringify({ keras_version: KERAS_VERSION, date_saved: date });
