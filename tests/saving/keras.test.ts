@@ -151,7 +151,8 @@ describe('weights files', () => {
     wide.weights.forEach((w, i) => expect(w.data).toEqual(before[i]!.data));
     const deeper = keras.Sequential([keras.Input({ shape: [8] }), keras.layers.Dense(16), keras.layers.Dense(3), keras.layers.Dense(3)]);
     await expect(deeper.loadWeights(file)).rejects.toThrow(/has no group 'layers\/dense_2\/vars' for layer 'dense_\d+' \(Dense\)/);
-    await expect(wide.loadWeights(path.join(tmp, 'w.npy'))).rejects.toThrow(/w\.npy: a weights file must end in \.weights\.h5 or \.h5 or \.safetensors/);
+    await expect(wide.loadWeights(path.join(tmp, 'none.weights.h5'))).rejects.toThrow(`${path.join(tmp, 'none.weights.h5')}: no such file`);
+    await expect(wide.loadWeights(path.join(FIX, 'mlp.x0.npy'))).rejects.toThrow(/mlp\.x0\.npy: a weights file must end in \.weights\.h5 or \.h5 or \.safetensors/);
   });
 });
 
