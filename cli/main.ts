@@ -22,6 +22,7 @@ interface CompileFlags {
   maxBatch?: number;
   dumpAfter?: string;
   timeout: number;
+  weights?: string;
 }
 
 const { version } = JSON.parse(readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string };
@@ -32,14 +33,15 @@ const program = new Command('kiln')
   .version(version);
 
 program.command('compile')
-  .description('compile a model file (a .ts file that `export default`s a built keras model)')
-  .argument('<model>', 'the model file')
+  .description('compile a model file (a .ts file that `export default`s a built keras model, or a Keras 3 .keras file)')
+  .argument('<model>', 'the model file: model.ts or model.keras')
   .option('-t, --target <target>', `code generator: ${TARGETS.join(', ')}`, 'wasm')
   .option('-o, --out <dir>', 'output directory, replaced whole when the compile succeeds (default: build/<model file name>)')
   .option('--train', 'also compile the training step')
   .option('--cpu <cpu>', 'llvm: CPU to compile for (default: the host x86-64 level, e.g. x86-64-v4)')
   .option('--triple <triple>', 'llvm: cross-compile model.o for a target triple, e.g. aarch64-linux-gnu, thumbv7em-none-eabihf')
   .option('--runtime <runtime>', `llvm: the C runtime, one of: ${RUNTIMES.join(', ')} (freestanding: no OS, threads, files or malloc; weights in flash; the default for a *-none-* triple)`)
+  .option('--weights <file>', 'load these weights (.weights.h5 or .safetensors, e.g. model_train\'s output) into the model before compiling')
   .option('--embed-weights', 'store the weights inside the artifact (no weights file needed at run time)')
   .option('--emit <stage>', `print a stage instead of writing artifacts, one of: ${EMITS.join(', ')} (ir: the traced graph)`)
   .option('--batch-size <n>', 'batch size of the training step (and to trace the model at for --emit and --dump-after)', positiveInt, 1)
@@ -52,7 +54,7 @@ program.command('compile')
     const runtime = checkRuntime({ ...flags, target });
     const job: Job = {
       file, target, emit, batchSize, maxBatch, dumpAfter, out: flags.out, train: flags.train ?? false,
-      embedWeights: flags.embedWeights ?? false, cpu: flags.cpu, triple: flags.triple, runtime,
+      embedWeights: flags.embedWeights ?? false, cpu: flags.cpu, triple: flags.triple, runtime, weights: flags.weights,
     };
     process.exitCode = await runChild(job, flags.timeout);
   });

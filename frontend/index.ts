@@ -16,6 +16,7 @@ export * as losses from './losses.js';
 export * as metrics from './metrics.js';
 export * as optimizers from './optimizers.js';
 export * as datasets from './datasets.js';
+export * as saving from './saving/api.js';
 export { History } from './models/training.js';
 export type { CompileOptions, FitOptions, EvaluateOptions } from './models/training.js';
 export { Input } from './layers/core.js';

@@ -168,6 +168,31 @@ export abstract class Model<Out extends Tensor | Tensor[] = Tensor | Tensor[]> e
     return predict(this, x, options) as Out;
   }
 
+  /**
+   * Saves the weights: `.weights.h5` in Keras 3's HDF5 layout, or `.safetensors` keyed by Keras weight paths.
+   * @example await model.saveWeights('model.weights.h5');
+   */
+  async saveWeights(file: string): Promise<void> {
+    return (await import('../saving/index.js')).saveWeights(this, file);
+  }
+
+  /**
+   * Loads weights saved by Keras 3 (`.weights.h5`) or kiln (`.weights.h5`, `.safetensors`, `model_train`'s output).
+   * @example await model.loadWeights('model.weights.h5');
+   */
+  async loadWeights(file: string): Promise<void> {
+    return (await import('../saving/index.js')).loadWeights(this, file);
+  }
+
+  /**
+   * Saves the model as a Keras 3 `.keras` file (config, metadata and weights), loadable by `keras.saving.loadModel`
+   * and by Python Keras 3.
+   * @example await model.save('model.keras');
+   */
+  async save(file: string): Promise<void> {
+    return (await import('../saving/index.js')).saveModel(this, file);
+  }
+
   /** Prints Keras's summary table (or passes each line to printFn). */
   summary(printFn: (line: string) => void = console.log): void {
     for (const line of summary(this).split('\n')) printFn(line);

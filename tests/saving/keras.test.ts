@@ -1,0 +1,187 @@
+// Keras 3 files both ways, against files that Python Keras 3.15.1 wrote (tests/fixtures/keras, made by
+// tests/fixtures/make_keras_fixtures.py): kiln predicts what Keras predicted, writes what Keras writes, and round-trips.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { strFromU8, strToU8, unzipSync, zipSync } from 'fflate';
+import h5wasm from 'h5wasm/node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as keras from '../../frontend/index.js';
+import { readNpy } from '../../runtime/npy.js';
+import { readSafetensors } from '../../runtime/safetensors.js';
+
+const FIX = path.join(import.meta.dirname, '..', 'fixtures', 'keras');
+const NAMES = ['mlp', 'multi_io', 'cnn', 'rnn', 'mha'] as const;
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'kiln-keras-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+beforeAll(async () => { await h5wasm.ready; });
+
+const npy = (file: string) => {
+  const a = readNpy(new Uint8Array(readFileSync(path.join(FIX, file))));
+  return new keras.Tensor(a.dtype, a.shape, a.data);
+};
+const inputs = (name: string) => (name === 'multi_io' ? [npy(`${name}.x0.npy`), npy(`${name}.x1.npy`)] : [npy(`${name}.x0.npy`)]);
+const outputs = (name: string) => (name === 'multi_io' ? [npy(`${name}.y0.npy`), npy(`${name}.y1.npy`)] : [npy(`${name}.y0.npy`)]);
+const predictList = (m: keras.Model, xs: keras.Tensor[]) => {
+  const y = m.predict(xs.length === 1 ? xs[0]! : xs);
+  return Array.isArray(y) ? y : [y];
+};
+
+/** Every dataset of an HDF5 file with its shape, and every group's `name` attribute. */
+function h5Tree(bytes: Uint8Array): string[] {
+  const file = path.join(mkdtempSync(path.join(tmp, 'h5-')), 'w.h5');
+  writeFileSync(file, bytes);
+  const f = new h5wasm.File(file, 'r');
+  const out: string[] = [];
+  const walk = (g: InstanceType<typeof h5wasm.Group>, at: string) => {
+    for (const k of g.keys()) {
+      const c = g.get(k)!;
+      if (c instanceof h5wasm.Dataset) out.push(`${at}${k} ${JSON.stringify(c.shape)}`);
+      else if (c instanceof h5wasm.Group) { out.push(`${at}${k}/`); walk(c, `${at}${k}/`); }
+    }
+  };
+  walk(f, '');
+  f.close();
+  return out.sort();
+}
+
+const unzip = (file: string) => unzipSync(new Uint8Array(readFileSync(file)));
+type Json = Record<string, unknown>;
+
+/** The config's structure: class names and config keys of the model and each layer, layer names and connections. */
+function structure(config: Json): unknown {
+  const c = config['config'] as Json;
+  return {
+    top: Object.keys(config).sort(), model: Object.keys(c).sort(), classes: [config['module'], config['class_name']],
+    layers: (c['layers'] as Json[]).map((l) => ({
+      keys: Object.keys(l).sort(), cls: l['class_name'], config: Object.keys(l['config'] as Json).sort(), build: l['build_config'],
+      inbound: JSON.stringify(l['inbound_nodes'] ?? null).replace(/"kwargs":\{[^}]*\}/g, ''),
+    })),
+    io: [c['input_layers'], c['output_layers']],
+  };
+}
+
+describe.each(NAMES)('the Keras 3 fixture %s', (name) => {
+  it('loads with keras.saving.loadModel and predicts what Keras predicted', async () => {
+    const m = await keras.saving.loadModel(path.join(FIX, `${name}.keras`));
+    const got = predictList(m, inputs(name));
+    const want = outputs(name);
+    expect(got.length).toBe(want.length);
+    got.forEach((y, i) => {
+      expect(y.shape).toEqual(want[i]!.shape);
+      y.data.forEach((v, j) => expect(Math.abs(v - want[i]!.data[j]!)).toBeLessThan(1e-5 + 1e-5 * Math.abs(want[i]!.data[j]!)));
+    });
+  });
+
+  it('saves a .keras that is structurally what Keras wrote (config keys, weight groups) and loads back identically', async () => {
+    const m = await keras.saving.loadModel(path.join(FIX, `${name}.keras`));
+    const file = path.join(tmp, `${name}.keras`);
+    await m.save(file);
+    const mine = unzip(file), theirs = unzip(path.join(FIX, `${name}.keras`));
+    expect(Object.keys(mine).sort()).toEqual(Object.keys(theirs).sort());
+    expect(Object.keys(JSON.parse(strFromU8(mine['metadata.json']!)) as Json)).toEqual(['keras_version', 'date_saved']);
+    const cfg = (b: Uint8Array) => JSON.parse(strFromU8(b)) as Json;
+    expect(structure(cfg(mine['config.json']!))).toEqual(structure(cfg(theirs['config.json']!)));
+    expect(h5Tree(mine['model.weights.h5']!)).toEqual(h5Tree(theirs['model.weights.h5']!));
+
+    const back = await keras.saving.loadModel(file);
+    const xs = inputs(name);
+    const a = predictList(m, xs), b = predictList(back, xs);
+    a.forEach((y, i) => expect(b[i]!.data).toEqual(y.data));
+    expect(back.weights.map((w) => w.path)).toEqual(m.weights.map((w) => w.path));
+  });
+
+  it('trains identically for one step after a save and load', async () => {
+    const m = await keras.saving.loadModel(path.join(FIX, `${name}.keras`));
+    const file = path.join(tmp, `${name}-train.keras`);
+    await m.save(file);
+    const back = await keras.saving.loadModel(file);
+    const xs = inputs(name), ys = outputs(name).map((y) => keras.ops.multiply(y, 0.5));
+    for (const model of [m, back]) {
+      model.compile({ optimizer: keras.optimizers.SGD({ learningRate: 0.1 }), loss: 'mse' });
+      model.fit(xs.length === 1 ? xs[0]! : xs, ys.length === 1 ? ys[0]! : ys, { epochs: 1, batchSize: 3, verbose: 0, shuffle: false });
+    }
+    const before = (await keras.saving.loadModel(file)).weights;
+    expect(m.weights.some((w, i) => w.trainable && w.data.some((v, j) => v !== before[i]!.data[j]))).toBe(true);
+    back.weights.forEach((w, i) => expect(w.data).toEqual(m.weights[i]!.data));
+  });
+});
+
+describe('weights files', () => {
+  const mlp = () => keras.Sequential([
+    keras.Input({ shape: [8] }), keras.layers.Dense(16, { activation: 'relu' }), keras.layers.Dropout(0.25), keras.layers.Dense(3, { activation: 'softmax' }),
+  ]);
+
+  it('loadWeights reads a .weights.h5 that Keras wrote into a model built in TypeScript', async () => {
+    const m = mlp();
+    await m.loadWeights(path.join(FIX, 'mlp.weights.h5'));
+    const y = m.predict(npy('mlp.x0.npy')), want = npy('mlp.y0.npy');
+    y.data.forEach((v, j) => expect(Math.abs(v - want.data[j]!)).toBeLessThan(1e-6));
+  });
+
+  it('saveWeights writes the groups and datasets Keras writes, and loadWeights reads them back', async () => {
+    const m = mlp();
+    const file = path.join(tmp, 'mine.weights.h5');
+    await m.saveWeights(file);
+    expect(h5Tree(new Uint8Array(readFileSync(file)))).toEqual(h5Tree(new Uint8Array(readFileSync(path.join(FIX, 'mlp.weights.h5')))));
+    const other = mlp();
+    await other.loadWeights(file);
+    other.weights.forEach((w, i) => expect(w.data).toEqual(m.weights[i]!.data));
+  });
+
+  it('.safetensors by Keras weight path both ways', async () => {
+    const m = mlp(), other = mlp();
+    const file = path.join(tmp, 'w.safetensors');
+    await m.saveWeights(file);
+    expect(readSafetensors(new Uint8Array(readFileSync(file))).tensors.map((t) => t.name)).toEqual(m.weights.map((w) => w.path));
+    await other.loadWeights(file); // other layer names (dense_2, ...): in order
+    other.weights.forEach((w, i) => expect(w.data).toEqual(m.weights[i]!.data));
+    const renamed = mlp();
+    renamed.weights[0]!.assign(keras.ops.zerosLike(renamed.weights[0]!));
+    await renamed.saveWeights(file);
+    await expect(m.loadWeights(file)).resolves.toBeUndefined();
+    m.weights.forEach((w, i) => expect(w.data).toEqual(renamed.weights[i]!.data));
+  });
+
+  it('a file that does not fit the model is an error naming the file, and leaves the weights as they were', async () => {
+    const wide = keras.Sequential([keras.Input({ shape: [8] }), keras.layers.Dense(17), keras.layers.Dense(3)]);
+    const before = wide.getWeights();
+    const file = path.join(FIX, 'mlp.weights.h5');
+    await expect(wide.loadWeights(file)).rejects.toThrow(`${file}: 'layers/dense/vars/0' has shape (8, 16), weight 'dense`);
+    wide.weights.forEach((w, i) => expect(w.data).toEqual(before[i]!.data));
+    const deeper = keras.Sequential([keras.Input({ shape: [8] }), keras.layers.Dense(16), keras.layers.Dense(3), keras.layers.Dense(3)]);
+    await expect(deeper.loadWeights(file)).rejects.toThrow(/has no group 'layers\/dense_2\/vars' for layer 'dense_\d+' \(Dense\)/);
+    await expect(wide.loadWeights(path.join(tmp, 'none.weights.h5'))).rejects.toThrow(`${path.join(tmp, 'none.weights.h5')}: no such file`);
+    await expect(wide.loadWeights(path.join(FIX, 'mlp.x0.npy'))).rejects.toThrow(/mlp\.x0\.npy: a weights file must end in \.weights\.h5 or \.h5 or \.safetensors/);
+  });
+});
+
+describe('.keras files kiln cannot load', () => {
+  const edit = (fn: (c: Json) => void) => {
+    const entries = unzip(path.join(FIX, 'cnn.keras'));
+    const c = JSON.parse(strFromU8(entries['config.json']!)) as Json;
+    fn(c);
+    const file = path.join(tmp, 'edited.keras');
+    writeFileSync(file, zipSync({ ...entries, 'config.json': strToU8(JSON.stringify(c)) }));
+    return file;
+  };
+  const layersOf = (c: Json) => (c['config'] as Json)['layers'] as Json[];
+
+  it('a layer kiln does not have is one error naming it and the file', async () => {
+    const file = edit((c) => { layersOf(c)[1]!['class_name'] = 'Conv2DTranspose'; });
+    await expect(keras.saving.loadModel(file)).rejects.toThrow(new RegExp(`^${file}: layer 'conv2d' is a Keras Conv2DTranspose, which kiln does not have \\(kiln has Dense, `));
+  });
+
+  it('an option kiln does not implement is an error naming the layer and the file', async () => {
+    const file = edit((c) => { (layersOf(c)[2]!['config'] as Json)['renorm'] = true; });
+    await expect(keras.saving.loadModel(file)).rejects.toThrow(`${file}: layer 'batch_normalization' (BatchNormalization): BatchNormalization 'batch_normalization': option 'renorm' is not supported by kiln`);
+  });
+
+  it('a file that is not a zip, or lacks config.json', async () => {
+    const bad = path.join(tmp, 'bad.keras');
+    writeFileSync(bad, 'not a zip');
+    await expect(keras.saving.loadModel(bad)).rejects.toThrow(`${bad}: not a .keras file`);
+    writeFileSync(bad, zipSync({ 'metadata.json': strToU8('{}') }));
+    await expect(keras.saving.loadModel(bad)).rejects.toThrow(`${bad}: not a Keras 3 .keras file (no config.json inside)`);
+  });
+});
