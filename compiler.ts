@@ -81,14 +81,34 @@ export function dumpAfter(model: Model, pass: string, options: { train?: boolean
   return irAfter(graph, pass, { caps: TARGET_CAPS[target] });
 }
 
-/** The training step at a batch size: targets shaped like the outputs, without the class axis for sparse labels. */
-function trainStepGraph(model: Model, batchSize: number): Graph {
+/**
+ * The training step at a batch size: targets shaped like the outputs, without the class axis for sparse labels.
+ * When the model's training forward pass keeps rows apart (passes/rows.ts, at batch 2 or more), the step takes the
+ * int32 input "rows" and trains on that many leading rows, so that runtimes train a last, smaller batch of an epoch
+ * as Keras does, padded to the compiled batch; otherwise `rows` says why it takes whole batches only.
+ */
+function trainStepEntry(model: Model, batchSize: number): TargetEntry {
   const c = model.compiled;
   if (!c) throw new KilnError(`model '${model.name}' is not compiled: the training step needs model.compile({ optimizer, loss }) in the model file`);
   const batched = (shape: readonly (number | null)[]) => shape.map((d, i) => (i === 0 ? batchSize : d ?? 1));
   const inputs = model.inputSpecs.map((s) => batched(s.shape));
   const targets = model.outputShapes.map((s, i) => (c.losses[i]!.targetDtype === 'int32' ? batched(s).slice(0, -1) : batched(s)));
-  return traceTrainStep(model, c, inputs, targets).graph;
+  const forward = rowSeparability(traceModel(model, Math.max(batchSize, 2), true).graph);
+  if (forward.separable) {
+    try {
+      return { name: 'trainStep', graph: traceTrainStep(model, c, inputs, targets, { partial: true }).graph, batchSize };
+    } catch (err) {
+      // a loss without per-row values (a custom loss that reduces the batch itself) cannot leave padding out
+      const reason = `its loss has no per-row values (${errorText(err)})`;
+      return { name: 'trainStep', graph: traceTrainStep(model, c, inputs, targets).graph, batchSize, rows: { separable: false, reason } };
+    }
+  }
+  const reason = `its training forward pass mixes rows: ${forward.reason}`;
+  return { name: 'trainStep', graph: traceTrainStep(model, c, inputs, targets).graph, batchSize, rows: { separable: false, reason } };
+}
+
+function trainStepGraph(model: Model, batchSize: number): Graph {
+  return trainStepEntry(model, batchSize).graph;
 }
 
 /**
@@ -113,7 +133,7 @@ export async function compile(model: Model, options: CompileOptions = {}): Promi
   const entries: TargetEntry[] = [];
   try {
     entries.push(...predictEntries(model, batchSize, maxBatch));
-    if (options.train) entries.push({ name: 'trainStep', graph: trainStepGraph(model, batchSize), batchSize });
+    if (options.train) entries.push(trainStepEntry(model, batchSize));
   } catch (err) {
     if (err instanceof KilnError) throw err;
     throw new KilnError(`cannot trace model '${model.name}': ${errorText(err)}`, { cause: err });
