@@ -6,7 +6,7 @@ import { buildDirAtomically } from './cli/outdir.js';
 import { traceModel } from './frontend/models/executor.js';
 import { Model } from './frontend/models/model.js';
 import { traceTrainStep } from './frontend/models/training.js';
-import type { Graph } from './ir/graph.js';
+import { type Graph, nodeName, rebuild, topoSort } from './ir/graph.js';
 import { printGraph } from './ir/printer.js';
 import type { TargetEntry } from './codegen/artifacts.js';
 import { WASM_CAPS, compileWasm } from './codegen/wasm/target.js';
@@ -14,7 +14,7 @@ import { LLVM_CAPS, compileLlvm } from './codegen/llvm/target.js';
 import { CUDA_CAPS, compileCuda } from './codegen/cuda/target.js';
 import type { TargetCaps } from './codegen/loop/schedule.js';
 import { irAfter } from './driver/pipeline.js';
-import { rowSeparability } from './passes/rows.js';
+import { type Separability, rowSeparability } from './passes/rows.js';
 
 export { EMITS, type Emit, KilnError, type KilnErrorOptions, TARGETS, type Target, checkCompileOptions, errorReport } from './cli/common.js';
 
@@ -93,7 +93,7 @@ function trainStepEntry(model: Model, batchSize: number): TargetEntry {
   const batched = (shape: readonly (number | null)[]) => shape.map((d, i) => (i === 0 ? batchSize : d ?? 1));
   const inputs = model.inputSpecs.map((s) => batched(s.shape));
   const targets = model.outputShapes.map((s, i) => (c.losses[i]!.targetDtype === 'int32' ? batched(s).slice(0, -1) : batched(s)));
-  const forward = rowSeparability(traceModel(model, Math.max(batchSize, 2), true).graph);
+  const forward = trainingRows(model, Math.max(batchSize, 2));
   if (forward.separable) {
     try {
       return { name: 'trainStep', graph: traceTrainStep(model, c, inputs, targets, { partial: true }).graph, batchSize };
@@ -105,6 +105,19 @@ function trainStepEntry(model: Model, batchSize: number): TargetEntry {
   }
   const reason = `its training forward pass mixes rows: ${forward.reason}`;
   return { name: 'trainStep', graph: traceTrainStep(model, c, inputs, targets).graph, batchSize, rows: { separable: false, reason } };
+}
+
+/**
+ * Whether the training forward pass at a batch size keeps rows apart, so that a batch padded after its first rows
+ * trains those rows exactly. Random values drawn for the whole batch (Dropout's) are taken as one more row-wise
+ * input: element i of a random_uniform depends only on (seed, counter, i), so the first r rows of a draw for the
+ * batch are the draw for r rows, as fit's smaller last batch makes it.
+ */
+function trainingRows(model: Model, batchSize: number): Separability {
+  const g = traceModel(model, batchSize, true).graph;
+  const drawn = rebuild(g, (b, n) => (n.op === 'random_uniform' && n.type.shape[0] === batchSize ? b.input(`random/${n.id}`, n.type) : undefined));
+  const used = new Set(topoSort({ ...drawn, inputs: [] }));
+  return rowSeparability({ ...drawn, inputs: drawn.inputs.filter((n) => nodeName(n) !== 'rng_counter' || used.has(n)) });
 }
 
 function trainStepGraph(model: Model, batchSize: number): Graph {
