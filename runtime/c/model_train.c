@@ -206,9 +206,9 @@ int main(int argc, char **argv) {
     die(msg);
   }
   if (n_train % batch && rows_input < 0)
-    fprintf(stderr, "model_train: %ld of the %ld training rows are left out of each epoch%s: the trainStep runs whole batches of %ld only, as %s\n",
+    fprintf(stderr, "model_train: %ld of the %ld training rows are left out of each epoch%s: the trainStep runs whole batches of %ld only (%s)\n",
             n_train % batch, n_train, shuffle ? " (different ones each epoch, as the rows are shuffled)" : "", batch,
-            e->fixed_rows ? e->fixed_rows : "it was compiled so");
+            e->fixed_rows ? e->fixed_rows : "compiled so");
   for (i = 0, j = 0; i < e->n_inputs; i++)
     inputs[i] = i == rng_input ? (const void *)&counter : i == rows_input ? (const void *)&valid : (const void *)d[j++].batch;
   for (i = 0; i < e->n_outputs; i++) outputs[i] = NULL;
