@@ -11,7 +11,8 @@ import { type Compiled, traceTrainStep } from '../../frontend/models/training.js
 import { interpret } from '../../ir/interpreter.js';
 import type { TypedArray } from '../../ir/types.js';
 import { writeNpy } from '../../runtime/npy.js';
-import { readTensors } from '../native.js';
+import { readTensors, runMain, weightsOf as weightFiles, withUpdates } from '../native.js';
+import { compileLlvm } from '../../codegen/llvm/target.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'kiln-partial-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -53,36 +54,39 @@ function worst(a: ReadonlyMap<string, ArrayLike<number>>, b: ReadonlyMap<string,
   return w;
 }
 
-describe('the training step with a "rows" input (interpreter)', () => {
-  const model = mlp(), c = model.compiled as Compiled;
+describe('the training step with a "rows" input (interpreter; Dropout, Adam)', () => {
+  const SB = 7; // not a power of two: a mean that multiplied by 1/7 would round differently
+  const model = mlp(true), c = model.compiled as Compiled;
   const step = (b: number, partial: boolean) => traceTrainStep(model, c, [[b, FEATURES]], [[b]], { partial }).graph;
-  /** Binds the first `count` rows of x and y, zero-padded to `pad` rows, and rows when given, to g's inputs in order. */
-  const bind = (g: ReturnType<typeof step>, count: number, rows: number | undefined, pad: number) => {
-    const values = [rowsOf(x, FEATURES, 0, count, pad), rowsOf(y, 1, 0, count, pad), ...(rows === undefined ? [] : [Int32Array.of(rows)])];
-    expect(g.inputs.length).toBe(values.length);
-    return Object.fromEntries(g.inputs.map((n, i) => [String(n.attrs['name']), values[i]!]));
+  /** Binds the first `count` rows of x and y, zero-padded to `pad` rows, a dropout counter and rows (when given) to g. */
+  const bind = (g: ReturnType<typeof step>, count: number, rows: number | undefined, pad: number, counter = 3) => {
+    const values: Record<string, TypedArray> = { rng_counter: Int32Array.of(counter), ...(rows === undefined ? {} : { rows: Int32Array.of(rows) }) };
+    values[String(g.inputs[0]!.attrs['name'])] = rowsOf(x, FEATURES, 0, count, pad);
+    values[String(g.inputs[1]!.attrs['name'])] = rowsOf(y, 1, 0, count, pad);
+    expect(g.inputs.length).toBe(Object.keys(values).length);
+    return values;
   };
   const target = `target/${model.outputNames[0]!}`;
 
   it('takes the int32 scalar "rows" after the data', () => {
-    expect(step(B, true).inputs.map((n) => `${String(n.attrs['name'])} ${n.type.dtype} [${n.type.shape.join(', ')}]`))
-      .toEqual([`${model.inputSpecs[0]!.name} float32 [${B}, ${FEATURES}]`, `${target} int32 [${B}]`, 'rows int32 []']);
+    expect(step(SB, true).inputs.map((n) => `${String(n.attrs['name'])} ${n.type.dtype} [${n.type.shape.join(', ')}]`))
+      .toEqual([`${model.inputSpecs[0]!.name} float32 [${SB}, ${FEATURES}]`, `${target} int32 [${SB}]`, 'rng_counter int32 []', 'rows int32 []']);
   });
 
-  it('with rows = batch: the loss, the predictions and every updated param equal the step without "rows" bit for bit', () => {
-    const g0 = step(B, false), g1 = step(B, true);
-    const was = interpret(g0, bind(g0, B, undefined, B), paramsOf(model));
-    const now = interpret(g1, bind(g1, B, B, B), paramsOf(model));
+  it.each([0, 1, 2, 3, 4, 5])('with rows = batch: the loss, the predictions and every updated param equal the step without "rows" bit for bit (dropout counter %i)', (counter) => {
+    const g0 = step(SB, false), g1 = step(SB, true);
+    const was = interpret(g0, bind(g0, SB, undefined, SB, counter), paramsOf(model));
+    const now = interpret(g1, bind(g1, SB, SB, SB, counter), paramsOf(model));
     expect([...now.outputs.keys()]).toEqual([...was.outputs.keys()]);
     for (const [k, v] of was.outputs) expect(Array.from(now.outputs.get(k)!.data), k).toEqual(Array.from(v.data));
     expect(now.updates.size).toBe(was.updates.size);
     for (const [k, v] of was.updates) expect(Array.from(now.updates.get(k)!.data), k).toEqual(Array.from(v.data));
   });
 
-  it.each([1, 3])('with rows = %i and zero padding: the step traced for that many rows (loss = mean over them, same updates)', (r) => {
-    const g0 = step(r, false), g1 = step(B, true);
+  it.each([1, 3, 6])('with rows = %i and zero padding: the step traced for that many rows (loss = mean over them, same updates)', (r) => {
+    const g0 = step(r, false), g1 = step(SB, true);
     const want = interpret(g0, bind(g0, r, undefined, r), paramsOf(model));
-    const got = interpret(g1, bind(g1, r, r, B), paramsOf(model));
+    const got = interpret(g1, bind(g1, r, r, SB), paramsOf(model));
     // the padded step sums the same products in the same order, with zeros after them: equal to the float32 bit
     expect(Array.from(got.outputs.get('loss')!.data)).toEqual(Array.from(want.outputs.get('loss')!.data));
     expect(want.updates.size).toBeGreaterThan(0);
@@ -123,6 +127,23 @@ describe('model_train (llvm) trains the last, smaller batch of an epoch as Keras
     wholeOnly.setWeights(model.weights.map((w) => new keras.Tensor('float32', w.shape, initial.get(w.path)!)));
     const byName = new Map([...fitted(wholeOnly, 8).values()].map((v, i) => [model.weights[i]!.path, v]));
     expect(worst(byName, reference, 1e-4, 0)).toBeGreaterThan(0);
+  });
+
+  it('with rows = batch the compiled step (Dropout, Adam) gives the bits of the step without "rows"', slow, () => {
+    const model = mlp(true), c = model.compiled as Compiled;
+    const b = 7; // not a power of two: a mean that multiplied by 1/7 would round differently
+    const run = (partial: boolean) => {
+      const g = withUpdates(traceTrainStep(model, c, [[b, FEATURES]], [[b]], { partial }).graph), dir = path.join(tmp, `bits-${partial}`);
+      const values: Record<string, TypedArray> = { rng_counter: Int32Array.of(5), rows: Int32Array.of(b) };
+      values[String(g.inputs[0]!.attrs['name'])] = rowsOf(x, FEATURES, 0, b);
+      values[String(g.inputs[1]!.attrs['name'])] = rowsOf(y, 1, 0, b);
+      const bound = Object.fromEntries(g.inputs.map((n) => [String(n.attrs['name']), values[String(n.attrs['name'])]!]));
+      compileLlvm({ outDir: dir, entries: [{ name: 'predict', graph: g, batchSize: b }], weights: weightFiles(g, paramsOf(model)), threads: 1 });
+      return runMain(path.join(dir, 'model_main'), dir, g, bound);
+    };
+    const was = run(false), now = run(true);
+    expect([...now.keys()]).toEqual([...was.keys()]);
+    for (const [k, v] of was) expect(Array.from(now.get(k)!), k).toEqual(Array.from(v));
   });
 
   it('a BatchNormalization model (its training forward pass mixes rows) leaves the rows out and says why', slow, async () => {
