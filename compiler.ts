@@ -6,6 +6,7 @@ import { buildDirAtomically } from './cli/outdir.js';
 import { traceModel } from './frontend/models/executor.js';
 import { Model } from './frontend/models/model.js';
 import { traceTrainStep } from './frontend/models/training.js';
+import { NoRowsError } from './frontend/losses.js';
 import { type Graph, nodeName, rebuild, topoSort } from './ir/graph.js';
 import { printGraph } from './ir/printer.js';
 import type { TargetEntry } from './codegen/artifacts.js';
@@ -93,18 +94,18 @@ function trainStepEntry(model: Model, batchSize: number): TargetEntry {
   const batched = (shape: readonly (number | null)[]) => shape.map((d, i) => (i === 0 ? batchSize : d ?? 1));
   const inputs = model.inputSpecs.map((s) => batched(s.shape));
   const targets = model.outputShapes.map((s, i) => (c.losses[i]!.targetDtype === 'int32' ? batched(s).slice(0, -1) : batched(s)));
+  const whole = (reason: string): TargetEntry => ({ name: 'trainStep', graph: traceTrainStep(model, c, inputs, targets).graph, batchSize, rows: { separable: false, reason } });
+  if (model.inputSpecs.some((s) => s.name === 'rows')) return whole("a model input is named 'rows', the training step's count of rows");
   const forward = trainingRows(model, Math.max(batchSize, 2));
   if (forward.separable) {
     try {
       return { name: 'trainStep', graph: traceTrainStep(model, c, inputs, targets, { partial: true }).graph, batchSize };
     } catch (err) {
-      // a loss without per-row values (a custom loss that reduces the batch itself) cannot leave padding out
-      const reason = `its loss has no per-row values (${errorText(err)})`;
-      return { name: 'trainStep', graph: traceTrainStep(model, c, inputs, targets).graph, batchSize, rows: { separable: false, reason } };
+      if (err instanceof NoRowsError) return whole(`its loss has no per-row values (${errorText(err)})`);
+      throw err;
     }
   }
-  const reason = `its training forward pass mixes rows: ${forward.reason}`;
-  return { name: 'trainStep', graph: traceTrainStep(model, c, inputs, targets).graph, batchSize, rows: { separable: false, reason } };
+  return whole(`its training forward pass mixes rows: ${forward.reason}`);
 }
 
 /**

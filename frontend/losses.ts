@@ -83,7 +83,7 @@ export abstract class Loss extends CallableObject {
     const p = convertToTensor(yPred);
     const per = this.perSample(yTrue, p);
     const batch = p.shape[0];
-    if (per.rank === 0 || per.shape[0] !== batch) throw new Error(`${this.name}: per-sample losses of shape [${per.shape}] have no batch axis of ${batch}`);
+    if (per.rank === 0 || per.shape[0] !== batch) throw new NoRowsError(`${this.name}: per-sample losses of shape [${per.shape}] have no batch axis of ${batch}`);
     const valid = ops.less(ops.iotaTensor(per.shape, 0), ops.broadcastTo(rows, per.shape));
     const kept = ops.where(valid, per, 0);
     if (this.reduction === 'none') return kept;
@@ -95,6 +95,9 @@ export abstract class Loss extends CallableObject {
     return { name: this.name, reduction: this.reduction };
   }
 }
+
+/** Loss.masked of a loss whose per-sample values have no batch axis (a custom loss that reduces the batch itself). */
+export class NoRowsError extends Error {}
 
 function checkShapes(name: string, yTrue: Tensor, yPred: Tensor): void {
   const ok = yTrue.shape.length === yPred.shape.length && yTrue.shape.every((d, i) => d === yPred.shape[i] || d === 1 || yPred.shape[i] === 1);

@@ -141,8 +141,8 @@ int main(int argc, char **argv) {
     if (strcmp(e->inputs[i].name, "rng_counter") == 0) {
       if (e->inputs[i].dtype != KILN_I32 || e->inputs[i].size != 1) die("input rng_counter must be an int32 scalar");
       rng_input = i;
-    } else if (strcmp(e->inputs[i].name, "rows") == 0) { /* how many leading rows of the batch are data */
-      if (e->inputs[i].dtype != KILN_I32 || e->inputs[i].size != 1) die("input rows must be an int32 scalar");
+    } else if (strcmp(e->inputs[i].name, "rows") == 0 && e->inputs[i].rank == 0) { /* how many leading rows are data */
+      if (e->inputs[i].dtype != KILN_I32) die("input rows must be an int32 scalar");
       rows_input = i;
     } else {
       d[n_data++].t = &e->inputs[i];

@@ -304,7 +304,9 @@ export async function load(options = {}) {
     /** Current parameter values by name (weights, and optimizer state when compiled with --train). */
     getWeights: () => new Map(params.map((p) => [p.name, view(p).slice()])),
   };
-  if (LAYOUT.trainStep) model.trainStep = LAYOUT.trainStep.inputs.some((p) => p.name === 'rows') ? partialStep : (inputs) => call('trainStep', inputs);
+  // (a model input named 'rows' keeps that name, and the compiler gives such a trainStep no count of rows)
+  const partial = LAYOUT.trainStep?.inputs.at(-1)?.name === 'rows' && !MANIFEST.inputs.some((i) => i.name === 'rows');
+  if (LAYOUT.trainStep) model.trainStep = partial ? partialStep : (inputs) => call('trainStep', inputs);
   // A training step on 1..b rows, as Keras trains the last, smaller batch of an epoch: the rows after them are zero
   // padding, which the step's "rows" input leaves out of the loss and the gradients; pred outputs keep the n rows.
   function partialStep(inputs) {

@@ -168,6 +168,23 @@ describe('model_train (llvm) trains the last, smaller batch of an epoch as Keras
   });
 });
 
+describe('training steps without "rows" (they take whole batches)', () => {
+  const ir = async (model: keras.Model) => (await compile(model, { emit: 'ir', train: true, batchSize: B })).ir!;
+  it('the step with "rows" has it; a custom loss that reduces the batch itself and a model input named "rows" do not', async () => {
+    expect(await ir(mlp(true))).toMatch(/input \{name="rows"\} : i32\[\]/);
+    keras.utils.setRandomSeed(7);
+    const scalarLoss = keras.Sequential([keras.layers.Dense(CLASSES, { inputShape: [FEATURES] })]);
+    scalarLoss.compile({ optimizer: 'sgd', loss: (t: keras.Tensor, p: keras.Tensor) => keras.ops.mean(keras.ops.square(keras.ops.subtract(p, t))) });
+    expect(await ir(scalarLoss)).not.toMatch(/name="rows"/);
+    const input = keras.Input({ shape: [FEATURES], name: 'rows' });
+    const named = keras.Model({ inputs: input, outputs: keras.layers.Dense(CLASSES, { activation: 'softmax' })(input) });
+    named.compile({ optimizer: 'sgd', loss: 'sparse_categorical_crossentropy' });
+    const text = await ir(named);
+    expect(text.match(/name="rows"/g)).toHaveLength(1);
+    expect(text).toMatch(/input \{name="rows"\} : f32\[4,20\]/);
+  });
+});
+
 type Wasm = { trainStep(inputs: ArrayLike<number>[]): TypedArray[]; getWeights(): Map<string, TypedArray> };
 
 describe('the wasm trainStep takes 1 to batch rows', () => {
