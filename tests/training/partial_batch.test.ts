@@ -94,6 +94,30 @@ describe('the training step with a "rows" input (interpreter; Dropout, Adam)', (
   });
 });
 
+describe('a two-output model (mse over [rows, 2, 3] and sparse crossentropy, weighted)', () => {
+  it('rows = 3 of a batch of 5: the total and per-output losses and the updates of the step traced for 3 rows', () => {
+    keras.utils.setRandomSeed(11);
+    const input = keras.Input({ shape: [FEATURES] });
+    const h = keras.layers.Dense(8, { activation: 'relu' })(input);
+    const a = keras.layers.Reshape([2, 3])(keras.layers.Dense(6)(h));
+    const b = keras.layers.Dense(CLASSES, { activation: 'softmax' })(h);
+    const model = keras.Model({ inputs: input, outputs: [a, b] });
+    model.compile({ optimizer: 'adam', loss: ['mse', 'sparse_categorical_crossentropy'], lossWeights: [0.5, 2] });
+    const c = model.compiled as Compiled, ya = Float32Array.from({ length: N * 6 }, (_, i) => Math.cos(i * 0.71));
+    const run = (b: number, count: number, partial: boolean) => {
+      const g = traceTrainStep(model, c, [[b, FEATURES]], [[b, 2, 3], [b]], { partial }).graph;
+      const names = g.inputs.map((n) => String(n.attrs['name']));
+      const values = [rowsOf(x, FEATURES, 0, count, b), rowsOf(ya, 6, 0, count, b), rowsOf(y, 1, 0, count, b), ...(partial ? [Int32Array.of(count)] : [])];
+      expect(names.length).toBe(values.length);
+      return interpret(g, Object.fromEntries(names.map((n, i) => [n, values[i]!])), paramsOf(model));
+    };
+    const want = run(3, 3, false), got = run(5, 3, true);
+    expect([...want.outputs.keys()].filter((k) => k.endsWith('loss'))).toHaveLength(3);
+    for (const [k, v] of want.outputs) if (k.endsWith('loss')) expect(Array.from(got.outputs.get(k)!.data), k).toEqual(Array.from(v.data));
+    for (const [k, v] of want.updates) expect(Array.from(got.updates.get(k)!.data), k).toEqual(Array.from(v.data));
+  });
+});
+
 /** fit in process on the interpreter, shuffle off: the reference for one epoch of N rows in batches of B. */
 function fitted(model: keras.Model, rows = N): Map<string, Float32Array> {
   model.fit(new keras.Tensor('float32', [rows, FEATURES], x.slice(0, rows * FEATURES)), new keras.Tensor('int32', [rows], y.slice(0, rows)),
