@@ -153,6 +153,20 @@ describe('model_train (llvm) trains the last, smaller batch of an epoch as Keras
     expect(worst(byName, reference, 1e-4, 0)).toBeGreaterThan(0);
   });
 
+  it('the CUDA build\'s model_train (emulated on the CPU) does the same', slow, async () => {
+    const model = mlp(true), dir = path.join(tmp, 'cuda');
+    await compile(model, { target: 'cuda', outDir: dir, train: true, batchSize: B });
+    writeFileSync(path.join(dir, 'x.npy'), writeNpy('float32', [N, FEATURES], x));
+    writeFileSync(path.join(dir, 'y.npy'), writeNpy('int32', [N], y));
+    const run = spawnSync(path.join(dir, 'model_train_emu'), ['--no-shuffle', '--out', 'trained.safetensors', 'x.npy', 'y.npy'], { cwd: dir, encoding: 'utf8' });
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stderr).toBe('');
+    const initial = weightsOf(model);
+    const trained = new Map(readTensors(path.join(dir, 'trained.safetensors')).filter((t) => initial.has(t.name)).map((t) => [t.name, t.data]));
+    expect(trained.size).toBe(initial.size);
+    expect(worst(trained, fitted(model), ATOL, RTOL)).toBeLessThanOrEqual(0);
+  });
+
   it('with rows = batch the compiled step (Dropout, Adam) gives the bits of the step without "rows"', slow, () => {
     const model = mlp(true), c = model.compiled as Compiled;
     const b = 7; // not a power of two: a mean that multiplied by 1/7 would round differently
