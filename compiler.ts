@@ -6,7 +6,8 @@ import { buildDirAtomically } from './cli/outdir.js';
 import { traceModel } from './frontend/models/executor.js';
 import { Model } from './frontend/models/model.js';
 import { traceTrainStep } from './frontend/models/training.js';
-import type { Graph } from './ir/graph.js';
+import { NoRowsError } from './frontend/losses.js';
+import { type Graph, nodeName, rebuild, topoSort } from './ir/graph.js';
 import { printGraph } from './ir/printer.js';
 import type { TargetEntry } from './codegen/artifacts.js';
 import { WASM_CAPS, compileWasm } from './codegen/wasm/target.js';
@@ -14,7 +15,7 @@ import { LLVM_CAPS, compileLlvm } from './codegen/llvm/target.js';
 import { CUDA_CAPS, compileCuda } from './codegen/cuda/target.js';
 import type { TargetCaps } from './codegen/loop/schedule.js';
 import { irAfter } from './driver/pipeline.js';
-import { rowSeparability } from './passes/rows.js';
+import { type Separability, rowSeparability } from './passes/rows.js';
 
 export { EMITS, type Emit, KilnError, type KilnErrorOptions, TARGETS, type Target, checkCompileOptions, errorReport } from './cli/common.js';
 
@@ -81,14 +82,47 @@ export function dumpAfter(model: Model, pass: string, options: { train?: boolean
   return irAfter(graph, pass, { caps: TARGET_CAPS[target] });
 }
 
-/** The training step at a batch size: targets shaped like the outputs, without the class axis for sparse labels. */
-function trainStepGraph(model: Model, batchSize: number): Graph {
+/**
+ * The training step at a batch size: targets shaped like the outputs, without the class axis for sparse labels.
+ * When the model's training forward pass keeps rows apart (passes/rows.ts, at batch 2 or more), the step takes the
+ * int32 input "rows" and trains on that many leading rows, so that runtimes train a last, smaller batch of an epoch
+ * as Keras does, padded to the compiled batch; otherwise `rows` says why it takes whole batches only.
+ */
+function trainStepEntry(model: Model, batchSize: number): TargetEntry {
   const c = model.compiled;
   if (!c) throw new KilnError(`model '${model.name}' is not compiled: the training step needs model.compile({ optimizer, loss }) in the model file`);
   const batched = (shape: readonly (number | null)[]) => shape.map((d, i) => (i === 0 ? batchSize : d ?? 1));
   const inputs = model.inputSpecs.map((s) => batched(s.shape));
   const targets = model.outputShapes.map((s, i) => (c.losses[i]!.targetDtype === 'int32' ? batched(s).slice(0, -1) : batched(s)));
-  return traceTrainStep(model, c, inputs, targets).graph;
+  const whole = (reason: string): TargetEntry => ({ name: 'trainStep', graph: traceTrainStep(model, c, inputs, targets).graph, batchSize, rows: { separable: false, reason } });
+  if (model.inputSpecs.some((s) => s.name === 'rows')) return whole("a model input is named 'rows', the training step's count of rows");
+  const forward = trainingRows(model, Math.max(batchSize, 2));
+  if (forward.separable) {
+    try {
+      return { name: 'trainStep', graph: traceTrainStep(model, c, inputs, targets, { partial: true }).graph, batchSize };
+    } catch (err) {
+      if (err instanceof NoRowsError) return whole(`its loss has no per-row values (${errorText(err)})`);
+      throw err;
+    }
+  }
+  return whole(`its training forward pass mixes rows: ${forward.reason}`);
+}
+
+/**
+ * Whether the training forward pass at a batch size keeps rows apart, so that a batch padded after its first rows
+ * trains those rows exactly. Random values drawn for the whole batch (Dropout's) are taken as one more row-wise
+ * input: element i of a random_uniform depends only on (seed, counter, i), so the first r rows of a draw for the
+ * batch are the draw for r rows, as fit's smaller last batch makes it.
+ */
+function trainingRows(model: Model, batchSize: number): Separability {
+  const g = traceModel(model, batchSize, true).graph;
+  const drawn = rebuild(g, (b, n) => (n.op === 'random_uniform' && n.type.shape[0] === batchSize ? b.input(`random/${n.id}`, n.type) : undefined));
+  const used = new Set(topoSort({ ...drawn, inputs: [] }));
+  return rowSeparability({ ...drawn, inputs: drawn.inputs.filter((n) => nodeName(n) !== 'rng_counter' || used.has(n)) });
+}
+
+function trainStepGraph(model: Model, batchSize: number): Graph {
+  return trainStepEntry(model, batchSize).graph;
 }
 
 /**
@@ -113,7 +147,7 @@ export async function compile(model: Model, options: CompileOptions = {}): Promi
   const entries: TargetEntry[] = [];
   try {
     entries.push(...predictEntries(model, batchSize, maxBatch));
-    if (options.train) entries.push({ name: 'trainStep', graph: trainStepGraph(model, batchSize), batchSize });
+    if (options.train) entries.push(trainStepEntry(model, batchSize));
   } catch (err) {
     if (err instanceof KilnError) throw err;
     throw new KilnError(`cannot trace model '${model.name}': ${errorText(err)}`, { cause: err });

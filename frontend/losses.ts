@@ -55,6 +55,14 @@ export abstract class Loss extends CallableObject {
   protected checkTargets(_yTrue: Tensor, _yPred: Tensor): void {}
 
   __call__(yTrue: TensorLike, yPred: TensorLike): Tensor {
+    const per = this.perSample(yTrue, yPred);
+    if (this.reduction === 'none') return per;
+    const total = ops.sum(per);
+    return this.reduction === 'sum' ? total : ops.divide(total, Math.max(1, per.size));
+  }
+
+  /** Per-sample losses, the targets cast and shaped to the predictions as Keras does. */
+  private perSample(yTrue: TensorLike, yPred: TensorLike): Tensor {
     const p = convertToTensor(yPred);
     const t0 = convertToTensor(yTrue);
     this.checkTargets(t0, p);
@@ -62,16 +70,34 @@ export abstract class Loss extends CallableObject {
     // as Keras: targets [n] against predictions [n, 1] (or the reverse) get the missing unit axis
     if (this.targetDtype === 'float32' && t.rank === p.rank - 1 && p.shape[p.rank - 1] === 1) t = ops.expandDims(t, -1);
     else if (this.targetDtype === 'float32' && t.rank === p.rank + 1 && t.shape[t.rank - 1] === 1) t = ops.squeeze(t, -1);
-    const per = this.call(t, ops.cast(p, 'float32'));
-    if (this.reduction === 'none') return per;
-    const total = ops.sum(per);
-    return this.reduction === 'sum' ? total : ops.divide(total, Math.max(1, per.size));
+    return this.call(t, ops.cast(p, 'float32'));
+  }
+
+  /**
+   * The loss over the first `rows` rows of a batch (an int32 scalar; the rest are padding): per-sample losses at
+   * later rows are replaced by 0 before the reduction, and the mean divides by the valid samples. With rows equal to
+   * the batch it computes what the plain call does bit for bit (select keeps every value, the sum runs in the same
+   * order, and rows * (samples per row) is the same count). Throws when the per-sample losses have no batch axis.
+   */
+  masked(yTrue: TensorLike, yPred: TensorLike, rows: Tensor): Tensor {
+    const p = convertToTensor(yPred);
+    const per = this.perSample(yTrue, p);
+    const batch = p.shape[0];
+    if (per.rank === 0 || per.shape[0] !== batch) throw new NoRowsError(`${this.name}: per-sample losses of shape [${per.shape}] have no batch axis of ${batch}`);
+    const valid = ops.less(ops.iotaTensor(per.shape, 0), ops.broadcastTo(rows, per.shape));
+    const kept = ops.where(valid, per, 0);
+    if (this.reduction === 'none') return kept;
+    const total = ops.sum(kept);
+    return this.reduction === 'sum' ? total : ops.divide(total, ops.multiply(ops.cast(rows, 'float32'), per.size / batch!));
   }
 
   getConfig(): Record<string, unknown> {
     return { name: this.name, reduction: this.reduction };
   }
 }
+
+/** Loss.masked of a loss whose per-sample values have no batch axis (a custom loss that reduces the batch itself). */
+export class NoRowsError extends Error {}
 
 function checkShapes(name: string, yTrue: Tensor, yPred: Tensor): void {
   const ok = yTrue.shape.length === yPred.shape.length && yTrue.shape.every((d, i) => d === yPred.shape[i] || d === 1 || yPred.shape[i] === 1);

@@ -137,10 +137,13 @@ export interface TrainStep {
 
 /**
  * Traces forward + loss + backward + optimizer update into one graph. Inputs: the model inputs, one
- * "target/<output>" per output and "rng_counter" (if random ops are used); params: weights then optimizer
- * state; outputs: "loss", per-output losses and "pred/<output>"; every param updated in place.
+ * "target/<output>" per output, "rng_counter" (if random ops are used) and, with `partial`, "rows"; params: weights
+ * then optimizer state; outputs: "loss", per-output losses and "pred/<output>"; every param updated in place.
+ * `partial`: the int32 scalar input "rows" (1..batch) says how many leading rows are data; the losses are means over
+ * those rows (Loss.masked) and the rows after them, padding, add nothing to the gradients. Exact only for a model
+ * whose training forward pass keeps rows apart (the compiler checks with passes/rows.ts).
  */
-export function traceTrainStep(model: Model, c: Compiled, inputShapes: number[][], targetShapes: number[][]): TrainStep {
+export function traceTrainStep(model: Model, c: Compiled, inputShapes: number[][], targetShapes: number[][], options: { partial?: boolean } = {}): TrainStep {
   const tr = new Trace();
   const trainable = model.trainableWeights;
   c.optimizer.build(trainable);
@@ -151,7 +154,8 @@ export function traceTrainStep(model: Model, c: Compiled, inputShapes: number[][
     const targets = names.map((n, i) => tr.input(`target/${n}`, c.losses[i]!.targetDtype, targetShapes[i]!));
     const out = model.call(ins.length === 1 ? ins[0]! : ins, { training: true }) as Tensor | Tensor[];
     const preds = Array.isArray(out) ? out : [out];
-    const perLoss = preds.map((p, i) => c.losses[i]!(targets[i]!, p));
+    const rows = options.partial ? tr.input('rows', 'int32', []) : undefined;
+    const perLoss = preds.map((p, i) => (rows ? c.losses[i]!.masked(targets[i]!, p, rows) : c.losses[i]!(targets[i]!, p)));
     const total = perLoss.reduce((acc: Tensor | undefined, l, i) => {
       const w = c.lossWeights[i] === 1 ? l : ops.multiply(l, c.lossWeights[i]!);
       return acc ? ops.add(acc, w) : w;

@@ -17,12 +17,13 @@ static unsigned char memory[KILN_MEMORY_BYTES] __attribute__((aligned(64)));
 
 static const char *usage =
     "usage: model_train [--epochs E] [--batch-size B] [--validation-split F] [--out weights.safetensors]\n"
-    "                   [--weights PATH] [--seed S] [--bench N] x.npy y.npy\n"
+    "                   [--weights PATH] [--seed S] [--no-shuffle] [--bench N] x.npy y.npy\n"
     "  data files in the trainStep's order: the model inputs, then one target per output\n"
     "  --batch-size B        must equal the batch size the model was compiled with\n"
     "  --validation-split F  hold out the last fraction F of the rows; reports val_accuracy after each epoch\n"
     "  --out PATH            where to write the trained weights (default weights.safetensors)\n"
     "  --weights PATH        initial weights (default: weights.safetensors next to this executable)\n"
+    "  --no-shuffle          train on the rows in file order (Keras's shuffle=False)\n"
     "  --bench N             time N train steps after a warm-up, print the median, and exit\n";
 
 static uint64_t rng_state;
@@ -103,8 +104,8 @@ int main(int argc, char **argv) {
   dataset d[64];
   long epochs = 1, batch = 0, bench = 0, seed = 1, rows = 0, n_train, n_val, steps, *perm, k, step, iteration = 0;
   double split = 0;
-  int n_files = 0, n_data = 0, rng_input = -1, loss_output = -1, i, j;
-  int32_t counter = 0;
+  int n_files = 0, n_data = 0, rng_input = -1, rows_input = -1, loss_output = -1, shuffle = 1, i, j;
+  int32_t counter = 0, valid = 0;
   float *loss = NULL;
   char msg[1024], s1[160];
 
@@ -114,6 +115,7 @@ int main(int argc, char **argv) {
     else if (strcmp(a, "--batch-size") == 0) { batch = parse_long(a, v, 1, LONG_MAX); i++; }
     else if (strcmp(a, "--seed") == 0) { seed = parse_long(a, v, 0, LONG_MAX); i++; }
     else if (strcmp(a, "--bench") == 0) { bench = parse_long(a, v, 1, KILN_MAX_BENCH); i++; }
+    else if (strcmp(a, "--no-shuffle") == 0) shuffle = 0;
     else if (strcmp(a, "--out") == 0 && v) { out = v; i++; }
     else if (strcmp(a, "--weights") == 0 && v) { weights = v; i++; }
     else if (strcmp(a, "--validation-split") == 0) {
@@ -139,6 +141,9 @@ int main(int argc, char **argv) {
     if (strcmp(e->inputs[i].name, "rng_counter") == 0) {
       if (e->inputs[i].dtype != KILN_I32 || e->inputs[i].size != 1) die("input rng_counter must be an int32 scalar");
       rng_input = i;
+    } else if (strcmp(e->inputs[i].name, "rows") == 0 && e->inputs[i].rank == 0) { /* how many leading rows are data */
+      if (e->inputs[i].dtype != KILN_I32) die("input rows must be an int32 scalar");
+      rows_input = i;
     } else {
       d[n_data++].t = &e->inputs[i];
     }
@@ -193,15 +198,19 @@ int main(int argc, char **argv) {
   n_train = (long)ceil((double)rows * (1.0 - split)); /* as Keras: the last rows are held out */
   if (n_train > rows) n_train = rows;
   n_val = rows - n_train;
-  steps = n_train / batch;
+  /* as Keras, the rows left after the whole batches train as a last, smaller batch: padded with zero rows, which the
+     trainStep's "rows" input leaves out of the loss and the gradients */
+  steps = rows_input >= 0 ? (n_train + batch - 1) / batch : n_train / batch;
   if (steps < 1) {
     snprintf(msg, sizeof msg, "%ld training rows are fewer than one batch of %ld", n_train, batch);
     die(msg);
   }
-  if (n_train % batch) /* Keras trains them as a smaller last batch, which a trainStep compiled for one batch cannot */
-    fprintf(stderr, "model_train: %ld of the %ld training rows are left out of each epoch (a different %ld each epoch, "
-            "as the rows are shuffled): the trainStep runs whole batches of %ld\n", n_train % batch, n_train, n_train % batch, batch);
-  for (i = 0, j = 0; i < e->n_inputs; i++) inputs[i] = i == rng_input ? (const void *)&counter : (const void *)d[j++].batch;
+  if (n_train % batch && rows_input < 0)
+    fprintf(stderr, "model_train: %ld of the %ld training rows are left out of each epoch%s: the trainStep runs whole batches of %ld only (%s)\n",
+            n_train % batch, n_train, shuffle ? " (different ones each epoch, as the rows are shuffled)" : "", batch,
+            e->fixed_rows ? e->fixed_rows : "compiled so");
+  for (i = 0, j = 0; i < e->n_inputs; i++)
+    inputs[i] = i == rng_input ? (const void *)&counter : i == rows_input ? (const void *)&valid : (const void *)d[j++].batch;
   for (i = 0; i < e->n_outputs; i++) outputs[i] = NULL;
   if (loss_output >= 0) {
     loss = (float *)malloc((size_t)(e->outputs[loss_output].size ? e->outputs[loss_output].size : 1) * sizeof *loss);
@@ -216,11 +225,16 @@ int main(int argc, char **argv) {
   if (bench) {
     long warm = bench / 10 > 3 ? bench / 10 : 3;
     double *times = (double *)malloc((size_t)bench * sizeof *times);
+    long whole = n_train / batch; /* whole batches, or the one partial batch when there are fewer rows */
     if (!times) die("out of memory");
+    valid = (int32_t)(whole ? batch : n_train);
     for (k = 0; k < warm + bench; k++) {
       double t0;
-      long b = k % steps;
-      for (i = 0; i < n_data; i++) memcpy(d[i].batch, d[i].data + b * batch * d[i].row_bytes, (size_t)(batch * d[i].row_bytes));
+      long b = whole ? k % whole : 0;
+      for (i = 0; i < n_data; i++) {
+        memset(d[i].batch, 0, (size_t)(batch * d[i].row_bytes));
+        memcpy(d[i].batch, d[i].data + b * batch * d[i].row_bytes, (size_t)(valid * d[i].row_bytes));
+      }
       counter = (int32_t)k;
       t0 = now_us();
       kiln_run_entry(e, memory, inputs, outputs);
@@ -236,16 +250,19 @@ int main(int argc, char **argv) {
     char ps[32];
     printf("Epoch %ld/%ld\n", k + 1, epochs);
     fflush(stdout);
-    for (step = n_train - 1; step > 0; step--) { /* Fisher-Yates */
+    for (step = n_train - 1; shuffle && step > 0; step--) { /* Fisher-Yates */
       long r = (long)(xorshift() % (uint64_t)(step + 1)), tmp = perm[step];
       perm[step] = perm[r];
       perm[r] = tmp;
     }
     for (step = 0; step < steps; step++) {
-      long b;
-      for (i = 0; i < n_data; i++)
-        for (b = 0; b < batch; b++)
+      long b, nb = n_train - step * batch < batch ? n_train - step * batch : batch;
+      for (i = 0; i < n_data; i++) {
+        for (b = 0; b < nb; b++)
           memcpy(d[i].batch + b * d[i].row_bytes, d[i].data + perm[step * batch + b] * d[i].row_bytes, (size_t)d[i].row_bytes);
+        memset(d[i].batch + nb * d[i].row_bytes, 0, (size_t)((batch - nb) * d[i].row_bytes));
+      }
+      valid = (int32_t)nb;
       counter = (int32_t)iteration++;
       if (kiln_run_entry(e, memory, inputs, outputs) != KILN_OK) die(kiln_error());
       if (loss) {
@@ -257,13 +274,13 @@ int main(int argc, char **argv) {
                    nonfinite((float)sum), out);
           die(msg);
         }
-        loss_sum += n ? sum / (double)n : 0;
+        loss_sum += (n ? sum / (double)n : 0) * (double)nb; /* as Keras: the epoch's loss weighs each batch by its rows */
       }
     }
     us = now_us() - t0;
     per_step(ps, sizeof ps, us / (double)steps);
     printf("%ld/%ld - %.0fs - %s", steps, steps, us / 1e6, ps);
-    if (loss) printf(" - loss: %.4f", loss_sum / (double)steps);
+    if (loss) printf(" - loss: %.4f", loss_sum / (double)(rows_input >= 0 ? n_train : steps * batch));
 
     if (n_val > 0) {
       /* predict over the held-out rows: all at once where its rows are independent (kiln_run_rows runs them in

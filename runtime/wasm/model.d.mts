@@ -23,7 +23,7 @@ export interface KilnModel {
   readonly manifest: KilnManifest;
   /** Runs inference on any number of rows: inputs in manifest order (n rows each, row-major), outputs in manifest order (n rows each). */
   predict(inputs: readonly ArrayLike<number>[]): KilnArray[];
-  /** One training step: inputs, then one target per output, then the int32 rng counter if the model uses dropout; returns loss first. */
+  /** One training step: inputs, then one target per output, then the int32 rng counter if the model uses dropout; returns loss first. 1 to batchSize rows where the trainStep has a "rows" input (a last, smaller batch, as Keras trains it; pred outputs keep those rows), else exactly batchSize. */
   trainStep(inputs: readonly ArrayLike<number>[]): KilnArray[];
   /** Current parameter values by name (weights, and optimizer state when compiled with --train). */
   getWeights(): Map<string, KilnArray>;

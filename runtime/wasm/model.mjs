@@ -304,6 +304,31 @@ export async function load(options = {}) {
     /** Current parameter values by name (weights, and optimizer state when compiled with --train). */
     getWeights: () => new Map(params.map((p) => [p.name, view(p).slice()])),
   };
-  if (LAYOUT.trainStep) model.trainStep = (inputs) => call('trainStep', inputs);
+  // (a model input named 'rows' keeps that name, and the compiler gives such a trainStep no count of rows)
+  const partial = LAYOUT.trainStep?.inputs.at(-1)?.name === 'rows' && !MANIFEST.inputs.some((i) => i.name === 'rows');
+  if (LAYOUT.trainStep) model.trainStep = partial ? partialStep : (inputs) => call('trainStep', inputs);
+  // A training step on 1..b rows, as Keras trains the last, smaller batch of an epoch: the rows after them are zero
+  // padding, which the step's "rows" input leaves out of the loss and the gradients; pred outputs keep the n rows.
+  function partialStep(inputs) {
+    const L = LAYOUT.trainStep, b = MANIFEST.entries.trainStep.batchSize, given = L.inputs.filter((p) => p.name !== 'rows');
+    if (!Array.isArray(inputs) || inputs.length !== given.length) throw new Error(`kiln: trainStep takes ${given.length} input array(s): ${given.map((p) => p.name).join(', ')}`);
+    const batched = (p) => p.name !== 'rng_counter';
+    const rowSize = (p) => p.size / b, first = given.find(batched);
+    const n = inputs[given.indexOf(first)]?.length / rowSize(first);
+    if (!(Number.isInteger(n) && n >= 1 && n <= b)) throw new Error(`kiln: trainStep takes 1 to ${b} rows, got ${inputs[given.indexOf(first)]?.length} values for ${first.name} (rows of ${rowSize(first)})`);
+    const full = given.map((p, i) => {
+      const x = inputs[i];
+      if (typeof x?.length !== 'number') throw new Error(`kiln: input ${p.name} must be an array of numbers, got ${show(x)}`);
+      const bad = ArrayBuffer.isView(x) ? -1 : Array.prototype.findIndex.call(x, (v) => typeof v !== 'number' && typeof v !== 'boolean');
+      if (bad >= 0) throw new Error(`kiln: input ${p.name}: value ${bad} is ${show(x[bad])}, not a number`);
+      if (!batched(p)) return x;
+      if (x.length !== n * rowSize(p)) throw new Error(`kiln: input ${p.name} needs ${n} rows of ${rowSize(p)} values, got ${x.length} values`);
+      const padded = new ARRAYS[p.dtype](p.size);
+      padded.set(x);
+      return padded;
+    });
+    const outs = call('trainStep', L.inputs.map((p) => (p.name === 'rows' ? Int32Array.of(n) : full[given.indexOf(p)])));
+    return outs.map((o, i) => (L.outputs[i].name.startsWith('pred/') ? o.slice(0, n * (L.outputs[i].size / b)) : o));
+  }
   return model;
 }
