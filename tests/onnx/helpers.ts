@@ -6,7 +6,7 @@ import type { TypedArray } from '../../ir/types.js';
 export const TOL = 1e-5;
 
 /** Runs an ONNX model in onnxruntime-node on float32/int32 inputs by name; outputs by name as plain typed arrays. */
-export async function runOrt(bytes: Uint8Array, inputs: Record<string, { data: TypedArray; shape: readonly number[] }>): Promise<Record<string, TypedArray>> {
+export async function runOrt(bytes: Uint8Array | string, inputs: Record<string, { data: TypedArray; shape: readonly number[] }>): Promise<Record<string, TypedArray>> {
   const session = await ort.InferenceSession.create(bytes);
   const feeds: Record<string, ort.Tensor> = {};
   for (const [name, v] of Object.entries(inputs)) feeds[name] = new ort.Tensor(v.data instanceof Int32Array ? 'int32' : 'float32', v.data, [...v.shape]);
