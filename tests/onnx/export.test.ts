@@ -1,8 +1,10 @@
 // ONNX export of every seed model: onnxruntime-node runs the exported file, at two batch sizes through its one dynamic
 // batch dimension, within 1e-5 of kiln's reference interpreter; the file holds only standard ops and the Keras weights.
-import { readdirSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type * as keras from '../../frontend/index.js';
 import type { traceModel } from '../../frontend/models/executor.js';
 import type { interpret } from '../../ir/interpreter.js';
@@ -77,5 +79,49 @@ describe('ONNX export of the seed models', () => {
         expect([...ref].flatMap(([k, v]) => diffs(`${name} batch ${batch} ${k}`, got[k], v.data)), name).toEqual([]);
       }
     }
+  }, 120_000);
+});
+
+describe('kiln export', () => {
+  const cli = path.join(root, 'dist/cli/main.js');
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'kiln-onnx-export-'));
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+  const kiln = (args: string[]) => new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    execFile(process.execPath, [cli, ...args], { cwd: tmp }, (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }));
+  });
+
+  it('writes a model file as ONNX that onnxruntime runs as the interpreter does', async () => {
+    const out = path.join(tmp, 'dense.onnx');
+    const r = await kiln(['export', path.join(root, 'examples/seed/dense.ts'), '--format', 'onnx', '-o', out]);
+    expect(r.code, r.stderr).toBe(0); // the model file's own prints go to stderr
+    expect(r.stdout).toBe(`${out}\n`);
+    // the command ran the file in a fresh process: its layer names count from 0 and its weights are drawn afresh, so
+    // inputs, outputs and weights (the first initializers, in the model's weight order) go by position
+    const model = models.get('dense.ts default')!;
+    const bytes = readFileSync(out), graph = onnx.ModelProto.decode(bytes).graph!;
+    const inputs = inputsFor(model, 2, 0);
+    const g = dist.traceModel(model, 2).graph;
+    const params = Object.fromEntries(model.weights.map((w, i) => [w.path, new Float32Array(new Uint8Array(graph.initializer[i]!.rawData).buffer)]));
+    const ref = dist.interpret(g, Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, v.data])), params).outputs;
+    const got = await runOrt(bytes, Object.fromEntries(Object.values(inputs).map((v, i) => [graph.input[i]!.name, v])));
+    expect(g.outputs.flatMap((o, i) => diffs(o.name, got[graph.output[i]!.name], ref.get(o.name)!.data))).toEqual([]);
+  }, 120_000);
+
+  it('an unknown format is a one-line error and writes nothing', async () => {
+    const out = path.join(tmp, 'x.tflite');
+    const r = await kiln(['export', path.join(root, 'examples/seed/dense.ts'), '--format', 'tflite', '-o', out]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe("kiln: unknown format 'tflite'; formats are onnx\n");
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('a model file that fails leaves an earlier output as it was', async () => {
+    const out = path.join(tmp, 'keep.onnx'), bad = path.join(tmp, 'bad.ts');
+    writeFileSync(out, 'earlier');
+    writeFileSync(bad, "import * as keras from 'kiln';\nthrow new Error('no model today');\nexport default keras.Sequential([]);\n");
+    const r = await kiln(['export', bad, '--format', 'onnx', '-o', out]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe('bad.ts:2:7 no model today\n');
+    expect(readFileSync(out, 'utf8')).toBe('earlier');
   }, 120_000);
 });
