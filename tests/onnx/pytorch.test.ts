@@ -1,5 +1,6 @@
 // ONNX files exported by PyTorch (tests/fixtures/make_onnx_fixtures.py): kiln imports them and predicts what PyTorch
-// predicted (the stored .npy) and what onnxruntime-node predicts, on the interpreter and compiled to wasm and llvm;
+// predicted (the stored .npy) and what onnxruntime-node predicts, on the interpreter and compiled to wasm and llvm (and
+// cuda, its kernels emulated on the CPU);
 // `kiln compile` takes them, and an op kiln does not read (LSTM) is one error naming it and its node.
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -49,6 +50,12 @@ describe('ONNX files exported by PyTorch', () => {
       expect(model.outputNames.flatMap((n, i) => diffs(`${name} ${n}`, got[n], expected[i]!))).toEqual([]);
     }, 300_000);
   });
+
+  it.each(['cnn', 'attention'])('%s.onnx compiled to cuda predicts what PyTorch predicted (model_main_emu: the kernels on the CPU)', async (name) => {
+    const { model, inputs, expected } = fixture(name);
+    const got = await runCompiled(model, 'cuda', path.join(tmp, `${name}-cuda`), inputs);
+    expect(model.outputNames.flatMap((n, i) => diffs(`${name} ${n}`, got[n], expected[i]!))).toEqual([]);
+  }, 300_000);
 
   it('an LSTM (not imported) is one error naming the op and its node', () => {
     const f = path.join(dir, 'lstm.onnx');

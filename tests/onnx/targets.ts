@@ -1,4 +1,5 @@
-// Runs an imported model's compiled artifacts: wasm through model.mjs, llvm through model_main and .npy files.
+// Runs an imported model's compiled artifacts: wasm through model.mjs, llvm through model_main and .npy files, cuda
+// through model_main_emu (its kernels built for the CPU: no GPU needed).
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -11,7 +12,7 @@ import { readNpy, writeNpy } from '../../runtime/npy.js';
 export type Inputs = Record<string, { data: TypedArray; shape: readonly number[] }>;
 
 /** Compiles model for target into dir and runs it on inputs (in the model's input order); outputs by name. */
-export async function runCompiled(model: Model, target: 'wasm' | 'llvm', dir: string, inputs: Inputs): Promise<Record<string, TypedArray>> {
+export async function runCompiled(model: Model, target: 'wasm' | 'llvm' | 'cuda', dir: string, inputs: Inputs): Promise<Record<string, TypedArray>> {
   await compile(model, { target, outDir: dir, maxBatch: 8 });
   const list = model.inputSpecs.map((s) => inputs[s.name]!);
   if (target === 'wasm') {
@@ -25,6 +26,6 @@ export async function runCompiled(model: Model, target: 'wasm' | 'llvm', dir: st
     return f;
   });
   mkdirSync(path.join(dir, 'out'), { recursive: true });
-  execFileSync(path.join(dir, 'model_main'), ['--out', path.join(dir, 'out'), ...files], { cwd: dir, env: { ...process.env, KILN_NUM_THREADS: '2' } });
+  execFileSync(path.join(dir, target === 'cuda' ? 'model_main_emu' : 'model_main'), ['--out', path.join(dir, 'out'), ...files], { cwd: dir, env: { ...process.env, KILN_NUM_THREADS: '2' } });
   return Object.fromEntries(model.outputNames.map((n) => [n, readNpy(new Uint8Array(readFileSync(path.join(dir, 'out', `${n.replace(/\//g, '_')}.npy`)))).data]));
 }
