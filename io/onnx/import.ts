@@ -146,7 +146,13 @@ export class OnnxModel extends Model {
   call(inputs: Tensor | Tensor[], _options: CallOptions): Tensor | Tensor[] {
     const values = new Map<string, Tensor>(this.consts);
     const list = Array.isArray(inputs) ? inputs : [inputs];
-    this.specs.forEach((s, i) => values.set(s.name, list[i]!));
+    this.specs.forEach((s, i) => {
+      const rows = list[i]!.shape[0];
+      if (s.shape[0] !== null && rows !== s.shape[0]) {
+        throw new OnnxImportError(`${this.file}: input '${s.name}' has the fixed batch dimension ${s.shape[0]}, and kiln runs it with ${rows} rows; export it again with a dynamic batch (torch.onnx.export(..., dynamic_axes={'${s.name}': {0: 'batch'}}))`);
+      }
+      values.set(s.name, list[i]!);
+    });
     (this.graph.node ?? []).forEach((n, i) => {
       const where = `${this.file}: node '${n.name || `#${i}`}' (${n.opType})`;
       const x = (n.input ?? []).map((name) => {

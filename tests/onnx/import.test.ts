@@ -87,9 +87,9 @@ describe('ONNX import of files kiln exported', () => {
 });
 
 /** A one-node-per-op ONNX model over x: float32[batch, 4], as bytes. */
-function tinyModel(ops: { op: string; name: string; domain?: string }[], opset = 17, dim1: { dimValue?: number; dimParam?: string } = { dimValue: 4 }): Uint8Array {
+function tinyModel(ops: { op: string; name: string; domain?: string }[], opset = 17, dim1: { dimValue?: number; dimParam?: string } = { dimValue: 4 }, dim0: { dimValue?: number; dimParam?: string } = { dimParam: 'batch' }): Uint8Array {
   const node = ops.map((o, i) => ({ opType: o.op, name: o.name, domain: o.domain ?? '', input: [i ? `v${i - 1}` : 'x'], output: [i === ops.length - 1 ? 'y' : `v${i}`] }));
-  const info = (name: string) => ({ name, type: { tensorType: { elemType: 1, shape: { dim: [{ dimParam: 'batch' }, dim1] } } } });
+  const info = (name: string) => ({ name, type: { tensorType: { elemType: 1, shape: { dim: [dim0, dim1] } } } });
   return onnx.ModelProto.encode(onnx.ModelProto.create({
     irVersion: 8, opsetImport: [{ domain: '', version: opset }], graph: { name: 'g', node, input: [info('x')], output: [info('y')] },
   })).finish();
@@ -112,6 +112,12 @@ describe('ONNX import errors', () => {
   });
   it('a symbolic dimension other than the batch is an error naming the input', () => {
     expect(() => loadOnnx(write('sym.onnx', tinyModel([{ op: 'Relu', name: 'r' }], 17, { dimParam: 'seq' })))).toThrow("input 'x' has the symbolic dimension 1 ('seq')");
+  });
+  it('a fixed batch dimension runs at that batch only, and any other is an error saying how to export again', () => {
+    const m = loadOnnx(write('fixed.onnx', tinyModel([{ op: 'Relu', name: 'r' }], 17, { dimValue: 4 }, { dimValue: 1 })));
+    expect(m.inputSpecs[0]!.shape).toEqual([1, 4]);
+    expect(traceModel(m, 1).graph.outputs[0]!.node.type.shape).toEqual([1, 4]);
+    expect(() => traceModel(m, 2)).toThrow("input 'x' has the fixed batch dimension 1, and kiln runs it with 2 rows; export it again with a dynamic batch");
   });
   it('a file that is not ONNX is an error naming it', () => {
     const f = write('junk.onnx', new TextEncoder().encode('not a protobuf at all'));
