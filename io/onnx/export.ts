@@ -2,7 +2,7 @@
 // initializers named by their Keras paths, and a dynamic batch dimension.
 import { type Graph, type Node, nodeName, topoSort } from '../../ir/graph.js';
 import { attrsOf } from '../../ir/ops.js';
-import { type DType, type TypedArray, formatType, sizeOf, stridesOf, toTyped } from '../../ir/types.js';
+import { type DType, type TypedArray, formatType, shapesEqual, sizeOf, stridesOf, toTyped } from '../../ir/types.js';
 import type { Model } from '../../frontend/models/model.js';
 import { traceModel } from '../../frontend/models/executor.js';
 import {
@@ -53,6 +53,7 @@ class Exporter {
   /** The other trace's node at the same place, per node of g1 (undefined for a fixed batch). */
   private readonly twin = new Map<Node, Node>();
   private batchName: string | undefined;
+  private readonly scalars = new Map<string, string>();
 
   constructor(private readonly g: Graph, g2: Graph | undefined, private readonly weight: (name: string) => TypedArray) {
     if (g2) this.pair(g2);
@@ -154,10 +155,11 @@ class Exporter {
     }
     for (const s of outputNames) this.used.add(s);
     for (const p of g.params) this.inits.push(tensorProto(nodeName(p), p.type.dtype, p.type.shape, toTyped(p.type.dtype, this.weight(nodeName(p)))));
+    const needed = this.needed();
     for (const n of topoSort(g)) {
-      if (n.op === 'input' || n.op === 'param') continue;
-      const named = this.names.get(n);
-      this.names.set(n, this.node(n, n.src.map((s) => this.names.get(s)!), named));
+      if (n.op === 'input' || n.op === 'param' || !needed.has(n)) continue;
+      const x = this.operands(n).map((s) => ('scalar' in s ? this.scalar(s.scalar, s.dtype) : this.names.get(s)!));
+      this.names.set(n, this.node(n, x, this.names.get(n)));
     }
     for (const o of g.outputs) if (this.names.get(o.node) !== o.name) this.emit('Identity', [this.names.get(o.node)!], [], o.name);
     return {
@@ -174,6 +176,31 @@ class Exporter {
     };
   }
 
+  /**
+   * The operands n is exported with. ONNX's elementwise ops broadcast as NumPy does, where kiln's graph spells each
+   * broadcast out: when another operand has n's whole shape (so the result's shape stays), a broadcast operand is
+   * its source and a constant splat is a scalar.
+   */
+  private operands(n: Node): (Node | { scalar: number; dtype: DType })[] {
+    if (!BROADCASTING.has(n.op)) return [...n.src];
+    const splat = (s: Node) => s.op === 'const' && attrsOf(s, 'const').value.length === 1;
+    const anchor = n.src.findIndex((s) => s.op !== 'broadcast' && !splat(s) && shapesEqual(s.type.shape, n.type.shape));
+    if (anchor < 0) return [...n.src];
+    return n.src.map((s, i) => (i === anchor ? s : s.op === 'broadcast' ? s.src[0]! : splat(s) ? { scalar: attrsOf(s, 'const').value[0]!, dtype: s.type.dtype } : s));
+  }
+
+  /** The nodes the outputs need through their exported operands (a broadcast that every user skips is not written). */
+  private needed(): Set<Node> {
+    const seen = new Set<Node>(), stack = this.g.outputs.map((o) => o.node);
+    while (stack.length) {
+      const n = stack.pop()!;
+      if (seen.has(n)) continue;
+      seen.add(n);
+      for (const s of this.operands(n)) if (!('scalar' in s)) stack.push(s);
+    }
+    return seen;
+  }
+
   /** Emits the ONNX nodes of graph node n (its sources named x) and returns the name of its value. */
   private node(n: Node, x: string[], out: string | undefined): string {
     const x0 = x[0]!;
@@ -185,8 +212,7 @@ class Exporter {
         const dims = this.dims(n);
         if (dims.every((d) => typeof d === 'number')) {
           const data = toTyped(n.type.dtype, value.length === 1 ? new Array<number>(sizeOf(n.type.shape)).fill(value[0]!) : value);
-          const t = this.init(tensorProto('const', n.type.dtype, n.type.shape, data));
-          return out ? this.emit('Identity', [t], [], out) : t;
+          return this.constant(tensorProto('const', n.type.dtype, n.type.shape, data), out);
         }
         if (value.length !== 1) throw new ExportError(`const ${formatType(n.type)}: a constant of batch size holding different values cannot be exported`);
         const v = tensorProto('value', n.type.dtype, [1], toTyped(n.type.dtype, value));
@@ -197,8 +223,7 @@ class Exporter {
         const { axis } = attrsOf(n, 'iota');
         const shape = n.type.shape, stride = stridesOf(shape)[axis]!;
         const data = Int32Array.from({ length: sizeOf(shape) }, (_, i) => Math.floor(i / stride) % shape[axis]!);
-        const t = this.init(tensorProto('iota', 'int32', shape, data));
-        return out ? this.emit('Identity', [t], [], out) : t;
+        return this.constant(tensorProto('iota', 'int32', shape, data), out);
       }
       case 'log1p': return this.emit('Log', [this.emit('Add', [x0, this.scalar(1, n.type.dtype)])], [], out);
       case 'rsqrt': return this.emit('Reciprocal', [this.emit('Sqrt', [x0])], [], out);
@@ -269,9 +294,20 @@ class Exporter {
   }
 
   private scalar(v: number, dtype: DType): string {
-    return this.init(tensorProto('scalar', dtype, [], toTyped(dtype, [v])));
+    const key = `${dtype} ${Object.is(v, -0) ? '-0' : v}`;
+    let name = this.scalars.get(key);
+    if (!name) this.scalars.set(key, (name = this.constant(tensorProto('scalar', dtype, [], toTyped(dtype, [v])))));
+    return name;
+  }
+
+  /** A Constant node: the initializers are the weights alone, so that an importer can tell them apart. */
+  private constant(t: TensorProto, out?: string): string {
+    return this.emit('Constant', [], [{ name: 'value', type: AttrType.TENSOR, t }], out);
   }
 }
+
+/** Graph-IR ops whose ONNX ops broadcast their operands as NumPy does. */
+const BROADCASTING: ReadonlySet<string> = new Set(['add', 'sub', 'mul', 'div', 'pow', 'max', 'min', 'eq', 'ne', 'lt', 'le', 'gt', 'ge', 'and', 'or', 'select']);
 
 /** Graph-IR ops that are one ONNX op of the same operands. */
 const SIMPLE: Readonly<Partial<Record<Node['op'], string>>> = {

@@ -63,6 +63,7 @@ describe('ONNX export of the seed models', () => {
       expect(m.graph!.node.every((n) => !n.domain)).toBe(true);
       // weights are initializers named by their Keras paths, holding the model's values
       const inits = new Map(m.graph!.initializer.map((t) => [t.name, t]));
+      expect(m.graph!.initializer.filter((t) => t.dataType === onnx.TensorProto.DataType.FLOAT).map((t) => t.name)).toEqual(model.weights.map((w) => w.path));
       for (const w of model.weights) {
         const t = inits.get(w.path);
         expect(t, `${name}: initializer ${w.path}`).toBeDefined();
