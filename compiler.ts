@@ -195,6 +195,7 @@ export async function loadModelFile(file: string, options: { onRun?: () => void 
   const abs = path.resolve(file);
   const shown = displayPath(abs);
   if (!existsSync(abs)) throw new KilnError(`cannot find model file ${shown}`);
+  if (/\.onnx$/i.test(abs)) return (await import('./cli/loader.js')).loadOnnxFile(abs);
   if (!/\.m?ts$/.test(abs)) throw new KilnError(`${shown}: a model file must be TypeScript (.ts or .mts)`);
   // ts-morph and tsx load here, not when kiln/compiler is imported: compiling a model needs neither
   const { importModelFile, typeCheck } = await import('./cli/loader.js');

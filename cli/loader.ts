@@ -4,7 +4,8 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Project, ts } from 'ts-morph';
 import { register as registerTsx } from 'tsx/esm/api';
-import { displayPath, packageRoot } from './common.js';
+import { KilnError, displayPath, packageRoot, unprefixed } from './common.js';
+import type { Model } from '../frontend/models/model.js';
 
 /**
  * Type-checks a model file (absolute path) and returns one `file:line:col message` line per error.
@@ -74,4 +75,14 @@ function installHooks(): void {
 export async function importModelFile(file: string): Promise<Record<string, unknown>> {
   installHooks();
   return (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+}
+
+/** Loads an ONNX file (absolute path) as a model; its problems are KilnErrors naming the file. */
+export async function loadOnnxFile(file: string): Promise<Model> {
+  const { loadOnnx } = await import('../io/onnx/import.js');
+  try {
+    return loadOnnx(file);
+  } catch (err) {
+    throw new KilnError(unprefixed(err instanceof Error ? err.message : String(err)).split(file).join(displayPath(file)), { cause: err });
+  }
 }

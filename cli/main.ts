@@ -5,8 +5,9 @@ import { fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { EMITS, RUNTIMES, TARGETS, checkCompileOptions, checkRuntime, displayPath, errorReport, packageRoot } from './common.js';
+import { EMITS, KilnError, RUNTIMES, TARGETS, checkCompileOptions, checkRuntime, displayPath, errorReport, packageRoot } from './common.js';
 import type { Job, Message } from './child.js';
+import type { ExportJob } from './export_child.js';
 import { PASS_NAMES } from '../driver/pipeline.js';
 
 interface CompileFlags {
@@ -59,6 +60,18 @@ program.command('compile')
     process.exitCode = await runChild(job, flags.timeout);
   });
 
+program.command('export')
+  .description('export a model file to another format: ONNX (opset 17, a dynamic batch dimension, weights as initializers)')
+  .argument('<model>', 'the model file')
+  .requiredOption('-f, --format <format>', 'the format to write: onnx')
+  .option('-o, --out <file>', 'the file to write, replaced when the export succeeds (default: build/<model file name>.onnx)')
+  .option('--timeout <seconds>', 'stop a model file (and its export) that runs longer than this; 0: no limit', nonNegative, 120)
+  .action(async (file: string, flags: { format: string; out?: string; timeout: number }) => {
+    if (flags.format !== 'onnx') throw new KilnError(`unknown format '${flags.format}'; formats are onnx`);
+    const job: ExportJob = { file, format: 'onnx', out: flags.out };
+    process.exitCode = await runChild(job, flags.timeout, './export_child.js');
+  });
+
 function positiveInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
@@ -72,10 +85,10 @@ function nonNegative(value: string): number {
 }
 
 /** Runs the job in cli/child.ts, copies its outcome to stdout/stderr and returns the exit code. */
-function runChild(job: Job, timeout: number): Promise<number> {
+function runChild(job: Job | ExportJob, timeout: number, script = './child.js'): Promise<number> {
   const shown = displayPath(path.resolve(job.file));
   // the child's stdout is this process's stderr: whatever the model file prints stays out of the output
-  const child = fork(new URL('./child.js', import.meta.url), [JSON.stringify(job)], { stdio: [0, 2, 2, 'ipc'] });
+  const child = fork(new URL(script, import.meta.url), [JSON.stringify(job)], { stdio: [0, 2, 2, 'ipc'] });
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.once(signal, () => {
       child.kill('SIGKILL');
@@ -104,7 +117,7 @@ function runChild(job: Job, timeout: number): Promise<number> {
       if (ended) return resolve(code ?? 1);
       if (timedOut) {
         console.error(phase === 'loaded'
-          ? `kiln: compiling ${shown} did not finish within ${timeout} s (--timeout sets the limit)`
+          ? `kiln: ${'format' in job ? 'exporting' : 'compiling'} ${shown} did not finish within ${timeout} s (--timeout sets the limit)`
           : `${shown}: did not finish within ${timeout} s (an endless loop or a promise that never settles?)`);
       } else if (phase === 'run') {
         console.error(signal ? `${shown}: the process was killed by ${signal} while the model file ran` : `${shown} called process.exit(${code}) while loading`);
