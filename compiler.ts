@@ -196,7 +196,9 @@ export async function loadModelFile(file: string, options: { onRun?: () => void 
   const shown = displayPath(abs);
   if (!existsSync(abs)) throw new KilnError(`cannot find model file ${shown}`);
   if (/\.onnx$/i.test(abs)) return (await import('./cli/loader.js')).loadOnnxFile(abs);
-  if (!/\.m?ts$/.test(abs)) throw new KilnError(`${shown}: a model file must be TypeScript (.ts or .mts)`);
+  // a .keras file (Keras 3's or kiln's model.save) is rebuilt from its config; a bad file is the user's error
+  if (/\.keras$/i.test(abs)) return (await import('./frontend/saving/index.js')).loadModel(abs).catch((e: unknown) => { throw new KilnError((e as Error).message); });
+  if (!/\.m?ts$/.test(abs)) throw new KilnError(`${shown}: a model file must be TypeScript (.ts or .mts), a .keras file or an .onnx file`);
   // ts-morph and tsx load here, not when kiln/compiler is imported: compiling a model needs neither
   const { importModelFile, typeCheck } = await import('./cli/loader.js');
   const diagnostics = typeCheck(abs);

@@ -59,10 +59,8 @@ process.on('beforeExit', () => {
 process.on('uncaughtException', fail);
 
 try {
-  // a .keras file (Keras 3 or kiln's model.save) is rebuilt from its config; a .ts model file runs
-  const saving = () => import('../frontend/saving/index.js');
   const asKilnError = (e: unknown) => { throw new KilnError((e as Error).message); }; // a bad file is the user's error, not kiln's
-  const model = file.endsWith('.keras') ? await (await saving()).loadModel(file).catch(asKilnError) : await loadModelFile(file, {
+  const model = await loadModelFile(file, {
     onRun: () => {
       running = true;
       process.send!({ type: 'run' } satisfies Message);
@@ -74,7 +72,7 @@ try {
   if (job.dumpAfter !== undefined) {
     end({ stdout: dumpAfter(model, job.dumpAfter, { train: job.train, batchSize: job.batchSize, target: job.target }) });
   } else {
-    const outDir = job.out ?? path.join('build', path.basename(file).replace(/\.(m?ts|keras)$/, ''));
+    const outDir = job.out ?? path.join('build', path.basename(file).replace(/\.(m?ts|keras|onnx)$/i, ''));
     const { emit, target, batchSize, maxBatch, train, embedWeights, cpu, triple, runtime } = job;
     const result = await compile(model, { target, emit, batchSize, maxBatch, outDir, train, embedWeights, cpu, triple, runtime });
     end({ stdout: (result.ir ?? '') + result.files.map((f) => `${f}\n`).join('') + (result.sizes ? `${sizesLine(result.sizes)}\n` : '') });

@@ -11,6 +11,7 @@ import type { interpret } from '../../ir/interpreter.js';
 import type { exportOnnx } from '../../io/onnx/export.js';
 import { type TypedArray, sizeOf, toTyped } from '../../ir/types.js';
 import { onnx } from '../../io/onnx/proto.js';
+import { readNpy } from '../../runtime/npy.js';
 import { ensureBuilt, root } from '../built.js';
 import { diffs, runOrt } from './helpers.js';
 
@@ -106,6 +107,17 @@ describe('kiln export', () => {
     const ref = dist.interpret(g, Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, v.data])), params).outputs;
     const got = await runOrt(bytes, Object.fromEntries(Object.values(inputs).map((v, i) => [graph.input[i]!.name, v])));
     expect(g.outputs.flatMap((o, i) => diffs(o.name, got[graph.output[i]!.name], ref.get(o.name)!.data))).toEqual([]);
+  }, 120_000);
+
+  it('exports a .keras file made by Python Keras 3: onnxruntime predicts what Keras predicted', async () => {
+    const out = path.join(tmp, 'mlp.onnx');
+    const r = await kiln(['export', path.join(root, 'tests/fixtures/keras/mlp.keras'), '--format', 'onnx', '-o', out]);
+    expect(r.code, r.stderr).toBe(0);
+    const bytes = readFileSync(out), graph = onnx.ModelProto.decode(bytes).graph!;
+    const x = readNpy(readFileSync(path.join(root, 'tests/fixtures/keras/mlp.x0.npy')));
+    const y = readNpy(readFileSync(path.join(root, 'tests/fixtures/keras/mlp.y0.npy')));
+    const got = await runOrt(bytes, { [graph.input[0]!.name]: { data: x.data, shape: x.shape } });
+    expect(diffs('mlp', got[graph.output[0]!.name], y.data)).toEqual([]);
   }, 120_000);
 
   it('an unknown format is a one-line error and writes nothing', async () => {
