@@ -178,8 +178,15 @@ export async function compile(model: Model, options: CompileOptions = {}): Promi
  * the batch axis looks like any other), else at batchSize alone.
  */
 function predictEntries(model: Model, batchSize: number, maxBatch: number): TargetEntry[] {
-  const probe = traceModel(model, Math.max(maxBatch, 2)).graph;
-  const rows = rowSeparability(probe);
+  // a model that only traces at its own batch (an ONNX file exported with a fixed batch) runs at that batch
+  let probe: Graph, rows: Separability;
+  try {
+    probe = traceModel(model, Math.max(maxBatch, 2)).graph;
+    rows = rowSeparability(probe);
+  } catch (err) {
+    const reason = `it cannot be traced at ${Math.max(maxBatch, 2)} rows (${errorText(err)})`;
+    return [{ name: 'predict', graph: traceModel(model, batchSize).graph, batchSize, rows: { separable: false, reason } }];
+  }
   if (!rows.separable) return [{ name: 'predict', graph: traceModel(model, batchSize).graph, batchSize, rows }];
   if (maxBatch === 1) return [{ name: 'predict', graph: traceModel(model, 1).graph, batchSize: 1, rows }];
   return [{ name: 'predict', graph: probe, batchSize: maxBatch, rows }, { name: 'predict_1', graph: traceModel(model, 1).graph, batchSize: 1, rows }];

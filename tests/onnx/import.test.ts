@@ -119,6 +119,15 @@ describe('ONNX import errors', () => {
     expect(traceModel(m, 1).graph.outputs[0]!.node.type.shape).toEqual([1, 4]);
     expect(() => traceModel(m, 2)).toThrow("input 'x' has the fixed batch dimension 1, and kiln runs it with 2 rows; export it again with a dynamic batch");
   });
+  it('a fixed-batch file compiles at its batch, and the artifact runs that many rows (wasm)', async () => {
+    const m = loadOnnx(write('fixed1.onnx', tinyModel([{ op: 'Relu', name: 'r' }], 17, { dimValue: 4 }, { dimValue: 1 })));
+    const x = new Float32Array([-1, 2, -3, 4]);
+    const got = await runCompiled(m, 'wasm', path.join(tmp, 'fixed1'), { x: { data: x, shape: [1, 4] } });
+    expect(Array.from(Object.values(got)[0]!)).toEqual([0, 2, 0, 4]);
+    const manifest = JSON.parse(readFileSync(path.join(tmp, 'fixed1', 'manifest.json'), 'utf8')) as { maxBatch: unknown; fixedRows?: string };
+    expect(manifest.maxBatch).toBe(null);
+    expect(manifest.fixedRows).toMatch(/cannot be traced at 8 rows/);
+  }, 120_000);
   it('a file that is not ONNX is an error naming it', () => {
     const f = write('junk.onnx', new TextEncoder().encode('not a protobuf at all'));
     expect(() => loadOnnx(f)).toThrow(`${f}: not an ONNX model`);
