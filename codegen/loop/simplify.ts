@@ -54,6 +54,15 @@ function build(a: Affine): Expr {
 
 class Overflow extends Error {}
 
+/** build(affine(e)) of i32 sums and products: it involves no ranges, so one result per expression for every kernel. */
+const normalForms = new WeakMap<Expr, Expr>();
+
+function normalForm(e: Expr): Expr {
+  let out = normalForms.get(e);
+  if (out === undefined) normalForms.set(e, (out = build(affine(e))));
+  return out;
+}
+
 /** Simplifies the i32 index arithmetic of one kernel, knowing the ranges of loop variables and never-assigned decls. */
 class KernelSimplifier extends ExprMutator {
   /** loop variables, and decls with the range of their value where never assigned */
@@ -149,7 +158,7 @@ class KernelSimplifier extends ExprMutator {
     if (e.k !== 'binary') return e;
     const { a, b } = e;
     if (e.t === 'i32' && (e.op === 'idiv' || e.op === 'mod') && b.k === 'const' && b.v > 0) return this.divMod(e.op, a, b.v);
-    if (e.t === 'i32' && (e.op === 'add' || e.op === 'sub' || e.op === 'mul')) return build(affine(e));
+    if (e.t === 'i32' && (e.op === 'add' || e.op === 'sub' || e.op === 'mul')) return normalForm(e);
     // and(x, true) -> x, and(x, false) -> false, or(x, false) -> x, or(x, true) -> true (both sides)
     if (e.op === 'and' || e.op === 'or') {
       const unit = e.op === 'and' ? 1 : 0;

@@ -1,8 +1,9 @@
 // Helpers the schedule primitives share: finding and replacing loops by name, substituting variables, affine
 // index forms and the access sets that legality checks compare.
 import { operands } from '../analysis.js';
-import { E, type Expr, type Stmt } from '../ir.js';
+import { E, type Expr, type Stmt, intern } from '../ir.js';
 import { printExpr } from '../printer.js';
+import { mapExpr as visitMapExpr, mapStmtExprs as mapOwnExprs } from '../visit.js';
 
 export type For = Extract<Stmt, { k: 'for' }>;
 
@@ -42,18 +43,27 @@ export function parentBody(body: readonly Stmt[], v: string): readonly Stmt[] | 
 /** The body with loop v replaced by the statements f returns (every other statement kept as the same object). */
 export function replaceLoop(body: readonly Stmt[], v: string, f: (loop: For) => Stmt[]): Stmt[] {
   let found = false;
-  const walk = (stmts: readonly Stmt[]): Stmt[] => stmts.flatMap((s) => {
-    if (s.k !== 'for' || found) return [s];
-    if (s.v === v) {
-      found = true;
-      return f(s);
+  // the statements with v replaced, or ss itself where v is not among them (each loop searched once, in order)
+  const walk = (ss: readonly Stmt[]): readonly Stmt[] => {
+    for (let i = 0; i < ss.length; i++) {
+      const s = ss[i]!;
+      if (s.k !== 'for') continue;
+      let by: readonly Stmt[];
+      if (s.v === v) {
+        found = true;
+        by = f(s);
+      } else {
+        const inner = walk(s.body);
+        if (!found) continue;
+        by = [inner === s.body ? s : { ...s, body: inner }];
+      }
+      return [...ss.slice(0, i), ...by, ...ss.slice(i + 1)];
     }
-    const inner = walk(s.body);
-    return [inner.every((x, i) => x === s.body[i]) && inner.length === s.body.length ? s : { ...s, body: inner }];
-  });
+    return ss;
+  };
   const out = walk(body);
   if (!found) fail(`no loop '${v}' in the kernel`);
-  return out;
+  return out as Stmt[];
 }
 
 /** Replaces the body of the statement list holding loop v (the kernel body itself when v is top-level). */
@@ -76,57 +86,38 @@ export function chain(body: readonly Stmt[], outer: string, inner: string): For[
   return out;
 }
 
-/** e with variables replaced. */
-export function substExpr(e: Expr, m: ReadonlyMap<string, Expr>): Expr {
-  switch (e.k) {
-    case 'const': return e;
-    case 'var': return m.get(e.name) ?? e;
-    case 'load': return { ...e, idx: substExpr(e.idx, m) };
-    case 'unary': case 'cast': return { ...e, a: substExpr(e.a, m) };
-    case 'binary': return { ...e, a: substExpr(e.a, m), b: substExpr(e.b, m) };
-    case 'select': return { ...e, c: substExpr(e.c, m), a: substExpr(e.a, m), b: substExpr(e.b, m) };
-    case 'philox': return { ...e, counter: substExpr(e.counter, m), index: substExpr(e.index, m) };
-  }
+/** e with variables replaced (interned; e itself where it reads none of them). */
+export function substExpr(e: Expr, m: ReadonlyMap<string, Expr>, memo = new Map<Expr, Expr>()): Expr {
+  return visitMapExpr(e, (x) => (x.k === 'var' ? m.get(x.name) ?? x : x), memo);
 }
 
 /** Statements with variables replaced in every expression (names declared inside are not renamed). */
 export function substStmts(stmts: readonly Stmt[], m: ReadonlyMap<string, Expr>): Stmt[] {
-  return stmts.map((s): Stmt => {
-    switch (s.k) {
-      case 'for': return { ...s, body: substStmts(s.body, m) };
-      case 'decl': return { ...s, init: substExpr(s.init, m) };
-      case 'assign': return { ...s, value: substExpr(s.value, m) };
-      case 'store': return { ...s, idx: substExpr(s.idx, m), value: substExpr(s.value, m) };
-      case 'local': return s;
-    }
-  });
+  if (!m.size) return [...stmts];
+  return mapStmtExprs(stmts, (x) => (x.k === 'var' ? m.get(x.name) ?? x : x));
 }
 
-/** Expression rewrite applied bottom-up (f sees rewritten operands). */
-export function mapExpr(e: Expr, f: (e: Expr) => Expr): Expr {
-  const ex = (x: Expr) => mapExpr(x, f);
-  switch (e.k) {
-    case 'const': case 'var': return f(e);
-    case 'load': return f({ ...e, idx: ex(e.idx) });
-    case 'unary': case 'cast': return f({ ...e, a: ex(e.a) });
-    case 'binary': return f({ ...e, a: ex(e.a), b: ex(e.b) });
-    case 'select': return f({ ...e, c: ex(e.c), a: ex(e.a), b: ex(e.b) });
-    case 'philox': return f({ ...e, counter: ex(e.counter), index: ex(e.index) });
-  }
+/**
+ * Expression rewrite applied bottom-up (f sees rewritten operands; what it returns is interned). f must depend
+ * only on the expression: each distinct subexpression is rewritten once per memo.
+ */
+export function mapExpr(e: Expr, f: (e: Expr) => Expr, memo = new Map<Expr, Expr>()): Expr {
+  return visitMapExpr(e, (x) => intern(f(x)), memo);
 }
 
-/** Expression rewrite applied bottom-up to every expression of the statements (f sees rewritten operands). */
+/**
+ * Expression rewrite applied bottom-up to every expression of the statements (f sees rewritten operands; f must
+ * depend only on the expression). Statements whose expressions are unchanged are kept as the same objects.
+ */
 export function mapStmtExprs(stmts: readonly Stmt[], f: (e: Expr) => Expr): Stmt[] {
-  const ex = (e: Expr): Expr => mapExpr(e, f);
-  return stmts.map((s): Stmt => {
-    switch (s.k) {
-      case 'for': return { ...s, body: mapStmtExprs(s.body, f) };
-      case 'decl': return { ...s, init: ex(s.init) };
-      case 'assign': return { ...s, value: ex(s.value) };
-      case 'store': return { ...s, idx: ex(s.idx), value: ex(s.value) };
-      case 'local': return s;
-    }
+  const memo = new Map<Expr, Expr>();
+  const ex = (e: Expr): Expr => mapExpr(e, f, memo);
+  const map = (ss: readonly Stmt[]): Stmt[] => ss.map((s): Stmt => {
+    if (s.k !== 'for') return mapOwnExprs(s, ex);
+    const body = map(s.body);
+    return body.every((x, i) => x === s.body[i]) ? s : { ...s, body };
   });
+  return map(stmts);
 }
 
 /** Every name declared in the statements (loop variables, decls, local arrays). */
