@@ -9,7 +9,7 @@ import { assigned } from './analysis.js';
 import { E, type Expr, type Kernel, type Program, type Stmt } from './ir.js';
 import { type Range, type RangeEnv, type VarRange, rangeOf } from './range.js';
 import { type LoopSym, SymbolTable } from './scope.js';
-import { ExprMutator, type For } from './visit.js';
+import { ExprMutator, type For, children } from './visit.js';
 
 /** Σ c·atom + c0, atoms being maximal non-affine subexpressions (kept in order of appearance). */
 interface Affine { readonly terms: readonly { readonly atom: Expr; readonly c: number }[]; readonly c0: number }
@@ -62,6 +62,35 @@ function normalForm(e: Expr): Expr {
   if (out === undefined) normalForms.set(e, (out = build(affine(e))));
   return out;
 }
+
+/** Per expression: the variables it reads (sorted) and whether it divides or takes a remainder. */
+const deps = new WeakMap<Expr, { readonly vars: readonly string[]; readonly divides: boolean }>();
+
+function depsOf(e: Expr): { readonly vars: readonly string[]; readonly divides: boolean } {
+  let out = deps.get(e);
+  if (out !== undefined) return out;
+  const vars = new Set<string>(e.k === 'var' ? [e.name] : []);
+  let divides = e.k === 'binary' && (e.op === 'idiv' || e.op === 'mod');
+  for (const c of children(e)) {
+    const d = depsOf(c);
+    for (const v of d.vars) vars.add(v);
+    divides ||= d.divides;
+  }
+  deps.set(e, (out = { vars: [...vars].sort(), divides }));
+  return out;
+}
+
+/**
+ * What the simplified form of an expression depends on besides the expression: nothing (null) when it has no
+ * division or remainder (ranges are read only to split those), else the ranges of the variables it reads.
+ */
+function rangeVarsOf(e: Expr): readonly string[] | null {
+  const d = depsOf(e);
+  return d.divides ? d.vars : null;
+}
+
+/** Simplified forms shared by every kernel and call: by expression, and by the ranges it depends on (rangeVarsOf). */
+const simplified = new WeakMap<Expr, Expr | Map<string, Expr>>();
 
 /** Simplifies the i32 index arithmetic of one kernel, knowing the ranges of loop variables and never-assigned decls. */
 class KernelSimplifier extends ExprMutator {
@@ -140,8 +169,27 @@ class KernelSimplifier extends ExprMutator {
       const hit = this.memos[i]!.get(e);
       if (hit) return hit;
     }
-    const out = this.visit(e);
+    const out = this.shared(e);
     this.memos[this.memos.length - 1]!.set(e, out);
+    return out;
+  }
+
+  /** e simplified, from the table shared across kernels when the ranges it depends on are the same. */
+  private shared(e: Expr): Expr {
+    const vars = rangeVarsOf(e);
+    if (vars === null) {
+      let out = simplified.get(e) as Expr | undefined;
+      if (out === undefined) simplified.set(e, (out = this.visit(e)));
+      return out;
+    }
+    const ranges = vars.map((v) => {
+      const r = this.env(v);
+      return r ? `${r.lo}:${r.hi}:${r.exact ? 1 : 0}` : '-';
+    }).join(',');
+    let byRanges = simplified.get(e) as Map<string, Expr> | undefined;
+    if (byRanges === undefined) simplified.set(e, (byRanges = new Map()));
+    let out = byRanges.get(ranges);
+    if (out === undefined) byRanges.set(ranges, (out = this.visit(e)));
     return out;
   }
 

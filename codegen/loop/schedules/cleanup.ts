@@ -1,8 +1,8 @@
 // Cleanup steps after the recipes: serial loops of one iteration go (their variable is 0), and index arithmetic
 // is simplified again (splits leave `(o*4 + m)*K + k`).
-import { E, type Expr, type Stmt } from '../ir.js';
+import { type Buffer, E, type Expr, type Stmt } from '../ir.js';
 import { simplify } from '../simplify.js';
-import { mapExpr, substStmts } from './loops.js';
+import { mapExpr, mapStmtExprs, substStmts } from './loops.js';
 import { primitive } from './primitive.js';
 
 function drop(body: readonly Stmt[]): Stmt[] {
@@ -33,7 +33,37 @@ export const simplifyIndices = primitive<Record<string, never>>({
 });
 
 /** Every declared name becomes its prefix (letters) and a counter in print order, as lowering numbers names. */
-function renumbered(body: readonly Stmt[]): Stmt[] {
+function renumbered(body: readonly Stmt[], buffers: readonly Buffer[]): Stmt[] {
+  // each name declared once and no buffer's: one renaming for the whole kernel, each distinct expression once
+  const names = new Map<string, string>();
+  let unique = true;
+  const number = (ss: readonly Stmt[]): void => {
+    for (const s of ss) {
+      const name = s.k === 'for' ? s.v : s.k === 'decl' || s.k === 'local' ? s.name : undefined;
+      if (name === undefined) continue;
+      if (names.has(name)) unique = false;
+      names.set(name, `${name.replace(/\d+$/, '')}${names.size}`);
+      if (s.k === 'for') number(s.body);
+    }
+  };
+  number(body);
+  if (!unique || buffers.some((b) => names.has(b.name))) return renumberedScoped(body);
+  const to = (name: string) => names.get(name) ?? name;
+  const rename = (e: Expr): Expr => (e.k === 'var' ? E.v(to(e.name), e.t) : e.k === 'load' ? E.load(to(e.buf), e.idx, e.t) : e);
+  const out = mapStmtExprs(body, rename);
+  const visit = (ss: readonly Stmt[]): Stmt[] => ss.map((s): Stmt => {
+    switch (s.k) {
+      case 'for': return { ...s, v: to(s.v), body: visit(s.body) };
+      case 'decl': case 'local': return { ...s, name: to(s.name) };
+      case 'assign': return { ...s, name: to(s.name) };
+      case 'store': return { ...s, buf: to(s.buf) };
+    }
+  });
+  return visit(out);
+}
+
+/** renumbered, for a kernel that binds a name twice (each name resolved in its scope). */
+function renumberedScoped(body: readonly Stmt[]): Stmt[] {
   let n = 0;
   const scopes: Map<string, string>[] = [new Map()];
   const lookup = (name: string) => {
@@ -74,5 +104,5 @@ function renumbered(body: readonly Stmt[]): Stmt[] {
 export const renumber = primitive<Record<string, never>>({
   name: 'renumber',
   check: () => undefined,
-  apply: (k) => ({ body: renumbered(k.body) }),
+  apply: (k) => ({ body: renumbered(k.body, k.buffers) }),
 });

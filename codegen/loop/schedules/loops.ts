@@ -282,8 +282,14 @@ export function disjointIterations(acc: readonly Access[], v: string, n: number,
   return s === undefined || hi - lo < Math.abs(s);
 }
 
-/** Text of an expression, to compare index expressions. */
-export const key = (e: Expr): string => printExpr(e);
+const keys = new WeakMap<Expr, string>();
+
+/** Text of an expression, to compare index expressions (once per expression: they are interned). */
+export function key(e: Expr): string {
+  let k = keys.get(e);
+  if (k === undefined) keys.set(e, (k = printExpr(e)));
+  return k;
+}
 
 /** A fresh-name source for a kernel: prefix + counter, skipping every name in use. */
 export function namer(used: Set<string>): (prefix: string) => string {
