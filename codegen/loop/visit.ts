@@ -73,6 +73,32 @@ export function forEachExpr(e: Expr, f: (e: Expr) => void): void {
   someExpr(e, (x) => { f(x); return false; });
 }
 
+const NO_VARS: ReadonlySet<string> = new Set();
+const varSets = new WeakMap<Expr, ReadonlySet<string>>();
+
+/** The variables e reads (computed once per expression: interned ones are shared; never change the set). */
+export function exprVars(e: Expr): ReadonlySet<string> {
+  if (e.k === 'const') return NO_VARS;
+  let out = varSets.get(e);
+  if (out !== undefined) return out;
+  if (e.k === 'var') out = new Set([e.name]);
+  else {
+    for (const c of children(e)) {
+      const vs = exprVars(c);
+      if (!vs.size || vs === out) continue;
+      if (out === undefined) out = vs;
+      else {
+        const all: ReadonlySet<string> = out;
+        if ([...vs].every((v) => all.has(v))) continue;
+        out = new Set([...all, ...vs]);
+      }
+    }
+    out ??= NO_VARS;
+  }
+  varSets.set(e, out);
+  return out;
+}
+
 /** Whether expression e reads variable v. */
 export function usesVar(e: Expr, v: string): boolean {
   return someExpr(e, (x) => x.k === 'var' && x.name === v);

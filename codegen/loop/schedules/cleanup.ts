@@ -2,7 +2,8 @@
 // is simplified again (splits leave `(o*4 + m)*K + k`).
 import { type Buffer, E, type Expr, type Stmt } from '../ir.js';
 import { simplify } from '../simplify.js';
-import { mapExpr, mapStmtExprs, substStmts } from './loops.js';
+import { mapExpr, substStmts } from './loops.js';
+import { mapChildren } from '../visit.js';
 import { primitive } from './primitive.js';
 
 function drop(body: readonly Stmt[]): Stmt[] {
@@ -49,17 +50,23 @@ function renumbered(body: readonly Stmt[], buffers: readonly Buffer[]): Stmt[] {
   number(body);
   if (!unique || buffers.some((b) => names.has(b.name))) return renumberedScoped(body);
   const to = (name: string) => names.get(name) ?? name;
-  const rename = (e: Expr): Expr => (e.k === 'var' ? E.v(to(e.name), e.t) : e.k === 'load' ? E.load(to(e.buf), e.idx, e.t) : e);
-  const out = mapStmtExprs(body, rename);
+  const memo = new Map<Expr, Expr>();
+  const ex = (e: Expr): Expr => {
+    if (e.k === 'const') return e;
+    let out = memo.get(e);
+    if (out === undefined) memo.set(e, (out = e.k === 'var' ? E.v(to(e.name), e.t) : e.k === 'load' ? E.load(to(e.buf), ex(e.idx), e.t) : mapChildren(e, ex)));
+    return out;
+  };
   const visit = (ss: readonly Stmt[]): Stmt[] => ss.map((s): Stmt => {
     switch (s.k) {
       case 'for': return { ...s, v: to(s.v), body: visit(s.body) };
-      case 'decl': case 'local': return { ...s, name: to(s.name) };
-      case 'assign': return { ...s, name: to(s.name) };
-      case 'store': return { ...s, buf: to(s.buf) };
+      case 'decl': return { ...s, name: to(s.name), init: ex(s.init) };
+      case 'local': return { ...s, name: to(s.name) };
+      case 'assign': return { ...s, name: to(s.name), value: ex(s.value) };
+      case 'store': return { ...s, buf: to(s.buf), idx: ex(s.idx), value: ex(s.value) };
     }
   });
-  return visit(out);
+  return visit(body);
 }
 
 /** renumbered, for a kernel that binds a name twice (each name resolved in its scope). */

@@ -3,7 +3,7 @@
 import { operands } from '../analysis.js';
 import { E, type Expr, type Stmt, intern } from '../ir.js';
 import { printExpr } from '../printer.js';
-import { mapExpr as visitMapExpr, mapStmtExprs as mapOwnExprs } from '../visit.js';
+import { exprVars, mapChildren, mapExpr as visitMapExpr, mapStmtExprs as mapOwnExprs } from '../visit.js';
 
 export type For = Extract<Stmt, { k: 'for' }>;
 
@@ -86,15 +86,36 @@ export function chain(body: readonly Stmt[], outer: string, inner: string): For[
   return out;
 }
 
-/** e with variables replaced (interned; e itself where it reads none of them). */
-export function substExpr(e: Expr, m: ReadonlyMap<string, Expr>, memo = new Map<Expr, Expr>()): Expr {
-  return visitMapExpr(e, (x) => (x.k === 'var' ? m.get(x.name) ?? x : x), memo);
+/** Whether e reads any variable m maps. */
+function reads(e: Expr, m: ReadonlyMap<string, unknown>): boolean {
+  const vs = exprVars(e);
+  if (vs.size <= m.size) {
+    for (const v of vs) if (m.has(v)) return true;
+  } else {
+    for (const v of m.keys()) if (vs.has(v)) return true;
+  }
+  return false;
 }
 
-/** Statements with variables replaced in every expression (names declared inside are not renamed). */
+/** e with variables replaced (interned; e itself where it reads none of them). */
+export function substExpr(e: Expr, m: ReadonlyMap<string, Expr>, memo = new Map<Expr, Expr>()): Expr {
+  if (!reads(e, m)) return e;
+  if (e.k === 'var') return m.get(e.name)!;
+  let out = memo.get(e);
+  if (out === undefined) memo.set(e, (out = mapChildren(e, (c) => substExpr(c, m, memo))));
+  return out;
+}
+
+/** Statements with variables replaced in every expression (names declared inside are not renamed). Statements that read none are kept as the same objects. */
 export function substStmts(stmts: readonly Stmt[], m: ReadonlyMap<string, Expr>): Stmt[] {
-  if (!m.size) return [...stmts];
-  return mapStmtExprs(stmts, (x) => (x.k === 'var' ? m.get(x.name) ?? x : x));
+  const memo = new Map<Expr, Expr>();
+  const ex = (e: Expr): Expr => substExpr(e, m, memo);
+  const map = (ss: readonly Stmt[]): Stmt[] => ss.map((s): Stmt => {
+    if (s.k !== 'for') return mapOwnExprs(s, ex);
+    const body = map(s.body);
+    return body.every((x, i) => x === s.body[i]) ? s : { ...s, body };
+  });
+  return map(stmts);
 }
 
 /**
