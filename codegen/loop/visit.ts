@@ -17,27 +17,32 @@ export function children(e: Expr): readonly Expr[] {
 
 /** e with its children mapped by f: e itself when f changes none, else the interned expression (type and op kept). */
 export function mapChildren(e: Expr, f: (c: Expr) => Expr): Expr {
+  // literals in the E.* constructors' field order (one object shape per kind; a spread is slower)
   switch (e.k) {
     case 'const': case 'var': return e;
     case 'load': {
       const idx = f(e.idx);
-      return idx === e.idx ? e : intern({ ...e, idx });
+      return idx === e.idx ? e : intern({ k: 'load', t: e.t, buf: e.buf, idx });
     }
-    case 'unary': case 'cast': {
+    case 'unary': {
       const a = f(e.a);
-      return a === e.a ? e : intern({ ...e, a });
+      return a === e.a ? e : intern({ k: 'unary', t: e.t, op: e.op, a });
+    }
+    case 'cast': {
+      const a = f(e.a);
+      return a === e.a ? e : intern({ k: 'cast', t: e.t, a });
     }
     case 'binary': {
       const a = f(e.a), b = f(e.b);
-      return a === e.a && b === e.b ? e : intern({ ...e, a, b });
+      return a === e.a && b === e.b ? e : intern({ k: 'binary', t: e.t, op: e.op, a, b });
     }
     case 'select': {
       const c = f(e.c), a = f(e.a), b = f(e.b);
-      return c === e.c && a === e.a && b === e.b ? e : intern({ ...e, c, a, b });
+      return c === e.c && a === e.a && b === e.b ? e : intern({ k: 'select', t: e.t, c, a, b });
     }
     case 'philox': {
       const counter = f(e.counter), index = f(e.index);
-      return counter === e.counter && index === e.index ? e : intern({ ...e, counter, index });
+      return counter === e.counter && index === e.index ? e : intern({ k: 'philox', t: e.t, seed: e.seed, counter, index });
     }
   }
 }

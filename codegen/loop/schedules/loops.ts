@@ -7,8 +7,22 @@ import { exprVars, mapChildren, mapExpr as visitMapExpr, mapStmtExprs as mapOwnE
 
 export type For = Extract<Stmt, { k: 'for' }>;
 
-/** Why a primitive does not apply (the schedule driver reports it with the primitive's name). */
-export class ScheduleError extends Error {}
+/**
+ * Why a primitive does not apply (the schedule driver reports it with the primitive's name). Recipes try
+ * primitives and catch these (Schedule.attempt), so it is built without a stack trace, which costs more than the
+ * rest of a failed attempt; its message names the primitive, the kernel and the reason.
+ */
+export class ScheduleError extends Error {
+  constructor(message: string) {
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    try {
+      super(message);
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
+  }
+}
 
 export function fail(msg: string): never {
   throw new ScheduleError(msg);
@@ -174,8 +188,8 @@ export function readsOf(stmts: readonly Stmt[]): Set<string> {
   const visit = (ss: readonly Stmt[]): void => {
     for (const s of ss) {
       for (const e of ownExprs(s)) {
-        for (const v of varsOf(e)) if (!bound.has(v)) out.add(v);
-        arraysIn(e, out);
+        for (const v of exprVars(e)) if (!bound.has(v)) out.add(v);
+        for (const l of loadsIn(e)) out.add(l.buf);
       }
       if (s.k === 'store' || s.k === 'assign') out.add(s.k === 'store' ? s.buf : s.name);
       if (s.k === 'for') { bound.add(s.v); visit(s.body); }
@@ -186,9 +200,19 @@ export function readsOf(stmts: readonly Stmt[]): Set<string> {
   return out;
 }
 
-function arraysIn(e: Expr, out: Set<string>): void {
-  if (e.k === 'load') out.add(e.buf);
-  for (const x of operands(e)) arraysIn(x, out);
+type Load = Extract<Expr, { k: 'load' }>;
+const NO_LOADS: readonly Load[] = [];
+const loadLists = new WeakMap<Expr, readonly Load[]>();
+
+/** The loads in e, pre-order, one per occurrence (computed once per expression). */
+function loadsIn(e: Expr): readonly Load[] {
+  if (e.k === 'const' || e.k === 'var') return NO_LOADS;
+  let out = loadLists.get(e);
+  if (out !== undefined) return out;
+  const lists = operands(e).map(loadsIn).filter((l) => l.length);
+  out = e.k === 'load' ? [e, ...(lists[0] ?? [])] : lists.length === 0 ? NO_LOADS : lists.length === 1 ? lists[0]! : lists.flat();
+  loadLists.set(e, out);
+  return out;
 }
 
 /** One load or store of an array, with the loops around it inside the statements examined (their extents). */
@@ -207,11 +231,7 @@ export function accesses(stmts: readonly Stmt[]): { arrays: Access[]; assigned: 
   const declared = new Set<string>();
   const visit = (ss: readonly Stmt[], inner: ReadonlyMap<string, number>): void => {
     for (const s of ss) {
-      const loads = (e: Expr): void => {
-        if (e.k === 'load') arrays.push({ array: e.buf, idx: e.idx, write: false, inner });
-        operands(e).forEach(loads);
-      };
-      ownExprs(s).forEach(loads);
+      for (const e of ownExprs(s)) for (const l of loadsIn(e)) arrays.push({ array: l.buf, idx: l.idx, write: false, inner });
       if (s.k === 'store') arrays.push({ array: s.buf, idx: s.idx, write: true, inner });
       else if (s.k === 'assign') assigned.add(s.name);
       else if (s.k === 'decl' || s.k === 'local') declared.add(s.name);

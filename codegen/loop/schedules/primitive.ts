@@ -42,7 +42,7 @@ export class Schedule {
     const k = program.kernels[kernel];
     if (!k) throw new Error(`schedule: no kernel ${kernel}`);
     this.used = new Set(program.buffers.map((b) => b.name));
-    this.addNames(k.body);
+    this.unnamed.push(k.body);
     this.next = namer(this.used);
   }
 
@@ -55,11 +55,13 @@ export class Schedule {
   }
 
   fresh(prefix: string): string {
+    this.addNames();
     return this.next(prefix);
   }
 
   /** A buffer name: base itself when unused, else base_1, base_2, ... */
   freshBuffer(base: string): string {
+    this.addNames();
     let name = base, i = 1;
     while (this.used.has(name)) name = `${base}_${i++}`;
     this.used.add(name);
@@ -130,21 +132,27 @@ export class Schedule {
   replace(body: Stmt[], buffers?: Buffer[]): void {
     const kernels: Kernel[] = this.program.kernels.map((k, i) => (i === this.kernel ? { ...k, body } : k));
     this.program = { ...this.program, kernels, ...(buffers ? { buffers } : {}) };
-    this.addNames(body);
+    this.unnamed.push(body);
   }
 
+  /** Bodies the kernel has had whose names are not in `used` yet (added when a fresh name is next asked for). */
+  private readonly unnamed: (readonly Stmt[])[] = [];
   /** Loops whose names (their own and those inside) are in `used` already: statements are never changed in place. */
-  private readonly named = new WeakSet<Stmt>();
+  private readonly named = new Set<Stmt>();
 
-  /** Adds the names declared in the statements to `used` (a body differs from the last one in a few loops only). */
-  private addNames(body: readonly Stmt[]): void {
-    for (const s of body) {
-      if (s.k === 'for') {
-        if (this.named.has(s)) continue;
-        this.named.add(s);
-        this.used.add(s.v);
-        this.addNames(s.body);
-      } else if (s.k === 'decl' || s.k === 'local') this.used.add(s.name);
-    }
+  /** Adds the names declared in every body the kernel has had to `used` (fresh names avoid all of them). */
+  private addNames(): void {
+    const add = (body: readonly Stmt[]): void => {
+      for (const s of body) {
+        if (s.k === 'for') {
+          if (this.named.has(s)) continue;
+          this.named.add(s);
+          this.used.add(s.v);
+          add(s.body);
+        } else if (s.k === 'decl' || s.k === 'local') this.used.add(s.name);
+      }
+    };
+    for (const body of this.unnamed) add(body);
+    this.unnamed.length = 0;
   }
 }
