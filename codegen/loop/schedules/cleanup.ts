@@ -2,15 +2,21 @@
 // is simplified again (splits leave `(o*4 + m)*K + k`).
 import { type Buffer, E, type Expr, type Stmt } from '../ir.js';
 import { simplify } from '../simplify.js';
-import { mapExpr, substStmts } from './loops.js';
-import { mapChildren } from '../visit.js';
+import { mapExpr, substExpr } from './loops.js';
+import { mapChildren, mapStmtExprs } from '../visit.js';
 import { primitive } from './primitive.js';
 
-function drop(body: readonly Stmt[]): Stmt[] {
+/**
+ * The statements without serial loops of one iteration, whose variables (`zeros`: those of the enclosing ones)
+ * become 0 in every expression inside them; unchanged statements are kept as the same objects.
+ */
+function drop(body: readonly Stmt[], zeros: ReadonlyMap<string, Expr> = new Map()): Stmt[] {
+  const memo = new Map<Expr, Expr>();
   return body.flatMap((s): Stmt[] => {
-    if (s.k !== 'for') return [s];
-    const inner = drop(s.body);
-    return s.extent === 1 && s.kind === 'serial' ? substStmts(inner, new Map([[s.v, E.i32(0)]])) : [{ ...s, body: inner }];
+    if (s.k !== 'for') return [zeros.size ? mapStmtExprs(s, (e) => substExpr(e, zeros, memo)) : s];
+    if (s.extent === 1 && s.kind === 'serial') return drop(s.body, new Map(zeros).set(s.v, E.i32(0)));
+    const inner = drop(s.body, zeros);
+    return [inner.length === s.body.length && inner.every((x, i) => x === s.body[i]) ? s : { ...s, body: inner }];
   });
 }
 
