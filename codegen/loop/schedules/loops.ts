@@ -245,7 +245,16 @@ export function accesses(stmts: readonly Stmt[]): { arrays: Access[]; assigned: 
 /** Σ coef·var + c of an i32 index, or undefined when it is not affine in variables. */
 export interface Affine { readonly terms: ReadonlyMap<string, number>; readonly c: number }
 
+const affines = new WeakMap<Expr, Affine | null>();
+
+/** The affine form of e (computed once per expression; the form is shared: never change it). */
 export function affineOf(e: Expr): Affine | undefined {
+  let out = affines.get(e);
+  if (out === undefined) affines.set(e, (out = affineForm(e) ?? null));
+  return out ?? undefined;
+}
+
+function affineForm(e: Expr): Affine | undefined {
   if (e.t !== 'i32') return undefined;
   if (e.k === 'const') return { terms: new Map(), c: e.v };
   if (e.k === 'var') return { terms: new Map([[e.name, 1]]), c: 0 };
