@@ -41,7 +41,8 @@ export class Schedule {
   constructor(public program: Program, readonly kernel: number, private readonly trace?: Trace, public recipe = '') {
     const k = program.kernels[kernel];
     if (!k) throw new Error(`schedule: no kernel ${kernel}`);
-    this.used = new Set(program.buffers.map((b) => b.name));
+    this.used = new Set();
+    this.buffers = program.buffers;
     this.unnamed.push(k.body);
     this.next = namer(this.used);
   }
@@ -135,6 +136,8 @@ export class Schedule {
     this.unnamed.push(body);
   }
 
+  /** The program's buffers when the schedule began, until their names are in `used`. */
+  private buffers: readonly Buffer[] | undefined;
   /** Bodies the kernel has had whose names are not in `used` yet (added when a fresh name is next asked for). */
   private readonly unnamed: (readonly Stmt[])[] = [];
   /** Loops whose names (their own and those inside) are in `used` already: statements are never changed in place. */
@@ -152,6 +155,8 @@ export class Schedule {
         } else if (s.k === 'decl' || s.k === 'local') this.used.add(s.name);
       }
     };
+    if (this.buffers) for (const b of this.buffers) this.used.add(b.name);
+    this.buffers = undefined;
     for (const body of this.unnamed) add(body);
     this.unnamed.length = 0;
   }
