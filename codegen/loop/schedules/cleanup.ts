@@ -3,7 +3,7 @@
 import { type Buffer, E, type Expr, type Stmt } from '../ir.js';
 import { simplify } from '../simplify.js';
 import { mapExpr, substExpr } from './loops.js';
-import { mapChildren, mapStmtExprs } from '../visit.js';
+import { mapStmtExprs } from '../visit.js';
 import { primitive } from './primitive.js';
 
 /**
@@ -56,11 +56,13 @@ function renumbered(body: readonly Stmt[], buffers: readonly Buffer[]): Stmt[] {
   number(body);
   if (!unique || buffers.some((b) => names.has(b.name))) return renumberedScoped(body);
   const to = (name: string) => names.get(name) ?? name;
+  // renamed expressions by literal, not interned (every one is new, and interning them all costs a third of the
+  // step); the memo still gives each distinct expression one copy, so the kernel's sharing is kept
   const memo = new Map<Expr, Expr>();
   const ex = (e: Expr): Expr => {
     if (e.k === 'const') return e;
     let out = memo.get(e);
-    if (out === undefined) memo.set(e, (out = e.k === 'var' ? E.v(to(e.name), e.t) : e.k === 'load' ? E.load(to(e.buf), ex(e.idx), e.t) : mapChildren(e, ex)));
+    if (out === undefined) memo.set(e, (out = e.k === 'var' ? { k: 'var', t: e.t, name: to(e.name) } : e.k === 'load' ? { k: 'load', t: e.t, buf: to(e.buf), idx: ex(e.idx) } : rebuilt(e, ex)));
     return out;
   };
   const visit = (ss: readonly Stmt[]): Stmt[] => ss.map((s): Stmt => {
@@ -73,6 +75,19 @@ function renumbered(body: readonly Stmt[], buffers: readonly Buffer[]): Stmt[] {
     }
   });
   return visit(body);
+}
+
+/** e with its children mapped by f, built by literal (not interned). */
+function rebuilt(e: Expr, f: (c: Expr) => Expr): Expr {
+  switch (e.k) {
+    case 'const': case 'var': return e;
+    case 'load': return { k: 'load', t: e.t, buf: e.buf, idx: f(e.idx) };
+    case 'unary': return { k: 'unary', t: e.t, op: e.op, a: f(e.a) };
+    case 'cast': return { k: 'cast', t: e.t, a: f(e.a) };
+    case 'binary': return { k: 'binary', t: e.t, op: e.op, a: f(e.a), b: f(e.b) };
+    case 'select': return { k: 'select', t: e.t, c: f(e.c), a: f(e.a), b: f(e.b) };
+    case 'philox': return { k: 'philox', t: e.t, seed: e.seed, counter: f(e.counter), index: f(e.index) };
+  }
 }
 
 /** renumbered, for a kernel that binds a name twice (each name resolved in its scope). */
