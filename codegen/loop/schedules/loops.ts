@@ -28,15 +28,26 @@ export function fail(msg: string): never {
   throw new ScheduleError(msg);
 }
 
+/** Every loop of a statement list by name (the first in pre-order where one is bound twice), per list. */
+const loopIndexes = new WeakMap<readonly Stmt[], ReadonlyMap<string, For>>();
+
 /** The loop named v (loop variables are unique within a kernel), or undefined. */
 export function findLoop(body: readonly Stmt[], v: string): For | undefined {
-  for (const s of body) {
-    if (s.k !== 'for') continue;
-    if (s.v === v) return s;
-    const inner = findLoop(s.body, v);
-    if (inner) return inner;
+  // statement lists are never changed in place: one index per list serves every later search in it
+  let index = loopIndexes.get(body);
+  if (index === undefined) {
+    const m = new Map<string, For>();
+    const add = (ss: readonly Stmt[]): void => {
+      for (const s of ss) {
+        if (s.k !== 'for') continue;
+        if (!m.has(s.v)) m.set(s.v, s);
+        add(s.body);
+      }
+    };
+    add(body);
+    loopIndexes.set(body, (index = m));
   }
-  return undefined;
+  return index.get(v);
 }
 
 export function loopOf(body: readonly Stmt[], v: string): For {
