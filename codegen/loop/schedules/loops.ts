@@ -28,26 +28,39 @@ export function fail(msg: string): never {
   throw new ScheduleError(msg);
 }
 
-/** Every loop of a statement list by name (the first in pre-order where one is bound twice), per list. */
-const loopIndexes = new WeakMap<readonly Stmt[], ReadonlyMap<string, For>>();
+/** Every loop of a statement list by name (the first in pre-order where one is bound twice), per list searched twice. */
+const loopIndexes = new WeakMap<readonly Stmt[], ReadonlyMap<string, For> | null>();
 
 /** The loop named v (loop variables are unique within a kernel), or undefined. */
 export function findLoop(body: readonly Stmt[], v: string): For | undefined {
-  // statement lists are never changed in place: one index per list serves every later search in it
-  let index = loopIndexes.get(body);
+  // statement lists are never changed in place: a list searched again gets an index that serves every later search
+  const index = loopIndexes.get(body);
+  if (index) return index.get(v);
   if (index === undefined) {
-    const m = new Map<string, For>();
-    const add = (ss: readonly Stmt[]): void => {
-      for (const s of ss) {
-        if (s.k !== 'for') continue;
-        if (!m.has(s.v)) m.set(s.v, s);
-        add(s.body);
-      }
-    };
-    add(body);
-    loopIndexes.set(body, (index = m));
+    loopIndexes.set(body, null);
+    return scan(body, v);
   }
-  return index.get(v);
+  const m = new Map<string, For>();
+  const add = (ss: readonly Stmt[]): void => {
+    for (const s of ss) {
+      if (s.k !== 'for') continue;
+      if (!m.has(s.v)) m.set(s.v, s);
+      add(s.body);
+    }
+  };
+  add(body);
+  loopIndexes.set(body, m);
+  return m.get(v);
+}
+
+function scan(body: readonly Stmt[], v: string): For | undefined {
+  for (const s of body) {
+    if (s.k !== 'for') continue;
+    if (s.v === v) return s;
+    const inner = scan(s.body, v);
+    if (inner) return inner;
+  }
+  return undefined;
 }
 
 export function loopOf(body: readonly Stmt[], v: string): For {
