@@ -86,22 +86,29 @@ export function exprVars(e: Expr): ReadonlySet<string> {
   if (e.k === 'const') return NO_VARS;
   let out = varSets.get(e);
   if (out !== undefined) return out;
-  if (e.k === 'var') out = new Set([e.name]);
-  else {
-    for (const c of children(e)) {
-      const vs = exprVars(c);
-      if (!vs.size || vs === out) continue;
-      if (out === undefined) out = vs;
-      else {
-        const all: ReadonlySet<string> = out;
-        if ([...vs].every((v) => all.has(v))) continue;
-        out = new Set([...all, ...vs]);
-      }
-    }
-    out ??= NO_VARS;
+  switch (e.k) {
+    case 'var': out = new Set([e.name]); break;
+    case 'load': out = exprVars(e.idx); break;
+    case 'unary': case 'cast': out = exprVars(e.a); break;
+    case 'binary': out = union(exprVars(e.a), exprVars(e.b)); break;
+    case 'select': out = union(union(exprVars(e.c), exprVars(e.a)), exprVars(e.b)); break;
+    case 'philox': out = union(exprVars(e.counter), exprVars(e.index)); break;
   }
   varSets.set(e, out);
   return out;
+}
+
+/** a ∪ b: one of them when it holds the other (sets are shared, never changed). */
+function union(a: ReadonlySet<string>, b: ReadonlySet<string>): ReadonlySet<string> {
+  if (a === b || includes(a, b)) return a;
+  if (includes(b, a)) return b;
+  return new Set([...a, ...b]);
+}
+
+function includes(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
+  if (b.size > a.size) return false;
+  for (const v of b) if (!a.has(v)) return false;
+  return true;
 }
 
 /** Whether expression e reads variable v. */

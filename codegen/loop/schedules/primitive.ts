@@ -131,8 +131,9 @@ export class Schedule {
 
   /** Replaces the kernel's body (and the buffers), as a step of the schedule outside any primitive. */
   replace(body: Stmt[], buffers?: Buffer[]): void {
-    const kernels: Kernel[] = this.program.kernels.map((k, i) => (i === this.kernel ? { ...k, body } : k));
-    this.program = { ...this.program, kernels, ...(buffers ? { buffers } : {}) };
+    const kernels: Kernel[] = this.program.kernels.slice();
+    kernels[this.kernel] = { ...kernels[this.kernel]!, body };
+    this.program = buffers ? { ...this.program, kernels, buffers } : { ...this.program, kernels };
     this.unnamed.push(body);
   }
 
