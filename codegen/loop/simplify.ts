@@ -9,7 +9,7 @@ import { assigned } from './analysis.js';
 import { E, type Expr, type Kernel, type Program, type Stmt } from './ir.js';
 import { type Range, type RangeEnv, type VarRange, rangeOf } from './range.js';
 import { type LoopSym, SymbolTable } from './scope.js';
-import { ExprMutator, type For, children } from './visit.js';
+import { ExprMutator, type For, children, exprVars } from './visit.js';
 
 /** Σ c·atom + c0, atoms being maximal non-affine subexpressions (kept in order of appearance). */
 interface Affine { readonly terms: readonly { readonly atom: Expr; readonly c: number }[]; readonly c0: number }
@@ -63,30 +63,20 @@ function normalForm(e: Expr): Expr {
   return out;
 }
 
-/** Per expression: the variables it reads (sorted) and whether it divides or takes a remainder. */
-const deps = new WeakMap<Expr, { readonly vars: readonly string[]; readonly divides: boolean }>();
-
-function depsOf(e: Expr): { readonly vars: readonly string[]; readonly divides: boolean } {
-  let out = deps.get(e);
-  if (out !== undefined) return out;
-  const vars = new Set<string>(e.k === 'var' ? [e.name] : []);
-  let divides = e.k === 'binary' && (e.op === 'idiv' || e.op === 'mod');
-  for (const c of children(e)) {
-    const d = depsOf(c);
-    for (const v of d.vars) vars.add(v);
-    divides ||= d.divides;
-  }
-  deps.set(e, (out = { vars: [...vars].sort(), divides }));
-  return out;
-}
+/** Per expression: whether it divides or takes a remainder somewhere, and then the variables it reads, sorted. */
+const divisions = new WeakMap<Expr, readonly string[] | null>();
 
 /**
  * What the simplified form of an expression depends on besides the expression: nothing (null) when it has no
  * division or remainder (ranges are read only to split those), else the ranges of the variables it reads.
  */
 function rangeVarsOf(e: Expr): readonly string[] | null {
-  const d = depsOf(e);
-  return d.divides ? d.vars : null;
+  let out = divisions.get(e);
+  if (out === undefined) {
+    const divides = (e.k === 'binary' && (e.op === 'idiv' || e.op === 'mod')) || children(e).some((c) => rangeVarsOf(c) !== null);
+    divisions.set(e, (out = divides ? [...exprVars(e)].sort() : null));
+  }
+  return out;
 }
 
 /** Simplified forms shared by every kernel and call: by expression, and by the ranges it depends on (rangeVarsOf). */

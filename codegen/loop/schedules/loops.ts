@@ -144,7 +144,10 @@ export function substExpr(e: Expr, m: ReadonlyMap<string, Expr>, memo = new Map<
   return out;
 }
 
-/** Statements with variables replaced in every expression (names declared inside are not renamed). Statements that read none are kept as the same objects. */
+/**
+ * Statements with variables replaced in every expression (names declared inside are not renamed); statements that
+ * read none of them are kept as the same objects.
+ */
 export function substStmts(stmts: readonly Stmt[], m: ReadonlyMap<string, Expr>): Stmt[] {
   const memo = new Map<Expr, Expr>();
   const ex = (e: Expr): Expr => substExpr(e, m, memo);
