@@ -16,7 +16,7 @@ import { compileCuda, hasNvcc } from '../codegen/cuda/target.js';
 import * as keras from '../frontend/index.js';
 import { traceModel } from '../frontend/models/executor.js';
 import { traceTrainStep } from '../frontend/models/training.js';
-import { type Graph, updatesAsOutputs } from '../ir/graph.js';
+import { type Graph, nodeName, updatesAsOutputs } from '../ir/graph.js';
 import { interpret } from '../ir/interpreter.js';
 import { writeNpy } from '../runtime/npy.js';
 
@@ -63,7 +63,7 @@ for (const n of [1024, 4096]) {
 
 for (const k of cases) {
   const dir = path.join(out, k.name);
-  const weights = k.graph.params.map((p) => ({ name: String(p.attrs['name']), dtype: p.type.dtype, shape: p.type.shape, data: k.params[String(p.attrs['name'])]! }));
+  const weights = k.graph.params.map((p) => ({ name: nodeName(p), dtype: p.type.dtype, shape: p.type.shape, data: k.params[nodeName(p)]! }));
   const t0 = performance.now();
   compileCuda({ outDir: dir, entries: [{ name: 'predict', graph: k.graph, batchSize: 1 }], weights });
   const built = performance.now() - t0;
@@ -75,7 +75,7 @@ for (const k of cases) {
   }
   const inputs: Record<string, Float32Array | Int32Array> = {};
   k.graph.inputs.forEach((n, i) => {
-    const name = String(n.attrs['name']), size = n.type.shape.reduce((a, b) => a * b, 1);
+    const name = nodeName(n), size = n.type.shape.reduce((a, b) => a * b, 1);
     inputs[name] = n.type.dtype === 'int32' ? Int32Array.from({ length: size }, (_, j) => (name === 'rng_counter' ? 3 : (j * 7) % 4)) : values(size, i);
     writeFileSync(path.join(dir, `in${i}.npy`), writeNpy(n.type.dtype, n.type.shape, inputs[name]!));
   });

@@ -20,7 +20,7 @@ import { runnerFor } from '../frontend/models/runner.js';
 import { WasmRunner } from '../codegen/wasm/runtime.js';
 import { renderWasm } from '../codegen/wasm/render.js';
 import { runPipeline } from '../driver/pipeline.js';
-import type { Graph } from '../ir/graph.js';
+import { type Graph, nodeName } from '../ir/graph.js';
 import type { TypedArray } from '../ir/types.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -154,7 +154,7 @@ function kilnInference(model: keras.Model, b: number): KilnInfer {
   const traced = tracedFor(model, b);
   const runner = runnerFor(traced.graph, 'wasm');
   if (!(runner instanceof WasmRunner)) throw new Error('runnerFor(graph, "wasm") did not give a WasmRunner');
-  const inputName = String(traced.graph.inputs[0]!.attrs['name']);
+  const inputName = nodeName(traced.graph.inputs[0]!);
   const params: Record<string, TypedArray> = {};
   for (const v of traced.variables) params[v.path] = v.data;
   runner.write('inputs', { [inputName]: x.data });
@@ -359,7 +359,7 @@ async function main(): Promise<void> {
       const t = tracedFor(model, b);
       const params: Record<string, TypedArray> = {};
       for (const v of t.variables) params[v.path] = v.data;
-      r.write('inputs', { [String(t.graph.inputs[0]!.attrs['name'])]: xOf(b) });
+      r.write('inputs', { [nodeName(t.graph.inputs[0]!)]: xOf(b) });
       r.write('params', params);
     };
     const fillTrain = (step: { variables: keras.Variable[] }, b: number) => (r: WasmRunner): void => {

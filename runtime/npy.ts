@@ -1,10 +1,11 @@
 // NumPy .npy files (version 1.0, little-endian, C order) for float32, int32 and bool arrays.
-import type { DType, TypedArray } from '../ir/types.js';
+import { DTYPES, type DType, type TypedArray } from '../ir/types.js';
 
-const DESCR: Partial<Record<DType, string>> = { float32: '<f4', int32: '<i4', bool: '|b1' };
+/** The dtypes a .npy file may hold, by their descr (DTYPES' npy names). */
+const FROM_DESCR = new Map(Object.entries(DTYPES).flatMap(([d, info]) => (info.names ? [[info.names.npy, d as DType] as const] : [])));
 
 export function writeNpy(dtype: DType, shape: readonly number[], data: TypedArray): Uint8Array {
-  const descr = DESCR[dtype];
+  const descr = DTYPES[dtype]?.names?.npy; // (a dtype from untyped callers may be any string)
   if (!descr) throw new Error(`npy: dtype ${dtype} is not supported`);
   const dims = shape.length === 1 ? `${shape[0]},` : shape.join(', ');
   let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${dims}), }`;
@@ -28,11 +29,11 @@ export function readNpy(bytes: Uint8Array): { dtype: DType; shape: number[]; dat
   const shapeText = /'shape':\s*\(([^)]*)\)/.exec(header)?.[1] ?? '';
   if (/'fortran_order':\s*True/.test(header)) throw new Error('npy: Fortran-order arrays are not supported');
   const shape = shapeText.split(',').map((s) => s.trim()).filter(Boolean).map(Number);
-  const dtype = (Object.entries(DESCR).find(([, d]) => d === descr)?.[0]) as DType | undefined;
+  const dtype = descr === undefined ? undefined : FROM_DESCR.get(descr);
   if (!dtype) throw new Error(`npy: dtype ${descr} is not supported`);
   const n = shape.reduce((a, b) => a * b, 1);
   // a copy (a Node Buffer's slice is a view of a larger pool)
-  const raw = Uint8Array.prototype.slice.call(bytes, start + hlen, start + hlen + n * (dtype === 'bool' ? 1 : 4));
+  const raw = Uint8Array.prototype.slice.call(bytes, start + hlen, start + hlen + n * DTYPES[dtype].bytes);
   const data = dtype === 'float32' ? new Float32Array(raw.buffer) : dtype === 'int32' ? new Int32Array(raw.buffer) : new Uint8Array(raw.buffer);
   if (data.length !== n) throw new Error('npy: file is truncated');
   return { dtype, shape, data };

@@ -1,5 +1,5 @@
 // The safetensors format: an 8-byte little-endian header length, a JSON header, then the raw tensor bytes.
-import type { DType, TypedArray } from '../ir/types.js';
+import { DTYPES, type DType, type TypedArray } from '../ir/types.js';
 
 export interface NamedTensor {
   readonly name: string;
@@ -8,15 +8,15 @@ export interface NamedTensor {
   readonly data: TypedArray;
 }
 
-const CODES: Partial<Record<DType, string>> = { float32: 'F32', int32: 'I32', bool: 'BOOL' };
-const FROM_CODE: Record<string, DType> = { F32: 'float32', I32: 'int32', BOOL: 'bool' };
+/** The dtypes kiln reads and writes, by their code in the format (DTYPES' safetensors names). */
+const FROM_CODE = new Map(Object.entries(DTYPES).flatMap(([d, info]) => (info.names ? [[info.names.safetensors, d as DType] as const] : [])));
 
 /** Serializes tensors (in order) with optional string metadata. */
 export function writeSafetensors(tensors: readonly NamedTensor[], metadata: Record<string, string> = {}): Uint8Array {
   const header: Record<string, unknown> = { __metadata__: metadata };
   let offset = 0;
   for (const t of tensors) {
-    const code = CODES[t.dtype];
+    const code = DTYPES[t.dtype]?.names?.safetensors;
     if (!code) throw new Error(`safetensors: dtype ${t.dtype} of '${t.name}' is not supported`);
     header[t.name] = { dtype: code, shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
     offset += t.data.byteLength;
@@ -167,7 +167,7 @@ export function readSafetensors(bytes: Uint8Array, expected?: readonly TensorSpe
     if (!Array.isArray(off) || off.length !== 2 || !off.every(isIndex)) return bad(`has invalid data_offsets ${show(off)}: [begin, end], non-negative integers`);
     const offText = raw['data_offsets']?.find((t) => !plainIndex(t));
     if (offText !== undefined) bad(`has invalid data_offsets: ${offText} is not written as a non-negative integer`);
-    entries.push({ name, code, dtype: FROM_CODE[code], shape, begin: off[0]!, end: off[1]! });
+    entries.push({ name, code, dtype: FROM_CODE.get(code), shape, begin: off[0]!, end: off[1]! });
   }
   const size = bytes.length - 8 - n;
   entries.sort((a, b) => a.begin - b.begin || a.end - b.end);
@@ -185,7 +185,7 @@ export function readSafetensors(bytes: Uint8Array, expected?: readonly TensorSpe
   if (at !== size) fail(`${size - at} bytes of data follow the last tensor`);
   for (const p of expected ?? []) {
     const e = entries.find((x) => x.name === p.name) ?? fail(`has no tensor ${show(p.name)}`);
-    if (e.dtype !== p.dtype) fail(`tensor ${show(p.name)} is ${e.code}, the model expects ${CODES[p.dtype] ?? p.dtype}`);
+    if (e.dtype !== p.dtype) fail(`tensor ${show(p.name)} is ${e.code}, the model expects ${DTYPES[p.dtype]?.names?.safetensors ?? p.dtype}`);
     if (e.shape.length !== p.shape.length || e.shape.some((d, i) => d !== p.shape[i])) fail(`tensor ${show(p.name)} has shape [${e.shape}], the model expects [${p.shape}]`);
   }
   const base = 8 + n;

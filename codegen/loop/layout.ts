@@ -1,5 +1,6 @@
 // One linear memory for all entry points of a compiled model, shared by the wasm and LLVM targets.
-import type { Buffer, Program, Stmt } from './ir.js';
+import { DTYPES } from '../../ir/types.js';
+import type { Buffer, Program, Scalar, Stmt } from './ir.js';
 import { type MemoryPlan, bytesOf } from './memplan.js';
 import { walkStmts } from './visit.js';
 
@@ -45,10 +46,13 @@ export function packBuffer(b: Buffer, values: readonly number[] | ArrayLike<numb
   return new Uint8Array(arr.buffer);
 }
 
+/** Bytes of one element of a loop-IR scalar type (the dtype it stands for). */
+const SCALAR_BYTES = new Map<Scalar, number>(Object.values(DTYPES).flatMap((d) => (d.scalar ? [[d.scalar, d.bytes] as const] : [])));
+
 /** Bytes of local arrays one kernel declares (each at its own scratch offset). */
 export function localBytes(stmts: readonly Stmt[]): number {
   let n = 0;
-  walkStmts(stmts, (s) => { if (s.k === 'local') n += align(s.size * (s.t === 'bool' ? 1 : 4)); });
+  walkStmts(stmts, (s) => { if (s.k === 'local') n += align(s.size * SCALAR_BYTES.get(s.t)!); });
   return n;
 }
 

@@ -1,5 +1,5 @@
 // memplan: liveness-based placement of temporaries and outputs in one aligned arena.
-import { sizeOf } from '../../ir/types.js';
+import { DTYPES, type DType, sizeOf } from '../../ir/types.js';
 import type { Buffer, Program, Stmt } from './ir.js';
 import { forEachExpr, stmtExprs, walkStmts } from './visit.js';
 
@@ -14,7 +14,7 @@ export interface MemoryPlan {
 }
 
 export function bytesOf(b: Buffer): number {
-  return b.size * (b.dtype === 'bool' ? 1 : 4);
+  return b.size * DTYPES[b.dtype].bytes;
 }
 
 /** Buffers each statement list loads and stores. */
@@ -63,6 +63,6 @@ export function planMemory(p: Program): MemoryPlan {
 }
 
 /** Bytes an op-by-op executor would allocate: every non-leaf value of the graph (for comparison). */
-export function intermediateBytes(values: readonly { dtype: string; shape: readonly number[] }[]): number {
-  return values.reduce((n, v) => n + sizeOf(v.shape) * (v.dtype === 'bool' ? 1 : 4), 0);
+export function intermediateBytes(values: readonly { dtype: DType; shape: readonly number[] }[]): number {
+  return values.reduce((n, v) => n + sizeOf(v.shape) * DTYPES[v.dtype].bytes, 0);
 }

@@ -9,7 +9,7 @@ import { assigned } from './analysis.js';
 import { E, type Expr, type Kernel, type Program, type Stmt } from './ir.js';
 import { type Range, type RangeEnv, type VarRange, rangeOf } from './range.js';
 import { type LoopSym, SymbolTable } from './scope.js';
-import { ExprMutator, type For } from './visit.js';
+import { ExprMutator, type For, children, exprVars } from './visit.js';
 
 /** Σ c·atom + c0, atoms being maximal non-affine subexpressions (kept in order of appearance). */
 interface Affine { readonly terms: readonly { readonly atom: Expr; readonly c: number }[]; readonly c0: number }
@@ -53,6 +53,34 @@ function build(a: Affine): Expr {
 }
 
 class Overflow extends Error {}
+
+/** build(affine(e)) of i32 sums and products: it involves no ranges, so one result per expression for every kernel. */
+const normalForms = new WeakMap<Expr, Expr>();
+
+function normalForm(e: Expr): Expr {
+  let out = normalForms.get(e);
+  if (out === undefined) normalForms.set(e, (out = build(affine(e))));
+  return out;
+}
+
+/** Per expression: whether it divides or takes a remainder somewhere, and then the variables it reads, sorted. */
+const divisions = new WeakMap<Expr, readonly string[] | null>();
+
+/**
+ * What the simplified form of an expression depends on besides the expression: nothing (null) when it has no
+ * division or remainder (ranges are read only to split those), else the ranges of the variables it reads.
+ */
+function rangeVarsOf(e: Expr): readonly string[] | null {
+  let out = divisions.get(e);
+  if (out === undefined) {
+    const divides = (e.k === 'binary' && (e.op === 'idiv' || e.op === 'mod')) || children(e).some((c) => rangeVarsOf(c) !== null);
+    divisions.set(e, (out = divides ? [...exprVars(e)].sort() : null));
+  }
+  return out;
+}
+
+/** Simplified forms shared by every kernel and call: by expression, and by the ranges it depends on (rangeVarsOf). */
+const simplified = new WeakMap<Expr, Expr | Map<string, Expr>>();
 
 /** Simplifies the i32 index arithmetic of one kernel, knowing the ranges of loop variables and never-assigned decls. */
 class KernelSimplifier extends ExprMutator {
@@ -131,8 +159,27 @@ class KernelSimplifier extends ExprMutator {
       const hit = this.memos[i]!.get(e);
       if (hit) return hit;
     }
-    const out = this.visit(e);
+    const out = this.shared(e);
     this.memos[this.memos.length - 1]!.set(e, out);
+    return out;
+  }
+
+  /** e simplified, from the table shared across kernels when the ranges it depends on are the same. */
+  private shared(e: Expr): Expr {
+    const vars = rangeVarsOf(e);
+    if (vars === null) {
+      let out = simplified.get(e) as Expr | undefined;
+      if (out === undefined) simplified.set(e, (out = this.visit(e)));
+      return out;
+    }
+    const ranges = vars.map((v) => {
+      const r = this.env(v);
+      return r ? `${r.lo}:${r.hi}:${r.exact ? 1 : 0}` : '-';
+    }).join(',');
+    let byRanges = simplified.get(e) as Map<string, Expr> | undefined;
+    if (byRanges === undefined) simplified.set(e, (byRanges = new Map()));
+    let out = byRanges.get(ranges);
+    if (out === undefined) byRanges.set(ranges, (out = this.visit(e)));
     return out;
   }
 
@@ -149,7 +196,7 @@ class KernelSimplifier extends ExprMutator {
     if (e.k !== 'binary') return e;
     const { a, b } = e;
     if (e.t === 'i32' && (e.op === 'idiv' || e.op === 'mod') && b.k === 'const' && b.v > 0) return this.divMod(e.op, a, b.v);
-    if (e.t === 'i32' && (e.op === 'add' || e.op === 'sub' || e.op === 'mul')) return build(affine(e));
+    if (e.t === 'i32' && (e.op === 'add' || e.op === 'sub' || e.op === 'mul')) return normalForm(e);
     // and(x, true) -> x, and(x, false) -> false, or(x, false) -> x, or(x, true) -> true (both sides)
     if (e.op === 'and' || e.op === 'or') {
       const unit = e.op === 'and' ? 1 : 0;

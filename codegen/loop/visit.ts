@@ -17,27 +17,32 @@ export function children(e: Expr): readonly Expr[] {
 
 /** e with its children mapped by f: e itself when f changes none, else the interned expression (type and op kept). */
 export function mapChildren(e: Expr, f: (c: Expr) => Expr): Expr {
+  // literals in the E.* constructors' field order (one object shape per kind; a spread is slower)
   switch (e.k) {
     case 'const': case 'var': return e;
     case 'load': {
       const idx = f(e.idx);
-      return idx === e.idx ? e : intern({ ...e, idx });
+      return idx === e.idx ? e : intern({ k: 'load', t: e.t, buf: e.buf, idx });
     }
-    case 'unary': case 'cast': {
+    case 'unary': {
       const a = f(e.a);
-      return a === e.a ? e : intern({ ...e, a });
+      return a === e.a ? e : intern({ k: 'unary', t: e.t, op: e.op, a });
+    }
+    case 'cast': {
+      const a = f(e.a);
+      return a === e.a ? e : intern({ k: 'cast', t: e.t, a });
     }
     case 'binary': {
       const a = f(e.a), b = f(e.b);
-      return a === e.a && b === e.b ? e : intern({ ...e, a, b });
+      return a === e.a && b === e.b ? e : intern({ k: 'binary', t: e.t, op: e.op, a, b });
     }
     case 'select': {
       const c = f(e.c), a = f(e.a), b = f(e.b);
-      return c === e.c && a === e.a && b === e.b ? e : intern({ ...e, c, a, b });
+      return c === e.c && a === e.a && b === e.b ? e : intern({ k: 'select', t: e.t, c, a, b });
     }
     case 'philox': {
       const counter = f(e.counter), index = f(e.index);
-      return counter === e.counter && index === e.index ? e : intern({ ...e, counter, index });
+      return counter === e.counter && index === e.index ? e : intern({ k: 'philox', t: e.t, seed: e.seed, counter, index });
     }
   }
 }
@@ -71,6 +76,39 @@ export function someExpr(e: Expr, pred: (e: Expr) => boolean): boolean {
 /** Calls f on e and every subexpression, pre-order, once per occurrence. */
 export function forEachExpr(e: Expr, f: (e: Expr) => void): void {
   someExpr(e, (x) => { f(x); return false; });
+}
+
+const NO_VARS: ReadonlySet<string> = new Set();
+const varSets = new WeakMap<Expr, ReadonlySet<string>>();
+
+/** The variables e reads (computed once per expression: interned ones are shared; never change the set). */
+export function exprVars(e: Expr): ReadonlySet<string> {
+  if (e.k === 'const') return NO_VARS;
+  let out = varSets.get(e);
+  if (out !== undefined) return out;
+  switch (e.k) {
+    case 'var': out = new Set([e.name]); break;
+    case 'load': out = exprVars(e.idx); break;
+    case 'unary': case 'cast': out = exprVars(e.a); break;
+    case 'binary': out = union(exprVars(e.a), exprVars(e.b)); break;
+    case 'select': out = union(union(exprVars(e.c), exprVars(e.a)), exprVars(e.b)); break;
+    case 'philox': out = union(exprVars(e.counter), exprVars(e.index)); break;
+  }
+  varSets.set(e, out);
+  return out;
+}
+
+/** a ∪ b: one of them when it holds the other (sets are shared, never changed). */
+function union(a: ReadonlySet<string>, b: ReadonlySet<string>): ReadonlySet<string> {
+  if (a === b || includes(a, b)) return a;
+  if (includes(b, a)) return b;
+  return new Set([...a, ...b]);
+}
+
+function includes(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
+  if (b.size > a.size) return false;
+  for (const v of b) if (!a.has(v)) return false;
+  return true;
 }
 
 /** Whether expression e reads variable v. */

@@ -1,15 +1,22 @@
 // Cleanup steps after the recipes: serial loops of one iteration go (their variable is 0), and index arithmetic
 // is simplified again (splits leave `(o*4 + m)*K + k`).
-import { E, type Expr, type Stmt } from '../ir.js';
+import { type Buffer, E, type Expr, type Stmt } from '../ir.js';
 import { simplify } from '../simplify.js';
-import { mapExpr, substStmts } from './loops.js';
+import { mapExpr, substExpr } from './loops.js';
+import { mapStmtExprs } from '../visit.js';
 import { primitive } from './primitive.js';
 
-function drop(body: readonly Stmt[]): Stmt[] {
+/**
+ * The statements without serial loops of one iteration, whose variables (`zeros`: those of the enclosing ones)
+ * become 0 in every expression inside them; unchanged statements are kept as the same objects.
+ */
+function drop(body: readonly Stmt[], zeros: ReadonlyMap<string, Expr> = new Map()): Stmt[] {
+  const memo = new Map<Expr, Expr>();
   return body.flatMap((s): Stmt[] => {
-    if (s.k !== 'for') return [s];
-    const inner = drop(s.body);
-    return s.extent === 1 && s.kind === 'serial' ? substStmts(inner, new Map([[s.v, E.i32(0)]])) : [{ ...s, body: inner }];
+    if (s.k !== 'for') return [zeros.size ? mapStmtExprs(s, (e) => substExpr(e, zeros, memo)) : s];
+    if (s.extent === 1 && s.kind === 'serial') return drop(s.body, new Map(zeros).set(s.v, E.i32(0)));
+    const inner = drop(s.body, zeros);
+    return [inner.length === s.body.length && inner.every((x, i) => x === s.body[i]) ? s : { ...s, body: inner }];
   });
 }
 
@@ -39,7 +46,58 @@ export const simplifyIndices = primitive<{ readonly loop?: string }>({
 });
 
 /** Every declared name becomes its prefix (letters) and a counter in print order, as lowering numbers names. */
-function renumbered(body: readonly Stmt[]): Stmt[] {
+function renumbered(body: readonly Stmt[], buffers: readonly Buffer[]): Stmt[] {
+  // each name declared once and no buffer's: one renaming for the whole kernel, each distinct expression once
+  const names = new Map<string, string>();
+  let unique = true;
+  const number = (ss: readonly Stmt[]): void => {
+    for (const s of ss) {
+      const name = s.k === 'for' ? s.v : s.k === 'decl' || s.k === 'local' ? s.name : undefined;
+      if (name === undefined) continue;
+      if (names.has(name)) unique = false;
+      names.set(name, `${name.replace(/\d+$/, '')}${names.size}`);
+      if (s.k === 'for') number(s.body);
+    }
+  };
+  number(body);
+  if (!unique || buffers.some((b) => names.has(b.name))) return renumberedScoped(body);
+  const to = (name: string) => names.get(name) ?? name;
+  // renamed expressions by literal, not interned (every one is new, and interning them all costs a third of the
+  // step); the memo still gives each distinct expression one copy, so the kernel's sharing is kept
+  const memo = new Map<Expr, Expr>();
+  const ex = (e: Expr): Expr => {
+    if (e.k === 'const') return e;
+    let out = memo.get(e);
+    if (out === undefined) memo.set(e, (out = e.k === 'var' ? { k: 'var', t: e.t, name: to(e.name) } : e.k === 'load' ? { k: 'load', t: e.t, buf: to(e.buf), idx: ex(e.idx) } : rebuilt(e, ex)));
+    return out;
+  };
+  const visit = (ss: readonly Stmt[]): Stmt[] => ss.map((s): Stmt => {
+    switch (s.k) {
+      case 'for': return { ...s, v: to(s.v), body: visit(s.body) };
+      case 'decl': return { ...s, name: to(s.name), init: ex(s.init) };
+      case 'local': return { ...s, name: to(s.name) };
+      case 'assign': return { ...s, name: to(s.name), value: ex(s.value) };
+      case 'store': return { ...s, buf: to(s.buf), idx: ex(s.idx), value: ex(s.value) };
+    }
+  });
+  return visit(body);
+}
+
+/** e with its children mapped by f, built by literal (not interned). */
+function rebuilt(e: Expr, f: (c: Expr) => Expr): Expr {
+  switch (e.k) {
+    case 'const': case 'var': return e;
+    case 'load': return { k: 'load', t: e.t, buf: e.buf, idx: f(e.idx) };
+    case 'unary': return { k: 'unary', t: e.t, op: e.op, a: f(e.a) };
+    case 'cast': return { k: 'cast', t: e.t, a: f(e.a) };
+    case 'binary': return { k: 'binary', t: e.t, op: e.op, a: f(e.a), b: f(e.b) };
+    case 'select': return { k: 'select', t: e.t, c: f(e.c), a: f(e.a), b: f(e.b) };
+    case 'philox': return { k: 'philox', t: e.t, seed: e.seed, counter: f(e.counter), index: f(e.index) };
+  }
+}
+
+/** renumbered, for a kernel that binds a name twice (each name resolved in its scope). */
+function renumberedScoped(body: readonly Stmt[]): Stmt[] {
   let n = 0;
   const scopes: Map<string, string>[] = [new Map()];
   const lookup = (name: string) => {
@@ -80,5 +138,5 @@ function renumbered(body: readonly Stmt[]): Stmt[] {
 export const renumber = primitive<Record<string, never>>({
   name: 'renumber',
   check: () => undefined,
-  apply: (k) => ({ body: renumbered(k.body) }),
+  apply: (k) => ({ body: renumbered(k.body, k.buffers) }),
 });

@@ -11,7 +11,11 @@ export interface LoopsArgs {
 
 /** Sets the kind of each named loop. */
 export function setKinds(body: readonly Stmt[], kinds: ReadonlyMap<string, AxisKind>): Stmt[] {
-  return body.map((s) => (s.k !== 'for' ? s : { ...s, kind: kinds.get(s.v) ?? s.kind, body: setKinds(s.body, kinds) }));
+  return body.map((s) => {
+    if (s.k !== 'for') return s;
+    const inner = setKinds(s.body, kinds), kind = kinds.get(s.v) ?? s.kind;
+    return kind === s.kind && inner.every((x, i) => x === s.body[i]) ? s : { ...s, kind, body: inner };
+  });
 }
 
 /** A primitive that marks serial loops as `kind` when `legal` says why not for none of them. */

@@ -1,24 +1,63 @@
 // Helpers the schedule primitives share: finding and replacing loops by name, substituting variables, affine
 // index forms and the access sets that legality checks compare.
 import { operands } from '../analysis.js';
-import { E, type Expr, type Stmt } from '../ir.js';
+import { E, type Expr, type Stmt, intern } from '../ir.js';
 import { printExpr } from '../printer.js';
+import { exprVars, mapChildren, mapExpr as visitMapExpr, mapStmtExprs as mapOwnExprs } from '../visit.js';
 
 export type For = Extract<Stmt, { k: 'for' }>;
 
-/** Why a primitive does not apply (the schedule driver reports it with the primitive's name). */
-export class ScheduleError extends Error {}
+/**
+ * Why a primitive does not apply (the schedule driver reports it with the primitive's name). Recipes try
+ * primitives and catch these (Schedule.attempt), so it is built without a stack trace, which costs more than the
+ * rest of a failed attempt; its message names the primitive, the kernel and the reason.
+ */
+export class ScheduleError extends Error {
+  constructor(message: string) {
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    try {
+      super(message);
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
+  }
+}
 
 export function fail(msg: string): never {
   throw new ScheduleError(msg);
 }
 
+/** Every loop of a statement list by name (the first in pre-order where one is bound twice), per list searched twice. */
+const loopIndexes = new WeakMap<readonly Stmt[], ReadonlyMap<string, For> | null>();
+
 /** The loop named v (loop variables are unique within a kernel), or undefined. */
 export function findLoop(body: readonly Stmt[], v: string): For | undefined {
+  // statement lists are never changed in place: a list searched again gets an index that serves every later search
+  const index = loopIndexes.get(body);
+  if (index) return index.get(v);
+  if (index === undefined) {
+    loopIndexes.set(body, null);
+    return scan(body, v);
+  }
+  const m = new Map<string, For>();
+  const add = (ss: readonly Stmt[]): void => {
+    for (const s of ss) {
+      if (s.k !== 'for') continue;
+      if (!m.has(s.v)) m.set(s.v, s);
+      add(s.body);
+    }
+  };
+  add(body);
+  loopIndexes.set(body, m);
+  return m.get(v);
+}
+
+function scan(body: readonly Stmt[], v: string): For | undefined {
   for (const s of body) {
     if (s.k !== 'for') continue;
     if (s.v === v) return s;
-    const inner = findLoop(s.body, v);
+    const inner = scan(s.body, v);
     if (inner) return inner;
   }
   return undefined;
@@ -42,18 +81,27 @@ export function parentBody(body: readonly Stmt[], v: string): readonly Stmt[] | 
 /** The body with loop v replaced by the statements f returns (every other statement kept as the same object). */
 export function replaceLoop(body: readonly Stmt[], v: string, f: (loop: For) => Stmt[]): Stmt[] {
   let found = false;
-  const walk = (stmts: readonly Stmt[]): Stmt[] => stmts.flatMap((s) => {
-    if (s.k !== 'for' || found) return [s];
-    if (s.v === v) {
-      found = true;
-      return f(s);
+  // the statements with v replaced, or ss itself where v is not among them (each loop searched once, in order)
+  const walk = (ss: readonly Stmt[]): readonly Stmt[] => {
+    for (let i = 0; i < ss.length; i++) {
+      const s = ss[i]!;
+      if (s.k !== 'for') continue;
+      let by: readonly Stmt[];
+      if (s.v === v) {
+        found = true;
+        by = f(s);
+      } else {
+        const inner = walk(s.body);
+        if (!found) continue;
+        by = [inner === s.body ? s : { ...s, body: inner }];
+      }
+      return [...ss.slice(0, i), ...by, ...ss.slice(i + 1)];
     }
-    const inner = walk(s.body);
-    return [inner.every((x, i) => x === s.body[i]) && inner.length === s.body.length ? s : { ...s, body: inner }];
-  });
+    return ss;
+  };
   const out = walk(body);
   if (!found) fail(`no loop '${v}' in the kernel`);
-  return out;
+  return out as Stmt[];
 }
 
 /** Replaces the body of the statement list holding loop v (the kernel body itself when v is top-level). */
@@ -76,57 +124,62 @@ export function chain(body: readonly Stmt[], outer: string, inner: string): For[
   return out;
 }
 
-/** e with variables replaced. */
-export function substExpr(e: Expr, m: ReadonlyMap<string, Expr>): Expr {
-  switch (e.k) {
-    case 'const': return e;
-    case 'var': return m.get(e.name) ?? e;
-    case 'load': return { ...e, idx: substExpr(e.idx, m) };
-    case 'unary': case 'cast': return { ...e, a: substExpr(e.a, m) };
-    case 'binary': return { ...e, a: substExpr(e.a, m), b: substExpr(e.b, m) };
-    case 'select': return { ...e, c: substExpr(e.c, m), a: substExpr(e.a, m), b: substExpr(e.b, m) };
-    case 'philox': return { ...e, counter: substExpr(e.counter, m), index: substExpr(e.index, m) };
+/** Whether e reads any variable m maps. */
+function reads(e: Expr, m: ReadonlyMap<string, unknown>): boolean {
+  const vs = exprVars(e);
+  if (vs.size <= m.size) {
+    for (const v of vs) if (m.has(v)) return true;
+  } else {
+    for (const v of m.keys()) if (vs.has(v)) return true;
   }
+  return false;
 }
 
-/** Statements with variables replaced in every expression (names declared inside are not renamed). */
+/** e with variables replaced (interned; e itself where it reads none of them). */
+export function substExpr(e: Expr, m: ReadonlyMap<string, Expr>, memo = new Map<Expr, Expr>()): Expr {
+  if (!reads(e, m)) return e;
+  if (e.k === 'var') return m.get(e.name)!;
+  let out = memo.get(e);
+  if (out === undefined) memo.set(e, (out = mapChildren(e, (c) => substExpr(c, m, memo))));
+  return out;
+}
+
+/**
+ * Statements with variables replaced in every expression (names declared inside are not renamed); statements that
+ * read none of them are kept as the same objects.
+ */
 export function substStmts(stmts: readonly Stmt[], m: ReadonlyMap<string, Expr>): Stmt[] {
-  return stmts.map((s): Stmt => {
-    switch (s.k) {
-      case 'for': return { ...s, body: substStmts(s.body, m) };
-      case 'decl': return { ...s, init: substExpr(s.init, m) };
-      case 'assign': return { ...s, value: substExpr(s.value, m) };
-      case 'store': return { ...s, idx: substExpr(s.idx, m), value: substExpr(s.value, m) };
-      case 'local': return s;
-    }
+  const memo = new Map<Expr, Expr>();
+  const ex = (e: Expr): Expr => substExpr(e, m, memo);
+  const map = (ss: readonly Stmt[]): Stmt[] => ss.map((s): Stmt => {
+    if (s.k !== 'for') return mapOwnExprs(s, ex);
+    const body = map(s.body);
+    return body.every((x, i) => x === s.body[i]) ? s : { ...s, body };
   });
+  return map(stmts);
 }
 
-/** Expression rewrite applied bottom-up (f sees rewritten operands). */
-export function mapExpr(e: Expr, f: (e: Expr) => Expr): Expr {
-  const ex = (x: Expr) => mapExpr(x, f);
-  switch (e.k) {
-    case 'const': case 'var': return f(e);
-    case 'load': return f({ ...e, idx: ex(e.idx) });
-    case 'unary': case 'cast': return f({ ...e, a: ex(e.a) });
-    case 'binary': return f({ ...e, a: ex(e.a), b: ex(e.b) });
-    case 'select': return f({ ...e, c: ex(e.c), a: ex(e.a), b: ex(e.b) });
-    case 'philox': return f({ ...e, counter: ex(e.counter), index: ex(e.index) });
-  }
+/**
+ * Expression rewrite applied bottom-up (f sees rewritten operands; what it returns is interned). f must depend
+ * only on the expression: each distinct subexpression is rewritten once per memo.
+ */
+export function mapExpr(e: Expr, f: (e: Expr) => Expr, memo = new Map<Expr, Expr>()): Expr {
+  return visitMapExpr(e, (x) => intern(f(x)), memo);
 }
 
-/** Expression rewrite applied bottom-up to every expression of the statements (f sees rewritten operands). */
+/**
+ * Expression rewrite applied bottom-up to every expression of the statements (f sees rewritten operands; f must
+ * depend only on the expression). Statements whose expressions are unchanged are kept as the same objects.
+ */
 export function mapStmtExprs(stmts: readonly Stmt[], f: (e: Expr) => Expr): Stmt[] {
-  const ex = (e: Expr): Expr => mapExpr(e, f);
-  return stmts.map((s): Stmt => {
-    switch (s.k) {
-      case 'for': return { ...s, body: mapStmtExprs(s.body, f) };
-      case 'decl': return { ...s, init: ex(s.init) };
-      case 'assign': return { ...s, value: ex(s.value) };
-      case 'store': return { ...s, idx: ex(s.idx), value: ex(s.value) };
-      case 'local': return s;
-    }
+  const memo = new Map<Expr, Expr>();
+  const ex = (e: Expr): Expr => mapExpr(e, f, memo);
+  const map = (ss: readonly Stmt[]): Stmt[] => ss.map((s): Stmt => {
+    if (s.k !== 'for') return mapOwnExprs(s, ex);
+    const body = map(s.body);
+    return body.every((x, i) => x === s.body[i]) ? s : { ...s, body };
   });
+  return map(stmts);
 }
 
 /** Every name declared in the statements (loop variables, decls, local arrays). */
@@ -162,8 +215,8 @@ export function readsOf(stmts: readonly Stmt[]): Set<string> {
   const visit = (ss: readonly Stmt[]): void => {
     for (const s of ss) {
       for (const e of ownExprs(s)) {
-        for (const v of varsOf(e)) if (!bound.has(v)) out.add(v);
-        arraysIn(e, out);
+        for (const v of exprVars(e)) if (!bound.has(v)) out.add(v);
+        for (const l of loadsIn(e)) out.add(l.buf);
       }
       if (s.k === 'store' || s.k === 'assign') out.add(s.k === 'store' ? s.buf : s.name);
       if (s.k === 'for') { bound.add(s.v); visit(s.body); }
@@ -174,9 +227,19 @@ export function readsOf(stmts: readonly Stmt[]): Set<string> {
   return out;
 }
 
-function arraysIn(e: Expr, out: Set<string>): void {
-  if (e.k === 'load') out.add(e.buf);
-  for (const x of operands(e)) arraysIn(x, out);
+type Load = Extract<Expr, { k: 'load' }>;
+const NO_LOADS: readonly Load[] = [];
+const loadLists = new WeakMap<Expr, readonly Load[]>();
+
+/** The loads in e, pre-order, one per occurrence (computed once per expression). */
+function loadsIn(e: Expr): readonly Load[] {
+  if (e.k === 'const' || e.k === 'var') return NO_LOADS;
+  let out = loadLists.get(e);
+  if (out !== undefined) return out;
+  const lists = operands(e).map(loadsIn).filter((l) => l.length);
+  out = e.k === 'load' ? [e, ...(lists[0] ?? [])] : lists.length === 0 ? NO_LOADS : lists.length === 1 ? lists[0]! : lists.flat();
+  loadLists.set(e, out);
+  return out;
 }
 
 /** One load or store of an array, with the loops around it inside the statements examined (their extents). */
@@ -195,11 +258,7 @@ export function accesses(stmts: readonly Stmt[]): { arrays: Access[]; assigned: 
   const declared = new Set<string>();
   const visit = (ss: readonly Stmt[], inner: ReadonlyMap<string, number>): void => {
     for (const s of ss) {
-      const loads = (e: Expr): void => {
-        if (e.k === 'load') arrays.push({ array: e.buf, idx: e.idx, write: false, inner });
-        operands(e).forEach(loads);
-      };
-      ownExprs(s).forEach(loads);
+      for (const e of ownExprs(s)) for (const l of loadsIn(e)) arrays.push({ array: l.buf, idx: l.idx, write: false, inner });
       if (s.k === 'store') arrays.push({ array: s.buf, idx: s.idx, write: true, inner });
       else if (s.k === 'assign') assigned.add(s.name);
       else if (s.k === 'decl' || s.k === 'local') declared.add(s.name);
@@ -213,7 +272,16 @@ export function accesses(stmts: readonly Stmt[]): { arrays: Access[]; assigned: 
 /** Σ coef·var + c of an i32 index, or undefined when it is not affine in variables. */
 export interface Affine { readonly terms: ReadonlyMap<string, number>; readonly c: number }
 
+const affines = new WeakMap<Expr, Affine | null>();
+
+/** The affine form of e (computed once per expression; the form is shared: never change it). */
 export function affineOf(e: Expr): Affine | undefined {
+  let out = affines.get(e);
+  if (out === undefined) affines.set(e, (out = affineForm(e) ?? null));
+  return out ?? undefined;
+}
+
+function affineForm(e: Expr): Affine | undefined {
   if (e.t !== 'i32') return undefined;
   if (e.k === 'const') return { terms: new Map(), c: e.v };
   if (e.k === 'var') return { terms: new Map([[e.name, 1]]), c: 0 };
@@ -291,8 +359,14 @@ export function disjointIterations(acc: readonly Access[], v: string, n: number,
   return s === undefined || hi - lo < Math.abs(s);
 }
 
-/** Text of an expression, to compare index expressions. */
-export const key = (e: Expr): string => printExpr(e);
+const keys = new WeakMap<Expr, string>();
+
+/** Text of an expression, to compare index expressions (once per expression: they are interned). */
+export function key(e: Expr): string {
+  let k = keys.get(e);
+  if (k === undefined) keys.set(e, (k = printExpr(e)));
+  return k;
+}
 
 /** A fresh-name source for a kernel: prefix + counter, skipping every name in use. */
 export function namer(used: Set<string>): (prefix: string) => string {

@@ -31,34 +31,52 @@ export interface Reduction {
 
 const assignsTo = (s: Stmt, acc: string): boolean => (s.k === 'assign' && s.name === acc) || (s.k === 'for' && s.body.some((x) => assignsTo(x, acc)));
 
-/** The reduction whose accumulator is declared at stmts[i], when its updates have the plain form lowering emits. */
-export function reductionAt(stmts: readonly Stmt[], i: number): Reduction | undefined {
+/** Calls f with every name the statement assigns (in its loops too). */
+function forAssigned(s: Stmt, f: (name: string) => void): void {
+  if (s.k === 'assign') f(s.name);
+  else if (s.k === 'for') for (const x of s.body) forAssigned(x, f);
+}
+
+/** Each name assigned in the statements, with the position of the last statement assigning it. */
+function lastAssigns(stmts: readonly Stmt[]): Map<string, number> {
+  const last = new Map<string, number>();
+  stmts.forEach((s, j) => forAssigned(s, (n) => last.set(n, j)));
+  return last;
+}
+
+/**
+ * The reduction whose accumulator is declared at stmts[i], when its updates have the plain form lowering emits.
+ * `last`: lastAssigns(stmts), when the caller has it.
+ */
+export function reductionAt(stmts: readonly Stmt[], i: number, last?: ReadonlyMap<string, number>): Reduction | undefined {
   const d = stmts[i];
   if (d?.k !== 'decl' || d.init.k !== 'const') return undefined;
   let end = -1;
-  stmts.forEach((s, j) => { if (j > i && assignsTo(s, d.name)) end = j; });
-  if (end < 0) return undefined;
+  if (last) end = Math.max(end, last.get(d.name) ?? -1);
+  else stmts.forEach((s, j) => { if (j > i && assignsTo(s, d.name)) end = j; });
+  if (end <= i) return undefined;
   const region = stmts.slice(i + 1, end + 1);
   let loops: For[] = [], step: readonly Stmt[] = region;
   if (region.length === 1 && region[0]!.k === 'for') {
     loops = outerChain(region[0]!);
     step = loops[loops.length - 1]!.body;
   }
-  const last = step[step.length - 1];
-  if (last?.k !== 'assign' || last.name !== d.name) return undefined;
+  const tail = step[step.length - 1];
+  if (tail?.k !== 'assign' || tail.name !== d.name) return undefined;
   const body = step.slice(0, -1);
   if (!body.every((s) => s.k === 'decl')) return undefined;
-  if (stmts.slice(end + 1).some((s) => assignsTo(s, d.name))) return undefined;
-  return { acc: d.name, t: d.t, init: d.init.v, start: i, end, loops, update: last.value, step: body };
+  // (no statement after `end` assigns the accumulator: end is the last that does)
+  return { acc: d.name, t: d.t, init: d.init.v, start: i, end, loops, update: tail.value, step: body };
 }
 
 /** The reductions of a statement list, in order (undefined when one of its decls accumulates otherwise). */
 export function reductionsOf(stmts: readonly Stmt[]): Reduction[] {
   const out: Reduction[] = [];
+  const last = lastAssigns(stmts);
   for (let i = 0; i < stmts.length; i++) {
     const s = stmts[i]!;
-    if (s.k !== 'decl' || !stmts.some((x, j) => j > i && assignsTo(x, s.name))) continue;
-    const r = reductionAt(stmts, i);
+    if (s.k !== 'decl' || (last.get(s.name) ?? -1) <= i) continue;
+    const r = reductionAt(stmts, i, last);
     if (r) out.push(r);
   }
   return out;

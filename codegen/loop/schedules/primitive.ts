@@ -1,6 +1,6 @@
 // The schedule primitive interface and the state a recipe applies primitives to (see index.ts for the overview).
 import type { Buffer, Kernel, Program, Stmt } from '../ir.js';
-import { ScheduleError, declaredNames, namer } from './loops.js';
+import { ScheduleError, namer } from './loops.js';
 
 /** What a primitive sees and changes: one kernel's body and the program's buffers (pack adds one). */
 export interface KernelView {
@@ -32,7 +32,7 @@ export function primitive<A>(p: Primitive<A>): Primitive<A> {
 
 /** The scheduling state of one kernel of a program: recipes apply primitives to it by name. */
 export class Schedule {
-  private used: Set<string>;
+  private readonly used: Set<string>;
   private readonly next: (prefix: string) => string;
 
   /** The primitives applied so far, by name. */
@@ -41,7 +41,9 @@ export class Schedule {
   constructor(public program: Program, readonly kernel: number, private readonly trace?: Trace, public recipe = '') {
     const k = program.kernels[kernel];
     if (!k) throw new Error(`schedule: no kernel ${kernel}`);
-    this.used = declaredNames(k.body, new Set(program.buffers.map((b) => b.name)));
+    this.used = new Set();
+    this.buffers = program.buffers;
+    this.unnamed.push(k.body);
     this.next = namer(this.used);
   }
 
@@ -54,11 +56,13 @@ export class Schedule {
   }
 
   fresh(prefix: string): string {
+    this.addNames();
     return this.next(prefix);
   }
 
   /** A buffer name: base itself when unused, else base_1, base_2, ... */
   freshBuffer(base: string): string {
+    this.addNames();
     let name = base, i = 1;
     while (this.used.has(name)) name = `${base}_${i++}`;
     this.used.add(name);
@@ -78,6 +82,11 @@ export class Schedule {
   apply<A>(p: Primitive<A>, args: A): void {
     const why = p.check(this.view(), args);
     if (why !== undefined) throw new ScheduleError(`schedule ${this.recipe ? `${this.recipe}: ` : ''}${p.name} on kernel ${this.name}: ${why}`);
+    this.applyChecked(p, args);
+  }
+
+  /** Applies p, whose check passed on the kernel as it is. */
+  private applyChecked<A>(p: Primitive<A>, args: A): void {
     const out = p.apply(this.view(), args);
     this.replace(out.body, out.buffers);
     this.applied.push(p.name);
@@ -116,14 +125,40 @@ export class Schedule {
   /** Applies p when it applies; whether it did. */
   try<A>(p: Primitive<A>, args: A): boolean {
     if (p.check(this.view(), args) !== undefined) return false;
-    this.apply(p, args);
+    this.applyChecked(p, args);
     return true;
   }
 
   /** Replaces the kernel's body (and the buffers), as a step of the schedule outside any primitive. */
   replace(body: Stmt[], buffers?: Buffer[]): void {
-    const kernels: Kernel[] = this.program.kernels.map((k, i) => (i === this.kernel ? { ...k, body } : k));
-    this.program = { ...this.program, kernels, ...(buffers ? { buffers } : {}) };
-    declaredNames(body, this.used);
+    const kernels: Kernel[] = this.program.kernels.slice();
+    kernels[this.kernel] = { ...kernels[this.kernel]!, body };
+    this.program = buffers ? { ...this.program, kernels, buffers } : { ...this.program, kernels };
+    this.unnamed.push(body);
+  }
+
+  /** The program's buffers when the schedule began, until their names are in `used`. */
+  private buffers: readonly Buffer[] | undefined;
+  /** Bodies the kernel has had whose names are not in `used` yet (added when a fresh name is next asked for). */
+  private readonly unnamed: (readonly Stmt[])[] = [];
+  /** Loops whose names (their own and those inside) are in `used` already: statements are never changed in place. */
+  private readonly named = new Set<Stmt>();
+
+  /** Adds the names declared in every body the kernel has had to `used` (fresh names avoid all of them). */
+  private addNames(): void {
+    const add = (body: readonly Stmt[]): void => {
+      for (const s of body) {
+        if (s.k === 'for') {
+          if (this.named.has(s)) continue;
+          this.named.add(s);
+          this.used.add(s.v);
+          add(s.body);
+        } else if (s.k === 'decl' || s.k === 'local') this.used.add(s.name);
+      }
+    };
+    if (this.buffers) for (const b of this.buffers) this.used.add(b.name);
+    this.buffers = undefined;
+    for (const body of this.unnamed) add(body);
+    this.unnamed.length = 0;
   }
 }

@@ -17,7 +17,16 @@ export function perfectNest(body: readonly Stmt[], loops: readonly string[]): Fo
   const found = loops.map((v) => findLoop(body, v));
   const missing = loops.find((_, i) => !found[i]);
   if (missing !== undefined) return `no loop '${missing}' in the kernel`;
-  const top = found.find((l) => !found.some((o) => o !== l && findLoop(o!.body, l!.v)))!;
+  // the first loop no other of them holds (the names of them inside each, one walk per loop)
+  const inside = new Map(found.map((o) => {
+    const vs = new Set<string>();
+    const collect = (ss: readonly Stmt[]): void => {
+      for (const x of ss) if (x.k === 'for') { if (names.has(x.v)) vs.add(x.v); collect(x.body); }
+    };
+    collect(o!.body);
+    return [o, vs];
+  }));
+  const top = found.find((l) => !found.some((o) => o !== l && inside.get(o)!.has(l!.v)))!;
   const out: For[] = [top];
   while (out.length < names.size) {
     const cur = out[out.length - 1]!, next = cur.body[0];

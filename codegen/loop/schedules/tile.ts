@@ -34,8 +34,19 @@ export function composed(k: KernelView, list: [Primitive<never>, unknown][], che
   return { body: view.body };
 }
 
+/** The last check's kernel body, arguments and result (the schedule applies a primitive right after checking it). */
+let checked: { readonly from: KernelView['body']; readonly args: TileArgs; readonly body: KernelView['body'] } | undefined;
+
 export const tile = primitive<TileArgs>({
   name: 'tile',
-  check: (k, a) => composed(k, steps(a)).why,
-  apply: (k, a) => ({ body: [...composed(k, steps(a), false).body] }),
+  check: (k, a) => {
+    const r = composed(k, steps(a));
+    checked = r.why === undefined ? { from: k.body, args: a, body: r.body } : undefined;
+    return r.why;
+  },
+  apply: (k, a) => {
+    const body = checked?.from === k.body && checked.args === a ? checked.body : composed(k, steps(a), false).body;
+    checked = undefined;
+    return { body: [...body] };
+  },
 });
