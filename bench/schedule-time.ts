@@ -61,7 +61,7 @@ for (const p of GRAPH_PASSES) graph = p.run(graph);
 const [plan, fuseMs] = time(() => fuse(graph));
 const out: Record<string, number[] | number> = { fuse: fuseMs, lower: [], simplify: [], schedule: [] };
 for (let r = 0; r < runs; r++) {
-  const [lowered, l] = time(() => lower(plan, { name: graph.name, caps }));
+  const [lowered, l] = time(() => lower(plan, { name: graph.name }));
   const [simplified, s] = time(() => simplify(lowered));
   const [, k] = time(() => schedule(simplified, caps));
   (out['lower'] as number[]).push(l);
