@@ -7,9 +7,9 @@ import { freeVars, independentIterations, pureDecls, usesVar } from '../loop/ana
 import type { Expr, Scalar, Stmt } from '../loop/ir.js';
 import { someExpr } from '../loop/visit.js';
 import type { Entry, Layout } from '../loop/layout.js';
-import { type OpTable, binaryOp, castOp, legalize, unaryOp } from '../loop/legalize.js';
+import { type OpTable, binaryOp, castOp, unaryOp } from '../loop/legalize.js';
 import { printExpr } from '../loop/printer.js';
-import { LLVM_VECTORS, canVectorize, fitVectorLoops, laneCoef } from '../loop/vectorize.js';
+import { LLVM_VECTORS, checkVectorLoops, laneCoef, noVectorForm } from '../loop/vectorize.js';
 import { type Lane, helper, internalize, laneByLane, vectorHelpers } from './vector.js';
 
 // llvm-bindings is a native addon (built against LLVM 14 at install); loaded on first use so that the rest of
@@ -285,7 +285,7 @@ class KernelBuilder {
     if (!parts.length || [...freeVars([{ k: 'assign', name: acc, value }])].some((n) => inLoop.has(n))) return undefined;
     const lanes = parts.map((p, j): Stmt => ({ k: 'decl', name: `${s.v}$lane${j}`, t: p.t, init: p }));
     const loop: Stmt = { k: 'for', v: s.v, extent: s.extent, kind: 'vector', body: [...decls, ...lanes] };
-    return canVectorize(loop as Extract<Stmt, { k: 'for' }>, { vector: LLVM_VECTORS }) ? { fold: { ...last, value }, parts } : undefined;
+    return noVectorForm(loop as Extract<Stmt, { k: 'for' }>, LLVM_VECTORS) === undefined ? { fold: { ...last, value }, parts } : undefined;
   }
 
   /** A reduction loop: the values it folds in as vectors of every lane, then the fold lane by lane, in order. */
@@ -398,7 +398,7 @@ class KernelBuilder {
     switch (s.k) {
       case 'for': {
         if (s.kind === 'block' || s.kind === 'thread') throw new Error(`loop ${s.v} is a GPU ${s.kind} axis: this renderer takes CPU schedules`);
-        if (s.kind === 'vector') return this.vectorLoop(s); // canVectorize decided (fitVectorLoops)
+        if (s.kind === 'vector') return this.vectorLoop(s); // the schedule decided (canVectorize)
         const r = s.kind === 'serial' ? this.reduction(s) : undefined;
         if (r) return this.vectorFold(s, r.fold, r.parts);
         // a micro-kernel's rows (and lanes with no vector form) are unrolled here, so its register tile has constant
@@ -559,10 +559,9 @@ export function renderLlvm(entries: readonly Entry[], layout: Layout, name: stri
   const L = llvm();
   const g = new LlvmModule(name, contract);
   for (const e of entries) {
-    // a lane loop with no vector form over a local array is unrolled, up to 4096 statements (SROA then keeps the
-    // array in registers, and the SLP vectorizer forms vectors)
-    const fitted = fitVectorLoops(e.program, { vector: LLVM_VECTORS }, { maxWork: 4096 });
-    const program = legalize(fitted, LLVM_VECTORS.legal);
+    // legalized and scheduled by the pipeline (LLVM_CAPS)
+    const program = e.program;
+    checkVectorLoops(program, LLVM_VECTORS, 'llvm');
     const bufTypes = new Map(program.buffers.map((b) => [b.name, scalarOfDtype(b.dtype)]));
     const kernels = program.kernels.map((k) => {
       const fn = g.function(`${e.name}_${k.name}`, true);

@@ -10,7 +10,7 @@
 //     (GPU blocks and threads), dropUnitLoops, simplify, renumber);
 //   - `check(kernel, args)`: why it does not apply (one line), or undefined. Legality lives here: a primitive
 //     refuses rather than change a result (reorder keeps a reduction's loops in order, fission needs disjoint
-//     iterations, vectorize calls vectorLegal, parallel needs independent iterations);
+//     iterations, vectorize only makes loops the target renders as vectors (vectorLegal), parallel needs independent iterations);
 //   - `apply(kernel, args)`: the new body (and buffers, for pack), called only after check passed.
 // Loops are named by their variable (unique in a kernel); new loops and arrays get names from `Schedule.fresh`.
 // Every primitive keeps results bit for bit (it never reassociates arithmetic): tests/loop/schedules/ checks each
@@ -52,7 +52,7 @@ export { pack } from './pack.js';
 export { unroll, parallel, bind } from './kinds.js';
 export { fuse } from './fuse.js';
 export { launch, sinkDecls } from './launch.js';
-export { vectorize, vectorLegal } from './vectorize.js';
+export { laneKinds, laneShape, vectorize, vectorLegal, vectorizeLanes } from './vectorize.js';
 export { dropUnitLoops, renumber, simplifyIndices } from './cleanup.js';
 
 /** The names of the schedule steps (every primitive), as `--dump-after schedule:<name>` takes them. */
