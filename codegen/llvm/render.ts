@@ -4,8 +4,8 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freeVars, independentIterations, pureDecls, usesVar } from '../loop/analysis.js';
-import type { Expr, Scalar, Stmt } from '../loop/ir.js';
-import { someExpr } from '../loop/visit.js';
+import { E, type Expr, S, type Scalar, type Stmt } from '../loop/ir.js';
+import { mapChildren, someExpr } from '../loop/visit.js';
 import type { Entry, Layout } from '../loop/layout.js';
 import { type OpTable, binaryOp, castOp, unaryOp } from '../loop/legalize.js';
 import { printExpr } from '../loop/printer.js';
@@ -259,21 +259,12 @@ class KernelBuilder {
     try {
       for (const st of decls) if (st.k === 'decl' && this.varying(st.init)) vec.add(st.name);
       const split = (e: Expr): Expr => {
-        if (!usesVar(e, acc)) {
-          if (!this.varying(e)) return e;
-          const key = printExpr(e);
-          let j = keys.get(key);
-          if (j === undefined) keys.set(key, (j = parts.push(e) - 1));
-          return { k: 'var', t: e.t, name: `${s.v}$lane${j}` };
-        }
-        switch (e.k) {
-          case 'load': return { ...e, idx: split(e.idx) };
-          case 'unary': case 'cast': return { ...e, a: split(e.a) };
-          case 'binary': return { ...e, a: split(e.a), b: split(e.b) };
-          case 'select': return { ...e, c: split(e.c), a: split(e.a), b: split(e.b) };
-          case 'philox': return { ...e, counter: split(e.counter), index: split(e.index) };
-          default: return e;
-        }
+        if (usesVar(e, acc)) return mapChildren(e, split);
+        if (!this.varying(e)) return e;
+        const key = printExpr(e);
+        let j = keys.get(key);
+        if (j === undefined) keys.set(key, (j = parts.push(e) - 1));
+        return E.v(`${s.v}$lane${j}`, e.t);
       };
       value = split(last.value);
     } finally {
@@ -282,10 +273,11 @@ class KernelBuilder {
     // the fold reads acc, the lanes' parts and values from outside the loop only: a decl of the loop in it (a padding
     // mask) would keep it scalar code that LLVM contracts
     const inLoop = new Set(decls.map((st) => (st as Extract<Stmt, { k: 'decl' }>).name));
-    if (!parts.length || [...freeVars([{ k: 'assign', name: acc, value }])].some((n) => inLoop.has(n))) return undefined;
-    const lanes = parts.map((p, j): Stmt => ({ k: 'decl', name: `${s.v}$lane${j}`, t: p.t, init: p }));
-    const loop: Stmt = { k: 'for', v: s.v, extent: s.extent, kind: 'vector', body: [...decls, ...lanes] };
-    return noVectorForm(loop as Extract<Stmt, { k: 'for' }>, LLVM_VECTORS) === undefined ? { fold: { ...last, value }, parts } : undefined;
+    const fold = S.assign(acc, value) as Extract<Stmt, { k: 'assign' }>;
+    if (!parts.length || [...freeVars([fold])].some((n) => inLoop.has(n))) return undefined;
+    const lanes = parts.map((p, j) => S.decl(`${s.v}$lane${j}`, p.t, p));
+    const loop = S.for(s.v, s.extent, [...decls, ...lanes], 'vector') as Extract<Stmt, { k: 'for' }>;
+    return noVectorForm(loop, LLVM_VECTORS) === undefined ? { fold, parts } : undefined;
   }
 
   /** A reduction loop: the values it folds in as vectors of every lane, then the fold lane by lane, in order. */
