@@ -10,6 +10,7 @@ import { LLVM_CAPS } from '../../codegen/llvm/target.js';
 import { renderWasm } from '../../codegen/wasm/render.js';
 import { WASM_CAPS } from '../../codegen/wasm/target.js';
 import { runPipeline } from '../../driver/pipeline.js';
+import { parseGraph } from '../../ir/parser.js';
 import { randomGraph } from '../passes/random_graphs.js';
 import { sched } from './schedules/helpers.js';
 
@@ -107,6 +108,25 @@ describe('vector loops reach the renderers decided', () => {
       }
     }
     expect(loops).toBeGreaterThan(40);
+  });
+
+  it('gives each of the copy kernel\'s loops (all named i0 by lowering) its own kind', () => {
+    const g = parseGraph(`graph @copies {
+  %0 = const {value=[1.5]} : f32[6]
+  %1 = const {value=[0]} : i32[2]
+  %2 = const {value=[2.5]} : f32[2]
+  %3 = const {value=[-1]} : i32[8]
+  output "a" = %0
+  output "b" = %1
+  output "c" = %2
+  output "d" = %3
+}`);
+    const kinds = (p: Program) => p.kernels.find((k) => k.name === 'k_copy')!.body.map((s) => (s.k === 'for' ? `${s.extent}:${s.kind}` : s.k));
+    const wasm = runPipeline(g, { caps: WASM_CAPS }).program, llvm = runPipeline(g, { caps: LLVM_CAPS }).program;
+    // loops of four or more (cpu-kinds); wasm: f32 lanes only
+    expect(kinds(wasm)).toEqual(['6:vector', '2:serial', '2:serial', '8:serial']);
+    expect(kinds(llvm)).toEqual(['6:vector', '2:serial', '2:serial', '8:vector']);
+    expect(() => checkVectorLoops(wasm, SIMD128, 'wasm')).not.toThrow();
   });
 
   it('a renderer refuses a vector loop with no vector form on its target, naming it', () => {

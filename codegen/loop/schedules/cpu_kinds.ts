@@ -5,11 +5,23 @@
 import { work } from '../analysis.js';
 import type { Stmt } from '../ir.js';
 import type { TargetCaps } from '../schedule.js';
+import { renumber } from './cleanup.js';
 import type { Recipe } from './index.js';
 import { parallel } from './kinds.js';
 import type { For } from './loops.js';
 import type { Schedule } from './primitive.js';
 import { laneShape, vectorizeLanes } from './vectorize.js';
+
+/** Whether two loops of the statements have one variable (lowering's copy kernel names each of its loops i0). */
+function reusesLoopNames(body: readonly Stmt[], seen = new Set<string>()): boolean {
+  for (const s of body) {
+    if (s.k !== 'for') continue;
+    if (seen.has(s.v)) return true;
+    seen.add(s.v);
+    if (reusesLoopNames(s.body, seen)) return true;
+  }
+  return false;
+}
 
 /** The serial loops to run in parallel and as vector lanes. */
 function kinds(body: readonly Stmt[], caps: TargetCaps, s: Schedule): { par: string[]; vec: string[] } {
@@ -30,6 +42,8 @@ export const cpuKinds: Recipe = {
   name: 'cpu-kinds',
   run: (s: Schedule, caps: TargetCaps) => {
     if (caps.gpu) return;
+    // primitives name loops by variable, and each loop gets its own kind
+    if (reusesLoopNames(s.body)) s.apply(renumber, {});
     const { par, vec } = kinds(s.body, caps, s);
     if (par.length) s.apply(parallel, { loops: par });
     if (vec.length) vectorizeLanes(s, vec, caps);
