@@ -2,6 +2,7 @@
 // accumulators in a register array (mr rows unrolled, nr columns as vector lanes); per reduction step the nr values
 // of the column operand loaded once into a register array and reused by every row. Sums keep their order.
 import type { Expr } from '../ir.js';
+import type { TargetCaps } from '../schedule.js';
 import { cacheRead } from './cache_read.js';
 import { cacheWrite } from './cache_write.js';
 import { simplifyIndices } from './cleanup.js';
@@ -15,7 +16,6 @@ import type { Schedule } from './primitive.js';
 import { reorder } from './reorder.js';
 import { tile } from './tile.js';
 import { vectorizeLanes } from './vectorize.js';
-import type { TargetCaps } from '../schedule.js';
 
 /** A plain nest computing one full-shape f32 contraction, then an elementwise epilogue storing full-shape roots. */
 export interface ContractionNest {
