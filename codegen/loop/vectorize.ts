@@ -161,9 +161,20 @@ export function noVectorForm(loop: For, vector: VectorCaps | undefined): string 
  * loads and stores are contiguous or invariant in the loop variable, no assignment carried from lane to lane, and a
  * vector form for every value that differs between lanes, judged on the loop as the target's legalize leaves it.
  */
-export function canVectorize(loop: For, caps: { readonly vector?: VectorCaps; readonly legal: LegalizeOptions }): boolean {
+export function canVectorize(loop: For, caps: VectorTarget): boolean {
+  return whyNotVector(loop, caps) === undefined;
+}
+
+/** The target a loop is judged for: its vector unit and its legalize. */
+export interface VectorTarget {
+  readonly vector?: VectorCaps;
+  readonly legal: LegalizeOptions;
+}
+
+/** Why canVectorize is false (one line), or undefined. */
+export function whyNotVector(loop: For, caps: VectorTarget): string | undefined {
   const [legal] = legalizeStmts([loop], caps.legal) as [For];
-  return noVectorForm(legal, caps.vector) === undefined;
+  return noVectorForm(legal, caps.vector);
 }
 
 /**

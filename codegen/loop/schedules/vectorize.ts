@@ -3,16 +3,11 @@
 // vector where the target has a vector form, else unrolled over register arrays, else serial.
 import { usesVar, work } from '../analysis.js';
 import type { AxisKind, Expr, Stmt } from '../ir.js';
-import type { TargetCaps } from '../schedule.js';
-import { noVectorForm } from '../vectorize.js';
-import { legalizeStmts } from '../legalize.js';
+import { type VectorTarget, whyNotVector } from '../vectorize.js';
 import { someExpr } from '../visit.js';
 import { type LoopsArgs, kindPrimitive, setKinds, unroll } from './kinds.js';
 import { type For, ScheduleError, findLoop } from './loops.js';
 import type { Schedule } from './primitive.js';
-
-/** The target a loop is vectorized for. */
-export type VectorTarget = Pick<TargetCaps, 'vector' | 'legal'>;
 
 /**
  * Why loop l cannot be vector lanes in any target, or undefined: its body must be straight-line scalar code with no
@@ -30,9 +25,9 @@ export function laneShape(l: For): string | undefined {
   return undefined;
 }
 
-/** Why loop l cannot be vector lanes on the target, or undefined: laneShape, then a vector form of its legalized code. */
+/** Why loop l cannot be vector lanes on the target, or undefined: laneShape, then canVectorize's reason. */
 export function vectorLegal(l: For, caps: VectorTarget): string | undefined {
-  return laneShape(l) ?? noVectorForm(legalizeStmts([l], caps.legal)[0] as For, caps.vector);
+  return laneShape(l) ?? whyNotVector(l, caps);
 }
 
 export interface VectorizeArgs extends LoopsArgs {
