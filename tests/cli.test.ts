@@ -224,7 +224,7 @@ describe.concurrent('kiln', slow, () => {
 });
 
 describe.concurrent('kiln compile --dump-after', slow, () => {
-  const passes = `canonicalize, empty, dce, fuse, lower, simplify, ${SCHEDULE_STEPS.map((s) => `schedule:${s}`).join(', ')}, schedule, memplan`;
+  const passes = `canonicalize, empty, dce, fuse, lower, simplify, ${SCHEDULE_STEPS.map((s) => `schedule:${s}`).join(', ')}, schedule, legalize, memplan`;
 
   it('lists the passes in --help', async () => {
     const r = await kiln(['compile', '--help']);
@@ -261,6 +261,20 @@ describe.concurrent('kiln compile --dump-after', slow, () => {
     expect(cuda.stdout).toMatch(/ thread \{$/m);
     expect(cuda.stdout).toMatch(/local As\d+: f32\[\d+\] shared/);
     expect(cuda.stdout).not.toMatch(/ vector \{/);
+  });
+
+  it('prints the program the renderers get after legalize: llvm\'s relu as compares and selects, wasm\'s f32.max kept', async () => {
+    const [scheduled, llvm, wasm] = await Promise.all([['schedule', 'llvm'], ['legalize', 'llvm'], ['legalize', 'wasm']].map(([p, t]) =>
+      kiln(['compile', 'examples/seed/sequential.ts', '--target', t!, '--dump-after', p!])));
+    for (const r of [scheduled, llvm, wasm]) {
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/^program @predict\n/);
+    }
+    expect(scheduled.stdout).toMatch(/= max\(t\d+, 0\.0\)/);
+    expect(llvm.stdout).not.toMatch(/ max\(/);
+    expect(llvm.stdout).toMatch(/= select\(t\d+ > 0\.0, t\d+, select\(t\d+ != t\d+, t\d+, 0\.0\)\)/);
+    expect(wasm.stdout).toMatch(/= max\(t\d+, 0\.0\)/);
   });
 
   it('prints the kernel after each schedule transform by name: schedule:tile, schedule:pack, schedule:vectorize', async () => {

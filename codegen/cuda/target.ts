@@ -14,7 +14,7 @@ import { runPipeline } from '../../driver/pipeline.js';
 import { renderCuda } from './render.js';
 
 /** What the cuda target schedules for: an H100/H200-class GPU (nests become grids of thread blocks). */
-export const CUDA_CAPS: TargetCaps = { ...DEFAULT_CAPS, vectorWidth: 1, gpu: H100 };
+export const CUDA_CAPS: TargetCaps = { ...DEFAULT_CAPS, vectorWidth: 1, gpu: H100, legal: { ieeeMinMax: false } };
 
 export interface CudaTargetOptions extends NativeTargetOptions {
   /** nvcc -arch (default sm_90: H100 and H200) */

@@ -4,12 +4,12 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freeVars, independentIterations, pureDecls, usesVar } from '../loop/analysis.js';
-import type { Expr, Scalar, Stmt } from '../loop/ir.js';
-import { someExpr } from '../loop/visit.js';
+import { E, type Expr, S, type Scalar, type Stmt } from '../loop/ir.js';
+import { mapChildren, someExpr } from '../loop/visit.js';
 import type { Entry, Layout } from '../loop/layout.js';
-import { type OpTable, binaryOp, castOp, legalize, unaryOp } from '../loop/legalize.js';
+import { type OpTable, binaryOp, castOp, unaryOp } from '../loop/legalize.js';
 import { printExpr } from '../loop/printer.js';
-import { LLVM_VECTORS, canVectorize, fitVectorLoops, laneCoef } from '../loop/vectorize.js';
+import { LLVM_VECTORS, checkVectorLoops, laneCoef, noVectorForm } from '../loop/vectorize.js';
 import { type Lane, helper, internalize, laneByLane, vectorHelpers } from './vector.js';
 
 // llvm-bindings is a native addon (built against LLVM 14 at install); loaded on first use so that the rest of
@@ -261,21 +261,12 @@ class KernelBuilder {
     try {
       for (const st of decls) if (st.k === 'decl' && this.varying(st.init)) vec.add(st.name);
       const split = (e: Expr): Expr => {
-        if (!usesVar(e, acc)) {
-          if (!this.varying(e)) return e;
-          const key = printExpr(e);
-          let j = keys.get(key);
-          if (j === undefined) keys.set(key, (j = parts.push(e) - 1));
-          return { k: 'var', t: e.t, name: `${s.v}$lane${j}` };
-        }
-        switch (e.k) {
-          case 'load': return { ...e, idx: split(e.idx) };
-          case 'unary': case 'cast': return { ...e, a: split(e.a) };
-          case 'binary': return { ...e, a: split(e.a), b: split(e.b) };
-          case 'select': return { ...e, c: split(e.c), a: split(e.a), b: split(e.b) };
-          case 'philox': return { ...e, counter: split(e.counter), index: split(e.index) };
-          default: return e;
-        }
+        if (usesVar(e, acc)) return mapChildren(e, split);
+        if (!this.varying(e)) return e;
+        const key = printExpr(e);
+        let j = keys.get(key);
+        if (j === undefined) keys.set(key, (j = parts.push(e) - 1));
+        return E.v(`${s.v}$lane${j}`, e.t);
       };
       value = split(last.value);
     } finally {
@@ -284,10 +275,11 @@ class KernelBuilder {
     // the fold reads acc, the lanes' parts and values from outside the loop only: a decl of the loop in it (a padding
     // mask) would keep it scalar code that LLVM contracts
     const inLoop = new Set(decls.map((st) => (st as Extract<Stmt, { k: 'decl' }>).name));
-    if (!parts.length || [...freeVars([{ k: 'assign', name: acc, value }])].some((n) => inLoop.has(n))) return undefined;
-    const lanes = parts.map((p, j): Stmt => ({ k: 'decl', name: `${s.v}$lane${j}`, t: p.t, init: p }));
-    const loop: Stmt = { k: 'for', v: s.v, extent: s.extent, kind: 'vector', body: [...decls, ...lanes] };
-    return canVectorize(loop as Extract<Stmt, { k: 'for' }>, { vector: LLVM_VECTORS }) ? { fold: { ...last, value }, parts } : undefined;
+    const fold = S.assign(acc, value) as Extract<Stmt, { k: 'assign' }>;
+    if (!parts.length || [...freeVars([fold])].some((n) => inLoop.has(n))) return undefined;
+    const lanes = parts.map((p, j) => S.decl(`${s.v}$lane${j}`, p.t, p));
+    const loop = S.for(s.v, s.extent, [...decls, ...lanes], 'vector') as Extract<Stmt, { k: 'for' }>;
+    return noVectorForm(loop, LLVM_VECTORS) === undefined ? { fold, parts } : undefined;
   }
 
   /** A reduction loop: the values it folds in as vectors of every lane, then the fold lane by lane, in order. */
@@ -400,7 +392,7 @@ class KernelBuilder {
     switch (s.k) {
       case 'for': {
         if (s.kind === 'block' || s.kind === 'thread') throw new Error(`loop ${s.v} is a GPU ${s.kind} axis: this renderer takes CPU schedules`);
-        if (s.kind === 'vector') return this.vectorLoop(s); // canVectorize decided (fitVectorLoops)
+        if (s.kind === 'vector') return this.vectorLoop(s); // the schedule decided (canVectorize)
         const r = s.kind === 'serial' ? this.reduction(s) : undefined;
         if (r) return this.vectorFold(s, r.fold, r.parts);
         // a micro-kernel's rows (and lanes with no vector form) are unrolled here, so its register tile has constant
@@ -573,10 +565,9 @@ export function renderLlvm(entries: readonly Entry[], layout: Layout, name: stri
     L.Function.LinkageTypes.ExternalLinkage, null, flash.symbol), g.b.getInt8PtrTy());
   const flashOf = (e: string) => flashBase && { base: flashBase, offsets: flash.offsets[e]! };
   for (const e of entries) {
-    // a lane loop with no vector form over a local array is unrolled, up to 4096 statements (SROA then keeps the
-    // array in registers, and the SLP vectorizer forms vectors)
-    const fitted = fitVectorLoops(e.program, { vector: LLVM_VECTORS }, { maxWork: 4096 });
-    const program = legalize(fitted, LLVM_VECTORS.legal);
+    // legalized and scheduled by the pipeline (LLVM_CAPS)
+    const program = e.program;
+    checkVectorLoops(program, LLVM_VECTORS, 'llvm');
     const bufTypes = new Map(program.buffers.map((b) => [b.name, scalarOfDtype(b.dtype)]));
     const kernels = program.kernels.map((k) => {
       const fn = g.function(`${e.name}_${k.name}`, true);

@@ -58,7 +58,7 @@ export const bareMetal = (triple?: string): boolean => !!triple && triple.split(
  * (measured: tiles of 24 accumulators, 6 x 64 or 8 x 48, run 8x slower than 4 x 64, LLVM 14 spilling them).
  * compileLlvm sets the threads.
  */
-export const LLVM_CAPS: TargetCaps = { ...DEFAULT_CAPS, vectorWidth: 16, vectorRegisters: 22, fma: true, tileCode: 2048, threads: 1, vector: LLVM_VECTORS };
+export const LLVM_CAPS: TargetCaps = { ...DEFAULT_CAPS, vectorWidth: 16, vectorRegisters: 22, fma: true, tileCode: 2048, threads: 1, vector: LLVM_VECTORS, legal: { ieeeMinMax: false } };
 
 /** Compiles the entries and writes/builds every artifact; returns the files. */
 export function compileLlvm(o: LlvmTargetOptions): string[] {

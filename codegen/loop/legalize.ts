@@ -1,6 +1,7 @@
 // legalize: the integer and float semantics every target shares, written once as loop-IR rewrites into the primitive
-// ops a renderer maps one to one through its op table. Run on a scheduled program just before rendering; the result
-// means exactly what the input means on the loop interpreter.
+// ops a renderer maps one to one through its op table. The pipeline's `legalize` stage runs it on the scheduled program
+// (driver/pipeline.ts says why after scheduling); renderers take its output. The result means exactly what the input
+// means on the loop interpreter.
 //
 // After it no expression has idiv, mod, sign, i32 abs/max/min/floor/ceil/round, a cast to its own type, or (unless the
 // target has IEEE 754-2019 maximum/minimum instructions) f32 max/min; and an i32 division's divisor is never 0 and

@@ -2,6 +2,7 @@
 // The schedules themselves are recipes of loop-IR transforms in schedules/.
 import { lexLess } from './analysis.js';
 import type { GpuCaps } from './gpu.js';
+import type { LegalizeOptions } from './legalize.js';
 import { SIMD128, type VectorCaps } from './vectorize.js';
 
 /** What a target offers the scheduler. */
@@ -22,10 +23,12 @@ export interface TargetCaps {
   readonly gpu?: GpuCaps;
   /** What the target renders as vector loops (vectorize.ts); none without. */
   readonly vector?: VectorCaps;
+  /** What the target computes in one instruction, which the pipeline's legalize stage then leaves alone. */
+  readonly legal: LegalizeOptions;
 }
 
 // 14 of the 16 xmm registers: V8 keeps one as scratch on x86-64 (measured: 4 x 8 tiles run faster than 4 x 16 or 8 x 8)
-export const DEFAULT_CAPS: TargetCaps = { vectorWidth: 4, vectorRegisters: 14, fma: false, threads: 1, parallelGrain: 1 << 15, vector: SIMD128 };
+export const DEFAULT_CAPS: TargetCaps = { vectorWidth: 4, vectorRegisters: 14, fma: false, threads: 1, parallelGrain: 1 << 15, vector: SIMD128, legal: { ieeeMinMax: true } };
 
 /**
  * The register tile of a matmul or conv micro-kernel: mr rows (each an A value broadcast per step) by nr columns

@@ -1,6 +1,6 @@
-// vectorize: whether a loop runs as vector code on a target, decided once above the renderers (a pure function of
-// the loop and the target's caps); renderers render every `vector` loop as vectors without checking again.
-import { operands, work } from './analysis.js';
+// vectorize: whether a loop runs as vector code on a target (a pure function of the loop and the target's caps),
+// asked by the scheduler's vectorize (schedules/vectorize.ts), which alone makes vector loops; renderers render every
+// `vector` loop as vectors and only assert it (checkVectorLoops).
 import type { Expr, Program, Stmt } from './ir.js';
 import { someExpr } from './visit.js';
 import { type LegalizeOptions, legalizeStmts } from './legalize.js';
@@ -12,7 +12,7 @@ export const F32X4_UNARY = ['neg', 'abs', 'sqrt', 'floor', 'ceil', 'round'] as c
 export const F32X4_BINARY = ['add', 'sub', 'mul', 'div', 'max', 'min', 'eq', 'ne', 'lt', 'le', 'gt', 'ge'] as const;
 const UNARY4: ReadonlySet<string> = new Set(F32X4_UNARY), BINARY4: ReadonlySet<string> = new Set(F32X4_BINARY);
 
-/** What a target renders as vector code. */
+/** What a target renders as vector code, and what the scheduler makes of a lane loop with no vector form. */
 export interface VectorCaps {
   /**
    * The values that may differ from lane to lane: of 'any' type and op (LLVM, through the helpers of
@@ -23,14 +23,65 @@ export interface VectorCaps {
   /** Extents a vector loop may have (LLVM: the whole loop as one vector of at most 128 lanes; wasm: four lanes at a time and a scalar tail). */
   readonly minExtent: number;
   readonly maxExtent: number;
-  /** The target's legalize (the vector code is that of the legalized loop). */
-  readonly legal: LegalizeOptions;
+  /**
+   * A kernel's register arrays the target keeps in registers (default: every local array). A lane loop with no
+   * vector form that reads or writes one is unrolled, so each lane's element has a constant index.
+   */
+  readonly registers?: (body: readonly Stmt[]) => ReadonlySet<string>;
+  /** Most statements such an unrolled loop may have (default: no limit). */
+  readonly maxUnroll?: number;
 }
 
-/** wasm SIMD128. */
-export const SIMD128: VectorCaps = { values: 'f32', minExtent: 4, maxExtent: Infinity, legal: { ieeeMinMax: true } };
-/** LLVM: every loop one vector of its extent's lanes. */
-export const LLVM_VECTORS: VectorCaps = { values: 'any', minExtent: 2, maxExtent: 128, legal: { ieeeMinMax: false } };
+/** wasm SIMD128 (register arrays: those it keeps in wasm locals). */
+export const SIMD128: VectorCaps = { values: 'f32', minExtent: 4, maxExtent: Infinity, registers: (body) => new Set(promotable(body).keys()) };
+/** LLVM: every loop one vector of its extent's lanes; unrolled lanes up to 4096 statements (SROA then keeps their local arrays in registers, and the SLP vectorizer forms vectors). */
+export const LLVM_VECTORS: VectorCaps = { values: 'any', minExtent: 2, maxExtent: 128, maxUnroll: 4096 };
+
+/**
+ * f32 register arrays of up to 64 elements whose every access sits in unrolled loops or short vector loops: wasm
+ * keeps them in locals instead of scratch memory (a micro-kernel's accumulator tile), v128 ones where a vector loop
+ * reads them.
+ */
+export function promotable(body: readonly Stmt[]): Map<string, { size: number; vec: boolean }> {
+  const arrays = new Map<string, { size: number; ok: boolean; vec: boolean }>();
+  const unrolled = new Set<string>();
+  const vectors = new Set<string>();
+  const vars = (e: Expr, out: string[] = []): string[] => {
+    if (e.k === 'var') out.push(e.name);
+    else if (e.k === 'binary') { vars(e.a, out); vars(e.b, out); }
+    else if (e.k === 'load' || e.k === 'unary' || e.k === 'cast') vars(e.k === 'load' ? e.idx : e.a, out);
+    else if (e.k === 'select') { vars(e.c, out); vars(e.a, out); vars(e.b, out); }
+    return out;
+  };
+  const access = (buf: string, idx: Expr) => {
+    const a = arrays.get(buf);
+    if (!a) return;
+    const vs = vars(idx);
+    if (!vs.every((v) => unrolled.has(v) || vectors.has(v))) a.ok = false;
+    if (vs.some((v) => vectors.has(v))) a.vec = true;
+  };
+  const expr = (e: Expr): void => {
+    if (e.k === 'load') { access(e.buf, e.idx); expr(e.idx); }
+    else if (e.k === 'unary' || e.k === 'cast') expr(e.a);
+    else if (e.k === 'binary') { expr(e.a); expr(e.b); }
+    else if (e.k === 'select') { expr(e.c); expr(e.a); expr(e.b); }
+  };
+  const walk = (ss: readonly Stmt[]): void => {
+    for (const st of ss) {
+      if (st.k === 'local' && st.scope === 'register' && st.t === 'f32' && st.size <= 64) arrays.set(st.name, { size: st.size, ok: true, vec: false });
+      else if (st.k === 'for') {
+        const set = st.kind === 'unroll' ? unrolled : st.kind === 'vector' && st.extent <= 64 && st.extent % 4 === 0 ? vectors : undefined;
+        set?.add(st.v);
+        walk(st.body);
+        set?.delete(st.v);
+      } else if (st.k === 'store') { access(st.buf, st.idx); expr(st.idx); expr(st.value); }
+      else if (st.k === 'decl') expr(st.init);
+      else if (st.k === 'assign') expr(st.value);
+    }
+  };
+  walk(body);
+  return new Map([...arrays].filter(([, a]) => a.ok).map(([name, a]) => [name, { size: a.size, vec: a.vec && a.size % 4 === 0 }]));
+}
 
 /**
  * The coefficient of loop variable v in an i32 index affine in it: 0 where varies(e) says e is the same in every
@@ -98,51 +149,46 @@ class Lanes {
   }
 }
 
+/** Why a loop of legalized code has no vector form on the target (extent, or a value or access), or undefined. */
+export function noVectorForm(loop: For, vector: VectorCaps | undefined): string | undefined {
+  if (!vector) return 'the target has no vector loops';
+  if (loop.extent < vector.minExtent || loop.extent > vector.maxExtent) return `its extent ${loop.extent} is outside the target's ${vector.minExtent}..${vector.maxExtent}`;
+  return new Lanes(loop.v, vector.values).body(loop.body) ? undefined : 'it holds a value or an access with no vector form on the target';
+}
+
 /**
  * Whether a loop can run as vector code on the target: an extent it renders, a body of decls and stores whose
  * loads and stores are contiguous or invariant in the loop variable, no assignment carried from lane to lane, and a
- * vector form for every value that differs between lanes, judged on the legalized loop.
+ * vector form for every value that differs between lanes, judged on the loop as the target's legalize leaves it.
  */
-export function canVectorize(loop: For, caps: { readonly vector?: VectorCaps }): boolean {
-  const v = caps.vector;
-  if (!v || loop.extent < v.minExtent || loop.extent > v.maxExtent) return false;
-  const [legal] = legalizeStmts([loop], v.legal) as [For];
-  return new Lanes(legal.v, v.values).body(legal.body);
+export function canVectorize(loop: For, caps: VectorTarget): boolean {
+  return whyNotVector(loop, caps) === undefined;
 }
 
-/** Whether the statements load from or store into one of the arrays. */
-function touches(ss: readonly Stmt[], arrays: ReadonlySet<string>): boolean {
-  const inExpr = (e: Expr): boolean => (e.k === 'load' && arrays.has(e.buf)) || operands(e).some(inExpr);
-  return ss.some((s) => (s.k === 'store' ? arrays.has(s.buf) || inExpr(s.idx) || inExpr(s.value) : s.k === 'decl' ? inExpr(s.init)
-    : s.k === 'assign' ? inExpr(s.value) : s.k === 'for' && touches(s.body, arrays)));
+/** The target a loop is judged for: its vector unit and its legalize. */
+export interface VectorTarget {
+  readonly vector?: VectorCaps;
+  readonly legal: LegalizeOptions;
 }
 
-/** Which lane loops with no vector form a target unrolls (their register arrays' elements then have constant indices). */
-export interface Unrolling {
-  /** A kernel's register arrays the target keeps in registers (default: every local array). */
-  readonly registers?: (body: readonly Stmt[]) => ReadonlySet<string>;
-  /** Most statements the unrolled loop may have (default: no limit). */
-  readonly maxWork?: number;
+/** Why canVectorize is false (one line), or undefined. */
+export function whyNotVector(loop: For, caps: VectorTarget): string | undefined {
+  const [legal] = legalizeStmts([loop], caps.legal) as [For];
+  return noVectorForm(legal, caps.vector);
 }
 
 /**
- * The program with every `vector` loop the target cannot render as vectors made unrolled where it reads or writes a
- * register array the target keeps in registers, else serial. Lowering marks the lane loops of its micro-kernels
- * `vector` without asking canVectorize (until they are schedule transforms that do); this is where that decision is
- * completed, once, for every CPU target, as the renderers made it (wasm: over the arrays it keeps in locals; LLVM: over
- * any local array, SROA then keeping it in registers, up to 4096 statements).
+ * Throws where a `vector` loop of a (legalized) program has no vector form on the target: the schedule's vectorize
+ * decides vector loops (canVectorize), and renderers render them without deciding again.
  */
-export function fitVectorLoops(p: Program, caps: { readonly vector?: VectorCaps }, unrolling: Unrolling = {}): Program {
-  const fit = (ss: readonly Stmt[], arrays: ReadonlySet<string> | undefined, locals: ReadonlySet<string>): Stmt[] => {
-    const inScope = new Set(locals);
-    return ss.map((s) => {
-      if (s.k === 'local' && (!arrays || arrays.has(s.name))) inScope.add(s.name);
-      if (s.k !== 'for') return s;
-      const loop = { ...s, body: fit(s.body, arrays, inScope) };
-      if (s.kind !== 'vector' || canVectorize(loop, caps)) return loop;
-      const small = work([loop]) <= (unrolling.maxWork ?? Infinity);
-      return { ...loop, kind: small && touches(loop.body, inScope) ? 'unroll' : 'serial' };
-    });
+export function checkVectorLoops(p: Program, vector: VectorCaps, target: string): void {
+  const visit = (ss: readonly Stmt[], kernel: string): void => {
+    for (const s of ss) {
+      if (s.k !== 'for') continue;
+      const why = s.kind === 'vector' ? noVectorForm(s, vector) : undefined;
+      if (why) throw new Error(`${target}: internal error: vector loop '${s.v}' of kernel ${kernel} cannot be rendered as vectors: ${why}`);
+      visit(s.body, kernel);
+    }
   };
-  return { ...p, kernels: p.kernels.map((k) => ({ ...k, body: fit(k.body, unrolling.registers?.(k.body), new Set()) })) };
+  for (const k of p.kernels) visit(k.body, k.name);
 }

@@ -2,10 +2,10 @@
 import type { Buffer, Expr, Program, Scalar, Stmt } from '../loop/ir.js';
 import { someExpr } from '../loop/visit.js';
 import { ALIGN, type Entry, align, layoutModule } from '../loop/layout.js';
-import { type OpTable, binaryOp, castOp, legalize, unaryOp } from '../loop/legalize.js';
+import { type OpTable, binaryOp, castOp, unaryOp } from '../loop/legalize.js';
 import type { MemoryPlan } from '../loop/memplan.js';
 import { printExpr } from '../loop/printer.js';
-import { F32X4_BINARY, F32X4_UNARY, SIMD128, fitVectorLoops, laneCoef } from '../loop/vectorize.js';
+import { F32X4_BINARY, F32X4_UNARY, SIMD128, checkVectorLoops, laneCoef, promotable } from '../loop/vectorize.js';
 import { addMath } from './math.js';
 import { Locals, type Ref, type ValType, WasmModule } from './module.js';
 
@@ -79,51 +79,6 @@ const SCALAR: OpTable<Op1, Op2> = {
     'bool>f32': op1((m, a) => m.f32.convert_u.i32(a)), 'bool>i32': (_, a) => a,
   },
 };
-
-/**
- * f32 register arrays of up to 64 elements whose every access sits in unrolled loops or short vector loops: they get
- * wasm locals instead of scratch memory (a micro-kernel's accumulator tile), v128 ones where a vector loop reads them.
- */
-function promotable(body: readonly Stmt[]): Map<string, { size: number; vec: boolean }> {
-  const arrays = new Map<string, { size: number; ok: boolean; vec: boolean }>();
-  const unrolled = new Set<string>();
-  const vectors = new Set<string>();
-  const vars = (e: Expr, out: string[] = []): string[] => {
-    if (e.k === 'var') out.push(e.name);
-    else if (e.k === 'binary') { vars(e.a, out); vars(e.b, out); }
-    else if (e.k === 'load' || e.k === 'unary' || e.k === 'cast') vars(e.k === 'load' ? e.idx : e.a, out);
-    else if (e.k === 'select') { vars(e.c, out); vars(e.a, out); vars(e.b, out); }
-    return out;
-  };
-  const access = (buf: string, idx: Expr) => {
-    const a = arrays.get(buf);
-    if (!a) return;
-    const vs = vars(idx);
-    if (!vs.every((v) => unrolled.has(v) || vectors.has(v))) a.ok = false;
-    if (vs.some((v) => vectors.has(v))) a.vec = true;
-  };
-  const expr = (e: Expr): void => {
-    if (e.k === 'load') { access(e.buf, e.idx); expr(e.idx); }
-    else if (e.k === 'unary' || e.k === 'cast') expr(e.a);
-    else if (e.k === 'binary') { expr(e.a); expr(e.b); }
-    else if (e.k === 'select') { expr(e.c); expr(e.a); expr(e.b); }
-  };
-  const walk = (ss: readonly Stmt[]): void => {
-    for (const st of ss) {
-      if (st.k === 'local' && st.scope === 'register' && st.t === 'f32' && st.size <= 64) arrays.set(st.name, { size: st.size, ok: true, vec: false });
-      else if (st.k === 'for') {
-        const set = st.kind === 'unroll' ? unrolled : st.kind === 'vector' && st.extent <= 64 && st.extent % 4 === 0 ? vectors : undefined;
-        set?.add(st.v);
-        walk(st.body);
-        set?.delete(st.v);
-      } else if (st.k === 'store') { access(st.buf, st.idx); expr(st.idx); expr(st.value); }
-      else if (st.k === 'decl') expr(st.init);
-      else if (st.k === 'assign') expr(st.value);
-    }
-  };
-  walk(body);
-  return new Map([...arrays].filter(([, a]) => a.ok).map(([name, a]) => [name, { size: a.size, vec: a.vec && a.size % 4 === 0 }]));
-}
 
 class KernelRenderer {
   readonly locals = new Locals();
@@ -241,7 +196,7 @@ class KernelRenderer {
           return w.block(copies);
         }
         const v = this.locals.get(s.v, 'i32');
-        if (s.kind === 'vector') return new VectorLoop(this, s.v, v).render(s.body, s.extent); // canVectorize decided (fitVectorLoops)
+        if (s.kind === 'vector') return new VectorLoop(this, s.v, v).render(s.body, s.extent); // the schedule decided (canVectorize)
         return w.forLoop(v, s.extent, this.stmts(s.body));
       }
       case 'decl':
@@ -294,9 +249,9 @@ export function renderWasmModule(entries: readonly WasmEntry[], options: { optim
   const pages = Math.max(1, Math.ceil(top / 65536));
   w.memory(pages, segments); // before any load or store refers to it
   for (const e of entries) {
-    // a lane loop with no f32x4 form over a register array kept in locals is unrolled (each lane's element then a local)
-    const fitted = fitVectorLoops(e.program, { vector: SIMD128 }, { registers: (body) => new Set(promotable(body).keys()) });
-    const program = legalize(fitted, SIMD128.legal);
+    // legalized and scheduled by the pipeline (WASM_CAPS)
+    const program = e.program;
+    checkVectorLoops(program, SIMD128, 'wasm');
     const bufTypes = new Map(program.buffers.map((b) => [b.name, scalarOfBuffer(b)]));
     const names = program.kernels.map((k) => `${e.name}_${k.name}`);
     program.kernels.forEach((k, i) => {

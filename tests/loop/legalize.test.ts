@@ -7,6 +7,11 @@ import { type LegalizeOptions, legalize } from '../../codegen/loop/legalize.js';
 import { printProgram } from '../../codegen/loop/printer.js';
 import { verifyProgram } from '../../codegen/loop/verifier.js';
 import type { DType, TypedArray } from '../../ir/types.js';
+import { parseGraph } from '../../ir/parser.js';
+import { LLVM_CAPS } from '../../codegen/llvm/target.js';
+import { WASM_CAPS } from '../../codegen/wasm/target.js';
+import { CUDA_CAPS } from '../../codegen/cuda/target.js';
+import { PASS_NAMES, irAfter, runPipeline } from '../../driver/pipeline.js';
 
 const INT_MIN = -2147483648, INT_MAX = 2147483647;
 const INTS = [0, 1, -1, 2, -2, 3, -3, 7, -7, 100, -100, INT_MIN, INT_MIN + 1, INT_MAX, INT_MAX - 1];
@@ -129,5 +134,34 @@ describe('legalize', () => {
     expect(loop.body.map((s) => (s.k === 'decl' ? s.name : s.k))).toEqual(['lg0', 'lg2', 'lg3', 'store']);
     const a = Int32Array.of(-7, 0, 4, INT_MIN);
     expect([...runProgram(q, { a }, {}).outputs.get('y')!]).toEqual([...runProgram(p, { a }, {}).outputs.get('y')!]);
+  });
+});
+
+describe('the legalize stage', () => {
+  // f32 max (an instruction on wasm only) and i32 sign (never one instruction)
+  const g = parseGraph(`graph @legal {
+  %0 = input {name="x"} : f32[4,8]
+  %1 = input {name="y"} : f32[4,8]
+  %2 = max %0, %1 : f32[4,8]
+  output "m" = %2
+  %3 = input {name="a"} : i32[4,8]
+  %4 = sign %3 : i32[4,8]
+  output "s" = %4
+}`);
+
+  it('runs after schedule, before memplan: --dump-after legalize shows what the renderers get', () => {
+    expect(PASS_NAMES.slice(PASS_NAMES.indexOf('schedule'))).toEqual(['schedule', 'legalize', 'memplan']);
+    for (const [caps, ieee] of [[WASM_CAPS, true], [LLVM_CAPS, false], [CUDA_CAPS, false]] as const) {
+      const scheduled = irAfter(g, 'schedule', { caps }), legal = irAfter(g, 'legalize', { caps });
+      expect(scheduled).toMatch(/sign\(/);
+      expect(legal).not.toMatch(/sign\(/);
+      const dumped: string[] = [];
+      const c = runPipeline(g, { caps, dumpAfter: 'legalize', dump: (t) => dumped.push(t) });
+      expect(dumped).toEqual([legal]);
+      expect(printProgram(c.program)).toBe(legal);
+      expect([...opsOf(c.program)].filter((op) => NOT_PRIMITIVE.test(op))).toEqual([]);
+      expect(opsOf(c.program).has('binary:max:f32'), `f32 max kept on ${ieee ? 'wasm' : 'llvm/cuda'}`).toBe(ieee);
+      expect(verifyProgram(c.program)).toEqual([]);
+    }
   });
 });

@@ -1,14 +1,25 @@
-// vectorize: which loops each target renders as vector code (canVectorize), and what becomes of the others.
+// vectorize: which loops each target renders as vector code (canVectorize), what the schedule makes of the others
+// (laneKinds), that the pipeline hands renderers no vector loop without a vector form, and that renderers refuse one.
 import { describe, expect, it } from 'vitest';
 import { E, type Expr, type Program, S, type Stmt } from '../../codegen/loop/ir.js';
-import { LLVM_VECTORS, SIMD128, canVectorize, fitVectorLoops } from '../../codegen/loop/vectorize.js';
+import { planMemory } from '../../codegen/loop/memplan.js';
+import { type TargetCaps } from '../../codegen/loop/schedule.js';
+import { laneKinds, vectorize } from '../../codegen/loop/schedules/index.js';
+import { LLVM_VECTORS, SIMD128, type VectorCaps, canVectorize, checkVectorLoops } from '../../codegen/loop/vectorize.js';
+import { LLVM_CAPS } from '../../codegen/llvm/target.js';
+import { renderWasm } from '../../codegen/wasm/render.js';
+import { WASM_CAPS } from '../../codegen/wasm/target.js';
+import { runPipeline } from '../../driver/pipeline.js';
+import { parseGraph } from '../../ir/parser.js';
+import { randomGraph } from '../passes/random_graphs.js';
+import { sched } from './schedules/helpers.js';
 
 type For = Extract<Stmt, { k: 'for' }>;
 const i = E.v('i'), j = E.v('j');
 const x = (idx: Expr) => E.load('x', idx, 'f32');
 const vloop = (body: Stmt[], extent = 16): For => S.for('i', extent, body, 'vector') as For;
 const store = (value: Expr, idx: Expr = i) => S.store('y', idx, value);
-
+const LLVM = { vector: LLVM_VECTORS, legal: { ieeeMinMax: false } }, WASM = { vector: SIMD128, legal: { ieeeMinMax: true } };
 /** [what, loop, on LLVM, on wasm] */
 const CASES: [string, For, boolean, boolean][] = [
   ['an f32 multiply-add', vloop([store(E.binary('add', E.binary('mul', x(i), E.f32(2)), x(E.add(i, E.i32(16)))))]), true, true],
@@ -32,41 +43,97 @@ const CASES: [string, For, boolean, boolean][] = [
 
 describe('canVectorize', () => {
   it.each(CASES)('%s: llvm %s, wasm %s', (_, loop, llvm, wasm) => {
-    expect(canVectorize(loop, { vector: LLVM_VECTORS })).toBe(llvm);
-    expect(canVectorize(loop, { vector: SIMD128 })).toBe(wasm);
+    expect(canVectorize(loop, LLVM)).toBe(llvm);
+    expect(canVectorize(loop, WASM)).toBe(wasm);
   });
 
   it('is false for every loop on a target without vector loops', () => {
-    for (const [, loop] of CASES) expect(canVectorize(loop, {})).toBe(false);
+    for (const [, loop] of CASES) expect(canVectorize(loop, { legal: { ieeeMinMax: false } })).toBe(false);
   });
 });
 
-describe('fitVectorLoops', () => {
-  const program = (body: Stmt[]): Program => ({
-    name: 'p', buffers: [{ name: 'x', dtype: 'float32', size: 64, kind: 'input' }, { name: 'y', dtype: 'float32', size: 64, kind: 'output' }],
-    kernels: [{ name: 'k', ops: [], body }], inputs: [{ name: 'x', buffer: 'x' }], params: [], outputs: [{ name: 'y', buffer: 'y' }], updates: [],
-  });
-  const kinds = (p: Program): string[] => {
-    const out: string[] = [];
-    const walk = (ss: readonly Stmt[]): void => ss.forEach((s) => { if (s.k === 'for') { out.push(`${s.v}:${s.kind}`); walk(s.body); } });
-    walk(p.kernels[0]!.body);
-    return out;
-  };
+const program = (body: Stmt[]): Program => ({
+  name: 'p', buffers: [{ name: 'x', dtype: 'float32', size: 64, kind: 'input' }, { name: 'y', dtype: 'float32', size: 64, kind: 'output' }],
+  kernels: [{ name: 'k', ops: [], body }], inputs: [{ name: 'x', buffer: 'x' }], params: [], outputs: [{ name: 'y', buffer: 'y' }], updates: [],
+});
 
-  it('keeps vector loops the target renders, unrolls small ones over arrays it keeps in registers, makes the rest serial', () => {
-    const p = program([
-      S.for('j', 2, [
-        S.local('acc', 'f32', 16), S.local('big', 'f32', 80),
-        S.for('i', 16, [S.store('acc', i, E.unary('exp', x(i)))], 'vector'), // over a register array: unrolled on wasm
-        S.for('c', 16, [S.store('y', E.v('c'), E.unary('exp', E.load('acc', E.v('c'), 'f32')))], 'vector'),
-        S.for('b', 16, [S.store('y', E.v('b'), E.unary('exp', E.load('big', E.v('b'), 'f32')))], 'vector'), // not kept in wasm locals
-        S.for('d', 16, [S.store('y', E.add(E.v('d'), E.i32(16)), E.unary('exp', x(E.v('d'))))], 'vector'), // serial on wasm
-        S.for('e', 16, [S.store('y', E.add(E.v('e'), E.i32(32)), E.unary('neg', x(E.v('e'))))], 'vector'), // vector everywhere
-      ]),
-    ]);
-    expect(kinds(fitVectorLoops(p, { vector: LLVM_VECTORS }, { maxWork: 4096 }))).toEqual(['j:serial', 'i:vector', 'c:vector', 'b:vector', 'd:vector', 'e:vector']);
-    expect(kinds(fitVectorLoops(p, { vector: SIMD128 }, { registers: () => new Set(['acc']) }))).toEqual(['j:serial', 'i:unroll', 'c:unroll', 'b:serial', 'd:serial', 'e:vector']);
-    expect(kinds(fitVectorLoops(p, {}))).toEqual(['j:serial', 'i:unroll', 'c:unroll', 'b:unroll', 'd:serial', 'e:serial']);
-    expect(kinds(fitVectorLoops(p, {}, { maxWork: 15 }))).toEqual(['j:serial', 'i:serial', 'c:serial', 'b:serial', 'd:serial', 'e:serial']);
+describe('laneKinds', () => {
+  const body = [
+    S.for('j', 2, [
+      S.local('acc', 'f32', 16), S.local('big', 'f32', 80),
+      S.for('i', 16, [S.store('acc', i, E.unary('exp', x(i)))]), // over a register array: unrolled on wasm
+      S.for('c', 16, [S.store('y', E.v('c'), E.unary('exp', E.load('acc', E.v('c'), 'f32')))]),
+      S.for('b', 16, [S.store('y', E.v('b'), E.unary('exp', E.load('big', E.v('b'), 'f32')))]), // not kept in wasm locals
+      S.for('d', 16, [S.store('y', E.add(E.v('d'), E.i32(16)), E.unary('exp', x(E.v('d'))))]), // serial on wasm
+      S.for('e', 16, [S.store('y', E.add(E.v('e'), E.i32(32)), E.unary('neg', x(E.v('e'))))]), // vector everywhere
+    ]),
+  ];
+  const lanes = ['i', 'c', 'b', 'd', 'e'];
+  const kinds = (caps: Pick<TargetCaps, 'vector' | 'legal'>) => [...laneKinds(body, lanes, caps)].map(([l, k]) => `${l}:${k}`);
+
+  it('vectorizes loops the target renders, unrolls small ones over arrays it keeps in registers, leaves the rest serial', () => {
+    expect(kinds(LLVM)).toEqual(['i:vector', 'c:vector', 'b:vector', 'd:vector', 'e:vector']);
+    // wasm keeps acc (16 elements) in locals, not big (80)
+    expect(kinds(WASM)).toEqual(['i:unroll', 'c:unroll', 'b:serial', 'd:serial', 'e:vector']);
+    expect(kinds({ legal: { ieeeMinMax: false } })).toEqual(['i:unroll', 'c:unroll', 'b:unroll', 'd:serial', 'e:serial']);
+    const none: VectorCaps = { values: 'any', minExtent: 32, maxExtent: 32, maxUnroll: 15 };
+    expect(kinds({ vector: none, legal: { ieeeMinMax: false } })).toEqual(['i:serial', 'c:serial', 'b:serial', 'd:serial', 'e:serial']);
+  });
+
+  it('the vectorize primitive refuses a loop the target has no vector form for', () => {
+    const s = sched(program(body));
+    expect(s.check(vectorize, { loops: ['d'], caps: WASM })).toMatch(/loop 'd': it holds a value or an access with no vector form/);
+    expect(s.check(vectorize, { loops: ['e'], caps: { vector: { ...SIMD128, minExtent: 32 }, legal: WASM.legal } })).toMatch(/its extent 16 is outside/);
+    expect(s.check(vectorize, { loops: ['d'], caps: LLVM })).toBeUndefined();
+  });
+});
+
+/** Every vector loop of a program, as `kernel/loop`. */
+function vectorLoops(p: Program): string[] {
+  const out: string[] = [];
+  const walk = (k: string, ss: readonly Stmt[]): void => ss.forEach((s) => { if (s.k === 'for') { if (s.kind === 'vector') out.push(`${k}/${s.v}`); walk(k, s.body); } });
+  for (const k of p.kernels) walk(k.name, k.body);
+  return out;
+}
+
+describe('vector loops reach the renderers decided', () => {
+  it('the pipeline gives wasm and llvm only vector loops with a vector form (random graphs)', () => {
+    let loops = 0;
+    for (let seed = 1; seed <= 40; seed++) {
+      for (const caps of [WASM_CAPS, LLVM_CAPS]) {
+        const p = runPipeline(randomGraph(seed, { extended: true }).graph, { caps }).program;
+        loops += vectorLoops(p).length;
+        const [vector, name] = caps === WASM_CAPS ? [SIMD128, 'wasm'] : [LLVM_VECTORS, 'llvm'];
+        expect(() => checkVectorLoops(p, vector, name)).not.toThrow();
+      }
+    }
+    expect(loops).toBeGreaterThan(40);
+  });
+
+  it('gives each of the copy kernel\'s loops (all named i0 by lowering) its own kind', () => {
+    const g = parseGraph(`graph @copies {
+  %0 = const {value=[1.5]} : f32[6]
+  %1 = const {value=[0]} : i32[2]
+  %2 = const {value=[2.5]} : f32[2]
+  %3 = const {value=[-1]} : i32[8]
+  output "a" = %0
+  output "b" = %1
+  output "c" = %2
+  output "d" = %3
+}`);
+    const kinds = (p: Program) => p.kernels.find((k) => k.name === 'k_copy')!.body.map((s) => (s.k === 'for' ? `${s.extent}:${s.kind}` : s.k));
+    const wasm = runPipeline(g, { caps: WASM_CAPS }).program, llvm = runPipeline(g, { caps: LLVM_CAPS }).program;
+    // loops of four or more (cpu-kinds); wasm: f32 lanes only
+    expect(kinds(wasm)).toEqual(['6:vector', '2:serial', '2:serial', '8:serial']);
+    expect(kinds(llvm)).toEqual(['6:vector', '2:serial', '2:serial', '8:vector']);
+    expect(() => checkVectorLoops(wasm, SIMD128, 'wasm')).not.toThrow();
+  });
+
+  it('a renderer refuses a vector loop with no vector form on its target, naming it', () => {
+    const p = program([vloop([store(E.unary('exp', x(i)))])]);
+    expect(() => renderWasm(p, planMemory(p))).toThrow(/^wasm: internal error: vector loop 'i' of kernel k cannot be rendered as vectors: it holds a value or an access with no vector form/);
+    expect(() => checkVectorLoops(p, LLVM_VECTORS, 'llvm')).not.toThrow();
+    const gather = program([vloop([store(x(E.mul(i, E.i32(2))))], 8)]);
+    expect(() => checkVectorLoops(gather, LLVM_VECTORS, 'llvm')).toThrow(/^llvm: internal error: vector loop 'i' of kernel k/);
   });
 });

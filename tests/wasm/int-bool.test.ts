@@ -9,6 +9,8 @@ import { WasmRunner } from '../../codegen/wasm/runtime.js';
 import { E, type Expr, type Program, type Stmt, S } from '../../codegen/loop/ir.js';
 import { runProgram } from '../../codegen/loop/interpreter.js';
 import { planMemory } from '../../codegen/loop/memplan.js';
+import { legalize } from '../../codegen/loop/legalize.js';
+import { WASM_CAPS } from '../../codegen/wasm/target.js';
 
 const INT_MIN = -2147483648, INT_MAX = 2147483647;
 const EDGES = [0, -1, 1, INT_MIN, INT_MAX, 2, -2, 7, -7, INT_MIN + 1];
@@ -138,7 +140,9 @@ describe('wasm int32 and bool ops against the interpreter', () => {
       outputs: outs.map(([o]) => ({ name: o, buffer: o })), updates: [],
     };
     const inputs = { a: Int32Array.from(as2), b: Int32Array.from(bs2) };
-    const got = new WasmRunner(p, renderWasm(p, planMemory(p))).run(inputs, {}).outputs;
+    // renderers take legalized programs (the pipeline's legalize stage)
+    const q = legalize(p, WASM_CAPS.legal);
+    const got = new WasmRunner(q, renderWasm(q, planMemory(q))).run(inputs, {}).outputs;
     const want = runProgram(p, inputs, {}).outputs;
     const bad: string[] = [];
     for (const [o] of outs) {

@@ -47,7 +47,7 @@ export const cpuConv: Recipe = {
       const w = n.chain[n.chain.length - 2]!, co = n.chain[n.chain.length - 1]!;
       const g = groupSize(n.r.step, n.b, co.v, co.extent);
       const reg = g && registerTile(w.extent, g, caps, n.epilogue);
-      if (reg) s.attempt(() => microKernel(s, n, { ...reg, columnsOuter: false, pack: false }));
+      if (reg) s.attempt(() => microKernel(s, n, { ...reg, columnsOuter: false, pack: false }, caps));
     }
   },
 };

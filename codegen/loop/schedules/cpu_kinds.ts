@@ -1,15 +1,27 @@
 // Recipe: CPU loop kinds from a cost model of extents and work. A top-level loop with independent iterations and
 // enough work for a thread hand-off runs in parallel (when the target has threads); an innermost loop of at least
-// min(V, 4) iterations whose body vectorLegal accepts runs as vector lanes. Loops a recipe already gave a kind
-// keep it.
+// min(V, 4) iterations that can be lanes (laneShape) runs as vector lanes where the target has a vector form for
+// it, else unrolled or serial (vectorizeLanes). Loops a recipe already gave a kind keep it.
 import { work } from '../analysis.js';
 import type { Stmt } from '../ir.js';
 import type { TargetCaps } from '../schedule.js';
+import { renumber } from './cleanup.js';
 import type { Recipe } from './index.js';
 import { parallel } from './kinds.js';
 import type { For } from './loops.js';
 import type { Schedule } from './primitive.js';
-import { vectorLegal, vectorize } from './vectorize.js';
+import { laneShape, vectorizeLanes } from './vectorize.js';
+
+/** Whether two loops of the statements have one variable (lowering's copy kernel names each of its loops i0). */
+function reusesLoopNames(body: readonly Stmt[], seen = new Set<string>()): boolean {
+  for (const s of body) {
+    if (s.k !== 'for') continue;
+    if (seen.has(s.v)) return true;
+    seen.add(s.v);
+    if (reusesLoopNames(s.body, seen)) return true;
+  }
+  return false;
+}
 
 /** The serial loops to run in parallel and as vector lanes. */
 function kinds(body: readonly Stmt[], caps: TargetCaps, s: Schedule): { par: string[]; vec: string[] } {
@@ -19,7 +31,7 @@ function kinds(body: readonly Stmt[], caps: TargetCaps, s: Schedule): { par: str
       visit(l.body, depth + 1);
       if (l.kind !== 'serial') continue;
       if (depth === 0 && caps.threads > 1 && l.extent >= 2 && work([l]) >= caps.parallelGrain && s.check(parallel, { loops: [l.v] }) === undefined) par.push(l.v);
-      else if (caps.vectorWidth > 1 && l.extent >= Math.min(caps.vectorWidth, 4) && vectorLegal(l, caps) === undefined) vec.push(l.v);
+      else if (caps.vectorWidth > 1 && l.extent >= Math.min(caps.vectorWidth, 4) && laneShape(l) === undefined) vec.push(l.v);
     }
   };
   visit(body, 0);
@@ -30,8 +42,10 @@ export const cpuKinds: Recipe = {
   name: 'cpu-kinds',
   run: (s: Schedule, caps: TargetCaps) => {
     if (caps.gpu) return;
+    // primitives name loops by variable, and each loop gets its own kind
+    if (reusesLoopNames(s.body)) s.apply(renumber, {});
     const { par, vec } = kinds(s.body, caps, s);
     if (par.length) s.apply(parallel, { loops: par });
-    if (vec.length) s.apply(vectorize, { loops: vec });
+    if (vec.length) vectorizeLanes(s, vec, caps);
   },
 };

@@ -20,7 +20,7 @@ export const cpuMatmul: Recipe = {
       const reg = registerTile(M, N, caps, n.epilogue);
       if (!reg) continue;
       const pack = n.chain.length === 2 && N > reg.nr && M / reg.mr >= 4;
-      s.attempt(() => microKernel(s, n, { ...reg, columnsOuter: true, pack }));
+      s.attempt(() => microKernel(s, n, { ...reg, columnsOuter: true, pack }, caps));
     }
   },
 };

@@ -11,7 +11,7 @@
 //     renumberNests, computeAt, privatize, cacheShared, distribute, and rfactor, the one that reassociates);
 //   - `check(kernel, args)`: why it does not apply (one line), or undefined. Legality lives here: a primitive
 //     refuses rather than change a result (reorder keeps a reduction's loops in order, fission needs disjoint
-//     iterations, vectorize calls vectorLegal, parallel needs independent iterations);
+//     iterations, vectorize only makes loops the target renders as vectors (vectorLegal), parallel needs independent iterations);
 //   - `apply(kernel, args)`: the new body (and buffers, for pack), called only after check passed.
 // Loops are named by their variable (unique in a kernel); new loops and arrays get names from `Schedule.fresh`.
 // Every primitive but rfactor keeps results bit for bit (it never reassociates arithmetic; no recipe uses rfactor
@@ -53,7 +53,7 @@ export { pack } from './pack.js';
 export { unroll, parallel } from './kinds.js';
 export { fuse } from './fuse.js';
 export { launch, sinkDecls } from './launch.js';
-export { vectorize, vectorLegal } from './vectorize.js';
+export { laneKinds, laneShape, vectorize, vectorLegal, vectorizeLanes } from './vectorize.js';
 export { dropUnitLoops, renumber, simplifyIndices } from './cleanup.js';
 export { bind, privatize } from './bind.js';
 export { addUnitLoop, expand, renumberNests, scaleDecl } from './gpu_loops.js';

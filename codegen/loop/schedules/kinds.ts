@@ -19,15 +19,15 @@ export function setKinds(body: readonly Stmt[], kinds: ReadonlyMap<string, AxisK
 }
 
 /** A primitive that marks serial loops as `kind` when `legal` says why not for none of them. */
-export function kindPrimitive(name: string, kind: AxisKind, legal: (k: KernelView, l: For) => string | undefined) {
-  return primitive<LoopsArgs>({
+export function kindPrimitive<A extends LoopsArgs = LoopsArgs>(name: string, kind: AxisKind, legal: (k: KernelView, l: For, a: A) => string | undefined) {
+  return primitive<A>({
     name,
     check: (k, a) => {
       for (const v of a.loops) {
         const l = findLoop(k.body, v);
         if (!l) return `no loop '${v}' in the kernel`;
         if (l.kind !== 'serial') return `loop '${v}' is ${l.kind} already`;
-        const why = legal(k, l);
+        const why = legal(k, l, a);
         if (why) return `loop '${v}': ${why}`;
       }
       return undefined;

@@ -2,6 +2,7 @@
 // accumulators in a register array (mr rows unrolled, nr columns as vector lanes); per reduction step the nr values
 // of the column operand loaded once into a register array and reused by every row. Sums keep their order.
 import type { Expr } from '../ir.js';
+import type { TargetCaps } from '../schedule.js';
 import { cacheRead } from './cache_read.js';
 import { cacheWrite } from './cache_write.js';
 import { simplifyIndices } from './cleanup.js';
@@ -14,7 +15,7 @@ import { pack } from './pack.js';
 import type { Schedule } from './primitive.js';
 import { reorder } from './reorder.js';
 import { tile } from './tile.js';
-import { vectorize } from './vectorize.js';
+import { vectorizeLanes } from './vectorize.js';
 
 /** A plain nest computing one full-shape f32 contraction, then an elementwise epilogue storing full-shape roots. */
 export interface ContractionNest {
@@ -49,8 +50,11 @@ export interface MicroKernelArgs {
   readonly pack: boolean;
 }
 
-/** Blocks the nest's last two loops (rows, columns) into a register-tiled micro-kernel. */
-export function microKernel(s: Schedule, n: ContractionNest, a: MicroKernelArgs): void {
+/**
+ * Blocks the nest's last two loops (rows, columns) into a register-tiled micro-kernel; the column loops become
+ * vector lanes where the target renders them so (else unrolled over the register tile, or serial: vectorizeLanes).
+ */
+export function microKernel(s: Schedule, n: ContractionNest, a: MicroKernelArgs, caps: TargetCaps): void {
   const chain = n.chain, i = chain[chain.length - 2]!.v, j = chain[chain.length - 1]!.v;
   const [it, jt, m, c] = [s.fresh('o'), s.fresh('o'), s.fresh('m'), s.fresh('c')];
   s.apply(tile, { loops: [i, j], factors: [a.mr, a.nr], outer: [it, jt], inner: [m, c], order: a.columnsOuter ? [jt, it, m, c] : [it, jt, m, c] });
@@ -76,5 +80,5 @@ export function microKernel(s: Schedule, n: ContractionNest, a: MicroKernelArgs)
     vectors.push(names[names.length - 1]!);
   }
   s.apply(unroll, { loops: [m, m1, m2] });
-  s.apply(vectorize, { loops: vectors });
+  vectorizeLanes(s, vectors, caps);
 }

@@ -5,6 +5,7 @@ import { E, S } from '../../../codegen/loop/ir.js';
 import {
   Schedule, accumulateInto, cacheRead, cacheWrite, dropUnitLoops, fission, hoist, liftLocal, pack, reorder, simplifyIndices, split, tile, unroll, vectorize,
 } from '../../../codegen/loop/schedules/index.js';
+import { LLVM_CAPS } from '../../../codegen/llvm/target.js';
 import { expectSame, f32, load, matmulProgram, program, sched, text, v } from './helpers.js';
 
 /** Applies a step and checks the program after it against the unscheduled one. */
@@ -29,7 +30,7 @@ describe('the CPU matmul micro-kernel, one primitive at a time', () => {
     step(s, p, (s) => s.apply(pack, { fill: 'f', over: ['jt', 'k'], buffer: 'panel', names: ['p', 'q', 'r'] }));
     expect(s.program.buffers.find((b) => b.name === 'panel')?.size).toBe(5 * 12);
     step(s, p, (s) => s.apply(unroll, { loops: ['m', 'm1', 'm2'] }));
-    step(s, p, (s) => s.apply(vectorize, { loops: ['c', 'c1', 'c2', 'f', 'r'] }));
+    step(s, p, (s) => s.apply(vectorize, { loops: ['c', 'c1', 'c2', 'f', 'r'], caps: LLVM_CAPS }));
     step(s, p, (s) => s.apply(simplifyIndices, {}));
     expect(s.check(dropUnitLoops, {})).toMatch(/no serial loop of one iteration/);
   });
