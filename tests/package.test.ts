@@ -69,4 +69,20 @@ console.log(JSON.stringify(Array.from(m.predict([Float32Array.of(1, 2)])[0])));`
     expect(native).toHaveLength(3);
     native.forEach((v, i) => expect(Math.abs(v - y[i]!)).toBeLessThanOrEqual(1e-6));
   }, 120_000);
+
+  it('exposes kiln/io (the .npy and safetensors readers and writers), with its types, to the project', () => {
+    const use = `import { readNpy, writeNpy, readSafetensors, writeSafetensors, type NamedTensor } from 'kiln/io';
+const x: NamedTensor = { name: 'dense/kernel', dtype: 'float32', shape: [2, 3], data: Float32Array.of(1, 2, 3, 4, 5, 6.5) };
+const npy = readNpy(writeNpy(x.dtype, x.shape, x.data));
+const st = readSafetensors(writeSafetensors([x, { name: 'i', dtype: 'int32', shape: [2], data: Int32Array.of(-7, 9) }]));
+console.log(JSON.stringify({ npy: [npy.dtype, npy.shape, Array.from(npy.data)], st: st.tensors.map((t) => [t.name, t.dtype, t.shape, Array.from(t.data)]) }));
+`;
+    writeFileSync(path.join(project, 'io.mts'), use);
+    // its types resolve through the package's exports, as a user's TypeScript project resolves them
+    execFileSync(path.join(root, 'node_modules/.bin/tsc'), ['--noEmit', '--strict', '--module', 'nodenext', '--target', 'es2022', '--types', '', 'io.mts'], { cwd: project, encoding: 'utf8' });
+    writeFileSync(path.join(project, 'io.mjs'), use.replace(', type NamedTensor', '').replace(': NamedTensor', ''));
+    expect(JSON.parse(execFileSync(process.execPath, ['io.mjs'], { cwd: project, encoding: 'utf8' }))).toEqual({
+      npy: ['float32', [2, 3], [1, 2, 3, 4, 5, 6.5]], st: [['dense/kernel', 'float32', [2, 3], [1, 2, 3, 4, 5, 6.5]], ['i', 'int32', [2], [-7, 9]]],
+    });
+  });
 });

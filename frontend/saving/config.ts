@@ -36,7 +36,7 @@ const KERAS_CONFIG: Record<string, Json> = {
     embeddings_constraint: null, mask_zero: false, quantization_config: null,
   },
   SimpleRNN: {
-    ...RNN_HEAD, units: 0, activation: 'tanh', use_bias: true, kernel_initializer: 'glorot_uniform', recurrent_initializer: 'orthogonal', bias_initializer: 'zeros', ...RNN_TAIL, seed: null,
+    ...RNN_HEAD, units: 0, activation: 'tanh', use_bias: true, kernel_initializer: 'glorot_uniform', recurrent_initializer: 'orthogonal', bias_initializer: 'zeros', ...RNN_TAIL,
   },
   LSTM: {
     ...RNN_HEAD, units: 0, activation: 'tanh', recurrent_activation: 'sigmoid', use_bias: true, kernel_initializer: 'glorot_uniform', recurrent_initializer: 'orthogonal',
@@ -82,10 +82,18 @@ function dtypePolicy(dtype: string): Json {
   return { module: 'keras', class_name: 'DTypePolicy', config: { name: dtype }, registered_name: null };
 }
 
+/** The config Keras writes for each initializer kiln knows by name: its defaults (kiln's named initializers take none). */
+const FANS = { seed: null, input_axes: null, output_axes: null };
+const INITIALIZER_CONFIG: Record<string, Json> = {
+  zeros: {}, ones: {}, random_uniform: { seed: null, minval: -0.05, maxval: 0.05 }, random_normal: { seed: null, mean: 0, stddev: 0.05 },
+  truncated_normal: { seed: null, mean: 0, stddev: 0.05 }, glorot_uniform: FANS, glorot_normal: FANS, he_uniform: FANS, he_normal: FANS,
+  lecun_uniform: FANS, lecun_normal: FANS, orthogonal: { seed: null, gain: 1 },
+};
+
 function initializer(id: unknown): unknown {
   if (typeof id !== 'string') return id ?? null;
   const cls = id.split('_').map((p) => p[0]!.toUpperCase() + p.slice(1)).join('');
-  return { module: 'keras.initializers', class_name: cls, config: {}, registered_name: null };
+  return { module: 'keras.initializers', class_name: cls, config: { ...INITIALIZER_CONFIG[id] }, registered_name: null };
 }
 
 /** A kiln layer's value for a Keras config key: its field, else the option it was made with, else Keras's default. */
@@ -143,12 +151,13 @@ export function modelConfig(model: Model): Json {
     const e: Json = { module: 'keras.layers', class_name: layer.className, config: layerConfig(layer), registered_name: null };
     const shape = layer instanceof InputLayer ? undefined : inputShapeOf(model, layer);
     // Keras records build shapes only for layers with a build step of their own
-    if (shape && !/^(Dropout|Activation|.*Pooling[123]D)$/.test(layer.className)) e['build_config'] = shape;
+    if (shape && !/^(Dropout|Activation|Reshape|.*Pooling[123]D)$/.test(layer.className)) e['build_config'] = shape;
     if (model instanceof Functional) {
       e['name'] = layer.name;
       e['inbound_nodes'] = model.nodes.filter((c) => c.layer === layer).map((c) => {
         const refs = c.inputs.map((k) => tensorRef(model, k));
-        return { args: c.listIn && layer.className !== 'MultiHeadAttention' && layer.className !== 'Attention' ? [refs] : refs, kwargs: {} };
+        // Keras calls MultiHeadAttention(query, value[, key]) but Attention and the merges with one list
+        return { args: c.listIn && layer.className !== 'MultiHeadAttention' ? [refs] : refs, kwargs: {} };
       });
     }
     return e;

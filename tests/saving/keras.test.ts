@@ -1,6 +1,6 @@
 // Keras 3 files both ways, against files that Python Keras 3.15.1 wrote (tests/fixtures/keras, made by
 // tests/fixtures/make_keras_fixtures.py): kiln predicts what Keras predicted, writes what Keras writes, and round-trips.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { strFromU8, strToU8, unzipSync, zipSync } from 'fflate';
@@ -11,7 +11,8 @@ import { readNpy } from '../../runtime/npy.js';
 import { readSafetensors } from '../../runtime/safetensors.js';
 
 const FIX = path.join(import.meta.dirname, '..', 'fixtures', 'keras');
-const NAMES = ['mlp', 'multi_io', 'cnn', 'rnn', 'mha'] as const;
+// seq and vol hold every layer class the other five lack (see the KERAS_CONFIG coverage test)
+const NAMES = ['mlp', 'multi_io', 'cnn', 'rnn', 'mha', 'seq', 'vol'] as const;
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'kiln-keras-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 beforeAll(async () => { await h5wasm.ready; });
@@ -20,8 +21,14 @@ const npy = (file: string) => {
   const a = readNpy(new Uint8Array(readFileSync(path.join(FIX, file))));
   return new keras.Tensor(a.dtype, a.shape, a.data);
 };
-const inputs = (name: string) => (name === 'multi_io' ? [npy(`${name}.x0.npy`), npy(`${name}.x1.npy`)] : [npy(`${name}.x0.npy`)]);
-const outputs = (name: string) => (name === 'multi_io' ? [npy(`${name}.y0.npy`), npy(`${name}.y1.npy`)] : [npy(`${name}.y0.npy`)]);
+/** <name>.x0.npy, <name>.x1.npy, ... (or .y*): the fixture's inputs (or Keras's predictions) in order. */
+const numbered = (name: string, xy: 'x' | 'y') => {
+  const out: keras.Tensor[] = [];
+  while (existsSync(path.join(FIX, `${name}.${xy}${out.length}.npy`))) out.push(npy(`${name}.${xy}${out.length}.npy`));
+  return out;
+};
+const inputs = (name: string) => numbered(name, 'x');
+const outputs = (name: string) => numbered(name, 'y');
 const predictList = (m: keras.Model, xs: keras.Tensor[]) => {
   const y = m.predict(xs.length === 1 ? xs[0]! : xs);
   return Array.isArray(y) ? y : [y];
@@ -48,13 +55,16 @@ function h5Tree(bytes: Uint8Array): string[] {
 const unzip = (file: string) => unzipSync(new Uint8Array(readFileSync(file)));
 type Json = Record<string, unknown>;
 
+/** A layer config's keys in order, each initializer's with the keys of its own config. */
+const configKeys = (c: Json) => Object.entries(c).map(([k, v]) => (k.endsWith('_initializer') && v ? `${k}{${Object.keys((v as Json)['config'] as Json).join()}}` : k));
+
 /** The config's structure: class names and config keys of the model and each layer, layer names and connections. */
 function structure(config: Json): unknown {
   const c = config['config'] as Json;
   return {
     top: Object.keys(config).sort(), model: Object.keys(c).sort(), classes: [config['module'], config['class_name']],
     layers: (c['layers'] as Json[]).map((l) => ({
-      keys: Object.keys(l).sort(), cls: l['class_name'], config: Object.keys(l['config'] as Json).sort(), build: l['build_config'],
+      keys: Object.keys(l).sort(), cls: l['class_name'], config: configKeys(l['config'] as Json), build: l['build_config'],
       inbound: JSON.stringify(l['inbound_nodes'] ?? null).replace(/"kwargs":\{[^}]*\}/g, ''),
     })),
     io: [c['input_layers'], c['output_layers']],
@@ -105,6 +115,15 @@ describe.each(NAMES)('the Keras 3 fixture %s', (name) => {
     expect(m.weights.some((w, i) => w.trainable && w.data.some((v, j) => v !== before[i]!.data[j]))).toBe(true);
     back.weights.forEach((w, i) => expect(w.data).toEqual(m.weights[i]!.data));
   });
+});
+
+it('the fixtures hold every layer class kiln has', () => {
+  const classes = new Set(NAMES.flatMap((name) => {
+    const config = JSON.parse(strFromU8(unzip(path.join(FIX, `${name}.keras`))['config.json']!)) as Json;
+    return ((config['config'] as Json)['layers'] as Json[]).map((l) => l['class_name']);
+  }));
+  const kiln = Object.keys(keras.layers).filter((k) => /^[A-Z]/.test(k) && !['Input', 'Layer', 'KerasTensor', 'LayerError'].includes(k));
+  expect(kiln.filter((k) => !classes.has(k))).toEqual([]);
 });
 
 describe('weights files', () => {

@@ -1,7 +1,7 @@
-// The Keras 3 fixtures compiled to wasm and llvm give what Keras predicted; `kiln compile model.keras` and
-// `kiln compile model.ts --weights m.weights.h5` on the command line.
+// The Keras 3 fixtures compiled to wasm, llvm and cuda (its CPU-emulated build) give what Keras predicted;
+// `kiln compile model.keras` and `kiln compile model.ts --weights m.weights.h5` on the command line.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -16,15 +16,16 @@ const tmp = mkdtempSync(path.join(os.tmpdir(), 'kiln-keras-t-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const slow = { timeout: 600_000 };
 const npy = (file: string) => readNpy(new Uint8Array(readFileSync(file)));
-const count = (name: string) => (name === 'multi_io' ? 2 : 1);
+/** How many <name>.x*.npy (or .y*) the fixture has. */
+const count = (name: string, xy = 'x') => { let n = 0; while (existsSync(path.join(FIX, `${name}.${xy}${n}.npy`))) n++; return n; };
 const near = (got: ArrayLike<number>, want: ArrayLike<number>) => {
   expect(got.length).toBe(want.length);
   for (let i = 0; i < want.length; i++) expect(Math.abs(got[i]! - want[i]!)).toBeLessThan(1e-5 + 1e-5 * Math.abs(want[i]!));
 };
 
-describe.each(['mlp', 'multi_io', 'cnn', 'rnn', 'mha'])('the Keras 3 fixture %s compiled', (name) => {
+describe.each(['mlp', 'multi_io', 'cnn', 'rnn', 'mha', 'seq', 'vol'])('the Keras 3 fixture %s compiled', (name) => {
   const xs = Array.from({ length: count(name) }, (_, i) => npy(path.join(FIX, `${name}.x${i}.npy`)));
-  const ys = Array.from({ length: count(name) }, (_, i) => npy(path.join(FIX, `${name}.y${i}.npy`)));
+  const ys = Array.from({ length: count(name, 'y') }, (_, i) => npy(path.join(FIX, `${name}.y${i}.npy`)));
 
   it('to wasm predicts what Keras predicted', slow, async () => {
     const dir = path.join(tmp, `${name}-wasm`);
@@ -43,6 +44,19 @@ describe.each(['mlp', 'multi_io', 'cnn', 'rnn', 'mha'])('the Keras 3 fixture %s 
     expect(r.status, r.stderr).toBe(0);
     const manifest = JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as { outputs: { name: string }[] };
     ys.forEach((y, i) => near(npy(path.join(dir, 'out', `${manifest.outputs[i]!.name}.npy`)).data, y.data));
+  });
+});
+
+describe('kiln compile model.keras --target cuda', () => {
+  it('seq (every 1-D layer, an int32 input): the CPU-emulated build (model_main_emu) predicts what Keras predicted', slow, () => {
+    const dir = path.join(tmp, 'seq-cuda');
+    const c = spawnSync('node', [path.join(ROOT, 'dist/cli/main.js'), 'compile', path.join(FIX, 'seq.keras'), '--target', 'cuda', '-o', dir], { encoding: 'utf8' });
+    expect(c.status, c.stderr).toBe(0);
+    const r = spawnSync(path.join(dir, 'model_main_emu'), ['--out', path.join(dir, 'out'), path.join(FIX, 'seq.x0.npy'), path.join(FIX, 'seq.x1.npy')], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const manifest = JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as { inputs: { dtype: string }[]; outputs: { name: string }[] };
+    expect(manifest.inputs.map((i) => i.dtype)).toEqual(['int32', 'float32']);
+    near(npy(path.join(dir, 'out', `${manifest.outputs[0]!.name}.npy`)).data, npy(path.join(FIX, 'seq.y0.npy')).data);
   });
 });
 
