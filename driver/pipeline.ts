@@ -13,6 +13,7 @@ import { canonicalize } from '../passes/canonicalize.js';
 import { dce } from '../passes/dce.js';
 import { removeEmpty } from '../passes/empty.js';
 import { type FusionPlan, fuse } from '../passes/fuse.js';
+import { reductionTrees } from '../passes/reduction_trees.js';
 
 /** Graph-to-graph passes, in order. (Autodiff and the optimizer update run while tracing the training step.) */
 export const GRAPH_PASSES: readonly { name: string; description: string; run: (g: Graph) => Graph }[] = [
@@ -25,7 +26,7 @@ export const GRAPH_PASSES: readonly { name: string; description: string; run: (g
  * After the graph passes: fusion, lowering to loop IR, index simplification, scheduling (each schedule primitive a
  * stage too: `schedule:<name>` shows the kernel after each application of it), memory planning.
  */
-export const PASS_NAMES: readonly string[] = [...GRAPH_PASSES.map((p) => p.name), 'fuse', 'lower', 'simplify',
+export const PASS_NAMES: readonly string[] = [...GRAPH_PASSES.map((p) => p.name), 'trees', 'fuse', 'lower', 'simplify',
   ...SCHEDULE_STEPS.map((s) => `schedule:${s}`), 'schedule', 'memplan'];
 
 export interface PipelineOptions {
@@ -78,6 +79,13 @@ function* passes(input: Graph, options: PipelineOptions): Generator<PassResult, 
     yield { name: p.name, text: () => printGraph(h) };
     g = h;
   }
+  // GPU targets: reductions as declared trees of partials (passes/reduction_trees.ts); CPU targets keep the serial order
+  const gpu = options.caps?.gpu;
+  if (gpu) {
+    g = reductionTrees(g, gpu);
+    if (options.verifyEach) verify(g);
+  }
+  yield { name: 'trees', text: () => printGraph(g) };
   const plan = fuse(g);
   yield { name: 'fuse', text: () => describePlan(plan) };
   const lowered = lower(plan, { name: g.name });

@@ -103,14 +103,48 @@ export function matmulTiles(M: number, N: number, K: number, batch: number, g: G
   return best!;
 }
 
-/** Threads per block for `points` independent iterations of `perThread` work: a divisor of points, so none is idle. */
+/**
+ * Threads per block for `points` independent iterations of `perThread` work: a divisor of points, so none is idle.
+ * Ties (latency-bound launches cost the same however their threads are spread) go to the shape with the fewest
+ * idle lanes (a block of 1 thread leaves 31 of its warp's 32 lanes idle), then to the larger block.
+ */
 export function gridThreads(points: number, perThread: number, g: GpuCaps = H100): number {
   let best = 1, bestKey: number[] = [Infinity];
   for (const d of divisors(points, g.maxThreadsPerBlock)) {
     const blocks = points / d;
-    // cheapest first; then the most SMs busy; then the larger block
-    const key = [launchCycles(blocks, d, perThread, 0, g), -Math.min(blocks, g.sms), -d];
+    const key = [launchCycles(blocks, d, perThread, 0, g), idleLanes(blocks, d, g), -d];
     if (lexLess(key, bestKey)) { best = d; bestKey = key; }
+  }
+  return best;
+}
+
+/** Lanes of the launch's warps that run no thread. */
+export const idleLanes = (blocks: number, threads: number, g: GpuCaps): number => blocks * (Math.ceil(threads / g.warp) * g.warp - threads);
+
+/** Cycles a launch costs before its first block runs (a replayed CUDA graph node: about 1 µs). */
+export const LAUNCH_CYCLES = 2000;
+/** Instructions per reduced element (load, address, combine, loop) and per tree level (shared store, barrier, load, combine). */
+const REDUCE_STEP = 4, TREE_LEVEL = 24;
+
+/** Estimated cycles of `rows` reductions of n elements each, serially per thread (W = 1) or by a tree of W threads a row. */
+export function reductionCycles(rows: number, n: number, W: number, g: GpuCaps = H100): number {
+  if (W === 1) {
+    const T = gridThreads(rows, n * REDUCE_STEP, g);
+    return LAUNCH_CYCLES + launchCycles(rows / T, T, n * REDUCE_STEP, 0, g);
+  }
+  const levels = Math.log2(W);
+  return LAUNCH_CYCLES + launchCycles(rows, W, (n / W) * REDUCE_STEP + levels * TREE_LEVEL, 4 * W, g);
+}
+
+/**
+ * The tree width for `rows` reductions of n elements (ir/ops.ts treeLevels): the power of two dividing n (at most a
+ * block of 256 threads) the cost model finds cheapest, or 1 (serial) when no tree beats one thread per row.
+ */
+export function reductionTree(rows: number, n: number, g: GpuCaps = H100): number {
+  let best = 1, bestCost = reductionCycles(rows, n, 1, g);
+  for (let W = 2; W <= Math.min(256, g.maxThreadsPerBlock) && n % W === 0; W *= 2) {
+    const c = reductionCycles(rows, n, W, g);
+    if (c < bestCost) { best = W; bestCost = c; }
   }
   return best;
 }

@@ -7,6 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { compileCuda, hasNvcc } from '../../codegen/cuda/target.js';
+import { H100 } from '../../codegen/loop/gpu.js';
+import { reductionTrees } from '../../passes/reduction_trees.js';
 import * as keras from '../../frontend/index.js';
 import { traceModel } from '../../frontend/models/executor.js';
 import { compileModel, traceTrainStep } from '../../frontend/models/training.js';
@@ -30,7 +32,9 @@ function runEmu(g: Graph, inputs: Data, params: Data, nvcc = false): { outputs: 
   return { outputs: runMain(path.join(dir, 'model_main_emu'), dir, g, inputs), dir };
 }
 
-function compare(g: Graph, inputs: Data, params: Data, nvcc = false): string[] {
+/** The emulated build against the interpreter on g with the reduction trees the CUDA pipeline declares. */
+function compare(g0: Graph, inputs: Data, params: Data, nvcc = false): string[] {
+  const g = reductionTrees(g0, H100);
   return outputDiffs(g, inputs, params, runEmu(g, inputs, params, nvcc).outputs, 'cuda (emulated)');
 }
 
