@@ -14,6 +14,7 @@ import { dce } from '../passes/dce.js';
 import { removeEmpty } from '../passes/empty.js';
 import { type FusionPlan, fuse } from '../passes/fuse.js';
 import { reductionTrees } from '../passes/reduction_trees.js';
+import { describeLaunches } from '../codegen/loop/gpu.js';
 
 /** Graph-to-graph passes, in order. (Autodiff and the optimizer update run while tracing the training step.) */
 export const GRAPH_PASSES: readonly { name: string; description: string; run: (g: Graph) => Graph }[] = [
@@ -97,7 +98,8 @@ function* passes(input: Graph, options: PipelineOptions): Generator<PassResult, 
     name: `schedule:${name}`, text: () => `# ${name} (${at.recipe})\n${printKernel(p.kernels[at.kernel]!)}`,
   }));
   yield* steps;
-  yield { name: 'schedule', text: () => printProgram(program) };
+  // a GPU schedule ends with each launch's grid, block and the cost model's estimate
+  yield { name: 'schedule', text: () => printProgram(program) + (gpu ? describeLaunches(program, gpu) : '') };
   const memory = planMemory(program);
   yield { name: 'memplan', text: () => describeMemory(memory) };
   return { graph: g, plan, program, memory };

@@ -9,8 +9,9 @@
 // - `shared` local arrays are declared in a block, outside thread loops: one per block. A `register` local array
 //   declared in a block outside thread loops is private to each thread and keeps its values from one thread loop
 //   to the next (as a thread's registers do across barriers).
-import type { Stmt } from './ir.js';
-import { independentIterations, lexLess } from './analysis.js';
+import type { Program, Stmt } from './ir.js';
+import { blockThreads, independentIterations, lexLess, work } from './analysis.js';
+import { walkStmts } from './visit.js';
 
 /** What a GPU offers the scheduler (per streaming multiprocessor unless said otherwise). */
 export interface GpuCaps {
@@ -163,4 +164,51 @@ export function parallelChain(loop: For, pure: ReadonlyMap<string, Stmt>): For[]
     if (!independentIterations(inner, visible, new Set())) return chain;
     chain.push(inner);
   }
+}
+
+/** Cycles of a barrier after a thread loop (every warp of the block waits for the slowest). */
+const BARRIER_CYCLES = 20;
+
+/** Instructions one thread of a block issues for the block's body run on `threads` threads. */
+function blockWork(body: readonly Stmt[], threads: number): number {
+  let w = 0;
+  for (const s of body) {
+    if (s.k !== 'for') w += 1;
+    else if (s.kind === 'thread') w += Math.ceil(s.extent / threads) * Math.max(1, work(s.body)) + BARRIER_CYCLES;
+    else w += s.extent * Math.max(1, blockWork(s.body, threads));
+  }
+  return w;
+}
+
+/** A launch of a GPU-scheduled kernel: its grid, block, shared bytes and the cost model's estimate (cycles). */
+export interface LaunchShape {
+  readonly kernel: string;
+  readonly grid: number;
+  readonly block: number;
+  readonly shared: number;
+  readonly cycles: number;
+}
+
+/** The launches of a GPU-scheduled program, in order (each top-level block nest of each kernel is one). */
+export function launchShapes(p: Program, g: GpuCaps = H100): LaunchShape[] {
+  const out: LaunchShape[] = [];
+  for (const k of p.kernels) {
+    for (const top of k.body) {
+      if (top.k !== 'for' || top.kind !== 'block') continue;
+      let b: For = top, grid = top.extent;
+      while (b.body.length === 1 && b.body[0]!.k === 'for' && b.body[0]!.kind === 'block') { b = b.body[0] as For; grid *= b.extent; }
+      const block = blockThreads(b.body);
+      let shared = 0;
+      walkStmts(b.body, (s) => { if (s.k === 'local' && s.scope === 'shared') shared += 4 * s.size; });
+      out.push({ kernel: k.name, grid, block, shared, cycles: Math.round(LAUNCH_CYCLES + launchCycles(grid, block, blockWork(b.body, block), shared, g)) });
+    }
+  }
+  return out;
+}
+
+/** One comment line per launch (as `--dump-after schedule` ends for a GPU target), then the total estimate. */
+export function describeLaunches(p: Program, g: GpuCaps = H100): string {
+  const ls = launchShapes(p, g);
+  const lines = ls.map((l) => `# launch ${l.kernel}: grid ${l.grid} x block ${l.block}${l.shared ? `, ${l.shared} B shared` : ''}, estimate ${l.cycles} cycles`);
+  return `${lines.join('\n')}\n# ${ls.length} launches, estimate ${ls.reduce((a, l) => a + l.cycles, 0)} cycles\n`;
 }

@@ -86,6 +86,22 @@ describe('declared reduction trees', () => {
   });
 });
 
+describe('--dump-after schedule for a GPU target', () => {
+  it('ends with every launch: grid, block, shared bytes and the estimate; a long sum is no longer one thread', () => {
+    let out = '';
+    runPipeline(parseGraph(reduceGraph(64, 32, 'reduce_sum', [0, 1])), { caps: CUDA_CAPS, dumpAfter: 'schedule', dump: (t) => { out = t; } });
+    const m = /# launch k0_reduce_sum: grid (\d+) x block (\d+), (\d+) B shared, estimate (\d+) cycles\n# 1 launches, estimate (\d+) cycles\n$/.exec(out);
+    expect(m, out).not.toBeNull();
+    expect(Number(m![1])).toBe(1);
+    expect(Number(m![2])).toBeGreaterThan(1);
+    expect(Number(m![3])).toBe(4 * Number(m![2]));
+    expect(m![4]).toBe(m![5]);
+    let cpu = '';
+    runPipeline(parseGraph(reduceGraph(64, 32, 'reduce_sum', [0, 1])), { dumpAfter: 'schedule', dump: (t) => { cpu = t; } });
+    expect(cpu).not.toContain('# launch');
+  });
+});
+
 describe('the GPU cost model counts lanes', () => {
   it('a few independent points go to one block of full warps, not blocks of one thread', () => {
     expect(idleLanes(64, 1, H100)).toBe(64 * 31);
