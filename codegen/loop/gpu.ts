@@ -107,13 +107,14 @@ export function matmulTiles(M: number, N: number, K: number, batch: number, g: G
 /**
  * Threads per block for `points` independent iterations of `perThread` work: a divisor of points, so none is idle.
  * Ties (latency-bound launches cost the same however their threads are spread) go to the shape with the fewest
- * idle lanes (a block of 1 thread leaves 31 of its warp's 32 lanes idle), then to the larger block.
+ * idle lanes (a block of 1 thread leaves 31 of its warp's 32 lanes idle), then to the most SMs busy, then to the
+ * larger block.
  */
 export function gridThreads(points: number, perThread: number, g: GpuCaps = H100): number {
   let best = 1, bestKey: number[] = [Infinity];
   for (const d of divisors(points, g.maxThreadsPerBlock)) {
     const blocks = points / d;
-    const key = [launchCycles(blocks, d, perThread, 0, g), idleLanes(blocks, d, g), -d];
+    const key = [launchCycles(blocks, d, perThread, 0, g), idleLanes(blocks, d, g), -Math.min(blocks, g.sms), -d];
     if (lexLess(key, bestKey)) { best = d; bestKey = key; }
   }
   return best;
