@@ -13,6 +13,7 @@ import * as keras from '../../frontend/index.js';
 import { traceModel } from '../../frontend/models/executor.js';
 import { compileModel, traceTrainStep } from '../../frontend/models/training.js';
 import type { Graph } from '../../ir/graph.js';
+import { parseGraph } from '../../ir/parser.js';
 import type { TypedArray } from '../../ir/types.js';
 import { writeNpy } from '../../runtime/npy.js';
 import { type Data, modelInputs } from '../passes/differential.js';
@@ -75,6 +76,28 @@ describe('cuda target', () => {
     const c = compileModel(model, { optimizer: keras.optimizers.SGD({ learningRate: 0.1, momentum: 0.9 }), loss: 'sparse_categorical_crossentropy' });
     const g = withUpdates(traceTrainStep(model, c, [[3, 8, 8, 2]], [[3]]).graph);
     expect(compare(g, modelInputs(g, 5), params(traceTrainStep(model, c, [[3, 8, 8, 2]], [[3]]).variables))).toEqual([]);
+  });
+
+  it('reductions as declared trees on a block of threads (column sums, a whole-tensor mean, long softmax rows)', () => {
+    const g = parseGraph(`graph @trees {
+  %0 = input {name="x"} : f32[256,64]
+  %1 = reduce_sum %0 {axes=[0]} : f32[64]
+  %2 = reduce_sum %0 {axes=[0, 1]} : f32[]
+  %3 = reduce_max %0 {axes=[1], keepdims=true} : f32[256,1]
+  %4 = broadcast %3 {shape=[256, 64]} : f32[256,64]
+  %5 = sub %0, %4 : f32[256,64]
+  %6 = exp %5 : f32[256,64]
+  output "colsum" = %1
+  output "total" = %2
+  output "e" = %6
+}`);
+    const x = Float32Array.from({ length: 256 * 64 }, (_, i) => Math.sin(i * 0.7) * 100 + 1 / (1 + (i % 13)));
+    const { outputs, dir } = runEmu(reductionTrees(g, H100), { x }, {});
+    expect(outputDiffs(reductionTrees(g, H100), { x }, {}, outputs, 'cuda (emulated)')).toEqual([]);
+    const cu = readFileSync(path.join(dir, 'model.cu'), 'utf8');
+    expect(cu).toMatch(/KILN_SHARED\(float, part\w*, (64|128|256)\)/);
+    // the whole-tensor sum is no longer one thread: every launch has more than one thread
+    for (const m of cu.matchAll(/KILN_LAUNCH\(\w+, (\d+), (\d+),/g)) expect(Number(m[2]), m[0]).toBeGreaterThan(1);
   });
 
   it.each(Array.from({ length: 8 }, (_, i) => i * 11 + 2))('random graph %i', (seed) => {
