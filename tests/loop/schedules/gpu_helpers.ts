@@ -7,7 +7,7 @@ import { runProgram } from '../../../codegen/loop/interpreter.js';
 import type { Program } from '../../../codegen/loop/ir.js';
 import { lower } from '../../../codegen/loop/lower.js';
 import { printProgram } from '../../../codegen/loop/printer.js';
-import { CUDA_CAPS } from '../../../codegen/loop/schedule.js';
+import { CUDA_CAPS } from '../../../codegen/cuda/target.js';
 import { simplify } from '../../../codegen/loop/simplify.js';
 import { verifyProgram } from '../../../codegen/loop/verifier.js';
 import type { Graph } from '../../../ir/graph.js';

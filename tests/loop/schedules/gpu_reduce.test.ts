@@ -10,7 +10,8 @@ import { interpret } from '../../../ir/interpreter.js';
 import { topoSort } from '../../../ir/graph.js';
 import { parseGraph } from '../../../ir/parser.js';
 import { reductionTrees } from '../../../passes/reduction_trees.js';
-import { expectMatchesGraph } from './gpu_helpers.js';
+import { schedule } from '../../../codegen/loop/schedules/index.js';
+import { cudaLowered, expectMatchesGraph } from './gpu_helpers.js';
 
 /** y = op over axes of x [R, C]; with `then`, a softmax-like row pass after a max and a sum over the same rows. */
 function reduceGraph(R: number, C: number, op: string, axes: number[], tree?: number): string {
@@ -77,6 +78,17 @@ describe('declared reduction trees', () => {
     expectMatchesGraph(g, p, 3);
   });
 
+  it('every schedule step on a tree kernel verifies and equals the graph interpreter (both loop orders)', () => {
+    for (const text of [reduceGraph(512, 10, 'reduce_sum', [0]), softmax(2, 512)]) {
+      const g = parseGraph(text), steps: string[] = [];
+      schedule(cudaLowered(g), CUDA_CAPS, (name, p) => {
+        steps.push(name);
+        expect(() => expectMatchesGraph(g, p, 5), `after ${name}`).not.toThrow();
+      });
+      expect(steps).toContain('treeThreads');
+    }
+  });
+
   it('the tree pass keeps a declared tree and is what the reference needs (serial and tree sums differ here)', () => {
     const g = parseGraph(reduceGraph(1, 4096, 'reduce_sum', [1]));
     const t = reductionTrees(g, H100);
@@ -105,7 +117,7 @@ describe('--dump-after schedule for a GPU target', () => {
 describe('the GPU cost model counts lanes', () => {
   it('a few independent points go to one block of full warps, not blocks of one thread', () => {
     expect(idleLanes(64, 1, H100)).toBe(64 * 31);
-    expect(gridThreads(64, 100)).toBe(64);
+    expect(gridThreads(64, 100)).toBe(32); // two full warps on two SMs
     expect(gridThreads(10, 100)).toBe(10);
   });
 });
