@@ -8,7 +8,8 @@
 //   - `name`: the stage name `--dump-after schedule:<name>` shows (split, reorder, tile, fission, cacheWrite,
 //     accumulateInto, liftLocal, cacheRead, hoist, pack, unroll, vectorize, parallel, fuse, launch, sinkDecls, bind
 //     (GPU blocks and threads), dropUnitLoops, simplify, renumber; for GPU tiles also addUnitLoop, expand, scaleDecl,
-//     renumberNests, computeAt, privatize, cacheShared, distribute, and rfactor, the one that reassociates);
+//     renumberNests, computeAt, privatize, cacheShared, distribute, rfactor, the one that reassociates, and
+//     treeThreads, which runs a declared reduction tree (gpu_reduce.ts) on a block's threads in its declared order);
 //   - `check(kernel, args)`: why it does not apply (one line), or undefined. Legality lives here: a primitive
 //     refuses rather than change a result (reorder keeps a reduction's loops in order, fission needs disjoint
 //     iterations, vectorize calls vectorLegal, parallel needs independent iterations);
