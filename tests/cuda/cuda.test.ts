@@ -92,12 +92,14 @@ describe('cuda target', () => {
   output "e" = %6
 }`);
     const x = Float32Array.from({ length: 256 * 64 }, (_, i) => Math.sin(i * 0.7) * 100 + 1 / (1 + (i % 13)));
-    const { outputs, dir } = runEmu(reductionTrees(g, H100), { x }, {});
+    const { outputs, dir } = runEmu(reductionTrees(g, H100), { x }, {}, withNvcc);
     expect(outputDiffs(reductionTrees(g, H100), { x }, {}, outputs, 'cuda (emulated)')).toEqual([]);
     const cu = readFileSync(path.join(dir, 'model.cu'), 'utf8');
     expect(cu).toMatch(/KILN_SHARED\(float, part\w*, (64|128|256)\)/);
     // the whole-tensor sum is no longer one thread: every launch has more than one thread
     for (const m of cu.matchAll(/KILN_LAUNCH\(\w+, (\d+), (\d+),/g)) expect(Number(m[2]), m[0]).toBeGreaterThan(1);
+    // nvcc builds the shared-memory trees for sm_90 where it is installed
+    if (withNvcc) expect(existsSync(path.join(dir, 'model_main'))).toBe(true);
   });
 
   it.each(Array.from({ length: 8 }, (_, i) => i * 11 + 2))('random graph %i', (seed) => {
