@@ -14,6 +14,8 @@ import { canonicalize } from '../passes/canonicalize.js';
 import { dce } from '../passes/dce.js';
 import { removeEmpty } from '../passes/empty.js';
 import { type FusionPlan, fuse } from '../passes/fuse.js';
+import { reductionTrees } from '../passes/reduction_trees.js';
+import { describeLaunches } from '../codegen/loop/gpu.js';
 
 /** Graph-to-graph passes, in order. (Autodiff and the optimizer update run while tracing the training step.) */
 export const GRAPH_PASSES: readonly { name: string; description: string; run: (g: Graph) => Graph }[] = [
@@ -33,7 +35,7 @@ export const GRAPH_PASSES: readonly { name: string; description: string; run: (g
  * its micro-kernel; the transformer's model.wasm doubled). The schedule judges vector loops on their legalized
  * form (canVectorize), which is what this stage then gives the renderers.
  */
-export const PASS_NAMES: readonly string[] = [...GRAPH_PASSES.map((p) => p.name), 'fuse', 'lower', 'simplify',
+export const PASS_NAMES: readonly string[] = [...GRAPH_PASSES.map((p) => p.name), 'trees', 'fuse', 'lower', 'simplify',
   ...SCHEDULE_STEPS.map((s) => `schedule:${s}`), 'schedule', 'legalize', 'memplan'];
 
 export interface PipelineOptions {
@@ -86,6 +88,13 @@ function* passes(input: Graph, options: PipelineOptions): Generator<PassResult, 
     yield { name: p.name, text: () => printGraph(h) };
     g = h;
   }
+  // GPU targets: reductions as declared trees of partials (passes/reduction_trees.ts); CPU targets keep the serial order
+  const gpu = options.caps?.gpu;
+  if (gpu) {
+    g = reductionTrees(g, gpu);
+    if (options.verifyEach) verify(g);
+  }
+  yield { name: 'trees', text: () => printGraph(g) };
   const plan = fuse(g);
   yield { name: 'fuse', text: () => describePlan(plan) };
   const lowered = lower(plan, { name: g.name });
@@ -97,7 +106,8 @@ function* passes(input: Graph, options: PipelineOptions): Generator<PassResult, 
     name: `schedule:${name}`, text: () => `# ${name} (${at.recipe})\n${printKernel(p.kernels[at.kernel]!)}`,
   }));
   yield* steps;
-  yield { name: 'schedule', text: () => printProgram(scheduled) };
+  // a GPU schedule ends with each launch's grid, block and the cost model's estimate
+  yield { name: 'schedule', text: () => printProgram(scheduled) + (gpu ? describeLaunches(scheduled, gpu) : '') };
   const program = legalize(scheduled, caps.legal);
   yield { name: 'legalize', text: () => printProgram(program) };
   const memory = planMemory(program);

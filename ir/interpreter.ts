@@ -1,6 +1,6 @@
 // Reference interpreter: runs any graph on typed arrays with exact float32 semantics. The oracle for every target.
 import { type Graph, type Node, nodeName, topoSort } from './graph.js';
-import { type Op, REDUCE_BINARY, REDUCE_KIND, type ReduceOp, type UnaryOp, attrsOf } from './ops.js';
+import { type Op, REDUCE_BINARY, REDUCE_KIND, type ReduceOp, type UnaryOp, attrsOf, treeLevels } from './ops.js';
 import { philoxUniform } from './philox.js';
 import {
   INT32_MAX, INT32_MIN, type Shape, type TensorType, type TypedArray, allocate, formatType, identityOf, sizeOf, stridesOf,
@@ -116,18 +116,28 @@ function forEachIndex(shape: Shape, fn: (idx: readonly number[], flat: number) =
 }
 
 function reduce(node: Pick<Node, 'op' | 'attrs'>, op: ReduceOp, x: Value, type: TensorType): TypedArray {
-  const { axes } = attrsOf(node, op);
+  const { axes, tree } = attrsOf(node, op);
   const inShape = x.type.shape;
   const outStrides = stridesOf(inShape.map((d, i) => (axes.includes(i) ? 1 : d)));
-  const out = allocate(type.dtype, sizeOf(type.shape));
+  // partials of a declared tree (treeLevels): element k of the reduced axes (row-major) goes to partial k % W
+  const W = tree ?? 1, red = axes.slice().sort((a, b) => a - b), redStrides = stridesOf(red.map((d) => inShape[d]!));
+  const out = allocate(type.dtype, sizeOf(type.shape) * W);
   out.fill(identityOf(REDUCE_KIND[op], type.dtype));
   const comb = (x.type.dtype === 'int32' ? INT_BINARY : FLOAT_BINARY)[REDUCE_BINARY[REDUCE_KIND[op]]]!;
   forEachIndex(inShape, (idx, flat) => {
-    let o = 0;
+    let o = 0, k = 0;
     for (let d = 0; d < idx.length; d++) if (!axes.includes(d)) o += idx[d]! * outStrides[d]!;
-    out[o] = comb(out[o]!, x.data[flat]!); // stored into float32 storage: rounded after every step
+    red.forEach((d, i) => { k += idx[d]! * redStrides[i]!; });
+    const at = o * W + (k % W);
+    out[at] = comb(out[at]!, x.data[flat]!); // stored into float32 storage: rounded after every step
   });
-  return out;
+  if (W === 1) return out;
+  const res = allocate(type.dtype, sizeOf(type.shape));
+  for (let o = 0; o < res.length; o++) {
+    for (const s of treeLevels(W)) for (let i = 0; i < s; i++) out[o * W + i] = comb(out[o * W + i]!, out[o * W + i + s]!);
+    res[o] = out[o * W]!;
+  }
+  return res;
 }
 
 function argReduce(node: Pick<Node, 'op' | 'attrs'>, op: 'argmax' | 'argmin', x: Value, type: TensorType): TypedArray {

@@ -68,6 +68,18 @@ export function isReduceOp(op: Op): op is ReduceOp {
 export type AttrValue = number | boolean | string | readonly AttrValue[];
 export type Attrs = Readonly<Record<string, AttrValue>>;
 
+/**
+ * The order of a reduction declared with `tree: W` (every evaluator follows it, so targets stay bit-exact): the
+ * reduced elements, flattened row-major over the reduced axes in increasing order, go to W partials (element k
+ * to partial k % W, in increasing k, each partial starting at the identity); then for s = W/2, W/4, ..., 1 each
+ * partial i < s becomes `p[i] op p[i + s]`; the result is p[0]. W = 1 is the serial order.
+ */
+export function treeLevels(w: number): number[] {
+  const out: number[] = [];
+  for (let s = w >> 1; s >= 1; s >>= 1) out.push(s);
+  return out;
+}
+
 /** Kinds of window for reduce_window. */
 export type WindowKind = 'max' | 'sum';
 
@@ -111,7 +123,8 @@ const KINDS: Record<AttrKind, readonly [(v: AttrValue) => boolean, string]> = {
   windowKind: [(v) => v === 'max' || v === 'sum', "'max' or 'sum'"],
 };
 
-const REDUCE_ATTRS = { axes: 'ints', keepdims: 'bool?' } as const;
+// tree: W partials combined by a fixed tree (reductionTree below), the order a GPU block of W threads sums in
+const REDUCE_ATTRS = { axes: 'ints', keepdims: 'bool?', tree: 'int?' } as const;
 const ARG_ATTRS = { axis: 'int', keepdims: 'bool?' } as const;
 
 /** The attributes of each op, by kind; an op not listed takes none. */
@@ -259,6 +272,10 @@ export function inferType(op: Op, srcs: readonly TensorType[], attrs: Attrs): Te
         : s0.shape.filter((_, i) => !axes.includes(i));
       if ((op === 'reduce_max' || op === 'reduce_min') && axes.some((a) => s0.shape[a] === 0)) {
         fail(op, 'cannot reduce an empty axis (no identity)');
+      }
+      const tree = attrsOf(node, op).tree, n = axes.reduce((a, d) => a * s0.shape[d]!, 1);
+      if (tree !== undefined && (tree < 1 || (tree & (tree - 1)) !== 0 || n % tree !== 0)) {
+        fail(op, `tree ${tree} must be a power of two dividing the ${n} reduced elements`);
       }
       return { dtype: s0.dtype, shape };
     }

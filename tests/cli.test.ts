@@ -224,7 +224,7 @@ describe.concurrent('kiln', slow, () => {
 });
 
 describe.concurrent('kiln compile --dump-after', slow, () => {
-  const passes = `canonicalize, empty, dce, fuse, lower, simplify, ${SCHEDULE_STEPS.map((s) => `schedule:${s}`).join(', ')}, schedule, legalize, memplan`;
+  const passes = `canonicalize, empty, dce, trees, fuse, lower, simplify, ${SCHEDULE_STEPS.map((s) => `schedule:${s}`).join(', ')}, schedule, legalize, memplan`;
 
   it('lists the passes in --help', async () => {
     const r = await kiln(['compile', '--help']);

@@ -9,8 +9,9 @@
 // - `shared` local arrays are declared in a block, outside thread loops: one per block. A `register` local array
 //   declared in a block outside thread loops is private to each thread and keeps its values from one thread loop
 //   to the next (as a thread's registers do across barriers).
-import type { Stmt } from './ir.js';
-import { independentIterations, lexLess } from './analysis.js';
+import type { Program, Stmt } from './ir.js';
+import { blockThreads, independentIterations, lexLess, work } from './analysis.js';
+import { walkStmts } from './visit.js';
 
 /** What a GPU offers the scheduler (per streaming multiprocessor unless said otherwise). */
 export interface GpuCaps {
@@ -103,14 +104,49 @@ export function matmulTiles(M: number, N: number, K: number, batch: number, g: G
   return best!;
 }
 
-/** Threads per block for `points` independent iterations of `perThread` work: a divisor of points, so none is idle. */
+/**
+ * Threads per block for `points` independent iterations of `perThread` work: a divisor of points, so none is idle.
+ * Ties (latency-bound launches cost the same however their threads are spread) go to the shape with the fewest
+ * idle lanes (a block of 1 thread leaves 31 of its warp's 32 lanes idle), then to the most SMs busy, then to the
+ * larger block.
+ */
 export function gridThreads(points: number, perThread: number, g: GpuCaps = H100): number {
   let best = 1, bestKey: number[] = [Infinity];
   for (const d of divisors(points, g.maxThreadsPerBlock)) {
     const blocks = points / d;
-    // cheapest first; then the most SMs busy; then the larger block
-    const key = [launchCycles(blocks, d, perThread, 0, g), -Math.min(blocks, g.sms), -d];
+    const key = [launchCycles(blocks, d, perThread, 0, g), idleLanes(blocks, d, g), -Math.min(blocks, g.sms), -d];
     if (lexLess(key, bestKey)) { best = d; bestKey = key; }
+  }
+  return best;
+}
+
+/** Lanes of the launch's warps that run no thread. */
+export const idleLanes = (blocks: number, threads: number, g: GpuCaps): number => blocks * (Math.ceil(threads / g.warp) * g.warp - threads);
+
+/** Cycles a launch costs before its first block runs (a replayed CUDA graph node: about 1 µs). */
+export const LAUNCH_CYCLES = 2000;
+/** Instructions per reduced element (load, address, combine, loop) and per tree level (shared store, barrier, load, combine). */
+const REDUCE_STEP = 4, TREE_LEVEL = 24;
+
+/** Estimated cycles of `rows` reductions of n elements each, serially per thread (W = 1) or by a tree of W threads a row. */
+export function reductionCycles(rows: number, n: number, W: number, g: GpuCaps = H100): number {
+  if (W === 1) {
+    const T = gridThreads(rows, n * REDUCE_STEP, g);
+    return LAUNCH_CYCLES + launchCycles(rows / T, T, n * REDUCE_STEP, 0, g);
+  }
+  const levels = Math.log2(W);
+  return LAUNCH_CYCLES + launchCycles(rows, W, (n / W) * REDUCE_STEP + levels * TREE_LEVEL, 4 * W, g);
+}
+
+/**
+ * The tree width for `rows` reductions of n elements (ir/ops.ts treeLevels): the power of two dividing n (at most a
+ * block of 256 threads) the cost model finds cheapest, or 1 (serial) when no tree beats one thread per row.
+ */
+export function reductionTree(rows: number, n: number, g: GpuCaps = H100): number {
+  let best = 1, bestCost = reductionCycles(rows, n, 1, g);
+  for (let W = 2; W <= Math.min(256, g.maxThreadsPerBlock) && n % W === 0; W *= 2) {
+    const c = reductionCycles(rows, n, W, g);
+    if (c < bestCost) { best = W; bestCost = c; }
   }
   return best;
 }
@@ -129,4 +165,51 @@ export function parallelChain(loop: For, pure: ReadonlyMap<string, Stmt>): For[]
     if (!independentIterations(inner, visible, new Set())) return chain;
     chain.push(inner);
   }
+}
+
+/** Cycles of a barrier after a thread loop (every warp of the block waits for the slowest). */
+const BARRIER_CYCLES = 20;
+
+/** Instructions one thread of a block issues for the block's body run on `threads` threads. */
+function blockWork(body: readonly Stmt[], threads: number): number {
+  let w = 0;
+  for (const s of body) {
+    if (s.k !== 'for') w += 1;
+    else if (s.kind === 'thread') w += Math.ceil(s.extent / threads) * Math.max(1, work(s.body)) + BARRIER_CYCLES;
+    else w += s.extent * Math.max(1, blockWork(s.body, threads));
+  }
+  return w;
+}
+
+/** A launch of a GPU-scheduled kernel: its grid, block, shared bytes and the cost model's estimate (cycles). */
+export interface LaunchShape {
+  readonly kernel: string;
+  readonly grid: number;
+  readonly block: number;
+  readonly shared: number;
+  readonly cycles: number;
+}
+
+/** The launches of a GPU-scheduled program, in order (each top-level block nest of each kernel is one). */
+export function launchShapes(p: Program, g: GpuCaps = H100): LaunchShape[] {
+  const out: LaunchShape[] = [];
+  for (const k of p.kernels) {
+    for (const top of k.body) {
+      if (top.k !== 'for' || top.kind !== 'block') continue;
+      let b: For = top, grid = top.extent;
+      while (b.body.length === 1 && b.body[0]!.k === 'for' && b.body[0]!.kind === 'block') { b = b.body[0] as For; grid *= b.extent; }
+      const block = blockThreads(b.body);
+      let shared = 0;
+      walkStmts(b.body, (s) => { if (s.k === 'local' && s.scope === 'shared') shared += 4 * s.size; });
+      out.push({ kernel: k.name, grid, block, shared, cycles: Math.round(LAUNCH_CYCLES + launchCycles(grid, block, blockWork(b.body, block), shared, g)) });
+    }
+  }
+  return out;
+}
+
+/** One comment line per launch (as `--dump-after schedule` ends for a GPU target), then the total estimate. */
+export function describeLaunches(p: Program, g: GpuCaps = H100): string {
+  const ls = launchShapes(p, g);
+  const lines = ls.map((l) => `# launch ${l.kernel}: grid ${l.grid} x block ${l.block}${l.shared ? `, ${l.shared} B shared` : ''}, estimate ${l.cycles} cycles`);
+  return `${lines.join('\n')}\n# ${ls.length} launches, estimate ${ls.reduce((a, l) => a + l.cycles, 0)} cycles\n`;
 }

@@ -3,6 +3,7 @@ import { type Node, nodeName } from '../../ir/graph.js';
 import { GroupOp, REDUCE_BINARY, REDUCE_KIND, type ReduceOp, attrsOf, isUnaryOp } from '../../ir/ops.js';
 import { type Shape, identityOf, sizeOf, stridesOf } from '../../ir/types.js';
 import { type FusionPlan, type NestPlan, isContraction, isRowReduce, isStored, isTiny } from '../../passes/fuse.js';
+import { type TreeSink, treeReduce } from './tree_reduce.js';
 import { type AxisKind, type Buffer, E, type Expr, type Kernel, type Program, S, type Scalar, type Stmt, exprId, scalarOf } from './ir.js';
 
 function unitZero(idx: readonly Expr[], shape: Shape): Expr[] {
@@ -94,6 +95,11 @@ class NestEmitter {
     let stmts = this.nested(() => body(vars));
     for (let d = extents.length - 1; d >= 0; d--) if (names[d] !== undefined) stmts = [S.for(names[d]!, extents[d]!, stmts, kind)];
     for (const s of stmts) this.emit(s);
+  }
+
+  /** What treeReduce needs to emit into the current scope. */
+  private treeSink(): TreeSink {
+    return { fresh: (p) => this.fresh(p), emit: (st) => this.emit(st), nested: (f) => this.nested(f) };
   }
 
   /** Value `e` in a fresh local scalar (so later uses share it). */
@@ -250,10 +256,14 @@ class NestEmitter {
     switch (n.op) {
       case 'reduce_sum': case 'reduce_prod': case 'reduce_max': case 'reduce_min': {
         // reduced axes in increasing order: the interpreter's row-major summation order
-        const { axes: raw, keepdims: keep } = attrsOf(n, n.op), kind = REDUCE_KIND[n.op];
+        const { axes: raw, keepdims: keep, tree } = attrsOf(n, n.op), kind = REDUCE_KIND[n.op];
         const axes = [...raw].sort((a, b) => a - b), xs = x.type.shape;
-        this.emit(S.decl(acc, t, E.c(t, identityOf(kind, n.type.dtype))));
         const kept = xs.map((_, d) => d).filter((d) => !axes.includes(d));
+        if (tree !== undefined && tree > 1) {
+          const at = (ks: readonly Expr[]) => this.exprAt(x, xs.map((_, d) => (axes.includes(d) ? ks[axes.indexOf(d)]! : idx[keep ? d : kept.indexOf(d)]!)));
+          return treeReduce(this.treeSink(), t, REDUCE_BINARY[kind], identityOf(kind, n.type.dtype), axes.map((d) => xs[d]!), tree, acc, at);
+        }
+        this.emit(S.decl(acc, t, E.c(t, identityOf(kind, n.type.dtype))));
         this.loops(axes.map((d) => xs[d]!), 'k', (ks) => {
           const full = xs.map((_, d) => (axes.includes(d) ? ks[axes.indexOf(d)]! : idx[keep ? d : kept.indexOf(d)]!));
           const v = this.exprAt(x, full);
@@ -352,13 +362,17 @@ class NestEmitter {
         const rowReduce = isRowReduce(st, { full, axes: this.innerDims });
         if (rowReduce) {
           const acc = this.fresh('acc'), t = scalarOf(st.type.dtype);
-          const kind = REDUCE_KIND[st.op as ReduceOp];
-          this.emit(S.decl(acc, t, E.c(t, identityOf(kind, st.type.dtype))));
+          const kind = REDUCE_KIND[st.op as ReduceOp], tree = attrsOf(st, st.op as ReduceOp).tree ?? 1;
           const op = REDUCE_BINARY[kind];
-          this.loops(innerExt, 'r', (rs) => {
+          const x = (rs: readonly Expr[]) => {
             this.innerVars.splice(0, this.innerVars.length, ...rs);
-            this.emit(S.assign(acc, E.binary(op, E.v(acc, t), this.exprAt(st.src[0]!, this.fullIndex(this.outerVars, rs)))));
-          });
+            return this.exprAt(st.src[0]!, this.fullIndex(this.outerVars, rs));
+          };
+          if (tree > 1) treeReduce(this.treeSink(), t, op, identityOf(kind, st.type.dtype), innerExt, tree, acc, x);
+          else {
+            this.emit(S.decl(acc, t, E.c(t, identityOf(kind, st.type.dtype))));
+            this.loops(innerExt, 'r', (rs) => this.emit(S.assign(acc, E.binary(op, E.v(acc, t), x(rs)))));
+          }
           this.bind(st, this.outerIndex(st.type.shape), () => E.v(acc, t));
         } else if (isF(st.type.shape)) {
           // a full-shape contraction (e.g. the matmul under a softmax): cache the row in a local array

@@ -7,10 +7,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { compileCuda, hasNvcc } from '../../codegen/cuda/target.js';
+import { H100 } from '../../codegen/loop/gpu.js';
+import { reductionTrees } from '../../passes/reduction_trees.js';
 import * as keras from '../../frontend/index.js';
 import { traceModel } from '../../frontend/models/executor.js';
 import { compileModel, traceTrainStep } from '../../frontend/models/training.js';
 import type { Graph } from '../../ir/graph.js';
+import { parseGraph } from '../../ir/parser.js';
 import type { TypedArray } from '../../ir/types.js';
 import { writeNpy } from '../../runtime/npy.js';
 import { type Data, modelInputs } from '../passes/differential.js';
@@ -30,7 +33,9 @@ function runEmu(g: Graph, inputs: Data, params: Data, nvcc = false): { outputs: 
   return { outputs: runMain(path.join(dir, 'model_main_emu'), dir, g, inputs), dir };
 }
 
-function compare(g: Graph, inputs: Data, params: Data, nvcc = false): string[] {
+/** The emulated build against the interpreter on g with the reduction trees the CUDA pipeline declares. */
+function compare(g0: Graph, inputs: Data, params: Data, nvcc = false): string[] {
+  const g = reductionTrees(g0, H100);
   return outputDiffs(g, inputs, params, runEmu(g, inputs, params, nvcc).outputs, 'cuda (emulated)');
 }
 
@@ -71,6 +76,30 @@ describe('cuda target', () => {
     const c = compileModel(model, { optimizer: keras.optimizers.SGD({ learningRate: 0.1, momentum: 0.9 }), loss: 'sparse_categorical_crossentropy' });
     const g = withUpdates(traceTrainStep(model, c, [[3, 8, 8, 2]], [[3]]).graph);
     expect(compare(g, modelInputs(g, 5), params(traceTrainStep(model, c, [[3, 8, 8, 2]], [[3]]).variables))).toEqual([]);
+  });
+
+  it('reductions as declared trees on a block of threads (column sums, a whole-tensor mean, long softmax rows)', () => {
+    const g = parseGraph(`graph @trees {
+  %0 = input {name="x"} : f32[256,64]
+  %1 = reduce_sum %0 {axes=[0]} : f32[64]
+  %2 = reduce_sum %0 {axes=[0, 1]} : f32[]
+  %3 = reduce_max %0 {axes=[1], keepdims=true} : f32[256,1]
+  %4 = broadcast %3 {shape=[256, 64]} : f32[256,64]
+  %5 = sub %0, %4 : f32[256,64]
+  %6 = exp %5 : f32[256,64]
+  output "colsum" = %1
+  output "total" = %2
+  output "e" = %6
+}`);
+    const x = Float32Array.from({ length: 256 * 64 }, (_, i) => Math.sin(i * 0.7) * 100 + 1 / (1 + (i % 13)));
+    const { outputs, dir } = runEmu(reductionTrees(g, H100), { x }, {}, withNvcc);
+    expect(outputDiffs(reductionTrees(g, H100), { x }, {}, outputs, 'cuda (emulated)')).toEqual([]);
+    const cu = readFileSync(path.join(dir, 'model.cu'), 'utf8');
+    expect(cu).toMatch(/KILN_SHARED\(float, part\w*, (64|128|256)\)/);
+    // the whole-tensor sum is no longer one thread: every launch has more than one thread
+    for (const m of cu.matchAll(/KILN_LAUNCH\(\w+, (\d+), (\d+),/g)) expect(Number(m[2]), m[0]).toBeGreaterThan(1);
+    // nvcc builds the shared-memory trees for sm_90 where it is installed
+    if (withNvcc) expect(existsSync(path.join(dir, 'model_main'))).toBe(true);
   });
 
   it.each(Array.from({ length: 8 }, (_, i) => i * 11 + 2))('random graph %i', (seed) => {

@@ -33,7 +33,7 @@ describe('attrsOf', () => {
       /^reduce_window: attribute 'kind' must be 'max' or 'sum', got avg$/],
     ['a bad dtype', node('cast', { dtype: 'float64' }), 'cast', /^cast: attribute 'dtype' must be a dtype, got float64$/],
     ['a number name', node('input', { name: 3 }), 'input', /^input: attribute 'name' must be a string, got 3$/],
-    ['an unknown attribute', node('reduce_max', { axes: [0], axis: 0 }), 'reduce_max', /^reduce_max: unknown attribute 'axis' \(it takes axes, keepdims\)$/],
+    ['an unknown attribute', node('reduce_max', { axes: [0], axis: 0 }), 'reduce_max', /^reduce_max: unknown attribute 'axis' \(it takes axes, keepdims, tree\)$/],
     ['another op', node('reduce_sum', { axes: [0] }), 'conv', /^reduce_sum: read as a conv node$/],
   ] as const)('%s is a ShapeError naming the op and the attribute', (_, n, op, msg) => {
     expect(() => attrsOf(n, op)).toThrow(ShapeError);

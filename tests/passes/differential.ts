@@ -1,4 +1,5 @@
 // Differential helpers: compile a graph through the pipeline, run the loop program and the graph interpreter, list differences.
+import { reductionTrees } from '../../passes/reduction_trees.js';
 import { type LoopRunResult, runProgram } from '../../codegen/loop/interpreter.js';
 import type { Graph } from '../../ir/graph.js';
 import { type RunResult, interpret } from '../../ir/interpreter.js';
@@ -44,7 +45,8 @@ export interface Differential {
  */
 export function runBoth(g: Graph, inputs: Data, params: Data, caps?: TargetCaps, atol = 0): Differential {
   const compiled = runPipeline(g, { verifyEach: true, caps });
-  const ref = interpret(g, inputs, params);
+  // a GPU pipeline declares reduction trees: the reference sums in the same declared order
+  const ref = interpret(caps?.gpu ? reductionTrees(g, caps.gpu) : g, inputs, params);
   const got = runProgram(compiled.program, inputs, params);
   const diffs = differences(ref, got, atol);
   if (caps?.gpu) diffs.push(...differences(ref, runProgram(compiled.program, inputs, params, { reverse: true }), atol).map((d) => `reversed: ${d}`));

@@ -26,7 +26,7 @@ const HEADS: Record<string, RegExp> = {
 
 describe('pipeline', () => {
   it('names its passes in order, each schedule primitive a stage between simplify and schedule', () => {
-    expect(PASS_NAMES.filter((p) => !p.startsWith('schedule:'))).toEqual(['canonicalize', 'empty', 'dce', 'fuse', 'lower', 'simplify', 'schedule', 'legalize', 'memplan']);
+    expect(PASS_NAMES.filter((p) => !p.startsWith('schedule:'))).toEqual(['canonicalize', 'empty', 'dce', 'trees', 'fuse', 'lower', 'simplify', 'schedule', 'legalize', 'memplan']);
     expect(PASS_NAMES.slice(PASS_NAMES.indexOf('simplify') + 1, PASS_NAMES.indexOf('schedule'))).toEqual(SCHEDULE_STEPS.map((s) => `schedule:${s}`));
   });
 
@@ -64,7 +64,7 @@ describe('pipeline', () => {
   });
 
   it('refuses an unknown pass naming the passes', () => {
-    const msg = `unknown pass 'fusion'; passes are canonicalize, empty, dce, fuse, lower, simplify, ${SCHEDULE_STEPS.map((s) => `schedule:${s}`).join(', ')}, schedule, legalize, memplan`;
+    const msg = `unknown pass 'fusion'; passes are canonicalize, empty, dce, trees, fuse, lower, simplify, ${SCHEDULE_STEPS.map((s) => `schedule:${s}`).join(', ')}, schedule, legalize, memplan`;
     expect(() => runPipeline(SOFTMAX, { dumpAfter: 'fusion', dump: () => {} })).toThrow(msg);
     expect(() => irAfter(SOFTMAX, 'fusion')).toThrow(msg);
   });

@@ -4,7 +4,8 @@
 // thread. Other top-level code (a whole-tensor reduction, a row cached outside every loop) runs as a launch of one
 // thread, in order. Launches a recipe made already (top-level block loops) are kept. Matmul nests get shared-memory
 // tiles (gpu_matmul.ts): tiled before, bound with the launches (one bind: a kernel's top level is all launches or
-// none), staged in shared memory after.
+// none), staged in shared memory after. A nest whose rows hold reduction trees gets one-thread blocks, one row
+// each: gpu_reduce.ts then spreads each tree over the block's threads.
 import { independentIterations, pureDecls, work } from '../analysis.js';
 import { gridThreads, parallelChain } from '../gpu.js';
 import type { TargetCaps } from '../schedule.js';
@@ -12,6 +13,7 @@ import type { Recipe } from './index.js';
 import { bind } from './bind.js';
 import { finishMatmul, matmulTops, renameMatmuls, tileMatmul } from './gpu_matmul.js';
 import { fuse } from './fuse.js';
+import { treeParts } from './gpu_reduce.js';
 import { launch, sinkDecls } from './launch.js';
 import type { For } from './loops.js';
 import type { Schedule } from './primitive.js';
@@ -66,7 +68,9 @@ export const gpuGrid: Recipe = {
       if (l.kind !== 'nest') return;
       const [gv, tv] = names[i]!, f = s.fresh('f');
       const points = l.chain.reduce((a, x) => a * x.extent, 1);
-      const T = gridThreads(points, Math.max(1, work(l.chain[l.chain.length - 1]!.body)), g);
+      // a row holding reduction trees: one row per block, the trees on its threads (gpu_reduce.ts)
+      const row = l.chain[l.chain.length - 1]!.body;
+      const T = treeParts(row) ? 1 : gridThreads(points, Math.max(1, work(row)), g);
       s.apply(fuse, { loops: l.chain.map((x) => x.v), name: f });
       s.apply(split, { loop: f, factor: T, outer: gv, inner: tv });
     });

@@ -8,7 +8,8 @@
 //   - `name`: the stage name `--dump-after schedule:<name>` shows (split, reorder, tile, fission, cacheWrite,
 //     accumulateInto, liftLocal, cacheRead, hoist, pack, unroll, vectorize, parallel, fuse, launch, sinkDecls, bind
 //     (GPU blocks and threads), dropUnitLoops, simplify, renumber; for GPU tiles also addUnitLoop, expand, scaleDecl,
-//     renumberNests, computeAt, privatize, cacheShared, distribute, and rfactor, the one that reassociates);
+//     renumberNests, computeAt, privatize, cacheShared, distribute, rfactor, the one that reassociates, and
+//     treeThreads, which runs a declared reduction tree (gpu_reduce.ts) on a block's threads in its declared order);
 //   - `check(kernel, args)`: why it does not apply (one line), or undefined. Legality lives here: a primitive
 //     refuses rather than change a result (reorder keeps a reduction's loops in order, fission needs disjoint
 //     iterations, vectorize only makes loops the target renders as vectors (vectorLegal), parallel needs independent iterations);
@@ -25,7 +26,8 @@
 // order it must run. `schedule(program, caps, trace)` runs the recipes on every kernel; `trace(name, program)`
 // is called after every primitive application, which is how `kiln compile --dump-after schedule:<name>` works.
 // Recipes: cpu_matmul.ts and cpu_conv.ts (register-blocked micro-kernels, micro_kernel.ts), row_caches.ts (i-k-j row
-// caches, R rows at a time), cpu_kinds.ts (parallel and vector loops), gpu_grid.ts (launches of blocks x threads).
+// caches, R rows at a time), cpu_kinds.ts (parallel and vector loops), gpu_grid.ts (launches of blocks x threads),
+// gpu_reduce.ts (declared reduction trees on a block's threads, treeThreads).
 // gpu_grid.ts also tiles matmul nests in shared memory (gpu_matmul.ts) around its bind; row caches and cleanup's
 // unit-loop dropping leave those nests to it.
 import type { Program } from '../ir.js';
@@ -36,6 +38,7 @@ import { cpuConv } from './cpu_conv.js';
 import { cpuKinds } from './cpu_kinds.js';
 import { cpuMatmul } from './cpu_matmul.js';
 import { gpuGrid } from './gpu_grid.js';
+import { gpuReduce } from './gpu_reduce.js';
 import { matmulTops } from './gpu_matmul.js';
 import { rowCaches } from './row_caches.js';
 
@@ -61,13 +64,14 @@ export { computeAt } from './compute_at.js';
 export { cacheShared, distribute } from './cache_shared.js';
 export { rfactor } from './rfactor.js';
 export { gpuGrid } from './gpu_grid.js';
+export { gpuReduce, treeParts, treeThreads } from './gpu_reduce.js';
 export { finishMatmul, matmulNest, matmulTops, renameMatmuls, scheduleMatmul, tileMatmul } from './gpu_matmul.js';
 
 /** The names of the schedule steps (every primitive), as `--dump-after schedule:<name>` takes them. */
 export const SCHEDULE_STEPS: readonly string[] = [
   'split', 'reorder', 'tile', 'fission', 'cacheWrite', 'accumulateInto', 'liftLocal', 'cacheRead', 'hoist', 'pack',
   'unroll', 'vectorize', 'parallel', 'fuse', 'launch', 'sinkDecls', 'bind', 'dropUnitLoops', 'simplify', 'renumber',
-  'addUnitLoop', 'expand', 'scaleDecl', 'renumberNests', 'computeAt', 'privatize', 'cacheShared', 'distribute', 'rfactor',
+  'addUnitLoop', 'expand', 'scaleDecl', 'renumberNests', 'computeAt', 'privatize', 'cacheShared', 'distribute', 'rfactor', 'treeThreads',
 ];
 
 /** A schedule recipe: applies primitives to the nests of a kernel it fits (and leaves the others alone). */
@@ -96,7 +100,7 @@ const cleanup: Recipe = {
 
 /** The recipes for a target, in the order they run on each kernel. */
 export function recipesFor(caps: TargetCaps): readonly Recipe[] {
-  return caps.gpu ? [rowCaches, cleanup, gpuGrid] : [cpuMatmul, cpuConv, rowCaches, cleanup, cpuKinds];
+  return caps.gpu ? [rowCaches, cleanup, gpuGrid, gpuReduce] : [cpuMatmul, cpuConv, rowCaches, cleanup, cpuKinds];
 }
 
 /** Schedules every kernel of a program for a target; trace sees the program after every primitive application. */

@@ -1,11 +1,13 @@
 // Shared by the GPU recipe tests: programs lowered as the CUDA target lowers them, names normalized for comparing
 // with today's schedules, and a whole-program check against the graph interpreter (both loop orders).
 import { expect } from 'vitest';
+import { H100 } from '../../../codegen/loop/gpu.js';
+import { reductionTrees } from '../../../passes/reduction_trees.js';
 import { runProgram } from '../../../codegen/loop/interpreter.js';
 import type { Program } from '../../../codegen/loop/ir.js';
 import { lower } from '../../../codegen/loop/lower.js';
 import { printProgram } from '../../../codegen/loop/printer.js';
-import { CUDA_CAPS } from '../../../codegen/loop/schedule.js';
+import { CUDA_CAPS } from '../../../codegen/cuda/target.js';
 import { simplify } from '../../../codegen/loop/simplify.js';
 import { verifyProgram } from '../../../codegen/loop/verifier.js';
 import type { Graph } from '../../../ir/graph.js';
@@ -38,6 +40,6 @@ export function kernelText(p: Program, k: number): string {
 export function expectMatchesGraph(g: Graph, p: Program, seed = 7): void {
   expect(verifyProgram(p), printProgram(p)).toEqual([]);
   const [inputs, params] = randomBindings(g, seed).map((m) => Object.fromEntries(m));
-  const ref = interpret(g, inputs!, params!);
+  const ref = interpret(reductionTrees(g, H100), inputs!, params!);
   for (const reverse of [false, true]) expect(differences(ref, runProgram(p, inputs!, params!, { reverse })), `reverse: ${reverse}`).toEqual([]);
 }
