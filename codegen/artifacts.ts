@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Graph } from '../ir/graph.js';
+import { type Graph, nodeName } from '../ir/graph.js';
 import type { Separability } from '../passes/rows.js';
 import { printGraph } from '../ir/printer.js';
 import type { Program } from './loop/ir.js';
@@ -44,7 +44,7 @@ export interface CompiledEntry {
 
 function graphIo(g: Graph): { inputs: IoSpec[]; outputs: IoSpec[] } {
   return {
-    inputs: g.inputs.map((n) => ({ name: String(n.attrs['name']), shape: n.type.shape, dtype: n.type.dtype })),
+    inputs: g.inputs.map((n) => ({ name: nodeName(n), shape: n.type.shape, dtype: n.type.dtype })),
     outputs: g.outputs.map((x) => ({ name: x.name, shape: x.node.type.shape, dtype: x.node.type.dtype })),
   };
 }

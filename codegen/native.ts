@@ -8,6 +8,7 @@ import { type IoSpec, type TargetEntry, entryLayout, fixedRows } from './artifac
 import type { Layout } from './loop/layout.js';
 import type { NamedTensor } from '../runtime/safetensors.js';
 import type { Compiled } from '../driver/pipeline.js';
+import { type Node, nodeName } from '../ir/graph.js';
 
 export interface NativeTargetOptions {
   readonly outDir: string;
@@ -86,8 +87,8 @@ export function descSource(o: NativeTargetOptions, compiled: readonly { e: Targe
   for (const { e, c } of compiled) {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(e.name)) throw new Error(`entry name ${JSON.stringify(e.name)} is not a C identifier`);
     const L = entryLayout(c.program, layout.offsets[e.name]!);
-    const shapeOf = (nodes: readonly { attrs: Record<string, unknown>; type: { shape: readonly number[] } }[], name: string) =>
-      nodes.find((n) => n.attrs['name'] === name)?.type.shape ?? [];
+    const shapeOf = (nodes: readonly Node[], name: string) =>
+      nodes.find((n) => nodeName(n) === name)?.type.shape ?? [];
     const ins = L.inputs.map((t) => tensor(t.name, t.dtype, shapeOf(e.graph.inputs, t.name), t.offset, t.size));
     const outs = L.outputs.map((t) => tensor(t.name, t.dtype, e.graph.outputs.find((x) => x.name === t.name)!.node.type.shape, t.offset, t.size));
     const copies = L.copies.map((x) => `{${x.from}L, ${x.to}L, ${x.bytes}L}`);

@@ -1,6 +1,6 @@
 // rows: whether a predict graph is row-separable (every output row depends only on the same input row, computed the
 // same way at any position), so that a runtime may run any number of rows in chunks of the compiled batch.
-import { type Graph, type Node, topoSort } from '../ir/graph.js';
+import { type Graph, type Node, nodeName, topoSort } from '../ir/graph.js';
 import { GroupOp, attrsOf } from '../ir/ops.js';
 import { formatType } from '../ir/types.js';
 
@@ -24,7 +24,7 @@ export function rowSeparability(g: Graph): Separability {
   const batch = g.inputs[0]!.type.shape[0];
   if (batch === undefined || batch < 2) throw new Error(`rows: analyse a graph traced at batch 2 or more, got ${g.inputs[0]!.type.shape[0] ?? 'a scalar input'}`);
   for (const x of g.inputs) {
-    if (x.type.shape[0] !== batch) return { separable: false, reason: `input '${String(x.attrs['name'])}' ${formatType(x.type)} has no batch axis of ${batch} rows` };
+    if (x.type.shape[0] !== batch) return { separable: false, reason: `input '${nodeName(x)}' ${formatType(x.type)} has no batch axis of ${batch} rows` };
   }
   if (g.updates.length) return { separable: false, reason: 'the graph updates params' };
   const rows = new Map<Node, Rows>();
