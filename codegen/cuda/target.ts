@@ -23,6 +23,19 @@ export interface CudaTargetOptions extends NativeTargetOptions {
   readonly nvcc?: boolean;
 }
 
+/** model.h's device-memory API (kiln_cuda_host.h implements it). */
+const DEVICE_API = [
+  '/* The device keeps its own copy of the memory block; each kiln_<entry> call moves only its inputs in and its',
+  '   outputs out, so the params and optimizer state the entries update stay on the device and the host block\'s',
+  '   copies of them are stale. kiln_cuda_sync() copies them back into the host block: call it before reading or',
+  '   saving weights (kiln_save_weights). After changing params in the host block, call kiln_cuda_resync(): the',
+  '   next call copies the whole block to the device. Calling both around host edits loses no update. */',
+  'void kiln_cuda_sync(void);',
+  'void kiln_cuda_resync(void);',
+  '/* what the runtime\'s mains call before they read params (model_train.c) */',
+  '#define KILN_SYNC_PARAMS() kiln_cuda_sync()',
+];
+
 /** Whether nvcc is on the PATH. */
 export function hasNvcc(): boolean {
   try {
@@ -55,8 +68,8 @@ export function compileCuda(o: CudaTargetOptions): string[] {
   mkdirSync(dir, { recursive: true });
   const hasTrain = o.entries.some((e) => e.name === 'trainStep');
   writeFileSync(path.join(dir, 'model.cu'), renderCuda(entries, layout, 'model'));
-  writeFileSync(path.join(dir, 'model.h'), headerSource(o, layout, ['/* the device keeps a copy of the memory block: call this after changing params in it on the host */', 'void kiln_cuda_resync(void);']));
-  writeFileSync(path.join(dir, 'model_desc.c'), descSource(o, compiled, layout));
+  writeFileSync(path.join(dir, 'model.h'), headerSource(o, layout, DEVICE_API));
+  writeFileSync(path.join(dir, 'model_desc.c'), descSource(o, compiled, layout, undefined, false));
   writeFileSync(path.join(dir, 'Makefile'), makefile(arch, hasTrain));
   for (const f of ['kiln_runtime.h', 'kiln_runtime.c', 'kiln_core.c', 'kiln_rows.c', 'kiln_math.c', 'kiln_cli.h', 'model_main.c', 'model_train.c']) copyFileSync(path.join(runtimeDir('c'), f), path.join(dir, f));
   for (const f of ['kiln_cuda.h', 'kiln_cuda_host.h']) copyFileSync(path.join(runtimeDir('cuda'), f), path.join(dir, f));

@@ -315,6 +315,9 @@ int main(int argc, char **argv) {
     printf("\n");
     fflush(stdout);
   }
+#ifdef KILN_SYNC_PARAMS
+  KILN_SYNC_PARAMS(); /* a device build (cuda) keeps the trained params there until asked */
+#endif
   for (i = 0; i < kiln_model.n_params; i++) { /* a NaN that reached the weights without reaching the loss */
     const kiln_tensor *w = &kiln_model.params[i];
     for (k = 0; w->dtype == KILN_F32 && k < w->size; k++)
