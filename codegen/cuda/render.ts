@@ -152,7 +152,7 @@ function renderLaunch(name: string, nest: For, types: ReadonlyMap<string, string
   let stride = grid;
   for (const b of blocks) {
     stride /= b.extent;
-    decode.push(`  const int ${b.v} = KILN_BLOCK_ID / ${stride} % ${b.extent};`);
+    decode.push(`  [[maybe_unused]] const int ${b.v} = KILN_BLOCK_ID / ${stride} % ${b.extent};`);
   }
   const ptrs = [...w.used].sort().map((b) => `  ${MEM_TYPE[types.get(b)!]} *const ${b} = (${MEM_TYPE[types.get(b)!]} *)(mem + ${offsets[b]}L);`);
   // the block size the schedule chose bounds the kernel's threads, so ptxas may give each thread more registers
