@@ -32,8 +32,16 @@ const DEVICE_API = [
   '   next call copies the whole block to the device. Calling both around host edits loses no update. */',
   'void kiln_cuda_sync(void);',
   'void kiln_cuda_resync(void);',
-  '/* what the runtime\'s mains call before they read params (model_train.c) */',
+  '/* Training data kept on the device: kiln_cuda_dataset(offset, data, rows, row_bytes) copies `rows` rows for the',
+  '   input at byte `offset` of the block once (0; 1 where it cannot: copy rows in as before, and pass that input);',
+  '   kiln_cuda_rows(rows, n) makes the next call gather rows[0..n) of every kept dataset into its input on the',
+  '   device, in place of copying the input in (pass NULL for it to kiln_run_entry). */',
+  'int kiln_cuda_dataset(long offset, const void *data, long rows, long row_bytes);',
+  'void kiln_cuda_rows(const long *rows, long n);',
+  '/* what the runtime\'s mains call (model_train.c): before they read params, and to keep the data on the device */',
   '#define KILN_SYNC_PARAMS() kiln_cuda_sync()',
+  '#define KILN_DEVICE_DATASET(offset, data, rows, row_bytes) kiln_cuda_dataset(offset, data, rows, row_bytes)',
+  '#define KILN_DEVICE_ROWS(rows, n) kiln_cuda_rows(rows, n)',
 ];
 
 /** Whether nvcc is on the PATH. */

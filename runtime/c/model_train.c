@@ -15,6 +15,10 @@ extern const kiln_model_desc kiln_model;
 
 static unsigned char memory[KILN_MEMORY_BYTES] __attribute__((aligned(64)));
 
+#ifndef KILN_DEVICE_ROWS
+#define KILN_DEVICE_ROWS(rows, n) ((void)0)
+#endif
+
 static const char *usage =
     "usage: model_train [--epochs E] [--batch-size B] [--validation-split F] [--out weights.safetensors]\n"
     "                   [--weights PATH] [--seed S] [--bench N] x.npy y.npy\n"
@@ -56,6 +60,7 @@ static void per_step(char *buf, size_t cap, double us) {
 
 typedef struct {
   const kiln_tensor *t; /* the trainStep input it feeds */
+  int on_device;         /* its rows are kept on the device (KILN_DEVICE_DATASET): a step gathers them there */
   kiln_dtype dtype;
   long rows, row_elems, row_bytes;
   unsigned char *data;
@@ -100,7 +105,7 @@ int main(int argc, char **argv) {
   const char *out = "weights.safetensors", *weights = NULL, *files[64];
   const void *inputs[64];
   void *outputs[64];
-  dataset d[64];
+  dataset d[64] = {{0}};
   long epochs = 1, batch = 0, bench = 0, seed = 1, rows = 0, n_train, n_val, steps, *perm, k, step, iteration = 0;
   double split = 0;
   int n_files = 0, n_data = 0, rng_input = -1, loss_output = -1, i, j;
@@ -201,7 +206,12 @@ int main(int argc, char **argv) {
   if (n_train % batch) /* Keras trains them as a smaller last batch, which a trainStep compiled for one batch cannot */
     fprintf(stderr, "model_train: %ld of the %ld training rows are left out of each epoch (a different %ld each epoch, "
             "as the rows are shuffled): the trainStep runs whole batches of %ld\n", n_train % batch, n_train, n_train % batch, batch);
-  for (i = 0, j = 0; i < e->n_inputs; i++) inputs[i] = i == rng_input ? (const void *)&counter : (const void *)d[j++].batch;
+#ifdef KILN_DEVICE_DATASET
+  for (i = 0; i < n_data; i++) d[i].on_device = KILN_DEVICE_DATASET(d[i].t->offset, d[i].data, rows, d[i].row_bytes) == 0;
+#endif
+  for (i = 0, j = 0; i < e->n_inputs; i++)
+    if (i == rng_input) inputs[i] = &counter;
+    else inputs[i] = d[j].on_device ? NULL : (const void *)d[j].batch, j++;
   for (i = 0; i < e->n_outputs; i++) outputs[i] = NULL;
   if (loss_output >= 0) {
     loss = (float *)malloc((size_t)(e->outputs[loss_output].size ? e->outputs[loss_output].size : 1) * sizeof *loss);
@@ -220,7 +230,9 @@ int main(int argc, char **argv) {
     for (k = 0; k < warm + bench; k++) {
       double t0;
       long b = k % steps;
-      for (i = 0; i < n_data; i++) memcpy(d[i].batch, d[i].data + b * batch * d[i].row_bytes, (size_t)(batch * d[i].row_bytes));
+      for (i = 0; i < n_data; i++)
+        if (!d[i].on_device) memcpy(d[i].batch, d[i].data + b * batch * d[i].row_bytes, (size_t)(batch * d[i].row_bytes));
+      KILN_DEVICE_ROWS(perm + b * batch, batch);
       counter = (int32_t)k;
       t0 = now_us();
       kiln_run_entry(e, memory, inputs, outputs);
@@ -244,8 +256,9 @@ int main(int argc, char **argv) {
     for (step = 0; step < steps; step++) {
       long b;
       for (i = 0; i < n_data; i++)
-        for (b = 0; b < batch; b++)
+        for (b = 0; b < batch && !d[i].on_device; b++)
           memcpy(d[i].batch + b * d[i].row_bytes, d[i].data + perm[step * batch + b] * d[i].row_bytes, (size_t)d[i].row_bytes);
+      KILN_DEVICE_ROWS(perm + step * batch, batch);
       counter = (int32_t)iteration++;
       if (kiln_run_entry(e, memory, inputs, outputs) != KILN_OK) die(kiln_error());
       if (loss) {

@@ -16,7 +16,7 @@ import { interpret } from '../../ir/interpreter.js';
 import { parseGraph } from '../../ir/parser.js';
 import { writeNpy } from '../../runtime/npy.js';
 import { type Data, modelInputs } from '../passes/differential.js';
-import { readTensors, weightsOf } from '../native.js';
+import { readTensors, seedMlpTrainer, weightsOf } from '../native.js';
 import { close } from '../../fuzz/targets.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -143,4 +143,18 @@ describe('cuda examples with nvcc -Xptxas -v', () => {
     expect(reports.filter((l) => !/ 0 bytes spill stores, 0 bytes spill loads/.test(l))).toEqual([]);
     expect(r.stderr).not.toMatch(/warning/i);
   }, 300_000);
+});
+
+describe('cuda model_train keeps the dataset on the device (emulated)', () => {
+  it('a step copies in its row numbers and the dropout counter, not its rows; training still learns', () => {
+    const dir = path.join(tmp, 'fit');
+    seedMlpTrainer('cuda', dir);
+    const r = spawnSync(path.join(dir, 'model_train_emu'), ['--epochs', '1', '--batch-size', '32', '--out', 'trained.safetensors', 'x.npy', 'y.npy'], { cwd: dir, encoding: 'utf8', env: { ...process.env, KILN_CUDA_PROFILE: '1' } });
+    expect(r.status, r.stderr).toBe(0);
+    // 8,000 rows in batches of 32: 250 steps; after the first (which copies the whole block in), each copies 32 row
+    // numbers (8 bytes) and the int32 rng counter
+    expect(r.stderr).toContain(`kiln cuda: inputs ${32 * 8 + 4} bytes in per call over 249 calls\n`);
+    expect(Number(/loss: ([\d.]+)/.exec(r.stdout)![1])).toBeLessThan(1);
+    expect(Array.from(readTensors(path.join(dir, 'trained.safetensors')).find((t) => t.name === 'adam/iteration')!.data)).toEqual([250]);
+  });
 });
