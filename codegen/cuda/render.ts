@@ -187,6 +187,23 @@ function transfers(e: Entry, offsets: Record<string, number>): { h2d: number[][]
   };
 }
 
+/**
+ * The update copies of an entry ([from, to, bytes]): where no copy writes bytes another reads or writes, one
+ * KILN_COPY_ALL launch of up to KILN_MAX_COPIES (one graph node instead of one memcpy node each), else in order.
+ */
+function copies(d2d: number[][]): string {
+  const MAX = 64; // KILN_MAX_COPIES in kiln_cuda.h
+  const meets = (a: number, n: number, b: number, m: number) => a < b + m && b < a + n;
+  const apart = d2d.every(([, to, n], i) => d2d.every(([from, to2, m], j) => !meets(to!, n!, from!, m!) && (i === j || !meets(to!, n!, to2!, m!))));
+  if (!apart || d2d.length < 2) return d2d.map(([from, to, n]) => `  KILN_COPY(mem, ${from}, ${to}, ${n}, stream);`).join('\n');
+  const out: string[] = [];
+  for (let i = 0; i < d2d.length; i += MAX) {
+    const part = d2d.slice(i, i + MAX);
+    out.push(`  { static const kiln_copy_list copies = {${part.length}, {${part.map((c) => `{${c.join(', ')}}`).join(', ')}}};`, '    KILN_COPY_ALL(mem, copies, stream); }');
+  }
+  return out.join('\n');
+}
+
 const ranges = (name: string, rs: number[][]) => `static const long ${name}[][${rs[0]?.length ?? 2}] = {${rs.length ? rs.map((r) => `{${r.join(', ')}}`).join(', ') : '{0, 0}'}};`;
 
 const INT_MAX = 2 ** 31 - 1;
@@ -224,7 +241,7 @@ export function renderCuda(entries: readonly Entry[], layout: Layout, name: stri
     resident.push(...t.resident);
     runs.push(`static void kiln_run_${e.name}(unsigned char *mem, kiln_stream_t stream) {
 ${launches.map((l) => `  KILN_LAUNCH(${l.name}, ${l.grid}, ${l.threads}, stream, mem);`).join('\n')}
-${t.d2d.map(([from, to, n]) => `  KILN_COPY(mem, ${from}, ${to}, ${n}, stream);`).join('\n')}
+${copies(t.d2d)}
 }
 
 extern "C" void kiln_${e.name}(unsigned char *mem) {

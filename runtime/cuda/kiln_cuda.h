@@ -86,6 +86,26 @@ static void kiln_launch_check(const char *kernel, long grid, long threads) {
     for (int b_ = 0; b_ < (grid); ++b_) kernel((mem), b_); } while (0)
 #endif
 
+/* Copies between places of the block, all in one launch (the update copies of an entry: none overlaps another). */
+#define KILN_MAX_COPIES 64
+typedef struct { int n; long c[KILN_MAX_COPIES][3]; /* from, to, bytes */ } kiln_copy_list;
+#ifndef KILN_CUDA_EMULATE
+/* block (i, j): the j-th of 8 slices of copy i, in words where it is aligned */
+__global__ void __launch_bounds__(256) kiln_copy_all(unsigned char *mem, kiln_copy_list l) {
+  const long from = l.c[blockIdx.x][0], to = l.c[blockIdx.x][1], n = l.c[blockIdx.x][2];
+  const long start = threadIdx.x + (long)blockIdx.y * blockDim.x, step = (long)blockDim.x * gridDim.y;
+  if ((from | to | n) % 4 == 0)
+    for (long i = start; i < n / 4; i += step) ((int *)(mem + to))[i] = ((const int *)(mem + from))[i];
+  else
+    for (long i = start; i < n; i += step) mem[to + i] = mem[from + i];
+}
+#define KILN_COPY_ALL(mem, list, stream) do { \
+    kiln_copy_all<<<dim3((list).n, 8), 256, 0, (stream)>>>((mem), (list)); kiln_launched("kiln_copy_all", (stream)); } while (0)
+#else
+#define KILN_COPY_ALL(mem, list, stream) do { \
+    for (int i_ = 0; i_ < (list).n; i_++) memmove((mem) + (list).c[i_][1], (mem) + (list).c[i_][0], (size_t)(list).c[i_][2]); } while (0)
+#endif
+
 /* integer power (division, floor division, mod, sign, max and min are legalized into plain C: codegen/loop/legalize.ts) */
 KILN_HD int kiln_ipow(int a, int b) {
   if (b < 0) return 0;
