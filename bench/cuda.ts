@@ -7,7 +7,7 @@
 //
 //   npm run bench:cuda               # here: writes bench/cuda-build/ (needs nvcc)
 //   bash bench/cuda-build/check.sh   # on the GPU machine (carry bench/cuda-build)
-import { copyFileSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { compile, loadModelFile } from '../compiler.js';
@@ -88,6 +88,6 @@ writeFileSync(path.join(trainDir, 'x.npy'), writeNpy('float32', [8000, 784], xTr
 writeFileSync(path.join(trainDir, 'y.npy'), writeNpy('int32', [8000], yTrain.data));
 
 const scripts = path.join(root, 'bench', 'cuda-check');
-for (const f of readdirSync(scripts)) copyFileSync(path.join(scripts, f), path.join(out, f));
+for (const f of ['check.sh', 'compare.py', 'peers.py', 'table.py']) copyFileSync(path.join(scripts, f), path.join(out, f));
 writeFileSync(path.join(out, 'cases.txt'), `${cases.map((k) => k.name).join('\n')}\n`);
 process.stderr.write(`wrote ${path.relative(root, out)}: run bash ${path.relative(root, path.join(out, 'check.sh'))} on a GPU machine\n`);
