@@ -6,8 +6,8 @@
  * stay on the device: kiln_cuda_sync() copies them back into the host block. model_train keeps its data there too
  * (kiln_cuda_dataset) and each step copies in only its row numbers (kiln_cuda_rows), gathered on the device.
  * KILN_CUDA_PROFILE set: the input bytes copied in per call, and the launches' time, on stderr at exit. With
- * KILN_CUDA_EMULATE the same
- * traffic runs on the CPU, a second block standing for device memory. Any number of rows: kiln_run_rows
+ * KILN_CUDA_EMULATE the same traffic runs on the CPU, a second block standing for device memory. Any number of
+ * rows: kiln_run_rows
  * (kiln_rows.c) calls the entry compiled for KILN_MAX_BATCH rows once per chunk, and "<entry>_1" once per row of a
  * short tail, each a call as above (its own captured graph), so a chunk moves only its own inputs and outputs. */
 #ifndef KILN_CUDA_HOST_H
