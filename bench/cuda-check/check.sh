@@ -43,13 +43,13 @@ for c in $(cat cases.txt); do
   if t=$(timeout "$(upto 60)" "$c/model_main" --entry "$entry" --bench "$reps" $ins 2>&1 | last) && [[ $t == median* ]]; then
     note "$c" kiln_call "$(echo "$t" | awk '{print $2}')"
   else
-    echo "$c: kiln --bench FAILED: $t"
+    echo "$c: kiln --bench FAILED: ${t:-no output (timed out?)}"
   fi
   # shellcheck disable=SC2086
-  if l=$(KILN_CUDA_PROFILE=1 timeout "$(upto 60)" "$c/model_main" --entry "$entry" --bench "$reps" $ins 2>&1 >/dev/null | last) && [[ $l == kiln\ cuda:* ]]; then
+  if l=$(KILN_CUDA_PROFILE=1 timeout "$(upto 60)" "$c/model_main" --entry "$entry" --bench "$reps" $ins 2>&1 >/dev/null | grep 'kiln cuda: launches' | last) && [[ -n $l ]]; then
     note "$c" kiln_launches "$(echo "$l" | awk '{print $4}')"
   else
-    echo "$c: kiln KILN_CUDA_PROFILE FAILED: $l"
+    echo "$c: kiln KILN_CUDA_PROFILE FAILED: ${l:-no launch times (timed out?)}"
   fi
 done
 
