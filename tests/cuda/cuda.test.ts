@@ -92,7 +92,7 @@ describe('cuda in-place updates (issue 11: a grid overwrote param elements other
 });
 
 describe('cuda model_train (emulated device memory)', () => {
-  it('predict and trainStep share the device copy: only inputs go in, outputs and updated params come out', () => {
+  it('predict and trainStep share the device copy: only inputs go in and outputs come out; the trained params are synced before saving', () => {
     const dir = path.join(tmp, 'train');
     const { xTest, yTest } = seedMlpTrainer('cuda', dir);
     expect(readFileSync(path.join(dir, 'model.cu'), 'utf8')).toMatch(/KILN_COPY_ALL\(mem, copies, stream\)/);
