@@ -44,6 +44,9 @@ int main(int argc, char **argv) {
     }
     for (i = 0; i < e->n_inputs; i++) free(in[i]);
   }
+#ifdef KILN_SYNC_PARAMS
+  KILN_SYNC_PARAMS(); /* a device build (cuda) keeps the updated params there until asked */
+#endif
   if (kiln_save_weights(&kiln_model, memory, "params.safetensors") != KILN_OK) die(kiln_error());
   return 0;
 }

@@ -152,40 +152,84 @@ function renderLaunch(name: string, nest: For, types: ReadonlyMap<string, string
   let stride = grid;
   for (const b of blocks) {
     stride /= b.extent;
-    decode.push(`  const int ${b.v} = KILN_BLOCK_ID / ${stride} % ${b.extent};`);
+    decode.push(`  [[maybe_unused]] const int ${b.v} = KILN_BLOCK_ID / ${stride} % ${b.extent};`);
   }
-  const ptrs = [...w.used].sort().map((b) => `  ${MEM_TYPE[types.get(b)!]} *const ${b} = (${MEM_TYPE[types.get(b)!]} *)(mem + ${offsets[b]});`);
-  const source = [`KILN_KERNEL(${name}) {`, ...ptrs, ...decode, w.text(), '}'].join('\n');
+  const ptrs = [...w.used].sort().map((b) => `  ${MEM_TYPE[types.get(b)!]} *const ${b} = (${MEM_TYPE[types.get(b)!]} *)(mem + ${offsets[b]}L);`);
+  // the block size the schedule chose bounds the kernel's threads, so ptxas may give each thread more registers
+  const source = [`KILN_KERNEL(${name}, ${threads}) {`, ...ptrs, ...decode, w.text(), '}'].join('\n');
   return { name, grid, threads, source };
 }
 
-/** Byte ranges of one entry's memory traffic between host and device. */
-function transfers(e: Entry, offsets: Record<string, number>): { h2d: number[][]; d2h: number[][]; d2d: number[][] } {
+/** [offset, bytes] ranges sorted, exactly adjacent ones merged (one copy each; a gap may hold device-only data). */
+function coalesce(rs: number[][]): number[][] {
+  const out: number[][] = [];
+  for (const [at, n] of [...rs].sort((a, b) => a[0]! - b[0]!)) {
+    const last = out[out.length - 1];
+    if (!last || last[0]! + last[1]! < at!) out.push([at!, n!]);
+    else last[1] = Math.max(last[1]!, at! + n! - last[0]!);
+  }
+  return out;
+}
+
+/** Byte ranges of one entry's memory traffic between host and device, and the params its updates change. */
+function transfers(e: Entry, offsets: Record<string, number>): { h2d: number[][]; d2h: number[][]; d2d: number[][]; resident: number[][] } {
   const bytes = (buffer: string) => {
     const b = e.program.buffers.find((x) => x.name === buffer)!;
     return b.size * (b.dtype === 'bool' ? 1 : 4);
   };
   const param = (name: string) => e.program.params.find((x) => x.name === name)!.buffer;
   return {
-    h2d: e.program.inputs.map((x) => [offsets[x.buffer]!, bytes(x.buffer)]),
-    // the outputs, and each update's new value (the host runtime then copies it over the param, as on the CPU)
-    d2h: [...e.program.outputs, ...e.program.updates].map((x) => [offsets[x.buffer]!, bytes(x.buffer)]),
+    h2d: coalesce(e.program.inputs.map((x) => [offsets[x.buffer]!, bytes(x.buffer)])),
+    // the outputs only: updated params stay on the device until kiln_cuda_sync()
+    d2h: coalesce(e.program.outputs.map((x) => [offsets[x.buffer]!, bytes(x.buffer)])),
     d2d: e.program.updates.filter((u) => offsets[u.buffer] !== offsets[param(u.name)]).map((u) => [offsets[u.buffer]!, offsets[param(u.name)]!, bytes(u.buffer)]),
+    resident: e.program.updates.map((u) => [offsets[param(u.name)]!, bytes(param(u.name))]),
   };
+}
+
+/**
+ * The update copies of an entry ([from, to, bytes]): where no copy writes bytes another reads or writes, one
+ * KILN_COPY_ALL launch of up to KILN_MAX_COPIES (one graph node instead of one memcpy node each), else in order.
+ */
+function copies(d2d: number[][]): string {
+  const MAX = 64; // KILN_MAX_COPIES in kiln_cuda.h
+  const meets = (a: number, n: number, b: number, m: number) => a < b + m && b < a + n;
+  const apart = d2d.every(([, to, n], i) => d2d.every(([from, to2, m], j) => !meets(to!, n!, from!, m!) && (i === j || !meets(to!, n!, to2!, m!))));
+  if (!apart || d2d.length < 2) return d2d.map(([from, to, n]) => `  KILN_COPY(mem, ${from}, ${to}, ${n}, stream);`).join('\n');
+  const out: string[] = [];
+  for (let i = 0; i < d2d.length; i += MAX) {
+    const part = d2d.slice(i, i + MAX);
+    out.push(`  { static const kiln_copy_list copies = {${part.length}, {${part.map((c) => `{${c.join(', ')}}`).join(', ')}}};`, '    KILN_COPY_ALL(mem, copies, stream); }');
+  }
+  return out.join('\n');
 }
 
 const ranges = (name: string, rs: number[][]) => `static const long ${name}[][${rs[0]?.length ?? 2}] = {${rs.length ? rs.map((r) => `{${r.join(', ')}}`).join(', ') : '{0, 0}'}};`;
 
+const INT_MAX = 2 ** 31 - 1;
+
+/** Kernels index with 32-bit int: a buffer over 2^31 - 1 elements is refused here rather than indexed wrongly. */
+function checkIndexWidth(e: Entry): void {
+  for (const b of e.program.buffers) {
+    if (b.size > INT_MAX) {
+      throw new Error(`cuda: buffer ${b.name} of entry ${e.name} has ${b.size} elements, over the 2^31 - 1 that 32-bit kernel indexing reaches (compile a smaller batch)`);
+    }
+  }
+}
+
 /**
  * model.cu for every entry over the shared memory layout: the kernels, then per entry `kiln_<entry>(mem)`. The
  * device keeps its own copy of the memory block, copied in whole on the first call (and after
- * `kiln_cuda_resync()`); each call then moves only the entry's inputs in and its outputs and updated values out,
- * and replays its launches and update copies, captured once as a CUDA graph.
+ * `kiln_cuda_resync()`); each call then moves only the entry's inputs in and its outputs out, and replays its
+ * launches and update copies, captured once as a CUDA graph. Updated params stay on the device until
+ * `kiln_cuda_sync()` copies them back.
  */
 export function renderCuda(entries: readonly Entry[], layout: Layout, name: string): string {
   const parts = [`// Generated by kiln: CUDA kernels and host entry points of model ${name}.`, '#include <string.h>', '#include "model.h"', '#include "kiln_cuda.h"', ''];
   const runs: string[] = [];
+  const resident: number[][] = [];
   for (const e of entries) {
+    checkIndexWidth(e);
     const program = e.program; // legalized by the pipeline (CUDA_CAPS)
     const types = new Map(program.buffers.map((b) => [b.name, b.dtype]));
     const launches = program.kernels.flatMap((k: Kernel) => k.body.map((nest, i) => {
@@ -194,9 +238,10 @@ export function renderCuda(entries: readonly Entry[], layout: Layout, name: stri
     }));
     parts.push(...launches.map((l) => `${l.source}\n`));
     const t = transfers(e, layout.offsets[e.name]!);
+    resident.push(...t.resident);
     runs.push(`static void kiln_run_${e.name}(unsigned char *mem, kiln_stream_t stream) {
 ${launches.map((l) => `  KILN_LAUNCH(${l.name}, ${l.grid}, ${l.threads}, stream, mem);`).join('\n')}
-${t.d2d.map(([from, to, n]) => `  KILN_COPY(mem, ${from}, ${to}, ${n}, stream);`).join('\n')}
+${copies(t.d2d)}
 }
 
 extern "C" void kiln_${e.name}(unsigned char *mem) {
@@ -207,6 +252,8 @@ extern "C" void kiln_${e.name}(unsigned char *mem) {
 }
 `);
   }
-  parts.push('#include "kiln_cuda_host.h"\n', ...runs);
+  const kept = coalesce(resident);
+  parts.push('// the params the entries update: they stay on the device between calls, copied back by kiln_cuda_sync()',
+    ranges('kiln_resident', kept), `static const int kiln_n_resident = ${kept.length};`, '', '#include "kiln_cuda_host.h"\n', ...runs);
   return parts.join('\n');
 }

@@ -23,6 +23,27 @@ export interface CudaTargetOptions extends NativeTargetOptions {
   readonly nvcc?: boolean;
 }
 
+/** model.h's device-memory API (kiln_cuda_host.h implements it). */
+const DEVICE_API = [
+  '/* The device keeps its own copy of the memory block; each kiln_<entry> call moves only its inputs in and its',
+  '   outputs out, so the params and optimizer state the entries update stay on the device and the host block\'s',
+  '   copies of them are stale. kiln_cuda_sync() copies them back into the host block: call it before reading or',
+  '   saving weights (kiln_save_weights). After changing params in the host block, call kiln_cuda_resync(): the',
+  '   next call copies the whole block to the device. Calling both around host edits loses no update. */',
+  'void kiln_cuda_sync(void);',
+  'void kiln_cuda_resync(void);',
+  '/* Training data kept on the device: kiln_cuda_dataset(offset, data, rows, row_bytes) copies `rows` rows for the',
+  '   input at byte `offset` of the block once (0; 1 where it cannot: copy rows in as before, and pass that input);',
+  '   kiln_cuda_rows(rows, n) makes the next call gather rows[0..n) of every kept dataset into its input on the',
+  '   device, in place of copying the input in (pass NULL for it to kiln_run_entry). */',
+  'int kiln_cuda_dataset(long offset, const void *data, long rows, long row_bytes);',
+  'void kiln_cuda_rows(const long *rows, long n);',
+  '/* what the runtime\'s mains call (model_train.c): before they read params, and to keep the data on the device */',
+  '#define KILN_SYNC_PARAMS() kiln_cuda_sync()',
+  '#define KILN_DEVICE_DATASET(offset, data, rows, row_bytes) kiln_cuda_dataset(offset, data, rows, row_bytes)',
+  '#define KILN_DEVICE_ROWS(rows, n) kiln_cuda_rows(rows, n)',
+];
+
 /** Whether nvcc is on the PATH. */
 export function hasNvcc(): boolean {
   try {
@@ -55,8 +76,8 @@ export function compileCuda(o: CudaTargetOptions): string[] {
   mkdirSync(dir, { recursive: true });
   const hasTrain = o.entries.some((e) => e.name === 'trainStep');
   writeFileSync(path.join(dir, 'model.cu'), renderCuda(entries, layout, 'model'));
-  writeFileSync(path.join(dir, 'model.h'), headerSource(o, layout, ['/* the device keeps a copy of the memory block: call this after changing params in it on the host */', 'void kiln_cuda_resync(void);']));
-  writeFileSync(path.join(dir, 'model_desc.c'), descSource(o, compiled, layout));
+  writeFileSync(path.join(dir, 'model.h'), headerSource(o, layout, DEVICE_API));
+  writeFileSync(path.join(dir, 'model_desc.c'), descSource(o, compiled, layout, undefined, false));
   writeFileSync(path.join(dir, 'Makefile'), makefile(arch, hasTrain));
   for (const f of ['kiln_runtime.h', 'kiln_runtime.c', 'kiln_core.c', 'kiln_rows.c', 'kiln_math.c', 'kiln_cli.h', 'model_main.c', 'model_train.c']) copyFileSync(path.join(runtimeDir('c'), f), path.join(dir, f));
   for (const f of ['kiln_cuda.h', 'kiln_cuda_host.h']) copyFileSync(path.join(runtimeDir('cuda'), f), path.join(dir, f));

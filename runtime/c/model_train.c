@@ -15,6 +15,10 @@ extern const kiln_model_desc kiln_model;
 
 static unsigned char memory[KILN_MEMORY_BYTES] __attribute__((aligned(64)));
 
+#ifndef KILN_DEVICE_ROWS
+#define KILN_DEVICE_ROWS(rows, n) ((void)0)
+#endif
+
 static const char *usage =
     "usage: model_train [--epochs E] [--batch-size B] [--validation-split F] [--out weights.safetensors]\n"
     "                   [--weights PATH] [--seed S] [--no-shuffle] [--bench N] x.npy y.npy\n"
@@ -57,6 +61,7 @@ static void per_step(char *buf, size_t cap, double us) {
 
 typedef struct {
   const kiln_tensor *t; /* the trainStep input it feeds */
+  int on_device;         /* its rows are kept on the device (KILN_DEVICE_DATASET): a step gathers them there */
   kiln_dtype dtype;
   long rows, row_elems, row_bytes;
   unsigned char *data;
@@ -101,7 +106,7 @@ int main(int argc, char **argv) {
   const char *out = "weights.safetensors", *weights = NULL, *files[64];
   const void *inputs[64];
   void *outputs[64];
-  dataset d[64];
+  dataset d[64] = {{0}};
   long epochs = 1, batch = 0, bench = 0, seed = 1, rows = 0, n_train, n_val, steps, *perm, k, step, iteration = 0;
   double split = 0;
   int n_files = 0, n_data = 0, rng_input = -1, rows_input = -1, loss_output = -1, shuffle = 1, i, j;
@@ -209,8 +214,15 @@ int main(int argc, char **argv) {
     fprintf(stderr, "model_train: %ld of the %ld training rows are left out of each epoch%s: the trainStep runs whole batches of %ld only (%s)\n",
             n_train % batch, n_train, shuffle ? " (different ones each epoch, as the rows are shuffled)" : "", batch,
             e->fixed_rows ? e->fixed_rows : "compiled so");
+#ifdef KILN_DEVICE_DATASET
+  for (i = 0; i < n_data; i++) d[i].on_device = KILN_DEVICE_DATASET(d[i].t->offset, d[i].data, rows, d[i].row_bytes) == 0;
+#endif
+  /* an input kept on the device is NULL here: its host memory stays zero, so the rows a partial batch's gather does
+     not fill are copied in as zero rows */
   for (i = 0, j = 0; i < e->n_inputs; i++)
-    inputs[i] = i == rng_input ? (const void *)&counter : i == rows_input ? (const void *)&valid : (const void *)d[j++].batch;
+    if (i == rng_input) inputs[i] = &counter;
+    else if (i == rows_input) inputs[i] = &valid;
+    else inputs[i] = d[j].on_device ? NULL : (const void *)d[j].batch, j++;
   for (i = 0; i < e->n_outputs; i++) outputs[i] = NULL;
   if (loss_output >= 0) {
     loss = (float *)malloc((size_t)(e->outputs[loss_output].size ? e->outputs[loss_output].size : 1) * sizeof *loss);
@@ -231,10 +243,12 @@ int main(int argc, char **argv) {
     for (k = 0; k < warm + bench; k++) {
       double t0;
       long b = whole ? k % whole : 0;
-      for (i = 0; i < n_data; i++) {
-        memset(d[i].batch, 0, (size_t)(batch * d[i].row_bytes));
-        memcpy(d[i].batch, d[i].data + b * batch * d[i].row_bytes, (size_t)(valid * d[i].row_bytes));
-      }
+      for (i = 0; i < n_data; i++)
+        if (!d[i].on_device) {
+          memset(d[i].batch, 0, (size_t)(batch * d[i].row_bytes));
+          memcpy(d[i].batch, d[i].data + b * batch * d[i].row_bytes, (size_t)(valid * d[i].row_bytes));
+        }
+      KILN_DEVICE_ROWS(perm + b * batch, valid);
       counter = (int32_t)k;
       t0 = now_us();
       kiln_run_entry(e, memory, inputs, outputs);
@@ -258,10 +272,12 @@ int main(int argc, char **argv) {
     for (step = 0; step < steps; step++) {
       long b, nb = n_train - step * batch < batch ? n_train - step * batch : batch;
       for (i = 0; i < n_data; i++) {
+        if (d[i].on_device) continue;
         for (b = 0; b < nb; b++)
           memcpy(d[i].batch + b * d[i].row_bytes, d[i].data + perm[step * batch + b] * d[i].row_bytes, (size_t)d[i].row_bytes);
         memset(d[i].batch + nb * d[i].row_bytes, 0, (size_t)((batch - nb) * d[i].row_bytes));
       }
+      KILN_DEVICE_ROWS(perm + step * batch, nb);
       valid = (int32_t)nb;
       counter = (int32_t)iteration++;
       if (kiln_run_entry(e, memory, inputs, outputs) != KILN_OK) die(kiln_error());
@@ -332,6 +348,9 @@ int main(int argc, char **argv) {
     printf("\n");
     fflush(stdout);
   }
+#ifdef KILN_SYNC_PARAMS
+  KILN_SYNC_PARAMS(); /* a device build (cuda) keeps the trained params there until asked */
+#endif
   for (i = 0; i < kiln_model.n_params; i++) { /* a NaN that reached the weights without reaching the loss */
     const kiln_tensor *w = &kiln_model.params[i];
     for (k = 0; w->dtype == KILN_F32 && k < w->size; k++)

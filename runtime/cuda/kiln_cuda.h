@@ -8,11 +8,12 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #ifndef KILN_CUDA_EMULATE
 #include <cuda_runtime.h>
 #define KILN_HD __host__ __device__ inline
-#define KILN_KERNEL(name) __global__ void name(unsigned char *mem)
+#define KILN_KERNEL(name, threads) __global__ void __launch_bounds__(threads) name(unsigned char *mem)
 #define KILN_BLOCK_ID ((int)blockIdx.x)
 #define KILN_SHARED(type, name, size) __shared__ type name[size]
 /* a thread loop: iteration t runs on thread t; a barrier after it */
@@ -23,7 +24,22 @@
 #define KILN_MINE(name) name
 #define KILN_CHECK(call) do { cudaError_t kiln_e_ = (call); if (kiln_e_ != cudaSuccess) { \
     fprintf(stderr, "kiln: %s failed: %s\n", #call, cudaGetErrorString(kiln_e_)); exit(1); } } while (0)
-#define KILN_LAUNCH(kernel, grid, threads, stream, mem) kernel<<<(grid), (threads), 0, (stream)>>>(mem)
+/* KILN_CUDA_DEBUG set: launches run one at a time, not as a graph, each waited for, so a fault names its kernel */
+static int kiln_cuda_debug;
+/* Exits with one line naming the kernel where its launch failed (or, debugging, where it faulted). */
+static void kiln_launched(const char *kernel, cudaStream_t stream) {
+  cudaError_t e = cudaGetLastError();
+  if (e != cudaSuccess) {
+    fprintf(stderr, "kiln: kernel %s failed to launch: %s\n", kernel, cudaGetErrorString(e));
+    exit(1);
+  }
+  if (kiln_cuda_debug && (e = cudaStreamSynchronize(stream)) != cudaSuccess) {
+    fprintf(stderr, "kiln: kernel %s failed: %s\n", kernel, cudaGetErrorString(e));
+    exit(1);
+  }
+}
+#define KILN_LAUNCH(kernel, grid, threads, stream, mem) do { \
+    kernel<<<(grid), (threads), 0, (stream)>>>(mem); kiln_launched(#kernel, (stream)); } while (0)
 /* Exits with one line where no GPU can run the kernels, before the first allocation would fail with "cudaMalloc
    failed: CUDA driver version is insufficient for CUDA runtime version" (what a machine without a driver says). */
 static void kiln_cuda_require_device(void) {
@@ -47,15 +63,47 @@ static void kiln_cuda_require_device(void) {
 }
 #else
 #define KILN_HD static inline
-#define KILN_KERNEL(name) static void name(unsigned char *mem, int kiln_block_)
+#define KILN_KERNEL(name, threads) static void name(unsigned char *mem, int kiln_block_)
 #define KILN_BLOCK_ID kiln_block_
 #define KILN_SHARED(type, name, size) static type name[size]
 #define KILN_THREADS(t, n) for (int t = 0; t < (n) && ((kiln_tid_ = t), 1); ++t)
 #define KILN_BARRIER() ((void)0)
 #define KILN_PER_THREAD(type, name, size, threads) static type name[threads][size]
 #define KILN_MINE(name) name[kiln_tid_]
-#define KILN_LAUNCH(kernel, grid, threads, stream, mem) do { for (int b_ = 0; b_ < (grid); ++b_) kernel((mem), b_); } while (0)
 static int kiln_tid_;
+/* The launch checks of the GPU build: CUDA's limits on a launch's shape, and KILN_CUDA_EMULATE_FAIL=<kernel> to
+   make that kernel's launch fail as a GPU's would (which tests the message without a GPU). */
+static void kiln_launch_check(const char *kernel, long grid, long threads) {
+  const char *fail = getenv("KILN_CUDA_EMULATE_FAIL");
+  const char *why = grid < 1 || grid > 2147483647L || threads < 1 || threads > 1024 ? "invalid configuration argument"
+                    : fail && strcmp(fail, kernel) == 0 ? "emulated failure (KILN_CUDA_EMULATE_FAIL)" : NULL;
+  if (why) {
+    fprintf(stderr, "kiln: kernel %s failed to launch: %s\n", kernel, why);
+    exit(1);
+  }
+}
+#define KILN_LAUNCH(kernel, grid, threads, stream, mem) do { kiln_launch_check(#kernel, (grid), (threads)); \
+    for (int b_ = 0; b_ < (grid); ++b_) kernel((mem), b_); } while (0)
+#endif
+
+/* Copies between places of the block, all in one launch (the update copies of an entry: none overlaps another). */
+#define KILN_MAX_COPIES 64
+typedef struct { int n; long c[KILN_MAX_COPIES][3]; /* from, to, bytes */ } kiln_copy_list;
+#ifndef KILN_CUDA_EMULATE
+/* block (i, j): the j-th of 8 slices of copy i, in words where it is aligned */
+__global__ void __launch_bounds__(256) kiln_copy_all(unsigned char *mem, kiln_copy_list l) {
+  const long from = l.c[blockIdx.x][0], to = l.c[blockIdx.x][1], n = l.c[blockIdx.x][2];
+  const long start = threadIdx.x + (long)blockIdx.y * blockDim.x, step = (long)blockDim.x * gridDim.y;
+  if ((from | to | n) % 4 == 0)
+    for (long i = start; i < n / 4; i += step) ((int *)(mem + to))[i] = ((const int *)(mem + from))[i];
+  else
+    for (long i = start; i < n; i += step) mem[to + i] = mem[from + i];
+}
+#define KILN_COPY_ALL(mem, list, stream) do { \
+    kiln_copy_all<<<dim3((list).n, 8), 256, 0, (stream)>>>((mem), (list)); kiln_launched("kiln_copy_all", (stream)); } while (0)
+#else
+#define KILN_COPY_ALL(mem, list, stream) do { \
+    for (int i_ = 0; i_ < (list).n; i_++) memmove((mem) + (list).c[i_][1], (mem) + (list).c[i_][0], (size_t)(list).c[i_][2]); } while (0)
 #endif
 
 /* integer power (division, floor division, mod, sign, max and min are legalized into plain C: codegen/loop/legalize.ts) */

@@ -29,6 +29,9 @@ int main(int argc, char **argv) {
     snprintf(name, sizeof name, "out%d.npy", i);
     if (kiln_npy_write(name, e->outputs[i].dtype, e->outputs[i].rank, e->outputs[i].shape, out[i]) != KILN_OK) goto fail;
   }
+#ifdef KILN_SYNC_PARAMS
+  KILN_SYNC_PARAMS(); /* a device build (cuda) keeps the trained params there until asked */
+#endif
   if (kiln_save_weights(&kiln_model, mem, argv[2]) != KILN_OK) goto fail;
   return 0;
 fail:
