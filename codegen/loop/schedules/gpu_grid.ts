@@ -74,7 +74,8 @@ export const gpuGrid: Recipe = {
       s.apply(fuse, { loops: l.chain.map((x) => x.v), name: f });
       s.apply(split, { loop: f, factor: T, outer: gv, inner: tv });
     });
-    if (launches.length) s.apply(sinkDecls, { loops: names.map(([, t]) => t) });
+    // top-level pure decls go into the launches that read them (a decl none reads goes: a kernel of launches only)
+    s.apply(sinkDecls, { loops: [...names.map(([, t]) => t), ...tiled.map((t) => t.blocks[t.blocks.length - 1]!)] });
     s.apply(bind, { blocks: [...names.map(([b]) => b), ...tiled.flatMap((t) => t.blocks)], threads: [...names.map(([, t]) => t), ...tiled.flatMap((t) => t.threads)] });
     asMatmul(() => {
       for (const t of tiled) finishMatmul(s, t);
