@@ -202,20 +202,24 @@ function isUnitReshape(x: Node): boolean {
   return x.op === 'reshape' && shapesEqual(sq(x.src[0]!.type.shape), sq(x.type.shape));
 }
 
-/** How root r reads materialized q: not at all, only elementwise at r's own index, or otherwise. */
-function readsAt(r: Node, q: Node, mat: Set<Node>, key: NestKey): 'none' | 'elementwise' | 'other' {
-  let how: 'none' | 'elementwise' | 'other' = 'none';
-  // a value reached both directly and through a movement reads q both ways: seen per (value, directness)
-  const seen = new Set<string>();
+/**
+ * How root r reads each value its nest reads from memory: only elementwise at r's own index, or otherwise (a
+ * value absent from the map is not read). One walk answers for every value, so grouping asks it once per root.
+ */
+function readsOf(r: Node, mat: Set<Node>, key: NestKey): Map<Node, 'elementwise' | 'other'> {
+  const how = new Map<Node, 'elementwise' | 'other'>();
+  // a value reached both directly and through a movement reads its operands both ways: seen per (value, directness)
+  const seen = [new Set<Node>(), new Set<Node>()];
   const walk = (x: Node, direct: boolean): void => {
-    const tag = `${x.id}|${direct}`;
-    if (seen.has(tag) || how === 'other') return;
-    seen.add(tag);
+    const done = seen[direct ? 1 : 0]!;
+    if (done.has(x)) return;
+    done.add(x);
     // a row reduction of the nest reads its operand at the row's own (outer, inner) index
     const ew = direct && (GroupOp.Elementwise.has(x.op) || isRowReduce(x, key) || isUnitReshape(x) || isRowBroadcast(x, key));
     for (const s of x.src) {
-      if (s === q) how = ew ? (how === 'none' ? 'elementwise' : how) : 'other';
-      else if (!isStored(s, mat) && !GroupOp.Leaf.has(s.op)) walk(s, ew);
+      if (mat.has(s)) how.set(s, ew && how.get(s) !== 'other' ? 'elementwise' : 'other');
+      // a root q of the group is not walked through when asking about q; below q lies nothing that reaches q
+      if (!isStored(s, mat) && !GroupOp.Leaf.has(s.op)) walk(s, ew);
     }
   };
   walk(r, true);
@@ -305,6 +309,13 @@ export function fuse(g: Graph): FusionPlan {
     // group roots by nest key, merging roots that share a computed contraction or use each other,
     // unless the root depends on the group through a value computed outside it (that would be a cycle)
     const front = materializedFront(mat);
+    // the contractions each root computes (its cone's), asked of every root of every group a root may join
+    const contractions = new Map<Node, Set<Node>>();
+    const contractionsOf = (q: Node) => {
+      let c = contractions.get(q);
+      if (!c) contractions.set(q, c = new Set(cone(q, mat, false).filter(isContraction)));
+      return c;
+    };
     const groups: Group[] = [];
     const groupOf = new Map<Node, Group>();
     const add = (r: Node, gr: Group) => {
@@ -318,12 +329,18 @@ export function fuse(g: Graph): FusionPlan {
         continue;
       }
       const key = rootKey(r, mat);
-      const rc = new Set(cone(r, mat, false).filter(isContraction));
+      const rc = contractionsOf(r);
       // a plain root of a row nest's outer shape may join that row nest
       const fits = (gk: NestKey) => keyOf(gk) === keyOf(key) || (key.axes.length === 0 && gk.axes.length > 0 && isReducedShape(r.type.shape, gk));
+      const readsByKey = new Map<string, Map<Node, 'elementwise' | 'other'>>();
+      const reads = (gk: NestKey) => {
+        let m = readsByKey.get(keyOf(gk));
+        if (!m) readsByKey.set(keyOf(gk), m = readsOf(r, mat, gk));
+        return m;
+      };
       const target = groups.find((gr) => fits(gr.key) && !gr.roots.some((q) => alone.has(q))
-        && gr.roots.every((q) => readsAt(r, q, mat, gr.key) !== 'other')
-        && gr.roots.some((q) => readsAt(r, q, mat, gr.key) === 'elementwise' || cone(q, mat, false).some((c) => isContraction(c) && rc.has(c)))
+        && gr.roots.every((q) => reads(gr.key).get(q) !== 'other')
+        && gr.roots.some((q) => reads(gr.key).get(q) === 'elementwise' || [...contractionsOf(q)].some((c) => rc.has(c)))
         && !closesCycle(r, gr, front, groupOf));
       add(r, target ?? { key, roots: [] });
     }
