@@ -46,8 +46,11 @@ export interface FusionPlan {
 }
 
 function keyOf(k: NestKey): string {
-  return `${k.full.join(',')}|${k.axes.join(',')}`;
+  let s = keyText.get(k);
+  if (s === undefined) keyText.set(k, s = `${k.full.join(',')}|${k.axes.join(',')}`);
+  return s;
 }
+const keyText = new WeakMap<NestKey, string>();
 
 /** Shape of a row reduction's output relative to F: dims in A dropped or kept as 1. */
 function isReducedShape(s: Shape, key: NestKey): boolean {
@@ -247,15 +250,18 @@ interface Group {
  * nest depends, through the values every root of each nest on the way reads, on a root of gr.
  */
 function closesCycle(r: Node, gr: Group, front: Map<Node, Node[]>, groupOf: Map<Node, Group>): boolean {
-  const seen = new Set<Group>();
-  const stack = front.get(r)!.filter((x) => !gr.roots.includes(x));
+  // every value read is an earlier root, so it has its group: x is a root of gr when groupOf says so
+  const seen = new Set<Group>([gr]);
+  const stack = front.get(r)!.map((x) => groupOf.get(x)!).filter((h) => h !== gr);
   while (stack.length) {
-    const x = stack.pop()!;
-    if (gr.roots.includes(x)) return true;
-    const h = groupOf.get(x)!;
+    const h = stack.pop()!;
     if (seen.has(h)) continue;
     seen.add(h);
-    for (const y of h.roots) stack.push(...front.get(y)!);
+    for (const y of h.roots) for (const x of front.get(y)!) {
+      const hx = groupOf.get(x)!;
+      if (hx === gr) return true;
+      if (!seen.has(hx)) stack.push(hx);
+    }
   }
   return false;
 }
