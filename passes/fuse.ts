@@ -246,24 +246,28 @@ interface Group {
 }
 
 /**
- * Whether adding root r to group gr would make nests depend on each other: r reads a value x outside gr whose
- * nest depends, through the values every root of each nest on the way reads, on a root of gr.
+ * The groups that root r would depend on through the values it reads outside its own group: those reached by at
+ * least one step from the groups of the values r reads, a group's step going to the groups of the values every
+ * root of it reads. Adding r to a group gr in this set would make nests depend on each other. Grouping never
+ * closes a cycle, so gr can be reached only from another group: one walk per root answers for every gr.
  */
-function closesCycle(r: Node, gr: Group, front: Map<Node, Node[]>, groupOf: Map<Node, Group>): boolean {
-  // every value read is an earlier root, so it has its group: x is a root of gr when groupOf says so
-  const seen = new Set<Group>([gr]);
-  const stack = front.get(r)!.map((x) => groupOf.get(x)!).filter((h) => h !== gr);
+function groupsBelow(r: Node, front: Map<Node, Node[]>, groupOf: Map<Node, Group>): Set<Group> {
+  // every value read is an earlier root, so it has its group
+  const below = new Set<Group>();
+  const seen = new Set<Group>();
+  const stack = front.get(r)!.map((x) => groupOf.get(x)!);
   while (stack.length) {
     const h = stack.pop()!;
     if (seen.has(h)) continue;
     seen.add(h);
     for (const y of h.roots) for (const x of front.get(y)!) {
       const hx = groupOf.get(x)!;
-      if (hx === gr) return true;
-      if (!seen.has(hx)) stack.push(hx);
+      if (hx === h) continue; // a group reading its own roots
+      below.add(hx);
+      stack.push(hx);
     }
   }
-  return false;
+  return below;
 }
 
 /** Nests that depend on each other (a fault of grouping, undone by giving their roots nests of their own). */
@@ -344,10 +348,11 @@ export function fuse(g: Graph): FusionPlan {
         if (!m) readsByKey.set(keyOf(gk), m = readsOf(r, mat, gk));
         return m;
       };
+      let below: Set<Group> | undefined;
       const target = groups.find((gr) => fits(gr.key) && !gr.roots.some((q) => alone.has(q))
         && gr.roots.every((q) => reads(gr.key).get(q) !== 'other')
         && gr.roots.some((q) => reads(gr.key).get(q) === 'elementwise' || [...contractionsOf(q)].some((c) => rc.has(c)))
-        && !closesCycle(r, gr, front, groupOf));
+        && !(below ??= groupsBelow(r, front, groupOf)).has(gr));
       add(r, target ?? { key, roots: [] });
     }
     for (const gr of groups) {
