@@ -246,28 +246,56 @@ interface Group {
 }
 
 /**
- * The groups that root r would depend on through the values it reads outside its own group: those reached by at
- * least one step from the groups of the values r reads, a group's step going to the groups of the values every
- * root of it reads. Adding r to a group gr in this set would make nests depend on each other. Grouping never
- * closes a cycle, so gr can be reached only from another group: one walk per root answers for every gr.
+ * Groups of roots in the making, with the groups each depends on (by at least one step: a group steps to the groups
+ * of the values its roots read) kept as bitsets. Grouping never closes a cycle, so adding root r to a group changes
+ * what that group and the groups depending on it depend on, and nothing else.
  */
-function groupsBelow(r: Node, front: Map<Node, Node[]>, groupOf: Map<Node, Group>): Set<Group> {
-  // every value read is an earlier root, so it has its group
-  const below = new Set<Group>();
-  const seen = new Set<Group>();
-  const stack = front.get(r)!.map((x) => groupOf.get(x)!);
-  while (stack.length) {
-    const h = stack.pop()!;
-    if (seen.has(h)) continue;
-    seen.add(h);
-    for (const y of h.roots) for (const x of front.get(y)!) {
-      const hx = groupOf.get(x)!;
-      if (hx === h) continue; // a group reading its own roots
-      below.add(hx);
-      stack.push(hx);
-    }
+class Groups {
+  readonly list: Group[] = [];
+  readonly groupOf = new Map<Node, Group>();
+  private readonly index = new Map<Group, number>();
+  private readonly below: Uint32Array[] = [];
+  private readonly words: number;
+
+  constructor(private readonly front: Map<Node, Node[]>) {
+    this.words = (front.size >> 5) + 1;
   }
-  return below;
+
+  /**
+   * Whether adding root r to group gr would make nests depend on each other: r reads a value x outside gr whose
+   * group depends on gr. Every value read is an earlier root, so it has its group.
+   */
+  closesCycle(r: Node, gr: Group): boolean {
+    const i = this.index.get(gr);
+    if (i === undefined) return false;
+    return this.front.get(r)!.some((x) => {
+      const j = this.index.get(this.groupOf.get(x)!)!;
+      return j !== i && (this.below[j]![i >> 5]! >>> (i & 31) & 1) === 1;
+    });
+  }
+
+  add(r: Node, gr: Group): void {
+    let i = this.index.get(gr);
+    if (i === undefined) {
+      this.index.set(gr, i = this.list.length);
+      this.list.push(gr);
+      this.below.push(new Uint32Array(this.words));
+    }
+    const more = new Uint32Array(this.words);
+    for (const x of this.front.get(r)!) {
+      const j = this.index.get(this.groupOf.get(x)!)!;
+      if (j === i) continue; // a group reading its own roots
+      more[j >> 5]! |= 1 << (j & 31);
+      for (let w = 0; w < this.words; w++) more[w]! |= this.below[j]![w]!;
+    }
+    for (let h = 0; h < this.list.length; h++) {
+      const b = this.below[h]!;
+      if (h !== i && (b[i >> 5]! >>> (i & 31) & 1) === 0) continue;
+      for (let w = 0; w < this.words; w++) b[w]! |= more[w]!;
+    }
+    gr.roots.push(r);
+    this.groupOf.set(r, gr);
+  }
 }
 
 /** Nests that depend on each other (a fault of grouping, undone by giving their roots nests of their own). */
@@ -326,13 +354,7 @@ export function fuse(g: Graph): FusionPlan {
       if (!c) contractions.set(q, c = new Set(cone(q, mat, false).filter(isContraction)));
       return c;
     };
-    const groups: Group[] = [];
-    const groupOf = new Map<Node, Group>();
-    const add = (r: Node, gr: Group) => {
-      if (!groups.includes(gr)) groups.push(gr);
-      gr.roots.push(r);
-      groupOf.set(r, gr);
-    };
+    const grouping = new Groups(front), groups = grouping.list, add = (r: Node, gr: Group) => grouping.add(r, gr);
     for (const r of [...mat].sort((a, b) => order.get(a)! - order.get(b)!)) {
       if (alone.has(r)) {
         add(r, { key: { full: r.type.shape, axes: [] }, roots: [] });
@@ -348,11 +370,10 @@ export function fuse(g: Graph): FusionPlan {
         if (!m) readsByKey.set(keyOf(gk), m = readsOf(r, mat, gk));
         return m;
       };
-      let below: Set<Group> | undefined;
       const target = groups.find((gr) => fits(gr.key) && !gr.roots.some((q) => alone.has(q))
         && gr.roots.every((q) => reads(gr.key).get(q) !== 'other')
         && gr.roots.some((q) => reads(gr.key).get(q) === 'elementwise' || [...contractionsOf(q)].some((c) => rc.has(c)))
-        && !(below ??= groupsBelow(r, front, groupOf)).has(gr));
+        && !grouping.closesCycle(r, gr));
       add(r, target ?? { key, roots: [] });
     }
     for (const gr of groups) {
