@@ -229,15 +229,25 @@ function readsOf(r: Node, mat: Set<Node>, key: NestKey): Map<Node, 'elementwise'
   return how;
 }
 
-/** For each materialized value, the materialized values its nest reads (its cone's stored operands). */
-function materializedFront(mat: Set<Node>): Map<Node, Node[]> {
-  const direct = new Map<Node, Node[]>();
-  for (const m of mat) {
-    const front = new Set<Node>();
-    for (const x of cone(m, mat, false)) for (const s of x.src) if (s !== m && isStored(s, mat)) front.add(s);
-    direct.set(m, [...front]);
-  }
-  return direct;
+/**
+ * What grouping asks of a root, all from its cone. The cone stops at materialized values, so an entry holds until
+ * a value inside the cone is materialized (fuse drops it then): rounds of materialization reuse the rest.
+ */
+interface RootInfo {
+  readonly cone: Set<Node>;
+  /** The materialized values its nest reads (its cone's stored operands). */
+  readonly front: Node[];
+  readonly contractions: Set<Node>;
+  readonly key: NestKey;
+  /** readsOf by nest key text. */
+  readonly reads: Map<string, Map<Node, 'elementwise' | 'other'>>;
+}
+
+function rootInfo(m: Node, mat: Set<Node>): RootInfo {
+  const cn = cone(m, mat, false);
+  const front = new Set<Node>();
+  for (const x of cn) for (const s of x.src) if (s !== m && isStored(s, mat)) front.add(s);
+  return { cone: new Set(cn), front: [...front], contractions: new Set(cn.filter(isContraction)), key: rootKey(m, mat), reads: new Map() };
 }
 
 interface Group {
@@ -341,33 +351,31 @@ export function fuse(g: Graph): FusionPlan {
   // roots that could not be placed in the nest they were grouped into: each gets a plain nest of its own shape,
   // where any root can be computed (its contractions at the nest's index, operands hiding more materialized)
   const alone = new Set<Node>();
+  const infos = new Map<Node, RootInfo>();
   for (let round = 0; round < 10_000; round++) {
     const nests: NestPlan[] = [];
     let retry: Node | undefined;
     // group roots by nest key, merging roots that share a computed contraction or use each other,
     // unless the root depends on the group through a value computed outside it (that would be a cycle)
-    const front = materializedFront(mat);
-    // the contractions each root computes (its cone's), asked of every root of every group a root may join
-    const contractions = new Map<Node, Set<Node>>();
-    const contractionsOf = (q: Node) => {
-      let c = contractions.get(q);
-      if (!c) contractions.set(q, c = new Set(cone(q, mat, false).filter(isContraction)));
-      return c;
-    };
+    const front = new Map<Node, Node[]>();
+    for (const m of mat) {
+      let i = infos.get(m);
+      if (!i) infos.set(m, i = rootInfo(m, mat));
+      front.set(m, i.front);
+    }
+    const contractionsOf = (q: Node) => infos.get(q)!.contractions;
     const grouping = new Groups(front), groups = grouping.list, add = (r: Node, gr: Group) => grouping.add(r, gr);
     for (const r of [...mat].sort((a, b) => order.get(a)! - order.get(b)!)) {
       if (alone.has(r)) {
         add(r, { key: { full: r.type.shape, axes: [] }, roots: [] });
         continue;
       }
-      const key = rootKey(r, mat);
-      const rc = contractionsOf(r);
+      const info = infos.get(r)!, key = info.key, rc = info.contractions;
       // a plain root of a row nest's outer shape may join that row nest
       const fits = (gk: NestKey) => keyOf(gk) === keyOf(key) || (key.axes.length === 0 && gk.axes.length > 0 && isReducedShape(r.type.shape, gk));
-      const readsByKey = new Map<string, Map<Node, 'elementwise' | 'other'>>();
       const reads = (gk: NestKey) => {
-        let m = readsByKey.get(keyOf(gk));
-        if (!m) readsByKey.set(keyOf(gk), m = readsOf(r, mat, gk));
+        let m = info.reads.get(keyOf(gk));
+        if (!m) info.reads.set(keyOf(gk), m = readsOf(r, mat, gk));
         return m;
       };
       const target = groups.find((gr) => fits(gr.key) && !gr.roots.some((q) => alone.has(q))
@@ -403,7 +411,10 @@ export function fuse(g: Graph): FusionPlan {
     }
     if (alone.has(retry)) throw new Error(`fuse: cannot place %${retry.id} ${retry.op} in any loop nest`);
     if (mat.has(retry)) alone.add(retry);
-    else mat.add(retry);
+    else {
+      mat.add(retry);
+      for (const [m, i] of infos) if (m !== retry && i.cone.has(retry)) infos.delete(m);
+    }
   }
   throw new Error('fuse: no fixed point of materialization after 10,000 rounds');
 }
