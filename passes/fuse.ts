@@ -209,7 +209,7 @@ function isUnitReshape(x: Node): boolean {
  * How root r reads each value its nest reads from memory: only elementwise at r's own index, or otherwise (a
  * value absent from the map is not read). One walk answers for every value, so grouping asks it once per root.
  */
-function readsOf(r: Node, mat: Set<Node>, key: NestKey): Map<Node, 'elementwise' | 'other'> {
+export function readsOf(r: Node, mat: Set<Node>, key: NestKey): Map<Node, 'elementwise' | 'other'> {
   const how = new Map<Node, 'elementwise' | 'other'>();
   // a value reached both directly and through a movement reads its operands both ways: seen per (value, directness)
   const seen = [new Set<Node>(), new Set<Node>()];
@@ -233,7 +233,7 @@ function readsOf(r: Node, mat: Set<Node>, key: NestKey): Map<Node, 'elementwise'
  * What grouping asks of a root, all from its cone. The cone stops at materialized values, so an entry holds until
  * a value inside the cone is materialized (fuse drops it then): rounds of materialization reuse the rest.
  */
-interface RootInfo {
+export interface RootInfo {
   readonly cone: Set<Node>;
   /** The materialized values its nest reads (its cone's stored operands). */
   readonly front: Node[];
@@ -243,14 +243,14 @@ interface RootInfo {
   readonly reads: Map<string, Map<Node, 'elementwise' | 'other'>>;
 }
 
-function rootInfo(m: Node, mat: Set<Node>): RootInfo {
+export function rootInfo(m: Node, mat: Set<Node>): RootInfo {
   const cn = cone(m, mat, false);
   const front = new Set<Node>();
   for (const x of cn) for (const s of x.src) if (s !== m && isStored(s, mat)) front.add(s);
   return { cone: new Set(cn), front: [...front], contractions: new Set(cn.filter(isContraction)), key: rootKey(m, mat), reads: new Map() };
 }
 
-interface Group {
+export interface Group {
   readonly key: NestKey;
   readonly roots: Node[];
 }
@@ -260,7 +260,7 @@ interface Group {
  * of the values its roots read) kept as bitsets. Grouping never closes a cycle, so adding root r to a group changes
  * what that group and the groups depending on it depend on, and nothing else.
  */
-class Groups {
+export class Groups {
   readonly list: Group[] = [];
   readonly groupOf = new Map<Node, Group>();
   private readonly index = new Map<Group, number>();
