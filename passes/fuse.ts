@@ -276,12 +276,16 @@ export class Groups {
    * group depends on gr. Every value read is an earlier root, so it has its group.
    */
   closesCycle(r: Node, gr: Group): boolean {
-    const i = this.index.get(gr);
-    if (i === undefined) return false;
     return this.front.get(r)!.some((x) => {
-      const j = this.index.get(this.groupOf.get(x)!)!;
-      return j !== i && (this.below[j]![i >> 5]! >>> (i & 31) & 1) === 1;
+      const h = this.groupOf.get(x)!;
+      return h !== gr && this.dependsOn(h, gr);
     });
+  }
+
+  /** Whether group h depends on group on by at least one step (not through h reading its own roots). */
+  dependsOn(h: Group, on: Group): boolean {
+    const i = this.index.get(on), j = this.index.get(h);
+    return i !== undefined && j !== undefined && (this.below[j]![i >> 5]! >>> (i & 31) & 1) === 1;
   }
 
   add(r: Node, gr: Group): void {

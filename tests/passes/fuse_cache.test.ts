@@ -1,13 +1,31 @@
 // The structures fuse keeps across rounds and while grouping, checked against recomputing them from scratch.
 import { describe, expect, it } from 'vitest';
 import { GRAPH_PASSES } from '../../driver/pipeline.js';
-import { type Graph, type Node, topoSort } from '../../ir/graph.js';
+import * as keras from '../../frontend/index.js';
+import { compileModel, traceTrainStep } from '../../frontend/models/training.js';
+import { type Graph, type Node, topoSort, updatesAsOutputs } from '../../ir/graph.js';
 import { GroupOp } from '../../ir/ops.js';
 import { type Group, Groups, type RootInfo, fuse, readsOf, rootInfo } from '../../passes/fuse.js';
 import { randomGraph, rng } from '../../fuzz/random_graphs.js';
 
 function graphOf(seed: number): Graph {
   let g = randomGraph(seed, { extended: seed % 2 === 0 }).graph;
+  for (const p of GRAPH_PASSES) g = p.run(g);
+  return g;
+}
+
+/** The sequence example's training step over `steps` words (its graph grows with them: issue 20). */
+function sequenceTrainStep(steps: number): Graph {
+  keras.backend.clearSession();
+  keras.utils.setRandomSeed(1);
+  const m = keras.Sequential([
+    keras.layers.Embedding(50, 8, { inputShape: [steps] }),
+    keras.layers.LSTM(8, { returnSequences: true }),
+    keras.layers.GRU(4),
+    keras.layers.Dense(3, { activation: 'softmax' }),
+  ]);
+  const c = compileModel(m, { optimizer: 'adam', loss: 'sparse_categorical_crossentropy' });
+  let g = updatesAsOutputs(traceTrainStep(m, c, [[2, steps]], [[2]]).graph);
   for (const p of GRAPH_PASSES) g = p.run(g);
   return g;
 }
@@ -60,8 +78,9 @@ describe('fuse caches', () => {
 
   it('the bitset dependency check agrees with a walk over groups (random groupings)', () => {
     let yes = 0, no = 0;
-    for (let seed = 1; seed <= 120; seed++) {
-      const g = graphOf(seed), mat = fuse(g).materialized;
+    const graphs = [...Array.from({ length: 120 }, (_, i) => () => graphOf(i + 1)), () => sequenceTrainStep(3), () => sequenceTrainStep(5)];
+    for (const [seed, make] of graphs.entries()) {
+      const g = make(), mat = fuse(g).materialized;
       const order = new Map(topoSort(g).map((n, i) => [n, i]));
       const front = new Map([...mat].map((m) => [m, rootInfo(m, mat).front]));
       const grouping = new Groups(front), rand = rng(seed);
@@ -76,6 +95,18 @@ describe('fuse caches', () => {
         const open = grouping.list.filter((gr) => !closesCycleWalk(r, gr, front, grouping.groupOf));
         const pick = rand() < 0.2 ? undefined : open[Math.floor(rand() * open.length)];
         grouping.add(r, pick ?? { key: { full: r.type.shape, axes: [] }, roots: [] });
+        // what each group depends on, against a walk from the values its roots read
+        for (const h of grouping.list) {
+          const reached = new Set<Group>(), stack = [h];
+          while (stack.length) {
+            const k = stack.pop()!;
+            for (const y of k.roots) for (const x of front.get(y)!) {
+              const kx = grouping.groupOf.get(x)!;
+              if (kx !== k && !reached.has(kx)) reached.add(kx), stack.push(kx);
+            }
+          }
+          for (const on of grouping.list) expect(grouping.dependsOn(h, on), `seed ${seed}: group deps`).toBe(reached.has(on));
+        }
       }
     }
     expect(yes).toBeGreaterThan(10);
