@@ -151,12 +151,12 @@ function planNest(key: NestKey, roots: Node[], mat: Set<Node>, order: Map<Node, 
   // broadcasts on the way); a contraction can be computed in the nest only where it is read aligned
   const visit = (n: Node, level: 'outer' | 'inner' | 'operand'): Node | undefined => {
     const stack: [Node, 'outer' | 'inner' | 'operand', boolean][] = [[n, level, true]];
-    const seen = new Set<string>();
+    const seen = new Set<number>();
     while (stack.length) {
       const [x, lv, aligned] = stack.pop()!;
       // other roots of this nest are materialized too: they are read at the same index after being computed
       if (GroupOp.Leaf.has(x.op) || (isStored(x, mat) && x !== n)) continue;
-      const tag = `${x.id}|${lv}|${aligned}`;
+      const tag = x.id * 6 + (lv === 'outer' ? 0 : lv === 'inner' ? 2 : 4) + (aligned ? 1 : 0);
       if (seen.has(tag)) continue;
       seen.add(tag);
       nodes.add(x);
