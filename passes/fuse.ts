@@ -46,8 +46,11 @@ export interface FusionPlan {
 }
 
 function keyOf(k: NestKey): string {
-  return `${k.full.join(',')}|${k.axes.join(',')}`;
+  let s = keyText.get(k);
+  if (s === undefined) keyText.set(k, s = `${k.full.join(',')}|${k.axes.join(',')}`);
+  return s;
 }
+const keyText = new WeakMap<NestKey, string>();
 
 /** Shape of a row reduction's output relative to F: dims in A dropped or kept as 1. */
 function isReducedShape(s: Shape, key: NestKey): boolean {
@@ -148,12 +151,12 @@ function planNest(key: NestKey, roots: Node[], mat: Set<Node>, order: Map<Node, 
   // broadcasts on the way); a contraction can be computed in the nest only where it is read aligned
   const visit = (n: Node, level: 'outer' | 'inner' | 'operand'): Node | undefined => {
     const stack: [Node, 'outer' | 'inner' | 'operand', boolean][] = [[n, level, true]];
-    const seen = new Set<string>();
+    const seen = new Set<number>();
     while (stack.length) {
       const [x, lv, aligned] = stack.pop()!;
       // other roots of this nest are materialized too: they are read at the same index after being computed
       if (GroupOp.Leaf.has(x.op) || (isStored(x, mat) && x !== n)) continue;
-      const tag = `${x.id}|${lv}|${aligned}`;
+      const tag = x.id * 6 + (lv === 'outer' ? 0 : lv === 'inner' ? 2 : 4) + (aligned ? 1 : 0);
       if (seen.has(tag)) continue;
       seen.add(tag);
       nodes.add(x);
@@ -202,58 +205,111 @@ function isUnitReshape(x: Node): boolean {
   return x.op === 'reshape' && shapesEqual(sq(x.src[0]!.type.shape), sq(x.type.shape));
 }
 
-/** How root r reads materialized q: not at all, only elementwise at r's own index, or otherwise. */
-function readsAt(r: Node, q: Node, mat: Set<Node>, key: NestKey): 'none' | 'elementwise' | 'other' {
-  let how: 'none' | 'elementwise' | 'other' = 'none';
-  // a value reached both directly and through a movement reads q both ways: seen per (value, directness)
-  const seen = new Set<string>();
+/**
+ * How root r reads each value its nest reads from memory: only elementwise at r's own index, or otherwise (a
+ * value absent from the map is not read). One walk answers for every value, so grouping asks it once per root.
+ */
+export function readsOf(r: Node, mat: Set<Node>, key: NestKey): Map<Node, 'elementwise' | 'other'> {
+  const how = new Map<Node, 'elementwise' | 'other'>();
+  // a value reached both directly and through a movement reads its operands both ways: seen per (value, directness)
+  const seen = [new Set<Node>(), new Set<Node>()];
   const walk = (x: Node, direct: boolean): void => {
-    const tag = `${x.id}|${direct}`;
-    if (seen.has(tag) || how === 'other') return;
-    seen.add(tag);
+    const done = seen[direct ? 1 : 0]!;
+    if (done.has(x)) return;
+    done.add(x);
     // a row reduction of the nest reads its operand at the row's own (outer, inner) index
     const ew = direct && (GroupOp.Elementwise.has(x.op) || isRowReduce(x, key) || isUnitReshape(x) || isRowBroadcast(x, key));
     for (const s of x.src) {
-      if (s === q) how = ew ? (how === 'none' ? 'elementwise' : how) : 'other';
-      else if (!isStored(s, mat) && !GroupOp.Leaf.has(s.op)) walk(s, ew);
+      if (mat.has(s)) how.set(s, ew && how.get(s) !== 'other' ? 'elementwise' : 'other');
+      // a root q of the group is not walked through when asking about q; below q lies nothing that reaches q
+      if (!isStored(s, mat) && !GroupOp.Leaf.has(s.op)) walk(s, ew);
     }
   };
   walk(r, true);
   return how;
 }
 
-/** For each materialized value, the materialized values its nest reads (its cone's stored operands). */
-function materializedFront(mat: Set<Node>): Map<Node, Node[]> {
-  const direct = new Map<Node, Node[]>();
-  for (const m of mat) {
-    const front = new Set<Node>();
-    for (const x of cone(m, mat, false)) for (const s of x.src) if (s !== m && isStored(s, mat)) front.add(s);
-    direct.set(m, [...front]);
-  }
-  return direct;
+/**
+ * What grouping asks of a root, all from its cone. The cone stops at materialized values, so an entry holds until
+ * a value inside the cone is materialized (fuse drops it then): rounds of materialization reuse the rest.
+ */
+export interface RootInfo {
+  readonly cone: Set<Node>;
+  /** The materialized values its nest reads (its cone's stored operands). */
+  readonly front: Node[];
+  readonly contractions: Set<Node>;
+  readonly key: NestKey;
+  /** readsOf by nest key text. */
+  readonly reads: Map<string, Map<Node, 'elementwise' | 'other'>>;
 }
 
-interface Group {
+export function rootInfo(m: Node, mat: Set<Node>): RootInfo {
+  const cn = cone(m, mat, false);
+  const front = new Set<Node>();
+  for (const x of cn) for (const s of x.src) if (s !== m && isStored(s, mat)) front.add(s);
+  return { cone: new Set(cn), front: [...front], contractions: new Set(cn.filter(isContraction)), key: rootKey(m, mat), reads: new Map() };
+}
+
+export interface Group {
   readonly key: NestKey;
   readonly roots: Node[];
 }
 
 /**
- * Whether adding root r to group gr would make nests depend on each other: r reads a value x outside gr whose
- * nest depends, through the values every root of each nest on the way reads, on a root of gr.
+ * Groups of roots in the making, with the groups each depends on (by at least one step: a group steps to the groups
+ * of the values its roots read) kept as bitsets. Grouping never closes a cycle, so adding root r to a group changes
+ * what that group and the groups depending on it depend on, and nothing else.
  */
-function closesCycle(r: Node, gr: Group, front: Map<Node, Node[]>, groupOf: Map<Node, Group>): boolean {
-  const seen = new Set<Group>();
-  const stack = front.get(r)!.filter((x) => !gr.roots.includes(x));
-  while (stack.length) {
-    const x = stack.pop()!;
-    if (gr.roots.includes(x)) return true;
-    const h = groupOf.get(x)!;
-    if (seen.has(h)) continue;
-    seen.add(h);
-    for (const y of h.roots) stack.push(...front.get(y)!);
+export class Groups {
+  readonly list: Group[] = [];
+  readonly groupOf = new Map<Node, Group>();
+  private readonly index = new Map<Group, number>();
+  private readonly below: Uint32Array[] = [];
+  private readonly words: number;
+
+  constructor(private readonly front: Map<Node, Node[]>) {
+    this.words = (front.size >> 5) + 1;
   }
-  return false;
+
+  /**
+   * Whether adding root r to group gr would make nests depend on each other: r reads a value x outside gr whose
+   * group depends on gr. Every value read is an earlier root, so it has its group.
+   */
+  closesCycle(r: Node, gr: Group): boolean {
+    return this.front.get(r)!.some((x) => {
+      const h = this.groupOf.get(x)!;
+      return h !== gr && this.dependsOn(h, gr);
+    });
+  }
+
+  /** Whether group h depends on group on by at least one step (not through h reading its own roots). */
+  dependsOn(h: Group, on: Group): boolean {
+    const i = this.index.get(on), j = this.index.get(h);
+    return i !== undefined && j !== undefined && (this.below[j]![i >> 5]! >>> (i & 31) & 1) === 1;
+  }
+
+  add(r: Node, gr: Group): void {
+    let i = this.index.get(gr);
+    if (i === undefined) {
+      this.index.set(gr, i = this.list.length);
+      this.list.push(gr);
+      this.below.push(new Uint32Array(this.words));
+    }
+    const more = new Uint32Array(this.words);
+    for (const x of this.front.get(r)!) {
+      const j = this.index.get(this.groupOf.get(x)!)!;
+      if (j === i) continue; // a group reading its own roots
+      more[j >> 5]! |= 1 << (j & 31);
+      for (let w = 0; w < this.words; w++) more[w]! |= this.below[j]![w]!;
+    }
+    for (let h = 0; h < this.list.length; h++) {
+      const b = this.below[h]!;
+      if (h !== i && (b[i >> 5]! >>> (i & 31) & 1) === 0) continue;
+      for (let w = 0; w < this.words; w++) b[w]! |= more[w]!;
+    }
+    gr.roots.push(r);
+    this.groupOf.set(r, gr);
+  }
 }
 
 /** Nests that depend on each other (a fault of grouping, undone by giving their roots nests of their own). */
@@ -299,32 +355,37 @@ export function fuse(g: Graph): FusionPlan {
   // roots that could not be placed in the nest they were grouped into: each gets a plain nest of its own shape,
   // where any root can be computed (its contractions at the nest's index, operands hiding more materialized)
   const alone = new Set<Node>();
+  const infos = new Map<Node, RootInfo>();
   for (let round = 0; round < 10_000; round++) {
     const nests: NestPlan[] = [];
     let retry: Node | undefined;
     // group roots by nest key, merging roots that share a computed contraction or use each other,
     // unless the root depends on the group through a value computed outside it (that would be a cycle)
-    const front = materializedFront(mat);
-    const groups: Group[] = [];
-    const groupOf = new Map<Node, Group>();
-    const add = (r: Node, gr: Group) => {
-      if (!groups.includes(gr)) groups.push(gr);
-      gr.roots.push(r);
-      groupOf.set(r, gr);
-    };
+    const front = new Map<Node, Node[]>();
+    for (const m of mat) {
+      let i = infos.get(m);
+      if (!i) infos.set(m, i = rootInfo(m, mat));
+      front.set(m, i.front);
+    }
+    const contractionsOf = (q: Node) => infos.get(q)!.contractions;
+    const grouping = new Groups(front), groups = grouping.list, add = (r: Node, gr: Group) => grouping.add(r, gr);
     for (const r of [...mat].sort((a, b) => order.get(a)! - order.get(b)!)) {
       if (alone.has(r)) {
         add(r, { key: { full: r.type.shape, axes: [] }, roots: [] });
         continue;
       }
-      const key = rootKey(r, mat);
-      const rc = new Set(cone(r, mat, false).filter(isContraction));
+      const info = infos.get(r)!, key = info.key, rc = info.contractions;
       // a plain root of a row nest's outer shape may join that row nest
       const fits = (gk: NestKey) => keyOf(gk) === keyOf(key) || (key.axes.length === 0 && gk.axes.length > 0 && isReducedShape(r.type.shape, gk));
+      const reads = (gk: NestKey) => {
+        let m = info.reads.get(keyOf(gk));
+        if (!m) info.reads.set(keyOf(gk), m = readsOf(r, mat, gk));
+        return m;
+      };
       const target = groups.find((gr) => fits(gr.key) && !gr.roots.some((q) => alone.has(q))
-        && gr.roots.every((q) => readsAt(r, q, mat, gr.key) !== 'other')
-        && gr.roots.some((q) => readsAt(r, q, mat, gr.key) === 'elementwise' || cone(q, mat, false).some((c) => isContraction(c) && rc.has(c)))
-        && !closesCycle(r, gr, front, groupOf));
+        && gr.roots.every((q) => reads(gr.key).get(q) !== 'other')
+        && gr.roots.some((q) => reads(gr.key).get(q) === 'elementwise' || [...contractionsOf(q)].some((c) => rc.has(c)))
+        && !grouping.closesCycle(r, gr));
       add(r, target ?? { key, roots: [] });
     }
     for (const gr of groups) {
@@ -354,7 +415,10 @@ export function fuse(g: Graph): FusionPlan {
     }
     if (alone.has(retry)) throw new Error(`fuse: cannot place %${retry.id} ${retry.op} in any loop nest`);
     if (mat.has(retry)) alone.add(retry);
-    else mat.add(retry);
+    else {
+      mat.add(retry);
+      for (const [m, i] of infos) if (m !== retry && i.cone.has(retry)) infos.delete(m);
+    }
   }
   throw new Error('fuse: no fixed point of materialization after 10,000 rounds');
 }
