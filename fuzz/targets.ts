@@ -17,6 +17,7 @@ import { Builder, type Graph, type Node, nodeName, topoSort, updatesAsOutputs } 
 import { type RunResult, interpret } from '../ir/interpreter.js';
 import type { TypedArray } from '../ir/types.js';
 import { runPipeline } from '../driver/pipeline.js';
+import { reductionTrees } from '../passes/reduction_trees.js';
 import { readNpy, writeNpy } from '../runtime/npy.js';
 import { readSafetensors } from '../runtime/safetensors.js';
 import { randomBindings, randomGraph } from './random_graphs.js';
@@ -128,8 +129,9 @@ function compare(c: Case, ref: RunResult, got: Got, exact: boolean, label: strin
   return d.length ? { kind: 'mismatch', message: d.join('; ') } : undefined;
 }
 
-function reference(c: Case): RunResult {
-  return interpret(c.graph, c.inputs, c.params);
+/** The graph interpreter's result; for a GPU target, of the graph with the reduction trees its pipeline declares. */
+function reference(c: Case, caps?: TargetCaps): RunResult {
+  return interpret(caps?.gpu ? reductionTrees(c.graph, caps.gpu) : c.graph, c.inputs, c.params);
 }
 
 /** The loop program under a schedule, exactly; a parallel or GPU schedule also with those loops run in reverse. */
@@ -140,7 +142,7 @@ function runLoop(c: Case, caps: TargetCaps): Outcome {
   } catch (e) {
     return ice(e);
   }
-  const ref = reference(c);
+  const ref = reference(c, caps);
   for (const reverse of caps.gpu || caps.threads > 1 ? [false, true] : [false]) {
     let got;
     try {
@@ -256,7 +258,7 @@ function runNativeModule(target: 'llvm' | 'cuda-emu', cases: readonly Case[], di
   const params = new Map(readSafetensors(new Uint8Array(readFileSync(path.join(dir, 'params.safetensors')))).tensors.map((t) => [t.name, t.data]));
   return cases.map((c, i) => {
     const outputs = new Map(c.graph.outputs.map((o, k) => [o.name, readNpy(new Uint8Array(readFileSync(path.join(dir, named[i]!.name, `out${k}.npy`)))).data]));
-    return compare(c, reference(c), { outputs, params: unprefixed(c, params) }, false, target);
+    return compare(c, reference(c, TARGET_CAPS[target]), { outputs, params: unprefixed(c, params) }, false, target);
   });
 }
 

@@ -152,8 +152,8 @@ describe('cuda model_train keeps the dataset on the device (emulated)', () => {
     const r = spawnSync(path.join(dir, 'model_train_emu'), ['--epochs', '1', '--batch-size', '32', '--out', 'trained.safetensors', 'x.npy', 'y.npy'], { cwd: dir, encoding: 'utf8', env: { ...process.env, KILN_CUDA_PROFILE: '1' } });
     expect(r.status, r.stderr).toBe(0);
     // 8,000 rows in batches of 32: 250 steps; after the first (which copies the whole block in), each copies 32 row
-    // numbers (8 bytes) and the int32 rng counter
-    expect(r.stderr).toContain(`kiln cuda: inputs ${32 * 8 + 4} bytes in per call over 249 calls\n`);
+    // numbers (8 bytes), the int32 rng counter and the int32 count of valid rows (the last batch may be partial)
+    expect(r.stderr).toContain(`kiln cuda: inputs ${32 * 8 + 4 + 4} bytes in per call over 249 calls\n`);
     expect(Number(/loss: ([\d.]+)/.exec(r.stdout)![1])).toBeLessThan(1);
     expect(Array.from(readTensors(path.join(dir, 'trained.safetensors')).find((t) => t.name === 'adam/iteration')!.data)).toEqual([250]);
   });
