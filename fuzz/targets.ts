@@ -8,6 +8,7 @@ import v8 from 'node:v8';
 import { CUDA_CAPS, compileCuda } from '../codegen/cuda/target.js';
 import { type TargetEntry, entryLayout } from '../codegen/artifacts.js';
 import { LLVM_CAPS, compileLlvm } from '../codegen/llvm/target.js';
+import type { GpuCaps } from '../codegen/loop/gpu.js';
 import { runProgram } from '../codegen/loop/interpreter.js';
 import { DEFAULT_CAPS, type TargetCaps } from '../codegen/loop/schedule.js';
 import { renderWasmModule } from '../codegen/wasm/render.js';
@@ -17,6 +18,7 @@ import { Builder, type Graph, type Node, nodeName, topoSort, updatesAsOutputs } 
 import { type RunResult, interpret } from '../ir/interpreter.js';
 import type { TypedArray } from '../ir/types.js';
 import { runPipeline } from '../driver/pipeline.js';
+import { reductionTrees } from '../passes/reduction_trees.js';
 import { readNpy, writeNpy } from '../runtime/npy.js';
 import { readSafetensors } from '../runtime/safetensors.js';
 import { randomBindings, randomGraph } from './random_graphs.js';
@@ -128,8 +130,12 @@ function compare(c: Case, ref: RunResult, got: Got, exact: boolean, label: strin
   return d.length ? { kind: 'mismatch', message: d.join('; ') } : undefined;
 }
 
-function reference(c: Case): RunResult {
-  return interpret(c.graph, c.inputs, c.params);
+/**
+ * The graph interpreter's result; for a GPU schedule on the graph with the reduction trees that target's pipeline
+ * declares (passes/reduction_trees.ts): a tree is part of the program's meaning, its sums in that order.
+ */
+function reference(c: Case, gpu?: GpuCaps): RunResult {
+  return interpret(gpu ? reductionTrees(c.graph, gpu) : c.graph, c.inputs, c.params);
 }
 
 /** The loop program under a schedule, exactly; a parallel or GPU schedule also with those loops run in reverse. */
@@ -140,7 +146,7 @@ function runLoop(c: Case, caps: TargetCaps): Outcome {
   } catch (e) {
     return ice(e);
   }
-  const ref = reference(c);
+  const ref = reference(c, caps.gpu);
   for (const reverse of caps.gpu || caps.threads > 1 ? [false, true] : [false]) {
     let got;
     try {
@@ -256,7 +262,7 @@ function runNativeModule(target: 'llvm' | 'cuda-emu', cases: readonly Case[], di
   const params = new Map(readSafetensors(new Uint8Array(readFileSync(path.join(dir, 'params.safetensors')))).tensors.map((t) => [t.name, t.data]));
   return cases.map((c, i) => {
     const outputs = new Map(c.graph.outputs.map((o, k) => [o.name, readNpy(new Uint8Array(readFileSync(path.join(dir, named[i]!.name, `out${k}.npy`)))).data]));
-    return compare(c, reference(c), { outputs, params: unprefixed(c, params) }, false, target);
+    return compare(c, reference(c, target === 'cuda-emu' ? CUDA_CAPS.gpu : undefined), { outputs, params: unprefixed(c, params) }, false, target);
   });
 }
 
