@@ -45,9 +45,10 @@ function movedDecls(outerBody: readonly Stmt[], outerVar: string, innerBody: rea
     if (bad) return `'${(s as { name: string }).name}' depends on '${bad}', which changes in loop '${outerVar}'`;
   }
   const reads = readsOf(innerBody.filter((s) => !moved.includes(s)));
-  // decls the rest reads as well stay there too (computed once more in the new loop)
+  // decls the rest reads as well stay there too (computed once more in the new loop), and so do the decls they
+  // read, transitively: iterating the set itself visits what is added (a snapshot stopped one level deep)
   const shared = new Set([...need].filter((n) => n !== value && reads.has(n)));
-  for (const n of [...shared]) for (const v of varsOf((decls.get(n) as Extract<Stmt, { k: 'decl' }>).init)) if (need.has(v)) shared.add(v);
+  for (const n of shared) for (const v of varsOf((decls.get(n) as Extract<Stmt, { k: 'decl' }>).init)) if (need.has(v)) shared.add(v);
   return { moved, shared };
 }
 
