@@ -14,7 +14,7 @@ import { canonicalize } from '../passes/canonicalize.js';
 import { dce } from '../passes/dce.js';
 import { removeEmpty } from '../passes/empty.js';
 import { type FusionPlan, fuse } from '../passes/fuse.js';
-import { reductionTrees } from '../passes/reduction_trees.js';
+import { reductionTrees } from '../codegen/loop/reduction_trees.js';
 import { describeLaunches } from '../codegen/loop/gpu.js';
 
 /** Graph-to-graph passes, in order. (Autodiff and the optimizer update run while tracing the training step.) */
@@ -88,7 +88,7 @@ function* passes(input: Graph, options: PipelineOptions): Generator<PassResult, 
     yield { name: p.name, text: () => printGraph(h) };
     g = h;
   }
-  // GPU targets: reductions as declared trees of partials (passes/reduction_trees.ts); CPU targets keep the serial order
+  // GPU targets: reductions as declared trees of partials (codegen/loop/reduction_trees.ts); CPU targets keep the serial order
   const gpu = options.caps?.gpu;
   if (gpu) {
     g = reductionTrees(g, gpu);

@@ -17,7 +17,7 @@ import { Builder, type Graph, type Node, nodeName, topoSort, updatesAsOutputs } 
 import { type RunResult, interpret } from '../ir/interpreter.js';
 import type { TypedArray } from '../ir/types.js';
 import { runPipeline } from '../driver/pipeline.js';
-import { reductionTrees } from '../passes/reduction_trees.js';
+import { reductionTrees } from '../codegen/loop/reduction_trees.js';
 import { readNpy, writeNpy } from '../runtime/npy.js';
 import { readSafetensors } from '../runtime/safetensors.js';
 import { randomBindings, randomGraph } from './random_graphs.js';

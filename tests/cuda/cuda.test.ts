@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { compileCuda, hasNvcc } from '../../codegen/cuda/target.js';
 import { H100 } from '../../codegen/loop/gpu.js';
-import { reductionTrees } from '../../passes/reduction_trees.js';
+import { reductionTrees } from '../../codegen/loop/reduction_trees.js';
 import * as keras from '../../frontend/index.js';
 import { traceModel } from '../../frontend/models/executor.js';
 import { compileModel, traceTrainStep } from '../../frontend/models/training.js';

@@ -1,5 +1,5 @@
 // Differential helpers: compile a graph through the pipeline, run the loop program and the graph interpreter, list differences.
-import { reductionTrees } from '../../passes/reduction_trees.js';
+import { reductionTrees } from '../../codegen/loop/reduction_trees.js';
 import { type LoopRunResult, runProgram } from '../../codegen/loop/interpreter.js';
 import type { Graph } from '../../ir/graph.js';
 import { type RunResult, interpret } from '../../ir/interpreter.js';

@@ -2,7 +2,7 @@
 // with today's schedules, and a whole-program check against the graph interpreter (both loop orders).
 import { expect } from 'vitest';
 import { H100 } from '../../../codegen/loop/gpu.js';
-import { reductionTrees } from '../../../passes/reduction_trees.js';
+import { reductionTrees } from '../../../codegen/loop/reduction_trees.js';
 import { runProgram } from '../../../codegen/loop/interpreter.js';
 import type { Program } from '../../../codegen/loop/ir.js';
 import { lower } from '../../../codegen/loop/lower.js';

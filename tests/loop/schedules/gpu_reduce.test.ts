@@ -1,4 +1,4 @@
-// Declared reduction trees (ir/ops.ts treeLevels, passes/reduction_trees.ts) and their GPU recipe (gpu_reduce.ts):
+// Declared reduction trees (ir/ops.ts treeLevels, codegen/loop/reduction_trees.ts) and their GPU recipe (gpu_reduce.ts):
 // the graph interpreter's tree order is the one lowering emits, and treeThreads runs the partials and levels on a
 // block's threads; every program verifies and equals the graph interpreter bit for bit in both loop orders.
 import { describe, expect, it } from 'vitest';
@@ -9,7 +9,7 @@ import { runPipeline } from '../../../driver/pipeline.js';
 import { interpret } from '../../../ir/interpreter.js';
 import { topoSort } from '../../../ir/graph.js';
 import { parseGraph } from '../../../ir/parser.js';
-import { reductionTrees } from '../../../passes/reduction_trees.js';
+import { reductionTrees } from '../../../codegen/loop/reduction_trees.js';
 import { schedule } from '../../../codegen/loop/schedules/index.js';
 import { randomGraph } from '../../passes/random_graphs.js';
 import { cudaLowered, expectMatchesGraph } from './gpu_helpers.js';

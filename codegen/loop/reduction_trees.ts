@@ -1,10 +1,10 @@
 // GPU targets only: each reduction gets the tree (`tree: W`, ir/ops.ts treeLevels) the GPU cost model picks, so
 // its W partials can run on a block's threads and combine in a fixed order every evaluator follows (CPU targets
 // never run this pass: their artifacts keep the serial order).
-import { type Graph, rebuild } from '../ir/graph.js';
-import { isReduceOp, attrsOf } from '../ir/ops.js';
-import { sizeOf } from '../ir/types.js';
-import { type GpuCaps, reductionTree } from '../codegen/loop/gpu.js';
+import { type Graph, rebuild } from '../../ir/graph.js';
+import { isReduceOp, attrsOf } from '../../ir/ops.js';
+import { sizeOf } from '../../ir/types.js';
+import { type GpuCaps, reductionTree } from './gpu.js';
 
 /** The graph with a `tree` attribute on every reduction a tree makes cheaper (one already declared is kept). */
 export function reductionTrees(g: Graph, gpu: GpuCaps): Graph {
