@@ -1,0 +1,100 @@
+// wasm artifacts in headless Chromium: the seed MLP and CNN served over HTTP, model.mjs loaded in the page (the
+// instantiateStreaming path), predict equal to the reference interpreter bit for bit (as in Node); and the same
+// under cross-origin isolation, with wasm threads where the artifact's loader offers them.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { distModules, launch, newPage, skipNote } from './harness.js';
+
+interface Served { url: string; close(): Promise<void> }
+interface PageResult { y: number[]; streamed: number; fromBytes: number; isolated: boolean; threads: number }
+
+const MODELS = ['sequential', 'cnn'] as const;
+
+/** Runs in the page (as text: vitest rewrites import() in functions): loads the artifact and predicts x. */
+const IN_PAGE = `async ({ url, x }) => {
+  // count how the loader compiled the module: streamed, or from its bytes (the fallback)
+  const count = { streamed: 0, fromBytes: 0 };
+  const streaming = WebAssembly.instantiateStreaming, instantiate = WebAssembly.instantiate;
+  WebAssembly.instantiateStreaming = async (...a) => { const r = await streaming(...a); count.streamed++; return r; };
+  WebAssembly.instantiate = (...a) => { count.fromBytes++; return instantiate(...a); };
+  const { load } = await import(url);
+  // the threaded loader where the artifact has one (load({ threads })); else the single-threaded one
+  let threads = 0, m;
+  try {
+    m = await load({ threads: 2 });
+    threads = 2;
+  } catch (e) {
+    if (!/unknown option 'threads'/.test(e.message)) throw e;
+    m = await load();
+  }
+  const [y] = m.predict([Float32Array.from(x)]);
+  return { y: Array.from(y), ...count, isolated: crossOriginIsolated, threads };
+}`;
+const ROWS = [1, 3, 300]; // predict_1; one padded chunk; a whole chunk of 256 then 44 rows padded
+
+describe.skipIf(skipNote !== '')(`wasm artifacts in headless Chromium${skipNote}`, () => {
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'kiln-browser-'));
+  let browser: Browser;
+  let plain: Served, isolated: Served;
+  const want = new Map<string, Float32Array>();
+  const inputs = new Map<number, number[]>();
+
+  beforeAll(async () => {
+    const m = await distModules();
+    writeFileSync(path.join(tmp, 'index.html'), '<!doctype html><title>kiln browser test</title>\n');
+    for (const name of MODELS) {
+      const model = await m.example(name);
+      await m.compile(model, { target: 'wasm', outDir: path.join(tmp, name) });
+      for (const n of ROWS) {
+        const x = Float32Array.from({ length: n * 784 }, (_, i) => (Math.sin(i * 0.37) + 1) / 2);
+        inputs.set(n, Array.from(x));
+        const ref = m.interpret(m.traceModel(model, n).graph, new Map([[model.inputSpecs[0]!.name, x]]), new Map(model.weights.map((v) => [v.path, v.data])));
+        want.set(`${name}/${n}`, [...ref.outputs.values()][0]!.data as Float32Array);
+      }
+    }
+    [plain, isolated] = await Promise.all([m.serveFolder(tmp), m.serveFolder(tmp, { isolate: true })]);
+    browser = await launch();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await Promise.all([plain?.close(), isolated?.close()]);
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  /** Loads name/model.mjs in a fresh page of `server` and predicts x there. */
+  async function inPage(server: Served, name: string, x: number[]): Promise<PageResult> {
+    const { page, errors } = await newPage(browser);
+    try {
+      await page.goto(server.url); // the folder's blank index.html: the module is imported from its origin
+      return await page.evaluate(`(${IN_PAGE})(${JSON.stringify({ url: `${server.url}${name}/model.mjs`, x })})`) as PageResult;
+    } catch (e) {
+      throw new Error(`${(e as Error).message}\n${errors.join('\n')}`);
+    } finally {
+      await page.close();
+    }
+  }
+
+  for (const name of MODELS) {
+    it(`${name}: model.mjs streams model.wasm in the page; predict equals the interpreter bit for bit`, async () => {
+      for (const n of ROWS) {
+        const r = await inPage(plain, name, inputs.get(n)!);
+        expect(r.streamed, 'compiled with instantiateStreaming').toBe(1);
+        expect(r.fromBytes, 'compiled from bytes').toBe(0);
+        expect(r.isolated).toBe(false);
+        expect(Float32Array.from(r.y), `${n} rows`).toEqual(want.get(`${name}/${n}`));
+      }
+    });
+
+    it(`${name}: under COOP/COEP the page is cross-origin isolated; predict (threaded where offered) equals the interpreter bit for bit`, async () => {
+      for (const n of ROWS) {
+        const r = await inPage(isolated, name, inputs.get(n)!);
+        expect(r.isolated).toBe(true);
+        expect(r.streamed).toBe(1);
+        expect(Float32Array.from(r.y), `${n} rows, ${r.threads || 'no'} threads`).toEqual(want.get(`${name}/${n}`));
+      }
+    });
+  }
+});
