@@ -33,7 +33,7 @@ export interface Served {
 }
 
 /** Serves the files under `dir` (GET and HEAD; a folder serves its index.html); nothing outside it. */
-export function serveFolder(dir: string, options: ServeOptions = {}): Promise<Served> {
+export async function serveFolder(dir: string, options: ServeOptions = {}): Promise<Served> {
   for (const k of Object.keys(options)) if (k !== 'isolate' && k !== 'port') throw new Error(`serveFolder: unknown option '${k}'; options: isolate, port`);
   const root = path.resolve(dir);
   if (!statSync(root, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`serveFolder: ${dir} is not a folder`);
