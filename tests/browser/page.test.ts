@@ -1,7 +1,7 @@
 // The training page of `npm run demo:web` in headless Chromium: it trains the seed MLP past 90% held-out accuracy,
 // a screenshot of its plot shows the curves in their colours, and a digit drawn on the pad gets a class.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
@@ -90,5 +90,23 @@ describe.skipIf(skipNote !== '')(`the training page (npm run demo:web) in headle
     expect(shown).toBe('1');
     expect(bars).toBe(10);
     expect(errors).toEqual([]);
+  });
+});
+
+describe('npm run demo:web options', () => {
+  it('refuses unknown options, and a non-empty folder that holds no page built before, in one line and writing nothing', () => {
+    ensureBuilt();
+    const demo = (...args: string[]) => spawnSync(process.execPath, [path.join(root, 'dist/web/demo.js'), ...args], { cwd: root, encoding: 'utf8' });
+    const unknown = demo('--prot', '8080');
+    expect([unknown.status, unknown.stderr]).toEqual([1, "demo:web: unknown option '--prot'; options: --port N (default 8000; 0 picks a free one), --out DIR (default build/web)\n"]);
+    const mine = mkdtempSync(path.join(os.tmpdir(), 'kiln-demo-web-mine-'));
+    try {
+      writeFileSync(path.join(mine, 'index.html'), 'my page');
+      const r = demo('--port', '0', '--out', mine);
+      expect([r.status, r.stderr]).toEqual([1, `demo:web: ${mine} is not empty and holds no training page built before: give another --out\n`]);
+      expect(readdirSync(mine)).toEqual(['index.html']);
+    } finally {
+      rmSync(mine, { recursive: true, force: true });
+    }
   });
 });
