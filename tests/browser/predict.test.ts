@@ -1,7 +1,7 @@
 // wasm artifacts in headless Chromium: the seed MLP and CNN served over HTTP, model.mjs loaded in the page (the
 // instantiateStreaming path), predict equal to the reference interpreter bit for bit (as in Node); and the same
 // under cross-origin isolation, with wasm threads where the artifact's loader offers them.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Browser } from 'playwright-core';
@@ -14,24 +14,30 @@ interface PageResult { y: number[]; streamed: number; fromBytes: number; isolate
 const MODELS = ['sequential', 'cnn'] as const;
 
 /** Runs in the page (as text: vitest rewrites import() in functions): loads the artifact and predicts x. */
-const IN_PAGE = `async ({ url, x }) => {
-  // count how the loader compiled the module: streamed, or from its bytes (the fallback)
+const IN_PAGE = `async ({ url, x, threads }) => {
+  // count how the loader compiled its module: streamed, or from bytes (the fallback; instantiating a compiled
+  // WebAssembly.Module is neither)
   const count = { streamed: 0, fromBytes: 0 };
-  const streaming = WebAssembly.instantiateStreaming, instantiate = WebAssembly.instantiate;
-  WebAssembly.instantiateStreaming = async (...a) => { const r = await streaming(...a); count.streamed++; return r; };
-  WebAssembly.instantiate = (...a) => { count.fromBytes++; return instantiate(...a); };
+  const W = WebAssembly, wrapped = {};
+  for (const f of ['instantiateStreaming', 'compileStreaming', 'instantiate', 'compile']) wrapped[f] = W[f].bind(W);
+  for (const f of ['instantiateStreaming', 'compileStreaming']) W[f] = async (...a) => { const r = await wrapped[f](...a); count.streamed++; return r; };
+  for (const f of ['instantiate', 'compile']) W[f] = (...a) => { if (!(a[0] instanceof W.Module)) count.fromBytes++; return wrapped[f](...a); };
   const { load } = await import(url);
-  // the threaded loader where the artifact has one (load({ threads })); else the single-threaded one
-  let threads = 0, m;
-  try {
-    m = await load({ threads: 2 });
-    threads = 2;
-  } catch (e) {
-    if (!/unknown option 'threads'/.test(e.message)) throw e;
+  let m;
+  if (threads > 1) {
+    // the threaded build where the artifact's loader has one (load({ threads })); else the single-threaded one
+    try {
+      m = await load({ threads });
+    } catch (e) {
+      if (!/unknown option 'threads'/.test(e.message)) throw e;
+      m = await load();
+    }
+  } else {
     m = await load();
   }
   const [y] = m.predict([Float32Array.from(x)]);
-  return { y: Array.from(y), ...count, isolated: crossOriginIsolated, threads };
+  m.close?.();
+  return { y: Array.from(y), ...count, isolated: crossOriginIsolated, threads: m.threads ?? 1 };
 }`;
 // predict compiled at 16 rows (the interpreter's CNN at 256 rows is slow): 19 rows run as a chunk of 16 (predict),
 // then 3 rows one at a time (predict_1)
@@ -67,11 +73,11 @@ describe.skipIf(skipNote !== '')(`wasm artifacts in headless Chromium${skipNote}
   });
 
   /** Loads name/model.mjs in a fresh page of `server` and predicts x there. */
-  async function inPage(server: Served, name: string, x: number[]): Promise<PageResult> {
+  async function inPage(server: Served, name: string, x: number[], threads = 1): Promise<PageResult> {
     const { page, errors } = await newPage(browser);
     try {
       await page.goto(server.url); // the folder's blank index.html: the module is imported from its origin
-      return await page.evaluate(`(${IN_PAGE})(${JSON.stringify({ url: `${server.url}${name}/model.mjs`, x })})`) as PageResult;
+      return await page.evaluate(`(${IN_PAGE})(${JSON.stringify({ url: `${server.url}${name}/model.mjs`, x, threads })})`) as PageResult;
     } catch (e) {
       throw new Error(`${(e as Error).message}\n${errors.join('\n')}`);
     } finally {
@@ -86,16 +92,20 @@ describe.skipIf(skipNote !== '')(`wasm artifacts in headless Chromium${skipNote}
         expect(r.streamed, 'compiled with instantiateStreaming').toBe(1);
         expect(r.fromBytes, 'compiled from bytes').toBe(0);
         expect(r.isolated).toBe(false);
+        expect(r.threads).toBe(1);
         expect(Float32Array.from(r.y), `${n} rows`).toEqual(want.get(`${name}/${n}`));
       }
     });
 
     it(`${name}: under COOP/COEP the page is cross-origin isolated; predict (threaded where offered) equals the interpreter bit for bit`, async () => {
       for (const n of ROWS) {
-        const r = await inPage(isolated, name, inputs.get(n)!);
+        const r = await inPage(isolated, name, inputs.get(n)!, 2);
         expect(r.isolated).toBe(true);
         expect(r.streamed).toBe(1);
-        expect(Float32Array.from(r.y), `${n} rows, ${r.threads || 'no'} threads`).toEqual(want.get(`${name}/${n}`));
+        expect(r.fromBytes).toBe(0);
+        // an artifact with a threaded build runs on 2 threads here
+        expect(r.threads).toBe(existsSync(path.join(tmp, name, 'model-threads.wasm')) ? 2 : 1);
+        expect(Float32Array.from(r.y), `${n} rows, ${r.threads} thread(s)`).toEqual(want.get(`${name}/${n}`));
       }
     });
   }
