@@ -237,16 +237,33 @@ function classifier(model) {
   };
 }
 
+/**
+ * The model on `?threads=N` threads, default 1: a batch-32 step of this MLP is too small to share (on 2 cores it
+ * took about twice as long on 2 threads as on 1); more than 1 needs cross-origin isolation, as demo:web serves.
+ */
+async function loadModel() {
+  const given = new URLSearchParams(location.search).get('threads');
+  const threads = given === null ? 1 : Number(given);
+  if (!(Number.isInteger(threads) && threads >= 1)) throw new Error(`?threads= takes a whole number of threads from 1, got '${given}'`);
+  try {
+    return await load({ threads });
+  } catch (e) {
+    // a loader without threads has no such option, and runs on one
+    if (threads === 1 && /unknown option 'threads'/.test(e.message)) return load();
+    throw e;
+  }
+}
+
 async function main() {
   status('loading the model and the digits…');
   const [model, xTrain, yTrain, xTest, yTest] = await Promise.all([
-    load(), npy('data/x_train.npy'), npy('data/y_train.npy'), npy('data/x_test.npy'), npy('data/y_test.npy'),
+    loadModel(), npy('data/x_train.npy'), npy('data/y_train.npy'), npy('data/x_test.npy'), npy('data/y_test.npy'),
   ]);
   const plot = makePlot();
   setupPad(classifier(model));
   document.body.dataset.state = 'training';
   const r = await train(model, plot, xTrain.data, yTrain.data, xTest.data, yTest.data);
-  status(`trained ${EPOCHS} epochs (${r.steps} steps) in ${r.seconds.toFixed(1)} s${crossOriginIsolated ? ' (cross-origin isolated)' : ''}; draw a digit below`);
+  status(`trained ${EPOCHS} epochs (${r.steps} steps) in ${r.seconds.toFixed(1)} s on ${model.threads ?? 1} thread(s); draw a digit below`);
   document.body.dataset.accuracy = String(r.heldOut);
   document.body.dataset.state = 'done';
 }
