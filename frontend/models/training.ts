@@ -174,6 +174,62 @@ export function traceTrainStep(model: Model, c: Compiled, inputShapes: number[][
   return { graph, variables: tr.variables };
 }
 
+/**
+ * The training step split at the gradients, for data-parallel training: `gradStep` runs forward + loss + backward on
+ * one rank's share of the batch (the same inputs as traceTrainStep's) and returns one flat float32 vector "grads":
+ * every trainable weight's gradient (flattened, in trainableWeights order), then the new values of the state the
+ * forward pass updates (BatchNormalization's moving statistics, from this rank's rows), then the loss; it updates no
+ * param. `applyGrads` takes that vector, once the ranks have reduced it (a mean over the ranks' rows), and runs the
+ * optimizer update and sets the state. One output makes the gradients one contiguous buffer, so one all-reduce per
+ * step covers them (and the loss and the state), with no change to the memory plan.
+ */
+export function traceSplitStep(model: Model, c: Compiled, inputShapes: number[][], targetShapes: number[][], options: { partial?: boolean } = {}): { grad: Graph; apply: Graph } {
+  const trainable = model.trainableWeights;
+  c.optimizer.build(trainable);
+  const declare = (tr: Trace) => { for (const v of [...model.weights, ...c.optimizer.variables]) tr.paramOf(v); };
+  const tr = new Trace();
+  declare(tr);
+  const names = model.outputNames;
+  const { flat, preds, state } = withTrace(tr, () => {
+    const ins = model.inputSpecs.map((s, i) => tr.input(s.name, s.dtype, inputShapes[i]!));
+    const targets = names.map((n, i) => tr.input(`target/${n}`, c.losses[i]!.targetDtype, targetShapes[i]!));
+    const out = model.call(ins.length === 1 ? ins[0]! : ins, { training: true }) as Tensor | Tensor[];
+    const preds = Array.isArray(out) ? out : [out];
+    const rows = options.partial ? tr.input('rows', 'int32', []) : undefined;
+    const perLoss = preds.map((p, i) => (rows ? c.losses[i]!.masked(targets[i]!, p, rows) : c.losses[i]!(targets[i]!, p)));
+    const total = perLoss.reduce((acc: Tensor | undefined, l, i) => {
+      const w = c.lossWeights[i] === 1 ? l : ops.multiply(l, c.lossWeights[i]!);
+      return acc ? ops.add(acc, w) : w;
+    }, undefined)!;
+    const gNodes = gradients(tr.builder, tr.nodeOf(total), trainable.map((v) => tr.paramOf(v)));
+    const grads = gNodes.map((n) => new Tensor(n.type.dtype, n.type.shape, undefined, n));
+    const state = [...tr.stateUpdates].filter(([v]) => !trainable.includes(v));
+    const parts = [...grads, ...state.map(([, t]) => t), total].map((t) => ops.reshape(ops.cast(t, 'float32'), [-1]));
+    return { flat: ops.concatenate(parts, 0), preds, state: state.map(([v]) => v) };
+  });
+  const outputs = [{ name: 'grads', node: tr.nodeOf(flat) }];
+  names.forEach((n, i) => outputs.push({ name: `pred/${n}`, node: tr.nodeOf(preds[i]!) }));
+  const grad = tr.finish('grad_step', outputs);
+  const ta = new Trace();
+  declare(ta);
+  const { updates, loss } = withTrace(ta, () => {
+    const reduced = ta.input('grads', 'float32', flat.shape);
+    let at = 0;
+    const take = (shape: readonly number[]) => {
+      const n = shape.reduce((a, b) => a * b, 1);
+      const t = ops.reshape(ops.slice(reduced, [at], [n]), shape);
+      at += n;
+      return t;
+    };
+    const grads = trainable.map((v) => take(v.shape));
+    const updates = c.optimizer.updates(grads, trainable);
+    for (const v of state) updates.push([v, ops.cast(take(v.shape), v.dtype)]);
+    return { updates, loss: take([]) };
+  });
+  const apply = ta.finish('apply_grads', [{ name: 'loss', node: ta.nodeOf(loss) }], updates.map(([v, t]) => ({ param: ta.paramOf(v), value: ta.nodeOf(t) })));
+  return { grad, apply };
+}
+
 /** Runs one training step on concrete data and writes the updated values back into the variables. */
 export function runTrainStep(step: TrainStep, model: Model, inputs: Tensor[], targets: Tensor[], counter: number, backend?: Backend): Map<string, Tensor> {
   const bind: Record<string, TypedArray> = { rng_counter: Int32Array.of(counter) };
