@@ -389,7 +389,8 @@ int main(int argc, char **argv) {
       }
       KILN_DEVICE_ROWS(perm + step * batch + lo, mine);
       valid = (int32_t)mine;
-      counter = (int32_t)iteration++;
+      /* each rank its own random draws (Dropout): counter t * ranks + rank, which is t on one rank */
+      counter = (int32_t)(iteration++ * ranks + me);
       l = train_step(e, inputs, outputs, loss_output, mine, nb, iteration);
       if (has_loss) {
         if (!isfinite(l)) { /* as Keras's TerminateOnNaN; the weights file stays as it was */
