@@ -7,6 +7,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { hasTool } from '../../codegen/llvm/firmware.js';
 import { checkDistributed } from '../../cli/common.js';
+import { compile } from '../../compiler.js';
 import * as keras from '../../frontend/index.js';
 import { readNpy, writeNpy } from '../../runtime/npy.js';
 import { ensureBuilt, root } from '../built.js';
@@ -24,6 +25,13 @@ function compileMpi(file: string, batch: number): string {
   const dir = path.join(tmp, `${path.basename(file, '.ts')}-b${batch}`);
   execFileSync(process.execPath, [cli, 'compile', file, '--target', 'llvm', '--train', '--distributed', 'mpi', '--batch-size', String(batch), '-o', dir], { cwd: root, env });
   return dir;
+}
+
+/** A small MLP without Dropout, so that 1 rank and k ranks train the same function. */
+function mlp(): keras.Model {
+  const model = keras.Sequential([keras.layers.Dense(32, { activation: 'relu', inputShape: [64] }), keras.layers.Dense(10, { activation: 'softmax' })]);
+  model.compile({ optimizer: 'adam', loss: 'sparse_categorical_crossentropy' });
+  return model;
 }
 
 /** `mpirun -np ranks dir/model_train args` in tmp; returns stdout. */
@@ -74,9 +82,14 @@ describe('--distributed: one-line errors', () => {
 
 describe.skipIf(missing.length > 0)(`model_train under mpirun${missing.length ? `: skipped, ${missing.join(' and ')} not installed (openmpi-bin, libopenmpi-dev)` : ''}`, () => {
   const dirs = new Map<number, string>();
-  beforeAll(() => {
+  beforeAll(async () => {
     ensureBuilt();
-    for (const b of [16, 8, 4]) dirs.set(b, compileMpi('tests/distributed/mlp.ts', b));
+    const model = mlp(); // one model: the same initial weights in every build
+    for (const b of [16, 8, 4]) {
+      const outDir = path.join(tmp, `mlp-b${b}`);
+      await compile(model, { target: 'llvm', train: true, distributed: 'mpi', batchSize: b, maxBatch: 1, outDir });
+      dirs.set(b, outDir);
+    }
     writeData(150, '150'); // 10 steps of 16: the last has 6 rows, which leaves ranks 2 and 3 of 4 none
   }, 240_000);
 
@@ -90,9 +103,8 @@ describe.skipIf(missing.length > 0)(`model_train under mpirun${missing.length ? 
     // the reference: fit on the interpreter, same initial weights, the same 10 batches in file order
     mpirun(2, dirs.get(8)!, ['--no-shuffle', '--out', 'r2n.safetensors', 'x150.npy', 'y150.npy']);
     const initial = readTensors(path.join(dirs.get(16)!, 'weights.safetensors'));
-    const model = keras.Sequential([keras.layers.Dense(32, { activation: 'relu', inputShape: [64] }), keras.layers.Dense(10, { activation: 'softmax' })]);
+    const model = mlp();
     model.setWeights(model.weights.map((w, i) => new keras.Tensor('float32', w.shape, initial[i]!.data as Float32Array)));
-    model.compile({ optimizer: 'adam', loss: 'sparse_categorical_crossentropy' });
     const data = (f: string) => new Uint8Array(readFileSync(path.join(tmp, f)));
     const xs = readNpy(data('x150.npy')), ys = readNpy(data('y150.npy'));
     model.fit(new keras.Tensor('float32', [150, 64], xs.data as Float32Array), new keras.Tensor('int32', [150], ys.data as Int32Array),
