@@ -121,45 +121,45 @@ static double allreduce_us;
    applyGrads. Returns the step's loss (the mean of the "loss" output; NAN without one). */
 static double train_step(const kiln_entry *e, const void *const *inputs, void *const *outputs, int loss_output, long mine, long nb, long step) {
 #ifdef KILN_MPI
+  /* gradStep's outputs before the preds (gradients, state, loss: traceSplitStep) are copied out side by side into
+     one vector, applyGrads's input: one all-reduce covers them */
   static const kiln_entry *ae;
   static float *grads;
-  static int g = -1;
-  const kiln_tensor *t;
+  static void *out[64];
+  static long n = -1;
+  const void *in[1];
+  double t0;
   long k;
   int i;
-  if (g < 0) {
+  if (n < 0) {
     ae = kiln_find_entry(&kiln_model, "applyGrads");
-    for (i = 0; i < e->n_outputs; i++)
-      if (strcmp(e->outputs[i].name, "grads") == 0) g = i;
-    if (!ae || g < 0 || ae->n_inputs != 1 || ae->inputs[0].size != e->outputs[g].size) die("the model has no gradStep/applyGrads pair; compile it with --train --distributed mpi");
-    grads = (float *)malloc((size_t)e->outputs[g].size * sizeof *grads);
+    if (!ae || ae->n_inputs != 1 || ae->inputs[0].dtype != KILN_F32) die("the model has no gradStep/applyGrads pair; compile it with --train --distributed mpi");
+    grads = (float *)malloc((size_t)(ae->inputs[0].size ? ae->inputs[0].size : 1) * sizeof *grads);
     if (!grads) die("out of memory");
+    for (i = 0, n = 0; i < e->n_outputs && strncmp(e->outputs[i].name, "pred/", 5) != 0; i++) {
+      if (e->outputs[i].dtype != KILN_F32) die("gradStep's outputs must be float32");
+      out[i] = grads + n;
+      n += e->outputs[i].size;
+    }
+    if (n != ae->inputs[0].size || i == 0 || strcmp(e->outputs[i - 1].name, "loss") != 0) die("gradStep's outputs do not make applyGrads's input");
   }
-  t = &e->outputs[g];
   (void)outputs;
   (void)loss_output;
   /* the gradients of a mean over this rank's rows, weighted by its rows: their sum over the ranks, divided by the
      batch's rows, is the gradient of the mean over the whole batch (the state values and the loss likewise) */
   if (mine > 0) {
-    void *out[64] = {0};
-    out[g] = grads;
     if (kiln_run_entry(e, memory, inputs, out) != KILN_OK) die(kiln_error());
-    for (k = 0; k < t->size; k++) grads[k] *= (float)mine;
+    for (k = 0; k < n; k++) grads[k] *= (float)mine;
   } else {
-    memset(grads, 0, (size_t)t->size * sizeof *grads); /* a partial last batch may leave a rank no rows */
+    memset(grads, 0, (size_t)n * sizeof *grads); /* a partial last batch may leave a rank no rows */
   }
-  {
-    double t0 = now_us();
-    kiln_mpi_allreduce(grads, t->size, step);
-    allreduce_us += now_us() - t0;
-  }
-  for (k = 0; k < t->size; k++) grads[k] /= (float)nb;
-  {
-    const void *in[1];
-    in[0] = grads;
-    if (kiln_run_entry(ae, memory, in, NULL) != KILN_OK) die(kiln_error());
-  }
-  return grads[t->size - 1]; /* the flat vector ends with the loss */
+  t0 = now_us();
+  kiln_mpi_allreduce(grads, n, step);
+  allreduce_us += now_us() - t0;
+  for (k = 0; k < n; k++) grads[k] /= (float)nb;
+  in[0] = grads;
+  if (kiln_run_entry(ae, memory, in, NULL) != KILN_OK) die(kiln_error());
+  return grads[n - 1]; /* the vector ends with the loss */
 #else
   double sum = 0;
   long b, n;
