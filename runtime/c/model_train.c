@@ -213,7 +213,13 @@ int main(int argc, char **argv) {
       split = v ? strtod(v, &end) : -1;
       if (!v || *end != '\0' || !(split >= 0 && split < 1)) die("--validation-split needs a number in [0, 1)");
       i++;
-    } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) { fputs(usage, stdout); return 0; }
+    } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+      fputs(usage, stdout);
+#ifdef KILN_MPI
+      kiln_mpi_finalize();
+#endif
+      return 0;
+    }
     else if (a[0] == '-' && a[1] == '-') {
       snprintf(msg, sizeof msg, "unknown or incomplete option %s (see --help)", a);
       die(msg);
