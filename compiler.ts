@@ -1,11 +1,11 @@
 // The compiler API (`kiln/compiler`): load a model file and compile a keras model for a target.
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { type Emit, KilnError, type Runtime, type Target, checkCompileOptions, checkRuntime, displayPath, errorLocation, unprefixed } from './cli/common.js';
+import { type Distributed, type Emit, KilnError, type Runtime, type Target, checkCompileOptions, checkDistributed, checkRuntime, displayPath, errorLocation, unprefixed } from './cli/common.js';
 import { buildDirAtomically } from './cli/outdir.js';
 import { traceModel } from './frontend/models/executor.js';
 import { Model } from './frontend/models/model.js';
-import { traceTrainStep } from './frontend/models/training.js';
+import { traceSplitStep, traceTrainStep } from './frontend/models/training.js';
 import { NoRowsError } from './frontend/losses.js';
 import { type Graph, nodeName, rebuild, topoSort } from './ir/graph.js';
 import { printGraph } from './ir/printer.js';
@@ -17,7 +17,7 @@ import type { TargetCaps } from './codegen/loop/schedule.js';
 import { irAfter } from './driver/pipeline.js';
 import { type Separability, rowSeparability } from './passes/rows.js';
 
-export { EMITS, type Emit, KilnError, type KilnErrorOptions, TARGETS, type Target, checkCompileOptions, errorReport } from './cli/common.js';
+export { DISTRIBUTED, type Distributed, EMITS, type Emit, KilnError, type KilnErrorOptions, TARGETS, type Target, checkCompileOptions, errorReport } from './cli/common.js';
 
 /** What each target's schedule is chosen for. */
 const TARGET_CAPS: Record<Target, TargetCaps> = { wasm: WASM_CAPS, llvm: LLVM_CAPS, cuda: CUDA_CAPS };
@@ -50,6 +50,12 @@ export interface CompileOptions {
    * read in place from flash; inference only), the default for a `*-none-*` triple; 'hosted' otherwise.
    */
   runtime?: Runtime;
+  /**
+   * llvm with train: 'mpi' builds model_train for data-parallel training under mpirun (mpicc, Open MPI): the step is
+   * compiled as two entries, gradStep and applyGrads (frontend/models/training.ts traceSplitStep), and the ranks
+   * all-reduce the gradients between them.
+   */
+  distributed?: Distributed;
 }
 
 export interface CompileResult {
@@ -89,17 +95,29 @@ export function dumpAfter(model: Model, pass: string, options: { train?: boolean
  * as Keras does, padded to the compiled batch; otherwise `rows` says why it takes whole batches only.
  */
 function trainStepEntry(model: Model, batchSize: number): TargetEntry {
+  return trainStepEntries(model, batchSize, false)[0]!;
+}
+
+/** trainStepEntry's entry, or split (`split`) into gradStep and applyGrads for data-parallel training. */
+function trainStepEntries(model: Model, batchSize: number, split: boolean): TargetEntry[] {
   const c = model.compiled;
   if (!c) throw new KilnError(`model '${model.name}' is not compiled: the training step needs model.compile({ optimizer, loss }) in the model file`);
   const batched = (shape: readonly (number | null)[]) => shape.map((d, i) => (i === 0 ? batchSize : d ?? 1));
   const inputs = model.inputSpecs.map((s) => batched(s.shape));
   const targets = model.outputShapes.map((s, i) => (c.losses[i]!.targetDtype === 'int32' ? batched(s).slice(0, -1) : batched(s)));
-  const whole = (reason: string): TargetEntry => ({ name: 'trainStep', graph: traceTrainStep(model, c, inputs, targets).graph, batchSize, rows: { separable: false, reason } });
+  const trace = (partial: boolean, rows?: Separability): TargetEntry[] => {
+    const r = rows ? { rows } : {};
+    if (!split) return [{ name: 'trainStep', graph: traceTrainStep(model, c, inputs, targets, { partial }).graph, batchSize, ...r }];
+    const { grad, apply } = traceSplitStep(model, c, inputs, targets, { partial });
+    // applyGrads takes no rows: its batch is the gradStep's, for the runtime's checks
+    return [{ name: 'gradStep', graph: grad, batchSize, ...r }, { name: 'applyGrads', graph: apply, batchSize, ...r }];
+  };
+  const whole = (reason: string): TargetEntry[] => trace(false, { separable: false, reason });
   if (model.inputSpecs.some((s) => s.name === 'rows')) return whole("a model input is named 'rows', the training step's count of rows");
   const forward = trainingRows(model, Math.max(batchSize, 2));
   if (forward.separable) {
     try {
-      return { name: 'trainStep', graph: traceTrainStep(model, c, inputs, targets, { partial: true }).graph, batchSize };
+      return trace(true);
     } catch (err) {
       if (err instanceof NoRowsError) return whole(`its loss has no per-row values (${errorText(err)})`);
       throw err;
@@ -132,6 +150,7 @@ function trainStepGraph(model: Model, batchSize: number): Graph {
 export async function compile(model: Model, options: CompileOptions = {}): Promise<CompileResult> {
   const { target, emit, batchSize, maxBatch } = checkCompileOptions(options);
   const runtime = checkRuntime({ ...options, target });
+  const distributed = checkDistributed({ ...options, target });
   if (!(model instanceof Model)) throw new KilnError(`compile expects a keras Model, got ${describe(model)}`);
   if (emit === 'ir') {
     let graph;
@@ -147,7 +166,7 @@ export async function compile(model: Model, options: CompileOptions = {}): Promi
   const entries: TargetEntry[] = [];
   try {
     entries.push(...predictEntries(model, batchSize, maxBatch));
-    if (options.train) entries.push(trainStepEntry(model, batchSize));
+    if (options.train) entries.push(...trainStepEntries(model, batchSize, distributed !== undefined));
   } catch (err) {
     if (err instanceof KilnError) throw err;
     throw new KilnError(`cannot trace model '${model.name}': ${errorText(err)}`, { cause: err });
@@ -162,7 +181,7 @@ export async function compile(model: Model, options: CompileOptions = {}): Promi
   try {
     files = buildDirAtomically(options.outDir, (outDir) => {
       const common = { outDir, entries, weights, ...io, embedWeights: options.embedWeights };
-      return target === 'llvm' ? compileLlvm({ ...common, cpu: options.cpu, triple: options.triple, runtime })
+      return target === 'llvm' ? compileLlvm({ ...common, cpu: options.cpu, triple: options.triple, runtime, distributed })
         : target === 'cuda' ? compileCuda(common) : compileWasm(common);
     });
   } catch (err) {

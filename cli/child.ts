@@ -1,7 +1,7 @@
 // The process `kiln compile` runs a model file in: it loads and compiles the model and reports to cli/main.ts,
 // which enforces the timeout and explains a process that ends early. The model file's stdout is the CLI's stderr.
 import path from 'node:path';
-import { type Emit, KilnError, type Runtime, type Target, errorLocation, errorReport, sizesLine } from './common.js';
+import { type Distributed, type Emit, KilnError, type Runtime, type Target, errorLocation, errorReport, sizesLine } from './common.js';
 import { compile, dumpAfter, loadModelFile, modelFileError } from '../compiler.js';
 
 /** What to do, from the command line (checked by main.ts). */
@@ -20,6 +20,8 @@ export interface Job {
   runtime?: Runtime;
   /** A .weights.h5 or .safetensors file to load into the model before compiling. */
   weights?: string;
+  /** --distributed: data-parallel model_train (llvm). */
+  distributed?: Distributed;
 }
 
 /** To the parent: the model file starts running, it has loaded, and the outcome (text for stdout, or an error's lines). */
@@ -73,8 +75,8 @@ try {
     end({ stdout: dumpAfter(model, job.dumpAfter, { train: job.train, batchSize: job.batchSize, target: job.target }) });
   } else {
     const outDir = job.out ?? path.join('build', path.basename(file).replace(/\.(m?ts|keras|onnx)$/i, ''));
-    const { emit, target, batchSize, maxBatch, train, embedWeights, cpu, triple, runtime } = job;
-    const result = await compile(model, { target, emit, batchSize, maxBatch, outDir, train, embedWeights, cpu, triple, runtime });
+    const { emit, target, batchSize, maxBatch, train, embedWeights, cpu, triple, runtime, distributed } = job;
+    const result = await compile(model, { target, emit, batchSize, maxBatch, outDir, train, embedWeights, cpu, triple, runtime, distributed });
     end({ stdout: (result.ir ?? '') + result.files.map((f) => `${f}\n`).join('') + (result.sizes ? `${sizesLine(result.sizes)}\n` : '') });
   }
 } catch (err) {

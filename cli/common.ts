@@ -134,3 +134,17 @@ export function errorLocation(err: unknown, file: string): string | undefined {
   }
   return undefined;
 }
+
+/** Data-parallel training backends (`--distributed`). */
+export const DISTRIBUTED = ['mpi'] as const;
+export type Distributed = (typeof DISTRIBUTED)[number];
+
+/** Checks `distributed` against the other options: one line for an unknown value or a build that cannot use it. */
+export function checkDistributed(o: { distributed?: string; target?: string; train?: boolean; triple?: string }): Distributed | undefined {
+  if (o.distributed === undefined) return undefined;
+  if (!(DISTRIBUTED as readonly string[]).includes(o.distributed)) throw new KilnError(`unknown distributed backend '${o.distributed}'; backends are ${DISTRIBUTED.join(', ')}`);
+  if (!o.train) throw new KilnError(`--distributed ${o.distributed} trains data-parallel: it needs --train`);
+  if ((o.target ?? 'wasm') !== 'llvm') throw new KilnError(`--distributed ${o.distributed} builds model_train for the llvm target only, not ${o.target ?? 'wasm'}`);
+  if (o.triple !== undefined) throw new KilnError(`--distributed ${o.distributed} builds for this machine: it cannot be combined with --triple`);
+  return o.distributed as Distributed;
+}

@@ -5,7 +5,7 @@ import { fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { EMITS, KilnError, RUNTIMES, TARGETS, checkCompileOptions, checkRuntime, displayPath, errorReport, packageRoot } from './common.js';
+import { EMITS, KilnError, RUNTIMES, TARGETS, checkCompileOptions, checkDistributed, checkRuntime, displayPath, errorReport, packageRoot } from './common.js';
 import type { Job, Message } from './child.js';
 import type { ExportJob } from './export_child.js';
 import { PASS_NAMES } from '../driver/pipeline.js';
@@ -24,6 +24,7 @@ interface CompileFlags {
   dumpAfter?: string;
   timeout: number;
   weights?: string;
+  distributed?: string;
 }
 
 const { version } = JSON.parse(readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string };
@@ -39,6 +40,7 @@ program.command('compile')
   .option('-t, --target <target>', `code generator: ${TARGETS.join(', ')}`, 'wasm')
   .option('-o, --out <dir>', 'output directory, replaced whole when the compile succeeds (default: build/<model file name>)')
   .option('--train', 'also compile the training step')
+  .option('--distributed <backend>', 'llvm --train: build model_train for data-parallel training under mpirun, backend: mpi')
   .option('--cpu <cpu>', 'llvm: CPU to compile for (default: the host x86-64 level, e.g. x86-64-v4)')
   .option('--triple <triple>', 'llvm: cross-compile model.o for a target triple, e.g. aarch64-linux-gnu, thumbv7em-none-eabihf')
   .option('--runtime <runtime>', `llvm: the C runtime, one of: ${RUNTIMES.join(', ')} (freestanding: no OS, threads, files or malloc; weights in flash; the default for a *-none-* triple)`)
@@ -53,9 +55,10 @@ program.command('compile')
     // bad flags fail before the model file is loaded
     const { target, emit, batchSize, maxBatch, dumpAfter } = checkCompileOptions(flags);
     const runtime = checkRuntime({ ...flags, target });
+    const distributed = checkDistributed({ ...flags, target });
     const job: Job = {
       file, target, emit, batchSize, maxBatch, dumpAfter, out: flags.out, train: flags.train ?? false,
-      embedWeights: flags.embedWeights ?? false, cpu: flags.cpu, triple: flags.triple, runtime, weights: flags.weights,
+      embedWeights: flags.embedWeights ?? false, cpu: flags.cpu, triple: flags.triple, runtime, weights: flags.weights, distributed,
     };
     process.exitCode = await runChild(job, flags.timeout);
   });

@@ -13,7 +13,8 @@ import { printProgram } from './loop/printer.js';
  * when its rows are independent) or of the training step.
  */
 export interface TargetEntry {
-  readonly name: 'predict' | 'predict_1' | 'trainStep';
+  /** gradStep and applyGrads: the training step split at the gradients (--distributed) */
+  readonly name: 'predict' | 'predict_1' | 'trainStep' | 'gradStep' | 'applyGrads';
   readonly graph: Graph;
   readonly batchSize: number;
   /**
@@ -26,7 +27,7 @@ export interface TargetEntry {
 /** Why an entry takes exactly its batch size of rows, or undefined when it takes any number. */
 export function fixedRows(e: TargetEntry): string | undefined {
   if (e.rows?.separable) return undefined;
-  return e.rows?.reason ?? (e.name === 'trainStep' ? 'a training step runs one batch' : 'compiled for one batch size');
+  return e.rows?.reason ?? (e.name === 'trainStep' || e.name === 'gradStep' || e.name === 'applyGrads' ? 'a training step runs one batch' : 'compiled for one batch size');
 }
 
 /** A model input or output as manifests list it (null: the batch dimension). */

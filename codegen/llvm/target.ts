@@ -1,5 +1,6 @@
 // The llvm target: LLVM IR through opt-14 and llc-14 into model.o, linked with the C runtime into
 // libmodel.a, model_main and (with --train) model_train; model.h is the C API.
+import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -48,6 +49,8 @@ export interface LlvmTargetOptions extends NativeTargetOptions {
    * otherwise): the whole runtime.
    */
   readonly runtime?: 'hosted' | 'freestanding';
+  /** 'mpi': model_train built with mpicc for data-parallel training (entries gradStep and applyGrads, kiln_mpi.c). */
+  readonly distributed?: 'mpi';
 }
 
 /** Whether a target triple names no operating system (thumbv7em-none-eabihf): it gets the freestanding runtime. */
@@ -100,7 +103,7 @@ export function compileLlvm(o: LlvmTargetOptions): string[] {
     // helpers, __aeabi_*, or the GOT)
     libm: model.undefined.filter((f) => !f.startsWith('kiln_') && !f.startsWith('_')),
   };
-  const meta = { cpu: cpu ?? null, ...(o.triple ? { triple: o.triple } : {}), runtime: freestanding ? 'freestanding' : 'hosted', sizes };
+  const meta = { cpu: cpu ?? null, ...(o.triple ? { triple: o.triple } : {}), runtime: freestanding ? 'freestanding' : 'hosted', ...(o.distributed ? { distributed: o.distributed } : {}), sizes };
   const manifest = () => manifestOf('llvm', compiled, o.weights, { arenaBytes: layout.arenaBytes, memoryBytes: layout.memoryBytes }, o, meta);
   if (o.triple || freestanding) {
     const files = [...sources, 'model.o', 'model.h', 'model_desc.c', 'manifest.json'];
@@ -118,15 +121,28 @@ export function compileLlvm(o: LlvmTargetOptions): string[] {
   }
   const cc = ['-O2', '-std=c99', '-pthread'];
   sh('llvm', 'gcc', [...cc, '-c', 'model_desc.c', '-o', 'model_desc.o'], dir);
-  const hasTrain = o.entries.some((e) => e.name === 'trainStep');
-  const mains = ['model_main', ...(hasTrain ? ['model_train'] : [])];
+  const hasTrain = o.entries.some((e) => e.name === 'trainStep' || e.name === 'gradStep');
+  const mpi = o.distributed === 'mpi';
+  const mains = ['model_main', ...(hasTrain && !mpi ? ['model_train'] : [])];
   for (const f of ['kiln_runtime', 'kiln_rows', 'kiln_math', ...mains]) compileCached('llvm', cc, path.join(dir, `${f}.c`), path.join(dir, `${f}.o`));
   sizes['runtimeCodeBytes'] = ['kiln_runtime.o', 'kiln_rows.o', 'kiln_math.o'].reduce((n, f) => n + elfSizes(readFileSync(path.join(dir, f)), f).code, 0);
   sh('llvm', 'ar', ['rcs', 'libmodel.a', 'model.o', 'model_desc.o', 'kiln_runtime.o', 'kiln_rows.o', 'kiln_math.o'], dir);
   for (const m of mains) sh('llvm', 'gcc', [...cc, `${m}.o`, 'libmodel.a', '-lm', '-o', m], dir);
+  if (mpi) buildMpiTrain(dir, cc);
   writeFileSync(path.join(dir, 'manifest.json'), `${JSON.stringify(manifest(), null, 2)}\n`);
   writeFileSync(path.join(dir, 'weights.safetensors'), writeSafetensors(o.weights, { format: 'kiln' }));
   writeFileSync(path.join(dir, 'model.ir'), irText(compiled));
   const files = ['model.o', 'libmodel.a', 'model.h', 'kiln_runtime.h', 'model_main', ...(hasTrain ? ['model_train'] : []), 'manifest.json', 'weights.safetensors', 'model.ir'];
   return files.map((f) => path.join(dir, f));
+}
+
+/** model_train for data-parallel training: model_train.c with -DKILN_MPI and kiln_mpi.c, compiled and linked by mpicc. */
+function buildMpiTrain(dir: string, cc: readonly string[]): void {
+  try {
+    execFileSync('mpicc', ['--version'], { stdio: 'ignore' });
+  } catch {
+    throw new Error('llvm: --distributed mpi needs mpicc on the PATH (Open MPI: apt install openmpi-bin libopenmpi-dev)');
+  }
+  for (const f of ['kiln_mpi.h', 'kiln_mpi.c']) copyFileSync(path.join(runtimeDir('c'), f), path.join(dir, f));
+  sh('llvm', 'mpicc', [...cc, '-DKILN_MPI', 'model_train.c', 'kiln_mpi.c', 'libmodel.a', '-lm', '-o', 'model_train'], dir);
 }

@@ -15,6 +15,17 @@ extern const kiln_model_desc kiln_model;
 
 static unsigned char memory[KILN_MEMORY_BYTES] __attribute__((aligned(64)));
 
+/* With -DKILN_MPI (kiln compile --distributed mpi), data-parallel under mpirun: the model has the training step split
+   at the gradients (gradStep, applyGrads); each rank runs gradStep on its share of every global batch, the ranks sum
+   the gradients weighted by their rows (kiln_mpi.c), and every rank applies the same mean, so the weights stay
+   identical. Rank 0 prints the progress, validates and writes the weights. */
+#ifdef KILN_MPI
+#include "kiln_mpi.h"
+#define TRAIN_ENTRY "gradStep"
+#else
+#define TRAIN_ENTRY "trainStep"
+#endif
+
 #ifndef KILN_DEVICE_ROWS
 #define KILN_DEVICE_ROWS(rows, n) ((void)0)
 #endif
@@ -23,7 +34,11 @@ static const char *usage =
     "usage: model_train [--epochs E] [--batch-size B] [--validation-split F] [--out weights.safetensors]\n"
     "                   [--weights PATH] [--seed S] [--no-shuffle] [--bench N] x.npy y.npy\n"
     "  data files in the trainStep's order: the model inputs, then one target per output\n"
+#ifdef KILN_MPI
+    "  --batch-size B        must equal the batch size the model was compiled with times the number of ranks\n"
+#else
     "  --batch-size B        must equal the batch size the model was compiled with\n"
+#endif
     "  --validation-split F  hold out the last fraction F of the rows; reports val_accuracy after each epoch\n"
     "  --out PATH            where to write the trained weights (default weights.safetensors)\n"
     "  --weights PATH        initial weights (default: weights.safetensors next to this executable)\n"
@@ -99,17 +114,87 @@ static void check_data(const kiln_entry *e, const dataset *s, const char *file) 
   }
 }
 
+/* microseconds spent in the all-reduce, for --bench */
+static double allreduce_us;
+
+/* One step on this rank's `mine` of the batch's `nb` rows: the trainStep, or under MPI gradStep, the all-reduce and
+   applyGrads. Returns the step's loss (the mean of the "loss" output; NAN without one). */
+static double train_step(const kiln_entry *e, const void *const *inputs, void *const *outputs, int loss_output, long mine, long nb, long step) {
+#ifdef KILN_MPI
+  /* gradStep's outputs before the preds (gradients, state, loss: traceSplitStep) are copied out side by side into
+     one vector, applyGrads's input: one all-reduce covers them */
+  static const kiln_entry *ae;
+  static float *grads;
+  static void *out[64];
+  static long n = -1;
+  const void *in[1];
+  double t0;
+  long k;
+  int i;
+  if (n < 0) {
+    ae = kiln_find_entry(&kiln_model, "applyGrads");
+    if (!ae || ae->n_inputs != 1 || ae->inputs[0].dtype != KILN_F32) die("the model has no gradStep/applyGrads pair; compile it with --train --distributed mpi");
+    grads = (float *)malloc((size_t)(ae->inputs[0].size ? ae->inputs[0].size : 1) * sizeof *grads);
+    if (!grads) die("out of memory");
+    for (i = 0, n = 0; i < e->n_outputs && strncmp(e->outputs[i].name, "pred/", 5) != 0; i++) {
+      if (e->outputs[i].dtype != KILN_F32) die("gradStep's outputs must be float32");
+      out[i] = grads + n;
+      n += e->outputs[i].size;
+    }
+    if (n != ae->inputs[0].size || i == 0 || strcmp(e->outputs[i - 1].name, "loss") != 0) die("gradStep's outputs do not make applyGrads's input");
+  }
+  (void)outputs;
+  (void)loss_output;
+  /* the gradients of a mean over this rank's rows, weighted by its rows: their sum over the ranks, divided by the
+     batch's rows, is the gradient of the mean over the whole batch (the state values and the loss likewise) */
+  if (mine > 0) {
+    if (kiln_run_entry(e, memory, inputs, out) != KILN_OK) die(kiln_error());
+    for (k = 0; k < n; k++) grads[k] *= (float)mine;
+  } else {
+    memset(grads, 0, (size_t)n * sizeof *grads); /* a partial last batch may leave a rank no rows */
+  }
+  t0 = now_us();
+  kiln_mpi_allreduce(grads, n, step);
+  allreduce_us += now_us() - t0;
+  for (k = 0; k < n; k++) grads[k] /= (float)nb;
+  in[0] = grads;
+  if (kiln_run_entry(ae, memory, in, NULL) != KILN_OK) die(kiln_error());
+  return grads[n - 1]; /* the vector ends with the loss */
+#else
+  double sum = 0;
+  long b, n;
+  (void)mine;
+  (void)nb;
+  (void)step;
+  if (kiln_run_entry(e, memory, inputs, outputs) != KILN_OK) die(kiln_error());
+  if (loss_output < 0) return NAN;
+  n = e->outputs[loss_output].size;
+  for (b = 0; b < n; b++) sum += ((const float *)outputs[loss_output])[b];
+  return n ? sum / (double)n : 0;
+#endif
+}
+
 int main(int argc, char **argv) {
+  int me = 0, ranks = 1;
   kiln_prog = "model_train";
   kiln_flush_denormals();
-  const kiln_entry *e = kiln_find_entry(&kiln_model, "trainStep"), *pe = kiln_find_entry(&kiln_model, "predict");
+#ifdef KILN_MPI
+  {
+    static char prog[64];
+    kiln_mpi_init(&argc, &argv, &me, &ranks);
+    snprintf(prog, sizeof prog, "model_train (rank %d/%d)", me, ranks);
+    if (ranks > 1) kiln_prog = prog;
+    if (me > 0 && !freopen("/dev/null", "w", stdout)) die("cannot silence stdout"); /* rank 0 alone shows the progress */
+  }
+#endif
+  const kiln_entry *e = kiln_find_entry(&kiln_model, TRAIN_ENTRY), *pe = kiln_find_entry(&kiln_model, "predict");
   const char *out = "weights.safetensors", *weights = NULL, *files[64];
   const void *inputs[64];
   void *outputs[64];
   dataset d[64] = {{0}};
-  long epochs = 1, batch = 0, bench = 0, seed = 1, rows = 0, n_train, n_val, steps, *perm, k, step, iteration = 0;
+  long epochs = 1, batch = 0, bench = 0, seed = 1, rows = 0, n_train, n_val, steps, *perm, k, step, iteration = 0, local, lo;
   double split = 0;
-  int n_files = 0, n_data = 0, rng_input = -1, rows_input = -1, loss_output = -1, shuffle = 1, i, j;
+  int n_files = 0, n_data = 0, rng_input = -1, rows_input = -1, loss_output = -1, has_loss, shuffle = 1, i, j;
   int32_t counter = 0, valid = 0;
   float *loss = NULL;
   char msg[1024], s1[160];
@@ -128,20 +213,37 @@ int main(int argc, char **argv) {
       split = v ? strtod(v, &end) : -1;
       if (!v || *end != '\0' || !(split >= 0 && split < 1)) die("--validation-split needs a number in [0, 1)");
       i++;
-    } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) { fputs(usage, stdout); return 0; }
+    } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+      fputs(usage, stdout);
+#ifdef KILN_MPI
+      kiln_mpi_finalize();
+#endif
+      return 0;
+    }
     else if (a[0] == '-' && a[1] == '-') {
       snprintf(msg, sizeof msg, "unknown or incomplete option %s (see --help)", a);
       die(msg);
     } else if (n_files < 64) files[n_files++] = a;
     else die("too many data files");
   }
-  if (!e) die("this model has no trainStep entry; compile it with --train");
+#ifdef KILN_MPI
+  if (!e) die("this model has no gradStep entry; compile it with --train --distributed mpi");
+#else
+  if (!e) die(kiln_find_entry(&kiln_model, "gradStep") ? "this model_train was not built for MPI; compile with --distributed mpi" : "this model has no trainStep entry; compile it with --train");
+#endif
   if (e->n_inputs > 64 || e->n_outputs > 64) die("the trainStep has more than 64 inputs or outputs");
-  if (batch && batch != e->batch_size) {
-    snprintf(msg, sizeof msg, "the trainStep was compiled for batch size %d, not %ld; recompile with --batch-size %ld", e->batch_size, batch, batch);
+  /* the global batch: each rank runs `local` rows of it, rank r rows [r * local, (r + 1) * local) */
+  local = e->batch_size;
+  lo = me * local;
+  if (batch && batch != local * ranks) {
+    if (ranks > 1)
+      snprintf(msg, sizeof msg, "the gradStep was compiled for %ld rows per rank: on %d ranks the batch size is %ld, not %ld; recompile with --batch-size %ld / %d",
+               local, ranks, local * ranks, batch, batch, ranks);
+    else
+      snprintf(msg, sizeof msg, "the trainStep was compiled for batch size %ld, not %ld; recompile with --batch-size %ld", local, batch, batch);
     die(msg);
   }
-  batch = e->batch_size;
+  batch = local * ranks;
   for (i = 0; i < e->n_inputs; i++) {
     if (strcmp(e->inputs[i].name, "rng_counter") == 0) {
       if (e->inputs[i].dtype != KILN_I32 || e->inputs[i].size != 1) die("input rng_counter must be an int32 scalar");
@@ -155,6 +257,11 @@ int main(int argc, char **argv) {
   }
   for (i = 0; i < e->n_outputs && loss_output < 0; i++)
     if (strcmp(e->outputs[i].name, "loss") == 0 && e->outputs[i].dtype == KILN_F32) loss_output = i;
+#ifdef KILN_MPI
+  has_loss = 1; /* the end of gradStep's "grads" */
+#else
+  has_loss = loss_output >= 0;
+#endif
   if (n_files != n_data) {
     size_t n = (size_t)snprintf(msg, sizeof msg, "trainStep takes %d data .npy file(s) in this order (inputs, then targets):", n_data);
     for (j = 0; j < n_data && n < sizeof msg; j++) n += (size_t)snprintf(msg + n, sizeof msg - n, "%s %s", j ? "," : "", d[j].t->name);
@@ -177,13 +284,13 @@ int main(int argc, char **argv) {
       snprintf(msg, sizeof msg, "%s: dtype %s, but '%s' is %s", files[i], kiln_dtype_name(s->dtype), s->t->name, kiln_dtype_name(s->t->dtype));
       die(msg);
     }
-    if (rank < 1 || s->t->rank < 1 || s->t->shape[0] != batch) {
+    if (rank < 1 || s->t->rank < 1 || s->t->shape[0] != local) {
       snprintf(msg, sizeof msg, "%s: '%s' (shape %s) has no batch dimension", files[i], s->t->name, shape_str(s1, sizeof s1, s->t->rank, s->t->shape));
       die(msg);
     }
     for (j = 1; j < rank; j++) elems *= shape[j];
     s->rows = shape[0];
-    s->row_elems = s->t->size / batch;
+    s->row_elems = s->t->size / local;
     s->row_bytes = s->row_elems * kiln_dtype_size(s->dtype);
     if (elems != s->row_elems) {
       char s2[160];
@@ -210,7 +317,7 @@ int main(int argc, char **argv) {
     snprintf(msg, sizeof msg, "%ld training rows are fewer than one batch of %ld", n_train, batch);
     die(msg);
   }
-  if (n_train % batch && rows_input < 0)
+  if (n_train % batch && rows_input < 0 && me == 0)
     fprintf(stderr, "model_train: %ld of the %ld training rows are left out of each epoch%s: the trainStep runs whole batches of %ld only (%s)\n",
             n_train % batch, n_train, shuffle ? " (different ones each epoch, as the rows are shuffled)" : "", batch,
             e->fixed_rows ? e->fixed_rows : "compiled so");
@@ -236,26 +343,33 @@ int main(int argc, char **argv) {
 
   if (bench) {
     long warm = bench / 10 > 3 ? bench / 10 : 3;
-    double *times = (double *)malloc((size_t)bench * sizeof *times);
+    double *times = (double *)malloc((size_t)bench * sizeof *times), *reduce = (double *)malloc((size_t)bench * sizeof *reduce);
     long whole = n_train / batch; /* whole batches, or the one partial batch when there are fewer rows */
-    if (!times) die("out of memory");
-    valid = (int32_t)(whole ? batch : n_train);
+    long nb = whole ? batch : n_train, mine = nb - lo < 0 ? 0 : nb - lo > local ? local : nb - lo;
+    if (!times || !reduce) die("out of memory");
+    valid = (int32_t)mine;
     for (k = 0; k < warm + bench; k++) {
-      double t0;
+      double t0, r0 = allreduce_us;
       long b = whole ? k % whole : 0;
       for (i = 0; i < n_data; i++)
         if (!d[i].on_device) {
-          memset(d[i].batch, 0, (size_t)(batch * d[i].row_bytes));
-          memcpy(d[i].batch, d[i].data + b * batch * d[i].row_bytes, (size_t)(valid * d[i].row_bytes));
+          memset(d[i].batch, 0, (size_t)(local * d[i].row_bytes));
+          memcpy(d[i].batch, d[i].data + (b * batch + lo) * d[i].row_bytes, (size_t)(mine * d[i].row_bytes));
         }
-      KILN_DEVICE_ROWS(perm + b * batch, valid);
+      KILN_DEVICE_ROWS(perm + b * batch + lo, mine);
       counter = (int32_t)k;
       t0 = now_us();
-      kiln_run_entry(e, memory, inputs, outputs);
-      if (k >= warm) times[k - warm] = now_us() - t0;
+      train_step(e, inputs, outputs, loss_output, mine, nb, k);
+      if (k >= warm) times[k - warm] = now_us() - t0, reduce[k - warm] = allreduce_us - r0;
     }
     qsort(times, (size_t)bench, sizeof *times, cmp_double);
-    printf("median %.2f us\n", bench % 2 ? times[bench / 2] : (times[bench / 2 - 1] + times[bench / 2]) / 2);
+    qsort(reduce, (size_t)bench, sizeof *reduce, cmp_double);
+    printf("median %.2f us", bench % 2 ? times[bench / 2] : (times[bench / 2 - 1] + times[bench / 2]) / 2);
+    if (ranks > 1) printf(" (all-reduce %.2f us)", bench % 2 ? reduce[bench / 2] : (reduce[bench / 2 - 1] + reduce[bench / 2]) / 2);
+    printf("\n");
+#ifdef KILN_MPI
+    kiln_mpi_finalize();
+#endif
     return 0;
   }
 
@@ -270,35 +384,35 @@ int main(int argc, char **argv) {
       perm[r] = tmp;
     }
     for (step = 0; step < steps; step++) {
-      long b, nb = n_train - step * batch < batch ? n_train - step * batch : batch;
+      /* the batch's nb rows, of which this rank takes `mine` from row lo on (none, when a last batch is short) */
+      long b, nb = n_train - step * batch < batch ? n_train - step * batch : batch, mine = nb - lo < 0 ? 0 : nb - lo > local ? local : nb - lo;
+      double l;
       for (i = 0; i < n_data; i++) {
         if (d[i].on_device) continue;
-        for (b = 0; b < nb; b++)
-          memcpy(d[i].batch + b * d[i].row_bytes, d[i].data + perm[step * batch + b] * d[i].row_bytes, (size_t)d[i].row_bytes);
-        memset(d[i].batch + nb * d[i].row_bytes, 0, (size_t)((batch - nb) * d[i].row_bytes));
+        for (b = 0; b < mine; b++)
+          memcpy(d[i].batch + b * d[i].row_bytes, d[i].data + perm[step * batch + lo + b] * d[i].row_bytes, (size_t)d[i].row_bytes);
+        memset(d[i].batch + mine * d[i].row_bytes, 0, (size_t)((local - mine) * d[i].row_bytes));
       }
-      KILN_DEVICE_ROWS(perm + step * batch, nb);
-      valid = (int32_t)nb;
-      counter = (int32_t)iteration++;
-      if (kiln_run_entry(e, memory, inputs, outputs) != KILN_OK) die(kiln_error());
-      if (loss) {
-        double sum = 0;
-        long n = e->outputs[loss_output].size;
-        for (b = 0; b < n; b++) sum += loss[b];
-        if (!isfinite(sum)) { /* as Keras's TerminateOnNaN; the weights file stays as it was */
+      KILN_DEVICE_ROWS(perm + step * batch + lo, mine);
+      valid = (int32_t)mine;
+      /* each rank its own random draws (Dropout): counter t * ranks + rank, which is t on one rank */
+      counter = (int32_t)(iteration++ * ranks + me);
+      l = train_step(e, inputs, outputs, loss_output, mine, nb, iteration);
+      if (has_loss) {
+        if (!isfinite(l)) { /* as Keras's TerminateOnNaN; the weights file stays as it was */
           snprintf(msg, sizeof msg, "epoch %ld, batch %ld: invalid loss %s, terminating training; %s was not written", k + 1, step + 1,
-                   nonfinite((float)sum), out);
+                   nonfinite((float)l), out);
           die(msg);
         }
-        loss_sum += (n ? sum / (double)n : 0) * (double)nb; /* as Keras: the epoch's loss weighs each batch by its rows */
+        loss_sum += l * (double)nb; /* as Keras: the epoch's loss weighs each batch by its rows */
       }
     }
     us = now_us() - t0;
     per_step(ps, sizeof ps, us / (double)steps);
     printf("%ld/%ld - %.0fs - %s", steps, steps, us / 1e6, ps);
-    if (loss) printf(" - loss: %.4f", loss_sum / (double)(rows_input >= 0 ? n_train : steps * batch));
+    if (has_loss) printf(" - loss: %.4f", loss_sum / (double)(rows_input >= 0 ? n_train : steps * batch));
 
-    if (n_val > 0) {
+    if (n_val > 0 && me == 0) {
       /* predict over the held-out rows: all at once where its rows are independent (kiln_run_rows runs them in
          chunks), else batch by batch with the last batch padded with zeros */
       long pb = pe ? pe->batch_size : 0, classes, correct = 0, r, chunk;
@@ -351,6 +465,12 @@ int main(int argc, char **argv) {
 #ifdef KILN_SYNC_PARAMS
   KILN_SYNC_PARAMS(); /* a device build (cuda) keeps the trained params there until asked */
 #endif
+#ifdef KILN_MPI
+  if (me > 0) { /* every rank holds the same weights: rank 0 writes them */
+    kiln_mpi_finalize();
+    return 0;
+  }
+#endif
   for (i = 0; i < kiln_model.n_params; i++) { /* a NaN that reached the weights without reaching the loss */
     const kiln_tensor *w = &kiln_model.params[i];
     for (k = 0; w->dtype == KILN_F32 && k < w->size; k++)
@@ -361,5 +481,8 @@ int main(int argc, char **argv) {
   }
   if (kiln_save_weights(&kiln_model, memory, out) != KILN_OK) die(kiln_error());
   printf("Saved trained weights to %s\n", out);
+#ifdef KILN_MPI
+  kiln_mpi_finalize();
+#endif
   return 0;
 }
