@@ -96,6 +96,15 @@ export class WasmModule {
     return this.call(name, args, result);
   }
   private readonly imported = new Set<string>();
+  /** A call of the host's function `base` of `module` (imported as module.base on first use). */
+  callImport(module: string, base: string, args: Ref[], params: readonly ValType[], result: ValType | 'none'): Ref {
+    const name = `${module}.${base}`;
+    if (!this.imported.has(name)) {
+      this.m.addFunctionImport(name, module, base, binaryen.createType(params.map((t) => TYPES[t])), result === 'none' ? binaryen.none : TYPES[result]);
+      this.imported.add(name);
+    }
+    return this.call(name, args, result);
+  }
   ret(v?: Ref): Ref { return this.m.return(v) as Ref; }
   drop(v: Ref): Ref { return this.m.drop(v) as Ref; }
   nop(): Ref { return this.m.nop() as Ref; }

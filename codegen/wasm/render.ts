@@ -1,6 +1,7 @@
 // Renders a loop-IR program to a WebAssembly module through binaryen (one function per kernel, `run` calls them).
 import type { Buffer, Expr, Program, Scalar, Stmt } from '../loop/ir.js';
-import { someExpr } from '../loop/visit.js';
+import { independentIterations, pureDecls } from '../loop/analysis.js';
+import { someExpr, walkStmts } from '../loop/visit.js';
 import { ALIGN, type Entry, align, layoutModule } from '../loop/layout.js';
 import { type OpTable, binaryOp, castOp, unaryOp } from '../loop/legalize.js';
 import type { MemoryPlan } from '../loop/memplan.js';
@@ -81,7 +82,7 @@ const SCALAR: OpTable<Op1, Op2> = {
 };
 
 class KernelRenderer {
-  readonly locals = new Locals();
+  readonly locals: Locals;
   readonly types = new Map<string, Scalar>();
   private readonly localArrays = new Map<string, { offset: number; t: Scalar }>();
   /** Loop variables of unrolled copies: their constant value. */
@@ -91,8 +92,9 @@ class KernelRenderer {
   private scratchTop: number;
 
   constructor(readonly w: WasmModule, private readonly offsets: Record<string, number>,
-    private readonly bufTypes: Map<string, Scalar>, scratchBase: number) {
+    private readonly bufTypes: Map<string, Scalar>, scratchBase: number, params: readonly ValType[] = []) {
     this.scratchTop = scratchBase;
+    this.locals = new Locals(params);
   }
 
   get scratchEnd(): number {
@@ -224,9 +226,32 @@ class KernelRenderer {
     }
   }
 
-  finish(name: string, body: Ref[]): void {
-    this.w.addFunction(name, [], 'none', this.locals, this.w.block(body));
+  /** The body of an outlined parallel loop over [begin, end), its first two parameters (never empty). */
+  chunk(loop: Extract<Stmt, { k: 'for' }>): Ref {
+    const w = this.w, m = w.ops;
+    this.types.set(loop.v, 'i32');
+    const v = this.locals.get(loop.v, 'i32'), l = w.label('P');
+    const next = w.set(v, m.i32.add(w.get(v, 'i32') as number, m.i32.const(1)) as Ref);
+    return w.block([w.set(v, w.get(0, 'i32')),
+      w.loop(l, w.block([...this.stmts(loop.body), next, w.brIf(l, m.i32.lt_s(w.get(v, 'i32') as number, w.get(1, 'i32') as number) as Ref)]))]);
   }
+
+  finish(name: string, body: Ref[], params: readonly ValType[] = []): void {
+    this.w.addFunction(name, params, 'none', this.locals, this.w.block(body));
+  }
+}
+
+/**
+ * Whether a top-level parallel loop can run in chunks on other threads: independent iterations (as the llvm
+ * target's pool asks) and no local array in scratch memory, which every thread would share (register arrays live
+ * in each chunk's wasm locals). Others run in place, serially.
+ */
+function outlinable(loop: Extract<Stmt, { k: 'for' }>, pure: ReadonlyMap<string, Stmt>, topLocals: ReadonlySet<string>): boolean {
+  if (loop.kind !== 'parallel' || !independentIterations(loop, pure, topLocals)) return false;
+  const registers = promotable([loop]);
+  let scratch = false;
+  walkStmts([loop], (s) => { if (s.k === 'local' && !registers.has(s.name)) scratch = true; });
+  return !scratch;
 }
 
 export type WasmEntry = Entry;
@@ -248,6 +273,7 @@ export function renderWasmModule(entries: readonly WasmEntry[], options: { optim
   const segments = layout.segments;
   const pages = Math.max(1, Math.ceil(top / 65536));
   w.memory(pages, segments); // before any load or store refers to it
+  let chunks = 0;
   for (const e of entries) {
     // legalized and scheduled by the pipeline (WASM_CAPS)
     const program = e.program;
@@ -257,7 +283,24 @@ export function renderWasmModule(entries: readonly WasmEntry[], options: { optim
     program.kernels.forEach((k, i) => {
       const r = new KernelRenderer(w, offsets[e.name]!, bufTypes, scratchBase);
       r.promote(k.body);
-      r.finish(names[i]!, r.stmts(k.body));
+      // a top-level parallel loop becomes chunk function `chunk<id>(begin, end)`, which the host's
+      // kiln.parallel(id, n) runs over [0, n) on its threads (chunks as the llvm pool cuts them); the values it reads from before it are top-level
+      // decls never assigned (recomputed in each chunk)
+      const pure = pureDecls(k.body), topLocals = new Set(k.body.flatMap((s) => (s.k === 'local' ? [s.name] : [])));
+      const before: Stmt[] = [];
+      const body = k.body.map((st) => {
+        if (st.k === 'decl' && pure.has(st.name)) before.push(st);
+        if (st.k !== 'for' || !outlinable(st, pure, topLocals)) return r.stmt(st);
+        const id = chunks++;
+        const c = new KernelRenderer(w, offsets[e.name]!, bufTypes, scratchBase, ['i32', 'i32']);
+        c.promote([st]);
+        c.finish(`chunk${id}`, [...c.stmts(before), c.chunk(st)], ['i32', 'i32']);
+        w.exportFunction(`chunk${id}`);
+        // the host returns 0 when it has no threads to run them on: the whole range here then
+        const run = w.callImport('kiln', 'parallel', [w.i32(id), w.i32(st.extent)], ['i32', 'i32'], 'i32');
+        return w.if(w.ops.i32.eqz(run as number) as Ref, w.call(`chunk${id}`, [w.i32(0), w.i32(st.extent)], 'none'));
+      });
+      r.finish(names[i]!, body);
       if (r.scratchEnd > scratchBase + layout.scratchBytes) throw new Error('wasm: scratch estimate too small');
     });
     w.addFunction(e.name, [], 'none', new Locals(), w.block(names.map((n) => w.call(n, [], 'none'))));

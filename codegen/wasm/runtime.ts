@@ -22,9 +22,14 @@ const MATH_FNS = Object.fromEntries(Object.getOwnPropertyNames(Math).flatMap((k)
   return typeof f === 'function' ? [[k, f]] : [];
 }));
 
-/** The functions a kiln wasm module imports (module "math"): JS Math's by name (a module imports those its ops call), C pow, integer pow. */
+/**
+ * The functions a kiln wasm module imports: module "math", JS Math's by name (a module imports those its ops call),
+ * C pow, integer pow; module "kiln", parallel(chunk, n), which runs a parallel loop on threads (returns 0 here: one
+ * thread, the module runs the loop itself).
+ */
 export const WASM_IMPORTS = {
   math: { ...MATH_FNS, pow: cPow, ipow: intPow },
+  kiln: { parallel: (): number => 0 },
 };
 
 export type Bindings = Readonly<Record<string, TypedArray>> | ReadonlyMap<string, TypedArray>;

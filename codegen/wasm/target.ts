@@ -10,10 +10,11 @@ import { loaderSource, typesSource } from './artifacts.js';
 import { renderWasmModule } from './render.js';
 
 /**
- * wasm SIMD128: four f32 lanes, no fused multiply-add, one thread; micro-kernels within 14 of the 16 xmm registers
- * (V8 keeps one as scratch on x86-64; measured: 4 x 8 tiles run faster than 4 x 16 or 8 x 8).
+ * wasm SIMD128: four f32 lanes, no fused multiply-add; micro-kernels within 14 of the 16 xmm registers (V8 keeps
+ * one as scratch on x86-64; measured: 4 x 8 tiles run faster than 4 x 16 or 8 x 8). Parallel loops are marked
+ * (threads > 1) and become chunk functions; the loader decides at load time how many threads run them.
  */
-export const WASM_CAPS: TargetCaps = { vectorWidth: 4, vectorRegisters: 14, fma: false, threads: 1, parallelGrain: 1 << 15, vector: SIMD128, legal: { ieeeMinMax: true } };
+export const WASM_CAPS: TargetCaps = { vectorWidth: 4, vectorRegisters: 14, fma: false, threads: 2, parallelGrain: 1 << 15, vector: SIMD128, legal: { ieeeMinMax: true } };
 
 export interface TargetOptions {
   readonly outDir: string;

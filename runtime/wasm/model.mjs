@@ -3,12 +3,13 @@
 const LAYOUT = /* kiln:LAYOUT */ {};
 const MANIFEST = /* kiln:MANIFEST */ { params: [] };
 const EMBEDDED = /* kiln:EMBEDDED */ false;
-// module "math": JS Math's functions by name (a module imports those its ops call), C pow and integer pow
+// module "math": JS Math's functions by name (a module imports those its ops call), C pow and integer pow;
+// module "kiln": parallel(chunk, n), replaced by the thread pool's where the module runs on threads
 const imports = { math: {
   ...Object.fromEntries(Object.getOwnPropertyNames(Math).filter((k) => typeof Math[k] === 'function').map((k) => [k, Math[k]])),
   pow: (a, b) => (a === 1 || (a === -1 && Math.abs(b) === Infinity) ? 1 : Math.pow(a, b)),
   ipow: (a, b) => { if (b < 0) return 0; let r = 1; for (; b > 0; b >>= 1) { if (b & 1) r = Math.imul(r, a); a = Math.imul(a, a); } return r; },
-} };
+}, kiln: { parallel: () => 0 } }; // kiln.parallel: 0, one thread (the module runs the loop itself)
 const ARRAYS = { float32: Float32Array, int32: Int32Array, bool: Uint8Array };
 
 async function bytesOf(url) {
