@@ -143,6 +143,14 @@ export class WasmModule {
    * quadratically with them (a 4,000-line LSTM gradient kernel took longer than 10 minutes).
    */
   finish(optimize = true): Uint8Array {
+    return this.finishBoth(optimize, false).binary;
+  }
+
+  /**
+   * As finish; with `shared` also the same code over an imported shared memory "env"."memory" (for threads: every
+   * thread's instance imports the one memory).
+   */
+  finishBoth(optimize: boolean, shared: boolean): { binary: Uint8Array; shared?: Uint8Array } {
     if (!this.m.validate()) throw new Error('wasm: binaryen rejected the generated module');
     if (optimize) {
       binaryen.setOptimizeLevel(3);
@@ -150,12 +158,56 @@ export class WasmModule {
       if (this.functions.every((f) => f.locals <= MAX_OPTIMIZED_LOCALS)) this.m.optimize();
       else for (const f of this.functions) if (f.locals <= MAX_OPTIMIZED_LOCALS) this.m.optimizeFunction(f.name);
     }
-    const bin = this.m.emitBinary();
+    const binary = this.m.emitBinary();
+    let sharedBinary: Uint8Array | undefined;
+    if (shared) {
+      this.m.addMemoryImport('0', 'env', 'memory');
+      sharedBinary = shareImportedMemory(this.m.emitBinary());
+    }
     this.m.dispose();
-    return bin;
+    return { binary, shared: sharedBinary };
   }
 
   get ops(): binaryen.Module {
     return this.m;
   }
+}
+
+/**
+ * The binary with its imported memory declared shared (limits flag 1 -> 3: shared, with a maximum): binaryen.js
+ * makes no memory shared once created, and the single-threaded module must not be.
+ */
+function shareImportedMemory(bin: Uint8Array): Uint8Array {
+  const out = bin.slice();
+  let p = 8; // magic and version
+  const leb = (): number => {
+    let v = 0, shift = 0, b: number;
+    do {
+      b = out[p++]!;
+      v += (b & 0x7f) * 2 ** shift;
+      shift += 7;
+    } while (b & 0x80);
+    return v;
+  };
+  while (p < out.length) {
+    const id = out[p++]!, size = leb(), end = p + size;
+    if (id === 2) { // imports: module name, field name, kind, description
+      for (let n = leb(); n > 0; n--) {
+        const skip = (): void => { const len = leb(); p += len; }; // (p += leb() would add to p as it was before)
+        skip();
+        skip();
+        const kind = out[p++]!;
+        if (kind === 0) leb(); // function: type index
+        else if (kind === 1) { p++; if (out[p++]! & 1) leb(); leb(); } // table: reftype, limits
+        else if (kind === 2) {
+          if (out[p] !== 1) throw new Error(`wasm: imported memory has limits flag ${out[p]}, expected 1 (with a maximum)`);
+          out[p] = 3;
+          return out;
+        } else if (kind === 3) p += 2; // global: value type, mutability
+        else { p++; leb(); } // tag: attribute, type index
+      }
+    }
+    p = end;
+  }
+  throw new Error('wasm: the module imports no memory to share');
 }

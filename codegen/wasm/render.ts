@@ -258,13 +258,15 @@ export type WasmEntry = Entry;
 
 export interface WasmModuleArtifact {
   readonly binary: Uint8Array;
+  /** With options.threads: the same code over an imported shared memory, for a thread pool. */
+  readonly threaded?: Uint8Array;
   readonly memoryBytes: number;
   /** entry name -> byte offset of each of its buffers (params are shared by every entry) */
   readonly offsets: Record<string, Record<string, number>>;
 }
 
 /** Renders entry points into one module over the shared memory layout; each entry is an exported function. */
-export function renderWasmModule(entries: readonly WasmEntry[], options: { optimize?: boolean; embed?: ReadonlyMap<string, ArrayLike<number>> } = {}): WasmModuleArtifact {
+export function renderWasmModule(entries: readonly WasmEntry[], options: { optimize?: boolean; embed?: ReadonlyMap<string, ArrayLike<number>>; threads?: boolean } = {}): WasmModuleArtifact {
   const w = new WasmModule();
   addMath(w);
   const layout = layoutModule(entries, options.embed);
@@ -306,8 +308,8 @@ export function renderWasmModule(entries: readonly WasmEntry[], options: { optim
     w.addFunction(e.name, [], 'none', new Locals(), w.block(names.map((n) => w.call(n, [], 'none'))));
     w.exportFunction(e.name);
   }
-  const binary = w.finish(options.optimize ?? true);
-  return { binary, memoryBytes: pages * 65536, offsets };
+  const { binary, shared } = w.finishBoth(options.optimize ?? true, options.threads ?? false);
+  return { binary, threaded: shared, memoryBytes: pages * 65536, offsets };
 }
 
 /** Renders one program as a module whose exported `run` executes it. */

@@ -6,7 +6,7 @@ import { type NamedTensor, writeSafetensors } from '../../runtime/safetensors.js
 import type { TargetCaps } from '../loop/schedule.js';
 import { SIMD128 } from '../loop/vectorize.js';
 import { runPipeline } from '../../driver/pipeline.js';
-import { loaderSource, typesSource } from './artifacts.js';
+import { loaderSource, typesSource, workerSource } from './artifacts.js';
 import { renderWasmModule } from './render.js';
 
 /**
@@ -30,7 +30,7 @@ export interface TargetOptions {
 export function compileWasm(o: TargetOptions): string[] {
   const compiled = o.entries.map((e) => ({ e, c: runPipeline(e.graph, { caps: WASM_CAPS }) }));
   const module = renderWasmModule(compiled.map(({ e, c }) => ({ name: e.name, program: c.program, memory: c.memory })), {
-    embed: o.embedWeights ? new Map(o.weights.map((w) => [w.name, w.data])) : undefined,
+    embed: o.embedWeights ? new Map(o.weights.map((w) => [w.name, w.data])) : undefined, threads: true,
   });
   const layouts = Object.fromEntries(compiled.map(({ e, c }) => [e.name, entryLayout(c.program, module.offsets[e.name]!)]));
   const manifest = manifestOf('wasm', compiled, o.weights, {
@@ -39,6 +39,8 @@ export function compileWasm(o: TargetOptions): string[] {
   mkdirSync(o.outDir, { recursive: true });
   const files: [string, string | Uint8Array][] = [
     ['model.wasm', module.binary],
+    ['model-threads.wasm', module.threaded!],
+    ['model.worker.mjs', workerSource()],
     ['model.mjs', loaderSource(layouts, manifest, o.embedWeights ?? false)],
     ['model.d.mts', typesSource(o.entries.some((e) => e.name === 'trainStep'))],
     ['manifest.json', `${JSON.stringify(manifest, null, 2)}\n`],

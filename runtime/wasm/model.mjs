@@ -219,9 +219,135 @@ async function instantiate(url) {
   }
 }
 
-const OPTIONS = ['wasm', 'weights'];
+/** Compiles the module for a thread pool: streamed where the server sends application/wasm, else from its bytes. */
+async function compile(url) {
+  if (url.protocol !== 'file:' && typeof WebAssembly.compileStreaming === 'function') {
+    try {
+      return await WebAssembly.compileStreaming(fetch(url));
+    } catch (e) {
+      if (!(e instanceof TypeError)) throw new Error(`kiln: ${url.href}: ${e.message}`);
+    }
+  }
+  try {
+    return await WebAssembly.compile(await bytesOf(url));
+  } catch (e) {
+    throw e.message.startsWith('kiln: ') ? e : new Error(`kiln: ${url.href}: ${e.message}`);
+  }
+}
 
-/** Instantiates the module. options.wasm / options.weights: URLs (or weights bytes) to load instead of the defaults. */
+const isNode = typeof process !== 'undefined' && typeof process.versions?.node === 'string';
+
+/** Threads by default: every core in Node; in a browser every core where cross-origin isolation allows shared memory. */
+async function defaultThreads() {
+  if (isNode) return (await import('node:os')).availableParallelism();
+  return globalThis.crossOriginIsolated === true ? Math.max(1, navigator.hardwareConcurrency | 0) : 1;
+}
+
+// The thread pool's control words in a shared Int32Array: job generation (bumped to start a job), the chunk
+// function, its number of iterations, the workers still running it; STOP as the chunk ends the workers.
+const GEN = 0, CHUNK = 1, ITERS = 2, PENDING = 3, STOP = -1;
+/** Busy-wait rounds before sleeping in Atomics.wait (a job is often a few microseconds away). */
+const SPIN = 20000;
+
+/** Iterations [begin, end) of thread t of n: the llvm target's pool (kiln_runtime.c run_chunk) cuts them alike. */
+function chunkOf(t, threads, n) {
+  const q = Math.floor(n / threads), r = n % threads, begin = t * q + Math.min(t, r);
+  return [begin, begin + q + (t < r ? 1 : 0)];
+}
+
+/** The exported chunk functions of an instance by id (chunk<id>). */
+function chunkFunctions(instance) {
+  const fns = [];
+  for (const [name, f] of Object.entries(instance.exports)) {
+    const m = /^chunk(\d+)$/.exec(name);
+    if (m) fns[Number(m[1])] = f;
+  }
+  return fns;
+}
+
+/**
+ * Starts threads - 1 workers (model.worker.mjs, beside this file) on the module over `memory`; returns the
+ * kiln.parallel import of the calling thread, which runs its own chunk and waits for theirs, and close().
+ */
+async function startPool(module, memory, threads) {
+  const ctl = new Int32Array(new SharedArrayBuffer(16));
+  const script = new URL('./model.worker.mjs', import.meta.url);
+  const { Worker } = isNode ? await import('node:worker_threads') : globalThis;
+  const workers = [];
+  const ready = [];
+  for (let t = 1; t < threads; t++) {
+    const w = isNode ? new Worker(script) : new Worker(script, { type: 'module' });
+    workers.push(w);
+    ready.push(new Promise((resolve, reject) => {
+      const fail = (e) => reject(new Error(`kiln: thread ${t} of ${threads} (${script.href}): ${e?.message ?? e}`));
+      const done = (m) => (m?.error ? fail({ message: m.error }) : resolve());
+      if (isNode) { w.once('message', done); w.once('error', fail); } else { w.onmessage = (e) => done(e.data); w.onerror = (e) => { e.preventDefault?.(); fail(e); }; }
+    }));
+    w.postMessage({ module, memory, ctl, t, threads });
+  }
+  const stop = () => {
+    Atomics.store(ctl, CHUNK, STOP);
+    Atomics.add(ctl, GEN, 1);
+    Atomics.notify(ctl, GEN);
+    for (const w of workers) w.terminate();
+  };
+  try {
+    await Promise.all(ready);
+  } catch (e) {
+    stop();
+    throw e;
+  }
+  if (isNode) for (const w of workers) w.unref(); // idle workers keep no process alive
+  let fns;
+  // a browser's main thread may not Atomics.wait: it spins until the workers are done
+  const canWait = isNode || typeof document === 'undefined';
+  const parallel = (id, n) => {
+    Atomics.store(ctl, CHUNK, id);
+    Atomics.store(ctl, ITERS, n);
+    Atomics.store(ctl, PENDING, threads - 1);
+    Atomics.add(ctl, GEN, 1);
+    Atomics.notify(ctl, GEN);
+    const [begin, end] = chunkOf(0, threads, n);
+    if (begin < end) fns[id](begin, end);
+    for (let i = 0, left; (left = Atomics.load(ctl, PENDING)) !== 0; i++) if (canWait && i >= SPIN) Atomics.wait(ctl, PENDING, left);
+    return 1;
+  };
+  return { parallel, setInstance: (instance) => { fns = chunkFunctions(instance); }, close: stop };
+}
+
+/** A worker thread's life (model.worker.mjs): instantiate the module on the shared memory, then run chunks until stopped. */
+export async function workerMain() {
+  const port = isNode ? (await import('node:worker_threads')).parentPort : globalThis;
+  const { module, memory, ctl, t, threads } = await new Promise((resolve) => {
+    if (isNode) port.once('message', resolve); else port.onmessage = (e) => resolve(e.data);
+  });
+  let fns;
+  try {
+    fns = chunkFunctions(await WebAssembly.instantiate(module, { ...imports, env: { memory } }));
+  } catch (e) {
+    port.postMessage({ error: e.message });
+    return;
+  }
+  port.postMessage({ ready: true });
+  for (let seen = Atomics.load(ctl, GEN); ;) {
+    for (let i = 0; i < SPIN && Atomics.load(ctl, GEN) === seen; i++);
+    Atomics.wait(ctl, GEN, seen);
+    seen = Atomics.load(ctl, GEN);
+    const id = Atomics.load(ctl, CHUNK);
+    if (id === STOP) return;
+    const [begin, end] = chunkOf(t, threads, Atomics.load(ctl, ITERS));
+    if (begin < end) fns[id](begin, end);
+    if (Atomics.sub(ctl, PENDING, 1) === 1) Atomics.notify(ctl, PENDING);
+  }
+}
+
+const OPTIONS = ['wasm', 'weights', 'threads'];
+
+/**
+ * Instantiates the module. options.wasm / options.weights: URLs (or weights bytes) to load instead of the defaults;
+ * options.threads: threads to run parallel loops on (default: defaultThreads); more than one loads the threaded
+ * build, model-threads.wasm beside model.wasm, over a shared memory.
+ */
 export async function load(options = {}) {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) throw new Error(`kiln: load: options must be an object, got ${show(options)}`);
   for (const k of Object.keys(options)) if (!OPTIONS.includes(k)) throw new Error(`kiln: load: unknown option '${k}'; options: ${OPTIONS.join(', ')}`);
@@ -229,7 +355,35 @@ export async function load(options = {}) {
     if (v instanceof URL) return v;
     throw new Error(`kiln: load: ${what} must be a URL${what === 'weights' ? ' or a Uint8Array' : ''}, got ${show(v)}`);
   };
-  const instance = await instantiate(options.wasm === undefined ? new URL('./model.wasm', import.meta.url) : url(options.wasm, 'wasm'));
+  const t = options.threads;
+  if (t !== undefined && !(Number.isInteger(t) && t >= 1 && t <= 256)) throw new Error(`kiln: load: threads must be an integer from 1 to 256, got ${show(t)}`);
+  const threads = t ?? await defaultThreads();
+  const wasmUrl = options.wasm === undefined ? new URL('./model.wasm', import.meta.url) : url(options.wasm, 'wasm');
+  let instance, pool;
+  if (threads > 1) {
+    const module = await compile(new URL('./model-threads.wasm', wasmUrl));
+    const memory = new WebAssembly.Memory({ initial: MANIFEST.memoryBytes / 65536, maximum: MANIFEST.memoryBytes / 65536, shared: true });
+    pool = await startPool(module, memory, threads);
+    try {
+      instance = await WebAssembly.instantiate(module, { ...imports, env: { memory }, kiln: { parallel: pool.parallel } });
+    } catch (e) {
+      pool.close();
+      throw new Error(`kiln: ${wasmUrl.href}: ${e.message}`);
+    }
+    pool.setInstance(instance);
+  } else {
+    instance = await instantiate(wasmUrl);
+  }
+  try {
+    return await ready(instance, pool, threads, options, url);
+  } catch (e) {
+    pool?.close();
+    throw e;
+  }
+}
+
+/** The model of an instance: its weights loaded, and its entries. */
+async function ready(instance, pool, threads, options, url) {
   const memory = instance.exports.memory;
   const u8 = () => new Uint8Array(memory.buffer);
   const view = (p) => new ARRAYS[p.dtype](memory.buffer, p.offset, p.size);
@@ -301,6 +455,10 @@ export async function load(options = {}) {
   };
   const model = {
     manifest: MANIFEST,
+    /** Threads parallel loops run on. */
+    threads,
+    /** Ends the worker threads (a no-op with one thread); the model is unusable after. */
+    close: () => pool?.close(),
     predict: (inputs) => rowsCall('predict', inputs),
     /** Current parameter values by name (weights, and optimizer state when compiled with --train). */
     getWeights: () => new Map(params.map((p) => [p.name, view(p).slice()])),
