@@ -329,7 +329,8 @@ export async function workerMain() {
     return;
   }
   port.postMessage({ ready: true });
-  for (let seen = Atomics.load(ctl, GEN); ;) {
+  // generation 0 is the one before any job (read now, it could already be a job's that this thread would then miss)
+  for (let seen = 0; ;) {
     for (let i = 0; i < SPIN && Atomics.load(ctl, GEN) === seen; i++);
     Atomics.wait(ctl, GEN, seen);
     seen = Atomics.load(ctl, GEN);
