@@ -27,12 +27,22 @@ export interface KilnModel {
   trainStep(inputs: readonly ArrayLike<number>[]): KilnArray[];
   /** Current parameter values by name (weights, and optimizer state when compiled with --train). */
   getWeights(): Map<string, KilnArray>;
+  /** Threads its parallel loops run on. */
+  readonly threads: number;
+  /** Ends the worker threads (nothing with one thread); the model is unusable after. */
+  close(): void;
 }
 export interface KilnLoadOptions {
   /** Where model.wasm is (default: beside model.mjs). */
   wasm?: URL;
   /** Where weights.safetensors is (default: beside model.mjs), or its bytes. */
   weights?: URL | Uint8Array;
+  /**
+   * Threads to run parallel loops on, results bit-identical to one thread (default: every core in Node; in a browser
+   * every core when crossOriginIsolated, else 1). More than one loads model-threads.wasm from beside model.wasm
+   * over a shared memory, with model.worker.mjs from beside model.mjs as each worker's script.
+   */
+  threads?: number;
 }
 /** Instantiates model.wasm and loads its weights. */
 export function load(options?: KilnLoadOptions): Promise<KilnModel>;
