@@ -39,10 +39,19 @@ export class WasmModule {
   private labels = 0;
   private readonly functions: { name: string; locals: number }[] = [];
 
-  constructor() {
+  /** relaxed: the module may use relaxed-SIMD instructions (relaxedMadd). */
+  constructor(readonly relaxed = false) {
     this.m = new binaryen.Module();
     this.m.setFeatures(binaryen.Features.MVP | binaryen.Features.SIMD128 | binaryen.Features.NontrappingFPToInt
-      | binaryen.Features.SignExt | binaryen.Features.BulkMemory | binaryen.Features.Multivalue);
+      | binaryen.Features.SignExt | binaryen.Features.BulkMemory | binaryen.Features.Multivalue | (relaxed ? binaryen.Features.RelaxedSIMD : 0));
+  }
+
+  /** f32x4.relaxed_madd(a, b, c) = a * b + c, fused (one rounding) where the CPU has FMA, else as mul then add. */
+  relaxedMadd(a: Ref, b: Ref, c: Ref): Ref {
+    if (!this.relaxed) throw new Error('wasm: internal error: relaxed_madd in a SIMD128 module');
+    // binaryen.js has no wrapper for it; the C API's, on the module's pointer
+    const api = binaryen as unknown as { _BinaryenSIMDTernary(m: number, op: number, a: number, b: number, c: number): number; RelaxedMaddVecF32x4: number };
+    return api._BinaryenSIMDTernary((this.m as unknown as { ptr: number }).ptr, api.RelaxedMaddVecF32x4, a, b, c) as Ref;
   }
 
   label(prefix: string): string {

@@ -266,8 +266,12 @@ export interface WasmModuleArtifact {
 }
 
 /** Renders entry points into one module over the shared memory layout; each entry is an exported function. */
-export function renderWasmModule(entries: readonly WasmEntry[], options: { optimize?: boolean; embed?: ReadonlyMap<string, ArrayLike<number>>; threads?: boolean } = {}): WasmModuleArtifact {
-  const w = new WasmModule();
+/**
+ * Options: optimize (binaryen -O3, default true); embed, params' initial values as data; threads, also the
+ * threaded module; relaxed, micro-kernels accumulate with f32x4.relaxed_madd (VectorLoop.madd).
+ */
+export function renderWasmModule(entries: readonly WasmEntry[], options: { optimize?: boolean; embed?: ReadonlyMap<string, ArrayLike<number>>; threads?: boolean; relaxed?: boolean } = {}): WasmModuleArtifact {
+  const w = new WasmModule(options.relaxed ?? false);
   addMath(w);
   const layout = layoutModule(entries, options.embed);
   const { offsets, scratchBase } = layout;
@@ -430,7 +434,7 @@ class VectorLoop {
         }
         case 'store': {
           const p = k.promoted.get(s.buf);
-          if (p) return w.set(this.lanes(p, this.contiguous(s.idx)), this.splat(this.expr(s.value), 'f32'));
+          if (p) return w.set(this.lanes(p, this.contiguous(s.idx)), this.madd(s.value) ?? this.splat(this.expr(s.value), 'f32'));
           const b = k.address(s.buf, this.contiguous(s.idx));
           if (b.t !== 'f32') throw this.unrenderable(`a store into ${b.t} buffer ${s.buf}`);
           return w.store('v128', b.offset, b.ptr, this.splat(this.expr(s.value), 'f32'));
@@ -439,6 +443,20 @@ class VectorLoop {
           throw this.unrenderable(`a ${s.k} statement`);
       }
     });
+  }
+
+  /**
+   * In a relaxed-SIMD module, a micro-kernel's accumulation into its register tile, acc + x * y, as one
+   * f32x4.relaxed_madd: fused (rounded once) where the CPU has FMA, so it may differ from the interpreter's separately
+   * rounded multiply and add in the last bits of each step (the SIMD128 module stays exact).
+   */
+  private madd(e: Expr): Ref | undefined {
+    if (!this.k.w.relaxed || e.k !== 'binary' || e.op !== 'add' || e.t !== 'f32') return undefined;
+    const isMul = (x: Expr): x is Extract<Expr, { k: 'binary' }> => x.k === 'binary' && x.op === 'mul' && x.t === 'f32';
+    const [mul, acc] = isMul(e.b) ? [e.b, e.a] : isMul(e.a) ? [e.a, e.b] : [undefined, undefined];
+    if (!mul || !acc) return undefined;
+    const v = (x: Expr) => this.splat(this.expr(x), 'f32');
+    return this.k.w.relaxedMadd(v(mul.a), v(mul.b), v(acc));
   }
 
   /** The v128 local holding lanes idx..idx+3 of a promoted register array (idx constant in an unrolled copy). */

@@ -32,6 +32,10 @@ export function compileWasm(o: TargetOptions): string[] {
   const module = renderWasmModule(compiled.map(({ e, c }) => ({ name: e.name, program: c.program, memory: c.memory })), {
     embed: o.embedWeights ? new Map(o.weights.map((w) => [w.name, w.data])) : undefined, threads: true,
   });
+  // the same code with relaxed_madd in its micro-kernels (same layout: rendering decides no memory)
+  const relaxed = renderWasmModule(compiled.map(({ e, c }) => ({ name: e.name, program: c.program, memory: c.memory })), {
+    embed: o.embedWeights ? new Map(o.weights.map((w) => [w.name, w.data])) : undefined, threads: true, relaxed: true,
+  });
   const layouts = Object.fromEntries(compiled.map(({ e, c }) => [e.name, entryLayout(c.program, module.offsets[e.name]!)]));
   const manifest = manifestOf('wasm', compiled, o.weights, {
     arenaBytes: Math.max(...compiled.map(({ c }) => c.memory.arenaBytes)), memoryBytes: module.memoryBytes,
@@ -40,6 +44,8 @@ export function compileWasm(o: TargetOptions): string[] {
   const files: [string, string | Uint8Array][] = [
     ['model.wasm', module.binary],
     ['model-threads.wasm', module.threaded!],
+    ['model-relaxed.wasm', relaxed.binary],
+    ['model-threads-relaxed.wasm', relaxed.threaded!],
     ['model.worker.mjs', workerSource()],
     ['model.mjs', loaderSource(layouts, manifest, o.embedWeights ?? false)],
     ['model.d.mts', typesSource(o.entries.some((e) => e.name === 'trainStep'))],

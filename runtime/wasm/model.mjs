@@ -342,12 +342,16 @@ export async function workerMain() {
   }
 }
 
-const OPTIONS = ['wasm', 'weights', 'threads'];
+const OPTIONS = ['wasm', 'weights', 'threads', 'relaxedSimd'];
+
+/** A module of one function using f32x4.relaxed_madd: valid where the engine has relaxed SIMD. */
+const RELAXED_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 6, 1, 96, 1, 123, 1, 123, 3, 2, 1, 0, 10, 13, 1, 11, 0, 32, 0, 32, 0, 32, 0, 253, 133, 2, 11]);
 
 /**
  * Instantiates the module. options.wasm / options.weights: URLs (or weights bytes) to load instead of the defaults;
  * options.threads: threads to run parallel loops on (default: defaultThreads); more than one loads the threaded
- * build, model-threads.wasm beside model.wasm, over a shared memory.
+ * build over a shared memory; options.relaxedSimd: the build whose micro-kernels use f32x4.relaxed_madd (default:
+ * where the engine has relaxed SIMD). The builds lie beside model.wasm: model[-threads][-relaxed].wasm.
  */
 export async function load(options = {}) {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) throw new Error(`kiln: load: options must be an object, got ${show(options)}`);
@@ -359,10 +363,15 @@ export async function load(options = {}) {
   const t = options.threads;
   if (t !== undefined && !(Number.isInteger(t) && t >= 1 && t <= 256)) throw new Error(`kiln: load: threads must be an integer from 1 to 256, got ${show(t)}`);
   const threads = t ?? await defaultThreads();
+  const hasRelaxed = WebAssembly.validate(RELAXED_PROBE), r = options.relaxedSimd;
+  if (r !== undefined && typeof r !== 'boolean') throw new Error(`kiln: load: relaxedSimd must be true or false, got ${show(r)}`);
+  if (r && !hasRelaxed) throw new Error('kiln: load: relaxedSimd: this engine has no relaxed SIMD (Node 20: node --experimental-wasm-relaxed-simd)');
+  const relaxed = r ?? hasRelaxed;
   const wasmUrl = options.wasm === undefined ? new URL('./model.wasm', import.meta.url) : url(options.wasm, 'wasm');
+  const build = (name) => (name === 'model' ? wasmUrl : new URL(`./${name}.wasm`, wasmUrl));
   let instance, pool;
   if (threads > 1) {
-    const module = await compile(new URL('./model-threads.wasm', wasmUrl));
+    const module = await compile(build(relaxed ? 'model-threads-relaxed' : 'model-threads'));
     const memory = new WebAssembly.Memory({ initial: MANIFEST.memoryBytes / 65536, maximum: MANIFEST.memoryBytes / 65536, shared: true });
     pool = await startPool(module, memory, threads);
     try {
@@ -373,10 +382,12 @@ export async function load(options = {}) {
     }
     pool.setInstance(instance);
   } else {
-    instance = await instantiate(wasmUrl);
+    instance = await instantiate(build(relaxed ? 'model-relaxed' : 'model'));
   }
   try {
-    return await ready(instance, pool, threads, options, url);
+    const model = await ready(instance, pool, threads, options, url);
+    model.relaxedSimd = relaxed;
+    return model;
   } catch (e) {
     pool?.close();
     throw e;
