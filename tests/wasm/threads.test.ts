@@ -1,5 +1,6 @@
-// Threads: an artifact loaded with { threads: 2 } runs its parallel loops on a worker thread over a shared memory,
-// and predict and trainStep equal the interpreter (and one thread) bit for bit.
+// Threads and relaxed SIMD: an artifact loaded with { threads: 2 } runs its parallel loops on a worker thread over a
+// shared memory, and predict and trainStep equal the interpreter (and one thread) bit for bit; its relaxed-SIMD
+// build (Node 20: --experimental-wasm-relaxed-simd) is within the error bound of fused multiply-adds.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -33,7 +34,7 @@ function seedModel(weights: Map<string, Float32Array>): keras.Sequential {
 }
 
 describe('wasm threads', () => {
-  it('predict and two training steps on 2 threads equal the interpreter bit for bit', async () => {
+  it('predict and two training steps on 2 threads equal the interpreter bit for bit; relaxed SIMD within the bound of fused rounding', async () => {
     const file = path.join(tmp, 'mlp.ts'), out = path.join(tmp, 'mlp');
     writeFileSync(file, `import * as keras from 'kiln';
 const model = keras.Sequential([
@@ -58,16 +59,16 @@ import { load } from ${JSON.stringify(`file://${out}/model.mjs`)};
 const x = new Float32Array(readFileSync(${JSON.stringify(bin)}).buffer.slice(0));
 const y = Int32Array.from(${JSON.stringify(Array.from(y))});
 const res = {};
-for (const threads of [1, 2]) {
-  const m = await load({ threads });
+for (const threads of [1, 2]) for (const relaxedSimd of [false, true]) {
+  const m = await load({ threads, relaxedSimd });
   const [pred] = m.predict([x]);
   const steps = [0, 1].map((s) => Array.from(m.trainStep([x.subarray(0, ${B * 784}), y, Int32Array.of(s)])[0]));
-  res[threads] = { threads: m.threads, pred: Array.from(pred), steps, weights: Object.fromEntries([...m.getWeights()].map(([k, v]) => [k, Array.from(v)])) };
+  res[threads + (relaxedSimd ? 'r' : '')] = { threads: m.threads, relaxedSimd: m.relaxedSimd, pred: Array.from(pred), steps, weights: Object.fromEntries([...m.getWeights()].map(([k, v]) => [k, Array.from(v)])) };
   m.close();
 }
 console.log(JSON.stringify(res));`);
-    const got = JSON.parse((await run(process.execPath, [script], { cwd: tmp, maxBuffer: 1 << 26 })).stdout) as Record<string, { threads: number; pred: number[]; steps: number[][]; weights: Record<string, number[]> }>;
-    expect([got['1']!.threads, got['2']!.threads]).toEqual([1, 2]);
+    const got = JSON.parse((await run(process.execPath, ['--experimental-wasm-relaxed-simd', script], { cwd: tmp, maxBuffer: 1 << 27 })).stdout) as Record<string, { threads: number; relaxedSimd: boolean; pred: number[]; steps: number[][]; weights: Record<string, number[]> }>;
+    expect(['1', '1r', '2', '2r'].map((k) => [got[k]!.threads, got[k]!.relaxedSimd])).toEqual([[1, false], [1, true], [2, false], [2, true]]);
 
     const weights = new Map(readSafetensors(new Uint8Array(readFileSync(path.join(out, 'weights.safetensors')))).tensors.map((t) => [t.name, t.data as Float32Array]));
     const model = seedModel(weights);
@@ -89,5 +90,38 @@ console.log(JSON.stringify(res));`);
       expect(Object.keys(g.weights).sort()).toEqual([...params.keys()].sort());
       for (const [k, v] of params) expect(g.weights[k], k).toEqual(Array.from(v));
     }
+
+    // relaxed SIMD: one thread or two, the same bits; fused rounding changes some of them
+    const r = got['1r']!;
+    expect(got['2r']).toEqual({ ...r, threads: 2 });
+    expect(r.pred).not.toEqual(Array.from(pred));
+    // Each dot product of length K accumulated with fused or with separate rounding is within gamma_K * sum|a b| of
+    // the exact one (gamma_K = K u / (1 - K u), u = 2^-24), so the two within twice that; relu passes the error on
+    // (1-Lipschitz), the second layer adds its own and |W2| times the first's, and softmax moves no probability by
+    // more than the largest change of a logit.
+    const gamma = (k: number) => (k * 2 ** -24) / (1 - k * 2 ** -24);
+    const [W1, b1, W2, b2] = [...weights.values()] as Float32Array[];
+    for (let row = 0; row < ROWS; row++) {
+      const h: number[] = [], e1: number[] = [];
+      for (let j = 0; j < 64; j++) {
+        let v = b1![j]!, s = Math.abs(b1![j]!);
+        for (let k = 0; k < 784; k++) { v += x[row * 784 + k]! * W1![k * 64 + j]!; s += Math.abs(x[row * 784 + k]! * W1![k * 64 + j]!); }
+        h.push(Math.max(v, 0));
+        e1.push(2 * gamma(785) * s);
+      }
+      let e2 = 0;
+      for (let j = 0; j < 10; j++) {
+        let s = Math.abs(b2![j]!), prop = 0;
+        for (let i = 0; i < 64; i++) { s += Math.abs(h[i]! * W2![i * 10 + j]!); prop += e1[i]! * Math.abs(W2![i * 10 + j]!); }
+        e2 = Math.max(e2, 2 * gamma(65) * s + prop);
+      }
+      // plus a few ulps of exp and the division in softmax, computed alike in both builds
+      for (let j = 0; j < 10; j++) expect(Math.abs(r.pred[row * 10 + j]! - pred[row * 10 + j]!)).toBeLessThanOrEqual(e2 + 4e-7);
+    }
+    // training: the loss and every updated param close to the exact step's (Adam scales steps to about the
+    // learning rate whatever the gradient's size, so a last-bit change of a gradient moves a weight by far less)
+    const near = (a: readonly number[], b: ArrayLike<number>) => a.every((v, i) => Math.abs(v - b[i]!) <= 1e-6 + 1e-5 * Math.abs(b[i]!));
+    expect(r.steps.every((l, i) => near(l, losses[i]!))).toBe(true);
+    for (const [k, v] of params) expect(near(r.weights[k]!, v), k).toBe(true);
   }, 300_000);
 });
