@@ -1,6 +1,7 @@
 // The SIMD128 peak of this machine for `npm run bench:wasm`: a register-resident multiply-add loop in wasm (12
 // independent f32x4 accumulators, within the 14 registers V8 leaves a function on x86-64), with f32x4.mul then
 // f32x4.add and with f32x4.relaxed_madd; and the flops a loop-IR kernel executes, to rate kernels against it.
+import v8 from 'node:v8';
 import binaryen from 'binaryen';
 import type { Stmt } from '../codegen/loop/ir.js';
 import { forEachExpr, stmtExprs } from '../codegen/loop/visit.js';
@@ -42,6 +43,9 @@ function peakModule(relaxed: boolean): Uint8Array {
  * slows a run down). undefined where the engine lacks relaxed SIMD.
  */
 export function simdPeak(relaxed: boolean, rounds = 9): number | undefined {
+  // one long call never leaves the baseline compiler (Liftoff) it started in: compile optimized at once, as
+  // WasmRunner does
+  v8.setFlagsFromString('--no-liftoff');
   const bin = peakModule(relaxed);
   if (!WebAssembly.validate(bin as BufferSource)) return undefined;
   const peak = new WebAssembly.Instance(new WebAssembly.Module(bin as BufferSource)).exports['peak'] as (n: number) => number;

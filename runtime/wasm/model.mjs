@@ -371,6 +371,7 @@ export async function load(options = {}) {
   const build = (name) => (name === 'model' ? wasmUrl : new URL(`./${name}.wasm`, wasmUrl));
   let instance, pool;
   if (threads > 1) {
+    if (typeof SharedArrayBuffer === 'undefined') throw new Error(`kiln: load: ${threads} threads need shared memory, which this page does not have: serve it cross-origin isolated (Cross-Origin-Opener-Policy: same-origin, Cross-Origin-Embedder-Policy: require-corp), or load with threads: 1`);
     const module = await compile(build(relaxed ? 'model-threads-relaxed' : 'model-threads'));
     const memory = new WebAssembly.Memory({ initial: MANIFEST.memoryBytes / 65536, maximum: MANIFEST.memoryBytes / 65536, shared: true });
     pool = await startPool(module, memory, threads);
