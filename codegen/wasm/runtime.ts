@@ -45,10 +45,19 @@ export class WasmRunner {
   private readonly runFn: () => void;
   private readonly sizes: Map<string, { offset: number; size: number; dtype: string }>;
 
-  constructor(readonly program: Program, readonly artifact: WasmArtifact) {
+  /**
+   * options.parallel: runs each parallel loop instead of the module (chunk(begin, end) runs iterations [begin, end)
+   * of its n), as a thread pool would; by default the module runs them itself.
+   */
+  constructor(readonly program: Program, readonly artifact: WasmArtifact, options: { parallel?: (chunk: (begin: number, end: number) => void, n: number) => void } = {}) {
     useOptimizingTier();
     const mod = new WebAssembly.Module(artifact.binary as BufferSource);
-    this.instance = new WebAssembly.Instance(mod, WASM_IMPORTS);
+    const hook = options.parallel;
+    const parallel = hook ? (id: number, n: number): number => {
+      hook(this.instance.exports[`chunk${id}`] as (begin: number, end: number) => void, n);
+      return 1;
+    } : WASM_IMPORTS.kiln.parallel;
+    this.instance = new WebAssembly.Instance(mod, { ...WASM_IMPORTS, kiln: { parallel } });
     this.memory = this.instance.exports['memory'] as WebAssembly.Memory;
     this.runFn = this.instance.exports['run'] as () => void;
     this.sizes = new Map(program.buffers.map((b) => [b.name, { offset: artifact.layout.offsets[b.name]!, size: b.size, dtype: b.dtype }]));
