@@ -123,5 +123,15 @@ console.log(JSON.stringify(res));`);
     const near = (a: readonly number[], b: ArrayLike<number>) => a.every((v, i) => Math.abs(v - b[i]!) <= 1e-6 + 1e-5 * Math.abs(b[i]!));
     expect(r.steps.every((l, i) => near(l, losses[i]!))).toBe(true);
     for (const [k, v] of params) expect(near(r.weights[k]!, v), k).toBe(true);
+
+    // without its worker script, threads are one error line naming it; one thread needs none
+    rmSync(path.join(out, 'model.worker.mjs'));
+    const missing = path.join(tmp, 'missing.mjs');
+    writeFileSync(missing, `import { load } from ${JSON.stringify(`file://${out}/model.mjs`)};
+console.log((await load({ threads: 1 })).threads);
+await load({ threads: 2 });`);
+    const e = await run(process.execPath, [missing], { cwd: tmp }).then(() => undefined, (err: { stdout: string; stderr: string }) => err);
+    expect(e?.stdout.trim()).toBe('1');
+    expect(e?.stderr.split('\n').find((l) => l.startsWith('Error: '))).toMatch(/^Error: kiln: thread 1 of 2 \(file:.*\/model\.worker\.mjs\): Cannot find module/);
   }, 300_000);
 });
