@@ -244,8 +244,10 @@ async function defaultThreads() {
 }
 
 // The thread pool's control words in a shared Int32Array: job generation (bumped to start a job), the chunk
-// function, its number of iterations, the workers still running it; STOP as the chunk ends the workers.
-const GEN = 0, CHUNK = 1, ITERS = 2, PENDING = 3, STOP = -1;
+// function, its number of iterations, the workers still running it, the first thread whose chunk failed (a trap),
+// plus one, and the length of its message (UTF-8, in the pool's message bytes); STOP as the chunk ends the workers.
+const GEN = 0, CHUNK = 1, ITERS = 2, PENDING = 3, FAILED = 4, MESSAGE = 5, STOP = -1;
+const MESSAGE_BYTES = 240;
 /** Busy-wait rounds before sleeping in Atomics.wait (a job is often a few microseconds away). */
 const SPIN = 20000;
 
@@ -270,7 +272,7 @@ function chunkFunctions(instance) {
  * kiln.parallel import of the calling thread, which runs its own chunk and waits for theirs, and close().
  */
 async function startPool(module, memory, threads) {
-  const ctl = new Int32Array(new SharedArrayBuffer(16));
+  const ctl = new Int32Array(new SharedArrayBuffer(24)), message = new Uint8Array(new SharedArrayBuffer(MESSAGE_BYTES));
   const script = new URL('./model.worker.mjs', import.meta.url);
   const { Worker } = isNode ? await import('node:worker_threads') : globalThis;
   const workers = [];
@@ -283,7 +285,7 @@ async function startPool(module, memory, threads) {
       const done = (m) => (m?.error ? fail({ message: m.error }) : resolve());
       if (isNode) { w.once('message', done); w.once('error', fail); } else { w.onmessage = (e) => done(e.data); w.onerror = (e) => { e.preventDefault?.(); fail(e); }; }
     }));
-    w.postMessage({ module, memory, ctl, t, threads });
+    w.postMessage({ module, memory, ctl, message, t, threads });
   }
   const stop = () => {
     Atomics.store(ctl, CHUNK, STOP);
@@ -308,8 +310,13 @@ async function startPool(module, memory, threads) {
     Atomics.add(ctl, GEN, 1);
     Atomics.notify(ctl, GEN);
     const [begin, end] = chunkOf(0, threads, n);
-    if (begin < end) fns[id](begin, end);
-    for (let i = 0, left; (left = Atomics.load(ctl, PENDING)) !== 0; i++) if (canWait && i >= SPIN) Atomics.wait(ctl, PENDING, left);
+    try {
+      if (begin < end) fns[id](begin, end);
+    } finally { // the workers' chunks end before this returns or throws, so no job overlaps the next
+      for (let i = 0, left; (left = Atomics.load(ctl, PENDING)) !== 0; i++) if (canWait && i >= SPIN) Atomics.wait(ctl, PENDING, left);
+    }
+    const failed = Atomics.exchange(ctl, FAILED, 0);
+    if (failed) throw new Error(`kiln: a parallel loop failed on thread ${failed - 1} of ${threads}: ${new TextDecoder().decode(message.slice(0, Atomics.load(ctl, MESSAGE)))}`);
     return 1;
   };
   return { parallel, setInstance: (instance) => { fns = chunkFunctions(instance); }, close: stop };
@@ -318,7 +325,7 @@ async function startPool(module, memory, threads) {
 /** A worker thread's life (model.worker.mjs): instantiate the module on the shared memory, then run chunks until stopped. */
 export async function workerMain() {
   const port = isNode ? (await import('node:worker_threads')).parentPort : globalThis;
-  const { module, memory, ctl, t, threads } = await new Promise((resolve) => {
+  const { module, memory, ctl, message, t, threads } = await new Promise((resolve) => {
     if (isNode) port.once('message', resolve); else port.onmessage = (e) => resolve(e.data);
   });
   let fns;
@@ -337,7 +344,15 @@ export async function workerMain() {
     const id = Atomics.load(ctl, CHUNK);
     if (id === STOP) return;
     const [begin, end] = chunkOf(t, threads, Atomics.load(ctl, ITERS));
-    if (begin < end) fns[id](begin, end);
+    try {
+      if (begin < end) fns[id](begin, end);
+    } catch (e) { // the calling thread throws it; this one waits for the next job
+      if (Atomics.compareExchange(ctl, FAILED, 0, t + 1) === 0) {
+        const text = new TextEncoder().encode(String(e?.message ?? e)).subarray(0, MESSAGE_BYTES);
+        message.set(text);
+        Atomics.store(ctl, MESSAGE, text.length);
+      }
+    }
     if (Atomics.sub(ctl, PENDING, 1) === 1) Atomics.notify(ctl, PENDING);
   }
 }
