@@ -1,11 +1,15 @@
 // `npm run bench:wasm`: kiln's compiled WebAssembly vs TF.js's `wasm` (XNNPACK) and `cpu` backends on the
-// seed MLP (784-64-10 with dropout), one thread each side, all in this one process. Writes bench/results.md.
+// seed MLP (784-64-10 with dropout), one thread each side, all in this one process; this machine's SIMD128 peak and
+// each kernel's share of it; the compiled artifact (model.mjs) on 1 and 2 threads, SIMD128 and relaxed SIMD,
+// interleaved with TF.js-wasm. Writes bench/results.md.
 //
 // Method: each case is warmed up (at least 200 calls and 1 s, so that V8 has tiered the wasm up from Liftoff
 // to TurboFan; at most 5 s), then timed in ROUNDS rounds of N calls where N
 // is chosen so one round takes >= 100 ms; the reported number is the median over rounds of the mean time
 // per call, in microseconds. Set BENCH_QUICK=1 for a fast smoke run (fewer rounds, shorter warm-up).
 import { spawnSync } from 'node:child_process';
+import v8 from 'node:v8';
+import { pathToFileURL } from 'node:url';
 import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
@@ -22,6 +26,7 @@ import { renderWasm } from '../codegen/wasm/render.js';
 import { runPipeline } from '../driver/pipeline.js';
 import { type Graph, nodeName } from '../ir/graph.js';
 import type { TypedArray } from '../ir/types.js';
+import { flops, simdPeak } from './wasm_peak.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..'); // dist/bench -> repo root
@@ -195,7 +200,7 @@ function kilnTraining(model: keras.Model, b: number): KilnTrain {
 
 // ------------------------------------------------------------------------------------ kernel breakdown
 
-interface KernelTime { name: string; ops: string; us: number }
+interface KernelTime { name: string; ops: string; us: number; flop: number }
 
 /** A short fixed-time measurement for the per-kernel breakdown (0.5 s warm-up, median of 5 rounds of >= 100 ms). */
 function timeShort(fn: () => void): number {
@@ -228,7 +233,7 @@ function kernelBreakdown(graph: Graph, fill: (r: WasmRunner) => void): KernelTim
     const mem = memOf(r);
     const same = JSON.stringify(art.layout.offsets) === JSON.stringify(full.artifact.layout.offsets) && mem.length === image.length;
     if (same) mem.set(image); else fill(r);
-    return { name: k.name, ops: [...new Set(k.ops)].join(', '), us: timeShort(() => r.runRaw()) };
+    return { name: k.name, ops: [...new Set(k.ops)].join(', '), us: timeShort(() => r.runRaw()), flop: flops(k.body) };
   });
 }
 
@@ -318,21 +323,119 @@ function kilnCompile(nodeFlags: string[]): CompileResult {
   return { ok: true, medianMs: s[s.length >> 1]!, runsMs: runs, message: 'ok' };
 }
 
+// ------------------------------------------------------------------------------------ artifact: threads
+
+interface ArtifactModel {
+  threads: number;
+  relaxedSimd: boolean;
+  predict(x: Float32Array[]): Float32Array[];
+  trainStep(x: (Float32Array | Int32Array)[]): Float32Array[];
+  close(): void;
+}
+
+interface ArtifactCase { label: string; kind: 'predict' | 'train'; peer: boolean; threads: number; relaxed: boolean; run: () => unknown }
+
+/**
+ * The seed MLP compiled by the CLI (--train, batch 256) and loaded through its model.mjs with 1 and 2 threads,
+ * SIMD128 and (where the engine has it) relaxed SIMD, timed round by round interleaved with TF.js-wasm, so that
+ * the machine's changing load falls on every case alike; each cell is the median over rounds.
+ */
+async function artifactSuite(weights: keras.Tensor[], relaxed: boolean): Promise<{ cases: ArtifactCase[]; us: Map<ArtifactCase, number[]> }> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'kiln-bench-artifact-'));
+  const file = path.join(dir, 'mlp.ts'), out = path.join(dir, 'out');
+  writeFileSync(file, `import * as keras from 'kiln';
+const model = keras.Sequential([
+  keras.layers.Dense(64, { activation: 'relu', inputShape: [784] }),
+  keras.layers.Dropout(0.2),
+  keras.layers.Dense(10, { activation: 'softmax' }),
+]);
+model.compile({ optimizer: 'adam', loss: 'sparse_categorical_crossentropy' });
+export default model;
+`);
+  const r = spawnSync(process.execPath, [path.join(root, 'dist', 'cli', 'main.js'), 'compile', file, '--target', 'wasm', '--train', '--batch-size', '256', '-o', out], { cwd: root, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`kiln compile failed: ${r.stderr}`);
+  const { load } = await import(pathToFileURL(path.join(out, 'model.mjs')).href) as { load: (o: object) => Promise<ArtifactModel> };
+  const x = xOf(256), y = yOf(256), counter = Int32Array.of(1);
+  const cases: ArtifactCase[] = [];
+  const models: ArtifactModel[] = [];
+  for (const rel of relaxed ? [false, true] : [false]) {
+    for (const threads of [1, 2]) {
+      const m = await load({ threads, relaxedSimd: rel });
+      models.push(m);
+      const name = `kiln ${threads} thread${threads > 1 ? 's' : ''}${rel ? ', relaxed SIMD' : ''}`;
+      cases.push({ label: name, kind: 'predict', peer: false, threads, relaxed: rel, run: () => m.predict([x]) });
+      cases.push({ label: name, kind: 'train', peer: false, threads, relaxed: rel, run: () => m.trainStep([x, y, counter]) });
+    }
+  }
+  if (!(await tf.setBackend('wasm'))) throw new Error('TF.js backend wasm failed to initialize');
+  const tm = tf.sequential({ layers: [
+    tf.layers.dense({ units: 64, activation: 'relu', inputShape: [784] }),
+    tf.layers.dropout({ rate: 0.2 }),
+    tf.layers.dense({ units: 10, activation: 'softmax' }),
+  ] });
+  tm.setWeights(weights.map((w) => tf.tensor(w.data as Float32Array, w.shape as number[], 'float32')));
+  tm.compile({ optimizer: tf.train.adam(0.001), loss: 'sparseCategoricalCrossentropy' });
+  const xt = tf.tensor2d(x, [256, 784]), yt = tf.tensor1d(Float32Array.from(y), 'float32');
+  cases.push({ label: 'TF.js wasm (1 thread)', kind: 'predict', peer: true, threads: 1, relaxed: false, run: () => {
+    const o = tf.tidy(() => tm.predict(xt, { batchSize: 256 }) as tf.Tensor);
+    o.dataSync();
+    o.dispose();
+  } });
+  // trainOnBatch is async, but on the wasm backend its work is done when the promise settles; awaited below
+  cases.push({ label: 'TF.js wasm (1 thread)', kind: 'train', peer: true, threads: 1, relaxed: false, run: () => tm.trainOnBatch(xt, yt) });
+  const once = async (c: ArtifactCase) => { await c.run(); };
+  const calls = new Map<ArtifactCase, number>();
+  for (const c of cases) { // warm-up, and calls per round of about ROUND_MS
+    const t0 = now();
+    let n = 0;
+    while (warming(n, now() - t0)) { await once(c); n++; }
+    const t1 = now();
+    let k = 0;
+    while (now() - t1 < ROUND_MS) { await once(c); k++; }
+    calls.set(c, Math.max(1, k));
+  }
+  const us = new Map<ArtifactCase, number[]>(cases.map((c) => [c, []]));
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const c of cases) {
+      const n = calls.get(c)!, t0 = now();
+      for (let i = 0; i < n; i++) await once(c);
+      us.get(c)!.push(((now() - t0) / n) * 1000);
+    }
+  }
+  for (const m of models) m.close();
+  tm.dispose();
+  xt.dispose();
+  yt.dispose();
+  rmSync(dir, { recursive: true, force: true });
+  return { cases, us };
+}
+
+const median = (v: readonly number[]): number => {
+  const s = [...v].sort((a, b) => a - b), mid = s.length >> 1;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+};
+
 // ------------------------------------------------------------------------------------------------ main
 
 function machine(): { cpu: string; nproc: string } {
   let cpu = 'unknown';
   try {
-    const m = /^model name\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
-    if (m) cpu = m[1]!.trim();
+    const info = readFileSync('/proc/cpuinfo', 'utf8');
+    const field = (f: string) => new RegExp(`^${f}\\s*:\\s*(.*)$`, 'm').exec(info)?.[1]?.trim();
+    cpu = `${field('model name') ?? 'unknown'} (family ${field('cpu family') ?? '?'}, model ${field('model') ?? '?'})`;
   } catch { /* not Linux */ }
   const r = spawnSync('nproc', { encoding: 'utf8' });
   return { cpu, nproc: r.status === 0 ? r.stdout.trim() : 'unknown' };
 }
 
 async function main(): Promise<void> {
+  // Node 20 compiles relaxed SIMD only behind this flag (set before any module is compiled)
+  v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
   const started = new Date();
   const loadBefore = os.loadavg().map((x) => x.toFixed(2)).join(' ');
+  log('SIMD128 peak…');
+  const peak = { mulAdd: simdPeak(false)!, madd: simdPeak(true) };
+  const peakBest = Math.max(peak.mulAdd, peak.madd ?? 0);
   // TF.js wasm: one thread, binaries straight from the npm package.
   const req = createRequire(import.meta.url);
   const wasmDir = path.dirname(req.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm'));
@@ -383,6 +486,10 @@ async function main(): Promise<void> {
   log('TF.js wasm…');
   const tfw = await tfSuite('wasm', weights);
   tfw.binary = `simd=${String(tf.env().getBool('WASM_HAS_SIMD_SUPPORT'))}, multithread=${String(tf.env().getBool('WASM_HAS_MULTITHREAD_SUPPORT'))}, threads=${tfwasm.getThreadsCount()}`;
+  log('kiln artifact on 1 and 2 threads, interleaved with TF.js wasm…');
+  const loadArtifact = os.loadavg().map((x) => x.toFixed(2)).join(' ');
+  const art = await artifactSuite(weights, peak.madd !== undefined);
+  const loadArtifactAfter = os.loadavg().map((x) => x.toFixed(2)).join(' ');
   log('TF.js cpu…');
   const tfc = await tfSuite('cpu', weights);
 
@@ -463,17 +570,64 @@ async function main(): Promise<void> {
     p('Where kiln\'s time goes (diagnostic): each fused kernel rendered as a module of its own and timed alone');
     p('(0.5 s warm-up, median of 5 rounds of >= 100 ms), with GFLOP/s of the matmuls it contains where that is the bulk:');
     p();
-    p('| case | kernel | ops fused | µs | share of kernel sum |');
-    p('|---|---|---|---:|---:|');
+    p(`GFLOP/s counts every f32 add, subtract, multiply and divide the kernel's loop IR executes; % of peak is against this machine's SIMD128 peak below (${peakBest.toFixed(1)} GFLOP/s).`);
+    p();
+    p('| case | kernel | ops fused | µs | share of kernel sum | GFLOP/s | % of SIMD128 peak |');
+    p('|---|---|---|---:|---:|---:|---:|');
     for (const bd of breakdown) {
       const sum = bd.kernels.reduce((a, k) => a + k.us, 0);
-      for (const k of bd.kernels) p(`| ${bd.label} | ${k.name} | ${k.ops} | ${fmt({ us: k.us } as Timing)} | ${((100 * k.us) / sum).toFixed(0)}% |`);
-      p(`| ${bd.label} | sum of kernels / whole run (kiln raw above) | | ${fmt({ us: sum } as Timing)} / ${fmt({ us: bd.total } as Timing)} | |`);
+      for (const k of bd.kernels) p(`| ${bd.label} | ${k.name} | ${k.ops} | ${fmt({ us: k.us } as Timing)} | ${((100 * k.us) / sum).toFixed(0)}% | ${(k.flop / k.us / 1e3).toFixed(1)} | ${((100 * k.flop) / k.us / 1e3 / peakBest).toFixed(0)}% |`);
+      p(`| ${bd.label} | sum of kernels / whole run (kiln raw above) | | ${fmt({ us: sum } as Timing)} / ${fmt({ us: bd.total } as Timing)} | | | |`);
     }
     const mm = breakdown.find((b) => b.label === 'inference, batch 256')?.kernels[0];
     if (mm) p(`\nThe first Dense layer's matmul (256×784 · 784×64, ${(2 * 256 * 784 * 64 / 1e6).toFixed(1)} MFLOP) runs at ${(2 * 256 * 784 * 64 / mm.us / 1e3).toFixed(1)} GFLOP/s in kiln (kernel ${mm.name}); TF.js-wasm's whole fused-ops inference at batch 256 reaches ${(2 * 256 * (784 * 64 + 64 * 10) / tfw.infer.get(256)!.ops.us / 1e3).toFixed(1)} GFLOP/s.`);
     p();
   }
+  p('## SIMD128 peak of this machine');
+  p();
+  p(`A register-resident loop of ${12} independent f32x4 multiply-adds (acc = acc * x + y), best of 9 runs of about 0.1 s:`);
+  p();
+  p('| instructions | GFLOP/s (one thread) |');
+  p('|---|---:|');
+  p(`| f32x4.mul + f32x4.add | ${peak.mulAdd.toFixed(1)} |`);
+  p(`| f32x4.relaxed_madd | ${peak.madd === undefined ? 'not supported by this engine' : peak.madd.toFixed(1)} |`);
+  p();
+  p('## The artifact on threads, interleaved with TF.js-wasm (issue 17)');
+  p();
+  p('The seed MLP compiled with `kiln compile mlp.ts --target wasm --train --batch-size 256` and loaded through its');
+  p('`model.mjs` (`load({ threads, relaxedSimd })`), its own initial weights; `predict` of 256 rows and `trainStep` of 256 rows');
+  p('(Adam), as a user calls them (inputs copied in, outputs copied out). Every case is timed in turn within each of');
+  p(`${ROUNDS} rounds (calls per round chosen for about ${ROUND_MS} ms), so the machine's load falls on all alike; cells are the`);
+  p('median over rounds, µs per call; ratios are TF.js-wasm time / kiln time from the same rounds.');
+  p(`Load average before / after this part: ${loadArtifact} / ${loadArtifactAfter}.`);
+  p();
+  p('| case | predict b256 (µs) | vs TF.js-wasm | trainStep b256 (µs) | vs TF.js-wasm |');
+  p('|---|---:|---:|---:|---:|');
+  const cell = (label: string, kind: 'predict' | 'train') => art.cases.find((c) => c.label === label && c.kind === kind)!;
+  const med = (c: ArtifactCase) => median(art.us.get(c)!);
+  const peerOf = (kind: 'predict' | 'train') => med(art.cases.find((c) => c.peer && c.kind === kind)!);
+  for (const label of [...new Set(art.cases.map((c) => c.label))]) {
+    const a = cell(label, 'predict'), b = cell(label, 'train');
+    p(`| ${label} | ${fmt({ us: med(a) } as Timing)} | ${(peerOf('predict') / med(a)).toFixed(2)}x | ${fmt({ us: med(b) } as Timing)} | ${(peerOf('train') / med(b)).toFixed(2)}x |`);
+  }
+  p();
+  const goal = (what: string, target: number, label: string, kind: 'predict' | 'train') => {
+    const c = art.cases.find((x) => x.label === label && x.kind === kind);
+    if (!c) return;
+    const v = peerOf(kind) / med(c);
+    p(`| ${what} (${label}) | >= ${target}x | ${v.toFixed(2)}x | ${v >= target ? '**met**' : '**not met**'} |`);
+  };
+  p('Goals (issue 17) against this run:');
+  p();
+  p('| goal | target | kiln vs TF.js-wasm | verdict |');
+  p('|---|---|---:|---|');
+  for (const rel of ['', ', relaxed SIMD']) {
+    goal('inference batch 256, 1 thread', 1.25, `kiln 1 thread${rel}`, 'predict');
+    goal('inference batch 256, 2 threads', 2.2, `kiln 2 threads${rel}`, 'predict');
+    goal('training step batch 256, 1 thread', 6, `kiln 1 thread${rel}`, 'train');
+    goal('training step batch 256, 2 threads', 6, `kiln 2 threads${rel}`, 'train');
+  }
+  p();
   p('Goals (issue 5) against this run:');
   p();
   p('| goal | target | kiln raw | kiln API | verdict (raw / API) |');

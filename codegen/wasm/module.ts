@@ -39,10 +39,19 @@ export class WasmModule {
   private labels = 0;
   private readonly functions: { name: string; locals: number }[] = [];
 
-  constructor() {
+  /** relaxed: the module may use relaxed-SIMD instructions (relaxedMadd). */
+  constructor(readonly relaxed = false) {
     this.m = new binaryen.Module();
     this.m.setFeatures(binaryen.Features.MVP | binaryen.Features.SIMD128 | binaryen.Features.NontrappingFPToInt
-      | binaryen.Features.SignExt | binaryen.Features.BulkMemory | binaryen.Features.Multivalue);
+      | binaryen.Features.SignExt | binaryen.Features.BulkMemory | binaryen.Features.Multivalue | (relaxed ? binaryen.Features.RelaxedSIMD : 0));
+  }
+
+  /** f32x4.relaxed_madd(a, b, c) = a * b + c, fused (one rounding) where the CPU has FMA, else as mul then add. */
+  relaxedMadd(a: Ref, b: Ref, c: Ref): Ref {
+    if (!this.relaxed) throw new Error('wasm: internal error: relaxed_madd in a SIMD128 module');
+    // binaryen.js has no wrapper for it; the C API's, on the module's pointer
+    const api = binaryen as unknown as { _BinaryenSIMDTernary(m: number, op: number, a: number, b: number, c: number): number; RelaxedMaddVecF32x4: number };
+    return api._BinaryenSIMDTernary((this.m as unknown as { ptr: number }).ptr, api.RelaxedMaddVecF32x4, a, b, c) as Ref;
   }
 
   label(prefix: string): string {
@@ -96,6 +105,15 @@ export class WasmModule {
     return this.call(name, args, result);
   }
   private readonly imported = new Set<string>();
+  /** A call of the host's function `base` of `module` (imported as module.base on first use). */
+  callImport(module: string, base: string, args: Ref[], params: readonly ValType[], result: ValType | 'none'): Ref {
+    const name = `${module}.${base}`;
+    if (!this.imported.has(name)) {
+      this.m.addFunctionImport(name, module, base, binaryen.createType(params.map((t) => TYPES[t])), result === 'none' ? binaryen.none : TYPES[result]);
+      this.imported.add(name);
+    }
+    return this.call(name, args, result);
+  }
   ret(v?: Ref): Ref { return this.m.return(v) as Ref; }
   drop(v: Ref): Ref { return this.m.drop(v) as Ref; }
   nop(): Ref { return this.m.nop() as Ref; }
@@ -134,6 +152,14 @@ export class WasmModule {
    * quadratically with them (a 4,000-line LSTM gradient kernel took longer than 10 minutes).
    */
   finish(optimize = true): Uint8Array {
+    return this.finishBoth(optimize, false).binary;
+  }
+
+  /**
+   * As finish; with `shared` also the same code over an imported shared memory "env"."memory" (for threads: every
+   * thread's instance imports the one memory).
+   */
+  finishBoth(optimize: boolean, shared: boolean): { binary: Uint8Array; shared?: Uint8Array } {
     if (!this.m.validate()) throw new Error('wasm: binaryen rejected the generated module');
     if (optimize) {
       binaryen.setOptimizeLevel(3);
@@ -141,12 +167,56 @@ export class WasmModule {
       if (this.functions.every((f) => f.locals <= MAX_OPTIMIZED_LOCALS)) this.m.optimize();
       else for (const f of this.functions) if (f.locals <= MAX_OPTIMIZED_LOCALS) this.m.optimizeFunction(f.name);
     }
-    const bin = this.m.emitBinary();
+    const binary = this.m.emitBinary();
+    let sharedBinary: Uint8Array | undefined;
+    if (shared) {
+      this.m.addMemoryImport('0', 'env', 'memory');
+      sharedBinary = shareImportedMemory(this.m.emitBinary());
+    }
     this.m.dispose();
-    return bin;
+    return { binary, shared: sharedBinary };
   }
 
   get ops(): binaryen.Module {
     return this.m;
   }
+}
+
+/**
+ * The binary with its imported memory declared shared (limits flag 1 -> 3: shared, with a maximum): binaryen.js
+ * makes no memory shared once created, and the single-threaded module must not be.
+ */
+function shareImportedMemory(bin: Uint8Array): Uint8Array {
+  const out = bin.slice();
+  let p = 8; // magic and version
+  const leb = (): number => {
+    let v = 0, shift = 0, b: number;
+    do {
+      b = out[p++]!;
+      v += (b & 0x7f) * 2 ** shift;
+      shift += 7;
+    } while (b & 0x80);
+    return v;
+  };
+  while (p < out.length) {
+    const id = out[p++]!, size = leb(), end = p + size;
+    if (id === 2) { // imports: module name, field name, kind, description
+      for (let n = leb(); n > 0; n--) {
+        const skip = (): void => { const len = leb(); p += len; }; // (p += leb() would add to p as it was before)
+        skip();
+        skip();
+        const kind = out[p++]!;
+        if (kind === 0) leb(); // function: type index
+        else if (kind === 1) { p++; if (out[p++]! & 1) leb(); leb(); } // table: reftype, limits
+        else if (kind === 2) {
+          if (out[p] !== 1) throw new Error(`wasm: imported memory has limits flag ${out[p]}, expected 1 (with a maximum)`);
+          out[p] = 3;
+          return out;
+        } else if (kind === 3) p += 2; // global: value type, mutability
+        else { p++; leb(); } // tag: attribute, type index
+      }
+    }
+    p = end;
+  }
+  throw new Error('wasm: the module imports no memory to share');
 }

@@ -1,6 +1,7 @@
 // Renders a loop-IR program to a WebAssembly module through binaryen (one function per kernel, `run` calls them).
 import type { Buffer, Expr, Program, Scalar, Stmt } from '../loop/ir.js';
-import { someExpr } from '../loop/visit.js';
+import { independentIterations, pureDecls } from '../loop/analysis.js';
+import { someExpr, walkStmts } from '../loop/visit.js';
 import { ALIGN, type Entry, align, layoutModule } from '../loop/layout.js';
 import { type OpTable, binaryOp, castOp, unaryOp } from '../loop/legalize.js';
 import type { MemoryPlan } from '../loop/memplan.js';
@@ -81,7 +82,7 @@ const SCALAR: OpTable<Op1, Op2> = {
 };
 
 class KernelRenderer {
-  readonly locals = new Locals();
+  readonly locals: Locals;
   readonly types = new Map<string, Scalar>();
   private readonly localArrays = new Map<string, { offset: number; t: Scalar }>();
   /** Loop variables of unrolled copies: their constant value. */
@@ -91,8 +92,9 @@ class KernelRenderer {
   private scratchTop: number;
 
   constructor(readonly w: WasmModule, private readonly offsets: Record<string, number>,
-    private readonly bufTypes: Map<string, Scalar>, scratchBase: number) {
+    private readonly bufTypes: Map<string, Scalar>, scratchBase: number, params: readonly ValType[] = []) {
     this.scratchTop = scratchBase;
+    this.locals = new Locals(params);
   }
 
   get scratchEnd(): number {
@@ -224,23 +226,52 @@ class KernelRenderer {
     }
   }
 
-  finish(name: string, body: Ref[]): void {
-    this.w.addFunction(name, [], 'none', this.locals, this.w.block(body));
+  /** The body of an outlined parallel loop over [begin, end), its first two parameters (never empty). */
+  chunk(loop: Extract<Stmt, { k: 'for' }>): Ref {
+    const w = this.w, m = w.ops;
+    this.types.set(loop.v, 'i32');
+    const v = this.locals.get(loop.v, 'i32'), l = w.label('P');
+    const next = w.set(v, m.i32.add(w.get(v, 'i32') as number, m.i32.const(1)) as Ref);
+    return w.block([w.set(v, w.get(0, 'i32')),
+      w.loop(l, w.block([...this.stmts(loop.body), next, w.brIf(l, m.i32.lt_s(w.get(v, 'i32') as number, w.get(1, 'i32') as number) as Ref)]))]);
   }
+
+  finish(name: string, body: Ref[], params: readonly ValType[] = []): void {
+    this.w.addFunction(name, params, 'none', this.locals, this.w.block(body));
+  }
+}
+
+/**
+ * Whether a top-level parallel loop can run in chunks on other threads: independent iterations (as the llvm
+ * target's pool asks) and no local array in scratch memory, which every thread would share (register arrays live
+ * in each chunk's wasm locals). Others run in place, serially.
+ */
+function outlinable(loop: Extract<Stmt, { k: 'for' }>, pure: ReadonlyMap<string, Stmt>, topLocals: ReadonlySet<string>): boolean {
+  if (loop.kind !== 'parallel' || !independentIterations(loop, pure, topLocals)) return false;
+  const registers = promotable([loop]);
+  let scratch = false;
+  walkStmts([loop], (s) => { if (s.k === 'local' && !registers.has(s.name)) scratch = true; });
+  return !scratch;
 }
 
 export type WasmEntry = Entry;
 
 export interface WasmModuleArtifact {
   readonly binary: Uint8Array;
+  /** With options.threads: the same code over an imported shared memory, for a thread pool. */
+  readonly threaded?: Uint8Array;
   readonly memoryBytes: number;
   /** entry name -> byte offset of each of its buffers (params are shared by every entry) */
   readonly offsets: Record<string, Record<string, number>>;
 }
 
 /** Renders entry points into one module over the shared memory layout; each entry is an exported function. */
-export function renderWasmModule(entries: readonly WasmEntry[], options: { optimize?: boolean; embed?: ReadonlyMap<string, ArrayLike<number>> } = {}): WasmModuleArtifact {
-  const w = new WasmModule();
+/**
+ * Options: optimize (binaryen -O3, default true); embed, params' initial values as data; threads, also the
+ * threaded module; relaxed, micro-kernels accumulate with f32x4.relaxed_madd (VectorLoop.madd).
+ */
+export function renderWasmModule(entries: readonly WasmEntry[], options: { optimize?: boolean; embed?: ReadonlyMap<string, ArrayLike<number>>; threads?: boolean; relaxed?: boolean } = {}): WasmModuleArtifact {
+  const w = new WasmModule(options.relaxed ?? false);
   addMath(w);
   const layout = layoutModule(entries, options.embed);
   const { offsets, scratchBase } = layout;
@@ -248,6 +279,7 @@ export function renderWasmModule(entries: readonly WasmEntry[], options: { optim
   const segments = layout.segments;
   const pages = Math.max(1, Math.ceil(top / 65536));
   w.memory(pages, segments); // before any load or store refers to it
+  let chunks = 0;
   for (const e of entries) {
     // legalized and scheduled by the pipeline (WASM_CAPS)
     const program = e.program;
@@ -257,14 +289,31 @@ export function renderWasmModule(entries: readonly WasmEntry[], options: { optim
     program.kernels.forEach((k, i) => {
       const r = new KernelRenderer(w, offsets[e.name]!, bufTypes, scratchBase);
       r.promote(k.body);
-      r.finish(names[i]!, r.stmts(k.body));
+      // a top-level parallel loop becomes chunk function `chunk<id>(begin, end)`, which the host's
+      // kiln.parallel(id, n) runs over [0, n) on its threads (chunks as the llvm pool cuts them); the values it reads from before it are top-level
+      // decls never assigned (recomputed in each chunk)
+      const pure = pureDecls(k.body), topLocals = new Set(k.body.flatMap((s) => (s.k === 'local' ? [s.name] : [])));
+      const before: Stmt[] = [];
+      const body = k.body.map((st) => {
+        if (st.k === 'decl' && pure.has(st.name)) before.push(st);
+        if (st.k !== 'for' || !outlinable(st, pure, topLocals)) return r.stmt(st);
+        const id = chunks++;
+        const c = new KernelRenderer(w, offsets[e.name]!, bufTypes, scratchBase, ['i32', 'i32']);
+        c.promote([st]);
+        c.finish(`chunk${id}`, [...c.stmts(before), c.chunk(st)], ['i32', 'i32']);
+        w.exportFunction(`chunk${id}`);
+        // the host returns 0 when it has no threads to run them on: the whole range here then
+        const run = w.callImport('kiln', 'parallel', [w.i32(id), w.i32(st.extent)], ['i32', 'i32'], 'i32');
+        return w.if(w.ops.i32.eqz(run as number) as Ref, w.call(`chunk${id}`, [w.i32(0), w.i32(st.extent)], 'none'));
+      });
+      r.finish(names[i]!, body);
       if (r.scratchEnd > scratchBase + layout.scratchBytes) throw new Error('wasm: scratch estimate too small');
     });
     w.addFunction(e.name, [], 'none', new Locals(), w.block(names.map((n) => w.call(n, [], 'none'))));
     w.exportFunction(e.name);
   }
-  const binary = w.finish(options.optimize ?? true);
-  return { binary, memoryBytes: pages * 65536, offsets };
+  const { binary, shared } = w.finishBoth(options.optimize ?? true, options.threads ?? false);
+  return { binary, threaded: shared, memoryBytes: pages * 65536, offsets };
 }
 
 /** Renders one program as a module whose exported `run` executes it. */
@@ -385,7 +434,7 @@ class VectorLoop {
         }
         case 'store': {
           const p = k.promoted.get(s.buf);
-          if (p) return w.set(this.lanes(p, this.contiguous(s.idx)), this.splat(this.expr(s.value), 'f32'));
+          if (p) return w.set(this.lanes(p, this.contiguous(s.idx)), this.madd(s.value) ?? this.splat(this.expr(s.value), 'f32'));
           const b = k.address(s.buf, this.contiguous(s.idx));
           if (b.t !== 'f32') throw this.unrenderable(`a store into ${b.t} buffer ${s.buf}`);
           return w.store('v128', b.offset, b.ptr, this.splat(this.expr(s.value), 'f32'));
@@ -394,6 +443,20 @@ class VectorLoop {
           throw this.unrenderable(`a ${s.k} statement`);
       }
     });
+  }
+
+  /**
+   * In a relaxed-SIMD module, a micro-kernel's accumulation into its register tile, acc + x * y, as one
+   * f32x4.relaxed_madd: fused (rounded once) where the CPU has FMA, so it may differ from the interpreter's separately
+   * rounded multiply and add in the last bits of each step (the SIMD128 module stays exact).
+   */
+  private madd(e: Expr): Ref | undefined {
+    if (!this.k.w.relaxed || e.k !== 'binary' || e.op !== 'add' || e.t !== 'f32') return undefined;
+    const isMul = (x: Expr): x is Extract<Expr, { k: 'binary' }> => x.k === 'binary' && x.op === 'mul' && x.t === 'f32';
+    const [mul, acc] = isMul(e.b) ? [e.b, e.a] : isMul(e.a) ? [e.a, e.b] : [undefined, undefined];
+    if (!mul || !acc) return undefined;
+    const v = (x: Expr) => this.splat(this.expr(x), 'f32');
+    return this.k.w.relaxedMadd(v(mul.a), v(mul.b), v(acc));
   }
 
   /** The v128 local holding lanes idx..idx+3 of a promoted register array (idx constant in an unrolled copy). */

@@ -22,9 +22,14 @@ const MATH_FNS = Object.fromEntries(Object.getOwnPropertyNames(Math).flatMap((k)
   return typeof f === 'function' ? [[k, f]] : [];
 }));
 
-/** The functions a kiln wasm module imports (module "math"): JS Math's by name (a module imports those its ops call), C pow, integer pow. */
+/**
+ * The functions a kiln wasm module imports: module "math", JS Math's by name (a module imports those its ops call),
+ * C pow, integer pow; module "kiln", parallel(chunk, n), which runs a parallel loop on threads (returns 0 here: one
+ * thread, the module runs the loop itself).
+ */
 export const WASM_IMPORTS = {
   math: { ...MATH_FNS, pow: cPow, ipow: intPow },
+  kiln: { parallel: (): number => 0 },
 };
 
 export type Bindings = Readonly<Record<string, TypedArray>> | ReadonlyMap<string, TypedArray>;
@@ -40,10 +45,19 @@ export class WasmRunner {
   private readonly runFn: () => void;
   private readonly sizes: Map<string, { offset: number; size: number; dtype: string }>;
 
-  constructor(readonly program: Program, readonly artifact: WasmArtifact) {
+  /**
+   * options.parallel: runs each parallel loop instead of the module (chunk(begin, end) runs iterations [begin, end)
+   * of its n), as a thread pool would; by default the module runs them itself.
+   */
+  constructor(readonly program: Program, readonly artifact: WasmArtifact, options: { parallel?: (chunk: (begin: number, end: number) => void, n: number) => void } = {}) {
     useOptimizingTier();
     const mod = new WebAssembly.Module(artifact.binary as BufferSource);
-    this.instance = new WebAssembly.Instance(mod, WASM_IMPORTS);
+    const hook = options.parallel;
+    const parallel = hook ? (id: number, n: number): number => {
+      hook(this.instance.exports[`chunk${id}`] as (begin: number, end: number) => void, n);
+      return 1;
+    } : WASM_IMPORTS.kiln.parallel;
+    this.instance = new WebAssembly.Instance(mod, { ...WASM_IMPORTS, kiln: { parallel } });
     this.memory = this.instance.exports['memory'] as WebAssembly.Memory;
     this.runFn = this.instance.exports['run'] as () => void;
     this.sizes = new Map(program.buffers.map((b) => [b.name, { offset: artifact.layout.offsets[b.name]!, size: b.size, dtype: b.dtype }]));

@@ -27,12 +27,31 @@ export interface KilnModel {
   trainStep(inputs: readonly ArrayLike<number>[]): KilnArray[];
   /** Current parameter values by name (weights, and optimizer state when compiled with --train). */
   getWeights(): Map<string, KilnArray>;
+  /** Threads its parallel loops run on. */
+  readonly threads: number;
+  /** Whether its micro-kernels accumulate with f32x4.relaxed_madd (the relaxed-SIMD build). */
+  readonly relaxedSimd: boolean;
+  /** Ends the worker threads (nothing with one thread); the model is unusable after. */
+  close(): void;
 }
 export interface KilnLoadOptions {
   /** Where model.wasm is (default: beside model.mjs). */
   wasm?: URL;
   /** Where weights.safetensors is (default: beside model.mjs), or its bytes. */
   weights?: URL | Uint8Array;
+  /**
+   * Threads to run parallel loops on, results bit-identical to one thread (default: every core in Node; in a browser
+   * every core when crossOriginIsolated, else 1). More than one loads model-threads.wasm from beside model.wasm
+   * over a shared memory, with model.worker.mjs from beside model.mjs as each worker's script.
+   */
+  threads?: number;
+  /**
+   * The relaxed-SIMD build, model-relaxed.wasm (with threads model-threads-relaxed.wasm): its matmul and conv
+   * micro-kernels accumulate with f32x4.relaxed_madd, fused multiply-adds where the CPU has FMA, so results may
+   * differ from the interpreter's (and the SIMD128 build's, which are exact) in the last bits of every accumulation
+   * step. Default: where the engine has relaxed SIMD (current browsers; Node 20 with --experimental-wasm-relaxed-simd).
+   */
+  relaxedSimd?: boolean;
 }
 /** Instantiates model.wasm and loads its weights. */
 export function load(options?: KilnLoadOptions): Promise<KilnModel>;

@@ -3,12 +3,13 @@
 const LAYOUT = /* kiln:LAYOUT */ {};
 const MANIFEST = /* kiln:MANIFEST */ { params: [] };
 const EMBEDDED = /* kiln:EMBEDDED */ false;
-// module "math": JS Math's functions by name (a module imports those its ops call), C pow and integer pow
+// module "math": JS Math's functions by name (a module imports those its ops call), C pow and integer pow;
+// module "kiln": parallel(chunk, n), replaced by the thread pool's where the module runs on threads
 const imports = { math: {
   ...Object.fromEntries(Object.getOwnPropertyNames(Math).filter((k) => typeof Math[k] === 'function').map((k) => [k, Math[k]])),
   pow: (a, b) => (a === 1 || (a === -1 && Math.abs(b) === Infinity) ? 1 : Math.pow(a, b)),
   ipow: (a, b) => { if (b < 0) return 0; let r = 1; for (; b > 0; b >>= 1) { if (b & 1) r = Math.imul(r, a); a = Math.imul(a, a); } return r; },
-} };
+}, kiln: { parallel: () => 0 } }; // kiln.parallel: 0, one thread (the module runs the loop itself)
 const ARRAYS = { float32: Float32Array, int32: Int32Array, bool: Uint8Array };
 
 async function bytesOf(url) {
@@ -218,9 +219,155 @@ async function instantiate(url) {
   }
 }
 
-const OPTIONS = ['wasm', 'weights'];
+/** Compiles the module for a thread pool: streamed where the server sends application/wasm, else from its bytes. */
+async function compile(url) {
+  if (url.protocol !== 'file:' && typeof WebAssembly.compileStreaming === 'function') {
+    try {
+      return await WebAssembly.compileStreaming(fetch(url));
+    } catch (e) {
+      if (!(e instanceof TypeError)) throw new Error(`kiln: ${url.href}: ${e.message}`);
+    }
+  }
+  try {
+    return await WebAssembly.compile(await bytesOf(url));
+  } catch (e) {
+    throw e.message.startsWith('kiln: ') ? e : new Error(`kiln: ${url.href}: ${e.message}`);
+  }
+}
 
-/** Instantiates the module. options.wasm / options.weights: URLs (or weights bytes) to load instead of the defaults. */
+const isNode = typeof process !== 'undefined' && typeof process.versions?.node === 'string';
+
+/** Threads by default: every core in Node; in a browser every core where cross-origin isolation allows shared memory. */
+async function defaultThreads() {
+  if (isNode) return (await import('node:os')).availableParallelism();
+  return globalThis.crossOriginIsolated === true ? Math.max(1, navigator.hardwareConcurrency | 0) : 1;
+}
+
+// The thread pool's control words in a shared Int32Array: job generation (bumped to start a job), the chunk
+// function, its number of iterations, the workers still running it, the first thread whose chunk failed (a trap),
+// plus one, and the length of its message (UTF-8, in the pool's message bytes); STOP as the chunk ends the workers.
+const GEN = 0, CHUNK = 1, ITERS = 2, PENDING = 3, FAILED = 4, MESSAGE = 5, STOP = -1;
+const MESSAGE_BYTES = 240;
+/** Busy-wait rounds before sleeping in Atomics.wait (a job is often a few microseconds away). */
+const SPIN = 20000;
+
+/** Iterations [begin, end) of thread t of n: the llvm target's pool (kiln_runtime.c run_chunk) cuts them alike. */
+function chunkOf(t, threads, n) {
+  const q = Math.floor(n / threads), r = n % threads, begin = t * q + Math.min(t, r);
+  return [begin, begin + q + (t < r ? 1 : 0)];
+}
+
+/** The exported chunk functions of an instance by id (chunk<id>). */
+function chunkFunctions(instance) {
+  const fns = [];
+  for (const [name, f] of Object.entries(instance.exports)) {
+    const m = /^chunk(\d+)$/.exec(name);
+    if (m) fns[Number(m[1])] = f;
+  }
+  return fns;
+}
+
+/**
+ * Starts threads - 1 workers (model.worker.mjs, beside this file) on the module over `memory`; returns the
+ * kiln.parallel import of the calling thread, which runs its own chunk and waits for theirs, and close().
+ */
+async function startPool(module, memory, threads) {
+  const ctl = new Int32Array(new SharedArrayBuffer(24)), message = new Uint8Array(new SharedArrayBuffer(MESSAGE_BYTES));
+  const script = new URL('./model.worker.mjs', import.meta.url);
+  const { Worker } = isNode ? await import('node:worker_threads') : globalThis;
+  const workers = [];
+  const ready = [];
+  for (let t = 1; t < threads; t++) {
+    const w = isNode ? new Worker(script) : new Worker(script, { type: 'module' });
+    workers.push(w);
+    ready.push(new Promise((resolve, reject) => {
+      const fail = (e) => reject(new Error(`kiln: thread ${t} of ${threads} (${script.href}): ${e?.message ?? e}`));
+      const done = (m) => (m?.error ? fail({ message: m.error }) : resolve());
+      if (isNode) { w.once('message', done); w.once('error', fail); } else { w.onmessage = (e) => done(e.data); w.onerror = (e) => { e.preventDefault?.(); fail(e); }; }
+    }));
+    w.postMessage({ module, memory, ctl, message, t, threads });
+  }
+  const stop = () => {
+    Atomics.store(ctl, CHUNK, STOP);
+    Atomics.add(ctl, GEN, 1);
+    Atomics.notify(ctl, GEN);
+    for (const w of workers) w.terminate();
+  };
+  try {
+    await Promise.all(ready);
+  } catch (e) {
+    stop();
+    throw e;
+  }
+  if (isNode) for (const w of workers) w.unref(); // idle workers keep no process alive
+  let fns;
+  // a browser's main thread may not Atomics.wait: it spins until the workers are done
+  const canWait = isNode || typeof document === 'undefined';
+  const parallel = (id, n) => {
+    Atomics.store(ctl, CHUNK, id);
+    Atomics.store(ctl, ITERS, n);
+    Atomics.store(ctl, PENDING, threads - 1);
+    Atomics.add(ctl, GEN, 1);
+    Atomics.notify(ctl, GEN);
+    const [begin, end] = chunkOf(0, threads, n);
+    try {
+      if (begin < end) fns[id](begin, end);
+    } finally { // the workers' chunks end before this returns or throws, so no job overlaps the next
+      for (let i = 0, left; (left = Atomics.load(ctl, PENDING)) !== 0; i++) if (canWait && i >= SPIN) Atomics.wait(ctl, PENDING, left);
+    }
+    const failed = Atomics.exchange(ctl, FAILED, 0);
+    if (failed) throw new Error(`kiln: a parallel loop failed on thread ${failed - 1} of ${threads}: ${new TextDecoder().decode(message.slice(0, Atomics.load(ctl, MESSAGE)))}`);
+    return 1;
+  };
+  return { parallel, setInstance: (instance) => { fns = chunkFunctions(instance); }, close: stop };
+}
+
+/** A worker thread's life (model.worker.mjs): instantiate the module on the shared memory, then run chunks until stopped. */
+export async function workerMain() {
+  const port = isNode ? (await import('node:worker_threads')).parentPort : globalThis;
+  const { module, memory, ctl, message, t, threads } = await new Promise((resolve) => {
+    if (isNode) port.once('message', resolve); else port.onmessage = (e) => resolve(e.data);
+  });
+  let fns;
+  try {
+    fns = chunkFunctions(await WebAssembly.instantiate(module, { ...imports, env: { memory } }));
+  } catch (e) {
+    port.postMessage({ error: e.message });
+    return;
+  }
+  port.postMessage({ ready: true });
+  // generation 0 is the one before any job (read now, it could already be a job's that this thread would then miss)
+  for (let seen = 0; ;) {
+    for (let i = 0; i < SPIN && Atomics.load(ctl, GEN) === seen; i++);
+    Atomics.wait(ctl, GEN, seen);
+    seen = Atomics.load(ctl, GEN);
+    const id = Atomics.load(ctl, CHUNK);
+    if (id === STOP) return;
+    const [begin, end] = chunkOf(t, threads, Atomics.load(ctl, ITERS));
+    try {
+      if (begin < end) fns[id](begin, end);
+    } catch (e) { // the calling thread throws it; this one waits for the next job
+      if (Atomics.compareExchange(ctl, FAILED, 0, t + 1) === 0) {
+        const text = new TextEncoder().encode(String(e?.message ?? e)).subarray(0, MESSAGE_BYTES);
+        message.set(text);
+        Atomics.store(ctl, MESSAGE, text.length);
+      }
+    }
+    if (Atomics.sub(ctl, PENDING, 1) === 1) Atomics.notify(ctl, PENDING);
+  }
+}
+
+const OPTIONS = ['wasm', 'weights', 'threads', 'relaxedSimd'];
+
+/** A module of one function using f32x4.relaxed_madd: valid where the engine has relaxed SIMD. */
+const RELAXED_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 6, 1, 96, 1, 123, 1, 123, 3, 2, 1, 0, 10, 13, 1, 11, 0, 32, 0, 32, 0, 32, 0, 253, 133, 2, 11]);
+
+/**
+ * Instantiates the module. options.wasm / options.weights: URLs (or weights bytes) to load instead of the defaults;
+ * options.threads: threads to run parallel loops on (default: defaultThreads); more than one loads the threaded
+ * build over a shared memory; options.relaxedSimd: the build whose micro-kernels use f32x4.relaxed_madd (default:
+ * where the engine has relaxed SIMD). The builds lie beside model.wasm: model[-threads][-relaxed].wasm.
+ */
 export async function load(options = {}) {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) throw new Error(`kiln: load: options must be an object, got ${show(options)}`);
   for (const k of Object.keys(options)) if (!OPTIONS.includes(k)) throw new Error(`kiln: load: unknown option '${k}'; options: ${OPTIONS.join(', ')}`);
@@ -228,7 +375,43 @@ export async function load(options = {}) {
     if (v instanceof URL) return v;
     throw new Error(`kiln: load: ${what} must be a URL${what === 'weights' ? ' or a Uint8Array' : ''}, got ${show(v)}`);
   };
-  const instance = await instantiate(options.wasm === undefined ? new URL('./model.wasm', import.meta.url) : url(options.wasm, 'wasm'));
+  const t = options.threads;
+  if (t !== undefined && !(Number.isInteger(t) && t >= 1 && t <= 256)) throw new Error(`kiln: load: threads must be an integer from 1 to 256, got ${show(t)}`);
+  const threads = t ?? await defaultThreads();
+  const hasRelaxed = WebAssembly.validate(RELAXED_PROBE), r = options.relaxedSimd;
+  if (r !== undefined && typeof r !== 'boolean') throw new Error(`kiln: load: relaxedSimd must be true or false, got ${show(r)}`);
+  if (r && !hasRelaxed) throw new Error('kiln: load: relaxedSimd: this engine has no relaxed SIMD (Node 20: node --experimental-wasm-relaxed-simd)');
+  const relaxed = r ?? hasRelaxed;
+  const wasmUrl = options.wasm === undefined ? new URL('./model.wasm', import.meta.url) : url(options.wasm, 'wasm');
+  const build = (name) => (name === 'model' ? wasmUrl : new URL(`./${name}.wasm`, wasmUrl));
+  let instance, pool;
+  if (threads > 1) {
+    if (typeof SharedArrayBuffer === 'undefined') throw new Error(`kiln: load: ${threads} threads need shared memory, which this page does not have: serve it cross-origin isolated (Cross-Origin-Opener-Policy: same-origin, Cross-Origin-Embedder-Policy: require-corp), or load with threads: 1`);
+    const module = await compile(build(relaxed ? 'model-threads-relaxed' : 'model-threads'));
+    const memory = new WebAssembly.Memory({ initial: MANIFEST.memoryBytes / 65536, maximum: MANIFEST.memoryBytes / 65536, shared: true });
+    pool = await startPool(module, memory, threads);
+    try {
+      instance = await WebAssembly.instantiate(module, { ...imports, env: { memory }, kiln: { parallel: pool.parallel } });
+    } catch (e) {
+      pool.close();
+      throw new Error(`kiln: ${wasmUrl.href}: ${e.message}`);
+    }
+    pool.setInstance(instance);
+  } else {
+    instance = await instantiate(build(relaxed ? 'model-relaxed' : 'model'));
+  }
+  try {
+    const model = await ready(instance, pool, threads, options, url);
+    model.relaxedSimd = relaxed;
+    return model;
+  } catch (e) {
+    pool?.close();
+    throw e;
+  }
+}
+
+/** The model of an instance: its weights loaded, and its entries. */
+async function ready(instance, pool, threads, options, url) {
   const memory = instance.exports.memory;
   const u8 = () => new Uint8Array(memory.buffer);
   const view = (p) => new ARRAYS[p.dtype](memory.buffer, p.offset, p.size);
@@ -300,6 +483,10 @@ export async function load(options = {}) {
   };
   const model = {
     manifest: MANIFEST,
+    /** Threads parallel loops run on. */
+    threads,
+    /** Ends the worker threads (a no-op with one thread); the model is unusable after. */
+    close: () => pool?.close(),
     predict: (inputs) => rowsCall('predict', inputs),
     /** Current parameter values by name (weights, and optimizer state when compiled with --train). */
     getWeights: () => new Map(params.map((p) => [p.name, view(p).slice()])),

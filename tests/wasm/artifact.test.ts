@@ -63,7 +63,7 @@ describe('wasm artifacts', () => {
 
   it('predict and trainStep of a compiled model file equal the interpreter', async () => {
     const out = await artifact('losses', 'losses', '--train', '--batch-size', '2');
-    for (const f of ['model.wasm', 'model.mjs', 'model.d.mts', 'manifest.json', 'weights.safetensors', 'model.ir']) expect(existsSync(path.join(out, f))).toBe(true);
+    for (const f of ['model.wasm', 'model-threads.wasm', 'model.worker.mjs', 'model.mjs', 'model.d.mts', 'manifest.json', 'weights.safetensors', 'model.ir']) expect(existsSync(path.join(out, f))).toBe(true);
     const manifest = JSON.parse(readFileSync(path.join(out, 'manifest.json'), 'utf8'));
     expect(manifest.inputs).toEqual([{ name: 'input_layer', shape: [null, 784], dtype: 'float32' }]);
     expect(manifest.entries.predict.kernels.length).toBeLessThanOrEqual(2);
@@ -135,8 +135,9 @@ console.log(JSON.stringify({ y: Array.from(y), streams }));`;
       };
       const runScript = async (name: string, options: string) => JSON.parse((await run(process.execPath, [script(name, options)], { cwd: elsewhere })).stdout);
       const weights = `weights: new URL('${base}/weights.safetensors')`;
-      const overHttp = await runScript('http.mjs', `{ wasm: new URL('${base}/model.wasm'), ${weights} }`);
-      const octet = await runScript('octet.mjs', `{ wasm: new URL('${base}/octet/model.wasm'), ${weights} }`);
+      // one thread: model.wasm (threads load model-threads.wasm beside it, as threads.test.ts checks)
+      const overHttp = await runScript('http.mjs', `{ wasm: new URL('${base}/model.wasm'), ${weights}, threads: 1 }`);
+      const octet = await runScript('octet.mjs', `{ wasm: new URL('${base}/octet/model.wasm'), ${weights}, threads: 1 }`);
       const fromFile = await runScript('file.mjs', '');
       expect([overHttp.streams, octet.streams, fromFile.streams]).toEqual([1, 1, 0]);
       // streamed once; without application/wasm streaming refuses the response and the bytes are fetched again
@@ -145,7 +146,7 @@ console.log(JSON.stringify({ y: Array.from(y), streams }));`;
       expect(octet.y).toEqual(fromFile.y);
       // not a wasm module at all, or no file: one line naming the URL
       const fails = async (name: string, wasm: string) => {
-        const e = await run(process.execPath, [script(name, `{ wasm: new URL('${base}/${wasm}'), ${weights} }`)], { cwd: elsewhere }).then(() => undefined, (err: { stderr: string }) => err.stderr);
+        const e = await run(process.execPath, [script(name, `{ wasm: new URL('${base}/${wasm}'), ${weights}, threads: 1 }`)], { cwd: elsewhere }).then(() => undefined, (err: { stderr: string }) => err.stderr);
         return e?.split('\n').find((l) => l.startsWith('Error: '));
       };
       expect(await fails('bad.mjs', 'octet/model.mjs')).toMatch(new RegExp(`^Error: kiln: ${base}/octet/model.mjs: WebAssembly.instantiate\\(\\): expected magic word`));
@@ -170,7 +171,8 @@ console.log(JSON.stringify({ y: Array.from(y), streams }));`;
     longer.set(bytes);
     await expect(load({ weights: longer })).rejects.toThrow(/^kiln: weights: 1 bytes of data follow the last tensor$/);
     await expect(load({ weights: 'weights.safetensors' })).rejects.toThrow(/^kiln: load: weights must be a URL or a Uint8Array, got "weights.safetensors"$/);
-    await expect(load({ weight: bytes })).rejects.toThrow(/^kiln: load: unknown option 'weight'; options: wasm, weights$/);
+    await expect(load({ weight: bytes })).rejects.toThrow(/^kiln: load: unknown option 'weight'; options: wasm, weights, threads$/);
+    for (const threads of [0, 1.5, '2', 257]) await expect(load({ threads })).rejects.toThrow(new RegExp(`^kiln: load: threads must be an integer from 1 to 256, got ${JSON.stringify(threads).replace('.', '\\.')}$`));
     await expect(load(null as never)).rejects.toThrow(/^kiln: load: options must be an object, got null$/);
     await expect(load('weights.safetensors' as never)).rejects.toThrow(/^kiln: load: options must be an object, got "weights.safetensors"$/);
     await expect(load({ weights: pathToFileURL(path.join(out, 'nothing.safetensors')) })).rejects.toThrow(/^kiln: cannot read file:.*nothing.safetensors: ENOENT/);
@@ -197,13 +199,16 @@ const first: number | undefined = y?.[0];
 const [loss] = m.trainStep([new Float32Array(1568), Int32Array.of(3, 7), Int32Array.of(0)]);
 const weights: Map<string, KilnArray> = m.getWeights();
 const batch: number | null | undefined = m.manifest.inputs[0]?.shape[0];
-export { first, loss, weights, batch };
+const threads: number = (await load({ threads: 2 })).threads;
+m.close();
+export { first, loss, weights, batch, threads };
 `);
     const misuse = [
       "m.predict('x');", // not a list of arrays
       "const s: string = m.predict([new Float32Array(1568)]);", // arrays, not a string
       "await load({ wasm: 'model.wasm' });", // a URL, not a string
       "await load({ weight: new Uint8Array() });", // no such option
+      "await load({ threads: '2' });", // a number, not a string
       'm.fit();', // no such method
     ];
     writeFileSync(path.join(dir, 'misuse.mts'), `import { load } from ${rel};\nconst m = await load();\n${misuse.join('\n')}\nexport {};\n`);
