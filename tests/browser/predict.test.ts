@@ -1,7 +1,7 @@
 // wasm artifacts in headless Chromium: the seed MLP and CNN served over HTTP, model.mjs loaded in the page (the
 // instantiateStreaming path), predict equal to the reference interpreter bit for bit (as in Node); and the same
 // under cross-origin isolation, with wasm threads where the artifact's loader offers them.
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Browser } from 'playwright-core';
@@ -9,12 +9,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { distModules, launch, newPage, skipNote } from './harness.js';
 
 interface Served { url: string; close(): Promise<void> }
-interface PageResult { y: number[]; streamed: number; fromBytes: number; isolated: boolean; threads: number }
+interface PageResult { y: number[]; streamed: number; fromBytes: number; isolated: boolean; threads: number; relaxedSimd: boolean }
 
 const MODELS = ['sequential', 'cnn'] as const;
 
 /** Runs in the page (as text: vitest rewrites import() in functions): loads the artifact and predicts x. */
-const IN_PAGE = `async ({ url, x, threads }) => {
+const IN_PAGE = `async ({ url, x, options }) => {
   // count how the loader compiled its module: streamed, or from bytes (the fallback; instantiating a compiled
   // WebAssembly.Module is neither)
   const count = { streamed: 0, fromBytes: 0 };
@@ -23,21 +23,10 @@ const IN_PAGE = `async ({ url, x, threads }) => {
   for (const f of ['instantiateStreaming', 'compileStreaming']) W[f] = async (...a) => { const r = await wrapped[f](...a); count.streamed++; return r; };
   for (const f of ['instantiate', 'compile']) W[f] = (...a) => { if (!(a[0] instanceof W.Module)) count.fromBytes++; return wrapped[f](...a); };
   const { load } = await import(url);
-  let m;
-  if (threads > 1) {
-    // the threaded build where the artifact's loader has one (load({ threads })); else the single-threaded one
-    try {
-      m = await load({ threads });
-    } catch (e) {
-      if (!/unknown option 'threads'/.test(e.message)) throw e;
-      m = await load();
-    }
-  } else {
-    m = await load();
-  }
+  const m = await load(options);
   const [y] = m.predict([Float32Array.from(x)]);
   m.close?.();
-  return { y: Array.from(y), ...count, isolated: crossOriginIsolated, threads: m.threads ?? 1 };
+  return { y: Array.from(y), ...count, isolated: crossOriginIsolated, threads: m.threads, relaxedSimd: m.relaxedSimd };
 }`;
 // predict compiled at 16 rows (the interpreter's CNN at 256 rows is slow): 19 rows run as a chunk of 16 (predict),
 // then 3 rows one at a time (predict_1)
@@ -73,11 +62,11 @@ describe.skipIf(skipNote !== '')(`wasm artifacts in headless Chromium${skipNote}
   });
 
   /** Loads name/model.mjs in a fresh page of `server` and predicts x there. */
-  async function inPage(server: Served, name: string, x: number[], threads = 1): Promise<PageResult> {
+  async function inPage(server: Served, name: string, x: number[], options: object): Promise<PageResult> {
     const { page, errors } = await newPage(browser);
     try {
       await page.goto(server.url); // the folder's blank index.html: the module is imported from its origin
-      return await page.evaluate(`(${IN_PAGE})(${JSON.stringify({ url: `${server.url}${name}/model.mjs`, x, threads })})`) as PageResult;
+      return await page.evaluate(`(${IN_PAGE})(${JSON.stringify({ url: `${server.url}${name}/model.mjs`, x, options })})`) as PageResult;
     } catch (e) {
       throw new Error(`${(e as Error).message}\n${errors.join('\n')}`);
     } finally {
@@ -88,7 +77,8 @@ describe.skipIf(skipNote !== '')(`wasm artifacts in headless Chromium${skipNote}
   for (const name of MODELS) {
     it(`${name}: model.mjs streams model.wasm in the page; predict equals the interpreter bit for bit`, async () => {
       for (const n of ROWS) {
-        const r = await inPage(plain, name, inputs.get(n)!);
+        // the SIMD128 build: bit for bit (Chromium has relaxed SIMD, which load() would pick by default)
+        const r = await inPage(plain, name, inputs.get(n)!, { relaxedSimd: false });
         expect(r.streamed, 'compiled with instantiateStreaming').toBe(1);
         expect(r.fromBytes, 'compiled from bytes').toBe(0);
         expect(r.isolated).toBe(false);
@@ -99,13 +89,24 @@ describe.skipIf(skipNote !== '')(`wasm artifacts in headless Chromium${skipNote}
 
     it(`${name}: under COOP/COEP the page is cross-origin isolated; predict (threaded where offered) equals the interpreter bit for bit`, async () => {
       for (const n of ROWS) {
-        const r = await inPage(isolated, name, inputs.get(n)!, 2);
+        const r = await inPage(isolated, name, inputs.get(n)!, { threads: 2, relaxedSimd: false });
         expect(r.isolated).toBe(true);
         expect(r.streamed).toBe(1);
         expect(r.fromBytes).toBe(0);
         // an artifact with a threaded build runs on 2 threads here
-        expect(r.threads).toBe(existsSync(path.join(tmp, name, 'model-threads.wasm')) ? 2 : 1);
+        expect(r.threads).toBe(2);
         expect(Float32Array.from(r.y), `${n} rows, ${r.threads} thread(s)`).toEqual(want.get(`${name}/${n}`));
+      }
+    });
+
+    it(`${name}: load() with no options picks every core and relaxed SIMD in Chromium; predict agrees with the interpreter within fused-rounding error`, async () => {
+      for (const n of ROWS) {
+        const r = await inPage(isolated, name, inputs.get(n)!, {});
+        expect(r.relaxedSimd, 'Chromium runs relaxed SIMD by default').toBe(true);
+        expect(r.threads).toBeGreaterThanOrEqual(1);
+        const ref = want.get(`${name}/${n}`)!;
+        // f32x4.relaxed_madd may round once per multiply-add instead of twice (runtime/wasm/model.d.mts)
+        r.y.forEach((v, i) => expect(Math.abs(v - ref[i]!), `${n} rows, element ${i}`).toBeLessThanOrEqual(1e-5 + 1e-4 * Math.abs(ref[i]!)));
       }
     });
   }

@@ -171,7 +171,7 @@ console.log(JSON.stringify({ y: Array.from(y), streams }));`;
     longer.set(bytes);
     await expect(load({ weights: longer })).rejects.toThrow(/^kiln: weights: 1 bytes of data follow the last tensor$/);
     await expect(load({ weights: 'weights.safetensors' })).rejects.toThrow(/^kiln: load: weights must be a URL or a Uint8Array, got "weights.safetensors"$/);
-    await expect(load({ weight: bytes })).rejects.toThrow(/^kiln: load: unknown option 'weight'; options: wasm, weights, threads$/);
+    await expect(load({ weight: bytes })).rejects.toThrow(/^kiln: load: unknown option 'weight'; options: wasm, weights, threads, relaxedSimd$/);
     for (const threads of [0, 1.5, '2', 257]) await expect(load({ threads })).rejects.toThrow(new RegExp(`^kiln: load: threads must be an integer from 1 to 256, got ${JSON.stringify(threads).replace('.', '\\.')}$`));
     await expect(load(null as never)).rejects.toThrow(/^kiln: load: options must be an object, got null$/);
     await expect(load('weights.safetensors' as never)).rejects.toThrow(/^kiln: load: options must be an object, got "weights.safetensors"$/);
