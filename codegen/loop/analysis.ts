@@ -1,6 +1,7 @@
 // Facts about loop-IR statements that the scheduler and the renderers share: variable uses, work, free variables.
-import type { Stmt } from './ir.js';
-import { forEachExpr, stmtExprs, walkStmts } from './visit.js';
+import type { Expr, Stmt } from './ir.js';
+import { type Access, affineOf, disjointIterations, key, separates } from './schedules/loops.js';
+import { exprVars, forEachExpr, mapExpr, stmtExprs, walkStmts } from './visit.js';
 
 // the expression helpers moved to visit.ts; kept here under their old names for existing imports
 export { children as operands, usesVar } from './visit.js';
@@ -55,13 +56,56 @@ export function pureDecls(body: readonly Stmt[]): Map<string, Stmt> {
 
 /**
  * Whether the iterations of a top-level loop are independent, so they may run in any order or at once: the
- * body assigns no outer variable, reads only `pure` outer variables, and touches no local array of an outer scope.
- * (Stores into buffers are independent because lowering writes one element per outer index.)
+ * body assigns no outer variable, reads only `pure` outer variables, touches no local array of an outer scope, and
+ * no two iterations touch one element of an array it stores into where one of them writes it (`writesApart`).
  */
 export function independentIterations(loop: Extract<Stmt, { k: 'for' }>, pure: ReadonlyMap<string, Stmt>, outerLocals: ReadonlySet<string>): boolean {
   const free = freeVars(loop.body, new Set(), new Set([loop.v]));
   if (![...free].every((v) => pure.has(v))) return false;
-  return ![...arrays(loop.body)].some((b) => outerLocals.has(b));
+  if ([...arrays(loop.body)].some((b) => outerLocals.has(b))) return false;
+  return loop.extent === 1 || writesApart(loop);
+}
+
+/**
+ * For each array the loop's body stores into (and does not declare), indices read through the body's decls: every
+ * store index varies with the loop (else all iterations store one element); where the indices are affine, the
+ * iterations provably touch different elements (one index injective in the loop, or slabs s*v + inner parts
+ * spanning less than |s|: no iteration reads what another writes). An index that is not affine (a reshape's
+ * decoded digits) is trusted to be lowering's one element per outer index, if every access of the array varies with
+ * the loop.
+ */
+function writesApart(loop: Extract<Stmt, { k: 'for' }>): boolean {
+  const changed = assigned(loop.body), declared = new Set<string>(), inner = new Map<string, number>();
+  const acc: Access[] = [];
+  // decls by scope (sibling nests may reuse a decl's name), each held inlined; an assigned one stays a variable
+  const visit = (ss: readonly Stmt[], around: ReadonlyMap<string, number>, outer: ReadonlyMap<string, Expr>): void => {
+    const env = new Map(outer);
+    const inline = (e: Expr): Expr => mapExpr(e, (x) => (x.k === 'var' ? env.get(x.name) ?? x : x));
+    for (const s of ss) {
+      for (const e of stmtExprs(s)) forEachExpr(e, (x) => { if (x.k === 'load') acc.push({ array: x.buf, idx: inline(x.idx), write: false, inner: around }); });
+      if (s.k === 'store') acc.push({ array: s.buf, idx: inline(s.idx), write: true, inner: around });
+      if (s.k === 'decl' || s.k === 'local') declared.add(s.name);
+      if (s.k === 'decl' && !changed.has(s.name)) env.set(s.name, inline(s.init));
+      if (s.k === 'for') {
+        inner.set(s.v, s.extent);
+        visit(s.body, new Map([...around, [s.v, s.extent]]), env);
+      }
+    }
+  };
+  visit(loop.body, new Map(), new Map());
+  const varies = (e: Expr) => exprVars(e).has(loop.v);
+  for (const array of new Set(acc.filter((a) => a.write && !declared.has(a.array)).map((a) => a.array))) {
+    const mine = acc.filter((a) => a.array === array);
+    if (!mine.every((a) => !a.write || varies(a.idx))) return false;
+    const affine = mine.every((a) => affineOf(a.idx) && ![...exprVars(a.idx)].some((v) => changed.has(v)));
+    if (!affine) {
+      if (!mine.every((a) => varies(a.idx))) return false;
+      continue;
+    }
+    const one = mine.every((a) => key(a.idx) === key(mine[0]!.idx));
+    if (!(one && separates(mine[0]!.idx, new Map([[loop.v, loop.extent]]), inner)) && !disjointIterations(mine, loop.v, loop.extent, new Set())) return false;
+  }
+  return true;
 }
 
 /** Whether cost key a is less than b, comparing element by element (cost models rank candidates by such keys). */

@@ -169,6 +169,10 @@ export function verifyKernel(k: Kernel, buffers: readonly Buffer[]): string[] {
           if (s.extent > MAX_BLOCK_THREADS) bad(`${s.extent} threads per block, more than ${MAX_BLOCK_THREADS}`);
           gpu = 'thread';
         } else if (gpu !== 'none' && (s.kind === 'parallel' || s.kind === 'vector')) bad(`a ${s.kind} loop inside a GPU block`);
+        // schedules find a loop by its variable's name (split, reorder, vectorize...): two loops of one name, even in
+        // sibling nests, would let a primitive judge one and change the other
+        if (loopNames.has(s.v)) bad(`loop variable '${s.v}' names another loop of this kernel too (loop names are unique per kernel)`);
+        loopNames.add(s.v);
         loopDepth++;
         syms.within(() => {
           declare(s.v, { kind: 'loop', t: 'i32', extent: s.extent, axis: s.kind }, 'loop variable');
@@ -229,6 +233,7 @@ export function verifyKernel(k: Kernel, buffers: readonly Buffer[]): string[] {
 
   if (!IDENT.test(k.name)) bad(`kernel name is not an identifier`);
   let loopDepth = 0, blockDepth = 0;
+  const loopNames = new Set<string>();
   if (k.body.some((s) => s.k === 'for' && s.kind === 'block') && !k.body.every((s) => s.k === 'for' && s.kind === 'block')) {
     bad('a kernel with GPU block loops must have nothing else at its top level (each block nest is one launch)');
   }

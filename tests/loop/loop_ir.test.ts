@@ -339,6 +339,8 @@ describe('loop verifier', () => {
     ['a shadowing loop variable', [S.for('i0', 2, [])], /loop variable 'i0' shadows/],
     ['a shadowing decl', [S.decl('a', 'f32', E.f32(0)), S.for('j', 2, [S.decl('a', 'f32', E.f32(1))])], /decl 'a' shadows/],
     ['a loop variable named like a buffer', [S.for('x', 2, [])], /loop variable 'x' has the name of a buffer/],
+    ['two sibling loops of one name', [S.for('j', 2, []), S.for('j', 3, [])], /loop variable 'j' names another loop of this kernel too/],
+    ['a loop named like an earlier nest\'s loop', [S.for('j', 2, [S.for('k', 2, [])]), S.for('m', 2, [S.for('k', 2, [])])], /loop variable 'k' names another loop/],
     ['an assignment to a loop variable', [S.assign('i0', E.i32(1))], /assigns to 'i0', a loop variable; only decls are assignable/],
     ['an assignment to an undeclared name', [S.assign('a', E.f32(1))], /assigns to 'a', which is not declared/],
     ['an assignment of the wrong type', [S.decl('a', 'f32', E.f32(0)), S.assign('a', E.i32(1))], /assigns i32 to 'a', declared f32/],
