@@ -39,6 +39,11 @@ export abstract class Metric {
   /** Per-sample values for a batch. */
   protected abstract values(yTrue: Tensor, yPred: Tensor): Tensor;
 
+  /** Which way the metric improves (Keras's _direction), for callbacks in mode 'auto'. */
+  get direction(): 'up' | 'down' {
+    return 'up';
+  }
+
   updateState(yTrue: TensorLike, yPred: TensorLike): void {
     noRecord(() => {
       const v = this.values(convertToTensor(yTrue), convertToTensor(yPred));
@@ -114,6 +119,9 @@ export class MeanMetricWrapper extends Metric {
   protected values(yTrue: Tensor, yPred: Tensor): Tensor {
     return this.loss.call(ops.cast(yTrue, this.loss.targetDtype), ops.cast(yPred, 'float32'));
   }
+  override get direction(): 'up' | 'down' {
+    return 'down';
+  }
 }
 
 export class MeanAbsoluteErrorMetric extends MeanMetricWrapper {
@@ -129,6 +137,9 @@ export class MeanMetric extends Metric {
   constructor(options?: string | MetricOptions) { super('mean', options); }
   protected values(_yTrue: Tensor, yPred: Tensor): Tensor {
     return yPred;
+  }
+  override get direction(): 'up' | 'down' {
+    return 'down';
   }
   /** Adds values with a weight (e.g. a batch loss weighted by its sample count). */
   add(value: number, weight = 1): void {

@@ -8,6 +8,8 @@ import { type NotImplemented, type OptionNames, checkOptions } from './options.j
 import { describe } from './errors.js';
 import { LearningRateSchedule } from './schedules.js';
 
+export * as schedules from './schedules.js';
+
 const OPTIMIZER_OPTIONS = {
   learningRate: true, name: true, weightDecay: true, clipnorm: true, clipvalue: true, globalClipnorm: true,
 } satisfies OptionNames<OptimizerOptions>;
