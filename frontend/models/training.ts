@@ -398,7 +398,11 @@ export function fitModel(model: Model, c: Compiled | undefined, x: ModelInput, y
 function logsOf(loss: metrics.Mean, perOut: metrics.Mean[], ms: { name: string; metric: metrics.Metric }[]): Record<string, number> {
   const logs: Record<string, number> = { loss: loss.result().item() };
   if (perOut.length > 1) for (const m of perOut) logs[m.name] = m.result().item();
-  for (const m of ms) logs[m.name] = m.metric.result().item();
+  for (const m of ms) {
+    const r = m.metric.result();
+    if (r.size !== 1) throw new Error(`metric '${m.name}' has ${r.size} values (one per threshold); fit and evaluate log one number per metric: give it one threshold`);
+    logs[m.name] = r.item();
+  }
   return logs;
 }
 
