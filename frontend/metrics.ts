@@ -117,7 +117,11 @@ export class BinaryAccuracyMetric extends Metric {
   }
   protected values(yTrue: Tensor, yPred: Tensor): Tensor {
     const pred = ops.cast(ops.greater(yPred, this.threshold), 'float32');
-    return ops.mean(ops.cast(ops.equal(ops.cast(yTrue, 'float32'), pred), 'float32'), { axis: -1 });
+    // Keras's squeeze_or_expand_to_same_rank: labels [n] against predictions [n, 1] (not a broadcast to [n, n])
+    let t = ops.cast(yTrue, 'float32');
+    if (t.rank === pred.rank - 1 && pred.shape[pred.rank - 1] === 1) t = ops.expandDims(t, -1);
+    else if (t.rank === pred.rank + 1 && t.shape[t.rank - 1] === 1) t = ops.squeeze(t, -1);
+    return ops.mean(ops.cast(ops.equal(t, pred), 'float32'), { axis: -1 });
   }
 }
 

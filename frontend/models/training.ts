@@ -433,6 +433,8 @@ function evaluateNormalized(model: Model, comp: Compiled, inputs: Tensor[], targ
   const n = samples([...inputs, ...targets], 'evaluate');
   const bs = Math.max(1, Math.min(options.batchSize ?? 32, n));
   const ms = makeMetrics(model, comp);
+  // a metric object given to compile is the one fit used: start from zero, as Keras's reset_metrics
+  for (const m of ms) m.metric.resetState();
   const names = model.outputNames;
   const lossMean = new metrics.Mean('loss');
   const perOut = names.map((o) => new metrics.Mean(`${o}_loss`));
