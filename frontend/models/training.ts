@@ -293,6 +293,9 @@ function requireCompiled(model: Model, c: Compiled | undefined): Compiled {
   return c;
 }
 
+/** The training steps traced for a compile, by batch size and what else shapes them. */
+const trainSteps = new WeakMap<Compiled, Map<string, TrainStep>>();
+
 /** model.fit: epochs of shuffled batches through the traced training step, with Keras-style progress. */
 export function fitModel(model: Model, c: Compiled | undefined, x: ModelInput, y: ModelInput, options: FitOptions = {}): History {
   checkOptions(options, FIT_OPTIONS, 'fit', { stepsPerEpoch: null, validationSteps: null, validationBatchSize: null, validationFreq: 1 });
@@ -339,12 +342,16 @@ export function fitModel(model: Model, c: Compiled | undefined, x: ModelInput, y
   const directions: Record<string, 'up' | 'down'> = {};
   for (const m of ms) directions[m.name] = m.metric.direction;
   const callbacks = new CallbackList(options.callbacks, model, { epochs, steps, verbose, directions });
-  const stepCache = new Map<number, TrainStep>();
+  // traced steps are kept across fit calls (fit one epoch at a time compiles once), until compile or the model changes
+  let steps0 = trainSteps.get(comp);
+  if (!steps0) trainSteps.set(comp, (steps0 = new Map()));
+  const stepCache = steps0;
+  const signature = `${model.structureVersion}|${model.trainableWeights.map((v) => v.path).join(',')}|${inputs.map((t) => t.shape.slice(1)).join(';')}|${targets.map((t) => t.shape.slice(1)).join(';')}|${weights !== undefined}`;
   const stepFor = (b: number): TrainStep => {
-    let s = stepCache.get(b);
+    let s = stepCache.get(`${b}|${signature}`);
     if (!s) {
       s = traceTrainStep(model, comp, inputs.map((t) => [b, ...t.shape.slice(1)]), targets.map((t) => [b, ...t.shape.slice(1)]), { weighted: weights !== undefined });
-      stepCache.set(b, s);
+      stepCache.set(`${b}|${signature}`, s);
     }
     return s;
   };
