@@ -101,6 +101,8 @@ function makeMetrics(model: Model, c: Compiled): { name: string; output: number;
   return c.metricIds.flatMap((ids, i) => ids.map((id) => {
     const metric = metrics.get(id, c.losses[i], model.outputShapes[i]);
     const base = typeof id === 'string' ? id : metric.name;
+    const size = metric.result().size; // checked before training, not after its first batch
+    if (size !== 1) throw new Error(`metric '${base}' has ${size} values (one per threshold); fit and evaluate log one number per metric: give it one threshold`);
     return { name: multi ? `${model.outputNames[i]}_${base}` : base, output: i, metric };
   }));
 }
@@ -405,11 +407,7 @@ export function fitModel(model: Model, c: Compiled | undefined, x: ModelInput, y
 function logsOf(loss: metrics.Mean, perOut: metrics.Mean[], ms: { name: string; metric: metrics.Metric }[]): Record<string, number> {
   const logs: Record<string, number> = { loss: loss.result().item() };
   if (perOut.length > 1) for (const m of perOut) logs[m.name] = m.result().item();
-  for (const m of ms) {
-    const r = m.metric.result();
-    if (r.size !== 1) throw new Error(`metric '${m.name}' has ${r.size} values (one per threshold); fit and evaluate log one number per metric: give it one threshold`);
-    logs[m.name] = r.item();
-  }
+  for (const m of ms) logs[m.name] = m.metric.result().item();
   return logs;
 }
 

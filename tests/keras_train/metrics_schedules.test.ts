@@ -45,6 +45,10 @@ describe('confusion metrics against Keras 3', () => {
     const m = keras.metrics.Precision({ thresholds: [0.3, 0.5, 0.7] });
     m.updateState(yTrue, yPred);
     expectClose(m.result().data, [0.3, 0.5, 0.7].map((t) => ref.metrics[`precision_${t}`]!.result), 1e-6);
+    // fit logs one number per metric: said before training
+    const model = keras.Sequential([keras.layers.Dense(1, { activation: 'sigmoid', inputShape: [1] })]);
+    model.compile({ optimizer: 'sgd', loss: 'binary_crossentropy', metrics: [keras.metrics.Precision({ thresholds: [0.3, 0.5] })] });
+    expect(() => model.fit(yPred, yTrue, { verbose: 0, backend: 'interpreter' })).toThrow("metric 'precision' has 2 values (one per threshold); fit and evaluate log one number per metric: give it one threshold");
   });
 
   it('TopKCategoricalAccuracy (ties count in, as Keras 3 in_top_k)', () => {
