@@ -161,6 +161,30 @@ describe('callbacks in fit', () => {
     expect(m.optimizer!.learningRate).toBe(Math.fround(0.025));
   });
 
+  it('initialEpoch resumes the epoch count', () => {
+    const lines: string[] = [];
+    const h = net().fit(x, y, { epochs: 4, initialEpoch: 2, batchSize: 8, verbose: 2, print: (t: string) => { lines.push(t); }, backend });
+    expect(h.epoch).toEqual([2, 3]);
+    expect(lines.filter((l) => l.startsWith('Epoch'))).toEqual(['Epoch 3/4\n', 'Epoch 4/4\n']);
+  });
+
+  it('classWeight of one-hot targets weighs each sample by its argmax class, as the same sampleWeight does', () => {
+    const softmax = () => {
+      keras.utils.setRandomSeed(5);
+      const m = keras.Sequential([keras.layers.Dense(3, { activation: 'softmax', inputShape: [3] })]);
+      m.compile({ optimizer: keras.optimizers.SGD({ learningRate: 0.1 }), loss: 'categorical_crossentropy' });
+      return m;
+    };
+    const cls = Array.from({ length: 16 }, (_, i) => i % 3);
+    const oneHot = new keras.Tensor('float32', [16, 3], Float32Array.from(cls.flatMap((c) => [0, 1, 2].map((j) => (j === c ? 1 : 0)))));
+    const a = softmax(), b = softmax(), c = softmax();
+    a.fit(x, oneHot, { epochs: 2, batchSize: 8, shuffle: false, verbose: 0, backend, classWeight: { 0: 2, 2: 0.5 } });
+    b.fit(x, oneHot, { epochs: 2, batchSize: 8, shuffle: false, verbose: 0, backend, sampleWeight: Float32Array.from(cls.map((k) => [2, 1, 0.5][k]!)) });
+    c.fit(x, oneHot, { epochs: 2, batchSize: 8, shuffle: false, verbose: 0, backend });
+    expect(snapshot(a)).toEqual(snapshot(b));
+    expect(snapshot(a)).not.toEqual(snapshot(c));
+  });
+
   it('bad callbacks and options are one-line errors naming them', () => {
     const m = net();
     const fit = (callbacks: unknown) => () => m.fit(x, y, { verbose: 0, backend, callbacks: callbacks as never });
