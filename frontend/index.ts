@@ -15,6 +15,7 @@ export * as config from './config.js';
 export * as losses from './losses.js';
 export * as metrics from './metrics.js';
 export * as optimizers from './optimizers.js';
+export * as callbacks from './callbacks.js';
 export * as datasets from './datasets.js';
 export * as saving from './saving/api.js';
 export { History } from './models/training.js';

@@ -91,6 +91,22 @@ export abstract class Loss extends CallableObject {
     return this.reduction === 'sum' ? total : ops.divide(total, ops.multiply(ops.cast(rows, 'float32'), per.size / batch!));
   }
 
+  /**
+   * The loss with per-sample weights (a [batch] tensor), as Keras 3's reduce_weighted_values: the weights are brought
+   * to the per-sample losses' rank (squeezed or given trailing unit axes), multiplied in, and the reduction divides by
+   * the number of losses, not by the weights' sum ('sum_over_batch_size').
+   */
+  weighted(yTrue: TensorLike, yPred: TensorLike, sampleWeight: Tensor): Tensor {
+    const per = this.perSample(yTrue, yPred);
+    let w = ops.cast(sampleWeight, 'float32');
+    if (w.rank === per.rank + 1 && w.shape[w.rank - 1] === 1) w = ops.squeeze(w, -1);
+    while (w.rank < per.rank) w = ops.expandDims(w, -1);
+    const values = ops.multiply(per, w);
+    if (this.reduction === 'none') return values;
+    const total = ops.sum(values);
+    return this.reduction === 'sum' ? total : ops.divide(total, Math.max(1, values.size));
+  }
+
   getConfig(): Record<string, unknown> {
     return { name: this.name, reduction: this.reduction };
   }

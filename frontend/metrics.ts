@@ -39,12 +39,26 @@ export abstract class Metric {
   /** Per-sample values for a batch. */
   protected abstract values(yTrue: Tensor, yPred: Tensor): Tensor;
 
-  updateState(yTrue: TensorLike, yPred: TensorLike): void {
+  /** Which way the metric improves (Keras's _direction), for callbacks in mode 'auto'. */
+  get direction(): 'up' | 'down' {
+    return 'up';
+  }
+
+  /** Adds a batch; with sampleWeight (one weight per sample) the mean is weighted, as Keras's Mean(values, sample_weight). */
+  updateState(yTrue: TensorLike, yPred: TensorLike, sampleWeight?: TensorLike): void {
     noRecord(() => {
       const v = this.values(convertToTensor(yTrue), convertToTensor(yPred));
       const d = v.data;
-      for (let i = 0; i < d.length; i++) this.total += d[i]!;
-      this.count += d.length;
+      if (sampleWeight === undefined) {
+        for (let i = 0; i < d.length; i++) this.total += d[i]!;
+        this.count += d.length;
+        return;
+      }
+      const w = rowWeights(sampleWeight, v.rank ? v.shape[0]! : 1, this.name), per = d.length / w.length;
+      for (let i = 0; i < d.length; i++) {
+        this.total += d[i]! * w[Math.floor(i / per)]!;
+        this.count += w[Math.floor(i / per)]!;
+      }
     });
   }
 
@@ -57,6 +71,13 @@ export abstract class Metric {
     this.total = 0;
     this.count = 0;
   }
+}
+
+/** Sample weights as numbers, one per row of a batch of `rows`. */
+function rowWeights(sampleWeight: TensorLike, rows: number, name: string): Float32Array {
+  const w = ops.cast(convertToTensor(sampleWeight), 'float32');
+  if (w.size !== rows) throw new Error(`metric '${name}': ${w.size} sample weights for a batch of ${rows}`);
+  return w.data as Float32Array;
 }
 
 /** Labels as int32 class ids: [batch] from [batch] or [batch, 1]. */
@@ -96,7 +117,11 @@ export class BinaryAccuracyMetric extends Metric {
   }
   protected values(yTrue: Tensor, yPred: Tensor): Tensor {
     const pred = ops.cast(ops.greater(yPred, this.threshold), 'float32');
-    return ops.mean(ops.cast(ops.equal(ops.cast(yTrue, 'float32'), pred), 'float32'), { axis: -1 });
+    // Keras's squeeze_or_expand_to_same_rank: labels [n] against predictions [n, 1] (not a broadcast to [n, n])
+    let t = ops.cast(yTrue, 'float32');
+    if (t.rank === pred.rank - 1 && pred.shape[pred.rank - 1] === 1) t = ops.expandDims(t, -1);
+    else if (t.rank === pred.rank + 1 && t.shape[t.rank - 1] === 1) t = ops.squeeze(t, -1);
+    return ops.mean(ops.cast(ops.equal(t, pred), 'float32'), { axis: -1 });
   }
 }
 
@@ -114,6 +139,9 @@ export class MeanMetricWrapper extends Metric {
   protected values(yTrue: Tensor, yPred: Tensor): Tensor {
     return this.loss.call(ops.cast(yTrue, this.loss.targetDtype), ops.cast(yPred, 'float32'));
   }
+  override get direction(): 'up' | 'down' {
+    return 'down';
+  }
 }
 
 export class MeanAbsoluteErrorMetric extends MeanMetricWrapper {
@@ -130,6 +158,9 @@ export class MeanMetric extends Metric {
   protected values(_yTrue: Tensor, yPred: Tensor): Tensor {
     return yPred;
   }
+  override get direction(): 'up' | 'down' {
+    return 'down';
+  }
   /** Adds values with a weight (e.g. a batch loss weighted by its sample count). */
   add(value: number, weight = 1): void {
     this.total += value * weight;
@@ -137,10 +168,199 @@ export class MeanMetric extends Metric {
   }
 }
 
+export interface TopKCategoricalAccuracyOptions extends MetricOptions {
+  /** How many of the highest predictions may hold the true class (default 5). */
+  k?: number;
+}
+
+/**
+ * Whether the true class (argmax of the one-hot target) is among the k highest predictions, ties counting in:
+ * Keras 3's in_top_k (keras/src/backend/jax/math.py), rank = 1 + #(predictions > the true class's), NaN ranked last.
+ */
+export class TopKCategoricalAccuracyMetric extends Metric {
+  static override readonly optionNames = { k: true } satisfies OptionNames<TopKCategoricalAccuracyOptions, MetricOptions>;
+  readonly k: number;
+  constructor(options?: string | TopKCategoricalAccuracyOptions) {
+    super('top_k_categorical_accuracy', options);
+    const k = typeof options === 'object' ? options.k : undefined;
+    if (k !== undefined && !(Number.isSafeInteger(k) && k > 0)) throw new TypeError(`metrics.TopKCategoricalAccuracy: k must be a positive integer, got ${describe(k)}`);
+    this.k = k ?? 5;
+  }
+  protected values(yTrue: Tensor, yPred: Tensor): Tensor {
+    const classes = yPred.shape[yPred.rank - 1]!;
+    const target = ops.argmax(yTrue, -1).data, p = ops.cast(yPred, 'float32').data;
+    const out = new Float32Array(target.length);
+    for (let i = 0; i < target.length; i++) {
+      let at = p[i * classes + target[i]!]!;
+      if (Number.isNaN(at)) at = -Infinity;
+      let rank = 1;
+      for (let j = 0; j < classes; j++) if (p[i * classes + j]! > at) rank++;
+      out[i] = rank <= this.k ? 1 : 0;
+    }
+    return ops.array(out);
+  }
+}
+
+/** True/false positives and negatives at thresholds, weighted, as keras/src/metrics/metrics_utils.py's update_confusion_matrix_variables. */
+abstract class ConfusionMetric extends Metric {
+  protected tp: Float64Array;
+  protected fp: Float64Array;
+  protected tn: Float64Array;
+  protected fn: Float64Array;
+  constructor(defaultName: string, options: string | MetricOptions | undefined, readonly thresholds: readonly number[], private readonly fromLogits = false) {
+    super(defaultName, options);
+    const n = thresholds.length;
+    [this.tp, this.fp, this.tn, this.fn] = [new Float64Array(n), new Float64Array(n), new Float64Array(n), new Float64Array(n)];
+  }
+  protected values(): Tensor {
+    throw new Error(`metric '${this.name}' counts a confusion matrix; it has no per-sample values`);
+  }
+  /** Counts each element of the batch: labels as booleans, a prediction positive when above a threshold. */
+  override updateState(yTrue: TensorLike, yPred: TensorLike, sampleWeight?: TensorLike): void {
+    noRecord(() => {
+      const t = ops.cast(convertToTensor(yTrue), 'float32'), p0 = ops.cast(convertToTensor(yPred), 'float32');
+      const p = this.fromLogits ? ops.sigmoid(p0) : p0;
+      if (t.size !== p.size) throw new Error(`metric '${this.name}': targets of shape [${t.shape}] and predictions of shape [${p.shape}] differ in size`);
+      const rows = p.rank ? p.shape[0]! : 1;
+      const w = sampleWeight === undefined ? undefined : rowWeights(sampleWeight, rows, this.name), per = p.size / rows;
+      const th = this.thresholds.map((x) => Math.fround(x)); // Keras compares float32 predictions to float32 thresholds
+      for (let i = 0; i < p.size; i++) {
+        const label = t.data[i] !== 0, pred = p.data[i]!, wi = w ? w[Math.floor(i / per)]! : 1;
+        for (let j = 0; j < th.length; j++) {
+          const pos = pred > th[j]!;
+          const acc = label ? (pos ? this.tp : this.fn) : pos ? this.fp : this.tn;
+          acc[j] = acc[j]! + wi;
+        }
+      }
+    });
+  }
+  override resetState(): void {
+    for (const a of [this.tp, this.fp, this.tn, this.fn]) a.fill(0);
+  }
+  /** The values per threshold: one threshold gives a scalar, several a vector (as Keras). */
+  protected resultOf(values: number[]): Tensor {
+    return values.length === 1 ? ops.full([], values[0]!) : ops.array(Float32Array.from(values));
+  }
+}
+
+/** a / b, 0 where b is 0 (Keras's divide_no_nan). */
+function divideNoNan(a: number, b: number): number {
+  return b === 0 ? 0 : a / b;
+}
+
+export interface PrecisionRecallOptions extends MetricOptions {
+  /** A prediction above it counts as positive (default 0.5); a list gives one value per threshold. */
+  thresholds?: number | readonly number[];
+}
+
+function thresholdList(v: unknown, where: string): number[] {
+  const list = v === undefined ? [0.5] : typeof v === 'number' ? [v] : Array.isArray(v) ? [...v] as unknown[] : undefined;
+  if (!list || list.length === 0 || list.some((x) => typeof x !== 'number' || !(x >= 0 && x <= 1))) throw new Error(`${where}: thresholds must be a number in [0, 1] or a non-empty list of them, got ${describe(v)}`);
+  return list as number[];
+}
+
+const PR_OPTIONS = { thresholds: true } satisfies OptionNames<PrecisionRecallOptions, MetricOptions>;
+const PR_NOT_IMPLEMENTED = { topK: null, classId: null };
+
+/** tp / (tp + fp) over every element seen, as keras.metrics.Precision. */
+export class PrecisionMetric extends ConfusionMetric {
+  static override readonly optionNames = PR_OPTIONS;
+  constructor(options?: string | PrecisionRecallOptions) {
+    checkOptions(typeof options === 'object' ? options : undefined, { ...METRIC_OPTIONS, ...PR_OPTIONS }, 'metrics.Precision', PR_NOT_IMPLEMENTED);
+    super('precision', typeof options === 'object' ? { name: options.name, dtype: options.dtype } : options, thresholdList(typeof options === 'object' ? options.thresholds : undefined, 'metrics.Precision'));
+  }
+  override result(): Tensor {
+    return this.resultOf(this.thresholds.map((_, j) => divideNoNan(this.tp[j]!, this.tp[j]! + this.fp[j]!)));
+  }
+}
+
+/** tp / (tp + fn) over every element seen, as keras.metrics.Recall. */
+export class RecallMetric extends ConfusionMetric {
+  static override readonly optionNames = PR_OPTIONS;
+  constructor(options?: string | PrecisionRecallOptions) {
+    checkOptions(typeof options === 'object' ? options : undefined, { ...METRIC_OPTIONS, ...PR_OPTIONS }, 'metrics.Recall', PR_NOT_IMPLEMENTED);
+    super('recall', typeof options === 'object' ? { name: options.name, dtype: options.dtype } : options, thresholdList(typeof options === 'object' ? options.thresholds : undefined, 'metrics.Recall'));
+  }
+  override result(): Tensor {
+    return this.resultOf(this.thresholds.map((_, j) => divideNoNan(this.tp[j]!, this.tp[j]! + this.fn[j]!)));
+  }
+}
+
+export interface AUCOptions extends MetricOptions {
+  /** Thresholds evenly spaced over [0, 1] (default 200), the outer two just beyond 0 and 1. */
+  numThresholds?: number;
+  /** 'ROC' (default) or 'PR'. */
+  curve?: 'ROC' | 'PR';
+  /** 'interpolation' (default; PR uses Davis & Goadrich's), 'minoring' or 'majoring'. */
+  summationMethod?: 'interpolation' | 'minoring' | 'majoring';
+  /** Explicit thresholds in (0, 1) instead of numThresholds; -epsilon and 1 + epsilon are added. */
+  thresholds?: readonly number[] | null;
+  /** Predictions are logits (a sigmoid is applied first). */
+  fromLogits?: boolean;
+}
+
+/**
+ * Area under the ROC or PR curve from confusion counts at thresholds, as keras/src/metrics/confusion_metrics.py's AUC
+ * (single-label): Riemann sums over the thresholds, PR by interpolate_pr_auc.
+ */
+export class AUCMetric extends ConfusionMetric {
+  static override readonly optionNames = { numThresholds: true, curve: true, summationMethod: true, thresholds: true, fromLogits: true } satisfies OptionNames<AUCOptions, MetricOptions>;
+  readonly curve: 'ROC' | 'PR';
+  readonly summationMethod: 'interpolation' | 'minoring' | 'majoring';
+  constructor(options?: string | AUCOptions) {
+    const where = 'metrics.AUC';
+    const o = typeof options === 'object' ? options : {};
+    checkOptions(o, { ...METRIC_OPTIONS, ...AUCMetric.optionNames }, where, { multiLabel: false, numLabels: null, labelWeights: null });
+    const eps = 1e-7; // backend.epsilon()
+    let inner: number[];
+    if (o.thresholds !== undefined && o.thresholds !== null) {
+      if (!Array.isArray(o.thresholds) || o.thresholds.some((x) => typeof x !== 'number' || !(x >= 0 && x <= 1))) throw new Error(`${where}: thresholds must be a list of numbers in [0, 1], got ${describe(o.thresholds)}`);
+      inner = [...o.thresholds as number[]];
+    } else {
+      const n = o.numThresholds ?? 200;
+      if (!Number.isSafeInteger(n) || n <= 1) throw new Error(`${where}: numThresholds must be an integer > 1, got ${describe(n)}`);
+      inner = Array.from({ length: n - 2 }, (_, i) => (i + 1) / (n - 1));
+    }
+    if (o.curve !== undefined && o.curve !== 'ROC' && o.curve !== 'PR') throw new Error(`${where}: curve must be 'ROC' or 'PR', got ${describe(o.curve)}`);
+    if (o.summationMethod !== undefined && !['interpolation', 'minoring', 'majoring'].includes(o.summationMethod)) throw new Error(`${where}: summationMethod must be 'interpolation', 'minoring' or 'majoring', got ${describe(o.summationMethod)}`);
+    if (o.fromLogits !== undefined && typeof o.fromLogits !== 'boolean') throw new TypeError(`${where}: fromLogits must be true or false, got ${describe(o.fromLogits)}`);
+    const name = typeof options === 'string' ? options : o.name;
+    super('auc', name === undefined ? undefined : { name }, [0 - eps, ...inner, 1 + eps], o.fromLogits ?? false);
+    this.curve = o.curve ?? 'ROC';
+    this.summationMethod = o.summationMethod ?? 'interpolation';
+  }
+  override result(): Tensor {
+    const n = this.thresholds.length, { tp, fp, tn, fn } = this;
+    let sum = 0;
+    if (this.curve === 'PR' && this.summationMethod === 'interpolation') {
+      for (let i = 0; i < n - 1; i++) {
+        const dtp = tp[i]! - tp[i + 1]!, p0 = tp[i]! + fp[i]!, p1 = tp[i + 1]! + fp[i + 1]!;
+        const slope = divideNoNan(dtp, Math.max(p0 - p1, 0));
+        const intercept = tp[i + 1]! - slope * p1;
+        const ratio = p0 > 0 && p1 > 0 ? divideNoNan(p0, Math.max(p1, 0)) : 1;
+        sum += divideNoNan(slope * (dtp + intercept * Math.log(ratio)), Math.max(tp[i + 1]! + fn[i + 1]!, 0));
+      }
+      return ops.full([], sum);
+    }
+    const recall = (i: number) => divideNoNan(tp[i]!, tp[i]! + fn[i]!);
+    const x = this.curve === 'ROC' ? (i: number) => divideNoNan(fp[i]!, fp[i]! + tn[i]!) : recall;
+    const y = this.curve === 'ROC' ? recall : (i: number) => divideNoNan(tp[i]!, tp[i]! + fp[i]!);
+    for (let i = 0; i < n - 1; i++) {
+      const a = y(i), b = y(i + 1);
+      const h = this.summationMethod === 'interpolation' ? (a + b) / 2 : this.summationMethod === 'minoring' ? Math.min(a, b) : Math.max(a, b);
+      sum += (x(i) - x(i + 1)) * h;
+    }
+    return ops.full([], sum);
+  }
+}
+
 export type MetricIdentifier = string | Metric;
 
 /** The metric names compile takes ('acc' is Keras's alias of 'accuracy'). */
-export const METRIC_NAMES = ['accuracy', 'acc', 'sparse_categorical_accuracy', 'categorical_accuracy', 'binary_accuracy', 'mae', 'mean_absolute_error', 'mse', 'mean_squared_error'];
+export const METRIC_NAMES = [
+  'accuracy', 'acc', 'sparse_categorical_accuracy', 'categorical_accuracy', 'binary_accuracy', 'mae', 'mean_absolute_error', 'mse', 'mean_squared_error',
+  'auc', 'precision', 'recall', 'top_k_categorical_accuracy',
+];
 
 /** Throws unless `id` is a metric name or a metric object; `where` names the call (compile). */
 export function checkMetric(id: unknown, where: string): void {
@@ -169,6 +389,10 @@ export function get(id: MetricIdentifier, loss?: Loss, outputShape?: readonly (n
     case 'mean_absolute_error': return new MeanAbsoluteErrorMetric();
     case 'mse': return new MeanSquaredErrorMetric('mse');
     case 'mean_squared_error': return new MeanSquaredErrorMetric();
+    case 'auc': return new AUCMetric();
+    case 'precision': return new PrecisionMetric();
+    case 'recall': return new RecallMetric();
+    case 'top_k_categorical_accuracy': return new TopKCategoricalAccuracyMetric();
     default: throw new Error(`unknown metric '${id}'; known: ${METRIC_NAMES.join(', ')}`);
   }
 }
@@ -188,3 +412,11 @@ export const MeanSquaredError = callableClass(MeanSquaredErrorMetric);
 export type MeanSquaredError = MeanSquaredErrorMetric;
 export const Mean = callableClass(MeanMetric);
 export type Mean = MeanMetric;
+export const TopKCategoricalAccuracy = callableClass(TopKCategoricalAccuracyMetric);
+export type TopKCategoricalAccuracy = TopKCategoricalAccuracyMetric;
+export const Precision = callableClass(PrecisionMetric);
+export type Precision = PrecisionMetric;
+export const Recall = callableClass(RecallMetric);
+export type Recall = RecallMetric;
+export const AUC = callableClass(AUCMetric);
+export type AUC = AUCMetric;

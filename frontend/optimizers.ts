@@ -6,19 +6,30 @@ import * as ops from './ops.js';
 import { type Tensor, Variable } from './tensor.js';
 import { type NotImplemented, type OptionNames, checkOptions } from './options.js';
 import { describe } from './errors.js';
+import { LearningRateSchedule } from './schedules.js';
 
-const OPTIMIZER_OPTIONS = { learningRate: true, name: true, weightDecay: true } satisfies OptionNames<OptimizerOptions>;
+export * as schedules from './schedules.js';
+
+const OPTIMIZER_OPTIONS = {
+  learningRate: true, name: true, weightDecay: true, clipnorm: true, clipvalue: true, globalClipnorm: true,
+} satisfies OptionNames<OptimizerOptions>;
 /** Keras's options of every optimizer that kiln does not implement. */
 const OPTIMIZER_NOT_IMPLEMENTED: NotImplemented = {
-  clipnorm: null, clipvalue: null, globalClipnorm: null, useEma: false, emaMomentum: 0.99, emaOverwriteFrequency: null, lossScaleFactor: null,
-  gradientAccumulationSteps: null,
+  useEma: false, emaMomentum: 0.99, emaOverwriteFrequency: null, lossScaleFactor: null, gradientAccumulationSteps: null,
 };
 
 export interface OptimizerOptions {
-  learningRate?: number;
+  /** A number (settable later through `optimizer.learningRate`) or a schedule of the step (keras.optimizers.schedules). */
+  learningRate?: number | LearningRateSchedule;
   name?: string;
   /** Decoupled weight decay (AdamW); 0 disables it. */
   weightDecay?: number;
+  /** Clips each gradient to this L2 norm (Keras 3; at most one of clipnorm, clipvalue, globalClipnorm). */
+  clipnorm?: number | null;
+  /** Clips each gradient element to [-clipvalue, clipvalue]. */
+  clipvalue?: number | null;
+  /** Scales all gradients together so their joint L2 norm is at most this. */
+  globalClipnorm?: number | null;
 }
 
 /**
@@ -26,10 +37,16 @@ export interface OptimizerOptions {
  * with ops only, so the same code runs eagerly (applyGradients) and inside a traced training step.
  */
 export abstract class Optimizer {
-  learningRate: number;
   readonly name: string;
   readonly weightDecay: number;
   readonly iterations: Variable;
+  /** The schedule the learning rate follows, or undefined for a settable rate held in `learningRateVariable`. */
+  readonly schedule: LearningRateSchedule | undefined;
+  /** The learning rate as optimizer state (a float32 scalar param of the training step), unless it is a schedule. */
+  readonly learningRateVariable: Variable | undefined;
+  readonly clipnorm: number | null;
+  readonly clipvalue: number | null;
+  readonly globalClipnorm: number | null;
   private readonly slotMap = new Map<Variable, Variable[]>();
   /** Names of the options an optimizer class takes beyond OptimizerOptions'; any other key is an error. */
   static readonly optionNames: Readonly<Record<string, true>> = {};
@@ -38,15 +55,40 @@ export abstract class Optimizer {
 
   constructor(defaultName: string, options: OptimizerOptions = {}) {
     const cls = new.target as unknown as typeof Optimizer;
-    checkOptions(options, { ...OPTIMIZER_OPTIONS, ...cls.optionNames }, `optimizers.${new.target.name.replace(/Optimizer$/, '')}`, { ...OPTIMIZER_NOT_IMPLEMENTED, ...cls.notImplemented });
-    for (const k of ['learningRate', 'weightDecay'] as const) {
+    const where = `optimizers.${new.target.name.replace(/Optimizer$/, '')}`;
+    checkOptions(options, { ...OPTIMIZER_OPTIONS, ...cls.optionNames }, where, { ...OPTIMIZER_NOT_IMPLEMENTED, ...cls.notImplemented });
+    const lr = options.learningRate;
+    if (!(lr instanceof LearningRateSchedule)) checkRate(lr, `${where}: learningRate`);
+    checkRate(options.weightDecay, `${where}: weightDecay`);
+    const clip = (k: 'clipnorm' | 'clipvalue' | 'globalClipnorm'): number | null => {
       const v = options[k];
-      if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v) && v >= 0)) throw new Error(`optimizers.${new.target.name.replace(/Optimizer$/, '')}: ${k} must be a non-negative number, got ${String(v)}`);
-    }
-    this.learningRate = options.learningRate ?? 0.001;
+      if (v === undefined || v === null) return null;
+      checkRate(v, `${where}: ${k}`);
+      return v || null; // 0 disables clipping, as in Keras
+    };
+    this.clipnorm = clip('clipnorm');
+    this.clipvalue = clip('clipvalue');
+    this.globalClipnorm = clip('globalClipnorm');
+    const set = [this.clipnorm, this.clipvalue, this.globalClipnorm].filter((v) => v !== null).length;
+    if (set > 1) throw new Error(`${where}: only one of clipnorm, clipvalue and globalClipnorm can be set, got clipnorm=${this.clipnorm}, clipvalue=${this.clipvalue}, globalClipnorm=${this.globalClipnorm}`);
     this.name = options.name ?? defaultName;
     this.weightDecay = options.weightDecay ?? 0;
     this.iterations = new Variable('iteration', 'int32', [], new Int32Array(1), false, `${this.name}/iteration`);
+    this.schedule = lr instanceof LearningRateSchedule ? lr : undefined;
+    this.learningRateVariable = lr instanceof LearningRateSchedule ? undefined
+      : new Variable('learning_rate', 'float32', [], Float32Array.of(lr ?? 0.001), false, `${this.name}/learning_rate`);
+  }
+
+  /** The current learning rate: the variable's value, or the schedule's at the current iteration. */
+  get learningRate(): number {
+    return this.schedule ? this.schedule.valueAt(this.iterations.data[0]!) : this.learningRateVariable!.data[0]!;
+  }
+
+  /** Sets the learning rate between steps (ReduceLROnPlateau, LearningRateScheduler): no recompilation, it is state. */
+  set learningRate(value: number) {
+    if (this.schedule) throw new TypeError(`${this.name}: the learning rate follows a ${this.schedule.constructor.name.replace(/Schedule$/, '')} schedule and cannot be set`);
+    checkRate(value, `${this.name}: learningRate`);
+    this.learningRateVariable!.assign(Float32Array.of(value));
   }
 
   /** Names of the slots each weight gets (e.g. momentum, velocity). */
@@ -64,9 +106,36 @@ export abstract class Optimizer {
     }
   }
 
-  /** All optimizer state: the iteration counter, then each weight's slots. */
+  /** All optimizer state, in Keras 3's order: the iteration counter, the learning rate (unless scheduled), each weight's slots. */
   get variables(): Variable[] {
-    return [this.iterations, ...[...this.slotMap.values()].flat()];
+    return [this.iterations, ...(this.learningRateVariable ? [this.learningRateVariable] : []), ...[...this.slotMap.values()].flat()];
+  }
+
+  /** The learning rate of the coming step: the state variable, or the schedule at the iteration count (Keras's _get_current_learning_rate). */
+  protected currentLearningRate(): Tensor {
+    return this.schedule ? this.schedule.call(ops.cast(this.iterations, 'float32')) : this.learningRateVariable!;
+  }
+
+  /** Keras 3's BaseOptimizer._clip_gradients: clipnorm per gradient, else globalClipnorm over all, else clipvalue. */
+  protected clipGradients(grads: Tensor[]): Tensor[] {
+    if (this.clipnorm !== null) {
+      const c = this.clipnorm;
+      return grads.map((g) => {
+        // _clip_by_norm: g * c / max(norm, c), with the norm of an all-zero gradient kept 0 (its sqrt's gradient aside)
+        const l2sum = ops.sum(ops.square(g), { keepdims: true });
+        const l2norm = ops.where(ops.greater(l2sum, 0), ops.sqrt(l2sum), l2sum);
+        return ops.divide(ops.multiply(g, c), ops.maximum(l2norm, c));
+      });
+    }
+    if (this.globalClipnorm !== null) {
+      const c = this.globalClipnorm;
+      const norm = ops.sqrt(ops.sum(ops.stack(grads.map((g) => ops.sum(ops.square(g))))));
+      // clip_by_global_norm: c * min(1 / norm, 1 / c), plus (norm - norm) to make the scale NaN for a non-finite norm
+      const scale = ops.add(ops.multiply(ops.minimum(ops.divide(1, norm), 1 / c), c), ops.subtract(norm, norm));
+      return grads.map((g) => ops.multiply(g, scale));
+    }
+    if (this.clipvalue !== null) return grads.map((g) => ops.clip(g, -this.clipvalue!, this.clipvalue!));
+    return grads;
   }
 
   /** New values for every weight, slot and the counter, as [variable, value] pairs (values eager or traced). */
@@ -74,18 +143,22 @@ export abstract class Optimizer {
     if (grads.length !== vars.length) throw new Error(`${this.name}: ${grads.length} gradients for ${vars.length} variables`);
     this.build(vars);
     const step = ops.cast(ops.add(this.iterations, 1), 'float32');
-    const lr = ops.full([], this.learningRate);
+    const lr = this.currentLearningRate();
     const out: [Variable, Tensor][] = [];
     vars.forEach((v, i) => {
       const g = grads[i]!;
       if (g.shape.length !== v.shape.length || g.shape.some((d, j) => d !== v.shape[j])) {
         throw new Error(`${this.name}: gradient of shape [${g.shape}] for variable '${v.path}' of shape [${v.shape}]`);
       }
+    });
+    const clipped = this.clipGradients(vars.map((v, i) => ops.cast(grads[i]!, v.dtype)));
+    vars.forEach((v, i) => {
+      const g = clipped[i]!;
       let value: Tensor = v;
       // decoupled weight decay, applied before the update as Keras does
       if (this.weightDecay) value = ops.subtract(value, ops.multiply(value, ops.multiply(lr, this.weightDecay)));
       const slots = this.slotMap.get(v)!;
-      const [nv, ns] = this.updateStep(ops.cast(g, v.dtype), value, slots, lr, step);
+      const [nv, ns] = this.updateStep(g, value, slots, lr, step);
       out.push([v, nv]);
       slots.forEach((s, j) => out.push([s, ns[j]!]));
     });
@@ -110,7 +183,10 @@ export abstract class Optimizer {
   }
 
   getConfig(): Record<string, unknown> {
-    return { name: this.name, learningRate: this.learningRate, weightDecay: this.weightDecay };
+    return {
+      name: this.name, learningRate: this.schedule ? { className: this.schedule.constructor.name.replace(/Schedule$/, ''), config: this.schedule.getConfig() } : this.learningRate,
+      weightDecay: this.weightDecay, clipnorm: this.clipnorm, clipvalue: this.clipvalue, globalClipnorm: this.globalClipnorm,
+    };
   }
 }
 
@@ -221,6 +297,11 @@ export class RMSpropOptimizer extends Optimizer {
     const mom = ops.add(ops.multiply(slots[1]!, this.momentum), inc);
     return [ops.subtract(v, mom), [vel, mom, ...newSlots.slice(1)]];
   }
+}
+
+/** Throws unless v is undefined or a finite number >= 0. */
+function checkRate(v: unknown, what: string): void {
+  if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v) && v >= 0)) throw new Error(`${what} must be a non-negative number, got ${String(v)}`);
 }
 
 const BY_NAME: Record<string, () => Optimizer> = {

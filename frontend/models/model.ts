@@ -145,10 +145,16 @@ export abstract class Model<Out extends Tensor | Tensor[] = Tensor | Tensor[]> e
     return this.compiled?.optimizer;
   }
 
+  /** Set by a callback (EarlyStopping, TerminateOnNaN, your own) to end fit after the current batch or epoch. */
+  stopTraining = false;
+
+  /** The History of the last fit, as Keras's model.history. */
+  history: History | undefined;
+
   /** Trains for a number of epochs; returns the History of per-epoch losses and metrics. */
   fit(x: ModelInput, y: ModelInput, options: FitOptions = {}): History {
     if (!this.built) this.normalizeInputs(x); // builds a Sequential model from its first data
-    return fitModel(this, this.compiled, x, y, options);
+    return (this.history = fitModel(this, this.compiled, x, y, options));
   }
 
   /**

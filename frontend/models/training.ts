@@ -17,6 +17,7 @@ import type { Backend } from '../config.js';
 import { type OptionNames, checkOptions } from '../options.js';
 import { describe, show } from '../errors.js';
 import { runnerFor } from './runner.js';
+import { type CallbackLike, CallbackList, type Logs } from '../callbacks.js';
 
 type PerOutput<T> = T | readonly T[] | Readonly<Record<string, T>>;
 
@@ -100,6 +101,8 @@ function makeMetrics(model: Model, c: Compiled): { name: string; output: number;
   return c.metricIds.flatMap((ids, i) => ids.map((id) => {
     const metric = metrics.get(id, c.losses[i], model.outputShapes[i]);
     const base = typeof id === 'string' ? id : metric.name;
+    const size = metric.result().size; // checked before training, not after its first batch
+    if (size !== 1) throw new Error(`metric '${base}' has ${size} values (one per threshold); fit and evaluate log one number per metric: give it one threshold`);
     return { name: multi ? `${model.outputNames[i]}_${base}` : base, output: i, metric };
   }));
 }
@@ -143,7 +146,7 @@ export interface TrainStep {
  * those rows (Loss.masked) and the rows after them, padding, add nothing to the gradients. Exact only for a model
  * whose training forward pass keeps rows apart (the compiler checks with passes/rows.ts).
  */
-export function traceTrainStep(model: Model, c: Compiled, inputShapes: number[][], targetShapes: number[][], options: { partial?: boolean } = {}): TrainStep {
+export function traceTrainStep(model: Model, c: Compiled, inputShapes: number[][], targetShapes: number[][], options: { partial?: boolean; weighted?: boolean } = {}): TrainStep {
   const tr = new Trace();
   const trainable = model.trainableWeights;
   c.optimizer.build(trainable);
@@ -155,7 +158,10 @@ export function traceTrainStep(model: Model, c: Compiled, inputShapes: number[][
     const out = model.call(ins.length === 1 ? ins[0]! : ins, { training: true }) as Tensor | Tensor[];
     const preds = Array.isArray(out) ? out : [out];
     const rows = options.partial ? tr.input('rows', 'int32', []) : undefined;
-    const perLoss = preds.map((p, i) => (rows ? c.losses[i]!.masked(targets[i]!, p, rows) : c.losses[i]!(targets[i]!, p)));
+    // sampleWeight / classWeight: one weight per sample, for every output's loss (Keras's reduce_weighted_values)
+    const sw = options.weighted ? tr.input('sample_weight', 'float32', [inputShapes[0]![0]!]) : undefined;
+    if (rows && sw) throw new Error('traceTrainStep: partial batches with sample weights are not supported');
+    const perLoss = preds.map((p, i) => (rows ? c.losses[i]!.masked(targets[i]!, p, rows) : sw ? c.losses[i]!.weighted(targets[i]!, p, sw) : c.losses[i]!(targets[i]!, p)));
     const total = perLoss.reduce((acc: Tensor | undefined, l, i) => {
       const w = c.lossWeights[i] === 1 ? l : ops.multiply(l, c.lossWeights[i]!);
       return acc ? ops.add(acc, w) : w;
@@ -233,8 +239,9 @@ export function traceSplitStep(model: Model, c: Compiled, inputShapes: number[][
 }
 
 /** Runs one training step on concrete data and writes the updated values back into the variables. */
-export function runTrainStep(step: TrainStep, model: Model, inputs: Tensor[], targets: Tensor[], counter: number, backend?: Backend): Map<string, Tensor> {
+export function runTrainStep(step: TrainStep, model: Model, inputs: Tensor[], targets: Tensor[], counter: number, backend?: Backend, sampleWeight?: Tensor): Map<string, Tensor> {
   const bind: Record<string, TypedArray> = { rng_counter: Int32Array.of(counter) };
+  if (sampleWeight) bind['sample_weight'] = sampleWeight.data;
   model.inputSpecs.forEach((s, i) => { bind[s.name] = inputs[i]!.data; });
   model.outputNames.forEach((n, i) => { bind[`target/${n}`] = targets[i]!.data; });
   const params: Record<string, TypedArray> = {};
@@ -254,7 +261,8 @@ export interface FitOptions {
   batchSize?: number;
   /** Fraction of the samples (taken from the end, before shuffling) held out for validation. */
   validationSplit?: number;
-  validationData?: readonly [ModelInput, ModelInput];
+  /** [x, y] or [x, y, sampleWeight] to evaluate after each epoch. */
+  validationData?: readonly [ModelInput, ModelInput] | readonly [ModelInput, ModelInput, TensorLike];
   shuffle?: boolean;
   /** 0 silent, 1 progress bar, 2 one line per epoch ('auto' = 1). */
   verbose?: 0 | 1 | 2 | 'auto';
@@ -262,6 +270,14 @@ export interface FitOptions {
   print?: (text: string) => void;
   /** Where to run (default: keras.config.backend(), initially compiled wasm). */
   backend?: Backend;
+  /** keras.callbacks objects, Callback subclasses or objects of hook functions, called in order. */
+  callbacks?: readonly CallbackLike[];
+  /** One weight per training sample, multiplying its loss (Keras 3's sum_over_batch_size: the sum over the batch size). */
+  sampleWeight?: TensorLike;
+  /** Weight by class id (the label, or the argmax of a one-hot target): the sample weights of a single-output model. */
+  classWeight?: Readonly<Record<number, number>>;
+  /** The epoch to start at (resuming): epochs run from initialEpoch to epochs - 1. */
+  initialEpoch?: number;
 }
 
 /** What fit returns: per-epoch logs by metric name, as Keras's History. */
@@ -286,9 +302,46 @@ function samples(ts: readonly Tensor[], what: string): number {
 
 const FIT_OPTIONS = {
   epochs: true, batchSize: true, validationSplit: true, validationData: true, shuffle: true, verbose: true, print: true, backend: true,
+  callbacks: true, sampleWeight: true, classWeight: true, initialEpoch: true,
 } satisfies OptionNames<FitOptions>;
 
-const EVALUATE_OPTIONS = { batchSize: true, verbose: true, returnDict: true, print: true, backend: true } satisfies OptionNames<EvaluateOptions>;
+const EVALUATE_OPTIONS = { batchSize: true, verbose: true, returnDict: true, print: true, backend: true, sampleWeight: true } satisfies OptionNames<EvaluateOptions>;
+
+/** Sample weights as a float32 [n] tensor, checked: one finite weight per sample. */
+function sampleWeights(v: TensorLike, n: number, what: string): Tensor {
+  let t = ops.cast(tensorArg(v, what), 'float32');
+  if (t.rank === 2 && t.shape[1] === 1) t = ops.reshape(t, [t.shape[0]!]);
+  if (t.rank !== 1 || t.shape[0] !== n) throw new Error(`${what} must hold one weight per sample (shape [${n}]), got shape [${t.shape}]`);
+  const bad = t.data.findIndex((x) => !Number.isFinite(x));
+  if (bad >= 0) throw new Error(`${what}: weight ${t.data[bad]} at sample ${bad} is not a finite number`);
+  return t;
+}
+
+/** Keras's class_weight_to_sample_weights: each sample's weight is that of its class (rounded label or one-hot argmax), else 1. */
+function classWeights(model: Model, classWeight: unknown, targets: Tensor[]): Tensor {
+  const where = 'fit: classWeight';
+  if (typeof classWeight !== 'object' || classWeight === null || Array.isArray(classWeight)) throw new TypeError(`${where} must be a record of class id to weight, e.g. { 0: 1, 1: 5 }, got ${describe(classWeight)}`);
+  if (targets.length !== 1) throw new Error(`${where} is not supported for a model with ${targets.length} outputs (as Keras); pass sampleWeight`);
+  const byClass = new Map<number, number>();
+  for (const [k, w] of Object.entries(classWeight)) {
+    if (!/^(0|[1-9]\d*)$/.test(k)) throw new Error(`${where}: key '${k}' is not a class id (a non-negative integer)`);
+    if (typeof w !== 'number' || !Number.isFinite(w)) throw new TypeError(`${where}: the weight of class ${k} must be a finite number, got ${describe(w)}`);
+    byClass.set(Number(k), w);
+  }
+  const y = targets[0]!, n = y.shape[0]!;
+  const width = y.rank > 1 ? y.size / n : 1;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    let cls: number;
+    if (width > 1) {
+      let best = 0;
+      for (let j = 1; j < width; j++) if (y.data[i * width + j]! > y.data[i * width + best]!) best = j;
+      cls = best;
+    } else cls = Math.round(y.data[i]!); // numpy rounds halves to even: labels are whole in practice
+    out[i] = byClass.get(cls) ?? 1;
+  }
+  return new Tensor('float32', [n], out);
+}
 
 /** A boolean option is true, false or not given ('yes' or 1 would be taken for true). */
 function checkBoolean(v: unknown, what: string): void {
@@ -300,53 +353,73 @@ function requireCompiled(model: Model, c: Compiled | undefined): Compiled {
   return c;
 }
 
+/** The training steps traced for a compile, by batch size and what else shapes them. */
+const trainSteps = new WeakMap<Compiled, Map<string, TrainStep>>();
+
 /** model.fit: epochs of shuffled batches through the traced training step, with Keras-style progress. */
 export function fitModel(model: Model, c: Compiled | undefined, x: ModelInput, y: ModelInput, options: FitOptions = {}): History {
-  checkOptions(options, FIT_OPTIONS, 'fit', {
-    callbacks: null, classWeight: null, sampleWeight: null, initialEpoch: 0, stepsPerEpoch: null, validationSteps: null, validationBatchSize: null,
-    validationFreq: 1,
-  });
+  checkOptions(options, FIT_OPTIONS, 'fit', { stepsPerEpoch: null, validationSteps: null, validationBatchSize: null, validationFreq: 1 });
   checkRunOptions(options, 'fit');
   checkBoolean(options.shuffle, 'fit: shuffle');
   const comp = requireCompiled(model, c);
   let inputs = model.normalizeInputs(x);
   let targets = normalizeTargets(model, y, comp, 'fit');
   let n = samples([...inputs, ...targets], 'fit');
-  let val: [Tensor[], Tensor[]] | undefined;
-  if (options.validationData !== undefined && !(Array.isArray(options.validationData) && options.validationData.length === 2)) {
-    throw new Error(`fit: validationData must be [x, y], got ${describe(options.validationData)}`);
+  if (options.sampleWeight !== undefined && options.classWeight !== undefined) throw new Error('fit: give sampleWeight or classWeight, not both (as Keras)');
+  let weights = options.sampleWeight !== undefined ? sampleWeights(options.sampleWeight, n, 'fit: sampleWeight')
+    : options.classWeight !== undefined ? classWeights(model, options.classWeight, targets) : undefined;
+  let val: [Tensor[], Tensor[], Tensor | undefined] | undefined;
+  const vd = options.validationData;
+  if (vd !== undefined && !(Array.isArray(vd) && (vd.length === 2 || vd.length === 3))) {
+    throw new Error(`fit: validationData must be [x, y] or [x, y, sampleWeight], got ${describe(vd)}`);
   }
-  if (options.validationData) {
-    val = [model.normalizeInputs(options.validationData[0]), normalizeTargets(model, options.validationData[1], comp, 'fit: validationData')];
+  if (vd) {
+    const vx = model.normalizeInputs(vd[0]), vy = normalizeTargets(model, vd[1], comp, 'fit: validationData');
+    val = [vx, vy, vd.length === 3 ? sampleWeights(vd[2] as TensorLike, samples([...vx, ...vy], 'fit: validationData'), 'fit: validationData sample weights') : undefined];
   } else if (options.validationSplit) {
     const split = options.validationSplit;
     if (!(typeof split === 'number' && split > 0 && split < 1)) throw new Error(`fit: validationSplit must be a number in (0, 1), got ${show(split)}`);
     const nTrain = Math.floor(n * (1 - split));
     const cut = (ts: Tensor[]) => [ts.map((t) => sliceBatch(t, 0, nTrain)), ts.map((t) => sliceBatch(t, nTrain, n))] as const;
     const [ti, vi] = cut(inputs), [tt, vt] = cut(targets);
-    val = [vi, vt];
+    const [tw, vw] = weights ? cut([weights]) : [undefined, undefined];
+    val = [vi, vt, vw?.[0]];
     inputs = ti;
     targets = tt;
+    weights = tw?.[0];
     n = nTrain;
   }
   if (n === 0) throw new Error('fit: no training samples');
   const epochs = options.epochs ?? 1;
   if (!Number.isInteger(epochs) || epochs < 0) throw new Error(`fit: epochs must be a non-negative integer, got ${epochs}`);
+  const initialEpoch = options.initialEpoch ?? 0;
+  if (!Number.isSafeInteger(initialEpoch) || initialEpoch < 0) throw new Error(`fit: initialEpoch must be a non-negative integer, got ${show(initialEpoch)}`);
   const bs = Math.min(options.batchSize ?? 32, n);
   const steps = Math.ceil(n / bs);
   const verbose = options.verbose === 'auto' || options.verbose === undefined ? 1 : options.verbose;
   const history = new History({ epochs, steps, verbose });
   const ms = makeMetrics(model, comp);
-  const stepCache = new Map<number, TrainStep>();
+  const directions: Record<string, 'up' | 'down'> = {};
+  for (const m of ms) directions[m.name] = m.metric.direction;
+  const callbacks = new CallbackList(options.callbacks, model, { epochs, steps, verbose, directions });
+  // traced steps are kept across fit calls (fit one epoch at a time compiles once), until compile or the model changes
+  let steps0 = trainSteps.get(comp);
+  if (!steps0) trainSteps.set(comp, (steps0 = new Map()));
+  const stepCache = steps0;
+  const signature = `${model.structureVersion}|${model.trainableWeights.map((v) => v.path).join(',')}|${inputs.map((t) => t.shape.slice(1)).join(';')}|${targets.map((t) => t.shape.slice(1)).join(';')}|${weights !== undefined}`;
   const stepFor = (b: number): TrainStep => {
-    let s = stepCache.get(b);
+    let s = stepCache.get(`${b}|${signature}`);
     if (!s) {
-      s = traceTrainStep(model, comp, inputs.map((t) => [b, ...t.shape.slice(1)]), targets.map((t) => [b, ...t.shape.slice(1)]));
-      stepCache.set(b, s);
+      s = traceTrainStep(model, comp, inputs.map((t) => [b, ...t.shape.slice(1)]), targets.map((t) => [b, ...t.shape.slice(1)]), { weighted: weights !== undefined });
+      stepCache.set(`${b}|${signature}`, s);
     }
     return s;
   };
-  for (let epoch = 0; epoch < epochs; epoch++) {
+  model.stopTraining = false;
+  callbacks.call('onTrainBegin', {});
+  let last: Logs = {};
+  for (let epoch = initialEpoch; epoch < epochs && !model.stopTraining; epoch++) {
+    callbacks.call('onEpochBegin', epoch, {});
     const bar = new Progbar(steps, verbose, options.print, `Epoch ${epoch + 1}/${epochs}`);
     const order = Int32Array.from({ length: n }, (_, i) => i);
     if (options.shuffle ?? true) {
@@ -359,24 +432,33 @@ export function fitModel(model: Model, c: Compiled | undefined, x: ModelInput, y
     const lossMean = new metrics.Mean('loss');
     const perOutLoss = model.outputNames.map((o) => new metrics.Mean(`${o}_loss`));
     for (const m of ms) m.metric.resetState();
-    for (let s = 0; s < steps; s++) {
+    let logs: Logs = {};
+    for (let s = 0; s < steps && !model.stopTraining; s++) {
+      callbacks.call('onTrainBatchBegin', s, {});
       const rows = order.subarray(s * bs, Math.min(n, (s + 1) * bs));
       const bi = inputs.map((t) => takeRows(t, rows)), bt = targets.map((t) => takeRows(t, rows));
-      const out = runTrainStep(stepFor(rows.length), model, bi, bt, comp.optimizer.iterations.data[0]!, options.backend);
+      const bw = weights && takeRows(weights, rows);
+      const out = runTrainStep(stepFor(rows.length), model, bi, bt, comp.optimizer.iterations.data[0]!, options.backend, bw);
       lossMean.add(out.get('loss')!.item(), rows.length);
       if (model.outputNames.length > 1) perOutLoss.forEach((m, i) => m.add(out.get(`${model.outputNames[i]}_loss`)!.item(), rows.length));
       for (const m of ms) m.metric.updateState(bt[m.output]!, out.get(`pred/${model.outputNames[m.output]}`)!);
-      bar.update(s + 1, logsOf(lossMean, perOutLoss, ms));
+      logs = logsOf(lossMean, perOutLoss, ms);
+      bar.update(s + 1, logs);
+      callbacks.call('onTrainBatchEnd', s, { ...logs });
     }
-    const logs = logsOf(lossMean, perOutLoss, ms);
+    logs = logsOf(lossMean, perOutLoss, ms);
     if (val) {
-      const v = evaluateNormalized(model, comp, val[0], val[1], { batchSize: bs, verbose: 0, returnDict: true, backend: options.backend }) as Record<string, number>;
+      const v = evaluateNormalized(model, comp, val[0], val[1], { batchSize: bs, verbose: 0, returnDict: true, backend: options.backend }, val[2]) as Record<string, number>;
       for (const [k, value] of Object.entries(v)) logs[`val_${k}`] = value;
     }
+    // callbacks first: the learning-rate callbacks add learning_rate to the logs that History and the bar show (as Keras)
+    callbacks.call('onEpochEnd', epoch, logs);
     bar.finish(logs);
     history.epoch.push(epoch);
     for (const [k, v] of Object.entries(logs)) (history.history[k] ??= []).push(v);
+    last = logs;
   }
+  callbacks.call('onTrainEnd', last);
   return history;
 }
 
@@ -392,24 +474,30 @@ export interface EvaluateOptions {
   verbose?: 0 | 1 | 2 | 'auto';
   /** Return a record by metric name instead of [loss, ...metrics]. */
   returnDict?: boolean;
+  /** One weight per sample, multiplying its loss (metrics stay unweighted, as Keras's compile metrics). */
+  sampleWeight?: TensorLike;
   print?: (text: string) => void;
   backend?: Backend;
 }
 
 /** model.evaluate: loss and metrics over batches of the inference graph. */
 export function evaluateModel(model: Model, c: Compiled | undefined, x: ModelInput, y: ModelInput, options: EvaluateOptions = {}): number[] | Record<string, number> {
-  checkOptions(options, EVALUATE_OPTIONS, 'evaluate', { sampleWeight: null, steps: null, callbacks: null });
+  checkOptions(options, EVALUATE_OPTIONS, 'evaluate', { steps: null, callbacks: null });
   checkRunOptions(options, 'evaluate');
   checkBoolean(options.returnDict, 'evaluate: returnDict');
   const comp = requireCompiled(model, c);
-  return evaluateNormalized(model, comp, model.normalizeInputs(x), normalizeTargets(model, y, comp, 'evaluate'), options);
+  const inputs = model.normalizeInputs(x), targets = normalizeTargets(model, y, comp, 'evaluate');
+  const sw = options.sampleWeight === undefined ? undefined : sampleWeights(options.sampleWeight, samples([...inputs, ...targets], 'evaluate'), 'evaluate: sampleWeight');
+  return evaluateNormalized(model, comp, inputs, targets, options, sw);
 }
 
 /** evaluate on inputs and targets already checked and cast (fit's validation data). */
-function evaluateNormalized(model: Model, comp: Compiled, inputs: Tensor[], targets: Tensor[], options: EvaluateOptions): number[] | Record<string, number> {
+function evaluateNormalized(model: Model, comp: Compiled, inputs: Tensor[], targets: Tensor[], options: EvaluateOptions, weights?: Tensor): number[] | Record<string, number> {
   const n = samples([...inputs, ...targets], 'evaluate');
   const bs = Math.max(1, Math.min(options.batchSize ?? 32, n));
   const ms = makeMetrics(model, comp);
+  // a metric object given to compile is the one fit used: start from zero, as Keras's reset_metrics
+  for (const m of ms) m.metric.resetState();
   const names = model.outputNames;
   const lossMean = new metrics.Mean('loss');
   const perOut = names.map((o) => new metrics.Mean(`${o}_loss`));
@@ -419,11 +507,11 @@ function evaluateNormalized(model: Model, comp: Compiled, inputs: Tensor[], targ
   noRecord(() => {
     for (let s = 0; s < steps; s++) {
       const a = s * bs, e = Math.min(n, a + bs);
-      const bt = targets.map((t) => sliceBatch(t, a, e));
+      const bt = targets.map((t) => sliceBatch(t, a, e)), bw = weights && sliceBatch(weights, a, e);
       const preds = runTraced(tracedFor(model, e - a), inputs.map((t) => sliceBatch(t, a, e)), {}, options.backend);
       let total = 0;
       preds.forEach((p, i) => {
-        const l = comp.losses[i]!(bt[i]!, p).item();
+        const l = (bw ? comp.losses[i]!.weighted(bt[i]!, p, bw) : comp.losses[i]!(bt[i]!, p)).item();
         perOut[i]!.add(l, e - a);
         total += comp.lossWeights[i]! * l;
       });

@@ -23,22 +23,25 @@ function openGroup(root: H5Group, path: string): H5Group {
 }
 
 /** Writes the model's weights in Keras 3's HDF5 layout to `file` (a path on disk). */
-export async function writeWeightsH5(model: Model, file: string): Promise<void> {
+export async function writeWeightsH5(model: Model, file: string, values?: WeightValues): Promise<void> {
   const lib = await hdf5();
   const f = new lib.File(file, 'w');
   try {
-    writeLayout(model, f);
+    writeLayout(model, f, values);
   } finally {
     f.close();
   }
 }
 
-function writeLayout(model: Model, f: H5File): void {
+/** Values to write instead of the variables' current ones (a checkpoint's copy). */
+export type WeightValues = ReadonlyMap<import('../tensor.js').Variable, import('../../ir/types.js').TypedArray>;
+
+function writeLayout(model: Model, f: H5File, values?: WeightValues): void {
   for (const { key, groups } of weightLayout(model)) {
     for (const g of groups) {
       const vars = openGroup(f, `layers/${key}/${g.path}`);
       vars.create_attribute('name', g.name);
-      g.vars.forEach((v, i) => vars.create_dataset({ name: String(i), data: v.data.slice(), shape: [...v.shape], dtype: v.dtype === 'float32' ? '<f4' : '<i4' }));
+      g.vars.forEach((v, i) => vars.create_dataset({ name: String(i), data: (values?.get(v) ?? v.data).slice(), shape: [...v.shape], dtype: v.dtype === 'float32' ? '<f4' : '<i4' }));
     }
   }
   openGroup(f, 'vars').create_attribute('name', model.name);

@@ -7,7 +7,7 @@ import { readSafetensors, writeSafetensors } from '../../runtime/safetensors.js'
 import { formatKerasShape } from '../tensor.js';
 import type { Model } from '../models/model.js';
 import { modelConfig, modelFromConfig } from './config.js';
-import { readWeightsH5, writeWeightsH5 } from './h5.js';
+import { type WeightValues, readWeightsH5, writeWeightsH5 } from './h5.js';
 
 /** The Keras version whose files kiln writes and reads (metadata.json's keras_version). */
 export const KERAS_VERSION = '3.15.1';
@@ -30,15 +30,15 @@ function kind(file: string, what: string, allowed: string[], reading = true): st
 }
 
 /** Writes the weights: `.weights.h5` in Keras 3's HDF5 layout, or `.safetensors` keyed by Keras weight paths. */
-export async function saveWeights(model: Model, file: string): Promise<void> {
+export async function saveWeights(model: Model, file: string, values?: WeightValues): Promise<void> {
   const ext = kind(file, 'a weights file', ['.weights.h5', '.safetensors'], false);
   if (ext === '.safetensors') {
-    writeFileSync(file, writeSafetensors(model.weights.map((w) => ({ name: w.path, dtype: w.dtype, shape: [...w.shape], data: w.data }))));
+    writeFileSync(file, writeSafetensors(model.weights.map((w) => ({ name: w.path, dtype: w.dtype, shape: [...w.shape], data: values?.get(w) ?? w.data }))));
     return;
   }
   // written in a temporary folder first: a failed save leaves no half-written file
   await withTempFile(async (tmp) => {
-    await writeWeightsH5(model, tmp);
+    await writeWeightsH5(model, tmp, values);
     writeFileSync(file, readFileSync(tmp));
   });
 }
@@ -67,13 +67,13 @@ export async function loadWeights(model: Model, file: string): Promise<void> {
 }
 
 /** Saves a Sequential or Functional model as a Keras 3 `.keras` file: config.json, metadata.json and model.weights.h5 in a zip. */
-export async function saveModel(model: Model, file: string): Promise<void> {
+export async function saveModel(model: Model, file: string, values?: WeightValues): Promise<void> {
   kind(file, 'a model file', ['.keras'], false);
   const config = JSON.stringify(modelConfig(model));
   const date = new Date().toISOString().replace(/T(\d+):(\d+):(\d+).*/, '@$1:$2:$3');
   const metadata = JSON.stringify({ keras_version: KERAS_VERSION, date_saved: date });
   const weights = await withTempFile(async (tmp) => {
-    await writeWeightsH5(model, tmp);
+    await writeWeightsH5(model, tmp, values);
     return new Uint8Array(readFileSync(tmp));
   });
   writeFileSync(file, zipSync({ 'metadata.json': strToU8(metadata), 'config.json': strToU8(config), 'model.weights.h5': weights }, { level: 0 }));

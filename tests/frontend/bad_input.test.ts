@@ -309,7 +309,7 @@ describe('options', () => {
     ['MultiHeadAttention', () => L.MultiHeadAttention(untyped({ numHeads: 1, keyDim: 2, dropout: 0.1 })), "MultiHeadAttention: option 'dropout' is not supported by kiln (it accepts only the Keras default, 0)"],
     ['Dense regularizer', () => L.Dense(2, untyped({ kernelRegularizer: 'l2' })), "Dense: option 'kernelRegularizer' is not supported by kiln (it accepts only the Keras default, null)"],
     ['Adam', () => keras.optimizers.Adam(untyped({ amsgrad: true })), "optimizers.Adam: option 'amsgrad' is not supported by kiln (it accepts only the Keras default, false)"],
-    ['SGD', () => keras.optimizers.SGD(untyped({ clipnorm: 1 })), "optimizers.SGD: option 'clipnorm' is not supported by kiln (it accepts only the Keras default, null)"],
+    ['SGD', () => keras.optimizers.SGD(untyped({ useEma: true })), "optimizers.SGD: option 'useEma' is not supported by kiln (it accepts only the Keras default, false)"],
     ['loss', () => keras.losses.CategoricalCrossentropy(untyped({ labelSmoothing: 0.1 })), "losses.CategoricalCrossentropy: option 'labelSmoothing' is not supported by kiln (it accepts only the Keras default, 0)"],
   ])('a Keras option kiln does not implement: %s', (_, fn, message) => {
     expect(oneLine(fn)).toBe(message);
@@ -341,9 +341,9 @@ describe('options', () => {
     const x = ops.ones([2, 2]), y = ops.array([0, 1]);
     expect(oneLine(() => m.compile(untyped({ loss: 'mse', runEagerly: true })))).toBe("Model 'sequential': compile: option 'runEagerly' is not supported by kiln (it accepts only the Keras default, false)");
     expect(oneLine(() => m.compile(untyped({ loss: 'mse', loss_weights: [1] })))).toMatch(/unknown option 'loss_weights' \(did you mean 'lossWeights'\?\); options: optimizer, loss, metrics, lossWeights$/);
-    expect(oneLine(() => m.fit(x, y, untyped({ verbose: 0, callbacks: [{}] })))).toBe("fit: option 'callbacks' is not supported by kiln (it accepts only the Keras default, null)");
+    expect(oneLine(() => m.fit(x, y, untyped({ verbose: 0, callbacks: [{ onBatchEnd() {} }] })))).toMatch(/^fit: callbacks\[0\]: unknown hook 'onBatchEnd'; hooks: onTrainBegin, /);
     expect(oneLine(() => m.fit(x, y, untyped({ verbose: 0, epoch: 3 })))).toMatch(/^fit: unknown option 'epoch'; options: epochs, /);
-    expect(oneLine(() => m.fit(x, y, untyped({ verbose: 0, sampleWeight: [1, 2] })))).toMatch(/^fit: option 'sampleWeight' is not supported/);
+    expect(oneLine(() => m.fit(x, y, untyped({ verbose: 0, stepsPerEpoch: 3 })))).toMatch(/^fit: option 'stepsPerEpoch' is not supported/);
     expect(oneLine(() => m.evaluate(x, y, untyped({ verbose: 0, return_dict: true })))).toMatch(/^evaluate: unknown option 'return_dict' \(did you mean 'returnDict'\?\)/);
     expect(oneLine(() => m.predict(x, untyped({ steps: 1 })))).toMatch(/^predict: option 'steps' is not supported/);
     expect(oneLine(() => m.predict(x, untyped({ batch_size: 1 })))).toMatch(/^predict: unknown option 'batch_size' \(did you mean 'batchSize'\?\); options: batchSize, verbose, print, backend$/);
@@ -358,12 +358,12 @@ describe('options', () => {
     expect(oneLine(() => L.Dense(2, 'relu' as never))).toBe('Dense: options must be an object, got the string "relu"');
     expect(oneLine(() => L.Dense(2, { activation: 'rleu' }))).toMatch(/^Dense: option 'activation': unknown activation 'rleu'; known: /);
     expect(oneLine(() => L.LSTM(2, { name: 'l', recurrentInitializer: 'orthogonl' }))).toMatch(/^LSTM 'l': option 'recurrentInitializer': unknown initializer 'orthogonl'; known: /);
-    expect(oneLine(() => m.fit(x, y, untyped({ verbose: 0, validationData: x })))).toMatch(/^fit: validationData must be \[x, y\], got a Tensor$/);
+    expect(oneLine(() => m.fit(x, y, untyped({ verbose: 0, validationData: x })))).toMatch(/^fit: validationData must be \[x, y\] or \[x, y, sampleWeight\], got a Tensor$/);
   });
 
   it('metrics: a misspelt name is an error in compile naming it and listing the known ones; unknown constructor options are errors', () => {
     const m = classifier();
-    const known = 'known: accuracy, acc, sparse_categorical_accuracy, categorical_accuracy, binary_accuracy, mae, mean_absolute_error, mse, mean_squared_error';
+    const known = 'known: accuracy, acc, sparse_categorical_accuracy, categorical_accuracy, binary_accuracy, mae, mean_absolute_error, mse, mean_squared_error, auc, precision, recall, top_k_categorical_accuracy';
     expect(oneLine(() => m.compile({ loss: 'sparse_categorical_crossentropy', metrics: ['accuracy', 'acc2'] }))).toBe(`Model 'sequential': compile: unknown metric 'acc2'; ${known}`);
     expect(oneLine(() => m.compile({ loss: 'sparse_categorical_crossentropy', metrics: { dense: ['acc2'] } }))).toBe(`Model 'sequential': compile: unknown metric 'acc2'; ${known}`);
     expect(oneLine(() => m.compile({ loss: 'sparse_categorical_crossentropy', metrics: [['mae', 'msee']] }))).toMatch(/^Model 'sequential': compile: unknown metric 'msee'; known: /);
