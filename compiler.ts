@@ -206,7 +206,7 @@ export async function compile(model: Model, options: CompileOptions = {}): Promi
       const hit = key === undefined ? undefined : cache!.restoreArtifact(key, outDir);
       if (hit) {
         cached = true;
-        return hit.files;
+        return hit;
       }
       const made = timed('render', () => gen.build({ outDir, entries, weights, ...io, ...built }));
       if (key !== undefined) cache!.storeArtifact(key, outDir, made);

@@ -62,20 +62,19 @@ export function writeAtomically(file: string, data: string | Uint8Array): void {
   }
 }
 
-/** What a compile-cache entry holds beside its files: their order (as the compile listed them), hashes and sizes. */
+/** What a compile-cache entry holds beside its files: the files the compile listed, in order, and every file's hash. */
 interface ArtifactEntry {
   files: string[];
   hashes: Record<string, string>;
-  sizes?: Record<string, unknown>;
 }
 
 const artifactsDir = () => path.join(cacheDir(), 'artifacts');
 
 /**
- * Copies a cached artifact into `dir` (empty) and returns its files (paths in `dir`, in the order the compile gave
- * them) and sizes, or undefined on a miss. An entry whose files do not match their hashes is removed: it is a miss.
+ * Copies a cached artifact into `dir` (empty) and returns the files the compile listed (paths in `dir`, in its
+ * order), or undefined on a miss. An entry whose files do not match their hashes is removed: it is a miss.
  */
-export function restoreArtifact(key: string, dir: string): { files: string[]; sizes?: Record<string, unknown> } | undefined {
+export function restoreArtifact(key: string, dir: string): string[] | undefined {
   const entryDir = path.join(artifactsDir(), key);
   let entry: ArtifactEntry;
   try {
@@ -84,40 +83,39 @@ export function restoreArtifact(key: string, dir: string): { files: string[]; si
     return undefined;
   }
   try {
-    if (!Array.isArray(entry.files) || Object.keys(entry.hashes).length !== entry.files.length) throw new Error('entry list');
-    for (const rel of entry.files) {
-      const data = readFileSync(path.join(entryDir, 'files', rel));
-      if (createHash('sha256').update(data).digest('hex') !== entry.hashes[rel]) throw new Error(`${rel} changed`);
+    const all = allFiles(path.join(entryDir, 'files'));
+    if (!entry.files.every((rel) => Object.hasOwn(entry.hashes, rel)) || all.join('\n') !== Object.keys(entry.hashes).sort().join('\n')) throw new Error('files');
+    for (const rel of all) {
+      if (createHash('sha256').update(readFileSync(path.join(entryDir, 'files', rel))).digest('hex') !== entry.hashes[rel]) throw new Error(`${rel} changed`);
     }
   } catch {
     rmSync(entryDir, { recursive: true, force: true }); // corrupted: rebuilt by this compile
     return undefined;
   }
-  for (const rel of entry.files) {
+  for (const rel of Object.keys(entry.hashes)) {
     mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
     copyFileSync(path.join(entryDir, 'files', rel), path.join(dir, rel)); // keeps the mode: executables stay executable
   }
-  return { files: entry.files.map((rel) => path.join(dir, rel)), ...(entry.sizes ? { sizes: entry.sizes } : {}) };
+  return entry.files.map((rel) => path.join(dir, rel));
 }
 
 /**
- * Stores a built artifact (`files` inside `dir`) under `key`: written to a temporary folder and renamed into place,
- * so that concurrent compiles never see half an entry. A failure to store is not the compile's failure.
+ * Stores a built artifact under `key`: every file under `dir`, and `files` (what the compile listed, in order).
+ * Written to a temporary folder and renamed into place, so that concurrent compiles never see half an entry.
+ * A failure to store is not the compile's failure.
  */
-export function storeArtifact(key: string, dir: string, files: readonly string[], sizes?: Record<string, unknown>): void {
+export function storeArtifact(key: string, dir: string, files: readonly string[]): void {
   const root = artifactsDir(), final = path.join(root, key);
   if (existsSync(final)) return;
+  const listed = files.map((f) => path.relative(dir, f));
+  if (listed.some((rel) => rel.startsWith('..') || path.isAbsolute(rel))) return; // not inside the artifact: not cacheable
   const tmp = path.join(root, `.${key}.${process.pid}-${randomBytes(4).toString('hex')}`);
   try {
-    const entry: ArtifactEntry = { files: [], hashes: {}, ...(sizes ? { sizes } : {}) };
-    for (const f of files) {
-      const rel = path.relative(dir, f);
-      if (rel.startsWith('..') || path.isAbsolute(rel)) return; // not inside the artifact: not cacheable
-      const data = readFileSync(f);
+    const entry: ArtifactEntry = { files: listed, hashes: {} };
+    for (const rel of allFiles(dir)) {
       mkdirSync(path.dirname(path.join(tmp, 'files', rel)), { recursive: true });
-      copyFileSync(f, path.join(tmp, 'files', rel));
-      entry.files.push(rel);
-      entry.hashes[rel] = createHash('sha256').update(data).digest('hex');
+      copyFileSync(path.join(dir, rel), path.join(tmp, 'files', rel));
+      entry.hashes[rel] = createHash('sha256').update(readFileSync(path.join(dir, rel))).digest('hex');
     }
     writeFileSync(path.join(tmp, 'entry.json'), JSON.stringify(entry));
     renameSync(tmp, final);
@@ -126,6 +124,12 @@ export function storeArtifact(key: string, dir: string, files: readonly string[]
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
+}
+
+/** The files under `dir`, as paths relative to it, sorted. */
+function allFiles(dir: string, rel = ''): string[] {
+  return readdirSync(path.join(dir, rel), { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))
+    .flatMap((d) => (d.isDirectory() ? allFiles(dir, path.join(rel, d.name)) : [path.join(rel, d.name)]));
 }
 
 /** `kiln cache info`: the folder, and the entries and bytes of each part. */

@@ -40,9 +40,10 @@ if (!process.send) {
 }
 const job = JSON.parse(process.argv[2]!) as Job;
 const file = path.resolve(job.file);
-// binaryen only where the model file may run a model in-process (frontend/models/runner.ts) or the target is wasm
+// binaryen only where the model file may run a model in-process (frontend/models/runner.ts) or the job builds wasm
 const eager = /\.(fit|predict|evaluate|trainOnBatch|predictOnBatch|testOnBatch)\s*\(/;
-if (job.target !== 'wasm' && /\.m?ts$/.test(file) && !localFiles(file).some((f) => eager.test(readFileSync(f, 'utf8')))) {
+const wasmBuild = job.target === 'wasm' && job.emit === undefined;
+if (!wasmBuild && /\.m?ts$/.test(file) && !localFiles(file).some((f) => eager.test(readFileSync(f, 'utf8')))) {
   (globalThis as Record<symbol, unknown>)[Symbol.for('kiln.deferWasm')] = true;
 }
 const { compile, dumpAfter, loadModelFile, modelFileError, preloadCodeGenerator } = await import('../compiler.js');
@@ -80,7 +81,7 @@ process.on('uncaughtException', fail);
 try {
   const asKilnError = (e: unknown) => { throw new KilnError((e as Error).message); }; // a bad file is the user's error, not kiln's
   const model = await timedAsync('run', () => loadModelFile(file, {
-    check: !job.awaitCheck,
+    check: false, // the kiln command checks (or --no-check)
     onRun: () => {
       running = true;
       process.send!({ type: 'run' } satisfies Message);

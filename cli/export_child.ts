@@ -39,7 +39,7 @@ process.on('uncaughtException', fail);
 
 try {
   const model = await loadModelFile(file, {
-    check: !job.awaitCheck,
+    check: false, // the kiln command checks (or --no-check)
     onRun: () => {
       running = true;
       process.send!({ type: 'run' } satisfies Message);
