@@ -22,8 +22,6 @@ export { EMITS, type Emit, KilnError, type KilnErrorOptions, TARGETS, type Targe
 interface CodeGenerator {
   caps: TargetCaps;
   build: (o: NativeTargetOptions & Required<Pick<NativeTargetOptions, 'inputs' | 'outputs'>> & { cpu?: string; triple?: string; runtime?: Runtime }) => string[];
-  /** What else the artifact depends on beyond the graphs and options (the host CPU an llvm build defaults to). */
-  host?: string;
 }
 
 /**
@@ -38,7 +36,7 @@ export async function preloadCodeGenerator(target: Target): Promise<void> {
 async function codeGenerator(target: Target): Promise<CodeGenerator> {
   if (target === 'llvm') {
     const m = await import('./codegen/llvm/target.js');
-    return { caps: m.LLVM_CAPS, build: m.compileLlvm, host: `${process.arch} ${m.hostCpu()}` };
+    return { caps: m.LLVM_CAPS, build: m.compileLlvm };
   }
   if (target === 'cuda') {
     const m = await import('./codegen/cuda/target.js');
@@ -177,7 +175,6 @@ export async function compile(model: Model, options: CompileOptions = {}): Promi
     return { target, ir: printGraph(graph), files: [] };
   }
   if (!options.outDir) throw new KilnError('compile needs an output directory (outDir)');
-  const gen = await codeGenerator(target);
   const entries: TargetEntry[] = [];
   try {
     timed('trace', () => {
@@ -196,28 +193,47 @@ export async function compile(model: Model, options: CompileOptions = {}): Promi
   };
   const built = { cpu: options.cpu, triple: options.triple, runtime, embedWeights: options.embedWeights };
   const cache = options.cache ? await import('./cli/cache.js') : undefined;
-  const key = cache && timed('trace', () => cache.hashOf(['kiln compile cache 1', cache.kilnFingerprint(), target, gen.host ?? '',
+  // an llvm build without --cpu is for the host's x86-64 level
+  const host = cache && target === 'llvm' ? `${process.arch} ${(await import('./codegen/llvm/target.js')).hostCpu()}` : '';
+  const key = cache && timed('trace', () => cache.hashOf(['kiln compile cache 1', cache.kilnFingerprint(), target, host,
     JSON.stringify({ ...built, batchSize, maxBatch, train: options.train ?? false }), JSON.stringify(io),
     ...entries.flatMap((e) => [e.name, String(e.batchSize), JSON.stringify(e.rows ?? null), printGraph(e.graph)]),
     ...weights.flatMap((w) => [w.name, w.dtype, JSON.stringify(w.shape), bytesOf(w.data)])]));
-  let files: string[], cached = false;
+  const outDir = options.outDir;
+  let files: string[] | undefined, cached = false;
   try {
-    files = timed('write', () => buildDirAtomically(options.outDir!, (outDir) => {
-      const hit = key === undefined ? undefined : cache!.restoreArtifact(key, outDir);
-      if (hit) {
-        cached = true;
-        return hit;
-      }
-      const made = timed('render', () => gen.build({ outDir, entries, weights, ...io, ...built }));
-      if (key !== undefined) cache!.storeArtifact(key, outDir, made);
-      return made;
-    }));
+    // a hit loads no code generator (for wasm, no binaryen); a damaged entry is a miss
+    if (key !== undefined && cache!.hasArtifact(key)) {
+      files = timed('write', () => {
+        try {
+          return buildDirAtomically(outDir, (dir) => cache!.restoreArtifact(key, dir) ?? throwMiss());
+        } catch (err) {
+          if (err instanceof CacheMiss) return undefined;
+          throw err;
+        }
+      });
+      cached = files !== undefined;
+    }
+    if (!files) {
+      const gen = await codeGenerator(target);
+      files = timed('write', () => buildDirAtomically(outDir, (dir) => {
+        const made = timed('render', () => gen.build({ outDir: dir, entries, weights, ...io, ...built }));
+        if (key !== undefined) cache!.storeArtifact(key, dir, made);
+        return made;
+      }));
+    }
   } catch (err) {
     throw new KilnError(errorText(err), { cause: err });
   }
   const manifest = files.find((f) => path.basename(f) === 'manifest.json');
   const sizes = target === 'llvm' && manifest ? (JSON.parse(readFileSync(manifest, 'utf8')) as { sizes?: Record<string, unknown> }).sizes : undefined;
   return { target, files, ...(sizes ? { sizes } : {}), ...(key !== undefined ? { cached } : {}) };
+}
+
+class CacheMiss extends Error {}
+
+function throwMiss(): never {
+  throw new CacheMiss('compile cache miss');
 }
 
 /** A tensor's bytes as they are in memory, for hashing. */

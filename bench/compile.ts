@@ -23,27 +23,31 @@ const load = () => os.loadavg().map((l) => l.toFixed(1)).join(' ');
 
 interface Timed {
   ms: number;
+  /** CPU milliseconds (user + system) of the command and every process it waited for (tsc, the compile process, gcc). */
+  cpuMs: number;
   phases: Record<string, number>;
 }
 
-/** One whole `kiln compile` with --timings under a cache home; its wall milliseconds and phases. */
+/** One whole `kiln compile` with --timings under a cache home; its wall and CPU milliseconds and phases. */
 function kiln(model: string, target: string, xdg: string): Timed {
   const out = path.join(tmp, 'out');
   const start = performance.now();
-  const r = spawnSync(process.execPath, [cli, 'compile', model, '--target', target, '-o', out, '--timings'], {
+  // /usr/bin/time: the CPU time of the command's whole process tree, which the load of other jobs changes far less than its wall time
+  const r = spawnSync('/usr/bin/time', ['-f', 'cpu %U %S', process.execPath, cli, 'compile', model, '--target', target, '-o', out, '--timings'], {
     cwd: root, encoding: 'utf8', env: { ...process.env, KILN_CACHE_DIR: '', XDG_CACHE_HOME: xdg },
   });
   const ms = performance.now() - start;
   if (r.status !== 0) throw new Error(`kiln compile ${model} --target ${target} failed: ${r.stderr}`);
   const phases: Record<string, number> = {};
   for (const m of r.stderr.matchAll(/^([a-z ]+?) +(\d+) ms/gm)) phases[m[1]!] = Number(m[2]);
-  return { ms, phases };
+  const cpu = /^cpu ([\d.]+) ([\d.]+)$/m.exec(r.stderr);
+  return { ms, cpuMs: cpu ? (Number(cpu[1]) + Number(cpu[2])) * 1000 : NaN, phases };
 }
 
 const rows: string[] = [];
 function cell(label: string, target: string, runs: Timed[], before: string): void {
   const phase = (p: string) => (runs.some((r) => p in r.phases) ? median(runs.map((r) => r.phases[p] ?? 0)).toFixed(0) : '');
-  rows.push(`| ${label} | ${target} | **${median(runs.map((r) => r.ms)).toFixed(0)}** | ${runs.map((r) => r.ms.toFixed(0)).join(', ')} | ${before} / ${load()} | ${PHASES.map(phase).join(' | ')} |`);
+  rows.push(`| ${label} | ${target} | **${median(runs.map((r) => r.ms)).toFixed(0)}** | ${runs.map((r) => r.ms.toFixed(0)).join(', ')} | ${median(runs.map((r) => r.cpuMs)).toFixed(0)} | ${before} / ${load()} | ${PHASES.map(phase).join(' | ')} |`);
   console.error(rows.at(-1));
 }
 
@@ -111,10 +115,10 @@ const cpu = readFileSync('/proc/cpuinfo', 'utf8');
 const field = (k: string) => new RegExp(`^${k}\\s*: (.*)$`, 'm').exec(cpu)?.[1] ?? '?';
 console.log([
   `- date: ${new Date().toISOString()}; node ${process.version}; ${field('model name')} (cpu family ${field('cpu family')}, model ${field('model')}), nproc ${os.cpus().length}`,
-  `- ${RUNS} runs per cell; wall milliseconds of the whole command (\`node dist/cli/main.js compile MODEL --target T -o DIR --timings\`); phases are the medians of --timings`,
+  `- ${RUNS} runs per cell; wall milliseconds of the whole command (\`node dist/cli/main.js compile MODEL --target T -o DIR --timings\`), and its CPU milliseconds (user + system, every process of the command, from \`/usr/bin/time\`); phases (wall) are the medians of --timings`,
   '',
-  `| case | target | median (ms) | runs (ms) | load average before / after | ${PHASES.join(' | ')} |`,
-  `|---|---|---:|---|---|${PHASES.map(() => '---:').join('|')}|`,
+  `| case | target | wall, median (ms) | wall, runs (ms) | CPU, median (ms) | load average before / after | ${PHASES.join(' | ')} |`,
+  `|---|---|---:|---|---:|---|${PHASES.map(() => '---:').join('|')}|`,
   ...rows,
   '',
   '| type check of the seed MLP, empty cache | median (ms) | runs (ms) | load average before / after |',

@@ -70,6 +70,11 @@ interface ArtifactEntry {
 
 const artifactsDir = () => path.join(cacheDir(), 'artifacts');
 
+/** Whether the compile cache has an entry for `key` (restoreArtifact still checks it whole). */
+export function hasArtifact(key: string): boolean {
+  return existsSync(path.join(artifactsDir(), key, 'entry.json'));
+}
+
 /**
  * Copies a cached artifact into `dir` (empty) and returns the files the compile listed (paths in `dir`, in its
  * order), or undefined on a miss. An entry whose files do not match their hashes is removed: it is a miss.
