@@ -126,6 +126,7 @@ describe('the compile cache', slow, () => {
     expect(first.stderr).toMatch(/^write .*\(compile cache miss: stored\)$/m);
     expect(first.stderr).toMatch(/^check .*\(beside load and run\)$/m);
     for (const phase of ['load', 'check', 'run', 'trace', 'passes', 'render', 'external tools', 'write', 'total']) expect(first.stderr).toMatch(new RegExp(`^${phase} +\\d+ ms`, 'm'));
+    const [entryA] = artifactEntries(cache);
     const hit = await compile('b');
     expect(hit.stderr).toMatch(/^write .*\(compile cache hit\)$/m);
     expect(hit.stderr).toMatch(/^check .*\(from the cache; beside load and run\)$/m);
@@ -145,13 +146,25 @@ describe('the compile cache', slow, () => {
     expect(artifactEntries(cache)).toHaveLength(4);
     // a damaged entry: detected by its hashes, rebuilt, and the output is a fresh compile's
     writeFileSync(model, dense(4));
-    const entry = artifactEntries(cache).find((k) => readFileSync(path.join(cache, 'artifacts', k, 'files', 'manifest.json'), 'utf8') === readFileSync(path.join(dir, 'a', 'manifest.json'), 'utf8'))!;
-    appendFileSync(path.join(cache, 'artifacts', entry, 'files', 'model.ir'), '# damaged\n');
+    appendFileSync(path.join(cache, 'artifacts', entryA!, 'files', 'model.ir'), '# damaged\n');
     const rebuilt = await compile('f');
     expect(rebuilt.stderr).toMatch(/\(compile cache miss: stored\)/);
     expect(filesOf(path.join(dir, 'f'))).toEqual(filesOf(path.join(dir, 'a')));
     expect((await compile('g')).stderr).toMatch(/\(compile cache hit\)/);
     expect(filesOf(path.join(dir, 'g'))).toEqual(filesOf(path.join(dir, 'a')));
+  });
+
+  it('two compiles at once share an empty cache: both complete and alike, one entry', async () => {
+    const cache = mkdtempSync(path.join(tmp, 'cache-'));
+    const dir = project({ 'model.ts': dense(6) });
+    const both = await Promise.all(['x', 'y'].map((out) => kiln(['compile', path.join(dir, 'model.ts'), '--target', 'wasm', '-o', path.join(dir, out)], { KILN_CACHE_DIR: cache })));
+    expect(both.map((r) => r.stderr)).toEqual(['', '']);
+    expect(filesOf(path.join(dir, 'y'))).toEqual(filesOf(path.join(dir, 'x')));
+    expect(artifactEntries(cache)).toHaveLength(1);
+    expect(readdirSync(path.join(cache, 'artifacts')).filter((n) => n.startsWith('.'))).toEqual([]); // no temporary folder left
+    const hit = await kiln(['compile', path.join(dir, 'model.ts'), '--target', 'wasm', '-o', path.join(dir, 'z'), '--timings'], { KILN_CACHE_DIR: cache });
+    expect(hit.stderr).toMatch(/\(compile cache hit\)/);
+    expect(filesOf(path.join(dir, 'z'))).toEqual(filesOf(path.join(dir, 'x')));
   });
 
   it("kiln's fingerprint changes with its version and its build", () => {
