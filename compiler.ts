@@ -10,17 +10,41 @@ import { NoRowsError } from './frontend/losses.js';
 import { type Graph, nodeName, rebuild, topoSort } from './ir/graph.js';
 import { printGraph } from './ir/printer.js';
 import type { TargetEntry } from './codegen/artifacts.js';
-import { WASM_CAPS, compileWasm } from './codegen/wasm/target.js';
-import { LLVM_CAPS, compileLlvm } from './codegen/llvm/target.js';
-import { CUDA_CAPS, compileCuda } from './codegen/cuda/target.js';
+import type { NativeTargetOptions } from './codegen/native.js';
 import type { TargetCaps } from './codegen/loop/schedule.js';
 import { irAfter } from './driver/pipeline.js';
+import { timed } from './driver/timings.js';
 import { type Separability, rowSeparability } from './passes/rows.js';
 
 export { DISTRIBUTED, type Distributed, EMITS, type Emit, KilnError, type KilnErrorOptions, TARGETS, type Target, checkCompileOptions, errorReport } from './cli/common.js';
 
-/** What each target's schedule is chosen for. */
-const TARGET_CAPS: Record<Target, TargetCaps> = { wasm: WASM_CAPS, llvm: LLVM_CAPS, cuda: CUDA_CAPS };
+/** A code generator: what its schedule is chosen for, and how it builds an artifact. */
+interface CodeGenerator {
+  caps: TargetCaps;
+  build: (o: NativeTargetOptions & Required<Pick<NativeTargetOptions, 'inputs' | 'outputs'>> & { cpu?: string; triple?: string; runtime?: Runtime; distributed?: Distributed }) => string[];
+}
+
+/**
+ * Loads a target's code generator now, not on first use: the kiln command does so before the model file registers
+ * tsx's module hooks (every import after them goes through tsx's hooks thread, several times slower).
+ */
+export async function preloadCodeGenerator(target: Target): Promise<void> {
+  await codeGenerator(target);
+}
+
+/** Loads a target's code generator on first use: llvm and cuda never load binaryen, `emit: 'ir'` loads none. */
+async function codeGenerator(target: Target): Promise<CodeGenerator> {
+  if (target === 'llvm') {
+    const m = await import('./codegen/llvm/target.js');
+    return { caps: m.LLVM_CAPS, build: m.compileLlvm };
+  }
+  if (target === 'cuda') {
+    const m = await import('./codegen/cuda/target.js');
+    return { caps: m.CUDA_CAPS, build: m.compileCuda };
+  }
+  const m = await import('./codegen/wasm/target.js');
+  return { caps: m.WASM_CAPS, build: m.compileWasm };
+}
 
 export interface CompileOptions {
   /** Code generator (default 'wasm'). */
@@ -56,6 +80,11 @@ export interface CompileOptions {
    * all-reduce the gradients between them.
    */
   distributed?: Distributed;
+  /**
+   * Reuse and fill the persistent compile cache (`$XDG_CACHE_HOME/kiln`, or KILN_CACHE_DIR): artifacts keyed by the
+   * traced graphs, weights, target, options, host CPU and kiln's build. The kiln command turns it on.
+   */
+  cache?: boolean;
 }
 
 export interface CompileResult {
@@ -66,6 +95,8 @@ export interface CompileResult {
   files: string[];
   /** llvm: code, weight, arena and memory bytes (and a firmware image's flash and RAM), as in manifest.json. */
   sizes?: Record<string, unknown>;
+  /** With `cache`: whether the artifact came from the compile cache. */
+  cached?: boolean;
 }
 
 /**
@@ -73,9 +104,9 @@ export interface CompileResult {
  * fusion plan after fuse, loop IR after lower and schedule (for `target`, default wasm), the memory plan after
  * memplan. Traces the inference
  * entry point, or with `train` the whole training step, which needs `model.compile(...)` first.
- * @example process.stdout.write(dumpAfter(model, 'fuse', { batchSize: 32 }));
+ * @example process.stdout.write(await dumpAfter(model, 'fuse', { batchSize: 32 }));
  */
-export function dumpAfter(model: Model, pass: string, options: { train?: boolean; batchSize?: number; target?: Target } = {}): string {
+export async function dumpAfter(model: Model, pass: string, options: { train?: boolean; batchSize?: number; target?: Target } = {}): Promise<string> {
   const { batchSize, target } = checkCompileOptions({ dumpAfter: pass, batchSize: options.batchSize, target: options.target });
   if (!(model instanceof Model)) throw new KilnError(`dumpAfter expects a keras Model, got ${describe(model)}`);
   let graph: Graph;
@@ -85,7 +116,7 @@ export function dumpAfter(model: Model, pass: string, options: { train?: boolean
     if (err instanceof KilnError) throw err;
     throw new KilnError(`cannot trace model '${model.name}': ${errorText(err)}`, { cause: err });
   }
-  return irAfter(graph, pass, { caps: TARGET_CAPS[target] });
+  return irAfter(graph, pass, { caps: (await codeGenerator(target)).caps });
 }
 
 /**
@@ -165,8 +196,10 @@ export async function compile(model: Model, options: CompileOptions = {}): Promi
   if (!options.outDir) throw new KilnError('compile needs an output directory (outDir)');
   const entries: TargetEntry[] = [];
   try {
-    entries.push(...predictEntries(model, batchSize, maxBatch));
-    if (options.train) entries.push(...trainStepEntries(model, batchSize, distributed !== undefined));
+    timed('trace', () => {
+      entries.push(...predictEntries(model, batchSize, maxBatch));
+      if (options.train) entries.push(trainStepEntry(model, batchSize));
+    });
   } catch (err) {
     if (err instanceof KilnError) throw err;
     throw new KilnError(`cannot trace model '${model.name}': ${errorText(err)}`, { cause: err });
@@ -177,19 +210,55 @@ export async function compile(model: Model, options: CompileOptions = {}): Promi
     inputs: model.inputSpecs.map((s) => ({ name: s.name, shape: [...s.shape], dtype: s.dtype })),
     outputs: model.outputNames.map((name, i) => ({ name, shape: [...model.outputShapes[i]!], dtype: entries[0]!.graph.outputs[i]!.node.type.dtype })),
   };
-  let files: string[];
+  const built = { cpu: options.cpu, triple: options.triple, runtime, embedWeights: options.embedWeights, distributed };
+  const cache = options.cache ? await import('./cli/cache.js') : undefined;
+  // an llvm build without --cpu is for the host's x86-64 level
+  const host = cache && target === 'llvm' ? `${process.arch} ${(await import('./codegen/llvm/target.js')).hostCpu()}` : '';
+  const key = cache && timed('trace', () => cache.hashOf(['kiln compile cache 1', cache.kilnFingerprint(), target, host,
+    JSON.stringify({ ...built, batchSize, maxBatch, train: options.train ?? false }), JSON.stringify(io),
+    ...entries.flatMap((e) => [e.name, String(e.batchSize), JSON.stringify(e.rows ?? null), printGraph(e.graph)]),
+    ...weights.flatMap((w) => [w.name, w.dtype, JSON.stringify(w.shape), bytesOf(w.data)])]));
+  const outDir = options.outDir;
+  let files: string[] | undefined, cached = false;
   try {
-    files = buildDirAtomically(options.outDir, (outDir) => {
-      const common = { outDir, entries, weights, ...io, embedWeights: options.embedWeights };
-      return target === 'llvm' ? compileLlvm({ ...common, cpu: options.cpu, triple: options.triple, runtime, distributed })
-        : target === 'cuda' ? compileCuda(common) : compileWasm(common);
-    });
+    // a hit loads no code generator (for wasm, no binaryen); a damaged entry is a miss
+    if (key !== undefined && cache!.hasArtifact(key)) {
+      files = timed('write', () => {
+        try {
+          return buildDirAtomically(outDir, (dir) => cache!.restoreArtifact(key, dir) ?? throwMiss());
+        } catch (err) {
+          if (err instanceof CacheMiss) return undefined;
+          throw err;
+        }
+      });
+      cached = files !== undefined;
+    }
+    if (!files) {
+      const gen = await codeGenerator(target);
+      files = timed('write', () => buildDirAtomically(outDir, (dir) => {
+        const made = timed('render', () => gen.build({ outDir: dir, entries, weights, ...io, ...built }));
+        if (key !== undefined) cache!.storeArtifact(key, dir, made);
+        return made;
+      }));
+    }
   } catch (err) {
     throw new KilnError(errorText(err), { cause: err });
   }
   const manifest = files.find((f) => path.basename(f) === 'manifest.json');
   const sizes = target === 'llvm' && manifest ? (JSON.parse(readFileSync(manifest, 'utf8')) as { sizes?: Record<string, unknown> }).sizes : undefined;
-  return { target, files, ...(sizes ? { sizes } : {}) };
+  return { target, files, ...(sizes ? { sizes } : {}), ...(key !== undefined ? { cached } : {}) };
+}
+
+class CacheMiss extends Error {}
+
+function throwMiss(): never {
+  throw new CacheMiss('compile cache miss');
+}
+
+/** A tensor's bytes as they are in memory, for hashing. */
+function bytesOf(data: ArrayLike<number>): Uint8Array {
+  const typed = ArrayBuffer.isView(data) ? data : Float64Array.from(data);
+  return new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength);
 }
 
 /**
@@ -214,22 +283,22 @@ function predictEntries(model: Model, batchSize: number, maxBatch: number): Targ
 /**
  * Loads a model file: type-checks it, runs it, and returns its default export, which must be a built keras Model.
  * Every problem is a KilnError located in the file where possible. `onRun` is called when the type check has passed,
- * just before the file runs. This runs the file in this process: the `kiln` command runs it in a child process
- * (cli/child.ts) to bound its time and keep its output apart.
+ * just before the file runs; `check: false` skips the check (the `kiln` command checks in its own process, at the
+ * same time). This runs the file in this process: the `kiln` command runs it in a child process (cli/child.ts) to
+ * bound its time and keep its output apart.
  */
-export async function loadModelFile(file: string, options: { onRun?: () => void } = {}): Promise<Model> {
+export async function loadModelFile(file: string, options: { onRun?: () => void; check?: boolean } = {}): Promise<Model> {
   const abs = path.resolve(file);
   const shown = displayPath(abs);
   if (!existsSync(abs)) throw new KilnError(`cannot find model file ${shown}`);
-  if (/\.onnx$/i.test(abs)) return (await import('./cli/loader.js')).loadOnnxFile(abs);
+  if (/\.onnx$/i.test(abs)) return (await import('./cli/run_model.js')).loadOnnxFile(abs);
   // a .keras file (Keras 3's or kiln's model.save) is rebuilt from its config; a bad file is the user's error
   if (/\.keras$/i.test(abs)) return (await import('./frontend/saving/index.js')).loadModel(abs).catch((e: unknown) => { throw new KilnError((e as Error).message); });
   if (!/\.m?ts$/.test(abs)) throw new KilnError(`${shown}: a model file must be TypeScript (.ts or .mts), a .keras file or an .onnx file`);
-  // ts-morph and tsx load here, not when kiln/compiler is imported: compiling a model needs neither
-  const { importModelFile, typeCheck } = await import('./cli/loader.js');
-  const diagnostics = typeCheck(abs);
-  if (diagnostics.length) throw new KilnError(`${diagnostics.length} type error(s) in ${shown}`, { diagnostics });
+  if (options.check !== false) await checkModelFile(abs);
   options.onRun?.();
+  // tsx loads here, not when kiln/compiler is imported: compiling a model does not need it
+  const { importModelFile } = await import('./cli/run_model.js');
   let mod: Record<string, unknown>;
   // errors thrown deep in kiln (fit traces the training step) need the whole stack to reach the model file's frame
   const stackTraceLimit = Error.stackTraceLimit;
@@ -249,6 +318,13 @@ export async function loadModelFile(file: string, options: { onRun?: () => void 
     throw new KilnError(`${shown}: model '${model.name}' is not built: give its first layer an inputShape, start it with keras.Input, or call model.build(shape)`);
   }
   return model;
+}
+
+/** Type-checks a model file (absolute path; cached per content, cli/typecheck.ts); its errors as one KilnError. */
+export async function checkModelFile(file: string): Promise<void> {
+  const { checkModelFile: check, formatDiagnostic } = await import('./cli/typecheck.js');
+  const { diagnostics } = await check(file);
+  if (diagnostics.length) throw new KilnError(`${diagnostics.length} type error(s) in ${displayPath(file)}`, { diagnostics: diagnostics.map(formatDiagnostic) });
 }
 
 /** A KilnError for an error thrown while a model file (absolute path) runs, located at its innermost frame in the file. */

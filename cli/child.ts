@@ -1,8 +1,11 @@
 // The process `kiln compile` runs a model file in: it loads and compiles the model and reports to cli/main.ts,
 // which enforces the timeout and explains a process that ends early. The model file's stdout is the CLI's stderr.
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { type Distributed, type Emit, KilnError, type Runtime, type Target, errorLocation, errorReport, sizesLine } from './common.js';
-import { compile, dumpAfter, loadModelFile, modelFileError } from '../compiler.js';
+import { awaitGoAhead } from './gate.js';
+import { localFiles } from './typecheck.js';
+import { phaseTimes, timedAsync } from '../driver/timings.js';
 
 /** What to do, from the command line (checked by main.ts). */
 export interface Job {
@@ -22,10 +25,16 @@ export interface Job {
   weights?: string;
   /** --distributed: data-parallel model_train (llvm). */
   distributed?: Distributed;
+  /** The parent type-checks the file meanwhile: wait for its go-ahead before compiling or printing. */
+  awaitCheck: boolean;
 }
 
-/** To the parent: the model file starts running, it has loaded, and the outcome (text for stdout, or an error's lines). */
-export type Message = { type: 'run' } | { type: 'loaded' } | { type: 'end'; stdout: string } | { type: 'end'; error: string };
+/**
+ * To the parent: the model file starts running, it has loaded, and the outcome (text for stdout, or an error's
+ * lines; the milliseconds of each phase, and whether the compile cache had the artifact).
+ */
+export type Message = { type: 'run' } | { type: 'loaded' }
+  | { type: 'end'; stdout: string; phases?: Record<string, number>; cached?: boolean } | { type: 'end'; error: string };
 
 if (!process.send) {
   console.error('kiln: cli/child.js runs under the kiln command (kiln compile ...)');
@@ -33,11 +42,23 @@ if (!process.send) {
 }
 const job = JSON.parse(process.argv[2]!) as Job;
 const file = path.resolve(job.file);
+// binaryen only where the model file may run a model in-process (frontend/models/runner.ts) or the job builds wasm
+const eager = /\.(fit|predict|evaluate|trainOnBatch|predictOnBatch|testOnBatch)\s*\(/;
+if (/\.m?ts$/.test(file) && !localFiles(file).some((f) => eager.test(readFileSync(f, 'utf8')))) {
+  (globalThis as Record<symbol, unknown>)[Symbol.for('kiln.deferWasm')] = true;
+}
+const { compile, dumpAfter, loadModelFile, modelFileError, preloadCodeGenerator } = await import('../compiler.js');
+// before the model file registers tsx's module hooks, through which every later import is slower: binaryen (the
+// wasm target's) takes 17 times the CPU time through them (7.4 s against 0.43 s, measured), so a wasm build
+// loads it here even when the compile cache turns out to have the artifact
+if (job.emit === undefined) await preloadCodeGenerator(job.target);
+// node's start-up and this process's imports: the load phase
+const loadMs = performance.now();
 const debug = process.env['KILN_DEBUG'] === '1';
 let running = false, ended = false;
 
 /** Sends the outcome and exits once it is sent (the model file may leave timers that would keep this process alive). */
-function end(outcome: { stdout: string } | { error: string }): void {
+function end(outcome: { stdout: string; phases?: Record<string, number>; cached?: boolean } | { error: string }): void {
   if (ended) return;
   ended = true;
   process.send!({ type: 'end', ...outcome } satisfies Message, () => process.exit('error' in outcome ? 1 : 0));
@@ -62,22 +83,26 @@ process.on('uncaughtException', fail);
 
 try {
   const asKilnError = (e: unknown) => { throw new KilnError((e as Error).message); }; // a bad file is the user's error, not kiln's
-  const model = await loadModelFile(file, {
+  const model = await timedAsync('run', () => loadModelFile(file, {
+    check: false, // the kiln command checks (or --no-check)
     onRun: () => {
       running = true;
       process.send!({ type: 'run' } satisfies Message);
     },
-  });
+  }));
   running = false;
-  if (job.weights !== undefined) await model.loadWeights(path.resolve(job.weights)).catch(asKilnError);
+  if (job.weights !== undefined) await timedAsync('run', () => model.loadWeights(path.resolve(job.weights!)).catch(asKilnError));
   process.send!({ type: 'loaded' } satisfies Message);
+  if (job.awaitCheck) await awaitGoAhead();
+  const phases = () => ({ load: loadMs, ...phaseTimes() });
   if (job.dumpAfter !== undefined) {
-    end({ stdout: dumpAfter(model, job.dumpAfter, { train: job.train, batchSize: job.batchSize, target: job.target }) });
+    end({ stdout: await dumpAfter(model, job.dumpAfter, { train: job.train, batchSize: job.batchSize, target: job.target }), phases: phases() });
   } else {
     const outDir = job.out ?? path.join('build', path.basename(file).replace(/\.(m?ts|keras|onnx)$/i, ''));
     const { emit, target, batchSize, maxBatch, train, embedWeights, cpu, triple, runtime, distributed } = job;
-    const result = await compile(model, { target, emit, batchSize, maxBatch, outDir, train, embedWeights, cpu, triple, runtime, distributed });
-    end({ stdout: (result.ir ?? '') + result.files.map((f) => `${f}\n`).join('') + (result.sizes ? `${sizesLine(result.sizes)}\n` : '') });
+    const result = await compile(model, { target, emit, batchSize, maxBatch, outDir, train, embedWeights, cpu, triple, runtime, distributed, cache: true });
+    const stdout = (result.ir ?? '') + result.files.map((f) => `${f}\n`).join('') + (result.sizes ? `${sizesLine(result.sizes)}\n` : '');
+    end({ stdout, phases: phases(), ...(result.cached !== undefined ? { cached: result.cached } : {}) });
   }
 } catch (err) {
   fail(err);

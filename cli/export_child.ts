@@ -4,6 +4,7 @@ import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { KilnError, displayPath, errorLocation, errorReport } from './common.js';
 import type { Message } from './child.js';
+import { awaitGoAhead } from './gate.js';
 import { loadModelFile, modelFileError } from '../compiler.js';
 
 /** What to export, from the command line (checked by main.ts). */
@@ -11,6 +12,8 @@ export interface ExportJob {
   file: string;
   format: 'onnx';
   out?: string;
+  /** The parent type-checks the file meanwhile: wait for its go-ahead before writing. */
+  awaitCheck: boolean;
 }
 
 if (!process.send) {
@@ -36,6 +39,7 @@ process.on('uncaughtException', fail);
 
 try {
   const model = await loadModelFile(file, {
+    check: false, // the kiln command checks (or --no-check)
     onRun: () => {
       running = true;
       process.send!({ type: 'run' } satisfies Message);
@@ -43,6 +47,7 @@ try {
   });
   running = false;
   process.send!({ type: 'loaded' } satisfies Message);
+  if (job.awaitCheck) await awaitGoAhead();
   const { exportOnnx } = await import('../io/onnx/export.js');
   let bytes: Uint8Array;
   try {

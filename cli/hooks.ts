@@ -1,8 +1,8 @@
-// The module hooks model files run under (registered by loader.ts; Node runs them on its hooks thread): `kiln` and
+// The module hooks model files run under (registered by run_model.ts; Node runs them on its hooks thread): `kiln` and
 // `kiln/compiler` resolve to this package's own modules, and user `.ts` files outside node_modules load as ES modules.
 import type { InitializeHook, ResolveHook } from 'node:module';
 
-/** Specifier → URL of the module it stands for, given by loader.ts when it registers these hooks. */
+/** Specifier → URL of the module it stands for, given by run_model.ts when it registers these hooks. */
 let aliases: Record<string, string> = {};
 
 export const initialize: InitializeHook<Record<string, string>> = (data) => {

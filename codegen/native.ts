@@ -9,6 +9,7 @@ import type { Layout } from './loop/layout.js';
 import type { NamedTensor } from '../runtime/safetensors.js';
 import type { Compiled } from '../driver/pipeline.js';
 import { type Node, nodeName } from '../ir/graph.js';
+import { timed } from '../driver/timings.js';
 
 export interface NativeTargetOptions {
   readonly outDir: string;
@@ -22,7 +23,7 @@ export interface NativeTargetOptions {
 
 export function sh(target: string, cmd: string, args: string[], cwd: string): void {
   try {
-    execFileSync(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    timed('external tools', () => execFileSync(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] }));
   } catch (e) {
     const err = e as { stderr?: Buffer; message: string };
     throw new Error(`${target}: ${cmd} failed: ${(err.stderr?.toString() || err.message).trim().split('\n').slice(0, 8).join('\n')}`);

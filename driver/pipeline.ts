@@ -16,6 +16,7 @@ import { removeEmpty } from '../passes/empty.js';
 import { type FusionPlan, fuse } from '../passes/fuse.js';
 import { reductionTrees } from '../codegen/loop/reduction_trees.js';
 import { describeLaunches } from '../codegen/loop/gpu.js';
+import { timed } from './timings.js';
 
 /** Graph-to-graph passes, in order. (Autodiff and the optimizer update run while tracing the training step.) */
 export const GRAPH_PASSES: readonly { name: string; description: string; run: (g: Graph) => Graph }[] = [
@@ -117,6 +118,10 @@ function* passes(input: Graph, options: PipelineOptions): Generator<PassResult, 
 
 /** Runs every pass; with `dumpAfter`, hands the IR after that pass to `dump` (stdout by default). */
 export function runPipeline(input: Graph, options: PipelineOptions = {}): Compiled {
+  return timed('passes', () => runPasses(input, options));
+}
+
+function runPasses(input: Graph, options: PipelineOptions): Compiled {
   if (options.dumpAfter !== undefined) checkPassName(options.dumpAfter);
   const run = passes(input, options);
   for (;;) {
