@@ -502,7 +502,9 @@ export function lower(plan: FusionPlan, options: LowerOptions): Program {
   const outputBuf = new Map<Node, string>();
   const kernels: Kernel[] = plan.kernels.map((k) => {
     counter = 0;
-    const body = k.nests.flatMap((nest) => nest.roots[0]?.op === 'scan' ? lowerScan(nest.roots, scanContext()) : new NestEmitter(nest, names, (n) => {
+    // a scan loop's kernel (fuse gives it alone) carries how to schedule its body for a target (scheduleScan)
+    if (k.nests[0]?.roots[0]?.op === 'scan') return lowerScan(k, scanContext());
+    const body = k.nests.flatMap((nest) => new NestEmitter(nest, names, (n) => {
       const b = bufName.get(n);
       if (!b) throw new Error(`lower: %${n.id} ${n.op} has no buffer`);
       return b;

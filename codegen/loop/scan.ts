@@ -12,8 +12,10 @@ import { scanInfo } from '../../ir/scan.js';
 import { type DType, sizeOf, stridesOf } from '../../ir/types.js';
 import { canonicalize } from '../../passes/canonicalize.js';
 import { dce } from '../../passes/dce.js';
-import { fuse } from '../../passes/fuse.js';
-import { type Buffer, E, type Expr, type Program, S, type Stmt, scalarOf } from './ir.js';
+import { type KernelPlan, fuse } from '../../passes/fuse.js';
+import { type Buffer, E, type Expr, type Kernel, type Program, S, type Stmt, scalarOf } from './ir.js';
+import { schedule } from './schedules/index.js';
+import { simplify } from './simplify.js';
 import { lower } from './lower.js';
 import type { TargetCaps } from './schedule.js';
 import { ExprMutator } from './visit.js';
@@ -79,14 +81,21 @@ export function bodyProgram(body: Parameters<typeof canonicalize>[0]): Program {
   return lower(fuse(dce(canonicalize(body))), { name: 'body' });
 }
 
-/** The statements of one kernel running the scan loop whose results are `roots` (its scan nodes). */
-export function lowerScan(roots: readonly Node[], ctx: ScanContext): Stmt[] {
+/** How a scan kernel's body is scheduled for a target: its statements again, with buffers the schedule added. */
+type ScanSchedule = (caps: TargetCaps) => { body: Stmt[]; buffers: Buffer[] };
+/** The kernel's ScanSchedule, under a symbol key: passes that copy a kernel with a spread (simplify) keep it. */
+const SCHEDULE = Symbol('scanSchedule');
+type ScanKernel = Kernel & { readonly [SCHEDULE]?: ScanSchedule };
+
+/** The kernel running the scan loop of fusion kernel `k` (its one nest's roots: the loop's scan nodes). */
+export function lowerScan(k: KernelPlan, ctx: ScanContext): Kernel {
+  const roots = k.nests[0]!.roots;
   const first = roots[0]!, src = first.src;
   const info = scanInfo(first.attrs, src.map((s) => s.type));
   const { body, nc, ns, ny, length: T, reverse } = info;
   const p = `s${ctx.id}_`;
   const zero = E.i32(0);
-  const pre: Stmt[] = [], step: Stmt[] = [], post: Stmt[] = [];
+  const pre: Stmt[] = [], saves: Stmt[] = [], yCopies: Stmt[] = [], carryCopies: Stmt[] = [], post: Stmt[] = [];
   let copies = 0;
   const copyVar = () => `${p}cp${copies++}`;
 
@@ -96,11 +105,11 @@ export function lowerScan(roots: readonly Node[], ctx: ScanContext): Stmt[] {
     if (b !== undefined) return b;
     const size = sizeOf(n.type.shape), t = scalarOf(n.type.dtype);
     const buf = ctx.addBuffer(`${p}op${n.id}`, n.type.dtype, size, 'temp');
-    const i = E.v(copyVar());
+    const v = copyVar(), i = E.v(v);
     const value = n.op === 'iota'
       ? E.mod(E.idiv(i, stridesOf(n.type.shape)[attrsOf(n, 'iota').axis]!), n.type.shape[attrsOf(n, 'iota').axis]!)
       : E.c(t, attrsOf(n, 'const').value[0]!);
-    pre.push(S.for((i as { name: string }).name, size, [S.store(buf, i, value)]));
+    pre.push(S.for(v, size, [S.store(buf, i, value)]));
     return buf;
   };
 
@@ -124,35 +133,59 @@ export function lowerScan(roots: readonly Node[], ctx: ScanContext): Stmt[] {
     const kind = b.kind === 'const' ? 'const' : 'temp';
     places.set(b.name, { buf: ctx.addBuffer(`${p}${b.name}`, b.dtype, b.size, kind, b.data), offset: zero });
   }
-  const outPlace = (k: number) => places.get(prog.outputs[k]!.buffer)!;
+  const outPlace = (j: number) => places.get(prog.outputs[j]!.buffer)!;
 
   // each step: the saved carries asked for, the body's kernels, the stacked outputs asked for, the new carries
   const results = new Map<number, string>(roots.map((r) => [Number(r.attrs['output']), ctx.bufOf(r)!]));
   for (let i = 0; i < nc; i++) {
     const out = results.get(nc + ny + i), size = sizeOf(src[i]!.type.shape);
-    if (out !== undefined && size) step.push(copy(copyVar(), size, scalarOf(src[i]!.type.dtype), { buf: out, offset: E.mul(time, E.i32(size)) }, carries[i]!));
+    if (out !== undefined && size) saves.push(copy(copyVar(), size, scalarOf(src[i]!.type.dtype), { buf: out, offset: E.mul(time, E.i32(size)) }, carries[i]!));
   }
-  prog.kernels.forEach((k, j) => step.push(...new Relocate(places, `${p}k${j}_`).stmts(k.body)));
   for (let j = 0; j < ny; j++) {
     const out = results.get(nc + j), o = body.outputs[nc + j]!.node, size = sizeOf(o.type.shape);
-    if (out !== undefined && size) step.push(copy(copyVar(), size, scalarOf(o.type.dtype), { buf: out, offset: E.mul(time, E.i32(size)) }, outPlace(nc + j)));
+    if (out !== undefined && size) yCopies.push(copy(copyVar(), size, scalarOf(o.type.dtype), { buf: out, offset: E.mul(time, E.i32(size)) }, outPlace(nc + j)));
   }
   for (let i = 0; i < nc; i++) {
     const size = sizeOf(src[i]!.type.shape), from = outPlace(i);
-    if (size && (from.buf !== carries[i]!.buf)) step.push(copy(copyVar(), size, scalarOf(src[i]!.type.dtype), carries[i]!, from));
+    if (size && from.buf !== carries[i]!.buf) carryCopies.push(copy(copyVar(), size, scalarOf(src[i]!.type.dtype), carries[i]!, from));
     const out = results.get(i);
     if (out !== undefined && size) post.push(copy(copyVar(), size, scalarOf(src[i]!.type.dtype), { buf: out, offset: zero }, carries[i]!));
   }
-  return [...pre, S.for(`${p}t`, T, step), ...post];
+  const statements = (kernels: readonly Kernel[]): Stmt[] => [
+    ...pre,
+    S.for(`${p}t`, T, [...saves, ...kernels.flatMap((kb, j) => new Relocate(places, `${p}k${j}_`).stmts(kb.body)), ...yCopies, ...carryCopies]),
+    ...post,
+  ];
+  const again: ScanSchedule = (caps) => {
+    // the body's kernels scheduled as a program of their own (on one thread: a loop's parallel iterations would be
+    // handed to the pool at every step); buffers the schedule adds (packed panels) become the outer program's
+    const scheduled = schedule(simplify(prog), { ...caps, threads: 1 });
+    const buffers: Buffer[] = [];
+    for (const b of scheduled.buffers) {
+      if (places.has(b.name) || bound.has(b.name)) continue;
+      const name = `${p}${b.name}`;
+      buffers.push({ ...b, name, kind: b.kind === 'const' ? 'const' : 'temp' });
+      places.set(b.name, { buf: name, offset: zero });
+    }
+    return { body: statements(scheduled.kernels), buffers };
+  };
+  return { name: k.name, ops: k.ops, body: statements(prog.kernels), [SCHEDULE]: again } as ScanKernel;
 }
 
 /**
- * The schedule of a scan loop's kernel: on CPUs the loop as lowered; on a GPU one block of one thread runs it (a
- * launch cannot wait for the previous step's other blocks, so the steps stay in one block).
+ * The schedule of a scan loop's kernel: on CPUs the body's kernels scheduled as the target's recipes do for any
+ * kernel, inside the serial time loop; on a GPU the loop as lowered, run by one block of one thread (a launch cannot
+ * wait for the previous step's other blocks, so the steps stay in one block).
  */
 export function scheduleScan(p: Program, k: number, caps: TargetCaps): Program {
-  if (!caps.gpu) return p;
-  const kernel = p.kernels[k]!;
-  const body = [S.for(`${kernel.name}_block`, 1, [S.for(`${kernel.name}_thread`, 1, [...kernel.body], 'thread')], 'block')];
-  return { ...p, kernels: p.kernels.map((x, i) => (i === k ? { ...x, body } : x)) };
+  const kernel = p.kernels[k]! as ScanKernel;
+  let body: readonly Stmt[] = kernel.body, buffers = p.buffers;
+  const again = kernel[SCHEDULE];
+  if (caps.gpu) body = [S.for(`${kernel.name}_block`, 1, [S.for(`${kernel.name}_thread`, 1, [...kernel.body], 'thread')], 'block')];
+  else if (again) {
+    const s = again(caps);
+    body = s.body;
+    buffers = [...buffers, ...s.buffers];
+  }
+  return { ...p, buffers, kernels: p.kernels.map((x, i) => (i === k ? { ...x, body } : x)) };
 }
