@@ -62,6 +62,8 @@ export interface RNNOptions extends LayerOptions {
   goBackwards?: boolean;
   /** Unroll the recurrence into one copy of the step per timestep instead of a loop (graphs grow with the length). */
   unroll?: boolean;
+  /** Also return the final states: [output, h] (LSTM: [output, h, c]), as Keras's return_state. */
+  returnState?: boolean;
 }
 
 export interface GatedOptions extends RNNOptions {
@@ -81,7 +83,7 @@ export interface GRUOptions extends GatedOptions {
 
 const RNN_OPTIONS = {
   activation: true, useBias: true, kernelInitializer: true, recurrentInitializer: true, biasInitializer: true, returnSequences: true, goBackwards: true,
-  unroll: true,
+  unroll: true, returnState: true,
 } satisfies OptionNames<RNNOptions, LayerOptions>;
 
 /** Columns [k*units, (k+1)*units) of a [batch, g*units] matrix. */
@@ -92,7 +94,7 @@ function gate(z: Tensor, k: number, units: number): Tensor {
 /** A recurrent layer over [batch, time, features]: the cell's step applied along time from zero states. */
 abstract class RecurrentBase extends Layer {
   static override readonly notImplemented = {
-    ...regularizers('kernel', 'recurrent', 'bias'), dropout: 0, recurrentDropout: 0, returnState: false, stateful: false, seed: null,
+    ...regularizers('kernel', 'recurrent', 'bias'), dropout: 0, recurrentDropout: 0, stateful: false, seed: null,
   };
   static override readonly callNotImplemented = { initialState: null, mask: null };
   readonly activation: activations.ActivationFn;
@@ -100,6 +102,7 @@ abstract class RecurrentBase extends Layer {
   readonly returnSequences: boolean;
   readonly goBackwards: boolean;
   readonly unroll: boolean;
+  readonly returnState: boolean;
   kernel!: Variable;
   recurrentKernel!: Variable;
   bias: Variable | undefined;
@@ -112,6 +115,7 @@ abstract class RecurrentBase extends Layer {
     this.returnSequences = options.returnSequences ?? false;
     this.goBackwards = options.goBackwards ?? false;
     this.unroll = options.unroll ?? false;
+    this.returnState = options.returnState ?? false;
   }
 
   protected biasShape(): number[] {
@@ -133,9 +137,10 @@ abstract class RecurrentBase extends Layer {
     this.built = true;
   }
 
-  override computeOutputShape(inputShape: SymbolicShape): SymbolicShape {
+  override computeOutputShape(inputShape: SymbolicShape): SymbolicShape | SymbolicShape[] {
     if (inputShape.length !== 3) throw new Error(`expects [batch, time, features], got ${formatKerasShape(inputShape)}`);
-    return this.returnSequences ? [inputShape[0]!, inputShape[1]!, this.units] : [inputShape[0]!, this.units];
+    const out = this.returnSequences ? [inputShape[0]!, inputShape[1]!, this.units] : [inputShape[0]!, this.units];
+    return this.returnState ? [out, ...Array.from({ length: this.stateCount() }, () => [inputShape[0]!, this.units])] : out;
   }
 
   /** The input projection of every step: x @ kernel (+ the input bias), [batch, time, gates*units]. */
@@ -154,7 +159,13 @@ abstract class RecurrentBase extends Layer {
 
   protected abstract stateCount(): number;
 
-  call(inputs: Tensor): Tensor {
+  /** The output, and with returnState the final states after it. */
+  call(inputs: Tensor): Tensor | Tensor[] {
+    const [output, states] = this.run(inputs);
+    return this.returnState ? [output, ...states] : output;
+  }
+
+  private run(inputs: Tensor): [Tensor, Tensor[]] {
     const [batch, time, features] = inputs.shape as [number, number, number];
     if (inputs.shape.length !== 3 || features !== this.kernel.shape[0]) {
       throw new Error(`expects [batch, time, ${this.kernel.shape[0]}], got ${formatKerasShape(inputs.shape)}`);
@@ -169,10 +180,10 @@ abstract class RecurrentBase extends Layer {
         const [h, next] = this.step(x!, states, weights);
         return [next, [h]];
       }, inits, [ops.transpose(xw, [1, 0, 2])], this.stepWeights(), this.goBackwards);
-      if (!this.returnSequences) return carries[0]!;
+      if (!this.returnSequences) return [carries[0]!, carries];
       // Keras returns a backwards sequence in processing order: the step at time t goes to position time-1-t
       const seq = this.goBackwards ? ops.take(ys[0]!, ops.array(Int32Array.from({ length: time }, (_, i) => time - 1 - i)), 0) : ys[0]!;
-      return ops.transpose(seq, [1, 0, 2]);
+      return [ops.transpose(seq, [1, 0, 2]), carries];
     }
     let states = inits;
     const outputs: Tensor[] = [];
@@ -182,13 +193,13 @@ abstract class RecurrentBase extends Layer {
       outputs.push(h);
       states = next;
     }
-    return this.returnSequences ? ops.stack(outputs, 1) : outputs[outputs.length - 1]!;
+    return [this.returnSequences ? ops.stack(outputs, 1) : outputs[outputs.length - 1]!, states];
   }
 
   override getConfig(): Record<string, unknown> {
     return {
       ...super.getConfig(), units: this.units, activation: activations.serialize(this.activation), useBias: this.useBias,
-      returnSequences: this.returnSequences, goBackwards: this.goBackwards, unroll: this.unroll,
+      returnSequences: this.returnSequences, returnState: this.returnState, goBackwards: this.goBackwards, unroll: this.unroll,
     };
   }
 }
