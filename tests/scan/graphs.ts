@@ -45,30 +45,42 @@ export const CASES: readonly Case[] = [
   },
 ];
 
-/** The case's loop as one graph: outputs every final carry and stacked output, and `loss` (a weighted sum of them). */
-export function caseGraph(c: Case, unrolled: boolean, withGrads = false): Graph {
+/**
+ * The cases' loops in one graph (inputs and outputs prefixed by the case's name when there are several): every final
+ * carry and stacked output, and `loss`, a weighted sum of them all; with the gradients of the float inputs.
+ */
+export function casesGraph(cases: readonly Case[], unrolled: boolean, withGrads = false): Graph {
   const b = new Builder();
-  const x: Record<string, Node> = {};
-  for (const [name, t] of Object.entries(c.inputs)) x[name] = b.input(name, t);
-  const [inits, seqs, consts] = c.operands(x);
-  const { carries, ys } = unrolled ? unroll(b, c.step, inits, seqs, consts, c.reverse) : buildScan(b, c.step, inits, seqs, consts, c.reverse);
-  const outs = [...carries, ...ys];
-  // loss: sum of each float result times a fixed ramp, so every element has its own weight
+  const named: { name: string; node: Node }[] = [];
   let loss: Node | undefined;
-  outs.forEach((o, i) => {
-    if (o.type.dtype !== 'float32') return;
-    const n = o.type.shape.reduce((a, d) => a * d, 1);
-    const w = b.constant(Array.from({ length: n }, (_, j) => Math.sin(j + 3 * i)), 'float32', o.type.shape);
-    const s = b.emit('reduce_sum', [b.emit('mul', [o, w])], { axes: o.type.shape.map((_, d) => d) });
-    loss = loss ? b.emit('add', [loss, s]) : s;
-  });
-  const named = outs.map((node, i) => ({ name: `out${i}`, node }));
+  for (const c of cases) {
+    const pre = cases.length > 1 ? `${c.name}/` : '';
+    const x: Record<string, Node> = {};
+    for (const [name, t] of Object.entries(c.inputs)) x[name] = b.input(pre + name, t);
+    const [inits, seqs, consts] = c.operands(x);
+    const { carries, ys } = unrolled ? unroll(b, c.step, inits, seqs, consts, c.reverse) : buildScan(b, c.step, inits, seqs, consts, c.reverse);
+    const outs = [...carries, ...ys];
+    // each element of each float result has its own weight in the loss
+    outs.forEach((o, i) => {
+      named.push({ name: `${pre}out${i}`, node: o });
+      if (o.type.dtype !== 'float32') return;
+      const n = o.type.shape.reduce((a, d) => a * d, 1);
+      const w = b.constant(Array.from({ length: n }, (_, j) => Math.sin(j + 3 * i)), 'float32', o.type.shape);
+      const s = b.emit('reduce_sum', [b.emit('mul', [o, w])], { axes: o.type.shape.map((_, d) => d) });
+      loss = loss ? b.emit('add', [loss, s]) : s;
+    });
+  }
   named.push({ name: 'loss', node: loss! });
   if (withGrads) {
     const wrt = b.inputs.filter((n) => n.type.dtype === 'float32');
     gradients(b, loss!, wrt).forEach((node, i) => named.push({ name: `grad/${String(wrt[i]!.attrs['name'])}`, node }));
   }
-  return b.finish(`scan_${c.name}`, named);
+  return b.finish(cases.length > 1 ? 'scan_cases' : `scan_${cases[0]!.name}`, named);
+}
+
+/** One case's loop as a graph (casesGraph of it alone). */
+export function caseGraph(c: Case, unrolled: boolean, withGrads = false): Graph {
+  return casesGraph([c], unrolled, withGrads);
 }
 
 /** The same loop unrolled: the step traced once per time step into b. */

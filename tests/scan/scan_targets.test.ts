@@ -1,5 +1,5 @@
 // Scan loops on every target (llvm model_main, wasm, cuda emulated on the CPU) against the graph interpreter,
-// forward and gradients (the reverse loop), each case in one compiled artifact.
+// forward and gradients (the reverse loop), all cases in one compiled artifact per target.
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,7 +15,7 @@ import type { Graph } from '../../ir/graph.js';
 import { randomBindings } from '../ir/helpers.js';
 import { outputDiffs, runMain } from '../native.js';
 import type { Data } from '../passes/differential.js';
-import { CASES, caseGraph } from './graphs.js';
+import { CASES, casesGraph } from './graphs.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'kiln-scan-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -23,24 +23,22 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const inputsOf = (g: Graph): Data => Object.fromEntries(randomBindings(g, 9)[0]);
 
 describe('scan loops on the targets', () => {
-  for (const c of CASES) {
-    it(`${c.name}: llvm model_main equals the interpreter`, () => {
-      const g = caseGraph(c, false, true), dir = path.join(tmp, `llvm-${c.name}`), inputs = inputsOf(g);
-      compileLlvm({ outDir: dir, entries: [{ name: 'predict', graph: g, batchSize: 1 }], weights: [], threads: 1 });
-      expect(outputDiffs(g, inputs, {}, runMain(path.join(dir, 'model_main'), dir, g, inputs), 'llvm')).toEqual([]);
-    });
+  it('llvm model_main equals the interpreter', () => {
+    const g = casesGraph(CASES, false, true), dir = path.join(tmp, 'llvm'), inputs = inputsOf(g);
+    compileLlvm({ outDir: dir, entries: [{ name: 'predict', graph: g, batchSize: 1 }], weights: [], threads: 1 });
+    expect(outputDiffs(g, inputs, {}, runMain(path.join(dir, 'model_main'), dir, g, inputs), 'llvm')).toEqual([]);
+  });
 
-    it(`${c.name}: wasm equals the interpreter`, () => {
-      const g = caseGraph(c, false, true), inputs = inputsOf(g);
-      const p = runPipeline(g);
-      const got = new WasmRunner(p.program, renderWasm(p.program, p.memory)).run(inputs, {});
-      expect(outputDiffs(g, inputs, {}, got.outputs, 'wasm')).toEqual([]);
-    });
+  it('wasm equals the interpreter', () => {
+    const g = casesGraph(CASES, false, true), inputs = inputsOf(g);
+    const p = runPipeline(g);
+    const got = new WasmRunner(p.program, renderWasm(p.program, p.memory)).run(inputs, {});
+    expect(outputDiffs(g, inputs, {}, got.outputs, 'wasm')).toEqual([]);
+  });
 
-    it(`${c.name}: cuda (emulated) equals the interpreter`, () => {
-      const g = reductionTrees(caseGraph(c, false, true), H100), dir = path.join(tmp, `cuda-${c.name}`), inputs = inputsOf(g);
-      compileCuda({ outDir: dir, entries: [{ name: 'predict', graph: g, batchSize: 1 }], weights: [], nvcc: false });
-      expect(outputDiffs(g, inputs, {}, runMain(path.join(dir, 'model_main_emu'), dir, g, inputs), 'cuda (emulated)')).toEqual([]);
-    });
-  }
+  it('cuda (emulated) equals the interpreter', () => {
+    const g = reductionTrees(casesGraph(CASES, false, true), H100), dir = path.join(tmp, 'cuda'), inputs = inputsOf(g);
+    compileCuda({ outDir: dir, entries: [{ name: 'predict', graph: g, batchSize: 1 }], weights: [], nvcc: false });
+    expect(outputDiffs(g, inputs, {}, runMain(path.join(dir, 'model_main_emu'), dir, g, inputs), 'cuda (emulated)')).toEqual([]);
+  });
 });
