@@ -1,11 +1,12 @@
 // The scan op in the graph IR: types, text round trip, verifier, interpreter and autodiff against the unrolled loop.
 import { describe, expect, it } from 'vitest';
-import { Builder } from '../../ir/graph.js';
+import { Builder, topoSort } from '../../ir/graph.js';
 import { interpret } from '../../ir/interpreter.js';
 import { parseGraph } from '../../ir/parser.js';
 import { printGraph } from '../../ir/printer.js';
 import { buildScan } from '../../ir/scan.js';
 import { verify } from '../../ir/verifier.js';
+import { unrollScans } from '../../passes/unroll_scan.js';
 import { randomBindings } from '../ir/helpers.js';
 import { CASES, caseGraph, rnnStep } from './graphs.js';
 
@@ -58,5 +59,16 @@ describe('scan in the graph IR', () => {
     expect(() => b.emit('scan', [h, t, x, u, bias], { ...attrs, output: 9 })).toThrow(/scan: output 9 is out of range/);
     expect(() => b.emit('scan', [h, t, x, u, bias], { ...attrs, body: 'graph @x {' })).toThrow(/scan: body does not parse|scan: the body takes/);
     expect(() => b.emit('scan', [x, t, x, u, bias], attrs)).toThrow(/scan: body input 0 is f32\[3,4\] but operand 0 is f32\[6,3,4\]/);
+  });
+});
+
+describe('unrollScans', () => {
+  it('replaces every loop (with gradients: the forward and reverse loops) by its steps, equal bit for bit', () => {
+    const g = caseGraph(CASES[0]!, false, true), u = unrollScans(g);
+    expect(topoSort(g).some((n) => n.op === 'scan')).toBe(true);
+    expect(topoSort(u).some((n) => n.op === 'scan')).toBe(false);
+    const [inputs] = randomBindings(g, 13);
+    const a = interpret(g, inputs).outputs, b = interpret(verify(u), inputs).outputs;
+    for (const [name, v] of a) expect([...b.get(name)!.data], name).toEqual([...v.data]);
   });
 });
