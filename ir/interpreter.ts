@@ -2,6 +2,7 @@
 import { type Graph, type Node, nodeName, topoSort } from './graph.js';
 import { type Op, REDUCE_BINARY, REDUCE_KIND, type ReduceOp, type UnaryOp, attrsOf, treeLevels } from './ops.js';
 import { philoxUniform } from './philox.js';
+import { evalScan } from './scan.js';
 import {
   INT32_MAX, INT32_MIN, type Shape, type TensorType, type TypedArray, allocate, formatType, identityOf, sizeOf, stridesOf,
 } from './types.js';
@@ -371,6 +372,8 @@ export function evalOp(node: Pick<Node, 'op' | 'type' | 'attrs'>, src: readonly 
       return reduceWindow(node, x, type);
     case 'random_uniform':
       return philoxUniform(n, attrsOf(node, op).seed, x.data[0]!);
+    case 'scan':
+      return evalScan(node.attrs, src);
     default: {
       const never: never = op;
       throw new Error(`interpreter: unknown op ${String(never)}`);

@@ -2,6 +2,7 @@
 import {
   type DType, type ReduceKind, type Shape, type TensorType, formatShape, formatType, isDType, isFloat, shapesEqual, sizeOf,
 } from './types.js';
+import { inferScan } from './scan.js';
 
 export const LEAF_OPS = ['input', 'param', 'const', 'iota'] as const;
 /** Unary ops defined on floats only (an int operand is a type error; the frontend casts ints to float32 first). */
@@ -13,7 +14,7 @@ export const LOGICAL_OPS = ['and', 'or'] as const;
 export const REDUCE_OPS = ['reduce_sum', 'reduce_max', 'reduce_min', 'reduce_prod'] as const;
 export const ARG_OPS = ['argmax', 'argmin'] as const;
 export const MOVEMENT_OPS = ['reshape', 'transpose', 'broadcast', 'slice', 'pad', 'concat', 'gather'] as const;
-export const OTHER_OPS = ['cast', 'select', 'matmul', 'conv', 'reduce_window', 'random_uniform'] as const;
+export const OTHER_OPS = ['cast', 'select', 'matmul', 'conv', 'reduce_window', 'random_uniform', 'scan'] as const;
 
 export type LeafOp = (typeof LEAF_OPS)[number];
 export type UnaryOp = (typeof UNARY_OPS)[number];
@@ -140,6 +141,8 @@ export const OP_ATTRS = {
   conv: { strides: 'ints', dilation: 'ints', lhsDilation: 'ints', padding: 'pairs', groups: 'int' },
   reduce_window: { kind: 'windowKind', window: 'ints', strides: 'ints', padding: 'pairs' },
   random_uniform: { seed: 'int', shape: 'ints' },
+  // a loop over axis 0 with a body graph (ir/scan.ts): carries, sequences, consts; the node is result `output`
+  scan: { body: 'string', length: 'int', carries: 'int', seqs: 'int', reverse: 'bool', output: 'int' },
 } as const satisfies { readonly [O in Op]?: Readonly<Record<string, AttrSpec>> };
 
 /** Ops that take attributes. */
@@ -402,6 +405,8 @@ export function inferType(op: Op, srcs: readonly TensorType[], attrs: Attrs): Te
       atLeast(op, 'shape', shape, 0);
       return { dtype: 'float32', shape };
     }
+    case 'scan':
+      return inferScan(srcs, attrs);
     default: {
       const never: never = op;
       return fail(String(never), 'unknown op');

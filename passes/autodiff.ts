@@ -2,6 +2,7 @@
 import { Builder, type Graph, type Node, nodeName, topoSort } from '../ir/graph.js';
 import { type Attrs, type Op, REDUCE_OPS, attrsOf } from '../ir/ops.js';
 import { type Shape, identityOf, isFloat, sizeOf } from '../ir/types.js';
+import { scanGrad, scanLoops } from './scan_grad.js';
 
 /** Builder helpers used by the rules: scalars broadcast to a node's shape, and common compositions. */
 class G {
@@ -67,6 +68,8 @@ const none: Rule = (_g, n) => n.src.map(() => undefined);
 
 const RULES: Record<Op, Rule> = {
   input: none, param: none, const: none, iota: none, random_uniform: none, argmax: none, argmin: none,
+  // differentiated loop by loop in vjp (scanGrad), never node by node
+  scan: () => { throw new Error('autodiff: a scan is differentiated with the other results of its loop'); },
   sign: none, floor: none, ceil: none, round: none, not: none,
   eq: none, ne: none, lt: none, le: none, gt: none, ge: none, and: none, or: none,
   neg: (g, _n, dy) => [g.neg(dy)],
@@ -279,22 +282,44 @@ export function gradients(b: Builder, loss: Node, wrt: readonly Node[], seed?: N
   if (sizeOf(loss.type.shape) !== 1 || !isFloat(loss.type.dtype)) {
     throw new Error(`autodiff: the loss must be a float scalar, got ${loss.type.dtype}[${loss.type.shape.join(',')}]`);
   }
+  return vjp(b, [[loss, seed ?? new G(b).full(1, loss)]], wrt);
+}
+
+/**
+ * Vector-Jacobian product: adds to `b` the backward graph of the values `seeds` names, each with its cotangent,
+ * and returns the cotangent of each of `wrt` (zeros for values none of them depends on). The results of one scan
+ * loop (ir/scan.ts) are differentiated together, by one reverse scan (passes/scan_grad.ts), when the first of them
+ * in topological order is reached: every user of every one of them comes later, so their adjoints are complete.
+ */
+export function vjp(b: Builder, seeds: readonly (readonly [Node, Node])[], wrt: readonly Node[]): Node[] {
   const g = new G(b);
-  const adj = new Map<Node, Node>([[loss, seed ?? g.full(1, loss)]]);
-  const order = topoSort({ name: 'loss', inputs: [], params: [], outputs: [{ name: 'loss', node: loss }], updates: [] });
+  const adj = new Map<Node, Node>();
+  const accumulate = (s: Node, d: Node) => {
+    const prev = adj.get(s);
+    adj.set(s, prev ? g.add(prev, d) : d);
+  };
+  for (const [n, d] of seeds) accumulate(n, d);
+  const order = topoSort({ name: 'loss', inputs: [], params: [], outputs: seeds.map(([n], i) => ({ name: `${i}`, node: n })), updates: [] });
   // only nodes on a path to some wrt value need adjoints
   const needed = new Set<Node>(wrt);
   for (const n of order) if (n.src.some((s) => needed.has(s))) needed.add(n);
+  const loops = scanLoops(order);
   for (let i = order.length - 1; i >= 0; i--) {
     const n = order[i]!;
-    const dy = adj.get(n);
-    if (!dy || n.src.length === 0) continue;
-    const ds = RULES[n.op](g, n, dy);
+    if (n.src.length === 0) continue;
+    let ds: (Node | undefined)[];
+    if (n.op === 'scan') {
+      const loop = loops.get(n)!;
+      if (loop[0] !== n || !loop.some((m) => adj.has(m))) continue;
+      ds = scanGrad(b, loop, loop.map((m) => adj.get(m)));
+    } else {
+      const dy = adj.get(n);
+      if (!dy) continue;
+      ds = RULES[n.op](g, n, dy);
+    }
     n.src.forEach((s, j) => {
       const d = ds[j];
-      if (!d || !needed.has(s) || !isFloat(s.type.dtype)) return;
-      const prev = adj.get(s);
-      adj.set(s, prev ? g.add(prev, d) : d);
+      if (d && needed.has(s) && isFloat(s.type.dtype)) accumulate(s, d);
     });
   }
   return wrt.map((w) => adj.get(w) ?? g.zeros(w));

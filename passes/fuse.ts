@@ -9,6 +9,7 @@
 import { type Graph, type Node, topoSort } from '../ir/graph.js';
 import { GroupOp, type Op, attrsOf, isReduceOp } from '../ir/ops.js';
 import { type Shape, shapesEqual } from '../ir/types.js';
+import { loopKey } from '../ir/scan.js';
 
 /** Ops that need a loop of their own (they cannot be computed as one expression at an index). */
 export const CONTRACTIONS = new Set<Op>(['matmul', 'conv', 'reduce_window', 'reduce_sum', 'reduce_max', 'reduce_min', 'reduce_prod', 'argmax', 'argmin']);
@@ -85,7 +86,7 @@ function stripMovement(n: Node): Node {
 export function isTiny(n: Node): boolean {
   let t = tinyMemo.get(n);
   if (t === undefined) {
-    t = n.type.shape.every((d) => d === 1) && !isContraction(n) && n.src.every((s) => GroupOp.Leaf.has(s.op) || isTiny(s));
+    t = n.type.shape.every((d) => d === 1) && !isContraction(n) && n.op !== 'scan' && n.src.every((s) => GroupOp.Leaf.has(s.op) || isTiny(s));
     tinyMemo.set(n, t);
   }
   return t;
@@ -351,6 +352,12 @@ export function fuse(g: Graph): FusionPlan {
   const mat = new Set<Node>();
   for (const o of g.outputs) if (!GroupOp.Leaf.has(o.node.op)) mat.add(o.node);
   for (const u of g.updates) if (!GroupOp.Leaf.has(u.value.op)) mat.add(u.value);
+  // a scan loop is a kernel of its own (codegen/loop/scan.ts) reading its operands from memory
+  for (const n of topo) {
+    if (n.op !== 'scan') continue;
+    mat.add(n);
+    for (const s of n.src) if (!GroupOp.Leaf.has(s.op)) mat.add(s);
+  }
   boundInlining(topo, mat);
   // roots that could not be placed in the nest they were grouped into: each gets a plain nest of its own shape,
   // where any root can be computed (its contractions at the nest's index, operands hiding more materialized)
@@ -374,6 +381,13 @@ export function fuse(g: Graph): FusionPlan {
         add(r, { key: { full: r.type.shape, axes: [] }, roots: [] });
         continue;
       }
+      if (r.op === 'scan') {
+        // the results of one loop (same operands and attributes but `output`) form one nest
+        const key = `${r.src.map((s) => s.id).join(',')}|${loopKey(r.attrs)}`;
+        const gr = groups.find((q) => q.roots[0]!.op === 'scan' && `${q.roots[0]!.src.map((s) => s.id).join(',')}|${loopKey(q.roots[0]!.attrs)}` === key);
+        add(r, gr ?? { key: { full: r.type.shape, axes: [] }, roots: [] });
+        continue;
+      }
       const info = infos.get(r)!, key = info.key, rc = info.contractions;
       // a plain root of a row nest's outer shape may join that row nest
       const fits = (gk: NestKey) => keyOf(gk) === keyOf(key) || (key.axes.length === 0 && gk.axes.length > 0 && isReducedShape(r.type.shape, gk));
@@ -382,7 +396,7 @@ export function fuse(g: Graph): FusionPlan {
         if (!m) info.reads.set(keyOf(gk), m = readsOf(r, mat, gk));
         return m;
       };
-      const target = groups.find((gr) => fits(gr.key) && !gr.roots.some((q) => alone.has(q))
+      const target = groups.find((gr) => fits(gr.key) && !gr.roots.some((q) => alone.has(q) || q.op === 'scan')
         && gr.roots.every((q) => reads(gr.key).get(q) !== 'other')
         && gr.roots.some((q) => reads(gr.key).get(q) === 'elementwise' || [...contractionsOf(q)].some((c) => rc.has(c)))
         && !grouping.closesCycle(r, gr));
@@ -457,7 +471,10 @@ function formKernels(nests: NestPlan[], mat: Set<Node>): KernelPlan[] {
   }
   const kernels: KernelPlan[] = [];
   for (let l = 0; l <= last; l++) {
-    const ns = nests.filter((n) => level.get(n) === l);
+    const all = nests.filter((n) => level.get(n) === l);
+    // each scan loop is a kernel of its own: its statements sit in a serial time loop
+    for (const n of all) if (n.roots[0]!.op === 'scan') kernels.push({ name: `k${kernels.length}_scan`, nests: [n], ops: ['scan'] });
+    const ns = all.filter((n) => n.roots[0]!.op !== 'scan');
     if (!ns.length) continue;
     const ops = [...new Set(ns.flatMap((n) => [...n.nodes].map((x) => x.op)))];
     const main = ops.filter((o) => CONTRACTIONS.has(o as Op));

@@ -2,6 +2,7 @@
 // same way at any position), so that a runtime may run any number of rows in chunks of the compiled batch.
 import { type Graph, type Node, nodeName, topoSort } from '../ir/graph.js';
 import { GroupOp, attrsOf } from '../ir/ops.js';
+import { scanInfo } from '../ir/scan.js';
 import { formatType } from '../ir/types.js';
 
 export type Separability = { readonly separable: true } | { readonly separable: false; readonly reason: string };
@@ -27,18 +28,25 @@ export function rowSeparability(g: Graph): Separability {
     if (x.type.shape[0] !== batch) return { separable: false, reason: `input '${nodeName(x)}' ${formatType(x.type)} has no batch axis of ${batch} rows` };
   }
   if (g.updates.length) return { separable: false, reason: 'the graph updates params' };
-  const rows = new Map<Node, Rows>();
-  const uniform = new Map<string, boolean>();
+  // a scan body's values are analysed with rows of their own and the body's inputs on the axes its operands give
+  let rows = new Map<Node, Rows>();
+  let inputRows = (_n: Node): Rows => 0;
+  // by node, then axis (a scan body's nodes are numbered apart from the graph's)
+  let uniform = new Map<Node, Map<number, boolean>>();
+  // in a scan body: an input is as uniform as the operand it stands for (a sequence's step one axis further)
+  let inputUniform = (_n: Node, _axis: number): boolean => false;
   /** Whether a value no input reaches is the same at every index of `axis` (so each row sees the same values). */
   const uniformAlong = (n: Node, axis: number): boolean => {
-    const key = `${n.id}/${axis}`;
-    let u = uniform.get(key);
-    if (u === undefined) uniform.set(key, (u = computeUniform(n, axis)));
+    let byAxis = uniform.get(n);
+    if (!byAxis) uniform.set(n, (byAxis = new Map()));
+    let u = byAxis.get(axis);
+    if (u === undefined) byAxis.set(axis, (u = computeUniform(n, axis)));
     return u;
   };
   const computeUniform = (n: Node, axis: number): boolean => {
     if (n.type.shape[axis] === 1) return true;
     switch (n.op) {
+      case 'input': return inputUniform(n, axis);
       case 'const': {
         const v = attrsOf(n, 'const').value;
         if (v.length === 1) return true;
@@ -86,7 +94,7 @@ export function rowSeparability(g: Graph): Separability {
   };
   const rule = (n: Node): Rows => {
     const src = n.src.map((s) => rows.get(s)!);
-    if (n.op === 'input') return 0;
+    if (n.op === 'input') return inputRows(n);
     if (src.every((r) => r === null)) return null;
     const a = src.find((r) => r !== null)!;
     if (GroupOp.Elementwise.has(n.op)) return together(n, n.src);
@@ -144,9 +152,62 @@ export function rowSeparability(g: Graph): Separability {
         if (a !== 0 || (n.op === 'conv' && src[1] !== null)) fail(n, `has its rows on axis ${a}, not on N`);
         return 0;
       }
+      case 'scan': return scanRows(n, src);
       default:
         return fail(n, 'is not known to keep rows apart');
     }
+  };
+  /**
+   * A scan keeps rows apart when its body does, with each step's slices on their sequence's rows less the time axis
+   * (the rows must not be that axis) and the carries on the rows of their new values (an initial carry no input reaches,
+   * zeros, takes them when it is the same along them).
+   */
+  const scanRows = (n: Node, src: readonly Rows[]): Rows => {
+    const { body, nc, ns, ny, output: k } = scanInfo(n.attrs, n.src.map((s) => s.type));
+    const ax = src.map((r, i) => {
+      if (i < nc || i >= nc + ns || r === null) return r;
+      return r === 0 ? fail(n, 'runs its steps along the batch axis') : r - 1;
+    });
+    const pos = new Map(body.inputs.map((x, i) => [x, i]));
+    const isSeq = (i: number) => i >= nc && i < nc + ns;
+    // a carry no input reaches first takes the rows of a sequence's steps it is uniform along (an RNN's zero state)
+    for (let i = 0; i < nc; i++) {
+      if (ax[i] === null) ax[i] = ax.find((r, j) => isSeq(j) && r !== null && r < n.src[i]!.type.shape.length && uniformAlong(n.src[i]!, r)) ?? null;
+    }
+    let outs: Rows[] = [];
+    for (let round = 0, changed = true; changed; round++) {
+      if (round > nc) fail(n, 'has carries whose rows do not settle');
+      const outer = [rows, inputRows, uniform, inputUniform] as const;
+      rows = new Map();
+      uniform = new Map();
+      inputRows = (x) => ax[pos.get(x)!]!;
+      // a body input is as uniform as its operand, asked of the graph around the loop
+      inputUniform = (x, a) => {
+        const i = pos.get(x)!, here = [uniform, inputUniform] as const;
+        [uniform, inputUniform] = [outer[2], outer[3]];
+        try {
+          return uniformAlong(n.src[i]!, isSeq(i) ? a + 1 : a);
+        } finally {
+          [uniform, inputUniform] = here;
+        }
+      };
+      try {
+        for (const m of topoSort(body)) rows.set(m, rule(m));
+        outs = body.outputs.map((o) => rows.get(o.node)!);
+      } finally {
+        [rows, inputRows, uniform, inputUniform] = outer;
+      }
+      changed = false;
+      for (let i = 0; i < nc; i++) {
+        const r = outs[i]!;
+        if (r === ax[i]) continue;
+        if (ax[i] !== null || r === null || !uniformAlong(n.src[i]!, r)) fail(n, `has carry ${i} with rows on axis ${ax[i]} but its new value's on ${r}`);
+        ax[i] = r;
+        changed = true;
+      }
+    }
+    const stacked = (r: Rows): Rows => (r === null ? null : r + 1);
+    return k < nc ? ax[k]! : k < nc + ny ? stacked(outs[k]!) : stacked(ax[k - nc - ny]!);
   };
   try {
     for (const n of topoSort(g)) rows.set(n, rule(n));

@@ -4,6 +4,7 @@ import { GroupOp, REDUCE_BINARY, REDUCE_KIND, type ReduceOp, attrsOf, isUnaryOp 
 import { type Shape, identityOf, sizeOf, stridesOf } from '../../ir/types.js';
 import { type FusionPlan, type NestPlan, isContraction, isRowReduce, isStored, isTiny } from '../../passes/fuse.js';
 import { type TreeSink, treeReduce } from './tree_reduce.js';
+import { type ScanContext, lowerScan } from './scan.js';
 import { type AxisKind, type Buffer, E, type Expr, type Kernel, type Program, S, type Scalar, type Stmt, exprId, scalarOf } from './ir.js';
 
 function unitZero(idx: readonly Expr[], shape: Shape): Expr[] {
@@ -488,9 +489,21 @@ export function lower(plan: FusionPlan, options: LowerOptions): Program {
   };
   let counter = 0;
   const names = { next: (prefix: string) => `${prefix}${counter++}` };
+  let loops = 0;
+  const scanContext = (): ScanContext => ({
+    bufOf: (n) => (n.op === 'const' ? constBuf(n) : bufName.get(n)),
+    addBuffer: (base, dtype, size, kind, data) => {
+      const name = unique(base);
+      buffers.push({ name, dtype, size, kind, ...(data ? { data: [...data] } : {}) });
+      return name;
+    },
+    id: loops++,
+  });
   const outputBuf = new Map<Node, string>();
   const kernels: Kernel[] = plan.kernels.map((k) => {
     counter = 0;
+    // a scan loop's kernel (fuse gives it alone) carries how to schedule its body for a target (scheduleScan)
+    if (k.nests[0]?.roots[0]?.op === 'scan') return lowerScan(k, scanContext());
     const body = k.nests.flatMap((nest) => new NestEmitter(nest, names, (n) => {
       const b = bufName.get(n);
       if (!b) throw new Error(`lower: %${n.id} ${n.op} has no buffer`);
@@ -555,7 +568,7 @@ function inPlaceUpdates(plan: FusionPlan): Map<Node, Node> {
     if (!plan.materialized.has(u.value) || GroupOp.Leaf.has(u.value.op)) continue;
     if (plan.graph.outputs.some((o) => o.node === u.value)) continue;
     const writer = nests.find((n) => n.roots.includes(u.value));
-    if (!writer || writer.key.axes.length || writer.key.full.join() !== u.param.type.shape.join()) continue;
+    if (!writer || u.value.op === 'scan' || writer.key.axes.length || writer.key.full.join() !== u.param.type.shape.join()) continue;
     const readsParam = (n: NestPlan) => [...n.nodes].some((x) => x.src.includes(u.param));
     // roots are computed and stored one after the other at each element: a root stored before the update
     // value may read the param's element too, one stored after it may not read the param at all

@@ -1,11 +1,13 @@
-// Embedding and the recurrent layers SimpleRNN, LSTM and GRU (Keras 3 formulas and weight layouts). A sequence of
-// known length is unrolled into the graph: one step per timestep, the input projections of all steps in one matmul.
+// Embedding and the recurrent layers SimpleRNN, LSTM and GRU (Keras 3 formulas and weight layouts). The input
+// projections of all steps are one matmul; the recurrence is one scan loop (recurrent_scan.ts), or with `unroll` one
+// copy of the step per timestep, as Keras's unroll=True.
 import * as activations from '../activations.js';
 import type { Initializer, InitializerIdentifier } from '../initializers.js';
 import * as ops from '../ops.js';
 import { type SymbolicShape, type Tensor, type Variable, formatKerasShape } from '../tensor.js';
 import { Layer, type LayerOptions } from './layer.js';
 import { type OptionNames, regularizers } from '../options.js';
+import { scan } from './recurrent_scan.js';
 
 export interface EmbeddingOptions extends LayerOptions {
   /** Initializer of the [inputDim, outputDim] table (Keras: uniform in [-0.05, 0.05]). */
@@ -58,6 +60,10 @@ export interface RNNOptions extends LayerOptions {
   returnSequences?: boolean;
   /** Process the sequence from its last step to its first (returned sequences are in that order, as Keras's). */
   goBackwards?: boolean;
+  /** Unroll the recurrence into one copy of the step per timestep instead of a loop (graphs grow with the length). */
+  unroll?: boolean;
+  /** Also return the final states: [output, h] (LSTM: [output, h, c]), as Keras's return_state. */
+  returnState?: boolean;
 }
 
 export interface GatedOptions extends RNNOptions {
@@ -77,6 +83,7 @@ export interface GRUOptions extends GatedOptions {
 
 const RNN_OPTIONS = {
   activation: true, useBias: true, kernelInitializer: true, recurrentInitializer: true, biasInitializer: true, returnSequences: true, goBackwards: true,
+  unroll: true, returnState: true,
 } satisfies OptionNames<RNNOptions, LayerOptions>;
 
 /** Columns [k*units, (k+1)*units) of a [batch, g*units] matrix. */
@@ -87,13 +94,15 @@ function gate(z: Tensor, k: number, units: number): Tensor {
 /** A recurrent layer over [batch, time, features]: the cell's step applied along time from zero states. */
 abstract class RecurrentBase extends Layer {
   static override readonly notImplemented = {
-    ...regularizers('kernel', 'recurrent', 'bias'), dropout: 0, recurrentDropout: 0, returnState: false, stateful: false, unroll: false, seed: null,
+    ...regularizers('kernel', 'recurrent', 'bias'), dropout: 0, recurrentDropout: 0, stateful: false, seed: null,
   };
   static override readonly callNotImplemented = { initialState: null, mask: null };
   readonly activation: activations.ActivationFn;
   readonly useBias: boolean;
   readonly returnSequences: boolean;
   readonly goBackwards: boolean;
+  readonly unroll: boolean;
+  readonly returnState: boolean;
   kernel!: Variable;
   recurrentKernel!: Variable;
   bias: Variable | undefined;
@@ -105,6 +114,8 @@ abstract class RecurrentBase extends Layer {
     this.useBias = options.useBias ?? true;
     this.returnSequences = options.returnSequences ?? false;
     this.goBackwards = options.goBackwards ?? false;
+    this.unroll = options.unroll ?? false;
+    this.returnState = options.returnState ?? false;
   }
 
   protected biasShape(): number[] {
@@ -126,9 +137,10 @@ abstract class RecurrentBase extends Layer {
     this.built = true;
   }
 
-  override computeOutputShape(inputShape: SymbolicShape): SymbolicShape {
+  override computeOutputShape(inputShape: SymbolicShape): SymbolicShape | SymbolicShape[] {
     if (inputShape.length !== 3) throw new Error(`expects [batch, time, features], got ${formatKerasShape(inputShape)}`);
-    return this.returnSequences ? [inputShape[0]!, inputShape[1]!, this.units] : [inputShape[0]!, this.units];
+    const out = this.returnSequences ? [inputShape[0]!, inputShape[1]!, this.units] : [inputShape[0]!, this.units];
+    return this.returnState ? [out, ...Array.from({ length: this.stateCount() }, () => [inputShape[0]!, this.units])] : out;
   }
 
   /** The input projection of every step: x @ kernel (+ the input bias), [batch, time, gates*units]. */
@@ -137,12 +149,23 @@ abstract class RecurrentBase extends Layer {
     return this.bias && this.bias.shape.length === 1 ? ops.add(xw, this.bias) : xw;
   }
 
-  /** One step: the projected input of this step and the states, to the output and the next states. */
-  protected abstract step(xw: Tensor, states: Tensor[]): [Tensor, Tensor[]];
+  /** The weights a step reads (the recurrent kernel, and GRU's recurrent bias): a scan loop's consts. */
+  protected stepWeights(): Tensor[] {
+    return [this.recurrentKernel];
+  }
+
+  /** One step: the projected input of this step, the states and the step weights, to the output and the next states. */
+  protected abstract step(xw: Tensor, states: Tensor[], weights: Tensor[]): [Tensor, Tensor[]];
 
   protected abstract stateCount(): number;
 
-  call(inputs: Tensor): Tensor {
+  /** The output, and with returnState the final states after it. */
+  call(inputs: Tensor): Tensor | Tensor[] {
+    const [output, states] = this.run(inputs);
+    return this.returnState ? [output, ...states] : output;
+  }
+
+  private run(inputs: Tensor): [Tensor, Tensor[]] {
     const [batch, time, features] = inputs.shape as [number, number, number];
     if (inputs.shape.length !== 3 || features !== this.kernel.shape[0]) {
       throw new Error(`expects [batch, time, ${this.kernel.shape[0]}], got ${formatKerasShape(inputs.shape)}`);
@@ -150,21 +173,33 @@ abstract class RecurrentBase extends Layer {
     if (time === 0) throw new Error('needs a sequence of at least one step');
     const xw = this.project(inputs);
     const width = xw.shape[2]!;
-    let states = Array.from({ length: this.stateCount() }, () => ops.zeros([batch, this.units]));
+    const inits = Array.from({ length: this.stateCount() }, () => ops.zeros([batch, this.units]));
+    if (!this.unroll) {
+      // time-major for the loop; the output of each step is the new h (carry 0)
+      const { carries, ys } = scan(this.name, (states, [x], weights) => {
+        const [h, next] = this.step(x!, states, weights);
+        return [next, [h]];
+      }, inits, [ops.transpose(xw, [1, 0, 2])], this.stepWeights(), this.goBackwards);
+      if (!this.returnSequences) return [carries[0]!, carries];
+      // Keras returns a backwards sequence in processing order: the step at time t goes to position time-1-t
+      const seq = this.goBackwards ? ops.take(ys[0]!, ops.array(Int32Array.from({ length: time }, (_, i) => time - 1 - i)), 0) : ys[0]!;
+      return [ops.transpose(seq, [1, 0, 2]), carries];
+    }
+    let states = inits;
     const outputs: Tensor[] = [];
     for (let i = 0; i < time; i++) {
       const t = this.goBackwards ? time - 1 - i : i;
-      const [h, next] = this.step(ops.reshape(ops.slice(xw, [0, t, 0], [batch, 1, width]), [batch, width]), states);
+      const [h, next] = this.step(ops.reshape(ops.slice(xw, [0, t, 0], [batch, 1, width]), [batch, width]), states, this.stepWeights());
       outputs.push(h);
       states = next;
     }
-    return this.returnSequences ? ops.stack(outputs, 1) : outputs[outputs.length - 1]!;
+    return [this.returnSequences ? ops.stack(outputs, 1) : outputs[outputs.length - 1]!, states];
   }
 
   override getConfig(): Record<string, unknown> {
     return {
       ...super.getConfig(), units: this.units, activation: activations.serialize(this.activation), useBias: this.useBias,
-      returnSequences: this.returnSequences, goBackwards: this.goBackwards,
+      returnSequences: this.returnSequences, returnState: this.returnState, goBackwards: this.goBackwards, unroll: this.unroll,
     };
   }
 }
@@ -180,8 +215,8 @@ export class SimpleRNN extends RecurrentBase {
     return 1;
   }
 
-  protected step(xw: Tensor, [h]: Tensor[]): [Tensor, Tensor[]] {
-    const y = this.activation(ops.add(xw, ops.matmul(h!, this.recurrentKernel)));
+  protected step(xw: Tensor, [h]: Tensor[], [u]: Tensor[]): [Tensor, Tensor[]] {
+    const y = this.activation(ops.add(xw, ops.matmul(h!, u!)));
     return [y, [y]];
   }
 }
@@ -213,8 +248,8 @@ export class LSTM extends RecurrentBase {
     return 2;
   }
 
-  protected step(xw: Tensor, [h, c]: Tensor[]): [Tensor, Tensor[]] {
-    const z = ops.add(xw, ops.matmul(h!, this.recurrentKernel)), u = this.units, sig = this.recurrentActivation;
+  protected step(xw: Tensor, [h, c]: Tensor[], [rk]: Tensor[]): [Tensor, Tensor[]] {
+    const z = ops.add(xw, ops.matmul(h!, rk!)), u = this.units, sig = this.recurrentActivation;
     const i = sig(gate(z, 0, u)), f = sig(gate(z, 1, u)), o = sig(gate(z, 3, u));
     const cNext = ops.add(ops.multiply(f, c!), ops.multiply(i, this.activation(gate(z, 2, u))));
     const hNext = ops.multiply(o, this.activation(cNext));
@@ -256,20 +291,25 @@ export class GRU extends RecurrentBase {
     return 1;
   }
 
-  protected step(xw: Tensor, [h]: Tensor[]): [Tensor, Tensor[]] {
-    const u = this.units, sig = this.recurrentActivation, U = this.recurrentKernel;
-    const recurrentGates = (m: Tensor) => (this.bias && this.resetAfter ? ops.add(m, ops.slice(this.bias, [1, 0], [1, 3 * u])) : m);
+  /** The recurrent kernel, and with resetAfter the recurrent bias row. */
+  protected override stepWeights(): Tensor[] {
+    return this.bias && this.resetAfter ? [this.recurrentKernel, ops.slice(this.bias, [1, 0], [1, 3 * this.units])] : [this.recurrentKernel];
+  }
+
+  protected step(xw: Tensor, [h]: Tensor[], [U, rb]: Tensor[]): [Tensor, Tensor[]] {
+    const u = this.units, sig = this.recurrentActivation;
+    const recurrentGates = (m: Tensor) => (rb ? ops.add(m, rb) : m);
     let z: Tensor, r: Tensor, hh: Tensor;
     if (this.resetAfter) {
-      const hu = recurrentGates(ops.matmul(h!, U));
+      const hu = recurrentGates(ops.matmul(h!, U!));
       z = sig(ops.add(gate(xw, 0, u), gate(hu, 0, u)));
       r = sig(ops.add(gate(xw, 1, u), gate(hu, 1, u)));
       hh = this.activation(ops.add(gate(xw, 2, u), ops.multiply(r, gate(hu, 2, u))));
     } else {
-      const hu = ops.matmul(h!, ops.slice(U, [0, 0], [u, 2 * u]));
+      const hu = ops.matmul(h!, ops.slice(U!, [0, 0], [u, 2 * u]));
       z = sig(ops.add(gate(xw, 0, u), gate(hu, 0, u)));
       r = sig(ops.add(gate(xw, 1, u), gate(hu, 1, u)));
-      hh = this.activation(ops.add(gate(xw, 2, u), ops.matmul(ops.multiply(r, h!), ops.slice(U, [0, 2 * u], [u, u]))));
+      hh = this.activation(ops.add(gate(xw, 2, u), ops.matmul(ops.multiply(r, h!), ops.slice(U!, [0, 2 * u], [u, u]))));
     }
     const hNext = ops.add(ops.multiply(z, h!), ops.multiply(ops.subtract(1, z), hh));
     return [hNext, [hNext]];

@@ -5,6 +5,7 @@ import { attrsOf } from '../../ir/ops.js';
 import { type DType, type TypedArray, formatType, shapesEqual, sizeOf, stridesOf, toTyped } from '../../ir/types.js';
 import type { Model } from '../../frontend/models/model.js';
 import { traceModel } from '../../frontend/models/executor.js';
+import { unrollScans } from '../../passes/unroll_scan.js';
 import {
   AttrType, type AttributeProto, DataType, IR_VERSION, type ModelProto, type NodeProto, ONNX_DTYPE, OPSET, type TensorProto,
   type ValueInfoProto, int64Proto, onnx, tensorProto,
@@ -26,8 +27,9 @@ class ExportError extends Error {
 /** Exports a built model's predict graph; the batch dimension is dynamic ('batch') unless the model fixes it. */
 export function exportOnnx(model: Model): Uint8Array {
   const fixed = model.inputSpecs.some((s) => s.shape[0] !== null);
-  const g1 = traceModel(model, fixed ? 1 : B1).graph;
-  const g2 = fixed ? undefined : traceModel(model, B2).graph;
+  // ONNX gets recurrent layers unrolled (no loop op is exported)
+  const g1 = unrollScans(traceModel(model, fixed ? 1 : B1).graph);
+  const g2 = fixed ? undefined : unrollScans(traceModel(model, B2).graph);
   const values = new Map(model.weights.map((v) => [v.path, v]));
   const proto = graphToOnnx(g1, g2, model.name, (name) => {
     const v = values.get(name);

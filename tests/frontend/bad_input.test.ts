@@ -301,7 +301,7 @@ describe('options', () => {
   });
 
   it.each([
-    ['LSTM', () => L.LSTM(2, untyped({ returnState: true })), "LSTM: option 'returnState' is not supported by kiln (it accepts only the Keras default, false)"],
+    ['LSTM', () => L.LSTM(2, untyped({ recurrentDropout: 0.5 })), "LSTM: option 'recurrentDropout' is not supported by kiln (it accepts only the Keras default, 0)"],
     ['GRU', () => L.GRU(2, untyped({ name: 'g', dropout: 0.2 })), "GRU 'g': option 'dropout' is not supported by kiln (it accepts only the Keras default, 0)"],
     ['SimpleRNN', () => L.SimpleRNN(2, untyped({ recurrent_dropout: 0.1 })), "SimpleRNN: option 'recurrent_dropout' is not supported by kiln (it accepts only the Keras default, 0)"],
     ['LSTM stateful', () => L.LSTM(2, untyped({ stateful: true })), "LSTM: option 'stateful' is not supported by kiln (it accepts only the Keras default, false)"],

@@ -3,6 +3,7 @@ import { expect } from 'vitest';
 import { Builder, type Graph, type Node } from '../../ir/graph.js';
 import { type Bindings, type Value, interpret } from '../../ir/interpreter.js';
 import type { Attrs, Op } from '../../ir/ops.js';
+import { buildScan } from '../../ir/scan.js';
 import { type DType, type Shape, type TensorType, type TypedArray, sizeOf, toTyped } from '../../ir/types.js';
 
 export const f32 = (...shape: number[]): TensorType => ({ dtype: 'float32', shape });
@@ -155,4 +156,12 @@ export const OP_GRAPHS: Record<Op, (b: Builder) => Graph> = {
       b.emit('reduce_window', [x], { kind: 'sum', window: [3, 3], strides: [1, 2], padding: [[1, 1], [1, 1]] }));
   },
   random_uniform: (b) => fin(b, b.emit('random_uniform', [b.input('step', i32())], { seed: -12345, shape: [2, 5] })),
+  scan: (b) => {
+    // a running sum over axis 0 in reverse, with a "quoted" body name and every kind of result
+    const { carries, ys } = buildScan(b, (bb, [c], [x]) => {
+      const s = bb.emit('add', [c!, x!]);
+      return [[s], [bb.emit('mul', [s, bb.constant(-0, 'float32', [2])])]];
+    }, [b.input('c', f32(2))], [b.input('x', f32(3, 2))], [], true);
+    return fin(b, carries[0]!, ys[0]!, b.emit('scan', carries[0]!.src, { ...carries[0]!.attrs, output: 2 }));
+  },
 };

@@ -229,7 +229,7 @@ describe('dtypes of the graphs compiled here', () => {
 describe('inlining is bounded', () => {
   /** The Adam step of an LSTM unrolled over `steps`: its gradient chains values each read by the next step. */
   const lstmStep = (steps: number) => {
-    const model = keras.Sequential([keras.layers.LSTM(4, { inputShape: [steps, 3] }), keras.layers.Dense(2, { activation: 'softmax' })]);
+    const model = keras.Sequential([keras.layers.LSTM(4, { inputShape: [steps, 3], unroll: true }), keras.layers.Dense(2, { activation: 'softmax' })]);
     const c = compileModel(model, { optimizer: 'adam', loss: 'sparse_categorical_crossentropy' });
     return traceTrainStep(model, c, [[2, steps, 3]], [[2]]).graph;
   };

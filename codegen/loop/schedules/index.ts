@@ -41,6 +41,7 @@ import { gpuGrid } from './gpu_grid.js';
 import { gpuReduce } from './gpu_reduce.js';
 import { matmulTops } from './gpu_matmul.js';
 import { rowCaches } from './row_caches.js';
+import { scheduleScan } from '../scan.js';
 
 export { Schedule, type Primitive, type Trace, type KernelView, primitive } from './primitive.js';
 export { ScheduleError } from './loops.js';
@@ -107,6 +108,11 @@ export function recipesFor(caps: TargetCaps): readonly Recipe[] {
 export function schedule(p: Program, caps: TargetCaps, trace?: Trace): Program {
   let program = p;
   for (let k = 0; k < program.kernels.length; k++) {
+    // a scan loop's kernel (codegen/loop/scan.ts) keeps its serial time loop as lowered
+    if (program.kernels[k]!.ops[0] === 'scan') {
+      program = scheduleScan(program, k, caps);
+      continue;
+    }
     const s = new Schedule(program, k, trace);
     for (const r of recipesFor(caps)) {
       s.recipe = r.name;
