@@ -181,8 +181,8 @@ export async function compile(model: Model, options: CompileOptions = {}): Promi
   try {
     files = buildDirAtomically(options.outDir, (outDir) => {
       const common = { outDir, entries, weights, ...io, embedWeights: options.embedWeights };
-      return target === 'llvm' ? compileLlvm({ ...common, cpu: options.cpu, triple: options.triple, runtime, distributed })
-        : target === 'cuda' ? compileCuda(common) : compileWasm(common);
+      return target === 'llvm' ? compileLlvm({ ...common, cpu: options.cpu, triple: options.triple, runtime, ...(distributed === 'mpi' ? { distributed } : {}) })
+        : target === 'cuda' ? compileCuda({ ...common, ...(distributed === 'nccl' ? { distributed } : {}) }) : compileWasm(common);
     });
   } catch (err) {
     throw new KilnError(errorText(err), { cause: err });
