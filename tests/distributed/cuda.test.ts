@@ -117,9 +117,10 @@ describe.skipIf(missing.length > 0)(`cuda model_train under mpirun${missing.leng
     expect(log).toMatch(/^Epoch 1\/1\n10\/10 - .* - loss: \d\.\d{4}\nSaved trained weights to c2.safetensors\n$/); // rank 0 alone prints
     const c1 = path.join(tmp, 'c1.safetensors'), c2 = path.join(tmp, 'c2.safetensors');
     const initial = path.join(dirs.get('cuda-16')!, 'weights.safetensors');
-    expect(relativeDiff(initial, c1)).toBeGreaterThan(1e-3); // it trained
-    expect(relativeDiff(c1, c2)).toBeLessThanOrEqual(1e-6);
-    // llvm fuses a*b + c (FMA) and schedules its sums otherwise: the same training within float rounding
+    const kernel = (f: string) => readTensors(f)[0]!.data;
+    expect(Math.max(...kernel(c1).map((v, i) => Math.abs(v - kernel(initial)[i]!)))).toBeGreaterThan(1e-3); // it trained
+    expect(relativeDiff(c1, c2)).toBeLessThanOrEqual(1e-6); // 2.5e-7 seen
+    // llvm fuses a*b + c (FMA) and schedules its sums otherwise: the same training within float rounding (3.3e-7 seen)
     expect(relativeDiff(path.join(tmp, 'l2.safetensors'), c2)).toBeLessThanOrEqual(1e-5);
   }, 120_000);
 
