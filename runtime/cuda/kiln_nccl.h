@@ -75,10 +75,10 @@ extern "C" void kiln_nccl_init(int rank, int ranks) {
 #define KILN_NCCL_LOSS(to, from) KILN_CHECK(cudaMemcpyAsync((to), (from), sizeof(float), cudaMemcpyDeviceToHost, kiln_stream))
 static void kiln_nccl_sum(float *v, long n, long step) {
   int rank = 0, ranks = 1;
-  (void)step;
   ncclCommUserRank(kiln_nccl_comm, &rank);
   ncclCommCount(kiln_nccl_comm, &ranks);
   kiln_nccl_check(ncclAllReduce(v, v, (size_t)n, ncclFloat, ncclSum, kiln_nccl_comm, kiln_stream), "ncclAllReduce", rank, ranks);
+  kiln_mpi_watch(step); /* a rank that hangs would leave this one waiting on the stream: disarmed after applyGrads */
 }
 #else
 /* the CPU stands for the GPU: host memory for device memory, kiln_mpi.c's ring for NCCL's */
@@ -127,6 +127,9 @@ extern "C" float kiln_nccl_step(unsigned char *mem, const kiln_entry *grad, cons
   KILN_NCCL_LOSS(&loss, kiln_nccl_vec + kiln_nccl_n - 1);
   /* applyGrads's input is already in place on the device: nothing to copy in (kiln_call waits for the stream) */
   kiln_call(mem, kiln_run_applyGrads, &apply_graph, NULL, 0, NULL, 0);
+#ifndef KILN_CUDA_EMULATE
+  kiln_mpi_watch(-1);
+#endif
   return loss;
 }
 #endif
