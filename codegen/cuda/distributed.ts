@@ -35,7 +35,12 @@ export function findNccl(env: NodeJS.ProcessEnv = process.env): { include: strin
 
 /** Open MPI's compile or link flags (mpicc --showme:compile / :link), as nvcc takes them. */
 function mpiFlags(which: 'compile' | 'link'): string[] {
-  const out = execFileSync('mpicc', [`--showme:${which}`], { encoding: 'utf8' }).trim();
+  let out: string;
+  try {
+    out = execFileSync('mpicc', [`--showme:${which}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    throw new Error(`cuda: --distributed nccl builds model_train with Open MPI's flags, but mpicc --showme:${which} failed (another MPI's mpicc?)`);
+  }
   return out.split(/\s+/).filter(Boolean).flatMap((f) =>
     /^-[ILl]/.test(f) ? [f] : f.startsWith('-Wl,') ? ['-Xlinker', f.slice(4)] : ['-Xcompiler', f]);
 }
