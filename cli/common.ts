@@ -136,7 +136,7 @@ export function errorLocation(err: unknown, file: string): string | undefined {
 }
 
 /** Data-parallel training backends (`--distributed`). */
-export const DISTRIBUTED = ['mpi'] as const;
+export const DISTRIBUTED = ['mpi', 'nccl'] as const;
 export type Distributed = (typeof DISTRIBUTED)[number];
 
 /** Checks `distributed` against the other options: one line for an unknown value or a build that cannot use it. */
@@ -144,7 +144,11 @@ export function checkDistributed(o: { distributed?: string; target?: string; tra
   if (o.distributed === undefined) return undefined;
   if (!(DISTRIBUTED as readonly string[]).includes(o.distributed)) throw new KilnError(`unknown distributed backend '${o.distributed}'; backends are ${DISTRIBUTED.join(', ')}`);
   if (!o.train) throw new KilnError(`--distributed ${o.distributed} trains data-parallel: it needs --train`);
-  if ((o.target ?? 'wasm') !== 'llvm') throw new KilnError(`--distributed ${o.distributed} builds model_train for the llvm target only, not ${o.target ?? 'wasm'}`);
+  // the CPU sums over MPI, the GPU with NCCL (both launched by mpirun)
+  const target = o.target ?? 'wasm', wants = o.distributed === 'mpi' ? 'llvm' : 'cuda';
+  if (target === 'cuda' && o.distributed === 'mpi') throw new KilnError('--distributed mpi is for the llvm target: on cuda the gradients are summed by NCCL, --distributed nccl (still launched with mpirun)');
+  if (target === 'llvm' && o.distributed === 'nccl') throw new KilnError('--distributed nccl is for the cuda target: on llvm the gradients are summed over MPI, --distributed mpi');
+  if (target !== wants) throw new KilnError(`--distributed ${o.distributed} builds model_train for the ${wants} target only, not ${target}`);
   if (o.triple !== undefined) throw new KilnError(`--distributed ${o.distributed} builds for this machine: it cannot be combined with --triple`);
   return o.distributed as Distributed;
 }

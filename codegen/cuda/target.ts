@@ -12,6 +12,7 @@ import { DEFAULT_CAPS, type TargetCaps } from '../loop/schedule.js';
 import { writeSafetensors } from '../../runtime/safetensors.js';
 import { runPipeline } from '../../driver/pipeline.js';
 import { renderCuda } from './render.js';
+import { NCCL_API, NCCL_TAIL, buildNcclTrain } from './distributed.js';
 
 /** What the cuda target schedules for: an H100/H200-class GPU (nests become grids of thread blocks). */
 export const CUDA_CAPS: TargetCaps = { ...DEFAULT_CAPS, vectorWidth: 1, gpu: H100, legal: { ieeeMinMax: false } };
@@ -21,6 +22,8 @@ export interface CudaTargetOptions extends NativeTargetOptions {
   readonly arch?: string;
   /** Build the GPU executables with nvcc when it is installed (default true). */
   readonly nvcc?: boolean;
+  /** 'nccl': model_train for data-parallel training under mpirun (entries gradStep and applyGrads; distributed.ts) */
+  readonly distributed?: 'mpi' | 'nccl'; // cli/common.ts checkDistributed: only 'nccl' reaches cuda
 }
 
 /** model.h's device-memory API (kiln_cuda_host.h implements it). */
@@ -75,19 +78,22 @@ export function compileCuda(o: CudaTargetOptions): string[] {
   const dir = o.outDir, arch = o.arch ?? 'sm_90';
   mkdirSync(dir, { recursive: true });
   const hasTrain = o.entries.some((e) => e.name === 'trainStep');
-  writeFileSync(path.join(dir, 'model.cu'), renderCuda(entries, layout, 'model'));
-  writeFileSync(path.join(dir, 'model.h'), headerSource(o, layout, DEVICE_API));
+  writeFileSync(path.join(dir, 'model.cu'), renderCuda(entries, layout, 'model') + (o.distributed ? NCCL_TAIL : ''));
+  writeFileSync(path.join(dir, 'model.h'), headerSource(o, layout, o.distributed ? [...DEVICE_API, ...NCCL_API] : DEVICE_API));
   writeFileSync(path.join(dir, 'model_desc.c'), descSource(o, compiled, layout, undefined, false));
   writeFileSync(path.join(dir, 'Makefile'), makefile(arch, hasTrain));
   for (const f of ['kiln_runtime.h', 'kiln_runtime.c', 'kiln_core.c', 'kiln_rows.c', 'kiln_math.c', 'kiln_cli.h', 'model_main.c', 'model_train.c']) copyFileSync(path.join(runtimeDir('c'), f), path.join(dir, f));
   for (const f of ['kiln_cuda.h', 'kiln_cuda_host.h']) copyFileSync(path.join(runtimeDir('cuda'), f), path.join(dir, f));
   writeFileSync(path.join(dir, 'weights.safetensors'), writeSafetensors(o.weights, { format: 'kiln' }));
   writeFileSync(path.join(dir, 'model.ir'), irText(compiled));
-  const manifest = manifestOf('cuda', compiled, o.weights, { arenaBytes: layout.arenaBytes, memoryBytes: layout.memoryBytes }, o, { arch });
+  const manifest = manifestOf('cuda', compiled, o.weights, { arenaBytes: layout.arenaBytes, memoryBytes: layout.memoryBytes }, o, { arch, ...(o.distributed ? { distributed: o.distributed } : {}) });
   writeFileSync(path.join(dir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
   const mains = ['model_main', ...(hasTrain ? ['model_train'] : [])];
   const built = [...mains.map((m) => `${m}_emu`), ...(o.nvcc !== false && hasNvcc() ? mains : [])];
+  // model_train for --distributed first: a missing nccl.h is said before nvcc spends time on model_main
+  const distributed = o.distributed ? buildNcclTrain(dir, arch, o.nvcc !== false && hasNvcc()) : [];
   for (const m of built) sh('cuda', 'make', ['-s', m], dir);
+  built.push(...distributed);
   const files = ['model.cu', 'model.h', 'kiln_cuda.h', 'kiln_cuda_host.h', 'Makefile', ...built, 'manifest.json', 'weights.safetensors', 'model.ir'];
   return files.map((f) => path.join(dir, f));
 }

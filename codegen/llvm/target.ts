@@ -50,7 +50,7 @@ export interface LlvmTargetOptions extends NativeTargetOptions {
    */
   readonly runtime?: 'hosted' | 'freestanding';
   /** 'mpi': model_train built with mpicc for data-parallel training (entries gradStep and applyGrads, kiln_mpi.c). */
-  readonly distributed?: 'mpi';
+  readonly distributed?: 'mpi' | 'nccl'; // cli/common.ts checkDistributed: only 'mpi' reaches llvm
 }
 
 /** Whether a target triple names no operating system (thumbv7em-none-eabihf): it gets the freestanding runtime. */

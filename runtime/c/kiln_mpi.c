@@ -59,6 +59,16 @@ void kiln_mpi_init(int *argc, char ***argv, int *rank, int *ranks) {
   *ranks = world;
 }
 
+void kiln_mpi_watch(long step) {
+  if (step < 0) {
+    alarm(0);
+    return;
+  }
+  snprintf(late, sizeof late, "model_train (rank %d/%d): the all-reduce of step %ld got no answer from the other ranks within %u s: "
+           "a rank died or hangs (KILN_MPI_TIMEOUT sets the limit)\n", me, world, step, timeout_s);
+  alarm(timeout_s);
+}
+
 /* chunk c of the ring: [c*n/world, (c+1)*n/world) */
 static long lo(long n, int c) { return (long)((double)n * c / world); }
 
@@ -74,9 +84,7 @@ void kiln_mpi_allreduce(float *buf, long n, long step) {
     if (!scratch) { fprintf(stderr, "model_train: out of memory\n"); exit(1); }
     scratch_n = most;
   }
-  snprintf(late, sizeof late, "model_train (rank %d/%d): the all-reduce of step %ld got no answer from the other ranks within %u s: "
-           "a rank died or hangs (KILN_MPI_TIMEOUT sets the limit)\n", me, world, step, timeout_s);
-  alarm(timeout_s);
+  kiln_mpi_watch(step);
   /* reduce-scatter: chunk c starts at rank c and passes right, each rank adding its own values after the sum so
      far, so chunk c is summed in the order c, c+1, ..., c-1 whatever the timing; rank r ends with chunk r+1 */
   for (s = 0; s < world - 1; s++) {
@@ -93,7 +101,7 @@ void kiln_mpi_allreduce(float *buf, long n, long step) {
     check(MPI_Sendrecv(buf + lo(n, send), (int)(lo(n, send + 1) - lo(n, send)), MPI_FLOAT, right, 1, buf + lo(n, recv),
                        (int)(lo(n, recv + 1) - lo(n, recv)), MPI_FLOAT, left, 1, MPI_COMM_WORLD, MPI_STATUS_IGNORE), "MPI_Sendrecv");
   }
-  alarm(0);
+  kiln_mpi_watch(-1);
 }
 
 void kiln_mpi_finalize(void) {

@@ -10,6 +10,10 @@ void kiln_mpi_init(int *argc, char ***argv, int *rank, int *ranks);
    Exits with one line when the other ranks do not answer within KILN_MPI_TIMEOUT seconds (default 600). */
 void kiln_mpi_allreduce(float *buf, long n, long step);
 
+/* The same watchdog around a collective of another library that the caller waits for (NCCL's): armed for `step`,
+   or disarmed with -1. */
+void kiln_mpi_watch(long step);
+
 void kiln_mpi_finalize(void);
 
 #endif

@@ -145,6 +145,10 @@ static double train_step(const kiln_entry *e, const void *const *inputs, void *c
   }
   (void)outputs;
   (void)loss_output;
+#ifdef KILN_DEVICE_STEP
+  /* a GPU build (--target cuda --distributed nccl) does the same on the device: kiln_nccl.h */
+  return KILN_DEVICE_STEP(memory, e, inputs, ae, mine, nb, step);
+#endif
   /* the gradients of a mean over this rank's rows, weighted by its rows: their sum over the ranks, divided by the
      batch's rows, is the gradient of the mean over the whole batch (the state values and the loss likewise) */
   if (mine > 0) {
@@ -182,6 +186,9 @@ int main(int argc, char **argv) {
   {
     static char prog[64];
     kiln_mpi_init(&argc, &argv, &me, &ranks);
+#ifdef KILN_DEVICE_INIT
+    KILN_DEVICE_INIT(me, ranks); /* a GPU per rank, and NCCL's communicator */
+#endif
     snprintf(prog, sizeof prog, "model_train (rank %d/%d)", me, ranks);
     if (ranks > 1) kiln_prog = prog;
     if (me > 0 && !freopen("/dev/null", "w", stdout)) die("cannot silence stdout"); /* rank 0 alone shows the progress */
@@ -365,7 +372,7 @@ int main(int argc, char **argv) {
     qsort(times, (size_t)bench, sizeof *times, cmp_double);
     qsort(reduce, (size_t)bench, sizeof *reduce, cmp_double);
     printf("median %.2f us", bench % 2 ? times[bench / 2] : (times[bench / 2 - 1] + times[bench / 2]) / 2);
-    if (ranks > 1) printf(" (all-reduce %.2f us)", bench % 2 ? reduce[bench / 2] : (reduce[bench / 2 - 1] + reduce[bench / 2]) / 2);
+    if (ranks > 1 && allreduce_us > 0) printf(" (all-reduce %.2f us)", bench % 2 ? reduce[bench / 2] : (reduce[bench / 2 - 1] + reduce[bench / 2]) / 2);
     printf("\n");
 #ifdef KILN_MPI
     kiln_mpi_finalize();

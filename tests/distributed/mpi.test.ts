@@ -64,7 +64,7 @@ function writeData(rows: number, tag: string): void {
 
 describe('--distributed: one-line errors', () => {
   it.each([
-    [{ distributed: 'nccl', train: true, target: 'llvm' }, "unknown distributed backend 'nccl'; backends are mpi"],
+    [{ distributed: 'gloo', train: true, target: 'llvm' }, "unknown distributed backend 'gloo'; backends are mpi, nccl"],
     [{ distributed: 'mpi', target: 'llvm' }, '--distributed mpi trains data-parallel: it needs --train'],
     [{ distributed: 'mpi', train: true, target: 'wasm' }, '--distributed mpi builds model_train for the llvm target only, not wasm'],
     [{ distributed: 'mpi', train: true, target: 'llvm', triple: 'aarch64-linux-gnu' }, '--distributed mpi builds for this machine: it cannot be combined with --triple'],
