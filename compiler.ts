@@ -198,7 +198,7 @@ export async function compile(model: Model, options: CompileOptions = {}): Promi
   try {
     timed('trace', () => {
       entries.push(...predictEntries(model, batchSize, maxBatch));
-      if (options.train) entries.push(trainStepEntry(model, batchSize));
+      if (options.train) entries.push(...trainStepEntries(model, batchSize, distributed !== undefined));
     });
   } catch (err) {
     if (err instanceof KilnError) throw err;
