@@ -1,14 +1,38 @@
 // GPU targets only: each reduction gets the tree (`tree: W`, ir/ops.ts treeLevels) the GPU cost model picks, so
 // its W partials can run on a block's threads and combine in a fixed order every evaluator follows (CPU targets
-// never run this pass: their artifacts keep the serial order).
-import { type Graph, rebuild } from '../../ir/graph.js';
+// never run this pass: their artifacts keep the serial order). Contractions too: a conv's or matmul's long sum
+// with few outputs (weight gradients: the sum runs over the batch) gets a tree where the cost model finds it
+// cheaper than a thread per output (conv) or shared-memory tiles (matmul).
+import { type Graph, type Node, rebuild } from '../../ir/graph.js';
 import { isReduceOp, attrsOf } from '../../ir/ops.js';
 import { sizeOf } from '../../ir/types.js';
-import { type GpuCaps, reductionTree } from './gpu.js';
+import { type GpuCaps, matmulCycles, matmulTiles, reductionCycles, reductionTree } from './gpu.js';
 
-/** The graph with a `tree` attribute on every reduction a tree makes cheaper (one already declared is kept). */
+/** The tree a conv or float matmul node gets, or 1 (keep its serial sum). */
+function contractionTree(n: Node, gpu: GpuCaps): number {
+  if (n.type.dtype !== 'float32') return 1;
+  const rows = sizeOf(n.type.shape);
+  if (n.op === 'conv') {
+    if (attrsOf(n, 'conv').tree !== undefined) return 1;
+    const ks = n.src[1]!.type.shape, len = sizeOf(ks.slice(0, ks.length - 1));
+    return rows > 0 && len > 0 ? reductionTree(rows, len, gpu) : 1;
+  }
+  if (n.op !== 'matmul' || attrsOf(n, 'matmul').tree !== undefined) return 1;
+  const as = n.src[0]!.type.shape, r = as.length, K = as[r - 1]!, M = as[r - 2]!, N = n.type.shape[r - 1]!;
+  const batch = sizeOf(as.slice(0, r - 2));
+  if (rows === 0 || K === 0) return 1;
+  const W = reductionTree(rows, K, gpu);
+  // the tiled matmul (gpu_matmul.ts) is the alternative
+  return W > 1 && reductionCycles(rows, K, W, gpu) < matmulCycles(M, N, K, batch, matmulTiles(M, N, K, batch, gpu), gpu) ? W : 1;
+}
+
+/** The graph with a `tree` attribute on every reduction and contraction a tree makes cheaper (one already declared is kept). */
 export function reductionTrees(g: Graph, gpu: GpuCaps): Graph {
   return rebuild(g, (b, n, src) => {
+    if (n.op === 'conv' || n.op === 'matmul') {
+      const W = contractionTree(n, gpu);
+      return W > 1 ? b.emit(n.op, src, { ...n.attrs, tree: W }) : undefined;
+    }
     if (!isReduceOp(n.op)) return undefined;
     const { axes, tree } = attrsOf(n, n.op);
     if (tree !== undefined) return undefined;
