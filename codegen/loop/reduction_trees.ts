@@ -3,10 +3,25 @@
 // never run this pass: their artifacts keep the serial order). Contractions too: a conv's or matmul's long sum
 // with few outputs (weight gradients: the sum runs over the batch) gets a tree where the cost model finds it
 // cheaper than a thread per output (conv) or shared-memory tiles (matmul).
-import { type Graph, type Node, rebuild } from '../../ir/graph.js';
-import { isReduceOp, attrsOf } from '../../ir/ops.js';
+import { type Graph, type Node, rebuild, topoSort } from '../../ir/graph.js';
+import { GroupOp, isReduceOp, attrsOf } from '../../ir/ops.js';
 import { sizeOf } from '../../ir/types.js';
-import { type GpuCaps, matmulCycles, matmulTiles, reductionCycles, reductionTree } from './gpu.js';
+import { type GpuCaps, LAUNCH_CYCLES, matmulCycles, matmulTiles, reductionCycles, reductionTree } from './gpu.js';
+
+/**
+ * The nodes whose value flows (through elementwise and movement ops) into a reduction: a contraction among them
+ * is fused under that reduction's row (a softmax over a matmul's row is computed one row per thread), where its
+ * tree would run on one thread, so it keeps its serial sum.
+ */
+function feedingReductions(g: Graph): Set<Node> {
+  const order = topoSort(g), feeds = new Set<Node>();
+  for (let i = order.length - 1; i >= 0; i--) {
+    const n = order[i]!;
+    if (!GroupOp.Reduce.has(n.op) && !feeds.has(n)) continue;
+    for (const s of n.src) if (GroupOp.Elementwise.has(s.op) || GroupOp.Movement.has(s.op) || s.op === 'matmul' || s.op === 'conv') feeds.add(s);
+  }
+  return feeds;
+}
 
 /** The tree a conv or float matmul node gets, or 1 (keep its serial sum). */
 function contractionTree(n: Node, gpu: GpuCaps): number {
@@ -22,15 +37,16 @@ function contractionTree(n: Node, gpu: GpuCaps): number {
   const batch = sizeOf(as.slice(0, r - 2));
   if (rows === 0 || K === 0) return 1;
   const W = reductionTree(rows, K, gpu);
-  // the tiled matmul (gpu_matmul.ts) is the alternative
-  return W > 1 && reductionCycles(rows, K, W, gpu) < matmulCycles(M, N, K, batch, matmulTiles(M, N, K, batch, gpu), gpu) ? W : 1;
+  // the tiled matmul (gpu_matmul.ts) is the alternative (matmulCycles counts no launch; reductionCycles does)
+  return W > 1 && reductionCycles(rows, K, W, gpu) < LAUNCH_CYCLES + matmulCycles(M, N, K, batch, matmulTiles(M, N, K, batch, gpu), gpu) ? W : 1;
 }
 
 /** The graph with a `tree` attribute on every reduction and contraction a tree makes cheaper (one already declared is kept). */
 export function reductionTrees(g: Graph, gpu: GpuCaps): Graph {
+  const underRows = feedingReductions(g);
   return rebuild(g, (b, n, src) => {
     if (n.op === 'conv' || n.op === 'matmul') {
-      const W = contractionTree(n, gpu);
+      const W = underRows.has(n) ? 1 : contractionTree(n, gpu);
       return W > 1 ? b.emit(n.op, src, { ...n.attrs, tree: W }) : undefined;
     }
     if (!isReduceOp(n.op)) return undefined;
