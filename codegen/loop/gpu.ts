@@ -128,23 +128,33 @@ export const LAUNCH_CYCLES = 2000;
 /** Instructions per reduced element (load, address, combine, loop) and per tree level (shared store, barrier, load, combine). */
 const REDUCE_STEP = 4, TREE_LEVEL = 24;
 
-/** Estimated cycles of `rows` reductions of n elements each, serially per thread (W = 1) or by a tree of W threads a row. */
+/** The most threads a tree runs on in one block; a wider tree runs on W / TREE_THREADS blocks and a second launch. */
+export const TREE_THREADS = 256;
+/** The widest tree declared (W / TREE_THREADS blocks a row: enough to fill the GPU with a few rows). */
+const MAX_TREE = 1 << 14;
+
+/**
+ * Estimated cycles of `rows` reductions of n elements each, serially per thread (W = 1), by a tree of W threads a
+ * row, or (W > TREE_THREADS) by W / TREE_THREADS blocks a row, whose partials a second launch combines
+ * (schedules/gpu_split_tree.ts).
+ */
 export function reductionCycles(rows: number, n: number, W: number, g: GpuCaps = H100): number {
   if (W === 1) {
     const T = gridThreads(rows, n * REDUCE_STEP, g);
     return LAUNCH_CYCLES + launchCycles(rows / T, T, n * REDUCE_STEP, 0, g);
   }
-  const levels = Math.log2(W);
-  return LAUNCH_CYCLES + launchCycles(rows, W, (n / W) * REDUCE_STEP + levels * TREE_LEVEL, 4 * W, g);
+  const T = Math.min(W, TREE_THREADS), B = W / T;
+  const first = LAUNCH_CYCLES + launchCycles(rows * B, T, (n / W) * REDUCE_STEP + Math.log2(T) * TREE_LEVEL, 4 * T, g);
+  return B === 1 ? first : first + LAUNCH_CYCLES + launchCycles(rows, 1, Math.log2(B) * TREE_LEVEL, 0, g);
 }
 
 /**
- * The tree width for `rows` reductions of n elements (ir/ops.ts treeLevels): the power of two dividing n (at most a
- * block of 256 threads) the cost model finds cheapest, or 1 (serial) when no tree beats one thread per row.
+ * The tree width for `rows` reductions of n elements (ir/ops.ts treeLevels): the power of two dividing n (up to
+ * MAX_TREE) the cost model finds cheapest, or 1 (serial) when no tree beats one thread per row.
  */
 export function reductionTree(rows: number, n: number, g: GpuCaps = H100): number {
   let best = 1, bestCost = reductionCycles(rows, n, 1, g);
-  for (let W = 2; W <= Math.min(256, g.maxThreadsPerBlock) && n % W === 0; W *= 2) {
+  for (let W = 2; W <= MAX_TREE && n % W === 0; W *= 2) {
     const c = reductionCycles(rows, n, W, g);
     if (c < bestCost) { best = W; bestCost = c; }
   }
