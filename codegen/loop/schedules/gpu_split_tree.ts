@@ -6,7 +6,7 @@
 import { treeLevels } from '../../../ir/ops.js';
 import { E, type Expr, S, type Stmt } from '../ir.js';
 import { type Tree, treeParts, unitLaunch } from './gpu_reduce.js';
-import { type For, substStmts } from './loops.js';
+import { type For, readsOf, substStmts } from './loops.js';
 import { mapExpr, someExpr } from '../visit.js';
 import { primitive } from './primitive.js';
 
@@ -15,6 +15,18 @@ export interface SplitTreeArgs {
   readonly launch: string;
   /** threads per block of the first launch (the tree's width W is split into W / threads blocks) */
   readonly threads: number;
+}
+
+/** The decls (in order) that `body` reads, directly or through a later kept decl: a launch keeps only its own. */
+function neededDecls(decls: readonly Stmt[], body: readonly Stmt[]): Stmt[] {
+  const reads = readsOf(body), kept: Stmt[] = [];
+  for (let i = decls.length - 1; i >= 0; i--) {
+    const d = decls[i]!;
+    if (d.k !== 'decl' || !reads.has(d.name)) continue;
+    kept.unshift(d);
+    for (const v of readsOf([d])) reads.add(v);
+  }
+  return kept;
 }
 
 /** The launch's block loops, outermost first, down to the unit thread loop's block. */
@@ -79,7 +91,7 @@ export const splitTree = primitive<SplitTreeArgs>({
     const partial = toShared(substStmts(tree.inner.body, new Map([[tree.inner.v, ki]])));
     const init = tree.init.body[0] as Extract<Stmt, { k: 'store' }>;
     const first: Stmt[] = [
-      ...decls, { ...tree.local, name: Sh, size: T, scope: 'shared' },
+      { ...tree.local, name: Sh, size: T, scope: 'shared' },
       S.for(ti, T, [S.store(Sh, E.v(ti), init.value)], 'thread'),
       // each thread's partial: its elements in their order
       S.for(tv, T, [{ ...tree.outer, body: partial }], 'thread'),
@@ -89,17 +101,18 @@ export const splitTree = primitive<SplitTreeArgs>({
       first.push(S.for(i, s, [S.store(Sh, E.v(i), bin(cell(E.v(i)), cell(E.add(E.v(i), E.i32(s)))))], 'thread'));
     }
     first.push(S.for(k.fresh('tz'), 1, [S.store(G, E.add(E.mul(row, E.i32(B)), E.v(gb)), cell(E.i32(0)))], 'thread'));
-    const launchA = rebuildChain(chain, [S.for(gb, B, first, 'block')]);
+    const launchA = rebuildChain(chain, [S.for(gb, B, [...neededDecls(decls, first), ...first], 'block')]);
     // the second launch: the last levels over the B block partials of the row, then the tail, on one thread
     const names = new Map<string, Expr>(), fresh2 = chain.map((b) => k.fresh(b.v.replace(/_?\d+$/, '')));
     chain.forEach((b, i) => names.set(b.v, E.v(fresh2[i]!)));
     const base = E.mul(row, E.i32(B)), at = (i: Expr) => E.load(G, E.add(base, i), t);
-    const second: Stmt[] = [...decls];
+    const second: Stmt[] = [];
     for (const s of treeLevels(B)) {
       const i = k.fresh('tl');
       second.push(S.for(i, s, [S.store(G, E.add(base, E.v(i)), bin(at(E.v(i)), at(E.add(E.v(i), E.i32(s)))))]));
     }
     second.push(S.decl(tree.acc.name, t, at(E.i32(0))), ...tail);
+    second.unshift(...neededDecls(decls, second));
     const launchB = rebuildChain(chain.map((b, i) => ({ ...b, v: fresh2[i]! })), [S.for(k.fresh('tz'), 1, substStmts(second, names), 'thread')]);
     const body = k.body.flatMap((s) => (s === top ? [launchA, launchB] : [s]));
     return { body, buffers: [...k.buffers, { name: G, dtype, size: rows * B, kind: 'temp' }] };
