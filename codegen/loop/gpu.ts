@@ -197,6 +197,8 @@ export interface LaunchShape {
   readonly grid: number;
   readonly block: number;
   readonly shared: number;
+  /** elements of register arrays a thread holds (a matmul's tm x tn accumulator tile, a cached row) */
+  readonly registers: number;
   readonly cycles: number;
 }
 
@@ -209,9 +211,12 @@ export function launchShapes(p: Program, g: GpuCaps = H100): LaunchShape[] {
       let b: For = top, grid = top.extent;
       while (b.body.length === 1 && b.body[0]!.k === 'for' && b.body[0]!.kind === 'block') { b = b.body[0] as For; grid *= b.extent; }
       const block = blockThreads(b.body);
-      let shared = 0;
-      walkStmts(b.body, (s) => { if (s.k === 'local' && s.scope === 'shared') shared += 4 * s.size; });
-      out.push({ kernel: k.name, grid, block, shared, cycles: Math.round(LAUNCH_CYCLES + launchCycles(grid, block, blockWork(b.body, block), shared, g)) });
+      let shared = 0, registers = 0;
+      walkStmts(b.body, (s) => {
+        if (s.k === 'local' && s.scope === 'shared') shared += 4 * s.size;
+        if (s.k === 'local' && s.scope === 'register') registers += s.size;
+      });
+      out.push({ kernel: k.name, grid, block, shared, registers, cycles: Math.round(LAUNCH_CYCLES + launchCycles(grid, block, blockWork(b.body, block), shared, g)) });
     }
   }
   return out;
@@ -220,6 +225,6 @@ export function launchShapes(p: Program, g: GpuCaps = H100): LaunchShape[] {
 /** One comment line per launch (as `--dump-after schedule` ends for a GPU target), then the total estimate. */
 export function describeLaunches(p: Program, g: GpuCaps = H100): string {
   const ls = launchShapes(p, g);
-  const lines = ls.map((l) => `# launch ${l.kernel}: grid ${l.grid} x block ${l.block}${l.shared ? `, ${l.shared} B shared` : ''}, estimate ${l.cycles} cycles`);
+  const lines = ls.map((l) => `# launch ${l.kernel}: grid ${l.grid} x block ${l.block}${l.shared ? `, ${l.shared} B shared` : ''}${l.registers ? `, register arrays of ${l.registers} a thread` : ''}, estimate ${l.cycles} cycles`);
   return `${lines.join('\n')}\n# ${ls.length} launches, estimate ${ls.reduce((a, l) => a + l.cycles, 0)} cycles\n`;
 }

@@ -116,3 +116,19 @@ describe('declared trees on contractions: the CUDA schedule', () => {
     expectMatchesGraph(g, pl.program, 6);
   }, 120_000);
 });
+
+describe('--dump-after schedule for cuda', () => {
+  it('shows each launch\'s register arrays (a matmul\'s accumulator tile) beside grid, block, shared bytes and estimate', () => {
+    let out = '';
+    runPipeline(parseGraph(`graph @mm {
+  %0 = input {name="a"} : f32[256,32]
+  %1 = input {name="b"} : f32[32,256]
+  %2 = matmul %0, %1 : f32[256,256]
+  output "y" = %2
+}`), { caps: CUDA_CAPS, dumpAfter: 'schedule', dump: (t) => { out = t; } });
+    const m = /# launch k0_matmul: grid \d+ x block \d+, \d+ B shared, register arrays of (\d+) a thread, estimate \d+ cycles\n/.exec(out);
+    expect(m, out.slice(-400)).not.toBeNull();
+    // the tile is the accumulator array the schedule declares in the launch
+    expect(out).toMatch(new RegExp(`local acc\\w*: f32\\[${m![1]}\\] register`));
+  });
+});
