@@ -7,7 +7,8 @@
 //
 //   npm run bench:cuda               # here: writes bench/cuda-build/ (needs nvcc)
 //   bash bench/cuda-build/check.sh   # on the GPU machine (carry bench/cuda-build)
-import { copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { compile, loadModelFile } from '../compiler.js';
@@ -20,7 +21,7 @@ import { traceModel } from '../frontend/models/executor.js';
 import { traceTrainStep } from '../frontend/models/training.js';
 import { type Graph, nodeName, updatesAsOutputs } from '../ir/graph.js';
 import { interpret } from '../ir/interpreter.js';
-import { writeNpy } from '../runtime/npy.js';
+import { readNpy, writeNpy } from '../runtime/npy.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const out = path.join(root, 'bench', 'cuda-build');
@@ -82,7 +83,18 @@ for (const k of cases) {
     const v = ref.outputs.get(o.name)!;
     writeFileSync(path.join(dir, 'expected', `${o.name.replace(/\//g, '_')}.npy`), writeNpy(v.type.dtype, v.type.shape, v.data));
   }
-  process.stderr.write(`prepared ${k.name} (nvcc and emulated builds ${(built / 1e3).toFixed(1)} s, interpreter ${((performance.now() - t1) / 1e3).toFixed(1)} s)\n`);
+  // the emulated build (the same model.cu on the CPU) against the expected outputs, bit for bit, before any GPU time
+  const t2 = performance.now();
+  const ins = g.inputs.map((_, i) => `in${i}.npy`);
+  execFileSync(path.join(dir, 'model_main_emu'), ['--entry', entries[entries.length - 1]!.name, '--out', 'emu', ...ins], { cwd: dir, stdio: 'ignore' });
+  const bad = g.outputs.filter((o) => {
+    const f = `${o.name.replace(/\//g, '_')}.npy`;
+    const [got, want] = ['emu', 'expected'].map((d) => readNpy(readFileSync(path.join(dir, d, f))).data);
+    return !Buffer.from(got!.buffer, got!.byteOffset, got!.byteLength).equals(Buffer.from(want!.buffer, want!.byteOffset, want!.byteLength));
+  });
+  rmSync(path.join(dir, 'emu'), { recursive: true });
+  if (bad.length) throw new Error(`bench:cuda: ${k.name}: the emulated build differs from the interpreter on ${bad.map((o) => o.name).join(', ')}`);
+  process.stderr.write(`prepared ${k.name} (emulated build bit for bit in ${((performance.now() - t2) / 1e3).toFixed(1)} s; nvcc and emulated builds ${(built / 1e3).toFixed(1)} s, interpreter ${((performance.now() - t1) / 1e3).toFixed(1)} s)\n`);
   // the cost model's estimate of the timed entry (bench/results-cuda.md), beside its launches
   const ls = launchShapes(runPipeline(k.timed.graph, { caps: CUDA_CAPS }).program);
   const cycles = ls.reduce((a, l) => a + l.cycles, 0);

@@ -100,13 +100,13 @@ describe('declared trees on contractions: the CUDA schedule', () => {
     for (const l of ls) expect(l.grid * l.block > 32 || l.cycles < 10_000, JSON.stringify(l)).toBe(true);
   });
 
-  it('the seed CNN training step at batch 2: trees on its conv and matmul contractions, bit for bit in both loop orders', () => {
-    const graph = seedCnnStep(2);
+  it('the seed CNN training step at batch 1: trees on its two conv kernel gradients, bit for bit in both loop orders', () => {
+    const graph = seedCnnStep(1);
     const pl = runPipeline(graph, { caps: CUDA_CAPS });
     const trees = topoSort(pl.graph).filter((n) => (n.op === 'conv' || n.op === 'matmul') && n.attrs['tree'] !== undefined);
     expect(trees.map((n) => n.op).sort()).toEqual(['conv', 'conv']);
     expect(printProgram(pl.program)).toMatch(/local part\w*: f32\[\d+\] shared/);
-    expectMatchesGraph(graph, pl.program, 2);
+    expectMatchesGraph(graph, pl.program, 1);
   }, 120_000);
 
   it('the seed MLP training step at batch 32: the second layer\'s kernel gradient (K = batch) as a tree, bit for bit', () => {
