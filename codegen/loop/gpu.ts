@@ -150,11 +150,11 @@ export function reductionCycles(rows: number, n: number, W: number, g: GpuCaps =
 
 /**
  * The tree width for `rows` reductions of n elements (ir/ops.ts treeLevels): the power of two dividing n (up to
- * MAX_TREE) the cost model finds cheapest, or 1 (serial) when no tree beats one thread per row.
+ * `max`, MAX_TREE unless said) the cost model finds cheapest, or 1 (serial) when no tree beats one thread per row.
  */
-export function reductionTree(rows: number, n: number, g: GpuCaps = H100): number {
+export function reductionTree(rows: number, n: number, g: GpuCaps = H100, max = MAX_TREE): number {
   let best = 1, bestCost = reductionCycles(rows, n, 1, g);
-  for (let W = 2; W <= MAX_TREE && n % W === 0; W *= 2) {
+  for (let W = 2; W <= max && n % W === 0; W *= 2) {
     const c = reductionCycles(rows, n, W, g);
     if (c < bestCost) { best = W; bestCost = c; }
   }

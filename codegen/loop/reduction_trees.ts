@@ -6,19 +6,19 @@
 import { type Graph, type Node, rebuild, topoSort } from '../../ir/graph.js';
 import { GroupOp, isReduceOp, attrsOf } from '../../ir/ops.js';
 import { sizeOf } from '../../ir/types.js';
-import { type GpuCaps, LAUNCH_CYCLES, matmulCycles, matmulTiles, reductionCycles, reductionTree } from './gpu.js';
+import { type GpuCaps, LAUNCH_CYCLES, TREE_THREADS, matmulCycles, matmulTiles, reductionCycles, reductionTree } from './gpu.js';
 
 /**
  * The nodes whose value flows (through elementwise and movement ops) into a reduction: a contraction among them
  * is fused under that reduction's row (a softmax over a matmul's row is computed one row per thread), where its
- * tree would run on one thread, so it keeps its serial sum.
+ * tree would run on one thread, so it keeps its serial sum; a reduction among them shares its row.
  */
 function feedingReductions(g: Graph): Set<Node> {
   const order = topoSort(g), feeds = new Set<Node>();
   for (let i = order.length - 1; i >= 0; i--) {
     const n = order[i]!;
     if (!GroupOp.Reduce.has(n.op) && !feeds.has(n)) continue;
-    for (const s of n.src) if (GroupOp.Elementwise.has(s.op) || GroupOp.Movement.has(s.op) || s.op === 'matmul' || s.op === 'conv') feeds.add(s);
+    for (const s of n.src) if (GroupOp.Elementwise.has(s.op) || GroupOp.Movement.has(s.op) || GroupOp.Reduce.has(s.op) || s.op === 'matmul' || s.op === 'conv') feeds.add(s);
   }
   return feeds;
 }
@@ -41,9 +41,20 @@ function contractionTree(n: Node, gpu: GpuCaps): number {
   return W > 1 && reductionCycles(rows, K, W, gpu) < LAUNCH_CYCLES + matmulCycles(M, N, K, batch, matmulTiles(M, N, K, batch, gpu), gpu) ? W : 1;
 }
 
+/** Whether n's operands reach a reduction through elementwise and movement ops only (fused into the same row). */
+function afterReduction(n: Node, memo = new Map<Node, boolean>()): boolean {
+  let r = memo.get(n);
+  if (r === undefined) {
+    memo.set(n, false);
+    r = n.src.some((s) => GroupOp.Reduce.has(s.op) || ((GroupOp.Elementwise.has(s.op) || GroupOp.Movement.has(s.op)) && afterReduction(s, memo)));
+    memo.set(n, r);
+  }
+  return r;
+}
+
 /** The graph with a `tree` attribute on every reduction and contraction a tree makes cheaper (one already declared is kept). */
 export function reductionTrees(g: Graph, gpu: GpuCaps): Graph {
-  const underRows = feedingReductions(g);
+  const underRows = feedingReductions(g), memo = new Map<Node, boolean>();
   return rebuild(g, (b, n, src) => {
     if (n.op === 'conv' || n.op === 'matmul') {
       const W = underRows.has(n) ? 1 : contractionTree(n, gpu);
@@ -54,7 +65,10 @@ export function reductionTrees(g: Graph, gpu: GpuCaps): Graph {
     if (tree !== undefined) return undefined;
     const x = src[0]!;
     const len = axes.reduce((a, d) => a * x.type.shape[d]!, 1), rows = sizeOf(n.type.shape);
-    const W = rows > 0 && len > 0 ? reductionTree(rows, len, gpu) : 1;
+    // a reduction sharing its row with another (a softmax's max and sum) stays on one block: only a row's single
+    // tree splits over blocks (schedules/gpu_split_tree.ts)
+    const shared = underRows.has(n) || afterReduction(n, memo);
+    const W = rows > 0 && len > 0 ? reductionTree(rows, len, gpu, shared ? TREE_THREADS : undefined) : 1;
     return W > 1 ? b.emit(n.op, src, { ...n.attrs, tree: W }) : undefined;
   });
 }

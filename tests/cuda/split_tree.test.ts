@@ -70,3 +70,26 @@ describe('trees wider than a block', () => {
     expect(launches).toEqual([[W / 256, 256], [1, 1]]);
   }, 120_000);
 });
+
+describe('which trees may split', () => {
+  it('a softmax over long rows keeps both its trees on one block (a row with two trees does not split); a lone row sum splits', () => {
+    const softmax = parseGraph(`graph @s {
+  %0 = input {name="x"} : f32[2,65536]
+  %1 = reduce_max %0 {axes=[1], keepdims=true} : f32[2,1]
+  %2 = broadcast %1 {shape=[2, 65536]} : f32[2,65536]
+  %3 = sub %0, %2 : f32[2,65536]
+  %4 = exp %3 : f32[2,65536]
+  %5 = reduce_sum %4 {axes=[1], keepdims=true} : f32[2,1]
+  %6 = broadcast %5 {shape=[2, 65536]} : f32[2,65536]
+  %7 = div %4, %6 : f32[2,65536]
+  output "y" = %7
+}`);
+    const trees = (g: typeof softmax) => topoSort(reductionTrees(g, H100)).flatMap((n) => (n.attrs['tree'] === undefined ? [] : [Number(n.attrs['tree'])]));
+    expect(trees(softmax)).toEqual([256, 256]);
+    expect(trees(parseGraph(`graph @t {
+  %0 = input {name="x"} : f32[2,65536]
+  %1 = reduce_sum %0 {axes=[1]} : f32[2]
+  output "y" = %1
+}`))[0]).toBeGreaterThan(256);
+  });
+});
