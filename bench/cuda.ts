@@ -7,17 +7,21 @@
 //
 //   npm run bench:cuda               # here: writes bench/cuda-build/ (needs nvcc)
 //   bash bench/cuda-build/check.sh   # on the GPU machine (carry bench/cuda-build)
-import { copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { compile, loadModelFile } from '../compiler.js';
-import { compileCuda, hasNvcc } from '../codegen/cuda/target.js';
+import { CUDA_CAPS, compileCuda, hasNvcc } from '../codegen/cuda/target.js';
+import { H100, launchShapes } from '../codegen/loop/gpu.js';
+import { reductionTrees } from '../codegen/loop/reduction_trees.js';
+import { runPipeline } from '../driver/pipeline.js';
 import * as keras from '../frontend/index.js';
 import { traceModel } from '../frontend/models/executor.js';
 import { traceTrainStep } from '../frontend/models/training.js';
 import { type Graph, nodeName, updatesAsOutputs } from '../ir/graph.js';
 import { interpret } from '../ir/interpreter.js';
-import { writeNpy } from '../runtime/npy.js';
+import { readNpy, writeNpy } from '../runtime/npy.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const out = path.join(root, 'bench', 'cuda-build');
@@ -53,6 +57,7 @@ train('cnn_train_b32', cnn, 32);
 train('cnn_train_b1024', cnn, 1024);
 predict('cnn_predict_b1024', cnn, 1024);
 
+const estimates: string[] = [];
 for (const k of cases) {
   const dir = path.join(out, k.name);
   const g = k.checked;
@@ -72,12 +77,32 @@ for (const k of cases) {
   });
   mkdirSync(path.join(dir, 'expected'), { recursive: true });
   const t1 = performance.now();
-  const ref = interpret(g, inputs, k.params);
+  // the GPU sums in the declared trees' order (codegen/loop/reduction_trees.ts): so does the reference
+  const ref = interpret(reductionTrees(g, H100), inputs, k.params);
   for (const o of g.outputs) {
     const v = ref.outputs.get(o.name)!;
     writeFileSync(path.join(dir, 'expected', `${o.name.replace(/\//g, '_')}.npy`), writeNpy(v.type.dtype, v.type.shape, v.data));
   }
-  process.stderr.write(`prepared ${k.name} (nvcc and emulated builds ${(built / 1e3).toFixed(1)} s, interpreter ${((performance.now() - t1) / 1e3).toFixed(1)} s)\n`);
+  // the emulated build (the same model.cu on the CPU) against the expected outputs before any GPU time, as
+  // compare.py will check the GPU's (within 1e-6 + 1e-4 |want|: exp and log round differently there), and how many
+  // outputs are bit for bit (the sums follow the declared trees; exp, log and division may differ by an ulp)
+  const t2 = performance.now();
+  const ins = g.inputs.map((_, i) => `in${i}.npy`);
+  execFileSync(path.join(dir, 'model_main_emu'), ['--entry', entries[entries.length - 1]!.name, '--out', 'emu', ...ins], { cwd: dir, stdio: 'ignore' });
+  let exact = 0;
+  const bad = g.outputs.filter((o) => {
+    const f = `${o.name.replace(/\//g, '_')}.npy`;
+    const [got, want] = ['emu', 'expected'].map((d) => readNpy(readFileSync(path.join(dir, d, f))).data);
+    if (Buffer.from(got!.buffer, got!.byteOffset, got!.byteLength).equals(Buffer.from(want!.buffer, want!.byteOffset, want!.byteLength))) { exact++; return false; }
+    return want!.some((w, i) => (Number.isNaN(w) ? !Number.isNaN(got![i]!) : !(Math.abs(got![i]! - w) <= 1e-6 + 1e-4 * Math.abs(w))));
+  });
+  rmSync(path.join(dir, 'emu'), { recursive: true });
+  if (bad.length) throw new Error(`bench:cuda: ${k.name}: the emulated build differs from the interpreter on ${bad.map((o) => o.name).join(', ')}`);
+  process.stderr.write(`prepared ${k.name} (emulated build matches, ${exact} of ${g.outputs.length} outputs bit for bit, ${((performance.now() - t2) / 1e3).toFixed(1)} s; nvcc and emulated builds ${(built / 1e3).toFixed(1)} s, interpreter ${((performance.now() - t1) / 1e3).toFixed(1)} s)\n`);
+  // the cost model's estimate of the timed entry (bench/results-cuda.md), beside its launches
+  const ls = launchShapes(runPipeline(k.timed.graph, { caps: CUDA_CAPS }).program);
+  const cycles = ls.reduce((a, l) => a + l.cycles, 0);
+  estimates.push(`${k.name}\t${ls.length} launches\t${cycles} cycles\t${(cycles / 1980).toFixed(1)} us at 1.98 GHz`);
 }
 
 // model_train on the GPU: the seed MLP's predict and Adam trainStep entries sharing the device memory
@@ -90,4 +115,5 @@ writeFileSync(path.join(trainDir, 'y.npy'), writeNpy('int32', [8000], yTrain.dat
 const scripts = path.join(root, 'bench', 'cuda-check');
 for (const f of ['check.sh', 'compare.py', 'peers.py', 'table.py']) copyFileSync(path.join(scripts, f), path.join(out, f));
 writeFileSync(path.join(out, 'cases.txt'), `${cases.map((k) => k.name).join('\n')}\n`);
+writeFileSync(path.join(out, 'estimates.txt'), `${estimates.join('\n')}\n`);
 process.stderr.write(`wrote ${path.relative(root, out)}: run bash ${path.relative(root, path.join(out, 'check.sh'))} on a GPU machine\n`);

@@ -160,12 +160,32 @@ function argReduce(node: Pick<Node, 'op' | 'attrs'>, op: 'argmax' | 'argmin', x:
   return out;
 }
 
-function matmul(a: Value, b: Value, type: TensorType): TypedArray {
+/** Folds the W partials of a declared tree (treeLevels) in place; the result is p[0]. */
+function treeFold(p: Float32Array): number {
+  for (const s of treeLevels(p.length)) for (let i = 0; i < s; i++) p[i] = p[i]! + p[i + s]!;
+  return p[0]!;
+}
+
+function matmul(a: Value, b: Value, type: TensorType, tree = 1): TypedArray {
   const as = a.type.shape, r = as.length;
   const m = as[r - 2]!, k = as[r - 1]!, n = b.type.shape[r - 1]!;
   const batch = sizeOf(as.slice(0, r - 2));
   const out = allocate(type.dtype, batch * m * n);
   const isInt = type.dtype === 'int32';
+  if (tree > 1 && !isInt) {
+    // a declared tree over K: term p into partial p % W
+    const part = new Float32Array(tree);
+    for (let t = 0; t < batch; t++) {
+      for (let i = 0; i < m; i++) {
+        for (let j = 0; j < n; j++) {
+          part.fill(0);
+          for (let p = 0; p < k; p++) part[p % tree] = part[p % tree]! + f(a.data[(t * m + i) * k + p]! * b.data[(t * k + p) * n + j]!);
+          out[(t * m + i) * n + j] = treeFold(part);
+        }
+      }
+    }
+    return out;
+  }
   for (let t = 0; t < batch; t++) {
     const ao = t * m * k, bo = t * k * n, oo = t * m * n;
     for (let i = 0; i < m; i++) {
@@ -196,10 +216,13 @@ function conv(node: Pick<Node, 'op' | 'attrs'>, x: Value, k: Value, type: Tensor
   const xStr = stridesOf(xs), kStr = stridesOf(ks);
   const win = ks.slice(0, nsp);
   const out = new Float32Array(sizeOf(os));
+  // a declared tree: term ci at window position w (row-major) is element w * cin + ci, into partial (w * cin + ci) % W
+  const W = attrsOf(node, 'conv').tree ?? 1, part = new Float32Array(W);
   forEachIndex(os, (oi, flat) => {
     const nb = oi[0]!, co = oi[nsp + 1]!, g = Math.floor(co / coutG);
     let acc = 0;
-    forEachIndex(win, (wi) => {
+    part.fill(0);
+    forEachIndex(win, (wi, w) => {
       let xo = nb * xStr[0]!, ko = co;
       for (let d = 0; d < nsp; d++) {
         const c = windowCoord(oi[d + 1]!, wi[d]!, strides[d]!, pad[d]![0], dil[d]!, ldil[d]!, xs[d + 1]!);
@@ -207,9 +230,14 @@ function conv(node: Pick<Node, 'op' | 'attrs'>, x: Value, k: Value, type: Tensor
         xo += c * xStr[d + 1]!;
         ko += wi[d]! * kStr[d]!;
       }
-      for (let ci = 0; ci < cin; ci++) acc = f(acc + f(x.data[xo + g * cin + ci]! * k.data[ko + ci * kStr[nsp]!]!));
+      if (W > 1) {
+        for (let ci = 0; ci < cin; ci++) {
+          const at = (w * cin + ci) % W;
+          part[at] = part[at]! + f(x.data[xo + g * cin + ci]! * k.data[ko + ci * kStr[nsp]!]!);
+        }
+      } else for (let ci = 0; ci < cin; ci++) acc = f(acc + f(x.data[xo + g * cin + ci]! * k.data[ko + ci * kStr[nsp]!]!));
     });
-    out[flat] = acc;
+    out[flat] = W > 1 ? treeFold(part) : acc;
   });
   return out;
 }
@@ -365,7 +393,7 @@ export function evalOp(node: Pick<Node, 'op' | 'type' | 'attrs'>, src: readonly 
       return out;
     }
     case 'matmul':
-      return matmul(x, src[1]!, type);
+      return matmul(x, src[1]!, type, attrsOf(node, 'matmul').tree);
     case 'conv':
       return conv(node, x, src[1]!, type);
     case 'reduce_window':

@@ -128,6 +128,13 @@ const KINDS: Record<AttrKind, readonly [(v: AttrValue) => boolean, string]> = {
 const REDUCE_ATTRS = { axes: 'ints', keepdims: 'bool?', tree: 'int?' } as const;
 const ARG_ATTRS = { axis: 'int', keepdims: 'bool?' } as const;
 
+/** A declared tree over a contraction's n reduced elements (treeLevels), or a ShapeError. */
+function checkTree(op: string, tree: number | undefined, n: number): void {
+  if (tree !== undefined && (tree < 1 || (tree & (tree - 1)) !== 0 || n % tree !== 0)) {
+    fail(op, `tree ${tree} must be a power of two dividing the ${n} reduced elements`);
+  }
+}
+
 /** The attributes of each op, by kind; an op not listed takes none. */
 export const OP_ATTRS = {
   input: { name: 'string' }, param: { name: 'string' }, const: { value: 'numbers' }, iota: { axis: 'int' },
@@ -138,7 +145,10 @@ export const OP_ATTRS = {
   slice: { start: 'ints', end: 'ints', step: 'ints' },
   pad: { padding: 'pairs', value: 'number' },
   concat: { axis: 'int' }, gather: { axis: 'int' },
-  conv: { strides: 'ints', dilation: 'ints', lhsDilation: 'ints', padding: 'pairs', groups: 'int' },
+  // matmul and conv may declare a tree over their contraction (matmul: K; conv: window positions, then input
+  // channels, row-major), as reductions do
+  matmul: { tree: 'int?' },
+  conv: { strides: 'ints', dilation: 'ints', lhsDilation: 'ints', padding: 'pairs', groups: 'int', tree: 'int?' },
   reduce_window: { kind: 'windowKind', window: 'ints', strides: 'ints', padding: 'pairs' },
   random_uniform: { seed: 'int', shape: 'ints' },
   // a loop over axis 0 with a body graph (ir/scan.ts): carries, sequences, consts; the node is result `output`
@@ -276,10 +286,7 @@ export function inferType(op: Op, srcs: readonly TensorType[], attrs: Attrs): Te
       if ((op === 'reduce_max' || op === 'reduce_min') && axes.some((a) => s0.shape[a] === 0)) {
         fail(op, 'cannot reduce an empty axis (no identity)');
       }
-      const tree = attrsOf(node, op).tree, n = axes.reduce((a, d) => a * s0.shape[d]!, 1);
-      if (tree !== undefined && (tree < 1 || (tree & (tree - 1)) !== 0 || n % tree !== 0)) {
-        fail(op, `tree ${tree} must be a power of two dividing the ${n} reduced elements`);
-      }
+      checkTree(op, attrsOf(node, op).tree, axes.reduce((a, d) => a * s0.shape[d]!, 1));
       return { dtype: s0.dtype, shape };
     }
     case 'argmax': case 'argmin': {
@@ -366,6 +373,7 @@ export function inferType(op: Op, srcs: readonly TensorType[], attrs: Attrs): Te
       const r = a.length;
       if (!shapesEqual(a.slice(0, r - 2), b.slice(0, r - 2))) fail(op, `batch dimensions differ: ${formatType(s0)} and ${formatType(srcs[1]!)}`);
       if (a[r - 1] !== b[r - 2]) fail(op, `contraction dimensions differ: ${formatType(s0)} @ ${formatType(srcs[1]!)} (${a[r - 1]} vs ${b[r - 2]})`);
+      checkTree(op, attrsOf(node, op).tree, a[r - 1]!);
       return { dtype: s0.dtype, shape: [...a.slice(0, r - 1), b[r - 1]!] };
     }
     case 'conv': {
@@ -381,6 +389,7 @@ export function inferType(op: Op, srcs: readonly TensorType[], attrs: Attrs): Te
       atLeast(op, 'strides', strides, 1); atLeast(op, 'dilation', dil, 1); atLeast(op, 'lhsDilation', ldil, 1);
       const c = s0.shape[nsp + 1]!, cin = k.shape[nsp]!, cout = k.shape[nsp + 1]!;
       if (groups < 1 || c !== cin * groups || cout % groups !== 0) fail(op, `input channels ${c} do not match kernel ${formatType(k)} with ${groups} group(s)`);
+      checkTree(op, attrsOf(node, op).tree, sizeOf(k.shape.slice(0, nsp + 1)));
       const out = s0.shape.slice(1, nsp + 1).map((n, i) => windowOut(n, k.shape[i]!, strides[i]!, pad[i]![0], pad[i]![1], dil[i], ldil[i]));
       return { dtype: 'float32', shape: [s0.shape[0]!, ...out, cout] };
     }

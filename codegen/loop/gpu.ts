@@ -128,23 +128,33 @@ export const LAUNCH_CYCLES = 2000;
 /** Instructions per reduced element (load, address, combine, loop) and per tree level (shared store, barrier, load, combine). */
 const REDUCE_STEP = 4, TREE_LEVEL = 24;
 
-/** Estimated cycles of `rows` reductions of n elements each, serially per thread (W = 1) or by a tree of W threads a row. */
+/** The most threads a tree runs on in one block; a wider tree runs on W / TREE_THREADS blocks and a second launch. */
+export const TREE_THREADS = 256;
+/** The widest tree declared (W / TREE_THREADS blocks a row: enough to fill the GPU with a few rows). */
+const MAX_TREE = 1 << 14;
+
+/**
+ * Estimated cycles of `rows` reductions of n elements each, serially per thread (W = 1), by a tree of W threads a
+ * row, or (W > TREE_THREADS) by W / TREE_THREADS blocks a row, whose partials a second launch combines
+ * (schedules/gpu_split_tree.ts).
+ */
 export function reductionCycles(rows: number, n: number, W: number, g: GpuCaps = H100): number {
   if (W === 1) {
     const T = gridThreads(rows, n * REDUCE_STEP, g);
     return LAUNCH_CYCLES + launchCycles(rows / T, T, n * REDUCE_STEP, 0, g);
   }
-  const levels = Math.log2(W);
-  return LAUNCH_CYCLES + launchCycles(rows, W, (n / W) * REDUCE_STEP + levels * TREE_LEVEL, 4 * W, g);
+  const T = Math.min(W, TREE_THREADS), B = W / T;
+  const first = LAUNCH_CYCLES + launchCycles(rows * B, T, (n / W) * REDUCE_STEP + Math.log2(T) * TREE_LEVEL, 4 * T, g);
+  return B === 1 ? first : first + LAUNCH_CYCLES + launchCycles(rows, 1, Math.log2(B) * TREE_LEVEL, 0, g);
 }
 
 /**
- * The tree width for `rows` reductions of n elements (ir/ops.ts treeLevels): the power of two dividing n (at most a
- * block of 256 threads) the cost model finds cheapest, or 1 (serial) when no tree beats one thread per row.
+ * The tree width for `rows` reductions of n elements (ir/ops.ts treeLevels): the power of two dividing n (up to
+ * `max`, MAX_TREE unless said) the cost model finds cheapest, or 1 (serial) when no tree beats one thread per row.
  */
-export function reductionTree(rows: number, n: number, g: GpuCaps = H100): number {
+export function reductionTree(rows: number, n: number, g: GpuCaps = H100, max = MAX_TREE): number {
   let best = 1, bestCost = reductionCycles(rows, n, 1, g);
-  for (let W = 2; W <= Math.min(256, g.maxThreadsPerBlock) && n % W === 0; W *= 2) {
+  for (let W = 2; W <= max && n % W === 0; W *= 2) {
     const c = reductionCycles(rows, n, W, g);
     if (c < bestCost) { best = W; bestCost = c; }
   }
@@ -187,6 +197,8 @@ export interface LaunchShape {
   readonly grid: number;
   readonly block: number;
   readonly shared: number;
+  /** elements of register arrays a thread holds (a matmul's tm x tn accumulator tile, a cached row) */
+  readonly registers: number;
   readonly cycles: number;
 }
 
@@ -199,9 +211,12 @@ export function launchShapes(p: Program, g: GpuCaps = H100): LaunchShape[] {
       let b: For = top, grid = top.extent;
       while (b.body.length === 1 && b.body[0]!.k === 'for' && b.body[0]!.kind === 'block') { b = b.body[0] as For; grid *= b.extent; }
       const block = blockThreads(b.body);
-      let shared = 0;
-      walkStmts(b.body, (s) => { if (s.k === 'local' && s.scope === 'shared') shared += 4 * s.size; });
-      out.push({ kernel: k.name, grid, block, shared, cycles: Math.round(LAUNCH_CYCLES + launchCycles(grid, block, blockWork(b.body, block), shared, g)) });
+      let shared = 0, registers = 0;
+      walkStmts(b.body, (s) => {
+        if (s.k === 'local' && s.scope === 'shared') shared += 4 * s.size;
+        if (s.k === 'local' && s.scope === 'register') registers += s.size;
+      });
+      out.push({ kernel: k.name, grid, block, shared, registers, cycles: Math.round(LAUNCH_CYCLES + launchCycles(grid, block, blockWork(b.body, block), shared, g)) });
     }
   }
   return out;
@@ -210,6 +225,6 @@ export function launchShapes(p: Program, g: GpuCaps = H100): LaunchShape[] {
 /** One comment line per launch (as `--dump-after schedule` ends for a GPU target), then the total estimate. */
 export function describeLaunches(p: Program, g: GpuCaps = H100): string {
   const ls = launchShapes(p, g);
-  const lines = ls.map((l) => `# launch ${l.kernel}: grid ${l.grid} x block ${l.block}${l.shared ? `, ${l.shared} B shared` : ''}, estimate ${l.cycles} cycles`);
+  const lines = ls.map((l) => `# launch ${l.kernel}: grid ${l.grid} x block ${l.block}${l.shared ? `, ${l.shared} B shared` : ''}${l.registers ? `, register arrays of ${l.registers} a thread` : ''}, estimate ${l.cycles} cycles`);
   return `${lines.join('\n')}\n# ${ls.length} launches, estimate ${ls.reduce((a, l) => a + l.cycles, 0)} cycles\n`;
 }

@@ -293,7 +293,11 @@ class NestEmitter {
       }
       case 'matmul': {
         const [a, b] = n.src as [Node, Node];
-        const r = a.type.shape.length, batch = idx.slice(0, r - 2);
+        const r = a.type.shape.length, batch = idx.slice(0, r - 2), tree = attrsOf(n, 'matmul').tree ?? 1;
+        if (tree > 1) {
+          const term = ([k]: readonly Expr[]) => E.binary('mul', this.exprAt(a, [...batch, idx[r - 2]!, k!]), this.exprAt(b, [...batch, k!, idx[r - 1]!]));
+          return treeReduce(this.treeSink(), t, 'add', 0, [a.type.shape[r - 1]!], tree, acc, term);
+        }
         this.emit(S.decl(acc, t, E.c(t, 0)));
         this.loops([a.type.shape[r - 1]!], 'k', ([k]) => {
           const av = this.exprAt(a, [...batch, idx[r - 2]!, k!]), bv = this.exprAt(b, [...batch, k!, idx[r - 1]!]);
@@ -304,6 +308,15 @@ class NestEmitter {
       case 'conv': case 'reduce_window': {
         const isConv = n.op === 'conv', k = n.src[1];
         const isMax = n.op === 'reduce_window' && attrsOf(n, n.op).kind === 'max';
+        const tree = isConv ? attrsOf(n, 'conv').tree ?? 1 : 1;
+        if (tree > 1) {
+          // a declared tree: each partial skips the taps outside the input, as the serial sum does
+          const step = (p: Expr, ks: readonly Expr[]) => {
+            const [cond, at] = this.windowTap(n, idx, ks);
+            return E.select(cond, E.binary('add', p, E.binary('mul', this.exprAt(x, at), this.exprAt(k!, [...ks, idx[idx.length - 1]!]))), p);
+          };
+          return treeReduce(this.treeSink(), t, 'add', 0, windowExtents(n), tree, acc, () => E.c(t, 0), step);
+        }
         this.emit(S.decl(acc, t, E.c(t, identityOf(isMax ? 'max' : 'sum', n.type.dtype))));
         this.loops(windowExtents(n), 'k', (ks) => {
           const [cond, at] = this.windowTap(n, idx, ks);

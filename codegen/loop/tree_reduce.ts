@@ -17,7 +17,9 @@ export interface TreeSink {
  * for each level s: for i < s { P[i] = P[i] op P[i + s] }; acc = P[0]` and returns acc.
  */
 export function treeReduce(out: TreeSink, t: Scalar, op: 'add' | 'mul' | 'max' | 'min', id: number, extents: readonly number[],
-  W: number, acc: string, x: (ks: readonly Expr[]) => Expr): Expr {
+  W: number, acc: string, x: (ks: readonly Expr[]) => Expr,
+  /** a partial's next value from its current one (a conv's `select(in bounds, p + x*w, p)`); `p op x(ks)` by default */
+  step: (p: Expr, ks: readonly Expr[]) => Expr = (p, ks) => E.binary(op, p, x(ks))): Expr {
   const n = extents.reduce((a, b) => a * b, 1);
   const P = out.fresh('part'), init = out.fresh('ti'), ko = out.fresh('tk'), ki = out.fresh('tt');
   const cell = (i: Expr) => E.load(P, i, t);
@@ -28,7 +30,7 @@ export function treeReduce(out: TreeSink, t: Scalar, op: 'add' | 'mul' | 'max' |
     const k = E.add(E.mul(E.v(ko), E.i32(W)), E.v(ki));
     let stride = n;
     const ks = extents.map((e) => { stride /= e; return E.mod(E.idiv(k, stride), e); });
-    out.emit(S.store(P, E.v(ki), E.binary(op, cell(E.v(ki)), x(ks))));
+    out.emit(S.store(P, E.v(ki), step(cell(E.v(ki)), ks)));
   });
   out.emit(S.for(ko, n / W, [S.for(ki, W, body)]));
   for (const s of treeLevels(W)) {

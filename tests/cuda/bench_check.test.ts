@@ -22,7 +22,7 @@ describe('bench/cuda-check', () => {
   it('compare.py: MATCH within 1e-6 + 1e-4 |want|, DIFFER past it, on a NaN the interpreter does not have, on a shape', (ctx) => {
     if (!numpy) return ctx.skip('python3 with NumPy is not installed');
     const want = Float32Array.of(1, -2, Number.NaN, 1000);
-    const compare = (got: Float32Array, shape = [4]) => {
+    const compare = (got: Float32Array, shape = [4], line = false) => {
       const c = `c${Math.random().toString(36).slice(2)}`;
       mkdirSync(path.join(tmp, c, 'expected'), { recursive: true });
       mkdirSync(path.join(tmp, c, 'got'));
@@ -30,8 +30,11 @@ describe('bench/cuda-check', () => {
       writeFileSync(path.join(tmp, c, 'got', 'y.npy'), writeNpy('float32', shape, got));
       const r = py([path.join(scripts, 'compare.py'), c]);
       expect(r.status, r.stderr).toBe(0);
-      return r.stdout.split(' ')[0];
+      return line ? r.stdout : r.stdout.split(' ')[0];
     };
+    // the expected outputs follow the GPU's declared reduction trees, so a bit-for-bit result is reported as such
+    expect(compare(Float32Array.of(1, -2, Number.NaN, 1000), [4], true)).toMatch(/^MATCH \(1 outputs, bit for bit;/);
+    expect(compare(Float32Array.of(1, -2, Number.NaN, 1000.05), [4], true)).toMatch(/^MATCH \(1 outputs;/);
     expect(compare(Float32Array.of(1, -2, Number.NaN, 1000.05))).toBe('MATCH');
     expect(compare(Float32Array.of(1, -2, Number.NaN, 1000.2))).toBe('DIFFER');
     expect(compare(Float32Array.of(1, Number.NaN, Number.NaN, 1000))).toBe('DIFFER');

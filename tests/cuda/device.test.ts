@@ -128,14 +128,16 @@ const EXAMPLES: Record<string, () => keras.Sequential> = {
 };
 
 describe('cuda examples with nvcc -Xptxas -v', () => {
-  it.each(Object.keys(EXAMPLES))('examples/seed/%s.ts: inference and the Adam step at batch 32 compile for sm_90 with no spills and no warnings', (name, ctx) => {
+  // the CNN at batch 1024: its kernel and bias gradients run as trees split over blocks (schedules/gpu_split_tree.ts)
+  it.each([['losses', 32], ['cnn', 1024]] as const)('examples/seed/%s.ts: inference and the Adam step at batch %i compile for sm_90 with no spills and no warnings', (name, batch, ctx) => {
     if (!hasNvcc()) return ctx.skip('nvcc is not installed');
     const model = EXAMPLES[name]!();
     const c = compileModel(model, { optimizer: 'adam', loss: 'sparse_categorical_crossentropy' });
-    const step = traceTrainStep(model, c, [[32, ...model.inputSpecs[0]!.shape.slice(1) as number[]]], [[32]]);
-    const pred = traceModel(model, 32);
+    const step = traceTrainStep(model, c, [[batch, ...model.inputSpecs[0]!.shape.slice(1) as number[]]], [[batch]]);
+    const pred = traceModel(model, batch);
     const dir = path.join(tmp, `ptxas-${name}`);
-    compileCuda({ outDir: dir, entries: [{ name: 'predict', graph: pred.graph, batchSize: 32 }, { name: 'trainStep', graph: step.graph, batchSize: 32 }], weights: weightsOf(step.graph, params(step.variables)), nvcc: false });
+    compileCuda({ outDir: dir, entries: [{ name: 'predict', graph: pred.graph, batchSize: batch }, { name: 'trainStep', graph: step.graph, batchSize: batch }], weights: weightsOf(step.graph, params(step.variables)), nvcc: false });
+    if (name === 'cnn') expect(readFileSync(path.join(dir, 'model.cu'), 'utf8')).toMatch(/float \*const split\w+ = /);
     const r = spawnSync('nvcc', ['-O3', '-arch=sm_90', '-std=c++17', '-Xptxas', '-v', '-Werror', 'all-warnings', '-c', 'model.cu', '-o', 'model_gpu.o'], { cwd: dir, encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
     const reports = r.stderr.split('\n').filter((l) => /bytes spill stores/.test(l));

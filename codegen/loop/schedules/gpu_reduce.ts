@@ -9,9 +9,14 @@ import { assigned } from '../analysis.js';
 import type { Recipe } from './index.js';
 import { type For, substStmts } from './loops.js';
 import { primitive } from './primitive.js';
+import { splitTree } from './gpu_split_tree.js';
+import { TREE_THREADS } from '../gpu.js';
+
+/** The most threads a CUDA block holds. */
+const MAX_BLOCK_THREADS = 1024;
 
 /** One tree as lowering emits it: local P[W]; init loop; partial loops (ko, ki); level loops; `decl acc = P[0]`. */
-interface Tree {
+export interface Tree {
   readonly local: Extract<Stmt, { k: 'local' }>;
   readonly init: For;
   readonly outer: For;
@@ -21,7 +26,7 @@ interface Tree {
   readonly acc: Extract<Stmt, { k: 'decl' }>;
 }
 
-type Part = { k: 'decl'; s: Stmt } | { k: 'tree'; t: Tree };
+export type Part = { k: 'decl'; s: Stmt } | { k: 'tree'; t: Tree };
 
 const storesTo = (s: Stmt | undefined, P: string): boolean => s?.k === 'store' && s.buf === P;
 
@@ -85,7 +90,7 @@ function threaded(parts: readonly Part[], tail: readonly Stmt[], fresh: (p: stri
 }
 
 /** The innermost block loop of a launch and the unit thread loop that is its whole body, or undefined. */
-function unitLaunch(top: Stmt): { block: For; thread: For } | undefined {
+export function unitLaunch(top: Stmt): { block: For; thread: For } | undefined {
   if (top.k !== 'for' || top.kind !== 'block') return undefined;
   let b: For = top;
   while (b.body.length === 1 && b.body[0]!.k === 'for' && b.body[0]!.kind === 'block') b = b.body[0] as For;
@@ -105,7 +110,10 @@ export const treeThreads = primitive<TreeThreadsArgs>({
     if (!top) return `no top-level launch '${a.launch}'`;
     const u = unitLaunch(top);
     if (!u) return `launch '${a.launch}' is not of one-thread blocks`;
-    return treeParts(u.thread.body) ? undefined : `the row of launch '${a.launch}' holds no tree in the form lowering emits`;
+    const tp = treeParts(u.thread.body);
+    if (!tp) return `the row of launch '${a.launch}' holds no tree in the form lowering emits`;
+    // a tree wider than a block runs split over blocks (gpu_split_tree.ts) when it is the row's only one
+    return tp.parts.some((p) => p.k === 'tree' && p.t.local.size > MAX_BLOCK_THREADS) ? `a tree wider than ${MAX_BLOCK_THREADS} threads does not fit a block` : undefined;
   },
   apply: (k, a) => {
     const swap = (s: Stmt): Stmt => {
@@ -124,6 +132,9 @@ export const gpuReduce: Recipe = {
   name: 'gpu-reduce',
   run: (s, caps) => {
     if (!caps.gpu) return;
-    for (const top of s.body) if (top.k === 'for' && top.kind === 'block') s.try(treeThreads, { launch: top.v });
+    // a tree wider than a block: over blocks and a second launch (gpu_split_tree.ts); else on one block's threads
+    for (const top of [...s.body]) {
+      if (top.k === 'for' && top.kind === 'block' && !s.try(splitTree, { launch: top.v, threads: TREE_THREADS })) s.try(treeThreads, { launch: top.v });
+    }
   },
 };
