@@ -173,6 +173,13 @@ describe('weights files', () => {
     await expect(wide.loadWeights(path.join(tmp, 'none.weights.h5'))).rejects.toThrow(`${path.join(tmp, 'none.weights.h5')}: no such file`);
     await expect(wide.loadWeights(path.join(FIX, 'mlp.x0.npy'))).rejects.toThrow(/mlp\.x0\.npy: a weights file must end in \.weights\.h5 or \.h5 or \.safetensors/);
   });
+
+  it('a corrupt .safetensors is an error naming the file', async () => {
+    const m = mlp(), file = path.join(tmp, 'good.safetensors'), cut = path.join(tmp, 'cut.safetensors');
+    await m.saveWeights(file);
+    writeFileSync(cut, readFileSync(file).subarray(0, 60));
+    await expect(m.loadWeights(cut)).rejects.toThrow(new RegExp(`^${cut}: safetensors: header of \\d+ bytes runs past the end of the file \\(60 bytes\\)$`));
+  });
 });
 
 describe('.keras files kiln cannot load', () => {
