@@ -210,4 +210,23 @@ describe('.keras files kiln cannot load', () => {
     writeFileSync(bad, zipSync({ 'metadata.json': strToU8('{}') }));
     await expect(keras.saving.loadModel(bad)).rejects.toThrow(`${bad}: not a Keras 3 .keras file (no config.json inside)`);
   });
+
+  it('a config.json of another shape, or a bad input shape in it, is an error naming the file', async () => {
+    const entries = unzip(path.join(FIX, 'cnn.keras')), bad = path.join(tmp, 'shape.keras');
+    for (const config of ['null', '[1, 2]', '{"class_name": "Sequential"}']) {
+      writeFileSync(bad, zipSync({ ...entries, 'config.json': strToU8(config) }));
+      await expect(keras.saving.loadModel(bad), config).rejects.toThrow(new RegExp(`^${bad}: config\\.json: not a Keras model config \\(`));
+    }
+    const file = edit((c) => { (layersOf(c)[0]!['config'] as Json)['batch_shape'] = [null, -3, 8, 1]; });
+    await expect(keras.saving.loadModel(file)).rejects.toThrow(`${file}: config.json: keras.Input: shape (-3, 8, 1) has an invalid dimension -3`);
+  });
+
+  it('a truncated model.weights.h5 inside, or a corrupt .weights.h5, is one error naming the file', async () => {
+    const entries = unzip(path.join(FIX, 'mlp.keras')), w = entries['model.weights.h5']!, bad = path.join(tmp, 'cut.keras');
+    writeFileSync(bad, zipSync({ ...entries, 'model.weights.h5': w.subarray(0, w.length >> 1) }));
+    await expect(keras.saving.loadModel(bad)).rejects.toThrow(`${bad}: model.weights.h5: not a readable HDF5 file (truncated or corrupt)`);
+    const m = await keras.saving.loadModel(path.join(FIX, 'mlp.keras')), h5 = path.join(tmp, 'cut.weights.h5');
+    writeFileSync(h5, w.subarray(0, 1000));
+    await expect(m.loadWeights(h5)).rejects.toThrow(`${h5}: not a readable HDF5 file (truncated or corrupt)`);
+  });
 });
