@@ -107,7 +107,14 @@ export async function loadModel(file: string): Promise<Model> {
   } catch (e) {
     throw new Error(`${file}: config.json: ${(e as Error).message}`);
   }
-  const model = modelFromConfig(json, file);
+  let model: Model;
+  try {
+    model = modelFromConfig(json, file);
+  } catch (e) {
+    // a config.json unlike the ones Keras writes fails deep inside (a TypeError, keras.Input's checks): name the file
+    const msg = (e as Error).message;
+    throw msg.startsWith(file) ? e : new Error(`${file}: config.json: ${e instanceof TypeError ? `not a Keras model config (${msg})` : msg}`);
+  }
   await withTempFile(async (tmp) => {
     writeFileSync(tmp, entries['model.weights.h5']!);
     try {
