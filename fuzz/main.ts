@@ -93,7 +93,7 @@ function record(b: Batch, seed: number, f: Failure, file?: string): void {
 function summaryRow(secs: number): string {
   const command = `npm run fuzz -- --target ${target} --seeds ${first}..${end}${flags.schedule ? ` --schedule ${flags.schedule}` : ''}${settings.updates ? ' --updates' : ''}${settings.mode !== 'graphs' ? ` --${settings.mode}` : ''}${settings.freestanding ? ' --runtime freestanding' : ''}`;
   const time = secs < 120 ? `${secs.toFixed(0)} s` : secs < 7200 ? `${(secs / 60).toFixed(0)} min` : `${(secs / 3600).toFixed(1)} h`;
-  const name = target === 'loop' ? `loop (${flags.schedule ? `${flags.schedule} schedule` : 'each schedule'})` : `${target}${settings.freestanding ? ' (freestanding)' : ''}${settings.mode !== 'graphs' ? ` (${settings.mode})` : ''}`;
+  const name = `${target === 'loop' ? `loop (${flags.schedule ? `${flags.schedule} schedule` : 'each schedule'})` : target}${settings.freestanding ? ' (freestanding)' : ''}${settings.mode !== 'graphs' ? ` (${settings.mode})` : ''}`;
   const fma = target === 'llvm' ? `${fmaApprox.length}${fmaApprox.length ? ` (seeds ${fmaApprox.join(', ')})` : ''}` : '-';
   return `| ${name} | \`${command}\` | ${graphs} | ${mismatches} | ${crashes} | ${fma} | ${time} |`;
 }

@@ -1,6 +1,6 @@
 // The fuzzer in CI: new seeds every run (a range of its own per commit, or per day outside git) through
 // `npm run fuzz` on the loop interpreter under each schedule, and fewer on wasm and llvm (also freestanding, at any
-// number of rows); plus its shrinker.
+// number of rows), and padded training steps; plus its shrinker.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
@@ -57,6 +57,8 @@ describe('fuzzing new seeds (each command is printed; a failure prints the comma
   it('llvm', () => fuzz('llvm', 80, 900), 300_000);
   // predict graphs with a batch axis: the row-separable ones (about 1 in 8) at 1 to 3 batches through kiln_run_rows
   it('llvm, freestanding runtime, any number of rows', () => fuzz('llvm', 24, 1000, ['--rows', '--runtime', 'freestanding']), 300_000);
+  // training steps of random Keras models on a last, smaller batch ("rows" input), also against the step for those rows
+  it('training steps with a "rows" input, the loop interpreter under each schedule', () => fuzz('loop', 10, 1100, ['--updates', '--train-rows']), 300_000);
 });
 
 describe('the shrinker', () => {
