@@ -261,6 +261,16 @@ function bytesOf(data: ArrayLike<number>): Uint8Array {
   return new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength);
 }
 
+/** Whether the model traces at `batch` rows. */
+function traces(model: Model, batch: number): boolean {
+  try {
+    traceModel(model, batch);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * predict at maxBatch and at one row when its rows are independent (analysed at batch 2 or more: at 1 a broadcast of
  * the batch axis looks like any other), else at batchSize alone.
@@ -272,6 +282,11 @@ function predictEntries(model: Model, batchSize: number, maxBatch: number): Targ
     probe = traceModel(model, Math.max(maxBatch, 2)).graph;
     rows = rowSeparability(probe);
   } catch (err) {
+    // a model that traces at 1 and at 2 rows takes any batch: it fails at maxBatch for its size (memory), and a model
+    // that then takes exactly batchSize rows is not what was asked for
+    if (maxBatch > 2 && traces(model, 1) && traces(model, 2)) {
+      throw new KilnError(`cannot trace model '${model.name}' at its max batch of ${maxBatch} rows (${errorText(err)}); give a smaller max batch (--max-batch)`);
+    }
     const reason = `it cannot be traced at ${Math.max(maxBatch, 2)} rows (${errorText(err)})`;
     return [{ name: 'predict', graph: traceModel(model, batchSize).graph, batchSize, rows: { separable: false, reason } }];
   }

@@ -1,4 +1,4 @@
-// `npm run fuzz -- --target wasm|llvm|cuda-emu|loop --seeds A..B [--updates] [--schedule S]`: seeded random graphs
+// `npm run fuzz -- --target wasm|llvm|cuda-emu|loop --seeds A..B [--updates] [--schedule S] [--rows | --train-rows] [--runtime R]`: seeded random graphs
 // against the graph interpreter; failures shrunk to .ir reproducers. A worker process does the work (worker.ts).
 import { type ChildProcess, fork } from 'node:child_process';
 import { Command, InvalidArgumentError } from 'commander';
@@ -9,6 +9,9 @@ interface Flags {
   target: string;
   seeds: [number, number];
   updates?: boolean;
+  rows?: boolean;
+  trainRows?: boolean;
+  runtime: string;
   schedule?: string;
   out: string;
   perModule: number;
@@ -35,6 +38,9 @@ const flags = new Command('fuzz')
   .requiredOption('--target <target>', `${TARGETS.join(', ')} (loop: the loop-IR interpreter under a schedule)`)
   .requiredOption('--seeds <A..B>', 'the seeds A to B-1', seedRange)
   .option('--updates', 'params updated in place by the target (otherwise every update is an output)')
+  .option('--rows', 'llvm, cuda-emu: graphs with a batch axis; those whose rows are independent run at 1 to 3 batches of rows through kiln_run_rows')
+  .option('--train-rows', 'training steps of small random Keras models with the "rows" input (a last, smaller batch), also checked against the step traced for those rows')
+  .option('--runtime <runtime>', 'llvm: hosted, or freestanding (kiln_core.c alone, the weights embedded; no --updates)', 'hosted')
   .option('--schedule <schedule>', `loop only: ${Object.keys(SCHEDULES).join(', ')} (default: each)`)
   .option('--out <dir>', 'folder for reproducers', 'fuzz-out')
   .option('--per-module <n>', 'graphs per batch: per compiled module on wasm, llvm and cuda-emu', count(1), 20)
@@ -49,10 +55,16 @@ const fail = (msg: string): never => {
 };
 if (!(TARGETS as readonly string[]).includes(flags.target)) fail(`unknown target '${flags.target}'; targets are ${TARGETS.join(', ')}`);
 if (flags.schedule !== undefined && flags.target !== 'loop') fail('--schedule is for --target loop only');
+if (flags.rows && flags.target !== 'llvm' && flags.target !== 'cuda-emu') fail('--rows is for --target llvm or cuda-emu only');
+if (flags.rows && flags.updates) fail('--rows runs predict graphs: no --updates');
+if (flags.rows && flags.trainRows) fail('--rows and --train-rows: choose one');
+if (flags.runtime !== 'hosted' && flags.runtime !== 'freestanding') fail(`unknown runtime '${flags.runtime}'; runtimes are hosted, freestanding`);
+if (flags.runtime === 'freestanding' && flags.target !== 'llvm') fail('--runtime freestanding is for --target llvm only');
+if (flags.runtime === 'freestanding' && flags.updates) fail('--runtime freestanding keeps the weights in flash: no --updates');
 if (flags.schedule !== undefined && !(flags.schedule in SCHEDULES)) fail(`unknown schedule '${flags.schedule}'; schedules are ${Object.keys(SCHEDULES).join(', ')}`);
 
 const target = flags.target as Target;
-const settings: Settings = { target, updates: flags.updates ?? false, out: flags.out, timeoutMs: flags.timeout * 1000, shrinkMs: flags.shrinkSeconds * 1000 };
+const settings: Settings = { target, updates: flags.updates ?? false, mode: flags.rows ? 'rows' : flags.trainRows ? 'train-rows' : 'graphs', freestanding: flags.runtime === 'freestanding', out: flags.out, timeoutMs: flags.timeout * 1000, shrinkMs: flags.shrinkSeconds * 1000 };
 const schedules: (Schedule | undefined)[] = target !== 'loop' ? [undefined] : flags.schedule ? [flags.schedule as Schedule] : Object.keys(SCHEDULES) as Schedule[];
 
 const [first, end] = flags.seeds;
@@ -79,9 +91,9 @@ function record(b: Batch, seed: number, f: Failure, file?: string): void {
 
 /** The run as a row of bench/results-fuzz.md's table: target, command, graphs, mismatches, crashes, fma-approx, time. */
 function summaryRow(secs: number): string {
-  const command = `npm run fuzz -- --target ${target} --seeds ${first}..${end}${flags.schedule ? ` --schedule ${flags.schedule}` : ''}${settings.updates ? ' --updates' : ''}`;
+  const command = `npm run fuzz -- --target ${target} --seeds ${first}..${end}${flags.schedule ? ` --schedule ${flags.schedule}` : ''}${settings.updates ? ' --updates' : ''}${settings.mode !== 'graphs' ? ` --${settings.mode}` : ''}${settings.freestanding ? ' --runtime freestanding' : ''}`;
   const time = secs < 120 ? `${secs.toFixed(0)} s` : secs < 7200 ? `${(secs / 60).toFixed(0)} min` : `${(secs / 3600).toFixed(1)} h`;
-  const name = target === 'loop' ? `loop (${flags.schedule ? `${flags.schedule} schedule` : 'each schedule'})` : target;
+  const name = `${target === 'loop' ? `loop (${flags.schedule ? `${flags.schedule} schedule` : 'each schedule'})` : target}${settings.freestanding ? ' (freestanding)' : ''}${settings.mode !== 'graphs' ? ` (${settings.mode})` : ''}`;
   const fma = target === 'llvm' ? `${fmaApprox.length}${fmaApprox.length ? ` (seeds ${fmaApprox.join(', ')})` : ''}` : '-';
   return `| ${name} | \`${command}\` | ${graphs} | ${mismatches} | ${crashes} | ${fma} | ${time} |`;
 }
@@ -127,7 +139,7 @@ function runBatch(b: Batch): Promise<{ results: boolean; why?: string }> {
   });
 }
 
-console.log(`fuzz: ${target}${settings.updates ? ' with in-place updates' : ''}, seeds ${first}..${end}${target === 'loop' ? `, schedules ${schedules.join(', ')}` : ''}`);
+console.log(`fuzz: ${target}${settings.updates ? ' with in-place updates' : ''}${settings.mode !== 'graphs' ? `, ${settings.mode}` : ''}${settings.freestanding ? ', freestanding runtime' : ''}, seeds ${first}..${end}${target === 'loop' ? `, schedules ${schedules.join(', ')}` : ''}`);
 while (queue.length) {
   const b = queue.shift()!;
   const { results, why } = await runBatch(b);
@@ -138,7 +150,7 @@ while (queue.length) {
     } else {
       graphs++;
       const f: Failure = { kind: why.startsWith('no answer') ? 'timeout' : 'crash', message: why };
-      record(b, b.seeds[0]!, f, writeRepro(settings, b.seeds[0]!, b.schedule, fuzzCase(b.seeds[0]!, settings.updates).graph, f));
+      record(b, b.seeds[0]!, f, writeRepro(settings, b.seeds[0]!, b.schedule, fuzzCase(b.seeds[0]!, settings.updates, settings.mode).graph, f));
     }
   } else if (why) {
     console.log(`  shrinking stopped: ${why}`);

@@ -16,15 +16,17 @@ export function rng(seed = 1): () => number {
   };
 }
 
-/** Random bindings for every input and param: floats in [-2, 2), int32 in [-5, 5]. */
+/** Random values of a type: floats in [-2, 2), int32 in [-5, 5]. */
+export function randomData(t: TensorType, seed: number): TypedArray {
+  const r = rng(seed), n = sizeOf(t.shape);
+  if (t.dtype === 'int32') return toTyped('int32', Array.from({ length: n }, () => Math.floor(r() * 11) - 5));
+  if (t.dtype === 'bool') return toTyped('bool', Array.from({ length: n }, () => (r() < 0.5 ? 1 : 0)));
+  return toTyped(t.dtype, Array.from({ length: n }, () => 4 * r() - 2));
+}
+
+/** Random bindings for every input and param (randomData). */
 export function randomBindings(g: Graph, seed: number): [Map<string, TypedArray>, Map<string, TypedArray>] {
-  const data = (t: TensorType, s: number): TypedArray => {
-    const r = rng(s), n = sizeOf(t.shape);
-    if (t.dtype === 'int32') return toTyped('int32', Array.from({ length: n }, () => Math.floor(r() * 11) - 5));
-    if (t.dtype === 'bool') return toTyped('bool', Array.from({ length: n }, () => (r() < 0.5 ? 1 : 0)));
-    return toTyped(t.dtype, Array.from({ length: n }, () => 4 * r() - 2));
-  };
-  const bind = (ns: readonly Node[]) => new Map(ns.map((n, i) => [String(n.attrs['name']), data(n.type, seed + i * 101)]));
+  const bind = (ns: readonly Node[]) => new Map(ns.map((n, i) => [String(n.attrs['name']), randomData(n.type, seed + i * 101)]));
   return [bind(g.inputs), bind(g.params)];
 }
 
@@ -60,6 +62,12 @@ export interface RandomGraphOptions {
    * graphs of every seed are those the fixed-seed tests were written against.
    */
   readonly extended?: boolean;
+  /**
+   * A batch of this many rows: every input of rank 1 or more has it as its first axis, the weights of matmuls and
+   * convs (and biases) are params, and no param is updated: the graphs whose rows a predict entry may run in chunks
+   * (passes/rows.ts decides which). Without it the graphs of every seed stay as they were.
+   */
+  readonly rows?: number;
 }
 
 /** What a random graph is built from, for messages: the seed and the steps taken (skipped ones marked). */
@@ -88,8 +96,11 @@ export function randomGraph(seed: number, options: RandomGraphOptions = {}): Ran
   };
   const randShape = (rank: number): number[] => Array.from({ length: rank }, () => pick([1, 2, 3, 4, 5]));
   const b = new Builder();
-  let inputs = 0;
-  const input = (shape: Shape): Node => b.input(`x${inputs++}`, f32(shape));
+  let inputs = 0, weights = 0;
+  const batch = options.rows;
+  const input = (shape: Shape): Node => b.input(`x${inputs++}`, f32(batch && shape.length ? [batch, ...shape.slice(1)] : shape));
+  /** A matmul or conv kernel or a bias: an input, or with `rows` a param (inputs carry rows). */
+  const weight = (shape: Shape): Node => (batch ? b.param(`k${weights++}`, f32(shape)) : input(shape));
   const e = (op: Op, src: Node[], attrs: Attrs = {}) => b.emit(op, src, attrs);
   const bcast = (x: Node, shape: Shape) => (x.type.shape.join() === shape.join() ? x : e('broadcast', [x], { shape }));
   let counter: Node | undefined;
@@ -118,7 +129,9 @@ export function randomGraph(seed: number, options: RandomGraphOptions = {}): Ran
     let s = broadcastShapes(x.type.shape, y.type.shape);
     if (!s) {
       y = input(x.type.shape.map((d) => (r() < 0.4 ? 1 : d)).slice(int(0, x.type.shape.length)));
-      s = broadcastShapes(x.type.shape, y.type.shape)!;
+      s = broadcastShapes(x.type.shape, y.type.shape);
+      // with rows the fresh input's first axis is the batch, which x's shape may not take
+      if (!s) throw new ShapeError(`no common shape of ${x.type.shape} and ${y.type.shape}`);
     }
     return [bcast(x, s), bcast(y, s)];
   };
@@ -183,10 +196,10 @@ export function randomGraph(seed: number, options: RandomGraphOptions = {}): Ran
       const k = s[s.length - 1] ?? 1, n = int(1, 6);
       if (s.length === 3 && r() < 0.5) return e('matmul', [x, input([s[0]!, k, n])]);
       const x2 = e('reshape', [x], { shape: [sizeOf(s) / k, k] });
-      const w = r() < 0.5 ? input([k, n]) : e('transpose', [input([n, k])], { perm: [1, 0] });
+      const w = r() < 0.5 ? weight([k, n]) : e('transpose', [weight([n, k])], { perm: [1, 0] });
       const y = e('matmul', r() < 0.2 ? [e('transpose', [input([k, sizeOf(s) / k])], { perm: [1, 0] }), w] : [x2, w]);
       // a bias-and-activation epilogue, as a Dense layer has
-      return r() < 0.5 ? e('max', [e('add', [y, bcast(input([n]), y.type.shape)]), b.constant(0, 'float32', y.type.shape)]) : y;
+      return r() < 0.5 ? e('max', [e('add', [y, bcast(weight([n]), y.type.shape)]), b.constant(0, 'float32', y.type.shape)]) : y;
     },
     softmax: () => {
       const x = some(), s = x.type.shape, axis = s.length - 1;
@@ -224,7 +237,7 @@ export function randomGraph(seed: number, options: RandomGraphOptions = {}): Ran
         return e('reduce_window', [x], { kind: pick(['max', 'sum']), window: [2, 2], strides: [int(1, 2), int(1, 2)], padding: [[0, int(0, 1)], [0, int(0, 1)]] });
       }
       const c = x.type.shape[3]!;
-      return e('conv', [x, input([int(1, 3), int(1, 3), c, int(1, 3)])], {
+      return e('conv', [x, weight([int(1, 3), int(1, 3), c, int(1, 3)])], {
         strides: [int(1, 2), 1], padding: [[int(0, 1), int(0, 1)], [1, 1]], dilation: [1, int(1, 2)], lhsDilation: [1, 1], groups: 1,
       });
     },
@@ -316,7 +329,7 @@ export function randomGraph(seed: number, options: RandomGraphOptions = {}): Ran
       const pads = () => Array.from({ length: nsp }, () => [int(0, 2), int(0, 2)]);
       const ones = (lo: number, hi: number) => Array.from({ length: nsp }, () => int(lo, hi));
       if (r() < 0.3) return e('reduce_window', [x], { kind: pick(['max', 'sum']), window: ones(1, 3), strides: ones(1, 2), padding: pads() });
-      const k = input([...ones(1, 3), cin, groups * int(1, 2)]);
+      const k = weight([...ones(1, 3), cin, groups * int(1, 2)]);
       return e('conv', [x, k], { strides: ones(1, 2), padding: pads(), dilation: ones(1, 2), lhsDilation: ones(1, 2), groups });
     },
     bmm: () => {
@@ -393,12 +406,13 @@ export function randomGraph(seed: number, options: RandomGraphOptions = {}): Ran
   const outputs: NamedNode[] = outs.map((node, i) => ({ name: `y${i}`, node }));
   const updates: Update[] = [];
   if (extended) {
-    for (const p of params) if (r() < 0.85) updates.push({ param: p, value: updateOf(p, last) });
-    if (stepParam) updates.push({ param: stepParam, value: e('add', [stepParam, b.constant(1, 'int32', [])]) });
+    // no updates with rows: a graph that updates params runs one batch
+    if (!batch) for (const p of params) if (r() < 0.85) updates.push({ param: p, value: updateOf(p, last) });
+    if (stepParam && !batch) updates.push({ param: stepParam, value: e('add', [stepParam, b.constant(1, 'int32', [])]) });
     // the new value of a param as an output too (it and the update may share a buffer), and int32 / bool values
     if (updates.length && r() < 0.3) outputs.push({ name: `y${outputs.length}`, node: pick(updates).value });
     for (const x of sideValues) outputs.push({ name: `${x.type.dtype === 'bool' ? 'b' : 'i'}${outputs.length}`, node: x });
-  } else if (param) {
+  } else if (param && !batch) {
     // w - 0.1 * g for some g of w's shape (a reduction of a pool value when none fits)
     const same = pool.filter((x) => x !== param && x.type.shape.join() === param.type.shape.join());
     const src = same.length ? pick(same) : e('reduce_sum', [last], { axes: [...last.type.shape.keys()], keepdims: false });

@@ -20,7 +20,9 @@ import { runPipeline } from '../driver/pipeline.js';
 import { reductionTrees } from '../codegen/loop/reduction_trees.js';
 import { readNpy, writeNpy } from '../runtime/npy.js';
 import { readSafetensors } from '../runtime/safetensors.js';
-import { randomBindings, randomGraph } from './random_graphs.js';
+import { rowSeparability } from '../passes/rows.js';
+import { randomBindings, randomData, randomGraph, rng } from './random_graphs.js';
+import { type TrainRows, trainRowsStep } from './train_rows.js';
 
 export const TARGETS = ['loop', 'wasm', 'llvm', 'cuda-emu'] as const;
 export type Target = (typeof TARGETS)[number];
@@ -45,6 +47,24 @@ export interface Case {
   readonly graph: Graph;
   readonly inputs: Data;
   readonly params: Data;
+  /** Set when the graph's rows are independent and the fuzzer runs it at any number of rows (--rows). */
+  readonly rows?: Rows;
+  /** A padded training step (--train-rows): also checked against the step traced for its rows. */
+  readonly trainRows?: TrainRows;
+}
+
+/** What the fuzzer's graphs are: random graphs, with a batch axis (rows), or training steps with a "rows" input. */
+export type FuzzMode = 'graphs' | 'rows' | 'train-rows';
+
+/**
+ * A predict graph traced at `batch` rows run on `n` rows through kiln_run_rows (chunks of `batch`, the last one
+ * padded). `inputs` hold the n rows; `filler` a batch of other rows the reference pads the last chunk with.
+ */
+export interface Rows {
+  readonly batch: number;
+  readonly n: number;
+  readonly inputs: Data;
+  readonly filler: Data;
 }
 
 export function makeCase(seed: number, graph: Graph, dataSeed = seed): Case {
@@ -53,9 +73,24 @@ export function makeCase(seed: number, graph: Graph, dataSeed = seed): Case {
 }
 
 /** The fuzzer's graph of a seed: the extended generator's, its updates in place or (without `updates`) outputs. */
-export function fuzzCase(seed: number, updates: boolean): Case {
+export function fuzzCase(seed: number, updates: boolean, mode: FuzzMode = 'graphs'): Case {
+  if (mode === 'train-rows') {
+    const s = trainRowsStep(seed);
+    return { seed, ...s, graph: updates ? s.graph : updatesAsOutputs(s.graph) };
+  }
+  if (mode === 'rows') return withRows(makeCase(seed, randomGraph(seed, { extended: true, rows: 2 + Math.floor(rng(seed ^ 0x2545f491)() * 3) }).graph));
   const g = randomGraph(seed, { extended: true }).graph;
   return makeCase(seed, updates ? g : updatesAsOutputs(g));
+}
+
+/** c to be run on 1 to 3 batches of rows (mostly not a whole number of batches) when its rows are independent. */
+export function withRows(c: Case): Case {
+  const g = c.graph, batch = g.inputs[0]?.type.shape[0];
+  if (batch === undefined || batch < 2 || !rowSeparability(g).separable) return c;
+  const n = 1 + Math.floor(rng(c.seed ^ 0x68e31da4)() * 3 * batch);
+  const rowsOf = (seed: number, k: number): Data => Object.fromEntries(g.inputs.map((x, i) =>
+    [nodeName(x), randomData({ dtype: x.type.dtype, shape: [k, ...x.type.shape.slice(1)] }, seed + i * 101)]));
+  return { ...c, rows: { batch, n, inputs: rowsOf(c.seed + 17, n), filler: rowsOf(c.seed + 31, batch) } };
 }
 
 /**
@@ -131,7 +166,45 @@ function compare(c: Case, ref: RunResult, got: Got, exact: boolean, label: strin
 
 /** The graph interpreter's result; for a GPU target, of the graph with the reduction trees its pipeline declares. */
 function reference(c: Case, caps?: TargetCaps): RunResult {
-  return interpret(caps?.gpu ? reductionTrees(c.graph, caps.gpu) : c.graph, c.inputs, c.params);
+  const g = caps?.gpu ? reductionTrees(c.graph, caps.gpu) : c.graph;
+  return c.rows ? rowsReference(c, c.rows, g) : interpret(g, c.inputs, c.params);
+}
+
+/**
+ * The interpreter on c's n rows, one batch at a time. The last batch's rows past n are other random rows, not the
+ * runtime's zeros: rows are independent only if they change none of the n rows.
+ */
+function rowsReference(c: Case, rows: Rows, g: Graph): RunResult {
+  const parts = new Map<string, TypedArray[]>();
+  for (let from = 0; from < rows.n; from += rows.batch) {
+    const k = Math.min(rows.batch, rows.n - from);
+    const chunk = Object.fromEntries(g.inputs.map((x) => {
+      const name = nodeName(x), all = rows.inputs[name]!, a = rows.filler[name]!.slice(), per = a.length / rows.batch;
+      a.set(all.subarray(from * per, (from + k) * per));
+      return [name, a];
+    }));
+    for (const [name, v] of interpret(g, chunk, c.params).outputs) parts.set(name, [...(parts.get(name) ?? []), v.data.subarray(0, k * (v.data.length / rows.batch))]);
+  }
+  const outputs = new Map(g.outputs.map((o) => {
+    const ps = parts.get(o.name)!, data = new (ps[0]!.constructor as new (n: number) => TypedArray)(ps.reduce((n, p) => n + p.length, 0));
+    ps.reduce((at, p) => (data.set(p, at), at + p.length), 0);
+    return [o.name, { type: { ...o.node.type, shape: [rows.n, ...o.node.type.shape.slice(1)] }, data }];
+  }));
+  return { outputs, updates: new Map() };
+}
+
+/**
+ * A padded training step on the interpreter against the step traced for its rows: the losses and every update
+ * equal bit for bit, the predictions in those rows.
+ */
+function trainRowsCheck(c: Case, tr: TrainRows): Outcome {
+  const got = interpret(tr.padded, c.inputs, c.params), want = interpret(tr.exact, tr.exactInputs, c.params);
+  const checks: [string, ArrayLike<number>, ArrayLike<number> | undefined][] = [
+    ...[...want.outputs].map(([k, v]): [string, TypedArray, TypedArray | undefined] => [`output ${k}`, v.data, got.outputs.get(k)?.data.subarray(0, v.data.length)]),
+    ...[...want.updates].map(([k, v]): [string, TypedArray, TypedArray | undefined] => [`param ${k}`, v.data, got.updates.get(k)?.data]),
+  ];
+  const d = differences(checks, true, `padded step (rows ${tr.rows} of ${tr.batch})`);
+  return d.length ? { kind: 'mismatch', message: `${d.join('; ')} (interpreter: the step traced for ${tr.rows} rows)` } : undefined;
 }
 
 /** The loop program under a schedule, exactly; a parallel or GPU schedule also with those loops run in reverse. */
@@ -212,11 +285,11 @@ function runWasmModule(cases: readonly Case[]): Outcome[] | Failure {
   });
 }
 
-/** fuzz_main.c, beside this file in the sources or two levels up from dist/fuzz. */
-function harnessSource(): string {
+/** fuzz_main.c (or fuzz_fs_main.c), beside this file in the sources or two levels up from dist/fuzz. */
+function harnessSource(file: string): string {
   const here = path.dirname(fileURLToPath(import.meta.url));
-  const found = [here, path.resolve(here, '../../fuzz')].map((d) => path.join(d, 'fuzz_main.c')).find(existsSync);
-  if (!found) throw new Error('fuzz: cannot find fuzz_main.c');
+  const found = [here, path.resolve(here, '../../fuzz')].map((d) => path.join(d, file)).find(existsSync);
+  if (!found) throw new Error(`fuzz: cannot find ${file}`);
   return found;
 }
 
@@ -232,18 +305,37 @@ function run(cmd: string, args: string[], cwd: string, timeoutMs: number): Failu
   }
 }
 
-/** One native module (llvm, or cuda built for the CPU) of every case's entry, run by fuzz_main. */
-function runNativeModule(target: 'llvm' | 'cuda-emu', cases: readonly Case[], dir: string, timeoutMs: number, contract = true): Outcome[] | Failure {
+/**
+ * How native modules are built: `freestanding`, llvm only: the runtime core alone (kiln_core.c, the weights
+ * embedded, read in place), run by fuzz_fs_main.c on raw .bin files; `contract`: llvm's a*b + c in one rounding.
+ */
+export interface NativeMode {
+  readonly freestanding?: boolean;
+  readonly contract?: boolean;
+}
+
+const RAW = { float32: Float32Array, int32: Int32Array, bool: Uint8Array } as Record<string, new (b: ArrayBuffer) => TypedArray>;
+
+/**
+ * One native module (llvm, or cuda built for the CPU) of every case's entry, run by fuzz_main (or fuzz_fs_main);
+ * a case with rows runs its n rows through kiln_run_rows (argument `<entry>:<n>`).
+ */
+function runNativeModule(target: 'llvm' | 'cuda-emu', cases: readonly Case[], dir: string, timeoutMs: number, mode: NativeMode = {}): Outcome[] | Failure {
   rmSync(dir, { recursive: true, force: true });
   const named = cases.map(renamed);
+  const fs = mode.freestanding ?? false;
   // model_main --entry takes any entry name; the type lists the CLI's two
-  const entries = named.map((n) => ({ name: n.name as TargetEntry['name'], graph: n.graph, batchSize: 1 }));
+  const entries = named.map((n, i) => {
+    const rows = cases[i]!.rows;
+    return { name: n.name as TargetEntry['name'], graph: n.graph, batchSize: rows?.batch ?? 1, ...(rows ? { rows: { separable: true as const } } : {}) };
+  });
   const weights = named.flatMap((n) => n.graph.params.map((p) => ({ name: nodeName(p), dtype: p.type.dtype as 'float32', shape: p.type.shape, data: n.params[nodeName(p)]! })));
   try {
-    if (target === 'llvm') compileLlvm({ outDir: dir, threads: 2, entries, weights, contract });
+    if (target === 'llvm') compileLlvm({ outDir: dir, threads: 2, entries, weights, contract: mode.contract ?? true, ...(fs ? { runtime: 'freestanding', embedWeights: true } : {}) });
     else compileCuda({ outDir: dir, entries, weights, nvcc: false });
-    const objects = target === 'llvm' ? ['libmodel.a'] : ['model_emu.o', 'model_desc.o', 'kiln_runtime.o', 'kiln_math.o', '-lstdc++'];
-    execFileSync('gcc', ['-O2', '-std=c99', '-pthread', '-I', '.', harnessSource(), ...objects, '-lm', '-o', 'fuzz_main'], { cwd: dir, stdio: 'pipe' });
+    const objects = fs ? ['-DKILN_FREESTANDING', 'kiln_core.c', 'kiln_rows.c', 'kiln_math.c', 'model_desc.c', 'model.o']
+      : target === 'llvm' ? ['libmodel.a'] : ['model_emu.o', 'model_desc.o', 'kiln_runtime.o', 'kiln_rows.o', 'kiln_math.o', '-lstdc++'];
+    execFileSync('gcc', ['-O2', '-std=c99', '-pthread', '-I', '.', harnessSource(fs ? 'fuzz_fs_main.c' : 'fuzz_main.c'), ...objects, '-lm', '-o', 'fuzz_main'], { cwd: dir, stdio: 'pipe' });
   } catch (e) {
     const err = e as { stderr?: Buffer };
     return ice(err.stderr?.length ? err.stderr.toString() : e);
@@ -251,14 +343,22 @@ function runNativeModule(target: 'llvm' | 'cuda-emu', cases: readonly Case[], di
   cases.forEach((c, i) => {
     const d = path.join(dir, named[i]!.name);
     mkdirSync(d);
-    c.graph.inputs.forEach((n, k) => writeFileSync(path.join(d, `in${k}.npy`), writeNpy(n.type.dtype, n.type.shape, c.inputs[nodeName(n)]!)));
+    c.graph.inputs.forEach((n, k) => {
+      const data = (c.rows?.inputs ?? c.inputs)[nodeName(n)]!;
+      const shape = c.rows ? [c.rows.n, ...n.type.shape.slice(1)] : n.type.shape;
+      writeFileSync(path.join(d, `in${k}.${fs ? 'bin' : 'npy'}`), fs ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : writeNpy(n.type.dtype, shape, data));
+    });
   });
-  const failed = run(path.join(dir, 'fuzz_main'), named.map((n) => n.name), dir, timeoutMs);
+  const failed = run(path.join(dir, 'fuzz_main'), named.map((n, i) => `${n.name}${cases[i]!.rows ? `:${cases[i]!.rows!.n}` : ''}`), dir, timeoutMs);
   if (failed) return failed;
-  const params = new Map(readSafetensors(new Uint8Array(readFileSync(path.join(dir, 'params.safetensors')))).tensors.map((t) => [t.name, t.data]));
+  const params = fs ? new Map<string, TypedArray>() : new Map(readSafetensors(new Uint8Array(readFileSync(path.join(dir, 'params.safetensors')))).tensors.map((t) => [t.name, t.data]));
   return cases.map((c, i) => {
-    const outputs = new Map(c.graph.outputs.map((o, k) => [o.name, readNpy(new Uint8Array(readFileSync(path.join(dir, named[i]!.name, `out${k}.npy`)))).data]));
-    return compare(c, reference(c, TARGET_CAPS[target]), { outputs, params: unprefixed(c, params) }, false, target);
+    const out = (k: number, dtype: string) => {
+      const bytes = readFileSync(path.join(dir, named[i]!.name, `out${k}.${fs ? 'bin' : 'npy'}`));
+      return fs ? new RAW[dtype]!(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)) : readNpy(new Uint8Array(bytes)).data;
+    };
+    const outputs = new Map(c.graph.outputs.map((o, k) => [o.name, out(k, o.node.type.dtype)]));
+    return compare(c, reference(c, TARGET_CAPS[target]), { outputs, params: fs ? params : unprefixed(c, params) }, false, fs ? 'llvm (freestanding)' : target);
   });
 }
 
@@ -271,6 +371,8 @@ export interface RunOptions {
   readonly timeoutMs: number;
   /** Called at the start and before each graph run again (alone, or without contraction): the worker is alive. */
   readonly alive?: () => void;
+  /** llvm: the freestanding runtime (no updates: the weights are in flash). */
+  readonly freestanding?: boolean;
 }
 
 /** The schedule each compiled target's pipeline runs with. */
@@ -283,10 +385,16 @@ const TARGET_CAPS: Record<Exclude<Target, 'loop'>, TargetCaps> = { wasm: WASM_CA
  */
 export function runCases(target: Target, cases: readonly Case[], o: RunOptions): Outcome[] {
   o.alive?.();
+  // a padded training step wrong on the interpreter already: no target needs to run it
+  const wrong = cases.map((c) => c.trainRows && trainRowsCheck(c, c.trainRows));
+  if (wrong.some(Boolean)) {
+    const rest = cases.filter((_, i) => !wrong[i]), ran = rest.length ? runCases(target, rest, o) : [];
+    return cases.map((c, i) => wrong[i] ?? ran[rest.indexOf(c)]);
+  }
   if (target === 'loop') return cases.map((c) => runLoop(c, SCHEDULES[o.schedule ?? 'wasm']));
   const module = (cs: readonly Case[]) => {
     if (cs.length === 1) o.alive?.(); // each graph run again alone
-    return target === 'wasm' ? runWasmModule(cs) : runNativeModule(target, cs, o.workDir, o.timeoutMs);
+    return target === 'wasm' ? runWasmModule(cs) : runNativeModule(target, cs, o.workDir, o.timeoutMs, { freestanding: o.freestanding });
   };
   // internal compiler errors first, one graph at a time: one would fail the whole module
   const outcomes = cases.map((c): Outcome => {
@@ -316,7 +424,7 @@ export function runCases(target: Target, cases: readonly Case[], o: RunOptions):
     outcomes.forEach((f, i) => {
       if (f?.kind !== 'mismatch') return;
       o.alive?.();
-      const plain = runNativeModule('llvm', [cases[i]!], o.workDir, o.timeoutMs, false);
+      const plain = runNativeModule('llvm', [cases[i]!], o.workDir, o.timeoutMs, { freestanding: o.freestanding, contract: false });
       if (Array.isArray(plain) && !plain[0]) outcomes[i] = { kind: 'fma-approx', message: `${f.message} (right without contraction)` };
     });
   }

@@ -7,11 +7,15 @@ import { pathToFileURL } from 'node:url';
 import { type Graph, topoSort } from '../ir/graph.js';
 import { reproText } from './repro.js';
 import { shrink } from './shrink.js';
-import { type Failure, type Schedule, type Target, fuzzCase, makeCase, runCases, signature } from './targets.js';
+import { type Failure, type Schedule, type Target, type FuzzMode, fuzzCase, makeCase, runCases, signature, withRows } from './targets.js';
 
 export interface Settings {
   readonly target: Target;
   readonly updates: boolean;
+  /** graphs; rows: separable graphs at any number of rows (kiln_run_rows, llvm and cuda-emu); train-rows: padded training steps. */
+  readonly mode: FuzzMode;
+  /** llvm only: the freestanding runtime. */
+  readonly freestanding: boolean;
   readonly out: string;
   readonly timeoutMs: number;
   readonly shrinkMs: number;
@@ -38,12 +42,12 @@ export type Report =
 
 /** The command that runs one seed again. */
 export function commandFor(s: Settings, seed: number, schedule?: Schedule): string {
-  return `npm run fuzz -- --target ${s.target} --seeds ${seed}..${seed + 1}${schedule ? ` --schedule ${schedule}` : ''}${s.updates ? ' --updates' : ''}`;
+  return `npm run fuzz -- --target ${s.target} --seeds ${seed}..${seed + 1}${schedule ? ` --schedule ${schedule}` : ''}${s.updates ? ' --updates' : ''}${s.mode !== 'graphs' ? ` --${s.mode}` : ''}${s.freestanding ? ' --runtime freestanding' : ''}`;
 }
 
-/** Where seed's reproducer goes: <out>/<target>[-<schedule>][-updates]-<seed>.ir */
+/** Where seed's reproducer goes: <out>/<target>[-<schedule>][-updates][-rows|-train-rows][-freestanding]-<seed>.ir */
 export function reproFile(s: Settings, seed: number, schedule?: Schedule): string {
-  return path.join(s.out, `${s.target}${schedule ? `-${schedule}` : ''}${s.updates ? '-updates' : ''}-${seed}.ir`);
+  return path.join(s.out, `${s.target}${schedule ? `-${schedule}` : ''}${s.updates ? '-updates' : ''}${s.mode !== 'graphs' ? `-${s.mode}` : ''}${s.freestanding ? '-freestanding' : ''}-${seed}.ir`);
 }
 
 export function writeRepro(s: Settings, seed: number, schedule: Schedule | undefined, g: Graph, failure: Failure, note?: string): string {
@@ -60,9 +64,9 @@ function main(): void {
   const workDir = mkdtempSync(path.join(os.tmpdir(), 'kiln-fuzz-'));
   process.on('exit', () => rmSync(workDir, { recursive: true, force: true }));
   const send = (r: Report) => process.send!(r);
-  const run = { workDir, timeoutMs: s.timeoutMs, alive: () => send({ type: 'alive' }) };
+  const run = { workDir, timeoutMs: s.timeoutMs, freestanding: s.freestanding, alive: () => send({ type: 'alive' }) };
   process.on('message', (batch: Batch) => {
-    const cases = batch.seeds.map((seed) => fuzzCase(seed, s.updates));
+    const cases = batch.seeds.map((seed) => fuzzCase(seed, s.updates, s.mode));
     const outcomes = runCases(s.target, cases, { ...run, schedule: batch.schedule });
     const results = cases.map((c, i): Result => {
       const f = outcomes[i];
@@ -76,7 +80,7 @@ function main(): void {
       const sig = signature(f);
       let last = f;
       const fails = (g: Graph) => {
-        const o = runCases(s.target, [makeCase(c.seed, g)], { ...run, schedule: batch.schedule })[0];
+        const o = runCases(s.target, [s.mode === 'rows' ? withRows(makeCase(c.seed, g)) : makeCase(c.seed, g)], { ...run, schedule: batch.schedule })[0];
         if (o && signature(o) === sig) last = o;
         return o !== undefined && signature(o) === sig;
       };

@@ -175,6 +175,10 @@ describe('any number of rows', () => {
     for (const maxBatch of [0, -1, 1.5, Number.NaN]) {
       await expect(compile(model, { target: 'wasm', outDir: dir, maxBatch }), String(maxBatch)).rejects.toThrow(/^max batch must be a positive integer, got /);
     }
+    // too many rows to trace (its arrays would be over the typed-array limit): an error, not a predict of one row
+    await expect(compile(model, { target: 'wasm', outDir: path.join(tmp, 'huge'), maxBatch: 1e11 })).rejects
+      .toThrow(/^cannot trace model '\w+' at its max batch of 100000000000 rows \(.*\); give a smaller max batch \(--max-batch\)$/);
+    expect(existsSync(path.join(tmp, 'huge'))).toBe(false);
     const cli = path.join(import.meta.dirname, '..', 'dist', 'cli', 'main.js');
     if (!existsSync(cli)) return; // the CLI half runs where dist/ is built (npm test builds it)
     for (const v of ['0', 'x', '2.5']) {

@@ -1,4 +1,5 @@
 // Keras 3 `.weights.h5` files through h5wasm: `layers/<key>/vars/<i>` datasets, as keras/src/saving/saving_lib.py writes them.
+import fs from 'node:fs';
 import type { Group as H5Group, File as H5File } from 'h5wasm';
 import { formatKerasShape } from '../tensor.js';
 import type { Model } from '../models/model.js';
@@ -14,6 +15,25 @@ async function hdf5(): Promise<H5> {
     return m.default as unknown as H5;
   });
   return h5;
+}
+
+/**
+ * fn with writes to file descriptor 2 dropped: h5wasm cannot turn off HDF5's automatic error printing, which writes
+ * the library's whole error stack (some 40 lines) there when a file does not open; the caller's error says enough.
+ */
+function quietly<T>(fn: () => T): T {
+  const write = fs.writeSync;
+  fs.writeSync = ((fd: number, data: string | ArrayBufferView, ...rest: unknown[]) => {
+    if (fd !== 2) return (write as (...a: unknown[]) => number)(fd, data, ...rest);
+    // as if written: (fd, string, ...) or (fd, buffer, offset, length, ...)
+    if (typeof data === 'string') return Buffer.byteLength(data);
+    return typeof rest[1] === 'number' ? rest[1] : data.byteLength - (typeof rest[0] === 'number' ? rest[0] : 0);
+  }) as unknown as typeof fs.writeSync;
+  try {
+    return fn();
+  } finally {
+    fs.writeSync = write;
+  }
 }
 
 function openGroup(root: H5Group, path: string): H5Group {
@@ -53,7 +73,8 @@ function writeLayout(model: Model, f: H5File, values?: WeightValues): void {
  */
 export async function readWeightsH5(model: Model, file: string): Promise<void> {
   const lib = await hdf5();
-  const f = new lib.File(file, 'r');
+  const f = quietly(() => new lib.File(file, 'r'));
+  if (f.file_id < 0) throw new Error(`${file}: not a readable HDF5 file (truncated or corrupt)`);
   try {
     const values: [import('../tensor.js').Variable, Float32Array | Int32Array][] = [];
     if (!f.keys().includes('layers')) throw new Error(`${file}: not a Keras 3 weights file (no 'layers' group)`);

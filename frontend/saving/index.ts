@@ -51,7 +51,13 @@ export async function loadWeights(model: Model, file: string): Promise<void> {
   const ext = kind(file, 'a weights file', ['.weights.h5', '.h5', '.safetensors']);
   if (!model.built) throw new Error(`${file}: model '${model.name}' is not built yet; give it an input shape before loading weights`);
   if (ext !== '.safetensors') return readWeightsH5(model, file);
-  const { tensors } = readSafetensors(new Uint8Array(readFileSync(file)));
+  let tensors: ReturnType<typeof readSafetensors>['tensors'];
+  try {
+    ({ tensors } = readSafetensors(new Uint8Array(readFileSync(file))));
+  } catch (e) {
+    // the reader's message says what is wrong, not in which file
+    throw new Error(`${file}: ${(e as Error).message}`);
+  }
   const byName = new Map(tensors.map((t) => [t.name, t]));
   // keyed by weight path; a file of another instance of the architecture (other layer names) loads in order
   const inOrder = model.weights.every((w) => !byName.has(w.path)) && tensors.length === model.weights.length;
@@ -101,7 +107,14 @@ export async function loadModel(file: string): Promise<Model> {
   } catch (e) {
     throw new Error(`${file}: config.json: ${(e as Error).message}`);
   }
-  const model = modelFromConfig(json, file);
+  let model: Model;
+  try {
+    model = modelFromConfig(json, file);
+  } catch (e) {
+    // a config.json unlike the ones Keras writes fails deep inside (a TypeError, keras.Input's checks): name the file
+    const msg = (e as Error).message;
+    throw msg.startsWith(file) ? e : new Error(`${file}: config.json: ${e instanceof TypeError ? `not a Keras model config (${msg})` : msg}`);
+  }
   await withTempFile(async (tmp) => {
     writeFileSync(tmp, entries['model.weights.h5']!);
     try {

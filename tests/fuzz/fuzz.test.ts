@@ -1,5 +1,6 @@
 // The fuzzer in CI: new seeds every run (a range of its own per commit, or per day outside git) through
-// `npm run fuzz` on the loop interpreter under each schedule, and fewer on wasm and llvm; plus its shrinker.
+// `npm run fuzz` on the loop interpreter under each schedule, and fewer on wasm and llvm (also freestanding, at any
+// number of rows), and padded training steps; plus its shrinker.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
@@ -31,14 +32,14 @@ function firstSeed(): number {
 const first = firstSeed();
 
 /**
- * `npm run fuzz -- --target T --seeds A..B --updates` (from dist/). It prints the command; a failure lists each
- * failing seed with the command that runs it alone, and the shrunk reproducers.
+ * `npm run fuzz -- --target T --seeds A..B --updates` (or with other flags: `mode`) from dist/. It prints the
+ * command; a failure lists each failing seed with the command that runs it alone, and the shrunk reproducers.
  */
-function fuzz(target: string, count: number, offset: number): void {
-  const seeds = `${first + offset}..${first + offset + count}`, dir = path.join(out, target);
-  const command = `npm run fuzz -- --target ${target} --seeds ${seeds} --updates`;
+function fuzz(target: string, count: number, offset: number, mode = ['--updates']): void {
+  const seeds = `${first + offset}..${first + offset + count}`, dir = path.join(out, `${target}${mode.join('')}`);
+  const command = `npm run fuzz -- --target ${target} --seeds ${seeds} ${mode.join(' ')}`;
   console.log(`fuzz: ${command}`);
-  const r = spawnSync(process.execPath, [path.join(root, 'dist/fuzz/main.js'), '--target', target, '--seeds', seeds, '--updates',
+  const r = spawnSync(process.execPath, [path.join(root, 'dist/fuzz/main.js'), '--target', target, '--seeds', seeds, ...mode,
     '--out', dir, '--shrink-seconds', '20'], { cwd: root, encoding: 'utf8', timeout: 280_000 });
   // the last line: `N graphs, M mismatches, K crashes` (on llvm `, F fma-approx`: right without contraction)
   const m = /^(\d+) graphs, (\d+) mismatches, (\d+) crashes(?:, \d+ fma-approx)?$/.exec(r.stdout.trim().split('\n').at(-1) ?? '');
@@ -54,6 +55,10 @@ describe('fuzzing new seeds (each command is printed; a failure prints the comma
   it('the loop interpreter under each schedule', () => fuzz('loop', 800, 0), 300_000);
   it('wasm', () => fuzz('wasm', 100, 800), 300_000);
   it('llvm', () => fuzz('llvm', 80, 900), 300_000);
+  // predict graphs with a batch axis: the row-separable ones (about 1 in 8) at 1 to 3 batches through kiln_run_rows
+  it('llvm, freestanding runtime, any number of rows', () => fuzz('llvm', 24, 1000, ['--rows', '--runtime', 'freestanding']), 300_000);
+  // training steps of random Keras models on a last, smaller batch ("rows" input), also against the step for those rows
+  it('training steps with a "rows" input, the loop interpreter under each schedule', () => fuzz('loop', 10, 1100, ['--updates', '--train-rows']), 300_000);
 });
 
 describe('the shrinker', () => {

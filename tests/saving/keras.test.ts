@@ -173,6 +173,13 @@ describe('weights files', () => {
     await expect(wide.loadWeights(path.join(tmp, 'none.weights.h5'))).rejects.toThrow(`${path.join(tmp, 'none.weights.h5')}: no such file`);
     await expect(wide.loadWeights(path.join(FIX, 'mlp.x0.npy'))).rejects.toThrow(/mlp\.x0\.npy: a weights file must end in \.weights\.h5 or \.h5 or \.safetensors/);
   });
+
+  it('a corrupt .safetensors is an error naming the file', async () => {
+    const m = mlp(), file = path.join(tmp, 'good.safetensors'), cut = path.join(tmp, 'cut.safetensors');
+    await m.saveWeights(file);
+    writeFileSync(cut, readFileSync(file).subarray(0, 60));
+    await expect(m.loadWeights(cut)).rejects.toThrow(new RegExp(`^${cut}: safetensors: header of \\d+ bytes runs past the end of the file \\(60 bytes\\)$`));
+  });
 });
 
 describe('.keras files kiln cannot load', () => {
@@ -202,5 +209,24 @@ describe('.keras files kiln cannot load', () => {
     await expect(keras.saving.loadModel(bad)).rejects.toThrow(`${bad}: not a .keras file`);
     writeFileSync(bad, zipSync({ 'metadata.json': strToU8('{}') }));
     await expect(keras.saving.loadModel(bad)).rejects.toThrow(`${bad}: not a Keras 3 .keras file (no config.json inside)`);
+  });
+
+  it('a config.json of another shape, or a bad input shape in it, is an error naming the file', async () => {
+    const entries = unzip(path.join(FIX, 'cnn.keras')), bad = path.join(tmp, 'shape.keras');
+    for (const config of ['null', '[1, 2]', '{"class_name": "Sequential"}']) {
+      writeFileSync(bad, zipSync({ ...entries, 'config.json': strToU8(config) }));
+      await expect(keras.saving.loadModel(bad), config).rejects.toThrow(new RegExp(`^${bad}: config\\.json: not a Keras model config \\(`));
+    }
+    const file = edit((c) => { (layersOf(c)[0]!['config'] as Json)['batch_shape'] = [null, -3, 8, 1]; });
+    await expect(keras.saving.loadModel(file)).rejects.toThrow(`${file}: config.json: keras.Input: shape (-3, 8, 1) has an invalid dimension -3`);
+  });
+
+  it('a truncated model.weights.h5 inside, or a corrupt .weights.h5, is one error naming the file', async () => {
+    const entries = unzip(path.join(FIX, 'mlp.keras')), w = entries['model.weights.h5']!, bad = path.join(tmp, 'cut.keras');
+    writeFileSync(bad, zipSync({ ...entries, 'model.weights.h5': w.subarray(0, w.length >> 1) }));
+    await expect(keras.saving.loadModel(bad)).rejects.toThrow(`${bad}: model.weights.h5: not a readable HDF5 file (truncated or corrupt)`);
+    const m = await keras.saving.loadModel(path.join(FIX, 'mlp.keras')), h5 = path.join(tmp, 'cut.weights.h5');
+    writeFileSync(h5, w.subarray(0, 1000));
+    await expect(m.loadWeights(h5)).rejects.toThrow(`${h5}: not a readable HDF5 file (truncated or corrupt)`);
   });
 });
