@@ -6,8 +6,8 @@
 // each step), a sequence is its operand's buffer read at offset t * step, a const its operand's buffer; the body's
 // temporaries and constants become the outer program's. The sequences' projections (x @ W of every step) are
 // computed before the loop by the graph around it, so the loop holds only the recurrent part.
-import { type Node } from '../../ir/graph.js';
-import { attrsOf } from '../../ir/ops.js';
+import { type Graph, type Node, topoSort } from '../../ir/graph.js';
+import { GroupOp, attrsOf } from '../../ir/ops.js';
 import { scanInfo } from '../../ir/scan.js';
 import { type DType, sizeOf, stridesOf } from '../../ir/types.js';
 import { canonicalize } from '../../passes/canonicalize.js';
@@ -108,9 +108,17 @@ export function invariant(step: readonly Stmt[]): Set<Stmt> {
   return moved;
 }
 
-/** The body program of a scan loop (the graph passes, fusion and lowering, as the outer graph had). */
-export function bodyProgram(body: Parameters<typeof canonicalize>[0]): Program {
-  return lower(fuse(dce(canonicalize(body))), { name: 'body' });
+/**
+ * The body program of a scan loop (the graph passes, fusion and lowering, as the outer graph had). The pieces of its
+ * pads (the gradient of a slice: the LSTM's four gates in the backward step) are stored: fused into the sum of the
+ * pads, every element would compute every piece and select one, in a loop that does not vectorize (clamped indices).
+ */
+export function bodyProgram(body: Graph): Program {
+  const g = dce(canonicalize(body));
+  const outs = new Set(g.outputs.map((o) => o.node));
+  const pieces = new Set(topoSort(g).filter((n) => n.op === 'pad').map((n) => n.src[0]!).filter((x) => !GroupOp.Leaf.has(x.op) && !outs.has(x)));
+  const stored = [...pieces].map((node, i) => ({ name: `piece${i}`, node }));
+  return lower(fuse({ ...g, outputs: [...g.outputs, ...stored] }), { name: 'body' });
 }
 
 /** How a scan kernel's body is scheduled for a target: its statements again, with buffers the schedule added. */

@@ -1,13 +1,22 @@
-// Statements of a scan step that compute the same at every step (packed weight panels) run once before the time loop.
+// How scan loops are scheduled on CPUs: statements of a step that compute the same at every step (packed weight
+// panels) run once before the time loop; the backward step's gate activations are computed in vector loops.
 import { describe, expect, it } from 'vitest';
 import { E, S } from '../../codegen/loop/ir.js';
 import { invariant } from '../../codegen/loop/scan.js';
-import { walkStmts } from '../../codegen/loop/visit.js';
+import { forEachExpr, stmtExprs, walkStmts } from '../../codegen/loop/visit.js';
+import { LLVM_CAPS } from '../../codegen/llvm/target.js';
+import { runPipeline } from '../../driver/pipeline.js';
 import { randomBindings } from '../ir/helpers.js';
 import { runBoth } from '../passes/differential.js';
 import { type Case, caseGraph, lstmStep } from './graphs.js';
 
 const f32 = (...shape: number[]) => ({ dtype: 'float32' as const, shape });
+/** An LSTM loop of 3 steps, batch rows and units. */
+const lstm = (batch: number, units: number): Case => ({
+  name: 'lstm', step: lstmStep, reverse: false,
+  inputs: { h0: f32(batch, units), c0: f32(batch, units), xw: f32(3, batch, 4 * units), u: f32(units, 4 * units) },
+  operands: (x) => [[x.h0!, x.c0!], [x.xw!], [x.u!]],
+});
 const copy = (dst: string, src: string, idx = E.v('i')) => S.for('i', 4, [S.store(dst, idx, E.load(src, E.v('i'), 'f32'))]);
 
 describe('invariant statements of a scan step', () => {
@@ -19,12 +28,7 @@ describe('invariant statements of a scan step', () => {
   });
 
   it('an LSTM big enough for packed panels: the packs leave the time loop, results bit for bit', () => {
-    const c: Case = {
-      name: 'lstm64', step: lstmStep, reverse: false,
-      inputs: { h0: f32(16, 64), c0: f32(16, 64), xw: f32(3, 16, 256), u: f32(64, 256) },
-      operands: (x) => [[x.h0!, x.c0!], [x.xw!], [x.u!]],
-    };
-    const g = caseGraph(c, false, true);
+    const g = caseGraph(lstm(16, 64), false, true);
     const [inputs] = randomBindings(g, 5);
     const { compiled, diffs } = runBoth(g, Object.fromEntries(inputs), {});
     expect(diffs).toEqual([]);
@@ -38,5 +42,19 @@ describe('invariant statements of a scan step', () => {
       walkStmts(k.body.filter((s) => s !== loop), (s) => { if (s.k === 'store' && /pack/.test(s.buf)) before++; });
     }
     expect(before).toBeGreaterThan(0);
+  });
+  it('the LSTM layer\'s size (batch 32, 128 units): every tanh and exp of the steps is in a vector loop', () => {
+    // fused into the sum of the pads that makes the gates' gradient, the backward step's gates were scalar and
+    // computed four times
+    const g = caseGraph(lstm(32, 128), false, true);
+    const scans = runPipeline(g, { caps: LLVM_CAPS }).program.kernels.filter((k) => k.ops[0] === 'scan');
+    expect(scans.length).toBe(2);
+    const scalar: string[] = [];
+    for (const k of scans) {
+      walkStmts(k.body, (s, loops) => {
+        for (const e of stmtExprs(s)) forEachExpr(e, (x) => { if (x.k === 'unary' && (x.op === 'tanh' || x.op === 'exp') && !loops.some((l) => l.kind === 'vector')) scalar.push(`${k.name}: ${x.op}`); });
+      });
+    }
+    expect(scalar).toEqual([]);
   });
 });
