@@ -34,6 +34,26 @@ function compile(dir: string, target: string): void {
   run(process.execPath, [path.join(root, 'dist', 'cli', 'main.js'), 'compile', model, '--train', '--batch-size', String(BATCH), '--target', target, '-o', dir]);
 }
 
+/**
+ * TF.js's wasm backend has no UnsortedSegmentSum, the Embedding's gradient (TF.js 4: "Kernel 'UnsortedSegmentSum' not
+ * registered for backend 'wasm'"): a plain JS scatter-add here (32 x 200 rows of 64, well under a millisecond).
+ */
+function registerSegmentSum(): void {
+  type WasmBackend = { readSync(id: tf.DataId): ArrayLike<number>; makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo; typedArrayFromHeap(t: tf.TensorInfo): Float32Array };
+  tf.registerKernel({
+    kernelName: 'UnsortedSegmentSum', backendName: 'wasm',
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const b = backend as unknown as WasmBackend, x = inputs['x']!, ids = inputs['segmentIds']!;
+      const xs = b.readSync(x.dataId), is = b.readSync(ids.dataId), n = is.length, inner = n ? xs.length / n : 0;
+      const out = b.makeOutput([Number(attrs?.['numSegments']), ...x.shape.slice(ids.shape.length)], 'float32');
+      const o = b.typedArrayFromHeap(out);
+      o.fill(0);
+      for (let i = 0; i < n; i++) for (let j = 0; j < inner; j++) o[is[i]! * inner + j]! += xs[i * inner + j]!;
+      return out;
+    },
+  });
+}
+
 async function main(): Promise<void> {
   const loadBefore = os.loadavg().map((x) => x.toFixed(2)).join(' ');
   const tmp = mkdtempSync(path.join(tmpdir(), 'kiln-rnn-'));
@@ -66,6 +86,7 @@ async function main(): Promise<void> {
     tfwasm.setThreadsCount(1);
     tfwasm.setWasmPaths(path.dirname(req.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm')) + path.sep);
     if (!(await tf.setBackend('wasm'))) throw new Error('TF.js backend wasm failed to initialize');
+    registerSegmentSum();
     const tm = tf.sequential({
       layers: [
         tf.layers.embedding({ inputDim: VOCAB, outputDim: 64, inputLength: LEN }),
