@@ -127,6 +127,14 @@ const RULES: Record<Op, Rule> = {
   broadcast: (g, n, dy) => {
     const xs = n.src[0]!.type.shape, os = n.type.shape, off = os.length - xs.length;
     const axes = os.flatMap((d, i) => (i < off || (xs[i - off] === 1 && d !== 1) ? [i] : []));
+    // a weight broadcast over a batched matmul's batch axes (x @ W with x [B, T, D]): sum_b A_b @ C_b is one matmul
+    // over the B * T rows, not B products summed after (a recurrent layer's input projection: 32 x 200 rows)
+    const r = os.length;
+    if (dy.op === 'matmul' && r >= 3 && axes.length === r - 2 && axes.every((a, i) => a === i)) {
+      const [a, c] = [dy.src[0]!, dy.src[1]!], k = a.type.shape[r - 1]!, rows = os.slice(0, r - 2).reduce((p, d) => p * d, k);
+      const at = g.reshape(g.transpose(a, [r - 2, ...axes, r - 1]), [a.type.shape[r - 2]!, rows]);
+      return [g.reshape(g.e('matmul', [at, g.reshape(c, [rows, c.type.shape[r - 1]!])]), xs)];
+    }
     return [g.sumTo(dy, axes, xs)];
   },
   slice: (g, n, dy) => {

@@ -6,8 +6,8 @@
 // each step), a sequence is its operand's buffer read at offset t * step, a const its operand's buffer; the body's
 // temporaries and constants become the outer program's. The sequences' projections (x @ W of every step) are
 // computed before the loop by the graph around it, so the loop holds only the recurrent part.
-import { type Node } from '../../ir/graph.js';
-import { attrsOf } from '../../ir/ops.js';
+import { type Graph, type Node, topoSort } from '../../ir/graph.js';
+import { GroupOp, attrsOf } from '../../ir/ops.js';
 import { scanInfo } from '../../ir/scan.js';
 import { type DType, sizeOf, stridesOf } from '../../ir/types.js';
 import { canonicalize } from '../../passes/canonicalize.js';
@@ -18,7 +18,7 @@ import { schedule } from './schedules/index.js';
 import { simplify } from './simplify.js';
 import { lower } from './lower.js';
 import type { TargetCaps } from './schedule.js';
-import { ExprMutator } from './visit.js';
+import { ExprMutator, exprVars, forEachExpr, stmtExprs, walkStmts } from './visit.js';
 
 /** What the outer lowering gives the scan's lowering. */
 export interface ScanContext {
@@ -76,9 +76,49 @@ function copy(v: string, size: number, t: ReturnType<typeof scalarOf>, dst: Plac
   return S.for(v, size, [S.store(dst.buf, E.add(i, dst.offset), E.load(src.buf, E.add(i, src.offset), t))]);
 }
 
-/** The body program of a scan loop (the graph passes, fusion and lowering, as the outer graph had). */
-export function bodyProgram(body: Parameters<typeof canonicalize>[0]): Program {
-  return lower(fuse(dce(canonicalize(body))), { name: 'body' });
+/**
+ * The statements of a step that compute the same at every step, so they can run once before the loop (a schedule's
+ * packed panel of a weight: 64K copies per step otherwise): loop nests that read no variable from outside themselves
+ * (not the time) and no buffer the step writes, and write buffers no other statement of the step writes.
+ */
+export function invariant(step: readonly Stmt[]): Set<Stmt> {
+  const writes = step.map((s) => {
+    const out = new Set<string>();
+    walkStmts([s], (x) => { if (x.k === 'store') out.add(x.buf); });
+    return out;
+  });
+  const written = new Map<string, number>();
+  for (const w of writes) for (const b of w) written.set(b, (written.get(b) ?? 0) + 1);
+  const moved = new Set<Stmt>();
+  step.forEach((s, i) => {
+    if (s.k !== 'for') return;
+    const bound = new Set<string>(), used = new Set<string>();
+    let reads = true;
+    walkStmts([s], (x) => {
+      if (x.k === 'for') bound.add(x.v);
+      else if (x.k === 'decl' || x.k === 'local') bound.add(x.name);
+      else if (x.k === 'assign') used.add(x.name);
+      for (const e of stmtExprs(x)) {
+        for (const v of exprVars(e)) used.add(v);
+        forEachExpr(e, (l) => { if (l.k === 'load' && written.has(l.buf)) reads = false; });
+      }
+    });
+    if (reads && [...used].every((v) => bound.has(v)) && [...writes[i]!].every((b) => written.get(b) === 1)) moved.add(s);
+  });
+  return moved;
+}
+
+/**
+ * The body program of a scan loop (the graph passes, fusion and lowering, as the outer graph had). The pieces of its
+ * pads (the gradient of a slice: the LSTM's four gates in the backward step) are stored: fused into the sum of the
+ * pads, every element would compute every piece and select one, in a loop that does not vectorize (clamped indices).
+ */
+export function bodyProgram(body: Graph): Program {
+  const g = dce(canonicalize(body));
+  const outs = new Set(g.outputs.map((o) => o.node));
+  const pieces = new Set(topoSort(g).filter((n) => n.op === 'pad').map((n) => n.src[0]!).filter((x) => !GroupOp.Leaf.has(x.op) && !outs.has(x)));
+  const stored = [...pieces].map((node, i) => ({ name: `piece${i}`, node }));
+  return lower(fuse({ ...g, outputs: [...g.outputs, ...stored] }), { name: 'body' });
 }
 
 /** How a scan kernel's body is scheduled for a target: its statements again, with buffers the schedule added. */
@@ -151,11 +191,11 @@ export function lowerScan(k: KernelPlan, ctx: ScanContext): Kernel {
     const out = results.get(i);
     if (out !== undefined && size) post.push(copy(copyVar(), size, scalarOf(src[i]!.type.dtype), { buf: out, offset: zero }, carries[i]!));
   }
-  const statements = (kernels: readonly Kernel[]): Stmt[] => [
-    ...pre,
-    S.for(`${p}t`, T, [...saves, ...kernels.flatMap((kb, j) => new Relocate(places, `${p}k${j}_`).stmts(kb.body)), ...yCopies, ...carryCopies]),
-    ...post,
-  ];
+  const statements = (kernels: readonly Kernel[]): Stmt[] => {
+    const step = [...saves, ...kernels.flatMap((kb, j) => new Relocate(places, `${p}k${j}_`).stmts(kb.body)), ...yCopies, ...carryCopies];
+    const moved = invariant(step);
+    return [...pre, ...step.filter((s) => moved.has(s)), S.for(`${p}t`, T, step.filter((s) => !moved.has(s))), ...post];
+  };
   const again: ScanSchedule = (caps) => {
     // the body's kernels scheduled as a program of their own (on one thread: a loop's parallel iterations would be
     // handed to the pool at every step); buffers the schedule adds (packed panels) become the outer program's
