@@ -3,13 +3,14 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { freeVars, independentIterations, pureDecls, usesVar } from '../loop/analysis.js';
-import { E, type Expr, S, type Scalar, type Stmt } from '../loop/ir.js';
-import { mapChildren, someExpr } from '../loop/visit.js';
+import { independentIterations, pureDecls } from '../loop/analysis.js';
+import type { Expr, Scalar, Stmt } from '../loop/ir.js';
+import { someExpr } from '../loop/visit.js';
 import type { Entry, Layout } from '../loop/layout.js';
 import { type OpTable, binaryOp, castOp, unaryOp } from '../loop/legalize.js';
 import { printExpr } from '../loop/printer.js';
-import { LLVM_VECTORS, checkVectorLoops, laneCoef, noVectorForm } from '../loop/vectorize.js';
+import { foldForm, laneVar } from '../loop/fold.js';
+import { LLVM_VECTORS, checkVectorLoops, laneCoef } from '../loop/vectorize.js';
 import { type Lane, helper, internalize, laneByLane, vectorHelpers } from './vector.js';
 
 // llvm-bindings is a native addon (built against LLVM 14 at install); loaded on first use so that the rest of
@@ -243,47 +244,11 @@ class KernelBuilder {
     return x.getType().getTypeID() === llvm().Type.TypeID.FixedVectorTyID;
   }
 
-  /**
-   * An innermost loop of decls ending in `acc = f(acc, ...)` (acc declared outside, read by no decl): the reduction of
-   * a softmax or a norm. The parts of f that do not read acc but vary with the lane (the values folded in) can be
-   * computed for every lane as one vector; f itself then runs lane by lane, in order. Returns f with those parts as
-   * lane variables `v$lane<j>`, and the parts.
-   */
-  private reduction(s: Extract<Stmt, { k: 'for' }>): { fold: Extract<Stmt, { k: 'assign' }>; parts: Expr[] } | undefined {
-    const last = s.body[s.body.length - 1], decls = s.body.slice(0, -1);
-    if (last?.k !== 'assign' || !usesVar(last.value, last.name)) return undefined;
-    const acc = last.name;
-    if (!decls.every((st) => st.k === 'decl' && !usesVar(st.init, acc))) return undefined;
-    const vec = new Set<string>(), saved = this.lanes;
-    this.lanes = { v: s.v, w: 0, vec };
-    const parts: Expr[] = [], keys = new Map<string, number>();
-    let value: Expr;
-    try {
-      for (const st of decls) if (st.k === 'decl' && this.varying(st.init)) vec.add(st.name);
-      const split = (e: Expr): Expr => {
-        if (usesVar(e, acc)) return mapChildren(e, split);
-        if (!this.varying(e)) return e;
-        const key = printExpr(e);
-        let j = keys.get(key);
-        if (j === undefined) keys.set(key, (j = parts.push(e) - 1));
-        return E.v(`${s.v}$lane${j}`, e.t);
-      };
-      value = split(last.value);
-    } finally {
-      this.lanes = saved;
-    }
-    // the fold reads acc, the lanes' parts and values from outside the loop only: a decl of the loop in it (a padding
-    // mask) would keep it scalar code that LLVM contracts
-    const inLoop = new Set(decls.map((st) => (st as Extract<Stmt, { k: 'decl' }>).name));
-    const fold = S.assign(acc, value) as Extract<Stmt, { k: 'assign' }>;
-    if (!parts.length || [...freeVars([fold])].some((n) => inLoop.has(n))) return undefined;
-    const lanes = parts.map((p, j) => S.decl(`${s.v}$lane${j}`, p.t, p));
-    const loop = S.for(s.v, s.extent, [...decls, ...lanes], 'vector') as Extract<Stmt, { k: 'for' }>;
-    return noVectorForm(loop, LLVM_VECTORS) === undefined ? { fold, parts } : undefined;
-  }
-
-  /** A reduction loop: the values it folds in as vectors of every lane, then the fold lane by lane, in order. */
-  private vectorFold(s: Extract<Stmt, { k: 'for' }>, fold: Extract<Stmt, { k: 'assign' }>, parts: readonly Expr[]): void {
+  /** A fold loop (the schedule decided, fold.ts): the values it folds in as vectors of every lane, then the fold lane by lane, in order. */
+  private foldLoop(s: Extract<Stmt, { k: 'for' }>): void {
+    const form = foldForm(s, LLVM_VECTORS);
+    if (typeof form === 'string') throw new Error(`llvm: internal error: fold loop '${s.v}' cannot be rendered as one: ${form}`);
+    const { fold, parts } = form;
     this.lanes = { v: s.v, w: s.extent, vec: new Set() };
     for (const st of s.body.slice(0, -1)) if (st.k === 'decl') this.laneDecl(st);
     const vectors = parts.map((p) => this.lift(this.expr(p), p.t, true));
@@ -291,10 +256,10 @@ class KernelBuilder {
     for (const st of s.body) if (st.k === 'decl') this.vars.delete(st.name);
     const extract = parts.map((p) => this.g.vectorHelper(`extract_${p.t}`, s.extent));
     for (let i = 0; i < s.extent; i++) {
-      parts.forEach((_, j) => this.vars.set(`${s.v}$lane${j}`, { ssa: this.b.CreateCall(extract[j]!, [vectors[j]!, this.k.i32(i)]) }));
+      parts.forEach((_, j) => this.vars.set(laneVar(s.v, j), { ssa: this.b.CreateCall(extract[j]!, [vectors[j]!, this.k.i32(i)]) }));
       this.stmt(fold);
     }
-    parts.forEach((_, j) => this.vars.delete(`${s.v}$lane${j}`));
+    parts.forEach((_, j) => this.vars.delete(laneVar(s.v, j)));
   }
 
   /** A decl of a lane loop as an SSA value: a vector where it depends on the lane. */
@@ -393,8 +358,7 @@ class KernelBuilder {
       case 'for': {
         if (s.kind === 'block' || s.kind === 'thread') throw new Error(`loop ${s.v} is a GPU ${s.kind} axis: this renderer takes CPU schedules`);
         if (s.kind === 'vector') return this.vectorLoop(s); // the schedule decided (canVectorize)
-        const r = s.kind === 'serial' ? this.reduction(s) : undefined;
-        if (r) return this.vectorFold(s, r.fold, r.parts);
+        if (s.kind === 'fold') return this.foldLoop(s); // the schedule decided (foldLegal)
         // a micro-kernel's rows (and lanes with no vector form) are unrolled here, so its register tile has constant
         // indices (SROA keeps it in registers and the SLP vectorizer forms vectors); LLVM's own unroller gives up on
         // large tiles

@@ -57,11 +57,45 @@ export interface LlvmTargetOptions extends NativeTargetOptions {
 export const bareMetal = (triple?: string): boolean => !!triple && triple.split('-').includes('none');
 
 /**
- * What the llvm target schedules for: AVX-512's 16 lanes, and micro-kernel tiles within 22 of its 32 registers
- * (measured: tiles of 24 accumulators, 6 x 64 or 8 x 48, run 8x slower than 4 x 64, LLVM 14 spilling them).
+ * What the llvm target schedules for on AVX-512 (and CPUs llvmCaps does not know): 16 lanes, and micro-kernel tiles
+ * within 22 of its 32 registers (measured: tiles of 24 accumulators, 6 x 64 or 8 x 48, run 8x slower than 4 x 64,
+ * LLVM 14 spilling them).
  * compileLlvm sets the threads.
  */
 export const LLVM_CAPS: TargetCaps = { ...DEFAULT_CAPS, vectorWidth: 16, vectorRegisters: 22, fma: true, tileCode: 2048, threads: 1, vector: LLVM_VECTORS, legal: { ieeeMinMax: false } };
+
+/** The x86 vector unit of an -mcpu name (as gcc -march knows it), or undefined where it is not an x86 CPU gcc knows. */
+export function x86Vectors(cpu: string): { readonly avx512: boolean; readonly avx: boolean; readonly fma: boolean } | undefined {
+  if (!/^[\w.-]+$/.test(cpu)) return undefined;
+  let macros: string;
+  try {
+    macros = execFileSync('gcc', [`-march=${cpu}`, '-dM', '-E', '-x', 'c', '/dev/null'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  } catch {
+    return undefined; // not a -march gcc knows (another architecture's CPU, or no gcc)
+  }
+  const has = (m: string) => macros.includes(`#define __${m}__ 1`);
+  return has('SSE2') ? { avx512: has('AVX512F'), avx: has('AVX'), fma: has('FMA') } : undefined;
+}
+
+const capsByCpu = new Map<string, TargetCaps>();
+
+/**
+ * LLVM_CAPS sized for the CPU's vector registers, so a micro-kernel's accumulators fit them (registerTile): AVX-512
+ * keeps LLVM_CAPS (16 lanes, 22 of 32 zmm); AVX2 has 16 ymm of 8 lanes (6 x 16 tiles where the rows allow, 12
+ * accumulators, as BLIS's Haswell kernel; the 4 x 64 of AVX-512 spilled half its 32 accumulators every step), and
+ * row-cache blocks of 12 accumulators (8 rows of a 10-wide row, two ymm each, spilled); SSE 16 xmm of 4 lanes, no
+ * FMA. CPUs that are not x86 (or that gcc does not know) keep LLVM_CAPS.
+ */
+export function llvmCaps(cpu: string | undefined): TargetCaps {
+  if (cpu === undefined) return LLVM_CAPS;
+  let caps = capsByCpu.get(cpu);
+  if (!caps) {
+    const x86 = x86Vectors(cpu);
+    caps = !x86 || x86.avx512 ? LLVM_CAPS : { ...LLVM_CAPS, vectorWidth: x86.avx ? 8 : 4, vectorRegisters: 16, rowAccumulators: 12, fma: x86.fma };
+    capsByCpu.set(cpu, caps);
+  }
+  return caps;
+}
 
 /** Compiles the entries and writes/builds every artifact; returns the files. */
 export function compileLlvm(o: LlvmTargetOptions): string[] {
@@ -70,7 +104,9 @@ export function compileLlvm(o: LlvmTargetOptions): string[] {
   if (freestanding && o.entries.some((e) => e.name === 'trainStep')) throw new Error('the freestanding runtime runs inference only (no --train)');
   // parallel loops for the host's cores (the pool takes KILN_NUM_THREADS at run time); none in a cross-compiled
   // object, which may run where there are no threads
-  const caps: TargetCaps = { ...LLVM_CAPS, threads: freestanding ? 1 : o.threads ?? (o.triple ? 1 : os.availableParallelism()) };
+  // a Cortex-M4 by default for ARMv7E-M (LLVM's generic one has no FPU, which the hard-float ABI needs)
+  const cpu = o.cpu ?? (o.triple ? (o.triple.startsWith('thumbv7em') ? 'cortex-m4' : undefined) : hostCpu());
+  const caps: TargetCaps = { ...llvmCaps(!o.triple || o.triple.startsWith('x86_64') ? cpu : undefined), threads: freestanding ? 1 : o.threads ?? (o.triple ? 1 : os.availableParallelism()) };
   const compiled = o.entries.map((e) => ({ e, c: runPipeline(e.graph, { caps }) }));
   const entries = compiled.map(({ e, c }) => ({ name: e.name, program: c.program, memory: c.memory }));
   const values = new Map(o.weights.map((w) => [w.name, w.data]));
@@ -80,8 +116,6 @@ export function compileLlvm(o: LlvmTargetOptions): string[] {
   const flash = split && { symbol: FLASH_SYMBOL, data: split.data };
   const dir = o.outDir;
   mkdirSync(dir, { recursive: true });
-  // a Cortex-M4 by default for ARMv7E-M (LLVM's generic one has no FPU, which the hard-float ABI needs)
-  const cpu = o.cpu ?? (o.triple ? (o.triple.startsWith('thumbv7em') ? 'cortex-m4' : undefined) : hostCpu());
   const machine = [...(o.triple ? [`-mtriple=${o.triple}`] : []), ...(cpu ? [`-mcpu=${cpu}`] : [])];
   writeFileSync(path.join(dir, 'model.ll'), renderLlvm(entries, layout, 'model', o.contract ?? true,
     split && { symbol: FLASH_SYMBOL, bytes: split.data.length, offsets: split.flash }));

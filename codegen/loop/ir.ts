@@ -26,8 +26,12 @@ export type Expr =
   /** Philox uniform float in [0, 1) for element `index` under (seed, counter) — the random_uniform primitive */
   | { readonly k: 'philox'; readonly t: 'f32'; readonly seed: number; readonly counter: Expr; readonly index: Expr };
 
-/** How a loop's iterations are executed; chosen by the scheduler, rendered by each target. */
-export type AxisKind = 'serial' | 'parallel' | 'vector' | 'unroll' | 'block' | 'thread';
+/**
+ * How a loop's iterations are executed; chosen by the scheduler, rendered by each target. `fold`: a serial reduction
+ * (decls, then `acc = f(acc, ...)`) whose values folded in are computed as vector lanes and folded lane by lane, in
+ * order (fold.ts): serial semantics, which a target without fold loops renders as a serial loop.
+ */
+export type AxisKind = 'serial' | 'parallel' | 'vector' | 'unroll' | 'fold' | 'block' | 'thread';
 
 export type Stmt =
   | { readonly k: 'for'; readonly v: string; readonly extent: number; readonly kind: AxisKind; readonly body: readonly Stmt[] }

@@ -13,6 +13,8 @@ export interface TargetCaps {
   readonly vectorRegisters: number;
   /** Whether multiply-add is one instruction (wasm SIMD128 has none: a multiply and an add). */
   readonly fma: boolean;
+  /** Vector accumulators a block of matmul row caches may hold (row_caches.ts; default 16). */
+  readonly rowAccumulators?: number;
   /** Most vector operations a micro-kernel's epilogue may unroll to (tile vectors x fused ops). */
   readonly tileCode?: number;
   /** Worker threads (1: no parallel loops). */

@@ -30,12 +30,14 @@ export interface VectorCaps {
   readonly registers?: (body: readonly Stmt[]) => ReadonlySet<string>;
   /** Most statements such an unrolled loop may have (default: no limit). */
   readonly maxUnroll?: number;
+  /** Whether it renders `fold` loops (fold.ts: a reduction's values as vectors, the fold lane by lane). */
+  readonly fold?: boolean;
 }
 
 /** wasm SIMD128 (register arrays: those it keeps in wasm locals). */
 export const SIMD128: VectorCaps = { values: 'f32', minExtent: 4, maxExtent: Infinity, registers: (body) => new Set(promotable(body).keys()) };
-/** LLVM: every loop one vector of its extent's lanes; unrolled lanes up to 4096 statements (SROA then keeps their local arrays in registers, and the SLP vectorizer forms vectors). */
-export const LLVM_VECTORS: VectorCaps = { values: 'any', minExtent: 2, maxExtent: 128, maxUnroll: 4096 };
+/** LLVM: every loop one vector of its extent's lanes; unrolled lanes up to 4096 statements (SROA then keeps their local arrays in registers, and the SLP vectorizer forms vectors); fold loops. */
+export const LLVM_VECTORS: VectorCaps = { values: 'any', minExtent: 2, maxExtent: 128, maxUnroll: 4096, fold: true };
 
 /**
  * f32 register arrays of up to 64 elements whose every access sits in unrolled loops or short vector loops: wasm

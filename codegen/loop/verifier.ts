@@ -1,6 +1,7 @@
 // Loop-IR verifier: names, scopes, scalar types, static index bounds and program bindings; returns every problem.
 import { BINARY_OPS, COMPARE_OPS, FLOAT_UNARY_OPS, LOGICAL_OPS, UNARY_OPS } from '../../ir/ops.js';
 import type { DType } from '../../ir/types.js';
+import { foldShape } from './fold.js';
 import type { Buffer, BufferKind, Expr, Kernel, Program, Scalar, Stmt } from './ir.js';
 import { printExpr, printStmtHead } from './printer.js';
 import { type RangeEnv, rangeOf } from './range.js';
@@ -9,7 +10,7 @@ import { type LoopSym, SymbolTable } from './scope.js';
 const SCALARS: ReadonlySet<string> = new Set(['f32', 'i32', 'bool']);
 const ELEM: Partial<Record<DType, Scalar>> = { float32: 'f32', int32: 'i32', bool: 'bool' };
 const BUFFER_KINDS: ReadonlySet<string> = new Set(['input', 'param', 'output', 'temp', 'const']);
-const AXIS_KINDS: ReadonlySet<string> = new Set(['serial', 'parallel', 'vector', 'unroll', 'block', 'thread']);
+const AXIS_KINDS: ReadonlySet<string> = new Set(['serial', 'parallel', 'vector', 'unroll', 'fold', 'block', 'thread']);
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const INT_MIN = -2147483648, INT_MAX = 2147483647;
 
@@ -158,6 +159,9 @@ export function verifyKernel(k: Kernel, buffers: readonly Buffer[]): string[] {
       case 'for': {
         if (!Number.isInteger(s.extent) || s.extent <= 0) bad(`loop extent ${s.extent} is not a positive integer`);
         if (!AXIS_KINDS.has(s.kind)) bad(`unknown loop kind '${s.kind}'`);
+        // a fold loop's vector form is the target's to check (its renderer asserts it); its shape is everyone's
+        const notFold = s.kind === 'fold' ? foldShape(s) : undefined;
+        if (notFold) bad(`not a fold loop: ${notFold}`);
         const saved = [gpu, loopDepth] as const;
         if (s.kind === 'block') {
           if (loopDepth !== blockDepth) bad('a block loop must be at the top of the kernel or directly in block loops');

@@ -28,8 +28,8 @@ function functions(obj: string): Map<string, string[]> {
 
 describe.skipIf(!objdump)('llvm kernel frames', () => {
   it('are realigned to their vector spill slots in every function that spills vectors (matmul 64x256x64, 2 threads)', () => {
-    // tanh(x @ w): the 4 x 64 micro-kernel's 256 accumulators need more registers than AVX2 has, so LLVM spills
-    // (x86-64-v3 on every host: with AVX-512's 32 registers they fit)
+    // tanh(x @ w) on AVX2 (x86-64-v3 on every host): the micro-kernel's chunk spills ymm values (tanh's vector
+    // constants, live across the tile's loops; the accumulators fit since the tile is sized for the --cpu)
     const b = new Builder();
     const x = b.input('x', { dtype: 'float32', shape: [64, 256] }), w = b.param('w', { dtype: 'float32', shape: [256, 64] });
     const g = b.finish('mm', [{ name: 'y', node: b.emit('tanh', [b.emit('matmul', [x, w])]) }]);
@@ -42,8 +42,9 @@ describe.skipIf(!objdump)('llvm kernel frames', () => {
     const spills = [...fns].filter(([, body]) => body.some((l) => /%[yz]mm\d+/.test(l) && /\(%rsp\)|\(%rbp\)/.test(l)));
     expect(spills.length, 'no kernel spills vector registers: pick a kernel that does').toBeGreaterThan(0);
     for (const [name, body] of spills) {
-      // and $-32 (or -64), %rsp before the frame is used
-      expect(body.slice(0, 6).some((l) => /^and\s+\$0xffffffffffffff[ec]0,%rsp/.test(l)), `${name} does not align its frame:\n${body.slice(0, 6).join('\n')}`).toBe(true);
+      // and $-32 (or -64), %rsp before the frame is used (after the prologue's pushes)
+      const prologue = body.slice(0, body.findIndex((l) => /\(%rsp\)|\(%rbp\)/.test(l)));
+      expect(prologue.some((l) => /^and\s+\$0xffffffffffffff[ec]0,%rsp/.test(l)), `${name} does not align its frame:\n${prologue.join('\n')}`).toBe(true);
     }
     expect(outputDiffs(g, inputs, params, runMain(path.join(dir, 'model_main'), dir, g, inputs, { KILN_NUM_THREADS: '2' }), 'llvm')).toEqual([]);
   });

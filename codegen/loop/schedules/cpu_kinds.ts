@@ -1,7 +1,8 @@
 // Recipe: CPU loop kinds from a cost model of extents and work. A top-level loop with independent iterations and
 // enough work for a thread hand-off runs in parallel (when the target has threads); an innermost loop of at least
 // min(V, 4) iterations that can be lanes (laneShape) runs as vector lanes where the target has a vector form for
-// it, else unrolled or serial (vectorizeLanes). Loops a recipe already gave a kind keep it.
+// it, else unrolled or serial (vectorizeLanes). A serial reduction whose values folded in have a vector form on the
+// target becomes a fold loop (fold.ts). Loops a recipe already gave a kind keep it.
 import { work } from '../analysis.js';
 import type { Stmt } from '../ir.js';
 import type { TargetCaps } from '../schedule.js';
@@ -10,6 +11,7 @@ import type { Recipe } from './index.js';
 import { parallel } from './kinds.js';
 import type { For } from './loops.js';
 import type { Schedule } from './primitive.js';
+import { fold, foldLoops } from './fold.js';
 import { laneShape, vectorizeLanes } from './vectorize.js';
 
 /** Whether two loops of the statements have one variable (lowering's copy kernel names each of its loops i0). */
@@ -47,5 +49,7 @@ export const cpuKinds: Recipe = {
     const { par, vec } = kinds(s.body, caps, s);
     if (par.length) s.apply(parallel, { loops: par });
     if (vec.length) vectorizeLanes(s, vec, caps);
+    const folds = foldLoops(s.body, caps);
+    if (folds.length) s.apply(fold, { loops: folds, caps });
   },
 };

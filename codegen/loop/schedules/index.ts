@@ -6,7 +6,7 @@
 //
 // A PRIMITIVE (primitive.ts: `Primitive<A>`) is one transform of one kernel:
 //   - `name`: the stage name `--dump-after schedule:<name>` shows (split, reorder, tile, fission, cacheWrite,
-//     accumulateInto, liftLocal, cacheRead, hoist, pack, unroll, vectorize, parallel, fuse, launch, sinkDecls, bind
+//     accumulateInto, liftLocal, cacheRead, hoist, pack, unroll, vectorize, fold, parallel, fuse, launch, sinkDecls, bind
 //     (GPU blocks and threads), dropUnitLoops, simplify, renumber; for GPU tiles also addUnitLoop, expand, scaleDecl,
 //     renumberNests, computeAt, privatize, cacheShared, distribute, rfactor, the one that reassociates, and
 //     treeThreads, which runs a declared reduction tree (gpu_reduce.ts) on a block's threads in its declared order);
@@ -58,6 +58,7 @@ export { unroll, parallel } from './kinds.js';
 export { fuse } from './fuse.js';
 export { launch, sinkDecls } from './launch.js';
 export { laneKinds, laneShape, vectorize, vectorLegal, vectorizeLanes } from './vectorize.js';
+export { fold, foldLegal, foldLoops } from './fold.js';
 export { dropUnitLoops, renumber, simplifyIndices } from './cleanup.js';
 export { bind, privatize } from './bind.js';
 export { addUnitLoop, expand, renumberNests, scaleDecl } from './gpu_loops.js';
@@ -71,7 +72,7 @@ export { finishMatmul, matmulNest, matmulTops, renameMatmuls, scheduleMatmul, ti
 /** The names of the schedule steps (every primitive), as `--dump-after schedule:<name>` takes them. */
 export const SCHEDULE_STEPS: readonly string[] = [
   'split', 'reorder', 'tile', 'fission', 'cacheWrite', 'accumulateInto', 'liftLocal', 'cacheRead', 'hoist', 'pack',
-  'unroll', 'vectorize', 'parallel', 'fuse', 'launch', 'sinkDecls', 'bind', 'dropUnitLoops', 'simplify', 'renumber',
+  'unroll', 'vectorize', 'fold', 'parallel', 'fuse', 'launch', 'sinkDecls', 'bind', 'dropUnitLoops', 'simplify', 'renumber',
   'addUnitLoop', 'expand', 'scaleDecl', 'renumberNests', 'computeAt', 'privatize', 'cacheShared', 'distribute', 'rfactor', 'treeThreads',
 ];
 

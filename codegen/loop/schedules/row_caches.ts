@@ -3,7 +3,7 @@
 // - in a plain nest of such matmuls, each becomes a row cache over the last axis (cacheWrite);
 // - in a nest with inner axes, a matmul lowered into a row cache accumulates in it in place (accumulateInto);
 // and on CPUs the matmuls that read nothing the nest computes accumulate R rows together (R independent add chains
-// per k; R chosen so their vectors fit 16 registers), the rest of the nest then running row by row (unrolled).
+// per k; R chosen so their vectors fit the registers, 16 by default), the rest of the nest then running row by row (unrolled).
 import { S, type Stmt } from '../ir.js';
 import type { TargetCaps } from '../schedule.js';
 import { accumulateInto, cacheWrite } from './cache_write.js';
@@ -18,10 +18,10 @@ import { reorder } from './reorder.js';
 import { split } from './split.js';
 import { matmulTops } from './gpu_matmul.js';
 
-/** Rows per block: R rows' vectors (8 rows at most, 16 registers in all) dividing the rows. */
+/** Rows per block: R rows' vectors (8 rows at most, caps.rowAccumulators registers in all, 16 by default) dividing the rows. */
 export function rowBlock(rows: number, rowSize: number, matmuls: number, caps: TargetCaps): number {
   const vecs = Math.ceil(rowSize / caps.vectorWidth) * matmuls;
-  return [8, 4, 2].find((r) => rows % r === 0 && r * vecs <= 16) ?? 1;
+  return [8, 4, 2].find((r) => rows % r === 0 && r * vecs <= (caps.rowAccumulators ?? 16)) ?? 1;
 }
 
 /** Whether the statements of a reduction read any of the names. */
