@@ -102,11 +102,11 @@ export interface CompileResult {
 /**
  * The IR of a model after one pass of the pipeline (see PASS_NAMES): the graph's text after a graph pass, the
  * fusion plan after fuse, loop IR after lower and schedule (for `target`, default wasm), the memory plan after
- * memplan. Traces the inference
+ * memplan (llvm: for `cpu`, default the host's). Traces the inference
  * entry point, or with `train` the whole training step, which needs `model.compile(...)` first.
  * @example process.stdout.write(await dumpAfter(model, 'fuse', { batchSize: 32 }));
  */
-export async function dumpAfter(model: Model, pass: string, options: { train?: boolean; batchSize?: number; target?: Target } = {}): Promise<string> {
+export async function dumpAfter(model: Model, pass: string, options: { train?: boolean; batchSize?: number; target?: Target; cpu?: string } = {}): Promise<string> {
   const { batchSize, target } = checkCompileOptions({ dumpAfter: pass, batchSize: options.batchSize, target: options.target });
   if (!(model instanceof Model)) throw new KilnError(`dumpAfter expects a keras Model, got ${describe(model)}`);
   let graph: Graph;
@@ -116,7 +116,9 @@ export async function dumpAfter(model: Model, pass: string, options: { train?: b
     if (err instanceof KilnError) throw err;
     throw new KilnError(`cannot trace model '${model.name}': ${errorText(err)}`, { cause: err });
   }
-  return irAfter(graph, pass, { caps: (await codeGenerator(target)).caps });
+  // llvm schedules for the CPU it compiles for (register tiles sized to its vector registers), as compile does
+  const llvm = target === 'llvm' ? await import('./codegen/llvm/target.js') : undefined;
+  return irAfter(graph, pass, { caps: llvm ? llvm.llvmCaps(options.cpu ?? llvm.hostCpu()) : (await codeGenerator(target)).caps });
 }
 
 /**

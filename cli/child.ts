@@ -96,7 +96,7 @@ try {
   if (job.awaitCheck) await awaitGoAhead();
   const phases = () => ({ load: loadMs, ...phaseTimes() });
   if (job.dumpAfter !== undefined) {
-    end({ stdout: await dumpAfter(model, job.dumpAfter, { train: job.train, batchSize: job.batchSize, target: job.target }), phases: phases() });
+    end({ stdout: await dumpAfter(model, job.dumpAfter, { train: job.train, batchSize: job.batchSize, target: job.target, cpu: job.cpu }), phases: phases() });
   } else {
     const outDir = job.out ?? path.join('build', path.basename(file).replace(/\.(m?ts|keras|onnx)$/i, ''));
     const { emit, target, batchSize, maxBatch, train, embedWeights, cpu, triple, runtime, distributed } = job;

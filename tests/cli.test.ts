@@ -249,14 +249,16 @@ describe.concurrent('kiln compile --dump-after', slow, () => {
     expect(memory.stdout).toMatch(/^arena \d+ bytes \(unshared \d+\)\n {2}\w+ @ 0\n/);
   });
 
-  it('prints the schedule chosen for the --target: 16-lane tiles for llvm, blocks, threads and shared tiles for cuda', async () => {
-    const [llvm, cuda] = await Promise.all(['llvm', 'cuda'].map((t) =>
-      kiln(['compile', 'examples/seed/sequential.ts', '--target', t, '--dump-after', 'schedule', '--batch-size', '64'])));
-    for (const r of [llvm, cuda]) {
+  it('prints the schedule chosen for the --target and --cpu: register tiles for llvm, blocks, threads and shared tiles for cuda', async () => {
+    const [llvm, avx2, cuda] = await Promise.all([['llvm', 'skylake-avx512'], ['llvm', 'x86-64-v3'], ['cuda']].map(([t, cpu]) =>
+      kiln(['compile', 'examples/seed/sequential.ts', '--target', t!, '--dump-after', 'schedule', '--batch-size', '64', ...(cpu ? ['--cpu', cpu] : [])])));
+    for (const r of [llvm, avx2, cuda]) {
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
     }
-    expect(llvm.stdout).toMatch(/local acc\d+: f32\[256\] register/); // a 4 x 64 accumulator tile
+    expect(llvm.stdout).toMatch(/local acc\d+: f32\[256\] register/); // AVX-512: a 4 x 64 accumulator tile
+    expect(avx2.stdout).toMatch(/local acc\d+: f32\[64\] register/); // AVX2's 16 ymm: 4 x 16
+    expect(avx2.stdout).not.toMatch(/local acc\d+: f32\[256\] register/);
     expect(cuda.stdout).toMatch(/^ {2}for g\d+ in 0\.\.\d+ block \{$/m);
     expect(cuda.stdout).toMatch(/ thread \{$/m);
     expect(cuda.stdout).toMatch(/local As\d+: f32\[\d+\] shared/);
