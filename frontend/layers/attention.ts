@@ -2,7 +2,7 @@
 import * as ops from '../ops.js';
 import type { TensorLike } from '../ops.js';
 import { type SymbolicShape, Tensor as TensorClass, type Tensor, type Variable, formatKerasShape } from '../tensor.js';
-import { type CallOptions, KerasTensor, Layer, type LayerOptions } from './layer.js';
+import { type CallOptions, KerasTensor, Layer, type LayerOptions, type Mask } from './layer.js';
 import type { InitializerIdentifier } from '../initializers.js';
 import { type OptionNames, regularizers } from '../options.js';
 
@@ -81,9 +81,9 @@ export class MultiHeadAttention extends Layer {
   static override readonly notImplemented = {
     ...regularizers('kernel', 'bias'), dropout: 0, attentionAxes: null, slidingWindow: null, flashAttention: null, useGate: false, seed: null,
   };
-  static override readonly callNotImplemented = {
-    queryMask: null, valueMask: null, keyMask: null, attentionMask: null, returnAttentionScores: false, useCausalMask: false,
-  };
+  static override readonly callNotImplemented = { queryMask: null, valueMask: null, keyMask: null, returnAttentionScores: false };
+  static override readonly callOptionNames = { attentionMask: true, useCausalMask: true } satisfies OptionNames<MultiHeadAttentionCallOptions, CallOptions>;
+  static override readonly takesMask = true;
   readonly numHeads: number;
   readonly keyDim: number;
   readonly valueDim: number;
@@ -132,13 +132,46 @@ export class MultiHeadAttention extends Layer {
     return ops.transpose(ops.reshape(y, [b, t, this.numHeads, size]), [0, 2, 1, 3]);
   }
 
-  call(inputs: Tensor[]): Tensor {
+  /**
+   * Which query steps may attend to which key steps, [b, tq, tk] bool, as Keras's _compute_attention_mask: the query's
+   * mask along rows, the value's and key's along columns, the causal mask (key step <= query step), attentionMask.
+   */
+  private attentionMask(query: Tensor, value: Tensor, masks: Mask, options: MultiHeadAttentionCallOptions): Tensor | undefined {
+    const [b, tq] = query.shape as [number, number], tk = value.shape[1]!;
+    const [qm, vm, km] = masks instanceof TensorClass ? [masks] : masks ?? [];
+    const parts: Tensor[] = [];
+    if (qm) parts.push(ops.expandDims(ops.cast(qm, 'bool'), 2));
+    for (const m of [vm, km]) if (m) parts.push(ops.expandDims(ops.cast(m, 'bool'), 1));
+    if (options.useCausalMask) {
+      const rows = ops.expandDims(ops.arange(tq), 1), cols = ops.expandDims(ops.arange(tk), 0);
+      parts.push(ops.expandDims(ops.greaterEqual(rows, cols), 0));
+    }
+    if (options.attentionMask !== undefined) {
+      const am = ops.convertToTensor(options.attentionMask);
+      const ok = am.shape.length === 3 && (am.shape[0] === b || am.shape[0] === 1) && am.shape[1] === tq && am.shape[2] === tk;
+      if (!ok) throw new Error(`attentionMask must have shape [${b}, ${tq}, ${tk}] (batch, query steps, key steps), got ${formatKerasShape(am.shape)}`);
+      parts.push(ops.cast(am, 'bool'));
+    }
+    if (parts.length === 0) return undefined;
+    return ops.broadcastTo(parts.reduce((a, m) => ops.logicalAnd(a, m)), [b, tq, tk]);
+  }
+
+  /** The query's mask is the output's (Keras). */
+  override computeMask(_inputs: Tensor[], mask: Mask): Mask {
+    return mask instanceof TensorClass ? mask : mask?.[0];
+  }
+
+  call(inputs: Tensor[], options: MultiHeadAttentionCallOptions = {}): Tensor {
     const [query, value, key] = qvk(inputs, 'MultiHeadAttention');
     for (const t of [query, value, key]) if (t.shape.length !== 3) throw new Error(`expects [batch, time, dim] inputs, got ${formatKerasShape(t.shape)}`);
     const [b, tq] = query.shape as [number, number];
     const q = ops.multiply(this.heads(query, 'query', this.keyDim), 1 / Math.sqrt(this.keyDim));
     const k = this.heads(key, 'key', this.keyDim), v = this.heads(value, 'value', this.valueDim);
-    const weights = ops.softmax(ops.matmul(q, ops.transpose(k, [0, 1, 3, 2])), -1); // [b, heads, tq, tk]
+    let scores = ops.matmul(q, ops.transpose(k, [0, 1, 3, 2])); // [b, heads, tq, tk]
+    const mask = this.attentionMask(query, value, options.mask, options);
+    // Keras's masked softmax: masked scores become -1e9 (a fully masked row attends uniformly)
+    if (mask) scores = ops.where(ops.expandDims(mask, 1), scores, -1e9);
+    const weights = ops.softmax(scores, -1);
     const ctx = ops.reshape(ops.transpose(ops.matmul(weights, v), [0, 2, 1, 3]), [b, tq, this.numHeads * this.valueDim]);
     const { kernel, bias } = this.w.attention_output;
     const y = ops.matmul(ctx, ops.reshape(kernel, [this.numHeads * this.valueDim, kernel.shape[2]!]));
@@ -151,7 +184,9 @@ export class MultiHeadAttention extends Layer {
     const n = args.findIndex((x, i) => i > 0 && !isTensor(x));
     const tensors = n < 0 ? args : args.slice(0, n);
     if (tensors.length < 2) return super.__call__(args[0] as never, args[1] as never);
-    return super.__call__(tensors as never, (n < 0 ? undefined : args[n]) as never);
+    // the options come after the tensors, past an undefined key: mha(q, v, undefined, { useCausalMask: true })
+    const options = n < 0 ? undefined : args[n] === undefined && n === 2 ? args[3] : args[n];
+    return super.__call__(tensors as never, options as never);
   }
 
   override getConfig(): Record<string, unknown> {
@@ -159,7 +194,14 @@ export class MultiHeadAttention extends Layer {
   }
 }
 
+export interface MultiHeadAttentionCallOptions extends CallOptions {
+  /** Which key steps each query step may attend to: bool [batch, queryTime, keyTime] (1 = attend), as Keras's. */
+  attentionMask?: TensorLike;
+  /** Each query step attends only to key steps at or before it (decoders). */
+  useCausalMask?: boolean;
+}
+
 export interface MultiHeadAttention {
-  (query: KerasTensor, value: KerasTensor, key?: KerasTensor, options?: CallOptions): KerasTensor;
-  (query: TensorLike, value: TensorLike, key?: TensorLike, options?: CallOptions): Tensor;
+  (query: KerasTensor, value: KerasTensor, key?: KerasTensor, options?: MultiHeadAttentionCallOptions): KerasTensor;
+  (query: TensorLike, value: TensorLike, key?: TensorLike, options?: MultiHeadAttentionCallOptions): Tensor;
 }

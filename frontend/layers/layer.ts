@@ -160,6 +160,8 @@ export abstract class Layer<Out extends Tensor | Tensor[] = Tensor> extends Call
   static readonly notImplemented: NotImplemented = {};
   /** The same for the options of its call (Keras's `mask`, `initial_state`, ... where its call takes them). */
   static readonly callNotImplemented: NotImplemented = {};
+  /** Names of call options beyond `training` and `mask` (MultiHeadAttention's attentionMask, useCausalMask). */
+  static readonly callOptionNames: Readonly<Record<string, true>> = {};
   /** Whether `call` takes a `mask` option (Keras's call signature with `mask`): RNNs, pooling, wrappers. */
   static readonly takesMask: boolean = false;
   /** Keras's supports_masking: the layer passes its input's mask on unchanged (Dense, Dropout, ...). */
@@ -328,7 +330,8 @@ export abstract class Layer<Out extends Tensor | Tensor[] = Tensor> extends Call
   /** Call options are `{ training }` (and `mask` where the layer takes one); other Keras call options are errors. */
   protected checkCallOptions(options: CallOptions | undefined): void {
     const cls = this.constructor as typeof Layer;
-    checkOptions(options, cls.takesMask ? { ...CALL_OPTIONS, mask: true } : CALL_OPTIONS, `${this.describe()} call`, cls.callNotImplemented);
+    const known = { ...CALL_OPTIONS, ...cls.callOptionNames, ...(cls.takesMask ? { mask: true as const } : {}) };
+    checkOptions(options, known, `${this.describe()} call`, cls.callNotImplemented);
   }
 
   private symbolicCall(inputs: KerasTensor[], list: boolean, options: CallOptions): KerasTensor | KerasTensor[] {
