@@ -2,7 +2,7 @@
 import * as ops from '../ops.js';
 import type { TensorLike } from '../ops.js';
 import { type SymbolicShape, Tensor as TensorClass, type Tensor, type Variable, formatKerasShape } from '../tensor.js';
-import { type CallOptions, KerasTensor, Layer, type LayerOptions, type Mask } from './layer.js';
+import { type CallOptions, KerasTensor, Layer, type LayerOptions, type Mask, getMask } from './layer.js';
 import type { InitializerIdentifier } from '../initializers.js';
 import { type OptionNames, regularizers } from '../options.js';
 
@@ -81,9 +81,10 @@ export class MultiHeadAttention extends Layer {
   static override readonly notImplemented = {
     ...regularizers('kernel', 'bias'), dropout: 0, attentionAxes: null, slidingWindow: null, flashAttention: null, useGate: false, seed: null,
   };
-  static override readonly callNotImplemented = { queryMask: null, valueMask: null, keyMask: null, returnAttentionScores: false };
-  static override readonly callOptionNames = { attentionMask: true, useCausalMask: true } satisfies OptionNames<MultiHeadAttentionCallOptions, CallOptions>;
-  static override readonly takesMask = true;
+  static override readonly callNotImplemented = { returnAttentionScores: false };
+  static override readonly callOptionNames = {
+    queryMask: true, valueMask: true, keyMask: true, attentionMask: true, useCausalMask: true,
+  } satisfies OptionNames<MultiHeadAttentionCallOptions, CallOptions>;
   readonly numHeads: number;
   readonly keyDim: number;
   readonly valueDim: number;
@@ -136,9 +137,15 @@ export class MultiHeadAttention extends Layer {
    * Which query steps may attend to which key steps, [b, tq, tk] bool, as Keras's _compute_attention_mask: the query's
    * mask along rows, the value's and key's along columns, the causal mask (key step <= query step), attentionMask.
    */
-  private attentionMask(query: Tensor, value: Tensor, masks: Mask, options: MultiHeadAttentionCallOptions): Tensor | undefined {
+  private attentionMask(query: Tensor, value: Tensor, key: Tensor, options: MultiHeadAttentionCallOptions): Tensor | undefined {
     const [b, tq] = query.shape as [number, number], tk = value.shape[1]!;
-    const [qm, vm, km] = masks instanceof TensorClass ? [masks] : masks ?? [];
+    // explicit masks, else those the inputs carry (Embedding maskZero, Masking)
+    const steps = (what: string, given: TensorLike | undefined, input: Tensor, t: number): Tensor | undefined => {
+      const m = given === undefined ? getMask(input) : ops.convertToTensor(given);
+      if (m && (m.shape.length !== 2 || m.shape[0] !== b || m.shape[1] !== t)) throw new Error(`${what} must have shape [${b}, ${t}], got ${formatKerasShape(m.shape)}`);
+      return m;
+    };
+    const qm = steps('queryMask', options.queryMask, query, tq), vm = steps('valueMask', options.valueMask, value, tk), km = steps('keyMask', options.keyMask, key, tk);
     const parts: Tensor[] = [];
     if (qm) parts.push(ops.expandDims(ops.cast(qm, 'bool'), 2));
     for (const m of [vm, km]) if (m) parts.push(ops.expandDims(ops.cast(m, 'bool'), 1));
@@ -157,8 +164,8 @@ export class MultiHeadAttention extends Layer {
   }
 
   /** The query's mask is the output's (Keras). */
-  override computeMask(_inputs: Tensor[], mask: Mask): Mask {
-    return mask instanceof TensorClass ? mask : mask?.[0];
+  override computeMask(inputs: Tensor[]): Mask {
+    return getMask(inputs[0]!);
   }
 
   call(inputs: Tensor[], options: MultiHeadAttentionCallOptions = {}): Tensor {
@@ -168,7 +175,7 @@ export class MultiHeadAttention extends Layer {
     const q = ops.multiply(this.heads(query, 'query', this.keyDim), 1 / Math.sqrt(this.keyDim));
     const k = this.heads(key, 'key', this.keyDim), v = this.heads(value, 'value', this.valueDim);
     let scores = ops.matmul(q, ops.transpose(k, [0, 1, 3, 2])); // [b, heads, tq, tk]
-    const mask = this.attentionMask(query, value, options.mask, options);
+    const mask = this.attentionMask(query, value, key, options);
     // Keras's masked softmax: masked scores become -1e9 (a fully masked row attends uniformly)
     if (mask) scores = ops.where(ops.expandDims(mask, 1), scores, -1e9);
     const weights = ops.softmax(scores, -1);
@@ -195,6 +202,12 @@ export class MultiHeadAttention extends Layer {
 }
 
 export interface MultiHeadAttentionCallOptions extends CallOptions {
+  /** Which query steps are real, bool [batch, queryTime] (default: the query's mask, as from Embedding maskZero). */
+  queryMask?: TensorLike;
+  /** Which value steps are real, bool [batch, valueTime] (default: the value's mask). */
+  valueMask?: TensorLike;
+  /** Which key steps are real, bool [batch, keyTime] (default: the key's mask). */
+  keyMask?: TensorLike;
   /** Which key steps each query step may attend to: bool [batch, queryTime, keyTime] (1 = attend), as Keras's. */
   attentionMask?: TensorLike;
   /** Each query step attends only to key steps at or before it (decoders). */

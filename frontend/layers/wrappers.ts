@@ -19,6 +19,7 @@ export interface LambdaOptions extends LayerOptions {
 export class Lambda extends Layer {
   static override readonly optionNames = { outputShape: true } satisfies OptionNames<LambdaOptions, LayerOptions>;
   static override readonly notImplemented = { mask: null, arguments: null };
+  static override readonly callNotImplemented = { mask: null };
   private readonly outputShape: SymbolicShape | undefined;
 
   constructor(readonly fn: (inputs: Tensor | Tensor[]) => Tensor | Tensor[], options: LambdaOptions = {}) {
