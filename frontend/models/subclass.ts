@@ -6,8 +6,8 @@ import { type AnyLayer, Layer, LayerError, type LayerOptions, isShapeList } from
 import { type SymbolicShape, Tensor } from '../tensor.js';
 import { type InputSpec, Model, type ModelInput } from './model.js';
 import type { SummaryRow } from './summary.js';
-import { tensorArg } from './training.js';
-import type { TensorLike } from '../ops.js';
+import { type TrainStepFn, tensorArg } from './training.js';
+import { type TensorLike, add, multiply } from '../ops.js';
 
 /**
  * The base of user models: define the layers in the constructor and the computation in `call` (ops and layer calls);
@@ -93,6 +93,30 @@ export abstract class SubclassModel extends Model {
   override computeOutputShape(inputShape: SymbolicShape | SymbolicShape[]): SymbolicShape | SymbolicShape[] {
     if (!this.specs) this.build(inputShape);
     return this.listOut ? this.shapes : this.shapes[0]!;
+  }
+
+  /**
+   * Keras's train_step, when a subclass defines it: fit calls it eagerly on each batch, [x, y] (and the batch's sample
+   * weights when given), and logs what it returns; validation and evaluate still use the compiled loss and metrics.
+   * @example
+   * trainStep([x, y]: [keras.Tensor, keras.Tensor]) {
+   *   const tape = keras.backend.GradientTape();
+   *   const loss = tape.record(() => this.computeLoss(y, this(x, { training: true })));
+   *   this.optimizer!.applyGradients(tape.gradient(loss, this.trainableWeights).map((g, i) => [g, this.trainableWeights[i]!]));
+   *   return { loss };
+   * }
+   */
+  trainStep?(data: Parameters<TrainStepFn>[0]): ReturnType<TrainStepFn>;
+
+  /** Keras's compute_loss: the compiled losses of the outputs, weighted and summed. */
+  computeLoss(y: Tensor | readonly Tensor[], yPred: Tensor | readonly Tensor[]): Tensor {
+    const c = this.compiled;
+    if (!c) throw new LayerError(`Model '${this.name}': computeLoss needs compile() first`);
+    const ys = y instanceof Tensor ? [y] : y, ps = yPred instanceof Tensor ? [yPred] : yPred;
+    if (ys.length !== c.losses.length || ps.length !== c.losses.length) {
+      throw new LayerError(`Model '${this.name}': computeLoss expects ${c.losses.length} target(s) and prediction(s), got ${ys.length} and ${ps.length}`);
+    }
+    return c.losses.map((loss, i) => multiply(loss(ys[i]!, ps[i]!), c.lossWeights[i]!)).reduce((a, b) => add(a, b));
   }
 
   summaryRows(): SummaryRow[] {

@@ -74,6 +74,37 @@ describe('a subclassed model', () => {
     expect(outs.map((o) => o.shape)).toEqual([[null, 3], [null, 2]]);
   });
 
+  it('a custom trainStep (tape, computeLoss, applyGradients) runs in fit: its logs, and the SGD weights of TF.js', async () => {
+    class Custom extends Residual {
+      override trainStep([x, y]: [keras.Tensor, keras.Tensor]) {
+        const tape = keras.backend.GradientTape();
+        const loss = tape.record(() => this.computeLoss(y, this(x, { training: true }) as keras.Tensor));
+        const ws = this.trainableWeights;
+        this.optimizer!.applyGradients(tape.gradient(loss, ws).map((g, i) => [g, ws[i]!] as const));
+        return { loss, twice: keras.ops.multiply(loss, 2) };
+      }
+    }
+    const x = uniform([6, 5], 2), y = keras.ops.array([2, 1, 0, 0, 1, 2], 'int32');
+    const model = new Custom();
+    model(x);
+    model.setWeights(model.weights.map((w, i) => uniform(w.shape, 30 + i, -0.6, 0.6)));
+    const ref = tfResidual();
+    copyWeights(model, ref);
+    model.compile({ optimizer: keras.optimizers.SGD({ learningRate: 0.3 }), loss: 'sparse_categorical_crossentropy' });
+    ref.compile({ optimizer: tf.train.sgd(0.3), loss: 'sparseCategoricalCrossentropy' });
+    const h = model.fit(x, y, { epochs: 2, batchSize: 3, verbose: 0, shuffle: false });
+    await ref.fit(toTf(x), toTf(y).cast('float32'), { epochs: 2, batchSize: 3, verbose: 0, shuffle: false });
+    model.getWeights().forEach((w, i) => expectClose(w, ref.getWeights()[i]!, 1e-4));
+    expect(Object.keys(h.history)).toEqual(['loss', 'twice']);
+    expect(h.history['twice']![1]).toBeCloseTo(2 * h.history['loss']![1]!, 5);
+    class Bad extends Residual {
+      override trainStep() { return 3 as never; }
+    }
+    const bad = new Bad();
+    bad.compile({ optimizer: 'sgd', loss: 'sparse_categorical_crossentropy' });
+    expect(() => bad.fit(x, y, { verbose: 0 })).toThrow(/Model 'bad': trainStep must return a record of logs/);
+  });
+
   it('an error in call names the model', () => {
     class Broken extends keras.Model {
       d = L.Dense(2);
