@@ -7,7 +7,7 @@ beforeAll(ensureBuilt, 600_000);
 
 it('trains to high held-out accuracy with EarlyStopping, and the padding is masked', async () => {
   const ex = await import('../../dist/examples/imdb_like.js');
-  const { model, history, accuracy } = ex.train({ count: 480, maxLen: 12, epochs: 4, verbose: 0 });
+  const { model, history, accuracy } = ex.train({ count: 400, maxLen: 12, epochs: 3, verbose: 0 });
   expect(history.epoch.length).toBeGreaterThan(0);
   expect(history.history['val_loss']).toHaveLength(history.epoch.length);
   expect(accuracy).toBeGreaterThan(0.9);

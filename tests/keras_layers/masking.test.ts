@@ -31,7 +31,8 @@ describe.each(['SimpleRNN', 'LSTM', 'GRU'] as const)('Embedding(maskZero) -> %s'
     copyWeights(model, ref);
     const want = ref.predict(toTf(ids)) as tf.Tensor;
     expectClose(model(ids) as keras.Tensor, want);
-    expectClose(model.predict(ids) as keras.Tensor, want);
+    // compiled once per cell kind (the loop and its mask are the same code for the three options)
+    if (!o.returnSequences) expectClose(model.predict(ids) as keras.Tensor, want);
     // the unrolled form agrees with the loop
     const unrolled = keras.Sequential([L.Embedding(10, 3, { maskZero: true, inputShape: [6] }), kind === 'GRU' ? L.GRU(4, { ...o, resetAfter: false, unroll: true }) : L[kind](4, { ...o, unroll: true })]);
     unrolled.setWeights(model.getWeights());

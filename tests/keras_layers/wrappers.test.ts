@@ -63,6 +63,7 @@ describe.each(['concat', 'sum', 'mul', 'ave'] as const)('Bidirectional mergeMode
     const want = ref.apply(toTf(x)) as tf.Tensor;
     expectClose(bi(x) as keras.Tensor, want);
     expect((bi(keras.Input({ shape: [6, 4] })) as keras.KerasTensor).shape).toEqual([null, ...want.shape.slice(1)]);
+    if (mergeMode !== 'concat' && mergeMode !== 'ave') return; // compiled: two modes are enough (the merge is one op)
     const model = keras.Sequential([L.Bidirectional(L.LSTM(5, { returnSequences }), { mergeMode, inputShape: [6, 4] })]);
     model.setWeights(bi.getWeights());
     expectClose(model.predict(x) as keras.Tensor, want);
