@@ -117,3 +117,27 @@ describe('masked training', () => {
     model.getWeights().forEach((w, i) => expectClose(w, ref.getWeights()[i]!, 1e-4));
   });
 });
+
+describe('masks through merges and LayerNormalization', () => {
+  it('Embedding(maskZero) -> Dense -> Add -> LayerNormalization -> GlobalAveragePooling1D sees the mask; Concatenate with an unmasked input', () => {
+    const inp = keras.Input({ shape: [6] });
+    const e = L.Embedding(10, 4, { maskZero: true })(inp);
+    const n = L.LayerNormalization()(L.Add()([e, L.Dense(4, { activation: 'tanh' })(e)]));
+    // an input without a mask: its steps count as real, so the concatenation's mask is all true (Keras's any)
+    const cat = L.Concatenate()([n, L.Lambda((x) => keras.ops.expandDims(x as keras.Tensor, -1))(inp)]);
+    const model = keras.Model({ inputs: inp, outputs: [L.GlobalAveragePooling1D()(n), L.GlobalAveragePooling1D()(cat)] });
+    model.setWeights(model.weights.map((w, i) => uniform(w.shape, 70 + i, -0.5, 0.5)));
+    const [table, dk, db, gamma, beta] = model.getWeights().map(toTf) as tf.Tensor[];
+    const et = tf.gather(table!, toTf(ids).cast('int32'));
+    const s = tf.add(et, tf.tanh(tf.add(tf.einsum('btf,fu->btu', et, dk!), db!)));
+    const { mean, variance } = tf.moments(s, -1, true);
+    const nt = tf.add(tf.mul(tf.div(tf.sub(s, mean), tf.sqrt(tf.add(variance, 1e-3))), gamma!), beta!);
+    const m = mask.cast('float32').expandDims(-1);
+    const want0 = tf.div(tf.sum(tf.mul(nt, m), 1), tf.sum(m, 1));
+    const want1 = tf.mean(tf.concat([nt, toTf(ids).expandDims(-1)], -1), 1);
+    for (const got of [model(ids) as keras.Tensor[], model.predict(ids) as keras.Tensor[]]) {
+      expectClose(got[0]!, want0, 1e-4);
+      expectClose(got[1]!, want1, 1e-4);
+    }
+  });
+});
