@@ -1,4 +1,5 @@
-// Text classification on synthetic reviews (`npm run build && node dist/examples/imdb_like.js`): variable-length token
+// Text classification on synthetic reviews (`npm run build && node dist/examples/imdb_like.js`, or compiled:
+// `kiln compile examples/imdb_like.ts --train --target llvm -o build/imdb` and `build/imdb/model_train`): variable-length token
 // sequences padded with 0, labelled by whether "positive" or "negative" tokens are in the majority; an
 // Embedding(maskZero) -> Bidirectional(LSTM) -> Dense(sigmoid) model trained with EarlyStopping.
 import { pathToFileURL } from 'node:url';
@@ -47,6 +48,11 @@ export function makeModel(maxLen: number): keras.Sequential {
     keras.layers.Dense(1, { activation: 'sigmoid' }),
   ]);
 }
+
+/** The model of `kiln compile examples/imdb_like.ts [--train]`: sequences of 24 tokens, compiled for training. */
+const compiled = makeModel(24);
+compiled.compile({ optimizer: keras.optimizers.Adam({ learningRate: 0.02 }), loss: 'binary_crossentropy', metrics: ['accuracy'] });
+export default compiled;
 
 /** Trains with EarlyStopping on the validation loss; returns the History and the held-out accuracy. */
 export function train(options: { count?: number; maxLen?: number; epochs?: number; verbose?: 0 | 1 | 2 } = {}) {
