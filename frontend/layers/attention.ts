@@ -22,7 +22,9 @@ export interface AttentionOptions extends LayerOptions {
 export class Attention extends Layer {
   static override readonly optionNames = { useScale: true } satisfies OptionNames<AttentionOptions, LayerOptions>;
   static override readonly notImplemented = { scoreMode: 'dot', dropout: 0, seed: null };
-  static override readonly callNotImplemented = { mask: null, returnAttentionScores: false, useCausalMask: false };
+  static override readonly callNotImplemented = { returnAttentionScores: false };
+  static override readonly callOptionNames = { useCausalMask: true } satisfies OptionNames<AttentionCallOptions, CallOptions>;
+  static override readonly takesMask = true;
   readonly useScale: boolean;
   scale: Variable | undefined;
 
@@ -41,19 +43,42 @@ export class Attention extends Layer {
     return [...q.slice(0, -1), v[v.length - 1]!];
   }
 
-  call(inputs: Tensor[]): Tensor {
+  /**
+   * With masks ([queryMask, valueMask], from the inputs or given) or useCausalMask, as Keras's: scores of masked value
+   * steps (and later steps) lowered by 1e9 before the softmax, outputs of masked query steps zero.
+   */
+  call(inputs: Tensor[], options: AttentionCallOptions = {}): Tensor {
     const [q, v, k] = qvk(inputs, 'Attention');
     if (q.shape.length !== 3 || k.shape.length !== 3 || v.shape.length !== 3 || q.shape[2] !== k.shape[2] || k.shape[1] !== v.shape[1]) {
       throw new Error(`needs query [b, tq, d], value [b, tv, dv], key [b, tv, d]; got ${[q, v, k].map((t) => formatKerasShape(t.shape)).join(', ')}`);
     }
+    const [qm, vm] = options.mask instanceof TensorClass ? [options.mask] : options.mask ?? [];
     let scores = ops.matmul(q, ops.transpose(k, [0, 2, 1]));
     if (this.scale) scores = ops.multiply(scores, this.scale);
-    return ops.matmul(ops.softmax(scores, -1), v);
+    const parts: Tensor[] = [];
+    if (vm) parts.push(ops.expandDims(ops.cast(vm, 'bool'), 1));
+    if (options.useCausalMask) parts.push(ops.expandDims(ops.greaterEqual(ops.expandDims(ops.arange(q.shape[1]!), 1), ops.expandDims(ops.arange(v.shape[1]!), 0)), 0));
+    if (parts.length) {
+      const keep = parts.reduce((a, m) => ops.logicalAnd(a, m));
+      scores = ops.subtract(scores, ops.multiply(ops.cast(ops.logicalNot(keep), 'float32'), 1e9));
+    }
+    const out = ops.matmul(ops.softmax(scores, -1), v);
+    return qm ? ops.multiply(out, ops.expandDims(ops.cast(qm, 'float32'), -1)) : out;
+  }
+
+  /** The query's mask is the output's (Keras). */
+  override computeMask(_inputs: Tensor[], mask: Mask): Mask {
+    return mask instanceof TensorClass ? mask : mask?.[0];
   }
 
   override getConfig(): Record<string, unknown> {
     return { ...super.getConfig(), useScale: this.useScale };
   }
+}
+
+export interface AttentionCallOptions extends CallOptions {
+  /** Each query step attends only to value steps at or before it. */
+  useCausalMask?: boolean;
 }
 
 export interface MultiHeadAttentionOptions extends LayerOptions {

@@ -245,7 +245,7 @@ describe('options', () => {
   };
   /** The Keras call options kiln implements (the others of KERAS's second lists are errors saying not supported). */
   const CALL_IMPLEMENTED: Record<string, string[]> = {
-    SimpleRNN: ['mask'], LSTM: ['mask'], GRU: ['mask'], GlobalAveragePooling1D: ['mask'], MultiHeadAttention: ['queryMask', 'valueMask', 'keyMask', 'attentionMask', 'useCausalMask'],
+    SimpleRNN: ['mask'], LSTM: ['mask'], GRU: ['mask'], GlobalAveragePooling1D: ['mask'], Attention: ['useCausalMask', 'mask'], MultiHeadAttention: ['queryMask', 'valueMask', 'keyMask', 'attentionMask', 'useCausalMask'],
   };
   const camel = (k: string) => k.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
   const messageOf = (fn: () => unknown): string => { try { fn(); return ''; } catch (e) { return (e as Error).message; } };
@@ -337,7 +337,7 @@ describe('options', () => {
     expect(oneLine(() => mha(q, q, { attentionMask: ops.ones([1, 2, 3]) })))
       .toBe("Layer 'multi_head_attention' (MultiHeadAttention) failed: attentionMask must have shape [1, 2, 2] (batch, query steps, key steps), got (1, 2, 3)");
     expect(oneLine(() => mha(q, q, untyped({ returnAttentionScores: true })))).toMatch(/option 'returnAttentionScores' is not supported/);
-    expect(oneLine(() => L.Attention()([q, q], untyped({ useCausalMask: true })))).toMatch(/^Attention 'attention' call: option 'useCausalMask' is not supported/);
+    expect(oneLine(() => L.Attention()([q, q], untyped({ returnAttentionScores: true })))).toMatch(/^Attention 'attention' call: option 'returnAttentionScores' is not supported/);
     expect(oneLine(() => L.Dense(2)(q, untyped({ mask: ops.ones([1, 2]) })))).toMatch(/^Dense 'dense' call: unknown option 'mask'; options: training$/); // Keras's Dense.call has no mask
     expect(oneLine(() => L.Dense(2)(q, untyped({ trainig: true })))).toMatch(/^Dense 'dense_1' call: unknown option 'trainig'; options: training$/);
     expect(mha(q, q, { training: true }).shape).toEqual([1, 2, 2]);

@@ -68,3 +68,26 @@ describe('MultiHeadAttention masks equal the Keras formula', () => {
     expectClose(model.predict(ids) as keras.Tensor, want);
   });
 });
+
+describe('Attention masks equal the Keras formula', () => {
+  /** Keras 3's Attention (dot scores): masked value steps (and later steps, causal) lowered by 1e9; masked queries zero. */
+  function attentionRef(q: tf.Tensor, v: tf.Tensor, qm: tf.Tensor, vm: tf.Tensor, causal: boolean): tf.Tensor {
+    let keep = vm.cast('bool').expandDims(1);
+    if (causal) keep = tf.logicalAnd(keep, tf.linalg.bandPart(tf.ones([q.shape[1]!, v.shape[1]!]), -1, 0).cast('bool').expandDims(0));
+    const scores = tf.sub(tf.matMul(q, v, false, true), tf.mul(tf.logicalNot(keep).cast('float32'), 1e9));
+    return tf.mul(tf.matMul(tf.softmax(scores, -1), v), qm.cast('float32').expandDims(-1));
+  }
+
+  it.each([false, true])('masks from Embedding(maskZero), useCausalMask=%s: eager and compiled', (useCausalMask) => {
+    const ids = keras.ops.array([[3, 1, 4, 0, 0], [0, 2, 7, 1, 8]], 'float32');
+    const inp = keras.Input({ shape: [5] });
+    const e = L.Embedding(10, 4, { maskZero: true })(inp);
+    const model = keras.Model({ inputs: inp, outputs: L.Attention()([e, e], { useCausalMask } as never) });
+    model.setWeights([uniform([10, 4], 9)]);
+    const x = tf.gather(toTf(model.getWeights()[0]!), toTf(ids).cast('int32'));
+    const m = tf.notEqual(toTf(ids), 0);
+    const want = attentionRef(x, x, m, m, useCausalMask);
+    expectClose(model(ids) as keras.Tensor, want);
+    expectClose(model.predict(ids) as keras.Tensor, want);
+  });
+});
