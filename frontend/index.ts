@@ -2,6 +2,8 @@
 import type { KerasTensor } from './layers/layer.js';
 import { type FunctionalArgs, Functional, Model as ModelBase } from './models/model.js';
 import { Sequential as SequentialClass } from './models/sequential.js';
+import { SubclassModel } from './models/subclass.js';
+import type { LayerOptions } from './layers/layer.js';
 import { callableClass } from './layers/layer.js';
 import type { Tensor } from './tensor.js';
 
@@ -25,6 +27,7 @@ export { Tensor, Variable } from './tensor.js';
 export type { KerasTensor } from './layers/layer.js';
 export type { DType } from '../ir/types.js';
 export { Functional } from './models/model.js';
+export { SubclassModel } from './models/subclass.js';
 export type { ModelInput, InputSpec } from './models/model.js';
 
 /** Output type of a functional model: a list when `outputs` was a list. */
@@ -33,14 +36,20 @@ export type OutputsOf<K> = K extends readonly KerasTensor[] ? Tensor[] : Tensor;
 export interface ModelConstructor {
   /** keras.Model({ inputs, outputs, name }): a functional model. */
   new <K extends KerasTensor | readonly KerasTensor[]>(args: FunctionalArgs<K>): Functional<OutputsOf<K>>;
+  /** `class MyModel extends keras.Model { ... call(x) {...} }`: a subclassed model (see SubclassModel). */
+  new (options?: LayerOptions): SubclassModel;
   <K extends KerasTensor | readonly KerasTensor[]>(args: FunctionalArgs<K>): Functional<OutputsOf<K>>;
-  readonly prototype: ModelBase;
+  readonly prototype: SubclassModel;
 }
 
-/** keras.Model: builds a functional model from inputs and outputs, with or without `new`. */
-export const Model: ModelConstructor = new Proxy(ModelBase, {
+/**
+ * keras.Model: builds a functional model from inputs and outputs, with or without `new`; as a base class, a subclassed
+ * model. Every model (Sequential and functional too) is an `instanceof keras.Model`.
+ */
+export const Model: ModelConstructor = new Proxy(SubclassModel, {
   apply: (_target, _this, args: [FunctionalArgs<KerasTensor>]) => new Functional(...args),
   construct: (target, args: [FunctionalArgs<KerasTensor>], newTarget) => (newTarget === Model ? new Functional(...args) : Reflect.construct(target, args, newTarget)),
+  get: (target, key, receiver) => (key === Symbol.hasInstance ? (v: unknown) => v instanceof ModelBase : Reflect.get(target, key, receiver)),
 }) as unknown as ModelConstructor;
 
 /** keras.Sequential(layers?, { name }), with or without `new`. */

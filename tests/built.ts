@@ -8,7 +8,7 @@ export const root = path.resolve(import.meta.dirname, '..');
 /** Builds dist/ unless it is newer than every frontend, example and fuzzer source (npm test builds it first). */
 export function ensureBuilt(): void {
   const built = path.join(root, 'dist/frontend/index.js');
-  const sources = ['frontend', 'frontend/layers', 'frontend/models', 'examples/seed', 'fuzz', 'io/onnx', 'web'].flatMap((d) =>
+  const sources = ['frontend', 'frontend/layers', 'frontend/models', 'examples', 'examples/seed', 'fuzz', 'io/onnx', 'web'].flatMap((d) =>
     readdirSync(path.join(root, d)).filter((f) => f.endsWith('.ts')).map((f) => path.join(root, d, f)));
   if (existsSync(built) && sources.every((s) => statSync(s).mtimeMs <= statSync(built).mtimeMs)) return;
   try {

@@ -2,7 +2,7 @@
 import * as ops from '../ops.js';
 import type { TensorLike } from '../ops.js';
 import { type SymbolicShape, Tensor as TensorClass, type Tensor, type Variable, formatKerasShape } from '../tensor.js';
-import { type CallOptions, KerasTensor, Layer, type LayerOptions } from './layer.js';
+import { type CallOptions, KerasTensor, Layer, type LayerOptions, type Mask, getMask } from './layer.js';
 import type { InitializerIdentifier } from '../initializers.js';
 import { type OptionNames, regularizers } from '../options.js';
 
@@ -22,7 +22,9 @@ export interface AttentionOptions extends LayerOptions {
 export class Attention extends Layer {
   static override readonly optionNames = { useScale: true } satisfies OptionNames<AttentionOptions, LayerOptions>;
   static override readonly notImplemented = { scoreMode: 'dot', dropout: 0, seed: null };
-  static override readonly callNotImplemented = { mask: null, returnAttentionScores: false, useCausalMask: false };
+  static override readonly callNotImplemented = { returnAttentionScores: false };
+  static override readonly callOptionNames = { useCausalMask: true } satisfies OptionNames<AttentionCallOptions, CallOptions>;
+  static override readonly takesMask = true;
   readonly useScale: boolean;
   scale: Variable | undefined;
 
@@ -41,19 +43,42 @@ export class Attention extends Layer {
     return [...q.slice(0, -1), v[v.length - 1]!];
   }
 
-  call(inputs: Tensor[]): Tensor {
+  /**
+   * With masks ([queryMask, valueMask], from the inputs or given) or useCausalMask, as Keras's: scores of masked value
+   * steps (and later steps) lowered by 1e9 before the softmax, outputs of masked query steps zero.
+   */
+  call(inputs: Tensor[], options: AttentionCallOptions = {}): Tensor {
     const [q, v, k] = qvk(inputs, 'Attention');
     if (q.shape.length !== 3 || k.shape.length !== 3 || v.shape.length !== 3 || q.shape[2] !== k.shape[2] || k.shape[1] !== v.shape[1]) {
       throw new Error(`needs query [b, tq, d], value [b, tv, dv], key [b, tv, d]; got ${[q, v, k].map((t) => formatKerasShape(t.shape)).join(', ')}`);
     }
+    const [qm, vm] = options.mask instanceof TensorClass ? [options.mask] : options.mask ?? [];
     let scores = ops.matmul(q, ops.transpose(k, [0, 2, 1]));
     if (this.scale) scores = ops.multiply(scores, this.scale);
-    return ops.matmul(ops.softmax(scores, -1), v);
+    const parts: Tensor[] = [];
+    if (vm) parts.push(ops.expandDims(ops.cast(vm, 'bool'), 1));
+    if (options.useCausalMask) parts.push(ops.expandDims(ops.greaterEqual(ops.expandDims(ops.arange(q.shape[1]!), 1), ops.expandDims(ops.arange(v.shape[1]!), 0)), 0));
+    if (parts.length) {
+      const keep = parts.reduce((a, m) => ops.logicalAnd(a, m));
+      scores = ops.subtract(scores, ops.multiply(ops.cast(ops.logicalNot(keep), 'float32'), 1e9));
+    }
+    const out = ops.matmul(ops.softmax(scores, -1), v);
+    return qm ? ops.multiply(out, ops.expandDims(ops.cast(qm, 'float32'), -1)) : out;
+  }
+
+  /** The query's mask is the output's (Keras). */
+  override computeMask(_inputs: Tensor[], mask: Mask): Mask {
+    return mask instanceof TensorClass ? mask : mask?.[0];
   }
 
   override getConfig(): Record<string, unknown> {
     return { ...super.getConfig(), useScale: this.useScale };
   }
+}
+
+export interface AttentionCallOptions extends CallOptions {
+  /** Each query step attends only to value steps at or before it. */
+  useCausalMask?: boolean;
 }
 
 export interface MultiHeadAttentionOptions extends LayerOptions {
@@ -81,9 +106,10 @@ export class MultiHeadAttention extends Layer {
   static override readonly notImplemented = {
     ...regularizers('kernel', 'bias'), dropout: 0, attentionAxes: null, slidingWindow: null, flashAttention: null, useGate: false, seed: null,
   };
-  static override readonly callNotImplemented = {
-    queryMask: null, valueMask: null, keyMask: null, attentionMask: null, returnAttentionScores: false, useCausalMask: false,
-  };
+  static override readonly callNotImplemented = { returnAttentionScores: false };
+  static override readonly callOptionNames = {
+    queryMask: true, valueMask: true, keyMask: true, attentionMask: true, useCausalMask: true,
+  } satisfies OptionNames<MultiHeadAttentionCallOptions, CallOptions>;
   readonly numHeads: number;
   readonly keyDim: number;
   readonly valueDim: number;
@@ -132,13 +158,52 @@ export class MultiHeadAttention extends Layer {
     return ops.transpose(ops.reshape(y, [b, t, this.numHeads, size]), [0, 2, 1, 3]);
   }
 
-  call(inputs: Tensor[]): Tensor {
+  /**
+   * Which query steps may attend to which key steps, [b, tq, tk] bool, as Keras's _compute_attention_mask: the query's
+   * mask along rows, the value's and key's along columns, the causal mask (key step <= query step), attentionMask.
+   */
+  private attentionMask(query: Tensor, value: Tensor, key: Tensor, options: MultiHeadAttentionCallOptions): Tensor | undefined {
+    const [b, tq] = query.shape as [number, number], tk = value.shape[1]!;
+    // explicit masks, else those the inputs carry (Embedding maskZero, Masking)
+    const steps = (what: string, given: TensorLike | undefined, input: Tensor, t: number): Tensor | undefined => {
+      const m = given === undefined ? getMask(input) : ops.convertToTensor(given);
+      if (m && (m.shape.length !== 2 || m.shape[0] !== b || m.shape[1] !== t)) throw new Error(`${what} must have shape [${b}, ${t}], got ${formatKerasShape(m.shape)}`);
+      return m;
+    };
+    const qm = steps('queryMask', options.queryMask, query, tq), vm = steps('valueMask', options.valueMask, value, tk), km = steps('keyMask', options.keyMask, key, tk);
+    const parts: Tensor[] = [];
+    if (qm) parts.push(ops.expandDims(ops.cast(qm, 'bool'), 2));
+    for (const m of [vm, km]) if (m) parts.push(ops.expandDims(ops.cast(m, 'bool'), 1));
+    if (options.useCausalMask) {
+      const rows = ops.expandDims(ops.arange(tq), 1), cols = ops.expandDims(ops.arange(tk), 0);
+      parts.push(ops.expandDims(ops.greaterEqual(rows, cols), 0));
+    }
+    if (options.attentionMask !== undefined) {
+      const am = ops.convertToTensor(options.attentionMask);
+      const ok = am.shape.length === 3 && (am.shape[0] === b || am.shape[0] === 1) && am.shape[1] === tq && am.shape[2] === tk;
+      if (!ok) throw new Error(`attentionMask must have shape [${b}, ${tq}, ${tk}] (batch, query steps, key steps), got ${formatKerasShape(am.shape)}`);
+      parts.push(ops.cast(am, 'bool'));
+    }
+    if (parts.length === 0) return undefined;
+    return ops.broadcastTo(parts.reduce((a, m) => ops.logicalAnd(a, m)), [b, tq, tk]);
+  }
+
+  /** The query's mask is the output's (Keras). */
+  override computeMask(inputs: Tensor[]): Mask {
+    return getMask(inputs[0]!);
+  }
+
+  call(inputs: Tensor[], options: MultiHeadAttentionCallOptions = {}): Tensor {
     const [query, value, key] = qvk(inputs, 'MultiHeadAttention');
     for (const t of [query, value, key]) if (t.shape.length !== 3) throw new Error(`expects [batch, time, dim] inputs, got ${formatKerasShape(t.shape)}`);
     const [b, tq] = query.shape as [number, number];
     const q = ops.multiply(this.heads(query, 'query', this.keyDim), 1 / Math.sqrt(this.keyDim));
     const k = this.heads(key, 'key', this.keyDim), v = this.heads(value, 'value', this.valueDim);
-    const weights = ops.softmax(ops.matmul(q, ops.transpose(k, [0, 1, 3, 2])), -1); // [b, heads, tq, tk]
+    let scores = ops.matmul(q, ops.transpose(k, [0, 1, 3, 2])); // [b, heads, tq, tk]
+    const mask = this.attentionMask(query, value, key, options);
+    // Keras's masked softmax: masked scores become -1e9 (a fully masked row attends uniformly)
+    if (mask) scores = ops.where(ops.expandDims(mask, 1), scores, -1e9);
+    const weights = ops.softmax(scores, -1);
     const ctx = ops.reshape(ops.transpose(ops.matmul(weights, v), [0, 2, 1, 3]), [b, tq, this.numHeads * this.valueDim]);
     const { kernel, bias } = this.w.attention_output;
     const y = ops.matmul(ctx, ops.reshape(kernel, [this.numHeads * this.valueDim, kernel.shape[2]!]));
@@ -151,7 +216,9 @@ export class MultiHeadAttention extends Layer {
     const n = args.findIndex((x, i) => i > 0 && !isTensor(x));
     const tensors = n < 0 ? args : args.slice(0, n);
     if (tensors.length < 2) return super.__call__(args[0] as never, args[1] as never);
-    return super.__call__(tensors as never, (n < 0 ? undefined : args[n]) as never);
+    // the options come after the tensors, past an undefined key: mha(q, v, undefined, { useCausalMask: true })
+    const options = n < 0 ? undefined : args[n] === undefined && n === 2 ? args[3] : args[n];
+    return super.__call__(tensors as never, options as never);
   }
 
   override getConfig(): Record<string, unknown> {
@@ -159,7 +226,20 @@ export class MultiHeadAttention extends Layer {
   }
 }
 
+export interface MultiHeadAttentionCallOptions extends CallOptions {
+  /** Which query steps are real, bool [batch, queryTime] (default: the query's mask, as from Embedding maskZero). */
+  queryMask?: TensorLike;
+  /** Which value steps are real, bool [batch, valueTime] (default: the value's mask). */
+  valueMask?: TensorLike;
+  /** Which key steps are real, bool [batch, keyTime] (default: the key's mask). */
+  keyMask?: TensorLike;
+  /** Which key steps each query step may attend to: bool [batch, queryTime, keyTime] (1 = attend), as Keras's. */
+  attentionMask?: TensorLike;
+  /** Each query step attends only to key steps at or before it (decoders). */
+  useCausalMask?: boolean;
+}
+
 export interface MultiHeadAttention {
-  (query: KerasTensor, value: KerasTensor, key?: KerasTensor, options?: CallOptions): KerasTensor;
-  (query: TensorLike, value: TensorLike, key?: TensorLike, options?: CallOptions): Tensor;
+  (query: KerasTensor, value: KerasTensor, key?: KerasTensor, options?: MultiHeadAttentionCallOptions): KerasTensor;
+  (query: TensorLike, value: TensorLike, key?: TensorLike, options?: MultiHeadAttentionCallOptions): Tensor;
 }

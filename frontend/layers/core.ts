@@ -78,6 +78,7 @@ export class Dense extends Layer {
     this.activation = activations.get(options.activation);
     this.useBias = options.useBias ?? true;
     this.options = options;
+    this.supportsMasking = true;
   }
 
   override build(inputShape: SymbolicShape): void {
@@ -120,6 +121,7 @@ export class Activation extends Layer {
   constructor(activation: activations.ActivationIdentifier, options: LayerOptions = {}) {
     super(options);
     this.activation = activations.get(activation);
+    this.supportsMasking = true;
     this.built = true;
   }
 
@@ -211,6 +213,7 @@ export class Dropout extends Layer {
     if (!(rate >= 0 && rate < 1)) throw new Error(`Dropout: rate must be in [0, 1), got ${rate}`);
     this.rate = rate;
     this.seed = options.seed ?? globalRng.int();
+    this.supportsMasking = true;
     this.built = true;
   }
 

@@ -25,10 +25,35 @@ export interface LayerOptions {
 export interface CallOptions {
   /** Training mode: dropout active, batch statistics used. */
   training?: boolean;
+  /**
+   * Keras's `mask`: which steps of a [batch, time, ...] input are real (bool [batch, time]), one per input for a list;
+   * only layers that use masks take it. Layers find it on their inputs without it (Embedding maskZero, Masking).
+   */
+  mask?: Tensor | readonly (Tensor | undefined)[];
+}
+
+/** Input or output masks: one, or one per tensor of a list. */
+export type Mask = Tensor | readonly (Tensor | undefined)[] | undefined;
+
+// Keras keeps a tensor's mask on the tensor (`_keras_mask`); kiln keeps it beside, for eager and traced tensors alike
+const masks = new WeakMap<Tensor, Tensor>();
+
+/** The mask a layer attached to this tensor (Embedding maskZero, Masking, and layers that pass masks on). */
+export function getMask(t: Tensor): Tensor | undefined {
+  return masks.get(t);
+}
+
+function attachMasks(out: Tensor | Tensor[], mask: Mask): void {
+  const outs = Array.isArray(out) ? out : [out];
+  const ms = mask instanceof Tensor || mask === undefined ? [mask] : mask;
+  outs.forEach((t, i) => {
+    const m = ms[i];
+    if (m) masks.set(t, m);
+  });
 }
 
 const LAYER_OPTIONS = { name: true, inputShape: true, batchSize: true, dtype: true, trainable: true } satisfies OptionNames<LayerOptions>;
-const CALL_OPTIONS = { training: true } satisfies OptionNames<CallOptions>;
+const CALL_OPTIONS = { training: true } satisfies OptionNames<Omit<CallOptions, 'mask'>>;
 /** Keras's options of every layer that kiln does not implement. */
 const LAYER_NOT_IMPLEMENTED: NotImplemented = { activityRegularizer: null, autocast: true, inputDim: null };
 
@@ -135,6 +160,12 @@ export abstract class Layer<Out extends Tensor | Tensor[] = Tensor> extends Call
   static readonly notImplemented: NotImplemented = {};
   /** The same for the options of its call (Keras's `mask`, `initial_state`, ... where its call takes them). */
   static readonly callNotImplemented: NotImplemented = {};
+  /** Names of call options beyond `training` and `mask` (MultiHeadAttention's attentionMask, useCausalMask). */
+  static readonly callOptionNames: Readonly<Record<string, true>> = {};
+  /** Whether `call` takes a `mask` option (Keras's call signature with `mask`): RNNs, pooling, wrappers. */
+  static readonly takesMask: boolean = false;
+  /** Keras's supports_masking: the layer passes its input's mask on unchanged (Dense, Dropout, ...). */
+  supportsMasking = false;
 
   constructor(options: LayerOptions = {}) {
     super();
@@ -172,6 +203,14 @@ export abstract class Layer<Out extends Tensor | Tensor[] = Tensor> extends Call
     const unknownBatch = list[0]?.[0] === null;
     const toSym = (t: Tensor): SymbolicShape => t.shape.map((d, i) => (i === 0 && unknownBatch ? null : d));
     return Array.isArray(out) ? out.map(toSym) : toSym(out);
+  }
+
+  /**
+   * The mask of the outputs for the inputs and their mask (Keras's compute_mask): by default the input's mask where
+   * the layer supports masking, else none (Keras 3 drops it).
+   */
+  computeMask(_inputs: Tensor | Tensor[], mask: Mask): Mask {
+    return this.supportsMasking && (mask === undefined || mask instanceof Tensor) ? mask : undefined;
   }
 
   /** Output dtype for input dtypes (float32 unless a layer says otherwise). */
@@ -277,12 +316,22 @@ export abstract class Layer<Out extends Tensor | Tensor[] = Tensor> extends Call
     }
     const tensors = flat.map((x) => convertToTensor(x as TensorLike));
     this.maybeBuild(tensors.map((t) => t.shape), list);
-    return this.wrap('failed', () => this.call(list ? tensors : tensors[0]!, options));
+    const x = list ? tensors : tensors[0]!;
+    // an explicit mask, else the masks its inputs carry
+    const found = list ? tensors.map(getMask) : getMask(tensors[0]!);
+    const mask = options.mask ?? (Array.isArray(found) ? (found.some(Boolean) ? found : undefined) : found);
+    const { mask: _, ...rest } = options;
+    const takes = (this.constructor as typeof Layer).takesMask;
+    const out = this.wrap('failed', () => this.call(x, takes && mask ? { ...rest, mask } : rest));
+    attachMasks(out, this.wrap('failed', () => this.computeMask(x, mask)));
+    return out;
   }
 
-  /** Call options are `{ training }`; masks and other Keras call options are errors. */
+  /** Call options are `{ training }` (and `mask` where the layer takes one); other Keras call options are errors. */
   protected checkCallOptions(options: CallOptions | undefined): void {
-    checkOptions(options, CALL_OPTIONS, `${this.describe()} call`, (this.constructor as typeof Layer).callNotImplemented);
+    const cls = this.constructor as typeof Layer;
+    const known = { ...CALL_OPTIONS, ...cls.callOptionNames, ...(cls.takesMask ? { mask: true as const } : {}) };
+    checkOptions(options, known, `${this.describe()} call`, cls.callNotImplemented);
   }
 
   private symbolicCall(inputs: KerasTensor[], list: boolean, options: CallOptions): KerasTensor | KerasTensor[] {

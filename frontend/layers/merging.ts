@@ -1,7 +1,7 @@
 // Merging layers: Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate (and their function forms).
 import * as ops from '../ops.js';
 import { type SymbolicShape, type Tensor, formatKerasShape } from '../tensor.js';
-import { KerasTensor, Layer, type LayerOptions } from './layer.js';
+import { KerasTensor, Layer, type LayerOptions, type Mask } from './layer.js';
 import type { OptionNames } from '../options.js';
 
 /** Elementwise merge of a list of same-shaped inputs. */
@@ -12,6 +12,12 @@ abstract class Merge extends Layer {
   }
 
   protected abstract merge(a: Tensor, b: Tensor): Tensor;
+
+  /** The inputs' masks combined: a step is real where it is real in every masked input (Keras's Merge.compute_mask). */
+  override computeMask(_inputs: Tensor[], mask: Mask): Mask {
+    const ms = Array.isArray(mask) ? (mask as (Tensor | undefined)[]).filter((m): m is Tensor => m !== undefined) : [];
+    return ms.length ? ms.reduce((a, b) => ops.logicalAnd(a, b)) : undefined;
+  }
 
   override computeOutputShape(inputShape: SymbolicShape[]): SymbolicShape {
     if (!Array.isArray(inputShape[0]) || inputShape.length < 2) throw new Error('expects a list of at least 2 inputs');
@@ -92,6 +98,21 @@ export class Concatenate extends Layer {
 
   call(inputs: Tensor[]): Tensor {
     return ops.concatenate(inputs, this.axis);
+  }
+
+  /**
+   * Keras's Concatenate.compute_mask: each input's mask broadcast to its shape (all true where it has none),
+   * concatenated, then any over the last axis.
+   */
+  override computeMask(inputs: Tensor[], mask: Mask): Mask {
+    const ms = Array.isArray(mask) ? mask as (Tensor | undefined)[] : [];
+    if (!ms.some(Boolean)) return undefined;
+    const full = inputs.map((x, i) => {
+      const m = ms[i];
+      if (!m) return ops.onesLike(x, 'bool');
+      return m.rank < x.rank ? ops.broadcastTo(ops.expandDims(m, -1), x.shape) : m;
+    });
+    return ops.greater(ops.sum(ops.concatenate(full, this.axis), { axis: -1 }), 0);
   }
 
   override getConfig(): Record<string, unknown> {

@@ -172,6 +172,7 @@ export class LayerNormalization extends Layer {
 
   constructor(options: LayerNormalizationOptions = {}) {
     super(options);
+    this.supportsMasking = true;
     this.axis = options.axis ?? -1;
     this.epsilon = options.epsilon ?? 1e-3;
     if (!(this.epsilon > 0)) throw new Error(`LayerNormalization: epsilon must be positive, got ${this.epsilon}`);

@@ -1,9 +1,9 @@
 // Pooling layers: Max/AveragePooling1D-3D on the `reduce_window` primitive, GlobalMax/AveragePooling1D-3D as reductions.
 import * as ops from '../ops.js';
 import { windowOut } from '../../ir/ops.js';
-import { type SymbolicShape, type Tensor, formatKerasShape } from '../tensor.js';
+import { type SymbolicShape, type Tensor, Tensor as TensorClass, formatKerasShape } from '../tensor.js';
 import { kerasLayerName } from './conv.js';
-import { Layer, type LayerOptions, uniqueName } from './layer.js';
+import { type CallOptions, Layer, type LayerOptions, uniqueName } from './layer.js';
 import type { OptionNames } from '../options.js';
 
 export interface PoolingOptions extends LayerOptions {
@@ -134,8 +134,20 @@ export abstract class BaseGlobalPooling extends Layer {
 }
 
 export class GlobalAveragePooling1D extends BaseGlobalPooling {
-  static override readonly callNotImplemented = { mask: null };
+  static override readonly takesMask = true;
   constructor(options: GlobalPoolingOptions = {}) { super(1, 'avg', options); }
+
+  /** With a mask (bool [batch, steps]), the mean over the unmasked steps only, as Keras's. */
+  override call(inputs: Tensor, options: CallOptions = {}): Tensor {
+    const mask = options.mask;
+    if (mask === undefined) return super.call(inputs);
+    if (!(mask instanceof TensorClass) || mask.shape.length !== 2 || mask.shape[0] !== inputs.shape[0] || mask.shape[1] !== inputs.shape[1]) {
+      throw new Error(`expects one mask of shape [batch, steps] for input ${formatKerasShape(inputs.shape)}`);
+    }
+    const m = ops.expandDims(ops.cast(mask, inputs.dtype), 2);
+    const o = { axis: 1, keepdims: this.keepdims };
+    return ops.divide(ops.sum(ops.multiply(inputs, m), o), ops.sum(m, o));
+  }
 }
 
 /** @example keras.layers.GlobalAveragePooling2D() */

@@ -4,29 +4,38 @@
 import * as activations from '../activations.js';
 import type { Initializer, InitializerIdentifier } from '../initializers.js';
 import * as ops from '../ops.js';
-import { type SymbolicShape, type Tensor, type Variable, formatKerasShape } from '../tensor.js';
-import { Layer, type LayerOptions } from './layer.js';
+import { type SymbolicShape, Tensor, type Variable, formatKerasShape } from '../tensor.js';
+import { type CallOptions, Layer, type LayerOptions, type Mask } from './layer.js';
 import { type OptionNames, regularizers } from '../options.js';
 import { scan } from './recurrent_scan.js';
 
 export interface EmbeddingOptions extends LayerOptions {
   /** Initializer of the [inputDim, outputDim] table (Keras: uniform in [-0.05, 0.05]). */
   embeddingsInitializer?: InitializerIdentifier;
+  /** Index 0 is padding: the output carries a mask (index != 0) that RNNs and pooling downstream honour. */
+  maskZero?: boolean;
 }
 
 /** Turns integer indices into rows of a learned table: output shape = input shape + [outputDim]. */
 export class Embedding extends Layer {
-  static override readonly optionNames = { embeddingsInitializer: true } satisfies OptionNames<EmbeddingOptions, LayerOptions>;
+  static override readonly optionNames = { embeddingsInitializer: true, maskZero: true } satisfies OptionNames<EmbeddingOptions, LayerOptions>;
   static override readonly notImplemented = {
-    ...regularizers('embeddings'), maskZero: false, weights: null, loraRank: null, loraAlpha: null, quantizationConfig: null, inputLength: null,
+    ...regularizers('embeddings'), weights: null, loraRank: null, loraAlpha: null, quantizationConfig: null, inputLength: null,
   };
   embeddings!: Variable;
+  readonly maskZero: boolean;
 
   constructor(readonly inputDim: number, readonly outputDim: number, private readonly options: EmbeddingOptions = {}) {
     super(options);
     for (const [what, v] of [['inputDim', inputDim], ['outputDim', outputDim]] as const) {
       if (!Number.isInteger(v) || v <= 0) throw new Error(`Embedding: ${what} must be a positive integer, got ${v}`);
     }
+    this.maskZero = options.maskZero ?? false;
+  }
+
+  /** With maskZero, the steps whose index is not 0. */
+  override computeMask(inputs: Tensor): Mask {
+    return this.maskZero ? ops.notEqual(inputs, 0) : undefined;
   }
 
   override build(): void {
@@ -44,7 +53,7 @@ export class Embedding extends Layer {
   }
 
   override getConfig(): Record<string, unknown> {
-    return { ...super.getConfig(), inputDim: this.inputDim, outputDim: this.outputDim };
+    return { ...super.getConfig(), inputDim: this.inputDim, outputDim: this.outputDim, maskZero: this.maskZero };
   }
 }
 
@@ -96,7 +105,10 @@ abstract class RecurrentBase extends Layer {
   static override readonly notImplemented = {
     ...regularizers('kernel', 'recurrent', 'bias'), dropout: 0, recurrentDropout: 0, stateful: false, seed: null,
   };
-  static override readonly callNotImplemented = { initialState: null, mask: null };
+  static override readonly callNotImplemented = { initialState: null };
+  static override readonly takesMask = true;
+  /** Output zeros at masked steps instead of the previous output (Keras's zero_output_for_mask; Bidirectional sets it). */
+  zeroOutputForMask = false;
   readonly activation: activations.ActivationFn;
   readonly useBias: boolean;
   readonly returnSequences: boolean;
@@ -159,13 +171,33 @@ abstract class RecurrentBase extends Layer {
 
   protected abstract stateCount(): number;
 
-  /** The output, and with returnState the final states after it. */
-  call(inputs: Tensor): Tensor | Tensor[] {
-    const [output, states] = this.run(inputs);
+  /**
+   * The output, and with returnState the final states after it. With a mask (bool [batch, time]) a masked step keeps
+   * the states and repeats the previous output (zeros with zeroOutputForMask), as Keras's RNN.
+   */
+  call(inputs: Tensor, options: CallOptions = {}): Tensor | Tensor[] {
+    const mask = options.mask;
+    if (mask !== undefined && !(mask instanceof Tensor)) throw new Error('takes one mask, [batch, time]');
+    const [output, states] = this.run(inputs, mask);
     return this.returnState ? [output, ...states] : output;
   }
 
-  private run(inputs: Tensor): [Tensor, Tensor[]] {
+  /** The sequence's mask when returning sequences, none otherwise (as Keras's). */
+  override computeMask(_inputs: Tensor, mask: Mask): Mask {
+    const out = this.returnSequences && mask instanceof Tensor ? mask : undefined;
+    return this.returnState ? [out, ...Array.from({ length: this.stateCount() }, () => undefined)] : out;
+  }
+
+  /** A step under a mask: the new states where the step is real, the old ones where it is masked. */
+  private maskedStep(x: Tensor, m: Tensor | undefined, states: Tensor[], weights: Tensor[]): [Tensor, Tensor[]] {
+    const [h, next] = this.step(x, states, weights);
+    if (!m) return [h, next];
+    const kept = next.map((s, i) => ops.where(m, s, states[i]!));
+    // the cells' output is their first state, so the previous output is the kept h
+    return [this.zeroOutputForMask ? ops.where(m, h, ops.zerosLike(h)) : kept[0]!, kept];
+  }
+
+  private run(inputs: Tensor, mask: Tensor | undefined): [Tensor, Tensor[]] {
     const [batch, time, features] = inputs.shape as [number, number, number];
     if (inputs.shape.length !== 3 || features !== this.kernel.shape[0]) {
       throw new Error(`expects [batch, time, ${this.kernel.shape[0]}], got ${formatKerasShape(inputs.shape)}`);
@@ -174,12 +206,17 @@ abstract class RecurrentBase extends Layer {
     const xw = this.project(inputs);
     const width = xw.shape[2]!;
     const inits = Array.from({ length: this.stateCount() }, () => ops.zeros([batch, this.units]));
+    if (mask && (mask.shape.length !== 2 || mask.shape[0] !== batch || mask.shape[1] !== time)) {
+      throw new Error(`expects a mask of shape [${batch}, ${time}], got ${formatKerasShape(mask.shape)}`);
+    }
+    // [batch, time] -> bool [time, batch, 1]: one [batch, 1] slice per step, broadcast over the units
+    const stepMasks = mask && ops.expandDims(ops.transpose(ops.cast(mask, 'bool'), [1, 0]), 2);
     if (!this.unroll) {
       // time-major for the loop; the output of each step is the new h (carry 0)
-      const { carries, ys } = scan(this.name, (states, [x], weights) => {
-        const [h, next] = this.step(x!, states, weights);
+      const { carries, ys } = scan(this.name, (states, [x, m], weights) => {
+        const [h, next] = this.maskedStep(x!, m, states, weights);
         return [next, [h]];
-      }, inits, [ops.transpose(xw, [1, 0, 2])], this.stepWeights(), this.goBackwards);
+      }, inits, stepMasks ? [ops.transpose(xw, [1, 0, 2]), stepMasks] : [ops.transpose(xw, [1, 0, 2])], this.stepWeights(), this.goBackwards);
       if (!this.returnSequences) return [carries[0]!, carries];
       // Keras returns a backwards sequence in processing order: the step at time t goes to position time-1-t
       const seq = this.goBackwards ? ops.take(ys[0]!, ops.array(Int32Array.from({ length: time }, (_, i) => time - 1 - i)), 0) : ys[0]!;
@@ -189,7 +226,8 @@ abstract class RecurrentBase extends Layer {
     const outputs: Tensor[] = [];
     for (let i = 0; i < time; i++) {
       const t = this.goBackwards ? time - 1 - i : i;
-      const [h, next] = this.step(ops.reshape(ops.slice(xw, [0, t, 0], [batch, 1, width]), [batch, width]), states, this.stepWeights());
+      const m = stepMasks && ops.reshape(ops.slice(stepMasks, [t, 0, 0], [1, batch, 1]), [batch, 1]);
+      const [h, next] = this.maskedStep(ops.reshape(ops.slice(xw, [0, t, 0], [batch, 1, width]), [batch, width]), m, states, this.stepWeights());
       outputs.push(h);
       states = next;
     }

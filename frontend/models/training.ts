@@ -415,6 +415,7 @@ export function fitModel(model: Model, c: Compiled | undefined, x: ModelInput, y
     }
     return s;
   };
+  const customStep = (model as { trainStep?: TrainStepFn }).trainStep;
   model.stopTraining = false;
   callbacks.call('onTrainBegin', {});
   let last: Logs = {};
@@ -438,6 +439,14 @@ export function fitModel(model: Model, c: Compiled | undefined, x: ModelInput, y
       const rows = order.subarray(s * bs, Math.min(n, (s + 1) * bs));
       const bi = inputs.map((t) => takeRows(t, rows)), bt = targets.map((t) => takeRows(t, rows));
       const bw = weights && takeRows(weights, rows);
+      if (customStep) {
+        // the model's own trainStep (Keras's train_step), run eagerly: its logs are the returned record
+        const one = (ts: Tensor[]) => (ts.length === 1 ? ts[0]! : ts);
+        logs = customLogs(customStep.call(model, bw ? [one(bi), one(bt), bw] : [one(bi), one(bt)]), model);
+        bar.update(s + 1, logs);
+        callbacks.call('onTrainBatchEnd', s, { ...logs });
+        continue;
+      }
       const out = runTrainStep(stepFor(rows.length), model, bi, bt, comp.optimizer.iterations.data[0]!, options.backend, bw);
       lossMean.add(out.get('loss')!.item(), rows.length);
       if (model.outputNames.length > 1) perOutLoss.forEach((m, i) => m.add(out.get(`${model.outputNames[i]}_loss`)!.item(), rows.length));
@@ -446,7 +455,7 @@ export function fitModel(model: Model, c: Compiled | undefined, x: ModelInput, y
       bar.update(s + 1, logs);
       callbacks.call('onTrainBatchEnd', s, { ...logs });
     }
-    logs = logsOf(lossMean, perOutLoss, ms);
+    if (!customStep) logs = logsOf(lossMean, perOutLoss, ms);
     if (val) {
       const v = evaluateNormalized(model, comp, val[0], val[1], { batchSize: bs, verbose: 0, returnDict: true, backend: options.backend }, val[2]) as Record<string, number>;
       for (const [k, value] of Object.entries(v)) logs[`val_${k}`] = value;
@@ -460,6 +469,20 @@ export function fitModel(model: Model, c: Compiled | undefined, x: ModelInput, y
   }
   callbacks.call('onTrainEnd', last);
   return history;
+}
+
+/** A custom train step: [x, y] or [x, y, sampleWeight] of one batch to its logs (numbers or scalar tensors). */
+export type TrainStepFn = (data: [Tensor | Tensor[], Tensor | Tensor[]] | [Tensor | Tensor[], Tensor | Tensor[], Tensor]) => Readonly<Record<string, number | Tensor>>;
+
+function customLogs(r: unknown, model: Model): Logs {
+  if (typeof r !== 'object' || r === null || Array.isArray(r)) throw new Error(`Model '${model.name}': trainStep must return a record of logs ({ loss, ... }), got ${describe(r)}`);
+  const logs: Logs = {};
+  for (const [k, v] of Object.entries(r)) {
+    const n = v instanceof Tensor && v.size === 1 ? v.item() : v;
+    if (typeof n !== 'number') throw new Error(`Model '${model.name}': trainStep's log '${k}' must be a number or a scalar tensor, got ${describe(v)}`);
+    logs[k] = n;
+  }
+  return logs;
 }
 
 function logsOf(loss: metrics.Mean, perOut: metrics.Mean[], ms: { name: string; metric: metrics.Metric }[]): Record<string, number> {
