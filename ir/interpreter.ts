@@ -2,6 +2,7 @@
 import { type Graph, type Node, nodeName, topoSort } from './graph.js';
 import { type Op, REDUCE_BINARY, REDUCE_KIND, type ReduceOp, type UnaryOp, attrsOf, treeLevels } from './ops.js';
 import { philoxUniform } from './philox.js';
+import { dequantizeValue, multiplyByQuantizedMultiplier, quantizeValue } from './quant.js';
 import { evalScan } from './scan.js';
 import {
   INT32_MAX, INT32_MIN, type Shape, type TensorType, type TypedArray, allocate, formatType, identityOf, sizeOf, stridesOf,
@@ -244,6 +245,22 @@ function constData(n: Pick<Node, 'op' | 'type' | 'attrs'>): TypedArray {
   return out;
 }
 
+/** qmatmul (ir/ops.ts): int32 accumulation wrapping as the targets' 32-bit adds, then TFLite's requantization. */
+function qmatmul(node: Pick<Node, 'op' | 'attrs'>, x: Value, w: Value, bias: Value): TypedArray {
+  const { xZero, outZero, multiplier, shift, lo, hi } = attrsOf(node, 'qmatmul');
+  const [m, k] = x.type.shape as [number, number], n = w.type.shape[1]!;
+  const out = new Int8Array(m * n);
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let acc = bias.data[j]!;
+      for (let p = 0; p < k; p++) acc = (acc + (x.data[i * k + p]! - xZero) * w.data[p * n + j]!) | 0;
+      const v = multiplyByQuantizedMultiplier(acc, multiplier[j]!, shift[j]!) + outZero;
+      out[i * n + j] = Math.max(lo, Math.min(hi, v));
+    }
+  }
+  return out;
+}
+
 /** Evaluates one op on concrete operands. `node` supplies op, result type and attributes. */
 export function evalOp(node: Pick<Node, 'op' | 'type' | 'attrs'>, src: readonly Value[]): TypedArray {
   const { op, type } = node;
@@ -374,6 +391,14 @@ export function evalOp(node: Pick<Node, 'op' | 'type' | 'attrs'>, src: readonly 
       return philoxUniform(n, attrsOf(node, op).seed, x.data[0]!);
     case 'scan':
       return evalScan(node.attrs, src);
+    case 'quantize': case 'dequantize': {
+      const { scale, zeroPoint } = attrsOf(node, op), fn = op === 'quantize' ? quantizeValue : dequantizeValue;
+      const out = allocate(type.dtype, n);
+      for (let i = 0; i < n; i++) out[i] = fn(x.data[i]!, scale, zeroPoint);
+      return out;
+    }
+    case 'qmatmul':
+      return qmatmul(node, x, src[1]!, src[2]!);
     default: {
       const never: never = op;
       throw new Error(`interpreter: unknown op ${String(never)}`);

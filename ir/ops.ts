@@ -15,6 +15,8 @@ export const REDUCE_OPS = ['reduce_sum', 'reduce_max', 'reduce_min', 'reduce_pro
 export const ARG_OPS = ['argmax', 'argmin'] as const;
 export const MOVEMENT_OPS = ['reshape', 'transpose', 'broadcast', 'slice', 'pad', 'concat', 'gather'] as const;
 export const OTHER_OPS = ['cast', 'select', 'matmul', 'conv', 'reduce_window', 'random_uniform', 'scan'] as const;
+/** int8 quantization (ir/quant.ts defines their integer semantics). */
+export const QUANT_OPS = ['quantize', 'dequantize', 'qmatmul'] as const;
 
 export type LeafOp = (typeof LEAF_OPS)[number];
 export type UnaryOp = (typeof UNARY_OPS)[number];
@@ -30,11 +32,11 @@ export type ReduceOp = (typeof REDUCE_OPS)[number];
 export type ArgOp = (typeof ARG_OPS)[number];
 export type MovementOp = (typeof MOVEMENT_OPS)[number];
 export type Op = LeafOp | UnaryOp | BinaryOp | CompareOp | LogicalOp | ReduceOp | ArgOp | MovementOp
-  | (typeof OTHER_OPS)[number];
+  | (typeof OTHER_OPS)[number] | (typeof QUANT_OPS)[number];
 
 export const ALL_OPS: readonly Op[] = [
   ...LEAF_OPS, ...UNARY_OPS, ...BINARY_OPS, ...COMPARE_OPS, ...LOGICAL_OPS, ...REDUCE_OPS, ...ARG_OPS,
-  ...MOVEMENT_OPS, ...OTHER_OPS,
+  ...MOVEMENT_OPS, ...OTHER_OPS, ...QUANT_OPS,
 ];
 
 /** The kind of each reduction: its identity is `identityOf(kind, dtype)` (ir/types.ts). */
@@ -143,6 +145,11 @@ export const OP_ATTRS = {
   random_uniform: { seed: 'int', shape: 'ints' },
   // a loop over axis 0 with a body graph (ir/scan.ts): carries, sequences, consts; the node is result `output`
   scan: { body: 'string', length: 'int', carries: 'int', seqs: 'int', reverse: 'bool', output: 'int' },
+  // float32 -> int8 and back with a per-tensor scale (a float32) and zero point
+  quantize: { scale: 'number', zeroPoint: 'int' }, dequantize: { scale: 'number', zeroPoint: 'int' },
+  // int8 x [M, K] @ int8 w [K, N] + int32 bias [N]: int32 accumulation of (x - xZero)·w, then per output channel
+  // MultiplyByQuantizedMultiplier(acc, multiplier[n], shift[n]) + outZero, clamped to [lo, hi] (a fused ReLU)
+  qmatmul: { xZero: 'int', outZero: 'int', multiplier: 'ints', shift: 'ints', lo: 'int', hi: 'int' },
 } as const satisfies { readonly [O in Op]?: Readonly<Record<string, AttrSpec>> };
 
 /** Ops that take attributes. */
@@ -407,6 +414,29 @@ export function inferType(op: Op, srcs: readonly TensorType[], attrs: Attrs): Te
     }
     case 'scan':
       return inferScan(srcs, attrs);
+    case 'quantize': case 'dequantize': {
+      count(op, srcs, 1);
+      const [from, to] = op === 'quantize' ? ['float32', 'int8'] as const : ['int8', 'float32'] as const;
+      if (s0.dtype !== from) fail(op, `expects ${from}, got ${formatType(s0)}`);
+      const { scale, zeroPoint } = attrsOf(node, op);
+      if (!(scale > 0) || !Number.isFinite(scale)) fail(op, `scale must be finite and > 0, got ${scale}`);
+      if (zeroPoint < -128 || zeroPoint > 127) fail(op, `zero point ${zeroPoint} is not an int8`);
+      return { dtype: to, shape: s0.shape };
+    }
+    case 'qmatmul': {
+      count(op, srcs, 3);
+      const [w, bias] = [srcs[1]!, srcs[2]!];
+      if (s0.dtype !== 'int8' || w.dtype !== 'int8' || bias.dtype !== 'int32' || s0.shape.length !== 2 || w.shape.length !== 2
+        || s0.shape[1] !== w.shape[0] || bias.shape.length !== 1 || bias.shape[0] !== w.shape[1]) {
+        fail(op, `expects int8 [M, K], int8 [K, N] and int32 [N], got ${srcs.map(formatType).join(', ')}`);
+      }
+      const { xZero, outZero, multiplier, shift, lo, hi } = attrsOf(node, op), n = w.shape[1]!;
+      if (multiplier.length !== n || shift.length !== n) fail(op, `multiplier and shift need ${n} entries (one per output channel)`);
+      if (multiplier.some((m) => m < 0 || m > 2147483647)) fail(op, 'multipliers must be in 0..2^31-1');
+      if (shift.some((s) => s < -31 || s > 30)) fail(op, 'shifts must be in -31..30');
+      if ([xZero, outZero, lo, hi].some((z) => z < -128 || z > 127) || lo > hi) fail(op, 'zero points and lo <= hi must be int8 values');
+      return { dtype: 'int8', shape: [s0.shape[0]!, n] };
+    }
     default: {
       const never: never = op;
       return fail(String(never), 'unknown op');
