@@ -246,15 +246,16 @@ function constData(n: Pick<Node, 'op' | 'type' | 'attrs'>): TypedArray {
 }
 
 /** qmatmul (ir/ops.ts): int32 accumulation wrapping as the targets' 32-bit adds, then TFLite's requantization. */
-function qmatmul(node: Pick<Node, 'op' | 'attrs'>, x: Value, w: Value, bias: Value): TypedArray {
-  const { xZero, outZero, multiplier, shift, lo, hi } = attrsOf(node, 'qmatmul');
-  const [m, k] = x.type.shape as [number, number], n = w.type.shape[1]!;
+function qmatmul(node: Pick<Node, 'op' | 'attrs'>, [x, w, bias, multiplier, shift]: readonly Value[]): TypedArray {
+  const { xZero, outZero, lo, hi } = attrsOf(node, 'qmatmul');
+  const [m, k] = x!.type.shape as [number, number], n = w!.type.shape[1]!;
+  const [xd, wd, bd] = [x!.data, w!.data, bias!.data];
   const out = new Int8Array(m * n);
   for (let i = 0; i < m; i++) {
     for (let j = 0; j < n; j++) {
-      let acc = bias.data[j]!;
-      for (let p = 0; p < k; p++) acc = (acc + (x.data[i * k + p]! - xZero) * w.data[p * n + j]!) | 0;
-      const v = multiplyByQuantizedMultiplier(acc, multiplier[j]!, shift[j]!) + outZero;
+      let acc = bd[j]!;
+      for (let p = 0; p < k; p++) acc = (acc + (xd[i * k + p]! - xZero) * wd[p * n + j]!) | 0;
+      const v = multiplyByQuantizedMultiplier(acc, multiplier!.data[j]!, shift!.data[j]!) + outZero;
       out[i * n + j] = Math.max(lo, Math.min(hi, v));
     }
   }
@@ -398,7 +399,7 @@ export function evalOp(node: Pick<Node, 'op' | 'type' | 'attrs'>, src: readonly 
       return out;
     }
     case 'qmatmul':
-      return qmatmul(node, x, src[1]!, src[2]!);
+      return qmatmul(node, src);
     default: {
       const never: never = op;
       throw new Error(`interpreter: unknown op ${String(never)}`);

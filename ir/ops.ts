@@ -54,7 +54,7 @@ export const GroupOp = {
   Leaf: new Set<Op>(LEAF_OPS),
   Unary: new Set<Op>([...UNARY_OPS, 'cast']),
   Binary: new Set<Op>([...BINARY_OPS, ...COMPARE_OPS, ...LOGICAL_OPS]),
-  Elementwise: new Set<Op>([...UNARY_OPS, 'cast', ...BINARY_OPS, ...COMPARE_OPS, ...LOGICAL_OPS, 'select']),
+  Elementwise: new Set<Op>([...UNARY_OPS, 'cast', ...BINARY_OPS, ...COMPARE_OPS, ...LOGICAL_OPS, 'select', 'quantize', 'dequantize']),
   Reduce: new Set<Op>([...REDUCE_OPS, ...ARG_OPS]),
   Movement: new Set<Op>(MOVEMENT_OPS),
 };
@@ -147,9 +147,10 @@ export const OP_ATTRS = {
   scan: { body: 'string', length: 'int', carries: 'int', seqs: 'int', reverse: 'bool', output: 'int' },
   // float32 -> int8 and back with a per-tensor scale (a float32) and zero point
   quantize: { scale: 'number', zeroPoint: 'int' }, dequantize: { scale: 'number', zeroPoint: 'int' },
-  // int8 x [M, K] @ int8 w [K, N] + int32 bias [N]: int32 accumulation of (x - xZero)·w, then per output channel
-  // MultiplyByQuantizedMultiplier(acc, multiplier[n], shift[n]) + outZero, clamped to [lo, hi] (a fused ReLU)
-  qmatmul: { xZero: 'int', outZero: 'int', multiplier: 'ints', shift: 'ints', lo: 'int', hi: 'int' },
+  // qmatmul(x, w, bias, multiplier, shift): int8 x [M, K] @ int8 w [K, N] + int32 bias [N], accumulated in int32
+  // as (x - xZero)·w, then per output channel n MultiplyByQuantizedMultiplier(acc, multiplier[n], shift[n]) +
+  // outZero clamped to [lo, hi] (a fused ReLU); multiplier and shift are int32 [N] (shift clamped to -31..31)
+  qmatmul: { xZero: 'int', outZero: 'int', lo: 'int', hi: 'int' },
 } as const satisfies { readonly [O in Op]?: Readonly<Record<string, AttrSpec>> };
 
 /** Ops that take attributes. */
@@ -424,18 +425,16 @@ export function inferType(op: Op, srcs: readonly TensorType[], attrs: Attrs): Te
       return { dtype: to, shape: s0.shape };
     }
     case 'qmatmul': {
-      count(op, srcs, 3);
-      const [w, bias] = [srcs[1]!, srcs[2]!];
-      if (s0.dtype !== 'int8' || w.dtype !== 'int8' || bias.dtype !== 'int32' || s0.shape.length !== 2 || w.shape.length !== 2
-        || s0.shape[1] !== w.shape[0] || bias.shape.length !== 1 || bias.shape[0] !== w.shape[1]) {
-        fail(op, `expects int8 [M, K], int8 [K, N] and int32 [N], got ${srcs.map(formatType).join(', ')}`);
+      count(op, srcs, 5);
+      const [w, bias, mult, shift] = srcs.slice(1) as [TensorType, TensorType, TensorType, TensorType];
+      const vec = (t: TensorType) => t.dtype === 'int32' && t.shape.length === 1 && t.shape[0] === w.shape[1];
+      if (s0.dtype !== 'int8' || w.dtype !== 'int8' || s0.shape.length !== 2 || w.shape.length !== 2 || s0.shape[1] !== w.shape[0]
+        || !vec(bias) || !vec(mult) || !vec(shift)) {
+        fail(op, `expects int8 [M, K], int8 [K, N] and int32 [N] bias, multiplier and shift, got ${srcs.map(formatType).join(', ')}`);
       }
-      const { xZero, outZero, multiplier, shift, lo, hi } = attrsOf(node, op), n = w.shape[1]!;
-      if (multiplier.length !== n || shift.length !== n) fail(op, `multiplier and shift need ${n} entries (one per output channel)`);
-      if (multiplier.some((m) => m < 0 || m > 2147483647)) fail(op, 'multipliers must be in 0..2^31-1');
-      if (shift.some((s) => s < -31 || s > 30)) fail(op, 'shifts must be in -31..30');
+      const { xZero, outZero, lo, hi } = attrsOf(node, op);
       if ([xZero, outZero, lo, hi].some((z) => z < -128 || z > 127) || lo > hi) fail(op, 'zero points and lo <= hi must be int8 values');
-      return { dtype: 'int8', shape: [s0.shape[0]!, n] };
+      return { dtype: 'int8', shape: [s0.shape[0]!, w.shape[1]!] };
     }
     default: {
       const never: never = op;

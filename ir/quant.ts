@@ -29,10 +29,10 @@ export function roundingDivideByPOT(x: number, exponent: number): number {
 /**
  * TFLite MultiplyByQuantizedMultiplier: x · multiplier · 2^(shift - 31) in fixed point. A positive shift is a left
  * shift of x first (wrapping as int32, as the 32-bit multiply does on every target), a negative one a rounding
- * right shift of the product.
+ * right shift of the product; shifts beyond 31 either way are clamped to 31.
  */
 export function multiplyByQuantizedMultiplier(x: number, multiplier: number, shift: number): number {
-  const left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
+  const left = Math.min(31, Math.max(0, shift)), right = Math.min(31, Math.max(0, -shift));
   return roundingDivideByPOT(srdhm(Math.imul(x, 2 ** left | 0), multiplier), right);
 }
 

@@ -165,9 +165,9 @@ export function quantizeGraph(g: Graph, params: Bindings, ranges: Ranges): Quant
       tensors[bName] = { dtype: 'int32', scale: biasScales, zeroPoint: 0 };
       tensors[`${layer}/input`] = { dtype: 'int8', scale: x.scale, zeroPoint: x.zeroPoint };
       tensors[`${layer}/output`] = { dtype: 'int8', scale: out.scale, zeroPoint: out.zeroPoint };
-      const q = b.emit('qmatmul', [x.q, kp, bp], {
-        xZero: x.zeroPoint, outZero: out.zeroPoint, multiplier: mults.map((v) => v[0]), shift: mults.map((v) => Math.max(-31, v[1])),
-        lo: d.relu ? Math.max(-128, out.zeroPoint) : -128, hi: 127,
+      const mult = b.constant(mults.map((v) => v[0]), 'int32', [m]), shift = b.constant(mults.map((v) => v[1]), 'int32', [m]);
+      const q = b.emit('qmatmul', [x.q, kp, bp, mult, shift], {
+        xZero: x.zeroPoint, outZero: out.zeroPoint, lo: d.relu ? Math.max(-128, out.zeroPoint) : -128, hi: 127,
       });
       r = { q, ...out };
     }

@@ -168,7 +168,6 @@ export const OP_GRAPHS: Record<Op, (b: Builder) => Graph> = {
   },
   quantize: (b) => fin(b, b.emit('quantize', [b.input('x', f32(2, 3))], { scale: 0.015625, zeroPoint: -3 })),
   dequantize: (b) => fin(b, b.emit('dequantize', [b.input('q', i8(2, 3))], { scale: 0.1, zeroPoint: 127 })),
-  qmatmul: (b) => fin(b, b.emit('qmatmul', [b.input('x', i8(2, 3)), b.input('w', i8(3, 2)), b.input('bias', i32(2))], {
-    xZero: -128, outZero: 5, multiplier: [1073741824, 2147483647], shift: [-31, 3], lo: 5, hi: 127,
-  })),
+  qmatmul: (b) => fin(b, b.emit('qmatmul', [b.input('x', i8(2, 3)), b.input('w', i8(3, 2)), b.input('bias', i32(2)),
+    b.constant([1073741824, 2147483647], 'int32', [2]), b.constant([-31, 3], 'int32', [2])], { xZero: -128, outZero: 5, lo: 5, hi: 127 })),
 };
