@@ -174,6 +174,16 @@ class NestEmitter {
     switch (n.op) {
       case 'cast':
         return E.cast(t, at(0));
+      case 'quantize': {
+        // ir/quant.ts quantizeValue: round(x / scale) half to even in f32, + zero point, saturated; NaN gives the zero point
+        const { scale, zeroPoint } = attrsOf(n, n.op), q = this.let(E.binary('div', at(0), E.f32(scale)));
+        const c = E.binary('min', E.binary('max', E.binary('add', E.unary('round', q), E.f32(zeroPoint)), E.f32(-128)), E.f32(127));
+        return E.select(E.binary('eq', q, q), E.cast('i32', c), E.i32(zeroPoint));
+      }
+      case 'dequantize': {
+        const { scale, zeroPoint } = attrsOf(n, n.op);
+        return E.binary('mul', E.cast('f32', E.binary('sub', at(0), E.i32(zeroPoint))), E.f32(scale));
+      }
       case 'add': case 'sub': case 'mul': case 'div': case 'pow': case 'max': case 'min':
       case 'eq': case 'ne': case 'lt': case 'le': case 'gt': case 'ge': case 'and': case 'or':
         return E.binary(n.op, at(0), at(1));
@@ -300,6 +310,21 @@ class NestEmitter {
           this.emit(S.assign(acc, E.binary('add', accV, E.binary('mul', av, bv))));
         });
         return accV;
+      }
+      case 'qmatmul': {
+        // ir/quant.ts: int32 sum of (x - xZero)·w from the bias, then MultiplyByQuantizedMultiplier + outZero, clamped
+        const [xq, w, bias, mult, shift] = n.src as [Node, Node, Node, Node, Node];
+        const { xZero, outZero, lo, hi } = attrsOf(n, n.op), j = idx[1]!;
+        this.emit(S.decl(acc, 'i32', this.exprAt(bias, [j])));
+        this.loops([xq.type.shape[1]!], 'k', ([k]) => {
+          const xv = this.exprAt(xq, [idx[0]!, k!]), wv = this.exprAt(w, [k!, j]);
+          this.emit(S.assign(acc, E.binary('add', accV, E.binary('mul', E.binary('sub', xv, E.i32(xZero)), wv))));
+        });
+        const s = this.let(this.exprAt(shift, [j]), 's');
+        const clamp = (v: Expr, a: number, b: number) => E.binary('min', E.binary('max', v, E.i32(a)), E.i32(b));
+        const high = E.binary('qmulhi', E.binary('shl', accV, clamp(s, 0, 31)), this.exprAt(mult, [j]));
+        const r = E.binary('qshr', this.let(high, 'h'), clamp(E.binary('sub', E.i32(0), s), 0, 31));
+        return this.let(clamp(E.binary('add', r, E.i32(outZero)), lo, hi), 'q');
       }
       case 'conv': case 'reduce_window': {
         const isConv = n.op === 'conv', k = n.src[1];
