@@ -193,7 +193,7 @@ export function readSafetensors(bytes: Uint8Array, expected?: readonly TensorSpe
     if (e.dtype === undefined) return [];
     // a copy (a Node Buffer's slice is a view of a larger pool), aligned for the typed array
     const raw = Uint8Array.prototype.slice.call(bytes, base + e.begin, base + e.end);
-    const data = e.dtype === 'float32' ? new Float32Array(raw.buffer) : e.dtype === 'int32' ? new Int32Array(raw.buffer) : new Uint8Array(raw.buffer);
+    const data = e.dtype === 'float32' ? new Float32Array(raw.buffer) : e.dtype === 'int32' ? new Int32Array(raw.buffer) : e.dtype === 'int8' ? new Int8Array(raw.buffer) : new Uint8Array(raw.buffer);
     return [{ name: e.name, dtype: e.dtype, shape: e.shape, data }];
   });
   return { tensors, metadata: metadata as Record<string, string> };
