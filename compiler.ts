@@ -89,7 +89,7 @@ export interface CompileOptions {
   cache?: boolean;
   /**
    * 'int8': post-training static quantization (passes/quantize.ts) of the inference entries, calibrated on
-   * `calibrate`; manifest.json records each quantized tensor's scale and zero point. llvm only so far.
+   * `calibrate`; manifest.json records each quantized tensor's scale and zero point. llvm and wasm so far.
    */
   quantize?: 'int8';
   /** Calibration samples for `quantize`: [N, ...] rows of the model's one input (a Tensor, or a .npy's shape and data). */
