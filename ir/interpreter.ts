@@ -189,17 +189,19 @@ function windowCoord(o: number, w: number, stride: number, lo: number, dil: numb
   return q < n ? q : -1;
 }
 
-function conv(node: Pick<Node, 'op' | 'attrs'>, x: Value, k: Value, type: TensorType): TypedArray {
+function conv(node: Pick<Node, 'op' | 'attrs'>, x: Value, k: Value, type: TensorType, q?: readonly Value[]): TypedArray {
   const xs = x.type.shape, ks = k.type.shape, os = type.shape;
   const nsp = xs.length - 2;
-  const { strides, dilation: dil, lhsDilation: ldil, padding: pad, groups } = attrsOf(node, 'conv');
+  const { strides, dilation: dil, lhsDilation: ldil, padding: pad, groups } = attrsOf(node, ['conv', 'qconv']);
+  // qconv (ir/ops.ts): int32 accumulation from the bias of (x - xZero)·k, wrapping, then qmatmul's requantization
+  const qa = q && attrsOf(node, 'qconv'), xZero = qa?.xZero ?? 0;
   const cin = ks[nsp]!, cout = ks[nsp + 1]!, coutG = cout / groups;
   const xStr = stridesOf(xs), kStr = stridesOf(ks);
   const win = ks.slice(0, nsp);
-  const out = new Float32Array(sizeOf(os));
+  const out = q ? new Int8Array(sizeOf(os)) : new Float32Array(sizeOf(os));
   forEachIndex(os, (oi, flat) => {
     const nb = oi[0]!, co = oi[nsp + 1]!, g = Math.floor(co / coutG);
-    let acc = 0;
+    let acc = q ? q[0]!.data[co]! : 0;
     forEachIndex(win, (wi) => {
       let xo = nb * xStr[0]!, ko = co;
       for (let d = 0; d < nsp; d++) {
@@ -208,9 +210,10 @@ function conv(node: Pick<Node, 'op' | 'attrs'>, x: Value, k: Value, type: Tensor
         xo += c * xStr[d + 1]!;
         ko += wi[d]! * kStr[d]!;
       }
-      for (let ci = 0; ci < cin; ci++) acc = f(acc + f(x.data[xo + g * cin + ci]! * k.data[ko + ci * kStr[nsp]!]!));
+      if (q) for (let ci = 0; ci < cin; ci++) acc = (acc + (x.data[xo + g * cin + ci]! - xZero) * k.data[ko + ci * kStr[nsp]!]!) | 0;
+      else for (let ci = 0; ci < cin; ci++) acc = f(acc + f(x.data[xo + g * cin + ci]! * k.data[ko + ci * kStr[nsp]!]!));
     });
-    out[flat] = acc;
+    out[flat] = q ? Math.max(qa!.lo, Math.min(qa!.hi, multiplyByQuantizedMultiplier(acc, q[1]!.data[co]!, q[2]!.data[co]!) + qa!.outZero)) : acc;
   });
   return out;
 }
@@ -400,6 +403,8 @@ export function evalOp(node: Pick<Node, 'op' | 'type' | 'attrs'>, src: readonly 
     }
     case 'qmatmul':
       return qmatmul(node, src);
+    case 'qconv':
+      return conv(node, x, src[1]!, type, src.slice(2));
     default: {
       const never: never = op;
       throw new Error(`interpreter: unknown op ${String(never)}`);

@@ -16,7 +16,7 @@ export const ARG_OPS = ['argmax', 'argmin'] as const;
 export const MOVEMENT_OPS = ['reshape', 'transpose', 'broadcast', 'slice', 'pad', 'concat', 'gather'] as const;
 export const OTHER_OPS = ['cast', 'select', 'matmul', 'conv', 'reduce_window', 'random_uniform', 'scan'] as const;
 /** int8 quantization (ir/quant.ts defines their integer semantics). */
-export const QUANT_OPS = ['quantize', 'dequantize', 'qmatmul'] as const;
+export const QUANT_OPS = ['quantize', 'dequantize', 'qmatmul', 'qconv'] as const;
 
 export type LeafOp = (typeof LEAF_OPS)[number];
 export type UnaryOp = (typeof UNARY_OPS)[number];
@@ -151,6 +151,9 @@ export const OP_ATTRS = {
   // as (x - xZero)·w, then per output channel n MultiplyByQuantizedMultiplier(acc, multiplier[n], shift[n]) +
   // outZero clamped to [lo, hi] (a fused ReLU); multiplier and shift are int32 [N] (shift clamped to -31..31)
   qmatmul: { xZero: 'int', outZero: 'int', lo: 'int', hi: 'int' },
+  // qconv(x, k, bias, multiplier, shift): conv's window over int8 x [N, ...spatial, C] and int8 k [...window, C/groups,
+  // O] (padding taps add nothing: they are x's zero point), then qmatmul's int32 accumulation and requantization
+  qconv: { strides: 'ints', dilation: 'ints', lhsDilation: 'ints', padding: 'pairs', groups: 'int', xZero: 'int', outZero: 'int', lo: 'int', hi: 'int' },
 } as const satisfies { readonly [O in Op]?: Readonly<Record<string, AttrSpec>> };
 
 /** Ops that take attributes. */
@@ -376,21 +379,28 @@ export function inferType(op: Op, srcs: readonly TensorType[], attrs: Attrs): Te
       if (a[r - 1] !== b[r - 2]) fail(op, `contraction dimensions differ: ${formatType(s0)} @ ${formatType(srcs[1]!)} (${a[r - 1]} vs ${b[r - 2]})`);
       return { dtype: s0.dtype, shape: [...a.slice(0, r - 1), b[r - 1]!] };
     }
-    case 'conv': {
+    case 'conv': case 'qconv': {
       // input [N, ...spatial, C], kernel [...window, C/groups, O] -> [N, ...out, O]
-      count(op, srcs, 2);
+      const quant = op === 'qconv', dt = quant ? 'int8' : 'float32';
+      count(op, srcs, quant ? 5 : 2);
       const k = srcs[1]!;
       const nsp = s0.shape.length - 2;
       if (nsp < 1 || k.shape.length !== nsp + 2) fail(op, `expects input [N, ...spatial, C] and kernel [...window, Cin, Cout], got ${formatType(s0)} and ${formatType(k)}`);
-      if (s0.dtype !== 'float32' || k.dtype !== 'float32') fail(op, 'expects float32 operands');
-      const { strides, dilation: dil, lhsDilation: ldil, padding: pad, groups } = attrsOf(node, op);
+      if (s0.dtype !== dt || k.dtype !== dt) fail(op, `expects ${dt} operands`);
+      if (quant) {
+        const cout = k.shape[nsp + 1]!;
+        if (srcs.slice(2).some((t) => t.dtype !== 'int32' || t.shape.length !== 1 || t.shape[0] !== cout)) fail(op, `bias, multiplier and shift must be int32 [${cout}], got ${srcs.slice(2).map(formatType).join(', ')}`);
+        const { xZero, outZero, lo, hi } = attrsOf(node, 'qconv');
+        if ([xZero, outZero, lo, hi].some((z) => z < -128 || z > 127) || lo > hi) fail(op, 'zero points and lo <= hi must be int8 values');
+      }
+      const { strides, dilation: dil, lhsDilation: ldil, padding: pad, groups } = attrsOf(node, ['conv', 'qconv']);
       pairCount(op, 'padding', pad, nsp);
       if (strides.length !== nsp || dil.length !== nsp || ldil.length !== nsp) fail(op, `strides/dilation/lhsDilation need ${nsp} entries`);
       atLeast(op, 'strides', strides, 1); atLeast(op, 'dilation', dil, 1); atLeast(op, 'lhsDilation', ldil, 1);
       const c = s0.shape[nsp + 1]!, cin = k.shape[nsp]!, cout = k.shape[nsp + 1]!;
       if (groups < 1 || c !== cin * groups || cout % groups !== 0) fail(op, `input channels ${c} do not match kernel ${formatType(k)} with ${groups} group(s)`);
       const out = s0.shape.slice(1, nsp + 1).map((n, i) => windowOut(n, k.shape[i]!, strides[i]!, pad[i]![0], pad[i]![1], dil[i], ldil[i]));
-      return { dtype: 'float32', shape: [s0.shape[0]!, ...out, cout] };
+      return { dtype: dt, shape: [s0.shape[0]!, ...out, cout] };
     }
     case 'reduce_window': {
       // input [N, ...spatial, C]; window over the spatial axes only

@@ -73,7 +73,7 @@ const RULES: Record<Op, Rule> = {
   // differentiated loop by loop in vjp (scanGrad), never node by node
   scan: () => { throw new Error('autodiff: a scan is differentiated with the other results of its loop'); },
   // post-training quantization rewrites an inference graph; a quantized graph is never trained
-  quantize: quantized, dequantize: quantized, qmatmul: quantized,
+  quantize: quantized, dequantize: quantized, qmatmul: quantized, qconv: quantized,
   sign: none, floor: none, ceil: none, round: none, not: none,
   eq: none, ne: none, lt: none, le: none, gt: none, ge: none, and: none, or: none,
   neg: (g, _n, dy) => [g.neg(dy)],

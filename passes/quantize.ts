@@ -1,8 +1,8 @@
-// quantize: int8 post-training static quantization of Dense (+ReLU) chains, from calibrated activation ranges.
+// quantize: int8 post-training static quantization of Dense and Conv (+ReLU) chains, from calibrated activation ranges.
 //
 // Weights are per-output-channel symmetric int8 (zero point 0, range ±127), activations per-tensor asymmetric int8
 // (min/max over the calibration data, widened to include 0), biases int32 with scale s_in·s_w. A Dense is
-// `add(matmul(x, W), broadcast(b))`, optionally followed by `max(., 0)` (its ReLU, fused as the clamp's lower bound
+// `add(matmul(x, W), broadcast(b))` (a Conv the same with conv: its weights per output channel, the last axis), optionally followed by `max(., 0)` (its ReLU, fused as the clamp's lower bound
 // when nothing else reads the pre-activation). Consecutive quantized Denses pass int8 from one to the next; every
 // other op (softmax, tanh, other non-linear ops, ...) is computed in float32 on dequantized values, so the graph's
 // outputs stay float32.
@@ -57,8 +57,10 @@ export function calibrate(g: Graph, params: Bindings, batches: readonly Bindings
   return ranges;
 }
 
-/** A Dense found in the float graph: out = [relu](x @ kernel + bias). */
+/** A Dense (or Conv) found in the float graph: out = [relu](x @ kernel + bias), or conv(x, kernel) + bias. */
 interface Dense {
+  /** the conv node of a convolution (its window attributes), undefined for a matmul */
+  readonly conv?: Node;
   readonly x: Node;
   readonly kernel: Node;
   readonly bias: Node | undefined;
@@ -76,17 +78,18 @@ function findDenses(g: Graph, params: Bindings): Map<Node, Dense> {
   const out = new Map<Node, Dense>();
   const claimed = new Set<Node>();
   const dense = (head: Node, mm: Node, bias: Node | undefined): void => {
-    if (mm.type.shape.length !== 2 || !has(mm.src[1]!) || mm.src[0]!.type.dtype !== 'float32') return;
+    if ((mm.op === 'matmul' && mm.type.shape.length !== 2) || !has(mm.src[1]!) || mm.src[0]!.type.dtype !== 'float32') return;
     claimed.add(mm);
-    out.set(head, { x: mm.src[0]!, kernel: mm.src[1]!, bias, relu: false, head });
+    out.set(head, { x: mm.src[0]!, kernel: mm.src[1]!, bias, relu: false, head, ...(mm.op === 'conv' ? { conv: mm } : {}) });
   };
+  const linear = (n: Node) => n.op === 'matmul' || n.op === 'conv';
   for (const n of order) {
     if (n.op !== 'add') continue;
     const [a, b] = n.src as [Node, Node];
-    const [m, bc] = a.op === 'matmul' ? [a, b] : [b, a];
-    if (m.op === 'matmul' && bc.op === 'broadcast' && has(bc.src[0]!) && bc.src[0]!.type.shape.length === 1 && users.get(m) === 1) dense(n, m, bc.src[0]!);
+    const [m, bc] = linear(a) ? [a, b] : [b, a];
+    if (linear(m) && bc.op === 'broadcast' && has(bc.src[0]!) && bc.src[0]!.type.shape.length === 1 && users.get(m) === 1) dense(n, m, bc.src[0]!);
   }
-  for (const n of order) if (n.op === 'matmul' && !claimed.has(n)) dense(n, n, undefined);
+  for (const n of order) if (linear(n) && !claimed.has(n)) dense(n, n, undefined);
   // fuse a ReLU `max(pre, 0)` when it is the pre-activation's only user
   for (const n of order) {
     if (n.op !== 'max') continue;
@@ -150,7 +153,7 @@ export function quantizeGraph(g: Graph, params: Bindings, ranges: Ranges): Quant
       r = { q: b.emit('quantize', [floatOf(n)], p), ...p };
     } else {
       const x = intOf(d.x), layer = layerOf(d);
-      const [k, m] = d.kernel.type.shape as [number, number];
+      const m = d.kernel.type.shape[d.kernel.type.shape.length - 1]!, k = sizeOf(d.kernel.type.shape) / m;
       const { q: wq, scales } = quantizeKernel(get(nodeName(d.kernel)), k, m);
       const out = range(n);
       const bias = new Int32Array(m);
@@ -159,16 +162,15 @@ export function quantizeGraph(g: Graph, params: Bindings, ranges: Ranges): Quant
       for (let j = 0; j < m; j++) bias[j] = bf ? Math.max(INT32_MIN, Math.min(INT32_MAX, roundHalfEven(bf[j]! / biasScales[j]!))) : 0;
       const mults = biasScales.map((s) => quantizeMultiplier(s / out.scale));
       const kName = nodeName(d.kernel), bName = d.bias ? nodeName(d.bias) : `${layer}/bias`;
-      const kp = b.param(kName, { dtype: 'int8', shape: [k, m] }), bp = b.param(bName, { dtype: 'int32', shape: [m] });
+      const kp = b.param(kName, { dtype: 'int8', shape: d.kernel.type.shape }), bp = b.param(bName, { dtype: 'int32', shape: [m] });
       newParams.set(kName, wq); newParams.set(bName, bias);
       tensors[kName] = { dtype: 'int8', scale: scales, zeroPoint: 0 };
       tensors[bName] = { dtype: 'int32', scale: biasScales, zeroPoint: 0 };
       tensors[`${layer}/input`] = { dtype: 'int8', scale: x.scale, zeroPoint: x.zeroPoint };
       tensors[`${layer}/output`] = { dtype: 'int8', scale: out.scale, zeroPoint: out.zeroPoint };
       const mult = b.constant(mults.map((v) => v[0]), 'int32', [m]), shift = b.constant(mults.map((v) => v[1]), 'int32', [m]);
-      const q = b.emit('qmatmul', [x.q, kp, bp, mult, shift], {
-        xZero: x.zeroPoint, outZero: out.zeroPoint, lo: d.relu ? Math.max(-128, out.zeroPoint) : -128, hi: 127,
-      });
+      const attrs = { xZero: x.zeroPoint, outZero: out.zeroPoint, lo: d.relu ? Math.max(-128, out.zeroPoint) : -128, hi: 127 };
+      const q = d.conv ? b.emit('qconv', [x.q, kp, bp, mult, shift], { ...d.conv.attrs, ...attrs }) : b.emit('qmatmul', [x.q, kp, bp, mult, shift], attrs);
       r = { q, ...out };
     }
     ints.set(n, r);

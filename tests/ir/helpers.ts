@@ -170,4 +170,8 @@ export const OP_GRAPHS: Record<Op, (b: Builder) => Graph> = {
   dequantize: (b) => fin(b, b.emit('dequantize', [b.input('q', i8(2, 3))], { scale: 0.1, zeroPoint: 127 })),
   qmatmul: (b) => fin(b, b.emit('qmatmul', [b.input('x', i8(2, 3)), b.input('w', i8(3, 2)), b.input('bias', i32(2)),
     b.constant([1073741824, 2147483647], 'int32', [2]), b.constant([-31, 3], 'int32', [2])], { xZero: -128, outZero: 5, lo: 5, hi: 127 })),
+  qconv: (b) => fin(b, b.emit('qconv', [b.input('x', i8(1, 5, 5, 4)), b.input('k', i8(3, 3, 2, 4)), b.input('bias', i32(4)),
+    b.constant([1073741824, 2147483647, 1, 0], 'int32', [4]), b.constant([-31, 3, 0, -1], 'int32', [4])], {
+    strides: [2, 1], padding: [[1, 0], [2, 0]], dilation: [1, 2], lhsDilation: [2, 1], groups: 2, xZero: 3, outZero: -2, lo: -128, hi: 100,
+  })),
 };

@@ -1,6 +1,8 @@
 // Quantized graphs every target must run bit for bit as the interpreter: random multipliers and shifts, rounding ties
 // and saturation, and a calibrated two-layer MLP (its softmax compared within libm's tolerance).
-import { Builder, type Graph } from '../../ir/graph.js';
+import * as keras from '../../frontend/index.js';
+import { traceModel } from '../../frontend/models/executor.js';
+import { Builder, type Graph, topoSort } from '../../ir/graph.js';
 import type { TypedArray } from '../../ir/types.js';
 import { calibrate, quantizeGraph } from '../../passes/quantize.js';
 import { rng } from '../ir/helpers.js';
@@ -71,4 +73,25 @@ function mlp(): QuantCase {
   return { g: q.graph, inputs: { x: rand(bs * d, 1.2) }, params: Object.fromEntries(q.params), exact: ['logits'] };
 }
 
-export const QUANT_CASES: Readonly<Record<string, () => QuantCase>> = { ops, ties, mlp };
+/** The seed CNN (Conv2D same + ReLU, MaxPooling2D, Conv2D valid + ReLU, GlobalAveragePooling2D, Dense softmax), seeded weights, calibrated. */
+function cnn(): QuantCase {
+  keras.utils.setRandomSeed(3);
+  const model = keras.Sequential([
+    keras.layers.Conv2D(8, 3, { activation: 'relu', padding: 'same', inputShape: [12, 12, 1] }),
+    keras.layers.MaxPooling2D(2),
+    keras.layers.Conv2D(16, 3, { activation: 'relu' }),
+    keras.layers.GlobalAveragePooling2D(),
+    keras.layers.Dense(10, { activation: 'softmax' }),
+  ]);
+  const { graph, variables } = traceModel(model, 2);
+  const params = new Map(variables.map((v) => [v.path, v.data]));
+  const r = rng(9), rand = () => Float32Array.from({ length: 2 * 144 }, () => Math.fround(r()));
+  const q = quantizeGraph(graph, params, calibrate(graph, params, [0, 1, 2, 3].map(() => new Map([['input_layer', rand()]]))));
+  const ops = q.graph.outputs.length && topoSort(q.graph).map((n) => n.op);
+  if (!ops || ops.filter((o) => o === 'qconv').length !== 2 || !ops.includes('qmatmul')) throw new Error(`the CNN quantizes to ${String(ops)}`);
+  // the output is the softmax (expf): the convolutions' exactness shows through the dequantized pooling inputs
+  const g: Graph = { ...q.graph, outputs: [...q.graph.outputs, ...topoSort(q.graph).filter((n) => n.op === 'dequantize').map((n, i) => ({ name: `dq${i}`, node: n }))] };
+  return { g, inputs: { input_layer: rand() }, params: Object.fromEntries(q.params), exact: g.outputs.slice(1).map((o) => o.name) };
+}
+
+export const QUANT_CASES: Readonly<Record<string, () => QuantCase>> = { ops, ties, mlp, cnn };
