@@ -30,13 +30,14 @@ describe('int8 on the wasm target equals the interpreter', () => {
 });
 
 describe('the shipped wasm loader (model.mjs) runs int8 weights', () => {
-  it.each(['ops', 'ties'])('%s', async (name) => {
+  // embedded: the int8 weights packed one byte each into model.wasm's data
+  it.each([['ops', false], ['ties', false], ['ops', true]] as const)('%s (embedded weights: %s)', async (name, embedWeights) => {
     const { g, inputs, params, exact } = QUANT_CASES[name]!();
     const dir = mkdtempSync(path.join(os.tmpdir(), 'kiln-quant-wasm-'));
     try {
       const io = (ns: readonly Node[]) => ns.map((n) => ({ name: nodeName(n), shape: [...n.type.shape], dtype: n.type.dtype }));
       compileWasm({ outDir: dir, entries: [{ name: 'predict', graph: g, batchSize: g.inputs[0]!.type.shape[0]! }], weights: weightsOf(g, params),
-        inputs: io(g.inputs), outputs: g.outputs.map((o) => ({ name: o.name, shape: [...o.node.type.shape], dtype: o.node.type.dtype })) });
+        inputs: io(g.inputs), outputs: g.outputs.map((o) => ({ name: o.name, shape: [...o.node.type.shape], dtype: o.node.type.dtype })), embedWeights });
       const { load } = await import(pathToFileURL(path.join(dir, 'model.mjs')).href) as { load: () => Promise<{ predict: (x: Float32Array[]) => Float32Array[] }> };
       const got = (await load()).predict([inputs['x'] as Float32Array]);
       const want = interpret(g, new Map(Object.entries(inputs)), new Map(Object.entries(params))).outputs;
