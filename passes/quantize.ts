@@ -77,8 +77,10 @@ function findDenses(g: Graph, params: Bindings): Map<Node, Dense> {
   const has = (n: Node): boolean => n.op === 'param' && (params instanceof Map ? params.has(nodeName(n)) : Object.hasOwn(params, nodeName(n)));
   const out = new Map<Node, Dense>();
   const claimed = new Set<Node>();
+  // a kernel or bias read elsewhere too (a shared layer) stays float32: its int8 form would depend on each input's scale
   const dense = (head: Node, mm: Node, bias: Node | undefined): void => {
     if ((mm.op === 'matmul' && mm.type.shape.length !== 2) || !has(mm.src[1]!) || mm.src[0]!.type.dtype !== 'float32') return;
+    if (users.get(mm.src[1]!) !== 1 || (bias && (users.get(bias) !== 1 || bias.type.shape[0] !== mm.type.shape[mm.type.shape.length - 1]))) return;
     claimed.add(mm);
     out.set(head, { x: mm.src[0]!, kernel: mm.src[1]!, bias, relu: false, head, ...(mm.op === 'conv' ? { conv: mm } : {}) });
   };

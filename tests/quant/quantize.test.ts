@@ -13,7 +13,7 @@ import type { TypedArray } from '../../ir/types.js';
 import { calibrate, quantizeGraph } from '../../passes/quantize.js';
 import { compile, quantize } from '../../compiler.js';
 import { outputDiffs, readTensors, runMain } from '../native.js';
-import { rng } from '../ir/helpers.js';
+import { expectClose, rng } from '../ir/helpers.js';
 
 const B = 250;
 /** Rows [i·B, (i+1)·B) of flattened digits as one input binding. */
@@ -59,6 +59,20 @@ describe('int8 post-training quantization', () => {
         expect(Math.abs(got[i * n + j]! - Math.max(0, acc))).toBeLessThanOrEqual(so * 1.001);
       }
     }
+  });
+
+  it('leaves a shared Dense (its kernel read twice) in float32, and quantizes the others', () => {
+    const b = new Builder(), r = rng(2);
+    const w = b.param('shared/kernel', { dtype: 'float32', shape: [4, 4] }), v = b.param('d/kernel', { dtype: 'float32', shape: [4, 3] });
+    const x = b.input('x', { dtype: 'float32', shape: [2, 4] });
+    const twice = b.emit('matmul', [b.emit('matmul', [x, w]), w]);
+    const g = b.finish('shared', [{ name: 'y', node: b.emit('matmul', [twice, v]) }]);
+    const params = new Map([['shared/kernel', Float32Array.from({ length: 16 }, () => r() - 0.5)], ['d/kernel', Float32Array.from({ length: 12 }, () => r() - 0.5)]]);
+    const xs = new Map([['x', Float32Array.from({ length: 8 }, () => r())]]);
+    const q = quantizeGraph(g, params, calibrate(g, params, [xs]));
+    expect(q.graph.params.map((p) => `${String(p.attrs['name'])}:${p.type.dtype}`)).toEqual(['shared/kernel:float32', 'd/kernel:int8', 'd/bias:int32']);
+    const [want, got] = [interpret(g, xs, params), interpret(q.graph, xs, q.params)].map((res) => res.outputs.get('y')!.data);
+    expectClose(got!, want!, 0.05, 0.05);
   });
 
   describe('the seed MLP on the bundled MNIST digits', () => {
