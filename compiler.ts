@@ -1,7 +1,7 @@
 // The compiler API (`kiln/compiler`): load a model file and compile a keras model for a target.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { type Distributed, type Emit, KilnError, type Runtime, type Target, checkCompileOptions, checkDistributed, checkRuntime, displayPath, errorLocation, unprefixed } from './cli/common.js';
+import { type Distributed, type Emit, KilnError, type Runtime, type Target, checkCompileOptions, checkDistributed, checkQuantize, checkRuntime, displayPath, errorLocation, unprefixed } from './cli/common.js';
 import { buildDirAtomically } from './cli/outdir.js';
 import { traceModel } from './frontend/models/executor.js';
 import { Model } from './frontend/models/model.js';
@@ -15,6 +15,8 @@ import type { TargetCaps } from './codegen/loop/schedule.js';
 import { irAfter } from './driver/pipeline.js';
 import { timed } from './driver/timings.js';
 import { type Separability, rowSeparability } from './passes/rows.js';
+import { type QuantInfo, type QuantizedGraph, calibrate, quantizeGraph } from './passes/quantize.js';
+import { type TypedArray, shapesEqual, sizeOf } from './ir/types.js';
 
 export { DISTRIBUTED, type Distributed, EMITS, type Emit, KilnError, type KilnErrorOptions, TARGETS, type Target, checkCompileOptions, errorReport } from './cli/common.js';
 
@@ -85,6 +87,69 @@ export interface CompileOptions {
    * traced graphs, weights, target, options, host CPU and kiln's build. The kiln command turns it on.
    */
   cache?: boolean;
+  /**
+   * 'int8': post-training static quantization (passes/quantize.ts) of the inference entries, calibrated on
+   * `calibrate`; manifest.json records each quantized tensor's scale and zero point. llvm and wasm so far.
+   */
+  quantize?: 'int8';
+  /** Calibration samples for `quantize`: [N, ...] rows of the model's one input (a Tensor, or a .npy's shape and data). */
+  calibrate?: CalibrationData;
+}
+
+/** Rows of a model's one input: shape [N, ...] and N·row values. */
+export interface CalibrationData {
+  readonly shape: readonly number[];
+  readonly data: ArrayLike<number>;
+}
+
+/**
+ * int8 post-training static quantization of a model's inference graph at a batch size (default 1), calibrated on
+ * samples of its one input (passes/quantize.ts): the quantized graph, its params by name, and the scale and zero
+ * point of each quantized tensor.
+ * @example const q = quantize(model, xCalibration); interpret(q.graph, { input_layer: x }, q.params);
+ */
+export function quantize(model: Model, data: CalibrationData, options: { batchSize?: number } = {}): QuantizedGraph {
+  if (!(model instanceof Model)) throw new KilnError(`quantize expects a keras Model, got ${describe(model)}`);
+  const { batchSize } = checkCompileOptions({ batchSize: options.batchSize });
+  return quantizeEntry(traceModel(model, batchSize).graph, new Map(model.weights.map((v) => [v.path, v.data])), data);
+}
+
+/** quantize for one traced graph: calibrated on batches of its batch size taken from the samples cyclically. */
+function quantizeEntry(g: Graph, params: Map<string, TypedArray>, data: CalibrationData): QuantizedGraph {
+  if (g.inputs.length !== 1) throw new KilnError(`quantize: calibration data covers one input, and the model has ${g.inputs.length}`);
+  const input = g.inputs[0]!, [b, ...rest] = input.type.shape, n = data.shape[0] ?? 0, row = sizeOf(rest);
+  if (!shapesEqual(data.shape.slice(1), rest) || n < 1 || data.data.length !== n * row) {
+    throw new KilnError(`quantize: calibration data of shape [${data.shape.join(', ')}] does not fit input '${nodeName(input)}' ([N, ${rest.join(', ')}], N >= 1)`);
+  }
+  if (input.type.dtype !== 'float32') throw new KilnError(`quantize: input '${nodeName(input)}' is ${input.type.dtype}; calibration takes a float32 input`);
+  // every batch size sees the same rows (cyclically), so entries at different batch sizes get the same ranges
+  const batches = Array.from({ length: Math.ceil(n / b!) }, (_, i) => {
+    const x = new Float32Array(b! * row);
+    for (let r = 0; r < b!; r++) for (let j = 0, at = ((i * b! + r) % n) * row; j < row; j++) x[r * row + j] = data.data[at + j]!;
+    return new Map([[nodeName(input), x]]);
+  });
+  try {
+    return quantizeGraph(g, params, calibrate(g, params, batches));
+  } catch (err) {
+    throw new KilnError(errorText(err), { cause: err });
+  }
+}
+
+/** The entries quantized (compile's `quantize`), with their shared params: one value per name across entries. */
+function quantizeEntries(entries: TargetEntry[], params: Map<string, TypedArray>, data: CalibrationData): { weights: Map<string, { dtype: string; shape: readonly number[]; data: TypedArray }>; tensors: Record<string, QuantInfo> } {
+  const weights = new Map<string, { dtype: string; shape: readonly number[]; data: TypedArray }>();
+  let tensors: Record<string, QuantInfo> = {};
+  entries.forEach((e, i) => {
+    const q = quantizeEntry(e.graph, params, data);
+    entries[i] = { ...e, graph: q.graph };
+    for (const p of q.graph.params) {
+      const name = nodeName(p), v = q.params.get(name)!, had = weights.get(name);
+      if (had && (had.data.length !== v.length || had.data.some((x, j) => x !== v[j]))) throw new KilnError(`quantize: param '${name}' quantizes differently at batch ${e.batchSize}`);
+      weights.set(name, { dtype: p.type.dtype, shape: p.type.shape, data: v });
+    }
+    tensors = { ...tensors, ...q.tensors };
+  });
+  return { weights, tensors };
 }
 
 export interface CompileResult {
@@ -184,6 +249,7 @@ export async function compile(model: Model, options: CompileOptions = {}): Promi
   const { target, emit, batchSize, maxBatch } = checkCompileOptions(options);
   const runtime = checkRuntime({ ...options, target });
   const distributed = checkDistributed({ ...options, target });
+  const quantized = checkQuantize({ ...options, target });
   if (!(model instanceof Model)) throw new KilnError(`compile expects a keras Model, got ${describe(model)}`);
   if (emit === 'ir') {
     let graph;
@@ -193,6 +259,7 @@ export async function compile(model: Model, options: CompileOptions = {}): Promi
       if (err instanceof KilnError) throw err;
       throw new KilnError(`cannot trace model '${model.name}': ${errorText(err)}`, { cause: err });
     }
+    if (quantized) graph = quantize(model, options.calibrate!, { batchSize }).graph;
     return { target, ir: printGraph(graph), files: [] };
   }
   if (!options.outDir) throw new KilnError('compile needs an output directory (outDir)');
@@ -207,7 +274,13 @@ export async function compile(model: Model, options: CompileOptions = {}): Promi
     throw new KilnError(`cannot trace model '${model.name}': ${errorText(err)}`, { cause: err });
   }
   const vars = [...model.weights, ...(options.train ? model.compiled!.optimizer.variables : [])];
-  const weights = vars.map((v) => ({ name: v.path, dtype: v.dtype, shape: v.shape, data: v.data }));
+  let weights = vars.map((v) => ({ name: v.path, dtype: v.dtype as string, shape: v.shape, data: v.data }));
+  let quantization: Record<string, QuantInfo> | undefined;
+  if (quantized) {
+    const q = timed('passes', () => quantizeEntries(entries, new Map(model.weights.map((v) => [v.path, v.data])), options.calibrate!));
+    weights = [...q.weights].map(([name, w]) => ({ name, ...w, shape: [...w.shape] }));
+    quantization = q.tensors;
+  }
   const io = {
     inputs: model.inputSpecs.map((s) => ({ name: s.name, shape: [...s.shape], dtype: s.dtype })),
     outputs: model.outputNames.map((name, i) => ({ name, shape: [...model.outputShapes[i]!], dtype: entries[0]!.graph.outputs[i]!.node.type.dtype })),
@@ -238,7 +311,10 @@ export async function compile(model: Model, options: CompileOptions = {}): Promi
     if (!files) {
       const gen = await codeGenerator(target);
       files = timed('write', () => buildDirAtomically(outDir, (dir) => {
-        const made = timed('render', () => gen.build({ outDir: dir, entries, weights, ...io, ...built }));
+        const made = timed('render', () => gen.build({ outDir: dir, entries, weights: weights as NativeTargetOptions['weights'], ...io, ...built }));
+        // each quantized tensor's scale and zero point, in the manifest
+        const manifest = path.join(dir, 'manifest.json');
+        if (quantization && existsSync(manifest)) writeFileSync(manifest, `${JSON.stringify({ ...JSON.parse(readFileSync(manifest, 'utf8')) as object, quantization }, null, 2)}\n`);
         if (key !== undefined) cache!.storeArtifact(key, dir, made);
         return made;
       }));

@@ -25,6 +25,9 @@ export interface Job {
   weights?: string;
   /** --distributed: data-parallel model_train (llvm). */
   distributed?: Distributed;
+  /** --quantize int8 with the calibration samples of --calibrate (an .npy file). */
+  quantize?: 'int8';
+  calibrate?: string;
   /** The parent type-checks the file meanwhile: wait for its go-ahead before compiling or printing. */
   awaitCheck: boolean;
 }
@@ -99,11 +102,24 @@ try {
     end({ stdout: await dumpAfter(model, job.dumpAfter, { train: job.train, batchSize: job.batchSize, target: job.target, cpu: job.cpu }), phases: phases() });
   } else {
     const outDir = job.out ?? path.join('build', path.basename(file).replace(/\.(m?ts|keras|onnx)$/i, ''));
-    const { emit, target, batchSize, maxBatch, train, embedWeights, cpu, triple, runtime, distributed } = job;
-    const result = await compile(model, { target, emit, batchSize, maxBatch, outDir, train, embedWeights, cpu, triple, runtime, distributed, cache: true });
+    const { emit, target, batchSize, maxBatch, train, embedWeights, cpu, triple, runtime, distributed, quantize } = job;
+    const calibrate = job.calibrate === undefined ? undefined : await calibration(job.calibrate);
+    const result = await compile(model, { target, emit, batchSize, maxBatch, outDir, train, embedWeights, cpu, triple, runtime, distributed, quantize, calibrate, cache: true });
     const stdout = (result.ir ?? '') + result.files.map((f) => `${f}\n`).join('') + (result.sizes ? `${sizesLine(result.sizes)}\n` : '');
     end({ stdout, phases: phases(), ...(result.cached !== undefined ? { cached: result.cached } : {}) });
   }
 } catch (err) {
   fail(err);
+}
+
+/** The samples of --calibrate: a float32 .npy; a bad file is one line naming it. */
+async function calibration(file: string): Promise<{ shape: number[]; data: Float32Array }> {
+  const { readNpy } = await import('../runtime/npy.js');
+  try {
+    const { dtype, shape, data } = readNpy(new Uint8Array(readFileSync(file)));
+    if (dtype !== 'float32') throw new Error(`holds ${dtype}, not float32 samples`);
+    return { shape, data: data as Float32Array };
+  } catch (err) {
+    throw new KilnError(`--calibrate ${path.relative(process.cwd(), file) || file}: ${(err as Error).message}`);
+  }
 }

@@ -103,6 +103,25 @@ export function checkCompileOptions(options: { target?: string; emit?: string; b
   return { target: target as Target, emit: options.emit as Emit | undefined, batchSize, maxBatch, dumpAfter: options.dumpAfter };
 }
 
+/** The quantization kinds of --quantize. */
+export const QUANTIZE = ['int8'] as const;
+
+/**
+ * Checks --quantize and --calibrate: a known kind, calibration data with it (and only with it), inference only, and a
+ * target that renders the quantized kernels (llvm and wasm so far).
+ */
+export function checkQuantize(o: { target: string; quantize?: string; calibrate?: unknown; train?: boolean }): 'int8' | undefined {
+  if (o.quantize === undefined) {
+    if (o.calibrate !== undefined) throw new KilnError('--calibrate gives calibration data for --quantize int8, which is missing');
+    return undefined;
+  }
+  if (!(QUANTIZE as readonly string[]).includes(o.quantize)) throw new KilnError(`unknown quantization '${o.quantize}'; choose one of ${QUANTIZE.join(', ')}`);
+  if (o.calibrate === undefined) throw new KilnError(`--quantize ${o.quantize} needs calibration data (--calibrate samples.npy)`);
+  if (o.train) throw new KilnError(`--quantize ${o.quantize} and --train contradict each other: a quantized model is for inference only`);
+  if (o.target === 'cuda') throw new KilnError(`--quantize ${o.quantize} is rendered by the llvm and wasm targets only so far, not cuda`);
+  return 'int8';
+}
+
 /** The folder holding kiln's package.json (this file runs from dist/cli/ or cli/). */
 export const packageRoot = findPackageRoot(path.dirname(fileURLToPath(import.meta.url)));
 

@@ -5,7 +5,7 @@ import { fork } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { EMITS, KilnError, RUNTIMES, TARGETS, checkCompileOptions, checkDistributed, checkRuntime, displayPath, errorReport, packageRoot } from './common.js';
+import { EMITS, KilnError, QUANTIZE, RUNTIMES, TARGETS, checkCompileOptions, checkDistributed, checkQuantize, checkRuntime, displayPath, errorReport, packageRoot } from './common.js';
 import type { Job, Message } from './child.js';
 import type { ExportJob } from './export_child.js';
 import { PASS_NAMES } from '../driver/pipeline.js';
@@ -25,6 +25,8 @@ interface CompileFlags {
   timeout: number;
   weights?: string;
   distributed?: string;
+  quantize?: string;
+  calibrate?: string;
   check: boolean;
   timings?: boolean;
 }
@@ -48,6 +50,8 @@ program.command('compile')
   .option('--runtime <runtime>', `llvm: the C runtime, one of: ${RUNTIMES.join(', ')} (freestanding: no OS, threads, files or malloc; weights in flash; the default for a *-none-* triple)`)
   .option('--weights <file>', 'load these weights (.weights.h5 or .safetensors, e.g. model_train\'s output) into the model before compiling')
   .option('--embed-weights', 'store the weights inside the artifact (no weights file needed at run time)')
+  .option('--quantize <kind>', `post-training quantization of the inference entries, one of: ${QUANTIZE.join(', ')} (llvm, wasm; needs --calibrate)`)
+  .option('--calibrate <file.npy>', '--quantize: calibration samples of the model\'s one input, shape [N, ...]')
   .option('--emit <stage>', `print a stage instead of writing artifacts, one of: ${EMITS.join(', ')} (ir: the traced graph)`)
   .option('--batch-size <n>', 'batch size of the training step (and to trace the model at for --emit and --dump-after)', positiveInt, 1)
   .option('--max-batch <n>', 'the most rows one predict call runs at once; more run in chunks (default 256)', positiveInt)
@@ -60,10 +64,12 @@ program.command('compile')
     const { target, emit, batchSize, maxBatch, dumpAfter } = checkCompileOptions(flags);
     const runtime = checkRuntime({ ...flags, target });
     const distributed = checkDistributed({ ...flags, target });
+    const quantize = checkQuantize({ ...flags, target });
+    if (flags.calibrate !== undefined && !existsSync(flags.calibrate)) throw new KilnError(`--calibrate: no file ${displayPath(flags.calibrate)}`);
     const job: Job = {
       file, target, emit, batchSize, maxBatch, dumpAfter, out: flags.out, train: flags.train ?? false,
       embedWeights: flags.embedWeights ?? false, cpu: flags.cpu, triple: flags.triple, runtime, weights: flags.weights, distributed,
-      awaitCheck: flags.check && checked(file),
+      awaitCheck: flags.check && checked(file), ...(quantize ? { quantize, calibrate: path.resolve(flags.calibrate!) } : {}),
     };
     process.exitCode = await runChild(job, flags.timeout, './child.js', flags.timings ?? false);
   });

@@ -56,7 +56,7 @@ export function compileCached(target: string, cc: readonly string[], src: string
   copyFileSync(hit, out);
 }
 
-const DTYPE: Record<string, string> = { float32: 'KILN_F32', int32: 'KILN_I32', bool: 'KILN_BOOL' };
+const DTYPE: Record<string, string> = { float32: 'KILN_F32', int32: 'KILN_I32', bool: 'KILN_BOOL', int8: 'KILN_I8' };
 
 /**
  * s as a C string literal of its UTF-8 bytes: printable ASCII as is but for `"`, `\` and `?`, every other byte as a

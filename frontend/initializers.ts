@@ -1,8 +1,8 @@
 // keras.initializers: weight initializers by Keras name, drawing from the global seedable generator.
-import { type DType, type Shape, sizeOf, toTyped } from '../ir/types.js';
+import { type DType, type Shape, type TypedArray, sizeOf, toTyped } from '../ir/types.js';
 import { globalRng } from './engine.js';
 
-export type Initializer = (shape: Shape, dtype: DType) => Float32Array | Int32Array | Uint8Array;
+export type Initializer = (shape: Shape, dtype: DType) => TypedArray;
 export type InitializerIdentifier = string | Initializer;
 
 /** fan_in and fan_out as Keras computes them (receptive field times channels for convolution kernels). */

@@ -58,7 +58,7 @@ export function convertToTensor(x: TensorLike, like?: DType): Tensor {
   return array(x);
 }
 
-const RANK: Record<DType, number> = { bool: 0, int32: 1, float16: 2, bfloat16: 2, float32: 3 };
+const RANK: Record<DType, number> = { bool: 0, int8: 0.5, int32: 1, float16: 2, bfloat16: 2, float32: 3 };
 
 /** Keras result_type for two dtypes: bool < int32 < float32. */
 export function resultType(a: DType, b: DType): DType {

@@ -2,6 +2,7 @@
 import { type Graph, type Node, nodeName, topoSort } from './graph.js';
 import { type Op, REDUCE_BINARY, REDUCE_KIND, type ReduceOp, type UnaryOp, attrsOf, treeLevels } from './ops.js';
 import { philoxUniform } from './philox.js';
+import { dequantizeValue, multiplyByQuantizedMultiplier, quantizeValue } from './quant.js';
 import { evalScan } from './scan.js';
 import {
   INT32_MAX, INT32_MIN, type Shape, type TensorType, type TypedArray, allocate, formatType, identityOf, sizeOf, stridesOf,
@@ -208,19 +209,22 @@ function windowCoord(o: number, w: number, stride: number, lo: number, dil: numb
   return q < n ? q : -1;
 }
 
-function conv(node: Pick<Node, 'op' | 'attrs'>, x: Value, k: Value, type: TensorType): TypedArray {
+function conv(node: Pick<Node, 'op' | 'attrs'>, x: Value, k: Value, type: TensorType, q?: readonly Value[]): TypedArray {
   const xs = x.type.shape, ks = k.type.shape, os = type.shape;
   const nsp = xs.length - 2;
-  const { strides, dilation: dil, lhsDilation: ldil, padding: pad, groups } = attrsOf(node, 'conv');
+  const { strides, dilation: dil, lhsDilation: ldil, padding: pad, groups } = attrsOf(node, ['conv', 'qconv']);
+  // qconv (ir/ops.ts): int32 accumulation from the bias of (x - xZero)·k, wrapping, then qmatmul's requantization
+  const qa = q && attrsOf(node, 'qconv'), xZero = qa?.xZero ?? 0;
   const cin = ks[nsp]!, cout = ks[nsp + 1]!, coutG = cout / groups;
   const xStr = stridesOf(xs), kStr = stridesOf(ks);
   const win = ks.slice(0, nsp);
-  const out = new Float32Array(sizeOf(os));
-  // a declared tree: term ci at window position w (row-major) is element w * cin + ci, into partial (w * cin + ci) % W
-  const W = attrsOf(node, 'conv').tree ?? 1, part = new Float32Array(W);
+  const out = q ? new Int8Array(sizeOf(os)) : new Float32Array(sizeOf(os));
+  // a declared tree (float conv only): term ci at window position w (row-major) is element w * cin + ci, into
+  // partial (w * cin + ci) % W
+  const W = q ? 1 : attrsOf(node, 'conv').tree ?? 1, part = new Float32Array(W);
   forEachIndex(os, (oi, flat) => {
     const nb = oi[0]!, co = oi[nsp + 1]!, g = Math.floor(co / coutG);
-    let acc = 0;
+    let acc = q ? q[0]!.data[co]! : 0;
     part.fill(0);
     forEachIndex(win, (wi, w) => {
       let xo = nb * xStr[0]!, ko = co;
@@ -230,14 +234,15 @@ function conv(node: Pick<Node, 'op' | 'attrs'>, x: Value, k: Value, type: Tensor
         xo += c * xStr[d + 1]!;
         ko += wi[d]! * kStr[d]!;
       }
-      if (W > 1) {
+      if (q) for (let ci = 0; ci < cin; ci++) acc = (acc + (x.data[xo + g * cin + ci]! - xZero) * k.data[ko + ci * kStr[nsp]!]!) | 0;
+      else if (W > 1) {
         for (let ci = 0; ci < cin; ci++) {
           const at = (w * cin + ci) % W;
           part[at] = part[at]! + f(x.data[xo + g * cin + ci]! * k.data[ko + ci * kStr[nsp]!]!);
         }
       } else for (let ci = 0; ci < cin; ci++) acc = f(acc + f(x.data[xo + g * cin + ci]! * k.data[ko + ci * kStr[nsp]!]!));
     });
-    out[flat] = W > 1 ? treeFold(part) : acc;
+    out[flat] = q ? Math.max(qa!.lo, Math.min(qa!.hi, multiplyByQuantizedMultiplier(acc, q[1]!.data[co]!, q[2]!.data[co]!) + qa!.outZero)) : W > 1 ? treeFold(part) : acc;
   });
   return out;
 }
@@ -269,6 +274,23 @@ function constData(n: Pick<Node, 'op' | 'type' | 'attrs'>): TypedArray {
   const out = allocate(n.type.dtype, sizeOf(n.type.shape));
   if (vals.length === 1) out.fill(vals[0]!);
   else out.set(vals);
+  return out;
+}
+
+/** qmatmul (ir/ops.ts): int32 accumulation wrapping as the targets' 32-bit adds, then TFLite's requantization. */
+function qmatmul(node: Pick<Node, 'op' | 'attrs'>, [x, w, bias, multiplier, shift]: readonly Value[]): TypedArray {
+  const { xZero, outZero, lo, hi } = attrsOf(node, 'qmatmul');
+  const [m, k] = x!.type.shape as [number, number], n = w!.type.shape[1]!;
+  const [xd, wd, bd] = [x!.data, w!.data, bias!.data];
+  const out = new Int8Array(m * n);
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let acc = bd[j]!;
+      for (let p = 0; p < k; p++) acc = (acc + (xd[i * k + p]! - xZero) * wd[p * n + j]!) | 0;
+      const v = multiplyByQuantizedMultiplier(acc, multiplier!.data[j]!, shift!.data[j]!) + outZero;
+      out[i * n + j] = Math.max(lo, Math.min(hi, v));
+    }
+  }
   return out;
 }
 
@@ -402,6 +424,16 @@ export function evalOp(node: Pick<Node, 'op' | 'type' | 'attrs'>, src: readonly 
       return philoxUniform(n, attrsOf(node, op).seed, x.data[0]!);
     case 'scan':
       return evalScan(node.attrs, src);
+    case 'quantize': case 'dequantize': {
+      const { scale, zeroPoint } = attrsOf(node, op), fn = op === 'quantize' ? quantizeValue : dequantizeValue;
+      const out = allocate(type.dtype, n);
+      for (let i = 0; i < n; i++) out[i] = fn(x.data[i]!, scale, zeroPoint);
+      return out;
+    }
+    case 'qmatmul':
+      return qmatmul(node, src);
+    case 'qconv':
+      return conv(node, x, src[1]!, type, src.slice(2));
     default: {
       const never: never = op;
       throw new Error(`interpreter: unknown op ${String(never)}`);

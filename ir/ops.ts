@@ -15,6 +15,8 @@ export const REDUCE_OPS = ['reduce_sum', 'reduce_max', 'reduce_min', 'reduce_pro
 export const ARG_OPS = ['argmax', 'argmin'] as const;
 export const MOVEMENT_OPS = ['reshape', 'transpose', 'broadcast', 'slice', 'pad', 'concat', 'gather'] as const;
 export const OTHER_OPS = ['cast', 'select', 'matmul', 'conv', 'reduce_window', 'random_uniform', 'scan'] as const;
+/** int8 quantization (ir/quant.ts defines their integer semantics). */
+export const QUANT_OPS = ['quantize', 'dequantize', 'qmatmul', 'qconv'] as const;
 
 export type LeafOp = (typeof LEAF_OPS)[number];
 export type UnaryOp = (typeof UNARY_OPS)[number];
@@ -30,11 +32,11 @@ export type ReduceOp = (typeof REDUCE_OPS)[number];
 export type ArgOp = (typeof ARG_OPS)[number];
 export type MovementOp = (typeof MOVEMENT_OPS)[number];
 export type Op = LeafOp | UnaryOp | BinaryOp | CompareOp | LogicalOp | ReduceOp | ArgOp | MovementOp
-  | (typeof OTHER_OPS)[number];
+  | (typeof OTHER_OPS)[number] | (typeof QUANT_OPS)[number];
 
 export const ALL_OPS: readonly Op[] = [
   ...LEAF_OPS, ...UNARY_OPS, ...BINARY_OPS, ...COMPARE_OPS, ...LOGICAL_OPS, ...REDUCE_OPS, ...ARG_OPS,
-  ...MOVEMENT_OPS, ...OTHER_OPS,
+  ...MOVEMENT_OPS, ...OTHER_OPS, ...QUANT_OPS,
 ];
 
 /** The kind of each reduction: its identity is `identityOf(kind, dtype)` (ir/types.ts). */
@@ -52,7 +54,7 @@ export const GroupOp = {
   Leaf: new Set<Op>(LEAF_OPS),
   Unary: new Set<Op>([...UNARY_OPS, 'cast']),
   Binary: new Set<Op>([...BINARY_OPS, ...COMPARE_OPS, ...LOGICAL_OPS]),
-  Elementwise: new Set<Op>([...UNARY_OPS, 'cast', ...BINARY_OPS, ...COMPARE_OPS, ...LOGICAL_OPS, 'select']),
+  Elementwise: new Set<Op>([...UNARY_OPS, 'cast', ...BINARY_OPS, ...COMPARE_OPS, ...LOGICAL_OPS, 'select', 'quantize', 'dequantize']),
   Reduce: new Set<Op>([...REDUCE_OPS, ...ARG_OPS]),
   Movement: new Set<Op>(MOVEMENT_OPS),
 };
@@ -153,6 +155,15 @@ export const OP_ATTRS = {
   random_uniform: { seed: 'int', shape: 'ints' },
   // a loop over axis 0 with a body graph (ir/scan.ts): carries, sequences, consts; the node is result `output`
   scan: { body: 'string', length: 'int', carries: 'int', seqs: 'int', reverse: 'bool', output: 'int' },
+  // float32 -> int8 and back with a per-tensor scale (a float32) and zero point
+  quantize: { scale: 'number', zeroPoint: 'int' }, dequantize: { scale: 'number', zeroPoint: 'int' },
+  // qmatmul(x, w, bias, multiplier, shift): int8 x [M, K] @ int8 w [K, N] + int32 bias [N], accumulated in int32
+  // as (x - xZero)·w, then per output channel n MultiplyByQuantizedMultiplier(acc, multiplier[n], shift[n]) +
+  // outZero clamped to [lo, hi] (a fused ReLU); multiplier and shift are int32 [N] (shift clamped to -31..31)
+  qmatmul: { xZero: 'int', outZero: 'int', lo: 'int', hi: 'int' },
+  // qconv(x, k, bias, multiplier, shift): conv's window over int8 x [N, ...spatial, C] and int8 k [...window, C/groups,
+  // O] (padding taps add nothing: they are x's zero point), then qmatmul's int32 accumulation and requantization
+  qconv: { strides: 'ints', dilation: 'ints', lhsDilation: 'ints', padding: 'pairs', groups: 'int', xZero: 'int', outZero: 'int', lo: 'int', hi: 'int' },
 } as const satisfies { readonly [O in Op]?: Readonly<Record<string, AttrSpec>> };
 
 /** Ops that take attributes. */
@@ -376,22 +387,29 @@ export function inferType(op: Op, srcs: readonly TensorType[], attrs: Attrs): Te
       checkTree(op, attrsOf(node, op).tree, a[r - 1]!);
       return { dtype: s0.dtype, shape: [...a.slice(0, r - 1), b[r - 1]!] };
     }
-    case 'conv': {
+    case 'conv': case 'qconv': {
       // input [N, ...spatial, C], kernel [...window, C/groups, O] -> [N, ...out, O]
-      count(op, srcs, 2);
+      const quant = op === 'qconv', dt = quant ? 'int8' : 'float32';
+      count(op, srcs, quant ? 5 : 2);
       const k = srcs[1]!;
       const nsp = s0.shape.length - 2;
       if (nsp < 1 || k.shape.length !== nsp + 2) fail(op, `expects input [N, ...spatial, C] and kernel [...window, Cin, Cout], got ${formatType(s0)} and ${formatType(k)}`);
-      if (s0.dtype !== 'float32' || k.dtype !== 'float32') fail(op, 'expects float32 operands');
-      const { strides, dilation: dil, lhsDilation: ldil, padding: pad, groups } = attrsOf(node, op);
+      if (s0.dtype !== dt || k.dtype !== dt) fail(op, `expects ${dt} operands`);
+      if (quant) {
+        const cout = k.shape[nsp + 1]!;
+        if (srcs.slice(2).some((t) => t.dtype !== 'int32' || t.shape.length !== 1 || t.shape[0] !== cout)) fail(op, `bias, multiplier and shift must be int32 [${cout}], got ${srcs.slice(2).map(formatType).join(', ')}`);
+        const { xZero, outZero, lo, hi } = attrsOf(node, 'qconv');
+        if ([xZero, outZero, lo, hi].some((z) => z < -128 || z > 127) || lo > hi) fail(op, 'zero points and lo <= hi must be int8 values');
+      }
+      const { strides, dilation: dil, lhsDilation: ldil, padding: pad, groups } = attrsOf(node, ['conv', 'qconv']);
       pairCount(op, 'padding', pad, nsp);
       if (strides.length !== nsp || dil.length !== nsp || ldil.length !== nsp) fail(op, `strides/dilation/lhsDilation need ${nsp} entries`);
       atLeast(op, 'strides', strides, 1); atLeast(op, 'dilation', dil, 1); atLeast(op, 'lhsDilation', ldil, 1);
       const c = s0.shape[nsp + 1]!, cin = k.shape[nsp]!, cout = k.shape[nsp + 1]!;
       if (groups < 1 || c !== cin * groups || cout % groups !== 0) fail(op, `input channels ${c} do not match kernel ${formatType(k)} with ${groups} group(s)`);
-      checkTree(op, attrsOf(node, op).tree, sizeOf(k.shape.slice(0, nsp + 1)));
+      if (op === 'conv') checkTree(op, attrsOf(node, 'conv').tree, sizeOf(k.shape.slice(0, nsp + 1)));
       const out = s0.shape.slice(1, nsp + 1).map((n, i) => windowOut(n, k.shape[i]!, strides[i]!, pad[i]![0], pad[i]![1], dil[i], ldil[i]));
-      return { dtype: 'float32', shape: [s0.shape[0]!, ...out, cout] };
+      return { dtype: dt, shape: [s0.shape[0]!, ...out, cout] };
     }
     case 'reduce_window': {
       // input [N, ...spatial, C]; window over the spatial axes only
@@ -416,6 +434,27 @@ export function inferType(op: Op, srcs: readonly TensorType[], attrs: Attrs): Te
     }
     case 'scan':
       return inferScan(srcs, attrs);
+    case 'quantize': case 'dequantize': {
+      count(op, srcs, 1);
+      const [from, to] = op === 'quantize' ? ['float32', 'int8'] as const : ['int8', 'float32'] as const;
+      if (s0.dtype !== from) fail(op, `expects ${from}, got ${formatType(s0)}`);
+      const { scale, zeroPoint } = attrsOf(node, op);
+      if (!(scale > 0) || !Number.isFinite(scale)) fail(op, `scale must be finite and > 0, got ${scale}`);
+      if (zeroPoint < -128 || zeroPoint > 127) fail(op, `zero point ${zeroPoint} is not an int8`);
+      return { dtype: to, shape: s0.shape };
+    }
+    case 'qmatmul': {
+      count(op, srcs, 5);
+      const [w, bias, mult, shift] = srcs.slice(1) as [TensorType, TensorType, TensorType, TensorType];
+      const vec = (t: TensorType) => t.dtype === 'int32' && t.shape.length === 1 && t.shape[0] === w.shape[1];
+      if (s0.dtype !== 'int8' || w.dtype !== 'int8' || s0.shape.length !== 2 || w.shape.length !== 2 || s0.shape[1] !== w.shape[0]
+        || !vec(bias) || !vec(mult) || !vec(shift)) {
+        fail(op, `expects int8 [M, K], int8 [K, N] and int32 [N] bias, multiplier and shift, got ${srcs.map(formatType).join(', ')}`);
+      }
+      const { xZero, outZero, lo, hi } = attrsOf(node, op);
+      if ([xZero, outZero, lo, hi].some((z) => z < -128 || z > 127) || lo > hi) fail(op, 'zero points and lo <= hi must be int8 values');
+      return { dtype: 'int8', shape: [s0.shape[0]!, w.shape[1]!] };
+    }
     default: {
       const never: never = op;
       return fail(String(never), 'unknown op');

@@ -1,6 +1,6 @@
 // Tensor types of the graph IR: dtypes, static shapes, typed storage and shape helpers.
 
-export type DType = 'float32' | 'int32' | 'bool' | 'float16' | 'bfloat16';
+export type DType = 'float32' | 'int32' | 'bool' | 'float16' | 'bfloat16' | 'int8';
 
 export type Shape = readonly number[];
 
@@ -9,7 +9,7 @@ export interface TensorType {
   readonly shape: Shape;
 }
 
-export type TypedArray = Float32Array | Int32Array | Uint8Array;
+export type TypedArray = Float32Array | Int32Array | Uint8Array | Int8Array;
 
 /** Reductions by how they combine elements; reduce_window's kinds are 'max' and 'sum'. */
 export type ReduceKind = 'sum' | 'prod' | 'max' | 'min';
@@ -70,6 +70,11 @@ export const DTYPES: Readonly<Record<DType, DTypeInfo>> = {
   },
   float16: { short: 'f16', bytes: 2, isFloat: true, scalar: undefined, names: undefined, identity: FLOAT_IDENTITY },
   bfloat16: { short: 'bf16', bytes: 2, isFloat: true, scalar: undefined, names: undefined, identity: FLOAT_IDENTITY },
+  // quantized storage only (ir/quant.ts): the quantized ops widen it to int32 to compute
+  int8: {
+    short: 'i8', bytes: 1, isFloat: false, scalar: undefined, identity: { sum: 0, prod: 1, max: -128, min: 127 },
+    names: { c: 'signed char', llvm: 'i8', wasm: 'u8', runtime: 'KILN_I8', npy: '|i1', safetensors: 'I8' },
+  },
 };
 
 /** Bytes of one stored element of a dtype. */
@@ -136,17 +141,18 @@ export function allocate(dtype: DType, n: number): TypedArray {
     case 'float32': return new Float32Array(n);
     case 'int32': return new Int32Array(n);
     case 'bool': return new Uint8Array(n);
+    case 'int8': return new Int8Array(n);
     case 'float16':
     case 'bfloat16':
       throw new Error(`dtype ${dtype} is reserved and cannot be computed with yet`);
   }
 }
 
-/** Converts numbers to the storage of a dtype with that dtype's rounding (float32 round, int32 truncate, bool != 0). */
+/** Converts numbers to the storage of a dtype with that dtype's rounding (float32 round, int32/int8 truncate (int8 wraps), bool != 0). */
 export function toTyped(dtype: DType, values: ArrayLike<number>): TypedArray {
   const out = allocate(dtype, values.length);
   if (dtype === 'bool') for (let i = 0; i < values.length; i++) out[i] = values[i] ? 1 : 0;
-  else if (dtype === 'int32') for (let i = 0; i < values.length; i++) out[i] = Math.trunc(values[i]!);
+  else if (dtype === 'int32' || dtype === 'int8') for (let i = 0; i < values.length; i++) out[i] = Math.trunc(values[i]!);
   else out.set(values);
   return out;
 }
@@ -154,6 +160,7 @@ export function toTyped(dtype: DType, values: ArrayLike<number>): TypedArray {
 export function dtypeOfTyped(a: TypedArray): DType {
   if (a instanceof Float32Array) return 'float32';
   if (a instanceof Int32Array) return 'int32';
+  if (a instanceof Int8Array) return 'int8';
   return 'bool';
 }
 

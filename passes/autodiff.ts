@@ -66,10 +66,14 @@ type Rule = (g: G, n: Node, dy: Node) => (Node | undefined)[];
 
 const none: Rule = (_g, n) => n.src.map(() => undefined);
 
+const quantized: Rule = (_g, n) => { throw new Error(`autodiff: ${n.op} is an int8 inference op and has no gradient`); };
+
 const RULES: Record<Op, Rule> = {
   input: none, param: none, const: none, iota: none, random_uniform: none, argmax: none, argmin: none,
   // differentiated loop by loop in vjp (scanGrad), never node by node
   scan: () => { throw new Error('autodiff: a scan is differentiated with the other results of its loop'); },
+  // post-training quantization rewrites an inference graph; a quantized graph is never trained
+  quantize: quantized, dequantize: quantized, qmatmul: quantized, qconv: quantized,
   sign: none, floor: none, ceil: none, round: none, not: none,
   eq: none, ne: none, lt: none, le: none, gt: none, ge: none, and: none, or: none,
   neg: (g, _n, dy) => [g.neg(dy)],

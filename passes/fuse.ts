@@ -12,7 +12,7 @@ import { type Shape, shapesEqual } from '../ir/types.js';
 import { loopKey } from '../ir/scan.js';
 
 /** Ops that need a loop of their own (they cannot be computed as one expression at an index). */
-export const CONTRACTIONS = new Set<Op>(['matmul', 'conv', 'reduce_window', 'reduce_sum', 'reduce_max', 'reduce_min', 'reduce_prod', 'argmax', 'argmin']);
+export const CONTRACTIONS = new Set<Op>(['matmul', 'qmatmul', 'conv', 'qconv', 'reduce_window', 'reduce_sum', 'reduce_max', 'reduce_min', 'reduce_prod', 'argmax', 'argmin']);
 
 export function isContraction(n: Node): boolean {
   return CONTRACTIONS.has(n.op);

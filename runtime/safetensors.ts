@@ -35,7 +35,7 @@ export function writeSafetensors(tensors: readonly NamedTensor[], metadata: Reco
   return out;
 }
 
-/** Every dtype of the format (the reference parser's) with its bits per element; kiln reads F32, I32 and BOOL. */
+/** Every dtype of the format (the reference parser's) with its bits per element; kiln reads F32, I32, BOOL and I8. */
 const SAFETENSORS_BITS: Record<string, number> = {
   BOOL: 8, U8: 8, I8: 8, F8_E5M2: 8, F8_E4M3: 8, F8_E8M0: 8, F4: 4, F6_E2M3: 6, F6_E3M2: 6, I16: 16, U16: 16, F16: 16, BF16: 16,
   I32: 32, U32: 32, F32: 32, F64: 64, I64: 64, U64: 64, C64: 64,
@@ -193,7 +193,7 @@ export function readSafetensors(bytes: Uint8Array, expected?: readonly TensorSpe
     if (e.dtype === undefined) return [];
     // a copy (a Node Buffer's slice is a view of a larger pool), aligned for the typed array
     const raw = Uint8Array.prototype.slice.call(bytes, base + e.begin, base + e.end);
-    const data = e.dtype === 'float32' ? new Float32Array(raw.buffer) : e.dtype === 'int32' ? new Int32Array(raw.buffer) : new Uint8Array(raw.buffer);
+    const data = e.dtype === 'float32' ? new Float32Array(raw.buffer) : e.dtype === 'int32' ? new Int32Array(raw.buffer) : e.dtype === 'int8' ? new Int8Array(raw.buffer) : new Uint8Array(raw.buffer);
     return [{ name: e.name, dtype: e.dtype, shape: e.shape, data }];
   });
   return { tensors, metadata: metadata as Record<string, string> };

@@ -77,6 +77,24 @@ const libm = (name: string): U => (x, a) => x.call(name, [a], 'f32');
 /** 1/x and 1/sqrt(x) correctly rounded, through double */
 const viaDouble = (f: (x: Emit, d: V) => V): U => (x, a) => x.b.CreateFPTrunc(x.b.CreateFDiv(x.c('f64', 1), f(x, x.b.CreateFPExt(a, x.type('f64')))), x.type('f32'));
 
+/** gemmlowp SaturatingRoundingDoublingHighMul (ir/quant.ts srdhm): (a·b + nudge) / 2^31 in i64, INT_MIN² saturated. */
+const qmulhi: B = (x, a, b) => {
+  const k = constants(x.b), i64 = x.b.getInt64Ty();
+  const ab = x.b.CreateMul(x.b.CreateSExt(a, i64), x.b.CreateSExt(b, i64));
+  const nudge = x.b.CreateSelect(x.b.CreateICmpSGE(ab, k.i64(0)), k.i64(2 ** 30), k.i64(1 - 2 ** 30));
+  const r = x.b.CreateTrunc(x.b.CreateSDiv(x.b.CreateAdd(ab, nudge), k.i64(2 ** 31)), x.b.getInt32Ty());
+  const overflow = x.b.CreateAnd(x.b.CreateICmpEQ(a, b), x.b.CreateICmpEQ(a, k.i32(-(2 ** 31))));
+  return x.b.CreateSelect(overflow, k.i32(2 ** 31 - 1), r);
+};
+/** gemmlowp RoundingDivideByPOT (ir/quant.ts): (x >> e) + (remainder > threshold), e in 0..31. */
+const qshr: B = (x, a, e) => {
+  const k = constants(x.b);
+  const mask = x.b.CreateSub(x.b.CreateShl(k.i32(1), e), k.i32(1)); // 1 << 31 wraps to INT_MIN: mask INT_MAX
+  const threshold = x.b.CreateAdd(x.b.CreateAShr(mask, k.i32(1)), x.b.CreateZExt(x.b.CreateICmpSLT(a, k.i32(0)), x.b.getInt32Ty()));
+  const up = x.b.CreateICmpSGT(x.b.CreateAnd(a, mask), threshold);
+  return x.b.CreateAdd(x.b.CreateAShr(a, e), x.b.CreateZExt(up, x.b.getInt32Ty()));
+};
+
 /** Every primitive op as LLVM IR. */
 const OPS: OpTable<U, B> = {
   unary: {
@@ -102,6 +120,7 @@ const OPS: OpTable<U, B> = {
       div: (x, a, b) => x.b.CreateSDiv(a, b), pow: (x, a, b) => x.call('kiln_ipow', [a, b], 'i32'),
       eq: (x, a, b) => x.b.CreateICmpEQ(a, b), ne: (x, a, b) => x.b.CreateICmpNE(a, b), lt: (x, a, b) => x.b.CreateICmpSLT(a, b),
       le: (x, a, b) => x.b.CreateICmpSLE(a, b), gt: (x, a, b) => x.b.CreateICmpSGT(a, b), ge: (x, a, b) => x.b.CreateICmpSGE(a, b),
+      qmulhi, qshr, shl: (x, a, b) => x.b.CreateShl(a, b),
     },
     bool: {
       and: (x, a, b) => x.b.CreateAnd(a, b), or: (x, a, b) => x.b.CreateOr(a, b),
@@ -172,7 +191,7 @@ class KernelBuilder {
     return b.CreateSExt(this.expr(e), b.getInt64Ty());
   }
 
-  private pointer(buf: string, idx: Expr): { ptr: V; t: Scalar } {
+  private pointer(buf: string, idx: Expr): { ptr: V; t: Scalar; int8?: boolean } {
     const L = llvm();
     const arr = this.arrays.get(buf);
     if (arr) {
@@ -183,18 +202,19 @@ class KernelBuilder {
     const inFlash = this.flash?.offsets[buf];
     const t = this.bufTypes.get(buf), off = inFlash ?? this.offsets[buf];
     if (!t || off === undefined) throw new Error(`llvm: unknown buffer ${buf}`);
-    const width = t === 'bool' ? 1 : 4;
+    const int8 = this.g.int8.has(buf), width = t === 'bool' || int8 ? 1 : 4;
     const byte = this.b.CreateAdd(this.b.CreateMul(this.index64(idx), this.k.i64(width)), this.k.i64(off));
     const p = this.b.CreateInBoundsGEP(this.b.getInt8Ty(), inFlash === undefined ? this.fn.getArg(this.memArg) : this.flash!.base, [byte]);
-    return { ptr: this.b.CreateBitCast(p, L.PointerType.get(this.memType(t), 0)), t };
+    return { ptr: this.b.CreateBitCast(p, L.PointerType.get(int8 ? this.b.getInt8Ty() : this.memType(t), 0)), t, int8 };
   }
 
   private load(buf: string, idx: Expr): V {
     if (this.varying(idx)) {
-      const at = this.contiguous(idx), { ptr, t } = this.atLaneZero(() => this.pointer(buf, at));
-      return this.callVector(`load_${t}`, [ptr]);
+      const at = this.contiguous(idx), { ptr, t, int8 } = this.atLaneZero(() => this.pointer(buf, at));
+      return this.callVector(`load_${int8 ? 'i8' : t}`, [ptr]);
     }
-    const { ptr, t } = this.pointer(buf, idx);
+    const { ptr, t, int8 } = this.pointer(buf, idx);
+    if (int8) return this.b.CreateSExt(this.b.CreateLoad(this.b.getInt8Ty(), ptr), this.b.getInt32Ty());
     const v = this.b.CreateLoad(this.memType(t), ptr);
     return t === 'bool' ? this.b.CreateICmpNE(v, this.k.i8(0)) : v;
   }
@@ -275,8 +295,8 @@ class KernelBuilder {
       if (st.k === 'decl') this.laneDecl(st);
       else if (st.k === 'store') {
         const value = this.lift(this.expr(st.value), st.value.t, true);
-        const at = this.contiguous(st.idx), { ptr, t } = this.atLaneZero(() => this.pointer(st.buf, at));
-        this.b.CreateCall(this.g.vectorHelper(`store_${t}`, s.extent), [ptr, value]);
+        const at = this.contiguous(st.idx), { ptr, t, int8 } = this.atLaneZero(() => this.pointer(st.buf, at));
+        this.b.CreateCall(this.g.vectorHelper(`store_${int8 ? 'i8' : t}`, s.extent), [ptr, value]);
       } else throw new Error(`llvm: internal error: a ${st.k} in vector loop ${s.v} (canVectorize admits decls and stores)`);
     }
     for (const st of s.body) if (st.k === 'decl') this.vars.delete(st.name);
@@ -387,9 +407,9 @@ class KernelBuilder {
         this.arrays.set(s.name, { ptr: this.alloca(this.memType(s.t), s.size), t: s.t, size: s.size });
         return;
       case 'store': {
-        const { ptr, t } = this.pointer(s.buf, s.idx);
+        const { ptr, t, int8 } = this.pointer(s.buf, s.idx);
         const v = this.expr(s.value);
-        b.CreateStore(t === 'bool' ? b.CreateZExt(v, b.getInt8Ty()) : v, ptr);
+        b.CreateStore(t === 'bool' ? b.CreateZExt(v, b.getInt8Ty()) : int8 ? b.CreateTrunc(v, b.getInt8Ty()) : v, ptr);
       }
     }
   }
@@ -439,6 +459,8 @@ class LlvmModule {
   private readonly externs = new Map<string, Fn>();
   /** the kernel, chunk and entry functions, whose frames `realign` aligns */
   readonly framed = new Set<string>();
+  /** int8 buffers of the entry being rendered: one byte in memory, i32 in registers */
+  int8: ReadonlySet<string> = new Set();
 
   constructor(name: string, readonly contract: boolean) {
     const L = llvm();
@@ -509,7 +531,7 @@ class LlvmModule {
 }
 
 function scalarOfDtype(d: string): Scalar {
-  return d === 'float32' ? 'f32' : d === 'int32' ? 'i32' : 'bool';
+  return d === 'float32' ? 'f32' : d === 'int32' || d === 'int8' ? 'i32' : 'bool';
 }
 
 /** Params and constants read in place from a const array (the freestanding runtime): see flash.ts. */
@@ -537,6 +559,7 @@ export function renderLlvm(entries: readonly Entry[], layout: Layout, name: stri
     const program = e.program;
     checkVectorLoops(program, LLVM_VECTORS, 'llvm');
     const bufTypes = new Map(program.buffers.map((b) => [b.name, scalarOfDtype(b.dtype)]));
+    g.int8 = new Set(program.buffers.filter((b) => b.dtype === 'int8').map((b) => b.name));
     const kernels = program.kernels.map((k) => {
       const fn = g.function(`${e.name}_${k.name}`, true);
       const kb = new KernelBuilder(g, fn, layout.offsets[e.name]!, bufTypes, 0, flashOf(e.name));

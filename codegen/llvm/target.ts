@@ -7,6 +7,7 @@ import path from 'node:path';
 import { irText, manifestOf, runtimeDir } from '../artifacts.js';
 import { type NativeTargetOptions, compileCached, descSource, headerSource, sh } from '../native.js';
 import { writeSafetensors } from '../../runtime/safetensors.js';
+import { dtypeBytes } from '../../ir/types.js';
 import { layoutModule } from '../loop/layout.js';
 import { elfSizes } from './elf.js';
 import { FLASH_SYMBOL, splitFlash } from './flash.js';
@@ -131,7 +132,7 @@ export function compileLlvm(o: LlvmTargetOptions): string[] {
   for (const f of sources) copyFileSync(path.join(rt, f), path.join(dir, f));
   const model = elfSizes(readFileSync(path.join(dir, 'model.o')), 'model.o');
   const sizes: Record<string, unknown> = {
-    modelCodeBytes: model.code, weightBytes: o.weights.reduce((n, w) => n + w.data.length * (w.dtype === 'bool' ? 1 : 4), 0),
+    modelCodeBytes: model.code, weightBytes: o.weights.reduce((n, w) => n + w.data.length * dtypeBytes(w.dtype), 0),
     arenaBytes: layout.arenaBytes, memoryBytes: layout.memoryBytes, ...(flash ? { flashBytes: flash.data.length } : {}),
     // what model.o needs beyond the runtime: libm's functions (expf, ...) the kernels call (not the compiler's own
     // helpers, __aeabi_*, or the GOT)

@@ -30,6 +30,15 @@ ${e === m ? `  ret ${vt(m)} %v` : `  %c = icmp ne ${vt(m)} %v, zeroinitializer\n
   store ${vt(m)} ${e === m ? '%x' : '%v'}, ${vt(m)}* %q, align ${align}
   ret void`));
   }
+  // int8 buffers: i32 lanes in registers, sign-extended on load and truncated on store
+  out.push(fn(vt('i32'), 'load_i8', 'i8* %p', `  %q = bitcast i8* %p to ${vt('i8')}*
+  %v = load ${vt('i8')}, ${vt('i8')}* %q, align 1
+  %c = sext ${vt('i8')} %v to ${vt('i32')}
+  ret ${vt('i32')} %c`));
+  out.push(fn('void', 'store_i8', `i8* %p, ${vt('i32')} %x`, `  %v = trunc ${vt('i32')} %x to ${vt('i8')}
+  %q = bitcast i8* %p to ${vt('i8')}*
+  store ${vt('i8')} %v, ${vt('i8')}* %q, align 1
+  ret void`));
   for (const [k, e] of [['f32', 'float'], ['i32', 'i32'], ['bool', 'i1']] as const) out.push(fn(e, `extract_${k}`, `${vt(e)} %v, i32 %i`, `  %x = extractelement ${vt(e)} %v, i32 %i\n  ret ${e} %x`));
   out.push(fn(vt('i32'), 'iota', '', `  ret ${vt('i32')} <${Array.from({ length: w }, (_, i) => `i32 ${i}`).join(', ')}>`));
   out.push(...vectorMath(w));

@@ -2,6 +2,7 @@
 import { type Bindings, evalOp } from '../../ir/interpreter.js';
 import type { Attrs, Op } from '../../ir/ops.js';
 import { philox4x32 } from '../../ir/philox.js';
+import { roundingDivideByPOT, srdhm } from '../../ir/quant.js';
 import { type DType, type TypedArray, allocate, formatType, toTyped } from '../../ir/types.js';
 import type { Buffer, Expr, Kernel, Program, Scalar, Stmt } from './ir.js';
 import { blockThreads } from './analysis.js';
@@ -86,6 +87,9 @@ function binaryFn(op: Extract<Expr, { k: 'binary' }>['op'], t: Scalar): Fn2 {
     case 'div': return (a, b) => (b === 0 ? 0 : Math.trunc(a / b) | 0);
     case 'idiv': return (a, b) => (b === 0 ? 0 : Math.floor(a / b) | 0);
     case 'mod': return (a, b) => (b === 0 ? 0 : ((a % b) + Math.abs(b)) % Math.abs(b));
+    case 'qmulhi': return srdhm;
+    case 'qshr': return roundingDivideByPOT;
+    case 'shl': return (a, b) => (a << b) | 0;
     default: throw new Error(`loop interpreter: ${op} is not defined on ${t}`);
   }
 }

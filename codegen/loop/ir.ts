@@ -5,10 +5,18 @@ import type { DType } from '../../ir/types.js';
 /** Scalar types of loop-IR expressions (bool is 0/1 in one byte when stored). */
 export type Scalar = 'f32' | 'i32' | 'bool';
 
-export const SCALAR_OF: Record<'float32' | 'int32' | 'bool', Scalar> = { float32: 'f32', int32: 'i32', bool: 'bool' };
+/**
+ * i32 fixed-point ops of int8 requantization (ir/quant.ts): qmulhi is SaturatingRoundingDoublingHighMul, qshr
+ * RoundingDivideByPOT, shl a left shift that wraps; the shift amount b of qshr and shl is in 0..31.
+ */
+export type QuantBinary = 'qmulhi' | 'qshr' | 'shl';
+export const QUANT_BINARY: ReadonlySet<string> = new Set<QuantBinary>(['qmulhi', 'qshr', 'shl']);
 
+export const SCALAR_OF: Record<'float32' | 'int32' | 'bool' | 'int8', Scalar> = { float32: 'f32', int32: 'i32', bool: 'bool', int8: 'i32' };
+
+/** The scalar a dtype computes in (int8 loads widen to i32, and stores of i32 narrow to int8). */
 export function scalarOf(d: DType): Scalar {
-  if (d === 'float32' || d === 'int32' || d === 'bool') return SCALAR_OF[d];
+  if (d === 'float32' || d === 'int32' || d === 'bool' || d === 'int8') return SCALAR_OF[d];
   throw new Error(`loop IR: dtype ${d} is not supported`);
 }
 
@@ -20,7 +28,7 @@ export type Expr =
   | { readonly k: 'load'; readonly t: Scalar; readonly buf: string; readonly idx: Expr }
   | { readonly k: 'unary'; readonly t: Scalar; readonly op: UnaryOp; readonly a: Expr }
   | { readonly k: 'cast'; readonly t: Scalar; readonly a: Expr }
-  | { readonly k: 'binary'; readonly t: Scalar; readonly op: BinaryOp | CompareOp | LogicalOp | 'mod' | 'idiv'; readonly a: Expr; readonly b: Expr }
+  | { readonly k: 'binary'; readonly t: Scalar; readonly op: BinaryOp | CompareOp | LogicalOp | 'mod' | 'idiv' | QuantBinary; readonly a: Expr; readonly b: Expr }
   /** both branches are evaluated (as wasm and LLVM select): loads in either must be in bounds */
   | { readonly k: 'select'; readonly t: Scalar; readonly c: Expr; readonly a: Expr; readonly b: Expr }
   /** Philox uniform float in [0, 1) for element `index` under (seed, counter) — the random_uniform primitive */
@@ -219,7 +227,7 @@ export const E = {
   unary: (op: UnaryOp, a: Expr): Expr => intern({ k: 'unary', t: a.t, op, a }),
   cast: (t: Scalar, a: Expr): Expr => (a.t === t ? a : intern({ k: 'cast', t, a })),
   select: (c: Expr, a: Expr, b: Expr): Expr => intern({ k: 'select', t: a.t, c, a, b }),
-  binary: (op: BinaryOp | CompareOp | LogicalOp | 'mod' | 'idiv', a: Expr, b: Expr): Expr => {
+  binary: (op: BinaryOp | CompareOp | LogicalOp | 'mod' | 'idiv' | QuantBinary, a: Expr, b: Expr): Expr => {
     return intern({ k: 'binary', t: COMPARISONS.has(op) ? 'bool' : a.t, op, a, b });
   },
   philox: (seed: number, counter: Expr, index: Expr): Expr => intern({ k: 'philox', t: 'f32', seed, counter, index }),

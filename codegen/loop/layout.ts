@@ -40,7 +40,7 @@ export function packBuffer(b: Buffer, values: readonly number[] | ArrayLike<numb
   const n = b.size;
   const splat = values.length === 1 && n > 1;
   if (b.dtype === 'bool') return Uint8Array.from({ length: n }, (_, i) => (values[splat ? 0 : i] ? 1 : 0));
-  const arr = b.dtype === 'float32' ? new Float32Array(n) : new Int32Array(n);
+  const arr = b.dtype === 'float32' ? new Float32Array(n) : b.dtype === 'int8' ? new Int8Array(n) : new Int32Array(n);
   if (splat) arr.fill(values[0]!);
   else arr.set(values as ArrayLike<number>);
   return new Uint8Array(arr.buffer);

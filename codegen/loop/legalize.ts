@@ -10,7 +10,7 @@
 // program point).
 import type { BinaryOp, CompareOp, LogicalOp, UnaryOp } from '../../ir/ops.js';
 import { operands } from './analysis.js';
-import { E, type Expr, type Kernel, type Program, type Scalar, S, type Stmt } from './ir.js';
+import { E, type Expr, type Kernel, type Program, QUANT_BINARY, type QuantBinary, type Scalar, S, type Stmt } from './ir.js';
 
 /** What a target computes in one instruction, which legalize then leaves alone. */
 export interface LegalizeOptions {
@@ -244,7 +244,8 @@ interface BinaryOf { f32: F32BinaryNoMinMax; i32: I32Binary; bool: BoolBinary }
  */
 export interface OpTable<U, B, C = U> {
   readonly unary: { readonly [T in Scalar]: Readonly<Record<UnaryOf[T], U>> };
-  readonly binary: { readonly [T in Scalar]: Readonly<Record<BinaryOf[T], B>> & (T extends 'f32' ? Partial<Record<'max' | 'min', B>> : unknown) };
+  readonly binary: { readonly [T in Scalar]: Readonly<Record<BinaryOf[T], B>> & (T extends 'f32' ? Partial<Record<'max' | 'min', B>> : unknown)
+    & (T extends 'i32' ? Partial<Record<QuantBinary, B>> : unknown) };
   readonly cast: Readonly<Record<Cast, C>>;
 }
 
@@ -260,6 +261,7 @@ export function unaryOp<U>(table: OpTable<U, unknown, unknown>, op: UnaryOp, t: 
 /** The table's entry for a binary op on operands of type t. */
 export function binaryOp<B>(table: OpTable<unknown, B, unknown>, op: Binary['op'], t: Scalar): B {
   const f = (table.binary[t] as Partial<Record<string, B>>)[op];
+  if (!f && QUANT_BINARY.has(op)) throw new Error(`int8 requantization (${op}) is not rendered by this target yet`);
   if (!f) throw missing(`binary ${op} of ${t}`);
   return f;
 }

@@ -174,6 +174,16 @@ class NestEmitter {
     switch (n.op) {
       case 'cast':
         return E.cast(t, at(0));
+      case 'quantize': {
+        // ir/quant.ts quantizeValue: round(x / scale) half to even in f32, + zero point, saturated; NaN gives the zero point
+        const { scale, zeroPoint } = attrsOf(n, n.op), q = this.let(E.binary('div', at(0), E.f32(scale)));
+        const c = E.binary('min', E.binary('max', E.binary('add', E.unary('round', q), E.f32(zeroPoint)), E.f32(-128)), E.f32(127));
+        return E.select(E.binary('eq', q, q), E.cast('i32', c), E.i32(zeroPoint));
+      }
+      case 'dequantize': {
+        const { scale, zeroPoint } = attrsOf(n, n.op);
+        return E.binary('mul', E.cast('f32', E.binary('sub', at(0), E.i32(zeroPoint))), E.f32(scale));
+      }
       case 'add': case 'sub': case 'mul': case 'div': case 'pow': case 'max': case 'min':
       case 'eq': case 'ne': case 'lt': case 'le': case 'gt': case 'ge': case 'and': case 'or':
         return E.binary(n.op, at(0), at(1));
@@ -305,6 +315,29 @@ class NestEmitter {
         });
         return accV;
       }
+      case 'qmatmul': {
+        // ir/quant.ts: int32 sum of (x - xZero)·w from the bias, then MultiplyByQuantizedMultiplier + outZero, clamped
+        const [xq, w, bias, mult, shift] = n.src as [Node, Node, Node, Node, Node];
+        const { xZero, outZero, lo, hi } = attrsOf(n, n.op), j = idx[1]!;
+        this.emit(S.decl(acc, 'i32', this.exprAt(bias, [j])));
+        this.loops([xq.type.shape[1]!], 'k', ([k]) => {
+          const xv = this.exprAt(xq, [idx[0]!, k!]), wv = this.exprAt(w, [k!, j]);
+          this.emit(S.assign(acc, E.binary('add', accV, E.binary('mul', E.binary('sub', xv, E.i32(xZero)), wv))));
+        });
+        return this.requantize(accV, this.exprAt(mult, [j]), this.exprAt(shift, [j]), outZero, lo, hi);
+      }
+      case 'qconv': {
+        // the window of conv, the accumulation and requantization of qmatmul
+        const [, k, bias, mult, shift] = n.src as [Node, Node, Node, Node, Node];
+        const { xZero, outZero, lo, hi } = attrsOf(n, n.op), co = idx[idx.length - 1]!;
+        this.emit(S.decl(acc, 'i32', this.exprAt(bias, [co])));
+        this.loops(windowExtents(n), 'k', (ks) => {
+          const [cond, at] = this.windowTap(n, idx, ks);
+          const term = E.binary('mul', E.binary('sub', this.exprAt(x, at), E.i32(xZero)), this.exprAt(k, [...ks, co]));
+          this.emit(S.assign(acc, E.select(cond, E.binary('add', accV, term), accV)));
+        });
+        return this.requantize(accV, this.exprAt(mult, [co]), this.exprAt(shift, [co]), outZero, lo, hi);
+      }
       case 'conv': case 'reduce_window': {
         const isConv = n.op === 'conv', k = n.src[1];
         const isMax = n.op === 'reduce_window' && attrsOf(n, n.op).kind === 'max';
@@ -333,14 +366,23 @@ class NestEmitter {
     }
   }
 
+  /** ir/quant.ts: MultiplyByQuantizedMultiplier(acc, mult, shift) + outZero, clamped to [lo, hi]. */
+  private requantize(acc: Expr, mult: Expr, shift: Expr, outZero: number, lo: number, hi: number): Expr {
+    const s = this.let(shift, 's');
+    const clamp = (v: Expr, a: number, b: number) => E.binary('min', E.binary('max', v, E.i32(a)), E.i32(b));
+    const high = E.binary('qmulhi', E.binary('shl', acc, clamp(s, 0, 31)), mult);
+    const r = E.binary('qshr', this.let(high, 'h'), clamp(E.binary('sub', E.i32(0), s), 0, 31));
+    return this.let(clamp(E.binary('add', r, E.i32(outZero)), lo, hi), 'q');
+  }
+
   /**
    * One tap of a conv or pooling window: whether the output at idx reads the input at window position ks (the
    * last of ks is the input channel of a conv), and the input index it reads (clamped in bounds when not).
    */
   private windowTap(n: Node, idx: readonly Expr[], ks: readonly Expr[]): [Expr, Expr[]] {
-    const isConv = n.op === 'conv', xs = n.src[0]!.type.shape, nsp = xs.length - 2;
-    const { strides, padding: pad } = attrsOf(n, ['conv', 'reduce_window']);
-    const conv = isConv ? attrsOf(n, 'conv') : undefined;
+    const isConv = n.op === 'conv' || n.op === 'qconv', xs = n.src[0]!.type.shape, nsp = xs.length - 2;
+    const { strides, padding: pad } = attrsOf(n, ['conv', 'reduce_window', 'qconv']);
+    const conv = isConv ? attrsOf(n, ['conv', 'qconv']) : undefined;
     const dil = conv?.dilation ?? xs.map(() => 1);
     const ldil = conv?.lhsDilation ?? xs.map(() => 1);
     let inb: Expr | undefined;
@@ -451,7 +493,7 @@ class NestEmitter {
 
 /** Loop extents over a conv's window and input channels, or a pooling window. */
 function windowExtents(n: Node): readonly number[] {
-  if (n.op !== 'conv') return attrsOf(n, 'reduce_window').window;
+  if (n.op !== 'conv' && n.op !== 'qconv') return attrsOf(n, 'reduce_window').window;
   const ks = n.src[1]!.type.shape;
   return ks.slice(0, ks.length - 1);
 }

@@ -2,13 +2,14 @@
 import { BINARY_OPS, COMPARE_OPS, FLOAT_UNARY_OPS, LOGICAL_OPS, UNARY_OPS } from '../../ir/ops.js';
 import type { DType } from '../../ir/types.js';
 import { foldShape } from './fold.js';
-import type { Buffer, BufferKind, Expr, Kernel, Program, Scalar, Stmt } from './ir.js';
+import { type Buffer, type BufferKind, type Expr, type Kernel, type Program, QUANT_BINARY, type Scalar, type Stmt } from './ir.js';
 import { printExpr, printStmtHead } from './printer.js';
 import { type RangeEnv, rangeOf } from './range.js';
 import { type LoopSym, SymbolTable } from './scope.js';
 
 const SCALARS: ReadonlySet<string> = new Set(['f32', 'i32', 'bool']);
-const ELEM: Partial<Record<DType, Scalar>> = { float32: 'f32', int32: 'i32', bool: 'bool' };
+// int8 is stored in one byte and computed as i32
+const ELEM: Partial<Record<DType, Scalar>> = { float32: 'f32', int32: 'i32', bool: 'bool', int8: 'i32' };
 const BUFFER_KINDS: ReadonlySet<string> = new Set(['input', 'param', 'output', 'temp', 'const']);
 const AXIS_KINDS: ReadonlySet<string> = new Set(['serial', 'parallel', 'vector', 'unroll', 'fold', 'block', 'thread']);
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -116,13 +117,14 @@ export function verifyKernel(k: Kernel, buffers: readonly Buffer[]): string[] {
         expr(e.a);
         expr(e.b);
         const { op } = e, ta = e.a.t, tb = e.b.t;
-        const known = ARITH.has(op) || COMPARE.has(op) || LOGICAL.has(op) || op === 'mod' || op === 'idiv';
+        const known = ARITH.has(op) || COMPARE.has(op) || LOGICAL.has(op) || op === 'mod' || op === 'idiv' || QUANT_BINARY.has(op);
         if (!known) return at(`unknown binary op '${op}'`);
         if (ta !== tb) return at(`operands of ${op} have different types ${ta} and ${tb}`);
         const result: Scalar = COMPARE.has(op) || LOGICAL.has(op) ? 'bool' : ta;
         if (e.t !== result) at(`${op} of ${ta} gives ${result}, but is typed ${e.t}`);
         if (LOGICAL.has(op) && ta !== 'bool') at(`${op} needs bool operands, got ${ta}`);
         if ((ARITH.has(op) || ORDERED.has(op)) && ta === 'bool') at(`${op} does not accept bool`);
+        if (QUANT_BINARY.has(op) && ta !== 'i32') at(`${op} needs i32 operands, got ${ta}`);
         if (op === 'mod' || op === 'idiv') {
           if (ta !== 'i32') at(`${op} needs i32 operands, got ${ta}`);
           // floor division and the non-negative remainder agree (a = b*(a//b) + a%b) only for b > 0
@@ -248,7 +250,7 @@ export function verifyKernel(k: Kernel, buffers: readonly Buffer[]): string[] {
 function checkBuffer(b: Buffer, bad: (msg: string) => void): void {
   const at = (msg: string): void => bad(`buffer ${b.name}: ${msg}`);
   if (!IDENT.test(b.name)) at(`name ${JSON.stringify(b.name)} is not an identifier`);
-  if (!ELEM[b.dtype]) at(`dtype ${b.dtype} is not supported by loop IR (float32, int32, bool)`);
+  if (!ELEM[b.dtype]) at(`dtype ${b.dtype} is not supported by loop IR (float32, int32, int8, bool)`);
   if (!Number.isInteger(b.size) || b.size < 0) at(`size ${b.size} is not a non-negative integer`);
   if (!BUFFER_KINDS.has(b.kind)) at(`unknown kind '${b.kind}'`);
   if (b.kind === 'const') {

@@ -69,16 +69,18 @@ export class WasmModule {
   tee(i: number, v: Ref, t: ValType): Ref { return this.m.local.tee(i, v, TYPES[t]) as Ref; }
 
   // memory: byte address = ptr + offset
-  load(t: 'f32' | 'i32' | 'u8' | 'v128', offset: number, ptr: Ref): Ref {
+  load(t: 'f32' | 'i32' | 'u8' | 's8' | 'v128', offset: number, ptr: Ref): Ref {
     switch (t) {
+      case 's8': return this.m.i32.load8_s(offset, 1, ptr) as Ref;
       case 'f32': return this.m.f32.load(offset, 4, ptr) as Ref;
       case 'i32': return this.m.i32.load(offset, 4, ptr) as Ref;
       case 'u8': return this.m.i32.load8_u(offset, 1, ptr) as Ref;
       case 'v128': return this.m.v128.load(offset, 4, ptr) as Ref;
     }
   }
-  store(t: 'f32' | 'i32' | 'u8' | 'v128', offset: number, ptr: Ref, v: Ref): Ref {
+  store(t: 'f32' | 'i32' | 'u8' | 's8' | 'v128', offset: number, ptr: Ref, v: Ref): Ref {
     switch (t) {
+      case 's8': return this.m.i32.store8(offset, 1, ptr, v) as Ref;
       case 'f32': return this.m.f32.store(offset, 4, ptr, v) as Ref;
       case 'i32': return this.m.i32.store(offset, 4, ptr, v) as Ref;
       case 'u8': return this.m.i32.store8(offset, 1, ptr, v) as Ref;

@@ -29,7 +29,7 @@ const memType = (t: Scalar): 'f32' | 'i32' | 'u8' => (t === 'f32' ? 'f32' : t ==
 const elemBytes = (t: Scalar) => (t === 'bool' ? 1 : 4);
 
 function scalarOfBuffer(b: Buffer): Scalar {
-  return b.dtype === 'float32' ? 'f32' : b.dtype === 'int32' ? 'i32' : 'bool';
+  return b.dtype === 'float32' ? 'f32' : b.dtype === 'int32' || b.dtype === 'int8' ? 'i32' : 'bool';
 }
 
 type Op1 = (w: WasmModule, a: Ref) => Ref;
@@ -70,6 +70,9 @@ const SCALAR: OpTable<Op1, Op2> = {
       div: op2((m, a, b) => m.i32.div_s(a, b)), pow: (w, a, b) => w.callMath('ipow', [a, b], ['i32', 'i32'], 'i32'),
       eq: op2((m, a, b) => m.i32.eq(a, b)), ne: op2((m, a, b) => m.i32.ne(a, b)), lt: op2((m, a, b) => m.i32.lt_s(a, b)),
       le: op2((m, a, b) => m.i32.le_s(a, b)), gt: op2((m, a, b) => m.i32.gt_s(a, b)), ge: op2((m, a, b) => m.i32.ge_s(a, b)),
+      // int8 requantization (ir/quant.ts): the fixed-point steps from the host, once per output element
+      qmulhi: (w, a, b) => w.callMath('qmulhi', [a, b], ['i32', 'i32'], 'i32'), qshr: (w, a, b) => w.callMath('qshr', [a, b], ['i32', 'i32'], 'i32'),
+      shl: op2((m, a, b) => m.i32.shl(a, b)),
     },
     // bool is 0 or 1 in an i32
     bool: { and: op2((m, a, b) => m.i32.and(a, b)), or: op2((m, a, b) => m.i32.or(a, b)), eq: op2((m, a, b) => m.i32.eq(a, b)), ne: op2((m, a, b) => m.i32.ne(a, b)) },
@@ -92,7 +95,9 @@ class KernelRenderer {
   private scratchTop: number;
 
   constructor(readonly w: WasmModule, private readonly offsets: Record<string, number>,
-    private readonly bufTypes: Map<string, Scalar>, scratchBase: number, params: readonly ValType[] = []) {
+    private readonly bufTypes: Map<string, Scalar>, scratchBase: number, params: readonly ValType[] = [],
+    /** int8 buffers: one signed byte in memory, i32 in locals */
+    private readonly int8: ReadonlySet<string> = new Set()) {
     this.scratchTop = scratchBase;
     this.locals = new Locals(params);
   }
@@ -108,16 +113,16 @@ class KernelRenderer {
   }
 
   /** Address expression and static offset of element idx of a buffer or local array. */
-  address(buf: string, idx: Expr): { ptr: Ref; offset: number; t: Scalar } {
+  address(buf: string, idx: Expr): { ptr: Ref; offset: number; t: Scalar; mem: 'f32' | 'i32' | 'u8' | 's8' } {
     const la = this.localArrays.get(buf);
     const base = la ? la.offset : this.offsets[buf];
     const t = la ? la.t : this.bufTypes.get(buf);
     if (base === undefined || !t) throw new Error(`wasm: unknown buffer ${buf}`);
-    const size = elemBytes(t);
-    if (idx.k === 'const') return { ptr: this.w.i32(0), offset: base + idx.v * size, t };
+    const int8 = !la && this.int8.has(buf), size = int8 ? 1 : elemBytes(t), mem = int8 ? 's8' : memType(t);
+    if (idx.k === 'const') return { ptr: this.w.i32(0), offset: base + idx.v * size, t, mem };
     const i = this.expr(idx);
     const m = this.w.ops;
-    return { ptr: (size === 1 ? i : m.i32.shl(i as number, m.i32.const(2))) as Ref, offset: base, t };
+    return { ptr: (size === 1 ? i : m.i32.shl(i as number, m.i32.const(2))) as Ref, offset: base, t, mem };
   }
 
   /** The value of an i32 index expression when every variable in it is an unrolled constant. */
@@ -163,7 +168,7 @@ class KernelRenderer {
           return p.vec ? m.f32x4.extract_lane(n(w.get(p.locals[i >> 2]!, 'v128')), i & 3) as Ref : w.get(p.locals[i]!, 'f32');
         }
         const a = this.address(e.buf, e.idx);
-        return w.load(memType(a.t), a.offset, a.ptr);
+        return w.load(a.mem, a.offset, a.ptr);
       }
       case 'cast':
         return castOp(SCALAR, e.a.t, e.t)(w, this.expr(e.a));
@@ -221,7 +226,7 @@ class KernelRenderer {
           return w.set(l, w.ops.f32x4.replace_lane(w.get(l, 'v128') as number, i & 3, this.expr(s.value) as number) as Ref);
         }
         const a = this.address(s.buf, s.idx);
-        return w.store(memType(a.t), a.offset, a.ptr, this.expr(s.value));
+        return w.store(a.mem, a.offset, a.ptr, this.expr(s.value));
       }
     }
   }
@@ -285,9 +290,10 @@ export function renderWasmModule(entries: readonly WasmEntry[], options: { optim
     const program = e.program;
     checkVectorLoops(program, SIMD128, 'wasm');
     const bufTypes = new Map(program.buffers.map((b) => [b.name, scalarOfBuffer(b)]));
+    const int8 = new Set(program.buffers.filter((b) => b.dtype === 'int8').map((b) => b.name));
     const names = program.kernels.map((k) => `${e.name}_${k.name}`);
     program.kernels.forEach((k, i) => {
-      const r = new KernelRenderer(w, offsets[e.name]!, bufTypes, scratchBase);
+      const r = new KernelRenderer(w, offsets[e.name]!, bufTypes, scratchBase, [], int8);
       r.promote(k.body);
       // a top-level parallel loop becomes chunk function `chunk<id>(begin, end)`, which the host's
       // kiln.parallel(id, n) runs over [0, n) on its threads (chunks as the llvm pool cuts them); the values it reads from before it are top-level
@@ -298,7 +304,7 @@ export function renderWasmModule(entries: readonly WasmEntry[], options: { optim
         if (st.k === 'decl' && pure.has(st.name)) before.push(st);
         if (st.k !== 'for' || !outlinable(st, pure, topLocals)) return r.stmt(st);
         const id = chunks++;
-        const c = new KernelRenderer(w, offsets[e.name]!, bufTypes, scratchBase, ['i32', 'i32']);
+        const c = new KernelRenderer(w, offsets[e.name]!, bufTypes, scratchBase, ['i32', 'i32'], int8);
         c.promote([st]);
         c.finish(`chunk${id}`, [...c.stmts(before), c.chunk(st)], ['i32', 'i32']);
         w.exportFunction(`chunk${id}`);

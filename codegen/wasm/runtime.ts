@@ -1,4 +1,5 @@
 // Host side of a compiled wasm program: instantiate once, copy inputs/params in, run, read outputs/updates out.
+import { roundingDivideByPOT, srdhm } from '../../ir/quant.js';
 import v8 from 'node:v8';
 import { cPow, intPow } from '../../ir/interpreter.js';
 import type { TypedArray } from '../../ir/types.js';
@@ -28,7 +29,7 @@ const MATH_FNS = Object.fromEntries(Object.getOwnPropertyNames(Math).flatMap((k)
  * thread, the module runs the loop itself).
  */
 export const WASM_IMPORTS = {
-  math: { ...MATH_FNS, pow: cPow, ipow: intPow },
+  math: { ...MATH_FNS, pow: cPow, ipow: intPow, qmulhi: srdhm, qshr: roundingDivideByPOT },
   kiln: { parallel: (): number => 0 },
 };
 
@@ -69,6 +70,7 @@ export class WasmRunner {
     const buf = this.memory.buffer;
     if (b.dtype === 'float32') return new Float32Array(buf, b.offset, b.size);
     if (b.dtype === 'int32') return new Int32Array(buf, b.offset, b.size);
+    if (b.dtype === 'int8') return new Int8Array(buf, b.offset, b.size);
     return new Uint8Array(buf, b.offset, b.size);
   }
 

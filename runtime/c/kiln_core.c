@@ -29,13 +29,14 @@ __attribute__((format(printf, 2, 3)))
 static int fail(int code, const char *fmt, ...);
 #endif
 
-int kiln_dtype_size(kiln_dtype dtype) { return dtype == KILN_BOOL ? 1 : 4; }
+int kiln_dtype_size(kiln_dtype dtype) { return dtype == KILN_BOOL || dtype == KILN_I8 ? 1 : 4; }
 
 const char *kiln_dtype_name(kiln_dtype dtype) {
   switch (dtype) {
     case KILN_F32: return "float32";
     case KILN_I32: return "int32";
     case KILN_BOOL: return "bool";
+    case KILN_I8: return "int8";
   }
   return "?";
 }
@@ -47,7 +48,7 @@ static int check_tensor(const kiln_model_desc *m, const kiln_tensor *t, const ch
   int i;
   (void)what; /* in messages only */
   if (!t->name) return fail(KILN_ERR_ARG, "model description: a %s has no name", what);
-  if (t->dtype != KILN_F32 && t->dtype != KILN_I32 && t->dtype != KILN_BOOL)
+  if (t->dtype != KILN_F32 && t->dtype != KILN_I32 && t->dtype != KILN_BOOL && t->dtype != KILN_I8)
     return fail(KILN_ERR_ARG, "model description: %s '%s' has an unknown dtype %d", what, t->name, (int)t->dtype);
   if (t->rank < 0 || t->rank > KILN_MAX_RANK) return fail(KILN_ERR_ARG, "model description: %s '%s' has rank %d", what, t->name, t->rank);
   for (i = 0; i < t->rank; i++) {

@@ -43,7 +43,7 @@ static int fail(int code, const char *fmt, ...) {
 }
 
 
-static const char *st_code(kiln_dtype d) { return d == KILN_F32 ? "F32" : d == KILN_I32 ? "I32" : "BOOL"; }
+static const char *st_code(kiln_dtype d) { return d == KILN_F32 ? "F32" : d == KILN_I32 ? "I32" : d == KILN_I8 ? "I8" : "BOOL"; }
 
 /* "[784, 64]" into buf */
 static const char *shape_str(char *buf, size_t cap, int rank, const long *shape) {

@@ -8,7 +8,7 @@
 extern "C" {
 #endif
 
-typedef enum { KILN_F32 = 0, KILN_I32 = 1, KILN_BOOL = 2 } kiln_dtype;
+typedef enum { KILN_F32 = 0, KILN_I32 = 1, KILN_BOOL = 2, KILN_I8 = 3 } kiln_dtype; /* int8: quantized weights */
 
 /* offset: byte offset in the model memory; size: elements */
 /* the most dimensions a tensor may have (as the graph IR's MAX_RANK) */

@@ -1,6 +1,6 @@
 // kiln's wasm loader types, copied into every wasm artifact as model.d.mts (without trainStep when it has no training step).
-export type KilnArray = Float32Array | Int32Array | Uint8Array;
-export type KilnDType = 'float32' | 'int32' | 'bool';
+export type KilnArray = Float32Array | Int32Array | Uint8Array | Int8Array;
+export type KilnDType = 'float32' | 'int32' | 'bool' | 'int8';
 export interface KilnTensorSpec {
   name: string;
   /** null: the batch axis, any number of rows */
@@ -55,7 +55,7 @@ export interface KilnLoadOptions {
 }
 /** Instantiates model.wasm and loads its weights. */
 export function load(options?: KilnLoadOptions): Promise<KilnModel>;
-/** Parses a safetensors file strictly; `where` names it in errors. Tensors of dtypes other than F32, I32 and BOOL are checked and left out. */
+/** Parses a safetensors file strictly; `where` names it in errors. Tensors of dtypes other than F32, I32, BOOL and I8 are checked and left out. */
 export function readSafetensors(file: Uint8Array, where?: string): {
   tensors: { name: string; dtype: KilnDType; shape: number[]; bytes: Uint8Array }[];
   metadata: Record<string, string>;

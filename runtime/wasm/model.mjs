@@ -9,8 +9,15 @@ const imports = { math: {
   ...Object.fromEntries(Object.getOwnPropertyNames(Math).filter((k) => typeof Math[k] === 'function').map((k) => [k, Math[k]])),
   pow: (a, b) => (a === 1 || (a === -1 && Math.abs(b) === Infinity) ? 1 : Math.pow(a, b)),
   ipow: (a, b) => { if (b < 0) return 0; let r = 1; for (; b > 0; b >>= 1) { if (b & 1) r = Math.imul(r, a); a = Math.imul(a, a); } return r; },
+  // int8 requantization, as ir/quant.ts defines it: SaturatingRoundingDoublingHighMul and RoundingDivideByPOT
+  qmulhi: (a, b) => {
+    if (a === -2147483648 && b === -2147483648) return 2147483647;
+    const ab = BigInt(a) * BigInt(b);
+    return Number((ab + (ab >= 0n ? 1n << 30n : 1n - (1n << 30n))) / (1n << 31n));
+  },
+  qshr: (x, e) => { const mask = e === 31 ? 0x7fffffff : (1 << e) - 1; return (x >> e) + ((x & mask) > (mask >> 1) + (x < 0 ? 1 : 0) ? 1 : 0); },
 }, kiln: { parallel: () => 0 } }; // kiln.parallel: 0, one thread (the module runs the loop itself)
-const ARRAYS = { float32: Float32Array, int32: Int32Array, bool: Uint8Array };
+const ARRAYS = { float32: Float32Array, int32: Int32Array, bool: Uint8Array, int8: Int8Array };
 
 async function bytesOf(url) {
   if (url.protocol === 'file:') {
@@ -41,8 +48,8 @@ const SAFETENSORS_BITS = {
   BOOL: 8, U8: 8, I8: 8, F8_E5M2: 8, F8_E4M3: 8, F8_E8M0: 8, F4: 4, F6_E2M3: 6, F6_E3M2: 6, I16: 16, U16: 16, F16: 16, BF16: 16,
   I32: 32, U32: 32, F32: 32, F64: 64, I64: 64, U64: 64, C64: 64,
 };
-const KILN_DTYPES = { F32: 'float32', I32: 'int32', BOOL: 'bool' };
-const CODES = { float32: 'F32', int32: 'I32', bool: 'BOOL' };
+const KILN_DTYPES = { F32: 'float32', I32: 'int32', BOOL: 'bool', I8: 'int8' };
+const CODES = { float32: 'F32', int32: 'I32', bool: 'BOOL', int8: 'I8' };
 /** The reference parser's limit on the header's length. */
 const MAX_HEADER = 100000000;
 

@@ -9,6 +9,7 @@ import { type DType, type Shape, type TensorType, type TypedArray, sizeOf, toTyp
 export const f32 = (...shape: number[]): TensorType => ({ dtype: 'float32', shape });
 export const i32 = (...shape: number[]): TensorType => ({ dtype: 'int32', shape });
 export const bool = (...shape: number[]): TensorType => ({ dtype: 'bool', shape });
+export const i8 = (...shape: number[]): TensorType => ({ dtype: 'int8', shape });
 
 export const INT_MIN = -2147483648, INT_MAX = 2147483647;
 
@@ -26,6 +27,7 @@ export function uniform(n: number, seed = 1, lo = -1, hi = 1): number[] {
 export function randomData(t: TensorType, seed: number): TypedArray {
   const r = rng(seed), n = sizeOf(t.shape);
   if (t.dtype === 'int32') return toTyped('int32', Array.from({ length: n }, () => Math.floor(r() * 11) - 5));
+  if (t.dtype === 'int8') return toTyped('int8', Array.from({ length: n }, () => Math.floor(r() * 256) - 128));
   if (t.dtype === 'bool') return toTyped('bool', Array.from({ length: n }, () => (r() < 0.5 ? 1 : 0)));
   return toTyped(t.dtype, Array.from({ length: n }, () => 4 * r() - 2));
 }
@@ -164,4 +166,12 @@ export const OP_GRAPHS: Record<Op, (b: Builder) => Graph> = {
     }, [b.input('c', f32(2))], [b.input('x', f32(3, 2))], [], true);
     return fin(b, carries[0]!, ys[0]!, b.emit('scan', carries[0]!.src, { ...carries[0]!.attrs, output: 2 }));
   },
+  quantize: (b) => fin(b, b.emit('quantize', [b.input('x', f32(2, 3))], { scale: 0.015625, zeroPoint: -3 })),
+  dequantize: (b) => fin(b, b.emit('dequantize', [b.input('q', i8(2, 3))], { scale: 0.1, zeroPoint: 127 })),
+  qmatmul: (b) => fin(b, b.emit('qmatmul', [b.input('x', i8(2, 3)), b.input('w', i8(3, 2)), b.input('bias', i32(2)),
+    b.constant([1073741824, 2147483647], 'int32', [2]), b.constant([-31, 3], 'int32', [2])], { xZero: -128, outZero: 5, lo: 5, hi: 127 })),
+  qconv: (b) => fin(b, b.emit('qconv', [b.input('x', i8(1, 5, 5, 4)), b.input('k', i8(3, 3, 2, 4)), b.input('bias', i32(4)),
+    b.constant([1073741824, 2147483647, 1, 0], 'int32', [4]), b.constant([-31, 3, 0, -1], 'int32', [4])], {
+    strides: [2, 1], padding: [[1, 0], [2, 0]], dilation: [1, 2], lhsDilation: [2, 1], groups: 2, xZero: 3, outZero: -2, lo: -128, hi: 100,
+  })),
 };

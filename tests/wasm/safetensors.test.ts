@@ -139,7 +139,7 @@ describe('valid files', () => {
 
   it('tensors of every other dtype of the format (an F16 copy, an I64 counter, F4 ...) are checked with their bits and ignored', () => {
     // bytes of 3 elements ([3]) or, for the sub-byte dtypes, of 4 ([4]); w (F32), the param, after them all
-    const others: [string, number[], number][] = [['U8', [3], 3], ['I8', [3], 3], ['F8_E5M2', [3], 3], ['F8_E4M3', [3], 3], ['F8_E8M0', [3], 3],
+    const others: [string, number[], number][] = [['U8', [3], 3], ['F8_E5M2', [3], 3], ['F8_E4M3', [3], 3], ['F8_E8M0', [3], 3],
       ['I16', [3], 6], ['U16', [3], 6], ['F16', [3], 6], ['BF16', [3], 6], ['U32', [3], 12], ['F64', [3], 24], ['I64', [3], 24], ['U64', [3], 24],
       ['C64', [3], 24], ['F4', [4], 2], ['F6_E2M3', [4], 3], ['F6_E3M2', [4], 3]];
     const header: Record<string, unknown> = {};
@@ -156,6 +156,12 @@ describe('valid files', () => {
     expect(readSafetensors(bytes, w).tensors.map((t) => [t.name, t.dtype, Array.from(t.data)])).toEqual([['w', 'float32', [1.5, -2]]]);
     expect(loaderRead(bytes).tensors.map((t) => t.name)).toEqual(['w']);
     expect(Array.from(new Float32Array(loaderParams(bytes, w).get('w')!.slice().buffer))).toEqual([1.5, -2]);
+  });
+
+  it('I8 tensors (int8 quantized weights) are read as int8', () => {
+    const bytes = file({ q: { dtype: 'I8', shape: [3], data_offsets: [0, 3] } }, Uint8Array.of(0x80, 0xff, 0x7f));
+    expect(readSafetensors(bytes, [{ name: 'q', dtype: 'int8', shape: [3] }]).tensors.map((t) => [t.dtype, Array.from(t.data)])).toEqual([['int8', [-128, -1, 127]]]);
+    expect(loaderRead(bytes).tensors.map((t) => t.name)).toEqual(['q']);
   });
 
   it('integers written plainly, also inside fields the readers ignore (1.0 there is not an error)', () => {
