@@ -1,7 +1,7 @@
 // memplan: liveness-based placement of temporaries and outputs in one aligned arena.
 import { DTYPES, type DType, sizeOf } from '../../ir/types.js';
 import { type Buffer, E, type Expr, type Program, type Stmt } from './ir.js';
-import { type For, exprVars, forEachExpr, mapExpr, mapStmtExprs, mapStmts, stmtExprs, walkStmts } from './visit.js';
+import { type For, exprVars, forEachExpr, forEachStmtExpr, mapExpr, mapStmtExprs, mapStmts, stmtExprs, walkStmts } from './visit.js';
 
 export const ALIGN = 64;
 
@@ -85,7 +85,11 @@ export function updateInPlace(prog: Program): Program {
     const readers = launches.flatMap((_, i) => (i > wi && acc[i]!.loads.has(param) ? [i] : []));
     const last = readers[readers.length - 1] ?? wi;
     // moving w after launches wi+1..last: the same kernel, and no buffer one writes that the other touches
-    const clash = (i: number) => launches[i]!.kernel !== w.kernel
+    // (a top-level statement on a CPU may also read scalars that one in between assigns)
+    const vars = new Set<string>();
+    forEachStmtExpr([w.stmt], (e) => { if (e.k === 'var') vars.add(e.name); });
+    const assigns = (s: Stmt) => { let hit = false; walkStmts([s], (x) => { if (x.k === 'assign' && vars.has(x.name)) hit = true; }); return hit; };
+    const clash = (i: number) => launches[i]!.kernel !== w.kernel || assigns(launches[i]!.stmt)
       || [...aw.stores].some((x) => acc[i]!.loads.has(x) || acc[i]!.stores.has(x)) || [...acc[i]!.stores].some((x) => aw.loads.has(x));
     if (launches.slice(wi + 1, last + 1).some((_, j) => clash(wi + 1 + j))) continue;
     const rename = (e: Expr) => mapExpr(e, (x) => (x.k === 'load' && x.buf === b.name ? E.load(param, x.idx, x.t) : x));
