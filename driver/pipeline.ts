@@ -4,7 +4,7 @@ import { printGraph } from '../ir/printer.js';
 import { verify } from '../ir/verifier.js';
 import type { Program } from '../codegen/loop/ir.js';
 import { lower } from '../codegen/loop/lower.js';
-import { type MemoryPlan, planMemory } from '../codegen/loop/memplan.js';
+import { type MemoryPlan, planMemory, updateInPlace } from '../codegen/loop/memplan.js';
 import { printKernel, printProgram } from '../codegen/loop/printer.js';
 import { DEFAULT_CAPS, type TargetCaps } from '../codegen/loop/schedule.js';
 import { SCHEDULE_STEPS, schedule } from '../codegen/loop/schedules/index.js';
@@ -109,7 +109,7 @@ function* passes(input: Graph, options: PipelineOptions): Generator<PassResult, 
   yield* steps;
   // a GPU schedule ends with each launch's grid, block and the cost model's estimate
   yield { name: 'schedule', text: () => printProgram(scheduled) + (gpu ? describeLaunches(scheduled, gpu) : '') };
-  const program = legalize(scheduled, caps.legal);
+  const program = updateInPlace(legalize(scheduled, caps.legal));
   yield { name: 'legalize', text: () => printProgram(program) };
   const memory = planMemory(program);
   yield { name: 'memplan', text: () => describeMemory(memory) };

@@ -1,7 +1,7 @@
 // memplan: liveness-based placement of temporaries and outputs in one aligned arena.
 import { DTYPES, type DType, sizeOf } from '../../ir/types.js';
-import type { Buffer, Program, Stmt } from './ir.js';
-import { forEachExpr, stmtExprs, walkStmts } from './visit.js';
+import { type Buffer, E, type Expr, type Program, type Stmt } from './ir.js';
+import { type For, exprVars, forEachExpr, forEachStmtExpr, mapExpr, mapStmtExprs, mapStmts, stmtExprs, walkStmts } from './visit.js';
 
 export const ALIGN = 64;
 
@@ -24,6 +24,90 @@ export function accesses(stmts: readonly Stmt[], loads = new Set<string>(), stor
     for (const e of stmtExprs(s)) forEachExpr(e, (x) => { if (x.k === 'load') loads.add(x.buf); });
   });
   return { loads, stores };
+}
+
+/** A top-level statement of a kernel (one launch on a GPU), by kernel and position. */
+interface Launch { readonly kernel: number; readonly at: number; readonly stmt: Stmt }
+
+/** Where a statement list holds a load or store: the list, the statement's position in it, the loops around it. */
+interface Site { readonly list: readonly Stmt[]; readonly at: number; readonly loops: readonly For[]; readonly idx: Expr }
+
+/** The stores of buffer `store` and the loads of buffer `load` in one launch, with where each happens. */
+function sites(launch: Stmt, store: string, load: string): { stores: Site[]; loads: Site[]; assigned: Set<string> } {
+  const stores: Site[] = [], loads: Site[] = [], assigned = new Set<string>();
+  const visit = (list: readonly Stmt[], loops: readonly For[]) => list.forEach((s, at) => {
+    for (const e of stmtExprs(s)) forEachExpr(e, (x) => { if (x.k === 'load' && x.buf === load) loads.push({ list, at, loops, idx: x.idx }); });
+    if (s.k === 'store' && s.buf === store) stores.push({ list, at, loops, idx: s.idx });
+    if (s.k === 'assign') assigned.add(s.name);
+    if (s.k === 'for') visit(s.body, [...loops, s]);
+  });
+  visit([launch], []);
+  return { stores, loads, assigned };
+}
+
+/**
+ * Whether launch w may store the new value straight into the param (buffer `b` renamed `p`): b has one store,
+ * executed once per iteration of the loops around it, as many iterations as b has elements; as every element of
+ * an update is written, each is written by exactly one iteration. Every read of the param in w is in that
+ * iteration, at the same index, before the store (or in it): no thread or iteration sees another's new value.
+ */
+function inPlaceInLaunch(w: Stmt, b: Buffer, p: string): boolean {
+  const { stores, loads, assigned } = sites(w, b.name, p);
+  const st = stores[0];
+  if (stores.length !== 1 || !st) return false;
+  if (st.loops.reduce((n, l) => n * l.extent, 1) !== b.size) return false;
+  if ([...exprVars(st.idx)].some((v) => assigned.has(v))) return false;
+  return loads.every((l) => l.list === st.list && l.at <= st.at && l.idx === st.idx);
+}
+
+/**
+ * Updates written in place: where an update's new value is a temp stored by one launch that may store it into
+ * the param (inPlaceInLaunch) and no later launch reads the param's old value, the temp is renamed the param,
+ * so no copy follows the call (on every target). A launch followed by readers of the old value in its kernel
+ * moves after them when it neither reads what they write nor writes what they read or write (Adam's iteration
+ * counter, read by every later update).
+ */
+export function updateInPlace(prog: Program): Program {
+  let p = prog;
+  for (const u of prog.updates) {
+    const param = p.params.find((x) => x.name === u.name)?.buffer;
+    const b = p.buffers.find((x) => x.name === u.buffer);
+    const pb = p.buffers.find((x) => x.name === param);
+    if (!param || !b || !pb || b.kind !== 'temp' || b.size !== pb.size || b.dtype !== pb.dtype) continue;
+    if (p.updates.filter((v) => v.buffer === b.name).length !== 1 || p.outputs.some((o) => o.buffer === b.name)) continue;
+    const launches: Launch[] = p.kernels.flatMap((k, kernel) => k.body.map((stmt, at) => ({ kernel, at, stmt })));
+    const acc = launches.map((l) => accesses([l.stmt]));
+    if (acc.some((a) => a.stores.has(param))) continue;
+    const writers = launches.flatMap((l, i) => (acc[i]!.stores.has(b.name) ? [i] : []));
+    const wi = writers[0];
+    if (writers.length !== 1 || wi === undefined || !inPlaceInLaunch(launches[wi]!.stmt, b, param)) continue;
+    const w = launches[wi]!, aw = acc[wi]!;
+    const readers = launches.flatMap((_, i) => (i > wi && acc[i]!.loads.has(param) ? [i] : []));
+    const last = readers[readers.length - 1] ?? wi;
+    // moving w after launches wi+1..last: the same kernel, and no buffer one writes that the other touches
+    // (a top-level statement on a CPU may also read scalars that one in between assigns)
+    const vars = new Set<string>();
+    forEachStmtExpr([w.stmt], (e) => { if (e.k === 'var') vars.add(e.name); });
+    const assigns = (s: Stmt) => { let hit = false; walkStmts([s], (x) => { if (x.k === 'assign' && vars.has(x.name)) hit = true; }); return hit; };
+    const clash = (i: number) => launches[i]!.kernel !== w.kernel || assigns(launches[i]!.stmt)
+      || [...aw.stores].some((x) => acc[i]!.loads.has(x) || acc[i]!.stores.has(x)) || [...acc[i]!.stores].some((x) => aw.loads.has(x));
+    if (launches.slice(wi + 1, last + 1).some((_, j) => clash(wi + 1 + j))) continue;
+    const rename = (e: Expr) => mapExpr(e, (x) => (x.k === 'load' && x.buf === b.name ? E.load(param, x.idx, x.t) : x));
+    const renamed = (body: readonly Stmt[]) => mapStmts(body, (s) => {
+      const t = mapStmtExprs(s, rename);
+      return t.k === 'store' && t.buf === b.name ? { ...t, buf: param } : t;
+    });
+    const kernels = p.kernels.map((k, ki) => {
+      let body = k.body;
+      if (ki === w.kernel && last > wi) {
+        const to = launches[last]!.at;
+        body = [...body.slice(0, w.at), ...body.slice(w.at + 1, to + 1), w.stmt, ...body.slice(to + 1)];
+      }
+      return { ...k, body: renamed(body) };
+    });
+    p = { ...p, kernels, buffers: p.buffers.filter((x) => x !== b), updates: p.updates.map((v) => (v.name === u.name ? { name: u.name, buffer: param } : v)) };
+  }
+  return p;
 }
 
 /**
