@@ -4,6 +4,7 @@ import * as activations from '../activations.js';
 import * as layers from '../layers/index.js';
 import type { AnyLayer, KerasTensor } from '../layers/layer.js';
 import { Input, InputLayer } from '../layers/core.js';
+import { Bidirectional, Lambda, TimeDistributed } from '../layers/wrappers.js';
 import { type Model, Functional } from '../models/model.js';
 import { Sequential } from '../models/sequential.js';
 import type { SymbolicShape } from '../tensor.js';
@@ -52,6 +53,10 @@ const KERAS_CONFIG: Record<string, Json> = {
     kernel_initializer: 'glorot_uniform', bias_initializer: 'zeros', kernel_regularizer: null, bias_regularizer: null, activity_regularizer: null,
     kernel_constraint: null, bias_constraint: null, seed: null,
   },
+  Masking: { mask_value: 0 },
+  // the wrapped layers' entries are written by wrappedEntry, not from these defaults
+  TimeDistributed: { layer: null },
+  Bidirectional: { merge_mode: 'concat', layer: null, backward_layer: null },
   Add: {}, Subtract: {}, Multiply: {}, Average: {}, Maximum: {}, Minimum: {},
   Concatenate: { axis: -1 },
   Conv1D: CONV, Conv2D: CONV, Conv3D: CONV,
@@ -73,6 +78,7 @@ const KERAS_CONFIG: Record<string, Json> = {
 const POSITIONAL: Record<string, string[]> = {
   Dense: ['units'], Activation: ['activation'], Reshape: ['target_shape'], Dropout: ['rate'], Embedding: ['input_dim', 'output_dim'],
   SimpleRNN: ['units'], LSTM: ['units'], GRU: ['units'], Conv1D: ['filters', 'kernel_size'], Conv2D: ['filters', 'kernel_size'], Conv3D: ['filters', 'kernel_size'],
+  TimeDistributed: ['layer'], Bidirectional: ['layer'],
   MaxPooling1D: ['pool_size'], MaxPooling2D: ['pool_size'], MaxPooling3D: ['pool_size'], AveragePooling1D: ['pool_size'], AveragePooling2D: ['pool_size'], AveragePooling3D: ['pool_size'],
 };
 
@@ -113,15 +119,31 @@ function configValue(layer: AnyLayer, key: string, fallback: unknown): unknown {
   return v;
 }
 
-/** One layer's Keras config: name, trainable, dtype, then its class's keys. */
-export function layerConfig(layer: AnyLayer): Json {
+/** A wrapped layer's entry, as TimeDistributed and Bidirectional nest it: its config and the shape it was built for. */
+function wrappedEntry(layer: AnyLayer, inputShape: unknown): Json {
+  const build = Array.isArray(inputShape) ? { build_config: { input_shape: inputShape } } : {};
+  return { module: 'keras.layers', class_name: layer.className, config: layerConfig(layer, inputShape), registered_name: null, ...build };
+}
+
+/** One layer's Keras config: name, trainable, dtype, then its class's keys; `inputShape` is what it was called on. */
+export function layerConfig(layer: AnyLayer, inputShape?: unknown): Json {
   if (layer instanceof InputLayer) {
     return { batch_shape: [...layer.output.shape], dtype: layer.dtype, sparse: false, ragged: false, name: layer.name, optional: false };
+  }
+  if (layer instanceof Lambda) {
+    // Keras stores a Lambda's Python bytecode; a JavaScript function has no form that Keras (or kiln) could load
+    throw new Error(`layer '${layer.name}' (Lambda) cannot be saved in a Keras file: its function is JavaScript code; save the weights only (saveWeights) and rebuild the model in code`);
   }
   const keys = KERAS_CONFIG[layer.className];
   if (!keys) throw new Error(`layer '${layer.name}' (${layer.className}) cannot be saved in a Keras file: Keras has no such layer`);
   const out: Json = { name: layer.name, trainable: layer.trainable, dtype: dtypePolicy(layer.dtype) };
   for (const [key, fallback] of Object.entries(keys)) out[key] = configValue(layer, key, fallback);
+  const shape = Array.isArray(inputShape) ? inputShape as (number | null)[] : undefined;
+  if (layer instanceof TimeDistributed) out['layer'] = wrappedEntry(layer.layer, shape && [null, ...shape.slice(2)]);
+  if (layer instanceof Bidirectional) {
+    out['layer'] = wrappedEntry(layer.forwardLayer, shape);
+    out['backward_layer'] = wrappedEntry(layer.backwardLayer, shape);
+  }
   return out;
 }
 
@@ -148,10 +170,10 @@ function tensorRef(model: Functional, k: KerasTensor): Json {
 /** The model's config.json (the object Keras's saving_lib writes), for a Sequential or Functional model. */
 export function modelConfig(model: Model): Json {
   const entry = (layer: AnyLayer): Json => {
-    const e: Json = { module: 'keras.layers', class_name: layer.className, config: layerConfig(layer), registered_name: null };
     const shape = layer instanceof InputLayer ? undefined : inputShapeOf(model, layer);
+    const e: Json = { module: 'keras.layers', class_name: layer.className, config: layerConfig(layer, (shape as Json | undefined)?.['input_shape']), registered_name: null };
     // Keras records build shapes only for layers with a build step of their own
-    if (shape && !/^(Dropout|Activation|Reshape|.*Pooling[123]D)$/.test(layer.className)) e['build_config'] = shape;
+    if (shape && !/^(Dropout|Activation|Reshape|Masking|.*Pooling[123]D)$/.test(layer.className)) e['build_config'] = shape;
     if (model instanceof Functional) {
       e['name'] = layer.name;
       e['inbound_nodes'] = model.nodes.filter((c) => c.layer === layer).map((c) => {
@@ -209,10 +231,15 @@ export function layerFromConfig(entry: Json, where: string): AnyLayer {
   const config = (entry['config'] ?? {}) as Json;
   const name = String(config['name'] ?? cls);
   const make = CLASSES[cls];
+  if (cls === 'Lambda') {
+    throw new Error(`${where}: layer '${name}' is a Keras Lambda, whose function is Python bytecode kiln cannot load; rebuild the model in TypeScript (keras.layers.Lambda) and load the weights`);
+  }
   if (!make) throw new Error(`${where}: layer '${name}' is a Keras ${cls}, which kiln does not have (kiln has ${Object.keys(CLASSES).join(', ')})`);
   const positional = POSITIONAL[cls] ?? [];
   const options: Json = {};
+  if (cls === 'Bidirectional') mirrored(config, `${where}: layer '${name}' (Bidirectional)`);
   for (const [k, raw] of Object.entries(config)) {
+    if (k === 'backward_layer') continue; // checked by mirrored: kiln makes the backward layer from the forward one
     const v = fromKerasValue(k, raw);
     if (positional.includes(k) || v === null) continue;
     // what kiln always does: channels-last data, Keras 3's default attention axes and mask handling
@@ -224,9 +251,29 @@ export function layerFromConfig(entry: Json, where: string): AnyLayer {
     options[k === 'name' ? 'name' : camel(k)] = v;
   }
   try {
-    return make(...positional.map((k) => fromKerasValue(k, config[k])), options);
+    const args = positional.map((k) => (k === 'layer' ? wrapped(config[k] as Json, cls, where) : fromKerasValue(k, config[k])));
+    return make(...args, options);
   } catch (e) {
     throw new Error(`${where}: layer '${name}' (${cls}): ${(e as Error).message}`);
+  }
+}
+
+/** The layer a TimeDistributed or Bidirectional wraps; Bidirectional sets zero_output_for_mask itself, as Keras does. */
+function wrapped(entry: Json, wrapper: string, where: string): AnyLayer {
+  if (wrapper !== 'Bidirectional') return layerFromConfig(entry, where);
+  const { zero_output_for_mask: _, ...config } = entry['config'] as Json;
+  return layerFromConfig({ ...entry, config }, where);
+}
+
+/** Checks that a Bidirectional's backward_layer is its layer run backwards (Keras's default, all kiln makes). */
+function mirrored(config: Json, where: string): void {
+  const back = config['backward_layer'] as Json | undefined | null;
+  if (!back) return;
+  const strip = (e: Json) => JSON.stringify({ ...e, config: { ...(e['config'] as Json), name: null, go_backwards: null } }, (k, v: unknown) => (k === 'shared_object_id' ? undefined : v));
+  const f = config['layer'] as Json;
+  const goes = (e: Json) => (e['config'] as Json)['go_backwards'];
+  if (strip(back) !== strip(f) || goes(back) === goes(f)) {
+    throw new Error(`${where}: a backward_layer other than the layer run backwards is not supported by kiln`);
   }
 }
 
@@ -240,7 +287,7 @@ function inputFromConfig(entry: Json): KerasTensor {
 export function modelFromConfig(json: Json, where: string): Model {
   const cls = json['class_name'];
   const config = json['config'] as Json;
-  const entries = (config['layers'] ?? []) as Json[];
+  const entries = withoutMaskOps((config['layers'] ?? []) as Json[], config['output_layers']);
   if (cls === 'Sequential') {
     const first = entries[0];
     const input = first?.['class_name'] === 'InputLayer' ? inputFromConfig(first)
@@ -276,7 +323,8 @@ export function modelFromConfig(json: Json, where: string): Model {
       try {
         for (const node of nodes.slice(done.length)) {
           const args = resolve(node['args'] ?? []) as unknown[];
-          const kwargs = Object.fromEntries(Object.entries((node['kwargs'] ?? {}) as Json).filter(([k, v]) => v !== null && k !== 'training').map(([k, v]) => [camel(k), v]));
+          // kiln carries masks along the graph itself; Keras's mask argument names ops (not_equal, any) that are no layers
+          const kwargs = Object.fromEntries(Object.entries((node['kwargs'] ?? {}) as Json).filter(([k, v]) => v !== null && k !== 'training' && k !== 'mask').map(([k, v]) => [camel(k), v]));
           const out = made.get(name)!(args.length === 1 ? args[0] as KerasTensor : args as KerasTensor[], kwargs) as KerasTensor | KerasTensor[];
           done.push(Array.isArray(out) ? out : [out]);
           outputs.set(name, done);
@@ -304,4 +352,33 @@ export function modelFromConfig(json: Json, where: string): Model {
 }
 
 class Missing extends Error {}
+
+/** The layer names an argument list refers to (its __keras_tensor__ histories). */
+function referenced(args: unknown, into: Set<string>): Set<string> {
+  // output_layers holds [layer, node, index] triples
+  if (Array.isArray(args) && typeof args[0] === 'string') into.add(args[0]);
+  else if (Array.isArray(args)) for (const a of args) referenced(a, into);
+  const history = ((args as Json | null)?.['config'] as Json | undefined)?.['keras_history'];
+  if ((args as Json | null)?.['class_name'] === '__keras_tensor__' && Array.isArray(history)) into.add(String(history[0]));
+  return into;
+}
+
+/**
+ * The entries less the op layers (keras.src.ops: not_equal, any, ...) that Keras records to compute masks, which only
+ * `mask` arguments use: kiln carries masks along the graph itself. An op that a layer's input or an output uses stays
+ * (and is an error naming it, as kiln has no op layers).
+ */
+function withoutMaskOps(entries: Json[], outputs: unknown): Json[] {
+  const maskOnly = new Set(entries.filter((e) => String(e['module']).startsWith('keras.src.ops')).map((e) => String(e['name'])));
+  for (let changed = true; changed;) {
+    changed = false;
+    const used = referenced(outputs, new Set());
+    for (const e of entries) {
+      if (maskOnly.has(String(e['name']))) continue;
+      for (const node of (e['inbound_nodes'] ?? []) as Json[]) referenced(node['args'], used);
+    }
+    for (const name of used) changed = maskOnly.delete(name) || changed;
+  }
+  return entries.filter((e) => !maskOnly.has(String(e['name'])));
+}
 

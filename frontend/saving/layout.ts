@@ -2,6 +2,7 @@
 import type { Variable } from '../tensor.js';
 import type { AnyLayer, KerasTensor, LayerCall } from '../layers/layer.js';
 import { InputLayer } from '../layers/core.js';
+import type { Bidirectional, TimeDistributed } from '../layers/wrappers.js';
 import { Functional, type Model } from '../models/model.js';
 
 /** One HDF5 group of a layer's variables: its path below the layer's group, Keras's `name` attribute, the variables in order. */
@@ -61,6 +62,13 @@ function varGroups(layer: AnyLayer): VarGroup[] {
   switch (layer.className) {
     case 'LSTM': case 'GRU': case 'SimpleRNN':
       return [own, { path: 'cell/vars', name: `${toSnakeCase(layer.className)}_cell`, vars: layer.weights }];
+    // a wrapper's own (empty) group, then each wrapped layer's groups under its attribute name
+    case 'TimeDistributed':
+      return [own, ...nested('layer', (layer as TimeDistributed).layer)];
+    case 'Bidirectional': {
+      const b = layer as Bidirectional;
+      return [own, ...nested('forward_layer', b.forwardLayer), ...nested('backward_layer', b.backwardLayer)];
+    }
     case 'MultiHeadAttention':
       return [own,
         ...(['query', 'key', 'value'] as const).map((n) => ({ path: `${n}_dense/vars`, name: n, vars: byName(n) })),
@@ -71,6 +79,10 @@ function varGroups(layer: AnyLayer): VarGroup[] {
     default:
       return [{ ...own, vars: layer.weights }];
   }
+}
+
+function nested(at: string, layer: AnyLayer): VarGroup[] {
+  return varGroups(layer).map((g) => ({ ...g, path: `${at}/${g.path}` }));
 }
 
 /** Every layer of the model with its Keras group key and variable groups, in Keras's order. */
