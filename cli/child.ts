@@ -47,9 +47,13 @@ const job = JSON.parse(process.argv[2]!) as Job;
 const file = path.resolve(job.file);
 // binaryen only where the model file may run a model in-process (frontend/models/runner.ts) or the job builds wasm
 const eager = /\.(fit|predict|evaluate|trainOnBatch|predictOnBatch|testOnBatch)\s*\(/;
-if (/\.m?ts$/.test(file) && !localFiles(file).some((f) => eager.test(readFileSync(f, 'utf8')))) {
-  (globalThis as Record<symbol, unknown>)[Symbol.for('kiln.deferWasm')] = true;
+let mayRunEagerly = true;
+try {
+  mayRunEagerly = !/\.m?ts$/.test(file) || localFiles(file).some((f) => eager.test(readFileSync(f, 'utf8')));
+} catch {
+  // a missing or unreadable model file: loadModelFile below reports it in one line
 }
+if (!mayRunEagerly) (globalThis as Record<symbol, unknown>)[Symbol.for('kiln.deferWasm')] = true;
 const { compile, dumpAfter, loadModelFile, modelFileError, preloadCodeGenerator } = await import('../compiler.js');
 // before the model file registers tsx's module hooks, through which every later import is slower: binaryen (the
 // wasm target's) takes 17 times the CPU time through them (7.4 s against 0.43 s, measured), so a wasm build

@@ -160,6 +160,16 @@ describe.concurrent('kiln', slow, () => {
     }
   });
 
+  it('reports a model file that does not exist in one line, for every target and with --timings', async () => {
+    const rs = await Promise.all([[], ['--target', 'llvm', '--timings']].map((extra) =>
+      kiln(['compile', 'examples/seed/no_such_model.ts', '-o', 'build/never-written', ...extra])));
+    for (const r of rs) {
+      expect(r.code).toBe(1);
+      expect(r.stdout).toBe('');
+      expect(lines(r.stderr)).toEqual(['kiln: cannot find model file examples/seed/no_such_model.ts']);
+    }
+  });
+
   it('refuses an unknown target in one line', async () => {
     const bad = await kiln(['compile', 'examples/seed/sequential.ts', '--target', 'tpu']);
     expect(bad.code).not.toBe(0);
