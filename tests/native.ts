@@ -3,6 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { expect } from 'vitest';
 import { type Graph, updatesAsOutputs } from '../ir/graph.js';
 import { interpret } from '../ir/interpreter.js';
 import type { TypedArray } from '../ir/types.js';
@@ -117,4 +118,17 @@ export function seedMlpAccuracy(trained: readonly NamedTensor[], xTest: keras.Te
   model.setWeights(model.weights.map((w, i) => new keras.Tensor('float32', w.shape, trained[i]!.data as Float32Array)));
   const pred = keras.ops.argmax(model.predict(keras.ops.reshape(xTest, [-1, 784]), { batchSize: 500 }) as keras.Tensor, -1);
   return keras.ops.sum(keras.ops.cast(keras.ops.equal(pred, yTest), 'int32')).item() / yTest.shape[0]!;
+}
+
+/** The largest difference of two weight files, tensor by tensor, relative to the tensor's largest magnitude. */
+export function relativeDiff(a: string, b: string): number {
+  const x = readTensors(a), y = readTensors(b);
+  expect(y.map((t) => t.name)).toEqual(x.map((t) => t.name));
+  let worst = 0;
+  x.forEach((t, i) => {
+    const u = t.data, v = y[i]!.data;
+    const scale = Math.max(...Array.from(u, Math.abs));
+    for (let k = 0; k < u.length; k++) worst = Math.max(worst, Math.abs(u[k]! - v[k]!) / (scale || 1));
+  });
+  return worst;
 }

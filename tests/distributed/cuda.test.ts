@@ -14,7 +14,7 @@ import { compile } from '../../compiler.js';
 import * as keras from '../../frontend/index.js';
 import { writeNpy } from '../../runtime/npy.js';
 import { root } from '../built.js';
-import { readTensors } from '../native.js';
+import { readTensors, relativeDiff } from '../native.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'kiln-nccl-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -36,19 +36,6 @@ function mlp(): keras.Model {
   const model = keras.Sequential([keras.layers.Dense(32, { activation: 'relu', inputShape: [64] }), keras.layers.Dense(10, { activation: 'softmax' })]);
   model.compile({ optimizer: 'adam', loss: 'sparse_categorical_crossentropy' });
   return model;
-}
-
-/** The largest difference of two weight files, tensor by tensor, relative to the tensor's largest magnitude. */
-function relativeDiff(a: string, b: string): number {
-  const x = readTensors(a), y = readTensors(b);
-  expect(y.map((t) => t.name)).toEqual(x.map((t) => t.name));
-  let worst = 0;
-  x.forEach((t, i) => {
-    const u = t.data, v = y[i]!.data;
-    const scale = Math.max(...Array.from(u, Math.abs));
-    for (let k = 0; k < u.length; k++) worst = Math.max(worst, Math.abs(u[k]! - v[k]!) / (scale || 1));
-  });
-  return worst;
 }
 
 /** `mpirun -np ranks dir/exe args` in tmp; returns stdout. */

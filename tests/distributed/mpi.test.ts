@@ -11,7 +11,7 @@ import { compile } from '../../compiler.js';
 import * as keras from '../../frontend/index.js';
 import { readNpy, writeNpy } from '../../runtime/npy.js';
 import { ensureBuilt, root } from '../built.js';
-import { readTensors, seedMlpAccuracy } from '../native.js';
+import { readTensors, relativeDiff, seedMlpAccuracy } from '../native.js';
 
 const missing = ['mpicc', 'mpirun'].filter((t) => !hasTool(t));
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'kiln-mpi-'));
@@ -37,19 +37,6 @@ function mlp(): keras.Model {
 /** `mpirun -np ranks dir/model_train args` in tmp; returns stdout. */
 function mpirun(ranks: number, dir: string, args: string[], extra: NodeJS.ProcessEnv = {}): string {
   return execFileSync('mpirun', ['--oversubscribe', '-np', String(ranks), path.join(dir, 'model_train'), ...args], { cwd: tmp, env: { ...env, ...extra } }).toString();
-}
-
-/** The largest difference of two weight files, tensor by tensor, relative to the tensor's largest magnitude. */
-function relativeDiff(a: string, b: string): number {
-  const x = readTensors(a), y = readTensors(b);
-  expect(y.map((t) => t.name)).toEqual(x.map((t) => t.name));
-  let worst = 0;
-  x.forEach((t, i) => {
-    const u = t.data, v = y[i]!.data;
-    const scale = Math.max(...Array.from(u, Math.abs));
-    for (let k = 0; k < u.length; k++) worst = Math.max(worst, Math.abs(u[k]! - v[k]!) / (scale || 1));
-  });
-  return worst;
 }
 
 /** Rows of a fixed pseudo-random classification set: 64 features, 10 classes. */
