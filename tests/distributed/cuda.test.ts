@@ -39,8 +39,8 @@ function mlp(): keras.Model {
 }
 
 /** `mpirun -np ranks dir/exe args` in tmp; returns stdout. */
-function mpirun(ranks: number, exe: string, args: string[]): string {
-  return execFileSync('mpirun', ['--oversubscribe', '-np', String(ranks), exe, ...args], { cwd: tmp, env }).toString();
+function mpirun(ranks: number, exe: string, args: string[], extra: NodeJS.ProcessEnv = {}): string {
+  return execFileSync('mpirun', ['--oversubscribe', '-np', String(ranks), exe, ...args], { cwd: tmp, env: { ...env, ...extra } }).toString();
 }
 
 describe('--distributed on cuda: one-line errors', () => {
@@ -99,7 +99,12 @@ describe.skipIf(missing.length > 0)(`cuda model_train under mpirun${missing.leng
   it('emulated: 2 ranks at 8 rows give the weights 1 rank at 16 gives after 10 steps (within 1e-6), and the llvm MPI build\'s', () => {
     const exe = (k: string) => path.join(dirs.get(k)!, 'model_train_emu');
     mpirun(1, exe('cuda-16'), ['--out', 'c1.safetensors', 'x.npy', 'y.npy']);
-    const log = mpirun(2, exe('cuda-8'), ['--out', 'c2.safetensors', 'x.npy', 'y.npy']);
+    const r = spawnSync('mpirun', ['--oversubscribe', '-np', '2', exe('cuda-8'), '--out', 'c2.safetensors', 'x.npy', 'y.npy'],
+      { cwd: tmp, env: { ...env, KILN_CUDA_PROFILE: '1' }, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const log = r.stdout;
+    // one call (one graph launch on a GPU) per step: 10 steps, the first of which copies the whole block in
+    expect(r.stderr.match(/kiln cuda: inputs \d+ bytes in per call over \d+ calls/g)).toEqual(Array(2).fill(expect.stringMatching(/ over 9 calls$/)));
     mpirun(2, path.join(dirs.get('llvm-8')!, 'model_train'), ['--out', 'l2.safetensors', 'x.npy', 'y.npy']);
     expect(log).toMatch(/^Epoch 1\/1\n10\/10 - .* - loss: \d\.\d{4}\nSaved trained weights to c2.safetensors\n$/); // rank 0 alone prints
     const c1 = path.join(tmp, 'c1.safetensors'), c2 = path.join(tmp, 'c2.safetensors');
@@ -110,6 +115,19 @@ describe.skipIf(missing.length > 0)(`cuda model_train under mpirun${missing.leng
     // llvm fuses a*b + c (FMA) and schedules its sums otherwise: the same training within float rounding (3.3e-7 seen)
     expect(relativeDiff(path.join(tmp, 'l2.safetensors'), c2)).toBeLessThanOrEqual(1e-5);
   }, 120_000);
+
+  it('the step is captured whole: gradStep, the weighting, the all-reduce on the step\'s stream, the division and applyGrads in one kiln_call', () => {
+    const src = readFileSync(path.join(dirs.get('cuda-8')!, 'kiln_nccl.h'), 'utf8');
+    const body = (f: string) => src.slice(src.indexOf(`${f}(`)).split(/\n}\n/)[0]!;
+    const run = body('static void kiln_nccl_run');
+    const calls = [...run.matchAll(/\b(kiln_run_\w+|KILN_NCCL_\w+|kiln_nccl_sum)\(/g)].map((m) => m[1]);
+    expect(calls).toEqual(['kiln_run_gradStep', 'KILN_NCCL_COPY', 'KILN_NCCL_SCALE', 'kiln_nccl_sum', 'KILN_NCCL_SCALE', 'KILN_NCCL_COPY', 'kiln_run_applyGrads']);
+    expect(body('static void kiln_nccl_sum')).toMatch(/ncclAllReduce\(v, v, \(size_t\)n, ncclFloat, ncclSum, kiln_nccl_comm, stream\)/); // the captured stream
+    const step = body('extern "C" float kiln_nccl_step');
+    expect(step.match(/\bkiln_call\(/g)).toEqual(['kiln_call(']); // one graph per step
+    expect(step).toContain('kiln_call(mem, kiln_nccl_run, &step_graph,');
+    expect(step).not.toMatch(/kiln_run_\w+\(|ncclAllReduce|kiln_nccl_sum/);
+  });
 
   it.skipIf(!nvcc)('nvcc builds model_train for sm_90 against NCCL: it calls ncclAllReduce, and without a GPU says so in one line', () => {
     const exe = path.join(dirs.get('cuda-8')!, 'model_train');
