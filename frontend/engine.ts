@@ -27,6 +27,9 @@ export class Trace {
   readonly builder = new Builder();
   private readonly varNodes = new Map<Variable, Node>();
   private counterNode: Node | undefined;
+  private rowNode: Node | undefined;
+  /** Set for one rank's share of a data-parallel batch: random ops draw by the rows' global index (rngRow). */
+  shardedRows = false;
   /** New values of non-trainable state (BatchNormalization's moving statistics) computed by a traced step. */
   readonly stateUpdates = new Map<Variable, Tensor>();
 
@@ -54,6 +57,12 @@ export class Trace {
   rngCounter(): Node {
     this.counterNode ??= this.builder.input('rng_counter', { dtype: 'int32', shape: [] });
     return this.counterNode;
+  }
+
+  /** With shardedRows, the int32 scalar "rng_row": the global index of this rank's first row in the batch. */
+  rngRow(): Node | undefined {
+    if (this.shardedRows) this.rowNode ??= this.builder.input('rng_row', { dtype: 'int32', shape: [] });
+    return this.rowNode;
   }
 
   /** Records that a traced step sets variable v to value (applied as an in-place update of the step's graph). */
@@ -130,6 +139,15 @@ export function rngCounter(eagerValue: number): Tensor {
     return new Tensor('int32', [], undefined, n);
   }
   return new Tensor('int32', [], Int32Array.of(eagerValue));
+}
+
+/**
+ * The operands of a random op drawing one value per element of a batch: the counter, then, in a trace of one rank's
+ * share of a data-parallel batch, the global index of its first row (so k ranks draw what one process draws).
+ */
+export function rngOperands(eagerValue: number): Tensor[] {
+  const row = current?.rngRow();
+  return row ? [rngCounter(eagerValue), new Tensor('int32', [], undefined, row)] : [rngCounter(eagerValue)];
 }
 
 /** Global seedable generator for initializers and layer seeds (Philox keyed by the global seed). */

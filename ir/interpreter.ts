@@ -421,7 +421,7 @@ export function evalOp(node: Pick<Node, 'op' | 'type' | 'attrs'>, src: readonly 
     case 'reduce_window':
       return reduceWindow(node, x, type);
     case 'random_uniform':
-      return philoxUniform(n, attrsOf(node, op).seed, x.data[0]!);
+      return philoxUniform(n, attrsOf(node, op).seed, x.data[0]!, src[1] ? src[1].data[0]! * (n / type.shape[0]!) : 0);
     case 'scan':
       return evalScan(node.attrs, src);
     case 'quantize': case 'dequantize': {

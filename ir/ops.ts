@@ -425,11 +425,16 @@ export function inferType(op: Op, srcs: readonly TensorType[], attrs: Attrs): Te
       return { dtype: s0.dtype, shape: [s0.shape[0]!, ...out, s0.shape[nsp + 1]!] };
     }
     case 'random_uniform': {
-      // counter-based: operand is the int32 scalar counter (e.g. the training step); the seed is an attribute
-      count(op, srcs, 1);
+      // counter-based: operand is the int32 scalar counter (e.g. the training step); the seed is an attribute. An
+      // optional second int32 scalar, the first row: the values are rows [first, first + shape[0]) of a larger draw
+      // (a rank's share of a data-parallel batch draws the mask one process would draw for those rows)
+      if (srcs.length !== 1 && srcs.length !== 2) fail(op, `expects 1 or 2 operands (counter, first row), got ${srcs.length}`);
       if (s0.dtype !== 'int32' || s0.shape.length !== 0) fail(op, `counter must be an int32 scalar, got ${formatType(s0)}`);
       const { shape } = attrsOf(node, op);
       atLeast(op, 'shape', shape, 0);
+      const s1 = srcs[1];
+      if (s1 && (s1.dtype !== 'int32' || s1.shape.length !== 0)) fail(op, `first row must be an int32 scalar, got ${formatType(s1)}`);
+      if (s1 && shape.length === 0) fail(op, 'a first row needs a shape with rows (rank >= 1)');
       return { dtype: 'float32', shape };
     }
     case 'scan':

@@ -23,14 +23,16 @@ export function philox4x32(c0: number, c1: number, c2: number, c3: number, k0: n
 }
 
 /**
- * Uniform float32 values in [0, 1) for elements 0..n-1 under (seed, counter):
+ * Uniform float32 values in [0, 1) for elements first..first+n-1 under (seed, counter):
  * element i is word i%4 of block (i/4, counter, 0, 0) keyed by (seed, 0), as 24 high bits * 2^-24.
  */
-export function philoxUniform(n: number, seed: number, counter: number): Float32Array {
+export function philoxUniform(n: number, seed: number, counter: number, first = 0): Float32Array {
   const out = new Float32Array(n);
-  for (let b = 0; b * 4 < n; b++) {
-    const w = philox4x32(b >>> 0, counter >>> 0, 0, 0, seed >>> 0, 0);
-    for (let j = 0; j < 4 && b * 4 + j < n; j++) out[b * 4 + j] = (w[j]! >>> 8) * 5.9604644775390625e-8;
+  let block = -1, w: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const e = first + i;
+    if (e >>> 2 !== block) w = philox4x32((block = e >>> 2), counter >>> 0, 0, 0, seed >>> 0, 0);
+    out[i] = (w[e & 3]! >>> 8) * 5.9604644775390625e-8;
   }
   return out;
 }

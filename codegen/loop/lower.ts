@@ -251,8 +251,11 @@ class NestEmitter {
         const g = clampIdx(this.exprAt(src[1]!, idx.slice(axis, axis + ir)), dim);
         return at(0, [...idx.slice(0, axis), g, ...idx.slice(axis + ir)]);
       }
-      case 'random_uniform':
-        return E.philox(attrsOf(n, 'random_uniform').seed, this.exprAt(src[0]!, []), linear(idx, n.type.shape));
+      case 'random_uniform': {
+        // with a first row (a rank's share of a batch), element i of the draw is element first * rowSize + i
+        const i = linear(idx, n.type.shape), rowSize = n.type.shape.slice(1).reduce((a, b) => a * b, 1);
+        return E.philox(attrsOf(n, 'random_uniform').seed, this.exprAt(src[0]!, []), src[1] ? E.add(E.mul(this.exprAt(src[1], []), E.i32(rowSize)), i) : i);
+      }
       default:
         throw new Error(`lower: ${n.op} is not an injective op`);
     }

@@ -1,7 +1,7 @@
 // Core layers: InputLayer, Dense, Activation, Flatten, Reshape, Dropout.
 import { sizeOf } from '../../ir/types.js';
 import * as activations from '../activations.js';
-import { apply, globalRng, rngCounter } from '../engine.js';
+import { apply, globalRng, rngOperands } from '../engine.js';
 import type { InitializerIdentifier } from '../initializers.js';
 import * as ops from '../ops.js';
 import { show } from '../errors.js';
@@ -223,7 +223,8 @@ export class Dropout extends Layer {
 
   call(inputs: Tensor, options: CallOptions): Tensor {
     if (!options.training || this.rate === 0) return inputs;
-    const u = apply('random_uniform', [rngCounter(this.step++)], { seed: this.seed, shape: inputs.shape });
+    // drawn by the rows' global index: a rank's share of a data-parallel batch gets the mask of its rows
+    const u = apply('random_uniform', rngOperands(this.step++), { seed: this.seed, shape: inputs.shape });
     const keep = ops.greaterEqual(u, this.rate);
     return ops.where(keep, ops.divide(inputs, 1 - this.rate), ops.zerosLike(inputs));
   }

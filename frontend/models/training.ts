@@ -196,6 +196,7 @@ export function traceSplitStep(model: Model, c: Compiled, inputShapes: number[][
   c.optimizer.build(trainable);
   const declare = (tr: Trace) => { for (const v of [...model.weights, ...c.optimizer.variables]) tr.paramOf(v); };
   const tr = new Trace();
+  tr.shardedRows = true; // Dropout draws by the global row: input "rng_row", the rank's first row in the batch
   declare(tr);
   const names = model.outputNames;
   const { flat, preds, state } = withTrace(tr, () => {

@@ -201,8 +201,8 @@ int main(int argc, char **argv) {
   dataset d[64] = {{0}};
   long epochs = 1, batch = 0, bench = 0, seed = 1, rows = 0, n_train, n_val, steps, *perm, k, step, iteration = 0, local, lo;
   double split = 0;
-  int n_files = 0, n_data = 0, rng_input = -1, rows_input = -1, loss_output = -1, has_loss, shuffle = 1, i, j;
-  int32_t counter = 0, valid = 0;
+  int n_files = 0, n_data = 0, rng_input = -1, row_input = -1, rows_input = -1, loss_output = -1, has_loss, shuffle = 1, i, j;
+  int32_t counter = 0, valid = 0, first_row = 0;
   float *loss = NULL;
   char msg[1024], s1[160];
 
@@ -255,6 +255,9 @@ int main(int argc, char **argv) {
     if (strcmp(e->inputs[i].name, "rng_counter") == 0) {
       if (e->inputs[i].dtype != KILN_I32 || e->inputs[i].size != 1) die("input rng_counter must be an int32 scalar");
       rng_input = i;
+    } else if (strcmp(e->inputs[i].name, "rng_row") == 0) { /* gradStep's random draws go by the batch's row */
+      if (e->inputs[i].dtype != KILN_I32 || e->inputs[i].size != 1) die("input rng_row must be an int32 scalar");
+      row_input = i;
     } else if (strcmp(e->inputs[i].name, "rows") == 0 && e->inputs[i].rank == 0) { /* how many leading rows are data */
       if (e->inputs[i].dtype != KILN_I32) die("input rows must be an int32 scalar");
       rows_input = i;
@@ -335,6 +338,7 @@ int main(int argc, char **argv) {
      not fill are copied in as zero rows */
   for (i = 0, j = 0; i < e->n_inputs; i++)
     if (i == rng_input) inputs[i] = &counter;
+    else if (i == row_input) inputs[i] = &first_row;
     else if (i == rows_input) inputs[i] = &valid;
     else inputs[i] = d[j].on_device ? NULL : (const void *)d[j].batch, j++;
   for (i = 0; i < e->n_outputs; i++) outputs[i] = NULL;
@@ -347,6 +351,7 @@ int main(int argc, char **argv) {
   if (!perm) die("out of memory");
   for (k = 0; k < n_train; k++) perm[k] = k;
   rng_state = 0x9E3779B97F4A7C15ULL ^ (uint64_t)seed;
+  first_row = (int32_t)lo; /* this rank's rows of a batch are rows lo.. of it: their Dropout masks are one process's */
 
   if (bench) {
     long warm = bench / 10 > 3 ? bench / 10 : 3;
@@ -402,8 +407,8 @@ int main(int argc, char **argv) {
       }
       KILN_DEVICE_ROWS(perm + step * batch + lo, mine);
       valid = (int32_t)mine;
-      /* each rank its own random draws (Dropout): counter t * ranks + rank, which is t on one rank */
-      counter = (int32_t)(iteration++ * ranks + me);
+      /* the step's random draws (Dropout) keyed by t on every rank, each drawing its own rows' (rng_row) */
+      counter = (int32_t)iteration++;
       l = train_step(e, inputs, outputs, loss_output, mine, nb, iteration);
       if (has_loss) {
         if (!isfinite(l)) { /* as Keras's TerminateOnNaN; the weights file stays as it was */

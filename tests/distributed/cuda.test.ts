@@ -31,9 +31,11 @@ function ncclHome(): string | undefined {
 const home = nvcc ? ncclHome() : '';
 const missing = [...['mpicc', 'mpirun'].filter((t) => !hasTool(t)), ...(home === undefined ? ['nccl.h (nvcc is installed: sh scripts/nccl-dev.sh fetches it)'] : [])];
 
-/** The MLP of tests/distributed/mpi.test.ts: no Dropout, so 1 rank and k ranks train the same function. */
+/** The MLP of tests/distributed/mpi.test.ts with a Dropout: each rank draws its rows' mask by their global index. */
 function mlp(): keras.Model {
-  const model = keras.Sequential([keras.layers.Dense(32, { activation: 'relu', inputShape: [64] }), keras.layers.Dense(10, { activation: 'softmax' })]);
+  const model = keras.Sequential([
+    keras.layers.Dense(32, { activation: 'relu', inputShape: [64] }), keras.layers.Dropout(0.3, { seed: 5 }), keras.layers.Dense(10, { activation: 'softmax' }),
+  ]);
   model.compile({ optimizer: 'adam', loss: 'sparse_categorical_crossentropy' });
   return model;
 }
