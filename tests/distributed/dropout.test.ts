@@ -6,7 +6,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasTool } from '../../codegen/llvm/firmware.js';
+import { CUDA_CAPS } from '../../codegen/cuda/target.js';
+import { LLVM_CAPS } from '../../codegen/llvm/target.js';
+import { WASM_CAPS } from '../../codegen/wasm/target.js';
 import { compile } from '../../compiler.js';
+import { Builder } from '../../ir/graph.js';
 import { interpret } from '../../ir/interpreter.js';
 import { philoxUniform } from '../../ir/philox.js';
 import type { TypedArray } from '../../ir/types.js';
@@ -14,6 +18,7 @@ import * as keras from '../../frontend/index.js';
 import { compileModel, traceSplitStep, traceTrainStep } from '../../frontend/models/training.js';
 import { writeNpy } from '../../runtime/npy.js';
 import { readTensors, relativeDiff } from '../native.js';
+import { runBoth } from '../passes/differential.js';
 
 function data(seed: number, n: number, classes?: number): Float32Array | Int32Array {
   let s = seed;
@@ -32,6 +37,16 @@ describe('random_uniform with a first row', () => {
   it('draws rows [first, first + n) of the draw for the whole batch', () => {
     const whole = philoxUniform(10 * 6, 99, 5);
     for (const first of [0, 1, 3, 7]) expect(Array.from(philoxUniform(3 * 6, 99, 5, first * 6))).toEqual(Array.from(whole.subarray(first * 6, (first + 3) * 6)));
+  });
+
+  it.each([['wasm', WASM_CAPS], ['llvm', LLVM_CAPS], ['cuda', CUDA_CAPS]] as const)('the loop program scheduled for %s draws the interpreter\'s bits', (_t, caps) => {
+    const b = new Builder();
+    const x = b.input('x', { dtype: 'float32', shape: [5, 3, 2] });
+    const u = b.emit('random_uniform', [b.input('rng_counter', { dtype: 'int32', shape: [] }), b.input('rng_row', { dtype: 'int32', shape: [] })], { seed: 11, shape: [5, 3, 2] });
+    const g = b.finish('drop', [{ name: 'y', node: b.emit('mul', [x, u]) }]);
+    const d = runBoth(g, { x: Float32Array.from({ length: 30 }, (_, i) => i + 1), rng_counter: Int32Array.of(4), rng_row: Int32Array.of(9) }, {}, caps);
+    expect(d.diffs).toEqual([]);
+    expect(Array.from(d.ref.outputs.get('y')!.data)).toEqual(Array.from(philoxUniform(30, 11, 4, 9 * 6), (v, i) => Math.fround((i + 1) * v)));
   });
 });
 
