@@ -182,7 +182,8 @@ export function traceTrainStep(model: Model, c: Compiled, inputShapes: number[][
 
 /**
  * The training step split at the gradients, for data-parallel training: `gradStep` runs forward + loss + backward on
- * one rank's share of the batch (the same inputs as traceTrainStep's) and updates no param; its outputs are
+ * one rank's share of the batch (the same inputs as traceTrainStep's, plus "rng_row" when it draws random values:
+ * the global index of the rank's first row, so Dropout masks its rows as one process would) and updates no param; its outputs are
  * "grad/<weight>" for every trainable weight (in trainableWeights order), "state/<variable>" for the new values of the
  * state the forward pass updates (BatchNormalization's moving statistics, from this rank's rows), "loss", then
  * "pred/<output>". `applyGrads` takes those values before the preds as one flat float32 vector "grads", in that
