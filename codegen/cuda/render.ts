@@ -122,6 +122,12 @@ class LaunchWriter {
           this.line(indent, `${this.array(s.buf)}[${this.expr(s.idx)}] = ${this.types.get(s.buf) === 'bool' ? `(unsigned char)(${v})` : v};`);
           break;
         }
+        case 'if':
+          // outside thread loops the condition reads no thread index: the block's barriers inside stay uniform
+          this.line(indent, `if (${this.expr(s.cond)}) {`);
+          this.stmts(s.body, `${indent}  `, inThread);
+          this.line(indent, '}');
+          break;
       }
     }
   }
