@@ -16,6 +16,7 @@ import { fuse } from './fuse.js';
 import { dropUnitLoops, simplifyIndices } from './cleanup.js';
 import { addUnitLoop, expand, renumberNests, scaleDecl } from './gpu_loops.js';
 import { hoist } from './hoist.js';
+import { pad } from './pad.js';
 import { unroll } from './kinds.js';
 import { type For, affineOf, readsOf, varsOf } from './loops.js';
 import type { Schedule } from './primitive.js';
@@ -183,12 +184,18 @@ export interface TiledMatmul {
  * unless given).
  */
 export function tileMatmul(s: Schedule, top: string, g: GpuCaps, tiles?: MatmulTiles): TiledMatmul {
-  const root = s.body.find((x): x is For => x.k === 'for' && x.v === top)!;
-  const m = matmulNest(root, new Set(pureDecls(s.body).keys()), localsOf(s.body))!;
-  const { i, j, acc } = m;
+  const nest = () => matmulNest(s.body.find((x): x is For => x.k === 'for' && x.v === top)!, new Set(pureDecls(s.body).keys()), localsOf(s.body))!;
+  let m = nest();
   const from = Number(/\d+$/.exec(top)?.[0] ?? 0);
-  const M = i.extent, N = j.extent, K = m.K;
-  const chosen = tiles ?? matmulTiles(M, N, K, m.batch.reduce((n, l) => n * l.extent, 1), g);
+  // K padded to the step's multiple where both operands are computed in the step (zeroed past K: pad.ts); M and N
+  // keep dividing tiles (their guarded stores would need the legality proofs to read the guards)
+  const padK = !!m.k && [m.a, m.b].every((x) => m.k!.body.some((d) => d.k === 'decl' && d.name === x));
+  const chosen = tiles ?? paddedTiles(m.i.extent, m.j.extent, m.K, m.batch.reduce((n, l) => n * l.extent, 1), g, padK, false);
+  if (m.k && m.K % chosen.bk) {
+    s.apply(pad, { loop: m.k.v, to: Math.ceil(m.K / chosen.bk) * chosen.bk, zero: [m.a, m.b] });
+    m = nest();
+  }
+  const { i, j, acc } = m;
   const { bm, bn, bk, tm, tn } = chosen;
   const f = (p: string) => s.fresh(p);
   const [gi, ii, ti, mi, gj, jj, tj, ni] = ['g', 'ii', 'ty', 'm', 'g', 'jj', 'tx', 'n'].map(f) as [string, string, string, string, string, string, string, string];
@@ -286,11 +293,11 @@ function extents(n: number, max: number, padded: boolean): number[] {
  * matmulTiles' choice (every tile divides its extent), or cheaper tiles by the cost model on the sizes padded to
  * them (M and N always may be; K where padK): tails guarded, so K = 787 or N = 10 keep a large tile.
  */
-export function paddedTiles(M: number, N: number, K: number, batch: number, g: GpuCaps, padK: boolean): MatmulTiles {
+export function paddedTiles(M: number, N: number, K: number, batch: number, g: GpuCaps, padK: boolean, padMN = true): MatmulTiles {
   const exact = matmulTiles(M, N, K, batch, g);
   let best = exact, bestCost = matmulCycles(M, N, K, batch, exact, g);
   const up = (n: number, t: number) => Math.ceil(n / t) * t;
-  for (const bm of extents(M, 128, true)) for (const bn of extents(N, 128, true)) {
+  for (const bm of extents(M, 128, padMN)) for (const bn of extents(N, 128, padMN)) {
     for (const tm of extents(bm, 8, false)) for (const tn of extents(bn, 8, false)) {
       const T = (bm / tm) * (bn / tn);
       if (T > g.maxThreadsPerBlock || tm * tn > 64) continue;

@@ -6,6 +6,12 @@ import { runProgram } from '../../../codegen/loop/interpreter.js';
 import { E, S } from '../../../codegen/loop/ir.js';
 import { matmulNest, pad, paddedTiles } from '../../../codegen/loop/schedules/index.js';
 import { expectSame, f32, matmulProgram, program, sched, text, v } from './helpers.js';
+import { expectMatchesGraph } from './gpu_helpers.js';
+import { CUDA_CAPS } from '../../../codegen/cuda/target.js';
+import { launchShapes } from '../../../codegen/loop/gpu.js';
+import { printProgram } from '../../../codegen/loop/printer.js';
+import { runPipeline } from '../../../driver/pipeline.js';
+import { parseGraph } from '../../../ir/parser.js';
 
 describe('pad', () => {
   it('pads a matmul nest (M = 6 to 8, N = 10 to 16, K = 787 to 800): the same bits, the tails guarded', () => {
@@ -72,5 +78,22 @@ describe('paddedTiles', () => {
     }
     // sizes the divisors serve: the same tiles
     expect(paddedTiles(64, 64, 64, 1, H100, true)).toEqual(matmulTiles(64, 64, 64, 1, H100));
+  });
+});
+
+describe('the GPU matmul recipe with K padded', () => {
+  it('tiles K = 787 in steps of 32 (800, the added 13 steps adding zeros) instead of 787 steps of 1: bit for bit', () => {
+    const g = parseGraph(`graph @m {
+  %0 = input {name="x"} : f32[32,787]
+  %1 = param {name="w"} : f32[787,10]
+  %2 = matmul %0, %1 : f32[32,10]
+  %3 = tanh %2 : f32[32,10]
+  output "y" = %3
+}`);
+    const p = runPipeline(g, { caps: CUDA_CAPS, verifyEach: true }).program;
+    expect(launchShapes(p).map((l) => [l.grid, l.block, l.shared])).toEqual([[1, 320, 4 * 32 * (32 + 10)]]);
+    // the clamp min(k, 786) as legalize writes it for CUDA
+    expect(printProgram(p)).toMatch(/select\(\w+ \* 32 \+ \w+ < 787, in_x\[[^\]]*select\(\w+ < 786, \w+, 786\)\], 0\.0\)/);
+    expectMatchesGraph(g, p);
   });
 });
