@@ -54,6 +54,17 @@ const OPS: OpTable<Fn1, Fn2> = {
   },
 };
 
+/** c without the parentheses around all of it (an if's own are enough; `if ((a == b))` draws warnings). */
+function unwrapped(c: string): string {
+  if (!c.startsWith('(')) return c;
+  let depth = 0;
+  for (let i = 0; i < c.length; i++) {
+    depth += c[i] === '(' ? 1 : c[i] === ')' ? -1 : 0;
+    if (depth === 0) return i === c.length - 1 ? c.slice(1, -1) : c;
+  }
+  return c;
+}
+
 /** Renders the statements of one launch. */
 class LaunchWriter {
   private readonly out: string[] = [];
@@ -122,6 +133,12 @@ class LaunchWriter {
           this.line(indent, `${this.array(s.buf)}[${this.expr(s.idx)}] = ${this.types.get(s.buf) === 'bool' ? `(unsigned char)(${v})` : v};`);
           break;
         }
+        case 'if':
+          // outside thread loops the condition reads no thread index: the block's barriers inside stay uniform
+          this.line(indent, `if (${unwrapped(this.expr(s.cond))}) {`);
+          this.stmts(s.body, `${indent}  `, inThread);
+          this.line(indent, '}');
+          break;
       }
     }
   }

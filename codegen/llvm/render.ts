@@ -410,6 +410,16 @@ class KernelBuilder {
         const { ptr, t, int8 } = this.pointer(s.buf, s.idx);
         const v = this.expr(s.value);
         b.CreateStore(t === 'bool' ? b.CreateZExt(v, b.getInt8Ty()) : int8 ? b.CreateTrunc(v, b.getInt8Ty()) : v, ptr);
+        return;
+      }
+      case 'if': {
+        const L = llvm();
+        const then = L.BasicBlock.Create(this.g.ctx, 'if.then', this.fn), end = L.BasicBlock.Create(this.g.ctx, 'if.end', this.fn);
+        b.CreateCondBr(this.expr(s.cond), then, end); // bool is i1
+        b.SetInsertPoint(then);
+        this.stmts(s.body);
+        b.CreateBr(end);
+        b.SetInsertPoint(end);
       }
     }
   }

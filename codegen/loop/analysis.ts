@@ -9,7 +9,7 @@ export { children as operands, usesVar } from './visit.js';
 /** Scalar operations executed by one run of the statements (loop extents times body sizes). */
 export function work(stmts: readonly Stmt[]): number {
   let w = 0;
-  for (const s of stmts) w += s.k === 'for' ? s.extent * Math.max(1, work(s.body)) : 1;
+  for (const s of stmts) w += s.k === 'for' ? s.extent * Math.max(1, work(s.body)) : s.k === 'if' ? 1 + work(s.body) : 1;
   return w;
 }
 
@@ -17,6 +17,7 @@ export function work(stmts: readonly Stmt[]): number {
 export function freeVars(stmts: readonly Stmt[], out = new Set<string>(), bound = new Set<string>()): Set<string> {
   for (const s of stmts) {
     if (s.k === 'for') { freeVars(s.body, out, new Set(bound).add(s.v)); continue; }
+    if (s.k === 'if') freeVars(s.body, out, new Set(bound)); // its decls are its own; its condition is read below
     for (const e of stmtExprs(s)) forEachExpr(e, (x) => { if (x.k === 'var' && !bound.has(x.name)) out.add(x.name); });
     if (s.k === 'decl' || s.k === 'local') bound.add(s.name);
     else if (s.k === 'assign' && !bound.has(s.name)) out.add(s.name);
@@ -90,6 +91,7 @@ function writesApart(loop: Extract<Stmt, { k: 'for' }>): boolean {
         inner.set(s.v, s.extent);
         visit(s.body, new Map([...around, [s.v, s.extent]]), env);
       }
+      if (s.k === 'if') visit(s.body, around, env);
     }
   };
   visit(loop.body, new Map(), new Map());

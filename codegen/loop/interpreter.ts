@@ -271,6 +271,10 @@ function compileKernel(k: Kernel, storage: ReadonlyMap<string, TypedArray>, opti
           data[i] = value();
         };
       }
+      case 'if': {
+        const cond = expr(s.cond), body = syms.within(() => block(s.body));
+        return () => { if (cond() !== 0) body(); };
+      }
       default: {
         const never: never = s;
         throw new Error(`kernel ${k.name}: unknown statement ${JSON.stringify(never)}`);

@@ -48,7 +48,13 @@ export type Stmt =
   | { readonly k: 'assign'; readonly name: string; readonly value: Expr }
   /** a small local array (a row cached in registers / stack, or a shared-memory tile on GPU) */
   | { readonly k: 'local'; readonly name: string; readonly t: Scalar; readonly size: number; readonly scope: 'register' | 'shared' }
-  | { readonly k: 'store'; readonly buf: string; readonly idx: Expr; readonly value: Expr };
+  | { readonly k: 'store'; readonly buf: string; readonly idx: Expr; readonly value: Expr }
+  /**
+   * The body runs only where cond (bool) holds: a tile's guarded tail (`if (i < M)`). The body is a scope of its own.
+   * On a GPU the condition of an `if` outside thread loops reads no thread index, so all of a block's threads take
+   * the same branch and the barriers of thread loops inside stay uniform.
+   */
+  | { readonly k: 'if'; readonly cond: Expr; readonly body: readonly Stmt[] };
 
 export type BufferKind = 'input' | 'param' | 'output' | 'temp' | 'const';
 
@@ -255,4 +261,5 @@ export const S = {
   assign: (name: string, value: Expr): Stmt => ({ k: 'assign', name, value }),
   local: (name: string, t: Scalar, size: number, scope: 'register' | 'shared' = 'register'): Stmt => ({ k: 'local', name, t, size, scope }),
   store: (buf: string, idx: Expr, value: Expr): Stmt => ({ k: 'store', buf, idx, value }),
+  if: (cond: Expr, body: Stmt[]): Stmt => ({ k: 'if', cond, body }),
 };

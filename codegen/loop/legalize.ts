@@ -70,6 +70,10 @@ class KernelLegalizer {
   private stmt(s: Stmt): Stmt {
     switch (s.k) {
       case 'for': return { ...s, body: this.body(s.body) };
+      case 'if': {
+        const cond = this.expr(s.cond); // its shared operands are declared before the if
+        return { ...s, cond, body: this.body(s.body) };
+      }
       case 'decl': return { ...s, init: this.expr(s.init) };
       case 'assign': return { ...s, value: this.expr(s.value) };
       case 'store': {
@@ -210,6 +214,7 @@ function namesOf(stmts: readonly Stmt[], out: Set<string>): Set<string> {
   };
   for (const s of stmts) {
     if (s.k === 'for') { out.add(s.v); namesOf(s.body, out); }
+    else if (s.k === 'if') { expr(s.cond); namesOf(s.body, out); }
     else if (s.k === 'decl') { out.add(s.name); expr(s.init); }
     else if (s.k === 'assign') { out.add(s.name); expr(s.value); }
     else if (s.k === 'local') out.add(s.name);

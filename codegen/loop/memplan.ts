@@ -29,19 +29,23 @@ export function accesses(stmts: readonly Stmt[], loads = new Set<string>(), stor
 /** A top-level statement of a kernel (one launch on a GPU), by kernel and position. */
 interface Launch { readonly kernel: number; readonly at: number; readonly stmt: Stmt }
 
-/** Where a statement list holds a load or store: the list, the statement's position in it, the loops around it. */
-interface Site { readonly list: readonly Stmt[]; readonly at: number; readonly loops: readonly For[]; readonly idx: Expr }
+/**
+ * Where a statement list holds a load or store: the list, the statement's position in it, the loops around it, and
+ * whether an if is around it (then it need not run once per iteration).
+ */
+interface Site { readonly list: readonly Stmt[]; readonly at: number; readonly loops: readonly For[]; readonly idx: Expr; readonly guarded: boolean }
 
 /** The stores of buffer `store` and the loads of buffer `load` in one launch, with where each happens. */
 function sites(launch: Stmt, store: string, load: string): { stores: Site[]; loads: Site[]; assigned: Set<string> } {
   const stores: Site[] = [], loads: Site[] = [], assigned = new Set<string>();
-  const visit = (list: readonly Stmt[], loops: readonly For[]) => list.forEach((s, at) => {
-    for (const e of stmtExprs(s)) forEachExpr(e, (x) => { if (x.k === 'load' && x.buf === load) loads.push({ list, at, loops, idx: x.idx }); });
-    if (s.k === 'store' && s.buf === store) stores.push({ list, at, loops, idx: s.idx });
+  const visit = (list: readonly Stmt[], loops: readonly For[], guarded: boolean) => list.forEach((s, at) => {
+    for (const e of stmtExprs(s)) forEachExpr(e, (x) => { if (x.k === 'load' && x.buf === load) loads.push({ list, at, loops, idx: x.idx, guarded }); });
+    if (s.k === 'store' && s.buf === store) stores.push({ list, at, loops, idx: s.idx, guarded });
     if (s.k === 'assign') assigned.add(s.name);
-    if (s.k === 'for') visit(s.body, [...loops, s]);
+    if (s.k === 'for') visit(s.body, [...loops, s], guarded);
+    if (s.k === 'if') visit(s.body, loops, true);
   });
-  visit([launch], []);
+  visit([launch], [], false);
   return { stores, loads, assigned };
 }
 
@@ -54,7 +58,7 @@ function sites(launch: Stmt, store: string, load: string): { stores: Site[]; loa
 function inPlaceInLaunch(w: Stmt, b: Buffer, p: string): boolean {
   const { stores, loads, assigned } = sites(w, b.name, p);
   const st = stores[0];
-  if (stores.length !== 1 || !st) return false;
+  if (stores.length !== 1 || !st || st.guarded) return false;
   if (st.loops.reduce((n, l) => n * l.extent, 1) !== b.size) return false;
   if ([...exprVars(st.idx)].some((v) => assigned.has(v))) return false;
   return loads.every((l) => l.list === st.list && l.at <= st.at && l.idx === st.idx);

@@ -75,6 +75,7 @@ export function printStmtHead(s: Stmt): string {
     case 'assign': return `${s.name} = ${printExpr(s.value)}`;
     case 'local': return `local ${s.name}: ${s.t}[${s.size}] ${s.scope}`;
     case 'store': return `${s.buf}[${printExpr(s.idx)}] = ${printExpr(s.value)}`;
+    case 'if': return `if ${printExpr(s.cond)} {`;
     default: {
       const never: never = s;
       return `<bad stmt ${JSON.stringify(never)}>`;
@@ -85,14 +86,14 @@ export function printStmtHead(s: Stmt): string {
 function printBody(body: readonly Stmt[], indent: string, out: string[]): void {
   for (const s of body) {
     out.push(indent + printStmtHead(s));
-    if (s.k === 'for') {
+    if (s.k === 'for' || s.k === 'if') {
       printBody(s.body, `${indent}  `, out);
       out.push(`${indent}}`);
     }
   }
 }
 
-/** Prints statements one per line, loop bodies indented by two spaces more (no trailing newline). */
+/** Prints statements one per line, loop and if bodies indented by two spaces more (no trailing newline). */
 export function printStmts(body: readonly Stmt[], indent = ''): string {
   const out: string[] = [];
   printBody(body, indent, out);

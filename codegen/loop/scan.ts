@@ -59,6 +59,7 @@ class Relocate extends ExprMutator {
   override stmt(s: Stmt): Stmt | readonly Stmt[] {
     switch (s.k) {
       case 'for': return { ...s, v: this.prefix + s.v, body: this.stmts(s.body) };
+      case 'if': return { ...s, cond: this.expr(s.cond), body: this.stmts(s.body) };
       case 'decl': return { ...s, name: this.prefix + s.name, init: this.expr(s.init) };
       case 'assign': return { ...s, name: this.prefix + s.name, value: this.expr(s.value) };
       case 'local': return { ...s, name: this.prefix + s.name };

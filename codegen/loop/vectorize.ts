@@ -79,6 +79,7 @@ export function promotable(body: readonly Stmt[]): Map<string, { size: number; v
       } else if (st.k === 'store') { access(st.buf, st.idx); expr(st.idx); expr(st.value); }
       else if (st.k === 'decl') expr(st.init);
       else if (st.k === 'assign') expr(st.value);
+      else if (st.k === 'if') { expr(st.cond); walk(st.body); }
     }
   };
   walk(body);

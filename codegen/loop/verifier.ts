@@ -72,8 +72,9 @@ export function verifyKernel(k: Kernel, buffers: readonly Buffer[]): string[] {
     if (idx.t !== 'i32') bad(`${what}: index ${printExpr(idx)} is ${idx.t}, not i32`);
     const r = rangeOf(idx, loops);
     if (!r) return;
-    // an exact range is reached; an inexact one is a superset, so only wholly out of range is sure
-    const out = r.exact ? r.lo < 0 || r.hi >= size : r.hi < 0 || r.lo >= size;
+    // an exact range is reached; an inexact one is a superset, so only wholly out of range is sure (under an if,
+    // every range is a superset of what is reached: the guard keeps a tile's tail in bounds, the interpreter checks it)
+    const out = r.exact && !guarded ? r.lo < 0 || r.hi >= size : r.hi < 0 || r.lo >= size;
     if (out) bad(`${what}: index ${printExpr(idx)} ranges over [${r.lo}, ${r.hi}], out of bounds for size ${size}`);
   };
 
@@ -211,6 +212,7 @@ export function verifyKernel(k: Kernel, buffers: readonly Buffer[]): string[] {
           sharedBytes += 4 * s.size;
           if (sharedBytes > MAX_SHARED_BYTES) bad(`shared local arrays of the block take ${sharedBytes} bytes, more than ${MAX_SHARED_BYTES}`);
         }
+        if (guarded && gpu === 'block') bad('a local array of a GPU block declared under an if (declare it in the block, outside the if)');
         declare(s.name, { kind: 'local', t: s.t, size: s.size, scope: s.scope, perThread: gpu === 'block' && s.scope === 'register' }, 'local array');
         return;
       case 'store': {
@@ -220,6 +222,18 @@ export function verifyKernel(k: Kernel, buffers: readonly Buffer[]): string[] {
         checkIndex(`store ${s.buf}`, s.idx, a?.size ?? Infinity);
         expr(s.value);
         if (a?.t && s.value.t !== a.t) bad(`stores ${s.value.t} into '${s.buf}', which holds ${a.t}`);
+        return;
+      }
+      case 'if': {
+        expr(s.cond);
+        if (s.cond.t !== 'bool') bad(`if condition is ${s.cond.t}, not bool`);
+        // a block loop under an if would not be a launch's grid; a thread loop under one is, its condition uniform
+        // over the block's threads (no thread index is in scope outside thread loops)
+        guarded++;
+        loopDepth++; // so no block loop is under it
+        syms.within(() => block(s.body));
+        loopDepth--;
+        guarded--;
         return;
       }
       default: {
@@ -238,7 +252,7 @@ export function verifyKernel(k: Kernel, buffers: readonly Buffer[]): string[] {
   }
 
   if (!IDENT.test(k.name)) bad(`kernel name is not an identifier`);
-  let loopDepth = 0, blockDepth = 0;
+  let loopDepth = 0, blockDepth = 0, guarded = 0;
   const loopNames = new Set<string>();
   if (k.body.some((s) => s.k === 'for' && s.kind === 'block') && !k.body.every((s) => s.k === 'for' && s.kind === 'block')) {
     bad('a kernel with GPU block loops must have nothing else at its top level (each block nest is one launch)');

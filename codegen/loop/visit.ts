@@ -120,6 +120,7 @@ export function usesVar(e: Expr, v: string): boolean {
 export function stmtExprs(s: Stmt): readonly Expr[] {
   switch (s.k) {
     case 'for': case 'local': return [];
+    case 'if': return [s.cond];
     case 'decl': return [s.init];
     case 'assign': return [s.value];
     case 'store': return [s.idx, s.value];
@@ -130,6 +131,10 @@ export function stmtExprs(s: Stmt): readonly Expr[] {
 export function mapStmtExprs(s: Stmt, f: (e: Expr) => Expr): Stmt {
   switch (s.k) {
     case 'for': case 'local': return s;
+    case 'if': {
+      const cond = f(s.cond);
+      return cond === s.cond ? s : { ...s, cond };
+    }
     case 'decl': {
       const init = f(s.init);
       return init === s.init ? s : { ...s, init };
@@ -147,15 +152,22 @@ export function mapStmtExprs(s: Stmt, f: (e: Expr) => Expr): Stmt {
 
 /**
  * Calls f on every statement, pre-order, with the loops around it (outermost first); f returning false skips
- * a loop's body.
+ * a loop's or an if's body (an if is no loop: its body sees the same loops).
  */
 export function walkStmts(body: readonly Stmt[], f: (s: Stmt, loops: readonly For[]) => boolean | void, loops: For[] = []): void {
   for (const s of body) {
-    if (f(s, loops) === false || s.k !== 'for') continue;
+    if (f(s, loops) === false) continue;
+    if (s.k === 'if') walkStmts(s.body, f, loops);
+    if (s.k !== 'for') continue;
     loops.push(s);
     walkStmts(s.body, f, loops);
     loops.pop();
   }
+}
+
+/** The statements a loop or an if holds (none for the others). */
+export function bodyOf(s: Stmt): readonly Stmt[] {
+  return s.k === 'for' || s.k === 'if' ? s.body : [];
 }
 
 /** Calls f on every expression held by the statements, at any depth (each occurrence, pre-order). */
@@ -164,14 +176,14 @@ export function forEachStmtExpr(body: readonly Stmt[], f: (e: Expr) => void): vo
 }
 
 /**
- * Rebuilds statements bottom-up: a loop's body first, then f of the statement, which may return it, another one,
- * or a list spliced in its place. Returns `body` itself when nothing changed.
+ * Rebuilds statements bottom-up: a loop's or an if's body first, then f of the statement, which may return it,
+ * another one, or a list spliced in its place. Returns `body` itself when nothing changed.
  */
 export function mapStmts(body: readonly Stmt[], f: (s: Stmt) => Stmt | readonly Stmt[]): readonly Stmt[] {
   let out: Stmt[] | undefined;
   body.forEach((s, i) => {
     let t: Stmt | readonly Stmt[] = s;
-    if (s.k === 'for') {
+    if (s.k === 'for' || s.k === 'if') {
       const inner = mapStmts(s.body, f);
       t = inner === s.body ? s : { ...s, body: inner };
     }
@@ -219,11 +231,15 @@ export class ExprMutator {
     return out ?? body;
   }
 
-  /** One statement rewritten: by default its expressions and, for a loop, its body. */
+  /** One statement rewritten: by default its expressions and, for a loop or an if, its body. */
   stmt(s: Stmt): Stmt | readonly Stmt[] {
     switch (s.k) {
       case 'for': return this.loop(s);
       case 'decl': return this.decl(s);
+      case 'if': {
+        const cond = this.expr(s.cond), body = this.stmts(s.body);
+        return cond === s.cond && body === s.body ? s : { ...s, cond, body };
+      }
       default: return mapStmtExprs(s, (e) => this.expr(e));
     }
   }

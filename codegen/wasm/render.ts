@@ -228,6 +228,8 @@ class KernelRenderer {
         const a = this.address(s.buf, s.idx);
         return w.store(a.mem, a.offset, a.ptr, this.expr(s.value));
       }
+      case 'if':
+        return w.if(this.expr(s.cond), w.block(this.stmts(s.body)));
     }
   }
 

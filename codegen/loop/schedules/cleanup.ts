@@ -13,6 +13,10 @@ import { primitive } from './primitive.js';
 function drop(body: readonly Stmt[], zeros: ReadonlyMap<string, Expr> = new Map()): Stmt[] {
   const memo = new Map<Expr, Expr>();
   return body.flatMap((s): Stmt[] => {
+    if (s.k === 'if') {
+      const t = zeros.size ? mapStmtExprs(s, (e) => substExpr(e, zeros, memo)) as typeof s : s, inner = drop(s.body, zeros);
+      return [t === s && inner.length === s.body.length && inner.every((x, i) => x === s.body[i]) ? s : { ...t, body: inner }];
+    }
     if (s.k !== 'for') return [zeros.size ? mapStmtExprs(s, (e) => substExpr(e, zeros, memo)) : s];
     if (s.extent === 1 && s.kind === 'serial') return drop(s.body, new Map(zeros).set(s.v, E.i32(0)));
     const inner = drop(s.body, zeros);
@@ -20,7 +24,7 @@ function drop(body: readonly Stmt[], zeros: ReadonlyMap<string, Expr> = new Map(
   });
 }
 
-const hasUnit = (body: readonly Stmt[]): boolean => body.some((s) => s.k === 'for' && ((s.extent === 1 && s.kind === 'serial') || hasUnit(s.body)));
+const hasUnit = (body: readonly Stmt[]): boolean => body.some((s) => (s.k === 'for' && ((s.extent === 1 && s.kind === 'serial') || hasUnit(s.body))) || (s.k === 'if' && hasUnit(s.body)));
 
 /** The top-level statements dropUnitLoops works in: all, or the top-level loop `loop` alone. */
 const within = (body: readonly Stmt[], loop: string | undefined) => (loop === undefined ? body : body.filter((s) => s.k === 'for' && s.v === loop));
@@ -52,6 +56,7 @@ function renumbered(body: readonly Stmt[], buffers: readonly Buffer[]): Stmt[] {
   let unique = true;
   const number = (ss: readonly Stmt[]): void => {
     for (const s of ss) {
+      if (s.k === 'if') number(s.body);
       const name = s.k === 'for' ? s.v : s.k === 'decl' || s.k === 'local' ? s.name : undefined;
       if (name === undefined) continue;
       if (names.has(name)) unique = false;
@@ -74,6 +79,7 @@ function renumbered(body: readonly Stmt[], buffers: readonly Buffer[]): Stmt[] {
   const visit = (ss: readonly Stmt[]): Stmt[] => ss.map((s): Stmt => {
     switch (s.k) {
       case 'for': return { ...s, v: to(s.v), body: visit(s.body) };
+      case 'if': return { ...s, cond: ex(s.cond), body: visit(s.body) };
       case 'decl': return { ...s, name: to(s.name), init: ex(s.init) };
       case 'local': return { ...s, name: to(s.name) };
       case 'assign': return { ...s, name: to(s.name), value: ex(s.value) };
@@ -121,6 +127,13 @@ function renumberedScoped(body: readonly Stmt[]): Stmt[] {
         const inner = visit(s.body);
         scopes.pop();
         return { ...s, v, body: inner };
+      }
+      case 'if': {
+        const cond = ex(s.cond);
+        scopes.push(new Map());
+        const inner = visit(s.body);
+        scopes.pop();
+        return { ...s, cond, body: inner };
       }
       case 'decl': {
         const init = ex(s.init);

@@ -52,6 +52,7 @@ function renamed(stmts: readonly Stmt[], names: ReadonlyMap<string, string>): St
   const visit = (ss: readonly Stmt[]): Stmt[] => ss.map((s): Stmt => {
     switch (s.k) {
       case 'for': return { ...s, v: re(s.v), body: visit(s.body) };
+      case 'if': return { ...s, body: visit(s.body) };
       case 'decl': case 'local': return { ...s, name: re(s.name) };
       case 'assign': return { ...s, name: re(s.name) };
       case 'store': return { ...s, buf: re(s.buf) };
@@ -128,6 +129,7 @@ function rewriteAll(stmts: readonly Stmt[], g: (e: Expr) => Expr | undefined): S
   const out = stmts.map(function visit(s: Stmt): Stmt {
     switch (s.k) {
       case 'for': return { ...s, body: s.body.map(visit) };
+      case 'if': return { ...s, cond: ex(s.cond), body: s.body.map(visit) };
       case 'decl': return { ...s, init: ex(s.init) };
       case 'assign': return { ...s, value: ex(s.value) };
       case 'store': return { ...s, idx: ex(s.idx), value: ex(s.value) };

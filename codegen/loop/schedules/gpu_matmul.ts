@@ -5,7 +5,7 @@
 // its tm x tn register tile; the epilogue stores the roots. Each output is still the sum over k in ascending order.
 // gpu_grid.ts runs it on each matmul nest of a kernel, in three parts around the one bind of the whole kernel (the
 // verifier wants a kernel's top level all launches or none): tileMatmul, then bind, finishMatmul and renameMatmul.
-import { type GpuCaps, type MatmulTiles, matmulTiles } from '../gpu.js';
+import { type GpuCaps, type MatmulTiles, matmulCycles, matmulTiles } from '../gpu.js';
 import type { Expr, Stmt } from '../ir.js';
 import { bind, privatize } from './bind.js';
 import { cacheShared, distribute } from './cache_shared.js';
@@ -16,12 +16,14 @@ import { fuse } from './fuse.js';
 import { dropUnitLoops, simplifyIndices } from './cleanup.js';
 import { addUnitLoop, expand, renumberNests, scaleDecl } from './gpu_loops.js';
 import { hoist } from './hoist.js';
+import { pad } from './pad.js';
 import { unroll } from './kinds.js';
 import { type For, affineOf, readsOf, varsOf } from './loops.js';
 import type { Schedule } from './primitive.js';
 import { reorder } from './reorder.js';
 import { split } from './split.js';
 import { pureDecls } from '../analysis.js';
+import { walkStmts } from '../visit.js';
 
 /** A plain matmul nest: its loops, accumulator, reduction loop (absent when K is 1) and operand decls. */
 export interface MatmulNest {
@@ -135,13 +137,19 @@ export function matmulNest(top: For, outside: ReadonlySet<string> = new Set(), l
     [a, b] = [b, a];
   }
   const [cA, cB] = a === v.b.a.name ? [ca, cb] : [cb, ca];
-  // the epilogue: decls and stores only, at the row-major index of the nest's full shape
+  // the epilogue: decls and stores only (a padded tail's stores guarded), at the row-major index of the nest's full shape
   const epi = body.slice(updateAt + 1);
-  if (!epi.every((s) => s.k === 'decl' || s.k === 'store') || !epi.some((s) => s.k === 'store') || readsOf(step.slice(0, -1)).has(d.name)) return undefined;
+  const guarded = (s: Stmt): Stmt[] | undefined => (s.k === 'store' ? [s] : s.k !== 'if' ? undefined : s.body.every((x) => guarded(x)) ? s.body.flatMap((x) => guarded(x)!) : undefined);
+  const stores = epi.flatMap((s) => (s.k === 'decl' ? [] : guarded(s) ?? [s]));
+  // a padded loop's (pad.ts) stores are guarded by `v < n`: its extent in the nest's shape is n
+  const bounds = new Map<string, number>();
+  walkStmts(epi, (s) => { if (s.k === 'if' && s.cond.k === 'binary' && s.cond.op === 'lt' && s.cond.a.k === 'var' && s.cond.b.k === 'const') bounds.set(s.cond.a.name, s.cond.b.v); });
+  const extent = (l: For) => Math.min(l.extent, bounds.get(l.v) ?? l.extent);
+  if (!stores.every((s) => s.k === 'store') || !stores.length || readsOf(step.slice(0, -1)).has(d.name)) return undefined;
   let stride = 1;
   const want = new Map<string, number>();
-  for (let x = chain.length - 1; x >= 0; x--) { if (chain[x]!.extent > 1) want.set(chain[x]!.v, stride); stride *= chain[x]!.extent; }
-  for (const s of epi) {
+  for (let x = chain.length - 1; x >= 0; x--) { if (extent(chain[x]!) > 1) want.set(chain[x]!.v, stride); stride *= extent(chain[x]!); }
+  for (const s of stores) {
     if (s.k !== 'store') continue;
     if (locals.has(s.buf)) return undefined; // a row cache, not a root
     const f = affineOf(s.idx);
@@ -176,12 +184,18 @@ export interface TiledMatmul {
  * unless given).
  */
 export function tileMatmul(s: Schedule, top: string, g: GpuCaps, tiles?: MatmulTiles): TiledMatmul {
-  const root = s.body.find((x): x is For => x.k === 'for' && x.v === top)!;
-  const m = matmulNest(root, new Set(pureDecls(s.body).keys()), localsOf(s.body))!;
-  const { i, j, acc } = m;
+  const nest = () => matmulNest(s.body.find((x): x is For => x.k === 'for' && x.v === top)!, new Set(pureDecls(s.body).keys()), localsOf(s.body))!;
+  let m = nest();
   const from = Number(/\d+$/.exec(top)?.[0] ?? 0);
-  const M = i.extent, N = j.extent, K = m.K;
-  const chosen = tiles ?? matmulTiles(M, N, K, m.batch.reduce((n, l) => n * l.extent, 1), g);
+  // K padded to the step's multiple where both operands are computed in the step (zeroed past K: pad.ts); M and N
+  // keep dividing tiles (their guarded stores would need the legality proofs to read the guards)
+  const padK = !!m.k && [m.a, m.b].every((x) => m.k!.body.some((d) => d.k === 'decl' && d.name === x));
+  const chosen = tiles ?? paddedTiles(m.i.extent, m.j.extent, m.K, m.batch.reduce((n, l) => n * l.extent, 1), g, padK, false);
+  if (m.k && m.K % chosen.bk) {
+    s.apply(pad, { loop: m.k.v, to: Math.ceil(m.K / chosen.bk) * chosen.bk, zero: [m.a, m.b] });
+    m = nest();
+  }
+  const { i, j, acc } = m;
   const { bm, bn, bk, tm, tn } = chosen;
   const f = (p: string) => s.fresh(p);
   const [gi, ii, ti, mi, gj, jj, tj, ni] = ['g', 'ii', 'ty', 'm', 'g', 'jj', 'tx', 'n'].map(f) as [string, string, string, string, string, string, string, string];
@@ -265,6 +279,36 @@ export function finishMatmul(s: Schedule, t: TiledMatmul): void {
   s.apply(expand, { loop: n2 });
   s.apply(hoist, { loop: m2 });
   s.apply(unroll, { loops: [mi, ni, m2, m3, n3] });
+}
+
+/** Tile extents for n: its divisors up to 128, and (padding it) the powers of two from 4 below 2n. */
+function extents(n: number, max: number, padded: boolean): number[] {
+  const out = new Set<number>();
+  for (let d = 1; d <= Math.min(n, max); d++) if (n % d === 0) out.add(d);
+  if (padded) for (let p = 4; p <= max && p < 2 * n; p *= 2) out.add(p);
+  return [...out];
+}
+
+/**
+ * matmulTiles' choice (every tile divides its extent), or cheaper tiles by the cost model on the sizes padded to
+ * them (M and N always may be; K where padK): tails guarded, so K = 787 or N = 10 keep a large tile.
+ */
+export function paddedTiles(M: number, N: number, K: number, batch: number, g: GpuCaps, padK: boolean, padMN = true): MatmulTiles {
+  const exact = matmulTiles(M, N, K, batch, g);
+  let best = exact, bestCost = matmulCycles(M, N, K, batch, exact, g);
+  const up = (n: number, t: number) => Math.ceil(n / t) * t;
+  for (const bm of extents(M, 128, padMN)) for (const bn of extents(N, 128, padMN)) {
+    for (const tm of extents(bm, 8, false)) for (const tn of extents(bn, 8, false)) {
+      const T = (bm / tm) * (bn / tn);
+      if (T > g.maxThreadsPerBlock || tm * tn > 64) continue;
+      for (const bk of extents(K, 32, padK)) {
+        if (4 * bk * (bm + bn) > g.sharedPerBlock) continue;
+        const t = { bm, bn, bk, tm, tn }, c = matmulCycles(up(M, bm), up(N, bn), up(K, bk), batch, t, g);
+        if (c < bestCost) { best = t; bestCost = c; }
+      }
+    }
+  }
+  return best;
 }
 
 /** After finishMatmul: each nest's unit loops dropped and indices simplified, then lowering's names for all. */

@@ -8,7 +8,7 @@
 //   - `name`: the stage name `--dump-after schedule:<name>` shows (split, reorder, tile, fission, cacheWrite,
 //     accumulateInto, liftLocal, cacheRead, hoist, pack, unroll, vectorize, fold, parallel, fuse, launch, sinkDecls, bind
 //     (GPU blocks and threads), dropUnitLoops, simplify, renumber; for GPU tiles also addUnitLoop, expand, scaleDecl,
-//     renumberNests, computeAt, privatize, cacheShared, distribute, rfactor, the one that reassociates, and
+//     renumberNests, computeAt, privatize, cacheShared, distribute, pad (a tail guarded), rfactor, the one that reassociates, and
 //     treeThreads, which runs a declared reduction tree (gpu_reduce.ts) on a block's threads in its declared order);
 //   - `check(kernel, args)`: why it does not apply (one line), or undefined. Legality lives here: a primitive
 //     refuses rather than change a result (reorder keeps a reduction's loops in order, fission needs disjoint
@@ -65,15 +65,16 @@ export { addUnitLoop, expand, renumberNests, scaleDecl } from './gpu_loops.js';
 export { computeAt } from './compute_at.js';
 export { cacheShared, distribute } from './cache_shared.js';
 export { rfactor } from './rfactor.js';
+export { pad } from './pad.js';
 export { gpuGrid } from './gpu_grid.js';
 export { gpuReduce, treeParts, treeThreads } from './gpu_reduce.js';
-export { finishMatmul, matmulNest, matmulTops, renameMatmuls, scheduleMatmul, tileMatmul } from './gpu_matmul.js';
+export { finishMatmul, matmulNest, matmulTops, paddedTiles, renameMatmuls, scheduleMatmul, tileMatmul } from './gpu_matmul.js';
 
 /** The names of the schedule steps (every primitive), as `--dump-after schedule:<name>` takes them. */
 export const SCHEDULE_STEPS: readonly string[] = [
   'split', 'reorder', 'tile', 'fission', 'cacheWrite', 'accumulateInto', 'liftLocal', 'cacheRead', 'hoist', 'pack',
   'unroll', 'vectorize', 'fold', 'parallel', 'fuse', 'launch', 'sinkDecls', 'bind', 'dropUnitLoops', 'simplify', 'renumber',
-  'addUnitLoop', 'expand', 'scaleDecl', 'renumberNests', 'computeAt', 'privatize', 'cacheShared', 'distribute', 'rfactor', 'treeThreads',
+  'addUnitLoop', 'expand', 'scaleDecl', 'renumberNests', 'computeAt', 'privatize', 'cacheShared', 'distribute', 'rfactor', 'treeThreads', 'pad',
 ];
 
 /** A schedule recipe: applies primitives to the nests of a kernel it fits (and leaves the others alone). */

@@ -152,9 +152,9 @@ export function substStmts(stmts: readonly Stmt[], m: ReadonlyMap<string, Expr>)
   const memo = new Map<Expr, Expr>();
   const ex = (e: Expr): Expr => substExpr(e, m, memo);
   const map = (ss: readonly Stmt[]): Stmt[] => ss.map((s): Stmt => {
-    if (s.k !== 'for') return mapOwnExprs(s, ex);
-    const body = map(s.body);
-    return body.every((x, i) => x === s.body[i]) ? s : { ...s, body };
+    if (s.k !== 'for' && s.k !== 'if') return mapOwnExprs(s, ex);
+    const t = mapOwnExprs(s, ex) as typeof s, body = map(s.body); // an if's condition, then its body
+    return t === s && body.every((x, i) => x === s.body[i]) ? s : { ...t, body };
   });
   return map(stmts);
 }
@@ -175,9 +175,9 @@ export function mapStmtExprs(stmts: readonly Stmt[], f: (e: Expr) => Expr): Stmt
   const memo = new Map<Expr, Expr>();
   const ex = (e: Expr): Expr => mapExpr(e, f, memo);
   const map = (ss: readonly Stmt[]): Stmt[] => ss.map((s): Stmt => {
-    if (s.k !== 'for') return mapOwnExprs(s, ex);
-    const body = map(s.body);
-    return body.every((x, i) => x === s.body[i]) ? s : { ...s, body };
+    if (s.k !== 'for' && s.k !== 'if') return mapOwnExprs(s, ex);
+    const t = mapOwnExprs(s, ex) as typeof s, body = map(s.body); // an if's condition, then its body
+    return t === s && body.every((x, i) => x === s.body[i]) ? s : { ...t, body };
   });
   return map(stmts);
 }
@@ -186,6 +186,7 @@ export function mapStmtExprs(stmts: readonly Stmt[], f: (e: Expr) => Expr): Stmt
 export function declaredNames(stmts: readonly Stmt[], out = new Set<string>()): Set<string> {
   for (const s of stmts) {
     if (s.k === 'for') { out.add(s.v); declaredNames(s.body, out); }
+    else if (s.k === 'if') declaredNames(s.body, out);
     else if (s.k === 'decl' || s.k === 'local') out.add(s.name);
   }
   return out;
@@ -204,6 +205,7 @@ export function ownExprs(s: Stmt): Expr[] {
     case 'decl': return [s.init];
     case 'assign': return [s.value];
     case 'store': return [s.idx, s.value];
+    case 'if': return [s.cond];
     default: return [];
   }
 }
@@ -220,6 +222,7 @@ export function readsOf(stmts: readonly Stmt[]): Set<string> {
       }
       if (s.k === 'store' || s.k === 'assign') out.add(s.k === 'store' ? s.buf : s.name);
       if (s.k === 'for') { bound.add(s.v); visit(s.body); }
+      if (s.k === 'if') visit(s.body);
       if (s.k === 'decl' || s.k === 'local') bound.add(s.name);
     }
   };
@@ -263,6 +266,7 @@ export function accesses(stmts: readonly Stmt[]): { arrays: Access[]; assigned: 
       else if (s.k === 'assign') assigned.add(s.name);
       else if (s.k === 'decl' || s.k === 'local') declared.add(s.name);
       else if (s.k === 'for') visit(s.body, new Map([...inner, [s.v, s.extent]]));
+      else if (s.k === 'if') visit(s.body, inner);
     }
   };
   visit(stmts, new Map());
