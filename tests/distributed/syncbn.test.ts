@@ -1,0 +1,138 @@
+// BatchNormalization({ synchronized: true }) (Keras's SyncBatchNormalization): batch statistics all-reduced over the
+// ranks of a data-parallel step; on one process (the all-reduce the identity) plain BatchNormalization bit for bit.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hasTool } from '../../codegen/llvm/firmware.js';
+import { CUDA_CAPS } from '../../codegen/cuda/target.js';
+import { LLVM_CAPS } from '../../codegen/llvm/target.js';
+import { WASM_CAPS } from '../../codegen/wasm/target.js';
+import { compile } from '../../compiler.js';
+import { describePlan } from '../../driver/pipeline.js';
+import { topoSort } from '../../ir/graph.js';
+import { interpret } from '../../ir/interpreter.js';
+import { fuse } from '../../passes/fuse.js';
+import type { TypedArray } from '../../ir/types.js';
+import * as keras from '../../frontend/index.js';
+import { compileModel, traceTrainStep } from '../../frontend/models/training.js';
+import { writeNpy } from '../../runtime/npy.js';
+import { readTensors, relativeDiff } from '../native.js';
+import { runBoth } from '../passes/differential.js';
+
+function data(seed: number, n: number, classes?: number): Float32Array | Int32Array {
+  let s = seed;
+  const next = () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648;
+  return classes ? Int32Array.from({ length: n }, () => Math.floor(next() * classes)) : Float32Array.from({ length: n }, () => Math.fround(next() * 2 - 1));
+}
+
+/** Dense, BatchNormalization (synchronized or not), Dense: the same initial weights for a given seed. */
+function mlp(synchronized: boolean): keras.Model {
+  keras.utils.setRandomSeed(5);
+  const model = keras.Sequential([
+    keras.layers.Dense(16, { activation: 'relu', inputShape: [12], name: 'd1' }), keras.layers.BatchNormalization({ synchronized, momentum: 0.5, name: 'bn' }),
+    keras.layers.Dense(4, { activation: 'softmax', name: 'd2' }),
+  ]);
+  model.compile({ optimizer: 'adam', loss: 'sparse_categorical_crossentropy' });
+  return model;
+}
+
+describe('synchronized BatchNormalization on one process', () => {
+  it('trains what plain BatchNormalization trains, bit for bit: the interpreter, and the loop program scheduled for wasm, llvm and cuda', () => {
+    const steps = [true, false].map((sync) => {
+      const model = mlp(sync), c = compileModel(model, { optimizer: keras.optimizers.SGD({ learningRate: 0.5 }), loss: 'sparse_categorical_crossentropy' });
+      return traceTrainStep(model, c, [[8, 12]], [[8]]);
+    });
+    const [sync, plain] = steps as [ReturnType<typeof traceTrainStep>, ReturnType<typeof traceTrainStep>];
+    expect(topoSort(sync.graph).filter((n) => n.op === 'allreduce').length).toBe(4); // two forward, two backward
+    const params: Record<string, TypedArray> = Object.fromEntries(plain.variables.map((v) => [v.path, v.data]));
+    const feed = (g: typeof plain.graph) => ({ [g.inputs[0]!.attrs['name'] as string]: data(1, 8 * 12), [g.inputs[1]!.attrs['name'] as string]: data(2, 8, 4) });
+    const inputs = feed(sync.graph), want = interpret(plain.graph, feed(plain.graph), params), got = interpret(sync.graph, inputs, params);
+    for (const [p, v] of want.updates) expect(Array.from(got.updates.get(p)!.data), p).toEqual(Array.from(v.data));
+    for (const [o, v] of want.outputs) expect(Array.from(got.outputs.get(o)!.data), o).toEqual(Array.from(v.data));
+    for (const caps of [WASM_CAPS, LLVM_CAPS, CUDA_CAPS]) {
+      const d = runBoth(sync.graph, inputs, params, caps);
+      expect(d.diffs).toEqual([]);
+      if (!caps.gpu) for (const [p, v] of want.updates) expect(Array.from(d.got.updates.get(p)!), p).toEqual(Array.from(v.data));
+    }
+  });
+
+  it('each all-reduce is a kernel of its own', () => {
+    const model = mlp(true), c = compileModel(model, { optimizer: 'sgd', loss: 'sparse_categorical_crossentropy' });
+    const plan = fuse(traceTrainStep(model, c, [[8, 12]], [[8]]).graph);
+    const alone = plan.kernels.filter((k) => k.ops.includes('allreduce'));
+    expect(alone.length).toBe(4);
+    for (const k of alone) expect([k.ops, k.nests.length, k.nests[0]!.roots.map((r) => r.op)]).toEqual([['allreduce'], 1, ['allreduce']]);
+    expect(describePlan(plan)).toMatch(/k\d+_allreduce: 1 nest\(s\) \[allreduce\]/);
+  });
+
+  it('eager training calls equal plain BatchNormalization\'s', () => {
+    const x = new keras.Tensor('float32', [6, 12], data(3, 6 * 12) as Float32Array);
+    const [a, b] = [mlp(true), mlp(false)].map((m) => m(x, { training: true }) as keras.Tensor);
+    expect(Array.from(a!.data)).toEqual(Array.from(b!.data));
+  });
+});
+
+describe('synchronized in Keras files', () => {
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'kiln-syncbn-keras-'));
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+  it('round-trips through .keras as Keras writes it ("synchronized": true)', async () => {
+    const file = path.join(tmp, 'm.keras');
+    await mlp(true).save(file);
+    const loaded = await keras.saving.loadModel(file);
+    expect((loaded.layers[1] as keras.layers.BatchNormalization).synchronized).toBe(true);
+    expect(JSON.stringify(loaded.layers[1]!.getConfig())).toContain('"synchronized":true');
+  });
+
+  it('a non-boolean is refused in one line', () => {
+    expect(() => keras.layers.BatchNormalization({ synchronized: 'yes' as unknown as boolean })).toThrow('BatchNormalization: synchronized must be true or false, got yes');
+  });
+});
+
+const missing = ['mpicc', 'mpirun'].filter((t) => !hasTool(t));
+describe.skipIf(missing.length > 0)(`synchronized BatchNormalization under mpirun${missing.length ? `: skipped, ${missing.join(' and ')} not installed (openmpi-bin, libopenmpi-dev)` : ''}`, () => {
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'kiln-syncbn-'));
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+  const env = { ...process.env, OMPI_ALLOW_RUN_AS_ROOT: '1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1', OMPI_MCA_rmaps_base_oversubscribe: '1' };
+  const dirs = new Map<string, string>();
+  beforeAll(async () => {
+    for (const [sync, b] of [[true, 16], [true, 8], [false, 8]] as const) {
+      const outDir = path.join(tmp, `${sync ? 'sync' : 'local'}-b${b}`);
+      await compile(mlp(sync), { target: 'llvm', train: true, distributed: 'mpi', batchSize: b, maxBatch: 1, outDir });
+      dirs.set(`${sync}${b}`, outDir);
+    }
+    // 10 steps of 16; 6 rows left over, which a BatchNormalization model leaves out (it trains whole batches)
+    writeFileSync(path.join(tmp, 'x.npy'), writeNpy('float32', [166, 12], data(12345, 166 * 12)));
+    writeFileSync(path.join(tmp, 'y.npy'), writeNpy('int32', [166], data(54321, 166, 4)));
+  }, 240_000);
+  const run = (ranks: number, dir: string, out: string) =>
+    spawnSync('mpirun', ['--oversubscribe', '-np', String(ranks), path.join(dirs.get(dir)!, 'model_train'), '--out', out, 'x.npy', 'y.npy'], { cwd: tmp, env });
+
+  it('llvm: 2 ranks at 8 rows give the weights 1 rank at 16 gives after 10 steps (within 1e-6); local statistics do not', () => {
+    const one = run(1, 'true16', 'r1.safetensors'), two = run(2, 'true8', 'r2.safetensors');
+    expect(one.status, one.stderr.toString()).toBe(0);
+    expect(two.status, two.stderr.toString()).toBe(0);
+    expect(one.stderr.toString()).toContain('6 of the 166 training rows are left out of each epoch');
+    const moving = (f: string) => readTensors(path.join(tmp, f)).find((t) => t.name.endsWith('moving_mean'))!.data;
+    const initial = readTensors(path.join(dirs.get('true16')!, 'weights.safetensors'))[0]!.data;
+    expect(Math.max(...readTensors(path.join(tmp, 'r1.safetensors'))[0]!.data.map((v, i) => Math.abs(v - initial[i]!)))).toBeGreaterThan(1e-3); // it trained
+    expect(Math.max(...moving('r1.safetensors').map(Math.abs))).toBeGreaterThan(1e-2);
+    expect(relativeDiff(path.join(tmp, 'r1.safetensors'), path.join(tmp, 'r2.safetensors'))).toBeLessThanOrEqual(1e-6);
+    expect(run(2, 'false8', 'l2.safetensors').status).toBe(0);
+    expect(relativeDiff(path.join(tmp, 'r1.safetensors'), path.join(tmp, 'l2.safetensors'))).toBeGreaterThan(1e-3);
+  }, 120_000);
+
+  it('two runs on 2 ranks write bitwise identical weights', () => {
+    run(2, 'true8', 'a.safetensors');
+    run(2, 'true8', 'b.safetensors');
+    expect(readFileSync(path.join(tmp, 'a.safetensors')).equals(readFileSync(path.join(tmp, 'b.safetensors')))).toBe(true);
+  }, 120_000);
+
+  it('the model file calls kiln_allreduce after each all-reduce kernel', () => {
+    const syms = execFileSync('nm', ['-u', path.join(dirs.get('true8')!, 'model.o')]).toString();
+    expect(syms).toMatch(/\bkiln_allreduce\b/);
+    expect(execFileSync('nm', ['-u', path.join(dirs.get('false8')!, 'model.o')]).toString()).not.toMatch(/\bkiln_allreduce\b/);
+  });
+});
