@@ -12,7 +12,7 @@ import { LLVM_CAPS } from '../../codegen/llvm/target.js';
 import { WASM_CAPS } from '../../codegen/wasm/target.js';
 import { compile } from '../../compiler.js';
 import { describePlan } from '../../driver/pipeline.js';
-import { topoSort } from '../../ir/graph.js';
+import { Builder, topoSort } from '../../ir/graph.js';
 import { interpret } from '../../ir/interpreter.js';
 import { fuse } from '../../passes/fuse.js';
 import type { TypedArray } from '../../ir/types.js';
@@ -110,6 +110,12 @@ describe('synchronized in Keras files', () => {
     const layers = (JSON.parse(strFromU8(unzipSync(readFileSync(file))['config.json']!)) as { config: { layers: { class_name: string; config: Record<string, unknown> }[] } }).config.layers;
     expect(layers.find((l) => l.class_name === 'BatchNormalization')!.config['synchronized']).toBe(true);
     expect((await keras.saving.loadModel(file)).layers.some((l) => l instanceof keras.layers.BatchNormalization && l.synchronized)).toBe(true);
+  });
+
+  it('the allreduce op takes one float32 operand', () => {
+    const b = new Builder();
+    expect(() => b.emit('allreduce', [b.input('i', { dtype: 'int32', shape: [2] })])).toThrow('allreduce: expects float32, got i32[2]');
+    expect(() => b.emit('allreduce', [])).toThrow('allreduce: expects 1 operand(s), got 0');
   });
 
   it('a non-boolean is refused in one line', () => {
