@@ -89,6 +89,12 @@ describe('synchronized BatchNormalization on one process', () => {
     const x = new keras.Tensor('float32', [6, 12], data(3, 6 * 12) as Float32Array);
     const [a, b] = [mlp(true), mlp(false)].map((m) => m(x, { training: true }) as keras.Tensor);
     expect(Array.from(a!.data)).toEqual(Array.from(b!.data));
+    // over several axes: channels last and axis 1 of a 4-d input
+    const x4 = new keras.Tensor('float32', [2, 3, 4, 5], data(4, 120) as Float32Array);
+    for (const axis of [-1, 1]) {
+      const [c, d] = [true, false].map((synchronized) => keras.layers.BatchNormalization({ axis, synchronized })(x4, { training: true }) as keras.Tensor);
+      expect(Array.from(c!.data)).toEqual(Array.from(d!.data));
+    }
   });
 });
 
