@@ -14,7 +14,8 @@ export const LOGICAL_OPS = ['and', 'or'] as const;
 export const REDUCE_OPS = ['reduce_sum', 'reduce_max', 'reduce_min', 'reduce_prod'] as const;
 export const ARG_OPS = ['argmax', 'argmin'] as const;
 export const MOVEMENT_OPS = ['reshape', 'transpose', 'broadcast', 'slice', 'pad', 'concat', 'gather'] as const;
-export const OTHER_OPS = ['cast', 'select', 'matmul', 'conv', 'reduce_window', 'random_uniform', 'scan'] as const;
+/** `allreduce`: the sum of its operand over the processes of a data-parallel step (one process: the operand itself). */
+export const OTHER_OPS = ['cast', 'select', 'matmul', 'conv', 'reduce_window', 'random_uniform', 'scan', 'allreduce'] as const;
 /** int8 quantization (ir/quant.ts defines their integer semantics). */
 export const QUANT_OPS = ['quantize', 'dequantize', 'qmatmul', 'qconv'] as const;
 
@@ -439,6 +440,11 @@ export function inferType(op: Op, srcs: readonly TensorType[], attrs: Attrs): Te
     }
     case 'scan':
       return inferScan(srcs, attrs);
+    case 'allreduce':
+      // runtimes sum float32 buffers (kiln_allreduce(buf, n)); the result is the operand's type on every process
+      count(op, srcs, 1);
+      if (s0.dtype !== 'float32') fail(op, `expects float32, got ${formatType(s0)}`);
+      return s0;
     case 'quantize': case 'dequantize': {
       count(op, srcs, 1);
       const [from, to] = op === 'quantize' ? ['float32', 'int8'] as const : ['int8', 'float32'] as const;

@@ -74,6 +74,8 @@ const RULES: Record<Op, Rule> = {
   scan: () => { throw new Error('autodiff: a scan is differentiated with the other results of its loop'); },
   // post-training quantization rewrites an inference graph; a quantized graph is never trained
   quantize: quantized, dequantize: quantized, qmatmul: quantized, qconv: quantized,
+  // y = sum over processes of x_p: the loss is summed over processes too, so dL/dx_p = sum over processes of dL_q/dy
+  allreduce: (g, _n, dy) => [g.e('allreduce', [dy])],
   sign: none, floor: none, ceil: none, round: none, not: none,
   eq: none, ne: none, lt: none, le: none, gt: none, ge: none, and: none, or: none,
   neg: (g, _n, dy) => [g.neg(dy)],

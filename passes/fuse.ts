@@ -80,13 +80,19 @@ function stripMovement(n: Node): Node {
 }
 
 /**
+ * Ops computed by a kernel of their own, reading their operands from memory: a scan loop (codegen/loop/scan.ts), and
+ * an all-reduce, whose buffer the runtime sums over the processes after the kernel (Kernel.allreduce).
+ */
+const ALONE: ReadonlySet<Op> = new Set<Op>(['scan', 'allreduce']);
+
+/**
  * Scalar values computed without loops (e.g. the optimizer step count) are recomputed by every nest that
  * uses them instead of being read back, so they create no dependency between nests.
  */
 export function isTiny(n: Node): boolean {
   let t = tinyMemo.get(n);
   if (t === undefined) {
-    t = n.type.shape.every((d) => d === 1) && !isContraction(n) && n.op !== 'scan' && n.src.every((s) => GroupOp.Leaf.has(s.op) || isTiny(s));
+    t = n.type.shape.every((d) => d === 1) && !isContraction(n) && !ALONE.has(n.op) && n.src.every((s) => GroupOp.Leaf.has(s.op) || isTiny(s));
     tinyMemo.set(n, t);
   }
   return t;
@@ -352,9 +358,9 @@ export function fuse(g: Graph): FusionPlan {
   const mat = new Set<Node>();
   for (const o of g.outputs) if (!GroupOp.Leaf.has(o.node.op)) mat.add(o.node);
   for (const u of g.updates) if (!GroupOp.Leaf.has(u.value.op)) mat.add(u.value);
-  // a scan loop is a kernel of its own (codegen/loop/scan.ts) reading its operands from memory
+  // a scan loop and an all-reduce are kernels of their own reading their operands from memory (ALONE)
   for (const n of topo) {
-    if (n.op !== 'scan') continue;
+    if (!ALONE.has(n.op)) continue;
     mat.add(n);
     for (const s of n.src) if (!GroupOp.Leaf.has(s.op)) mat.add(s);
   }
@@ -381,6 +387,10 @@ export function fuse(g: Graph): FusionPlan {
         add(r, { key: { full: r.type.shape, axes: [] }, roots: [] });
         continue;
       }
+      if (r.op === 'allreduce') {
+        add(r, { key: { full: r.type.shape, axes: [] }, roots: [] });
+        continue;
+      }
       if (r.op === 'scan') {
         // the results of one loop (same operands and attributes but `output`) form one nest
         const key = `${r.src.map((s) => s.id).join(',')}|${loopKey(r.attrs)}`;
@@ -396,7 +406,7 @@ export function fuse(g: Graph): FusionPlan {
         if (!m) info.reads.set(keyOf(gk), m = readsOf(r, mat, gk));
         return m;
       };
-      const target = groups.find((gr) => fits(gr.key) && !gr.roots.some((q) => alone.has(q) || q.op === 'scan')
+      const target = groups.find((gr) => fits(gr.key) && !gr.roots.some((q) => alone.has(q) || ALONE.has(q.op))
         && gr.roots.every((q) => reads(gr.key).get(q) !== 'other')
         && gr.roots.some((q) => reads(gr.key).get(q) === 'elementwise' || [...contractionsOf(q)].some((c) => rc.has(c)))
         && !grouping.closesCycle(r, gr));
@@ -473,8 +483,12 @@ function formKernels(nests: NestPlan[], mat: Set<Node>): KernelPlan[] {
   for (let l = 0; l <= last; l++) {
     const all = nests.filter((n) => level.get(n) === l);
     // each scan loop is a kernel of its own: its statements sit in a serial time loop
-    for (const n of all) if (n.roots[0]!.op === 'scan') kernels.push({ name: `k${kernels.length}_scan`, nests: [n], ops: ['scan'] });
-    const ns = all.filter((n) => n.roots[0]!.op !== 'scan');
+    // (an all-reduce's too: the runtime sums its buffer after it)
+    for (const n of all) {
+      const op = n.roots[0]!.op;
+      if (ALONE.has(op)) kernels.push({ name: `k${kernels.length}_${op}`, nests: [n], ops: [op] });
+    }
+    const ns = all.filter((n) => !ALONE.has(n.roots[0]!.op));
     if (!ns.length) continue;
     const ops = [...new Set(ns.flatMap((n) => [...n.nodes].map((x) => x.op)))];
     const main = ops.filter((o) => CONTRACTIONS.has(o as Op));

@@ -17,6 +17,27 @@ export const NCCL_API = [
   '#define KILN_DEVICE_STEP(mem, grad, inputs, apply, mine, nb, step) kiln_nccl_step(mem, grad, inputs, apply, mine, nb, step)',
 ];
 
+/**
+ * KILN_ALLREDUCE(buf, n, stream), which model.cu's entries call after an all-reduce kernel (Kernel.allreduce: a
+ * synchronized BatchNormalization's statistics): in model_train under MPI, kiln_nccl.h's sum over the ranks on the
+ * step's stream (ncclAllReduce, captured with the rest of the step; emulated: kiln_mpi.c's ring); elsewhere one
+ * process, whose buffer is its own sum.
+ */
+export const ALLREDUCE_HEAD = `#ifdef KILN_MPI
+static void kiln_nccl_sum(float *v, long n, kiln_stream_t stream);
+#define KILN_ALLREDUCE(buf, n, stream) kiln_nccl_sum((buf), (n), (stream))
+#else
+#define KILN_ALLREDUCE(buf, n, stream) ((void)(stream))
+#endif
+`;
+
+/** The call after an all-reduce kernel that writes `at` (codegen/loop/allreduce.ts), in an entry's run function. */
+export function allreduceCall(at: { buffer: string; size: number }, offsets: Readonly<Record<string, number>>): string {
+  const off = offsets[at.buffer];
+  if (off === undefined) throw new Error(`cuda: unknown buffer ${at.buffer}`);
+  return `KILN_ALLREDUCE((float *)(mem + ${off}), ${at.size}, stream);`;
+}
+
 /** What model.cu ends with: the step, for model_train's build only (model_main is built without MPI). */
 export const NCCL_TAIL = '\n#ifdef KILN_MPI\n#include "kiln_nccl.h"\n#endif\n';
 

@@ -7,6 +7,8 @@ import type { Expr, Kernel, Scalar, Stmt } from '../loop/ir.js';
 import type { Entry, Layout } from '../loop/layout.js';
 import { type OpTable, binaryOp, castOp, unaryOp } from '../loop/legalize.js';
 import { formatF32 } from '../loop/printer.js';
+import { allreduceBuffer } from '../loop/allreduce.js';
+import { ALLREDUCE_HEAD, allreduceCall } from './distributed.js';
 
 const C_TYPE: Record<Scalar, string> = { f32: 'float', i32: 'int', bool: 'int' };
 const MEM_TYPE: Record<string, string> = { float32: 'float', int32: 'int', bool: 'unsigned char' };
@@ -251,13 +253,14 @@ export function renderCuda(entries: readonly Entry[], layout: Layout, name: stri
     const types = new Map(program.buffers.map((b) => [b.name, b.dtype]));
     const launches = program.kernels.flatMap((k: Kernel) => k.body.map((nest, i) => {
       if (nest.k !== 'for' || nest.kind !== 'block') throw new Error(`cuda: kernel ${k.name} is not scheduled for a GPU (a top-level ${nest.k} that is not a block loop)`);
-      return renderLaunch(`${e.name}_${k.name}_${i}`, nest, types, layout.offsets[e.name]!);
+      const l = renderLaunch(`${e.name}_${k.name}_${i}`, nest, types, layout.offsets[e.name]!);
+      return k.allreduce && i === k.body.length - 1 ? { ...l, after: allreduceCall(allreduceBuffer(program, k), layout.offsets[e.name]!) } : l;
     }));
     parts.push(...launches.map((l) => `${l.source}\n`));
     const t = transfers(e, layout.offsets[e.name]!);
     resident.push(...t.resident);
     runs.push(`static void kiln_run_${e.name}(unsigned char *mem, kiln_stream_t stream) {
-${launches.map((l) => `  KILN_LAUNCH(${l.name}, ${l.grid}, ${l.threads}, stream, mem);`).join('\n')}
+${launches.map((l) => `  KILN_LAUNCH(${l.name}, ${l.grid}, ${l.threads}, stream, mem);${'after' in l ? `\n  ${l.after}` : ''}`).join('\n')}
 ${copies(t.d2d)}
 }
 
@@ -271,6 +274,7 @@ extern "C" void kiln_${e.name}(unsigned char *mem) {
   }
   const kept = coalesce(resident);
   parts.push('// the params the entries update: they stay on the device between calls, copied back by kiln_cuda_sync()',
-    ranges('kiln_resident', kept), `static const int kiln_n_resident = ${kept.length};`, '', '#include "kiln_cuda_host.h"\n', ...runs);
+    ranges('kiln_resident', kept), `static const int kiln_n_resident = ${kept.length};`, '', '#include "kiln_cuda_host.h"\n',
+    ...(entries.some((e) => e.program.kernels.some((k) => k.allreduce)) ? [ALLREDUCE_HEAD] : []), ...runs);
   return parts.join('\n');
 }

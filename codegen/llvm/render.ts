@@ -6,6 +6,7 @@ import path from 'node:path';
 import { independentIterations, pureDecls } from '../loop/analysis.js';
 import type { Expr, Scalar, Stmt } from '../loop/ir.js';
 import { someExpr } from '../loop/visit.js';
+import { allreduceBuffer } from '../loop/allreduce.js';
 import type { Entry, Layout } from '../loop/layout.js';
 import { type OpTable, binaryOp, castOp, unaryOp } from '../loop/legalize.js';
 import { printExpr } from '../loop/printer.js';
@@ -514,6 +515,18 @@ class LlvmModule {
     return this.vectorHelper(name, w);
   }
 
+  /**
+   * After an all-reduce kernel: kiln_allreduce(buf, n) sums the buffer over the processes (runtime/c/kiln_core.c: a
+   * no-op unless model_train under MPI set kiln_allreduce_hook).
+   */
+  allreduce(entry: Fn, at: { buffer: string; size: number }, offsets: Readonly<Record<string, number>>): void {
+    const L = llvm(), off = offsets[at.buffer];
+    if (off === undefined) throw new Error(`llvm: unknown buffer ${at.buffer}`);
+    const floats = L.PointerType.get(this.b.getFloatTy(), 0);
+    const p = this.b.CreateBitCast(this.b.CreateInBoundsGEP(this.b.getInt8Ty(), entry.getArg(0), [this.k.i64(off)]), floats);
+    this.b.CreateCall(this.extern('kiln_allreduce', this.b.getVoidTy(), [floats, this.b.getInt64Ty()]), [p, this.k.i64(at.size)]);
+  }
+
   extern(name: string, ret: T, params: T[]): Fn {
     let f = this.externs.get(name) ?? this.mod.getFunction(name) ?? undefined;
     if (!f) {
@@ -597,7 +610,11 @@ export function renderLlvm(entries: readonly Entry[], layout: Layout, name: stri
     });
     const entry = g.function(`kiln_${e.name}`, false);
     g.b.SetInsertPoint(L.BasicBlock.Create(g.ctx, 'entry', entry));
-    for (const k of kernels) g.b.CreateCall(k, [entry.getArg(0)]);
+    kernels.forEach((k, i) => {
+      g.b.CreateCall(k, [entry.getArg(0)]);
+      const kernel = program.kernels[i]!;
+      if (kernel.allreduce) g.allreduce(entry, allreduceBuffer(program, kernel), layout.offsets[e.name]!);
+    });
     g.b.CreateRetVoid();
   }
   // verifyModule returns true when the module is broken

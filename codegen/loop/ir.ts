@@ -72,6 +72,12 @@ export interface Kernel {
   readonly name: string;
   readonly ops: readonly string[];
   readonly body: readonly Stmt[];
+  /**
+   * An all-reduce (fuse gives it a kernel of its own): the body copies the operand into the one buffer it stores to,
+   * and the runtime then sums that buffer over the processes of a data-parallel step (llvm: kiln_allreduce; cuda:
+   * NCCL). A target that ignores it computes the one-process value, the operand itself.
+   */
+  readonly allreduce?: boolean;
 }
 
 /** A whole lowered function: buffers, kernels in execution order, and where the graph's values live. */

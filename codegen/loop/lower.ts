@@ -256,6 +256,8 @@ class NestEmitter {
         const i = linear(idx, n.type.shape), rowSize = n.type.shape.slice(1).reduce((a, b) => a * b, 1);
         return E.philox(attrsOf(n, 'random_uniform').seed, this.exprAt(src[0]!, []), src[1] ? E.add(E.mul(this.exprAt(src[1], []), E.i32(rowSize)), i) : i);
       }
+      case 'allreduce':
+        return at(0); // a copy: the runtime sums the copy over the processes after the kernel (Kernel.allreduce)
       default:
         throw new Error(`lower: ${n.op} is not an injective op`);
     }
@@ -567,7 +569,7 @@ export function lower(plan: FusionPlan, options: LowerOptions): Program {
       if (!b) throw new Error(`lower: %${n.id} ${n.op} has no buffer`);
       return b;
     }, constBuf, (n) => isStored(n, plan.materialized)).lower());
-    return { name: k.name, ops: k.ops, body };
+    return { name: k.name, ops: k.ops, body, ...(k.ops[0] === 'allreduce' ? { allreduce: true } : {}) };
   });
   // outputs that are leaves (an input, a param, a constant) are copied into output buffers by a first kernel,
   // before any in-place update can change a param; so are the new values of params that are leaves other than the

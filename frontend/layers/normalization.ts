@@ -1,6 +1,6 @@
 // Normalization layers: BatchNormalization (batch statistics while training, moving ones at inference) and LayerNormalization.
 import { normAxis } from '../../ir/types.js';
-import { currentTrace, noRecord } from '../engine.js';
+import { apply, currentTrace, noRecord } from '../engine.js';
 import type { InitializerIdentifier } from '../initializers.js';
 import * as ops from '../ops.js';
 import { type SymbolicShape, type Tensor, type Variable, formatKerasShape } from '../tensor.js';
@@ -36,6 +36,12 @@ export interface BatchNormalizationOptions extends LayerOptions {
   gammaInitializer?: InitializerIdentifier;
   movingMeanInitializer?: InitializerIdentifier;
   movingVarianceInitializer?: InitializerIdentifier;
+  /**
+   * Keras's SyncBatchNormalization: while training data-parallel (kiln compile --train --distributed mpi or nccl),
+   * the batch mean and variance are those of the whole global batch, all-reduced over the ranks in the forward pass
+   * (and the backward pass through them); on one process the same as local statistics. Default false: each rank's.
+   */
+  synchronized?: boolean;
 }
 
 /**
@@ -48,15 +54,16 @@ export interface BatchNormalizationOptions extends LayerOptions {
 export class BatchNormalization extends Layer {
   static override readonly optionNames = {
     axis: true, momentum: true, epsilon: true, center: true, scale: true,
-    betaInitializer: true, gammaInitializer: true, movingMeanInitializer: true, movingVarianceInitializer: true,
+    betaInitializer: true, gammaInitializer: true, movingMeanInitializer: true, movingVarianceInitializer: true, synchronized: true,
   } satisfies OptionNames<BatchNormalizationOptions, LayerOptions>;
-  static override readonly notImplemented = { ...regularizers('beta', 'gamma'), renorm: false, renormClipping: null, renormMomentum: 0.99, synchronized: false };
+  static override readonly notImplemented = { ...regularizers('beta', 'gamma'), renorm: false, renormClipping: null, renormMomentum: 0.99 };
   static override readonly callNotImplemented = { mask: null };
   readonly axis: number;
   readonly momentum: number;
   readonly epsilon: number;
   readonly center: boolean;
   readonly scale: boolean;
+  readonly synchronized: boolean;
   gamma: Variable | undefined;
   beta: Variable | undefined;
   movingMean!: Variable;
@@ -73,6 +80,8 @@ export class BatchNormalization extends Layer {
     if (!(this.epsilon > 0)) throw new Error(`BatchNormalization: epsilon must be positive, got ${this.epsilon}`);
     this.center = options.center ?? true;
     this.scale = options.scale ?? true;
+    this.synchronized = options.synchronized ?? false;
+    if (typeof this.synchronized !== 'boolean') throw new Error(`BatchNormalization: synchronized must be true or false, got ${String(this.synchronized)}`);
     this.options = options;
   }
 
@@ -101,8 +110,11 @@ export class BatchNormalization extends Layer {
     let mean: Tensor, variance: Tensor;
     if (options.training && this.trainable) {
       const reduce = shape.map((_, i) => i).filter((i) => !axes.includes(i));
-      mean = ops.mean(x, { axis: reduce, keepdims: true });
-      variance = ops.mean(ops.square(ops.subtract(x, mean)), { axis: reduce, keepdims: true });
+      if (this.synchronized) [mean, variance] = syncMoments(x, reduce);
+      else {
+        mean = ops.mean(x, { axis: reduce, keepdims: true });
+        variance = ops.mean(ops.square(ops.subtract(x, mean)), { axis: reduce, keepdims: true });
+      }
       this.updateMoving(ops.reshape(mean, [-1]), ops.reshape(variance, [-1]));
     } else {
       mean = broadcastable(this.movingMean, axes, shape);
@@ -134,8 +146,25 @@ export class BatchNormalization extends Layer {
   }
 
   override getConfig(): Record<string, unknown> {
-    return { ...super.getConfig(), axis: this.axis, momentum: this.momentum, epsilon: this.epsilon, center: this.center, scale: this.scale };
+    return { ...super.getConfig(), axis: this.axis, momentum: this.momentum, epsilon: this.epsilon, center: this.center, scale: this.scale, synchronized: this.synchronized };
   }
+}
+
+/**
+ * The mean and (biased) variance over the `reduce` axes of x summed over the processes of a data-parallel step, kept
+ * as dims: the sums of this process and its count of values go through one all-reduce, then the squared deviations
+ * from the global mean through a second. Each is ops.mean's sum / count, so on one process (the all-reduce the
+ * identity) they are local statistics bit for bit. The gradient through the all-reduce (an all-reduce of the
+ * gradient) is exact when every process weighs its loss alike, as data-parallel steps of whole batches do.
+ */
+function syncMoments(x: Tensor, reduce: readonly number[]): [Tensor, Tensor] {
+  const kept = x.shape.map((d, i) => (reduce.includes(i) ? 1 : d));
+  const c = kept.reduce((a, b) => a * b, 1), count = reduce.reduce((a, i) => a * x.shape[i]!, 1);
+  const sums = apply('allreduce', [ops.concatenate([ops.reshape(ops.sum(x, { axis: [...reduce] }), [c]), ops.array([count], 'float32')], 0)]);
+  const total = ops.broadcastTo(ops.slice(sums, [c], [1]), [c]);
+  const mean = ops.reshape(ops.divide(ops.slice(sums, [0], [c]), total), kept);
+  const squares = apply('allreduce', [ops.reshape(ops.sum(ops.square(ops.subtract(x, mean)), { axis: [...reduce] }), [c])]);
+  return [mean, ops.reshape(ops.divide(squares, total), kept)];
 }
 
 export interface LayerNormalizationOptions extends LayerOptions {

@@ -139,6 +139,14 @@ void kiln_parallel_for(long n, void (*fn)(long begin, long end, void *ctx), void
 int kiln_num_threads(void) { return 1; }
 #endif
 
+/* ------------------------------------------------------------- all-reduce */
+
+void (*kiln_allreduce_hook)(float *buf, long n);
+
+void kiln_allreduce(float *buf, long n) {
+  if (kiln_allreduce_hook) kiln_allreduce_hook(buf, n);
+}
+
 /* ------------------------------------------------------------------- run */
 
 const kiln_entry *kiln_find_entry(const kiln_model_desc *m, const char *name) {

@@ -1,6 +1,7 @@
 /* Data-parallel training on MPI: a deterministic ring all-reduce of one float buffer, and a watchdog on it. */
 #define _POSIX_C_SOURCE 200809L
 #include "kiln_mpi.h"
+#include "kiln_runtime.h"
 
 #include <mpi.h>
 #include <signal.h>
@@ -102,6 +103,15 @@ void kiln_mpi_allreduce(float *buf, long n, long step) {
                        (int)(lo(n, recv + 1) - lo(n, recv)), MPI_FLOAT, left, 1, MPI_COMM_WORLD, MPI_STATUS_IGNORE), "MPI_Sendrecv");
   }
   kiln_mpi_watch(-1);
+}
+
+static long in_step;
+
+static void step_allreduce(float *buf, long n) { kiln_mpi_allreduce(buf, n, in_step); }
+
+void kiln_mpi_in_step(long step) {
+  in_step = step;
+  kiln_allreduce_hook = step_allreduce;
 }
 
 void kiln_mpi_finalize(void) {

@@ -14,6 +14,11 @@ void kiln_mpi_allreduce(float *buf, long n, long step);
    or disarmed with -1. */
 void kiln_mpi_watch(long step);
 
+/* Points kiln_allreduce_hook (kiln_runtime.h) at kiln_mpi_allreduce for the entry run next, as step `step`: the
+   all-reduces inside a step (synchronized BatchNormalization's batch statistics) sum over the ranks. Every rank must
+   run the entry, with the same kernels in the same order, for them to meet. */
+void kiln_mpi_in_step(long step);
+
 void kiln_mpi_finalize(void);
 
 #endif

@@ -71,6 +71,13 @@ const char *kiln_dtype_name(kiln_dtype dtype);
    NULL only when the weights are embedded. mem: memory_bytes bytes, 64-byte aligned. */
 int kiln_init(const kiln_model_desc *m, unsigned char *mem, const char *weights_path);
 
+/* An entry with an all-reduce in its graph (a synchronized BatchNormalization's batch statistics while training) calls
+   kiln_allreduce(buf, n) after the kernel that writes buf: the sum of buf[0..n) over the processes of a data-parallel
+   step must replace it, the same bits on every process, before the entry goes on. It calls kiln_allreduce_hook when
+   set (model_train under MPI); unset, one process: buf is its own sum. */
+extern void (*kiln_allreduce_hook)(float *buf, long n);
+void kiln_allreduce(float *buf, long n);
+
 /* The entry point named `name`, or NULL. */
 const kiln_entry *kiln_find_entry(const kiln_model_desc *m, const char *name);
 

@@ -152,6 +152,7 @@ static double train_step(const kiln_entry *e, const void *const *inputs, void *c
   /* the gradients of a mean over this rank's rows, weighted by its rows: their sum over the ranks, divided by the
      batch's rows, is the gradient of the mean over the whole batch (the state values and the loss likewise) */
   if (mine > 0) {
+    kiln_mpi_in_step(step); /* its all-reduces (synchronized BatchNormalization) meet the other ranks' */
     if (kiln_run_entry(e, memory, inputs, out) != KILN_OK) die(kiln_error());
     for (k = 0; k < n; k++) grads[k] *= (float)mine;
   } else {

@@ -166,6 +166,7 @@ export const OP_GRAPHS: Record<Op, (b: Builder) => Graph> = {
     }, [b.input('c', f32(2))], [b.input('x', f32(3, 2))], [], true);
     return fin(b, carries[0]!, ys[0]!, b.emit('scan', carries[0]!.src, { ...carries[0]!.attrs, output: 2 }));
   },
+  allreduce: (b) => fin(b, b.emit('allreduce', [b.input('x', f32(2, 3))])),
   quantize: (b) => fin(b, b.emit('quantize', [b.input('x', f32(2, 3))], { scale: 0.015625, zeroPoint: -3 })),
   dequantize: (b) => fin(b, b.emit('dequantize', [b.input('q', i8(2, 3))], { scale: 0.1, zeroPoint: 127 })),
   qmatmul: (b) => fin(b, b.emit('qmatmul', [b.input('x', i8(2, 3)), b.input('w', i8(3, 2)), b.input('bias', i32(2)),

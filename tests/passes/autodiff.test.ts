@@ -51,6 +51,7 @@ const CASES: Case[] = [
   ] as [string, number[][], Attrs][]).map(([name, shapes, attrs]): Case => [name, shapes, (b, [x, k]) => e(b, 'conv', [x!, k!], attrs)]),
   ['reduce_window max', [[1, 5, 5, 2]], (b, [x]) => e(b, 'reduce_window', [x!], { kind: 'max', window: [2, 3], strides: [2, 1], padding: [[0, 1], [1, 1]] })],
   ['reduce_window sum', [[2, 5, 3]], (b, [x]) => e(b, 'reduce_window', [x!], { kind: 'sum', window: [3], strides: [2], padding: [[1, 1]] })],
+  ['allreduce (one process)', [[2, 3]], (b, [x]) => e(b, 'allreduce', [e(b, 'mul', [x!, x!])])],
 ];
 
 describe('autodiff matches central finite differences', () => {
