@@ -88,6 +88,11 @@ export interface CompileOptions {
    */
   cache?: boolean;
   /**
+   * With `cache`: called with the compile-cache key once the model is traced, before the artifact is restored or
+   * built (the kiln command's direct mode, cli/direct.ts: no code of the model file runs after this).
+   */
+  onCacheKey?: (key: string) => void;
+  /**
    * 'int8': post-training static quantization (passes/quantize.ts) of the inference entries, calibrated on
    * `calibrate`; manifest.json records each quantized tensor's scale and zero point. llvm and wasm so far.
    */
@@ -293,6 +298,7 @@ export async function compile(model: Model, options: CompileOptions = {}): Promi
     JSON.stringify({ ...built, batchSize, maxBatch, train: options.train ?? false }), JSON.stringify(io),
     ...entries.flatMap((e) => [e.name, String(e.batchSize), JSON.stringify(e.rows ?? null), printGraph(e.graph)]),
     ...weights.flatMap((w) => [w.name, w.dtype, JSON.stringify(w.shape), bytesOf(w.data)])]));
+  if (key !== undefined) options.onCacheKey?.(key);
   const outDir = options.outDir;
   let files: string[] | undefined, cached = false;
   try {

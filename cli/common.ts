@@ -1,8 +1,7 @@
 // What the `kiln` command and the compiler API share: targets, option checks, user-facing errors and paths. No heavy
 // imports here: the command parses its flags with this alone and leaves the compiler to its child process.
-import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { PASS_NAMES } from '../driver/pipeline.js';
 
 export const TARGETS = ['wasm', 'llvm', 'cuda'] as const;
@@ -122,17 +121,7 @@ export function checkQuantize(o: { target: string; quantize?: string; calibrate?
   return 'int8';
 }
 
-/** The folder holding kiln's package.json (this file runs from dist/cli/ or cli/). */
-export const packageRoot = findPackageRoot(path.dirname(fileURLToPath(import.meta.url)));
-
-function findPackageRoot(dir: string): string {
-  while (!existsSync(path.join(dir, 'package.json'))) {
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`);
-    dir = up;
-  }
-  return dir;
-}
+export { packageRoot } from './root.js';
 
 /** How a user file is shown in messages: relative to the working directory. */
 export function displayPath(file: string): string {
