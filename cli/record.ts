@@ -65,7 +65,8 @@ export function startRecording(): void {
   });
   for (const owner of [fs, fsp]) {
     for (const name of READS) wrap(owner, name, (f) => function (this: unknown, ...args: unknown[]) {
-      if (active) note(args[0]);
+      // a file opened to be written (appendFileSync opens it through fs.openSync) is not read
+      if (active && !(name.startsWith('open') && writesOnly(args[1]))) note(args[0]);
       return Reflect.apply(f, this, args);
     });
   }
@@ -81,6 +82,11 @@ export function startRecording(): void {
       return keys;
     },
   });
+}
+
+/** Whether open's flags open a file for writing only: 'w', 'a', 'wx'…, or O_WRONLY. */
+function writesOnly(flags: unknown): boolean {
+  return typeof flags === 'string' ? /^[wa]/.test(flags) && !flags.includes('+') : typeof flags === 'number' && (flags & 3) === fs.constants.O_WRONLY;
 }
 
 function read(k: string | symbol): void {
