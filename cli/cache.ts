@@ -145,6 +145,7 @@ export function cacheInfo(objectDir: string): string {
     ['compiled artifacts', artifactsDir(), (n) => !n.startsWith('.')],
     ['type checks', path.join(dir, 'check'), (n) => n.endsWith('.json')],
     ['runtime objects', objectDir, (n) => n.endsWith('.o')],
+    ['direct-mode entries', path.join(dir, 'direct'), (n) => n.endsWith('.json')],
   ];
   for (const [label, d, counts] of parts) {
     let names: string[] = [];
@@ -156,11 +157,11 @@ export function cacheInfo(objectDir: string): string {
   return lines.join('\n') + '\n';
 }
 
-/** `kiln cache clear`: removes every entry (the folders stay); returns what it removed. */
+/** `kiln cache clear`: removes every entry; returns what it removed. */
 export function clearCache(objectDir: string): string {
   const dir = cacheDir();
   let removed = 0;
-  for (const d of [artifactsDir(), path.join(dir, 'check')]) {
+  for (const d of [artifactsDir(), path.join(dir, 'check'), path.join(dir, 'direct')]) {
     if (!existsSync(d)) continue;
     removed += bytesIn(d);
     rmSync(d, { recursive: true, force: true });

@@ -87,12 +87,12 @@ program.command('export')
     process.exitCode = await runChild(job, flags.timeout, './export_child.js');
   });
 
-const cache = program.command('cache').description('the persistent caches: compiled artifacts, type checks, runtime objects');
+const cache = program.command('cache').description('the persistent caches: compiled artifacts, type checks, runtime objects, direct-mode entries');
 cache.command('info').description('print where the cache is and what it holds').action(async () => {
   const { cacheInfo } = await import('./cache.js');
   process.stdout.write(cacheInfo(await objectDir()));
 });
-cache.command('clear').description('remove every cached artifact, type check and runtime object').action(async () => {
+cache.command('clear').description('remove every cached artifact, type check, runtime object and direct-mode entry').action(async () => {
   const { clearCache } = await import('./cache.js');
   process.stdout.write(clearCache(await objectDir()));
 });
@@ -135,17 +135,22 @@ async function runChild(job: Job | ExportJob, timeout: number, script: string, t
       process.kill(process.pid, signal);
     });
   }
-  let checkMs = 0, checkCached = false;
-  const check = job.awaitCheck ? typeCheck(path.resolve(job.file)).then((r) => {
+  let checkMs = 0, checkCached = false, checking = job.awaitCheck;
+  // the limit bounds the check too: a hung tsc is killed with the compile process
+  const abort = new AbortController();
+  const check = job.awaitCheck ? typeCheck(path.resolve(job.file), abort.signal).then((r) => {
+    checking = false;
     checkMs = r.ms;
     checkCached = r.cached;
     if (r.errors) child.kill('SIGKILL'); // nothing the model file does matters now
     return r.errors;
   }) : Promise.resolve(undefined);
+  check.catch(() => {}); // reported below, once the compile process has ended
   let phase = 'start' as 'start' | 'run' | 'loaded', timedOut = false;
   const timer = timeout > 0 ? setTimeout(() => {
     timedOut = true;
     child.kill('SIGKILL');
+    abort.abort();
   }, timeout * 1000) : undefined;
   let end: Extract<Message, { type: 'end' }> | undefined;
   const closed = await new Promise<{ code: number | null; signal: NodeJS.Signals | null } | { error: Error }>((resolve) => {
@@ -153,7 +158,7 @@ async function runChild(job: Job | ExportJob, timeout: number, script: string, t
       if (m.type === 'end') end = m;
       else phase = m.type;
       // the model file has run: it may go on once the check has passed
-      if (m.type === 'loaded') void check.then((errors) => { if (!errors && child.connected) child.send({ type: 'go' }); });
+      if (m.type === 'loaded') check.then((errors) => { if (!errors && child.connected) child.send({ type: 'go' }); }, () => {});
     });
     // 'close', not 'exit': it comes after the last message
     child.on('close', (code, signal) => resolve({ code, signal }));
@@ -164,7 +169,11 @@ async function runChild(job: Job | ExportJob, timeout: number, script: string, t
   try {
     errors = await check;
   } catch (err) {
-    console.error(errorReport(err, debug));
+    if (timedOut && checking) {
+      console.error(`kiln: type-checking ${shown} did not finish within ${timeout} s (--timeout sets the limit; --no-check skips the check)`);
+    } else {
+      console.error(errorReport(err, debug));
+    }
     return 1;
   }
   if (errors) {
@@ -212,10 +221,10 @@ async function storeDirectEntry(job: Job | ExportJob, end: Extract<Message, { ty
 }
 
 /** The type check of a model file (cli/typecheck.ts, loaded only here): its error lines, if any, and its time. */
-async function typeCheck(file: string): Promise<{ errors?: string; ms: number; cached: boolean }> {
+async function typeCheck(file: string, signal: AbortSignal): Promise<{ errors?: string; ms: number; cached: boolean }> {
   const start = performance.now();
   const { checkModelFile, formatDiagnostic } = await import('./typecheck.js');
-  const { diagnostics, cached } = await checkModelFile(file);
+  const { diagnostics, cached } = await checkModelFile(file, signal);
   const ms = performance.now() - start;
   return { ...(diagnostics.length ? { errors: diagnostics.map(formatDiagnostic).join('\n') } : {}), ms, cached };
 }
