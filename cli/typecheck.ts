@@ -59,7 +59,14 @@ export function nativeTsc(): { exe: string; version: string } | undefined {
   }
   try {
     const req = createRequire(path.join(packageRoot, 'package.json'));
-    const pkg = req.resolve(`@typescript/typescript-${process.platform}-${process.arch}/package.json`);
+    // the platform binary is an optional dependency of `typescript` (a dependency of kiln): hoisted beside it, or in it
+    const platform = `@typescript/typescript-${process.platform}-${process.arch}/package.json`;
+    let pkg: string;
+    try {
+      pkg = req.resolve(platform);
+    } catch {
+      pkg = createRequire(req.resolve('typescript/package.json')).resolve(platform);
+    }
     const exe = path.join(path.dirname(pkg), 'lib', process.platform === 'win32' ? 'tsc.exe' : 'tsc');
     const { version } = JSON.parse(readFileSync(pkg, 'utf8')) as { version: string };
     return existsSync(exe) ? { exe, version } : undefined;
