@@ -57,7 +57,11 @@ try {
   // a missing or unreadable model file: loadModelFile below reports it in one line
 }
 if (!mayRunEagerly) (globalThis as Record<symbol, unknown>)[Symbol.for('kiln.deferWasm')] = true;
+// binaryen (14 MB of JavaScript and WebAssembly) starts loading first: V8 compiles its WebAssembly on background
+// threads while this thread loads the compiler
+const binaryen = job.emit === undefined && job.target === 'wasm' ? import('binaryen').catch(() => undefined) : undefined;
 const { compile, dumpAfter, loadModelFile, modelFileError, preloadCodeGenerator } = await import('../compiler.js');
+await binaryen;
 // before the model file registers tsx's module hooks, through which every later import is slower: binaryen (the
 // wasm target's) takes 17 times the CPU time through them (7.4 s against 0.43 s, measured), so a wasm build
 // loads it here even when the compile cache turns out to have the artifact
