@@ -169,12 +169,10 @@ async function runChild(job: Job | ExportJob, timeout: number, script: string, t
   try {
     errors = await check;
   } catch (err) {
-    if (timedOut && checking) {
-      console.error(`kiln: type-checking ${shown} did not finish within ${timeout} s (--timeout sets the limit; --no-check skips the check)`);
-    } else {
-      console.error(errorReport(err, debug));
-    }
-    return 1;
+    // killed at the time limit: the check is to blame when the model file had run and waited for it
+    if (!timedOut) console.error(errorReport(err, debug));
+    else if (checking && phase === 'loaded') console.error(`kiln: type-checking ${shown} did not finish within ${timeout} s (--timeout sets the limit; --no-check skips the check)`);
+    if (!timedOut || phase === 'loaded') return 1;
   }
   if (errors) {
     console.error(errors);

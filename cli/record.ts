@@ -21,6 +21,7 @@ const paths = new Set<string>();
 const envRead = new Set<string>();
 let volatile: string | undefined;
 let active = false;
+let startedAt = 0;
 let modules: { port: MessagePort; counted: Int32Array; urls: Set<string>; received: number } | undefined;
 
 /** Calls of these make a run's result depend on more than its files and environment. */
@@ -45,6 +46,7 @@ const READS = ['readFile', 'open', 'stat', 'lstat', 'readdir', 'access', 'opendi
 export function startRecording(): void {
   if (active) return;
   active = true;
+  startedAt = Date.now();
   for (const [owner, names, what] of VOLATILE) {
     for (const name of names) wrap(owner, name, (f) => function (this: unknown, ...args: unknown[]) {
       if (active) volatile ??= what;
@@ -147,7 +149,10 @@ async function finish(): Promise<Recorded> {
   const inputs = new Map<string, string | null>();
   for (const p of all) {
     const input = inputOf(p);
-    if (input !== undefined && !inputs.has(input)) inputs.set(input, fileState(input));
+    if (input === undefined || inputs.has(input)) continue;
+    // a file changed after the run began may have been read before the change: its state now is not what the run saw
+    if ((fs.statSync(input, { throwIfNoEntry: false })?.mtimeMs ?? 0) >= startedAt) return { volatile: `a file that changed while it ran (${input})` };
+    inputs.set(input, fileState(input));
   }
   return {
     inputs: [...inputs].sort(([a], [b]) => (a < b ? -1 : 1)),

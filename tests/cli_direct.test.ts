@@ -116,12 +116,16 @@ describe('the direct mode', slow, () => {
     }
   });
 
-  it('stores nothing for a run that draws random numbers; never uses a damaged entry; a --no-check entry does not skip a check', async () => {
+  it('stores nothing for a run that draws random numbers or changes a file it read; never uses a damaged entry; a --no-check entry does not skip a check', async () => {
     const cache = mkdtempSync(path.join(tmp, 'cache-'));
     const random = project({ 'model.ts': model('Math.random() < 2 ? 2 : 3') });
     const r = await compile(random, cache);
     expect([r.code, r.direct]).toEqual([0, 'not stored: the model file used Math.random()']);
     expect((await compile(random, cache)).ran).toBe(true);
+    // nor for one that changes a file it read: what it read is not what the file holds now
+    const rewrite = project({ 'n.txt': '2', 'model.ts': model("rewrite('n.txt')", "import { readFileSync, writeFileSync } from 'node:fs';\nconst rewrite = (f: string) => { const n = readFileSync(f, 'utf8'); writeFileSync(f, n); return Number(n); };") });
+    const rewritten = await compile(rewrite, cache);
+    expect([rewritten.code, rewritten.direct]).toEqual([0, `not stored: the model file used a file that changed while it ran (${path.join(rewrite, 'n.txt')})`]);
     const dir = project({ 'model.ts': model('2') });
     const first = await compile(dir, cache);
     const entries = readdirSync(path.join(cache, 'direct'));
