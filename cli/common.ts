@@ -2,7 +2,6 @@
 // imports here: the command parses its flags with this alone and leaves the compiler to its child process.
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { PASS_NAMES } from '../driver/pipeline.js';
 
 export const TARGETS = ['wasm', 'llvm', 'cuda'] as const;
 export type Target = (typeof TARGETS)[number];
@@ -84,15 +83,18 @@ export function defaultMaxBatch(options: { triple?: string } = {}): number {
   return options.triple?.split('-').includes('none') ? 1 : 256;
 }
 
-/** Validates compile options (strings from the command line included) and fills in defaults. */
-export function checkCompileOptions(options: { target?: string; emit?: string; batchSize?: number; maxBatch?: number; triple?: string; dumpAfter?: string }): { target: Target; emit?: Emit; batchSize: number; maxBatch: number; dumpAfter?: string } {
+/**
+ * Validates compile options (strings from the command line included) and fills in defaults; `passNames`, the
+ * pipeline's (driver/pipeline.ts PASS_NAMES: given by the caller, which has loaded it), checks `dumpAfter`.
+ */
+export function checkCompileOptions(options: { target?: string; emit?: string; batchSize?: number; maxBatch?: number; triple?: string; dumpAfter?: string }, passNames: readonly string[]): { target: Target; emit?: Emit; batchSize: number; maxBatch: number; dumpAfter?: string } {
   const target = options.target ?? 'wasm';
   if (!(TARGETS as readonly string[]).includes(target)) throw new KilnError(`unknown target '${target}'; targets are ${TARGETS.join(', ')}`);
   if (options.emit !== undefined && !(EMITS as readonly string[]).includes(options.emit)) {
     throw new KilnError(`cannot emit '${options.emit}'; choose one of ${EMITS.join(', ')}`);
   }
-  if (options.dumpAfter !== undefined && !PASS_NAMES.includes(options.dumpAfter)) {
-    throw new KilnError(`unknown pass '${options.dumpAfter}'; passes are ${PASS_NAMES.join(', ')}`);
+  if (options.dumpAfter !== undefined && !passNames.includes(options.dumpAfter)) {
+    throw new KilnError(`unknown pass '${options.dumpAfter}'; passes are ${passNames.join(', ')}`);
   }
   if (options.dumpAfter !== undefined && options.emit !== undefined) throw new KilnError('choose one of --emit and --dump-after');
   const batchSize = options.batchSize ?? 1;

@@ -232,6 +232,15 @@ describe('what each command loads', slow, () => {
     expect(has(ir.urls, /\/dist\/codegen\/(wasm|llvm|cuda)\/target\.js$|\/node_modules\/(binaryen|ts-morph)\//)).toBe(false);
   });
 
+  it('the kiln process loads no pipeline (loop IR, schedules) unless --help or --dump-after needs its pass names', async () => {
+    const info = await loaded(['cache', 'info']);
+    expect(info.run.code).toBe(0);
+    expect(has(info.urls, /\/dist\/cli\/command\.js$/)).toBe(true);
+    expect(has(info.urls, /\/dist\/driver\/pipeline\.js$/)).toBe(false);
+    const help = await loaded(['compile', '--help']);
+    expect(help.run.stdout).toMatch(/--dump-after <pass> .*\n.*\n.* of: canonicalize, /);
+  });
+
   it('wasm loads binaryen; the ts-morph fallback loads ts-morph, and --no-check does not', async () => {
     const wasm = await loaded(['compile', model, '--target', 'wasm', '-o', path.join(dir, 'wasm')]);
     expect(wasm.run.stderr).toBe('');
