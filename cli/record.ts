@@ -13,6 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { fileState, inputOf } from './direct.js';
+import { packageRoot } from './root.js';
 
 /** What the run depended on: each input file's state (fileState) and each environment variable read (null: unset). */
 export type Recorded = { inputs: [string, string | null][]; env: [string, string | null][] } | { volatile: string };
@@ -24,10 +25,13 @@ let active = false;
 let startedAt = 0;
 let modules: { port: MessagePort; counted: Int32Array; urls: Set<string>; received: number } | undefined;
 
-/** Calls of these make a run's result depend on more than its files and environment. */
+/**
+ * Calls of these make a run's result depend on more than its files and environment. The clock counts only when the
+ * model's own files read it: packages and kiln read it for timestamps (emscripten's file system in binaryen and
+ * h5wasm, the progress bar of fit), which change no result.
+ */
 const VOLATILE: [object, string[], string][] = [
   [Math, ['random'], 'Math.random()'],
-  [Date, ['now'], 'Date.now()'],
   [crypto, ['randomBytes', 'randomUUID', 'randomInt', 'randomFill', 'randomFillSync', 'getRandomValues'], 'crypto randomness'],
   [globalThis.crypto, ['getRandomValues', 'randomUUID'], 'crypto randomness'],
   [cp, ['spawn', 'spawnSync', 'exec', 'execSync', 'execFile', 'execFileSync', 'fork'], 'a child process'],
@@ -53,15 +57,19 @@ export function startRecording(): void {
       return Reflect.apply(f, this, args);
     });
   }
+  wrap(Date, 'now', (f) => function (this: unknown, ...args: unknown[]) {
+    if (active && volatile === undefined && calledByUser()) volatile = 'Date.now()';
+    return Reflect.apply(f, this, args);
+  });
   const RealDate = Date;
   // new Date() and Date() read the clock; new Date(x) does not
   globalThis.Date = new Proxy(RealDate, {
     construct(t, args, newTarget) {
-      if (active && !args.length) volatile ??= 'new Date()';
+      if (active && !args.length && volatile === undefined && calledByUser()) volatile = 'new Date()';
       return Reflect.construct(t, args, newTarget) as object;
     },
     apply(t, self, args) {
-      if (active) volatile ??= 'Date()';
+      if (active && volatile === undefined && calledByUser()) volatile = 'Date()';
       return Reflect.apply(t, self, args) as unknown;
     },
   });
@@ -89,6 +97,17 @@ export function startRecording(): void {
 /** Whether open's flags open a file for writing only: 'w', 'a', 'wx'…, or O_WRONLY. */
 function writesOnly(flags: unknown): boolean {
   return typeof flags === 'string' ? /^[wa]/.test(flags) && !flags.includes('+') : typeof flags === 'number' && (flags & 3) === fs.constants.O_WRONLY;
+}
+
+/** Whether the caller of the function that calls this is a file of the user's: not in node_modules, not kiln's. */
+function calledByUser(): boolean {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 3;
+  const frame = new Error().stack?.split('\n')[3] ?? '';
+  Error.stackTraceLimit = limit;
+  const file = /\((?:file:\/\/)?(\/[^)]*?):\d+:\d+\)$|at (?:file:\/\/)?(\/\S*?):\d+:\d+$/.exec(frame);
+  const where = file?.[1] ?? file?.[2];
+  return where === undefined || !(where.includes(`${path.sep}node_modules${path.sep}`) || where.startsWith(path.join(packageRoot, 'dist') + path.sep));
 }
 
 function read(k: string | symbol): void {

@@ -24,12 +24,12 @@ interface Run {
   direct: string | undefined;
 }
 
-/** One `kiln compile MODEL --target llvm -o DIR --timings ...` in `dir`; the model files of `project` log their runs to dir/ran.log. */
-function compile(dir: string, cache: string, more: string[] = [], env: Record<string, string> = {}): Promise<Run> {
+/** One `kiln compile model.ts (or file) --target llvm -o out --timings ...` in `dir`; the model files of `project` log their runs to dir/ran.log. */
+function compile(dir: string, cache: string, more: string[] = [], env: Record<string, string> = {}, file = 'model.ts'): Promise<Run> {
   const log = path.join(dir, 'ran.log');
   const before = existsSync(log) ? readFileSync(log, 'utf8').length : 0;
   return new Promise((resolve) => {
-    execFile(process.execPath, [cli, 'compile', 'model.ts', '--target', 'llvm', '-o', 'out', '--timings', ...more],
+    execFile(process.execPath, [cli, 'compile', file, '--target', 'llvm', '-o', 'out', '--timings', ...more],
       { cwd: dir, env: { ...process.env, KILN_CACHE_DIR: cache, RUN_LOG: log, ...env } }, (err, stdout, stderr) => {
         const ran = (existsSync(log) ? readFileSync(log, 'utf8').length : 0) > before;
         resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr, ran, direct: /^direct +\d+ ms {2}\((.*)\)$/m.exec(stderr)?.[1] });
@@ -146,6 +146,16 @@ describe('the direct mode', slow, () => {
     const checked = await compile(dir, cache);
     expect(checked.code).toBe(1);
     expect(checked.stderr).toMatch(/model\.ts:3:7 Type 'string' is not assignable to type 'number'\./);
+  });
+
+  it("counts the clock when the model's own files read it, not when packages do (a .keras file's h5wasm and binaryen)", async () => {
+    const cache = mkdtempSync(path.join(tmp, 'cache-'));
+    const clock = project({ 'model.ts': model('Date.now() > 0 ? 2 : 3') });
+    expect((await compile(clock, cache)).direct).toBe('not stored: the model file used Date.now()');
+    const dir = project({});
+    const keras = (await compile(dir, cache, [], {}, path.join(root, 'tests', 'fixtures', 'keras', 'seq.keras')));
+    expect([keras.code, keras.direct]).toEqual([0, 'stored for the direct mode']);
+    expect((await compile(dir, cache, [], {}, path.join(root, 'tests', 'fixtures', 'keras', 'seq.keras'))).direct).toMatch(/^hit: /);
   });
 
   it('understands only plain compile command lines, each flag once', () => {
