@@ -123,7 +123,8 @@ function wrap(owner: object, name: string, make: (f: (...args: unknown[]) => unk
 }
 
 function note(p: unknown): void {
-  if (typeof p === 'string') paths.add(path.resolve(p));
+  if (p === 0) volatile ??= 'standard input';
+  else if (typeof p === 'string') paths.add(path.resolve(p));
   else if (p instanceof URL && p.protocol === 'file:') paths.add(fileURLToPath(p));
   else if (Buffer.isBuffer(p)) paths.add(path.resolve(p.toString()));
 }
