@@ -1,7 +1,7 @@
 // The compiler API (`kiln/compiler`): load a model file and compile a keras model for a target.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { type Distributed, type Emit, KilnError, type Runtime, type Target, checkCompileOptions, checkDistributed, checkQuantize, checkRuntime, displayPath, errorLocation, unprefixed } from './cli/common.js';
+import { type Distributed, type Emit, KilnError, type Runtime, type Target, checkCompileOptions as checkOptions, checkDistributed, checkQuantize, checkRuntime, displayPath, errorLocation, unprefixed } from './cli/common.js';
 import { buildDirAtomically } from './cli/outdir.js';
 import { traceModel } from './frontend/models/executor.js';
 import { Model } from './frontend/models/model.js';
@@ -12,13 +12,18 @@ import { printGraph } from './ir/printer.js';
 import type { TargetEntry } from './codegen/artifacts.js';
 import type { NativeTargetOptions } from './codegen/native.js';
 import type { TargetCaps } from './codegen/loop/schedule.js';
-import { irAfter } from './driver/pipeline.js';
+import { PASS_NAMES, irAfter } from './driver/pipeline.js';
 import { timed } from './driver/timings.js';
 import { type Separability, rowSeparability } from './passes/rows.js';
 import { type QuantInfo, type QuantizedGraph, calibrate, quantizeGraph } from './passes/quantize.js';
 import { type TypedArray, shapesEqual, sizeOf } from './ir/types.js';
 
-export { DISTRIBUTED, type Distributed, EMITS, type Emit, KilnError, type KilnErrorOptions, TARGETS, type Target, checkCompileOptions, errorReport } from './cli/common.js';
+export { DISTRIBUTED, type Distributed, EMITS, type Emit, KilnError, type KilnErrorOptions, TARGETS, type Target, errorReport } from './cli/common.js';
+
+/** Validates compile options (strings from the command line included) and fills in defaults. */
+export function checkCompileOptions(options: Parameters<typeof checkOptions>[0]): ReturnType<typeof checkOptions> {
+  return checkOptions(options, PASS_NAMES);
+}
 
 /** A code generator: what its schedule is chosen for, and how it builds an artifact. */
 interface CodeGenerator {
@@ -87,6 +92,11 @@ export interface CompileOptions {
    * traced graphs, weights, target, options, host CPU and kiln's build. The kiln command turns it on.
    */
   cache?: boolean;
+  /**
+   * With `cache`: called with the compile-cache key once the model is traced, before the artifact is restored or
+   * built (the kiln command's direct mode, cli/direct.ts: no code of the model file runs after this).
+   */
+  onCacheKey?: (key: string) => void;
   /**
    * 'int8': post-training static quantization (passes/quantize.ts) of the inference entries, calibrated on
    * `calibrate`; manifest.json records each quantized tensor's scale and zero point. llvm and wasm so far.
@@ -293,6 +303,7 @@ export async function compile(model: Model, options: CompileOptions = {}): Promi
     JSON.stringify({ ...built, batchSize, maxBatch, train: options.train ?? false }), JSON.stringify(io),
     ...entries.flatMap((e) => [e.name, String(e.batchSize), JSON.stringify(e.rows ?? null), printGraph(e.graph)]),
     ...weights.flatMap((w) => [w.name, w.dtype, JSON.stringify(w.shape), bytesOf(w.data)])]));
+  if (key !== undefined) options.onCacheKey?.(key);
   const outDir = options.outDir;
   let files: string[] | undefined, cached = false;
   try {

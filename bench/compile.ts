@@ -13,7 +13,7 @@ const runsArg = process.argv.indexOf('--runs');
 const RUNS = runsArg > 0 ? Number(process.argv[runsArg + 1]) : 5;
 const PYTHON = process.env['KILN_BENCH_PYTHON'] ?? '/work/venv-keras/bin/python';
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'kiln-bench-compile-'));
-const PHASES = ['load', 'check', 'run', 'trace', 'passes', 'render', 'external tools', 'write'];
+const PHASES = ['load', 'check', 'run', 'trace', 'passes', 'render', 'external tools', 'write', 'direct'];
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b), m = s.length >> 1;
@@ -29,12 +29,12 @@ interface Timed {
 }
 
 /** One whole `kiln compile` with --timings under a cache home; its wall and CPU milliseconds and phases. */
-function kiln(model: string, target: string, xdg: string): Timed {
+function kiln(model: string, target: string, xdg: string, env: Record<string, string> = {}): Timed {
   const out = path.join(tmp, 'out');
   const start = performance.now();
   // /usr/bin/time: the CPU time of the command's whole process tree, which the load of other jobs changes far less than its wall time
   const r = spawnSync('/usr/bin/time', ['-f', 'cpu %U %S', process.execPath, cli, 'compile', model, '--target', target, '-o', out, '--timings'], {
-    cwd: root, encoding: 'utf8', env: { ...process.env, KILN_CACHE_DIR: '', XDG_CACHE_HOME: xdg },
+    cwd: root, encoding: 'utf8', env: { ...process.env, KILN_CACHE_DIR: '', XDG_CACHE_HOME: xdg, ...env },
   });
   const ms = performance.now() - start;
   if (r.status !== 0) throw new Error(`kiln compile ${model} --target ${target} failed: ${r.stderr}`);
@@ -66,7 +66,11 @@ for (const target of ['llvm', 'wasm']) {
     return kiln(seed('sequential'), target, xdg);
   }), before);
   before = load();
-  cell('seed MLP, compile-cache hit', target, Array.from({ length: RUNS }, () => kiln(seed('sequential'), target, xdg)), before);
+  // the direct mode off (KILN_DIRECT=0): the model file runs and its traced graph finds the artifact
+  cell('seed MLP, compile-cache hit (direct mode off)', target, Array.from({ length: RUNS }, () => kiln(seed('sequential'), target, xdg, { KILN_DIRECT: '0' })), before);
+  kiln(seed('sequential'), target, xdg); // stores the direct-mode entry
+  before = load();
+  cell('seed MLP, direct-mode hit (model file not run)', target, Array.from({ length: RUNS }, () => kiln(seed('sequential'), target, xdg)), before);
 }
 for (const name of ['cnn', 'transformer']) {
   for (const target of ['llvm', 'wasm']) {

@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { packageRoot } from './common.js';
+import { packageRoot } from './root.js';
 
 /** The cache folder: KILN_CACHE_DIR, else $XDG_CACHE_HOME/kiln, else ~/.cache/kiln. */
 export function cacheDir(): string {
@@ -145,6 +145,7 @@ export function cacheInfo(objectDir: string): string {
     ['compiled artifacts', artifactsDir(), (n) => !n.startsWith('.')],
     ['type checks', path.join(dir, 'check'), (n) => n.endsWith('.json')],
     ['runtime objects', objectDir, (n) => n.endsWith('.o')],
+    ['direct-mode entries', path.join(dir, 'direct'), (n) => n.endsWith('.json')],
   ];
   for (const [label, d, counts] of parts) {
     let names: string[] = [];
@@ -156,11 +157,11 @@ export function cacheInfo(objectDir: string): string {
   return lines.join('\n') + '\n';
 }
 
-/** `kiln cache clear`: removes every entry (the folders stay); returns what it removed. */
+/** `kiln cache clear`: removes every entry; returns what it removed. */
 export function clearCache(objectDir: string): string {
   const dir = cacheDir();
   let removed = 0;
-  for (const d of [artifactsDir(), path.join(dir, 'check')]) {
+  for (const d of [artifactsDir(), path.join(dir, 'check'), path.join(dir, 'direct')]) {
     if (!existsSync(d)) continue;
     removed += bytesIn(d);
     rmSync(d, { recursive: true, force: true });

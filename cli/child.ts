@@ -6,6 +6,7 @@ import { type Distributed, type Emit, KilnError, type Runtime, type Target, erro
 import { awaitGoAhead } from './gate.js';
 import { localFiles } from './typecheck.js';
 import { phaseTimes, timedAsync } from '../driver/timings.js';
+import type { Recorded } from './record.js';
 
 /** What to do, from the command line (checked by main.ts). */
 export interface Job {
@@ -30,14 +31,16 @@ export interface Job {
   calibrate?: string;
   /** The parent type-checks the file meanwhile: wait for its go-ahead before compiling or printing. */
   awaitCheck: boolean;
+  /** Record what the model file's run and trace read, for the direct mode (cli/record.ts). */
+  record?: boolean;
 }
 
 /**
  * To the parent: the model file starts running, it has loaded, and the outcome (text for stdout, or an error's
  * lines; the milliseconds of each phase, and whether the compile cache had the artifact).
  */
-export type Message = { type: 'run' } | { type: 'loaded' }
-  | { type: 'end'; stdout: string; phases?: Record<string, number>; cached?: boolean } | { type: 'end'; error: string };
+export type Message = { type: 'run' } | { type: 'loaded' } | ({ type: 'end' } & Outcome);
+export type Outcome = { stdout: string; phases?: Record<string, number>; cached?: boolean; direct?: { key: string; recorded: Recorded } } | { error: string };
 
 if (!process.send) {
   console.error('kiln: cli/child.js runs under the kiln command (kiln compile ...)');
@@ -54,7 +57,11 @@ try {
   // a missing or unreadable model file: loadModelFile below reports it in one line
 }
 if (!mayRunEagerly) (globalThis as Record<symbol, unknown>)[Symbol.for('kiln.deferWasm')] = true;
+// binaryen (14 MB of JavaScript and WebAssembly) starts loading first: V8 compiles its WebAssembly on background
+// threads while this thread loads the compiler
+const binaryen = job.emit === undefined && job.target === 'wasm' ? import('binaryen').catch(() => undefined) : undefined;
 const { compile, dumpAfter, loadModelFile, modelFileError, preloadCodeGenerator } = await import('../compiler.js');
+await binaryen;
 // before the model file registers tsx's module hooks, through which every later import is slower: binaryen (the
 // wasm target's) takes 17 times the CPU time through them (7.4 s against 0.43 s, measured), so a wasm build
 // loads it here even when the compile cache turns out to have the artifact
@@ -65,7 +72,7 @@ const debug = process.env['KILN_DEBUG'] === '1';
 let running = false, ended = false;
 
 /** Sends the outcome and exits once it is sent (the model file may leave timers that would keep this process alive). */
-function end(outcome: { stdout: string; phases?: Record<string, number>; cached?: boolean } | { error: string }): void {
+function end(outcome: Outcome): void {
   if (ended) return;
   ended = true;
   process.send!({ type: 'end', ...outcome } satisfies Message, () => process.exit('error' in outcome ? 1 : 0));
@@ -87,8 +94,15 @@ process.on('beforeExit', () => {
   }
 });
 process.on('uncaughtException', fail);
+const recorder = job.record && job.emit === undefined && job.dumpAfter === undefined ? await import('./record.js') : undefined;
+if (recorder) (globalThis as Record<symbol, unknown>)[Symbol.for('kiln.hookPort')] = recorder.hookPort;
+// tsx connects to a parent tsx process's socket when it loads and draws a random id when it registers: both before the
+// recording, which would take them for the model file's use of the network and of randomness
+if (recorder && /\.m?ts$/.test(file)) (await import('./run_model.js')).installHooks();
+let recorded: { key: string; recorded: Promise<Recorded> } | undefined;
 
 try {
+  recorder?.startRecording(); // a .keras or .onnx file is read before onRun
   const asKilnError = (e: unknown) => { throw new KilnError((e as Error).message); }; // a bad file is the user's error, not kiln's
   const model = await timedAsync('run', () => loadModelFile(file, {
     check: false, // the kiln command checks (or --no-check)
@@ -108,9 +122,12 @@ try {
     const outDir = job.out ?? path.join('build', path.basename(file).replace(/\.(m?ts|keras|onnx)$/i, ''));
     const { emit, target, batchSize, maxBatch, train, embedWeights, cpu, triple, runtime, distributed, quantize } = job;
     const calibrate = job.calibrate === undefined ? undefined : await calibration(job.calibrate);
-    const result = await compile(model, { target, emit, batchSize, maxBatch, outDir, train, embedWeights, cpu, triple, runtime, distributed, quantize, calibrate, cache: true });
+    const result = await compile(model, { target, emit, batchSize, maxBatch, outDir, train, embedWeights, cpu, triple, runtime, distributed, quantize, calibrate, cache: true,
+      // no code of the model file runs after this: what it read until now is what its artifact depends on
+      onCacheKey: (key) => { if (recorder) recorded = { key, recorded: recorder.stopRecording() }; } });
     const stdout = (result.ir ?? '') + result.files.map((f) => `${f}\n`).join('') + (result.sizes ? `${sizesLine(result.sizes)}\n` : '');
-    end({ stdout, phases: phases(), ...(result.cached !== undefined ? { cached: result.cached } : {}) });
+    const direct = recorded ? { key: recorded.key, recorded: await recorded.recorded } : undefined;
+    end({ stdout, phases: phases(), ...(result.cached !== undefined ? { cached: result.cached } : {}), ...(direct ? { direct } : {}) });
   }
 } catch (err) {
   fail(err);

@@ -1,9 +1,7 @@
 // What the `kiln` command and the compiler API share: targets, option checks, user-facing errors and paths. No heavy
 // imports here: the command parses its flags with this alone and leaves the compiler to its child process.
-import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { PASS_NAMES } from '../driver/pipeline.js';
+import { pathToFileURL } from 'node:url';
 
 export const TARGETS = ['wasm', 'llvm', 'cuda'] as const;
 export type Target = (typeof TARGETS)[number];
@@ -85,15 +83,18 @@ export function defaultMaxBatch(options: { triple?: string } = {}): number {
   return options.triple?.split('-').includes('none') ? 1 : 256;
 }
 
-/** Validates compile options (strings from the command line included) and fills in defaults. */
-export function checkCompileOptions(options: { target?: string; emit?: string; batchSize?: number; maxBatch?: number; triple?: string; dumpAfter?: string }): { target: Target; emit?: Emit; batchSize: number; maxBatch: number; dumpAfter?: string } {
+/**
+ * Validates compile options (strings from the command line included) and fills in defaults; `passNames`, the
+ * pipeline's (driver/pipeline.ts PASS_NAMES: given by the caller, which has loaded it), checks `dumpAfter`.
+ */
+export function checkCompileOptions(options: { target?: string; emit?: string; batchSize?: number; maxBatch?: number; triple?: string; dumpAfter?: string }, passNames: readonly string[]): { target: Target; emit?: Emit; batchSize: number; maxBatch: number; dumpAfter?: string } {
   const target = options.target ?? 'wasm';
   if (!(TARGETS as readonly string[]).includes(target)) throw new KilnError(`unknown target '${target}'; targets are ${TARGETS.join(', ')}`);
   if (options.emit !== undefined && !(EMITS as readonly string[]).includes(options.emit)) {
     throw new KilnError(`cannot emit '${options.emit}'; choose one of ${EMITS.join(', ')}`);
   }
-  if (options.dumpAfter !== undefined && !PASS_NAMES.includes(options.dumpAfter)) {
-    throw new KilnError(`unknown pass '${options.dumpAfter}'; passes are ${PASS_NAMES.join(', ')}`);
+  if (options.dumpAfter !== undefined && !passNames.includes(options.dumpAfter)) {
+    throw new KilnError(`unknown pass '${options.dumpAfter}'; passes are ${passNames.join(', ')}`);
   }
   if (options.dumpAfter !== undefined && options.emit !== undefined) throw new KilnError('choose one of --emit and --dump-after');
   const batchSize = options.batchSize ?? 1;
@@ -122,17 +123,7 @@ export function checkQuantize(o: { target: string; quantize?: string; calibrate?
   return 'int8';
 }
 
-/** The folder holding kiln's package.json (this file runs from dist/cli/ or cli/). */
-export const packageRoot = findPackageRoot(path.dirname(fileURLToPath(import.meta.url)));
-
-function findPackageRoot(dir: string): string {
-  while (!existsSync(path.join(dir, 'package.json'))) {
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`);
-    dir = up;
-  }
-  return dir;
-}
+export { packageRoot } from './root.js';
 
 /** How a user file is shown in messages: relative to the working directory. */
 export function displayPath(file: string): string {

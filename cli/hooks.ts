@@ -1,18 +1,37 @@
 // The module hooks model files run under (registered by run_model.ts; Node runs them on its hooks thread): `kiln` and
 // `kiln/compiler` resolve to this package's own modules, and user `.ts` files outside node_modules load as ES modules.
 import type { InitializeHook, ResolveHook } from 'node:module';
+import type { MessagePort } from 'node:worker_threads';
 
-/** Specifier → URL of the module it stands for, given by run_model.ts when it registers these hooks. */
+/** What run_model.ts gives when it registers these hooks. */
+export interface HookData {
+  /** Specifier → URL of the module it stands for. */
+  aliases: Record<string, string>;
+  /** While the direct mode records the run (cli/record.ts): where to post each resolved URL, and a count of them. */
+  port?: MessagePort;
+  counted?: SharedArrayBuffer;
+}
+
 let aliases: Record<string, string> = {};
+let report: ((url: string) => void) | undefined;
 
-export const initialize: InitializeHook<Record<string, string>> = (data) => {
-  aliases = data;
+export const initialize: InitializeHook<HookData> = (data) => {
+  aliases = data.aliases;
+  const { port, counted } = data;
+  if (port && counted) {
+    const count = new Int32Array(counted);
+    report = (url) => {
+      port.postMessage(url);
+      Atomics.add(count, 0, 1);
+    };
+  }
 };
 
 export const resolve: ResolveHook = async (specifier, context, next) => {
   const alias = Object.hasOwn(aliases, specifier) ? aliases[specifier] : undefined;
   if (alias !== undefined) return { url: alias, format: 'module', shortCircuit: true };
   const r = await next(specifier, context);
+  report?.(r.url);
   const u = new URL(r.url);
   return u.protocol === 'file:' && u.pathname.endsWith('.ts') && !u.pathname.includes('/node_modules/') ? { ...r, format: 'module' } : r;
 };

@@ -5,6 +5,7 @@ import { pathToFileURL } from 'node:url';
 import { register as registerTsx } from 'tsx/esm/api';
 import { KilnError, displayPath, unprefixed } from './common.js';
 import type { Model } from '../frontend/models/model.js';
+import type { HookData } from './hooks.js';
 
 let hooksInstalled = false;
 
@@ -14,7 +15,7 @@ let hooksInstalled = false;
  * load as ES modules.
  * tsx is registered globally, not with tsImport: tsImport's namespace query would give the model its own copy of kiln.
  */
-function installHooks(): void {
+export function installHooks(): void {
   if (hooksInstalled) return;
   hooksInstalled = true;
   registerTsx();
@@ -22,7 +23,11 @@ function installHooks(): void {
     kiln: new URL('../frontend/index.js', import.meta.url).href,
     'kiln/compiler': new URL('../compiler.js', import.meta.url).href,
   };
-  register(new URL('./hooks.js', import.meta.url), { data: aliases });
+  // while the direct mode records the run (cli/record.ts), the hooks report every module they resolve
+  const recording = (globalThis as Record<symbol, unknown>)[Symbol.for('kiln.hookPort')] as (() => Partial<HookData> | undefined) | undefined;
+  const more = recording?.();
+  const data: HookData = { aliases, ...more };
+  register(new URL('./hooks.js', import.meta.url), { data, ...(more?.port ? { transferList: [more.port] } : {}) });
 }
 
 /** Runs a model file (absolute path) and returns its module namespace. */

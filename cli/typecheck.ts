@@ -45,12 +45,28 @@ export function typesDir(): string {
   }
 }
 
-/** TypeScript 7's native `tsc` (the `typescript` package's platform binary) and its version, or undefined where absent. */
+/**
+ * TypeScript 7's native `tsc` (KILN_TSC, else the `typescript` package's platform binary) and its version, or
+ * undefined where absent.
+ */
 export function nativeTsc(): { exe: string; version: string } | undefined {
   if (process.env['KILN_TYPECHECK'] === 'ts-morph') return undefined;
+  // KILN_TSC: another TypeScript 7 tsc (e.g. a global one); its size and time stand for its version
+  const own = process.env['KILN_TSC'];
+  if (own) {
+    const s = statSync(own, { throwIfNoEntry: false });
+    return s?.isFile() ? { exe: path.resolve(own), version: `${path.resolve(own)} ${s.size} ${s.mtimeMs}` } : undefined;
+  }
   try {
     const req = createRequire(path.join(packageRoot, 'package.json'));
-    const pkg = req.resolve(`@typescript/typescript-${process.platform}-${process.arch}/package.json`);
+    // the platform binary is an optional dependency of `typescript` (a dependency of kiln): hoisted beside it, or in it
+    const platform = `@typescript/typescript-${process.platform}-${process.arch}/package.json`;
+    let pkg: string;
+    try {
+      pkg = req.resolve(platform);
+    } catch {
+      pkg = createRequire(req.resolve('typescript/package.json')).resolve(platform);
+    }
     const exe = path.join(path.dirname(pkg), 'lib', process.platform === 'win32' ? 'tsc.exe' : 'tsc');
     const { version } = JSON.parse(readFileSync(pkg, 'utf8')) as { version: string };
     return existsSync(exe) ? { exe, version } : undefined;
@@ -111,13 +127,13 @@ function readCached(entry: string): Diagnostic[] | undefined {
  * Type-checks a model file (absolute path): its errors, from the cache when this content was checked before.
  * `cached` says whether they came from the cache.
  */
-export async function checkModelFile(file: string): Promise<{ diagnostics: Diagnostic[]; cached: boolean }> {
+export async function checkModelFile(file: string, signal?: AbortSignal): Promise<{ diagnostics: Diagnostic[]; cached: boolean }> {
   const tsc = nativeTsc();
   const checker = tsc ? `tsc ${tsc.version}` : `ts-morph ${tsMorphVersion()}`;
   const entry = path.join(cacheDir(), 'check', `${checkKey(file, checker)}.json`);
   const hit = readCached(entry);
   if (hit) return { diagnostics: hit, cached: true };
-  const diagnostics = tsc ? await runNative(tsc.exe, file) : (await import('./loader.js')).typeCheck(file, checkOptions());
+  const diagnostics = tsc ? await runNative(tsc.exe, file, signal) : (await import('./loader.js')).typeCheck(file, checkOptions());
   try {
     writeAtomically(entry, JSON.stringify({ diagnostics, hash: hashOf([JSON.stringify(diagnostics)]) }));
   } catch { /* an unwritable cache only costs the next check */ }
@@ -133,13 +149,13 @@ function tsMorphVersion(): string {
   }
 }
 
-/** Runs native tsc on a temporary tsconfig naming the file; parses its `--pretty false` output. */
-function runNative(exe: string, file: string): Promise<Diagnostic[]> {
+/** Runs native tsc on a temporary tsconfig naming the file; parses its `--pretty false` output. `signal` kills it. */
+function runNative(exe: string, file: string, signal?: AbortSignal): Promise<Diagnostic[]> {
   const config = path.join(os.tmpdir(), `kiln-tsconfig-${process.pid}-${randomBytes(4).toString('hex')}.json`);
   writeFileSync(config, JSON.stringify({ compilerOptions: checkOptions(), files: [file] }));
   return new Promise((resolve, reject) => {
     // cwd /: tsc prints paths relative to it, which makes them absolute again with no guessing
-    execFile(exe, ['-p', config, '--pretty', 'false'], { cwd: '/', maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+    execFile(exe, ['-p', config, '--pretty', 'false'], { cwd: '/', maxBuffer: 64 << 20, killSignal: 'SIGKILL', ...(signal ? { signal } : {}) }, (err, stdout, stderr) => {
       rmSync(config, { force: true });
       const out = String(stdout);
       // exit code 1 or 2: diagnostics were reported; anything else (or no diagnostics with an error) is tsc failing

@@ -2,7 +2,7 @@
 // --timings, `kiln cache`, and what each command loads (lazy code generators), on the built dist/cli/main.js.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -104,6 +104,13 @@ export default keras.Sequential([layer]);
     expect(morph).toEqual(native);
   });
 
+  it('--timeout bounds the type check too: a hung tsc is killed and reported in one line', async () => {
+    const dir = project({ 'model.ts': dense(2), 'tsc': '#!/bin/sh\nsleep 300\n' });
+    chmodSync(path.join(dir, 'tsc'), 0o755);
+    const r = await kiln(['compile', path.join(dir, 'model.ts'), '--emit', 'ir', '--timeout', '8'], { KILN_CACHE_DIR: mkdtempSync(path.join(tmp, 'cache-')), KILN_TSC: path.join(dir, 'tsc') });
+    expect(r).toEqual({ code: 1, stdout: '', stderr: `kiln: type-checking ${path.relative(tmp, path.join(dir, 'model.ts'))} did not finish within 8 s (--timeout sets the limit; --no-check skips the check)\n` });
+  });
+
   it("parses native tsc's output: chained messages flattened as ts-morph flattens them, global errors", () => {
     const out = "a/m.ts(3,5): error TS2322: Type '{ b: string; }' is not assignable to type '{ b: number; }'.\n"
       + "  Types of property 'b' are incompatible.\n    Type 'string' is not assignable to type 'number'.\n"
@@ -186,10 +193,10 @@ describe('the compile cache', slow, () => {
     const dir = project({ 'model.ts': dense(3) });
     expect((await kiln(['compile', path.join(dir, 'model.ts'), '--target', 'llvm', '-o', path.join(dir, 'out')], { KILN_CACHE_DIR: cache })).code).toBe(0);
     const info = await kiln(['cache', 'info'], { KILN_CACHE_DIR: cache });
-    expect(info.stdout).toMatch(new RegExp(`^cache: ${cache}\ncompiled artifacts: 1 entries, .*\ntype checks: 1 entries, .*\nruntime objects: [1-9]\\d* entries`));
+    expect(info.stdout).toMatch(new RegExp(`^cache: ${cache}\ncompiled artifacts: 1 entries, .*\ntype checks: 1 entries, .*\nruntime objects: [1-9]\\d* entries, .*\ndirect-mode entries: 1 entries, `));
     const clear = await kiln(['cache', 'clear'], { KILN_CACHE_DIR: cache });
     expect(clear.code).toBe(0);
-    expect((await kiln(['cache', 'info'], { KILN_CACHE_DIR: cache })).stdout).toMatch(/artifacts: 0 entries, 0 B\ntype checks: 0 entries, 0 B\nruntime objects: 0 entries, 0 B/);
+    expect((await kiln(['cache', 'info'], { KILN_CACHE_DIR: cache })).stdout).toMatch(/artifacts: 0 entries, 0 B\ntype checks: 0 entries, 0 B\nruntime objects: 0 entries, 0 B\ndirect-mode entries: 0 entries, 0 B/);
     const unknown = await kiln(['compile', path.join(dir, 'model.ts'), '--no-cheque'], { KILN_CACHE_DIR: cache });
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toMatch(/unknown option '--no-cheque'/);
@@ -223,6 +230,15 @@ describe('what each command loads', slow, () => {
     expect(ir.run.stdout).toMatch(/= matmul /);
     expect(has(ir.urls, /\/dist\/frontend\/index\.js$/)).toBe(true);
     expect(has(ir.urls, /\/dist\/codegen\/(wasm|llvm|cuda)\/target\.js$|\/node_modules\/(binaryen|ts-morph)\//)).toBe(false);
+  });
+
+  it('the kiln process loads no pipeline (loop IR, schedules) unless --help or --dump-after needs its pass names', async () => {
+    const info = await loaded(['cache', 'info']);
+    expect(info.run.code).toBe(0);
+    expect(has(info.urls, /\/dist\/cli\/command\.js$/)).toBe(true);
+    expect(has(info.urls, /\/dist\/driver\/pipeline\.js$/)).toBe(false);
+    const help = await loaded(['compile', '--help']);
+    expect(help.run.stdout).toMatch(/--dump-after <pass> .*\n.*\n.* of: canonicalize, /);
   });
 
   it('wasm loads binaryen; the ts-morph fallback loads ts-morph, and --no-check does not', async () => {
