@@ -31,15 +31,15 @@ const OPS: OpTable<Fn1, Fn2> = {
   unary: {
     f32: {
       neg: (a) => `(-${a})`, abs: call('fabsf'), sqrt: call('sqrtf'), floor: call('floorf'), ceil: call('ceilf'), round: call('rintf'),
-      recip: call('kiln_recip'), rsqrt: call('kiln_rsqrt'), exp: call('expf'), log: call('logf'), log1p: call('log1pf'), tanh: call('tanhf'), erf: call('erff'),
-      sin: call('sinf'), cos: call('cosf'),
+      recip: call('kiln_recip'), rsqrt: call('kiln_rsqrt'), exp: call('kiln_exp'), log: call('kiln_log'), log1p: call('kiln_log1p'), tanh: call('kiln_tanh'), erf: call('kiln_erf'),
+      sin: call('kiln_sin'), cos: call('kiln_cos'),
     },
     i32: { neg: (a) => `(-${a})` },
     bool: { not: (a) => `(!${a})` },
   },
   binary: {
     f32: {
-      add: infix('+'), sub: infix('-'), mul: infix('*'), div: infix('/'), pow: (a, b) => `powf(${a}, ${b})`,
+      add: infix('+'), sub: infix('-'), mul: infix('*'), div: infix('/'), pow: (a, b) => `kiln_pow(${a}, ${b})`,
       eq: infix('=='), ne: infix('!='), lt: infix('<'), le: infix('<='), gt: infix('>'), ge: infix('>='),
     },
     i32: {
