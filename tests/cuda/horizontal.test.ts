@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { CUDA_CAPS, compileCuda } from '../../codegen/cuda/target.js';
 import { H100, launchShapes } from '../../codegen/loop/gpu.js';
 import { runProgram } from '../../codegen/loop/interpreter.js';
-import { E, type Program, S } from '../../codegen/loop/ir.js';
+import { E, type Program, S, type Stmt } from '../../codegen/loop/ir.js';
 import { reductionTrees } from '../../codegen/loop/reduction_trees.js';
 import { fuseLaunches } from '../../codegen/loop/schedules/horizontal.js';
 import { verifyProgram } from '../../codegen/loop/verifier.js';
@@ -92,13 +92,27 @@ describe('horizontal fusion of launches', () => {
   it('merges only independent launches: a reader of what an earlier launch wrote stays after it', () => {
     const p = fuseLaunches(program(64, false), H100);
     expect(verifyProgram(p)).toEqual([]);
-    // A then B depend; B and C are independent: B and C merge (one grid of 2 blocks)
-    expect(launchShapes(p).map((l) => [l.grid, l.nests])).toEqual([[1, 1], [2, 2]]);
+    // B reads what A wrote; C depends on neither: A and C run as one grid of 2 blocks, then B
+    expect(launchShapes(p).map((l) => [l.grid, l.nests])).toEqual([[2, 2], [1, 1]]);
     const x = Float32Array.from({ length: 64 }, (_, i) => i / 7);
     const want = runProgram(program(64, false), { x }, {}).outputs;
     for (const reverse of [false, true]) expect(bitDiffs(want, runProgram(p, { x }, {}, { reverse }).outputs)).toEqual([]);
-    // C reading a: still independent of B (both read a), and both after A
+    // C reading a: after A too, beside B (both only read a)
     expect(launchShapes(fuseLaunches(program(64, true), H100)).map((l) => l.nests)).toEqual([1, 2]);
+  });
+
+  it('orders nests by dependence level: two chains A -> B and C -> D run as [A, C] then [B, D]', () => {
+    const p0 = program(64, false);
+    const [a, b, c] = p0.kernels[0]!.body as Extract<Stmt, { k: 'for' }>[];
+    // C stores c; D (loads c, stores b2) comes last: consecutive merging alone gives A | B C | D
+    const d = S.for('gd', 1, [S.for('td', 64, [S.store('d', E.v('td'), E.binary('add', E.load('c', E.v('td'), 'f32'), E.f32(1)))], 'thread')], 'block');
+    const p1: Program = { ...p0, buffers: [...p0.buffers, { name: 'd', dtype: 'float32', size: 64, kind: 'output' }], outputs: [...p0.outputs, { name: 'd', buffer: 'd' }], kernels: [{ name: 'k0', ops: ['add'], body: [a!, b!, c!, d] }] };
+    const p = fuseLaunches(p1, H100);
+    expect(verifyProgram(p)).toEqual([]);
+    expect(launchShapes(p).map((l) => l.nests)).toEqual([2, 2]);
+    const x = Float32Array.from({ length: 64 }, (_, i) => 3 - i);
+    const want = runProgram(p1, { x }, {}).outputs;
+    for (const reverse of [false, true]) expect(bitDiffs(want, runProgram(p, { x }, {}, { reverse }).outputs)).toEqual([]);
   });
 
   it('a buffer written by a later nest and read by an earlier one is copied a launch before, only when small', () => {
