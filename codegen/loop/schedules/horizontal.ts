@@ -1,8 +1,8 @@
-// Horizontal fusion of GPU launches: independent block nests of a kernel (reordered by dependence level) become one
-// launch, their grids side by side (a block loop of one iteration holding them: gpu.ts launchParts), where the cost model finds one
-// launch cheaper than several. A small buffer that one nest updates and the earlier nests of the group read is read
-// by them from a copy taken one launch before (Adam's iteration counter, read by every update's bias correction), so
-// the nest updating it joins the group too.
+// Horizontal fusion of GPU launches: independent block nests of a kernel (ordered by dependence level) become one
+// launch, their grids side by side (a block loop of one iteration holding them: gpu.ts launchParts), where the cost
+// model finds one launch cheaper than several. A small buffer that one nest updates and the earlier nests of the
+// group read is read by them from a copy taken one launch before (Adam's iteration counter, read by every update's
+// bias correction), so the nest updating it joins the group too.
 import { type Buffer, E, type Program, S, type Stmt, scalarOf } from '../ir.js';
 import { type GpuCaps, launchShape } from '../gpu.js';
 import { accesses } from '../memplan.js';
@@ -125,7 +125,9 @@ export function fuseLaunches(p: Program, g: GpuCaps): Program {
     }
     for (const b of read) {
       const src = buffers.find((x) => x.name === b)!;
-      const copy: Buffer = { name: fresh(l.kernel, `${b}_old`), dtype: src.dtype, size: src.size, kind: 'temp' };
+      let n = 0;
+      while (buffers.some((x) => x.name === `${b}_old${n}`)) n++;
+      const copy: Buffer = { name: `${b}_old${n}`, dtype: src.dtype, size: src.size, kind: 'temp' };
       buffers.push(copy);
       const t = scalarOf(src.dtype);
       const i = fresh(before!.kernel, 'hs');
