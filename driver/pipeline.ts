@@ -8,6 +8,7 @@ import { type MemoryPlan, planMemory, updateInPlace } from '../codegen/loop/memp
 import { printKernel, printProgram } from '../codegen/loop/printer.js';
 import { DEFAULT_CAPS, type TargetCaps } from '../codegen/loop/schedule.js';
 import { SCHEDULE_STEPS, schedule } from '../codegen/loop/schedules/index.js';
+import { fuseLaunches } from '../codegen/loop/schedules/horizontal.js';
 import { legalize } from '../codegen/loop/legalize.js';
 import { simplify } from '../codegen/loop/simplify.js';
 import { canonicalize } from '../passes/canonicalize.js';
@@ -37,7 +38,7 @@ export const GRAPH_PASSES: readonly { name: string; description: string; run: (g
  * form (canVectorize), which is what this stage then gives the renderers.
  */
 export const PASS_NAMES: readonly string[] = [...GRAPH_PASSES.map((p) => p.name), 'trees', 'fuse', 'lower', 'simplify',
-  ...SCHEDULE_STEPS.map((s) => `schedule:${s}`), 'schedule', 'legalize', 'memplan'];
+  ...SCHEDULE_STEPS.map((s) => `schedule:${s}`), 'schedule', 'legalize', 'launches', 'memplan'];
 
 export interface PipelineOptions {
   caps?: TargetCaps;
@@ -109,8 +110,11 @@ function* passes(input: Graph, options: PipelineOptions): Generator<PassResult, 
   yield* steps;
   // a GPU schedule ends with each launch's grid, block and the cost model's estimate
   yield { name: 'schedule', text: () => printProgram(scheduled) + (gpu ? describeLaunches(scheduled, gpu) : '') };
-  const program = updateInPlace(legalize(scheduled, caps.legal));
-  yield { name: 'legalize', text: () => printProgram(program) };
+  const legal = updateInPlace(legalize(scheduled, caps.legal));
+  yield { name: 'legalize', text: () => printProgram(legal) };
+  // GPU: independent launches of a kernel merged into one (schedules/horizontal.ts), then the launches' estimates
+  const program = gpu ? fuseLaunches(legal, gpu) : legal;
+  yield { name: 'launches', text: () => printProgram(program) + (gpu ? describeLaunches(program, gpu) : '') };
   const memory = planMemory(program);
   yield { name: 'memplan', text: () => describeMemory(memory) };
   return { graph: g, plan, program, memory };

@@ -234,7 +234,7 @@ describe.concurrent('kiln', slow, () => {
 });
 
 describe.concurrent('kiln compile --dump-after', slow, () => {
-  const passes = `canonicalize, empty, dce, trees, fuse, lower, simplify, ${SCHEDULE_STEPS.map((s) => `schedule:${s}`).join(', ')}, schedule, legalize, memplan`;
+  const passes = `canonicalize, empty, dce, trees, fuse, lower, simplify, ${SCHEDULE_STEPS.map((s) => `schedule:${s}`).join(', ')}, schedule, legalize, launches, memplan`;
 
   it('lists the passes in --help', async () => {
     const r = await kiln(['compile', '--help']);

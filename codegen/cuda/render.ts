@@ -3,6 +3,7 @@
 // entry point per program that replays its launches as a CUDA graph. kiln_cuda.h gives the macros; with
 // KILN_CUDA_EMULATE the same file builds for the CPU (blocks and thread loops in order), so it is tested here.
 import { blockThreads } from '../loop/analysis.js';
+import { blockChain, launchParts } from '../loop/gpu.js';
 import type { Expr, Kernel, Scalar, Stmt } from '../loop/ir.js';
 import type { Entry, Layout } from '../loop/layout.js';
 import { type OpTable, binaryOp, castOp, unaryOp } from '../loop/legalize.js';
@@ -33,15 +34,15 @@ const OPS: OpTable<Fn1, Fn2> = {
   unary: {
     f32: {
       neg: (a) => `(-${a})`, abs: call('fabsf'), sqrt: call('sqrtf'), floor: call('floorf'), ceil: call('ceilf'), round: call('rintf'),
-      recip: call('kiln_recip'), rsqrt: call('kiln_rsqrt'), exp: call('expf'), log: call('logf'), log1p: call('log1pf'), tanh: call('tanhf'), erf: call('erff'),
-      sin: call('sinf'), cos: call('cosf'),
+      recip: call('kiln_recip'), rsqrt: call('kiln_rsqrt'), exp: call('kiln_exp'), log: call('kiln_log'), log1p: call('kiln_log1p'), tanh: call('kiln_tanh'), erf: call('kiln_erf'),
+      sin: call('kiln_sin'), cos: call('kiln_cos'),
     },
     i32: { neg: (a) => `(-${a})` },
     bool: { not: (a) => `(!${a})` },
   },
   binary: {
     f32: {
-      add: infix('+'), sub: infix('-'), mul: infix('*'), div: infix('/'), pow: (a, b) => `powf(${a}, ${b})`,
+      add: infix('+'), sub: infix('-'), mul: infix('*'), div: infix('/'), pow: (a, b) => `kiln_pow(${a}, ${b})`,
       eq: infix('=='), ne: infix('!='), lt: infix('<'), le: infix('<='), gt: infix('>'), ge: infix('>='),
     },
     i32: {
@@ -79,6 +80,11 @@ class LaunchWriter {
 
   private line(indent: string, s: string): void {
     this.out.push(indent + s);
+  }
+
+  /** a line of the launch's own (a part's branch and block index) */
+  raw(s: string): void {
+    this.out.push(s);
   }
 
   expr(e: Expr): string {
@@ -159,24 +165,31 @@ interface Launch {
 }
 
 function renderLaunch(name: string, nest: For, types: ReadonlyMap<string, string>, offsets: Record<string, number>): Launch {
-  // the nest's block loops (directly nested) decode one flat block index, the outermost varying slowest
-  const blocks: For[] = [nest];
-  for (let s = nest; s.body.length === 1 && s.body[0]!.k === 'for' && s.body[0]!.kind === 'block';) blocks.push(s = s.body[0] as For);
-  const body = blocks[blocks.length - 1]!.body;
-  const grid = blocks.reduce((a, b) => a * b.extent, 1);
-  const threads = blockThreads(body);
+  // each part's block loops (directly nested) decode one flat block index, the outermost varying slowest; a
+  // horizontally fused launch (launchParts) gives each part the next range of block indices, a branch the whole
+  // block takes (so the parts' barriers stay uniform), under the widest part's threads
+  const chains = launchParts(nest).map(blockChain);
+  const threads = Math.max(...chains.map((c) => blockThreads(c.body)));
   const w = new LaunchWriter(types, threads);
-  w.stmts(body, '  ', false);
   const decode: string[] = [];
-  let stride = grid;
-  for (const b of blocks) {
-    stride /= b.extent;
-    decode.push(`  [[maybe_unused]] const int ${b.v} = KILN_BLOCK_ID / ${stride} % ${b.extent};`);
+  let base = 0;
+  for (const c of chains) {
+    const indent = chains.length > 1 ? '    ' : '  ';
+    if (chains.length > 1) w.raw(`  ${base ? '} else ' : ''}if (KILN_BLOCK_ID < ${base + c.grid}) {`);
+    const id = base ? `(KILN_BLOCK_ID - ${base})` : 'KILN_BLOCK_ID';
+    let stride = c.grid;
+    for (const b of c.blocks) {
+      stride /= b.extent;
+      (chains.length > 1 ? (l: string) => w.raw(l) : (l: string) => decode.push(l))(`${indent}[[maybe_unused]] const int ${b.v} = ${id} / ${stride} % ${b.extent};`);
+    }
+    w.stmts(c.body, indent, false);
+    base += c.grid;
   }
+  if (chains.length > 1) w.raw('  }');
   const ptrs = [...w.used].sort().map((b) => `  ${MEM_TYPE[types.get(b)!]} *const ${b} = (${MEM_TYPE[types.get(b)!]} *)(mem + ${offsets[b]}L);`);
   // the block size the schedule chose bounds the kernel's threads, so ptxas may give each thread more registers
   const source = [`KILN_KERNEL(${name}, ${threads}) {`, ...ptrs, ...decode, w.text(), '}'].join('\n');
-  return { name, grid, threads, source };
+  return { name, grid: base, threads, source };
 }
 
 /** [offset, bytes] ranges sorted, exactly adjacent ones merged (one copy each; a gap may hold device-only data). */

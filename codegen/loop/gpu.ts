@@ -201,31 +201,72 @@ export interface LaunchShape {
   /** elements of register arrays a thread holds (a matmul's tm x tn accumulator tile, a cached row) */
   readonly registers: number;
   readonly cycles: number;
+  /** block nests the launch runs side by side (more than 1: horizontally fused) */
+  readonly nests: number;
+}
+
+/**
+ * The block nests one launch runs: a block loop of one iteration whose body is two or more block nests is a
+ * horizontally fused launch (schedules/horizontal.ts): its grid is theirs side by side, each block running one
+ * nest (the first nest's blocks first); any other top-level block nest is one launch by itself.
+ */
+export function launchParts(top: For): readonly For[] {
+  const merged = top.extent === 1 && top.body.length > 1 && top.body.every((s) => s.k === 'for' && s.kind === 'block');
+  return merged ? (top.body as For[]) : [top];
+}
+
+/** A block nest's directly nested block loops (its grid, outermost first) and the body of the innermost. */
+export function blockChain(top: For): { blocks: For[]; grid: number; body: readonly Stmt[] } {
+  const blocks = [top];
+  let b = top;
+  while (b.body.length === 1 && b.body[0]!.k === 'for' && b.body[0]!.kind === 'block') blocks.push(b = b.body[0] as For);
+  return { blocks, grid: blocks.reduce((n, x) => n * x.extent, 1), body: b.body };
+}
+
+/**
+ * Cycles of one launch running the parts' blocks side by side on blocks of `threads` threads, the longest of three
+ * bounds: the slowest block alone (a warp issues once per `latency`), every warp's instructions over the SMs'
+ * schedulers (a part's warps beyond its own threads leave at once and issue nothing), and every block's time over
+ * the block slots the SMs hold at once (all blocks are `threads` wide: that is what bounds residency). A single
+ * nest is launchCycles.
+ */
+export function partsCycles(parts: readonly { grid: number; threads: number; work: number }[], threads: number, shared: number, g: GpuCaps): number {
+  if (parts.length === 1) return launchCycles(parts[0]!.grid, threads, parts[0]!.work, shared, g);
+  const warps = Math.ceil(threads / g.warp);
+  const resident = Math.max(1, Math.min(g.maxBlocksPerSm, Math.floor(g.maxThreadsPerSm / (warps * g.warp)),
+    shared > 0 ? Math.floor(g.sharedPerSm / shared) : Infinity));
+  const slowest = Math.max(...parts.map((x) => x.work * g.latency));
+  const issued = parts.reduce((n, x) => n + x.grid * Math.ceil(x.threads / g.warp) * x.work, 0) / (g.sms * g.schedulers);
+  const slots = parts.reduce((n, x) => n + x.grid * x.work * g.latency, 0) / (g.sms * resident);
+  return Math.max(slowest, issued, slots);
+}
+
+/** A launch's shape and estimate (one or more block nests: launchParts). */
+export function launchShape(kernel: string, top: For, g: GpuCaps = H100): LaunchShape {
+  const chains = launchParts(top).map(blockChain);
+  const block = Math.max(...chains.map((c) => blockThreads(c.body)));
+  let shared = 0, registers = 0;
+  for (const c of chains) {
+    let r = 0;
+    walkStmts(c.body, (s) => {
+      if (s.k === 'local' && s.scope === 'shared') shared += 4 * s.size;
+      if (s.k === 'local' && s.scope === 'register') r += s.size;
+    });
+    registers = Math.max(registers, r);
+  }
+  const parts = chains.map((c) => ({ grid: c.grid, threads: blockThreads(c.body), work: blockWork(c.body, block) }));
+  const grid = parts.reduce((n, x) => n + x.grid, 0);
+  return { kernel, grid, block, shared, registers, cycles: Math.round(LAUNCH_CYCLES + partsCycles(parts, block, shared, g)), nests: parts.length };
 }
 
 /** The launches of a GPU-scheduled program, in order (each top-level block nest of each kernel is one). */
 export function launchShapes(p: Program, g: GpuCaps = H100): LaunchShape[] {
-  const out: LaunchShape[] = [];
-  for (const k of p.kernels) {
-    for (const top of k.body) {
-      if (top.k !== 'for' || top.kind !== 'block') continue;
-      let b: For = top, grid = top.extent;
-      while (b.body.length === 1 && b.body[0]!.k === 'for' && b.body[0]!.kind === 'block') { b = b.body[0] as For; grid *= b.extent; }
-      const block = blockThreads(b.body);
-      let shared = 0, registers = 0;
-      walkStmts(b.body, (s) => {
-        if (s.k === 'local' && s.scope === 'shared') shared += 4 * s.size;
-        if (s.k === 'local' && s.scope === 'register') registers += s.size;
-      });
-      out.push({ kernel: k.name, grid, block, shared, registers, cycles: Math.round(LAUNCH_CYCLES + launchCycles(grid, block, blockWork(b.body, block), shared, g)) });
-    }
-  }
-  return out;
+  return p.kernels.flatMap((k) => k.body.flatMap((top) => (top.k === 'for' && top.kind === 'block' ? [launchShape(k.name, top, g)] : [])));
 }
 
 /** One comment line per launch (as `--dump-after schedule` ends for a GPU target), then the total estimate. */
 export function describeLaunches(p: Program, g: GpuCaps = H100): string {
   const ls = launchShapes(p, g);
-  const lines = ls.map((l) => `# launch ${l.kernel}: grid ${l.grid} x block ${l.block}${l.shared ? `, ${l.shared} B shared` : ''}${l.registers ? `, register arrays of ${l.registers} a thread` : ''}, estimate ${l.cycles} cycles`);
+  const lines = ls.map((l) => `# launch ${l.kernel}: grid ${l.grid}${l.nests > 1 ? ` (${l.nests} nests)` : ''} x block ${l.block}${l.shared ? `, ${l.shared} B shared` : ''}${l.registers ? `, register arrays of ${l.registers} a thread` : ''}, estimate ${l.cycles} cycles`);
   return `${lines.join('\n')}\n# ${ls.length} launches, estimate ${ls.reduce((a, l) => a + l.cycles, 0)} cycles\n`;
 }

@@ -6,6 +6,7 @@ import { roundingDivideByPOT, srdhm } from '../../ir/quant.js';
 import { type DType, type TypedArray, allocate, formatType, toTyped } from '../../ir/types.js';
 import type { Buffer, Expr, Kernel, Program, Scalar, Stmt } from './ir.js';
 import { blockThreads } from './analysis.js';
+import { launchParts } from './gpu.js';
 import { printExpr } from './printer.js';
 import { type LoopSym, SymbolTable } from './scope.js';
 import { verifyProgram } from './verifier.js';
@@ -218,7 +219,8 @@ function compileKernel(k: Kernel, storage: ReadonlyMap<string, TypedArray>, opti
           syms.declare(s.v, { kind: 'loop', t: 'i32', extent: s.extent, axis: s.kind, slot, copies: 1 });
           if (s.kind === 'block') threads = Math.max(threads, blockThreads(s.body));
           if (s.kind === 'thread') threadSlot = slot;
-          return block(s.body);
+          // a horizontally fused launch's nests run side by side on the GPU: reversed, they run last to first
+          return block(options.reverse && s.kind === 'block' && launchParts(s).length > 1 ? [...s.body].reverse() : s.body);
         });
         const n = s.extent;
         [threads, threadSlot] = saved as [number, number];

@@ -115,6 +115,17 @@ KILN_HD int kiln_ipow(int a, int b) {
 }
 /* float to int32 saturating, NaN to 0 */
 KILN_HD int kiln_f2i(float a) { return a != a ? 0 : a >= 2147483648.f ? INT32_MAX : a < -2147483648.f ? INT32_MIN : (int)a; }
+/* Transcendental ops in double, rounded once to float, as the interpreter (Math.fround(Math.exp(x))) and the wasm
+   target: libm's expf and logf (glibc's, CUDA's) are not correctly rounded and differ from it in the last bit (glibc
+   expf: 1 in ~1,600 inputs over [-20, 20]), so softmax and the loss would not be bit for bit. */
+KILN_HD float kiln_exp(float a) { return (float)exp((double)a); }
+KILN_HD float kiln_log(float a) { return (float)log((double)a); }
+KILN_HD float kiln_log1p(float a) { return (float)log1p((double)a); }
+KILN_HD float kiln_tanh(float a) { return (float)tanh((double)a); }
+KILN_HD float kiln_erf(float a) { return (float)erf((double)a); }
+KILN_HD float kiln_sin(float a) { return (float)sin((double)a); }
+KILN_HD float kiln_cos(float a) { return (float)cos((double)a); }
+KILN_HD float kiln_pow(float a, float b) { return (float)pow((double)a, (double)b); }
 /* correctly rounded 1/x and 1/sqrt(x) (through double) */
 KILN_HD float kiln_recip(float a) { return (float)(1.0 / (double)a); }
 KILN_HD float kiln_rsqrt(float a) { return (float)(1.0 / sqrt((double)a)); }

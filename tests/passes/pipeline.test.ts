@@ -21,12 +21,12 @@ const SOFTMAX = parseGraph(`graph @softmax {
 const HEADS: Record<string, RegExp> = {
   canonicalize: /^graph @softmax \{\n/, empty: /^graph @softmax \{\n/, dce: /^graph @softmax \{\n/,
   fuse: /^k0_\w+: 1 nest\(s\) \[(?=.*reduce_max)(?=.*reduce_sum)(?=.*div).*\] writes %7\n$/,
-  lower: /^program @softmax\n/, schedule: /^program @softmax\n/, legalize: /^program @softmax\n/, memplan: /^arena 128 bytes \(unshared 128\)\n {2}out_y @ 0\n$/,
+  lower: /^program @softmax\n/, schedule: /^program @softmax\n/, legalize: /^program @softmax\n/, launches: /^program @softmax\n/, memplan: /^arena 128 bytes \(unshared 128\)\n {2}out_y @ 0\n$/,
 };
 
 describe('pipeline', () => {
   it('names its passes in order, each schedule primitive a stage between simplify and schedule', () => {
-    expect(PASS_NAMES.filter((p) => !p.startsWith('schedule:'))).toEqual(['canonicalize', 'empty', 'dce', 'trees', 'fuse', 'lower', 'simplify', 'schedule', 'legalize', 'memplan']);
+    expect(PASS_NAMES.filter((p) => !p.startsWith('schedule:'))).toEqual(['canonicalize', 'empty', 'dce', 'trees', 'fuse', 'lower', 'simplify', 'schedule', 'legalize', 'launches', 'memplan']);
     expect(PASS_NAMES.slice(PASS_NAMES.indexOf('simplify') + 1, PASS_NAMES.indexOf('schedule'))).toEqual(SCHEDULE_STEPS.map((s) => `schedule:${s}`));
   });
 
@@ -64,7 +64,7 @@ describe('pipeline', () => {
   });
 
   it('refuses an unknown pass naming the passes', () => {
-    const msg = `unknown pass 'fusion'; passes are canonicalize, empty, dce, trees, fuse, lower, simplify, ${SCHEDULE_STEPS.map((s) => `schedule:${s}`).join(', ')}, schedule, legalize, memplan`;
+    const msg = `unknown pass 'fusion'; passes are canonicalize, empty, dce, trees, fuse, lower, simplify, ${SCHEDULE_STEPS.map((s) => `schedule:${s}`).join(', ')}, schedule, legalize, launches, memplan`;
     expect(() => runPipeline(SOFTMAX, { dumpAfter: 'fusion', dump: () => {} })).toThrow(msg);
     expect(() => irAfter(SOFTMAX, 'fusion')).toThrow(msg);
   });
