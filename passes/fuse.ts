@@ -18,6 +18,12 @@ export function isContraction(n: Node): boolean {
   return CONTRACTIONS.has(n.op);
 }
 
+/**
+ * Ops that are a kernel of their own, reading their materialized operands from memory: a scan loop
+ * (codegen/loop/scan.ts) and a scatter-add (codegen/loop/scatter.ts), whose writes go where its indices say.
+ */
+export const OWN_KERNEL = new Set<Op>(['scan', 'scatter_add']);
+
 /** Iteration structure of a nest: full shape F and the axes A reduced by its row stages (empty: plain nest). */
 export interface NestKey {
   readonly full: Shape;
@@ -86,7 +92,7 @@ function stripMovement(n: Node): Node {
 export function isTiny(n: Node): boolean {
   let t = tinyMemo.get(n);
   if (t === undefined) {
-    t = n.type.shape.every((d) => d === 1) && !isContraction(n) && n.op !== 'scan' && n.src.every((s) => GroupOp.Leaf.has(s.op) || isTiny(s));
+    t = n.type.shape.every((d) => d === 1) && !isContraction(n) && !OWN_KERNEL.has(n.op) && n.src.every((s) => GroupOp.Leaf.has(s.op) || isTiny(s));
     tinyMemo.set(n, t);
   }
   return t;
@@ -352,9 +358,9 @@ export function fuse(g: Graph): FusionPlan {
   const mat = new Set<Node>();
   for (const o of g.outputs) if (!GroupOp.Leaf.has(o.node.op)) mat.add(o.node);
   for (const u of g.updates) if (!GroupOp.Leaf.has(u.value.op)) mat.add(u.value);
-  // a scan loop is a kernel of its own (codegen/loop/scan.ts) reading its operands from memory
+  // a scan loop or a scatter-add is a kernel of its own reading its operands from memory
   for (const n of topo) {
-    if (n.op !== 'scan') continue;
+    if (!OWN_KERNEL.has(n.op)) continue;
     mat.add(n);
     for (const s of n.src) if (!GroupOp.Leaf.has(s.op)) mat.add(s);
   }
@@ -388,6 +394,10 @@ export function fuse(g: Graph): FusionPlan {
         add(r, gr ?? { key: { full: r.type.shape, axes: [] }, roots: [] });
         continue;
       }
+      if (r.op === 'scatter_add') {
+        add(r, { key: { full: r.type.shape, axes: [] }, roots: [] });
+        continue;
+      }
       const info = infos.get(r)!, key = info.key, rc = info.contractions;
       // a plain root of a row nest's outer shape may join that row nest
       const fits = (gk: NestKey) => keyOf(gk) === keyOf(key) || (key.axes.length === 0 && gk.axes.length > 0 && isReducedShape(r.type.shape, gk));
@@ -396,7 +406,7 @@ export function fuse(g: Graph): FusionPlan {
         if (!m) info.reads.set(keyOf(gk), m = readsOf(r, mat, gk));
         return m;
       };
-      const target = groups.find((gr) => fits(gr.key) && !gr.roots.some((q) => alone.has(q) || q.op === 'scan')
+      const target = groups.find((gr) => fits(gr.key) && !gr.roots.some((q) => alone.has(q) || OWN_KERNEL.has(q.op))
         && gr.roots.every((q) => reads(gr.key).get(q) !== 'other')
         && gr.roots.some((q) => reads(gr.key).get(q) === 'elementwise' || [...contractionsOf(q)].some((c) => rc.has(c)))
         && !grouping.closesCycle(r, gr));
@@ -472,9 +482,12 @@ function formKernels(nests: NestPlan[], mat: Set<Node>): KernelPlan[] {
   const kernels: KernelPlan[] = [];
   for (let l = 0; l <= last; l++) {
     const all = nests.filter((n) => level.get(n) === l);
-    // each scan loop is a kernel of its own: its statements sit in a serial time loop
-    for (const n of all) if (n.roots[0]!.op === 'scan') kernels.push({ name: `k${kernels.length}_scan`, nests: [n], ops: ['scan'] });
-    const ns = all.filter((n) => n.roots[0]!.op !== 'scan');
+    // each scan loop (its statements in a serial time loop) and each scatter-add is a kernel of its own
+    for (const n of all) {
+      const op = n.roots[0]!.op;
+      if (OWN_KERNEL.has(op)) kernels.push({ name: `k${kernels.length}_${op}`, nests: [n], ops: [op] });
+    }
+    const ns = all.filter((n) => !OWN_KERNEL.has(n.roots[0]!.op));
     if (!ns.length) continue;
     const ops = [...new Set(ns.flatMap((n) => [...n.nodes].map((x) => x.op)))];
     const main = ops.filter((o) => CONTRACTIONS.has(o as Op));
