@@ -13,7 +13,7 @@ import { DEFAULT_CAPS } from '../../codegen/loop/schedule.js';
 import { renderWasm } from '../../codegen/wasm/render.js';
 import { WasmRunner } from '../../codegen/wasm/runtime.js';
 import { runPipeline } from '../../driver/pipeline.js';
-import { Builder, type Graph, type Node } from '../../ir/graph.js';
+import { Builder, type Graph, type Node, topoSort } from '../../ir/graph.js';
 import { interpret } from '../../ir/interpreter.js';
 import { parseGraph } from '../../ir/parser.js';
 import { printGraph } from '../../ir/printer.js';
@@ -26,6 +26,7 @@ import { runMain } from '../native.js';
 import { type Data, runBoth } from '../passes/differential.js';
 import { rng } from '../passes/random_graphs.js';
 
+const topoOps = (g: Graph) => topoSort(g).map((n) => n.op);
 const f32 = (...shape: number[]) => ({ dtype: 'float32' as const, shape });
 const i32 = (...shape: number[]) => ({ dtype: 'int32' as const, shape });
 
@@ -176,6 +177,28 @@ describe('gradients', () => {
     checkGrad((b, x) => b.emit('scatter_add', [x, b.constant(idx, 'int32', [6])], { axis: 1, size: 5 }), f32(2, 6, 3), 1);
     checkGrad((b, x) => b.emit('gather', [x, b.constant(idx, 'int32', [2, 3])], { axis: 0 }), f32(5, 3), 2);
     checkGrad((b, x) => b.emit('gather', [x, b.constant(idx, 'int32', [6])], { axis: 1 }), f32(2, 5, 3), 3);
+  });
+});
+
+describe("an Embedding's gradient", () => {
+  it('equals the one-hot matmul it replaces (onehot(idx)^T @ dy) within float tolerance', () => {
+    const V = 50, F = 6, B = 3, T = 7;
+    const b = new Builder(), table = b.input('table', f32(V, F)), idx = b.input('idx', i32(B, T)), w = b.input('w', f32(B, T, F));
+    const emb = b.emit('gather', [table, idx], { axis: 0 });
+    const loss = b.emit('reduce_sum', [b.emit('mul', [w, b.emit('tanh', [emb])])], { axes: [0, 1, 2] });
+    const [dTable] = gradients(b, loss, [table]);
+    // the old rule, by hand: dy = w * (1 - tanh^2), rows summed by a one-hot matmul
+    const th = b.emit('tanh', [emb]);
+    const dy = b.emit('mul', [w, b.emit('sub', [b.constant(1, 'float32', [B, T, F]), b.emit('mul', [th, th])])]);
+    const flat = b.emit('reshape', [idx], { shape: [B * T, 1] });
+    const oh = b.emit('cast', [b.emit('eq', [b.emit('broadcast', [flat], { shape: [B * T, V] }), b.iota([B * T, V], 1)])], { dtype: 'float32' });
+    const old = b.emit('matmul', [b.emit('transpose', [oh], { perm: [1, 0] }), b.emit('reshape', [dy], { shape: [B * T, F] })]);
+    const g = b.finish('emb', [{ name: 'new', node: dTable! }, { name: 'old', node: old }]);
+    expect(topoOps(g)).toContain('scatter_add');
+    const r = rng(5), ids = Int32Array.from({ length: B * T }, () => Math.floor(r() * 8)); // few rows: many repeats
+    const out = interpret(g, { table: values(V * F, 6), idx: ids, w: values(B * T * F, 7) }).outputs;
+    const got = out.get('new')!.data, want = out.get('old')!.data;
+    want.forEach((v, i) => expect(Math.abs(got[i]! - v), `[${i}]: ${got[i]} vs ${v}`).toBeLessThanOrEqual(1e-6 * Math.max(1, Math.abs(v))));
   });
 });
 
