@@ -4,9 +4,7 @@
 // computed twice), and the backward loop runs the steps in the other order, recomputing each step's body from its
 // saved carry and taking the body's vector-Jacobian product there. Its carries are the carries' cotangents and one
 // accumulator per float const (so a weight's gradient costs no [length, ...] buffer); its per-step outputs are the
-// sequences' cotangents. A const whose gradient is one batch-summed product per step, x^T @ d (the recurrent
-// kernel's), is the exception: x and d are stacked by time and multiplied once after the loop ([T*B, K]^T @ [T*B, N],
-// one large matmul instead of T matmuls of depth B). Recomputing the body inside the backward step keeps memory at the carries (B x units per
+// sequences' cotangents. Recomputing the body inside the backward step keeps memory at the carries (B x units per
 // step) instead of every intermediate of every step, at the price of a second forward body per step (as
 // jax.checkpoint on a scan body does).
 import { Builder, type Graph, type Node, topoSort } from '../ir/graph.js';
@@ -42,19 +40,6 @@ export function inline(b: Builder, body: Graph, inputs: readonly Node[]): Node[]
 function zeros(b: Builder, t: TensorType): Node {
   const c = b.constant(0, t.dtype, []);
   return t.shape.length ? b.emit('broadcast', [c], { shape: [...t.shape] }) : c;
-}
-
-/** x and d of a gradient x^T @ d of two [B, *] values (a product summed over the batch axis), or undefined. */
-function outerProduct(g: Node): { x: Node; d: Node } | undefined {
-  if (g.op !== 'matmul' || g.type.shape.length !== 2) return undefined;
-  const [t, d] = g.src as [Node, Node];
-  if (t.op !== 'transpose' || t.src[0]!.type.shape.length !== 2) return undefined;
-  return { x: t.src[0]!, d };
-}
-
-/** Graph g without the given inputs (which nothing reads). */
-function dropInputs(g: Graph, drop: ReadonlySet<Node>): Graph {
-  return { ...g, inputs: g.inputs.filter((x) => !drop.has(x)) };
 }
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
@@ -98,44 +83,19 @@ export function scanGrad(b: Builder, loop: readonly Node[], cots: readonly (Node
     const s = ps.indexOf(i);
     return s < 0 ? grads[q]! : bb.emit('add', [grads[q]!, dsIn[s]!]);
   });
-  // a const's gradient that is a sum over the batch of one product per step, x^T @ d (a recurrent kernel's), is not
-  // accumulated step by step (a [B]-deep product per step) but taken after the loop as one product over every step
-  // and row, [T*B, K]^T @ [T*B, N], from x and d stacked by time (as cuDNN does); x is the saved carry or the
-  // sequence when it is one, else a per-step output, as d is
-  const outer = fk.map((_, q) => outerProduct(grads[fc.length + fs.length + q]!));
-  const acc = fk.filter((_, q) => !outer[q]);
-  const gk = fk.flatMap((_, q) => (outer[q] ? [] : [bb.emit('add', [accIn[q]!, grads[fc.length + fs.length + q]!])]));
+  const gk = fk.map((_, q) => bb.emit('add', [accIn[q]!, grads[fc.length + fs.length + q]!]));
   const gx = fs.map((_, q) => grads[fc.length + q]!);
-  const stacked: Node[] = [];
-  // where each step's value of n is found stacked by time, once the loops are built
-  const place = (n: Node): (() => Node) => {
-    const c = cIn.indexOf(n), x = xIn.indexOf(n);
-    if (c >= 0) return () => saved[c]!;
-    if (x >= 0) return () => src[nc + x]!;
-    const k = stacked.push(n) - 1;
-    return () => result(inits.length + fs.length + k);
-  };
-  const pieces = outer.map((o) => (o ? { x: place(o.x), d: place(o.d) } : undefined));
-  const bwd = bb.finish('scan_grad', [...gc, ...gk, ...gx, ...stacked].map((node, i) => ({ name: `r${i}`, node })));
-  const accIns = new Set(accIn.filter((_, q) => outer[q]));
-  const body2 = accIns.size ? dropInputs(bwd, accIns) : bwd;
+  const bwd = bb.finish('scan_grad', [...gc, ...gk, ...gx].map((node, i) => ({ name: `r${i}`, node })));
 
   // the forward loop's saved carries: results of the same loop, so the lowering computes them in it
   const saved = range(nc).map((i) => b.emit('scan', src, { ...first.attrs, output: nc + ny + i }));
-  const inits = [...fc.map((i) => cot.get(i) ?? zeros(b, carryT(i))), ...acc.map((j) => zeros(b, constT(j)))];
+  const inits = [...fc.map((i) => cot.get(i) ?? zeros(b, carryT(i))), ...fk.map((j) => zeros(b, constT(j)))];
   const seqs = [...saved, ...src.slice(nc, nc + ns), ...py.map((j) => cot.get(nc + j)!), ...ps.map((i) => cot.get(nc + ny + i)!)];
-  const attrs = { body: printGraph(body2), length, carries: inits.length, seqs: seqs.length, reverse: !info.reverse };
+  const attrs = { body: printGraph(bwd), length, carries: inits.length, seqs: seqs.length, reverse: !info.reverse };
   const result = (k: number) => b.emit('scan', [...inits, ...seqs, ...src.slice(nc + ns)], { ...attrs, output: k });
   const ds: (Node | undefined)[] = src.map(() => undefined);
   fc.forEach((i, q) => { ds[i] = result(q); });
-  acc.forEach((j, q) => { ds[nc + ns + j] = result(fc.length + q); });
+  fk.forEach((j, q) => { ds[nc + ns + j] = result(fc.length + q); });
   fs.forEach((j, q) => { ds[nc + j] = result(inits.length + q); });
-  fk.forEach((j, q) => {
-    const pc = pieces[q];
-    if (!pc) return;
-    const x = pc.x(), d = pc.d();
-    const flat = (n: Node) => b.emit('reshape', [n], { shape: [n.type.shape[0]! * n.type.shape[1]!, n.type.shape[2]!] });
-    ds[nc + ns + j] = b.emit('matmul', [b.emit('transpose', [flat(x)], { perm: [1, 0] }), flat(d)]);
-  });
   return ds;
 }
