@@ -455,7 +455,8 @@ function formKernels(nests: NestPlan[], mat: Set<Node>): KernelPlan[] {
   for (const n of nests) {
     const d = new Set<NestPlan>();
     for (const x of n.nodes) for (const s of x.src) {
-      const w = isStored(s, mat) ? writer.get(s) : undefined;
+      // a kernel of its own reads its operands from memory, tiny ones too (which other nests recompute)
+      const w = isStored(s, mat) || (OWN_KERNEL.has(x.op) && mat.has(s)) ? writer.get(s) : undefined;
       if (w && w !== n) d.add(w);
     }
     deps.set(n, d);
