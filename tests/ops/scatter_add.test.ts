@@ -249,10 +249,10 @@ describe('scatter_add fuzzed', () => {
     for (const k of [0, 1, 5]) expect(runBoth(g, { src: Float32Array.of(0.5), idx: Int32Array.of(k) }, {}).diffs).toEqual([]);
   });
 
-  // fresh seeds every day (printed on failure: rerun one with KILN_SCATTER_SEED=s); random ranks, axes, index shapes,
+  // fresh seeds every day (printed on failure: rerun one with KILN_SCATTER_SEED=s, more with KILN_SCATTER_COUNT=n); random ranks, axes, index shapes,
   // sizes (with out-of-range and repeated indices), through the pipeline on CPU and GPU schedules
   const first = Number(process.env['KILN_SCATTER_SEED'] ?? Math.floor(Date.now() / 86_400_000) * 100);
-  const count = process.env['KILN_SCATTER_SEED'] ? 1 : 40;
+  const count = Number(process.env['KILN_SCATTER_COUNT'] ?? (process.env['KILN_SCATTER_SEED'] ? 1 : 40));
   it(`${count} random scatters from seed ${first} equal the interpreter bit for bit`, () => {
     for (let seed = first; seed < first + count; seed++) {
       const r = rng(seed), dim = () => Math.floor(r() * 4) + (r() < 0.1 ? 0 : 1);
