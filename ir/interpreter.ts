@@ -414,6 +414,20 @@ export function evalOp(node: Pick<Node, 'op' | 'type' | 'attrs'>, src: readonly 
       }
       return out;
     }
+    case 'scatter_add': {
+      // the order every target follows: each output element sums its rows in increasing j (row-major over idx),
+      // from +0, each add rounded to float32 (wrapping on int32) by the typed array's store
+      const { axis, size } = attrsOf(node, op), idx = src[1]!, m = idx.data.length;
+      const outer = sizeOf(x.type.shape.slice(0, axis)), inner = sizeOf(type.shape.slice(axis + 1));
+      const out = allocate(type.dtype, n);
+      for (let o = 0; o < outer; o++) {
+        for (let j = 0; j < m; j++) {
+          const to = (o * size + Math.max(0, Math.min(size - 1, idx.data[j]!))) * inner, from = (o * m + j) * inner;
+          for (let i = 0; i < inner; i++) out[to + i] = out[to + i]! + x.data[from + i]!;
+        }
+      }
+      return out;
+    }
     case 'matmul':
       return matmul(x, src[1]!, type, attrsOf(node, 'matmul').tree);
     case 'conv':

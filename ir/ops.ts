@@ -15,7 +15,7 @@ export const REDUCE_OPS = ['reduce_sum', 'reduce_max', 'reduce_min', 'reduce_pro
 export const ARG_OPS = ['argmax', 'argmin'] as const;
 export const MOVEMENT_OPS = ['reshape', 'transpose', 'broadcast', 'slice', 'pad', 'concat', 'gather'] as const;
 /** `allreduce`: the sum of its operand over the processes of a data-parallel step (one process: the operand itself). */
-export const OTHER_OPS = ['cast', 'select', 'matmul', 'conv', 'reduce_window', 'random_uniform', 'scan', 'allreduce'] as const;
+export const OTHER_OPS = ['cast', 'select', 'matmul', 'conv', 'reduce_window', 'random_uniform', 'scan', 'allreduce', 'scatter_add'] as const;
 /** int8 quantization (ir/quant.ts defines their integer semantics). */
 export const QUANT_OPS = ['quantize', 'dequantize', 'qmatmul', 'qconv'] as const;
 
@@ -148,6 +148,8 @@ export const OP_ATTRS = {
   slice: { start: 'ints', end: 'ints', step: 'ints' },
   pad: { padding: 'pairs', value: 'number' },
   concat: { axis: 'int' }, gather: { axis: 'int' },
+  // gather's transpose: scatter_add(src, idx) adds src's slices at idx's positions into `size` slices along axis
+  scatter_add: { axis: 'int', size: 'int' },
   // matmul and conv may declare a tree over their contraction (matmul: K; conv: window positions, then input
   // channels, row-major), as reductions do
   matmul: { tree: 'int?' },
@@ -376,6 +378,20 @@ export function inferType(op: Op, srcs: readonly TensorType[], attrs: Attrs): Te
       if (idx.dtype !== 'int32') fail(op, `indices must be int32, got ${formatType(idx)}`);
       if (s0.shape[axis] === 0 && sizeOf(idx.shape) > 0) fail(op, `cannot gather from the empty axis ${axis} of ${formatType(s0)}`);
       return { dtype: s0.dtype, shape: [...s0.shape.slice(0, axis), ...idx.shape, ...s0.shape.slice(axis + 1)] };
+    }
+    case 'scatter_add': {
+      // src [...pre, ...idx.shape, ...post] -> [...pre, size, ...post]: out[p, clamp(idx[j]), q] += src[p, j, q], j in
+      // increasing row-major order (indices clamped into range as gather's are, so it is gather's exact transpose)
+      count(op, srcs, 2);
+      const idx = srcs[1]!, ir = idx.shape.length;
+      const { axis, size } = attrsOf(node, op);
+      if (idx.dtype !== 'int32') fail(op, `indices must be int32, got ${formatType(idx)}`);
+      if (s0.dtype !== 'float32' && s0.dtype !== 'int32') fail(op, `adds float32 or int32 values, got ${formatType(s0)}`);
+      if (axis < 0 || axis + ir > s0.shape.length || !shapesEqual(s0.shape.slice(axis, axis + ir), idx.shape)) {
+        fail(op, `source ${formatType(s0)} does not hold indices ${formatType(idx)} at axis ${axis}`);
+      }
+      if (size < 0 || (size === 0 && sizeOf(idx.shape) > 0)) fail(op, `size ${size} must be >= 1 (>= 0 without indices)`);
+      return { dtype: s0.dtype, shape: [...s0.shape.slice(0, axis), size, ...s0.shape.slice(axis + ir)] };
     }
     case 'matmul': {
       count(op, srcs, 2);

@@ -163,6 +163,8 @@ const RULES: Record<Op, Rule> = {
     });
   },
   gather: (g, n, dy) => [gatherGrad(g, n, dy), undefined],
+  // d scatter_add(src, idx) / d src: each source slice's gradient is the output slice it was added to
+  scatter_add: (g, n, dy) => [g.e('gather', [dy, n.src[1]!], { axis: attrsOf(n, 'scatter_add').axis }), undefined],
   matmul: (g, n, dy) => [g.e('matmul', [dy, g.mT(n.src[1]!)]), g.e('matmul', [g.mT(n.src[0]!), dy])],
   conv: (g, n, dy) => convGrads(g, n, dy),
   reduce_window: (g, n, dy) => [attrsOf(n, 'reduce_window').kind === 'sum' ? sumWindowGrad(g, n, dy) : maxWindowGrad(g, n, dy)],
@@ -181,17 +183,14 @@ function extremumGrad(g: G, n: Node, dy: Node): Node {
   return g.div(g.mul(dyb, mask), count);
 }
 
-/** d gather(x, idx) / dx: a scatter-add, written as one-hot(idx)^T @ dy. */
+/**
+ * d gather(x, idx) / dx: dy's slices added at the (clamped, as the forward op reads) indices they were read from,
+ * in increasing order of their position in idx (ir/ops.ts scatter_add).
+ */
 function gatherGrad(g: G, n: Node, dy: Node): Node {
   const [x, idx] = n.src as [Node, Node];
-  const { axis } = attrsOf(n, 'gather'), xs = x.type.shape;
-  const P = sizeOf(xs.slice(0, axis)), D = xs[axis]!, Q = sizeOf(xs.slice(axis + 1)), M = sizeOf(idx.type.shape);
-  const flatIdx = g.reshape(idx, [M]);
-  // clamp as the forward op does, so out-of-range indices send their gradient where they read from
-  const clamped = g.e('max', [g.e('min', [flatIdx, g.b.emit('broadcast', [g.b.constant(D - 1, 'int32')], { shape: [M] })]), g.b.emit('broadcast', [g.b.constant(0, 'int32')], { shape: [M] })]);
-  const oh = g.e('cast', [g.e('eq', [g.e('broadcast', [g.reshape(clamped, [M, 1])], { shape: [M, D] }), g.b.iota([M, D], 1)])], { dtype: x.type.dtype });
-  const ohT = g.e('broadcast', [g.transpose(oh, [1, 0])], { shape: [P, D, M] });
-  return g.reshape(g.e('matmul', [ohT, g.reshape(dy, [P, M, Q])]), xs);
+  const { axis } = attrsOf(n, 'gather');
+  return g.e('scatter_add', [dy, idx], { axis, size: x.type.shape[axis]! });
 }
 
 /** Reverses the given axes of a tensor (gather with constant reversed indices). */

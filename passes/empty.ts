@@ -8,12 +8,12 @@ const isEmpty = (n: Node) => sizeOf(n.type.shape) === 0;
 /**
  * What a value that is not empty but reads an empty operand equals, as the interpreter computes it: a reduction
  * over no element is its identity, a matmul or conv with nothing to contract or only padding under its windows
- * is 0, a pooling window over padding only is its lowest value (max) or 0 (sum), a padded empty value is the pad
+ * is 0 (so is a scatter-add of nothing), a pooling window over padding only is its lowest value (max) or 0 (sum), a padded empty value is the pad
  * value. The value, or undefined for an op whose result cannot be both non-empty and read an empty operand.
  */
 function emptyResult(n: Node): number | undefined {
   switch (n.op) {
-    case 'matmul': case 'conv': return 0;
+    case 'matmul': case 'conv': case 'scatter_add': return 0;
     case 'reduce_sum': case 'reduce_prod': case 'reduce_max': case 'reduce_min': return identityOf(REDUCE_KIND[n.op], n.type.dtype);
     case 'reduce_window': return identityOf(attrsOf(n, n.op).kind, n.type.dtype);
     case 'pad': return attrsOf(n, n.op).value;

@@ -18,6 +18,13 @@ export function isContraction(n: Node): boolean {
   return CONTRACTIONS.has(n.op);
 }
 
+/**
+ * Ops that are a kernel of their own, reading their materialized operands from memory: a scan loop
+ * (codegen/loop/scan.ts), a scatter-add (codegen/loop/scatter.ts), whose writes go where its indices say, and an
+ * all-reduce, whose buffer the runtime sums over the processes after the kernel (Kernel.allreduce).
+ */
+export const OWN_KERNEL = new Set<Op>(['scan', 'scatter_add', 'allreduce']);
+
 /** Iteration structure of a nest: full shape F and the axes A reduced by its row stages (empty: plain nest). */
 export interface NestKey {
   readonly full: Shape;
@@ -79,11 +86,6 @@ function stripMovement(n: Node): Node {
   return x;
 }
 
-/**
- * Ops computed by a kernel of their own, reading their operands from memory: a scan loop (codegen/loop/scan.ts), and
- * an all-reduce, whose buffer the runtime sums over the processes after the kernel (Kernel.allreduce).
- */
-const ALONE: ReadonlySet<Op> = new Set<Op>(['scan', 'allreduce']);
 
 /**
  * Scalar values computed without loops (e.g. the optimizer step count) are recomputed by every nest that
@@ -92,7 +94,7 @@ const ALONE: ReadonlySet<Op> = new Set<Op>(['scan', 'allreduce']);
 export function isTiny(n: Node): boolean {
   let t = tinyMemo.get(n);
   if (t === undefined) {
-    t = n.type.shape.every((d) => d === 1) && !isContraction(n) && !ALONE.has(n.op) && n.src.every((s) => GroupOp.Leaf.has(s.op) || isTiny(s));
+    t = n.type.shape.every((d) => d === 1) && !isContraction(n) && !OWN_KERNEL.has(n.op) && n.src.every((s) => GroupOp.Leaf.has(s.op) || isTiny(s));
     tinyMemo.set(n, t);
   }
   return t;
@@ -358,9 +360,9 @@ export function fuse(g: Graph): FusionPlan {
   const mat = new Set<Node>();
   for (const o of g.outputs) if (!GroupOp.Leaf.has(o.node.op)) mat.add(o.node);
   for (const u of g.updates) if (!GroupOp.Leaf.has(u.value.op)) mat.add(u.value);
-  // a scan loop and an all-reduce are kernels of their own reading their operands from memory (ALONE)
+  // a scan loop, a scatter-add or an all-reduce is a kernel of its own reading its operands from memory
   for (const n of topo) {
-    if (!ALONE.has(n.op)) continue;
+    if (!OWN_KERNEL.has(n.op)) continue;
     mat.add(n);
     for (const s of n.src) if (!GroupOp.Leaf.has(s.op)) mat.add(s);
   }
@@ -398,6 +400,10 @@ export function fuse(g: Graph): FusionPlan {
         add(r, gr ?? { key: { full: r.type.shape, axes: [] }, roots: [] });
         continue;
       }
+      if (r.op === 'scatter_add') {
+        add(r, { key: { full: r.type.shape, axes: [] }, roots: [] });
+        continue;
+      }
       const info = infos.get(r)!, key = info.key, rc = info.contractions;
       // a plain root of a row nest's outer shape may join that row nest
       const fits = (gk: NestKey) => keyOf(gk) === keyOf(key) || (key.axes.length === 0 && gk.axes.length > 0 && isReducedShape(r.type.shape, gk));
@@ -406,7 +412,7 @@ export function fuse(g: Graph): FusionPlan {
         if (!m) info.reads.set(keyOf(gk), m = readsOf(r, mat, gk));
         return m;
       };
-      const target = groups.find((gr) => fits(gr.key) && !gr.roots.some((q) => alone.has(q) || ALONE.has(q.op))
+      const target = groups.find((gr) => fits(gr.key) && !gr.roots.some((q) => alone.has(q) || OWN_KERNEL.has(q.op))
         && gr.roots.every((q) => reads(gr.key).get(q) !== 'other')
         && gr.roots.some((q) => reads(gr.key).get(q) === 'elementwise' || [...contractionsOf(q)].some((c) => rc.has(c)))
         && !grouping.closesCycle(r, gr));
@@ -455,7 +461,8 @@ function formKernels(nests: NestPlan[], mat: Set<Node>): KernelPlan[] {
   for (const n of nests) {
     const d = new Set<NestPlan>();
     for (const x of n.nodes) for (const s of x.src) {
-      const w = isStored(s, mat) ? writer.get(s) : undefined;
+      // a kernel of its own reads its operands from memory, tiny ones too (which other nests recompute)
+      const w = isStored(s, mat) || (OWN_KERNEL.has(x.op) && mat.has(s)) ? writer.get(s) : undefined;
       if (w && w !== n) d.add(w);
     }
     deps.set(n, d);
@@ -482,13 +489,12 @@ function formKernels(nests: NestPlan[], mat: Set<Node>): KernelPlan[] {
   const kernels: KernelPlan[] = [];
   for (let l = 0; l <= last; l++) {
     const all = nests.filter((n) => level.get(n) === l);
-    // each scan loop is a kernel of its own: its statements sit in a serial time loop
-    // (an all-reduce's too: the runtime sums its buffer after it)
+    // each scan loop (its statements in a serial time loop), scatter-add and all-reduce is a kernel of its own
     for (const n of all) {
       const op = n.roots[0]!.op;
-      if (ALONE.has(op)) kernels.push({ name: `k${kernels.length}_${op}`, nests: [n], ops: [op] });
+      if (OWN_KERNEL.has(op)) kernels.push({ name: `k${kernels.length}_${op}`, nests: [n], ops: [op] });
     }
-    const ns = all.filter((n) => !ALONE.has(n.roots[0]!.op));
+    const ns = all.filter((n) => !OWN_KERNEL.has(n.roots[0]!.op));
     if (!ns.length) continue;
     const ops = [...new Set(ns.flatMap((n) => [...n.nodes].map((x) => x.op)))];
     const main = ops.filter((o) => CONTRACTIONS.has(o as Op));

@@ -2,9 +2,10 @@
 import { type Node, nodeName } from '../../ir/graph.js';
 import { GroupOp, REDUCE_BINARY, REDUCE_KIND, type ReduceOp, attrsOf, isUnaryOp } from '../../ir/ops.js';
 import { type Shape, identityOf, sizeOf, stridesOf } from '../../ir/types.js';
-import { type FusionPlan, type NestPlan, isContraction, isRowReduce, isStored, isTiny } from '../../passes/fuse.js';
+import { type FusionPlan, type NestPlan, OWN_KERNEL, isContraction, isRowReduce, isStored, isTiny } from '../../passes/fuse.js';
 import { type TreeSink, treeReduce } from './tree_reduce.js';
 import { type ScanContext, lowerScan } from './scan.js';
+import { lowerScatter } from './scatter.js';
 import { type AxisKind, type Buffer, E, type Expr, type Kernel, type Program, S, type Scalar, type Stmt, exprId, scalarOf } from './ir.js';
 
 function unitZero(idx: readonly Expr[], shape: Shape): Expr[] {
@@ -564,6 +565,9 @@ export function lower(plan: FusionPlan, options: LowerOptions): Program {
     counter = 0;
     // a scan loop's kernel (fuse gives it alone) carries how to schedule its body for a target (scheduleScan)
     if (k.nests[0]?.roots[0]?.op === 'scan') return lowerScan(k, scanContext());
+    // a scatter-add's kernel (codegen/loop/scatter.ts) writes where its indices say
+    const root = k.nests[0]?.roots[0];
+    if (root?.op === 'scatter_add') return lowerScatter(k, bufName.get(root)!, (n) => (n.op === 'const' ? constBuf(n) : bufName.get(n)));
     const body = k.nests.flatMap((nest) => new NestEmitter(nest, names, (n) => {
       const b = bufName.get(n);
       if (!b) throw new Error(`lower: %${n.id} ${n.op} has no buffer`);
@@ -628,7 +632,7 @@ function inPlaceUpdates(plan: FusionPlan): Map<Node, Node> {
     if (!plan.materialized.has(u.value) || GroupOp.Leaf.has(u.value.op)) continue;
     if (plan.graph.outputs.some((o) => o.node === u.value)) continue;
     const writer = nests.find((n) => n.roots.includes(u.value));
-    if (!writer || u.value.op === 'scan' || writer.key.axes.length || writer.key.full.join() !== u.param.type.shape.join()) continue;
+    if (!writer || OWN_KERNEL.has(u.value.op) || writer.key.axes.length || writer.key.full.join() !== u.param.type.shape.join()) continue;
     const readsParam = (n: NestPlan) => [...n.nodes].some((x) => x.src.includes(u.param));
     // roots are computed and stored one after the other at each element: a root stored before the update
     // value may read the param's element too, one stored after it may not read the param at all

@@ -143,6 +143,7 @@ export const OP_GRAPHS: Record<Op, (b: Builder) => Graph> = {
   },
   concat: (b) => fin(b, b.emit('concat', [b.input('a', f32(2, 1)), b.input('b', f32(2, 0)), b.input('c', f32(2, 3))], { axis: 1 })),
   gather: (b) => fin(b, b.emit('gather', [b.input('x', f32(3, 4, 2)), b.input('i', i32(2, 2))], { axis: 1 })),
+  scatter_add: (b) => fin(b, b.emit('scatter_add', [b.input('x', f32(3, 2, 2, 2)), b.input('i', i32(2, 2))], { axis: 1, size: 4 })),
   cast: (b) => {
     const x = b.input('x', f32(2, 3));
     return fin(b, b.emit('cast', [x], { dtype: 'int32' }), b.emit('cast', [x], { dtype: 'bool' }));

@@ -42,6 +42,7 @@ import { gpuReduce } from './gpu_reduce.js';
 import { matmulTops } from './gpu_matmul.js';
 import { rowCaches } from './row_caches.js';
 import { scheduleScan } from '../scan.js';
+import { scheduleScatter } from '../scatter.js';
 
 export { Schedule, type Primitive, type Trace, type KernelView, primitive } from './primitive.js';
 export { ScheduleError } from './loops.js';
@@ -113,6 +114,10 @@ export function schedule(p: Program, caps: TargetCaps, trace?: Trace): Program {
     // a scan loop's kernel (codegen/loop/scan.ts) keeps its serial time loop as lowered
     if (program.kernels[k]!.ops[0] === 'scan') {
       program = scheduleScan(program, k, caps);
+      continue;
+    }
+    if (program.kernels[k]!.ops[0] === 'scatter_add') {
+      program = scheduleScatter(program, k, caps, trace);
       continue;
     }
     const s = new Schedule(program, k, trace);
