@@ -1,6 +1,7 @@
 // Renders a loop-IR program to a WebAssembly module through binaryen (one function per kernel, `run` calls them).
+import binaryen from 'binaryen';
 import type { Buffer, Expr, Program, Scalar, Stmt } from '../loop/ir.js';
-import { independentIterations, pureDecls } from '../loop/analysis.js';
+import { assigned, independentIterations, pureDecls } from '../loop/analysis.js';
 import { someExpr, walkStmts } from '../loop/visit.js';
 import { ALIGN, type Entry, align, layoutModule } from '../loop/layout.js';
 import { type OpTable, binaryOp, castOp, unaryOp } from '../loop/legalize.js';
@@ -93,6 +94,11 @@ class KernelRenderer {
   readonly consts = new Map<string, number>();
   /** Register arrays kept in wasm locals: one v128 per 4 elements, or one f32 per element. */
   readonly promoted = new Map<string, { vec: boolean; locals: number[] }>();
+  /** Philox blocks computed in the current loop iteration (philoxWord): their four words' locals by key. */
+  philoxBlocks = new Map<string, number[]>();
+  private assignedVars: ReadonlySet<string> = new Set();
+  /** Decls outside every loop and never assigned: one value for the whole kernel. */
+  private readonly topDecls = new Set<string>();
   /** f32 decls kept splatted in a v128 local (splatDecls): the local by name. */
   readonly splatted = new Map<string, number>();
   /** Loop variables in scope (never negative: addresses affine in them fold, see address.ts). */
@@ -142,6 +148,30 @@ class KernelRenderer {
     return p !== undefined ? w.get(p, 'i32') : this.sum(new Map([...f.terms].map(([v, k]) => [v, k * size])));
   }
 
+  /**
+   * A philox value whose index is 4 * (affine in loop variables) + constant: its block's four words computed once
+   * ($philox_block) into locals the first time in the current loop iteration (Philox computes the whole block for
+   * any one word), then read from them. The counter must not change meanwhile: constants, loop variables, decls
+   * never assigned.
+   */
+  private philoxWord(e: Extract<Expr, { k: 'philox' }>): Ref | undefined {
+    const f = affine(e.index, this.consts, (v) => this.loopVars.has(v));
+    const steady = (x: Expr): boolean => !someExpr(x, (y) => y.k === 'load' || (y.k === 'var' && !this.consts.has(y.name) && !this.loopVars.has(y.name) && !this.topDecls.has(y.name)));
+    if (!f || f.c < 0 || [...f.terms.values()].some((k) => k % 4 !== 0) || !steady(e.counter)) return undefined;
+    const w = this.w, m = w.ops;
+    const key = `${e.seed}|${printExpr(e.counter)}|${[...f.terms].sort(([x], [y]) => (x < y ? -1 : 1)).map(([v, k]) => `${v}*${k}`).join('+')}|${Math.floor(f.c / 4)}`;
+    const have = this.philoxBlocks.get(key);
+    if (have) return w.get(have[f.c % 4]!, 'f32');
+    const words = [0, 1, 2, 3].map((i) => this.locals.get(`philox$${this.philoxBlocks.size}$${i}`, 'f32'));
+    this.philoxBlocks.set(key, words);
+    const block = m.i32.add(this.sum(new Map([...f.terms].map(([v, k]) => [v, k / 4]))) as number, m.i32.const(Math.floor(f.c / 4)));
+    return w.valueBlock([
+      w.set(words[0]!, w.call('philox_block', [w.i32(e.seed), this.expr(e.counter), block as Ref], 'f32')),
+      ...[1, 2, 3].map((i) => w.set(words[i]!, m.global.get(`philox_word${i}`, binaryen.f32) as Ref)),
+      w.get(words[f.c % 4]!, 'f32'),
+    ], 'f32');
+  }
+
   /** sum of k * v over the terms (0 for none). */
   private sum(terms: ReadonlyMap<string, number>): Ref {
     const m = this.w.ops;
@@ -161,6 +191,8 @@ class KernelRenderer {
     const frame = serial ? new LoopPointers(v, new Set(this.loopVars)) : undefined;
     this.loopVars.add(v);
     if (frame) this.frames.push(frame);
+    const blocks = this.philoxBlocks;
+    this.philoxBlocks = new Map(blocks); // what one iteration computes is not there in the next
     try {
       const out = this.stmts(body);
       if (!frame) return { body: out, init: [], step: [] };
@@ -173,6 +205,7 @@ class KernelRenderer {
     } finally {
       if (frame) this.frames.pop();
       this.loopVars.delete(v);
+      this.philoxBlocks = blocks;
     }
   }
 
@@ -201,6 +234,7 @@ class KernelRenderer {
       const locals = Array.from({ length: vec ? size / 4 : size }, (_, i) => this.locals.get(`${name}$${i}`, vec ? 'v128' : 'f32'));
       this.promoted.set(name, { vec, locals });
     }
+    this.assignedVars = assigned(body);
     const arrays = new Set<string>();
     walkStmts(body, (s) => { if (s.k === 'local') arrays.add(s.name); });
     for (const name of splatDecls(body, arrays)) this.splatted.set(name, this.locals.get(`${name}$s`, 'v128'));
@@ -234,7 +268,7 @@ class KernelRenderer {
       case 'select':
         return w.select(this.expr(e.c), this.expr(e.a), this.expr(e.b));
       case 'philox':
-        return w.call('philox', [w.i32(e.seed), this.expr(e.counter), this.expr(e.index)], 'f32');
+        return this.philoxWord(e) ?? w.call('philox', [w.i32(e.seed), this.expr(e.counter), this.expr(e.index)], 'f32');
     }
   }
 
@@ -264,6 +298,7 @@ class KernelRenderer {
       }
       case 'decl': {
         this.types.set(s.name, s.t);
+        if (this.loopVars.size === 0 && this.consts.size === 0 && !this.assignedVars.has(s.name)) this.topDecls.add(s.name);
         const splat = this.splatted.get(s.name);
         if (splat !== undefined && s.init.k === 'load') {
           const a = this.address(s.init.buf, s.init.idx);
@@ -561,6 +596,8 @@ class VectorLoop {
       return w.block(copies);
     }
     k.loopVars.add(this.v);
+    const blocks = k.philoxBlocks;
+    k.philoxBlocks = new Map(blocks);
     const vecBody = this.body(stmts);
     this.vecLocals.clear();
     const main = Math.floor(extent / 4) * 4;
@@ -570,10 +607,12 @@ class VectorLoop {
     const parts: Ref[] = [w.set(v, w.i32(0)),
       w.loop(lv, w.block([...vecBody, step(4), w.brIf(lv, m.i32.lt_s(w.get(v, 'i32') as number, m.i32.const(main)) as Ref)]))];
     if (main < extent) {
+      k.philoxBlocks = new Map(blocks);
       const tail = k.stmts(stmts);
       parts.push(w.loop(lt, w.block([...tail, step(1), w.brIf(lt, m.i32.lt_s(w.get(v, 'i32') as number, m.i32.const(extent)) as Ref)])));
     }
     k.loopVars.delete(this.v);
+    k.philoxBlocks = blocks;
     return w.block(parts);
   }
 }

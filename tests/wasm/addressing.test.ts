@@ -13,6 +13,7 @@ import { affine } from '../../codegen/wasm/address.js';
 import { runPipeline } from '../../driver/pipeline.js';
 import { tracedFor } from '../../frontend/models/executor.js';
 import * as keras from '../../frontend/index.js';
+import { traceTrainStep } from '../../frontend/models/training.js';
 
 const v = (n: string): Expr => E.v(n);
 const raw = (op: 'add' | 'sub' | 'mul', a: Expr, b: Expr): Expr => ({ k: 'binary', t: 'i32', op, a, b }); // E.add folds
@@ -96,5 +97,44 @@ describe('the seed MLP first matmul (batch 256) on wasm', () => {
     expect(loop.match(/v128\.load32_splat/g)?.length).toBe(4);
     expect(loop.match(/f32x4\.splat/g)).toBeNull();
     expect(loop.match(/i32\.(mul|shl)/g)).toBeNull();
+  });
+});
+
+describe('philox blocks computed once per loop iteration (wasm) equal the loop interpreter', () => {
+  it('words of one block in an unrolled loop, a counter from a decl inside the unrolled loop (a new block each copy), an index not a multiple of 4 apart, and the next iteration', () => {
+    const n = 3, m = 8;
+    const idx = (c: number) => raw('add', raw('mul', v('i'), E.i32(m)), E.i32(c));
+    const body: Stmt[] = [
+      S.decl('top', 'i32', E.i32(7)),
+      S.for('i', n, [
+        S.for('u', 2, [
+          S.decl('d', 'i32', raw('add', v('u'), E.i32(5))),
+          S.for('c', 4, [S.store('out', raw('add', raw('add', raw('mul', v('i'), E.i32(3 * m)), raw('mul', v('u'), E.i32(m))), v('c')),
+            E.philox(11, E.v('d'), raw('add', idx(0), v('c'))))], 'unroll'),
+        ], 'unroll'),
+        S.for('e', m, [S.store('out', raw('add', raw('add', raw('mul', v('i'), E.i32(3 * m)), E.i32(2 * m)), v('e')),
+          E.binary('add', E.philox(11, E.v('top'), raw('add', idx(1), v('e'))), E.philox(11, E.v('top'), raw('add', idx(0), v('e')))))], 'unroll'),
+      ]),
+    ];
+    const { got, want } = both(body, 1, 3 * m * n);
+    expect(Array.from(got)).toEqual(Array.from(want));
+  });
+
+  it('the seed MLP training step (dropout) computes blocks, never one word at a time', () => {
+    const model = keras.Sequential([keras.layers.Dense(64, { activation: 'relu', inputShape: [784] }), keras.layers.Dropout(0.2), keras.layers.Dense(10, { activation: 'softmax' })]);
+    model.compile({ optimizer: 'adam', loss: 'sparse_categorical_crossentropy' });
+    const c = runPipeline(traceTrainStep(model, model.compiled!, [[32, 784]], [[32]]).graph, { caps: WASM_CAPS });
+    binaryen.setDebugInfo(true); // keep function names in the binary
+    let bin: Uint8Array;
+    try {
+      bin = renderWasm(c.program, c.memory).binary;
+    } finally {
+      binaryen.setDebugInfo(false);
+    }
+    const m = binaryen.readBinary(bin);
+    const text = m.emitText();
+    m.dispose();
+    expect(text).toMatch(/call \$philox_block/);
+    expect(text).not.toMatch(/call \$philox\b(?!_)/);
   });
 });
