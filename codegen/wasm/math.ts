@@ -14,17 +14,24 @@ export function addMath(w: WasmModule): void {
   const m = w.ops;
   const f64 = (v: number) => w.f64(v);
   const i64 = (v: bigint) => i64c(w, v);
-  // exp64(x): x = k ln2 + r, |r| <= ln2/2; exp(r) by Taylor to r^13; scale by 2^k through the exponent bits
+  // exp64(x): x = k ln2 + r, |r| <= ln2/2; exp(r) by Taylor to r^13, evaluated by Estrin's scheme (a tree of
+  // depth 6 where Horner's rule is a chain of 26 dependent operations); scale by 2^k through the exponent bits
   {
     const L = new Locals(['f64']);
     const x = 0, k = L.get('k', 'f64'), r = L.get('r', 'f64'), p = L.get('p', 'f64');
+    const r2 = L.get('r2', 'f64'), r4 = L.get('r4', 'f64');
     const X = () => w.get(x, 'f64'), K = () => w.get(k, 'f64'), R = () => w.get(r, 'f64');
-    let poly: Ref = f64(1 / 6227020800);
-    for (let n = 12; n >= 0; n--) {
-      let fact = 1;
-      for (let i = 2; i <= n; i++) fact *= i;
-      poly = m.f64.add(m.f64.mul(poly as number, R() as number), f64(1 / fact) as number) as Ref;
-    }
+    const fact = (n: number) => { let f = 1; for (let i = 2; i <= n; i++) f *= i; return f; };
+    const add = (a: Ref, b: Ref) => m.f64.add(a as number, b as number) as Ref, mul = (a: Ref, b: Ref) => m.f64.mul(a as number, b as number) as Ref;
+    // c_n + c_{n+1} r, then pairs of those joined with r^2, r^4, r^8
+    const pair = (n: number) => add(f64(1 / fact(n)), mul(f64(1 / fact(n + 1)), R()));
+    const R2 = () => w.get(r2, 'f64'), R4 = () => w.get(r4, 'f64');
+    const quad = (n: number) => add(pair(n), mul(R2(), pair(n + 2)));
+    const poly = w.valueBlock([
+      w.set(r2, mul(R(), R())),
+      w.set(r4, mul(R2(), R2())),
+      add(add(quad(0), mul(R4(), quad(4))), mul(mul(R4(), R4()), add(quad(8), mul(R4(), pair(12))))),
+    ], 'f64');
     const scale = (e: Ref) => m.f64.reinterpret(m.i64.shl(m.i64.extend_s(m.i32.add(m.i32.trunc_s.f64(e as number), m.i32.const(1023))), i64(52n))) as Ref;
     const half = m.f64.mul(K() as number, f64(0.5) as number) as Ref;
     const kh = L.get('kh', 'f64');
