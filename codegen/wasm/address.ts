@@ -1,6 +1,7 @@
-// Addressing for the wasm renderer: an index affine in loop variables puts its constant into the memory
-// instruction's offset and, inside a serial loop, its loop-invariant part into a pointer local stepped once per
-// iteration (V8 neither hoists a wasm address out of a loop nor folds an i32 add that could wrap into one).
+// Addressing analyses of the wasm renderer: affine indices, pointer locals of serial loops, splatted decls.
+// An index affine in loop variables puts its constant into the memory instruction's offset and, inside a serial loop,
+// its loop-invariant part into a pointer local stepped once per iteration: V8 neither hoists a wasm address out of a
+// loop nor folds an i32 add that could wrap into the addressing mode.
 import type { Expr, Stmt } from '../loop/ir.js';
 import { forEachExpr, stmtExprs, walkStmts } from '../loop/visit.js';
 
