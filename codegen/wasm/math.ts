@@ -1,4 +1,5 @@
 // Math written in wasm: exp, log, tanh, erf (computed in f64, rounded once to f32) and the Philox RNG.
+import binaryen from 'binaryen';
 import { Locals, type Ref, WasmModule } from './module.js';
 
 /** i64 constant (binaryen takes a bigint). */
@@ -13,17 +14,24 @@ export function addMath(w: WasmModule): void {
   const m = w.ops;
   const f64 = (v: number) => w.f64(v);
   const i64 = (v: bigint) => i64c(w, v);
-  // exp64(x): x = k ln2 + r, |r| <= ln2/2; exp(r) by Taylor to r^13; scale by 2^k through the exponent bits
+  // exp64(x): x = k ln2 + r, |r| <= ln2/2; exp(r) by Taylor to r^13, evaluated by Estrin's scheme (a tree of
+  // depth 6 where Horner's rule is a chain of 26 dependent operations); scale by 2^k through the exponent bits
   {
     const L = new Locals(['f64']);
     const x = 0, k = L.get('k', 'f64'), r = L.get('r', 'f64'), p = L.get('p', 'f64');
+    const r2 = L.get('r2', 'f64'), r4 = L.get('r4', 'f64');
     const X = () => w.get(x, 'f64'), K = () => w.get(k, 'f64'), R = () => w.get(r, 'f64');
-    let poly: Ref = f64(1 / 6227020800);
-    for (let n = 12; n >= 0; n--) {
-      let fact = 1;
-      for (let i = 2; i <= n; i++) fact *= i;
-      poly = m.f64.add(m.f64.mul(poly as number, R() as number), f64(1 / fact) as number) as Ref;
-    }
+    const fact = (n: number) => { let f = 1; for (let i = 2; i <= n; i++) f *= i; return f; };
+    const add = (a: Ref, b: Ref) => m.f64.add(a as number, b as number) as Ref, mul = (a: Ref, b: Ref) => m.f64.mul(a as number, b as number) as Ref;
+    // c_n + c_{n+1} r, then pairs of those joined with r^2, r^4, r^8
+    const pair = (n: number) => add(f64(1 / fact(n)), mul(f64(1 / fact(n + 1)), R()));
+    const R2 = () => w.get(r2, 'f64'), R4 = () => w.get(r4, 'f64');
+    const quad = (n: number) => add(pair(n), mul(R2(), pair(n + 2)));
+    const poly = w.valueBlock([
+      w.set(r2, mul(R(), R())),
+      w.set(r4, mul(R2(), R2())),
+      add(add(quad(0), mul(R4(), quad(4))), mul(mul(R4(), R4()), add(quad(8), mul(R4(), pair(12))))),
+    ], 'f64');
     const scale = (e: Ref) => m.f64.reinterpret(m.i64.shl(m.i64.extend_s(m.i32.add(m.i32.trunc_s.f64(e as number), m.i32.const(1023))), i64(52n))) as Ref;
     const half = m.f64.mul(K() as number, f64(0.5) as number) as Ref;
     const kh = L.get('kh', 'f64');
@@ -120,37 +128,61 @@ export function addMath(w: WasmModule): void {
   addPhilox(w);
 }
 
-/** $philox(seed, counter, index) -> f32: Philox-4x32-10 word index%4 of block (index/4, counter, 0, 0) keyed (seed, 0). */
+/**
+ * $philox(seed, counter, index) -> f32: Philox-4x32-10 word index%4 of block (index/4, counter, 0, 0) keyed (seed, 0),
+ * as a uniform float (24 high bits * 2^-24); $philox_block(seed, counter, block) -> f32: word 0 of the block, its
+ * words 1..3 left in globals philox_word1..3 (each thread's instance has its own), for callers using every word.
+ */
 function addPhilox(w: WasmModule): void {
   const m = w.ops;
   const i64 = (v: bigint) => i64c(w, v);
-  const L = new Locals(['i32', 'i32', 'i32']);
-  const [seed, counter, index] = [0, 1, 2];
-  const c = [L.get('c0', 'i32'), L.get('c1', 'i32'), L.get('c2', 'i32'), L.get('c3', 'i32')];
-  const k0 = L.get('k0', 'i32'), k1 = L.get('k1', 'i32'), p0 = L.get('p0', 'i64'), p1 = L.get('p1', 'i64'), r = L.get('r', 'i32'), word = L.get('w', 'i32');
-  const g = (i: number) => w.get(i, 'i32') as number;
   const u64 = (v: number) => m.i64.extend_u(v);
-  const round = w.block([
-    w.set(p0, m.i64.mul(u64(m.i32.const(0xd2511f53 | 0)), u64(g(c[0]!))) as Ref),
-    w.set(p1, m.i64.mul(u64(m.i32.const(0xcd9e8d57 | 0)), u64(g(c[2]!))) as Ref),
-    w.set(c[0]!, m.i32.xor(m.i32.xor(m.i32.wrap(m.i64.shr_u(w.get(p1, 'i64') as number, i64(32n))), g(c[1]!)), g(k0)) as Ref),
-    w.set(c[2]!, m.i32.xor(m.i32.xor(m.i32.wrap(m.i64.shr_u(w.get(p0, 'i64') as number, i64(32n))), g(c[3]!)), g(k1)) as Ref),
-    w.set(c[1]!, m.i32.wrap(w.get(p1, 'i64') as number) as Ref),
-    w.set(c[3]!, m.i32.wrap(w.get(p0, 'i64') as number) as Ref),
-    w.set(k0, m.i32.add(g(k0), m.i32.const(0x9e3779b9 | 0)) as Ref),
-    w.set(k1, m.i32.add(g(k1), m.i32.const(0xbb67ae85 | 0)) as Ref),
-  ]);
-  const body = w.block([
-    w.set(c[0]!, m.i32.shr_u(g(index), m.i32.const(2)) as Ref),
-    w.set(c[1]!, w.get(counter, 'i32')),
-    w.set(c[2]!, w.i32(0)), w.set(c[3]!, w.i32(0)),
-    w.set(k0, w.get(seed, 'i32')), w.set(k1, w.i32(0)),
-    w.forLoop(r, 10, [round]),
-    // word index % 4 of the block
-    w.set(word, w.select(m.i32.eqz(m.i32.and(g(index), m.i32.const(3))) as Ref, w.get(c[0]!, 'i32'),
-      w.select(m.i32.eq(m.i32.and(g(index), m.i32.const(3)), m.i32.const(1)) as Ref, w.get(c[1]!, 'i32'),
-        w.select(m.i32.eq(m.i32.and(g(index), m.i32.const(3)), m.i32.const(2)) as Ref, w.get(c[2]!, 'i32'), w.get(c[3]!, 'i32'))))),
-    w.ret(m.f32.mul(m.f32.convert_u.i32(m.i32.shr_u(g(word), m.i32.const(8))), m.f32.const(5.9604644775390625e-8)) as Ref),
-  ]);
-  w.addFunction('philox', ['i32', 'i32', 'i32'], 'f32', L, body);
+  /** The function's locals and the statements leaving block `first` (an i32 expression) in words c0..c3. */
+  const block = (L: Locals, first: (g: (i: number) => number) => number) => {
+    const [seed, counter] = [0, 1];
+    const c = [L.get('c0', 'i32'), L.get('c1', 'i32'), L.get('c2', 'i32'), L.get('c3', 'i32')];
+    const k0 = L.get('k0', 'i32'), k1 = L.get('k1', 'i32'), p0 = L.get('p0', 'i64'), p1 = L.get('p1', 'i64'), r = L.get('r', 'i32');
+    const g = (i: number) => w.get(i, 'i32') as number;
+    const round = w.block([
+      w.set(p0, m.i64.mul(u64(m.i32.const(0xd2511f53 | 0)), u64(g(c[0]!))) as Ref),
+      w.set(p1, m.i64.mul(u64(m.i32.const(0xcd9e8d57 | 0)), u64(g(c[2]!))) as Ref),
+      w.set(c[0]!, m.i32.xor(m.i32.xor(m.i32.wrap(m.i64.shr_u(w.get(p1, 'i64') as number, i64(32n))), g(c[1]!)), g(k0)) as Ref),
+      w.set(c[2]!, m.i32.xor(m.i32.xor(m.i32.wrap(m.i64.shr_u(w.get(p0, 'i64') as number, i64(32n))), g(c[3]!)), g(k1)) as Ref),
+      w.set(c[1]!, m.i32.wrap(w.get(p1, 'i64') as number) as Ref),
+      w.set(c[3]!, m.i32.wrap(w.get(p0, 'i64') as number) as Ref),
+      w.set(k0, m.i32.add(g(k0), m.i32.const(0x9e3779b9 | 0)) as Ref),
+      w.set(k1, m.i32.add(g(k1), m.i32.const(0xbb67ae85 | 0)) as Ref),
+    ]);
+    const uniform = (i: number) => m.f32.mul(m.f32.convert_u.i32(m.i32.shr_u(g(c[i]!), m.i32.const(8))), m.f32.const(5.9604644775390625e-8)) as Ref;
+    const stmts = [
+      w.set(c[0]!, first(g) as Ref), w.set(c[1]!, w.get(counter, 'i32')), w.set(c[2]!, w.i32(0)), w.set(c[3]!, w.i32(0)),
+      w.set(k0, w.get(seed, 'i32')), w.set(k1, w.i32(0)),
+      w.forLoop(r, 10, [round]),
+    ];
+    return { c, g, stmts, uniform };
+  };
+  {
+    const L = new Locals(['i32', 'i32', 'i32']);
+    const index = 2, word = L.get('w', 'i32');
+    const { c, g, stmts } = block(L, (get) => m.i32.shr_u(get(index), m.i32.const(2)));
+    const body = w.block([
+      ...stmts,
+      // word index % 4 of the block
+      w.set(word, w.select(m.i32.eqz(m.i32.and(g(index), m.i32.const(3))) as Ref, w.get(c[0]!, 'i32'),
+        w.select(m.i32.eq(m.i32.and(g(index), m.i32.const(3)), m.i32.const(1)) as Ref, w.get(c[1]!, 'i32'),
+          w.select(m.i32.eq(m.i32.and(g(index), m.i32.const(3)), m.i32.const(2)) as Ref, w.get(c[2]!, 'i32'), w.get(c[3]!, 'i32'))))),
+      w.ret(m.f32.mul(m.f32.convert_u.i32(m.i32.shr_u(g(word), m.i32.const(8))), m.f32.const(5.9604644775390625e-8)) as Ref),
+    ]);
+    w.addFunction('philox', ['i32', 'i32', 'i32'], 'f32', L, body);
+  }
+  {
+    const L = new Locals(['i32', 'i32', 'i32']);
+    const { stmts, uniform } = block(L, (get) => get(2));
+    for (const i of [1, 2, 3]) m.addGlobal(`philox_word${i}`, binaryen.f32, true, w.f32(0) as number);
+    w.addFunction('philox_block', ['i32', 'i32', 'i32'], 'f32', L, w.block([
+      ...stmts,
+      ...[1, 2, 3].map((i) => m.global.set(`philox_word${i}`, uniform(i) as number) as Ref),
+      w.ret(uniform(0)),
+    ]));
+  }
 }

@@ -68,9 +68,10 @@ export class WasmModule {
   set(i: number, v: Ref): Ref { return this.m.local.set(i, v) as Ref; }
   tee(i: number, v: Ref, t: ValType): Ref { return this.m.local.tee(i, v, TYPES[t]) as Ref; }
 
-  // memory: byte address = ptr + offset
-  load(t: 'f32' | 'i32' | 'u8' | 's8' | 'v128', offset: number, ptr: Ref): Ref {
+  // memory: byte address = ptr + offset; f32splat: one f32 in all four lanes (v128.load32_splat)
+  load(t: 'f32' | 'i32' | 'u8' | 's8' | 'v128' | 'f32splat', offset: number, ptr: Ref): Ref {
     switch (t) {
+      case 'f32splat': return this.m.v128.load32_splat(offset, 4, ptr) as Ref;
       case 's8': return this.m.i32.load8_s(offset, 1, ptr) as Ref;
       case 'f32': return this.m.f32.load(offset, 4, ptr) as Ref;
       case 'i32': return this.m.i32.load(offset, 4, ptr) as Ref;
@@ -120,13 +121,13 @@ export class WasmModule {
   drop(v: Ref): Ref { return this.m.drop(v) as Ref; }
   nop(): Ref { return this.m.nop() as Ref; }
 
-  /** for (v = 0; v < extent; v++) body — as a do-while, extent >= 1. */
-  forLoop(v: number, extent: number, body: Ref[]): Ref {
+  /** for (v = 0; v < extent; v++) { body; step } — as a do-while, extent >= 1. */
+  forLoop(v: number, extent: number, body: Ref[], step: Ref[] = []): Ref {
     const l = this.label('L');
     const next = this.set(v, this.m.i32.add(this.get(v, 'i32'), this.i32(1)) as Ref);
     return this.block([
       this.set(v, this.i32(0)),
-      this.loop(l, this.block([...body, next, this.brIf(l, this.m.i32.lt_s(this.get(v, 'i32'), this.i32(extent)) as Ref)])),
+      this.loop(l, this.block([...body, ...step, next, this.brIf(l, this.m.i32.lt_s(this.get(v, 'i32'), this.i32(extent)) as Ref)])),
     ]);
   }
 

@@ -1,12 +1,14 @@
 // Renders a loop-IR program to a WebAssembly module through binaryen (one function per kernel, `run` calls them).
+import binaryen from 'binaryen';
 import type { Buffer, Expr, Program, Scalar, Stmt } from '../loop/ir.js';
-import { independentIterations, pureDecls } from '../loop/analysis.js';
+import { assigned, independentIterations, pureDecls } from '../loop/analysis.js';
 import { someExpr, walkStmts } from '../loop/visit.js';
 import { ALIGN, type Entry, align, layoutModule } from '../loop/layout.js';
 import { type OpTable, binaryOp, castOp, unaryOp } from '../loop/legalize.js';
 import type { MemoryPlan } from '../loop/memplan.js';
 import { printExpr } from '../loop/printer.js';
 import { F32X4_BINARY, F32X4_UNARY, SIMD128, checkVectorLoops, laneCoef, promotable } from '../loop/vectorize.js';
+import { type Affine, LoopPointers, affine, splatDecls } from './address.js';
 import { addMath } from './math.js';
 import { Locals, type Ref, type ValType, WasmModule } from './module.js';
 
@@ -92,6 +94,18 @@ class KernelRenderer {
   readonly consts = new Map<string, number>();
   /** Register arrays kept in wasm locals: one v128 per 4 elements, or one f32 per element. */
   readonly promoted = new Map<string, { vec: boolean; locals: number[] }>();
+  /** Philox blocks computed in the current loop iteration (philoxWord): their four words' locals by key. */
+  philoxBlocks = new Map<string, number[]>();
+  private assignedVars: ReadonlySet<string> = new Set();
+  /** Decls outside every loop and never assigned: one value for the whole kernel. */
+  private readonly topDecls = new Set<string>();
+  /** f32 decls kept splatted in a v128 local (splatDecls): the local by name. */
+  readonly splatted = new Map<string, number>();
+  /** Loop variables in scope (never negative: addresses affine in them fold, see address.ts). */
+  readonly loopVars = new Set<string>();
+  /** The serial loops being rendered, innermost last, with their pointer locals. */
+  private readonly frames: LoopPointers[] = [];
+  private pointers = 0;
   private scratchTop: number;
 
   constructor(readonly w: WasmModule, private readonly offsets: Record<string, number>,
@@ -120,9 +134,79 @@ class KernelRenderer {
     if (base === undefined || !t) throw new Error(`wasm: unknown buffer ${buf}`);
     const int8 = !la && this.int8.has(buf), size = int8 ? 1 : elemBytes(t), mem = int8 ? 's8' : memType(t);
     if (idx.k === 'const') return { ptr: this.w.i32(0), offset: base + idx.v * size, t, mem };
+    const f = affine(idx, this.consts, (v) => this.loopVars.has(v));
+    if (f && f.c >= 0 && base + f.c * size < 2 ** 32) return { ptr: this.affinePointer(f, size), offset: base + f.c * size, t, mem };
     const i = this.expr(idx);
     const m = this.w.ops;
     return { ptr: (size === 1 ? i : m.i32.shl(i as number, m.i32.const(2))) as Ref, offset: base, t, mem };
+  }
+
+  /** size * (the variable part of f) in bytes: the innermost serial loop's pointer local where it can keep one. */
+  private affinePointer(f: Affine, size: number): Ref {
+    const w = this.w;
+    const p = this.frames.at(-1)?.pointer(f, size, () => this.locals.get(`ptr$${this.pointers++}`, 'i32'));
+    return p !== undefined ? w.get(p, 'i32') : this.sum(new Map([...f.terms].map(([v, k]) => [v, k * size])));
+  }
+
+  /**
+   * A philox value whose index is 4 * (affine in loop variables) + constant: its block's four words computed once
+   * ($philox_block) into locals the first time in the current loop iteration (Philox computes the whole block for
+   * any one word), then read from them. The counter must not change meanwhile: constants, loop variables, decls
+   * never assigned.
+   */
+  private philoxWord(e: Extract<Expr, { k: 'philox' }>): Ref | undefined {
+    const f = affine(e.index, this.consts, (v) => this.loopVars.has(v));
+    const steady = (x: Expr): boolean => !someExpr(x, (y) => y.k === 'load' || (y.k === 'var' && !this.consts.has(y.name) && !this.loopVars.has(y.name) && !this.topDecls.has(y.name)));
+    if (!f || f.c < 0 || [...f.terms.values()].some((k) => k % 4 !== 0) || !steady(e.counter)) return undefined;
+    const w = this.w, m = w.ops;
+    const key = `${e.seed}|${printExpr(e.counter)}|${[...f.terms].sort(([x], [y]) => (x < y ? -1 : 1)).map(([v, k]) => `${v}*${k}`).join('+')}|${Math.floor(f.c / 4)}`;
+    const have = this.philoxBlocks.get(key);
+    if (have) return w.get(have[f.c % 4]!, 'f32');
+    const words = [0, 1, 2, 3].map((i) => this.locals.get(`philox$${this.philoxBlocks.size}$${i}`, 'f32'));
+    this.philoxBlocks.set(key, words);
+    const block = m.i32.add(this.sum(new Map([...f.terms].map(([v, k]) => [v, k / 4]))) as number, m.i32.const(Math.floor(f.c / 4)));
+    return w.valueBlock([
+      w.set(words[0]!, w.call('philox_block', [w.i32(e.seed), this.expr(e.counter), block as Ref], 'f32')),
+      ...[1, 2, 3].map((i) => w.set(words[i]!, m.global.get(`philox_word${i}`, binaryen.f32) as Ref)),
+      w.get(words[f.c % 4]!, 'f32'),
+    ], 'f32');
+  }
+
+  /** sum of k * v over the terms (0 for none). */
+  private sum(terms: ReadonlyMap<string, number>): Ref {
+    const m = this.w.ops;
+    let r: Ref | undefined;
+    for (const [v, k] of terms) {
+      const x = this.w.get(this.local(v), 'i32') as number, t = (k === 1 ? x : m.i32.mul(x, m.i32.const(k))) as Ref;
+      r = r === undefined ? t : m.i32.add(r as number, t as number) as Ref;
+    }
+    return r ?? this.w.i32(0);
+  }
+
+  /**
+   * A loop's body rendered as a real loop over v: with this.frames's pointer locals when serial from 0 (set before
+   * the loop, stepped after each iteration's body).
+   */
+  loopBody(v: string, body: readonly Stmt[], serial: boolean): { body: Ref[]; init: Ref[]; step: Ref[] } {
+    const frame = serial ? new LoopPointers(v, new Set(this.loopVars)) : undefined;
+    this.loopVars.add(v);
+    if (frame) this.frames.push(frame);
+    const blocks = this.philoxBlocks;
+    this.philoxBlocks = new Map(blocks); // what one iteration computes is not there in the next
+    try {
+      const out = this.stmts(body);
+      if (!frame) return { body: out, init: [], step: [] };
+      const w = this.w, m = w.ops, ps = [...frame.pointers.values()];
+      return {
+        body: out,
+        init: ps.map((p) => w.set(p.local, this.sum(p.start))),
+        step: ps.filter((p) => p.step !== 0).map((p) => w.set(p.local, m.i32.add(w.get(p.local, 'i32') as number, m.i32.const(p.step)) as Ref)),
+      };
+    } finally {
+      if (frame) this.frames.pop();
+      this.loopVars.delete(v);
+      this.philoxBlocks = blocks;
+    }
   }
 
   /** The value of an i32 index expression when every variable in it is an unrolled constant. */
@@ -150,6 +234,10 @@ class KernelRenderer {
       const locals = Array.from({ length: vec ? size / 4 : size }, (_, i) => this.locals.get(`${name}$${i}`, vec ? 'v128' : 'f32'));
       this.promoted.set(name, { vec, locals });
     }
+    this.assignedVars = assigned(body);
+    const arrays = new Set<string>();
+    walkStmts(body, (s) => { if (s.k === 'local') arrays.add(s.name); });
+    for (const name of splatDecls(body, arrays)) this.splatted.set(name, this.locals.get(`${name}$s`, 'v128'));
   }
 
   expr(e: Expr): Ref {
@@ -158,7 +246,8 @@ class KernelRenderer {
       case 'const':
         return e.t === 'f32' ? w.f32(e.v) : w.i32(e.v);
       case 'var': {
-        const c = this.consts.get(e.name);
+        const c = this.consts.get(e.name), s = this.splatted.get(e.name);
+        if (s !== undefined) return m.f32x4.extract_lane(n(w.get(s, 'v128')), 0) as Ref;
         return c !== undefined ? w.i32(c) : w.get(this.local(e.name), valType(e.t));
       }
       case 'load': {
@@ -179,7 +268,7 @@ class KernelRenderer {
       case 'select':
         return w.select(this.expr(e.c), this.expr(e.a), this.expr(e.b));
       case 'philox':
-        return w.call('philox', [w.i32(e.seed), this.expr(e.counter), this.expr(e.index)], 'f32');
+        return this.philoxWord(e) ?? w.call('philox', [w.i32(e.seed), this.expr(e.counter), this.expr(e.index)], 'f32');
     }
   }
 
@@ -204,11 +293,19 @@ class KernelRenderer {
         }
         const v = this.locals.get(s.v, 'i32');
         if (s.kind === 'vector') return new VectorLoop(this, s.v, v).render(s.body, s.extent); // the schedule decided (canVectorize)
-        return w.forLoop(v, s.extent, this.stmts(s.body));
+        const r = this.loopBody(s.v, s.body, true);
+        return w.block([...r.init, w.forLoop(v, s.extent, r.body, r.step)]);
       }
-      case 'decl':
+      case 'decl': {
         this.types.set(s.name, s.t);
+        if (this.loopVars.size === 0 && this.consts.size === 0 && !this.assignedVars.has(s.name)) this.topDecls.add(s.name);
+        const splat = this.splatted.get(s.name);
+        if (splat !== undefined && s.init.k === 'load') {
+          const a = this.address(s.init.buf, s.init.idx);
+          return w.set(splat, w.load('f32splat', a.offset, a.ptr));
+        }
         return w.set(this.locals.get(s.name, valType(s.t)), this.expr(s.init));
+      }
       case 'assign':
         return w.set(this.local(s.name), this.expr(s.value));
       case 'local': {
@@ -240,7 +337,7 @@ class KernelRenderer {
     const v = this.locals.get(loop.v, 'i32'), l = w.label('P');
     const next = w.set(v, m.i32.add(w.get(v, 'i32') as number, m.i32.const(1)) as Ref);
     return w.block([w.set(v, w.get(0, 'i32')),
-      w.loop(l, w.block([...this.stmts(loop.body), next, w.brIf(l, m.i32.lt_s(w.get(v, 'i32') as number, w.get(1, 'i32') as number) as Ref)]))]);
+      w.loop(l, w.block([...this.loopBody(loop.v, loop.body, false).body, next, w.brIf(l, m.i32.lt_s(w.get(v, 'i32') as number, w.get(1, 'i32') as number) as Ref)]))]);
   }
 
   finish(name: string, body: Ref[], params: readonly ValType[] = []): void {
@@ -386,6 +483,8 @@ class VectorLoop {
 
   private expr(e: Expr): VRef {
     const k = this.k, w = k.w, m = w.ops;
+    const splat = e.k === 'var' ? k.splatted.get(e.name) : undefined;
+    if (splat !== undefined) return { ref: w.get(splat, 'v128'), vec: true };
     if (!this.uses(e)) return { ref: k.expr(e), vec: false };
     const n = (r: Ref) => r as number;
     const vec = (r: number): VRef => ({ ref: r as Ref, vec: true });
@@ -498,6 +597,9 @@ class VectorLoop {
       }
       return w.block(copies);
     }
+    k.loopVars.add(this.v);
+    const blocks = k.philoxBlocks;
+    k.philoxBlocks = new Map(blocks);
     const vecBody = this.body(stmts);
     this.vecLocals.clear();
     const main = Math.floor(extent / 4) * 4;
@@ -507,9 +609,12 @@ class VectorLoop {
     const parts: Ref[] = [w.set(v, w.i32(0)),
       w.loop(lv, w.block([...vecBody, step(4), w.brIf(lv, m.i32.lt_s(w.get(v, 'i32') as number, m.i32.const(main)) as Ref)]))];
     if (main < extent) {
+      k.philoxBlocks = new Map(blocks);
       const tail = k.stmts(stmts);
       parts.push(w.loop(lt, w.block([...tail, step(1), w.brIf(lt, m.i32.lt_s(w.get(v, 'i32') as number, m.i32.const(extent)) as Ref)])));
     }
+    k.loopVars.delete(this.v);
+    k.philoxBlocks = blocks;
     return w.block(parts);
   }
 }

@@ -250,18 +250,46 @@ async function defaultThreads() {
   return globalThis.crossOriginIsolated === true ? Math.max(1, navigator.hardwareConcurrency | 0) : 1;
 }
 
-// The thread pool's control words in a shared Int32Array: job generation (bumped to start a job), the chunk
-// function, its number of iterations, the workers still running it, the first thread whose chunk failed (a trap),
-// plus one, and the length of its message (UTF-8, in the pool's message bytes); STOP as the chunk ends the workers.
-const GEN = 0, CHUNK = 1, ITERS = 2, PENDING = 3, FAILED = 4, MESSAGE = 5, STOP = -1;
+// The thread pool's control words in a shared Int32Array. A job is a parallel loop cut into pieces (as the llvm
+// pool cuts a loop among threads, kiln_runtime.c run_chunk, only finer) that the threads claim one at a time: CLAIM
+// holds (pieces claimed << 16) | pieces, so a thread the OS has not run yet holds up no one (the others run its
+// share) and none waits for a thread that has not started. Iterations are independent: whichever thread runs a
+// piece, the results are the same bit for bit. CHUNK and ITERS are the job's chunk function and iterations, DONE
+// its pieces finished, FAILED the first thread whose piece failed (a trap), plus one, MESSAGE the length of its
+// message (UTF-8, in the pool's message bytes), STOP set to end the workers.
+const CLAIM = 0, CHUNK = 1, ITERS = 2, DONE = 3, FAILED = 4, MESSAGE = 5, STOP = 6;
 const MESSAGE_BYTES = 240;
-/** Busy-wait rounds before sleeping in Atomics.wait (a job is often a few microseconds away). */
-const SPIN = 20000;
+/** Pieces per thread of a job: finer pieces even out threads that start late. */
+const PIECES = 4;
+/** Busy-wait rounds before sleeping in Atomics.wait (the next job or piece is often a few microseconds away). */
+const SPIN = 4000;
 
-/** Iterations [begin, end) of thread t of n: the llvm target's pool (kiln_runtime.c run_chunk) cuts them alike. */
-function chunkOf(t, threads, n) {
-  const q = Math.floor(n / threads), r = n % threads, begin = t * q + Math.min(t, r);
+/** Iterations [begin, end) of part t of n parts of m iterations: as kiln_runtime.c run_chunk cuts them. */
+function chunkOf(t, n, m) {
+  const q = Math.floor(m / n), r = m % n, begin = t * q + Math.min(t, r);
   return [begin, begin + q + (t < r ? 1 : 0)];
+}
+
+/**
+ * Claims and runs pieces of the current job until none is left; returns how many it ran. A piece is claimed by
+ * moving CLAIM on from the value read: the job's CHUNK and ITERS, read after, are that piece's, since no new job
+ * starts before every claimed piece is done.
+ */
+function runPieces(ctl, fns, onError) {
+  let ran = 0;
+  for (;;) {
+    const c = Atomics.load(ctl, CLAIM), pieces = c & 0xffff, next = c >>> 16;
+    if (next >= pieces) return ran;
+    if (Atomics.compareExchange(ctl, CLAIM, c, c + 0x10000) !== c) continue;
+    const [begin, end] = chunkOf(next, pieces, Atomics.load(ctl, ITERS));
+    try {
+      if (begin < end) fns[Atomics.load(ctl, CHUNK)](begin, end);
+    } catch (e) {
+      onError(e);
+    }
+    ran++;
+    if (Atomics.add(ctl, DONE, 1) + 1 === pieces) Atomics.notify(ctl, DONE);
+  }
 }
 
 /** The exported chunk functions of an instance by id (chunk<id>). */
@@ -276,10 +304,10 @@ function chunkFunctions(instance) {
 
 /**
  * Starts threads - 1 workers (model.worker.mjs, beside this file) on the module over `memory`; returns the
- * kiln.parallel import of the calling thread, which runs its own chunk and waits for theirs, and close().
+ * kiln.parallel import of the calling thread, which runs pieces with them and waits for those they claimed, and close().
  */
 async function startPool(module, memory, threads) {
-  const ctl = new Int32Array(new SharedArrayBuffer(24)), message = new Uint8Array(new SharedArrayBuffer(MESSAGE_BYTES));
+  const ctl = new Int32Array(new SharedArrayBuffer(28)), message = new Uint8Array(new SharedArrayBuffer(MESSAGE_BYTES));
   const script = new URL('./model.worker.mjs', import.meta.url);
   const { Worker } = isNode ? await import('node:worker_threads') : globalThis;
   const workers = [];
@@ -295,9 +323,9 @@ async function startPool(module, memory, threads) {
     w.postMessage({ module, memory, ctl, message, t, threads });
   }
   const stop = () => {
-    Atomics.store(ctl, CHUNK, STOP);
-    Atomics.add(ctl, GEN, 1);
-    Atomics.notify(ctl, GEN);
+    Atomics.store(ctl, STOP, 1);
+    Atomics.add(ctl, CLAIM, 0x10000); // a new value: sleeping workers wake
+    Atomics.notify(ctl, CLAIM);
     for (const w of workers) w.terminate();
   };
   try {
@@ -308,20 +336,21 @@ async function startPool(module, memory, threads) {
   }
   if (isNode) for (const w of workers) w.unref(); // idle workers keep no process alive
   let fns;
-  // a browser's main thread may not Atomics.wait: it spins until the workers are done
+  // a browser's main thread may not Atomics.wait: it spins until the pieces the workers claimed are done
   const canWait = isNode || typeof document === 'undefined';
+  let failure;
   const parallel = (id, n) => {
+    const pieces = Math.min(n, threads * PIECES);
     Atomics.store(ctl, CHUNK, id);
     Atomics.store(ctl, ITERS, n);
-    Atomics.store(ctl, PENDING, threads - 1);
-    Atomics.add(ctl, GEN, 1);
-    Atomics.notify(ctl, GEN);
-    const [begin, end] = chunkOf(0, threads, n);
-    try {
-      if (begin < end) fns[id](begin, end);
-    } finally { // the workers' chunks end before this returns or throws, so no job overlaps the next
-      for (let i = 0, left; (left = Atomics.load(ctl, PENDING)) !== 0; i++) if (canWait && i >= SPIN) Atomics.wait(ctl, PENDING, left);
-    }
+    Atomics.store(ctl, DONE, 0);
+    Atomics.store(ctl, CLAIM, pieces); // claimed 0 of pieces: the job starts
+    Atomics.notify(ctl, CLAIM);
+    failure = undefined;
+    // a piece that traps here is thrown once every piece is done (the others run on: iterations are independent)
+    runPieces(ctl, fns, (e) => { failure ??= e; });
+    for (let i = 0, done; (done = Atomics.load(ctl, DONE)) !== pieces; i++) if (canWait && i >= SPIN) Atomics.wait(ctl, DONE, done);
+    if (failure) throw failure;
     const failed = Atomics.exchange(ctl, FAILED, 0);
     if (failed) throw new Error(`kiln: a parallel loop failed on thread ${failed - 1} of ${threads}: ${new TextDecoder().decode(message.slice(0, Atomics.load(ctl, MESSAGE)))}`);
     return 1;
@@ -329,10 +358,10 @@ async function startPool(module, memory, threads) {
   return { parallel, setInstance: (instance) => { fns = chunkFunctions(instance); }, close: stop };
 }
 
-/** A worker thread's life (model.worker.mjs): instantiate the module on the shared memory, then run chunks until stopped. */
+/** A worker thread's life (model.worker.mjs): instantiate the module on the shared memory, then run pieces until stopped. */
 export async function workerMain() {
   const port = isNode ? (await import('node:worker_threads')).parentPort : globalThis;
-  const { module, memory, ctl, message, t, threads } = await new Promise((resolve) => {
+  const { module, memory, ctl, message, t } = await new Promise((resolve) => {
     if (isNode) port.once('message', resolve); else port.onmessage = (e) => resolve(e.data);
   });
   let fns;
@@ -343,24 +372,21 @@ export async function workerMain() {
     return;
   }
   port.postMessage({ ready: true });
-  // generation 0 is the one before any job (read now, it could already be a job's that this thread would then miss)
-  for (let seen = 0; ;) {
-    for (let i = 0; i < SPIN && Atomics.load(ctl, GEN) === seen; i++);
-    Atomics.wait(ctl, GEN, seen);
-    seen = Atomics.load(ctl, GEN);
-    const id = Atomics.load(ctl, CHUNK);
-    if (id === STOP) return;
-    const [begin, end] = chunkOf(t, threads, Atomics.load(ctl, ITERS));
-    try {
-      if (begin < end) fns[id](begin, end);
-    } catch (e) { // the calling thread throws it; this one waits for the next job
-      if (Atomics.compareExchange(ctl, FAILED, 0, t + 1) === 0) {
-        const text = new TextEncoder().encode(String(e?.message ?? e)).subarray(0, MESSAGE_BYTES);
-        message.set(text);
-        Atomics.store(ctl, MESSAGE, text.length);
-      }
+  const fail = (e) => { // the calling thread throws it
+    if (Atomics.compareExchange(ctl, FAILED, 0, t + 1) === 0) {
+      const text = new TextEncoder().encode(String(e?.message ?? e)).subarray(0, MESSAGE_BYTES);
+      message.set(text);
+      Atomics.store(ctl, MESSAGE, text.length);
     }
-    if (Atomics.sub(ctl, PENDING, 1) === 1) Atomics.notify(ctl, PENDING);
+  };
+  for (;;) {
+    runPieces(ctl, fns, fail);
+    // no piece left: wait for CLAIM to change (a new job), spinning a little first
+    const c = Atomics.load(ctl, CLAIM);
+    for (let i = 0; i < SPIN && Atomics.load(ctl, CLAIM) === c; i++);
+    if (Atomics.load(ctl, STOP)) return;
+    if (Atomics.load(ctl, CLAIM) === c) Atomics.wait(ctl, CLAIM, c);
+    if (Atomics.load(ctl, STOP)) return;
   }
 }
 

@@ -1,0 +1,94 @@
+// Addressing analyses of the wasm renderer: affine indices, pointer locals of serial loops, splatted decls.
+// An index affine in loop variables puts its constant into the memory instruction's offset and, inside a serial loop,
+// its loop-invariant part into a pointer local stepped once per iteration: V8 neither hoists a wasm address out of a
+// loop nor folds an i32 add that could wrap into the addressing mode.
+import type { Expr, Stmt } from '../loop/ir.js';
+import { forEachExpr, stmtExprs, walkStmts } from '../loop/visit.js';
+
+/** sum of coefficient * loop variable (every coefficient positive), plus a constant. */
+export interface Affine {
+  readonly terms: ReadonlyMap<string, number>;
+  readonly c: number;
+}
+
+/**
+ * The index as an affine form in loop variables with non-negative coefficients, so its variable part is never
+ * negative and never above the index itself; undefined for anything else (a decl's value, a product of variables,
+ * a division). `consts` are the unrolled loop variables' values; `isLoopVar` says which names are loop variables.
+ */
+export function affine(e: Expr, consts: ReadonlyMap<string, number>, isLoopVar: (name: string) => boolean): Affine | undefined {
+  const f = form(e, consts, isLoopVar);
+  if (!f || [...f.terms.values()].some((k) => k < 0)) return undefined;
+  for (const [v, k] of f.terms) if (k === 0) f.terms.delete(v);
+  return f;
+}
+
+function form(e: Expr, consts: ReadonlyMap<string, number>, isLoopVar: (name: string) => boolean): { terms: Map<string, number>; c: number } | undefined {
+  if (e.t !== 'i32') return undefined;
+  switch (e.k) {
+    case 'const':
+      return { terms: new Map(), c: e.v };
+    case 'var': {
+      const c = consts.get(e.name);
+      if (c !== undefined) return { terms: new Map(), c };
+      return isLoopVar(e.name) ? { terms: new Map([[e.name, 1]]), c: 0 } : undefined;
+    }
+    case 'binary': {
+      if (e.op !== 'add' && e.op !== 'sub' && e.op !== 'mul') return undefined;
+      const a = form(e.a, consts, isLoopVar), b = form(e.b, consts, isLoopVar);
+      if (!a || !b) return undefined;
+      if (e.op === 'mul') {
+        const [k, x] = a.terms.size === 0 ? [a.c, b] : b.terms.size === 0 ? [b.c, a] : [undefined, undefined];
+        if (k === undefined || !x) return undefined;
+        return { terms: new Map([...x.terms].map(([v, m]) => [v, m * k])), c: x.c * k };
+      }
+      const s = e.op === 'add' ? 1 : -1;
+      for (const [v, m] of b.terms) a.terms.set(v, (a.terms.get(v) ?? 0) + s * m);
+      return { terms: a.terms, c: a.c + s * b.c };
+    }
+    default:
+      return undefined;
+  }
+}
+
+/** A serial loop being rendered: the pointer locals of the addresses in it, by their variable part. */
+export class LoopPointers {
+  /** key -> the pointer local, its byte value at iteration 0 (terms of outer variables) and its step per iteration */
+  readonly pointers = new Map<string, { local: number; start: Map<string, number>; step: number }>();
+
+  /** v: the loop's variable; outer: the loop variables defined outside the loop (constant during it). */
+  constructor(readonly v: string, private readonly outer: ReadonlySet<string>) {}
+
+  /**
+   * The pointer local holding `size` * (the variable part of a) in bytes, created on first use; undefined when
+   * a uses a loop variable of a loop inside this one.
+   */
+  pointer(a: Affine, size: number, newLocal: () => number): number | undefined {
+    if ([...a.terms.keys()].some((v) => v !== this.v && !this.outer.has(v))) return undefined;
+    const key = `${size}:${[...a.terms].sort(([x], [y]) => (x < y ? -1 : 1)).map(([v, k]) => `${v}*${k}`).join('+')}`;
+    let p = this.pointers.get(key);
+    if (!p) {
+      const start = new Map([...a.terms].filter(([v]) => v !== this.v).map(([v, k]) => [v, k * size]));
+      p = { local: newLocal(), start, step: (a.terms.get(this.v) ?? 0) * size };
+      this.pointers.set(key, p);
+    }
+    return p.local;
+  }
+}
+
+/**
+ * f32 decls initialized by a load outside vector loops and read only inside them, where every read splats the
+ * value to four lanes: the renderer loads them splatted at once (v128.load32_splat, one broadcast load on x86-64
+ * instead of a scalar load and a shuffle per use). Assigned decls, and loads of register arrays (`locals`), are
+ * left alone.
+ */
+export function splatDecls(body: readonly Stmt[], locals: ReadonlySet<string>): Set<string> {
+  const candidates = new Set<string>(), scalarUse = new Set<string>(), vectorUse = new Set<string>(), assigned = new Set<string>();
+  walkStmts(body, (s, loops) => {
+    const inVector = loops.some((l) => l.kind === 'vector');
+    if (s.k === 'decl' && s.t === 'f32' && !inVector && s.init.k === 'load' && !locals.has(s.init.buf)) candidates.add(s.name);
+    if (s.k === 'assign') assigned.add(s.name);
+    for (const e of stmtExprs(s)) forEachExpr(e, (x) => { if (x.k === 'var') (inVector ? vectorUse : scalarUse).add(x.name); });
+  });
+  return new Set([...candidates].filter((n) => vectorUse.has(n) && !scalarUse.has(n) && !assigned.has(n)));
+}
