@@ -587,7 +587,13 @@ export function renderLlvm(entries: readonly Entry[], layout: Layout, name: stri
     });
     const entry = g.function(`kiln_${e.name}`, false);
     g.b.SetInsertPoint(L.BasicBlock.Create(g.ctx, 'entry', entry));
-    for (const k of kernels) g.b.CreateCall(k, [entry.getArg(0)]);
+    // after a kernel that completes more of a flat block (gradStep under MPI: memplan's FlatPlan), say so
+    const ready = new Map((e.memory.flat?.ready ?? []).map((r) => [r.kernel, r.from]));
+    kernels.forEach((k, i) => {
+      g.b.CreateCall(k, [entry.getArg(0)]);
+      const from = ready.get(i);
+      if (from !== undefined) g.b.CreateCall(g.extern('kiln_grads_ready', g.b.getVoidTy(), [g.b.getInt64Ty()]), [g.k.i64(from)]);
+    });
     g.b.CreateRetVoid();
   }
   // verifyModule returns true when the module is broken

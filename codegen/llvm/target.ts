@@ -4,17 +4,18 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { irText, manifestOf, runtimeDir } from '../artifacts.js';
+import { type TargetEntry, irText, manifestOf, runtimeDir } from '../artifacts.js';
 import { type NativeTargetOptions, compileCached, descSource, headerSource, sh } from '../native.js';
 import { writeSafetensors } from '../../runtime/safetensors.js';
 import { dtypeBytes } from '../../ir/types.js';
 import { layoutModule } from '../loop/layout.js';
+import { planMemory } from '../loop/memplan.js';
 import { elfSizes } from './elf.js';
 import { FLASH_SYMBOL, splitFlash } from './flash.js';
 import { firmwareSizes, writeFirmware } from './firmware.js';
 import { DEFAULT_CAPS, type TargetCaps } from '../loop/schedule.js';
 import { LLVM_VECTORS } from '../loop/vectorize.js';
-import { runPipeline } from '../../driver/pipeline.js';
+import { type Compiled, runPipeline } from '../../driver/pipeline.js';
 import { renderLlvm } from './render.js';
 
 /** An explicit CPU for opt/llc: LLVM 14 does not know the newest cores, so name the x86-64 level the host reaches. */
@@ -108,7 +109,7 @@ export function compileLlvm(o: LlvmTargetOptions): string[] {
   // a Cortex-M4 by default for ARMv7E-M (LLVM's generic one has no FPU, which the hard-float ABI needs)
   const cpu = o.cpu ?? (o.triple ? (o.triple.startsWith('thumbv7em') ? 'cortex-m4' : undefined) : hostCpu());
   const caps: TargetCaps = { ...llvmCaps(!o.triple || o.triple.startsWith('x86_64') ? cpu : undefined), threads: freestanding ? 1 : o.threads ?? (o.triple ? 1 : os.availableParallelism()) };
-  const compiled = o.entries.map((e) => ({ e, c: runPipeline(e.graph, { caps }) }));
+  const compiled = o.entries.map((e) => ({ e, c: flatGrads(e, runPipeline(e.graph, { caps }), o.distributed === 'mpi') }));
   const entries = compiled.map(({ e, c }) => ({ name: e.name, program: c.program, memory: c.memory }));
   const values = new Map(o.weights.map((w) => [w.name, w.data]));
   const full = layoutModule(entries, o.embedWeights && !freestanding ? values : undefined);
@@ -169,6 +170,18 @@ export function compileLlvm(o: LlvmTargetOptions): string[] {
   writeFileSync(path.join(dir, 'model.ir'), irText(compiled));
   const files = ['model.o', 'libmodel.a', 'model.h', 'kiln_runtime.h', 'model_main', ...(hasTrain ? ['model_train'] : []), 'manifest.json', 'weights.safetensors', 'model.ir'];
   return files.map((f) => path.join(dir, f));
+}
+
+/**
+ * Under MPI, gradStep's outputs before its preds (gradients, state, loss: traceSplitStep) side by side in memory: the
+ * all-reduce works on them in place, and the entry calls kiln_grads_ready after each kernel that completes more of
+ * them, so the reduction of the last layers' gradients overlaps the rest of the backward pass (kiln_mpi.c).
+ */
+function flatGrads(e: TargetEntry, c: Compiled, mpi: boolean): Compiled {
+  if (!mpi || e.name !== 'gradStep') return c;
+  const names = e.graph.outputs.map((x) => x.name);
+  const preds = names.findIndex((n) => n.startsWith('pred/'));
+  return { ...c, memory: planMemory(c.program, { flat: preds < 0 ? names : names.slice(0, preds) }) };
 }
 
 /** model_train for data-parallel training: model_train.c with -DKILN_MPI and kiln_mpi.c, compiled and linked by mpicc. */

@@ -11,6 +11,20 @@ export interface MemoryPlan {
   readonly arenaBytes: number;
   /** Bytes the same buffers would take without reuse. */
   readonly unsharedBytes: number;
+  /** With planMemory's `flat`: those outputs side by side, and when each suffix of them is final (FlatPlan). */
+  readonly flat?: FlatPlan;
+}
+
+/**
+ * Outputs placed side by side in one block, in the order given, with no padding between them (gradStep's gradients,
+ * state and loss: one vector for the all-reduce, read in place). `ready`: after kernel `kernel` no later kernel
+ * touches the block's elements [from, end): the runtime may reduce them while the rest is computed. One entry per
+ * kernel after which that suffix grows, `from` decreasing, ending at 0.
+ */
+export interface FlatPlan {
+  readonly offset: number;
+  readonly elements: number;
+  readonly ready: readonly { readonly kernel: number; readonly from: number }[];
 }
 
 export function bytesOf(b: Buffer): number {
@@ -113,8 +127,10 @@ export function updateInPlace(prog: Program): Program {
 /**
  * Places temps and outputs: a buffer is live from the first kernel that stores it to the last that loads it
  * (outputs to the end); buffers whose lifetimes do not overlap share bytes. Greedy by size, first fit.
+ * `flat`: names of float32 outputs to place side by side at the arena's start (FlatPlan); ignored unless each has
+ * a buffer of its own.
  */
-export function planMemory(p: Program): MemoryPlan {
+export function planMemory(p: Program, options: { flat?: readonly string[] } = {}): MemoryPlan {
   const placed = p.buffers.filter((b) => b.kind === 'temp' || b.kind === 'output');
   const first = new Map<string, number>(), last = new Map<string, number>();
   p.kernels.forEach((k, i) => {
@@ -122,6 +138,11 @@ export function planMemory(p: Program): MemoryPlan {
     for (const b of stores) if (!first.has(b)) first.set(b, i);
     for (const b of [...loads, ...stores]) last.set(b, i);
   });
+  const flatBufs = (options.flat ?? []).map((name) => {
+    const o = p.outputs.find((x) => x.name === name);
+    return o && p.outputs.filter((x) => x.buffer === o.buffer).length === 1 ? p.buffers.find((b) => b.name === o.buffer && b.kind === 'output' && b.dtype === 'float32') : undefined;
+  });
+  const flat = flatBufs.length > 0 && flatBufs.every((b) => b !== undefined) ? flatBufs as Buffer[] : [];
   const end = p.kernels.length;
   // outputs and new param values are read by the caller after the last kernel
   const keep = new Set(p.updates.map((u) => u.buffer));
@@ -129,8 +150,16 @@ export function planMemory(p: Program): MemoryPlan {
   const order = [...placed].sort((a, b) => bytesOf(b) - bytesOf(a) || a.name.localeCompare(b.name));
   const spots: { name: string; off: number; bytes: number; live: [number, number] }[] = [];
   const offsets = new Map<string, number>();
-  let arena = 0;
+  let arena = 0, at = 0;
+  // the flat block first, live from its first store on: element offsets, one float32 each
+  const starts = flat.map((b) => (at += b.size) - b.size);
+  flat.forEach((b, i) => offsets.set(b.name, starts[i]! * 4));
+  if (flat.length) {
+    arena = Math.max(ALIGN, Math.ceil(at * 4 / ALIGN) * ALIGN);
+    spots.push({ name: '(flat)', off: 0, bytes: arena, live: [Math.min(...flat.map((b) => first.get(b.name) ?? 0)), end] });
+  }
   for (const b of order) {
+    if (offsets.has(b.name)) continue;
     const bytes = Math.max(ALIGN, Math.ceil(bytesOf(b) / ALIGN) * ALIGN);
     const lv = live(b);
     const clashes = spots.filter((s) => s.live[0] <= lv[1] && lv[0] <= s.live[1]).sort((x, y) => x.off - y.off);
@@ -143,7 +172,18 @@ export function planMemory(p: Program): MemoryPlan {
     offsets.set(b.name, off);
     arena = Math.max(arena, off + bytes);
   }
-  return { offsets, arenaBytes: arena, unsharedBytes: placed.reduce((n, b) => n + bytesOf(b), 0) };
+  const plan = { offsets, arenaBytes: arena, unsharedBytes: placed.reduce((n, b) => n + bytesOf(b), 0) };
+  if (!flat.length) return plan;
+  // after kernel k, the suffix of the block whose buffers no kernel after k loads or stores (an unwritten one: none)
+  const ready: { kernel: number; from: number }[] = [];
+  let from = at;
+  for (let k = 0; k < end && from > 0; k++) {
+    let j = flat.length;
+    while (j > 0 && (last.get(flat[j - 1]!.name) ?? -1) <= k) j--;
+    const f = j === flat.length ? at : starts[j]!;
+    if (f < from) ready.push({ kernel: k, from: from = f });
+  }
+  return { ...plan, flat: { offset: 0, elements: at, ready } };
 }
 
 /** Bytes an op-by-op executor would allocate: every non-leaf value of the graph (for comparison). */
