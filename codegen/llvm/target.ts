@@ -10,6 +10,7 @@ import { writeSafetensors } from '../../runtime/safetensors.js';
 import { dtypeBytes } from '../../ir/types.js';
 import { layoutModule } from '../loop/layout.js';
 import { planMemory } from '../loop/memplan.js';
+import { completeFlatLast } from '../loop/flat.js';
 import { elfSizes } from './elf.js';
 import { FLASH_SYMBOL, splitFlash } from './flash.js';
 import { firmwareSizes, writeFirmware } from './firmware.js';
@@ -181,7 +182,8 @@ function flatGrads(e: TargetEntry, c: Compiled, mpi: boolean): Compiled {
   if (!mpi || e.name !== 'gradStep') return c;
   const names = e.graph.outputs.map((x) => x.name);
   const preds = names.findIndex((n) => n.startsWith('pred/'));
-  return { ...c, memory: planMemory(c.program, { flat: preds < 0 ? names : names.slice(0, preds) }) };
+  const flat = preds < 0 ? names : names.slice(0, preds), program = completeFlatLast(c.program, flat);
+  return { ...c, program, memory: planMemory(program, { flat }) };
 }
 
 /** model_train for data-parallel training: model_train.c with -DKILN_MPI and kiln_mpi.c, compiled and linked by mpicc. */

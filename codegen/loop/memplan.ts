@@ -5,6 +5,9 @@ import { type For, exprVars, forEachExpr, forEachStmtExpr, mapExpr, mapStmtExprs
 
 export const ALIGN = 64;
 
+/** The fewest elements of a flat block worth reducing on their own (4 KiB of float32: a few microseconds' copy). */
+export const MIN_SEGMENT = 1024;
+
 export interface MemoryPlan {
   /** Byte offset in the arena of every temp and output buffer. */
   readonly offsets: ReadonlyMap<string, number>;
@@ -17,14 +20,14 @@ export interface MemoryPlan {
 
 /**
  * Outputs placed side by side in one block, in the order given, with no padding between them (gradStep's gradients,
- * state and loss: one vector for the all-reduce, read in place). `ready`: after kernel `kernel` no later kernel
- * touches the block's elements [from, end): the runtime may reduce them while the rest is computed. One entry per
- * kernel after which that suffix grows, `from` decreasing, ending at 0.
+ * state and loss: one vector for the all-reduce, read in place). `ready`: after top-level statement `at` of kernel
+ * `kernel` no later statement touches the block's elements [from, end): the runtime may reduce them while the rest
+ * is computed. One entry per statement after which that suffix grows, `from` decreasing.
  */
 export interface FlatPlan {
   readonly offset: number;
   readonly elements: number;
-  readonly ready: readonly { readonly kernel: number; readonly from: number }[];
+  readonly ready: readonly { readonly kernel: number; readonly at: number; readonly from: number }[];
 }
 
 export function bytesOf(b: Buffer): number {
@@ -174,14 +177,20 @@ export function planMemory(p: Program, options: { flat?: readonly string[] } = {
   }
   const plan = { offsets, arenaBytes: arena, unsharedBytes: placed.reduce((n, b) => n + bytesOf(b), 0) };
   if (!flat.length) return plan;
-  // after kernel k, the suffix of the block whose buffers no kernel after k loads or stores (an unwritten one: none)
-  const ready: { kernel: number; from: number }[] = [];
+  // after each top-level statement, the suffix of the block whose buffers no later statement loads or stores
+  // (an unwritten one: none)
+  const launches = p.kernels.flatMap((k, kernel) => k.body.map((stmt, at) => ({ kernel, at, stmt })));
+  const lastAt = new Map<string, number>();
+  launches.forEach((l, i) => { const { loads, stores } = accesses([l.stmt]); for (const b of [...loads, ...stores]) lastAt.set(b, i); });
+  const ready: { kernel: number; at: number; from: number }[] = [];
   let from = at;
-  for (let k = 0; k < end && from > 0; k++) {
+  for (let i = 0; i < launches.length && from > 0; i++) {
     let j = flat.length;
-    while (j > 0 && (last.get(flat[j - 1]!.name) ?? -1) <= k) j--;
+    while (j > 0 && (lastAt.get(flat[j - 1]!.name) ?? -1) <= i) j--;
     const f = j === flat.length ? at : starts[j]!;
-    if (f < from) ready.push({ kernel: k, from: from = f });
+    // a segment is reduced by a ring of its own (2(k-1) messages, a thread's wake-up): not for fewer than
+    // MIN_SEGMENT elements, which wait for the next segment (or the end)
+    if (f < from && (from - f >= MIN_SEGMENT || f === 0)) ready.push({ kernel: launches[i]!.kernel, at: launches[i]!.at, from: from = f });
   }
   return { ...plan, flat: { offset: 0, elements: at, ready } };
 }
