@@ -149,12 +149,6 @@ const kiln_entry *kiln_find_entry(const kiln_model_desc *m, const char *name) {
   return NULL;
 }
 
-void (*kiln_grads_hook)(long from);
-
-void kiln_grads_ready(long from) {
-  if (kiln_grads_hook) kiln_grads_hook(from);
-}
-
 /* Large copies (a batch of inputs) in 64 KiB blocks on the thread pool. */
 typedef struct { unsigned char *dst; const unsigned char *src; size_t bytes; } copy_job;
 #define COPY_BLOCK 65536L
