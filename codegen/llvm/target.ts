@@ -174,11 +174,13 @@ export function compileLlvm(o: LlvmTargetOptions): string[] {
 }
 
 /**
- * Under MPI, gradStep's outputs before its preds (gradients, state, loss: traceSplitStep) side by side in memory: the
- * all-reduce works on them in place, and the entry calls kiln_grads_ready after each kernel that completes more of
- * them, so the reduction of the last layers' gradients overlaps the rest of the backward pass (kiln_mpi.c).
+ * Under MPI, gradStep's outputs before its preds (gradients, state, loss: traceSplitStep) side by side at the arena's
+ * start, where applyGrads's input is: the all-reduce works on them in place and applyGrads reads them there, no copy.
+ * The entry calls kiln_grads_ready after each statement that completes a segment of them, so the reduction of the
+ * last layers' gradients overlaps the rest of the backward pass (kiln_mpi.c).
  */
 function flatGrads(e: TargetEntry, c: Compiled, mpi: boolean): Compiled {
+  if (mpi && e.name === 'applyGrads') return { ...c, memory: planMemory(c.program, { input: 'grads' }) }; // where gradStep's block lies
   if (!mpi || e.name !== 'gradStep') return c;
   const names = e.graph.outputs.map((x) => x.name);
   const preds = names.findIndex((n) => n.startsWith('pred/'));

@@ -131,9 +131,10 @@ export function updateInPlace(prog: Program): Program {
  * Places temps and outputs: a buffer is live from the first kernel that stores it to the last that loads it
  * (outputs to the end); buffers whose lifetimes do not overlap share bytes. Greedy by size, first fit.
  * `flat`: names of float32 outputs to place side by side at the arena's start (FlatPlan); ignored unless each has
- * a buffer of its own.
+ * a buffer of its own. `input`: the name of an input to place at the arena's start instead, kept to the end
+ * (applyGrads's "grads": where gradStep's block is, so the reduced vector is read where it lies).
  */
-export function planMemory(p: Program, options: { flat?: readonly string[] } = {}): MemoryPlan {
+export function planMemory(p: Program, options: { flat?: readonly string[]; input?: string } = {}): MemoryPlan {
   const placed = p.buffers.filter((b) => b.kind === 'temp' || b.kind === 'output');
   const first = new Map<string, number>(), last = new Map<string, number>();
   p.kernels.forEach((k, i) => {
@@ -146,6 +147,7 @@ export function planMemory(p: Program, options: { flat?: readonly string[] } = {
     return o && p.outputs.filter((x) => x.buffer === o.buffer).length === 1 ? p.buffers.find((b) => b.name === o.buffer && b.kind === 'output' && b.dtype === 'float32') : undefined;
   });
   const flat = flatBufs.length > 0 && flatBufs.every((b) => b !== undefined) ? flatBufs as Buffer[] : [];
+  const pinned = p.buffers.find((b) => b.kind === 'input' && b.name === p.inputs.find((x) => x.name === options.input)?.buffer);
   const end = p.kernels.length;
   // outputs and new param values are read by the caller after the last kernel
   const keep = new Set(p.updates.map((u) => u.buffer));
@@ -160,6 +162,10 @@ export function planMemory(p: Program, options: { flat?: readonly string[] } = {
   if (flat.length) {
     arena = Math.max(ALIGN, Math.ceil(at * 4 / ALIGN) * ALIGN);
     spots.push({ name: '(flat)', off: 0, bytes: arena, live: [Math.min(...flat.map((b) => first.get(b.name) ?? 0)), end] });
+  } else if (pinned) {
+    offsets.set(pinned.name, 0);
+    arena = Math.max(ALIGN, Math.ceil(bytesOf(pinned) / ALIGN) * ALIGN);
+    spots.push({ name: pinned.name, off: 0, bytes: arena, live: [0, end] });
   }
   for (const b of order) {
     if (offsets.has(b.name)) continue;

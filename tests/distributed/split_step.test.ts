@@ -58,7 +58,7 @@ describe('the flat gradient block (--distributed mpi)', () => {
   it('side by side in order; after each ready point no later statement reads or writes the completed suffix; the reordered gradStep computes the same bits', () => {
     const model = keras.Sequential([keras.layers.Dense(32, { activation: 'relu', inputShape: [64] }), keras.layers.Dense(48, { activation: 'relu' }), keras.layers.Dense(10, { activation: 'softmax' })]);
     const c = compileModel(model, { optimizer: 'adam', loss: 'sparse_categorical_crossentropy' });
-    const { grad } = traceSplitStep(model, c, [[B, 64]], [[B]], { partial: true });
+    const { grad, apply } = traceSplitStep(model, c, [[B, 64]], [[B]], { partial: true });
     const flat = grad.outputs.map((o) => o.name).filter((n) => !n.startsWith('pred/'));
     const original = runPipeline(grad, { caps: LLVM_CAPS }).program;
     const program = completeFlatLast(original, flat);
@@ -71,6 +71,10 @@ describe('the flat gradient block (--distributed mpi)', () => {
     // side by side, in the outputs' order
     const sizes = flat.map((n) => want.get(n)!.data.length), starts = sizes.map((_, i) => sizes.slice(0, i).reduce((a, b) => a + b, 0));
     flat.forEach((n, i) => expect(plan.offsets.get(program.outputs.find((o) => o.name === n)!.buffer), n).toBe(plan.flat!.offset + 4 * starts[i]!));
+    // applyGrads's input where that block is, alone there for the whole entry: read in place, never copied
+    const ap = runPipeline(apply, { caps: LLVM_CAPS }).program, am = planMemory(ap, { input: 'grads' }), gb = ap.inputs[0]!.buffer;
+    expect(am.offsets.get(gb)).toBe(plan.flat!.offset);
+    for (const [b, off] of am.offsets) if (b !== gb) expect(off, b).toBeGreaterThanOrEqual(4 * plan.flat!.elements);
     // the last layer's gradients and the loss complete before the first layer's (a segment of their own), which in
     // graph order they did not
     const ready = plan.flat!.ready;
