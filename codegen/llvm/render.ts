@@ -583,7 +583,9 @@ export function renderLlvm(entries: readonly Entry[], layout: Layout, name: stri
     checkVectorLoops(program, LLVM_VECTORS, 'llvm');
     const bufTypes = new Map(program.buffers.map((b) => [b.name, scalarOfDtype(b.dtype)]));
     g.int8 = new Set(program.buffers.filter((b) => b.dtype === 'int8').map((b) => b.name));
-    const kernels = program.kernels.map((k) => {
+    // after a statement that completes more of a flat block (gradStep under MPI: memplan's FlatPlan), say so
+    const ready = new Map((e.memory.flat?.ready ?? []).map((r) => [`${r.kernel} ${r.at}`, r.from]));
+    const kernels = program.kernels.map((k, ki) => {
       const fn = g.function(`${e.name}_${k.name}`, true);
       const kb = new KernelBuilder(g, fn, layout.offsets[e.name]!, bufTypes, 0, flashOf(e.name));
       // a top-level parallel loop is outlined into a chunk function for the thread pool; the values it reads
@@ -594,16 +596,18 @@ export function renderLlvm(entries: readonly Entry[], layout: Layout, name: stri
         if (st.k === 'decl' && pure.has(st.name)) before.push(st);
         if (st.k !== 'for' || st.kind !== 'parallel' || !independentIterations(st, pure, topLocals)) {
           kb.stmts([st]);
-          return;
+        } else {
+          const here = g.b.GetInsertBlock()!;
+          const chunk = g.chunkFunction(`${e.name}_${k.name}_par${i}`);
+          const cb = new KernelBuilder(g, chunk, layout.offsets[e.name]!, bufTypes, 2, flashOf(e.name));
+          cb.stmts(before);
+          cb.chunk(st);
+          cb.finish();
+          g.b.SetInsertPoint(here);
+          kb.callParallel(st.extent, chunk);
         }
-        const here = g.b.GetInsertBlock()!;
-        const chunk = g.chunkFunction(`${e.name}_${k.name}_par${i}`);
-        const cb = new KernelBuilder(g, chunk, layout.offsets[e.name]!, bufTypes, 2, flashOf(e.name));
-        cb.stmts(before);
-        cb.chunk(st);
-        cb.finish();
-        g.b.SetInsertPoint(here);
-        kb.callParallel(st.extent, chunk);
+        const from = ready.get(`${ki} ${i}`);
+        if (from !== undefined) g.b.CreateCall(g.extern('kiln_grads_ready', g.b.getVoidTy(), [g.b.getInt64Ty()]), [g.k.i64(from)]);
       });
       kb.finish();
       return fn;

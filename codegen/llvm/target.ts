@@ -4,17 +4,19 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { irText, manifestOf, runtimeDir } from '../artifacts.js';
+import { type TargetEntry, irText, manifestOf, runtimeDir } from '../artifacts.js';
 import { type NativeTargetOptions, compileCached, descSource, headerSource, sh } from '../native.js';
 import { writeSafetensors } from '../../runtime/safetensors.js';
 import { dtypeBytes } from '../../ir/types.js';
 import { layoutModule } from '../loop/layout.js';
+import { planMemory } from '../loop/memplan.js';
+import { completeFlatLast } from '../loop/flat.js';
 import { elfSizes } from './elf.js';
 import { FLASH_SYMBOL, splitFlash } from './flash.js';
 import { firmwareSizes, writeFirmware } from './firmware.js';
 import { DEFAULT_CAPS, type TargetCaps } from '../loop/schedule.js';
 import { LLVM_VECTORS } from '../loop/vectorize.js';
-import { runPipeline } from '../../driver/pipeline.js';
+import { type Compiled, runPipeline } from '../../driver/pipeline.js';
 import { renderLlvm } from './render.js';
 
 /** An explicit CPU for opt/llc: LLVM 14 does not know the newest cores, so name the x86-64 level the host reaches. */
@@ -108,7 +110,7 @@ export function compileLlvm(o: LlvmTargetOptions): string[] {
   // a Cortex-M4 by default for ARMv7E-M (LLVM's generic one has no FPU, which the hard-float ABI needs)
   const cpu = o.cpu ?? (o.triple ? (o.triple.startsWith('thumbv7em') ? 'cortex-m4' : undefined) : hostCpu());
   const caps: TargetCaps = { ...llvmCaps(!o.triple || o.triple.startsWith('x86_64') ? cpu : undefined), threads: freestanding ? 1 : o.threads ?? (o.triple ? 1 : os.availableParallelism()) };
-  const compiled = o.entries.map((e) => ({ e, c: runPipeline(e.graph, { caps }) }));
+  const compiled = o.entries.map((e) => ({ e, c: flatGrads(e, runPipeline(e.graph, { caps }), o.distributed === 'mpi') }));
   const entries = compiled.map(({ e, c }) => ({ name: e.name, program: c.program, memory: c.memory }));
   const values = new Map(o.weights.map((w) => [w.name, w.data]));
   const full = layoutModule(entries, o.embedWeights && !freestanding ? values : undefined);
@@ -171,6 +173,21 @@ export function compileLlvm(o: LlvmTargetOptions): string[] {
   return files.map((f) => path.join(dir, f));
 }
 
+/**
+ * Under MPI, gradStep's outputs before its preds (gradients, state, loss: traceSplitStep) side by side at the arena's
+ * start, where applyGrads's input is: the all-reduce works on them in place and applyGrads reads them there, no copy.
+ * The entry calls kiln_grads_ready after each statement that completes a segment of them, so the reduction of the
+ * last layers' gradients overlaps the rest of the backward pass (kiln_mpi.c).
+ */
+function flatGrads(e: TargetEntry, c: Compiled, mpi: boolean): Compiled {
+  if (mpi && e.name === 'applyGrads') return { ...c, memory: planMemory(c.program, { input: 'grads' }) }; // where gradStep's block lies
+  if (!mpi || e.name !== 'gradStep') return c;
+  const names = e.graph.outputs.map((x) => x.name);
+  const preds = names.findIndex((n) => n.startsWith('pred/'));
+  const flat = preds < 0 ? names : names.slice(0, preds), program = completeFlatLast(c.program, flat);
+  return { ...c, program, memory: planMemory(program, { flat }) };
+}
+
 /** model_train for data-parallel training: model_train.c with -DKILN_MPI and kiln_mpi.c, compiled and linked by mpicc. */
 function buildMpiTrain(dir: string, cc: readonly string[]): void {
   try {
@@ -179,5 +196,6 @@ function buildMpiTrain(dir: string, cc: readonly string[]): void {
     throw new Error('llvm: --distributed mpi needs mpicc on the PATH (Open MPI: apt install openmpi-bin libopenmpi-dev)');
   }
   for (const f of ['kiln_mpi.h', 'kiln_mpi.c']) copyFileSync(path.join(runtimeDir('c'), f), path.join(dir, f));
-  sh('llvm', 'mpicc', [...cc, '-DKILN_MPI', 'model_train.c', 'kiln_mpi.c', 'libmodel.a', '-lm', '-o', 'model_train'], dir);
+  // -O3: the all-reduce's loops over the gradients vectorized
+  sh('llvm', 'mpicc', [...cc, '-O3', '-DKILN_MPI', 'model_train.c', 'kiln_mpi.c', 'libmodel.a', '-lm', '-o', 'model_train'], dir);
 }

@@ -87,7 +87,7 @@ export function layoutModule(entries: readonly Entry[], embed?: ReadonlyMap<stri
           throw new Error(`layout: param '${name}' has different sizes in different entries`);
         }
         o[b.name] = params.get(name)!;
-      } else if (b.kind === 'const' || b.kind === 'input') {
+      } else if ((b.kind === 'const' || b.kind === 'input') && o[b.name] === undefined) { // an input the plan put in the arena stays there
         o[b.name] = top;
         if (b.kind === 'const') segments.push({ offset: top, data: packBuffer(b, b.data ?? [0]) });
         top = align(top + Math.max(1, bytesOf(b)));

@@ -5,12 +5,29 @@ import { type For, exprVars, forEachExpr, forEachStmtExpr, mapExpr, mapStmtExprs
 
 export const ALIGN = 64;
 
+/** The fewest elements of a flat block worth reducing on their own (4 KiB of float32: a few microseconds' copy). */
+export const MIN_SEGMENT = 1024;
+
 export interface MemoryPlan {
   /** Byte offset in the arena of every temp and output buffer. */
   readonly offsets: ReadonlyMap<string, number>;
   readonly arenaBytes: number;
   /** Bytes the same buffers would take without reuse. */
   readonly unsharedBytes: number;
+  /** With planMemory's `flat`: those outputs side by side, and when each suffix of them is final (FlatPlan). */
+  readonly flat?: FlatPlan;
+}
+
+/**
+ * Outputs placed side by side in one block, in the order given, with no padding between them (gradStep's gradients,
+ * state and loss: one vector for the all-reduce, read in place). `ready`: after top-level statement `at` of kernel
+ * `kernel` no later statement touches the block's elements [from, end): the runtime may reduce them while the rest
+ * is computed. One entry per statement after which that suffix grows, `from` decreasing.
+ */
+export interface FlatPlan {
+  readonly offset: number;
+  readonly elements: number;
+  readonly ready: readonly { readonly kernel: number; readonly at: number; readonly from: number }[];
 }
 
 export function bytesOf(b: Buffer): number {
@@ -117,8 +134,11 @@ export function updateInPlace(prog: Program): Program {
 /**
  * Places temps and outputs: a buffer is live from the first kernel that stores it to the last that loads it
  * (outputs to the end); buffers whose lifetimes do not overlap share bytes. Greedy by size, first fit.
+ * `flat`: names of float32 outputs to place side by side at the arena's start (FlatPlan); ignored unless each has
+ * a buffer of its own. `input`: the name of an input to place at the arena's start instead, kept to the end
+ * (applyGrads's "grads": where gradStep's block is, so the reduced vector is read where it lies).
  */
-export function planMemory(p: Program): MemoryPlan {
+export function planMemory(p: Program, options: { flat?: readonly string[]; input?: string } = {}): MemoryPlan {
   const placed = p.buffers.filter((b) => b.kind === 'temp' || b.kind === 'output');
   const first = new Map<string, number>(), last = new Map<string, number>();
   p.kernels.forEach((k, i) => {
@@ -126,6 +146,12 @@ export function planMemory(p: Program): MemoryPlan {
     for (const b of stores) if (!first.has(b)) first.set(b, i);
     for (const b of [...loads, ...stores]) last.set(b, i);
   });
+  const flatBufs = (options.flat ?? []).map((name) => {
+    const o = p.outputs.find((x) => x.name === name);
+    return o && p.outputs.filter((x) => x.buffer === o.buffer).length === 1 ? p.buffers.find((b) => b.name === o.buffer && b.kind === 'output' && b.dtype === 'float32') : undefined;
+  });
+  const flat = flatBufs.length > 0 && flatBufs.every((b) => b !== undefined) ? flatBufs as Buffer[] : [];
+  const pinned = p.buffers.find((b) => b.kind === 'input' && b.name === p.inputs.find((x) => x.name === options.input)?.buffer);
   const end = p.kernels.length;
   // outputs and new param values are read by the caller after the last kernel
   const keep = new Set(p.updates.map((u) => u.buffer));
@@ -133,8 +159,20 @@ export function planMemory(p: Program): MemoryPlan {
   const order = [...placed].sort((a, b) => bytesOf(b) - bytesOf(a) || a.name.localeCompare(b.name));
   const spots: { name: string; off: number; bytes: number; live: [number, number] }[] = [];
   const offsets = new Map<string, number>();
-  let arena = 0;
+  let arena = 0, at = 0;
+  // the flat block first, live from its first store on: element offsets, one float32 each
+  const starts = flat.map((b) => (at += b.size) - b.size);
+  flat.forEach((b, i) => offsets.set(b.name, starts[i]! * 4));
+  if (flat.length) {
+    arena = Math.max(ALIGN, Math.ceil(at * 4 / ALIGN) * ALIGN);
+    spots.push({ name: '(flat)', off: 0, bytes: arena, live: [Math.min(...flat.map((b) => first.get(b.name) ?? 0)), end] });
+  } else if (pinned) {
+    offsets.set(pinned.name, 0);
+    arena = Math.max(ALIGN, Math.ceil(bytesOf(pinned) / ALIGN) * ALIGN);
+    spots.push({ name: pinned.name, off: 0, bytes: arena, live: [0, end] });
+  }
   for (const b of order) {
+    if (offsets.has(b.name)) continue;
     const bytes = Math.max(ALIGN, Math.ceil(bytesOf(b) / ALIGN) * ALIGN);
     const lv = live(b);
     const clashes = spots.filter((s) => s.live[0] <= lv[1] && lv[0] <= s.live[1]).sort((x, y) => x.off - y.off);
@@ -147,7 +185,24 @@ export function planMemory(p: Program): MemoryPlan {
     offsets.set(b.name, off);
     arena = Math.max(arena, off + bytes);
   }
-  return { offsets, arenaBytes: arena, unsharedBytes: placed.reduce((n, b) => n + bytesOf(b), 0) };
+  const plan = { offsets, arenaBytes: arena, unsharedBytes: placed.reduce((n, b) => n + bytesOf(b), 0) };
+  if (!flat.length) return plan;
+  // after each top-level statement, the suffix of the block whose buffers no later statement loads or stores
+  // (an unwritten one: none)
+  const launches = p.kernels.flatMap((k, kernel) => k.body.map((stmt, at) => ({ kernel, at, stmt })));
+  const lastAt = new Map<string, number>();
+  launches.forEach((l, i) => { const { loads, stores } = accesses([l.stmt]); for (const b of [...loads, ...stores]) lastAt.set(b, i); });
+  const ready: { kernel: number; at: number; from: number }[] = [];
+  let from = at;
+  for (let i = 0; i < launches.length && from > 0; i++) {
+    let j = flat.length;
+    while (j > 0 && (lastAt.get(flat[j - 1]!.name) ?? -1) <= i) j--;
+    const f = j === flat.length ? at : starts[j]!;
+    // a segment is reduced by a ring of its own (2(k-1) messages, a thread's wake-up): not for fewer than
+    // MIN_SEGMENT elements, which wait for the next segment (or the end)
+    if (f < from && (from - f >= MIN_SEGMENT || f === 0)) ready.push({ kernel: launches[i]!.kernel, at: launches[i]!.at, from: from = f });
+  }
+  return { ...plan, flat: { offset: 0, elements: at, ready } };
 }
 
 /** Bytes an op-by-op executor would allocate: every non-leaf value of the graph (for comparison). */

@@ -582,6 +582,12 @@ done:
   return rc;
 }
 
+void (*kiln_grads_hook)(long from);
+
+void kiln_grads_ready(long from) {
+  if (kiln_grads_hook) kiln_grads_hook(from);
+}
+
 int kiln_init(const kiln_model_desc *m, unsigned char *mem, const char *weights_path) {
   int rc;
   err_msg[0] = '\0';

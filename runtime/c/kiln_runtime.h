@@ -86,7 +86,16 @@ const kiln_entry *kiln_find_entry(const kiln_model_desc *m, const char *name);
 int kiln_run(const kiln_model_desc *m, unsigned char *mem, const char *entry, const void *const *inputs, void *const *outputs);
 int kiln_run_entry(const kiln_entry *e, unsigned char *mem, const void *const *inputs, void *const *outputs);
 
-/* Hosted only, from here to kiln_npy_write_all. Writes every param as safetensors (Keras names, in order, metadata {"format":"kiln"}), like runtime/safetensors.ts.
+/* Hosted only, from here to kiln_npy_write_all.
+
+   An entry whose outputs before its preds lie side by side (gradStep under --distributed mpi) calls
+   kiln_grads_ready(from) after each statement that completes more of them: elements [from, end) of that block are
+   final, and nothing later in the entry reads or writes them. It calls kiln_grads_hook when set (model_train's
+   all-reduce under MPI, kiln_mpi.c). */
+extern void (*kiln_grads_hook)(long from);
+void kiln_grads_ready(long from);
+
+/* Writes every param as safetensors (Keras names, in order, metadata {"format":"kiln"}), like runtime/safetensors.ts.
    Output files (here and the .npy writers) go to PATH.<pid>.tmp, renamed over PATH once complete: a failure leaves
    PATH as it was and no partial file. A symbolic link is written through: its target is replaced, the link stays.
    A device or pipe (/dev/stdout) is written in place. */

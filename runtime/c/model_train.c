@@ -43,6 +43,9 @@ static const char *usage =
     "  --out PATH            where to write the trained weights (default weights.safetensors)\n"
     "  --weights PATH        initial weights (default: weights.safetensors next to this executable)\n"
     "  --no-shuffle          train on the rows in file order (Keras's shuffle=False)\n"
+#ifdef KILN_MPI
+    "  --no-overlap          all-reduce the gradients after the backward pass, not during it (the same bits)\n"
+#endif
     "  --bench N             time N train steps after a warm-up, print the median, and exit\n";
 
 static uint64_t rng_state;
@@ -114,35 +117,51 @@ static void check_data(const kiln_entry *e, const dataset *s, const char *file) 
   }
 }
 
-/* microseconds spent in the all-reduce, for --bench */
-static double allreduce_us;
+/* microseconds of the all-reduce per step: waited for (exposed), and taken in all (overlapped or not), for --bench */
+static double allreduce_us, ring_us;
+
+#ifdef KILN_MPI
+/* gradStep's outputs before the preds (gradients, state, loss: traceSplitStep) as one vector, applyGrads's input:
+   in place in memory when the memory plan put them side by side (--distributed mpi), else gathered into `flat` */
+static const kiln_entry *ae;
+static float *flat, *reduced;
+static void *out[64];
+static long n = -1;
+static int in_place;
+
+static void mpi_setup(const kiln_entry *e) {
+  long at = 0;
+  int i;
+  ae = kiln_find_entry(&kiln_model, "applyGrads");
+  if (!ae || ae->n_inputs != 1 || ae->inputs[0].dtype != KILN_F32) die("the model has no gradStep/applyGrads pair; compile it with --train --distributed mpi");
+  in_place = 1;
+  for (i = 0, n = 0; i < e->n_outputs && strncmp(e->outputs[i].name, "pred/", 5) != 0; i++) {
+    if (e->outputs[i].dtype != KILN_F32) die("gradStep's outputs must be float32");
+    in_place &= e->outputs[i].offset == e->outputs[0].offset + n * 4;
+    n += e->outputs[i].size;
+  }
+  if (n != ae->inputs[0].size || i == 0 || strcmp(e->outputs[i - 1].name, "loss") != 0) die("gradStep's outputs do not make applyGrads's input");
+  reduced = (float *)(memory + ae->inputs[0].offset); /* the all-reduce writes applyGrads's input */
+  if (in_place) {
+    flat = (float *)(memory + e->outputs[0].offset);
+  } else {
+    flat = (float *)malloc((size_t)(n ? n : 1) * sizeof *flat);
+    if (!flat) die("out of memory");
+    for (i = 0; i < e->n_outputs && strncmp(e->outputs[i].name, "pred/", 5) != 0; i++) out[i] = flat + at, at += e->outputs[i].size;
+  }
+}
+
+/* kiln_mpi_overlap's dry run: gradStep on whatever memory holds (zeros), its outputs unused */
+static void run_grad(void *ctx) {
+  if (kiln_run_entry((const kiln_entry *)ctx, memory, NULL, NULL) != KILN_OK) die(kiln_error());
+}
+#endif
 
 /* One step on this rank's `mine` of the batch's `nb` rows: the trainStep, or under MPI gradStep, the all-reduce and
    applyGrads. Returns the step's loss (the mean of the "loss" output; NAN without one). */
 static double train_step(const kiln_entry *e, const void *const *inputs, void *const *outputs, int loss_output, long mine, long nb, long step) {
 #ifdef KILN_MPI
-  /* gradStep's outputs before the preds (gradients, state, loss: traceSplitStep) are copied out side by side into
-     one vector, applyGrads's input: one all-reduce covers them */
-  static const kiln_entry *ae;
-  static float *grads;
-  static void *out[64];
-  static long n = -1;
-  const void *in[1];
   double t0;
-  long k;
-  int i;
-  if (n < 0) {
-    ae = kiln_find_entry(&kiln_model, "applyGrads");
-    if (!ae || ae->n_inputs != 1 || ae->inputs[0].dtype != KILN_F32) die("the model has no gradStep/applyGrads pair; compile it with --train --distributed mpi");
-    grads = (float *)malloc((size_t)(ae->inputs[0].size ? ae->inputs[0].size : 1) * sizeof *grads);
-    if (!grads) die("out of memory");
-    for (i = 0, n = 0; i < e->n_outputs && strncmp(e->outputs[i].name, "pred/", 5) != 0; i++) {
-      if (e->outputs[i].dtype != KILN_F32) die("gradStep's outputs must be float32");
-      out[i] = grads + n;
-      n += e->outputs[i].size;
-    }
-    if (n != ae->inputs[0].size || i == 0 || strcmp(e->outputs[i - 1].name, "loss") != 0) die("gradStep's outputs do not make applyGrads's input");
-  }
   (void)outputs;
   (void)loss_output;
 #ifdef KILN_DEVICE_STEP
@@ -150,21 +169,20 @@ static double train_step(const kiln_entry *e, const void *const *inputs, void *c
   return KILN_DEVICE_STEP(memory, e, inputs, ae, mine, nb, step);
 #endif
   /* the gradients of a mean over this rank's rows, weighted by its rows: their sum over the ranks, divided by the
-     batch's rows, is the gradient of the mean over the whole batch (the state values and the loss likewise) */
+     batch's rows, is the gradient of the mean over the whole batch (the state values and the loss likewise); the
+     ring reduces each part of the vector the gradStep completes while the gradStep goes on (kiln_mpi_overlap) */
+  kiln_mpi_begin(flat, reduced, n, mine, nb, step);
   if (mine > 0) {
     kiln_mpi_in_step(step); /* its all-reduces (synchronized BatchNormalization) meet the other ranks' */
-    if (kiln_run_entry(e, memory, inputs, out) != KILN_OK) die(kiln_error());
-    for (k = 0; k < n; k++) grads[k] *= (float)mine;
+    if (kiln_run_entry(e, memory, inputs, in_place ? NULL : out) != KILN_OK) die(kiln_error());
   } else {
-    memset(grads, 0, (size_t)n * sizeof *grads); /* a partial last batch may leave a rank no rows */
+    memset(flat, 0, (size_t)n * sizeof *flat); /* a partial last batch may leave a rank no rows */
   }
   t0 = now_us();
-  kiln_mpi_allreduce(grads, n, step);
+  ring_us += kiln_mpi_end();
   allreduce_us += now_us() - t0;
-  for (k = 0; k < n; k++) grads[k] /= (float)nb;
-  in[0] = grads;
-  if (kiln_run_entry(ae, memory, in, NULL) != KILN_OK) die(kiln_error());
-  return grads[n - 1]; /* the vector ends with the loss */
+  if (kiln_run_entry(ae, memory, NULL, NULL) != KILN_OK) die(kiln_error());
+  return reduced[n - 1]; /* the vector ends with the loss */
 #else
   double sum = 0;
   long b, n;
@@ -202,7 +220,7 @@ int main(int argc, char **argv) {
   dataset d[64] = {{0}};
   long epochs = 1, batch = 0, bench = 0, seed = 1, rows = 0, n_train, n_val, steps, *perm, k, step, iteration = 0, local, lo;
   double split = 0;
-  int n_files = 0, n_data = 0, rng_input = -1, row_input = -1, rows_input = -1, loss_output = -1, has_loss, shuffle = 1, i, j;
+  int n_files = 0, n_data = 0, rng_input = -1, row_input = -1, rows_input = -1, loss_output = -1, has_loss, shuffle = 1, overlap = 1, i, j;
   int32_t counter = 0, valid = 0, first_row = 0;
   float *loss = NULL;
   char msg[1024], s1[160];
@@ -214,6 +232,9 @@ int main(int argc, char **argv) {
     else if (strcmp(a, "--seed") == 0) { seed = parse_long(a, v, 0, LONG_MAX); i++; }
     else if (strcmp(a, "--bench") == 0) { bench = parse_long(a, v, 1, KILN_MAX_BENCH); i++; }
     else if (strcmp(a, "--no-shuffle") == 0) shuffle = 0;
+#ifdef KILN_MPI
+    else if (strcmp(a, "--no-overlap") == 0) overlap = 0;
+#endif
     else if (strcmp(a, "--out") == 0 && v) { out = v; i++; }
     else if (strcmp(a, "--weights") == 0 && v) { weights = v; i++; }
     else if (strcmp(a, "--validation-split") == 0) {
@@ -282,6 +303,13 @@ int main(int argc, char **argv) {
   if (batch < 1) die("the trainStep has no batch size");
   if (!weights && !kiln_model.weights_embedded) weights = default_weights(argv[0]);
   if (kiln_init(&kiln_model, memory, weights) != KILN_OK) die(kiln_error());
+#ifdef KILN_MPI
+  mpi_setup(e);
+#ifndef KILN_DEVICE_STEP
+  if (overlap && in_place) kiln_mpi_overlap(run_grad, (void *)e);
+#endif
+#endif
+  (void)overlap;
 
   /* load the data: every file has the same number of rows; a row has the size of one batch row of its input */
   for (i = 0; i < n_data; i++) {
@@ -356,13 +384,14 @@ int main(int argc, char **argv) {
 
   if (bench) {
     long warm = bench / 10 > 3 ? bench / 10 : 3;
-    double *times = (double *)malloc((size_t)bench * sizeof *times), *reduce = (double *)malloc((size_t)bench * sizeof *reduce);
+    double *times = (double *)malloc((size_t)bench * sizeof *times), *reduce = (double *)malloc((size_t)bench * sizeof *reduce),
+           *ring = (double *)malloc((size_t)bench * sizeof *ring);
     long whole = n_train / batch; /* whole batches, or the one partial batch when there are fewer rows */
     long nb = whole ? batch : n_train, mine = nb - lo < 0 ? 0 : nb - lo > local ? local : nb - lo;
-    if (!times || !reduce) die("out of memory");
+    if (!times || !reduce || !ring) die("out of memory");
     valid = (int32_t)mine;
     for (k = 0; k < warm + bench; k++) {
-      double t0, r0 = allreduce_us;
+      double t0, r0 = allreduce_us, g0 = ring_us;
       long b = whole ? k % whole : 0;
       for (i = 0; i < n_data; i++)
         if (!d[i].on_device) {
@@ -373,12 +402,19 @@ int main(int argc, char **argv) {
       counter = (int32_t)k;
       t0 = now_us();
       train_step(e, inputs, outputs, loss_output, mine, nb, k);
-      if (k >= warm) times[k - warm] = now_us() - t0, reduce[k - warm] = allreduce_us - r0;
+      if (k >= warm) times[k - warm] = now_us() - t0, reduce[k - warm] = allreduce_us - r0, ring[k - warm] = ring_us - g0;
     }
     qsort(times, (size_t)bench, sizeof *times, cmp_double);
     qsort(reduce, (size_t)bench, sizeof *reduce, cmp_double);
-    printf("median %.2f us", bench % 2 ? times[bench / 2] : (times[bench / 2 - 1] + times[bench / 2]) / 2);
-    if (ranks > 1 && allreduce_us > 0) printf(" (all-reduce %.2f us)", bench % 2 ? reduce[bench / 2] : (reduce[bench / 2 - 1] + reduce[bench / 2]) / 2);
+    qsort(ring, (size_t)bench, sizeof *ring, cmp_double);
+#define MEDIAN(v) (bench % 2 ? v[bench / 2] : (v[bench / 2 - 1] + v[bench / 2]) / 2)
+    printf("median %.2f us", MEDIAN(times));
+    /* the ring's time, and the part of it the step waited for (the rest overlapped the gradStep) */
+#ifdef KILN_MPI
+    if (ranks > 1 && ring_us > 0) printf(" (all-reduce %.2f us, %.2f us of it exposed, %d segment%s)", MEDIAN(ring), MEDIAN(reduce), kiln_mpi_segments(), kiln_mpi_segments() > 1 ? "s" : "");
+    else
+#endif
+    if (ranks > 1 && allreduce_us > 0) printf(" (all-reduce %.2f us)", MEDIAN(reduce));
     printf("\n");
 #ifdef KILN_MPI
     kiln_mpi_finalize();

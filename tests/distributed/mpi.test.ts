@@ -1,5 +1,6 @@
 // Data-parallel training under mpirun (kiln compile --train --distributed mpi): k ranks with per-rank batch B/k
-// train what one rank with batch B trains, bit for bit from run to run; a rank that dies ends the others.
+// train what one rank with batch B trains, bit for bit from run to run and with the all-reduce overlapped with the
+// backward pass or not; a rank that dies ends the others.
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -27,9 +28,12 @@ function compileMpi(file: string, batch: number): string {
   return dir;
 }
 
-/** A small MLP without Dropout, so that 1 rank and k ranks train the same function. */
+/**
+ * A small MLP without Dropout, so that 1 rank and k ranks train the same function; its last two layers' gradients
+ * (more than MIN_SEGMENT values) are reduced while the first layer's are computed.
+ */
 function mlp(): keras.Model {
-  const model = keras.Sequential([keras.layers.Dense(32, { activation: 'relu', inputShape: [64] }), keras.layers.Dense(10, { activation: 'softmax' })]);
+  const model = keras.Sequential([keras.layers.Dense(32, { activation: 'relu', inputShape: [64] }), keras.layers.Dense(48, { activation: 'relu' }), keras.layers.Dense(10, { activation: 'softmax' })]);
   model.compile({ optimizer: 'adam', loss: 'sparse_categorical_crossentropy' });
   return model;
 }
@@ -103,10 +107,22 @@ describe.skipIf(missing.length > 0)(`model_train under mpirun${missing.length ? 
     });
   }, 120_000);
 
-  it('two runs on 4 ranks write bitwise identical weights', () => {
+  it('two runs on 4 ranks write bitwise identical weights, and so does a run that all-reduces after the backward pass (--no-overlap)', () => {
     mpirun(4, dirs.get(4)!, ['--epochs', '2', '--out', 'a.safetensors', 'x150.npy', 'y150.npy']);
     mpirun(4, dirs.get(4)!, ['--epochs', '2', '--out', 'b.safetensors', 'x150.npy', 'y150.npy']);
-    expect(readFileSync(path.join(tmp, 'a.safetensors')).equals(readFileSync(path.join(tmp, 'b.safetensors')))).toBe(true);
+    mpirun(4, dirs.get(4)!, ['--epochs', '2', '--no-overlap', '--out', 'c.safetensors', 'x150.npy', 'y150.npy']);
+    const a = readFileSync(path.join(tmp, 'a.safetensors'));
+    expect(a.equals(readFileSync(path.join(tmp, 'b.safetensors')))).toBe(true);
+    expect(a.equals(readFileSync(path.join(tmp, 'c.safetensors')))).toBe(true);
+  }, 120_000);
+
+  it('2 ranks overlap the all-reduce with the backward pass (segments), with the bits of --no-overlap', () => {
+    const bench = mpirun(2, dirs.get(8)!, ['--bench', '3', 'x150.npy', 'y150.npy']);
+    expect(bench).toMatch(/^median [\d.]+ us \(all-reduce [\d.]+ us, [\d.]+ us of it exposed, 2 segments\)\n$/);
+    expect(mpirun(2, dirs.get(8)!, ['--no-overlap', '--bench', '3', 'x150.npy', 'y150.npy'])).toMatch(/, 1 segment\)\n$/);
+    mpirun(2, dirs.get(8)!, ['--out', 'o.safetensors', 'x150.npy', 'y150.npy']);
+    mpirun(2, dirs.get(8)!, ['--no-overlap', '--out', 'n.safetensors', 'x150.npy', 'y150.npy']);
+    expect(readFileSync(path.join(tmp, 'o.safetensors')).equals(readFileSync(path.join(tmp, 'n.safetensors')))).toBe(true);
   }, 120_000);
 
   it('a global batch that is not a multiple of the ranks\' batch is refused in one line', () => {
@@ -146,7 +162,7 @@ describe.skipIf(missing.length > 0)(`model_train under mpirun${missing.length ? 
       expect(readdirSync(tmp)).not.toContain('never.safetensors');
     }, 120_000);
 
-    it('stopped: rank 0 gives up on the all-reduce after KILN_MPI_TIMEOUT seconds and says why', async () => {
+    it('stopped: rank 0 gives up on the (overlapped) all-reduce after KILN_MPI_TIMEOUT seconds and says why', async () => {
       const { pid, ended } = await start({ KILN_MPI_TIMEOUT: '2' });
       process.kill(pid, 'SIGSTOP');
       const { code, stderr } = await ended;
