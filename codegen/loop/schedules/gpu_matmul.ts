@@ -190,11 +190,11 @@ export function tileMatmul(s: Schedule, top: string, g: GpuCaps, tiles?: MatmulT
   // K padded to the step's multiple where both operands are computed in the step (zeroed past K: pad.ts); M and N
   // keep dividing tiles (their guarded stores would need the legality proofs to read the guards)
   const padK = !!m.k && [m.a, m.b].every((x) => m.k!.body.some((d) => d.k === 'decl' && d.name === x));
-  const chosen = tiles ?? paddedTiles(m.i.extent, m.j.extent, m.K, m.batch.reduce((n, l) => n * l.extent, 1), g, padK, false);
-  if (m.k && m.K % chosen.bk) {
-    s.apply(pad, { loop: m.k.v, to: Math.ceil(m.K / chosen.bk) * chosen.bk, zero: [m.a, m.b] });
-    m = nest();
-  }
+  const chosen = tiles ?? paddedTiles(m.i.extent, m.j.extent, m.K, m.batch.reduce((n, l) => n * l.extent, 1), g, padK, true);
+  if (m.k && m.K % chosen.bk) s.apply(pad, { loop: m.k.v, to: Math.ceil(m.K / chosen.bk) * chosen.bk, zero: [m.a, m.b] });
+  if (m.i.extent % chosen.bm) s.apply(pad, { loop: m.i.v, to: Math.ceil(m.i.extent / chosen.bm) * chosen.bm });
+  if (m.j.extent % chosen.bn) s.apply(pad, { loop: m.j.v, to: Math.ceil(m.j.extent / chosen.bn) * chosen.bn });
+  m = nest();
   const { i, j, acc } = m;
   const { bm, bn, bk, tm, tn } = chosen;
   const f = (p: string) => s.fresh(p);
