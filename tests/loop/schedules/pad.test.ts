@@ -104,6 +104,9 @@ describe('legality proofs under guards', () => {
     scheduleMatmul(s, 'i', H100, { bm: 8, bn: 16, bk: 32, tm: 2, tn: 2 });
     const out = text(s);
     expect(out).toMatch(/for \w+ in 0\.\.32 thread/);
+    // A staged along k (consecutive threads a row apart): rows of 8 + 1 floats, so a warp's stores hit different banks
+    expect(out).toMatch(/local As\d+: f32\[288\] shared/);
+    expect(out).toMatch(/As\d+\[\w+ \* 9 \+ \w+\] = /);
     expect(out).toMatch(/if \w+ \* 8 \+ \w+ \+ \w+ < 6 \{\n\s+if \w+ \* 16 \+ \w+ \+ \w+ < 10 \{/);
     expectSame(p, s.program);
   });
@@ -132,7 +135,7 @@ describe('the GPU matmul recipe with K and N padded', () => {
   output "y" = %3
 }`);
     const p = runPipeline(g, { caps: CUDA_CAPS, verifyEach: true }).program;
-    expect(launchShapes(p).map((l) => [l.grid, l.block, l.shared])).toEqual([[1, 512, 4 * 32 * (32 + 16)]]);
+    expect(launchShapes(p).map((l) => [l.grid, l.block, l.shared])).toEqual([[1, 512, 4 * 32 * (33 + 16)]]); // A's rows padded to 33 (staged along k)
     // the clamp min(k, 786) as legalize writes it for CUDA
     expect(printProgram(p)).toMatch(/select\(\w+ \* 32 \+ \w+ < 787, in_x\[[^\]]*select\(\w+ < 786, \w+, 786\)\], 0\.0\)/);
     expectMatchesGraph(g, p);
