@@ -133,6 +133,14 @@ class LaunchWriter {
           this.line(indent, `${this.array(s.buf)}[${this.expr(s.idx)}] = ${this.types.get(s.buf) === 'bool' ? `(unsigned char)(${v})` : v};`);
           break;
         }
+        case 'warpTree': {
+          // the block's first min(threads, 32) lanes take part in the shuffles; a barrier after, as after a thread loop
+          const mask = this.threads >= 32 ? '0xffffffffu' : `0x${(2 ** this.threads - 1).toString(16)}u`;
+          const combine = binaryOp(OPS, s.op, s.t)('kiln_a', 'kiln_b');
+          this.line(indent, `KILN_WARP_TREE(${C_TYPE[s.t]}, ${this.array(s.local)}, ${s.size}, ${mask}, kiln_a, kiln_b, ${combine});`);
+          this.line(indent, 'KILN_BARRIER();');
+          break;
+        }
         case 'if':
           // outside thread loops the condition reads no thread index: the block's barriers inside stay uniform
           this.line(indent, `if (${unwrapped(this.expr(s.cond))}) {`);

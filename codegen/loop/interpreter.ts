@@ -4,7 +4,7 @@ import type { Attrs, Op } from '../../ir/ops.js';
 import { philox4x32 } from '../../ir/philox.js';
 import { roundingDivideByPOT, srdhm } from '../../ir/quant.js';
 import { type DType, type TypedArray, allocate, formatType, toTyped } from '../../ir/types.js';
-import type { Buffer, Expr, Kernel, Program, Scalar, Stmt } from './ir.js';
+import { type Buffer, type Expr, type Kernel, type Program, type Scalar, type Stmt, warpTreeLevels } from './ir.js';
 import { blockThreads } from './analysis.js';
 import { printExpr } from './printer.js';
 import { type LoopSym, SymbolTable } from './scope.js';
@@ -275,6 +275,7 @@ function compileKernel(k: Kernel, storage: ReadonlyMap<string, TypedArray>, opti
         const cond = expr(s.cond), body = syms.within(() => block(s.body));
         return () => { if (cond() !== 0) body(); };
       }
+      case 'warpTree': return syms.within(() => block(warpTreeLevels(s)));
       default: {
         const never: never = s;
         throw new Error(`kernel ${k.name}: unknown statement ${JSON.stringify(never)}`);

@@ -80,7 +80,7 @@ class KernelLegalizer {
         const idx = this.expr(s.idx);
         return { ...s, idx, value: this.expr(s.value) };
       }
-      case 'local': return s;
+      case 'local': case 'warpTree': return s; // a sum or product: native on every target
     }
   }
 
@@ -218,6 +218,7 @@ function namesOf(stmts: readonly Stmt[], out: Set<string>): Set<string> {
     else if (s.k === 'decl') { out.add(s.name); expr(s.init); }
     else if (s.k === 'assign') { out.add(s.name); expr(s.value); }
     else if (s.k === 'local') out.add(s.name);
+    else if (s.k === 'warpTree') out.add(s.local);
     else { out.add(s.buf); expr(s.idx); expr(s.value); }
   }
   return out;

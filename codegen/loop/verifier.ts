@@ -236,6 +236,17 @@ export function verifyKernel(k: Kernel, buffers: readonly Buffer[]): string[] {
         guarded--;
         return;
       }
+      case 'warpTree': {
+        // a collective of the block's first warp: at block level (an if there is uniform over the block), on a
+        // shared array it has room in
+        const a = lookup(s.local);
+        if (gpu !== 'block') bad('a warp tree must be in a GPU block, outside its thread loops');
+        if (a?.kind !== 'local' || a.scope !== 'shared') return bad(`warp tree over '${s.local}', which is no shared local array in scope`);
+        if (a.t !== s.t) bad(`warp tree of ${s.t} over '${s.local}', which holds ${a.t}`);
+        if (s.op !== 'add' && s.op !== 'mul') bad(`warp tree op '${String(s.op)}' is neither add nor mul`);
+        if (![2, 4, 8, 16, 32].includes(s.size) || s.size > a.size!) bad(`warp tree of ${s.size} elements: not a power of two from 2 to 32 within '${s.local}' (${a.size})`);
+        return;
+      }
       default: {
         const never: never = s;
         bad(`unknown statement kind ${JSON.stringify((never as { k: unknown }).k)}`);

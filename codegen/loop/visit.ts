@@ -119,7 +119,7 @@ export function usesVar(e: Expr, v: string): boolean {
 /** The expressions a statement holds directly (not those of a loop's body). */
 export function stmtExprs(s: Stmt): readonly Expr[] {
   switch (s.k) {
-    case 'for': case 'local': return [];
+    case 'for': case 'local': case 'warpTree': return [];
     case 'if': return [s.cond];
     case 'decl': return [s.init];
     case 'assign': return [s.value];
@@ -130,7 +130,7 @@ export function stmtExprs(s: Stmt): readonly Expr[] {
 /** s with its own expressions mapped by f (not those of a loop's body): s itself when f changes none. */
 export function mapStmtExprs(s: Stmt, f: (e: Expr) => Expr): Stmt {
   switch (s.k) {
-    case 'for': case 'local': return s;
+    case 'for': case 'local': case 'warpTree': return s;
     case 'if': {
       const cond = f(s.cond);
       return cond === s.cond ? s : { ...s, cond };

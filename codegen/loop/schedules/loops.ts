@@ -221,6 +221,7 @@ export function readsOf(stmts: readonly Stmt[]): Set<string> {
         for (const l of loadsIn(e)) out.add(l.buf);
       }
       if (s.k === 'store' || s.k === 'assign') out.add(s.k === 'store' ? s.buf : s.name);
+      if (s.k === 'warpTree') out.add(s.local);
       if (s.k === 'for') { bound.add(s.v); visit(s.body); }
       if (s.k === 'if') visit(s.body);
       if (s.k === 'decl' || s.k === 'local') bound.add(s.name);
