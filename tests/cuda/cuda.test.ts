@@ -97,7 +97,7 @@ describe('cuda target', () => {
     const cu = readFileSync(path.join(dir, 'model.cu'), 'utf8');
     expect(cu).toMatch(/KILN_SHARED\(float, part\w*, (64|128|256)\)/);
     // the sums' last 5 levels on one warp (__shfl_down_sync; in order in the emulated build); the max's stay threads
-    expect(cu.match(/KILN_WARP_TREE\(float, part\w*, 32, 0xffffffffu, kiln_a, kiln_b, kiln_a \+ kiln_b\);/g)?.length).toBe(2);
+    expect(cu.match(/KILN_WARP_TREE\(float, part\w*, 32, 0xffffffffu, kiln_a, kiln_b, \(kiln_a \+ kiln_b\)\);/g)?.length).toBe(2);
     // the whole-tensor sum is no longer one thread: every launch has more than one thread
     for (const m of cu.matchAll(/KILN_LAUNCH\(\w+, (\d+), (\d+),/g)) expect(Number(m[2]), m[0]).toBeGreaterThan(1);
     // nvcc builds the shared-memory trees for sm_90 where it is installed
