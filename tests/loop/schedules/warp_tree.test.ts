@@ -75,6 +75,14 @@ describe('the GPU reduction recipe puts the last levels on a warp', () => {
     expectMatchesGraph(g, p, 5);
   });
 
+  it('is a named step: --dump-after schedule:warpTree shows the program after it', () => {
+    const g = parseGraph('graph @r {\n  %0 = input {name="x"} : f32[64,32]\n  %1 = reduce_sum %0 {axes=[0, 1]} : f32[]\n  output "y" = %1\n}');
+    const dumps: string[] = [];
+    runPipeline(g, { caps: CUDA_CAPS, dumpAfter: 'schedule:warpTree', dump: (t) => { dumps.push(t); } });
+    expect(dumps.length).toBe(1);
+    expect(dumps[0]).toMatch(/warp_tree add part\w*\[0\.\.32\]/);
+  });
+
   it('leaves a max tree on threads (legalize makes its combine selects)', () => {
     const g = parseGraph('graph @r {\n  %0 = input {name="x"} : f32[3,2048]\n  %1 = reduce_max %0 {axes=[1]} : f32[3]\n  output "y" = %1\n}');
     const text = printProgram(runPipeline(g, { caps: CUDA_CAPS }).program);
