@@ -4,11 +4,12 @@ import type { Attrs, Op } from '../../ir/ops.js';
 import { philox4x32 } from '../../ir/philox.js';
 import { roundingDivideByPOT, srdhm } from '../../ir/quant.js';
 import { type DType, type TypedArray, allocate, formatType, toTyped } from '../../ir/types.js';
-import { type Buffer, type Expr, type Kernel, type Program, type Scalar, type Stmt, warpTreeLevels } from './ir.js';
+import type { Buffer, Expr, Kernel, Program, Scalar, Stmt } from './ir.js';
 import { blockThreads } from './analysis.js';
 import { printExpr } from './printer.js';
 import { type LoopSym, SymbolTable } from './scope.js';
 import { verifyProgram } from './verifier.js';
+import { warpTreeLevels } from './visit.js';
 
 export interface LoopRunResult {
   /** Output arrays by graph output name, in the program's order. */

@@ -59,10 +59,11 @@ export type Stmt =
    * A declared tree's last levels on one warp (GPU blocks only, outside thread loops): the levels size/2, ..., 1 of
    * the local array's first `size` elements (`for i < s { P[i] = P[i] op P[i + s] }`, as tree_reduce.ts emits them),
    * so P[0] holds the same bits; the other elements are left unspecified (CUDA combines them in registers with
-   * `__shfl_down_sync`, one lane per element). Every other evaluator runs the level loops (warpTreeLevels). Sums and
-   * products only: their combine is one native op on every target (legalize rewrites max and min into selects).
+   * `__shfl_down_sync`, one lane per element). Every other evaluator runs the level loops (visit.ts warpTreeLevels).
+   * `combine`, where legalize rewrote the op (max and min as selects), is its value in the variables `kiln_a` (P[i])
+   * and `kiln_b` (P[i + s]), which nothing else binds.
    */
-  | { readonly k: 'warpTree'; readonly local: string; readonly t: 'f32' | 'i32'; readonly op: 'add' | 'mul'; readonly size: number };
+  | { readonly k: 'warpTree'; readonly local: string; readonly t: 'f32' | 'i32'; readonly op: 'add' | 'mul' | 'max' | 'min'; readonly size: number; readonly combine?: Expr };
 
 export type BufferKind = 'input' | 'param' | 'output' | 'temp' | 'const';
 
@@ -270,18 +271,6 @@ export const S = {
   local: (name: string, t: Scalar, size: number, scope: 'register' | 'shared' = 'register'): Stmt => ({ k: 'local', name, t, size, scope }),
   store: (buf: string, idx: Expr, value: Expr): Stmt => ({ k: 'store', buf, idx, value }),
   if: (cond: Expr, body: Stmt[]): Stmt => ({ k: 'if', cond, body }),
-  warpTree: (local: string, t: 'f32' | 'i32', op: 'add' | 'mul', size: number): Stmt => ({ k: 'warpTree', local, t, op, size }),
+  warpTree: (local: string, t: 'f32' | 'i32', op: 'add' | 'mul' | 'max' | 'min', size: number): Stmt => ({ k: 'warpTree', local, t, op, size }),
 };
 
-/**
- * A warpTree's meaning as the level loops it stands for, serial (their iterations are independent); loop variables
- * named by `name` (by default `local.s`: no IR name has a dot).
- */
-export function warpTreeLevels(s: Extract<Stmt, { k: 'warpTree' }>, name = (w: number) => `${s.local}.${w}`): Stmt[] {
-  const out: Stmt[] = [];
-  for (let w = s.size >> 1; w >= 1; w >>= 1) {
-    const i = E.v(name(w));
-    out.push(S.for(name(w), w, [S.store(s.local, i, E.binary(s.op, E.load(s.local, i, s.t), E.load(s.local, E.add(i, E.i32(w)), s.t)))]));
-  }
-  return out;
-}

@@ -10,6 +10,7 @@
 // program point).
 import type { BinaryOp, CompareOp, LogicalOp, UnaryOp } from '../../ir/ops.js';
 import { operands } from './analysis.js';
+import { WARP_A, WARP_B } from './visit.js';
 import { E, type Expr, type Kernel, type Program, QUANT_BINARY, type QuantBinary, type Scalar, S, type Stmt } from './ir.js';
 
 /** What a target computes in one instruction, which legalize then leaves alone. */
@@ -80,7 +81,14 @@ class KernelLegalizer {
         const idx = this.expr(s.idx);
         return { ...s, idx, value: this.expr(s.value) };
       }
-      case 'local': case 'warpTree': return s; // a sum or product: native on every target
+      case 'local': return s;
+      case 'warpTree': {
+        // a sum or product is native on every target; max and min may become selects (of two variables: no temps)
+        if (s.op === 'add' || s.op === 'mul' || s.combine) return s;
+        const combine = this.expr(E.binary(s.op, E.v(WARP_A, s.t), E.v(WARP_B, s.t)));
+        if (this.pre.length) throw new Error(`legalize: the combine of warp tree ${s.local} needs temporaries`);
+        return combine.k === 'binary' && combine.op === s.op ? s : { ...s, combine };
+      }
     }
   }
 

@@ -1,5 +1,5 @@
 // The one traversal of loop IR: children of an expression, bottom-up rebuild, predicates, statement walks, a mutator.
-import { type Expr, type Stmt, intern } from './ir.js';
+import { E, type Expr, S, type Stmt, intern } from './ir.js';
 
 export type For = Extract<Stmt, { k: 'for' }>;
 
@@ -252,4 +252,22 @@ export class ExprMutator {
   protected decl(s: Extract<Stmt, { k: 'decl' }>): Stmt | readonly Stmt[] {
     return mapStmtExprs(s, (e) => this.expr(e));
   }
+}
+
+/** The variables a warp tree's combine reads: P[i] and P[i + s]. */
+export const WARP_A = 'kiln_a', WARP_B = 'kiln_b';
+
+/**
+ * A warp tree's meaning as the level loops it stands for, serial (their iterations are independent): P[i] = P[i] op
+ * P[i + s], or its combine with P[i] and P[i + s] for kiln_a and kiln_b; loop variables named by `name` (by default
+ * `local.s`: no IR name has a dot).
+ */
+export function warpTreeLevels(s: Extract<Stmt, { k: 'warpTree' }>, name = (w: number) => `${s.local}.${w}`): Stmt[] {
+  const out: Stmt[] = [];
+  for (let w = s.size >> 1; w >= 1; w >>= 1) {
+    const i = E.v(name(w)), a = E.load(s.local, i, s.t), b = E.load(s.local, E.add(i, E.i32(w)), s.t);
+    const value = s.combine ? mapExpr(s.combine, (x) => (x.k === 'var' && x.name === WARP_A ? a : x.k === 'var' && x.name === WARP_B ? b : x)) : E.binary(s.op, a, b);
+    out.push(S.for(name(w), w, [S.store(s.local, i, value)]));
+  }
+  return out;
 }

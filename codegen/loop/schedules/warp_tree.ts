@@ -2,8 +2,8 @@
 // in 0..s thread { P[i] = P[i] op P[i + s] }` for s = 16, 8, ..., 1, a barrier after each), become one warp tree
 // statement: the block's first warp combines them in registers with __shfl_down_sync, lane i adding lane i + s's
 // value at level s, which is the same combination in the same order (bit for bit), with one barrier instead of five.
-// Sums and products only (max and min are selects after legalize). P[1..n) are left unspecified, so the block may
-// read only P[0] afterwards.
+// Sums, products, maxima and minima (legalize gives the last two their select form). P[1..n) are left unspecified,
+// so the block may read only P[0] afterwards.
 import { E, type Expr, type Stmt } from '../ir.js';
 import { blockThreads } from '../analysis.js';
 import { type For, affineOf } from './loops.js';
@@ -15,13 +15,13 @@ export interface WarpTreeArgs {
   readonly launch: string;
 }
 
-type Level = { P: string; t: 'f32' | 'i32'; op: 'add' | 'mul'; s: number };
+type Level = { P: string; t: 'f32' | 'i32'; op: 'add' | 'mul' | 'max' | 'min'; s: number };
 
 /** The tree level a statement is (`for i in 0..s thread { P[i] = P[i] op P[i + s] }`), or undefined. */
 function levelOf(x: Stmt, shared: ReadonlyMap<string, 'f32' | 'i32'>): Level | undefined {
   if (x.k !== 'for' || x.kind !== 'thread' || x.body.length !== 1) return undefined;
   const st = x.body[0]!, s = x.extent;
-  if (st.k !== 'store' || st.value.k !== 'binary' || (st.value.op !== 'add' && st.value.op !== 'mul')) return undefined;
+  if (st.k !== 'store' || st.value.k !== 'binary' || !['add', 'mul', 'max', 'min'].includes(st.value.op)) return undefined;
   const t = shared.get(st.buf), { a, b } = st.value;
   // the element: the loop's own (or 0 for the unit loop of the last level), and the one s after it
   const at = (e: Expr, c: number) => {
@@ -30,7 +30,7 @@ function levelOf(x: Stmt, shared: ReadonlyMap<string, 'f32' | 'i32'>): Level | u
   };
   if (!t || a.k !== 'load' || b.k !== 'load' || a.buf !== st.buf || b.buf !== st.buf || !at(st.idx, 0) || a.idx !== st.idx || !at(b.idx, s)) return undefined;
   if (affineOf(st.idx)!.terms.size !== affineOf(b.idx)!.terms.size) return undefined;
-  return { P: st.buf, t, op: st.value.op, s };
+  return { P: st.buf, t, op: st.value.op as Level['op'], s };
 }
 
 /** Loads of P in the statements at an index other than the constant 0, or stores into P. */

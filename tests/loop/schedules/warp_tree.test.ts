@@ -11,6 +11,9 @@ import { verifyProgram } from '../../../codegen/loop/verifier.js';
 import { runPipeline } from '../../../driver/pipeline.js';
 import { parseGraph } from '../../../ir/parser.js';
 import { expectMatchesGraph } from './gpu_helpers.js';
+import { H100 } from '../../../codegen/loop/gpu.js';
+import { reductionTrees } from '../../../codegen/loop/reduction_trees.js';
+import { interpret } from '../../../ir/interpreter.js';
 import { f32, program, sched, v } from './helpers.js';
 
 const f = Math.fround;
@@ -83,10 +86,16 @@ describe('the GPU reduction recipe puts the last levels on a warp', () => {
     expect(dumps[0]).toMatch(/warp_tree add part\w*\[0\.\.32\]/);
   });
 
-  it('leaves a max tree on threads (legalize makes its combine selects)', () => {
+  it('a max tree: legalize gives its combine the selects of the interpreter\'s max (NaN and -0 < +0), bit for bit', () => {
     const g = parseGraph('graph @r {\n  %0 = input {name="x"} : f32[3,2048]\n  %1 = reduce_max %0 {axes=[1]} : f32[3]\n  output "y" = %1\n}');
-    const text = printProgram(runPipeline(g, { caps: CUDA_CAPS }).program);
-    expect(text).not.toContain('warp_tree');
-    expect(text).toMatch(/in 0\.\.16 thread/);
+    const p = runPipeline(g, { caps: CUDA_CAPS, verifyEach: true }).program, text = printProgram(p);
+    expect(text).toMatch(/warp_tree max part\w*\[0\.\.32\] by select\(kiln_a > kiln_b, kiln_a, /);
+    expect(text).not.toMatch(/in 0\.\.16 thread/);
+    expectMatchesGraph(g, p, 5);
+    // a NaN in one row, zeros of both signs in another: the combine keeps NaN and prefers +0, as the interpreter
+    const x = Float32Array.from({ length: 3 * 2048 }, (_, i) => (i === 77 ? NaN : i >= 2048 && i < 4096 ? (i % 2 ? -0 : 0) : Math.sin(i)));
+    const want = interpret(reductionTrees(g, H100), { x }, {}).outputs.get('y')!.data, got = runProgram(p, { x }, {}).outputs.get('y')!;
+    expect(Array.from(got)).toEqual(Array.from(want));
+    expect(Number.isNaN(got[0]!) && Object.is(got[1], 0)).toBe(true);
   });
 });
