@@ -10,6 +10,7 @@ import { type OpTable, binaryOp, castOp, unaryOp } from '../loop/legalize.js';
 import { formatF32 } from '../loop/printer.js';
 import { allreduceBuffer } from '../loop/allreduce.js';
 import { ALLREDUCE_HEAD, allreduceCall } from './distributed.js';
+import { WARP_A, WARP_B } from '../loop/visit.js';
 
 const C_TYPE: Record<Scalar, string> = { f32: 'float', i32: 'int', bool: 'int' };
 const MEM_TYPE: Record<string, string> = { float32: 'float', int32: 'int', bool: 'unsigned char' };
@@ -139,6 +140,14 @@ class LaunchWriter {
         case 'store': {
           const v = this.expr(s.value);
           this.line(indent, `${this.array(s.buf)}[${this.expr(s.idx)}] = ${this.types.get(s.buf) === 'bool' ? `(unsigned char)(${v})` : v};`);
+          break;
+        }
+        case 'warpTree': {
+          // the block's first min(threads, 32) lanes take part in the shuffles; a barrier after, as after a thread loop
+          const mask = this.threads >= 32 ? '0xffffffffu' : `0x${(2 ** this.threads - 1).toString(16)}u`;
+          const combine = s.combine ? this.expr(s.combine) : binaryOp(OPS, s.op, s.t)(WARP_A, WARP_B);
+          this.line(indent, `KILN_WARP_TREE(${C_TYPE[s.t]}, ${this.array(s.local)}, ${s.size}, ${mask}, ${WARP_A}, ${WARP_B}, ${combine});`);
+          this.line(indent, 'KILN_BARRIER();');
           break;
         }
         case 'if':

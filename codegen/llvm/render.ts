@@ -421,7 +421,9 @@ class KernelBuilder {
         this.stmts(s.body);
         b.CreateBr(end);
         b.SetInsertPoint(end);
+        return;
       }
+      case 'warpTree': throw new Error(`warp tree over ${s.local} is a GPU collective: this renderer takes CPU schedules`);
     }
   }
 

@@ -83,8 +83,8 @@ function writesApart(loop: Extract<Stmt, { k: 'for' }>): boolean {
     const env = new Map(outer);
     const inline = (e: Expr): Expr => mapExpr(e, (x) => (x.k === 'var' ? env.get(x.name) ?? x : x));
     for (const s of ss) {
-      for (const e of stmtExprs(s)) forEachExpr(e, (x) => { if (x.k === 'load') acc.push({ array: x.buf, idx: inline(x.idx), write: false, inner: around }); });
-      if (s.k === 'store') acc.push({ array: s.buf, idx: inline(s.idx), write: true, inner: around });
+      for (const e of stmtExprs(s)) forEachExpr(e, (x) => { if (x.k === 'load') acc.push({ array: x.buf, idx: inline(x.idx), write: false, inner: around, guards: [] }); });
+      if (s.k === 'store') acc.push({ array: s.buf, idx: inline(s.idx), write: true, inner: around, guards: [] });
       if (s.k === 'decl' || s.k === 'local') declared.add(s.name);
       if (s.k === 'decl' && !changed.has(s.name)) env.set(s.name, inline(s.init));
       if (s.k === 'for') {

@@ -185,6 +185,7 @@ function blockWork(body: readonly Stmt[], threads: number): number {
   let w = 0;
   for (const s of body) {
     if (s.k === 'if') w += 1 + blockWork(s.body, threads); // a guarded tail costs as much as a full tile
+    else if (s.k === 'warpTree') w += 4 * Math.log2(s.size) + BARRIER_CYCLES; // a shuffle, a combine a level
     else if (s.k !== 'for') w += 1;
     else if (s.kind === 'thread') w += Math.ceil(s.extent / threads) * Math.max(1, work(s.body)) + BARRIER_CYCLES;
     else w += s.extent * Math.max(1, blockWork(s.body, threads));

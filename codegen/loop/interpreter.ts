@@ -10,6 +10,7 @@ import { launchParts } from './gpu.js';
 import { printExpr } from './printer.js';
 import { type LoopSym, SymbolTable } from './scope.js';
 import { verifyProgram } from './verifier.js';
+import { warpTreeLevels } from './visit.js';
 
 export interface LoopRunResult {
   /** Output arrays by graph output name, in the program's order. */
@@ -277,6 +278,7 @@ function compileKernel(k: Kernel, storage: ReadonlyMap<string, TypedArray>, opti
         const cond = expr(s.cond), body = syms.within(() => block(s.body));
         return () => { if (cond() !== 0) body(); };
       }
+      case 'warpTree': return syms.within(() => block(warpTreeLevels(s)));
       default: {
         const never: never = s;
         throw new Error(`kernel ${k.name}: unknown statement ${JSON.stringify(never)}`);

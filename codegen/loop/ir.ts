@@ -54,7 +54,16 @@ export type Stmt =
    * On a GPU the condition of an `if` outside thread loops reads no thread index, so all of a block's threads take
    * the same branch and the barriers of thread loops inside stay uniform.
    */
-  | { readonly k: 'if'; readonly cond: Expr; readonly body: readonly Stmt[] };
+  | { readonly k: 'if'; readonly cond: Expr; readonly body: readonly Stmt[] }
+  /**
+   * A declared tree's last levels on one warp (GPU blocks only, outside thread loops): the levels size/2, ..., 1 of
+   * the local array's first `size` elements (`for i < s { P[i] = P[i] op P[i + s] }`, as tree_reduce.ts emits them),
+   * so P[0] holds the same bits; the other elements are left unspecified (CUDA combines them in registers with
+   * `__shfl_down_sync`, one lane per element). Every other evaluator runs the level loops (visit.ts warpTreeLevels).
+   * `combine`, where legalize rewrote the op (max and min as selects), is its value in the variables `kiln_a` (P[i])
+   * and `kiln_b` (P[i + s]), which nothing else binds.
+   */
+  | { readonly k: 'warpTree'; readonly local: string; readonly t: 'f32' | 'i32'; readonly op: 'add' | 'mul' | 'max' | 'min'; readonly size: number; readonly combine?: Expr };
 
 export type BufferKind = 'input' | 'param' | 'output' | 'temp' | 'const';
 
@@ -268,4 +277,6 @@ export const S = {
   local: (name: string, t: Scalar, size: number, scope: 'register' | 'shared' = 'register'): Stmt => ({ k: 'local', name, t, size, scope }),
   store: (buf: string, idx: Expr, value: Expr): Stmt => ({ k: 'store', buf, idx, value }),
   if: (cond: Expr, body: Stmt[]): Stmt => ({ k: 'if', cond, body }),
+  warpTree: (local: string, t: 'f32' | 'i32', op: 'add' | 'mul' | 'max' | 'min', size: number): Stmt => ({ k: 'warpTree', local, t, op, size }),
 };
+

@@ -10,6 +10,7 @@
 // program point).
 import type { BinaryOp, CompareOp, LogicalOp, UnaryOp } from '../../ir/ops.js';
 import { operands } from './analysis.js';
+import { WARP_A, WARP_B } from './visit.js';
 import { E, type Expr, type Kernel, type Program, QUANT_BINARY, type QuantBinary, type Scalar, S, type Stmt } from './ir.js';
 
 /** What a target computes in one instruction, which legalize then leaves alone. */
@@ -81,6 +82,13 @@ class KernelLegalizer {
         return { ...s, idx, value: this.expr(s.value) };
       }
       case 'local': return s;
+      case 'warpTree': {
+        // a sum or product is native on every target; max and min may become selects (of two variables: no temps)
+        if (s.op === 'add' || s.op === 'mul' || s.combine) return s;
+        const combine = this.expr(E.binary(s.op, E.v(WARP_A, s.t), E.v(WARP_B, s.t)));
+        if (this.pre.length) throw new Error(`legalize: the combine of warp tree ${s.local} needs temporaries`);
+        return combine.k === 'binary' && combine.op === s.op ? s : { ...s, combine };
+      }
     }
   }
 
@@ -218,6 +226,7 @@ function namesOf(stmts: readonly Stmt[], out: Set<string>): Set<string> {
     else if (s.k === 'decl') { out.add(s.name); expr(s.init); }
     else if (s.k === 'assign') { out.add(s.name); expr(s.value); }
     else if (s.k === 'local') out.add(s.name);
+    else if (s.k === 'warpTree') out.add(s.local);
     else { out.add(s.buf); expr(s.idx); expr(s.value); }
   }
   return out;

@@ -76,6 +76,7 @@ export function printStmtHead(s: Stmt): string {
     case 'local': return `local ${s.name}: ${s.t}[${s.size}] ${s.scope}`;
     case 'store': return `${s.buf}[${printExpr(s.idx)}] = ${printExpr(s.value)}`;
     case 'if': return `if ${printExpr(s.cond)} {`;
+    case 'warpTree': return `warp_tree ${s.op} ${s.local}[0..${s.size}]${s.combine ? ` by ${printExpr(s.combine)}` : ''}`;
     default: {
       const never: never = s;
       return `<bad stmt ${JSON.stringify(never)}>`;

@@ -63,6 +63,7 @@ class Relocate extends ExprMutator {
       case 'decl': return { ...s, name: this.prefix + s.name, init: this.expr(s.init) };
       case 'assign': return { ...s, name: this.prefix + s.name, value: this.expr(s.value) };
       case 'local': return { ...s, name: this.prefix + s.name };
+      case 'warpTree': return { ...s, local: this.prefix + s.local };
       case 'store': {
         const [buf, idx] = this.at(s.buf, this.expr(s.idx));
         return { ...s, buf, idx, value: this.expr(s.value) };

@@ -6,6 +6,7 @@ import { type Buffer, type BufferKind, type Expr, type Kernel, type Program, QUA
 import { printExpr, printStmtHead } from './printer.js';
 import { type RangeEnv, rangeOf } from './range.js';
 import { type LoopSym, SymbolTable } from './scope.js';
+import { WARP_A, WARP_B, exprVars } from './visit.js';
 
 const SCALARS: ReadonlySet<string> = new Set(['f32', 'i32', 'bool']);
 // int8 is stored in one byte and computed as i32
@@ -234,6 +235,28 @@ export function verifyKernel(k: Kernel, buffers: readonly Buffer[]): string[] {
         syms.within(() => block(s.body));
         loopDepth--;
         guarded--;
+        return;
+      }
+      case 'warpTree': {
+        // a collective of the block's first warp: at block level (an if there is uniform over the block), on a
+        // shared array it has room in
+        const a = lookup(s.local);
+        if (gpu !== 'block') bad('a warp tree must be in a GPU block, outside its thread loops');
+        if (a?.kind !== 'local' || a.scope !== 'shared') return bad(`warp tree over '${s.local}', which is no shared local array in scope`);
+        if (a.t !== s.t) bad(`warp tree of ${s.t} over '${s.local}', which holds ${a.t}`);
+        if (!['add', 'mul', 'max', 'min'].includes(s.op)) bad(`warp tree op '${String(s.op)}' is none of add, mul, max, min`);
+        if (s.combine) {
+          // the combine reads P[i] and P[i + s] as kiln_a and kiln_b, nothing else
+          syms.within(() => {
+            declare(WARP_A, { kind: 'decl', t: s.t }, 'decl');
+            declare(WARP_B, { kind: 'decl', t: s.t }, 'decl');
+            expr(s.combine!);
+          });
+          if (s.combine.t !== s.t) bad(`warp tree combine is ${s.combine.t}, not ${s.t}`);
+          const other = [...exprVars(s.combine)].find((v) => v !== WARP_A && v !== WARP_B);
+          if (other) bad(`warp tree combine reads '${other}', not only ${WARP_A} and ${WARP_B}`);
+        }
+        if (![2, 4, 8, 16, 32].includes(s.size) || s.size > a.size!) bad(`warp tree of ${s.size} elements: not a power of two from 2 to 32 within '${s.local}' (${a.size})`);
         return;
       }
       default: {

@@ -1,5 +1,5 @@
 // The one traversal of loop IR: children of an expression, bottom-up rebuild, predicates, statement walks, a mutator.
-import { type Expr, type Stmt, intern } from './ir.js';
+import { E, type Expr, S, type Stmt, intern } from './ir.js';
 
 export type For = Extract<Stmt, { k: 'for' }>;
 
@@ -119,7 +119,7 @@ export function usesVar(e: Expr, v: string): boolean {
 /** The expressions a statement holds directly (not those of a loop's body). */
 export function stmtExprs(s: Stmt): readonly Expr[] {
   switch (s.k) {
-    case 'for': case 'local': return [];
+    case 'for': case 'local': case 'warpTree': return [];
     case 'if': return [s.cond];
     case 'decl': return [s.init];
     case 'assign': return [s.value];
@@ -130,7 +130,7 @@ export function stmtExprs(s: Stmt): readonly Expr[] {
 /** s with its own expressions mapped by f (not those of a loop's body): s itself when f changes none. */
 export function mapStmtExprs(s: Stmt, f: (e: Expr) => Expr): Stmt {
   switch (s.k) {
-    case 'for': case 'local': return s;
+    case 'for': case 'local': case 'warpTree': return s;
     case 'if': {
       const cond = f(s.cond);
       return cond === s.cond ? s : { ...s, cond };
@@ -252,4 +252,22 @@ export class ExprMutator {
   protected decl(s: Extract<Stmt, { k: 'decl' }>): Stmt | readonly Stmt[] {
     return mapStmtExprs(s, (e) => this.expr(e));
   }
+}
+
+/** The variables a warp tree's combine reads: P[i] and P[i + s]. */
+export const WARP_A = 'kiln_a', WARP_B = 'kiln_b';
+
+/**
+ * A warp tree's meaning as the level loops it stands for, serial (their iterations are independent): P[i] = P[i] op
+ * P[i + s], or its combine with P[i] and P[i + s] for kiln_a and kiln_b; loop variables named by `name` (by default
+ * `local.s`: no IR name has a dot).
+ */
+export function warpTreeLevels(s: Extract<Stmt, { k: 'warpTree' }>, name = (w: number) => `${s.local}.${w}`): Stmt[] {
+  const out: Stmt[] = [];
+  for (let w = s.size >> 1; w >= 1; w >>= 1) {
+    const i = E.v(name(w)), a = E.load(s.local, i, s.t), b = E.load(s.local, E.add(i, E.i32(w)), s.t);
+    const value = s.combine ? mapExpr(s.combine, (x) => (x.k === 'var' && x.name === WARP_A ? a : x.k === 'var' && x.name === WARP_B ? b : x)) : E.binary(s.op, a, b);
+    out.push(S.for(name(w), w, [S.store(s.local, i, value)]));
+  }
+  return out;
 }

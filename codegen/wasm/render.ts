@@ -327,6 +327,8 @@ class KernelRenderer {
       }
       case 'if':
         return w.if(this.expr(s.cond), w.block(this.stmts(s.body)));
+      case 'warpTree':
+        throw new Error(`warp tree over ${s.local} is a GPU collective: this renderer takes CPU schedules`);
     }
   }
 

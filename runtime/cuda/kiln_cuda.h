@@ -19,6 +19,12 @@
 /* a thread loop: iteration t runs on thread t; a barrier after it */
 #define KILN_THREADS(t, n) for (int t = (int)threadIdx.x, t##_once = 1; t##_once && t < (n); t##_once = 0)
 #define KILN_BARRIER() __syncthreads()
+/* a declared tree's last levels (n/2, ..., 1 of P[0..n)) on the block's first warp (lanes `mask`, n of them at
+   least): lane i holds P[i] and adds lane i + s's value at each level s, so lane 0 ends with the levels' P[0] */
+#define KILN_WARP_TREE(type, P, n, mask, a, b, combine) do { if (threadIdx.x < 32) { \
+    type a = P[threadIdx.x < (n) ? threadIdx.x : 0]; \
+    for (int kiln_s_ = (n) / 2; kiln_s_ > 0; kiln_s_ >>= 1) { type b = __shfl_down_sync(mask, a, kiln_s_); a = (combine); } \
+    if (threadIdx.x == 0) P[0] = a; } } while (0)
 /* an array private to each thread of a block, alive across its thread loops */
 #define KILN_PER_THREAD(type, name, size, threads) type name[size]
 #define KILN_MINE(name) name
@@ -68,6 +74,8 @@ static void kiln_cuda_require_device(void) {
 #define KILN_SHARED(type, name, size) static type name[size]
 #define KILN_THREADS(t, n) for (int t = 0; t < (n) && ((kiln_tid_ = t), 1); ++t)
 #define KILN_BARRIER() ((void)0)
+#define KILN_WARP_TREE(type, P, n, mask, a, b, combine) do { for (int kiln_s_ = (n) / 2; kiln_s_ > 0; kiln_s_ >>= 1) \
+    for (int kiln_i_ = 0; kiln_i_ < kiln_s_; ++kiln_i_) { type a = P[kiln_i_], b = P[kiln_i_ + kiln_s_]; P[kiln_i_] = (combine); } } while (0)
 #define KILN_PER_THREAD(type, name, size, threads) static type name[threads][size]
 #define KILN_MINE(name) name[kiln_tid_]
 static int kiln_tid_;

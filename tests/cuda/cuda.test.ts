@@ -96,6 +96,10 @@ describe('cuda target', () => {
     expect(outputDiffs(reductionTrees(g, H100), { x }, {}, outputs, 'cuda (emulated)')).toEqual([]);
     const cu = readFileSync(path.join(dir, 'model.cu'), 'utf8');
     expect(cu).toMatch(/KILN_SHARED\(float, part\w*, (64|128|256)\)/);
+    // the trees' last levels on one warp (__shfl_down_sync; in order in the emulated build): the sums' 5, and the
+    // row maxima's 3 (a tree of 8 on a block of 8 threads: lanes 0-7), their combine legalize's NaN-keeping selects
+    expect(cu.match(/KILN_WARP_TREE\(float, part\w*, 32, 0xffffffffu, kiln_a, kiln_b, \(kiln_a \+ kiln_b\)\);/g)?.length).toBe(2);
+    expect(cu).toMatch(/KILN_WARP_TREE\(float, part\w*, 8, 0xffu, kiln_a, kiln_b, \(\(kiln_a > kiln_b\) \? kiln_a : \(\(kiln_a != kiln_a\)/);
     // the whole-tensor sum is no longer one thread: every launch has more than one thread
     for (const m of cu.matchAll(/KILN_LAUNCH\(\w+, (\d+), (\d+),/g)) expect(Number(m[2]), m[0]).toBeGreaterThan(1);
     // nvcc builds the shared-memory trees for sm_90 where it is installed

@@ -30,6 +30,8 @@ export interface CacheSharedArgs {
   readonly fill: readonly string[];
   /** a prefix for the decl reading the array in the value's place (default: the value keeps its name) */
   readonly read?: string;
+  /** elements left unused after each row of the last dimension (against shared-memory bank conflicts; default 0) */
+  readonly pad?: number;
 }
 
 type Decl = Extract<Stmt, { k: 'decl' }>;
@@ -90,6 +92,7 @@ function plan(body: readonly Stmt[], a: CacheSharedArgs): Plan | string {
   const thread = [...between, at].find((l) => l.kind === 'thread');
   if (thread) return `loop '${a.at}' is inside thread loop '${thread.v}' (a shared tile is filled by the whole block)`;
   if (a.fill.length !== a.dims.length || !a.dims.length) return `${a.dims.length} dimensions for ${a.fill.length} fill loops`;
+  if (a.pad !== undefined && !(Number.isInteger(a.pad) && a.pad >= 0)) return `padding ${a.pad} is not a non-negative integer`;
   const site = declSite(at.body, a.value);
   if (!site) return `'${a.value}' is not a decl inside loop '${a.at}'`;
   const pos = at.body.findIndex((s) => s.k === 'decl' ? s.name === a.value : s.k === 'for' && !!declSite([s], a.value));
@@ -180,8 +183,10 @@ export const cacheShared = primitive<CacheSharedArgs>({
   apply: (k, a) => {
     const p = plan(k.body, a) as Plan;
     const extent = (g: { n: number }[]) => g.reduce((n, x) => n * x.n, 1);
+    // the row (last dimension) padded: its stride in the array
+    const stride = (d: number) => extent(p.dims[d]!) + (d === p.dims.length - 1 ? a.pad ?? 0 : 0);
     const coord = (g: { v: string; n: number }[]) => g.reduce((acc: Expr, x) => E.add(E.mul(acc, E.i32(x.n)), E.v(x.v)), E.i32(0));
-    const at = (coords: readonly Expr[]) => coords.reduce((acc: Expr, c, d) => E.add(E.mul(acc, E.i32(extent(p.dims[d]!))), c), E.i32(0));
+    const at = (coords: readonly Expr[]) => coords.reduce((acc: Expr, c, d) => E.add(E.mul(acc, E.i32(stride(d))), c), E.i32(0));
     // the fill: each dimension's last variable takes the coordinate, the others 0 (the value depends on their index only)
     const sub = new Map<string, Expr>();
     p.dims.forEach((g, d) => g.forEach((x, i) => sub.set(x.v, i === g.length - 1 ? E.v(a.fill[d]!) : E.i32(0))));
@@ -205,7 +210,7 @@ export const cacheShared = primitive<CacheSharedArgs>({
     body = replaceLoop(body, a.scope, (l) => {
       const i = l.body.findIndex((s) => s.k !== 'local' || s.scope !== 'shared');
       const n = i < 0 ? l.body.length : i;
-      return [{ ...l, body: [...l.body.slice(0, n), S.local(a.local, p.t, p.dims.reduce((m, g) => m * extent(g), 1), 'shared'), ...l.body.slice(n)] }];
+      return [{ ...l, body: [...l.body.slice(0, n), S.local(a.local, p.t, p.dims.reduce((m, _, d) => m * stride(d), 1), 'shared'), ...l.body.slice(n)] }];
     });
     return { body };
   },

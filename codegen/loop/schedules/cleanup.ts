@@ -84,6 +84,7 @@ function renumbered(body: readonly Stmt[], buffers: readonly Buffer[]): Stmt[] {
       case 'local': return { ...s, name: to(s.name) };
       case 'assign': return { ...s, name: to(s.name), value: ex(s.value) };
       case 'store': return { ...s, buf: to(s.buf), idx: ex(s.idx), value: ex(s.value) };
+      case 'warpTree': return { ...s, local: to(s.local) };
     }
   });
   return visit(body);
@@ -142,6 +143,7 @@ function renumberedScoped(body: readonly Stmt[]): Stmt[] {
       case 'local': return { ...s, name: declare(s.name) };
       case 'assign': return { ...s, name: lookup(s.name), value: ex(s.value) };
       case 'store': return { ...s, buf: lookup(s.buf), idx: ex(s.idx), value: ex(s.value) };
+      case 'warpTree': return { ...s, local: lookup(s.local) };
     }
   });
   return visit(body);

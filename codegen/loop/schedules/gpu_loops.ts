@@ -56,6 +56,7 @@ function renamed(stmts: readonly Stmt[], names: ReadonlyMap<string, string>): St
       case 'decl': case 'local': return { ...s, name: re(s.name) };
       case 'assign': return { ...s, name: re(s.name) };
       case 'store': return { ...s, buf: re(s.buf) };
+      case 'warpTree': return { ...s, local: re(s.local) };
     }
   });
   return visit(exprs);
@@ -133,7 +134,7 @@ function rewriteAll(stmts: readonly Stmt[], g: (e: Expr) => Expr | undefined): S
       case 'decl': return { ...s, init: ex(s.init) };
       case 'assign': return { ...s, value: ex(s.value) };
       case 'store': return { ...s, idx: ex(s.idx), value: ex(s.value) };
-      case 'local': return s;
+      case 'local': case 'warpTree': return s;
     }
   });
   return ok ? out : undefined;

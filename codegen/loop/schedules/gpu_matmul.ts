@@ -190,11 +190,11 @@ export function tileMatmul(s: Schedule, top: string, g: GpuCaps, tiles?: MatmulT
   // K padded to the step's multiple where both operands are computed in the step (zeroed past K: pad.ts); M and N
   // keep dividing tiles (their guarded stores would need the legality proofs to read the guards)
   const padK = !!m.k && [m.a, m.b].every((x) => m.k!.body.some((d) => d.k === 'decl' && d.name === x));
-  const chosen = tiles ?? paddedTiles(m.i.extent, m.j.extent, m.K, m.batch.reduce((n, l) => n * l.extent, 1), g, padK, false);
-  if (m.k && m.K % chosen.bk) {
-    s.apply(pad, { loop: m.k.v, to: Math.ceil(m.K / chosen.bk) * chosen.bk, zero: [m.a, m.b] });
-    m = nest();
-  }
+  const chosen = tiles ?? paddedTiles(m.i.extent, m.j.extent, m.K, m.batch.reduce((n, l) => n * l.extent, 1), g, padK, true);
+  if (m.k && m.K % chosen.bk) s.apply(pad, { loop: m.k.v, to: Math.ceil(m.K / chosen.bk) * chosen.bk, zero: [m.a, m.b] });
+  if (m.i.extent % chosen.bm) s.apply(pad, { loop: m.i.v, to: Math.ceil(m.i.extent / chosen.bm) * chosen.bm });
+  if (m.j.extent % chosen.bn) s.apply(pad, { loop: m.j.v, to: Math.ceil(m.j.extent / chosen.bn) * chosen.bn });
+  m = nest();
   const { i, j, acc } = m;
   const { bm, bn, bk, tm, tn } = chosen;
   const f = (p: string) => s.fresh(p);
@@ -256,10 +256,13 @@ export function finishMatmul(s: Schedule, t: TiledMatmul): void {
   // A's and B's tiles in shared memory, staged by all threads (coalesced: consecutive threads along memory)
   // the variables the value still depends on (a unit tile dimension's are gone), and each row's first
   // (names as lowering gave them: i and j the tile's row and column, a and b the values read from the tiles)
-  const stage = (value: string, dims: string[][], alongK: boolean, local: string, rowsFirst: boolean, read: string) => {
+  const stage = (value: string, dims: string[][], alongK: boolean, local: string, rowsFirst: boolean, read: string, width: number) => {
     const [r0, r1, e, w, r] = [rowsFirst ? 'j' : 'i', rowsFirst ? 'i' : 'j', 'e', 't', 'r'].map(f) as [string, string, string, string, string];
     const around = loopsAround(s.body, value), there = (v: string) => around.has(v) || declaredIn(s.body, v);
-    s.apply(cacheShared, { value, at: k0, dims: dims.map((d) => d.filter(there)), local, scope: gj, fill: [r0, r1], read });
+    // staged along k, consecutive threads store a row apart: an even row (width) would put several of a warp's
+    // stores in one bank of shared memory (32 banks of 4 bytes), an odd one spreads them
+    const pad = alongK && t.tiles.bk > 1 && width % 2 === 0 ? 1 : 0;
+    s.apply(cacheShared, { value, at: k0, dims: dims.map((d) => d.filter(there)), local, scope: gj, fill: [r0, r1], read, pad });
     const order = alongK ? [r1, r0] : [r0, r1];
     if (order[0] !== r0) s.apply(reorder, { loops: order });
     // the decoded row index before the column index, as lower.ts declared them
@@ -267,11 +270,11 @@ export function finishMatmul(s: Schedule, t: TiledMatmul): void {
     s.apply(distribute, { loop: e, threads: T, outer: w, inner: r });
     return w;
   };
-  // both tiles are stored k-major: As[kk*bm + i], Bs[kk*bn + j]
+  // both tiles are stored k-major: As[kk*bm + i], Bs[kk*bn + j] (a row padded to bm + 1 where staged along k)
   // a thread's row and column: decoded decls, or (one column of threads) the thread index itself and 0
   const TX = bn / tn;
-  const tA = stage(opA, [[kk], [TX === 1 ? t2 : ti2, m2]], t.aAlongK, f('As'), true, 'a');
-  const tB = stage(opB, [[kk], [tj2, n2]], t.bAlongK, f('Bs'), false, 'b');
+  const tA = stage(opA, [[kk], [TX === 1 ? t2 : ti2, m2]], t.aAlongK, f('As'), true, 'a', t.tiles.bm);
+  const tB = stage(opB, [[kk], [tj2, n2]], t.bAlongK, f('Bs'), false, 'b', bn);
   s.apply(bind, { blocks: [], threads: [tA, tB] });
   // a thread's first row and column in the tile, computed once (ti*tm, tj*tn)
   for (const [d, by] of [[ti2, tm], [tj2, tn], [ti3, tm], [tj3, tn]] as const) if (by > 1 && declaredIn(s.body, d)) s.apply(scaleDecl, { decl: d, by });

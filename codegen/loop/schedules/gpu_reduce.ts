@@ -10,6 +10,7 @@ import type { Recipe } from './index.js';
 import { type For, substStmts } from './loops.js';
 import { primitive } from './primitive.js';
 import { splitTree } from './gpu_split_tree.js';
+import { warpTree } from './warp_tree.js';
 import { TREE_THREADS } from '../gpu.js';
 
 /** The most threads a CUDA block holds. */
@@ -136,5 +137,7 @@ export const gpuReduce: Recipe = {
     for (const top of [...s.body]) {
       if (top.k === 'for' && top.kind === 'block' && !s.try(splitTree, { launch: top.v, threads: TREE_THREADS })) s.try(treeThreads, { launch: top.v });
     }
+    // the trees' last levels (16 to 1) on one warp, in registers
+    for (const top of [...s.body]) if (top.k === 'for' && top.kind === 'block') s.try(warpTree, { launch: top.v });
   },
 };

@@ -9,7 +9,8 @@
 //     accumulateInto, liftLocal, cacheRead, hoist, pack, unroll, vectorize, fold, parallel, fuse, launch, sinkDecls, bind
 //     (GPU blocks and threads), dropUnitLoops, simplify, renumber; for GPU tiles also addUnitLoop, expand, scaleDecl,
 //     renumberNests, computeAt, privatize, cacheShared, distribute, pad (a tail guarded), rfactor, the one that reassociates, and
-//     treeThreads, which runs a declared reduction tree (gpu_reduce.ts) on a block's threads in its declared order);
+//     treeThreads, which runs a declared reduction tree (gpu_reduce.ts) on a block's threads in its declared order,
+//     and warpTree, which puts its last levels on one warp: warp_tree.ts);
 //   - `check(kernel, args)`: why it does not apply (one line), or undefined. Legality lives here: a primitive
 //     refuses rather than change a result (reorder keeps a reduction's loops in order, fission needs disjoint
 //     iterations, vectorize only makes loops the target renders as vectors (vectorLegal), parallel needs independent iterations);
@@ -69,6 +70,7 @@ export { rfactor } from './rfactor.js';
 export { pad } from './pad.js';
 export { gpuGrid } from './gpu_grid.js';
 export { gpuReduce, treeParts, treeThreads } from './gpu_reduce.js';
+export { warpTree } from './warp_tree.js';
 export { finishMatmul, matmulNest, matmulTops, paddedTiles, renameMatmuls, scheduleMatmul, tileMatmul } from './gpu_matmul.js';
 
 /** The names of the schedule steps (every primitive), as `--dump-after schedule:<name>` takes them. */
@@ -76,6 +78,7 @@ export const SCHEDULE_STEPS: readonly string[] = [
   'split', 'reorder', 'tile', 'fission', 'cacheWrite', 'accumulateInto', 'liftLocal', 'cacheRead', 'hoist', 'pack',
   'unroll', 'vectorize', 'fold', 'parallel', 'fuse', 'launch', 'sinkDecls', 'bind', 'dropUnitLoops', 'simplify', 'renumber',
   'addUnitLoop', 'expand', 'scaleDecl', 'renumberNests', 'computeAt', 'privatize', 'cacheShared', 'distribute', 'rfactor', 'treeThreads', 'pad',
+  'warpTree',
 ];
 
 /** A schedule recipe: applies primitives to the nests of a kernel it fits (and leaves the others alone). */

@@ -221,6 +221,7 @@ export function readsOf(stmts: readonly Stmt[]): Set<string> {
         for (const l of loadsIn(e)) out.add(l.buf);
       }
       if (s.k === 'store' || s.k === 'assign') out.add(s.k === 'store' ? s.buf : s.name);
+      if (s.k === 'warpTree') out.add(s.local);
       if (s.k === 'for') { bound.add(s.v); visit(s.body); }
       if (s.k === 'if') visit(s.body);
       if (s.k === 'decl' || s.k === 'local') bound.add(s.name);
@@ -252,6 +253,19 @@ export interface Access {
   readonly write: boolean;
   /** loop variables bound inside the examined statements that enclose the access, with their extents */
   readonly inner: ReadonlyMap<string, number>;
+  /** the conditions of the ifs inside the examined statements that enclose the access (conjunctions split) */
+  readonly guards: readonly Expr[];
+}
+
+/** The conjuncts of a condition (`a and b` split). */
+function conjuncts(c: Expr): Expr[] {
+  return c.k === 'binary' && c.op === 'and' ? [...conjuncts(c.a), ...conjuncts(c.b)] : [c];
+}
+
+/** The guards every access holds (a condition that holds at some access only proves nothing about the others). */
+export function commonGuards(acc: readonly Access[]): Expr[] {
+  const [first, ...rest] = acc;
+  return first ? first.guards.filter((g) => rest.every((a) => a.guards.includes(g))) : [];
 }
 
 /** Every load and store of arrays in the statements (arrays declared inside them excluded), and scalar assigns. */
@@ -259,17 +273,17 @@ export function accesses(stmts: readonly Stmt[]): { arrays: Access[]; assigned: 
   const arrays: Access[] = [];
   const assigned = new Set<string>();
   const declared = new Set<string>();
-  const visit = (ss: readonly Stmt[], inner: ReadonlyMap<string, number>): void => {
+  const visit = (ss: readonly Stmt[], inner: ReadonlyMap<string, number>, guards: readonly Expr[]): void => {
     for (const s of ss) {
-      for (const e of ownExprs(s)) for (const l of loadsIn(e)) arrays.push({ array: l.buf, idx: l.idx, write: false, inner });
-      if (s.k === 'store') arrays.push({ array: s.buf, idx: s.idx, write: true, inner });
+      for (const e of ownExprs(s)) for (const l of loadsIn(e)) arrays.push({ array: l.buf, idx: l.idx, write: false, inner, guards });
+      if (s.k === 'store') arrays.push({ array: s.buf, idx: s.idx, write: true, inner, guards });
       else if (s.k === 'assign') assigned.add(s.name);
       else if (s.k === 'decl' || s.k === 'local') declared.add(s.name);
-      else if (s.k === 'for') visit(s.body, new Map([...inner, [s.v, s.extent]]));
-      else if (s.k === 'if') visit(s.body, inner);
+      else if (s.k === 'for') visit(s.body, new Map([...inner, [s.v, s.extent]]), guards);
+      else if (s.k === 'if') visit(s.body, inner, [...guards, ...conjuncts(s.cond)]);
     }
   };
-  visit(stmts, new Map());
+  visit(stmts, new Map(), []);
   return { arrays: arrays.filter((a) => !declared.has(a.array)), assigned, declared };
 }
 
@@ -314,22 +328,45 @@ function affineForm(e: Expr): Affine | undefined {
  * ones (all moving terms: the index is injective), or each distinct term's exceeds the span of every free term
  * and of the smaller distinct ones. `inside`: decls of the examined statements (an index using one is unproved).
  */
-export function separates(idx: Expr, distinct: ReadonlyMap<string, number>, free: ReadonlyMap<string, number>, inside: ReadonlySet<string> = new Set()): boolean {
+export function separates(idx: Expr, distinct: ReadonlyMap<string, number>, free: ReadonlyMap<string, number>, inside: ReadonlySet<string> = new Set(), guards: readonly Expr[] = []): boolean {
   const moves = [...distinct].filter(([, n]) => n > 1);
   if (!moves.length) return true;
   const a = affineOf(idx);
   // a decl of the examined statements varies in ways the form does not show
   if (!a || moves.some(([v]) => !a.terms.has(v)) || [...a.terms.keys()].some((v) => inside.has(v))) return false;
   const extent = (v: string) => distinct.get(v) ?? free.get(v) ?? 1;
-  const terms = [...a.terms].filter(([v]) => extent(v) > 1).map(([v, c]) => ({ v, c: Math.abs(c), span: Math.abs(c) * (extent(v) - 1), d: distinct.has(v) }))
-    .sort((x, y) => x.c - y.c);
-  const radix = (ts: typeof terms, below: number) => ts.every((t) => {
+  type Term = { c: number; span: number; d: boolean | 'mixed' };
+  const radix = (ts: readonly Term[], below: number) => [...ts].sort((x, y) => x.c - y.c).every((t) => {
     const ok = t.c > below;
     below += t.span;
     return ok;
   });
+  const terms: Term[] = [];
+  const grouped = new Set<string>();
+  // a guard `P + c < n` (P a sum of loops with positive coefficients, no two values of them giving one P) whose P
+  // is s*P in the index: one term of P's values, which the guard bounds to 0..n-c-1 where the access runs (a padded
+  // tile's row `g*8 + t*2 + m < 6` in `(g*8 + t*2 + m) * 10 + col`: rows past 6 write nothing)
+  for (const g of guards) {
+    if (g.k !== 'binary' || (g.op !== 'lt' && g.op !== 'le') || g.b.k !== 'const') continue;
+    const p = affineOf(g.a);
+    if (!p || p.c < 0 || !p.terms.size) continue;
+    const n = g.b.v + (g.op === 'le' ? 1 : 0) - p.c;
+    const vs = [...p.terms];
+    const s = (a.terms.get(vs[0]![0]) ?? 0) / vs[0]![1];
+    // every loop of P known (so P >= 0), s the same for all, P one-to-one in its loops
+    if (!s || vs.some(([v, c]) => c <= 0 || grouped.has(v) || !(distinct.has(v) || free.has(v)) || a.terms.get(v) !== s * c)) continue;
+    const ps = vs.filter(([v]) => extent(v) > 1).map(([v, c]) => ({ c, span: c * (extent(v) - 1), d: distinct.has(v) }));
+    if (!ps.length || !radix(ps, 0)) continue;
+    for (const [v] of vs) grouped.add(v);
+    const ds = new Set(ps.map((t) => t.d));
+    terms.push({ c: Math.abs(s), span: Math.abs(s) * Math.max(0, Math.min(n - 1, ps.reduce((x, t) => x + t.span, 0))), d: ds.size === 1 ? ps[0]!.d : 'mixed' });
+  }
+  for (const [v, c] of a.terms) if (!grouped.has(v) && extent(v) > 1) terms.push({ c: Math.abs(c), span: Math.abs(c) * (extent(v) - 1), d: distinct.has(v) });
+  if (radix(terms, 0)) return true;
+  // a group of distinct and free loops may change with the free ones alone
+  if (terms.some((t) => t.d === 'mixed')) return false;
   const freeSpan = terms.filter((t) => !t.d).reduce((s, t) => s + t.span, 0);
-  return radix(terms, 0) || radix(terms.filter((t) => t.d), freeSpan);
+  return radix(terms.filter((t) => t.d), freeSpan);
 }
 
 /**

@@ -3,7 +3,7 @@
 // the loops its index separates may move freely), so every element sees the same operations in the same order.
 import { usesVar } from '../analysis.js';
 import type { Stmt } from '../ir.js';
-import { type For, accesses, findLoop, key, replaceLoop, separates } from './loops.js';
+import { type For, accesses, commonGuards, findLoop, key, replaceLoop, separates } from './loops.js';
 import { primitive } from './primitive.js';
 
 export interface ReorderArgs {
@@ -56,7 +56,7 @@ export function reorderProblem(nest: readonly For[], order: readonly string[]): 
     const named = new Map([...extents].filter(([v]) => usesVar(idx, v)));
     const free = new Map<string, number>();
     for (const a of acc) for (const [v, n] of a.inner) free.set(v, n);
-    if (!separates(idx, named, free, declared)) return `cannot prove the nest's iterations write different elements of '${name}' (index ${text})`;
+    if (!separates(idx, named, free, declared, commonGuards(acc))) return `cannot prove the nest's iterations write different elements of '${name}' (index ${text})`;
     const rest = new Set(oldOrder.filter((v) => !named.has(v)));
     if (!keepsOrder(rest)) return `loops ${[...rest].join(', ')} accumulate into '${name}' and must keep their order`;
   }

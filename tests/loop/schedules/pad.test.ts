@@ -4,7 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { H100, matmulCycles, matmulTiles } from '../../../codegen/loop/gpu.js';
 import { runProgram } from '../../../codegen/loop/interpreter.js';
 import { E, S } from '../../../codegen/loop/ir.js';
-import { matmulNest, pad, paddedTiles } from '../../../codegen/loop/schedules/index.js';
+import { matmulNest, pad, paddedTiles, reorder, scheduleMatmul } from '../../../codegen/loop/schedules/index.js';
+import { separates } from '../../../codegen/loop/schedules/loops.js';
 import { expectSame, f32, matmulProgram, program, sched, text, v } from './helpers.js';
 import { expectMatchesGraph } from './gpu_helpers.js';
 import { CUDA_CAPS } from '../../../codegen/cuda/target.js';
@@ -68,6 +69,49 @@ describe('pad', () => {
   });
 });
 
+describe('legality proofs under guards', () => {
+  const [i, j, m, t] = [v('i'), v('j'), v('m'), v('t')];
+  const lt = (a: ReturnType<typeof v>, n: number) => E.binary('lt', a, E.i32(n));
+  it('separates reads a guard P < n on a one-to-one sum of loops as one term of n values', () => {
+    const idx = E.add(E.mul(i, E.i32(10)), j), both = new Map([['i', 8], ['j', 16]]);
+    expect(separates(idx, both, new Map())).toBe(false); // j up to 15 overlaps the next row
+    expect(separates(idx, both, new Map(), new Set(), [lt(j, 10)])).toBe(true);
+    expect(separates(idx, both, new Map(), new Set(), [lt(j, 11)])).toBe(false);
+    // a padded tile's row and column: (t*2 + m < 6) * 10 + (j < 10)
+    const row = E.add(E.mul(t, E.i32(2)), m), tile = E.add(E.mul(row, E.i32(10)), j);
+    expect(separates(tile, new Map([['t', 4], ['j', 16]]), new Map([['m', 2]]), new Set(), [lt(row, 6), lt(j, 10)])).toBe(true);
+    expect(separates(tile, new Map([['t', 4], ['j', 16]]), new Map([['m', 2]]), new Set(), [lt(row, 6)])).toBe(false);
+    // P = t + m is not one-to-one (t=1, m=0 and t=0, m=1): no term of it
+    const sum = E.add(t, m), bad = E.add(E.mul(sum, E.i32(10)), j);
+    expect(separates(bad, new Map([['t', 4], ['m', 4], ['j', 16]]), new Map(), new Set(), [lt(sum, 6), lt(j, 10)])).toBe(false);
+  });
+
+  it('reorder proves a guarded store apart, but not when a read of the array is outside the guard', () => {
+    const idx = E.add(E.mul(i, E.i32(10)), j);
+    const guarded = program([f32('out', 40, 'output')], [S.for('i', 4, [S.for('j', 16, [S.if(lt(j, 10), [S.store('out', idx, E.f32(1))])])])]);
+    expect(sched(guarded).check(reorder, { loops: ['j', 'i'] })).toBeUndefined();
+    // j = 15 of row 0 reads what j = 5 of row 1 writes: the order of rows matters
+    const reads = program([f32('out', 80, 'output')], [S.for('i', 4, [S.for('j', 16, [
+      S.decl('r', 'f32', E.load('out', idx, 'f32')),
+      S.if(lt(j, 10), [S.store('out', idx, E.binary('add', v('r', 'f32'), E.f32(1)))]),
+    ])])]);
+    expect(sched(reads).check(reorder, { loops: ['j', 'i'] })).toMatch(/cannot prove the nest's iterations write different elements of 'out'/);
+  });
+
+  it('tiles a 6 x 10 x 787 matmul in one 8 x 16 block (2 x 2 outputs a thread), M, N and K padded: bit for bit', () => {
+    const p = matmulProgram(6, 10, 787);
+    const s = sched(p);
+    scheduleMatmul(s, 'i', H100, { bm: 8, bn: 16, bk: 32, tm: 2, tn: 2 });
+    const out = text(s);
+    expect(out).toMatch(/for \w+ in 0\.\.32 thread/);
+    // A staged along k (consecutive threads a row apart): rows of 8 + 1 floats, so a warp's stores hit different banks
+    expect(out).toMatch(/local As\d+: f32\[288\] shared/);
+    expect(out).toMatch(/As\d+\[\w+ \* 9 \+ \w+\] = /);
+    expect(out).toMatch(/if \w+ \* 8 \+ \w+ \+ \w+ < 6 \{\n\s+if \w+ \* 16 \+ \w+ \+ \w+ < 10 \{/);
+    expectSame(p, s.program);
+  });
+});
+
 describe('paddedTiles', () => {
   it('keeps a large tile for sizes no tile divides, cheaper by the cost model than the divisors allow', () => {
     for (const [M, N, K] of [[32, 10, 787], [1024, 10, 64], [7, 13, 300]] as const) {
@@ -81,8 +125,8 @@ describe('paddedTiles', () => {
   });
 });
 
-describe('the GPU matmul recipe with K padded', () => {
-  it('tiles K = 787 in steps of 32 (800, the added 13 steps adding zeros) instead of 787 steps of 1: bit for bit', () => {
+describe('the GPU matmul recipe with K and N padded', () => {
+  it('tiles K = 787 in steps of 32 (800, the added 13 steps adding zeros) and N = 10 as 16 instead of 787 steps of 1: bit for bit', () => {
     const g = parseGraph(`graph @m {
   %0 = input {name="x"} : f32[32,787]
   %1 = param {name="w"} : f32[787,10]
@@ -91,7 +135,7 @@ describe('the GPU matmul recipe with K padded', () => {
   output "y" = %3
 }`);
     const p = runPipeline(g, { caps: CUDA_CAPS, verifyEach: true }).program;
-    expect(launchShapes(p).map((l) => [l.grid, l.block, l.shared])).toEqual([[1, 320, 4 * 32 * (32 + 10)]]);
+    expect(launchShapes(p).map((l) => [l.grid, l.block, l.shared])).toEqual([[1, 512, 4 * 32 * (33 + 16)]]); // A's rows padded to 33 (staged along k)
     // the clamp min(k, 786) as legalize writes it for CUDA
     expect(printProgram(p)).toMatch(/select\(\w+ \* 32 \+ \w+ < 787, in_x\[[^\]]*select\(\w+ < 786, \w+, 786\)\], 0\.0\)/);
     expectMatchesGraph(g, p);
