@@ -23,6 +23,7 @@ import { readSafetensors } from '../runtime/safetensors.js';
 import { rowSeparability } from '../passes/rows.js';
 import { randomBindings, randomData, randomGraph, rng } from './random_graphs.js';
 import { type TrainRows, trainRowsStep } from './train_rows.js';
+import { type KerasStep, kerasStep, splitDifferences } from './keras_models.js';
 
 export const TARGETS = ['loop', 'wasm', 'llvm', 'cuda-emu'] as const;
 export type Target = (typeof TARGETS)[number];
@@ -51,10 +52,15 @@ export interface Case {
   readonly rows?: Rows;
   /** A padded training step (--train-rows): also checked against the step traced for its rows. */
   readonly trainRows?: TrainRows;
+  /** A Keras sequence model's graph (--keras): a training kind's split step is also checked against the fused one. */
+  readonly keras?: KerasStep;
 }
 
-/** What the fuzzer's graphs are: random graphs, with a batch axis (rows), or training steps with a "rows" input. */
-export type FuzzMode = 'graphs' | 'rows' | 'train-rows';
+/**
+ * What the fuzzer's graphs are: random graphs, with a batch axis (rows), training steps with a "rows" input, or
+ * graphs of random Keras sequence models (keras: recurrent layers as scans, masks, the split training step).
+ */
+export type FuzzMode = 'graphs' | 'rows' | 'train-rows' | 'keras';
 
 /**
  * A predict graph traced at `batch` rows run on `n` rows through kiln_run_rows (chunks of `batch`, the last one
@@ -77,6 +83,10 @@ export function fuzzCase(seed: number, updates: boolean, mode: FuzzMode = 'graph
   if (mode === 'train-rows') {
     const s = trainRowsStep(seed);
     return { seed, ...s, graph: updates ? s.graph : updatesAsOutputs(s.graph) };
+  }
+  if (mode === 'keras') {
+    const k = kerasStep(seed);
+    return { seed, graph: updates ? k.graph : updatesAsOutputs(k.graph), inputs: k.inputs, params: k.params, keras: k };
   }
   if (mode === 'rows') return withRows(makeCase(seed, randomGraph(seed, { extended: true, rows: 2 + Math.floor(rng(seed ^ 0x2545f491)() * 3) }).graph));
   const g = randomGraph(seed, { extended: true }).graph;
@@ -205,6 +215,12 @@ function trainRowsCheck(c: Case, tr: TrainRows): Outcome {
   ];
   const d = differences(checks, true, `padded step (rows ${tr.rows} of ${tr.batch})`);
   return d.length ? { kind: 'mismatch', message: `${d.join('; ')} (interpreter: the step traced for ${tr.rows} rows)` } : undefined;
+}
+
+/** A training kind's split step (gradStep, then applyGrads on its flat outputs) against the fused step, on the interpreter. */
+function splitCheck(c: Case, k: KerasStep): Outcome {
+  const d = k.split ? splitDifferences(k.split, c.params) : [];
+  return d.length ? { kind: 'mismatch', message: `${d.join('; ')} (interpreter: split step against the fused step; ${k.summary})` } : undefined;
 }
 
 /** The loop program under a schedule, exactly; a parallel or GPU schedule also with those loops run in reverse. */
@@ -385,8 +401,8 @@ const TARGET_CAPS: Record<Exclude<Target, 'loop'>, TargetCaps> = { wasm: WASM_CA
  */
 export function runCases(target: Target, cases: readonly Case[], o: RunOptions): Outcome[] {
   o.alive?.();
-  // a padded training step wrong on the interpreter already: no target needs to run it
-  const wrong = cases.map((c) => c.trainRows && trainRowsCheck(c, c.trainRows));
+  // a padded training step (or a split one) wrong on the interpreter already: no target needs to run it
+  const wrong = cases.map((c) => (c.trainRows && trainRowsCheck(c, c.trainRows)) || (c.keras && splitCheck(c, c.keras)));
   if (wrong.some(Boolean)) {
     const rest = cases.filter((_, i) => !wrong[i]), ran = rest.length ? runCases(target, rest, o) : [];
     return cases.map((c, i) => wrong[i] ?? ran[rest.indexOf(c)]);
