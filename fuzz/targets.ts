@@ -16,7 +16,7 @@ import { WASM_CAPS } from '../codegen/wasm/target.js';
 import { Builder, type Graph, type Node, nodeName, topoSort, updatesAsOutputs } from '../ir/graph.js';
 import { type RunResult, interpret } from '../ir/interpreter.js';
 import type { TypedArray } from '../ir/types.js';
-import { runPipeline } from '../driver/pipeline.js';
+import { GRAPH_PASSES, runPipeline } from '../driver/pipeline.js';
 import { reductionTrees } from '../codegen/loop/reduction_trees.js';
 import { readNpy, writeNpy } from '../runtime/npy.js';
 import { readSafetensors } from '../runtime/safetensors.js';
@@ -174,9 +174,13 @@ function compare(c: Case, ref: RunResult, got: Got, exact: boolean, label: strin
   return d.length ? { kind: 'mismatch', message: d.join('; ') } : undefined;
 }
 
-/** The graph interpreter's result; for a GPU target, of the graph with the reduction trees its pipeline declares. */
+/**
+ * The graph interpreter's result; for a GPU target, of the graph with the reduction trees its pipeline declares. The
+ * pipeline picks them after the graph passes, which can change the choice (an empty slice's sum folded away leaves
+ * a conv that fed it free to take a tree), so they run first here too; the CPU schedules check those passes.
+ */
 function reference(c: Case, caps?: TargetCaps): RunResult {
-  const g = caps?.gpu ? reductionTrees(c.graph, caps.gpu) : c.graph;
+  const g = caps?.gpu ? reductionTrees(GRAPH_PASSES.reduce((x, p) => p.run(x), c.graph), caps.gpu) : c.graph;
   return c.rows ? rowsReference(c, c.rows, g) : interpret(g, c.inputs, c.params);
 }
 
