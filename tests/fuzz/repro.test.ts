@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parseRepro } from '../../fuzz/repro.js';
 import { type Case, SCHEDULES, type Schedule, type Target, makeCase, runCases } from '../../fuzz/targets.js';
 import { hostCpu } from '../../codegen/llvm/target.js';
+import { topoSort } from '../../ir/graph.js';
 import { parseGraph } from '../../ir/parser.js';
 
 const dir = path.join(import.meta.dirname, 'repro');
@@ -16,11 +17,12 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 const WHERE: [Target, Schedule?][] = [...(Object.keys(SCHEDULES) as Schedule[]).map((s): [Target, Schedule] => ['loop', s]), ['wasm'], ['llvm'], ['cuda-emu']];
 
-/** Each target's failure on a reproducer, one line each. */
+/** Each target's failure on a reproducer, one line each (not cuda-emu's on an int8 graph: the CUDA target has no int8 yet). */
 function failures(text: string): string[] {
   const { graph, dataSeed } = parseRepro(text);
   const c = makeCase(dataSeed, graph, dataSeed);
-  return WHERE.flatMap(([target, schedule]) => {
+  const int8 = topoSort(graph).some((n) => n.type.dtype === 'int8');
+  return WHERE.filter(([target]) => !(int8 && target === 'cuda-emu')).flatMap(([target, schedule]) => {
     const [o] = runCases(target, [c], { schedule, workDir: work, timeoutMs: 60_000 });
     return o && o.kind !== 'fma-approx' ? [`${target}${schedule ? ` (${schedule} schedule)` : ''}: ${o.kind}: ${o.message}`] : [];
   });
