@@ -445,7 +445,8 @@ function formKernels(nests: NestPlan[], mat: Set<Node>): KernelPlan[] {
   for (const n of nests) {
     const d = new Set<NestPlan>();
     for (const x of n.nodes) for (const s of x.src) {
-      const w = isStored(s, mat) ? writer.get(s) : undefined;
+      // a scan loop reads its operands from memory, tiny ones too (other nests recompute a tiny value: no dependency)
+      const w = isStored(s, mat) || (x.op === 'scan' && mat.has(s)) ? writer.get(s) : undefined;
       if (w && w !== n) d.add(w);
     }
     deps.set(n, d);
