@@ -16,9 +16,10 @@ export function rng(seed = 1): () => number {
   };
 }
 
-/** Random values of a type: floats in [-2, 2), int32 in [-5, 5]. */
+/** Random values of a type: floats in [-2, 2), int32 in [-5, 5], int8 over its range. */
 export function randomData(t: TensorType, seed: number): TypedArray {
   const r = rng(seed), n = sizeOf(t.shape);
+  if (t.dtype === 'int8') return Int8Array.from({ length: n }, () => Math.floor(r() * 256) - 128);
   if (t.dtype === 'int32') return toTyped('int32', Array.from({ length: n }, () => Math.floor(r() * 11) - 5));
   if (t.dtype === 'bool') return toTyped('bool', Array.from({ length: n }, () => (r() < 0.5 ? 1 : 0)));
   return toTyped(t.dtype, Array.from({ length: n }, () => 4 * r() - 2));

@@ -16,13 +16,15 @@ import { WASM_CAPS } from '../codegen/wasm/target.js';
 import { Builder, type Graph, type Node, nodeName, topoSort, updatesAsOutputs } from '../ir/graph.js';
 import { type RunResult, interpret } from '../ir/interpreter.js';
 import type { TypedArray } from '../ir/types.js';
-import { runPipeline } from '../driver/pipeline.js';
+import { GRAPH_PASSES, runPipeline } from '../driver/pipeline.js';
 import { reductionTrees } from '../codegen/loop/reduction_trees.js';
 import { readNpy, writeNpy } from '../runtime/npy.js';
 import { readSafetensors } from '../runtime/safetensors.js';
 import { rowSeparability } from '../passes/rows.js';
 import { randomBindings, randomData, randomGraph, rng } from './random_graphs.js';
 import { type TrainRows, trainRowsStep } from './train_rows.js';
+import { type KerasStep, kerasStep, splitDifferences } from './keras_models.js';
+import { quantStep } from './quant_graphs.js';
 
 export const TARGETS = ['loop', 'wasm', 'llvm', 'cuda-emu'] as const;
 export type Target = (typeof TARGETS)[number];
@@ -51,10 +53,18 @@ export interface Case {
   readonly rows?: Rows;
   /** A padded training step (--train-rows): also checked against the step traced for its rows. */
   readonly trainRows?: TrainRows;
+  /** A Keras sequence model's graph (--keras): a training kind's split step is also checked against the fused one. */
+  readonly keras?: KerasStep;
+  /** Outputs compared bit for bit even on targets that approximate (int8 values and their dequantized floats). */
+  readonly exact?: readonly string[];
 }
 
-/** What the fuzzer's graphs are: random graphs, with a batch axis (rows), or training steps with a "rows" input. */
-export type FuzzMode = 'graphs' | 'rows' | 'train-rows';
+/**
+ * What the fuzzer's graphs are: random graphs, with a batch axis (rows), training steps with a "rows" input, or
+ * graphs of random Keras sequence models (keras: recurrent layers as scans, masks, the split training step), or int8
+ * graphs (quant: calibrated and quantized networks, raw qmatmul / qconv chains).
+ */
+export type FuzzMode = 'graphs' | 'rows' | 'train-rows' | 'keras' | 'quant';
 
 /**
  * A predict graph traced at `batch` rows run on `n` rows through kiln_run_rows (chunks of `batch`, the last one
@@ -77,6 +87,14 @@ export function fuzzCase(seed: number, updates: boolean, mode: FuzzMode = 'graph
   if (mode === 'train-rows') {
     const s = trainRowsStep(seed);
     return { seed, ...s, graph: updates ? s.graph : updatesAsOutputs(s.graph) };
+  }
+  if (mode === 'keras') {
+    const k = kerasStep(seed);
+    return { seed, graph: updates ? k.graph : updatesAsOutputs(k.graph), inputs: k.inputs, params: k.params, keras: k };
+  }
+  if (mode === 'quant') {
+    const q = quantStep(seed);
+    return { seed, graph: q.graph, inputs: q.inputs, params: q.params, exact: q.exact };
   }
   if (mode === 'rows') return withRows(makeCase(seed, randomGraph(seed, { extended: true, rows: 2 + Math.floor(rng(seed ^ 0x2545f491)() * 3) }).graph));
   const g = randomGraph(seed, { extended: true }).graph;
@@ -135,13 +153,13 @@ export function close(want: number, have: number): boolean {
 const num = (v: number) => (Object.is(v, -0) ? '-0' : String(v));
 
 /** Elements that differ (exactly by Object.is, or by `close`), at most two per tensor and six in all. */
-function differences(checks: [string, ArrayLike<number>, ArrayLike<number> | undefined][], exact: boolean, label: string): string[] {
+function differences(checks: [string, ArrayLike<number>, ArrayLike<number> | undefined, boolean?][], exact: boolean, label: string): string[] {
   const out: string[] = [];
-  for (const [what, want, have] of checks) {
+  for (const [what, want, have, exactOne] of checks) {
     if (!have || have.length !== want.length) { out.push(`${what}: ${have ? `${have.length} elements` : 'missing'}, want ${want.length}`); continue; }
     let bad = 0;
     for (let i = 0; i < want.length; i++) {
-      if (exact ? Object.is(want[i], have[i]) : close(want[i]!, have[i]!)) continue;
+      if (exact || exactOne ? Object.is(want[i], have[i]) : close(want[i]!, have[i]!)) continue;
       if (bad++ < 2) out.push(`${what}[${i}]: ${label} ${num(have[i]!)}, interpreter ${num(want[i]!)}`);
     }
     if (bad > 2) out.push(`${what}: ${bad} of ${want.length} elements differ`);
@@ -156,17 +174,21 @@ interface Got {
 }
 
 function compare(c: Case, ref: RunResult, got: Got, exact: boolean, label: string): Outcome {
-  const checks: [string, ArrayLike<number>, ArrayLike<number> | undefined][] = [
-    ...[...ref.outputs].map(([k, v]): [string, TypedArray, TypedArray | undefined] => [`output ${k}`, v.data, got.outputs.get(k)]),
+  const checks: [string, ArrayLike<number>, ArrayLike<number> | undefined, boolean?][] = [
+    ...[...ref.outputs].map(([k, v]): [string, TypedArray, TypedArray | undefined, boolean] => [`output ${k}`, v.data, got.outputs.get(k), c.exact?.includes(k) ?? false]),
     ...[...got.params.keys()].map((k): [string, TypedArray, TypedArray | undefined] => [`param ${k}`, ref.updates.get(k)?.data ?? c.params[k]!, got.params.get(k)]),
   ];
   const d = differences(checks, exact, label);
   return d.length ? { kind: 'mismatch', message: d.join('; ') } : undefined;
 }
 
-/** The graph interpreter's result; for a GPU target, of the graph with the reduction trees its pipeline declares. */
+/**
+ * The graph interpreter's result; for a GPU target, of the graph with the reduction trees its pipeline declares. The
+ * pipeline picks them after the graph passes, which can change the choice (an empty slice's sum folded away leaves
+ * a conv that fed it free to take a tree), so they run first here too; the CPU schedules check those passes.
+ */
 function reference(c: Case, caps?: TargetCaps): RunResult {
-  const g = caps?.gpu ? reductionTrees(c.graph, caps.gpu) : c.graph;
+  const g = caps?.gpu ? reductionTrees(GRAPH_PASSES.reduce((x, p) => p.run(x), c.graph), caps.gpu) : c.graph;
   return c.rows ? rowsReference(c, c.rows, g) : interpret(g, c.inputs, c.params);
 }
 
@@ -205,6 +227,12 @@ function trainRowsCheck(c: Case, tr: TrainRows): Outcome {
   ];
   const d = differences(checks, true, `padded step (rows ${tr.rows} of ${tr.batch})`);
   return d.length ? { kind: 'mismatch', message: `${d.join('; ')} (interpreter: the step traced for ${tr.rows} rows)` } : undefined;
+}
+
+/** A training kind's split step (gradStep, then applyGrads on its flat outputs) against the fused step, on the interpreter. */
+function splitCheck(c: Case, k: KerasStep): Outcome {
+  const d = k.split ? splitDifferences(k.split, c.params) : [];
+  return d.length ? { kind: 'mismatch', message: `${d.join('; ')} (interpreter: split step against the fused step; ${k.summary})` } : undefined;
 }
 
 /** The loop program under a schedule, exactly; a parallel or GPU schedule also with those loops run in reverse. */
@@ -262,7 +290,7 @@ function runWasmModule(cases: readonly Case[]): Outcome[] | Failure {
     return ice(e);
   }
   const memory = instance.exports['memory'] as WebAssembly.Memory;
-  const arrays = { float32: Float32Array, int32: Int32Array, bool: Uint8Array } as Record<string, new (b: ArrayBuffer, o: number, n: number) => TypedArray>;
+  const arrays = { float32: Float32Array, int32: Int32Array, bool: Uint8Array, int8: Int8Array } as Record<string, new (b: ArrayBuffer, o: number, n: number) => TypedArray>;
   const view = (p: { offset: number; size: number; dtype: string }) => new arrays[p.dtype]!(memory.buffer, p.offset, p.size);
   const layouts = named.map((n, i) => entryLayout(programs[i]!.program, mod.offsets[n.name]!));
   layouts.forEach((l, i) => { for (const p of l.params) view(p).set(named[i]!.params[p.name]!); });
@@ -314,7 +342,7 @@ export interface NativeMode {
   readonly contract?: boolean;
 }
 
-const RAW = { float32: Float32Array, int32: Int32Array, bool: Uint8Array } as Record<string, new (b: ArrayBuffer) => TypedArray>;
+const RAW = { float32: Float32Array, int32: Int32Array, bool: Uint8Array, int8: Int8Array } as Record<string, new (b: ArrayBuffer) => TypedArray>;
 
 /**
  * One native module (llvm, or cuda built for the CPU) of every case's entry, run by fuzz_main (or fuzz_fs_main);
@@ -385,8 +413,8 @@ const TARGET_CAPS: Record<Exclude<Target, 'loop'>, TargetCaps> = { wasm: WASM_CA
  */
 export function runCases(target: Target, cases: readonly Case[], o: RunOptions): Outcome[] {
   o.alive?.();
-  // a padded training step wrong on the interpreter already: no target needs to run it
-  const wrong = cases.map((c) => c.trainRows && trainRowsCheck(c, c.trainRows));
+  // a padded training step (or a split one) wrong on the interpreter already: no target needs to run it
+  const wrong = cases.map((c) => (c.trainRows && trainRowsCheck(c, c.trainRows)) || (c.keras && splitCheck(c, c.keras)));
   if (wrong.some(Boolean)) {
     const rest = cases.filter((_, i) => !wrong[i]), ran = rest.length ? runCases(target, rest, o) : [];
     return cases.map((c, i) => wrong[i] ?? ran[rest.indexOf(c)]);

@@ -242,7 +242,7 @@ function conv(node: Pick<Node, 'op' | 'attrs'>, x: Value, k: Value, type: Tensor
         }
       } else for (let ci = 0; ci < cin; ci++) acc = f(acc + f(x.data[xo + g * cin + ci]! * k.data[ko + ci * kStr[nsp]!]!));
     });
-    out[flat] = q ? Math.max(qa!.lo, Math.min(qa!.hi, multiplyByQuantizedMultiplier(acc, q[1]!.data[co]!, q[2]!.data[co]!) + qa!.outZero)) : W > 1 ? treeFold(part) : acc;
+    out[flat] = q ? Math.max(qa!.lo, Math.min(qa!.hi, (multiplyByQuantizedMultiplier(acc, q[1]!.data[co]!, q[2]!.data[co]!) + qa!.outZero) | 0)) : W > 1 ? treeFold(part) : acc;
   });
   return out;
 }
@@ -287,7 +287,8 @@ function qmatmul(node: Pick<Node, 'op' | 'attrs'>, [x, w, bias, multiplier, shif
     for (let j = 0; j < n; j++) {
       let acc = bd[j]!;
       for (let p = 0; p < k; p++) acc = (acc + (xd[i * k + p]! - xZero) * wd[p * n + j]!) | 0;
-      const v = multiplyByQuantizedMultiplier(acc, multiplier!.data[j]!, shift!.data[j]!) + outZero;
+      // + outZero is a 32-bit add on every target: it wraps too (a left-shifted value near INT32_MIN)
+      const v = (multiplyByQuantizedMultiplier(acc, multiplier!.data[j]!, shift!.data[j]!) + outZero) | 0;
       out[i * n + j] = Math.max(lo, Math.min(hi, v));
     }
   }

@@ -1,4 +1,4 @@
-// NumPy .npy files (version 1.0, little-endian, C order) for float32, int32 and bool arrays.
+// NumPy .npy files (version 1.0, little-endian, C order) for float32, int32, bool and int8 arrays.
 import { DTYPES, type DType, type TypedArray } from '../ir/types.js';
 
 /** The dtypes a .npy file may hold, by their descr (DTYPES' npy names). */
@@ -34,7 +34,8 @@ export function readNpy(bytes: Uint8Array): { dtype: DType; shape: number[]; dat
   const n = shape.reduce((a, b) => a * b, 1);
   // a copy (a Node Buffer's slice is a view of a larger pool)
   const raw = Uint8Array.prototype.slice.call(bytes, start + hlen, start + hlen + n * DTYPES[dtype].bytes);
-  const data = dtype === 'float32' ? new Float32Array(raw.buffer) : dtype === 'int32' ? new Int32Array(raw.buffer) : new Uint8Array(raw.buffer);
+  // int8 (quantized weights) signed: a Uint8Array would read -1 as 255
+  const data = dtype === 'float32' ? new Float32Array(raw.buffer) : dtype === 'int32' ? new Int32Array(raw.buffer) : dtype === 'int8' ? new Int8Array(raw.buffer) : new Uint8Array(raw.buffer);
   if (data.length !== n) throw new Error('npy: file is truncated');
   return { dtype, shape, data };
 }

@@ -124,7 +124,9 @@ export function compileLlvm(o: LlvmTargetOptions): string[] {
     split && { symbol: FLASH_SYMBOL, bytes: split.data.length, offsets: split.flash }));
   sh('llvm', 'opt-14', ['-O3', ...machine, 'model.ll', '-o', 'model.bc'], dir);
   // static code for a firmware image (no GOT); position-independent for libraries
-  sh('llvm', 'llc-14', ['-O3', ...machine, `-relocation-model=${freestanding ? 'static' : 'pic'}`, '-filetype=obj', 'model.bc', '-o', 'model.o'], dir);
+  // static code for a bare-metal image; PIC wherever an OS may link it into a PIE (the freestanding runtime on the
+  // host: a table of constants addressed absolutely fails to link there)
+  sh('llvm', 'llc-14', ['-O3', ...machine, `-relocation-model=${freestanding && bareMetal(o.triple) ? 'static' : 'pic'}`, '-filetype=obj', 'model.bc', '-o', 'model.o'], dir);
   const flashDecl = flash ? [`/* params and constants, read in place (flash): KILN_FLASH_BYTES bytes */\n#define KILN_FLASH_BYTES ${flash.data.length}L\nextern const unsigned char ${FLASH_SYMBOL}[];`] : [];
   writeFileSync(path.join(dir, 'model.h'), headerSource(o, layout, flashDecl));
   writeFileSync(path.join(dir, 'model_desc.c'), descSource(o, compiled, layout, flash));

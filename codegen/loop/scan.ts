@@ -91,6 +91,10 @@ export function invariant(step: readonly Stmt[]): Set<Stmt> {
   });
   const written = new Map<string, number>();
   for (const w of writes) for (const b of w) written.set(b, (written.get(b) ?? 0) + 1);
+  // a step's local arrays (a small packed panel is a register array): declared in the step, so a nest that reads or
+  // writes one declared outside itself stays in the loop, or it would use the array before its declaration
+  const locals = new Set<string>();
+  walkStmts(step, (x) => { if (x.k === 'local') locals.add(x.name); });
   const moved = new Set<Stmt>();
   step.forEach((s, i) => {
     if (s.k !== 'for') return;
@@ -100,9 +104,13 @@ export function invariant(step: readonly Stmt[]): Set<Stmt> {
       if (x.k === 'for') bound.add(x.v);
       else if (x.k === 'decl' || x.k === 'local') bound.add(x.name);
       else if (x.k === 'assign') used.add(x.name);
+      else if (x.k === 'store' && locals.has(x.buf)) used.add(x.buf);
       for (const e of stmtExprs(x)) {
         for (const v of exprVars(e)) used.add(v);
-        forEachExpr(e, (l) => { if (l.k === 'load' && written.has(l.buf)) reads = false; });
+        forEachExpr(e, (l) => {
+          if (l.k === 'load' && written.has(l.buf)) reads = false;
+          if (l.k === 'load' && locals.has(l.buf)) used.add(l.buf);
+        });
       }
     });
     if (reads && [...used].every((v) => bound.has(v)) && [...writes[i]!].every((b) => written.get(b) === 1)) moved.add(s);

@@ -892,10 +892,11 @@ int kiln_npy_read(const char *path, kiln_dtype *dtype, int *rank, long shape[KIL
   if (strcmp(descr, "<f4") == 0) { dt = KILN_F32; src_size = 4; }
   else if (strcmp(descr, "<i4") == 0) { dt = KILN_I32; src_size = 4; }
   else if (strcmp(descr, "|b1") == 0) { dt = KILN_BOOL; src_size = 1; }
+  else if (strcmp(descr, "|i1") == 0) { dt = KILN_I8; src_size = 1; }
   else if (strcmp(descr, "<f8") == 0) { dt = KILN_F32; src_size = 8; }
   else if (strcmp(descr, "<i8") == 0) { dt = KILN_I32; src_size = 8; }
   else {
-    rc = fail(KILN_ERR_DTYPE, "%s: unsupported dtype '%s' (kiln reads <f4, <i4, |b1, <f8, <i8)", path, descr);
+    rc = fail(KILN_ERR_DTYPE, "%s: unsupported dtype '%s' (kiln reads <f4, <i4, |b1, |i1, <f8, <i8)", path, descr);
     goto done;
   }
   for (i = 0; i < *rank; i++) {
@@ -961,7 +962,7 @@ static int npy_put(wfile *w, const kiln_npy_file *o) {
   long count = 1;
   if (!o->path || (o->rank && !o->shape) || o->rank < 0 || o->rank > KILN_MAX_RANK) return fail(KILN_ERR_ARG, "kiln_npy_write: bad arguments");
   n = snprintf(h, sizeof h, "{'descr': '%s', 'fortran_order': False, 'shape': (",
-               o->dtype == KILN_F32 ? "<f4" : o->dtype == KILN_I32 ? "<i4" : "|b1");
+               o->dtype == KILN_F32 ? "<f4" : o->dtype == KILN_I32 ? "<i4" : o->dtype == KILN_I8 ? "|i1" : "|b1"); /* int8 as |b1 read back as bools */
   for (i = 0; i < o->rank; i++) {
     if (o->shape[i] < 0) return fail(KILN_ERR_ARG, "kiln_npy_write: negative dimension");
     n += snprintf(h + n, sizeof h - (size_t)n, i ? ", %ld" : "%ld", o->shape[i]);

@@ -1,6 +1,6 @@
 // The fuzzer in CI: new seeds every run (a range of its own per commit, or per day outside git) through
 // `npm run fuzz` on the loop interpreter under each schedule, and fewer on wasm and llvm (also freestanding, at any
-// number of rows), and padded training steps; plus its shrinker.
+// number of rows), padded training steps, Keras sequence models and int8 graphs; plus its shrinker.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseRepro, reproText } from '../../fuzz/repro.js';
+import { kerasStep, splitDifferences } from '../../fuzz/keras_models.js';
 import { randomGraph } from '../../fuzz/random_graphs.js';
 import { graphSize, shrink } from '../../fuzz/shrink.js';
 import { type Graph, topoSort } from '../../ir/graph.js';
@@ -59,6 +60,24 @@ describe('fuzzing new seeds (each command is printed; a failure prints the comma
   it('llvm, freestanding runtime, any number of rows', () => fuzz('llvm', 24, 1000, ['--rows', '--runtime', 'freestanding']), 300_000);
   // training steps of random Keras models on a last, smaller batch ("rows" input), also against the step for those rows
   it('training steps with a "rows" input, the loop interpreter under each schedule', () => fuzz('loop', 10, 1100, ['--updates', '--train-rows']), 300_000);
+  // Keras sequence models (scans, masks): predict, the fused step, gradStep or applyGrads (split checked against fused)
+  it('Keras sequence models, the loop interpreter under each schedule', () => fuzz('loop', 6, 1200, ['--updates', '--keras']), 300_000);
+  // int8 graphs: calibrated and quantized networks, raw qmatmul / qconv chains, bit for bit
+  it('int8 graphs, the loop interpreter under each schedule and llvm', () => {
+    fuzz('loop', 40, 1300, ['--quant']);
+    fuzz('llvm', 12, 1400, ['--quant']);
+  }, 300_000);
+});
+
+describe('the keras mode', () => {
+  it('finds a split step whose gradStep hands applyGrads its values in another order', () => {
+    // the first training kind among the fixed seeds with two or more gradients of one size
+    const step = Array.from({ length: 60 }, (_, i) => kerasStep(i)).find((k) => k.split && k.kind === 'train')!;
+    expect(splitDifferences(step.split!, step.params)).toEqual([]);
+    const grad = step.split!.grad, values = grad.outputs.filter((o) => !o.name.startsWith('pred/'));
+    const swapped = { ...grad, outputs: [...values.slice(0, -1).reverse(), ...grad.outputs.slice(values.length - 1)] };
+    expect(splitDifferences({ ...step.split!, grad: swapped }, step.params).length).toBeGreaterThan(0);
+  });
 });
 
 describe('the shrinker', () => {

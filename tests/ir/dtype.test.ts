@@ -5,7 +5,7 @@ import { REDUCE_BINARY, REDUCE_KIND, REDUCE_OPS } from '../../ir/ops.js';
 import { parseGraph } from '../../ir/parser.js';
 import { DTYPES, type DType, allocate, identityOf, isDType, toTyped } from '../../ir/types.js';
 import { scalarOf } from '../../codegen/loop/ir.js';
-import { writeNpy } from '../../runtime/npy.js';
+import { readNpy, writeNpy } from '../../runtime/npy.js';
 import { readSafetensors, writeSafetensors } from '../../runtime/safetensors.js';
 import { INT_MAX, INT_MIN, expectSame, run } from './helpers.js';
 
@@ -72,6 +72,13 @@ describe('the dtype table', () => {
       expect(new TextDecoder().decode(st), d).toContain(`"dtype":"${DTYPES[d].names!.safetensors}"`);
       expect(readSafetensors(st).tensors[0]!.dtype).toBe(d);
     }
+  });
+
+  it('an int8 .npy reads back signed, as written (the fuzzer reads int8 outputs of the native targets this way)', () => {
+    const data = Int8Array.of(-128, -1, 0, 1, 127);
+    const back = readNpy(writeNpy('int8', [5], data));
+    expect(back.dtype).toBe('int8');
+    expect(Array.from(back.data)).toEqual([-128, -1, 0, 1, 127]);
   });
 
   it('only its own names are dtypes (not Object.prototype keys)', () => {
