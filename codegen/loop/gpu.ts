@@ -9,9 +9,9 @@
 // - `shared` local arrays are declared in a block, outside thread loops: one per block. A `register` local array
 //   declared in a block outside thread loops is private to each thread and keeps its values from one thread loop
 //   to the next (as a thread's registers do across barriers).
-import type { Program, Stmt } from './ir.js';
-import { blockThreads, independentIterations, lexLess, work } from './analysis.js';
-import { walkStmts } from './visit.js';
+import type { Expr, Program, Stmt } from './ir.js';
+import { blockThreads, independentIterations, lexLess } from './analysis.js';
+import { forEachExpr, walkStmts } from './visit.js';
 
 /** What a GPU offers the scheduler (per streaming multiprocessor unless said otherwise). */
 export interface GpuCaps {
@@ -19,8 +19,14 @@ export interface GpuCaps {
   readonly warp: number;
   /** warp schedulers: warps issuing per cycle */
   readonly schedulers: number;
-  /** cycles before a dependent instruction may issue (a warp alone issues at most once per `latency`) */
+  /** cycles before a dependent instruction may issue (a warp alone issues at most once per `latency`): an FMA's */
   readonly latency: number;
+  /** cycles from a shared-memory load to its value */
+  readonly sharedLatency: number;
+  /** cycles from a global-memory load to its value (an L2 miss) */
+  readonly globalLatency: number;
+  /** 32-bit registers per SM (a thread holds at most 255) */
+  readonly registersPerSm: number;
   readonly maxThreadsPerBlock: number;
   readonly maxThreadsPerSm: number;
   readonly maxBlocksPerSm: number;
@@ -31,24 +37,40 @@ export interface GpuCaps {
   readonly l2BytesPerCycle: number;
 }
 
-/** NVIDIA H100 SXM (sm_90); the H200 has the same SMs. */
+/**
+ * NVIDIA H100 SXM (sm_90); the H200 has the same SMs. Latencies as microbenchmarks of Hopper report them, rounded:
+ * FMA about 4 cycles, a shared-memory load about 30, a global load that misses L1 about 500 (L2 hits ~260, HBM more).
+ */
 export const H100: GpuCaps = {
-  sms: 132, warp: 32, schedulers: 4, latency: 4, maxThreadsPerBlock: 1024, maxThreadsPerSm: 2048, maxBlocksPerSm: 32,
-  sharedPerBlock: 48 * 1024, sharedPerSm: 228 * 1024, l2BytesPerCycle: 64,
+  sms: 132, warp: 32, schedulers: 4, latency: 4, sharedLatency: 30, globalLatency: 500, registersPerSm: 65536,
+  maxThreadsPerBlock: 1024, maxThreadsPerSm: 2048, maxBlocksPerSm: 32, sharedPerBlock: 48 * 1024, sharedPerSm: 228 * 1024,
+  l2BytesPerCycle: 64,
 };
+
+/** Cycles of a barrier after a thread loop (every warp of the block waits for the slowest). */
+const BARRIER_CYCLES = 20;
 
 /**
  * Cycles for a launch of `blocks` blocks of `threads` threads, each thread issuing `perThread` instructions:
- * blocks run in waves of what fits on the SMs at once, and a wave takes as long as its busiest SM issues, or
- * the latency-bound time of one warp when too few warps share an SM to hide it.
+ * blocks run in waves of what fits on the SMs at once (threads, blocks, shared memory and `registers` a thread
+ * bound residency), and a wave takes as long as its busiest scheduler issues (each issues one warp's instruction a
+ * cycle), or `path`, the cycles one warp alone takes, when too few warps share a scheduler to hide its latencies.
+ * The path defaults to every instruction waiting for the one before (`latency` each); a thread with independent
+ * work in flight (a register tile's FMAs) has a shorter one (matmulCycles, blockWork).
  */
-export function launchCycles(blocks: number, threads: number, perThread: number, sharedBytes: number, g: GpuCaps): number {
+export function launchCycles(blocks: number, threads: number, perThread: number, sharedBytes: number, g: GpuCaps, path = perThread * g.latency, registers = 0): number {
   const warps = Math.ceil(threads / g.warp);
-  const resident = Math.max(1, Math.min(g.maxBlocksPerSm, Math.floor(g.maxThreadsPerSm / (warps * g.warp)),
-    sharedBytes > 0 ? Math.floor(g.sharedPerSm / sharedBytes) : Infinity));
+  const resident = residentBlocks(warps, sharedBytes, registers, g);
   const waves = Math.ceil(blocks / (g.sms * resident));
   const warpsPerSm = Math.min(resident, Math.ceil(blocks / g.sms)) * warps;
-  return waves * perThread * Math.max(g.latency, warpsPerSm / g.schedulers);
+  return waves * Math.max(path, (perThread * warpsPerSm) / g.schedulers);
+}
+
+/** Blocks of `warps` warps an SM holds at once (at least 1). */
+function residentBlocks(warps: number, sharedBytes: number, registers: number, g: GpuCaps): number {
+  return Math.max(1, Math.min(g.maxBlocksPerSm, Math.floor(g.maxThreadsPerSm / (warps * g.warp)),
+    sharedBytes > 0 ? Math.floor(g.sharedPerSm / sharedBytes) : Infinity,
+    registers > 0 ? Math.floor(g.registersPerSm / (registers * warps * g.warp)) : Infinity));
 }
 
 const divisors = (n: number, max: number): number[] => {
@@ -71,19 +93,43 @@ export interface MatmulTiles {
 
 export const tileThreads = (t: MatmulTiles): number => (t.bm / t.tm) * (t.bn / t.tn);
 
-/** Estimated cycles of a tiled [batch] M x K @ K x N matmul. */
+/** k steps of a matmul's inner loop whose shared loads a thread has in flight at once (nvcc's unrolling). */
+const K_UNROLL = 4;
+
+/** Registers a thread of a tm x tn tile holds: its accumulators, a step's A and B values, indices and addresses. */
+export const tileRegisters = (t: MatmulTiles): number => t.tm * t.tn + t.tm + t.tn + 24;
+
+/**
+ * Estimated cycles of a tiled [batch] M x K @ K x N matmul: the issue bound (every resident warp's instructions over
+ * the schedulers) or one warp's latency path, whichever is longer (launchCycles). Per step of bk along K a thread
+ * stages its share of A's and B's tiles (global loads: the path waits globalLatency once, the loads are
+ * independent), then per k loads its tm + tn values from shared memory and issues its tm*tn FMAs, independent of
+ * each other (no wait between them; the same accumulator's next FMA waits `latency`): a register tile issues tm*tn
+ * FMAs where one output a thread issues 1, for the same wait, and reads tm + tn shared values for tm*tn FMAs instead
+ * of 2 for 1. nvcc unrolls the constant-extent k loop, so K_UNROLL k's shared loads are in flight at once: the path
+ * waits sharedLatency once per K_UNROLL k.
+ */
 export function matmulCycles(M: number, N: number, K: number, batch: number, t: MatmulTiles, g: GpuCaps): number {
-  const T = tileThreads(t);
+  const T = tileThreads(t), steps = K / t.bk;
   const loads = Math.ceil((t.bm * t.bk) / T) + Math.ceil((t.bk * t.bn) / T);
   // per step: global loads into shared (with address arithmetic), shared reads (an SM reads 32 floats of shared
   // memory per cycle but issues 4 x 32 FMAs: a shared read costs 4 FMA slots), FMAs, two barriers
   const perStep = 4 * loads + 4 * t.bk * (t.tm + t.tn) + t.bk * t.tm * t.tn + 16;
-  const perThread = (K / t.bk) * perStep + 2 * t.tm * t.tn;
+  const perThread = steps * perStep + 2 * t.tm * t.tn;
+  const kPath = g.sharedLatency / Math.min(K_UNROLL, t.bk) + t.tm + t.tn + Math.max(g.latency, t.tm * t.tn);
+  const stepPath = g.globalLatency + 4 * loads + 2 * BARRIER_CYCLES + t.bk * kPath;
+  const path = steps * stepPath + 2 * t.tm * t.tn + g.globalLatency;
   const blocks = batch * (M / t.bm) * (N / t.bn);
   const shared = 4 * t.bk * (t.bm + t.bn);
-  const compute = launchCycles(blocks, T, perThread, shared, g);
-  const l2 = (blocks * (K / t.bk) * shared) / (g.sms * g.l2BytesPerCycle);
+  const compute = launchCycles(blocks, T, perThread, shared, g, path, tileRegisters(t));
+  const l2 = (blocks * steps * shared) / (g.sms * g.l2BytesPerCycle);
   return Math.max(compute, l2);
+}
+
+/** Whether tiles fit a block: threads, shared memory, and registers under __launch_bounds__ (no spills). */
+export function tilesFit(t: MatmulTiles, g: GpuCaps): boolean {
+  const T = tileThreads(t), r = tileRegisters(t);
+  return T <= g.maxThreadsPerBlock && t.tm * t.tn <= 64 && 4 * t.bk * (t.bm + t.bn) <= g.sharedPerBlock && r <= 255 && T * r <= g.registersPerSm;
 }
 
 /** The cheapest tiles by the cost model (every tile divides its extent, so no thread needs a bounds guard). */
@@ -91,11 +137,9 @@ export function matmulTiles(M: number, N: number, K: number, batch: number, g: G
   let best: MatmulTiles | undefined, bestCost = Infinity;
   for (const bm of divisors(M, 128)) for (const bn of divisors(N, 128)) {
     for (const tm of divisors(bm, 8)) for (const tn of divisors(bn, 8)) {
-      const T = (bm / tm) * (bn / tn);
-      if (T > g.maxThreadsPerBlock || tm * tn > 64) continue;
       for (const bk of divisors(K, 32)) {
-        if (4 * bk * (bm + bn) > g.sharedPerBlock) continue;
         const t = { bm, bn, bk, tm, tn };
+        if (!tilesFit(t, g)) continue;
         const c = matmulCycles(M, N, K, batch, t, g);
         if (c < bestCost) { best = t; bestCost = c; }
       }
@@ -177,20 +221,54 @@ export function parallelChain(loop: For, pure: ReadonlyMap<string, Stmt>): For[]
   }
 }
 
-/** Cycles of a barrier after a thread loop (every warp of the block waits for the slowest). */
-const BARRIER_CYCLES = 20;
+/** A thread's instructions and its latency path (cycles it takes alone: each instruction waits for the one before). */
+interface Work { readonly issue: number; readonly path: number }
 
-/** Instructions one thread of a block issues for the block's body run on `threads` threads. */
-function blockWork(body: readonly Stmt[], threads: number): number {
-  let w = 0;
+/**
+ * Instructions one thread of a block issues for the block's body run on `threads` threads, and their path: every
+ * instruction waits `latency` for the one before, except that the iterations of an unrolled loop that are
+ * independent (a register tile's FMAs, its epilogue's stores) issue back to back, each waiting only for its own
+ * operands: the loop's path is one iteration's plus the others' issue.
+ */
+function blockWork(body: readonly Stmt[], threads: number, g: GpuCaps): Work {
+  let issue = 0, path = 0;
+  const add = (w: Work, times = 1) => { issue += times * w.issue; path += times * w.path; };
+  const plain = (n: number): Work => ({ issue: n, path: n * g.latency });
   for (const s of body) {
-    if (s.k === 'if') w += 1 + blockWork(s.body, threads); // a guarded tail costs as much as a full tile
-    else if (s.k === 'warpTree') w += 4 * Math.log2(s.size) + BARRIER_CYCLES; // a shuffle, a combine a level
-    else if (s.k !== 'for') w += 1;
-    else if (s.kind === 'thread') w += Math.ceil(s.extent / threads) * Math.max(1, work(s.body)) + BARRIER_CYCLES;
-    else w += s.extent * Math.max(1, blockWork(s.body, threads));
+    if (s.k === 'if') { add(plain(1)); add(blockWork(s.body, threads, g)); } // a guarded tail costs as much as a full tile
+    else if (s.k === 'warpTree') add(plain(4 * Math.log2(s.size) + BARRIER_CYCLES)); // a shuffle, a combine a level
+    else if (s.k !== 'for') add(plain(1));
+    else if (s.kind === 'thread') {
+      const w = threadWork(s.body, g);
+      add({ issue: Math.ceil(s.extent / threads) * w.issue + BARRIER_CYCLES, path: Math.ceil(s.extent / threads) * w.path + BARRIER_CYCLES * g.latency });
+    } else {
+      const w = blockWork(s.body, threads, g), one = w.issue ? w : plain(1);
+      if (s.kind === 'unroll' && tileIterations(s)) add({ issue: s.extent * one.issue, path: one.path + (s.extent - 1) * one.issue });
+      else add(one, s.extent);
+    }
   }
-  return w;
+  return { issue, path };
+}
+
+/** A thread loop's body (statements of one thread: no thread loops inside). */
+const threadWork = (body: readonly Stmt[], g: GpuCaps): Work => {
+  const w = blockWork(body, 1, g);
+  return w.issue ? w : { issue: 1, path: g.latency };
+};
+
+function mentions(e: Expr, v: string): boolean {
+  let found = false;
+  forEachExpr(e, (x) => { if (x.k === 'var' && x.name === v) found = true; });
+  return found;
+}
+
+/** Whether an unrolled loop's iterations are independent: no scalar assigned, each array element stored by one. */
+function tileIterations(loop: For): boolean {
+  let ok = true;
+  walkStmts(loop.body, (s) => {
+    if (s.k === 'assign' || s.k === 'warpTree' || (s.k === 'store' && !mentions(s.idx, loop.v))) ok = false;
+  });
+  return ok;
 }
 
 /** A launch of a GPU-scheduled kernel: its grid, block, shared bytes and the cost model's estimate (cycles). */
@@ -231,14 +309,14 @@ export function blockChain(top: For): { blocks: For[]; grid: number; body: reado
  * the block slots the SMs hold at once (all blocks are `threads` wide: that is what bounds residency). A single
  * nest is launchCycles.
  */
-export function partsCycles(parts: readonly { grid: number; threads: number; work: number }[], threads: number, shared: number, g: GpuCaps): number {
-  if (parts.length === 1) return launchCycles(parts[0]!.grid, threads, parts[0]!.work, shared, g);
+export function partsCycles(parts: readonly { grid: number; threads: number; work: number; path?: number }[], threads: number, shared: number, g: GpuCaps, registers = 0): number {
+  const pathOf = (x: { work: number; path?: number }) => x.path ?? x.work * g.latency;
+  if (parts.length === 1) return launchCycles(parts[0]!.grid, threads, parts[0]!.work, shared, g, pathOf(parts[0]!), registers);
   const warps = Math.ceil(threads / g.warp);
-  const resident = Math.max(1, Math.min(g.maxBlocksPerSm, Math.floor(g.maxThreadsPerSm / (warps * g.warp)),
-    shared > 0 ? Math.floor(g.sharedPerSm / shared) : Infinity));
-  const slowest = Math.max(...parts.map((x) => x.work * g.latency));
+  const resident = residentBlocks(warps, shared, registers, g);
+  const slowest = Math.max(...parts.map(pathOf));
   const issued = parts.reduce((n, x) => n + x.grid * Math.ceil(x.threads / g.warp) * x.work, 0) / (g.sms * g.schedulers);
-  const slots = parts.reduce((n, x) => n + x.grid * x.work * g.latency, 0) / (g.sms * resident);
+  const slots = parts.reduce((n, x) => n + x.grid * pathOf(x), 0) / (g.sms * resident);
   return Math.max(slowest, issued, slots);
 }
 
@@ -255,9 +333,14 @@ export function launchShape(kernel: string, top: For, g: GpuCaps = H100): Launch
     });
     registers = Math.max(registers, r);
   }
-  const parts = chains.map((c) => ({ grid: c.grid, threads: blockThreads(c.body), work: blockWork(c.body, block) }));
+  const parts = chains.map((c) => {
+    const w = blockWork(c.body, block, g);
+    return { grid: c.grid, threads: blockThreads(c.body), work: w.issue, path: w.path };
+  });
   const grid = parts.reduce((n, x) => n + x.grid, 0);
-  return { kernel, grid, block, shared, registers, cycles: Math.round(LAUNCH_CYCLES + partsCycles(parts, block, shared, g)), nests: parts.length };
+  // a thread's registers: its register arrays' elements, and about 24 more for indices and addresses (as tileRegisters)
+  const cycles = LAUNCH_CYCLES + partsCycles(parts, block, shared, g, registers ? registers + 24 : 0);
+  return { kernel, grid, block, shared, registers, cycles: Math.round(cycles), nests: parts.length };
 }
 
 /** The launches of a GPU-scheduled program, in order (each top-level block nest of each kernel is one). */

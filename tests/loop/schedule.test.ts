@@ -108,7 +108,8 @@ describe('GPU schedule of the seed MLP', () => {
     const all = p.kernels.flatMap((k) => [...walk(k.body)]);
     expect(all.filter((s) => s.k === 'local' && s.scope === 'shared').length).toBeGreaterThanOrEqual(6);
     // X^T in dW = X^T @ dY: consecutive threads read consecutive elements of X's rows (index e % 16, not e // 32)
-    const xLoads = all.filter((s): s is Extract<Stmt, { k: 'decl' }> => s.k === 'decl' && s.init.k === 'load' && s.init.buf === 'in_input_layer');
+    // (a load of a padded K tile sits inside its zeroing select)
+    const xLoads = all.filter((s) => s.k === 'decl' && JSON.stringify(s.init).includes('"buf":"in_input_layer"'));
     expect(xLoads.length).toBe(2);
   });
 });

@@ -5,7 +5,7 @@
 // its tm x tn register tile; the epilogue stores the roots. Each output is still the sum over k in ascending order.
 // gpu_grid.ts runs it on each matmul nest of a kernel, in three parts around the one bind of the whole kernel (the
 // verifier wants a kernel's top level all launches or none): tileMatmul, then bind, finishMatmul and renameMatmul.
-import { type GpuCaps, type MatmulTiles, matmulCycles, matmulTiles } from '../gpu.js';
+import { type GpuCaps, type MatmulTiles, matmulCycles, matmulTiles, tilesFit } from '../gpu.js';
 import type { Expr, Stmt } from '../ir.js';
 import { bind, privatize } from './bind.js';
 import { cacheShared, distribute } from './cache_shared.js';
@@ -302,11 +302,10 @@ export function paddedTiles(M: number, N: number, K: number, batch: number, g: G
   const up = (n: number, t: number) => Math.ceil(n / t) * t;
   for (const bm of extents(M, 128, padMN)) for (const bn of extents(N, 128, padMN)) {
     for (const tm of extents(bm, 8, false)) for (const tn of extents(bn, 8, false)) {
-      const T = (bm / tm) * (bn / tn);
-      if (T > g.maxThreadsPerBlock || tm * tn > 64) continue;
       for (const bk of extents(K, 32, padK)) {
-        if (4 * bk * (bm + bn) > g.sharedPerBlock) continue;
-        const t = { bm, bn, bk, tm, tn }, c = matmulCycles(up(M, bm), up(N, bn), up(K, bk), batch, t, g);
+        const t = { bm, bn, bk, tm, tn };
+        if (!tilesFit(t, g)) continue;
+        const c = matmulCycles(up(M, bm), up(N, bn), up(K, bk), batch, t, g);
         if (c < bestCost) { best = t; bestCost = c; }
       }
     }

@@ -97,7 +97,7 @@ describe('matmul tiles', () => {
     ['the seed MLP\'s first layer: [2,784] x [784,64] + bias, relu', { M: 2, N: 64, K: 784, bias: true }],
     ['a batched matmul with B transposed: [3,8,16] x [3,32,16]^T', { batch: 3, M: 8, N: 32, K: 16, bT: true }],
     ['K = 1, times a scalar computed before the nest', { M: 4, N: 6, K: 1, scalar: true }],
-    ['register tiles of 2 x 2 per thread: [256,64] x [64,1024] + bias, relu', { M: 256, N: 1024, K: 64, bias: true }],
+    ['register tiles (4 x 4 per thread by the cost model): [256,64] x [64,1024] + bias, relu', { M: 256, N: 1024, K: 64, bias: true }],
   ];
   for (const [name, sp] of cases) {
     it(name, () => {
