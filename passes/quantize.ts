@@ -9,10 +9,11 @@
 import { Builder, type Graph, type Node, nodeName, topoSort } from '../ir/graph.js';
 import { type Bindings, evalOp } from '../ir/interpreter.js';
 import { INT8_MAX, asymmetricParams, quantizeMultiplier, roundHalfEven } from '../ir/quant.js';
+import { BINS, type CalibrationMethod, type Histogram, mseRange, percentileRange } from './calibration.js';
 import { INT32_MAX, INT32_MIN, type TypedArray, formatType, sizeOf } from '../ir/types.js';
 import { splatValue } from './canonicalize.js';
 
-/** min and max of each float32 value over the calibration data. */
+/** The range [min, max] each float32 value is quantized over, chosen from the calibration data. */
 export type Ranges = Map<Node, { min: number; max: number }>;
 
 /** Scale and zero point of one quantized tensor: per channel (the last axis) for weights and biases. */
@@ -31,13 +32,35 @@ export interface QuantizedGraph {
 }
 
 /**
- * Runs g on each calibration batch (bindings of every input; params from `params`) and records the min and max of
- * every finite float32 value it computes.
+ * Runs g on each calibration batch (bindings of every input; params from `params`) and chooses the range of every
+ * float32 value it computes from its finite values (min/max by default; see CalibrationMethod). The histogram methods
+ * run the batches twice: once for each value's min and max, once to count its values in bins over them.
  */
-export function calibrate(g: Graph, params: Bindings, batches: readonly Bindings[]): Ranges {
+export function calibrate(g: Graph, params: Bindings, batches: readonly Bindings[], how: CalibrationMethod = { method: 'minmax' }): Ranges {
   if (batches.length === 0) throw new Error('quantize: no calibration data');
-  const get = (b: Bindings, name: string): TypedArray | undefined => (b instanceof Map ? b.get(name) : (b as Record<string, TypedArray>)[name]);
   const ranges: Ranges = new Map();
+  eachValue(g, params, batches, (n, data) => {
+    const r = ranges.get(n) ?? { min: Infinity, max: -Infinity };
+    for (const x of data) if (Number.isFinite(x)) { if (x < r.min) r.min = x; if (x > r.max) r.max = x; }
+    ranges.set(n, r);
+  });
+  if (how.method === 'minmax') return ranges;
+  // bins over [lo, hi], the range widened to include 0 as the quantized range is
+  const hists = new Map<Node, { lo: number; hi: number; counts: Float64Array }>();
+  for (const [n, r] of ranges) if (r.min <= r.max) hists.set(n, { lo: Math.min(0, r.min), hi: Math.max(0, r.max), counts: new Float64Array(BINS) });
+  eachValue(g, params, batches, (n, data) => {
+    const h = hists.get(n);
+    if (!h || h.hi === h.lo) return;
+    const k = BINS / (h.hi - h.lo);
+    for (const x of data) if (Number.isFinite(x)) h.counts[Math.min(BINS - 1, Math.floor((x - h.lo) * k))]!++;
+  });
+  for (const [n, h] of hists) if (h.hi > h.lo) ranges.set(n, how.method === 'percentile' ? percentileRange(h, how.percentile) : mseRange(h));
+  return ranges;
+}
+
+/** Calls f with each float32 value g computes on each batch. */
+function eachValue(g: Graph, params: Bindings, batches: readonly Bindings[], f: (n: Node, data: TypedArray) => void): void {
+  const get = (b: Bindings, name: string): TypedArray | undefined => (b instanceof Map ? b.get(name) : (b as Record<string, TypedArray>)[name]);
   for (const batch of batches) {
     const values = new Map<Node, { type: Node['type']; data: TypedArray }>();
     for (const n of topoSort(g)) {
@@ -48,13 +71,9 @@ export function calibrate(g: Graph, params: Bindings, batches: readonly Bindings
         data = v;
       } else data = evalOp(n, n.src.map((s) => values.get(s)!));
       values.set(n, { type: n.type, data });
-      if (n.type.dtype !== 'float32') continue;
-      const r = ranges.get(n) ?? { min: Infinity, max: -Infinity };
-      for (const x of data) if (Number.isFinite(x)) { if (x < r.min) r.min = x; if (x > r.max) r.max = x; }
-      ranges.set(n, r);
+      if (n.type.dtype === 'float32') f(n, data);
     }
   }
-  return ranges;
 }
 
 /** A Dense (or Conv) found in the float graph: out = [relu](x @ kernel + bias), or conv(x, kernel) + bias. */
