@@ -130,7 +130,7 @@ function findDenses(g: Graph, params: Bindings): Map<Node, Dense> {
  * zero point.
  */
 interface Pool {
-  readonly kind: 'max' | 'avg';
+  readonly kind: 'max' | 'avg' | 'reshape';
   /** the float input pooled */
   readonly x: Node;
   /** the reduce_window or reduce_* node (its attributes), and for avg the count divided by */
@@ -140,7 +140,7 @@ interface Pool {
 
 /**
  * The poolings of g that can run on int8, keyed by the node whose value they give: reduce_window max and reduce_max
- * (MaxPooling, GlobalMaxPooling), and `div(reduce_window sum, n)` with n the whole window (AveragePooling, valid
+ * (MaxPooling, GlobalMaxPooling), reshape (Flatten), and `div(reduce_window sum, n)` with n the whole window (AveragePooling, valid
  * padding) or `div(reduce_sum, n)` with n the elements reduced (GlobalAveragePooling). Average pooling with 'same'
  * padding divides by a count per position and stays float32.
  */
@@ -152,6 +152,7 @@ function findPools(g: Graph): Map<Node, Pool> {
   for (const n of order) {
     if (!f32(n)) continue;
     if ((n.op === 'reduce_window' && n.attrs['kind'] === 'max') || n.op === 'reduce_max') out.set(n, { kind: 'max', x: n.src[0]!, reduce: n, count: 1 });
+    if (n.op === 'reshape') out.set(n, { kind: 'reshape', x: n.src[0]!, reduce: n, count: 1 }); // Flatten: moves int8 as it is
     if (n.op !== 'div') continue;
     const [sum, c] = n.src as [Node, Node], count = splatValue(c);
     if (users.get(sum) !== 1 || count === undefined) continue;
@@ -168,7 +169,7 @@ function findPools(g: Graph): Map<Node, Pool> {
 
 /** int8 pooling of xq (see Pool): the same op on int8 for max; for avg an int32 sum, then (sum ± count/2) / count truncated. */
 function emitPool(b: Builder, p: Pool, xq: Node): Node {
-  if (p.kind === 'max') return b.emit(p.reduce.op, [xq], p.reduce.attrs);
+  if (p.kind !== 'avg') return b.emit(p.reduce.op, [xq], p.reduce.attrs);
   const sum = b.emit(p.reduce.op, [b.emit('cast', [xq], { dtype: 'int32' })], p.reduce.attrs), shape = sum.type.shape;
   const half = b.constant(Math.floor(p.count / 2), 'int32', shape);
   const rounded = b.emit('select', [b.emit('gt', [sum, b.constant(0, 'int32', shape)]), b.emit('add', [sum, half]), b.emit('sub', [sum, half])]);
