@@ -46,5 +46,11 @@ describe('kiln compile --quantize', () => {
     const wrong = await kiln(['compile', model, '--target', 'llvm', '--quantize', 'int8', '--calibrate', bad, '-o', path.join(tmp, 'o2')]);
     expect(wrong.code).not.toBe(0);
     expect(wrong.stderr.trim().split('\n')).toEqual(["kiln: quantize: calibration data of shape [20, 783] does not fit input 'input_layer' ([N, 784], N >= 1)"]);
+    const method = await kiln(['compile', model, '--quantize', 'int8', '--calibrate', x, '--calibrate-method', 'kl', '-o', path.join(tmp, 'o3')]);
+    expect(method.stderr.trim().split('\n')).toEqual(["kiln: --calibrate-method: unknown calibration method 'kl'; choose one of minmax, percentile (or percentile:P, e.g. percentile:99.99), mse"]);
+    const alone = await kiln(['compile', model, '--calibrate-method', 'mse', '-o', path.join(tmp, 'o4')]);
+    expect(alone.stderr.trim().split('\n')).toEqual(['kiln: --calibrate-method chooses how --quantize int8 calibrates, which is missing']);
+    const two = await kiln(['compile', model, '--quantize', 'int8', '--calibrate', x, '--calibrate', x, '-o', path.join(tmp, 'o5')]);
+    expect(two.stderr.trim().split('\n')).toEqual(["kiln: quantize: 2 calibration arrays for the model's 1 inputs (input_layer)"]);
   });
 });
