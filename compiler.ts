@@ -16,6 +16,7 @@ import { PASS_NAMES, irAfter } from './driver/pipeline.js';
 import { timed } from './driver/timings.js';
 import { type Separability, rowSeparability } from './passes/rows.js';
 import { type QuantInfo, type QuantizedGraph, calibrate, quantizeGraph } from './passes/quantize.js';
+import { type CalibrationMethod, parseCalibrationMethod } from './passes/calibration.js';
 import { type TypedArray, shapesEqual, sizeOf } from './ir/types.js';
 
 export { DISTRIBUTED, type Distributed, EMITS, type Emit, KilnError, type KilnErrorOptions, TARGETS, type Target, errorReport } from './cli/common.js';
@@ -102,8 +103,13 @@ export interface CompileOptions {
    * `calibrate`; manifest.json records each quantized tensor's scale and zero point. llvm and wasm so far.
    */
   quantize?: 'int8';
-  /** Calibration samples for `quantize`: [N, ...] rows of the model's one input (a Tensor, or a .npy's shape and data). */
-  calibrate?: CalibrationData;
+  /**
+   * Calibration samples for `quantize`: [N, ...] rows of the model's one input (a Tensor, or a .npy's shape and
+   * data); for several inputs, one such array per input in the model's input order, or a record by input name.
+   */
+  calibrate?: Calibration;
+  /** How calibration picks activation ranges: 'minmax' (default), 'percentile' (99.99), 'percentile:P' or 'mse' (passes/quantize.ts). */
+  calibrateMethod?: string;
 }
 
 /** Rows of a model's one input: shape [N, ...] and N·row values. */
@@ -112,45 +118,93 @@ export interface CalibrationData {
   readonly data: ArrayLike<number>;
 }
 
+/** The calibration samples of every input: one array for a model's one input, else one per input (in order, or by name). */
+export type Calibration = CalibrationData | readonly CalibrationData[] | Readonly<Record<string, CalibrationData>>;
+
+export interface QuantizeOptions {
+  /** The batch size of the quantized graph (default 1). */
+  batchSize?: number;
+  /** How calibration picks activation ranges: 'minmax' (default), 'percentile' (99.99), 'percentile:P' or 'mse'. */
+  calibrateMethod?: string;
+}
+
 /**
  * int8 post-training static quantization of a model's inference graph at a batch size (default 1), calibrated on
  * samples of its one input (passes/quantize.ts): the quantized graph, its params by name, and the scale and zero
  * point of each quantized tensor.
  * @example const q = quantize(model, xCalibration); interpret(q.graph, { input_layer: x }, q.params);
  */
-export function quantize(model: Model, data: CalibrationData, options: { batchSize?: number } = {}): QuantizedGraph {
+export function quantize(model: Model, data: Calibration, options: QuantizeOptions = {}): QuantizedGraph {
   if (!(model instanceof Model)) throw new KilnError(`quantize expects a keras Model, got ${describe(model)}`);
+  const unknown = Object.keys(options).filter((k) => k !== 'batchSize' && k !== 'calibrateMethod');
+  if (unknown.length) throw new KilnError(`quantize: unknown option '${unknown[0]}'; options are batchSize, calibrateMethod`);
   const { batchSize } = checkCompileOptions({ batchSize: options.batchSize });
-  return quantizeEntry(traceModel(model, batchSize).graph, new Map(model.weights.map((v) => [v.path, v.data])), data);
+  const how = calibrationOf(options.calibrateMethod);
+  return quantizeEntry(traceModel(model, batchSize).graph, new Map(model.weights.map((v) => [v.path, v.data])), data, how);
 }
 
-/** quantize for one traced graph: calibrated on batches of its batch size taken from the samples cyclically. */
-function quantizeEntry(g: Graph, params: Map<string, TypedArray>, data: CalibrationData): QuantizedGraph {
-  if (g.inputs.length !== 1) throw new KilnError(`quantize: calibration data covers one input, and the model has ${g.inputs.length}`);
-  const input = g.inputs[0]!, [b, ...rest] = input.type.shape, n = data.shape[0] ?? 0, row = sizeOf(rest);
-  if (!shapesEqual(data.shape.slice(1), rest) || n < 1 || data.data.length !== n * row) {
-    throw new KilnError(`quantize: calibration data of shape [${data.shape.join(', ')}] does not fit input '${nodeName(input)}' ([N, ${rest.join(', ')}], N >= 1)`);
-  }
-  if (input.type.dtype !== 'float32') throw new KilnError(`quantize: input '${nodeName(input)}' is ${input.type.dtype}; calibration takes a float32 input`);
-  // every batch size sees the same rows (cyclically), so entries at different batch sizes get the same ranges
-  const batches = Array.from({ length: Math.ceil(n / b!) }, (_, i) => {
-    const x = new Float32Array(b! * row);
-    for (let r = 0; r < b!; r++) for (let j = 0, at = ((i * b! + r) % n) * row; j < row; j++) x[r * row + j] = data.data[at + j]!;
-    return new Map([[nodeName(input), x]]);
-  });
+/** The calibration method of a `calibrateMethod` option (default minmax); one line for a bad one. */
+function calibrationOf(text: string | undefined): CalibrationMethod {
   try {
-    return quantizeGraph(g, params, calibrate(g, params, batches));
+    return parseCalibrationMethod(text ?? 'minmax');
+  } catch (err) {
+    throw new KilnError(errorText(err));
+  }
+}
+
+/** Each input's calibration rows, checked against its shape: one array per input. */
+function calibrationInputs(g: Graph, data: Calibration): CalibrationData[] {
+  const names = g.inputs.map(nodeName);
+  if (isCalibrationData(data)) {
+    if (g.inputs.length !== 1) throw new KilnError(`quantize: calibration data covers one input, and the model has ${g.inputs.length} (${names.join(', ')}): give one array per input`);
+    return [data];
+  }
+  if (Array.isArray(data)) {
+    if (data.length !== g.inputs.length) throw new KilnError(`quantize: ${data.length} calibration arrays for the model's ${g.inputs.length} inputs (${names.join(', ')})`);
+    return data as CalibrationData[];
+  }
+  const byName = data as Readonly<Record<string, CalibrationData>>;
+  const extra = Object.keys(byName).filter((k) => !names.includes(k));
+  if (extra.length) throw new KilnError(`quantize: calibration data for '${extra[0]}', which is not an input of the model (${names.join(', ')})`);
+  return names.map((n) => byName[n] ?? (() => { throw new KilnError(`quantize: no calibration data for input '${n}'`); })());
+}
+
+const isCalibrationData = (d: Calibration): d is CalibrationData => !Array.isArray(d) && Array.isArray((d as CalibrationData).shape) && (d as CalibrationData).data !== undefined;
+
+/** quantize for one traced graph: calibrated on batches of its batch size taken from the samples cyclically. */
+function quantizeEntry(g: Graph, params: Map<string, TypedArray>, data: Calibration, how: CalibrationMethod): QuantizedGraph {
+  const all = calibrationInputs(g, data);
+  let n = 0;
+  g.inputs.forEach((input, i) => {
+    const d = all[i]!, [, ...rest] = input.type.shape, rows = d.shape[0] ?? 0;
+    if (!shapesEqual(d.shape.slice(1), rest) || rows < 1 || d.data.length !== rows * sizeOf(rest)) {
+      throw new KilnError(`quantize: calibration data of shape [${d.shape.join(', ')}] does not fit input '${nodeName(input)}' ([N, ${rest.join(', ')}], N >= 1)`);
+    }
+    if (i > 0 && rows !== n) throw new KilnError(`quantize: calibration data for input '${nodeName(input)}' has ${rows} rows, and for '${nodeName(g.inputs[0]!)}' ${n}: one row of each input per sample`);
+    if (input.type.dtype !== 'float32' && input.type.dtype !== 'int32') throw new KilnError(`quantize: input '${nodeName(input)}' is ${input.type.dtype}; calibration takes float32 and int32 inputs`);
+    n = rows;
+  });
+  // every batch size sees the same rows (cyclically), so entries at different batch sizes get the same ranges
+  const b = g.inputs[0]!.type.shape[0]!;
+  const batches = Array.from({ length: Math.ceil(n / b) }, (_, i) => new Map(g.inputs.map((input, k) => {
+    const d = all[k]!, row = sizeOf(input.type.shape.slice(1));
+    const x = input.type.dtype === 'int32' ? new Int32Array(b * row) : new Float32Array(b * row);
+    for (let r = 0; r < b; r++) for (let j = 0, at = ((i * b + r) % n) * row; j < row; j++) x[r * row + j] = d.data[at + j]!;
+    return [nodeName(input), x];
+  })));
+  try {
+    return quantizeGraph(g, params, calibrate(g, params, batches, how));
   } catch (err) {
     throw new KilnError(errorText(err), { cause: err });
   }
 }
 
 /** The entries quantized (compile's `quantize`), with their shared params: one value per name across entries. */
-function quantizeEntries(entries: TargetEntry[], params: Map<string, TypedArray>, data: CalibrationData): { weights: Map<string, { dtype: string; shape: readonly number[]; data: TypedArray }>; tensors: Record<string, QuantInfo> } {
+function quantizeEntries(entries: TargetEntry[], params: Map<string, TypedArray>, data: Calibration, how: CalibrationMethod): { weights: Map<string, { dtype: string; shape: readonly number[]; data: TypedArray }>; tensors: Record<string, QuantInfo> } {
   const weights = new Map<string, { dtype: string; shape: readonly number[]; data: TypedArray }>();
   let tensors: Record<string, QuantInfo> = {};
   entries.forEach((e, i) => {
-    const q = quantizeEntry(e.graph, params, data);
+    const q = quantizeEntry(e.graph, params, data, how);
     entries[i] = { ...e, graph: q.graph };
     for (const p of q.graph.params) {
       const name = nodeName(p), v = q.params.get(name)!, had = weights.get(name);
@@ -260,6 +314,8 @@ export async function compile(model: Model, options: CompileOptions = {}): Promi
   const runtime = checkRuntime({ ...options, target });
   const distributed = checkDistributed({ ...options, target });
   const quantized = checkQuantize({ ...options, target });
+  if (options.calibrateMethod !== undefined && !quantized) throw new KilnError(`calibrateMethod '${options.calibrateMethod}' is for quantize: 'int8', which is missing`);
+  const how = quantized ? calibrationOf(options.calibrateMethod) : undefined;
   if (!(model instanceof Model)) throw new KilnError(`compile expects a keras Model, got ${describe(model)}`);
   if (emit === 'ir') {
     let graph;
@@ -269,7 +325,7 @@ export async function compile(model: Model, options: CompileOptions = {}): Promi
       if (err instanceof KilnError) throw err;
       throw new KilnError(`cannot trace model '${model.name}': ${errorText(err)}`, { cause: err });
     }
-    if (quantized) graph = quantize(model, options.calibrate!, { batchSize }).graph;
+    if (quantized) graph = quantize(model, options.calibrate!, { batchSize, ...(options.calibrateMethod !== undefined ? { calibrateMethod: options.calibrateMethod } : {}) }).graph;
     return { target, ir: printGraph(graph), files: [] };
   }
   if (!options.outDir) throw new KilnError('compile needs an output directory (outDir)');
@@ -287,7 +343,7 @@ export async function compile(model: Model, options: CompileOptions = {}): Promi
   let weights = vars.map((v) => ({ name: v.path, dtype: v.dtype as string, shape: v.shape, data: v.data }));
   let quantization: Record<string, QuantInfo> | undefined;
   if (quantized) {
-    const q = timed('passes', () => quantizeEntries(entries, new Map(model.weights.map((v) => [v.path, v.data])), options.calibrate!));
+    const q = timed('passes', () => quantizeEntries(entries, new Map(model.weights.map((v) => [v.path, v.data])), options.calibrate!, how!));
     weights = [...q.weights].map(([name, w]) => ({ name, ...w, shape: [...w.shape] }));
     quantization = q.tensors;
   }

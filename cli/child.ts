@@ -26,9 +26,10 @@ export interface Job {
   weights?: string;
   /** --distributed: data-parallel model_train (llvm). */
   distributed?: Distributed;
-  /** --quantize int8 with the calibration samples of --calibrate (an .npy file). */
+  /** --quantize int8 with the calibration samples of --calibrate (an .npy file per input) and --calibrate-method. */
   quantize?: 'int8';
-  calibrate?: string;
+  calibrate?: string[];
+  calibrateMethod?: string;
   /** The parent type-checks the file meanwhile: wait for its go-ahead before compiling or printing. */
   awaitCheck: boolean;
   /** Record what the model file's run and trace read, for the direct mode (cli/record.ts). */
@@ -121,8 +122,9 @@ try {
   } else {
     const outDir = job.out ?? path.join('build', path.basename(file).replace(/\.(m?ts|keras|onnx)$/i, ''));
     const { emit, target, batchSize, maxBatch, train, embedWeights, cpu, triple, runtime, distributed, quantize } = job;
-    const calibrate = job.calibrate === undefined ? undefined : await calibration(job.calibrate);
-    const result = await compile(model, { target, emit, batchSize, maxBatch, outDir, train, embedWeights, cpu, triple, runtime, distributed, quantize, calibrate, cache: true,
+    const calibrate = job.calibrate === undefined ? undefined : await Promise.all(job.calibrate.map(calibration));
+    const result = await compile(model, { target, emit, batchSize, maxBatch, outDir, train, embedWeights, cpu, triple, runtime, distributed, quantize, cache: true,
+      ...(calibrate ? { calibrate: calibrate.length === 1 ? calibrate[0]! : calibrate } : {}), ...(job.calibrateMethod !== undefined ? { calibrateMethod: job.calibrateMethod } : {}),
       // no code of the model file runs after this: what it read until now is what its artifact depends on
       onCacheKey: (key) => { if (recorder) recorded = { key, recorded: recorder.stopRecording() }; } });
     const stdout = (result.ir ?? '') + result.files.map((f) => `${f}\n`).join('') + (result.sizes ? `${sizesLine(result.sizes)}\n` : '');
@@ -133,13 +135,13 @@ try {
   fail(err);
 }
 
-/** The samples of --calibrate: a float32 .npy; a bad file is one line naming it. */
-async function calibration(file: string): Promise<{ shape: number[]; data: Float32Array }> {
+/** The samples of one --calibrate: a float32 (or int32, for an integer input) .npy; a bad file is one line naming it. */
+async function calibration(file: string): Promise<{ shape: number[]; data: Float32Array | Int32Array }> {
   const { readNpy } = await import('../runtime/npy.js');
   try {
     const { dtype, shape, data } = readNpy(new Uint8Array(readFileSync(file)));
-    if (dtype !== 'float32') throw new Error(`holds ${dtype}, not float32 samples`);
-    return { shape, data: data as Float32Array };
+    if (dtype !== 'float32' && dtype !== 'int32') throw new Error(`holds ${dtype}, not float32 (or int32) samples`);
+    return { shape, data: data as Float32Array | Int32Array };
   } catch (err) {
     throw new KilnError(`--calibrate ${path.relative(process.cwd(), file) || file}: ${(err as Error).message}`);
   }

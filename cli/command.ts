@@ -8,6 +8,17 @@ import { EMITS, KilnError, QUANTIZE, RUNTIMES, TARGETS, checkCompileOptions, che
 import type { Job, Message } from './child.js';
 import type { ExportJob } from './export_child.js';
 import { parseDirect, storeDirect } from './direct.js';
+import { parseCalibrationMethod } from '../passes/calibration.js';
+
+/** --calibrate-method: a known method, with --quantize. */
+function checkCalibrateMethod(method: string, quantize: string | undefined): void {
+  if (!quantize) throw new KilnError('--calibrate-method chooses how --quantize int8 calibrates, which is missing');
+  try {
+    parseCalibrationMethod(method);
+  } catch (err) {
+    throw new KilnError(`--calibrate-method: ${(err as Error).message}`);
+  }
+}
 
 interface CompileFlags {
   target: string;
@@ -25,7 +36,8 @@ interface CompileFlags {
   weights?: string;
   distributed?: string;
   quantize?: string;
-  calibrate?: string;
+  calibrate?: string[];
+  calibrateMethod?: string;
   check: boolean;
   timings?: boolean;
 }
@@ -54,7 +66,8 @@ program.command('compile')
   .option('--weights <file>', 'load these weights (.weights.h5 or .safetensors, e.g. model_train\'s output) into the model before compiling')
   .option('--embed-weights', 'store the weights inside the artifact (no weights file needed at run time)')
   .option('--quantize <kind>', `post-training quantization of the inference entries, one of: ${QUANTIZE.join(', ')} (llvm, wasm; needs --calibrate)`)
-  .option('--calibrate <file.npy>', '--quantize: calibration samples of the model\'s one input, shape [N, ...]')
+  .option('--calibrate <file.npy>', '--quantize: calibration samples of the model\'s input, shape [N, ...] (repeat it for each input of a multi-input model, in order)', (f: string, fs: string[] = []) => [...fs, f])
+  .option('--calibrate-method <method>', '--quantize: how activation ranges are chosen: minmax (default), percentile (99.99), percentile:P, mse')
   .option('--emit <stage>', `print a stage instead of writing artifacts, one of: ${EMITS.join(', ')} (ir: the traced graph)`)
   .option('--batch-size <n>', 'batch size of the training step (and to trace the model at for --emit and --dump-after)', positiveInt, 1)
   .option('--max-batch <n>', 'the most rows one predict call runs at once; more run in chunks (default 256)', positiveInt)
@@ -68,11 +81,12 @@ program.command('compile')
     const runtime = checkRuntime({ ...flags, target });
     const distributed = checkDistributed({ ...flags, target });
     const quantize = checkQuantize({ ...flags, target });
-    if (flags.calibrate !== undefined && !existsSync(flags.calibrate)) throw new KilnError(`--calibrate: no file ${displayPath(flags.calibrate)}`);
+    for (const f of flags.calibrate ?? []) if (!existsSync(f)) throw new KilnError(`--calibrate: no file ${displayPath(f)}`);
+    if (flags.calibrateMethod !== undefined) checkCalibrateMethod(flags.calibrateMethod, quantize);
     const job: Job = {
       file, target, emit, batchSize, maxBatch, dumpAfter, out: flags.out, train: flags.train ?? false,
       embedWeights: flags.embedWeights ?? false, cpu: flags.cpu, triple: flags.triple, runtime, weights: flags.weights, distributed,
-      awaitCheck: flags.check && checked(file), record: process.env['KILN_DIRECT'] !== '0' && parseDirect(process.argv.slice(2)) !== undefined, ...(quantize ? { quantize, calibrate: path.resolve(flags.calibrate!) } : {}),
+      awaitCheck: flags.check && checked(file), record: process.env['KILN_DIRECT'] !== '0' && parseDirect(process.argv.slice(2)) !== undefined, ...(quantize ? { quantize, calibrate: flags.calibrate!.map((f) => path.resolve(f)), calibrateMethod: flags.calibrateMethod } : {}),
     };
     process.exitCode = await runChild(job, flags.timeout, './child.js', flags.timings ?? false);
   });

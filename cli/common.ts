@@ -109,7 +109,7 @@ export const QUANTIZE = ['int8'] as const;
 
 /**
  * Checks --quantize and --calibrate: a known kind, calibration data with it (and only with it), inference only, and a
- * target that renders the quantized kernels (llvm and wasm so far).
+ * target that renders the quantized kernels (every one).
  */
 export function checkQuantize(o: { target: string; quantize?: string; calibrate?: unknown; train?: boolean }): 'int8' | undefined {
   if (o.quantize === undefined) {
@@ -119,7 +119,6 @@ export function checkQuantize(o: { target: string; quantize?: string; calibrate?
   if (!(QUANTIZE as readonly string[]).includes(o.quantize)) throw new KilnError(`unknown quantization '${o.quantize}'; choose one of ${QUANTIZE.join(', ')}`);
   if (o.calibrate === undefined) throw new KilnError(`--quantize ${o.quantize} needs calibration data (--calibrate samples.npy)`);
   if (o.train) throw new KilnError(`--quantize ${o.quantize} and --train contradict each other: a quantized model is for inference only`);
-  if (o.target === 'cuda') throw new KilnError(`--quantize ${o.quantize} is rendered by the llvm and wasm targets only so far, not cuda`);
   return 'int8';
 }
 

@@ -9,10 +9,11 @@
 import { Builder, type Graph, type Node, nodeName, topoSort } from '../ir/graph.js';
 import { type Bindings, evalOp } from '../ir/interpreter.js';
 import { INT8_MAX, asymmetricParams, quantizeMultiplier, roundHalfEven } from '../ir/quant.js';
+import { BINS, type CalibrationMethod, type Histogram, mseRange, percentileRange } from './calibration.js';
 import { INT32_MAX, INT32_MIN, type TypedArray, formatType, sizeOf } from '../ir/types.js';
 import { splatValue } from './canonicalize.js';
 
-/** min and max of each float32 value over the calibration data. */
+/** The range [min, max] each float32 value is quantized over, chosen from the calibration data. */
 export type Ranges = Map<Node, { min: number; max: number }>;
 
 /** Scale and zero point of one quantized tensor: per channel (the last axis) for weights and biases. */
@@ -31,13 +32,35 @@ export interface QuantizedGraph {
 }
 
 /**
- * Runs g on each calibration batch (bindings of every input; params from `params`) and records the min and max of
- * every finite float32 value it computes.
+ * Runs g on each calibration batch (bindings of every input; params from `params`) and chooses the range of every
+ * float32 value it computes from its finite values (min/max by default; see CalibrationMethod). The histogram methods
+ * run the batches twice: once for each value's min and max, once to count its values in bins over them.
  */
-export function calibrate(g: Graph, params: Bindings, batches: readonly Bindings[]): Ranges {
+export function calibrate(g: Graph, params: Bindings, batches: readonly Bindings[], how: CalibrationMethod = { method: 'minmax' }): Ranges {
   if (batches.length === 0) throw new Error('quantize: no calibration data');
-  const get = (b: Bindings, name: string): TypedArray | undefined => (b instanceof Map ? b.get(name) : (b as Record<string, TypedArray>)[name]);
   const ranges: Ranges = new Map();
+  eachValue(g, params, batches, (n, data) => {
+    const r = ranges.get(n) ?? { min: Infinity, max: -Infinity };
+    for (const x of data) if (Number.isFinite(x)) { if (x < r.min) r.min = x; if (x > r.max) r.max = x; }
+    ranges.set(n, r);
+  });
+  if (how.method === 'minmax') return ranges;
+  // bins over [lo, hi], the range widened to include 0 as the quantized range is
+  const hists = new Map<Node, { lo: number; hi: number; counts: Float64Array }>();
+  for (const [n, r] of ranges) if (r.min <= r.max) hists.set(n, { lo: Math.min(0, r.min), hi: Math.max(0, r.max), counts: new Float64Array(BINS) });
+  eachValue(g, params, batches, (n, data) => {
+    const h = hists.get(n);
+    if (!h || h.hi === h.lo) return;
+    const k = BINS / (h.hi - h.lo);
+    for (const x of data) if (Number.isFinite(x)) h.counts[Math.min(BINS - 1, Math.floor((x - h.lo) * k))]!++;
+  });
+  for (const [n, h] of hists) if (h.hi > h.lo) ranges.set(n, how.method === 'percentile' ? percentileRange(h, how.percentile) : mseRange(h));
+  return ranges;
+}
+
+/** Calls f with each float32 value g computes on each batch. */
+function eachValue(g: Graph, params: Bindings, batches: readonly Bindings[], f: (n: Node, data: TypedArray) => void): void {
+  const get = (b: Bindings, name: string): TypedArray | undefined => (b instanceof Map ? b.get(name) : (b as Record<string, TypedArray>)[name]);
   for (const batch of batches) {
     const values = new Map<Node, { type: Node['type']; data: TypedArray }>();
     for (const n of topoSort(g)) {
@@ -48,13 +71,9 @@ export function calibrate(g: Graph, params: Bindings, batches: readonly Bindings
         data = v;
       } else data = evalOp(n, n.src.map((s) => values.get(s)!));
       values.set(n, { type: n.type, data });
-      if (n.type.dtype !== 'float32') continue;
-      const r = ranges.get(n) ?? { min: Infinity, max: -Infinity };
-      for (const x of data) if (Number.isFinite(x)) { if (x < r.min) r.min = x; if (x > r.max) r.max = x; }
-      ranges.set(n, r);
+      if (n.type.dtype === 'float32') f(n, data);
     }
   }
-  return ranges;
 }
 
 /** A Dense (or Conv) found in the float graph: out = [relu](x @ kernel + bias), or conv(x, kernel) + bias. */
@@ -105,6 +124,58 @@ function findDenses(g: Graph, params: Bindings): Map<Node, Dense> {
   return out;
 }
 
+/**
+ * A pooling on int8 (findPools): max pooling is exact on int8 (quantization is monotonic), average pooling sums in
+ * int32 and divides rounding half away from zero (TFLite's reference AveragePool); the output keeps x's scale and
+ * zero point.
+ */
+interface Pool {
+  readonly kind: 'max' | 'avg' | 'reshape';
+  /** the float input pooled */
+  readonly x: Node;
+  /** the reduce_window or reduce_* node (its attributes), and for avg the count divided by */
+  readonly reduce: Node;
+  readonly count: number;
+}
+
+/**
+ * The poolings of g that can run on int8, keyed by the node whose value they give: reduce_window max and reduce_max
+ * (MaxPooling, GlobalMaxPooling), reshape (Flatten), and `div(reduce_window sum, n)` with n the whole window (AveragePooling, valid
+ * padding) or `div(reduce_sum, n)` with n the elements reduced (GlobalAveragePooling). Average pooling with 'same'
+ * padding divides by a count per position and stays float32.
+ */
+function findPools(g: Graph): Map<Node, Pool> {
+  const order = topoSort(g), users = new Map<Node, number>(), out = new Map<Node, Pool>();
+  for (const n of order) for (const s of n.src) users.set(s, (users.get(s) ?? 0) + 1);
+  for (const o of g.outputs) users.set(o.node, (users.get(o.node) ?? 0) + 1);
+  const f32 = (n: Node) => n.type.dtype === 'float32';
+  for (const n of order) {
+    if (!f32(n)) continue;
+    if ((n.op === 'reduce_window' && n.attrs['kind'] === 'max') || n.op === 'reduce_max') out.set(n, { kind: 'max', x: n.src[0]!, reduce: n, count: 1 });
+    if (n.op === 'reshape') out.set(n, { kind: 'reshape', x: n.src[0]!, reduce: n, count: 1 }); // Flatten: moves int8 as it is
+    if (n.op !== 'div') continue;
+    const [sum, c] = n.src as [Node, Node], count = splatValue(c);
+    if (users.get(sum) !== 1 || count === undefined) continue;
+    if (sum.op === 'reduce_window' && sum.attrs['kind'] === 'sum') {
+      const { window, padding } = sum.attrs as { window: number[]; padding: number[][] };
+      if (padding.flat().every((p) => p === 0) && count === window.reduce((a, w) => a * w, 1)) out.set(n, { kind: 'avg', x: sum.src[0]!, reduce: sum, count });
+    } else if (sum.op === 'reduce_sum') {
+      const axes = sum.attrs['axes'] as number[];
+      if (count === axes.reduce((a, i) => a * sum.src[0]!.type.shape[i]!, 1) && count > 0) out.set(n, { kind: 'avg', x: sum.src[0]!, reduce: sum, count });
+    }
+  }
+  return out;
+}
+
+/** int8 pooling of xq (see Pool): the same op on int8 for max; for avg an int32 sum, then (sum ± count/2) / count truncated. */
+function emitPool(b: Builder, p: Pool, xq: Node): Node {
+  if (p.kind !== 'avg') return b.emit(p.reduce.op, [xq], p.reduce.attrs);
+  const sum = b.emit(p.reduce.op, [b.emit('cast', [xq], { dtype: 'int32' })], p.reduce.attrs), shape = sum.type.shape;
+  const half = b.constant(Math.floor(p.count / 2), 'int32', shape);
+  const rounded = b.emit('select', [b.emit('gt', [sum, b.constant(0, 'int32', shape)]), b.emit('add', [sum, half]), b.emit('sub', [sum, half])]);
+  return b.emit('cast', [b.emit('div', [rounded, b.constant(p.count, 'int32', shape)])], { dtype: 'int8' });
+}
+
 /** Per-output-channel symmetric int8 weights [K, N]: scales s[n] = max|W[:, n]| / 127. */
 function quantizeKernel(w: TypedArray, k: number, n: number): { q: Int8Array; scales: number[] } {
   const scales = Array.from({ length: n }, (_, j) => {
@@ -123,7 +194,12 @@ const layerOf = (d: Dense): string => nodeName(d.kernel).replace(/\/[^/]*$/, '')
 /** Rewrites g's Dense (+ReLU) chains to qmatmul with the calibrated ranges; see the file comment. */
 export function quantizeGraph(g: Graph, params: Bindings, ranges: Ranges): QuantizedGraph {
   const get = (name: string): TypedArray => (params instanceof Map ? params.get(name) : (params as Record<string, TypedArray>)[name])!;
-  const denses = findDenses(g, params);
+  const denses = findDenses(g, params), pools = findPools(g);
+  // a pooling runs on int8 where its input is int8 anyway: a quantized layer's output, or another such pooling
+  const intPool = (n: Node): Pool | undefined => {
+    const p = pools.get(n);
+    return p && (denses.has(p.x) || intPool(p.x)) ? p : undefined;
+  };
   const b = new Builder();
   const newParams = new Map<string, TypedArray>(), tensors: Record<string, QuantInfo> = {};
   const range = (n: Node): { scale: number; zeroPoint: number } => {
@@ -136,7 +212,7 @@ export function quantizeGraph(g: Graph, params: Bindings, ranges: Ranges): Quant
   const floatOf = (n: Node): Node => {
     let r = floats.get(n);
     if (r) return r;
-    if (denses.has(n)) {
+    if (denses.has(n) || intPool(n)) {
       const q = intOf(n);
       r = b.emit('dequantize', [q.q], { scale: q.scale, zeroPoint: q.zeroPoint });
     } else if (n.op === 'param') {
@@ -149,8 +225,11 @@ export function quantizeGraph(g: Graph, params: Bindings, ranges: Ranges): Quant
   const intOf = (n: Node): { q: Node; scale: number; zeroPoint: number } => {
     let r = ints.get(n);
     if (r) return r;
-    const d = denses.get(n);
-    if (!d) {
+    const d = denses.get(n), pool = intPool(n);
+    if (pool) {
+      const x = intOf(pool.x);
+      r = { ...x, q: emitPool(b, pool, x.q) };
+    } else if (!d) {
       const p = range(n);
       r = { q: b.emit('quantize', [floatOf(n)], p), ...p };
     } else {

@@ -11,9 +11,11 @@ import { formatF32 } from '../loop/printer.js';
 import { allreduceBuffer } from '../loop/allreduce.js';
 import { ALLREDUCE_HEAD, allreduceCall } from './distributed.js';
 import { WARP_A, WARP_B } from '../loop/visit.js';
+import { dtypeBytes } from '../../ir/types.js';
 
 const C_TYPE: Record<Scalar, string> = { f32: 'float', i32: 'int', bool: 'int' };
-const MEM_TYPE: Record<string, string> = { float32: 'float', int32: 'int', bool: 'unsigned char' };
+// int8 (quantized tensors) is one signed byte in memory, int in expressions: loads widen, stores narrow
+const MEM_TYPE: Record<string, string> = { float32: 'float', int32: 'int', bool: 'unsigned char', int8: 'signed char' };
 
 type For = Extract<Stmt, { k: 'for' }>;
 
@@ -29,6 +31,11 @@ type Fn1 = (a: string) => string;
 type Fn2 = (a: string, b: string) => string;
 const call = (f: string): Fn1 => (a) => `${f}(${a})`;
 const infix = (op: string): Fn2 => (a, b) => `(${a} ${op} ${b})`;
+
+/** int8 requantization's fixed-point steps (ir/quant.ts), kiln_cuda.h's helpers; shl wraps as an unsigned shift. */
+const INT8_REQUANT: Record<'qmulhi' | 'qshr' | 'shl', Fn2> = {
+  qmulhi: (a, b) => `kiln_qmulhi(${a}, ${b})`, qshr: (a, b) => `kiln_qshr(${a}, ${b})`, shl: (a, b) => `((int)((unsigned)${a} << ${b}))`,
+};
 
 /** Every primitive op as C (kiln_cuda.h has the helpers); int arithmetic wraps (nvcc; -fwrapv for the emulation). */
 const OPS: OpTable<Fn1, Fn2> = {
@@ -49,6 +56,7 @@ const OPS: OpTable<Fn1, Fn2> = {
     i32: {
       add: infix('+'), sub: infix('-'), mul: infix('*'), div: infix('/'), pow: (a, b) => `kiln_ipow(${a}, ${b})`,
       eq: infix('=='), ne: infix('!='), lt: infix('<'), le: infix('<='), gt: infix('>'), ge: infix('>='),
+      ...INT8_REQUANT,
     },
     bool: { and: infix('&&'), or: infix('||'), eq: infix('=='), ne: infix('!=') },
   },
@@ -139,7 +147,8 @@ class LaunchWriter {
         }
         case 'store': {
           const v = this.expr(s.value);
-          this.line(indent, `${this.array(s.buf)}[${this.expr(s.idx)}] = ${this.types.get(s.buf) === 'bool' ? `(unsigned char)(${v})` : v};`);
+          const narrow = this.types.get(s.buf) === 'bool' ? '(unsigned char)' : this.types.get(s.buf) === 'int8' ? '(signed char)' : '';
+          this.line(indent, `${this.array(s.buf)}[${this.expr(s.idx)}] = ${narrow ? `${narrow}(${v})` : v};`);
           break;
         }
         case 'warpTree': {
@@ -216,7 +225,7 @@ function coalesce(rs: number[][]): number[][] {
 function transfers(e: Entry, offsets: Record<string, number>): { h2d: number[][]; d2h: number[][]; d2d: number[][]; resident: number[][] } {
   const bytes = (buffer: string) => {
     const b = e.program.buffers.find((x) => x.name === buffer)!;
-    return b.size * (b.dtype === 'bool' ? 1 : 4);
+    return b.size * dtypeBytes(b.dtype);
   };
   const param = (name: string) => e.program.params.find((x) => x.name === name)!.buffer;
   return {

@@ -138,6 +138,19 @@ KILN_HD float kiln_pow(float a, float b) { return (float)pow((double)a, (double)
 KILN_HD float kiln_recip(float a) { return (float)(1.0 / (double)a); }
 KILN_HD float kiln_rsqrt(float a) { return (float)(1.0 / sqrt((double)a)); }
 
+/* int8 requantization (ir/quant.ts): gemmlowp's SaturatingRoundingDoublingHighMul (ties upward; INT32_MIN squared
+   saturates) and RoundingDivideByPOT (ties away from zero), exponent in 0..31 */
+KILN_HD int kiln_qmulhi(int a, int b) {
+  if (a == INT32_MIN && b == INT32_MIN) return INT32_MAX;
+  int64_t ab = (int64_t)a * (int64_t)b;
+  int64_t nudge = ab >= 0 ? (1LL << 30) : 1 - (1LL << 30);
+  return (int)((ab + nudge) / (1LL << 31));
+}
+KILN_HD int kiln_qshr(int x, int exponent) {
+  int mask = (int)((1LL << exponent) - 1), remainder = x & mask, threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+  return (x >> exponent) + (remainder > threshold ? 1 : 0);
+}
+
 /* Uniform float in [0, 1): word index%4 of Philox-4x32-10 block (index/4, counter, 0, 0) keyed (seed, 0). */
 KILN_HD float kiln_philox(int32_t seed, int32_t counter, int32_t index) {
   uint32_t c0 = (uint32_t)index >> 2, c1 = (uint32_t)counter, c2 = 0, c3 = 0, k0 = (uint32_t)seed, k1 = 0;

@@ -19,7 +19,7 @@ function kiln(args: string[]): Promise<{ code: number; stdout: string; stderr: s
 }
 
 describe('kiln compile --quantize', () => {
-  it('checks its options: the kind, calibration data with it, inference only, the llvm and wasm targets', () => {
+  it('checks its options: the kind, calibration data with it, inference only, every target', () => {
     const q = (o: Parameters<typeof checkQuantize>[0]) => () => checkQuantize(o);
     expect(checkQuantize({ target: 'llvm', quantize: 'int8', calibrate: 'x.npy' })).toBe('int8');
     expect(checkQuantize({ target: 'wasm' })).toBeUndefined();
@@ -28,7 +28,7 @@ describe('kiln compile --quantize', () => {
     expect(q({ target: 'llvm', calibrate: 'x.npy' })).toThrow(/^--calibrate gives calibration data for --quantize int8, which is missing$/);
     expect(q({ target: 'llvm', quantize: 'int8', calibrate: 'x.npy', train: true })).toThrow(/contradict each other/);
     expect(checkQuantize({ target: 'wasm', quantize: 'int8', calibrate: 'x.npy' })).toBe('int8');
-    expect(q({ target: 'cuda', quantize: 'int8', calibrate: 'x.npy' })).toThrow(/^--quantize int8 is rendered by the llvm and wasm targets only so far, not cuda$/);
+    expect(checkQuantize({ target: 'cuda', quantize: 'int8', calibrate: 'x.npy' })).toBe('int8');
   });
 
   it('compiles the seed MLP with int8 weights from an .npy of samples; a bad .npy is one line', async () => {
@@ -46,5 +46,11 @@ describe('kiln compile --quantize', () => {
     const wrong = await kiln(['compile', model, '--target', 'llvm', '--quantize', 'int8', '--calibrate', bad, '-o', path.join(tmp, 'o2')]);
     expect(wrong.code).not.toBe(0);
     expect(wrong.stderr.trim().split('\n')).toEqual(["kiln: quantize: calibration data of shape [20, 783] does not fit input 'input_layer' ([N, 784], N >= 1)"]);
+    const method = await kiln(['compile', model, '--quantize', 'int8', '--calibrate', x, '--calibrate-method', 'kl', '-o', path.join(tmp, 'o3')]);
+    expect(method.stderr.trim().split('\n')).toEqual(["kiln: --calibrate-method: unknown calibration method 'kl'; choose one of minmax, percentile (or percentile:P, e.g. percentile:99.99), mse"]);
+    const alone = await kiln(['compile', model, '--calibrate-method', 'mse', '-o', path.join(tmp, 'o4')]);
+    expect(alone.stderr.trim().split('\n')).toEqual(['kiln: --calibrate-method chooses how --quantize int8 calibrates, which is missing']);
+    const two = await kiln(['compile', model, '--quantize', 'int8', '--calibrate', x, '--calibrate', x, '-o', path.join(tmp, 'o5')]);
+    expect(two.stderr.trim().split('\n')).toEqual(["kiln: quantize: 2 calibration arrays for the model's 1 inputs (input_layer)"]);
   });
 });
