@@ -100,7 +100,7 @@ export interface CompileOptions {
   onCacheKey?: (key: string) => void;
   /**
    * 'int8': post-training static quantization (passes/quantize.ts) of the inference entries, calibrated on
-   * `calibrate`; manifest.json records each quantized tensor's scale and zero point. llvm and wasm so far.
+   * `calibrate`; manifest.json records each quantized tensor's scale and zero point. Every target.
    */
   quantize?: 'int8';
   /**
@@ -112,7 +112,7 @@ export interface CompileOptions {
   calibrateMethod?: string;
 }
 
-/** Rows of a model's one input: shape [N, ...] and N·row values. */
+/** Rows of one of a model's inputs: shape [N, ...] and N·row values. */
 export interface CalibrationData {
   readonly shape: readonly number[];
   readonly data: ArrayLike<number>;
@@ -130,7 +130,7 @@ export interface QuantizeOptions {
 
 /**
  * int8 post-training static quantization of a model's inference graph at a batch size (default 1), calibrated on
- * samples of its one input (passes/quantize.ts): the quantized graph, its params by name, and the scale and zero
+ * samples of its inputs, one array per input (passes/quantize.ts): the quantized graph, its params by name, and the scale and zero
  * point of each quantized tensor.
  * @example const q = quantize(model, xCalibration); interpret(q.graph, { input_layer: x }, q.params);
  */
@@ -155,6 +155,15 @@ function calibrationOf(text: string | undefined): CalibrationMethod {
 /** Each input's calibration rows, checked against its shape: one array per input. */
 function calibrationInputs(g: Graph, data: Calibration): CalibrationData[] {
   const names = g.inputs.map(nodeName);
+  if (data == null || typeof data !== 'object') throw new KilnError(`quantize: no calibration data (give { shape, data } rows of each input)`);
+  const out = calibrationArrays(g, names, data);
+  out.forEach((d, i) => {
+    if (!isCalibrationData(d)) throw new KilnError(`quantize: the calibration data of input '${names[i]}' is not { shape, data } rows`);
+  });
+  return out;
+}
+
+function calibrationArrays(g: Graph, names: string[], data: Calibration): CalibrationData[] {
   if (isCalibrationData(data)) {
     if (g.inputs.length !== 1) throw new KilnError(`quantize: calibration data covers one input, and the model has ${g.inputs.length} (${names.join(', ')}): give one array per input`);
     return [data];
@@ -169,7 +178,7 @@ function calibrationInputs(g: Graph, data: Calibration): CalibrationData[] {
   return names.map((n) => byName[n] ?? (() => { throw new KilnError(`quantize: no calibration data for input '${n}'`); })());
 }
 
-const isCalibrationData = (d: Calibration): d is CalibrationData => !Array.isArray(d) && Array.isArray((d as CalibrationData).shape) && (d as CalibrationData).data !== undefined;
+const isCalibrationData = (d: Calibration | undefined): d is CalibrationData => d != null && !Array.isArray(d) && Array.isArray((d as CalibrationData).shape) && (d as CalibrationData).data !== undefined;
 
 /** quantize for one traced graph: calibrated on batches of its batch size taken from the samples cyclically. */
 function quantizeEntry(g: Graph, params: Map<string, TypedArray>, data: Calibration, how: CalibrationMethod): QuantizedGraph {

@@ -101,6 +101,10 @@ describe('calibration of a multi-input model (the seed title/body model)', () =>
     expect(() => quantize(model, { title: dt })).toThrow(/^quantize: no calibration data for input 'body'$/);
     expect(() => quantize(model, { title: dt, body: db, tilte: dt })).toThrow(/^quantize: calibration data for 'tilte', which is not an input of the model \(title, body\)$/);
     expect(() => quantize(model, [dt, { shape: [3, 20], data: new Float32Array(60) }])).toThrow(/^quantize: calibration data for input 'body' has 3 rows, and for 'title' 64: one row of each input per sample$/);
+    expect(() => quantize(model, undefined as never)).toThrow(/^quantize: no calibration data \(give \{ shape, data \} rows of each input\)$/);
+    expect(() => quantize(model, [dt, [1, 2] as never])).toThrow(/^quantize: the calibration data of input 'body' is not \{ shape, data \} rows$/);
+    expect(() => quantize(model, { title: dt, body: null as never })).toThrow(/^quantize: no calibration data for input 'body'$/);
+    expect(() => quantize(model, { title: dt, body: 'x' as never })).toThrow(/^quantize: the calibration data of input 'body' is not \{ shape, data \} rows$/);
     expect(() => quantize(model, [dt, db], { calibrateMethod: 'kl' })).toThrow(/^unknown calibration method 'kl'/);
     expect(() => quantize(model, [dt, db], { batchsize: 2 } as never)).toThrow(/^quantize: unknown option 'batchsize'; options are batchSize, calibrateMethod$/);
     await expect(compile(model, { emit: 'ir', calibrateMethod: 'mse' })).rejects.toThrow(/^calibrateMethod 'mse' is for quantize: 'int8', which is missing$/);
