@@ -46,7 +46,7 @@ export function calibrate(g: Graph, params: Bindings, batches: readonly Bindings
   });
   if (how.method === 'minmax') return ranges;
   // bins over [lo, hi], the range widened to include 0 as the quantized range is
-  const hists = new Map<Node, { lo: number; hi: number; counts: Float64Array }>();
+  const hists = new Map<Node, Histogram>();
   for (const [n, r] of ranges) if (r.min <= r.max) hists.set(n, { lo: Math.min(0, r.min), hi: Math.max(0, r.max), counts: new Float64Array(BINS) });
   eachValue(g, params, batches, (n, data) => {
     const h = hists.get(n);
@@ -133,7 +133,7 @@ interface Pool {
   readonly kind: 'max' | 'avg' | 'reshape';
   /** the float input pooled */
   readonly x: Node;
-  /** the reduce_window or reduce_* node (its attributes), and for avg the count divided by */
+  /** the reduce_window, reduce_* or reshape node (its attributes), and for avg the count divided by */
   readonly reduce: Node;
   readonly count: number;
 }
@@ -167,7 +167,7 @@ function findPools(g: Graph): Map<Node, Pool> {
   return out;
 }
 
-/** int8 pooling of xq (see Pool): the same op on int8 for max; for avg an int32 sum, then (sum ± count/2) / count truncated. */
+/** int8 pooling of xq (see Pool): the same op on int8 for max and reshape; for avg an int32 sum, then (sum ± count/2) / count truncated. */
 function emitPool(b: Builder, p: Pool, xq: Node): Node {
   if (p.kind !== 'avg') return b.emit(p.reduce.op, [xq], p.reduce.attrs);
   const sum = b.emit(p.reduce.op, [b.emit('cast', [xq], { dtype: 'int32' })], p.reduce.attrs), shape = sum.type.shape;

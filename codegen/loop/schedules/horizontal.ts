@@ -7,6 +7,7 @@ import { type Buffer, E, type Program, S, type Stmt, scalarOf } from '../ir.js';
 import { type GpuCaps, launchShape } from '../gpu.js';
 import { accesses } from '../memplan.js';
 import { type For, mapExpr, mapStmtExprs, mapStmts, walkStmts } from '../visit.js';
+import { declaredNames } from './loops.js';
 
 /** The largest buffer copied so that its writer may join its readers' launch (one block of threads copies it). */
 const SNAPSHOT_MAX = 1024;
@@ -21,10 +22,7 @@ const isLaunch = (s: Stmt): s is For => s.k === 'for' && s.kind === 'block';
 
 /** A name no loop, decl or local array of the statements has, starting with `prefix`. */
 function freshName(body: readonly Stmt[], prefix: string, taken: Set<string>): string {
-  walkStmts(body, (s) => {
-    if (s.k === 'for') taken.add(s.v);
-    if (s.k === 'decl' || s.k === 'local') taken.add(s.name);
-  });
+  declaredNames(body, taken);
   let i = 0;
   while (taken.has(`${prefix}${i}`)) i++;
   taken.add(`${prefix}${i}`);
