@@ -96,6 +96,14 @@ const qshr: B = (x, a, e) => {
   return x.b.CreateAdd(x.b.CreateAShr(a, e), x.b.CreateZExt(up, x.b.getInt32Ty()));
 };
 
+/** The two signed int16 halves of each i32, multiplied pairwise and summed (ir.ts dot2): on vectors the helper whose
+ * even/odd i16 lanes LLVM selects as one pmaddwd (vpdpwssd with an add where the CPU has AVX-VNNI), as scalars shifts. */
+const dot2: B = (x, a, b) => {
+  if (a.getType().getTypeID() === llvm().Type.TypeID.FixedVectorTyID) return x.call('dot2', [a, b], 'i32');
+  const lo = (v: V) => x.b.CreateAShr(x.b.CreateShl(v, x.c('i32', 16)), x.c('i32', 16)), hi = (v: V) => x.b.CreateAShr(v, x.c('i32', 16));
+  return x.b.CreateAdd(x.b.CreateMul(lo(a), lo(b)), x.b.CreateMul(hi(a), hi(b)));
+};
+
 /** Every primitive op as LLVM IR. */
 const OPS: OpTable<U, B> = {
   unary: {
@@ -121,7 +129,8 @@ const OPS: OpTable<U, B> = {
       div: (x, a, b) => x.b.CreateSDiv(a, b), pow: (x, a, b) => x.call('kiln_ipow', [a, b], 'i32'),
       eq: (x, a, b) => x.b.CreateICmpEQ(a, b), ne: (x, a, b) => x.b.CreateICmpNE(a, b), lt: (x, a, b) => x.b.CreateICmpSLT(a, b),
       le: (x, a, b) => x.b.CreateICmpSLE(a, b), gt: (x, a, b) => x.b.CreateICmpSGT(a, b), ge: (x, a, b) => x.b.CreateICmpSGE(a, b),
-      qmulhi, qshr, shl: (x, a, b) => x.b.CreateShl(a, b),
+      qmulhi, qshr, shl: (x, a, b) => x.b.CreateShl(a, b), dot2,
+      pack16: (x, a, b) => x.b.CreateOr(x.b.CreateAnd(a, x.c('i32', 0xffff)), x.b.CreateShl(b, x.c('i32', 16))),
     },
     bool: {
       and: (x, a, b) => x.b.CreateAnd(a, b), or: (x, a, b) => x.b.CreateOr(a, b),

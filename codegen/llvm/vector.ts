@@ -39,6 +39,16 @@ ${e === m ? `  ret ${vt(m)} %v` : `  %c = icmp ne ${vt(m)} %v, zeroinitializer\n
   %q = bitcast i8* %p to ${vt('i8')}*
   store ${vt('i8')} %v, ${vt('i8')}* %q, align 1
   ret void`));
+  // dot2 (loop/ir.ts): the i16 halves, even lanes low, odd lanes high, sign-extended, multiplied and summed in pairs
+  const half = (odd: number) => `<${Array.from({ length: w }, (_, i) => `i32 ${2 * i + odd}`).join(', ')}>`, h = `<${2 * w} x i16>`;
+  out.push(fn(vt('i32'), 'dot2', `${vt('i32')} %a, ${vt('i32')} %b`, `  %a16 = bitcast ${vt('i32')} %a to ${h}
+  %b16 = bitcast ${vt('i32')} %b to ${h}
+${[0, 1].map((o) => ['a', 'b'].map((v) => `  %${v}${o}h = shufflevector ${h} %${v}16, ${h} undef, ${vt('i32')} ${half(o)}
+  %${v}${o} = sext ${vt('i16')} %${v}${o}h to ${vt('i32')}`).join('\n')).join('\n')}
+  %m0 = mul ${vt('i32')} %a0, %b0
+  %m1 = mul ${vt('i32')} %a1, %b1
+  %d = add ${vt('i32')} %m0, %m1
+  ret ${vt('i32')} %d`));
   for (const [k, e] of [['f32', 'float'], ['i32', 'i32'], ['bool', 'i1']] as const) out.push(fn(e, `extract_${k}`, `${vt(e)} %v, i32 %i`, `  %x = extractelement ${vt(e)} %v, i32 %i\n  ret ${e} %x`));
   out.push(fn(vt('i32'), 'iota', '', `  ret ${vt('i32')} <${Array.from({ length: w }, (_, i) => `i32 ${i}`).join(', ')}>`));
   out.push(...vectorMath(w));

@@ -1,0 +1,34 @@
+// Recipe: an int8 matmul nest (qmatmul) on a CPU as int16 pair dot products (pair_dot.ts), then the register-blocked
+// micro-kernel of float matmuls (micro_kernel.ts) over i32 lanes: per step one broadcast row pair and nr/V column
+// vectors of pairs, each lane's dot2 one pmaddwd lane (LLVM), the column pairs packed into panels.
+import type { Expr } from '../ir.js';
+import { type TargetCaps, registerTile } from '../schedule.js';
+import { type For } from './loops.js';
+import { contractionNest, microKernel } from './micro_kernel.js';
+import { type Reduction, localArrays } from './nests.js';
+import { pairDot } from './pair_dot.js';
+import type { Schedule } from './primitive.js';
+
+/** `acc + dot2(x, w)`: the operands of a pair-dot reduction's update. */
+function dotOperands(r: Reduction): [Expr, Expr] | undefined {
+  const u = r.update;
+  if (r.init !== 0 || r.loops.length !== 1 || u.k !== 'binary' || u.op !== 'add' || u.a.k !== 'var' || u.a.name !== r.acc || u.b.k !== 'binary' || u.b.op !== 'dot2') return undefined;
+  return [u.b.a, u.b.b];
+}
+
+/** Run by cpu_matmul.ts before its float nests. */
+export function cpuQmatmul(s: Schedule, caps: TargetCaps): void {
+  if (caps.gpu || caps.vector?.values !== 'any') return;
+  for (const top of s.body.filter((x): x is For => x.k === 'for')) {
+    if (s.check(pairDot, { loop: top.v, buffer: '_' }) !== undefined) continue;
+    s.apply(pairDot, { loop: top.v, buffer: s.freshBuffer(`pairs_${s.name}`) });
+    const nest = s.body.find((x): x is For => x.k === 'for' && x.v === top.v)!;
+    const n = contractionNest(nest, localArrays(s.body), dotOperands, 'i32');
+    if (!n) continue;
+    const M = n.chain[0]!.extent, N = n.chain[1]!.extent;
+    const reg = registerTile(M, N, caps, n.epilogue);
+    if (!reg) continue;
+    const pack = N > reg.nr && M / reg.mr >= 4;
+    s.attempt(() => microKernel(s, n, { ...reg, columnsOuter: true, pack }, caps));
+  }
+}
