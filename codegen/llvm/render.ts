@@ -107,6 +107,18 @@ const dot2: B = (x, a, b) => {
   return x.b.CreateAdd(x.b.CreateMul(lo(a), lo(b)), x.b.CreateMul(hi(a), hi(b)));
 };
 
+/**
+ * llvm.fptosi.sat on vectors without its per-lane scalar code (LLVM 14 on x86 converts lane by lane): fptosi of the
+ * value clamped into i32 range, then the saturated ends and NaN → 0 chosen by selects (one cvttps2dq and a few masks).
+ */
+const fptosiSat: U = (x, a) => {
+  const b = x.b, big = x.c('f32', 2 ** 31), small = x.c('f32', -(2 ** 31));
+  const hi = b.CreateFCmpOGE(a, big), lo = b.CreateFCmpOLT(a, small), nan = b.CreateFCmpUNE(a, a);
+  const inRange = b.CreateSelect(b.CreateOr(b.CreateOr(hi, lo), nan), x.c('f32', 0), a);
+  const r = b.CreateFPToSI(inRange, x.type('i32'));
+  return b.CreateSelect(hi, x.c('i32', 2 ** 31 - 1), b.CreateSelect(lo, x.c('i32', -(2 ** 31)), r));
+};
+
 /** Every primitive op as LLVM IR. */
 const OPS: OpTable<U, B> = {
   unary: {
@@ -141,7 +153,7 @@ const OPS: OpTable<U, B> = {
     },
   },
   cast: {
-    'f32>i32': (x, a) => x.intrinsic(I().fptosi_sat, [a], 'i32', 'f32'), 'f32>bool': (x, a) => x.b.CreateFCmpUNE(a, x.c('f32', 0)),
+    'f32>i32': (x, a) => (a.getType().getTypeID() === llvm().Type.TypeID.FixedVectorTyID ? fptosiSat(x, a) : x.intrinsic(I().fptosi_sat, [a], 'i32', 'f32')), 'f32>bool': (x, a) => x.b.CreateFCmpUNE(a, x.c('f32', 0)),
     'i32>f32': (x, a) => x.b.CreateSIToFP(a, x.type('f32')), 'i32>bool': (x, a) => x.b.CreateICmpNE(a, x.c('i32', 0)),
     'bool>f32': (x, a) => x.b.CreateUIToFP(a, x.type('f32')), 'bool>i32': (x, a) => x.b.CreateZExt(a, x.type('i32')),
   },

@@ -7,6 +7,7 @@ import { type For } from './loops.js';
 import { contractionNest, microKernel } from './micro_kernel.js';
 import { type Reduction, localArrays } from './nests.js';
 import { pairDot } from './pair_dot.js';
+import { split } from './split.js';
 import type { Schedule } from './primitive.js';
 
 /** `acc + dot2(x, w)`: the operands of a pair-dot reduction's update. */
@@ -20,8 +21,16 @@ function dotOperands(r: Reduction): [Expr, Expr] | undefined {
 export function cpuQmatmul(s: Schedule, caps: TargetCaps): void {
   if (caps.gpu || caps.vector?.values !== 'any') return;
   for (const top of s.body.filter((x): x is For => x.k === 'for')) {
-    if (s.check(pairDot, { loop: top.v, buffer: '_' }) !== undefined) continue;
-    s.apply(pairDot, { loop: top.v, buffer: s.freshBuffer(`pairs_${s.name}`) });
+    if (s.check(pairDot, { loop: top.v, buffer: '_', names: ['_', '_'] }) !== undefined) continue;
+    // only where the micro-kernel's tile fits: dot2 as scalar shifts and multiplies costs more than two products
+    const j = top.body[0] as For, epilogue = 1 + j.body.slice(j.body.findIndex((x) => x.k === 'for') + 1).filter((x) => x.k === 'decl').length;
+    if (!registerTile(top.extent, j.extent, caps, epilogue)) continue;
+    const names = [s.fresh('pi'), s.fresh('pk')] as const;
+    s.apply(pairDot, { loop: top.v, buffer: s.freshBuffer(`pairs_${s.name}`), names });
+    // the packing nest's pairs in chunks that cpu_kinds makes vector lanes (an extent the target renders as one vector)
+    const K2 = (s.body.find((x): x is For => x.k === 'for' && x.v === names[0])!.body[0] as For).extent;
+    const lanes = [4, 2, 1].map((f) => f * caps.vectorWidth).find((f) => K2 % f === 0 && K2 > f && f <= (caps.vector?.maxExtent ?? 0));
+    if (lanes) s.apply(split, { loop: names[1], factor: lanes, outer: s.fresh('pk'), inner: s.fresh('pc') });
     const nest = s.body.find((x): x is For => x.k === 'for' && x.v === top.v)!;
     const n = contractionNest(nest, localArrays(s.body), dotOperands, 'i32');
     if (!n) continue;

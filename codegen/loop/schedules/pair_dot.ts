@@ -1,5 +1,5 @@
 // pairDot: an int8 matmul nest (qmatmul as lowered: `acc = bias; for k { acc = acc + x·w }; requantize`) as a sum of
-// int16 pair dot products: `for k2 { acc += dot2(xp[i, k2], pack16(w[2k2, j], w[2k2 + 1, j])) }` (loop/ir.ts), the
+// int16 pair dot products: `for k2 { acc += dot2(xp[i, k2], pack16(w[k2, j], w[K2 + k2, j])) }` (loop/ir.ts), the
 // row operand's pairs computed once per row by a nest placed before (its quantize no longer recomputed per column),
 // odd K's last term and the bias added after. This reassociates the sum, which is exact here: i32 additions wrap,
 // so any order gives the same bits (the interpreter's order included). Each product is of two int16 halves: the
@@ -15,6 +15,8 @@ export interface PairDotArgs {
   readonly loop: string;
   /** the buffer the row pairs are packed into */
   readonly buffer: string;
+  /** variables of the packing nest's loops (rows, pairs) */
+  readonly names: readonly [string, string];
 }
 
 type Decl = Extract<Stmt, { k: 'decl' }>;
@@ -105,15 +107,18 @@ export const pairDot = primitive<PairDotArgs>({
   apply: (k, a) => {
     const m = match(k.body, a) as Match, K = m.k.extent, K2 = K >> 1, M = m.i.extent;
     const t: Scalar = 'i32';
-    const at = (h: number, v: Expr, kv: Expr) => new Map([[m.k.v, E.add(E.mul(kv, E.i32(2)), E.i32(h))], [m.i.v, v]]);
-    // the rows' pairs: xp[i, k2] = pack16(row at 2k2, row at 2k2 + 1)
-    const [pi, pk] = [k.fresh('pi'), k.fresh('pk')];
+    // pair k2 is terms k2 and K2 + k2 (any pairing sums the same): the row pairs are then contiguous in k2, so the
+    // packing nest (the quantize of a float input in it) runs as vectors
+    const term = (h: number, kv: Expr) => E.add(kv, E.i32(h * K2));
+    const at = (h: number, v: Expr, kv: Expr) => new Map([[m.k.v, term(h, kv)], [m.i.v, v]]);
+    // the rows' pairs: xp[i, k2] = pack16(row at k2, row at K2 + k2)
+    const [pi, pk] = a.names;
     const r0 = instance(m.rowDecls, m.row, at(0, E.v(pi), E.v(pk)), k.fresh), r1 = instance(m.rowDecls, m.row, at(1, E.v(pi), E.v(pk)), k.fresh);
     const packRows = S.for(pi, M, [S.for(pk, K2, [...r0.stmts, ...r1.stmts,
       S.store(a.buffer, E.add(E.mul(E.v(pi), E.i32(K2)), E.v(pk)), E.binary('pack16', r0.value, r1.value))])]);
     // the reduction over pairs: the column pair computed in the step (where the micro-kernel packs its panels)
     const k2 = k.fresh('k'), sum = k.fresh('acc'), xv = k.fresh('x'), wv = k.fresh('w');
-    const colAt = (h: number) => new Map([[m.k.v, E.add(E.mul(E.v(k2), E.i32(2)), E.i32(h))]]);
+    const colAt = (h: number) => new Map([[m.k.v, term(h, E.v(k2))]]);
     const c0 = instance(m.colDecls, m.col, colAt(0), k.fresh), c1 = instance(m.colDecls, m.col, colAt(1), k.fresh);
     const step: Stmt[] = [S.decl(xv, t, E.load(a.buffer, E.add(E.mul(E.v(m.i.v), E.i32(K2)), E.v(k2)), t)), ...c0.stmts, ...c1.stmts,
       S.decl(wv, t, E.binary('pack16', c0.value, c1.value)), S.assign(sum, E.binary('add', E.v(sum, t), E.binary('dot2', E.v(xv, t), E.v(wv, t))))];
