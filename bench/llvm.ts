@@ -20,6 +20,7 @@ import { compileLlvm, hostCpu } from '../codegen/llvm/target.js';
 import { readNpy, writeNpy } from '../runtime/npy.js';
 import { readSafetensors } from '../runtime/safetensors.js';
 import { encodeOnnx, type OnnxGraph } from './onnx.js';
+import { int8Rows } from './int8.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..'); // dist/bench -> repo root
@@ -270,6 +271,13 @@ async function main(): Promise<void> {
   const checks: string[] = [];
   const breakdowns: BreakdownRow[] = [];
   try {
+    // ------------------------------------------------------------------ int8 (BENCH_ONLY=int8: this section alone)
+    const int8 = await int8Rows(tmp, { root, benchKiln, benchOrt, ortOptions, kilnCompile, log }, lcg(4242));
+    if (process.env['BENCH_ONLY'] === 'int8') {
+      process.stdout.write(`load average before / after: ${loadBefore.map((v) => v.toFixed(2)).join(' ')} / ${os.loadavg().map((v) => v.toFixed(2)).join(' ')}\n\n${int8.join('\n')}`);
+      return;
+    }
+
     // ------------------------------------------------------------------ compile time (the whole command)
     log('compile: kiln compile examples/seed/sequential.ts --target llvm (whole command)');
     const compileMs: number[] = [];
@@ -511,6 +519,7 @@ async function main(): Promise<void> {
       L.push('');
     }
 
+    L.push(...int8);
     L.push('## Sanity checks (same weights, same inputs)', '');
     for (const c of checks) L.push(`- ${c}`);
     L.push('');
