@@ -1,11 +1,11 @@
-// Recipe: an int8 matmul nest (qmatmul) on a CPU as int16 pair dot products (pair_dot.ts), then the register-blocked
+// Recipe: an int8 matmul or convolution nest (qmatmul, qconv) on a CPU as int16 pair dot products (pair_dot.ts), then the register-blocked
 // micro-kernel of float matmuls (micro_kernel.ts) over i32 lanes: per step one broadcast row pair and nr/V column
 // vectors of pairs, each lane's dot2 one pmaddwd lane (LLVM), the column pairs packed into panels.
 import type { Expr } from '../ir.js';
 import { type TargetCaps, registerTile } from '../schedule.js';
-import { type For } from './loops.js';
+import { type For, findLoop } from './loops.js';
 import { contractionNest, microKernel } from './micro_kernel.js';
-import { type Reduction, localArrays } from './nests.js';
+import { type Reduction, localArrays, outerChain } from './nests.js';
 import { pairDot } from './pair_dot.js';
 import { split } from './split.js';
 import type { Schedule } from './primitive.js';
@@ -21,23 +21,25 @@ function dotOperands(r: Reduction): [Expr, Expr] | undefined {
 export function cpuQmatmul(s: Schedule, caps: TargetCaps): void {
   if (caps.gpu || caps.vector?.values !== 'any') return;
   for (const top of s.body.filter((x): x is For => x.k === 'for')) {
-    if (s.check(pairDot, { loop: top.v, buffer: '_', names: ['_', '_'] }) !== undefined) continue;
+    const chain = outerChain(top), rows = chain.slice(0, -1), j = chain[chain.length - 1]!;
+    const names = [...rows.map(() => s.fresh('pi')), s.fresh('pk')];
+    if (s.check(pairDot, { loop: top.v, buffer: '_', names }) !== undefined) continue;
     // only where the micro-kernel's tile fits: dot2 as scalar shifts and multiplies costs more than two products
-    const j = top.body[0] as For, epilogue = 1 + j.body.slice(j.body.findIndex((x) => x.k === 'for') + 1).filter((x) => x.k === 'decl').length;
-    if (!registerTile(top.extent, j.extent, caps, epilogue)) continue;
-    const names = [s.fresh('pi'), s.fresh('pk')] as const;
+    const epilogue = 1 + j.body.slice(j.body.findIndex((x) => x.k === 'for') + 1).filter((x) => x.k === 'decl').length;
+    if (!registerTile(rows[rows.length - 1]!.extent, j.extent, caps, epilogue)) continue;
     s.apply(pairDot, { loop: top.v, buffer: s.freshBuffer(`pairs_${s.name}`), names });
     // the packing nest's pairs in chunks that cpu_kinds makes vector lanes (an extent the target renders as one vector)
-    const K2 = (s.body.find((x): x is For => x.k === 'for' && x.v === names[0])!.body[0] as For).extent;
-    const lanes = [4, 2, 1].map((f) => f * caps.vectorWidth).find((f) => K2 % f === 0 && K2 > f && f <= (caps.vector?.maxExtent ?? 0));
-    if (lanes) s.apply(split, { loop: names[1], factor: lanes, outer: s.fresh('pk'), inner: s.fresh('pc') });
+    const pk = findLoop(s.body, names[names.length - 1]!)!;
+    const lanes = [4, 2, 1].map((f) => f * caps.vectorWidth).find((f) => pk.extent % f === 0 && pk.extent > f && f <= (caps.vector?.maxExtent ?? 0));
+    if (lanes) s.apply(split, { loop: pk.v, factor: lanes, outer: s.fresh('pk'), inner: s.fresh('pc') });
     const nest = s.body.find((x): x is For => x.k === 'for' && x.v === top.v)!;
     const n = contractionNest(nest, localArrays(s.body), dotOperands, 'i32');
     if (!n) continue;
-    const M = n.chain[0]!.extent, N = n.chain[1]!.extent;
+    const M = n.chain[n.chain.length - 2]!.extent, N = n.chain[n.chain.length - 1]!.extent;
     const reg = registerTile(M, N, caps, n.epilogue);
     if (!reg) continue;
-    const pack = N > reg.nr && M / reg.mr >= 4;
+    // (a convolution's panels are not packed: pack.ts lays them out along one row loop)
+    const pack = n.chain.length === 2 && N > reg.nr && M / reg.mr >= 4;
     s.attempt(() => microKernel(s, n, { ...reg, columnsOuter: true, pack }, caps));
   }
 }
