@@ -2,7 +2,7 @@
 // a convolution's taps `select(inside, acc + x·w, acc)`; then requantize) as a sum of
 // int16 pair dot products: `for k2 { acc += dot2(xp[i, k2], pack16(w[k2, j], w[K2 + k2, j])) }` (loop/ir.ts), the
 // row operand's pairs computed once per row by a nest placed before (its quantize no longer recomputed per column),
-// odd K's last term and the bias added after. The reduction's loops are one flat index k (a convolution's window
+// the bias added after (odd K: a last pair of one term). The reduction's loops are one flat index k (a convolution's window
 // (kh, kw, cin) in order), its outer loops but the last (columns) the rows; a tap outside the input is a row value 0. This reassociates the sum, which is exact here: i32 additions wrap,
 // so any order gives the same bits (the interpreter's order included). Each product is of two int16 halves: the
 // row operand x - xZero is in -255..255 and w in -128..127, so neither a product nor the pair's sum can saturate or
@@ -127,7 +127,10 @@ export const pairDot = primitive<PairDotArgs>({
     return undefined;
   },
   apply: (k, a) => {
-    const m = match(k.body, a) as Match, K = m.ks.reduce((n, l) => n * l.extent, 1), K2 = K >> 1;
+    // odd K: the last pair's second term is a row value 0 (its loads clamped in bounds), so no term is left over
+    const m = match(k.body, a) as Match, K = m.ks.reduce((n, l) => n * l.extent, 1), K2 = (K + 1) >> 1;
+    const second = (f: Expr) => (K % 2 ? E.binary('min', E.add(f, E.i32(K2)), E.i32(K - 1)) : E.add(f, E.i32(K2)));
+    const zeroPast = (f: Expr, v: Expr) => (K % 2 ? E.select(E.binary('lt', E.add(f, E.i32(K2)), E.i32(K)), v, E.i32(0)) : v);
     const M = m.rows.reduce((n, l) => n * l.extent, 1), t: Scalar = 'i32';
     const rowIndex = (vars: readonly Expr[]) => vars.reduce((acc: Expr, v, d) => E.add(E.mul(acc, E.i32(m.rows[d]!.extent)), v), E.i32(0));
     // pair k2 is terms k2 and K2 + k2 (any pairing sums the same): the row pairs of a matmul are then contiguous in
@@ -139,25 +142,18 @@ export const pairDot = primitive<PairDotArgs>({
     };
     // the rows' pairs: xp[row, k2] = pack16(row at k2, row at K2 + k2)
     const names = a.names.slice(0, -1), pk = a.names[a.names.length - 1]!, rowVars = names.map((n) => E.v(n));
-    const r0 = instance(m.rowDecls, m.row, at(E.v(pk), rowVars), k.fresh), r1 = instance(m.rowDecls, m.row, at(E.add(E.v(pk), E.i32(K2)), rowVars), k.fresh);
+    const r0 = instance(m.rowDecls, m.row, at(E.v(pk), rowVars), k.fresh), r1 = instance(m.rowDecls, m.row, at(second(E.v(pk)), rowVars), k.fresh);
     let packRows: Stmt = S.for(pk, K2, [...r0.stmts, ...r1.stmts,
-      S.store(a.buffer, E.add(E.mul(rowIndex(rowVars), E.i32(K2)), E.v(pk)), E.binary('pack16', r0.value, r1.value))]);
+      S.store(a.buffer, E.add(E.mul(rowIndex(rowVars), E.i32(K2)), E.v(pk)), E.binary('pack16', r0.value, zeroPast(E.v(pk), r1.value)))]);
     for (let d = m.rows.length - 1; d >= 0; d--) packRows = S.for(names[d]!, m.rows[d]!.extent, [packRows]);
     // the reduction over pairs: the column pair computed in the step (where the micro-kernel packs its panels)
     const k2 = k.fresh('k'), sum = k.fresh('acc'), xv = k.fresh('x'), wv = k.fresh('w');
     const here = m.rows.map((l) => E.v(l.v));
-    const c0 = instance(m.colDecls, m.col, unflatten(m.ks, E.v(k2)), k.fresh), c1 = instance(m.colDecls, m.col, unflatten(m.ks, E.add(E.v(k2), E.i32(K2))), k.fresh);
+    const c0 = instance(m.colDecls, m.col, unflatten(m.ks, E.v(k2)), k.fresh), c1 = instance(m.colDecls, m.col, unflatten(m.ks, second(E.v(k2))), k.fresh);
     const step: Stmt[] = [S.decl(xv, t, E.load(a.buffer, E.add(E.mul(rowIndex(here), E.i32(K2)), E.v(k2)), t)), ...c0.stmts, ...c1.stmts,
       S.decl(wv, t, E.binary('pack16', c0.value, c1.value)), S.assign(sum, E.binary('add', E.v(sum, t), E.binary('dot2', E.v(xv, t), E.v(wv, t))))];
-    // the accumulator's own init (the bias) and odd K's last term, added after the pairs
-    let total = E.binary('add', m.acc.init, E.v(sum, t));
-    const tail: Stmt[] = [];
-    if (K % 2) {
-      const x = instance(m.rowDecls, m.row, at(E.i32(K - 1), here), k.fresh), w = instance(m.colDecls, m.col, unflatten(m.ks, E.i32(K - 1)), k.fresh);
-      tail.push(...x.stmts, ...w.stmts);
-      total = E.binary('add', total, E.binary('mul', x.value, w.value));
-    }
-    const jBody = [S.decl(sum, t, E.i32(0)), S.for(k2, K2, step), ...m.pre, ...tail, S.decl(m.acc.name, t, total), ...m.post];
+    // the accumulator's own init (the bias), added after the pairs
+    const jBody = [S.decl(sum, t, E.i32(0)), S.for(k2, K2, step), ...m.pre, S.decl(m.acc.name, t, E.binary('add', m.acc.init, E.v(sum, t))), ...m.post];
     let nest: For = { ...m.j, body: jBody };
     for (let d = m.rows.length - 1; d >= 0; d--) nest = { ...m.rows[d]!, body: [nest] };
     const buffer: Buffer = { name: a.buffer, dtype: 'int32', size: M * K2, kind: 'temp' };
