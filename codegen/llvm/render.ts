@@ -391,9 +391,10 @@ class KernelBuilder {
       if (m && other) return this.emit(vec).intrinsic(I().fmuladd, [m.a, m.b, other].map((o) => this.lift(this.expr(o), 'f32', vec)), 'f32');
     }
     // acc + dot2(x, w) as one SMLAD on the Cortex-M4 (LLVM does not fold the add into its SMUAD)
-    if (e.op === 'add' && e.t === 'i32' && this.g.dot === 'dsp' && !vec) {
+    if (e.op === 'add' && e.t === 'i32' && this.g.dot === 'dsp') {
       const [d, acc] = e.b.k === 'binary' && e.b.op === 'dot2' ? [e.b, e.a] : e.a.k === 'binary' && e.a.op === 'dot2' ? [e.a, e.b] : [undefined, undefined];
-      if (d && acc) return this.emit(false).call('llvm.arm.smlad', [this.expr(d.a), this.expr(d.b), this.expr(acc)], 'i32');
+      const args = d && acc && [acc, d.a, d.b].map((o) => this.lift(this.expr(o), 'i32', vec));
+      if (args) return vec ? this.callVector('smlad', args) : this.emit(false).call('llvm.arm.smlad', [args[1]!, args[2]!, args[0]!], 'i32');
     }
     const a = this.lift(this.expr(e.a), e.a.t, vec), c = this.lift(this.expr(e.b), e.b.t, vec);
     return binaryOp(OPS, e.op, e.a.t)(this.emit(vec), a, c);

@@ -81,6 +81,15 @@ ${e === m ? `  ret ${vt(m)} %v` : `  %c = icmp ne ${vt(m)} %v, zeroinitializer\n
   store ${vt('i8')} %v, ${vt('i8')}* %q, align 1
   ret void`));
   out.push(dot2Helper(w, dot));
+  // acc + dot2(a, b) lane by lane as the Cortex-M4's SMLAD (it has no vectors: LLVM scalarizes the rest)
+  if (dot === 'dsp') {
+    const lanes = Array.from({ length: w }, (_, i) => `  %c${i} = extractelement ${vt('i32')} %c, i32 ${i}
+  %a${i} = extractelement ${vt('i32')} %a, i32 ${i}
+  %b${i} = extractelement ${vt('i32')} %b, i32 ${i}
+  %y${i} = call i32 @llvm.arm.smlad(i32 %a${i}, i32 %b${i}, i32 %c${i})
+  %v${i} = insertelement ${vt('i32')} ${i ? `%v${i - 1}` : 'undef'}, i32 %y${i}, i32 ${i}`).join('\n');
+    out.push(`declare i32 @llvm.arm.smlad(i32, i32, i32)\n${fn(vt('i32'), 'smlad', `${vt('i32')} %c, ${vt('i32')} %a, ${vt('i32')} %b`, `${lanes}\n  ret ${vt('i32')} %v${w - 1}`)}`);
+  }
   for (const [k, e] of [['f32', 'float'], ['i32', 'i32'], ['bool', 'i1']] as const) out.push(fn(e, `extract_${k}`, `${vt(e)} %v, i32 %i`, `  %x = extractelement ${vt(e)} %v, i32 %i\n  ret ${e} %x`));
   out.push(fn(vt('i32'), 'iota', '', `  ret ${vt('i32')} <${Array.from({ length: w }, (_, i) => `i32 ${i}`).join(', ')}>`));
   out.push(...vectorMath(w));

@@ -66,6 +66,7 @@ export { computeAt } from './compute_at.js';
 export { cacheShared, distribute } from './cache_shared.js';
 export { rfactor } from './rfactor.js';
 export { pad } from './pad.js';
+export { pairDot } from './pair_dot.js';
 export { gpuGrid } from './gpu_grid.js';
 export { gpuReduce, treeParts, treeThreads } from './gpu_reduce.js';
 export { finishMatmul, matmulNest, matmulTops, paddedTiles, renameMatmuls, scheduleMatmul, tileMatmul } from './gpu_matmul.js';
@@ -75,6 +76,7 @@ export const SCHEDULE_STEPS: readonly string[] = [
   'split', 'reorder', 'tile', 'fission', 'cacheWrite', 'accumulateInto', 'liftLocal', 'cacheRead', 'hoist', 'pack',
   'unroll', 'vectorize', 'fold', 'parallel', 'fuse', 'launch', 'sinkDecls', 'bind', 'dropUnitLoops', 'simplify', 'renumber',
   'addUnitLoop', 'expand', 'scaleDecl', 'renumberNests', 'computeAt', 'privatize', 'cacheShared', 'distribute', 'rfactor', 'treeThreads', 'pad',
+  'pairDot',
 ];
 
 /** A schedule recipe: applies primitives to the nests of a kernel it fits (and leaves the others alone). */
