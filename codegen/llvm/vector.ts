@@ -24,26 +24,31 @@ const PMADDWD = { avx512: [16, 'llvm.x86.avx512.pmaddw.d.512'], avx2: [8, 'llvm.
 function dot2Helper(w: number, dot: DotIsa | undefined): string {
   const vt = (e: string, n = w) => `<${n} x ${e}>`, h = vt('i16', 2 * w), ints = (xs: number[]) => `<${xs.map((x) => `i32 ${x}`).join(', ')}>`;
   const range = (n: number, f: (i: number) => number) => Array.from({ length: n }, (_, i) => f(i));
-  const lines = [`  %a16 = bitcast ${vt('i32')} %a to ${h}`, `  %b16 = bitcast ${vt('i32')} %b to ${h}`];
   const widths: readonly (keyof typeof PMADDWD)[] = dot === 'avx512' ? ['avx512', 'avx2', 'sse2'] : dot === 'avx2' ? ['avx2', 'sse2'] : dot === 'sse2' ? ['sse2'] : [];
-  const isa = widths.find((d) => w % PMADDWD[d][0] === 0);
-  const decls: string[] = [];
+  // lanes padded to a multiple of 4 (undefined lanes, dropped after), then chunks of the widest pmaddwd dividing them
+  const wp = Math.ceil(w / 4) * 4, isa = widths.find((d) => wp % PMADDWD[d][0] === 0);
   if (isa) {
-    const [c, name] = PMADDWD[isa], n = w / c, hc = vt('i16', 2 * c), ic = vt('i32', c);
-    decls.push(`declare ${ic} @${name}(${hc}, ${hc})`);
+    const [c, name] = PMADDWD[isa], n = wp / c, hc = vt('i16', 2 * c), ic = vt('i32', c), hp = vt('i16', 2 * wp), ip = vt('i32', wp);
+    const lines = wp === w ? [`  %a16 = bitcast ${vt('i32')} %a to ${hp}`, `  %b16 = bitcast ${vt('i32')} %b to ${hp}`]
+      : ['a', 'b'].flatMap((v) => [`  %${v}p = shufflevector ${vt('i32')} %${v}, ${vt('i32')} undef, ${vt('i32', wp)} ${ints(range(wp, (i) => (i < w ? i : w)))}`, `  %${v}16 = bitcast ${ip} %${v}p to ${hp}`]);
     let acc = '';
     for (let j = 0; j < n; j++) {
-      for (const v of ['a', 'b']) lines.push(`  %${v}${j} = shufflevector ${h} %${v}16, ${h} undef, ${vt('i32', 2 * c)} ${ints(range(2 * c, (i) => 2 * c * j + i))}`);
+      for (const v of ['a', 'b']) lines.push(`  %${v}${j} = shufflevector ${hp} %${v}16, ${hp} undef, ${vt('i32', 2 * c)} ${ints(range(2 * c, (i) => 2 * c * j + i))}`);
       lines.push(`  %d${j} = call ${ic} @${name}(${hc} %a${j}, ${hc} %b${j})`);
       if (n === 1) { acc = `%d${j}`; continue; }
-      // chunk j into lanes j*c.. of the result: widened to w lanes, then shuffled in
-      lines.push(`  %e${j} = shufflevector ${ic} %d${j}, ${ic} undef, ${vt('i32')} ${ints(range(w, (i) => (i < c ? i : c)))}`);
+      // chunk j into lanes j*c.. of the result: widened to wp lanes, then shuffled in
+      lines.push(`  %e${j} = shufflevector ${ic} %d${j}, ${ic} undef, ${ip} ${ints(range(wp, (i) => (i < c ? i : c)))}`);
       if (j === 0) { acc = `%e0`; continue; }
-      lines.push(`  %r${j} = shufflevector ${vt('i32')} ${acc}, ${vt('i32')} %e${j}, ${vt('i32')} ${ints(range(w, (i) => (i >= c * j && i < c * (j + 1) ? w + i - c * j : i)))}`);
+      lines.push(`  %r${j} = shufflevector ${ip} ${acc}, ${ip} %e${j}, ${ip} ${ints(range(wp, (i) => (i >= c * j && i < c * (j + 1) ? wp + i - c * j : i)))}`);
       acc = `%r${j}`;
     }
-    return `${decls.join('\n')}\ndefine ${vt('i32')} @${helper('dot2', w)}(${vt('i32')} %a, ${vt('i32')} %b) alwaysinline {\n${lines.join('\n')}\n  ret ${vt('i32')} ${acc}\n}\n`;
+    if (wp !== w) {
+      lines.push(`  %out = shufflevector ${ip} ${acc}, ${ip} undef, ${vt('i32')} ${ints(range(w, (i) => i))}`);
+      acc = '%out';
+    }
+    return `declare ${ic} @${name}(${hc}, ${hc})\ndefine ${vt('i32')} @${helper('dot2', w)}(${vt('i32')} %a, ${vt('i32')} %b) alwaysinline {\n${lines.join('\n')}\n  ret ${vt('i32')} ${acc}\n}\n`;
   }
+  const lines = [`  %a16 = bitcast ${vt('i32')} %a to ${h}`, `  %b16 = bitcast ${vt('i32')} %b to ${h}`];
   for (const o of [0, 1]) for (const v of ['a', 'b']) {
     lines.push(`  %${v}${o}h = shufflevector ${h} %${v}16, ${h} undef, ${vt('i32')} ${ints(range(w, (i) => 2 * i + o))}`);
     lines.push(`  %${v}${o} = sext ${vt('i16')} %${v}${o}h to ${vt('i32')}`);

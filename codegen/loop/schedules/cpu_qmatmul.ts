@@ -17,6 +17,17 @@ function dotOperands(r: Reduction): [Expr, Expr] | undefined {
   return [u.b.a, u.b.b];
 }
 
+/**
+ * registerTile's tile, else for a few columns that no tile divides (the seed MLP's 10 outputs) one tile of all of
+ * them: up to 4 rows by N columns as vector lanes (dot2 pads its lanes to whole pmaddwd chunks).
+ */
+function tileOf(M: number, N: number, caps: TargetCaps, epilogue: number): { mr: number; nr: number } | undefined {
+  const reg = registerTile(M, N, caps, epilogue);
+  if (reg || N > 2 * caps.vectorWidth || N < 2) return reg;
+  const mr = [4, 2, 1].find((r) => M % r === 0 && r * Math.ceil(N / caps.vectorWidth) * epilogue <= (caps.tileCode ?? Infinity))!;
+  return { mr, nr: N };
+}
+
 /** Run by cpu_matmul.ts before its float nests. */
 export function cpuQmatmul(s: Schedule, caps: TargetCaps): void {
   if (caps.gpu || caps.vector?.values !== 'any') return;
@@ -26,7 +37,7 @@ export function cpuQmatmul(s: Schedule, caps: TargetCaps): void {
     if (s.check(pairDot, { loop: top.v, buffer: '_', names }) !== undefined) continue;
     // only where the micro-kernel's tile fits: dot2 as scalar shifts and multiplies costs more than two products
     const epilogue = 1 + j.body.slice(j.body.findIndex((x) => x.k === 'for') + 1).filter((x) => x.k === 'decl').length;
-    if (!registerTile(rows[rows.length - 1]!.extent, j.extent, caps, epilogue)) continue;
+    if (!tileOf(rows[rows.length - 1]!.extent, j.extent, caps, epilogue)) continue;
     s.apply(pairDot, { loop: top.v, buffer: s.freshBuffer(`pairs_${s.name}`), names });
     // the packing nest's pairs in chunks that cpu_kinds makes vector lanes (an extent the target renders as one vector)
     const pk = findLoop(s.body, names[names.length - 1]!)!;
@@ -36,7 +47,7 @@ export function cpuQmatmul(s: Schedule, caps: TargetCaps): void {
     const n = contractionNest(nest, localArrays(s.body), dotOperands, 'i32');
     if (!n) continue;
     const M = n.chain[n.chain.length - 2]!.extent, N = n.chain[n.chain.length - 1]!.extent;
-    const reg = registerTile(M, N, caps, n.epilogue);
+    const reg = tileOf(M, N, caps, n.epilogue);
     if (!reg) continue;
     // (a convolution's panels are not packed: pack.ts lays them out along one row loop)
     const pack = n.chain.length === 2 && N > reg.nr && M / reg.mr >= 4;
