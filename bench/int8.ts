@@ -64,11 +64,11 @@ class Onnx {
     return this.node('DequantizeLinear', [t, this.f32(sc, [sc.length]), z], { axis });
   }
 
-  model(input: string, shape: number[], output: string): Uint8Array {
+  model(input: string, shape: number[], output: string, outShape: number[]): Uint8Array {
     const vi = (name: string, dims: number[]) => ({ name, type: { tensorType: { elemType: DataType.FLOAT, shape: { dim: dims.map((d) => ({ dimValue: d })) } } } });
     const last = this.nodes[this.nodes.length - 1]!;
     last.output = [output];
-    const graph = { name: 'int8', node: this.nodes, initializer: this.inits, input: [vi(input, shape)], output: [vi(output, [])] };
+    const graph = { name: 'int8', node: this.nodes, initializer: this.inits, input: [vi(input, shape)], output: [vi(output, outShape)] };
     return onnx.ModelProto.encode(onnx.ModelProto.create({ irVersion: IR_VERSION, opsetImport: [{ domain: '', version: OPSET }], graph })).finish();
   }
 }
@@ -131,7 +131,7 @@ export async function int8Rows(tmp: string, b: Int8Bench, rand: () => number): P
     const g = new Onnx(weights, man.quantization);
     if (c.model === 'seed MLP') mlpQdq(g, inName);
     else cnnQdq(g, inName, weights);
-    const onnxBytes = g.model(inName, c.ortShape, outName);
+    const onnxBytes = g.model(inName, c.ortShape, outName, [c.batch, 10]);
     writeFileSync(path.join(dir, 'int8.onnx'), onnxBytes);
     const feeds = { [inName]: new ort.Tensor('float32', data, c.ortShape) };
     const optimized = path.join(dir, 'int8.ort.onnx');

@@ -2,7 +2,8 @@
 // at the same thread counts. Writes bench/results-llvm.md.
 //
 // Cases: the seed MLP (784-64-relu-10-softmax) inference at batch 1 and 256, its training step with Adam at batch 32
-// and 256 (kiln only: no training peer is installed), a 1024x1024x1024 float32 matmul, and the wall time of
+// and 256 (kiln only: no training peer is installed), a 1024x1024x1024 float32 matmul, int8 inference of the seed MLP
+// and CNN against float32 and ORT's int8 (bench/int8.ts; BENCH_ONLY=int8 runs that alone), and the wall time of
 // `kiln compile` of the seed MLP. kiln is timed with its own executables (`model_main --bench N`,
 // `model_train --bench N`: median per call of N calls after N/10 warm-up calls, KILN_NUM_THREADS threads), each
 // run REPS times as a separate process; onnxruntime is timed from this process (each `await session.run` on its own,
@@ -429,7 +430,7 @@ async function main(): Promise<void> {
     const compileMed = median(compileMs);
     const gflops = (t: Timing, flop: number): number => flop / (t.us * 1e3);
     const L: string[] = [];
-    L.push('# kiln-llvm vs onnxruntime-node — seed MLP, training step, 1024³ matmul, compile time', '');
+    L.push('# kiln-llvm vs onnxruntime-node — seed MLP, training step, 1024³ matmul, compile time, int8', '');
     L.push('Reproduce from the repository root with:', '', '    npm run bench:llvm', '');
     L.push(`- date: ${started.toISOString()}`);
     L.push(`- node: ${process.version} (${process.platform}/${process.arch})`);
