@@ -2,7 +2,8 @@
 // at the same thread counts. Writes bench/results-llvm.md.
 //
 // Cases: the seed MLP (784-64-relu-10-softmax) inference at batch 1 and 256, its training step with Adam at batch 32
-// and 256 (kiln only: no training peer is installed), a 1024x1024x1024 float32 matmul, and the wall time of
+// and 256 (kiln only: no training peer is installed), a 1024x1024x1024 float32 matmul, int8 inference of the seed MLP
+// and CNN against float32 and ORT's int8 (bench/int8.ts; BENCH_ONLY=int8 runs that alone), and the wall time of
 // `kiln compile` of the seed MLP. kiln is timed with its own executables (`model_main --bench N`,
 // `model_train --bench N`: median per call of N calls after N/10 warm-up calls, KILN_NUM_THREADS threads), each
 // run REPS times as a separate process; onnxruntime is timed from this process (each `await session.run` on its own,
@@ -20,6 +21,7 @@ import { compileLlvm, hostCpu } from '../codegen/llvm/target.js';
 import { readNpy, writeNpy } from '../runtime/npy.js';
 import { readSafetensors } from '../runtime/safetensors.js';
 import { encodeOnnx, type OnnxGraph } from './onnx.js';
+import { int8Rows } from './int8.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..'); // dist/bench -> repo root
@@ -270,6 +272,13 @@ async function main(): Promise<void> {
   const checks: string[] = [];
   const breakdowns: BreakdownRow[] = [];
   try {
+    // ------------------------------------------------------------------ int8 (BENCH_ONLY=int8: this section alone)
+    const int8 = await int8Rows(tmp, { root, benchKiln, benchOrt, ortOptions, kilnCompile, log }, lcg(4242));
+    if (process.env['BENCH_ONLY'] === 'int8') {
+      process.stdout.write(`load average before / after: ${loadBefore.map((v) => v.toFixed(2)).join(' ')} / ${os.loadavg().map((v) => v.toFixed(2)).join(' ')}\n\n${int8.join('\n')}`);
+      return;
+    }
+
     // ------------------------------------------------------------------ compile time (the whole command)
     log('compile: kiln compile examples/seed/sequential.ts --target llvm (whole command)');
     const compileMs: number[] = [];
@@ -421,7 +430,7 @@ async function main(): Promise<void> {
     const compileMed = median(compileMs);
     const gflops = (t: Timing, flop: number): number => flop / (t.us * 1e3);
     const L: string[] = [];
-    L.push('# kiln-llvm vs onnxruntime-node — seed MLP, training step, 1024³ matmul, compile time', '');
+    L.push('# kiln-llvm vs onnxruntime-node — seed MLP, training step, 1024³ matmul, compile time, int8', '');
     L.push('Reproduce from the repository root with:', '', '    npm run bench:llvm', '');
     L.push(`- date: ${started.toISOString()}`);
     L.push(`- node: ${process.version} (${process.platform}/${process.arch})`);
@@ -511,6 +520,7 @@ async function main(): Promise<void> {
       L.push('');
     }
 
+    L.push(...int8);
     L.push('## Sanity checks (same weights, same inputs)', '');
     for (const c of checks) L.push(`- ${c}`);
     L.push('');

@@ -12,7 +12,7 @@ import { type OpTable, binaryOp, castOp, unaryOp } from '../loop/legalize.js';
 import { printExpr } from '../loop/printer.js';
 import { foldForm, laneVar } from '../loop/fold.js';
 import { LLVM_VECTORS, checkVectorLoops, laneCoef } from '../loop/vectorize.js';
-import { type Lane, helper, internalize, laneByLane, vectorHelpers } from './vector.js';
+import { type DotIsa, type Lane, helper, internalize, laneByLane, vectorHelpers } from './vector.js';
 
 // llvm-bindings is a native addon (built against LLVM 14 at install); loaded on first use so that the rest of
 // kiln works where it could not be built
@@ -69,6 +69,8 @@ interface Emit {
   intrinsic(id: number, args: V[], ...types: Lane[]): V;
   /** a function of libm or the C runtime over t; on vectors its vector helper (vector.ts) */
   call(name: string, args: V[], t: Scalar): V;
+  /** the target's int16 pair dot product instruction */
+  readonly dot?: DotIsa;
 }
 type U = (x: Emit, a: V) => V;
 type B = (x: Emit, a: V, b: V) => V;
@@ -96,6 +98,27 @@ const qshr: B = (x, a, e) => {
   return x.b.CreateAdd(x.b.CreateAShr(a, e), x.b.CreateZExt(up, x.b.getInt32Ty()));
 };
 
+/** The two signed int16 halves of each i32, multiplied pairwise and summed (ir.ts dot2): on vectors the helper whose
+ * even/odd i16 lanes LLVM selects as one pmaddwd (vpdpwssd with an add where the CPU has AVX-VNNI), as scalars shifts. */
+const dot2: B = (x, a, b) => {
+  if (a.getType().getTypeID() === llvm().Type.TypeID.FixedVectorTyID) return x.call('dot2', [a, b], 'i32');
+  if (x.dot === 'dsp') return x.call('llvm.arm.smuad', [a, b], 'i32');
+  const lo = (v: V) => x.b.CreateAShr(x.b.CreateShl(v, x.c('i32', 16)), x.c('i32', 16)), hi = (v: V) => x.b.CreateAShr(v, x.c('i32', 16));
+  return x.b.CreateAdd(x.b.CreateMul(lo(a), lo(b)), x.b.CreateMul(hi(a), hi(b)));
+};
+
+/**
+ * llvm.fptosi.sat on vectors without its per-lane scalar code (LLVM 14 on x86 converts lane by lane): fptosi of the
+ * value clamped into i32 range, then the saturated ends and NaN → 0 chosen by selects (one cvttps2dq and a few masks).
+ */
+const fptosiSat: U = (x, a) => {
+  const b = x.b, big = x.c('f32', 2 ** 31), small = x.c('f32', -(2 ** 31));
+  const hi = b.CreateFCmpOGE(a, big), lo = b.CreateFCmpOLT(a, small), nan = b.CreateFCmpUNE(a, a);
+  const inRange = b.CreateSelect(b.CreateOr(b.CreateOr(hi, lo), nan), x.c('f32', 0), a);
+  const r = b.CreateFPToSI(inRange, x.type('i32'));
+  return b.CreateSelect(hi, x.c('i32', 2 ** 31 - 1), b.CreateSelect(lo, x.c('i32', -(2 ** 31)), r));
+};
+
 /** Every primitive op as LLVM IR. */
 const OPS: OpTable<U, B> = {
   unary: {
@@ -121,7 +144,8 @@ const OPS: OpTable<U, B> = {
       div: (x, a, b) => x.b.CreateSDiv(a, b), pow: (x, a, b) => x.call('kiln_ipow', [a, b], 'i32'),
       eq: (x, a, b) => x.b.CreateICmpEQ(a, b), ne: (x, a, b) => x.b.CreateICmpNE(a, b), lt: (x, a, b) => x.b.CreateICmpSLT(a, b),
       le: (x, a, b) => x.b.CreateICmpSLE(a, b), gt: (x, a, b) => x.b.CreateICmpSGT(a, b), ge: (x, a, b) => x.b.CreateICmpSGE(a, b),
-      qmulhi, qshr, shl: (x, a, b) => x.b.CreateShl(a, b),
+      qmulhi, qshr, shl: (x, a, b) => x.b.CreateShl(a, b), dot2,
+      pack16: (x, a, b) => x.b.CreateOr(x.b.CreateAnd(a, x.c('i32', 0xffff)), x.b.CreateShl(b, x.c('i32', 16))),
     },
     bool: {
       and: (x, a, b) => x.b.CreateAnd(a, b), or: (x, a, b) => x.b.CreateOr(a, b),
@@ -129,7 +153,7 @@ const OPS: OpTable<U, B> = {
     },
   },
   cast: {
-    'f32>i32': (x, a) => x.intrinsic(I().fptosi_sat, [a], 'i32', 'f32'), 'f32>bool': (x, a) => x.b.CreateFCmpUNE(a, x.c('f32', 0)),
+    'f32>i32': (x, a) => (a.getType().getTypeID() === llvm().Type.TypeID.FixedVectorTyID ? fptosiSat(x, a) : x.intrinsic(I().fptosi_sat, [a], 'i32', 'f32')), 'f32>bool': (x, a) => x.b.CreateFCmpUNE(a, x.c('f32', 0)),
     'i32>f32': (x, a) => x.b.CreateSIToFP(a, x.type('f32')), 'i32>bool': (x, a) => x.b.CreateICmpNE(a, x.c('i32', 0)),
     'bool>f32': (x, a) => x.b.CreateUIToFP(a, x.type('f32')), 'bool>i32': (x, a) => x.b.CreateZExt(a, x.type('i32')),
   },
@@ -349,6 +373,7 @@ class KernelBuilder {
     return {
       b,
       type,
+      dot: this.g.dot,
       c: (t, v) => this.lift(t === 'f32' ? this.k.f32(v) : t === 'f64' ? this.k.f64(v) : t === 'i32' ? this.k.i32(v) : this.k.bool(v), t, vec),
       intrinsic: (id, args, ...types) => b.CreateCall(llvm().Intrinsic.getDeclaration(this.g.mod, id, types.map(type)), args),
       call: (name, args, t) => (vec ? b.CreateCall(this.g.vectorCall(name, this.lanes!.w, args.length, t), args) : b.CreateCall(this.g.extern(name, this.scalarType(t), args.map(() => this.scalarType(t))), args)),
@@ -364,6 +389,12 @@ class KernelBuilder {
       const { a: x, b: y } = e;
       const [m, other] = y.k === 'binary' && y.op === 'mul' ? [y, x] : x.k === 'binary' && x.op === 'mul' ? [x, y] : [undefined, undefined];
       if (m && other) return this.emit(vec).intrinsic(I().fmuladd, [m.a, m.b, other].map((o) => this.lift(this.expr(o), 'f32', vec)), 'f32');
+    }
+    // acc + dot2(x, w) as one SMLAD on the Cortex-M4 (LLVM does not fold the add into its SMUAD)
+    if (e.op === 'add' && e.t === 'i32' && this.g.dot === 'dsp') {
+      const [d, acc] = e.b.k === 'binary' && e.b.op === 'dot2' ? [e.b, e.a] : e.a.k === 'binary' && e.a.op === 'dot2' ? [e.a, e.b] : [undefined, undefined];
+      const args = d && acc && [acc, d.a, d.b].map((o) => this.lift(this.expr(o), 'i32', vec));
+      if (args) return vec ? this.callVector('smlad', args) : this.emit(false).call('llvm.arm.smlad', [args[1]!, args[2]!, args[0]!], 'i32');
     }
     const a = this.lift(this.expr(e.a), e.a.t, vec), c = this.lift(this.expr(e.b), e.b.t, vec);
     return binaryOp(OPS, e.op, e.a.t)(this.emit(vec), a, c);
@@ -475,7 +506,7 @@ class LlvmModule {
   /** int8 buffers of the entry being rendered: one byte in memory, i32 in registers */
   int8: ReadonlySet<string> = new Set();
 
-  constructor(name: string, readonly contract: boolean) {
+  constructor(name: string, readonly contract: boolean, readonly dot?: DotIsa) {
     const L = llvm();
     this.ctx = new L.LLVMContext();
     this.mod = new L.Module(name, this.ctx);
@@ -502,7 +533,7 @@ class LlvmModule {
   /** A vector helper for w lanes (see vector.ts); the helpers for w are parsed and linked on first use. */
   vectorHelper(name: string, w: number): Fn {
     if (!this.linked.has(w)) {
-      this.link(vectorHelpers(w), `the vector helpers for ${w} lanes`);
+      this.link(vectorHelpers(w, this.dot), `the vector helpers for ${w} lanes`);
       this.linked.add(w);
     }
     const f = this.mod.getFunction(helper(name, w));
@@ -572,9 +603,9 @@ export interface LlvmFlash {
  * allocas, not scratch memory). Returns the module as text (verified) for opt-14. contract: a*b + c as one
  * llvm.fmuladd (see LlvmTargetOptions.contract).
  */
-export function renderLlvm(entries: readonly Entry[], layout: Layout, name: string, contract = true, flash?: LlvmFlash): string {
+export function renderLlvm(entries: readonly Entry[], layout: Layout, name: string, contract = true, flash?: LlvmFlash, dot?: DotIsa): string {
   const L = llvm();
-  const g = new LlvmModule(name, contract);
+  const g = new LlvmModule(name, contract, dot);
   // the flash array, defined in model_desc.c: an i8* to its first byte
   const flashBase = flash && g.b.CreateBitCast(new L.GlobalVariable(g.mod, L.ArrayType.get(g.b.getInt8Ty(), flash.bytes), true,
     L.Function.LinkageTypes.ExternalLinkage, null, flash.symbol), g.b.getInt8PtrTy());

@@ -18,6 +18,7 @@ import { DEFAULT_CAPS, type TargetCaps } from '../loop/schedule.js';
 import { LLVM_VECTORS } from '../loop/vectorize.js';
 import { type Compiled, runPipeline } from '../../driver/pipeline.js';
 import { renderLlvm } from './render.js';
+import type { DotIsa } from './vector.js';
 
 /** An explicit CPU for opt/llc: LLVM 14 does not know the newest cores, so name the x86-64 level the host reaches. */
 export function hostCpu(): string {
@@ -68,7 +69,7 @@ export const bareMetal = (triple?: string): boolean => !!triple && triple.split(
 export const LLVM_CAPS: TargetCaps = { ...DEFAULT_CAPS, vectorWidth: 16, vectorRegisters: 22, fma: true, tileCode: 2048, threads: 1, vector: LLVM_VECTORS, legal: { ieeeMinMax: false } };
 
 /** The x86 vector unit of an -mcpu name (as gcc -march knows it), or undefined where it is not an x86 CPU gcc knows. */
-export function x86Vectors(cpu: string): { readonly avx512: boolean; readonly avx: boolean; readonly fma: boolean } | undefined {
+export function x86Vectors(cpu: string): { readonly avx512: boolean; readonly avx: boolean; readonly fma: boolean; readonly avx2: boolean; readonly avx512bw: boolean } | undefined {
   if (!/^[\w.-]+$/.test(cpu)) return undefined;
   let macros: string;
   try {
@@ -77,7 +78,7 @@ export function x86Vectors(cpu: string): { readonly avx512: boolean; readonly av
     return undefined; // not a -march gcc knows (another architecture's CPU, or no gcc)
   }
   const has = (m: string) => macros.includes(`#define __${m}__ 1`);
-  return has('SSE2') ? { avx512: has('AVX512F'), avx: has('AVX'), fma: has('FMA') } : undefined;
+  return has('SSE2') ? { avx512: has('AVX512F'), avx: has('AVX'), fma: has('FMA'), avx2: has('AVX2'), avx512bw: has('AVX512BW') } : undefined;
 }
 
 const capsByCpu = new Map<string, TargetCaps>();
@@ -98,6 +99,17 @@ export function llvmCaps(cpu: string | undefined): TargetCaps {
     capsByCpu.set(cpu, caps);
   }
   return caps;
+}
+
+/**
+ * The int16 pair dot product (dot2) instruction of a target, checked at compile time from the triple and -mcpu:
+ * pmaddwd of the widest x86 vectors the CPU has (AVX-VNNI CPUs then get vpdpwssd), the Cortex-M's DSP SMLAD.
+ */
+export function dotIsa(cpu: string | undefined, triple: string | undefined): DotIsa | undefined {
+  if (triple?.startsWith('thumbv7em')) return 'dsp';
+  if ((triple && !triple.startsWith('x86_64')) || !cpu) return undefined;
+  const x86 = x86Vectors(cpu);
+  return !x86 ? undefined : x86.avx512bw ? 'avx512' : x86.avx2 ? 'avx2' : 'sse2';
 }
 
 /** Compiles the entries and writes/builds every artifact; returns the files. */
@@ -121,7 +133,7 @@ export function compileLlvm(o: LlvmTargetOptions): string[] {
   mkdirSync(dir, { recursive: true });
   const machine = [...(o.triple ? [`-mtriple=${o.triple}`] : []), ...(cpu ? [`-mcpu=${cpu}`] : [])];
   writeFileSync(path.join(dir, 'model.ll'), renderLlvm(entries, layout, 'model', o.contract ?? true,
-    split && { symbol: FLASH_SYMBOL, bytes: split.data.length, offsets: split.flash }));
+    split && { symbol: FLASH_SYMBOL, bytes: split.data.length, offsets: split.flash }, dotIsa(cpu, o.triple)));
   sh('llvm', 'opt-14', ['-O3', ...machine, 'model.ll', '-o', 'model.bc'], dir);
   // static code for a firmware image (no GOT); position-independent for libraries
   // static code for a bare-metal image; PIC wherever an OS may link it into a PIE (the freestanding runtime on the

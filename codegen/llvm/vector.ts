@@ -11,7 +11,53 @@ export type Lane = keyof typeof ELEM;
 /** The name of a helper for W lanes. */
 export const helper = (name: string, w: number): string => `kiln_v${w}_${name}`;
 
-export function vectorHelpers(w: number): string {
+/**
+ * The instruction that renders dot2 (loop/ir.ts) on a target: x86's pmaddwd on 512, 256 or 128 bits (with an add,
+ * vpdpwssd where the CPU has AVX-VNNI: instruction selection fuses them), the Cortex-M4's SMUAD / SMLAD ('dsp');
+ * undefined: the generic even/odd-lane form.
+ */
+export type DotIsa = 'avx512' | 'avx2' | 'sse2' | 'dsp';
+
+const PMADDWD = { avx512: [16, 'llvm.x86.avx512.pmaddw.d.512'], avx2: [8, 'llvm.x86.avx2.pmadd.wd'], sse2: [4, 'llvm.x86.sse2.pmadd.wd'] } as const;
+
+/** dot2 on W lanes: pmaddwd on each chunk of C lanes (the widest that divides W), else even and odd i16 lanes. */
+function dot2Helper(w: number, dot: DotIsa | undefined): string {
+  const vt = (e: string, n = w) => `<${n} x ${e}>`, h = vt('i16', 2 * w), ints = (xs: number[]) => `<${xs.map((x) => `i32 ${x}`).join(', ')}>`;
+  const range = (n: number, f: (i: number) => number) => Array.from({ length: n }, (_, i) => f(i));
+  const widths: readonly (keyof typeof PMADDWD)[] = dot === 'avx512' ? ['avx512', 'avx2', 'sse2'] : dot === 'avx2' ? ['avx2', 'sse2'] : dot === 'sse2' ? ['sse2'] : [];
+  // lanes padded to a multiple of 4 (undefined lanes, dropped after), then chunks of the widest pmaddwd dividing them
+  const wp = Math.ceil(w / 4) * 4, isa = widths.find((d) => wp % PMADDWD[d][0] === 0);
+  if (isa) {
+    const [c, name] = PMADDWD[isa], n = wp / c, hc = vt('i16', 2 * c), ic = vt('i32', c), hp = vt('i16', 2 * wp), ip = vt('i32', wp);
+    const lines = wp === w ? [`  %a16 = bitcast ${vt('i32')} %a to ${hp}`, `  %b16 = bitcast ${vt('i32')} %b to ${hp}`]
+      : ['a', 'b'].flatMap((v) => [`  %${v}p = shufflevector ${vt('i32')} %${v}, ${vt('i32')} undef, ${vt('i32', wp)} ${ints(range(wp, (i) => (i < w ? i : w)))}`, `  %${v}16 = bitcast ${ip} %${v}p to ${hp}`]);
+    let acc = '';
+    for (let j = 0; j < n; j++) {
+      for (const v of ['a', 'b']) lines.push(`  %${v}${j} = shufflevector ${hp} %${v}16, ${hp} undef, ${vt('i32', 2 * c)} ${ints(range(2 * c, (i) => 2 * c * j + i))}`);
+      lines.push(`  %d${j} = call ${ic} @${name}(${hc} %a${j}, ${hc} %b${j})`);
+      if (n === 1) { acc = `%d${j}`; continue; }
+      // chunk j into lanes j*c.. of the result: widened to wp lanes, then shuffled in
+      lines.push(`  %e${j} = shufflevector ${ic} %d${j}, ${ic} undef, ${ip} ${ints(range(wp, (i) => (i < c ? i : c)))}`);
+      if (j === 0) { acc = `%e0`; continue; }
+      lines.push(`  %r${j} = shufflevector ${ip} ${acc}, ${ip} %e${j}, ${ip} ${ints(range(wp, (i) => (i >= c * j && i < c * (j + 1) ? wp + i - c * j : i)))}`);
+      acc = `%r${j}`;
+    }
+    if (wp !== w) {
+      lines.push(`  %out = shufflevector ${ip} ${acc}, ${ip} undef, ${vt('i32')} ${ints(range(w, (i) => i))}`);
+      acc = '%out';
+    }
+    return `declare ${ic} @${name}(${hc}, ${hc})\ndefine ${vt('i32')} @${helper('dot2', w)}(${vt('i32')} %a, ${vt('i32')} %b) alwaysinline {\n${lines.join('\n')}\n  ret ${vt('i32')} ${acc}\n}\n`;
+  }
+  const lines = [`  %a16 = bitcast ${vt('i32')} %a to ${h}`, `  %b16 = bitcast ${vt('i32')} %b to ${h}`];
+  for (const o of [0, 1]) for (const v of ['a', 'b']) {
+    lines.push(`  %${v}${o}h = shufflevector ${h} %${v}16, ${h} undef, ${vt('i32')} ${ints(range(w, (i) => 2 * i + o))}`);
+    lines.push(`  %${v}${o} = sext ${vt('i16')} %${v}${o}h to ${vt('i32')}`);
+  }
+  lines.push(`  %m0 = mul ${vt('i32')} %a0, %b0`, `  %m1 = mul ${vt('i32')} %a1, %b1`, `  %d = add ${vt('i32')} %m0, %m1`);
+  return `define ${vt('i32')} @${helper('dot2', w)}(${vt('i32')} %a, ${vt('i32')} %b) alwaysinline {\n${lines.join('\n')}\n  ret ${vt('i32')} %d\n}\n`;
+}
+
+export function vectorHelpers(w: number, dot?: DotIsa): string {
   const vt = (e: string) => `<${w} x ${e}>`;
   const fn = (ret: string, name: string, params: string, body: string) =>
     `define ${ret} @${helper(name, w)}(${params}) alwaysinline {\n${body}\n}\n`;
@@ -39,6 +85,16 @@ ${e === m ? `  ret ${vt(m)} %v` : `  %c = icmp ne ${vt(m)} %v, zeroinitializer\n
   %q = bitcast i8* %p to ${vt('i8')}*
   store ${vt('i8')} %v, ${vt('i8')}* %q, align 1
   ret void`));
+  out.push(dot2Helper(w, dot));
+  // acc + dot2(a, b) lane by lane as the Cortex-M4's SMLAD (it has no vectors: LLVM scalarizes the rest)
+  if (dot === 'dsp') {
+    const lanes = Array.from({ length: w }, (_, i) => `  %c${i} = extractelement ${vt('i32')} %c, i32 ${i}
+  %a${i} = extractelement ${vt('i32')} %a, i32 ${i}
+  %b${i} = extractelement ${vt('i32')} %b, i32 ${i}
+  %y${i} = call i32 @llvm.arm.smlad(i32 %a${i}, i32 %b${i}, i32 %c${i})
+  %v${i} = insertelement ${vt('i32')} ${i ? `%v${i - 1}` : 'undef'}, i32 %y${i}, i32 ${i}`).join('\n');
+    out.push(`declare i32 @llvm.arm.smlad(i32, i32, i32)\n${fn(vt('i32'), 'smlad', `${vt('i32')} %c, ${vt('i32')} %a, ${vt('i32')} %b`, `${lanes}\n  ret ${vt('i32')} %v${w - 1}`)}`);
+  }
   for (const [k, e] of [['f32', 'float'], ['i32', 'i32'], ['bool', 'i1']] as const) out.push(fn(e, `extract_${k}`, `${vt(e)} %v, i32 %i`, `  %x = extractelement ${vt(e)} %v, i32 %i\n  ret ${e} %x`));
   out.push(fn(vt('i32'), 'iota', '', `  ret ${vt('i32')} <${Array.from({ length: w }, (_, i) => `i32 ${i}`).join(', ')}>`));
   out.push(...vectorMath(w));

@@ -92,6 +92,8 @@ function binaryFn(op: Extract<Expr, { k: 'binary' }>['op'], t: Scalar): Fn2 {
     case 'qmulhi': return srdhm;
     case 'qshr': return roundingDivideByPOT;
     case 'shl': return (a, b) => (a << b) | 0;
+    case 'pack16': return (a, b) => (a & 0xffff) | (b << 16);
+    case 'dot2': return (a, b) => (Math.imul((a << 16) >> 16, (b << 16) >> 16) + Math.imul(a >> 16, b >> 16)) | 0;
     default: throw new Error(`loop interpreter: ${op} is not defined on ${t}`);
   }
 }

@@ -8,9 +8,12 @@ export type Scalar = 'f32' | 'i32' | 'bool';
 /**
  * i32 fixed-point ops of int8 requantization (ir/quant.ts): qmulhi is SaturatingRoundingDoublingHighMul, qshr
  * RoundingDivideByPOT, shl a left shift that wraps; the shift amount b of qshr and shl is in 0..31.
+ * The integer dot product of int8 kernels (schedules/cpu_qmatmul.ts): pack16(a, b) is two int16 halves in one i32,
+ * a's low 16 bits low (`(a & 0xffff) | b << 16`); dot2(p, q) = lo(p)·lo(q) + hi(p)·hi(q), the halves signed, the
+ * sum wrapping at 32 bits: x86's pmaddwd per i32 lane, wasm's i32x4.dot_i16x8_s, the Cortex-M4's SMUAD.
  */
-export type QuantBinary = 'qmulhi' | 'qshr' | 'shl';
-export const QUANT_BINARY: ReadonlySet<string> = new Set<QuantBinary>(['qmulhi', 'qshr', 'shl']);
+export type QuantBinary = 'qmulhi' | 'qshr' | 'shl' | 'pack16' | 'dot2';
+export const QUANT_BINARY: ReadonlySet<string> = new Set<QuantBinary>(['qmulhi', 'qshr', 'shl', 'pack16', 'dot2']);
 
 export const SCALAR_OF: Record<'float32' | 'int32' | 'bool' | 'int8', Scalar> = { float32: 'f32', int32: 'i32', bool: 'bool', int8: 'i32' };
 

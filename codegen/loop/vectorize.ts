@@ -131,8 +131,8 @@ class Lanes {
       case 'unary': return (!f32 || (e.a.t === 'f32' && UNARY4.has(e.op))) && this.value(e.a);
       case 'cast': return (!f32 || (e.t === 'f32' && e.a.t === 'bool')) && this.value(e.a);
       case 'binary': {
-        // int8 requantization (64-bit products) stays scalar
-        const op = (!f32 && !QUANT_BINARY.has(e.op)) || (e.a.t === 'f32' && BINARY4.has(e.op)) || (e.a.t === 'bool' && (e.op === 'and' || e.op === 'or'));
+        // int8 requantization (64-bit products) stays scalar; the int16 pair ops of int8 dot products have vector forms
+        const op = (!f32 && (!QUANT_BINARY.has(e.op) || e.op === 'pack16' || e.op === 'dot2')) || (e.a.t === 'f32' && BINARY4.has(e.op)) || (e.a.t === 'bool' && (e.op === 'and' || e.op === 'or'));
         return op && this.value(e.a) && this.value(e.b);
       }
       case 'select': return (!f32 || e.t === 'f32') && this.value(e.c) && this.value(e.a) && this.value(e.b);

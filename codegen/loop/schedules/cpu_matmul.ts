@@ -5,6 +5,7 @@ import { type TargetCaps, registerTile } from '../schedule.js';
 import type { Recipe } from './index.js';
 import { type For, findLoop } from './loops.js';
 import { contractionNest, microKernel } from './micro_kernel.js';
+import { cpuQmatmul } from './cpu_qmatmul.js';
 import { localArrays, matmulOperands } from './nests.js';
 import type { Schedule } from './primitive.js';
 
@@ -12,6 +13,7 @@ export const cpuMatmul: Recipe = {
   name: 'cpu-matmul',
   run: (s: Schedule, caps: TargetCaps) => {
     if (caps.gpu) return;
+    cpuQmatmul(s, caps);
     const locals = localArrays(s.body);
     for (const top of s.body.filter((x): x is For => x.k === 'for')) {
       const n = findLoop(s.body, top.v) && contractionNest(top, locals, matmulOperands);

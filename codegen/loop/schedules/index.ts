@@ -68,6 +68,7 @@ export { computeAt } from './compute_at.js';
 export { cacheShared, distribute } from './cache_shared.js';
 export { rfactor } from './rfactor.js';
 export { pad } from './pad.js';
+export { pairDot } from './pair_dot.js';
 export { gpuGrid } from './gpu_grid.js';
 export { gpuReduce, treeParts, treeThreads } from './gpu_reduce.js';
 export { warpTree } from './warp_tree.js';
@@ -78,7 +79,7 @@ export const SCHEDULE_STEPS: readonly string[] = [
   'split', 'reorder', 'tile', 'fission', 'cacheWrite', 'accumulateInto', 'liftLocal', 'cacheRead', 'hoist', 'pack',
   'unroll', 'vectorize', 'fold', 'parallel', 'fuse', 'launch', 'sinkDecls', 'bind', 'dropUnitLoops', 'simplify', 'renumber',
   'addUnitLoop', 'expand', 'scaleDecl', 'renumberNests', 'computeAt', 'privatize', 'cacheShared', 'distribute', 'rfactor', 'treeThreads', 'pad',
-  'warpTree',
+  'warpTree', 'pairDot',
 ];
 
 /** A schedule recipe: applies primitives to the nests of a kernel it fits (and leaves the others alone). */

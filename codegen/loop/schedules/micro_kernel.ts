@@ -1,7 +1,7 @@
 // The register-blocked micro-kernel both CPU recipes build (cpu_matmul.ts, cpu_conv.ts): an mr x nr tile of
 // accumulators in a register array (mr rows unrolled, nr columns as vector lanes); per reduction step the nr values
 // of the column operand loaded once into a register array and reused by every row. Sums keep their order.
-import type { Expr } from '../ir.js';
+import type { Expr, Scalar } from '../ir.js';
 import type { TargetCaps } from '../schedule.js';
 import { cacheRead } from './cache_read.js';
 import { cacheWrite } from './cache_write.js';
@@ -27,13 +27,13 @@ export interface ContractionNest {
   readonly epilogue: number;
 }
 
-/** The nest's contraction when its update has the form `operands` recognizes and the column operand is a step decl. */
-export function contractionNest(top: For, locals: ReadonlySet<string>, operands: (r: Reduction) => [Expr, Expr] | undefined): ContractionNest | undefined {
+/** The nest's contraction (of type t) when its update has the form `operands` recognizes and the column operand is a step decl. */
+export function contractionNest(top: For, locals: ReadonlySet<string>, operands: (r: Reduction) => [Expr, Expr] | undefined, t: Scalar = 'f32'): ContractionNest | undefined {
   const chain = outerChain(top);
   if (chain.length < 2) return undefined;
   const body = chain[chain.length - 1]!.body;
   const r = reductionAt(body, 0);
-  if (!r || r.t !== 'f32') return undefined;
+  if (!r || r.t !== t) return undefined;
   const b = operands(r)?.[1];
   if (b?.k !== 'var' || !r.step.some((s) => s.k === 'decl' && s.name === b.name)) return undefined;
   const epi = body.slice(r.end + 1);

@@ -1,0 +1,163 @@
+// pairDot: an int8 matmul or convolution nest (qmatmul / qconv as lowered: `acc = bias; for k.. { acc = acc + x·w }`,
+// a convolution's taps `select(inside, acc + x·w, acc)`; then requantize) as a sum of
+// int16 pair dot products: `for k2 { acc += dot2(xp[i, k2], pack16(w[k2, j], w[K2 + k2, j])) }` (loop/ir.ts), the
+// row operand's pairs computed once per row by a nest placed before (its quantize no longer recomputed per column),
+// the bias added after (odd K: a last pair of one term). The reduction's loops are one flat index k (a convolution's window
+// (kh, kw, cin) in order), its outer loops but the last (columns) the rows; a tap outside the input is a row value 0. This reassociates the sum, which is exact here: i32 additions wrap,
+// so any order gives the same bits (the interpreter's order included). Each product is of two int16 halves: the
+// row operand x - xZero is in -255..255 and w in -128..127, so neither a product nor the pair's sum can saturate or
+// wrap (x86's vpmaddubsw, u8 x s8 summed into a saturating int16, could: 2 x 255 x 127 > 32767).
+import { E, type Expr, S, type Scalar, type Stmt, type Buffer } from '../ir.js';
+import { type For, substExpr, varsOf } from './loops.js';
+import { outerChain } from './nests.js';
+import { primitive } from './primitive.js';
+
+export interface PairDotArgs {
+  /** the nest's outer loop (its perfect chain: the rows' loops, then the columns loop) */
+  readonly loop: string;
+  /** the buffer the row pairs are packed into */
+  readonly buffer: string;
+  /** variables of the packing nest's loops (one per row loop, then the pairs) */
+  readonly names: readonly string[];
+}
+
+type Decl = Extract<Stmt, { k: 'decl' }>;
+
+/** What pairDot reads of the nest, or why it does not apply. */
+interface Match {
+  readonly top: For;
+  /** the rows' loops, the columns loop, the reduction's loops */
+  readonly rows: readonly For[];
+  readonly j: For;
+  readonly ks: readonly For[];
+  /** the statements before the accumulator's decl, and after the reduction loop */
+  readonly pre: readonly Stmt[];
+  readonly post: readonly Stmt[];
+  readonly acc: Decl;
+  /** the step decls each operand reads (in order), and the operands (a tap's condition in the row's) */
+  readonly rowDecls: readonly Decl[];
+  readonly colDecls: readonly Decl[];
+  readonly row: Expr;
+  readonly col: Expr;
+}
+
+/** The step decls e reads (transitively), in statement order, and the variables they and e read from outside. */
+function closure(e: Expr, decls: readonly Decl[]): { decls: Decl[]; free: Set<string> } {
+  const need = new Set<string>(), free = new Set<string>();
+  const byName = new Map(decls.map((d) => [d.name, d]));
+  const visit = (x: Expr) => {
+    for (const v of varsOf(x)) {
+      const d = byName.get(v);
+      if (!d) free.add(v);
+      else if (!need.has(v)) { need.add(v); visit(d.init); }
+    }
+  };
+  visit(e);
+  return { decls: decls.filter((d) => need.has(d.name)), free };
+}
+
+function match(body: readonly Stmt[], a: PairDotArgs): Match | string {
+  const top = body.find((s): s is For => s.k === 'for' && s.v === a.loop);
+  if (!top) return `no top-level loop '${a.loop}'`;
+  const chain = outerChain(top);
+  if (chain.length < 2) return `loop '${a.loop}' is not a nest of rows and columns`;
+  const rows = chain.slice(0, -1), j = chain[chain.length - 1]!;
+  const at = j.body.findIndex((s) => s.k === 'for');
+  const kTop = j.body[at] as For | undefined, acc = j.body[at - 1];
+  if (!kTop || acc?.k !== 'decl' || acc.t !== 'i32') return 'no i32 accumulator before a reduction loop';
+  const ks = outerChain(kTop), inner = ks[ks.length - 1]!;
+  if (inner.body.some((s) => s.k === 'for')) return `reduction loop '${inner.v}' is not innermost`;
+  const steps = inner.body.slice(0, -1), update = inner.body[inner.body.length - 1];
+  if (!steps.every((s): s is Decl => s.k === 'decl')) return `reduction loop '${inner.v}' does more than compute decls and accumulate`;
+  if (update?.k !== 'assign' || update.name !== acc.name) return `reduction loop '${inner.v}' does not end by accumulating into '${acc.name}'`;
+  const isAcc = (e: Expr) => e.k === 'var' && e.name === acc.name;
+  // acc + x*w, or a tap: select(inside, acc + x*w, acc)
+  let u = update.value, inside: Expr | undefined;
+  if (u.k === 'select' && isAcc(u.b)) [inside, u] = [u.c, u.a];
+  if (u.k !== 'binary' || u.op !== 'add' || !isAcc(u.a) || u.b.k !== 'binary' || u.b.op !== 'mul') return `'${acc.name}' is not accumulated as acc + x*w`;
+  const outside = new Set(body.slice(0, body.indexOf(top)).flatMap((s) => (s.k === 'decl' ? [s.name] : [])));
+  const kVars = new Set(ks.map((l) => l.v)), rowVars = new Set(rows.map((l) => l.v));
+  const side = (e: Expr, own: (v: string) => boolean) => {
+    const c = closure(e, steps);
+    return [...c.free].every((v) => own(v) || kVars.has(v) || outside.has(v)) ? c.decls : undefined;
+  };
+  for (const [x, col] of [[u.b.a, u.b.b], [u.b.b, u.b.a]] as const) {
+    const row = inside ? E.select(inside, x, E.i32(0)) : x;
+    const rowDecls = side(row, (v) => rowVars.has(v)), colDecls = side(col, (v) => v === j.v);
+    if (!rowDecls || !colDecls) continue;
+    const rest = j.body.slice(at + 1);
+    if (rest.some((s) => s.k === 'assign' && s.name === acc.name) || rest.some((s) => s.k === 'for')) return 'the accumulator is updated after its loop';
+    return { top, rows, j, ks, pre: j.body.slice(0, at - 1), post: rest, acc, rowDecls, colDecls, row, col };
+  }
+  return 'the product is not of a row operand (no column index) and a column operand (no row index)';
+}
+
+/** The decls at step k = at, renamed (fresh names), and e there. */
+function instance(decls: readonly Decl[], e: Expr, m: Map<string, Expr>, fresh: (p: string) => string): { stmts: Decl[]; value: Expr } {
+  const subst = new Map(m);
+  const stmts = decls.map((d) => {
+    const name = fresh(d.name.replace(/\d+$/, ''));
+    const init = substExpr(d.init, subst);
+    subst.set(d.name, E.v(name, d.t));
+    return S.decl(name, d.t, init) as Decl;
+  });
+  return { stmts, value: substExpr(e, subst) };
+}
+
+/** The reduction's loop variables at flat index f (row-major over their extents). */
+function unflatten(ks: readonly For[], f: Expr): Map<string, Expr> {
+  const m = new Map<string, Expr>();
+  let inner = 1;
+  for (let d = ks.length - 1; d >= 0; d--) {
+    const q = E.idiv(f, inner);
+    m.set(ks[d]!.v, d === 0 ? q : E.mod(q, ks[d]!.extent));
+    inner *= ks[d]!.extent;
+  }
+  return m;
+}
+
+export const pairDot = primitive<PairDotArgs>({
+  name: 'pairDot',
+  check: (k, a) => {
+    const m = match(k.body, a);
+    if (typeof m === 'string') return m;
+    if (m.ks.reduce((n, l) => n * l.extent, 1) < 2) return 'a reduction of one term has no pairs';
+    if (m.row.t !== 'i32' || m.col.t !== 'i32') return 'the operands are not i32';
+    if (a.names.length !== m.rows.length + 1) return `${a.names.length} loop names for ${m.rows.length + 1} loops`;
+    return undefined;
+  },
+  apply: (k, a) => {
+    // odd K: the last pair's second term is a row value 0 (its loads clamped in bounds), so no term is left over
+    const m = match(k.body, a) as Match, K = m.ks.reduce((n, l) => n * l.extent, 1), K2 = (K + 1) >> 1;
+    const second = (f: Expr) => (K % 2 ? E.binary('min', E.add(f, E.i32(K2)), E.i32(K - 1)) : E.add(f, E.i32(K2)));
+    const zeroPast = (f: Expr, v: Expr) => (K % 2 ? E.select(E.binary('lt', E.add(f, E.i32(K2)), E.i32(K)), v, E.i32(0)) : v);
+    const M = m.rows.reduce((n, l) => n * l.extent, 1), t: Scalar = 'i32';
+    const rowIndex = (vars: readonly Expr[]) => vars.reduce((acc: Expr, v, d) => E.add(E.mul(acc, E.i32(m.rows[d]!.extent)), v), E.i32(0));
+    // pair k2 is terms k2 and K2 + k2 (any pairing sums the same): the row pairs of a matmul are then contiguous in
+    // k2, so the packing nest (the quantize of a float input in it) runs as vectors
+    const at = (f: Expr, rows: readonly Expr[]) => {
+      const sub = unflatten(m.ks, f);
+      m.rows.forEach((l, d) => sub.set(l.v, rows[d]!));
+      return sub;
+    };
+    // the rows' pairs: xp[row, k2] = pack16(row at k2, row at K2 + k2)
+    const names = a.names.slice(0, -1), pk = a.names[a.names.length - 1]!, rowVars = names.map((n) => E.v(n));
+    const r0 = instance(m.rowDecls, m.row, at(E.v(pk), rowVars), k.fresh), r1 = instance(m.rowDecls, m.row, at(second(E.v(pk)), rowVars), k.fresh);
+    let packRows: Stmt = S.for(pk, K2, [...r0.stmts, ...r1.stmts,
+      S.store(a.buffer, E.add(E.mul(rowIndex(rowVars), E.i32(K2)), E.v(pk)), E.binary('pack16', r0.value, zeroPast(E.v(pk), r1.value)))]);
+    for (let d = m.rows.length - 1; d >= 0; d--) packRows = S.for(names[d]!, m.rows[d]!.extent, [packRows]);
+    // the reduction over pairs: the column pair computed in the step (where the micro-kernel packs its panels)
+    const k2 = k.fresh('k'), sum = k.fresh('acc'), xv = k.fresh('x'), wv = k.fresh('w');
+    const here = m.rows.map((l) => E.v(l.v));
+    const c0 = instance(m.colDecls, m.col, unflatten(m.ks, E.v(k2)), k.fresh), c1 = instance(m.colDecls, m.col, unflatten(m.ks, second(E.v(k2))), k.fresh);
+    const step: Stmt[] = [S.decl(xv, t, E.load(a.buffer, E.add(E.mul(rowIndex(here), E.i32(K2)), E.v(k2)), t)), ...c0.stmts, ...c1.stmts,
+      S.decl(wv, t, E.binary('pack16', c0.value, c1.value)), S.assign(sum, E.binary('add', E.v(sum, t), E.binary('dot2', E.v(xv, t), E.v(wv, t))))];
+    // the accumulator's own init (the bias), added after the pairs
+    const jBody = [S.decl(sum, t, E.i32(0)), S.for(k2, K2, step), ...m.pre, S.decl(m.acc.name, t, E.binary('add', m.acc.init, E.v(sum, t))), ...m.post];
+    let nest: For = { ...m.j, body: jBody };
+    for (let d = m.rows.length - 1; d >= 0; d--) nest = { ...m.rows[d]!, body: [nest] };
+    const buffer: Buffer = { name: a.buffer, dtype: 'int32', size: M * K2, kind: 'temp' };
+    const idx = k.body.indexOf(m.top);
+    return { body: [...k.body.slice(0, idx), packRows, nest, ...k.body.slice(idx + 1)], buffers: [...k.buffers, buffer] };
+  },
+});
