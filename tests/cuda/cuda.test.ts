@@ -97,9 +97,16 @@ describe('cuda target', () => {
     const cu = readFileSync(path.join(dir, 'model.cu'), 'utf8');
     expect(cu).toMatch(/KILN_SHARED\(float, part\w*, (64|128|256)\)/);
     // the trees' last levels on one warp (__shfl_down_sync; in order in the emulated build): the sums' 5, and the
-    // row maxima's 3 (a tree of 8 on a block of 8 threads: lanes 0-7), their combine legalize's NaN-keeping selects
+    // row maxima's 3 (a tree of 8), their combine legalize's NaN-keeping selects. The shuffle mask names the lanes of
+    // the block's first warp that exist: all 32 where the kernel's block has 32 threads or more (the cost model now
+    // runs the three nests side by side in one launch of 256), else its threads' (a max tree's own launch of 8: 0xff)
     expect(cu.match(/KILN_WARP_TREE\(float, part\w*, 32, 0xffffffffu, kiln_a, kiln_b, \(kiln_a \+ kiln_b\)\);/g)?.length).toBe(2);
-    expect(cu).toMatch(/KILN_WARP_TREE\(float, part\w*, 8, 0xffu, kiln_a, kiln_b, \(\(kiln_a > kiln_b\) \? kiln_a : \(\(kiln_a != kiln_a\)/);
+    const maxTrees = cu.split('KILN_KERNEL(').slice(1).flatMap((k) => {
+      const threads = Number(/^\w+, (\d+)\)/.exec(k)![1]);
+      return [...k.matchAll(/KILN_WARP_TREE\(float, part\w*, 8, (\w+), kiln_a, kiln_b, \(\(kiln_a > kiln_b\) \? kiln_a : \(\(kiln_a != kiln_a\)/g)].map((m) => [m[1], threads]);
+    });
+    expect(maxTrees.length).toBe(1);
+    for (const [mask, threads] of maxTrees) expect(mask).toBe(`0x${(2 ** Math.min(Number(threads), 32) - 1).toString(16)}u`);
     // the whole-tensor sum is no longer one thread: every launch has more than one thread
     for (const m of cu.matchAll(/KILN_LAUNCH\(\w+, (\d+), (\d+),/g)) expect(Number(m[2]), m[0]).toBeGreaterThan(1);
     // nvcc builds the shared-memory trees for sm_90 where it is installed
