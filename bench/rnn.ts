@@ -5,6 +5,8 @@
 // Method: both artifacts are compiled with the CLI, every case runs one warm-up step, then ROUNDS rounds run each case
 // once in turn (llvm: one `model_train --bench 1` process, its own warm-up step not counted); the reported figure is the
 // median over rounds, in milliseconds per step. BENCH_QUICK=1: one round. Prints a markdown table and the machine.
+// The in-process cases (kiln wasm, TF.js wasm: one thread each) also report the process's CPU time per step
+// (process.cpuUsage), which a loaded machine changes far less than the wall time.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -67,7 +69,7 @@ async function main(): Promise<void> {
     compile(path.join(tmp, 'llvm'), 'llvm');
     compile(path.join(tmp, 'wasm'), 'wasm');
 
-    const cases: { name: string; step: () => number | Promise<number> }[] = [];
+    const cases: { name: string; step: () => number | Promise<number>; inProcess?: boolean }[] = [];
     const train = path.join(tmp, 'llvm', 'model_train');
     cases.push({
       name: 'kiln llvm',
@@ -80,7 +82,7 @@ async function main(): Promise<void> {
     });
     const mod = await import(pathToFileURL(path.join(tmp, 'wasm', 'model.mjs')).href) as { load(o: object): Promise<{ trainStep(i: ArrayLike<number>[]): unknown }> };
     const km = await mod.load({ threads: 1, relaxedSimd: false });
-    cases.push({ name: 'kiln wasm', step: () => { const t = performance.now(); km.trainStep([x, y]); return performance.now() - t; } });
+    cases.push({ name: 'kiln wasm', inProcess: true, step: () => { const t = performance.now(); km.trainStep([x, y]); return performance.now() - t; } });
 
     const req = createRequire(import.meta.url);
     tfwasm.setThreadsCount(1);
@@ -96,25 +98,31 @@ async function main(): Promise<void> {
     });
     tm.compile({ optimizer: 'adam', loss: 'binaryCrossentropy' });
     const tx = tf.tensor2d(x, [BATCH, LEN], 'int32'), ty = tf.tensor2d(y, [BATCH, 1]);
-    cases.push({ name: 'TF.js wasm', step: async () => { const t = performance.now(); await tm.trainOnBatch(tx, ty); return performance.now() - t; } });
+    cases.push({ name: 'TF.js wasm', inProcess: true, step: async () => { const t = performance.now(); await tm.trainOnBatch(tx, ty); return performance.now() - t; } });
 
-    const times = new Map<string, number[]>(cases.map((c) => [c.name, []]));
+    const times = new Map<string, number[]>(cases.map((c) => [c.name, []])), cpus = new Map<string, number[]>(cases.map((c) => [c.name, []]));
     for (const c of cases) { log(`warm-up ${c.name}…`); await c.step(); }
     for (let r = 0; r < ROUNDS; r++) {
       for (const c of cases) {
+        const before = process.cpuUsage();
         const ms = await c.step();
+        const used = process.cpuUsage(before);
         times.get(c.name)!.push(ms);
-        log(`round ${r + 1} ${c.name}: ${ms.toFixed(0)} ms`);
+        if (c.inProcess) cpus.get(c.name)!.push((used.user + used.system) / 1000);
+        log(`round ${r + 1} ${c.name}: ${ms.toFixed(0)} ms${c.inProcess ? `, CPU ${cpus.get(c.name)!.at(-1)!.toFixed(0)} ms` : ''}`);
       }
     }
     const tfjs = median(times.get('TF.js wasm')!);
     const cpu = readFileSync('/proc/cpuinfo', 'utf8');
     const field = (k: string) => new RegExp(`^${k}\\s*: (.*)$`, 'm').exec(cpu)?.[1] ?? '?';
     console.log(`CPU: ${field('model name')} (family ${field('cpu family')}, model ${field('model')}), ${os.cpus().length} cores; load average before ${loadBefore}, after ${os.loadavg().map((v) => v.toFixed(2)).join(' ')}; ${ROUNDS} round(s)`);
-    console.log('| training step, len 200, batch 32, 1 thread | ms (median) | rounds (ms) | vs TF.js wasm |');
-    console.log('|---|---:|---|---:|');
+    const tfjsCpu = median(cpus.get('TF.js wasm')!);
+    console.log('| training step, len 200, batch 32, 1 thread | ms (median) | rounds (ms) | vs TF.js wasm | CPU ms (median) | CPU vs TF.js wasm |');
+    console.log('|---|---:|---|---:|---:|---:|');
     for (const [name, ts] of times) {
-      console.log(`| ${name} | ${median(ts).toFixed(0)} | ${ts.map((t) => t.toFixed(0)).join(', ')} | ${(tfjs / median(ts)).toFixed(2)}x |`);
+      const cpu = cpus.get(name)!, c = cpu.length ? median(cpu) : undefined;
+      const cpuCols = c === undefined ? '– | –' : `${c.toFixed(0)} | ${(tfjsCpu / c).toFixed(2)}x`;
+      console.log(`| ${name} | ${median(ts).toFixed(0)} | ${ts.map((t) => t.toFixed(0)).join(', ')} | ${(tfjs / median(ts)).toFixed(2)}x | ${cpuCols} |`);
     }
   } finally {
     rmSync(tmp, { recursive: true, force: true });

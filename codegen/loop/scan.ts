@@ -17,6 +17,7 @@ import { type Buffer, E, type Expr, type Kernel, type Program, S, type Stmt, sca
 import { schedule } from './schedules/index.js';
 import { simplify } from './simplify.js';
 import { lower } from './lower.js';
+import { canVectorize } from './vectorize.js';
 import type { TargetCaps } from './schedule.js';
 import { ExprMutator, exprVars, forEachExpr, stmtExprs, walkStmts } from './visit.js';
 
@@ -201,10 +202,13 @@ export function lowerScan(k: KernelPlan, ctx: ScanContext): Kernel {
     const out = results.get(i);
     if (out !== undefined && size) post.push(copy(copyVar(), size, scalarOf(src[i]!.type.dtype), { buf: out, offset: zero }, carries[i]!));
   }
-  const statements = (kernels: readonly Kernel[]): Stmt[] => {
-    const step = [...saves, ...kernels.flatMap((kb, j) => new Relocate(places, `${p}k${j}_`).stmts(kb.body)), ...yCopies, ...carryCopies];
+  const statements = (kernels: readonly Kernel[], caps?: TargetCaps): Stmt[] => {
+    // the copies (saved carries and outputs, the next carries: an LSTM's weight-gradient accumulator is 64K
+    // elements a step) as vector loops where the target has them
+    const vec = (ss: readonly Stmt[]) => ss.map((x) => (caps && x.k === 'for' && canVectorize(x, caps) ? { ...x, kind: 'vector' as const } : x));
+    const step = [...vec(saves), ...kernels.flatMap((kb, j) => new Relocate(places, `${p}k${j}_`).stmts(kb.body)), ...vec(yCopies), ...vec(carryCopies)];
     const moved = invariant(step);
-    return [...pre, ...step.filter((s) => moved.has(s)), S.for(`${p}t`, T, step.filter((s) => !moved.has(s))), ...post];
+    return [...vec(pre), ...step.filter((s) => moved.has(s)), S.for(`${p}t`, T, step.filter((s) => !moved.has(s))), ...vec(post)];
   };
   const again: ScanSchedule = (caps) => {
     // the body's kernels scheduled as a program of their own (on one thread: a loop's parallel iterations would be
@@ -217,7 +221,7 @@ export function lowerScan(k: KernelPlan, ctx: ScanContext): Kernel {
       buffers.push({ ...b, name, kind: b.kind === 'const' ? 'const' : 'temp' });
       places.set(b.name, { buf: name, offset: zero });
     }
-    return { body: statements(scheduled.kernels), buffers };
+    return { body: statements(scheduled.kernels, caps), buffers };
   };
   return { name: k.name, ops: k.ops, body: statements(prog.kernels), [SCHEDULE]: again } as ScanKernel;
 }

@@ -7,8 +7,11 @@ import { type LegalizeOptions, legalizeStmts } from './legalize.js';
 
 type For = Extract<Stmt, { k: 'for' }>;
 
-/** f32 ops with a wasm SIMD128 (f32x4) instruction: the wasm renderer's vector table. */
-export const F32X4_UNARY = ['neg', 'abs', 'sqrt', 'floor', 'ceil', 'round'] as const;
+/**
+ * f32 ops with a wasm SIMD128 (f32x4) form: the wasm renderer's vector table. exp and tanh are calls of math.ts's
+ * f64x2 forms (the scalar helpers' steps lane by lane, so the same bits), recip an f32x4 division (see render.ts).
+ */
+export const F32X4_UNARY = ['neg', 'abs', 'sqrt', 'floor', 'ceil', 'round', 'recip', 'exp', 'tanh'] as const;
 export const F32X4_BINARY = ['add', 'sub', 'mul', 'div', 'max', 'min', 'eq', 'ne', 'lt', 'le', 'gt', 'ge'] as const;
 const UNARY4: ReadonlySet<string> = new Set(F32X4_UNARY), BINARY4: ReadonlySet<string> = new Set(F32X4_BINARY);
 

@@ -1,4 +1,4 @@
-// Math written in wasm: exp, log, tanh, erf (computed in f64, rounded once to f32) and the Philox RNG.
+// Math written in wasm: exp, log, tanh, erf (computed in f64, rounded once to f32), vector exp and tanh, and the Philox RNG.
 import binaryen from 'binaryen';
 import { Locals, type Ref, WasmModule } from './module.js';
 
@@ -48,6 +48,7 @@ export function addMath(w: WasmModule): void {
     ]);
     w.addFunction('exp64', ['f64'], 'f64', L, body);
   }
+  addVectorExp(w);
   // log64(x): x = 2^e m, m in [sqrt(1/2), sqrt(2)); log m = 2 atanh(f), f = (m-1)/(m+1), odd series to f^25
   {
     const L = new Locals(['f64']);
@@ -126,6 +127,67 @@ export function addMath(w: WasmModule): void {
     ], 'f64');
   });
   addPhilox(w);
+}
+
+/**
+ * $exp64x2(v128) -> v128: exp64's steps on both f64 lanes (its early returns as lane selects after the main path, whose
+ * out-of-range lanes compute garbage without trapping: the vector truncation saturates), so each lane has exp64's bits;
+ * $expf4 and $tanhf4: expf and tanhf on four f32 lanes, as two f64x2 halves, each lane rounded once to f32 as the
+ * scalar forms are.
+ */
+function addVectorExp(w: WasmModule): void {
+  const m = w.ops;
+  const f64 = (v: number) => m.f64x2.splat(m.f64.const(v));
+  const add = (a: number, b: number) => m.f64x2.add(a, b), mul = (a: number, b: number) => m.f64x2.mul(a, b);
+  {
+    const L = new Locals(['v128']);
+    const X = () => m.local.get(0, binaryen.v128);
+    const v = (name: string) => { const i = L.get(name, 'v128'); return { get: () => m.local.get(i, binaryen.v128), set: (e: number) => m.local.set(i, e) }; };
+    const k = v('k'), r = v('r'), r2 = v('r2'), r4 = v('r4'), p = v('p'), kh = v('kh');
+    const fact = (n: number) => { let f = 1; for (let i = 2; i <= n; i++) f *= i; return f; };
+    // the same tree as exp64's poly, operation for operation
+    const pair = (n: number) => add(f64(1 / fact(n)), mul(f64(1 / fact(n + 1)), r.get()));
+    const quad = (n: number) => add(pair(n), mul(r2.get(), pair(n + 2)));
+    // 2^e for integral e: (i32(e) + 1023) << 52 in each i64 lane
+    const scale = (e: number) => m.i64x2.shl(m.i64x2.extend_low_i32x4_s(m.i32x4.add(m.i32x4.trunc_sat_f64x2_s_zero(e), m.i32x4.splat(m.i32.const(1023)))), m.i32.const(52));
+    const body = w.block([
+      k.set(m.f64x2.nearest(mul(X(), f64(Math.LOG2E)))) as Ref,
+      r.set(m.f64x2.sub(m.f64x2.sub(X(), mul(k.get(), f64(LN2_HI))), mul(k.get(), f64(LN2_LO)))) as Ref,
+      r2.set(mul(r.get(), r.get())) as Ref,
+      r4.set(mul(r2.get(), r2.get())) as Ref,
+      p.set(add(add(quad(0), mul(r4.get(), quad(4))), mul(mul(r4.get(), r4.get()), add(quad(8), mul(r4.get(), pair(12)))))) as Ref,
+      kh.set(m.f64x2.floor(mul(k.get(), f64(0.5)))) as Ref,
+      p.set(mul(mul(p.get(), scale(kh.get())), scale(m.f64x2.sub(k.get(), kh.get())))) as Ref,
+      // exp64's early returns, lane by lane: above 709.78 inf, below -745.2 zero, NaN itself
+      p.set(m.v128.bitselect(f64(Infinity), p.get(), m.f64x2.gt(X(), f64(709.78)))) as Ref,
+      p.set(m.v128.bitselect(f64(0), p.get(), m.f64x2.lt(X(), f64(-745.2)))) as Ref,
+      w.ret(m.v128.bitselect(X(), p.get(), m.f64x2.ne(X(), X())) as Ref),
+    ]);
+    w.addFunction('exp64x2', ['v128'], 'v128', L, body);
+  }
+  /** A function of four f32 lanes computing f (f64x2 -> f64x2) on lanes 0-1 and 2-3, each result demoted once. */
+  const halves = (name: string, f: (x: number, L: Locals) => number) => {
+    const L = new Locals(['v128']);
+    const X = () => m.local.get(0, binaryen.v128);
+    const lo = f(m.f64x2.promote_low_f32x4(X()), L);
+    const hi = f(m.f64x2.promote_low_f32x4(m.i8x16.shuffle(X(), X(), [8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15])), L);
+    const lanes = [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23];
+    w.addFunction(name, ['v128'], 'v128', L, m.i8x16.shuffle(m.f32x4.demote_f64x2_zero(lo), m.f32x4.demote_f64x2_zero(hi), lanes) as Ref);
+  };
+  halves('expf4', (x) => m.call('exp64x2', [x], binaryen.v128));
+  // tanhf's steps: sign(x) (1 - 2 / (exp(2|x|) + 1)), x itself where not |x| >= 1e-8 (NaN, ±0, tiny)
+  let half = 0;
+  halves('tanhf4', (x, L) => {
+    const xv = L.get(`x${half}`, 'v128'), t = L.get(`t${half++}`, 'v128');
+    const X = () => m.local.get(xv, binaryen.v128);
+    const sign = m.v128.const([0, 0, 0, 0, 0, 0, 0, 0x80, 0, 0, 0, 0, 0, 0, 0, 0x80]);
+    const r = m.v128.bitselect(X(), m.f64x2.sub(f64(1), m.f64x2.div(f64(2), add(m.local.get(t, binaryen.v128), f64(1)))), sign);
+    return m.block(null, [
+      m.local.set(xv, x),
+      m.local.set(t, m.call('exp64x2', [mul(f64(2), m.f64x2.abs(X()))], binaryen.v128)),
+      m.v128.bitselect(r, X(), m.f64x2.ge(m.f64x2.abs(X()), f64(1e-8))),
+    ], binaryen.v128);
+  });
 }
 
 /**

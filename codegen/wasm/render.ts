@@ -437,6 +437,11 @@ const F32X4: { unary: Record<(typeof F32X4_UNARY)[number], (m: M, a: number) => 
   unary: {
     neg: (m, a) => m.f32x4.neg(a), abs: (m, a) => m.f32x4.abs(a), sqrt: (m, a) => m.f32x4.sqrt(a),
     floor: (m, a) => m.f32x4.floor(a), ceil: (m, a) => m.f32x4.ceil(a), round: (m, a) => m.f32x4.nearest(a),
+    // the scalar 1/x is an f64 division rounded to f32: the same as the f32 division, as an f64 quotient (53 bits,
+    // at least 2 x 24 + 2) rounded again to 24 bits is the correctly rounded f32 quotient (Figueroa's double rounding)
+    recip: (m, a) => m.f32x4.div(m.f32x4.splat(m.f32.const(1)), a),
+    // math.ts: expf's and tanhf's steps on f64x2 halves
+    exp: (m, a) => m.call('expf4', [a], binaryen.v128), tanh: (m, a) => m.call('tanhf4', [a], binaryen.v128),
   },
   binary: {
     add: (m, a, b) => m.f32x4.add(a, b), sub: (m, a, b) => m.f32x4.sub(a, b), mul: (m, a, b) => m.f32x4.mul(a, b),

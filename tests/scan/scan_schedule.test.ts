@@ -5,6 +5,7 @@ import { E, S } from '../../codegen/loop/ir.js';
 import { invariant } from '../../codegen/loop/scan.js';
 import { forEachExpr, stmtExprs, walkStmts } from '../../codegen/loop/visit.js';
 import { LLVM_CAPS } from '../../codegen/llvm/target.js';
+import { WASM_CAPS } from '../../codegen/wasm/target.js';
 import { runPipeline } from '../../driver/pipeline.js';
 import { randomBindings } from '../ir/helpers.js';
 import { runBoth } from '../passes/differential.js';
@@ -55,6 +56,26 @@ describe('invariant statements of a scan step', () => {
         for (const e of stmtExprs(s)) forEachExpr(e, (x) => { if (x.k === 'unary' && (x.op === 'tanh' || x.op === 'exp') && !loops.some((l) => l.kind === 'vector')) scalar.push(`${k.name}: ${x.op}`); });
       });
     }
+    expect(scalar).toEqual([]);
+  });
+
+  it('on wasm, every tanh and exp of the steps and every copy between steps (carries, saved values) is a vector loop', () => {
+    const g = caseGraph(lstm(32, 128), false, true);
+    const scans = runPipeline(g, { caps: WASM_CAPS }).program.kernels.filter((k) => k.ops[0] === 'scan');
+    expect(scans.length).toBe(2);
+    const scalar: string[] = [];
+    let copies = 0;
+    for (const k of scans) {
+      walkStmts(k.body, (s, loops) => {
+        const vector = loops.some((l) => l.kind === 'vector');
+        for (const e of stmtExprs(s)) forEachExpr(e, (x) => { if (x.k === 'unary' && (x.op === 'tanh' || x.op === 'exp') && !vector) scalar.push(`${k.name}: ${x.op}`); });
+        if (s.k === 'store' && /_cp\d+$/.test(loops.at(-1)?.v ?? '')) {
+          copies++;
+          if (!vector) scalar.push(`${k.name}: copy into ${s.buf}`);
+        }
+      });
+    }
+    expect(copies).toBeGreaterThan(8);
     expect(scalar).toEqual([]);
   });
 });
