@@ -280,7 +280,19 @@ void kiln_mpi_allreduce(float *buf, long elements, long step) {
 
 static long in_step;
 
-static void step_allreduce(float *buf, long n) { kiln_mpi_allreduce(buf, n, in_step); }
+/* An all-reduce inside gradStep (synchronized BatchNormalization) runs between the step's kiln_mpi_begin and
+   kiln_mpi_end: it must leave the step's vector, scaling and watchdog as they were (such a step is never overlapped,
+   kiln_mpi_overlap, so no segment is in flight) */
+static void step_allreduce(float *buf, long len) {
+  const float *s_src = src;
+  float *s_dst = dst, s_mine = mine, s_nb = nb;
+  long s_n = n;
+  int s_scale = scale;
+  double s_busy = busy_us;
+  kiln_mpi_allreduce(buf, len, in_step);
+  src = s_src, dst = s_dst, n = s_n, mine = s_mine, nb = s_nb, scale = s_scale, busy_us = s_busy;
+  if (world > 1) kiln_mpi_watch(in_step);
+}
 
 void kiln_mpi_in_step(long step) {
   in_step = step;
