@@ -23,6 +23,7 @@ import type { Schedule } from './primitive.js';
 import { reorder } from './reorder.js';
 import { split } from './split.js';
 import { pureDecls } from '../analysis.js';
+import { accesses as accessedBuffers } from '../memplan.js';
 import { walkStmts } from '../visit.js';
 
 /** A plain matmul nest: its loops, accumulator, reduction loop (absent when K is 1) and operand decls. */
@@ -188,9 +189,13 @@ export function tileMatmul(s: Schedule, top: string, g: GpuCaps, tiles?: MatmulT
   let m = nest();
   const from = Number(/\d+$/.exec(top)?.[0] ?? 0);
   // K padded to the step's multiple where both operands are computed in the step (zeroed past K: pad.ts); M and N
-  // keep dividing tiles (their guarded stores would need the legality proofs to read the guards)
+  // padded too (stores guarded by `v < n`), unless the nest reads a buffer it stores (an update in place,
+  // `p = p + x @ w`): the clamped read and the guarded store of a padded row are different indices, which reorder
+  // cannot prove apart (fuzz reproducer tests/fuzz/repro/gpu-pad-update-in-place.ir)
   const padK = !!m.k && [m.a, m.b].every((x) => m.k!.body.some((d) => d.k === 'decl' && d.name === x));
-  const chosen = tiles ?? paddedTiles(m.i.extent, m.j.extent, m.K, m.batch.reduce((n, l) => n * l.extent, 1), g, padK, true);
+  const { loads, stores } = accessedBuffers([m.i]);
+  const padMN = ![...stores].some((b) => loads.has(b));
+  const chosen = tiles ?? paddedTiles(m.i.extent, m.j.extent, m.K, m.batch.reduce((n, l) => n * l.extent, 1), g, padK, padMN);
   if (m.k && m.K % chosen.bk) s.apply(pad, { loop: m.k.v, to: Math.ceil(m.K / chosen.bk) * chosen.bk, zero: [m.a, m.b] });
   if (m.i.extent % chosen.bm) s.apply(pad, { loop: m.i.v, to: Math.ceil(m.i.extent / chosen.bm) * chosen.bm });
   if (m.j.extent % chosen.bn) s.apply(pad, { loop: m.j.v, to: Math.ceil(m.j.extent / chosen.bn) * chosen.bn });
