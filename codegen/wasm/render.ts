@@ -309,7 +309,9 @@ class KernelRenderer {
       case 'assign':
         return w.set(this.local(s.name), this.expr(s.value));
       case 'local': {
-        if (this.promoted.has(s.name)) return w.nop();
+        // an unrolled loop renders its body once per iteration; the iterations run one after the other, so the
+        // copies of a local array declared there share one place (the layout counts it once)
+        if (this.promoted.has(s.name) || this.localArrays.has(s.name)) return w.nop();
         this.localArrays.set(s.name, { offset: this.scratchTop, t: s.t });
         this.scratchTop = align(this.scratchTop + s.size * elemBytes(s.t));
         return w.nop();
