@@ -35,7 +35,10 @@ export interface NestPlan {
   readonly key: NestKey;
   /** Materialized values this nest writes, in topological order. */
   readonly roots: Node[];
-  /** Contractions computed inside the nest (row reductions, epilogue contractions, row caches), topological order. */
+  /**
+   * Contractions computed inside the nest (row reductions, epilogue contractions, row caches) and costly elementwise
+   * values cached per row (withRowCaches), topological order.
+   */
   readonly stages: Node[];
   /** Every node the nest computes (stages, roots and inlined injective ops). */
   readonly nodes: Set<Node>;
@@ -434,7 +437,7 @@ export function fuse(g: Graph): FusionPlan {
     }
     if (!retry) {
       try {
-        return { graph: g, materialized: mat, kernels: formKernels(nests, mat) };
+        return { graph: g, materialized: mat, kernels: formKernels(nests.map((n) => withRowCaches(n, mat, order)), mat) };
       } catch (err) {
         if (!(err instanceof NestCycle)) throw err;
         const roots = err.nests.flatMap((n) => n.roots);
@@ -451,6 +454,52 @@ export function fuse(g: Graph): FusionPlan {
     }
   }
   throw new Error('fuse: no fixed point of materialization after 10,000 rounds');
+}
+
+/**
+ * Elementwise ops worth a row cache (computing them costs more than a store and a load: a function call or a
+ * polynomial on CPUs without a vector form, a divide).
+ */
+export const COSTLY = new Set<Op>(['exp', 'log', 'log1p', 'tanh', 'erf', 'sin', 'cos', 'sqrt', 'rsqrt', 'recip', 'div', 'pow']);
+
+/** The longest row a row cache of an elementwise value holds (a local array per row: 16 KiB of f32). */
+export const MAX_CACHED_ROW = 4096;
+
+/**
+ * Recompute or cache: a row nest runs one loop over the row per row reduction, then one for its full-shape roots,
+ * and each loop recomputes every value it inlines (softmax + cross-entropy + its gradient read exp(x - max) in 7
+ * loops). A costly elementwise value of the full shape that two or more loops read is computed once per row into a
+ * row cache instead (a stage: lowering stores it into a local row after the stages it reads and binds later loops
+ * to it). The same operations in the same order: results stay bit for bit. Chosen from the latest value down, as a
+ * cached value's own loop is then one more reader of the values below it.
+ */
+function withRowCaches(p: NestPlan, mat: Set<Node>, order: Map<Node, number>): NestPlan {
+  const key = p.key, inner = key.axes.reduce((m, a) => m * key.full[a]!, 1);
+  if (!key.axes.length || inner > MAX_CACHED_ROW) return p;
+  const isFull = (x: Node) => shapesEqual(x.type.shape, key.full);
+  const roots = new Set(p.roots);
+  const cached: Node[] = [];
+  // the values a loop reads at its row index, starting from `from`, not descending into cached values
+  const reach = (from: readonly Node[]): Set<Node> => {
+    const seen = new Set<Node>(), stack = [...from];
+    while (stack.length) {
+      const x = stack.pop()!;
+      if (seen.has(x) || GroupOp.Leaf.has(x.op) || !isFull(x) || isContraction(x) || (isStored(x, mat) && !roots.has(x))) continue;
+      seen.add(x);
+      if (cached.includes(x) && !from.includes(x)) continue;
+      if (GroupOp.Elementwise.has(x.op) || isUnitReshape(x)) for (const s of x.src) stack.push(s);
+    }
+    return seen;
+  };
+  const reductions = p.stages.filter((s) => isRowReduce(s, key)).map((s) => [s.src[0]!]);
+  const fullRoots = p.roots.filter(isFull);
+  const candidates = [...p.nodes].filter((x) => COSTLY.has(x.op) && isFull(x) && !isContraction(x)).sort((a, b) => order.get(b)! - order.get(a)!);
+  for (const c of candidates) {
+    const loops = [...reductions, ...(fullRoots.length ? [fullRoots] : []), ...cached.map((x) => x.src)];
+    if (loops.filter((l) => reach(l).has(c)).length >= 2) cached.push(c);
+  }
+  if (!cached.length) return p;
+  return { ...p, stages: [...p.stages, ...cached].sort((a, b) => order.get(a)! - order.get(b)!) };
 }
 
 /** Horizontal fusion: each nest gets its ALAP level; nests of one level form one kernel. */

@@ -437,12 +437,14 @@ class NestEmitter {
           }
           this.bind(st, this.outerIndex(st.type.shape), () => E.v(acc, t));
         } else if (isF(st.type.shape)) {
-          // a full-shape contraction (e.g. the matmul under a softmax): cache the row in a local array
+          // a full-shape contraction (e.g. the matmul under a softmax) or a costly value several row loops read
+          // (fuse.ts withRowCaches): cache the row in a local array
           const local = this.fresh('row'), t = scalarOf(st.type.dtype), n = sizeOf(innerExt);
           this.emit(S.local(local, t, n));
           this.loops(innerExt, 'r', (rs) => {
             this.innerVars.splice(0, this.innerVars.length, ...rs);
-            this.emit(S.store(local, linear(rs, innerExt), this.contraction(st, this.fullIndex(this.outerVars, rs))));
+            const idx = this.fullIndex(this.outerVars, rs);
+            this.emit(S.store(local, linear(rs, innerExt), isContraction(st) ? this.contraction(st, idx) : this.exprAt(st, idx)));
           });
           this.bindRow(st, local, innerExt, t);
         } else {

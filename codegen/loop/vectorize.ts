@@ -4,6 +4,7 @@
 import { type Expr, type Program, QUANT_BINARY, type Stmt } from './ir.js';
 import { someExpr } from './visit.js';
 import { type LegalizeOptions, legalizeStmts } from './legalize.js';
+import { philoxLanes } from './philox_lanes.js';
 
 type For = Extract<Stmt, { k: 'for' }>;
 
@@ -139,7 +140,8 @@ class Lanes {
         return op && this.value(e.a) && this.value(e.b);
       }
       case 'select': return (!f32 || e.t === 'f32') && this.value(e.c) && this.value(e.a) && this.value(e.b);
-      case 'philox': return !f32 && this.value(e.counter) && this.value(e.index);
+      // wasm: one block's four words per lane group (philox_lanes.ts)
+      case 'philox': return f32 ? philoxLanes(e, this.v, (x) => this.varies(x), (x) => this.coef(x)) : this.value(e.counter) && this.value(e.index);
       default: return false;
     }
   }

@@ -10,6 +10,8 @@ import { printExpr } from '../loop/printer.js';
 import { F32X4_BINARY, F32X4_UNARY, SIMD128, checkVectorLoops, laneCoef, promotable } from '../loop/vectorize.js';
 import { type Affine, LoopPointers, affine, splatDecls } from './address.js';
 import { addMath } from './math.js';
+import { philoxVector } from './philox_vector.js';
+import { philoxLanes } from '../loop/philox_lanes.js';
 import { Locals, type Ref, type ValType, WasmModule } from './module.js';
 
 /** Where each buffer lives in linear memory, for the host side. */
@@ -309,7 +311,9 @@ class KernelRenderer {
       case 'assign':
         return w.set(this.local(s.name), this.expr(s.value));
       case 'local': {
-        if (this.promoted.has(s.name)) return w.nop();
+        // an unrolled loop renders its body once per iteration; the iterations run one after the other, so the
+        // copies of a local array declared there share one place (the layout counts it once)
+        if (this.promoted.has(s.name) || this.localArrays.has(s.name)) return w.nop();
         this.localArrays.set(s.name, { offset: this.scratchTop, t: s.t });
         this.scratchTop = align(this.scratchTop + s.size * elemBytes(s.t));
         return w.nop();
@@ -529,6 +533,9 @@ class VectorLoop {
         const mask = this.splat(this.expr(e.c), 'bool');
         return vec(m.v128.bitselect(n(this.splat(this.expr(e.a), 'f32')), n(this.splat(this.expr(e.b), 'f32')), n(mask)));
       }
+      case 'philox':
+        if (!philoxLanes(e, this.v, (x) => this.uses(x), (x) => this.coef(x))) throw this.unrenderable(`philox at ${printExpr(e.index)}`);
+        return vec(n(philoxVector(w, e.seed, k.expr(e.counter), k.expr(e.index))));
       default:
         throw this.unrenderable(e.k);
     }

@@ -31,7 +31,9 @@ const CASES: [string, For, boolean, boolean][] = [
   ['a bool mask cast to f32', vloop([store(E.cast('f32', E.binary('gt', x(i), E.f32(1))))]), true, true],
   ['i32 lanes', vloop([S.store('a', i, E.binary('add', E.load('a', E.add(i, E.i32(16)), 'i32'), E.i32(1)))]), true, false],
   ['the lane index as a value', vloop([store(E.cast('f32', i))]), true, false],
-  ['philox', vloop([store({ k: 'philox', t: 'f32', seed: 1, counter: E.i32(0), index: i })]), true, false],
+  // wasm: lane groups that are whole Philox blocks (index 4 * anything + i, codegen/loop/philox_lanes.ts)
+  ['philox', vloop([store({ k: 'philox', t: 'f32', seed: 1, counter: E.i32(0), index: i })]), true, true],
+  ['philox off its blocks', vloop([store({ k: 'philox', t: 'f32', seed: 1, counter: E.i32(0), index: E.add(i, E.i32(2)) })]), true, false],
   ['a strided load (a gather)', vloop([store(x(E.mul(i, E.i32(2))))]), false, false],
   ['a load through floor division', vloop([store(x(E.idiv(i, 2)))]), false, false],
   ['an invariant floor division in a contiguous index', vloop([store(x(E.add(E.mul(E.idiv(j, 3), E.i32(16)), i)))]), true, true],
