@@ -170,17 +170,17 @@ class KernelBuilder {
   private get k() { return this.g.k; }
 
 
-  /** An alloca in the entry block (where mem2reg finds it). */
+  /** The last alloca made: the entry block's first instruction (each goes in front of the one before). */
+  private firstAlloca?: V;
+
+  /** An alloca at the front of the entry block (where mem2reg finds it), by the module's second builder. */
   private alloca(t: T, n?: number): V {
-    const L = llvm();
-    const here = this.b.GetInsertBlock();
-    const saved = here;
-    const first = this.entryBlock.getFirstNonPHI?.();
-    if (first) this.b.SetInsertPoint(first);
-    else this.b.SetInsertPoint(this.entryBlock);
-    const a = n === undefined ? this.b.CreateAlloca(t) : this.b.CreateAlloca(L.ArrayType.get(t, n));
-    if (saved) this.b.SetInsertPoint(saved);
-    return a;
+    const L = llvm(), at = this.g.allocas;
+    const first = this.firstAlloca ?? this.entryBlock.getFirstNonPHI?.();
+    if (first) at.SetInsertPoint(first as import('llvm-bindings').Instruction);
+    else at.SetInsertPoint(this.entryBlock);
+    this.firstAlloca = n === undefined ? at.CreateAlloca(t) : at.CreateAlloca(L.ArrayType.get(t, n));
+    return this.firstAlloca;
   }
 
   private scalarType(t: Scalar): T {
@@ -198,14 +198,31 @@ class KernelBuilder {
    * so neighbouring accesses differ by a constant that LLVM can see (with i32 arithmetic sign-extended it cannot
    * rule out a wrap, and the SLP vectorizer leaves a micro-kernel in a parallel chunk scalar).
    */
-  private index64(e: Expr): V {
+  private index64(e: Expr): V | number {
     const b = this.b;
-    if (e.k === 'const') return this.k.i64(e.v);
+    if (e.k === 'const') return e.v;
     if (e.k === 'binary' && e.t === 'i32' && (e.op === 'add' || e.op === 'sub' || e.op === 'mul')) {
       const x = this.index64(e.a), y = this.index64(e.b);
-      return e.op === 'add' ? b.CreateAdd(x, y) : e.op === 'sub' ? b.CreateSub(x, y) : b.CreateMul(x, y);
+      return this.op64(e.op, x, y);
     }
     return b.CreateSExt(this.expr(e), this.g.ty.i64);
+  }
+
+  /**
+   * x op y in i64; two constants folded here as IRBuilder would fold them (the same IR without two calls into
+   * llvm-bindings per operation: an index's constant parts are most of a micro-kernel's address arithmetic).
+   */
+  private op64(op: 'add' | 'sub' | 'mul', x: V | number, y: V | number): V | number {
+    if (typeof x === 'number' && typeof y === 'number') {
+      const r = op === 'add' ? x + y : op === 'sub' ? x - y : x * y;
+      if (Number.isSafeInteger(r)) return r;
+    }
+    const b = this.b, a = this.i64(x), c = this.i64(y);
+    return op === 'add' ? b.CreateAdd(a, c) : op === 'sub' ? b.CreateSub(a, c) : b.CreateMul(a, c);
+  }
+
+  private i64(x: V | number): V {
+    return typeof x === 'number' ? this.k.i64(x) : x;
   }
 
   private pointer(buf: string, idx: Expr): { ptr: V; t: Scalar; int8?: boolean } {
@@ -220,7 +237,7 @@ class KernelBuilder {
     const t = this.bufTypes.get(buf), off = inFlash ?? this.offsets[buf];
     if (!t || off === undefined) throw new Error(`llvm: unknown buffer ${buf}`);
     const int8 = this.g.int8.has(buf), width = t === 'bool' || int8 ? 1 : 4;
-    const byte = this.b.CreateAdd(this.b.CreateMul(this.index64(idx), this.k.i64(width)), this.k.i64(off));
+    const byte = this.i64(this.op64('add', this.op64('mul', this.index64(idx), width), off));
     const p = this.b.CreateInBoundsGEP(this.g.ty.i8, inFlash === undefined ? this.mem : this.flash!.base, [byte]);
     return { ptr: this.b.CreateBitCast(p, this.g.pointerTo(int8 ? 'i8' : t)), t, int8 };
   }
@@ -482,6 +499,8 @@ class LlvmModule {
   readonly ctx: import('llvm-bindings').LLVMContext;
   readonly mod: import('llvm-bindings').Module;
   readonly b: import('llvm-bindings').IRBuilder;
+  /** a second builder, for allocas in an entry block (the first stays where the kernel is being built) */
+  readonly allocas: import('llvm-bindings').IRBuilder;
   readonly k: ReturnType<typeof constants>;
   private readonly externs = new Map<string, Fn>();
   /** the kernel, chunk and entry functions, whose frames `realign` aligns */
@@ -498,6 +517,7 @@ class LlvmModule {
     this.ctx = new L.LLVMContext();
     this.mod = new L.Module(name, this.ctx);
     this.b = new L.IRBuilder(this.ctx);
+    this.allocas = new L.IRBuilder(this.ctx);
     this.k = constants(this.b);
     const b = this.b;
     this.ty = { f32: b.getFloatTy(), i32: b.getInt32Ty(), i1: b.getInt1Ty(), i8: b.getInt8Ty(), i64: b.getInt64Ty(), f64: b.getDoubleTy() };
