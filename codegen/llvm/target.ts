@@ -65,8 +65,20 @@ export const bareMetal = (triple?: string): boolean => !!triple && triple.split(
  */
 export const LLVM_CAPS: TargetCaps = { ...DEFAULT_CAPS, vectorWidth: 16, vectorRegisters: 22, fma: true, tileCode: 2048, threads: 1, vector: LLVM_VECTORS, legal: { ieeeMinMax: false } };
 
+/**
+ * The x86-64 levels hostCpu names, fixed by the psABI (v2: SSE4.2; v3: AVX2 and FMA; v4: AVX-512 F/BW/CD/DQ/VL):
+ * known without asking gcc, a process start on every compile for the host.
+ */
+const X86_LEVELS: ReadonlyMap<string, { readonly avx512: boolean; readonly avx: boolean; readonly fma: boolean }> = new Map([
+  ['x86-64-v2', { avx512: false, avx: false, fma: false }],
+  ['x86-64-v3', { avx512: false, avx: true, fma: true }],
+  ['x86-64-v4', { avx512: true, avx: true, fma: true }],
+]);
+
 /** The x86 vector unit of an -mcpu name (as gcc -march knows it), or undefined where it is not an x86 CPU gcc knows. */
 export function x86Vectors(cpu: string): { readonly avx512: boolean; readonly avx: boolean; readonly fma: boolean } | undefined {
+  const level = X86_LEVELS.get(cpu);
+  if (level) return level;
   if (!/^[\w.-]+$/.test(cpu)) return undefined;
   let macros: string;
   try {
