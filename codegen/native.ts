@@ -1,7 +1,7 @@
 // What the native targets (llvm, cuda) share: the C runtime, model.h, model_desc.c (the tables the runtime reads).
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
 import path from 'node:path';
 import { type IoSpec, type TargetEntry, entryLayout, fixedRows } from './artifacts.js';
@@ -27,6 +27,32 @@ export function sh(target: string, cmd: string, args: string[], cwd: string): vo
   } catch (e) {
     const err = e as { stderr?: Buffer; message: string };
     throw new Error(`${target}: ${cmd} failed: ${(err.stderr?.toString() || err.message).trim().split('\n').slice(0, 8).join('\n')}`);
+  }
+}
+
+/**
+ * Runs groups of commands at once, the commands of a group one after another, and waits for every group (one shell:
+ * the targets' builds are synchronous). A failure throws as sh does, for the first command that failed.
+ */
+export function shConcurrently(target: string, groups: readonly (readonly [string, readonly string[]])[][], cwd: string): void {
+  const quote = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
+  const stderr = groups.map((_, i) => path.join(cwd, `.kiln-stderr-${process.pid}-${i}`));
+  // a group exits with the number of its command that failed (1-based), 0 when all ran; the shell's stdout is
+  // the statuses alone
+  const script = [
+    ...groups.map((cmds, i) => `( ${cmds.map(([cmd, args], j) => `${[cmd, ...args].map(quote).join(' ')} || exit ${j + 1}`).join('; ')} ) >/dev/null 2>${quote(stderr[i]!)} & p${i}=$!`),
+    groups.map((_, i) => `wait $p${i}; s${i}=$?`).join('; '),
+    `echo ${groups.map((_, i) => `$s${i}`).join(' ')}`,
+  ].join('\n');
+  try {
+    const out = timed('external tools', () => execFileSync('/bin/sh', ['-c', script], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }));
+    const status = out.trim().split(' ').map(Number);
+    groups.forEach((cmds, i) => {
+      const failed = status[i] ? cmds[status[i]! - 1] : undefined;
+      if (failed) throw new Error(`${target}: ${failed[0]} failed: ${(readFileSync(stderr[i]!, 'utf8') || `exit status ${status[i]}`).trim().split('\n').slice(0, 8).join('\n')}`);
+    });
+  } finally {
+    for (const f of stderr) rmSync(f, { force: true });
   }
 }
 

@@ -43,18 +43,30 @@ type IRBuilder = import('llvm-bindings').IRBuilder;
  */
 export function constants(b: IRBuilder) {
   const L = llvm();
-  const int = (t: import('llvm-bindings').IntegerType, bits: number, v: number): V => {
+  // each constant made once (LLVM uniques them anyway): every call into llvm-bindings crosses N-API, and the
+  // Transformer's render made hundreds of thousands of them
+  const cached = (make: (v: number) => V) => {
+    const made = new Map<number | string, V>();
+    return (v: number): V => {
+      const key = Object.is(v, -0) ? '-0' : v; // a Map takes -0 and 0 for one key
+      let c = made.get(key);
+      if (c === undefined) made.set(key, (c = make(v)));
+      return c;
+    };
+  };
+  const int = (t: import('llvm-bindings').IntegerType, bits: number) => cached((v) => {
     // an i32 constant wraps as in the loop IR (x | 0); an index must be exact
     if (!Number.isSafeInteger(v) || (bits < 64 && (v < -(2 ** (bits - 1)) || v >= 2 ** bits))) throw new Error(`llvm: ${v} is not an i${bits} constant`);
     return L.ConstantInt.get(t, v, true);
-  };
+  });
+  const yes = b.getTrue(), no = b.getFalse(), f32 = b.getFloatTy(), f64 = b.getDoubleTy();
   return {
-    i64: (v: number) => int(b.getInt64Ty(), 64, v),
-    i32: (v: number) => int(b.getInt32Ty(), 32, v),
-    i8: (v: number) => int(b.getInt8Ty(), 8, v),
-    bool: (v: number | boolean) => (v ? b.getTrue() : b.getFalse()),
-    f32: (v: number) => (Number.isNaN(v) ? L.ConstantFP.getNaN(b.getFloatTy()) : L.ConstantFP.get(b.getFloatTy(), Math.fround(v))),
-    f64: (v: number) => (Number.isNaN(v) ? L.ConstantFP.getNaN(b.getDoubleTy()) : L.ConstantFP.get(b.getDoubleTy(), v)),
+    i64: int(b.getInt64Ty(), 64),
+    i32: int(b.getInt32Ty(), 32),
+    i8: int(b.getInt8Ty(), 8),
+    bool: (v: number | boolean) => (v ? yes : no),
+    f32: cached((v) => (Number.isNaN(v) ? L.ConstantFP.getNaN(f32) : L.ConstantFP.get(f32, Math.fround(v)))),
+    f64: cached((v) => (Number.isNaN(v) ? L.ConstantFP.getNaN(f64) : L.ConstantFP.get(f64, v))),
   };
 }
 
@@ -167,11 +179,14 @@ class KernelBuilder {
   private lanes?: { v: string; w: number; vec: Set<string> };
   private readonly arrays = new Map<string, { ptr: V; t: Scalar; size: number }>();
   private readonly entryBlock: BB;
+  /** the memory block's pointer (an argument) */
+  private readonly mem: V;
 
   constructor(private readonly g: LlvmModule, private readonly fn: Fn, private readonly offsets: Record<string, number>,
     private readonly bufTypes: Map<string, Scalar>, private readonly memArg = 0, private readonly flash?: { base: V; offsets: Record<string, number> }) {
     const L = llvm();
     this.entryBlock = L.BasicBlock.Create(g.ctx, 'entry', fn);
+    this.mem = fn.getArg(memArg);
     g.b.SetInsertPoint(this.entryBlock);
   }
 
@@ -179,26 +194,27 @@ class KernelBuilder {
   private get k() { return this.g.k; }
 
 
-  /** An alloca in the entry block (where mem2reg finds it). */
+  /** The last alloca made: the entry block's first instruction (each goes in front of the one before). */
+  private firstAlloca?: V;
+
+  /** An alloca at the front of the entry block (where mem2reg finds it), by the module's second builder. */
   private alloca(t: T, n?: number): V {
-    const L = llvm();
-    const here = this.b.GetInsertBlock();
-    const saved = here;
-    const first = this.entryBlock.getFirstNonPHI?.();
-    if (first) this.b.SetInsertPoint(first);
-    else this.b.SetInsertPoint(this.entryBlock);
-    const a = n === undefined ? this.b.CreateAlloca(t) : this.b.CreateAlloca(L.ArrayType.get(t, n));
-    if (saved) this.b.SetInsertPoint(saved);
-    return a;
+    const L = llvm(), at = this.g.allocas;
+    const first = this.firstAlloca ?? this.entryBlock.getFirstNonPHI?.();
+    if (first) at.SetInsertPoint(first as import('llvm-bindings').Instruction);
+    else at.SetInsertPoint(this.entryBlock);
+    this.firstAlloca = n === undefined ? at.CreateAlloca(t) : at.CreateAlloca(L.ArrayType.get(t, n));
+    return this.firstAlloca;
   }
 
   private scalarType(t: Scalar): T {
-    return t === 'f32' ? this.b.getFloatTy() : t === 'i32' ? this.b.getInt32Ty() : this.b.getInt1Ty();
+    const ty = this.g.ty;
+    return t === 'f32' ? ty.f32 : t === 'i32' ? ty.i32 : ty.i1;
   }
 
   /** In memory, bool is one byte. */
   private memType(t: Scalar): T {
-    return t === 'bool' ? this.b.getInt8Ty() : this.scalarType(t);
+    return t === 'bool' ? this.g.ty.i8 : this.scalarType(t);
   }
 
   /**
@@ -206,14 +222,31 @@ class KernelBuilder {
    * so neighbouring accesses differ by a constant that LLVM can see (with i32 arithmetic sign-extended it cannot
    * rule out a wrap, and the SLP vectorizer leaves a micro-kernel in a parallel chunk scalar).
    */
-  private index64(e: Expr): V {
+  private index64(e: Expr): V | number {
     const b = this.b;
-    if (e.k === 'const') return this.k.i64(e.v);
+    if (e.k === 'const') return e.v;
     if (e.k === 'binary' && e.t === 'i32' && (e.op === 'add' || e.op === 'sub' || e.op === 'mul')) {
       const x = this.index64(e.a), y = this.index64(e.b);
-      return e.op === 'add' ? b.CreateAdd(x, y) : e.op === 'sub' ? b.CreateSub(x, y) : b.CreateMul(x, y);
+      return this.op64(e.op, x, y);
     }
-    return b.CreateSExt(this.expr(e), b.getInt64Ty());
+    return b.CreateSExt(this.expr(e), this.g.ty.i64);
+  }
+
+  /**
+   * x op y in i64; two constants folded here as IRBuilder would fold them (the same IR without two calls into
+   * llvm-bindings per operation: an index's constant parts are most of a micro-kernel's address arithmetic).
+   */
+  private op64(op: 'add' | 'sub' | 'mul', x: V | number, y: V | number): V | number {
+    if (typeof x === 'number' && typeof y === 'number') {
+      const r = op === 'add' ? x + y : op === 'sub' ? x - y : x * y;
+      if (Number.isSafeInteger(r)) return r;
+    }
+    const b = this.b, a = this.i64(x), c = this.i64(y);
+    return op === 'add' ? b.CreateAdd(a, c) : op === 'sub' ? b.CreateSub(a, c) : b.CreateMul(a, c);
+  }
+
+  private i64(x: V | number): V {
+    return typeof x === 'number' ? this.k.i64(x) : x;
   }
 
   private pointer(buf: string, idx: Expr): { ptr: V; t: Scalar; int8?: boolean } {
@@ -228,9 +261,9 @@ class KernelBuilder {
     const t = this.bufTypes.get(buf), off = inFlash ?? this.offsets[buf];
     if (!t || off === undefined) throw new Error(`llvm: unknown buffer ${buf}`);
     const int8 = this.g.int8.has(buf), width = t === 'bool' || int8 ? 1 : 4;
-    const byte = this.b.CreateAdd(this.b.CreateMul(this.index64(idx), this.k.i64(width)), this.k.i64(off));
-    const p = this.b.CreateInBoundsGEP(this.b.getInt8Ty(), inFlash === undefined ? this.fn.getArg(this.memArg) : this.flash!.base, [byte]);
-    return { ptr: this.b.CreateBitCast(p, L.PointerType.get(int8 ? this.b.getInt8Ty() : this.memType(t), 0)), t, int8 };
+    const byte = this.i64(this.op64('add', this.op64('mul', this.index64(idx), width), off));
+    const p = this.b.CreateInBoundsGEP(this.g.ty.i8, inFlash === undefined ? this.mem : this.flash!.base, [byte]);
+    return { ptr: this.b.CreateBitCast(p, this.g.pointerTo(int8 ? 'i8' : t)), t, int8 };
   }
 
   private load(buf: string, idx: Expr): V {
@@ -239,7 +272,7 @@ class KernelBuilder {
       return this.callVector(`load_${int8 ? 'i8' : t}`, [ptr]);
     }
     const { ptr, t, int8 } = this.pointer(buf, idx);
-    if (int8) return this.b.CreateSExt(this.b.CreateLoad(this.b.getInt8Ty(), ptr), this.b.getInt32Ty());
+    if (int8) return this.b.CreateSExt(this.b.CreateLoad(this.g.ty.i8, ptr), this.g.ty.i32);
     const v = this.b.CreateLoad(this.memType(t), ptr);
     return t === 'bool' ? this.b.CreateICmpNE(v, this.k.i8(0)) : v;
   }
@@ -369,7 +402,7 @@ class KernelBuilder {
 
   /** What the op table builds with for a value that is a vector of the loop's lanes (vec) or a scalar. */
   private emit(vec: boolean): Emit {
-    const b = this.b, type = (t: Lane): T => (vec ? this.vecType(t) : t === 'f64' ? b.getDoubleTy() : this.scalarType(t));
+    const b = this.b, type = (t: Lane): T => (vec ? this.vecType(t) : t === 'f64' ? this.g.ty.f64 : this.scalarType(t));
     return {
       b,
       type,
@@ -441,7 +474,7 @@ class KernelBuilder {
       case 'store': {
         const { ptr, t, int8 } = this.pointer(s.buf, s.idx);
         const v = this.expr(s.value);
-        b.CreateStore(t === 'bool' ? b.CreateZExt(v, b.getInt8Ty()) : int8 ? b.CreateTrunc(v, b.getInt8Ty()) : v, ptr);
+        b.CreateStore(t === 'bool' ? b.CreateZExt(v, this.g.ty.i8) : int8 ? b.CreateTrunc(v, this.g.ty.i8) : v, ptr);
         return;
       }
       case 'if': {
@@ -461,7 +494,7 @@ class KernelBuilder {
   /** `for v in [begin, end)` as a do-while (the range is never empty), the index in an alloca. */
   private doWhile(loop: Extract<Stmt, { k: 'for' }>, begin: V, end: V): void {
     const L = llvm(), b = this.b;
-    const ptr = this.alloca(b.getInt32Ty());
+    const ptr = this.alloca(this.g.ty.i32);
     this.vars.set(loop.v, { ptr, t: 'i32' });
     b.CreateStore(begin, ptr);
     const body = L.BasicBlock.Create(this.g.ctx, `${loop.v}.body`, this.fn);
@@ -469,7 +502,7 @@ class KernelBuilder {
     b.CreateBr(body);
     b.SetInsertPoint(body);
     this.stmts(loop.body);
-    const next = b.CreateAdd(b.CreateLoad(b.getInt32Ty(), ptr), this.k.i32(1));
+    const next = b.CreateAdd(b.CreateLoad(this.g.ty.i32, ptr), this.k.i32(1));
     b.CreateStore(next, ptr);
     b.CreateCondBr(b.CreateICmpSLT(next, end), body, exit);
     b.SetInsertPoint(exit);
@@ -486,7 +519,7 @@ class KernelBuilder {
     const b = this.b, L = llvm();
     const chunkTy = L.FunctionType.get(b.getVoidTy(), [b.getInt64Ty(), b.getInt64Ty(), b.getInt8PtrTy()], false);
     const pool = this.g.extern('kiln_parallel_for', b.getVoidTy(), [b.getInt64Ty(), L.PointerType.get(chunkTy, 0), b.getInt8PtrTy()]);
-    b.CreateCall(pool, [this.k.i64(n), fn, this.fn.getArg(this.memArg)]);
+    b.CreateCall(pool, [this.k.i64(n), fn, this.mem]);
   }
 
   finish(): void {
@@ -499,6 +532,8 @@ class LlvmModule {
   readonly ctx: import('llvm-bindings').LLVMContext;
   readonly mod: import('llvm-bindings').Module;
   readonly b: import('llvm-bindings').IRBuilder;
+  /** a second builder, for allocas in an entry block (the first stays where the kernel is being built) */
+  readonly allocas: import('llvm-bindings').IRBuilder;
   readonly k: ReturnType<typeof constants>;
   private readonly externs = new Map<string, Fn>();
   /** the kernel, chunk and entry functions, whose frames `realign` aligns */
@@ -506,12 +541,26 @@ class LlvmModule {
   /** int8 buffers of the entry being rendered: one byte in memory, i32 in registers */
   int8: ReadonlySet<string> = new Set();
 
+  /** The types the kernels use, made once (each get*Ty() is a call into llvm-bindings). */
+  readonly ty: { readonly f32: T; readonly i32: T; readonly i1: T; readonly i8: T; readonly i64: T; readonly f64: T };
+  private readonly pointers = new Map<string, T>();
+
   constructor(name: string, readonly contract: boolean, readonly dot?: DotIsa) {
     const L = llvm();
     this.ctx = new L.LLVMContext();
     this.mod = new L.Module(name, this.ctx);
     this.b = new L.IRBuilder(this.ctx);
+    this.allocas = new L.IRBuilder(this.ctx);
     this.k = constants(this.b);
+    const b = this.b;
+    this.ty = { f32: b.getFloatTy(), i32: b.getInt32Ty(), i1: b.getInt1Ty(), i8: b.getInt8Ty(), i64: b.getInt64Ty(), f64: b.getDoubleTy() };
+  }
+
+  /** A pointer to t in memory (bool is a byte there). */
+  pointerTo(t: Scalar | 'i8'): T {
+    let p = this.pointers.get(t);
+    if (!p) this.pointers.set(t, (p = llvm().PointerType.get(t === 'f32' ? this.ty.f32 : t === 'i32' ? this.ty.i32 : this.ty.i8, 0)));
+    return p;
   }
 
   private readonly linked = new Set<number>();

@@ -5,7 +5,7 @@ import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { type TargetEntry, irText, manifestOf, runtimeDir } from '../artifacts.js';
-import { type NativeTargetOptions, compileCached, descSource, headerSource, sh } from '../native.js';
+import { type NativeTargetOptions, compileCached, descSource, headerSource, sh, shConcurrently } from '../native.js';
 import { writeSafetensors } from '../../runtime/safetensors.js';
 import { dtypeBytes } from '../../ir/types.js';
 import { layoutModule } from '../loop/layout.js';
@@ -68,8 +68,21 @@ export const bareMetal = (triple?: string): boolean => !!triple && triple.split(
  */
 export const LLVM_CAPS: TargetCaps = { ...DEFAULT_CAPS, vectorWidth: 16, vectorRegisters: 22, fma: true, tileCode: 2048, threads: 1, vector: LLVM_VECTORS, legal: { ieeeMinMax: false } };
 
+/**
+ * The x86-64 levels hostCpu names, fixed by the psABI (v2: SSE4.2; v3: AVX2 and FMA; v4: AVX-512 F/BW/CD/DQ/VL):
+ * known without asking gcc, a process start on every compile for the host.
+ */
+interface X86Vectors { readonly avx512: boolean; readonly avx: boolean; readonly fma: boolean; readonly avx2: boolean; readonly avx512bw: boolean }
+const X86_LEVELS: ReadonlyMap<string, X86Vectors> = new Map([
+  ['x86-64-v2', { avx512: false, avx: false, fma: false, avx2: false, avx512bw: false }],
+  ['x86-64-v3', { avx512: false, avx: true, fma: true, avx2: true, avx512bw: false }],
+  ['x86-64-v4', { avx512: true, avx: true, fma: true, avx2: true, avx512bw: true }],
+]);
+
 /** The x86 vector unit of an -mcpu name (as gcc -march knows it), or undefined where it is not an x86 CPU gcc knows. */
-export function x86Vectors(cpu: string): { readonly avx512: boolean; readonly avx: boolean; readonly fma: boolean; readonly avx2: boolean; readonly avx512bw: boolean } | undefined {
+export function x86Vectors(cpu: string): X86Vectors | undefined {
+  const level = X86_LEVELS.get(cpu);
+  if (level) return level;
   if (!/^[\w.-]+$/.test(cpu)) return undefined;
   let macros: string;
   try {
@@ -134,11 +147,12 @@ export function compileLlvm(o: LlvmTargetOptions): string[] {
   const machine = [...(o.triple ? [`-mtriple=${o.triple}`] : []), ...(cpu ? [`-mcpu=${cpu}`] : [])];
   writeFileSync(path.join(dir, 'model.ll'), renderLlvm(entries, layout, 'model', o.contract ?? true,
     split && { symbol: FLASH_SYMBOL, bytes: split.data.length, offsets: split.flash }, dotIsa(cpu, o.triple)));
-  sh('llvm', 'opt-14', ['-O3', ...machine, 'model.ll', '-o', 'model.bc'], dir);
-  // static code for a firmware image (no GOT); position-independent for libraries
-  // static code for a bare-metal image; PIC wherever an OS may link it into a PIE (the freestanding runtime on the
-  // host: a table of constants addressed absolutely fails to link there)
-  sh('llvm', 'llc-14', ['-O3', ...machine, `-relocation-model=${freestanding && bareMetal(o.triple) ? 'static' : 'pic'}`, '-filetype=obj', 'model.bc', '-o', 'model.o'], dir);
+  const llvmTools: [string, string[]][] = [
+    ['opt-14', ['-O3', ...machine, 'model.ll', '-o', 'model.bc']],
+    // static code for a bare-metal image; PIC wherever an OS may link it into a PIE (the freestanding runtime on the
+    // host: a table of constants addressed absolutely fails to link there)
+    ['llc-14', ['-O3', ...machine, `-relocation-model=${freestanding && bareMetal(o.triple) ? 'static' : 'pic'}`, '-filetype=obj', 'model.bc', '-o', 'model.o']],
+  ];
   const flashDecl = flash ? [`/* params and constants, read in place (flash): KILN_FLASH_BYTES bytes */\n#define KILN_FLASH_BYTES ${flash.data.length}L\nextern const unsigned char ${FLASH_SYMBOL}[];`] : [];
   writeFileSync(path.join(dir, 'model.h'), headerSource(o, layout, flashDecl));
   writeFileSync(path.join(dir, 'model_desc.c'), descSource(o, compiled, layout, flash));
@@ -146,6 +160,11 @@ export function compileLlvm(o: LlvmTargetOptions): string[] {
   const sources = freestanding ? ['kiln_runtime.h', 'kiln_core.c', 'kiln_rows.c', 'kiln_math.c']
     : ['kiln_runtime.h', 'kiln_runtime.c', 'kiln_core.c', 'kiln_rows.c', 'kiln_math.c', 'kiln_cli.h', 'model_main.c', 'model_train.c'];
   for (const f of sources) copyFileSync(path.join(rt, f), path.join(dir, f));
+  const cc = ['-O2', '-std=c99', '-pthread'];
+  const hosted = !o.triple && !freestanding;
+  // model_desc.c needs no model.o: gcc compiles it while opt and llc run
+  if (hosted) shConcurrently('llvm', [llvmTools, [['gcc', [...cc, '-c', 'model_desc.c', '-o', 'model_desc.o']]]], dir);
+  else for (const [cmd, args] of llvmTools) sh('llvm', cmd, args, dir);
   const model = elfSizes(readFileSync(path.join(dir, 'model.o')), 'model.o');
   const sizes: Record<string, unknown> = {
     modelCodeBytes: model.code, weightBytes: o.weights.reduce((n, w) => n + w.data.length * dtypeBytes(w.dtype), 0),
@@ -156,7 +175,7 @@ export function compileLlvm(o: LlvmTargetOptions): string[] {
   };
   const meta = { cpu: cpu ?? null, ...(o.triple ? { triple: o.triple } : {}), runtime: freestanding ? 'freestanding' : 'hosted', ...(o.distributed ? { distributed: o.distributed } : {}), sizes };
   const manifest = () => manifestOf('llvm', compiled, o.weights, { arenaBytes: layout.arenaBytes, memoryBytes: layout.memoryBytes }, o, meta);
-  if (o.triple || freestanding) {
+  if (!hosted) {
     const files = [...sources, 'model.o', 'model.h', 'model_desc.c', 'manifest.json'];
     const fw = o.triple && writeFirmware(dir, o.triple, compiled[0]!.e);
     if (fw) {
@@ -170,15 +189,13 @@ export function compileLlvm(o: LlvmTargetOptions): string[] {
     writeFileSync(path.join(dir, 'manifest.json'), `${JSON.stringify(manifest(), null, 2)}\n`);
     return files.map((f) => path.join(dir, f));
   }
-  const cc = ['-O2', '-std=c99', '-pthread'];
-  sh('llvm', 'gcc', [...cc, '-c', 'model_desc.c', '-o', 'model_desc.o'], dir);
   const hasTrain = o.entries.some((e) => e.name === 'trainStep' || e.name === 'gradStep');
   const mpi = o.distributed === 'mpi';
   const mains = ['model_main', ...(hasTrain && !mpi ? ['model_train'] : [])];
   for (const f of ['kiln_runtime', 'kiln_rows', 'kiln_math', ...mains]) compileCached('llvm', cc, path.join(dir, `${f}.c`), path.join(dir, `${f}.o`));
   sizes['runtimeCodeBytes'] = ['kiln_runtime.o', 'kiln_rows.o', 'kiln_math.o'].reduce((n, f) => n + elfSizes(readFileSync(path.join(dir, f)), f).code, 0);
   sh('llvm', 'ar', ['rcs', 'libmodel.a', 'model.o', 'model_desc.o', 'kiln_runtime.o', 'kiln_rows.o', 'kiln_math.o'], dir);
-  for (const m of mains) sh('llvm', 'gcc', [...cc, `${m}.o`, 'libmodel.a', '-lm', '-o', m], dir);
+  shConcurrently('llvm', mains.map((m) => [['gcc', [...cc, `${m}.o`, 'libmodel.a', '-lm', '-o', m]]]), dir);
   if (mpi) buildMpiTrain(dir, cc);
   writeFileSync(path.join(dir, 'manifest.json'), `${JSON.stringify(manifest(), null, 2)}\n`);
   writeFileSync(path.join(dir, 'weights.safetensors'), writeSafetensors(o.weights, { format: 'kiln' }));

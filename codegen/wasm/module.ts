@@ -33,6 +33,16 @@ export class Locals {
 /** Functions with more locals are not optimized by binaryen (see finish). */
 const MAX_OPTIMIZED_LOCALS = 1500;
 
+/**
+ * The binaryen passes run on the kernels: constants propagated through locals and folded, and instructions
+ * simplified (constant address parts into the load's offset). Measured (AMD EPYC Zen 2, SIMD128, one thread, CPU time
+ * per predict call, bench/results-compile.md): the Transformer ran 5-10 % slower without any pass and as fast with
+ * these two as with all of -O3; the MLP and CNN ran as fast with none. -O3 cost 0.76, 1.05 and 1.66 s of CPU in a fresh
+ * compile process for the MLP, CNN and Transformer (most of it V8 compiling binaryen's own optimizer), these two
+ * 0.14, 0.21 and 0.30 s. V8's optimizing compiler does the rest (register allocation, CSE, code placement).
+ */
+const PASSES = ['precompute-propagate', 'optimize-instructions'];
+
 /** The binaryen module with the node constructors the renderer uses. */
 export class WasmModule {
   readonly m: binaryen.Module;
@@ -150,7 +160,7 @@ export class WasmModule {
   }
 
   /**
-   * Validates, optimizes (-O3) and emits the binary. Throws with binaryen's message when invalid. A function with
+   * Validates, optimizes (PASSES) and emits the binary. Throws with binaryen's message when invalid. A function with
    * more than MAX_OPTIMIZED_LOCALS locals is left to V8's optimizing compiler: binaryen's local passes grow
    * quadratically with them (a 4,000-line LSTM gradient kernel took longer than 10 minutes).
    */
@@ -167,8 +177,8 @@ export class WasmModule {
     if (optimize) {
       binaryen.setOptimizeLevel(3);
       binaryen.setShrinkLevel(0);
-      if (this.functions.every((f) => f.locals <= MAX_OPTIMIZED_LOCALS)) this.m.optimize();
-      else for (const f of this.functions) if (f.locals <= MAX_OPTIMIZED_LOCALS) this.m.optimizeFunction(f.name);
+      if (this.functions.every((f) => f.locals <= MAX_OPTIMIZED_LOCALS)) this.m.runPasses(PASSES);
+      else for (const f of this.functions) if (f.locals <= MAX_OPTIMIZED_LOCALS) this.m.runPassesOnFunction(f.name, PASSES);
     }
     const binary = this.m.emitBinary();
     let sharedBinary: Uint8Array | undefined;

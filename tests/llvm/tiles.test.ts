@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { LLVM_CAPS, compileLlvm, llvmCaps } from '../../codegen/llvm/target.js';
+import { LLVM_CAPS, compileLlvm, llvmCaps, x86Vectors } from '../../codegen/llvm/target.js';
 import { registerTile } from '../../codegen/loop/schedule.js';
 import * as keras from '../../frontend/index.js';
 import { traceModel } from '../../frontend/models/executor.js';
@@ -47,6 +47,15 @@ describe('llvm register tiles by --cpu', () => {
     }
     expect(llvmCaps('x86-64-v2')).toMatchObject({ vectorWidth: 4, fma: false });
     expect(llvmCaps('cortex-a72')).toBe(LLVM_CAPS); // not an x86 CPU: as before
+  });
+
+  it('know the x86-64 levels (the host\'s) as gcc -march does, without running it', () => {
+    for (const cpu of ['x86-64-v2', 'x86-64-v3', 'x86-64-v4']) {
+      const macros = execFileSync('gcc', [`-march=${cpu}`, '-dM', '-E', '-x', 'c', '/dev/null'], { encoding: 'utf8' });
+      const has = (m: string) => macros.includes(`#define __${m}__ 1`);
+      expect(x86Vectors(cpu), cpu).toEqual({ avx512: has('AVX512F'), avx: has('AVX'), fma: has('FMA') });
+    }
+    expect(x86Vectors('constructor')).toBeUndefined(); // a name, not a property of the table
   });
 
   it('leave no accumulator spilled in the seed MLP\'s micro-kernel loop on x86-64-v3 (b256), and compute the same', () => {
