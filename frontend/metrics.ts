@@ -7,7 +7,8 @@ import * as losses from './losses.js';
 import { type TensorLike, convertToTensor } from './ops.js';
 import * as ops from './ops.js';
 import { type OptionNames, checkOptions } from './options.js';
-import type { Tensor } from './tensor.js';
+import { Tensor } from './tensor.js';
+import { getMask } from './layers/layer.js';
 
 export interface MetricOptions {
   /** The metric's name in logs and History (default: its Keras name, e.g. 'sparse_categorical_accuracy'). */
@@ -44,11 +45,26 @@ export abstract class Metric {
     return 'up';
   }
 
-  /** Adds a batch; with sampleWeight (one weight per sample) the mean is weighted, as Keras's Mean(values, sample_weight). */
+  /**
+   * Adds a batch; with sampleWeight (one weight per sample) the mean is weighted, as Keras's Mean(values, sample_weight).
+   * Predictions that carry a mask (a masked model's output) weigh each step by it, as Keras's MeanMetricWrapper
+   * (apply_mask with reduction 'sum'): the mean is over the real steps.
+   */
   updateState(yTrue: TensorLike, yPred: TensorLike, sampleWeight?: TensorLike): void {
     noRecord(() => {
+      const mask = yPred instanceof Tensor ? getMask(yPred) : undefined;
       const v = this.values(convertToTensor(yTrue), convertToTensor(yPred));
       const d = v.data;
+      if (mask) {
+        const w = maskWeights(mask, sampleWeight, v, this.name), per = d.length / w.length;
+        // values past the mask's axes are averaged within their step (Keras reduces them with a mean first)
+        for (let i = 0; i < d.length; i++) {
+          const wi = w[Math.floor(i / per)]! / per;
+          this.total += d[i]! * wi;
+          this.count += wi;
+        }
+        return;
+      }
       if (sampleWeight === undefined) {
         for (let i = 0; i < d.length; i++) this.total += d[i]!;
         this.count += d.length;
@@ -78,6 +94,20 @@ function rowWeights(sampleWeight: TensorLike, rows: number, name: string): Float
   const w = ops.cast(convertToTensor(sampleWeight), 'float32');
   if (w.size !== rows) throw new Error(`metric '${name}': ${w.size} sample weights for a batch of ${rows}`);
   return w.data as Float32Array;
+}
+
+/**
+ * A mask's weights (times the sample weights of its rows) for values with the mask's leading axes: one per mask
+ * entry; a value beyond them (per-feature values) shares its step's weight, its step counting once.
+ */
+function maskWeights(mask: Tensor, sampleWeight: TensorLike | undefined, v: Tensor, name: string): Float32Array {
+  const m = mask.data, rows = mask.shape[0]!, w = Float32Array.from(m, (x) => (x ? 1 : 0));
+  if (v.rank < mask.rank || mask.shape.some((d, i) => v.shape[i] !== d)) throw new Error(`metric '${name}': values of shape [${v.shape}] do not match the predictions' mask [${mask.shape}]`);
+  if (sampleWeight !== undefined) {
+    const sw = rowWeights(sampleWeight, rows, name), per = w.length / rows;
+    for (let i = 0; i < w.length; i++) w[i]! *= sw[Math.floor(i / per)]!;
+  }
+  return w;
 }
 
 /** Labels as int32 class ids: [batch] from [batch] or [batch, 1]. */

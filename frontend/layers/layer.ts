@@ -43,6 +43,11 @@ export function getMask(t: Tensor): Tensor | undefined {
   return masks.get(t);
 }
 
+/** Attaches a mask to a tensor, as a layer's output would carry it (a compiled model's outputs, run, get theirs back). */
+export function setMask(t: Tensor, mask: Tensor): void {
+  masks.set(t, mask);
+}
+
 function attachMasks(out: Tensor | Tensor[], mask: Mask): void {
   const outs = Array.isArray(out) ? out : [out];
   const ms = mask instanceof Tensor || mask === undefined ? [mask] : mask;

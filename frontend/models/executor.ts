@@ -10,6 +10,7 @@ import { type OptionNames, checkOptions } from '../options.js';
 import { Progbar } from './progbar.js';
 import type { Model, ModelInput } from './model.js';
 import { runnerFor } from './runner.js';
+import { getMask } from '../layers/layer.js';
 
 export interface PredictOptions {
   /** Samples per call (Keras default 32). */
@@ -38,8 +39,11 @@ export interface TracedModel {
   readonly variables: Variable[];
 }
 
-/** Traces model(inputs) at a fixed batch size into a graph: inputs by model input name, outputs by output name. */
-export function traceModel(model: Model, batchSize: number, training = false): TracedModel {
+/**
+ * Traces model(inputs) at a fixed batch size into a graph: inputs by model input name, outputs by output name; with
+ * `masks`, then "mask/<output>" for each output that carries a mask (bool, Keras's _keras_mask).
+ */
+export function traceModel(model: Model, batchSize: number, training = false, masks = false): TracedModel {
   const tr = new Trace();
   for (const v of model.weights) tr.paramOf(v);
   const outputs = withTrace(tr, () => {
@@ -47,19 +51,21 @@ export function traceModel(model: Model, batchSize: number, training = false): T
     const out = model.call(ins.length === 1 ? ins[0]! : ins, { training }) as Tensor | Tensor[];
     return Array.isArray(out) ? out : [out];
   });
-  const graph = tr.finish(training ? 'forward_train' : 'predict', outputs.map((t, i) => ({ name: model.outputNames[i]!, node: tr.nodeOf(t) })));
+  const named = outputs.map((t, i) => ({ name: model.outputNames[i]!, node: tr.nodeOf(t) }));
+  if (masks) outputs.forEach((t, i) => { const m = getMask(t); if (m) named.push({ name: `mask/${model.outputNames[i]!}`, node: tr.nodeOf(m) }); });
+  const graph = tr.finish(training ? 'forward_train' : 'predict', named);
   return { graph, variables: tr.variables };
 }
 
 const cache = new WeakMap<Model, Map<string, TracedModel>>();
 
 /** The traced graph of a model for a batch size, cached until the model's layers change. */
-export function tracedFor(model: Model, batchSize: number, training = false): TracedModel {
+export function tracedFor(model: Model, batchSize: number, training = false, masks = false): TracedModel {
   let m = cache.get(model);
   if (!m) cache.set(model, (m = new Map()));
-  const key = `${batchSize}|${training}|${model.structureVersion}`;
+  const key = `${batchSize}|${training}|${masks}|${model.structureVersion}`;
   let t = m.get(key);
-  if (!t) m.set(key, (t = traceModel(model, batchSize, training)));
+  if (!t) m.set(key, (t = traceModel(model, batchSize, training, masks)));
   return t;
 }
 

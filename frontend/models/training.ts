@@ -11,7 +11,7 @@ import * as optimizers from '../optimizers.js';
 import { Tensor, type Variable } from '../tensor.js';
 import { checkRunOptions, runTraced, sliceBatch, tracedFor } from './executor.js';
 import type { Model, ModelInput } from './model.js';
-import { LayerError } from '../layers/layer.js';
+import { LayerError, getMask, setMask } from '../layers/layer.js';
 import { Progbar } from './progbar.js';
 import type { Backend } from '../config.js';
 import { type OptionNames, checkOptions } from '../options.js';
@@ -146,7 +146,7 @@ export interface TrainStep {
  * those rows (Loss.masked) and the rows after them, padding, add nothing to the gradients. Exact only for a model
  * whose training forward pass keeps rows apart (the compiler checks with passes/rows.ts).
  */
-export function traceTrainStep(model: Model, c: Compiled, inputShapes: number[][], targetShapes: number[][], options: { partial?: boolean; weighted?: boolean } = {}): TrainStep {
+export function traceTrainStep(model: Model, c: Compiled, inputShapes: number[][], targetShapes: number[][], options: { partial?: boolean; weighted?: boolean; masks?: boolean } = {}): TrainStep {
   const tr = new Trace();
   const trainable = model.trainableWeights;
   c.optimizer.build(trainable);
@@ -176,6 +176,8 @@ export function traceTrainStep(model: Model, c: Compiled, inputShapes: number[][
   const outputs = [{ name: 'loss', node: tr.nodeOf(total) }];
   if (names.length > 1) names.forEach((n, i) => outputs.push({ name: `${n}_loss`, node: tr.nodeOf(perLoss[i]!) }));
   names.forEach((n, i) => outputs.push({ name: `pred/${n}`, node: tr.nodeOf(preds[i]!) }));
+  // with `masks`: the masks the outputs carry (the losses above applied them), for fit's metrics
+  if (options.masks) names.forEach((n, i) => { const m = getMask(preds[i]!); if (m) outputs.push({ name: `mask/${n}`, node: tr.nodeOf(m) }); });
   const graph = tr.finish('train_step', outputs, updates.map(([v, t]) => ({ param: tr.paramOf(v), value: tr.nodeOf(t) })));
   return { graph, variables: tr.variables };
 }
@@ -412,7 +414,7 @@ export function fitModel(model: Model, c: Compiled | undefined, x: ModelInput, y
   const stepFor = (b: number): TrainStep => {
     let s = stepCache.get(`${b}|${signature}`);
     if (!s) {
-      s = traceTrainStep(model, comp, inputs.map((t) => [b, ...t.shape.slice(1)]), targets.map((t) => [b, ...t.shape.slice(1)]), { weighted: weights !== undefined });
+      s = traceTrainStep(model, comp, inputs.map((t) => [b, ...t.shape.slice(1)]), targets.map((t) => [b, ...t.shape.slice(1)]), { weighted: weights !== undefined, masks: true });
       stepCache.set(`${b}|${signature}`, s);
     }
     return s;
@@ -452,7 +454,8 @@ export function fitModel(model: Model, c: Compiled | undefined, x: ModelInput, y
       const out = runTrainStep(stepFor(rows.length), model, bi, bt, comp.optimizer.iterations.data[0]!, options.backend, bw);
       lossMean.add(out.get('loss')!.item(), rows.length);
       if (model.outputNames.length > 1) perOutLoss.forEach((m, i) => m.add(out.get(`${model.outputNames[i]}_loss`)!.item(), rows.length));
-      for (const m of ms) m.metric.updateState(bt[m.output]!, out.get(`pred/${model.outputNames[m.output]}`)!);
+      const preds = withMasks(model, out);
+      for (const m of ms) m.metric.updateState(bt[m.output]!, preds[m.output]!);
       logs = logsOf(lossMean, perOutLoss, ms);
       bar.update(s + 1, logs);
       callbacks.call('onTrainBatchEnd', s, { ...logs });
@@ -471,6 +474,15 @@ export function fitModel(model: Model, c: Compiled | undefined, x: ModelInput, y
   }
   callbacks.call('onTrainEnd', last);
   return history;
+}
+
+/** The predictions among a step's outputs ("pred/<output>", else "<output>"), each with its "mask/<output>" attached. */
+function withMasks(model: Model, out: Map<string, Tensor>): Tensor[] {
+  return model.outputNames.map((n) => {
+    const p = out.get(`pred/${n}`) ?? out.get(n)!, m = out.get(`mask/${n}`);
+    if (m) setMask(p, m);
+    return p;
+  });
 }
 
 /** A custom train step: [x, y] or [x, y, sampleWeight] of one batch to its logs (numbers or scalar tensors). */
@@ -533,7 +545,9 @@ function evaluateNormalized(model: Model, comp: Compiled, inputs: Tensor[], targ
     for (let s = 0; s < steps; s++) {
       const a = s * bs, e = Math.min(n, a + bs);
       const bt = targets.map((t) => sliceBatch(t, a, e)), bw = weights && sliceBatch(weights, a, e);
-      const preds = runTraced(tracedFor(model, e - a), inputs.map((t) => sliceBatch(t, a, e)), {}, options.backend);
+      const t = tracedFor(model, e - a, false, true);
+      const outs = runTraced(t, inputs.map((x) => sliceBatch(x, a, e)), {}, options.backend);
+      const preds = withMasks(model, new Map(t.graph.outputs.map((o, i) => [o.name, outs[i]!])));
       let total = 0;
       preds.forEach((p, i) => {
         const l = (bw ? comp.losses[i]!.weighted(bt[i]!, p, bw) : comp.losses[i]!(bt[i]!, p)).item();
