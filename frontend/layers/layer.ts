@@ -1,6 +1,6 @@
 // The Layer base: config -> build (weights from the input shape) -> call (ops only); callable, with or without `new`.
 import { type DType, type Shape, isDType } from '../../ir/types.js';
-import { Trace, withTrace } from '../engine.js';
+import { NotTraceableError, Trace, withTrace } from '../engine.js';
 import { CallableObject } from '../callable.js';
 import * as activations from '../activations.js';
 import * as initializers from '../initializers.js';
@@ -293,7 +293,8 @@ export abstract class Layer<Out extends Tensor | Tensor[] = Tensor> extends Call
     try {
       return fn();
     } catch (e) {
-      if (e instanceof LayerError) throw e;
+      // (a traced custom trainStep that must run eagerly instead is not the layer's error)
+      if (e instanceof LayerError || e instanceof NotTraceableError) throw e;
       const err = new LayerError(`Layer '${this.name}' (${this.className}) ${what}: ${(e as Error).message}`);
       err.stack = `${err.name}: ${err.message}\n${((e as Error).stack ?? '').split('\n').slice(1).join('\n')}`;
       throw err;

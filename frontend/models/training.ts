@@ -18,6 +18,7 @@ import { type OptionNames, checkOptions } from '../options.js';
 import { describe, show } from '../errors.js';
 import { runnerFor } from './runner.js';
 import { type CallbackLike, CallbackList, type Logs } from '../callbacks.js';
+import { runCustomStep } from './custom_step.js';
 
 type PerOutput<T> = T | readonly T[] | Readonly<Record<string, T>>;
 
@@ -29,6 +30,8 @@ export interface CompileOptions {
   metrics?: readonly metrics.MetricIdentifier[] | readonly (readonly metrics.MetricIdentifier[])[] | Readonly<Record<string, readonly metrics.MetricIdentifier[]>>;
   /** Weights of the per-output losses in the total loss. */
   lossWeights?: readonly number[] | Readonly<Record<string, number>>;
+  /** Run a subclass's custom trainStep eagerly, op by op (default false: traced into one compiled step). */
+  runEagerly?: boolean;
 }
 
 /** What compile resolved: per output, its loss, weight and metrics. */
@@ -37,6 +40,7 @@ export interface Compiled {
   readonly losses: losses.Loss[];
   readonly lossWeights: number[];
   readonly metricIds: metrics.MetricIdentifier[][];
+  readonly runEagerly: boolean;
 }
 
 /** Converts one input or target array, the error naming what it is for. */
@@ -66,9 +70,10 @@ function perOutput<T>(model: Model, value: PerOutput<T> | undefined, what: strin
 /** Checks compile's options when it is called (they are resolved once the model is built). */
 export function checkCompileOptions(model: Model, options: CompileOptions): void {
   const where = `Model '${model.name}': compile`;
-  checkOptions(options, { optimizer: true, loss: true, metrics: true, lossWeights: true } satisfies OptionNames<CompileOptions>, where,
-    { weightedMetrics: null, runEagerly: false, stepsPerExecution: 1, jitCompile: 'auto', autoScaleLoss: true });
+  checkOptions(options, { optimizer: true, loss: true, metrics: true, lossWeights: true, runEagerly: true } satisfies OptionNames<CompileOptions>, where,
+    { weightedMetrics: null, stepsPerExecution: 1, jitCompile: 'auto', autoScaleLoss: true });
   if (!options || options.loss === undefined) throw new Error(`${where} needs a loss`);
+  checkBoolean(options.runEagerly, `${where}: runEagerly`);
   // metrics are resolved when fit runs: a misspelt name is an error now, not then
   const m: unknown = options.metrics;
   if (m === undefined) return;
@@ -92,7 +97,7 @@ export function compileModel(model: Model, options: CompileOptions): Compiled {
   else if (Array.isArray(m) && m.length > 0 && m.every((x) => Array.isArray(x))) metricIds = perOutput(model, m as metrics.MetricIdentifier[][], 'metrics', () => []);
   else if (Array.isArray(m)) metricIds = model.outputNames.map(() => [...m] as metrics.MetricIdentifier[]);
   else metricIds = perOutput(model, m as Record<string, metrics.MetricIdentifier[]>, 'metrics', () => []);
-  return { optimizer: optimizers.get(options.optimizer ?? 'rmsprop'), losses: ls, lossWeights: weights, metricIds };
+  return { optimizer: optimizers.get(options.optimizer ?? 'rmsprop'), losses: ls, lossWeights: weights, metricIds, runEagerly: options.runEagerly ?? false };
 }
 
 /** The per-output metric objects with Keras's log names (prefixed by the output name for several outputs). */
@@ -444,9 +449,11 @@ export function fitModel(model: Model, c: Compiled | undefined, x: ModelInput, y
       const bi = inputs.map((t) => takeRows(t, rows)), bt = targets.map((t) => takeRows(t, rows));
       const bw = weights && takeRows(weights, rows);
       if (customStep) {
-        // the model's own trainStep (Keras's train_step), run eagerly: its logs are the returned record
+        // the model's own trainStep (Keras's train_step), traced into a compiled step where it can be, else eager:
+        // its logs are the returned record
         const one = (ts: Tensor[]) => (ts.length === 1 ? ts[0]! : ts);
-        logs = customLogs(customStep.call(model, bw ? [one(bi), one(bt), bw] : [one(bi), one(bt)]), model);
+        const compiled = comp.runEagerly ? undefined : runCustomStep(model, comp, customStep, bi, bt, bw, signature, options.backend);
+        logs = compiled ?? customLogs(customStep.call(model, bw ? [one(bi), one(bt), bw] : [one(bi), one(bt)]), model);
         bar.update(s + 1, logs);
         callbacks.call('onTrainBatchEnd', s, { ...logs });
         continue;
