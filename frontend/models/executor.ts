@@ -10,6 +10,7 @@ import { type OptionNames, checkOptions } from '../options.js';
 import { Progbar } from './progbar.js';
 import type { Model, ModelInput } from './model.js';
 import { runnerFor } from './runner.js';
+import { type CallbackLike, CallbackList } from '../callbacks.js';
 import { getMask } from '../layers/layer.js';
 
 export interface PredictOptions {
@@ -21,6 +22,8 @@ export interface PredictOptions {
   print?: (text: string) => void;
   /** Where to run (default: keras.config.backend(), initially compiled wasm). */
   backend?: Backend;
+  /** Callbacks whose onPredict* hooks run (Keras's hook names). */
+  callbacks?: readonly CallbackLike[];
 }
 
 /** Checks verbose, batchSize, print and backend, shared by fit, evaluate and predict. */
@@ -90,7 +93,7 @@ export function sliceBatch(t: Tensor, start: number, end: number): Tensor {
 
 /** model.predict: batches through the traced inference graph; the last partial batch gets its own graph. */
 export function predict(model: Model, x: ModelInput, options: PredictOptions = {}): Tensor | Tensor[] {
-  checkOptions(options, { batchSize: true, verbose: true, print: true, backend: true } satisfies OptionNames<PredictOptions>, 'predict', { steps: null, callbacks: null });
+  checkOptions(options, { batchSize: true, verbose: true, print: true, backend: true, callbacks: true } satisfies OptionNames<PredictOptions>, 'predict', { steps: null });
   checkRunOptions(options, 'predict');
   const inputs = model.normalizeInputs(x);
   const n = inputs[0]!.shape[0]!;
@@ -98,14 +101,21 @@ export function predict(model: Model, x: ModelInput, options: PredictOptions = {
   for (const t of inputs) if (t.shape[0] !== n) throw new Error(`predict: inputs have different numbers of samples (${inputs.map((i) => i.shape[0]).join(', ')})`);
   const bs = Math.min(options.batchSize ?? 32, n);
   const steps = Math.ceil(n / bs);
-  const bar = new Progbar(steps, options.verbose === 'auto' ? 1 : options.verbose ?? 0, options.print);
+  const verbose = options.verbose === 'auto' ? 1 : options.verbose ?? 0;
+  const bar = new Progbar(steps, verbose, options.print);
+  const callbacks = new CallbackList(options.callbacks, model, { epochs: 1, steps, verbose, directions: {} }, 'predict');
+  callbacks.call('onPredictBegin', {});
   const parts: Tensor[][] = [];
   for (let s = 0; s < n; s += bs) {
     const e = Math.min(n, s + bs);
+    callbacks.call('onPredictBatchBegin', parts.length, {});
     const traced = tracedFor(model, e - s);
-    parts.push(runTraced(traced, inputs.map((t) => sliceBatch(t, s, e)), {}, options.backend));
+    const outs = runTraced(traced, inputs.map((t) => sliceBatch(t, s, e)), {}, options.backend);
+    parts.push(outs);
+    callbacks.call('onPredictBatchEnd', parts.length - 1, { outputs: model.multiOutput ? outs : outs[0]! });
     bar.update(parts.length, {});
   }
+  callbacks.call('onPredictEnd', {});
   bar.finish({});
   const outs = model.outputNames.map((_, i) => (parts.length === 1 ? parts[0]![i]! : ops.concatenate(parts.map((p) => p[i]!), 0)));
   return model.multiOutput ? outs : outs[0]!;

@@ -314,7 +314,7 @@ const FIT_OPTIONS = {
   callbacks: true, sampleWeight: true, classWeight: true, initialEpoch: true,
 } satisfies OptionNames<FitOptions>;
 
-const EVALUATE_OPTIONS = { batchSize: true, verbose: true, returnDict: true, print: true, backend: true, sampleWeight: true } satisfies OptionNames<EvaluateOptions>;
+const EVALUATE_OPTIONS = { batchSize: true, verbose: true, returnDict: true, print: true, backend: true, sampleWeight: true, callbacks: true } satisfies OptionNames<EvaluateOptions>;
 
 /** Sample weights as a float32 [n] tensor, checked: one finite weight per sample. */
 function sampleWeights(v: TensorLike, n: number, what: string): Tensor {
@@ -469,7 +469,7 @@ export function fitModel(model: Model, c: Compiled | undefined, x: ModelInput, y
     }
     if (!customStep) logs = logsOf(lossMean, perOutLoss, ms);
     if (val) {
-      const v = evaluateNormalized(model, comp, val[0], val[1], { batchSize: bs, verbose: 0, returnDict: true, backend: options.backend }, val[2]) as Record<string, number>;
+      const v = evaluateNormalized(model, comp, val[0], val[1], { batchSize: bs, verbose: 0, returnDict: true, backend: options.backend }, val[2], callbacks) as Record<string, number>;
       for (const [k, value] of Object.entries(v)) logs[`val_${k}`] = value;
     }
     // callbacks first: the learning-rate callbacks add learning_rate to the logs that History and the bar show (as Keras)
@@ -522,11 +522,13 @@ export interface EvaluateOptions {
   sampleWeight?: TensorLike;
   print?: (text: string) => void;
   backend?: Backend;
+  /** Callbacks whose onTest* hooks run (Keras's hook names; fit's validation calls fit's own). */
+  callbacks?: readonly CallbackLike[];
 }
 
 /** model.evaluate: loss and metrics over batches of the inference graph. */
 export function evaluateModel(model: Model, c: Compiled | undefined, x: ModelInput, y: ModelInput, options: EvaluateOptions = {}): number[] | Record<string, number> {
-  checkOptions(options, EVALUATE_OPTIONS, 'evaluate', { steps: null, callbacks: null });
+  checkOptions(options, EVALUATE_OPTIONS, 'evaluate', { steps: null });
   checkRunOptions(options, 'evaluate');
   checkBoolean(options.returnDict, 'evaluate: returnDict');
   const comp = requireCompiled(model, c);
@@ -535,11 +537,15 @@ export function evaluateModel(model: Model, c: Compiled | undefined, x: ModelInp
   return evaluateNormalized(model, comp, inputs, targets, options, sw);
 }
 
-/** evaluate on inputs and targets already checked and cast (fit's validation data). */
-function evaluateNormalized(model: Model, comp: Compiled, inputs: Tensor[], targets: Tensor[], options: EvaluateOptions, weights?: Tensor): number[] | Record<string, number> {
+/** evaluate on inputs and targets already checked and cast (fit's validation data, with fit's callbacks). */
+function evaluateNormalized(model: Model, comp: Compiled, inputs: Tensor[], targets: Tensor[], options: EvaluateOptions, weights?: Tensor, fitCallbacks?: CallbackList): number[] | Record<string, number> {
   const n = samples([...inputs, ...targets], 'evaluate');
   const bs = Math.max(1, Math.min(options.batchSize ?? 32, n));
   const ms = makeMetrics(model, comp);
+  const verbose0 = options.verbose === 'auto' || options.verbose === undefined ? 1 : options.verbose;
+  const directions: Record<string, 'up' | 'down'> = {};
+  for (const m of ms) directions[m.name] = m.metric.direction;
+  const callbacks = fitCallbacks ?? new CallbackList(options.callbacks, model, { epochs: 1, steps: Math.ceil(n / bs), verbose: verbose0, directions }, 'evaluate');
   // a metric object given to compile is the one fit used: start from zero, as Keras's reset_metrics
   for (const m of ms) m.metric.resetState();
   const names = model.outputNames;
@@ -548,8 +554,10 @@ function evaluateNormalized(model: Model, comp: Compiled, inputs: Tensor[], targ
   const steps = Math.ceil(n / bs);
   const verbose = options.verbose === 'auto' || options.verbose === undefined ? 1 : options.verbose;
   const bar = new Progbar(steps, verbose, options.print);
+  callbacks.call('onTestBegin', {});
   noRecord(() => {
     for (let s = 0; s < steps; s++) {
+      callbacks.call('onTestBatchBegin', s, {});
       const a = s * bs, e = Math.min(n, a + bs);
       const bt = targets.map((t) => sliceBatch(t, a, e)), bw = weights && sliceBatch(weights, a, e);
       const t = tracedFor(model, e - a, false, true);
@@ -563,10 +571,13 @@ function evaluateNormalized(model: Model, comp: Compiled, inputs: Tensor[], targ
       });
       lossMean.add(total, e - a);
       for (const m of ms) m.metric.updateState(bt[m.output]!, preds[m.output]!);
-      bar.update(s + 1, logsOf(lossMean, perOut, ms));
+      const logs = logsOf(lossMean, perOut, ms);
+      bar.update(s + 1, logs);
+      callbacks.call('onTestBatchEnd', s, { ...logs });
     }
   });
   const logs = logsOf(lossMean, perOut, ms);
+  callbacks.call('onTestEnd', { ...logs });
   bar.finish(logs);
   return options.returnDict ? logs : Object.values(logs);
 }

@@ -88,6 +88,71 @@ acc.update_state(yb[:6], m(x[:6]))
 acc.update_state(yb[6:], m(x[6:]))
 out["mask_eager"]["binary_accuracy"] = float(acc.result())
 
+# --- schedules at steps 0..24
+S = keras.optimizers.schedules
+schedules = {
+    "poly": (S.PolynomialDecay(0.1, 10, end_learning_rate=0.01, power=2.0), {"initialLearningRate": 0.1, "decaySteps": 10, "endLearningRate": 0.01, "power": 2}),
+    "poly_cycle": (S.PolynomialDecay(0.1, 6, power=0.5, cycle=True), {"initialLearningRate": 0.1, "decaySteps": 6, "power": 0.5, "cycle": True}),
+    "inverse_time": (S.InverseTimeDecay(0.1, 4, 0.5), {"initialLearningRate": 0.1, "decaySteps": 4, "decayRate": 0.5}),
+    "inverse_time_staircase": (S.InverseTimeDecay(0.1, 4, 0.5, staircase=True), {"initialLearningRate": 0.1, "decaySteps": 4, "decayRate": 0.5, "staircase": True}),
+    "restarts": (S.CosineDecayRestarts(0.1, 3), {"initialLearningRate": 0.1, "firstDecaySteps": 3}),
+    "restarts_tmul1_mmul": (S.CosineDecayRestarts(0.1, 4, t_mul=1.0, m_mul=0.5, alpha=0.1), {"initialLearningRate": 0.1, "firstDecaySteps": 4, "tMul": 1, "mMul": 0.5, "alpha": 0.1}),
+    "restarts_tmul3": (S.CosineDecayRestarts(0.1, 2, t_mul=3.0, m_mul=0.8), {"initialLearningRate": 0.1, "firstDecaySteps": 2, "tMul": 3, "mMul": 0.8}),
+}
+out["schedules"] = {k: {"options": o, "values": [float(s(i)) for i in range(25)]} for k, (s, o) in schedules.items()}
+
+# --- Precision/Recall with top_k and class_id, AUC multi_label, on [30, 4] multi-label data in two batches
+mt = (rng.uniform(size=(30, 4)) > 0.5).astype("float32")
+mp = np.round(rng.uniform(size=(30, 4)), 2).astype("float32")
+mw = rng.uniform(0.2, 2, size=30).astype("float32")
+out["multi_data"] = {"yTrue": f32(mt), "yPred": f32(mp), "sampleWeight": f32(mw)}
+cases = {
+    "precision_top2": (keras.metrics.Precision(top_k=2), ["Precision", {"topK": 2}]),
+    "recall_top2": (keras.metrics.Recall(top_k=2), ["Recall", {"topK": 2}]),
+    "precision_class1": (keras.metrics.Precision(class_id=1), ["Precision", {"classId": 1}]),
+    "recall_class3_t03": (keras.metrics.Recall(class_id=3, thresholds=0.3), ["Recall", {"classId": 3, "thresholds": 0.3}]),
+    "precision_top1_class2": (keras.metrics.Precision(top_k=1, class_id=2), ["Precision", {"topK": 1, "classId": 2}]),
+    "auc_multi": (keras.metrics.AUC(multi_label=True), ["AUC", {"multiLabel": True}]),
+    "auc_multi_pr": (keras.metrics.AUC(multi_label=True, curve="PR", num_thresholds=50), ["AUC", {"multiLabel": True, "curve": "PR", "numThresholds": 50}]),
+    "auc_multi_weighted": (keras.metrics.AUC(multi_label=True, num_labels=4, label_weights=[1, 0.5, 2, 0]), ["AUC", {"multiLabel": True, "numLabels": 4, "labelWeights": [1, 0.5, 2, 0]}]),
+    "auc_multi_majoring": (keras.metrics.AUC(multi_label=True, summation_method="majoring", num_thresholds=20), ["AUC", {"multiLabel": True, "summationMethod": "majoring", "numThresholds": 20}]),
+}
+out["multi_metrics"] = {}
+for name, (m, spec) in cases.items():
+    m.update_state(mt[:13], mp[:13])
+    m.update_state(mt[13:], mp[13:])
+    plain = float(m.result())
+    m.reset_state()
+    m.update_state(mt, mp, sample_weight=mw)
+    out["multi_metrics"][name] = {"class": spec[0], "options": spec[1], "result": plain, "weighted": float(m.result())}
+
+
+# --- the order of callback hooks: fit with validation data (2 epochs of 2 batches), evaluate and predict with callbacks
+class Log(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+for hook in ["on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_train_batch_begin", "on_train_batch_end",
+             "on_test_begin", "on_test_end", "on_test_batch_begin", "on_test_batch_end",
+             "on_predict_begin", "on_predict_end", "on_predict_batch_begin", "on_predict_batch_end"]:
+    def f(self, *args, _h=hook, **kw):
+        batch = args[0] if args and isinstance(args[0], int) and "batch" in _h else None
+        self.calls.append(_h if batch is None else f"{_h}:{batch}")
+    setattr(Log, hook, f)
+cb = Log()
+m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+m.compile(optimizer="sgd", loss="mse")
+xs, ys = rng.normal(size=(8, 3)).astype("float32"), rng.normal(size=(8, 1)).astype("float32")
+m.fit(xs, ys, epochs=2, batch_size=4, validation_data=(xs[:6], ys[:6]), verbose=0, callbacks=[cb])
+fit_calls = cb.calls
+cb.calls = []
+m.evaluate(xs, ys, batch_size=3, verbose=0, callbacks=[cb])
+eval_calls = cb.calls
+cb.calls = []
+m.predict(xs, batch_size=5, verbose=0, callbacks=[cb])
+out["hooks"] = {"fit": fit_calls, "evaluate": eval_calls, "predict": cb.calls}
+
 path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "keras_reference2.json")
 with open(path, "w") as f:
     json.dump(out, f, indent=1)

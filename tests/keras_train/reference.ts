@@ -31,6 +31,10 @@ export interface Reference2 {
   mask_data: { x: number[]; yBinary: number[]; ySparse: number[] };
   mask_fits: Record<string, { weights0: number[][]; shapes: number[][]; pred0: number[]; evaluate0: Record<string, number>; history: Record<string, number[]>; history_masked_metrics: Record<string, number[]>; weights: number[][] }>;
   mask_eager: { weights: number[][]; losses: Record<string, number>; binary_accuracy: number };
+  schedules: Record<string, { options: Record<string, unknown>; values: number[] }>;
+  multi_data: { yTrue: number[]; yPred: number[]; sampleWeight: number[] };
+  multi_metrics: Record<string, { class: 'Precision' | 'Recall' | 'AUC'; options: Record<string, unknown>; result: number; weighted: number }>;
+  hooks: { fit: string[]; evaluate: string[]; predict: string[] };
 }
 
 export const ref2 = JSON.parse(readFileSync(path.join(import.meta.dirname, 'keras_reference2.json'), 'utf8')) as Reference2;
