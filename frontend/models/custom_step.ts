@@ -5,7 +5,7 @@ import { describe } from '../errors.js';
 import { Tensor } from '../tensor.js';
 import type { Backend } from '../config.js';
 import type { Model } from './model.js';
-import { type Compiled, type TrainStep, type TrainStepFn, runTrainStep } from './training.js';
+import { type Compiled, type SampleWeights, type TrainStep, type TrainStepFn, runTrainStep } from './training.js';
 
 /** A traced custom step: its graph (outputs "log/<name>"), and the logs that are plain numbers. */
 interface TracedStep extends TrainStep {
@@ -22,7 +22,8 @@ const traced = new WeakMap<Compiled, Map<string, TracedStep | string>>();
  * updateState, or reads a variable it has updated: Keras's jit traces once too, so JS state changed in the step
  * changes once per batch shape.
  */
-function trace(model: Model, step: TrainStepFn, x: readonly Tensor[], y: readonly Tensor[], sw: Tensor | undefined): TracedStep | string {
+function trace(model: Model, step: TrainStepFn, x: readonly Tensor[], y: readonly Tensor[], sw: SampleWeights | undefined): TracedStep | string {
+  if (Array.isArray(sw)) return 'it gets sample weights per output';
   const tr = new Trace();
   tr.strictUpdates = true;
   let result: unknown;
@@ -58,7 +59,7 @@ function trace(model: Model, step: TrainStepFn, x: readonly Tensor[], y: readonl
  * Runs the model's custom trainStep on one batch, compiled (traced once per batch shape, then run on `backend`) unless
  * compile's runEagerly is set or the step cannot be traced; returns its logs, or undefined to run it eagerly.
  */
-export function runCustomStep(model: Model, comp: Compiled, step: TrainStepFn, x: Tensor[], y: Tensor[], sw: Tensor | undefined, key: string, backend?: Backend): Record<string, number> | undefined {
+export function runCustomStep(model: Model, comp: Compiled, step: TrainStepFn, x: Tensor[], y: Tensor[], sw: SampleWeights | undefined, key: string, backend?: Backend): Record<string, number> | undefined {
   let byShape = traced.get(comp);
   if (!byShape) traced.set(comp, (byShape = new Map()));
   const k = `${key}|${x.map((t) => t.shape).join(';')}|${model.structureVersion}`;

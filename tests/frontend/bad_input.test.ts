@@ -347,7 +347,7 @@ describe('options', () => {
     const m = classifier();
     const x = ops.ones([2, 2]), y = ops.array([0, 1]);
     expect(oneLine(() => m.compile(untyped({ loss: 'mse', stepsPerExecution: 2 })))).toBe("Model 'sequential': compile: option 'stepsPerExecution' is not supported by kiln (it accepts only the Keras default, 1)");
-    expect(oneLine(() => m.compile(untyped({ loss: 'mse', loss_weights: [1] })))).toMatch(/unknown option 'loss_weights' \(did you mean 'lossWeights'\?\); options: optimizer, loss, metrics, lossWeights, runEagerly$/);
+    expect(oneLine(() => m.compile(untyped({ loss: 'mse', loss_weights: [1] })))).toMatch(/unknown option 'loss_weights' \(did you mean 'lossWeights'\?\); options: optimizer, loss, metrics, lossWeights, runEagerly, weightedMetrics$/);
     expect(oneLine(() => m.fit(x, y, untyped({ verbose: 0, callbacks: [{ onBatchEnd() {} }] })))).toMatch(/^fit: callbacks\[0\]: unknown hook 'onBatchEnd'; hooks: onTrainBegin, /);
     expect(oneLine(() => m.fit(x, y, untyped({ verbose: 0, epoch: 3 })))).toMatch(/^fit: unknown option 'epoch'; options: epochs, /);
     expect(oneLine(() => m.fit(x, y, untyped({ verbose: 0, stepsPerEpoch: 3 })))).toMatch(/^fit: option 'stepsPerEpoch' is not supported/);

@@ -1,6 +1,7 @@
 // The later Keras idioms against Keras 3 (keras_reference2.json): PolynomialDecay, InverseTimeDecay and
 // CosineDecayRestarts eagerly and in a compiled step; Precision/Recall topK and classId, AUC multiLabel (plain and
-// weighted); the onTest*/onPredict* hooks in Keras's order in fit (validation), evaluate and predict.
+// weighted); the onTest*/onPredict* hooks in Keras's order in fit (validation), evaluate and predict; a sample weight
+// per output and weightedMetrics in fit and evaluate.
 import { describe, expect, it } from 'vitest';
 import * as keras from '../../frontend/index.js';
 import { camel, expectClose, ref2 } from './reference.js';
@@ -77,5 +78,30 @@ describe('Keras idioms against Keras 3', () => {
     expect(calls).toEqual(ref2.hooks.predict);
     expect(outputs).toEqual([[5, 1], [3, 1]]);
     expect(() => m.predict(x, { callbacks: [{ onPredictBach: () => {} }] as never })).toThrow(/^predict: callbacks\[0\]: unknown hook 'onPredictBach'; hooks: /);
+  });
+
+  it('a sample weight per output (a list, a record) and weightedMetrics: fit\'s history and weights, evaluate', () => {
+    const d = ref2.per_output;
+    const x = new keras.Tensor('float32', [10, 3], Float32Array.from(d.x));
+    const ys = [new keras.Tensor('float32', [10, 1], Float32Array.from(d.ya)), new keras.Tensor('int32', [10], Int32Array.from(d.yb))];
+    const [swa, swb] = [Float32Array.from(d.swa), Float32Array.from(d.swb)];
+    for (const sampleWeight of [[swa, swb], { b: swb, a: swa }]) {
+      const input = keras.Input({ shape: [3] });
+      const h = keras.layers.Dense(4, { activation: 'tanh' })(input);
+      const m = keras.Model({ inputs: input, outputs: [keras.layers.Dense(1, { activation: 'sigmoid', name: 'a' })(h), keras.layers.Dense(3, { activation: 'softmax', name: 'b' })(h)] });
+      m.setWeights(d.weights0.map((w, i) => new keras.Tensor('float32', m.weights[i]!.shape, Float32Array.from(w))));
+      m.compile({
+        optimizer: keras.optimizers.SGD({ learningRate: 0.3 }), loss: ['binary_crossentropy', 'sparse_categorical_crossentropy'], lossWeights: [1, 0.5],
+        metrics: [['accuracy'], ['accuracy']], weightedMetrics: [['accuracy', 'mae'], ['accuracy']],
+      });
+      const hist = m.fit(x, ys, { sampleWeight, epochs: 2, batchSize: 4, shuffle: false, verbose: 0, backend: 'interpreter' });
+      expect(Object.keys(hist.history).sort()).toEqual(Object.keys(d.history).sort());
+      for (const [k, v] of Object.entries(d.history)) expectClose(hist.history[k]!, v, 2e-5, 2e-6, k);
+      m.weights.forEach((w, i) => expectClose(w.data, d.weights[i]!, 2e-5, 2e-6, w.path));
+      const ev = m.evaluate(x, ys, { sampleWeight, batchSize: 3, verbose: 0, returnDict: true, backend: 'interpreter' });
+      for (const [k, v] of Object.entries(d.evaluate)) expectClose([ev[k]!], [v], 2e-5, 2e-6, `evaluate ${k}`);
+      expect(() => m.fit(x, ys, { sampleWeight: { a: swa }, verbose: 0 })).toThrow(/^fit: sampleWeight: missing weights for output 'b'$/);
+      expect(() => m.fit(x, ys, { sampleWeight: [swa, swb.subarray(0, 9)], verbose: 0 })).toThrow(/^fit: sampleWeight of output 'b' must hold one weight per sample \(shape \[10\]\), got shape \[9\]$/);
+    }
   });
 });

@@ -153,6 +153,24 @@ cb.calls = []
 m.predict(xs, batch_size=5, verbose=0, callbacks=[cb])
 out["hooks"] = {"fit": fit_calls, "evaluate": eval_calls, "predict": cb.calls}
 
+# --- two outputs, a sample weight per output, weighted metrics (one name shared with a plain metric)
+x2 = rng.normal(size=(10, 3)).astype("float32")
+ya = (rng.uniform(size=(10, 1)) > 0.5).astype("float32")
+yb = rng.integers(0, 3, size=10).astype("int32")
+swa, swb = rng.uniform(0.2, 2, size=10).astype("float32"), rng.uniform(0.2, 2, size=10).astype("float32")
+keras.utils.set_random_seed(5)
+inp = keras.Input((3,))
+h = keras.layers.Dense(4, activation="tanh")(inp)
+m = keras.Model(inp, [keras.layers.Dense(1, activation="sigmoid", name="a")(h), keras.layers.Dense(3, activation="softmax", name="b")(h)])
+w0 = [w.copy() for w in m.get_weights()]
+m.compile(optimizer=keras.optimizers.SGD(learning_rate=0.3), loss=["binary_crossentropy", "sparse_categorical_crossentropy"], loss_weights=[1.0, 0.5],
+          metrics=[["accuracy"], ["accuracy"]], weighted_metrics=[["accuracy", "mae"], ["accuracy"]])
+h = m.fit(x2, [ya, yb], sample_weight=[swa, swb], epochs=2, batch_size=4, shuffle=False, verbose=0)
+ev = m.evaluate(x2, [ya, yb], sample_weight=[swa, swb], batch_size=3, verbose=0, return_dict=True)
+out["per_output"] = {"x": f32(x2), "ya": f32(ya), "yb": [int(v) for v in yb], "swa": f32(swa), "swb": f32(swb),
+                     "weights0": [f32(w) for w in w0], "history": {k: [float(v) for v in vs] for k, vs in h.history.items()},
+                     "weights": [f32(w) for w in m.get_weights()], "evaluate": {k: float(v) for k, v in ev.items()}}
+
 path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "keras_reference2.json")
 with open(path, "w") as f:
     json.dump(out, f, indent=1)

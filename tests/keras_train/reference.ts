@@ -35,6 +35,7 @@ export interface Reference2 {
   multi_data: { yTrue: number[]; yPred: number[]; sampleWeight: number[] };
   multi_metrics: Record<string, { class: 'Precision' | 'Recall' | 'AUC'; options: Record<string, unknown>; result: number; weighted: number }>;
   hooks: { fit: string[]; evaluate: string[]; predict: string[] };
+  per_output: { x: number[]; ya: number[]; yb: number[]; swa: number[]; swb: number[]; weights0: number[][]; history: Record<string, number[]>; weights: number[][]; evaluate: Record<string, number> };
 }
 
 export const ref2 = JSON.parse(readFileSync(path.join(import.meta.dirname, 'keras_reference2.json'), 'utf8')) as Reference2;
