@@ -6,6 +6,7 @@ import { describe, show } from './errors.js';
 import { type OptionNames, checkOptions } from './options.js';
 import type { TypedArray } from '../ir/types.js';
 import type { Model } from './models/model.js';
+import type { Tensor } from './tensor.js';
 
 /** Logs passed to the hooks: metric name to value (e.g. loss, accuracy, val_loss, learning_rate). */
 export type Logs = Record<string, number>;
@@ -20,7 +21,10 @@ export interface CallbackParams {
 }
 
 /** The hook names of Keras's Callback, in camelCase. */
-export const HOOKS = ['onTrainBegin', 'onTrainEnd', 'onEpochBegin', 'onEpochEnd', 'onTrainBatchBegin', 'onTrainBatchEnd'] as const;
+export const HOOKS = [
+  'onTrainBegin', 'onTrainEnd', 'onEpochBegin', 'onEpochEnd', 'onTrainBatchBegin', 'onTrainBatchEnd',
+  'onTestBegin', 'onTestEnd', 'onTestBatchBegin', 'onTestBatchEnd', 'onPredictBegin', 'onPredictEnd', 'onPredictBatchBegin', 'onPredictBatchEnd',
+] as const;
 export type Hook = (typeof HOOKS)[number];
 
 /**
@@ -43,6 +47,16 @@ export class Callback {
   onEpochEnd(_epoch: number, _logs: Logs): void {}
   onTrainBatchBegin(_batch: number, _logs: Logs): void {}
   onTrainBatchEnd(_batch: number, _logs: Logs): void {}
+  /** evaluate, and fit's validation at each epoch's end: the logs so far (at the end, the results). */
+  onTestBegin(_logs: Logs): void {}
+  onTestEnd(_logs: Logs): void {}
+  onTestBatchBegin(_batch: number, _logs: Logs): void {}
+  onTestBatchEnd(_batch: number, _logs: Logs): void {}
+  /** predict: after each batch, that batch's outputs (Keras's logs["outputs"]). */
+  onPredictBegin(_logs: Logs): void {}
+  onPredictEnd(_logs: Logs): void {}
+  onPredictBatchBegin(_batch: number, _logs: Logs): void {}
+  onPredictBatchEnd(_batch: number, _logs: { outputs: Tensor | Tensor[] }): void {}
 }
 
 /** A plain object of hook functions, as TF.js's CustomCallbackArgs: `{ onEpochEnd: (epoch, logs) => ... }`. */
@@ -52,9 +66,9 @@ export type CallbackHooks = Partial<{ [K in Hook]: Callback[K] }>;
 export type CallbackLike = Callback | CallbackHooks;
 
 /** A plain object of hooks wrapped as a Callback; any other key is an error naming it. */
-function toCallback(c: unknown, i: number): Callback {
+function toCallback(c: unknown, i: number, what: string): Callback {
   if (c instanceof Callback) return c;
-  const where = `fit: callbacks[${i}]`;
+  const where = `${what}: callbacks[${i}]`;
   if (typeof c !== 'object' || c === null || Array.isArray(c)) throw new TypeError(`${where} must be a keras.callbacks.Callback or an object of hook functions (${HOOKS.join(', ')}), got ${describe(c)}`);
   const cb = new Callback();
   for (const [k, f] of Object.entries(c)) {
@@ -68,9 +82,9 @@ function toCallback(c: unknown, i: number): Callback {
 /** The callbacks of one fit, called in order (Keras's CallbackList). */
 export class CallbackList {
   readonly callbacks: Callback[];
-  constructor(list: unknown, model: Model, params: CallbackParams) {
-    if (list !== undefined && !Array.isArray(list)) throw new TypeError(`fit: callbacks must be a list, got ${describe(list)}`);
-    this.callbacks = (list ?? []).map((c: unknown, i: number) => toCallback(c, i));
+  constructor(list: unknown, model: Model, params: CallbackParams, what = 'fit') {
+    if (list !== undefined && !Array.isArray(list)) throw new TypeError(`${what}: callbacks must be a list, got ${describe(list)}`);
+    this.callbacks = (list ?? []).map((c: unknown, i: number) => toCallback(c, i, what));
     for (const c of this.callbacks) {
       c.setModel(model);
       c.setParams(params);

@@ -14,10 +14,14 @@ export interface TapeEntry {
   readonly out: Tensor;
 }
 
-/** Anything listening to eager ops (gradient tapes). */
+/** Anything listening to eager ops (gradient tapes); one started while tracing also hears that trace's ops. */
 export interface OpRecorder {
+  readonly trace?: Trace | undefined;
   recordOp(e: TapeEntry): void;
 }
+
+/** A traced step that cannot stand for the eager one (it reads a variable it already updated): run it eagerly. */
+export class NotTraceableError extends Error {}
 
 /**
  * A trace in progress: ops on traced tensors or variables build graph nodes.
@@ -32,6 +36,11 @@ export class Trace {
   shardedRows = false;
   /** New values of non-trainable state (BatchNormalization's moving statistics) computed by a traced step. */
   readonly stateUpdates = new Map<Variable, Tensor>();
+  /**
+   * Set for a traced custom trainStep: reading a variable after the step updated it is an error (NotTraceableError),
+   * as the graph would read its old value where the eager step reads the new one.
+   */
+  strictUpdates = false;
 
   /** Declares a variable as a parameter up front, fixing the parameter order. */
   paramOf(v: Variable): Node {
@@ -48,7 +57,10 @@ export class Trace {
   }
 
   nodeOf(t: Tensor): Node {
-    if (t instanceof Variable) return this.paramOf(t);
+    if (t instanceof Variable) {
+      if (this.strictUpdates && this.stateUpdates.has(t)) throw new NotTraceableError(`it reads variable '${t.path}' after updating it`);
+      return this.paramOf(t);
+    }
     if (t._node) return t._node;
     return this.builder.constant(t.data, t.dtype, t.shape);
   }
@@ -122,7 +134,9 @@ export function apply(op: Op, src: readonly Tensor[], attrs: Attrs = {}): Tensor
   const tr = current;
   if (tr && src.some((s) => s._node !== undefined || s instanceof Variable)) {
     const node = tr.builder.emit(op, src.map((s) => tr.nodeOf(s)), attrs);
-    return new Tensor(node.type.dtype, node.type.shape, undefined, node);
+    const out = new Tensor(node.type.dtype, node.type.shape, undefined, node);
+    for (const r of recorders) if (r.trace === tr) r.recordOp({ op, attrs, src, out });
+    return out;
   }
   const type = inferType(op, src.map((s) => ({ dtype: s.dtype, shape: s.shape })), attrs);
   const data = evalOp({ op, type, attrs }, src.map((s) => ({ type: { dtype: s.dtype, shape: s.shape }, data: s.data })));

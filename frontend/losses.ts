@@ -2,7 +2,8 @@
 import { type TensorLike, convertToTensor } from './ops.js';
 import * as ops from './ops.js';
 import { CallableObject, callableClass } from './callable.js';
-import type { Tensor } from './tensor.js';
+import { Tensor } from './tensor.js';
+import { getMask } from './layers/layer.js';
 import { type NotImplemented, type OptionNames, checkOptions } from './options.js';
 
 const REDUCTIONS = ['sum_over_batch_size', 'sum', 'mean', 'none'];
@@ -56,6 +57,8 @@ export abstract class Loss extends CallableObject {
 
   __call__(yTrue: TensorLike, yPred: TensorLike): Tensor {
     const per = this.perSample(yTrue, yPred);
+    const mask = maskOf(yPred);
+    if (mask) return this.reduceMasked(per, mask);
     if (this.reduction === 'none') return per;
     const total = ops.sum(per);
     return this.reduction === 'sum' ? total : ops.divide(total, Math.max(1, per.size));
@@ -84,6 +87,8 @@ export abstract class Loss extends CallableObject {
     const per = this.perSample(yTrue, p);
     const batch = p.shape[0];
     if (per.rank === 0 || per.shape[0] !== batch) throw new NoRowsError(`${this.name}: per-sample losses of shape [${per.shape}] have no batch axis of ${batch}`);
+    const mask = maskOf(yPred);
+    if (mask) return this.reduceMasked(per, mask, undefined, rows);
     const valid = ops.less(ops.iotaTensor(per.shape, 0), ops.broadcastTo(rows, per.shape));
     const kept = ops.where(valid, per, 0);
     if (this.reduction === 'none') return kept;
@@ -98,6 +103,8 @@ export abstract class Loss extends CallableObject {
    */
   weighted(yTrue: TensorLike, yPred: TensorLike, sampleWeight: Tensor): Tensor {
     const per = this.perSample(yTrue, yPred);
+    const mask = maskOf(yPred);
+    if (mask) return this.reduceMasked(per, mask, sampleWeight);
     let w = ops.cast(sampleWeight, 'float32');
     if (w.rank === per.rank + 1 && w.shape[w.rank - 1] === 1) w = ops.squeeze(w, -1);
     while (w.rank < per.rank) w = ops.expandDims(w, -1);
@@ -107,9 +114,61 @@ export abstract class Loss extends CallableObject {
     return this.reduction === 'sum' ? total : ops.divide(total, Math.max(1, values.size));
   }
 
+  /**
+   * Per-sample losses under the mask of the predictions (Keras 3's apply_mask, then reduce_weighted_values): for a
+   * mean, a real step weighs total/valid (the mask's size over its true entries; 0 when none is) and a masked one 0,
+   * so that the sum over the losses' size is the mean over the real steps; for 'sum' and 'none' the mask is 0/1.
+   * Sample weights [batch] multiply the mask (given trailing unit axes: Keras itself cannot broadcast a [batch] weight
+   * against a [batch, time] mask and raises). With `rows` (a padded batch), steps of later rows count as masked and
+   * the sizes are those of the first `rows` rows.
+   */
+  private reduceMasked(per: Tensor, mask: Tensor, sampleWeight?: Tensor, rows?: Tensor): Tensor {
+    const batch = mask.shape[0]!;
+    let m = ops.cast(mask, 'bool');
+    const rowsOf = (shape: readonly number[]) => ops.less(ops.iotaTensor(shape, 0), ops.broadcastTo(rows!, shape));
+    if (rows) m = ops.logicalAnd(m, rowsOf(m.shape));
+    const size = (t: Tensor) => (rows ? ops.multiply(ops.cast(rows, 'float32'), t.size / batch) : t.size);
+    let w: Tensor;
+    if (this.reduction === 'sum_over_batch_size' || this.reduction === 'mean') {
+      const valid = ops.sum(ops.cast(m, 'float32'));
+      w = ops.where(m, divideNoNan(size(m), valid), 0);
+    } else w = ops.cast(m, 'float32');
+    if (sampleWeight) {
+      let sw = ops.cast(sampleWeight, 'float32');
+      [w, sw] = sameRank(w, sw);
+      while (sw.rank < w.rank) sw = ops.expandDims(sw, -1);
+      w = ops.multiply(sw, w);
+    }
+    let [values, weights] = sameRank(per, w);
+    if (weights.rank > values.rank) throw new Error(`${this.name}: the mask of shape [${mask.shape}] has more axes than the per-sample losses [${per.shape}]`);
+    values = ops.multiply(values, weights);
+    if (rows) values = ops.where(rowsOf(values.shape), values, 0);
+    if (this.reduction === 'none') return values;
+    const total = ops.sum(values);
+    return this.reduction === 'sum' ? total : divideNoNan(total, size(values));
+  }
+
   getConfig(): Record<string, unknown> {
     return { name: this.name, reduction: this.reduction };
   }
+}
+
+/** The mask a model's output carries (Keras's _keras_mask on y_pred), if yPred is a tensor with one. */
+function maskOf(yPred: TensorLike): Tensor | undefined {
+  return yPred instanceof Tensor ? getMask(yPred) : undefined;
+}
+
+/** a / b, 0 where b is 0 (Keras's divide_no_nan). */
+function divideNoNan(a: TensorLike, b: TensorLike): Tensor {
+  const zero = ops.equal(b, 0);
+  return ops.where(zero, 0, ops.divide(a, ops.where(zero, 1, b)));
+}
+
+/** Keras's squeeze_or_expand_to_same_rank: a trailing unit axis dropped (or added to a rank-1 other) when ranks differ by one. */
+export function sameRank(x1: Tensor, x2: Tensor): [Tensor, Tensor] {
+  if (x1.rank === x2.rank + 1 && x1.shape[x1.rank - 1] === 1) return x2.rank === 1 ? [x1, ops.expandDims(x2, -1)] : [ops.squeeze(x1, -1), x2];
+  if (x2.rank === x1.rank + 1 && x2.shape[x2.rank - 1] === 1) return x1.rank === 1 ? [ops.expandDims(x1, -1), x2] : [x1, ops.squeeze(x2, -1)];
+  return [x1, x2];
 }
 
 /** Loss.masked of a loss whose per-sample values have no batch axis (a custom loss that reduces the batch itself). */

@@ -7,7 +7,8 @@ import * as losses from './losses.js';
 import { type TensorLike, convertToTensor } from './ops.js';
 import * as ops from './ops.js';
 import { type OptionNames, checkOptions } from './options.js';
-import type { Tensor } from './tensor.js';
+import { Tensor } from './tensor.js';
+import { getMask } from './layers/layer.js';
 
 export interface MetricOptions {
   /** The metric's name in logs and History (default: its Keras name, e.g. 'sparse_categorical_accuracy'). */
@@ -44,11 +45,26 @@ export abstract class Metric {
     return 'up';
   }
 
-  /** Adds a batch; with sampleWeight (one weight per sample) the mean is weighted, as Keras's Mean(values, sample_weight). */
+  /**
+   * Adds a batch; with sampleWeight (one weight per sample) the mean is weighted, as Keras's Mean(values, sample_weight).
+   * Predictions that carry a mask (a masked model's output) weigh each step by it, as Keras's MeanMetricWrapper
+   * (apply_mask with reduction 'sum'): the mean is over the real steps.
+   */
   updateState(yTrue: TensorLike, yPred: TensorLike, sampleWeight?: TensorLike): void {
     noRecord(() => {
+      const mask = yPred instanceof Tensor ? getMask(yPred) : undefined;
       const v = this.values(convertToTensor(yTrue), convertToTensor(yPred));
       const d = v.data;
+      if (mask) {
+        const w = maskWeights(mask, sampleWeight, v, this.name), per = d.length / w.length;
+        // values past the mask's axes are averaged within their step (Keras reduces them with a mean first)
+        for (let i = 0; i < d.length; i++) {
+          const wi = w[Math.floor(i / per)]! / per;
+          this.total += d[i]! * wi;
+          this.count += wi;
+        }
+        return;
+      }
       if (sampleWeight === undefined) {
         for (let i = 0; i < d.length; i++) this.total += d[i]!;
         this.count += d.length;
@@ -78,6 +94,20 @@ function rowWeights(sampleWeight: TensorLike, rows: number, name: string): Float
   const w = ops.cast(convertToTensor(sampleWeight), 'float32');
   if (w.size !== rows) throw new Error(`metric '${name}': ${w.size} sample weights for a batch of ${rows}`);
   return w.data as Float32Array;
+}
+
+/**
+ * A mask's weights (times the sample weights of its rows) for values with the mask's leading axes: one per mask
+ * entry; a value beyond them (per-feature values) shares its step's weight, its step counting once.
+ */
+function maskWeights(mask: Tensor, sampleWeight: TensorLike | undefined, v: Tensor, name: string): Float32Array {
+  const m = mask.data, rows = mask.shape[0]!, w = Float32Array.from(m, (x) => (x ? 1 : 0));
+  if (v.rank < mask.rank || mask.shape.some((d, i) => v.shape[i] !== d)) throw new Error(`metric '${name}': values of shape [${v.shape}] do not match the predictions' mask [${mask.shape}]`);
+  if (sampleWeight !== undefined) {
+    const sw = rowWeights(sampleWeight, rows, name), per = w.length / rows;
+    for (let i = 0; i < w.length; i++) w[i]! *= sw[Math.floor(i / per)]!;
+  }
+  return w;
 }
 
 /** Labels as int32 class ids: [batch] from [batch] or [batch, 1]. */
@@ -201,16 +231,31 @@ export class TopKCategoricalAccuracyMetric extends Metric {
   }
 }
 
-/** True/false positives and negatives at thresholds, weighted, as keras/src/metrics/metrics_utils.py's update_confusion_matrix_variables. */
+/** Keras's NEG_INF (metrics_utils.py): the score of predictions outside the top k, and Precision/Recall's threshold with topK. */
+const NEG_INF = -1e10;
+
+/**
+ * True/false positives and negatives at thresholds, weighted, as keras/src/metrics/metrics_utils.py's
+ * update_confusion_matrix_variables: with `topK`, predictions outside each row's k highest (ties to the lower index,
+ * as top_k) score NEG_INF first; with `classId`, only that column counts; with `labels` > 1 (AUC's multiLabel), each
+ * label (the last axis) has counts of its own, element i counting for label i % labels.
+ */
 abstract class ConfusionMetric extends Metric {
   protected tp: Float64Array;
   protected fp: Float64Array;
   protected tn: Float64Array;
   protected fn: Float64Array;
-  constructor(defaultName: string, options: string | MetricOptions | undefined, readonly thresholds: readonly number[], private readonly fromLogits = false) {
+  /** Counts per label, threshold-major ([threshold * labels + label]); 0 until the first batch gives multiLabel's count. */
+  protected labels: number;
+  constructor(defaultName: string, options: string | MetricOptions | undefined, readonly thresholds: readonly number[], private readonly fromLogits = false,
+    private readonly multiLabel = false, numLabels?: number, private readonly topK?: number, private readonly classId?: number) {
     super(defaultName, options);
-    const n = thresholds.length;
-    [this.tp, this.fp, this.tn, this.fn] = [new Float64Array(n), new Float64Array(n), new Float64Array(n), new Float64Array(n)];
+    this.labels = multiLabel ? numLabels ?? 0 : 1;
+    [this.tp, this.fp, this.tn, this.fn] = this.zeros();
+  }
+  private zeros(): [Float64Array, Float64Array, Float64Array, Float64Array] {
+    const n = this.thresholds.length * this.labels;
+    return [new Float64Array(n), new Float64Array(n), new Float64Array(n), new Float64Array(n)];
   }
   protected values(): Tensor {
     throw new Error(`metric '${this.name}' counts a confusion matrix; it has no per-sample values`);
@@ -218,18 +263,34 @@ abstract class ConfusionMetric extends Metric {
   /** Counts each element of the batch: labels as booleans, a prediction positive when above a threshold. */
   override updateState(yTrue: TensorLike, yPred: TensorLike, sampleWeight?: TensorLike): void {
     noRecord(() => {
-      const t = ops.cast(convertToTensor(yTrue), 'float32'), p0 = ops.cast(convertToTensor(yPred), 'float32');
-      const p = this.fromLogits ? ops.sigmoid(p0) : p0;
-      if (t.size !== p.size) throw new Error(`metric '${this.name}': targets of shape [${t.shape}] and predictions of shape [${p.shape}] differ in size`);
-      const rows = p.rank ? p.shape[0]! : 1;
-      const w = sampleWeight === undefined ? undefined : rowWeights(sampleWeight, rows, this.name), per = p.size / rows;
+      const t0 = ops.cast(convertToTensor(yTrue), 'float32'), p0 = ops.cast(convertToTensor(yPred), 'float32');
+      const p1 = this.fromLogits ? ops.sigmoid(p0) : p0;
+      if (t0.size !== p1.size) throw new Error(`metric '${this.name}': targets of shape [${t0.shape}] and predictions of shape [${p1.shape}] differ in size`);
+      const rows = p1.rank ? p1.shape[0]! : 1;
+      const w = sampleWeight === undefined ? undefined : rowWeights(sampleWeight, rows, this.name);
+      let t: ArrayLike<number> = t0.data, p: ArrayLike<number> = p1.data;
+      const width = p1.rank ? p1.shape[p1.rank - 1]! : 1;
+      if (this.topK !== undefined) p = filterTopK(p, width, this.topK);
+      if (this.classId !== undefined) {
+        if (this.classId >= width) throw new Error(`metric '${this.name}': classId ${this.classId} is out of range for predictions of shape [${p1.shape}]`);
+        const col = <T extends ArrayLike<number>>(a: T) => Float32Array.from({ length: a.length / width }, (_, i) => a[i * width + this.classId!]!);
+        [t, p] = [col(t), col(p)];
+      }
+      if (this.multiLabel) {
+        if (this.labels === 0) {
+          this.labels = width;
+          [this.tp, this.fp, this.tn, this.fn] = this.zeros();
+        }
+        if (width !== this.labels) throw new Error(`metric '${this.name}': multiLabel predictions have ${width} labels on the last axis, not ${this.labels}`);
+      }
+      const per = p.length / rows, L = this.labels;
       const th = this.thresholds.map((x) => Math.fround(x)); // Keras compares float32 predictions to float32 thresholds
-      for (let i = 0; i < p.size; i++) {
-        const label = t.data[i] !== 0, pred = p.data[i]!, wi = w ? w[Math.floor(i / per)]! : 1;
+      for (let i = 0; i < p.length; i++) {
+        const label = t[i] !== 0, pred = p[i]!, wi = w ? w[Math.floor(i / per)]! : 1, l = i % L;
         for (let j = 0; j < th.length; j++) {
           const pos = pred > th[j]!;
           const acc = label ? (pos ? this.tp : this.fn) : pos ? this.fp : this.tn;
-          acc[j] = acc[j]! + wi;
+          acc[j * L + l] = acc[j * L + l]! + wi;
         }
       }
     });
@@ -243,14 +304,41 @@ abstract class ConfusionMetric extends Metric {
   }
 }
 
+/** Keras's _filter_top_k on rows of `width`: x where among the row's k highest (ties: lower index first), else NEG_INF. */
+function filterTopK(p: ArrayLike<number>, width: number, k: number): Float32Array {
+  const out = new Float32Array(p.length).fill(NEG_INF);
+  for (let r = 0; r < p.length / width; r++) {
+    const idx = Array.from({ length: width }, (_, j) => j).sort((a, b) => p[r * width + b]! - p[r * width + a]! || a - b);
+    for (const j of idx.slice(0, k)) out[r * width + j] = p[r * width + j]!;
+  }
+  return out;
+}
+
 /** a / b, 0 where b is 0 (Keras's divide_no_nan). */
 function divideNoNan(a: number, b: number): number {
   return b === 0 ? 0 : a / b;
 }
 
 export interface PrecisionRecallOptions extends MetricOptions {
-  /** A prediction above it counts as positive (default 0.5); a list gives one value per threshold. */
+  /** A prediction above it counts as positive (default 0.5, or NEG_INF with topK); a list gives one value per threshold. */
   thresholds?: number | readonly number[];
+  /** Only each row's k highest predictions can be positive (Keras's top_k). */
+  topK?: number;
+  /** Count only this class (a column of the last axis). */
+  classId?: number;
+}
+
+/** Precision/Recall's options: thresholds (Keras's default: 0.5, NEG_INF with topK), topK and classId checked. */
+function prOptions(options: string | PrecisionRecallOptions | undefined, where: string): [MetricOptions | string | undefined, number[], number | undefined, number | undefined] {
+  checkOptions(typeof options === 'object' ? options : undefined, { ...METRIC_OPTIONS, ...PR_OPTIONS }, where);
+  const o = typeof options === 'object' ? options : {};
+  const int = (v: unknown, what: string, min: number) => {
+    if (v !== undefined && !(Number.isSafeInteger(v) && (v as number) >= min)) throw new Error(`${where}: ${what} must be an integer >= ${min}, got ${describe(v)}`);
+    return v as number | undefined;
+  };
+  const topK = int(o.topK, 'topK', 1), classId = int(o.classId, 'classId', 0);
+  const thresholds = o.thresholds === undefined && topK !== undefined ? [NEG_INF] : thresholdList(o.thresholds, where);
+  return [typeof options === 'object' ? { name: options.name, dtype: options.dtype } : options, thresholds, topK, classId];
 }
 
 function thresholdList(v: unknown, where: string): number[] {
@@ -259,15 +347,14 @@ function thresholdList(v: unknown, where: string): number[] {
   return list as number[];
 }
 
-const PR_OPTIONS = { thresholds: true } satisfies OptionNames<PrecisionRecallOptions, MetricOptions>;
-const PR_NOT_IMPLEMENTED = { topK: null, classId: null };
+const PR_OPTIONS = { thresholds: true, topK: true, classId: true } satisfies OptionNames<PrecisionRecallOptions, MetricOptions>;
 
 /** tp / (tp + fp) over every element seen, as keras.metrics.Precision. */
 export class PrecisionMetric extends ConfusionMetric {
   static override readonly optionNames = PR_OPTIONS;
   constructor(options?: string | PrecisionRecallOptions) {
-    checkOptions(typeof options === 'object' ? options : undefined, { ...METRIC_OPTIONS, ...PR_OPTIONS }, 'metrics.Precision', PR_NOT_IMPLEMENTED);
-    super('precision', typeof options === 'object' ? { name: options.name, dtype: options.dtype } : options, thresholdList(typeof options === 'object' ? options.thresholds : undefined, 'metrics.Precision'));
+    const [base, thresholds, topK, classId] = prOptions(options, 'metrics.Precision');
+    super('precision', base, thresholds, false, false, undefined, topK, classId);
   }
   override result(): Tensor {
     return this.resultOf(this.thresholds.map((_, j) => divideNoNan(this.tp[j]!, this.tp[j]! + this.fp[j]!)));
@@ -278,8 +365,8 @@ export class PrecisionMetric extends ConfusionMetric {
 export class RecallMetric extends ConfusionMetric {
   static override readonly optionNames = PR_OPTIONS;
   constructor(options?: string | PrecisionRecallOptions) {
-    checkOptions(typeof options === 'object' ? options : undefined, { ...METRIC_OPTIONS, ...PR_OPTIONS }, 'metrics.Recall', PR_NOT_IMPLEMENTED);
-    super('recall', typeof options === 'object' ? { name: options.name, dtype: options.dtype } : options, thresholdList(typeof options === 'object' ? options.thresholds : undefined, 'metrics.Recall'));
+    const [base, thresholds, topK, classId] = prOptions(options, 'metrics.Recall');
+    super('recall', base, thresholds, false, false, undefined, topK, classId);
   }
   override result(): Tensor {
     return this.resultOf(this.thresholds.map((_, j) => divideNoNan(this.tp[j]!, this.tp[j]! + this.fn[j]!)));
@@ -297,6 +384,12 @@ export interface AUCOptions extends MetricOptions {
   thresholds?: readonly number[] | null;
   /** Predictions are logits (a sigmoid is applied first). */
   fromLogits?: boolean;
+  /** Each label (the last axis) its own curve; the result is their mean (or labelWeights' weighted mean). */
+  multiLabel?: boolean;
+  /** The number of labels with multiLabel (default: from the first batch). */
+  numLabels?: number | null;
+  /** With multiLabel: the weight of each label's AUC in the result. */
+  labelWeights?: readonly number[] | null;
 }
 
 /**
@@ -304,13 +397,23 @@ export interface AUCOptions extends MetricOptions {
  * (single-label): Riemann sums over the thresholds, PR by interpolate_pr_auc.
  */
 export class AUCMetric extends ConfusionMetric {
-  static override readonly optionNames = { numThresholds: true, curve: true, summationMethod: true, thresholds: true, fromLogits: true } satisfies OptionNames<AUCOptions, MetricOptions>;
+  static override readonly optionNames = {
+    numThresholds: true, curve: true, summationMethod: true, thresholds: true, fromLogits: true, multiLabel: true, numLabels: true, labelWeights: true,
+  } satisfies OptionNames<AUCOptions, MetricOptions>;
   readonly curve: 'ROC' | 'PR';
+  readonly labelWeights: readonly number[] | undefined;
   readonly summationMethod: 'interpolation' | 'minoring' | 'majoring';
   constructor(options?: string | AUCOptions) {
     const where = 'metrics.AUC';
     const o = typeof options === 'object' ? options : {};
-    checkOptions(o, { ...METRIC_OPTIONS, ...AUCMetric.optionNames }, where, { multiLabel: false, numLabels: null, labelWeights: null });
+    checkOptions(o, { ...METRIC_OPTIONS, ...AUCMetric.optionNames }, where);
+    if (o.multiLabel !== undefined && typeof o.multiLabel !== 'boolean') throw new TypeError(`${where}: multiLabel must be true or false, got ${describe(o.multiLabel)}`);
+    const numLabels = o.numLabels ?? undefined;
+    if (numLabels !== undefined && !(Number.isSafeInteger(numLabels) && numLabels > 0)) throw new Error(`${where}: numLabels must be a positive integer, got ${describe(numLabels)}`);
+    const lw = o.labelWeights ?? undefined;
+    if (lw !== undefined && (!Array.isArray(lw) || lw.some((x) => typeof x !== 'number' || !(x >= 0)))) throw new Error(`${where}: labelWeights must be a list of non-negative numbers, got ${describe(lw)}`);
+    if ((numLabels !== undefined || lw !== undefined) && !o.multiLabel) throw new Error(`${where}: numLabels and labelWeights need multiLabel: true`);
+    if (lw !== undefined && numLabels !== undefined && lw.length !== numLabels) throw new Error(`${where}: ${lw.length} labelWeights for ${numLabels} labels`);
     const eps = 1e-7; // backend.epsilon()
     let inner: number[];
     if (o.thresholds !== undefined && o.thresholds !== null) {
@@ -325,32 +428,47 @@ export class AUCMetric extends ConfusionMetric {
     if (o.summationMethod !== undefined && !['interpolation', 'minoring', 'majoring'].includes(o.summationMethod)) throw new Error(`${where}: summationMethod must be 'interpolation', 'minoring' or 'majoring', got ${describe(o.summationMethod)}`);
     if (o.fromLogits !== undefined && typeof o.fromLogits !== 'boolean') throw new TypeError(`${where}: fromLogits must be true or false, got ${describe(o.fromLogits)}`);
     const name = typeof options === 'string' ? options : o.name;
-    super('auc', name === undefined ? undefined : { name }, [0 - eps, ...inner, 1 + eps], o.fromLogits ?? false);
+    super('auc', name === undefined ? undefined : { name }, [0 - eps, ...inner, 1 + eps], o.fromLogits ?? false, o.multiLabel ?? false, numLabels ?? lw?.length);
+    this.labelWeights = lw && [...lw];
     this.curve = o.curve ?? 'ROC';
     this.summationMethod = o.summationMethod ?? 'interpolation';
   }
   override result(): Tensor {
-    const n = this.thresholds.length, { tp, fp, tn, fn } = this;
+    const L = this.labels;
+    if (L === 0) return ops.full([], 0); // multiLabel before any batch
+    const byLabel = Array.from({ length: L }, (_, l) => this.labelAUC(l));
+    if (L === 1 && !this.labelWeights) return ops.full([], byLabel[0]!);
+    // multiLabel: the mean of the labels' areas, or their labelWeights-weighted mean (Keras's divide_no_nan)
+    if (!this.labelWeights) return ops.full([], byLabel.reduce((a, b) => a + b, 0) / L);
+    if (this.labelWeights.length !== L) throw new Error(`metric '${this.name}': ${this.labelWeights.length} labelWeights for ${L} labels`);
+    const lw = this.labelWeights;
+    return ops.full([], divideNoNan(byLabel.reduce((a, b, l) => a + b * lw[l]!, 0), lw.reduce((a, b) => a + b, 0)));
+  }
+  /** The area of one label's curve: Riemann sums over the thresholds, PR by interpolate_pr_auc. */
+  private labelAUC(l: number): number {
+    const n = this.thresholds.length, L = this.labels;
+    const at = (a: Float64Array) => (i: number) => a[i * L + l]!;
+    const [tp, fp, tn, fn] = [at(this.tp), at(this.fp), at(this.tn), at(this.fn)];
     let sum = 0;
     if (this.curve === 'PR' && this.summationMethod === 'interpolation') {
       for (let i = 0; i < n - 1; i++) {
-        const dtp = tp[i]! - tp[i + 1]!, p0 = tp[i]! + fp[i]!, p1 = tp[i + 1]! + fp[i + 1]!;
+        const dtp = tp(i) - tp(i + 1), p0 = tp(i) + fp(i), p1 = tp(i + 1) + fp(i + 1);
         const slope = divideNoNan(dtp, Math.max(p0 - p1, 0));
-        const intercept = tp[i + 1]! - slope * p1;
+        const intercept = tp(i + 1) - slope * p1;
         const ratio = p0 > 0 && p1 > 0 ? divideNoNan(p0, Math.max(p1, 0)) : 1;
-        sum += divideNoNan(slope * (dtp + intercept * Math.log(ratio)), Math.max(tp[i + 1]! + fn[i + 1]!, 0));
+        sum += divideNoNan(slope * (dtp + intercept * Math.log(ratio)), Math.max(tp(i + 1) + fn(i + 1), 0));
       }
-      return ops.full([], sum);
+      return sum;
     }
-    const recall = (i: number) => divideNoNan(tp[i]!, tp[i]! + fn[i]!);
-    const x = this.curve === 'ROC' ? (i: number) => divideNoNan(fp[i]!, fp[i]! + tn[i]!) : recall;
-    const y = this.curve === 'ROC' ? recall : (i: number) => divideNoNan(tp[i]!, tp[i]! + fp[i]!);
+    const recall = (i: number) => divideNoNan(tp(i), tp(i) + fn(i));
+    const x = this.curve === 'ROC' ? (i: number) => divideNoNan(fp(i), fp(i) + tn(i)) : recall;
+    const y = this.curve === 'ROC' ? recall : (i: number) => divideNoNan(tp(i), tp(i) + fp(i));
     for (let i = 0; i < n - 1; i++) {
       const a = y(i), b = y(i + 1);
       const h = this.summationMethod === 'interpolation' ? (a + b) / 2 : this.summationMethod === 'minoring' ? Math.min(a, b) : Math.max(a, b);
       sum += (x(i) - x(i + 1)) * h;
     }
-    return ops.full([], sum);
+    return sum;
   }
 }
 

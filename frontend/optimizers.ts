@@ -1,7 +1,7 @@
 // keras.optimizers: SGD, Adam, AdamW, RMSprop with Keras 3's exact update formulas, as ops (eager or traced).
 import { allocate } from '../ir/types.js';
 import { callableClass } from './callable.js';
-import { noRecord } from './engine.js';
+import { NotTraceableError, currentTrace, noRecord } from './engine.js';
 import * as ops from './ops.js';
 import { type Tensor, Variable } from './tensor.js';
 import { type NotImplemented, type OptionNames, checkOptions } from './options.js';
@@ -176,9 +176,15 @@ export abstract class Optimizer {
       if (p[0] === undefined || p[0] === null) throw new Error(`${where}: no gradient for variable '${v.path}' (pair ${i})`);
       return [ops.convertToTensor(p[0]), v];
     });
+    // inside a traced training step (a compiled custom trainStep) the new values are the step's updates
+    const tr = currentTrace();
     noRecord(() => {
       const ups = this.updates(list.map((p) => p[0]), list.map((p) => p[1]));
-      for (const [v, t] of ups) v.assign(t);
+      for (const [v, t] of ups) {
+        if (tr?.stateUpdates.has(v)) throw new NotTraceableError(`it updates variable '${v.path}' twice`);
+        if (tr) tr.update(v, t);
+        else v.assign(t);
+      }
     });
   }
 

@@ -169,6 +169,153 @@ export class PiecewiseConstantDecaySchedule extends LearningRateSchedule {
   }
 }
 
+export interface PolynomialDecayOptions {
+  initialLearningRate: number;
+  /** Steps to reach endLearningRate (> 0). */
+  decaySteps: number;
+  /** Default 0.0001. */
+  endLearningRate?: number;
+  /** Default 1 (linear). */
+  power?: number;
+  /** Restart the decay after each decaySteps·k (the first multiple above the step) instead of staying at the end. */
+  cycle?: boolean;
+  name?: string;
+}
+
+/**
+ * Keras's PolynomialDecay: p = min(step, decaySteps) / decaySteps (with cycle, step / (decaySteps·max(1, ceil(step /
+ * decaySteps)))), lr = (initial - end) (1 - p)^power + end (learning_rate_schedule.py).
+ */
+export class PolynomialDecaySchedule extends LearningRateSchedule {
+  readonly initialLearningRate: number;
+  readonly decaySteps: number;
+  readonly endLearningRate: number;
+  readonly power: number;
+  readonly cycle: boolean;
+  readonly name: string;
+  constructor(options: PolynomialDecayOptions) {
+    super();
+    const w = where('PolynomialDecay');
+    checkOptions(options, { initialLearningRate: true, decaySteps: true, endLearningRate: true, power: true, cycle: true, name: true } satisfies OptionNames<PolynomialDecayOptions>, w);
+    if (!options) throw new Error(`${w} needs { initialLearningRate, decaySteps }`);
+    this.initialLearningRate = number(options.initialLearningRate, `${w}: initialLearningRate`, any, 'a number');
+    this.decaySteps = number(options.decaySteps, `${w}: decaySteps`, positive, 'a number > 0');
+    this.endLearningRate = options.endLearningRate === undefined ? 0.0001 : number(options.endLearningRate, `${w}: endLearningRate`, any, 'a number');
+    this.power = options.power === undefined ? 1 : number(options.power, `${w}: power`, any, 'a number');
+    this.cycle = boolean(options.cycle, `${w}: cycle`);
+    this.name = options.name ?? 'PolynomialDecay';
+  }
+  call(step: Tensor): Tensor {
+    let s = step, decaySteps: Tensor | number = this.decaySteps;
+    // with cycle: the first multiple of decaySteps above the step (1 at step 0)
+    if (this.cycle) decaySteps = ops.multiply(this.decaySteps, ops.where(ops.equal(step, 0), 1, ops.ceil(ops.divide(step, this.decaySteps))));
+    else s = ops.minimum(step, this.decaySteps);
+    const p = ops.divide(s, decaySteps);
+    return ops.add(ops.multiply(this.initialLearningRate - this.endLearningRate, ops.power(ops.subtract(1, p), this.power)), this.endLearningRate);
+  }
+  getConfig(): Record<string, unknown> {
+    return { initialLearningRate: this.initialLearningRate, decaySteps: this.decaySteps, endLearningRate: this.endLearningRate, power: this.power, cycle: this.cycle, name: this.name };
+  }
+}
+
+export interface InverseTimeDecayOptions {
+  initialLearningRate: number;
+  /** Steps per unit of decay (> 0). */
+  decaySteps: number;
+  decayRate: number;
+  /** Decay in whole steps of decaySteps (floor(step / decaySteps)). */
+  staircase?: boolean;
+  name?: string;
+}
+
+/** Keras's InverseTimeDecay: lr = initial / (1 + decayRate · step / decaySteps), the ratio floored with staircase. */
+export class InverseTimeDecaySchedule extends LearningRateSchedule {
+  readonly initialLearningRate: number;
+  readonly decaySteps: number;
+  readonly decayRate: number;
+  readonly staircase: boolean;
+  readonly name: string;
+  constructor(options: InverseTimeDecayOptions) {
+    super();
+    const w = where('InverseTimeDecay');
+    checkOptions(options, { initialLearningRate: true, decaySteps: true, decayRate: true, staircase: true, name: true } satisfies OptionNames<InverseTimeDecayOptions>, w);
+    if (!options) throw new Error(`${w} needs { initialLearningRate, decaySteps, decayRate }`);
+    this.initialLearningRate = number(options.initialLearningRate, `${w}: initialLearningRate`, any, 'a number');
+    this.decaySteps = number(options.decaySteps, `${w}: decaySteps`, positive, 'a number > 0');
+    this.decayRate = number(options.decayRate, `${w}: decayRate`, any, 'a number');
+    this.staircase = boolean(options.staircase, `${w}: staircase`);
+    this.name = options.name ?? 'InverseTimeDecay';
+  }
+  call(step: Tensor): Tensor {
+    let p = ops.divide(step, this.decaySteps);
+    if (this.staircase) p = ops.floor(p);
+    return ops.divide(this.initialLearningRate, ops.add(1, ops.multiply(this.decayRate, p)));
+  }
+  getConfig(): Record<string, unknown> {
+    return { initialLearningRate: this.initialLearningRate, decaySteps: this.decaySteps, decayRate: this.decayRate, staircase: this.staircase, name: this.name };
+  }
+}
+
+export interface CosineDecayRestartsOptions {
+  initialLearningRate: number;
+  /** Steps of the first period (> 0). */
+  firstDecaySteps: number;
+  /** Each period is tMul times the previous one (default 2). */
+  tMul?: number;
+  /** Each restart starts at mMul times the previous start (default 1). */
+  mMul?: number;
+  /** The floor, as a fraction of the starting rate (default 0). */
+  alpha?: number;
+  name?: string;
+}
+
+/**
+ * Keras's CosineDecayRestarts (SGDR): f = step / firstDecaySteps; the restart i = floor(f) (tMul = 1) or
+ * floor(log(1 - f (1 - tMul)) / log(tMul)), f its fraction done; lr = initial ((1 - alpha) 0.5 mMul^i (1 + cos(pi f)) + alpha).
+ */
+export class CosineDecayRestartsSchedule extends LearningRateSchedule {
+  readonly initialLearningRate: number;
+  readonly firstDecaySteps: number;
+  readonly tMul: number;
+  readonly mMul: number;
+  readonly alpha: number;
+  readonly name: string;
+  constructor(options: CosineDecayRestartsOptions) {
+    super();
+    const w = where('CosineDecayRestarts');
+    checkOptions(options, { initialLearningRate: true, firstDecaySteps: true, tMul: true, mMul: true, alpha: true, name: true } satisfies OptionNames<CosineDecayRestartsOptions>, w);
+    if (!options) throw new Error(`${w} needs { initialLearningRate, firstDecaySteps }`);
+    this.initialLearningRate = number(options.initialLearningRate, `${w}: initialLearningRate`, any, 'a number');
+    this.firstDecaySteps = number(options.firstDecaySteps, `${w}: firstDecaySteps`, positive, 'a number > 0');
+    this.tMul = options.tMul === undefined ? 2 : number(options.tMul, `${w}: tMul`, positive, 'a number > 0');
+    this.mMul = options.mMul === undefined ? 1 : number(options.mMul, `${w}: mMul`, any, 'a number');
+    this.alpha = options.alpha === undefined ? 0 : number(options.alpha, `${w}: alpha`, any, 'a number');
+    this.name = options.name ?? 'SGDRDecay';
+  }
+  call(step: Tensor): Tensor {
+    let f = ops.divide(step, this.firstDecaySteps), i: Tensor;
+    if (this.tMul === 1) {
+      i = ops.floor(f);
+      f = ops.subtract(f, i);
+    } else {
+      const t = this.tMul;
+      i = ops.floor(ops.divide(ops.log(ops.subtract(1, ops.multiply(f, 1 - t))), Math.fround(Math.log(t))));
+      const sum = ops.divide(ops.subtract(1, ops.power(t, i)), 1 - t);
+      f = ops.divide(ops.subtract(f, sum), ops.power(t, i));
+    }
+    const cosine = ops.multiply(ops.multiply(0.5, ops.power(this.mMul, i)), ops.add(1, ops.cos(ops.multiply(Math.PI, f))));
+    return ops.multiply(this.initialLearningRate, ops.add(ops.multiply(1 - this.alpha, cosine), this.alpha));
+  }
+  getConfig(): Record<string, unknown> {
+    return { initialLearningRate: this.initialLearningRate, firstDecaySteps: this.firstDecaySteps, tMul: this.tMul, mMul: this.mMul, alpha: this.alpha, name: this.name };
+  }
+}
+
+function boolean(v: unknown, what: string): boolean {
+  if (v !== undefined && typeof v !== 'boolean') throw new Error(`${what} must be true or false, got ${describe(v)}`);
+  return v ?? false;
+}
+
 // Keras names, constructible with or without `new`.
 export const ExponentialDecay = callableClass(ExponentialDecaySchedule);
 export type ExponentialDecay = ExponentialDecaySchedule;
@@ -176,3 +323,9 @@ export const CosineDecay = callableClass(CosineDecaySchedule);
 export type CosineDecay = CosineDecaySchedule;
 export const PiecewiseConstantDecay = callableClass(PiecewiseConstantDecaySchedule);
 export type PiecewiseConstantDecay = PiecewiseConstantDecaySchedule;
+export const PolynomialDecay = callableClass(PolynomialDecaySchedule);
+export type PolynomialDecay = PolynomialDecaySchedule;
+export const InverseTimeDecay = callableClass(InverseTimeDecaySchedule);
+export type InverseTimeDecay = InverseTimeDecaySchedule;
+export const CosineDecayRestarts = callableClass(CosineDecayRestartsSchedule);
+export type CosineDecayRestarts = CosineDecayRestartsSchedule;

@@ -7,7 +7,11 @@ import { formatType } from '../ir/types.js';
 
 export type Separability = { readonly separable: true } | { readonly separable: false; readonly reason: string };
 
-/** Where a value's rows are: the axis carrying the batch, or null for a value that no input reaches. */
+/**
+ * Where a value's rows are: the axis carrying the batch, or null for a value that no input reaches. The axis may have
+ * the batch merged with the axes after it (TimeDistributed's [batch·time, ...]): its extent is then batch·k, row r at
+ * indices [r·k, (r+1)·k), k read off the value's shape.
+ */
 type Rows = number | null;
 
 class NotSeparable extends Error {}
@@ -110,10 +114,12 @@ export function rowSeparability(g: Graph): Separability {
         return keepdims || axis > a ? a : a - 1;
       }
       case 'reshape': {
-        // row-major: the rows stay whole where some output axis has the rows' extent and the same elements before it
+        // row-major: each row is `before` runs of (the row's extent) * (the elements after it); they stay whole where
+        // some output axis has the same elements before it and an extent of batch·k' (merging the batch with the axes
+        // after it, or splitting them back off), as its runs are then as long
         const inShape = n.src[0]!.type.shape, outShape = n.type.shape, before = prod(inShape.slice(0, a));
-        const b = outShape.findIndex((d, i) => d === inShape[a] && prod(outShape.slice(0, i)) === before);
-        return b >= 0 ? b : fail(n, 'merges or splits the batch axis');
+        const b = outShape.findIndex((d, i) => d % batch === 0 && prod(outShape.slice(0, i)) === before);
+        return b >= 0 ? b : fail(n, 'splits the batch axis or merges it with the axes before it');
       }
       case 'transpose': return attrsOf(n, 'transpose').perm.indexOf(a);
       case 'broadcast': return a + n.type.shape.length - n.src[0]!.type.shape.length;
@@ -213,7 +219,8 @@ export function rowSeparability(g: Graph): Separability {
     for (const n of topoSort(g)) rows.set(n, rule(n));
     for (const o of g.outputs) {
       const r = rows.get(o.node)!;
-      if (r === 0) continue;
+      if (r === 0 && o.node.type.shape[0] === batch) continue;
+      if (r === 0) throw new NotSeparable(`output '${o.name}' ${formatType(o.node.type)} has its rows merged with the axes after them`);
       if (r === null && o.node.type.shape[0] === batch && uniformAlong(o.node, 0)) continue;
       throw new NotSeparable(`output '${o.name}' ${formatType(o.node.type)} ${r === null ? 'does not depend on the input rows' : `has its rows on axis ${r}, not 0`}`);
     }

@@ -70,11 +70,21 @@ describe('row separability', () => {
       ['a row-uniform constant', graph((b, x) => b.emit('mul', [x, b.constant([1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4], 'float32', [3, 4])]))],
       ['a reduction over the features', graph((b, x) => b.emit('reduce_max', [x], { axes: [1], keepdims: false }))],
       ['a slice of the features', graph((b, x) => b.emit('slice', [x], { start: [0, 1], end: [3, 3], step: [1, 1] }))],
+      // TimeDistributed: the batch merged with the time axis, a matmul on the merged rows, and split back
+      ['rows merged with the axes after them and split back', graph((b, x) => {
+        const m = b.emit('matmul', [b.emit('reshape', [x], { shape: [6, 2] }), b.constant([1, 2, 3, 4, 5, 6], 'float32', [2, 3])]);
+        return b.emit('reshape', [b.emit('exp', [m])], { shape: [3, 6] });
+      }, [3, 2, 2])],
+      ['rows merged twice, then split back', graph((b, x) => b.emit('reshape', [b.emit('reshape', [b.emit('reshape', [x], { shape: [6, 2] })], { shape: [12] })], { shape: [3, 4] }), [3, 2, 2])],
     ];
     for (const [name, g] of ok) expect(rowSeparability(g), name).toEqual({ separable: true });
     const bad: [string, Graph, RegExp][] = [
       ['a sum over the rows', graph((b, x) => b.emit('reduce_sum', [x], { axes: [0, 1], keepdims: false })), /reduces over the batch axis 0/],
-      ['flattening the rows', graph((b, x) => b.emit('reshape', [x], { shape: [12] })), /merges or splits the batch axis/],
+      ['flattening the rows', graph((b, x) => b.emit('reshape', [x], { shape: [12] })), /^output 'y' f32\[12\] has its rows merged with the axes after them$/],
+      ['splitting the rows', graph((b, x) => b.emit('reshape', [x], { shape: [3, 2, 2] }), [6, 2]), /splits the batch axis or merges it with the axes before it/],
+      ['merging the rows with the axes before them', graph((b, x) => b.emit('reshape', [b.emit('transpose', [x], { perm: [1, 0] })], { shape: [12] })), /splits the batch axis or merges it with the axes before it/],
+      ['a sum over merged rows', graph((b, x) => b.emit('reduce_sum', [b.emit('reshape', [x], { shape: [6, 2] })], { axes: [0], keepdims: false }), [3, 2, 2]), /reduces over the batch axis 0/],
+      ['a slice across merged rows', graph((b, x) => b.emit('reshape', [b.emit('slice', [b.emit('reshape', [x], { shape: [6, 2] })], { start: [1, 0], end: [6, 2], step: [1, 1] })], { shape: [5, 2] }), [3, 2, 2]), /slices the batch axis/],
       ['iota along the rows', graph((b, x) => b.emit('add', [x, b.emit('cast', [b.iota([3, 4], 0)], { dtype: 'float32' })])), /differs along the batch axis/],
       ['a constant that differs per row', graph((b, x) => b.emit('mul', [x, b.constant([1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3], 'float32', [3, 4])])), /differs along the batch axis/],
       ['x x^T', graph((b, x) => b.emit('matmul', [x, b.emit('transpose', [x], { perm: [1, 0] })])), /contracts over the batch axis/],

@@ -1,6 +1,6 @@
 // The Layer base: config -> build (weights from the input shape) -> call (ops only); callable, with or without `new`.
 import { type DType, type Shape, isDType } from '../../ir/types.js';
-import { Trace, withTrace } from '../engine.js';
+import { NotTraceableError, Trace, withTrace } from '../engine.js';
 import { CallableObject } from '../callable.js';
 import * as activations from '../activations.js';
 import * as initializers from '../initializers.js';
@@ -41,6 +41,11 @@ const masks = new WeakMap<Tensor, Tensor>();
 /** The mask a layer attached to this tensor (Embedding maskZero, Masking, and layers that pass masks on). */
 export function getMask(t: Tensor): Tensor | undefined {
   return masks.get(t);
+}
+
+/** Attaches a mask to a tensor, as a layer's output would carry it (a compiled model's outputs, run, get theirs back). */
+export function setMask(t: Tensor, mask: Tensor): void {
+  masks.set(t, mask);
 }
 
 function attachMasks(out: Tensor | Tensor[], mask: Mask): void {
@@ -288,7 +293,8 @@ export abstract class Layer<Out extends Tensor | Tensor[] = Tensor> extends Call
     try {
       return fn();
     } catch (e) {
-      if (e instanceof LayerError) throw e;
+      // (a traced custom trainStep that must run eagerly instead is not the layer's error)
+      if (e instanceof LayerError || e instanceof NotTraceableError) throw e;
       const err = new LayerError(`Layer '${this.name}' (${this.className}) ${what}: ${(e as Error).message}`);
       err.stack = `${err.name}: ${err.message}\n${((e as Error).stack ?? '').split('\n').slice(1).join('\n')}`;
       throw err;

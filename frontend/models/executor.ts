@@ -10,6 +10,8 @@ import { type OptionNames, checkOptions } from '../options.js';
 import { Progbar } from './progbar.js';
 import type { Model, ModelInput } from './model.js';
 import { runnerFor } from './runner.js';
+import { type CallbackLike, CallbackList } from '../callbacks.js';
+import { getMask } from '../layers/layer.js';
 
 export interface PredictOptions {
   /** Samples per call (Keras default 32). */
@@ -20,6 +22,8 @@ export interface PredictOptions {
   print?: (text: string) => void;
   /** Where to run (default: keras.config.backend(), initially compiled wasm). */
   backend?: Backend;
+  /** Callbacks whose onPredict* hooks run (Keras's hook names). */
+  callbacks?: readonly CallbackLike[];
 }
 
 /** Checks verbose, batchSize, print and backend, shared by fit, evaluate and predict. */
@@ -38,8 +42,11 @@ export interface TracedModel {
   readonly variables: Variable[];
 }
 
-/** Traces model(inputs) at a fixed batch size into a graph: inputs by model input name, outputs by output name. */
-export function traceModel(model: Model, batchSize: number, training = false): TracedModel {
+/**
+ * Traces model(inputs) at a fixed batch size into a graph: inputs by model input name, outputs by output name; with
+ * `masks`, then "mask/<output>" for each output that carries a mask (bool, Keras's _keras_mask).
+ */
+export function traceModel(model: Model, batchSize: number, training = false, masks = false): TracedModel {
   const tr = new Trace();
   for (const v of model.weights) tr.paramOf(v);
   const outputs = withTrace(tr, () => {
@@ -47,19 +54,21 @@ export function traceModel(model: Model, batchSize: number, training = false): T
     const out = model.call(ins.length === 1 ? ins[0]! : ins, { training }) as Tensor | Tensor[];
     return Array.isArray(out) ? out : [out];
   });
-  const graph = tr.finish(training ? 'forward_train' : 'predict', outputs.map((t, i) => ({ name: model.outputNames[i]!, node: tr.nodeOf(t) })));
+  const named = outputs.map((t, i) => ({ name: model.outputNames[i]!, node: tr.nodeOf(t) }));
+  if (masks) outputs.forEach((t, i) => { const m = getMask(t); if (m) named.push({ name: `mask/${model.outputNames[i]!}`, node: tr.nodeOf(m) }); });
+  const graph = tr.finish(training ? 'forward_train' : 'predict', named);
   return { graph, variables: tr.variables };
 }
 
 const cache = new WeakMap<Model, Map<string, TracedModel>>();
 
 /** The traced graph of a model for a batch size, cached until the model's layers change. */
-export function tracedFor(model: Model, batchSize: number, training = false): TracedModel {
+export function tracedFor(model: Model, batchSize: number, training = false, masks = false): TracedModel {
   let m = cache.get(model);
   if (!m) cache.set(model, (m = new Map()));
-  const key = `${batchSize}|${training}|${model.structureVersion}`;
+  const key = `${batchSize}|${training}|${masks}|${model.structureVersion}`;
   let t = m.get(key);
-  if (!t) m.set(key, (t = traceModel(model, batchSize, training)));
+  if (!t) m.set(key, (t = traceModel(model, batchSize, training, masks)));
   return t;
 }
 
@@ -84,7 +93,7 @@ export function sliceBatch(t: Tensor, start: number, end: number): Tensor {
 
 /** model.predict: batches through the traced inference graph; the last partial batch gets its own graph. */
 export function predict(model: Model, x: ModelInput, options: PredictOptions = {}): Tensor | Tensor[] {
-  checkOptions(options, { batchSize: true, verbose: true, print: true, backend: true } satisfies OptionNames<PredictOptions>, 'predict', { steps: null, callbacks: null });
+  checkOptions(options, { batchSize: true, verbose: true, print: true, backend: true, callbacks: true } satisfies OptionNames<PredictOptions>, 'predict', { steps: null });
   checkRunOptions(options, 'predict');
   const inputs = model.normalizeInputs(x);
   const n = inputs[0]!.shape[0]!;
@@ -92,14 +101,21 @@ export function predict(model: Model, x: ModelInput, options: PredictOptions = {
   for (const t of inputs) if (t.shape[0] !== n) throw new Error(`predict: inputs have different numbers of samples (${inputs.map((i) => i.shape[0]).join(', ')})`);
   const bs = Math.min(options.batchSize ?? 32, n);
   const steps = Math.ceil(n / bs);
-  const bar = new Progbar(steps, options.verbose === 'auto' ? 1 : options.verbose ?? 0, options.print);
+  const verbose = options.verbose === 'auto' ? 1 : options.verbose ?? 0;
+  const bar = new Progbar(steps, verbose, options.print);
+  const callbacks = new CallbackList(options.callbacks, model, { epochs: 1, steps, verbose, directions: {} }, 'predict');
+  callbacks.call('onPredictBegin', {});
   const parts: Tensor[][] = [];
   for (let s = 0; s < n; s += bs) {
     const e = Math.min(n, s + bs);
+    callbacks.call('onPredictBatchBegin', parts.length, {});
     const traced = tracedFor(model, e - s);
-    parts.push(runTraced(traced, inputs.map((t) => sliceBatch(t, s, e)), {}, options.backend));
+    const outs = runTraced(traced, inputs.map((t) => sliceBatch(t, s, e)), {}, options.backend);
+    parts.push(outs);
+    callbacks.call('onPredictBatchEnd', parts.length - 1, { outputs: model.multiOutput ? outs : outs[0]! });
     bar.update(parts.length, {});
   }
+  callbacks.call('onPredictEnd', {});
   bar.finish({});
   const outs = model.outputNames.map((_, i) => (parts.length === 1 ? parts[0]![i]! : ops.concatenate(parts.map((p) => p[i]!), 0)));
   return model.multiOutput ? outs : outs[0]!;

@@ -96,8 +96,10 @@ export abstract class SubclassModel extends Model {
   }
 
   /**
-   * Keras's train_step, when a subclass defines it: fit calls it eagerly on each batch, [x, y] (and the batch's sample
-   * weights when given), and logs what it returns; validation and evaluate still use the compiled loss and metrics.
+   * Keras's train_step, when a subclass defines it: fit calls it on each batch, [x, y] (and the batch's sample weights
+   * when given), and logs what it returns; validation and evaluate still use the compiled loss and metrics. It is
+   * traced into one compiled step per batch shape (models/custom_step.ts) unless it cannot be (it reads values) or
+   * compile's runEagerly is set: then it runs eagerly.
    * @example
    * trainStep([x, y]: [keras.Tensor, keras.Tensor]) {
    *   const tape = keras.backend.GradientTape();

@@ -11,13 +11,14 @@ import * as optimizers from '../optimizers.js';
 import { Tensor, type Variable } from '../tensor.js';
 import { checkRunOptions, runTraced, sliceBatch, tracedFor } from './executor.js';
 import type { Model, ModelInput } from './model.js';
-import { LayerError } from '../layers/layer.js';
+import { LayerError, getMask, setMask } from '../layers/layer.js';
 import { Progbar } from './progbar.js';
 import type { Backend } from '../config.js';
 import { type OptionNames, checkOptions } from '../options.js';
 import { describe, show } from '../errors.js';
 import { runnerFor } from './runner.js';
 import { type CallbackLike, CallbackList, type Logs } from '../callbacks.js';
+import { runCustomStep } from './custom_step.js';
 
 type PerOutput<T> = T | readonly T[] | Readonly<Record<string, T>>;
 
@@ -29,6 +30,10 @@ export interface CompileOptions {
   metrics?: readonly metrics.MetricIdentifier[] | readonly (readonly metrics.MetricIdentifier[])[] | Readonly<Record<string, readonly metrics.MetricIdentifier[]>>;
   /** Weights of the per-output losses in the total loss. */
   lossWeights?: readonly number[] | Readonly<Record<string, number>>;
+  /** Metrics weighted by the sample weights (Keras's weighted_metrics), as `metrics`; 'weighted_' prefixes a name taken by `metrics`. */
+  weightedMetrics?: CompileOptions['metrics'];
+  /** Run a subclass's custom trainStep eagerly, op by op (default false: traced into one compiled step). */
+  runEagerly?: boolean;
 }
 
 /** What compile resolved: per output, its loss, weight and metrics. */
@@ -37,6 +42,8 @@ export interface Compiled {
   readonly losses: losses.Loss[];
   readonly lossWeights: number[];
   readonly metricIds: metrics.MetricIdentifier[][];
+  readonly weightedMetricIds: metrics.MetricIdentifier[][];
+  readonly runEagerly: boolean;
 }
 
 /** Converts one input or target array, the error naming what it is for. */
@@ -66,11 +73,16 @@ function perOutput<T>(model: Model, value: PerOutput<T> | undefined, what: strin
 /** Checks compile's options when it is called (they are resolved once the model is built). */
 export function checkCompileOptions(model: Model, options: CompileOptions): void {
   const where = `Model '${model.name}': compile`;
-  checkOptions(options, { optimizer: true, loss: true, metrics: true, lossWeights: true } satisfies OptionNames<CompileOptions>, where,
-    { weightedMetrics: null, runEagerly: false, stepsPerExecution: 1, jitCompile: 'auto', autoScaleLoss: true });
+  checkOptions(options, { optimizer: true, loss: true, metrics: true, lossWeights: true, runEagerly: true, weightedMetrics: true } satisfies OptionNames<CompileOptions>, where,
+    { stepsPerExecution: 1, jitCompile: 'auto', autoScaleLoss: true });
   if (!options || options.loss === undefined) throw new Error(`${where} needs a loss`);
-  // metrics are resolved when fit runs: a misspelt name is an error now, not then
-  const m: unknown = options.metrics;
+  checkBoolean(options.runEagerly, `${where}: runEagerly`);
+  checkMetricLists(options.metrics, where);
+  checkMetricLists(options.weightedMetrics, `${where}: weightedMetrics`);
+}
+
+/** Metrics are resolved when fit runs: a misspelt name is an error at compile, not then. */
+function checkMetricLists(m: unknown, where: string): void {
   if (m === undefined) return;
   const lists = Array.isArray(m) ? (m.length > 0 && m.every((x) => Array.isArray(x)) ? m : [m]) : typeof m === 'object' && m !== null && !(m instanceof metrics.Metric) ? Object.values(m) : undefined;
   const shape = 'metrics must be a list, a list per output or a record by output name of lists';
@@ -86,25 +98,48 @@ export function compileModel(model: Model, options: CompileOptions): Compiled {
   const lossIds = perOutput(model, options.loss, 'loss', () => { throw new Error('compile: a loss is needed for every output'); });
   const ls = lossIds.map((l) => losses.get(l));
   const weights = perOutput(model, options.lossWeights as PerOutput<number> | undefined, 'lossWeights', () => 1);
-  const m = options.metrics;
-  let metricIds: metrics.MetricIdentifier[][];
-  if (m === undefined) metricIds = model.outputNames.map(() => []);
-  else if (Array.isArray(m) && m.length > 0 && m.every((x) => Array.isArray(x))) metricIds = perOutput(model, m as metrics.MetricIdentifier[][], 'metrics', () => []);
-  else if (Array.isArray(m)) metricIds = model.outputNames.map(() => [...m] as metrics.MetricIdentifier[]);
-  else metricIds = perOutput(model, m as Record<string, metrics.MetricIdentifier[]>, 'metrics', () => []);
-  return { optimizer: optimizers.get(options.optimizer ?? 'rmsprop'), losses: ls, lossWeights: weights, metricIds };
+  const ids = (m: CompileOptions['metrics'], what: string): metrics.MetricIdentifier[][] => {
+    if (m === undefined) return model.outputNames.map(() => []);
+    if (Array.isArray(m) && m.length > 0 && m.every((x) => Array.isArray(x))) return perOutput(model, m as metrics.MetricIdentifier[][], what, () => []);
+    if (Array.isArray(m)) return model.outputNames.map(() => [...m] as metrics.MetricIdentifier[]);
+    return perOutput(model, m as Record<string, metrics.MetricIdentifier[]>, what, () => []);
+  };
+  return {
+    optimizer: optimizers.get(options.optimizer ?? 'rmsprop'), losses: ls, lossWeights: weights, metricIds: ids(options.metrics, 'metrics'),
+    weightedMetricIds: ids(options.weightedMetrics, 'weightedMetrics'), runEagerly: options.runEagerly ?? false,
+  };
 }
 
-/** The per-output metric objects with Keras's log names (prefixed by the output name for several outputs). */
-function makeMetrics(model: Model, c: Compiled): { name: string; output: number; metric: metrics.Metric }[] {
+type OutputMetric = { name: string; output: number; metric: metrics.Metric; weighted: boolean };
+
+/**
+ * The per-output metric objects with Keras's log names (prefixed by the output name for several outputs), then the
+ * weighted metrics ('weighted_' before a name the unweighted ones already log, as Keras's CompileMetrics).
+ */
+function makeMetrics(model: Model, c: Compiled): OutputMetric[] {
   const multi = model.outputNames.length > 1;
-  return c.metricIds.flatMap((ids, i) => ids.map((id) => {
+  const make = (idss: metrics.MetricIdentifier[][], weighted: boolean) => idss.flatMap((ids, i) => ids.map((id) => {
     const metric = metrics.get(id, c.losses[i], model.outputShapes[i]);
     const base = typeof id === 'string' ? id : metric.name;
     const size = metric.result().size; // checked before training, not after its first batch
     if (size !== 1) throw new Error(`metric '${base}' has ${size} values (one per threshold); fit and evaluate log one number per metric: give it one threshold`);
-    return { name: multi ? `${model.outputNames[i]}_${base}` : base, output: i, metric };
+    return { name: base, output: i, metric, weighted };
   }));
+  const plain = make(c.metricIds, false), taken = new Set(plain.map((m) => `${m.output}/${m.name}`));
+  const weighted = make(c.weightedMetricIds, true).map((m) => (taken.has(`${m.output}/${m.name}`) ? { ...m, name: `weighted_${m.name}` } : m));
+  return [...plain, ...weighted].map((m) => ({ ...m, name: multi ? `${model.outputNames[m.output]}_${m.name}` : m.name }));
+}
+
+/** Sample weights: one [n] tensor for every output, or one per output (fit's sampleWeight as a list or by output name). */
+export type SampleWeights = Tensor | Tensor[];
+
+/** The sample weights of output i. */
+function weightOf(w: SampleWeights, i: number): Tensor {
+  return Array.isArray(w) ? w[i]! : w;
+}
+
+function mapWeights(w: SampleWeights, f: (t: Tensor) => Tensor): SampleWeights {
+  return Array.isArray(w) ? w.map(f) : f(w);
 }
 
 /** Targets in output order, cast to each loss's dtype; sparse labels checked against the output's classes. */
@@ -146,7 +181,7 @@ export interface TrainStep {
  * those rows (Loss.masked) and the rows after them, padding, add nothing to the gradients. Exact only for a model
  * whose training forward pass keeps rows apart (the compiler checks with passes/rows.ts).
  */
-export function traceTrainStep(model: Model, c: Compiled, inputShapes: number[][], targetShapes: number[][], options: { partial?: boolean; weighted?: boolean } = {}): TrainStep {
+export function traceTrainStep(model: Model, c: Compiled, inputShapes: number[][], targetShapes: number[][], options: { partial?: boolean; weighted?: boolean | 'perOutput'; masks?: boolean } = {}): TrainStep {
   const tr = new Trace();
   const trainable = model.trainableWeights;
   c.optimizer.build(trainable);
@@ -159,9 +194,11 @@ export function traceTrainStep(model: Model, c: Compiled, inputShapes: number[][
     const preds = Array.isArray(out) ? out : [out];
     const rows = options.partial ? tr.input('rows', 'int32', []) : undefined;
     // sampleWeight / classWeight: one weight per sample, for every output's loss (Keras's reduce_weighted_values)
-    const sw = options.weighted ? tr.input('sample_weight', 'float32', [inputShapes[0]![0]!]) : undefined;
+    // (per output: "sample_weight/<output>", fit's sampleWeight as a list or a record)
+    const n = inputShapes[0]![0]!;
+    const sw = options.weighted === 'perOutput' ? names.map((o) => tr.input(`sample_weight/${o}`, 'float32', [n])) : options.weighted ? tr.input('sample_weight', 'float32', [n]) : undefined;
     if (rows && sw) throw new Error('traceTrainStep: partial batches with sample weights are not supported');
-    const perLoss = preds.map((p, i) => (rows ? c.losses[i]!.masked(targets[i]!, p, rows) : sw ? c.losses[i]!.weighted(targets[i]!, p, sw) : c.losses[i]!(targets[i]!, p)));
+    const perLoss = preds.map((p, i) => (rows ? c.losses[i]!.masked(targets[i]!, p, rows) : sw ? c.losses[i]!.weighted(targets[i]!, p, weightOf(sw, i)) : c.losses[i]!(targets[i]!, p)));
     const total = perLoss.reduce((acc: Tensor | undefined, l, i) => {
       const w = c.lossWeights[i] === 1 ? l : ops.multiply(l, c.lossWeights[i]!);
       return acc ? ops.add(acc, w) : w;
@@ -176,6 +213,8 @@ export function traceTrainStep(model: Model, c: Compiled, inputShapes: number[][
   const outputs = [{ name: 'loss', node: tr.nodeOf(total) }];
   if (names.length > 1) names.forEach((n, i) => outputs.push({ name: `${n}_loss`, node: tr.nodeOf(perLoss[i]!) }));
   names.forEach((n, i) => outputs.push({ name: `pred/${n}`, node: tr.nodeOf(preds[i]!) }));
+  // with `masks`: the masks the outputs carry (the losses above applied them), for fit's metrics
+  if (options.masks) names.forEach((n, i) => { const m = getMask(preds[i]!); if (m) outputs.push({ name: `mask/${n}`, node: tr.nodeOf(m) }); });
   const graph = tr.finish('train_step', outputs, updates.map(([v, t]) => ({ param: tr.paramOf(v), value: tr.nodeOf(t) })));
   return { graph, variables: tr.variables };
 }
@@ -241,9 +280,10 @@ export function traceSplitStep(model: Model, c: Compiled, inputShapes: number[][
 }
 
 /** Runs one training step on concrete data and writes the updated values back into the variables. */
-export function runTrainStep(step: TrainStep, model: Model, inputs: Tensor[], targets: Tensor[], counter: number, backend?: Backend, sampleWeight?: Tensor): Map<string, Tensor> {
+export function runTrainStep(step: TrainStep, model: Model, inputs: Tensor[], targets: Tensor[], counter: number, backend?: Backend, sampleWeight?: SampleWeights): Map<string, Tensor> {
   const bind: Record<string, TypedArray> = { rng_counter: Int32Array.of(counter) };
-  if (sampleWeight) bind['sample_weight'] = sampleWeight.data;
+  if (Array.isArray(sampleWeight)) model.outputNames.forEach((n, i) => { bind[`sample_weight/${n}`] = sampleWeight[i]!.data; });
+  else if (sampleWeight) bind['sample_weight'] = sampleWeight.data;
   model.inputSpecs.forEach((s, i) => { bind[s.name] = inputs[i]!.data; });
   model.outputNames.forEach((n, i) => { bind[`target/${n}`] = targets[i]!.data; });
   const params: Record<string, TypedArray> = {};
@@ -274,8 +314,11 @@ export interface FitOptions {
   backend?: Backend;
   /** keras.callbacks objects, Callback subclasses or objects of hook functions, called in order. */
   callbacks?: readonly CallbackLike[];
-  /** One weight per training sample, multiplying its loss (Keras 3's sum_over_batch_size: the sum over the batch size). */
-  sampleWeight?: TensorLike;
+  /**
+   * One weight per training sample, multiplying its loss (Keras 3's sum_over_batch_size: the sum over the batch size);
+   * for several outputs also a list with one per output, or a record by output name.
+   */
+  sampleWeight?: TensorLike | readonly TensorLike[] | Readonly<Record<string, TensorLike>>;
   /** Weight by class id (the label, or the argmax of a one-hot target): the sample weights of a single-output model. */
   classWeight?: Readonly<Record<number, number>>;
   /** The epoch to start at (resuming): epochs run from initialEpoch to epochs - 1. */
@@ -307,7 +350,7 @@ const FIT_OPTIONS = {
   callbacks: true, sampleWeight: true, classWeight: true, initialEpoch: true,
 } satisfies OptionNames<FitOptions>;
 
-const EVALUATE_OPTIONS = { batchSize: true, verbose: true, returnDict: true, print: true, backend: true, sampleWeight: true } satisfies OptionNames<EvaluateOptions>;
+const EVALUATE_OPTIONS = { batchSize: true, verbose: true, returnDict: true, print: true, backend: true, sampleWeight: true, callbacks: true } satisfies OptionNames<EvaluateOptions>;
 
 /** Sample weights as a float32 [n] tensor, checked: one finite weight per sample. */
 function sampleWeights(v: TensorLike, n: number, what: string): Tensor {
@@ -317,6 +360,24 @@ function sampleWeights(v: TensorLike, n: number, what: string): Tensor {
   const bad = t.data.findIndex((x) => !Number.isFinite(x));
   if (bad >= 0) throw new Error(`${what}: weight ${t.data[bad]} at sample ${bad} is not a finite number`);
   return t;
+}
+
+/** fit's and evaluate's sampleWeight: one [n] array for every output, or (several outputs) a list or record of them. */
+function sampleWeightsOf(model: Model, v: unknown, n: number, what: string): SampleWeights {
+  const names = model.outputNames;
+  const isArrayLike = (e: unknown) => e instanceof Tensor || ArrayBuffer.isView(e) || Array.isArray(e);
+  if (names.length > 1 && Array.isArray(v) && v.length === names.length && v.every(isArrayLike)) {
+    return v.map((w, i) => sampleWeights(w as TensorLike, n, `${what} of output '${names[i]}'`));
+  }
+  if (names.length > 1 && typeof v === 'object' && v !== null && !isArrayLike(v)) {
+    const rec = v as Record<string, TensorLike>;
+    for (const k of Object.keys(rec)) if (!names.includes(k)) throw new Error(`${what} names '${k}', which is not an output (${names.join(', ')})`);
+    return names.map((o) => {
+      if (!(o in rec)) throw new Error(`${what}: missing weights for output '${o}'`);
+      return sampleWeights(rec[o]!, n, `${what} of output '${o}'`);
+    });
+  }
+  return sampleWeights(v as TensorLike, n, what);
 }
 
 /** Keras's class_weight_to_sample_weights: each sample's weight is that of its class (rounded label or one-hot argmax), else 1. */
@@ -368,27 +429,28 @@ export function fitModel(model: Model, c: Compiled | undefined, x: ModelInput, y
   let targets = normalizeTargets(model, y, comp, 'fit');
   let n = samples([...inputs, ...targets], 'fit');
   if (options.sampleWeight !== undefined && options.classWeight !== undefined) throw new Error('fit: give sampleWeight or classWeight, not both (as Keras)');
-  let weights = options.sampleWeight !== undefined ? sampleWeights(options.sampleWeight, n, 'fit: sampleWeight')
+  let weights: SampleWeights | undefined = options.sampleWeight !== undefined ? sampleWeightsOf(model, options.sampleWeight, n, 'fit: sampleWeight')
     : options.classWeight !== undefined ? classWeights(model, options.classWeight, targets) : undefined;
-  let val: [Tensor[], Tensor[], Tensor | undefined] | undefined;
+  let val: [Tensor[], Tensor[], SampleWeights | undefined] | undefined;
   const vd = options.validationData;
   if (vd !== undefined && !(Array.isArray(vd) && (vd.length === 2 || vd.length === 3))) {
     throw new Error(`fit: validationData must be [x, y] or [x, y, sampleWeight], got ${describe(vd)}`);
   }
   if (vd) {
     const vx = model.normalizeInputs(vd[0]), vy = normalizeTargets(model, vd[1], comp, 'fit: validationData');
-    val = [vx, vy, vd.length === 3 ? sampleWeights(vd[2] as TensorLike, samples([...vx, ...vy], 'fit: validationData'), 'fit: validationData sample weights') : undefined];
+    val = [vx, vy, vd.length === 3 ? sampleWeightsOf(model, vd[2], samples([...vx, ...vy], 'fit: validationData'), 'fit: validationData sample weights') : undefined];
   } else if (options.validationSplit) {
     const split = options.validationSplit;
     if (!(typeof split === 'number' && split > 0 && split < 1)) throw new Error(`fit: validationSplit must be a number in (0, 1), got ${show(split)}`);
     const nTrain = Math.floor(n * (1 - split));
     const cut = (ts: Tensor[]) => [ts.map((t) => sliceBatch(t, 0, nTrain)), ts.map((t) => sliceBatch(t, nTrain, n))] as const;
     const [ti, vi] = cut(inputs), [tt, vt] = cut(targets);
-    const [tw, vw] = weights ? cut([weights]) : [undefined, undefined];
-    val = [vi, vt, vw?.[0]];
+    const [tw, vw] = weights ? cut(Array.isArray(weights) ? weights : [weights]) : [undefined, undefined];
+    const one = (w: readonly Tensor[] | undefined) => (w && (Array.isArray(weights) ? [...w] : w[0]));
+    val = [vi, vt, one(vw)];
     inputs = ti;
     targets = tt;
-    weights = tw?.[0];
+    weights = one(tw);
     n = nTrain;
   }
   if (n === 0) throw new Error('fit: no training samples');
@@ -408,11 +470,11 @@ export function fitModel(model: Model, c: Compiled | undefined, x: ModelInput, y
   let steps0 = trainSteps.get(comp);
   if (!steps0) trainSteps.set(comp, (steps0 = new Map()));
   const stepCache = steps0;
-  const signature = `${model.structureVersion}|${model.trainableWeights.map((v) => v.path).join(',')}|${inputs.map((t) => t.shape.slice(1)).join(';')}|${targets.map((t) => t.shape.slice(1)).join(';')}|${weights !== undefined}`;
+  const signature = `${model.structureVersion}|${model.trainableWeights.map((v) => v.path).join(',')}|${inputs.map((t) => t.shape.slice(1)).join(';')}|${targets.map((t) => t.shape.slice(1)).join(';')}|${weights === undefined ? '' : Array.isArray(weights) ? 'perOutput' : 'weighted'}`;
   const stepFor = (b: number): TrainStep => {
     let s = stepCache.get(`${b}|${signature}`);
     if (!s) {
-      s = traceTrainStep(model, comp, inputs.map((t) => [b, ...t.shape.slice(1)]), targets.map((t) => [b, ...t.shape.slice(1)]), { weighted: weights !== undefined });
+      s = traceTrainStep(model, comp, inputs.map((t) => [b, ...t.shape.slice(1)]), targets.map((t) => [b, ...t.shape.slice(1)]), { weighted: Array.isArray(weights) ? 'perOutput' : weights !== undefined, masks: true });
       stepCache.set(`${b}|${signature}`, s);
     }
     return s;
@@ -440,11 +502,13 @@ export function fitModel(model: Model, c: Compiled | undefined, x: ModelInput, y
       callbacks.call('onTrainBatchBegin', s, {});
       const rows = order.subarray(s * bs, Math.min(n, (s + 1) * bs));
       const bi = inputs.map((t) => takeRows(t, rows)), bt = targets.map((t) => takeRows(t, rows));
-      const bw = weights && takeRows(weights, rows);
+      const bw = weights && mapWeights(weights, (w) => takeRows(w, rows));
       if (customStep) {
-        // the model's own trainStep (Keras's train_step), run eagerly: its logs are the returned record
+        // the model's own trainStep (Keras's train_step), traced into a compiled step where it can be, else eager:
+        // its logs are the returned record
         const one = (ts: Tensor[]) => (ts.length === 1 ? ts[0]! : ts);
-        logs = customLogs(customStep.call(model, bw ? [one(bi), one(bt), bw] : [one(bi), one(bt)]), model);
+        const compiled = comp.runEagerly ? undefined : runCustomStep(model, comp, customStep, bi, bt, bw, signature, options.backend);
+        logs = compiled ?? customLogs(customStep.call(model, bw ? [one(bi), one(bt), bw] : [one(bi), one(bt)]), model);
         bar.update(s + 1, logs);
         callbacks.call('onTrainBatchEnd', s, { ...logs });
         continue;
@@ -452,14 +516,15 @@ export function fitModel(model: Model, c: Compiled | undefined, x: ModelInput, y
       const out = runTrainStep(stepFor(rows.length), model, bi, bt, comp.optimizer.iterations.data[0]!, options.backend, bw);
       lossMean.add(out.get('loss')!.item(), rows.length);
       if (model.outputNames.length > 1) perOutLoss.forEach((m, i) => m.add(out.get(`${model.outputNames[i]}_loss`)!.item(), rows.length));
-      for (const m of ms) m.metric.updateState(bt[m.output]!, out.get(`pred/${model.outputNames[m.output]}`)!);
+      const preds = withMasks(model, out);
+      for (const m of ms) m.metric.updateState(bt[m.output]!, preds[m.output]!, m.weighted && bw ? weightOf(bw, m.output) : undefined);
       logs = logsOf(lossMean, perOutLoss, ms);
       bar.update(s + 1, logs);
       callbacks.call('onTrainBatchEnd', s, { ...logs });
     }
     if (!customStep) logs = logsOf(lossMean, perOutLoss, ms);
     if (val) {
-      const v = evaluateNormalized(model, comp, val[0], val[1], { batchSize: bs, verbose: 0, returnDict: true, backend: options.backend }, val[2]) as Record<string, number>;
+      const v = evaluateNormalized(model, comp, val[0], val[1], { batchSize: bs, verbose: 0, returnDict: true, backend: options.backend }, val[2], callbacks) as Record<string, number>;
       for (const [k, value] of Object.entries(v)) logs[`val_${k}`] = value;
     }
     // callbacks first: the learning-rate callbacks add learning_rate to the logs that History and the bar show (as Keras)
@@ -473,8 +538,17 @@ export function fitModel(model: Model, c: Compiled | undefined, x: ModelInput, y
   return history;
 }
 
+/** The predictions among a step's outputs ("pred/<output>", else "<output>"), each with its "mask/<output>" attached. */
+function withMasks(model: Model, out: Map<string, Tensor>): Tensor[] {
+  return model.outputNames.map((n) => {
+    const p = out.get(`pred/${n}`) ?? out.get(n)!, m = out.get(`mask/${n}`);
+    if (m) setMask(p, m);
+    return p;
+  });
+}
+
 /** A custom train step: [x, y] or [x, y, sampleWeight] of one batch to its logs (numbers or scalar tensors). */
-export type TrainStepFn = (data: [Tensor | Tensor[], Tensor | Tensor[]] | [Tensor | Tensor[], Tensor | Tensor[], Tensor]) => Readonly<Record<string, number | Tensor>>;
+export type TrainStepFn = (data: [Tensor | Tensor[], Tensor | Tensor[]] | [Tensor | Tensor[], Tensor | Tensor[], Tensor | Tensor[]]) => Readonly<Record<string, number | Tensor>>;
 
 function customLogs(r: unknown, model: Model): Logs {
   if (typeof r !== 'object' || r === null || Array.isArray(r)) throw new Error(`Model '${model.name}': trainStep must return a record of logs ({ loss, ... }), got ${describe(r)}`);
@@ -499,28 +573,34 @@ export interface EvaluateOptions {
   verbose?: 0 | 1 | 2 | 'auto';
   /** Return a record by metric name instead of [loss, ...metrics]. */
   returnDict?: boolean;
-  /** One weight per sample, multiplying its loss (metrics stay unweighted, as Keras's compile metrics). */
-  sampleWeight?: TensorLike;
+  /** One weight per sample, multiplying its loss (and weightedMetrics; compile's metrics stay unweighted), or one per output as fit's. */
+  sampleWeight?: FitOptions['sampleWeight'];
   print?: (text: string) => void;
   backend?: Backend;
+  /** Callbacks whose onTest* hooks run (Keras's hook names; fit's validation calls fit's own). */
+  callbacks?: readonly CallbackLike[];
 }
 
 /** model.evaluate: loss and metrics over batches of the inference graph. */
 export function evaluateModel(model: Model, c: Compiled | undefined, x: ModelInput, y: ModelInput, options: EvaluateOptions = {}): number[] | Record<string, number> {
-  checkOptions(options, EVALUATE_OPTIONS, 'evaluate', { steps: null, callbacks: null });
+  checkOptions(options, EVALUATE_OPTIONS, 'evaluate', { steps: null });
   checkRunOptions(options, 'evaluate');
   checkBoolean(options.returnDict, 'evaluate: returnDict');
   const comp = requireCompiled(model, c);
   const inputs = model.normalizeInputs(x), targets = normalizeTargets(model, y, comp, 'evaluate');
-  const sw = options.sampleWeight === undefined ? undefined : sampleWeights(options.sampleWeight, samples([...inputs, ...targets], 'evaluate'), 'evaluate: sampleWeight');
+  const sw = options.sampleWeight === undefined ? undefined : sampleWeightsOf(model, options.sampleWeight, samples([...inputs, ...targets], 'evaluate'), 'evaluate: sampleWeight');
   return evaluateNormalized(model, comp, inputs, targets, options, sw);
 }
 
-/** evaluate on inputs and targets already checked and cast (fit's validation data). */
-function evaluateNormalized(model: Model, comp: Compiled, inputs: Tensor[], targets: Tensor[], options: EvaluateOptions, weights?: Tensor): number[] | Record<string, number> {
+/** evaluate on inputs and targets already checked and cast (fit's validation data, with fit's callbacks). */
+function evaluateNormalized(model: Model, comp: Compiled, inputs: Tensor[], targets: Tensor[], options: EvaluateOptions, weights?: SampleWeights, fitCallbacks?: CallbackList): number[] | Record<string, number> {
   const n = samples([...inputs, ...targets], 'evaluate');
   const bs = Math.max(1, Math.min(options.batchSize ?? 32, n));
   const ms = makeMetrics(model, comp);
+  const verbose0 = options.verbose === 'auto' || options.verbose === undefined ? 1 : options.verbose;
+  const directions: Record<string, 'up' | 'down'> = {};
+  for (const m of ms) directions[m.name] = m.metric.direction;
+  const callbacks = fitCallbacks ?? new CallbackList(options.callbacks, model, { epochs: 1, steps: Math.ceil(n / bs), verbose: verbose0, directions }, 'evaluate');
   // a metric object given to compile is the one fit used: start from zero, as Keras's reset_metrics
   for (const m of ms) m.metric.resetState();
   const names = model.outputNames;
@@ -529,23 +609,30 @@ function evaluateNormalized(model: Model, comp: Compiled, inputs: Tensor[], targ
   const steps = Math.ceil(n / bs);
   const verbose = options.verbose === 'auto' || options.verbose === undefined ? 1 : options.verbose;
   const bar = new Progbar(steps, verbose, options.print);
+  callbacks.call('onTestBegin', {});
   noRecord(() => {
     for (let s = 0; s < steps; s++) {
+      callbacks.call('onTestBatchBegin', s, {});
       const a = s * bs, e = Math.min(n, a + bs);
-      const bt = targets.map((t) => sliceBatch(t, a, e)), bw = weights && sliceBatch(weights, a, e);
-      const preds = runTraced(tracedFor(model, e - a), inputs.map((t) => sliceBatch(t, a, e)), {}, options.backend);
+      const bt = targets.map((t) => sliceBatch(t, a, e)), bw = weights && mapWeights(weights, (w) => sliceBatch(w, a, e));
+      const t = tracedFor(model, e - a, false, true);
+      const outs = runTraced(t, inputs.map((x) => sliceBatch(x, a, e)), {}, options.backend);
+      const preds = withMasks(model, new Map(t.graph.outputs.map((o, i) => [o.name, outs[i]!])));
       let total = 0;
       preds.forEach((p, i) => {
-        const l = (bw ? comp.losses[i]!.weighted(bt[i]!, p, bw) : comp.losses[i]!(bt[i]!, p)).item();
+        const l = (bw ? comp.losses[i]!.weighted(bt[i]!, p, weightOf(bw, i)) : comp.losses[i]!(bt[i]!, p)).item();
         perOut[i]!.add(l, e - a);
         total += comp.lossWeights[i]! * l;
       });
       lossMean.add(total, e - a);
-      for (const m of ms) m.metric.updateState(bt[m.output]!, preds[m.output]!);
-      bar.update(s + 1, logsOf(lossMean, perOut, ms));
+      for (const m of ms) m.metric.updateState(bt[m.output]!, preds[m.output]!, m.weighted && bw ? weightOf(bw, m.output) : undefined);
+      const logs = logsOf(lossMean, perOut, ms);
+      bar.update(s + 1, logs);
+      callbacks.call('onTestBatchEnd', s, { ...logs });
     }
   });
   const logs = logsOf(lossMean, perOut, ms);
+  callbacks.call('onTestEnd', { ...logs });
   bar.finish(logs);
   return options.returnDict ? logs : Object.values(logs);
 }

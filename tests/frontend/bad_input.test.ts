@@ -346,14 +346,14 @@ describe('options', () => {
   it('compile, fit, evaluate, predict, keras.Model, Sequential, losses and optimizers', () => {
     const m = classifier();
     const x = ops.ones([2, 2]), y = ops.array([0, 1]);
-    expect(oneLine(() => m.compile(untyped({ loss: 'mse', runEagerly: true })))).toBe("Model 'sequential': compile: option 'runEagerly' is not supported by kiln (it accepts only the Keras default, false)");
-    expect(oneLine(() => m.compile(untyped({ loss: 'mse', loss_weights: [1] })))).toMatch(/unknown option 'loss_weights' \(did you mean 'lossWeights'\?\); options: optimizer, loss, metrics, lossWeights$/);
+    expect(oneLine(() => m.compile(untyped({ loss: 'mse', stepsPerExecution: 2 })))).toBe("Model 'sequential': compile: option 'stepsPerExecution' is not supported by kiln (it accepts only the Keras default, 1)");
+    expect(oneLine(() => m.compile(untyped({ loss: 'mse', loss_weights: [1] })))).toMatch(/unknown option 'loss_weights' \(did you mean 'lossWeights'\?\); options: optimizer, loss, metrics, lossWeights, runEagerly, weightedMetrics$/);
     expect(oneLine(() => m.fit(x, y, untyped({ verbose: 0, callbacks: [{ onBatchEnd() {} }] })))).toMatch(/^fit: callbacks\[0\]: unknown hook 'onBatchEnd'; hooks: onTrainBegin, /);
     expect(oneLine(() => m.fit(x, y, untyped({ verbose: 0, epoch: 3 })))).toMatch(/^fit: unknown option 'epoch'; options: epochs, /);
     expect(oneLine(() => m.fit(x, y, untyped({ verbose: 0, stepsPerEpoch: 3 })))).toMatch(/^fit: option 'stepsPerEpoch' is not supported/);
     expect(oneLine(() => m.evaluate(x, y, untyped({ verbose: 0, return_dict: true })))).toMatch(/^evaluate: unknown option 'return_dict' \(did you mean 'returnDict'\?\)/);
     expect(oneLine(() => m.predict(x, untyped({ steps: 1 })))).toMatch(/^predict: option 'steps' is not supported/);
-    expect(oneLine(() => m.predict(x, untyped({ batch_size: 1 })))).toMatch(/^predict: unknown option 'batch_size' \(did you mean 'batchSize'\?\); options: batchSize, verbose, print, backend$/);
+    expect(oneLine(() => m.predict(x, untyped({ batch_size: 1 })))).toMatch(/^predict: unknown option 'batch_size' \(did you mean 'batchSize'\?\); options: batchSize, verbose, print, backend, callbacks$/);
     const inputs = keras.Input({ shape: [2] });
     expect(oneLine(() => keras.Model(untyped({ inputs, outputs: L.Dense(1)(inputs), trainable: false })))).toMatch(/^keras.Model: unknown option 'trainable'; options: inputs, outputs, name$/);
     expect(oneLine(() => keras.Sequential([], untyped({ inputShape: [2] })))).toMatch(/^Sequential: unknown option 'inputShape'; options: name, trainable$/);

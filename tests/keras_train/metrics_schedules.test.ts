@@ -65,9 +65,9 @@ describe('confusion metrics against Keras 3', () => {
     expect(() => keras.metrics.AUC({ curve: 'ROCK' as 'ROC' })).toThrow("metrics.AUC: curve must be 'ROC' or 'PR', got the string \"ROCK\"");
     expect(() => keras.metrics.AUC({ numThresholds: 1 })).toThrow('metrics.AUC: numThresholds must be an integer > 1, got number 1');
     expect(() => keras.metrics.Precision({ thresholds: 1.5 })).toThrow('metrics.Precision: thresholds must be a number in [0, 1] or a non-empty list of them, got number 1.5');
-    expect(() => keras.metrics.Recall({ topK: 2 } as never)).toThrow("metrics.Recall: option 'topK' is not supported by kiln (it accepts only the Keras default, null)");
+    expect(() => keras.metrics.Recall({ topK: 2.5 })).toThrow('metrics.Recall: topK must be an integer >= 1, got number 2.5');
     expect(() => keras.metrics.TopKCategoricalAccuracy({ k: 0 })).toThrow('metrics.TopKCategoricalAccuracy: k must be a positive integer, got number 0');
-    expect(() => keras.metrics.AUC({ multiLabel: true } as never)).toThrow("metrics.AUC: option 'multiLabel' is not supported by kiln (it accepts only the Keras default, false)");
+    expect(() => keras.metrics.AUC({ multiLabel: 1 } as never)).toThrow('metrics.AUC: multiLabel must be true or false, got number 1');
   });
 });
 

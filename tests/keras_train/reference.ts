@@ -25,6 +25,21 @@ export interface Reference {
 
 export const ref = JSON.parse(readFileSync(path.join(import.meta.dirname, 'keras_reference.json'), 'utf8')) as Reference;
 
+/** keras_reference2.json (make_reference2.py): masks in losses and metrics, and the later Keras idioms. */
+export interface Reference2 {
+  keras_version: string;
+  mask_data: { x: number[]; yBinary: number[]; ySparse: number[] };
+  mask_fits: Record<string, { weights0: number[][]; shapes: number[][]; pred0: number[]; evaluate0: Record<string, number>; history: Record<string, number[]>; history_masked_metrics: Record<string, number[]>; weights: number[][] }>;
+  mask_eager: { weights: number[][]; losses: Record<string, number>; binary_accuracy: number };
+  schedules: Record<string, { options: Record<string, unknown>; values: number[] }>;
+  multi_data: { yTrue: number[]; yPred: number[]; sampleWeight: number[] };
+  multi_metrics: Record<string, { class: 'Precision' | 'Recall' | 'AUC'; options: Record<string, unknown>; result: number; weighted: number }>;
+  hooks: { fit: string[]; evaluate: string[]; predict: string[] };
+  per_output: { x: number[]; ya: number[]; yb: number[]; swa: number[]; swb: number[]; weights0: number[][]; history: Record<string, number[]>; weights: number[][]; evaluate: Record<string, number> };
+}
+
+export const ref2 = JSON.parse(readFileSync(path.join(import.meta.dirname, 'keras_reference2.json'), 'utf8')) as Reference2;
+
 /** Keras's snake_case option names as kiln's camelCase ones. */
 export function camel(o: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(o).map(([k, v]) => [k.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase()), v]));
