@@ -89,7 +89,6 @@ function stripMovement(n: Node): Node {
   return x;
 }
 
-
 /**
  * Scalar values computed without loops (e.g. the optimizer step count) are recomputed by every nest that
  * uses them instead of being read back, so they create no dependency between nests.
@@ -388,11 +387,7 @@ export function fuse(g: Graph): FusionPlan {
     const contractionsOf = (q: Node) => infos.get(q)!.contractions;
     const grouping = new Groups(front), groups = grouping.list, add = (r: Node, gr: Group) => grouping.add(r, gr);
     for (const r of [...mat].sort((a, b) => order.get(a)! - order.get(b)!)) {
-      if (alone.has(r)) {
-        add(r, { key: { full: r.type.shape, axes: [] }, roots: [] });
-        continue;
-      }
-      if (r.op === 'allreduce') {
+      if (alone.has(r) || (OWN_KERNEL.has(r.op) && r.op !== 'scan')) {
         add(r, { key: { full: r.type.shape, axes: [] }, roots: [] });
         continue;
       }
@@ -401,10 +396,6 @@ export function fuse(g: Graph): FusionPlan {
         const key = `${r.src.map((s) => s.id).join(',')}|${loopKey(r.attrs)}`;
         const gr = groups.find((q) => q.roots[0]!.op === 'scan' && `${q.roots[0]!.src.map((s) => s.id).join(',')}|${loopKey(q.roots[0]!.attrs)}` === key);
         add(r, gr ?? { key: { full: r.type.shape, axes: [] }, roots: [] });
-        continue;
-      }
-      if (r.op === 'scatter_add') {
-        add(r, { key: { full: r.type.shape, axes: [] }, roots: [] });
         continue;
       }
       const info = infos.get(r)!, key = info.key, rc = info.contractions;
