@@ -170,7 +170,9 @@ for (let i = 0; i < 2; i++) {
 m.close();
 console.log(JSON.stringify(errors));`);
     const out = JSON.parse((await run(process.execPath, [script], { cwd: tmp, timeout: 60_000 })).stdout) as string[];
-    expect(out[0]).toMatch(/^kiln: a parallel loop failed on thread 1 of 2: .*unreachable/);
+    // mostly the worker (thread 1), named; on a loaded machine a spinning worker may claim piece 0 before the calling
+    // thread does, and then the calling thread traps in piece 1 and its own trap is the call's error
+    expect(out[0]).toMatch(/^(kiln: a parallel loop failed on thread 1 of 2: .*)?unreachable/);
     expect(out[1]).toMatch(/unreachable/);
   }, 120_000);
 });
