@@ -53,7 +53,7 @@ describe('llvm register tiles by --cpu', () => {
     for (const cpu of ['x86-64-v2', 'x86-64-v3', 'x86-64-v4']) {
       const macros = execFileSync('gcc', [`-march=${cpu}`, '-dM', '-E', '-x', 'c', '/dev/null'], { encoding: 'utf8' });
       const has = (m: string) => macros.includes(`#define __${m}__ 1`);
-      expect(x86Vectors(cpu), cpu).toEqual({ avx512: has('AVX512F'), avx: has('AVX'), fma: has('FMA') });
+      expect(x86Vectors(cpu), cpu).toEqual({ avx512: has('AVX512F'), avx: has('AVX'), fma: has('FMA'), avx2: has('AVX2'), avx512bw: has('AVX512BW') });
     }
     expect(x86Vectors('constructor')).toBeUndefined(); // a name, not a property of the table
   });
