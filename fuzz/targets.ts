@@ -231,7 +231,12 @@ function trainRowsCheck(c: Case, tr: TrainRows): Outcome {
 
 /** A training kind's split step (gradStep, then applyGrads on its flat outputs) against the fused step, on the interpreter. */
 function splitCheck(c: Case, k: KerasStep): Outcome {
-  const d = k.split ? splitDifferences(k.split, c.params) : [];
+  let d: string[];
+  try {
+    d = k.split ? splitDifferences(k.split, c.params) : [];
+  } catch (e) {
+    return ice(e); // the split or fused step does not run on the interpreter (it threw in the worker, a crash)
+  }
   return d.length ? { kind: 'mismatch', message: `${d.join('; ')} (interpreter: split step against the fused step; ${k.summary})` } : undefined;
 }
 
