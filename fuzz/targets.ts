@@ -64,7 +64,7 @@ export interface Case {
  * graphs of random Keras sequence models (keras: recurrent layers as scans, masks, the split training step), or int8
  * graphs (quant: calibrated and quantized networks, raw qmatmul / qconv chains).
  */
-export type FuzzMode = 'graphs' | 'rows' | 'train-rows' | 'keras' | 'quant';
+export type FuzzMode = 'graphs' | 'rows' | 'train-rows' | 'keras' | 'keras-rows' | 'quant';
 
 /**
  * A predict graph traced at `batch` rows run on `n` rows through kiln_run_rows (chunks of `batch`, the last one
@@ -88,9 +88,11 @@ export function fuzzCase(seed: number, updates: boolean, mode: FuzzMode = 'graph
     const s = trainRowsStep(seed);
     return { seed, ...s, graph: updates ? s.graph : updatesAsOutputs(s.graph) };
   }
-  if (mode === 'keras') {
+  if (mode === 'keras' || mode === 'keras-rows') {
     const k = kerasStep(seed);
-    return { seed, graph: updates ? k.graph : updatesAsOutputs(k.graph), inputs: k.inputs, params: k.params, keras: k };
+    const c = { seed, graph: updates ? k.graph : updatesAsOutputs(k.graph), inputs: k.inputs, params: k.params, keras: k };
+    // a predict graph's rows through kiln_run_rows (random rows: token ids out of range are clamped, as Embedding does)
+    return mode === 'keras-rows' && k.kind === 'predict' ? withRows(c) : c;
   }
   if (mode === 'quant') {
     const q = quantStep(seed);
