@@ -114,7 +114,11 @@ export function kerasStep(seed: number): KerasStep {
   const y = sparse ? Int32Array.from(labels)
     : Float32Array.from({ length: batch * units }, (_, i) => (loss === 'categorical_crossentropy' ? Number(i % units === labels[Math.floor(i / units)]) : loss === 'binary_crossentropy' ? int(0, 1) : 4 * r() - 2));
   const counter = Int32Array.of(int(0, 100));
-  const bind = (g: Graph): Data => Object.fromEntries(g.inputs.map((n, i) => [nodeName(n), i === 0 ? x : nodeName(n).startsWith('target/') ? y : counter]));
+  // gradStep's "rng_row" (a rank's first row, Dropout's offset in the batch's draw): 0 to check it against the fused
+  // step, some rank's first row (from the counter, not r(): the seeds keep their models) on the targets
+  const firstRow = (rank: boolean) => Int32Array.of(rank ? (counter[0]! % 4) * batch : 0);
+  const bind = (g: Graph, rank = true): Data => Object.fromEntries(g.inputs.map((n, i) =>
+    [nodeName(n), i === 0 ? x : nodeName(n).startsWith('target/') ? y : nodeName(n) === 'rng_row' ? firstRow(rank) : counter]));
   const kind = pick(['predict', 'train', 'train', 'grad', 'apply'] as const);
   const summary = `${kind} of ${parts.join(', ')}`;
   if (kind === 'predict') {
@@ -124,9 +128,9 @@ export function kerasStep(seed: number): KerasStep {
   const fused = traceTrainStep(model, c, [xShape], [yShape]).graph;
   const { grad, apply } = traceSplitStep(model, c, [xShape], [yShape]);
   const params = Object.fromEntries([...model.weights, ...c.optimizer.variables].map((v) => [v.path, v.data.slice()]));
-  const inputs = bind(fused), split = { fused, grad, apply, inputs };
+  const inputs = bind(fused), split = { fused, grad, apply, inputs: { ...inputs, ...bind(grad, false) } };
   if (kind === 'train') return { kind, graph: fused, inputs, params, split, summary };
   if (kind === 'grad') return { kind, graph: grad, inputs: bind(grad), params, split, summary };
   // applyGrads on gradStep's own flat outputs, as one rank would
-  return { kind, graph: apply, inputs: { grads: flatGrads(interpret(grad, bind(grad), params).outputs) }, params, split, summary };
+  return { kind, graph: apply, inputs: { grads: flatGrads(interpret(grad, bind(grad, false), params).outputs) }, params, split, summary };
 }

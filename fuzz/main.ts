@@ -1,4 +1,4 @@
-// `npm run fuzz -- --target wasm|llvm|cuda-emu|loop --seeds A..B [--updates] [--schedule S] [--rows | --train-rows | --keras | --quant] [--runtime R]`: seeded random graphs
+// `npm run fuzz -- --target wasm|llvm|cuda-emu|loop --seeds A..B [--updates] [--schedule S] [--rows | --train-rows | --keras | --keras-rows | --quant] [--runtime R]`: seeded random graphs
 // against the graph interpreter; failures shrunk to .ir reproducers. A worker process does the work (worker.ts).
 import { type ChildProcess, fork } from 'node:child_process';
 import { Command, InvalidArgumentError } from 'commander';
@@ -12,6 +12,7 @@ interface Flags {
   rows?: boolean;
   trainRows?: boolean;
   keras?: boolean;
+  kerasRows?: boolean;
   quant?: boolean;
   runtime: string;
   schedule?: string;
@@ -43,6 +44,7 @@ const flags = new Command('fuzz')
   .option('--rows', 'llvm, cuda-emu: graphs with a batch axis; those whose rows are independent run at 1 to 3 batches of rows through kiln_run_rows')
   .option('--train-rows', 'training steps of small random Keras models with the "rows" input (a last, smaller batch), also checked against the step traced for those rows')
   .option('--keras', 'graphs of small random Keras sequence models (recurrent layers as scans, masks): predict, the training step, or the split step\'s gradStep or applyGrads (checked against the fused step on the interpreter)')
+  .option('--keras-rows', 'llvm, cuda-emu: as --keras, the predict graphs (batch 2 or more, rows independent) at 1 to 3 batches of rows through kiln_run_rows')
   .option('--quant', 'loop, wasm, llvm: int8 graphs (calibrated, quantized networks; raw qmatmul / qconv chains), their int8 and dequantized values bit for bit')
   .option('--runtime <runtime>', 'llvm: hosted, or freestanding (kiln_core.c alone, the weights embedded; no --updates)', 'hosted')
   .option('--schedule <schedule>', `loop only: ${Object.keys(SCHEDULES).join(', ')} (default: each)`)
@@ -61,7 +63,8 @@ if (!(TARGETS as readonly string[]).includes(flags.target)) fail(`unknown target
 if (flags.schedule !== undefined && flags.target !== 'loop') fail('--schedule is for --target loop only');
 if (flags.rows && flags.target !== 'llvm' && flags.target !== 'cuda-emu') fail('--rows is for --target llvm or cuda-emu only');
 if (flags.rows && flags.updates) fail('--rows runs predict graphs: no --updates');
-if ([flags.rows, flags.trainRows, flags.keras, flags.quant].filter(Boolean).length > 1) fail('--rows, --train-rows, --keras and --quant: choose one');
+if (flags.kerasRows && flags.target !== 'llvm' && flags.target !== 'cuda-emu') fail('--keras-rows is for --target llvm or cuda-emu only');
+if ([flags.rows, flags.trainRows, flags.keras, flags.kerasRows, flags.quant].filter(Boolean).length > 1) fail('--rows, --train-rows, --keras, --keras-rows and --quant: choose one');
 if (flags.quant && flags.target === 'cuda-emu') fail('--quant is for --target loop, wasm or llvm (the CUDA target has no int8)');
 if (flags.runtime !== 'hosted' && flags.runtime !== 'freestanding') fail(`unknown runtime '${flags.runtime}'; runtimes are hosted, freestanding`);
 if (flags.runtime === 'freestanding' && flags.target !== 'llvm') fail('--runtime freestanding is for --target llvm only');
@@ -69,7 +72,7 @@ if (flags.runtime === 'freestanding' && flags.updates) fail('--runtime freestand
 if (flags.schedule !== undefined && !(flags.schedule in SCHEDULES)) fail(`unknown schedule '${flags.schedule}'; schedules are ${Object.keys(SCHEDULES).join(', ')}`);
 
 const target = flags.target as Target;
-const settings: Settings = { target, updates: flags.updates ?? false, mode: flags.rows ? 'rows' : flags.trainRows ? 'train-rows' : flags.keras ? 'keras' : flags.quant ? 'quant' : 'graphs', freestanding: flags.runtime === 'freestanding', out: flags.out, timeoutMs: flags.timeout * 1000, shrinkMs: flags.shrinkSeconds * 1000 };
+const settings: Settings = { target, updates: flags.updates ?? false, mode: flags.rows ? 'rows' : flags.trainRows ? 'train-rows' : flags.keras ? 'keras' : flags.kerasRows ? 'keras-rows' : flags.quant ? 'quant' : 'graphs', freestanding: flags.runtime === 'freestanding', out: flags.out, timeoutMs: flags.timeout * 1000, shrinkMs: flags.shrinkSeconds * 1000 };
 const schedules: (Schedule | undefined)[] = target !== 'loop' ? [undefined] : flags.schedule ? [flags.schedule as Schedule] : Object.keys(SCHEDULES) as Schedule[];
 
 const [first, end] = flags.seeds;

@@ -104,15 +104,18 @@ function calibrated(r: () => number, int: Int, pick: Pick, floats: (n: number, s
   return { graph, inputs: { x: input }, params: Object.fromEntries(q.params), exact };
 }
 
-/** quantize, then 1 or 2 qmatmuls or qconvs with random weights, biases, multipliers, shifts, zero points and clamps. */
+/**
+ * quantize (or an int8 input, 1 in 4), then 1 or 2 qmatmuls or qconvs with random weights, biases, multipliers,
+ * shifts, zero points and clamps.
+ */
 function raw(int: Int, pick: Pick): QuantStep {
   const b = new Builder(), params: Data = {};
   const i8 = () => int(-128, 127);
   const conv = int(0, 1) === 1, batch = int(1, 3);
   const shape = conv ? [batch, ...Array.from({ length: int(1, 2) }, () => int(2, 5)), int(1, 4)] : [batch, int(1, 40)];
-  const x = b.input('x', { dtype: 'float32', shape });
+  const int8Input = int(0, 3) === 0, x = b.input('x', { dtype: int8Input ? 'int8' : 'float32', shape });
   let zero = i8();
-  let v = b.emit('quantize', [x], { scale: pick([0.05, 0.25, 1, 3.5]), zeroPoint: zero });
+  let v = int8Input ? x : b.emit('quantize', [x], { scale: pick([0.05, 0.25, 1, 3.5]), zeroPoint: zero });
   const layers = int(1, 2);
   for (let i = 0; i < layers; i++) {
     const s = v.type.shape, c = s[s.length - 1]!, nsp = s.length - 2;
@@ -134,8 +137,9 @@ function raw(int: Int, pick: Pick): QuantStep {
     zero = out;
   }
   const g = b.finish('qraw', [{ name: 'y', node: b.emit('dequantize', [v], { scale: pick([0.1, 1, 0.007]), zeroPoint: zero }) }]);
-  const input = Float32Array.from({ length: sizeOf(shape) }, () => Math.fround(20 * (int(0, 1e6) / 1e6) - 10));
-  if (int(0, 5) === 0) input[int(0, input.length - 1)] = pick([NaN, Infinity, -Infinity]);
+  const input = int8Input ? Int8Array.from({ length: sizeOf(shape) }, () => (int(0, 9) === 0 ? pick([-128, 127]) : i8()))
+    : Float32Array.from({ length: sizeOf(shape) }, () => Math.fround(20 * (int(0, 1e6) / 1e6) - 10));
+  if (!int8Input && int(0, 5) === 0) input[int(0, input.length - 1)] = pick([NaN, Infinity, -Infinity]);
   const { graph, exact } = withQuantOutputs(g, int);
   return { graph, inputs: { x: input }, params, exact };
 }

@@ -69,6 +69,12 @@ export interface RandomGraphOptions {
    * (passes/rows.ts decides which). Without it the graphs of every seed stay as they were.
    */
   readonly rows?: number;
+  /**
+   * With `extended`: scatter_add steps (indices repeated, some out of range, constant or computed; float32 or int32
+   * values) and param updates by an Embedding's gradient, scatter_add(f(gather(p, idx)), idx). Without it the graphs
+   * of every seed stay as they were.
+   */
+  readonly scatter?: boolean;
 }
 
 /** What a random graph is built from, for messages: the seed and the steps taken (skipped ones marked). */
@@ -349,12 +355,29 @@ export function randomGraph(seed: number, options: RandomGraphOptions = {}): Ran
     },
   };
 
+  /** scatter_add along an axis of a value into 1 to 5 slices, the indices mostly repeated, some out of range (clamped). */
+  const scatter = (): Node => {
+    const x = some(), s = x.type.shape;
+    if (!s.length) throw new ShapeError('a scalar has no axis to scatter along');
+    const axis = int(0, s.length - 1), dim = s[axis]!, size = int(1, 5);
+    const idx = r() < 0.3 ? asInt(input([dim])) : b.constant(Array.from({ length: dim }, () => int(-1, Math.min(size, 3))), 'int32', [dim]);
+    const int32 = r() < 0.2, y = e('scatter_add', [int32 ? asInt(x) : x, idx], { axis, size });
+    return int32 ? toF32(side(y)) : y;
+  };
+
   /** An update's reading of param p (or another value of its shape) through a transpose, gather or slice. */
   const readThrough = (p: Node, src: Node): Node => {
     const s = p.type.shape, rank = s.length;
     const x = r() < 0.5 ? e(pick(['exp', 'neg', 'tanh', 'abs'] as Op[]), [src]) : src;
     const axis = int(0, Math.max(0, rank - 1));
-    const k = int(0, 2);
+    const k = int(0, options.scatter ? 3 : 2);
+    if (k === 3 && rank >= 1) {
+      // an Embedding's gradient: the rows looked up (repeated ids, the last one sometimes out of range) added back
+      const d = s[axis]!, ids = Array.from({ length: int(1, 6) }, (_, i) => (i === 5 ? d : int(0, d - 1)));
+      const idx = b.constant(ids, 'int32', [ids.length]);
+      const rows = e('gather', [x, idx], { axis });
+      return e('scatter_add', [r() < 0.5 ? e('tanh', [rows]) : rows, idx], { axis, size: d });
+    }
     if (k === 0 && rank >= 2) {
       // a permutation that keeps the shape (swap two equal dimensions), or a transpose back and forth
       const pairs = [...s.keys()].flatMap((i) => [...s.keys()].filter((j) => j > i && s[j] === s[i]).map((j) => [i, j] as const));
@@ -391,9 +414,9 @@ export function randomGraph(seed: number, options: RandomGraphOptions = {}): Ran
   const taken: string[] = [];
   const n = int(4, 12);
   for (let i = 0; i < n; i++) {
-    const kind = extended ? pick([...STEP_KINDS, ...EXTRA_KINDS]) : pick(STEP_KINDS);
+    const kind = extended ? pick([...STEP_KINDS, ...EXTRA_KINDS, ...(options.scatter ? ['scatter', 'scatter'] as const : [])]) : pick(STEP_KINDS);
     try {
-      pool.push(kind in extra ? extra[kind as ExtraKind]() : steps[kind as StepKind]());
+      pool.push(kind === 'scatter' ? scatter() : kind in extra ? extra[kind as ExtraKind]() : steps[kind as StepKind]());
       taken.push(kind);
     } catch (err) {
       if (!(err instanceof ShapeError)) throw err;

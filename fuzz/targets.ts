@@ -64,7 +64,7 @@ export interface Case {
  * graphs of random Keras sequence models (keras: recurrent layers as scans, masks, the split training step), or int8
  * graphs (quant: calibrated and quantized networks, raw qmatmul / qconv chains).
  */
-export type FuzzMode = 'graphs' | 'rows' | 'train-rows' | 'keras' | 'quant';
+export type FuzzMode = 'graphs' | 'rows' | 'train-rows' | 'keras' | 'keras-rows' | 'quant';
 
 /**
  * A predict graph traced at `batch` rows run on `n` rows through kiln_run_rows (chunks of `batch`, the last one
@@ -88,16 +88,18 @@ export function fuzzCase(seed: number, updates: boolean, mode: FuzzMode = 'graph
     const s = trainRowsStep(seed);
     return { seed, ...s, graph: updates ? s.graph : updatesAsOutputs(s.graph) };
   }
-  if (mode === 'keras') {
+  if (mode === 'keras' || mode === 'keras-rows') {
     const k = kerasStep(seed);
-    return { seed, graph: updates ? k.graph : updatesAsOutputs(k.graph), inputs: k.inputs, params: k.params, keras: k };
+    const c = { seed, graph: updates ? k.graph : updatesAsOutputs(k.graph), inputs: k.inputs, params: k.params, keras: k };
+    // a predict graph's rows through kiln_run_rows (random rows: token ids out of range are clamped, as Embedding does)
+    return mode === 'keras-rows' && k.kind === 'predict' ? withRows(c) : c;
   }
   if (mode === 'quant') {
     const q = quantStep(seed);
     return { seed, graph: q.graph, inputs: q.inputs, params: q.params, exact: q.exact };
   }
   if (mode === 'rows') return withRows(makeCase(seed, randomGraph(seed, { extended: true, rows: 2 + Math.floor(rng(seed ^ 0x2545f491)() * 3) }).graph));
-  const g = randomGraph(seed, { extended: true }).graph;
+  const g = randomGraph(seed, { extended: true, scatter: true }).graph;
   return makeCase(seed, updates ? g : updatesAsOutputs(g));
 }
 
@@ -231,7 +233,12 @@ function trainRowsCheck(c: Case, tr: TrainRows): Outcome {
 
 /** A training kind's split step (gradStep, then applyGrads on its flat outputs) against the fused step, on the interpreter. */
 function splitCheck(c: Case, k: KerasStep): Outcome {
-  const d = k.split ? splitDifferences(k.split, c.params) : [];
+  let d: string[];
+  try {
+    d = k.split ? splitDifferences(k.split, c.params) : [];
+  } catch (e) {
+    return ice(e); // the split or fused step does not run on the interpreter (it threw in the worker, a crash)
+  }
   return d.length ? { kind: 'mismatch', message: `${d.join('; ')} (interpreter: split step against the fused step; ${k.summary})` } : undefined;
 }
 

@@ -12,7 +12,7 @@ import { type Failure, type Schedule, type Target, type FuzzMode, fuzzCase, make
 export interface Settings {
   readonly target: Target;
   readonly updates: boolean;
-  /** graphs; rows: separable graphs at any number of rows (kiln_run_rows, llvm and cuda-emu); train-rows: padded training steps; keras: Keras sequence models; quant: int8 graphs. */
+  /** graphs; rows: separable graphs at any number of rows (kiln_run_rows, llvm and cuda-emu); train-rows: padded training steps; keras: Keras sequence models (keras-rows: their predict graphs as rows does); quant: int8 graphs. */
   readonly mode: FuzzMode;
   /** llvm only: the freestanding runtime. */
   readonly freestanding: boolean;
@@ -80,7 +80,7 @@ function main(): void {
       const sig = signature(f);
       let last = f;
       const fails = (g: Graph) => {
-        const o = runCases(s.target, [s.mode === 'rows' ? withRows(makeCase(c.seed, g)) : makeCase(c.seed, g)], { ...run, schedule: batch.schedule })[0];
+        const o = runCases(s.target, [s.mode === 'rows' || s.mode === 'keras-rows' ? withRows(makeCase(c.seed, g)) : makeCase(c.seed, g)], { ...run, schedule: batch.schedule })[0];
         if (o && signature(o) === sig) last = o;
         return o !== undefined && signature(o) === sig;
       };

@@ -80,6 +80,17 @@ describe('the keras mode', () => {
   });
 });
 
+describe('the keras mode with Dropout', () => {
+  it('checks the split step with gradStep\'s "rng_row" at the first row, the target with some rank\'s first row', () => {
+    // seed 6: Embedding, LSTM, Dropout, Dense; the grad kind (gradStep has the rng_row input); threw 'no value given'
+    const step = kerasStep(6);
+    expect(step.kind).toBe('grad');
+    expect(step.split!.inputs['rng_row']).toEqual(Int32Array.of(0));
+    expect(splitDifferences(step.split!, step.params)).toEqual([]);
+    expect(step.inputs['rng_row']![0]! % 2).toBe(0); // a multiple of batch 2
+  });
+});
+
 describe('the shrinker', () => {
   it('keeps what the failure needs: an exp of an int32 cast in a random graph', () => {
     // the extended generator's seeds with such a node; the predicate stands for a compiler bug

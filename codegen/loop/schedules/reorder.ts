@@ -2,8 +2,8 @@
 // touched by iterations that differ only in loops keeping their relative order (a reduction's loops stay in order;
 // the loops its index separates may move freely), so every element sees the same operations in the same order.
 import { usesVar } from '../analysis.js';
-import type { Stmt } from '../ir.js';
-import { type For, accesses, commonGuards, findLoop, key, replaceLoop, separates } from './loops.js';
+import type { Expr, Stmt } from '../ir.js';
+import { type For, accesses, commonGuards, findLoop, key, mapExpr, replaceLoop, separates } from './loops.js';
 import { primitive } from './primitive.js';
 
 export interface ReorderArgs {
@@ -49,14 +49,19 @@ export function reorderProblem(nest: readonly For[], order: readonly string[]): 
   };
   const outer = [...assigned].filter((v) => !declared.has(v));
   if (outer.length && !keepsOrder(new Set(oldOrder))) return `the nest assigns '${outer[0]}', declared outside it (a reduction over all its loops)`;
+  // iterations where a guard `e < n` every store holds fails store nothing (pad's added ones), so what they read is
+  // dead; the others read pad's clamped `min(e, n - 1)` at e (an in-place update p = p + a @ b on padded tiles)
+  const live = commonGuards(arrays.filter((a) => a.write));
+  const bound = new Map(live.flatMap((g) => (g.k === 'binary' && g.op === 'lt' && g.b.k === 'const' ? [[key(g.a), g.b.v] as const] : [])));
+  const unclamped = (e: Expr) => (bound.size ? mapExpr(e, (x) => (x.k === 'binary' && x.op === 'min' && x.b.k === 'const' && bound.get(key(x.a)) === x.b.v + 1 ? x.a : x)) : e);
   for (const name of new Set(arrays.filter((a) => a.write).map((a) => a.array))) {
     const acc = arrays.filter((a) => a.array === name);
-    const idx = acc[0]!.idx, text = key(idx);
-    if (acc.some((a) => key(a.idx) !== text)) return `'${name}' is written and read at different indices in the nest`;
+    const idx = unclamped(acc[0]!.idx), text = key(idx);
+    if (acc.some((a) => key(unclamped(a.idx)) !== text)) return `'${name}' is written and read at different indices in the nest`;
     const named = new Map([...extents].filter(([v]) => usesVar(idx, v)));
     const free = new Map<string, number>();
     for (const a of acc) for (const [v, n] of a.inner) free.set(v, n);
-    if (!separates(idx, named, free, declared, commonGuards(acc))) return `cannot prove the nest's iterations write different elements of '${name}' (index ${text})`;
+    if (!separates(idx, named, free, declared, [...new Set([...commonGuards(acc), ...live])])) return `cannot prove the nest's iterations write different elements of '${name}' (index ${text})`;
     const rest = new Set(oldOrder.filter((v) => !named.has(v)));
     if (!keepsOrder(rest)) return `loops ${[...rest].join(', ')} accumulate into '${name}' and must keep their order`;
   }
