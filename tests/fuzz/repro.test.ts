@@ -7,7 +7,6 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parseRepro } from '../../fuzz/repro.js';
 import { type Case, SCHEDULES, type Schedule, type Target, makeCase, runCases } from '../../fuzz/targets.js';
 import { hostCpu } from '../../codegen/llvm/target.js';
-import { topoSort } from '../../ir/graph.js';
 import { parseGraph } from '../../ir/parser.js';
 
 const dir = path.join(import.meta.dirname, 'repro');
@@ -17,15 +16,11 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 const WHERE: [Target, Schedule?][] = [...(Object.keys(SCHEDULES) as Schedule[]).map((s): [Target, Schedule] => ['loop', s]), ['wasm'], ['llvm'], ['cuda-emu']];
 
-/**
- * Each target's failure on a reproducer, one line each (not cuda-emu's on an int8 graph: the CUDA target has no int8
- * yet); a `freestanding-*.ir` also on llvm with the freestanding runtime.
- */
+/** Each target's failure on a reproducer, one line each; a `freestanding-*.ir` also on llvm with the freestanding runtime. */
 function failures(text: string, file = ''): string[] {
   const { graph, dataSeed } = parseRepro(text);
   const c = makeCase(dataSeed, graph, dataSeed);
-  const int8 = topoSort(graph).some((n) => n.type.dtype === 'int8');
-  const where: [Target, Schedule?, boolean?][] = [...WHERE.filter(([target]) => !(int8 && target === 'cuda-emu')), ...(file.startsWith('freestanding-') ? [['llvm', undefined, true] as [Target, undefined, boolean]] : [])];
+  const where: [Target, Schedule?, boolean?][] = [...WHERE, ...(file.startsWith('freestanding-') ? [['llvm', undefined, true] as [Target, undefined, boolean]] : [])];
   return where.flatMap(([target, schedule, freestanding]) => {
     const [o] = runCases(target, [c], { schedule, workDir: work, timeoutMs: 60_000, freestanding });
     return o && o.kind !== 'fma-approx' ? [`${target}${schedule ? ` (${schedule} schedule)` : ''}${freestanding ? ' (freestanding)' : ''}: ${o.kind}: ${o.message}`] : [];

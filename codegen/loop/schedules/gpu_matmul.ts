@@ -23,7 +23,6 @@ import type { Schedule } from './primitive.js';
 import { reorder } from './reorder.js';
 import { split } from './split.js';
 import { pureDecls } from '../analysis.js';
-import { accesses as accessedBuffers } from '../memplan.js';
 import { walkStmts } from '../visit.js';
 
 /** A plain matmul nest: its loops, accumulator, reduction loop (absent when K is 1) and operand decls. */
@@ -189,13 +188,9 @@ export function tileMatmul(s: Schedule, top: string, g: GpuCaps, tiles?: MatmulT
   let m = nest();
   const from = Number(/\d+$/.exec(top)?.[0] ?? 0);
   // K padded to the step's multiple where both operands are computed in the step (zeroed past K: pad.ts); M and N
-  // padded too (stores guarded by `v < n`), unless the nest reads a buffer it stores (an update in place,
-  // `p = p + x @ w`): the clamped read and the guarded store of a padded row are different indices, which reorder
-  // cannot prove apart (fuzz reproducer tests/fuzz/repro/gpu-pad-update-in-place.ir)
+  // padded too (stores guarded by `v < n`; reorder reads the guards, so an update in place `p = p + x @ w` pads too)
   const padK = !!m.k && [m.a, m.b].every((x) => m.k!.body.some((d) => d.k === 'decl' && d.name === x));
-  const { loads, stores } = accessedBuffers([m.i]);
-  const padMN = ![...stores].some((b) => loads.has(b));
-  const chosen = tiles ?? paddedTiles(m.i.extent, m.j.extent, m.K, m.batch.reduce((n, l) => n * l.extent, 1), g, padK, padMN);
+  const chosen = tiles ?? paddedTiles(m.i.extent, m.j.extent, m.K, m.batch.reduce((n, l) => n * l.extent, 1), g, padK);
   if (m.k && m.K % chosen.bk) s.apply(pad, { loop: m.k.v, to: Math.ceil(m.K / chosen.bk) * chosen.bk, zero: [m.a, m.b] });
   if (m.i.extent % chosen.bm) s.apply(pad, { loop: m.i.v, to: Math.ceil(m.i.extent / chosen.bm) * chosen.bm });
   if (m.j.extent % chosen.bn) s.apply(pad, { loop: m.j.v, to: Math.ceil(m.j.extent / chosen.bn) * chosen.bn });
@@ -301,11 +296,11 @@ function extents(n: number, max: number, padded: boolean): number[] {
  * matmulTiles' choice (every tile divides its extent), or cheaper tiles by the cost model on the sizes padded to
  * them (M and N always may be; K where padK): tails guarded, so K = 787 or N = 10 keep a large tile.
  */
-export function paddedTiles(M: number, N: number, K: number, batch: number, g: GpuCaps, padK: boolean, padMN = true): MatmulTiles {
+export function paddedTiles(M: number, N: number, K: number, batch: number, g: GpuCaps, padK: boolean): MatmulTiles {
   const exact = matmulTiles(M, N, K, batch, g);
   let best = exact, bestCost = matmulCycles(M, N, K, batch, exact, g);
   const up = (n: number, t: number) => Math.ceil(n / t) * t;
-  for (const bm of extents(M, 128, padMN)) for (const bn of extents(N, 128, padMN)) {
+  for (const bm of extents(M, 128, true)) for (const bn of extents(N, 128, true)) {
     for (const tm of extents(bm, 8, false)) for (const tn of extents(bn, 8, false)) {
       for (const bk of extents(K, 32, padK)) {
         const t = { bm, bn, bk, tm, tn };
