@@ -1,6 +1,6 @@
 // Helpers for the native targets' tests (llvm, cuda): run a built model_main on a graph's inputs, compare with
 // the reference interpreter.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'vitest';
@@ -131,4 +131,14 @@ export function relativeDiff(a: string, b: string): number {
     for (let k = 0; k < u.length; k++) worst = Math.max(worst, Math.abs(u[k]! - v[k]!) / (scale || 1));
   });
   return worst;
+}
+
+/** nvcc builds dir/model.cu for sm_90 with -Xptxas -v: no error, no warning, and no kernel spills a register. */
+export function expectNvccClean(dir: string): void {
+  const r = spawnSync('nvcc', ['-O3', '-arch=sm_90', '-std=c++17', '-Xptxas', '-v', '-Werror', 'all-warnings', '-c', 'model.cu', '-o', 'model_gpu.o'], { cwd: dir, encoding: 'utf8' });
+  expect(r.status, r.stderr).toBe(0);
+  const reports = r.stderr.split('\n').filter((l) => /bytes spill stores/.test(l));
+  expect(reports.length).toBeGreaterThan(0);
+  expect(reports.filter((l) => !/ 0 bytes spill stores, 0 bytes spill loads/.test(l))).toEqual([]);
+  expect(r.stderr).not.toMatch(/warning/i);
 }

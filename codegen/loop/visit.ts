@@ -165,11 +165,6 @@ export function walkStmts(body: readonly Stmt[], f: (s: Stmt, loops: readonly Fo
   }
 }
 
-/** The statements a loop or an if holds (none for the others). */
-export function bodyOf(s: Stmt): readonly Stmt[] {
-  return s.k === 'for' || s.k === 'if' ? s.body : [];
-}
-
 /** Calls f on every expression held by the statements, at any depth (each occurrence, pre-order). */
 export function forEachStmtExpr(body: readonly Stmt[], f: (e: Expr) => void): void {
   walkStmts(body, (s) => { for (const e of stmtExprs(s)) forEachExpr(e, f); });

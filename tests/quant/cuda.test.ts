@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { compileCuda, hasNvcc } from '../../codegen/cuda/target.js';
 import { interpret } from '../../ir/interpreter.js';
 import { expectSame } from '../ir/helpers.js';
-import { outputDiffs, runMain, weightsOf } from '../native.js';
+import { outputDiffs, runMain, weightsOf, expectNvccClean } from '../native.js';
 import { QUANT_CASES } from './graphs.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'kiln-quant-cuda-'));
@@ -26,11 +26,6 @@ describe('int8 on the cuda target (emulated) equals the interpreter', () => {
     // nvcc on the networks (the op cases add no kernel shape of their own): its minutes of CPU are few here
     if (name !== 'mlp' && name !== 'cnn') return;
     if (!hasNvcc()) return ctx.skip('nvcc is not installed');
-    const r = spawnSync('nvcc', ['-O3', '-arch=sm_90', '-std=c++17', '-Xptxas', '-v', '-Werror', 'all-warnings', '-c', 'model.cu', '-o', 'model_gpu.o'], { cwd: dir, encoding: 'utf8' });
-    expect(r.status, r.stderr).toBe(0);
-    const reports = r.stderr.split('\n').filter((l) => /bytes spill stores/.test(l));
-    expect(reports.length).toBeGreaterThan(0);
-    expect(reports.filter((l) => !/ 0 bytes spill stores, 0 bytes spill loads/.test(l))).toEqual([]);
-    expect(r.stderr).not.toMatch(/warning/i);
+    expectNvccClean(dir);
   }, 120_000);
 });
