@@ -33,7 +33,7 @@ for round in 1 2 3; do
   done
   echo "deep MLP, single process, batch 32: $("$OUT/deep_single32/model_train" --bench $N "$OUT/x.npy" "$OUT/y.npy")"
   echo "deep MLP, mpirun -np 1, batch 32: $(mpirun -np 1 "$OUT/deep_mpi32/model_train" --bench $N "$OUT/x.npy" "$OUT/y.npy")"
-  echo "deep MLP, mpirun -np 2, 32 per rank, overlapped: $(mpirun -np 2 "$OUT/deep_mpi32/model_train" --bench $N "$OUT/x.npy" "$OUT/y.npy")"
+  echo "deep MLP, mpirun -np 2, 32 per rank, overlapped: $(mpirun -np 2 "$OUT/deep_mpi32/model_train" --overlap --bench $N "$OUT/x.npy" "$OUT/y.npy")"
   echo "deep MLP, mpirun -np 2, 32 per rank, --no-overlap: $(mpirun -np 2 "$OUT/deep_mpi32/model_train" --no-overlap --bench $N "$OUT/x.npy" "$OUT/y.npy")"
 done
 uptime

@@ -223,6 +223,18 @@ int kiln_mpi_overlap(void (*grad_step)(void *ctx), void *ctx) {
   return comm_on = 1;
 }
 
+int kiln_mpi_crowded(void) {
+  MPI_Comm node;
+  int local = 1, mine_crowded, any = 0;
+  if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+    MPI_Comm_size(node, &local);
+    MPI_Comm_free(&node);
+  }
+  mine_crowded = local >= sysconf(_SC_NPROCESSORS_ONLN);
+  check(MPI_Allreduce(&mine_crowded, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD), "MPI_Allreduce");
+  return any;
+}
+
 int kiln_mpi_segments(void) { return comm_on ? segments() : 1; }
 
 void kiln_mpi_begin(const float *from, float *to, long elements, long rows, long batch_rows, long step) {

@@ -20,6 +20,10 @@ double kiln_mpi_end(void);
    reduces it: the bits do not depend on overlapping. Returns 1 when on (more than one rank, threads, and a gradStep
    that completes part of the vector before its end), else 0. */
 int kiln_mpi_overlap(void (*grad_step)(void *ctx), void *ctx);
+/* Whether some node runs as many ranks as it has cores (the same answer on every rank): there the communication
+   thread takes a core from a rank's compute, and overlapping measured ~10% slower (2 ranks on 2 cores), so it is
+   off unless asked for. */
+int kiln_mpi_crowded(void);
 /* how many segments a step's vector is reduced in (1 without overlap) */
 int kiln_mpi_segments(void);
 

@@ -44,6 +44,8 @@ static const char *usage =
     "  --weights PATH        initial weights (default: weights.safetensors next to this executable)\n"
     "  --no-shuffle          train on the rows in file order (Keras's shuffle=False)\n"
 #ifdef KILN_MPI
+    "  --overlap             all-reduce the gradients during the backward pass (the default where every node has\n"
+    "                        more cores than ranks)\n"
     "  --no-overlap          all-reduce the gradients after the backward pass, not during it (the same bits)\n"
 #endif
     "  --bench N             time N train steps after a warm-up, print the median, and exit\n";
@@ -220,7 +222,7 @@ int main(int argc, char **argv) {
   dataset d[64] = {{0}};
   long epochs = 1, batch = 0, bench = 0, seed = 1, rows = 0, n_train, n_val, steps, *perm, k, step, iteration = 0, local, lo;
   double split = 0;
-  int n_files = 0, n_data = 0, rng_input = -1, row_input = -1, rows_input = -1, loss_output = -1, has_loss, shuffle = 1, overlap = 1, i, j;
+  int n_files = 0, n_data = 0, rng_input = -1, row_input = -1, rows_input = -1, loss_output = -1, has_loss, shuffle = 1, overlap = -1, i, j;
   int32_t counter = 0, valid = 0, first_row = 0;
   float *loss = NULL;
   char msg[1024], s1[160];
@@ -234,6 +236,7 @@ int main(int argc, char **argv) {
     else if (strcmp(a, "--no-shuffle") == 0) shuffle = 0;
 #ifdef KILN_MPI
     else if (strcmp(a, "--no-overlap") == 0) overlap = 0;
+    else if (strcmp(a, "--overlap") == 0) overlap = 1;
 #endif
     else if (strcmp(a, "--out") == 0 && v) { out = v; i++; }
     else if (strcmp(a, "--weights") == 0 && v) { weights = v; i++; }
@@ -306,6 +309,7 @@ int main(int argc, char **argv) {
 #ifdef KILN_MPI
   mpi_setup(e);
 #ifndef KILN_DEVICE_STEP
+  if (overlap < 0) overlap = !kiln_mpi_crowded();
   if (overlap && in_place) kiln_mpi_overlap(run_grad, (void *)e);
 #endif
 #endif
