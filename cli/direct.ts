@@ -27,7 +27,7 @@ export interface DirectEntry {
 
 const VALUED: Record<string, string> = {
   '-t': 'target', '--target': 'target', '-o': 'out', '--out': 'out', '--cpu': 'cpu', '--triple': 'triple', '--runtime': 'runtime',
-  '--weights': 'weights', '--quantize': 'quantize', '--calibrate': 'calibrate', '--batch-size': 'batchSize',
+  '--weights': 'weights', '--quantize': 'quantize', '--calibrate': 'calibrate', '--calibrate-method': 'calibrateMethod', '--batch-size': 'batchSize',
   '--max-batch': 'maxBatch', '--timeout': 'timeout', '--distributed': 'distributed',
 };
 const BOOLEAN: Record<string, string> = { '--train': 'train', '--embed-weights': 'embedWeights', '--no-check': 'noCheck', '--timings': 'timings' };

@@ -160,6 +160,7 @@ describe('the direct mode', slow, () => {
 
   it('understands only plain compile command lines, each flag once', () => {
     expect(parseDirect(['compile', 'm.ts', '-t', 'llvm', '--out=b', '--train', '--timeout', '0'])).toEqual({ model: 'm.ts', flags: { target: 'llvm', out: 'b', train: true, timeout: '0' } });
+    expect(parseDirect(['compile', 'm.ts', '--quantize', 'int8', '--calibrate', 'x.npy', '--calibrate-method', 'mse'])).toEqual({ model: 'm.ts', flags: { quantize: 'int8', calibrate: 'x.npy', calibrateMethod: 'mse' } });
     for (const argv of [['compile'], ['compile', 'm.ts', '--emit', 'ir'], ['compile', 'm.ts', '-tllvm'], ['compile', 'm.ts', '-t', 'llvm', '--target', 'wasm'],
       ['compile', 'm.ts', 'n.ts'], ['compile', 'm.ts', '--help'], ['compile', 'm.ts', '--timeout', 'x'], ['compile', 'm.ts', '--batch-size', '-1'], ['export', 'm.ts'],
       ['compile', 'm.ts', '--train=yes'], ['compile', 'm.ts', '--unknown']]) {
