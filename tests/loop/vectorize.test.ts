@@ -5,6 +5,7 @@ import { E, type Expr, type Program, S, type Stmt } from '../../codegen/loop/ir.
 import { planMemory } from '../../codegen/loop/memplan.js';
 import { type TargetCaps } from '../../codegen/loop/schedule.js';
 import { laneKinds, vectorize } from '../../codegen/loop/schedules/index.js';
+import { laneFactor } from '../../codegen/loop/schedules/cpu_kinds.js';
 import { LLVM_VECTORS, SIMD128, type VectorCaps, canVectorize, checkVectorLoops } from '../../codegen/loop/vectorize.js';
 import { LLVM_CAPS } from '../../codegen/llvm/target.js';
 import { renderWasm } from '../../codegen/wasm/render.js';
@@ -130,6 +131,21 @@ describe('vector loops reach the renderers decided', () => {
     expect(kinds(wasm)).toEqual(['6:vector', '2:serial', '2:serial', '8:serial']);
     expect(kinds(llvm)).toEqual(['6:vector', '2:serial', '2:serial', '8:vector']);
     expect(() => checkVectorLoops(wasm, SIMD128, 'wasm')).not.toThrow();
+  });
+
+  it('splits a loop longer than LLVM\'s vectors so its inner part is lanes (a 256-wide Adam update)', () => {
+    expect([256, 784, 1000, 787, 100, 129].map((n) => laneFactor(n, LLVM_CAPS))).toEqual([128, 112, 125, undefined, undefined, 43]);
+    expect(laneFactor(256, WASM_CAPS)).toBeUndefined();
+    const g = parseGraph(`graph @wide {
+  %0 = input {name="x"} : f32[3,256]
+  %1 = input {name="y"} : f32[3,256]
+  %2 = mul %0, %1 : f32[3,256]
+  %3 = sqrt %2 : f32[3,256]
+  output "z" = %3
+}`);
+    const p = runPipeline(g, { caps: LLVM_CAPS }).program;
+    expect(vectorLoops(p).length).toBeGreaterThan(0);
+    expect(() => checkVectorLoops(p, LLVM_VECTORS, 'llvm')).not.toThrow();
   });
 
   it('a renderer refuses a vector loop with no vector form on its target, naming it', () => {
