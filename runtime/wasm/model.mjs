@@ -261,8 +261,12 @@ const CLAIM = 0, CHUNK = 1, ITERS = 2, DONE = 3, FAILED = 4, MESSAGE = 5, STOP =
 const MESSAGE_BYTES = 240;
 /** Pieces per thread of a job: finer pieces even out threads that start late. */
 const PIECES = 4;
-/** Busy-wait rounds before sleeping in Atomics.wait (the next job or piece is often a few microseconds away). */
-const SPIN = 4000;
+/**
+ * Busy-wait rounds before sleeping in Atomics.wait (the next job or piece is often a few microseconds away; a wake-up
+ * from Atomics.wait took longer than the pieces of a small job). Measured on AMD EPYC Zen 2, seed MLP predict batch
+ * 256 on 2 threads, interleaved rounds: 881 µs with 4,000 rounds, 753 µs with 40,000 (trainStep the same).
+ */
+const SPIN = 40000;
 
 /** Iterations [begin, end) of part t of n parts of m iterations: as kiln_runtime.c run_chunk cuts them. */
 function chunkOf(t, n, m) {
@@ -564,6 +568,7 @@ async function ready(instance, pool, threads, options, url) {
       if (bad >= 0) throw new Error(`kiln: input ${p.name}: value ${bad} is ${show(x[bad])}, not a number`);
       if (!batched(p)) return x;
       if (x.length !== n * rowSize(p)) throw new Error(`kiln: input ${p.name} needs ${n} rows of ${rowSize(p)} values, got ${x.length} values`);
+      if (n === b) return x; // a full batch: no padding, no copy
       const padded = new ARRAYS[p.dtype](p.size);
       padded.set(x);
       return padded;
