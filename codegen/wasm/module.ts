@@ -53,7 +53,7 @@ export class WasmModule {
   constructor(readonly relaxed = false) {
     this.m = new binaryen.Module();
     this.m.setFeatures(binaryen.Features.MVP | binaryen.Features.SIMD128 | binaryen.Features.NontrappingFPToInt
-      | binaryen.Features.SignExt | binaryen.Features.BulkMemory | binaryen.Features.Multivalue | (relaxed ? binaryen.Features.RelaxedSIMD : 0));
+      | binaryen.Features.SignExt | binaryen.Features.BulkMemory | binaryen.Features.BulkMemoryOpt | binaryen.Features.Multivalue | (relaxed ? binaryen.Features.RelaxedSIMD : 0));
   }
 
   /** f32x4.relaxed_madd(a, b, c) = a * b + c, fused (one rounding) where the CPU has FMA, else as mul then add. */
@@ -154,10 +154,13 @@ export class WasmModule {
     this.m.addFunctionExport(name, name);
   }
 
-  /** One memory of `pages` 64 KiB pages, exported as "memory", with data segments. */
-  memory(pages: number, segments: { offset: number; data: Uint8Array }[]): void {
-    this.m.setMemory(pages, pages, 'memory', segments.map((s) => ({ offset: this.i32(s.offset), data: s.data, passive: false })));
+  /** One memory of `pages` 64 KiB pages (up to `maximum`), exported as "memory", with data segments. */
+  memory(pages: number, segments: { offset: number; data: Uint8Array }[], maximum = pages): void {
+    this.m.setMemory(pages, maximum, 'memory', segments.map((s) => ({ offset: this.i32(s.offset), data: s.data, passive: false })));
   }
+
+  /** memory.copy: n bytes from src to dst (as memmove). */
+  memoryCopy(dst: Ref, src: Ref, n: Ref): Ref { return this.m.memory.copy(dst, src, n) as Ref; }
 
   /**
    * Validates, optimizes (PASSES) and emits the binary. Throws with binaryen's message when invalid. A function with

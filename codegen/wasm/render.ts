@@ -3,7 +3,7 @@ import binaryen from 'binaryen';
 import type { Buffer, Expr, Program, Scalar, Stmt } from '../loop/ir.js';
 import { assigned, independentIterations, pureDecls } from '../loop/analysis.js';
 import { someExpr, walkStmts } from '../loop/visit.js';
-import { ALIGN, type Entry, align, layoutModule } from '../loop/layout.js';
+import { ALIGN, type Entry, align, layoutModule, localBytes } from '../loop/layout.js';
 import { type OpTable, binaryOp, castOp, unaryOp } from '../loop/legalize.js';
 import type { MemoryPlan } from '../loop/memplan.js';
 import { printExpr } from '../loop/printer.js';
@@ -26,6 +26,8 @@ export interface WasmLayout {
 export interface WasmArtifact {
   readonly binary: Uint8Array;
   readonly layout: WasmLayout;
+  /** Memory a thread pool's threads use beyond the layout's (their scratch). */
+  readonly threads?: ThreadMemory;
 }
 
 const valType = (t: Scalar): ValType => (t === 'f32' ? 'f32' : 'i32');
@@ -92,6 +94,8 @@ class KernelRenderer {
   readonly locals: Locals;
   readonly types = new Map<string, Scalar>();
   private readonly localArrays = new Map<string, { offset: number; t: Scalar }>();
+  /** In a chunk function: the local holding its thread's scratch address, which local arrays' offsets are from. */
+  scratchLocal: number | undefined;
   /** Loop variables of unrolled copies: their constant value. */
   readonly consts = new Map<string, number>();
   /** Register arrays kept in wasm locals: one v128 per 4 elements, or one f32 per element. */
@@ -135,12 +139,14 @@ class KernelRenderer {
     const t = la ? la.t : this.bufTypes.get(buf);
     if (base === undefined || !t) throw new Error(`wasm: unknown buffer ${buf}`);
     const int8 = !la && this.int8.has(buf), size = int8 ? 1 : elemBytes(t), mem = int8 ? 's8' : memType(t);
-    if (idx.k === 'const') return { ptr: this.w.i32(0), offset: base + idx.v * size, t, mem };
-    const f = affine(idx, this.consts, (v) => this.loopVars.has(v));
-    if (f && f.c >= 0 && base + f.c * size < 2 ** 32) return { ptr: this.affinePointer(f, size), offset: base + f.c * size, t, mem };
-    const i = this.expr(idx);
     const m = this.w.ops;
-    return { ptr: (size === 1 ? i : m.i32.shl(i as number, m.i32.const(2))) as Ref, offset: base, t, mem };
+    // a chunk's local arrays lie in its thread's scratch: offsets from the address in scratchLocal
+    const at = (ptr: Ref): Ref => (la && this.scratchLocal !== undefined ? m.i32.add(this.w.get(this.scratchLocal, 'i32') as number, ptr as number) as Ref : ptr);
+    if (idx.k === 'const') return { ptr: at(this.w.i32(0)), offset: base + idx.v * size, t, mem };
+    const f = affine(idx, this.consts, (v) => this.loopVars.has(v));
+    if (f && f.c >= 0 && base + f.c * size < 2 ** 32) return { ptr: at(this.affinePointer(f, size)), offset: base + f.c * size, t, mem };
+    const i = this.expr(idx);
+    return { ptr: at((size === 1 ? i : m.i32.shl(i as number, m.i32.const(2))) as Ref), offset: base, t, mem };
   }
 
   /** size * (the variable part of f) in bytes: the innermost serial loop's pointer local where it can keep one. */
@@ -336,14 +342,24 @@ class KernelRenderer {
     }
   }
 
-  /** The body of an outlined parallel loop over [begin, end), its first two parameters (never empty). */
-  chunk(loop: Extract<Stmt, { k: 'for' }>): Ref {
+  /**
+   * The body of an outlined parallel loop over [begin, end), its first two parameters (never empty); its local
+   * arrays in the scratch of thread `thread`, its third: at `own` for thread 0 (inside the kernel's scratch, apart from
+   * the kernel's other local arrays), else the thread's region of the threaded build (threadScratch).
+   */
+  chunk(loop: Extract<Stmt, { k: 'for' }>, own: number, threads: ThreadMemory): Ref[] {
     const w = this.w, m = w.ops;
     this.types.set(loop.v, 'i32');
     const v = this.locals.get(loop.v, 'i32'), l = w.label('P');
     const next = w.set(v, m.i32.add(w.get(v, 'i32') as number, m.i32.const(1)) as Ref);
-    return w.block([w.set(v, w.get(0, 'i32')),
-      w.loop(l, w.block([...this.loopBody(loop.v, loop.body, false).body, next, w.brIf(l, m.i32.lt_s(w.get(v, 'i32') as number, w.get(1, 'i32') as number) as Ref)]))]);
+    const body = this.loopBody(loop.v, loop.body, false).body;
+    const init: Ref[] = [];
+    if (this.scratchLocal !== undefined) {
+      const t = w.get(2, 'i32') as number, other = m.i32.add(m.i32.const(threads.scratch - threads.scratchStride), m.i32.mul(t, m.i32.const(threads.scratchStride)));
+      init.push(w.set(this.scratchLocal, w.select(m.i32.eqz(t) as Ref, w.i32(own), other as Ref)));
+    }
+    return [...init, w.set(v, w.get(0, 'i32')),
+      w.loop(l, w.block([...body, next, w.brIf(l, m.i32.lt_s(w.get(v, 'i32') as number, w.get(1, 'i32') as number) as Ref)]))];
   }
 
   finish(name: string, body: Ref[], params: readonly ValType[] = []): void {
@@ -353,16 +369,38 @@ class KernelRenderer {
 
 /**
  * Whether a top-level parallel loop can run in chunks on other threads: independent iterations (as the llvm
- * target's pool asks) and no local array in scratch memory, which every thread would share (register arrays live
- * in each chunk's wasm locals). Others run in place, serially.
+ * target's pool asks; no local array of the kernel's outside the loop). Its own local arrays live in each chunk's
+ * wasm locals (registers) or in its thread's scratch. Others run in place, serially.
  */
 function outlinable(loop: Extract<Stmt, { k: 'for' }>, pure: ReadonlyMap<string, Stmt>, topLocals: ReadonlySet<string>): boolean {
-  if (loop.kind !== 'parallel' || !independentIterations(loop, pure, topLocals)) return false;
-  const registers = promotable([loop]);
-  let scratch = false;
-  walkStmts([loop], (s) => { if (s.k === 'local' && !registers.has(s.name)) scratch = true; });
-  return !scratch;
+  return loop.kind === 'parallel' && independentIterations(loop, pure, topLocals);
 }
+
+/** Bytes of the local arrays a loop keeps in scratch (not in wasm locals), each aligned as the renderer places them. */
+function scratchBytesOf(loop: Stmt): number {
+  const registers = promotable([loop]);
+  let n = 0;
+  walkStmts([loop], (s) => { if (s.k === 'local' && !registers.has(s.name)) n += align(s.size * elemBytes(s.t)); });
+  return n;
+}
+
+/**
+ * Memory the threaded build has beyond the layout's: `staging`, where the loader writes an input before the module
+ * copies it to its buffer (kiln.copy: a JS write to lines another thread's cache holds costs about 7x a write to
+ * lines only this thread's holds, measured on AMD EPYC Zen 2; memory.copy's wide stores do not), then one scratch
+ * region of `scratchStride` bytes per thread after the first, from `scratch`: thread t >= 1 at scratch +
+ * (t - 1) * scratchStride. The memory of T threads is scratch + (T - 1) * scratchStride bytes, at most maxBytes.
+ */
+export interface ThreadMemory {
+  readonly staging: number;
+  readonly stagingBytes: number;
+  readonly scratch: number;
+  readonly scratchStride: number;
+  readonly maxBytes: number;
+}
+
+/** Threads the loader runs at most (model.mjs load: threads from 1 to 256). */
+export const MAX_THREADS = 256;
 
 export type WasmEntry = Entry;
 
@@ -371,6 +409,8 @@ export interface WasmModuleArtifact {
   /** With options.threads: the same code over an imported shared memory, for a thread pool. */
   readonly threaded?: Uint8Array;
   readonly memoryBytes: number;
+  /** The threaded build's memory beyond memoryBytes. */
+  readonly threads: ThreadMemory;
   /** entry name -> byte offset of each of its buffers (params are shared by every entry) */
   readonly offsets: Record<string, Record<string, number>>;
 }
@@ -388,7 +428,17 @@ export function renderWasmModule(entries: readonly WasmEntry[], options: { optim
   const top = layout.memoryBytes;
   const segments = layout.segments;
   const pages = Math.max(1, Math.ceil(top / 65536));
-  w.memory(pages, segments); // before any load or store refers to it
+  const stagingBytes = Math.max(0, ...entries.flatMap((e) => e.program.inputs.map((i) => {
+    const b = e.program.buffers.find((x) => x.name === i.buffer)!;
+    return b.size * (b.dtype === 'bool' || b.dtype === 'int8' ? 1 : 4);
+  })));
+  const scratchStride = align(Math.max(0, ...entries.flatMap((e) => e.program.kernels.flatMap((k) => k.body.filter((s) => s.k === 'for' && s.kind === 'parallel').map(scratchBytesOf)))));
+  const staging = align(top), scratch = align(staging + stagingBytes);
+  const threads: ThreadMemory = { staging, stagingBytes, scratch, scratchStride, maxBytes: scratch + (MAX_THREADS - 1) * scratchStride };
+  w.memory(pages, segments, Math.ceil(threads.maxBytes / 65536)); // before any load or store refers to it
+  // kiln.copy(dst, src, n): the loader's copy of an input from staging to its buffer (ThreadMemory)
+  w.addFunction('kiln.copy', ['i32', 'i32', 'i32'], 'none', new Locals(['i32', 'i32', 'i32']), w.memoryCopy(w.get(0, 'i32'), w.get(1, 'i32'), w.get(2, 'i32')));
+  w.exportFunction('kiln.copy');
   let chunks = 0;
   for (const e of entries) {
     // legalized and scheduled by the pipeline (WASM_CAPS)
@@ -409,13 +459,19 @@ export function renderWasmModule(entries: readonly WasmEntry[], options: { optim
         if (st.k === 'decl' && pure.has(st.name)) before.push(st);
         if (st.k !== 'for' || !outlinable(st, pure, topLocals)) return r.stmt(st);
         const id = chunks++;
-        const c = new KernelRenderer(w, offsets[e.name]!, bufTypes, scratchBase, ['i32', 'i32'], int8);
+        // local arrays from 0 in the thread's scratch; thread 0's at the end of the kernel's, past every other local
+        // array of the kernel (those the kernel renderer places from scratchBase)
+        const c = new KernelRenderer(w, offsets[e.name]!, bufTypes, 0, ['i32', 'i32', 'i32'], int8);
+        const own = scratchBytesOf(st);
+        if (own > 0) c.scratchLocal = c.locals.get('scratch$', 'i32');
         c.promote([st]);
-        c.finish(`chunk${id}`, [...c.stmts(before), c.chunk(st)], ['i32', 'i32']);
+        const ownAt = scratchBase + localBytes(k.body) - own;
+        c.finish(`chunk${id}`, [...c.stmts(before), ...c.chunk(st, ownAt, threads)], ['i32', 'i32', 'i32']);
+        if (c.scratchEnd > own) throw new Error('wasm: scratch estimate too small');
         w.exportFunction(`chunk${id}`);
-        // the host returns 0 when it has no threads to run them on: the whole range here then
+        // the host returns 0 when it has no threads to run them on: the whole range here then, as thread 0
         const run = w.callImport('kiln', 'parallel', [w.i32(id), w.i32(st.extent)], ['i32', 'i32'], 'i32');
-        return w.if(w.ops.i32.eqz(run as number) as Ref, w.call(`chunk${id}`, [w.i32(0), w.i32(st.extent)], 'none'));
+        return w.if(w.ops.i32.eqz(run as number) as Ref, w.call(`chunk${id}`, [w.i32(0), w.i32(st.extent), w.i32(0)], 'none'));
       });
       r.finish(names[i]!, body);
       if (r.scratchEnd > scratchBase + layout.scratchBytes) throw new Error('wasm: scratch estimate too small');
@@ -424,13 +480,13 @@ export function renderWasmModule(entries: readonly WasmEntry[], options: { optim
     w.exportFunction(e.name);
   }
   const { binary, shared } = w.finishBoth(options.optimize ?? true, options.threads ?? false);
-  return { binary, threaded: shared, memoryBytes: pages * 65536, offsets };
+  return { binary, threaded: shared, memoryBytes: pages * 65536, offsets, threads };
 }
 
 /** Renders one program as a module whose exported `run` executes it. */
 export function renderWasm(p: Program, mem: MemoryPlan, options: { optimize?: boolean } = {}): WasmArtifact {
   const m = renderWasmModule([{ name: 'run', program: p, memory: mem }], options);
-  return { binary: m.binary, layout: { memoryBytes: m.memoryBytes, arenaOffset: ALIGN, arenaBytes: mem.arenaBytes, offsets: m.offsets['run']! } };
+  return { binary: m.binary, layout: { memoryBytes: m.memoryBytes, arenaOffset: ALIGN, arenaBytes: mem.arenaBytes, offsets: m.offsets['run']! }, threads: m.threads };
 }
 
 type VRef = { ref: Ref; vec: boolean };

@@ -47,15 +47,21 @@ export class WasmRunner {
   private readonly sizes: Map<string, { offset: number; size: number; dtype: string }>;
 
   /**
-   * options.parallel: runs each parallel loop instead of the module (chunk(begin, end) runs iterations [begin, end)
-   * of its n), as a thread pool would; by default the module runs them itself.
+   * options.parallel: runs each parallel loop instead of the module (chunk(begin, end, thread) runs iterations
+   * [begin, end) of its n, with the local arrays of thread `thread`, default 0: memory grows to hold the scratch of
+   * the threads named), as a thread pool would; by default the module runs them itself.
    */
-  constructor(readonly program: Program, readonly artifact: WasmArtifact, options: { parallel?: (chunk: (begin: number, end: number) => void, n: number) => void } = {}) {
+  constructor(readonly program: Program, readonly artifact: WasmArtifact, options: { parallel?: (chunk: (begin: number, end: number, thread?: number) => void, n: number) => void } = {}) {
     useOptimizingTier();
     const mod = new WebAssembly.Module(artifact.binary as BufferSource);
     const hook = options.parallel;
     const parallel = hook ? (id: number, n: number): number => {
-      hook(this.instance.exports[`chunk${id}`] as (begin: number, end: number) => void, n);
+      const f = this.instance.exports[`chunk${id}`] as (begin: number, end: number, thread: number) => void;
+      hook((begin, end, thread = 0) => {
+        const t = artifact.threads, need = t && thread > 0 ? Math.ceil((t.scratch + thread * t.scratchStride) / 65536) : 0;
+        if (need > this.memory.buffer.byteLength / 65536) this.memory.grow(need - this.memory.buffer.byteLength / 65536);
+        f(begin, end, thread);
+      }, n);
       return 1;
     } : WASM_IMPORTS.kiln.parallel;
     this.instance = new WebAssembly.Instance(mod, { ...WASM_IMPORTS, kiln: { parallel } });

@@ -40,7 +40,7 @@ export function compileWasm(o: TargetOptions): string[] {
   const layouts = Object.fromEntries(compiled.map(({ e, c }) => [e.name, entryLayout(c.program, module.offsets[e.name]!)]));
   const manifest = manifestOf('wasm', compiled, o.weights, {
     arenaBytes: Math.max(...compiled.map(({ c }) => c.memory.arenaBytes)), memoryBytes: module.memoryBytes,
-  }, o);
+  }, o, { threads: module.threads });
   mkdirSync(o.outDir, { recursive: true });
   const files: [string, string | Uint8Array][] = [
     ['model.wasm', module.binary],

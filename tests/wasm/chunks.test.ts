@@ -18,20 +18,29 @@ function chunkOf(t: number, threads: number, n: number): [number, number] {
   return [begin, begin + q + (t < r ? 1 : 0)];
 }
 
-/** Runs g compiled for WASM_CAPS with its parallel loops cut for `threads` threads, pieces in reverse order. */
+/**
+ * Runs g compiled for WASM_CAPS with its parallel loops cut for `threads` threads, pieces in reverse order, each
+ * with its thread's scratch; also the top-level parallel loops of the program, and the bytes of every thread's
+ * scratch region past the first's (ThreadMemory) after the run.
+ */
 function chunked(g: Graph, inputs: Record<string, TypedArray>, params: Record<string, TypedArray>, threads: number) {
   const c = runPipeline(g, { caps: WASM_CAPS });
   let loops = 0;
-  const r = new WasmRunner(c.program, renderWasm(c.program, c.memory), {
+  const art = renderWasm(c.program, c.memory);
+  const r = new WasmRunner(c.program, art, {
     parallel: (chunk, n) => {
       loops++;
       for (let t = threads - 1; t >= 0; t--) {
         const [begin, end] = chunkOf(t, threads, n);
-        if (begin < end) chunk(begin, end);
+        if (begin < end) chunk(begin, end, t);
       }
     },
   });
-  return { ...r.run(inputs, params), loops };
+  const out = r.run(inputs, params);
+  const memory = (r as unknown as { memory: WebAssembly.Memory }).memory, T = art.threads!;
+  const scratch = Array.from({ length: threads - 1 }, (_, t) => new Uint8Array(memory.buffer.slice(T.scratch + t * T.scratchStride, T.scratch + (t + 1) * T.scratchStride)));
+  const parallel = c.program.kernels.flatMap((k) => k.body.filter((s) => s.k === 'for' && s.kind === 'parallel')).length;
+  return { ...out, loops, parallel, scratch, stride: T.scratchStride };
 }
 
 const seedCnn = () => keras.Sequential([
@@ -67,10 +76,29 @@ describe('wasm parallel loops in chunks', () => {
         for (const threads of [2, 3]) {
           const got = chunked(g, inputs, params, threads);
           expect(got.loops).toBeGreaterThan(0);
+          // every thread ran pieces in its own scratch where the loops keep local arrays there
+          for (const s of got.scratch) expect(s.length === 0 || s.some((b) => b !== 0)).toBe(true);
           for (const [k, v] of ref.outputs) expect(Array.from(got.outputs.get(k)!), k).toEqual(Array.from(v.data));
           for (const [k, v] of ref.updates) expect(Array.from(got.updates.get(k)!), k).toEqual(Array.from(v.data));
         }
       }
     });
   }
+
+  it('the seed MLP\'s softmax keeps a local array in scratch and runs on threads, each in its own scratch', () => {
+    keras.utils.setRandomSeed(3);
+    const model = seedMlp();
+    const x = Float32Array.from({ length: 64 * 784 }, (_, i) => (Math.sin(i * 0.7) + 1) / 2);
+    const t = traceModel(model, 64);
+    const input = String(t.graph.inputs[0]!.attrs['name']), output = t.graph.outputs[0]!.name;
+    const params = Object.fromEntries(t.variables.map((v) => [v.path, v.data]));
+    const ref = interpret(t.graph, { [input]: x }, params).outputs.get(output)!.data;
+    const got = chunked(t.graph, { [input]: x }, params, 3);
+    expect(got.stride).toBeGreaterThan(0);
+    // every top-level parallel loop runs in pieces (the softmax's, with its local array in scratch, too)
+    expect(got.loops).toBe(got.parallel);
+    expect(got.loops).toBeGreaterThanOrEqual(3);
+    expect(got.scratch.map((s) => s.some((b) => b !== 0))).toEqual([true, true]);
+    expect(Array.from(got.outputs.get(output)!)).toEqual(Array.from(ref));
+  });
 });
