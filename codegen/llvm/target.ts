@@ -53,6 +53,8 @@ export interface LlvmTargetOptions extends NativeTargetOptions {
    * otherwise): the whole runtime.
    */
   readonly runtime?: 'hosted' | 'freestanding';
+  /** A host build's kernels in at most this many modules, built by opt and llc at once (default: the host's cores). */
+  readonly parts?: number;
   /** 'mpi': model_train built with mpicc for data-parallel training (entries gradStep and applyGrads, kiln_mpi.c). */
   readonly distributed?: 'mpi' | 'nccl'; // cli/common.ts checkDistributed: only 'mpi' reaches llvm
 }
@@ -148,7 +150,7 @@ export function compileLlvm(o: LlvmTargetOptions): string[] {
   const hosted = !o.triple && !freestanding;
   // a host build's kernels in one module per core (opt and llc use one core each: the Transformer's 0.85 s of them
   // was a third of its cold compile), their objects linked into model.o; model.ll holds the entries
-  const modules = renderLlvmParts(entries, layout, 'model', hosted ? os.availableParallelism() : 1, o.contract ?? true,
+  const modules = renderLlvmParts(entries, layout, 'model', hosted ? o.parts ?? os.availableParallelism() : 1, o.contract ?? true,
     split && { symbol: FLASH_SYMBOL, bytes: split.data.length, offsets: split.flash }, dotIsa(cpu, o.triple));
   const stems = modules.map((_, p) => (p === 0 ? 'model' : `model.${p}`));
   modules.forEach((m, p) => writeFileSync(path.join(dir, `${stems[p]}.ll`), m));
