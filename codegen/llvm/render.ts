@@ -737,8 +737,9 @@ export function renderLlvmParts(entries: readonly Entry[], layout: Layout, name:
 }
 
 /**
- * Statements a module of its own should hold at least (about 60 ms of opt-14 and llc-14 -O3 on Zen 2: less is not
- * worth a process start and the link; the seed MLP, about 100 ms of both, stays one module).
+ * Statements a module of its own holds at least: about 100 ms of opt-14 and llc-14 -O3 on Zen 2 (the seed MLP's 208
+ * take 100 ms, the Transformer's 3,560 0.8 s); less is not worth the processes and the link, so the seed MLP stays one
+ * module (bench/llvm.ts's per-kernel rebuild and tests/llvm/tiles.test.ts read its model.ll and model.bc whole).
  */
 const PART_WEIGHT = 200;
 
