@@ -82,13 +82,17 @@ export class Builder {
 
   /** A constant; `value` holds all elements row-major, or one element splatted over the shape. */
   constant(value: number | ArrayLike<number>, dtype: DType = 'float32', shape: Shape = []): Node {
-    const vals = typeof value === 'number' ? [value] : Array.from(value);
+    const vals: ArrayLike<number> = typeof value === 'number' ? [value] : value;
     if (vals.length !== 1 && vals.length !== sizeOf(shape)) {
       throw new ShapeError(`const: ${vals.length} values do not fill shape [${shape.join(',')}]`);
     }
-    const canon = dtype === 'float32' ? vals.map(Math.fround) : dtype === 'bool' ? vals.map((v) => (v ? 1 : 0)) : vals.map(Math.trunc);
-    const uniform = canon.length > 0 && canon.every((v) => Object.is(v, canon[0]));
-    return this.make('const', { dtype, shape }, [], { value: uniform ? [canon[0]!] : canon });
+    const canon = dtype === 'float32' ? Math.fround : dtype === 'bool' ? (v: number) => (v ? 1 : 0) : Math.trunc;
+    // uniform values checked in place, copied only when they are not: a traced relu's zero, broadcast eagerly to a
+    // batch of conv outputs (the CNN's 5.4 million), took 150 ms to copy and canonicalize
+    const first = vals.length > 0 ? canon(vals[0]!) : 0;
+    let uniform = vals.length > 0;
+    for (let i = 1; uniform && i < vals.length; i++) uniform = Object.is(canon(vals[i]!), first);
+    return this.make('const', { dtype, shape }, [], { value: uniform ? [first] : Array.from(vals, (v) => canon(v)) });
   }
 
   /** int32 index along `axis` at every position of `shape`. */

@@ -366,7 +366,8 @@ export function evalOp(node: Pick<Node, 'op' | 'type' | 'attrs'>, src: readonly 
       const st = stridesOf(x.type.shape), off = type.shape.length - x.type.shape.length;
       const strides = type.shape.map((_, i) => (i < off || x.type.shape[i - off] === 1 ? 0 : st[i - off]!));
       const out = allocate(type.dtype, n);
-      gatherStrided(x.data, out, type.shape, strides, 0);
+      if (x.data.length === 1) out.fill(x.data[0]!); // a scalar's broadcast (as relu's zero when eager)
+      else gatherStrided(x.data, out, type.shape, strides, 0);
       return out;
     }
     case 'slice': {

@@ -653,22 +653,47 @@ export interface LlvmFlash {
  * llvm.fmuladd (see LlvmTargetOptions.contract).
  */
 export function renderLlvm(entries: readonly Entry[], layout: Layout, name: string, contract = true, flash?: LlvmFlash, dot?: DotIsa): string {
+  return renderLlvmParts(entries, layout, name, 1, contract, flash, dot)[0]!;
+}
+
+/**
+ * renderLlvm split into at most `parts` modules that opt and llc can build at once, one per core (their objects
+ * linked into one): the kernels shared out by their size, the heaviest first, each to the lightest module so far; the
+ * entries in the first module, calling the kernels of the others as hidden `kiln_<entry>_<kernel>` functions. A
+ * module of less than PART_WEIGHT statements is not worth a process of its own: small models stay one module.
+ */
+export function renderLlvmParts(entries: readonly Entry[], layout: Layout, name: string, parts: number, contract = true, flash?: LlvmFlash, dot?: DotIsa): string[] {
   const L = llvm();
-  const g = new LlvmModule(name, contract, dot);
-  // the flash array, defined in model_desc.c: an i8* to its first byte
-  const flashBase = flash && g.b.CreateBitCast(new L.GlobalVariable(g.mod, L.ArrayType.get(g.b.getInt8Ty(), flash.bytes), true,
-    L.Function.LinkageTypes.ExternalLinkage, null, flash.symbol), g.b.getInt8PtrTy());
+  const weights = entries.flatMap((e, ei) => e.program.kernels.map((k, ki) => ({ ei, ki, w: kernelWeight(k.body) })));
+  const n = Math.max(1, Math.min(parts, Math.floor(weights.reduce((s, k) => s + k.w, 0) / PART_WEIGHT), weights.length));
+  const load = new Array<number>(n).fill(0), partOf = new Map<string, number>();
+  for (const { ei, ki, w } of [...weights].sort((a, b) => b.w - a.w)) {
+    const p = load.indexOf(Math.min(...load));
+    load[p]! += w;
+    partOf.set(`${ei} ${ki}`, p);
+  }
+  const modules = Array.from({ length: n }, (_, p) => new LlvmModule(n === 1 ? name : `${name}.${p}`, contract, dot));
+  const g0 = modules[0]!;
+  const exported = modules.map(() => new Set<string>());
+  // the flash array, defined in model_desc.c: an i8* to its first byte (one module: flash is for bare metal, not split)
+  const flashBase = flash && g0.b.CreateBitCast(new L.GlobalVariable(g0.mod, L.ArrayType.get(g0.b.getInt8Ty(), flash.bytes), true,
+    L.Function.LinkageTypes.ExternalLinkage, null, flash.symbol), g0.b.getInt8PtrTy());
+  if (flash && n > 1) throw new Error('llvm: internal error: a flash module is not split');
   const flashOf = (e: string) => flashBase && { base: flashBase, offsets: flash.offsets[e]! };
-  for (const e of entries) {
+  entries.forEach((e, ei) => {
     // legalized and scheduled by the pipeline (LLVM_CAPS)
     const program = e.program;
     checkVectorLoops(program, LLVM_VECTORS, 'llvm');
     const bufTypes = new Map(program.buffers.map((b) => [b.name, scalarOfDtype(b.dtype)]));
-    g.int8 = new Set(program.buffers.filter((b) => b.dtype === 'int8').map((b) => b.name));
+    const int8 = new Set(program.buffers.filter((b) => b.dtype === 'int8').map((b) => b.name));
     // after a statement that completes more of a flat block (gradStep under MPI: memplan's FlatPlan), say so
     const ready = new Map((e.memory.flat?.ready ?? []).map((r) => [`${r.kernel} ${r.at}`, r.from]));
     const kernels = program.kernels.map((k, ki) => {
-      const fn = g.function(`${e.name}_${k.name}`, true);
+      const p = partOf.get(`${ei} ${ki}`)!, g = modules[p]!;
+      g.int8 = int8;
+      const fnName = p === 0 ? `${e.name}_${k.name}` : `kiln_${e.name}_${k.name}`;
+      if (p !== 0) exported[p]!.add(fnName);
+      const fn = g.function(fnName, p === 0);
       const kb = new KernelBuilder(g, fn, layout.offsets[e.name]!, bufTypes, 0, flashOf(e.name));
       // a top-level parallel loop is outlined into a chunk function for the thread pool; the values it reads
       // from before it are top-level decls never assigned (recomputed in each chunk)
@@ -692,21 +717,42 @@ export function renderLlvm(entries: readonly Entry[], layout: Layout, name: stri
         if (from !== undefined) g.b.CreateCall(g.extern('kiln_grads_ready', g.b.getVoidTy(), [g.b.getInt64Ty()]), [g.k.i64(from)]);
       });
       kb.finish();
-      return fn;
+      if (p !== 0) exported[0]!.add(fnName);
+      return p === 0 ? fn : g0.extern(fnName, g0.b.getVoidTy(), [g0.b.getInt8PtrTy()]);
     });
-    const entry = g.function(`kiln_${e.name}`, false);
-    g.b.SetInsertPoint(L.BasicBlock.Create(g.ctx, 'entry', entry));
+    const entry = g0.function(`kiln_${e.name}`, false);
+    g0.b.SetInsertPoint(L.BasicBlock.Create(g0.ctx, 'entry', entry));
     kernels.forEach((k, i) => {
-      g.b.CreateCall(k, [entry.getArg(0)]);
+      g0.b.CreateCall(k, [entry.getArg(0)]);
       const kernel = program.kernels[i]!;
-      if (kernel.allreduce) g.allreduce(entry, allreduceBuffer(program, kernel), layout.offsets[e.name]!);
+      if (kernel.allreduce) g0.allreduce(entry, allreduceBuffer(program, kernel), layout.offsets[e.name]!);
     });
-    g.b.CreateRetVoid();
-  }
-  // verifyModule returns true when the module is broken
-  if (L.verifyModule(g.mod)) throw new Error('llvm: the generated module does not verify');
-  return realign(internalize(g.mod.print()), g.framed);
+    g0.b.CreateRetVoid();
+  });
+  return modules.map((g, p) => {
+    // verifyModule returns true when the module is broken
+    if (L.verifyModule(g.mod)) throw new Error('llvm: the generated module does not verify');
+    return hide(realign(internalize(g.mod.print()), g.framed), exported[p]!);
+  });
 }
+
+/**
+ * Statements a module of its own holds at least: about 100 ms of opt-14 and llc-14 -O3 on Zen 2 (the seed MLP's 208
+ * take 100 ms, the Transformer's 3,560 0.8 s); less is not worth the processes and the link, so the seed MLP stays one
+ * module (bench/llvm.ts's per-kernel rebuild and tests/llvm/tiles.test.ts read its model.ll and model.bc whole).
+ */
+const PART_WEIGHT = 200;
+
+/** Roughly how much IR a kernel renders to: its statements, the body of an unrolled loop once per copy. */
+function kernelWeight(body: readonly Stmt[]): number {
+  let n = 0;
+  for (const s of body) n += s.k === 'for' ? 1 + (s.kind === 'unroll' ? s.extent : 1) * kernelWeight(s.body) : s.k === 'if' ? 1 + kernelWeight(s.body) : 1;
+  return n;
+}
+
+/** The kernels one module defines and another calls: hidden (not exported from a shared library that links model.o). */
+const hide = (ir: string, names: ReadonlySet<string>): string => (names.size === 0 ? ir
+  : ir.replace(/^(define|declare) void @([\w.]+)\(/gm, (line, kw: string, fn: string) => (names.has(fn) ? `${kw} hidden void @${fn}(` : line)));
 
 /**
  * The functions in `names` marked "stackrealign" (llvm-bindings sets no function attributes): their frames start

@@ -17,7 +17,7 @@ import { firmwareSizes, writeFirmware } from './firmware.js';
 import { DEFAULT_CAPS, type TargetCaps } from '../loop/schedule.js';
 import { LLVM_VECTORS } from '../loop/vectorize.js';
 import { type Compiled, runPipeline } from '../../driver/pipeline.js';
-import { renderLlvm } from './render.js';
+import { renderLlvmParts } from './render.js';
 import type { DotIsa } from './vector.js';
 
 /** An explicit CPU for opt/llc: LLVM 14 does not know the newest cores, so name the x86-64 level the host reaches. */
@@ -53,6 +53,8 @@ export interface LlvmTargetOptions extends NativeTargetOptions {
    * otherwise): the whole runtime.
    */
   readonly runtime?: 'hosted' | 'freestanding';
+  /** A host build's kernels in at most this many modules, built by opt and llc at once (default: the host's cores). */
+  readonly parts?: number;
   /** 'mpi': model_train built with mpicc for data-parallel training (entries gradStep and applyGrads, kiln_mpi.c). */
   readonly distributed?: 'mpi' | 'nccl'; // cli/common.ts checkDistributed: only 'mpi' reaches llvm
 }
@@ -145,14 +147,19 @@ export function compileLlvm(o: LlvmTargetOptions): string[] {
   const dir = o.outDir;
   mkdirSync(dir, { recursive: true });
   const machine = [...(o.triple ? [`-mtriple=${o.triple}`] : []), ...(cpu ? [`-mcpu=${cpu}`] : [])];
-  writeFileSync(path.join(dir, 'model.ll'), renderLlvm(entries, layout, 'model', o.contract ?? true,
-    split && { symbol: FLASH_SYMBOL, bytes: split.data.length, offsets: split.flash }, dotIsa(cpu, o.triple)));
-  const llvmTools: [string, string[]][] = [
-    ['opt-14', ['-O3', ...machine, 'model.ll', '-o', 'model.bc']],
+  const hosted = !o.triple && !freestanding;
+  // a host build's kernels in one module per core (opt and llc use one core each: the Transformer's 0.85 s of them
+  // was a third of its cold compile), their objects linked into model.o; model.ll holds the entries
+  const modules = renderLlvmParts(entries, layout, 'model', hosted ? o.parts ?? os.availableParallelism() : 1, o.contract ?? true,
+    split && { symbol: FLASH_SYMBOL, bytes: split.data.length, offsets: split.flash }, dotIsa(cpu, o.triple));
+  const stems = modules.map((_, p) => (p === 0 ? 'model' : `model.${p}`));
+  modules.forEach((m, p) => writeFileSync(path.join(dir, `${stems[p]}.ll`), m));
+  const llvmTools = stems.map((stem): [string, string[]][] => [
+    ['opt-14', ['-O3', ...machine, `${stem}.ll`, '-o', `${stem}.bc`]],
     // static code for a bare-metal image; PIC wherever an OS may link it into a PIE (the freestanding runtime on the
     // host: a table of constants addressed absolutely fails to link there)
-    ['llc-14', ['-O3', ...machine, `-relocation-model=${freestanding && bareMetal(o.triple) ? 'static' : 'pic'}`, '-filetype=obj', 'model.bc', '-o', 'model.o']],
-  ];
+    ['llc-14', ['-O3', ...machine, `-relocation-model=${freestanding && bareMetal(o.triple) ? 'static' : 'pic'}`, '-filetype=obj', `${stem}.bc`, '-o', modules.length === 1 ? 'model.o' : `${stem}.part.o`]],
+  ]);
   const flashDecl = flash ? [`/* params and constants, read in place (flash): KILN_FLASH_BYTES bytes */\n#define KILN_FLASH_BYTES ${flash.data.length}L\nextern const unsigned char ${FLASH_SYMBOL}[];`] : [];
   writeFileSync(path.join(dir, 'model.h'), headerSource(o, layout, flashDecl));
   writeFileSync(path.join(dir, 'model_desc.c'), descSource(o, compiled, layout, flash));
@@ -161,10 +168,11 @@ export function compileLlvm(o: LlvmTargetOptions): string[] {
     : ['kiln_runtime.h', 'kiln_runtime.c', 'kiln_core.c', 'kiln_rows.c', 'kiln_math.c', 'kiln_cli.h', 'model_main.c', 'model_train.c'];
   for (const f of sources) copyFileSync(path.join(rt, f), path.join(dir, f));
   const cc = ['-O2', '-std=c99', '-pthread'];
-  const hosted = !o.triple && !freestanding;
   // model_desc.c needs no model.o: gcc compiles it while opt and llc run
-  if (hosted) shConcurrently('llvm', [llvmTools, [['gcc', [...cc, '-c', 'model_desc.c', '-o', 'model_desc.o']]]], dir);
-  else for (const [cmd, args] of llvmTools) sh('llvm', cmd, args, dir);
+  if (hosted) shConcurrently('llvm', [...llvmTools, [['gcc', [...cc, '-c', 'model_desc.c', '-o', 'model_desc.o']]]], dir);
+  else for (const [cmd, args] of llvmTools[0]!) sh('llvm', cmd, args, dir);
+  // the parts as one relocatable object, as users link model.o
+  if (modules.length > 1) sh('llvm', 'ld', ['-r', '-o', 'model.o', ...stems.map((stem) => `${stem}.part.o`)], dir);
   const model = elfSizes(readFileSync(path.join(dir, 'model.o')), 'model.o');
   const sizes: Record<string, unknown> = {
     modelCodeBytes: model.code, weightBytes: o.weights.reduce((n, w) => n + w.data.length * dtypeBytes(w.dtype), 0),

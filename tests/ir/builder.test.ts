@@ -160,6 +160,14 @@ describe('Builder', () => {
     expect(b.constant(0.1).attrs['value']).toEqual([Math.fround(0.1)]);
     expect(b.constant([2.7, -2.7], 'int32', [2]).attrs['value']).toEqual([2, -2]);
     expect(b.constant([], 'float32', [0]).attrs['value']).toEqual([]);
+    // typed arrays, checked for one value in place (a traced relu's zero broadcast over a batch): canonicalized first
+    expect(b.constant(new Float32Array(5000).fill(-0), 'float32', [5000]).attrs['value']).toEqual([-0]);
+    expect(Object.is((b.constant(new Float32Array(5000).fill(-0), 'float32', [5000]).attrs['value'] as number[])[0], -0)).toBe(true);
+    expect(b.constant(Float32Array.of(0, 0, -0), 'float32', [3]).attrs['value']).toEqual([0, 0, -0]);
+    expect(b.constant(Int32Array.of(2, 2, 3), 'int32', [3]).attrs['value']).toEqual([2, 2, 3]);
+    expect(b.constant([2, 1, 5], 'bool', [3]).attrs['value']).toEqual([1]);
+    expect(b.constant([2.2, 2.9], 'int32', [2]).attrs['value']).toEqual([2]);
+    expect(b.constant([NaN, NaN], 'float32', [2]).attrs['value']).toEqual([NaN]);
   });
 
   it('orders sources before users and rebuild reproduces the graph', () => {

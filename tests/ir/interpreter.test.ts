@@ -304,6 +304,12 @@ describe('movement', () => {
       moveRef(x, xs, os, (j) => xs.map((d, k) => (d === 1 ? 0 : j[k + off]!))));
   });
 
+  it.each([['float32', -0], ['float32', 2.5], ['int32', -7], ['bool', 1]] as const)('broadcast one %s value %d to every element', (dtype, v) => {
+    const y = run('broadcast', [arg([1, 1], [v], dtype)], { shape: [2, 3, 4] });
+    expect(y.data.length).toBe(24);
+    for (const x of y.data) expect(Object.is(x, v)).toBe(true);
+  });
+
   it.each([
     [[5, 6], [0, 0], [5, 6], [1, 1]], [[5, 6], [1, 2], [5, 6], [2, 3]], [[5, 6], [4, 1], [5, 5], [3, 10]],
     [[5, 6], [2, 3], [2, 6], [1, 1]], [[3, 4, 5], [1, 0, 4], [3, 4, 5], [1, 3, 2]], [[0, 4], [0, 1], [0, 4], [1, 2]],
