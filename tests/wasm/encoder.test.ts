@@ -232,3 +232,50 @@ describe('an invalid module', () => {
     expect(() => w.finish()).toThrow(/^wasm: internal error: branch to a, not an enclosing label$/);
   });
 });
+
+describe("binaryen's optimize-instructions rewrites that mattered, in the encoder", () => {
+  /** f(x) = x op c for a scalar or a 4-lane op, built by kiln's encoder; its disassembly and its function. */
+  async function divide(t: 'f32' | 'f64', c: number, vector: boolean) {
+    const o = new Module(), T = Type[t];
+    const x = o.local.get(0, vector ? Type.v128 : T), k = t === 'f32' ? o.f32.const(c) : o.f64.const(c);
+    const body = !vector ? (t === 'f32' ? o.f32.div(x, k) : o.f64.div(x, k))
+      : t === 'f32' ? o.f32x4.extract_lane(o.f32x4.div(o.f32x4.splat(o.local.get(0, T)), o.f32x4.splat(k)), 3)
+        : o.f64x2.extract_lane(o.f64x2.div(o.f64x2.splat(o.local.get(0, T)), o.f64x2.splat(k)), 1);
+    o.addFunction('f', [T], T, [], body);
+    o.addFunctionExport('f', 'f');
+    const bin = o.emitBinary();
+    return { text: text(bin), f: (await WebAssembly.instantiate(bin)).instance.exports['f'] as (x: number) => number };
+  }
+  const f32s = [0, -0, 1, -1, 3, 1 / 3, 1e-45, 1.1754942e-38, 1.17549435e-38, 3.4028235e38, -2.5e-39, 7.1e-44, Infinity, -Infinity, NaN, 123456.79].map(Math.fround);
+
+  it('x / c by a power of two is x * (1 / c): the same bits, subnormals and specials included; other divisors stay divisions', async () => {
+    for (const vector of [false, true]) {
+      for (const c of [32, 0.5, -4, 2 ** 126, 2 ** -126]) {
+        const { text: t, f } = await divide('f32', c, vector);
+        expect(t, `x / ${c}`).not.toMatch(/div/);
+        for (const x of f32s) expect(Object.is(f(x), Math.fround(x / c)) || (Number.isNaN(f(x)) && Number.isNaN(x / c)), `${x} / ${c}`).toBe(true);
+      }
+      for (const c of [3, 2 ** 127, 2 ** -127, 0, -0, Infinity, NaN]) {
+        const { text: t, f } = await divide('f32', c, vector);
+        expect(t, `x / ${c}: 1 / c is not a normal f32`).toMatch(/div/);
+        for (const x of f32s) expect(Object.is(f(x), Math.fround(x / c)) || (Number.isNaN(f(x)) && Number.isNaN(x / c)), `${x} / ${c}`).toBe(true);
+      }
+      const d = await divide('f64', 2 ** -1000, vector);
+      expect(d.text).not.toMatch(/div/);
+      for (const x of [5e-324, 1e-300, 3, -7.5e307, 1e300]) expect(d.f(x)).toBe(x / 2 ** -1000);
+      expect((await divide('f64', 2 ** 1023, vector)).text).toMatch(/div/);
+    }
+  });
+
+  it('x * 2^k is x << k, either operand the constant; the same wrapped products', async () => {
+    for (const k of [1, 2, 32, 2048, -(2 ** 31), 3, -4]) {
+      const o = new Module();
+      o.addFunction('f', [Type.i32], Type.i32, [], o.i32.add(o.i32.mul(o.local.get(0, Type.i32), o.i32.const(k)), o.i32.mul(o.i32.const(k), o.local.get(0, Type.i32))));
+      o.addFunctionExport('f', 'f');
+      const bin = o.emitBinary(), t = text(bin);
+      expect(t.includes('i32.mul'), `x * ${k}`).toBe(![1, 2, 32, 2048, -(2 ** 31)].includes(k));
+      const f = (await WebAssembly.instantiate(bin)).instance.exports['f'] as (x: number) => number;
+      for (const x of [0, 1, -1, 7, 0x12345678, -(2 ** 31), 2 ** 31 - 1]) expect(f(x)).toBe((Math.imul(x, k) * 2) | 0);
+    }
+  });
+});
