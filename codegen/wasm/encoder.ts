@@ -142,9 +142,7 @@ export class Module {
     constant: (v: number) => ExpressionRef, min: number) {
     return (a: ExpressionRef, b: ExpressionRef): ExpressionRef => {
       const c = this.constant(b);
-      if (c === undefined || c === 0 || !Number.isFinite(c)) return div(a, b);
-      const r = 1 / c, e = Math.log2(Math.abs(c));
-      return Number.isInteger(e) && Math.abs(r) >= min && Math.abs(c) >= min && Number.isFinite(r) ? mul(a, constant(r)) : div(a, b);
+      return c !== undefined && powerOfTwo(c) && Math.abs(c) >= min && Math.abs(1 / c) >= min ? mul(a, constant(1 / c)) : div(a, b);
     };
   }
   private constF32(value: number): ExpressionRef {
@@ -617,6 +615,13 @@ export class Module {
     // a structured instruction whose end is never reached: nothing after it may expect a value it does not leave
     if (n.t === Type.unreachable) b.byte(0x00);
   }
+}
+
+/** Whether c is ± 2^k, a normal f64 (so a normal f32 is one too): no mantissa bits (log2 rounds 2^20 (1 + 2^-52) to 20). */
+function powerOfTwo(c: number): boolean {
+  f32Bits.setFloat64(0, c, true);
+  const hi = f32Bits.getUint32(4, true), exponent = hi & 0x7ff00000;
+  return f32Bits.getUint32(0, true) === 0 && (hi & 0xfffff) === 0 && exponent !== 0 && exponent !== 0x7ff00000;
 }
 
 function imm(code: number[], v: number): number[] {

@@ -264,6 +264,10 @@ describe("binaryen's optimize-instructions rewrites that mattered, in the encode
       expect(d.text).not.toMatch(/div/);
       for (const x of [5e-324, 1e-300, 3, -7.5e307, 1e300]) expect(d.f(x)).toBe(x / 2 ** -1000);
       expect((await divide('f64', 2 ** 1023, vector)).text).toMatch(/div/);
+      // a divisor one ulp above a power of two, whose log2 rounds to an integer
+      const near = 2 ** 20 * (1 + 2 ** -52), n = await divide('f64', near, vector);
+      expect(n.text).toMatch(/div/);
+      for (const x of [1, 3, 1e300, 5e-324, -7]) expect(n.f(x)).toBe(x / near);
     }
   });
 
