@@ -49,7 +49,7 @@ if (!process.send) {
 }
 const job = JSON.parse(process.argv[2]!) as Job;
 const file = path.resolve(job.file);
-// binaryen only where the model file may run a model in-process (frontend/models/runner.ts) or the job builds wasm
+// the wasm renderer only where the model file may run a model in-process (frontend/models/runner.ts) or the job builds wasm
 const eager = /\.(fit|predict|evaluate|trainOnBatch|predictOnBatch|testOnBatch)\s*\(/;
 let mayRunEagerly = true;
 try {
@@ -58,14 +58,10 @@ try {
   // a missing or unreadable model file: loadModelFile below reports it in one line
 }
 if (!mayRunEagerly) (globalThis as Record<symbol, unknown>)[Symbol.for('kiln.deferWasm')] = true;
-// binaryen (14 MB of JavaScript and WebAssembly) starts loading first: V8 compiles its WebAssembly on background
-// threads while this thread loads the compiler
-const binaryen = job.emit === undefined && job.target === 'wasm' ? import('binaryen').catch(() => undefined) : undefined;
 const { compile, dumpAfter, loadModelFile, modelFileError, preloadCodeGenerator } = await import('../compiler.js');
-await binaryen;
-// before the model file registers tsx's module hooks, through which every later import is slower: binaryen (the
-// wasm target's) takes 17 times the CPU time through them (7.4 s against 0.43 s, measured), so a wasm build
-// loads it here even when the compile cache turns out to have the artifact
+// before the model file registers tsx's module hooks, through which every later import is slower (17 times the CPU
+// time, measured on binaryen when the wasm target used it), so a build loads its code generator here even when the
+// compile cache turns out to have the artifact
 if (job.emit === undefined) await preloadCodeGenerator(job.target);
 // node's start-up and this process's imports: the load phase
 const loadMs = performance.now();

@@ -1,5 +1,5 @@
 // Math written in wasm: exp, log, tanh, erf (computed in f64, rounded once to f32), vector exp and tanh, and the Philox RNG.
-import binaryen from 'binaryen';
+import { Type } from './encoder.js';
 import { Locals, type Ref, WasmModule } from './module.js';
 
 /** i64 constant (binaryen takes a bigint). */
@@ -141,8 +141,8 @@ function addVectorExp(w: WasmModule): void {
   const add = (a: number, b: number) => m.f64x2.add(a, b), mul = (a: number, b: number) => m.f64x2.mul(a, b);
   {
     const L = new Locals(['v128']);
-    const X = () => m.local.get(0, binaryen.v128);
-    const v = (name: string) => { const i = L.get(name, 'v128'); return { get: () => m.local.get(i, binaryen.v128), set: (e: number) => m.local.set(i, e) }; };
+    const X = () => m.local.get(0, Type.v128);
+    const v = (name: string) => { const i = L.get(name, 'v128'); return { get: () => m.local.get(i, Type.v128), set: (e: number) => m.local.set(i, e) }; };
     const k = v('k'), r = v('r'), r2 = v('r2'), r4 = v('r4'), p = v('p'), kh = v('kh');
     const fact = (n: number) => { let f = 1; for (let i = 2; i <= n; i++) f *= i; return f; };
     // the same tree as exp64's poly, operation for operation
@@ -168,25 +168,25 @@ function addVectorExp(w: WasmModule): void {
   /** A function of four f32 lanes computing f (f64x2 -> f64x2) on lanes 0-1 and 2-3, each result demoted once. */
   const halves = (name: string, f: (x: number, L: Locals) => number) => {
     const L = new Locals(['v128']);
-    const X = () => m.local.get(0, binaryen.v128);
+    const X = () => m.local.get(0, Type.v128);
     const lo = f(m.f64x2.promote_low_f32x4(X()), L);
     const hi = f(m.f64x2.promote_low_f32x4(m.i8x16.shuffle(X(), X(), [8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15])), L);
     const lanes = [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23];
     w.addFunction(name, ['v128'], 'v128', L, m.i8x16.shuffle(m.f32x4.demote_f64x2_zero(lo), m.f32x4.demote_f64x2_zero(hi), lanes) as Ref);
   };
-  halves('expf4', (x) => m.call('exp64x2', [x], binaryen.v128));
+  halves('expf4', (x) => m.call('exp64x2', [x], Type.v128));
   // tanhf's steps: sign(x) (1 - 2 / (exp(2|x|) + 1)), x itself where not |x| >= 1e-8 (NaN, ±0, tiny)
   let half = 0;
   halves('tanhf4', (x, L) => {
     const xv = L.get(`x${half}`, 'v128'), t = L.get(`t${half++}`, 'v128');
-    const X = () => m.local.get(xv, binaryen.v128);
+    const X = () => m.local.get(xv, Type.v128);
     const sign = m.v128.const([0, 0, 0, 0, 0, 0, 0, 0x80, 0, 0, 0, 0, 0, 0, 0, 0x80]);
-    const r = m.v128.bitselect(X(), m.f64x2.sub(f64(1), m.f64x2.div(f64(2), add(m.local.get(t, binaryen.v128), f64(1)))), sign);
+    const r = m.v128.bitselect(X(), m.f64x2.sub(f64(1), m.f64x2.div(f64(2), add(m.local.get(t, Type.v128), f64(1)))), sign);
     return m.block(null, [
       m.local.set(xv, x),
-      m.local.set(t, m.call('exp64x2', [mul(f64(2), m.f64x2.abs(X()))], binaryen.v128)),
+      m.local.set(t, m.call('exp64x2', [mul(f64(2), m.f64x2.abs(X()))], Type.v128)),
       m.v128.bitselect(r, X(), m.f64x2.ge(m.f64x2.abs(X()), f64(1e-8))),
-    ], binaryen.v128);
+    ], Type.v128);
   });
 }
 
@@ -240,7 +240,7 @@ function addPhilox(w: WasmModule): void {
   {
     const L = new Locals(['i32', 'i32', 'i32']);
     const { stmts, uniform } = block(L, (get) => get(2));
-    for (const i of [1, 2, 3]) m.addGlobal(`philox_word${i}`, binaryen.f32, true, w.f32(0) as number);
+    for (const i of [1, 2, 3]) m.addGlobal(`philox_word${i}`, Type.f32, true, w.f32(0) as number);
     w.addFunction('philox_block', ['i32', 'i32', 'i32'], 'f32', L, w.block([
       ...stmts,
       ...[1, 2, 3].map((i) => m.global.set(`philox_word${i}`, uniform(i) as number) as Ref),

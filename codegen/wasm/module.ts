@@ -1,12 +1,10 @@
-// A thin typed wrapper over binaryen: opaque expression refs, one method per node, memory details hidden.
-import binaryen from 'binaryen';
+// A thin typed wrapper over kiln's wasm encoder (binaryen.js's API): opaque expression refs, one method per node, memory details hidden.
+import { Module, Type } from './encoder.js';
 
 export type Ref = number & { readonly __ref: unique symbol };
 export type ValType = 'i32' | 'i64' | 'f32' | 'f64' | 'v128';
 
-const TYPES: Record<ValType, binaryen.Type> = {
-  i32: binaryen.i32, i64: binaryen.i64, f32: binaryen.f32, f64: binaryen.f64, v128: binaryen.v128,
-};
+const TYPES: Record<ValType, Type> = { i32: Type.i32, i64: Type.i64, f32: Type.f32, f64: Type.f64, v128: Type.v128 };
 
 /** Locals of one function being built: parameters first, then variables added on demand. */
 export class Locals {
@@ -25,43 +23,23 @@ export class Locals {
     return i;
   }
 
-  get varTypes(): binaryen.Type[] {
+  get varTypes(): Type[] {
     return this.vars.map((t) => TYPES[t]);
   }
 }
 
-/** Functions with more locals are not optimized by binaryen (see finish). */
-const MAX_OPTIMIZED_LOCALS = 1500;
-
-/**
- * The binaryen passes run on the kernels: constants propagated through locals and folded, and instructions
- * simplified (constant address parts into the load's offset). Measured (AMD EPYC Zen 2, SIMD128, one thread, CPU time
- * per predict call, bench/results-compile.md): the Transformer ran 5-10 % slower without any pass and as fast with
- * these two as with all of -O3; the MLP and CNN ran as fast with none. -O3 cost 0.76, 1.05 and 1.66 s of CPU in a fresh
- * compile process for the MLP, CNN and Transformer (most of it V8 compiling binaryen's own optimizer), these two
- * 0.14, 0.21 and 0.30 s. V8's optimizing compiler does the rest (register allocation, CSE, code placement).
- */
-const PASSES = ['precompute-propagate', 'optimize-instructions'];
-
-/** The binaryen module with the node constructors the renderer uses. */
+/** The module with the node constructors the renderer uses. */
 export class WasmModule {
-  readonly m: binaryen.Module;
+  readonly m = new Module();
   private labels = 0;
-  private readonly functions: { name: string; locals: number }[] = [];
 
   /** relaxed: the module may use relaxed-SIMD instructions (relaxedMadd). */
-  constructor(readonly relaxed = false) {
-    this.m = new binaryen.Module();
-    this.m.setFeatures(binaryen.Features.MVP | binaryen.Features.SIMD128 | binaryen.Features.NontrappingFPToInt
-      | binaryen.Features.SignExt | binaryen.Features.BulkMemory | binaryen.Features.BulkMemoryOpt | binaryen.Features.Multivalue | (relaxed ? binaryen.Features.RelaxedSIMD : 0));
-  }
+  constructor(readonly relaxed = false) {}
 
   /** f32x4.relaxed_madd(a, b, c) = a * b + c, fused (one rounding) where the CPU has FMA, else as mul then add. */
   relaxedMadd(a: Ref, b: Ref, c: Ref): Ref {
     if (!this.relaxed) throw new Error('wasm: internal error: relaxed_madd in a SIMD128 module');
-    // binaryen.js has no wrapper for it; the C API's, on the module's pointer
-    const api = binaryen as unknown as { _BinaryenSIMDTernary(m: number, op: number, a: number, b: number, c: number): number; RelaxedMaddVecF32x4: number };
-    return api._BinaryenSIMDTernary((this.m as unknown as { ptr: number }).ptr, api.RelaxedMaddVecF32x4, a, b, c) as Ref;
+    return this.m.f32x4.relaxed_madd(a, b, c) as Ref;
   }
 
   label(prefix: string): string {
@@ -100,14 +78,14 @@ export class WasmModule {
   }
 
   // control
-  block(stmts: Ref[], label?: string): Ref { return this.m.block(label ?? null, stmts, binaryen.none) as Ref; }
+  block(stmts: Ref[], label?: string): Ref { return this.m.block(label ?? null, stmts, Type.none) as Ref; }
   valueBlock(stmts: Ref[], t: ValType): Ref { return this.m.block(null, stmts, TYPES[t]) as Ref; }
   loop(label: string, body: Ref): Ref { return this.m.loop(label, body) as Ref; }
   brIf(label: string, cond: Ref): Ref { return this.m.br(label, cond) as Ref; }
   if(cond: Ref, then: Ref, otherwise?: Ref): Ref { return this.m.if(cond, then, otherwise) as Ref; }
   select(c: Ref, a: Ref, b: Ref): Ref { return this.m.select(c, a, b) as Ref; }
   call(name: string, args: Ref[], result: ValType | 'none'): Ref {
-    return this.m.call(name, args, result === 'none' ? binaryen.none : TYPES[result]) as Ref;
+    return this.m.call(name, args, result === 'none' ? Type.none : TYPES[result]) as Ref;
   }
   /** A call of the host's function `name` of module "math" (imported on first use; the runtime provides it). */
   callMath(name: string, args: Ref[], params: readonly ValType[], result: ValType): Ref {
@@ -122,7 +100,7 @@ export class WasmModule {
   callImport(module: string, base: string, args: Ref[], params: readonly ValType[], result: ValType | 'none'): Ref {
     const name = `${module}.${base}`;
     if (!this.imported.has(name)) {
-      this.m.addFunctionImport(name, module, base, binaryen.createType(params.map((t) => TYPES[t])), result === 'none' ? binaryen.none : TYPES[result]);
+      this.m.addFunctionImport(name, module, base, params.map((t) => TYPES[t]), result === 'none' ? Type.none : TYPES[result]);
       this.imported.add(name);
     }
     return this.call(name, args, result);
@@ -142,12 +120,11 @@ export class WasmModule {
   }
 
   addFunction(name: string, params: readonly ValType[], result: ValType | 'none', locals: Locals, body: Ref): void {
-    this.m.addFunction(name, binaryen.createType(params.map((t) => TYPES[t])), result === 'none' ? binaryen.none : TYPES[result], locals.varTypes, body);
-    this.functions.push({ name, locals: locals.varTypes.length });
+    this.m.addFunction(name, params.map((t) => TYPES[t]), result === 'none' ? Type.none : TYPES[result], locals.varTypes, body);
   }
 
   importFunction(name: string, module: string, base: string, params: readonly ValType[], result: ValType): void {
-    this.m.addFunctionImport(name, module, base, binaryen.createType(params.map((t) => TYPES[t])), TYPES[result]);
+    this.m.addFunctionImport(name, module, base, params.map((t) => TYPES[t]), TYPES[result]);
   }
 
   exportFunction(name: string): void {
@@ -162,77 +139,51 @@ export class WasmModule {
   /** memory.copy: n bytes from src to dst (as memmove). */
   memoryCopy(dst: Ref, src: Ref, n: Ref): Ref { return this.m.memory.copy(dst, src, n) as Ref; }
 
-  /**
-   * Validates, optimizes (PASSES) and emits the binary. Throws with binaryen's message when invalid. A function with
-   * more than MAX_OPTIMIZED_LOCALS locals is left to V8's optimizing compiler: binaryen's local passes grow
-   * quadratically with them (a 4,000-line LSTM gradient kernel took longer than 10 minutes).
-   */
-  finish(optimize = true): Uint8Array {
-    return this.finishBoth(optimize, false).binary;
+  /** The binary, validated: an invalid module is a kiln internal error. */
+  finish(): Uint8Array {
+    return this.finishBoth(false).binary;
   }
 
   /**
    * As finish; with `shared` also the same code over an imported shared memory "env"."memory" (for threads: every
    * thread's instance imports the one memory).
    */
-  finishBoth(optimize: boolean, shared: boolean): { binary: Uint8Array; shared?: Uint8Array } {
-    if (!this.m.validate()) throw new Error('wasm: binaryen rejected the generated module');
-    if (optimize) {
-      binaryen.setOptimizeLevel(3);
-      binaryen.setShrinkLevel(0);
-      if (this.functions.every((f) => f.locals <= MAX_OPTIMIZED_LOCALS)) this.m.runPasses(PASSES);
-      else for (const f of this.functions) if (f.locals <= MAX_OPTIMIZED_LOCALS) this.m.runPassesOnFunction(f.name, PASSES);
-    }
-    const binary = this.m.emitBinary();
-    let sharedBinary: Uint8Array | undefined;
-    if (shared) {
-      this.m.addMemoryImport('0', 'env', 'memory');
-      sharedBinary = shareImportedMemory(this.m.emitBinary());
-    }
-    this.m.dispose();
-    return { binary, shared: sharedBinary };
+  finishBoth(shared: boolean): { binary: Uint8Array; shared?: Uint8Array } {
+    const binary = validated(this.m.emitBinary(), this.relaxed);
+    if (!shared) return { binary };
+    this.m.importMemory('env', 'memory', true);
+    return { binary, shared: validated(this.m.emitBinary(), this.relaxed) };
   }
 
-  get ops(): binaryen.Module {
+  get ops(): Module {
     return this.m;
   }
 }
 
-/**
- * The binary with its imported memory declared shared (limits flag 1 -> 3: shared, with a maximum): binaryen.js
- * makes no memory shared once created, and the single-threaded module must not be.
- */
-function shareImportedMemory(bin: Uint8Array): Uint8Array {
-  const out = bin.slice();
-  let p = 8; // magic and version
-  const leb = (): number => {
-    let v = 0, shift = 0, b: number;
-    do {
-      b = out[p++]!;
-      v += (b & 0x7f) * 2 ** shift;
-      shift += 7;
-    } while (b & 0x80);
-    return v;
-  };
-  while (p < out.length) {
-    const id = out[p++]!, size = leb(), end = p + size;
-    if (id === 2) { // imports: module name, field name, kind, description
-      for (let n = leb(); n > 0; n--) {
-        const skip = (): void => { const len = leb(); p += len; }; // (p += leb() would add to p as it was before)
-        skip();
-        skip();
-        const kind = out[p++]!;
-        if (kind === 0) leb(); // function: type index
-        else if (kind === 1) { p++; if (out[p++]! & 1) leb(); leb(); } // table: reftype, limits
-        else if (kind === 2) {
-          if (out[p] !== 1) throw new Error(`wasm: imported memory has limits flag ${out[p]}, expected 1 (with a maximum)`);
-          out[p] = 3;
-          return out;
-        } else if (kind === 3) p += 2; // global: value type, mutability
-        else { p++; leb(); } // tag: attribute, type index
-      }
-    }
-    p = end;
+let relaxedSimd: boolean | undefined;
+
+/** Whether this JavaScript engine takes relaxed SIMD (Node 20 only with --experimental-wasm-relaxed-simd). */
+function hasRelaxedSimd(): boolean {
+  if (relaxedSimd === undefined) {
+    const m = new Module();
+    m.addFunction('f', [Type.v128], Type.v128, [], m.f32x4.relaxed_madd(m.local.get(0, Type.v128), m.local.get(0, Type.v128), m.local.get(0, Type.v128)));
+    relaxedSimd = WebAssembly.validate(m.emitBinary());
   }
-  throw new Error('wasm: the module imports no memory to share');
+  return relaxedSimd;
+}
+
+/**
+ * The binary when WebAssembly takes it; else a kiln internal error with the engine's reason, in one line. A
+ * relaxed-SIMD module goes unchecked where the engine lacks relaxed SIMD (its SIMD128 twin, the same code but for
+ * relaxed_madd, is checked).
+ */
+function validated(bin: Uint8Array<ArrayBuffer>, relaxed: boolean): Uint8Array<ArrayBuffer> {
+  if (WebAssembly.validate(bin) || (relaxed && !hasRelaxedSimd())) return bin;
+  let why = 'no reason given';
+  try {
+    new WebAssembly.Module(bin);
+  } catch (e) {
+    why = (e as Error).message;
+  }
+  throw new Error(`wasm: internal error: kiln wrote an invalid module (${why})`);
 }

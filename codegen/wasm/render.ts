@@ -1,5 +1,5 @@
-// Renders a loop-IR program to a WebAssembly module through binaryen (one function per kernel, `run` calls them).
-import binaryen from 'binaryen';
+// Renders a loop-IR program to a WebAssembly module (one function per kernel, `run` calls them).
+import { Type } from './encoder.js';
 import type { Buffer, Expr, Program, Scalar, Stmt } from '../loop/ir.js';
 import { assigned, independentIterations, pureDecls } from '../loop/analysis.js';
 import { someExpr, walkStmts } from '../loop/visit.js';
@@ -41,7 +41,7 @@ function scalarOfBuffer(b: Buffer): Scalar {
 type Op1 = (w: WasmModule, a: Ref) => Ref;
 type Op2 = (w: WasmModule, a: Ref, b: Ref) => Ref;
 const n = (r: Ref) => r as number;
-/** A binaryen node constructor as a table entry. */
+/** A node constructor as a table entry. */
 const op1 = (f: (m: WasmModule['ops'], a: number) => number): Op1 => (w, a) => f(w.ops, n(a)) as Ref;
 const op2 = (f: (m: WasmModule['ops'], a: number, b: number) => number): Op2 => (w, a, b) => f(w.ops, n(a), n(b)) as Ref;
 /** f32 -> f64, f, then rounded once to f32 */
@@ -175,7 +175,7 @@ class KernelRenderer {
     const block = m.i32.add(this.sum(new Map([...f.terms].map(([v, k]) => [v, k / 4]))) as number, m.i32.const(Math.floor(f.c / 4)));
     return w.valueBlock([
       w.set(words[0]!, w.call('philox_block', [w.i32(e.seed), this.expr(e.counter), block as Ref], 'f32')),
-      ...[1, 2, 3].map((i) => w.set(words[i]!, m.global.get(`philox_word${i}`, binaryen.f32) as Ref)),
+      ...[1, 2, 3].map((i) => w.set(words[i]!, m.global.get(`philox_word${i}`, Type.f32) as Ref)),
       w.get(words[f.c % 4]!, 'f32'),
     ], 'f32');
   }
@@ -417,10 +417,10 @@ export interface WasmModuleArtifact {
 
 /** Renders entry points into one module over the shared memory layout; each entry is an exported function. */
 /**
- * Options: optimize (binaryen -O3, default true); embed, params' initial values as data; threads, also the
+ * Options: embed, params' initial values as data; threads, also the
  * threaded module; relaxed, micro-kernels accumulate with f32x4.relaxed_madd (VectorLoop.madd).
  */
-export function renderWasmModule(entries: readonly WasmEntry[], options: { optimize?: boolean; embed?: ReadonlyMap<string, ArrayLike<number>>; threads?: boolean; relaxed?: boolean } = {}): WasmModuleArtifact {
+export function renderWasmModule(entries: readonly WasmEntry[], options: { embed?: ReadonlyMap<string, ArrayLike<number>>; threads?: boolean; relaxed?: boolean } = {}): WasmModuleArtifact {
   const w = new WasmModule(options.relaxed ?? false);
   addMath(w);
   const layout = layoutModule(entries, options.embed);
@@ -479,13 +479,13 @@ export function renderWasmModule(entries: readonly WasmEntry[], options: { optim
     w.addFunction(e.name, [], 'none', new Locals(), w.block(names.map((n) => w.call(n, [], 'none'))));
     w.exportFunction(e.name);
   }
-  const { binary, shared } = w.finishBoth(options.optimize ?? true, options.threads ?? false);
+  const { binary, shared } = w.finishBoth(options.threads ?? false);
   return { binary, threaded: shared, memoryBytes: pages * 65536, offsets, threads };
 }
 
 /** Renders one program as a module whose exported `run` executes it. */
-export function renderWasm(p: Program, mem: MemoryPlan, options: { optimize?: boolean } = {}): WasmArtifact {
-  const m = renderWasmModule([{ name: 'run', program: p, memory: mem }], options);
+export function renderWasm(p: Program, mem: MemoryPlan): WasmArtifact {
+  const m = renderWasmModule([{ name: 'run', program: p, memory: mem }]);
   return { binary: m.binary, layout: { memoryBytes: m.memoryBytes, arenaOffset: ALIGN, arenaBytes: mem.arenaBytes, offsets: m.offsets['run']! }, threads: m.threads };
 }
 
@@ -501,7 +501,7 @@ const F32X4: { unary: Record<(typeof F32X4_UNARY)[number], (m: M, a: number) => 
     // at least 2 x 24 + 2) rounded again to 24 bits is the correctly rounded f32 quotient (Figueroa's double rounding)
     recip: (m, a) => m.f32x4.div(m.f32x4.splat(m.f32.const(1)), a),
     // math.ts: expf's and tanhf's steps on f64x2 halves
-    exp: (m, a) => m.call('expf4', [a], binaryen.v128), tanh: (m, a) => m.call('tanhf4', [a], binaryen.v128),
+    exp: (m, a) => m.call('expf4', [a], Type.v128), tanh: (m, a) => m.call('tanhf4', [a], Type.v128),
   },
   binary: {
     add: (m, a, b) => m.f32x4.add(a, b), sub: (m, a, b) => m.f32x4.sub(a, b), mul: (m, a, b) => m.f32x4.mul(a, b),

@@ -32,10 +32,9 @@ export function compileWasm(o: TargetOptions): string[] {
   const module = renderWasmModule(compiled.map(({ e, c }) => ({ name: e.name, program: c.program, memory: c.memory })), {
     embed: o.embedWeights ? new Map(o.weights.map((w) => [w.name, w.data])) : undefined, threads: true,
   });
-  // the same code with relaxed_madd in its micro-kernels (same layout: rendering decides no memory), left to V8's
-  // optimizing compiler: binaryen -O3 cost 250 ms of the seed MLP's compile and measured no faster at run time
+  // the same code with relaxed_madd in its micro-kernels (same layout: rendering decides no memory)
   const relaxed = renderWasmModule(compiled.map(({ e, c }) => ({ name: e.name, program: c.program, memory: c.memory })), {
-    embed: o.embedWeights ? new Map(o.weights.map((w) => [w.name, w.data])) : undefined, threads: true, relaxed: true, optimize: false,
+    embed: o.embedWeights ? new Map(o.weights.map((w) => [w.name, w.data])) : undefined, threads: true, relaxed: true,
   });
   const layouts = Object.fromEntries(compiled.map(({ e, c }) => [e.name, entryLayout(c.program, module.offsets[e.name]!)]));
   const manifest = manifestOf('wasm', compiled, o.weights, {
