@@ -11,6 +11,7 @@ import { gridThreads, parallelChain } from '../gpu.js';
 import type { TargetCaps } from '../schedule.js';
 import type { Recipe } from './index.js';
 import { bind } from './bind.js';
+import { convsAsMatmuls } from './gpu_conv.js';
 import { finishMatmul, matmulTops, renameMatmuls, tileMatmul } from './gpu_matmul.js';
 import { fuse } from './fuse.js';
 import { treeParts } from './gpu_reduce.js';
@@ -28,15 +29,17 @@ export const gpuGrid: Recipe = {
     if (!g) return;
     // matmul nests tiled first (gpu_matmul.ts), up to the binding: their blocks and threads join the grid's bind
     // (its steps are reported as gpu-matmul's)
-    const asMatmul = <T>(f: () => T): T => {
+    const asMatmul = <T>(f: () => T, name = 'gpu-matmul'): T => {
       const recipe = s.recipe;
-      s.recipe = 'gpu-matmul';
+      s.recipe = name;
       try {
         return f();
       } finally {
         s.recipe = recipe;
       }
     };
+    // conv nests as matmul nests first (implicit GEMM, gpu_conv.ts), tiled with the matmuls
+    asMatmul(() => convsAsMatmuls(s), 'gpu-conv');
     const tiled = asMatmul(() => matmulTops(s.body).map((top) => tileMatmul(s, top, g)));
     const mine = new Set(tiled.map((t) => t.blocks[0]!));
     const body = s.body, pure = pureDecls(body);
