@@ -16,6 +16,7 @@ import { fuse } from './fuse.js';
 import { dropUnitLoops, simplifyIndices } from './cleanup.js';
 import { addUnitLoop, expand, renumberNests, scaleDecl } from './gpu_loops.js';
 import { hoist } from './hoist.js';
+import { merge } from './merge.js';
 import { pad } from './pad.js';
 import { unroll } from './kinds.js';
 import { type For, affineOf, readsOf, varsOf } from './loops.js';
@@ -283,16 +284,22 @@ export function finishMatmul(s: Schedule, t: TiledMatmul): void {
     // the decoded row index before the column index, as lower.ts declared them
     s.apply(fuse, { loops: order, name: e, decls: rowsFirst ? [r1, r0] : [r0, r1], outerMod: false, elide: true });
     s.apply(distribute, { loop: e, threads: T, outer: w, inner: r });
-    return w;
+    return [w, r] as const;
   };
   // both tiles are stored k-major: As[kk*bm + i], Bs[kk*bn + j] (a row padded to bm + 1 where staged along k)
   // a thread's row and column: decoded decls, or (one column of threads) the thread index itself and 0
   const TX = bn / tn;
-  const tA = stage(opA, [[kk], [TX === 1 ? t2 : ti2, m2]], t.aAlongK, f('As'), true, 'a', t.tiles.bm);
-  const tB = stage(opB, [[kk], [tj2, n2]], t.bAlongK, f('Bs'), false, 'b', bn);
-  // a guarded update's condition, a tile beside A's (read once per row and step, as A's value)
-  const tC = t.cond ? [stage(t.cond, [[kk], [TX === 1 ? t2 : ti2, m2]], t.aAlongK, f('Cs'), true, 'c', t.tiles.bm)] : [];
-  s.apply(bind, { blocks: [], threads: [tA, tB, ...tC] });
+  const rows = [[kk], [TX === 1 ? t2 : ti2, m2]];
+  const [tA, rA] = stage(opA, rows, t.aAlongK, f('As'), true, 'a', t.tiles.bm);
+  // a guarded update's condition: a tile beside A's (read once per row and step, as A's value), filled by the same
+  // loops from the same index arithmetic (merged)
+  if (t.cond) {
+    const [tC, rC] = stage(t.cond, rows, t.aAlongK, f('Cs'), true, 'c', t.tiles.bm);
+    s.apply(merge, { loops: [tA, tC] });
+    s.apply(merge, { loops: [rA, rC] });
+  }
+  const [tB] = stage(opB, [[kk], [tj2, n2]], t.bAlongK, f('Bs'), false, 'b', bn);
+  s.apply(bind, { blocks: [], threads: [tA, tB] });
   // a thread's first row and column in the tile, computed once (ti*tm, tj*tn)
   for (const [d, by] of [[ti2, tm], [tj2, tn], [ti3, tm], [tj3, tn]] as const) if (by > 1 && declaredIn(s.body, d)) s.apply(scaleDecl, { decl: d, by });
   // each thread's step: B's tn values loaded once, reused by its tm rows
