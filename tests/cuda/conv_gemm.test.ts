@@ -1,28 +1,114 @@
-// Implicit-GEMM convs on the GPU schedule (schedules/gpu_conv.ts, flatten.ts): a conv nest becomes a tiled matmul
-// nest (register tiles, A's im2col tile, the taps' conditions and B's tile in shared memory); the loop interpreter
-// (both orders) and the emulated CUDA build equal the graph interpreter bit for bit.
-import { describe, expect, it } from 'vitest';
-import { CUDA_CAPS } from '../../codegen/cuda/target.js';
+// Implicit-GEMM convs on the GPU schedule (schedules/gpu_conv.ts, flatten.ts, merge.ts): a conv nest (forward, and
+// the data gradient of a training step) is tiled as a matmul (register tiles, the input's im2col tile and the taps'
+// conditions in shared memory beside the kernel's tile); the loop interpreter (both orders) and the emulated CUDA
+// build equal the graph interpreter bit for bit, a tap outside the input still adding nothing (an infinite weight
+// there gives no NaN).
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CUDA_CAPS, compileCuda } from '../../codegen/cuda/target.js';
+import { runProgram } from '../../codegen/loop/interpreter.js';
+import type { Program } from '../../codegen/loop/ir.js';
 import { printProgram } from '../../codegen/loop/printer.js';
 import { schedule } from '../../codegen/loop/schedules/index.js';
+import * as keras from '../../frontend/index.js';
+import { compileModel, traceTrainStep } from '../../frontend/models/training.js';
+import { type Graph, updatesAsOutputs } from '../../ir/graph.js';
+import { interpret } from '../../ir/interpreter.js';
 import { parseGraph } from '../../ir/parser.js';
-import { cudaLowered, expectMatchesGraph } from '../loop/schedules/gpu_helpers.js';
+import { cudaLowered, expectMatchesGraph, kernelText } from '../loop/schedules/gpu_helpers.js';
+import { runMain, weightsOf } from '../native.js';
+import { differences } from '../passes/differential.js';
 
-const convGraph = (n: number, h: number, c: number, co: number, k: number, pad: number, stride = 1) => {
-  const oh = Math.floor((h + 2 * pad - k) / stride) + 1;
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'kiln-convgemm-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+interface Conv { n: number; h: number; c: number; co: number; k: number; pad?: number; stride?: number; dilation?: number; groups?: number; relu?: boolean }
+
+/** y = conv(x, w) [+ b, relu], NHWC. */
+function convGraph(s: Conv): Graph {
+  const { n, h, c, co, k } = s, pad = s.pad ?? 0, st = s.stride ?? 1, dil = s.dilation ?? 1, groups = s.groups ?? 1;
+  const oh = Math.floor((h + 2 * pad - dil * (k - 1) - 1) / st) + 1, out = `f32[${n},${oh},${oh},${co}]`;
+  const relu = s.relu ? `
+  %3 = param {name="b"} : f32[${co}]
+  %4 = broadcast %3 {shape=[${n}, ${oh}, ${oh}, ${co}]} : ${out}
+  %5 = add %2, %4 : ${out}
+  %6 = const {value=[0.0]} : f32[]
+  %7 = broadcast %6 {shape=[${n}, ${oh}, ${oh}, ${co}]} : ${out}
+  %8 = max %5, %7 : ${out}
+  output "y" = %8` : '\n  output "y" = %2';
   return parseGraph(`graph @c {
   %0 = input {name="x"} : f32[${n},${h},${h},${c}]
-  %1 = param {name="w"} : f32[${k},${k},${c},${co}]
-  %2 = conv %0, %1 {dilation=[1, 1], groups=1, lhsDilation=[1, 1], padding=[[${pad}, ${pad}], [${pad}, ${pad}]], strides=[${stride}, ${stride}]} : f32[${n},${oh},${oh},${co}]
-  output "y" = %2
+  %1 = param {name="w"} : f32[${k},${k},${c / groups},${co}]
+  %2 = conv %0, %1 {dilation=[${dil}, ${dil}], groups=${groups}, lhsDilation=[1, 1], padding=[[${pad}, ${pad}], [${pad}, ${pad}]], strides=[${st}, ${st}]} : ${out}${relu}
 }`);
+}
+
+const scheduled = (g: Graph): Program => schedule(cudaLowered(g), CUDA_CAPS);
+/** Whether kernel k runs as a tiled matmul: a register tile, A's and B's shared tiles and the taps' conditions'. */
+const tiled = (p: Program, k = 0) => {
+  const t = kernelText(p, k);
+  return /local \w+: f32\[\d+\] register/.test(t) && (t.match(/local \w+: f32\[\d+\] shared/g) ?? []).length === 2 && /local \w+: bool\[\d+\] shared/.test(t);
 };
 
-describe('implicit-GEMM conv', () => {
-  it('a 3x3 same conv is tiled and bit for bit', () => {
-    const g = convGraph(2, 6, 3, 8, 3, 1);
-    const p = schedule(cudaLowered(g), CUDA_CAPS);
-    console.log(printProgram(p));
+describe('convs as implicit GEMM on the GPU schedule', () => {
+  it.each<[string, Conv]>([
+    ['3x3 same, bias and relu', { n: 2, h: 6, c: 3, co: 8, k: 3, pad: 1, relu: true }],
+    ['3x3 valid, 10 channels (N padded)', { n: 4, h: 12, c: 4, co: 10, k: 3 }],
+    ['stride 2', { n: 4, h: 17, c: 2, co: 8, k: 3, pad: 1, stride: 2 }],
+    ['dilation 2', { n: 1, h: 9, c: 3, co: 6, k: 3, pad: 2, dilation: 2 }],
+    ['5x5, one input channel', { n: 4, h: 8, c: 1, co: 16, k: 5, pad: 2 }],
+  ])('%s: tiled, bit for bit in both loop orders', (_, spec) => {
+    const g = convGraph(spec), p = scheduled(g);
+    expect(tiled(p), printProgram(p)).toBe(true);
     expectMatchesGraph(g, p);
   });
+
+  it('a grouped conv (the input channel read depends on the output channel) keeps its direct loops, bit for bit', () => {
+    const g = convGraph({ n: 2, h: 5, c: 4, co: 4, k: 3, pad: 1, groups: 2 }), p = scheduled(g);
+    expect(tiled(p)).toBe(false);
+    expectMatchesGraph(g, p);
+  });
+
+  it('a tap outside the input adds nothing: an infinite weight there leaves the edge outputs finite', () => {
+    const g = convGraph({ n: 4, h: 10, c: 2, co: 8, k: 3, pad: 1 }), p = scheduled(g);
+    expect(tiled(p)).toBe(true);
+    const x = Float32Array.from({ length: 800 }, (_, i) => 0.5 + (i % 7) / 8);
+    const w = Float32Array.from({ length: 144 }, (_, i) => (i % 5) / 4 - 0.5);
+    w[0] = Infinity; // tap (0, 0), channel 0, output channel 0: outside the input for the first row and column
+    const ref = interpret(g, { x }, { w });
+    const y = ref.outputs.get('y')!.data;
+    expect(Number.isFinite(y[0]!) && !Number.isFinite(y[(10 + 1) * 8]!)).toBe(true);
+    for (const reverse of [false, true]) expect(differences(ref, runProgram(p, { x }, { w }, { reverse }))).toEqual([]);
+  });
+
+  it('a CNN training step: the forward convs and the data gradient are tiled, every update bit for bit', () => {
+    keras.utils.setRandomSeed(3);
+    const model = keras.Sequential([
+      keras.layers.Conv2D(4, 3, { activation: 'relu', padding: 'same', inputShape: [8, 8, 2] }),
+      keras.layers.Conv2D(6, 3, { activation: 'relu' }),
+      keras.layers.GlobalAveragePooling2D(),
+      keras.layers.Dense(3, { activation: 'softmax' }),
+    ]);
+    const c = compileModel(model, { optimizer: 'adam', loss: 'sparse_categorical_crossentropy' });
+    const g = updatesAsOutputs(traceTrainStep(model, c, [[4, 8, 8, 2]], [[4]]).graph), p = scheduled(g);
+    // the two forward convs and the second conv's data gradient
+    expect(p.kernels.filter((_, k) => tiled(p, k)).length, printProgram(p)).toBe(3);
+    expectMatchesGraph(g, p);
+  });
+
+  it('the emulated CUDA build equals the interpreter bit for bit (bias, relu, padded N, an infinite weight)', () => {
+    const g = convGraph({ n: 3, h: 10, c: 3, co: 10, k: 3, pad: 1, relu: true });
+    const x = Float32Array.from({ length: 900 }, (_, i) => Math.sin(i * 0.37) * 2);
+    const w = Float32Array.from({ length: 270 }, (_, i) => Math.cos(i * 0.11) / 3);
+    const b = Float32Array.from({ length: 10 }, (_, i) => i / 10 - 0.5);
+    w[1] = Infinity;
+    const dir = path.join(tmp, 'emu');
+    compileCuda({ outDir: dir, entries: [{ name: 'predict', graph: g, batchSize: 3 }], weights: weightsOf(g, { w, b }), nvcc: false });
+    expect(readFileSync(path.join(dir, 'model.cu'), 'utf8')).toMatch(/KILN_SHARED\(int, Cs\d+, /);
+    const got = runMain(path.join(dir, 'model_main_emu'), dir, g, { x }).get('y')!, want = interpret(g, { x }, { w, b }).outputs.get('y')!.data;
+    expect(want.some((v) => Number.isNaN(v))).toBe(true);
+    expect(Array.from(got)).toEqual(Array.from(want));
+  }, 120_000);
 });
