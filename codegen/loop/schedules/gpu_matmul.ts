@@ -17,6 +17,7 @@ import { dropUnitLoops, simplifyIndices } from './cleanup.js';
 import { addUnitLoop, expand, renumberNests, scaleDecl } from './gpu_loops.js';
 import { hoist } from './hoist.js';
 import { merge } from './merge.js';
+import { dropDeadDecls } from './dead_decls.js';
 import { pad } from './pad.js';
 import { unroll } from './kinds.js';
 import { type For, affineOf, readsOf, varsOf } from './loops.js';
@@ -299,6 +300,8 @@ export function finishMatmul(s: Schedule, t: TiledMatmul): void {
     s.apply(merge, { loops: [rA, rC] });
   }
   const [tB] = stage(opB, [[kk], [tj2, n2]], t.bAlongK, f('Bs'), false, 'b', bn);
+  // copies of decls a staged value was computed from that nothing reads now (a conv's flipped kernel index)
+  s.try(dropDeadDecls, { loop: t.blocks[0]! });
   s.apply(bind, { blocks: [], threads: [tA, tB] });
   // a thread's first row and column in the tile, computed once (ti*tm, tj*tn)
   for (const [d, by] of [[ti2, tm], [tj2, tn], [ti3, tm], [tj3, tn]] as const) if (by > 1 && declaredIn(s.body, d)) s.apply(scaleDecl, { decl: d, by });

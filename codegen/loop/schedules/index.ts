@@ -70,6 +70,7 @@ export { rfactor } from './rfactor.js';
 export { pad } from './pad.js';
 export { flatten } from './flatten.js';
 export { merge } from './merge.js';
+export { dropDeadDecls } from './dead_decls.js';
 export { convsAsMatmuls } from './gpu_conv.js';
 export { pairDot } from './pair_dot.js';
 export { gpuGrid } from './gpu_grid.js';
@@ -82,7 +83,7 @@ export const SCHEDULE_STEPS: readonly string[] = [
   'split', 'reorder', 'tile', 'fission', 'cacheWrite', 'accumulateInto', 'liftLocal', 'cacheRead', 'hoist', 'pack',
   'unroll', 'vectorize', 'fold', 'parallel', 'fuse', 'launch', 'sinkDecls', 'bind', 'dropUnitLoops', 'simplify', 'renumber',
   'addUnitLoop', 'expand', 'scaleDecl', 'renumberNests', 'computeAt', 'privatize', 'cacheShared', 'distribute', 'rfactor', 'treeThreads', 'pad',
-  'warpTree', 'pairDot', 'flatten', 'merge',
+  'warpTree', 'pairDot', 'flatten', 'merge', 'dropDeadDecls',
 ];
 
 /** A schedule recipe: applies primitives to the nests of a kernel it fits (and leaves the others alone). */
