@@ -4,8 +4,9 @@
 // thread. Other top-level code (a whole-tensor reduction, a row cached outside every loop) runs as a launch of one
 // thread, in order. Launches a recipe made already (top-level block loops) are kept. Matmul nests get shared-memory
 // tiles (gpu_matmul.ts): tiled before, bound with the launches (one bind: a kernel's top level is all launches or
-// none), staged in shared memory after; conv nests are flattened into matmul nests first (gpu_conv.ts: implicit GEMM). A nest whose rows hold reduction trees gets one-thread blocks, one row
-// each: gpu_reduce.ts then spreads each tree over the block's threads.
+// none), staged in shared memory after; conv nests are flattened into matmul nests first (gpu_conv.ts: implicit
+// GEMM). A nest whose rows hold reduction trees gets one-thread blocks, one row each: gpu_reduce.ts then spreads
+// each tree over the block's threads.
 import { independentIterations, pureDecls, work } from '../analysis.js';
 import { gridThreads, parallelChain } from '../gpu.js';
 import type { TargetCaps } from '../schedule.js';
