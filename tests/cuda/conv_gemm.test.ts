@@ -11,7 +11,8 @@ import { CUDA_CAPS, compileCuda } from '../../codegen/cuda/target.js';
 import { runProgram } from '../../codegen/loop/interpreter.js';
 import type { Program } from '../../codegen/loop/ir.js';
 import { printProgram } from '../../codegen/loop/printer.js';
-import { schedule } from '../../codegen/loop/schedules/index.js';
+import { E, S } from '../../codegen/loop/ir.js';
+import { dropDeadDecls, flatten, merge, schedule } from '../../codegen/loop/schedules/index.js';
 import * as keras from '../../frontend/index.js';
 import { compileModel, traceTrainStep } from '../../frontend/models/training.js';
 import { type Graph, updatesAsOutputs } from '../../ir/graph.js';
@@ -19,6 +20,7 @@ import { interpret } from '../../ir/interpreter.js';
 import { parseGraph } from '../../ir/parser.js';
 import { cudaLowered, expectMatchesGraph, kernelText } from '../loop/schedules/gpu_helpers.js';
 import { runMain, weightsOf } from '../native.js';
+import { expectSame, f32, load, matmulProgram, program, sched, text, v } from '../loop/schedules/helpers.js';
 import { differences } from '../passes/differential.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'kiln-convgemm-'));
@@ -111,4 +113,44 @@ describe('convs as implicit GEMM on the GPU schedule', () => {
     expect(want.some((v) => Number.isNaN(v))).toBe(true);
     expect(Array.from(got)).toEqual(Array.from(want));
   }, 120_000);
+});
+
+describe('the primitives implicit GEMM adds', () => {
+  it('flatten: a row-major index becomes the flat variable, another use a digit; same results', () => {
+    const p = matmulProgram(6, 4, 5), s = sched(p);
+    s.apply(flatten, { loops: ['i', 'j'], name: 'f' });
+    // out[i*4 + j] -> out[f]; a[i*5 + k] -> a[f // 4 * 5 + k]; b[k*4 + j] -> b[k*4 + f % 4]
+    expect(text(s)).toMatch(/out\[f\] = /);
+    expect(text(s)).toMatch(/a\[f \/\/ 4 \* 5 \+ k\]/);
+    expectSame(p, s.program);
+    expect(sched(p).check(flatten, { loops: ['i', 'j'], name: 'k' })).toBe("'k' is declared in the kernel already");
+    expect(sched(p).check(flatten, { loops: ['j', 'k'], name: 'f' })).toMatch(/not perfectly nested/);
+  });
+
+  it('merge: sibling loops fuse and a repeated decl is read once; loops that share a written array do not merge', () => {
+    const body = (w: string, out: string, from: string) => S.for(w, 8, [
+      S.decl(`e${w}`, 'i32', E.binary('min', E.mul(v(w), E.i32(3)), E.i32(20))),
+      S.store(out, v(w), E.binary('add', load(from, v(`e${w}`), 'f32'), E.f32(1))),
+    ]);
+    const p = program([f32('x', 24, 'input'), f32('y', 8, 'output'), f32('z', 8, 'output')], [body('a', 'y', 'x'), body('b', 'z', 'x')]);
+    const s = sched(p);
+    s.apply(merge, { loops: ['a', 'b'] });
+    expect(text(s).match(/decl/g)?.length).toBe(1);
+    expectSame(p, s.program);
+    const q = program([f32('x', 24, 'input'), f32('y', 8, 'output')], [body('a', 'y', 'x'), body('b', 'y', 'x')]);
+    expect(sched(q).check(merge, { loops: ['a', 'b'] })).toBe("both loops access 'y', which one writes");
+  });
+
+  it('dropDeadDecls: a decl nothing reads goes, with the decls only it read', () => {
+    const p = program([f32('x', 8, 'input'), f32('y', 8, 'output')], [S.for('i', 8, [
+      S.decl('d0', 'i32', E.add(v('i'), E.i32(1))),
+      S.decl('d1', 'f32', load('x', E.binary('min', v('d0'), E.i32(7)), 'f32')),
+      S.store('y', v('i'), load('x', v('i'), 'f32')),
+    ])]);
+    const s = sched(p);
+    s.apply(dropDeadDecls, { loop: 'i' });
+    expect(text(s)).not.toMatch(/decl/);
+    expectSame(p, s.program);
+    expect(s.check(dropDeadDecls, { loop: 'i' })).toBe("no dead decl in loop 'i'");
+  });
 });

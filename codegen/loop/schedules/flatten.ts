@@ -5,7 +5,7 @@
 // f (`f // 12 % 12`). A conv's output positions and window taps so read as a matmul's rows and steps (gpu_conv.ts)
 // with the row-major stores a matmul nest has.
 import { E, type Expr, S, type Stmt } from '../ir.js';
-import { affineOf, chain, replaceLoop } from './loops.js';
+import { affineOf, chain, declaredNames, replaceLoop } from './loops.js';
 import { primitive } from './primitive.js';
 import { mapChildren, mapStmtExprs, mapStmts } from '../visit.js';
 
@@ -51,6 +51,8 @@ export const flatten = primitive<FlattenArgs>({
       const c = chain(k.body, a.loops[0]!, a.loops[a.loops.length - 1]!);
       if (c.length !== a.loops.length || c.some((l, i) => l.v !== a.loops[i])) return `loops ${a.loops.join(', ')} are not one perfect nest in this order`;
       if (c.some((l) => l.kind !== 'serial')) return 'only serial loops flatten';
+      // the flat loop may take a flattened loop's name (that loop is gone), no other
+      if (!a.loops.includes(a.name) && declaredNames(k.body).has(a.name)) return `'${a.name}' is declared in the kernel already`;
     } catch (e) {
       return (e as Error).message;
     }
