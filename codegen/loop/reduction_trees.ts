@@ -2,7 +2,7 @@
 // its W partials can run on a block's threads and combine in a fixed order every evaluator follows (CPU targets
 // never run this pass: their artifacts keep the serial order). Contractions too: a conv's or matmul's long sum
 // with few outputs (weight gradients: the sum runs over the batch) gets a tree where the cost model finds it
-// cheaper than a thread per output (conv) or shared-memory tiles (matmul).
+// cheaper than shared-memory tiles (matmul, and a conv as implicit GEMM) or a thread per output (a grouped conv).
 import { type Graph, type Node, rebuild, topoSort } from '../../ir/graph.js';
 import { GroupOp, isReduceOp, attrsOf } from '../../ir/ops.js';
 import { sizeOf } from '../../ir/types.js';
@@ -28,9 +28,14 @@ function contractionTree(n: Node, gpu: GpuCaps): number {
   if (n.type.dtype !== 'float32') return 1;
   const rows = sizeOf(n.type.shape);
   if (n.op === 'conv') {
-    if (attrsOf(n, 'conv').tree !== undefined) return 1;
-    const ks = n.src[1]!.type.shape, len = sizeOf(ks.slice(0, ks.length - 1));
-    return rows > 0 && len > 0 ? reductionTree(rows, len, gpu) : 1;
+    const { tree, groups, lhsDilation } = attrsOf(n, 'conv');
+    if (tree !== undefined) return 1;
+    const ks = n.src[1]!.type.shape, len = sizeOf(ks.slice(0, ks.length - 1)), co = n.type.shape[n.type.shape.length - 1]!;
+    const W = rows > 0 && len > 0 ? reductionTree(rows, len, gpu) : 1;
+    // an ungrouped conv is otherwise a tiled matmul of M = rows / co, N = co, K = len (implicit GEMM, gpu_conv.ts)
+    const gemm = groups === 1 && lhsDilation.every((d) => d === 1);
+    const M = rows / co;
+    return W > 1 && (!gemm || reductionCycles(rows, len, W, gpu) < LAUNCH_CYCLES + matmulCycles(M, co, len, 1, matmulTiles(M, co, len, 1, gpu), gpu)) ? W : 1;
   }
   if (n.op !== 'matmul' || attrsOf(n, 'matmul').tree !== undefined) return 1;
   const as = n.src[0]!.type.shape, r = as.length, K = as[r - 1]!, M = as[r - 2]!, N = n.type.shape[r - 1]!;

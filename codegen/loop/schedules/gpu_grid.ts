@@ -4,13 +4,15 @@
 // thread. Other top-level code (a whole-tensor reduction, a row cached outside every loop) runs as a launch of one
 // thread, in order. Launches a recipe made already (top-level block loops) are kept. Matmul nests get shared-memory
 // tiles (gpu_matmul.ts): tiled before, bound with the launches (one bind: a kernel's top level is all launches or
-// none), staged in shared memory after. A nest whose rows hold reduction trees gets one-thread blocks, one row
-// each: gpu_reduce.ts then spreads each tree over the block's threads.
+// none), staged in shared memory after; conv nests are flattened into matmul nests first (gpu_conv.ts: implicit
+// GEMM). A nest whose rows hold reduction trees gets one-thread blocks, one row each: gpu_reduce.ts then spreads
+// each tree over the block's threads.
 import { independentIterations, pureDecls, work } from '../analysis.js';
 import { gridThreads, parallelChain } from '../gpu.js';
 import type { TargetCaps } from '../schedule.js';
 import type { Recipe } from './index.js';
 import { bind } from './bind.js';
+import { convsAsMatmuls } from './gpu_conv.js';
 import { finishMatmul, matmulTops, renameMatmuls, tileMatmul } from './gpu_matmul.js';
 import { fuse } from './fuse.js';
 import { treeParts } from './gpu_reduce.js';
@@ -28,15 +30,17 @@ export const gpuGrid: Recipe = {
     if (!g) return;
     // matmul nests tiled first (gpu_matmul.ts), up to the binding: their blocks and threads join the grid's bind
     // (its steps are reported as gpu-matmul's)
-    const asMatmul = <T>(f: () => T): T => {
+    const asMatmul = <T>(f: () => T, name = 'gpu-matmul'): T => {
       const recipe = s.recipe;
-      s.recipe = 'gpu-matmul';
+      s.recipe = name;
       try {
         return f();
       } finally {
         s.recipe = recipe;
       }
     };
+    // conv nests as matmul nests first (implicit GEMM, gpu_conv.ts), tiled with the matmuls
+    asMatmul(() => convsAsMatmuls(s), 'gpu-conv');
     const tiled = asMatmul(() => matmulTops(s.body).map((top) => tileMatmul(s, top, g)));
     const mine = new Set(tiled.map((t) => t.blocks[0]!));
     const body = s.body, pure = pureDecls(body);

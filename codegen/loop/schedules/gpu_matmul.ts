@@ -16,6 +16,8 @@ import { fuse } from './fuse.js';
 import { dropUnitLoops, simplifyIndices } from './cleanup.js';
 import { addUnitLoop, expand, renumberNests, scaleDecl } from './gpu_loops.js';
 import { hoist } from './hoist.js';
+import { merge } from './merge.js';
+import { dropDeadDecls } from './dead_decls.js';
 import { pad } from './pad.js';
 import { unroll } from './kinds.js';
 import { type For, affineOf, readsOf, varsOf } from './loops.js';
@@ -41,6 +43,11 @@ export interface MatmulNest {
   /** whether A's and B's tiles are staged with consecutive threads along k (where the operand is contiguous) */
   readonly aAlongK: boolean;
   readonly bAlongK: boolean;
+  /**
+   * the decl of a guarded update's condition (`acc = select(c, acc + a*b, acc)`: a conv's taps outside the input
+   * add nothing, gpu_conv.ts), computed from A's side like A's value, or absent
+   */
+  readonly cond?: string;
 }
 
 const isVar = (e: Expr, name: string) => e.k === 'var' && e.name === name;
@@ -125,7 +132,9 @@ export function matmulNest(top: For, outside: ReadonlySet<string> = new Set(), l
   if (loop && (loop.kind !== 'serial' || step.some((s) => s.k === 'for'))) return undefined;
   const u = step[step.length - 1];
   if (u?.k !== 'assign' || u.name !== d.name || !step.slice(0, -1).every((s) => s.k === 'decl')) return undefined;
-  const v = u.value;
+  // a guarded update: the sum skips the step where the condition is false
+  const guard = u.value.k === 'select' && u.value.c.k === 'var' && isVar(u.value.b, d.name) ? u.value.c.name : undefined;
+  const v = guard && u.value.k === 'select' ? u.value.a : u.value;
   if (v.k !== 'binary' || v.op !== 'add' || !isVar(v.a, d.name) || v.b.k !== 'binary' || v.b.op !== 'mul' || v.b.a.k !== 'var' || v.b.b.k !== 'var') return undefined;
   let [a, b] = [v.b.a.name, v.b.b.name];
   const ca = closure(step, a), cb = closure(step, b);
@@ -137,6 +146,8 @@ export function matmulNest(top: For, outside: ReadonlySet<string> = new Set(), l
     [a, b] = [b, a];
   }
   const [cA, cB] = a === v.b.a.name ? [ca, cb] : [cb, ca];
+  // the condition is staged with A (it must not vary along j) and read nothing B's side computes
+  if (guard && (!closure(step, guard).has(guard) || uses(closure(step, guard), j.v))) return undefined;
   // the epilogue: decls and stores only (a padded tail's stores guarded), at the row-major index of the nest's full shape
   const epi = body.slice(updateAt + 1);
   const guarded = (s: Stmt): Stmt[] | undefined => (s.k === 'store' ? [s] : s.k !== 'if' ? undefined : s.body.every((x) => guarded(x)) ? s.body.flatMap((x) => guarded(x)!) : undefined);
@@ -161,7 +172,7 @@ export function matmulNest(top: For, outside: ReadonlySet<string> = new Set(), l
   return {
     batch: chain.slice(0, -2), i, j, acc: d.name, ...(loop ? { k: loop } : {}), K: loop?.extent ?? 1, a, b, aFirst: a === v.b.a.name,
     // as lower.ts chose: along k for A and along j for B, unless the operand is transposed (contiguous the other way)
-    aAlongK: !(strideOrder(step, cA, kv, i.v) > 0), bAlongK: strideOrder(step, cB, kv, j.v) < 0,
+    aAlongK: !(strideOrder(step, cA, kv, i.v) > 0), bAlongK: strideOrder(step, cB, kv, j.v) < 0, ...(guard ? { cond: guard } : {}),
   };
 }
 
@@ -176,6 +187,8 @@ export interface TiledMatmul {
   readonly names: Readonly<Record<'gi' | 'gj' | 'mi' | 'ni' | 'C' | 'n2' | 'n3' | 'm2' | 'm3' | 'ti2' | 'tj2' | 'ti3' | 'tj3' | 'k0' | 'kk' | 't2' | 'opA' | 'opB', string>>;
   readonly aAlongK: boolean;
   readonly bAlongK: boolean;
+  /** a guarded update's condition, as the step reads it (staged beside A's tile) */
+  readonly cond?: string;
 }
 
 /**
@@ -189,7 +202,8 @@ export function tileMatmul(s: Schedule, top: string, g: GpuCaps, tiles?: MatmulT
   const from = Number(/\d+$/.exec(top)?.[0] ?? 0);
   // K padded to the step's multiple where both operands are computed in the step (zeroed past K: pad.ts); M and N
   // padded too (stores guarded by `v < n`; reorder reads the guards, so an update in place `p = p + x @ w` pads too)
-  const padK = !!m.k && [m.a, m.b].every((x) => m.k!.body.some((d) => d.k === 'decl' && d.name === x));
+  // (a guarded update's steps are not padded: pad zeroes operands, not conditions)
+  const padK = !!m.k && !m.cond && [m.a, m.b].every((x) => m.k!.body.some((d) => d.k === 'decl' && d.name === x));
   const chosen = tiles ?? paddedTiles(m.i.extent, m.j.extent, m.K, m.batch.reduce((n, l) => n * l.extent, 1), g, padK);
   if (m.k && m.K % chosen.bk) s.apply(pad, { loop: m.k.v, to: Math.ceil(m.K / chosen.bk) * chosen.bk, zero: [m.a, m.b] });
   if (m.i.extent % chosen.bm) s.apply(pad, { loop: m.i.v, to: Math.ceil(m.i.extent / chosen.bm) * chosen.bm });
@@ -235,12 +249,15 @@ export function tileMatmul(s: Schedule, top: string, g: GpuCaps, tiles?: MatmulT
   if (readers.length) s.apply(computeAt, { decls: pure, loops: readers, place: 'use' });
   // the operands' names now (a scalar operand computed in is a copy, renamed where the kernel still reads it)
   const update = findFor(s.body, n2).body.find((x): x is Extract<Stmt, { k: 'store' }> => x.k === 'store' && x.buf === C)!;
-  const prod = (update.value as { b: { a: { name: string }; b: { name: string } } }).b;
+  type Update = { b: { a: { name: string }; b: { name: string } } };
+  const guarded = update.value.k === 'select' ? update.value : undefined;
+  const prod = ((guarded ? guarded.a : update.value) as Update).b;
   const [opA, opB] = m.aFirst ? [prod.a.name, prod.b.name] : [prod.b.name, prod.a.name];
   s.apply(hoist, { loop: n2 });
   return {
     blocks: [...m.batch.map((l) => l.v), gi, gj], threads: [t1, t2, t3], from, batch: m.batch.map((l) => l.v), tiles: chosen,
     names: { gi, gj, mi, ni, C, n2, n3, m2, m3, ti2, tj2, ti3, tj3, k0, kk, t2, opA, opB }, aAlongK: m.aAlongK, bAlongK: m.bAlongK,
+    ...(guarded?.c.k === 'var' ? { cond: guarded.c.name } : {}),
   };
 }
 
@@ -268,13 +285,23 @@ export function finishMatmul(s: Schedule, t: TiledMatmul): void {
     // the decoded row index before the column index, as lower.ts declared them
     s.apply(fuse, { loops: order, name: e, decls: rowsFirst ? [r1, r0] : [r0, r1], outerMod: false, elide: true });
     s.apply(distribute, { loop: e, threads: T, outer: w, inner: r });
-    return w;
+    return [w, r] as const;
   };
   // both tiles are stored k-major: As[kk*bm + i], Bs[kk*bn + j] (a row padded to bm + 1 where staged along k)
   // a thread's row and column: decoded decls, or (one column of threads) the thread index itself and 0
   const TX = bn / tn;
-  const tA = stage(opA, [[kk], [TX === 1 ? t2 : ti2, m2]], t.aAlongK, f('As'), true, 'a', t.tiles.bm);
-  const tB = stage(opB, [[kk], [tj2, n2]], t.bAlongK, f('Bs'), false, 'b', bn);
+  const rows = [[kk], [TX === 1 ? t2 : ti2, m2]];
+  const [tA, rA] = stage(opA, rows, t.aAlongK, f('As'), true, 'a', t.tiles.bm);
+  // a guarded update's condition: a tile beside A's (read once per row and step, as A's value), filled by the same
+  // loops from the same index arithmetic (merged)
+  if (t.cond) {
+    const [tC, rC] = stage(t.cond, rows, t.aAlongK, f('Cs'), true, 'c', t.tiles.bm);
+    s.apply(merge, { loops: [tA, tC] });
+    s.apply(merge, { loops: [rA, rC] });
+  }
+  const [tB] = stage(opB, [[kk], [tj2, n2]], t.bAlongK, f('Bs'), false, 'b', bn);
+  // copies of decls a staged value was computed from that nothing reads now (a conv's flipped kernel index)
+  s.try(dropDeadDecls, { loop: t.blocks[0]! });
   s.apply(bind, { blocks: [], threads: [tA, tB] });
   // a thread's first row and column in the tile, computed once (ti*tm, tj*tn)
   for (const [d, by] of [[ti2, tm], [tj2, tn], [ti3, tm], [tj3, tn]] as const) if (by > 1 && declaredIn(s.body, d)) s.apply(scaleDecl, { decl: d, by });

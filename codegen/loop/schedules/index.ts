@@ -10,7 +10,8 @@
 //     (GPU blocks and threads), dropUnitLoops, simplify, renumber; for GPU tiles also addUnitLoop, expand, scaleDecl,
 //     renumberNests, computeAt, privatize, cacheShared, distribute, pad (a tail guarded), rfactor, the one that reassociates, and
 //     treeThreads, which runs a declared reduction tree (gpu_reduce.ts) on a block's threads in its declared order,
-//     and warpTree, which puts its last levels on one warp: warp_tree.ts);
+//     and warpTree, which puts its last levels on one warp: warp_tree.ts; for convs as implicit GEMM flatten (a
+//     nest as one loop, no decls), merge (sibling loops fused) and dropDeadDecls);
 //   - `check(kernel, args)`: why it does not apply (one line), or undefined. Legality lives here: a primitive
 //     refuses rather than change a result (reorder keeps a reduction's loops in order, fission needs disjoint
 //     iterations, vectorize only makes loops the target renders as vectors (vectorLegal), parallel needs independent iterations);
@@ -29,8 +30,8 @@
 // Recipes: cpu_matmul.ts and cpu_conv.ts (register-blocked micro-kernels, micro_kernel.ts), row_caches.ts (i-k-j row
 // caches, R rows at a time), cpu_kinds.ts (parallel and vector loops), gpu_grid.ts (launches of blocks x threads),
 // gpu_reduce.ts (declared reduction trees on a block's threads, treeThreads).
-// gpu_grid.ts also tiles matmul nests in shared memory (gpu_matmul.ts) around its bind; row caches and cleanup's
-// unit-loop dropping leave those nests to it.
+// gpu_grid.ts also tiles matmul nests in shared memory (gpu_matmul.ts) around its bind, conv nests too once flattened
+// into matmul nests (gpu_conv.ts); row caches and cleanup's unit-loop dropping leave those nests to it.
 import type { Program } from '../ir.js';
 import type { TargetCaps } from '../schedule.js';
 import { Schedule, type Trace } from './primitive.js';
@@ -68,6 +69,10 @@ export { computeAt } from './compute_at.js';
 export { cacheShared, distribute } from './cache_shared.js';
 export { rfactor } from './rfactor.js';
 export { pad } from './pad.js';
+export { flatten } from './flatten.js';
+export { merge } from './merge.js';
+export { dropDeadDecls } from './dead_decls.js';
+export { convsAsMatmuls } from './gpu_conv.js';
 export { pairDot } from './pair_dot.js';
 export { gpuGrid } from './gpu_grid.js';
 export { gpuReduce, treeParts, treeThreads } from './gpu_reduce.js';
@@ -79,7 +84,7 @@ export const SCHEDULE_STEPS: readonly string[] = [
   'split', 'reorder', 'tile', 'fission', 'cacheWrite', 'accumulateInto', 'liftLocal', 'cacheRead', 'hoist', 'pack',
   'unroll', 'vectorize', 'fold', 'parallel', 'fuse', 'launch', 'sinkDecls', 'bind', 'dropUnitLoops', 'simplify', 'renumber',
   'addUnitLoop', 'expand', 'scaleDecl', 'renumberNests', 'computeAt', 'privatize', 'cacheShared', 'distribute', 'rfactor', 'treeThreads', 'pad',
-  'warpTree', 'pairDot',
+  'warpTree', 'pairDot', 'flatten', 'merge', 'dropDeadDecls',
 ];
 
 /** A schedule recipe: applies primitives to the nests of a kernel it fits (and leaves the others alone). */
