@@ -11,6 +11,7 @@ import { F32X4_BINARY, F32X4_UNARY, SIMD128, checkVectorLoops, laneCoef, promota
 import { type Affine, LoopPointers, affine, splatDecls } from './address.js';
 import { addMath } from './math.js';
 import { philoxVector } from './philox_vector.js';
+import { addRequant } from './requant.js';
 import { philoxLanes } from '../loop/philox_lanes.js';
 import { Locals, type Ref, type ValType, WasmModule } from './module.js';
 
@@ -74,8 +75,8 @@ const SCALAR: OpTable<Op1, Op2> = {
       div: op2((m, a, b) => m.i32.div_s(a, b)), pow: (w, a, b) => w.callMath('ipow', [a, b], ['i32', 'i32'], 'i32'),
       eq: op2((m, a, b) => m.i32.eq(a, b)), ne: op2((m, a, b) => m.i32.ne(a, b)), lt: op2((m, a, b) => m.i32.lt_s(a, b)),
       le: op2((m, a, b) => m.i32.le_s(a, b)), gt: op2((m, a, b) => m.i32.gt_s(a, b)), ge: op2((m, a, b) => m.i32.ge_s(a, b)),
-      // int8 requantization (ir/quant.ts): the fixed-point steps from the host, once per output element
-      qmulhi: (w, a, b) => w.callMath('qmulhi', [a, b], ['i32', 'i32'], 'i32'), qshr: (w, a, b) => w.callMath('qshr', [a, b], ['i32', 'i32'], 'i32'),
+      // int8 requantization (ir/quant.ts): the fixed-point steps on i64 (requant.ts), once per output element
+      qmulhi: (w, a, b) => w.call('qmulhi', [a, b], 'i32'), qshr: (w, a, b) => w.call('qshr', [a, b], 'i32'),
       shl: op2((m, a, b) => m.i32.shl(a, b)),
       // int8 dot products (loop/ir.ts): a vector loop's scalar tail; its lanes are I32X4's
       pack16: op2((m, a, b) => m.i32.or(m.i32.and(a, m.i32.const(0xffff)), m.i32.shl(b, m.i32.const(16)))),
@@ -389,6 +390,7 @@ export interface WasmModuleArtifact {
 export function renderWasmModule(entries: readonly WasmEntry[], options: { optimize?: boolean; embed?: ReadonlyMap<string, ArrayLike<number>>; threads?: boolean; relaxed?: boolean } = {}): WasmModuleArtifact {
   const w = new WasmModule(options.relaxed ?? false);
   addMath(w);
+  addRequant(w);
   const layout = layoutModule(entries, options.embed);
   const { offsets, scratchBase } = layout;
   const top = layout.memoryBytes;

@@ -1,7 +1,8 @@
 // int8 dot products on the wasm target: the i32 vector lanes SIMD128 renders for int8 kernels (dot2 as
 // i32x4.dot_i16x8_s, pack16, int8 loads and stores, f32 <-> i32 casts, i32 selects, splatted row pairs) against the
-// loop interpreter, and the seed MLP's, the CNN's and random graphs' int8 matmuls and convolutions scheduled as pair
-// dot products (pairDot + the micro-kernel) and equal to the graph interpreter bit for bit.
+// loop interpreter, the requantization helpers in wasm (requant.ts) against ir/quant.ts on edge operands, and the
+// seed MLP's, the CNN's and random graphs' int8 matmuls and convolutions scheduled as pair dot products (pairDot +
+// the micro-kernel) and equal to the graph interpreter bit for bit.
 import { describe, expect, it } from 'vitest';
 import { runProgram } from '../../codegen/loop/interpreter.js';
 import { E, type Expr, type Program, S, type Stmt } from '../../codegen/loop/ir.js';
@@ -12,8 +13,9 @@ import { WASM_CAPS } from '../../codegen/wasm/target.js';
 import { runPipeline } from '../../driver/pipeline.js';
 import type { Graph } from '../../ir/graph.js';
 import { interpret } from '../../ir/interpreter.js';
+import { roundingDivideByPOT, srdhm } from '../../ir/quant.js';
 import type { TypedArray } from '../../ir/types.js';
-import { expectSame } from '../ir/helpers.js';
+import { expectSame, rng } from '../ir/helpers.js';
 import { QUANT_CASES } from './graphs.js';
 import { randomQuantGraph } from './random.js';
 
@@ -94,6 +96,29 @@ describe('i32 vector lanes on wasm equal the loop interpreter', () => {
     const p = program(body, { d: 'int32' });
     const got = new WasmRunner(p, renderWasm(p, planMemory(p))).run(INPUTS, {}).outputs.get('d')!;
     expectSame(got.subarray(0, 8), runProgram(p, INPUTS, {}).outputs.get('d')!.subarray(0, 8));
+  });
+});
+
+describe('requantization in wasm (qmulhi, qshr on i64) equals ir/quant.ts', () => {
+  it('on edge operands (INT32_MIN squared saturates, ties) and random ones, every shift 0..31', () => {
+    const MIN = -(2 ** 31), MAX = 2 ** 31 - 1, edges = [MIN, MIN + 1, -1073741824, -65536, -3, -2, -1, 0, 1, 2, 3, 65535, 1073741824, MAX - 1, MAX];
+    const r = rng(5), rand = () => Math.floor(r() * 2 ** 32) - 2 ** 31;
+    const pairs = [...edges.flatMap((a) => edges.map((b) => [a, b])), ...Array.from({ length: 4000 }, () => [rand(), rand()])];
+    const n = pairs.length, a = Int32Array.from(pairs, (p) => p[0]!), b = Int32Array.from(pairs, (p) => p[1]!), e = Int32Array.from(pairs, (_, k) => k % 32);
+    const io = (name: string, kind: 'input' | 'output') => ({ name, dtype: 'int32' as const, size: n, kind });
+    const j = E.v('j');
+    const p: Program = {
+      name: 'p', params: [], updates: [], buffers: [io('a', 'input'), io('b', 'input'), io('e', 'input'), io('hi', 'output'), io('sh', 'output')],
+      kernels: [{ name: 'k', ops: [], body: [S.for('j', n, [
+        S.store('hi', j, E.binary('qmulhi', E.load('a', j, 'i32'), E.load('b', j, 'i32'))),
+        S.store('sh', j, E.binary('qshr', E.load('a', j, 'i32'), E.load('e', j, 'i32'))),
+      ])] }],
+      inputs: [{ name: 'a', buffer: 'a' }, { name: 'b', buffer: 'b' }, { name: 'e', buffer: 'e' }], outputs: [{ name: 'hi', buffer: 'hi' }, { name: 'sh', buffer: 'sh' }],
+    };
+    const got = new WasmRunner(p, renderWasm(p, planMemory(p))).run({ a, b, e }, {}).outputs;
+    expectSame(got.get('hi')!, Int32Array.from(pairs, ([x, y]) => srdhm(x!, y!)));
+    expectSame(got.get('sh')!, Int32Array.from(pairs, ([x], k) => roundingDivideByPOT(x!, k % 32)));
+    expect(got.get('hi')![edges.length * 0]).toBe(MAX); // MIN * MIN
   });
 });
 
