@@ -144,7 +144,7 @@ describe('int8 matmuls and convolutions on wasm as i32x4.dot_i16x8_s, bit for bi
     expect(pairNests(p)).toBe(nests);
   });
 
-  it.each([3, 11, 12, 13])('random int8 matmuls and convolutions (seed %i)', (seed) => {
+  it.each([3, 11])('random int8 matmuls and convolutions (seed %i)', (seed) => {
     const { g, inputs, params } = randomQuantGraph(seed);
     const p = expectWasmEqualsInterpreter(g, inputs, params, () => true);
     expect(pairNests(p)).toBeGreaterThan(0);
