@@ -12,6 +12,7 @@ import { allreduceBuffer } from '../loop/allreduce.js';
 import { ALLREDUCE_HEAD, allreduceCall } from './distributed.js';
 import { WARP_A, WARP_B } from '../loop/visit.js';
 import { dtypeBytes } from '../../ir/types.js';
+import { type Dp4a, dp4aOf } from './dp4a.js';
 
 const C_TYPE: Record<Scalar, string> = { f32: 'float', i32: 'int', bool: 'int' };
 // int8 (quantized tensors) is one signed byte in memory, int in expressions: loads widen, stores narrow
@@ -128,6 +129,11 @@ class LaunchWriter {
             this.line(indent, '}');
             this.line(indent, 'KILN_BARRIER();');
           } else {
+            const d = dp4aOf(s, (b) => this.types.get(b) === 'int8');
+            if (d) {
+              this.dp4a(s, d, indent, inThread);
+              break;
+            }
             if (s.kind === 'unroll') this.line(indent, '#pragma unroll');
             this.line(indent, `for (int ${s.v} = 0; ${s.v} < ${s.extent}; ++${s.v}) {`);
             this.stmts(s.body, `${indent}  `, inThread);
@@ -167,6 +173,37 @@ class LaunchWriter {
           break;
       }
     }
+  }
+
+  /**
+   * An int8 reduction loop (dp4a.ts) four terms at a time: each term's decls as the loop has them, the row and
+   * column bytes packed (a tap outside the input a zero weight), one kiln_dp4a into the accumulator and one summing
+   * the weights for the row's constant; the terms past a multiple of four as the loop was.
+   */
+  private dp4a(s: For, d: Dp4a, indent: string, inThread: boolean): void {
+    const K4 = s.extent - (s.extent % 4), q = `${s.v}_q`, j = `${s.v}_j`, i2 = `${indent}  `, i3 = `${indent}    `, i4 = `${indent}      `;
+    const w = d.inside ? `(${this.expr(d.inside)} ? ${this.expr(d.w)} : 0)` : this.expr(d.w);
+    this.line(indent, '{');
+    if (d.c) this.line(i2, 'int kiln_sw = 0;');
+    this.line(i2, `for (int ${q} = 0; ${q} < ${K4}; ${q} += 4) {`);
+    this.line(i3, 'unsigned kiln_xq = 0u, kiln_wq = 0u;');
+    this.line(i3, '#pragma unroll');
+    this.line(i3, `for (int ${j} = 0; ${j} < 4; ++${j}) {`);
+    this.line(i4, `const int ${s.v} = ${q} + ${j};`);
+    this.stmts(d.decls, i4, inThread);
+    this.line(i4, `kiln_xq |= ((unsigned)${this.expr(d.x)} & 0xffu) << (8 * ${j});`);
+    this.line(i4, `kiln_wq |= ((unsigned)${w} & 0xffu) << (8 * ${j});`);
+    this.line(i3, '}');
+    this.line(i3, `${d.acc} = kiln_dp4a((int)kiln_xq, (int)kiln_wq, ${d.acc});`);
+    if (d.c) this.line(i3, 'kiln_sw = kiln_dp4a(0x01010101, (int)kiln_wq, kiln_sw);');
+    this.line(i2, '}');
+    if (K4 < s.extent) {
+      this.line(i2, `for (int ${s.v} = ${K4}; ${s.v} < ${s.extent}; ++${s.v}) {`);
+      this.stmts(s.body, i3, inThread);
+      this.line(i2, '}');
+    }
+    if (d.c) this.line(i2, `${d.acc} = (int)((unsigned)${d.acc} + ${d.c >>> 0}u * (unsigned)kiln_sw);`);
+    this.line(indent, '}');
   }
 
   text(): string {

@@ -15,6 +15,8 @@ type For = Extract<Stmt, { k: 'for' }>;
 export const F32X4_UNARY = ['neg', 'abs', 'sqrt', 'floor', 'ceil', 'round', 'recip', 'exp', 'tanh'] as const;
 export const F32X4_BINARY = ['add', 'sub', 'mul', 'div', 'max', 'min', 'eq', 'ne', 'lt', 'le', 'gt', 'ge'] as const;
 const UNARY4: ReadonlySet<string> = new Set(F32X4_UNARY), BINARY4: ReadonlySet<string> = new Set(F32X4_BINARY);
+/** The casts of i32 lanes (VectorCaps.ints): saturating truncation and conversion, as the scalar casts. */
+const INT_CASTS = { 'f32>i32': true, 'i32>f32': true } as const;
 
 /** What a target renders as vector code, and what the scheduler makes of a lane loop with no vector form. */
 export interface VectorCaps {
@@ -24,6 +26,11 @@ export interface VectorCaps {
    * masks: f32 compares, and/or of them, casts of them to f32).
    */
   readonly values: 'any' | 'f32';
+  /**
+   * Where values are 'f32': the i32 binary ops its vectors also compute, with i32 (and int8) loads and stores, i32
+   * selects and f32 <-> i32 casts (wasm SIMD128: the lanes of int8 kernels, dot2 as i32x4.dot_i16x8_s); none without.
+   */
+  readonly ints?: ReadonlySet<string>;
   /** Extents a vector loop may have (LLVM: the whole loop as one vector of at most 128 lanes; wasm: four lanes at a time and a scalar tail). */
   readonly minExtent: number;
   readonly maxExtent: number;
@@ -39,12 +46,15 @@ export interface VectorCaps {
 }
 
 /** wasm SIMD128 (register arrays: those it keeps in wasm locals). */
-export const SIMD128: VectorCaps = { values: 'f32', minExtent: 4, maxExtent: Infinity, registers: (body) => new Set(promotable(body).keys()) };
+export const SIMD128: VectorCaps = {
+  values: 'f32', minExtent: 4, maxExtent: Infinity, registers: (body) => new Set(promotable(body).keys()),
+  ints: new Set(['add', 'sub', 'mul', 'pack16', 'dot2']),
+};
 /** LLVM: every loop one vector of its extent's lanes; unrolled lanes up to 4096 statements (SROA then keeps their local arrays in registers, and the SLP vectorizer forms vectors); fold loops. */
 export const LLVM_VECTORS: VectorCaps = { values: 'any', minExtent: 2, maxExtent: 128, maxUnroll: 4096, fold: true };
 
 /**
- * f32 register arrays of up to 64 elements whose every access sits in unrolled loops or short vector loops: wasm
+ * f32 and i32 register arrays of up to 64 elements whose every access sits in unrolled loops or short vector loops: wasm
  * keeps them in locals instead of scratch memory (a micro-kernel's accumulator tile), v128 ones where a vector loop
  * reads them.
  */
@@ -74,7 +84,7 @@ export function promotable(body: readonly Stmt[]): Map<string, { size: number; v
   };
   const walk = (ss: readonly Stmt[]): void => {
     for (const st of ss) {
-      if (st.k === 'local' && st.scope === 'register' && st.t === 'f32' && st.size <= 64) arrays.set(st.name, { size: st.size, ok: true, vec: false });
+      if (st.k === 'local' && st.scope === 'register' && st.t !== 'bool' && st.size <= 64) arrays.set(st.name, { size: st.size, ok: true, vec: false });
       else if (st.k === 'for') {
         const set = st.kind === 'unroll' ? unrolled : st.kind === 'vector' && st.extent <= 64 && st.extent % 4 === 0 ? vectors : undefined;
         set?.add(st.v);
@@ -110,7 +120,7 @@ export function laneCoef(e: Expr, v: string, varies: (e: Expr) => boolean): numb
 class Lanes {
   private readonly varying = new Set<string>();
 
-  constructor(private readonly v: string, private readonly values: VectorCaps['values']) {}
+  constructor(private readonly v: string, private readonly values: VectorCaps['values'], private readonly ints: ReadonlySet<string> = new Set()) {}
 
   /** Whether e differs from lane to lane (reads the loop variable or a varying decl). */
   varies(e: Expr): boolean {
@@ -128,18 +138,19 @@ class Lanes {
    */
   value(e: Expr): boolean {
     if (!this.varies(e)) return true;
-    const f32 = this.values === 'f32';
+    const f32 = this.values === 'f32', ints = this.ints.size > 0;
     switch (e.k) {
       case 'var': return !f32 || e.name !== this.v; // wasm has no vector of lane indices
-      case 'load': return this.coef(e.idx) === 1 && (!f32 || e.t === 'f32');
+      case 'load': return this.coef(e.idx) === 1 && (!f32 || e.t === 'f32' || (ints && e.t === 'i32'));
       case 'unary': return (!f32 || (e.a.t === 'f32' && UNARY4.has(e.op))) && this.value(e.a);
-      case 'cast': return (!f32 || (e.t === 'f32' && e.a.t === 'bool')) && this.value(e.a);
+      case 'cast': return (!f32 || (e.t === 'f32' && e.a.t === 'bool') || (ints && `${e.a.t}>${e.t}` in INT_CASTS)) && this.value(e.a);
       case 'binary': {
         // int8 requantization (64-bit products) stays scalar; the int16 pair ops of int8 dot products have vector forms
-        const op = (!f32 && (!QUANT_BINARY.has(e.op) || e.op === 'pack16' || e.op === 'dot2')) || (e.a.t === 'f32' && BINARY4.has(e.op)) || (e.a.t === 'bool' && (e.op === 'and' || e.op === 'or'));
+        const op = (!f32 && (!QUANT_BINARY.has(e.op) || e.op === 'pack16' || e.op === 'dot2')) || (e.a.t === 'f32' && BINARY4.has(e.op)) || (e.a.t === 'bool' && (e.op === 'and' || e.op === 'or'))
+          || (e.a.t === 'i32' && this.ints.has(e.op));
         return op && this.value(e.a) && this.value(e.b);
       }
-      case 'select': return (!f32 || e.t === 'f32') && this.value(e.c) && this.value(e.a) && this.value(e.b);
+      case 'select': return (!f32 || e.t === 'f32' || (ints && e.t === 'i32')) && this.value(e.c) && this.value(e.a) && this.value(e.b);
       // wasm: one block's four words per lane group (philox_lanes.ts)
       case 'philox': return f32 ? philoxLanes(e, this.v, (x) => this.varies(x), (x) => this.coef(x)) : this.value(e.counter) && this.value(e.index);
       default: return false;
@@ -153,7 +164,7 @@ class Lanes {
         if (this.varies(s.init)) this.varying.add(s.name);
         return this.value(s.init);
       }
-      return s.k === 'store' && this.coef(s.idx) === 1 && this.value(s.value) && (this.values !== 'f32' || s.value.t === 'f32');
+      return s.k === 'store' && this.coef(s.idx) === 1 && this.value(s.value) && (this.values !== 'f32' || s.value.t === 'f32' || (this.ints.size > 0 && s.value.t === 'i32'));
     });
   }
 }
@@ -162,7 +173,7 @@ class Lanes {
 export function noVectorForm(loop: For, vector: VectorCaps | undefined): string | undefined {
   if (!vector) return 'the target has no vector loops';
   if (loop.extent < vector.minExtent || loop.extent > vector.maxExtent) return `its extent ${loop.extent} is outside the target's ${vector.minExtent}..${vector.maxExtent}`;
-  return new Lanes(loop.v, vector.values).body(loop.body) ? undefined : 'it holds a value or an access with no vector form on the target';
+  return new Lanes(loop.v, vector.values, vector.ints).body(loop.body) ? undefined : 'it holds a value or an access with no vector form on the target';
 }
 
 /**

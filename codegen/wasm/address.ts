@@ -77,7 +77,7 @@ export class LoopPointers {
 }
 
 /**
- * f32 decls initialized by a load outside vector loops and read only inside them, where every read splats the
+ * f32 and i32 decls initialized by a load outside vector loops and read only inside them, where every read splats the
  * value to four lanes: the renderer loads them splatted at once (v128.load32_splat, one broadcast load on x86-64
  * instead of a scalar load and a shuffle per use). Assigned decls, and loads of register arrays (`locals`), are
  * left alone.
@@ -86,7 +86,7 @@ export function splatDecls(body: readonly Stmt[], locals: ReadonlySet<string>): 
   const candidates = new Set<string>(), scalarUse = new Set<string>(), vectorUse = new Set<string>(), assigned = new Set<string>();
   walkStmts(body, (s, loops) => {
     const inVector = loops.some((l) => l.kind === 'vector');
-    if (s.k === 'decl' && s.t === 'f32' && !inVector && s.init.k === 'load' && !locals.has(s.init.buf)) candidates.add(s.name);
+    if (s.k === 'decl' && s.t !== 'bool' && !inVector && s.init.k === 'load' && !locals.has(s.init.buf)) candidates.add(s.name);
     if (s.k === 'assign') assigned.add(s.name);
     for (const e of stmtExprs(s)) forEachExpr(e, (x) => { if (x.k === 'var') (inVector ? vectorUse : scalarUse).add(x.name); });
   });

@@ -11,6 +11,7 @@ import { F32X4_BINARY, F32X4_UNARY, SIMD128, checkVectorLoops, laneCoef, promota
 import { type Affine, LoopPointers, affine, splatDecls } from './address.js';
 import { addMath } from './math.js';
 import { philoxVector } from './philox_vector.js';
+import { addRequant } from './requant.js';
 import { philoxLanes } from '../loop/philox_lanes.js';
 import { Locals, type Ref, type ValType, WasmModule } from './module.js';
 
@@ -76,9 +77,13 @@ const SCALAR: OpTable<Op1, Op2> = {
       div: op2((m, a, b) => m.i32.div_s(a, b)), pow: (w, a, b) => w.callMath('ipow', [a, b], ['i32', 'i32'], 'i32'),
       eq: op2((m, a, b) => m.i32.eq(a, b)), ne: op2((m, a, b) => m.i32.ne(a, b)), lt: op2((m, a, b) => m.i32.lt_s(a, b)),
       le: op2((m, a, b) => m.i32.le_s(a, b)), gt: op2((m, a, b) => m.i32.gt_s(a, b)), ge: op2((m, a, b) => m.i32.ge_s(a, b)),
-      // int8 requantization (ir/quant.ts): the fixed-point steps from the host, once per output element
-      qmulhi: (w, a, b) => w.callMath('qmulhi', [a, b], ['i32', 'i32'], 'i32'), qshr: (w, a, b) => w.callMath('qshr', [a, b], ['i32', 'i32'], 'i32'),
+      // int8 requantization (ir/quant.ts): the fixed-point steps on i64 (requant.ts), once per output element
+      qmulhi: (w, a, b) => w.call('qmulhi', [a, b], 'i32'), qshr: (w, a, b) => w.call('qshr', [a, b], 'i32'),
       shl: op2((m, a, b) => m.i32.shl(a, b)),
+      // int8 dot products (loop/ir.ts): a vector loop's scalar tail; its lanes are I32X4's
+      pack16: op2((m, a, b) => m.i32.or(m.i32.and(a, m.i32.const(0xffff)), m.i32.shl(b, m.i32.const(16)))),
+      dot2: op2((m, a, b) => m.i32.add(m.i32.mul(m.i32.extend16_s(a), m.i32.extend16_s(b)),
+        m.i32.mul(m.i32.shr_s(a, m.i32.const(16)), m.i32.shr_s(b, m.i32.const(16))))),
     },
     // bool is 0 or 1 in an i32
     bool: { and: op2((m, a, b) => m.i32.and(a, b)), or: op2((m, a, b) => m.i32.or(a, b)), eq: op2((m, a, b) => m.i32.eq(a, b)), ne: op2((m, a, b) => m.i32.ne(a, b)) },
@@ -98,8 +103,8 @@ class KernelRenderer {
   scratchLocal: number | undefined;
   /** Loop variables of unrolled copies: their constant value. */
   readonly consts = new Map<string, number>();
-  /** Register arrays kept in wasm locals: one v128 per 4 elements, or one f32 per element. */
-  readonly promoted = new Map<string, { vec: boolean; locals: number[] }>();
+  /** Register arrays kept in wasm locals: one v128 per 4 elements, or one f32 or i32 per element. */
+  readonly promoted = new Map<string, { vec: boolean; locals: number[]; t: Scalar }>();
   /** Philox blocks computed in the current loop iteration (philoxWord): their four words' locals by key. */
   philoxBlocks = new Map<string, number[]>();
   private assignedVars: ReadonlySet<string> = new Set();
@@ -238,14 +243,15 @@ class KernelRenderer {
 
   /** The register arrays kept in wasm locals (promotable). */
   promote(body: readonly Stmt[]): void {
+    const arrays = new Map<string, Scalar>();
+    walkStmts(body, (s) => { if (s.k === 'local') arrays.set(s.name, s.t); });
     for (const [name, { size, vec }] of promotable(body)) {
-      const locals = Array.from({ length: vec ? size / 4 : size }, (_, i) => this.locals.get(`${name}$${i}`, vec ? 'v128' : 'f32'));
-      this.promoted.set(name, { vec, locals });
+      const t = arrays.get(name)!;
+      const locals = Array.from({ length: vec ? size / 4 : size }, (_, i) => this.locals.get(`${name}$${i}`, vec ? 'v128' : valType(t)));
+      this.promoted.set(name, { vec, locals, t });
     }
     this.assignedVars = assigned(body);
-    const arrays = new Set<string>();
-    walkStmts(body, (s) => { if (s.k === 'local') arrays.add(s.name); });
-    for (const name of splatDecls(body, arrays)) this.splatted.set(name, this.locals.get(`${name}$s`, 'v128'));
+    for (const name of splatDecls(body, new Set(arrays.keys()))) this.splatted.set(name, this.locals.get(`${name}$s`, 'v128'));
   }
 
   expr(e: Expr): Ref {
@@ -255,14 +261,14 @@ class KernelRenderer {
         return e.t === 'f32' ? w.f32(e.v) : w.i32(e.v);
       case 'var': {
         const c = this.consts.get(e.name), s = this.splatted.get(e.name);
-        if (s !== undefined) return m.f32x4.extract_lane(n(w.get(s, 'v128')), 0) as Ref;
+        if (s !== undefined) return lane(m, e.t, n(w.get(s, 'v128')), 0);
         return c !== undefined ? w.i32(c) : w.get(this.local(e.name), valType(e.t));
       }
       case 'load': {
         const p = this.promoted.get(e.buf);
         if (p) {
           const i = this.fold(e.idx)!;
-          return p.vec ? m.f32x4.extract_lane(n(w.get(p.locals[i >> 2]!, 'v128')), i & 3) as Ref : w.get(p.locals[i]!, 'f32');
+          return p.vec ? lane(m, p.t, n(w.get(p.locals[i >> 2]!, 'v128')), i & 3) : w.get(p.locals[i]!, valType(p.t));
         }
         const a = this.address(e.buf, e.idx);
         return w.load(a.mem, a.offset, a.ptr);
@@ -310,7 +316,8 @@ class KernelRenderer {
         const splat = this.splatted.get(s.name);
         if (splat !== undefined && s.init.k === 'load') {
           const a = this.address(s.init.buf, s.init.idx);
-          return w.set(splat, w.load('f32splat', a.offset, a.ptr));
+          // (an int8 element: its byte sign-extended, then splatted)
+          return w.set(splat, a.mem === 's8' ? w.ops.i32x4.splat(n(w.load('s8', a.offset, a.ptr))) as Ref : w.load('f32splat', a.offset, a.ptr));
         }
         return w.set(this.locals.get(s.name, valType(s.t)), this.expr(s.init));
       }
@@ -329,8 +336,8 @@ class KernelRenderer {
         if (p) {
           const i = this.fold(s.idx)!;
           if (!p.vec) return w.set(p.locals[i]!, this.expr(s.value));
-          const l = p.locals[i >> 2]!;
-          return w.set(l, w.ops.f32x4.replace_lane(w.get(l, 'v128') as number, i & 3, this.expr(s.value) as number) as Ref);
+          const l = p.locals[i >> 2]!, x = n(w.get(l, 'v128')), v = n(this.expr(s.value));
+          return w.set(l, (p.t === 'f32' ? w.ops.f32x4.replace_lane(x, i & 3, v) : w.ops.i32x4.replace_lane(x, i & 3, v)) as Ref);
         }
         const a = this.address(s.buf, s.idx);
         return w.store(a.mem, a.offset, a.ptr, this.expr(s.value));
@@ -423,6 +430,7 @@ export interface WasmModuleArtifact {
 export function renderWasmModule(entries: readonly WasmEntry[], options: { embed?: ReadonlyMap<string, ArrayLike<number>>; threads?: boolean; relaxed?: boolean } = {}): WasmModuleArtifact {
   const w = new WasmModule(options.relaxed ?? false);
   addMath(w);
+  addRequant(w);
   const layout = layoutModule(entries, options.embed);
   const { offsets, scratchBase } = layout;
   const top = layout.memoryBytes;
@@ -511,6 +519,20 @@ const F32X4: { unary: Record<(typeof F32X4_UNARY)[number], (m: M, a: number) => 
   },
 };
 const MASK: Record<'and' | 'or', (m: M, a: number, b: number) => number> = { and: (m, a, b) => m.v128.and(a, b), or: (m, a, b) => m.v128.or(a, b) };
+/**
+ * The i32x4 form of the i32 ops SIMD128 vector loops compute (SIMD128.ints): int8 kernels' lanes. dot2 (loop/ir.ts)
+ * is exactly i32x4.dot_i16x8_s: each i32 lane's low half is i16 lane 2i (little-endian), the two products summed
+ * wrapping, as the interpreter's. pack16 keeps a's low 16 bits and puts b's above.
+ */
+const I32X4: Record<'add' | 'sub' | 'mul' | 'pack16' | 'dot2', (m: M, a: number, b: number) => number> = {
+  add: (m, a, b) => m.i32x4.add(a, b), sub: (m, a, b) => m.i32x4.sub(a, b), mul: (m, a, b) => m.i32x4.mul(a, b),
+  pack16: (m, a, b) => m.v128.or(m.v128.and(a, m.i32x4.splat(m.i32.const(0xffff))), m.i32x4.shl(b, m.i32.const(16))),
+  dot2: (m, a, b) => m.i32x4.dot_i16x8_s(a, b),
+};
+/** i8x16.shuffle's lanes: the low byte of each i32 lane, in lanes 0..3 (the rest unused). */
+const LOW_BYTES = [0, 4, 8, 12, 0, 4, 8, 12, 0, 4, 8, 12, 0, 4, 8, 12];
+/** Lane i of an f32x4 or i32x4 value (t: its lanes' type). */
+const lane = (m: M, t: Scalar, v: number, i: number): Ref => (t === 'f32' ? m.f32x4.extract_lane(v, i) : m.i32x4.extract_lane(v, i)) as Ref;
 
 /**
  * A loop marked `vector` rendered four lanes at a time with f32x4, then a scalar tail. Values that depend on the loop
@@ -562,10 +584,12 @@ class VectorLoop {
         return { ref: w.get(l, 'v128'), vec: true };
       }
       case 'load': {
-        if (e.t !== 'f32') throw this.unrenderable(`a ${e.t} load`);
+        if (e.t === 'bool') throw this.unrenderable(`a ${e.t} load`);
         const p = k.promoted.get(e.buf);
         if (p) return { ref: w.get(this.lanes(p, this.contiguous(e.idx)), 'v128'), vec: true };
         const a = k.address(e.buf, this.contiguous(e.idx));
+        // int8 lanes: four bytes, each sign-extended to 16 then 32 bits
+        if (a.mem === 's8') return vec(m.i32x4.extend_low_i16x8_s(m.i16x8.extend_low_i8x16_s(m.v128.load32_zero(a.offset, 1, n(a.ptr)))));
         return { ref: w.load('v128', a.offset, a.ptr), vec: true };
       }
       case 'unary': {
@@ -574,20 +598,23 @@ class VectorLoop {
         return vec(f(m, n(this.splat(this.expr(e.a), 'f32'))));
       }
       case 'cast': {
-        // bool mask -> 0.0 / 1.0
-        if (e.t !== 'f32' || e.a.t !== 'bool') throw this.unrenderable(`a cast from ${e.a.t} to ${e.t}`);
-        return vec(m.v128.and(n(this.splat(this.expr(e.a), 'bool')), m.f32x4.splat(m.f32.const(1))));
+        const x = n(this.splat(this.expr(e.a), e.a.t));
+        // bool mask -> 0.0 / 1.0; f32 <-> i32 as the scalar casts (saturating truncation, NaN to 0; rounding conversion)
+        if (e.t === 'f32' && e.a.t === 'bool') return vec(m.v128.and(x, m.f32x4.splat(m.f32.const(1))));
+        if (e.t === 'i32' && e.a.t === 'f32') return vec(m.i32x4.trunc_sat_f32x4_s(x));
+        if (e.t === 'f32' && e.a.t === 'i32') return vec(m.f32x4.convert_i32x4_s(x));
+        throw this.unrenderable(`a cast from ${e.a.t} to ${e.t}`);
       }
       case 'binary': {
-        const table = e.a.t === 'f32' ? F32X4.binary : e.a.t === 'bool' ? MASK : {};
+        const table = e.a.t === 'f32' ? F32X4.binary : e.a.t === 'bool' ? MASK : I32X4;
         const f = (table as Partial<Record<string, (m: M, a: number, b: number) => number>>)[e.op];
         if (!f) throw this.unrenderable(`${e.op} of ${e.a.t}`);
         return vec(f(m, n(this.splat(this.expr(e.a), e.a.t)), n(this.splat(this.expr(e.b), e.b.t))));
       }
       case 'select': {
-        if (e.t !== 'f32') throw this.unrenderable(`a select of ${e.t}`);
+        if (e.t === 'bool') throw this.unrenderable(`a select of ${e.t}`);
         const mask = this.splat(this.expr(e.c), 'bool');
-        return vec(m.v128.bitselect(n(this.splat(this.expr(e.a), 'f32')), n(this.splat(this.expr(e.b), 'f32')), n(mask)));
+        return vec(m.v128.bitselect(n(this.splat(this.expr(e.a), e.t)), n(this.splat(this.expr(e.b), e.t)), n(mask)));
       }
       case 'philox':
         if (!philoxLanes(e, this.v, (x) => this.uses(x), (x) => this.coef(x))) throw this.unrenderable(`philox at ${printExpr(e.index)}`);
@@ -611,10 +638,13 @@ class VectorLoop {
         }
         case 'store': {
           const p = k.promoted.get(s.buf);
-          if (p) return w.set(this.lanes(p, this.contiguous(s.idx)), this.madd(s.value) ?? this.splat(this.expr(s.value), 'f32'));
+          if (p) return w.set(this.lanes(p, this.contiguous(s.idx)), this.madd(s.value) ?? this.splat(this.expr(s.value), p.t));
           const b = k.address(s.buf, this.contiguous(s.idx));
-          if (b.t !== 'f32') throw this.unrenderable(`a store into ${b.t} buffer ${s.buf}`);
-          return w.store('v128', b.offset, b.ptr, this.splat(this.expr(s.value), 'f32'));
+          if (b.t === 'bool') throw this.unrenderable(`a store into ${b.t} buffer ${s.buf}`);
+          const x = this.splat(this.expr(s.value), b.t);
+          // int8 lanes: each lane's low byte (as the scalar store8), the four bytes stored as one 32-bit lane
+          if (b.mem === 's8') return w.ops.v128.store32_lane(b.offset, 1, 0, n(b.ptr), w.ops.i8x16.shuffle(n(x), n(x), LOW_BYTES)) as Ref;
+          return w.store('v128', b.offset, b.ptr, x);
         }
         default:
           throw this.unrenderable(`a ${s.k} statement`);

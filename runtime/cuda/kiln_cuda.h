@@ -151,6 +151,18 @@ KILN_HD int kiln_qshr(int x, int exponent) {
   return (x >> exponent) + (remainder > threshold ? 1 : 0);
 }
 
+/* int8 dot products (codegen/cuda/dp4a.ts): the four signed bytes of a times those of b, summed into c, wrapping as
+   int32; __dp4a on the GPU (sm_61 and later), these sums in the emulation */
+#ifndef KILN_CUDA_EMULATE
+#define kiln_dp4a(a, b, c) __dp4a((a), (b), (c))
+#else
+KILN_HD int kiln_dp4a(int a, int b, int c) {
+  unsigned s = (unsigned)c;
+  for (int i = 0; i < 32; i += 8) s += (unsigned)((int)(signed char)((unsigned)a >> i) * (int)(signed char)((unsigned)b >> i));
+  return (int)s;
+}
+#endif
+
 /* Uniform float in [0, 1): word index%4 of Philox-4x32-10 block (index/4, counter, 0, 0) keyed (seed, 0). */
 KILN_HD float kiln_philox(int32_t seed, int32_t counter, int32_t index) {
   uint32_t c0 = (uint32_t)index >> 2, c1 = (uint32_t)counter, c2 = 0, c3 = 0, k0 = (uint32_t)seed, k1 = 0;

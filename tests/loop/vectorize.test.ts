@@ -30,7 +30,10 @@ const CASES: [string, For, boolean, boolean][] = [
   ['max of lanes and an invariant load', vloop([store(E.binary('max', x(i), x(j)))]), true, true],
   ['a decl, a compare mask and a select', vloop([S.decl('t', 'f32', x(i)), store(E.select(E.binary('lt', E.v('t', 'f32'), E.f32(0)), E.f32(0), E.v('t', 'f32')))]), true, true],
   ['a bool mask cast to f32', vloop([store(E.cast('f32', E.binary('gt', x(i), E.f32(1))))]), true, true],
-  ['i32 lanes', vloop([S.store('a', i, E.binary('add', E.load('a', E.add(i, E.i32(16)), 'i32'), E.i32(1)))]), true, false],
+  // wasm: the i32 ops of int8 kernels (SIMD128.ints), no integer division
+  ['i32 lanes', vloop([S.store('a', i, E.binary('add', E.load('a', E.add(i, E.i32(16)), 'i32'), E.i32(1)))]), true, true],
+  ['dot2 and pack16 of i32 lanes', vloop([S.store('a', i, E.binary('dot2', E.binary('pack16', E.load('a', E.add(i, E.i32(16)), 'i32'), E.i32(3)), E.v('j', 'i32')))]), true, true],
+  ['i32 division', vloop([S.store('a', i, E.binary('div', E.load('a', E.add(i, E.i32(16)), 'i32'), E.i32(3)))]), true, false],
   ['the lane index as a value', vloop([store(E.cast('f32', i))]), true, false],
   // wasm: lane groups that are whole Philox blocks (index 4 * anything + i, codegen/loop/philox_lanes.ts)
   ['philox', vloop([store({ k: 'philox', t: 'f32', seed: 1, counter: E.i32(0), index: i })]), true, true],
@@ -127,8 +130,8 @@ describe('vector loops reach the renderers decided', () => {
 }`);
     const kinds = (p: Program) => p.kernels.find((k) => k.name === 'k_copy')!.body.map((s) => (s.k === 'for' ? `${s.extent}:${s.kind}` : s.k));
     const wasm = runPipeline(g, { caps: WASM_CAPS }).program, llvm = runPipeline(g, { caps: LLVM_CAPS }).program;
-    // loops of four or more (cpu-kinds); wasm: f32 lanes only
-    expect(kinds(wasm)).toEqual(['6:vector', '2:serial', '2:serial', '8:serial']);
+    // loops of four or more (cpu-kinds)
+    expect(kinds(wasm)).toEqual(['6:vector', '2:serial', '2:serial', '8:vector']);
     expect(kinds(llvm)).toEqual(['6:vector', '2:serial', '2:serial', '8:vector']);
     expect(() => checkVectorLoops(wasm, SIMD128, 'wasm')).not.toThrow();
   });

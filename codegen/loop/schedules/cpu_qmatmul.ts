@@ -30,7 +30,7 @@ function tileOf(M: number, N: number, caps: TargetCaps, epilogue: number): { mr:
 
 /** Run by cpu_matmul.ts before its float nests. */
 export function cpuQmatmul(s: Schedule, caps: TargetCaps): void {
-  if (caps.gpu || caps.vector?.values !== 'any') return;
+  if (caps.gpu || !(caps.vector?.values === 'any' || caps.vector?.ints?.has('dot2'))) return;
   // only a kernel lowered from qmatmul / qconv: their operands are int8 values (pairDot's no-wrap argument); a plain
   // int32 matmul's values need not fit int16 halves (fuzz reproducer tests/fuzz/repro/int32-matmul-not-pair-dot.ir)
   const ops = s.program.kernels[s.kernel]?.ops ?? [];
