@@ -100,7 +100,7 @@ if (recorder) (globalThis as Record<symbol, unknown>)[Symbol.for('kiln.hookPort'
 // tsx connects to a parent tsx process's socket when it loads and draws a random id when it registers: both before the
 // recording, which would take them for the model file's use of the network and of randomness
 // (timed as run: registering tsx starts its hooks thread, 100-150 ms that --timings showed in no phase)
-if (recorder && /\.m?ts$/.test(file)) await timedAsync('run', async () => (await import('./run_model.js')).installHooks());
+if (recorder && /\.m?ts$/.test(file)) await timedAsync('run', async () => (await import('./run_model.js')).installHooks(file));
 let recorded: { key: string; recorded: Promise<Recorded> } | undefined;
 
 try {
