@@ -13,7 +13,7 @@ let hooksInstalled = false;
  * Installs the resolve and load hooks of hooks.ts (once per process): `kiln` and `kiln/compiler` map to the modules
  * beside this file, so the model shares this process's frontend (one Model class, one trace state); user `.ts` files
  * load as ES modules. A model file that imports nothing but kiln and Node's own modules (the examples) is compiled to
- * JavaScript here by esbuild, with the options tsx gives it, and hooks.ts serves it; any other goes through tsx,
+ * JavaScript here by esbuild, with the options tsx gives it (withoutTsx), and hooks.ts serves it; any other goes through tsx,
  * whose import and registration cost 130-250 ms (tsx's own hooks thread) that this spares.
  * tsx is registered globally, not with tsImport: tsImport's namespace query would give the model its own copy of kiln.
  */
@@ -34,11 +34,15 @@ export async function installHooks(file: string): Promise<void> {
   register(new URL('./hooks.js', import.meta.url), { data, ...(more?.port ? { transferList: [more.port] } : {}) });
 }
 
+/** tsconfig options that change how tsx compiles a file (a target before ES2022 assigns class fields, too). */
+const TRANSFORM_OPTIONS = /"(extends|useDefineForClassFields|experimentalDecorators|emitDecoratorMetadata|verbatimModuleSyntax|preserveValueImports|importsNotUsedAsValues)"/;
+
 /**
  * The model file as JavaScript, or undefined where tsx must run it: a file that imports anything but `kiln`,
- * `kiln/compiler` and Node's modules (tsx resolves `.ts` files and tsconfig paths), uses require, or sits under a
- * tsconfig.json that extends another (tsx's transform reads the tsconfig of the working folder; esbuild reads the
- * same one here, as text) or where TSX_TSCONFIG_PATH names one; or that esbuild cannot compile (tsx reports why).
+ * `kiln/compiler` and Node's modules (tsx resolves `.ts` files and tsconfig paths) or uses require; where the
+ * tsconfig.json that tsx would read (the working folder's or above) has an option that changes how a file compiles
+ * (tsx applies it to the files it includes: then esbuild, with no tsconfig, compiles as tsx does either way), or
+ * TSX_TSCONFIG_PATH names one; or that esbuild cannot compile (tsx reports why).
  */
 async function withoutTsx(file: string): Promise<string | undefined> {
   if (!/\.m?ts$/.test(file) || process.env['TSX_TSCONFIG_PATH'] !== undefined) return undefined;
@@ -50,23 +54,25 @@ async function withoutTsx(file: string): Promise<string | undefined> {
   }
   const builtin = new Set(builtinModules);
   const specifiers = [...source.matchAll(/(?:\bfrom\s*|\bimport\s*\(?\s*)(['"])([^'"]*)\1/g)].map((m) => m[2]!);
-  if (/\b(require|import)\s*\(\s*[^'"\s]/.test(source) || /\brequire\s*\(/.test(source)) return undefined;
+  if (/\bimport\s*\(\s*[^'"\s]|\brequire\s*\(/.test(source)) return undefined;
   if (!specifiers.every((x) => x === 'kiln' || x === 'kiln/compiler' || x.startsWith('node:') || builtin.has(x))) return undefined;
-  let tsconfigRaw: string | undefined;
   for (let dir = process.cwd(); ; dir = path.dirname(dir)) {
+    let tsconfig: string | undefined;
     try {
-      tsconfigRaw = readFileSync(path.join(dir, 'tsconfig.json'), 'utf8');
-      break;
+      tsconfig = readFileSync(path.join(dir, 'tsconfig.json'), 'utf8');
     } catch { /* none here */ }
+    if (tsconfig !== undefined) {
+      const target = /"target"\s*:\s*"([^"]*)"/i.exec(tsconfig)?.[1];
+      if (TRANSFORM_OPTIONS.test(tsconfig) || (/"target"/.test(tsconfig) && !/^es(202[2-9]|next)$/i.test(target ?? ''))) return undefined;
+      break;
+    }
     if (path.dirname(dir) === dir) break;
   }
-  if (tsconfigRaw !== undefined && /"extends"/.test(tsconfigRaw)) return undefined;
   // esbuild's CommonJS entry loads in 10 ms, its ES module wrapper in 45
   const esbuild = createRequire(import.meta.url)('esbuild') as typeof import('esbuild');
   try {
     const { code } = await esbuild.transform(source, {
-      loader: 'ts', format: 'esm', target: `node${process.versions.node}`, sourcemap: 'inline', sourcefile: file, keepNames: true,
-      minifyWhitespace: true, ...(tsconfigRaw !== undefined ? { tsconfigRaw } : {}),
+      loader: 'ts', format: 'esm', target: `node${process.versions.node}`, sourcemap: 'inline', sourcefile: file, keepNames: true, minifyWhitespace: true,
     });
     return code;
   } catch {
