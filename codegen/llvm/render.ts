@@ -754,8 +754,8 @@ function renderPart(entries: readonly Entry[], layout: Layout, shared: readonly 
     });
     g.b.CreateRetVoid();
   });
-  // verifyModule returns true when the module is broken
-  if (L.verifyModule(g.mod)) throw new Error('llvm: the generated module does not verify');
+  // not verified here: opt-14 verifies its input first ("input module is broken!", reported as opt's failure), and a
+  // second verification was 5 ms per module on the critical path
   return hide(realign(internalize(g.mod.print()), g.framed), exported);
 }
 
