@@ -47,7 +47,12 @@ if (!process.send) {
   console.error('kiln: cli/child.js runs under the kiln command (kiln compile ...)');
   process.exit(2);
 }
-const job = JSON.parse(process.argv[2]!) as Job;
+// the job: an argument, or a message where cli/main.ts started this process before the command was parsed (it ends
+// without one when that process does)
+const job = (process.argv[2] !== undefined ? JSON.parse(process.argv[2]) : await new Promise((resolve) => {
+  process.once('message', (m: { job: Job }) => resolve(m.job));
+  process.once('disconnect', () => process.exit(0));
+})) as Job;
 const file = path.resolve(job.file);
 // binaryen only where the model file may run a model in-process (frontend/models/runner.ts) or the job builds wasm
 const eager = /\.(fit|predict|evaluate|trainOnBatch|predictOnBatch|testOnBatch)\s*\(/;
