@@ -270,6 +270,29 @@ export default keras.Model({ inputs, outputs: keras.layers.Dense(units)(inputs) 
     for (const ir of [assigning.ir, es2020.ir]) expect(ir).toContain(': f32[3,5]');
   });
 
+  it('a compile\'s process starts before the command is parsed and takes its job as a message; it ends when the command ends without one', async () => {
+    const log = path.join(mkdtempSync(path.join(tmp, 'procs-')), 'procs.txt');
+    const start = path.join(path.dirname(log), 'start.mjs');
+    // every node process of the command: its pid and whether it got a job argument (argv past the script)
+    writeFileSync(start, `import { appendFileSync } from 'node:fs';\nappendFileSync(${JSON.stringify(log)}, JSON.stringify({ pid: process.pid, script: process.argv[1], args: process.argv.length - 2 }) + '\\n');\n`);
+    const procs = () => readFileSync(log, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { pid: number; script: string; args: number });
+    const env = { KILN_CACHE_DIR: mkdtempSync(path.join(tmp, 'cache-')), NODE_OPTIONS: `--import ${start}` };
+    const ok = await kiln(['compile', model, '--emit', 'ir'], env);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/= matmul /);
+    const children = procs().filter((p) => p.script.endsWith(path.join('cli', 'child.js')));
+    expect(children.map((p) => p.args)).toEqual([0]);
+    rmSync(log);
+    const bad = await kiln(['compile', model, '--no-such-flag'], env);
+    expect(bad.stderr).toMatch(/unknown option '--no-such-flag'/);
+    const left = procs().filter((p) => p.script.endsWith(path.join('cli', 'child.js')));
+    expect(left.length).toBe(1);
+    // it exits once its parent has gone (bounded: a process left waiting fails here instead of hanging the suite)
+    const alive = (pid: number) => { try { process.kill(pid, 0); return true; } catch { return false; } };
+    for (let i = 0; i < 200 && alive(left[0]!.pid); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(alive(left[0]!.pid)).toBe(false);
+  });
+
   it('wasm loads binaryen; the ts-morph fallback loads ts-morph, and --no-check does not', async () => {
     const wasm = await loaded(['compile', model, '--target', 'wasm', '-o', path.join(dir, 'wasm')]);
     expect(wasm.run.stderr).toBe('');
