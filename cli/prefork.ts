@@ -1,5 +1,5 @@
-// The compile process started first thing (cli/main.ts), so that Node's start and the compiler's imports there run
-// while this process looks the compile up in the direct mode and parses the command (~50 ms); runChild sends it the job.
+// The compile process started as soon as the direct mode has missed (cli/main.ts), so that Node's start and the
+// compiler's imports there run while this process loads and parses the command (25-45 ms); runChild sends it the job.
 import { type ChildProcess, fork } from 'node:child_process';
 
 let started: { child: ChildProcess; at: number } | undefined;
@@ -9,7 +9,7 @@ export function prefork(): void {
   const child = fork(new URL('./child.js', import.meta.url), [], { stdio: [0, 2, 2, 'ipc'] });
   started = { child, at: performance.now() };
   child.on('error', () => {}); // runChild forks its own where this one could not start
-  // it keeps this process alive only once taken: `compile --help`, a bad flag or a direct-mode hit end it by ending
+  // it keeps this process alive only once taken: `compile --help` or a bad flag end it by ending
   child.unref();
   child.channel?.unref();
 }
@@ -22,10 +22,4 @@ export function takePrefork(): { child: ChildProcess; at: number } | undefined {
   taken.child.ref();
   taken.child.channel?.ref();
   return taken;
-}
-
-/** Ends the started compile process where the command did not need it (a direct-mode hit). */
-export function dropPrefork(): void {
-  started?.child.kill('SIGKILL');
-  started = undefined;
 }
