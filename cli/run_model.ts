@@ -68,9 +68,10 @@ async function withoutTsx(file: string): Promise<string | undefined> {
     }
     if (path.dirname(dir) === dir) break;
   }
-  // esbuild's CommonJS entry loads in 10 ms, its ES module wrapper in 45
-  const esbuild = createRequire(import.meta.url)('esbuild') as typeof import('esbuild');
   try {
+    // the esbuild tsx uses (kiln depends on it through tsx); its CommonJS entry loads in 10 ms, its ES module wrapper in 45
+    const tsx = createRequire(import.meta.url).resolve('tsx/esm/api');
+    const esbuild = createRequire(tsx)('esbuild') as typeof import('esbuild');
     const { code } = await esbuild.transform(source, {
       loader: 'ts', format: 'esm', target: `node${process.versions.node}`, sourcemap: 'inline', sourcefile: file, keepNames: true, minifyWhitespace: true,
     });
