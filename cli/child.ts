@@ -47,7 +47,12 @@ if (!process.send) {
   console.error('kiln: cli/child.js runs under the kiln command (kiln compile ...)');
   process.exit(2);
 }
-const job = JSON.parse(process.argv[2]!) as Job;
+// the job: an argument, or a message where cli/main.ts started this process before the command was parsed (it ends
+// without one when that process does)
+const job = (process.argv[2] !== undefined ? JSON.parse(process.argv[2]) : await new Promise((resolve) => {
+  process.once('message', (m: { job: Job }) => resolve(m.job));
+  process.once('disconnect', () => process.exit(0));
+})) as Job;
 const file = path.resolve(job.file);
 // the wasm renderer only where the model file may run a model in-process (frontend/models/runner.ts) or the job builds wasm
 const eager = /\.(fit|predict|evaluate|trainOnBatch|predictOnBatch|testOnBatch)\s*\(/;
@@ -96,7 +101,7 @@ if (recorder) (globalThis as Record<symbol, unknown>)[Symbol.for('kiln.hookPort'
 // tsx connects to a parent tsx process's socket when it loads and draws a random id when it registers: both before the
 // recording, which would take them for the model file's use of the network and of randomness
 // (timed as run: registering tsx starts its hooks thread, 100-150 ms that --timings showed in no phase)
-if (recorder && /\.m?ts$/.test(file)) await timedAsync('run', async () => (await import('./run_model.js')).installHooks());
+if (recorder && /\.m?ts$/.test(file)) await timedAsync('run', async () => (await import('./run_model.js')).installHooks(file));
 let recorded: { key: string; recorded: Promise<Recorded> } | undefined;
 
 try {

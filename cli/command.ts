@@ -8,6 +8,7 @@ import { EMITS, KilnError, QUANTIZE, RUNTIMES, TARGETS, checkCompileOptions, che
 import type { Job, Message } from './child.js';
 import type { ExportJob } from './export_child.js';
 import { parseDirect, storeDirect } from './direct.js';
+import { takePrefork } from './prefork.js';
 import { parseCalibrationMethod } from '../passes/calibration.js';
 
 /** --calibrate-method: a known method, with --quantize. */
@@ -144,8 +145,11 @@ function nonNegative(value: string): number {
 async function runChild(job: Job | ExportJob, timeout: number, script: string, timings = false): Promise<number> {
   const shown = displayPath(path.resolve(job.file));
   // the child's stdout is this process's stderr: whatever the model file prints stays out of the output
-  const child = fork(new URL(script, import.meta.url), [JSON.stringify(job)], { stdio: [0, 2, 2, 'ipc'] });
-  const forkedAt = performance.now();
+  // the compile process main.ts started (its start is the load phase's) takes the job as a message
+  const early = script === './child.js' ? takePrefork() : undefined;
+  const forkedAt = early?.at ?? performance.now();
+  early?.child.send({ type: 'job', job });
+  const child = early?.child ?? fork(new URL(script, import.meta.url), [JSON.stringify(job)], { stdio: [0, 2, 2, 'ipc'] });
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.once(signal, () => {
       child.kill('SIGKILL');

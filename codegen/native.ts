@@ -1,5 +1,5 @@
 // What the native targets (llvm, cuda) share: the C runtime, model.h, model_desc.c (the tables the runtime reads).
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
@@ -35,25 +35,77 @@ export function sh(target: string, cmd: string, args: string[], cwd: string): vo
  * the targets' builds are synchronous). A failure throws as sh does, for the first command that failed.
  */
 export function shConcurrently(target: string, groups: readonly (readonly [string, readonly string[]])[][], cwd: string): void {
+  startConcurrently(target, groups, cwd, false)();
+}
+
+let startedShells = 0;
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+/** Whether the process `pid` has ended: a zombie (nothing reaps it while this thread is busy) or gone. */
+function ended(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * shConcurrently's groups started in the background: the caller goes on (rendering the next module while opt and llc
+ * build the last) and waits for them later. Node cannot wait for a child process synchronously, so the shell writes
+ * its statuses to a file last and wait() polls for it; where /proc does not tell whether the shell has ended (not
+ * Linux) or background is false, the groups run to the end here, as shConcurrently ran them. Returns wait(), which
+ * throws as sh does; a caller that fails meanwhile still waits (the tools write into its output folder).
+ */
+export function startConcurrently(target: string, groups: readonly (readonly [string, readonly string[]])[][], cwd: string, background = true): () => void {
   const quote = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
-  const stderr = groups.map((_, i) => path.join(cwd, `.kiln-stderr-${process.pid}-${i}`));
-  // a group exits with the number of its command that failed (1-based), 0 when all ran; the shell's stdout is
-  // the statuses alone
+  const id = `${process.pid}-${startedShells++}`;
+  const stderr = groups.map((_, i) => path.join(cwd, `.kiln-stderr-${id}-${i}`)), statusFile = path.join(cwd, `.kiln-status-${id}`);
+  // a group exits with the number of its command that failed (1-based), 0 when all ran; the statuses go to the
+  // shell's stdout (run here) or to statusFile, whole once it exists (in the background)
   const script = [
     ...groups.map((cmds, i) => `( ${cmds.map(([cmd, args], j) => `${[cmd, ...args].map(quote).join(' ')} || exit ${j + 1}`).join('; ')} ) >/dev/null 2>${quote(stderr[i]!)} & p${i}=$!`),
     groups.map((_, i) => `wait $p${i}; s${i}=$?`).join('; '),
-    `echo ${groups.map((_, i) => `$s${i}`).join(' ')}`,
+    `echo ${groups.map((_, i) => `$s${i}`).join(' ')}${background ? ` > ${quote(`${statusFile}.tmp`)} && mv ${quote(`${statusFile}.tmp`)} ${quote(statusFile)}` : ''}`,
   ].join('\n');
-  try {
-    const out = timed('external tools', () => execFileSync('/bin/sh', ['-c', script], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }));
+  const cleanup = () => { for (const f of [...stderr, statusFile, `${statusFile}.tmp`]) rmSync(f, { force: true }); };
+  const check = (out: string) => {
     const status = out.trim().split(' ').map(Number);
     groups.forEach((cmds, i) => {
       const failed = status[i] ? cmds[status[i]! - 1] : undefined;
       if (failed) throw new Error(`${target}: ${failed[0]} failed: ${(readFileSync(stderr[i]!, 'utf8') || `exit status ${status[i]}`).trim().split('\n').slice(0, 8).join('\n')}`);
     });
-  } finally {
-    for (const f of stderr) rmSync(f, { force: true });
+  };
+  if (!background || !existsSync('/proc/self/stat')) {
+    try {
+      check(timed('external tools', () => execFileSync('/bin/sh', ['-c', script], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })));
+    } finally {
+      cleanup();
+    }
+    return () => {};
   }
+  const shell = spawn('/bin/sh', ['-c', script], { cwd, stdio: 'ignore' });
+  shell.on('error', () => {}); // no shell: wait() finds no statuses
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    try {
+      // only the time spent waiting counts: the rest ran beside the caller's own phases
+      const out = timed('external tools', () => {
+        while (!existsSync(statusFile)) {
+          if (shell.pid === undefined || ended(shell.pid)) return existsSync(statusFile) ? readFileSync(statusFile, 'utf8') : undefined;
+          Atomics.wait(sleeper, 0, 0, 1);
+        }
+        return readFileSync(statusFile, 'utf8');
+      });
+      if (out === undefined) throw new Error(`${target}: the shell running ${groups.map((g) => g.map(([cmd]) => cmd).join(', ')).join('; ')} ended before its commands did`);
+      check(out);
+    } finally {
+      cleanup();
+    }
+  };
 }
 
 /** The object cache: KILN_CACHE_DIR, else one per user in the temp directory. */

@@ -21,9 +21,9 @@ interface Run {
   stderr: string;
 }
 
-function kiln(args: string[], env: Record<string, string | undefined>): Promise<Run> {
+function kiln(args: string[], env: Record<string, string | undefined>, cwd = tmp): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [cli, ...args], { cwd: tmp, env: { ...process.env, ...env } }, (err, stdout, stderr) => {
+    execFile(process.execPath, [cli, ...args], { cwd, env: { ...process.env, ...env } }, (err, stdout, stderr) => {
       resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr });
     });
   });
@@ -208,12 +208,12 @@ describe('the compile cache', slow, () => {
 
 describe('what each command loads', slow, () => {
   /** The URLs of every module loaded by the kiln command and its compile process (an ESM load hook in both). */
-  async function loaded(args: string[], env: Record<string, string> = {}): Promise<{ run: Run; urls: string[] }> {
+  async function loaded(args: string[], env: Record<string, string> = {}, cwd = tmp): Promise<{ run: Run; urls: string[] }> {
     const log = path.join(mkdtempSync(path.join(tmp, 'trace-')), 'loaded.txt');
     const hook = `import { appendFileSync } from 'node:fs';\nexport async function load(url, context, next) { appendFileSync(${JSON.stringify(log)}, url + '\\n'); return next(url, context); }`;
     const trace = path.join(path.dirname(log), 'trace.mjs');
     writeFileSync(trace, `import { register } from 'node:module';\nregister('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hook)}));\n`);
-    const run = await kiln(args, { KILN_CACHE_DIR: mkdtempSync(path.join(tmp, 'cache-')), NODE_OPTIONS: `--import ${trace}`, ...env });
+    const run = await kiln(args, { KILN_CACHE_DIR: mkdtempSync(path.join(tmp, 'cache-')), NODE_OPTIONS: `--import ${trace}`, ...env }, cwd);
     return { run, urls: existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean) : [] };
   }
   const dir = project({ 'model.ts': dense(2) });
@@ -239,6 +239,58 @@ describe('what each command loads', slow, () => {
     expect(has(info.urls, /\/dist\/driver\/pipeline\.js$/)).toBe(false);
     const help = await loaded(['compile', '--help']);
     expect(help.run.stdout).toMatch(/--dump-after <pass> .*\n.*\n.* of: canonicalize, /);
+  });
+
+  it('a model file that imports only kiln runs without tsx, as tsx runs it: the same IR; tsx where the tsconfig changes how it compiles', async () => {
+    // a field over a base class's setter: assigned (the setter runs) where useDefineForClassFields is false, defined
+    // (it does not) by default; the model's width says which
+    const fields = (imports: string) => `import * as keras from 'kiln';${imports}
+class Base { set n(v: number) { (globalThis as Record<string, unknown>)['kilnSetter'] = v; } }
+class Sub extends Base { n = 2; }
+new Sub();
+const units = (globalThis as Record<string, unknown>)['kilnSetter'] === 2 ? 5 : 4;
+const inputs = keras.Input({ shape: [3] });
+export default keras.Model({ inputs, outputs: keras.layers.Dense(units)(inputs) });
+`;
+    const run = async (dir: string) => {
+      const r = await loaded(['compile', path.join(dir, 'model.ts'), '--emit', 'ir', '--no-check'], {}, dir);
+      expect(r.run.code, r.run.stderr).toBe(0);
+      return { ir: r.run.stdout, tsx: has(r.urls, /\/node_modules\/tsx\//) };
+    };
+    const tsconfig = (options: string) => `{ // tsx reads comments and trailing commas\n  "compilerOptions": { ${options}, },\n}\n`;
+    const plain = await run(project({ 'model.ts': fields('') }));
+    const local = await run(project({ 'model.ts': fields("\nimport { one } from './one.ts';\nvoid one;"), 'one.ts': 'export const one = 1;\n' }));
+    const es2022 = await run(project({ 'model.ts': fields(''), 'tsconfig.json': tsconfig('"target": "ES2022", "strict": true') }));
+    const assigning = await run(project({ 'model.ts': fields(''), 'tsconfig.json': tsconfig('"useDefineForClassFields": false') }));
+    const es2020 = await run(project({ 'model.ts': fields(''), 'tsconfig.json': tsconfig('"target": "es2020"') }));
+    expect([plain.tsx, local.tsx, es2022.tsx, assigning.tsx, es2020.tsx]).toEqual([false, true, false, true, true]);
+    expect(plain.ir).toBe(local.ir);
+    expect(plain.ir).toContain(': f32[3,4]');
+    expect(es2022.ir).toBe(plain.ir);
+    for (const ir of [assigning.ir, es2020.ir]) expect(ir).toContain(': f32[3,5]');
+  });
+
+  it('a compile\'s process starts before the command is parsed and takes its job as a message; it ends when the command ends without one', async () => {
+    const log = path.join(mkdtempSync(path.join(tmp, 'procs-')), 'procs.txt');
+    const start = path.join(path.dirname(log), 'start.mjs');
+    // every node process of the command: its pid and whether it got a job argument (argv past the script)
+    writeFileSync(start, `import { appendFileSync } from 'node:fs';\nappendFileSync(${JSON.stringify(log)}, JSON.stringify({ pid: process.pid, script: process.argv[1], args: process.argv.length - 2 }) + '\\n');\n`);
+    const procs = () => readFileSync(log, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { pid: number; script: string; args: number });
+    const env = { KILN_CACHE_DIR: mkdtempSync(path.join(tmp, 'cache-')), NODE_OPTIONS: `--import ${start}` };
+    const ok = await kiln(['compile', model, '--emit', 'ir'], env);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/= matmul /);
+    const children = procs().filter((p) => p.script.endsWith(path.join('cli', 'child.js')));
+    expect(children.map((p) => p.args)).toEqual([0]);
+    rmSync(log);
+    const bad = await kiln(['compile', model, '--no-such-flag'], env);
+    expect(bad.stderr).toMatch(/unknown option '--no-such-flag'/);
+    const left = procs().filter((p) => p.script.endsWith(path.join('cli', 'child.js')));
+    expect(left.length).toBe(1);
+    // it exits once its parent has gone (bounded: a process left waiting fails here instead of hanging the suite)
+    const alive = (pid: number) => { try { process.kill(pid, 0); return true; } catch { return false; } };
+    for (let i = 0; i < 200 && alive(left[0]!.pid); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(alive(left[0]!.pid)).toBe(false);
   });
 
   it('wasm loads no binaryen (kiln writes the binary itself); the ts-morph fallback loads ts-morph, and --no-check does not', async () => {

@@ -661,9 +661,11 @@ export function renderLlvm(entries: readonly Entry[], layout: Layout, name: stri
  * linked into one): the kernels shared out by their size, the heaviest first, each to the lightest module so far; the
  * entries in the first module, calling the kernels of the others as hidden `kiln_<entry>_<kernel>` functions. A
  * module of less than PART_WEIGHT statements is not worth a process of its own: small models stay one module.
+ * The modules are rendered one after another, and `done` receives each as it is finished (its tools can build it
+ * while the next renders); each module's text is the same whether or not `done` is given.
  */
-export function renderLlvmParts(entries: readonly Entry[], layout: Layout, name: string, parts: number, contract = true, flash?: LlvmFlash, dot?: DotIsa): string[] {
-  const L = llvm();
+export function renderLlvmParts(entries: readonly Entry[], layout: Layout, name: string, parts: number, contract = true, flash?: LlvmFlash, dot?: DotIsa,
+  done?: (ir: string, part: number, parts: number) => void): string[] {
   const weights = entries.flatMap((e, ei) => e.program.kernels.map((k, ki) => ({ ei, ki, w: kernelWeight(k.body) })));
   const n = Math.max(1, Math.min(parts, Math.floor(weights.reduce((s, k) => s + k.w, 0) / PART_WEIGHT), weights.length));
   const load = new Array<number>(n).fill(0), partOf = new Map<string, number>();
@@ -672,27 +674,50 @@ export function renderLlvmParts(entries: readonly Entry[], layout: Layout, name:
     load[p]! += w;
     partOf.set(`${ei} ${ki}`, p);
   }
-  const modules = Array.from({ length: n }, (_, p) => new LlvmModule(n === 1 ? name : `${name}.${p}`, contract, dot));
-  const g0 = modules[0]!;
-  const exported = modules.map(() => new Set<string>());
-  // the flash array, defined in model_desc.c: an i8* to its first byte (one module: flash is for bare metal, not split)
-  const flashBase = flash && g0.b.CreateBitCast(new L.GlobalVariable(g0.mod, L.ArrayType.get(g0.b.getInt8Ty(), flash.bytes), true,
-    L.Function.LinkageTypes.ExternalLinkage, null, flash.symbol), g0.b.getInt8PtrTy());
   if (flash && n > 1) throw new Error('llvm: internal error: a flash module is not split');
+  const shared = entries.map((e) => {
+    // legalized and scheduled by the pipeline (LLVM_CAPS)
+    checkVectorLoops(e.program, LLVM_VECTORS, 'llvm');
+    return {
+      bufTypes: new Map(e.program.buffers.map((b) => [b.name, scalarOfDtype(b.dtype)])),
+      int8: new Set(e.program.buffers.filter((b) => b.dtype === 'int8').map((b) => b.name)),
+      // after a statement that completes more of a flat block (gradStep under MPI: memplan's FlatPlan), say so
+      ready: new Map((e.memory.flat?.ready ?? []).map((r) => [`${r.kernel} ${r.at}`, r.from])),
+    };
+  });
+  return Array.from({ length: n }, (_, p) => {
+    const ir = renderPart(entries, layout, shared, partOf, p, n === 1 ? name : `${name}.${p}`, contract, flash, dot);
+    done?.(ir, p, n);
+    return ir;
+  });
+}
+
+/**
+ * Module `part` of renderLlvmParts: the kernels partOf gives it, in the entries' order; the first module also the
+ * entries, with a declaration of each kernel another module defines where the entry's kernels reach it.
+ */
+function renderPart(entries: readonly Entry[], layout: Layout, shared: readonly { bufTypes: Map<string, Scalar>; int8: ReadonlySet<string>; ready: Map<string, number> }[],
+  partOf: ReadonlyMap<string, number>, part: number, name: string, contract: boolean, flash: LlvmFlash | undefined, dot: DotIsa | undefined): string {
+  const L = llvm();
+  const g = new LlvmModule(name, contract, dot);
+  const exported = new Set<string>();
+  // the flash array, defined in model_desc.c: an i8* to its first byte (one module: flash is for bare metal, not split)
+  const flashBase = flash && g.b.CreateBitCast(new L.GlobalVariable(g.mod, L.ArrayType.get(g.b.getInt8Ty(), flash.bytes), true,
+    L.Function.LinkageTypes.ExternalLinkage, null, flash.symbol), g.b.getInt8PtrTy());
   const flashOf = (e: string) => flashBase && { base: flashBase, offsets: flash.offsets[e]! };
   entries.forEach((e, ei) => {
-    // legalized and scheduled by the pipeline (LLVM_CAPS)
-    const program = e.program;
-    checkVectorLoops(program, LLVM_VECTORS, 'llvm');
-    const bufTypes = new Map(program.buffers.map((b) => [b.name, scalarOfDtype(b.dtype)]));
-    const int8 = new Set(program.buffers.filter((b) => b.dtype === 'int8').map((b) => b.name));
-    // after a statement that completes more of a flat block (gradStep under MPI: memplan's FlatPlan), say so
-    const ready = new Map((e.memory.flat?.ready ?? []).map((r) => [`${r.kernel} ${r.at}`, r.from]));
+    const program = e.program, { bufTypes, int8, ready } = shared[ei]!;
     const kernels = program.kernels.map((k, ki) => {
-      const p = partOf.get(`${ei} ${ki}`)!, g = modules[p]!;
-      g.int8 = int8;
+      const p = partOf.get(`${ei} ${ki}`)!;
       const fnName = p === 0 ? `${e.name}_${k.name}` : `kiln_${e.name}_${k.name}`;
-      if (p !== 0) exported[p]!.add(fnName);
+      if (p !== part) {
+        // another module's kernel: the first module declares it (hidden) and calls it
+        if (part !== 0) return undefined;
+        exported.add(fnName);
+        return g.extern(fnName, g.b.getVoidTy(), [g.b.getInt8PtrTy()]);
+      }
+      g.int8 = int8;
+      if (p !== 0) exported.add(fnName);
       const fn = g.function(fnName, p === 0);
       const kb = new KernelBuilder(g, fn, layout.offsets[e.name]!, bufTypes, 0, flashOf(e.name));
       // a top-level parallel loop is outlined into a chunk function for the thread pool; the values it reads
@@ -717,23 +742,21 @@ export function renderLlvmParts(entries: readonly Entry[], layout: Layout, name:
         if (from !== undefined) g.b.CreateCall(g.extern('kiln_grads_ready', g.b.getVoidTy(), [g.b.getInt64Ty()]), [g.k.i64(from)]);
       });
       kb.finish();
-      if (p !== 0) exported[0]!.add(fnName);
-      return p === 0 ? fn : g0.extern(fnName, g0.b.getVoidTy(), [g0.b.getInt8PtrTy()]);
+      return fn;
     });
-    const entry = g0.function(`kiln_${e.name}`, false);
-    g0.b.SetInsertPoint(L.BasicBlock.Create(g0.ctx, 'entry', entry));
+    if (part !== 0) return;
+    const entry = g.function(`kiln_${e.name}`, false);
+    g.b.SetInsertPoint(L.BasicBlock.Create(g.ctx, 'entry', entry));
     kernels.forEach((k, i) => {
-      g0.b.CreateCall(k, [entry.getArg(0)]);
+      g.b.CreateCall(k!, [entry.getArg(0)]);
       const kernel = program.kernels[i]!;
-      if (kernel.allreduce) g0.allreduce(entry, allreduceBuffer(program, kernel), layout.offsets[e.name]!);
+      if (kernel.allreduce) g.allreduce(entry, allreduceBuffer(program, kernel), layout.offsets[e.name]!);
     });
-    g0.b.CreateRetVoid();
+    g.b.CreateRetVoid();
   });
-  return modules.map((g, p) => {
-    // verifyModule returns true when the module is broken
-    if (L.verifyModule(g.mod)) throw new Error('llvm: the generated module does not verify');
-    return hide(realign(internalize(g.mod.print()), g.framed), exported[p]!);
-  });
+  // not verified here: opt-14 verifies its input first ("input module is broken!", reported as opt's failure), and a
+  // second verification was 5 ms per module on the critical path
+  return hide(realign(internalize(g.mod.print()), g.framed), exported);
 }
 
 /**

@@ -5,7 +5,7 @@ import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { type TargetEntry, irText, manifestOf, runtimeDir } from '../artifacts.js';
-import { type NativeTargetOptions, compileCached, descSource, headerSource, sh, shConcurrently } from '../native.js';
+import { type NativeTargetOptions, compileCached, descSource, headerSource, sh, shConcurrently, startConcurrently } from '../native.js';
 import { writeSafetensors } from '../../runtime/safetensors.js';
 import { dtypeBytes } from '../../ir/types.js';
 import { layoutModule } from '../loop/layout.js';
@@ -148,18 +148,6 @@ export function compileLlvm(o: LlvmTargetOptions): string[] {
   mkdirSync(dir, { recursive: true });
   const machine = [...(o.triple ? [`-mtriple=${o.triple}`] : []), ...(cpu ? [`-mcpu=${cpu}`] : [])];
   const hosted = !o.triple && !freestanding;
-  // a host build's kernels in one module per core (opt and llc use one core each: the Transformer's 0.85 s of them
-  // was a third of its cold compile), their objects linked into model.o; model.ll holds the entries
-  const modules = renderLlvmParts(entries, layout, 'model', hosted ? o.parts ?? os.availableParallelism() : 1, o.contract ?? true,
-    split && { symbol: FLASH_SYMBOL, bytes: split.data.length, offsets: split.flash }, dotIsa(cpu, o.triple));
-  const stems = modules.map((_, p) => (p === 0 ? 'model' : `model.${p}`));
-  modules.forEach((m, p) => writeFileSync(path.join(dir, `${stems[p]}.ll`), m));
-  const llvmTools = stems.map((stem): [string, string[]][] => [
-    ['opt-14', ['-O3', ...machine, `${stem}.ll`, '-o', `${stem}.bc`]],
-    // static code for a bare-metal image; PIC wherever an OS may link it into a PIE (the freestanding runtime on the
-    // host: a table of constants addressed absolutely fails to link there)
-    ['llc-14', ['-O3', ...machine, `-relocation-model=${freestanding && bareMetal(o.triple) ? 'static' : 'pic'}`, '-filetype=obj', `${stem}.bc`, '-o', modules.length === 1 ? 'model.o' : `${stem}.part.o`]],
-  ]);
   const flashDecl = flash ? [`/* params and constants, read in place (flash): KILN_FLASH_BYTES bytes */\n#define KILN_FLASH_BYTES ${flash.data.length}L\nextern const unsigned char ${FLASH_SYMBOL}[];`] : [];
   writeFileSync(path.join(dir, 'model.h'), headerSource(o, layout, flashDecl));
   writeFileSync(path.join(dir, 'model_desc.c'), descSource(o, compiled, layout, flash));
@@ -168,11 +156,34 @@ export function compileLlvm(o: LlvmTargetOptions): string[] {
     : ['kiln_runtime.h', 'kiln_runtime.c', 'kiln_core.c', 'kiln_rows.c', 'kiln_math.c', 'kiln_cli.h', 'model_main.c', 'model_train.c'];
   for (const f of sources) copyFileSync(path.join(rt, f), path.join(dir, f));
   const cc = ['-O2', '-std=c99', '-pthread'];
-  // model_desc.c needs no model.o: gcc compiles it while opt and llc run
-  if (hosted) shConcurrently('llvm', [...llvmTools, [['gcc', [...cc, '-c', 'model_desc.c', '-o', 'model_desc.o']]]], dir);
-  else for (const [cmd, args] of llvmTools[0]!) sh('llvm', cmd, args, dir);
+  // on the host, each module's opt and llc start as soon as it is rendered, while the next renders (and gcc compiles
+  // model_desc.c meanwhile): model.o is the same as when they run after the render (tests/llvm/parts.test.ts)
+  const waits = hosted ? [startConcurrently('llvm', [[['gcc', [...cc, '-c', 'model_desc.c', '-o', 'model_desc.o']]]], dir)] : [];
+  const stem = (p: number) => (p === 0 ? 'model' : `model.${p}`);
+  const toolsOf = (p: number, parts: number): [string, string[]][] => [
+    ['opt-14', ['-O3', ...machine, `${stem(p)}.ll`, '-o', `${stem(p)}.bc`]],
+    // static code for a bare-metal image; PIC wherever an OS may link it into a PIE (the freestanding runtime on the
+    // host: a table of constants addressed absolutely fails to link there)
+    ['llc-14', ['-O3', ...machine, `-relocation-model=${freestanding && bareMetal(o.triple) ? 'static' : 'pic'}`, '-filetype=obj', `${stem(p)}.bc`, '-o', parts === 1 ? 'model.o' : `${stem(p)}.part.o`]],
+  ];
+  // a host build's kernels in one module per core (opt and llc use one core each: the Transformer's 0.85 s of them
+  // was a third of its cold compile), their objects linked into model.o; model.ll holds the entries
+  const parts = hosted ? o.parts ?? os.availableParallelism() : 1;
+  let modules: string[];
+  try {
+    modules = renderLlvmParts(entries, layout, 'model', parts, o.contract ?? true,
+      split && { symbol: FLASH_SYMBOL, bytes: split.data.length, offsets: split.flash }, dotIsa(cpu, o.triple), (ir, p, n) => {
+        writeFileSync(path.join(dir, `${stem(p)}.ll`), ir);
+        if (hosted) waits.push(startConcurrently('llvm', [toolsOf(p, n)], dir));
+      });
+  } catch (e) {
+    for (const wait of waits) try { wait(); } catch { /* the render's error is the one to report */ }
+    throw e;
+  }
+  if (!hosted) for (const [cmd, args] of toolsOf(0, 1)) sh('llvm', cmd, args, dir);
+  for (const wait of waits) wait();
   // the parts as one relocatable object, as users link model.o
-  if (modules.length > 1) sh('llvm', 'ld', ['-r', '-o', 'model.o', ...stems.map((stem) => `${stem}.part.o`)], dir);
+  if (modules.length > 1) sh('llvm', 'ld', ['-r', '-o', 'model.o', ...modules.map((_, p) => `${stem(p)}.part.o`)], dir);
   const model = elfSizes(readFileSync(path.join(dir, 'model.o')), 'model.o');
   const sizes: Record<string, unknown> = {
     modelCodeBytes: model.code, weightBytes: o.weights.reduce((n, w) => n + w.data.length * dtypeBytes(w.dtype), 0),

@@ -1,11 +1,15 @@
 // The llvm target's host build in modules that opt and llc build at once (render.ts renderLlvmParts): every kernel
-// defined in one module, the entry calling the others' as hidden symbols of model.o, the same outputs as one module.
+// defined in one module, the entry calling the others' as hidden symbols of model.o, the same outputs as one module;
+// each module's tools started as soon as it is rendered give the same model.o as tools run after the whole render.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { compileLlvm } from '../../codegen/llvm/target.js';
+import { compileLlvm, dotIsa, hostCpu, llvmCaps } from '../../codegen/llvm/target.js';
+import { renderLlvmParts } from '../../codegen/llvm/render.js';
+import { layoutModule } from '../../codegen/loop/layout.js';
+import { runPipeline } from '../../driver/pipeline.js';
 import * as keras from '../../frontend/index.js';
 import { traceModel } from '../../frontend/models/executor.js';
 import { modelInputs } from '../passes/differential.js';
@@ -55,5 +59,28 @@ describe('llvm modules built at once', () => {
     const outs = [one, two].map((dir) => runMain(path.join(dir, 'model_main'), dir, g, inputs, { KILN_NUM_THREADS: '2' }));
     expect(outputDiffs(g, inputs, params, outs[1]!, 'llvm, 2 modules')).toEqual([]);
     for (const [name, v] of outs[0]!) expect(Buffer.from(outs[1]!.get(name)!.buffer).equals(Buffer.from(v.buffer)), name).toBe(true);
+  });
+
+  it('pipelined: model.o is the one opt, llc and ld -r make of the modules rendered whole, one after another', () => {
+    const dir = build(2);
+    // the modules as the whole render gives them (no callback), and with a callback: the same text, as written
+    const c = runPipeline(g, { caps: { ...llvmCaps(hostCpu()), threads: 2 } });
+    const entries = [{ name: 'predict', program: c.program, memory: c.memory }], layout = layoutModule(entries);
+    const given: string[] = [];
+    const dot = dotIsa(hostCpu(), undefined), whole = renderLlvmParts(entries, layout, 'model', 2, true, undefined, dot);
+    expect(renderLlvmParts(entries, layout, 'model', 2, true, undefined, dot, (ir) => given.push(ir))).toEqual(whole);
+    expect(given).toEqual(whole);
+    expect(whole.length).toBe(2);
+    expect(['model.ll', 'model.1.ll'].map((f) => readFileSync(path.join(dir, f), 'utf8'))).toEqual(whole);
+    const seq = path.join(tmp, 'sequential');
+    mkdirSync(seq, { recursive: true });
+    const mcpu = `-mcpu=${hostCpu()}`;
+    whole.forEach((ir, p) => {
+      writeFileSync(path.join(seq, `m${p}.ll`), ir);
+      execFileSync('opt-14', ['-O3', mcpu, `m${p}.ll`, '-o', `m${p}.bc`], { cwd: seq });
+      execFileSync('llc-14', ['-O3', mcpu, '-relocation-model=pic', '-filetype=obj', `m${p}.bc`, '-o', `m${p}.part.o`], { cwd: seq });
+    });
+    execFileSync('ld', ['-r', '-o', 'model.o', 'm0.part.o', 'm1.part.o'], { cwd: seq });
+    expect(readFileSync(path.join(dir, 'model.o')).equals(readFileSync(path.join(seq, 'model.o')))).toBe(true);
   });
 });
