@@ -31,10 +31,8 @@ function tileOf(M: number, N: number, caps: TargetCaps, epilogue: number): { mr:
 /** Run by cpu_matmul.ts before its float nests. */
 export function cpuQmatmul(s: Schedule, caps: TargetCaps): void {
   if (caps.gpu || caps.vector?.values !== 'any') return;
-  // only a kernel lowered from qmatmul / qconv: their operands are int8 values (pairDot's no-wrap argument); a plain
-  // int32 matmul's values need not fit int16 halves (fuzz reproducer tests/fuzz/repro/int32-matmul-not-pair-dot.ir)
-  const ops = s.program.kernels[s.kernel]?.ops ?? [];
-  if (!ops.includes('qmatmul') && !ops.includes('qconv')) return;
+  // pairDot's check takes only operands that fit int16 halves: a plain int32 matmul's need not (fuzz reproducers
+  // tests/fuzz/repro/int32-matmul-not-pair-dot.ir, tests/quant/pair_legal.test.ts)
   for (const top of s.body.filter((x): x is For => x.k === 'for')) {
     const chain = outerChain(top), rows = chain.slice(0, -1), j = chain[chain.length - 1]!;
     const names = [...rows.map(() => s.fresh('pi')), s.fresh('pk')];

@@ -11,6 +11,7 @@ import { E, type Expr, S, type Scalar, type Stmt, type Buffer } from '../ir.js';
 import { type For, substExpr, varsOf } from './loops.js';
 import { outerChain } from './nests.js';
 import { primitive } from './primitive.js';
+import { fitsInt16 } from './ranges.js';
 
 export interface PairDotArgs {
   /** the nest's outer loop (its perfect chain: the rows' loops, then the columns loop) */
@@ -123,6 +124,9 @@ export const pairDot = primitive<PairDotArgs>({
     if (typeof m === 'string') return m;
     if (m.ks.reduce((n, l) => n * l.extent, 1) < 2) return 'a reduction of one term has no pairs';
     if (m.row.t !== 'i32' || m.col.t !== 'i32') return 'the operands are not i32';
+    // int8-sourced (an int8 load, a quantize, minus a zero point): values that fit the int16 halves pack16 keeps
+    for (const [side, e, decls] of [['row', m.row, m.rowDecls], ['column', m.col, m.colDecls]] as const)
+      if (!fitsInt16(e, new Map(decls.map((d) => [d.name, d.init])), k.buffers)) return `the ${side} operand may not fit an int16 half (not int8-sourced)`;
     if (a.names.length !== m.rows.length + 1) return `${a.names.length} loop names for ${m.rows.length + 1} loops`;
     return undefined;
   },

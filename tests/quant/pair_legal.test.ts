@@ -1,0 +1,45 @@
+// pairDot's legality (pair_dot.ts): int16 pair dot products only of operands that are int8-sourced. A kernel that
+// fuses a qmatmul with a plain int32 matmul (horizontal fusion: both are outputs at the same level) schedules the
+// qmatmul as pairs and leaves the int32 matmul's products whole, whose values do not fit int16 halves.
+import { describe, expect, it } from 'vitest';
+import { llvmCaps } from '../../codegen/llvm/target.js';
+import { runProgram } from '../../codegen/loop/interpreter.js';
+import { runPipeline } from '../../driver/pipeline.js';
+import { interpret } from '../../ir/interpreter.js';
+import { parseGraph } from '../../ir/parser.js';
+import { expectSame } from '../ir/helpers.js';
+
+const G = `graph @mixed {
+  %0 = input {name="x"} : i8[8,16]
+  %1 = param {name="w"} : i8[16,8]
+  %2 = const {value=[5, -3, 0, 7, 1, 2, -9, 4]} : i32[8]
+  %3 = const {value=[1395864371]} : i32[8]
+  %4 = const {value=[-6]} : i32[8]
+  %5 = qmatmul %0, %1, %2, %3, %4 {hi=127, lo=-128, outZero=3, xZero=-5} : i8[8,8]
+  %6 = input {name="a"} : i32[8,16]
+  %7 = input {name="b"} : i32[16,8]
+  %8 = matmul %6, %7 : i32[8,8]
+  output "q" = %5
+  output "m" = %8
+}`;
+
+/** Deterministic values in [lo, hi]. */
+function fill(n: number, lo: number, hi: number, seed: number): number[] {
+  let s = seed;
+  return Array.from({ length: n }, () => { s = (s * 1103515245 + 12345) % 2147483648; return lo + (s % (hi - lo + 1)); });
+}
+
+describe('pairDot pairs only int8-sourced operands', () => {
+  it('a kernel of a qmatmul and a plain int32 matmul: the int32 matmul (values past int16) equals the interpreter on the llvm schedule', () => {
+    const g = parseGraph(G);
+    const inputs = { x: Int8Array.from(fill(128, -128, 127, 1)), a: Int32Array.from(fill(128, -100000, 100000, 2)), b: Int32Array.from(fill(128, -70000, 70000, 3)) };
+    const params = { w: Int8Array.from(fill(128, -127, 127, 4)) };
+    const p = runPipeline(g, { caps: { ...llvmCaps('x86-64-v3'), threads: 1 } }).program;
+    // the reproducer's premise: one kernel holds both contractions, and the qmatmul is paired
+    expect(p.kernels.some((k) => k.ops.includes('qmatmul') && k.ops.includes('matmul'))).toBe(true);
+    expect(p.buffers.filter((b) => b.name.startsWith('pairs_')).length).toBe(1);
+    const want = interpret(g, new Map(Object.entries(inputs)), new Map(Object.entries(params))).outputs;
+    const got = runProgram(p, inputs, params, { reverse: true }).outputs;
+    for (const o of ['q', 'm']) expectSame(got.get(o)!, want.get(o)!.data);
+  });
+});
