@@ -1,13 +1,16 @@
-// pairDot's legality (pair_dot.ts): int16 pair dot products only of operands that are int8-sourced. A kernel that
-// fuses a qmatmul with a plain int32 matmul (horizontal fusion: both are outputs at the same level) schedules the
-// qmatmul as pairs and leaves the int32 matmul's products whole, whose values do not fit int16 halves.
+// pairDot (pair_dot.ts): its legality (int16 pair dot products only of int8-sourced operands: a kernel that fuses a
+// qmatmul with a plain int32 matmul, horizontal fusion of two outputs at one level, pairs the qmatmul and leaves the
+// int32 matmul's products whole, whose values do not fit int16 halves), and a convolution's packing (the quantize of
+// a float input fused into the first qconv runs once per input value, not once per window tap).
 import { describe, expect, it } from 'vitest';
 import { llvmCaps } from '../../codegen/llvm/target.js';
 import { runProgram } from '../../codegen/loop/interpreter.js';
 import { runPipeline } from '../../driver/pipeline.js';
 import { interpret } from '../../ir/interpreter.js';
 import { parseGraph } from '../../ir/parser.js';
+import { forEachStmtExpr } from '../../codegen/loop/visit.js';
 import { expectSame } from '../ir/helpers.js';
+import { QUANT_CASES } from './graphs.js';
 
 const G = `graph @mixed {
   %0 = input {name="x"} : i8[8,16]
@@ -41,5 +44,20 @@ describe('pairDot pairs only int8-sourced operands', () => {
     const want = interpret(g, new Map(Object.entries(inputs)), new Map(Object.entries(params))).outputs;
     const got = runProgram(p, inputs, params, { reverse: true }).outputs;
     for (const o of ['q', 'm']) expectSame(got.get(o)!, want.get(o)!.data);
+  });
+});
+
+describe('pairDot packs a convolution\'s taps from values computed once', () => {
+  it('the seed CNN: the first qconv\'s fused quantize (a float division) is computed once per input value, and the program equals the interpreter', () => {
+    const c = QUANT_CASES['cnn']!();
+    const p = runPipeline(c.g, { caps: { ...llvmCaps('x86-64-v3'), threads: 1 } }).program;
+    const k = p.kernels.find((x) => x.ops.includes('qconv') && x.ops.includes('quantize'))!;
+    // one division: the nest over the input; the packing's two taps per pair read its buffer
+    let divs = 0;
+    forEachStmtExpr(k.body, (e) => { if (e.k === 'binary' && e.op === 'div' && e.t === 'f32') divs++; });
+    expect(divs).toBe(1);
+    const want = interpret(c.g, new Map(Object.entries(c.inputs)), new Map(Object.entries(c.params))).outputs;
+    const got = runProgram(p, c.inputs, c.params, { reverse: true }).outputs;
+    for (const o of c.exact) expectSame(got.get(o)!, want.get(o)!.data);
   });
 });

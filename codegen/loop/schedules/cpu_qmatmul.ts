@@ -42,9 +42,10 @@ export function cpuQmatmul(s: Schedule, caps: TargetCaps): void {
     if (!tileOf(rows[rows.length - 1]!.extent, j.extent, caps, epilogue)) continue;
     s.apply(pairDot, { loop: top.v, buffer: s.freshBuffer(`pairs_${s.name}`), names });
     // the packing nest's pairs in chunks that cpu_kinds makes vector lanes (an extent the target renders as one vector)
+    // (a convolution's pairs loop is outside its positions: not split)
     const pk = findLoop(s.body, names[names.length - 1]!)!;
     const lanes = [4, 2, 1].map((f) => f * caps.vectorWidth).find((f) => pk.extent % f === 0 && pk.extent > f && f <= (caps.vector?.maxExtent ?? 0));
-    if (lanes) s.apply(split, { loop: pk.v, factor: lanes, outer: s.fresh('pk'), inner: s.fresh('pc') });
+    if (lanes && rows.length === 1) s.apply(split, { loop: pk.v, factor: lanes, outer: s.fresh('pk'), inner: s.fresh('pc') });
     const nest = s.body.find((x): x is For => x.k === 'for' && x.v === top.v)!;
     const n = contractionNest(nest, localArrays(s.body), dotOperands, 'i32');
     if (!n) continue;

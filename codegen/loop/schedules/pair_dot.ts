@@ -10,7 +10,8 @@
 import { E, type Expr, S, type Scalar, type Stmt, type Buffer } from '../ir.js';
 import { type For, substExpr, varsOf } from './loops.js';
 import { outerChain } from './nests.js';
-import { primitive } from './primitive.js';
+import { type KernelView, primitive } from './primitive.js';
+import { someExpr } from '../visit.js';
 import { fitsInt16 } from './ranges.js';
 
 export interface PairDotArgs {
@@ -93,6 +94,37 @@ function match(body: readonly Stmt[], a: PairDotArgs): Match | string {
   return 'the product is not of a row operand (no column index) and a column operand (no row index)';
 }
 
+/**
+ * A convolution's row operand computed from its one load by a pointwise chain (the quantize of a float input fused
+ * into the qconv): each input value is read by several taps, so the chain runs once per input value in a nest before
+ * (`q[e] = chain(in[e])`) and the taps load q where they loaded in. Returns the row decls reading q, the nest and q,
+ * or undefined where the row operand is not such a chain of more than its load.
+ */
+function hoistPointwise(rowDecls: readonly Decl[], row: Expr, k: KernelView, rows: readonly For[], buffer: string): { decls: Decl[]; nest: Stmt; q: Buffer } | undefined {
+  const loads = rowDecls.filter((d) => someExpr(d.init, (e) => e.k === 'load'));
+  const ld = loads[0]?.init;
+  if (loads.length !== 1 || ld?.k !== 'load') return undefined;
+  const src = k.buffers.find((b) => b.name === ld.buf), n0 = rows[0]!.extent;
+  if (!src || src.size % n0 !== 0) return undefined;
+  // the chain: the load and the decls that read only the chain
+  const chain = new Set([loads[0]!.name]);
+  for (const d of rowDecls) if (!chain.has(d.name) && !someExpr(d.init, (e) => e.k === 'load') && [...varsOf(d.init)].every((v) => chain.has(v))) chain.add(d.name);
+  const used = new Set([...rowDecls.filter((d) => !chain.has(d.name)).flatMap((d) => [...varsOf(d.init)]), ...varsOf(row)]);
+  const outs = rowDecls.filter((d) => chain.has(d.name) && used.has(d.name));
+  if (chain.size < 2 || outs.length !== 1 || outs[0]!.name === loads[0]!.name) return undefined;
+  const out = outs[0]!, q: Buffer = { name: buffer, dtype: 'int32', size: src.size, kind: 'temp' };
+  if (out.t !== 'i32') return undefined;
+  // the nest: per row of the input, its values (a flat index e = r * size/n0 + i)
+  const r = k.fresh('hr'), i = k.fresh('hi'), per = src.size / n0, e = E.add(E.mul(E.v(r), E.i32(per)), E.v(i));
+  const body = instance(rowDecls.filter((d) => chain.has(d.name)), E.v(out.name, out.t), new Map(), k.fresh);
+  const first = body.stmts[0]!;
+  const stmts = [S.decl(first.name, first.t, E.load(ld.buf, e, ld.t)) as Decl, ...body.stmts.slice(1), S.store(buffer, e, body.value)];
+  const nest = S.for(r, n0, [S.for(i, per, stmts)]);
+  // the taps: the chain's value loaded from q at the load's index
+  const decls = rowDecls.flatMap((d) => (d === loads[0] ? [S.decl(out.name, out.t, E.load(buffer, ld.idx, 'i32')) as Decl] : chain.has(d.name) ? [] : [d]));
+  return { decls, nest, q };
+}
+
 /** The decls at step k = at, renamed (fresh names), and e there. */
 function instance(decls: readonly Decl[], e: Expr, m: Map<string, Expr>, fresh: (p: string) => string): { stmts: Decl[]; value: Expr } {
   const subst = new Map(m);
@@ -146,10 +178,15 @@ export const pairDot = primitive<PairDotArgs>({
     };
     // the rows' pairs: xp[row, k2] = pack16(row at k2, row at K2 + k2)
     const names = a.names.slice(0, -1), pk = a.names[a.names.length - 1]!, rowVars = names.map((n) => E.v(n));
-    const r0 = instance(m.rowDecls, m.row, at(E.v(pk), rowVars), k.fresh), r1 = instance(m.rowDecls, m.row, at(second(E.v(pk)), rowVars), k.fresh);
-    let packRows: Stmt = S.for(pk, K2, [...r0.stmts, ...r1.stmts,
-      S.store(a.buffer, E.add(E.mul(rowIndex(rowVars), E.i32(K2)), E.v(pk)), E.binary('pack16', r0.value, zeroPast(E.v(pk), r1.value)))]);
-    for (let d = m.rows.length - 1; d >= 0; d--) packRows = S.for(names[d]!, m.rows[d]!.extent, [packRows]);
+    const hoist = m.rows.length > 1 ? hoistPointwise(m.rowDecls, m.row, k, m.rows, k.fresh(`rowq_${a.buffer}`)) : undefined;
+    const rowDecls = hoist?.decls ?? m.rowDecls;
+    const r0 = instance(rowDecls, m.row, at(E.v(pk), rowVars), k.fresh), r1 = instance(rowDecls, m.row, at(second(E.v(pk)), rowVars), k.fresh);
+    const pack = [...r0.stmts, ...r1.stmts, S.store(a.buffer, E.add(E.mul(rowIndex(rowVars), E.i32(K2)), E.v(pk)), E.binary('pack16', r0.value, zeroPast(E.v(pk), r1.value)))];
+    // a matmul's pairs innermost (contiguous: vector lanes); a convolution's window taps outside its positions, so
+    // a tap's offsets (k2 unflattened: divisions) are computed once per input row, not per position
+    let inner: Stmt[] = pack;
+    for (let d = m.rows.length - 1; d >= 1; d--) inner = [S.for(names[d]!, m.rows[d]!.extent, inner)];
+    const packRows = S.for(names[0]!, m.rows[0]!.extent, [S.for(pk, K2, inner)]);
     // the reduction over pairs: the column pair computed in the step (where the micro-kernel packs its panels)
     const k2 = k.fresh('k'), sum = k.fresh('acc'), xv = k.fresh('x'), wv = k.fresh('w');
     const here = m.rows.map((l) => E.v(l.v));
@@ -162,6 +199,6 @@ export const pairDot = primitive<PairDotArgs>({
     for (let d = m.rows.length - 1; d >= 0; d--) nest = { ...m.rows[d]!, body: [nest] };
     const buffer: Buffer = { name: a.buffer, dtype: 'int32', size: M * K2, kind: 'temp' };
     const idx = k.body.indexOf(m.top);
-    return { body: [...k.body.slice(0, idx), packRows, nest, ...k.body.slice(idx + 1)], buffers: [...k.buffers, buffer] };
+    return { body: [...k.body.slice(0, idx), ...(hoist ? [hoist.nest] : []), packRows, nest, ...k.body.slice(idx + 1)], buffers: [...k.buffers, ...(hoist ? [hoist.q] : []), buffer] };
   },
 });
