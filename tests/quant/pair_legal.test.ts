@@ -8,7 +8,10 @@ import { runProgram } from '../../codegen/loop/interpreter.js';
 import { runPipeline } from '../../driver/pipeline.js';
 import { interpret } from '../../ir/interpreter.js';
 import { parseGraph } from '../../ir/parser.js';
-import { forEachStmtExpr } from '../../codegen/loop/visit.js';
+import { E, S } from '../../codegen/loop/ir.js';
+import { foldDecided } from '../../codegen/loop/schedules/ranges.js';
+import { forEachStmtExpr, walkStmts } from '../../codegen/loop/visit.js';
+import { printStmts } from '../../codegen/loop/printer.js';
 import { expectSame } from '../ir/helpers.js';
 import { QUANT_CASES } from './graphs.js';
 
@@ -56,8 +59,29 @@ describe('pairDot packs a convolution\'s taps from values computed once', () => 
     let divs = 0;
     forEachStmtExpr(k.body, (e) => { if (e.k === 'binary' && e.op === 'div' && e.t === 'f32') divs++; });
     expect(divs).toBe(1);
+    // the column pairs are packed once per call, outside the micro-kernel (no pack16 in a loop that runs dot2)
+    let packsInDot = 0;
+    walkStmts(k.body, (st) => {
+      if (st.k !== 'for') return;
+      let dot = false, packs = 0;
+      forEachStmtExpr(st.body, (e) => { if (e.k === 'binary') { if (e.op === 'dot2') dot = true; if (e.op === 'pack16') packs++; } });
+      if (dot) packsInDot = Math.max(packsInDot, packs);
+    });
+    expect(packsInDot).toBe(0);
     const want = interpret(c.g, new Map(Object.entries(c.inputs)), new Map(Object.entries(c.params))).outputs;
     const got = runProgram(p, c.inputs, c.params, { reverse: true }).outputs;
     for (const o of c.exact) expectSame(got.get(o)!, want.get(o)!.data);
+  });
+});
+
+describe('foldDecided', () => {
+  it('folds the comparisons its loops decide (a tap always inside, a clamp never taken) and keeps the others', () => {
+    const p = E.add(E.v('i'), E.i32(1)), lt = (a: ReturnType<typeof E.v>, n: number) => E.binary('lt', a, E.i32(n));
+    const body = [S.for('i', 4, [S.decl('p', 'i32', p),
+      S.store('a', E.v('i'), E.select(lt(E.v('p'), 5), E.v('p'), E.i32(0))),
+      S.store('b', E.v('i'), E.select(E.binary('and', lt(E.v('p'), 4), E.binary('ge', E.v('p'), E.i32(1))), E.v('p'), E.i32(0)))])];
+    const out = printStmts(foldDecided(body, new Map([['i', 4]])));
+    expect(out).toContain('a[i] = p');
+    expect(out).toContain('b[i] = select(p < 4, p, 0)');
   });
 });

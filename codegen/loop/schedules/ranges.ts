@@ -1,7 +1,9 @@
 // Value ranges of loop-IR expressions (interval arithmetic), for pairDot's legality: an operand packed into an int16
 // half must fit it. Sound for the loop interpreter's semantics: i32 arithmetic wraps (a range past i32 is unknown),
 // a float→i32 cast saturates and gives 0 for NaN, a compare with NaN is false.
-import type { Buffer, Expr, Scalar } from '../ir.js';
+import { type Buffer, E, type Expr, type Scalar, type Stmt } from '../ir.js';
+import { type RangeEnv, type VarRange, rangeOf } from '../range.js';
+import { mapExpr } from '../visit.js';
 
 /** The values e can take: [lo, hi] (empty when lo > hi) and whether it can be NaN. */
 export interface Range { readonly lo: number; readonly hi: number; readonly nan: boolean }
@@ -103,3 +105,49 @@ export function fitsInt16(e: Expr, decls: ReadonlyMap<string, Expr>, buffers: re
   const r = valueRange(e, decls, buffers);
   return e.t === 'i32' && !r.nan && r.lo >= -32768 && r.hi <= 32767;
 }
+
+/**
+ * Statements with the i32 comparisons that their loops' ranges decide folded to constants, and the selects and
+ * logical ops on them to the branch taken (range.ts's rangeOf over the loop variables and the decls before): an
+ * im2col packing's tap bounds, always true for a convolution without padding, and its clamps of in-bounds indices.
+ */
+export function foldDecided(stmts: readonly Stmt[], loops: ReadonlyMap<string, number>): Stmt[] {
+  const decls = new Map<string, VarRange>();
+  const env: RangeEnv = (n) => {
+    const l = loops.get(n);
+    return l !== undefined ? { lo: 0, hi: l - 1, exact: true } : decls.get(n);
+  };
+  const fold = (x: Expr): Expr => {
+    if (x.k === 'binary' && x.a.t === 'i32' && DECIDE[x.op as string]) {
+      const a = rangeOf(x.a, env), b = rangeOf(x.b, env), d = a && b && DECIDE[x.op as string]!(a, b);
+      return d === undefined ? x : E.bool(d);
+    }
+    const isConst = (e: Expr, v: number) => e.k === 'const' && e.v === v;
+    if (x.k === 'select' && x.c.k === 'const') return x.c.v ? x.a : x.b;
+    if (x.k === 'cast' && x.a.k === 'const' && x.a.t === 'bool') return E.c(x.t, x.a.v);
+    if (x.k === 'binary' && (x.op === 'add' || x.op === 'sub') && isConst(x.b, 0) && x.t === 'i32') return x.a;
+    if (x.k === 'binary' && x.op === 'and') return isConst(x.a, 1) ? x.b : isConst(x.b, 1) ? x.a : isConst(x.a, 0) || isConst(x.b, 0) ? E.bool(false) : x;
+    if (x.k === 'binary' && x.op === 'or') return isConst(x.a, 0) ? x.b : isConst(x.b, 0) ? x.a : isConst(x.a, 1) || isConst(x.b, 1) ? E.bool(true) : x;
+    return x;
+  };
+  const go = (ss: readonly Stmt[]): Stmt[] => ss.map((s) => {
+    if (s.k === 'for') return { ...s, body: go(s.body) };
+    if (s.k === 'decl') {
+      const init = mapExpr(s.init, fold), r = s.t === 'i32' ? rangeOf(init, env) : undefined;
+      if (r) decls.set(s.name, { lo: r.lo, hi: r.hi, exact: false });
+      return { ...s, init };
+    }
+    if (s.k === 'store') return { ...s, idx: mapExpr(s.idx, fold), value: mapExpr(s.value, fold) };
+    return s;
+  });
+  return go(stmts);
+}
+
+/** Comparisons decided by their operands' ranges: true, false, or undefined (not decided). */
+const DECIDE: Record<string, (a: Span, b: Span) => boolean | undefined> = {
+  lt: (a, b) => (a.hi < b.lo ? true : a.lo >= b.hi ? false : undefined),
+  le: (a, b) => (a.hi <= b.lo ? true : a.lo > b.hi ? false : undefined),
+  gt: (a, b) => (a.lo > b.hi ? true : a.hi <= b.lo ? false : undefined),
+  ge: (a, b) => (a.lo >= b.hi ? true : a.hi < b.lo ? false : undefined),
+};
+type Span = { readonly lo: number; readonly hi: number };
