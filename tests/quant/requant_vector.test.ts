@@ -1,12 +1,15 @@
 // int8 requantization's fixed-point ops (loop/ir.ts qmulhi, qshr) in llvm vector loops (codegen/llvm/vector.ts's
 // helpers: 64-bit products in vector lanes, per-lane shifts) against the loop interpreter's gemmlowp semantics, on
-// edge operands (INT_MIN², ties, every shift 0..31) and random ones, at the host CPU's vector width.
+// edge operands (INT_MIN², ties, every shift 0..31) and random ones, at the host CPU's vector width; and the vector
+// helpers' IR text valid at lane counts whose dot2 takes 17 or more pmaddwd chunks (it named a chunk %a16 twice: the
+// helpers failed to parse and linking them crashed the compiler, fuzz seed 7068 --quant).
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { renderLlvm } from '../../codegen/llvm/render.js';
+import { vectorHelpers } from '../../codegen/llvm/vector.js';
 import { hostCpu } from '../../codegen/llvm/target.js';
 import { runProgram } from '../../codegen/loop/interpreter.js';
 import { type Buffer, E, type Program, S } from '../../codegen/loop/ir.js';
@@ -68,6 +71,16 @@ int main(void) { if (fread(mem, 1, sizeof mem, stdin) != sizeof mem) return 1; k
       const got = new Int32Array(out, at[o]!, n), ref = want.get(o)!;
       const bad = [...got.keys()].filter((i) => got[i] !== ref[i]).slice(0, 5).map((i) => `${o}[${i}] (${a[i]}, ${o === 'q' ? b[i] : e[i]}): ${got[i]} vs ${ref[i]}`);
       expect(bad).toEqual([]);
+    }
+  });
+});
+
+describe('the llvm vector helpers parse at every width', () => {
+  it('68, 100 and 124 lanes (17, 25, 31 pmaddwd chunks of 4) with AVX2 and SSE2 dot2', () => {
+    for (const isa of ['avx2', 'sse2'] as const) for (const w of [68, 100, 124]) {
+      const f = path.join(tmp, `helpers-${isa}-${w}.ll`);
+      writeFileSync(f, vectorHelpers(w, isa));
+      expect(() => execFileSync('llvm-as-14', [f, '-o', '/dev/null'], { stdio: 'pipe' }), `${isa}, ${w} lanes`).not.toThrow();
     }
   });
 });
