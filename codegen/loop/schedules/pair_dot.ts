@@ -189,23 +189,31 @@ export const pairDot = primitive<PairDotArgs>({
     // (its tap bounds and index clamps folded where the loops' ranges decide them)
     const extents = new Map<string, number>([...names.map((n, d): [string, number] => [n, m.rows[d]!.extent]), [pk, K2]]);
     const packRows = foldDecided([S.for(names[0]!, m.rows[0]!.extent, [S.for(pk, K2, inner)])], extents)[0]!;
-    // the columns' pairs, once per call in a nest before (a micro-kernel tile packed them again for every tile):
-    // wp[k2, j] = pack16(column at k2, column at K2 + k2)
-    const N = m.j.extent, wb = k.fresh(`cols_${a.buffer}`), pk2 = k.fresh('pk'), pj = k.fresh('pj');
-    const colAt = (f: Expr) => new Map([...unflatten(m.ks, f), [m.j.v, E.v(pj)]]);
-    const c0 = instance(m.colDecls, m.col, colAt(E.v(pk2)), k.fresh), c1 = instance(m.colDecls, m.col, colAt(second(E.v(pk2))), k.fresh);
-    const packCols = S.for(pk2, K2, [S.for(pj, N, [...c0.stmts, ...c1.stmts, S.store(wb, E.add(E.mul(E.v(pk2), E.i32(N)), E.v(pj)), E.binary('pack16', c0.value, c1.value))])]);
-    // the reduction over pairs
+    // the columns' pairs: a convolution's once per call in a nest before, wp[k2, j] = pack16(column at k2, column at
+    // K2 + k2) (its micro-kernel would pack them again for every tile: as many pack16s as dot2 vectors); a matmul's
+    // in the step, where the micro-kernel packs its panels once per call, with no buffer of them all (RAM: the seed
+    // MLP's would be 100 KB on the Cortex-M4)
+    const N = m.j.extent, once = m.rows.length > 1, wb = k.fresh(`cols_${a.buffer}`), pk2 = k.fresh('pk'), pj = k.fresh('pj');
     const k2 = k.fresh('k'), sum = k.fresh('acc'), xv = k.fresh('x'), wv = k.fresh('w');
+    const colAt = (f: Expr, j: Expr) => new Map([...unflatten(m.ks, f), [m.j.v, j]]);
+    const pairOf = (f: Expr, j: Expr) => {
+      const c0 = instance(m.colDecls, m.col, colAt(f, j), k.fresh), c1 = instance(m.colDecls, m.col, colAt(second(f), j), k.fresh);
+      return { stmts: [...c0.stmts, ...c1.stmts], value: E.binary('pack16', c0.value, c1.value) };
+    };
+    const wp = once ? pairOf(E.v(pk2), E.v(pj)) : undefined;
+    const packCols = wp && S.for(pk2, K2, [S.for(pj, N, [...wp.stmts, S.store(wb, E.add(E.mul(E.v(pk2), E.i32(N)), E.v(pj)), wp.value)])]);
+    const col = once ? { stmts: [], value: E.load(wb, E.add(E.mul(E.v(k2), E.i32(N)), E.v(m.j.v)), t) } : pairOf(E.v(k2), E.v(m.j.v));
+    // the reduction over pairs
     const here = m.rows.map((l) => E.v(l.v));
-    const step: Stmt[] = [S.decl(xv, t, E.load(a.buffer, E.add(E.mul(rowIndex(here), E.i32(K2)), E.v(k2)), t)),
-      S.decl(wv, t, E.load(wb, E.add(E.mul(E.v(k2), E.i32(N)), E.v(m.j.v)), t)), S.assign(sum, E.binary('add', E.v(sum, t), E.binary('dot2', E.v(xv, t), E.v(wv, t))))];
+    const step: Stmt[] = [S.decl(xv, t, E.load(a.buffer, E.add(E.mul(rowIndex(here), E.i32(K2)), E.v(k2)), t)), ...col.stmts,
+      S.decl(wv, t, col.value), S.assign(sum, E.binary('add', E.v(sum, t), E.binary('dot2', E.v(xv, t), E.v(wv, t))))];
     // the accumulator's own init (the bias), added after the pairs
     const jBody = [S.decl(sum, t, E.i32(0)), S.for(k2, K2, step), ...m.pre, S.decl(m.acc.name, t, E.binary('add', m.acc.init, E.v(sum, t))), ...m.post];
     let nest: For = { ...m.j, body: jBody };
     for (let d = m.rows.length - 1; d >= 0; d--) nest = { ...m.rows[d]!, body: [nest] };
     const buffer: Buffer = { name: a.buffer, dtype: 'int32', size: M * K2, kind: 'temp' }, cols: Buffer = { name: wb, dtype: 'int32', size: K2 * N, kind: 'temp' };
     const idx = k.body.indexOf(m.top);
-    return { body: [...k.body.slice(0, idx), packCols, ...(hoist ? [hoist.nest] : []), packRows, nest, ...k.body.slice(idx + 1)], buffers: [...k.buffers, ...(hoist ? [hoist.q] : []), buffer, cols] };
+    return { body: [...k.body.slice(0, idx), ...(packCols ? [packCols] : []), ...(hoist ? [hoist.nest] : []), packRows, nest, ...k.body.slice(idx + 1)],
+      buffers: [...k.buffers, ...(hoist ? [hoist.q] : []), buffer, ...(once ? [cols] : [])] };
   },
 });
