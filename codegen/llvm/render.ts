@@ -92,8 +92,9 @@ const libm = (name: string): U => (x, a) => x.call(name, [a], 'f32');
 /** 1/x and 1/sqrt(x) correctly rounded, through double */
 const viaDouble = (f: (x: Emit, d: V) => V): U => (x, a) => x.b.CreateFPTrunc(x.b.CreateFDiv(x.c('f64', 1), f(x, x.b.CreateFPExt(a, x.type('f64')))), x.type('f32'));
 
-/** gemmlowp SaturatingRoundingDoublingHighMul (ir/quant.ts srdhm): (a·b + nudge) / 2^31 in i64, INT_MIN² saturated. */
+/** gemmlowp SaturatingRoundingDoublingHighMul (ir/quant.ts srdhm): (a·b + nudge) / 2^31 in i64, INT_MIN² saturated (vectors: vector.ts). */
 const qmulhi: B = (x, a, b) => {
+  if (a.getType().getTypeID() === llvm().Type.TypeID.FixedVectorTyID) return x.call('qmulhi', [a, b], 'i32');
   const k = constants(x.b), i64 = x.b.getInt64Ty();
   const ab = x.b.CreateMul(x.b.CreateSExt(a, i64), x.b.CreateSExt(b, i64));
   const nudge = x.b.CreateSelect(x.b.CreateICmpSGE(ab, k.i64(0)), k.i64(2 ** 30), k.i64(1 - 2 ** 30));
@@ -103,6 +104,7 @@ const qmulhi: B = (x, a, b) => {
 };
 /** gemmlowp RoundingDivideByPOT (ir/quant.ts): (x >> e) + (remainder > threshold), e in 0..31. */
 const qshr: B = (x, a, e) => {
+  if (a.getType().getTypeID() === llvm().Type.TypeID.FixedVectorTyID) return x.call('qshr', [a, e], 'i32');
   const k = constants(x.b);
   const mask = x.b.CreateSub(x.b.CreateShl(k.i32(1), e), k.i32(1)); // 1 << 31 wraps to INT_MIN: mask INT_MAX
   const threshold = x.b.CreateAdd(x.b.CreateAShr(mask, k.i32(1)), x.b.CreateZExt(x.b.CreateICmpSLT(a, k.i32(0)), x.b.getInt32Ty()));

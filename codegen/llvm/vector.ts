@@ -20,6 +20,41 @@ export type DotIsa = 'avx512' | 'avx2' | 'sse2' | 'dsp';
 
 const PMADDWD = { avx512: [16, 'llvm.x86.avx512.pmaddw.d.512'], avx2: [8, 'llvm.x86.avx2.pmadd.wd'], sse2: [4, 'llvm.x86.sse2.pmadd.wd'] } as const;
 
+/**
+ * int8 requantization's fixed-point ops (loop/ir.ts qmulhi, qshr) on W lanes, the bits of the scalar forms in
+ * render.ts: qmulhi's nudge and truncating division by 2^31 are floor((a·b + 2^30) / 2^31) for either sign of a·b
+ * (a·b < 0: (a·b + 1 - 2^30) is negative, and truncating it toward zero adds 2^31 - 1 before the floor), of which
+ * only bits 31..62 are kept: a logical shift (AVX2 has no 64-bit arithmetic one), on vpmuldq's 64-bit products.
+ */
+function requantizeHelpers(w: number): string[] {
+  const vt = (e: string) => `<${w} x ${e}>`, splat = (e: string, v: number) => `<${Array.from({ length: w }, () => `${e} ${v}`).join(', ')}>`;
+  const fn = (name: string, body: string) => `define ${vt('i32')} @${helper(name, w)}(${vt('i32')} %a, ${vt('i32')} %b) alwaysinline {\n${body}\n}\n`;
+  return [fn('qmulhi', `  %a64 = sext ${vt('i32')} %a to ${vt('i64')}
+  %b64 = sext ${vt('i32')} %b to ${vt('i64')}
+  %ab = mul ${vt('i64')} %a64, %b64
+  %s = add ${vt('i64')} %ab, ${splat('i64', 2 ** 30)}
+  %h = lshr ${vt('i64')} %s, ${splat('i64', 31)}
+  %r = trunc ${vt('i64')} %h to ${vt('i32')}
+  %eq = icmp eq ${vt('i32')} %a, %b
+  %min = icmp eq ${vt('i32')} %a, ${splat('i32', -(2 ** 31))}
+  %o = and ${vt('i1')} %eq, %min
+  %y = select ${vt('i1')} %o, ${vt('i32')} ${splat('i32', 2 ** 31 - 1)}, ${vt('i32')} %r
+  ret ${vt('i32')} %y`),
+  // (a >> e) + ((a & mask) > (mask >> 1) + (a < 0)), mask = 2^e - 1 (e = 31: 1 << 31 wraps, mask INT_MAX)
+  fn('qshr', `  %one = shl ${vt('i32')} ${splat('i32', 1)}, %b
+  %mask = sub ${vt('i32')} %one, ${splat('i32', 1)}
+  %half = ashr ${vt('i32')} %mask, ${splat('i32', 1)}
+  %neg = icmp slt ${vt('i32')} %a, zeroinitializer
+  %n = zext ${vt('i1')} %neg to ${vt('i32')}
+  %th = add ${vt('i32')} %half, %n
+  %rem = and ${vt('i32')} %a, %mask
+  %up = icmp sgt ${vt('i32')} %rem, %th
+  %u = zext ${vt('i1')} %up to ${vt('i32')}
+  %sh = ashr ${vt('i32')} %a, %b
+  %y = add ${vt('i32')} %sh, %u
+  ret ${vt('i32')} %y`)];
+}
+
 /** dot2 on W lanes: pmaddwd on each chunk of C lanes (the widest that divides W), else even and odd i16 lanes. */
 function dot2Helper(w: number, dot: DotIsa | undefined): string {
   const vt = (e: string, n = w) => `<${n} x ${e}>`, h = vt('i16', 2 * w), ints = (xs: number[]) => `<${xs.map((x) => `i32 ${x}`).join(', ')}>`;
@@ -33,8 +68,9 @@ function dot2Helper(w: number, dot: DotIsa | undefined): string {
       : ['a', 'b'].flatMap((v) => [`  %${v}p = shufflevector ${vt('i32')} %${v}, ${vt('i32')} undef, ${vt('i32', wp)} ${ints(range(wp, (i) => (i < w ? i : w)))}`, `  %${v}16 = bitcast ${ip} %${v}p to ${hp}`]);
     let acc = '';
     for (let j = 0; j < n; j++) {
-      for (const v of ['a', 'b']) lines.push(`  %${v}${j} = shufflevector ${hp} %${v}16, ${hp} undef, ${vt('i32', 2 * c)} ${ints(range(2 * c, (i) => 2 * c * j + i))}`);
-      lines.push(`  %d${j} = call ${ic} @${name}(${hc} %a${j}, ${hc} %b${j})`);
+      // (chunk names apart from %a16 / %b16: 17 chunks and more would define %a16 again)
+      for (const v of ['a', 'b']) lines.push(`  %${v}c${j} = shufflevector ${hp} %${v}16, ${hp} undef, ${vt('i32', 2 * c)} ${ints(range(2 * c, (i) => 2 * c * j + i))}`);
+      lines.push(`  %d${j} = call ${ic} @${name}(${hc} %ac${j}, ${hc} %bc${j})`);
       if (n === 1) { acc = `%d${j}`; continue; }
       // chunk j into lanes j*c.. of the result: widened to wp lanes, then shuffled in
       lines.push(`  %e${j} = shufflevector ${ic} %d${j}, ${ic} undef, ${ip} ${ints(range(wp, (i) => (i < c ? i : c)))}`);
@@ -86,6 +122,7 @@ ${e === m ? `  ret ${vt(m)} %v` : `  %c = icmp ne ${vt(m)} %v, zeroinitializer\n
   store ${vt('i8')} %v, ${vt('i8')}* %q, align 1
   ret void`));
   out.push(dot2Helper(w, dot));
+  out.push(...requantizeHelpers(w));
   // acc + dot2(a, b) lane by lane as the Cortex-M4's SMLAD (it has no vectors: LLVM scalarizes the rest)
   if (dot === 'dsp') {
     const lanes = Array.from({ length: w }, (_, i) => `  %c${i} = extractelement ${vt('i32')} %c, i32 ${i}

@@ -1,7 +1,7 @@
 // vectorize: whether a loop runs as vector code on a target (a pure function of the loop and the target's caps),
 // asked by the scheduler's vectorize (schedules/vectorize.ts), which alone makes vector loops; renderers render every
 // `vector` loop as vectors and only assert it (checkVectorLoops).
-import { type Expr, type Program, QUANT_BINARY, type Stmt } from './ir.js';
+import { type Expr, type Program, type Stmt } from './ir.js';
 import { someExpr } from './visit.js';
 import { type LegalizeOptions, legalizeStmts } from './legalize.js';
 import { philoxLanes } from './philox_lanes.js';
@@ -145,8 +145,9 @@ class Lanes {
       case 'unary': return (!f32 || (e.a.t === 'f32' && UNARY4.has(e.op))) && this.value(e.a);
       case 'cast': return (!f32 || (e.t === 'f32' && e.a.t === 'bool') || (ints && `${e.a.t}>${e.t}` in INT_CASTS)) && this.value(e.a);
       case 'binary': {
-        // int8 requantization (64-bit products) stays scalar; the int16 pair ops of int8 dot products have vector forms
-        const op = (!f32 && (!QUANT_BINARY.has(e.op) || e.op === 'pack16' || e.op === 'dot2')) || (e.a.t === 'f32' && BINARY4.has(e.op)) || (e.a.t === 'bool' && (e.op === 'and' || e.op === 'or'))
+        // llvm: every op, int8 requantization's and the int16 pair ops of int8 dot products too (llvm/vector.ts);
+        // wasm: f32 ops, masks, and the i32 ops it has (ints: the pair ops of int8 dot products)
+        const op = !f32 || (e.a.t === 'f32' && BINARY4.has(e.op)) || (e.a.t === 'bool' && (e.op === 'and' || e.op === 'or'))
           || (e.a.t === 'i32' && this.ints.has(e.op));
         return op && this.value(e.a) && this.value(e.b);
       }

@@ -31,10 +31,8 @@ function tileOf(M: number, N: number, caps: TargetCaps, epilogue: number): { mr:
 /** Run by cpu_matmul.ts before its float nests. */
 export function cpuQmatmul(s: Schedule, caps: TargetCaps): void {
   if (caps.gpu || !(caps.vector?.values === 'any' || caps.vector?.ints?.has('dot2'))) return;
-  // only a kernel lowered from qmatmul / qconv: their operands are int8 values (pairDot's no-wrap argument); a plain
-  // int32 matmul's values need not fit int16 halves (fuzz reproducer tests/fuzz/repro/int32-matmul-not-pair-dot.ir)
-  const ops = s.program.kernels[s.kernel]?.ops ?? [];
-  if (!ops.includes('qmatmul') && !ops.includes('qconv')) return;
+  // pairDot's check takes only operands that fit int16 halves: a plain int32 matmul's need not (fuzz reproducers
+  // tests/fuzz/repro/int32-matmul-not-pair-dot.ir, tests/quant/pair_legal.test.ts)
   for (const top of s.body.filter((x): x is For => x.k === 'for')) {
     const chain = outerChain(top), rows = chain.slice(0, -1), j = chain[chain.length - 1]!;
     const names = [...rows.map(() => s.fresh('pi')), s.fresh('pk')];
@@ -44,9 +42,10 @@ export function cpuQmatmul(s: Schedule, caps: TargetCaps): void {
     if (!tileOf(rows[rows.length - 1]!.extent, j.extent, caps, epilogue)) continue;
     s.apply(pairDot, { loop: top.v, buffer: s.freshBuffer(`pairs_${s.name}`), names });
     // the packing nest's pairs in chunks that cpu_kinds makes vector lanes (an extent the target renders as one vector)
+    // (a convolution's pairs loop is outside its positions: not split)
     const pk = findLoop(s.body, names[names.length - 1]!)!;
     const lanes = [4, 2, 1].map((f) => f * caps.vectorWidth).find((f) => pk.extent % f === 0 && pk.extent > f && f <= (caps.vector?.maxExtent ?? 0));
-    if (lanes) s.apply(split, { loop: pk.v, factor: lanes, outer: s.fresh('pk'), inner: s.fresh('pc') });
+    if (lanes && rows.length === 1) s.apply(split, { loop: pk.v, factor: lanes, outer: s.fresh('pk'), inner: s.fresh('pc') });
     const nest = s.body.find((x): x is For => x.k === 'for' && x.v === top.v)!;
     const n = contractionNest(nest, localArrays(s.body), dotOperands, 'i32');
     if (!n) continue;

@@ -10,7 +10,9 @@
 import { E, type Expr, S, type Scalar, type Stmt, type Buffer } from '../ir.js';
 import { type For, substExpr, varsOf } from './loops.js';
 import { outerChain } from './nests.js';
-import { primitive } from './primitive.js';
+import { type KernelView, primitive } from './primitive.js';
+import { someExpr } from '../visit.js';
+import { fitsInt16, foldDecided } from './ranges.js';
 
 export interface PairDotArgs {
   /** the nest's outer loop (its perfect chain: the rows' loops, then the columns loop) */
@@ -92,6 +94,37 @@ function match(body: readonly Stmt[], a: PairDotArgs): Match | string {
   return 'the product is not of a row operand (no column index) and a column operand (no row index)';
 }
 
+/**
+ * A convolution's row operand computed from its one load by a pointwise chain (the quantize of a float input fused
+ * into the qconv): each input value is read by several taps, so the chain runs once per input value in a nest before
+ * (`q[e] = chain(in[e])`) and the taps load q where they loaded in. Returns the row decls reading q, the nest and q,
+ * or undefined where the row operand is not such a chain of more than its load.
+ */
+function hoistPointwise(rowDecls: readonly Decl[], row: Expr, k: KernelView, rows: readonly For[], buffer: string): { decls: Decl[]; nest: Stmt; q: Buffer } | undefined {
+  const loads = rowDecls.filter((d) => someExpr(d.init, (e) => e.k === 'load'));
+  const ld = loads[0]?.init;
+  if (loads.length !== 1 || ld?.k !== 'load') return undefined;
+  const src = k.buffers.find((b) => b.name === ld.buf), n0 = rows[0]!.extent;
+  if (!src || src.size % n0 !== 0) return undefined;
+  // the chain: the load and the decls that read only the chain
+  const chain = new Set([loads[0]!.name]);
+  for (const d of rowDecls) if (!chain.has(d.name) && !someExpr(d.init, (e) => e.k === 'load') && [...varsOf(d.init)].every((v) => chain.has(v))) chain.add(d.name);
+  const used = new Set([...rowDecls.filter((d) => !chain.has(d.name)).flatMap((d) => [...varsOf(d.init)]), ...varsOf(row)]);
+  const outs = rowDecls.filter((d) => chain.has(d.name) && used.has(d.name));
+  if (chain.size < 2 || outs.length !== 1 || outs[0]!.name === loads[0]!.name) return undefined;
+  const out = outs[0]!, q: Buffer = { name: buffer, dtype: 'int32', size: src.size, kind: 'temp' };
+  if (out.t !== 'i32') return undefined;
+  // the nest: per row of the input, its values (a flat index e = r * size/n0 + i)
+  const r = k.fresh('hr'), i = k.fresh('hi'), per = src.size / n0, e = E.add(E.mul(E.v(r), E.i32(per)), E.v(i));
+  const body = instance(rowDecls.filter((d) => chain.has(d.name)), E.v(out.name, out.t), new Map(), k.fresh);
+  const first = body.stmts[0]!;
+  const stmts = [S.decl(first.name, first.t, E.load(ld.buf, e, ld.t)) as Decl, ...body.stmts.slice(1), S.store(buffer, e, body.value)];
+  const nest = S.for(r, n0, [S.for(i, per, stmts)]);
+  // the taps: the chain's value loaded from q at the load's index
+  const decls = rowDecls.flatMap((d) => (d === loads[0] ? [S.decl(out.name, out.t, E.load(buffer, ld.idx, 'i32')) as Decl] : chain.has(d.name) ? [] : [d]));
+  return { decls, nest, q };
+}
+
 /** The decls at step k = at, renamed (fresh names), and e there. */
 function instance(decls: readonly Decl[], e: Expr, m: Map<string, Expr>, fresh: (p: string) => string): { stmts: Decl[]; value: Expr } {
   const subst = new Map(m);
@@ -123,6 +156,9 @@ export const pairDot = primitive<PairDotArgs>({
     if (typeof m === 'string') return m;
     if (m.ks.reduce((n, l) => n * l.extent, 1) < 2) return 'a reduction of one term has no pairs';
     if (m.row.t !== 'i32' || m.col.t !== 'i32') return 'the operands are not i32';
+    // int8-sourced (an int8 load, a quantize, minus a zero point): values that fit the int16 halves pack16 keeps
+    for (const [side, e, decls] of [['row', m.row, m.rowDecls], ['column', m.col, m.colDecls]] as const)
+      if (!fitsInt16(e, new Map(decls.map((d) => [d.name, d.init])), k.buffers)) return `the ${side} operand may not fit an int16 half (not int8-sourced)`;
     if (a.names.length !== m.rows.length + 1) return `${a.names.length} loop names for ${m.rows.length + 1} loops`;
     return undefined;
   },
@@ -142,22 +178,42 @@ export const pairDot = primitive<PairDotArgs>({
     };
     // the rows' pairs: xp[row, k2] = pack16(row at k2, row at K2 + k2)
     const names = a.names.slice(0, -1), pk = a.names[a.names.length - 1]!, rowVars = names.map((n) => E.v(n));
-    const r0 = instance(m.rowDecls, m.row, at(E.v(pk), rowVars), k.fresh), r1 = instance(m.rowDecls, m.row, at(second(E.v(pk)), rowVars), k.fresh);
-    let packRows: Stmt = S.for(pk, K2, [...r0.stmts, ...r1.stmts,
-      S.store(a.buffer, E.add(E.mul(rowIndex(rowVars), E.i32(K2)), E.v(pk)), E.binary('pack16', r0.value, zeroPast(E.v(pk), r1.value)))]);
-    for (let d = m.rows.length - 1; d >= 0; d--) packRows = S.for(names[d]!, m.rows[d]!.extent, [packRows]);
-    // the reduction over pairs: the column pair computed in the step (where the micro-kernel packs its panels)
+    const hoist = m.rows.length > 1 ? hoistPointwise(m.rowDecls, m.row, k, m.rows, k.fresh(`rowq_${a.buffer}`)) : undefined;
+    const rowDecls = hoist?.decls ?? m.rowDecls;
+    const r0 = instance(rowDecls, m.row, at(E.v(pk), rowVars), k.fresh), r1 = instance(rowDecls, m.row, at(second(E.v(pk)), rowVars), k.fresh);
+    const pack = [...r0.stmts, ...r1.stmts, S.store(a.buffer, E.add(E.mul(rowIndex(rowVars), E.i32(K2)), E.v(pk)), E.binary('pack16', r0.value, zeroPast(E.v(pk), r1.value)))];
+    // a matmul's pairs innermost (contiguous: vector lanes); a convolution's window taps outside its positions, so
+    // a tap's offsets (k2 unflattened: divisions) are computed once per input row, not per position
+    let inner: Stmt[] = pack;
+    for (let d = m.rows.length - 1; d >= 1; d--) inner = [S.for(names[d]!, m.rows[d]!.extent, inner)];
+    // (its tap bounds and index clamps folded where the loops' ranges decide them)
+    const extents = new Map<string, number>([...names.map((n, d): [string, number] => [n, m.rows[d]!.extent]), [pk, K2]]);
+    const packRows = foldDecided([S.for(names[0]!, m.rows[0]!.extent, [S.for(pk, K2, inner)])], extents)[0]!;
+    // the columns' pairs: a convolution's once per call in a nest before, wp[k2, j] = pack16(column at k2, column at
+    // K2 + k2) (its micro-kernel would pack them again for every tile: as many pack16s as dot2 vectors); a matmul's
+    // in the step, where the micro-kernel packs its panels once per call, with no buffer of them all (RAM: the seed
+    // MLP's would be 100 KB on the Cortex-M4)
+    const N = m.j.extent, once = m.rows.length > 1, wb = k.fresh(`cols_${a.buffer}`), pk2 = k.fresh('pk'), pj = k.fresh('pj');
     const k2 = k.fresh('k'), sum = k.fresh('acc'), xv = k.fresh('x'), wv = k.fresh('w');
+    const colAt = (f: Expr, j: Expr) => new Map([...unflatten(m.ks, f), [m.j.v, j]]);
+    const pairOf = (f: Expr, j: Expr) => {
+      const c0 = instance(m.colDecls, m.col, colAt(f, j), k.fresh), c1 = instance(m.colDecls, m.col, colAt(second(f), j), k.fresh);
+      return { stmts: [...c0.stmts, ...c1.stmts], value: E.binary('pack16', c0.value, c1.value) };
+    };
+    const wp = once ? pairOf(E.v(pk2), E.v(pj)) : undefined;
+    const packCols = wp && S.for(pk2, K2, [S.for(pj, N, [...wp.stmts, S.store(wb, E.add(E.mul(E.v(pk2), E.i32(N)), E.v(pj)), wp.value)])]);
+    const col = once ? { stmts: [], value: E.load(wb, E.add(E.mul(E.v(k2), E.i32(N)), E.v(m.j.v)), t) } : pairOf(E.v(k2), E.v(m.j.v));
+    // the reduction over pairs
     const here = m.rows.map((l) => E.v(l.v));
-    const c0 = instance(m.colDecls, m.col, unflatten(m.ks, E.v(k2)), k.fresh), c1 = instance(m.colDecls, m.col, unflatten(m.ks, second(E.v(k2))), k.fresh);
-    const step: Stmt[] = [S.decl(xv, t, E.load(a.buffer, E.add(E.mul(rowIndex(here), E.i32(K2)), E.v(k2)), t)), ...c0.stmts, ...c1.stmts,
-      S.decl(wv, t, E.binary('pack16', c0.value, c1.value)), S.assign(sum, E.binary('add', E.v(sum, t), E.binary('dot2', E.v(xv, t), E.v(wv, t))))];
+    const step: Stmt[] = [S.decl(xv, t, E.load(a.buffer, E.add(E.mul(rowIndex(here), E.i32(K2)), E.v(k2)), t)), ...col.stmts,
+      S.decl(wv, t, col.value), S.assign(sum, E.binary('add', E.v(sum, t), E.binary('dot2', E.v(xv, t), E.v(wv, t))))];
     // the accumulator's own init (the bias), added after the pairs
     const jBody = [S.decl(sum, t, E.i32(0)), S.for(k2, K2, step), ...m.pre, S.decl(m.acc.name, t, E.binary('add', m.acc.init, E.v(sum, t))), ...m.post];
     let nest: For = { ...m.j, body: jBody };
     for (let d = m.rows.length - 1; d >= 0; d--) nest = { ...m.rows[d]!, body: [nest] };
-    const buffer: Buffer = { name: a.buffer, dtype: 'int32', size: M * K2, kind: 'temp' };
+    const buffer: Buffer = { name: a.buffer, dtype: 'int32', size: M * K2, kind: 'temp' }, cols: Buffer = { name: wb, dtype: 'int32', size: K2 * N, kind: 'temp' };
     const idx = k.body.indexOf(m.top);
-    return { body: [...k.body.slice(0, idx), packRows, nest, ...k.body.slice(idx + 1)], buffers: [...k.buffers, buffer] };
+    return { body: [...k.body.slice(0, idx), ...(packCols ? [packCols] : []), ...(hoist ? [hoist.nest] : []), packRows, nest, ...k.body.slice(idx + 1)],
+      buffers: [...k.buffers, ...(hoist ? [hoist.q] : []), buffer, ...(once ? [cols] : [])] };
   },
 });
