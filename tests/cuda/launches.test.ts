@@ -58,7 +58,9 @@ describe('launches and copies of the seed training steps (cuda)', () => {
     { name: 'seed MLP', build: mlp, batch: 32, launches: 4 },
     { name: 'seed MLP', build: mlp, batch: 1024, launches: 4 },
     { name: 'seed CNN', build: cnn, batch: 32, launches: 12 },
-    { name: 'seed CNN', build: cnn, batch: 1024, launches: 14 },
+    // 15: the cost model that counts global loads' latency (gpu.ts blockWork) finds the conv2 kernel gradient's
+    // 1152 blocks of 64 threads cheaper apart from conv1's 576 blocks of 256 (in 256-wide blocks fewer fit an SM)
+    { name: 'seed CNN', build: cnn, batch: 1024, launches: 15 },
   ])('$name train step at batch $batch: $launches launches, no update copy', ({ build, batch, launches }) => {
     expect(counts(trainStep(build(), batch).graph)).toEqual({ launches, copies: 0 });
   });

@@ -153,7 +153,7 @@ describe('the GPU matmul recipe with K and N padded', () => {
   output "y" = %3
 }`);
     const p = runPipeline(g, { caps: CUDA_CAPS, verifyEach: true }).program;
-    expect(launchShapes(p).map((l) => [l.grid, l.block, l.shared])).toEqual([[2, 256, 4 * 32 * (17 + 16)]]); // 16 x 16 blocks, A's rows padded to 17 (staged along k)
+    expect(launchShapes(p).map((l) => [l.grid, l.block, l.shared])).toEqual([[1, 512, 4 * 32 * (33 + 16)]]); // one 32 x 16 block, A's rows padded to 33 (staged along k)
     // the clamp min(k, 786) as legalize writes it for CUDA
     expect(printProgram(p)).toMatch(/select\(\w+ \* 32 \+ \w+ < 787, in_x\[[^\]]*select\(\w+ < 786, \w+, 786\)\], 0\.0\)/);
     expectMatchesGraph(g, p);
