@@ -270,6 +270,53 @@ export function reductionTree(rows: number, n: number, g: GpuCaps = H100, max = 
   return best;
 }
 
+/** The widest split-K (each split's partial tile is a slab of the scratch buffer; the combine loads W a thread). */
+const MAX_SPLIT = 64;
+
+/**
+ * Cycles of the split-K combine (schedules/gpu_split_k.ts): `rows` outputs, each loading its W partials from the
+ * scratch buffer into registers, then the declared tree's levels and the store, on a grid of threads: blockWork
+ * over that loop IR, as launchShape would estimate the scheduled launch (no launch overhead).
+ */
+export function combineCycles(rows: number, W: number, g: GpuCaps): number {
+  const T = gridThreads(rows, 3 * W, g), P = 'P', cell = (i: Expr) => E.load(P, i, 'f32');
+  const levels = treeWidths(W).map((w) => S.for(`l${w}`, w, [S.store(P, E.v(`l${w}`), E.binary('add', cell(E.v(`l${w}`)), cell(E.add(E.v(`l${w}`), E.i32(w)))))]));
+  const body = [S.for('t', T, [
+    S.local(P, 'f32', W), S.for('p', W, [S.store(P, E.v('p'), E.load('G', E.add(E.mul(E.v('p'), E.v('rows')), E.v('t')), 'f32'))]),
+    ...levels, S.store('C', E.v('t'), cell(E.i32(0))),
+  ], 'thread')];
+  const w = blockWork(body, T, g, new Map([[P, 'register']]));
+  return blockCycles([{ grid: Math.ceil(rows / T), threads: T, work: w }], T, 0, W, g);
+}
+
+/** A tree's level widths, W/2 first (ir/ops.ts treeLevels). */
+const treeWidths = (W: number): number[] => { const out: number[] = []; for (let s = W >> 1; s >= 1; s >>= 1) out.push(s); return out; };
+
+/**
+ * How a float matmul's K sum runs on the GPU, by the cost model (launches included): tiled in shared memory
+ * (W = 1), as a declared tree of W partials a row on a block's threads (reductionCycles), or split over K (split):
+ * a tiled matmul of W x batch partial tiles, partial p summing k = p, p + W, ... in order (the declared tree's
+ * partial p), then a combine launch running the tree's levels per output. The tree and the split declare the same
+ * order (`tree: W`), so reduction_trees.ts declares W and the schedule (gpu_split_k.ts) asks again which of the two.
+ */
+export function matmulPlan(M: number, N: number, K: number, batch: number, g: GpuCaps = H100): { W: number; split: boolean; cycles: number } {
+  const up = (n: number, t: number) => Math.ceil(n / t) * t;
+  const tiled = (m: number, n: number, k: number, b: number) => {
+    const t = chooseTiles(m, n, k, b, g, true, true);
+    return LAUNCH_CYCLES + matmulCycles(up(m, t.bm), up(n, t.bn), up(k, t.bk), b, t, g);
+  };
+  const rows = batch * M * N;
+  let best = { W: 1, split: false, cycles: tiled(M, N, K, batch) };
+  for (let W = 2; W <= MAX_TREE && K % W === 0; W *= 2) {
+    const tree = reductionCycles(rows, K, W, g);
+    if (tree < best.cycles) best = { W, split: false, cycles: tree };
+    if (W > MAX_SPLIT) continue;
+    const split = tiled(M, N, K / W, batch * W) + LAUNCH_CYCLES + combineCycles(rows, W, g);
+    if (split < best.cycles) best = { W, split: true, cycles: split };
+  }
+  return best;
+}
+
 type For = Extract<Stmt, { k: 'for' }>;
 
 /** The perfectly nested loops at the top of a nest whose iterations are all independent. */
