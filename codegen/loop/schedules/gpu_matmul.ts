@@ -263,11 +263,21 @@ export function finishMatmul(s: Schedule, t: TiledMatmul): void {
     // stores in one bank of shared memory (32 banks of 4 bytes), an odd one spreads them
     const pad = alongK && t.tiles.bk > 1 && width % 2 === 0 ? 1 : 0;
     s.apply(cacheShared, { value, at: k0, dims: dims.map((d) => d.filter(there)), local, scope: gj, fill: [r0, r1], read, pad });
-    const order = alongK ? [r1, r0] : [r0, r1];
+    // staged along the tile's rows (contiguous in shared memory, unpadded), a thread copies 4 consecutive floats at
+    // a time: an unrolled loop of 4 lanes, one float4 load and store where the renderer proves them aligned (else
+    // scalar). Only where the threads share the 4-float groups evenly (fewer groups than threads: one each, the
+    // others idle): a clamped share (distribute's `min(r*T + t, n - 1)`) would store some groups twice, which bind
+    // proves harmless for one element but not for a lane loop
+    const rows = findFor(s.body, r0).extent, cols = findFor(s.body, r1).extent, groups = (rows * cols) / 4;
+    const lanes = !alongK && cols % 4 === 0 && (groups <= T || groups % T === 0) ? [f('c'), f('v')] as const : undefined;
+    if (lanes) s.apply(split, { loop: r1, factor: 4, outer: lanes[0], inner: lanes[1] });
+    const c1 = lanes?.[0] ?? r1;
+    const order = alongK ? [c1, r0] : [r0, c1];
     if (order[0] !== r0) s.apply(reorder, { loops: order });
     // the decoded row index before the column index, as lower.ts declared them
-    s.apply(fuse, { loops: order, name: e, decls: rowsFirst ? [r1, r0] : [r0, r1], outerMod: false, elide: true });
-    s.apply(distribute, { loop: e, threads: T, outer: w, inner: r });
+    s.apply(fuse, { loops: order, name: e, decls: rowsFirst ? [c1, r0] : [r0, c1], outerMod: false, elide: true });
+    s.apply(distribute, { loop: e, threads: lanes ? Math.min(T, groups) : T, outer: w, inner: r });
+    if (lanes) s.apply(unroll, { loops: [lanes[1]] });
     return w;
   };
   // both tiles are stored k-major: As[kk*bm + i], Bs[kk*bn + j] (a row padded to bm + 1 where staged along k)
