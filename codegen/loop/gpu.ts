@@ -103,7 +103,7 @@ export const tileRegisters = (t: MatmulTiles): number => t.tm * t.tn + t.tm + t.
  */
 export function matmulBlock(t: MatmulTiles, steps: number): Stmt[] {
   const T = tileThreads(t);
-  const step = steps_(`${T},${Math.ceil((t.bm * t.bk) / T)},${Math.ceil((t.bk * t.bn) / T)},${t.bk},${t.tm},${t.tn}`, () => [stage('As', T, Math.ceil((t.bm * t.bk) / T), 'a'), stage('Bs', T, Math.ceil((t.bk * t.bn) / T), 'b'), S.for('t1', T, section(`c${t.bk},${t.tm},${t.tn}`, () => [...indexDecls(4, E.v('t'), 'x'), S.for('kk', t.bk, [
+  const step = steps_(`${T},${Math.ceil((t.bm * t.bk) / T)},${Math.ceil((t.bk * t.bn) / T)},${t.bk},${t.tm},${t.tn}`, () => [stage('As', T, Math.ceil((t.bm * t.bk) / T), 'a'), bStage(t, T), S.for('t1', T, section(`c${t.bk},${t.tm},${t.tn}`, () => [...indexDecls(4, E.v('t'), 'x'), S.for('kk', t.bk, [
     ...Array.from({ length: t.tn }, (_, n) => S.decl(`b${n}`, 'f32', E.load('Bs', E.add(E.mul(E.v('kk'), E.v('ldb')), E.add(E.v('x3'), E.i32(n))), 'f32'))),
     S.for('m', t.tm, [
       S.decl('av', 'f32', E.load('As', E.add(E.mul(E.v('kk'), E.v('lda')), E.add(E.v('x1'), E.v('m'))), 'f32')),
@@ -142,6 +142,26 @@ const stage = (local: string, T: number, per: number, p: string): Stmt => S.for(
   S.decl(`${p}v`, 'f32', E.load(`${p}g`, E.add(E.v(`${p}5`), E.v('k')), 'f32')),
   S.store(local, E.v(`${p}5`), E.v(`${p}v`, 'f32')),
 ])]), 'thread');
+
+/**
+ * B's tile (staged along its rows, as a matmul's B usually is): in 4-float lanes where the threads share the groups
+ * evenly (gpu_matmul.ts finishMatmul: a thread loop of min(T, groups), each group an unrolled loop of 4 copies), else
+ * one element at a time. The lanes are counted as 4 copies (the model does not credit the float4 the renderer
+ * may make of them).
+ */
+function bStage(t: MatmulTiles, T: number): Stmt {
+  const groups = (t.bk * t.bn) / 4;
+  if (t.bn % 4 !== 0 || !(groups <= T || groups % T === 0)) return stage('Bs', T, Math.ceil((t.bk * t.bn) / T), 'b');
+  const threads = Math.min(T, groups);
+  return S.for('bt', threads, section(`l${groups / threads}`, () => [S.for('br', groups / threads, [
+    ...indexDecls(5, E.add(E.mul(E.v('br'), E.v('T')), E.v('t')), 'b'),
+    S.for('bl', 4, [
+      S.decl('bx', 'i32', E.add(E.v('b4'), E.v('bl'))),
+      S.decl('bv', 'f32', E.load('bg', E.add(E.v('bx'), E.v('k')), 'f32')),
+      S.store('Bs', E.v('bx'), E.v('bv', 'f32')),
+    ], 'unroll'),
+  ])]), 'thread');
+}
 
 const MATMUL_SCOPES: Scopes = new Map([['As', 'shared'], ['Bs', 'shared'], ['acc', 'register']]);
 /** matmulBlock's work by caps and tiles (the tile chooser asks for thousands of candidates; the loop IR is the same). */
