@@ -209,6 +209,18 @@ function extents(n: number, max: number, padded: boolean): number[] {
  * step): hundreds of candidates, not the product of all.
  */
 export function chooseTiles(M: number, N: number, K: number, batch: number, g: GpuCaps, padMN: boolean, padK: boolean): MatmulTiles {
+  // asked again for the same sizes (reduction_trees' plan, the split-K recipe's, gpu_matmul's tiles): once each
+  const key = `${M},${N},${K},${batch},${padMN},${padK}`;
+  if (!chosen.has(g)) chosen.set(g, new Map());
+  const memo = chosen.get(g)!.get(key);
+  if (memo) return memo;
+  const t = searchTiles(M, N, K, batch, g, padMN, padK);
+  chosen.get(g)!.set(key, t);
+  return t;
+}
+const chosen = new WeakMap<GpuCaps, Map<string, MatmulTiles>>();
+
+function searchTiles(M: number, N: number, K: number, batch: number, g: GpuCaps, padMN: boolean, padK: boolean): MatmulTiles {
   let best: MatmulTiles | undefined, bestCost = Infinity, bestPadded = true;
   const up = (n: number, t: number) => Math.ceil(n / t) * t;
   const consider = (t: MatmulTiles) => {
