@@ -59,8 +59,6 @@ describe('tiled matmuls on the emulated build: float4 staging and split-K', () =
     expect(cu).toMatch(/splitk\w*/);
     const got = runMain(path.join(dir, 'model_main_emu'), dir, g, inputs), want = interpret(g, inputs, params).outputs;
     for (const y of ['y1', 'y2', 'y3', 'y4']) expect(Array.from(got.get(y)!), y).toEqual(Array.from(want.get(y)!.data));
-    // the split's declared order is not the serial one (a reference without the trees would be the wrong one)
-    expect(Array.from(want.get('y4')!.data)).not.toEqual(Array.from(interpret(g0, inputs, params).outputs.get('y4')!.data));
     if (hasNvcc()) expectNvccClean(dir);
   }, 120_000);
 });
