@@ -13,6 +13,7 @@ import { ALLREDUCE_HEAD, allreduceCall } from './distributed.js';
 import { WARP_A, WARP_B } from '../loop/visit.js';
 import { dtypeBytes } from '../../ir/types.js';
 import { type Dp4a, dp4aOf } from './dp4a.js';
+import { float4Copy } from './float4.js';
 
 const C_TYPE: Record<Scalar, string> = { f32: 'float', i32: 'int', bool: 'int' };
 // int8 (quantized tensors) is one signed byte in memory, int in expressions: loads widen, stores narrow
@@ -85,8 +86,28 @@ class LaunchWriter {
   private readonly perThread = new Set<string>();
   /** memory type of each buffer referenced */
   readonly used = new Set<string>();
+  /** shared arrays (KILN_SHARED declares them 16-byte aligned) */
+  private readonly shared = new Set<string>();
 
-  constructor(private readonly types: ReadonlyMap<string, string>, private readonly threads: number) {}
+  constructor(private readonly types: ReadonlyMap<string, string>, private readonly threads: number, private readonly offsets: Record<string, number>) {}
+
+  /** A 4-lane copy as one float4 load and store (float4.ts), where both addresses are 16-byte aligned. */
+  private float4(l: For, indent: string): boolean {
+    // a float buffer at a 16-byte multiple of the device block (cudaMalloc's 256-byte aligned), or a shared array
+    const aligned = (b: string) => this.shared.has(b) || (this.types.get(b) === 'float32' && this.offsets[b]! % 16 === 0);
+    const v = float4Copy(l, aligned);
+    if (!v) return false;
+    this.line(indent, '{');
+    for (const d of v.decls) this.line(`${indent}  `, `${C_TYPE[d.t]} ${d.name} = ${this.expr(d.init)};`);
+    const copy = `KILN_FLOAT4_COPY(&${this.array(v.dst)}[${this.expr(v.dstIdx)}], &${this.array(v.src)}[${this.expr(v.srcIdx)}]);`;
+    if (!v.guard) this.line(`${indent}  `, copy);
+    else {
+      this.line(`${indent}  `, `if (${unwrapped(this.expr(v.guard))}) { ${copy} }`);
+      this.line(`${indent}  `, `else { KILN_FLOAT4_FILL(&${this.array(v.dst)}[${this.expr(v.dstIdx)}], ${this.expr(v.zero!)}); }`);
+    }
+    this.line(indent, '}');
+    return true;
+  }
 
   private line(indent: string, s: string): void {
     this.out.push(indent + s);
@@ -134,6 +155,7 @@ class LaunchWriter {
               this.dp4a(s, d, indent, inThread);
               break;
             }
+            if (this.float4(s, indent)) break;
             if (s.kind === 'unroll') this.line(indent, '#pragma unroll');
             this.line(indent, `for (int ${s.v} = 0; ${s.v} < ${s.extent}; ++${s.v}) {`);
             this.stmts(s.body, `${indent}  `, inThread);
@@ -144,7 +166,10 @@ class LaunchWriter {
         case 'assign': this.line(indent, `${s.name} = ${this.expr(s.value)};`); break;
         case 'local': {
           const t = C_TYPE[s.t];
-          if (s.scope === 'shared') this.line(indent, `KILN_SHARED(${t}, ${s.name}, ${s.size});`);
+          if (s.scope === 'shared') {
+            this.shared.add(s.name);
+            this.line(indent, `KILN_SHARED(${t}, ${s.name}, ${s.size});`);
+          }
           else if (!inThread) {
             this.perThread.add(s.name);
             this.line(indent, `KILN_PER_THREAD(${t}, ${s.name}, ${s.size}, ${this.threads});`);
@@ -225,7 +250,7 @@ function renderLaunch(name: string, nest: For, types: ReadonlyMap<string, string
   // block takes (so the parts' barriers stay uniform), under the widest part's threads
   const chains = launchParts(nest).map(blockChain);
   const threads = Math.max(...chains.map((c) => blockThreads(c.body)));
-  const w = new LaunchWriter(types, threads);
+  const w = new LaunchWriter(types, threads, offsets);
   const decode: string[] = [];
   let base = 0;
   for (const c of chains) {

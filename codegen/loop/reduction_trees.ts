@@ -2,11 +2,12 @@
 // its W partials can run on a block's threads and combine in a fixed order every evaluator follows (CPU targets
 // never run this pass: their artifacts keep the serial order). Contractions too: a conv's or matmul's long sum
 // with few outputs (weight gradients: the sum runs over the batch) gets a tree where the cost model finds it
-// cheaper than shared-memory tiles (matmul, and a conv as implicit GEMM) or a thread per output (a grouped conv).
+// cheaper than shared-memory tiles (matmul, and a conv as implicit GEMM) or a thread per output (a grouped conv); a
+// matmul's tree may run as split-K (gpu.ts matmulPlan, schedules/gpu_split_k.ts).
 import { type Graph, type Node, rebuild, topoSort } from '../../ir/graph.js';
 import { GroupOp, isReduceOp, attrsOf } from '../../ir/ops.js';
 import { sizeOf } from '../../ir/types.js';
-import { type GpuCaps, LAUNCH_CYCLES, TREE_THREADS, matmulCycles, matmulTiles, reductionCycles, reductionTree } from './gpu.js';
+import { type GpuCaps, LAUNCH_CYCLES, TREE_THREADS, matmulCycles, matmulPlan, matmulTiles, reductionCycles, reductionTree } from './gpu.js';
 
 /**
  * The nodes whose value flows (through elementwise and movement ops) into a reduction: a contraction among them
@@ -41,9 +42,8 @@ function contractionTree(n: Node, gpu: GpuCaps): number {
   const as = n.src[0]!.type.shape, r = as.length, K = as[r - 1]!, M = as[r - 2]!, N = n.type.shape[r - 1]!;
   const batch = sizeOf(as.slice(0, r - 2));
   if (rows === 0 || K === 0) return 1;
-  const W = reductionTree(rows, K, gpu);
-  // the tiled matmul (gpu_matmul.ts) is the alternative (matmulCycles counts no launch; reductionCycles does)
-  return W > 1 && reductionCycles(rows, K, W, gpu) < LAUNCH_CYCLES + matmulCycles(M, N, K, batch, matmulTiles(M, N, K, batch, gpu), gpu) ? W : 1;
+  // tiled (1), a tree a row on a block's threads, or split-K over tiles (gpu.ts matmulPlan): both declare the tree
+  return matmulPlan(M, N, K, batch, gpu).W;
 }
 
 /** Whether n's operands reach a reduction through elementwise and movement ops only (fused into the same row). */

@@ -15,7 +15,11 @@
 #define KILN_HD __host__ __device__ inline
 #define KILN_KERNEL(name, threads) __global__ void __launch_bounds__(threads) name(unsigned char *mem)
 #define KILN_BLOCK_ID ((int)blockIdx.x)
-#define KILN_SHARED(type, name, size) __shared__ type name[size]
+/* 16-byte aligned: KILN_FLOAT4_COPY may read or write 4 of its floats at once */
+#define KILN_SHARED(type, name, size) __shared__ __align__(16) type name[size]
+/* 4 floats copied as one 16-byte load and store (both addresses proved 16-byte aligned: render.ts), or set to v */
+#define KILN_FLOAT4_COPY(dst, src) (*(float4 *)(dst) = *(const float4 *)(src))
+#define KILN_FLOAT4_FILL(dst, v) (*(float4 *)(dst) = make_float4((v), (v), (v), (v)))
 /* a thread loop: iteration t runs on thread t; a barrier after it */
 #define KILN_THREADS(t, n) for (int t = (int)threadIdx.x, t##_once = 1; t##_once && t < (n); t##_once = 0)
 #define KILN_BARRIER() __syncthreads()
@@ -71,7 +75,9 @@ static void kiln_cuda_require_device(void) {
 #define KILN_HD static inline
 #define KILN_KERNEL(name, threads) static void name(unsigned char *mem, int kiln_block_)
 #define KILN_BLOCK_ID kiln_block_
-#define KILN_SHARED(type, name, size) static type name[size]
+#define KILN_SHARED(type, name, size) alignas(16) static type name[size]
+#define KILN_FLOAT4_COPY(dst, src) memcpy((dst), (src), 16)
+#define KILN_FLOAT4_FILL(dst, v) do { float *kiln_d_ = (dst); kiln_d_[0] = kiln_d_[1] = kiln_d_[2] = kiln_d_[3] = (v); } while (0)
 #define KILN_THREADS(t, n) for (int t = 0; t < (n) && ((kiln_tid_ = t), 1); ++t)
 #define KILN_BARRIER() ((void)0)
 #define KILN_WARP_TREE(type, P, n, mask, a, b, combine) do { for (int kiln_s_ = (n) / 2; kiln_s_ > 0; kiln_s_ >>= 1) \

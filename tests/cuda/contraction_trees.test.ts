@@ -99,7 +99,7 @@ describe('declared trees on contractions: the CUDA schedule', () => {
     expect(at, JSON.stringify(ls)).toBeGreaterThanOrEqual(0);
     const first = nests[at]!.find((n) => n.grid === 72 * 8)!;
     expect(first).toMatchObject({ block: 256, shared: 1024 });
-    expect(nests[at + 1]!.some((n) => n.kernel === first.kernel && n.grid === 72 && n.block === 1)).toBe(true);
+    expect(nests.slice(at + 1).some((l) => l.some((n) => n.kernel === first.kernel && n.grid === 72 && n.block === 1))).toBe(true);
     expect(first.cycles).toBeLessThan(250_000); // the estimate was 25.7M cycles for the 3 x 24 launch
     // no launch of the step is left with fewer than 32 threads doing a long sum
     for (const l of ls) expect(l.grid * l.block > 32 || l.cycles < 10_000, JSON.stringify(l)).toBe(true);

@@ -241,7 +241,10 @@ export const distribute = primitive<DistributeArgs>({
   },
   apply: (k, a) => ({
     body: replaceLoop(k.body, a.loop, (l) => {
-      const e = E.binary('min', E.add(E.mul(E.v(a.inner), E.i32(a.threads)), E.v(a.outer)), E.i32(l.extent - 1));
+      // clamped where the workers' shares overrun the extent (the last iterations repeat); an even share needs none,
+      // so the index stays affine and bind proves the iterations apart without the repeats' argument
+      const flat = E.add(E.mul(E.v(a.inner), E.i32(a.threads)), E.v(a.outer));
+      const e = l.extent % a.threads === 0 ? flat : E.binary('min', flat, E.i32(l.extent - 1));
       return [S.for(a.outer, a.threads, [S.for(a.inner, Math.ceil(l.extent / a.threads), [S.decl(l.v, 'i32', e), ...l.body])])];
     }),
   }),

@@ -5,7 +5,7 @@
 // its tm x tn register tile; the epilogue stores the roots. Each output is still the sum over k in ascending order.
 // gpu_grid.ts runs it on each matmul nest of a kernel, in three parts around the one bind of the whole kernel (the
 // verifier wants a kernel's top level all launches or none): tileMatmul, then bind, finishMatmul and renameMatmul.
-import { type GpuCaps, type MatmulTiles, matmulCycles, matmulTiles, tilesFit } from '../gpu.js';
+import { type GpuCaps, type MatmulTiles, chooseTiles } from '../gpu.js';
 import type { Expr, Stmt } from '../ir.js';
 import { bind, privatize } from './bind.js';
 import { cacheShared, distribute } from './cache_shared.js';
@@ -280,11 +280,21 @@ export function finishMatmul(s: Schedule, t: TiledMatmul): void {
     // stores in one bank of shared memory (32 banks of 4 bytes), an odd one spreads them
     const pad = alongK && t.tiles.bk > 1 && width % 2 === 0 ? 1 : 0;
     s.apply(cacheShared, { value, at: k0, dims: dims.map((d) => d.filter(there)), local, scope: gj, fill: [r0, r1], read, pad });
-    const order = alongK ? [r1, r0] : [r0, r1];
+    // staged along the tile's rows (contiguous in shared memory, unpadded), a thread copies 4 consecutive floats at
+    // a time: an unrolled loop of 4 lanes, one float4 load and store where the renderer proves them aligned (else
+    // scalar). Only where the threads share the 4-float groups evenly (fewer groups than threads: one each, the
+    // others idle): a clamped share (distribute's `min(r*T + t, n - 1)`) would store some groups twice, which bind
+    // proves harmless for one element but not for a lane loop
+    const rows = findFor(s.body, r0).extent, cols = findFor(s.body, r1).extent, groups = (rows * cols) / 4;
+    const lanes = !alongK && cols % 4 === 0 && (groups <= T || groups % T === 0) ? [f('c'), f('v')] as const : undefined;
+    if (lanes) s.apply(split, { loop: r1, factor: 4, outer: lanes[0], inner: lanes[1] });
+    const c1 = lanes?.[0] ?? r1;
+    const order = alongK ? [c1, r0] : [r0, c1];
     if (order[0] !== r0) s.apply(reorder, { loops: order });
     // the decoded row index before the column index, as lower.ts declared them
-    s.apply(fuse, { loops: order, name: e, decls: rowsFirst ? [r1, r0] : [r0, r1], outerMod: false, elide: true });
-    s.apply(distribute, { loop: e, threads: T, outer: w, inner: r });
+    s.apply(fuse, { loops: order, name: e, decls: rowsFirst ? [c1, r0] : [r0, c1], outerMod: false, elide: true });
+    s.apply(distribute, { loop: e, threads: lanes ? Math.min(T, groups) : T, outer: w, inner: r });
+    if (lanes) s.apply(unroll, { loops: [lanes[1]] });
     return [w, r] as const;
   };
   // both tiles are stored k-major: As[kk*bm + i], Bs[kk*bn + j] (a row padded to bm + 1 where staged along k)
@@ -311,33 +321,12 @@ export function finishMatmul(s: Schedule, t: TiledMatmul): void {
   s.apply(unroll, { loops: [mi, ni, m2, m3, n3] });
 }
 
-/** Tile extents for n: its divisors up to 128, and (padding it) the powers of two from 4 below 2n. */
-function extents(n: number, max: number, padded: boolean): number[] {
-  const out = new Set<number>();
-  for (let d = 1; d <= Math.min(n, max); d++) if (n % d === 0) out.add(d);
-  if (padded) for (let p = 4; p <= max && p < 2 * n; p *= 2) out.add(p);
-  return [...out];
-}
-
 /**
- * matmulTiles' choice (every tile divides its extent), or cheaper tiles by the cost model on the sizes padded to
- * them (M and N always may be; K where padK): tails guarded, so K = 787 or N = 10 keep a large tile.
+ * The cheapest tiles by the cost model on the sizes padded to them (M and N always may be; K where padK): tails
+ * guarded, so K = 787 or N = 10 keep a large tile (gpu.ts chooseTiles).
  */
 export function paddedTiles(M: number, N: number, K: number, batch: number, g: GpuCaps, padK: boolean): MatmulTiles {
-  const exact = matmulTiles(M, N, K, batch, g);
-  let best = exact, bestCost = matmulCycles(M, N, K, batch, exact, g);
-  const up = (n: number, t: number) => Math.ceil(n / t) * t;
-  for (const bm of extents(M, 128, true)) for (const bn of extents(N, 128, true)) {
-    for (const tm of extents(bm, 8, false)) for (const tn of extents(bn, 8, false)) {
-      for (const bk of extents(K, 32, padK)) {
-        const t = { bm, bn, bk, tm, tn };
-        if (!tilesFit(t, g)) continue;
-        const c = matmulCycles(up(M, bm), up(N, bn), up(K, bk), batch, t, g);
-        if (c < bestCost) { best = t; bestCost = c; }
-      }
-    }
-  }
-  return best;
+  return chooseTiles(M, N, K, batch, g, true, padK);
 }
 
 /** After finishMatmul: each nest's unit loops dropped and indices simplified, then lowering's names for all. */

@@ -124,7 +124,7 @@ describe('matmul tiles', () => {
     });
     scheduleMatmul(s, 'o1', CUDA_CAPS.gpu!, { bm: 4, bn: 8, bk: 4, tm: 2, tn: 4 });
     expect(steps).toEqual(['split', 'split', 'split', 'split', 'reorder', 'cacheWrite', 'fission', 'fission', 'fission', 'fission', 'reorder', 'split', 'reorder',
-      'fuse', 'fuse', 'fuse', 'hoist', 'bind', 'privatize', 'cacheShared', 'reorder', 'fuse', 'distribute', 'cacheShared', 'fuse', 'distribute',
+      'fuse', 'fuse', 'fuse', 'hoist', 'bind', 'privatize', 'cacheShared', 'reorder', 'fuse', 'distribute', 'cacheShared', 'split', 'fuse', 'distribute', 'unroll',
       'bind', 'scaleDecl', 'scaleDecl', 'scaleDecl', 'scaleDecl', 'expand', 'hoist', 'unroll', 'simplify', 'renumberNests']);
     // 2 x 4 accumulators per thread, B's 4 values of a step loaded once for the thread's 2 rows
     expect(text(s)).toMatch(/local acc\d+: f32\[8\] register/);
@@ -140,8 +140,9 @@ describe('matmul tiles', () => {
     S.store('out_y', add(mul(i, 32), j), v('acc', 'f32'))])])];
     const p = program([f32('in_a', 512, 'input'), f32('in_b', 512, 'input'), f32('out_y', 1024, 'output')], body);
     const { s } = scheduled(p, { bm: 8, bn: 8, bk: 8, tm: 1, tn: 1 });
-    // consecutive threads on consecutive rows of the A tile (e % 8), as for a transposed operand
-    expect(text(s)).toMatch(/decl i\d+: i32 = e\d+ % 8\n\s+decl j\d+: i32 = e\d+ \/\/ 8\n\s+decl va\d+: f32 = in_a\[/);
+        // consecutive threads on consecutive 4-float groups of the A tile's rows (e % 2, lanes of 4), as for a
+    // transposed operand: in_a read along i (the k digits reach the index through the reshape's division)
+    expect(text(s)).toMatch(/decl c\d+: i32 = e\d+ % 2\n\s+decl j\d+: i32 = e\d+ \/\/ 2\n\s+for v\d+ in 0\.\.4 unroll \{\n\s+decl va\d+: f32 = in_a\[[^\n]*c\d+ \* 4 \+ v\d+\]/);
     expectSame(p, s.program);
   });
   it('leaves nests that are not a plain matmul alone', () => {
@@ -203,7 +204,8 @@ describe('cacheShared and distribute', () => {
 
 describe('matmul tiles in the CUDA schedule', () => {
   // each with the number of its matmul nests (as many as lower.ts tiled before the recipe)
-  const graphs: [string, number, () => Graph][] = [['seed MLP Adam step (a kernel with a reduction before the matmul nest)', 4, () => {
+  // (the seed MLP step at batch 2: 3 tiled nests; the cost model (gpu.ts matmulPlan) gives the fourth matmul a tree)
+  const graphs: [string, number, () => Graph][] = [['seed MLP Adam step (a kernel with a reduction before the matmul nest)', 3, () => {
     keras.backend.clearSession();
     keras.utils.setRandomSeed(1234);
     const m = keras.Sequential([keras.layers.Dense(64, { activation: 'relu', inputShape: [784] }), keras.layers.Dropout(0.2), keras.layers.Dense(10, { activation: 'softmax' })]);
