@@ -1,6 +1,7 @@
 // The CPU matmul's panel order (cpu_matmul.ts columnsOuter): a row operand larger than a core's L2 puts row tiles
-// outermost (the loop the threads share is over rows, B packed over its rows outermost); a small one keeps column
-// panels outermost. Either order computes the plain nest's bits.
+// outermost (the loop the threads share is over rows, B packed over its rows outermost), and so do threads that would
+// share output lines in column panels narrower than one; else column panels stay outermost. Either order computes the
+// plain nest's bits.
 import { describe, expect, it } from 'vitest';
 import type { Stmt } from '../../../codegen/loop/ir.js';
 import { registerTile } from '../../../codegen/loop/schedule.js';
@@ -22,11 +23,20 @@ describe('CPU matmul panel order', () => {
     const q = schedule(matmulProgram(M, N, K), WASM_CAPS);
     expect(tops(q.kernels[0]!.body)).toEqual([[K, expect.any(String)], [M / 4, 'parallel']]);
   });
-  it('a row operand that fits in L2: column panels outermost and parallel, B packed panel by panel', () => {
-    const M = 32, K = 128, N = 32;
+  it('a row operand that fits in L2, fewer row tiles than column panels: column panels outermost and parallel', () => {
+    const M = 16, K = 128, N = 64;
     const p = matmulProgram(M, N, K), q = schedule(p, WASM_CAPS);
     expect(tops(q.kernels[0]!.body)).toEqual([[N / 8, expect.any(String)], [N / 8, 'parallel']]);
     expectSame(p, q);
+  });
+  it('threads would share output lines: a short reduction goes row tiles outermost where they are as many', () => {
+    // wasm's 8-column panels are half a 64-byte line; with K = 10 the stores are a large part of the work
+    const M = 256, K = 10, N = 64;
+    const p = matmulProgram(M, N, K), q = schedule(p, WASM_CAPS);
+    expect(tops(q.kernels[0]!.body).at(-1)).toEqual([M / 4, 'parallel']);
+    expectSame(p, q);
+    // one thread: no lines shared, column panels stay outermost
+    expect(tops(schedule(p, { ...WASM_CAPS, threads: 1 }).kernels[0]!.body).at(-1)).toEqual([N / 8, 'serial']);
   });
   it.each([true, false])('columns outer %s: the same bits as the plain nest', (columnsOuter) => {
     const p = matmulProgram(24, 32, 20), s = sched(p);
