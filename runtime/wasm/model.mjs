@@ -251,13 +251,16 @@ async function defaultThreads() {
 }
 
 // The thread pool's control words in a shared Int32Array. A job is a parallel loop cut into pieces (as the llvm
-// pool cuts a loop among threads, kiln_runtime.c run_chunk, only finer) that the threads claim one at a time: CLAIM
-// holds (pieces claimed << 16) | pieces, so a thread the OS has not run yet holds up no one (the others run its
-// share) and none waits for a thread that has not started. Iterations are independent: whichever thread runs a
-// piece, the results are the same bit for bit. CHUNK and ITERS are the job's chunk function and iterations, DONE
-// its pieces finished, FAILED the first thread whose piece failed (a trap), plus one, MESSAGE the length of its
-// message (UTF-8, in the pool's message bytes), STOP set to end the workers.
-const CLAIM = 0, CHUNK = 1, ITERS = 2, DONE = 3, FAILED = 4, MESSAGE = 5, STOP = 6;
+// pool cuts a loop among threads, kiln_runtime.c run_chunk, only finer). Each thread owns a run of pieces, the
+// same part of every loop's iterations (as run_chunk gives it), so data a thread wrote in one loop (a row block of
+// activations, of the weights and optimizer state) is in its own cache when it reads it in the next loop or call;
+// CLAIMS + t holds (next piece << 16) | end of thread t's run. A thread runs its own pieces, then claims the
+// others' left, so a thread the OS has not run yet holds up no one and none waits for a thread that has not
+// started. Iterations are independent: whichever thread runs a piece, the results are the same bit for bit. JOB
+// counts jobs (workers wait for it to change), CHUNK, ITERS and PIECES are the job's chunk function, iterations and
+// pieces, DONE its pieces finished, FAILED the first thread whose piece failed (a trap), plus one, MESSAGE the length
+// of its message (UTF-8, in the pool's message bytes), STOP set to end the workers.
+const JOB = 0, CHUNK = 1, ITERS = 2, DONE = 3, FAILED = 4, MESSAGE = 5, STOP = 6, PIECES_OF = 7, CLAIMS = 8;
 const MESSAGE_BYTES = 240;
 /** Pieces per thread of a job: finer pieces even out threads that start late. */
 const PIECES = 4;
@@ -275,25 +278,29 @@ function chunkOf(t, n, m) {
 }
 
 /**
- * Claims and runs pieces of the current job until none is left; returns how many it ran. A piece is claimed by
- * moving CLAIM on from the value read: the job's CHUNK and ITERS, read after, are that piece's, since no new job
- * starts before every claimed piece is done.
+ * Claims and runs pieces of the current job until none is left, thread t's own run first, then the other threads'
+ * from t + 1 on; returns how many it ran. A piece is claimed by moving a run's next piece on (Atomics.add): the job's
+ * CHUNK, ITERS and PIECES, read after, are that piece's, since the calling thread writes them before the runs, and
+ * no new job starts before every claimed piece is done.
  */
-function runPieces(ctl, fns, onError, t) {
+function runPieces(ctl, fns, onError, t, threads) {
   let ran = 0;
-  for (;;) {
-    const c = Atomics.load(ctl, CLAIM), pieces = c & 0xffff, next = c >>> 16;
-    if (next >= pieces) return ran;
-    if (Atomics.compareExchange(ctl, CLAIM, c, c + 0x10000) !== c) continue;
-    const [begin, end] = chunkOf(next, pieces, Atomics.load(ctl, ITERS));
-    try {
-      if (begin < end) fns[Atomics.load(ctl, CHUNK)](begin, end, t); // t: the thread's scratch
-    } catch (e) {
-      onError(e);
+  for (let k = 0; k < threads; k++) {
+    const run = CLAIMS + ((t + k) % threads);
+    for (;;) {
+      const c = Atomics.add(ctl, run, 0x10000), next = c >>> 16;
+      if (next >= (c & 0xffff)) break;
+      const pieces = Atomics.load(ctl, PIECES_OF), [begin, end] = chunkOf(next, pieces, Atomics.load(ctl, ITERS));
+      try {
+        if (begin < end) fns[Atomics.load(ctl, CHUNK)](begin, end, t); // t: the thread's scratch
+      } catch (e) {
+        onError(e);
+      }
+      ran++;
+      if (Atomics.add(ctl, DONE, 1) + 1 === pieces) Atomics.notify(ctl, DONE);
     }
-    ran++;
-    if (Atomics.add(ctl, DONE, 1) + 1 === pieces) Atomics.notify(ctl, DONE);
   }
+  return ran;
 }
 
 /** The exported chunk functions of an instance by id (chunk<id>). */
@@ -311,7 +318,7 @@ function chunkFunctions(instance) {
  * kiln.parallel import of the calling thread, which runs pieces with them and waits for those they claimed, and close().
  */
 async function startPool(module, memory, threads) {
-  const ctl = new Int32Array(new SharedArrayBuffer(28)), message = new Uint8Array(new SharedArrayBuffer(MESSAGE_BYTES));
+  const ctl = new Int32Array(new SharedArrayBuffer(4 * (CLAIMS + threads))), message = new Uint8Array(new SharedArrayBuffer(MESSAGE_BYTES));
   const script = new URL('./model.worker.mjs', import.meta.url);
   const { Worker } = isNode ? await import('node:worker_threads') : globalThis;
   const workers = [];
@@ -328,8 +335,8 @@ async function startPool(module, memory, threads) {
   }
   const stop = () => {
     Atomics.store(ctl, STOP, 1);
-    Atomics.add(ctl, CLAIM, 0x10000); // a new value: sleeping workers wake
-    Atomics.notify(ctl, CLAIM);
+    Atomics.add(ctl, JOB, 1); // a new value: sleeping workers wake
+    Atomics.notify(ctl, JOB);
     for (const w of workers) w.terminate();
   };
   try {
@@ -347,12 +354,17 @@ async function startPool(module, memory, threads) {
     const pieces = Math.min(n, threads * PIECES);
     Atomics.store(ctl, CHUNK, id);
     Atomics.store(ctl, ITERS, n);
+    Atomics.store(ctl, PIECES_OF, pieces);
     Atomics.store(ctl, DONE, 0);
-    Atomics.store(ctl, CLAIM, pieces); // claimed 0 of pieces: the job starts
-    Atomics.notify(ctl, CLAIM);
+    for (let u = 0; u < threads; u++) { // each thread's run of pieces: the job starts
+      const [begin, end] = chunkOf(u, threads, pieces);
+      Atomics.store(ctl, CLAIMS + u, (begin << 16) | end);
+    }
+    Atomics.add(ctl, JOB, 1);
+    Atomics.notify(ctl, JOB);
     failure = undefined;
     // a piece that traps here is thrown once every piece is done (the others run on: iterations are independent)
-    runPieces(ctl, fns, (e) => { failure ??= e; }, 0);
+    runPieces(ctl, fns, (e) => { failure ??= e; }, 0, threads);
     for (let i = 0, done; (done = Atomics.load(ctl, DONE)) !== pieces; i++) if (canWait && i >= SPIN) Atomics.wait(ctl, DONE, done);
     if (failure) throw failure;
     const failed = Atomics.exchange(ctl, FAILED, 0);
@@ -365,7 +377,7 @@ async function startPool(module, memory, threads) {
 /** A worker thread's life (model.worker.mjs): instantiate the module on the shared memory, then run pieces until stopped. */
 export async function workerMain() {
   const port = isNode ? (await import('node:worker_threads')).parentPort : globalThis;
-  const { module, memory, ctl, message, t } = await new Promise((resolve) => {
+  const { module, memory, ctl, message, t, threads } = await new Promise((resolve) => {
     if (isNode) port.once('message', resolve); else port.onmessage = (e) => resolve(e.data);
   });
   let fns;
@@ -384,12 +396,13 @@ export async function workerMain() {
     }
   };
   for (;;) {
-    runPieces(ctl, fns, fail, t);
-    // no piece left: wait for CLAIM to change (a new job), spinning a little first
-    const c = Atomics.load(ctl, CLAIM);
-    for (let i = 0; i < SPIN && Atomics.load(ctl, CLAIM) === c; i++);
+    // the job read before its pieces: one that starts while they run is not waited for
+    const job = Atomics.load(ctl, JOB);
+    runPieces(ctl, fns, fail, t, threads);
+    // no piece left: wait for JOB to change (a new job), spinning a little first
+    for (let i = 0; i < SPIN && Atomics.load(ctl, JOB) === job; i++);
     if (Atomics.load(ctl, STOP)) return;
-    if (Atomics.load(ctl, CLAIM) === c) Atomics.wait(ctl, CLAIM, c);
+    if (Atomics.load(ctl, JOB) === job) Atomics.wait(ctl, JOB, job);
     if (Atomics.load(ctl, STOP)) return;
   }
 }

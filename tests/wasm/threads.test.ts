@@ -20,7 +20,7 @@ const root = path.resolve(import.meta.dirname, '../..');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'kiln-threads-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-const B = 64, ROWS = 70; // predict: a full chunk of 64 rows and a padded one of 6
+const B = 256, ROWS = 262; // predict: a full chunk of 256 rows (the first layer's matmul in row-tile order: cpu_matmul.ts columnsOuter) and a padded one of 6
 const x = Float32Array.from({ length: ROWS * 784 }, (_, i) => (Math.sin(i * 0.37) + 1) / 2);
 const y = Int32Array.from({ length: B }, (_, i) => (i * 7) % 10);
 

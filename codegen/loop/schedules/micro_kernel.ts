@@ -76,7 +76,8 @@ export function microKernel(s: Schedule, n: ContractionNest, a: MicroKernelArgs,
   // AVX-512: 3.1x faster than reading B's rows 4 KiB apart)
   if (a.pack) {
     const names = [s.fresh('p'), ...ks.map(() => s.fresh('p')), s.fresh('c')];
-    s.apply(pack, { fill, over: [jt, ...ks], buffer: s.freshBuffer(`pack_${s.name}`), names });
+    // row tiles outside: packed over B's rows outermost (pack.ts's order)
+    s.apply(pack, { fill, over: [jt, ...ks], order: a.columnsOuter ? undefined : [...ks, jt], buffer: s.freshBuffer(`pack_${s.name}`), names });
     vectors.push(names[names.length - 1]!);
   }
   s.apply(unroll, { loops: [m, m1, m2] });

@@ -14,6 +14,12 @@ export interface PackArgs {
   readonly buffer: string;
   /** variables of the packing nest's loops: one per loop in `over`, then the fill's */
   readonly names: readonly string[];
+  /**
+   * the packing nest's loops outermost first, a permutation of `over` (default: `over`); the layout stays `over`'s.
+   * A matmul parallel over row tiles packs B over its rows (the reduction) outermost, so each thread of the packing
+   * nest reads the rows of B that the same thread wrote where B was computed row-parallel too (a weight update).
+   */
+  readonly order?: readonly string[];
 }
 
 /** The top-level statement holding loop v. */
@@ -28,6 +34,7 @@ function problem(body: readonly Stmt[], a: PackArgs): string | undefined {
   if (last?.k !== 'store' || last.idx.k !== 'var' || last.idx.name !== fill.v) return `loop '${a.fill}' does not end by filling a local array at its index`;
   if (!fill.body.slice(0, -1).every((s) => s.k === 'decl')) return `loop '${a.fill}' does more than compute decls and fill`;
   if (a.names.length !== a.over.length + 1) return `${a.names.length} loop names for ${a.over.length + 1} loops`;
+  if (a.order && (a.order.length !== a.over.length || !a.over.every((v) => a.order!.includes(v)))) return `order ${a.order.join(', ')} is not a permutation of ${a.over.join(', ')}`;
   const top = topOf(body, a.fill)!;
   for (const v of a.over) if (v !== top.v && !findLoop(top.body, v)) return `loop '${v}' is not around the fill loop`;
   const computed = fill.body.slice(0, -1).concat([S.store('_', E.i32(0), last.value)]);
@@ -64,7 +71,8 @@ export const pack = primitive<PackArgs>({
     const names = new Map(loops.map((l, i) => [l.v, E.v(a.names[i]!)]));
     const t = last.value.t;
     let nest: Stmt[] = [...substStmts(fill.body.slice(0, -1), names), S.store(a.buffer, linear(a.names.map((n) => E.v(n))), substStmts([S.store('_', E.i32(0), last.value)], names).map((s) => (s as { value: Expr }).value)[0]!)];
-    for (let i = loops.length - 1; i >= 0; i--) nest = [S.for(a.names[i]!, loops[i]!.extent, nest)];
+    const order = [...(a.order ?? a.over).map((v) => a.over.indexOf(v)), loops.length - 1];
+    for (let j = order.length - 1; j >= 0; j--) nest = [S.for(a.names[order[j]!]!, loops[order[j]!]!.extent, nest)];
     const copy = { ...fill, body: [S.store(last.buf, last.idx, E.load(a.buffer, linear(loops.map((l) => E.v(l.v))), t))] };
     const swap = (ss: readonly Stmt[]): Stmt[] => ss.map((s) => (s === fill ? copy : s.k === 'for' ? { ...s, body: swap(s.body) } : s));
     // before the nest's loop-invariant scalars too (the decls right before its loop), unless it reads them
