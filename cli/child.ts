@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { type Distributed, type Emit, KilnError, type Runtime, type Target, errorLocation, errorReport, sizesLine } from './common.js';
 import { awaitGoAhead } from './gate.js';
+import { defaultOutDir } from './outdir.js';
 import { localFiles } from './typecheck.js';
 import { phaseTimes, timedAsync } from '../driver/timings.js';
 import type { Recorded } from './record.js';
@@ -122,7 +123,7 @@ try {
   if (job.dumpAfter !== undefined) {
     end({ stdout: await dumpAfter(model, job.dumpAfter, { train: job.train, batchSize: job.batchSize, target: job.target, cpu: job.cpu }), phases: phases() });
   } else {
-    const outDir = job.out ?? path.join('build', path.basename(file).replace(/\.(m?ts|keras|onnx)$/i, ''));
+    const outDir = job.out ?? defaultOutDir(file);
     const { emit, target, batchSize, maxBatch, train, embedWeights, cpu, triple, runtime, distributed, quantize } = job;
     const calibrate = job.calibrate === undefined ? undefined : await Promise.all(job.calibrate.map(calibration));
     const result = await compile(model, { target, emit, batchSize, maxBatch, outDir, train, embedWeights, cpu, triple, runtime, distributed, quantize, cache: true,

@@ -7,7 +7,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { EMITS, KilnError, QUANTIZE, RUNTIMES, TARGETS, checkCompileOptions, checkDistributed, checkQuantize, checkRuntime, displayPath, errorReport, packageRoot } from './common.js';
 import type { Job, Message } from './child.js';
 import type { ExportJob } from './export_child.js';
-import { parseDirect, storeDirect } from './direct.js';
+import { parseDirect, storeDirect, timingLines } from './direct.js';
 import { takePrefork } from './prefork.js';
 import { parseCalibrationMethod } from '../passes/calibration.js';
 
@@ -261,7 +261,7 @@ function printTimings(phases: Record<string, number>, forkedAt: number, check: {
   }
   if (direct) rows.push(['direct', direct.ms, direct.note]);
   rows.push(['total', performance.now(), 'wall, this command']);
-  console.error(rows.map(([name, ms, note]) => `${name.padEnd(15)}${ms.toFixed(0).padStart(7)} ms${note ? `  (${note})` : ''}`).join('\n'));
+  console.error(timingLines(rows));
 }
 
 // `kiln ... | head` closes stdout early: stop quietly

@@ -8,7 +8,7 @@ import { readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { cacheDir, hasArtifact, hashOf, kilnFingerprint, restoreArtifact, writeAtomically } from './cache.js';
-import { buildDirAtomically } from './outdir.js';
+import { buildDirAtomically, defaultOutDir } from './outdir.js';
 import { packageRoot } from './root.js';
 
 /** A `kiln compile` command line the direct mode understands: the model file and the flags as given. */
@@ -117,7 +117,7 @@ export function tryDirect(argv: readonly string[]): boolean {
     if (!entry || !entry.env.every(([k, v]) => (process.env[k] ?? null) === v)) return false;
     if (!entry.inputs.every(([p, state]) => fileState(p) === state) || !hasArtifact(entry.artifact)) return false;
     const looked = performance.now();
-    const out = typeof r.flags['out'] === 'string' ? r.flags['out'] : path.join('build', path.basename(r.model).replace(/\.(m?ts|keras|onnx)$/i, ''));
+    const out = typeof r.flags['out'] === 'string' ? r.flags['out'] : defaultOutDir(r.model);
     buildDirAtomically(out, (dir) => {
       const files = restoreArtifact(entry.artifact, dir);
       if (!files) throw new Error('damaged compile-cache entry'); // removed by restoreArtifact: the usual path rebuilds it
@@ -127,12 +127,17 @@ export function tryDirect(argv: readonly string[]): boolean {
     if (r.flags['timings']) {
       const rows: [string, number, string][] = [['load', start, ''], ['direct', looked - start, 'hit: the model file and all it read unchanged; not run'],
         ['write', performance.now() - looked, 'compile cache hit'], ['total', performance.now(), 'wall, this command']];
-      process.stderr.write(rows.map(([name, ms, note]) => `${name.padEnd(15)}${ms.toFixed(0).padStart(7)} ms${note ? `  (${note})` : ''}\n`).join(''));
+      process.stderr.write(`${timingLines(rows)}\n`);
     }
     return true;
   } catch {
     return false;
   }
+}
+
+/** `--timings`' rows, [phase, milliseconds, note], as its lines on stderr (without the last newline). */
+export function timingLines(rows: readonly [string, number, string][]): string {
+  return rows.map(([name, ms, note]) => `${name.padEnd(15)}${ms.toFixed(0).padStart(7)} ms${note ? `  (${note})` : ''}`).join('\n');
 }
 
 /**

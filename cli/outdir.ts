@@ -138,3 +138,8 @@ function fsError(outDir: string, err: unknown): never {
   const reason = e.message.replace(/^\w+: /, '').replace(/, \w+ '.*$/, '');
   throw new Error(`cannot write ${outDir}: ${reason}`, { cause: err });
 }
+
+/** Where `kiln compile MODEL` writes without -o: build/<model file name without its extension>. */
+export function defaultOutDir(model: string): string {
+  return path.join('build', path.basename(model).replace(/\.(m?ts|keras|onnx)$/i, ''));
+}

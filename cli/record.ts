@@ -27,8 +27,8 @@ let modules: { port: MessagePort; counted: Int32Array; urls: Set<string>; receiv
 
 /**
  * Calls of these make a run's result depend on more than its files and environment. The clock counts only when the
- * model's own files read it: packages and kiln read it for timestamps (emscripten's file system in binaryen and
- * h5wasm, the progress bar of fit), which change no result.
+ * model's own files read it: packages and kiln read it for timestamps (emscripten's file system in h5wasm, the
+ * progress bar of fit), which change no result.
  */
 const VOLATILE: [object, string[], string][] = [
   [Math, ['random'], 'Math.random()'],

@@ -2,18 +2,13 @@
 import { Type } from './encoder.js';
 import { Locals, type Ref, WasmModule } from './module.js';
 
-/** i64 constant (binaryen takes a bigint). */
-function i64c(w: WasmModule, v: bigint): number {
-  return (w.ops.i64.const as unknown as (x: bigint) => number)(v);
-}
-
 const LN2_HI = 6.93147180369123816490e-1, LN2_LO = 1.90821492927058770002e-10;
 
 /** Adds $exp64, $log64, $expf, $logf, $tanhf, $erff, $philox to the module. */
 export function addMath(w: WasmModule): void {
   const m = w.ops;
   const f64 = (v: number) => w.f64(v);
-  const i64 = (v: bigint) => i64c(w, v);
+  const i64 = (v: bigint) => m.i64.const(v);
   // exp64(x): x = k ln2 + r, |r| <= ln2/2; exp(r) by Taylor to r^13, evaluated by Estrin's scheme (a tree of
   // depth 6 where Horner's rule is a chain of 26 dependent operations); scale by 2^k through the exponent bits
   {
@@ -197,7 +192,7 @@ function addVectorExp(w: WasmModule): void {
  */
 function addPhilox(w: WasmModule): void {
   const m = w.ops;
-  const i64 = (v: bigint) => i64c(w, v);
+  const i64 = (v: bigint) => m.i64.const(v);
   const u64 = (v: number) => m.i64.extend_u(v);
   /** The function's locals and the statements leaving block `first` (an i32 expression) in words c0..c3. */
   const block = (L: Locals, first: (g: (i: number) => number) => number) => {

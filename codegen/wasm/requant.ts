@@ -6,7 +6,7 @@ import { Locals, type Ref, type WasmModule } from './module.js';
 export function addRequant(w: WasmModule): void {
   const m = w.ops;
   const i32 = (v: number) => w.i32(v) as number;
-  const i64 = (v: number) => (m.i64.const as unknown as (x: bigint) => number)(BigInt(v));
+  const i64 = (v: number) => m.i64.const(v);
   // qmulhi(a, b) = (a·b + nudge) / 2^31 truncated toward zero, nudge 2^30 for a·b >= 0 else 1 - 2^30 (|a·b| <= 2^62:
   // no overflow); INT32_MIN² is the one product whose quotient (2^31) does not fit: INT32_MAX
   {
