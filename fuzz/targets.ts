@@ -99,7 +99,7 @@ export function fuzzCase(seed: number, updates: boolean, mode: FuzzMode = 'graph
     return { seed, graph: q.graph, inputs: q.inputs, params: q.params, exact: q.exact };
   }
   if (mode === 'rows') return withRows(makeCase(seed, randomGraph(seed, { extended: true, rows: 2 + Math.floor(rng(seed ^ 0x2545f491)() * 3) }).graph));
-  const g = randomGraph(seed, { extended: true, scatter: true }).graph;
+  const g = randomGraph(seed, { extended: true, scatter: true, deep: true }).graph;
   return makeCase(seed, updates ? g : updatesAsOutputs(g));
 }
 
