@@ -2,6 +2,7 @@
 // micro-kernel of float matmuls (micro_kernel.ts) over i32 lanes: per step one broadcast row pair and nr/V column
 // vectors of pairs, each lane's dot2 one pmaddwd lane (LLVM), the column pairs packed into panels.
 import type { Expr } from '../ir.js';
+import { exprVars, someExpr, stmtExprs } from '../visit.js';
 import { type TargetCaps, registerTile } from '../schedule.js';
 import { type For, findLoop } from './loops.js';
 import { contractionNest, microKernel } from './micro_kernel.js';
@@ -28,6 +29,20 @@ function tileOf(M: number, N: number, caps: TargetCaps, epilogue: number): { mr:
   return { mr, nr: N };
 }
 
+/**
+ * Whether the accumulator of j (the decl before its reduction loop) reaches a qmulhi after the loop: requantized, so
+ * lowered from qmatmul / qconv (lower.ts), whose operands are int8 values; not a plain int32 matmul beside one.
+ */
+function requantized(j: For): boolean {
+  const at = j.body.findIndex((x) => x.k === 'for'), acc = j.body[at - 1];
+  if (acc?.k !== 'decl') return false;
+  const reach = new Set([acc.name]), reads = (e: Expr) => [...exprVars(e)].some((v) => reach.has(v));
+  return j.body.slice(at + 1).some((st) => stmtExprs(st).some((e) => {
+    if (st.k === 'decl' && reads(e)) reach.add(st.name);
+    return someExpr(e, (x) => x.k === 'binary' && x.op === 'qmulhi' && reads(x));
+  }));
+}
+
 /** Run by cpu_matmul.ts before its float nests. */
 export function cpuQmatmul(s: Schedule, caps: TargetCaps): void {
   if (caps.gpu || caps.vector?.values !== 'any') return;
@@ -37,6 +52,9 @@ export function cpuQmatmul(s: Schedule, caps: TargetCaps): void {
   if (!ops.includes('qmatmul') && !ops.includes('qconv')) return;
   for (const top of s.body.filter((x): x is For => x.k === 'for')) {
     const chain = outerChain(top), rows = chain.slice(0, -1), j = chain[chain.length - 1]!;
+    // and in such a kernel only its qmatmul / qconv nests: a plain int32 matmul fused beside one (same rows) is not
+    // (fuzz reproducer tests/fuzz/repro/int32-matmul-beside-qmatmul.ir)
+    if (!requantized(j)) continue;
     const names = [...rows.map(() => s.fresh('pi')), s.fresh('pk')];
     if (s.check(pairDot, { loop: top.v, buffer: '_', names }) !== undefined) continue;
     // only where the micro-kernel's tile fits: dot2 as scalar shifts and multiplies costs more than two products
