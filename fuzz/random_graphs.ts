@@ -384,12 +384,12 @@ export function randomGraph(seed: number, options: RandomGraphOptions = {}): Ran
     const d = e('sub', [x, mean(x)]);
     return e('mul', [d, e('rsqrt', [e('add', [mean(e('mul', [d, d])), b.constant(1e-3, 'float32', sh)])])]);
   };
-  /** Sizes a GPU matmul pads and tiles unevenly: 1, 3 and primes, M * K * N at most about 100,000. */
+  /** Sizes a GPU matmul pads and tiles unevenly: 1, 3 and primes, M * K * N at most 20,000. */
   const oddDims = (): number[] => {
     const dims = [1, 3, 7, 13, 31, 61, 127, 251, 787];
     for (;;) {
       const d = [pick(dims), pick(dims), pick(dims)];
-      if (d[0]! * d[1]! * d[2]! <= 100_000) return d;
+      if (d[0]! * d[1]! * d[2]! <= 20_000) return d;
     }
   };
   const deepKinds = {
