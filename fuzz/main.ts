@@ -45,7 +45,7 @@ const flags = new Command('fuzz')
   .option('--train-rows', 'training steps of small random Keras models with the "rows" input (a last, smaller batch), also checked against the step traced for those rows')
   .option('--keras', 'graphs of small random Keras sequence models (recurrent layers as scans, masks): predict, the training step, or the split step\'s gradStep or applyGrads (checked against the fused step on the interpreter)')
   .option('--keras-rows', 'llvm, cuda-emu: as --keras, the predict graphs (batch 2 or more, rows independent) at 1 to 3 batches of rows through kiln_run_rows')
-  .option('--quant', 'loop, wasm, llvm: int8 graphs (calibrated, quantized networks; raw qmatmul / qconv chains), their int8 and dequantized values bit for bit')
+  .option('--quant', 'int8 graphs (calibrated, quantized networks; raw qmatmul / qconv chains), their int8 and dequantized values bit for bit')
   .option('--runtime <runtime>', 'llvm: hosted, or freestanding (kiln_core.c alone, the weights embedded; no --updates)', 'hosted')
   .option('--schedule <schedule>', `loop only: ${Object.keys(SCHEDULES).join(', ')} (default: each)`)
   .option('--out <dir>', 'folder for reproducers', 'fuzz-out')
@@ -65,7 +65,6 @@ if (flags.rows && flags.target !== 'llvm' && flags.target !== 'cuda-emu') fail('
 if (flags.rows && flags.updates) fail('--rows runs predict graphs: no --updates');
 if (flags.kerasRows && flags.target !== 'llvm' && flags.target !== 'cuda-emu') fail('--keras-rows is for --target llvm or cuda-emu only');
 if ([flags.rows, flags.trainRows, flags.keras, flags.kerasRows, flags.quant].filter(Boolean).length > 1) fail('--rows, --train-rows, --keras, --keras-rows and --quant: choose one');
-if (flags.quant && flags.target === 'cuda-emu') fail('--quant is for --target loop, wasm or llvm (the CUDA target has no int8)');
 if (flags.runtime !== 'hosted' && flags.runtime !== 'freestanding') fail(`unknown runtime '${flags.runtime}'; runtimes are hosted, freestanding`);
 if (flags.runtime === 'freestanding' && flags.target !== 'llvm') fail('--runtime freestanding is for --target llvm only');
 if (flags.runtime === 'freestanding' && flags.updates) fail('--runtime freestanding keeps the weights in flash: no --updates');

@@ -17,13 +17,14 @@ export interface QuantStep {
   readonly exact: readonly string[];
 }
 
-/** Seed's int8 graph and data (calibrated networks 2 in 3, raw chains otherwise). */
+/** Seed's int8 graph and data (calibrated networks 1 in 2, raw chains 1 in 4, int8 mixed with int32 and float ops otherwise). */
 export function quantStep(seed: number): QuantStep {
   const r = rng(seed * 7919 + 7);
   const int = (lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
   const floats = (n: number, s: number) => Float32Array.from({ length: n }, () => Math.fround(s * (2 * r() - 1)));
-  return r() < 0.67 ? calibrated(r, int, pick, floats) : raw(int, pick);
+  const k = r();
+  return k < 0.5 ? calibrated(r, int, pick, floats) : k < 0.75 ? raw(int, pick) : mixed(int, pick);
 }
 
 type Int = (lo: number, hi: number) => number;
@@ -142,4 +143,63 @@ function raw(int: Int, pick: Pick): QuantStep {
   if (!int8Input && int(0, 5) === 0) input[int(0, input.length - 1)] = pick([NaN, Infinity, -Infinity]);
   const { graph, exact } = withQuantOutputs(g, int);
   return { graph, inputs: { x: input }, params, exact };
+}
+
+/** A qmatmul of v [M, K] with random weights (returned too), bias, multipliers, shifts and zero points, to [M, cout]. */
+function qmatmulOf(b: Builder, params: Data, int: Int, pick: Pick, v: Node, xZero: number, name: string, cout: number): [Node, Node] {
+  const i8 = () => int(-128, 127), c = v.type.shape[1]!;
+  const w = b.param(`w${name}`, { dtype: 'int8', shape: [c, cout] }), bias = b.param(`b${name}`, { dtype: 'int32', shape: [cout] });
+  params[`w${name}`] = Int8Array.from({ length: c * cout }, () => (int(0, 9) === 0 ? pick([-128, 127]) : i8()));
+  params[`b${name}`] = Int32Array.from({ length: cout }, () => int(-1000, 1000));
+  const mults = Array.from({ length: cout }, () => pick([1, 2 ** 30, 2147483647, Math.floor(2 ** 31 * int(0, 1e6) / 1e6) % 2 ** 31]));
+  const shifts = Array.from({ length: cout }, () => int(-12, 0));
+  const lo = int(-128, 0);
+  return [b.emit('qmatmul', [v, w, bias, b.constant(mults, 'int32', [cout]), b.constant(shifts, 'int32', [cout])], { xZero, outZero: i8(), lo, hi: int(lo, 127) }), w];
+}
+
+/**
+ * int8 next to plain int32 and float ops, fusable into one kernel: a qmatmul's result widened to int32, scaled past
+ * int16 and combined with the widened int8 operands' own int32 matmul (qmatmul's pattern in plain ops, whose values
+ * need not fit the int8 pair dot products), another int32 matmul on that; and its dequantized float added to a
+ * float matmul of the input, or through a leaky ReLU requantized into a second qmatmul. Sizes 1, 3 and odd ones up to 41.
+ */
+function mixed(int: Int, pick: Pick): QuantStep {
+  const b = new Builder(), params: Data = {};
+  const batch = pick([1, 3, int(1, 5)]), k = pick([1, 3, int(2, 41)]), n = pick([1, 3, int(2, 23)]);
+  const x = b.input('x', { dtype: 'float32', shape: [batch, k] });
+  const zero = int(-128, 127), scale = pick([0.05, 0.25, 1]);
+  const q = b.emit('quantize', [x], { scale, zeroPoint: zero });
+  const [y8, w8] = qmatmulOf(b, params, int, pick, q, zero, '0', n);
+  const outs: { name: string; node: Node }[] = [], exact: string[] = [];
+  const out = (name: string, node: Node, isExact = true) => { outs.push({ name, node }); if (isExact) exact.push(name); };
+  const i32 = (v: number | number[], shape: number[]) => b.constant(v, 'int32', shape);
+  // int32: (y8 * c + bias) op (q32 @ w32), sometimes then @ an int32 param with values past int16
+  let v = b.emit('mul', [b.emit('cast', [y8], { dtype: 'int32' }), i32(pick([1, 3, 300, 40000]), [batch, n])]);
+  if (int(0, 1)) v = b.emit('add', [v, b.emit('broadcast', [i32(Array.from({ length: n }, () => int(-70000, 70000)), [n])], { shape: [batch, n] })]);
+  if (int(0, 1)) {
+    const w32 = b.emit('cast', [w8], { dtype: 'int32' });
+    const dot = b.emit('matmul', [b.emit('cast', [q], { dtype: 'int32' }), w32]);
+    v = b.emit(pick(['add', 'sub', 'max'] as const), [v, dot]);
+  }
+  if (int(0, 2) === 0) {
+    const m = pick([1, 3, int(2, 7)]);
+    params['m32'] = Int32Array.from({ length: n * m }, () => int(-40, 40) * pick([1, 1, 700]));
+    v = b.emit('matmul', [v, b.param('m32', { dtype: 'int32', shape: [n, m] })]);
+  }
+  out('i', v);
+  if (int(0, 1)) out('i8', y8);
+  // float: the dequantized result plus a float matmul of the input, requantized into a second qmatmul now and then
+  const dq = b.emit('dequantize', [y8], { scale: pick([0.1, 1, 0.007]), zeroPoint: y8.attrs['outZero'] as number });
+  out('dq', dq);
+  if (int(0, 1)) {
+    // a leaky ReLU (one rounding per op on every target: the second quantize's input is exact) into a second qmatmul
+    const f = b.emit('max', [dq, b.emit('mul', [dq, b.constant(0.1, 'float32', dq.type.shape)])]);
+    const z = int(-128, 127), q2 = b.emit('quantize', [f], { scale: pick([0.1, 0.5]), zeroPoint: z });
+    const [y2] = qmatmulOf(b, params, int, pick, q2, z, '1', pick([1, 3, int(2, 9)]));
+    out('y', b.emit('dequantize', [y2], { scale: 0.25, zeroPoint: y2.attrs['outZero'] as number }));
+  } else {
+    params['f'] = Float32Array.from({ length: k * n }, () => Math.fround((int(0, 2000) - 1000) / 500));
+    out('y', b.emit('add', [dq, b.emit('matmul', [x, b.param('f', { dtype: 'float32', shape: [k, n] })])]), false);
+  }
+  return { graph: b.finish('qmixed', outs), inputs: { x: Float32Array.from({ length: batch * k }, () => Math.fround(20 * (int(0, 1e6) / 1e6) - 10)) }, params, exact };
 }

@@ -75,6 +75,11 @@ export interface RandomGraphOptions {
    * of every seed stay as they were.
    */
   readonly scatter?: boolean;
+  /**
+   * With `extended`: matmuls of odd sizes (1, 3, primes up to 787 in M, K and N) and deep chains of reductions
+   * (softmax of softmax, layer norms of reductions). Without it the graphs of every seed stay as they were.
+   */
+  readonly deep?: boolean;
 }
 
 /** What a random graph is built from, for messages: the seed and the steps taken (skipped ones marked). */
@@ -365,6 +370,55 @@ export function randomGraph(seed: number, options: RandomGraphOptions = {}): Ran
     return int32 ? toF32(side(y)) : y;
   };
 
+  /** softmax of x over an axis (max subtracted), or its log-softmax. */
+  const softmaxOf = (x: Node, axis: number, log: boolean): Node => {
+    const sh = x.type.shape;
+    const z = e('sub', [x, e('broadcast', [e('reduce_max', [x], { axes: [axis], keepdims: true })], { shape: sh })]);
+    const ex = e('exp', [z]), sum = e('broadcast', [e('reduce_sum', [ex], { axes: [axis], keepdims: true })], { shape: sh });
+    return log ? e('sub', [z, e('log', [sum])]) : e('div', [ex, sum]);
+  };
+  /** (x - mean) * rsqrt(var + eps) over an axis, as LayerNormalization computes it. */
+  const layerNorm = (x: Node, axis: number): Node => {
+    const sh = x.type.shape, n = b.constant(sh[axis]!, 'float32', sh);
+    const mean = (v: Node) => e('div', [e('broadcast', [e('reduce_sum', [v], { axes: [axis], keepdims: true })], { shape: sh }), n]);
+    const d = e('sub', [x, mean(x)]);
+    return e('mul', [d, e('rsqrt', [e('add', [mean(e('mul', [d, d])), b.constant(1e-3, 'float32', sh)])])]);
+  };
+  /** Sizes a GPU matmul pads and tiles unevenly: 1, 3 and primes, M * K * N at most 20,000. */
+  const oddDims = (): number[] => {
+    const dims = [1, 3, 7, 13, 31, 61, 127, 251, 787];
+    for (;;) {
+      const d = [pick(dims), pick(dims), pick(dims)];
+      if (d[0]! * d[1]! * d[2]! <= 20_000) return d;
+    }
+  };
+  const deepKinds = {
+    oddMatmul: (): Node => {
+      const [m, k, n] = oddDims() as [number, number, number];
+      const bat = r() < 0.25 ? [int(1, 3)] : [];
+      // the left operand computed from the pool now and then (a reduction broadcast up), so the matmul fuses
+      const x = some(), lhs = r() < 0.3 && !bat.length
+        ? e('add', [input([m, k]), e('broadcast', [e('reduce_sum', [x], { axes: [...x.type.shape.keys()], keepdims: false })], { shape: [m, k] })])
+        : input([...bat, m, k]);
+      const w = bat.length ? input([...bat, k, n]) : r() < 0.5 ? weight([k, n]) : e('transpose', [weight([n, k])], { perm: [1, 0] });
+      const y = e('matmul', [lhs, w]);
+      return r() < 0.4 ? e('max', [e('add', [y, bcast(weight([n]), y.type.shape)]), b.constant(0, 'float32', y.type.shape)]) : y;
+    },
+    reduceChain: (): Node => {
+      // softmax of softmax, a layer norm of a reduction, a reduction of a layer norm: 2 to 4 links
+      let x = some();
+      if (!x.type.shape.length) x = e('reshape', [x], { shape: [1] });
+      for (let i = int(2, 4); i > 0; i--) {
+        const sh = x.type.shape, axis = int(0, sh.length - 1), k = int(0, 3);
+        if (k === 0) x = softmaxOf(x, axis, r() < 0.3);
+        else if (k === 1) x = layerNorm(x, axis);
+        else if (sh.length > 1) x = e(pick(['reduce_sum', 'reduce_max', 'reduce_min'] as Op[]), [x], { axes: [axis], keepdims: r() < 0.5 });
+        else x = e('broadcast', [e('reduce_sum', [x], { axes: [0], keepdims: true })], { shape: [...sh, int(1, 3)] });
+      }
+      return x;
+    },
+  };
+
   /** An update's reading of param p (or another value of its shape) through a transpose, gather or slice. */
   const readThrough = (p: Node, src: Node): Node => {
     const s = p.type.shape, rank = s.length;
@@ -414,9 +468,9 @@ export function randomGraph(seed: number, options: RandomGraphOptions = {}): Ran
   const taken: string[] = [];
   const n = int(4, 12);
   for (let i = 0; i < n; i++) {
-    const kind = extended ? pick([...STEP_KINDS, ...EXTRA_KINDS, ...(options.scatter ? ['scatter', 'scatter'] as const : [])]) : pick(STEP_KINDS);
+    const kind = extended ? pick([...STEP_KINDS, ...EXTRA_KINDS, ...(options.scatter ? ['scatter', 'scatter'] as const : []), ...(options.deep ? ['oddMatmul', 'reduceChain', 'reduceChain'] as const : [])]) : pick(STEP_KINDS);
     try {
-      pool.push(kind === 'scatter' ? scatter() : kind in extra ? extra[kind as ExtraKind]() : steps[kind as StepKind]());
+      pool.push(kind === 'scatter' ? scatter() : kind in deepKinds ? deepKinds[kind as keyof typeof deepKinds]() : kind in extra ? extra[kind as ExtraKind]() : steps[kind as StepKind]());
       taken.push(kind);
     } catch (err) {
       if (!(err instanceof ShapeError)) throw err;

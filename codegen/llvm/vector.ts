@@ -68,7 +68,7 @@ function dot2Helper(w: number, dot: DotIsa | undefined): string {
       : ['a', 'b'].flatMap((v) => [`  %${v}p = shufflevector ${vt('i32')} %${v}, ${vt('i32')} undef, ${vt('i32', wp)} ${ints(range(wp, (i) => (i < w ? i : w)))}`, `  %${v}16 = bitcast ${ip} %${v}p to ${hp}`]);
     let acc = '';
     for (let j = 0; j < n; j++) {
-      // (chunk names apart from %a16 / %b16: 17 chunks and more would define %a16 again)
+      // chunk j's operands %ac<j>, %bc<j> (not %a<j>: chunk 16 of 19, w = 75 on SSE2, was %a16 twice, text LLVM rejects)
       for (const v of ['a', 'b']) lines.push(`  %${v}c${j} = shufflevector ${hp} %${v}16, ${hp} undef, ${vt('i32', 2 * c)} ${ints(range(2 * c, (i) => 2 * c * j + i))}`);
       lines.push(`  %d${j} = call ${ic} @${name}(${hc} %ac${j}, ${hc} %bc${j})`);
       if (n === 1) { acc = `%d${j}`; continue; }

@@ -53,7 +53,8 @@ function fuzz(target: string, count: number, offset: number, mode = ['--updates'
 }
 
 describe('fuzzing new seeds (each command is printed; a failure prints the command for each seed and its shrunk reproducer)', () => {
-  it('the loop interpreter under each schedule', () => fuzz('loop', 800, 0), 300_000);
+  // 600: the deep graphs' odd matmuls and reduction chains cost the loop interpreter about 1.4 times the time of the others
+  it('the loop interpreter under each schedule', () => fuzz('loop', 600, 0), 300_000);
   it('wasm', () => fuzz('wasm', 100, 800), 300_000);
   it('llvm', () => fuzz('llvm', 80, 900), 300_000);
   // predict graphs with a batch axis: the row-separable ones (about 1 in 8) at 1 to 3 batches through kiln_run_rows
