@@ -1,5 +1,4 @@
 // Host side of a compiled wasm program: instantiate once, copy inputs/params in, run, read outputs/updates out.
-import { roundingDivideByPOT, srdhm } from '../../ir/quant.js';
 import v8 from 'node:v8';
 import { cPow, intPow } from '../../ir/interpreter.js';
 import type { TypedArray } from '../../ir/types.js';
@@ -11,7 +10,7 @@ let optimizingTier = false;
 /**
  * In-process modules run thousands of times: compile them with the optimizing tier at once instead of
  * starting in V8's baseline compiler (Liftoff), several times slower until tier-up. Set on the first runner
- * only, so a process that just compiles (the CLI, with binaryen's own large module) keeps fast start-up.
+ * only, so a process that just compiles (the CLI) keeps fast start-up.
  */
 function useOptimizingTier(): void {
   if (!optimizingTier) v8.setFlagsFromString('--no-liftoff');
@@ -29,7 +28,7 @@ const MATH_FNS = Object.fromEntries(Object.getOwnPropertyNames(Math).flatMap((k)
  * thread, the module runs the loop itself).
  */
 export const WASM_IMPORTS = {
-  math: { ...MATH_FNS, pow: cPow, ipow: intPow, qmulhi: srdhm, qshr: roundingDivideByPOT },
+  math: { ...MATH_FNS, pow: cPow, ipow: intPow },
   kiln: { parallel: (): number => 0 },
 };
 

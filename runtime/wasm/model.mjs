@@ -9,13 +9,6 @@ const imports = { math: {
   ...Object.fromEntries(Object.getOwnPropertyNames(Math).filter((k) => typeof Math[k] === 'function').map((k) => [k, Math[k]])),
   pow: (a, b) => (a === 1 || (a === -1 && Math.abs(b) === Infinity) ? 1 : Math.pow(a, b)),
   ipow: (a, b) => { if (b < 0) return 0; let r = 1; for (; b > 0; b >>= 1) { if (b & 1) r = Math.imul(r, a); a = Math.imul(a, a); } return r; },
-  // int8 requantization, as ir/quant.ts defines it: SaturatingRoundingDoublingHighMul and RoundingDivideByPOT
-  qmulhi: (a, b) => {
-    if (a === -2147483648 && b === -2147483648) return 2147483647;
-    const ab = BigInt(a) * BigInt(b);
-    return Number((ab + (ab >= 0n ? 1n << 30n : 1n - (1n << 30n))) / (1n << 31n));
-  },
-  qshr: (x, e) => { const mask = e === 31 ? 0x7fffffff : (1 << e) - 1; return (x >> e) + ((x & mask) > (mask >> 1) + (x < 0 ? 1 : 0) ? 1 : 0); },
 }, kiln: { parallel: () => 0 } }; // kiln.parallel: 0, one thread (the module runs the loop itself)
 const ARRAYS = { float32: Float32Array, int32: Int32Array, bool: Uint8Array, int8: Int8Array };
 
