@@ -57,7 +57,10 @@ describe('launches and copies of the seed training steps (cuda)', () => {
   it.each([
     { name: 'seed MLP', build: mlp, batch: 32, launches: 4 },
     // 5: the 784 x 64 kernel gradient (K = 1024) runs split-K (gpu_split_k.ts): its partial tiles, then a launch
-    // combining them; the cost model finds that cheaper than 4 launches (estimates 91,469 vs 125,461 cycles)
+    // combining them with its Adam update (the combine already is that update's launch); the cost model finds that
+    // cheaper than 4 launches (estimates 97,355 vs 125,461 cycles). 4 needs the dependence chain shortened (x -> h ->
+    // dlogits -> dh -> partials -> combine: horizontal fusion merges only launches of one level), see
+    // bench/results-cuda.md 'Split-K's fifth launch'
     { name: 'seed MLP', build: mlp, batch: 1024, launches: 5 },
     { name: 'seed CNN', build: cnn, batch: 32, launches: 12 },
     // 15: the cost model that counts global loads' latency (gpu.ts blockWork) finds the conv2 kernel gradient's
