@@ -138,7 +138,8 @@ class LaunchWriter {
         case 'assign': this.line(indent, `${s.name} = ${this.expr(s.value)};`); break;
         case 'local': {
           const t = C_TYPE[s.t];
-          if (s.scope === 'shared') this.line(indent, `KILN_SHARED(${t}, ${s.name}, ${s.size});`);
+          // a shared tile of bools (a conv's tap conditions) in bytes, as bool buffers: a quarter of the shared memory
+          if (s.scope === 'shared') this.line(indent, `KILN_SHARED(${s.t === 'bool' ? 'unsigned char' : t}, ${s.name}, ${s.size});`);
           else if (!inThread) {
             this.perThread.add(s.name);
             this.line(indent, `KILN_PER_THREAD(${t}, ${s.name}, ${s.size}, ${this.threads});`);

@@ -111,7 +111,7 @@ describe('convs as implicit GEMM on the GPU schedule', () => {
     w[1] = Infinity;
     const dir = path.join(tmp, 'emu');
     compileCuda({ outDir: dir, entries: [{ name: 'predict', graph: g, batchSize: 3 }], weights: weightsOf(g, { w, b }), nvcc: false });
-    expect(readFileSync(path.join(dir, 'model.cu'), 'utf8')).toMatch(/KILN_SHARED\(int, Cs\d+, /);
+    expect(readFileSync(path.join(dir, 'model.cu'), 'utf8')).toMatch(/KILN_SHARED\(unsigned char, Cs\d+, /); // the conditions in bytes
     const got = runMain(path.join(dir, 'model_main_emu'), dir, g, { x }).get('y')!, want = interpret(g, { x }, { w, b }).outputs.get('y')!.data;
     expect(want.some((v) => Number.isNaN(v))).toBe(true);
     expect(Array.from(got)).toEqual(Array.from(want));
