@@ -12,7 +12,7 @@
 // truncating division, with no sign correction.
 import type { BinaryOp, CompareOp, LogicalOp, UnaryOp } from '../../ir/ops.js';
 import { assigned, operands } from './analysis.js';
-import { type RangeEnv, type VarRange, rangeOf } from './range.js';
+import { RangeScopes, rangeOf } from './range.js';
 import { WARP_A, WARP_B } from './visit.js';
 import { E, type Expr, type Kernel, type Program, QUANT_BINARY, type QuantBinary, type Scalar, S, type Stmt } from './ir.js';
 
@@ -50,34 +50,17 @@ class KernelLegalizer {
   private pre: Stmt[] = [];
   private next = 0;
 
-  /** ranges of the loop variables and never-assigned i32 decls in scope, innermost scope last */
-  private readonly scopes: Map<string, VarRange>[] = [new Map()];
-  private readonly env: RangeEnv = (name) => {
-    for (let i = this.scopes.length - 1; i >= 0; i--) {
-      const r = this.scopes[i]!.get(name);
-      if (r) return r;
-    }
-    return undefined;
-  };
+  /** ranges of the loop variables and never-assigned i32 decls in scope, of the input program */
+  private readonly ranges: RangeScopes;
 
-  constructor(private readonly names: ReadonlySet<string>, private readonly o: LegalizeOptions, private readonly assigned: ReadonlySet<string>) {}
+  constructor(private readonly names: ReadonlySet<string>, private readonly o: LegalizeOptions, assigned: ReadonlySet<string>) {
+    this.ranges = new RangeScopes(assigned);
+  }
 
   /** Whether an i32 expression of the input program is never negative where it is evaluated. */
   private nonNegative(e: Expr): boolean {
-    const r = rangeOf(e, this.env);
+    const r = rangeOf(e, this.ranges.env);
     return r !== undefined && r.lo >= 0;
-  }
-
-  /** The body in a scope of its own; `v` ranges over 0..extent-1 in it where given. */
-  private scoped(ss: readonly Stmt[], v?: string, extent?: number): Stmt[] {
-    const scope = new Map<string, VarRange>();
-    if (v !== undefined && extent !== undefined) scope.set(v, { lo: 0, hi: extent - 1, exact: true });
-    this.scopes.push(scope);
-    try {
-      return this.body(ss);
-    } finally {
-      this.scopes.pop();
-    }
   }
 
   /** e itself where it is a variable or a constant, else a fresh decl holding it. */
@@ -101,17 +84,14 @@ class KernelLegalizer {
 
   private stmt(s: Stmt): Stmt {
     switch (s.k) {
-      case 'for': return { ...s, body: this.scoped(s.body, s.v, s.extent) };
+      case 'for': return { ...s, body: this.ranges.within(() => this.body(s.body), s.v, s.extent) };
       case 'if': {
         const cond = this.expr(s.cond); // its shared operands are declared before the if
-        return { ...s, cond, body: this.scoped(s.body) };
+        return { ...s, cond, body: this.ranges.within(() => this.body(s.body)) };
       }
       case 'decl': {
-        const r = s.t === 'i32' && !this.assigned.has(s.name) ? rangeOf(s.init, this.env) : undefined;
         const init = this.expr(s.init);
-        // declared after its init is legalized: the init reads the name's outer binding, if any
-        this.scopes[this.scopes.length - 1]!.delete(s.name);
-        if (r) this.scopes[this.scopes.length - 1]!.set(s.name, { lo: r.lo, hi: r.hi, exact: false });
+        this.ranges.declare(s.name, s.t, s.init); // after its init, which reads an outer binding of the name
         return { ...s, init };
       }
       case 'assign': return { ...s, value: this.expr(s.value) };
