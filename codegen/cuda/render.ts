@@ -166,9 +166,10 @@ class LaunchWriter {
         case 'assign': this.line(indent, `${s.name} = ${this.expr(s.value)};`); break;
         case 'local': {
           const t = C_TYPE[s.t];
+          // a shared tile of bools (a conv's tap conditions) in bytes, as bool buffers: a quarter of the shared memory
           if (s.scope === 'shared') {
             this.shared.add(s.name);
-            this.line(indent, `KILN_SHARED(${t}, ${s.name}, ${s.size});`);
+            this.line(indent, `KILN_SHARED(${s.t === 'bool' ? 'unsigned char' : t}, ${s.name}, ${s.size});`);
           }
           else if (!inThread) {
             this.perThread.add(s.name);

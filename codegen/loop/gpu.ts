@@ -589,7 +589,7 @@ export function launchShape(kernel: string, top: For, g: GpuCaps = H100): Launch
   for (const c of chains) {
     let r = 0;
     walkStmts(c.body, (s) => {
-      if (s.k === 'local' && s.scope === 'shared') shared += 4 * s.size;
+      if (s.k === 'local' && s.scope === 'shared') shared += (s.t === 'bool' ? 1 : 4) * s.size; // bools in bytes (cuda/render.ts)
       if (s.k === 'local' && s.scope === 'register') r += s.size;
     });
     registers = Math.max(registers, r);

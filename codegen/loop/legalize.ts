@@ -7,9 +7,12 @@
 // target has IEEE 754-2019 maximum/minimum instructions) f32 max/min; and an i32 division's divisor is never 0 and
 // never -1 (native division traps on x/0 and INT_MIN / -1). An operand a rewrite uses more than once is computed
 // once, into a fresh decl placed just before the statement (expressions have no side effects, so this is the same
-// program point).
+// program point). A floor division or remainder by a positive constant whose dividend ranges prove non-negative
+// (range.ts over the loop variables and never-assigned decls around it: `min(r*T + t, n - 1) // 8`) is the plain
+// truncating division, with no sign correction.
 import type { BinaryOp, CompareOp, LogicalOp, UnaryOp } from '../../ir/ops.js';
-import { operands } from './analysis.js';
+import { assigned, operands } from './analysis.js';
+import { RangeScopes, rangeOf } from './range.js';
 import { WARP_A, WARP_B } from './visit.js';
 import { E, type Expr, type Kernel, type Program, QUANT_BINARY, type QuantBinary, type Scalar, S, type Stmt } from './ir.js';
 
@@ -47,7 +50,18 @@ class KernelLegalizer {
   private pre: Stmt[] = [];
   private next = 0;
 
-  constructor(private readonly names: ReadonlySet<string>, private readonly o: LegalizeOptions) {}
+  /** ranges of the loop variables and never-assigned i32 decls in scope, of the input program */
+  private readonly ranges: RangeScopes;
+
+  constructor(private readonly names: ReadonlySet<string>, private readonly o: LegalizeOptions, assigned: ReadonlySet<string>) {
+    this.ranges = new RangeScopes(assigned);
+  }
+
+  /** Whether an i32 expression of the input program is never negative where it is evaluated. */
+  private nonNegative(e: Expr): boolean {
+    const r = rangeOf(e, this.ranges.env);
+    return r !== undefined && r.lo >= 0;
+  }
 
   /** e itself where it is a variable or a constant, else a fresh decl holding it. */
   private share(e: Expr): Expr {
@@ -70,12 +84,16 @@ class KernelLegalizer {
 
   private stmt(s: Stmt): Stmt {
     switch (s.k) {
-      case 'for': return { ...s, body: this.body(s.body) };
+      case 'for': return { ...s, body: this.ranges.within(() => this.body(s.body), s.v, s.extent) };
       case 'if': {
         const cond = this.expr(s.cond); // its shared operands are declared before the if
-        return { ...s, cond, body: this.body(s.body) };
+        return { ...s, cond, body: this.ranges.within(() => this.body(s.body)) };
       }
-      case 'decl': return { ...s, init: this.expr(s.init) };
+      case 'decl': {
+        const init = this.expr(s.init);
+        this.ranges.declare(s.name, s.t, s.init); // after its init, which reads an outer binding of the name
+        return { ...s, init };
+      }
       case 'assign': return { ...s, value: this.expr(s.value) };
       case 'store': {
         const idx = this.expr(s.idx);
@@ -145,8 +163,8 @@ class KernelLegalizer {
         return E.select(bin(op === 'max' ? 'gt' : 'lt', x, y), x, y);
       }
       case 'div': return this.div(a, b);
-      case 'idiv': return this.idiv(a, b);
-      case 'mod': return this.mod(a, b);
+      case 'idiv': return this.idiv(a, b, this.nonNegative((e as Binary).a));
+      case 'mod': return this.mod(a, b, this.nonNegative((e as Binary).a));
       default: return same();
     }
   }
@@ -181,9 +199,11 @@ class KernelLegalizer {
     return { y, zero, minus1, safe: this.share(E.select(bin('or', zero, minus1), i32(1), y)) };
   }
 
-  /** Floor division, 0 for a zero divisor. */
-  private idiv(a: Expr, b: Expr): Expr {
+  /** Floor division, 0 for a zero divisor; `natural` where the dividend is never negative. */
+  private idiv(a: Expr, b: Expr, natural: boolean): Expr {
     if (b.k === 'const' && b.v === 1) return a;
+    // x // d -> x / d      (x >= 0, d > 0: truncation is floor)
+    if (b.k === 'const' && b.v > 0 && natural) return bin('div', a, b);
     if (b.k === 'const' && b.v > 0) {
       // x // d -> q - i32(x < 0 & q*d != x), q = x / d      (d > 0: truncation rounds negative quotients up)
       const x = this.share(a), q = this.share(bin('div', x, b));
@@ -196,9 +216,14 @@ class KernelLegalizer {
     return E.select(minus1, E.unary('neg', x), E.select(zero, i32(0), bin('sub', q, toI32(down))));
   }
 
-  /** Euclidean remainder in [0, |y|), 0 for a zero divisor. */
-  private mod(a: Expr, b: Expr): Expr {
+  /** Euclidean remainder in [0, |y|), 0 for a zero divisor; `natural` where the dividend is never negative. */
+  private mod(a: Expr, b: Expr, natural: boolean): Expr {
     if (b.k === 'const' && b.v === 1) return i32(0);
+    if (b.k === 'const' && b.v > 0 && natural) {
+      // x % d -> x - (x / d)*d      (x >= 0, d > 0: the truncated remainder is in [0, d))
+      const x = this.share(a);
+      return bin('sub', x, bin('mul', bin('div', x, b), b));
+    }
     if (b.k === 'const' && b.v > 0) {
       // x % d -> r + (r < 0 ? d : 0), r = x - (x / d)*d
       const x = this.share(a), r = this.share(bin('sub', x, bin('mul', bin('div', x, b), b)));
@@ -234,12 +259,12 @@ function namesOf(stmts: readonly Stmt[], out: Set<string>): Set<string> {
 
 /** One kernel legalized; `names` are taken already (the program's buffers). */
 export function legalizeKernel(k: Kernel, o: LegalizeOptions, names: ReadonlySet<string> = new Set()): Kernel {
-  return { ...k, body: new KernelLegalizer(namesOf(k.body, new Set(names)), o).body(k.body) };
+  return { ...k, body: new KernelLegalizer(namesOf(k.body, new Set(names)), o, assigned(k.body)).body(k.body) };
 }
 
 /** Statements legalized on their own (a loop being judged for vectorization), fresh names apart from theirs. */
 export function legalizeStmts(ss: readonly Stmt[], o: LegalizeOptions): Stmt[] {
-  return new KernelLegalizer(namesOf(ss, new Set()), o).body(ss);
+  return new KernelLegalizer(namesOf(ss, new Set()), o, assigned(ss)).body(ss);
 }
 
 /** The program with every kernel legalized for a target. */

@@ -6,6 +6,7 @@ import { type FusionPlan, type NestPlan, OWN_KERNEL, isContraction, isRowReduce,
 import { type TreeSink, treeReduce } from './tree_reduce.js';
 import { type ScanContext, lowerScan } from './scan.js';
 import { lowerScatter } from './scatter.js';
+import { loopEnv, rangeOf } from './range.js';
 import { type AxisKind, type Buffer, E, type Expr, type Kernel, type Program, S, type Scalar, type Stmt, exprId, scalarOf } from './ir.js';
 
 function unitZero(idx: readonly Expr[], shape: Shape): Expr[] {
@@ -29,6 +30,8 @@ const imin = (a: Expr, b: Expr) => E.binary('min', a, b);
 const imax = (a: Expr, b: Expr) => E.binary('max', a, b);
 const clampIdx = (e: Expr, n: number) => (e.k === 'const' ? E.i32(Math.max(0, Math.min(n - 1, e.v))) : imax(imin(e, E.i32(n - 1)), E.i32(0)));
 const and = (a: Expr | undefined, b: Expr) => (a ? E.binary('and', a, b) : b);
+/** The value where a tap's condition holds, else the unchanged one; no select for a tap that always reads. */
+const guarded = (c: Expr | undefined, then: Expr, otherwise: Expr) => (c ? E.select(c, then, otherwise) : then);
 
 /** A block being emitted: its statements and the values already computed in it (visible to nested blocks). */
 class Scope {
@@ -340,7 +343,7 @@ class NestEmitter {
         this.loops(windowExtents(n), 'k', (ks) => {
           const [cond, at] = this.windowTap(n, idx, ks);
           const term = E.binary('mul', E.binary('sub', this.exprAt(x, at), E.i32(xZero)), this.exprAt(k, [...ks, co]));
-          this.emit(S.assign(acc, E.select(cond, E.binary('add', accV, term), accV)));
+          this.emit(S.assign(acc, guarded(cond, E.binary('add', accV, term), accV)));
         });
         return this.requantize(accV, this.exprAt(mult, [co]), this.exprAt(shift, [co]), outZero, lo, hi);
       }
@@ -352,7 +355,7 @@ class NestEmitter {
           // a declared tree: each partial skips the taps outside the input, as the serial sum does
           const step = (p: Expr, ks: readonly Expr[]) => {
             const [cond, at] = this.windowTap(n, idx, ks);
-            return E.select(cond, E.binary('add', p, E.binary('mul', this.exprAt(x, at), this.exprAt(k!, [...ks, idx[idx.length - 1]!]))), p);
+            return guarded(cond, E.binary('add', p, E.binary('mul', this.exprAt(x, at), this.exprAt(k!, [...ks, idx[idx.length - 1]!]))), p);
           };
           return treeReduce(this.treeSink(), t, 'add', 0, windowExtents(n), tree, acc, () => E.c(t, 0), step);
         }
@@ -363,7 +366,7 @@ class NestEmitter {
           let next: Expr;
           if (isConv) next = E.binary('add', accV, E.binary('mul', xv, this.exprAt(k!, [...ks, idx[idx.length - 1]!])));
           else next = isMax ? E.binary('max', accV, xv) : E.binary('add', accV, xv);
-          this.emit(S.assign(acc, E.select(cond, next, accV)));
+          this.emit(S.assign(acc, guarded(cond, next, accV)));
         });
         return accV;
       }
@@ -383,30 +386,39 @@ class NestEmitter {
 
   /**
    * One tap of a conv or pooling window: whether the output at idx reads the input at window position ks (the
-   * last of ks is the input channel of a conv), and the input index it reads (clamped in bounds when not).
+   * last of ks is the input channel of a conv), and the input index it reads (clamped in bounds when not). A bound
+   * that ranges prove for every output position and tap (range.ts: the output index over its shape, the tap over
+   * the window) is left out, with its clamp; undefined when every tap reads the input (a convolution without
+   * padding), so such a nest carries no condition (and a GPU schedule stages no tile of them).
    */
-  private windowTap(n: Node, idx: readonly Expr[], ks: readonly Expr[]): [Expr, Expr[]] {
+  private windowTap(n: Node, idx: readonly Expr[], ks: readonly Expr[]): [Expr | undefined, Expr[]] {
     const isConv = n.op === 'conv' || n.op === 'qconv', xs = n.src[0]!.type.shape, nsp = xs.length - 2;
     const { strides, padding: pad } = attrsOf(n, ['conv', 'reduce_window', 'qconv']);
     const conv = isConv ? attrsOf(n, ['conv', 'qconv']) : undefined;
     const dil = conv?.dilation ?? xs.map(() => 1);
     const ldil = conv?.lhsDilation ?? xs.map(() => 1);
+    const window = windowExtents(n);
     let inb: Expr | undefined;
     const coords = strides.map((_, d) => {
-      const p = E.add(E.add(E.mul(idx[d + 1]!, E.i32(strides[d]!)), E.mul(ks[d]!, E.i32(dil[d]!))), E.i32(-pad[d]![0]));
-      const pv = this.let(p, 'p');
-      inb = and(inb, E.binary('ge', pv, E.i32(0)));
-      let q = pv;
+      const tap = (o: Expr, k: Expr) => E.add(E.add(E.mul(o, E.i32(strides[d]!)), E.mul(k, E.i32(dil[d]!))), E.i32(-pad[d]![0]));
+      // the same arithmetic over an output coordinate and a tap standing for every value they take
+      const o = E.v('%o'), k = E.v('%k'), ext = new Map([['%o', n.type.shape[d + 1]!], ['%k', window[d]!]]);
+      const pv = this.let(tap(idx[d + 1]!, ks[d]!), 'p');
+      const pr = rangeOf(tap(o, k), loopEnv(ext));
+      if (!(pr && pr.lo >= 0)) inb = and(inb, E.binary('ge', pv, E.i32(0)));
+      let q = pv, qr = pr;
       if (ldil[d]! > 1) {
         inb = and(inb, E.binary('eq', E.mod(pv, ldil[d]!), E.i32(0)));
         q = E.idiv(pv, ldil[d]!);
+        qr = rangeOf(E.idiv(tap(o, k), ldil[d]!), loopEnv(ext));
       }
-      inb = and(inb, E.binary('lt', q, E.i32(xs[d + 1]!)));
-      return clampIdx(q, xs[d + 1]!);
+      const [qlo, qhi] = qr ? [qr.lo, qr.hi] : [-Infinity, Infinity];
+      if (qhi >= xs[d + 1]!) inb = and(inb, E.binary('lt', q, E.i32(xs[d + 1]!)));
+      return qlo >= 0 && qhi < xs[d + 1]! ? q : clampIdx(q, xs[d + 1]!);
     });
     const cin = isConv ? n.src[1]!.type.shape[nsp]! : 1, coutG = conv ? n.src[1]!.type.shape[nsp + 1]! / conv.groups : 1;
     const chan = isConv ? E.add(E.mul(E.idiv(idx[nsp + 1]!, coutG), E.i32(cin)), ks[nsp]!) : idx[nsp + 1]!;
-    return [this.let(inb!, 'c'), [idx[0]!, ...coords, chan]];
+    return [inb && this.let(inb, 'c'), [idx[0]!, ...coords, chan]];
   }
 
   /**

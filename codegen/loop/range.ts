@@ -1,6 +1,7 @@
 // The one range analysis of loop IR: the interval of an i32 index expression over the variables around it, and
-// whether both ends are reached. The verifier checks index bounds with it; simplify proves digit splits with it.
-import type { Expr } from './ir.js';
+// whether both ends are reached. The verifier checks index bounds with it; simplify proves digit splits with it;
+// legalize drops the sign corrections of divisions of non-negative indices; lowering drops conv taps' proven bounds.
+import type { Expr, Scalar } from './ir.js';
 import { forEachExpr } from './visit.js';
 
 /** Values an i32 expression takes; `exact` when some iteration reaches lo and some reaches hi. */
@@ -148,4 +149,42 @@ export function rangeOf(e: Expr, env: RangeEnv): Range | undefined {
     default:
   }
   return r && r.lo >= INT_MIN && r.hi <= INT_MAX ? r : undefined;
+}
+
+/**
+ * The ranges in scope during a walk of a kernel's statements: loop variables (0..extent-1) and i32 decls never
+ * assigned (their init's range), innermost scope first. `env` reads them.
+ */
+export class RangeScopes {
+  private readonly scopes: Map<string, VarRange>[] = [new Map()];
+  readonly env: RangeEnv = (name) => {
+    for (let i = this.scopes.length - 1; i >= 0; i--) {
+      const r = this.scopes[i]!.get(name);
+      if (r) return r;
+    }
+    return undefined;
+  };
+
+  /** `assigned`: the names the kernel assigns (their inits say nothing of their later values). */
+  constructor(private readonly assigned: ReadonlySet<string>) {}
+
+  /** Runs f in a new innermost scope, where `v` ranges over 0..extent-1 if given (a loop's body). */
+  within<R>(f: () => R, v?: string, extent?: number): R {
+    const scope = new Map<string, VarRange>();
+    if (v !== undefined && extent !== undefined) scope.set(v, { lo: 0, hi: extent - 1, exact: true });
+    this.scopes.push(scope);
+    try {
+      return f();
+    } finally {
+      this.scopes.pop();
+    }
+  }
+
+  /** Binds a decl in the innermost scope (over an outer binding of its name), its init read in the scope before. */
+  declare(name: string, t: Scalar, init: Expr): void {
+    const r = t === 'i32' && !this.assigned.has(name) ? rangeOf(init, this.env) : undefined;
+    const top = this.scopes[this.scopes.length - 1]!;
+    top.delete(name);
+    if (r) top.set(name, { lo: r.lo, hi: r.hi, exact: false });
+  }
 }
