@@ -1,13 +1,14 @@
 // The `kiln` command: `kiln compile model.ts --target wasm -o build/model`. The model file runs, and is compiled, in a
 // child process (cli/child.ts) under a time limit, so that no model file can hang, exit or print its way into the output.
 import { fork } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, realpathSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { EMITS, KilnError, QUANTIZE, RUNTIMES, TARGETS, checkCompileOptions, checkDistributed, checkQuantize, checkRuntime, displayPath, errorReport, packageRoot } from './common.js';
 import type { Job, Message } from './child.js';
 import type { ExportJob } from './export_child.js';
 import { parseDirect, storeDirect, timingLines } from './direct.js';
+import { defaultOutDir } from './outdir.js';
 import { takePrefork } from './prefork.js';
 import { parseCalibrationMethod } from '../passes/calibration.js';
 
@@ -149,28 +150,45 @@ async function runChild(job: Job | ExportJob, timeout: number, script: string, t
   const early = script === './child.js' ? takePrefork() : undefined;
   const forkedAt = early?.at ?? performance.now();
   early?.child.send({ type: 'job', job });
-  const child = early?.child ?? fork(new URL(script, import.meta.url), [JSON.stringify(job)], { stdio: [0, 2, 2, 'ipc'] });
+  const child = early?.child ?? fork(new URL(script, import.meta.url), [JSON.stringify(job)], { stdio: [0, 2, 2, 'ipc'], detached: true });
+  // the compile process leads a process group of its own (detached, in cli/prefork.ts too): killing the group ends
+  // what it started as well (the llvm target's opt and llc run in a shell's background, where SIGINT is ignored, and
+  // a SIGKILL of the compile process alone left them writing into the output's staging folder)
+  const group = () => {
+    try {
+      if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      // nothing left of it
+    }
+  };
+  const kill = () => {
+    group();
+    child.kill('SIGKILL');
+  };
+  // the limit bounds the check too: a hung tsc is killed with the compile process
+  const abort = new AbortController();
+  let interrupted: NodeJS.Signals | undefined;
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.once(signal, () => {
-      child.kill('SIGKILL');
-      process.kill(process.pid, signal);
+      // this process ends by the signal once the compile process has (below: its staging folder is removed first)
+      interrupted = signal;
+      kill();
+      abort.abort();
     });
   }
   let checkMs = 0, checkCached = false, checking = job.awaitCheck;
-  // the limit bounds the check too: a hung tsc is killed with the compile process
-  const abort = new AbortController();
   const check = job.awaitCheck ? typeCheck(path.resolve(job.file), abort.signal).then((r) => {
     checking = false;
     checkMs = r.ms;
     checkCached = r.cached;
-    if (r.errors) child.kill('SIGKILL'); // nothing the model file does matters now
+    if (r.errors) kill(); // nothing the model file does matters now
     return r.errors;
   }) : Promise.resolve(undefined);
   check.catch(() => {}); // reported below, once the compile process has ended
   let phase = 'start' as 'start' | 'run' | 'loaded', timedOut = false;
   const timer = timeout > 0 ? setTimeout(() => {
     timedOut = true;
-    child.kill('SIGKILL');
+    kill();
     abort.abort();
   }, timeout * 1000) : undefined;
   let end: Extract<Message, { type: 'end' }> | undefined;
@@ -186,6 +204,13 @@ async function runChild(job: Job | ExportJob, timeout: number, script: string, t
     child.on('error', (error) => resolve({ error }));
   });
   clearTimeout(timer);
+  // whatever the compile process left running (it was killed, or died), and the staging folder it was building
+  group();
+  if (!('format' in job) && child.pid !== undefined) removeStaging(job.out ?? defaultOutDir(job.file), child.pid);
+  if (interrupted) {
+    process.kill(process.pid, interrupted);
+    return 1;
+  }
   let errors: string | undefined;
   try {
     errors = await check;
@@ -223,6 +248,19 @@ async function runChild(job: Job | ExportJob, timeout: number, script: string, t
     console.error(`kiln: internal error: the compile process ${signal ? `was killed by ${signal}` : `exited with code ${code}`}`);
   }
   return 1;
+}
+
+/**
+ * Removes the folder a killed compile process `pid` was building `outDir` in (cli/outdir.ts buildDirAtomically's
+ * `.<name>.kiln-<pid>-*` beside it): the next compile would, but until then it is half an output.
+ */
+function removeStaging(outDir: string, pid: number): void {
+  const target = existsSync(outDir) ? realpathSync(outDir) : path.resolve(outDir), prefix = `.${path.basename(target)}.kiln-${pid}-`;
+  try {
+    for (const name of readdirSync(path.dirname(target))) if (name.startsWith(prefix)) rmSync(path.join(path.dirname(target), name), { recursive: true, force: true });
+  } catch {
+    // no folder to look in: nothing was built
+  }
 }
 
 /**

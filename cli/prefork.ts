@@ -6,7 +6,8 @@ let started: { child: ChildProcess; at: number } | undefined;
 
 /** Starts cli/child.ts with no job: it loads and waits for one (or ends when this process ends without sending it). */
 export function prefork(): void {
-  const child = fork(new URL('./child.js', import.meta.url), [], { stdio: [0, 2, 2, 'ipc'] });
+  // detached: its own process group, which runChild kills with everything it started (cli/command.ts)
+  const child = fork(new URL('./child.js', import.meta.url), [], { stdio: [0, 2, 2, 'ipc'], detached: true });
   started = { child, at: performance.now() };
   child.on('error', () => {}); // runChild forks its own where this one could not start
   // it keeps this process alive only once taken: `compile --help` or a bad flag end it by ending

@@ -1,4 +1,5 @@
 // Renders loop-IR programs to an LLVM module through llvm-bindings: one function per kernel over one memory block.
+import { execFileSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -530,6 +531,24 @@ class KernelBuilder {
 }
 
 /** The LLVM module being built, with external declarations made once. */
+/**
+ * Why IR text that llvm-bindings could not parse is wrong, from llvm-as (its SMDiagnostic has no accessor there):
+ * ": <helper>, line N: <error>", or "" where llvm-as-14 is missing. Only on that failure: not on a compile's path.
+ */
+function parseError(file: string, text: string): string {
+  let stderr: string;
+  try {
+    execFileSync('llvm-as-14', [file, '-o', '/dev/null'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    return '';
+  } catch (e) {
+    stderr = (e as { stderr?: Buffer }).stderr?.toString() ?? '';
+  }
+  const m = /:(\d+):\d+: error: (.*)/.exec(stderr);
+  if (!m) return '';
+  const line = Number(m[1]), fn = text.split('\n').slice(0, line).reverse().map((l) => /^define [^@]*@([\w.]+)\(/.exec(l)?.[1]).find((f) => f);
+  return `: ${fn ? `${fn}, ` : ''}line ${line}: ${m[2]}`;
+}
+
 class LlvmModule {
   readonly ctx: import('llvm-bindings').LLVMContext;
   readonly mod: import('llvm-bindings').Module;
@@ -573,10 +592,24 @@ class LlvmModule {
     writeFileSync(file, text);
     try {
       const helpers = L.parseIRFile(file, new L.SMDiagnostic(), this.ctx);
-      if (!helpers || L.Linker.linkModules(this.mod, helpers)) throw new Error(`llvm: cannot link ${what}`);
+      if (!this.parsed(helpers)) throw new Error(`llvm: cannot parse ${what} (a bug in codegen/llvm/vector.ts)${parseError(file, text)}`);
+      if (L.Linker.linkModules(this.mod, helpers)) throw new Error(`llvm: cannot link ${what}`);
     } finally {
       rmSync(file, { force: true });
     }
+  }
+
+  /**
+   * Whether parseIRFile's module is one: on a parse error it wraps a null Module, and every Module method (the
+   * linker's too) dereferences it, a segfault. Function.Create takes a null module, so a block of a function made in
+   * it says whether there is one; the probe is removed again.
+   */
+  private parsed(m: import('llvm-bindings').Module): boolean {
+    const L = llvm();
+    const probe = L.Function.Create(L.FunctionType.get(this.b.getVoidTy(), [], false), L.Function.LinkageTypes.InternalLinkage, 'kiln_parse_probe', m);
+    const ok = L.BasicBlock.Create(this.ctx, '', probe).getModule() !== null;
+    if (ok) probe.eraseFromParent();
+    return ok;
   }
 
   private linkedFiles = 0;
