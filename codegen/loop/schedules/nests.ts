@@ -91,11 +91,14 @@ export function matmulOperands(r: Reduction): [Expr, Expr] | undefined {
   return [u.b.a, u.b.b];
 }
 
-/** `select(c, acc + x*w, acc)`: the operands x and w of a convolution's update, or undefined. */
+/**
+ * `select(c, acc + x*w, acc)` (taps outside the input skipped), or `acc + x*w` where every tap reads the input (no
+ * padding: lower.ts leaves the condition out): the operands x and w of a convolution's update, or undefined.
+ */
 export function convOperands(r: Reduction): [Expr, Expr] | undefined {
-  const u = r.update;
-  if (r.init !== 0 || u.k !== 'select' || !isVar(u.b, r.acc) || u.a.k !== 'binary' || u.a.op !== 'add' || !isVar(u.a.a, r.acc)) return undefined;
-  const m = u.a.b;
+  const u = r.update, sum = u.k === 'select' && isVar(u.b, r.acc) ? u.a : u;
+  if (r.init !== 0 || sum.k !== 'binary' || sum.op !== 'add' || !isVar(sum.a, r.acc)) return undefined;
+  const m = sum.b;
   if (m.k !== 'binary' || m.op !== 'mul') return undefined;
   return [m.a, m.b];
 }
