@@ -484,7 +484,8 @@ function withRowCaches(p: NestPlan, mat: Set<Node>, order: Map<Node, number>): N
   };
   const reductions = p.stages.filter((s) => isRowReduce(s, key)).map((s) => [s.src[0]!]);
   const fullRoots = p.roots.filter(isFull);
-  const candidates = [...p.nodes].filter((x) => COSTLY.has(x.op) && isFull(x) && !isContraction(x)).sort((a, b) => order.get(b)! - order.get(a)!);
+  // (not a tiny value: lowering computes it once, hoisted out of every loop, where no row cache is in scope)
+  const candidates = [...p.nodes].filter((x) => COSTLY.has(x.op) && isFull(x) && !isContraction(x) && !isTiny(x)).sort((a, b) => order.get(b)! - order.get(a)!);
   for (const c of candidates) {
     const loops = [...reductions, ...(fullRoots.length ? [fullRoots] : []), ...cached.map((x) => x.src)];
     if (loops.filter((l) => reach(l).has(c)).length >= 2) cached.push(c);
