@@ -7,7 +7,7 @@ import { lower } from '../codegen/loop/lower.js';
 import { type MemoryPlan, planMemory, updateInPlace } from '../codegen/loop/memplan.js';
 import { printKernel, printProgram } from '../codegen/loop/printer.js';
 import { DEFAULT_CAPS, type TargetCaps } from '../codegen/loop/schedule.js';
-import { SCHEDULE_STEPS, schedule } from '../codegen/loop/schedules/index.js';
+import { SCHEDULE_STEPS, type Trace, schedule } from '../codegen/loop/schedules/index.js';
 import { fuseLaunches } from '../codegen/loop/schedules/horizontal.js';
 import { legalize } from '../codegen/loop/legalize.js';
 import { simplify } from '../codegen/loop/simplify.js';
@@ -47,6 +47,8 @@ export interface PipelineOptions {
   dump?: (text: string) => void;
   /** Verify the graph after every graph pass (tests turn this on). */
   verifyEach?: boolean;
+  /** Called after every schedule primitive's application (tests read which recipes scheduled which kernels). */
+  trace?: Trace;
 }
 
 export interface Compiled {
@@ -104,9 +106,10 @@ function* passes(input: Graph, options: PipelineOptions): Generator<PassResult, 
   const simplified = simplify(lowered);
   yield { name: 'simplify', text: () => printProgram(simplified) };
   const steps: PassResult[] = [], caps = options.caps ?? DEFAULT_CAPS;
-  const scheduled = schedule(simplified, caps, (name, p, at) => steps.push({
-    name: `schedule:${name}`, text: () => `# ${name} (${at.recipe})\n${printKernel(p.kernels[at.kernel]!)}`,
-  }));
+  const scheduled = schedule(simplified, caps, (name, p, at) => {
+    options.trace?.(name, p, at);
+    steps.push({ name: `schedule:${name}`, text: () => `# ${name} (${at.recipe})\n${printKernel(p.kernels[at.kernel]!)}` });
+  });
   yield* steps;
   // a GPU schedule ends with each launch's grid, block and the cost model's estimate
   yield { name: 'schedule', text: () => printProgram(scheduled) + (gpu ? describeLaunches(scheduled, gpu) : '') };
