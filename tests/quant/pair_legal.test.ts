@@ -9,7 +9,7 @@ import { runPipeline } from '../../driver/pipeline.js';
 import { interpret } from '../../ir/interpreter.js';
 import { parseGraph } from '../../ir/parser.js';
 import { E, S } from '../../codegen/loop/ir.js';
-import { foldDecided } from '../../codegen/loop/schedules/ranges.js';
+import { foldDecided } from '../../codegen/loop/range.js';
 import { forEachStmtExpr, walkStmts } from '../../codegen/loop/visit.js';
 import { printStmts } from '../../codegen/loop/printer.js';
 import { expectSame } from '../ir/helpers.js';

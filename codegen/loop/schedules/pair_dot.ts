@@ -12,7 +12,7 @@ import { type For, substExpr, varsOf } from './loops.js';
 import { outerChain } from './nests.js';
 import { type KernelView, primitive } from './primitive.js';
 import { someExpr } from '../visit.js';
-import { fitsInt16, foldDecided } from './ranges.js';
+import { fitsInt16, foldDecided } from '../range.js';
 
 export interface PairDotArgs {
   /** the nest's outer loop (its perfect chain: the rows' loops, then the columns loop) */
