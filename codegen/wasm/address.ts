@@ -3,52 +3,29 @@
 // its loop-invariant part into a pointer local stepped once per iteration: V8 neither hoists a wasm address out of a
 // loop nor folds an i32 add that could wrap into the addressing mode.
 import type { Expr, Stmt } from '../loop/ir.js';
+import { type Affine, affineOf } from '../loop/schedules/loops.js';
 import { forEachExpr, stmtExprs, walkStmts } from '../loop/visit.js';
 
-/** sum of coefficient * loop variable (every coefficient positive), plus a constant. */
-export interface Affine {
-  readonly terms: ReadonlyMap<string, number>;
-  readonly c: number;
-}
+export type { Affine };
 
 /**
- * The index as an affine form in loop variables with non-negative coefficients, so its variable part is never
- * negative and never above the index itself; undefined for anything else (a decl's value, a product of variables,
- * a division). `consts` are the unrolled loop variables' values; `isLoopVar` says which names are loop variables.
+ * The index as an affine form in loop variables (loops.ts affineOf) with non-negative coefficients, so its variable
+ * part is never negative and never above the index itself; undefined for anything else (a decl's value, a product
+ * of variables, a division). `consts` are the unrolled loop variables' values; `isLoopVar` says which names are
+ * loop variables.
  */
 export function affine(e: Expr, consts: ReadonlyMap<string, number>, isLoopVar: (name: string) => boolean): Affine | undefined {
-  const f = form(e, consts, isLoopVar);
-  if (!f || [...f.terms.values()].some((k) => k < 0)) return undefined;
-  for (const [v, k] of f.terms) if (k === 0) f.terms.delete(v);
-  return f;
-}
-
-function form(e: Expr, consts: ReadonlyMap<string, number>, isLoopVar: (name: string) => boolean): { terms: Map<string, number>; c: number } | undefined {
-  if (e.t !== 'i32') return undefined;
-  switch (e.k) {
-    case 'const':
-      return { terms: new Map(), c: e.v };
-    case 'var': {
-      const c = consts.get(e.name);
-      if (c !== undefined) return { terms: new Map(), c };
-      return isLoopVar(e.name) ? { terms: new Map([[e.name, 1]]), c: 0 } : undefined;
-    }
-    case 'binary': {
-      if (e.op !== 'add' && e.op !== 'sub' && e.op !== 'mul') return undefined;
-      const a = form(e.a, consts, isLoopVar), b = form(e.b, consts, isLoopVar);
-      if (!a || !b) return undefined;
-      if (e.op === 'mul') {
-        const [k, x] = a.terms.size === 0 ? [a.c, b] : b.terms.size === 0 ? [b.c, a] : [undefined, undefined];
-        if (k === undefined || !x) return undefined;
-        return { terms: new Map([...x.terms].map(([v, m]) => [v, m * k])), c: x.c * k };
-      }
-      const s = e.op === 'add' ? 1 : -1;
-      for (const [v, m] of b.terms) a.terms.set(v, (a.terms.get(v) ?? 0) + s * m);
-      return { terms: a.terms, c: a.c + s * b.c };
-    }
-    default:
-      return undefined;
+  const f = affineOf(e);
+  if (!f) return undefined;
+  const terms = new Map<string, number>();
+  let c = f.c;
+  for (const [v, k] of f.terms) {
+    const value = consts.get(v);
+    if (value !== undefined) c += k * value;
+    else if (k < 0 || !isLoopVar(v)) return undefined;
+    else terms.set(v, k);
   }
+  return { terms, c };
 }
 
 /** A serial loop being rendered: the pointer locals of the addresses in it, by their variable part. */
