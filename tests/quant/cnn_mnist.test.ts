@@ -20,7 +20,7 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe('the seed CNN on the bundled MNIST digits, int8', () => {
   it('loses at most 1 point of held-out accuracy against float32 (llvm), with at most 27% of the weight bytes', async () => {
-    const model = seedCnn();
+    const model = await seedCnn();
     await model.loadWeights(path.join(here, '..', 'fixtures', 'quant', 'cnn_mnist.safetensors'));
     const [[xTrain], [xTest, yTest]] = keras.datasets.mnist.loadData({ trainCount: 8000 });
     const n = yTest.data.length, test = { input_layer: xTest.data as Float32Array };
