@@ -27,6 +27,7 @@ import { runPipeline } from '../driver/pipeline.js';
 import { type Graph, nodeName } from '../ir/graph.js';
 import type { TypedArray } from '../ir/types.js';
 import { flops, simdPeak } from './wasm_peak.js';
+import { type Timer, type Timing, cpuMs, cpuName, summarize, timeAsync as timeCalls, timeSync as time, wallMs } from './timer.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..'); // dist/bench -> repo root
@@ -39,70 +40,16 @@ const ROUND_MS = QUICK ? 30 : 100;
 
 // ---------------------------------------------------------------------------------------------- timing
 
-interface Timing {
-  /** Median over rounds of the mean microseconds per call. */
-  us: number;
-  minUs: number;
-  maxUs: number;
-  calls: number;
-  rounds: number;
-}
-
-const now = (): number => performance.now();
-
-function summarize(perCall: number[], calls: number): Timing {
-  const s = [...perCall].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  const med = s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-  return { us: med * 1000, minUs: s[0]! * 1000, maxUs: s[s.length - 1]! * 1000, calls, rounds: s.length };
-}
-
-/** Warm-up goes on until WARMUP_CALLS calls and WARMUP_MIN_MS have passed, but stops at WARMUP_MAX_MS (after >= 5 calls). */
-function warming(calls: number, ms: number): boolean {
-  if (calls < 5) return true;
-  if (ms >= WARMUP_MAX_MS) return false;
-  return calls < WARMUP_CALLS || ms < WARMUP_MIN_MS;
-}
-
-function timeSync(fn: () => void): Timing {
-  const w0 = now();
-  for (let i = 0; warming(i, now() - w0); i++) fn();
-  let n = 1;
-  for (;;) {
-    const t0 = now();
-    for (let i = 0; i < n; i++) fn();
-    const dt = now() - t0;
-    if (dt >= ROUND_MS) break;
-    n = Math.max(n * 2, Math.ceil((n * ROUND_MS * 1.1) / Math.max(dt, 1e-3)));
-  }
-  const per: number[] = [];
-  for (let r = 0; r < ROUNDS; r++) {
-    const t0 = now();
-    for (let i = 0; i < n; i++) fn();
-    per.push((now() - t0) / n);
-  }
-  return summarize(per, n);
-}
-
-async function timeAsync(fn: () => Promise<unknown>): Promise<Timing> {
-  const w0 = now();
-  for (let i = 0; warming(i, now() - w0); i++) await fn();
-  let n = 1;
-  for (;;) {
-    const t0 = now();
-    for (let i = 0; i < n; i++) await fn();
-    const dt = now() - t0;
-    if (dt >= ROUND_MS) break;
-    n = Math.max(n * 2, Math.ceil((n * ROUND_MS * 1.1) / Math.max(dt, 1e-3)));
-  }
-  const per: number[] = [];
-  for (let r = 0; r < ROUNDS; r++) {
-    const t0 = now();
-    for (let i = 0; i < n; i++) await fn();
-    per.push((now() - t0) / n);
-  }
-  return summarize(per, n);
-}
+/** Wall-clock timing: warm-up until at least WARMUP_CALLS calls and WARMUP_MIN_MS (at least 5 calls, at most WARMUP_MAX_MS). */
+const TIMER: Timer = {
+  clock: wallMs,
+  warming: (calls, ms) => calls < 5 || (ms < WARMUP_MAX_MS && (calls < WARMUP_CALLS || ms < WARMUP_MIN_MS)),
+  rounds: ROUNDS,
+  roundMs: ROUND_MS,
+};
+const now = wallMs;
+const timeSync = (fn: () => void): Timing => time(fn, TIMER);
+const timeAsync = (fn: () => Promise<unknown>): Promise<Timing> => timeCalls(fn, TIMER);
 
 const log = (s: string): void => { process.stderr.write(s + '\n'); };
 const fmt = (t: Timing | undefined): string => (t ? (t.us >= 100 ? t.us.toFixed(0) : t.us.toFixed(1)) : 'n/a');
@@ -202,8 +149,7 @@ function kilnTraining(model: keras.Model, b: number): KilnTrain {
 
 interface KernelTime { name: string; ops: string; us: number; flop: number }
 
-/** CPU time of this process in ms: a one-thread kernel's own time, which other processes' load inflates far less than wall time. */
-const cpuNow = (): number => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
+const cpuNow = cpuMs;
 
 /** A short fixed-CPU-time measurement for the per-kernel breakdown (0.5 s warm-up, median of 5 rounds of >= 100 ms). */
 function timeShort(fn: () => void): number {
@@ -391,7 +337,7 @@ export default model;
   for (const c of cases) { // warm-up, and calls per round of about ROUND_MS
     const t0 = now();
     let n = 0;
-    while (warming(n, now() - t0)) { await once(c); n++; }
+    while (TIMER.warming(n, now() - t0)) { await once(c); n++; }
     const t1 = now();
     let k = 0;
     while (now() - t1 < ROUND_MS) { await once(c); k++; }
@@ -421,14 +367,8 @@ const median = (v: readonly number[]): number => {
 // ------------------------------------------------------------------------------------------------ main
 
 function machine(): { cpu: string; nproc: string } {
-  let cpu = 'unknown';
-  try {
-    const info = readFileSync('/proc/cpuinfo', 'utf8');
-    const field = (f: string) => new RegExp(`^${f}\\s*:\\s*(.*)$`, 'm').exec(info)?.[1]?.trim();
-    cpu = `${field('model name') ?? 'unknown'} (family ${field('cpu family') ?? '?'}, model ${field('model') ?? '?'})`;
-  } catch { /* not Linux */ }
   const r = spawnSync('nproc', { encoding: 'utf8' });
-  return { cpu, nproc: r.status === 0 ? r.stdout.trim() : 'unknown' };
+  return { cpu: cpuName(), nproc: r.status === 0 ? r.stdout.trim() : 'unknown' };
 }
 
 async function main(): Promise<void> {

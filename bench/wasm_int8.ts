@@ -3,40 +3,18 @@
 // build, one thread), timed in CPU time (process.cpuUsage: a loaded machine's waits are not counted). Prints
 // markdown rows for bench/results.md. Run from the repository root (the examples and data are read from there).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { writeNpy } from '../runtime/npy.js';
+import { type Timer, type Timing, cpuMs, cpuName, timeSync } from './timer.js';
 
 const cli = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
-const ROUNDS = 7, ROUND_MS = 300, WARMUP_MS = 1500;
+/** CPU time: 1.5 s of warm-up, then the median of 7 rounds of >= 300 ms. */
+const TIMER: Timer = { clock: cpuMs, warming: (_, ms) => ms < 1500, rounds: 7, roundMs: 300 };
 
 type Predict = (xs: Float32Array[]) => Float32Array[];
-interface Timing { us: number; lo: number; hi: number; calls: number }
-
-const cpuMs = (): number => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
-
-/** Median over ROUNDS rounds of the CPU time per call, each round >= ROUND_MS of CPU, after WARMUP_MS (V8 tiers up). */
-function time(fn: () => void): Timing {
-  for (const t0 = cpuMs(); cpuMs() - t0 < WARMUP_MS;) fn();
-  let n = 1;
-  for (;;) {
-    const t0 = cpuMs();
-    for (let i = 0; i < n; i++) fn();
-    const dt = cpuMs() - t0;
-    if (dt >= ROUND_MS) break;
-    n = Math.max(n * 2, Math.ceil((n * ROUND_MS * 1.1) / Math.max(dt, 1)));
-  }
-  const per: number[] = [];
-  for (let r = 0; r < ROUNDS; r++) {
-    const t0 = cpuMs();
-    for (let i = 0; i < n; i++) fn();
-    per.push(((cpuMs() - t0) / n) * 1000);
-  }
-  per.sort((a, b) => a - b);
-  return { us: per[ROUNDS >> 1]!, lo: per[0]!, hi: per[ROUNDS - 1]!, calls: n };
-}
 
 async function loadPredict(dir: string): Promise<Predict> {
   const mod = await import(pathToFileURL(path.join(dir, 'model.mjs')).href) as { load: (o: object) => Promise<{ predict: Predict }> };
@@ -45,10 +23,8 @@ async function loadPredict(dir: string): Promise<Predict> {
 }
 
 function machine(): string {
-  const info = readFileSync('/proc/cpuinfo', 'utf8');
-  const field = (f: string) => new RegExp(`^${f}\\s*:\\s*(.*)$`, 'm').exec(info)?.[1]?.trim();
   const nproc = spawnSync('nproc', { encoding: 'utf8' }).stdout.trim();
-  return `${field('model name')} (cpu family ${field('cpu family')}, model ${field('model')}), nproc ${nproc}, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`;
+  return `${cpuName()}, nproc ${nproc}, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`;
 }
 
 async function main(): Promise<void> {
@@ -72,9 +48,9 @@ async function main(): Promise<void> {
         const am = (v: Float32Array) => { let m = 0; for (let j = 1; j < 10; j++) if (v[r * 10 + j]! > v[r * 10 + m]!) m = j; return m; };
         if (am(pf!) === am(pi!)) agree++;
       }
-      const tf = time(() => f32([x])), ti = time(() => int8([x]));
+      const tf = timeSync(() => f32([x]), TIMER), ti = timeSync(() => int8([x]), TIMER);
       const f = (t: Timing) => (t.us >= 1000 ? t.us.toFixed(0) : t.us.toFixed(1));
-      rows.push(`| ${c.model} | ${c.batch} | ${f(tf)} | ${f(ti)} | ${(tf.us / ti.us).toFixed(2)}x | ${f({ ...ti, us: ti.lo })}–${f({ ...ti, us: ti.hi })} | ${agree}/${c.batch} |`);
+      rows.push(`| ${c.model} | ${c.batch} | ${f(tf)} | ${f(ti)} | ${(tf.us / ti.us).toFixed(2)}x | ${f({ ...ti, us: ti.minUs })}–${f({ ...ti, us: ti.maxUs })} | ${agree}/${c.batch} |`);
       process.stderr.write(`${rows[rows.length - 1]}\n`);
     }
   } finally {
