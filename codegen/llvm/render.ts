@@ -135,7 +135,7 @@ const fptosiSat: U = (x, a) => {
 };
 
 /** Every primitive op as LLVM IR. */
-const OPS: OpTable<U, B> = {
+export const OPS: OpTable<U, B> = {
   unary: {
     f32: {
       neg: (x, a) => x.b.CreateFNeg(a), abs: intrinsic(() => I().fabs), sqrt: intrinsic(() => I().sqrt),

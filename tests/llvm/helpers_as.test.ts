@@ -5,7 +5,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type DotIsa, laneByLane, vectorHelpers } from '../../codegen/llvm/vector.js';
+import { OPS, llvm } from '../../codegen/llvm/render.js';
+import { type DotIsa, helper, laneByLane, vectorHelpers } from '../../codegen/llvm/vector.js';
 import { LLVM_VECTORS } from '../../codegen/loop/vectorize.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'kiln-llvm-helpers-'));
@@ -20,10 +21,34 @@ try {
 
 // what dotIsa (target.ts) gives: x86 levels, the Cortex-M4's DSP, none (other triples, no -mcpu)
 const ISAS: readonly (DotIsa | undefined)[] = [undefined, 'sse2', 'avx2', 'avx512', 'dsp'];
-// the functions render.ts's op table calls on vectors that have no helper of their own: linked lane by lane
-const LANE_BY_LANE = [['log1pf', 1, 'float'], ['erff', 1, 'float'], ['sinf', 1, 'float'], ['cosf', 1, 'float'], ['powf', 2, 'float'], ['kiln_ipow', 2, 'i32']] as const;
 // every lane count a vector loop can have (LLVM_VECTORS), one beyond, and 1
 const WIDTHS = Array.from({ length: LLVM_VECTORS.maxExtent! + 1 }, (_, i) => i + 1);
+
+/**
+ * The functions render.ts's op table calls on vectors (its `call`), with their arity and element type: every entry
+ * of the unary and binary tables run on vector operands of a stand-in for the emitter that records the calls.
+ */
+function vectorCalls(): Map<string, { arity: number; e: 'float' | 'i32' }> {
+  const calls = new Map<string, { arity: number; e: 'float' | 'i32' }>();
+  const vector = llvm().Type.TypeID.FixedVectorTyID;
+  // any value, builder or constant: its methods give more of it, and its type says it is a vector
+  const any: never = new Proxy(() => {}, { get: (_, k) => (k === 'getTypeID' ? () => vector : any), apply: () => any }) as never;
+  const x = new Proxy({}, {
+    get: (_, k) => (k === 'dot' ? undefined : k !== 'call' ? any : (name: string, args: unknown[], t: string) => {
+      calls.set(name, { arity: args.length, e: t === 'f32' ? 'float' : 'i32' });
+      return any;
+    }),
+  }) as never;
+  for (const table of [OPS.unary, OPS.binary]) for (const ops of Object.values(table)) for (const f of Object.values(ops ?? {}) as ((...a: never[]) => unknown)[]) f(x, any, any);
+  return calls;
+}
+// those with no helper of their own in vector.ts: linked lane by lane (log1pf, erff, sinf, cosf, powf, kiln_ipow)
+const LANE_BY_LANE = [...vectorCalls()].filter(([name]) => !vectorHelpers(4).includes(`@${helper(name, 4)}(`)).map(([name, c]) => [name, c.arity, c.e] as const);
+
+it('finds the functions the op table calls on vectors, with and without helpers of their own', () => {
+  expect([...vectorCalls().keys()]).toEqual(expect.arrayContaining(['expf', 'dot2', 'powf']));
+  expect(LANE_BY_LANE).toEqual(expect.arrayContaining([['powf', 2, 'float'], ['kiln_ipow', 2, 'i32'], ['sinf', 1, 'float']]));
+});
 
 /**
  * One module per ISA of the helpers for every width: each text as render.ts links it (one parse each), a definition
