@@ -1,15 +1,16 @@
 // Every seed model cross-compiled for ARM Linux (--triple aarch64-linux-gnu, the hosted runtime): model_main built
 // from the artifact with aarch64-linux-gnu-gcc and run under qemu-aarch64 equals the reference interpreter.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compileLlvm } from '../../codegen/llvm/target.js';
 import { hasTool } from '../../codegen/llvm/firmware.js';
 import type * as keras from '../../frontend/index.js';
 import type { traceModel } from '../../frontend/models/executor.js';
-import { ensureBuilt, root } from '../built.js';
+import { root } from '../built.js';
+import { SEED_FILES, seedModels } from '../seed_examples.js';
 import { outputDiffs, runMain, weightsOf } from '../native.js';
 import { modelInputs } from '../passes/differential.js';
 
@@ -18,27 +19,17 @@ const SYSROOT = '/usr/aarch64-linux-gnu';
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'kiln-aarch64-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-const FILES = readdirSync(path.join(root, 'examples/seed')).filter((f) => f.endsWith('.ts') && f !== 'tensors.ts').map((f) => f.slice(0, -3)).sort();
+const FILES = SEED_FILES.filter((f) => f !== 'tensors');
 const BATCH = 2;
 
 describe.skipIf(missing.length > 0)(`the seed models on aarch64 Linux (qemu-aarch64)${missing.length ? `: skipped, ${missing.join(' and ')} not installed` : ''}`, () => {
-  const models = new Map<string, keras.Model>();
+  let models = new Map<string, keras.Model>();
   let trace: typeof traceModel;
   const runtime = path.join(tmp, 'runtime');
   beforeAll(async () => {
-    ensureBuilt();
-    const k = (await import('../../dist/frontend/index.js')) as unknown as typeof keras;
-    trace = ((await import('../../dist/frontend/models/executor.js')) as unknown as { traceModel: typeof traceModel }).traceModel;
-    const log = vi.spyOn(console, 'log').mockImplementation(() => {});
-    process.env['KILN_EPOCHS'] = '0'; // custom_loop trains for this many epochs when imported
-    try {
-      for (const f of FILES) {
-        const mod = (await import(`../../dist/examples/seed/${f}.js`)) as Record<string, unknown>;
-        for (const [name, v] of Object.entries(mod)) if (v instanceof k.Model) models.set(`${f}.ts ${name}`, v);
-      }
-    } finally {
-      log.mockRestore();
-    }
+    const seed = await seedModels();
+    ({ models } = seed);
+    trace = seed.dist.traceModel;
     // the runtime's objects are the same for every model: built once
     mkdirSync(runtime, { recursive: true });
     for (const f of ['kiln_runtime.h', 'kiln_runtime.c', 'kiln_core.c', 'kiln_rows.c', 'kiln_math.c']) copyFileSync(path.join(root, 'runtime/c', f), path.join(runtime, f));

@@ -2,40 +2,31 @@
 // read in place from the const kiln_flash array, memory = arena + inputs), run by kiln_core.c alone (built
 // -DKILN_FREESTANDING) through tests/embedded/fs_main.c, equals the interpreter; and the --runtime option's errors.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compileLlvm } from '../../codegen/llvm/target.js';
 import type * as keras from '../../frontend/index.js';
 import type { traceModel } from '../../frontend/models/executor.js';
 import type { TypedArray } from '../../ir/types.js';
 import { ensureBuilt, root } from '../built.js';
+import { SEED_FILES, seedModels } from '../seed_examples.js';
 import { outputDiffs, weightsOf } from '../native.js';
 import { modelInputs } from '../passes/differential.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'kiln-freestanding-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-const FILES = readdirSync(path.join(root, 'examples/seed')).filter((f) => f.endsWith('.ts') && f !== 'tensors.ts').map((f) => f.slice(0, -3)).sort();
+const FILES = SEED_FILES.filter((f) => f !== 'tensors');
 const BATCH = 2;
 
 describe('the freestanding runtime on the host', () => {
-  const models = new Map<string, keras.Model>();
+  let models = new Map<string, keras.Model>();
   let trace: typeof traceModel;
   beforeAll(async () => {
-    ensureBuilt();
-    const k = (await import('../../dist/frontend/index.js')) as unknown as typeof keras;
-    trace = ((await import('../../dist/frontend/models/executor.js')) as unknown as { traceModel: typeof traceModel }).traceModel;
-    const log = vi.spyOn(console, 'log').mockImplementation(() => {});
-    process.env['KILN_EPOCHS'] = '0'; // custom_loop trains for this many epochs when imported
-    try {
-      for (const f of FILES) {
-        const mod = (await import(`../../dist/examples/seed/${f}.js`)) as Record<string, unknown>;
-        for (const [name, v] of Object.entries(mod)) if (v instanceof k.Model) models.set(`${f}.ts ${name}`, v);
-      }
-    } finally {
-      log.mockRestore();
-    }
+    const seed = await seedModels();
+    ({ models } = seed);
+    trace = seed.dist.traceModel;
   }, 300_000);
 
   it.each(FILES)('examples/seed/%s.ts: kiln_core.c alone runs it, the weights read in place, and equals the interpreter', (file) => {

@@ -1,44 +1,33 @@
 // ONNX export of every seed model: onnxruntime-node runs the exported file, at two batch sizes through its one dynamic
 // batch dimension, within 1e-5 of kiln's reference interpreter; the file holds only standard ops and the Keras weights.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type * as keras from '../../frontend/index.js';
-import type { traceModel } from '../../frontend/models/executor.js';
 import type { interpret } from '../../ir/interpreter.js';
 import type { exportOnnx } from '../../io/onnx/export.js';
 import { type TypedArray, sizeOf, toTyped } from '../../ir/types.js';
 import { onnx } from '../../io/onnx/proto.js';
 import { readNpy } from '../../runtime/npy.js';
-import { ensureBuilt, root } from '../built.js';
+import { root } from '../built.js';
+import { type Dist as SeedDist, SEED_FILES, seedModels } from '../seed_examples.js';
 import { diffs, runOrt } from './helpers.js';
 
-interface Dist { keras: typeof keras; traceModel: typeof traceModel; interpret: typeof interpret; exportOnnx: typeof exportOnnx }
+/** The build's frontend (the examples import 'kiln', so they, and what traces them, come from dist/), and more of the build. */
+interface Dist extends SeedDist { interpret: typeof interpret; exportOnnx: typeof exportOnnx }
 let dist: Dist;
-const models = new Map<string, keras.Model>();
-const FILES = readdirSync(path.join(root, 'examples/seed')).filter((f) => f.endsWith('.ts')).map((f) => f.slice(0, -3)).sort();
+let models = new Map<string, keras.Model>();
 
 beforeAll(async () => {
-  ensureBuilt();
-  // the examples import 'kiln', so they, and what traces them, come from dist/
+  const seed = await seedModels();
+  models = seed.models;
   dist = {
-    keras: (await import('../../dist/frontend/index.js')) as unknown as typeof keras,
-    ...((await import('../../dist/frontend/models/executor.js')) as unknown as Pick<Dist, 'traceModel'>),
+    ...seed.dist,
     ...((await import('../../dist/ir/interpreter.js')) as unknown as Pick<Dist, 'interpret'>),
     ...((await import('../../dist/io/onnx/export.js')) as unknown as Pick<Dist, 'exportOnnx'>),
   };
-  const log = vi.spyOn(console, 'log').mockImplementation(() => {});
-  process.env['KILN_EPOCHS'] = '0';
-  try {
-    for (const f of FILES) {
-      const mod = (await import(`../../dist/examples/seed/${f}.js`)) as Record<string, unknown>;
-      for (const [name, v] of Object.entries(mod)) if (v instanceof dist.keras.Model) models.set(`${f}.ts ${name}`, v);
-    }
-  } finally {
-    log.mockRestore();
-  }
 }, 300_000);
 
 /** Inputs for a batch: word ids (whole numbers below 20) for the Embedding model, else values in [-2, 2). */
@@ -53,10 +42,10 @@ function inputsFor(model: keras.Model, batch: number, seed: number): Record<stri
 
 describe('ONNX export of the seed models', () => {
   it('every example file builds at least one model', () => {
-    expect(models.size).toBeGreaterThanOrEqual(FILES.length - 1); // tensors.ts builds none
+    expect(models.size).toBeGreaterThanOrEqual(SEED_FILES.length - 1); // tensors.ts builds none
   });
 
-  it.each(FILES.filter((f) => f !== 'tensors'))('examples/seed/%s.ts runs in onnxruntime as in the interpreter', async (file) => {
+  it.each(SEED_FILES.filter((f) => f !== 'tensors'))('examples/seed/%s.ts runs in onnxruntime as in the interpreter', async (file) => {
     for (const [name, model] of [...models].filter(([k]) => k.startsWith(`${file}.ts `))) {
       const bytes = dist.exportOnnx(model);
       const m = onnx.ModelProto.decode(bytes);

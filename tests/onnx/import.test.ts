@@ -1,10 +1,10 @@
 // ONNX import of files kiln exported: each seed model read back predicts what the original model predicts and what
 // onnxruntime-node predicts from the same file (within 1e-5), compiled to wasm and llvm too; ops kiln does not read
 // are one error listing them with their node names.
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type * as keras from '../../frontend/index.js';
 import type { exportOnnx } from '../../io/onnx/export.js';
 import { loadOnnx } from '../../io/onnx/import.js';
@@ -12,36 +12,28 @@ import { onnx } from '../../io/onnx/proto.js';
 import { sizeOf, toTyped } from '../../ir/types.js';
 import { traceModel } from '../../frontend/models/executor.js';
 import { interpret } from '../../ir/interpreter.js';
-import { ensureBuilt, root } from '../built.js';
+import { SEED_FILES, seedModels } from '../seed_examples.js';
 import { diffs, runOrt } from './helpers.js';
 import { type Inputs, runCompiled } from './targets.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'kiln-onnx-import-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-let distKeras: typeof keras, distExport: typeof exportOnnx, distTrace: typeof traceModel, distInterpret: typeof interpret;
+let distExport: typeof exportOnnx, distTrace: typeof traceModel, distInterpret: typeof interpret;
 const files = new Map<string, { file: string; model: keras.Model }>();
-const SEED = readdirSync(path.join(root, 'examples/seed')).filter((f) => f.endsWith('.ts') && f !== 'tensors.ts').map((f) => f.slice(0, -3)).sort();
+const SEED = SEED_FILES.filter((f) => f !== 'tensors');
 
 beforeAll(async () => {
-  ensureBuilt();
-  distKeras = (await import('../../dist/frontend/index.js')) as unknown as typeof keras;
+  const seed = await seedModels();
+  distTrace = seed.dist.traceModel;
   distExport = ((await import('../../dist/io/onnx/export.js')) as { exportOnnx: typeof exportOnnx }).exportOnnx;
-  distTrace = ((await import('../../dist/frontend/models/executor.js')) as { traceModel: typeof traceModel }).traceModel;
   distInterpret = ((await import('../../dist/ir/interpreter.js')) as { interpret: typeof interpret }).interpret;
-  const log = vi.spyOn(console, 'log').mockImplementation(() => {});
-  process.env['KILN_EPOCHS'] = '0';
-  try {
-    for (const f of SEED) {
-      const mod = (await import(`../../dist/examples/seed/${f}.js`)) as Record<string, unknown>;
-      const model = mod['default'];
-      if (!(model instanceof distKeras.Model)) continue;
-      const file = path.join(tmp, `${f}.onnx`);
-      writeFileSync(file, distExport(model));
-      files.set(f, { file, model });
-    }
-  } finally {
-    log.mockRestore();
+  for (const f of SEED) {
+    const model = seed.models.get(`${f}.ts default`);
+    if (!model) continue;
+    const file = path.join(tmp, `${f}.onnx`);
+    writeFileSync(file, distExport(model));
+    files.set(f, { file, model });
   }
 }, 300_000);
 

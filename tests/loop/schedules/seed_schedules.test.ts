@@ -3,17 +3,13 @@
 // and not the printed program: a recipe whose matcher stops taking a nest shows here (c943c98: cpu-conv's
 // convOperands refused an unpadded conv's update, the seed CNN on llvm lost its conv micro-kernel and ran 10x slower,
 // and no test failed).
-import { readdirSync } from 'node:fs';
-import path from 'node:path';
-import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { LLVM_CAPS } from '../../../codegen/llvm/target.js';
 import { DEFAULT_CAPS, type TargetCaps } from '../../../codegen/loop/schedule.js';
 import { runPipeline } from '../../../driver/pipeline.js';
 import type * as keras from '../../../frontend/index.js';
-import type { traceModel } from '../../../frontend/models/executor.js';
-import type { traceTrainStep } from '../../../frontend/models/training.js';
 import type { Graph } from '../../../ir/graph.js';
-import { ensureBuilt, root } from '../../built.js';
+import { SEED_FILES, seedModels, seedTrainStep } from '../../seed_examples.js';
 
 const BATCH = 64;
 const CAPS: Record<string, TargetCaps> = { llvm: { ...LLVM_CAPS, threads: 2 }, wasm: DEFAULT_CAPS };
@@ -67,38 +63,20 @@ const COUNTS: Record<string, readonly [number, number, number]> = {
   'transformer.ts default predict': [0, 6, 3], 'transformer.ts default trainStep': [0, 15, 3],
 };
 
-interface Dist { keras: typeof keras; traceModel: typeof traceModel; traceTrainStep: typeof traceTrainStep }
-const FILES = readdirSync(path.join(root, 'examples/seed')).filter((f) => f.endsWith('.ts')).map((f) => f.slice(0, -3)).sort();
-/** 'file.ts export entry' -> the graph (the examples import 'kiln', so they and the tracing come from dist/) */
+/** 'file.ts export entry' -> the graph */
 const graphs = new Map<string, Graph>();
 
 beforeAll(async () => {
-  ensureBuilt();
-  const dist: Dist = {
-    keras: (await import('../../../dist/frontend/index.js')) as unknown as typeof keras,
-    ...((await import('../../../dist/frontend/models/executor.js')) as unknown as Pick<Dist, 'traceModel'>),
-    ...((await import('../../../dist/frontend/models/training.js')) as unknown as Pick<Dist, 'traceTrainStep'>),
-  };
-  const log = vi.spyOn(console, 'log').mockImplementation(() => {});
-  process.env['KILN_EPOCHS'] = '0'; // custom_loop trains for this many epochs when imported
-  try {
-    for (const f of FILES) {
-      const mod = (await import(`../../../dist/examples/seed/${f}.js`)) as Record<string, unknown>;
-      const seen = new Set<unknown>(); // a model exported twice (default and by name) once
-      for (const [name, m] of Object.entries(mod)) {
-        if (!(m instanceof dist.keras.Model) || seen.has(m)) continue;
-        seen.add(m);
-        graphs.set(`${f}.ts ${name} predict`, dist.traceModel(m, BATCH).graph);
-        // a model its file does not compile trains as the seed MLP does (bench, golden tests)
-        const c = m.compiled ?? (m.compile({ optimizer: 'adam', loss: 'sparse_categorical_crossentropy' }), m.compiled!);
-        // the whole-batch training step, updates in place (compile's partial-batch step adds only the rows mask)
-        const b = (s: readonly (number | null)[]) => s.map((d, i) => (i === 0 ? BATCH : d ?? 1));
-        const targets = m.outputShapes.map((s, i) => (c.losses[i]!.targetDtype === 'int32' ? b(s).slice(0, -1) : b(s)));
-        graphs.set(`${f}.ts ${name} trainStep`, dist.traceTrainStep(m, c, m.inputSpecs.map((s) => b(s.shape)), targets).graph);
-      }
-    }
-  } finally {
-    log.mockRestore();
+  const { dist, models } = await seedModels();
+  const seen = new Set<keras.Model>(); // a model exported twice (default and by name) once
+  for (const [name, m] of models) {
+    if (seen.has(m)) continue;
+    seen.add(m);
+    graphs.set(`${name} predict`, dist.traceModel(m, BATCH).graph);
+    // a model its file does not compile trains as the seed MLP does (bench, golden tests)
+    if (!m.compiled) m.compile({ optimizer: 'adam', loss: 'sparse_categorical_crossentropy' });
+    // the whole-batch training step, updates in place (compile's partial-batch step adds only the rows mask)
+    graphs.set(`${name} trainStep`, seedTrainStep(dist, m, BATCH).graph);
   }
 }, 300_000);
 
@@ -107,7 +85,7 @@ it('counts kernels for every model the seed examples build, inference and traini
 });
 
 describe.each(Object.keys(CAPS))('the seed examples scheduled for %s', (target) => {
-  it.each(FILES.filter((f) => f !== 'tensors'))('examples/seed/%s.ts: each kind of kernel gets its recipe', (file) => {
+  it.each(SEED_FILES.filter((f) => f !== 'tensors'))('examples/seed/%s.ts: each kind of kernel gets its recipe', (file) => {
     const mine = [...graphs].filter(([k]) => k.startsWith(`${file}.ts `));
     expect(mine.length).toBeGreaterThan(0);
     for (const [name, g] of mine) {
