@@ -13,25 +13,16 @@ import type { Stmt } from '../ir.js';
 import { flatten } from './flatten.js';
 import { matmulNest } from './gpu_matmul.js';
 import { type For, fail } from './loops.js';
+import { outerChain } from './nests.js';
 import type { Schedule } from './primitive.js';
-
-/** The perfectly nested serial loops at the top of a nest. */
-function serialChain(top: For): For[] {
-  const out = [top];
-  for (;;) {
-    const last = out[out.length - 1]!, next = last.body[0];
-    if (last.body.length !== 1 || next?.k !== 'for' || next.kind !== 'serial') return out;
-    out.push(next);
-  }
-}
 
 /** A conv-shaped nest's output loops (the last the channels) and tap loops, or undefined. */
 function convLoops(top: For): { rows: For[]; taps: For[] } | undefined {
   if (top.kind !== 'serial') return undefined;
-  const outs = serialChain(top), j = outs[outs.length - 1]!;
+  const outs = outerChain(top), j = outs[outs.length - 1]!;
   const [d, loop] = j.body;
   if (outs.length < 2 || d?.k !== 'decl' || d.t !== 'f32' || loop?.k !== 'for' || loop.kind !== 'serial') return undefined;
-  const taps = serialChain(loop);
+  const taps = outerChain(loop);
   if (taps[taps.length - 1]!.body.some((s) => s.k === 'for')) return undefined;
   return { rows: outs.slice(0, -1), taps };
 }

@@ -21,6 +21,7 @@ import { dropDeadDecls } from './dead_decls.js';
 import { pad } from './pad.js';
 import { unroll } from './kinds.js';
 import { type For, affineOf, readsOf, varsOf } from './loops.js';
+import { outerChain } from './nests.js';
 import type { Schedule } from './primitive.js';
 import { reorder } from './reorder.js';
 import { split } from './split.js';
@@ -51,16 +52,6 @@ export interface MatmulNest {
 }
 
 const isVar = (e: Expr, name: string) => e.k === 'var' && e.name === name;
-
-/** The perfectly nested serial loops at the top of a nest. */
-function outerChain(top: For): For[] {
-  const out = [top];
-  for (;;) {
-    const last = out[out.length - 1]!, next = last.body[0];
-    if (last.body.length !== 1 || next?.k !== 'for' || next.kind !== 'serial') return out;
-    out.push(next);
-  }
-}
 
 /** The decls of a step body a value is computed from (it included), by name. */
 function closure(step: readonly Stmt[], name: string): Set<string> {
