@@ -2,7 +2,7 @@
 // shared memory, and predict and trainStep equal the interpreter (and one thread) bit for bit; its relaxed-SIMD
 // build (Node 20: --experimental-wasm-relaxed-simd) is within the error bound of fused multiply-adds.
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -12,8 +12,8 @@ import { interpret } from '../../ir/interpreter.js';
 import { compileModel, traceTrainStep } from '../../frontend/models/training.js';
 import { traceModel } from '../../frontend/models/executor.js';
 import { readSafetensors } from '../../runtime/safetensors.js';
-import { loaderSource, workerSource } from '../../codegen/wasm/artifacts.js';
 import binaryen from 'binaryen';
+import { writePoolArtifact } from './pool.js';
 
 const run = promisify(execFile);
 const root = path.resolve(import.meta.dirname, '../..');
@@ -141,25 +141,14 @@ await load({ threads: 2 });`);
     // chunk0 over 8 iterations, one piece each: piece 0 waits for another piece to start (a flag in memory); every
     // other piece sets the flag and traps. The calling thread claims piece 0 first, so the worker runs (and traps
     // in) the others; on the second call the flag is set already and either thread may trap.
-    const m = new binaryen.Module();
-    m.setFeatures(binaryen.Features.MVP | binaryen.Features.Atomics | binaryen.Features.BulkMemory);
-    m.addFunctionImport('kiln.parallel', 'kiln', 'parallel', binaryen.createType([binaryen.i32, binaryen.i32]), binaryen.i32);
-    m.setMemory(1, 1, null, [], true);
-    m.addMemoryImport('0', 'env', 'memory');
-    const begin = () => m.local.get(0, binaryen.i32), flag = () => m.i32.atomic.load(0, m.i32.const(0));
-    m.addFunction('chunk0', binaryen.createType([binaryen.i32, binaryen.i32]), binaryen.none, [], m.if(m.i32.eqz(begin()),
-      m.loop('wait', m.br('wait', m.i32.eqz(flag()))),
-      m.block(null, [m.i32.atomic.store(0, m.i32.const(0), m.i32.const(1)), m.unreachable()])));
-    m.addFunction('trainStep', binaryen.none, binaryen.none, [], m.drop(m.call('kiln.parallel', [m.i32.const(0), m.i32.const(8)], binaryen.i32)));
-    m.addFunctionExport('chunk0', 'chunk0');
-    m.addFunctionExport('trainStep', 'trainStep');
-    expect(m.validate()).toBeTruthy();
     const dir = path.join(tmp, 'trap');
-    mkdirSync(dir);
-    writeFileSync(path.join(dir, 'model-threads.wasm'), m.emitBinary());
-    m.dispose();
-    writeFileSync(path.join(dir, 'model.mjs'), loaderSource({ trainStep: { inputs: [], outputs: [], copies: [], params: [] } } as never, { params: [], memoryBytes: 65536, entries: { trainStep: { batchSize: 1 } }, maxBatch: null }, true));
-    writeFileSync(path.join(dir, 'model.worker.mjs'), workerSource());
+    writePoolArtifact(dir, (m) => {
+      const begin = () => m.local.get(0, binaryen.i32), flag = () => m.i32.atomic.load(0, m.i32.const(0));
+      m.addFunction('chunk0', binaryen.createType([binaryen.i32, binaryen.i32]), binaryen.none, [], m.if(m.i32.eqz(begin()),
+        m.loop('wait', m.br('wait', m.i32.eqz(flag()))),
+        m.block(null, [m.i32.atomic.store(0, m.i32.const(0), m.i32.const(1)), m.unreachable()])));
+      m.addFunction('trainStep', binaryen.none, binaryen.none, [], m.drop(m.call('kiln.parallel', [m.i32.const(0), m.i32.const(8)], binaryen.i32)));
+    });
     const script = path.join(tmp, 'trap.mjs');
     writeFileSync(script, `import { load } from ${JSON.stringify(`file://${dir}/model.mjs`)};
 const m = await load({ threads: 2, relaxedSimd: false });
