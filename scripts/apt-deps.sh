@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs the Debian packages the tests need (cross compilers, newlib, QEMU, Open MPI, Chromium) when some are missing, as root
 # or with passwordless sudo; otherwise does nothing (the tests that need a missing tool skip with one line).
-PKGS="gcc-aarch64-linux-gnu qemu-user gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm openmpi-bin libopenmpi-dev chromium"
+PKGS="gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm openmpi-bin libopenmpi-dev chromium"
 command -v dpkg-query >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 || exit 0
 missing=""
 for p in $PKGS; do
