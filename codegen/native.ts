@@ -57,16 +57,25 @@ function ended(pid: number): boolean {
  * its statuses to a file last and wait() polls for it; where /proc does not tell whether the shell has ended (not
  * Linux) or background is false, the groups run to the end here, as shConcurrently ran them. Returns wait(), which
  * throws as sh does; a caller that fails meanwhile still waits (the tools write into its output folder).
+ * The shell leads a process group of its own, and a watcher in it kills that group when the caller's process ends
+ * first, however it ends (SIGKILL included): its stdin is a pipe only the caller writes to, which the kernel closes
+ * then. (In the background, where SIGINT is ignored, opt and llc outlived a compile API caller that was stopped;
+ * the kiln command kills its compile process's group, and the watcher ends what is in the shells' groups.)
  */
 export function startConcurrently(target: string, groups: readonly (readonly [string, readonly string[]])[][], cwd: string, background = true): () => void {
+  background &&= existsSync('/proc/self/stat');
   const quote = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
   const id = `${process.pid}-${startedShells++}`;
   const stderr = groups.map((_, i) => path.join(cwd, `.kiln-stderr-${id}-${i}`)), statusFile = path.join(cwd, `.kiln-status-${id}`);
   // a group exits with the number of its command that failed (1-based), 0 when all ran; the statuses go to the
   // shell's stdout (run here) or to statusFile, whole once it exists (in the background)
   const script = [
+    // the watcher: waits for end of file on the shell's stdin (fd 3: an asynchronous list's stdin is /dev/null)
+    ...(background ? ['exec 3<&0', '{ read -r _ || kill -9 0; } <&3 >/dev/null 2>&1 & w=$!', 'exec 3<&-'] : []),
     ...groups.map((cmds, i) => `( ${cmds.map(([cmd, args], j) => `${[cmd, ...args].map(quote).join(' ')} || exit ${j + 1}`).join('; ')} ) >/dev/null 2>${quote(stderr[i]!)} & p${i}=$!`),
     groups.map((_, i) => `wait $p${i}; s${i}=$?`).join('; '),
+    // (the watcher goes before the statuses: once they are written, the caller may close the pipe)
+    ...(background ? ['kill $w 2>/dev/null'] : []),
     `echo ${groups.map((_, i) => `$s${i}`).join(' ')}${background ? ` > ${quote(`${statusFile}.tmp`)} && mv ${quote(`${statusFile}.tmp`)} ${quote(statusFile)}` : ''}`,
   ].join('\n');
   const cleanup = () => { for (const f of [...stderr, statusFile, `${statusFile}.tmp`]) rmSync(f, { force: true }); };
@@ -77,7 +86,7 @@ export function startConcurrently(target: string, groups: readonly (readonly [st
       if (failed) throw new Error(`${target}: ${failed[0]} failed: ${(readFileSync(stderr[i]!, 'utf8') || `exit status ${status[i]}`).trim().split('\n').slice(0, 8).join('\n')}`);
     });
   };
-  if (!background || !existsSync('/proc/self/stat')) {
+  if (!background) {
     try {
       check(timed('external tools', () => execFileSync('/bin/sh', ['-c', script], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })));
     } finally {
@@ -85,8 +94,9 @@ export function startConcurrently(target: string, groups: readonly (readonly [st
     }
     return () => {};
   }
-  const shell = spawn('/bin/sh', ['-c', script], { cwd, stdio: 'ignore' });
+  const shell = spawn('/bin/sh', ['-c', script], { cwd, stdio: ['pipe', 'ignore', 'ignore'], detached: true });
   shell.on('error', () => {}); // no shell: wait() finds no statuses
+  shell.stdin!.on('error', () => {}); // (a shell that ended)
   let done = false;
   return () => {
     if (done) return;
@@ -103,6 +113,7 @@ export function startConcurrently(target: string, groups: readonly (readonly [st
       if (out === undefined) throw new Error(`${target}: the shell running ${groups.map((g) => g.map(([cmd]) => cmd).join(', ')).join('; ')} ended before its commands did`);
       check(out);
     } finally {
+      shell.stdin!.destroy();
       cleanup();
     }
   };
