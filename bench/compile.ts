@@ -77,6 +77,13 @@ for (const name of ['cnn', 'transformer']) {
     const before = load();
     cell(`${name}, cold`, target, Array.from({ length: RUNS }, () => kiln(seed(name), target, mkdtempSync(path.join(tmp, 'xdg-')))), before);
   }
+  // the first compile of a kiln build on a machine, or after `kiln cache clear`: no runtime objects either (gcc
+  // compiles them, beside opt and llc)
+  const before = load();
+  cell(`${name}, cold, no runtime objects cached`, 'llvm', Array.from({ length: RUNS }, () => {
+    const home = mkdtempSync(path.join(tmp, 'xdg-'));
+    return kiln(seed(name), 'llvm', home, { KILN_CACHE_DIR: path.join(home, 'kiln') });
+  }), before);
 }
 
 /** One fresh process type-checking the seed MLP with an empty cache: the check's wall milliseconds (imports included). */

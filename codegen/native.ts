@@ -1,7 +1,7 @@
 // What the native targets (llvm, cuda) share: the C runtime, model.h, model_desc.c (the tables the runtime reads).
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
 import path from 'node:path';
 import { type IoSpec, type TargetEntry, entryLayout, fixedRows } from './artifacts.js';
@@ -57,16 +57,25 @@ function ended(pid: number): boolean {
  * its statuses to a file last and wait() polls for it; where /proc does not tell whether the shell has ended (not
  * Linux) or background is false, the groups run to the end here, as shConcurrently ran them. Returns wait(), which
  * throws as sh does; a caller that fails meanwhile still waits (the tools write into its output folder).
+ * The shell leads a process group of its own, and a watcher in it kills that group when the caller's process ends
+ * first, however it ends (SIGKILL included): its stdin is a pipe only the caller writes to, which the kernel closes
+ * then. (In the background, where SIGINT is ignored, opt and llc outlived a compile API caller that was stopped;
+ * the kiln command kills its compile process's group, and the watcher ends what is in the shells' groups.)
  */
 export function startConcurrently(target: string, groups: readonly (readonly [string, readonly string[]])[][], cwd: string, background = true): () => void {
+  background &&= existsSync('/proc/self/stat');
   const quote = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
   const id = `${process.pid}-${startedShells++}`;
   const stderr = groups.map((_, i) => path.join(cwd, `.kiln-stderr-${id}-${i}`)), statusFile = path.join(cwd, `.kiln-status-${id}`);
   // a group exits with the number of its command that failed (1-based), 0 when all ran; the statuses go to the
   // shell's stdout (run here) or to statusFile, whole once it exists (in the background)
   const script = [
+    // the watcher: waits for end of file on the shell's stdin (fd 3: an asynchronous list's stdin is /dev/null)
+    ...(background ? ['exec 3<&0', '{ read -r _ || kill -9 0; } <&3 >/dev/null 2>&1 & w=$!', 'exec 3<&-'] : []),
     ...groups.map((cmds, i) => `( ${cmds.map(([cmd, args], j) => `${[cmd, ...args].map(quote).join(' ')} || exit ${j + 1}`).join('; ')} ) >/dev/null 2>${quote(stderr[i]!)} & p${i}=$!`),
     groups.map((_, i) => `wait $p${i}; s${i}=$?`).join('; '),
+    // (the watcher goes before the statuses: once they are written, the caller may close the pipe)
+    ...(background ? ['kill $w 2>/dev/null'] : []),
     `echo ${groups.map((_, i) => `$s${i}`).join(' ')}${background ? ` > ${quote(`${statusFile}.tmp`)} && mv ${quote(`${statusFile}.tmp`)} ${quote(statusFile)}` : ''}`,
   ].join('\n');
   const cleanup = () => { for (const f of [...stderr, statusFile, `${statusFile}.tmp`]) rmSync(f, { force: true }); };
@@ -77,7 +86,7 @@ export function startConcurrently(target: string, groups: readonly (readonly [st
       if (failed) throw new Error(`${target}: ${failed[0]} failed: ${(readFileSync(stderr[i]!, 'utf8') || `exit status ${status[i]}`).trim().split('\n').slice(0, 8).join('\n')}`);
     });
   };
-  if (!background || !existsSync('/proc/self/stat')) {
+  if (!background) {
     try {
       check(timed('external tools', () => execFileSync('/bin/sh', ['-c', script], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })));
     } finally {
@@ -85,8 +94,9 @@ export function startConcurrently(target: string, groups: readonly (readonly [st
     }
     return () => {};
   }
-  const shell = spawn('/bin/sh', ['-c', script], { cwd, stdio: 'ignore' });
+  const shell = spawn('/bin/sh', ['-c', script], { cwd, stdio: ['pipe', 'ignore', 'ignore'], detached: true });
   shell.on('error', () => {}); // no shell: wait() finds no statuses
+  shell.stdin!.on('error', () => {}); // (a shell that ended)
   let done = false;
   return () => {
     if (done) return;
@@ -103,6 +113,7 @@ export function startConcurrently(target: string, groups: readonly (readonly [st
       if (out === undefined) throw new Error(`${target}: the shell running ${groups.map((g) => g.map(([cmd]) => cmd).join(', ')).join('; ')} ended before its commands did`);
       check(out);
     } finally {
+      shell.stdin!.destroy();
       cleanup();
     }
   };
@@ -114,24 +125,48 @@ export function objectCacheDir(): string {
 }
 
 /**
- * `gcc flags -c src -o out` through a cache of objects keyed by the source, the headers beside it and the flags
- * (the runtime's objects are the same for every model: compiling them was a quarter of `kiln compile`); kiln_core.c
- * is hashed too: kiln_runtime.c includes it.
+ * Where the object of `gcc flags -c src` is cached: keyed by the flags, the source and the files of its folder it
+ * includes (`#include "f"`, transitively: kiln_runtime.c's kiln_core.c and kiln_runtime.h). Only what it includes: the
+ * runtime's objects are the same for every model (hashing every header of the folder, the model's own model.h
+ * included, made every new model compile them again, 0.8 s of a cold compile's CPU); model_main.c's includes model.h.
  */
-export function compileCached(target: string, cc: readonly string[], src: string, out: string): void {
-  const dir = path.dirname(src);
-  const hash = createHash('sha256').update(JSON.stringify(cc)).update(readFileSync(src));
-  for (const h of readdirSync(dir).filter((f) => f.endsWith('.h') || f === 'kiln_core.c').sort()) hash.update(h).update(readFileSync(path.join(dir, h)));
-  const cache = objectCacheDir();
-  const hit = path.join(cache, `${hash.digest('hex').slice(0, 32)}.o`);
-  if (!existsSync(hit)) {
-    mkdirSync(cache, { recursive: true });
-    const tmp = `${hit}.${process.pid}.tmp`;
-    // gcc runs in dir: the source by its name there (a path relative to our cwd, as `-o build/model` gives, is not)
-    sh(target, 'gcc', [...cc, '-c', path.basename(src), '-o', tmp], dir);
-    renameSync(tmp, hit); // atomic: concurrent compiles never see half an object
+function cachedObject(cc: readonly string[], src: string): string {
+  const dir = path.dirname(src), seen = new Set<string>();
+  const hash = createHash('sha256').update(JSON.stringify(cc));
+  const visit = (file: string) => {
+    if (seen.has(file) || !existsSync(path.join(dir, file))) return; // (kiln_mpi.h is there only for --distributed)
+    seen.add(file);
+    const text = readFileSync(path.join(dir, file));
+    hash.update(`${file}\0${text.length}\0`).update(text);
+    for (const m of text.toString('latin1').matchAll(/^[ \t]*#[ \t]*include[ \t]*"([^"]+)"/gm)) visit(m[1]!);
+  };
+  visit(path.basename(src));
+  return path.join(objectCacheDir(), `${hash.digest('hex').slice(0, 32)}.o`);
+}
+
+/**
+ * `gcc flags -c src -o out` for each [src, out] (the sources in one folder) through a cache of objects (the runtime's
+ * objects are the same for every model: compiling them was a quarter of `kiln compile`), started in the background:
+ * the objects the cache lacks compile at once, beside the caller's render, opt and llc (startConcurrently); the
+ * returned wait() throws as sh does, and copies every object to its out.
+ */
+export function startCompileCached(target: string, cc: readonly string[], jobs: readonly (readonly [src: string, out: string])[]): () => void {
+  const hits = jobs.map(([src]) => cachedObject(cc, src));
+  const missing = jobs.flatMap(([src], i) => (existsSync(hits[i]!) ? [] : [{ src, hit: hits[i]! }]));
+  let wait = () => {};
+  if (missing.length) {
+    mkdirSync(objectCacheDir(), { recursive: true });
+    // gcc runs in the sources' folder, each by its name there (a path relative to our cwd, as `-o build/model` gives,
+    // is not); it writes a temporary that mv renames into place: concurrent compiles never see half an object
+    wait = startConcurrently(target, missing.map(({ src, hit }) => {
+      const tmp = `${hit}.${process.pid}.tmp`;
+      return [['gcc', [...cc, '-c', path.basename(src), '-o', tmp]], ['mv', ['-f', tmp, hit]]];
+    }), path.dirname(missing[0]!.src));
   }
-  copyFileSync(hit, out);
+  return () => {
+    wait();
+    jobs.forEach(([, out], i) => copyFileSync(hits[i]!, out));
+  };
 }
 
 const DTYPE: Record<string, string> = { float32: 'KILN_F32', int32: 'KILN_I32', bool: 'KILN_BOOL', int8: 'KILN_I8' };

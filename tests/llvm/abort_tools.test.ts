@@ -1,6 +1,7 @@
 // A `kiln compile --target llvm` stopped while opt and llc run (cli/command.ts runChild, codegen/native.ts
 // startConcurrently): the compile process's whole process group goes with it, so no tool of it goes on running
-// (they ran in a shell's background, re-parented to init), and no half-built output is left.
+// (they ran in a shell's background, re-parented to init), and no half-built output is left. The same for the compile
+// API (kiln/compiler) in a process of the caller's: when that process ends, however, the tools end with it.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -35,14 +36,23 @@ function running(pid: number): boolean {
 }
 const ppid = (pid: number) => Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
 
-/** Starts `kiln compile model.ts --target llvm` in a new folder; resolves with it and the fake opt's pid once that runs. */
-async function compileUntilOpt(): Promise<{ dir: string; kiln: ChildProcess; opt: number; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> }> {
+/**
+ * Starts `kiln compile model.ts --target llvm` in a new folder (api: a script calling the compile API instead);
+ * resolves with it and the fake opt's pid once that runs.
+ */
+async function compileUntilOpt(api = false): Promise<{ dir: string; kiln: ChildProcess; opt: number; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> }> {
   const dir = mkdtempSync(path.join(tmp, 'p-')), pids = path.join(dir, 'tools.pids');
   writeFileSync(path.join(dir, 'model.ts'), `import * as keras from 'kiln';
 const inputs = keras.Input({ shape: [3] });
 export default keras.Model({ inputs, outputs: keras.layers.Dense(4)(inputs) });
 `);
-  const kiln = spawn(process.execPath, [cli, 'compile', 'model.ts', '--target', 'llvm', '-o', 'out', '--no-check'], {
+  const dist = (f: string) => JSON.stringify(path.join(root, 'dist', f));
+  writeFileSync(path.join(dir, 'api.mjs'), `import * as keras from ${dist('frontend/index.js')};
+import { compile } from ${dist('compiler.js')};
+const inputs = keras.Input({ shape: [3] });
+await compile(keras.Model({ inputs, outputs: keras.layers.Dense(4)(inputs) }), { target: 'llvm', outDir: 'out' });
+`);
+  const kiln = spawn(process.execPath, api ? ['api.mjs'] : [cli, 'compile', 'model.ts', '--target', 'llvm', '-o', 'out', '--no-check'], {
     cwd: dir, stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, PATH: `${bin}:${process.env['PATH']}`, KILN_CACHE_DIR: path.join(dir, 'cache'), KILN_TEST_TOOLS: pids },
   });
@@ -64,7 +74,7 @@ export default keras.Model({ inputs, outputs: keras.layers.Dense(4)(inputs) });
 async function expectNothingLeft(dir: string, opt: number): Promise<void> {
   for (let i = 0; i < 250 && running(opt); i++) await sleep(20);
   expect(running(opt), 'opt-14 of the stopped compile still runs').toBe(false);
-  expect(readdirSync(dir).filter((f) => f !== 'cache').sort()).toEqual(['model.ts', 'tools.pids']);
+  expect(readdirSync(dir).filter((f) => f !== 'cache' && f !== 'api.mjs').sort()).toEqual(['model.ts', 'tools.pids']);
 }
 
 describe('a compile stopped while its tools run', () => {
@@ -84,5 +94,16 @@ describe('a compile stopped while its tools run', () => {
     expect(end.code).toBe(1);
     expect(end.stderr.trim()).toBe('kiln: internal error: the compile process was killed by SIGKILL');
     await expectNothingLeft(dir, opt);
+  });
+
+  // the compile API's caller stopped: nothing kills a process group for it (its tools were left running, SIGKILL or
+  // not, as SIGINT does not reach a shell's background); its output folder is its own to clean (buildDirAtomically's
+  // staging folder stays when a process is killed)
+  it.each(['SIGKILL', 'SIGTERM'] as const)('the compile API\'s process ended by %s: the tools end with it', { timeout: 120_000 }, async (signal) => {
+    const { kiln, opt, exited } = await compileUntilOpt(true);
+    kiln.kill(signal);
+    expect((await exited).signal).toBe(signal);
+    for (let i = 0; i < 250 && running(opt); i++) await sleep(20);
+    expect(running(opt), 'opt-14 of the stopped compile still runs').toBe(false);
   });
 });
