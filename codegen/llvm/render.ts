@@ -122,6 +122,19 @@ const dot2: B = (x, a, b) => {
   return x.b.CreateAdd(x.b.CreateMul(lo(a), lo(b)), x.b.CreateMul(hi(a), hi(b)));
 };
 
+/** The four u8 x s8 byte products of each i32 summed (ir.ts dot4): on vectors the helper (vpdpbusd where the CPU has
+ * AVX-512 VNNI), as scalars shifts and masks. */
+const dot4: B = (x, a, b) => {
+  if (a.getType().getTypeID() === llvm().Type.TypeID.FixedVectorTyID) return x.call('dot4', [a, b], 'i32');
+  let sum: V | undefined;
+  for (let i = 0; i < 32; i += 8) {
+    const u = x.b.CreateAnd(x.b.CreateLShr(a, x.c('i32', i)), x.c('i32', 0xff)), s = x.b.CreateAShr(x.b.CreateShl(b, x.c('i32', 24 - i)), x.c('i32', 24));
+    const p = x.b.CreateMul(u, s);
+    sum = sum ? x.b.CreateAdd(sum, p) : p;
+  }
+  return sum!;
+};
+
 /**
  * llvm.fptosi.sat on vectors without its per-lane scalar code (LLVM 14 on x86 converts lane by lane): fptosi of the
  * value clamped into i32 range, then the saturated ends and NaN → 0 chosen by selects (one cvttps2dq and a few masks).
@@ -161,6 +174,7 @@ export const OPS: OpTable<U, B> = {
       le: (x, a, b) => x.b.CreateICmpSLE(a, b), gt: (x, a, b) => x.b.CreateICmpSGT(a, b), ge: (x, a, b) => x.b.CreateICmpSGE(a, b),
       qmulhi, qshr, shl: (x, a, b) => x.b.CreateShl(a, b), dot2,
       pack16: (x, a, b) => x.b.CreateOr(x.b.CreateAnd(a, x.c('i32', 0xffff)), x.b.CreateShl(b, x.c('i32', 16))),
+      pack8: (x, a, b) => x.b.CreateOr(x.b.CreateAnd(a, x.c('i32', 0xff)), x.b.CreateShl(b, x.c('i32', 8))), dot4,
     },
     bool: {
       and: (x, a, b) => x.b.CreateAnd(a, b), or: (x, a, b) => x.b.CreateOr(a, b),
@@ -431,6 +445,11 @@ class KernelBuilder {
       const [d, acc] = e.b.k === 'binary' && e.b.op === 'dot2' ? [e.b, e.a] : e.a.k === 'binary' && e.a.op === 'dot2' ? [e.a, e.b] : [undefined, undefined];
       const args = d && acc && [acc, d.a, d.b].map((o) => this.lift(this.expr(o), 'i32', vec));
       if (args) return vec ? this.callVector('smlad', args) : this.emit(false).call('llvm.arm.smlad', [args[1]!, args[2]!, args[0]!], 'i32');
+    }
+    // acc + dot4(x, w) on vectors as one vpdpbusd (its accumulator operand) where the CPU has AVX-512 VNNI
+    if (e.op === 'add' && e.t === 'i32' && vec && this.g.dot === 'avx512vnni') {
+      const [d, acc] = e.b.k === 'binary' && e.b.op === 'dot4' ? [e.b, e.a] : e.a.k === 'binary' && e.a.op === 'dot4' ? [e.a, e.b] : [undefined, undefined];
+      if (d && acc) return this.callVector('dpbusd', [acc, d.a, d.b].map((o) => this.lift(this.expr(o), 'i32', vec)));
     }
     const a = this.lift(this.expr(e.a), e.a.t, vec), c = this.lift(this.expr(e.b), e.b.t, vec);
     return binaryOp(OPS, e.op, e.a.t)(this.emit(vec), a, c);

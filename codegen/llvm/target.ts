@@ -74,7 +74,7 @@ export const LLVM_CAPS: TargetCaps = { ...DEFAULT_CAPS, vectorWidth: 16, vectorR
  * The x86-64 levels hostCpu names, fixed by the psABI (v2: SSE4.2; v3: AVX2 and FMA; v4: AVX-512 F/BW/CD/DQ/VL):
  * known without asking gcc, a process start on every compile for the host.
  */
-interface X86Vectors { readonly avx512: boolean; readonly avx: boolean; readonly fma: boolean; readonly avx2: boolean; readonly avx512bw: boolean }
+interface X86Vectors { readonly avx512: boolean; readonly avx: boolean; readonly fma: boolean; readonly avx2: boolean; readonly avx512bw: boolean; readonly vnni?: boolean }
 const X86_LEVELS: ReadonlyMap<string, X86Vectors> = new Map([
   ['x86-64-v2', { avx512: false, avx: false, fma: false, avx2: false, avx512bw: false }],
   ['x86-64-v3', { avx512: false, avx: true, fma: true, avx2: true, avx512bw: false }],
@@ -93,7 +93,7 @@ export function x86Vectors(cpu: string): X86Vectors | undefined {
     return undefined; // not a -march gcc knows (another architecture's CPU, or no gcc)
   }
   const has = (m: string) => macros.includes(`#define __${m}__ 1`);
-  return has('SSE2') ? { avx512: has('AVX512F'), avx: has('AVX'), fma: has('FMA'), avx2: has('AVX2'), avx512bw: has('AVX512BW') } : undefined;
+  return has('SSE2') ? { avx512: has('AVX512F'), avx: has('AVX'), fma: has('FMA'), avx2: has('AVX2'), avx512bw: has('AVX512BW'), vnni: has('AVX512VNNI') && has('AVX512VL') } : undefined;
 }
 
 const capsByCpu = new Map<string, TargetCaps>();
@@ -110,7 +110,7 @@ export function llvmCaps(cpu: string | undefined): TargetCaps {
   let caps = capsByCpu.get(cpu);
   if (!caps) {
     const x86 = x86Vectors(cpu);
-    caps = !x86 || x86.avx512 ? LLVM_CAPS : { ...LLVM_CAPS, vectorWidth: x86.avx ? 8 : 4, vectorRegisters: 16, rowAccumulators: 12, fma: x86.fma };
+    caps = !x86 || x86.avx512 ? (x86?.vnni ? { ...LLVM_CAPS, dot4: true } : LLVM_CAPS) : { ...LLVM_CAPS, vectorWidth: x86.avx ? 8 : 4, vectorRegisters: 16, rowAccumulators: 12, fma: x86.fma };
     capsByCpu.set(cpu, caps);
   }
   return caps;
@@ -118,13 +118,14 @@ export function llvmCaps(cpu: string | undefined): TargetCaps {
 
 /**
  * The int16 pair dot product (dot2) instruction of a target, checked at compile time from the triple and -mcpu:
- * pmaddwd of the widest x86 vectors the CPU has (AVX-VNNI CPUs then get vpdpwssd), the Cortex-M's DSP SMLAD.
+ * pmaddwd of the widest x86 vectors the CPU has (AVX-VNNI CPUs then get vpdpwssd), the Cortex-M's DSP SMLAD; with
+ * AVX-512 VNNI also dot4 as vpdpbusd (llvmCaps gives the scheduler dot4 on those CPUs).
  */
 export function dotIsa(cpu: string | undefined, triple: string | undefined): DotIsa | undefined {
   if (triple?.startsWith('thumbv7em')) return 'dsp';
   if ((triple && !triple.startsWith('x86_64')) || !cpu) return undefined;
   const x86 = x86Vectors(cpu);
-  return !x86 ? undefined : x86.avx512bw ? 'avx512' : x86.avx2 ? 'avx2' : 'sse2';
+  return !x86 ? undefined : x86.avx512bw ? (x86.vnni ? 'avx512vnni' : 'avx512') : x86.avx2 ? 'avx2' : 'sse2';
 }
 
 /** Compiles the entries and writes/builds every artifact; returns the files. */

@@ -13,10 +13,11 @@ export const helper = (name: string, w: number): string => `kiln_v${w}_${name}`;
 
 /**
  * The instruction that renders dot2 (loop/ir.ts) on a target: x86's pmaddwd on 512, 256 or 128 bits (with an add,
- * vpdpwssd where the CPU has AVX-VNNI: instruction selection fuses them), the Cortex-M4's SMUAD / SMLAD ('dsp');
+ * vpdpwssd where the CPU has AVX-VNNI: instruction selection fuses them; 'avx512vnni': also dot4 as vpdpbusd), the
+ * Cortex-M4's SMUAD / SMLAD ('dsp');
  * undefined: the generic even/odd-lane form.
  */
-export type DotIsa = 'avx512' | 'avx2' | 'sse2' | 'dsp';
+export type DotIsa = 'avx512' | 'avx512vnni' | 'avx2' | 'sse2' | 'dsp';
 
 const PMADDWD = { avx512: [16, 'llvm.x86.avx512.pmaddw.d.512'], avx2: [8, 'llvm.x86.avx2.pmadd.wd'], sse2: [4, 'llvm.x86.sse2.pmadd.wd'] } as const;
 
@@ -55,35 +56,49 @@ function requantizeHelpers(w: number): string[] {
   ret ${vt('i32')} %y`)];
 }
 
+/**
+ * A W-lane i32 function of i32 vector operands computed by an instruction of C lanes: the operands' lanes padded to a
+ * multiple of 4 (undefined lanes, dropped after), cut into chunks of the widest C in `widths` dividing them, each
+ * chunk's operands (bitcast to `chunkType`) passed to `name`, the results put back together. Undefined where no width
+ * divides the padded lanes.
+ */
+function chunked(w: number, widths: readonly (readonly [number, string])[], params: readonly string[], chunkType: (c: number) => string): { decl: string; lines: string[]; out: string } | undefined {
+  const vt = (e: string, n = w) => `<${n} x ${e}>`, ints = (xs: number[]) => `<${xs.map((x) => `i32 ${x}`).join(', ')}>`;
+  const range = (n: number, f: (i: number) => number) => Array.from({ length: n }, (_, i) => f(i));
+  const wp = Math.ceil(w / 4) * 4, found = widths.find(([c]) => wp % c === 0);
+  if (!found) return undefined;
+  const [c, name] = found, n = wp / c, ic = vt('i32', c), ip = vt('i32', wp), ct = chunkType(c);
+  const lines = params.flatMap((v) => (wp === w ? [] : [`  %${v}p = shufflevector ${vt('i32')} %${v}, ${vt('i32')} undef, ${ip} ${ints(range(wp, (i) => (i < w ? i : w)))}`]));
+  const padded = (v: string) => (wp === w ? `%${v}` : `%${v}p`);
+  let acc = '';
+  for (let j = 0; j < n; j++) {
+    // chunk j's operands %<v>c<j> (not %a<j>: chunk 16 of 19, w = 75 on SSE2, was %a16 twice, text LLVM rejects)
+    for (const v of params) {
+      lines.push(`  %${v}i${j} = shufflevector ${ip} ${padded(v)}, ${ip} undef, ${ic} ${ints(range(c, (i) => c * j + i))}`);
+      lines.push(ct === ic ? `  %${v}c${j} = bitcast ${ic} %${v}i${j} to ${ic}` : `  %${v}c${j} = bitcast ${ic} %${v}i${j} to ${ct}`);
+    }
+    lines.push(`  %d${j} = call ${ic} @${name}(${params.map((v) => `${ct} %${v}c${j}`).join(', ')})`);
+    if (n === 1) { acc = `%d${j}`; continue; }
+    // chunk j into lanes j*c.. of the result: widened to wp lanes, then shuffled in
+    lines.push(`  %e${j} = shufflevector ${ic} %d${j}, ${ic} undef, ${ip} ${ints(range(wp, (i) => (i < c ? i : c)))}`);
+    if (j === 0) { acc = `%e0`; continue; }
+    lines.push(`  %r${j} = shufflevector ${ip} ${acc}, ${ip} %e${j}, ${ip} ${ints(range(wp, (i) => (i >= c * j && i < c * (j + 1) ? wp + i - c * j : i)))}`);
+    acc = `%r${j}`;
+  }
+  if (wp !== w) {
+    lines.push(`  %out = shufflevector ${ip} ${acc}, ${ip} undef, ${vt('i32')} ${ints(range(w, (i) => i))}`);
+    acc = '%out';
+  }
+  return { decl: `declare ${ic} @${name}(${params.map(() => ct).join(', ')})`, lines, out: acc };
+}
+
 /** dot2 on W lanes: pmaddwd on each chunk of C lanes (the widest that divides W), else even and odd i16 lanes. */
 function dot2Helper(w: number, dot: DotIsa | undefined): string {
   const vt = (e: string, n = w) => `<${n} x ${e}>`, h = vt('i16', 2 * w), ints = (xs: number[]) => `<${xs.map((x) => `i32 ${x}`).join(', ')}>`;
   const range = (n: number, f: (i: number) => number) => Array.from({ length: n }, (_, i) => f(i));
-  const widths: readonly (keyof typeof PMADDWD)[] = dot === 'avx512' ? ['avx512', 'avx2', 'sse2'] : dot === 'avx2' ? ['avx2', 'sse2'] : dot === 'sse2' ? ['sse2'] : [];
-  // lanes padded to a multiple of 4 (undefined lanes, dropped after), then chunks of the widest pmaddwd dividing them
-  const wp = Math.ceil(w / 4) * 4, isa = widths.find((d) => wp % PMADDWD[d][0] === 0);
-  if (isa) {
-    const [c, name] = PMADDWD[isa], n = wp / c, hc = vt('i16', 2 * c), ic = vt('i32', c), hp = vt('i16', 2 * wp), ip = vt('i32', wp);
-    const lines = wp === w ? [`  %a16 = bitcast ${vt('i32')} %a to ${hp}`, `  %b16 = bitcast ${vt('i32')} %b to ${hp}`]
-      : ['a', 'b'].flatMap((v) => [`  %${v}p = shufflevector ${vt('i32')} %${v}, ${vt('i32')} undef, ${vt('i32', wp)} ${ints(range(wp, (i) => (i < w ? i : w)))}`, `  %${v}16 = bitcast ${ip} %${v}p to ${hp}`]);
-    let acc = '';
-    for (let j = 0; j < n; j++) {
-      // chunk j's operands %ac<j>, %bc<j> (not %a<j>: chunk 16 of 19, w = 75 on SSE2, was %a16 twice, text LLVM rejects)
-      for (const v of ['a', 'b']) lines.push(`  %${v}c${j} = shufflevector ${hp} %${v}16, ${hp} undef, ${vt('i32', 2 * c)} ${ints(range(2 * c, (i) => 2 * c * j + i))}`);
-      lines.push(`  %d${j} = call ${ic} @${name}(${hc} %ac${j}, ${hc} %bc${j})`);
-      if (n === 1) { acc = `%d${j}`; continue; }
-      // chunk j into lanes j*c.. of the result: widened to wp lanes, then shuffled in
-      lines.push(`  %e${j} = shufflevector ${ic} %d${j}, ${ic} undef, ${ip} ${ints(range(wp, (i) => (i < c ? i : c)))}`);
-      if (j === 0) { acc = `%e0`; continue; }
-      lines.push(`  %r${j} = shufflevector ${ip} ${acc}, ${ip} %e${j}, ${ip} ${ints(range(wp, (i) => (i >= c * j && i < c * (j + 1) ? wp + i - c * j : i)))}`);
-      acc = `%r${j}`;
-    }
-    if (wp !== w) {
-      lines.push(`  %out = shufflevector ${ip} ${acc}, ${ip} undef, ${vt('i32')} ${ints(range(w, (i) => i))}`);
-      acc = '%out';
-    }
-    return `declare ${ic} @${name}(${hc}, ${hc})\ndefine ${vt('i32')} @${helper('dot2', w)}(${vt('i32')} %a, ${vt('i32')} %b) alwaysinline {\n${lines.join('\n')}\n  ret ${vt('i32')} ${acc}\n}\n`;
-  }
+  const widths: readonly (keyof typeof PMADDWD)[] = dot === 'avx512' || dot === 'avx512vnni' ? ['avx512', 'avx2', 'sse2'] : dot === 'avx2' ? ['avx2', 'sse2'] : dot === 'sse2' ? ['sse2'] : [];
+  const chunks = chunked(w, widths.map((d) => PMADDWD[d]), ['a', 'b'], (c) => vt('i16', 2 * c));
+  if (chunks) return `${chunks.decl}\ndefine ${vt('i32')} @${helper('dot2', w)}(${vt('i32')} %a, ${vt('i32')} %b) alwaysinline {\n${chunks.lines.join('\n')}\n  ret ${vt('i32')} ${chunks.out}\n}\n`;
   const lines = [`  %a16 = bitcast ${vt('i32')} %a to ${h}`, `  %b16 = bitcast ${vt('i32')} %b to ${h}`];
   for (const o of [0, 1]) for (const v of ['a', 'b']) {
     lines.push(`  %${v}${o}h = shufflevector ${h} %${v}16, ${h} undef, ${vt('i32')} ${ints(range(w, (i) => 2 * i + o))}`);
@@ -91,6 +106,25 @@ function dot2Helper(w: number, dot: DotIsa | undefined): string {
   }
   lines.push(`  %m0 = mul ${vt('i32')} %a0, %b0`, `  %m1 = mul ${vt('i32')} %a1, %b1`, `  %d = add ${vt('i32')} %m0, %m1`);
   return `define ${vt('i32')} @${helper('dot2', w)}(${vt('i32')} %a, ${vt('i32')} %b) alwaysinline {\n${lines.join('\n')}\n  ret ${vt('i32')} %d\n}\n`;
+}
+
+/** vpdpbusd (acc + the u8 x s8 quads of a and b per i32 lane) on 512, 256 and 128 bits (AVX-512 VNNI with VL). */
+const VPDPBUSD = [[16, 'llvm.x86.avx512.vpdpbusd.512'], [8, 'llvm.x86.avx512.vpdpbusd.256'], [4, 'llvm.x86.avx512.vpdpbusd.128']] as const;
+
+/**
+ * dot4 (loop/ir.ts) on W lanes, and dpbusd(c, a, b) = c + dot4(a, b) (what render.ts makes of an accumulation of dot4):
+ * vpdpbusd on chunks of lanes where the CPU has AVX-512 VNNI, else a's bytes zero-extended times b's sign-extended,
+ * each lane's four products summed.
+ */
+function dot4Helpers(w: number, dot: DotIsa | undefined): string {
+  const vt = (e: string, n = w) => `<${n} x ${e}>`, ints = (xs: number[]) => `<${xs.map((x) => `i32 ${x}`).join(', ')}>`;
+  const q = vt('i8', 4 * w), wide = vt('i32', 4 * w), fn = (name: string, params: string, body: string) => `define ${vt('i32')} @${helper(name, w)}(${params}) alwaysinline {\n${body}\n}\n`;
+  const chunks = dot === 'avx512vnni' ? chunked(w, VPDPBUSD, ['c', 'a', 'b'], (c) => vt('i32', c)) : undefined;
+  if (chunks) return `${chunks.decl}\n${fn('dpbusd', `${vt('i32')} %c, ${vt('i32')} %a, ${vt('i32')} %b`, `${chunks.lines.join('\n')}\n  ret ${vt('i32')} ${chunks.out}`)}${fn('dot4', `${vt('i32')} %a, ${vt('i32')} %b`, `  %d = call ${vt('i32')} @${helper('dpbusd', w)}(${vt('i32')} zeroinitializer, ${vt('i32')} %a, ${vt('i32')} %b)\n  ret ${vt('i32')} %d`)}`;
+  const lines = [`  %a8 = bitcast ${vt('i32')} %a to ${q}`, `  %b8 = bitcast ${vt('i32')} %b to ${q}`, `  %az = zext ${q} %a8 to ${wide}`, `  %bs = sext ${q} %b8 to ${wide}`, `  %m = mul ${wide} %az, %bs`];
+  for (let o = 0; o < 4; o++) lines.push(`  %m${o} = shufflevector ${wide} %m, ${wide} undef, ${vt('i32')} ${ints(Array.from({ length: w }, (_, i) => 4 * i + o))}`);
+  lines.push(`  %s0 = add ${vt('i32')} %m0, %m1`, `  %s1 = add ${vt('i32')} %m2, %m3`, `  %d = add ${vt('i32')} %s0, %s1`);
+  return `${fn('dot4', `${vt('i32')} %a, ${vt('i32')} %b`, `${lines.join('\n')}\n  ret ${vt('i32')} %d`)}${fn('dpbusd', `${vt('i32')} %c, ${vt('i32')} %a, ${vt('i32')} %b`, `  %d = call ${vt('i32')} @${helper('dot4', w)}(${vt('i32')} %a, ${vt('i32')} %b)\n  %s = add ${vt('i32')} %c, %d\n  ret ${vt('i32')} %s`)}`;
 }
 
 export function vectorHelpers(w: number, dot?: DotIsa): string {
@@ -121,7 +155,7 @@ ${e === m ? `  ret ${vt(m)} %v` : `  %c = icmp ne ${vt(m)} %v, zeroinitializer\n
   %q = bitcast i8* %p to ${vt('i8')}*
   store ${vt('i8')} %v, ${vt('i8')}* %q, align 1
   ret void`));
-  out.push(dot2Helper(w, dot));
+  out.push(dot2Helper(w, dot), dot4Helpers(w, dot));
   out.push(...requantizeHelpers(w));
   // acc + dot2(a, b) lane by lane as the Cortex-M4's SMLAD (it has no vectors: LLVM scalarizes the rest)
   if (dot === 'dsp') {

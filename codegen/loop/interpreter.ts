@@ -94,6 +94,12 @@ function binaryFn(op: Extract<Expr, { k: 'binary' }>['op'], t: Scalar): Fn2 {
     case 'shl': return (a, b) => (a << b) | 0;
     case 'pack16': return (a, b) => (a & 0xffff) | (b << 16);
     case 'dot2': return (a, b) => (Math.imul((a << 16) >> 16, (b << 16) >> 16) + Math.imul(a >> 16, b >> 16)) | 0;
+    case 'pack8': return (a, b) => (a & 0xff) | (b << 8);
+    case 'dot4': return (a, b) => {
+      let s = 0;
+      for (let i = 0; i < 32; i += 8) s = (s + Math.imul((a >>> i) & 0xff, (b << (24 - i)) >> 24)) | 0;
+      return s;
+    };
     default: throw new Error(`loop interpreter: ${op} is not defined on ${t}`);
   }
 }

@@ -10,10 +10,13 @@ export type Scalar = 'f32' | 'i32' | 'bool';
  * RoundingDivideByPOT, shl a left shift that wraps; the shift amount b of qshr and shl is in 0..31.
  * The integer dot product of int8 kernels (schedules/cpu_qmatmul.ts): pack16(a, b) is two int16 halves in one i32,
  * a's low 16 bits low (`(a & 0xffff) | b << 16`); dot2(p, q) = lo(p)·lo(q) + hi(p)·hi(q), the halves signed, the
- * sum wrapping at 32 bits: x86's pmaddwd per i32 lane, wasm's i32x4.dot_i16x8_s, the Cortex-M4's SMUAD.
+ * sum wrapping at 32 bits: x86's pmaddwd per i32 lane, wasm's i32x4.dot_i16x8_s, the Cortex-M4's SMUAD. Quads of
+ * bytes where the CPU has VNNI (TargetCaps.dot4): pack8(a, b) is two bytes in the low 16 bits (`(a & 0xff) | b << 8`,
+ * four as pack16(pack8(a, b), pack8(c, d))); dot4(p, q) = the sum of p's four bytes unsigned times q's four bytes
+ * signed, wrapping at 32 bits: x86's vpdpbusd per i32 lane (without its accumulator).
  */
-export type QuantBinary = 'qmulhi' | 'qshr' | 'shl' | 'pack16' | 'dot2';
-export const QUANT_BINARY: ReadonlySet<string> = new Set<QuantBinary>(['qmulhi', 'qshr', 'shl', 'pack16', 'dot2']);
+export type QuantBinary = 'qmulhi' | 'qshr' | 'shl' | 'pack16' | 'dot2' | 'pack8' | 'dot4';
+export const QUANT_BINARY: ReadonlySet<string> = new Set<QuantBinary>(['qmulhi', 'qshr', 'shl', 'pack16', 'dot2', 'pack8', 'dot4']);
 
 export const SCALAR_OF: Record<'float32' | 'int32' | 'bool' | 'int8', Scalar> = { float32: 'f32', int32: 'i32', bool: 'bool', int8: 'i32' };
 

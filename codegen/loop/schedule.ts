@@ -23,6 +23,8 @@ export interface TargetCaps {
   readonly parallelGrain: number;
   /** A GPU: nests become grids of thread blocks (vectorWidth and threads are then unused). */
   readonly gpu?: GpuCaps;
+  /** Whether the target computes dot4 (loop/ir.ts: four u8 x s8 products) in one instruction (x86 VNNI's vpdpbusd). */
+  readonly dot4?: boolean;
   /** What the target renders as vector loops (vectorize.ts); none without. */
   readonly vector?: VectorCaps;
   /** What the target computes in one instruction, which the pipeline's legalize stage then leaves alone. */

@@ -1,4 +1,5 @@
-// Recipe: an int8 matmul or convolution nest (qmatmul, qconv) on a CPU as int16 pair dot products (pair_dot.ts), then the register-blocked
+// Recipe: an int8 matmul or convolution nest (qmatmul, qconv) on a CPU as int16 pair dot products (pair_dot.ts; byte
+// quad ones, dot4, where the target has VNNI and the operands fit), then the register-blocked
 // micro-kernel of float matmuls (micro_kernel.ts) over i32 lanes: per step one broadcast row pair and nr/V column
 // vectors of pairs, each lane's dot2 one pmaddwd lane (LLVM), the column pairs packed into panels.
 import type { Expr } from '../ir.js';
@@ -10,10 +11,10 @@ import { pairDot } from './pair_dot.js';
 import { split } from './split.js';
 import type { Schedule } from './primitive.js';
 
-/** `acc + dot2(x, w)`: the operands of a pair-dot reduction's update. */
+/** `acc + dot2(x, w)` (or dot4): the operands of a pair-dot reduction's update. */
 function dotOperands(r: Reduction): [Expr, Expr] | undefined {
   const u = r.update;
-  if (r.init !== 0 || r.loops.length !== 1 || u.k !== 'binary' || u.op !== 'add' || u.a.k !== 'var' || u.a.name !== r.acc || u.b.k !== 'binary' || u.b.op !== 'dot2') return undefined;
+  if (r.init !== 0 || r.loops.length !== 1 || u.k !== 'binary' || u.op !== 'add' || u.a.k !== 'var' || u.a.name !== r.acc || u.b.k !== 'binary' || (u.b.op !== 'dot2' && u.b.op !== 'dot4')) return undefined;
   return [u.b.a, u.b.b];
 }
 
@@ -36,11 +37,13 @@ export function cpuQmatmul(s: Schedule, caps: TargetCaps): void {
   for (const top of s.body.filter((x): x is For => x.k === 'for')) {
     const chain = outerChain(top), rows = chain.slice(0, -1), j = chain[chain.length - 1]!;
     const names = [...rows.map(() => s.fresh('pi')), s.fresh('pk')];
-    if (s.check(pairDot, { loop: top.v, buffer: '_', names }) !== undefined) continue;
+    // byte quads (vpdpbusd: twice the products of pmaddwd per instruction) where the target has them and the operands fit
+    const width = caps.dot4 && s.check(pairDot, { loop: top.v, buffer: '_', names, width: 4 }) === undefined ? 4 : 2;
+    if (s.check(pairDot, { loop: top.v, buffer: '_', names, width }) !== undefined) continue;
     // only where the micro-kernel's tile fits: dot2 as scalar shifts and multiplies costs more than two products
     const epilogue = 1 + j.body.slice(j.body.findIndex((x) => x.k === 'for') + 1).filter((x) => x.k === 'decl').length;
     if (!tileOf(rows[rows.length - 1]!.extent, j.extent, caps, epilogue)) continue;
-    s.apply(pairDot, { loop: top.v, buffer: s.freshBuffer(`pairs_${s.name}`), names });
+    s.apply(pairDot, { loop: top.v, buffer: s.freshBuffer(`pairs_${s.name}`), names, width });
     // the packing nest's pairs in chunks that cpu_kinds makes vector lanes (an extent the target renders as one vector)
     // (a convolution's pairs loop is outside its positions: not split)
     const pk = findLoop(s.body, names[names.length - 1]!)!;

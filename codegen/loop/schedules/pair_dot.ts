@@ -12,7 +12,7 @@ import { type For, substExpr, varsOf } from './loops.js';
 import { outerChain } from './nests.js';
 import { type KernelView, primitive } from './primitive.js';
 import { someExpr } from '../visit.js';
-import { fitsInt16, foldDecided } from '../range.js';
+import { fitsInt16, foldDecided, valueRange } from '../range.js';
 
 export interface PairDotArgs {
   /** the nest's outer loop (its perfect chain: the rows' loops, then the columns loop) */
@@ -21,6 +21,12 @@ export interface PairDotArgs {
   readonly buffer: string;
   /** variables of the packing nest's loops (one per row loop, then the pairs) */
   readonly names: readonly string[];
+  /**
+   * Terms per group (default 2): 2 packs int16 pairs for dot2; 4 packs byte quads for dot4 (a target with
+   * TargetCaps.dot4), which needs a row operand in 0..255 (u8: x - xZero with xZero = -128, the zero point of ReLU
+   * outputs and of inputs calibrated on non-negative data) and a column one in -128..127.
+   */
+  readonly width?: 2 | 4;
 }
 
 type Decl = Extract<Stmt, { k: 'decl' }>;
@@ -157,20 +163,28 @@ export const pairDot = primitive<PairDotArgs>({
     if (m.ks.reduce((n, l) => n * l.extent, 1) < 2) return 'a reduction of one term has no pairs';
     if (m.row.t !== 'i32' || m.col.t !== 'i32') return 'the operands are not i32';
     // int8-sourced (an int8 load, a quantize, minus a zero point): values that fit the int16 halves pack16 keeps
-    for (const [side, e, decls] of [['row', m.row, m.rowDecls], ['column', m.col, m.colDecls]] as const)
-      if (!fitsInt16(e, new Map(decls.map((d) => [d.name, d.init])), k.buffers)) return `the ${side} operand may not fit an int16 half (not int8-sourced)`;
+    for (const [side, e, decls, lo, hi] of [['row', m.row, m.rowDecls, 0, 255], ['column', m.col, m.colDecls, -128, 127]] as const) {
+      const env = new Map(decls.map((d) => [d.name, d.init]));
+      if (!fitsInt16(e, env, k.buffers)) return `the ${side} operand may not fit an int16 half (not int8-sourced)`;
+      const r = valueRange(e, env, k.buffers);
+      if (a.width === 4 && (r.lo < lo || r.hi > hi)) return `the ${side} operand may not fit a ${lo < 0 ? 'signed' : 'unsigned'} byte (dot4 takes u8 rows and s8 columns)`;
+    }
     if (a.names.length !== m.rows.length + 1) return `${a.names.length} loop names for ${m.rows.length + 1} loops`;
     return undefined;
   },
   apply: (k, a) => {
-    // odd K: the last pair's second term is a row value 0 (its loads clamped in bounds), so no term is left over
-    const m = match(k.body, a) as Match, K = m.ks.reduce((n, l) => n * l.extent, 1), K2 = (K + 1) >> 1;
-    const second = (f: Expr) => (K % 2 ? E.binary('min', E.add(f, E.i32(K2)), E.i32(K - 1)) : E.add(f, E.i32(K2)));
-    const zeroPast = (f: Expr, v: Expr) => (K % 2 ? E.select(E.binary('lt', E.add(f, E.i32(K2)), E.i32(K)), v, E.i32(0)) : v);
+    // K not a multiple of the width: the last group's terms past K are a row value 0 (their loads clamped in bounds),
+    // so no term is left over
+    const m = match(k.body, a) as Match, K = m.ks.reduce((n, l) => n * l.extent, 1), W = a.width ?? 2, K2 = Math.ceil(K / W);
+    const nth = (f: Expr, i: number) => (i === 0 ? f : K % W ? E.binary('min', E.add(f, E.i32(i * K2)), E.i32(K - 1)) : E.add(f, E.i32(i * K2)));
+    const zeroPast = (f: Expr, i: number, v: Expr) => (i === 0 || K % W === 0 ? v : E.select(E.binary('lt', E.add(f, E.i32(i * K2)), E.i32(K)), v, E.i32(0)));
+    // a group's values as one i32: two int16 halves, or four bytes (pack16 of two pack8s)
+    const packed = (v: readonly Expr[]) => (W === 2 ? E.binary('pack16', v[0]!, v[1]!) : E.binary('pack16', E.binary('pack8', v[0]!, v[1]!), E.binary('pack8', v[2]!, v[3]!)));
+    const terms = Array.from({ length: W }, (_, i) => i);
     const M = m.rows.reduce((n, l) => n * l.extent, 1), t: Scalar = 'i32';
     const rowIndex = (vars: readonly Expr[]) => vars.reduce((acc: Expr, v, d) => E.add(E.mul(acc, E.i32(m.rows[d]!.extent)), v), E.i32(0));
-    // pair k2 is terms k2 and K2 + k2 (any pairing sums the same): the row pairs of a matmul are then contiguous in
-    // k2, so the packing nest (the quantize of a float input in it) runs as vectors
+    // pair k2 is terms k2 and K2 + k2 (quad: k2, K2 + k2, 2 K2 + k2, 3 K2 + k2; any grouping sums the same): the row
+    // pairs of a matmul are then contiguous in k2, so the packing nest (the quantize of a float input in it) runs as vectors
     const at = (f: Expr, rows: readonly Expr[]) => {
       const sub = unflatten(m.ks, f);
       m.rows.forEach((l, d) => sub.set(l.v, rows[d]!));
@@ -180,8 +194,8 @@ export const pairDot = primitive<PairDotArgs>({
     const names = a.names.slice(0, -1), pk = a.names[a.names.length - 1]!, rowVars = names.map((n) => E.v(n));
     const hoist = m.rows.length > 1 ? hoistPointwise(m.rowDecls, m.row, k, m.rows, k.fresh(`rowq_${a.buffer}`)) : undefined;
     const rowDecls = hoist?.decls ?? m.rowDecls;
-    const r0 = instance(rowDecls, m.row, at(E.v(pk), rowVars), k.fresh), r1 = instance(rowDecls, m.row, at(second(E.v(pk)), rowVars), k.fresh);
-    const pack = [...r0.stmts, ...r1.stmts, S.store(a.buffer, E.add(E.mul(rowIndex(rowVars), E.i32(K2)), E.v(pk)), E.binary('pack16', r0.value, zeroPast(E.v(pk), r1.value)))];
+    const rs = terms.map((i) => instance(rowDecls, m.row, at(nth(E.v(pk), i), rowVars), k.fresh));
+    const pack = [...rs.flatMap((r) => r.stmts), S.store(a.buffer, E.add(E.mul(rowIndex(rowVars), E.i32(K2)), E.v(pk)), packed(rs.map((r, i) => zeroPast(E.v(pk), i, r.value))))];
     // a matmul's pairs innermost (contiguous: vector lanes); a convolution's window taps outside its positions, so
     // a tap's offsets (k2 unflattened: divisions) are computed once per input row, not per position
     let inner: Stmt[] = pack;
@@ -197,8 +211,8 @@ export const pairDot = primitive<PairDotArgs>({
     const k2 = k.fresh('k'), sum = k.fresh('acc'), xv = k.fresh('x'), wv = k.fresh('w');
     const colAt = (f: Expr, j: Expr) => new Map([...unflatten(m.ks, f), [m.j.v, j]]);
     const pairOf = (f: Expr, j: Expr) => {
-      const c0 = instance(m.colDecls, m.col, colAt(f, j), k.fresh), c1 = instance(m.colDecls, m.col, colAt(second(f), j), k.fresh);
-      return { stmts: [...c0.stmts, ...c1.stmts], value: E.binary('pack16', c0.value, c1.value) };
+      const cs = terms.map((i) => instance(m.colDecls, m.col, colAt(nth(f, i), j), k.fresh));
+      return { stmts: cs.flatMap((c) => c.stmts), value: packed(cs.map((c) => c.value)) };
     };
     const wp = once ? pairOf(E.v(pk2), E.v(pj)) : undefined;
     const packCols = wp && S.for(pk2, K2, [S.for(pj, N, [...wp.stmts, S.store(wb, E.add(E.mul(E.v(pk2), E.i32(N)), E.v(pj)), wp.value)])]);
@@ -206,7 +220,7 @@ export const pairDot = primitive<PairDotArgs>({
     // the reduction over pairs
     const here = m.rows.map((l) => E.v(l.v));
     const step: Stmt[] = [S.decl(xv, t, E.load(a.buffer, E.add(E.mul(rowIndex(here), E.i32(K2)), E.v(k2)), t)), ...col.stmts,
-      S.decl(wv, t, col.value), S.assign(sum, E.binary('add', E.v(sum, t), E.binary('dot2', E.v(xv, t), E.v(wv, t))))];
+      S.decl(wv, t, col.value), S.assign(sum, E.binary('add', E.v(sum, t), E.binary(W === 2 ? 'dot2' : 'dot4', E.v(xv, t), E.v(wv, t))))];
     // the accumulator's own init (the bias), added after the pairs
     const jBody = [S.decl(sum, t, E.i32(0)), S.for(k2, K2, step), ...m.pre, S.decl(m.acc.name, t, E.binary('add', m.acc.init, E.v(sum, t))), ...m.post];
     let nest: For = { ...m.j, body: jBody };
