@@ -15,6 +15,7 @@ interface Flags {
   kerasRows?: boolean;
   quant?: boolean;
   runtime: string;
+  cpu?: string;
   schedule?: string;
   out: string;
   perModule: number;
@@ -47,6 +48,7 @@ const flags = new Command('fuzz')
   .option('--keras-rows', 'llvm, cuda-emu: as --keras, the predict graphs (batch 2 or more, rows independent) at 1 to 3 batches of rows through kiln_run_rows')
   .option('--quant', 'int8 graphs (calibrated, quantized networks; raw qmatmul / qconv chains), their int8 and dequantized values bit for bit')
   .option('--runtime <runtime>', 'llvm: hosted, or freestanding (kiln_core.c alone, the weights embedded; no --updates)', 'hosted')
+  .option('--cpu <cpu>', 'llvm: -mcpu for the modules (default: the host\'s x86-64 level), e.g. icelake-server: int8 kernels as VNNI byte quads')
   .option('--schedule <schedule>', `loop only: ${Object.keys(SCHEDULES).join(', ')} (default: each)`)
   .option('--out <dir>', 'folder for reproducers', 'fuzz-out')
   .option('--per-module <n>', 'graphs per batch: per compiled module on wasm, llvm and cuda-emu', count(1), 20)
@@ -61,6 +63,7 @@ const fail = (msg: string): never => {
 };
 if (!(TARGETS as readonly string[]).includes(flags.target)) fail(`unknown target '${flags.target}'; targets are ${TARGETS.join(', ')}`);
 if (flags.schedule !== undefined && flags.target !== 'loop') fail('--schedule is for --target loop only');
+if (flags.cpu !== undefined && flags.target !== 'llvm') fail('--cpu is for --target llvm only');
 if (flags.rows && flags.target !== 'llvm' && flags.target !== 'cuda-emu') fail('--rows is for --target llvm or cuda-emu only');
 if (flags.rows && flags.updates) fail('--rows runs predict graphs: no --updates');
 if (flags.kerasRows && flags.target !== 'llvm' && flags.target !== 'cuda-emu') fail('--keras-rows is for --target llvm or cuda-emu only');
@@ -71,7 +74,7 @@ if (flags.runtime === 'freestanding' && flags.updates) fail('--runtime freestand
 if (flags.schedule !== undefined && !(flags.schedule in SCHEDULES)) fail(`unknown schedule '${flags.schedule}'; schedules are ${Object.keys(SCHEDULES).join(', ')}`);
 
 const target = flags.target as Target;
-const settings: Settings = { target, updates: flags.updates ?? false, mode: flags.rows ? 'rows' : flags.trainRows ? 'train-rows' : flags.keras ? 'keras' : flags.kerasRows ? 'keras-rows' : flags.quant ? 'quant' : 'graphs', freestanding: flags.runtime === 'freestanding', out: flags.out, timeoutMs: flags.timeout * 1000, shrinkMs: flags.shrinkSeconds * 1000 };
+const settings: Settings = { target, updates: flags.updates ?? false, mode: flags.rows ? 'rows' : flags.trainRows ? 'train-rows' : flags.keras ? 'keras' : flags.kerasRows ? 'keras-rows' : flags.quant ? 'quant' : 'graphs', freestanding: flags.runtime === 'freestanding', ...(flags.cpu ? { cpu: flags.cpu } : {}), out: flags.out, timeoutMs: flags.timeout * 1000, shrinkMs: flags.shrinkSeconds * 1000 };
 const schedules: (Schedule | undefined)[] = target !== 'loop' ? [undefined] : flags.schedule ? [flags.schedule as Schedule] : Object.keys(SCHEDULES) as Schedule[];
 
 const [first, end] = flags.seeds;
@@ -98,7 +101,7 @@ function record(b: Batch, seed: number, f: Failure, file?: string): void {
 
 /** The run as a row of bench/results-fuzz.md's table: target, command, graphs, mismatches, crashes, fma-approx, time. */
 function summaryRow(secs: number): string {
-  const command = `npm run fuzz -- --target ${target} --seeds ${first}..${end}${flags.schedule ? ` --schedule ${flags.schedule}` : ''}${settings.updates ? ' --updates' : ''}${settings.mode !== 'graphs' ? ` --${settings.mode}` : ''}${settings.freestanding ? ' --runtime freestanding' : ''}`;
+  const command = `npm run fuzz -- --target ${target} --seeds ${first}..${end}${flags.schedule ? ` --schedule ${flags.schedule}` : ''}${settings.updates ? ' --updates' : ''}${settings.mode !== 'graphs' ? ` --${settings.mode}` : ''}${settings.freestanding ? ' --runtime freestanding' : ''}${settings.cpu ? ` --cpu ${settings.cpu}` : ''}`;
   const time = secs < 120 ? `${secs.toFixed(0)} s` : secs < 7200 ? `${(secs / 60).toFixed(0)} min` : `${(secs / 3600).toFixed(1)} h`;
   const name = `${target === 'loop' ? `loop (${flags.schedule ? `${flags.schedule} schedule` : 'each schedule'})` : target}${settings.freestanding ? ' (freestanding)' : ''}${settings.mode !== 'graphs' ? ` (${settings.mode})` : ''}`;
   const fma = target === 'llvm' ? `${fmaApprox.length}${fmaApprox.length ? ` (seeds ${fmaApprox.join(', ')})` : ''}` : '-';

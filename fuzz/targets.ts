@@ -36,6 +36,8 @@ export type Target = (typeof TARGETS)[number];
 export const SCHEDULES = {
   wasm: WASM_CAPS,
   llvm: { ...LLVM_CAPS, threads: 2, parallelGrain: 64 },
+  // llvm on a CPU with AVX-512 VNNI: int8 kernels as byte quads (dot4)
+  vnni: { ...LLVM_CAPS, threads: 2, parallelGrain: 64, dot4: true },
   cuda: CUDA_CAPS,
   plain: { ...DEFAULT_CAPS, vectorWidth: 1 },
 } satisfies Record<string, TargetCaps>;
@@ -348,6 +350,8 @@ function run(cmd: string, args: string[], cwd: string, timeoutMs: number): Failu
  */
 export interface NativeMode {
   readonly freestanding?: boolean;
+  /** llvm: -mcpu */
+  readonly cpu?: string;
   readonly contract?: boolean;
 }
 
@@ -368,7 +372,7 @@ function runNativeModule(target: 'llvm' | 'cuda-emu', cases: readonly Case[], di
   });
   const weights = named.flatMap((n) => n.graph.params.map((p) => ({ name: nodeName(p), dtype: p.type.dtype as 'float32', shape: p.type.shape, data: n.params[nodeName(p)]! })));
   try {
-    if (target === 'llvm') compileLlvm({ outDir: dir, threads: 2, entries, weights, contract: mode.contract ?? true, ...(fs ? { runtime: 'freestanding', embedWeights: true } : {}) });
+    if (target === 'llvm') compileLlvm({ outDir: dir, threads: 2, entries, weights, contract: mode.contract ?? true, ...(mode.cpu ? { cpu: mode.cpu } : {}), ...(fs ? { runtime: 'freestanding', embedWeights: true } : {}) });
     else compileCuda({ outDir: dir, entries, weights, nvcc: false });
     const objects = fs ? ['-DKILN_FREESTANDING', 'kiln_core.c', 'kiln_rows.c', 'kiln_math.c', 'model_desc.c', 'model.o']
       : target === 'llvm' ? ['libmodel.a'] : ['model_emu.o', 'model_desc.o', 'kiln_runtime.o', 'kiln_rows.o', 'kiln_math.o', '-lstdc++'];
@@ -410,6 +414,8 @@ export interface RunOptions {
   readonly alive?: () => void;
   /** llvm: the freestanding runtime (no updates: the weights are in flash). */
   readonly freestanding?: boolean;
+  /** llvm: -mcpu */
+  readonly cpu?: string;
 }
 
 /** The schedule each compiled target's pipeline runs with. */
@@ -431,7 +437,7 @@ export function runCases(target: Target, cases: readonly Case[], o: RunOptions):
   if (target === 'loop') return cases.map((c) => runLoop(c, SCHEDULES[o.schedule ?? 'wasm']));
   const module = (cs: readonly Case[]) => {
     if (cs.length === 1) o.alive?.(); // each graph run again alone
-    return target === 'wasm' ? runWasmModule(cs) : runNativeModule(target, cs, o.workDir, o.timeoutMs, { freestanding: o.freestanding });
+    return target === 'wasm' ? runWasmModule(cs) : runNativeModule(target, cs, o.workDir, o.timeoutMs, { freestanding: o.freestanding, cpu: o.cpu });
   };
   // internal compiler errors first, one graph at a time: one would fail the whole module
   const outcomes = cases.map((c): Outcome => {
@@ -461,7 +467,7 @@ export function runCases(target: Target, cases: readonly Case[], o: RunOptions):
     outcomes.forEach((f, i) => {
       if (f?.kind !== 'mismatch') return;
       o.alive?.();
-      const plain = runNativeModule('llvm', [cases[i]!], o.workDir, o.timeoutMs, { freestanding: o.freestanding, contract: false });
+      const plain = runNativeModule('llvm', [cases[i]!], o.workDir, o.timeoutMs, { freestanding: o.freestanding, cpu: o.cpu, contract: false });
       if (Array.isArray(plain) && !plain[0]) outcomes[i] = { kind: 'fma-approx', message: `${f.message} (right without contraction)` };
     });
   }

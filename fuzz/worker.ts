@@ -16,6 +16,8 @@ export interface Settings {
   readonly mode: FuzzMode;
   /** llvm only: the freestanding runtime. */
   readonly freestanding: boolean;
+  /** llvm only: -mcpu (default: the host's x86-64 level), e.g. a VNNI CPU for int8 graphs' dot4. */
+  readonly cpu?: string;
   readonly out: string;
   readonly timeoutMs: number;
   readonly shrinkMs: number;
@@ -42,7 +44,7 @@ export type Report =
 
 /** The command that runs one seed again. */
 export function commandFor(s: Settings, seed: number, schedule?: Schedule): string {
-  return `npm run fuzz -- --target ${s.target} --seeds ${seed}..${seed + 1}${schedule ? ` --schedule ${schedule}` : ''}${s.updates ? ' --updates' : ''}${s.mode !== 'graphs' ? ` --${s.mode}` : ''}${s.freestanding ? ' --runtime freestanding' : ''}`;
+  return `npm run fuzz -- --target ${s.target} --seeds ${seed}..${seed + 1}${schedule ? ` --schedule ${schedule}` : ''}${s.updates ? ' --updates' : ''}${s.mode !== 'graphs' ? ` --${s.mode}` : ''}${s.freestanding ? ' --runtime freestanding' : ''}${s.cpu ? ` --cpu ${s.cpu}` : ''}`;
 }
 
 /** Where seed's reproducer goes: <out>/<target>[-<schedule>][-updates][-rows|-train-rows][-freestanding]-<seed>.ir */
@@ -64,7 +66,7 @@ function main(): void {
   const workDir = mkdtempSync(path.join(os.tmpdir(), 'kiln-fuzz-'));
   process.on('exit', () => rmSync(workDir, { recursive: true, force: true }));
   const send = (r: Report) => process.send!(r);
-  const run = { workDir, timeoutMs: s.timeoutMs, freestanding: s.freestanding, alive: () => send({ type: 'alive' }) };
+  const run = { workDir, timeoutMs: s.timeoutMs, freestanding: s.freestanding, cpu: s.cpu, alive: () => send({ type: 'alive' }) };
   process.on('message', (batch: Batch) => {
     const cases = batch.seeds.map((seed) => fuzzCase(seed, s.updates, s.mode));
     const outcomes = runCases(s.target, cases, { ...run, schedule: batch.schedule });

@@ -27,6 +27,13 @@ export interface PairDotArgs {
    * outputs and of inputs calibrated on non-negative data) and a column one in -128..127.
    */
   readonly width?: 2 | 4;
+  /**
+   * A matmul's column groups packed once per call into a buffer of them all, as a convolution's always are (default:
+   * packed in the step, per tile of rows: no such buffer, which a Cortex-M4's RAM may not hold).
+   */
+  readonly packColumns?: boolean;
+  /** Groups per row rounded up to a multiple of this (default 1): whole vectors of lanes in the packing nest. */
+  readonly pad?: number;
 }
 
 type Decl = Extract<Stmt, { k: 'decl' }>;
@@ -173,11 +180,14 @@ export const pairDot = primitive<PairDotArgs>({
     return undefined;
   },
   apply: (k, a) => {
-    // K not a multiple of the width: the last group's terms past K are a row value 0 (their loads clamped in bounds),
-    // so no term is left over
-    const m = match(k.body, a) as Match, K = m.ks.reduce((n, l) => n * l.extent, 1), W = a.width ?? 2, K2 = Math.ceil(K / W);
-    const nth = (f: Expr, i: number) => (i === 0 ? f : K % W ? E.binary('min', E.add(f, E.i32(i * K2)), E.i32(K - 1)) : E.add(f, E.i32(i * K2)));
-    const zeroPast = (f: Expr, i: number, v: Expr) => (i === 0 || K % W === 0 ? v : E.select(E.binary('lt', E.add(f, E.i32(i * K2)), E.i32(K)), v, E.i32(0)));
+    // W K2 > K (K not a multiple of the width, or K2 padded): group i's terms i K2 + f reach past K. Such a group
+    // reads terms K - K2 + f instead (in bounds, affine in f: contiguous vector loads), each a row value 0 but those
+    // from i K2 on (the earlier groups have the others), so every term is summed once; where K2 > K, clamped loads
+    const m = match(k.body, a) as Match, K = m.ks.reduce((n, l) => n * l.extent, 1), W = a.width ?? 2, pad = a.pad ?? 1;
+    const K2 = Math.ceil(Math.ceil(K / W) / pad) * pad, past = (i: number) => (i + 1) * K2 > K;
+    const nth = (f: Expr, i: number) => (!past(i) ? (i === 0 ? f : E.add(f, E.i32(i * K2))) : K2 <= K ? E.add(f, E.i32(K - K2)) : E.binary('min', E.add(f, E.i32(i * K2)), E.i32(K - 1)));
+    const zeroPast = (f: Expr, i: number, v: Expr) => (!past(i) ? v
+      : E.select(K2 <= K ? E.binary('ge', E.add(f, E.i32(K - K2)), E.i32(i * K2)) : E.binary('lt', E.add(f, E.i32(i * K2)), E.i32(K)), v, E.i32(0)));
     // a group's values as one i32: two int16 halves, or four bytes (pack16 of two pack8s)
     const packed = (v: readonly Expr[]) => (W === 2 ? E.binary('pack16', v[0]!, v[1]!) : E.binary('pack16', E.binary('pack8', v[0]!, v[1]!), E.binary('pack8', v[2]!, v[3]!)));
     const terms = Array.from({ length: W }, (_, i) => i);
@@ -206,8 +216,8 @@ export const pairDot = primitive<PairDotArgs>({
     // the columns' pairs: a convolution's once per call in a nest before, wp[k2, j] = pack16(column at k2, column at
     // K2 + k2) (its micro-kernel would pack them again for every tile: as many pack16s as dot2 vectors); a matmul's
     // in the step, where the micro-kernel packs its panels once per call, with no buffer of them all (RAM: the seed
-    // MLP's would be 100 KB on the Cortex-M4)
-    const N = m.j.extent, once = m.rows.length > 1, wb = k.fresh(`cols_${a.buffer}`), pk2 = k.fresh('pk'), pj = k.fresh('pj');
+    // MLP's would be 100 KB on the Cortex-M4), unless packColumns asks for them once per call
+    const N = m.j.extent, once = m.rows.length > 1 || a.packColumns === true, wb = k.fresh(`cols_${a.buffer}`), pk2 = k.fresh('pk'), pj = k.fresh('pj');
     const k2 = k.fresh('k'), sum = k.fresh('acc'), xv = k.fresh('x'), wv = k.fresh('w');
     const colAt = (f: Expr, j: Expr) => new Map([...unflatten(m.ks, f), [m.j.v, j]]);
     const pairOf = (f: Expr, j: Expr) => {
