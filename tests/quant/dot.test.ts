@@ -3,7 +3,7 @@
 // (random shapes: odd K, padding, strides, every x86 width this machine runs), and the instruction each target's
 // --cpu / --triple selects, read from the object code (pmaddwd, AVX-VNNI's vpdpwssd, the Cortex-M4's SMLAD).
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -16,7 +16,7 @@ import type { Graph } from '../../ir/graph.js';
 import { interpret } from '../../ir/interpreter.js';
 import { expectSame } from '../ir/helpers.js';
 import { runMain, weightsOf } from '../native.js';
-import { QUANT_CASES } from './graphs.js';
+import { QUANT_CASES, type QuantCase } from './graphs.js';
 import { randomQuantGraph } from './random.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'kiln-quant-dot-'));
@@ -28,19 +28,37 @@ function dot2Ref(a: number, b: number): number {
   return Number(BigInt.asIntN(32, half(a, false) * half(b, false) + half(a, true) * half(b, true)));
 }
 
+/** dot4 as loop/ir.ts defines it, in BigInt: a's four bytes unsigned times b's signed, summed, wrapped to i32. */
+function dot4Ref(a: number, b: number): number {
+  let s = 0n;
+  for (let i = 0; i < 4; i++) s += BigInt((a >>> (8 * i)) & 0xff) * BigInt(((b >>> (8 * i)) & 0xff) - (((b >>> (8 * i)) & 0x80) << 1));
+  return Number(BigInt.asIntN(32, s));
+}
+
 /** One loop-IR expression on the loop interpreter: out[0] = e(a[0], b[0]). */
-function evalBinary(op: 'dot2' | 'pack16', a: number, b: number): number {
+function evalBinary(op: 'dot2' | 'pack16' | 'dot4' | 'pack8', a: number, b: number): number {
   const body: Stmt[] = [{ k: 'store', buf: 'out', idx: E.i32(0), value: E.binary(op, E.load('a', E.i32(0), 'i32'), E.load('b', E.i32(0), 'i32')) }];
   const p: Program = { name: 'p', buffers: [{ name: 'a', dtype: 'int32', size: 1, kind: 'input' }, { name: 'b', dtype: 'int32', size: 1, kind: 'input' }, { name: 'out', dtype: 'int32', size: 1, kind: 'output' }],
     kernels: [{ name: 'k', ops: [], body }], inputs: [{ name: 'a', buffer: 'a' }, { name: 'b', buffer: 'b' }], params: [], outputs: [{ name: 'out', buffer: 'out' }], updates: [] };
   return runProgram(p, { a: Int32Array.of(a), b: Int32Array.of(b) }, {}).outputs.get('out')![0]!;
 }
 
-describe('dot2 and pack16 (loop interpreter)', () => {
+describe('dot2, pack16, dot4 and pack8 (loop interpreter)', () => {
   const edges = [0, 1, -1, 0x7fff, -0x8000, 0x8000, 0x7fff7fff, -0x80000000, 0x80008000 | 0, 0x12345678, -0x1234567];
   it('dot2 is the wrapped sum of the signed half products, -32768² twice included', () => {
     for (const a of edges) for (const b of edges) expect(evalBinary('dot2', a, b), `dot2(${a}, ${b})`).toBe(dot2Ref(a, b));
     expect(evalBinary('dot2', -0x7fff8000, -0x7fff8000)).toBe(-(2 ** 31)); // 2 * 2^30 wraps, as pmaddwd does
+  });
+  it('dot4 is the wrapped sum of a\'s unsigned bytes times b\'s signed bytes', () => {
+    const bytes = [0, 1, 0x7f, 0x80, 0xff, 0x7f7f7f7f, 0x80808080 | 0, -1, 0x12345678, -0x1234567, 0x00ff00ff];
+    for (const a of bytes) for (const b of bytes) expect(evalBinary('dot4', a, b), `dot4(${a}, ${b})`).toBe(dot4Ref(a, b));
+    expect(evalBinary('dot4', -1, 0x80808080 | 0)).toBe(4 * 255 * -128); // the extremes: no saturation (vpdpbusd, not vpdpbusds)
+  });
+  it('pack16 of two pack8s puts four bytes in order, low first', () => {
+    for (const [a, b, c, d] of [[0, 255, 17, 128], [-128, 127, -1, 0], [255, 0, 255, 0]]) {
+      const p = evalBinary('pack16', evalBinary('pack8', a!, b!), evalBinary('pack8', c!, d!));
+      expect([0, 8, 16, 24].map((i) => (p >>> i) & 0xff)).toEqual([a, b, c, d].map((v) => v! & 0xff));
+    }
   });
   it('pack16 keeps a\'s low 16 bits low and b\'s high', () => {
     for (const a of [-255, -1, 0, 255, 0x12345]) for (const b of [-128, -1, 0, 127]) {
@@ -50,16 +68,36 @@ describe('dot2 and pack16 (loop interpreter)', () => {
   });
 });
 
+// (the CNN built once: its Keras model names its input anew on each build, which its calibration data then lacks)
+let cnnBuilt: QuantCase | undefined;
+const cnnCase = () => (cnnBuilt ??= QUANT_CASES['cnn']!());
+
 const hostKernels = (g: Graph, cpu: string) => runPipeline(g, { caps: { ...llvmCaps(cpu), threads: 1 } }).program;
 /** The contractions scheduled as pair dot products: one buffer of row pairs each. */
 const pairNests = (p: Program) => p.buffers.filter((b) => b.name.startsWith('pairs_')).length;
+/** The kernels that accumulate dot4s. */
+const dot4Nests = (p: Program) => p.kernels.filter((k) => JSON.stringify(k.body).includes('"op":"dot4"')).length;
 
 describe('int8 pair dot products: scheduled, bit for bit', () => {
+  let cases: (readonly [string, QuantCase])[] | undefined;
+  const each = () => (cases ??= [['random', randomQuantGraph(3)], ['mlp', QUANT_CASES['mlp']!()], ['cnn', cnnCase()]]);
   it('the qmatmuls and qconvs of a random graph, the seed MLP and the CNN are scheduled as dot2 and equal the interpreter on the loop interpreter', () => {
     // random: all but the K = 1 matmul; mlp: both layers (10 outputs: one tile of 10 lanes); cnn: both convolutions and the Dense
-    for (const [name, c, nests] of [['random', randomQuantGraph(3), 4], ['mlp', QUANT_CASES['mlp']!(), 2], ['cnn', QUANT_CASES['cnn']!(), 3]] as const) {
+    for (const [[name, c], nests] of each().map((e, i) => [e, [4, 2, 3][i]!] as const)) {
       const p = hostKernels(c.g, 'x86-64-v3');
       expect(pairNests(p), name).toBe(nests);
+      const want = interpret(c.g, new Map(Object.entries(c.inputs)), new Map(Object.entries(c.params))).outputs;
+      const got = runProgram(p, c.inputs, c.params, { reverse: true }).outputs;
+      for (const o of c.g.outputs.filter((o) => o.node.op === 'dequantize' && o.name !== 'y')) expectSame(got.get(o.name)!, want.get(o.name)!.data);
+    }
+  });
+
+  it('with AVX-512 VNNI (icelake-server) the u8 x s8 contractions are byte quads (dot4) and equal the interpreter on the loop interpreter', () => {
+    // random: none (no row zero point -128: rows past u8, pairs); mlp: the second layer (ReLU rows; the first's
+    // inputs are signed); cnn: both convolutions and the Dense
+    for (const [[name, c], quads] of each().map((e, i) => [e, [0, 1, 3][i]!] as const)) {
+      const p = hostKernels(c.g, 'icelake-server');
+      expect(dot4Nests(p), name).toBe(quads);
       const want = interpret(c.g, new Map(Object.entries(c.inputs)), new Map(Object.entries(c.params))).outputs;
       const got = runProgram(p, c.inputs, c.params, { reverse: true }).outputs;
       for (const o of c.g.outputs.filter((o) => o.node.op === 'dequantize' && o.name !== 'y')) expectSame(got.get(o.name)!, want.get(o.name)!.data);
@@ -88,6 +126,9 @@ function mnemonics(obj: string, objdump = 'objdump'): Map<string, number> {
   return m;
 }
 
+/** Whether this machine runs AVX-512 VNNI code. */
+const hostVnni = /\bavx512_vnni\b/.test((() => { try { return readFileSync('/proc/cpuinfo', 'utf8'); } catch { return ''; } })());
+
 describe('the pair dot instruction, chosen at compile time from --cpu / --triple', () => {
   const { g, params } = QUANT_CASES['mlp']!();
   const build = (tag: string, o: { cpu?: string; triple?: string }) => {
@@ -95,7 +136,7 @@ describe('the pair dot instruction, chosen at compile time from --cpu / --triple
     compileLlvm({ outDir: dir, threads: 1, ...o, ...(o.triple ? { embedWeights: true } : {}), entries: [{ name: 'predict', graph: g, batchSize: 1 }], weights: weightsOf(g, params) });
     return path.join(dir, 'model.o');
   };
-  it('AVX2: vpmaddwd and no vpmulld; AVX-512 VNNI (icelake-server) and AVX-VNNI (alderlake): vpdpwssd', () => {
+  it('AVX2: vpmaddwd and no vpmulld; AVX-VNNI (alderlake): vpdpwssd; AVX-512 VNNI (icelake-server): vpdpbusd for the u8 rows, vpdpwssd for the signed ones', () => {
     const avx2 = mnemonics(build('avx2', { cpu: 'x86-64-v3' }));
     expect(avx2.get('vpmaddwd')).toBeGreaterThan(0);
     expect(avx2.get('vpmulld')).toBeUndefined();
@@ -103,6 +144,20 @@ describe('the pair dot instruction, chosen at compile time from --cpu / --triple
       const vnni = mnemonics(build(cpu, { cpu }));
       // (the 10-column layer's padded lanes stay pmaddwd + add: lanes shuffled between them)
       expect(vnni.get('vpdpwssd'), cpu).toBeGreaterThan(vnni.get('vpmaddwd') ?? 0);
+      if (cpu === 'alderlake') expect(vnni.get('vpdpbusd'), cpu).toBeUndefined();
+      else expect(vnni.get('vpdpbusd'), cpu).toBeGreaterThan(0);
+    }
+  });
+  // the byte quads run where this machine has AVX-512 VNNI (the same object code, read above)
+  // (the CNN: convolutions and a Dense of u8 rows, its first convolution's K = 9 not a multiple of 4)
+  it.skipIf(!hostVnni)('the CNN on llvm -mcpu=icelake-server (vpdpbusd) equals the interpreter', () => {
+    for (const [name, c] of [['cnn', cnnCase()]] as const) {
+      const dir = path.join(tmp, `run-${name}`);
+      compileLlvm({ outDir: dir, cpu: 'icelake-server', threads: 2, entries: [{ name: 'predict', graph: c.g, batchSize: 1 }], weights: weightsOf(c.g, c.params) });
+      expect(mnemonics(path.join(dir, 'model.o')).get('vpdpbusd'), name).toBeGreaterThan(0);
+      const got = runMain(path.join(dir, 'model_main'), dir, c.g, c.inputs, { KILN_NUM_THREADS: '2' });
+      const want = interpret(c.g, new Map(Object.entries(c.inputs)), new Map(Object.entries(c.params))).outputs;
+      for (const o of c.g.outputs.filter((o) => c.exact.includes(o.name))) expectSame(got.get(o.name)!, want.get(o.name)!.data);
     }
   });
   it.skipIf(!hasTool('llvm-objdump-14'))('Cortex-M4: SMLAD', () => {
