@@ -108,9 +108,21 @@ interface Row { model: string; batch: number; threads: number; f32: Timing; int8
 const fmt = (t: Timing): string => (t.us >= 1000 ? t.us.toFixed(0) : t.us.toFixed(1));
 const x = (a: Timing, b: Timing): string => `${(a.us / b.us).toFixed(2)}x`;
 
+/**
+ * The -mcpu of both kiln builds: a CPU LLVM 14 knows with AVX-512 VNNI where this machine has it (int8 kernels as
+ * vpdpbusd byte quads: the default, the host's x86-64 level, has no VNNI), else the default.
+ */
+function vnniCpu(): string | undefined {
+  let flags = '';
+  try { flags = readFileSync('/proc/cpuinfo', 'utf8'); } catch { /* not Linux */ }
+  return /\bavx512_vnni\b/.test(flags) && /\bavx512vl\b/.test(flags) ? 'icelake-server' : undefined;
+}
+
 /** Compiles, checks and times both models; returns the markdown section and its checks. */
 export async function int8Rows(tmp: string, b: Int8Bench, rand: () => number): Promise<string[]> {
   const rows: Row[] = [], notes: string[] = [];
+  const cpu = vnniCpu();
+  notes.push(cpu ? `both kiln builds with \`--cpu ${cpu}\` (this CPU has AVX-512 VNNI: int8 kernels as vpdpbusd where the rows are u8)` : 'kiln builds for the host\'s x86-64 level (no AVX-512 VNNI here: int8 kernels as pmaddwd pairs)');
   const cases = [
     { model: 'seed MLP', file: 'examples/seed/sequential.ts', batch: 256, shape: [784], ortShape: [256, 784] },
     { model: 'seed CNN', file: 'examples/seed/cnn.ts', batch: 64, shape: [28, 28, 1], ortShape: [64, 1, 28, 28] },
@@ -123,7 +135,7 @@ export async function int8Rows(tmp: string, b: Int8Bench, rand: () => number): P
     b.log(`int8: ${c.model}, batch ${c.batch}: compiling float32 and int8 (calibrated on the same ${c.batch} rows)`);
     // --max-batch: an artifact runs whole chunks of its max batch (256 by default, the rest zero rows): timed at 64
     // rows it would compute 256, ORT 64
-    const src = path.join(b.root, c.file), bs = ['--batch-size', String(c.batch), '--max-batch', String(c.batch)];
+    const src = path.join(b.root, c.file), bs = ['--batch-size', String(c.batch), '--max-batch', String(c.batch), ...(cpu ? ['--cpu', cpu] : [])];
     b.kilnCompile([src, '--target', 'llvm', ...bs, '-o', `${dir}_f32`]);
     b.kilnCompile([src, '--target', 'llvm', ...bs, '--quantize', 'int8', '--calibrate', xf, '-o', dir]);
     const man = JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as Manifest;
