@@ -180,8 +180,10 @@ class NestEmitter {
         return E.cast(t, at(0));
       case 'quantize': {
         // ir/quant.ts quantizeValue: round(x / scale) half to even in f32, + zero point, saturated; NaN gives the zero point
+        // (the clamps as compares and selects, not min/max: NaN, which min and max propagate at a cost, is the outer select's)
         const { scale, zeroPoint } = attrsOf(n, n.op), q = this.let(E.binary('div', at(0), E.f32(scale)));
-        const c = E.binary('min', E.binary('max', E.binary('add', E.unary('round', q), E.f32(zeroPoint)), E.f32(-128)), E.f32(127));
+        const r = E.binary('add', E.unary('round', q), E.f32(zeroPoint)), lo = E.select(E.binary('gt', r, E.f32(-128)), r, E.f32(-128));
+        const c = E.select(E.binary('lt', lo, E.f32(127)), lo, E.f32(127));
         return E.select(E.binary('eq', q, q), E.cast('i32', c), E.i32(zeroPoint));
       }
       case 'dequantize': {
