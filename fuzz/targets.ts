@@ -37,7 +37,7 @@ export const SCHEDULES = {
   wasm: WASM_CAPS,
   llvm: { ...LLVM_CAPS, threads: 2, parallelGrain: 64 },
   // llvm on a CPU with AVX-512 VNNI: int8 kernels as byte quads (dot4)
-  vnni: { ...LLVM_CAPS, threads: 2, parallelGrain: 64, dot4: true },
+  vnni: { ...LLVM_CAPS, threads: 2, parallelGrain: 64, dot4: true, packColumns: true },
   cuda: CUDA_CAPS,
   plain: { ...DEFAULT_CAPS, vectorWidth: 1 },
 } satisfies Record<string, TargetCaps>;

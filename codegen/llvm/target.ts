@@ -103,14 +103,17 @@ const capsByCpu = new Map<string, TargetCaps>();
  * keeps LLVM_CAPS (16 lanes, 22 of 32 zmm); AVX2 has 16 ymm of 8 lanes (6 x 16 tiles where the rows allow, 12
  * accumulators, as BLIS's Haswell kernel; the 4 x 64 of AVX-512 spilled half its 32 accumulators every step), and
  * row-cache blocks of 12 accumulators (8 rows of a 10-wide row, two ymm each, spilled); SSE 16 xmm of 4 lanes, no
- * FMA. CPUs that are not x86 (or that gcc does not know) keep LLVM_CAPS.
+ * FMA. CPUs that are not x86 (or that gcc does not know) keep LLVM_CAPS; x86 ones may pack int8 columns once per call
+ * (packColumns), and with AVX-512 VNNI have dot4.
  */
 export function llvmCaps(cpu: string | undefined): TargetCaps {
   if (cpu === undefined) return LLVM_CAPS;
   let caps = capsByCpu.get(cpu);
   if (!caps) {
     const x86 = x86Vectors(cpu);
-    caps = !x86 || x86.avx512 ? (x86?.vnni ? { ...LLVM_CAPS, dot4: true } : LLVM_CAPS) : { ...LLVM_CAPS, vectorWidth: x86.avx ? 8 : 4, vectorRegisters: 16, rowAccumulators: 12, fma: x86.fma };
+    // (x86: a host with RAM for int8 matmuls' packed columns)
+    caps = !x86 ? LLVM_CAPS : x86.avx512 ? { ...LLVM_CAPS, packColumns: true, ...(x86.vnni ? { dot4: true } : {}) }
+      : { ...LLVM_CAPS, vectorWidth: x86.avx ? 8 : 4, vectorRegisters: 16, rowAccumulators: 12, fma: x86.fma, packColumns: true };
     capsByCpu.set(cpu, caps);
   }
   return caps;

@@ -25,6 +25,11 @@ export interface TargetCaps {
   readonly gpu?: GpuCaps;
   /** Whether the target computes dot4 (loop/ir.ts: four u8 x s8 products) in one instruction (x86 VNNI's vpdpbusd). */
   readonly dot4?: boolean;
+  /**
+   * Whether an int8 matmul's column groups may be packed once per call into a buffer of them all (hosted x86: RAM
+   * to spare; otherwise per tile of rows: the seed MLP's would be 100 KB, more than a Cortex-M4 may hold).
+   */
+  readonly packColumns?: boolean;
   /** What the target renders as vector loops (vectorize.ts); none without. */
   readonly vector?: VectorCaps;
   /** What the target computes in one instruction, which the pipeline's legalize stage then leaves alone. */

@@ -43,13 +43,14 @@ export function cpuQmatmul(s: Schedule, caps: TargetCaps): void {
     // only where the micro-kernel's tile fits: dot2 as scalar shifts and multiplies costs more than two products
     const epilogue = 1 + j.body.slice(j.body.findIndex((x) => x.k === 'for') + 1).filter((x) => x.k === 'decl').length;
     if (!tileOf(rows[rows.length - 1]!.extent, j.extent, caps, epilogue)) continue;
-    // quads' columns packed once per call (VNNI CPUs: hosted x86, RAM to spare): per tile of rows, packing four bytes
-    // cost more instructions than the tile's vpdpbusds (seed MLP b256: 246 -> N us)
+    // the columns' groups packed once per call where the target has RAM to spare: per tile of rows, packing them
+    // cost more instructions than the tile's dot products (seed MLP b256, 1 thread: AVX-512 VNNI 220 -> 175 us,
+    // AVX-512 pmaddwd 305 -> 240 us)
     // a matmul's groups per row padded to whole vectors where more than two (K = 784 in quads: 196 -> 208, the packing
     // nest as 16-lane vectors, not two of 98 lanes that spill)
     const V = caps.vectorWidth, groups = Math.ceil(j.body.filter((x): x is For => x.k === 'for').flatMap((l) => outerChain(l)).reduce((n, l) => n * l.extent, 1) / width);
     const pad = rows.length === 1 && groups > 2 * V && groups % V ? V : 1;
-    s.apply(pairDot, { loop: top.v, buffer: s.freshBuffer(`pairs_${s.name}`), names, width, packColumns: width === 4, pad });
+    s.apply(pairDot, { loop: top.v, buffer: s.freshBuffer(`pairs_${s.name}`), names, width, packColumns: caps.packColumns === true, pad });
     // the packing nest's pairs in chunks that cpu_kinds makes vector lanes (an extent the target renders as one vector)
     // (a convolution's pairs loop is outside its positions: not split)
     const pk = findLoop(s.body, names[names.length - 1]!)!;
