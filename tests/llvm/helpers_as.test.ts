@@ -19,8 +19,8 @@ try {
   llvmAs = false;
 }
 
-// what dotIsa (target.ts) gives: x86 levels, the Cortex-M4's DSP, none (other triples, no -mcpu)
-const ISAS: readonly (DotIsa | undefined)[] = [undefined, 'sse2', 'avx2', 'avx512', 'dsp'];
+// what dotIsa (target.ts) gives: x86 levels (AVX-512 VNNI: dot4 as vpdpbusd), the Cortex-M4's DSP, none (other triples, no -mcpu)
+const ISAS: readonly (DotIsa | undefined)[] = [undefined, 'sse2', 'avx2', 'avx512', 'avx512vnni', 'dsp'];
 // every lane count a vector loop can have (LLVM_VECTORS), one beyond, and 1
 const WIDTHS = Array.from({ length: LLVM_VECTORS.maxExtent! + 1 }, (_, i) => i + 1);
 
