@@ -20,14 +20,21 @@ import { type Compiled, runPipeline } from '../../driver/pipeline.js';
 import { renderLlvmParts } from './render.js';
 import type { DotIsa } from './vector.js';
 
-/** An explicit CPU for opt/llc: LLVM 14 does not know the newest cores, so name the x86-64 level the host reaches. */
+/** The /proc/cpuinfo flags of Ice Lake server's additions to x86-64-v4 (AVX-512 VNNI's vpdpbusd for int8 among them). */
+const ICELAKE_SERVER = ['avx512_vnni', 'avx512vbmi', 'avx512_vbmi2', 'avx512_bitalg', 'avx512_vpopcntdq', 'avx512ifma', 'gfni', 'vaes', 'vpclmulqdq', 'clwb', 'rdpid', 'sha_ni'];
+
+/**
+ * An explicit CPU for opt/llc: LLVM 14 does not know the newest cores, so name the x86-64 level the host reaches,
+ * or icelake-server where it has all of that core's features (int8 kernels then use vpdpbusd).
+ */
 export function hostCpu(): string {
   let flags = '';
   try {
     flags = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('flags')) ?? '';
   } catch { /* not Linux */ }
-  if (/\bavx512f\b/.test(flags) && /\bavx512vl\b/.test(flags)) return 'x86-64-v4';
-  if (/\bavx2\b/.test(flags) && /\bfma\b/.test(flags)) return 'x86-64-v3';
+  const has = (f: string) => new RegExp(`\\b${f}\\b`).test(flags);
+  if (has('avx512f') && has('avx512vl')) return ICELAKE_SERVER.every(has) ? 'icelake-server' : 'x86-64-v4';
+  if (has('avx2') && has('fma')) return 'x86-64-v3';
   return 'x86-64-v2';
 }
 
@@ -71,14 +78,15 @@ export const bareMetal = (triple?: string): boolean => !!triple && triple.split(
 export const LLVM_CAPS: TargetCaps = { ...DEFAULT_CAPS, vectorWidth: 16, vectorRegisters: 22, fma: true, tileCode: 2048, threads: 1, vector: LLVM_VECTORS, legal: { ieeeMinMax: false } };
 
 /**
- * The x86-64 levels hostCpu names, fixed by the psABI (v2: SSE4.2; v3: AVX2 and FMA; v4: AVX-512 F/BW/CD/DQ/VL):
- * known without asking gcc, a process start on every compile for the host.
+ * The CPUs hostCpu names: x86-64 levels fixed by the psABI (v2: SSE4.2; v3: AVX2 and FMA; v4: AVX-512
+ * F/BW/CD/DQ/VL) and icelake-server (v4 with VNNI): known without asking gcc, a process start on every compile for the host.
  */
 interface X86Vectors { readonly avx512: boolean; readonly avx: boolean; readonly fma: boolean; readonly avx2: boolean; readonly avx512bw: boolean; readonly vnni?: boolean }
 const X86_LEVELS: ReadonlyMap<string, X86Vectors> = new Map([
   ['x86-64-v2', { avx512: false, avx: false, fma: false, avx2: false, avx512bw: false }],
   ['x86-64-v3', { avx512: false, avx: true, fma: true, avx2: true, avx512bw: false }],
   ['x86-64-v4', { avx512: true, avx: true, fma: true, avx2: true, avx512bw: true }],
+  ['icelake-server', { avx512: true, avx: true, fma: true, avx2: true, avx512bw: true, vnni: true }],
 ]);
 
 /** The x86 vector unit of an -mcpu name (as gcc -march knows it), or undefined where it is not an x86 CPU gcc knows. */
