@@ -191,6 +191,10 @@ class LaunchWriter {
           this.line(indent, 'KILN_BARRIER();');
           break;
         }
+        case 'arrive':
+          // a fence and a barrier, thread 0's atomic count, a barrier (kiln_cuda.h)
+          this.line(indent, `KILN_ARRIVE(&${this.array(s.counter)}[${this.expr(s.idx)}], ${s.count}, ${this.array(s.local)});`);
+          break;
         case 'if':
           // outside thread loops the condition reads no thread index: the block's barriers inside stay uniform
           this.line(indent, `if (${unwrapped(this.expr(s.cond))}) {`);

@@ -29,6 +29,12 @@
     type a = P[threadIdx.x < (n) ? threadIdx.x : 0]; \
     for (int kiln_s_ = (n) / 2; kiln_s_ > 0; kiln_s_ >>= 1) { type b = __shfl_down_sync(mask, a, kiln_s_); a = (combine); } \
     if (threadIdx.x == 0) P[0] = a; } } while (0)
+/* a block's arrival at a counter (loop IR `arrive`): each thread's stores made visible to the grid, then thread 0
+   counts the block in; last[0] (shared) is 1 in the block that brings the count to n, which resets the counter, and
+   what the other blocks stored before arriving is visible to it (the fence pattern of the CUDA guide's sum) */
+#define KILN_ARRIVE(counter, n, last) do { __threadfence(); __syncthreads(); if (threadIdx.x == 0) { \
+    int kiln_c_ = atomicAdd((counter), 1) + 1; (last)[0] = kiln_c_ == (n); if (kiln_c_ == (n)) *(counter) = 0; } \
+    __syncthreads(); if ((last)[0]) __threadfence(); } while (0)
 /* an array private to each thread of a block, alive across its thread loops */
 #define KILN_PER_THREAD(type, name, size, threads) type name[size]
 #define KILN_MINE(name) name
@@ -83,6 +89,9 @@ static void kiln_cuda_require_device(void) {
 #define KILN_WARP_TREE(type, P, n, mask, a, b, combine) do { for (int kiln_s_ = (n) / 2; kiln_s_ > 0; kiln_s_ >>= 1) \
     for (int kiln_i_ = 0; kiln_i_ < kiln_s_; ++kiln_i_) { type a = P[kiln_i_], b = P[kiln_i_ + kiln_s_]; P[kiln_i_] = (combine); } } while (0)
 #define KILN_PER_THREAD(type, name, size, threads) static type name[threads][size]
+/* blocks run one after another: the one that brings the count to n is the last */
+#define KILN_ARRIVE(counter, n, last) do { int kiln_c_ = *(counter) + 1; (last)[0] = kiln_c_ == (n); \
+    *(counter) = kiln_c_ == (n) ? 0 : kiln_c_; } while (0)
 #define KILN_MINE(name) name[kiln_tid_]
 static int kiln_tid_;
 /* The launch checks of the GPU build: CUDA's limits on a launch's shape, and KILN_CUDA_EMULATE_FAIL=<kernel> to
