@@ -59,6 +59,12 @@ describe('last-block combine', () => {
     expectMatchesGraph(g, p, 5);
   });
 
+  it('37 x 21 x 256 (tiles padded: the stores and so the combine under their guards): bit for bit in both block orders', () => {
+    const { g, p } = lastBlockProgram(37, 21, 256);
+    expect(printProgram(p)).toMatch(/arrive tiles\w*\[[^\]]+\] of 8 -> last\w*\n\s*if last\w*\[0\] != 0 \{[\s\S]*if /);
+    expectMatchesGraph(g, p, 6);
+  });
+
   it('a wrong count (one block short) is found: the combine runs before the last partial is in', () => {
     const { g, p, k } = lastBlockProgram(40, 24, 256);
     const short = printProgram(p).replace(/ of 8 -> /, ' of 7 -> ');
