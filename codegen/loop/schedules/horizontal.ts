@@ -7,6 +7,7 @@ import { type Buffer, E, type Program, S, type Stmt, scalarOf } from '../ir.js';
 import { type GpuCaps, launchShape } from '../gpu.js';
 import { accesses } from '../memplan.js';
 import { type For, mapExpr, mapStmtExprs, mapStmts, walkStmts } from '../visit.js';
+import { renamed } from './gpu_loops.js';
 import { declaredNames } from './loops.js';
 
 /** The largest buffer copied so that its writer may join its readers' launch (one block of threads copies it). */
@@ -89,8 +90,11 @@ function hoistResets(p: Program): Program {
     const keep: Stmt[] = [];
     for (const s of bodies[i]!) {
       const a = isLaunch(s) ? bufferAccesses([s]) : undefined, used = bufferAccesses([...prev, ...keep]);
-      if (a && !a.loads.size && a.stores.size && ![...a.stores].some((b) => used.loads.has(b) || used.stores.has(b))) prev.push(s);
-      else keep.push(s);
+      if (a && !a.loads.size && a.stores.size && ![...a.stores].some((b) => used.loads.has(b) || used.stores.has(b))) {
+        // loop names are unique per kernel: a name the kernel before has already is renamed
+        const there = declaredNames(prev), taken = new Set([...there, ...declaredNames(bodies[i]!)]);
+        prev.push(renamed([s], new Map([...declaredNames([s])].filter((n) => there.has(n)).map((n) => [n, freshName([], `${n}_`, taken)])))[0]!);
+      } else keep.push(s);
     }
     bodies[i] = keep;
   }
