@@ -6,7 +6,9 @@
 // blocks runs C's body for every output of the tile, over the same threads and outputs as its own partial's stores.
 // Each output's partials are still combined by the declared levels in order, so the result is bit for bit; the
 // counters are zeroed by a one-block nest before A (horizontal.ts moves it into the launch before) and set back to 0
-// by each tile's last block. The recipe applies it where the cost model finds one launch cheaper than two.
+// by each tile's last block. A split tree's partials (gpu_split_tree.ts: `G[x*W + p]`, one output a block, the
+// levels in place in G) are taken the same way. The recipe applies it to split-K where the cost model finds one
+// launch cheaper than two.
 import { type GpuCaps, launchShape } from '../gpu.js';
 import { accesses } from '../memplan.js';
 import { E, type Expr, S, type Stmt } from '../ir.js';
@@ -15,11 +17,11 @@ import { simplifyIndices } from './cleanup.js';
 import { dropDeadDecls } from './dead_decls.js';
 import { renamed } from './gpu_loops.js';
 import type { Recipe } from './index.js';
-import { type For, affineOf, declaredNames, ownExprs, substStmts } from './loops.js';
+import { type For, affineOf, declaredNames, ownExprs, substExpr, substStmts } from './loops.js';
 import { primitive } from './primitive.js';
 
 export interface LastBlockArgs {
-  /** the partials buffer of a split-K matmul (stored by one launch, loaded by a later one) */
+  /** the partials buffer of a split-K matmul or a split tree (stored by one launch, used by a later one) */
   readonly partials: string;
 }
 
@@ -63,33 +65,37 @@ function evalIndex(e: Expr, env: ReadonlyMap<string, number>): number | undefine
   }
 }
 
-/** The most outputs whose partials' loads loadsPartials checks one by one. */
-const MAX_CHECKED = 1 << 20;
+/** The most index evaluations accessesPartials makes (outputs times the values of the loops around each access). */
+const MAX_CHECKED = 1 << 22;
 
 /**
- * Whether every load of G in the statements (C's body at output X) is of that output's partial w for each w of a
- * loop of W iterations: G[w*rows + X], the index computed through the body's i32 decls; checked for every output.
+ * Whether every access of G in the statements (C's body at output X, of `rows`) is one of that output's W partials,
+ * G[X*sx + w*sp] for some w < W, the index computed through the body's i32 decls; checked for every output and every
+ * value of the loops around the access.
  */
-function loadsPartials(body: readonly Stmt[], G: string, rows: number, W: number): boolean {
-  const sites: { idx: Expr; decls: [string, Expr][]; w: string }[] = [];
-  const visit = (ss: readonly Stmt[], decls: [string, Expr][], loop: string | undefined): boolean => ss.every((s) => {
+function accessesPartials(body: readonly Stmt[], G: string, rows: number, W: number, sx: number, sp: number): boolean {
+  const sites: { idx: Expr; decls: [string, Expr][]; loops: For[] }[] = [];
+  const visit = (ss: readonly Stmt[], decls: [string, Expr][], loops: For[]): void => ss.forEach((s) => {
     if (s.k === 'decl' && s.t === 'i32') decls.push([s.name, s.init]);
-    let ok = true;
-    for (const e of ownExprs(s)) forEachExpr(e, (x) => {
-      if (x.k !== 'load' || x.buf !== G) return;
-      if (loop === undefined) ok = false;
-      else sites.push({ idx: x.idx, decls: [...decls], w: loop });
-    });
-    if (s.k === 'for') return ok && visit(s.body, [...decls], s.extent === W ? s.v : loop);
-    if (s.k === 'if') return ok && visit(s.body, [...decls], loop);
-    return ok;
+    for (const e of ownExprs(s)) forEachExpr(e, (x) => { if (x.k === 'load' && x.buf === G) sites.push({ idx: x.idx, decls: [...decls], loops }); });
+    if (s.k === 'store' && s.buf === G) sites.push({ idx: s.idx, decls: [...decls], loops });
+    if (s.k === 'for') visit(s.body, [...decls], [...loops, s]);
+    if (s.k === 'if') visit(s.body, [...decls], loops);
   });
-  if (!visit(body, [], undefined) || rows * 2 * sites.length > MAX_CHECKED) return false;
-  return sites.every(({ idx, decls, w }) => {
-    for (let x = 0; x < rows; x++) for (const p of [0, W - 1]) {
-      const env = new Map<string, number>([[X, x], [w, p]]);
-      for (const [n, init] of decls) { const v = evalIndex(init, env); if (v !== undefined) env.set(n, v); }
-      if (evalIndex(idx, env) !== p * rows + x) return false;
+  visit(body, [], []);
+  const evaluations = sites.reduce((n, x) => n + rows * x.loops.reduce((m, l) => m * l.extent, 1), 0);
+  if (evaluations > MAX_CHECKED) return false;
+  return sites.every(({ idx, decls, loops }) => {
+    for (let x = 0; x < rows; x++) {
+      const values = loops.reduce((n, l) => n * l.extent, 1);
+      for (let v = 0; v < values; v++) {
+        const env = new Map<string, number>([[X, x]]);
+        let rest = v;
+        for (const l of loops) { env.set(l.v, rest % l.extent); rest = Math.floor(rest / l.extent); }
+        for (const [n, init] of decls) { const d = evalIndex(init, env); if (d !== undefined) env.set(n, d); }
+        const at = evalIndex(idx, env), off = at === undefined ? -1 : at - x * sx;
+        if (!(off >= 0 && off % sp === 0 && off / sp < W)) return false;
+      }
     }
     return true;
   });
@@ -125,26 +131,32 @@ function parse(k: { body: readonly Stmt[]; buffers: readonly { name: string; siz
   const { s: store, path } = stores[0]!;
   const thread = path[0];
   if (thread?.k !== 'for' || thread.kind !== 'thread') return `the store of '${G}' is not in a thread loop of the block`;
-  const idx = affineOf(store.idx);
-  const p = blocks.find((b) => idx && idx.terms.get(b.v)! * b.extent === buf.size);
-  if (!idx || !p) return `no block loop of launch ${A.v} strides '${G}' by its partials`;
-  const rows = idx.terms.get(p.v)!, W = p.extent;
-  let other = 0;
-  walkStmts([thread], (s) => { if (s.k === 'store' && s !== store) other++; });
-  if (other) return `the thread loop storing '${G}' stores more`;
   // C: a block loop over a thread loop, its iterations the outputs g*T + t (guarded when they pass rows)
   const cThread = C.body.length === 1 ? C.body[0]! : undefined;
   if (blocks.length < 2 || cThread?.k !== 'for' || cThread.kind !== 'thread') return `launch ${C.v} is no grid of one thread loop`;
   const T = cThread.extent;
   let body = cThread.body;
   const guard = body.length === 1 && body[0]!.k === 'if' ? body[0]! : undefined;
+  const rows = guard?.k === 'if' && guard.cond.k === 'binary' && guard.cond.b.k === 'const' ? guard.cond.b.v : C.extent * T;
+  // A's partial p: a block loop over the W = size/rows partials, G[p*rows + x] (split-K) or G[x*W + p] (split tree)
+  const idx = affineOf(store.idx), W = buf.size / rows;
+  const p = blocks.find((b) => idx && b.extent === W && (idx.terms.get(b.v) === rows || idx.terms.get(b.v) === 1));
+  if (!idx || !p || !Number.isInteger(W)) return `no block loop of launch ${A.v} runs the partials of '${G}'`;
+  const sp = idx.terms.get(p.v)!, sx = sp === rows ? 1 : W;
+  // the rest of the store's index (p = 0) is its output x times sx
+  if ([...idx.terms].some(([v, c]) => v !== p.v && c % sx !== 0) || idx.c % sx !== 0) return `launch ${A.v} stores '${G}' other than by output and partial`;
+  let other = 0;
+  walkStmts([thread], (s) => { if (s.k === 'store' && s !== store) other++; });
+  if (other) return `the thread loop storing '${G}' stores more`;
   if (guard?.k === 'if') {
     const c = guard.cond, cond = c.k === 'binary' && c.op === 'lt' ? affineOf(c.a) : undefined;
     if (!cond || c.k !== 'binary' || c.b.k !== 'const' || c.b.v !== rows || flatten(c.a, C.v, cThread.v, T, E.i32(0)) !== E.i32(0)) return `launch ${C.v}'s guard is not its outputs' count`;
     body = guard.body;
   } else if (C.extent * T !== rows) return `launch ${C.v} covers ${C.extent * T} outputs, not ${rows}`;
   // C's body at output X: every use of its block and thread index is the output g*T + t; it loads G at w*rows + X
-  const f = (e: Expr) => flatten(e, C.v, cThread.v, T, E.v(X));
+  // (one thread a block: the block index is the output)
+  const one = new Map([[cThread.v, E.i32(0)], [C.v, E.v(X)]]);
+  const f = (e: Expr) => (T === 1 ? substExpr(e, one) : flatten(e, C.v, cThread.v, T, E.v(X)));
   const at = (ss: readonly Stmt[]): Stmt[] => ss.map((s): Stmt => {
     const t = mapOwnExprs(s, f);
     return t.k === 'for' || t.k === 'if' ? { ...t, body: at(t.body) } : t;
@@ -155,14 +167,16 @@ function parse(k: { body: readonly Stmt[]; buffers: readonly { name: string; siz
     if (e.k === 'var' && (e.name === C.v || e.name === cThread.v)) bad ??= `launch ${C.v} uses its block or thread index other than as its output`;
   });
   if (bad) return bad;
-  if (!loadsPartials(combine, G, rows, W)) return `launch ${C.v} loads '${G}' other than at its output's partials`;
-  return { ai, ci, A, C, blocks, p, rows, W, thread, store, combine };
+  if (!accessesPartials(combine, G, rows, W, sx, sp)) return `launch ${C.v} uses '${G}' other than at its output's partials`;
+  return { ai, ci, A, C, blocks, p, rows, W, sx, thread, store, combine };
 }
 
 /** Why C cannot run inside A's blocks (what it touches clashes with A or with the launches it moves before). */
 function clash(k: { body: readonly Stmt[] }, r: { ai: number; ci: number; A: For; C: For }, G: string): string | undefined {
   const c = bufferAccesses([r.C]), a = bufferAccesses([r.A]);
-  for (const b of c.stores) if (a.loads.has(b) || a.stores.has(b)) return `launch ${r.C.v} stores '${b}', which launch ${r.A.v} uses`;
+  // G: C's accesses are its output's partials (accessesPartials), stored before the last block arrives
+  if (a.loads.has(G)) return `launch ${r.A.v} loads '${G}'`;
+  for (const b of c.stores) if (b !== G && (a.loads.has(b) || a.stores.has(b))) return `launch ${r.C.v} stores '${b}', which launch ${r.A.v} uses`;
   for (const b of c.loads) if (b !== G && a.stores.has(b)) return `launch ${r.C.v} loads '${b}', which launch ${r.A.v} stores`;
   for (const l of k.body.slice(r.ai + 1, r.ci)) {
     const x = bufferAccesses([l]);
@@ -190,11 +204,12 @@ export const lastBlock = primitive<LastBlockArgs>({
     const counter = k.fresh('tiles'), last = k.fresh('last'), x = k.fresh('x');
     const combine = substStmts(r.combine, new Map([[X, E.v(x)]]));
     // the thread loop of A's stores, each store of G[p*rows + x] now C's body at x
-    const outputAt = substStmts([S.decl(x, 'i32', store.idx)], new Map([[p.v, E.i32(0)]]))[0]!;
+    const rest = substStmts([S.store(a.partials, store.idx, E.i32(0))], new Map([[p.v, E.i32(0)]]))[0]! as Extract<Stmt, { k: 'store' }>;
+    const outputAt = S.decl(x, 'i32', r.sx === 1 ? rest.idx : E.binary('idiv', rest.idx, E.i32(r.sx)));
     const swap = (ss: readonly Stmt[]): Stmt[] => ss.flatMap((s): Stmt[] => (s === store ? [outputAt, ...combine] : s.k === 'for' || s.k === 'if' ? [{ ...s, body: swap(s.body) }] : [s]));
-    const mine = [...declaredNames([thread])];
-    const names = new Map(mine.map((n) => [n, k.fresh(n.replace(/_?\d+$/, ''))]));
-    const copy = renamed(swap([thread]), names);
+    // every name the copy declares (the thread loop's and the combine's) fresh: the block's own are in scope
+    const swapped = swap([thread]), mine = [...declaredNames(swapped)].filter((n) => n !== x);
+    const copy = renamed(swapped, new Map(mine.map((n) => [n, k.fresh(n.replace(/_?\d+$/, ''))])));
     const innermost = blocks[blocks.length - 1]!;
     const body = [S.local(last, 'i32', 1, 'shared'), ...innermost.body, S.arrive(counter, tile, r.W, last), S.if(E.binary('ne', E.load(last, E.i32(0), 'i32'), E.i32(0)), copy)];
     const rebuild = (i: number): Stmt => (i === blocks.length - 1 ? { ...innermost, body } : { ...blocks[i]!, body: [rebuild(i + 1)] });
@@ -214,6 +229,9 @@ export const gpuLastBlock: Recipe = {
   run: (s, caps) => {
     const g: GpuCaps | undefined = caps.gpu;
     if (!g) return;
+    // split-K's partials only: a split tree's combine (gpu_split_tree.ts) the primitive takes too, but its launch is
+    // mostly merged with other combines by horizontal.ts, and the seed CNN at b1024 was 1.7% slower by the model
+    // with its split trees' combines in their last blocks (13 launches, 876,797 cycles, against 14 and 862,501)
     for (const b of s.program.buffers.filter((x) => x.name.startsWith('splitk'))) {
       const args = { partials: b.name };
       if (s.check(lastBlock, args) !== undefined) continue;
