@@ -203,9 +203,9 @@ export const lastBlock = primitive<LastBlockArgs>({
     const tile = tileLoops.reduce((acc: Expr, b) => E.add(E.mul(acc, E.i32(b.extent)), E.v(b.v)), E.i32(0));
     const counter = k.fresh('tiles'), last = k.fresh('last'), x = k.fresh('x');
     const combine = substStmts(r.combine, new Map([[X, E.v(x)]]));
-    // the thread loop of A's stores, each store of G[p*rows + x] now C's body at x
-    const rest = substStmts([S.store(a.partials, store.idx, E.i32(0))], new Map([[p.v, E.i32(0)]]))[0]! as Extract<Stmt, { k: 'store' }>;
-    const outputAt = S.decl(x, 'i32', r.sx === 1 ? rest.idx : E.binary('idiv', rest.idx, E.i32(r.sx)));
+    // the thread loop of A's stores, each store of a partial of output x now C's body at x
+    const rest = substExpr(store.idx, new Map([[p.v, E.i32(0)]]));
+    const outputAt = S.decl(x, 'i32', r.sx === 1 ? rest : E.binary('idiv', rest, E.i32(r.sx)));
     const swap = (ss: readonly Stmt[]): Stmt[] => ss.flatMap((s): Stmt[] => (s === store ? [outputAt, ...combine] : s.k === 'for' || s.k === 'if' ? [{ ...s, body: swap(s.body) }] : [s]));
     // every name the copy declares (the thread loop's and the combine's) fresh: the block's own are in scope
     const swapped = swap([thread]), mine = [...declaredNames(swapped)].filter((n) => n !== x);
