@@ -1,5 +1,6 @@
-// The last-block combine (schedules/gpu_last_block.ts) in the seed MLP's Adam step at batch 1024: W1's gradient split
-// 16 ways (gpu_split_k.ts), each output tile's last block running its partials' levels and W1's Adam update. The
+// The last-block combine (schedules/gpu_last_block.ts) in the seed MLP's Adam step: W1's gradient split over the
+// batch (gpu_split_k.ts), each output tile's last block running its partials' levels and W1's Adam update (from batch
+// 128 up; at 256 here, to keep the file short: batch 1024 is bench:cuda's case, bit for bit there too). The
 // emulated CUDA build equals the graph interpreter bit for bit (every output and updated param), and nvcc builds the
 // GPU code (KILN_ARRIVE's fence and atomic) for sm_90 with no warnings and no spills.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -20,7 +21,7 @@ const tmp = mkdtempSync(path.join(os.tmpdir(), 'kiln-lastblock-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe('last-block combine in the seed MLP step', () => {
-  it('the seed MLP step at batch 1024: W1\'s gradient, its 16 partials combined by each tile\'s last block with the Adam update; the emulated build equals the interpreter bit for bit', () => {
+  it('the seed MLP step at batch 256: W1\'s gradient, its partials combined by each tile\'s last block with the Adam update; the emulated build equals the interpreter bit for bit', () => {
     keras.utils.setRandomSeed(7);
     const model = keras.Sequential([
       keras.layers.Dense(64, { activation: 'relu', inputShape: [784] }),
@@ -28,13 +29,13 @@ describe('last-block combine in the seed MLP step', () => {
       keras.layers.Dense(10, { activation: 'softmax' }),
     ]);
     const c = compileModel(model, { optimizer: 'adam', loss: 'sparse_categorical_crossentropy' });
-    const step = traceTrainStep(model, c, [[1024, 784]], [[1024]]);
+    const step = traceTrainStep(model, c, [[256, 784]], [[256]]);
     const params = Object.fromEntries(step.variables.map((v) => [v.path, v.data]));
     const g = reductionTrees(step.graph, H100);
     const text = printProgram(runPipeline(g, { caps: CUDA_CAPS }).program);
-    expect(text).toMatch(/arrive tiles\w*\[[^\]]+\] of 16 -> last/);
+    expect(text).toMatch(/arrive tiles\w*\[[^\]]+\] of \d+ -> last/);
     const dir = path.join(tmp, 'mlp');
-    compileCuda({ outDir: dir, entries: [{ name: 'trainStep', graph: g, batchSize: 1024 }], weights: weightsOf(g, params), nvcc: false });
+    compileCuda({ outDir: dir, entries: [{ name: 'trainStep', graph: g, batchSize: 256 }], weights: weightsOf(g, params), nvcc: false });
     const cu = readFileSync(path.join(dir, 'model.cu'), 'utf8');
     expect(cu).toMatch(/KILN_ARRIVE\(&tiles\w*\[/);
     buildUpdateMain(dir, ['model_emu.o', 'model_desc.o', 'kiln_runtime.o', 'kiln_math.o'], ['-lstdc++']);
