@@ -10,7 +10,8 @@ import { type OpTable, binaryOp, castOp, unaryOp } from '../loop/legalize.js';
 import { formatF32 } from '../loop/printer.js';
 import { allreduceBuffer } from '../loop/allreduce.js';
 import { ALLREDUCE_HEAD, allreduceCall } from './distributed.js';
-import { WARP_A, WARP_B } from '../loop/visit.js';
+import { WARP_A, WARP_B, forEachStmtExpr } from '../loop/visit.js';
+import { accesses } from '../loop/memplan.js';
 import { dtypeBytes } from '../../ir/types.js';
 import { type Dp4a, dp4aOf } from './dp4a.js';
 import { float4Copy } from './float4.js';
@@ -89,7 +90,17 @@ class LaunchWriter {
   /** shared arrays (KILN_SHARED declares them 16-byte aligned) */
   private readonly shared = new Set<string>();
 
-  constructor(private readonly types: ReadonlyMap<string, string>, private readonly threads: number, private readonly offsets: Record<string, number>) {}
+  /**
+   * `wide`: the launch reaches a buffer of more than 2^31 - 1 elements, so its index arithmetic is 64-bit: loop
+   * variables and integer decls are long long (integer data too: its low 32 bits are the 32-bit result of add, sub
+   * and mul, and it is exact where the 32-bit value did not wrap).
+   */
+  constructor(private readonly types: ReadonlyMap<string, string>, private readonly threads: number, private readonly offsets: Record<string, number>, readonly wide = false) {}
+
+  /** The C type of a decl or loop variable of loop-IR type t. */
+  private ctype(t: Scalar): string {
+    return this.wide && t === 'i32' ? 'long long' : C_TYPE[t];
+  }
 
   /** A 4-lane copy as one float4 load and store (float4.ts), where both addresses are 16-byte aligned. */
   private float4(l: For, indent: string): boolean {
@@ -98,7 +109,7 @@ class LaunchWriter {
     const v = float4Copy(l, aligned);
     if (!v) return false;
     this.line(indent, '{');
-    for (const d of v.decls) this.line(`${indent}  `, `${C_TYPE[d.t]} ${d.name} = ${this.expr(d.init)};`);
+    for (const d of v.decls) this.line(`${indent}  `, `${this.ctype(d.t)} ${d.name} = ${this.expr(d.init)};`);
     const copy = `KILN_FLOAT4_COPY(&${this.array(v.dst)}[${this.expr(v.dstIdx)}], &${this.array(v.src)}[${this.expr(v.srcIdx)}]);`;
     if (!v.guard) this.line(`${indent}  `, copy);
     else {
@@ -145,7 +156,7 @@ class LaunchWriter {
       switch (s.k) {
         case 'for':
           if (s.kind === 'thread') {
-            this.line(indent, `KILN_THREADS(${s.v}, ${s.extent}) {`);
+            this.line(indent, `${this.wide ? 'KILN_THREADS_WIDE' : 'KILN_THREADS'}(${s.v}, ${s.extent}) {`);
             this.stmts(s.body, `${indent}  `, true);
             this.line(indent, '}');
             this.line(indent, 'KILN_BARRIER();');
@@ -157,12 +168,12 @@ class LaunchWriter {
             }
             if (this.float4(s, indent)) break;
             if (s.kind === 'unroll') this.line(indent, '#pragma unroll');
-            this.line(indent, `for (int ${s.v} = 0; ${s.v} < ${s.extent}; ++${s.v}) {`);
+            this.line(indent, `for (${this.ctype('i32')} ${s.v} = 0; ${s.v} < ${s.extent}; ++${s.v}) {`);
             this.stmts(s.body, `${indent}  `, inThread);
             this.line(indent, '}');
           }
           break;
-        case 'decl': this.line(indent, `${C_TYPE[s.t]} ${s.name} = ${this.expr(s.init)};`); break;
+        case 'decl': this.line(indent, `${this.ctype(s.t)} ${s.name} = ${this.expr(s.init)};`); break;
         case 'assign': this.line(indent, `${s.name} = ${this.expr(s.value)};`); break;
         case 'local': {
           const t = C_TYPE[s.t];
@@ -191,6 +202,10 @@ class LaunchWriter {
           this.line(indent, 'KILN_BARRIER();');
           break;
         }
+        case 'arrive':
+          // a fence and a barrier, thread 0's atomic count, a barrier (kiln_cuda.h)
+          this.line(indent, `KILN_ARRIVE(&${this.array(s.counter)}[${this.expr(s.idx)}], ${s.count}, ${this.array(s.local)});`);
+          break;
         case 'if':
           // outside thread loops the condition reads no thread index: the block's barriers inside stay uniform
           this.line(indent, `if (${unwrapped(this.expr(s.cond))}) {`);
@@ -245,13 +260,18 @@ interface Launch {
   readonly source: string;
 }
 
-function renderLaunch(name: string, nest: For, types: ReadonlyMap<string, string>, offsets: Record<string, number>): Launch {
+function renderLaunch(name: string, nest: For, types: ReadonlyMap<string, string>, offsets: Record<string, number>, sizes: ReadonlyMap<string, number>): Launch {
   // each part's block loops (directly nested) decode one flat block index, the outermost varying slowest; a
   // horizontally fused launch (launchParts) gives each part the next range of block indices, a branch the whole
   // block takes (so the parts' barriers stay uniform), under the widest part's threads
   const chains = launchParts(nest).map(blockChain);
   const threads = Math.max(...chains.map((c) => blockThreads(c.body)));
-  const w = new LaunchWriter(types, threads, offsets);
+  const { loads, stores } = accesses([nest]);
+  const wide = [...loads, ...stores].some((b) => (sizes.get(b) ?? 0) > INT_MAX);
+  let philox = false;
+  forEachStmtExpr([nest], (e) => { philox ||= e.k === 'philox'; });
+  if (wide && philox) throw new Error(`cuda: launch ${name} draws random numbers over a buffer of more than 2^31 - 1 elements (Philox counts elements in 32 bits)`);
+  const w = new LaunchWriter(types, threads, offsets, wide);
   const decode: string[] = [];
   let base = 0;
   for (const c of chains) {
@@ -261,7 +281,7 @@ function renderLaunch(name: string, nest: For, types: ReadonlyMap<string, string
     let stride = c.grid;
     for (const b of c.blocks) {
       stride /= b.extent;
-      (chains.length > 1 ? (l: string) => w.raw(l) : (l: string) => decode.push(l))(`${indent}[[maybe_unused]] const int ${b.v} = ${id} / ${stride} % ${b.extent};`);
+      (chains.length > 1 ? (l: string) => w.raw(l) : (l: string) => decode.push(l))(`${indent}[[maybe_unused]] const ${wide ? 'long long' : 'int'} ${b.v} = ${id} / ${stride} % ${b.extent};`);
     }
     w.stmts(c.body, indent, false);
     base += c.grid;
@@ -321,15 +341,6 @@ const ranges = (name: string, rs: number[][]) => `static const long ${name}[][${
 
 const INT_MAX = 2 ** 31 - 1;
 
-/** Kernels index with 32-bit int: a buffer over 2^31 - 1 elements is refused here rather than indexed wrongly. */
-function checkIndexWidth(e: Entry): void {
-  for (const b of e.program.buffers) {
-    if (b.size > INT_MAX) {
-      throw new Error(`cuda: buffer ${b.name} of entry ${e.name} has ${b.size} elements, over the 2^31 - 1 that 32-bit kernel indexing reaches (compile a smaller batch)`);
-    }
-  }
-}
-
 /**
  * model.cu for every entry over the shared memory layout: the kernels, then per entry `kiln_<entry>(mem)`. The
  * device keeps its own copy of the memory block, copied in whole on the first call (and after
@@ -342,12 +353,11 @@ export function renderCuda(entries: readonly Entry[], layout: Layout, name: stri
   const runs: string[] = [];
   const resident: number[][] = [];
   for (const e of entries) {
-    checkIndexWidth(e);
     const program = e.program; // legalized by the pipeline (CUDA_CAPS)
-    const types = new Map(program.buffers.map((b) => [b.name, b.dtype]));
+    const types = new Map(program.buffers.map((b) => [b.name, b.dtype])), sizes = new Map(program.buffers.map((b) => [b.name, b.size]));
     const launches = program.kernels.flatMap((k: Kernel) => k.body.map((nest, i) => {
       if (nest.k !== 'for' || nest.kind !== 'block') throw new Error(`cuda: kernel ${k.name} is not scheduled for a GPU (a top-level ${nest.k} that is not a block loop)`);
-      const l = renderLaunch(`${e.name}_${k.name}_${i}`, nest, types, layout.offsets[e.name]!);
+      const l = renderLaunch(`${e.name}_${k.name}_${i}`, nest, types, layout.offsets[e.name]!, sizes);
       return k.allreduce && i === k.body.length - 1 ? { ...l, after: allreduceCall(allreduceBuffer(program, k), layout.offsets[e.name]!) } : l;
     }));
     parts.push(...launches.map((l) => `${l.source}\n`));

@@ -58,7 +58,7 @@ export function hasNvcc(): boolean {
 }
 
 /** The Makefile: runtime/cuda/Makefile with this artifact's default GPU architecture and executables filled in. */
-function makefile(arch: string, hasTrain: boolean): string {
+function makefile(arch: string, hasTrain: boolean, memoryBytes: number): string {
   let src = readFileSync(path.join(runtimeDir('cuda'), 'Makefile'), 'utf8');
   const fill = (name: string, line: string) => {
     const re = new RegExp(`^${name} \\??= .*$`, 'm');
@@ -67,6 +67,9 @@ function makefile(arch: string, hasTrain: boolean): string {
   };
   fill('ARCH', `ARCH ?= ${arch}`);
   fill('MAINS', `MAINS = ${['model_main', ...(hasTrain ? ['model_train'] : [])].join(' ')}`);
+  // the mains hold the memory block in a static array: past 2 GiB it must go to x86-64's large-data section, or
+  // the link fails ("relocation truncated to fit")
+  if (memoryBytes >= 2 ** 31 - 2 ** 24) src += '\n# the memory block is over 2 GiB: the mains\' static copy of it in the large-data section\nifeq ($(shell uname -m),x86_64)\nCFLAGS += -mcmodel=medium\nendif\n';
   return src;
 }
 
@@ -81,7 +84,7 @@ export function compileCuda(o: CudaTargetOptions): string[] {
   writeFileSync(path.join(dir, 'model.cu'), renderCuda(entries, layout, 'model') + (o.distributed ? NCCL_TAIL : ''));
   writeFileSync(path.join(dir, 'model.h'), headerSource(o, layout, o.distributed ? [...DEVICE_API, ...NCCL_API] : DEVICE_API));
   writeFileSync(path.join(dir, 'model_desc.c'), descSource(o, compiled, layout, undefined, false));
-  writeFileSync(path.join(dir, 'Makefile'), makefile(arch, hasTrain));
+  writeFileSync(path.join(dir, 'Makefile'), makefile(arch, hasTrain, layout.memoryBytes));
   for (const f of ['kiln_runtime.h', 'kiln_runtime.c', 'kiln_core.c', 'kiln_rows.c', 'kiln_math.c', 'kiln_cli.h', 'model_main.c', 'model_train.c']) copyFileSync(path.join(runtimeDir('c'), f), path.join(dir, f));
   for (const f of ['kiln_cuda.h', 'kiln_cuda_host.h']) copyFileSync(path.join(runtimeDir('cuda'), f), path.join(dir, f));
   writeFileSync(path.join(dir, 'weights.safetensors'), writeSafetensors(o.weights, { format: 'kiln' }));

@@ -510,6 +510,7 @@ class KernelBuilder {
         return;
       }
       case 'warpTree': throw new Error(`warp tree over ${s.local} is a GPU collective: this renderer takes CPU schedules`);
+      case 'arrive': throw new Error(`arrive at ${s.counter} is a GPU block's: this renderer takes CPU schedules`);
     }
   }
 

@@ -35,6 +35,7 @@ export function assigned(stmts: readonly Stmt[], out = new Set<string>()): Set<s
 function arrays(stmts: readonly Stmt[], out = new Set<string>()): Set<string> {
   walkStmts(stmts, (s) => {
     if (s.k === 'store') out.add(s.buf);
+    if (s.k === 'arrive') out.add(s.counter).add(s.local);
     for (const e of stmtExprs(s)) forEachExpr(e, (x) => { if (x.k === 'load') out.add(x.buf); });
   });
   return out;
@@ -85,6 +86,7 @@ function writesApart(loop: Extract<Stmt, { k: 'for' }>): boolean {
     for (const s of ss) {
       for (const e of stmtExprs(s)) forEachExpr(e, (x) => { if (x.k === 'load') acc.push({ array: x.buf, idx: inline(x.idx), write: false, inner: around, guards: [] }); });
       if (s.k === 'store') acc.push({ array: s.buf, idx: inline(s.idx), write: true, inner: around, guards: [] });
+      if (s.k === 'arrive') acc.push({ array: s.counter, idx: inline(s.idx), write: true, inner: around, guards: [] });
       if (s.k === 'decl' || s.k === 'local') declared.add(s.name);
       if (s.k === 'decl' && !changed.has(s.name)) env.set(s.name, inline(s.init));
       if (s.k === 'for') {

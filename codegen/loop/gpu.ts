@@ -419,6 +419,7 @@ function blockWork(body: readonly Stmt[], threads: number, g: GpuCaps, scopes: S
   for (const s of body) {
     if (s.k === 'if') { const w = blockWork(s.body, threads, g, scopes), c = stmtWork(s, scopes, g); run(s, { issue: c.issue + w.issue, path: c.path + w.path, global: c.global + w.global, mem: Math.max(c.mem, w.mem) }); } // a guarded tail costs as much as a full tile
     else if (s.k === 'warpTree') run(s, { issue: 4 * Math.log2(s.size) + BARRIER_CYCLES, path: (4 * Math.log2(s.size) + BARRIER_CYCLES) * g.latency, global: 0, mem: 0 }); // a shuffle, a combine a level
+    else if (s.k === 'arrive') run(s, { issue: 2 * BARRIER_CYCLES + 2, path: 2 * BARRIER_CYCLES + 2 * g.globalLatency, global: 1, mem: g.globalLatency }, true); // a fence, an atomic's round trip, two barriers
     else if (s.k === 'local') continue;
     else if (s.k !== 'for') run(s, stmtWork(s, scopes, g));
     else if (s.kind === 'thread') {
@@ -445,6 +446,7 @@ function readsWrites(s: Stmt): ReadsWrites {
   if (s.k === 'decl' || s.k === 'assign') writes.add(s.name);
   else if (s.k === 'store') writes.add(s.buf);
   else if (s.k === 'warpTree') { reads.add(s.local); writes.add(s.local); }
+  else if (s.k === 'arrive') { reads.add(s.counter).add(s.local); writes.add(s.counter).add(s.local); }
   else if (s.k === 'if') { const b = bodyReadsWrites(s.body); b.reads.forEach((x) => reads.add(x)); b.writes.forEach((x) => writes.add(x)); }
   rwMemo.set(s, (m = { reads, writes }));
   return m;
@@ -498,19 +500,20 @@ function carried(loop: For): 'independent' | 'accumulate' | 'serial' {
 const carriedMemo = new WeakMap<readonly Stmt[], Map<string, 'independent' | 'accumulate' | 'serial'>>();
 
 function carriedKind(loop: For): 'independent' | 'accumulate' | 'serial' {
-  const varying = new Set([loop.v]);
+  const varying = new Set([loop.v]), own = new Set<string>();
   let kind: 'independent' | 'accumulate' = 'independent';
   // x op e (or e op x): the statement's own old value combined once
   const accumulates = (v: Expr, self: (x: Expr) => boolean) => v.k === 'binary' && (self(v.a) || self(v.b));
   // false as soon as an iteration needs the one before beyond an accumulation (the rest need not be looked at)
   const visit = (ss: readonly Stmt[]): boolean => ss.every((s) => {
     if (s.k === 'decl' && mentions(s.init, varying)) varying.add(s.name);
-    if (s.k === 'warpTree') return false;
+    if (s.k === 'local') own.add(s.name); // an array of the iteration's own: its stores carry nothing
+    if (s.k === 'warpTree' || s.k === 'arrive') return false;
     if (s.k === 'assign') {
       if (!accumulates(s.value, (x) => x.k === 'var' && x.name === s.name)) return false;
       kind = 'accumulate';
     }
-    if (s.k === 'store' && !mentions(s.idx, varying)) {
+    if (s.k === 'store' && !own.has(s.buf) && !mentions(s.idx, varying)) {
       if (!accumulates(s.value, (x) => x.k === 'load' && x.buf === s.buf && exprId(x.idx) === exprId(s.idx))) return false;
       kind = 'accumulate';
     }
@@ -581,6 +584,19 @@ function blockCycles(parts: readonly Part[], threads: number, shared: number, re
   return Math.max(slowest, issued, slots, l2);
 }
 
+/**
+ * The parts of one block nest: its blocks, and where their body ends in an arrive and an if on it (a last-block
+ * combine, schedules/gpu_last_block.ts), the if's body as a part of its own: grid/count blocks (one a counter),
+ * each after its own work.
+ */
+function chainParts(c: { grid: number; body: readonly Stmt[] }, block: number, g: GpuCaps): Part[] {
+  const scopes = scopesOf(c.body), threads = blockThreads(c.body), n = c.body.length;
+  const arrive = c.body[n - 2], tail = c.body[n - 1];
+  if (arrive?.k !== 'arrive' || tail?.k !== 'if') return [{ grid: c.grid, threads, work: blockWork(c.body, block, g, scopes) }];
+  const own = blockWork(c.body.slice(0, -1), block, g, scopes), last = blockWork(tail.body, block, g, scopes);
+  return [{ grid: c.grid, threads, work: own }, { grid: Math.ceil(c.grid / arrive.count), threads, work: { ...last, path: own.path + last.path } }];
+}
+
 /** A launch's shape and estimate (one or more block nests: launchParts). */
 export function launchShape(kernel: string, top: For, g: GpuCaps = H100): LaunchShape {
   const chains = launchParts(top).map(blockChain);
@@ -594,8 +610,8 @@ export function launchShape(kernel: string, top: For, g: GpuCaps = H100): Launch
     });
     registers = Math.max(registers, r);
   }
-  const parts = chains.map((c) => ({ grid: c.grid, threads: blockThreads(c.body), work: blockWork(c.body, block, g, scopesOf(c.body)) }));
-  const grid = parts.reduce((n, x) => n + x.grid, 0);
+  const parts = chains.flatMap((c) => chainParts(c, block, g));
+  const grid = chains.reduce((n, c) => n + c.grid, 0);
   const cycles = LAUNCH_CYCLES + blockCycles(parts, block, shared, registers, g);
   return { kernel, grid, block, shared, registers, cycles: Math.round(cycles), nests: parts.length };
 }

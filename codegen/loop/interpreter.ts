@@ -287,6 +287,19 @@ function compileKernel(k: Kernel, storage: ReadonlyMap<string, TypedArray>, opti
         return () => { if (cond() !== 0) body(); };
       }
       case 'warpTree': return syms.within(() => block(warpTreeLevels(s)));
+      case 'arrive': {
+        // blocks run one after another: the one that brings the count to s.count is the last
+        const idx = expr(s.idx), data = storage.get(s.counter)!, n = data.length, vars = visible(), sym = lookup(s.local);
+        if (sym?.kind !== 'local') throw new Error(`kernel ${k.name}: arrive sets ${s.local}, no local array`);
+        const { slot } = sym, count = s.count;
+        return () => {
+          const i = idx();
+          if (!(i >= 0 && i < n)) throw outOfBounds('store', s.idx, s.counter, i, n, vars);
+          const c = data[i]! + 1;
+          data[i] = c === count ? 0 : c;
+          locals[slot]![0] = c === count ? 1 : 0;
+        };
+      }
       default: {
         const never: never = s;
         throw new Error(`kernel ${k.name}: unknown statement ${JSON.stringify(never)}`);

@@ -69,7 +69,15 @@ export type Stmt =
    * `combine`, where legalize rewrote the op (max and min as selects), is its value in the variables `kiln_a` (P[i])
    * and `kiln_b` (P[i + s]), which nothing else binds.
    */
-  | { readonly k: 'warpTree'; readonly local: string; readonly t: 'f32' | 'i32'; readonly op: 'add' | 'mul' | 'max' | 'min'; readonly size: number; readonly combine?: Expr };
+  | { readonly k: 'warpTree'; readonly local: string; readonly t: 'f32' | 'i32'; readonly op: 'add' | 'mul' | 'max' | 'min'; readonly size: number; readonly combine?: Expr }
+  /**
+   * A block's arrival (GPU blocks only, outside thread loops; schedules/gpu_last_block.ts): once every store the
+   * block made before it is visible to the whole grid, the block counts itself in at counter[idx] (an i32 buffer,
+   * 0 before the launch), and local[0] (an i32 shared local) becomes 1 in the block whose arrival brings it to
+   * `count` (that block sets counter[idx] back to 0), 0 in the others. What the `count` blocks stored before
+   * arriving may be read, in an `if local[0] != 0`, by the last of them (a last-block combine).
+   */
+  | { readonly k: 'arrive'; readonly counter: string; readonly idx: Expr; readonly count: number; readonly local: string };
 
 export type BufferKind = 'input' | 'param' | 'output' | 'temp' | 'const';
 
@@ -284,5 +292,6 @@ export const S = {
   store: (buf: string, idx: Expr, value: Expr): Stmt => ({ k: 'store', buf, idx, value }),
   if: (cond: Expr, body: Stmt[]): Stmt => ({ k: 'if', cond, body }),
   warpTree: (local: string, t: 'f32' | 'i32', op: 'add' | 'mul' | 'max' | 'min', size: number): Stmt => ({ k: 'warpTree', local, t, op, size }),
+  arrive: (counter: string, idx: Expr, count: number, local: string): Stmt => ({ k: 'arrive', counter, idx, count, local }),
 };
 

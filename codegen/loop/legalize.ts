@@ -100,6 +100,7 @@ class KernelLegalizer {
         return { ...s, idx, value: this.expr(s.value) };
       }
       case 'local': return s;
+      case 'arrive': return { ...s, idx: this.expr(s.idx) };
       case 'warpTree': {
         // a sum or product is native on every target; max and min may become selects (of two variables: no temps)
         if (s.op === 'add' || s.op === 'mul' || s.combine) return s;
@@ -252,6 +253,7 @@ function namesOf(stmts: readonly Stmt[], out: Set<string>): Set<string> {
     else if (s.k === 'assign') { out.add(s.name); expr(s.value); }
     else if (s.k === 'local') out.add(s.name);
     else if (s.k === 'warpTree') out.add(s.local);
+    else if (s.k === 'arrive') { out.add(s.counter); out.add(s.local); expr(s.idx); }
     else { out.add(s.buf); expr(s.idx); expr(s.value); }
   }
   return out;

@@ -38,6 +38,7 @@ export function bytesOf(b: Buffer): number {
 export function accesses(stmts: readonly Stmt[], loads = new Set<string>(), stores = new Set<string>()): { loads: Set<string>; stores: Set<string> } {
   walkStmts(stmts, (s) => {
     if (s.k === 'store') stores.add(s.buf);
+    if (s.k === 'arrive') { loads.add(s.counter); stores.add(s.counter); }
     for (const e of stmtExprs(s)) forEachExpr(e, (x) => { if (x.k === 'load') loads.add(x.buf); });
   });
   return { loads, stores };

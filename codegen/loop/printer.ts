@@ -77,6 +77,7 @@ export function printStmtHead(s: Stmt): string {
     case 'store': return `${s.buf}[${printExpr(s.idx)}] = ${printExpr(s.value)}`;
     case 'if': return `if ${printExpr(s.cond)} {`;
     case 'warpTree': return `warp_tree ${s.op} ${s.local}[0..${s.size}]${s.combine ? ` by ${printExpr(s.combine)}` : ''}`;
+    case 'arrive': return `arrive ${s.counter}[${printExpr(s.idx)}] of ${s.count} -> ${s.local}`;
     default: {
       const never: never = s;
       return `<bad stmt ${JSON.stringify(never)}>`;

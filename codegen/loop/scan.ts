@@ -65,6 +65,10 @@ class Relocate extends ExprMutator {
       case 'assign': return { ...s, name: this.prefix + s.name, value: this.expr(s.value) };
       case 'local': return { ...s, name: this.prefix + s.name };
       case 'warpTree': return { ...s, local: this.prefix + s.local };
+      case 'arrive': {
+        const [counter, idx] = this.at(s.counter, this.expr(s.idx));
+        return { ...s, counter, idx, local: this.prefix + s.local };
+      }
       case 'store': {
         const [buf, idx] = this.at(s.buf, this.expr(s.idx));
         return { ...s, buf, idx, value: this.expr(s.value) };

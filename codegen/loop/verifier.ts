@@ -259,6 +259,16 @@ export function verifyKernel(k: Kernel, buffers: readonly Buffer[]): string[] {
         if (![2, 4, 8, 16, 32].includes(s.size) || s.size > a.size!) bad(`warp tree of ${s.size} elements: not a power of two from 2 to 32 within '${s.local}' (${a.size})`);
         return;
       }
+      case 'arrive': {
+        // the block's arrival at a counter: at block level, setting a shared i32 local the block has
+        const a = array(s.counter, 'counts into'), l = lookup(s.local);
+        if (gpu !== 'block') bad('an arrive must be in a GPU block, outside its thread loops');
+        if (a && (a.kind === 'local' || a.t !== 'i32')) bad(`arrive counts into '${s.counter}', which is no i32 buffer`);
+        if (l?.kind !== 'local' || l.scope !== 'shared' || l.t !== 'i32') bad(`arrive sets '${s.local}', which is no shared i32 local array in scope`);
+        if (!Number.isInteger(s.count) || s.count < 1) bad(`arrive count ${s.count} is not a positive integer`);
+        checkIndex(`arrive ${s.counter}`, s.idx, a?.size ?? Infinity);
+        return;
+      }
       default: {
         const never: never = s;
         bad(`unknown statement kind ${JSON.stringify((never as { k: unknown }).k)}`);

@@ -121,6 +121,7 @@ export function stmtExprs(s: Stmt): readonly Expr[] {
   switch (s.k) {
     case 'for': case 'local': case 'warpTree': return [];
     case 'if': return [s.cond];
+    case 'arrive': return [s.idx];
     case 'decl': return [s.init];
     case 'assign': return [s.value];
     case 'store': return [s.idx, s.value];
@@ -134,6 +135,10 @@ export function mapStmtExprs(s: Stmt, f: (e: Expr) => Expr): Stmt {
     case 'if': {
       const cond = f(s.cond);
       return cond === s.cond ? s : { ...s, cond };
+    }
+    case 'arrive': {
+      const idx = f(s.idx);
+      return idx === s.idx ? s : { ...s, idx };
     }
     case 'decl': {
       const init = f(s.init);

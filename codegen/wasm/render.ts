@@ -346,6 +346,8 @@ class KernelRenderer {
         return w.if(this.expr(s.cond), w.block(this.stmts(s.body)));
       case 'warpTree':
         throw new Error(`warp tree over ${s.local} is a GPU collective: this renderer takes CPU schedules`);
+      case 'arrive':
+        throw new Error(`arrive at ${s.counter} is a GPU block's: this renderer takes CPU schedules`);
     }
   }
 

@@ -22,6 +22,8 @@
 #define KILN_FLOAT4_FILL(dst, v) (*(float4 *)(dst) = make_float4((v), (v), (v), (v)))
 /* a thread loop: iteration t runs on thread t; a barrier after it */
 #define KILN_THREADS(t, n) for (int t = (int)threadIdx.x, t##_once = 1; t##_once && t < (n); t##_once = 0)
+/* the same with a 64-bit variable: the thread loop of a launch indexing past 2^31 - 1 elements (render.ts wide) */
+#define KILN_THREADS_WIDE(t, n) for (long long t = (long long)threadIdx.x, t##_once = 1; t##_once && t < (n); t##_once = 0)
 #define KILN_BARRIER() __syncthreads()
 /* a declared tree's last levels (n/2, ..., 1 of P[0..n)) on the block's first warp (lanes `mask`, n of them at
    least): lane i holds P[i] and adds lane i + s's value at each level s, so lane 0 ends with the levels' P[0] */
@@ -29,6 +31,12 @@
     type a = P[threadIdx.x < (n) ? threadIdx.x : 0]; \
     for (int kiln_s_ = (n) / 2; kiln_s_ > 0; kiln_s_ >>= 1) { type b = __shfl_down_sync(mask, a, kiln_s_); a = (combine); } \
     if (threadIdx.x == 0) P[0] = a; } } while (0)
+/* a block's arrival at a counter (loop IR `arrive`): each thread's stores made visible to the grid, then thread 0
+   counts the block in; last[0] (shared) is 1 in the block that brings the count to n, which resets the counter, and
+   what the other blocks stored before arriving is visible to it (the fence pattern of the CUDA guide's sum) */
+#define KILN_ARRIVE(counter, n, last) do { __threadfence(); __syncthreads(); if (threadIdx.x == 0) { \
+    int kiln_c_ = atomicAdd((counter), 1) + 1; (last)[0] = kiln_c_ == (n); if (kiln_c_ == (n)) *(counter) = 0; } \
+    __syncthreads(); if ((last)[0]) __threadfence(); } while (0)
 /* an array private to each thread of a block, alive across its thread loops */
 #define KILN_PER_THREAD(type, name, size, threads) type name[size]
 #define KILN_MINE(name) name
@@ -79,10 +87,14 @@ static void kiln_cuda_require_device(void) {
 #define KILN_FLOAT4_COPY(dst, src) memcpy((dst), (src), 16)
 #define KILN_FLOAT4_FILL(dst, v) do { float *kiln_d_ = (dst); kiln_d_[0] = kiln_d_[1] = kiln_d_[2] = kiln_d_[3] = (v); } while (0)
 #define KILN_THREADS(t, n) for (int t = 0; t < (n) && ((kiln_tid_ = t), 1); ++t)
+#define KILN_THREADS_WIDE(t, n) for (long long t = 0; t < (n) && ((kiln_tid_ = (int)t), 1); ++t)
 #define KILN_BARRIER() ((void)0)
 #define KILN_WARP_TREE(type, P, n, mask, a, b, combine) do { for (int kiln_s_ = (n) / 2; kiln_s_ > 0; kiln_s_ >>= 1) \
     for (int kiln_i_ = 0; kiln_i_ < kiln_s_; ++kiln_i_) { type a = P[kiln_i_], b = P[kiln_i_ + kiln_s_]; P[kiln_i_] = (combine); } } while (0)
 #define KILN_PER_THREAD(type, name, size, threads) static type name[threads][size]
+/* blocks run one after another: the one that brings the count to n is the last */
+#define KILN_ARRIVE(counter, n, last) do { int kiln_c_ = *(counter) + 1; (last)[0] = kiln_c_ == (n); \
+    *(counter) = kiln_c_ == (n) ? 0 : kiln_c_; } while (0)
 #define KILN_MINE(name) name[kiln_tid_]
 static int kiln_tid_;
 /* The launch checks of the GPU build: CUDA's limits on a launch's shape, and KILN_CUDA_EMULATE_FAIL=<kernel> to

@@ -56,12 +56,10 @@ describe('launches and copies of the seed training steps (cuda)', () => {
   // before horizontal fusion (schedules/horizontal.ts): MLP 9, CNN 21 (b32) and 24 (b1024) launches
   it.each([
     { name: 'seed MLP', build: mlp, batch: 32, launches: 4 },
-    // 5: the 784 x 64 kernel gradient (K = 1024) runs split-K (gpu_split_k.ts): its partial tiles, then a launch
-    // combining them with its Adam update (the combine already is that update's launch); the cost model finds that
-    // cheaper than 4 launches (estimates 97,355 vs 125,461 cycles). 4 needs the dependence chain shortened (x -> h ->
-    // dlogits -> dh -> partials -> combine: horizontal fusion merges only launches of one level), see
-    // bench/results-cuda.md 'Split-K's fifth launch'
-    { name: 'seed MLP', build: mlp, batch: 1024, launches: 5 },
+    // 4 (5 before the last-block combine): the 784 x 64 kernel gradient (K = 1024) runs split-K (gpu_split_k.ts),
+    // its partial tiles and their combine with W1's Adam update in one launch, the last block of each tile combining
+    // (gpu_last_block.ts); its counters are zeroed in the launch before (horizontal.ts)
+    { name: 'seed MLP', build: mlp, batch: 1024, launches: 4 },
     { name: 'seed CNN', build: cnn, batch: 32, launches: 12 },
     // 14 (15 while unpadded convs carried their always-true tap conditions, before lower.ts left them out): the cost
     // model that counts global loads' latency (gpu.ts blockWork) finds the conv2 kernel gradient's 1152 blocks of 64

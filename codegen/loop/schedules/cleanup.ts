@@ -85,6 +85,7 @@ function renumbered(body: readonly Stmt[], buffers: readonly Buffer[]): Stmt[] {
       case 'assign': return { ...s, name: to(s.name), value: ex(s.value) };
       case 'store': return { ...s, buf: to(s.buf), idx: ex(s.idx), value: ex(s.value) };
       case 'warpTree': return { ...s, local: to(s.local) };
+      case 'arrive': return { ...s, counter: to(s.counter), idx: ex(s.idx), local: to(s.local) };
     }
   });
   return visit(body);
@@ -144,6 +145,7 @@ function renumberedScoped(body: readonly Stmt[]): Stmt[] {
       case 'assign': return { ...s, name: lookup(s.name), value: ex(s.value) };
       case 'store': return { ...s, buf: lookup(s.buf), idx: ex(s.idx), value: ex(s.value) };
       case 'warpTree': return { ...s, local: lookup(s.local) };
+      case 'arrive': return { ...s, counter: lookup(s.counter), idx: ex(s.idx), local: lookup(s.local) };
     }
   });
   return visit(body);

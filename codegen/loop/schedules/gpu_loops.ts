@@ -46,7 +46,7 @@ export interface ExpandArgs {
 const MAX_EXPAND = 64;
 
 /** Statements with declared names (decls, local arrays, loop variables) renamed, and their uses. */
-function renamed(stmts: readonly Stmt[], names: ReadonlyMap<string, string>): Stmt[] {
+export function renamed(stmts: readonly Stmt[], names: ReadonlyMap<string, string>): Stmt[] {
   const re = (n: string) => names.get(n) ?? n;
   const exprs = mapStmtExprs(stmts, (e) => (e.k === 'var' && names.has(e.name) ? { ...e, name: re(e.name) } : e.k === 'load' && names.has(e.buf) ? { ...e, buf: re(e.buf) } : e));
   const visit = (ss: readonly Stmt[]): Stmt[] => ss.map((s): Stmt => {
@@ -56,7 +56,7 @@ function renamed(stmts: readonly Stmt[], names: ReadonlyMap<string, string>): St
       case 'decl': case 'local': return { ...s, name: re(s.name) };
       case 'assign': return { ...s, name: re(s.name) };
       case 'store': return { ...s, buf: re(s.buf) };
-      case 'warpTree': return { ...s, local: re(s.local) };
+      case 'warpTree': case 'arrive': return { ...s, local: re(s.local) };
     }
   });
   return visit(exprs);
@@ -134,6 +134,7 @@ function rewriteAll(stmts: readonly Stmt[], g: (e: Expr) => Expr | undefined): S
       case 'decl': return { ...s, init: ex(s.init) };
       case 'assign': return { ...s, value: ex(s.value) };
       case 'store': return { ...s, idx: ex(s.idx), value: ex(s.value) };
+      case 'arrive': return { ...s, idx: ex(s.idx) };
       case 'local': case 'warpTree': return s;
     }
   });

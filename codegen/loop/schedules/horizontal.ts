@@ -7,6 +7,7 @@ import { type Buffer, E, type Program, S, type Stmt, scalarOf } from '../ir.js';
 import { type GpuCaps, launchShape } from '../gpu.js';
 import { accesses } from '../memplan.js';
 import { type For, mapExpr, mapStmtExprs, mapStmts, walkStmts } from '../visit.js';
+import { renamed } from './gpu_loops.js';
 import { declaredNames } from './loops.js';
 
 /** The largest buffer copied so that its writer may join its readers' launch (one block of threads copies it). */
@@ -77,11 +78,36 @@ function byLevel(nests: readonly For[], small: (buf: string) => boolean): { nest
 }
 
 /**
+ * Nests that load nothing (a last-block combine's counters zeroed: gpu_last_block.ts) move to the end of the kernel
+ * before, where that is all launches, none of which uses what they store (nor the nests before them in their own
+ * kernel): there they depend on nothing and join its first launch rather than start their kernel with one.
+ */
+function hoistResets(p: Program): Program {
+  const bodies = p.kernels.map((k) => [...k.body]);
+  for (let i = 1; i < bodies.length; i++) {
+    const prev = bodies[i - 1]!;
+    if (!prev.length || prev.some((s) => !isLaunch(s)) || p.kernels[i - 1]!.allreduce || p.kernels[i]!.allreduce) continue;
+    const keep: Stmt[] = [];
+    for (const s of bodies[i]!) {
+      const a = isLaunch(s) ? bufferAccesses([s]) : undefined, used = bufferAccesses([...prev, ...keep]);
+      if (a && !a.loads.size && a.stores.size && ![...a.stores].some((b) => used.loads.has(b) || used.stores.has(b))) {
+        // loop names are unique per kernel: a name the kernel before has already is renamed
+        const there = declaredNames(prev), taken = new Set([...there, ...declaredNames(bodies[i]!)]);
+        prev.push(renamed([s], new Map([...declaredNames([s])].filter((n) => there.has(n)).map((n) => [n, freshName([], `${n}_`, taken)])))[0]!);
+      } else keep.push(s);
+    }
+    bodies[i] = keep;
+  }
+  return bodies.every((b, i) => b.length === p.kernels[i]!.body.length) ? p : { ...p, kernels: p.kernels.map((k, i) => ({ ...k, body: bodies[i]! })) };
+}
+
+/**
  * Merges the launches of each kernel level by level (byLevel), consecutive ones while they are independent (no
  * nest stores a buffer another loads or stores, except the copied reads above) and the estimate of the merged
  * launch is below theirs together.
  */
-export function fuseLaunches(p: Program, g: GpuCaps): Program {
+export function fuseLaunches(program: Program, g: GpuCaps): Program {
+  const p = hoistResets(program);
   const launches: (Launch & { level: number })[] = [];
   const small = (b: string) => (p.buffers.find((x) => x.name === b)?.size ?? Infinity) <= SNAPSHOT_MAX;
   const kernels = p.kernels.map((k, kernel) => {

@@ -41,6 +41,7 @@ import { cpuKinds } from './cpu_kinds.js';
 import { cpuMatmul } from './cpu_matmul.js';
 import { gpuGrid } from './gpu_grid.js';
 import { gpuReduce } from './gpu_reduce.js';
+import { gpuLastBlock } from './gpu_last_block.js';
 import { gpuSplitK } from './gpu_split_k.js';
 import { matmulTops } from './gpu_matmul.js';
 import { rowCaches } from './row_caches.js';
@@ -76,6 +77,7 @@ export { dropDeadDecls } from './dead_decls.js';
 export { convsAsMatmuls } from './gpu_conv.js';
 export { pairDot } from './pair_dot.js';
 export { gpuGrid } from './gpu_grid.js';
+export { gpuLastBlock, lastBlock } from './gpu_last_block.js';
 export { gpuSplitK, splitK } from './gpu_split_k.js';
 export { gpuReduce, treeParts, treeThreads } from './gpu_reduce.js';
 export { warpTree } from './warp_tree.js';
@@ -86,7 +88,7 @@ export const SCHEDULE_STEPS: readonly string[] = [
   'split', 'reorder', 'tile', 'fission', 'cacheWrite', 'accumulateInto', 'liftLocal', 'cacheRead', 'hoist', 'pack',
   'unroll', 'vectorize', 'fold', 'parallel', 'fuse', 'launch', 'sinkDecls', 'bind', 'dropUnitLoops', 'simplify', 'renumber',
   'addUnitLoop', 'expand', 'scaleDecl', 'renumberNests', 'computeAt', 'privatize', 'cacheShared', 'distribute', 'rfactor', 'treeThreads', 'pad',
-  'warpTree', 'pairDot', 'flatten', 'merge', 'dropDeadDecls', 'splitK',
+  'warpTree', 'pairDot', 'flatten', 'merge', 'dropDeadDecls', 'splitK', 'lastBlock',
 ];
 
 /** A schedule recipe: applies primitives to the nests of a kernel it fits (and leaves the others alone). */
@@ -115,7 +117,7 @@ const cleanup: Recipe = {
 
 /** The recipes for a target, in the order they run on each kernel. */
 export function recipesFor(caps: TargetCaps): readonly Recipe[] {
-  return caps.gpu ? [gpuSplitK, rowCaches, cleanup, gpuGrid, gpuReduce] : [cpuMatmul, cpuConv, rowCaches, cleanup, cpuKinds];
+  return caps.gpu ? [gpuSplitK, rowCaches, cleanup, gpuGrid, gpuReduce, gpuLastBlock] : [cpuMatmul, cpuConv, rowCaches, cleanup, cpuKinds];
 }
 
 /** Schedules every kernel of a program for a target; trace sees the program after every primitive application. */

@@ -206,6 +206,7 @@ export function ownExprs(s: Stmt): Expr[] {
     case 'assign': return [s.value];
     case 'store': return [s.idx, s.value];
     case 'if': return [s.cond];
+    case 'arrive': return [s.idx];
     default: return [];
   }
 }
@@ -222,6 +223,7 @@ export function readsOf(stmts: readonly Stmt[]): Set<string> {
       }
       if (s.k === 'store' || s.k === 'assign') out.add(s.k === 'store' ? s.buf : s.name);
       if (s.k === 'warpTree') out.add(s.local);
+      if (s.k === 'arrive') out.add(s.counter).add(s.local);
       if (s.k === 'for') { bound.add(s.v); visit(s.body); }
       if (s.k === 'if') visit(s.body);
       if (s.k === 'decl' || s.k === 'local') bound.add(s.name);
@@ -277,6 +279,7 @@ export function accesses(stmts: readonly Stmt[]): { arrays: Access[]; assigned: 
     for (const s of ss) {
       for (const e of ownExprs(s)) for (const l of loadsIn(e)) arrays.push({ array: l.buf, idx: l.idx, write: false, inner, guards });
       if (s.k === 'store') arrays.push({ array: s.buf, idx: s.idx, write: true, inner, guards });
+      else if (s.k === 'arrive') arrays.push({ array: s.counter, idx: s.idx, write: true, inner, guards }, { array: s.local, idx: E.i32(0), write: true, inner, guards });
       else if (s.k === 'assign') assigned.add(s.name);
       else if (s.k === 'decl' || s.k === 'local') declared.add(s.name);
       else if (s.k === 'for') visit(s.body, new Map([...inner, [s.v, s.extent]]), guards);
