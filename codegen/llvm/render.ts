@@ -172,7 +172,7 @@ function clampRange(e: Expr): { lo: number; hi: number; nan: boolean } | undefin
  * round(x / c) for a constant c, |c| in [2^-60, 2^60], and x within ±2048 |c| or NaN (quantize's row clamps x so):
  * Markstein's division, q0 = x·y with y = 1/c rounded, then q0 + (x − c·q0)·y by two FMAs, the sign x / c's. The
  * correctly rounded quotient where |x / c| >= 2^-60, and rounds to the same ±0 below (every such float x, c from a
- * set of scales: /tmp check in the commit message): a multiply and two FMAs, not a vdivps (10 cycles per 16 lanes).
+ * set of scales: tests/quant/markstein_exhaustive.c): a multiply and two FMAs, not a vdivps (10 cycles per 16 lanes).
  */
 function divByConstant(e: Expr): { x: Expr; c: number } | undefined {
   if (e.k !== 'unary' || e.op !== 'round' || e.a.k !== 'binary' || e.a.op !== 'div' || e.a.t !== 'f32' || e.a.b.k !== 'const') return undefined;
