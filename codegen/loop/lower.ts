@@ -180,9 +180,13 @@ class NestEmitter {
         return E.cast(t, at(0));
       case 'quantize': {
         // ir/quant.ts quantizeValue: round(x / scale) half to even in f32, + zero point, saturated; NaN gives the zero point
-        // (the clamps as compares and selects, not min/max: NaN, which min and max propagate at a cost, is the outer select's)
-        const { scale, zeroPoint } = attrsOf(n, n.op), q = this.let(E.binary('div', at(0), E.f32(scale)));
-        const r = E.binary('add', E.unary('round', q), E.f32(zeroPoint)), lo = E.select(E.binary('gt', r, E.f32(-128)), r, E.f32(-128));
+        // (the clamps as compares and selects, not min/max: NaN, which min and max propagate at a cost, is the outer select's).
+        // x first within ±1024 scale, NaN kept (a quotient past ±1024 saturates as x's does): round(x / scale) as one
+        // expression of a bounded x, which the llvm renderer divides by two FMAs, exactly (render.ts divByConstant)
+        const { scale, zeroPoint } = attrsOf(n, n.op), B = E.f32(Math.fround(1024 * Math.fround(scale))), nB = E.f32(-Math.fround(1024 * Math.fround(scale)));
+        const x = this.let(at(0)), x1 = E.select(E.binary('gt', x, B), B, x), xc = E.select(E.binary('lt', x1, nB), nB, x1);
+        const q = this.let(E.unary('round', E.binary('div', xc, E.f32(scale))));
+        const r = E.binary('add', q, E.f32(zeroPoint)), lo = E.select(E.binary('gt', r, E.f32(-128)), r, E.f32(-128));
         const c = E.select(E.binary('lt', lo, E.f32(127)), lo, E.f32(127));
         return E.select(E.binary('eq', q, q), E.cast('i32', c), E.i32(zeroPoint));
       }

@@ -182,7 +182,7 @@ int kiln_run_entry(const kiln_entry *e, unsigned char *mem, const void *const *i
   if (!e || !mem) return fail(KILN_ERR_ARG, "kiln_run: entry or memory is NULL");
   if (inputs)
     for (i = 0; i < e->n_inputs; i++)
-      if (inputs[i]) copy_in(mem + e->inputs[i].offset, inputs[i], (size_t)e->inputs[i].size * (size_t)kiln_dtype_size(e->inputs[i].dtype));
+      if (inputs[i] && inputs[i] != mem + e->inputs[i].offset) copy_in(mem + e->inputs[i].offset, inputs[i], (size_t)e->inputs[i].size * (size_t)kiln_dtype_size(e->inputs[i].dtype));
   e->run(mem);
   for (i = 0; i < e->n_copies; i++) memmove(mem + e->copies[i].to, mem + e->copies[i].from, (size_t)e->copies[i].bytes);
   if (outputs)

@@ -31,7 +31,9 @@ static int run_chunk(const kiln_entry *e, unsigned char *mem, long from, long co
   for (i = 0; i < e->n_inputs; i++) {
     const kiln_tensor *t = &e->inputs[i];
     size_t rb = row_bytes(t, b);
-    memcpy(mem + t->offset, (const unsigned char *)inputs[i] + (size_t)from * rb, (size_t)count * rb);
+    /* (rows the caller wrote where the entry reads them, kiln_input: nothing to copy) */
+    if ((const unsigned char *)inputs[i] + (size_t)from * rb != mem + t->offset)
+      memcpy(mem + t->offset, (const unsigned char *)inputs[i] + (size_t)from * rb, (size_t)count * rb);
     if (count < b) memset(mem + t->offset + (size_t)count * rb, 0, (size_t)(b - count) * rb);
   }
   if (kiln_run_entry(e, mem, NULL, NULL) != KILN_OK) return KILN_ERR_ARG;

@@ -82,7 +82,9 @@ void kiln_allreduce(float *buf, long n);
 const kiln_entry *kiln_find_entry(const kiln_model_desc *m, const char *name);
 
 /* Copies inputs[i] (entry->inputs[i].size elements each; a NULL pointer leaves that input's memory as it is)
-   into mem, runs the entry, applies its copies, and copies the outputs out (outputs or outputs[i] may be NULL). */
+   into mem, runs the entry, applies its copies, and copies the outputs out (outputs or outputs[i] may be NULL).
+   inputs[i] == mem + entry->inputs[i].offset (an input written where the entry reads it; no entry writes there)
+   is not copied: here and in kiln_run_rows, whose rows [0, batch_size) of an input may lie there. */
 int kiln_run(const kiln_model_desc *m, unsigned char *mem, const char *entry, const void *const *inputs, void *const *outputs);
 int kiln_run_entry(const kiln_entry *e, unsigned char *mem, const void *const *inputs, void *const *outputs);
 

@@ -94,4 +94,25 @@ function cnn(): QuantCase {
   return { g, inputs: { input_layer: rand() }, params: Object.fromEntries(q.params), exact: g.outputs.slice(1).map((o) => o.name) };
 }
 
-export const QUANT_CASES: Readonly<Record<string, () => QuantCase>> = { ops, ties, mlp, cnn };
+/**
+ * quantize alone at awkward scales (1/255, a significand of all ones, 0.1, 3; 2^-70 and 2^70, which the llvm renderer
+ * divides as it is), on x at and one or two floats either side of every (n + 1/2)·scale, |n| <= 300, where round half
+ * to even decides, and ±0, subnormals, ±(1024 ± 1)·scale, ±FLT_MAX, ±inf and NaN.
+ */
+function rows(): QuantCase {
+  const scales = [Math.fround(1 / 255), (2 - 2 ** -23) * 2 ** -8, 0.1, 3, 2 ** -70, 2 ** 70];
+  const f = new Float32Array(1), u = new Uint32Array(f.buffer);
+  const step = (x: number, d: number) => { f[0] = x; u[0] = (u[0]! + (x < 0 ? -d : d)) >>> 0; return f[0]!; };
+  const xs: number[] = [];
+  for (const s of scales) {
+    const sf = Math.fround(s);
+    for (let n = -300; n <= 300; n++) for (const d of [-2, -1, 0, 1, 2]) xs.push(step(Math.fround((n + 0.5) * sf), d));
+    for (const m of [1023, 1024, 1025]) xs.push(Math.fround(m * sf), -Math.fround(m * sf));
+  }
+  xs.push(0, -0, 1e-45, -1e-45, 1e-39, -1e-39, 3.4028234663852886e38, -3.4028234663852886e38, Infinity, -Infinity, NaN);
+  const b = new Builder(), x = b.input('x', { dtype: 'float32', shape: [1, xs.length] });
+  const outs = scales.map((scale, i) => ({ name: `q${i}`, node: b.emit('dequantize', [b.emit('quantize', [x], { scale, zeroPoint: i * 40 - 100 })], { scale: 1, zeroPoint: 0 }) }));
+  return { g: b.finish('rows', outs), inputs: { x: Float32Array.from(xs) }, params: {}, exact: outs.map((o) => o.name) };
+}
+
+export const QUANT_CASES: Readonly<Record<string, () => QuantCase>> = { ops, ties, rows, mlp, cnn };
