@@ -6,7 +6,7 @@
 // (bias, activation, an optimizer's update). Each partial is the tree's partial, summed in the same order, and the
 // levels are the declared ones: bit for bit with the interpreters. The recipe splits where the cost model
 // (gpu.ts matmulPlan) finds the split cheaper than the tree's partials on a block's threads (both declare `tree: W`).
-import { matmulPlan } from '../gpu.js';
+import { convPlan, matmulPlan } from '../gpu.js';
 import { E, type Expr, S, type Stmt } from '../ir.js';
 import { someExpr } from '../visit.js';
 import { type Tree, treeParts } from './gpu_reduce.js';
@@ -108,7 +108,10 @@ export const gpuSplitK: Recipe = {
       const [M, N] = r.chain.slice(-2).map((l) => l.extent) as [number, number];
       const batch = r.chain.slice(0, -2).reduce((n, l) => n * l.extent, 1);
       const plan = matmulPlan(M, N, r.K, batch, g);
-      if (plan.split && plan.W === r.W) s.apply(splitK, { nest: top.v });
+      // a conv's nest (its output positions, or a weight gradient's taps, flattened into M: gpu_conv.ts) as
+      // reduction_trees.ts planned it
+      const conv = s.program.kernels[s.kernel]!.ops.includes('conv') && (r.guard !== undefined || r.chain.length > 2) ? convPlan(M * batch, N, r.K, r.guard !== undefined, g) : undefined;
+      if ((plan.split && plan.W === r.W) || (conv?.split && conv.W === r.W)) s.apply(splitK, { nest: top.v });
     }
   },
 };
