@@ -8,14 +8,19 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CUDA_CAPS, compileCuda } from '../../codegen/cuda/target.js';
-import { launchShapes } from '../../codegen/loop/gpu.js';
+import { H100, convPlan, launchShapes } from '../../codegen/loop/gpu.js';
 import { printProgram } from '../../codegen/loop/printer.js';
 import { Schedule, schedule, splitK } from '../../codegen/loop/schedules/index.js';
 import type { Graph } from '../../ir/graph.js';
 import { interpret } from '../../ir/interpreter.js';
 import { parseGraph } from '../../ir/parser.js';
+import { printGraph } from '../../ir/printer.js';
+import { topoSort } from '../../ir/graph.js';
+import { reductionTrees } from '../../codegen/loop/reduction_trees.js';
+import { runPipeline } from '../../driver/pipeline.js';
 import { cudaLowered, expectMatchesGraph } from '../loop/schedules/gpu_helpers.js';
-import { runMain, weightsOf } from '../native.js';
+import { expectNvccClean, runMain, weightsOf } from '../native.js';
+import { hasNvcc } from '../../codegen/cuda/target.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'kiln-convsplit-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -33,6 +38,9 @@ function weightGrad(n: number, h: number, ci: number, co: number, k: number, pad
   output "dw" = %5
 }`);
 }
+
+/** The weight gradient's graph with no tree declared (reduction_trees.ts declares it). */
+const undeclared = (g: Graph): Graph => parseGraph(printGraph(g).replace(/, tree=\d+/, ''));
 
 /** The conv kernel with splitK applied by hand to its nest, then the CUDA schedule. */
 function splitProgram(g: Graph) {
@@ -57,4 +65,22 @@ describe('conv weight gradients as split-K GEMMs', () => {
     expect(launchShapes(p)[0]!.grid).toBeLessThan(W * k);
     expectMatchesGraph(g, p);
   });
+
+  it('the pipeline: the tree convPlan declares (a padded 3x3x8x16 kernel gradient, K = 16·16·16) runs split; emulated CUDA bit for bit, nvcc clean', () => {
+    const g = undeclared(weightGrad(16, 16, 8, 16, 3, 1, 2));
+    const plan = convPlan(72, 16, 4096, true, H100);
+    expect(plan.split).toBe(true);
+    const gt = reductionTrees(g, H100); // the graph interpreter evaluates the declared tree's order
+    expect(topoSort(gt).find((n) => n.op === 'conv')!.attrs['tree']).toBe(plan.W);
+    const p = runPipeline(g, { caps: CUDA_CAPS, verifyEach: true }).program, text = printProgram(p);
+    expect(text).toMatch(new RegExp(`buffer splitk\\w*: f32\\[${plan.W * 72 * 16}\\] temp`));
+    expect(launchShapes(p).length).toBeLessThanOrEqual(3); // the partials, the combine (or in the last block), the transpose
+    const x = Float32Array.from({ length: 16 * 16 * 16 * 8 }, (_, i) => Math.sin(i * 0.37) * 2);
+    const dy = Float32Array.from({ length: 16 * 16 * 16 * 16 }, (_, i) => Math.cos(i * 0.11) / 3);
+    const want = interpret(gt, { x, dy }, {}).outputs.get('dw')!.data;
+    const dir = path.join(tmp, 'emu');
+    compileCuda({ outDir: dir, entries: [{ name: 'predict', graph: g, batchSize: 16 }], weights: weightsOf(g, {}), nvcc: false });
+    expect(Array.from(runMain(path.join(dir, 'model_main_emu'), dir, g, { x, dy }).get('dw')!)).toEqual(Array.from(want));
+    if (hasNvcc()) expectNvccClean(dir); // sm_90, -Xptxas -v: no warnings, no spills
+  }, 120_000);
 });
