@@ -6,6 +6,9 @@
 // (bias, activation, an optimizer's update). Each partial is the tree's partial, summed in the same order, and the
 // levels are the declared ones: bit for bit with the interpreters. The recipe splits where the cost model
 // (gpu.ts matmulPlan) finds the split cheaper than the tree's partials on a block's threads (both declare `tree: W`).
+// A conv weight gradient's nest (its rows the taps kh, kw, ci and the channels co; a padded conv's term guarded,
+// `P[p] = select(c, P[p] + a*b, P[p])`, which the partials keep) splits the same way where gpu.ts convPlan finds it
+// cheaper; gpu_conv.ts flattens the partials' rows into M so they tile as one batched matmul over the partials.
 import { convPlan, matmulPlan } from '../gpu.js';
 import { E, type Expr, S, type Stmt } from '../ir.js';
 import { someExpr } from '../visit.js';
