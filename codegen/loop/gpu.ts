@@ -279,13 +279,13 @@ const MAX_TREE = 1 << 14;
  * row, or (W > TREE_THREADS) by W / TREE_THREADS blocks a row, whose partials a second launch combines
  * (schedules/gpu_split_tree.ts).
  */
-export function reductionCycles(rows: number, n: number, W: number, g: GpuCaps = H100): number {
+export function reductionCycles(rows: number, n: number, W: number, g: GpuCaps = H100, step = REDUCE_STEP): number {
   if (W === 1) {
-    const T = gridThreads(rows, n * REDUCE_STEP, g);
-    return LAUNCH_CYCLES + launchCycles(rows / T, T, n * REDUCE_STEP, 0, g);
+    const T = gridThreads(rows, n * step, g);
+    return LAUNCH_CYCLES + launchCycles(rows / T, T, n * step, 0, g);
   }
   const T = Math.min(W, TREE_THREADS), B = W / T;
-  const first = LAUNCH_CYCLES + launchCycles(rows * B, T, (n / W) * REDUCE_STEP + Math.log2(T) * TREE_LEVEL, 4 * T, g);
+  const first = LAUNCH_CYCLES + launchCycles(rows * B, T, (n / W) * step + Math.log2(T) * TREE_LEVEL, 4 * T, g);
   return B === 1 ? first : first + LAUNCH_CYCLES + launchCycles(rows, 1, Math.log2(B) * TREE_LEVEL, 0, g);
 }
 
@@ -293,10 +293,10 @@ export function reductionCycles(rows: number, n: number, W: number, g: GpuCaps =
  * The tree width for `rows` reductions of n elements (ir/ops.ts treeLevels): the power of two dividing n (up to
  * `max`, MAX_TREE unless said) the cost model finds cheapest, or 1 (serial) when no tree beats one thread per row.
  */
-export function reductionTree(rows: number, n: number, g: GpuCaps = H100, max = MAX_TREE): number {
-  let best = 1, bestCost = reductionCycles(rows, n, 1, g);
+export function reductionTree(rows: number, n: number, g: GpuCaps = H100, max = MAX_TREE, step = REDUCE_STEP): number {
+  let best = 1, bestCost = reductionCycles(rows, n, 1, g, step);
   for (let W = 2; W <= max && n % W === 0; W *= 2) {
-    const c = reductionCycles(rows, n, W, g);
+    const c = reductionCycles(rows, n, W, g, step);
     if (c < bestCost) { best = W; bestCost = c; }
   }
   return best;
@@ -331,7 +331,7 @@ const treeWidths = (W: number): number[] => { const out: number[] = []; for (let
  * partial p), then a combine launch running the tree's levels per output. The tree and the split declare the same
  * order (`tree: W`), so reduction_trees.ts declares W and the schedule (gpu_split_k.ts) asks again which of the two.
  */
-export function matmulPlan(M: number, N: number, K: number, batch: number, g: GpuCaps = H100): { W: number; split: boolean; cycles: number } {
+export function matmulPlan(M: number, N: number, K: number, batch: number, g: GpuCaps = H100, step = REDUCE_STEP): { W: number; split: boolean; cycles: number } {
   const up = (n: number, t: number) => Math.ceil(n / t) * t;
   const tiled = (m: number, n: number, k: number, b: number) => {
     const t = chooseTiles(m, n, k, b, g, true, true);
@@ -340,7 +340,7 @@ export function matmulPlan(M: number, N: number, K: number, batch: number, g: Gp
   const rows = batch * M * N;
   let best = { W: 1, split: false, cycles: tiled(M, N, K, batch) };
   for (let W = 2; W <= MAX_TREE && K % W === 0; W *= 2) {
-    const tree = reductionCycles(rows, K, W, g);
+    const tree = reductionCycles(rows, K, W, g, step);
     if (tree < best.cycles) best = { W, split: false, cycles: tree };
     if (W > MAX_SPLIT) continue;
     const split = tiled(M, N, K / W, batch * W) + LAUNCH_CYCLES + combineCycles(rows, W, g);
@@ -348,6 +348,22 @@ export function matmulPlan(M: number, N: number, K: number, batch: number, g: Gp
   }
   return best;
 }
+
+/**
+ * Instructions per reduced element of a conv's tree as lower.ts writes its tap (a weight gradient's: the input
+ * position's digits of the flat step, two loads at clamped im2col indices, the add), and with padding the bounds
+ * check and the guarded add as well: the scheduled split-tree launches of the seed CNN's kernel gradients at batch
+ * 1024 estimate about 28 (conv2, valid) and 52 (conv1, padded) a step (`--dump-after schedule`), not REDUCE_STEP.
+ */
+export const convStep = (padded: boolean): number => (padded ? 52 : 28);
+
+/**
+ * A conv as matmulPlan sees an M x K @ K x N matmul (implicit GEMM: M = output positions, or for a weight
+ * gradient written as a conv the taps kh·kw·ci; N = output channels; K = the taps summed): tiled (W = 1), a tree
+ * of W partials on a block's threads at the conv's step cost, or split-K over tiles (gpu_split_k.ts, gpu_conv.ts).
+ */
+export const convPlan = (M: number, N: number, K: number, padded: boolean, g: GpuCaps = H100): { W: number; split: boolean; cycles: number } =>
+  matmulPlan(M, N, K, 1, g, convStep(padded));
 
 type For = Extract<Stmt, { k: 'for' }>;
 

@@ -7,7 +7,7 @@
 import { type Graph, type Node, rebuild, topoSort } from '../../ir/graph.js';
 import { GroupOp, isReduceOp, attrsOf } from '../../ir/ops.js';
 import { sizeOf } from '../../ir/types.js';
-import { type GpuCaps, LAUNCH_CYCLES, TREE_THREADS, matmulCycles, matmulPlan, matmulTiles, reductionCycles, reductionTree } from './gpu.js';
+import { type GpuCaps, LAUNCH_CYCLES, TREE_THREADS, convPlan, matmulCycles, matmulPlan, matmulTiles, reductionCycles, reductionTree } from './gpu.js';
 
 /**
  * The nodes whose value flows (through elementwise and movement ops) into a reduction: a contraction among them
@@ -29,14 +29,18 @@ function contractionTree(n: Node, gpu: GpuCaps): number {
   if (n.type.dtype !== 'float32') return 1;
   const rows = sizeOf(n.type.shape);
   if (n.op === 'conv') {
-    const { tree, groups, lhsDilation } = attrsOf(n, 'conv');
+    const { tree, groups, lhsDilation, padding } = attrsOf(n, 'conv');
     if (tree !== undefined) return 1;
     const ks = n.src[1]!.type.shape, len = sizeOf(ks.slice(0, ks.length - 1)), co = n.type.shape[n.type.shape.length - 1]!;
     const W = rows > 0 && len > 0 ? reductionTree(rows, len, gpu) : 1;
     // an ungrouped conv is otherwise a tiled matmul of M = rows / co, N = co, K = len (implicit GEMM, gpu_conv.ts)
     const gemm = groups === 1 && lhsDilation.every((d) => d === 1);
     const M = rows / co;
-    return W > 1 && (!gemm || reductionCycles(rows, len, W, gpu) < LAUNCH_CYCLES + matmulCycles(M, co, len, 1, matmulTiles(M, co, len, 1, gpu), gpu)) ? W : 1;
+    if (W === 1 || (gemm && reductionCycles(rows, len, W, gpu) >= LAUNCH_CYCLES + matmulCycles(M, co, len, 1, matmulTiles(M, co, len, 1, gpu), gpu))) return 1;
+    // a sum a tree beats tiles for (a weight gradient: few outputs, K = n·h·w): tiled, a tree or split-K over tiles
+    // (gpu_split_k.ts) as convPlan prices them at a conv tap's step
+    const padded = padding.some(([lo, hi]) => lo !== 0 || hi !== 0);
+    return gemm ? convPlan(M, co, len, padded, gpu).W : W;
   }
   if (n.op !== 'matmul' || attrsOf(n, 'matmul').tree !== undefined) return 1;
   const as = n.src[0]!.type.shape, r = as.length, K = as[r - 1]!, M = as[r - 2]!, N = n.type.shape[r - 1]!;

@@ -118,7 +118,8 @@ const EXAMPLES: Record<string, () => keras.Sequential> = {
 };
 
 describe('cuda examples with nvcc -Xptxas -v', () => {
-  // the CNN at batch 1024: its kernel and bias gradients run as trees split over blocks (schedules/gpu_split_tree.ts)
+  // the CNN at batch 1024: its kernel and bias gradients run as trees split over blocks (schedules/gpu_split_tree.ts),
+  // conv2's kernel gradient as a split-K GEMM
   it.each([['losses', 32], ['cnn', 1024]] as const)('examples/seed/%s.ts: inference and the Adam step at batch %i compile for sm_90 with no spills and no warnings', (name, batch, ctx) => {
     if (!hasNvcc()) return ctx.skip('nvcc is not installed');
     const model = EXAMPLES[name]!();
@@ -128,6 +129,8 @@ describe('cuda examples with nvcc -Xptxas -v', () => {
     const dir = path.join(tmp, `ptxas-${name}`);
     compileCuda({ outDir: dir, entries: [{ name: 'predict', graph: pred.graph, batchSize: batch }, { name: 'trainStep', graph: step.graph, batchSize: batch }], weights: weightsOf(step.graph, params(step.variables)), nvcc: false });
     if (name === 'cnn') expect(readFileSync(path.join(dir, 'model.cu'), 'utf8')).toMatch(/float \*const split\w+ = /);
+    // conv2's kernel gradient as a split-K GEMM (gpu_split_k.ts, gpu_conv.ts): its partials' buffer
+    if (name === 'cnn') expect(readFileSync(path.join(dir, 'model.cu'), 'utf8')).toMatch(/float \*const splitk\w+ = /);
     expectNvccClean(dir);
   }, 300_000);
 });

@@ -43,13 +43,20 @@ export function convsAsMatmuls(s: Schedule): void {
   for (const top of s.body.filter((x): x is For => x.k === 'for')) {
     const pure = new Set(pureDecls(s.body).keys()), locals = localsOf(s.body);
     const loops = convLoops(top);
-    if (!loops || (loops.rows.length < 2 && loops.taps.length < 2) || matmulNest(top, pure, locals)) continue;
-    s.attempt(() => {
-      const { rows, taps } = loops;
-      if (rows.length > 1) s.apply(flatten, { loops: rows.map((l) => l.v), name: top.v });
-      if (taps.length > 1) s.apply(flatten, { loops: taps.map((l) => l.v), name: taps[0]!.v });
-      const flat = s.body.find((x): x is For => x.k === 'for' && x.v === top.v);
-      if (!flat || !matmulNest(flat, pure, locals)) fail(`the conv nest '${top.v}' is no matmul nest once flattened`);
-    });
+    if (!loops || (loops.rows.length < 2 && loops.taps.length < 2)) continue;
+    // all the output rows into M; else the outer ones left as a batch (split-K's partials, gpu_split_k.ts: a
+    // batched matmul over the partials whose rows are a weight gradient's taps, M = kh·kw·ci once flattened)
+    const already = matmulNest(top, pure, locals) !== undefined;
+    if (already && loops.rows.length < 3) continue;
+    for (let b = 0; b < Math.max(1, loops.rows.length - 1); b++) {
+      const ok = s.attempt(() => {
+        const rows = loops.rows.slice(b), taps = loops.taps;
+        if (rows.length > 1) s.apply(flatten, { loops: rows.map((l) => l.v), name: rows[0]!.v });
+        if (taps.length > 1) s.apply(flatten, { loops: taps.map((l) => l.v), name: taps[0]!.v });
+        const flat = s.body.find((x): x is For => x.k === 'for' && x.v === top.v);
+        if (!flat || !matmulNest(flat, pure, locals)) fail(`the conv nest '${top.v}' is no matmul nest once flattened`);
+      });
+      if (ok) break;
+    }
   }
 }

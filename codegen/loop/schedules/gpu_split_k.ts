@@ -6,7 +6,10 @@
 // (bias, activation, an optimizer's update). Each partial is the tree's partial, summed in the same order, and the
 // levels are the declared ones: bit for bit with the interpreters. The recipe splits where the cost model
 // (gpu.ts matmulPlan) finds the split cheaper than the tree's partials on a block's threads (both declare `tree: W`).
-import { matmulPlan } from '../gpu.js';
+// A conv weight gradient's nest (its rows the taps kh, kw, ci and the channels co; a padded conv's term guarded,
+// `P[p] = select(c, P[p] + a*b, P[p])`, which the partials keep) splits the same way where gpu.ts convPlan finds it
+// cheaper; gpu_conv.ts flattens the partials' rows into M so they tile as one batched matmul over the partials.
+import { convPlan, matmulPlan } from '../gpu.js';
 import { E, type Expr, S, type Stmt } from '../ir.js';
 import { someExpr } from '../visit.js';
 import { type Tree, treeParts } from './gpu_reduce.js';
@@ -39,14 +42,18 @@ function parse(k: { body: readonly Stmt[] }, a: SplitKArgs) {
   // the partial's update P[p] = P[p] + a*b (a and b decls of the step), everything before it decls reading no partial
   const own = (e: Expr) => e.k === 'load' && e.buf === P && e.idx.k === 'var' && e.idx.name === t.inner.v;
   const readsP = (e: Expr) => someExpr(e, (x) => x.k === 'load' && x.buf === P);
-  if (update.k !== 'store' || !own(E.load(P, update.idx, 'f32')) || update.value.k !== 'binary' || update.value.op !== 'add' || !own(update.value.a)) return 'the partials do not add a term';
-  const term = update.value.b;
+  if (update.k !== 'store' || !own(E.load(P, update.idx, 'f32'))) return 'the partials do not add a term';
+  // a guarded update (a padded conv's tap: `select(c, P[p] + a*b, P[p])`) skips the term where c is false
+  const v = update.value, guard = v.k === 'select' && v.c.k === 'var' && own(v.b) ? v.c : undefined;
+  const sum = guard && v.k === 'select' ? v.a : v;
+  if (sum.k !== 'binary' || sum.op !== 'add' || !own(sum.a)) return 'the partials do not add a term';
+  const term = sum.b;
   if (term.k !== 'binary' || term.op !== 'mul' || term.a.k !== 'var' || term.b.k !== 'var') return 'the term is no product of two values';
   const step = t.inner.body.slice(0, -1);
   if (!step.every((s: Stmt) => s.k === 'decl' && !readsP(s.init))) return 'the partial loop holds more than decls and the update';
   if (t.levels.some((l: Stmt) => { const st = (l.k === 'for' ? l.body[0] : l) as Stmt; return st.k !== 'store' || st.value.k !== 'binary' || st.value.op !== 'add'; })) return 'the levels do not add';
   if (tp.tail.some((s) => someStmtReads(s, P))) return 'the tail reads the partials';
-  return { top, chain, t, tail: tp.tail, W, K: W * t.outer.extent, step, term };
+  return { top, chain, t, tail: tp.tail, W, K: W * t.outer.extent, step, term, guard };
 }
 
 /** Whether s (or a statement inside it) loads from P. */
@@ -72,12 +79,13 @@ export const splitK = primitive<SplitKArgs>({
     return typeof r === 'string' ? r : undefined;
   },
   apply: (k, a) => {
-    const { top, chain, t, tail, W, step, term } = parse(k, a) as Exclude<ReturnType<typeof parse>, string>;
+    const { top, chain, t, tail, W, step, term, guard } = parse(k, a) as Exclude<ReturnType<typeof parse>, string>;
     const rows = chain.reduce((n, l) => n * l.extent, 1), G = k.fresh('splitk'), p = k.fresh('p'), acc = k.fresh('acc');
     // the partials' matmul: the chain's loops under fresh names inside the loop over partials
     const names = new Map(chain.map((l) => [l.v, k.fresh(l.v.replace(/_?\d+$/, ''))]));
     const subst = new Map<string, Expr>([[t.inner.v, E.v(p)], ...[...names].map(([v, n]) => [v, E.v(n)] as const)]);
-    const kStep = [...substStmts(step, subst), S.assign(acc, E.binary('add', E.v(acc, 'f32'), substExpr(term, subst)))];
+    const added = E.binary('add', E.v(acc, 'f32'), substExpr(term, subst));
+    const kStep = [...substStmts(step, subst), S.assign(acc, guard ? E.select(guard, added, E.v(acc, 'f32')) : added)];
     let partials: Stmt[] = [S.decl(acc, 'f32', E.f32(0)), S.for(t.outer.v, t.outer.extent, kStep), S.store(G, E.add(E.mul(E.v(p), E.i32(rows)), rowIndex(chain, (v) => names.get(v)!)), E.v(acc, 'f32'))];
     for (let i = chain.length - 1; i >= 0; i--) partials = [S.for(names.get(chain[i]!.v)!, chain[i]!.extent, partials)];
     const nestA = S.for(p, W, partials);
@@ -103,7 +111,10 @@ export const gpuSplitK: Recipe = {
       const [M, N] = r.chain.slice(-2).map((l) => l.extent) as [number, number];
       const batch = r.chain.slice(0, -2).reduce((n, l) => n * l.extent, 1);
       const plan = matmulPlan(M, N, r.K, batch, g);
-      if (plan.split && plan.W === r.W) s.apply(splitK, { nest: top.v });
+      // a conv's nest (its output positions, or a weight gradient's taps, flattened into M: gpu_conv.ts) as
+      // reduction_trees.ts planned it
+      const conv = s.program.kernels[s.kernel]!.ops.includes('conv') && (r.guard !== undefined || r.chain.length > 2) ? convPlan(M * batch, N, r.K, r.guard !== undefined, g) : undefined;
+      if ((plan.split && plan.W === r.W) || (conv?.split && conv.W === r.W)) s.apply(splitK, { nest: top.v });
     }
   },
 };
