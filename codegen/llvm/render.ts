@@ -91,8 +91,9 @@ type U = (x: Emit, a: V) => V;
 type B = (x: Emit, a: V, b: V) => V;
 const I = () => llvm().Intrinsic;
 const intrinsic = (id: () => number): U => (x, a) => x.intrinsic(id(), [a], 'f32');
-/** libm's `name`f; exact: `name` on double, rounded once to float, as the interpreter computes it (glibc's exp, log,
- * sin, ... are correctly rounded in double, and a double result rounds to the float the interpreter's rounds to). */
+/** libm's `name`f; exact: libm's `name` on double, rounded once to float, as the interpreter (and the cuda target's
+ * kiln_exp..kiln_pow) compute it: libm's and V8's double results are within an ulp of double, so they round to one
+ * float but where the exact value is within about 2^-29 of a float's rounding boundary (tests/llvm/exact_math.test.ts). */
 const math = (x: Emit, name: string, args: V[]): V => (x.exact
   ? x.b.CreateFPTrunc(x.call(name, args.map((a) => x.b.CreateFPExt(a, x.type('f64'))), 'f64'), x.type('f32'))
   : x.call(`${name}f`, args, 'f32'));
