@@ -86,26 +86,26 @@ for (let s = first; s < end; s += per) {
 }
 
 let graphs = 0, mismatches = 0, crashes = 0, lastPrint = Date.now();
-const fmaApprox: number[] = [];
+const approx: number[] = [];
 const t0 = Date.now();
 const where = (b: Batch) => `${target}${b.schedule ? ` (${b.schedule} schedule)` : ''}`;
-const progress = () => `${graphs} graphs, ${mismatches} mismatches, ${crashes} crashes${target === 'llvm' ? `, ${fmaApprox.length} fma-approx` : ''}`;
+const progress = () => `${graphs} graphs, ${mismatches} mismatches, ${crashes} crashes${target === 'llvm' ? `, ${approx.length} approx` : ''}`;
 
 function record(b: Batch, seed: number, f: Failure, file?: string): void {
-  if (f.kind === 'fma-approx') fmaApprox.push(seed);
+  if (f.kind === 'approx') approx.push(seed);
   else if (f.kind === 'mismatch' || f.kind === 'batch-only') mismatches++;
   else crashes++;
-  const again = f.kind === 'fma-approx' ? '' : `\n  run again: ${commandFor(settings, seed, b.schedule)}`;
+  const again = f.kind === 'approx' ? '' : `\n  run again: ${commandFor(settings, seed, b.schedule)}`;
   console.log(`seed ${seed} on ${where(b)}: ${f.kind}: ${f.message.split('\n').join(' | ')}${again}${file ? `\n  reproducer: ${file}` : ''}`);
 }
 
-/** The run as a row of bench/results-fuzz.md's table: target, command, graphs, mismatches, crashes, fma-approx, time. */
+/** The run as a row of bench/results-fuzz.md's table: target, command, graphs, mismatches, crashes, approx, time. */
 function summaryRow(secs: number): string {
   const command = `npm run fuzz -- --target ${target} --seeds ${first}..${end}${flags.schedule ? ` --schedule ${flags.schedule}` : ''}${settings.updates ? ' --updates' : ''}${settings.mode !== 'graphs' ? ` --${settings.mode}` : ''}${settings.freestanding ? ' --runtime freestanding' : ''}${settings.cpu ? ` --cpu ${settings.cpu}` : ''}`;
   const time = secs < 120 ? `${secs.toFixed(0)} s` : secs < 7200 ? `${(secs / 60).toFixed(0)} min` : `${(secs / 3600).toFixed(1)} h`;
   const name = `${target === 'loop' ? `loop (${flags.schedule ? `${flags.schedule} schedule` : 'each schedule'})` : target}${settings.freestanding ? ' (freestanding)' : ''}${settings.mode !== 'graphs' ? ` (${settings.mode})` : ''}`;
-  const fma = target === 'llvm' ? `${fmaApprox.length}${fmaApprox.length ? ` (seeds ${fmaApprox.join(', ')})` : ''}` : '-';
-  return `| ${name} | \`${command}\` | ${graphs} | ${mismatches} | ${crashes} | ${fma} | ${time} |`;
+  const near = target === 'llvm' ? `${approx.length}${approx.length ? ` (seeds ${approx.join(', ')})` : ''}` : '-';
+  return `| ${name} | \`${command}\` | ${graphs} | ${mismatches} | ${crashes} | ${near} | ${time} |`;
 }
 
 let child: ChildProcess | undefined;
@@ -174,7 +174,7 @@ while (queue.length) {
 child?.disconnect();
 const secs = (Date.now() - t0) / 1000;
 console.log(`${secs.toFixed(1)} s, ${(graphs / secs).toFixed(1)} graphs/s`);
-if (fmaApprox.length) console.log(`fma-approx (right without contraction, not failures): seeds ${fmaApprox.join(', ')}`);
+if (approx.length) console.log(`approx (right without contraction, with exact math: not failures): seeds ${approx.join(', ')}`);
 console.log(`summary: ${summaryRow(secs)}`);
 console.log(progress());
 process.exitCode = mismatches + crashes > 0 ? 1 : 0;

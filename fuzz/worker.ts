@@ -72,13 +72,13 @@ function main(): void {
     const outcomes = runCases(s.target, cases, { ...run, schedule: batch.schedule });
     const results = cases.map((c, i): Result => {
       const f = outcomes[i];
-      return { seed: c.seed, failure: f, file: f && f.kind !== 'batch-only' && f.kind !== 'fma-approx' ? writeRepro(s, c.seed, batch.schedule, c.graph, f) : undefined };
+      return { seed: c.seed, failure: f, file: f && f.kind !== 'batch-only' && f.kind !== 'approx' ? writeRepro(s, c.seed, batch.schedule, c.graph, f) : undefined };
     });
     send({ type: 'results', results });
     for (const [i, c] of cases.entries()) {
       const f = outcomes[i];
-      // a timeout costs the whole limit per try; a batch-only failure needs its batch; fma-approx is no failure
-      if (!f || f.kind === 'timeout' || f.kind === 'batch-only' || f.kind === 'fma-approx' || s.shrinkMs <= 0) continue;
+      // a timeout costs the whole limit per try; a batch-only failure needs its batch; approx is no failure
+      if (!f || f.kind === 'timeout' || f.kind === 'batch-only' || f.kind === 'approx' || s.shrinkMs <= 0) continue;
       const sig = signature(f);
       let last = f;
       const fails = (g: Graph) => {

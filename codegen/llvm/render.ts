@@ -80,8 +80,10 @@ interface Emit {
   c(t: Lane, v: number): V;
   /** an LLVM intrinsic overloaded on the types (vectors of them) */
   intrinsic(id: number, args: V[], ...types: Lane[]): V;
-  /** a function of libm or the C runtime over t; on vectors its vector helper (vector.ts) */
-  call(name: string, args: V[], t: Scalar): V;
+  /** a function of libm or the C runtime over t; on vectors its vector helper (vector.ts), else lane by lane */
+  call(name: string, args: V[], t: Lane): V;
+  /** transcendental functions through double, rounded once (LlvmTargetOptions.exactMath) */
+  readonly exact: boolean;
   /** the target's int16 pair dot product instruction */
   readonly dot?: DotIsa;
 }
@@ -89,7 +91,13 @@ type U = (x: Emit, a: V) => V;
 type B = (x: Emit, a: V, b: V) => V;
 const I = () => llvm().Intrinsic;
 const intrinsic = (id: () => number): U => (x, a) => x.intrinsic(id(), [a], 'f32');
-const libm = (name: string): U => (x, a) => x.call(name, [a], 'f32');
+/** libm's `name`f; exact: libm's `name` on double, rounded once to float, as the interpreter (and the cuda target's
+ * kiln_exp..kiln_pow) compute it: libm's and V8's double results are within an ulp of double, so they round to one
+ * float but where the exact value is within about 2^-29 of a float's rounding boundary (tests/llvm/exact_math.test.ts). */
+const math = (x: Emit, name: string, args: V[]): V => (x.exact
+  ? x.b.CreateFPTrunc(x.call(name, args.map((a) => x.b.CreateFPExt(a, x.type('f64'))), 'f64'), x.type('f32'))
+  : x.call(`${name}f`, args, 'f32'));
+const libm = (name: string): U => (x, a) => math(x, name, [a]);
 /** 1/x and 1/sqrt(x) correctly rounded, through double */
 const viaDouble = (f: (x: Emit, d: V) => V): U => (x, a) => x.b.CreateFPTrunc(x.b.CreateFDiv(x.c('f64', 1), f(x, x.b.CreateFPExt(a, x.type('f64')))), x.type('f32'));
 
@@ -188,7 +196,7 @@ export const OPS: OpTable<U, B> = {
       floor: intrinsic(() => I().floor), ceil: intrinsic(() => I().ceil),
       round: intrinsic(() => I().rint), // round half to even in the default rounding mode
       recip: viaDouble((_, d) => d), rsqrt: viaDouble((x, d) => x.intrinsic(I().sqrt, [d], 'f64')),
-      exp: libm('expf'), log: libm('logf'), log1p: libm('log1pf'), tanh: libm('tanhf'), erf: libm('erff'), sin: libm('sinf'), cos: libm('cosf'),
+      exp: libm('exp'), log: libm('log'), log1p: libm('log1p'), tanh: libm('tanh'), erf: libm('erf'), sin: libm('sin'), cos: libm('cos'),
     },
     i32: { neg: (x, a) => x.b.CreateSub(x.c('i32', 0), a) },
     bool: { not: (x, a) => x.b.CreateXor(a, x.c('bool', 1)) },
@@ -196,7 +204,7 @@ export const OPS: OpTable<U, B> = {
   binary: {
     f32: {
       add: (x, a, b) => x.b.CreateFAdd(a, b), sub: (x, a, b) => x.b.CreateFSub(a, b), mul: (x, a, b) => x.b.CreateFMul(a, b),
-      div: (x, a, b) => x.b.CreateFDiv(a, b), pow: (x, a, b) => x.call('powf', [a, b], 'f32'),
+      div: (x, a, b) => x.b.CreateFDiv(a, b), pow: (x, a, b) => math(x, 'pow', [a, b]),
       eq: (x, a, b) => x.b.CreateFCmpOEQ(a, b), ne: (x, a, b) => x.b.CreateFCmpUNE(a, b), lt: (x, a, b) => x.b.CreateFCmpOLT(a, b),
       le: (x, a, b) => x.b.CreateFCmpOLE(a, b), gt: (x, a, b) => x.b.CreateFCmpOGT(a, b), ge: (x, a, b) => x.b.CreateFCmpOGE(a, b),
     },
@@ -469,9 +477,10 @@ class KernelBuilder {
       b,
       type,
       dot: this.g.dot,
+      exact: this.g.exact,
       c: (t, v) => this.lift(t === 'f32' ? this.k.f32(v) : t === 'f64' ? this.k.f64(v) : t === 'i32' ? this.k.i32(v) : this.k.bool(v), t, vec),
       intrinsic: (id, args, ...types) => b.CreateCall(llvm().Intrinsic.getDeclaration(this.g.mod, id, types.map(type)), args),
-      call: (name, args, t) => (vec ? b.CreateCall(this.g.vectorCall(name, this.lanes!.w, args.length, t), args) : b.CreateCall(this.g.extern(name, this.scalarType(t), args.map(() => this.scalarType(t))), args)),
+      call: (name, args, t) => (vec ? b.CreateCall(this.g.vectorCall(name, this.lanes!.w, args.length, t), args) : b.CreateCall(this.g.extern(name, type(t), args.map(() => type(t))), args)),
     };
   }
 
@@ -631,8 +640,14 @@ class LlvmModule {
   readonly ty: { readonly f32: T; readonly i32: T; readonly i1: T; readonly i8: T; readonly i64: T; readonly f64: T };
   private readonly pointers = new Map<string, T>();
 
-  constructor(name: string, readonly contract: boolean, readonly dot?: DotIsa) {
+  /** a*b + c as llvm.fmuladd; transcendental functions through double (LlvmMath) */
+  readonly contract: boolean;
+  readonly exact: boolean;
+
+  constructor(name: string, math: LlvmMath, readonly dot?: DotIsa) {
     const L = llvm();
+    this.contract = math.contract ?? true;
+    this.exact = math.exactMath ?? false;
     this.ctx = new L.LLVMContext();
     this.mod = new L.Module(name, this.ctx);
     this.b = new L.IRBuilder(this.ctx);
@@ -691,9 +706,9 @@ class LlvmModule {
   }
 
   /** A function of libm or the C runtime on w lanes of t: its vector helper, else one calling it lane by lane. */
-  vectorCall(name: string, w: number, arity: number, t: Scalar): Fn {
+  vectorCall(name: string, w: number, arity: number, t: Lane): Fn {
     this.vectorHelper('iota', w);
-    if (!this.mod.getFunction(helper(name, w))) this.link(laneByLane(name, w, arity, t === 'f32' ? 'float' : 'i32'), `${name} on ${w} lanes`);
+    if (!this.mod.getFunction(helper(name, w))) this.link(laneByLane(name, w, arity, t === 'f32' ? 'float' : t === 'f64' ? 'double' : 'i32'), `${name} on ${w} lanes`);
     return this.vectorHelper(name, w);
   }
 
@@ -747,13 +762,19 @@ export interface LlvmFlash {
   readonly offsets: Record<string, Record<string, number>>;
 }
 
+/** How float math renders: LlvmTargetOptions.contract (default true) and exactMath (default false). */
+export interface LlvmMath {
+  readonly contract?: boolean;
+  readonly exactMath?: boolean;
+}
+
 /**
  * Renders every entry as `void kiln_<entry>(unsigned char *mem)` over the shared layout (local arrays become
- * allocas, not scratch memory). Returns the module as text (verified) for opt-14. contract: a*b + c as one
- * llvm.fmuladd (see LlvmTargetOptions.contract).
+ * allocas, not scratch memory). Returns the module as text (verified) for opt-14. math: a*b + c as one
+ * llvm.fmuladd, transcendental functions through double (see LlvmTargetOptions.contract, exactMath).
  */
-export function renderLlvm(entries: readonly Entry[], layout: Layout, name: string, contract = true, flash?: LlvmFlash, dot?: DotIsa): string {
-  return renderLlvmParts(entries, layout, name, 1, contract, flash, dot)[0]!;
+export function renderLlvm(entries: readonly Entry[], layout: Layout, name: string, math: LlvmMath = {}, flash?: LlvmFlash, dot?: DotIsa): string {
+  return renderLlvmParts(entries, layout, name, 1, math, flash, dot)[0]!;
 }
 
 /**
@@ -764,7 +785,7 @@ export function renderLlvm(entries: readonly Entry[], layout: Layout, name: stri
  * The modules are rendered one after another, and `done` receives each as it is finished (its tools can build it
  * while the next renders); each module's text is the same whether or not `done` is given.
  */
-export function renderLlvmParts(entries: readonly Entry[], layout: Layout, name: string, parts: number, contract = true, flash?: LlvmFlash, dot?: DotIsa,
+export function renderLlvmParts(entries: readonly Entry[], layout: Layout, name: string, parts: number, math: LlvmMath = {}, flash?: LlvmFlash, dot?: DotIsa,
   done?: (ir: string, part: number, parts: number) => void): string[] {
   const weights = entries.flatMap((e, ei) => e.program.kernels.map((k, ki) => ({ ei, ki, w: kernelWeight(k.body) })));
   const n = Math.max(1, Math.min(parts, Math.floor(weights.reduce((s, k) => s + k.w, 0) / PART_WEIGHT), weights.length));
@@ -786,7 +807,7 @@ export function renderLlvmParts(entries: readonly Entry[], layout: Layout, name:
     };
   });
   return Array.from({ length: n }, (_, p) => {
-    const ir = renderPart(entries, layout, shared, partOf, p, n === 1 ? name : `${name}.${p}`, contract, flash, dot);
+    const ir = renderPart(entries, layout, shared, partOf, p, n === 1 ? name : `${name}.${p}`, math, flash, dot);
     done?.(ir, p, n);
     return ir;
   });
@@ -797,9 +818,9 @@ export function renderLlvmParts(entries: readonly Entry[], layout: Layout, name:
  * entries, with a declaration of each kernel another module defines where the entry's kernels reach it.
  */
 function renderPart(entries: readonly Entry[], layout: Layout, shared: readonly { bufTypes: Map<string, Scalar>; int8: ReadonlySet<string>; ready: Map<string, number> }[],
-  partOf: ReadonlyMap<string, number>, part: number, name: string, contract: boolean, flash: LlvmFlash | undefined, dot: DotIsa | undefined): string {
+  partOf: ReadonlyMap<string, number>, part: number, name: string, math: LlvmMath, flash: LlvmFlash | undefined, dot: DotIsa | undefined): string {
   const L = llvm();
-  const g = new LlvmModule(name, contract, dot);
+  const g = new LlvmModule(name, math, dot);
   const exported = new Set<string>();
   // the flash array, defined in model_desc.c: an i8* to its first byte (one module: flash is for bare metal, not split)
   const flashBase = flash && g.b.CreateBitCast(new L.GlobalVariable(g.mod, L.ArrayType.get(g.b.getInt8Ty(), flash.bytes), true,

@@ -54,6 +54,12 @@ export interface LlvmTargetOptions extends NativeTargetOptions {
    */
   readonly contract?: boolean;
   /**
+   * exp, log, log1p, tanh, erf, sin, cos and pow evaluated in double (libm's, scalar lane by lane) and rounded once
+   * to float, as the graph interpreter computes them (default false: the fast vector expf/logf/tanhf, within a few
+   * ulp, and libm's float functions). The fuzzer tells such an approximation from a miscompile this way.
+   */
+  readonly exactMath?: boolean;
+  /**
    * 'freestanding' (the default for a `*-none-*` triple): the runtime core alone (kiln_core.c: no threads, stdio,
    * malloc or files; error codes, no messages), params and constants in a const array that the model code reads in
    * place (flash on a microcontroller), memory = arena + inputs; inference only, weights embedded. 'hosted' (default
@@ -190,7 +196,7 @@ export function compileLlvm(o: LlvmTargetOptions): string[] {
   const parts = hosted ? o.parts ?? os.availableParallelism() : 1;
   let modules: string[];
   try {
-    modules = renderLlvmParts(entries, layout, 'model', parts, o.contract ?? true,
+    modules = renderLlvmParts(entries, layout, 'model', parts, { contract: o.contract ?? true, exactMath: o.exactMath ?? false },
       split && { symbol: FLASH_SYMBOL, bytes: split.data.length, offsets: split.flash }, dotIsa(cpu, o.triple), (ir, p, n) => {
         writeFileSync(path.join(dir, `${stem(p)}.ll`), ir);
         if (hosted) waits.push(startConcurrently('llvm', [toolsOf(p, n)], dir));

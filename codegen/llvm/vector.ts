@@ -173,7 +173,7 @@ ${e === m ? `  ret ${vt(m)} %v` : `  %c = icmp ne ${vt(m)} %v, zeroinitializer\n
 }
 
 /** A helper applying the scalar function `name` (arity operands of e) to each of W lanes, with its declaration. */
-export function laneByLane(name: string, w: number, arity: number, e: 'float' | 'i32'): string {
+export function laneByLane(name: string, w: number, arity: number, e: 'float' | 'double' | 'i32'): string {
   const vt = `<${w} x ${e}>`, args = Array.from({ length: arity }, (_, j) => j);
   const lanes = Array.from({ length: w }, (_, i) => `${args.map((j) => `  %x${j}_${i} = extractelement ${vt} %a${j}, i32 ${i}`).join('\n')}
   %y${i} = call ${e} @${name}(${args.map((j) => `${e} %x${j}_${i}`).join(', ')})

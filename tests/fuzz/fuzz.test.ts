@@ -42,8 +42,8 @@ function fuzz(target: string, count: number, offset: number, mode = ['--updates'
   console.log(`fuzz: ${command}`);
   const r = spawnSync(process.execPath, [path.join(root, 'dist/fuzz/main.js'), '--target', target, '--seeds', seeds, ...mode,
     '--out', dir, '--shrink-seconds', '20'], { cwd: root, encoding: 'utf8', timeout: 280_000 });
-  // the last line: `N graphs, M mismatches, K crashes` (on llvm `, F fma-approx`: right without contraction)
-  const m = /^(\d+) graphs, (\d+) mismatches, (\d+) crashes(?:, \d+ fma-approx)?$/.exec(r.stdout.trim().split('\n').at(-1) ?? '');
+  // the last line: `N graphs, M mismatches, K crashes` (on llvm `, F approx`: right without contraction, with exact math)
+  const m = /^(\d+) graphs, (\d+) mismatches, (\d+) crashes(?:, \d+ approx)?$/.exec(r.stdout.trim().split('\n').at(-1) ?? '');
   if (r.status !== 0 || !m || m[2] !== '0' || m[3] !== '0') {
     const repros = existsSync(dir) ? readdirSync(dir).sort().map((f) => `--- ${f}\n${readFileSync(path.join(dir, f), 'utf8')}`).join('\n') : '';
     // killed at 280 s (many failures to shrink): what it found so far

@@ -67,8 +67,8 @@ describe('llvm modules built at once', () => {
     const c = runPipeline(g, { caps: { ...llvmCaps(hostCpu()), threads: 2 } });
     const entries = [{ name: 'predict', program: c.program, memory: c.memory }], layout = layoutModule(entries);
     const given: string[] = [];
-    const dot = dotIsa(hostCpu(), undefined), whole = renderLlvmParts(entries, layout, 'model', 2, true, undefined, dot);
-    expect(renderLlvmParts(entries, layout, 'model', 2, true, undefined, dot, (ir) => given.push(ir))).toEqual(whole);
+    const dot = dotIsa(hostCpu(), undefined), whole = renderLlvmParts(entries, layout, 'model', 2, {}, undefined, dot);
+    expect(renderLlvmParts(entries, layout, 'model', 2, {}, undefined, dot, (ir) => given.push(ir))).toEqual(whole);
     expect(given).toEqual(whole);
     expect(whole.length).toBe(2);
     expect(['model.ll', 'model.1.ll'].map((f) => readFileSync(path.join(dir, f), 'utf8'))).toEqual(whole);
