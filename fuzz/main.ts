@@ -3,7 +3,7 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { Command, InvalidArgumentError } from 'commander';
 import { type Batch, type Report, type Settings, commandFor, writeRepro } from './worker.js';
-import { type Failure, SCHEDULES, type Schedule, TARGETS, type Target, fuzzCase } from './targets.js';
+import { type Failure, SCHEDULES, type Schedule, TARGETS, type Target, eachSchedule, fuzzCase } from './targets.js';
 
 interface Flags {
   target: string;
@@ -49,7 +49,7 @@ const flags = new Command('fuzz')
   .option('--quant', 'int8 graphs (calibrated, quantized networks; raw qmatmul / qconv chains), their int8 and dequantized values bit for bit')
   .option('--runtime <runtime>', 'llvm: hosted, or freestanding (kiln_core.c alone, the weights embedded; no --updates)', 'hosted')
   .option('--cpu <cpu>', 'llvm: -mcpu for the modules (default: the host\'s x86-64 level), e.g. icelake-server: int8 kernels as VNNI byte quads')
-  .option('--schedule <schedule>', `loop only: ${Object.keys(SCHEDULES).join(', ')} (default: each)`)
+  .option('--schedule <schedule>', `loop only: ${Object.keys(SCHEDULES).join(', ')} (default: each; vnni only with --quant)`)
   .option('--out <dir>', 'folder for reproducers', 'fuzz-out')
   .option('--per-module <n>', 'graphs per batch: per compiled module on wasm, llvm and cuda-emu', count(1), 20)
   .option('--timeout <s>', 'limit on one native run (the worker may stay silent for this and 60 s more: a hang in the compiler or in wasm code)', count(1), 60)
@@ -75,7 +75,7 @@ if (flags.schedule !== undefined && !(flags.schedule in SCHEDULES)) fail(`unknow
 
 const target = flags.target as Target;
 const settings: Settings = { target, updates: flags.updates ?? false, mode: flags.rows ? 'rows' : flags.trainRows ? 'train-rows' : flags.keras ? 'keras' : flags.kerasRows ? 'keras-rows' : flags.quant ? 'quant' : 'graphs', freestanding: flags.runtime === 'freestanding', ...(flags.cpu ? { cpu: flags.cpu } : {}), out: flags.out, timeoutMs: flags.timeout * 1000, shrinkMs: flags.shrinkSeconds * 1000 };
-const schedules: (Schedule | undefined)[] = target !== 'loop' ? [undefined] : flags.schedule ? [flags.schedule as Schedule] : Object.keys(SCHEDULES) as Schedule[];
+const schedules: (Schedule | undefined)[] = target !== 'loop' ? [undefined] : flags.schedule ? [flags.schedule as Schedule] : eachSchedule(!!flags.quant);
 
 const [first, end] = flags.seeds;
 const queue: Batch[] = [];

@@ -43,6 +43,11 @@ export const SCHEDULES = {
 } satisfies Record<string, TargetCaps>;
 export type Schedule = keyof typeof SCHEDULES;
 
+/** The schedules `--target loop` runs each graph under by default: vnni (byte quads) only for int8 graphs, the rest alike. */
+export function eachSchedule(quant: boolean): Schedule[] {
+  return (Object.keys(SCHEDULES) as Schedule[]).filter((s) => s !== 'vnni' || quant);
+}
+
 export type Data = Record<string, TypedArray>;
 
 /** One graph to run: its seed (which also seeds its input data), the graph and that data. */

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseRepro, reproText } from '../../fuzz/repro.js';
 import { kerasStep, splitDifferences } from '../../fuzz/keras_models.js';
 import { randomGraph } from '../../fuzz/random_graphs.js';
+import { eachSchedule } from '../../fuzz/targets.js';
 import { graphSize, shrink } from '../../fuzz/shrink.js';
 import { type Graph, topoSort } from '../../ir/graph.js';
 import { printGraph } from '../../ir/printer.js';
@@ -49,7 +50,7 @@ function fuzz(target: string, count: number, offset: number, mode = ['--updates'
     // killed at 280 s (many failures to shrink): what it found so far
     throw new Error(`${command} failed (${r.signal ? `killed by ${r.signal} after 280 s` : `exit ${r.status}`}):\n${r.stdout}${r.stderr}\nshrunk reproducers:\n${repros}`);
   }
-  expect(Number(m[1])).toBe(target === 'loop' ? 4 * count : count);
+  expect(Number(m[1])).toBe(target === 'loop' ? eachSchedule(mode.includes('--quant')).length * count : count);
 }
 
 describe('fuzzing new seeds (each command is printed; a failure prints the command for each seed and its shrunk reproducer)', () => {
