@@ -779,7 +779,8 @@ export function renderLlvm(entries: readonly Entry[], layout: Layout, name: stri
 
 /**
  * renderLlvm split into at most `parts` modules that opt and llc can build at once, one per core (their objects
- * linked into one): the kernels shared out by their size, the heaviest first, each to the lightest module so far; the
+ * linked into one): the kernels shared out by their size, the heaviest first, each to the module lightest for its share
+ * so far (the later a module is rendered, the smaller its share); the
  * entries in the first module, calling the kernels of the others as hidden `kiln_<entry>_<kernel>` functions. A
  * module of less than PART_WEIGHT statements is not worth a process of its own: small models stay one module.
  * The modules are rendered one after another, and `done` receives each as it is finished (its tools can build it
@@ -789,9 +790,12 @@ export function renderLlvmParts(entries: readonly Entry[], layout: Layout, name:
   done?: (ir: string, part: number, parts: number) => void): string[] {
   const weights = entries.flatMap((e, ei) => e.program.kernels.map((k, ki) => ({ ei, ki, w: kernelWeight(k.body) })));
   const n = Math.max(1, Math.min(parts, Math.floor(weights.reduce((s, k) => s + k.w, 0) / PART_WEIGHT), weights.length));
+  // a module's tools start once it is rendered: the later ones get less, so that the last one's opt and llc, which
+  // run after the whole render, are short (shares n + 1 - p: 3:2 for two modules)
   const load = new Array<number>(n).fill(0), partOf = new Map<string, number>();
+  const relative = (p: number) => load[p]! / (n + 1 - p);
   for (const { ei, ki, w } of [...weights].sort((a, b) => b.w - a.w)) {
-    const p = load.indexOf(Math.min(...load));
+    const p = load.reduce((best, _, q) => (relative(q) < relative(best) ? q : best), 0);
     load[p]! += w;
     partOf.set(`${ei} ${ki}`, p);
   }
