@@ -26,28 +26,31 @@ const WIDTHS = Array.from({ length: LLVM_VECTORS.maxExtent! + 1 }, (_, i) => i +
 
 /**
  * The functions render.ts's op table calls on vectors (its `call`), with their arity and element type: every entry
- * of the unary and binary tables run on vector operands of a stand-in for the emitter that records the calls.
+ * of the unary and binary tables run on vector operands of a stand-in for the emitter that records the calls, by
+ * default and with exact math (libm's double functions, lane by lane).
  */
-function vectorCalls(): Map<string, { arity: number; e: 'float' | 'i32' }> {
-  const calls = new Map<string, { arity: number; e: 'float' | 'i32' }>();
+function vectorCalls(): Map<string, { arity: number; e: 'float' | 'double' | 'i32' }> {
+  const calls = new Map<string, { arity: number; e: 'float' | 'double' | 'i32' }>();
   const vector = llvm().Type.TypeID.FixedVectorTyID;
   // any value, builder or constant: its methods give more of it, and its type says it is a vector
   const any: never = new Proxy(() => {}, { get: (_, k) => (k === 'getTypeID' ? () => vector : any), apply: () => any }) as never;
-  const x = new Proxy({}, {
-    get: (_, k) => (k === 'dot' ? undefined : k !== 'call' ? any : (name: string, args: unknown[], t: string) => {
-      calls.set(name, { arity: args.length, e: t === 'f32' ? 'float' : 'i32' });
-      return any;
-    }),
-  }) as never;
-  for (const table of [OPS.unary, OPS.binary]) for (const ops of Object.values(table)) for (const f of Object.values(ops ?? {}) as ((...a: never[]) => unknown)[]) f(x, any, any);
+  for (const exact of [false, true]) {
+    const x = new Proxy({}, {
+      get: (_, k) => (k === 'dot' ? undefined : k === 'exact' ? exact : k !== 'call' ? any : (name: string, args: unknown[], t: string) => {
+        calls.set(name, { arity: args.length, e: t === 'f32' ? 'float' : t === 'f64' ? 'double' : 'i32' });
+        return any;
+      }),
+    }) as never;
+    for (const table of [OPS.unary, OPS.binary]) for (const ops of Object.values(table)) for (const f of Object.values(ops ?? {}) as ((...a: never[]) => unknown)[]) f(x, any, any);
+  }
   return calls;
 }
-// those with no helper of their own in vector.ts: linked lane by lane (log1pf, erff, sinf, cosf, powf, kiln_ipow)
+// those with no helper of their own in vector.ts: linked lane by lane (log1pf, erff, sinf, cosf, powf, kiln_ipow; exp..pow on double)
 const LANE_BY_LANE = [...vectorCalls()].filter(([name]) => !vectorHelpers(4).includes(`@${helper(name, 4)}(`)).map(([name, c]) => [name, c.arity, c.e] as const);
 
 it('finds the functions the op table calls on vectors, with and without helpers of their own', () => {
   expect([...vectorCalls().keys()]).toEqual(expect.arrayContaining(['expf', 'dot2', 'powf']));
-  expect(LANE_BY_LANE).toEqual(expect.arrayContaining([['powf', 2, 'float'], ['kiln_ipow', 2, 'i32'], ['sinf', 1, 'float']]));
+  expect(LANE_BY_LANE).toEqual(expect.arrayContaining([['powf', 2, 'float'], ['kiln_ipow', 2, 'i32'], ['sinf', 1, 'float'], ['exp', 1, 'double'], ['pow', 2, 'double']]));
 });
 
 /**
