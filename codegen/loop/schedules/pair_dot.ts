@@ -11,7 +11,7 @@ import { E, type Expr, S, type Scalar, type Stmt, type Buffer } from '../ir.js';
 import { type For, substExpr, varsOf } from './loops.js';
 import { outerChain } from './nests.js';
 import { type KernelView, primitive } from './primitive.js';
-import { someExpr } from '../visit.js';
+import { forEachExpr, mapStmtExprs, someExpr, stmtExprs } from '../visit.js';
 import { fitsInt16, foldDecided, valueRange } from '../range.js';
 
 export interface PairDotArgs {
@@ -138,6 +138,23 @@ function hoistPointwise(rowDecls: readonly Decl[], row: Expr, k: KernelView, row
   return { decls, nest, q };
 }
 
+/** The i32 comparisons, mins and maxes in a nest's innermost loops: bounds and clamps that its ranges leave undecided. */
+function undecided(s: Stmt): number {
+  if (s.k === 'for') return s.body.reduce((n, b) => n + undecided(b), 0);
+  let n = 0;
+  for (const e of stmtExprs(s)) forEachExpr(e, (x) => { if (x.k === 'binary' && x.a.t === 'i32' && ['lt', 'le', 'gt', 'ge', 'min', 'max'].includes(x.op)) n++; });
+  return n;
+}
+
+/** Straight-line statements with the decls that load nothing substituted into the statements after them. */
+function inlineArithmetic(stmts: readonly Stmt[]): Stmt[] {
+  const m = new Map<string, Expr>();
+  return stmts.flatMap((s): Stmt[] => {
+    if (s.k === 'decl' && !someExpr(s.init, (e) => e.k === 'load')) { m.set(s.name, substExpr(s.init, m)); return []; }
+    return [mapStmtExprs(s, (e) => substExpr(e, m))];
+  });
+}
+
 /** The decls at step k = at, renamed (fresh names), and e there. */
 function instance(decls: readonly Decl[], e: Expr, m: Map<string, Expr>, fresh: (p: string) => string): { stmts: Decl[]; value: Expr } {
   const subst = new Map(m);
@@ -204,15 +221,41 @@ export const pairDot = primitive<PairDotArgs>({
     const names = a.names.slice(0, -1), pk = a.names[a.names.length - 1]!, rowVars = names.map((n) => E.v(n));
     const hoist = m.rows.length > 1 ? hoistPointwise(m.rowDecls, m.row, k, m.rows, k.fresh(`rowq_${a.buffer}`)) : undefined;
     const rowDecls = hoist?.decls ?? m.rowDecls;
-    const rs = terms.map((i) => instance(rowDecls, m.row, at(nth(E.v(pk), i), rowVars), k.fresh));
-    const pack = [...rs.flatMap((r) => r.stmts), S.store(a.buffer, E.add(E.mul(rowIndex(rowVars), E.i32(K2)), E.v(pk)), packed(rs.map((r, i) => zeroPast(E.v(pk), i, r.value))))];
+    // a matmul's rows [row][k2]; a convolution's [image][k2][position] (P positions per image): its packing nest
+    // stores a group's positions contiguously, and the micro-kernel broadcasts one row group per step either way
+    const conv = m.rows.length > 1, P = m.rows.slice(1).reduce((n, l) => n * l.extent, 1);
+    const posIndex = (vars: readonly Expr[]) => vars.slice(1).reduce((acc: Expr, v, d) => E.add(E.mul(acc, E.i32(m.rows[d + 1]!.extent)), v), E.i32(0));
+    const rowAt = (vars: readonly Expr[], g: Expr) => (conv ? E.add(E.mul(E.add(E.mul(vars[0]!, E.i32(K2)), g), E.i32(P)), posIndex(vars)) : E.add(E.mul(rowIndex(vars), E.i32(K2)), g));
+    // (a tap's index arithmetic inlined into its load: an index affine in the lanes' loop, as vector loads need)
+    const pack = (vars: readonly Expr[]): Stmt[] => {
+      const rs = terms.map((i) => instance(rowDecls, m.row, at(nth(E.v(pk), i), vars), k.fresh));
+      return inlineArithmetic([...rs.flatMap((r) => r.stmts), S.store(a.buffer, rowAt(vars, E.v(pk)), packed(rs.map((r, i) => zeroPast(E.v(pk), i, r.value))))]);
+    };
     // a matmul's pairs innermost (contiguous: vector lanes); a convolution's window taps outside its positions, so
-    // a tap's offsets (k2 unflattened: divisions) are computed once per input row, not per position
-    let inner: Stmt[] = pack;
-    for (let d = m.rows.length - 1; d >= 1; d--) inner = [S.for(names[d]!, m.rows[d]!.extent, inner)];
-    // (its tap bounds and index clamps folded where the loops' ranges decide them)
-    const extents = new Map<string, number>([...names.map((n, d): [string, number] => [n, m.rows[d]!.extent]), [pk, K2]]);
-    const packRows = foldDecided([S.for(names[0]!, m.rows[0]!.extent, [S.for(pk, K2, inner)])], extents)[0]!;
+    // a tap's offsets (k2 unflattened: divisions) are computed once per input row, not per position; each
+    // positions loop in three, its first and last `border` iterations apart from the interior, where the taps'
+    // bounds and index clamps fold (foldDecided): branch-free, contiguous loads and stores, vector lanes
+    const extents = new Map<string, number>([[names[0]!, m.rows[0]!.extent], [pk, K2]]);
+    const positions = (d: number, vars: readonly Expr[], border: readonly number[], interior = -1): Stmt[] => {
+      if (d === m.rows.length) return pack(vars);
+      const n = m.rows[d]!.extent, b = border[d] ?? 0;
+      const segs = b > 0 && n > 2 * b ? (d === interior ? [[b, n - b]] : [[0, b], [b, n - b], [n - b, n]]) : [[0, n]];
+      return segs.map(([lo, hi], i) => {
+        const v = i === 0 ? names[d]! : k.fresh(names[d]!);
+        extents.set(v, hi! - lo!);
+        return S.for(v, hi! - lo!, positions(d + 1, [...vars, lo ? E.add(E.v(v), E.i32(lo)) : E.v(v)], border, interior));
+      });
+    };
+    const nestOf = (border: readonly number[], interior = -1) => foldDecided([S.for(names[0]!, m.rows[0]!.extent, [S.for(pk, K2, positions(1, [E.v(names[0]!)], border, interior))])], extents)[0]!;
+    // each positions loop's border: the least that leaves the fewest undecided bounds and clamps in the interior
+    const border = m.rows.map(() => 0);
+    for (let d = 1; conv && d < m.rows.length; d++) {
+      const cost = (b: number) => undecided(nestOf(border.map((x, e) => (e === d ? b : x)), d));
+      let best = 0, least = cost(0);
+      for (let b = 1; b <= 3 && 2 * b < m.rows[d]!.extent; b++) if (cost(b) < least) [best, least] = [b, cost(b)];
+      border[d] = best;
+    }
+    const packRows = nestOf(border);
     // the columns' pairs: a convolution's once per call in a nest before, wp[k2, j] = pack16(column at k2, column at
     // K2 + k2) (its micro-kernel would pack them again for every tile: as many pack16s as dot2 vectors); a matmul's
     // in the step, where the micro-kernel packs its panels once per call, with no buffer of them all (RAM: the seed
@@ -229,7 +272,7 @@ export const pairDot = primitive<PairDotArgs>({
     const col = once ? { stmts: [], value: E.load(wb, E.add(E.mul(E.v(k2), E.i32(N)), E.v(m.j.v)), t) } : pairOf(E.v(k2), E.v(m.j.v));
     // the reduction over pairs
     const here = m.rows.map((l) => E.v(l.v));
-    const step: Stmt[] = [S.decl(xv, t, E.load(a.buffer, E.add(E.mul(rowIndex(here), E.i32(K2)), E.v(k2)), t)), ...col.stmts,
+    const step: Stmt[] = [S.decl(xv, t, E.load(a.buffer, rowAt(here, E.v(k2)), t)), ...col.stmts,
       S.decl(wv, t, col.value), S.assign(sum, E.binary('add', E.v(sum, t), E.binary(W === 2 ? 'dot2' : 'dot4', E.v(xv, t), E.v(wv, t))))];
     // the accumulator's own init (the bias), added after the pairs
     const jBody = [S.decl(sum, t, E.i32(0)), S.for(k2, K2, step), ...m.pre, S.decl(m.acc.name, t, E.binary('add', m.acc.init, E.v(sum, t))), ...m.post];
