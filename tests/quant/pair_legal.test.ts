@@ -82,7 +82,8 @@ describe('pairDot packs a convolution\'s taps from values computed once', () => 
 describe('the seed CNN\'s convolutions pack as vectors or read in place (schedule shape)', () => {
   // Structural facts of the scheduled program, not timings: the first conv's packing (padding 'same', cin 1) has a
   // branch-free interior of vector lanes, the second (valid, cin 8) no im2col: its groups are read in place from a
-  // buffer of a quarter (quads) or half (pairs) of its input's values. Before (seed CNN b64 int8 1 thread, Intel Xeon
+  // buffer of a quarter (quads) or half (pairs) of its input's values; the first conv's 8-channel epilogue fills
+  // AVX-512's 16 lanes (AVX2's 8 anyway). Before (seed CNN b64 int8 1 thread, Intel Xeon
   // VNNI), both packings were scalar and half of the call.
   for (const [cpu, W] of [['icelake-server', 4], ['x86-64-v3', 2]] as const) {
     it(`${cpu}: ${W === 4 ? 'byte quads' : 'int16 pairs'}; both convolutions equal the interpreter`, () => {
@@ -94,6 +95,12 @@ describe('the seed CNN\'s convolutions pack as vectors or read in place (schedul
       let vectorPack = false;
       walkStmts(k0!.body, (st) => { if (st.k === 'for' && st.kind === 'vector' && forEachStore(st.body).has(pairs(k0).name)) vectorPack = true; });
       expect(vectorPack).toBe(true);
+      // its requantize epilogue (8 channels) in whole vectors: AVX-512's 16 lanes, two positions at a time
+      let lanes = 0;
+      walkStmts(k0!.body, (st) => {
+        if (st.k === 'for' && st.kind === 'vector' && [...forEachStore(st.body)].some((b) => p.buffers.find((x) => x.name === b)?.dtype === 'int8')) lanes = Math.max(lanes, st.extent);
+      });
+      expect(lanes).toBe(W === 4 ? 16 : 8);
       // the second: its groups' buffer holds its input's values W to a word (an im2col would hold 9 times as many)
       const input = p.buffers.find((b) => b.dtype === 'int8' && forEachLoad(k1!.body).has(b.name) && b.kind === 'temp')!;
       expect(pairs(k1).size).toBe(input.size / W);

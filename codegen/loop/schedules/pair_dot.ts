@@ -4,7 +4,9 @@
 // row operand's pairs computed once per row by a nest placed before (its quantize no longer recomputed per column),
 // the bias added after (odd K: a last pair of one term). The reduction's loops are one flat index k (a convolution's window
 // (kh, kw, cin) in order), its outer loops but the last (columns) the rows; a tap outside the input is a row value 0. This reassociates the sum, which is exact here: i32 additions wrap,
-// so any order gives the same bits (the interpreter's order included). Each product is of two int16 halves: the
+// so any order gives the same bits (the interpreter's order included). A convolution's row groups are laid out
+// [image][group][position] and packed with the positions' border apart from their branch-free (vector) interior, or,
+// without padding and with input channels a multiple of the width, read in place (inPlace: no im2col). Each product is of two int16 halves: the
 // row operand x - xZero is in -255..255 and w in -128..127, so neither a product nor the pair's sum can saturate or
 // wrap (x86's vpmaddubsw, u8 x s8 summed into a saturating int16, could: 2 x 255 x 127 > 32767).
 import { E, type Expr, S, type Scalar, type Stmt, type Buffer } from '../ir.js';
