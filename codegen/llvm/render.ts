@@ -822,15 +822,17 @@ interface PartShared {
  * The modules of renderLlvmParts: the kernels shared out by their size, the heaviest first, each to the module
  * lightest for its share so far (the later a module is rendered, the smaller its share); the entries in the first
  * module, calling the kernels of the others as hidden `kiln_<entry>_<kernel>` functions. A module of less than
- * PART_WEIGHT statements is not worth a process of its own: small models stay one module.
+ * PART_WEIGHT statements is not worth a process of its own: small models stay one module. `processes` render the
+ * modules at once, module p in process p % processes (the llvm target's renderer processes, target.ts).
  */
-export function planParts(entries: readonly Entry[], layout: Layout, name: string, parts: number, math: LlvmMath = {}, flash?: LlvmFlash, dot?: DotIsa): PartsJob {
+export function planParts(entries: readonly Entry[], layout: Layout, name: string, parts: number, math: LlvmMath = {}, flash?: LlvmFlash, dot?: DotIsa, processes = 1): PartsJob {
   const weights = entries.flatMap((e, ei) => e.program.kernels.map((k, ki) => ({ ei, ki, w: kernelWeight(k.body) })));
   const n = Math.max(1, Math.min(parts, Math.floor(weights.reduce((s, k) => s + k.w, 0) / PART_WEIGHT), weights.length));
-  // a module's tools start once it is rendered: the later ones get less, so that the last one's opt and llc, which
-  // run after the whole render, are short (shares n + 1 - p: 3:2 for two modules)
-  const load = new Array<number>(n).fill(0), partOf = new Map<string, number>();
-  const relative = (p: number) => load[p]! / (n + 1 - p);
+  // a module's tools start once it is rendered: the later a process renders one, the less it gets, so that the last
+  // ones' opt and llc, which run after the whole render, are short (shares rounds + 1 - round: 3:2 for two modules
+  // one after another, 1:1 for two at once; the modules rendered at once take the same time)
+  const load = new Array<number>(n).fill(0), partOf = new Map<string, number>(), rounds = Math.ceil(n / processes);
+  const relative = (p: number) => load[p]! / (rounds + 1 - Math.floor(p / processes));
   for (const { ei, ki, w } of [...weights].sort((a, b) => b.w - a.w)) {
     const p = load.reduce((best, _, q) => (relative(q) < relative(best) ? q : best), 0);
     load[p]! += w;

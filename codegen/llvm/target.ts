@@ -208,7 +208,7 @@ function buildLlvm(o: LlvmTargetOptions, freestanding: boolean, hosted: boolean,
     ['llc-14', ['-O3', ...machine, `-relocation-model=${freestanding && bareMetal(o.triple) ? 'static' : 'pic'}`, '-filetype=obj', `${stem(p)}.bc`, '-o', parts === 1 ? 'model.o' : `${stem(p)}.part.o`]],
   ];
   const job = planParts(entries, layout, 'model', parts, { contract: o.contract ?? true, exactMath: o.exactMath ?? false },
-    split && { symbol: FLASH_SYMBOL, bytes: split.data.length, offsets: split.flash }, dotIsa(cpu, o.triple));
+    split && { symbol: FLASH_SYMBOL, bytes: split.data.length, offsets: split.flash }, dotIsa(cpu, o.triple), renderers.count + 1);
   try {
     waits.push(...renderers.send({ job, lls: Array.from({ length: job.n }, (_, p) => `${stem(p)}.ll`), tools: Array.from({ length: job.n }, (_, p) => toolsOf(p, job.n)) }));
     // this process renders the modules p with p % (renderers + 1) = 0, the renderer i those with i
