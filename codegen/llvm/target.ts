@@ -20,6 +20,7 @@ import { firmwareSizes, writeFirmware } from './firmware.js';
 import { DEFAULT_CAPS, type TargetCaps } from '../loop/schedule.js';
 import { LLVM_VECTORS } from '../loop/vectorize.js';
 import { type Compiled, runPipeline } from '../../driver/pipeline.js';
+import { topoSort } from '../../ir/graph.js';
 import { type PartsJob, planParts, renderJobPart } from './render.js';
 import type { DotIsa } from './vector.js';
 
@@ -159,11 +160,11 @@ export function compileLlvm(o: LlvmTargetOptions): string[] {
   const cpu = o.cpu ?? (o.triple ? (o.triple.startsWith('thumbv7em') ? 'cortex-m4' : undefined) : hostCpu());
   // a host build's kernels in one module per core (opt and llc use one core each: the Transformer's 0.85 s of them
   // was a third of its cold compile), their objects linked into model.o; model.ll holds the entries. The modules after
-  // the first render in processes of their own (render_child.ts) while this one renders the first, started now: node's
-  // start and their imports run beside the passes
+  // the first render in processes of their own (render_child.ts) while this one renders the first, started now (for
+  // graphs that likely make more than one module), so that node's start and their imports run beside the passes
   const hosted = !o.triple && !freestanding, parts = hosted ? o.parts ?? os.availableParallelism() : 1;
   mkdirSync(o.outDir, { recursive: true });
-  const renderers = startRenderers(o.outDir, parts);
+  const renderers = startRenderers(o.outDir, o.entries.reduce((n, e) => n + topoSort(e.graph).length, 0) >= RENDER_NODES ? parts : 1);
   try {
     return buildLlvm(o, freestanding, hosted, parts, cpu, renderers);
   } finally {
@@ -296,7 +297,7 @@ export interface RenderJob {
 }
 
 interface Renderers {
-  /** how many were started */
+  /** how many render beside this process */
   readonly count: number;
   /** Hands them the job (each renders its module, if there is one for it, then runs its tools); returns their waits. */
   send(job: RenderJob): (() => void)[];
@@ -311,6 +312,13 @@ interface Renderers {
 const RENDERERS = 3;
 
 /**
+ * Graphs of this many nodes (all entries) or more get renderer processes, started before the passes tell how many
+ * modules there are: the seed Transformer (123 nodes) and CNN (31) make two modules; the seed MLP (20) one, for
+ * which a renderer would only cost its start (0.1 s of CPU). Smaller graphs render every module here.
+ */
+const RENDER_NODES = 24;
+
+/**
  * Renderer processes 1 .. min(parts - 1, RENDERERS), started in the background at once (startConcurrently): each
  * waits for the job file in `dir` (written whole, by a rename), renders its modules (render_child.ts), and runs their
  * opt and llc.
@@ -321,11 +329,10 @@ function startRenderers(dir: string, parts: number): Renderers {
     writeFileSync(`${file}.tmp`, serialize(job));
     renameSync(`${file}.tmp`, file);
   };
-  const count = existsSync('/proc/self/stat') ? Math.min(parts - 1, RENDERERS) : 0;
-  const started = Array.from({ length: Math.max(0, count) }, (_, i) => startConcurrently('llvm', [[renderer(file, i + 1, count)]], dir));
+  const count = existsSync('/proc/self/stat') ? Math.max(0, Math.min(parts - 1, RENDERERS)) : 0;
   // their errors as sh gives them (render_child.ts reports a render's error, or a tool's as sh), not as node's
   const prefix = `llvm: ${process.execPath} failed: `;
-  const waits = started.map((wait) => () => {
+  const waits = Array.from({ length: count }, (_, i) => startConcurrently('llvm', [[renderer(file, i + 1, count)]], dir)).map((wait) => () => {
     try {
       wait();
     } catch (e) {
@@ -333,9 +340,9 @@ function startRenderers(dir: string, parts: number): Renderers {
       throw new Error(m.startsWith(prefix) ? m.slice(prefix.length) : m);
     }
   });
-  let sent = !started.length;
+  let sent = !count;
   return {
-    count: started.length,
+    count,
     send(job) {
       if (sent) return [];
       sent = true;
