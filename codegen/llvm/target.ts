@@ -164,7 +164,7 @@ export function compileLlvm(o: LlvmTargetOptions): string[] {
   // graphs that likely make more than one module), so that node's start and their imports run beside the passes
   const hosted = !o.triple && !freestanding, parts = hosted ? o.parts ?? os.availableParallelism() : 1;
   mkdirSync(o.outDir, { recursive: true });
-  const renderers = startRenderers(o.outDir, o.entries.reduce((n, e) => n + topoSort(e.graph).length, 0) >= RENDER_NODES ? parts : 1);
+  const renderers = startRenderers(o.outDir, Math.max(...o.entries.map((e) => topoSort(e.graph).length)) >= RENDER_NODES ? parts : 1);
   try {
     return buildLlvm(o, freestanding, hosted, parts, cpu, renderers);
   } finally {
@@ -312,9 +312,10 @@ interface Renderers {
 const RENDERERS = 3;
 
 /**
- * Graphs of this many nodes (all entries) or more get renderer processes, started before the passes tell how many
- * modules there are: the seed Transformer (123 nodes) and CNN (31) make two modules; the seed MLP (20) one, for
- * which a renderer would only cost its start (0.1 s of CPU). Smaller graphs render every module here.
+ * An entry's graph of this many nodes or more gets renderer processes, started before the passes tell how many
+ * modules there are: the seed Transformer's (123 nodes) and CNN's (31) make two modules; the seed MLP's (20, its two
+ * predict entries) one, for which a renderer would only cost its start (0.1 s of CPU). Smaller graphs render every
+ * module here.
  */
 const RENDER_NODES = 24;
 
