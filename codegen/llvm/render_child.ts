@@ -4,13 +4,15 @@
 // cores the Transformer's two modules rendered one after another on one core, 0.45 s, while the other waited.)
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { deserialize } from 'node:v8';
-import { renderJobPart } from './render.js';
+import { llvm, renderJobPart } from './render.js';
 import type { RenderJob } from './target.js';
 import { startConcurrently } from '../native.js';
 
 const [file, index, count] = process.argv.slice(2);
 try {
   if (file === undefined || !/^\d+$/.test(index ?? '') || !/^\d+$/.test(count ?? '')) throw new Error('usage: render_child.js JOB I R (run by the llvm target)');
+  // llvm-bindings loaded while the compile process runs its passes (15 ms of dlopen after the job came, before)
+  llvm();
   const sleeper = new Int32Array(new SharedArrayBuffer(4));
   while (!existsSync(file)) Atomics.wait(sleeper, 0, 0, 1);
   const r = deserialize(readFileSync(file)) as RenderJob | null, waits: (() => void)[] = [];
