@@ -164,7 +164,8 @@ export function compileLlvm(o: LlvmTargetOptions): string[] {
   // graphs that likely make more than one module), so that node's start and their imports run beside the passes
   const hosted = !o.triple && !freestanding, parts = hosted ? o.parts ?? os.availableParallelism() : 1;
   mkdirSync(o.outDir, { recursive: true });
-  const renderers = startRenderers(o.outDir, Math.max(...o.entries.map((e) => topoSort(e.graph).length)) >= RENDER_NODES ? parts : 1);
+  // (KILN_RENDERERS=0: none, every module rendered here, for comparisons: bench/compile.ts)
+  const renderers = startRenderers(o.outDir, process.env['KILN_RENDERERS'] !== '0' && Math.max(...o.entries.map((e) => topoSort(e.graph).length)) >= RENDER_NODES ? parts : 1);
   try {
     return buildLlvm(o, freestanding, hosted, parts, cpu, renderers);
   } finally {

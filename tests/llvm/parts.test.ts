@@ -31,8 +31,8 @@ describe('llvm modules built at once', () => {
     ...Array.from({ length: 10 }, () => keras.layers.Dense(48, { activation: 'tanh' })), keras.layers.Dense(10, { activation: 'softmax' })]);
   const t = traceModel(model, 3), g = t.graph;
   const params = Object.fromEntries(t.variables.map((v) => [v.path, v.data]));
-  const build = (parts: number) => {
-    const dir = path.join(tmp, `p${parts}`);
+  const build = (parts: number, name = `p${parts}`) => {
+    const dir = path.join(tmp, name);
     compileLlvm({ outDir: dir, entries: [{ name: 'predict', graph: g, batchSize: 3 }], weights: weightsOf(g, params), threads: 2, parts });
     return dir;
   };
@@ -77,6 +77,15 @@ describe('llvm modules built at once', () => {
     expect(whole.length).toBe(2);
     expect(['model.ll', 'model.1.ll'].map((f) => readFileSync(path.join(dir, f), 'utf8'))).toEqual(whole);
     expect(readdirSync(dir).filter((f) => f.startsWith('.kiln')), 'the job file removed').toEqual([]);
+    // KILN_RENDERERS=0: no renderer process, both modules rendered in this process, shared out as one after another
+    process.env['KILN_RENDERERS'] = '0';
+    try {
+      const here = build(2, 'here');
+      expect(['model.ll', 'model.1.ll'].map((f) => readFileSync(path.join(here, f), 'utf8'))).toEqual(one);
+    } finally {
+      delete process.env['KILN_RENDERERS'];
+    }
+    expect(one).not.toEqual(whole);
     const seq = path.join(tmp, 'sequential');
     mkdirSync(seq, { recursive: true });
     const mcpu = `-mcpu=${hostCpu()}`;
