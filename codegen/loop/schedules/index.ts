@@ -42,6 +42,7 @@ import { cpuMatmul } from './cpu_matmul.js';
 import { gpuGrid } from './gpu_grid.js';
 import { gpuReduce } from './gpu_reduce.js';
 import { gpuLastBlock } from './gpu_last_block.js';
+import { gpuParity } from './gpu_parity.js';
 import { gpuSplitK } from './gpu_split_k.js';
 import { matmulTops } from './gpu_matmul.js';
 import { rowCaches } from './row_caches.js';
@@ -79,6 +80,7 @@ export { pairDot } from './pair_dot.js';
 export { gpuGrid } from './gpu_grid.js';
 export { gpuLastBlock, lastBlock } from './gpu_last_block.js';
 export { gpuSplitK, splitK } from './gpu_split_k.js';
+export { gpuParity, parity, shareDecls } from './gpu_parity.js';
 export { gpuReduce, treeParts, treeThreads } from './gpu_reduce.js';
 export { warpTree } from './warp_tree.js';
 export { finishMatmul, matmulNest, matmulTops, paddedTiles, renameMatmuls, scheduleMatmul, tileMatmul } from './gpu_matmul.js';
@@ -117,7 +119,7 @@ const cleanup: Recipe = {
 
 /** The recipes for a target, in the order they run on each kernel. */
 export function recipesFor(caps: TargetCaps): readonly Recipe[] {
-  return caps.gpu ? [gpuSplitK, rowCaches, cleanup, gpuGrid, gpuReduce, gpuLastBlock] : [cpuMatmul, cpuConv, rowCaches, cleanup, cpuKinds];
+  return caps.gpu ? [gpuSplitK, rowCaches, cleanup, gpuParity, gpuGrid, gpuReduce, gpuLastBlock] : [cpuMatmul, cpuConv, rowCaches, cleanup, cpuKinds];
 }
 
 /** Schedules every kernel of a program for a target; trace sees the program after every primitive application. */
