@@ -58,7 +58,37 @@ function check(g: Graph, name: string, nvcc = false): string {
   return text;
 }
 
+/** A random pooling gradient: windows of m by m (2 or 3) at stride m over f32[n, m*a, m*b, c] after relu, neg or nothing. */
+function randomPoolGrad(seed: number): { g: Graph; specialized: boolean } {
+  let state = seed * 2654435761 >>> 0;
+  const int = (lo: number, hi: number) => { state = (Math.imul(state, 1103515245) + 12345) >>> 0; return lo + (state >>> 8) % (hi - lo + 1); };
+  const m = int(2, 3), n = int(1, 2), rows = m * int(1, 4), cols = m * int(1, 4), c = int(1, 4), pre = int(0, 2);
+  const b = new Builder();
+  const x = b.input('x', { dtype: 'float32', shape: [n, rows, cols, c] });
+  const v = pre === 0 ? x : pre === 1 ? b.emit('max', [x, b.constant(0, 'float32', x.type.shape)]) : b.emit('neg', [x]);
+  const pool = b.emit('reduce_window', [v], { kind: 'max', window: [m, m], strides: [m, m], padding: [[0, 0], [0, 0]] });
+  const t = b.input('t', { dtype: 'float32', shape: pool.type.shape });
+  const loss = b.emit('reduce_sum', [b.emit('mul', [pool, t])], { axes: [0, 1, 2, 3], keepdims: false });
+  const [dx] = gradients(b, loss, [x]);
+  // a dimension of one window has no offset to tell apart: parity splits the others
+  return { g: b.finish(`pool_grad_${seed}`, [{ name: 'dx', node: dx! }]), specialized: rows > m || cols > m };
+}
+
 describe('the max pooling gradient by window parity (cuda)', () => {
+  it('random window sizes, shapes and activations before the pooling: bit for bit in both loop orders', () => {
+    let specialized = 0;
+    for (let seed = 1; seed <= 24; seed++) {
+      const { g, specialized: split } = randomPoolGrad(seed);
+      const p = runPipeline(g, { caps: CUDA_CAPS }).program, text = printProgram(p);
+      expect(verifyProgram(p)).toEqual([]);
+      if (split && /for \w+p\d* in 0\.\.[23] unroll/.test(text)) specialized++;
+      const data = inputs(g), ref = interpret(g, data, {});
+      for (const reverse of [false, true]) expect(differences(ref, runProgram(p, data, {}, { reverse })), `${g.name} reverse: ${reverse}`).toEqual([]);
+    }
+    // (where fusion splits the gradient over several kernels, small shapes, no nest holds the candidates' selects)
+    expect(specialized).toBeGreaterThan(12);
+  }, 60_000);
+
   it.each([
     ['2x2 windows, stride 2', 2, 8, 3, 2, 2],
     ['3x3 windows, stride 3', 2, 9, 2, 3, 3],
