@@ -158,6 +158,8 @@ function specialized(k: { body: readonly Stmt[]; fresh: (p: string) => string },
   if (store.k !== 'store' || r.body.filter((x) => x.k === 'store').length !== 1) return `nest '${a.nest}' does not end in its one store`;
   const copies: Stmt[] = [], values: Expr[] = [];
   const declared = [...declaredNames(r.body)];
+  // the one store, after the copies, indexes by the loops alone (a decl of the body would be the first copy's)
+  if (declared.some((n) => varsOf(store.idx).has(n))) return `the store of nest '${a.nest}' indexes through a decl`;
   for (let c = 0; c < a.m ** split.length; c++) {
     let rest = c;
     const at = new Map<string, Expr>();
@@ -277,7 +279,7 @@ export const gpuParity: Recipe = {
       const c = candidates(r.chain, r.body);
       if (!c?.loops.length || !s.try(parity, { nest, ...c })) continue;
       s.apply(simplifyIndices, { loop: nest });
-      s.apply(shareDecls, { nest });
+      s.try(shareDecls, { nest });
       s.try(dropDeadDecls, { loop: nest });
     }
   },
