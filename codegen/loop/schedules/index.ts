@@ -29,7 +29,8 @@
 // is called after every primitive application, which is how `kiln compile --dump-after schedule:<name>` works.
 // Recipes: cpu_matmul.ts and cpu_conv.ts (register-blocked micro-kernels, micro_kernel.ts), row_caches.ts (i-k-j row
 // caches, R rows at a time), cpu_kinds.ts (parallel and vector loops), gpu_grid.ts (launches of blocks x threads),
-// gpu_reduce.ts (declared reduction trees on a block's threads, treeThreads).
+// gpu_reduce.ts (declared reduction trees on a block's threads, treeThreads), gpu_parity.ts (a max pooling gradient's
+// candidates specialized by window offset, before the grid).
 // gpu_grid.ts also tiles matmul nests in shared memory (gpu_matmul.ts) around its bind, conv nests too once flattened
 // into matmul nests (gpu_conv.ts); row caches and cleanup's unit-loop dropping leave those nests to it.
 import type { Program } from '../ir.js';
