@@ -29,8 +29,7 @@
 // is called after every primitive application, which is how `kiln compile --dump-after schedule:<name>` works.
 // Recipes: cpu_matmul.ts and cpu_conv.ts (register-blocked micro-kernels, micro_kernel.ts), row_caches.ts (i-k-j row
 // caches, R rows at a time), cpu_kinds.ts (parallel and vector loops), gpu_grid.ts (launches of blocks x threads),
-// gpu_reduce.ts (declared reduction trees on a block's threads, treeThreads), gpu_parity.ts (a max pooling gradient's
-// candidates specialized by window offset, before the grid).
+// gpu_reduce.ts (declared reduction trees on a block's threads, treeThreads).
 // gpu_grid.ts also tiles matmul nests in shared memory (gpu_matmul.ts) around its bind, conv nests too once flattened
 // into matmul nests (gpu_conv.ts); row caches and cleanup's unit-loop dropping leave those nests to it.
 import type { Program } from '../ir.js';
@@ -43,7 +42,6 @@ import { cpuMatmul } from './cpu_matmul.js';
 import { gpuGrid } from './gpu_grid.js';
 import { gpuReduce } from './gpu_reduce.js';
 import { gpuLastBlock } from './gpu_last_block.js';
-import { gpuParity } from './gpu_parity.js';
 import { gpuSplitK } from './gpu_split_k.js';
 import { matmulTops } from './gpu_matmul.js';
 import { rowCaches } from './row_caches.js';
@@ -120,7 +118,7 @@ const cleanup: Recipe = {
 
 /** The recipes for a target, in the order they run on each kernel. */
 export function recipesFor(caps: TargetCaps): readonly Recipe[] {
-  return caps.gpu ? [gpuSplitK, rowCaches, cleanup, gpuParity, gpuGrid, gpuReduce, gpuLastBlock] : [cpuMatmul, cpuConv, rowCaches, cleanup, cpuKinds];
+  return caps.gpu ? [gpuSplitK, rowCaches, cleanup, gpuGrid, gpuReduce, gpuLastBlock] : [cpuMatmul, cpuConv, rowCaches, cleanup, cpuKinds];
 }
 
 /** Schedules every kernel of a program for a target; trace sees the program after every primitive application. */
