@@ -28,7 +28,7 @@
 // order it must run. `schedule(program, caps, trace)` runs the recipes on every kernel; `trace(name, program)`
 // is called after every primitive application, which is how `kiln compile --dump-after schedule:<name>` works.
 // Recipes: cpu_matmul.ts and cpu_conv.ts (register-blocked micro-kernels, micro_kernel.ts), row_caches.ts (i-k-j row
-// caches, R rows at a time), cpu_kinds.ts (parallel and vector loops), gpu_grid.ts (launches of blocks x threads),
+// caches, R rows at a time), cpu_pool.ts (pooling windows with channels as lanes), cpu_kinds.ts (parallel and vector loops), gpu_grid.ts (launches of blocks x threads),
 // gpu_reduce.ts (declared reduction trees on a block's threads, treeThreads).
 // gpu_grid.ts also tiles matmul nests in shared memory (gpu_matmul.ts) around its bind, conv nests too once flattened
 // into matmul nests (gpu_conv.ts); row caches and cleanup's unit-loop dropping leave those nests to it.
@@ -39,6 +39,7 @@ import { dropUnitLoops, renumber, simplifyIndices } from './cleanup.js';
 import { cpuConv } from './cpu_conv.js';
 import { cpuKinds } from './cpu_kinds.js';
 import { cpuMatmul } from './cpu_matmul.js';
+import { cpuPool } from './cpu_pool.js';
 import { gpuGrid } from './gpu_grid.js';
 import { gpuReduce } from './gpu_reduce.js';
 import { gpuLastBlock } from './gpu_last_block.js';
@@ -79,7 +80,6 @@ export { pairDot } from './pair_dot.js';
 export { gpuGrid } from './gpu_grid.js';
 export { gpuLastBlock, lastBlock } from './gpu_last_block.js';
 export { gpuSplitK, splitK } from './gpu_split_k.js';
-export { gpuParity, parity, shareDecls } from './gpu_parity.js';
 export { gpuReduce, treeParts, treeThreads } from './gpu_reduce.js';
 export { warpTree } from './warp_tree.js';
 export { finishMatmul, matmulNest, matmulTops, paddedTiles, renameMatmuls, scheduleMatmul, tileMatmul } from './gpu_matmul.js';
@@ -118,7 +118,7 @@ const cleanup: Recipe = {
 
 /** The recipes for a target, in the order they run on each kernel. */
 export function recipesFor(caps: TargetCaps): readonly Recipe[] {
-  return caps.gpu ? [gpuSplitK, rowCaches, cleanup, gpuGrid, gpuReduce, gpuLastBlock] : [cpuMatmul, cpuConv, rowCaches, cleanup, cpuKinds];
+  return caps.gpu ? [gpuSplitK, rowCaches, cleanup, gpuGrid, gpuReduce, gpuLastBlock] : [cpuMatmul, cpuConv, rowCaches, cpuPool, cleanup, cpuKinds];
 }
 
 /** Schedules every kernel of a program for a target; trace sees the program after every primitive application. */

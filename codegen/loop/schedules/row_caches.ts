@@ -35,11 +35,11 @@ const prefix = (v: string) => v.replace(/\d+$/, '');
 /**
  * A row cache's accumulation in i-k-j order. `levels` (outermost first: R-row loops, then the row's loops) is a
  * perfect nest whose innermost body starts with the cache's init store, then its reduction (`steps` statements,
- * the loop k or one step); each level is distributed over init, reduction and what follows, k moves outside the
- * reduction's levels, and the R-row loops of init and reduction are unrolled. Returns the levels of what follows
- * (empty names where nothing follows).
+ * the reduction's loops `ks` (a perfect chain, outermost first) or one step); each level is distributed over init,
+ * reduction and what follows, ks move outside the reduction's levels, and the R-row loops of init and reduction are
+ * unrolled. Returns the levels of what follows (empty names where nothing follows).
  */
-function rowOrder(s: Schedule, levels: readonly string[], rows: number, steps: number, k: string | undefined): string[] {
+export function rowOrder(s: Schedule, levels: readonly string[], rows: number, steps: number, ks: readonly string[]): string[] {
   const mids: string[] = [], rests: string[] = [];
   for (let d = levels.length - 1; d >= 0; d--) {
     const l = loopOf(s.body, levels[d]!);
@@ -52,7 +52,7 @@ function rowOrder(s: Schedule, levels: readonly string[], rows: number, steps: n
     mids.unshift(names[0]!);
     rests.unshift(tail ? names[1]! : '');
   }
-  if (k) s.apply(reorder, { loops: [k, ...mids] });
+  if (ks.length) s.apply(reorder, { loops: [...ks, ...mids] });
   if (rows) s.apply(unroll, { loops: [...levels.slice(0, rows), ...mids.slice(0, rows)] });
   return rests;
 }
@@ -84,7 +84,7 @@ function plainRows(s: Schedule, top: For, caps: TargetCaps): boolean {
   }
   for (const r of rs) {
     s.apply(cacheWrite, { acc: r.acc, loops: [...rows, j], local: s.fresh(R > 1 ? 'rows' : 'row'), read: 'inline', place: R > 1 ? 'start' : 'before' });
-    const rest = rowOrder(s, [...rows, j], rows.length, r.end - r.start, r.loops[0]?.v);
+    const rest = rowOrder(s, [...rows, j], rows.length, r.end - r.start, r.loops.slice(0, 1).map((l) => l.v));
     [rows, j] = [rest.slice(0, -1), rest[rest.length - 1]!];
   }
   if (rows.length) s.apply(unroll, { loops: rows });
@@ -137,13 +137,13 @@ function innerRows(s: Schedule, i: For | undefined, caps: TargetCaps): void {
     for (const c of cached.slice(0, lead)) {
       s.apply(liftLocal, { local: c.local, loop: q, place: 'start', name: s.fresh('rows') });
       s.apply(accumulateInto, { acc: c.acc });
-      q = rowOrder(s, [q, ...c.loops], 1, c.r.end - c.r.start, c.r.loops[0]?.v)[0]!;
+      q = rowOrder(s, [q, ...c.loops], 1, c.r.end - c.r.start, c.r.loops.slice(0, 1).map((l) => l.v))[0]!;
     }
     s.apply(unroll, { loops: [q] });
   }
   for (const c of cached.slice(R > 1 ? lead : 0)) {
     s.apply(accumulateInto, { acc: c.acc });
-    if (c.loops.length) rowOrder(s, c.loops, 0, c.r.end - c.r.start, c.r.loops[0]?.v);
+    if (c.loops.length) rowOrder(s, c.loops, 0, c.r.end - c.r.start, c.r.loops.slice(0, 1).map((l) => l.v));
   }
 }
 

@@ -38,6 +38,8 @@ const RULES: { name: string; targets: readonly string[]; of: (k: KernelShape) =>
   { name: 'a conv gets the conv micro-kernel', targets: ['llvm', 'wasm'], of: (k) => k.ops.includes('conv'), want: (k) => microKernel(k, 'cpu-conv') },
   // register panels where the output's rows and columns take a register tile, else i-k-j row caches
   { name: 'a matmul gets the matmul micro-kernel or row caches', targets: ['llvm', 'wasm'], of: (k) => k.ops.includes('matmul') && !k.ops.includes('conv'), want: (k) => microKernel(k, 'cpu-matmul') || recipe(k, 'row-caches') },
+  // cpu_pool.ts: a pooling window's channels as vector lanes, the window's loops outside them
+  { name: 'a pooling window gets channel lanes', targets: ['llvm', 'wasm'], of: (k) => k.ops.includes('reduce_window'), want: (k) => has(k, 'cpu-pool:cacheWrite', 'cpu-pool:reorder', 'cpu-kinds:vectorize') },
   // softmax's row maximum (and the sum beside it) as vector folds; wasm renders no fold loops
   { name: "softmax's rows are vector folds", targets: ['llvm'], of: (k) => k.ops.includes('reduce_max'), want: (k) => has(k, 'cpu-kinds:fold') },
 ];
@@ -82,6 +84,12 @@ beforeAll(async () => {
 
 it('counts kernels for every model the seed examples build, inference and training step', () => {
   expect([...graphs.keys()].sort()).toEqual(Object.keys(COUNTS).sort());
+});
+
+it.each(Object.keys(CAPS))('the seed CNN\'s global average pool gets channel lanes (cpu-pool) on %s', (target) => {
+  // the kernel summing conv2d_1's ReLU over 12 x 12 positions per image and channel (no matmul, no softmax maximum)
+  const gap = shapeOf(graphs.get('cnn.ts default predict')!, CAPS[target]!).filter((k) => k.ops.includes('reduce_sum') && !k.ops.includes('reduce_max'));
+  expect(gap.map((k) => has(k, 'cpu-pool:cacheWrite', 'cpu-pool:reorder', 'cpu-kinds:vectorize'))).toEqual([true]);
 });
 
 describe.each(Object.keys(CAPS))('the seed examples scheduled for %s', (target) => {
