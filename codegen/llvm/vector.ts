@@ -23,22 +23,42 @@ const PMADDWD = { avx512: [16, 'llvm.x86.avx512.pmaddw.d.512'], avx2: [8, 'llvm.
 
 /**
  * int8 requantization's fixed-point ops (loop/ir.ts qmulhi, qshr) on W lanes, the bits of the scalar forms in
- * render.ts: qmulhi's nudge and truncating division by 2^31 are floor((a·b + 2^30) / 2^31) for either sign of a·b
+ * render.ts. qmulhi: its nudge and truncating division by 2^31 are floor((a·b + 2^30) / 2^31) for either sign of a·b
  * (a·b < 0: (a·b + 1 - 2^30) is negative, and truncating it toward zero adds 2^31 - 1 before the floor), of which
- * only bits 31..62 are kept: a logical shift (AVX2 has no 64-bit arithmetic one), on vpmuldq's 64-bit products.
+ * only bits 31..62 are kept. On an even number of lanes the even and odd lanes are multiplied in place as 64-bit
+ * lanes (the low i32 of each i64 sign-extended, and its high i32 shifted down: one vpmuldq each), the even products'
+ * bits 31..62 shifted down into their low i32 and the odd ones' up into their high i32, and the two blended: no
+ * widening to twice the registers and narrowing back. The result is INT_MIN only where a = b = INT_MIN (a·b = 2^62;
+ * otherwise |a·b| <= 2^62 - 2^31 and the floor is above -2^31), where the saturated value is INT_MAX: one compare.
  */
 function requantizeHelpers(w: number): string[] {
-  const vt = (e: string) => `<${w} x ${e}>`, splat = (e: string, v: number) => `<${Array.from({ length: w }, () => `${e} ${v}`).join(', ')}>`;
+  const vt = (e: string, n = w) => `<${n} x ${e}>`, splat = (e: string, v: number, n = w) => `<${Array.from({ length: n }, () => `${e} ${v}`).join(', ')}>`;
   const fn = (name: string, body: string) => `define ${vt('i32')} @${helper(name, w)}(${vt('i32')} %a, ${vt('i32')} %b) alwaysinline {\n${body}\n}\n`;
-  return [fn('qmulhi', `  %a64 = sext ${vt('i32')} %a to ${vt('i64')}
+  const h = w / 2, q = vt('i64', h), ints = (xs: number[]) => `<${xs.map((x) => `i32 ${x}`).join(', ')}>`;
+  const products = w % 2 ? `  %a64 = sext ${vt('i32')} %a to ${vt('i64')}
   %b64 = sext ${vt('i32')} %b to ${vt('i64')}
   %ab = mul ${vt('i64')} %a64, %b64
   %s = add ${vt('i64')} %ab, ${splat('i64', 2 ** 30)}
   %h = lshr ${vt('i64')} %s, ${splat('i64', 31)}
-  %r = trunc ${vt('i64')} %h to ${vt('i32')}
-  %eq = icmp eq ${vt('i32')} %a, %b
-  %min = icmp eq ${vt('i32')} %a, ${splat('i32', -(2 ** 31))}
-  %o = and ${vt('i1')} %eq, %min
+  %r = trunc ${vt('i64')} %h to ${vt('i32')}` : `  %aq = bitcast ${vt('i32')} %a to ${q}
+  %bq = bitcast ${vt('i32')} %b to ${q}
+  %al = shl ${q} %aq, ${splat('i64', 32, h)}
+  %ae = ashr ${q} %al, ${splat('i64', 32, h)}
+  %bl = shl ${q} %bq, ${splat('i64', 32, h)}
+  %be = ashr ${q} %bl, ${splat('i64', 32, h)}
+  %ao = ashr ${q} %aq, ${splat('i64', 32, h)}
+  %bo = ashr ${q} %bq, ${splat('i64', 32, h)}
+  %pe = mul ${q} %ae, %be
+  %po = mul ${q} %ao, %bo
+  %se = add ${q} %pe, ${splat('i64', 2 ** 30, h)}
+  %so = add ${q} %po, ${splat('i64', 2 ** 30, h)}
+  %he = lshr ${q} %se, ${splat('i64', 31, h)}
+  %ho = shl ${q} %so, ${splat('i64', 1, h)}
+  %re = bitcast ${q} %he to ${vt('i32')}
+  %ro = bitcast ${q} %ho to ${vt('i32')}
+  %r = shufflevector ${vt('i32')} %re, ${vt('i32')} %ro, ${vt('i32')} ${ints(Array.from({ length: w }, (_, i) => (i % 2 ? w + i : i)))}`;
+  return [fn('qmulhi', `${products}
+  %o = icmp eq ${vt('i32')} %r, ${splat('i32', -(2 ** 31))}
   %y = select ${vt('i1')} %o, ${vt('i32')} ${splat('i32', 2 ** 31 - 1)}, ${vt('i32')} %r
   ret ${vt('i32')} %y`),
   // (a >> e) + ((a & mask) > (mask >> 1) + (a < 0)), mask = 2^e - 1 (e = 31: 1 << 31 wraps, mask INT_MAX)
@@ -53,7 +73,22 @@ function requantizeHelpers(w: number): string[] {
   %u = zext ${vt('i1')} %up to ${vt('i32')}
   %sh = ashr ${vt('i32')} %a, %b
   %y = add ${vt('i32')} %sh, %u
-  ret ${vt('i32')} %y`)];
+  ret ${vt('i32')} %y`),
+  // qshr of an a that is never INT_MIN (a qmulhi's result, see above), e >= 1: a = k 2^e + rem (0 <= rem < 2^e) rounds
+  // up where rem > 2^(e-1) - 1 + n (n = [a < 0]), i.e. rem + 2^(e-1) - n >= 2^e: the result is
+  // floor((a - n + 2^(e-1)) / 2^e); x = a - n = a + (a >> 31) does not wrap (a > INT_MIN), and with y = floor(x / 2^(e-1))
+  // (nested floors) that is floor((y + 1) / 2) = y - floor(y / 2): shifts and subtractions only, none past int32.
+  // e = 0: a itself (the select; constant shifts fold it away).
+  fn('qshrq', `  %s = ashr ${vt('i32')} %a, ${splat('i32', 31)}
+  %x = add ${vt('i32')} %a, %s
+  %e1 = add ${vt('i32')} %b, ${splat('i32', -1)}
+  %e1m = and ${vt('i32')} %e1, ${splat('i32', 31)}
+  %y = ashr ${vt('i32')} %x, %e1m
+  %y2 = ashr ${vt('i32')} %y, ${splat('i32', 1)}
+  %r = sub ${vt('i32')} %y, %y2
+  %z = icmp eq ${vt('i32')} %b, zeroinitializer
+  %v = select ${vt('i1')} %z, ${vt('i32')} %a, ${vt('i32')} %r
+  ret ${vt('i32')} %v`)];
 }
 
 /**
