@@ -506,11 +506,11 @@ class KernelBuilder {
       const [d, acc] = e.b.k === 'binary' && e.b.op === 'dot4' ? [e.b, e.a] : e.a.k === 'binary' && e.a.op === 'dot4' ? [e.a, e.b] : [undefined, undefined];
       if (d && acc) return this.callVector('dpbusd', [acc, d.a, d.b].map((o) => this.lift(this.expr(o), 'i32', vec)));
     }
-    const a = this.lift(this.expr(e.a), e.a.t, vec), c = this.lift(this.expr(e.b), e.b.t, vec);
-    // qshr of a qmulhi (a lane decl's or in place: requantization) on vectors: its operand is never INT_MIN, which
-    // the shorter rounding of vector.ts's qshrq needs
+    // qshr of a qmulhi (a lane decl's or in place: requantization) on vectors as vector.ts's requant: a shorter
+    // rounding, as the qmulhi is never INT_MIN, and no saturation where the shift is a constant above 0
     const h = e.a.k === 'var' ? this.lanes?.inits.get(e.a.name) : e.a;
-    if (e.op === 'qshr' && vec && h?.k === 'binary' && h.op === 'qmulhi') return this.callVector('qshrq', [a, c]);
+    if (e.op === 'qshr' && vec && h?.k === 'binary' && h.op === 'qmulhi') return this.callVector('requant', [h.a, h.b, e.b].map((o) => this.lift(this.expr(o), 'i32', vec)));
+    const a = this.lift(this.expr(e.a), e.a.t, vec), c = this.lift(this.expr(e.b), e.b.t, vec);
     return binaryOp(OPS, e.op, e.a.t)(this.emit(vec), a, c);
   }
 

@@ -74,21 +74,29 @@ function requantizeHelpers(w: number): string[] {
   %sh = ashr ${vt('i32')} %a, %b
   %y = add ${vt('i32')} %sh, %u
   ret ${vt('i32')} %y`),
-  // qshr of an a that is never INT_MIN (a qmulhi's result, see above), e >= 1: a = k 2^e + rem (0 <= rem < 2^e) rounds
-  // up where rem > 2^(e-1) - 1 + n (n = [a < 0]), i.e. rem + 2^(e-1) - n >= 2^e: the result is
-  // floor((a - n + 2^(e-1)) / 2^e); x = a - n = a + (a >> 31) does not wrap (a > INT_MIN), and with y = floor(x / 2^(e-1))
-  // (nested floors) that is floor((y + 1) / 2) = y - floor(y / 2): shifts and subtractions only, none past int32.
-  // e = 0: a itself (the select; constant shifts fold it away).
-  fn('qshrq', `  %s = ashr ${vt('i32')} %a, ${splat('i32', 31)}
-  %x = add ${vt('i32')} %a, %s
-  %e1 = add ${vt('i32')} %b, ${splat('i32', -1)}
+  // requant(a, b, e) = qshr(qmulhi(a, b), e), requantization's pair. qshr of an h that is never INT_MIN (qmulhi's
+  // result, see above) and e >= 1: h = k 2^e + rem (0 <= rem < 2^e) rounds up where rem > 2^(e-1) - 1 + n (n = [h < 0]),
+  // i.e. rem + 2^(e-1) - n >= 2^e: the result is floor((h - n + 2^(e-1)) / 2^e). x = h - n = h + (h >> 31) does not
+  // wrap (h > INT_MIN), and with y = floor(x / 2^(e-1)) (nested floors) that is floor((y + 1) / 2) = y - floor(y / 2):
+  // shifts and a subtraction, none past int32. x is taken of the unsaturated product r: where r = INT_MIN, r + (r >> 31)
+  // wraps to INT_MAX, the x of the saturated h = INT_MAX, so only e = 0 (h itself: the select, which a constant
+  // shift folds away) needs the saturation.
+  `define ${vt('i32')} @${helper('requant', w)}(${vt('i32')} %a, ${vt('i32')} %b, ${vt('i32')} %e) alwaysinline {
+${products}
+  %o = icmp eq ${vt('i32')} %r, ${splat('i32', -(2 ** 31))}
+  %sat = select ${vt('i1')} %o, ${vt('i32')} ${splat('i32', 2 ** 31 - 1)}, ${vt('i32')} %r
+  %n = ashr ${vt('i32')} %r, ${splat('i32', 31)}
+  %x = add ${vt('i32')} %r, %n
+  %e1 = add ${vt('i32')} %e, ${splat('i32', -1)}
   %e1m = and ${vt('i32')} %e1, ${splat('i32', 31)}
   %y = ashr ${vt('i32')} %x, %e1m
   %y2 = ashr ${vt('i32')} %y, ${splat('i32', 1)}
-  %r = sub ${vt('i32')} %y, %y2
-  %z = icmp eq ${vt('i32')} %b, zeroinitializer
-  %v = select ${vt('i1')} %z, ${vt('i32')} %a, ${vt('i32')} %r
-  ret ${vt('i32')} %v`)];
+  %q = sub ${vt('i32')} %y, %y2
+  %z = icmp eq ${vt('i32')} %e, zeroinitializer
+  %v = select ${vt('i1')} %z, ${vt('i32')} %sat, ${vt('i32')} %q
+  ret ${vt('i32')} %v
+}
+`];
 }
 
 /**

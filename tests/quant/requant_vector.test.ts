@@ -46,7 +46,7 @@ describe('qmulhi and qshr in llvm vector loops equal the interpreter', () => {
     const body = [S.for('i', n / w, [S.for('l', w, [
       S.store('q', idx, E.binary('qmulhi', ld('a'), ld('b'))),
       S.store('r', idx, E.binary('qshr', ld('a'), ld('e'))),
-      // requantization's qshr of a qmulhi: render.ts gives it vector.ts's qshrq (its operand never INT_MIN)
+      // requantization's qshr of a qmulhi: render.ts renders it as vector.ts's requant
       S.store('s', idx, E.binary('qshr', E.binary('qmulhi', ld('a'), ld('b')), ld('e'))),
     ], 'vector')])];
     const of = (kind: Buffer['kind']) => buffers.filter((x) => x.kind === kind).map((x) => ({ name: x.name, buffer: x.name }));
@@ -57,7 +57,7 @@ describe('qmulhi and qshr in llvm vector loops equal the interpreter', () => {
     execFileSync('mkdir', ['-p', dir]);
     const ll = renderLlvm(entries, layout, 'rq');
     expect(ll).toMatch(new RegExp(`kiln_v${w}_qmulhi`));
-    expect(ll).toMatch(new RegExp(`kiln_v${w}_qshrq`));
+    expect(ll).toMatch(new RegExp(`kiln_v${w}_requant`));
     writeFileSync(path.join(dir, 'rq.ll'), ll);
     writeFileSync(path.join(dir, 'main.c'), `#include <stdio.h>
 void kiln_run(unsigned char *mem);
