@@ -127,6 +127,24 @@ function dot4Helpers(w: number, dot: DotIsa | undefined): string {
   return `${fn('dot4', `${vt('i32')} %a, ${vt('i32')} %b`, `${lines.join('\n')}\n  ret ${vt('i32')} %d`)}${fn('dpbusd', `${vt('i32')} %c, ${vt('i32')} %a, ${vt('i32')} %b`, `  %d = call ${vt('i32')} @${helper('dot4', w)}(${vt('i32')} %a, ${vt('i32')} %b)\n  %s = add ${vt('i32')} %c, %d\n  ret ${vt('i32')} %s`)}`;
 }
 
+/** cvtps2dq on 512, 256 and 128 bits: floats to i32 rounded in the current mode (to nearest even, as rint). */
+const CVTPS2DQ = [[16, 'kiln_cvtps2dq_512'], [8, 'llvm.x86.avx.cvt.ps2dq.256'], [4, 'llvm.x86.sse2.cvtps2dq']] as const;
+
+/**
+ * rint_i32 on W lanes: fptosi(rint(x)) for x within i32 (render.ts: quantize's rounded quotient) as one cvtps2dq per
+ * chunk on x86 (LLVM 14 selects a vrndscaleps and a vcvttps2dq for the pair); undefined elsewhere.
+ */
+function rintI32Helper(w: number, dot: DotIsa | undefined): string | undefined {
+  const vt = (e: string, n = w) => `<${n} x ${e}>`;
+  const widths = dot === 'avx512' || dot === 'avx512vnni' ? CVTPS2DQ : dot === 'avx2' ? CVTPS2DQ.slice(1) : dot === 'sse2' ? CVTPS2DQ.slice(2) : [];
+  const chunks = chunked(w, widths, ['x'], (c) => vt('float', c));
+  if (!chunks) return undefined;
+  // the 512-bit one is the masked intrinsic, with all lanes and the current rounding mode (4)
+  const mask = (t: string) => t.replace(/kiln_cvtps2dq_512\(([^)]*)\)/g, 'llvm.x86.avx512.mask.cvtps2dq.512($1, <16 x i32> undef, i16 -1, i32 4)');
+  const decls = chunks.decl.replace(/kiln_cvtps2dq_512\(.*\)$/, 'llvm.x86.avx512.mask.cvtps2dq.512(<16 x float>, <16 x i32>, i16, i32)');
+  return `${decls}\ndefine ${vt('i32')} @${helper('rint_i32', w)}(${vt('float')} %xf) alwaysinline {\n  %x = bitcast ${vt('float')} %xf to ${vt('i32')}\n${chunks.lines.map(mask).join('\n')}\n  ret ${vt('i32')} ${chunks.out}\n}\n`;
+}
+
 export function vectorHelpers(w: number, dot?: DotIsa): string {
   const vt = (e: string) => `<${w} x ${e}>`;
   const fn = (ret: string, name: string, params: string, body: string) =>
@@ -155,7 +173,7 @@ ${e === m ? `  ret ${vt(m)} %v` : `  %c = icmp ne ${vt(m)} %v, zeroinitializer\n
   %q = bitcast i8* %p to ${vt('i8')}*
   store ${vt('i8')} %v, ${vt('i8')}* %q, align 1
   ret void`));
-  out.push(dot2Helper(w, dot), dot4Helpers(w, dot));
+  out.push(dot2Helper(w, dot), dot4Helpers(w, dot), rintI32Helper(w, dot) ?? '');
   out.push(...requantizeHelpers(w));
   // acc + dot2(a, b) lane by lane as the Cortex-M4's SMLAD (it has no vectors: LLVM scalarizes the rest)
   if (dot === 'dsp') {
