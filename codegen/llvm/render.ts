@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { independentIterations, pureDecls } from '../loop/analysis.js';
 import { type Expr, type Scalar, type Stmt, intern } from '../loop/ir.js';
-import { someExpr } from '../loop/visit.js';
+import { mapExpr, someExpr } from '../loop/visit.js';
 import { allreduceBuffer } from '../loop/allreduce.js';
 import type { Entry, Layout } from '../loop/layout.js';
 import { type OpTable, binaryOp, castOp, unaryOp } from '../loop/legalize.js';
@@ -156,6 +156,13 @@ const fptosiSat: U = (x, a) => {
 };
 
 /**
+ * Whether two expressions are structurally equal: interned bottom-up, as one built by literal (not through E.*, whose
+ * children intern compares by identity) may not be (tests/quant/graphs.ts mlp's quantize on x86-64-v3 was not: it missed
+ * clampRange: its quotient divided by vdivps, converted with saturation guards).
+ */
+const sameExpr = (x: Expr, y: Expr): boolean => x === y || mapExpr(x, intern) === mapExpr(y, intern);
+
+/**
  * The range of a float that selects clamp: [lo, hi], and whether it may be NaN. select(x > c, x, c) is at least c
  * and never NaN (the compare is false on NaN: c), select(x > c, c, x) at most c and NaN where x is; lt the same
  * upwards. undefined: no select of a constant.
@@ -169,12 +176,12 @@ function clampRange(e: Expr): { lo: number; hi: number; nan: boolean } | undefin
     return r && Math.max(-r.lo, r.hi) / c < 2 ** 24 ? { lo: Math.floor(r.lo / c) - 1, hi: Math.ceil(r.hi / c) + 1, nan: r.nan } : undefined;
   }
   // select(x == x, x, c): x where it is not NaN, else c
-  if (e.k === 'select' && e.c.k === 'binary' && e.c.op === 'eq' && intern(e.c.a) === intern(e.c.b) && intern(e.a) === intern(e.c.a) && e.b.k === 'const') {
+  if (e.k === 'select' && e.c.k === 'binary' && e.c.op === 'eq' && sameExpr(e.c.a, e.c.b) && sameExpr(e.a, e.c.a) && e.b.k === 'const') {
     const r = clampRange(e.a) ?? { lo: -Infinity, hi: Infinity, nan: true };
     return { lo: Math.min(r.lo, e.b.v), hi: Math.max(r.hi, e.b.v), nan: Number.isNaN(e.b.v) };
   }
   if (e.k !== 'select' || e.c.k !== 'binary' || !['gt', 'ge', 'lt', 'le'].includes(e.c.op)) return undefined;
-  const { a, b } = e.c, up = e.c.op === 'gt' || e.c.op === 'ge', same = (x: Expr, y: Expr) => intern(x) === intern(y);
+  const { a, b } = e.c, up = e.c.op === 'gt' || e.c.op === 'ge', same = sameExpr;
   const range = (x: Expr) => clampRange(x) ?? { lo: -Infinity, hi: Infinity, nan: true };
   if (b.k === 'const' && same(e.a, a) && same(e.b, b)) {
     const r = range(a);
