@@ -188,10 +188,10 @@ class NestEmitter {
         if (ends) {
           // ir/quant.ts quantizeBounds: x clamped to [a, b] as a float, its quotient rounded is already within the
           // saturation bounds, so no clamp after it (seed MLP b256, 1 thread, AVX-512: 17 -> 9 vector instructions
-          // per 16 values). NaN quantizes to the zero point, the quotient 0, which the cast gives NaN; the llvm
-          // renderer converts without guards a float it sees is not NaN, so NaN is made 0 first: at an end that is 0
-          // (zero point -128, of ReLU outputs and non-negative inputs; or 127) by the select there (its compare is
-          // false on NaN), else by a select of its own.
+          // per 16 values). NaN quantizes to the zero point, i.e. to the quotient 0 (as the cast of NaN gives), but
+          // the llvm renderer converts without guards only a float it sees is not NaN (render.ts clampRange), so NaN
+          // is made 0 first: at an end that is 0 (zero point -128, of ReLU outputs and non-negative inputs; or 127)
+          // by the select there (its compare is false on NaN), else by a select of its own.
           const [a, b] = ends.map((v) => E.f32(v)) as [Expr, Expr], x = this.let(at(0));
           let v: Expr;
           if (ends[0] === 0) v = nanTo(keepNaN(x, 'gt', b), 'gt', a);
