@@ -22,6 +22,7 @@ import { readNpy, writeNpy } from '../runtime/npy.js';
 import { readSafetensors } from '../runtime/safetensors.js';
 import { encodeOnnx, type OnnxGraph } from './onnx.js';
 import { int8Rows } from './int8.js';
+import { cpuName } from './timer.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..'); // dist/bench -> repo root
@@ -422,9 +423,6 @@ async function main(): Promise<void> {
 
     // ------------------------------------------------------------------ report
     const ortVersion = ort.env.versions.node ?? ort.env.versions.common ?? '?';
-    const cpuInfo = readFileSync('/proc/cpuinfo', 'utf8');
-    const cpuModel = /model name\s*:\s*(.*)/.exec(cpuInfo)?.[1] ?? os.cpus()[0]?.model ?? '?';
-    const family = /cpu family\s*:\s*(\d+)/.exec(cpuInfo)?.[1], model = /^model\s*:\s*(\d+)/m.exec(cpuInfo)?.[1];
     const llvmVersion = /LLVM version ([\d.]+)/.exec(execFileSync('opt-14', ['--version'], { encoding: 'utf8' }))?.[1] ?? '?';
     const la = (l: number[]): string => l.map((v) => v.toFixed(2)).join(' ');
     const compileMed = median(compileMs);
@@ -434,7 +432,7 @@ async function main(): Promise<void> {
     L.push('Reproduce from the repository root with:', '', '    npm run bench:llvm', '');
     L.push(`- date: ${started.toISOString()}`);
     L.push(`- node: ${process.version} (${process.platform}/${process.arch})`);
-    L.push(`- machine: ${cpuModel} (cpu family ${family}, model ${model}; KVM guest), nproc = ${os.cpus().length}; kiln compiles with \`-mcpu=${cpu}\` (LLVM ${llvmVersion})`);
+    L.push(`- machine: ${cpuName()} (KVM guest), nproc = ${os.cpus().length}; kiln compiles with \`-mcpu=${cpu}\` (LLVM ${llvmVersion})`);
     L.push(`- onnxruntime-node ${ortVersion}, CPU execution provider, graph optimization level \`all\`, \`intraOpNumThreads\` = the thread count, \`interOpNumThreads\` 1, sequential execution`);
     L.push(`- load average before / after the run: ${la(loadBefore)} / ${la(loadAfter)} (other processes on the machine add noise; with a load above 1, 2-thread numbers are the least reliable)`);
     L.push(`- kiln: its own executables, \`KILN_NUM_THREADS=T model_main --bench N x.npy\` / \`model_train --bench N x.npy y.npy\` (the median per call of N calls after N/10 warm-up calls; inputs copied in and outputs out on every call), N sized so one process times about ${TARGET_MS} ms; ${REPS} process(es) per cell, the cell is the median of their medians (range in the last column)`);

@@ -8,7 +8,7 @@
 // The in-process cases (kiln wasm, TF.js wasm: one thread each) also report the process's CPU time per step
 // (process.cpuUsage), which a loaded machine changes far less than the wall time.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os, { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -16,6 +16,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import * as tfwasm from '@tensorflow/tfjs-backend-wasm';
 import { writeNpy } from '../runtime/npy.js';
+import { cpuName } from './timer.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..'); // dist/bench -> repo root
@@ -113,9 +114,7 @@ async function main(): Promise<void> {
       }
     }
     const tfjs = median(times.get('TF.js wasm')!);
-    const cpu = readFileSync('/proc/cpuinfo', 'utf8');
-    const field = (k: string) => new RegExp(`^${k}\\s*: (.*)$`, 'm').exec(cpu)?.[1] ?? '?';
-    console.log(`CPU: ${field('model name')} (family ${field('cpu family')}, model ${field('model')}), ${os.cpus().length} cores; load average before ${loadBefore}, after ${os.loadavg().map((v) => v.toFixed(2)).join(' ')}; ${ROUNDS} round(s)`);
+    console.log(`CPU: ${cpuName()}, ${os.cpus().length} cores; load average before ${loadBefore}, after ${os.loadavg().map((v) => v.toFixed(2)).join(' ')}; ${ROUNDS} round(s)`);
     const tfjsCpu = median(cpus.get('TF.js wasm')!);
     console.log('| training step, len 200, batch 32, 1 thread | ms (median) | rounds (ms) | vs TF.js wasm | CPU ms (median) | CPU vs TF.js wasm |');
     console.log('|---|---:|---|---:|---:|---:|');

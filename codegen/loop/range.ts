@@ -313,6 +313,12 @@ export function foldDecided(stmts: readonly Stmt[], loops: ReadonlyMap<string, n
       const a = rangeOf(x.a, scopes.env), b = rangeOf(x.b, scopes.env), d = a && b && DECIDE[x.op]!(a, b);
       return d === undefined ? x : E.bool(d);
     }
+    // min/max of i32 whose ranges decide which operand is taken (an im2col tap's index clamps in the interior)
+    if (x.k === 'binary' && (x.op === 'min' || x.op === 'max') && x.t === 'i32') {
+      const a = rangeOf(x.a, scopes.env), b = rangeOf(x.b, scopes.env);
+      if (a && b && (x.op === 'min' ? a.hi <= b.lo : a.lo >= b.hi)) return x.a;
+      if (a && b && (x.op === 'min' ? b.hi <= a.lo : b.lo >= a.hi)) return x.b;
+    }
     const isConst = (e: Expr, v: number) => e.k === 'const' && e.v === v;
     if (x.k === 'select' && x.c.k === 'const') return x.c.v ? x.a : x.b;
     if (x.k === 'cast' && x.a.k === 'const' && x.a.t === 'bool') return E.c(x.t, x.a.v);

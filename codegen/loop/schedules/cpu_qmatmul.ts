@@ -1,15 +1,20 @@
 // Recipe: an int8 matmul or convolution nest (qmatmul, qconv) on a CPU as int16 pair dot products (pair_dot.ts; byte
 // quad ones, dot4, where the target has VNNI and the operands fit), then the register-blocked
 // micro-kernel of float matmuls (micro_kernel.ts) over i32 lanes: per step one broadcast row pair and nr/V column
-// vectors of pairs, each lane's dot2 one pmaddwd lane (LLVM), the column pairs packed into panels.
-import type { Expr } from '../ir.js';
+// vectors of pairs, each lane's dot2 one pmaddwd lane (LLVM), the column pairs packed into panels; an epilogue of
+// fewer columns than a vector holds widened to whole vectors over the tile's rows (widen).
+import { type Buffer, E, type Expr, S, type Scalar, type Stmt } from '../ir.js';
+import { printExpr } from '../printer.js';
+import { children, walkStmts } from '../visit.js';
+import { unroll } from './kinds.js';
+import { vectorize } from './vectorize.js';
 import { type TargetCaps, registerTile } from '../schedule.js';
-import { type For, findLoop } from './loops.js';
+import { type For, affineOf, findLoop, mapExpr, replaceLoop, substExpr } from './loops.js';
 import { contractionNest, microKernel } from './micro_kernel.js';
 import { type Reduction, localArrays, outerChain } from './nests.js';
 import { pairDot } from './pair_dot.js';
 import { split } from './split.js';
-import type { Schedule } from './primitive.js';
+import { type KernelView, type Schedule, primitive } from './primitive.js';
 
 /** `acc + dot2(x, w)` (or dot4): the operands of a pair-dot reduction's update. */
 function dotOperands(r: Reduction): [Expr, Expr] | undefined {
@@ -27,6 +32,106 @@ function tileOf(M: number, N: number, caps: TargetCaps, epilogue: number): { mr:
   if (reg || N > 2 * caps.vectorWidth || N < 2) return reg;
   const mr = [4, 2, 1].find((r) => M % r === 0 && r * Math.ceil(N / caps.vectorWidth) * epilogue <= (caps.tileCode ?? Infinity))!;
   return { mr, nr: N };
+}
+
+interface WidenArgs {
+  /** the epilogue's row loop (unrolled) and its column loop (vector lanes, fewer than a vector holds) */
+  readonly outer: string;
+  readonly inner: string;
+  /** lanes of the new vector loop */
+  readonly lanes: number;
+  /** the new loops' variables, and a prefix for the column operands' replicas */
+  readonly names: readonly [string, string];
+  readonly replica: string;
+}
+
+/** The loop `for outer { for inner { ... } }` of WidenArgs, its extents, and the index rewrites widen makes. */
+function widenMatch(k: KernelView, a: WidenArgs): { m: For; c: For } | string {
+  const m = findLoop(k.body, a.outer), c = m?.body.length === 1 && m.body[0]!.k === 'for' ? m.body[0] as For : undefined;
+  if (!m || !c || c.v !== a.inner) return `loop '${a.outer}' does not hold only loop '${a.inner}'`;
+  if (c.body.some((x) => x.k !== 'decl' && x.k !== 'store')) return `loop '${a.inner}' is not straight-line`;
+  if (a.lanes % c.extent || (m.extent * c.extent) % a.lanes) return `${m.extent} x ${c.extent} is not whole vectors of ${a.lanes}`;
+  const units = unitLoops(k.body);
+  // an access at (m, c) contiguous over the tile (m * extent + c: the accumulators, the output), or a column
+  // operand read at c alone (replicated); the lanes' variables nowhere else
+  const bad = (e: Expr): boolean => {
+    if (e.k === 'load' && (tileIndex(e.idx, m, c) || columnIndex(e.idx, c, units))) return false;
+    if (e.k === 'var') return e.name === m.v || e.name === c.v;
+    return children(e).some(bad);
+  };
+  for (const x of c.body) {
+    if (x.k === 'store' && (!tileIndex(x.idx, m, c) || bad(x.value))) return `a store of loop '${a.inner}' is not at the tile's element`;
+    if (x.k === 'decl' && bad(x.init)) return `a value of loop '${a.inner}' reads its lanes other than at the tile's element or a column`;
+  }
+  return { m, c };
+}
+
+/** Whether idx is base + m * (c's extent) + c (base free of m and c). */
+function tileIndex(idx: Expr, m: For, c: For): boolean {
+  const f = affineOf(idx);
+  return !!f && f.terms.get(c.v) === 1 && f.terms.get(m.v) === c.extent;
+}
+
+/** Whether idx reads c alone (a column operand: c + a constant, loops of one iteration aside: a single column tile). */
+function columnIndex(idx: Expr, c: For, units: ReadonlySet<string>): boolean {
+  const f = affineOf(idx);
+  return !!f && f.terms.get(c.v) === 1 && [...f.terms.keys()].every((v) => v === c.v || units.has(v));
+}
+
+/** The variables of the loops of one iteration in the statements. */
+function unitLoops(body: readonly Stmt[]): Set<string> {
+  const out = new Set<string>();
+  walkStmts(body, (x) => { if (x.k === 'for' && x.extent === 1) out.add(x.v); });
+  return out;
+}
+
+/**
+ * An epilogue over a tile of rows x fewer columns than a vector holds (the seed CNN's first conv: 8 channels, AVX-512's
+ * 16 lanes) as whole vectors: the tile's elements (accumulators, outputs) are contiguous, so lane l of vector f is
+ * element f * lanes + l; a column operand (bias, multiplier) is read from a replica of `lanes` values made once per
+ * call (`rep[l] = col[l mod columns]`). Half the requantize instructions for 8 columns.
+ */
+const widen = primitive<WidenArgs>({
+  name: 'widenLanes',
+  check: (k, a) => {
+    const r = widenMatch(k, a);
+    return typeof r === 'string' ? r : undefined;
+  },
+  apply: (k, a) => {
+    const { m, c } = widenMatch(k, a) as { m: For; c: For }, units = unitLoops(k.body);
+    const [f, l] = a.names, flat = E.add(E.mul(E.v(f), E.i32(a.lanes)), E.v(l));
+    const reps = new Map<string, { buf: string; idx: Expr; t: Scalar }>(), nests: Stmt[] = [], buffers: Buffer[] = [];
+    const element = (idx: Expr) => E.add(substExpr(idx, new Map([[m.v, E.i32(0)], [c.v, E.i32(0)]])), flat);
+    const rewrite = (e: Expr): Expr => mapExpr(e, (x) => {
+      if (x.k !== 'load') return x;
+      if (tileIndex(x.idx, m, c)) return E.load(x.buf, element(x.idx), x.t);
+      const key = `${x.buf}|${printExpr(x.idx)}`;
+      let r = reps.get(key);
+      if (!r) {
+        const buf = k.fresh(a.replica), i = k.fresh('r');
+        r = { buf, idx: x.idx, t: x.t };
+        reps.set(key, r);
+        const at = new Map([[c.v, E.mod(E.v(i), c.extent)], ...[...units].map((u): [string, Expr] => [u, E.i32(0)])]);
+        nests.push(S.for(i, a.lanes, [S.store(buf, E.v(i), E.load(x.buf, substExpr(x.idx, at), x.t))]));
+        buffers.push({ name: buf, dtype: x.t === 'f32' ? 'float32' : 'int32', size: a.lanes, kind: 'temp' });
+      }
+      return E.load(r.buf, E.v(l), x.t);
+    });
+    const body = c.body.map((x) => (x.k === 'store' ? { ...x, idx: element(x.idx), value: rewrite(x.value) } : x.k === 'decl' ? { ...x, init: rewrite(x.init) } : x));
+    const loop = S.for(f, (m.extent * c.extent) / a.lanes, [S.for(l, a.lanes, body)]);
+    return { body: [...nests, ...replaceLoop(k.body, m.v, () => [loop])], buffers: [...k.buffers, ...buffers] };
+  },
+});
+
+/** The last `for m unroll { for c vector { stores } }` in a nest (a micro-kernel's epilogue), if any. */
+function lastEpilogue(nest: Stmt | undefined): { outer: string; inner: string } | undefined {
+  let out: { outer: string; inner: string } | undefined;
+  if (nest) walkStmts([nest], (x) => {
+    if (x.k !== 'for' || x.kind !== 'unroll' || x.body.length !== 1) return;
+    const c = x.body[0]!;
+    if (c.k === 'for' && c.kind === 'vector' && c.body.some((y) => y.k === 'store')) out = { outer: x.v, inner: c.v };
+  });
+  return out;
 }
 
 /** Run by cpu_matmul.ts before its float nests. */
@@ -64,6 +169,18 @@ export function cpuQmatmul(s: Schedule, caps: TargetCaps): void {
     if (!reg) continue;
     // (a convolution's panels are not packed: pack.ts lays them out along one row loop)
     const pack = n.chain.length === 2 && N > reg.nr && M / reg.mr >= 4;
-    s.attempt(() => microKernel(s, n, { ...reg, columnsOuter: true, pack }, caps));
+    const at = s.body.indexOf(nest), after = s.body.length - at;
+    if (!s.attempt(() => microKernel(s, n, { ...reg, columnsOuter: true, pack }, caps))) continue;
+    // an epilogue of fewer columns than a vector's lanes as whole vectors (the requantize of 8 channels in 16 lanes)
+    if (reg.nr < V) {
+      // (the nest where it was: what the micro-kernel adds, it adds before)
+      const epi = lastEpilogue(s.body[s.body.length - after]);
+      const names = [s.fresh('f'), s.fresh('l')] as const;
+      if (epi && s.check(widen, { ...epi, lanes: V, names, replica: 'rep' }) === undefined) {
+        s.apply(widen, { ...epi, lanes: V, names, replica: s.freshBuffer(`rep_${s.name}`) });
+        s.apply(unroll, { loops: [names[0]] });
+        s.apply(vectorize, { loops: [names[1]], caps });
+      }
+    }
   }
 }

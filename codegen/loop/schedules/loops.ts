@@ -374,8 +374,8 @@ export function separates(idx: Expr, distinct: ReadonlyMap<string, number>, free
 
 /**
  * Whether iterations of loop v (extent n) touch disjoint elements through the accesses (of one array): each index
- * is s*v + (loops inside, per access) + one fixed part, with the same s and fixed part for all, and the inner parts
- * of all accesses span less than |s|. Decls of the examined statements (`inside`) in an index leave it unproved.
+ * is s*v + (loops inside, per access) + a constant + one fixed part, with the same s and fixed part for all, and the
+ * inner parts and constants of all accesses span less than |s|. Decls of the examined statements (`inside`) in an index leave it unproved.
  */
 export function disjointIterations(acc: readonly Access[], v: string, n: number, inside: ReadonlySet<string>): boolean {
   if (n === 1) return true;
@@ -386,11 +386,12 @@ export function disjointIterations(acc: readonly Access[], v: string, n: number,
     if (!f || [...f.terms.keys()].some((x) => inside.has(x))) return false;
     const c = f.terms.get(v) ?? 0;
     const outer = [...f.terms].filter(([x]) => x !== v && !a.inner.has(x)).sort(([x], [y]) => (x < y ? -1 : 1));
-    const fx = `${f.c}|${outer.map(([x, k]) => `${x}*${k}`).join('+')}`;
+    // (the constant counts in the span: a loop split into segments stores at offsets of one index)
+    const fx = outer.map(([x, k]) => `${x}*${k}`).join('+');
     if (c === 0 || (s !== undefined && c !== s) || (fixed !== undefined && fx !== fixed)) return false;
     s = c;
     fixed = fx;
-    let l = 0, h = 0;
+    let l = f.c, h = f.c;
     for (const [x, k] of f.terms) {
       const e = a.inner.get(x);
       if (e === undefined) continue;

@@ -4,14 +4,16 @@
 // row operand's pairs computed once per row by a nest placed before (its quantize no longer recomputed per column),
 // the bias added after (odd K: a last pair of one term). The reduction's loops are one flat index k (a convolution's window
 // (kh, kw, cin) in order), its outer loops but the last (columns) the rows; a tap outside the input is a row value 0. This reassociates the sum, which is exact here: i32 additions wrap,
-// so any order gives the same bits (the interpreter's order included). Each product is of two int16 halves: the
+// so any order gives the same bits (the interpreter's order included). A convolution's row groups are laid out
+// [image][group][position] and packed with the positions' border apart from their branch-free (vector) interior, or,
+// without padding and with input channels a multiple of the width, read in place (inPlace: no im2col). Each product is of two int16 halves: the
 // row operand x - xZero is in -255..255 and w in -128..127, so neither a product nor the pair's sum can saturate or
 // wrap (x86's vpmaddubsw, u8 x s8 summed into a saturating int16, could: 2 x 255 x 127 > 32767).
 import { E, type Expr, S, type Scalar, type Stmt, type Buffer } from '../ir.js';
-import { type For, substExpr, varsOf } from './loops.js';
+import { type For, affineOf, substExpr, varsOf } from './loops.js';
 import { outerChain } from './nests.js';
 import { type KernelView, primitive } from './primitive.js';
-import { someExpr } from '../visit.js';
+import { forEachExpr, mapStmtExprs, someExpr, stmtExprs } from '../visit.js';
 import { fitsInt16, foldDecided, valueRange } from '../range.js';
 
 export interface PairDotArgs {
@@ -54,6 +56,8 @@ interface Match {
   readonly colDecls: readonly Decl[];
   readonly row: Expr;
   readonly col: Expr;
+  /** a convolution tap's condition (padding), in row */
+  readonly inside: Expr | undefined;
 }
 
 /** The step decls e reads (transitively), in statement order, and the variables they and e read from outside. */
@@ -102,7 +106,7 @@ function match(body: readonly Stmt[], a: PairDotArgs): Match | string {
     if (!rowDecls || !colDecls) continue;
     const rest = j.body.slice(at + 1);
     if (rest.some((s) => s.k === 'assign' && s.name === acc.name) || rest.some((s) => s.k === 'for')) return 'the accumulator is updated after its loop';
-    return { top, rows, j, ks, pre: j.body.slice(0, at - 1), post: rest, acc, rowDecls, colDecls, row, col };
+    return { top, rows, j, ks, pre: j.body.slice(0, at - 1), post: rest, acc, rowDecls, colDecls, row, col, inside };
   }
   return 'the product is not of a row operand (no column index) and a column operand (no row index)';
 }
@@ -136,6 +140,57 @@ function hoistPointwise(rowDecls: readonly Decl[], row: Expr, k: KernelView, row
   // the taps: the chain's value loaded from q at the load's index
   const decls = rowDecls.flatMap((d) => (d === loads[0] ? [S.decl(out.name, out.t, E.load(buffer, ld.idx, 'i32')) as Decl] : chain.has(d.name) ? [] : [d]));
   return { decls, nest, q };
+}
+
+/** The i32 comparisons, mins and maxes in a nest's innermost loops: bounds and clamps that its ranges leave undecided. */
+function undecided(s: Stmt): number {
+  if (s.k === 'for') return s.body.reduce((n, b) => n + undecided(b), 0);
+  let n = 0;
+  for (const e of stmtExprs(s)) forEachExpr(e, (x) => { if (x.k === 'binary' && x.a.t === 'i32' && ['lt', 'le', 'gt', 'ge', 'min', 'max'].includes(x.op)) n++; });
+  return n;
+}
+
+/** Straight-line statements with the decls that load nothing substituted into the statements after them. */
+function inlineArithmetic(stmts: readonly Stmt[]): Stmt[] {
+  const m = new Map<string, Expr>();
+  return stmts.flatMap((s): Stmt[] => {
+    if (s.k === 'decl' && !someExpr(s.init, (e) => e.k === 'load')) { m.set(s.name, substExpr(s.init, m)); return []; }
+    return [mapStmtExprs(s, (e) => substExpr(e, m))];
+  });
+}
+
+/**
+ * A convolution whose groups can be read in place: no tap condition (no padding), a row operand that is a pointwise
+ * function u of one load whose index is affine, its innermost window loop (the input channels) of coefficient 1 and
+ * a multiple of W, every other coefficient a multiple of W. Group g is then terms W g .. W g + W - 1: W adjacent
+ * channels of one tap, W adjacent input values. The nest packs each W input values once into q (`q[e] =
+ * pack(u(in[W e + b]))`, a quarter of the input's values for quads), and the micro-kernel reads a group at its tap's
+ * index / W: no im2col (the seed CNN's second conv packed 9 groups per input quad).
+ */
+function inPlace(m: Match, k: KernelView, W: number, buffer: string, names: readonly string[]): { nest: Stmt; q: Buffer; at: (rows: readonly Expr[], g: Expr) => Expr } | undefined {
+  if (m.inside || m.rows.length < 2) return undefined;
+  const arith = new Map<string, Expr>(), loads = m.rowDecls.filter((d) => someExpr(d.init, (e) => e.k === 'load'));
+  for (const d of m.rowDecls) if (!loads.includes(d)) arith.set(d.name, substExpr(d.init, arith));
+  const ld = loads[0]?.init;
+  if (loads.length !== 1 || ld?.k !== 'load') return undefined;
+  const src = k.buffers.find((b) => b.name === ld.buf), n0 = m.rows[0]!.extent, cin = m.ks[m.ks.length - 1]!;
+  const f = affineOf(substExpr(ld.idx, arith)), u = substExpr(m.row, arith), loaded = loads[0]!.name;
+  if (!src || !f || src.size % (n0 * W) !== 0 || cin.extent % W !== 0 || f.terms.get(cin.v) !== 1 || f.c % W !== 0) return undefined;
+  const own = new Set([...m.rows, ...m.ks].map((l) => l.v));
+  if (![...f.terms].every(([v, c]) => own.has(v) && (v === cin.v || c % W === 0)) || ![...varsOf(u)].every((v) => v === loaded)) return undefined;
+  // q[r, e] = pack(u(in[r, W e + b])): per row of the input (image), its values W at a time
+  const per = src.size / n0 / W, r = names[0]!, e = names[names.length - 1]!, flat = E.add(E.mul(E.v(r), E.i32(per)), E.v(e));
+  const value = (b: number) => substExpr(u, new Map([[loaded, E.load(src.name, E.add(E.mul(flat, E.i32(W)), E.i32(b)), ld.t)]]));
+  const vs = Array.from({ length: W }, (_, b) => value(b));
+  const word = W === 2 ? E.binary('pack16', vs[0]!, vs[1]!) : E.binary('pack16', E.binary('pack8', vs[0]!, vs[1]!), E.binary('pack8', vs[2]!, vs[3]!));
+  const nest = S.for(r, n0, [S.for(e, per, [S.store(buffer, flat, word)])]);
+  // group g of a position: tap g / (cin / W) (the outer window loops), channels W (g mod cin / W) on
+  const at = (rows: readonly Expr[], g: Expr) => {
+    const sub = unflatten(m.ks.slice(0, -1), E.idiv(g, cin.extent / W));
+    m.rows.forEach((l, d) => sub.set(l.v, rows[d]!));
+    return [...f.terms].reduce((acc: Expr, [v, c]) => (v === cin.v ? acc : E.add(acc, E.mul(sub.get(v)!, E.i32(c / W)))), E.add(E.i32(f.c / W), E.mod(g, cin.extent / W)));
+  };
+  return { nest, q: { name: buffer, dtype: 'int32', size: src.size / W, kind: 'temp' }, at };
 }
 
 /** The decls at step k = at, renamed (fresh names), and e there. */
@@ -184,8 +239,10 @@ export const pairDot = primitive<PairDotArgs>({
     // reads terms K - K2 + f instead (in bounds, affine in f: contiguous vector loads), each a row value 0 but those
     // from i K2 on (the earlier groups have the others), so every term is summed once; where K2 > K, clamped loads
     const m = match(k.body, a) as Match, K = m.ks.reduce((n, l) => n * l.extent, 1), W = a.width ?? 2, pad = a.pad ?? 1;
-    const K2 = Math.ceil(Math.ceil(K / W) / pad) * pad, past = (i: number) => (i + 1) * K2 > K;
-    const nth = (f: Expr, i: number) => (!past(i) ? (i === 0 ? f : E.add(f, E.i32(i * K2))) : K2 <= K ? E.add(f, E.i32(K - K2)) : E.binary('min', E.add(f, E.i32(i * K2)), E.i32(K - 1)));
+    // a convolution's groups read in place (adjacent channels), else packed: strided groups below
+    const direct = inPlace(m, k, W, a.buffer, a.names);
+    const K2 = direct ? K / W : Math.ceil(Math.ceil(K / W) / pad) * pad, past = (i: number) => (i + 1) * K2 > K;
+    const nth = (f: Expr, i: number) => (direct ? E.add(E.mul(f, E.i32(W)), E.i32(i)) : !past(i) ? (i === 0 ? f : E.add(f, E.i32(i * K2))) : K2 <= K ? E.add(f, E.i32(K - K2)) : E.binary('min', E.add(f, E.i32(i * K2)), E.i32(K - 1)));
     const zeroPast = (f: Expr, i: number, v: Expr) => (!past(i) ? v
       : E.select(K2 <= K ? E.binary('ge', E.add(f, E.i32(K - K2)), E.i32(i * K2)) : E.binary('lt', E.add(f, E.i32(i * K2)), E.i32(K)), v, E.i32(0)));
     // a group's values as one i32: two int16 halves, or four bytes (pack16 of two pack8s)
@@ -202,17 +259,43 @@ export const pairDot = primitive<PairDotArgs>({
     };
     // the rows' pairs: xp[row, k2] = pack16(row at k2, row at K2 + k2)
     const names = a.names.slice(0, -1), pk = a.names[a.names.length - 1]!, rowVars = names.map((n) => E.v(n));
-    const hoist = m.rows.length > 1 ? hoistPointwise(m.rowDecls, m.row, k, m.rows, k.fresh(`rowq_${a.buffer}`)) : undefined;
+    const hoist = m.rows.length > 1 && !direct ? hoistPointwise(m.rowDecls, m.row, k, m.rows, k.fresh(`rowq_${a.buffer}`)) : undefined;
     const rowDecls = hoist?.decls ?? m.rowDecls;
-    const rs = terms.map((i) => instance(rowDecls, m.row, at(nth(E.v(pk), i), rowVars), k.fresh));
-    const pack = [...rs.flatMap((r) => r.stmts), S.store(a.buffer, E.add(E.mul(rowIndex(rowVars), E.i32(K2)), E.v(pk)), packed(rs.map((r, i) => zeroPast(E.v(pk), i, r.value))))];
+    // a matmul's rows [row][k2]; a convolution's [image][k2][position] (P positions per image): its packing nest
+    // stores a group's positions contiguously, and the micro-kernel broadcasts one row group per step either way
+    const conv = m.rows.length > 1, P = m.rows.slice(1).reduce((n, l) => n * l.extent, 1);
+    const posIndex = (vars: readonly Expr[]) => vars.slice(1).reduce((acc: Expr, v, d) => E.add(E.mul(acc, E.i32(m.rows[d + 1]!.extent)), v), E.i32(0));
+    const rowAt = (vars: readonly Expr[], g: Expr) => (conv ? E.add(E.mul(E.add(E.mul(vars[0]!, E.i32(K2)), g), E.i32(P)), posIndex(vars)) : E.add(E.mul(rowIndex(vars), E.i32(K2)), g));
+    // (a tap's index arithmetic inlined into its load: an index affine in the lanes' loop, as vector loads need)
+    const pack = (vars: readonly Expr[]): Stmt[] => {
+      const rs = terms.map((i) => instance(rowDecls, m.row, at(nth(E.v(pk), i), vars), k.fresh));
+      return inlineArithmetic([...rs.flatMap((r) => r.stmts), S.store(a.buffer, rowAt(vars, E.v(pk)), packed(rs.map((r, i) => zeroPast(E.v(pk), i, r.value))))]);
+    };
     // a matmul's pairs innermost (contiguous: vector lanes); a convolution's window taps outside its positions, so
-    // a tap's offsets (k2 unflattened: divisions) are computed once per input row, not per position
-    let inner: Stmt[] = pack;
-    for (let d = m.rows.length - 1; d >= 1; d--) inner = [S.for(names[d]!, m.rows[d]!.extent, inner)];
-    // (its tap bounds and index clamps folded where the loops' ranges decide them)
-    const extents = new Map<string, number>([...names.map((n, d): [string, number] => [n, m.rows[d]!.extent]), [pk, K2]]);
-    const packRows = foldDecided([S.for(names[0]!, m.rows[0]!.extent, [S.for(pk, K2, inner)])], extents)[0]!;
+    // a tap's offsets (k2 unflattened: divisions) are computed once per input row, not per position; each
+    // positions loop in three, its first and last `border` iterations apart from the interior, where the taps'
+    // bounds and index clamps fold (foldDecided): branch-free, contiguous loads and stores, vector lanes
+    const extents = new Map<string, number>([[names[0]!, m.rows[0]!.extent], [pk, K2]]);
+    const positions = (d: number, vars: readonly Expr[], border: readonly number[], interior = -1): Stmt[] => {
+      if (d === m.rows.length) return pack(vars);
+      const n = m.rows[d]!.extent, b = border[d] ?? 0;
+      const segs = b > 0 && n > 2 * b ? (d === interior ? [[b, n - b]] : [[0, b], [b, n - b], [n - b, n]]) : [[0, n]];
+      return segs.map(([lo, hi], i) => {
+        const v = i === 0 ? names[d]! : k.fresh(names[d]!);
+        extents.set(v, hi! - lo!);
+        return S.for(v, hi! - lo!, positions(d + 1, [...vars, lo ? E.add(E.v(v), E.i32(lo)) : E.v(v)], border, interior));
+      });
+    };
+    const nestOf = (border: readonly number[], interior = -1) => foldDecided([S.for(names[0]!, m.rows[0]!.extent, [S.for(pk, K2, positions(1, [E.v(names[0]!)], border, interior))])], extents)[0]!;
+    // each positions loop's border: the least that leaves the fewest undecided bounds and clamps in the interior
+    const border = m.rows.map(() => 0);
+    for (let d = 1; conv && !direct && d < m.rows.length; d++) {
+      const cost = (b: number) => undecided(nestOf(border.map((x, e) => (e === d ? b : x)), d));
+      let best = 0, least = cost(0);
+      for (let b = 1; b <= 3 && 2 * b < m.rows[d]!.extent; b++) if (cost(b) < least) [best, least] = [b, cost(b)];
+      border[d] = best;
+    }
+    const packRows = direct?.nest ?? nestOf(border);
     // the columns' pairs: a convolution's once per call in a nest before, wp[k2, j] = pack16(column at k2, column at
     // K2 + k2) (its micro-kernel would pack them again for every tile: as many pack16s as dot2 vectors); a matmul's
     // in the step, where the micro-kernel packs its panels once per call, with no buffer of them all (RAM: the seed
@@ -229,13 +312,13 @@ export const pairDot = primitive<PairDotArgs>({
     const col = once ? { stmts: [], value: E.load(wb, E.add(E.mul(E.v(k2), E.i32(N)), E.v(m.j.v)), t) } : pairOf(E.v(k2), E.v(m.j.v));
     // the reduction over pairs
     const here = m.rows.map((l) => E.v(l.v));
-    const step: Stmt[] = [S.decl(xv, t, E.load(a.buffer, E.add(E.mul(rowIndex(here), E.i32(K2)), E.v(k2)), t)), ...col.stmts,
+    const step: Stmt[] = [S.decl(xv, t, E.load(a.buffer, direct ? direct.at(here, E.v(k2)) : rowAt(here, E.v(k2)), t)), ...col.stmts,
       S.decl(wv, t, col.value), S.assign(sum, E.binary('add', E.v(sum, t), E.binary(W === 2 ? 'dot2' : 'dot4', E.v(xv, t), E.v(wv, t))))];
     // the accumulator's own init (the bias), added after the pairs
     const jBody = [S.decl(sum, t, E.i32(0)), S.for(k2, K2, step), ...m.pre, S.decl(m.acc.name, t, E.binary('add', m.acc.init, E.v(sum, t))), ...m.post];
     let nest: For = { ...m.j, body: jBody };
     for (let d = m.rows.length - 1; d >= 0; d--) nest = { ...m.rows[d]!, body: [nest] };
-    const buffer: Buffer = { name: a.buffer, dtype: 'int32', size: M * K2, kind: 'temp' }, cols: Buffer = { name: wb, dtype: 'int32', size: K2 * N, kind: 'temp' };
+    const buffer: Buffer = direct?.q ?? { name: a.buffer, dtype: 'int32', size: M * K2, kind: 'temp' }, cols: Buffer = { name: wb, dtype: 'int32', size: K2 * N, kind: 'temp' };
     const idx = k.body.indexOf(m.top);
     return { body: [...k.body.slice(0, idx), ...(packCols ? [packCols] : []), ...(hoist ? [hoist.nest] : []), packRows, nest, ...k.body.slice(idx + 1)],
       buffers: [...k.buffers, ...(hoist ? [hoist.q] : []), buffer, ...(once ? [cols] : [])] };
