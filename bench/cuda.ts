@@ -57,7 +57,7 @@ train('cnn_train_b32', cnn, 32);
 train('cnn_train_b1024', cnn, 1024);
 predict('cnn_predict_b1024', cnn, 1024);
 
-const estimates: string[] = [];
+const estimates: string[] = [], launches: string[] = [];
 for (const k of cases) {
   const dir = path.join(out, k.name);
   const g = k.checked;
@@ -104,6 +104,7 @@ for (const k of cases) {
   const ls = launchShapes(runPipeline(k.timed.graph, { caps: CUDA_CAPS }).program);
   const cycles = ls.reduce((a, l) => a + l.cycles, 0);
   estimates.push(`${k.name}\t${ls.length} launches\t${cycles} cycles\t${(cycles / 1980).toFixed(1)} us at 1.98 GHz`);
+  for (const l of ls) launches.push(`${k.name}\t${l.kernel}\t${l.grid}${l.nests > 1 ? ` (${l.nests} nests)` : ''} x ${l.block}\t${l.cycles} cycles`);
 }
 
 // model_train on the GPU: the seed MLP's predict and Adam trainStep entries sharing the device memory
@@ -117,4 +118,6 @@ const scripts = path.join(root, 'bench', 'cuda-check');
 for (const f of ['check.sh', 'compare.py', 'peers.py', 'table.py']) copyFileSync(path.join(scripts, f), path.join(out, f));
 writeFileSync(path.join(out, 'cases.txt'), `${cases.map((k) => k.name).join('\n')}\n`);
 writeFileSync(path.join(out, 'estimates.txt'), `${estimates.join('\n')}\n`);
+// each launch's estimate (as --dump-after launches prints them), to set beside a profile of the GPU run
+writeFileSync(path.join(out, 'launches.txt'), `${launches.join('\n')}\n`);
 process.stderr.write(`wrote ${path.relative(root, out)}: run bash ${path.relative(root, path.join(out, 'check.sh'))} on a GPU machine\n`);

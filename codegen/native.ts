@@ -128,7 +128,8 @@ export function objectCacheDir(): string {
  * Where the object of `gcc flags -c src` is cached: keyed by the flags, the source and the files of its folder it
  * includes (`#include "f"`, transitively: kiln_runtime.c's kiln_core.c and kiln_runtime.h). Only what it includes: the
  * runtime's objects are the same for every model (hashing every header of the folder, the model's own model.h
- * included, made every new model compile them again, 0.8 s of a cold compile's CPU); model_main.c's includes model.h.
+ * included, made every new model compile them again, 0.8 s of a cold compile's CPU); model_train.c's includes model.h
+ * (model_main.c sizes the memory block at run time: one object for every model).
  */
 function cachedObject(cc: readonly string[], src: string): string {
   const dir = path.dirname(src), seen = new Set<string>();

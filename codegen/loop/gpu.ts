@@ -302,8 +302,14 @@ export function reductionTree(rows: number, n: number, g: GpuCaps = H100, max = 
   return best;
 }
 
-/** The widest split-K (each split's partial tile is a slab of the scratch buffer; the combine loads W a thread). */
-const MAX_SPLIT = 64;
+/** The widest split-K whose combine loads an output's W partials into one thread's registers. */
+export const MAX_SPLIT = 64;
+/**
+ * The widest split-K: past MAX_SPLIT the combine is itself a declared tree on a block's threads (W/2 of them, at most
+ * TREE_THREADS: each adds its two partials W/2 apart, the tree's first level, then the other levels in shared memory;
+ * schedules/gpu_split_k.ts, gpu_reduce.ts).
+ */
+export const MAX_SPLIT_TREE = 2 * TREE_THREADS;
 
 /**
  * Cycles of the split-K combine (schedules/gpu_split_k.ts): `rows` outputs, each loading its W partials from the
@@ -342,8 +348,9 @@ export function matmulPlan(M: number, N: number, K: number, batch: number, g: Gp
   for (let W = 2; W <= MAX_TREE && K % W === 0; W *= 2) {
     const tree = reductionCycles(rows, K, W, g, step);
     if (tree < best.cycles) best = { W, split: false, cycles: tree };
-    if (W > MAX_SPLIT) continue;
-    const split = tiled(M, N, K / W, batch * W) + LAUNCH_CYCLES + combineCycles(rows, W, g);
+    if (W > MAX_SPLIT_TREE) continue;
+    const combine = W <= MAX_SPLIT ? LAUNCH_CYCLES + combineCycles(rows, W, g) : reductionCycles(rows, W, W / 2, g);
+    const split = tiled(M, N, K / W, batch * W) + combine;
     if (split < best.cycles) best = { W, split: true, cycles: split };
   }
   return best;

@@ -1,9 +1,10 @@
 /* model_main: runs a compiled kiln model's predict entry (or another, --entry) on .npy inputs of any number of rows and writes one .npy per output. */
 #define _POSIX_C_SOURCE 200809L
-#include "model.h"
+#include "kiln_runtime.h"
 #include "kiln_cli.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,8 +14,10 @@
 
 extern const kiln_model_desc kiln_model;
 
-/* the model memory: static, so the inference path never calls malloc */
-static unsigned char memory[KILN_MEMORY_BYTES] __attribute__((aligned(64)));
+/* the model memory: one zeroed, 64-byte aligned block of kiln_model.memory_bytes, allocated at start-up (the inference
+   path never calls malloc). Sized at run time, not by model.h's KILN_MEMORY_BYTES, so that this file does not include
+   model.h and its object is the same for every model: the object cache compiles it once, not for each new model. */
+static unsigned char *memory;
 /* the output files */
 static char paths[64][4096];
 static kiln_npy_file outs[64];
@@ -67,6 +70,11 @@ int main(int argc, char **argv) {
     die(msg);
   }
   if (!weights && !kiln_model.weights_embedded) weights = default_weights(argv[0]);
+  {
+    unsigned char *block = calloc((size_t)kiln_model.memory_bytes + 64, 1);
+    if (!block) die("out of memory");
+    memory = block + (64 - (uintptr_t)block % 64) % 64;
+  }
   if (kiln_init(&kiln_model, memory, weights) != KILN_OK) die(kiln_error());
 
   /* rows: the first input's batch dimension, which every input shares; an entry with fixed rows takes its batch size */

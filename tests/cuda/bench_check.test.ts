@@ -45,11 +45,13 @@ describe('bench/cuda-check', () => {
   it('table.py: one row per case with the peers\' ratios to kiln\'s launches, "-" where a number is missing', () => {
     writeFileSync(path.join(tmp, 'results.tsv'), ['all\tgpu\tNVIDIA H200, 570.1', 'mlp_train_b32\tcheck\tMATCH', 'mlp_train_b32\tkiln_launches\t20.0',
       'mlp_train_b32\tkiln_call\t31.5', 'mlp_train_b32\ttorch\t140.0', 'mlp_train_b32\tjax\t160.0', 'cnn_train_b32\tcheck\tFAILED', 'cnn_train_b32\ttorch\t245.0', ''].join('\n'));
+    // the cost model's estimates (bench/cuda.ts's estimates.txt) beside the measurements, where the file has the case
+    writeFileSync(path.join(tmp, 'estimates.txt'), 'mlp_train_b32\t4 launches\t82688 cycles\t41.8 us at 1.98 GHz\n');
     const r = py([path.join(scripts, 'table.py'), 'results.tsv']);
     expect(r.status, r.stderr).toBe(0);
     const rows = r.stdout.trim().split('\n');
     expect(rows[0]).toContain('NVIDIA H200, 570.1');
-    expect(rows[3]!.split('|').map((x) => x.trim())).toEqual(['mlp_train_b32', 'MATCH', '20.0', '31.5', '140.0', '160.0', '7.00x', '8.00x', '25']);
-    expect(rows[4]!.split('|').map((x) => x.trim())).toEqual(['cnn_train_b32', 'FAILED', '-', '-', '245.0', '-', '-', '-', '80']);
+    expect(rows[3]!.split('|').map((x) => x.trim())).toEqual(['mlp_train_b32', 'MATCH', '20.0', '31.5', '140.0', '160.0', '7.00x', '8.00x', '25', '41.8', '0.48x']);
+    expect(rows[4]!.split('|').map((x) => x.trim())).toEqual(['cnn_train_b32', 'FAILED', '-', '-', '245.0', '-', '-', '-', '80', '-', '-']);
   });
 });

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CUDA_CAPS, compileCuda } from '../../codegen/cuda/target.js';
-import { H100, convPlan, launchShapes } from '../../codegen/loop/gpu.js';
+import { H100, MAX_SPLIT, convPlan, launchShapes } from '../../codegen/loop/gpu.js';
 import { printProgram } from '../../codegen/loop/printer.js';
 import { Schedule, schedule, splitK } from '../../codegen/loop/schedules/index.js';
 import type { Graph } from '../../ir/graph.js';
@@ -63,6 +63,22 @@ describe('conv weight gradients as split-K GEMMs', () => {
     expect(text).toMatch(new RegExp(`local part\\w*: f32\\[${W}\\] register`)); // the combine's partials
     // the taps flattened into M: the partials' launch has fewer blocks than W x kh (one a partial and tap row)
     expect(launchShapes(p)[0]!.grid).toBeLessThan(W * k);
+    expectMatchesGraph(g, p);
+  });
+
+  it.each([
+    ['conv1-like, 128 partials', 8, 8, 1, 8, 3, 1, 128],
+    ['conv2-like, 256 partials', 16, 10, 4, 6, 3, 0, 256],
+  ])('%s (past MAX_SPLIT): the combine is a tree of W/2 on a block\'s threads, bit for bit in both loop orders', (_, n, h, ci, co, k, pad, W) => {
+    expect(W).toBeGreaterThan(MAX_SPLIT);
+    const g = weightGrad(n, h, ci, co, k, pad, W), p = splitProgram(g), text = printProgram(p);
+    expect(text).toMatch(new RegExp(`buffer splitk\\w*: f32\\[${W * k * k * ci * co}\\] temp`));
+    // each thread adds the two partials W/2 apart (the tree's first level), the other levels in shared memory
+    expect(text).toMatch(new RegExp(`local part\\w*: f32\\[${W / 2}\\] shared`));
+    expect(text).not.toMatch(/local part\w*: f32\[\d+\] register/);
+    expect(text).toMatch(/warp_tree add part\w*\[0\.\.32\]/);
+    const ls = launchShapes(p);
+    expect(ls[1]).toMatchObject({ grid: k * k * ci * co, block: W / 2 }); // the combine: a block an output
     expectMatchesGraph(g, p);
   });
 

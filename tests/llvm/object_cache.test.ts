@@ -7,6 +7,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCompileCached } from '../../codegen/native.js';
+import { compileLlvm } from '../../codegen/llvm/target.js';
+import * as keras from '../../frontend/index.js';
+import { traceModel } from '../../frontend/models/executor.js';
+import { modelInputs } from '../passes/differential.js';
+import { outputDiffs, runMain, weightsOf } from '../native.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'kiln-object-cache-'));
 const cache = path.join(tmp, 'cache'), src = path.join(tmp, 'src');
@@ -67,5 +72,29 @@ describe('the object cache', () => {
     expect(() => build()).toThrow(/^llvm: gcc failed: .*undeclared/s);
     expect(cached()).toEqual(before);
     expect(readdirSync(cache).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+  });
+
+  it('model_main.o is one object for every model (model_main.c sizes its memory at run time): a second model compiles none', { timeout: 120_000 }, () => {
+    process.env['KILN_CACHE_DIR'] = path.join(tmp, 'models');
+    try {
+      const compileModel = (units: number, inputs: number) => {
+        keras.backend.clearSession();
+        const m = keras.Sequential([keras.layers.Dense(units, { activation: 'relu', inputShape: [inputs] }), keras.layers.Dense(3)]);
+        const t = traceModel(m, 2), params = Object.fromEntries(t.variables.map((v) => [v.path, v.data]));
+        const dir = path.join(tmp, `model-${units}`);
+        compileLlvm({ outDir: dir, entries: [{ name: 'predict', graph: t.graph, batchSize: 2 }], weights: weightsOf(t.graph, params), threads: 1 });
+        return { dir, g: t.graph, params };
+      };
+      const objects = () => readdirSync(path.join(tmp, 'models')).filter((f) => f.endsWith('.o')).length;
+      compileModel(8, 5);
+      const first = objects();
+      expect(first).toBe(4); // kiln_runtime, kiln_rows, kiln_math, model_main
+      const b = compileModel(300, 17); // another model: another model.h, memory size
+      expect(objects()).toBe(first);
+      const inputs = modelInputs(b.g, 5);
+      expect(outputDiffs(b.g, inputs, b.params, runMain(path.join(b.dir, 'model_main'), b.dir, b.g, inputs), 'llvm')).toEqual([]);
+    } finally {
+      process.env['KILN_CACHE_DIR'] = cache;
+    }
   });
 });

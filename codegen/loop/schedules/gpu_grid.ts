@@ -6,13 +6,15 @@
 // tiles (gpu_matmul.ts): tiled before, bound with the launches (one bind: a kernel's top level is all launches or
 // none), staged in shared memory after; conv nests are flattened into matmul nests first (gpu_conv.ts: implicit
 // GEMM). A nest whose rows hold reduction trees gets one-thread blocks, one row each: gpu_reduce.ts then spreads
-// each tree over the block's threads.
+// each tree over the block's threads. First, a max pooling gradient's candidates are specialized by window offset
+// (gpu_parity.ts, traced as gpu-parity).
 import { independentIterations, pureDecls, work } from '../analysis.js';
 import { gridThreads, parallelChain } from '../gpu.js';
 import type { TargetCaps } from '../schedule.js';
 import type { Recipe } from './index.js';
 import { bind } from './bind.js';
 import { convsAsMatmuls } from './gpu_conv.js';
+import { gpuParity } from './gpu_parity.js';
 import { finishMatmul, matmulTops, renameMatmuls, tileMatmul } from './gpu_matmul.js';
 import { fuse } from './fuse.js';
 import { treeParts } from './gpu_reduce.js';
@@ -39,6 +41,7 @@ export const gpuGrid: Recipe = {
         s.recipe = recipe;
       }
     };
+    asMatmul(() => gpuParity.run(s, caps), 'gpu-parity');
     // conv nests as matmul nests first (implicit GEMM, gpu_conv.ts), tiled with the matmuls
     asMatmul(() => convsAsMatmuls(s), 'gpu-conv');
     const tiled = asMatmul(() => matmulTops(s.body).map((top) => tileMatmul(s, top, g)));

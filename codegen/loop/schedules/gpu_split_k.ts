@@ -9,7 +9,7 @@
 // A conv weight gradient's nest (its rows the taps kh, kw, ci and the channels co; a padded conv's term guarded,
 // `P[p] = select(c, P[p] + a*b, P[p])`, which the partials keep) splits the same way where gpu.ts convPlan finds it
 // cheaper; gpu_conv.ts flattens the partials' rows into M so they tile as one batched matmul over the partials.
-import { convPlan, matmulPlan } from '../gpu.js';
+import { MAX_SPLIT, convPlan, matmulPlan } from '../gpu.js';
 import { E, type Expr, S, type Stmt } from '../ir.js';
 import { someExpr } from '../visit.js';
 import { type Tree, treeParts } from './gpu_reduce.js';
@@ -89,9 +89,18 @@ export const splitK = primitive<SplitKArgs>({
     let partials: Stmt[] = [S.decl(acc, 'f32', E.f32(0)), S.for(t.outer.v, t.outer.extent, kStep), S.store(G, E.add(E.mul(E.v(p), E.i32(rows)), rowIndex(chain, (v) => names.get(v)!)), E.v(acc, 'f32'))];
     for (let i = chain.length - 1; i >= 0; i--) partials = [S.for(names.get(chain[i]!.v)!, chain[i]!.extent, partials)];
     const nestA = S.for(p, W, partials);
-    // the combine: each output's partials back into its register array, then the declared levels and the tail
-    const tl = k.fresh('tl');
-    let combine: Stmt[] = [t.local, S.for(tl, W, [S.store(t.local.name, E.v(tl), E.load(G, E.add(E.mul(E.v(tl), E.i32(rows)), rowIndex(chain, (v) => v)), 'f32'))]), ...t.levels, t.acc, ...tail];
+    // the combine: each output's partials back into its register array, then the declared levels and the tail; past
+    // MAX_SPLIT partials a declared tree of W/2 (lowering's form: gpu_reduce.ts runs it on a block's threads) whose
+    // partial i sums G's partials i and i + W/2 from +0: the first level, exactly, as a partial is never -0 (it sums
+    // from +0, and x + y is -0 only where both are), then the tree's other levels
+    const tl = k.fresh('tl'), x = rowIndex(chain, (v) => v), at = (i: Expr) => E.load(G, E.add(E.mul(i, E.i32(rows)), x), 'f32');
+    const P = t.local.name, half = W / 2, o = k.fresh('o'), cell = E.load(P, E.v(tl), 'f32');
+    const init = (i: string) => S.for(i, half, [S.store(P, E.v(i), E.f32(0))]);
+    const gather = W <= MAX_SPLIT ? [t.local, S.for(tl, W, [S.store(P, E.v(tl), at(E.v(tl)))]), ...t.levels] : [
+      { ...t.local, size: half }, init(k.fresh('ti')), S.for(o, 2, [S.for(tl, half, [S.store(P, E.v(tl), E.binary('add', cell, at(E.add(E.mul(E.v(o), E.i32(half)), E.v(tl)))))])]),
+      ...t.levels.slice(1),
+    ];
+    let combine: Stmt[] = [...gather, t.acc, ...tail];
     for (let i = chain.length - 1; i >= 0; i--) combine = [{ ...chain[i]!, body: combine }];
     const body = k.body.flatMap((s) => (s === top ? [nestA, combine[0]!] : [s]));
     return { body, buffers: [...k.buffers, { name: G, dtype: 'float32', size: W * rows, kind: 'temp' }] };
