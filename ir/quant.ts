@@ -66,6 +66,29 @@ export function quantizeValue(x: number, scale: number, zeroPoint: number): numb
   return Math.max(INT8_MIN, Math.min(INT8_MAX, roundHalfEven(q) + zeroPoint));
 }
 
+/**
+ * The float clamp [a, b] that makes quantize's integer clamp dead: for every x but NaN, round(clamp(x, a, b) / scale)
+ * (the float quotient rounded half to even) is in lo..hi = -128 - zeroPoint..127 - zeroPoint and equals
+ * quantizeValue(x) - zeroPoint. Why: q(x) = roundHalfEven(fround(x / scale)) is non-decreasing in x for a scale > 0
+ * (a correctly rounded quotient and a rounding to integers both are), and q(a) = lo, q(b) = hi: below a, q(x) <= lo,
+ * which the integer clamp makes lo = q(a); above b the same; between, nothing changes. a is the least float >= lo·scale,
+ * b the greatest <= hi·scale (both products exact in double: 9 bits by 24), so a / scale >= lo and b / scale <= hi
+ * as reals too, and a bound on the quotient taken from a and b (range.ts valueRange) is lo..hi. q(a) and q(b) are
+ * checked here for the scale given, not assumed: where they miss (a subnormal or huge scale, whose products round
+ * far), or the scale is not positive, undefined (the caller keeps the integer clamp).
+ */
+export function quantizeBounds(scale: number, zeroPoint: number): [number, number] | undefined {
+  const s = Math.fround(scale), lo = INT8_MIN - zeroPoint, hi = INT8_MAX - zeroPoint;
+  if (!(s > 0 && s < Infinity) || !Number.isInteger(zeroPoint) || lo > 0 || hi < 0) return undefined;
+  const f = new Float32Array(1), u = new Int32Array(f.buffer);
+  const next = (v: number, up: boolean) => { f[0] = v; u[0] = v === 0 ? (up ? 1 : -2147483647) : u[0]! + ((v > 0) === up ? 1 : -1); return f[0]!; };
+  let a = Math.fround(lo * s), b = Math.fround(hi * s);
+  if (a < lo * s) a = next(a, true);
+  if (b > hi * s) b = next(b, false);
+  const q = (v: number) => roundHalfEven(Math.fround(v / s));
+  return Number.isFinite(a) && Number.isFinite(b) && q(a) === lo && q(b) === hi ? [a + 0, b + 0] : undefined;
+}
+
 /** The `dequantize` op on one int8 value: (q - zero point) · scale in float32. */
 export function dequantizeValue(q: number, scale: number, zeroPoint: number): number {
   return Math.fround((q - zeroPoint) * Math.fround(scale));

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { independentIterations, pureDecls } from '../loop/analysis.js';
 import { type Expr, type Scalar, type Stmt, intern } from '../loop/ir.js';
-import { someExpr } from '../loop/visit.js';
+import { mapExpr, someExpr } from '../loop/visit.js';
 import { allreduceBuffer } from '../loop/allreduce.js';
 import type { Entry, Layout } from '../loop/layout.js';
 import { type OpTable, binaryOp, castOp, unaryOp } from '../loop/legalize.js';
@@ -156,14 +156,32 @@ const fptosiSat: U = (x, a) => {
 };
 
 /**
+ * Whether two expressions are structurally equal: interned bottom-up, as one built by literal (not through E.*, whose
+ * children intern compares by identity) may not be (tests/quant/graphs.ts mlp's quantize on x86-64-v3 was not: it missed
+ * clampRange: its quotient divided by vdivps, converted with saturation guards).
+ */
+const sameExpr = (x: Expr, y: Expr): boolean => x === y || mapExpr(x, intern) === mapExpr(y, intern);
+
+/**
  * The range of a float that selects clamp: [lo, hi], and whether it may be NaN. select(x > c, x, c) is at least c
  * and never NaN (the compare is false on NaN: c), select(x > c, c, x) at most c and NaN where x is; lt the same
  * upwards. undefined: no select of a constant.
  */
 function clampRange(e: Expr): { lo: number; hi: number; nan: boolean } | undefined {
   if (e.k === 'const') return { lo: e.v, hi: e.v, nan: Number.isNaN(e.v) };
+  // round(x / c), c > 0 (quantize's quotient): x's range divided, widened by an integer for the float quotient's
+  // rounding (|x / c| below 2^24 here, so rounding can move it past no other integer)
+  if (e.k === 'unary' && e.op === 'round' && e.a.k === 'binary' && e.a.op === 'div' && e.a.b.k === 'const' && e.a.b.v > 0) {
+    const r = clampRange(e.a.a), c = e.a.b.v;
+    return r && Math.max(-r.lo, r.hi) / c < 2 ** 24 ? { lo: Math.floor(r.lo / c) - 1, hi: Math.ceil(r.hi / c) + 1, nan: r.nan } : undefined;
+  }
+  // select(x == x, x, c): x where it is not NaN, else c
+  if (e.k === 'select' && e.c.k === 'binary' && e.c.op === 'eq' && sameExpr(e.c.a, e.c.b) && sameExpr(e.a, e.c.a) && e.b.k === 'const') {
+    const r = clampRange(e.a) ?? { lo: -Infinity, hi: Infinity, nan: true };
+    return { lo: Math.min(r.lo, e.b.v), hi: Math.max(r.hi, e.b.v), nan: Number.isNaN(e.b.v) };
+  }
   if (e.k !== 'select' || e.c.k !== 'binary' || !['gt', 'ge', 'lt', 'le'].includes(e.c.op)) return undefined;
-  const { a, b } = e.c, up = e.c.op === 'gt' || e.c.op === 'ge', same = (x: Expr, y: Expr) => intern(x) === intern(y);
+  const { a, b } = e.c, up = e.c.op === 'gt' || e.c.op === 'ge', same = sameExpr;
   const range = (x: Expr) => clampRange(x) ?? { lo: -Infinity, hi: Infinity, nan: true };
   if (b.k === 'const' && same(e.a, a) && same(e.b, b)) {
     const r = range(a);
@@ -444,17 +462,21 @@ class KernelBuilder {
       case 'cast': {
         // a float clamped into i32's range by its selects (quantize's row) converts as it is: no saturating guards
         const r = e.t === 'i32' && e.a.t === 'f32' ? clampRange(e.a) : undefined;
-        if (r && !r.nan && r.lo > -(2 ** 31) && r.hi < 2 ** 31) return this.b.CreateFPToSI(this.expr(e.a), this.emit(this.varying(e.a)).type('i32'));
+        if (r && !r.nan && r.lo > -(2 ** 31) && r.hi < 2 ** 31) {
+          // round(x) (quantize's quotient) converted: one cvtps2dq on x86 vectors (vector.ts rint_i32), and a quotient
+          // without its sign fix (the sign of a zero, which the conversion drops)
+          const vec = this.varying(e.a), x86 = this.g.dot !== undefined && this.g.dot !== 'dsp';
+          if (e.a.k === 'unary' && e.a.op === 'round') {
+            const q = this.quotient(e.a, false) ?? this.lift(this.expr(e.a.a), 'f32', vec);
+            return vec && x86 ? this.callVector('rint_i32', [q]) : this.b.CreateFPToSI(OPS.unary.f32.round!(this.emit(vec), q), this.emit(vec).type('i32'));
+          }
+          return this.b.CreateFPToSI(this.expr(e.a), this.emit(vec).type('i32'));
+        }
         return castOp(OPS, e.a.t, e.t)(this.emit(this.varying(e.a)), this.expr(e.a));
       }
       case 'unary': {
-        const d = divByConstant(e);
-        if (d) {
-          const x = this.emit(this.varying(e)), a = this.lift(this.expr(d.x), 'f32', this.varying(e)), y = x.c('f32', Math.fround(1 / d.c)), c = x.c('f32', d.c);
-          const q0 = b.CreateFMul(a, y), r = x.intrinsic(I().fma, [b.CreateFNeg(q0), c, a], 'f32');
-          const q = x.intrinsic(I().copysign, [x.intrinsic(I().fma, [r, y, q0], 'f32'), d.c < 0 ? b.CreateFNeg(a) : a], 'f32');
-          return OPS.unary.f32.round!(x, q);
-        }
+        const q = this.quotient(e, true);
+        if (q) return OPS.unary.f32.round!(this.emit(this.varying(e)), q);
         return unaryOp(OPS, e.op, e.a.t)(this.emit(this.varying(e.a)), this.expr(e.a));
       }
       case 'binary':
@@ -469,6 +491,18 @@ class KernelBuilder {
         return this.callVector('philox', [args[0]!, this.lift(args[1]!, 'i32', true), this.lift(args[2]!, 'i32', true)]);
       }
     }
+  }
+
+  /**
+   * The quotient x / c of round(x / c) where divByConstant takes it: Markstein's, q0 = x·y with y = 1/c rounded, then
+   * q0 + (x − c·q0)·y by two FMAs; with the sign of x / c where `sign` (a zero's, which only a float result keeps).
+   */
+  private quotient(e: Expr, sign: boolean): V | undefined {
+    const d = divByConstant(e);
+    if (!d) return undefined;
+    const b = this.b, x = this.emit(this.varying(e)), a = this.lift(this.expr(d.x), 'f32', this.varying(e)), y = x.c('f32', Math.fround(1 / d.c)), c = x.c('f32', d.c);
+    const q0 = b.CreateFMul(a, y), r = x.intrinsic(I().fma, [b.CreateFNeg(q0), c, a], 'f32'), q = x.intrinsic(I().fma, [r, y, q0], 'f32');
+    return sign ? x.intrinsic(I().copysign, [q, d.c < 0 ? b.CreateFNeg(a) : a], 'f32') : q;
   }
 
   /** What the op table builds with for a value that is a vector of the loop's lanes (vec) or a scalar. */

@@ -275,6 +275,9 @@ export function valueRange(e: Expr, decls: ReadonlyMap<string, Expr>, buffers: r
         if (x.t === 'bool') return full('bool');
         const a = go(x.a), b = go(x.b), nan = a.nan || b.nan;
         if (a.lo > a.hi || b.lo > b.hi) return { lo: Infinity, hi: -Infinity, nan };
+        // a float quotient by a positive constant (quantize's): monotone, its ends the quotients of a's (rounded as
+        // float32 division rounds: the double quotient of two floats rounded to float is the correctly rounded one)
+        if (x.op === 'div' && x.t === 'f32' && x.b.k === 'const' && x.b.v > 0) return of(x.t, Math.fround(a.lo / x.b.v), Math.fround(a.hi / x.b.v), nan);
         const span = arith(x.op, a, b);
         return span ? of(x.t, span.lo, span.hi, nan) : full(x.t);
       }

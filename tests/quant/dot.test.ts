@@ -155,10 +155,14 @@ describe('the pair dot instruction, chosen at compile time from --cpu / --triple
     const avx2 = mnemonics(build('avx2', { cpu: 'x86-64-v3' }));
     expect(avx2.get('vpmaddwd')).toBeGreaterThan(0);
     expect(avx2.get('vpmulld')).toBeUndefined();
+    // quantize's rounded quotient converted by one cvtps2dq (vector.ts rint_i32; the float clamp seen by render.ts
+    // clampRange), not vroundps and a saturating vcvttps2dq
+    expect(avx2.get('vcvtps2dq')).toBeGreaterThan(0);
     for (const cpu of ['icelake-server', 'alderlake']) {
       const vnni = mnemonics(build(cpu, { cpu }));
       // (the 10-column layer's padded lanes stay pmaddwd + add: lanes shuffled between them)
       expect(vnni.get('vpdpwssd'), cpu).toBeGreaterThan(vnni.get('vpmaddwd') ?? 0);
+      expect(vnni.get('vcvtps2dq'), cpu).toBeGreaterThan(0);
       if (cpu === 'alderlake') expect(vnni.get('vpdpbusd'), cpu).toBeUndefined();
       else expect(vnni.get('vpdpbusd'), cpu).toBeGreaterThan(0);
     }

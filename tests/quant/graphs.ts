@@ -96,11 +96,14 @@ function cnn(): QuantCase {
 
 /**
  * quantize alone at awkward scales (1/255, a significand of all ones, 0.1, 3; 2^-70 and 2^70, which the llvm renderer
- * divides as it is), on x at and one or two floats either side of every (n + 1/2)·scale, |n| <= 300, where round half
- * to even decides, and ±0, subnormals, ±(1024 ± 1)·scale, ±FLT_MAX, ±inf and NaN.
+ * divides as it is; 2^-100, 1e36; 1e37, for which ir/quant.ts quantizeBounds finds no float clamp: 255·scale
+ * overflows; not a scale near the subnormals, which model_main flushes to zero), on x at and one or two floats either
+ * side of every (n + 1/2)·scale, |n| <= 300, where round half to even decides, and ±0, subnormals, ±(1024 ± 1)·scale,
+ * ±FLT_MAX, ±inf and NaN; each scale with a zero point of its own, and the first three also with -128 and 127
+ * (where the clamp's end at 0 also maps NaN).
  */
 function rows(): QuantCase {
-  const scales = [Math.fround(1 / 255), (2 - 2 ** -23) * 2 ** -8, 0.1, 3, 2 ** -70, 2 ** 70];
+  const scales = [Math.fround(1 / 255), (2 - 2 ** -23) * 2 ** -8, 0.1, 3, 2 ** -70, 2 ** 70, 2 ** -100, 1e36, 1e37];
   const f = new Float32Array(1), u = new Uint32Array(f.buffer);
   const step = (x: number, d: number) => { f[0] = x; u[0] = (u[0]! + (x < 0 ? -d : d)) >>> 0; return f[0]!; };
   const xs: number[] = [];
@@ -111,7 +114,8 @@ function rows(): QuantCase {
   }
   xs.push(0, -0, 1e-45, -1e-45, 1e-39, -1e-39, 3.4028234663852886e38, -3.4028234663852886e38, Infinity, -Infinity, NaN);
   const b = new Builder(), x = b.input('x', { dtype: 'float32', shape: [1, xs.length] });
-  const outs = scales.map((scale, i) => ({ name: `q${i}`, node: b.emit('dequantize', [b.emit('quantize', [x], { scale, zeroPoint: i * 40 - 100 })], { scale: 1, zeroPoint: 0 }) }));
+  const outs = scales.flatMap((scale, i) => [(i * 40 - 100) % 128, ...(i < 3 ? [-128, 127] : [])].map((zeroPoint, j) =>
+    ({ name: `q${i}_${j}`, node: b.emit('dequantize', [b.emit('quantize', [x], { scale, zeroPoint })], { scale: 1, zeroPoint: 0 }) })));
   return { g: b.finish('rows', outs), inputs: { x: Float32Array.from(xs) }, params: {}, exact: outs.map((o) => o.name) };
 }
 

@@ -1,7 +1,8 @@
 // The fixed-point helpers of ir/quant.ts against exact BigInt arithmetic, on the edge cases of TFLite's reference kernels.
 import { describe, expect, it } from 'vitest';
 import {
-  asymmetricParams, dequantizeValue, multiplyByQuantizedMultiplier, quantizeMultiplier, quantizeValue, roundingDivideByPOT, srdhm,
+  asymmetricParams, dequantizeValue, multiplyByQuantizedMultiplier, quantizeBounds, quantizeMultiplier, quantizeValue, roundHalfEven,
+  roundingDivideByPOT, srdhm,
 } from '../../ir/quant.js';
 import { rng } from '../ir/helpers.js';
 
@@ -75,5 +76,39 @@ describe('int8 fixed-point helpers', () => {
     expect(scale).toBe(Math.fround(4 / 255));
     expect(dequantizeValue(zeroPoint, scale, zeroPoint)).toBe(0);
     expect(asymmetricParams(0.5, 2).zeroPoint).toBe(-128); // widened to include 0
+  });
+
+  it('quantizeBounds: x clamped to [a, b] quantizes as x, and the quotient is within the saturation bounds', () => {
+    // (codegen/loop/lower.ts: the clamp after the rounding is then left out) scales from 2^-100 to 2^100, every
+    // zero point; x at the ends, one float either side, and at and either side of every (n + 1/2)·scale
+    const r = rng(18), f = new Float32Array(1), u = new Int32Array(f.buffer);
+    const step = (x: number, d: number) => { // d floats up (through ±0 as one step)
+      f[0] = x; const o = (u[0]! < 0 ? -(u[0]! & 0x7fffffff) : u[0]!) + d;
+      u[0] = o < 0 ? -o | 0x80000000 : o; return f[0]!;
+    };
+    let checked = 0;
+    const bad: string[] = [];
+    for (let t = 0; t < 40; t++) {
+      const s = Math.fround(t < 4 ? [1 / 255, 0.1, 3, 2 ** -20][t]! : 2 ** (200 * r() - 100));
+      for (let zp = -128; zp <= 127; zp += t < 4 ? 1 : 17) {
+        const [a, b] = quantizeBounds(s, zp)!, lo = -128 - zp, hi = 127 - zp, q = (x: number) => roundHalfEven(Math.fround(x / s));
+        // (lo·s and hi·s are exact in double)
+        if (q(a) !== lo || q(b) !== hi || !(a >= lo * s) || !(b <= hi * s) || Math.fround(a) !== a || Math.fround(b) !== b) bad.push(`scale ${s}, zero point ${zp}: [${a}, ${b}]`);
+        const xs = [a, b, step(a, -1), step(a, 1), step(b, -1), step(b, 1), -Infinity, Infinity, 0, -0];
+        for (let n = lo; n < hi; n++) for (const d of [-1, 0, 1]) xs.push(step(Math.fround((n + 0.5) * s), d));
+        for (const x of xs) {
+          const c = x < a ? a : x > b ? b : x;
+          if (q(c) + zp !== quantizeValue(x, s, zp)) bad.push(`scale ${s}, zero point ${zp}, x ${x}`);
+          checked++;
+        }
+      }
+    }
+    expect(bad.slice(0, 5)).toEqual([]);
+    expect(checked).toBeGreaterThan(200_000);
+    // an end at 0 for the zero points -128 and 127 (which NaN then takes), and no bounds where hi·scale is past
+    // float32 (1e37: 255·scale is 2.55e39), or the scale is not a positive float
+    expect([quantizeBounds(0.1, -128)![0], quantizeBounds(0.1, 127)![1]]).toEqual([0, 0]);
+    expect([1e37, 0, -1, NaN, Infinity].map((sc) => quantizeBounds(sc, 0))).toEqual([undefined, undefined, undefined, undefined, undefined]);
+    expect(quantizeBounds(1, 128)).toBeUndefined();
   });
 });

@@ -80,6 +80,7 @@ export { pairDot } from './pair_dot.js';
 export { gpuGrid } from './gpu_grid.js';
 export { gpuLastBlock, lastBlock } from './gpu_last_block.js';
 export { gpuSplitK, splitK } from './gpu_split_k.js';
+export { gpuParity, parity, shareDecls } from './gpu_parity.js';
 export { gpuReduce, treeParts, treeThreads } from './gpu_reduce.js';
 export { warpTree } from './warp_tree.js';
 export { finishMatmul, matmulNest, matmulTops, paddedTiles, renameMatmuls, scheduleMatmul, tileMatmul } from './gpu_matmul.js';
