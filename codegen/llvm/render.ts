@@ -252,7 +252,7 @@ class KernelBuilder {
   /** scalars in allocas; the index of an unrolled copy is a constant */
   private readonly vars = new Map<string, { ptr: V; t: Scalar } | { value: number } | { ssa: V }>();
   /** While a vector loop renders as one vector of `w` lanes: its variable, and the decls that hold vectors. */
-  private lanes?: { v: string; w: number; vec: Set<string> };
+  private lanes?: { v: string; w: number; vec: Set<string>; inits: Map<string, Expr> };
   private readonly arrays = new Map<string, { ptr: V; t: Scalar; size: number }>();
   private readonly entryBlock: BB;
   /** the memory block's pointer (an argument) */
@@ -403,7 +403,7 @@ class KernelBuilder {
     const form = foldForm(s, LLVM_VECTORS);
     if (typeof form === 'string') throw new Error(`llvm: internal error: fold loop '${s.v}' cannot be rendered as one: ${form}`);
     const { fold, parts } = form;
-    this.lanes = { v: s.v, w: s.extent, vec: new Set() };
+    this.lanes = { v: s.v, w: s.extent, vec: new Set(), inits: new Map() };
     for (const st of s.body.slice(0, -1)) if (st.k === 'decl') this.laneDecl(st);
     const vectors = parts.map((p) => this.lift(this.expr(p), p.t, true));
     this.lanes = undefined;
@@ -419,12 +419,13 @@ class KernelBuilder {
   /** A decl of a lane loop as an SSA value: a vector where it depends on the lane. */
   private laneDecl(st: Extract<Stmt, { k: 'decl' }>): void {
     if (this.varying(st.init)) this.lanes!.vec.add(st.name);
+    this.lanes!.inits.set(st.name, st.init);
     this.vars.set(st.name, { ssa: this.expr(st.init) });
   }
 
   /** The loop as one vector of its extent's lanes (straight-line: its decls are SSA values). */
   private vectorLoop(s: Extract<Stmt, { k: 'for' }>): void {
-    this.lanes = { v: s.v, w: s.extent, vec: new Set() };
+    this.lanes = { v: s.v, w: s.extent, vec: new Set(), inits: new Map() };
     for (const st of s.body) {
       if (st.k === 'decl') this.laneDecl(st);
       else if (st.k === 'store') {
@@ -539,6 +540,10 @@ class KernelBuilder {
       const [d, acc] = e.b.k === 'binary' && e.b.op === 'dot4' ? [e.b, e.a] : e.a.k === 'binary' && e.a.op === 'dot4' ? [e.a, e.b] : [undefined, undefined];
       if (d && acc) return this.callVector('dpbusd', [acc, d.a, d.b].map((o) => this.lift(this.expr(o), 'i32', vec)));
     }
+    // qshr of a qmulhi (a lane decl's or in place: requantization) on vectors as vector.ts's requant: a shorter
+    // rounding, as the qmulhi is never INT_MIN, and no saturation where the shift is a constant above 0
+    const h = e.a.k === 'var' ? this.lanes?.inits.get(e.a.name) : e.a;
+    if (e.op === 'qshr' && vec && h?.k === 'binary' && h.op === 'qmulhi') return this.callVector('requant', [h.a, h.b, e.b].map((o) => this.lift(this.expr(o), 'i32', vec)));
     const a = this.lift(this.expr(e.a), e.a.t, vec), c = this.lift(this.expr(e.b), e.b.t, vec);
     return binaryOp(OPS, e.op, e.a.t)(this.emit(vec), a, c);
   }

@@ -23,7 +23,7 @@ const PMADDWD = { avx512: [16, 'llvm.x86.avx512.pmaddw.d.512'], avx2: [8, 'llvm.
 
 /**
  * int8 requantization's fixed-point ops (loop/ir.ts qmulhi, qshr) on W lanes, the bits of the scalar forms in
- * render.ts: qmulhi's nudge and truncating division by 2^31 are floor((a·b + 2^30) / 2^31) for either sign of a·b
+ * render.ts. qmulhi: its nudge and truncating division by 2^31 are floor((a·b + 2^30) / 2^31) for either sign of a·b
  * (a·b < 0: (a·b + 1 - 2^30) is negative, and truncating it toward zero adds 2^31 - 1 before the floor), of which
  * only bits 31..62 are kept: a logical shift (AVX2 has no 64-bit arithmetic one), on vpmuldq's 64-bit products.
  * For an even W the products are of the even lanes and of the odd ones in place (the i32 pairs as i64 lanes, each
@@ -71,7 +71,30 @@ function requantizeHelpers(w: number): string[] {
   %u = zext ${vt('i1')} %up to ${vt('i32')}
   %sh = ashr ${vt('i32')} %a, %b
   %y = add ${vt('i32')} %sh, %u
-  ret ${vt('i32')} %y`)];
+  ret ${vt('i32')} %y`),
+  // requant(a, b, e) = qshr(qmulhi(a, b), e), requantization's pair. qshr of an h that is never INT_MIN (qmulhi's
+  // result, see above) and e >= 1: h = k 2^e + rem (0 <= rem < 2^e) rounds up where rem > 2^(e-1) - 1 + n (n = [h < 0]),
+  // i.e. rem + 2^(e-1) - n >= 2^e: the result is floor((h - n + 2^(e-1)) / 2^e). x = h - n = h + (h >> 31) does not
+  // wrap (h > INT_MIN), and with y = floor(x / 2^(e-1)) (nested floors) that is floor((y + 1) / 2) = y - floor(y / 2):
+  // shifts and a subtraction, none past int32. x is taken of the unsaturated product r: where r = INT_MIN, r + (r >> 31)
+  // wraps to INT_MAX, the x of the saturated h = INT_MAX, so only e = 0 (h itself: the select, which a constant
+  // shift folds away) needs the saturation.
+  `define ${vt('i32')} @${helper('requant', w)}(${vt('i32')} %a, ${vt('i32')} %b, ${vt('i32')} %e) alwaysinline {
+${w % 2 === 0 ? inPlace() : widened()}
+  %o = icmp eq ${vt('i32')} %r, ${splat('i32', -(2 ** 31))}
+  %sat = select ${vt('i1')} %o, ${vt('i32')} ${splat('i32', 2 ** 31 - 1)}, ${vt('i32')} %r
+  %n = ashr ${vt('i32')} %r, ${splat('i32', 31)}
+  %x = add ${vt('i32')} %r, %n
+  %e1 = add ${vt('i32')} %e, ${splat('i32', -1)}
+  %e1m = and ${vt('i32')} %e1, ${splat('i32', 31)}
+  %y = ashr ${vt('i32')} %x, %e1m
+  %y2 = ashr ${vt('i32')} %y, ${splat('i32', 1)}
+  %q = sub ${vt('i32')} %y, %y2
+  %z = icmp eq ${vt('i32')} %e, zeroinitializer
+  %v = select ${vt('i1')} %z, ${vt('i32')} %sat, ${vt('i32')} %q
+  ret ${vt('i32')} %v
+}
+`];
 }
 
 /**

@@ -1,6 +1,7 @@
 // int8 requantization's fixed-point ops (loop/ir.ts qmulhi, qshr) in llvm vector loops (codegen/llvm/vector.ts's
 // helpers: 64-bit products in vector lanes, per-lane shifts) against the loop interpreter's gemmlowp semantics, on
-// edge operands (INT_MIN², ties, every shift 0..31) and random ones, at the host CPU's vector width; and the vector
+// edge operands (INT_MIN², ties, every shift 0..31) and random ones, at the host CPU's vector width (qmulhi alone, qshr
+// alone, and qshr of a qmulhi: requantization's pair, its own rounding form; 5 lanes: odd, the widening qmulhi); and the vector
 // helpers' IR text valid at lane counts whose dot2 takes 17 or more pmaddwd chunks (it named a chunk %a16 twice: the
 // helpers failed to parse and linking them crashed the compiler, fuzz seed 7068 --quant).
 import { execFileSync } from 'node:child_process';
@@ -40,11 +41,13 @@ describe('qmulhi and qshr in llvm vector loops equal the interpreter', () => {
   it.each([8, 4, 16, 10, 5])('%i lanes', (w) => { // (even: products in place; 5: widened to i64 lanes)
     const { a, b, e } = operands(w), n = a.length;
     const buf = (name: string, kind: Buffer['kind']): Buffer => ({ name, dtype: 'int32', size: n, kind });
-    const buffers = [buf('a', 'input'), buf('b', 'input'), buf('e', 'input'), buf('q', 'output'), buf('r', 'output')];
+    const buffers = [buf('a', 'input'), buf('b', 'input'), buf('e', 'input'), buf('q', 'output'), buf('r', 'output'), buf('s', 'output')];
     const idx = E.add(E.mul(E.v('i'), E.i32(w)), E.v('l')), ld = (x: string) => E.load(x, idx, 'i32');
     const body = [S.for('i', n / w, [S.for('l', w, [
       S.store('q', idx, E.binary('qmulhi', ld('a'), ld('b'))),
       S.store('r', idx, E.binary('qshr', ld('a'), ld('e'))),
+      // requantization's qshr of a qmulhi: render.ts renders it as vector.ts's requant
+      S.store('s', idx, E.binary('qshr', E.binary('qmulhi', ld('a'), ld('b')), ld('e'))),
     ], 'vector')])];
     const of = (kind: Buffer['kind']) => buffers.filter((x) => x.kind === kind).map((x) => ({ name: x.name, buffer: x.name }));
     const p: Program = { name: 'rq', buffers, kernels: [{ name: 'k0', ops: [], body }], inputs: of('input'), params: [], outputs: of('output'), updates: [] };
@@ -54,6 +57,7 @@ describe('qmulhi and qshr in llvm vector loops equal the interpreter', () => {
     execFileSync('mkdir', ['-p', dir]);
     const ll = renderLlvm(entries, layout, 'rq');
     expect(ll).toMatch(new RegExp(`kiln_v${w}_qmulhi`));
+    expect(ll).toMatch(new RegExp(`kiln_v${w}_requant`));
     writeFileSync(path.join(dir, 'rq.ll'), ll);
     writeFileSync(path.join(dir, 'main.c'), `#include <stdio.h>
 void kiln_run(unsigned char *mem);
@@ -67,9 +71,9 @@ int main(void) { if (fread(mem, 1, sizeof mem, stdin) != sizeof mem) return 1; k
     const mem = new Uint8Array(layout.memoryBytes), at = layout.offsets['run']!;
     for (const [name, v] of [['a', a], ['b', b], ['e', e]] as const) mem.set(new Uint8Array(v.buffer), at[name]!);
     const out = new Uint8Array(execFileSync(path.join(dir, 'rq'), { input: mem })).buffer;
-    for (const o of ['q', 'r']) {
+    for (const o of ['q', 'r', 's']) {
       const got = new Int32Array(out, at[o]!, n), ref = want.get(o)!;
-      const bad = [...got.keys()].filter((i) => got[i] !== ref[i]).slice(0, 5).map((i) => `${o}[${i}] (${a[i]}, ${o === 'q' ? b[i] : e[i]}): ${got[i]} vs ${ref[i]}`);
+      const bad = [...got.keys()].filter((i) => got[i] !== ref[i]).slice(0, 5).map((i) => `${o}[${i}] (${a[i]}, ${b[i]}, ${e[i]}): ${got[i]} vs ${ref[i]}`);
       expect(bad).toEqual([]);
     }
   });
