@@ -4,6 +4,7 @@
 //   (k*d + r) // d -> k + r // d        (k*d + r) % d -> r % d
 //   r // d -> q and r % d -> r - q*d     when q*d <= r < (q+1)*d over the whole range of r
 //   (g*k + r) // (g*m) -> k // m  and  (g*k + r) % (g*m) -> g*(k % m) + r     when 0 <= r < g
+//   x // d * (c*d) + x % d * c -> x * c  (d > 0: a head's column `c // 8 * 8 + c % 8` of a [32, 4, 8] kernel is c)
 // and the boolean units: and(x, true) -> x, or(x, false) -> x.
 import { assigned } from './analysis.js';
 import { E, type Expr, type Kernel, type Program, type Stmt } from './ir.js';
@@ -59,8 +60,24 @@ const normalForms = new WeakMap<Expr, Expr>();
 
 function normalForm(e: Expr): Expr {
   let out = normalForms.get(e);
-  if (out === undefined) normalForms.set(e, (out = build(affine(e))));
+  if (out === undefined) normalForms.set(e, (out = build(recombined(affine(e)))));
   return out;
+}
+
+/** The divisor d > 0 of an i32 `x // d` or `x % d`, else undefined. */
+const divisorOf = (e: Expr, op: 'idiv' | 'mod'): number | undefined => (e.k === 'binary' && e.t === 'i32' && e.op === op && e.b.k === 'const' && e.b.v > 0 ? e.b.v : undefined);
+
+/** x // d * (c*d) + x % d * c -> x * c: floor division and its remainder put back together (x = x // d * d + x % d). */
+function recombined(a: Affine): Affine {
+  for (const r of a.terms) {
+    const d = divisorOf(r.atom, 'mod');
+    if (d === undefined) continue;
+    const x = (r.atom as Extract<Expr, { k: 'binary' }>).a;
+    // interned: the same dividend is the same object
+    const q = a.terms.find((t) => divisorOf(t.atom, 'idiv') === d && (t.atom as Extract<Expr, { k: 'binary' }>).a === x && t.c === r.c * d);
+    if (q) return recombined(addAffine({ terms: a.terms.filter((t) => t !== r && t !== q), c0: a.c0 }, scaled(affine(x), r.c)));
+  }
+  return a;
 }
 
 /** Per expression: whether it divides or takes a remainder somewhere, and then the variables it reads, sorted. */

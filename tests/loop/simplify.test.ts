@@ -49,6 +49,32 @@ describe('simplify', () => {
     expect(printExpr(simplified([10], idiv(v('v0'), 3)))).toBe('v0 // 3');
     expect(printExpr(simplified([10, 4], mod(add(mul(v('v0'), i32(4)), v('v1')), 6)))).toBe('(v0 * 4 + v1) % 6');
   });
+  it('puts a quotient and its remainder back together: x // d * (c*d) + x % d * c is x * c', () => {
+    // a head's column of a [32, 4, 8] kernel (MultiHeadAttention) after the split of its flat index: the column
+    const flat = add(mul(v('v0'), i32(32)), v('v1'));
+    expect(printExpr(simplified([32, 32], add(mul(mod(idiv(flat, 8), 4), i32(8)), mod(flat, 8))))).toBe('v1');
+    expect(printExpr(simplified([32, 32], add(mul(v('v0'), i32(32)), add(mul(idiv(v('v1'), 8), i32(8)), mod(v('v1'), 8)))))).toBe('v0 * 32 + v1');
+    expect(printExpr(simplified([40], add(mul(idiv(v('v0'), 4), i32(12)), mul(mod(v('v0'), 4), i32(3)))))).toBe('v0 * 3');
+    // a dividend below 0 (floor division, remainder in [0, d)): still exact
+    const neg = add(v('v0'), i32(-5));
+    expect(printExpr(simplified([10], add(mul(idiv(neg, 4), i32(4)), mod(neg, 4))))).toBe('v0 + (-5)');
+    // coefficients that do not pair, or two dividends: kept
+    expect(printExpr(simplified([40], add(mul(idiv(v('v0'), 8), i32(4)), mod(v('v0'), 8))))).toBe('v0 // 8 * 4 + v0 % 8');
+    expect(printExpr(simplified([40, 3], add(mul(idiv(v('v0'), 8), i32(8)), mod(v('v1'), 8))))).toBe('v0 // 8 * 8 + v1');
+  });
+  it('gives the same value at every point where quotients and remainders pair (200 seeded cases)', () => {
+    const r = rng(12);
+    const int = (lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
+    for (let n = 0; n < 200; n++) {
+      const extents = [int(1, 12), int(1, 12)];
+      const x = add(add(mul(v('v0'), i32(int(-4, 9))), mul(v('v1'), i32(int(1, 5)))), i32(int(-20, 20)));
+      const d = int(1, 9), c = int(-3, 4), c2 = r() < 0.8 ? c * d : int(-9, 9);
+      const e = add(add(mul(idiv(x, d), i32(c2)), v('v1')), mul(mod(x, d), i32(c)));
+      const p = program(extents, e);
+      const want = runProgram(p, {}, {}).outputs.get('y')!;
+      expect([...runProgram(simplify(p), {}, {}).outputs.get('y')!], `${printExpr(e)} over [${extents}] -> ${printExpr(simplified(extents, e))}`).toEqual([...want]);
+    }
+  });
   it('drops boolean units', () => {
     const c = E.binary('lt', v('v0'), i32(3));
     expect(printExpr(simplified([5], E.select(E.binary('and', c, E.bool(true)), i32(1), i32(0))))).toBe('select(v0 < 3, 1, 0)');

@@ -3,7 +3,8 @@
 // - in a plain nest of such matmuls, each becomes a row cache over the last axis (cacheWrite);
 // - in a nest with inner axes, a matmul lowered into a row cache accumulates in it in place (accumulateInto);
 // and on CPUs the matmuls that read nothing the nest computes accumulate R rows together (R independent add chains
-// per k; R chosen so their vectors fit the registers, 16 by default), the rest of the nest then running row by row (unrolled).
+// per k; R chosen so their vectors fit the registers, 16 by default), the rest of the nest then running row by row (unrolled);
+// a column operand the row cannot read as lanes (A·Bᵀ: attention's scores Q·Kᵀ) is read once per k for the R rows.
 import { S, type Stmt } from '../ir.js';
 import type { TargetCaps } from '../schedule.js';
 import { accumulateInto, cacheWrite } from './cache_write.js';
@@ -11,12 +12,14 @@ import { fission } from './fission.js';
 import type { Recipe } from './index.js';
 import { unroll } from './kinds.js';
 import { liftLocal } from './lift_local.js';
+import { cacheRead } from './cache_read.js';
 import { type For, ScheduleError, loopOf, readsOf } from './loops.js';
 import { type Reduction, localArrays, matmulOperands, outerChain, reductionAt, reductionsOf, storesFullShape } from './nests.js';
 import type { Schedule } from './primitive.js';
 import { reorder } from './reorder.js';
 import { split } from './split.js';
 import { matmulTops } from './gpu_matmul.js';
+import { vectorLegal } from './vectorize.js';
 
 /** Rows per block: R rows' vectors (8 rows at most, caps.rowAccumulators registers in all, 16 by default) dividing the rows. */
 export function rowBlock(rows: number, rowSize: number, matmuls: number, caps: TargetCaps): number {
@@ -33,13 +36,31 @@ function readsAny(stmts: readonly Stmt[], r: Reduction, names: readonly string[]
 const prefix = (v: string) => v.replace(/\d+$/, '');
 
 /**
+ * In an R-row accumulation `for k { for m (R rows) { for r (a row) { ... } } }` whose row loop cannot be vector lanes,
+ * the values of its body that vary along the row (a column operand read across B's rows: Bᵀ) read once per k into a
+ * register array before the R rows (cacheRead) when that makes the row loop lanes: one gather of a row per k and R
+ * vector products, instead of R x row unrolled scalar products (the seed Transformer's Q·Kᵀ: 8 x 16 per k, 9,000
+ * lines of IR per kernel).
+ */
+function cacheColumns(s: Schedule, k: string, m: string, r: string, caps: TargetCaps): void {
+  const row = loopOf(s.body, r);
+  if (vectorLegal(row, caps) === undefined) return;
+  const along = row.body.flatMap((d) => (d.k === 'decl' && readsOf([d]).has(r) ? [d.name] : []));
+  s.attempt(() => {
+    for (const value of along) s.apply(cacheRead, { outer: m, inner: r, value, local: s.fresh('b'), fill: s.fresh('c'), at: k });
+    if (vectorLegal(loopOf(s.body, r), caps) !== undefined) throw new ScheduleError(`loop '${r}' is no vector loop with its columns cached`);
+  });
+}
+
+/**
  * A row cache's accumulation in i-k-j order. `levels` (outermost first: R-row loops, then the row's loops) is a
  * perfect nest whose innermost body starts with the cache's init store, then its reduction (`steps` statements,
  * the reduction's loops `ks` (a perfect chain, outermost first) or one step); each level is distributed over init,
  * reduction and what follows, ks move outside the reduction's levels, and the R-row loops of init and reduction are
- * unrolled. Returns the levels of what follows (empty names where nothing follows).
+ * unrolled; with `caps` (a CPU's), R rows' column operand may be cached per step (cacheColumns). Returns the levels of
+ * what follows (empty names where nothing follows).
  */
-export function rowOrder(s: Schedule, levels: readonly string[], rows: number, steps: number, ks: readonly string[]): string[] {
+export function rowOrder(s: Schedule, levels: readonly string[], rows: number, steps: number, ks: readonly string[], caps?: TargetCaps): string[] {
   const mids: string[] = [], rests: string[] = [];
   for (let d = levels.length - 1; d >= 0; d--) {
     const l = loopOf(s.body, levels[d]!);
@@ -53,6 +74,8 @@ export function rowOrder(s: Schedule, levels: readonly string[], rows: number, s
     rests.unshift(tail ? names[1]! : '');
   }
   if (ks.length) s.apply(reorder, { loops: [...ks, ...mids] });
+  const k = ks[ks.length - 1];
+  if (k && rows && levels.length === rows + 1 && caps && !caps.gpu) cacheColumns(s, k, mids[rows - 1]!, mids[rows]!, caps);
   if (rows) s.apply(unroll, { loops: [...levels.slice(0, rows), ...mids.slice(0, rows)] });
   return rests;
 }
@@ -84,7 +107,7 @@ function plainRows(s: Schedule, top: For, caps: TargetCaps): boolean {
   }
   for (const r of rs) {
     s.apply(cacheWrite, { acc: r.acc, loops: [...rows, j], local: s.fresh(R > 1 ? 'rows' : 'row'), read: 'inline', place: R > 1 ? 'start' : 'before' });
-    const rest = rowOrder(s, [...rows, j], rows.length, r.end - r.start, r.loops.slice(0, 1).map((l) => l.v));
+    const rest = rowOrder(s, [...rows, j], rows.length, r.end - r.start, r.loops.slice(0, 1).map((l) => l.v), caps);
     [rows, j] = [rest.slice(0, -1), rest[rest.length - 1]!];
   }
   if (rows.length) s.apply(unroll, { loops: rows });
@@ -137,13 +160,13 @@ function innerRows(s: Schedule, i: For | undefined, caps: TargetCaps): void {
     for (const c of cached.slice(0, lead)) {
       s.apply(liftLocal, { local: c.local, loop: q, place: 'start', name: s.fresh('rows') });
       s.apply(accumulateInto, { acc: c.acc });
-      q = rowOrder(s, [q, ...c.loops], 1, c.r.end - c.r.start, c.r.loops.slice(0, 1).map((l) => l.v))[0]!;
+      q = rowOrder(s, [q, ...c.loops], 1, c.r.end - c.r.start, c.r.loops.slice(0, 1).map((l) => l.v), caps)[0]!;
     }
     s.apply(unroll, { loops: [q] });
   }
   for (const c of cached.slice(R > 1 ? lead : 0)) {
     s.apply(accumulateInto, { acc: c.acc });
-    if (c.loops.length) rowOrder(s, c.loops, 0, c.r.end - c.r.start, c.r.loops.slice(0, 1).map((l) => l.v));
+    if (c.loops.length) rowOrder(s, c.loops, 0, c.r.end - c.r.start, c.r.loops.slice(0, 1).map((l) => l.v), caps);
   }
 }
 

@@ -66,6 +66,18 @@ const SOFTMAX = `graph @mms {
   %6 = exp %5 : f32[16,12]
   output "y" = %6
 }`;
+// attention's scores: A·Bᵀ (B's rows are the columns: a row of the product reads B down a column) under a softmax
+const SCORES = `graph @mmt {
+  %0 = input {name="a"} : f32[16,8]
+  %1 = input {name="b"} : f32[16,8]
+  %2 = transpose %1 {perm=[1, 0]} : f32[8,16]
+  %3 = matmul %0, %2 : f32[16,16]
+  %4 = reduce_max %3 {axes=[1], keepdims=true} : f32[16,1]
+  %5 = broadcast %4 {shape=[16, 16]} : f32[16,16]
+  %6 = sub %3, %5 : f32[16,16]
+  %7 = exp %6 : f32[16,16]
+  output "y" = %7
+}`;
 const ODD = `graph @mmo {
   %0 = input {name="a"} : f32[12,7]
   %1 = input {name="b"} : f32[7,10]
@@ -127,6 +139,14 @@ describe('row caches', () => {
     const g = parseGraph(SOFTMAX);
     const text = printProgram(checkedSchedule(g, plain(g), DEFAULT_CAPS).program);
     expect(text).toMatch(/for k\d+ in 0..8 \{\n\s+for m\d+ in 0..\d unroll \{\n\s+for r\d+ in 0..12 vector/);
+  });
+  it('A·Bᵀ: the R rows read B\'s column once per k into registers, and each row is vector lanes (not R x 16 unrolled scalars)', () => {
+    const g = parseGraph(SCORES);
+    const text = printProgram(checkedSchedule(g, plain(g), CAPS.llvm!).program);
+    // one gather of the row per k (16 strided loads), then the rows' products as vectors
+    expect(text).toMatch(/for k\d+ in 0..8 \{\n\s+local (b\d+): f32\[16\] register\n\s+for c\d+ in 0..16 unroll \{\n\s+decl v\d+: f32 = in_b\[c\d+ \* 8 \+ k\d+\]\n\s+\1\[c\d+\] = v\d+\n\s+\}\n\s+for m\d+ in 0..\d unroll \{\n\s+for r\d+ in 0..16 vector/);
+    // a target with no vectors for it keeps the row loop as it was (nothing cached)
+    expect(printProgram(checkedSchedule(g, plain(g), CAPS.plain!).program)).not.toMatch(/local b\d+/);
   });
 });
 
