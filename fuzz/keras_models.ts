@@ -139,7 +139,8 @@ function imageBody({ r, int, pick }: Draw): Body {
     try {
       shape = layer.computeOutputShape(shape) as SymbolicShape;
     } catch {
-      return; // the window does not fit the image
+      parts.push(`(${text} left out)`); // its window is larger than the image
+      return;
     }
     layers.push(layer);
     parts.push(text);
