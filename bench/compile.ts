@@ -77,9 +77,6 @@ for (const name of ['cnn', 'transformer']) {
     const before = load();
     cell(`${name}, cold`, target, Array.from({ length: RUNS }, () => kiln(seed(name), target, mkdtempSync(path.join(tmp, 'xdg-')))), before);
   }
-  // without the llvm target's renderer processes (every module rendered in the compile process, one after another)
-  const off = load();
-  cell(`${name}, cold, no renderer processes (KILN_RENDERERS=0)`, 'llvm', Array.from({ length: RUNS }, () => kiln(seed(name), 'llvm', mkdtempSync(path.join(tmp, 'xdg-')), { KILN_RENDERERS: '0' })), off);
   // the first compile of a kiln build on a machine, or after `kiln cache clear`: no runtime objects either (gcc
   // compiles them, beside opt and llc)
   const before = load();

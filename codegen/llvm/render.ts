@@ -259,7 +259,7 @@ class KernelBuilder {
   private readonly mem: V;
 
   constructor(private readonly g: LlvmModule, private readonly fn: Fn, private readonly offsets: Record<string, number>,
-    private readonly bufTypes: ReadonlyMap<string, Scalar>, private readonly memArg = 0, private readonly flash?: { base: V; offsets: Record<string, number> }) {
+    private readonly bufTypes: Map<string, Scalar>, private readonly memArg = 0, private readonly flash?: { base: V; offsets: Record<string, number> }) {
     const L = llvm();
     this.entryBlock = L.BasicBlock.Create(g.ctx, 'entry', fn);
     this.mem = fn.getArg(memArg);
@@ -818,60 +818,21 @@ export function renderLlvm(entries: readonly Entry[], layout: Layout, name: stri
 
 /**
  * renderLlvm split into at most `parts` modules that opt and llc can build at once, one per core (their objects
- * linked into one): see planParts. The modules are rendered one after another, and `done` receives each as it is
- * finished (its tools can build it while the next renders); each module's text is the same whether or not `done` is
- * given, and the same as a renderer process (render_child.ts) gives for it.
+ * linked into one): the kernels shared out by their size, the heaviest first, each to the module lightest for its share
+ * so far (the later a module is rendered, the smaller its share); the
+ * entries in the first module, calling the kernels of the others as hidden `kiln_<entry>_<kernel>` functions. A
+ * module of less than PART_WEIGHT statements is not worth a process of its own: small models stay one module.
+ * The modules are rendered one after another, and `done` receives each as it is finished (its tools can build it
+ * while the next renders); each module's text is the same whether or not `done` is given.
  */
 export function renderLlvmParts(entries: readonly Entry[], layout: Layout, name: string, parts: number, math: LlvmMath = {}, flash?: LlvmFlash, dot?: DotIsa,
   done?: (ir: string, part: number, parts: number) => void): string[] {
-  const job = planParts(entries, layout, name, parts, math, flash, dot);
-  return Array.from({ length: job.n }, (_, p) => {
-    const ir = renderJobPart(job, p);
-    done?.(ir, p, job.n);
-    return ir;
-  });
-}
-
-/**
- * What rendering module `part` of a PartsJob needs, and nothing of the compile besides: plain data (Maps and Sets,
- * no functions), which v8.serialize copies whole to a renderer process (render_child.ts).
- */
-export interface PartsJob {
-  readonly entries: readonly Pick<Entry, 'name' | 'program'>[];
-  /** Layout.offsets: entry name -> buffer name -> byte offset */
-  readonly offsets: Layout['offsets'];
-  readonly shared: readonly PartShared[];
-  /** `${entry index} ${kernel index}` -> its module */
-  readonly partOf: ReadonlyMap<string, number>;
-  /** how many modules */
-  readonly n: number;
-  readonly name: string;
-  readonly math: LlvmMath;
-  readonly flash?: LlvmFlash;
-  readonly dot?: DotIsa;
-}
-
-interface PartShared {
-  readonly bufTypes: ReadonlyMap<string, Scalar>;
-  readonly int8: ReadonlySet<string>;
-  readonly ready: ReadonlyMap<string, number>;
-}
-
-/**
- * The modules of renderLlvmParts: the kernels shared out by their size, the heaviest first, each to the module
- * lightest for its share so far (the later a module is rendered, the smaller its share); the entries in the first
- * module, calling the kernels of the others as hidden `kiln_<entry>_<kernel>` functions. A module of less than
- * PART_WEIGHT statements is not worth a process of its own: small models stay one module. `processes` render the
- * modules at once, module p in process p % processes (the llvm target's renderer processes, target.ts).
- */
-export function planParts(entries: readonly Entry[], layout: Layout, name: string, parts: number, math: LlvmMath = {}, flash?: LlvmFlash, dot?: DotIsa, processes = 1): PartsJob {
   const weights = entries.flatMap((e, ei) => e.program.kernels.map((k, ki) => ({ ei, ki, w: kernelWeight(k.body) })));
   const n = Math.max(1, Math.min(parts, Math.floor(weights.reduce((s, k) => s + k.w, 0) / PART_WEIGHT), weights.length));
-  // a module's tools start once it is rendered: the later a process renders one, the less it gets, so that the last
-  // ones' opt and llc, which run after the whole render, are short (shares rounds + 1 - round: 3:2 for two modules
-  // one after another, 1:1 for two at once; the modules rendered at once take the same time)
-  const load = new Array<number>(n).fill(0), partOf = new Map<string, number>(), rounds = Math.ceil(n / processes);
-  const relative = (p: number) => load[p]! / (rounds + 1 - Math.floor(p / processes));
+  // a module's tools start once it is rendered: the later ones get less, so that the last one's opt and llc, which
+  // run after the whole render, are short (shares n + 1 - p: 3:2 for two modules)
+  const load = new Array<number>(n).fill(0), partOf = new Map<string, number>();
+  const relative = (p: number) => load[p]! / (n + 1 - p);
   for (const { ei, ki, w } of [...weights].sort((a, b) => b.w - a.w)) {
     const p = load.reduce((best, _, q) => (relative(q) < relative(best) ? q : best), 0);
     load[p]! += w;
@@ -888,17 +849,19 @@ export function planParts(entries: readonly Entry[], layout: Layout, name: strin
       ready: new Map((e.memory.flat?.ready ?? []).map((r) => [`${r.kernel} ${r.at}`, r.from])),
     };
   });
-  return { entries: entries.map((e) => ({ name: e.name, program: e.program })), offsets: layout.offsets, shared, partOf, n, name, math,
-    ...(flash ? { flash } : {}), ...(dot ? { dot } : {}) };
+  return Array.from({ length: n }, (_, p) => {
+    const ir = renderPart(entries, layout, shared, partOf, p, n === 1 ? name : `${name}.${p}`, math, flash, dot);
+    done?.(ir, p, n);
+    return ir;
+  });
 }
 
 /**
- * Module `part` of a PartsJob: the kernels partOf gives it, in the entries' order; the first module also the
+ * Module `part` of renderLlvmParts: the kernels partOf gives it, in the entries' order; the first module also the
  * entries, with a declaration of each kernel another module defines where the entry's kernels reach it.
  */
-export function renderJobPart(job: PartsJob, part: number): string {
-  const { entries, offsets, shared, partOf, math, flash, dot } = job;
-  const name = job.n === 1 ? job.name : `${job.name}.${part}`;
+function renderPart(entries: readonly Entry[], layout: Layout, shared: readonly { bufTypes: Map<string, Scalar>; int8: ReadonlySet<string>; ready: Map<string, number> }[],
+  partOf: ReadonlyMap<string, number>, part: number, name: string, math: LlvmMath, flash: LlvmFlash | undefined, dot: DotIsa | undefined): string {
   const L = llvm();
   const g = new LlvmModule(name, math, dot);
   const exported = new Set<string>();
@@ -920,7 +883,7 @@ export function renderJobPart(job: PartsJob, part: number): string {
       g.int8 = int8;
       if (p !== 0) exported.add(fnName);
       const fn = g.function(fnName, p === 0);
-      const kb = new KernelBuilder(g, fn, offsets[e.name]!, bufTypes, 0, flashOf(e.name));
+      const kb = new KernelBuilder(g, fn, layout.offsets[e.name]!, bufTypes, 0, flashOf(e.name));
       // a top-level parallel loop is outlined into a chunk function for the thread pool; the values it reads
       // from before it are top-level decls never assigned (recomputed in each chunk)
       const pure = pureDecls(k.body), topLocals = new Set(k.body.flatMap((s) => (s.k === 'local' ? [s.name] : [])));
@@ -932,7 +895,7 @@ export function renderJobPart(job: PartsJob, part: number): string {
         } else {
           const here = g.b.GetInsertBlock()!;
           const chunk = g.chunkFunction(`${e.name}_${k.name}_par${i}`);
-          const cb = new KernelBuilder(g, chunk, offsets[e.name]!, bufTypes, 2, flashOf(e.name));
+          const cb = new KernelBuilder(g, chunk, layout.offsets[e.name]!, bufTypes, 2, flashOf(e.name));
           cb.stmts(before);
           cb.chunk(st);
           cb.finish();
@@ -951,7 +914,7 @@ export function renderJobPart(job: PartsJob, part: number): string {
     kernels.forEach((k, i) => {
       g.b.CreateCall(k!, [entry.getArg(0)]);
       const kernel = program.kernels[i]!;
-      if (kernel.allreduce) g.allreduce(entry, allreduceBuffer(program, kernel), offsets[e.name]!);
+      if (kernel.allreduce) g.allreduce(entry, allreduceBuffer(program, kernel), layout.offsets[e.name]!);
     });
     g.b.CreateRetVoid();
   });

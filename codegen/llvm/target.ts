@@ -1,12 +1,9 @@
 // The llvm target: LLVM IR through opt-14 and llc-14 into model.o, linked with the C runtime into
 // libmodel.a, model_main and (with --train) model_train; model.h is the C API.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { serialize } from 'node:v8';
 import { type TargetEntry, irText, manifestOf, runtimeDir } from '../artifacts.js';
 import { type NativeTargetOptions, descSource, headerSource, sh, shConcurrently, startCompileCached, startConcurrently } from '../native.js';
 import { writeSafetensors } from '../../runtime/safetensors.js';
@@ -20,8 +17,7 @@ import { firmwareSizes, writeFirmware } from './firmware.js';
 import { DEFAULT_CAPS, type TargetCaps } from '../loop/schedule.js';
 import { LLVM_VECTORS } from '../loop/vectorize.js';
 import { type Compiled, runPipeline } from '../../driver/pipeline.js';
-import { topoSort } from '../../ir/graph.js';
-import { type PartsJob, planParts, renderJobPart } from './render.js';
+import { renderLlvmParts } from './render.js';
 import type { DotIsa } from './vector.js';
 
 /** The /proc/cpuinfo flags of Ice Lake server's additions to x86-64-v4 (AVX-512 VNNI's vpdpbusd for int8 among them). */
@@ -158,22 +154,6 @@ export function compileLlvm(o: LlvmTargetOptions): string[] {
   // object, which may run where there are no threads
   // a Cortex-M4 by default for ARMv7E-M (LLVM's generic one has no FPU, which the hard-float ABI needs)
   const cpu = o.cpu ?? (o.triple ? (o.triple.startsWith('thumbv7em') ? 'cortex-m4' : undefined) : hostCpu());
-  // a host build's kernels in one module per core (opt and llc use one core each: the Transformer's 0.85 s of them
-  // was a third of its cold compile), their objects linked into model.o; model.ll holds the entries. The modules after
-  // the first render in processes of their own (render_child.ts) while this one renders the first, started now (for
-  // graphs that likely make more than one module), so that node's start and their imports run beside the passes
-  const hosted = !o.triple && !freestanding, parts = hosted ? o.parts ?? os.availableParallelism() : 1;
-  mkdirSync(o.outDir, { recursive: true });
-  // (KILN_RENDERERS=0: none, every module rendered here, for comparisons: bench/compile.ts)
-  const renderers = startRenderers(o.outDir, process.env['KILN_RENDERERS'] !== '0' && Math.max(...o.entries.map((e) => topoSort(e.graph).length)) >= RENDER_NODES ? parts : 1);
-  try {
-    return buildLlvm(o, freestanding, hosted, parts, cpu, renderers);
-  } finally {
-    renderers.release();
-  }
-}
-
-function buildLlvm(o: LlvmTargetOptions, freestanding: boolean, hosted: boolean, parts: number, cpu: string | undefined, renderers: Renderers): string[] {
   const caps: TargetCaps = { ...llvmCaps(!o.triple || o.triple.startsWith('x86_64') ? cpu : undefined), threads: freestanding ? 1 : o.threads ?? (o.triple ? 1 : os.availableParallelism()) };
   const compiled = o.entries.map((e) => ({ e, c: flatGrads(e, runPipeline(e.graph, { caps }), o.distributed === 'mpi') }));
   const entries = compiled.map(({ e, c }) => ({ name: e.name, program: c.program, memory: c.memory }));
@@ -183,7 +163,9 @@ function buildLlvm(o: LlvmTargetOptions, freestanding: boolean, hosted: boolean,
   const layout = split?.ram ?? full;
   const flash = split && { symbol: FLASH_SYMBOL, data: split.data };
   const dir = o.outDir;
+  mkdirSync(dir, { recursive: true });
   const machine = [...(o.triple ? [`-mtriple=${o.triple}`] : []), ...(cpu ? [`-mcpu=${cpu}`] : [])];
+  const hosted = !o.triple && !freestanding;
   const flashDecl = flash ? [`/* params and constants, read in place (flash): KILN_FLASH_BYTES bytes */\n#define KILN_FLASH_BYTES ${flash.data.length}L\nextern const unsigned char ${FLASH_SYMBOL}[];`] : [];
   writeFileSync(path.join(dir, 'model.h'), headerSource(o, layout, flashDecl));
   writeFileSync(path.join(dir, 'model_desc.c'), descSource(o, compiled, layout, flash));
@@ -209,15 +191,16 @@ function buildLlvm(o: LlvmTargetOptions, freestanding: boolean, hosted: boolean,
     // host: a table of constants addressed absolutely fails to link there)
     ['llc-14', ['-O3', ...machine, `-relocation-model=${freestanding && bareMetal(o.triple) ? 'static' : 'pic'}`, '-filetype=obj', `${stem(p)}.bc`, '-o', parts === 1 ? 'model.o' : `${stem(p)}.part.o`]],
   ];
-  const job = planParts(entries, layout, 'model', parts, { contract: o.contract ?? true, exactMath: o.exactMath ?? false },
-    split && { symbol: FLASH_SYMBOL, bytes: split.data.length, offsets: split.flash }, dotIsa(cpu, o.triple), renderers.count + 1);
+  // a host build's kernels in one module per core (opt and llc use one core each: the Transformer's 0.85 s of them
+  // was a third of its cold compile), their objects linked into model.o; model.ll holds the entries
+  const parts = hosted ? o.parts ?? os.availableParallelism() : 1;
+  let modules: string[];
   try {
-    waits.push(...renderers.send({ job, lls: Array.from({ length: job.n }, (_, p) => `${stem(p)}.ll`), tools: Array.from({ length: job.n }, (_, p) => toolsOf(p, job.n)) }));
-    // this process renders the modules p with p % (renderers + 1) = 0, the renderer i those with i
-    for (let p = 0; p < job.n; p += renderers.count + 1) {
-      writeFileSync(path.join(dir, `${stem(p)}.ll`), renderJobPart(job, p));
-      if (hosted) waits.push(startConcurrently('llvm', [toolsOf(p, job.n)], dir));
-    }
+    modules = renderLlvmParts(entries, layout, 'model', parts, { contract: o.contract ?? true, exactMath: o.exactMath ?? false },
+      split && { symbol: FLASH_SYMBOL, bytes: split.data.length, offsets: split.flash }, dotIsa(cpu, o.triple), (ir, p, n) => {
+        writeFileSync(path.join(dir, `${stem(p)}.ll`), ir);
+        if (hosted) waits.push(startConcurrently('llvm', [toolsOf(p, n)], dir));
+      });
   } catch (e) {
     for (const wait of waits) try { wait(); } catch { /* the render's error is the one to report */ }
     throw e;
@@ -228,7 +211,7 @@ function buildLlvm(o: LlvmTargetOptions, freestanding: boolean, hosted: boolean,
   if (failures.length) throw failures[0];
   // the parts as one relocatable object, as users link model.o; on the host libmodel.a after it in the same shell
   // (each process this one starts and waits for is a fork of it first: 10-50 ms each, more where it is loaded)
-  const ld: [string, string[]][] = job.n > 1 ? [['ld', ['-r', '-o', 'model.o', ...Array.from({ length: job.n }, (_, p) => `${stem(p)}.part.o`)]]] : [];
+  const ld: [string, string[]][] = modules.length > 1 ? [['ld', ['-r', '-o', 'model.o', ...modules.map((_, p) => `${stem(p)}.part.o`)]]] : [];
   if (hosted) shConcurrently('llvm', [[...ld, ['ar', ['rcs', 'libmodel.a', 'model.o', 'model_desc.o', 'kiln_runtime.o', 'kiln_rows.o', 'kiln_math.o']]]], dir);
   else for (const [cmd, args] of ld) sh('llvm', cmd, args, dir);
   const model = elfSizes(readFileSync(path.join(dir, 'model.o')), 'model.o');
@@ -290,87 +273,4 @@ function buildMpiTrain(dir: string, cc: readonly string[]): void {
   for (const f of ['kiln_mpi.h', 'kiln_mpi.c']) copyFileSync(path.join(runtimeDir('c'), f), path.join(dir, f));
   // -O3: the all-reduce's loops over the gradients vectorized
   sh('llvm', 'mpicc', [...cc, '-O3', '-DKILN_MPI', 'model_train.c', 'kiln_mpi.c', 'libmodel.a', '-lm', '-o', 'model_train'], dir);
-}
-
-/** What the renderer processes read from the job file: the modules, each one's file name and its opt and llc. */
-export interface RenderJob {
-  readonly job: PartsJob;
-  readonly lls: readonly string[];
-  readonly tools: readonly (readonly [string, readonly string[]])[][];
-}
-
-interface Renderers {
-  /** how many render beside this process */
-  readonly count: number;
-  /** Hands them the job (each renders its module, if there is one for it, then runs its tools); returns their waits. */
-  send(job: RenderJob): (() => void)[];
-  /** Ends those the job never reached (the compile failed or returned first): null for a job. */
-  release(): void;
-}
-
-/**
- * The most renderer processes a compile starts: each is a node process (0.08 s of CPU, its start and imports), started
- * before the passes tell how many modules there are (the seed MLP has one: they end at once).
- */
-const RENDERERS = 3;
-
-/**
- * An entry's graph of this many nodes or more gets renderer processes, started before the passes tell how many
- * modules there are: the seed Transformer's (123 nodes) and CNN's (31) make two modules; the seed MLP's (20, its two
- * predict entries) one, for which a renderer would only cost its start (0.1 s of CPU). Smaller graphs render every
- * module here.
- */
-const RENDER_NODES = 24;
-
-/**
- * Renderer processes 1 .. min(parts - 1, RENDERERS), started in the background at once (startConcurrently): each
- * waits for the job file in `dir` (written whole, by a rename), renders its modules (render_child.ts), and runs their
- * opt and llc.
- */
-function startRenderers(dir: string, parts: number): Renderers {
-  const file = path.join(dir, '.kiln-parts-job');
-  const write = (job: RenderJob | null) => {
-    writeFileSync(`${file}.tmp`, serialize(job));
-    renameSync(`${file}.tmp`, file);
-  };
-  const count = existsSync('/proc/self/stat') ? Math.max(0, Math.min(parts - 1, RENDERERS)) : 0;
-  // their errors as sh gives them (render_child.ts reports a render's error, or a tool's as sh), not as node's
-  const prefix = `llvm: ${process.execPath} failed: `;
-  const waits = Array.from({ length: count }, (_, i) => startConcurrently('llvm', [[renderer(file, i + 1, count)]], dir)).map((wait) => () => {
-    try {
-      wait();
-    } catch (e) {
-      const m = (e as Error).message;
-      throw new Error(m.startsWith(prefix) ? m.slice(prefix.length) : m);
-    }
-  });
-  let sent = !count;
-  return {
-    count,
-    send(job) {
-      if (sent) return [];
-      sent = true;
-      write(job);
-      return waits;
-    },
-    release() {
-      if (!sent) {
-        sent = true;
-        write(null);
-        for (const wait of waits) try { wait(); } catch { /* nothing to report: there was no job */ }
-      }
-      rmSync(file, { force: true });
-    },
-  };
-}
-
-/**
- * The command of renderer `index` of `count` (render_child.ts): node on the compiled
- * render_child.js, or where kiln runs from its TypeScript sources (the tests), on render_child.ts through tsx.
- */
-function renderer(file: string, index: number, count: number): [string, string[]] {
-  const js = fileURLToPath(new URL('./render_child.js', import.meta.url)), args = [file, String(index), String(count)];
-  if (existsSync(js)) return [process.execPath, [js, ...args]];
-  const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
-  return [process.execPath, ['--import', tsx, fileURLToPath(new URL('./render_child.ts', import.meta.url)), ...args]];
 }

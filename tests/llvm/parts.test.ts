@@ -2,12 +2,12 @@
 // defined in one module, the entry calling the others' as hidden symbols of model.o, the same outputs as one module;
 // each module's tools started as soon as it is rendered give the same model.o as tools run after the whole render.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { compileLlvm, dotIsa, hostCpu, llvmCaps } from '../../codegen/llvm/target.js';
-import { planParts, renderJobPart, renderLlvmParts } from '../../codegen/llvm/render.js';
+import { renderLlvmParts } from '../../codegen/llvm/render.js';
 import { layoutModule } from '../../codegen/loop/layout.js';
 import { runPipeline } from '../../driver/pipeline.js';
 import * as keras from '../../frontend/index.js';
@@ -31,8 +31,8 @@ describe('llvm modules built at once', () => {
     ...Array.from({ length: 10 }, () => keras.layers.Dense(48, { activation: 'tanh' })), keras.layers.Dense(10, { activation: 'softmax' })]);
   const t = traceModel(model, 3), g = t.graph;
   const params = Object.fromEntries(t.variables.map((v) => [v.path, v.data]));
-  const build = (parts: number, name = `p${parts}`) => {
-    const dir = path.join(tmp, name);
+  const build = (parts: number) => {
+    const dir = path.join(tmp, `p${parts}`);
     compileLlvm({ outDir: dir, entries: [{ name: 'predict', graph: g, batchSize: 3 }], weights: weightsOf(g, params), threads: 2, parts });
     return dir;
   };
@@ -67,25 +67,11 @@ describe('llvm modules built at once', () => {
     const c = runPipeline(g, { caps: { ...llvmCaps(hostCpu()), threads: 2 } });
     const entries = [{ name: 'predict', program: c.program, memory: c.memory }], layout = layoutModule(entries);
     const given: string[] = [];
-    const dot = dotIsa(hostCpu(), undefined), one = renderLlvmParts(entries, layout, 'model', 2, {}, undefined, dot);
-    expect(renderLlvmParts(entries, layout, 'model', 2, {}, undefined, dot, (ir) => given.push(ir))).toEqual(one);
-    expect(given).toEqual(one);
-    // compileLlvm renders model.1.ll in a renderer process (render_child.ts) beside model.ll, their shares planned for
-    // two processes: the text this process renders for them
-    const job = planParts(entries, layout, 'model', 2, { contract: true, exactMath: false }, undefined, dot, 2);
-    const whole = [0, 1].map((p) => renderJobPart(job, p));
+    const dot = dotIsa(hostCpu(), undefined), whole = renderLlvmParts(entries, layout, 'model', 2, {}, undefined, dot);
+    expect(renderLlvmParts(entries, layout, 'model', 2, {}, undefined, dot, (ir) => given.push(ir))).toEqual(whole);
+    expect(given).toEqual(whole);
     expect(whole.length).toBe(2);
     expect(['model.ll', 'model.1.ll'].map((f) => readFileSync(path.join(dir, f), 'utf8'))).toEqual(whole);
-    expect(readdirSync(dir).filter((f) => f.startsWith('.kiln')), 'the job file removed').toEqual([]);
-    // KILN_RENDERERS=0: no renderer process, both modules rendered in this process, shared out as one after another
-    process.env['KILN_RENDERERS'] = '0';
-    try {
-      const here = build(2, 'here');
-      expect(['model.ll', 'model.1.ll'].map((f) => readFileSync(path.join(here, f), 'utf8'))).toEqual(one);
-    } finally {
-      delete process.env['KILN_RENDERERS'];
-    }
-    expect(one).not.toEqual(whole);
     const seq = path.join(tmp, 'sequential');
     mkdirSync(seq, { recursive: true });
     const mcpu = `-mcpu=${hostCpu()}`;
