@@ -52,12 +52,16 @@ function cell(label: string, target: string, runs: Timed[], before: string): voi
 }
 
 const seed = (name: string) => path.join(root, 'examples', 'seed', `${name}.ts`);
-// the runtime objects (kiln's C runtime, compiled once per kiln build and flags, in the temp directory by default)
-kiln(seed('sequential'), 'llvm', mkdtempSync(path.join(tmp, 'xdg-')));
+// cold: a fresh cache home, KILN_CACHE_DIR in it (an empty compile cache, type-check cache and object cache: the
+// runtime's objects come prebuilt with kiln, `npm run build`'s cli/prebuild.ts)
+const cold = (model: string, target: string, env: Record<string, string> = {}) => {
+  const home = mkdtempSync(path.join(tmp, 'xdg-'));
+  return kiln(model, target, home, { KILN_CACHE_DIR: path.join(home, 'kiln'), ...env });
+};
 
 for (const target of ['llvm', 'wasm']) {
   let before = load();
-  cell('seed MLP, cold (empty kiln cache)', target, Array.from({ length: RUNS }, () => kiln(seed('sequential'), target, mkdtempSync(path.join(tmp, 'xdg-')))), before);
+  cell('seed MLP, cold (empty kiln cache)', target, Array.from({ length: RUNS }, () => cold(seed('sequential'), target)), before);
   const xdg = mkdtempSync(path.join(tmp, 'xdg-'));
   kiln(seed('sequential'), target, xdg);
   before = load();
@@ -75,15 +79,11 @@ for (const target of ['llvm', 'wasm']) {
 for (const name of ['cnn', 'transformer']) {
   for (const target of ['llvm', 'wasm']) {
     const before = load();
-    cell(`${name}, cold`, target, Array.from({ length: RUNS }, () => kiln(seed(name), target, mkdtempSync(path.join(tmp, 'xdg-')))), before);
+    cell(`${name}, cold`, target, Array.from({ length: RUNS }, () => cold(seed(name), target)), before);
   }
-  // the first compile of a kiln build on a machine, or after `kiln cache clear`: no runtime objects either (gcc
-  // compiles them, beside opt and llc)
+  // a kiln built without its runtime's objects (no gcc at build time): gcc compiles them beside opt and llc
   const before = load();
-  cell(`${name}, cold, no runtime objects cached`, 'llvm', Array.from({ length: RUNS }, () => {
-    const home = mkdtempSync(path.join(tmp, 'xdg-'));
-    return kiln(seed(name), 'llvm', home, { KILN_CACHE_DIR: path.join(home, 'kiln') });
-  }), before);
+  cell(`${name}, cold, runtime objects not prebuilt`, 'llvm', Array.from({ length: RUNS }, () => cold(seed(name), 'llvm', { KILN_PREBUILT_OBJECTS: path.join(tmp, 'none') })), before);
 }
 
 /** One fresh process type-checking the seed MLP with an empty cache: the check's wall milliseconds (imports included). */

@@ -10,6 +10,7 @@ import type { NamedTensor } from '../runtime/safetensors.js';
 import type { Compiled } from '../driver/pipeline.js';
 import { type Node, nodeName } from '../ir/graph.js';
 import { timed } from '../driver/timings.js';
+import { packageRoot } from '../cli/root.js';
 
 export interface NativeTargetOptions {
   readonly outDir: string;
@@ -125,13 +126,23 @@ export function objectCacheDir(): string {
 }
 
 /**
- * Where the object of `gcc flags -c src` is cached: keyed by the flags, the source and the files of its folder it
- * includes (`#include "f"`, transitively: kiln_runtime.c's kiln_core.c and kiln_runtime.h). Only what it includes: the
- * runtime's objects are the same for every model (hashing every header of the folder, the model's own model.h
- * included, made every new model compile them again, 0.8 s of a cold compile's CPU); model_train.c's includes model.h
- * (model_main.c sizes the memory block at run time: one object for every model).
+ * Objects built with kiln itself (`npm run build`'s postbuild, cli/prebuild.ts: the hosted runtime's objects, the same
+ * for every model), per platform and architecture, read only: a compile looks there after its cache, so the first
+ * compile on a machine, or one after `kiln cache clear`, needs no gcc for them (0.6-0.8 s of a cold compile).
+ * KILN_PREBUILT_OBJECTS names another folder (tests: an empty one).
  */
-function cachedObject(cc: readonly string[], src: string): string {
+export function prebuiltObjectDir(): string {
+  return path.resolve(process.env['KILN_PREBUILT_OBJECTS'] ?? path.join(packageRoot, 'dist', 'objects', `${process.platform}-${process.arch}`));
+}
+
+/**
+ * The name of the object of `gcc flags -c src` in the caches: keyed by the flags, the source and the files of its
+ * folder it includes (`#include "f"`, transitively: kiln_runtime.c's kiln_core.c and kiln_runtime.h). Only what it
+ * includes: the runtime's objects are the same for every model (hashing every header of the folder, the model's own
+ * model.h included, made every new model compile them again, 0.8 s of a cold compile's CPU); model_train.c's includes
+ * model.h (model_main.c sizes the memory block at run time: one object for every model).
+ */
+export function objectName(cc: readonly string[], src: string): string {
   const dir = path.dirname(src), seen = new Set<string>();
   const hash = createHash('sha256').update(JSON.stringify(cc));
   const visit = (file: string) => {
@@ -142,21 +153,23 @@ function cachedObject(cc: readonly string[], src: string): string {
     for (const m of text.toString('latin1').matchAll(/^[ \t]*#[ \t]*include[ \t]*"([^"]+)"/gm)) visit(m[1]!);
   };
   visit(path.basename(src));
-  return path.join(objectCacheDir(), `${hash.digest('hex').slice(0, 32)}.o`);
+  return `${hash.digest('hex').slice(0, 32)}.o`;
 }
 
 /**
  * `gcc flags -c src -o out` for each [src, out] (the sources in one folder) through a cache of objects (the runtime's
  * objects are the same for every model: compiling them was a quarter of `kiln compile`), started in the background:
- * the objects the cache lacks compile at once, beside the caller's render, opt and llc (startConcurrently); the
- * returned wait() throws as sh does, and copies every object to its out.
+ * the objects neither the cache nor the prebuilt folder has compile at once, into the cache (`into`), beside the
+ * caller's render, opt and llc (startConcurrently); the returned wait() throws as sh does, and copies every object to
+ * its out.
  */
-export function startCompileCached(target: string, cc: readonly string[], jobs: readonly (readonly [src: string, out: string])[]): () => void {
-  const hits = jobs.map(([src]) => cachedObject(cc, src));
+export function startCompileCached(target: string, cc: readonly string[], jobs: readonly (readonly [src: string, out: string])[], into = objectCacheDir()): () => void {
+  const names = jobs.map(([src]) => objectName(cc, src));
+  const hits = names.map((n) => [path.join(into, n), path.join(prebuiltObjectDir(), n)].find((f) => existsSync(f)) ?? path.join(into, n));
   const missing = jobs.flatMap(([src], i) => (existsSync(hits[i]!) ? [] : [{ src, hit: hits[i]! }]));
   let wait = () => {};
   if (missing.length) {
-    mkdirSync(objectCacheDir(), { recursive: true });
+    mkdirSync(into, { recursive: true });
     // gcc runs in the sources' folder, each by its name there (a path relative to our cwd, as `-o build/model` gives,
     // is not); it writes a temporary that mv renames into place: concurrent compiles never see half an object
     wait = startConcurrently(target, missing.map(({ src, hit }) => {

@@ -1,11 +1,11 @@
 // The llvm target: LLVM IR through opt-14 and llc-14 into model.o, linked with the C runtime into
 // libmodel.a, model_main and (with --train) model_train; model.h is the C API.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { type TargetEntry, irText, manifestOf, runtimeDir } from '../artifacts.js';
-import { type NativeTargetOptions, descSource, headerSource, sh, shConcurrently, startCompileCached, startConcurrently } from '../native.js';
+import { type NativeTargetOptions, descSource, headerSource, objectName, sh, shConcurrently, startCompileCached, startConcurrently } from '../native.js';
 import { writeSafetensors } from '../../runtime/safetensors.js';
 import { dtypeBytes } from '../../ir/types.js';
 import { layoutModule } from '../loop/layout.js';
@@ -145,6 +145,25 @@ export function dotIsa(cpu: string | undefined, triple: string | undefined): Dot
   return !x86 ? undefined : x86.avx512bw ? (x86.vnni ? 'avx512vnni' : 'avx512') : x86.avx2 ? 'avx2' : 'sse2';
 }
 
+/** gcc's flags for a hosted artifact's C, and the runtime's objects it links that are the same for every model. */
+const HOST_CC = ['-O2', '-std=c99', '-pthread'], HOST_OBJECTS = ['kiln_runtime', 'kiln_rows', 'kiln_math', 'model_main'];
+
+/**
+ * Compiles the hosted runtime's objects into `dir` (`npm run build`'s postbuild: cli/prebuild.ts), where compiles find
+ * them (native.ts prebuiltObjectDir); returns their files. Only the objects of the current runtime sources stay.
+ */
+export function prebuildHostObjects(dir: string): string[] {
+  const rt = runtimeDir('c'), out = mkdtempSync(path.join(os.tmpdir(), 'kiln-prebuild-'));
+  try {
+    startCompileCached('llvm', HOST_CC, HOST_OBJECTS.map((f) => [path.join(rt, `${f}.c`), path.join(out, `${f}.o`)]), dir)();
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+  const keep = new Set(HOST_OBJECTS.map((f) => objectName(HOST_CC, path.join(rt, `${f}.c`))));
+  for (const f of readdirSync(dir)) if (!keep.has(f)) rmSync(path.join(dir, f), { force: true });
+  return [...keep].map((f) => path.join(dir, f));
+}
+
 /** Compiles the entries and writes/builds every artifact; returns the files. */
 export function compileLlvm(o: LlvmTargetOptions): string[] {
   const freestanding = (o.runtime ?? (bareMetal(o.triple) ? 'freestanding' : 'hosted')) === 'freestanding';
@@ -173,7 +192,7 @@ export function compileLlvm(o: LlvmTargetOptions): string[] {
   const sources = freestanding ? ['kiln_runtime.h', 'kiln_core.c', 'kiln_rows.c', 'kiln_math.c']
     : ['kiln_runtime.h', 'kiln_runtime.c', 'kiln_core.c', 'kiln_rows.c', 'kiln_math.c', 'kiln_cli.h', 'model_main.c', 'model_train.c'];
   for (const f of sources) copyFileSync(path.join(rt, f), path.join(dir, f));
-  const cc = ['-O2', '-std=c99', '-pthread'];
+  const cc = HOST_CC;
   const hasTrain = o.entries.some((e) => e.name === 'trainStep' || e.name === 'gradStep');
   const mpi = o.distributed === 'mpi';
   const mains = ['model_main', ...(hasTrain && !mpi ? ['model_train'] : [])];
@@ -181,7 +200,7 @@ export function compileLlvm(o: LlvmTargetOptions): string[] {
   // model_desc.c and the runtime's objects the cache lacks meanwhile (a new cache's 0.8 s of gcc, after llc before):
   // model.o is the same as when they run after the render (tests/llvm/parts.test.ts)
   const waits = hosted ? [
-    startCompileCached('llvm', cc, ['kiln_runtime', 'kiln_rows', 'kiln_math', ...mains].map((f) => [path.join(dir, `${f}.c`), path.join(dir, `${f}.o`)])),
+    startCompileCached('llvm', cc, [...HOST_OBJECTS, ...mains.filter((m) => !HOST_OBJECTS.includes(m))].map((f) => [path.join(dir, `${f}.c`), path.join(dir, `${f}.o`)])),
     startConcurrently('llvm', [[['gcc', [...cc, '-c', 'model_desc.c', '-o', 'model_desc.o']]]], dir),
   ] : [];
   const stem = (p: number) => (p === 0 ? 'model' : `model.${p}`);

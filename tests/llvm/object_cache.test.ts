@@ -1,13 +1,14 @@
 // The runtime's object cache (codegen/native.ts startCompileCached): an object is keyed by its flags, its source and
 // the files of its folder it includes, transitively, and by nothing else; so the runtime's objects, which do not
-// include model.h, are compiled once for every model (they were compiled again for each new model, 0.8 s of CPU).
+// include model.h, are compiled once for every model (they were compiled again for each new model, 0.8 s of CPU), and
+// once with kiln itself (npm run build: cli/prebuild.ts), where compiles find them after their cache.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCompileCached } from '../../codegen/native.js';
-import { compileLlvm } from '../../codegen/llvm/target.js';
+import { compileLlvm, prebuildHostObjects } from '../../codegen/llvm/target.js';
 import * as keras from '../../frontend/index.js';
 import { traceModel } from '../../frontend/models/executor.js';
 import { modelInputs } from '../passes/differential.js';
@@ -15,14 +16,15 @@ import { outputDiffs, runMain, weightsOf } from '../native.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'kiln-object-cache-'));
 const cache = path.join(tmp, 'cache'), src = path.join(tmp, 'src');
-let saved: string | undefined;
+const saved = { cache: process.env['KILN_CACHE_DIR'], prebuilt: process.env['KILN_PREBUILT_OBJECTS'] };
+const restore = (name: string, v: string | undefined) => (v === undefined ? delete process.env[name] : (process.env[name] = v));
 beforeAll(() => {
-  saved = process.env['KILN_CACHE_DIR'];
   process.env['KILN_CACHE_DIR'] = cache;
+  process.env['KILN_PREBUILT_OBJECTS'] = path.join(tmp, 'no-prebuilt'); // none: every object compiles into the cache
 });
 afterAll(() => {
-  if (saved === undefined) delete process.env['KILN_CACHE_DIR'];
-  else process.env['KILN_CACHE_DIR'] = saved;
+  restore('KILN_CACHE_DIR', saved.cache);
+  restore('KILN_PREBUILT_OBJECTS', saved.prebuilt);
   rmSync(tmp, { recursive: true, force: true });
 });
 
@@ -77,11 +79,11 @@ describe('the object cache', () => {
   it('model_main.o is one object for every model (model_main.c sizes its memory at run time): a second model compiles none', { timeout: 120_000 }, () => {
     process.env['KILN_CACHE_DIR'] = path.join(tmp, 'models');
     try {
-      const compileModel = (units: number, inputs: number) => {
+      const compileModel = (units: number, inputs: number, tag = '') => {
         keras.backend.clearSession();
         const m = keras.Sequential([keras.layers.Dense(units, { activation: 'relu', inputShape: [inputs] }), keras.layers.Dense(3)]);
         const t = traceModel(m, 2), params = Object.fromEntries(t.variables.map((v) => [v.path, v.data]));
-        const dir = path.join(tmp, `model-${units}`);
+        const dir = path.join(tmp, `model-${units}${tag}`);
         compileLlvm({ outDir: dir, entries: [{ name: 'predict', graph: t.graph, batchSize: 2 }], weights: weightsOf(t.graph, params), threads: 1 });
         return { dir, g: t.graph, params };
       };
@@ -94,6 +96,33 @@ describe('the object cache', () => {
       const inputs = modelInputs(b.g, 5);
       expect(outputDiffs(b.g, inputs, b.params, runMain(path.join(b.dir, 'model_main'), b.dir, b.g, inputs), 'llvm')).toEqual([]);
     } finally {
+      process.env['KILN_CACHE_DIR'] = cache;
+    }
+  });
+  it('the runtime objects prebuilt with kiln (npm run build): a compile with an empty cache compiles none of them', { timeout: 120_000 }, () => {
+    const prebuilt = path.join(tmp, 'prebuilt'), empty = path.join(tmp, 'empty-cache');
+    const files = prebuildHostObjects(prebuilt);
+    expect(files).toHaveLength(4); // kiln_runtime, kiln_rows, kiln_math, model_main
+    expect(readdirSync(prebuilt).sort()).toEqual(files.map((f) => path.basename(f)).sort());
+    // a stale object (an older runtime's) is dropped by the next prebuild
+    writeFileSync(path.join(prebuilt, 'stale.o'), '');
+    expect(prebuildHostObjects(prebuilt)).toEqual(files);
+    expect(readdirSync(prebuilt)).not.toContain('stale.o');
+    process.env['KILN_PREBUILT_OBJECTS'] = prebuilt;
+    process.env['KILN_CACHE_DIR'] = empty;
+    try {
+      keras.backend.clearSession();
+      const m = keras.Sequential([keras.layers.Dense(6, { activation: 'relu', inputShape: [4] }), keras.layers.Dense(2)]);
+      const t = traceModel(m, 3), params = Object.fromEntries(t.variables.map((v) => [v.path, v.data]));
+      const dir = path.join(tmp, 'model-prebuilt');
+      compileLlvm({ outDir: dir, entries: [{ name: 'predict', graph: t.graph, batchSize: 3 }], weights: weightsOf(t.graph, params), threads: 1 });
+      let inCache: string[] = [];
+      try { inCache = readdirSync(empty).filter((f) => f.endsWith('.o')); } catch { /* never made: nothing compiled */ }
+      expect(inCache).toEqual([]);
+      const inputs = modelInputs(t.graph, 5);
+      expect(outputDiffs(t.graph, inputs, params, runMain(path.join(dir, 'model_main'), dir, t.graph, inputs), 'llvm')).toEqual([]);
+    } finally {
+      process.env['KILN_PREBUILT_OBJECTS'] = path.join(tmp, 'no-prebuilt');
       process.env['KILN_CACHE_DIR'] = cache;
     }
   });
