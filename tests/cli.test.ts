@@ -135,27 +135,31 @@ describe.concurrent('kiln', slow, () => {
     symlinkSync(root, path.join(project, 'node_modules', 'kiln'));
     symlinkSync(path.join('..', 'kiln', 'dist', 'cli', 'main.js'), path.join(project, 'node_modules', '.bin', 'kiln'));
     writeFileSync(path.join(project, 'model.ts'), models['good']!);
-    const cache = path.join(project, 'cache');
     const npx = path.join(path.dirname(process.execPath), 'npx');
     // as a user's shell runs it: without the npm settings of the npm that started these tests (undefined: unset)
     const npmEnv = Object.fromEntries(Object.keys(process.env).filter((k) => /^npm_/i.test(k)).map((k) => [k, undefined]));
-    const r = await kiln(['kiln', 'compile', 'model.ts', '--target', 'llvm', '-o', 'build/model'], { ...npmEnv, KILN_CACHE_DIR: cache }, project, [npx]);
-    expect(r.stderr).toBe('');
-    expect(r.code).toBe(0);
-    expect(readdirSync(cache).filter((f) => f.endsWith('.o')).length).toBeGreaterThanOrEqual(3); // the runtime was compiled, not found
-    // model_main equals x W + b with the artifact's weights
-    const out = path.join(project, 'build', 'model');
-    const x = Float32Array.of(1, -2, 0.5);
-    writeFileSync(path.join(out, 'x.npy'), writeNpy('float32', [1, 3], x));
-    await execFileP(path.join(out, 'model_main'), ['--out', 'y', 'x.npy'], { cwd: out });
-    const manifest = JSON.parse(readFileSync(path.join(out, 'manifest.json'), 'utf8')) as { outputs: { name: string }[] };
-    const y = readNpy(new Uint8Array(readFileSync(path.join(out, 'y', `${manifest.outputs[0]!.name}.npy`))));
-    const [w, b] = readSafetensors(new Uint8Array(readFileSync(path.join(out, 'weights.safetensors')))).tensors.map((t) => t.data);
-    expect(y.shape).toEqual([1, 2]);
-    for (let i = 0; i < 1; i++) {
+    // a kiln built without its runtime's objects (gcc compiles them into the empty cache), then as npm run build
+    // leaves it (they come prebuilt: none compiled)
+    for (const [name, prebuilt, compiled] of [['model', path.join(project, 'none'), 3], ['model2', undefined, 0]] as const) {
+      const cache = path.join(project, `cache-${name}`);
+      const r = await kiln(['kiln', 'compile', 'model.ts', '--target', 'llvm', '-o', `build/${name}`], { ...npmEnv, KILN_CACHE_DIR: cache, KILN_PREBUILT_OBJECTS: prebuilt }, project, [npx]);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      const objects = existsSync(cache) ? readdirSync(cache).filter((f) => f.endsWith('.o')).length : 0;
+      if (compiled) expect(objects).toBeGreaterThanOrEqual(compiled); // the runtime was compiled, not found
+      else expect(objects).toBe(0);
+      // model_main equals x W + b with the artifact's weights
+      const out = path.join(project, 'build', name);
+      const x = Float32Array.of(1, -2, 0.5);
+      writeFileSync(path.join(out, 'x.npy'), writeNpy('float32', [1, 3], x));
+      await execFileP(path.join(out, 'model_main'), ['--out', 'y', 'x.npy'], { cwd: out });
+      const manifest = JSON.parse(readFileSync(path.join(out, 'manifest.json'), 'utf8')) as { outputs: { name: string }[] };
+      const y = readNpy(new Uint8Array(readFileSync(path.join(out, 'y', `${manifest.outputs[0]!.name}.npy`))));
+      const [w, b] = readSafetensors(new Uint8Array(readFileSync(path.join(out, 'weights.safetensors')))).tensors.map((t) => t.data);
+      expect(y.shape).toEqual([1, 2]);
       for (let j = 0; j < 2; j++) {
-        const want = b![j]! + [0, 1, 2].reduce((acc, k) => acc + x[i * 3 + k]! * w![k * 2 + j]!, 0);
-        expect(Math.abs(y.data[i * 2 + j]! - want)).toBeLessThanOrEqual(1e-5);
+        const want = b![j]! + [0, 1, 2].reduce((acc, k) => acc + x[k]! * w![k * 2 + j]!, 0);
+        expect(Math.abs(y.data[j]! - want)).toBeLessThanOrEqual(1e-5);
       }
     }
   });
