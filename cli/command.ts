@@ -149,7 +149,7 @@ async function runChild(job: Job | ExportJob, timeout: number, script: string, t
   // the compile process main.ts started (its start is the load phase's) takes the job as a message
   const early = script === './child.js' ? takePrefork() : undefined;
   const forkedAt = early?.at ?? performance.now();
-  early?.child.send({ type: 'job', job });
+  early?.child.send({ type: 'job', job }, () => {});
   const child = early?.child ?? fork(new URL(script, import.meta.url), [JSON.stringify(job)], { stdio: [0, 2, 2, 'ipc'], detached: true });
   // the compile process leads a process group of its own (detached, in cli/prefork.ts too): killing the group ends
   // what it started as well (the llvm target's opt and llc run in a shell's background, where SIGINT is ignored, and
@@ -196,8 +196,10 @@ async function runChild(job: Job | ExportJob, timeout: number, script: string, t
     child.on('message', (m: Message) => {
       if (m.type === 'end') end = m;
       else phase = m.type;
-      // the model file has run: it may go on once the check has passed
-      if (m.type === 'loaded') check.then((errors) => { if (!errors && child.connected) child.send({ type: 'go' }); }, () => {});
+      // the model file has run: it may go on once the check has passed (a job that does not await the check goes on
+      // by itself and may have ended: a 'go' sent then failed with EPIPE, reported as an internal error). A send to a
+      // compile process that has just ended fails into the callback, not as an 'error' event: its 'close' reports it
+      if (m.type === 'loaded' && job.awaitCheck) check.then((errors) => { if (!errors && child.connected) child.send({ type: 'go' }, () => {}); }, () => {});
     });
     // 'close', not 'exit': it comes after the last message
     child.on('close', (code, signal) => resolve({ code, signal }));
