@@ -2,12 +2,15 @@
 // pack8s of four consecutive int8 loads (each + 128, or none) and nothing else (a gap, an order, two buffers, an int32
 // buffer, a mixed or other constant, a pair stride); the loop interpreter's bytes, the verifier's bounds and types, the
 // dependence analyses (a quad reads four elements), the vectorizer's contiguity (stride 4), and the llvm and wasm
-// renderers (vector lanes aligned or not, scalar loops and tails, a splatted decl) against the loop interpreter.
+// renderers (vector lanes aligned or not, scalar loops and tails, a splatted decl) against the loop interpreter, and
+// cuda's kiln_quad (byte by byte: a GPU's 32-bit loads must be aligned) in the emulated build's C++.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { renderCuda } from '../../codegen/cuda/render.js';
+import { runtimeDir } from '../../codegen/artifacts.js';
 import { renderLlvm } from '../../codegen/llvm/render.js';
 import { LLVM_CAPS, hostCpu } from '../../codegen/llvm/target.js';
 import { independentIterations, pureDecls } from '../../codegen/loop/analysis.js';
@@ -196,5 +199,26 @@ int main(void) { if (fread(mem, 1, sizeof mem, stdin) != sizeof mem) return 1; k
     for (const [name, x] of Object.entries(inputs(p))) mem.set(new Uint8Array(x.buffer, x.byteOffset, x.byteLength), off[name]!);
     const out = new Uint8Array(execFileSync(path.join(tmp, 'q'), { input: mem })).buffer;
     for (const o of outs) expect([...new Int32Array(out, off[o]!, want.get(o)!.length)], o).toEqual([...want.get(o)!]);
+  });
+});
+
+describe('quads on cuda', () => {
+  it('render as kiln_quad, four bytes at any address, little-endian (the emulated build\'s C++)', () => {
+    const t = E.add(E.mul(v('b'), i32(20)), v('t'));
+    const body = [S.for('b', 2, [S.for('t', 20, [S.store('y', t, E.binary('xor', E.quad('x', E.add(E.mul(t, i32(4)), i32(1))), i32(FLIP)))], 'thread')], 'block')];
+    const p = program(body, { y: 40 }), entries = [{ name: 'run', program: p, memory: planMemory(p) }];
+    expect(renderCuda(entries, layoutModule(entries), 'q')).toMatch(/= \(kiln_quad\(&x\[\(\(\(\(b \* 20\) \+ t\) \* 4\) \+ 1\)\]\) \^ \(-2139062144\)\);/);
+    // every offset of a byte array: kiln_quad against the interpreter's quad
+    const x = bytes(64, 5);
+    writeFileSync(path.join(tmp, 'quad.cc'), `#include "kiln_cuda.h"
+static const signed char x[64] = {${[...x].join(', ')}};
+int main(void) { for (int i = 0; i + 3 < 64; i++) printf("%d\\n", kiln_quad(&x[i])); return 0; }
+`);
+    execFileSync('g++', ['-O2', '-fwrapv', '-DKILN_CUDA_EMULATE', '-I', runtimeDir('cuda'), 'quad.cc', '-o', 'quad'], { cwd: tmp });
+    const got = execFileSync(path.join(tmp, 'quad'), { encoding: 'utf8' }).trim().split('\n').map(Number);
+    const q = program([S.for('i', 61, [S.store('y', v('i'), E.quad('x', v('i')))])], { y: 61 });
+    const xs = new Int8Array(SIZE);
+    xs.set(x);
+    expect(got).toEqual([...runProgram(q, { ...inputs(q), x: xs }, {}).outputs.get('y')!]);
   });
 });
