@@ -5,7 +5,7 @@
 // renderers (vector lanes aligned or not, scalar loops and tails, a splatted decl) against the loop interpreter, and
 // cuda's kiln_quad (byte by byte: a GPU's 32-bit loads must be aligned) in the emulated build's C++.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -19,6 +19,7 @@ import { type Buffer, E, type Expr, type Program, S, type Stmt } from '../../cod
 import { layoutModule } from '../../codegen/loop/layout.js';
 import { planMemory } from '../../codegen/loop/memplan.js';
 import { printExpr } from '../../codegen/loop/printer.js';
+import { someExpr, walkStmts } from '../../codegen/loop/visit.js';
 import { independence } from '../../codegen/loop/schedules/iterations.js';
 import { simplify } from '../../codegen/loop/simplify.js';
 import { canVectorize } from '../../codegen/loop/vectorize.js';
@@ -26,8 +27,13 @@ import { verifyProgram } from '../../codegen/loop/verifier.js';
 import { renderWasm } from '../../codegen/wasm/render.js';
 import { WasmRunner } from '../../codegen/wasm/runtime.js';
 import { WASM_CAPS } from '../../codegen/wasm/target.js';
+import { compileLlvm, llvmCaps } from '../../codegen/llvm/target.js';
+import { runPipeline } from '../../driver/pipeline.js';
+import { Builder, type Graph } from '../../ir/graph.js';
+import { interpret } from '../../ir/interpreter.js';
 import type { TypedArray } from '../../ir/types.js';
-import { rng } from '../ir/helpers.js';
+import { expectSame, rng } from '../ir/helpers.js';
+import { runMain, weightsOf } from '../native.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'kiln-quad-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -220,5 +226,66 @@ int main(void) { for (int i = 0; i + 3 < 64; i++) printf("%d\\n", kiln_quad(&x[i
     const xs = new Int8Array(SIZE);
     xs.set(x);
     expect(got).toEqual([...runProgram(q, { ...inputs(q), x: xs }, {}).outputs.get('y')!]);
+  });
+});
+
+/**
+ * Four random int8 convolutions whose input pair_dot reads in place (input channels a multiple of 4, no padding, u8
+ * rows: zero point -128; 1 or 2 spatial axes, window, stride and dilation up to 3, 2 and 2; 2 to 20 output channels:
+ * one takes no pair dot products), each dequantized to an output; their input int8 (read as quads), or quantized from
+ * floats (1 in 4: the quantize fused into the packing, no int8 loads to read as quads). `int8`: how many have int8 inputs.
+ */
+function inPlaceConvs(seed: number): { g: Graph; inputs: Record<string, TypedArray>; params: Record<string, TypedArray>; int8: number } {
+  const r = rng(seed), int = (lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
+  const b = new Builder(), inputs: Record<string, TypedArray> = {}, params: Record<string, TypedArray> = {};
+  const outs: { name: string; node: ReturnType<Builder['input']> }[] = [];
+  let int8s = 0;
+  for (let c = 0; c < 4; c++) {
+    const nsp = int(1, 2), cin = 4 * int(1, 4), cout = int(2, 20), each = (f: () => number) => Array.from({ length: nsp }, f);
+    const win = each(() => int(1, 3)), dil = each(() => int(1, 2)), stride = each(() => int(1, 2));
+    const shape = [int(1, 3), ...win.map((w, d) => (w - 1) * dil[d]! + int(1, 6)), cin], n = shape.reduce((a, x) => a * x, 1);
+    const int8 = int(0, 3) > 0, x = b.input(`x${c}`, { dtype: int8 ? 'int8' : 'float32', shape });
+    inputs[`x${c}`] = int8 ? bytes(n, seed * 10 + c) : Float32Array.from({ length: n }, () => 14 * r() - 1);
+    const xq = int8 ? x : b.emit('quantize', [x], { scale: 0.05, zeroPoint: -128 });
+    params[`w${c}`] = Int8Array.from({ length: win.reduce((a, w) => a * w, cin * cout) }, () => int(-128, 127));
+    params[`b${c}`] = Int32Array.from({ length: cout }, () => int(-5000, 5000));
+    const q = b.emit('qconv', [xq, b.param(`w${c}`, { dtype: 'int8', shape: [...win, cin, cout] }), b.param(`b${c}`, { dtype: 'int32', shape: [cout] }),
+      b.constant(Array.from({ length: cout }, () => int(2 ** 29, 2 ** 31 - 1)), 'int32', [cout]), b.constant(Array.from({ length: cout }, () => int(-14, -6)), 'int32', [cout])],
+    { strides: stride, dilation: dil, lhsDilation: each(() => 1), padding: each(() => [0, 0]), groups: 1, xZero: -128, outZero: int(-5, 5), lo: -128, hi: 127 });
+    outs.push({ name: `y${c}`, node: b.emit('dequantize', [q], { scale: 0.1, zeroPoint: 0 }) });
+    int8s += Number(int8);
+  }
+  return { g: b.finish('quads', outs), inputs, params, int8: int8s };
+}
+
+/** The stores of a program's packing nests (into pairs_*) that read quads. */
+function quadPacks(p: Program): number {
+  let n = 0;
+  for (const k of p.kernels) walkStmts(k.body, (s) => { if (s.k === 'store' && s.buf.startsWith('pairs_') && someExpr(s.value, (e) => e.k === 'load' && e.quad)) n++; });
+  return n;
+}
+
+describe('random convolutions read in place as quads (AVX-512 VNNI schedule) equal the graph interpreter', () => {
+  const caps = { ...llvmCaps('icelake-server'), threads: 2 };
+  it('on the loop interpreter, its parallel loops reversed (24 seeds, 96 convolutions)', () => {
+    for (let seed = 0; seed < 24; seed++) {
+      const { g, inputs, params, int8 } = inPlaceConvs(seed), p = runPipeline(g, { caps }).program;
+      expect(quadPacks(p), `seed ${seed}: packing nests reading quads`).toBe(int8);
+      const want = interpret(g, new Map(Object.entries(inputs)), new Map(Object.entries(params))).outputs;
+      const got = runProgram(p, inputs, params, { reverse: true }).outputs;
+      for (const o of g.outputs) expectSame(got.get(o.name)!, want.get(o.name)!.data);
+    }
+  });
+
+  // (this machine's CPU, or any with VNNI, runs icelake-server code)
+  const vnni = /\bavx512_vnni\b/.test((() => { try { return readFileSync('/proc/cpuinfo', 'utf8'); } catch { return ''; } })());
+  it.skipIf(!vnni).each([100, 101])('on llvm -mcpu=icelake-server, 2 threads (seed %i)', (seed) => {
+    const { g, inputs, params, int8 } = inPlaceConvs(seed);
+    expect(quadPacks(runPipeline(g, { caps }).program)).toBe(int8);
+    const dir = path.join(tmp, `convs${seed}`);
+    compileLlvm({ outDir: dir, cpu: 'icelake-server', threads: 2, entries: [{ name: 'predict', graph: g, batchSize: 1 }], weights: weightsOf(g, params) });
+    const got = runMain(path.join(dir, 'model_main'), dir, g, inputs, { KILN_NUM_THREADS: '2' });
+    const want = interpret(g, new Map(Object.entries(inputs)), new Map(Object.entries(params))).outputs;
+    for (const o of g.outputs) expectSame(got.get(o.name)!, want.get(o.name)!.data);
   });
 });
