@@ -223,7 +223,8 @@ class KernelSimplifier extends ExprMutator {
 
   /** e simplified, from the table shared across kernels when the ranges it depends on are the same. */
   private shared(e: Expr): Expr {
-    if (holdsQuadForm(e)) return this.visit(e); // (memoized per kernel only)
+    // (a program without int8 buffers forms no quad: its results are the same in every program)
+    if (this.int8.size && holdsQuadForm(e)) return this.visit(e); // memoized per kernel only
     const vars = rangeVarsOf(e);
     if (vars === null) {
       let out = simplified.get(e) as Expr | undefined;
