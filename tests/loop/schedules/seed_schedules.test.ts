@@ -4,11 +4,15 @@
 // convOperands refused an unpadded conv's update, the seed CNN on llvm lost its conv micro-kernel and ran 10x slower,
 // and no test failed).
 import { beforeAll, describe, expect, it } from 'vitest';
-import { LLVM_CAPS } from '../../../codegen/llvm/target.js';
+import { LLVM_CAPS, llvmCaps } from '../../../codegen/llvm/target.js';
 import { DEFAULT_CAPS, type TargetCaps } from '../../../codegen/loop/schedule.js';
 import { runPipeline } from '../../../driver/pipeline.js';
 import type * as keras from '../../../frontend/index.js';
 import type { Stmt } from '../../../codegen/loop/ir.js';
+import { printExpr } from '../../../codegen/loop/printer.js';
+import { someExpr, walkStmts } from '../../../codegen/loop/visit.js';
+import type * as compiler from '../../../compiler.js';
+import { rng } from '../../ir/helpers.js';
 import type { Graph } from '../../../ir/graph.js';
 import { SEED_FILES, seedModels, seedTrainStep } from '../../seed_examples.js';
 
@@ -83,9 +87,14 @@ const COUNTS: Record<string, readonly [number, number, number]> = {
 
 /** 'file.ts export entry' -> the graph */
 const graphs = new Map<string, Graph>();
+/** the seed CNN quantized to int8 at batch 64 (the build's quantize, calibrated on 64 random images) */
+let cnn8: Graph;
 
 beforeAll(async () => {
   const { dist, models } = await seedModels();
+  const { quantize } = (await import('../../../dist/compiler.js')) as unknown as typeof compiler;
+  const r = rng(3);
+  cnn8 = quantize(models.get('cnn.ts default')!, { shape: [BATCH, 28, 28, 1], data: Float32Array.from({ length: BATCH * 784 }, () => r()) }, { batchSize: BATCH }).graph;
   const seen = new Set<keras.Model>(); // a model exported twice (default and by name) once
   for (const [name, m] of models) {
     if (seen.has(m)) continue;
@@ -106,6 +115,21 @@ it.each(Object.keys(CAPS))('the seed CNN\'s global average pool gets channel lan
   // the kernel summing conv2d_1's ReLU over 12 x 12 positions per image and channel (no matmul, no softmax maximum)
   const gap = shapeOf(graphs.get('cnn.ts default predict')!, CAPS[target]!).filter((k) => k.ops.includes('reduce_sum') && !k.ops.includes('reduce_max'));
   expect(gap.map((k) => has(k, 'cpu-pool:cacheWrite', 'cpu-pool:reorder', 'cpu-kinds:vectorize'))).toEqual([true]);
+});
+
+it('the int8 seed CNN\'s second conv packs its input, read in place, as a vector loop of byte quads (llvm, AVX-512 VNNI)', () => {
+  // conv2d_1 reads its 8 input channels as quads in place (pair_dot.ts inPlace): its packing nest stores
+  // pack16(pack8(x + 128, ...)) of 4 consecutive int8 elements, which simplify makes one word read (xor 0x80808080),
+  // contiguous in the lanes: a vector copy-with-xor, not 4 byte loads, shifts and ors per word in a scalar loop
+  const { program } = runPipeline(cnn8, { caps: { ...llvmCaps('icelake-server'), threads: 2 } });
+  const packs: string[] = [];
+  for (const k of program.kernels) {
+    walkStmts(k.body, (s, loops) => {
+      if (s.k !== 'store' || !s.buf.startsWith('pairs_') || !someExpr(s.value, (e) => e.k === 'load' && e.quad)) return;
+      packs.push(`${k.ops.join(',')}: ${loops[loops.length - 1]!.kind} ${printExpr(s.value).replace(/quad\(\w+\[.*\]\)/, 'quad(x[..])')}`);
+    });
+  }
+  expect(packs).toEqual(['qconv: vector xor(quad(x[..]), -2139062144)']);
 });
 
 describe.each(Object.keys(CAPS))('the seed examples scheduled for %s', (target) => {
