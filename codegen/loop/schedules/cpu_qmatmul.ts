@@ -137,14 +137,14 @@ function lastEpilogue(nest: Stmt | undefined): { outer: string; inner: string } 
 
 /**
  * A conv pooled before its requantize (pool_tile.ts): tiles of pr pooled positions x nr columns whose accumulators
- * (the taps x pr rows, nr columns) take at most half the vector registers, the most columns first, then the most
- * positions; the tile's epilogue as whole vectors where its columns are all of them and fewer than a vector holds.
+ * (the taps x pr rows, nr columns) leave 4 vector registers (the column vector, a row's broadcast), the most columns
+ * first, then the most positions; the tile's epilogue as whole vectors where its columns are all of them and fewer than a vector holds.
  */
 function poolTiles(s: Schedule, loop: string, caps: TargetCaps): void {
   const n = pooledNest(s.body, loop);
   if (typeof n === 'string') throw new ScheduleError(`schedule cpu-matmul: poolTile on kernel ${s.name}: ${n}`);
   const V = caps.vectorWidth, P = n.rows[n.rows.length - 1]!.extent, N = n.j.extent, T = n.window.reduce((m, l) => m * l.extent, 1);
-  const fits = (pr: number, nr: number) => P % pr === 0 && N % nr === 0 && T * pr * Math.ceil(nr / V) <= caps.vectorRegisters / 2;
+  const fits = (pr: number, nr: number) => P % pr === 0 && N % nr === 0 && T * pr * Math.ceil(nr / V) <= caps.vectorRegisters - 4;
   const nrs = Array.from({ length: N }, (_, i) => N - i).filter((d) => N % d === 0);
   const tile = nrs.flatMap((nr) => [4, 2, 1].map((pr) => ({ pr, nr }))).find((x) => fits(x.pr, x.nr));
   if (!tile) throw new ScheduleError(`schedule cpu-matmul: poolTile on kernel ${s.name}: no tile of ${T} taps fits the registers`);

@@ -11,6 +11,7 @@ import type * as keras from '../../../frontend/index.js';
 import type { Stmt } from '../../../codegen/loop/ir.js';
 import type { Graph } from '../../../ir/graph.js';
 import { SEED_FILES, seedModels, seedTrainStep } from '../../seed_examples.js';
+import { calibrate, quantizeGraph } from '../../../passes/quantize.js';
 
 const BATCH = 64;
 const CAPS: Record<string, TargetCaps> = { llvm: { ...LLVM_CAPS, threads: 2 }, wasm: DEFAULT_CAPS };
@@ -83,6 +84,8 @@ const COUNTS: Record<string, readonly [number, number, number]> = {
 
 /** 'file.ts export entry' -> the graph */
 const graphs = new Map<string, Graph>();
+/** The seed CNN's inference graph quantized to int8 (calibrated on one random batch). */
+let cnn8: Graph | undefined;
 
 beforeAll(async () => {
   const { dist, models } = await seedModels();
@@ -90,7 +93,13 @@ beforeAll(async () => {
   for (const [name, m] of models) {
     if (seen.has(m)) continue;
     seen.add(m);
-    graphs.set(`${name} predict`, dist.traceModel(m, BATCH).graph);
+    const traced = dist.traceModel(m, BATCH);
+    graphs.set(`${name} predict`, traced.graph);
+    if (name === 'cnn.ts default') {
+      const params = new Map(traced.variables.map((v) => [v.path, v.data]));
+      const x = new Map([[traced.graph.inputs[0]!.attrs['name'] as string, Float32Array.from({ length: BATCH * 784 }, (_, i) => ((i * 7919) % 1000) / 1000)]]);
+      cnn8 = quantizeGraph(traced.graph, params, calibrate(traced.graph, params, [x])).graph;
+    }
     // a model its file does not compile trains as the seed MLP does (bench, golden tests)
     if (!m.compiled) m.compile({ optimizer: 'adam', loss: 'sparse_categorical_crossentropy' });
     // the whole-batch training step, updates in place (compile's partial-batch step adds only the rows mask)
@@ -106,6 +115,26 @@ it.each(Object.keys(CAPS))('the seed CNN\'s global average pool gets channel lan
   // the kernel summing conv2d_1's ReLU over 12 x 12 positions per image and channel (no matmul, no softmax maximum)
   const gap = shapeOf(graphs.get('cnn.ts default predict')!, CAPS[target]!).filter((k) => k.ops.includes('reduce_sum') && !k.ops.includes('reduce_max'));
   expect(gap.map((k) => has(k, 'cpu-pool:cacheWrite', 'cpu-pool:reorder', 'cpu-kinds:vectorize'))).toEqual([true]);
+});
+
+it.each(Object.keys(CAPS))('the seed CNN in int8 on %s: its first conv and the max pooling after it are one kernel, one requantize per pooled output', (target) => {
+  // fuse.ts pooledQconv, pool_tile.ts: the 64 x 28 x 28 x 8 conv outputs never stored, 64 x 14 x 14 x 8 pooled ones
+  // computed by one requantize statement (vector lanes) in the register tile's epilogue
+  const steps = new Map<number, Set<string>>();
+  const { program } = runPipeline(cnn8!, { caps: CAPS[target]!, trace: (name, _, at) => {
+    if (!steps.has(at.kernel)) steps.set(at.kernel, new Set());
+    steps.get(at.kernel)!.add(name);
+  } });
+  const i = program.kernels.findIndex((k) => k.ops.includes('reduce_window'));
+  const k = program.kernels[i]!;
+  expect(k.ops).toContain('qconv');
+  expect(steps.get(i)).toContain('poolTile');
+  expect(JSON.stringify(k.body).split('"op":"qmulhi"').length - 1).toBe(1);
+  let times = 0;
+  const walk = (ss: readonly Stmt[], n: number): void => ss.forEach((x) => { if (x.k === 'for') walk(x.body, n * x.extent); else if (x.k === 'store' && program.buffers.find((b) => b.name === x.buf)?.dtype === 'int8') times += n; });
+  walk(k.body, 1);
+  expect(times).toBe(BATCH * 14 * 14 * 8);
+  expect(program.buffers.filter((b) => b.dtype === 'int8' && b.size === BATCH * 28 * 28 * 8)).toEqual([]);
 });
 
 describe.each(Object.keys(CAPS))('the seed examples scheduled for %s', (target) => {
