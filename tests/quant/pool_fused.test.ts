@@ -30,6 +30,8 @@ interface Chain {
   readonly win: number; readonly stride: number; readonly pad: number;
   /** the input's zero point (-128: u8 rows, dot4 on VNNI) and the conv's output zero point (-128: a ReLU's) */
   readonly xZero: number; readonly outZero: number;
+  /** the conv's low clamp (default -128) */
+  readonly lo?: number;
   /** the shifts (default -10..-4); a positive one is a left shift, which may wrap */
   readonly shifts?: readonly number[];
 }
@@ -44,7 +46,7 @@ function chain(c: Chain, seed: number): { g: Graph; inputs: Record<string, Typed
   const shift = b.constant(Array.from({ length: c.cout }, (_, i) => c.shifts?.[i % c.shifts.length] ?? int(-10, -4)), 'int32', [c.cout]);
   const xq = b.emit('quantize', [x], { scale: 0.02, zeroPoint: c.xZero });
   const q = b.emit('qconv', [xq, w, bias, mult, shift], { strides: [c.convStride, c.convStride], dilation: [1, 1], lhsDilation: [1, 1],
-    padding: [[c.convPad, c.convPad], [c.convPad, c.convPad]], groups: 1, xZero: c.xZero, outZero: c.outZero, lo: -128, hi: 127 });
+    padding: [[c.convPad, c.convPad], [c.convPad, c.convPad]], groups: 1, xZero: c.xZero, outZero: c.outZero, lo: c.lo ?? -128, hi: 127 });
   const p = b.emit('reduce_window', [q], { kind: 'max', window: [c.win, c.win], strides: [c.stride, c.stride], padding: [[c.pad, c.pad], [c.pad, c.pad]] });
   const g = b.finish('pool', [{ name: 'y', node: b.emit('dequantize', [p], { scale: 0.1, zeroPoint: c.outZero }) }]);
   const inputs = { x: Float32Array.from({ length: n * c.hw * c.hw * c.cin }, () => 3 * r() - 0.5) };
@@ -124,8 +126,9 @@ describe('int8 conv + max pooling as one kernel', () => {
     const { g, inputs, params } = chain(wrap, 3);
     const [q0, q1] = [992, 4096].map((a) => multiplyByQuantizedMultiplier(a, 2 ** 30, 20));
     expect(q0).toBeGreaterThan(q1!); // the larger accumulator requantizes to the smaller value (4096 << 20 wraps to 0)
-    // the window of padding alone: 1x1 windows of stride 3 padded 2 (the first window reads only padding)
-    const lone = chain({ ...base, hw: 8, win: 1, stride: 3, pad: 2 }, 3);
+    // the window of padding alone: 1x1 windows of stride 3 padded 2 (the first window reads only padding): the
+    // identity -128 there, where requantize's least value is the clamp's -100
+    const lone = chain({ ...base, hw: 8, win: 1, stride: 3, pad: 2, outZero: 3, lo: -100 }, 3);
     for (const c of [{ g, inputs, params }, lone]) {
       const want = interpret(c.g, new Map(Object.entries(c.inputs)), new Map(Object.entries(c.params))).outputs.get('y')!.data;
       const p = runPipeline(c.g, { caps: CAPS['llvm icelake-server (dot4)'] }).program;
