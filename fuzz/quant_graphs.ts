@@ -169,7 +169,8 @@ function pooled(int: Int, pick: Pick): QuantStep {
     params[`w${i}`] = Int8Array.from({ length: k * k * c * cout }, () => (int(0, 9) === 0 ? pick([-128, 127]) : i8()));
     params[`b${i}`] = Int32Array.from({ length: cout }, () => int(-3000, 3000));
     const mults = Array.from({ length: cout }, () => pick([0, 2 ** 30, 2147483647, int(2 ** 28, 2 ** 31 - 1)]));
-    const shifts = Array.from({ length: cout }, () => (int(0, 15) === 0 ? int(1, 12) : int(-12, 0)));
+    // a left shift in 1 layer of 8 (one channel's: the layer is not fused)
+    const left = int(0, 7) === 0 ? int(0, cout - 1) : -1, shifts = Array.from({ length: cout }, (_, j) => (j === left ? int(1, 12) : int(-12, 0)));
     const relu = int(0, 2) > 0, out = relu ? -128 : i8(), lo = relu ? -128 : int(-128, 0);
     const p = pick([0, k >> 1]), st = pick([1, 1, 2]);
     try {
