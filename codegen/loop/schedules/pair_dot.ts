@@ -15,6 +15,7 @@ import { outerChain } from './nests.js';
 import { type KernelView, primitive } from './primitive.js';
 import { forEachExpr, mapStmtExprs, someExpr, stmtExprs } from '../visit.js';
 import { fitsInt16, foldDecided, valueRange } from '../range.js';
+import { simplify } from '../simplify.js';
 
 export interface PairDotArgs {
   /** the nest's outer loop (its perfect chain: the rows' loops, then the columns loop) */
@@ -335,7 +336,10 @@ export const pairDot = primitive<PairDotArgs>({
         return S.for(v, hi! - lo!, positions(d + 1, [...vars, lo ? E.add(E.v(v), E.i32(lo)) : E.v(v)], border, interior));
       });
     };
-    const nestOf = (border: readonly number[], interior = -1) => foldDecided([S.for(names[0]!, m.rows[0]!.extent, [S.for(pk, K2, positions(1, [E.v(names[0]!)], border, interior))])], extents)[0]!;
+    // (a grid's row and tap, g / w and g mod w, simplified first: the tap's position row * w + tap is g again, whose
+    // range the border decides; apart, their ranges' sum is looser and took a border of 2 for the seed CNN's 1)
+    const tidy = (ss: Stmt[]) => (grid ? [...simplify({ name: 'k', buffers: k.buffers, kernels: [{ name: 'k', ops: [], body: ss }], inputs: [], params: [], outputs: [], updates: [] }).kernels[0]!.body] : ss);
+    const nestOf = (border: readonly number[], interior = -1) => foldDecided(tidy([S.for(names[0]!, m.rows[0]!.extent, [S.for(pk, K2, positions(1, [E.v(names[0]!)], border, interior))])]), extents)[0]!;
     // each positions loop's border: the least that leaves the fewest undecided bounds and clamps in the interior
     const border = dims.map(() => 0);
     for (let d = 1; conv && !direct && d < dims.length; d++) {
