@@ -151,9 +151,9 @@ function raw(int: Int, pick: Pick): QuantStep {
 /**
  * quantize, then 1 or 2 qconvs each followed by a max reduce_window (fuse.ts pooledQconv computes them as one kernel,
  * pooling the accumulators before requantizing): u8 rows (zero point -128) mostly, ReLU outputs (zero point and low
- * clamp -128) mostly, odd sizes, 'same' and valid convs of strides 1 and 2, windows 2x2/2, 3x3/2, stride-1 and
- * non-square ones, padded now and then; multipliers >= 0 with shifts <= 0 (fused) but now and then a left shift or
- * a window of padding alone (not fused: pooling first would differ).
+ * clamp -128) mostly, odd sizes, 'same' and valid convs of strides 1 and 2, windows 2x2/2, 3x3/3, non-square ones,
+ * padded now and then; multipliers >= 0 with shifts <= 0 (fused) but now and then a left shift or a window of padding
+ * alone (not fused: pooling first would differ); overlapping windows, 3x3/2 and stride-1 ones (not fused either).
  */
 function pooled(int: Int, pick: Pick): QuantStep {
   const b = new Builder(), params: Data = {};
@@ -180,7 +180,7 @@ function pooled(int: Int, pick: Pick): QuantStep {
       break; // a kernel larger than the input
     }
     zero = out;
-    const [win, stride] = pick([[[2, 2], [2, 2]], [[2, 2], [2, 2]], [[3, 3], [2, 2]], [[2, 2], [1, 1]], [[3, 3], [1, 1]], [[1, 2], [1, 2]], [[3, 2], [2, 1]], [[1, 1], [3, 3]]] as const);
+    const [win, stride] = pick([[[2, 2], [2, 2]], [[2, 2], [2, 2]], [[3, 3], [3, 3]], [[3, 3], [2, 2]], [[2, 2], [1, 1]], [[3, 3], [1, 1]], [[1, 2], [1, 2]], [[3, 2], [3, 2]], [[3, 2], [2, 1]], [[1, 1], [3, 3]]] as const);
     const pad = win.map((d) => (int(0, 3) === 0 ? [int(0, d), int(0, d)] : [0, 0]));
     try {
       v = b.emit('reduce_window', [v], { kind: 'max', window: [...win], strides: [...stride], padding: pad });

@@ -224,8 +224,9 @@ function planNest(key: NestKey, roots: Node[], mat: Set<Node>, order: Map<Node, 
  * The qconv whose accumulators max pooling x takes before requantizing them once (lower.ts), where that equals pooling
  * its requantized values bit for bit: requantize (ir/quant.ts) is non-decreasing in the accumulator for a multiplier
  * >= 0 and a shift <= 0 (a left shift wraps), per channel, which a pooling window keeps; and every window reads at
- * least one tap (a window of padding alone is the identity -128, not requantize of any accumulator). The seed CNN's
- * first conv: a quarter of its requantizes, and no int8 tensor between the conv and its pooling.
+ * least one tap (a window of padding alone is the identity -128, not requantize of any accumulator). Windows that
+ * do not overlap (stride >= window), so no conv output is computed twice. The seed CNN's first conv: a quarter of its
+ * requantizes, and no int8 tensor between the conv and its pooling.
  */
 export function pooledQconv(x: Node, stored: (n: Node) => boolean): Node | undefined {
   const q = x.src[0];
@@ -233,6 +234,9 @@ export function pooledQconv(x: Node, stored: (n: Node) => boolean): Node | undef
   const [mult, shift] = [q.src[3]!, q.src[4]!];
   if (mult.op !== 'const' || shift.op !== 'const') return undefined;
   if (attrsOf(mult, 'const').value.some((v) => v < 0) || attrsOf(shift, 'const').value.some((v) => v > 0)) return undefined;
+  // windows that overlap would compute the conv outputs they share once per window (2x2/1: 4 times each)
+  const { window, strides } = attrsOf(x, 'reduce_window');
+  if (window.some((w, d) => w > strides[d]!)) return undefined;
   return poolTapsEveryWindow(x) ? q : undefined;
 }
 

@@ -3,7 +3,8 @@
 // (the interpreter, the oracle) requantizes every conv output and pools the int8 values. Requantize is
 // non-decreasing for a multiplier >= 0 and a shift <= 0, so the two agree bit for bit: checked on the loop
 // interpreter (the scheduled programs of llvm with and without VNNI, and of wasm), on llvm and on wasm, over windows
-// with padding, strides 1 and 2, odd sizes, the seed CNN's 2x2/2 and 3x3/2; and not fused where they would not agree.
+// with padding, odd sizes, the seed CNN's 2x2/2 and 3x3/3; and not fused where they would not agree, or where
+// windows overlap (each shared conv output would be computed once per window).
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -55,14 +56,17 @@ function chain(c: Chain, seed: number): { g: Graph; inputs: Record<string, Typed
 }
 
 const base: Chain = { hw: 12, cin: 1, cout: 8, k: 3, convPad: 1, convStride: 1, win: 2, stride: 2, pad: 0, xZero: -128, outZero: -128 };
-/** The seed CNN's first layer (2x2/2 after a 'same' 3x3), odd sizes, padded and overlapping windows, stride-1 windows, several input channels. */
+/**
+ * The seed CNN's first layer (2x2/2 after a 'same' 3x3), odd sizes, padded windows, windows longer than their stride
+ * apart (3x3/3), several input channels (4: read in place, no im2col), a strided conv.
+ */
 const CHAINS: Record<string, Chain> = {
   'seed 2x2/2': base,
   'odd 13x13, 2x2/2 (a last row and column left over)': { ...base, hw: 13 },
-  '3x3/2 windows, 11x11, 16 channels': { ...base, hw: 11, win: 3, cout: 16 },
-  '3x3/2 windows padded 1': { ...base, hw: 9, win: 3, pad: 1 },
-  '2x2/1 windows (overlapping), signed rows': { ...base, hw: 7, stride: 1, xZero: 5, outZero: 3 },
-  '3x3/1 windows padded 1, 4 input channels, valid conv': { ...base, hw: 9, cin: 4, convPad: 0, win: 3, stride: 1, pad: 1 },
+  '3x3/3 windows, 11x11, 16 channels': { ...base, hw: 11, win: 3, stride: 3, cout: 16 },
+  '3x3/3 windows padded 1': { ...base, hw: 10, win: 3, stride: 3, pad: 1 },
+  '2x2/2 windows padded 1, signed rows, a zero point not ReLU\'s': { ...base, hw: 7, pad: 1, xZero: 5, outZero: 3 },
+  '2x2/2, 4 input channels, valid conv (in place)': { ...base, hw: 9, cin: 4, convPad: 0 },
   'conv stride 2, 5x5 kernel, 2x2/2': { ...base, hw: 15, k: 5, convStride: 2, convPad: 2 },
 };
 
@@ -107,9 +111,9 @@ describe('int8 conv + max pooling as one kernel', () => {
     }
   });
 
-  it('the seed chain and the 3x3/2 one on llvm (icelake-server: vpdpbusd where this CPU has it, else x86-64-v3) and wasm equal the interpreter', () => {
+  it('the seed chain, a padded 3x3/3 one and an odd one on llvm (icelake-server: vpdpbusd where this CPU has it, else x86-64-v3) and wasm equal the interpreter', () => {
     const vnni = /\bavx512_vnni\b/.test(readCpuinfo());
-    for (const name of ['seed 2x2/2', '3x3/2 windows padded 1', 'odd 13x13, 2x2/2 (a last row and column left over)']) {
+    for (const name of ['seed 2x2/2', '3x3/3 windows padded 1', 'odd 13x13, 2x2/2 (a last row and column left over)']) {
       const { g, inputs, params } = chain(CHAINS[name]!, 5);
       const want = interpret(g, new Map(Object.entries(inputs)), new Map(Object.entries(params))).outputs.get('y')!.data;
       const dir = path.join(tmp, name.replace(/\W+/g, '_'));
@@ -120,7 +124,7 @@ describe('int8 conv + max pooling as one kernel', () => {
     }
   });
 
-  it('not fused where pooling before requantizing would differ: a left shift (it wraps), or a window of padding alone', () => {
+  it('not fused where pooling before requantizing would differ (a left shift: it wraps; a window of padding alone) or repeat conv outputs (overlapping windows)', () => {
     // a left shift by 20 wraps large accumulators: requantize is then not monotonic, and the max taken first differs
     const wrap = { ...base, hw: 8, shifts: [20, -6] };
     const { g, inputs, params } = chain(wrap, 3);
@@ -129,7 +133,9 @@ describe('int8 conv + max pooling as one kernel', () => {
     // the window of padding alone: 1x1 windows of stride 3 padded 2 (the first window reads only padding): the
     // identity -128 there, where requantize's least value is the clamp's -100
     const lone = chain({ ...base, hw: 8, win: 1, stride: 3, pad: 2, outZero: 3, lo: -100 }, 3);
-    for (const c of [{ g, inputs, params }, lone]) {
+    // windows that overlap, 3x3/2 and 2x2/1 (the seed CNN's first conv pooled 2x2/1 would compute each output 4 times)
+    const overlap = [chain({ ...base, hw: 9, win: 3, pad: 1 }, 4), chain({ ...base, hw: 7, stride: 1 }, 4)];
+    for (const c of [{ g, inputs, params }, lone, ...overlap]) {
       const want = interpret(c.g, new Map(Object.entries(c.inputs)), new Map(Object.entries(c.params))).outputs.get('y')!.data;
       const p = runPipeline(c.g, { caps: CAPS['llvm icelake-server (dot4)'] }).program;
       expect(poolKernel(p).ops).not.toContain('qconv');
