@@ -17,14 +17,17 @@ export interface QuantStep {
   readonly exact: readonly string[];
 }
 
-/** Seed's int8 graph and data (calibrated networks 1 in 2, raw chains 1 in 4, int8 mixed with int32 and float ops otherwise). */
+/**
+ * Seed's int8 graph and data (calibrated networks 1 in 2, raw chains 1 in 4, qconv -> max pooling chains 1 in 8, int8
+ * mixed with int32 and float ops otherwise).
+ */
 export function quantStep(seed: number): QuantStep {
   const r = rng(seed * 7919 + 7);
   const int = (lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
   const floats = (n: number, s: number) => Float32Array.from({ length: n }, () => Math.fround(s * (2 * r() - 1)));
   const k = r();
-  return k < 0.5 ? calibrated(r, int, pick, floats) : k < 0.75 ? raw(int, pick) : mixed(int, pick);
+  return k < 0.5 ? calibrated(r, int, pick, floats) : k < 0.75 ? raw(int, pick) : k < 0.875 ? pooled(int, pick) : mixed(int, pick);
 }
 
 type Int = (lo: number, hi: number) => number;
@@ -141,6 +144,52 @@ function raw(int: Int, pick: Pick): QuantStep {
   const input = int8Input ? Int8Array.from({ length: sizeOf(shape) }, () => (int(0, 9) === 0 ? pick([-128, 127]) : i8()))
     : Float32Array.from({ length: sizeOf(shape) }, () => Math.fround(20 * (int(0, 1e6) / 1e6) - 10));
   if (!int8Input && int(0, 5) === 0) input[int(0, input.length - 1)] = pick([NaN, Infinity, -Infinity]);
+  const { graph, exact } = withQuantOutputs(g, int);
+  return { graph, inputs: { x: input }, params, exact };
+}
+
+/**
+ * quantize, then 1 or 2 qconvs each followed by a max reduce_window (fuse.ts pooledQconv computes them as one kernel,
+ * pooling the accumulators before requantizing): u8 rows (zero point -128) mostly, ReLU outputs (zero point and low
+ * clamp -128) mostly, odd sizes, 'same' and valid convs of strides 1 and 2, windows 2x2/2, 3x3/3, non-square ones,
+ * padded now and then; multipliers >= 0 with shifts <= 0 (fused) but now and then a left shift or a window of padding
+ * alone (not fused: pooling first would differ); overlapping windows, 3x3/2 and stride-1 ones (not fused either).
+ */
+function pooled(int: Int, pick: Pick): QuantStep {
+  const b = new Builder(), params: Data = {};
+  const i8 = () => int(-128, 127);
+  const shape = [int(1, 2), int(3, 13), int(3, 13), pick([1, 1, 2, 3, 4, 8])];
+  const x = b.input('x', { dtype: 'float32', shape });
+  let zero = pick([-128, -128, i8()]);
+  let v = b.emit('quantize', [x], { scale: pick([0.01, 0.05, 0.25]), zeroPoint: zero });
+  const layers = int(1, 2);
+  for (let i = 0; i < layers; i++) {
+    const s = v.type.shape, c = s[3]!, cout = pick([1, 3, 8, 8, 16]), k = pick([1, 3, 3, 5]);
+    const w = b.param(`w${i}`, { dtype: 'int8', shape: [k, k, c, cout] }), bias = b.param(`b${i}`, { dtype: 'int32', shape: [cout] });
+    params[`w${i}`] = Int8Array.from({ length: k * k * c * cout }, () => (int(0, 9) === 0 ? pick([-128, 127]) : i8()));
+    params[`b${i}`] = Int32Array.from({ length: cout }, () => int(-3000, 3000));
+    const mults = Array.from({ length: cout }, () => pick([0, 2 ** 30, 2147483647, int(2 ** 28, 2 ** 31 - 1)]));
+    // a left shift in 1 layer of 8 (one channel's: the layer is not fused)
+    const left = int(0, 7) === 0 ? int(0, cout - 1) : -1, shifts = Array.from({ length: cout }, (_, j) => (j === left ? int(1, 12) : int(-12, 0)));
+    const relu = int(0, 2) > 0, out = relu ? -128 : i8(), lo = relu ? -128 : int(-128, 0);
+    const p = pick([0, k >> 1]), st = pick([1, 1, 2]);
+    try {
+      v = b.emit('qconv', [v, w, bias, b.constant(mults, 'int32', [cout]), b.constant(shifts, 'int32', [cout])],
+        { strides: [st, st], dilation: [1, 1], lhsDilation: [1, 1], padding: [[p, p], [p, p]], groups: 1, xZero: zero, outZero: out, lo, hi: int(Math.max(lo, 0), 127) });
+    } catch {
+      break; // a kernel larger than the input
+    }
+    zero = out;
+    const [win, stride] = pick([[[2, 2], [2, 2]], [[2, 2], [2, 2]], [[3, 3], [3, 3]], [[3, 3], [2, 2]], [[2, 2], [1, 1]], [[3, 3], [1, 1]], [[1, 2], [1, 2]], [[3, 2], [3, 2]], [[3, 2], [2, 1]], [[1, 1], [3, 3]]] as const);
+    const pad = win.map((d) => (int(0, 3) === 0 ? [int(0, d), int(0, d)] : [0, 0]));
+    try {
+      v = b.emit('reduce_window', [v], { kind: 'max', window: [...win], strides: [...stride], padding: pad });
+    } catch {
+      break; // a window larger than the conv's output
+    }
+  }
+  const g = b.finish('qpool', [{ name: 'y', node: b.emit('dequantize', [v], { scale: pick([0.1, 0.007]), zeroPoint: zero }) }]);
+  const input = Float32Array.from({ length: sizeOf(shape) }, () => Math.fround(4 * (int(0, 1e6) / 1e6) - 1));
   const { graph, exact } = withQuantOutputs(g, int);
   return { graph, inputs: { x: input }, params, exact };
 }

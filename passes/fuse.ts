@@ -189,6 +189,16 @@ function planNest(key: NestKey, roots: Node[], mat: Set<Node>, order: Map<Node, 
       const atInner = hasInner && shapesEqual(x.type.shape, key.full) && (x.op === 'matmul' || x.op === 'reduce_window');
       if (atOuter || (lv === 'inner' && atInner)) {
         stages.add(x);
+        // a max pooling of an int8 conv computes the conv's accumulators at its window's taps (poolsBeforeRequantize)
+        const fused = pooledQconv(x, (y) => mat.has(y));
+        if (fused) {
+          nodes.add(fused);
+          for (const s of fused.src) {
+            if (!GroupOp.Leaf.has(s.op) && !mat.has(s) && cone(s, mat, false).some(isContraction)) return s;
+            stack.push([s, 'operand', false]);
+          }
+          continue;
+        }
         for (const s of x.src) {
           const core = stripMovement(s);
           // operands are read inside the contraction's own loop: they must not hide another contraction
@@ -208,6 +218,39 @@ function planNest(key: NestKey, roots: Node[], mat: Set<Node>, order: Map<Node, 
   }
   const byOrder = (a: Node, b: Node) => order.get(a)! - order.get(b)!;
   return { key, roots: [...roots].sort(byOrder), stages: [...stages].sort(byOrder), nodes };
+}
+
+/**
+ * The qconv whose accumulators max pooling x takes before requantizing them once (lower.ts), where that equals pooling
+ * its requantized values bit for bit: requantize (ir/quant.ts) is non-decreasing in the accumulator for a multiplier
+ * >= 0 and a shift <= 0 (a left shift wraps), per channel, which a pooling window keeps; and every window reads at
+ * least one tap (a window of padding alone is the identity -128, not requantize of any accumulator). Windows that
+ * do not overlap (stride >= window), so no conv output is computed twice. The seed CNN's first conv: a quarter of its
+ * requantizes, and no int8 tensor between the conv and its pooling.
+ */
+export function pooledQconv(x: Node, stored: (n: Node) => boolean): Node | undefined {
+  const q = x.src[0];
+  if (x.op !== 'reduce_window' || attrsOf(x, 'reduce_window').kind !== 'max' || q?.op !== 'qconv' || stored(q)) return undefined;
+  const [mult, shift] = [q.src[3]!, q.src[4]!];
+  if (mult.op !== 'const' || shift.op !== 'const') return undefined;
+  if (attrsOf(mult, 'const').value.some((v) => v < 0) || attrsOf(shift, 'const').value.some((v) => v > 0)) return undefined;
+  // windows that overlap would compute the conv outputs they share once per window (2x2/1: 4 times each)
+  const { window, strides } = attrsOf(x, 'reduce_window');
+  if (window.some((w, d) => w > strides[d]!)) return undefined;
+  return poolTapsEveryWindow(x) ? q : undefined;
+}
+
+/** Whether every window of a reduce_window reads at least one element of its operand (its padding is not a whole window). */
+export function poolTapsEveryWindow(x: Node): boolean {
+  const { window, strides, padding } = attrsOf(x, 'reduce_window'), xs = x.src[0]!.type.shape, os = x.type.shape;
+  return window.every((w, d) => {
+    const n = xs[d + 1]!;
+    for (let o = 0; o < os[d + 1]!; o++) {
+      const first = o * strides[d]! - padding[d]![0];
+      if (first + w - 1 < 0 || first > n - 1) return false;
+    }
+    return true;
+  });
 }
 
 /** A reshape that only adds or removes unit dimensions (it keeps every element's position in its row). */

@@ -2,7 +2,7 @@
 import { type Node, nodeName } from '../../ir/graph.js';
 import { GroupOp, REDUCE_BINARY, REDUCE_KIND, type ReduceOp, attrsOf, isUnaryOp } from '../../ir/ops.js';
 import { type Shape, identityOf, sizeOf, stridesOf } from '../../ir/types.js';
-import { type FusionPlan, type NestPlan, OWN_KERNEL, isContraction, isRowReduce, isStored, isTiny } from '../../passes/fuse.js';
+import { type FusionPlan, type NestPlan, OWN_KERNEL, isContraction, isRowReduce, isStored, isTiny, pooledQconv } from '../../passes/fuse.js';
 import { type TreeSink, treeReduce } from './tree_reduce.js';
 import { type ScanContext, lowerScan } from './scan.js';
 import { lowerScatter } from './scatter.js';
@@ -363,16 +363,48 @@ class NestEmitter {
       }
       case 'qconv': {
         // the window of conv, the accumulation and requantization of qmatmul
-        const [, k, bias, mult, shift] = n.src as [Node, Node, Node, Node, Node];
-        const { xZero, outZero, lo, hi } = attrsOf(n, n.op), co = idx[idx.length - 1]!;
-        this.emit(S.decl(acc, 'i32', this.exprAt(bias, [co])));
+        const [, , , mult, shift] = n.src as [Node, Node, Node, Node, Node];
+        const { outZero, lo, hi } = attrsOf(n, n.op), co = idx[idx.length - 1]!;
+        return this.requantize(this.qconvSum(n, idx, acc), this.exprAt(mult, [co]), this.exprAt(shift, [co]), outZero, lo, hi);
+      }
+      case 'reduce_window': {
+        const q = pooledQconv(n, this.isMaterialized);
+        if (!q) return this.windowOrConv(n, idx, acc);
+        // fuse.ts pooledQconv: the max of the conv's accumulators at the window's taps, requantized once
+        const [, , , mult, shift] = q.src as [Node, Node, Node, Node, Node];
+        const { outZero, lo, hi } = attrsOf(q, 'qconv'), co = idx[idx.length - 1]!;
+        this.emit(S.decl(acc, 'i32', E.i32(-2147483648)));
         this.loops(windowExtents(n), 'k', (ks) => {
           const [cond, at] = this.windowTap(n, idx, ks);
-          const term = E.binary('mul', E.binary('sub', this.exprAt(x, at), E.i32(xZero)), this.exprAt(k, [...ks, co]));
-          this.emit(S.assign(acc, guarded(cond, E.binary('add', accV, term), accV)));
+          const sum = this.qconvSum(q, at, this.fresh('acc'));
+          this.emit(S.assign(acc, guarded(cond, E.binary('max', accV, sum), accV)));
         });
         return this.requantize(accV, this.exprAt(mult, [co]), this.exprAt(shift, [co]), outZero, lo, hi);
       }
+      case 'conv':
+        return this.windowOrConv(n, idx, acc);
+      default:
+        throw new Error(`lower: ${n.op} is not a contraction`);
+    }
+  }
+
+  /** A qconv's int32 accumulator at idx (ir/quant.ts: the bias, then the sum of (x - xZero)·k over its window) in acc. */
+  private qconvSum(n: Node, idx: readonly Expr[], acc: string): Expr {
+    const [x, k, bias] = n.src as [Node, Node, Node];
+    const { xZero } = attrsOf(n, 'qconv'), co = idx[idx.length - 1]!, accV = E.v(acc, 'i32');
+    this.emit(S.decl(acc, 'i32', this.exprAt(bias, [co])));
+    this.loops(windowExtents(n), 'k', (ks) => {
+      const [cond, at] = this.windowTap(n, idx, ks);
+      const term = E.binary('mul', E.binary('sub', this.exprAt(x, at), E.i32(xZero)), this.exprAt(k, [...ks, co]));
+      this.emit(S.assign(acc, guarded(cond, E.binary('add', accV, term), accV)));
+    });
+    return accV;
+  }
+
+  /** A float conv or a pooling window at idx, accumulated in acc. */
+  private windowOrConv(n: Node, idx: readonly Expr[], acc: string): Expr {
+    const t = scalarOf(n.type.dtype), accV = E.v(acc, t), x = n.src[0]!;
+    switch (n.op) {
       case 'conv': case 'reduce_window': {
         const isConv = n.op === 'conv', k = n.src[1];
         const isMax = n.op === 'reduce_window' && attrsOf(n, n.op).kind === 'max';
@@ -397,7 +429,7 @@ class NestEmitter {
         return accV;
       }
       default:
-        throw new Error(`lower: ${n.op} is not a contraction`);
+        throw new Error(`lower: ${n.op} is not a window`);
     }
   }
 

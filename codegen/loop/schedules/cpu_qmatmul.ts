@@ -6,13 +6,14 @@
 import { type Buffer, E, type Expr, S, type Scalar, type Stmt } from '../ir.js';
 import { printExpr } from '../printer.js';
 import { children, walkStmts } from '../visit.js';
-import { unroll } from './kinds.js';
-import { vectorize } from './vectorize.js';
+import { parallel, unroll } from './kinds.js';
+import { vectorize, vectorizeLanes } from './vectorize.js';
 import { type TargetCaps, registerTile } from '../schedule.js';
-import { type For, affineOf, findLoop, mapExpr, replaceLoop, substExpr } from './loops.js';
+import { type For, ScheduleError, affineOf, findLoop, mapExpr, replaceLoop, substExpr } from './loops.js';
 import { contractionNest, microKernel } from './micro_kernel.js';
 import { type Reduction, localArrays, outerChain } from './nests.js';
-import { pairDot } from './pair_dot.js';
+import { pairDot, pairRows } from './pair_dot.js';
+import { poolTile, pooledNest } from './pool_tile.js';
 import { split } from './split.js';
 import { type KernelView, type Schedule, primitive } from './primitive.js';
 
@@ -134,6 +135,35 @@ function lastEpilogue(nest: Stmt | undefined): { outer: string; inner: string } 
   return out;
 }
 
+/**
+ * A conv pooled before its requantize (pool_tile.ts): tiles of pr pooled positions x nr columns whose accumulators
+ * (the taps x pr rows, nr columns) leave 4 vector registers (the column vector, a row's broadcast), the most columns
+ * first, then the most positions; the tile's epilogue as whole vectors where its columns are all of them and fewer than a vector holds.
+ */
+function poolTiles(s: Schedule, loop: string, caps: TargetCaps): void {
+  const n = pooledNest(s.body, loop);
+  if (typeof n === 'string') throw new ScheduleError(`schedule cpu-matmul: poolTile on kernel ${s.name}: ${n}`);
+  const V = caps.vectorWidth, P = n.rows[n.rows.length - 1]!.extent, N = n.j.extent, T = n.window.reduce((m, l) => m * l.extent, 1);
+  const fits = (pr: number, nr: number) => P % pr === 0 && N % nr === 0 && T * pr * Math.ceil(nr / V) <= caps.vectorRegisters - 4;
+  const nrs = Array.from({ length: N }, (_, i) => N - i).filter((d) => N % d === 0);
+  const tile = nrs.flatMap((nr) => [4, 2, 1].map((pr) => ({ pr, nr }))).find((x) => fits(x.pr, x.nr));
+  if (!tile) throw new ScheduleError(`schedule cpu-matmul: poolTile on kernel ${s.name}: no tile of ${T} taps fits the registers`);
+  const f = (p: string) => s.fresh(p), taps = Array.from({ length: T }, (_, i) => i);
+  const names = { po: f('o'), jt: f('o'), i: f('m'), ci: f('c'), k2: f('k'), cb: f('c'), p: taps.map(() => f('m')), c: taps.map(() => f('c')), ep: f('m'), ec: f('c'), A: f('acc'), B: f('b') };
+  s.apply(poolTile, { loop, ...tile, names });
+  s.apply(unroll, { loops: [names.i, ...names.p] });
+  vectorizeLanes(s, [names.ci, names.cb, ...names.c], caps);
+  const wide = { outer: names.ep, inner: names.ec, lanes: V, names: [f('f'), f('l')] as const, replica: 'rep' };
+  if (tile.nr === N && N < V && s.check(widen, wide) === undefined) {
+    s.apply(widen, { ...wide, replica: s.freshBuffer(`rep_${s.name}`) });
+    s.apply(unroll, { loops: [wide.names[0]] });
+    s.apply(vectorize, { loops: [wide.names[1]], caps });
+  } else {
+    s.apply(unroll, { loops: [names.ep] });
+    vectorizeLanes(s, [names.ec], caps);
+  }
+}
+
 /** Run by cpu_matmul.ts before its float nests. */
 export function cpuQmatmul(s: Schedule, caps: TargetCaps): void {
   if (caps.gpu || !(caps.vector?.values === 'any' || caps.vector?.ints?.has('dot2'))) return;
@@ -141,13 +171,16 @@ export function cpuQmatmul(s: Schedule, caps: TargetCaps): void {
   // tests/fuzz/repro/int32-matmul-not-pair-dot.ir, tests/quant/pair_legal.test.ts)
   for (const top of s.body.filter((x): x is For => x.k === 'for')) {
     const chain = outerChain(top), rows = chain.slice(0, -1), j = chain[chain.length - 1]!;
-    const names = [...rows.map(() => s.fresh('pi')), s.fresh('pk')];
+    const count = pairRows(s.body, top.v);
+    if (count === undefined) continue;
+    const names = [...Array.from({ length: count }, () => s.fresh('pi')), s.fresh('pk')];
+    const pooled = count > rows.length;
     // byte quads (vpdpbusd: twice the products of pmaddwd per instruction) where the target has them and the operands fit
     const width = caps.dot4 && s.check(pairDot, { loop: top.v, buffer: '_', names, width: 4 }) === undefined ? 4 : 2;
     if (s.check(pairDot, { loop: top.v, buffer: '_', names, width }) !== undefined) continue;
     // only where the micro-kernel's tile fits: dot2 as scalar shifts and multiplies costs more than two products
     const epilogue = 1 + j.body.slice(j.body.findIndex((x) => x.k === 'for') + 1).filter((x) => x.k === 'decl').length;
-    if (!tileOf(rows[rows.length - 1]!.extent, j.extent, caps, epilogue)) continue;
+    if (!pooled && !tileOf(rows[rows.length - 1]!.extent, j.extent, caps, epilogue)) continue;
     // the columns' groups packed once per call where the target has RAM to spare: per tile of rows, packing them
     // cost more instructions than the tile's dot products (seed MLP b256, 1 thread: AVX-512 VNNI 220 -> 175 us,
     // AVX-512 pmaddwd 305 -> 240 us)
@@ -156,11 +189,18 @@ export function cpuQmatmul(s: Schedule, caps: TargetCaps): void {
     const V = caps.vectorWidth, groups = Math.ceil(j.body.filter((x): x is For => x.k === 'for').flatMap((l) => outerChain(l)).reduce((n, l) => n * l.extent, 1) / width);
     const pad = rows.length === 1 && groups > 2 * V && groups % V ? V : 1;
     s.apply(pairDot, { loop: top.v, buffer: s.freshBuffer(`pairs_${s.name}`), names, width, packColumns: caps.packColumns === true, pad });
+    // a convolution's packing nest over the images in parallel, as its compute nest is: under cpu_kinds' grain (the
+    // seed CNN's second conv packs 64 x 392 quads in place, 10% of a 1-thread call on one thread at 2 threads)
+    if (rows.length > 1 && caps.threads > 1) s.try(parallel, { loops: [names[0]!] });
     // the packing nest's pairs in chunks that cpu_kinds makes vector lanes (an extent the target renders as one vector)
     // (a convolution's pairs loop is outside its positions: not split)
     const pk = findLoop(s.body, names[names.length - 1]!)!;
     const lanes = [4, 2, 1].map((f) => f * caps.vectorWidth).find((f) => pk.extent % f === 0 && pk.extent > f && f <= (caps.vector?.maxExtent ?? 0));
     if (lanes && rows.length === 1) s.apply(split, { loop: pk.v, factor: lanes, outer: s.fresh('pk'), inner: s.fresh('pc') });
+    if (pooled) {
+      s.attempt(() => poolTiles(s, top.v, caps));
+      continue;
+    }
     const nest = s.body.find((x): x is For => x.k === 'for' && x.v === top.v)!;
     const n = contractionNest(nest, localArrays(s.body), dotOperands, 'i32');
     if (!n) continue;

@@ -77,6 +77,7 @@ export { merge } from './merge.js';
 export { dropDeadDecls } from './dead_decls.js';
 export { convsAsMatmuls } from './gpu_conv.js';
 export { pairDot } from './pair_dot.js';
+export { poolTile } from './pool_tile.js';
 export { gpuGrid } from './gpu_grid.js';
 export { gpuLastBlock, lastBlock } from './gpu_last_block.js';
 export { gpuSplitK, splitK } from './gpu_split_k.js';
@@ -90,7 +91,7 @@ export const SCHEDULE_STEPS: readonly string[] = [
   'split', 'reorder', 'tile', 'fission', 'cacheWrite', 'accumulateInto', 'liftLocal', 'cacheRead', 'hoist', 'pack',
   'unroll', 'vectorize', 'fold', 'parallel', 'fuse', 'launch', 'sinkDecls', 'bind', 'dropUnitLoops', 'simplify', 'renumber',
   'addUnitLoop', 'expand', 'scaleDecl', 'renumberNests', 'computeAt', 'privatize', 'cacheShared', 'distribute', 'rfactor', 'treeThreads', 'pad',
-  'warpTree', 'pairDot', 'flatten', 'merge', 'dropDeadDecls', 'splitK', 'lastBlock',
+  'warpTree', 'pairDot', 'poolTile', 'flatten', 'merge', 'dropDeadDecls', 'splitK', 'lastBlock',
 ];
 
 /** A schedule recipe: applies primitives to the nests of a kernel it fits (and leaves the others alone). */

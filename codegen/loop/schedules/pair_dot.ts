@@ -15,6 +15,7 @@ import { outerChain } from './nests.js';
 import { type KernelView, primitive } from './primitive.js';
 import { forEachExpr, mapStmtExprs, someExpr, stmtExprs } from '../visit.js';
 import { fitsInt16, foldDecided, valueRange } from '../range.js';
+import { simplify } from '../simplify.js';
 
 export interface PairDotArgs {
   /** the nest's outer loop (its perfect chain: the rows' loops, then the columns loop) */
@@ -58,6 +59,13 @@ interface Match {
   readonly col: Expr;
   /** a convolution tap's condition (padding), in row */
   readonly inside: Expr | undefined;
+  /**
+   * A max pooling of the accumulators (lower.ts, fuse.ts pooledQconv): the pooling window's loops, the last rows (a
+   * tap of the window is a position of its own), around the accumulator's decl and its reduction; `mx = max(mx, acc)`
+   * after it (select-guarded where the window is padded); pre then holds the window body's statements before the
+   * accumulator, post the column's after the window; jPre the column's before mx.
+   */
+  readonly win?: { readonly loops: readonly For[]; readonly mx: Decl; readonly combine: Stmt; readonly jPre: readonly Stmt[] };
 }
 
 /** The step decls e reads (transitively), in statement order, and the variables they and e read from outside. */
@@ -75,18 +83,47 @@ function closure(e: Expr, decls: readonly Decl[]): { decls: Decl[]; free: Set<st
   return { decls: decls.filter((d) => need.has(d.name)), free };
 }
 
+/**
+ * Whether loop `inner` (the last of a window's loops) is a max pooling's tap: `decls; acc = init; for k.. { .. };
+ * mx = max(mx, acc)` (or that under a select keeping mx where the tap is padding),
+ * mx being the decl before the window, read after it only (`after`).
+ */
+function pooling(inner: For, mx: Decl, after: readonly Stmt[]): { combine: Stmt } | undefined {
+  const last = inner.body[inner.body.length - 1], acc = inner.body[inner.body.length - 3];
+  if (last?.k !== 'assign' || last.name !== mx.name || acc?.k !== 'decl' || inner.body[inner.body.length - 2]?.k !== 'for') return undefined;
+  const isVar = (e: Expr, n: string) => e.k === 'var' && e.name === n;
+  let v = last.value;
+  if (v.k === 'select' && isVar(v.b, mx.name)) v = v.a;
+  const isMax = v.k === 'binary' && v.op === 'max' && isVar(v.a, mx.name) && isVar(v.b, acc.name);
+  if (!isMax || after.some((s) => s.k === 'for')) return undefined;
+  return { combine: last };
+}
+
 function match(body: readonly Stmt[], a: PairDotArgs): Match | string {
   const top = body.find((s): s is For => s.k === 'for' && s.v === a.loop);
   if (!top) return `no top-level loop '${a.loop}'`;
   const chain = outerChain(top);
   if (chain.length < 2) return `loop '${a.loop}' is not a nest of rows and columns`;
-  const rows = chain.slice(0, -1), j = chain[chain.length - 1]!;
-  const at = j.body.findIndex((s) => s.k === 'for');
-  const kTop = j.body[at] as For | undefined, acc = j.body[at - 1];
+  let rows = chain.slice(0, -1), outer = chain[chain.length - 1]!.body, win: Match['win'];
+  const j = chain[chain.length - 1]!;
+  let at = outer.findIndex((s) => s.k === 'for');
+  let kTop = outer[at] as For | undefined, acc = outer[at - 1];
   if (!kTop || acc?.k !== 'decl' || acc.t !== 'i32') return 'no i32 accumulator before a reduction loop';
-  const ks = outerChain(kTop), inner = ks[ks.length - 1]!;
+  let ks = outerChain(kTop), inner = ks[ks.length - 1]!;
+  const pooled = pooling(inner, acc, outer.slice(at + 1));
+  if (pooled) {
+    win = { loops: ks, mx: acc, combine: pooled.combine, jPre: outer.slice(0, at - 1) };
+    rows = [...rows, ...ks];
+    outer = inner.body.slice(0, -1);
+    at = outer.findIndex((s) => s.k === 'for');
+    [kTop, acc] = [outer[at] as For | undefined, outer[at - 1]];
+    if (!kTop || acc?.k !== 'decl' || acc.t !== 'i32' || at !== outer.length - 1) return 'no i32 accumulator before a reduction loop in the pooling window';
+    ks = outerChain(kTop);
+    inner = ks[ks.length - 1]!;
+  }
   if (inner.body.some((s) => s.k === 'for')) return `reduction loop '${inner.v}' is not innermost`;
-  const steps = inner.body.slice(0, -1), update = inner.body[inner.body.length - 1];
+  // (the pooling window's decls before the accumulator are steps too: the taps' positions)
+  const steps = [...(win ? outer.slice(0, at - 1) : []), ...inner.body.slice(0, -1)], update = inner.body[inner.body.length - 1];
   if (!steps.every((s): s is Decl => s.k === 'decl')) return `reduction loop '${inner.v}' does more than compute decls and accumulate`;
   if (update?.k !== 'assign' || update.name !== acc.name) return `reduction loop '${inner.v}' does not end by accumulating into '${acc.name}'`;
   const isAcc = (e: Expr) => e.k === 'var' && e.name === acc.name;
@@ -104,9 +141,9 @@ function match(body: readonly Stmt[], a: PairDotArgs): Match | string {
     const row = inside ? E.select(inside, x, E.i32(0)) : x;
     const rowDecls = side(row, (v) => rowVars.has(v)), colDecls = side(col, (v) => v === j.v);
     if (!rowDecls || !colDecls) continue;
-    const rest = j.body.slice(at + 1);
-    if (rest.some((s) => s.k === 'assign' && s.name === acc.name) || rest.some((s) => s.k === 'for')) return 'the accumulator is updated after its loop';
-    return { top, rows, j, ks, pre: j.body.slice(0, at - 1), post: rest, acc, rowDecls, colDecls, row, col, inside };
+    const rest = win ? j.body.slice(j.body.indexOf(win.mx) + 2) : outer.slice(at + 1);
+    if (rest.some((s) => s.k === 'assign' && (s.name === acc.name || s.name === win?.mx.name)) || rest.some((s) => s.k === 'for')) return 'the accumulator is updated after its loop';
+    return { top, rows, j, ks, pre: outer.slice(0, at - 1), post: rest, acc, rowDecls, colDecls, row, col, inside, win };
   }
   return 'the product is not of a row operand (no column index) and a column operand (no row index)';
 }
@@ -194,7 +231,7 @@ function inPlace(m: Match, k: KernelView, W: number, buffer: string, names: read
 }
 
 /** The decls at step k = at, renamed (fresh names), and e there. */
-function instance(decls: readonly Decl[], e: Expr, m: Map<string, Expr>, fresh: (p: string) => string): { stmts: Decl[]; value: Expr } {
+export function instance(decls: readonly Decl[], e: Expr, m: Map<string, Expr>, fresh: (p: string) => string): { stmts: Decl[]; value: Expr } {
   const subst = new Map(m);
   const stmts = decls.map((d) => {
     const name = fresh(d.name.replace(/\d+$/, ''));
@@ -215,6 +252,12 @@ function unflatten(ks: readonly For[], f: Expr): Map<string, Expr> {
     inner *= ks[d]!.extent;
   }
   return m;
+}
+
+/** How many loops pairDot packs rows over at top-level loop v (the rows', a pooling window's too), if it matches. */
+export function pairRows(body: readonly Stmt[], v: string): number | undefined {
+  const m = match(body, { loop: v, buffer: '_', names: [] });
+  return typeof m === 'string' ? undefined : m.rows.length;
 }
 
 export const pairDot = primitive<PairDotArgs>({
@@ -264,7 +307,14 @@ export const pairDot = primitive<PairDotArgs>({
     // a matmul's rows [row][k2]; a convolution's [image][k2][position] (P positions per image): its packing nest
     // stores a group's positions contiguously, and the micro-kernel broadcasts one row group per step either way
     const conv = m.rows.length > 1, P = m.rows.slice(1).reduce((n, l) => n * l.extent, 1);
-    const posIndex = (vars: readonly Expr[]) => vars.slice(1).reduce((acc: Expr, v, d) => E.add(E.mul(acc, E.i32(m.rows[d + 1]!.extent)), v), E.i32(0));
+    // a pooling's positions (the image's rows, then the window's taps) as a grid: per spatial dimension its row and
+    // window loops as one (g = row * window + tap), which for a window as long as its stride is the conv's own output
+    // position, so the packing nest reads the input as the conv's does (contiguous: vector lanes)
+    const win = m.win?.loops ?? [], grid = win.length > 0 && m.rows.length === 1 + 2 * win.length;
+    const dims = grid ? [m.rows[0]!.extent, ...win.map((w, d) => m.rows[d + 1]!.extent * w.extent)] : m.rows.map((l) => l.extent);
+    const toRows = (g: readonly Expr[]): Expr[] => (grid ? [g[0]!, ...win.map((w, d) => E.idiv(g[d + 1]!, w.extent)), ...win.map((w, d) => E.mod(g[d + 1]!, w.extent))] : [...g]);
+    const gridOf = (vars: readonly Expr[]): Expr[] => (grid ? [vars[0]!, ...win.map((w, d) => E.add(E.mul(vars[d + 1]!, E.i32(w.extent)), vars[d + 1 + win.length]!))] : [...vars]);
+    const posIndex = (vars: readonly Expr[]) => gridOf(vars).slice(1).reduce((acc: Expr, v, d) => E.add(E.mul(acc, E.i32(dims[d + 1]!)), v), E.i32(0));
     const rowAt = (vars: readonly Expr[], g: Expr) => (conv ? E.add(E.mul(E.add(E.mul(vars[0]!, E.i32(K2)), g), E.i32(P)), posIndex(vars)) : E.add(E.mul(rowIndex(vars), E.i32(K2)), g));
     // (a tap's index arithmetic inlined into its load: an index affine in the lanes' loop, as vector loads need)
     const pack = (vars: readonly Expr[]): Stmt[] => {
@@ -277,8 +327,8 @@ export const pairDot = primitive<PairDotArgs>({
     // bounds and index clamps fold (foldDecided): branch-free, contiguous loads and stores, vector lanes
     const extents = new Map<string, number>([[names[0]!, m.rows[0]!.extent], [pk, K2]]);
     const positions = (d: number, vars: readonly Expr[], border: readonly number[], interior = -1): Stmt[] => {
-      if (d === m.rows.length) return pack(vars);
-      const n = m.rows[d]!.extent, b = border[d] ?? 0;
+      if (d === dims.length) return pack(toRows(vars));
+      const n = dims[d]!, b = border[d] ?? 0;
       const segs = b > 0 && n > 2 * b ? (d === interior ? [[b, n - b]] : [[0, b], [b, n - b], [n - b, n]]) : [[0, n]];
       return segs.map(([lo, hi], i) => {
         const v = i === 0 ? names[d]! : k.fresh(names[d]!);
@@ -286,13 +336,16 @@ export const pairDot = primitive<PairDotArgs>({
         return S.for(v, hi! - lo!, positions(d + 1, [...vars, lo ? E.add(E.v(v), E.i32(lo)) : E.v(v)], border, interior));
       });
     };
-    const nestOf = (border: readonly number[], interior = -1) => foldDecided([S.for(names[0]!, m.rows[0]!.extent, [S.for(pk, K2, positions(1, [E.v(names[0]!)], border, interior))])], extents)[0]!;
+    // (a grid's row and tap, g / w and g mod w, simplified first: the tap's position row * w + tap is g again, whose
+    // range the border decides; apart, their ranges' sum is looser and took a border of 2 for the seed CNN's 1)
+    const tidy = (ss: Stmt[]) => (grid ? [...simplify({ name: 'k', buffers: k.buffers, kernels: [{ name: 'k', ops: [], body: ss }], inputs: [], params: [], outputs: [], updates: [] }).kernels[0]!.body] : ss);
+    const nestOf = (border: readonly number[], interior = -1) => foldDecided(tidy([S.for(names[0]!, m.rows[0]!.extent, [S.for(pk, K2, positions(1, [E.v(names[0]!)], border, interior))])]), extents)[0]!;
     // each positions loop's border: the least that leaves the fewest undecided bounds and clamps in the interior
-    const border = m.rows.map(() => 0);
-    for (let d = 1; conv && !direct && d < m.rows.length; d++) {
+    const border = dims.map(() => 0);
+    for (let d = 1; conv && !direct && d < dims.length; d++) {
       const cost = (b: number) => undecided(nestOf(border.map((x, e) => (e === d ? b : x)), d));
       let best = 0, least = cost(0);
-      for (let b = 1; b <= 3 && 2 * b < m.rows[d]!.extent; b++) if (cost(b) < least) [best, least] = [b, cost(b)];
+      for (let b = 1; b <= 3 && 2 * b < dims[d]!; b++) if (cost(b) < least) [best, least] = [b, cost(b)];
       border[d] = best;
     }
     const packRows = direct?.nest ?? nestOf(border);
@@ -315,9 +368,17 @@ export const pairDot = primitive<PairDotArgs>({
     const step: Stmt[] = [S.decl(xv, t, E.load(a.buffer, direct ? direct.at(here, E.v(k2)) : rowAt(here, E.v(k2)), t)), ...col.stmts,
       S.decl(wv, t, col.value), S.assign(sum, E.binary('add', E.v(sum, t), E.binary(W === 2 ? 'dot2' : 'dot4', E.v(xv, t), E.v(wv, t))))];
     // the accumulator's own init (the bias), added after the pairs
-    const jBody = [S.decl(sum, t, E.i32(0)), S.for(k2, K2, step), ...m.pre, S.decl(m.acc.name, t, E.binary('add', m.acc.init, E.v(sum, t))), ...m.post];
+    const tap = [S.decl(sum, t, E.i32(0)), S.for(k2, K2, step), ...m.pre, S.decl(m.acc.name, t, E.binary('add', m.acc.init, E.v(sum, t)))];
+    // a pooling's taps: the window's loops around each accumulator again, its max after it
+    let jBody = [...tap, ...m.post], outer = m.rows;
+    if (m.win) {
+      let w: Stmt[] = [...tap, m.win.combine];
+      for (let d = m.win.loops.length - 1; d >= 0; d--) w = [{ ...m.win.loops[d]!, body: w }];
+      jBody = [...m.win.jPre, m.win.mx, ...w, ...m.post];
+      outer = m.rows.slice(0, m.rows.length - m.win.loops.length);
+    }
     let nest: For = { ...m.j, body: jBody };
-    for (let d = m.rows.length - 1; d >= 0; d--) nest = { ...m.rows[d]!, body: [nest] };
+    for (let d = outer.length - 1; d >= 0; d--) nest = { ...outer[d]!, body: [nest] };
     const buffer: Buffer = direct?.q ?? { name: a.buffer, dtype: 'int32', size: M * K2, kind: 'temp' }, cols: Buffer = { name: wb, dtype: 'int32', size: K2 * N, kind: 'temp' };
     const idx = k.body.indexOf(m.top);
     return { body: [...k.body.slice(0, idx), ...(packCols ? [packCols] : []), ...(hoist ? [hoist.nest] : []), packRows, nest, ...k.body.slice(idx + 1)],

@@ -99,7 +99,8 @@ beforeAll(async () => {
   for (const [name, m] of models) {
     if (seen.has(m)) continue;
     seen.add(m);
-    graphs.set(`${name} predict`, dist.traceModel(m, BATCH).graph);
+    const traced = dist.traceModel(m, BATCH);
+    graphs.set(`${name} predict`, traced.graph);
     // a model its file does not compile trains as the seed MLP does (bench, golden tests)
     if (!m.compiled) m.compile({ optimizer: 'adam', loss: 'sparse_categorical_crossentropy' });
     // the whole-batch training step, updates in place (compile's partial-batch step adds only the rows mask)
@@ -115,6 +116,26 @@ it.each(Object.keys(CAPS))('the seed CNN\'s global average pool gets channel lan
   // the kernel summing conv2d_1's ReLU over 12 x 12 positions per image and channel (no matmul, no softmax maximum)
   const gap = shapeOf(graphs.get('cnn.ts default predict')!, CAPS[target]!).filter((k) => k.ops.includes('reduce_sum') && !k.ops.includes('reduce_max'));
   expect(gap.map((k) => has(k, 'cpu-pool:cacheWrite', 'cpu-pool:reorder', 'cpu-kinds:vectorize'))).toEqual([true]);
+});
+
+it.each(Object.keys(CAPS))('the seed CNN in int8 on %s: its first conv and the max pooling after it are one kernel, one requantize per pooled output', (target) => {
+  // fuse.ts pooledQconv, pool_tile.ts: the 64 x 28 x 28 x 8 conv outputs never stored, 64 x 14 x 14 x 8 pooled ones
+  // computed by one requantize statement (vector lanes) in the register tile's epilogue
+  const steps = new Map<number, Set<string>>();
+  const { program } = runPipeline(cnn8, { caps: CAPS[target]!, trace: (name, _, at) => {
+    if (!steps.has(at.kernel)) steps.set(at.kernel, new Set());
+    steps.get(at.kernel)!.add(name);
+  } });
+  const i = program.kernels.findIndex((k) => k.ops.includes('reduce_window'));
+  const k = program.kernels[i]!;
+  expect(k.ops).toContain('qconv');
+  expect(steps.get(i)).toContain('poolTile');
+  expect(JSON.stringify(k.body).split('"op":"qmulhi"').length - 1).toBe(1);
+  let times = 0;
+  const walk = (ss: readonly Stmt[], n: number): void => ss.forEach((x) => { if (x.k === 'for') walk(x.body, n * x.extent); else if (x.k === 'store' && program.buffers.find((b) => b.name === x.buf)?.dtype === 'int8') times += n; });
+  walk(k.body, 1);
+  expect(times).toBe(BATCH * 14 * 14 * 8);
+  expect(program.buffers.filter((b) => b.dtype === 'int8' && b.size === BATCH * 28 * 28 * 8)).toEqual([]);
 });
 
 it('the int8 seed CNN\'s second conv packs its input, read in place, as a vector loop of byte quads (llvm, AVX-512 VNNI)', () => {
