@@ -48,13 +48,13 @@ function parallelWorth(s: Schedule, l: For, caps: TargetCaps): boolean {
  * Merges each top-level nest into the loop after it that will run in parallel, where the producer's iterations,
  * split into as many blocks as the loop has iterations, touch the arrays they share in the same slab per iteration
  * (merge.ts): a row quantize-and-pack nest of 256 rows before a matmul nest of 64 blocks of 4 rows becomes part of
- * those blocks. The merged loop must stay parallel, and keep iterations enough for 4 per thread where the producer
- * had them (a producer of many iterations is not squeezed into a few).
+ * those blocks. The merged loop must stay parallel, and keep an iteration for every thread where the producer had
+ * them (a producer of many iterations is not squeezed into fewer than the threads).
  */
 function mergeProducers(s: Schedule, caps: TargetCaps): void {
   for (let i = 0; i + 1 < s.body.length; i++) {
     const x = s.body[i]!, y = s.body[i + 1]!;
-    if (x.k !== 'for' || y.k !== 'for' || x.kind !== 'serial' || x.extent % y.extent || y.extent < Math.min(x.extent, 4 * caps.threads)) continue;
+    if (x.k !== 'for' || y.k !== 'for' || x.kind !== 'serial' || x.extent % y.extent || y.extent < Math.min(x.extent, caps.threads)) continue;
     if (!parallelWorth(s, y, caps)) continue;
     const merged = s.attempt(() => {
       let v = x.v;

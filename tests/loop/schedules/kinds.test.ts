@@ -130,8 +130,9 @@ describe('producer nests merged into the parallel loop after them', () => {
     const n = rowsThenBlocks(B / 2), nq = schedule(n, caps);
     expect(nq.kernels[0]!.body.filter((x) => x.k === 'for').map((x) => x.k === 'for' && x.extent)).toEqual([R, R / B]);
     expectSame(n, nq);
-    // one thread: nothing to merge for
+    // one thread: nothing to merge for; 16 threads: the 8 blocks would leave half of them idle in the row nest
     expect(schedule(p, { ...caps, threads: 1 }).kernels[0]!.body.filter((x) => x.k === 'for')).toHaveLength(2);
+    expect(schedule(p, { ...caps, threads: 16 }).kernels[0]!.body.filter((x) => x.k === 'for')).toHaveLength(2);
   });
   it('libm calls weigh in the parallel grain: 256 rows of 10 exp run in parallel, 256 rows of 10 negations do not', () => {
     const rows = (op: 'exp' | 'neg') => program([f32('x', 2560, 'input'), f32('y', 2560, 'output')], [S.for('i', 256, [S.for('j', 10, [
