@@ -6,10 +6,10 @@
 // what an earlier decl of it computes (the same expression of unchanged values) are read from that one instead:
 // two shared tiles filled from the same index arithmetic (a conv's input tile and its taps' conditions,
 // gpu_matmul.ts) compute it once.
-import { E, type Expr, type Stmt } from '../ir.js';
+import { E, type Expr, type Stmt, loadedIndices } from '../ir.js';
 import { type For, accesses, disjointIterations, fail, parentBody, replaceParent, substStmts, varsOf } from './loops.js';
 import { primitive } from './primitive.js';
-import { someExpr } from '../visit.js';
+import { mapExpr, mapStmtExprs, mapStmts, someExpr } from '../visit.js';
 
 export interface MergeArgs {
   /** two loops, the second directly after the first in one statement list */
@@ -28,9 +28,15 @@ function pair(body: readonly Stmt[], a: MergeArgs): [For, For, number] | string 
   return [x, y, i];
 }
 
+/** The statements with each quad load (ir.ts) as loads of its four elements, which accesses then lists each. */
+function elementwise(stmts: readonly Stmt[]): readonly Stmt[] {
+  const f = (e: Expr): Expr => mapExpr(e, (l) => (l.k === 'load' && l.quad ? loadedIndices(l).map((i) => E.load(l.buf, i, 'i32')).reduce((a, b) => E.binary('add', a, b)) : l));
+  return mapStmts(stmts, (s) => mapStmtExprs(s, f));
+}
+
 /** Why an iteration of the merged loop may see another's accesses of the two loops, or undefined. */
 function dependence(x: For, y: For): string | undefined {
-  const ax = accesses(x.body), ay = accesses(substStmts(y.body, new Map([[y.v, E.v(x.v)]])));
+  const ax = accesses(elementwise(x.body)), ay = accesses(elementwise(substStmts(y.body, new Map([[y.v, E.v(x.v)]]))));
   // decls of the bodies vary in ways an index's affine form does not show
   const inside = new Set([...ax.declared, ...ay.declared]);
   for (const [p, q] of [[ax, ay], [ay, ax]] as const) {

@@ -145,3 +145,21 @@ describe('producer nests merged into the parallel loop after them', () => {
     expectSame(rows('exp'), schedule(rows('exp'), grain));
   });
 });
+
+describe('merge and quads', () => {
+  // t[r] = r - 16 as int8 over 32 rows, then y[b] = the quad (loop/ir.ts: four int8 elements as one word) of t
+  // from element b*4 + at: block b's own four elements (at 0), or two of the next block's (at 2)
+  const quadReader = (at: number) => program([{ name: 't', dtype: 'int8', size: 36, kind: 'temp' }, { name: 'y', dtype: 'int32', size: 8, kind: 'output' }], [
+    S.for('r', 32, [S.store('t', v('r'), E.add(v('r'), E.i32(-16)))]),
+    S.for('b', 8, [S.store('y', v('b'), E.quad('t', E.add(E.mul(v('b'), E.i32(4)), E.i32(at))))]),
+  ]);
+  it('a quad read within the iteration\'s slab merges; one reaching into the next slab does not', () => {
+    const p = quadReader(0), s = sched(p);
+    s.apply(split, { loop: 'r', factor: 4, outer: 'ro', inner: 'ri' });
+    s.apply(merge, { loops: ['ro', 'b'] });
+    expectSame(p, s.program);
+    const q = sched(quadReader(2));
+    q.apply(split, { loop: 'r', factor: 4, outer: 'ro', inner: 'ri' });
+    expect(q.check(merge, { loops: ['ro', 'b'] })).toMatch(/both loops access 't', which one writes, beyond a slab per iteration/);
+  });
+});
