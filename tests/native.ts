@@ -19,17 +19,17 @@ export function weightsOf(g: Graph, params: Data): { name: string; dtype: 'float
 }
 
 /**
- * Writes g's inputs as .npy in dir, runs `[...wrap] exe --entry entry --out dir/out in0.npy ...` (wrap: e.g. taskset),
+ * Writes g's inputs as .npy in dir, runs `[...wrap] exe [...args] --entry entry --out dir/out in0.npy ...` (wrap: e.g. taskset),
  * reads back one .npy per output.
  */
-export function runMain(exe: string, dir: string, g: Graph, inputs: Data, env: NodeJS.ProcessEnv = {}, entry = 'predict', wrap: readonly string[] = []): Map<string, TypedArray> {
+export function runMain(exe: string, dir: string, g: Graph, inputs: Data, env: NodeJS.ProcessEnv = {}, entry = 'predict', wrap: readonly string[] = [], args: readonly string[] = []): Map<string, TypedArray> {
   const files = g.inputs.map((node, i) => {
     const f = path.join(dir, `in${i}.npy`);
     writeFileSync(f, writeNpy(node.type.dtype, node.type.shape, inputs[String(node.attrs['name'])]!));
     return f;
   });
-  const [cmd, ...args] = [...wrap, exe, '--entry', entry, '--out', path.join(dir, 'out'), ...files];
-  execFileSync(cmd!, args, { cwd: dir, env: { ...process.env, ...env } });
+  const [cmd, ...rest] = [...wrap, exe, ...args, '--entry', entry, '--out', path.join(dir, 'out'), ...files];
+  execFileSync(cmd!, rest, { cwd: dir, env: { ...process.env, ...env } });
   return new Map(g.outputs.map((o) => [o.name, readNpy(new Uint8Array(readFileSync(path.join(dir, 'out', `${o.name.replace(/\//g, '_')}.npy`)))).data]));
 }
 

@@ -173,7 +173,9 @@ export function compileLlvm(o: LlvmTargetOptions): string[] {
   // object, which may run where there are no threads
   // a Cortex-M4 by default for ARMv7E-M (LLVM's generic one has no FPU, which the hard-float ABI needs)
   const cpu = o.cpu ?? (o.triple ? (o.triple.startsWith('thumbv7em') ? 'cortex-m4' : undefined) : hostCpu());
-  const caps: TargetCaps = { ...llvmCaps(!o.triple || o.triple.startsWith('x86_64') ? cpu : undefined), threads: freestanding ? 1 : o.threads ?? (o.triple ? 1 : os.availableParallelism()) };
+  const caps: TargetCaps = { ...llvmCaps(!o.triple || o.triple.startsWith('x86_64') ? cpu : undefined), threads: freestanding ? 1 : o.threads ?? (o.triple ? 1 : os.availableParallelism()),
+    // params change only at kiln_init where no entry updates them: what is computed from them alone, once per init
+    prepack: !freestanding && o.entries.every((e) => e.name === 'predict' || e.name === 'predict_1') };
   const compiled = o.entries.map((e) => ({ e, c: flatGrads(e, runPipeline(e.graph, { caps }), o.distributed === 'mpi') }));
   const entries = compiled.map(({ e, c }) => ({ name: e.name, program: c.program, memory: c.memory }));
   const values = new Map(o.weights.map((w) => [w.name, w.data]));

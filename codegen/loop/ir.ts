@@ -85,7 +85,8 @@ export type Stmt =
    */
   | { readonly k: 'arrive'; readonly counter: string; readonly idx: Expr; readonly count: number; readonly local: string };
 
-export type BufferKind = 'input' | 'param' | 'output' | 'temp' | 'const';
+/** cache: kept across calls outside the arena and zeroed at init (param-derived values computed once: schedules/prepack.ts) */
+export type BufferKind = 'input' | 'param' | 'output' | 'temp' | 'const' | 'cache';
 
 export interface Buffer {
   readonly name: string;

@@ -58,7 +58,7 @@ export function localBytes(stmts: readonly Stmt[]): number {
 
 /**
  * Memory: the arena at 64 (every entry's temps and outputs at their planned offsets; entries never run at
- * once, so they share it), scratch for local arrays, then each entry's constants and inputs, and the params,
+ * once, so they share it), scratch for local arrays, then each entry's constants, caches (zeroed by kiln_init) and inputs, and the params,
  * shared by name across entries; all 64-byte aligned.
  */
 export function layoutModule(entries: readonly Entry[], embed?: ReadonlyMap<string, ArrayLike<number>>): Layout {
@@ -87,7 +87,7 @@ export function layoutModule(entries: readonly Entry[], embed?: ReadonlyMap<stri
           throw new Error(`layout: param '${name}' has different sizes in different entries`);
         }
         o[b.name] = params.get(name)!;
-      } else if ((b.kind === 'const' || b.kind === 'input') && o[b.name] === undefined) { // an input the plan put in the arena stays there
+      } else if ((b.kind === 'const' || b.kind === 'input' || b.kind === 'cache') && o[b.name] === undefined) { // an input the plan put in the arena stays there
         o[b.name] = top;
         if (b.kind === 'const') segments.push({ offset: top, data: packBuffer(b, b.data ?? [0]) });
         top = align(top + Math.max(1, bytesOf(b)));

@@ -30,6 +30,11 @@ export interface TargetCaps {
    * to spare; otherwise per tile of rows: the seed MLP's would be 100 KB, more than a Cortex-M4 may hold).
    */
   readonly packColumns?: boolean;
+  /**
+   * Whether nests computing a temp from params alone (packed int8 columns) may run once, on the first call after
+   * init, into a cache buffer (schedules/prepack.ts): the params change only at init (no training entry).
+   */
+  readonly prepack?: boolean;
   /** What the target renders as vector loops (vectorize.ts); none without. */
   readonly vector?: VectorCaps;
   /** What the target computes in one instruction, which the pipeline's legalize stage then leaves alone. */

@@ -11,7 +11,7 @@ import { WARP_A, WARP_B, exprVars } from './visit.js';
 const SCALARS: ReadonlySet<string> = new Set(['f32', 'i32', 'bool']);
 // int8 is stored in one byte and computed as i32
 const ELEM: Partial<Record<DType, Scalar>> = { float32: 'f32', int32: 'i32', bool: 'bool', int8: 'i32' };
-const BUFFER_KINDS: ReadonlySet<string> = new Set(['input', 'param', 'output', 'temp', 'const']);
+const BUFFER_KINDS: ReadonlySet<string> = new Set(['input', 'param', 'output', 'temp', 'const', 'cache']);
 const AXIS_KINDS: ReadonlySet<string> = new Set(['serial', 'parallel', 'vector', 'unroll', 'fold', 'block', 'thread']);
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const INT_MIN = -2147483648, INT_MAX = 2147483647;

@@ -68,7 +68,9 @@ const char *kiln_dtype_name(kiln_dtype dtype);
 /* Checks the description, zeroes mem, copies the segments in, then, if weights_path is non-NULL, loads every
    param from that safetensors file, checked as strictly as the reference parser checks it, each param's dtype and
    shape against the model (other tensors in the file, checked the same way, are ignored). weights_path may be
-   NULL only when the weights are embedded. mem: memory_bytes bytes, 64-byte aligned. */
+   NULL only when the weights are embedded. mem: memory_bytes bytes, 64-byte aligned. An inference-only artifact keeps
+   what it computes from the params alone (int8 matmuls' packed weight columns) from its first call after kiln_init:
+   params written into mem by other means are seen after the next kiln_init, which zeroes those caches. */
 int kiln_init(const kiln_model_desc *m, unsigned char *mem, const char *weights_path);
 
 /* An entry with an all-reduce in its graph (a synchronized BatchNormalization's batch statistics while training) calls

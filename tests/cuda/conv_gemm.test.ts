@@ -130,18 +130,23 @@ describe('the primitives implicit GEMM adds', () => {
     expect(sched(p).check(flatten, { loops: ['j', 'k'], name: 'f' })).toMatch(/not perfectly nested/);
   });
 
-  it('merge: sibling loops fuse and a repeated decl is read once; loops that share a written array do not merge', () => {
-    const body = (w: string, out: string, from: string) => S.for(w, 8, [
+  it('merge: sibling loops fuse and a repeated decl is read once; loops that share a written array merge only where each iteration keeps to its element', () => {
+    const body = (w: string, out: string, from: string, at = v(w)) => S.for(w, 8, [
       S.decl(`e${w}`, 'i32', E.binary('min', E.mul(v(w), E.i32(3)), E.i32(20))),
-      S.store(out, v(w), E.binary('add', load(from, v(`e${w}`), 'f32'), E.f32(1))),
+      S.store(out, at, E.binary('add', load(from, v(`e${w}`), 'f32'), E.f32(1))),
     ]);
     const p = program([f32('x', 24, 'input'), f32('y', 8, 'output'), f32('z', 8, 'output')], [body('a', 'y', 'x'), body('b', 'z', 'x')]);
     const s = sched(p);
     s.apply(merge, { loops: ['a', 'b'] });
     expect(text(s).match(/decl/g)?.length).toBe(1);
     expectSame(p, s.program);
-    const q = program([f32('x', 24, 'input'), f32('y', 8, 'output')], [body('a', 'y', 'x'), body('b', 'y', 'x')]);
-    expect(sched(q).check(merge, { loops: ['a', 'b'] })).toBe("both loops access 'y', which one writes");
+    // both store y[i]: iteration i of the merged loop writes y[i] twice, the second last, as the loops did
+    const same = program([f32('x', 24, 'input'), f32('y', 8, 'output')], [body('a', 'y', 'x'), body('b', 'y', 'x')]), t = sched(same);
+    t.apply(merge, { loops: ['a', 'b'] });
+    expectSame(same, t.program);
+    // the second stores y[7 - i]: iteration i would overwrite what a later one writes first
+    const q = program([f32('x', 24, 'input'), f32('y', 8, 'output')], [body('a', 'y', 'x'), body('b', 'y', 'x', E.binary('sub', E.i32(7), v('b')))]);
+    expect(sched(q).check(merge, { loops: ['a', 'b'] })).toBe("both loops access 'y', which one writes, beyond a slab per iteration");
   });
 
   it('dropDeadDecls: a decl nothing reads goes, with the decls only it read', () => {

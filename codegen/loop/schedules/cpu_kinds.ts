@@ -1,20 +1,74 @@
 // Recipe: CPU loop kinds from a cost model of extents and work. A top-level loop with independent iterations and
-// enough work for a thread hand-off runs in parallel (when the target has threads); an innermost loop of at least
+// enough work for a thread hand-off (libm calls weighing as CALL_WORK operations) runs in parallel (when the target
+// has threads), a producer nest before it merged into it where each of its iterations makes what the same
+// iteration reads (mergeProducers: one parallel region, not two or a serial nest and one); an innermost loop of at least
 // min(V, 4) iterations that can be lanes (laneShape) runs as vector lanes where the target has a vector form for
 // it, else unrolled or serial (vectorizeLanes). A serial reduction whose values folded in have a vector form on the
 // target becomes a fold loop (fold.ts). Loops a recipe already gave a kind keep it. An innermost loop longer than the
 // target's vectors (LLVM: 128 lanes) is split first so its inner part can be lanes (a 256-wide Adam update).
-import { work } from '../analysis.js';
 import type { Stmt } from '../ir.js';
 import type { TargetCaps } from '../schedule.js';
 import { renumber } from './cleanup.js';
 import type { Recipe } from './index.js';
 import { parallel } from './kinds.js';
-import type { For } from './loops.js';
+import { type For, ScheduleError } from './loops.js';
+import { merge } from './merge.js';
 import type { Schedule } from './primitive.js';
 import { fold, foldLoops } from './fold.js';
 import { split } from './split.js';
 import { laneShape, vectorizeLanes } from './vectorize.js';
+import { stmtExprs, someExpr } from '../visit.js';
+
+/**
+ * The operations a libm call (exp, log, tanh, pow ...: a few ns each, lane by lane where the target has no vector
+ * form) counts as in a loop's work: a softmax's rows (256 x 10 exp, 5.7 us on one Xeon core) reach the parallel
+ * grain that their count of statements alone (26,000) does not.
+ */
+const CALL_WORK = 16;
+const CALLS: ReadonlySet<string> = new Set(['exp', 'log', 'log1p', 'tanh', 'erf', 'sin', 'cos', 'pow']);
+
+/** Operations one run of the statements executes (analysis.ts work), a statement calling libm counting CALL_WORK per call. */
+export function parallelWork(stmts: readonly Stmt[]): number {
+  let w = 0;
+  for (const s of stmts) {
+    if (s.k === 'for') { w += s.extent * Math.max(1, parallelWork(s.body)); continue; }
+    let calls = 0;
+    for (const e of stmtExprs(s)) someExpr(e, (x) => { if ((x.k === 'unary' || x.k === 'binary') && CALLS.has(x.op)) calls++; return false; });
+    w += 1 + calls * CALL_WORK + (s.k === 'if' ? parallelWork(s.body) : 0);
+  }
+  return w;
+}
+
+/** Whether a top-level serial loop is worth a thread hand-off and may run in parallel. */
+function parallelWorth(s: Schedule, l: For, caps: TargetCaps): boolean {
+  return caps.threads > 1 && l.kind === 'serial' && l.extent >= 2 && parallelWork([l]) >= caps.parallelGrain && s.check(parallel, { loops: [l.v] }) === undefined;
+}
+
+/**
+ * Merges each top-level nest into the loop after it that will run in parallel, where the producer's iterations,
+ * split into as many blocks as the loop has iterations, touch the arrays they share in the same slab per iteration
+ * (merge.ts): a row quantize-and-pack nest of 256 rows before a matmul nest of 64 blocks of 4 rows becomes part of
+ * those blocks. The merged loop must stay parallel, and keep an iteration for every thread where the producer had
+ * them (a producer of many iterations is not squeezed into fewer than the threads).
+ */
+function mergeProducers(s: Schedule, caps: TargetCaps): void {
+  for (let i = 0; i + 1 < s.body.length; i++) {
+    const x = s.body[i]!, y = s.body[i + 1]!;
+    if (x.k !== 'for' || y.k !== 'for' || x.kind !== 'serial' || x.extent % y.extent || y.extent < Math.min(x.extent, caps.threads)) continue;
+    if (!parallelWorth(s, y, caps)) continue;
+    const merged = s.attempt(() => {
+      let v = x.v;
+      if (x.extent > y.extent) {
+        v = s.fresh(`${x.v}o`);
+        s.apply(split, { loop: x.v, factor: x.extent / y.extent, outer: v, inner: s.fresh(`${x.v}i`) });
+      }
+      s.apply(merge, { loops: [v, y.v] });
+      const why = s.check(parallel, { loops: [v] });
+      if (why) throw new ScheduleError(why);
+    });
+    if (merged) i = Math.max(-1, i - 2); // the merged loop may take the nest before it too
+  }
+}
 
 /** Whether two loops of the statements have one variable (lowering's copy kernel names each of its loops i0). */
 function reusesLoopNames(body: readonly Stmt[], seen = new Set<string>()): boolean {
@@ -65,7 +119,7 @@ function kinds(body: readonly Stmt[], caps: TargetCaps, s: Schedule): { par: str
     for (const l of stmts.filter((x): x is For => x.k === 'for')) {
       visit(l.body, depth + 1);
       if (l.kind !== 'serial') continue;
-      if (depth === 0 && caps.threads > 1 && l.extent >= 2 && work([l]) >= caps.parallelGrain && s.check(parallel, { loops: [l.v] }) === undefined) par.push(l.v);
+      if (depth === 0 && parallelWorth(s, l, caps)) par.push(l.v);
       else if (caps.vectorWidth > 1 && l.extent >= Math.min(caps.vectorWidth, 4) && laneShape(l) === undefined) vec.push(l.v);
     }
   };
@@ -80,6 +134,7 @@ export const cpuKinds: Recipe = {
     // primitives name loops by variable, and each loop gets its own kind
     if (reusesLoopNames(s.body)) s.apply(renumber, {});
     if (caps.vectorWidth > 1) splitLongLanes(s, caps);
+    if (caps.threads > 1) mergeProducers(s, caps);
     const { par, vec } = kinds(s.body, caps, s);
     if (par.length) s.apply(parallel, { loops: par });
     if (vec.length) vectorizeLanes(s, vec, caps);

@@ -38,6 +38,7 @@ import { Schedule, type Trace } from './primitive.js';
 import { dropUnitLoops, renumber, simplifyIndices } from './cleanup.js';
 import { cpuConv } from './cpu_conv.js';
 import { cpuKinds } from './cpu_kinds.js';
+import { prepack } from './prepack.js';
 import { cpuMatmul } from './cpu_matmul.js';
 import { cpuPool } from './cpu_pool.js';
 import { gpuGrid } from './gpu_grid.js';
@@ -120,7 +121,7 @@ const cleanup: Recipe = {
 
 /** The recipes for a target, in the order they run on each kernel. */
 export function recipesFor(caps: TargetCaps): readonly Recipe[] {
-  return caps.gpu ? [gpuSplitK, rowCaches, cleanup, gpuGrid, gpuReduce, gpuLastBlock] : [cpuMatmul, cpuConv, rowCaches, cpuPool, cleanup, cpuKinds];
+  return caps.gpu ? [gpuSplitK, rowCaches, cleanup, gpuGrid, gpuReduce, gpuLastBlock] : [cpuMatmul, cpuConv, rowCaches, cpuPool, cleanup, prepack, cpuKinds];
 }
 
 /** Schedules every kernel of a program for a target; trace sees the program after every primitive application. */

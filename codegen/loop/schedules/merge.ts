@@ -1,13 +1,15 @@
 // merge: two adjacent sibling loops of the same extent become one (loop fusion of siblings: `for a {X}; for b {Y}`
-// -> `for a {X; Y[b := a]}`), legal when neither touches an array the other writes and neither assigns a scalar
-// declared outside it, so no iteration of one depends on any of the other. The merged body's decls that compute
+// -> `for a {X; Y[b := a]}`), legal when neither assigns a scalar declared outside it and, for each array one
+// writes and the other touches, every access of both to it stays in a slab of its own per iteration (s*a + inner
+// parts spanning less than |s|: a producer's rows read by the consumer's same rows, a packed row block before the
+// matmul nest reading it), so iteration a of Y sees what iteration a of X wrote there and nothing of any other. The merged body's decls that compute
 // what an earlier decl of it computes (the same expression of unchanged values) are read from that one instead:
 // two shared tiles filled from the same index arithmetic (a conv's input tile and its taps' conditions,
 // gpu_matmul.ts) compute it once.
-import { E, type Expr, type Stmt } from '../ir.js';
-import { type For, accesses, fail, parentBody, replaceParent, substStmts, varsOf } from './loops.js';
+import { E, type Expr, type Stmt, loadedIndices } from '../ir.js';
+import { type For, accesses, disjointIterations, fail, parentBody, replaceParent, substStmts, varsOf } from './loops.js';
 import { primitive } from './primitive.js';
-import { someExpr } from '../visit.js';
+import { mapExpr, mapStmtExprs, mapStmts, someExpr } from '../visit.js';
 
 export interface MergeArgs {
   /** two loops, the second directly after the first in one statement list */
@@ -26,15 +28,25 @@ function pair(body: readonly Stmt[], a: MergeArgs): [For, For, number] | string 
   return [x, y, i];
 }
 
-/** Why the two loops' iterations may depend on each other, or undefined. */
+/** The statements with each quad load (ir.ts) as loads of its four elements, which accesses then lists each. */
+function elementwise(stmts: readonly Stmt[]): readonly Stmt[] {
+  const f = (e: Expr): Expr => mapExpr(e, (l) => (l.k === 'load' && l.quad ? loadedIndices(l).map((i) => E.load(l.buf, i, 'i32')).reduce((a, b) => E.binary('add', a, b)) : l));
+  return mapStmts(stmts, (s) => mapStmtExprs(s, f));
+}
+
+/** Why an iteration of the merged loop may see another's accesses of the two loops, or undefined. */
 function dependence(x: For, y: For): string | undefined {
-  const ax = accesses(x.body), ay = accesses(y.body);
+  const ax = accesses(elementwise(x.body)), ay = accesses(elementwise(substStmts(y.body, new Map([[y.v, E.v(x.v)]]))));
+  // decls of the bodies vary in ways an index's affine form does not show
+  const inside = new Set([...ax.declared, ...ay.declared]);
   for (const [p, q] of [[ax, ay], [ay, ax]] as const) {
-    const written = new Set(p.arrays.filter((r) => r.write).map((r) => r.array));
-    const both = q.arrays.find((r) => written.has(r.array));
-    if (both) return `both loops access '${both.array}', which one writes`;
     const outer = [...p.assigned].find((n) => !p.declared.has(n));
     if (outer) return `a loop assigns '${outer}', declared outside it`;
+    const written = new Set(p.arrays.filter((r) => r.write).map((r) => r.array));
+    for (const array of new Set(q.arrays.filter((r) => written.has(r.array)).map((r) => r.array))) {
+      const all = [...ax.arrays, ...ay.arrays].filter((r) => r.array === array);
+      if (!disjointIterations(all, x.v, x.extent, inside)) return `both loops access '${array}', which one writes, beyond a slab per iteration`;
+    }
   }
   return undefined;
 }

@@ -4,7 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { E, S } from '../../../codegen/loop/ir.js';
 import { DEFAULT_CAPS } from '../../../codegen/loop/schedule.js';
 import { LLVM_CAPS } from '../../../codegen/llvm/target.js';
-import { bind, dropUnitLoops, fuse, launch, parallel, schedule, simplifyIndices, sinkDecls, split, unroll, vectorize } from '../../../codegen/loop/schedules/index.js';
+import { bind, dropUnitLoops, fuse, launch, merge, parallel, schedule, simplifyIndices, sinkDecls, split, unroll, vectorize } from '../../../codegen/loop/schedules/index.js';
+import { parallelWork } from '../../../codegen/loop/schedules/cpu_kinds.js';
 import { parseGraph } from '../../../ir/parser.js';
 import { runPipeline } from '../../../driver/pipeline.js';
 import { expectSame, f32, load, matmulProgram, program, sched, text, v } from './helpers.js';
@@ -91,5 +92,74 @@ describe('GPU launches: fuse, launch, sinkDecls, bind', () => {
     expect(s.check(bind, { blocks: ['i'], threads: ['t'] })).toMatch(/loop 'i': it assigns 'a', declared outside it/);
     expect(s.check(fuse, { loops: ['t', 'i'] })).toMatch(/not perfectly nested|not one perfect nest/);
     expect(s.check(launch, { stmts: [0, 2], block: 'g', thread: 'u' })).toMatch(/statement 1 between them is not a pure decl/);
+  });
+});
+
+describe('producer nests merged into the parallel loop after them', () => {
+  // t[r, c] = exp(x[r, c]) over R rows of C, then y[b, c] = the sum of B rows of t from row b*stride: block b's own
+  // rows (stride B), or rows overlapping the next block's (stride B/2)
+  const R = 32, C = 16, B = 4;
+  const rowsThenBlocks = (stride: number) => {
+    const tIdx = (r: ReturnType<typeof E.v> | ReturnType<typeof E.add>) => E.add(E.mul(r, E.i32(C)), v('c'));
+    const producer = S.for('r', R, [S.for('c', C, [S.store('t', tIdx(v('r')), E.unary('exp', load('x', tIdx(v('r')), 'f32')))])]);
+    const row = E.add(E.mul(v('b'), E.i32(stride)), v('m'));
+    const consumer = S.for('b', R / B, [S.for('c2', C, [
+      S.decl('acc', 'f32', E.f32(0)),
+      S.for('m', B, [S.assign('acc', E.binary('add', v('acc', 'f32'), load('t', E.add(E.mul(row, E.i32(C)), v('c2')), 'f32')))]),
+      S.store('y', E.add(E.mul(v('b'), E.i32(C)), v('c2')), v('acc', 'f32')),
+    ])]);
+    return program([f32('x', R * C, 'input'), { name: 't', dtype: 'float32', size: R * C, kind: 'temp' }, f32('y', R / B * C, 'output')], [producer, consumer]);
+  };
+  const caps = { ...LLVM_CAPS, threads: 2, parallelGrain: 1 };
+
+  it('merge: a consumer reading only its own slab of the producer\'s array merges; one reading a neighbour slab does not', () => {
+    const p = rowsThenBlocks(B), s = sched(p);
+    s.apply(split, { loop: 'r', factor: B, outer: 'ro', inner: 'ri' });
+    s.apply(merge, { loops: ['ro', 'b'] });
+    s.apply(parallel, { loops: ['ro'] });
+    expect(text(s)).toMatch(/\n {2}for ro in 0..8 parallel \{\n {4}for ri in 0..4 \{/);
+    expectSame(p, s.program);
+    const q = sched(rowsThenBlocks(B / 2));
+    q.apply(split, { loop: 'r', factor: B, outer: 'ro', inner: 'ri' });
+    expect(q.check(merge, { loops: ['ro', 'b'] })).toMatch(/both loops access 't', which one writes, beyond a slab per iteration/);
+  });
+  it('the CPU kinds recipe merges the row nest into the block loop, and leaves a neighbour-reading consumer alone', () => {
+    const p = rowsThenBlocks(B), q = schedule(p, caps);
+    expect(q.kernels[0]!.body.filter((x) => x.k === 'for').map((x) => [x.k === 'for' && x.extent, x.k === 'for' && x.kind])).toEqual([[R / B, 'parallel']]);
+    expectSame(p, q);
+    const n = rowsThenBlocks(B / 2), nq = schedule(n, caps);
+    expect(nq.kernels[0]!.body.filter((x) => x.k === 'for').map((x) => x.k === 'for' && x.extent)).toEqual([R, R / B]);
+    expectSame(n, nq);
+    // one thread: nothing to merge for; 16 threads: the 8 blocks would leave half of them idle in the row nest
+    expect(schedule(p, { ...caps, threads: 1 }).kernels[0]!.body.filter((x) => x.k === 'for')).toHaveLength(2);
+    expect(schedule(p, { ...caps, threads: 16 }).kernels[0]!.body.filter((x) => x.k === 'for')).toHaveLength(2);
+  });
+  it('libm calls weigh in the parallel grain: 256 rows of 10 exp run in parallel, 256 rows of 10 negations do not', () => {
+    const rows = (op: 'exp' | 'neg') => program([f32('x', 2560, 'input'), f32('y', 2560, 'output')], [S.for('i', 256, [S.for('j', 10, [
+      S.store('y', E.add(E.mul(v('i'), E.i32(10)), v('j')), E.unary(op, load('x', E.add(E.mul(v('i'), E.i32(10)), v('j')), 'f32')))])])]);
+    const grain = { ...LLVM_CAPS, threads: 2, parallelGrain: 1 << 15 };
+    expect(parallelWork(rows('exp').kernels[0]!.body)).toBe(256 * 10 * 17);
+    expect(parallelWork(rows('neg').kernels[0]!.body)).toBe(2560);
+    expect(schedule(rows('exp'), grain).kernels[0]!.body[0]).toMatchObject({ k: 'for', kind: 'parallel' });
+    expect(schedule(rows('neg'), grain).kernels[0]!.body[0]).toMatchObject({ k: 'for', kind: 'serial' });
+    expectSame(rows('exp'), schedule(rows('exp'), grain));
+  });
+});
+
+describe('merge and quads', () => {
+  // t[r] = r - 16 as int8 over 32 rows, then y[b] = the quad (loop/ir.ts: four int8 elements as one word) of t
+  // from element b*4 + at: block b's own four elements (at 0), or two of the next block's (at 2)
+  const quadReader = (at: number) => program([{ name: 't', dtype: 'int8', size: 36, kind: 'temp' }, { name: 'y', dtype: 'int32', size: 8, kind: 'output' }], [
+    S.for('r', 32, [S.store('t', v('r'), E.add(v('r'), E.i32(-16)))]),
+    S.for('b', 8, [S.store('y', v('b'), E.quad('t', E.add(E.mul(v('b'), E.i32(4)), E.i32(at))))]),
+  ]);
+  it('a quad read within the iteration\'s slab merges; one reaching into the next slab does not', () => {
+    const p = quadReader(0), s = sched(p);
+    s.apply(split, { loop: 'r', factor: 4, outer: 'ro', inner: 'ri' });
+    s.apply(merge, { loops: ['ro', 'b'] });
+    expectSame(p, s.program);
+    const q = sched(quadReader(2));
+    q.apply(split, { loop: 'r', factor: 4, outer: 'ro', inner: 'ri' });
+    expect(q.check(merge, { loops: ['ro', 'b'] })).toMatch(/both loops access 't', which one writes, beyond a slab per iteration/);
   });
 });
