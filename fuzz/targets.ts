@@ -60,7 +60,7 @@ export interface Case {
   readonly rows?: Rows;
   /** A padded training step (--train-rows): also checked against the step traced for its rows. */
   readonly trainRows?: TrainRows;
-  /** A Keras sequence model's graph (--keras): a training kind's split step is also checked against the fused one. */
+  /** A random Keras model's graph, sequence or image (--keras): a training kind's split step is also checked against the fused one. */
   readonly keras?: KerasStep;
   /** Outputs compared bit for bit even on targets that approximate (int8 values and their dequantized floats). */
   readonly exact?: readonly string[];
@@ -68,7 +68,7 @@ export interface Case {
 
 /**
  * What the fuzzer's graphs are: random graphs, with a batch axis (rows), training steps with a "rows" input, or
- * graphs of random Keras sequence models (keras: recurrent layers as scans, masks, the split training step), or int8
+ * graphs of random Keras models (keras: sequence models with recurrent layers as scans and masks, image models; the split training step), or int8
  * graphs (quant: calibrated and quantized networks, raw qmatmul / qconv chains).
  */
 export type FuzzMode = 'graphs' | 'rows' | 'train-rows' | 'keras' | 'keras-rows' | 'quant';

@@ -12,7 +12,7 @@ import { type Failure, type Schedule, type Target, type FuzzMode, fuzzCase, make
 export interface Settings {
   readonly target: Target;
   readonly updates: boolean;
-  /** graphs; rows: separable graphs at any number of rows (kiln_run_rows, llvm and cuda-emu); train-rows: padded training steps; keras: Keras sequence models (keras-rows: their predict graphs as rows does); quant: int8 graphs. */
+  /** graphs; rows: separable graphs at any number of rows (kiln_run_rows, llvm and cuda-emu); train-rows: padded training steps; keras: Keras sequence and image models (keras-rows: their predict graphs as rows does); quant: int8 graphs. */
   readonly mode: FuzzMode;
   /** llvm only: the freestanding runtime. */
   readonly freestanding: boolean;

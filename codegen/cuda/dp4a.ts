@@ -41,7 +41,7 @@ export function dp4aOf(loop: For, int8Buffer: (name: string) => boolean): Dp4a |
   const p = isAcc(u.a) ? u.b : isAcc(u.b) ? u.a : undefined;
   if (p?.k !== 'binary' || p.op !== 'mul' || reads(p, acc) || (inside && reads(inside, acc))) return undefined;
   // an int8 value: a load of an int8 buffer, or a decl of the loop holding one
-  const int8 = (e: Expr): boolean => (e.k === 'load' && e.t === 'i32' && int8Buffer(e.buf)) || (e.k === 'var' && byName.has(e.name) && int8(byName.get(e.name)!));
+  const int8 = (e: Expr): boolean => (e.k === 'load' && e.t === 'i32' && !e.quad && int8Buffer(e.buf)) || (e.k === 'var' && byName.has(e.name) && int8(byName.get(e.name)!));
   // x + c, c + x, x - c, or x (c = 0), x an int8 value
   const offset = (e: Expr): { x: Expr; c: number } | undefined => {
     if (int8(e)) return { x: e, c: 0 };

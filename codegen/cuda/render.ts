@@ -36,8 +36,9 @@ const call = (f: string): Fn1 => (a) => `${f}(${a})`;
 const infix = (op: string): Fn2 => (a, b) => `(${a} ${op} ${b})`;
 
 /** int8 requantization's fixed-point steps (ir/quant.ts), kiln_cuda.h's helpers; shl wraps as an unsigned shift. */
-const INT8_REQUANT: Record<'qmulhi' | 'qshr' | 'shl', Fn2> = {
+const INT8_REQUANT: Record<'qmulhi' | 'qshr' | 'shl' | 'xor', Fn2> = {
   qmulhi: (a, b) => `kiln_qmulhi(${a}, ${b})`, qshr: (a, b) => `kiln_qshr(${a}, ${b})`, shl: (a, b) => `((int)((unsigned)${a} << ${b}))`,
+  xor: infix('^'),
 };
 
 /** Every primitive op as C (kiln_cuda.h has the helpers); int arithmetic wraps (nvcc; -fwrapv for the emulation). */
@@ -134,6 +135,8 @@ class LaunchWriter {
       case 'const': return constant(e);
       case 'var': return e.name;
       case 'load': {
+        // a quad: four int8 elements as one int, byte by byte (a GPU's 32-bit load must be aligned)
+        if (e.quad) return `kiln_quad(&${this.array(e.buf)}[${this.expr(e.idx)}])`;
         const at = `${this.array(e.buf)}[${this.expr(e.idx)}]`;
         return this.types.get(e.buf) === 'bool' ? `((int)${at})` : at;
       }

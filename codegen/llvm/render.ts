@@ -12,7 +12,7 @@ import type { Entry, Layout } from '../loop/layout.js';
 import { type OpTable, binaryOp, castOp, unaryOp } from '../loop/legalize.js';
 import { printExpr } from '../loop/printer.js';
 import { foldForm, laneVar } from '../loop/fold.js';
-import { LLVM_VECTORS, checkVectorLoops, laneCoef } from '../loop/vectorize.js';
+import { LLVM_VECTORS, checkVectorLoops, laneCoef, laneStride } from '../loop/vectorize.js';
 import { type DotIsa, type Lane, helper, internalize, laneByLane, vectorHelpers } from './vector.js';
 
 // llvm-bindings is a native addon (built against LLVM 14 at install); loaded on first use so that the rest of
@@ -234,6 +234,7 @@ export const OPS: OpTable<U, B> = {
       qmulhi, qshr, shl: (x, a, b) => x.b.CreateShl(a, b), dot2,
       pack16: (x, a, b) => x.b.CreateOr(x.b.CreateAnd(a, x.c('i32', 0xffff)), x.b.CreateShl(b, x.c('i32', 16))),
       pack8: (x, a, b) => x.b.CreateOr(x.b.CreateAnd(a, x.c('i32', 0xff)), x.b.CreateShl(b, x.c('i32', 8))), dot4,
+      xor: (x, a, b) => x.b.CreateXor(a, b),
     },
     bool: {
       and: (x, a, b) => x.b.CreateAnd(a, b), or: (x, a, b) => x.b.CreateOr(a, b),
@@ -342,15 +343,33 @@ class KernelBuilder {
     return { ptr: this.b.CreateBitCast(p, this.g.pointerTo(int8 ? 'i8' : t)), t, int8 };
   }
 
-  private load(buf: string, idx: Expr): V {
+  private load(e: Extract<Expr, { k: 'load' }>): V {
+    const { buf, idx } = e;
     if (this.varying(idx)) {
-      const at = this.contiguous(idx), { ptr, t, int8 } = this.atLaneZero(() => this.pointer(buf, at));
-      return this.callVector(`load_${int8 ? 'i8' : t}`, [ptr]);
+      const at = this.contiguous(idx, laneStride(e)), { ptr, t, int8 } = this.atLaneZero(() => this.pointer(buf, at));
+      return this.callVector(e.quad ? 'load_q8' : `load_${int8 ? 'i8' : t}`, [ptr]);
     }
+    if (e.quad) return this.quad(buf, idx);
     const { ptr, t, int8 } = this.pointer(buf, idx);
     if (int8) return this.b.CreateSExt(this.b.CreateLoad(this.g.ty.i8, ptr), this.g.ty.i32);
     const v = this.b.CreateLoad(this.memType(t), ptr);
     return t === 'bool' ? this.b.CreateICmpNE(v, this.k.i8(0)) : v;
+  }
+
+  /**
+   * A quad (loop/ir.ts) on a scalar: its bytes zero-extended and or-ed in place (an IRBuilder load has the i32's
+   * alignment, 4; instruction selection combines the four byte loads into one unaligned i32 load).
+   */
+  private quad(buf: string, idx: Expr): V {
+    const b = this.b, i32 = this.g.ty.i32;
+    const { ptr } = this.pointer(buf, idx);
+    let word: V | undefined;
+    for (let i = 0; i < 4; i++) {
+      const p = i === 0 ? ptr : b.CreateInBoundsGEP(this.g.ty.i8, ptr, [this.k.i64(i)]);
+      const byte = b.CreateZExt(b.CreateLoad(this.g.ty.i8, p), i32), part = i === 0 ? byte : b.CreateShl(byte, this.k.i32(8 * i));
+      word = word ? b.CreateOr(word, part) : part;
+    }
+    return word!;
   }
 
   // ---- vector loops: one vector of W lanes, values that do not depend on the loop variable stay scalar ----
@@ -438,9 +457,9 @@ class KernelBuilder {
     this.lanes = undefined;
   }
 
-  /** A lane's index, which canVectorize made contiguous: lane i at element idx(0) + i. */
-  private contiguous(idx: Expr): Expr {
-    if (this.coef(idx) !== 1) throw new Error(`llvm: internal error: index ${printExpr(idx)} of vector loop ${this.lanes!.v} is not contiguous`);
+  /** A lane's index, which canVectorize made contiguous: lane i at element idx(0) + stride i (a quad's stride 4). */
+  private contiguous(idx: Expr, stride = 1): Expr {
+    if (this.coef(idx) !== stride) throw new Error(`llvm: internal error: index ${printExpr(idx)} of vector loop ${this.lanes!.v} is not contiguous`);
     return idx;
   }
 
@@ -458,7 +477,7 @@ class KernelBuilder {
         return b.CreateLoad(this.scalarType(v.t), v.ptr);
       }
       case 'load':
-        return this.load(e.buf, e.idx);
+        return this.load(e);
       case 'cast': {
         // a float clamped into i32's range by its selects (quantize's row) converts as it is: no saturating guards
         const r = e.t === 'i32' && e.a.t === 'f32' ? clampRange(e.a) : undefined;

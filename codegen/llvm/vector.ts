@@ -211,6 +211,10 @@ ${e === m ? `  ret ${vt(m)} %v` : `  %c = icmp ne ${vt(m)} %v, zeroinitializer\n
   %v = load ${vt('i8')}, ${vt('i8')}* %q, align 1
   %c = sext ${vt('i8')} %v to ${vt('i32')}
   ret ${vt('i32')} %c`));
+  // quads (loop/ir.ts): lane i the 4 bytes from p + 4i as one little-endian i32, unaligned
+  out.push(fn(vt('i32'), 'load_q8', 'i8* %p', `  %q = bitcast i8* %p to ${vt('i32')}*
+  %v = load ${vt('i32')}, ${vt('i32')}* %q, align 1
+  ret ${vt('i32')} %v`));
   out.push(fn('void', 'store_i8', `i8* %p, ${vt('i32')} %x`, `  %v = trunc ${vt('i32')} %x to ${vt('i8')}
   %q = bitcast i8* %p to ${vt('i8')}*
   store ${vt('i8')} %v, ${vt('i8')}* %q, align 1

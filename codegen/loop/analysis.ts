@@ -1,5 +1,5 @@
 // Facts about loop-IR statements that the scheduler and the renderers share: variable uses, work, free variables.
-import type { Expr, Stmt } from './ir.js';
+import { type Expr, type Stmt, loadedIndices } from './ir.js';
 import { type Access, affineOf, disjointIterations, key, separates } from './schedules/loops.js';
 import { exprVars, forEachExpr, mapExpr, stmtExprs, walkStmts } from './visit.js';
 
@@ -84,7 +84,7 @@ function writesApart(loop: Extract<Stmt, { k: 'for' }>): boolean {
     const env = new Map(outer);
     const inline = (e: Expr): Expr => mapExpr(e, (x) => (x.k === 'var' ? env.get(x.name) ?? x : x));
     for (const s of ss) {
-      for (const e of stmtExprs(s)) forEachExpr(e, (x) => { if (x.k === 'load') acc.push({ array: x.buf, idx: inline(x.idx), write: false, inner: around, guards: [] }); });
+      for (const e of stmtExprs(s)) forEachExpr(e, (x) => { if (x.k === 'load') for (const i of loadedIndices(x)) acc.push({ array: x.buf, idx: inline(i), write: false, inner: around, guards: [] }); });
       if (s.k === 'store') acc.push({ array: s.buf, idx: inline(s.idx), write: true, inner: around, guards: [] });
       if (s.k === 'arrive') acc.push({ array: s.counter, idx: inline(s.idx), write: true, inner: around, guards: [] });
       if (s.k === 'decl' || s.k === 'local') declared.add(s.name);

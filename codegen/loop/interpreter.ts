@@ -95,6 +95,7 @@ function binaryFn(op: Extract<Expr, { k: 'binary' }>['op'], t: Scalar): Fn2 {
     case 'pack16': return (a, b) => (a & 0xffff) | (b << 16);
     case 'dot2': return (a, b) => (Math.imul((a << 16) >> 16, (b << 16) >> 16) + Math.imul(a >> 16, b >> 16)) | 0;
     case 'pack8': return (a, b) => (a & 0xff) | (b << 8);
+    case 'xor': return (a, b) => a ^ b;
     case 'dot4': return (a, b) => {
       let s = 0;
       for (let i = 0; i < 32; i += 8) s = (s + Math.imul((a >>> i) & 0xff, (b << (24 - i)) >> 24)) | 0;
@@ -139,7 +140,7 @@ function compileKernel(k: Kernel, storage: ReadonlyMap<string, TypedArray>, opti
     if (all !== shown) [shown, scalars] = [all, all.flatMap(([n, s]): [string, number][] => (s.kind === 'local' ? [] : [[n, s.slot]]))];
     return scalars;
   };
-  const outOfBounds = (what: string, e: Expr, buf: string, i: number, size: number, vars: [string, number][]): Error => {
+  const outOfBounds = (what: string, e: Expr, buf: string, i: number | string, size: number, vars: [string, number][]): Error => {
     const at = vars.length ? ` at ${vars.map(([n, s]) => `${n}=${env[s]}`).join(', ')}` : '';
     return new Error(`kernel ${k.name}: ${what} ${buf}[${printExpr(e)}]: index ${i} is out of bounds for ${buf} of size ${size}${at}`);
   };
@@ -157,6 +158,14 @@ function compileKernel(k: Kernel, storage: ReadonlyMap<string, TypedArray>, opti
       };
     }
     const data = storage.get(e.buf)!, n = data.length;
+    // a quad: four int8 elements as one little-endian word, element i its low byte
+    if (e.quad) {
+      return () => {
+        const i = idx();
+        if (!(i >= 0 && i + 3 < n)) throw outOfBounds('quad load', e.idx, e.buf, `${i}..${i + 3}`, n, vars);
+        return (data[i]! & 0xff) | ((data[i + 1]! & 0xff) << 8) | ((data[i + 2]! & 0xff) << 16) | (data[i + 3]! << 24);
+      };
+    }
     return () => {
       const i = idx();
       if (!(i >= 0 && i < n)) throw outOfBounds('load', e.idx, e.buf, i, n, vars);

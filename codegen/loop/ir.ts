@@ -13,10 +13,11 @@ export type Scalar = 'f32' | 'i32' | 'bool';
  * sum wrapping at 32 bits: x86's pmaddwd per i32 lane, wasm's i32x4.dot_i16x8_s, the Cortex-M4's SMUAD. Quads of
  * bytes where the CPU has VNNI (TargetCaps.dot4): pack8(a, b) is two bytes in the low 16 bits (`(a & 0xff) | b << 8`,
  * four as pack16(pack8(a, b), pack8(c, d))); dot4(p, q) = the sum of p's four bytes unsigned times q's four bytes
- * signed, wrapping at 32 bits: x86's vpdpbusd per i32 lane (without its accumulator).
+ * signed, wrapping at 32 bits: x86's vpdpbusd per i32 lane (without its accumulator). xor is the bitwise exclusive
+ * or: a quad of int8 values as their u8 views (x + 128 each) is the quad xor 0x80808080.
  */
-export type QuantBinary = 'qmulhi' | 'qshr' | 'shl' | 'pack16' | 'dot2' | 'pack8' | 'dot4';
-export const QUANT_BINARY: ReadonlySet<string> = new Set<QuantBinary>(['qmulhi', 'qshr', 'shl', 'pack16', 'dot2', 'pack8', 'dot4']);
+export type QuantBinary = 'qmulhi' | 'qshr' | 'shl' | 'pack16' | 'dot2' | 'pack8' | 'dot4' | 'xor';
+export const QUANT_BINARY: ReadonlySet<string> = new Set<QuantBinary>(['qmulhi', 'qshr', 'shl', 'pack16', 'dot2', 'pack8', 'dot4', 'xor']);
 
 export const SCALAR_OF: Record<'float32' | 'int32' | 'bool' | 'int8', Scalar> = { float32: 'f32', int32: 'i32', bool: 'bool', int8: 'i32' };
 
@@ -30,8 +31,13 @@ export type Expr =
   | { readonly k: 'const'; readonly t: Scalar; readonly v: number }
   /** a loop index or a local scalar */
   | { readonly k: 'var'; readonly t: Scalar; readonly name: string }
-  /** element `idx` of a buffer or local array */
-  | { readonly k: 'load'; readonly t: Scalar; readonly buf: string; readonly idx: Expr }
+  /**
+   * element `idx` of a buffer or local array; a quad (`quad`: t i32, an int8 buffer) is elements idx .. idx + 3 read
+   * as one 32-bit little-endian word, element idx its low byte, aligned or not (every kiln target is little-endian:
+   * layout.ts writes constants so): a plain unaligned i32 load, which pack16(pack8(x[i], x[i+1]), pack8(x[i+2],
+   * x[i+3])) is (simplify.ts rewrites that form into it)
+   */
+  | { readonly k: 'load'; readonly t: Scalar; readonly buf: string; readonly idx: Expr; readonly quad: boolean }
   | { readonly k: 'unary'; readonly t: Scalar; readonly op: UnaryOp; readonly a: Expr }
   | { readonly k: 'cast'; readonly t: Scalar; readonly a: Expr }
   | { readonly k: 'binary'; readonly t: Scalar; readonly op: BinaryOp | CompareOp | LogicalOp | 'mod' | 'idiv' | QuantBinary; readonly a: Expr; readonly b: Expr }
@@ -165,7 +171,7 @@ function hashOf(e: Expr): number {
   switch (e.k) {
     case 'const': return mix(mix(1, t), valueHash(e.v));
     case 'var': return mix(mix(2, t), stringId(e.name));
-    case 'load': return mix(mix(mix(3, t), stringId(e.buf)), idOf(e.idx));
+    case 'load': return mix(mix(mix(e.quad ? 9 : 3, t), stringId(e.buf)), idOf(e.idx));
     case 'unary': return mix(mix(mix(4, t), opHash(e.op)), idOf(e.a));
     case 'cast': return mix(mix(5, t), idOf(e.a));
     case 'binary': return mix(mix(mix(mix(6, t), opHash(e.op)), idOf(e.a)), idOf(e.b));
@@ -180,7 +186,7 @@ function same(x: Expr, e: Expr): boolean {
   switch (e.k) {
     case 'const': return Object.is((x as typeof e).v, e.v);
     case 'var': return (x as typeof e).name === e.name;
-    case 'load': return (x as typeof e).buf === e.buf && (x as typeof e).idx === e.idx;
+    case 'load': { const y = x as typeof e; return y.buf === e.buf && y.idx === e.idx && y.quad === e.quad; }
     case 'unary': return (x as typeof e).op === e.op && (x as typeof e).a === e.a;
     case 'cast': return (x as typeof e).a === e.a;
     case 'binary': { const y = x as typeof e; return y.op === e.op && y.a === e.a && y.b === e.b; }
@@ -258,7 +264,9 @@ export const E = {
   bool: (v: boolean): Expr => intern({ k: 'const', t: 'bool', v: v ? 1 : 0 }),
   c: (t: Scalar, v: number): Expr => intern({ k: 'const', t, v: t === 'f32' ? Math.fround(v) : t === 'bool' ? (v ? 1 : 0) : v | 0 }),
   v: (name: string, t: Scalar = 'i32'): Expr => intern({ k: 'var', t, name }),
-  load: (buf: string, idx: Expr, t: Scalar): Expr => intern({ k: 'load', t, buf, idx }),
+  load: (buf: string, idx: Expr, t: Scalar): Expr => intern({ k: 'load', t, buf, idx, quad: false }),
+  /** elements idx .. idx + 3 of an int8 buffer as one little-endian i32 (see Expr's load) */
+  quad: (buf: string, idx: Expr): Expr => intern({ k: 'load', t: 'i32', buf, idx, quad: true }),
   unary: (op: UnaryOp, a: Expr): Expr => intern({ k: 'unary', t: a.t, op, a }),
   cast: (t: Scalar, a: Expr): Expr => (a.t === t ? a : intern({ k: 'cast', t, a })),
   select: (c: Expr, a: Expr, b: Expr): Expr => intern({ k: 'select', t: a.t, c, a, b }),
@@ -283,6 +291,11 @@ export const E = {
   idiv: (a: Expr, d: number): Expr => (d === 1 ? a : a.k === 'const' ? E.i32(Math.floor(a.v / d)) : intern({ k: 'binary', t: 'i32', op: 'idiv', a, b: E.i32(d) })),
   mod: (a: Expr, d: number): Expr => (d === 1 ? E.i32(0) : a.k === 'const' ? E.i32(((a.v % d) + d) % d) : intern({ k: 'binary', t: 'i32', op: 'mod', a, b: E.i32(d) })),
 };
+
+/** The elements a load reads: its index, or a quad's four, idx .. idx + 3 (dependence and in-place analyses). */
+export function loadedIndices(e: Extract<Expr, { k: 'load' }>): readonly Expr[] {
+  return e.quad ? [0, 1, 2, 3].map((i) => E.add(e.idx, E.i32(i))) : [e.idx];
+}
 
 export const S = {
   for: (v: string, extent: number, body: Stmt[], kind: AxisKind = 'serial'): Stmt => ({ k: 'for', v, extent, kind, body }),

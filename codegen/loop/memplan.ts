@@ -1,6 +1,6 @@
 // memplan: liveness-based placement of temporaries and outputs in one aligned arena.
 import { DTYPES, type DType, sizeOf } from '../../ir/types.js';
-import { type Buffer, E, type Expr, type Program, type Stmt } from './ir.js';
+import { type Buffer, E, type Expr, type Program, type Stmt, intern, loadedIndices } from './ir.js';
 import { type For, exprVars, forEachExpr, forEachStmtExpr, mapExpr, mapStmtExprs, mapStmts, stmtExprs, walkStmts } from './visit.js';
 
 export const ALIGN = 64;
@@ -57,7 +57,7 @@ interface Site { readonly list: readonly Stmt[]; readonly at: number; readonly l
 function sites(launch: Stmt, store: string, load: string): { stores: Site[]; loads: Site[]; assigned: Set<string> } {
   const stores: Site[] = [], loads: Site[] = [], assigned = new Set<string>();
   const visit = (list: readonly Stmt[], loops: readonly For[], guarded: boolean) => list.forEach((s, at) => {
-    for (const e of stmtExprs(s)) forEachExpr(e, (x) => { if (x.k === 'load' && x.buf === load) loads.push({ list, at, loops, idx: x.idx, guarded }); });
+    for (const e of stmtExprs(s)) forEachExpr(e, (x) => { if (x.k === 'load' && x.buf === load) for (const idx of loadedIndices(x)) loads.push({ list, at, loops, idx, guarded }); });
     if (s.k === 'store' && s.buf === store) stores.push({ list, at, loops, idx: s.idx, guarded });
     if (s.k === 'assign') assigned.add(s.name);
     if (s.k === 'for') visit(s.body, [...loops, s], guarded);
@@ -114,7 +114,7 @@ export function updateInPlace(prog: Program): Program {
     const clash = (i: number) => launches[i]!.kernel !== w.kernel || assigns(launches[i]!.stmt)
       || [...aw.stores].some((x) => acc[i]!.loads.has(x) || acc[i]!.stores.has(x)) || [...acc[i]!.stores].some((x) => aw.loads.has(x));
     if (launches.slice(wi + 1, last + 1).some((_, j) => clash(wi + 1 + j))) continue;
-    const rename = (e: Expr) => mapExpr(e, (x) => (x.k === 'load' && x.buf === b.name ? E.load(param, x.idx, x.t) : x));
+    const rename = (e: Expr) => mapExpr(e, (x) => (x.k === 'load' && x.buf === b.name ? intern({ ...x, buf: param }) : x));
     const renamed = (body: readonly Stmt[]) => mapStmts(body, (s) => {
       const t = mapStmtExprs(s, rename);
       return t.k === 'store' && t.buf === b.name ? { ...t, buf: param } : t;

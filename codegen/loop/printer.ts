@@ -48,7 +48,8 @@ export function printExpr(e: Expr, minPrec = 0): string {
       return wrap(s, s.startsWith('-') ? 0 : ATOM);
     }
     case 'var': return e.name;
-    case 'load': return `${e.buf}[${printExpr(e.idx)}]`;
+    // a quad: elements idx .. idx + 3 as one word
+    case 'load': return e.quad ? `quad(${e.buf}[${printExpr(e.idx)}])` : `${e.buf}[${printExpr(e.idx)}]`;
     case 'unary': return `${e.op}(${printExpr(e.a)})`;
     case 'cast': return `${e.t}(${printExpr(e.a)})`;
     case 'select': return `select(${printExpr(e.c)}, ${printExpr(e.a)}, ${printExpr(e.b)})`;

@@ -235,7 +235,7 @@ export function valueRange(e: Expr, decls: ReadonlyMap<string, Expr>, buffers: r
       }
       case 'load': {
         const dt = buffers.find((b) => b.name === x.buf)?.dtype;
-        return (dt && x.t !== 'f32' && BY_DTYPE[dt]) || full(x.t);
+        return (dt && x.t !== 'f32' && !x.quad && BY_DTYPE[dt]) || full(x.t);
       }
       case 'unary': {
         const a = go(x.a);

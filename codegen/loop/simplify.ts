@@ -5,7 +5,9 @@
 //   r // d -> q and r % d -> r - q*d     when q*d <= r < (q+1)*d over the whole range of r
 //   (g*k + r) // (g*m) -> k // m  and  (g*k + r) % (g*m) -> g*(k % m) + r     when 0 <= r < g
 //   x // d * (c*d) + x % d * c -> x * c  (d > 0: a head's column `c // 8 * 8 + c % 8` of a [32, 4, 8] kernel is c)
-// and the boolean units: and(x, true) -> x, or(x, false) -> x.
+// and the boolean units: and(x, true) -> x, or(x, false) -> x. Byte quads (ir.ts), x an int8 buffer:
+//   pack16(pack8(x[i], x[i+1]), pack8(x[i+2], x[i+3])) -> quad(x[i])
+//   pack16(pack8(x[i] + 128, x[i+1] + 128), pack8(x[i+2] + 128, x[i+3] + 128)) -> xor(quad(x[i]), 0x80808080)
 import { assigned } from './analysis.js';
 import { E, type Expr, type Kernel, type Program, type Stmt } from './ir.js';
 import { type Range, type RangeEnv, type VarRange, rangeOf } from './range.js';
@@ -96,6 +98,43 @@ function rangeVarsOf(e: Expr): readonly string[] | null {
   return out;
 }
 
+type Binary = Extract<Expr, { k: 'binary' }>;
+const isPack = (e: Expr, op: 'pack8' | 'pack16'): e is Binary => e.k === 'binary' && e.op === op;
+
+/** The form of a byte quad, which the program's buffers decide (quadOf). */
+const packsQuad = (e: Expr): boolean => isPack(e, 'pack16') && isPack(e.a, 'pack8') && isPack(e.b, 'pack8');
+const quadForms = new WeakMap<Expr, boolean>();
+
+/** Whether e holds a byte quad's form: its simplified form depends on the program's int8 buffers, not only on e. */
+function holdsQuadForm(e: Expr): boolean {
+  let out = quadForms.get(e);
+  if (out === undefined) quadForms.set(e, (out = packsQuad(e) || children(e).some(holdsQuadForm)));
+  return out;
+}
+
+/**
+ * A pack16 of pack8s of four consecutive elements of an int8 buffer, each + 128 or none, as the quad they are:
+ * pack8(a, b) keeps a's low byte and pack16 a's low 16 bits, b's bits past 32 drop, so the word's bytes are the
+ * elements' (little-endian); an element x + 128 is x's byte xor 0x80 (x in -128..127: its low byte, and below 256).
+ * Consecutive: each index minus the first is 1, 2, 3 as affine forms (aligned or not).
+ */
+function quadOf(e: Binary, int8: ReadonlySet<string>): Expr | undefined {
+  if (!packsQuad(e)) return undefined;
+  const [a, b] = [e.a as Binary, e.b as Binary], terms = [a.a, a.b, b.a, b.b];
+  const u8 = (x: Expr) => (x.k === 'binary' && x.op === 'add' && x.t === 'i32' && x.b.k === 'const' && x.b.v === 128 ? x.a : undefined);
+  const flip = u8(terms[0]!) !== undefined, loads = terms.map((x) => (flip ? u8(x) : x));
+  const first = loads[0];
+  if (first?.k !== 'load' || first.quad || !int8.has(first.buf)) return undefined;
+  const consecutive = loads.every((x, j) => {
+    if (x?.k !== 'load' || x.quad || x.buf !== first.buf) return false;
+    const d = addAffine(affine(x.idx), affine(first.idx), -1);
+    return d.terms.length === 0 && d.c0 === j;
+  });
+  if (!consecutive) return undefined;
+  const q = E.quad(first.buf, first.idx);
+  return flip ? E.binary('xor', q, E.i32(0x80808080)) : q;
+}
+
 /** Simplified forms shared by every kernel and call: by expression, and by the ranges it depends on (rangeVarsOf). */
 const simplified = new WeakMap<Expr, Expr | Map<string, Expr>>();
 
@@ -110,7 +149,8 @@ class KernelSimplifier extends ExprMutator {
     return s?.kind === 'loop' ? { lo: 0, hi: s.extent - 1, exact: true } : s?.kind === 'decl' ? s.range : undefined;
   };
 
-  constructor(private readonly assigned: ReadonlySet<string>) {
+  /** assigned: names assigned anywhere in the kernel; int8: the program's int8 buffers (byte quads, quadOf) */
+  constructor(private readonly assigned: ReadonlySet<string>, private readonly int8: ReadonlySet<string>) {
     super();
   }
 
@@ -183,6 +223,8 @@ class KernelSimplifier extends ExprMutator {
 
   /** e simplified, from the table shared across kernels when the ranges it depends on are the same. */
   private shared(e: Expr): Expr {
+    // (a program without int8 buffers forms no quad: its results are the same in every program)
+    if (this.int8.size && holdsQuadForm(e)) return this.visit(e); // memoized per kernel only
     const vars = rangeVarsOf(e);
     if (vars === null) {
       let out = simplified.get(e) as Expr | undefined;
@@ -214,6 +256,7 @@ class KernelSimplifier extends ExprMutator {
     const { a, b } = e;
     if (e.t === 'i32' && (e.op === 'idiv' || e.op === 'mod') && b.k === 'const' && b.v > 0) return this.divMod(e.op, a, b.v);
     if (e.t === 'i32' && (e.op === 'add' || e.op === 'sub' || e.op === 'mul')) return normalForm(e);
+    if (e.op === 'pack16') return quadOf(e, this.int8) ?? e;
     // and(x, true) -> x, and(x, false) -> false, or(x, false) -> x, or(x, true) -> true (both sides)
     if (e.op === 'and' || e.op === 'or') {
       const unit = e.op === 'and' ? 1 : 0;
@@ -243,6 +286,7 @@ class KernelSimplifier extends ExprMutator {
 
 /** Simplifies every kernel's index arithmetic (values are unchanged: exact integer identities over known ranges). */
 export function simplify(p: Program): Program {
-  const kernels: Kernel[] = p.kernels.map((k) => ({ ...k, body: new KernelSimplifier(assigned(k.body)).stmts(k.body) }));
+  const int8 = new Set(p.buffers.filter((b) => b.dtype === 'int8').map((b) => b.name));
+  const kernels: Kernel[] = p.kernels.map((k) => ({ ...k, body: new KernelSimplifier(assigned(k.body), int8).stmts(k.body) }));
   return { ...p, kernels };
 }

@@ -48,7 +48,7 @@ export interface VectorCaps {
 /** wasm SIMD128 (register arrays: those it keeps in wasm locals). */
 export const SIMD128: VectorCaps = {
   values: 'f32', minExtent: 4, maxExtent: Infinity, registers: (body) => new Set(promotable(body).keys()),
-  ints: new Set(['add', 'sub', 'mul', 'pack16', 'dot2']),
+  ints: new Set(['add', 'sub', 'mul', 'pack16', 'dot2', 'xor']),
 };
 /** LLVM: every loop one vector of its extent's lanes; unrolled lanes up to 4096 statements (SROA then keeps their local arrays in registers, and the SLP vectorizer forms vectors); fold loops. */
 export const LLVM_VECTORS: VectorCaps = { values: 'any', minExtent: 2, maxExtent: 128, maxUnroll: 4096, fold: true };
@@ -116,6 +116,12 @@ export function laneCoef(e: Expr, v: string, varies: (e: Expr) => boolean): numb
   return a === 0 && e.a.k === 'const' ? e.a.v * b : b === 0 && e.b.k === 'const' ? e.b.v * a : undefined;
 }
 
+/**
+ * The coefficient of the lane in a contiguous load's index: 1, or a quad's 4 (lane i's word follows lane i - 1's: the
+ * lanes are one vector load of 4 bytes per lane).
+ */
+export const laneStride = (e: Extract<Expr, { k: 'load' }>): number => (e.quad ? 4 : 1);
+
 /** The lanes of one loop: its variable, and the decls of its body that hold a value differing from lane to lane. */
 class Lanes {
   private readonly varying = new Set<string>();
@@ -141,7 +147,7 @@ class Lanes {
     const f32 = this.values === 'f32', ints = this.ints.size > 0;
     switch (e.k) {
       case 'var': return !f32 || e.name !== this.v; // wasm has no vector of lane indices
-      case 'load': return this.coef(e.idx) === 1 && (!f32 || e.t === 'f32' || (ints && e.t === 'i32'));
+      case 'load': return this.coef(e.idx) === laneStride(e) && (!f32 || e.t === 'f32' || (ints && e.t === 'i32'));
       case 'unary': return (!f32 || (e.a.t === 'f32' && UNARY4.has(e.op))) && this.value(e.a);
       case 'cast': return (!f32 || (e.t === 'f32' && e.a.t === 'bool') || (ints && `${e.a.t}>${e.t}` in INT_CASTS)) && this.value(e.a);
       case 'binary': {

@@ -68,15 +68,16 @@ export function verifyKernel(k: Kernel, buffers: readonly Buffer[]): string[] {
     }
     return { t: ELEM[b.dtype], size: b.size, kind: b.kind };
   };
-  const checkIndex = (what: string, idx: Expr, size: number): void => {
+  /** span: the elements read from the index on (a quad's 4) */
+  const checkIndex = (what: string, idx: Expr, size: number, span = 1): void => {
     expr(idx);
     if (idx.t !== 'i32') bad(`${what}: index ${printExpr(idx)} is ${idx.t}, not i32`);
     const r = rangeOf(idx, loops);
     if (!r) return;
     // an exact range is reached; an inexact one is a superset, so only wholly out of range is sure (under an if,
     // every range is a superset of what is reached: the guard keeps a tile's tail in bounds, the interpreter checks it)
-    const out = r.exact && !guarded ? r.lo < 0 || r.hi >= size : r.hi < 0 || r.lo >= size;
-    if (out) bad(`${what}: index ${printExpr(idx)} ranges over [${r.lo}, ${r.hi}], out of bounds for size ${size}`);
+    const last = span - 1, out = r.exact && !guarded ? r.lo < 0 || r.hi + last >= size : r.hi < 0 || r.lo + last >= size;
+    if (out) bad(`${what}: index ${printExpr(idx)} ranges over [${r.lo}, ${r.hi}]${last ? ` (its elements to ${r.hi + last})` : ''}, out of bounds for size ${size}`);
   };
 
   function expr(e: Expr): void {
@@ -99,8 +100,10 @@ export function verifyKernel(k: Kernel, buffers: readonly Buffer[]): string[] {
       }
       case 'load': {
         const a = array(e.buf, 'loads from');
-        checkIndex(`load ${e.buf}`, e.idx, a?.size ?? Infinity);
+        // a quad reads elements idx .. idx + 3 of an int8 buffer
+        checkIndex(`${e.quad ? 'quad ' : ''}load ${e.buf}`, e.idx, a?.size ?? Infinity, e.quad ? 4 : 1);
         if (a?.t && e.t !== a.t) at(`load is typed ${e.t}, but '${e.buf}' holds ${a.t}`);
+        if (e.quad && a && (a.kind === 'local' || bufs.get(e.buf)?.dtype !== 'int8')) at(`a quad load reads int8 buffers, and '${e.buf}' is ${a.kind === 'local' ? 'a local array' : `of ${bufs.get(e.buf)?.dtype}`}`);
         return;
       }
       case 'unary': {

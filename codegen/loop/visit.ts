@@ -22,7 +22,7 @@ export function mapChildren(e: Expr, f: (c: Expr) => Expr): Expr {
     case 'const': case 'var': return e;
     case 'load': {
       const idx = f(e.idx);
-      return idx === e.idx ? e : intern({ k: 'load', t: e.t, buf: e.buf, idx });
+      return idx === e.idx ? e : intern({ k: 'load', t: e.t, buf: e.buf, idx, quad: e.quad });
     }
     case 'unary': {
       const a = f(e.a);

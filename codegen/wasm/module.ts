@@ -57,8 +57,11 @@ export class WasmModule {
   tee(i: number, v: Ref, t: ValType): Ref { return this.m.local.tee(i, v, TYPES[t]) as Ref; }
 
   // memory: byte address = ptr + offset; f32splat: one f32 in all four lanes (v128.load32_splat)
-  load(t: 'f32' | 'i32' | 'u8' | 's8' | 'v128' | 'f32splat', offset: number, ptr: Ref): Ref {
+  /** q8: a quad of int8 (loop/ir.ts), an i32 at any byte address; q8x4: four of them */
+  load(t: 'f32' | 'i32' | 'u8' | 's8' | 'v128' | 'f32splat' | 'q8' | 'q8x4', offset: number, ptr: Ref): Ref {
     switch (t) {
+      case 'q8': return this.m.i32.load(offset, 1, ptr) as Ref;
+      case 'q8x4': return this.m.v128.load(offset, 1, ptr) as Ref;
       case 'f32splat': return this.m.v128.load32_splat(offset, 4, ptr) as Ref;
       case 's8': return this.m.i32.load8_s(offset, 1, ptr) as Ref;
       case 'f32': return this.m.f32.load(offset, 4, ptr) as Ref;

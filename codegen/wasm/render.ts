@@ -7,7 +7,7 @@ import { ALIGN, type Entry, align, layoutModule, localBytes } from '../loop/layo
 import { type OpTable, binaryOp, castOp, unaryOp } from '../loop/legalize.js';
 import type { MemoryPlan } from '../loop/memplan.js';
 import { printExpr } from '../loop/printer.js';
-import { F32X4_BINARY, F32X4_UNARY, SIMD128, checkVectorLoops, laneCoef, promotable } from '../loop/vectorize.js';
+import { F32X4_BINARY, F32X4_UNARY, SIMD128, checkVectorLoops, laneCoef, laneStride, promotable } from '../loop/vectorize.js';
 import { type Affine, LoopPointers, affine, splatDecls } from './address.js';
 import { addMath } from './math.js';
 import { philoxVector } from './philox_vector.js';
@@ -79,7 +79,7 @@ const SCALAR: OpTable<Op1, Op2> = {
       le: op2((m, a, b) => m.i32.le_s(a, b)), gt: op2((m, a, b) => m.i32.gt_s(a, b)), ge: op2((m, a, b) => m.i32.ge_s(a, b)),
       // int8 requantization (ir/quant.ts): the fixed-point steps on i64 (requant.ts), once per output element
       qmulhi: (w, a, b) => w.call('qmulhi', [a, b], 'i32'), qshr: (w, a, b) => w.call('qshr', [a, b], 'i32'),
-      shl: op2((m, a, b) => m.i32.shl(a, b)),
+      shl: op2((m, a, b) => m.i32.shl(a, b)), xor: op2((m, a, b) => m.i32.xor(a, b)),
       // int8 dot products (loop/ir.ts): a vector loop's scalar tail; its lanes are I32X4's
       pack16: op2((m, a, b) => m.i32.or(m.i32.and(a, m.i32.const(0xffff)), m.i32.shl(b, m.i32.const(16)))),
       dot2: op2((m, a, b) => m.i32.add(m.i32.mul(m.i32.extend16_s(a), m.i32.extend16_s(b)),
@@ -270,8 +270,9 @@ class KernelRenderer {
           const i = this.fold(e.idx)!;
           return p.vec ? lane(m, p.t, n(w.get(p.locals[i >> 2]!, 'v128')), i & 3) : w.get(p.locals[i]!, valType(p.t));
         }
+        // a quad: the i32 at its first element's byte
         const a = this.address(e.buf, e.idx);
-        return w.load(a.mem, a.offset, a.ptr);
+        return w.load(e.quad ? 'q8' : a.mem, a.offset, a.ptr);
       }
       case 'cast':
         return castOp(SCALAR, e.a.t, e.t)(w, this.expr(e.a));
@@ -316,8 +317,8 @@ class KernelRenderer {
         const splat = this.splatted.get(s.name);
         if (splat !== undefined && s.init.k === 'load') {
           const a = this.address(s.init.buf, s.init.idx);
-          // (an int8 element: its byte sign-extended, then splatted)
-          return w.set(splat, a.mem === 's8' ? w.ops.i32x4.splat(n(w.load('s8', a.offset, a.ptr))) as Ref : w.load('f32splat', a.offset, a.ptr));
+          // (an int8 element: its byte sign-extended, then splatted; a quad, as any 32 bits, by load32_splat)
+          return w.set(splat, a.mem === 's8' && !s.init.quad ? w.ops.i32x4.splat(n(w.load('s8', a.offset, a.ptr))) as Ref : w.load('f32splat', a.offset, a.ptr));
         }
         return w.set(this.locals.get(s.name, valType(s.t)), this.expr(s.init));
       }
@@ -526,8 +527,8 @@ const MASK: Record<'and' | 'or', (m: M, a: number, b: number) => number> = { and
  * is exactly i32x4.dot_i16x8_s: each i32 lane's low half is i16 lane 2i (little-endian), the two products summed
  * wrapping, as the interpreter's. pack16 keeps a's low 16 bits and puts b's above.
  */
-const I32X4: Record<'add' | 'sub' | 'mul' | 'pack16' | 'dot2', (m: M, a: number, b: number) => number> = {
-  add: (m, a, b) => m.i32x4.add(a, b), sub: (m, a, b) => m.i32x4.sub(a, b), mul: (m, a, b) => m.i32x4.mul(a, b),
+const I32X4: Record<'add' | 'sub' | 'mul' | 'pack16' | 'dot2' | 'xor', (m: M, a: number, b: number) => number> = {
+  add: (m, a, b) => m.i32x4.add(a, b), sub: (m, a, b) => m.i32x4.sub(a, b), mul: (m, a, b) => m.i32x4.mul(a, b), xor: (m, a, b) => m.v128.xor(a, b),
   pack16: (m, a, b) => m.v128.or(m.v128.and(a, m.i32x4.splat(m.i32.const(0xffff))), m.i32x4.shl(b, m.i32.const(16))),
   dot2: (m, a, b) => m.i32x4.dot_i16x8_s(a, b),
 };
@@ -555,9 +556,9 @@ class VectorLoop {
     return laneCoef(e, this.v, (x) => this.uses(x));
   }
 
-  /** The index of lane 0's element, lane i's being at + i. */
-  private contiguous(idx: Expr): Expr {
-    if (this.coef(idx) !== 1) throw this.unrenderable(`index ${printExpr(idx)}, not contiguous,`);
+  /** The index of lane 0's element, lane i's being at + stride i (a quad's stride 4). */
+  private contiguous(idx: Expr, stride = 1): Expr {
+    if (this.coef(idx) !== stride) throw this.unrenderable(`index ${printExpr(idx)}, not contiguous,`);
     return idx;
   }
 
@@ -589,7 +590,9 @@ class VectorLoop {
         if (e.t === 'bool') throw this.unrenderable(`a ${e.t} load`);
         const p = k.promoted.get(e.buf);
         if (p) return { ref: w.get(this.lanes(p, this.contiguous(e.idx)), 'v128'), vec: true };
-        const a = k.address(e.buf, this.contiguous(e.idx));
+        const a = k.address(e.buf, this.contiguous(e.idx, laneStride(e)));
+        // quads: four lanes of four bytes, one load
+        if (e.quad) return { ref: w.load('q8x4', a.offset, a.ptr), vec: true };
         // int8 lanes: four bytes, each sign-extended to 16 then 32 bits
         if (a.mem === 's8') return vec(m.i32x4.extend_low_i16x8_s(m.i16x8.extend_low_i8x16_s(m.v128.load32_zero(a.offset, 1, n(a.ptr)))));
         return { ref: w.load('v128', a.offset, a.ptr), vec: true };

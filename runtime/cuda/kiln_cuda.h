@@ -132,6 +132,13 @@ __global__ void __launch_bounds__(256) kiln_copy_all(unsigned char *mem, kiln_co
     for (int i_ = 0; i_ < (list).n; i_++) memmove((mem) + (list).c[i_][1], (mem) + (list).c[i_][0], (size_t)(list).c[i_][2]); } while (0)
 #endif
 
+/* a quad (codegen/loop/ir.ts): the four int8 elements from p as one little-endian int, p[0] its low byte, at any
+   address (a GPU's 32-bit loads must be aligned) */
+KILN_HD int kiln_quad(const signed char *p) {
+  return (int)((uint32_t)(unsigned char)p[0] | (uint32_t)(unsigned char)p[1] << 8 | (uint32_t)(unsigned char)p[2] << 16 |
+               (uint32_t)(unsigned char)p[3] << 24);
+}
+
 /* integer power (division, floor division, mod, sign, max and min are legalized into plain C: codegen/loop/legalize.ts) */
 KILN_HD int kiln_ipow(int a, int b) {
   if (b < 0) return 0;

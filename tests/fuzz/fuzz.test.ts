@@ -1,6 +1,6 @@
 // The fuzzer in CI: new seeds every run (a range of its own per commit, or per day outside git) through
 // `npm run fuzz` on the loop interpreter under each schedule, and fewer on wasm and llvm (also freestanding, at any
-// number of rows), padded training steps, Keras sequence models and int8 graphs; plus its shrinker.
+// number of rows), padded training steps, Keras sequence and image models and int8 graphs; plus its shrinker.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
@@ -62,8 +62,8 @@ describe('fuzzing new seeds (each command is printed; a failure prints the comma
   it('llvm, freestanding runtime, any number of rows', () => fuzz('llvm', 24, 1000, ['--rows', '--runtime', 'freestanding']), 300_000);
   // training steps of random Keras models on a last, smaller batch ("rows" input), also against the step for those rows
   it('training steps with a "rows" input, the loop interpreter under each schedule', () => fuzz('loop', 10, 1100, ['--updates', '--train-rows']), 300_000);
-  // Keras sequence models (scans, masks): predict, the fused step, gradStep or applyGrads (split checked against fused)
-  it('Keras sequence models, the loop interpreter under each schedule', () => fuzz('loop', 6, 1200, ['--updates', '--keras']), 300_000);
+  // Keras sequence models (scans, masks) and image models (Conv2D, pooling, BatchNormalization): predict, the fused step, gradStep or applyGrads (split checked against fused)
+  it('Keras models, the loop interpreter under each schedule', () => fuzz('loop', 6, 1200, ['--updates', '--keras']), 300_000);
   // int8 graphs: calibrated and quantized networks, raw qmatmul / qconv chains, bit for bit
   it('int8 graphs, the loop interpreter under each schedule and llvm', () => {
     fuzz('loop', 40, 1300, ['--quant']);

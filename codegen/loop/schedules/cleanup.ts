@@ -73,7 +73,7 @@ function renumbered(body: readonly Stmt[], buffers: readonly Buffer[]): Stmt[] {
   const ex = (e: Expr): Expr => {
     if (e.k === 'const') return e;
     let out = memo.get(e);
-    if (out === undefined) memo.set(e, (out = e.k === 'var' ? { k: 'var', t: e.t, name: to(e.name) } : e.k === 'load' ? { k: 'load', t: e.t, buf: to(e.buf), idx: ex(e.idx) } : rebuilt(e, ex)));
+    if (out === undefined) memo.set(e, (out = e.k === 'var' ? { k: 'var', t: e.t, name: to(e.name) } : e.k === 'load' ? { k: 'load', t: e.t, buf: to(e.buf), idx: ex(e.idx), quad: e.quad } : rebuilt(e, ex)));
     return out;
   };
   const visit = (ss: readonly Stmt[]): Stmt[] => ss.map((s): Stmt => {
@@ -95,7 +95,7 @@ function renumbered(body: readonly Stmt[], buffers: readonly Buffer[]): Stmt[] {
 function rebuilt(e: Expr, f: (c: Expr) => Expr): Expr {
   switch (e.k) {
     case 'const': case 'var': return e;
-    case 'load': return { k: 'load', t: e.t, buf: e.buf, idx: f(e.idx) };
+    case 'load': return { k: 'load', t: e.t, buf: e.buf, idx: f(e.idx), quad: e.quad };
     case 'unary': return { k: 'unary', t: e.t, op: e.op, a: f(e.a) };
     case 'cast': return { k: 'cast', t: e.t, a: f(e.a) };
     case 'binary': return { k: 'binary', t: e.t, op: e.op, a: f(e.a), b: f(e.b) };

@@ -3,7 +3,7 @@
 // model finds one launch cheaper than several. A small buffer that one nest updates and the earlier nests of the
 // group read is read by them from a copy taken one launch before (Adam's iteration counter, read by every update's
 // bias correction), so the nest updating it joins the group too.
-import { type Buffer, E, type Program, S, type Stmt, scalarOf } from '../ir.js';
+import { type Buffer, E, type Program, S, type Stmt, intern, scalarOf } from '../ir.js';
 import { type GpuCaps, launchShape } from '../gpu.js';
 import { accesses } from '../memplan.js';
 import { type For, mapExpr, mapStmtExprs, mapStmts, walkStmts } from '../visit.js';
@@ -157,7 +157,7 @@ export function fuseLaunches(program: Program, g: GpuCaps): Program {
       const i = fresh(before!.kernel, 'hs');
       const nest = S.for(fresh(before!.kernel, 'hb'), 1, [S.for(i, src.size, [S.store(copy.name, E.v(i), E.load(b, E.v(i), t))], 'thread')], 'block') as For;
       before!.parts.push(nest);
-      const rename = (s: Stmt) => mapStmtExprs(s, (e) => mapExpr(e, (x) => (x.k === 'load' && x.buf === b ? E.load(copy.name, x.idx, x.t) : x)));
+      const rename = (s: Stmt) => mapStmtExprs(s, (e) => mapExpr(e, (x) => (x.k === 'load' && x.buf === b ? intern({ ...x, buf: copy.name }) : x)));
       group.parts = group.parts.map((n) => mapStmts([n], rename)[0] as For);
     }
     group.parts.push(...l.parts);

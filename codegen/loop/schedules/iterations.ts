@@ -4,7 +4,7 @@
 // stored at `o0*8 + o1` is injective in f, and f = g*T + t is injective in g and in t.
 import { operands } from '../analysis.js';
 import { loopEnv, rangeOf as rangeIn } from '../range.js';
-import { E, type Expr, type Stmt } from '../ir.js';
+import { E, type Expr, type Stmt, loadedIndices } from '../ir.js';
 import { type For, affineOf, key, separates, varsOf } from './loops.js';
 
 /** Inclusive range of an i32 expression over loop extents (variables absent from `extents` are unknown; range.ts). */
@@ -64,7 +64,7 @@ export class Body {
     const visit = (ss: readonly Stmt[]): void => {
       for (const s of ss) {
         const loads = (e: Expr): void => {
-          if (e.k === 'load') this.accesses.push({ array: e.buf, idx: e.idx, write: false });
+          if (e.k === 'load') for (const idx of loadedIndices(e)) this.accesses.push({ array: e.buf, idx, write: false });
           operands(e).forEach(loads);
         };
         if (s.k === 'decl') loads(s.init);

@@ -4,14 +4,17 @@
 // convOperands refused an unpadded conv's update, the seed CNN on llvm lost its conv micro-kernel and ran 10x slower,
 // and no test failed).
 import { beforeAll, describe, expect, it } from 'vitest';
-import { LLVM_CAPS } from '../../../codegen/llvm/target.js';
+import { LLVM_CAPS, llvmCaps } from '../../../codegen/llvm/target.js';
 import { DEFAULT_CAPS, type TargetCaps } from '../../../codegen/loop/schedule.js';
 import { runPipeline } from '../../../driver/pipeline.js';
 import type * as keras from '../../../frontend/index.js';
 import type { Stmt } from '../../../codegen/loop/ir.js';
+import { printExpr } from '../../../codegen/loop/printer.js';
+import { someExpr, walkStmts } from '../../../codegen/loop/visit.js';
+import type * as compiler from '../../../compiler.js';
+import { rng } from '../../ir/helpers.js';
 import type { Graph } from '../../../ir/graph.js';
 import { SEED_FILES, seedModels, seedTrainStep } from '../../seed_examples.js';
-import { calibrate, quantizeGraph } from '../../../passes/quantize.js';
 
 const BATCH = 64;
 const CAPS: Record<string, TargetCaps> = { llvm: { ...LLVM_CAPS, threads: 2 }, wasm: DEFAULT_CAPS };
@@ -84,22 +87,20 @@ const COUNTS: Record<string, readonly [number, number, number]> = {
 
 /** 'file.ts export entry' -> the graph */
 const graphs = new Map<string, Graph>();
-/** The seed CNN's inference graph quantized to int8 (calibrated on one random batch). */
-let cnn8: Graph | undefined;
+/** the seed CNN quantized to int8 at batch 64 (the build's quantize, calibrated on 64 random images) */
+let cnn8: Graph;
 
 beforeAll(async () => {
   const { dist, models } = await seedModels();
+  const { quantize } = (await import('../../../dist/compiler.js')) as unknown as typeof compiler;
+  const r = rng(3);
+  cnn8 = quantize(models.get('cnn.ts default')!, { shape: [BATCH, 28, 28, 1], data: Float32Array.from({ length: BATCH * 784 }, () => r()) }, { batchSize: BATCH }).graph;
   const seen = new Set<keras.Model>(); // a model exported twice (default and by name) once
   for (const [name, m] of models) {
     if (seen.has(m)) continue;
     seen.add(m);
     const traced = dist.traceModel(m, BATCH);
     graphs.set(`${name} predict`, traced.graph);
-    if (name === 'cnn.ts default') {
-      const params = new Map(traced.variables.map((v) => [v.path, v.data]));
-      const x = new Map([[traced.graph.inputs[0]!.attrs['name'] as string, Float32Array.from({ length: BATCH * 784 }, (_, i) => ((i * 7919) % 1000) / 1000)]]);
-      cnn8 = quantizeGraph(traced.graph, params, calibrate(traced.graph, params, [x])).graph;
-    }
     // a model its file does not compile trains as the seed MLP does (bench, golden tests)
     if (!m.compiled) m.compile({ optimizer: 'adam', loss: 'sparse_categorical_crossentropy' });
     // the whole-batch training step, updates in place (compile's partial-batch step adds only the rows mask)
@@ -121,7 +122,7 @@ it.each(Object.keys(CAPS))('the seed CNN in int8 on %s: its first conv and the m
   // fuse.ts pooledQconv, pool_tile.ts: the 64 x 28 x 28 x 8 conv outputs never stored, 64 x 14 x 14 x 8 pooled ones
   // computed by one requantize statement (vector lanes) in the register tile's epilogue
   const steps = new Map<number, Set<string>>();
-  const { program } = runPipeline(cnn8!, { caps: CAPS[target]!, trace: (name, _, at) => {
+  const { program } = runPipeline(cnn8, { caps: CAPS[target]!, trace: (name, _, at) => {
     if (!steps.has(at.kernel)) steps.set(at.kernel, new Set());
     steps.get(at.kernel)!.add(name);
   } });
@@ -135,6 +136,21 @@ it.each(Object.keys(CAPS))('the seed CNN in int8 on %s: its first conv and the m
   walk(k.body, 1);
   expect(times).toBe(BATCH * 14 * 14 * 8);
   expect(program.buffers.filter((b) => b.dtype === 'int8' && b.size === BATCH * 28 * 28 * 8)).toEqual([]);
+});
+
+it('the int8 seed CNN\'s second conv packs its input, read in place, as a vector loop of byte quads (llvm, AVX-512 VNNI)', () => {
+  // conv2d_1 reads its 8 input channels as quads in place (pair_dot.ts inPlace): its packing nest stores
+  // pack16(pack8(x + 128, ...)) of 4 consecutive int8 elements, which simplify makes one word read (xor 0x80808080),
+  // contiguous in the lanes: a vector copy-with-xor, not 4 byte loads, shifts and ors per word in a scalar loop
+  const { program } = runPipeline(cnn8, { caps: { ...llvmCaps('icelake-server'), threads: 2 } });
+  const packs: string[] = [];
+  for (const k of program.kernels) {
+    walkStmts(k.body, (s, loops) => {
+      if (s.k !== 'store' || !s.buf.startsWith('pairs_') || !someExpr(s.value, (e) => e.k === 'load' && e.quad)) return;
+      packs.push(`${k.ops.join(',')}: ${loops[loops.length - 1]!.kind} ${printExpr(s.value).replace(/quad\(\w+\[.*\]\)/, 'quad(x[..])')}`);
+    });
+  }
+  expect(packs).toEqual(['qconv: vector xor(quad(x[..]), -2139062144)']);
 });
 
 describe.each(Object.keys(CAPS))('the seed examples scheduled for %s', (target) => {
