@@ -5,7 +5,7 @@
 // fewer columns than a vector holds widened to whole vectors over the tile's rows (widen).
 import { type Buffer, E, type Expr, S, type Scalar, type Stmt } from '../ir.js';
 import { printExpr } from '../printer.js';
-import { children, walkStmts } from '../visit.js';
+import { children, someExpr, stmtExprs, walkStmts } from '../visit.js';
 import { parallel, unroll } from './kinds.js';
 import { vectorize, vectorizeLanes } from './vectorize.js';
 import { type TargetCaps, registerTile } from '../schedule.js';
@@ -164,6 +164,16 @@ function poolTiles(s: Schedule, loop: string, caps: TargetCaps): void {
   }
 }
 
+/** Whether a loop's body divides its variable (or an expression of it) by a constant: `v // d`, `v % d`. */
+function divides(l: For): boolean {
+  let found = false;
+  const uses = (e: Expr): boolean => (e.k === 'var' ? e.name === l.v : children(e).some(uses));
+  walkStmts(l.body, (x) => {
+    for (const e of stmtExprs(x)) if (someExpr(e, (y) => y.k === 'binary' && (y.op === 'idiv' || y.op === 'mod') && uses(y.a))) found = true;
+  });
+  return found;
+}
+
 /** Run by cpu_matmul.ts before its float nests. */
 export function cpuQmatmul(s: Schedule, caps: TargetCaps): void {
   if (caps.gpu || !(caps.vector?.values === 'any' || caps.vector?.ints?.has('dot2'))) return;
@@ -194,9 +204,10 @@ export function cpuQmatmul(s: Schedule, caps: TargetCaps): void {
     if (rows.length > 1 && caps.threads > 1) s.try(parallel, { loops: [names[0]!] });
     // the packing nest's pairs in chunks that cpu_kinds makes vector lanes (an extent the target renders as one vector)
     // (a convolution's pairs loop is outside its positions: not split)
-    const pk = findLoop(s.body, names[names.length - 1]!)!;
-    const lanes = [4, 2, 1].map((f) => f * caps.vectorWidth).find((f) => pk.extent % f === 0 && pk.extent > f && f <= (caps.vector?.maxExtent ?? 0));
-    if (lanes && rows.length === 1) s.apply(split, { loop: pk.v, factor: lanes, outer: s.fresh('pk'), inner: s.fresh('pc') });
+    // (and a convolution whose groups slide along its positions packs no pairs loop)
+    const pk = rows.length === 1 ? findLoop(s.body, names[names.length - 1]!) : undefined;
+    const lanes = pk && [4, 2, 1].map((f) => f * caps.vectorWidth).find((f) => pk.extent % f === 0 && pk.extent > f && f <= (caps.vector?.maxExtent ?? 0));
+    if (pk && lanes) s.apply(split, { loop: pk.v, factor: lanes, outer: s.fresh('pk'), inner: s.fresh('pc') });
     if (pooled) {
       s.attempt(() => poolTiles(s, top.v, caps));
       continue;
@@ -211,6 +222,11 @@ export function cpuQmatmul(s: Schedule, caps: TargetCaps): void {
     const pack = n.chain.length === 2 && N > reg.nr && M / reg.mr >= 4;
     const at = s.body.indexOf(nest), after = s.body.length - at;
     if (!s.attempt(() => microKernel(s, n, { ...reg, columnsOuter: true, pack }, caps))) continue;
+    // a short reduction whose row index divides its step (a convolution read in place: group g's tap g / (cin / 4),
+    // a multiply-high, shift and multiply per step before its loads) unrolled, where the divisions fold: the seed
+    // CNN's second conv, 18 steps
+    const kl = n.r.loops.length === 1 ? findLoop(s.body, n.r.loops[0]!.v) : undefined;
+    if (kl && kl.extent <= 32 && divides(kl)) s.try(unroll, { loops: [kl.v] });
     // an epilogue of fewer columns than a vector's lanes as whole vectors (the requantize of 8 channels in 16 lanes)
     if (reg.nr < V) {
       // (the nest where it was: what the micro-kernel adds, it adds before)

@@ -260,6 +260,29 @@ export function pairRows(body: readonly Stmt[], v: string): number | undefined {
   return typeof m === 'string' ? undefined : m.rows.length;
 }
 
+/**
+ * Whether a convolution's group g + 1 at grid position p is its group g at p + 1 along the last dimension, for every
+ * p but the last and g < K2 - 1: the two packed values, in a nest over those ranges, simplified and their decided
+ * bounds folded, are one expression (interned: equal forms are one object). `group` gives a grid position's packed
+ * group (its decls and value).
+ */
+function slides(k: KernelView, dims: readonly number[], K2: number, names: readonly string[], pk: string, group: (vars: readonly Expr[], g: Expr) => { stmts: Decl[]; value: Expr }): boolean {
+  const L = dims.length - 1, vars = dims.map((_, d) => E.v(names[d]!)), g = E.v(pk);
+  const inline = (r: { stmts: Decl[]; value: Expr }) => {
+    const m = new Map<string, Expr>();
+    for (const d of r.stmts) m.set(d.name, substExpr(d.init, m));
+    return substExpr(r.value, m);
+  };
+  const a = inline(group(vars, E.add(g, E.i32(1)))), b = inline(group(vars.map((v, d) => (d === L ? E.add(v, E.i32(1)) : v)), g));
+  let body: Stmt[] = [S.for(pk, K2 - 1, [S.store('_slide', E.i32(0), a), S.store('_slide', E.i32(1), b)])];
+  body = [S.for(names[L]!, dims[L]! - 1, body)];
+  for (let d = L - 1; d >= 0; d--) body = [S.for(names[d]!, dims[d]!, body)];
+  const tidy = (ss: readonly Stmt[]) => simplify({ name: 'k', buffers: [...k.buffers, { name: '_slide', dtype: 'int32', size: 2, kind: 'temp' }], kernels: [{ name: 'k', ops: [], body: ss }], inputs: [], params: [], outputs: [], updates: [] }).kernels[0]!.body;
+  let stores: Stmt[] = [...tidy(foldDecided(tidy(body)))];
+  while (stores.length === 1 && stores[0]!.k === 'for') stores = [...stores[0]!.body];
+  return stores.length === 2 && stores[0]!.k === 'store' && stores[1]!.k === 'store' && stores[0]!.value === stores[1]!.value;
+}
+
 export const pairDot = primitive<PairDotArgs>({
   name: 'pairDot',
   check: (k, a) => {
@@ -315,19 +338,30 @@ export const pairDot = primitive<PairDotArgs>({
     const toRows = (g: readonly Expr[]): Expr[] => (grid ? [g[0]!, ...win.map((w, d) => E.idiv(g[d + 1]!, w.extent)), ...win.map((w, d) => E.mod(g[d + 1]!, w.extent))] : [...g]);
     const gridOf = (vars: readonly Expr[]): Expr[] => (grid ? [vars[0]!, ...win.map((w, d) => E.add(E.mul(vars[d + 1]!, E.i32(w.extent)), vars[d + 1 + win.length]!))] : [...vars]);
     const posIndex = (vars: readonly Expr[]) => gridOf(vars).slice(1).reduce((acc: Expr, v, d) => E.add(E.mul(acc, E.i32(dims[d + 1]!)), v), E.i32(0));
-    const rowAt = (vars: readonly Expr[], g: Expr) => (conv ? E.add(E.mul(E.add(E.mul(vars[0]!, E.i32(K2)), g), E.i32(P)), posIndex(vars)) : E.add(E.mul(rowIndex(vars), E.i32(K2)), g));
+    let rowAt = (vars: readonly Expr[], g: Expr) => (conv ? E.add(E.mul(E.add(E.mul(vars[0]!, E.i32(K2)), g), E.i32(P)), posIndex(vars)) : E.add(E.mul(rowIndex(vars), E.i32(K2)), g));
     // (a tap's index arithmetic inlined into its load: an index affine in the lanes' loop, as vector loads need)
-    const pack = (vars: readonly Expr[]): Stmt[] => {
-      const rs = terms.map((i) => instance(rowDecls, m.row, at(nth(E.v(pk), i), vars), k.fresh));
-      return inlineArithmetic([...rs.flatMap((r) => r.stmts), S.store(a.buffer, rowAt(vars, E.v(pk)), packed(rs.map((r, i) => zeroPast(E.v(pk), i, r.value))))]);
+    const groupOf = (vars: readonly Expr[], g: Expr) => {
+      const rs = terms.map((i) => instance(rowDecls, m.row, at(nth(g, i), vars), k.fresh));
+      return { stmts: rs.flatMap((r) => r.stmts), value: packed(rs.map((r, i) => zeroPast(g, i, r.value))) };
     };
+    const pack = (vars: readonly Expr[], g: Expr = E.v(pk), to = rowAt(vars, g)): Stmt[] => {
+      const r = groupOf(vars, g);
+      return inlineArithmetic([...r.stmts, S.store(a.buffer, to, r.value)]);
+    };
+    // a convolution whose group g + 1 at position p is group g at p + 1 along its last dimension (the seed CNN's
+    // first conv: cin 1, a quad the 3 taps of one window column; stride 1) packs group 0 alone, its last dimension D
+    // longer by K2 - 1: group g at p is then element p + g (past D - 1: group p + g - D + 1 at D - 1, packed apart),
+    // a third of the packing for 3 groups
+    const D = dims[dims.length - 1]!, slide = conv && !direct && K2 > 1 && D > 1 && slides(k, dims, K2, names, pk, (vars, g) => groupOf(toRows(vars), g));
+    const P1 = (P / D) * (D + K2 - 1);
+    if (slide) rowAt = (vars, g) => E.add(E.add(E.mul(vars[0]!, E.i32(P1)), gridOf(vars).slice(1).reduce((acc: Expr, v, d) => E.add(E.mul(acc, E.i32(d === dims.length - 2 ? D + K2 - 1 : dims[d + 1]!)), v), E.i32(0))), g);
     // a matmul's pairs innermost (contiguous: vector lanes); a convolution's window taps outside its positions, so
     // a tap's offsets (k2 unflattened: divisions) are computed once per input row, not per position; each
     // positions loop in three, its first and last `border` iterations apart from the interior, where the taps'
     // bounds and index clamps fold (foldDecided): branch-free, contiguous loads and stores, vector lanes
     const extents = new Map<string, number>([[names[0]!, m.rows[0]!.extent], [pk, K2]]);
     const positions = (d: number, vars: readonly Expr[], border: readonly number[], interior = -1): Stmt[] => {
-      if (d === dims.length) return pack(toRows(vars));
+      if (d === dims.length) return slide ? pack(toRows(vars), E.i32(0)) : pack(toRows(vars));
       const n = dims[d]!, b = border[d] ?? 0;
       const segs = b > 0 && n > 2 * b ? (d === interior ? [[b, n - b]] : [[0, b], [b, n - b], [n - b, n]]) : [[0, n]];
       return segs.map(([lo, hi], i) => {
@@ -339,7 +373,15 @@ export const pairDot = primitive<PairDotArgs>({
     // (a grid's row and tap, g / w and g mod w, simplified first: the tap's position row * w + tap is g again, whose
     // range the border decides; apart, their ranges' sum is looser and took a border of 2 for the seed CNN's 1)
     const tidy = (ss: Stmt[]) => (grid ? [...simplify({ name: 'k', buffers: k.buffers, kernels: [{ name: 'k', ops: [], body: ss }], inputs: [], params: [], outputs: [], updates: [] }).kernels[0]!.body] : ss);
-    const nestOf = (border: readonly number[], interior = -1) => foldDecided(tidy([S.for(names[0]!, m.rows[0]!.extent, [S.for(pk, K2, positions(1, [E.v(names[0]!)], border, interior))])]), extents)[0]!;
+    const nestOf = (border: readonly number[], interior = -1) => foldDecided(tidy([S.for(names[0]!, m.rows[0]!.extent, slide ? positions(1, [E.v(names[0]!)], border, interior) : [S.for(pk, K2, positions(1, [E.v(names[0]!)], border, interior))])]), extents)[0]!;
+    // (slide: groups 1 .. K2 - 1 of the last position, at D .. D + K2 - 2)
+    const tail = (): Stmt => {
+      const vars = dims.map((_, d) => (d < dims.length - 1 ? k.fresh(names[d]!) : k.fresh(pk))), j = E.add(E.v(vars[dims.length - 1]!), E.i32(1));
+      const rows = toRows(dims.map((_, d) => (d === dims.length - 1 ? E.i32(D - 1) : E.v(vars[d]!))));
+      let body = [S.for(vars[dims.length - 1]!, K2 - 1, pack(rows, j, rowAt(rows, j)))];
+      for (let d = dims.length - 2; d >= 0; d--) body = [S.for(vars[d]!, dims[d]!, body)];
+      return foldDecided(tidy(body), new Map(vars.map((v, d) => [v, d < dims.length - 1 ? dims[d]! : K2 - 1])))[0]!;
+    };
     // each positions loop's border: the least that leaves the fewest undecided bounds and clamps in the interior
     const border = dims.map(() => 0);
     for (let d = 1; conv && !direct && d < dims.length; d++) {
@@ -348,7 +390,7 @@ export const pairDot = primitive<PairDotArgs>({
       for (let b = 1; b <= 3 && 2 * b < dims[d]!; b++) if (cost(b) < least) [best, least] = [b, cost(b)];
       border[d] = best;
     }
-    const packRows = direct?.nest ?? nestOf(border);
+    const packRows = direct?.nest ?? nestOf(border), packTail = slide ? [tail()] : [];
     // the columns' pairs: a convolution's once per call in a nest before, wp[k2, j] = pack16(column at k2, column at
     // K2 + k2) (its micro-kernel would pack them again for every tile: as many pack16s as dot2 vectors); a matmul's
     // in the step, where the micro-kernel packs its panels once per call, with no buffer of them all (RAM: the seed
@@ -379,9 +421,9 @@ export const pairDot = primitive<PairDotArgs>({
     }
     let nest: For = { ...m.j, body: jBody };
     for (let d = outer.length - 1; d >= 0; d--) nest = { ...outer[d]!, body: [nest] };
-    const buffer: Buffer = direct?.q ?? { name: a.buffer, dtype: 'int32', size: M * K2, kind: 'temp' }, cols: Buffer = { name: wb, dtype: 'int32', size: K2 * N, kind: 'temp' };
+    const buffer: Buffer = direct?.q ?? { name: a.buffer, dtype: 'int32', size: slide ? dims[0]! * P1 : M * K2, kind: 'temp' }, cols: Buffer = { name: wb, dtype: 'int32', size: K2 * N, kind: 'temp' };
     const idx = k.body.indexOf(m.top);
-    return { body: [...k.body.slice(0, idx), ...(packCols ? [packCols] : []), ...(hoist ? [hoist.nest] : []), packRows, nest, ...k.body.slice(idx + 1)],
+    return { body: [...k.body.slice(0, idx), ...(packCols ? [packCols] : []), ...(hoist ? [hoist.nest] : []), packRows, ...packTail, nest, ...k.body.slice(idx + 1)],
       buffers: [...k.buffers, ...(hoist ? [hoist.q] : []), buffer, ...(once ? [cols] : [])] };
   },
 });

@@ -8,7 +8,7 @@ import { LLVM_CAPS, llvmCaps } from '../../../codegen/llvm/target.js';
 import { DEFAULT_CAPS, type TargetCaps } from '../../../codegen/loop/schedule.js';
 import { runPipeline } from '../../../driver/pipeline.js';
 import type * as keras from '../../../frontend/index.js';
-import type { Stmt } from '../../../codegen/loop/ir.js';
+import type { Expr, Stmt } from '../../../codegen/loop/ir.js';
 import { printExpr } from '../../../codegen/loop/printer.js';
 import { someExpr, walkStmts } from '../../../codegen/loop/visit.js';
 import type * as compiler from '../../../compiler.js';
@@ -151,6 +151,26 @@ it('the int8 seed CNN\'s second conv packs its input, read in place, as a vector
     });
   }
   expect(packs).toEqual(['qconv: vector xor(quad(x[..]), -2139062144)']);
+});
+
+it('the int8 seed CNN on llvm (AVX-512 VNNI): the first conv packs one group per position (groups slide), the second\'s steps have no divisions', () => {
+  // pair_dot.ts slides: conv2d's quads (3 taps of a window column) are group 0 at 28 + 2 positions per row, not 3
+  // groups at 28; cpu_qmatmul.ts: conv2d_1's 18 in-place steps (tap = g / 2: a division per step) unrolled, folded
+  const { program } = runPipeline(cnn8, { caps: { ...llvmCaps('icelake-server'), threads: 2 } });
+  const pairs = program.buffers.filter((b) => b.name.startsWith('pairs_')).map((b) => b.size).sort((a, b) => a - b);
+  expect(pairs).toEqual([BATCH * 4, BATCH * 392, BATCH * 28 * 30]); // (and the dense layer's 16 inputs, 4 quads a row)
+  // (an i32 division is `div` once legalized)
+  const divided: string[] = [];
+  for (const k of program.kernels) {
+    walkStmts(k.body, (s) => {
+      if (s.k !== 'for' || s.kind === 'unroll' || !JSON.stringify(s.body).includes('"op":"dot4"')) return; // (unrolled: constants)
+      const uses = (e: Expr): boolean => e.k === 'var' ? e.name === s.v : e.k === 'binary' ? uses(e.a) || uses(e.b) : false;
+      walkStmts(s.body, (x) => {
+        if (x.k === 'decl' && someExpr(x.init, (e) => e.k === 'binary' && ['idiv', 'div', 'mod'].includes(e.op) && uses(e.a))) divided.push(`${k.name}: ${s.v}`);
+      });
+    });
+  }
+  expect(divided).toEqual([]);
 });
 
 describe.each(Object.keys(CAPS))('the seed examples scheduled for %s', (target) => {
