@@ -1,7 +1,8 @@
 // Recipe: CPU loop kinds from a cost model of extents and work. A top-level loop with independent iterations and
 // enough work for a thread hand-off (libm calls weighing as CALL_WORK operations) runs in parallel (when the target
 // has threads), a producer nest before it merged into it where each of its iterations makes what the same
-// iteration reads (mergeProducers: one parallel region, not two or a serial nest and one); an innermost loop of at least
+// iteration reads (mergeProducers: one parallel region, not two or a serial nest and one), else in parallel itself
+// with a quarter of the grain's work; an innermost loop of at least
 // min(V, 4) iterations that can be lanes (laneShape) runs as vector lanes where the target has a vector form for
 // it, else unrolled or serial (vectorizeLanes). A serial reduction whose values folded in have a vector form on the
 // target becomes a fold loop (fold.ts). Loops a recipe already gave a kind keep it. An innermost loop longer than the
@@ -67,6 +68,10 @@ function mergeProducers(s: Schedule, caps: TargetCaps): void {
       if (why) throw new ScheduleError(why);
     });
     if (merged) i = Math.max(-1, i - 2); // the merged loop may take the nest before it too
+    // one that does not merge runs in parallel too where it has a fraction of the grain's work: between two
+    // parallel regions a serial nest costs its whole time, a third region one hand-off (the seed CNN's second conv
+    // packs 64 x 392 quads in place, read back past a slab its divisions leave unproved: 10% of a 1-thread call)
+    else if (x.extent >= caps.threads && parallelWork([x]) * 4 >= caps.parallelGrain) s.try(parallel, { loops: [x.v] });
   }
 }
 

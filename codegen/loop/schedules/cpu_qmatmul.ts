@@ -6,7 +6,7 @@
 import { type Buffer, E, type Expr, S, type Scalar, type Stmt } from '../ir.js';
 import { printExpr } from '../printer.js';
 import { children, someExpr, stmtExprs, walkStmts } from '../visit.js';
-import { parallel, unroll } from './kinds.js';
+import { unroll } from './kinds.js';
 import { vectorize, vectorizeLanes } from './vectorize.js';
 import { type TargetCaps, registerTile } from '../schedule.js';
 import { type For, ScheduleError, affineOf, findLoop, mapExpr, replaceLoop, substExpr } from './loops.js';
@@ -199,9 +199,6 @@ export function cpuQmatmul(s: Schedule, caps: TargetCaps): void {
     const V = caps.vectorWidth, groups = Math.ceil(j.body.filter((x): x is For => x.k === 'for').flatMap((l) => outerChain(l)).reduce((n, l) => n * l.extent, 1) / width);
     const pad = rows.length === 1 && groups > 2 * V && groups % V ? V : 1;
     s.apply(pairDot, { loop: top.v, buffer: s.freshBuffer(`pairs_${s.name}`), names, width, packColumns: caps.packColumns === true, pad });
-    // a convolution's packing nest over the images in parallel, as its compute nest is: under cpu_kinds' grain (the
-    // seed CNN's second conv packs 64 x 392 quads in place, 10% of a 1-thread call on one thread at 2 threads)
-    if (rows.length > 1 && caps.threads > 1) s.try(parallel, { loops: [names[0]!] });
     // the packing nest's pairs in chunks that cpu_kinds makes vector lanes (an extent the target renders as one vector)
     // (a convolution's pairs loop is outside its positions: not split)
     // (and a convolution whose groups slide along its positions packs no pairs loop)

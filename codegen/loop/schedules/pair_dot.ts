@@ -375,12 +375,14 @@ export const pairDot = primitive<PairDotArgs>({
     const tidy = (ss: Stmt[]) => (grid ? [...simplify({ name: 'k', buffers: k.buffers, kernels: [{ name: 'k', ops: [], body: ss }], inputs: [], params: [], outputs: [], updates: [] }).kernels[0]!.body] : ss);
     const nestOf = (border: readonly number[], interior = -1) => foldDecided(tidy([S.for(names[0]!, m.rows[0]!.extent, slide ? positions(1, [E.v(names[0]!)], border, interior) : [S.for(pk, K2, positions(1, [E.v(names[0]!)], border, interior))])]), extents)[0]!;
     // (slide: groups 1 .. K2 - 1 of the last position, at D .. D + K2 - 2)
-    const tail = (): Stmt => {
-      const vars = dims.map((_, d) => (d < dims.length - 1 ? k.fresh(names[d]!) : k.fresh(pk))), j = E.add(E.v(vars[dims.length - 1]!), E.i32(1));
+    // (in the packing nest's loop over the images: one nest, whose iterations each pack their own image)
+    const tail = (): Stmt[] => {
+      const vars = dims.map((_, d) => (d === 0 ? names[0]! : d < dims.length - 1 ? k.fresh(names[d]!) : k.fresh(pk))), j = E.add(E.v(vars[dims.length - 1]!), E.i32(1));
       const rows = toRows(dims.map((_, d) => (d === dims.length - 1 ? E.i32(D - 1) : E.v(vars[d]!))));
       let body = [S.for(vars[dims.length - 1]!, K2 - 1, pack(rows, j, rowAt(rows, j)))];
-      for (let d = dims.length - 2; d >= 0; d--) body = [S.for(vars[d]!, dims[d]!, body)];
-      return foldDecided(tidy(body), new Map(vars.map((v, d) => [v, d < dims.length - 1 ? dims[d]! : K2 - 1])))[0]!;
+      for (let d = dims.length - 2; d >= 1; d--) body = [S.for(vars[d]!, dims[d]!, body)];
+      const image = foldDecided(tidy([S.for(names[0]!, dims[0]!, body)]), new Map(vars.map((v, d) => [v, d < dims.length - 1 ? dims[d]! : K2 - 1])))[0] as For;
+      return [...image.body];
     };
     // each positions loop's border: the least that leaves the fewest undecided bounds and clamps in the interior
     const border = dims.map(() => 0);
@@ -390,7 +392,7 @@ export const pairDot = primitive<PairDotArgs>({
       for (let b = 1; b <= 3 && 2 * b < dims[d]!; b++) if (cost(b) < least) [best, least] = [b, cost(b)];
       border[d] = best;
     }
-    const packRows = direct?.nest ?? nestOf(border), packTail = slide ? [tail()] : [];
+    const rowsNest = direct?.nest ?? nestOf(border), packRows = slide ? { ...(rowsNest as For), body: [...(rowsNest as For).body, ...tail()] } : rowsNest;
     // the columns' pairs: a convolution's once per call in a nest before, wp[k2, j] = pack16(column at k2, column at
     // K2 + k2) (its micro-kernel would pack them again for every tile: as many pack16s as dot2 vectors); a matmul's
     // in the step, where the micro-kernel packs its panels once per call, with no buffer of them all (RAM: the seed
@@ -423,7 +425,7 @@ export const pairDot = primitive<PairDotArgs>({
     for (let d = outer.length - 1; d >= 0; d--) nest = { ...outer[d]!, body: [nest] };
     const buffer: Buffer = direct?.q ?? { name: a.buffer, dtype: 'int32', size: slide ? dims[0]! * P1 : M * K2, kind: 'temp' }, cols: Buffer = { name: wb, dtype: 'int32', size: K2 * N, kind: 'temp' };
     const idx = k.body.indexOf(m.top);
-    return { body: [...k.body.slice(0, idx), ...(packCols ? [packCols] : []), ...(hoist ? [hoist.nest] : []), packRows, ...packTail, nest, ...k.body.slice(idx + 1)],
+    return { body: [...k.body.slice(0, idx), ...(packCols ? [packCols] : []), ...(hoist ? [hoist.nest] : []), packRows, nest, ...k.body.slice(idx + 1)],
       buffers: [...k.buffers, ...(hoist ? [hoist.q] : []), buffer, ...(once ? [cols] : [])] };
   },
 });
