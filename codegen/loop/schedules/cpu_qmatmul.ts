@@ -11,6 +11,8 @@ import { vectorize, vectorizeLanes } from './vectorize.js';
 import { type TargetCaps, registerTile } from '../schedule.js';
 import { type For, ScheduleError, affineOf, findLoop, mapExpr, replaceLoop, substExpr } from './loops.js';
 import { contractionNest, microKernel } from './micro_kernel.js';
+import { expand } from './gpu_loops.js';
+import { simplifyIndices } from './cleanup.js';
 import { type Reduction, localArrays, outerChain } from './nests.js';
 import { pairDot, pairRows } from './pair_dot.js';
 import { poolTile, pooledNest } from './pool_tile.js';
@@ -220,10 +222,10 @@ export function cpuQmatmul(s: Schedule, caps: TargetCaps): void {
     const at = s.body.indexOf(nest), after = s.body.length - at;
     if (!s.attempt(() => microKernel(s, n, { ...reg, columnsOuter: true, pack }, caps))) continue;
     // a short reduction whose row index divides its step (a convolution read in place: group g's tap g / (cin / 4),
-    // a multiply-high, shift and multiply per step before its loads) unrolled, where the divisions fold: the seed
-    // CNN's second conv, 18 steps
+    // a multiply-high, shift and multiply per step before its loads) expanded, its copies' divisions folded: the
+    // seed CNN's second conv, 18 steps (its indices then affine, so its packing nest can merge into it: cpu_kinds)
     const kl = n.r.loops.length === 1 ? findLoop(s.body, n.r.loops[0]!.v) : undefined;
-    if (kl && kl.extent <= 32 && divides(kl)) s.try(unroll, { loops: [kl.v] });
+    if (kl && kl.extent <= 32 && divides(kl) && s.attempt(() => s.apply(expand, { loop: kl.v }))) s.apply(simplifyIndices, {});
     // an epilogue of fewer columns than a vector's lanes as whole vectors (the requantize of 8 channels in 16 lanes)
     if (reg.nr < V) {
       // (the nest where it was: what the micro-kernel adds, it adds before)

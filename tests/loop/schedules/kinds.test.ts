@@ -99,9 +99,9 @@ describe('producer nests merged into the parallel loop after them', () => {
   // t[r, c] = exp(x[r, c]) over R rows of C, then y[b, c] = the sum of B rows of t from row b*stride: block b's own
   // rows (stride B), or rows overlapping the next block's (stride B/2)
   const R = 32, C = 16, B = 4;
-  const rowsThenBlocks = (stride: number) => {
+  const rowsThenBlocks = (stride: number, op: 'exp' | 'neg' = 'exp') => {
     const tIdx = (r: ReturnType<typeof E.v> | ReturnType<typeof E.add>) => E.add(E.mul(r, E.i32(C)), v('c'));
-    const producer = S.for('r', R, [S.for('c', C, [S.store('t', tIdx(v('r')), E.unary('exp', load('x', tIdx(v('r')), 'f32')))])]);
+    const producer = S.for('r', R, [S.for('c', C, [S.store('t', tIdx(v('r')), E.unary(op, load('x', tIdx(v('r')), 'f32')))])]);
     const row = E.add(E.mul(v('b'), E.i32(stride)), v('m'));
     const consumer = S.for('b', R / B, [S.for('c2', C, [
       S.decl('acc', 'f32', E.f32(0)),
@@ -129,6 +129,13 @@ describe('producer nests merged into the parallel loop after them', () => {
     expectSame(p, q);
     const n = rowsThenBlocks(B / 2), nq = schedule(n, caps);
     expect(nq.kernels[0]!.body.filter((x) => x.k === 'for').map((x) => x.k === 'for' && x.extent)).toEqual([R, R / B]);
+    // a producer that does not merge runs in parallel itself where it has a quarter of the grain's work: 32 x 16
+    // negations (512) under a grain of the consumer's work (768), not alone; under a grain past 4 x 512 it stays serial
+    const neg = rowsThenBlocks(B / 2, 'neg'), grain = { ...caps, parallelGrain: parallelWork([neg.kernels[0]!.body[1]!]) };
+    expect(parallelWork([neg.kernels[0]!.body[0]!]) * 4).toBeGreaterThan(grain.parallelGrain);
+    expect(schedule(neg, grain).kernels[0]!.body.map((x) => x.k === 'for' && x.kind)).toEqual(['parallel', 'parallel']);
+    expect(schedule(neg, { ...grain, parallelGrain: 4 * parallelWork([neg.kernels[0]!.body[0]!]) + 1 }).kernels[0]!.body.map((x) => x.k === 'for' && x.kind)).toEqual(['serial', 'serial']);
+    expectSame(neg, schedule(neg, grain));
     expectSame(n, nq);
     // one thread: nothing to merge for; 16 threads: the 8 blocks would leave half of them idle in the row nest
     expect(schedule(p, { ...caps, threads: 1 }).kernels[0]!.body.filter((x) => x.k === 'for')).toHaveLength(2);
