@@ -118,7 +118,7 @@ function* passes(input: Graph, options: PipelineOptions): Generator<PassResult, 
   // GPU: independent launches of a kernel merged into one (schedules/horizontal.ts), then the launches' estimates
   const program = gpu ? fuseLaunches(legal, gpu) : legal;
   yield { name: 'launches', text: () => printProgram(program) + (gpu ? describeLaunches(program, gpu) : '') };
-  const memory = planMemory(program);
+  const memory = planMemory(program, { threads: caps.threads });
   yield { name: 'memplan', text: () => describeMemory(memory) };
   return { graph: g, plan, program, memory };
 }

@@ -2,7 +2,8 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { runProgram } from '../../codegen/loop/interpreter.js';
 import type { Program, Stmt } from '../../codegen/loop/ir.js';
-import { ALIGN, type MemoryPlan, accesses, bytesOf, intermediateBytes } from '../../codegen/loop/memplan.js';
+import { ALIGN, type MemoryPlan, THREADED_APART_BYTES, accesses, bytesOf, intermediateBytes } from '../../codegen/loop/memplan.js';
+import { DEFAULT_CAPS } from '../../codegen/loop/schedule.js';
 import { verifyProgram } from '../../codegen/loop/verifier.js';
 import * as keras from '../../frontend/index.js';
 import { Trace, withTrace } from '../../frontend/engine.js';
@@ -138,6 +139,19 @@ describe('the seed MLP', () => {
     expect(c.memory.arenaBytes).toBeLessThanOrEqual(all / 2);
     expect(c.memory.arenaBytes).toBeLessThanOrEqual(c.memory.unsharedBytes + ALIGN * c.memory.offsets.size);
     expect(arenaProblems(c.program, c.memory)).toEqual([]);
+  });
+
+  it('on threads, keeps buffers apart up to THREADED_APART_BYTES (no bytes written by two threads\' slabs in turn), shares them past it', () => {
+    // the same step at batch 32 (its unshared bytes under the limit) and 8192 (over it), planned for 2 threads
+    const small = runPipeline(adamStep(32), { caps: { ...DEFAULT_CAPS, threads: 2 } }).memory;
+    expect(small.unsharedBytes).toBeLessThanOrEqual(THREADED_APART_BYTES);
+    const ends = [...small.offsets.values()].sort((a, b) => a - b);
+    expect(new Set(ends).size).toBe(small.offsets.size); // every buffer at its own offset
+    expect(small.arenaBytes).toBeGreaterThanOrEqual(small.unsharedBytes);
+    expect(runPipeline(adamStep(32)).memory.arenaBytes).toBeLessThan(small.arenaBytes); // one thread: shared
+    const big = adamStep(8192), threads = runPipeline(big, { caps: { ...DEFAULT_CAPS, threads: 2, parallelGrain: 1 << 30 } }).memory;
+    expect(threads.unsharedBytes).toBeGreaterThan(THREADED_APART_BYTES);
+    expect(threads.arenaBytes).toBeLessThan(threads.unsharedBytes);
   });
 });
 
