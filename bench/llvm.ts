@@ -11,7 +11,7 @@
 // from rebuilt variants of each artifact, the phases of `kiln compile`, training steps with FTZ/DAZ.
 // Set BENCH_QUICK=1 for a fast smoke run (writes bench/results-llvm.quick.md); BENCH_KEEP=1 keeps the temp folder.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -208,7 +208,10 @@ function buildVariant(dir: string, exeName: string, tag: string, ll: string): st
   mkdirSync(v, { recursive: true });
   writeFileSync(path.join(v, 'model.ll'), ll);
   execFileSync('opt-14', ['-O3', `-mcpu=${cpu}`, 'model.ll', '-o', 'model.bc'], { cwd: v });
-  execFileSync('llc-14', ['-O3', `-mcpu=${cpu}`, '-relocation-model=pic', '-filetype=obj', 'model.bc', '-o', 'model.o'], { cwd: v });
+  // a host build's kernels in several modules (target.ts parts): the changed first one linked with the others' objects
+  const others = readdirSync(dir).filter((f) => /^model\.\d+\.part\.o$/.test(f)).map((f) => path.join(dir, f));
+  execFileSync('llc-14', ['-O3', `-mcpu=${cpu}`, '-relocation-model=pic', '-filetype=obj', 'model.bc', '-o', others.length ? 'model.part.o' : 'model.o'], { cwd: v });
+  if (others.length) execFileSync('ld', ['-r', '-o', 'model.o', 'model.part.o', ...others], { cwd: v });
   copyFileSync(path.join(dir, 'libmodel.a'), path.join(v, 'libmodel.a'));
   execFileSync('ar', ['r', 'libmodel.a', 'model.o'], { cwd: v });
   execFileSync('gcc', ['-O2', '-std=c99', '-pthread', `-I${dir}`, path.join(dir, `${exeName}.c`), 'libmodel.a', '-lm', '-o', exeName], { cwd: v });
