@@ -69,8 +69,9 @@ function mergeProducers(s: Schedule, caps: TargetCaps): void {
     });
     if (merged) i = Math.max(-1, i - 2); // the merged loop may take the nest before it too
     // one that does not merge runs in parallel too where it has a fraction of the grain's work: between two
-    // parallel regions a serial nest costs its whole time, a third region one hand-off (the seed CNN's second conv
-    // packs 64 x 392 quads in place, read back past a slab its divisions leave unproved: 10% of a 1-thread call)
+    // parallel regions a serial nest costs its whole time, a third region one hand-off (a convolution's packing nest
+    // read back at indices merge.ts cannot bound: the seed CNN's second conv's 64 x 392 quads, before its steps were
+    // expanded, were 10% of a 1-thread call on one thread)
     else if (x.extent >= caps.threads && parallelWork([x]) * 4 >= caps.parallelGrain) s.try(parallel, { loops: [x.v] });
   }
 }

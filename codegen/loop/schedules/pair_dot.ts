@@ -260,6 +260,11 @@ export function pairRows(body: readonly Stmt[], v: string): number | undefined {
   return typeof m === 'string' ? undefined : m.rows.length;
 }
 
+/** Statements simplified (simplify.ts) as the body of a kernel with these buffers. */
+function simplified(buffers: readonly Buffer[], body: readonly Stmt[]): readonly Stmt[] {
+  return simplify({ name: 'k', buffers: [...buffers], kernels: [{ name: 'k', ops: [], body }], inputs: [], params: [], outputs: [], updates: [] }).kernels[0]!.body;
+}
+
 /**
  * Whether a convolution's group g + 1 at grid position p is its group g at p + 1 along the last dimension, for every
  * p but the last and g < K2 - 1: the two packed values, in a nest over those ranges, simplified and their decided
@@ -277,8 +282,8 @@ function slides(k: KernelView, dims: readonly number[], K2: number, names: reado
   let body: Stmt[] = [S.for(pk, K2 - 1, [S.store('_slide', E.i32(0), a), S.store('_slide', E.i32(1), b)])];
   body = [S.for(names[L]!, dims[L]! - 1, body)];
   for (let d = L - 1; d >= 0; d--) body = [S.for(names[d]!, dims[d]!, body)];
-  const tidy = (ss: readonly Stmt[]) => simplify({ name: 'k', buffers: [...k.buffers, { name: '_slide', dtype: 'int32', size: 2, kind: 'temp' }], kernels: [{ name: 'k', ops: [], body: ss }], inputs: [], params: [], outputs: [], updates: [] }).kernels[0]!.body;
-  let stores: Stmt[] = [...tidy(foldDecided(tidy(body)))];
+  const buffers: Buffer[] = [...k.buffers, { name: '_slide', dtype: 'int32', size: 2, kind: 'temp' }];
+  let stores: Stmt[] = [...simplified(buffers, foldDecided(simplified(buffers, body)))];
   while (stores.length === 1 && stores[0]!.k === 'for') stores = [...stores[0]!.body];
   return stores.length === 2 && stores[0]!.k === 'store' && stores[1]!.k === 'store' && stores[0]!.value === stores[1]!.value;
 }
@@ -372,10 +377,9 @@ export const pairDot = primitive<PairDotArgs>({
     };
     // (a grid's row and tap, g / w and g mod w, simplified first: the tap's position row * w + tap is g again, whose
     // range the border decides; apart, their ranges' sum is looser and took a border of 2 for the seed CNN's 1)
-    const tidy = (ss: Stmt[]) => (grid ? [...simplify({ name: 'k', buffers: k.buffers, kernels: [{ name: 'k', ops: [], body: ss }], inputs: [], params: [], outputs: [], updates: [] }).kernels[0]!.body] : ss);
+    const tidy = (ss: Stmt[]) => (grid ? [...simplified(k.buffers, ss)] : ss);
     const nestOf = (border: readonly number[], interior = -1) => foldDecided(tidy([S.for(names[0]!, m.rows[0]!.extent, slide ? positions(1, [E.v(names[0]!)], border, interior) : [S.for(pk, K2, positions(1, [E.v(names[0]!)], border, interior))])]), extents)[0]!;
-    // (slide: groups 1 .. K2 - 1 of the last position, at D .. D + K2 - 2)
-    // (in the packing nest's loop over the images: one nest, whose iterations each pack their own image)
+    // (slide: groups 1 .. K2 - 1 of the last position, at D .. D + K2 - 2, in the packing nest's loop over the images)
     const tail = (): Stmt[] => {
       const vars = dims.map((_, d) => (d === 0 ? names[0]! : d < dims.length - 1 ? k.fresh(names[d]!) : k.fresh(pk))), j = E.add(E.v(vars[dims.length - 1]!), E.i32(1));
       const rows = toRows(dims.map((_, d) => (d === dims.length - 1 ? E.i32(D - 1) : E.v(vars[d]!))));
