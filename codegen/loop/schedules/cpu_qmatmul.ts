@@ -9,7 +9,7 @@ import { children, someExpr, stmtExprs, walkStmts } from '../visit.js';
 import { unroll } from './kinds.js';
 import { vectorize, vectorizeLanes } from './vectorize.js';
 import { type TargetCaps, registerTile } from '../schedule.js';
-import { type For, ScheduleError, affineOf, findLoop, mapExpr, replaceLoop, substExpr } from './loops.js';
+import { type For, ScheduleError, affineOf, findLoop, mapExpr, replaceLoop, substExpr, varsOf } from './loops.js';
 import { contractionNest, microKernel } from './micro_kernel.js';
 import { expand } from './gpu_loops.js';
 import { simplifyIndices } from './cleanup.js';
@@ -169,9 +169,8 @@ function poolTiles(s: Schedule, loop: string, caps: TargetCaps): void {
 /** Whether a loop's body divides its variable (or an expression of it) by a constant: `v // d`, `v % d`. */
 function divides(l: For): boolean {
   let found = false;
-  const uses = (e: Expr): boolean => (e.k === 'var' ? e.name === l.v : children(e).some(uses));
   walkStmts(l.body, (x) => {
-    for (const e of stmtExprs(x)) if (someExpr(e, (y) => y.k === 'binary' && (y.op === 'idiv' || y.op === 'mod') && uses(y.a))) found = true;
+    for (const e of stmtExprs(x)) if (someExpr(e, (y) => y.k === 'binary' && (y.op === 'idiv' || y.op === 'mod') && varsOf(y.a).has(l.v))) found = true;
   });
   return found;
 }
